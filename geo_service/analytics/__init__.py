@@ -1,0 +1,1 @@
+"""Pure analytics on arrays and GeoDataFrames: no database, no HTTP."""

@@ -1,0 +1,48 @@
+"""``create_app(settings)``: the FastAPI application, its engine built in the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+import geo_service
+from geo_service.api.problems import install_problem_handlers
+from geo_service.api.routes import areas, health, incidents, maps
+from geo_service.db.engine import make_engine, make_sessionmaker, resolve_database_url
+from geo_service.settings import Settings
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the API. No connection is made until the app starts."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The CLI starts the embedded cluster before serving; here we only find its URL.
+        url = resolve_database_url(settings.database, start=False)
+        engine = make_engine(url, settings.database)
+        app.state.engine = engine
+        app.state.sessionmaker = make_sessionmaker(engine)
+        try:
+            yield
+        finally:
+            engine.dispose()
+
+    app = FastAPI(
+        title="geo-service",
+        version=geo_service.__version__,
+        description="Grids, H3 cells, incidents and the city hierarchy for city operations.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_problem_handlers(app)
+    for module in (health, areas, incidents, maps):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

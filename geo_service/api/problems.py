@@ -1,0 +1,82 @@
+"""RFC 9457 problem-details responses for every error the API can answer with."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from geo_service.errors import DatabaseUnavailableError, GeoServiceError
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger("geo_service.api")
+
+
+def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+    """A JSON response with the problem+json media type."""
+    return JSONResponse(body, status_code=body["status"], media_type=PROBLEM_JSON,
+                        headers=headers)
+
+
+def _generic(status: int, title: str, detail: str, code: str, instance: str) -> dict[str, Any]:
+    return {"type": f"https://geo-service.dev/problems/{code}", "title": title,
+            "status": status, "detail": detail, "code": code, "instance": instance}
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Map domain errors, validation errors, HTTP errors and database faults to problems."""
+
+    @app.exception_handler(GeoServiceError)
+    async def _domain(request: Request, exc: GeoServiceError) -> JSONResponse:
+        if exc.status >= 500:
+            log.error("%s: %s", exc.code, exc.detail)
+        return problem_response(exc.problem(request.url.path))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type")}
+            for err in exc.errors()
+        ]
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors
+        ) or "invalid request"
+        body = _generic(422, "Invalid request", detail, "validation-error", request.url.path)
+        body["errors"] = errors
+        return problem_response(body)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
+        code = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+        detail = exc.detail if isinstance(exc.detail, str) else title
+        return problem_response(_generic(exc.status_code, title, detail, code, request.url.path),
+                                headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(OperationalError)
+    async def _db_down(request: Request, exc: OperationalError) -> JSONResponse:
+        if "statement timeout" in str(exc.orig) or "canceling statement" in str(exc.orig):
+            body = _generic(503, "Query took too long", "the query exceeded the statement "
+                            "timeout; narrow the request (bbox, time window)",
+                            "query-timeout", request.url.path)
+            return problem_response(body, headers={"Retry-After": "5"})
+        log.warning("database unavailable: %s", exc.orig)
+        err = DatabaseUnavailableError("the database is unreachable; retry shortly")
+        return problem_response(err.problem(request.url.path), headers={"Retry-After": "5"})
+
+    @app.exception_handler(DBAPIError)
+    async def _db_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        log.exception("database error", exc_info=exc)
+        return problem_response(_generic(500, "Internal error", "an internal error occurred",
+                                         "internal-error", request.url.path))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return problem_response(_generic(500, "Internal error", "an internal error occurred",
+                                         "internal-error", request.url.path))

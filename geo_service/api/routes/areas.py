@@ -1,0 +1,54 @@
+"""The boundary hierarchy: ``/areas``, ``/areas/lookup``, ``/areas/{id}``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+
+from geo_service.api.deps import SessionDep
+from geo_service.api.schemas import CrsParam, LookupResult
+from geo_service.services import areas as area_service
+from geo_service.services.areas import BBox
+
+router = APIRouter(prefix="/areas", tags=["areas"])
+GEOJSON = "application/geo+json"
+
+
+@router.get("", response_class=Response,
+            responses={200: {"content": {GEOJSON: {}}, "description": "FeatureCollection"}})
+def read_areas(
+    session: SessionDep,
+    level: Literal["district", "street", "community", "grid"] | None = None,
+    parent_id: int | None = None,
+    bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy (WGS84)")] = None,
+    version: Annotated[int | None, Query(description="boundary version id; default: current")]
+    = None,
+) -> Response:
+    """Areas as a GeoJSON FeatureCollection (properties id, code, name, level, parent_id)."""
+    body = area_service.list_areas_geojson(
+        session, level=level, parent_id=parent_id,
+        bbox=BBox.parse(bbox) if bbox else None, version=version,
+    )
+    return Response(body, media_type=GEOJSON)
+
+
+@router.get("/lookup", response_model=LookupResult)
+def lookup_area(
+    session: SessionDep,
+    lon: Annotated[float, Query(ge=-180, le=180)],
+    lat: Annotated[float, Query(ge=-90, le=90)],
+    crs: CrsParam = "wgs84",
+    at: Annotated[datetime | None, Query(description="answer from the version in force then")]
+    = None,
+) -> dict[str, Any]:
+    """The grid, community, street and district holding a point."""
+    return area_service.lookup_point(session, lon, lat, crs=crs, at=at)
+
+
+@router.get("/{area_id}")
+def read_area(session: SessionDep, area_id: int) -> dict[str, Any]:
+    """One area as a Feature with households, residents, rental units and open incidents."""
+    return area_service.get_area(session, area_id)

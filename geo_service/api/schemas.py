@@ -1,0 +1,103 @@
+"""Request and response models of the API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+CrsParam = Literal["wgs84", "gcj02", "bd09"]
+
+
+class Health(BaseModel):
+    """Liveness and database readiness."""
+
+    status: Literal["ok", "degraded"]
+    database: Literal["ok", "unavailable"]
+    postgis: str | None = None
+
+
+class AreaRef(BaseModel):
+    """A short reference to an area."""
+
+    id: int
+    code: str
+    name: str
+
+
+class LookupResult(BaseModel):
+    """The areas holding a point, one per level."""
+
+    grid: AreaRef
+    community: AreaRef | None = None
+    street: AreaRef | None = None
+    district: AreaRef | None = None
+
+
+class PointGeometry(BaseModel):
+    """A GeoJSON Point."""
+
+    type: Literal["Point"]
+    coordinates: list[float] = Field(min_length=2, max_length=3)
+
+
+class LonLat(BaseModel):
+    """A location given as lon/lat."""
+
+    lon: float = Field(ge=-180, le=180)
+    lat: float = Field(ge=-90, le=90)
+
+
+class IncidentCreate(BaseModel):
+    """A new incident report."""
+
+    model_config = {"extra": "forbid"}
+
+    category: str = Field(min_length=1, max_length=64)
+    priority: int | None = Field(default=None, ge=1, le=4, description="1 = most urgent")
+    description: str | None = Field(default=None, max_length=4000)
+    location: PointGeometry | LonLat
+    crs: CrsParam = "wgs84"
+    reported_at: datetime | None = None
+    source: Literal["citizen", "grid_worker", "hotline", "sensor", "import"] = "citizen"
+
+    @model_validator(mode="after")
+    def _check_location(self) -> IncidentCreate:
+        lon, lat = self.lon_lat()
+        if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+            raise ValueError("location must be lon in [-180, 180], lat in [-90, 90]")
+        return self
+
+    def lon_lat(self) -> tuple[float, float]:
+        """The location as (lon, lat) in ``crs``."""
+        if isinstance(self.location, PointGeometry):
+            return self.location.coordinates[0], self.location.coordinates[1]
+        return self.location.lon, self.location.lat
+
+
+class IncidentPublic(BaseModel):
+    """An incident as the API returns it."""
+
+    id: str
+    category: str
+    priority: int
+    status: str
+    description: str | None
+    source: str
+    reported_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    lon: float
+    lat: float
+    h3: str
+    grid: AreaRef | None
+
+
+class FeatureCollection(BaseModel):
+    """A GeoJSON FeatureCollection (with optional paging members)."""
+
+    type: Literal["FeatureCollection"]
+    features: list[dict[str, Any]]
+    next_cursor: str | None = None
+    links: list[dict[str, str]] | None = None

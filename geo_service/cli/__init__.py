@@ -1,0 +1,1 @@
+"""The geo-service command line (Typer)."""

@@ -1,0 +1,124 @@
+"""``geo-service demo``: start, migrate, load the demo city when empty, and serve."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from geo_service.cli.common import console, database_url, progress_bar
+from geo_service.settings import Settings
+
+app = typer.Typer(help="The demo city.", invoke_without_command=True)
+DEFAULT_OUT = Path("data/boundaries/demo_city")
+
+
+@app.callback()
+def demo(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to serve on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8000,
+) -> None:
+    """Start the database, migrate, load the demo city if the database is empty, and serve."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from geo_service.cli.serve import run_server
+    from geo_service.db.engine import make_engine
+    from geo_service.db.migrate import upgrade_to_head
+    from geo_service.services.demo import database_is_empty
+
+    settings = Settings()
+    url = database_url(settings)
+    upgrade_to_head(url)
+    engine = make_engine(url, settings.database)
+    if database_is_empty(engine):
+        _generate_and_load(url, seed=42, grids=1500, incidents=500_000, out=DEFAULT_OUT,
+                           end_date=None)
+    else:
+        console.print("database already holds a city; serving it")
+    engine.dispose()
+    run_server(settings, host, port)
+
+
+@app.command("generate")
+def generate(
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same city.")] = 42,
+    grids: Annotated[int, typer.Option(min=4, help="Number of grids.")] = 1500,
+    incidents: Annotated[int, typer.Option(min=0, help="Incidents over the year.")] = 500_000,
+    end_date: Annotated[str | None, typer.Option(help="Last day of incidents (YYYY-MM-DD); "
+                                                 "default today.")] = None,
+    out: Annotated[Path, typer.Option(help="Where boundary files go.")] = DEFAULT_OUT,
+    load: Annotated[bool, typer.Option(help="Load into the database (must be empty).")] = True,
+) -> None:
+    """Generate the demo city, write its boundary files, and load it."""
+    end = None
+    if end_date:
+        try:
+            end = date.fromisoformat(end_date)
+        except ValueError:
+            console.print(f"[red]error:[/] --end-date must be YYYY-MM-DD, got {end_date!r}")
+            raise typer.Exit(2) from None
+    url = None
+    if load:
+        from geo_service.db.engine import make_engine
+        from geo_service.db.migrate import upgrade_to_head
+        from geo_service.services.demo import database_is_empty
+
+        settings = Settings()
+        url = database_url(settings)
+        upgrade_to_head(url)
+        engine = make_engine(url, settings.database)
+        empty = database_is_empty(engine)
+        engine.dispose()
+        if not empty:
+            console.print("[red]error:[/] the database already holds boundaries; "
+                          "use --no-load or an empty database")
+            raise typer.Exit(1)
+    _generate_and_load(url, seed=seed, grids=grids, incidents=incidents, out=out, end_date=end)
+
+
+def _generate_and_load(url: str | None, *, seed: int, grids: int, incidents: int, out: Path,
+                       end_date: date | None) -> None:
+    from geo_service.db.engine import make_engine
+    from geo_service.demo.city import generate_city
+    from geo_service.services.demo import load_city, write_boundary_files
+
+    households = 300 * grids
+    with progress_bar() as bar:
+        tasks = {
+            "boundaries": bar.add_task("boundaries", total=grids + grids // 5 + 60),
+            "households": bar.add_task("households", total=households),
+            "rental units": bar.add_task("rental units", total=None),
+            "incidents": bar.add_task("incidents", total=incidents),
+        }
+
+        def gen_progress(step: str, n: int) -> None:
+            if step in tasks:
+                bar.advance(tasks[step], n)
+
+        city = generate_city(seed=seed, grids=grids, incidents=incidents, end_date=end_date,
+                             progress=gen_progress)
+        for task in tasks.values():
+            bar.update(task, completed=bar.tasks[task].total or 1, total=bar.tasks[task].total
+                       or 1)
+        paths = write_boundary_files(city, out)
+        if url is None:
+            console.print(f"wrote {len(paths)} files to {out}")
+            return
+        sizes = {"areas": len(city.areas), "households": len(city.households),
+                 "rental units": len(city.rental_units), "responders": len(city.responders),
+                 "incidents": len(city.incidents)}
+        load_tasks = {k: bar.add_task(f"load {k}", total=v) for k, v in sizes.items()}
+
+        def load_progress(step: str, n: int) -> None:
+            if step in load_tasks:
+                bar.advance(load_tasks[step], n)
+
+        engine = make_engine(url)
+        counts = load_city(engine, city, progress=load_progress)
+        engine.dispose()
+    console.print(
+        "loaded demo city: " + ", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in counts.items())
+    )

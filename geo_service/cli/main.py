@@ -1,0 +1,29 @@
+"""Entry point of the ``geo-service`` command."""
+
+from __future__ import annotations
+
+import typer
+
+from geo_service.cli import db, demo
+from geo_service.cli.common import console, database_url
+from geo_service.cli.serve import serve
+from geo_service.settings import Settings
+
+app = typer.Typer(help="geo-service: grids, incidents and the city hierarchy.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+app.add_typer(db.app, name="db")
+app.add_typer(demo.app, name="demo")
+app.command("serve")(serve)
+
+
+@app.command("migrate")
+def migrate() -> None:
+    """Migrate the database to the newest schema (creates the postgis extension)."""
+    from geo_service.db.migrate import upgrade_to_head
+
+    upgrade_to_head(database_url(Settings()))
+    console.print("[green]schema is up to date[/]")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,31 @@
+"""``geo-service serve``: serve the API over an existing database."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from geo_service.cli.common import console, database_url
+from geo_service.settings import Settings
+
+
+def run_server(settings: Settings, host: str, port: int) -> None:
+    """Serve the API with uvicorn on ``host:port``."""
+    import uvicorn
+
+    from geo_service.api.app import create_app
+
+    console.print(f"serving on http://{host}:{port}  (map: http://{host}:{port}/map, "
+                  f"API docs: http://{host}:{port}/docs)")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to serve on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8000,
+) -> None:
+    """Serve the API (starts the embedded database if it is the default)."""
+    settings = Settings()
+    database_url(settings)
+    run_server(settings, host, port)

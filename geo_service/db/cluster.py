@@ -1,0 +1,331 @@
+"""The embedded default database: a private PostgreSQL 15 + PostGIS cluster under ``GEO_DATA_DIR``.
+
+No library manages a throw-away PostgreSQL cluster with a privilege drop for root and a
+relocation when the server user cannot reach the checkout (testing.postgresql and pytest-postgresql
+assume a non-root user and a reachable directory), so this module drives ``initdb`` / ``pg_ctl``
+itself.
+
+Layout under the data directory (default ``./.geo-service/``)::
+
+    credentials      random password of the ``geo`` role (0600, owner of the checkout)
+    port             the TCP port the cluster listens on (127.0.0.1 only)
+    cluster/         owned by the server user: pgdata/, run/ (unix socket), server.log
+    cluster-location when ``cluster/`` had to live elsewhere: the path where it lives
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pwd
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from geo_service.errors import ClusterError, MissingSystemPackageError
+
+PG_MAJOR = 15
+SERVER_USER = os.environ.get("GEO_PG_USER", "postgres")
+ROLE = "geo"
+FALLBACK_ROOT = Path("/var/lib/geo-service")
+# Unix socket paths are limited to 107 bytes; past that the cluster listens on TCP only.
+MAX_SOCKET_DIR = 80
+
+SERVER_CONF = """
+# geo-service embedded cluster
+listen_addresses = '127.0.0.1'
+shared_buffers = '256MB'
+work_mem = '32MB'
+maintenance_work_mem = '512MB'
+max_wal_size = '4GB'
+checkpoint_timeout = '15min'
+max_connections = 200
+jit = off
+logging_collector = off
+"""
+
+
+def _bindir() -> Path:
+    explicit = os.environ.get("GEO_PG_BINDIR")
+    candidates = [Path(explicit)] if explicit else []
+    candidates.append(Path(f"/usr/lib/postgresql/{PG_MAJOR}/bin"))
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True)
+        if out.returncode == 0:
+            candidates.append(Path(out.stdout.strip()))
+    for candidate in candidates:
+        if (candidate / "initdb").exists() and (candidate / "pg_ctl").exists():
+            return candidate
+    raise MissingSystemPackageError(
+        f"PostgreSQL {PG_MAJOR} server binaries not found: "
+        f"apt-get install postgresql-{PG_MAJOR} postgresql-{PG_MAJOR}-postgis-3"
+    )
+
+
+def _check_postgis(bindir: Path) -> None:
+    out = subprocess.run(
+        [str(bindir / "pg_config"), "--sharedir"], capture_output=True, text=True
+    )
+    sharedir = Path(out.stdout.strip()) if out.returncode == 0 else Path(
+        f"/usr/share/postgresql/{PG_MAJOR}"
+    )
+    if not (sharedir / "extension" / "postgis.control").exists():
+        raise MissingSystemPackageError(
+            f"PostGIS is not installed for PostgreSQL {PG_MAJOR}: "
+            f"apt-get install postgresql-{PG_MAJOR}-postgis-3"
+        )
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+@dataclass
+class ClusterStatus:
+    """What ``geo-service db status`` reports."""
+
+    running: bool
+    data_dir: Path
+    cluster_dir: Path
+    port: int | None
+    url: str | None
+
+
+class EmbeddedCluster:
+    """A private PostgreSQL cluster living under one data directory.
+
+    Examples
+    --------
+    >>> cluster = EmbeddedCluster(Path(".geo-service"))  # doctest: +SKIP
+    >>> cluster.start()  # doctest: +SKIP
+    >>> cluster.url("geo")  # doctest: +SKIP
+    'postgresql+psycopg://geo:...@127.0.0.1:54321/geo'
+    """
+
+    def __init__(self, data_dir: Path, *, log=None) -> None:
+        self.data_dir = Path(data_dir).absolute()
+        self._log = log or (lambda msg: print(msg, file=sys.stderr))
+
+    # --- locations -------------------------------------------------------------------------
+    @property
+    def cluster_dir(self) -> Path:
+        """Directory owned by the server user (``cluster/`` or its fallback location)."""
+        pointer = self.data_dir / "cluster-location"
+        if pointer.exists():
+            return Path(pointer.read_text().strip())
+        return self.data_dir / "cluster"
+
+    @property
+    def pgdata(self) -> Path:
+        """The PostgreSQL data directory."""
+        return self.cluster_dir / "pgdata"
+
+    @property
+    def socket_dir(self) -> Path | None:
+        """Directory of the unix socket, or None when the path would be too long."""
+        run = self.cluster_dir / "run"
+        return run if len(str(run)) <= MAX_SOCKET_DIR else None
+
+    @property
+    def port(self) -> int | None:
+        """The recorded TCP port, if the cluster was ever started."""
+        path = self.data_dir / "port"
+        return int(path.read_text().strip()) if path.exists() else None
+
+    def password(self) -> str:
+        """Password of the ``geo`` role."""
+        return (self.data_dir / "credentials").read_text().strip()
+
+    def url(self, database: str = "geo") -> str:
+        """SQLAlchemy URL of ``database`` on this cluster."""
+        if self.port is None:
+            raise ClusterError("the embedded cluster has never been started: geo-service db start")
+        return (
+            f"postgresql+psycopg://{ROLE}:{quote(self.password(), safe='')}"
+            f"@127.0.0.1:{self.port}/{database}"
+        )
+
+    # --- running commands as the server user ----------------------------------------------
+    def _as_server_user(self, argv: list[str]) -> list[str]:
+        if _is_root():
+            return ["runuser", "-u", SERVER_USER, "--", *argv]
+        return argv
+
+    def _run(self, argv: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(self._as_server_user(argv), capture_output=True, text=True)
+        if check and proc.returncode != 0:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+            raise ClusterError(f"{Path(argv[0]).name} failed: " + " | ".join(tail))
+        return proc
+
+    def _server_user_can_reach(self, path: Path) -> bool:
+        """Whether the server user can traverse every directory down to ``path``."""
+        if not _is_root():
+            return os.access(path, os.X_OK)
+        probe = subprocess.run(
+            ["runuser", "-u", SERVER_USER, "--", "test", "-x", str(path)], capture_output=True
+        )
+        return probe.returncode == 0
+
+    def _ensure_server_user(self) -> None:
+        if not _is_root():
+            return
+        try:
+            pwd.getpwnam(SERVER_USER)
+        except KeyError:
+            subprocess.run(
+                ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                 SERVER_USER],
+                check=True,
+            )
+
+    def _prepare_dirs(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if (self.data_dir / "cluster-location").exists() or (self.data_dir / "cluster").exists():
+            return
+        cluster = self.data_dir / "cluster"
+        if _is_root():
+            # The server user needs to traverse every ancestor of the data dir. Make the
+            # data dir itself reachable; if an ancestor is closed (a 0700 home), relocate.
+            os.chmod(self.data_dir, 0o711)
+            if not self._server_user_can_reach(self.data_dir):
+                digest = hashlib.sha1(str(self.data_dir).encode()).hexdigest()[:12]
+                cluster = FALLBACK_ROOT / digest / "cluster"
+                self._log(
+                    f"geo-service: user '{SERVER_USER}' cannot reach {self.data_dir} "
+                    f"(a parent directory is closed); the cluster lives in {cluster} instead"
+                )
+                FALLBACK_ROOT.mkdir(parents=True, exist_ok=True)
+                os.chmod(FALLBACK_ROOT, 0o755)
+                (self.data_dir / "cluster-location").write_text(str(cluster) + "\n")
+        cluster.mkdir(parents=True, exist_ok=True)
+        if _is_root():
+            shutil.chown(cluster, SERVER_USER, SERVER_USER)
+            if cluster.parent != self.data_dir:
+                shutil.chown(cluster.parent, SERVER_USER, SERVER_USER)
+        os.chmod(cluster, 0o700)
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def initialised(self) -> bool:
+        """Whether initdb has run."""
+        return (self.pgdata / "PG_VERSION").exists()
+
+    def init(self) -> None:
+        """Create the cluster with initdb (once)."""
+        bindir = _bindir()
+        _check_postgis(bindir)
+        self._ensure_server_user()
+        self._prepare_dirs()
+        if self.initialised():
+            return
+        credentials = self.data_dir / "credentials"
+        if not credentials.exists():
+            credentials.write_text(secrets.token_urlsafe(24) + "\n")
+            os.chmod(credentials, 0o600)
+        pwfile = self.cluster_dir / ".pwfile"
+        pwfile.write_text(self.password() + "\n")
+        if _is_root():
+            shutil.chown(pwfile, SERVER_USER, SERVER_USER)
+        os.chmod(pwfile, 0o600)
+        try:
+            self._run(
+                [str(bindir / "initdb"), "-D", str(self.pgdata), "-U", ROLE, "-E", "UTF8",
+                 "--locale=C", "--auth-local=trust", "--auth-host=scram-sha-256",
+                 f"--pwfile={pwfile}"]
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
+        conf = self.pgdata / "postgresql.conf"
+        with conf.open("a") as fh:
+            fh.write(SERVER_CONF)
+
+    def running(self) -> bool:
+        """Whether the postmaster of this cluster is alive."""
+        if not self.initialised():
+            return False
+        proc = self._run([str(_bindir() / "pg_ctl"), "status", "-D", str(self.pgdata)],
+                         check=False)
+        return proc.returncode == 0
+
+    def start(self, database: str = "geo") -> str:
+        """Start the cluster (idempotent) and make sure ``database`` exists; return its URL."""
+        self.init()
+        if not self.running():
+            port = self.port
+            if port is None or not _port_is_free(port):
+                port = _free_port()
+                (self.data_dir / "port").write_text(f"{port}\n")
+            socket_dir = self.socket_dir
+            options = f"-p {port} -c listen_addresses=127.0.0.1"
+            if socket_dir is not None:
+                socket_dir.mkdir(exist_ok=True)
+                if _is_root():
+                    shutil.chown(socket_dir, SERVER_USER, SERVER_USER)
+                options += f" -k {socket_dir}"
+            else:
+                options += " -c unix_socket_directories=''"
+            # pg_ctl itself removes a stale postmaster.pid whose process is gone.
+            self._run(
+                [str(_bindir() / "pg_ctl"), "start", "-w", "-t", "60", "-D", str(self.pgdata),
+                 "-l", str(self.cluster_dir / "server.log"), "-o", options]
+            )
+        self.ensure_database(database)
+        return self.url(database)
+
+    def ensure_database(self, database: str) -> None:
+        """Create ``database`` on the running cluster unless it exists."""
+        import psycopg
+
+        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", database):
+            raise ClusterError(f"invalid database name: {database!r}")
+        conninfo = (
+            f"host=127.0.0.1 port={self.port} user={ROLE} dbname=postgres "
+            f"password={self.password()}"
+        )
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
+            ).fetchone()
+            if not exists:
+                conn.execute(f'CREATE DATABASE "{database}"')  # name checked above
+
+    def stop(self) -> bool:
+        """Stop the cluster; return whether it was running."""
+        if not self.running():
+            return False
+        self._run([str(_bindir() / "pg_ctl"), "stop", "-w", "-m", "fast", "-D", str(self.pgdata)])
+        return True
+
+    def status(self, database: str = "geo") -> ClusterStatus:
+        """Report whether the cluster runs, where, and its URL."""
+        running = self.running()
+        return ClusterStatus(
+            running=running,
+            data_dir=self.data_dir,
+            cluster_dir=self.cluster_dir,
+            port=self.port,
+            url=self.url(database) if self.port is not None else None,
+        )

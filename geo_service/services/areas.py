@@ -1,0 +1,206 @@
+"""Areas of the boundary hierarchy: listing, point lookup, and per-area statistics."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from geoalchemy2.functions import ST_AsGeoJSON, ST_Intersects, ST_MakeEnvelope, ST_Point
+from sqlalchemy import Select, and_, func, literal_column, or_, select, text
+from sqlalchemy.orm import Session, aliased
+
+from geo_service.db.models import (
+    AREA_LEVELS,
+    OPEN_INCIDENT_STATUSES,
+    SRID,
+    Area,
+    BoundaryVersion,
+    Household,
+    Incident,
+    RentalUnit,
+)
+from geo_service.errors import InvalidInputError, NotFoundError, OutsideCityError
+from geo_service.geo.crs import to_wgs84
+
+GEOJSON_DECIMALS = 7  # ~1 cm
+
+
+@dataclass(frozen=True)
+class BBox:
+    """A WGS84 bounding box."""
+
+    minx: float
+    miny: float
+    maxx: float
+    maxy: float
+
+    @classmethod
+    def parse(cls, value: str) -> BBox:
+        """Parse ``minx,miny,maxx,maxy`` and check it describes a box on the globe."""
+        parts = value.split(",")
+        if len(parts) != 4:
+            raise InvalidInputError("bbox must be minx,miny,maxx,maxy (4 numbers)")
+        try:
+            minx, miny, maxx, maxy = (float(p) for p in parts)
+        except ValueError:
+            raise InvalidInputError("bbox must be minx,miny,maxx,maxy (4 numbers)") from None
+        if not (-180 <= minx < maxx <= 180 and -90 <= miny < maxy <= 90):
+            raise InvalidInputError(
+                "bbox must satisfy -180 <= minx < maxx <= 180 and -90 <= miny < maxy <= 90"
+            )
+        return cls(minx, miny, maxx, maxy)
+
+    def envelope(self):  # noqa: ANN201
+        """The box as a PostGIS geometry expression (SRID 4326)."""
+        return ST_MakeEnvelope(self.minx, self.miny, self.maxx, self.maxy, SRID)
+
+
+def version_in_force(session: Session, at: datetime | None = None) -> int:
+    """Id of the boundary version in force at ``at`` (default: now)."""
+    at = at or datetime.now(UTC)
+    version_id = session.execute(
+        select(BoundaryVersion.id)
+        .where(
+            BoundaryVersion.status.in_(("published", "retired")),
+            BoundaryVersion.effective_from <= at,
+            or_(BoundaryVersion.effective_to.is_(None), BoundaryVersion.effective_to > at),
+        )
+        .order_by(BoundaryVersion.effective_from.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    if version_id is None:
+        raise NotFoundError(f"no boundary version is in force at {at.isoformat()}")
+    return version_id
+
+
+def _feature_collection(query: Select) -> Select:
+    """Wrap a query with columns id/code/name/level/parent_id/geom into one GeoJSON text."""
+    sub = query.subquery()
+    feature = func.json_build_object(
+        "type", "Feature",
+        "id", sub.c.id,
+        "geometry", func.cast(ST_AsGeoJSON(sub.c.geom, GEOJSON_DECIMALS), literal_column("json")),
+        "properties", func.json_build_object(
+            "id", sub.c.id, "code", sub.c.code, "name", sub.c.name, "level", sub.c.level,
+            "parent_id", sub.c.parent_id, "version_id", sub.c.version_id,
+        ),
+    )
+    return select(
+        func.json_build_object(
+            "type", "FeatureCollection",
+            "features", func.coalesce(func.json_agg(feature), text("'[]'::json")),
+        ).cast(literal_column("text"))
+    ).select_from(sub)
+
+
+def list_areas_geojson(
+    session: Session,
+    *,
+    level: str | None = None,
+    parent_id: int | None = None,
+    bbox: BBox | None = None,
+    version: int | None = None,
+) -> str:
+    """Areas as GeoJSON FeatureCollection text, built inside PostGIS."""
+    if level is not None and level not in AREA_LEVELS:
+        raise InvalidInputError(f"level must be one of {', '.join(AREA_LEVELS)}")
+    version_id = version if version is not None else version_in_force(session)
+    if version is not None and session.get(BoundaryVersion, version) is None:
+        raise NotFoundError(f"boundary version {version} does not exist")
+    query = select(
+        Area.id, Area.code, Area.name, Area.level, Area.parent_id, Area.version_id, Area.geom
+    ).where(Area.version_id == version_id).order_by(Area.id)
+    if level is not None:
+        query = query.where(Area.level == level)
+    if parent_id is not None:
+        query = query.where(Area.parent_id == parent_id)
+    if bbox is not None:
+        query = query.where(ST_Intersects(Area.geom, bbox.envelope()))
+    return session.execute(_feature_collection(query)).scalar_one()
+
+
+def lookup_point(
+    session: Session, lon: float, lat: float, *, crs: str = "wgs84", at: datetime | None = None
+) -> dict[str, dict[str, Any]]:
+    """The grid, community, street and district holding a point, in the version in force."""
+    (wlon,), (wlat,) = to_wgs84([lon], [lat], crs)
+    version_id = version_in_force(session, at)
+    point = ST_Point(float(wlon), float(wlat), SRID)
+    grid = session.execute(
+        select(Area.id)
+        .where(Area.version_id == version_id, Area.level == "grid",
+               ST_Intersects(Area.geom, point))
+        .order_by(Area.id)
+        .limit(1)
+    ).scalar_one_or_none()
+    if grid is None:
+        raise OutsideCityError(
+            f"({lon}, {lat}) [{crs}] lies outside every grid of boundary version {version_id}",
+            lon=lon, lat=lat,
+        )
+    return {row["level"]: row for row in ancestors(session, grid)}
+
+
+def ancestors(session: Session, area_id: int) -> list[dict[str, Any]]:
+    """The area and its parents up to the district, each as id/code/name/level."""
+    chain = select(Area.id, Area.code, Area.name, Area.level, Area.parent_id).where(
+        Area.id == area_id
+    ).cte("chain", recursive=True)
+    parent = aliased(Area)
+    chain = chain.union_all(
+        select(parent.id, parent.code, parent.name, parent.level, parent.parent_id).join(
+            chain, parent.id == chain.c.parent_id
+        )
+    )
+    rows = session.execute(select(chain.c.id, chain.c.code, chain.c.name, chain.c.level))
+    return [dict(r._mapping) for r in rows]
+
+
+def descendant_grids(area_id: int):  # noqa: ANN201
+    """A CTE of the ids of the grids at or below ``area_id``."""
+    tree = select(Area.id, Area.level).where(Area.id == area_id).cte("tree", recursive=True)
+    child = aliased(Area)
+    tree = tree.union_all(select(child.id, child.level).join(tree, child.parent_id == tree.c.id))
+    return select(tree.c.id).where(tree.c.level == "grid")
+
+
+def get_area(session: Session, area_id: int) -> dict[str, Any]:
+    """One area as a GeoJSON Feature with its counts of households, residents, rental units
+    and open incidents.
+    """
+    row = session.execute(
+        select(Area, ST_AsGeoJSON(Area.geom, GEOJSON_DECIMALS)).where(Area.id == area_id)
+    ).first()
+    if row is None:
+        raise NotFoundError(f"area {area_id} does not exist")
+    area, geometry = row
+    grids = descendant_grids(area_id)
+    households, residents = session.execute(
+        select(func.count(), func.coalesce(func.sum(Household.household_size), 0)).where(
+            Household.grid_id.in_(grids)
+        )
+    ).one()
+    rentals = session.execute(
+        select(func.count()).where(RentalUnit.grid_id.in_(grids))
+    ).scalar_one()
+    open_incidents = session.execute(
+        select(func.count()).where(
+            and_(Incident.grid_id.in_(grids), Incident.status.in_(OPEN_INCIDENT_STATUSES))
+        )
+    ).scalar_one()
+    return {
+        "type": "Feature",
+        "id": area.id,
+        "geometry": json.loads(geometry),
+        "properties": {
+            "id": area.id, "code": area.code, "name": area.name, "level": area.level,
+            "parent_id": area.parent_id, "version_id": area.version_id,
+            "area_m2": area.area_m2,
+            "stats": {
+                "households": households, "residents": int(residents),
+                "rental_units": rentals, "open_incidents": open_incidents,
+            },
+        },
+    }

@@ -1,0 +1,255 @@
+"""Incidents: idempotent intake, keyset-paginated listing, single reads."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from geoalchemy2.functions import ST_Intersects, ST_Point, ST_X, ST_Y
+from sqlalchemy import func, select, tuple_
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from geo_service.db.models import (
+    INCIDENT_SOURCES,
+    INCIDENT_STATUSES,
+    SRID,
+    Area,
+    AuditEntry,
+    Category,
+    Incident,
+)
+from geo_service.errors import (
+    IdempotencyKeyReusedError,
+    InvalidInputError,
+    LocationOutsideCityError,
+    NotFoundError,
+)
+from geo_service.geo.crs import to_wgs84
+from geo_service.geo.h3cells import cell_to_str, cells_for_points
+from geo_service.services.areas import BBox
+
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class NewIncident:
+    """What a client reports; coordinates in ``crs``."""
+
+    category: str
+    lon: float
+    lat: float
+    crs: str = "wgs84"
+    priority: int | None = None
+    description: str | None = None
+    reported_at: datetime | None = None
+    source: str = "citizen"
+
+
+@dataclass(frozen=True)
+class IncidentFilter:
+    """Filters of ``GET /incidents``."""
+
+    bbox: BBox | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    category: str | None = None
+    status: str | None = None
+    grid_id: int | None = None
+
+
+def _columns():  # noqa: ANN202
+    return (
+        Incident.id, Incident.category, Incident.priority, Incident.status,
+        Incident.description, Incident.source, Incident.reported_at, Incident.h3,
+        Incident.grid_id, Incident.created_at, Incident.updated_at,
+        ST_X(Incident.location).label("lon"), ST_Y(Incident.location).label("lat"),
+        Area.code.label("grid_code"), Area.name.label("grid_name"),
+    )
+
+
+def _as_dict(row: Any) -> dict[str, Any]:
+    m = row._mapping
+    return {
+        "id": str(m["id"]),
+        "category": m["category"],
+        "priority": m["priority"],
+        "status": m["status"],
+        "description": m["description"],
+        "source": m["source"],
+        "reported_at": m["reported_at"].isoformat(),
+        "created_at": m["created_at"].isoformat(),
+        "updated_at": m["updated_at"].isoformat(),
+        "lon": m["lon"],
+        "lat": m["lat"],
+        "h3": cell_to_str(m["h3"]),
+        "grid": None if m["grid_id"] is None else {
+            "id": m["grid_id"], "code": m["grid_code"], "name": m["grid_name"]},
+    }
+
+
+def _read(session: Session, incident_id: uuid.UUID) -> dict[str, Any] | None:
+    row = session.execute(
+        select(*_columns()).outerjoin(Area, Area.id == Incident.grid_id)
+        .where(Incident.id == incident_id)
+    ).first()
+    return None if row is None else _as_dict(row)
+
+
+def get_incident(session: Session, incident_id: uuid.UUID) -> dict[str, Any]:
+    """One incident, or NotFoundError."""
+    found = _read(session, incident_id)
+    if found is None:
+        raise NotFoundError(f"incident {incident_id} does not exist")
+    return found
+
+
+def create_incident(
+    session: Session, new: NewIncident, *, idempotency_key: str | None, actor: str
+) -> tuple[dict[str, Any], bool]:
+    """Record an incident; return it and whether it was created (False: idempotent replay).
+
+    The grid is the one of the boundary version in force at ``reported_at``; a point outside
+    every grid is refused. The same ``idempotency_key`` returns the first incident unchanged.
+    """
+    if new.source not in INCIDENT_SOURCES:
+        raise InvalidInputError(f"source must be one of {', '.join(INCIDENT_SOURCES)}")
+    category = session.get(Category, new.category)
+    if category is None:
+        known = session.execute(select(Category.code).order_by(Category.code)).scalars().all()
+        raise InvalidInputError(
+            f"unknown category {new.category!r}", known_categories=list(known)
+        )
+    now = datetime.now(UTC)
+    reported_at = new.reported_at or now
+    if reported_at.tzinfo is None:
+        raise InvalidInputError("reported_at must carry a timezone offset (e.g. +08:00 or Z)")
+    if reported_at > now + MAX_CLOCK_SKEW:
+        raise InvalidInputError("reported_at lies in the future")
+    (lon,), (lat,) = to_wgs84([new.lon], [new.lat], new.crs)
+    lon, lat = float(lon), float(lat)
+
+    if idempotency_key is not None:
+        existing = session.execute(
+            select(Incident.id).where(Incident.idempotency_key == idempotency_key)
+        ).scalar_one_or_none()
+        if existing is not None:
+            return _replay(session, existing, new, lon, lat), False
+
+    point = ST_Point(lon, lat, SRID)
+    grid_id = session.execute(select(func.grid_at(point, reported_at))).scalar_one()
+    if grid_id is None:
+        raise LocationOutsideCityError(
+            f"({new.lon}, {new.lat}) [{new.crs}] lies outside every grid in force at "
+            f"{reported_at.isoformat()}"
+        )
+    values = {
+        "idempotency_key": idempotency_key,
+        "category": category.code,
+        "priority": new.priority or category.default_priority,
+        "description": new.description,
+        "source": new.source,
+        "reported_at": reported_at,
+        "location": point,
+        "h3": int(cells_for_points([lon], [lat])[0]),
+        "grid_id": grid_id,
+    }
+    stmt = insert(Incident).values(**values).returning(Incident.id)
+    if idempotency_key is not None:
+        # A concurrent request with the same key may have won the race since the check above.
+        stmt = stmt.on_conflict_do_nothing(index_elements=["idempotency_key"])
+    incident_id = session.execute(stmt).scalar_one_or_none()
+    if incident_id is None:
+        session.rollback()
+        existing = session.execute(
+            select(Incident.id).where(Incident.idempotency_key == idempotency_key)
+        ).scalar_one()
+        return _replay(session, existing, new, lon, lat), False
+    created = get_incident(session, incident_id)
+    session.add(AuditEntry(
+        who=actor, action="create", entity="incident", entity_id=str(incident_id),
+        diff={"after": {k: v for k, v in created.items() if k not in ("created_at", "updated_at")}},
+    ))
+    session.commit()
+    return created, True
+
+
+def _replay(session: Session, incident_id: uuid.UUID, new: NewIncident, lon: float,
+            lat: float) -> dict[str, Any]:
+    existing = get_incident(session, incident_id)
+    same = (
+        existing["category"] == new.category
+        and abs(existing["lon"] - lon) < 1e-7
+        and abs(existing["lat"] - lat) < 1e-7
+        and existing["description"] == new.description
+    )
+    if not same:
+        raise IdempotencyKeyReusedError(
+            "this Idempotency-Key was already used for a different incident",
+            incident_id=existing["id"],
+        )
+    return existing
+
+
+def _encode_cursor(reported_at: datetime, incident_id: str) -> str:
+    raw = f"{reported_at.isoformat()}|{incident_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        ts, ident = raw.split("|")
+        return datetime.fromisoformat(ts), uuid.UUID(ident)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInputError("cursor is not one this service issued") from None
+
+
+def list_incidents(
+    session: Session, flt: IncidentFilter, *, limit: int, cursor: str | None = None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Incidents newest first, keyset-paginated on (reported_at, id); returns the next cursor."""
+    if flt.status is not None and flt.status not in INCIDENT_STATUSES:
+        raise InvalidInputError(f"status must be one of {', '.join(INCIDENT_STATUSES)}")
+    if flt.since and flt.until and flt.since >= flt.until:
+        raise InvalidInputError("since must be before until")
+    for name, value in (("since", flt.since), ("until", flt.until)):
+        if value is not None and value.tzinfo is None:
+            raise InvalidInputError(f"{name} must carry a timezone offset (e.g. Z)")
+    query = select(*_columns()).outerjoin(Area, Area.id == Incident.grid_id)
+    if flt.bbox is not None:
+        query = query.where(ST_Intersects(Incident.location, flt.bbox.envelope()))
+    if flt.since is not None:
+        query = query.where(Incident.reported_at >= flt.since)
+    if flt.until is not None:
+        query = query.where(Incident.reported_at < flt.until)
+    if flt.category is not None:
+        query = query.where(Incident.category == flt.category)
+    if flt.status is not None:
+        query = query.where(Incident.status == flt.status)
+    if flt.grid_id is not None:
+        query = query.where(Incident.grid_id == flt.grid_id)
+    if cursor is not None:
+        at, ident = _decode_cursor(cursor)
+        query = query.where(tuple_(Incident.reported_at, Incident.id) < tuple_(at, ident))
+    rows = session.execute(
+        query.order_by(Incident.reported_at.desc(), Incident.id.desc()).limit(limit + 1)
+    ).all()
+    items = [_as_dict(r) for r in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]._mapping
+        next_cursor = _encode_cursor(last["reported_at"], str(last["id"]))
+    return items, next_cursor
+
+
+def incident_feature(item: dict[str, Any]) -> dict[str, Any]:
+    """An incident dict as a GeoJSON Feature."""
+    props = {k: v for k, v in item.items() if k not in ("lon", "lat")}
+    return {"type": "Feature", "id": item["id"],
+            "geometry": {"type": "Point", "coordinates": [item["lon"], item["lat"]]},
+            "properties": props}
+

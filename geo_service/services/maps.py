@@ -1,0 +1,66 @@
+"""Data behind the map pages, read in one set-based query per layer."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from geo_service.services.areas import version_in_force
+
+# ~2 m at this latitude: invisible at city zoom, and it cuts the page size by half.
+SIMPLIFY_DEG = 0.00002
+
+_GRID_LAYER = text(
+    """
+    SELECT a.id, a.code, a.name, a.level, a.parent_id,
+           ST_AsGeoJSON(ST_SimplifyPreserveTopology(a.geom, :tol), 6) AS geometry,
+           coalesce(c.n, 0) AS incidents
+    FROM areas a
+    LEFT JOIN (
+        SELECT grid_id, count(*) AS n FROM incidents
+        WHERE reported_at >= :since GROUP BY grid_id
+    ) c ON c.grid_id = a.id
+    WHERE a.version_id = :version AND a.level = 'grid'
+    ORDER BY a.id
+    """
+)
+_OUTLINES = text(
+    """
+    SELECT a.id, a.code, a.name, a.level,
+           ST_AsGeoJSON(ST_SimplifyPreserveTopology(a.geom, :tol), 6) AS geometry
+    FROM areas a
+    WHERE a.version_id = :version AND a.level = :level
+    ORDER BY a.id
+    """
+)
+
+
+def _collection(rows: Any, props: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            {"type": "Feature", "id": r.id, "geometry": json.loads(r.geometry),
+             "properties": {p: getattr(r, p) for p in props}}
+            for r in rows
+        ],
+    }
+
+
+def city_map_layers(session: Session, *, window_days: int) -> dict[str, Any]:
+    """Grids with their incident counts over the window, and outlines of the upper levels."""
+    version = version_in_force(session)
+    since = datetime.now(UTC) - timedelta(days=window_days)
+    grids = session.execute(_GRID_LAYER, {"tol": SIMPLIFY_DEG, "since": since,
+                                          "version": version})
+    layers = {"grid": _collection(grids, ("id", "code", "name", "incidents"))}
+    for level in ("community", "street", "district"):
+        rows = session.execute(_OUTLINES, {"tol": SIMPLIFY_DEG, "version": version,
+                                           "level": level})
+        layers[level] = _collection(rows, ("id", "code", "name", "level"))
+    layers["window_days"] = window_days
+    layers["version_id"] = version
+    return layers

@@ -1,0 +1,1 @@
+"""Map pages for dispatchers and planners."""

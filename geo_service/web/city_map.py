@@ -1,0 +1,108 @@
+"""The city overview page (``/map``): grids coloured by recent incidents, with the hierarchy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+STATIC_PREFIX = "/static/vendor/leaflet"
+# ColorBrewer YlOrRd, 6 classes.
+PALETTE = ("#ffffb2", "#fed976", "#feb24c", "#fd8d3c", "#f03b20", "#bd0026")
+OUTLINE_STYLE = {
+    "community": {"color": "#555555", "weight": 1.2, "fillOpacity": 0},
+    "street": {"color": "#1f3b73", "weight": 2.2, "fillOpacity": 0},
+    "district": {"color": "#000000", "weight": 3.5, "fillOpacity": 0},
+}
+
+
+def quantile_breaks(values: np.ndarray, classes: int = len(PALETTE)) -> list[float]:
+    """Upper bounds of ``classes`` quantile classes (unique, ascending)."""
+    if len(values) == 0:
+        return [0.0]
+    qs = np.quantile(values, np.linspace(0, 1, classes + 1)[1:])
+    return sorted(set(float(q) for q in qs))
+
+
+def render_city_map(layers: dict[str, Any], *, tiles: str | None = "OpenStreetMap") -> str:
+    """Render the overview map as a standalone HTML page (Leaflet served locally)."""
+    import folium  # heavy; only the map pages need it
+
+    grids = layers["grid"]
+    counts = np.array([f["properties"]["incidents"] for f in grids["features"]], dtype=float)
+    breaks = quantile_breaks(counts)
+
+    def colour(n: float) -> str:
+        idx = int(np.searchsorted(breaks, n, side="left"))
+        return PALETTE[min(idx, len(PALETTE) - 1)]
+
+    centre = _centre(grids)
+    fmap = folium.Map(location=centre, zoom_start=11, tiles=None, control_scale=True,
+                      prefer_canvas=False)
+    # Serve Leaflet ourselves: no CDN at run time, and nothing else folium would pull in.
+    fmap.default_js = [("leaflet", f"{STATIC_PREFIX}/leaflet.js")]
+    fmap.default_css = [("leaflet_css", f"{STATIC_PREFIX}/leaflet.css")]
+    if tiles:
+        folium.TileLayer(tiles, name="Base map").add_to(fmap)
+
+    folium.GeoJson(
+        grids,
+        name=f"Grids: incidents, last {layers['window_days']} days",
+        style_function=lambda f: {
+            "fillColor": colour(f["properties"]["incidents"]), "color": "#777777",
+            "weight": 0.5, "fillOpacity": 0.7,
+        },
+        highlight_function=lambda f: {"weight": 2.5, "color": "#000000"},
+        tooltip=folium.GeoJsonTooltip(
+            fields=["name", "code", "incidents"],
+            aliases=["Grid", "Code", f"Incidents ({layers['window_days']} d)"],
+        ),
+    ).add_to(fmap)
+    for level in ("community", "street", "district"):
+        style = OUTLINE_STYLE[level]
+        folium.GeoJson(
+            layers[level], name=f"{level.capitalize()} boundaries",
+            style_function=lambda f, s=style: s,
+            tooltip=folium.GeoJsonTooltip(fields=["name", "code"],
+                                          aliases=[level.capitalize(), "Code"]),
+            show=level != "community",
+        ).add_to(fmap)
+    folium.LayerControl(collapsed=False).add_to(fmap)
+    fmap.get_root().html.add_child(folium.Element(_legend(breaks, layers["window_days"])))
+    fmap.get_root().header.add_child(folium.Element(
+        "<title>geo-service: city grids</title>"
+    ))
+    return fmap.get_root().render()
+
+
+def _centre(collection: dict[str, Any]) -> list[float]:
+    coords = []
+    for feature in collection["features"][:: max(1, len(collection["features"]) // 200)]:
+        geom = feature["geometry"]
+        ring = geom["coordinates"][0][0] if geom["type"] == "MultiPolygon" else \
+            geom["coordinates"][0]
+        coords.extend(ring)
+    if not coords:
+        return [30.59, 114.30]
+    arr = np.array(coords)
+    return [float(arr[:, 1].mean()), float(arr[:, 0].mean())]
+
+
+def _legend(breaks: list[float], window_days: int) -> str:
+    rows = []
+    lower = 0.0
+    for i, upper in enumerate(breaks):
+        colour = PALETTE[min(i, len(PALETTE) - 1)]
+        rows.append(
+            f'<div><span style="background:{colour}"></span>{lower:.0f} – {upper:.0f}</div>'
+        )
+        lower = upper
+    return f"""
+<div id="legend" style="position:fixed;bottom:24px;left:12px;z-index:1000;background:white;
+     padding:8px 10px;border-radius:4px;box-shadow:0 1px 4px rgba(0,0,0,.3);
+     font:12px/1.5 sans-serif">
+  <b>Incidents per grid</b><br><small>last {window_days} days</small>
+  <style>#legend span{{display:inline-block;width:14px;height:12px;margin-right:6px;
+     border:1px solid #999;vertical-align:middle}}</style>
+  {''.join(rows)}
+</div>"""

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Install the Debian packages geo-service needs when they are missing:
+# PostgreSQL 15 + PostGIS 3 (the embedded cluster), Chromium (map checks) and GDAL (OGC client checks).
+set -euo pipefail
+
+need=()
+pg_bin=/usr/lib/postgresql/15/bin
+[ -x "$pg_bin/initdb" ] && [ -x "$pg_bin/pg_ctl" ] || need+=(postgresql-15)
+[ -f /usr/share/postgresql/15/extension/postgis.control ] || need+=(postgresql-15-postgis-3)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v ogrinfo >/dev/null 2>&1 || need+=(gdal-bin)
+
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "geo-service: installing Debian packages: ${need[*]}"
+if [ "$(id -u)" -eq 0 ]; then
+  SUDO=""
+elif command -v sudo >/dev/null 2>&1; then
+  SUDO="sudo"
+else
+  echo "geo-service: missing packages (${need[*]}); run as root: apt-get install ${need[*]}" >&2
+  exit 2
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
