@@ -13,7 +13,7 @@ from geo_service.db.cluster import EmbeddedCluster
 from geo_service.errors import GeoServiceError, MissingSystemPackageError
 from geo_service.settings import Settings
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 @contextmanager

@@ -53,8 +53,14 @@ logging_collector = off
 
 def _bindir() -> Path:
     explicit = os.environ.get("GEO_PG_BINDIR")
-    candidates = [Path(explicit)] if explicit else []
-    candidates.append(Path(f"/usr/lib/postgresql/{PG_MAJOR}/bin"))
+    if explicit:
+        if (Path(explicit) / "initdb").exists() and (Path(explicit) / "pg_ctl").exists():
+            return Path(explicit)
+        raise MissingSystemPackageError(
+            f"GEO_PG_BINDIR={explicit} holds no initdb/pg_ctl: "
+            f"apt-get install postgresql-{PG_MAJOR} postgresql-{PG_MAJOR}-postgis-3"
+        )
+    candidates = [Path(f"/usr/lib/postgresql/{PG_MAJOR}/bin")]
     pg_config = shutil.which("pg_config")
     if pg_config:
         out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True)

@@ -520,7 +520,7 @@ def _incidents(rng, n, days, start, end, households, hotspots, to_metric, to_wgs
     # Day of year: mild seasonality, busier weekends for disputes and public order.
     day_w = 1 + 0.15 * np.sin(np.arange(days) / days * 2 * np.pi)
     base_day = rng.choice(days, n_base, p=day_w / day_w.sum())
-    weekend = ((start + pd.to_timedelta(base_day, unit="D")).weekday >= 5)
+    weekend = ((start + pd.to_timedelta(base_day, unit="D")).day_of_week >= 5)
     social = np.isin(base_cat, ["disputes", "public_order"])
     redraw = social & ~weekend & (rng.random(n_base) < 0.12)
     base_day[redraw] = rng.choice(days, int(redraw.sum()))

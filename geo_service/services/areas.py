@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from geoalchemy2.functions import ST_AsGeoJSON, ST_Intersects, ST_MakeEnvelope, ST_Point
-from sqlalchemy import Select, and_, func, literal_column, or_, select, text
+from sqlalchemy import JSON, Select, Text, and_, cast, func, or_, select, text
 from sqlalchemy.orm import Session, aliased
 
 from geo_service.db.models import (
@@ -81,7 +81,7 @@ def _feature_collection(query: Select) -> Select:
     feature = func.json_build_object(
         "type", "Feature",
         "id", sub.c.id,
-        "geometry", func.cast(ST_AsGeoJSON(sub.c.geom, GEOJSON_DECIMALS), literal_column("json")),
+        "geometry", cast(ST_AsGeoJSON(sub.c.geom, GEOJSON_DECIMALS), JSON),
         "properties", func.json_build_object(
             "id", sub.c.id, "code", sub.c.code, "name", sub.c.name, "level", sub.c.level,
             "parent_id", sub.c.parent_id, "version_id", sub.c.version_id,
@@ -91,7 +91,7 @@ def _feature_collection(query: Select) -> Select:
         func.json_build_object(
             "type", "FeatureCollection",
             "features", func.coalesce(func.json_agg(feature), text("'[]'::json")),
-        ).cast(literal_column("text"))
+        ).cast(Text)
     ).select_from(sub)
 
 

@@ -123,7 +123,7 @@ def create_incident(
         raise InvalidInputError(
             f"unknown category {new.category!r}", known_categories=list(known)
         )
-    now = datetime.now(UTC)
+    now = session.execute(select(func.now())).scalar_one()  # the database's clock
     reported_at = new.reported_at or now
     if reported_at.tzinfo is None:
         raise InvalidInputError("reported_at must carry a timezone offset (e.g. +08:00 or Z)")

@@ -38,7 +38,7 @@ def render_city_map(layers: dict[str, Any], *, tiles: str | None = "OpenStreetMa
 
     centre = _centre(grids)
     fmap = folium.Map(location=centre, zoom_start=11, tiles=None, control_scale=True,
-                      prefer_canvas=False)
+                      zoom_snap=0.25)
     # Serve Leaflet ourselves: no CDN at run time, and nothing else folium would pull in.
     fmap.default_js = [("leaflet", f"{STATIC_PREFIX}/leaflet.js")]
     fmap.default_css = [("leaflet_css", f"{STATIC_PREFIX}/leaflet.css")]
@@ -68,6 +68,9 @@ def render_city_map(layers: dict[str, Any], *, tiles: str | None = "OpenStreetMa
             show=level != "community",
         ).add_to(fmap)
     folium.LayerControl(collapsed=False).add_to(fmap)
+    bounds = _bounds(grids)
+    if bounds:
+        fmap.fit_bounds(bounds)
     fmap.get_root().html.add_child(folium.Element(_legend(breaks, layers["window_days"])))
     fmap.get_root().header.add_child(folium.Element(
         "<title>geo-service: city grids</title>"
@@ -75,13 +78,24 @@ def render_city_map(layers: dict[str, Any], *, tiles: str | None = "OpenStreetMa
     return fmap.get_root().render()
 
 
+def _bounds(collection: dict[str, Any]) -> list[list[float]] | None:
+    coords = [pt for f in collection["features"] for pt in _outer_ring(f["geometry"])]
+    if not coords:
+        return None
+    arr = np.array(coords)
+    return [[float(arr[:, 1].min()), float(arr[:, 0].min())],
+            [float(arr[:, 1].max()), float(arr[:, 0].max())]]
+
+
+def _outer_ring(geom: dict[str, Any]) -> list[list[float]]:
+    if geom["type"] == "MultiPolygon":
+        return [pt for poly in geom["coordinates"] for pt in poly[0]]
+    return geom["coordinates"][0]
+
+
 def _centre(collection: dict[str, Any]) -> list[float]:
-    coords = []
-    for feature in collection["features"][:: max(1, len(collection["features"]) // 200)]:
-        geom = feature["geometry"]
-        ring = geom["coordinates"][0][0] if geom["type"] == "MultiPolygon" else \
-            geom["coordinates"][0]
-        coords.extend(ring)
+    step = max(1, len(collection["features"]) // 200)
+    coords = [pt for f in collection["features"][::step] for pt in _outer_ring(f["geometry"])]
     if not coords:
         return [30.59, 114.30]
     arr = np.array(coords)
@@ -90,15 +104,15 @@ def _centre(collection: dict[str, Any]) -> list[float]:
 
 def _legend(breaks: list[float], window_days: int) -> str:
     rows = []
-    lower = 0.0
+    lower = -1.0
     for i, upper in enumerate(breaks):
         colour = PALETTE[min(i, len(PALETTE) - 1)]
-        rows.append(
-            f'<div><span style="background:{colour}"></span>{lower:.0f} – {upper:.0f}</div>'
-        )
+        first = int(lower) + 1
+        label = f"{first}" if first >= int(upper) else f"{first} – {int(upper)}"
+        rows.append(f'<div><span style="background:{colour}"></span>{label}</div>')
         lower = upper
     return f"""
-<div id="legend" style="position:fixed;bottom:24px;left:12px;z-index:1000;background:white;
+<div id="legend" style="position:fixed;bottom:28px;right:12px;z-index:1000;background:white;
      padding:8px 10px;border-radius:4px;box-shadow:0 1px 4px rgba(0,0,0,.3);
      font:12px/1.5 sans-serif">
   <b>Incidents per grid</b><br><small>last {window_days} days</small>

@@ -39,7 +39,8 @@ def create_incident(
     headers = {"Location": f"/incidents/{item['id']}"}
     if not created:
         headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(item, status_code=201 if created else 200, headers=headers)
+    body = IncidentPublic.model_validate(item).model_dump(mode="json")
+    return JSONResponse(body, status_code=201 if created else 200, headers=headers)
 
 
 @router.get("", response_model=FeatureCollection)

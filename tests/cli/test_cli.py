@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from geo_service.cli.main import app
+from geo_service.db.cluster import EmbeddedCluster
+
+runner = CliRunner()
+
+
+def test_db_status_and_url_of_the_running_test_cluster(database_url: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    if os.environ.get("GEO_DATABASE_URL"):
+        pytest.skip("external database: no embedded cluster to report on")
+    result = runner.invoke(app, ["db", "status"])
+    assert result.exit_code == 0, result.output
+    assert "running" in result.output
+    url = runner.invoke(app, ["db", "url"])
+    assert url.exit_code == 0 and url.output.startswith("postgresql+psycopg://geo:")
+
+
+def test_migrate_against_an_explicit_url_is_idempotent(database_url: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GEO_DATABASE_URL", database_url)
+    for _ in range(2):
+        result = runner.invoke(app, ["migrate"])
+        assert result.exit_code == 0, result.output
+        assert "up to date" in result.output
+
+
+def test_cluster_commands_refuse_to_manage_an_external_server(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GEO_DATABASE_URL", "postgresql://x@example.invalid/db")
+    result = runner.invoke(app, ["db", "start"])
+    assert result.exit_code == 1 and "GEO_DATABASE_URL is set" in result.output
+    url = runner.invoke(app, ["db", "url"])
+    assert url.output.strip() == "postgresql://x@example.invalid/db"
+
+
+def test_missing_postgres_binaries_exit_2_naming_the_package(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GEO_DATABASE_URL", raising=False)
+    monkeypatch.setenv("GEO_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("GEO_PG_BINDIR", str(tmp_path / "no-postgres-here"))
+    result = runner.invoke(app, ["db", "start"])
+    assert result.exit_code == 2
+    assert "postgresql-15-postgis-3" in result.output
+    assert len(result.output.strip().splitlines()) <= 2
+
+
+def test_demo_generate_writes_boundary_files(tmp_path: Path) -> None:
+    out = tmp_path / "city"
+    result = runner.invoke(app, ["demo", "generate", "--seed", "3", "--grids", "24",
+                                 "--incidents", "200", "--no-load", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    import geopandas as gpd
+
+    grids = gpd.read_file(out / "grids.geojson")
+    assert len(grids) == 24 and grids.crs.to_epsg() == 4326
+    assert set(grids.columns) >= {"code", "name", "level", "parent_code", "area_m2"}
+    planted = json.loads((out / "planted_hotspots.json").read_text())
+    assert planted["seed"] == 3 and planted["hotspots"]
+
+
+def test_demo_generate_rejects_bad_options(tmp_path: Path) -> None:
+    bad_date = runner.invoke(app, ["demo", "generate", "--no-load", "--end-date", "31/12/2026",
+                                   "--out", str(tmp_path)])
+    assert bad_date.exit_code == 2 and "YYYY-MM-DD" in bad_date.output
+    too_small = runner.invoke(app, ["demo", "generate", "--no-load", "--grids", "2",
+                                    "--out", str(tmp_path)])
+    assert too_small.exit_code == 2
+    assert not (tmp_path / "grids.geojson").exists()
+
+
+def test_demo_generate_refuses_to_load_into_a_non_empty_database(
+        database_url: str, loaded_city, monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
+        tmp_path: Path) -> None:
+    monkeypatch.setenv("GEO_DATABASE_URL", database_url)
+    result = runner.invoke(app, ["demo", "generate", "--grids", "8", "--incidents", "10",
+                                 "--out", str(tmp_path)])
+    assert result.exit_code == 1 and "already holds" in result.output
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the privilege drop only happens as root")
+def test_cluster_under_a_closed_directory_relocates_and_survives_a_stale_pid(
+        tmp_path: Path) -> None:
+    closed = tmp_path / "home"
+    closed.mkdir(mode=0o700)
+    os.chmod(tmp_path, 0o755)
+    cluster = EmbeddedCluster(closed / "checkout" / ".geo-service", log=lambda m: None)
+    try:
+        url = cluster.start("geo")
+        assert cluster.running() and url.endswith("/geo")
+        assert not str(cluster.cluster_dir).startswith(str(closed))  # relocated
+        assert cluster.start("geo") == url  # idempotent
+        cluster.stop()
+        assert not cluster.running()
+        # A crash leaves postmaster.pid behind with a dead pid: start must still work.
+        (cluster.pgdata / "postmaster.pid").write_text("999999\n" + str(cluster.pgdata) + "\n")
+        subprocess.run(["chown", "postgres:postgres", str(cluster.pgdata / "postmaster.pid")],
+                       check=True)
+        cluster.start("geo")
+        assert cluster.running()
+    finally:
+        cluster.stop()
+        import shutil
+
+        shutil.rmtree(cluster.cluster_dir.parent, ignore_errors=True)

@@ -1,0 +1,154 @@
+"""Test fixtures: a real PostGIS (the embedded cluster, or GEO_DATABASE_URL), migrated once, a
+small demo city loaded once, and a clean slate of writes for every test.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+
+from geo_service.api.app import create_app
+from geo_service.db.cluster import EmbeddedCluster
+from geo_service.db.engine import make_engine
+from geo_service.db.migrate import upgrade_to_head
+from geo_service.demo.city import DemoCity, generate_city
+from geo_service.services.demo import load_city
+from geo_service.settings import ApiSettings, DatabaseSettings, Settings
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+ARTIFACTS = REPO / "tests" / "artifacts"
+TEST_DATABASE = "geo_test"
+
+
+def _test_database_url() -> str:
+    external = os.environ.get("GEO_DATABASE_URL")
+    if external:
+        return _normalise(external)
+    cluster = EmbeddedCluster(Path(os.environ.get("GEO_DATA_DIR", REPO / ".geo-service")))
+    cluster.start("geo")
+    # A database of its own, dropped and made anew for every session.
+    engine = make_engine(cluster.url("geo"))
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {TEST_DATABASE} WITH (FORCE)"))
+        conn.execute(text(f"CREATE DATABASE {TEST_DATABASE}"))
+    engine.dispose()
+    return cluster.url(TEST_DATABASE)
+
+
+def _normalise(url: str) -> str:
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    """URL of a migrated, empty test database on a real PostGIS."""
+    url = _test_database_url()
+    upgrade_to_head(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    eng = make_engine(database_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def demo_city() -> DemoCity:
+    """A small demo city: 60 grids, 20 households a grid, 4,000 incidents over 365 days."""
+    return generate_city(seed=7, grids=60, incidents=4000, households_per_grid=20,
+                         end_date=date.today())
+
+
+@pytest.fixture(scope="session")
+def loaded_city(engine: Engine, demo_city: DemoCity) -> DemoCity:
+    """The small demo city, loaded once into the test database."""
+    with engine.connect() as conn:
+        has_city = conn.execute(text("SELECT count(*) FROM boundary_versions")).scalar_one()
+    if not has_city:
+        load_city(engine, demo_city)
+    return demo_city
+
+
+@pytest.fixture(autouse=True)
+def clean_writes(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Undo every write a test makes to the mutable tables (the loaded city stays)."""
+    if "engine" not in request.fixturenames and "client" not in request.fixturenames:
+        yield
+        return
+    eng: Engine = request.getfixturevalue("engine")
+    with eng.connect() as conn:
+        started = conn.execute(text("SELECT clock_timestamp()")).scalar_one()
+        max_version = conn.execute(
+            text("SELECT coalesce(max(id), 0) FROM boundary_versions")
+        ).scalar_one()
+    yield
+    with eng.begin() as conn:
+        conn.execute(text("DELETE FROM incidents WHERE created_at >= :t"), {"t": started})
+        conn.execute(text("DELETE FROM audit_log WHERE at >= :t"), {"t": started})
+        conn.execute(text("DELETE FROM boundary_versions WHERE id > :v"), {"v": max_version})
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return Settings(database=DatabaseSettings(database_url=database_url),
+                    api=ApiSettings(map_tiles="none"))
+
+
+@pytest.fixture(scope="session")
+def client(settings: Settings, loaded_city: DemoCity) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="session")
+def live_server(settings: Settings, loaded_city: DemoCity) -> Iterator[str]:
+    """The API served by uvicorn on a free loopback port, for browser tests."""
+    import uvicorn
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 20
+    while not server.started and time.time() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def grid_point(city: DemoCity, code: str | None = None) -> tuple[float, float, str]:
+    """A point well inside a grid of the city (its representative point), with the code."""
+    grids = city.areas[city.areas.level == "grid"]
+    row = grids.iloc[0] if code is None else grids[grids.code == code].iloc[0]
+    pt = row.geometry.representative_point()
+    return pt.x, pt.y, row.code
+
+
+def problem(response) -> dict:  # noqa: ANN001
+    """Assert a response is RFC 9457 problem details and return its body."""
+    assert response.headers["content-type"].startswith("application/problem+json"), (
+        response.headers["content-type"], response.text)
+    body = response.json()
+    for key in ("type", "title", "status", "detail"):
+        assert key in body, body
+    assert body["status"] == response.status_code
+    return body

@@ -1,0 +1,79 @@
+"""GCJ-02 / BD-09 conversion, checked on real published polygons (Wuhan, Yichang)."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import shapely
+from pyproj import Geod
+
+from geo_service.geo import crs
+from tests.conftest import SHARED_DATA
+
+GEOD = Geod(ellps="WGS84")
+HUBEI = SHARED_DATA / "hubei"
+
+
+def _metres(lon1, lat1, lon2, lat2) -> np.ndarray:  # noqa: ANN001
+    return GEOD.inv(lon1, lat1, lon2, lat2)[2]
+
+
+@pytest.mark.parametrize("city", ["wuhan", "yichang"])
+def test_gcj02_polygons_convert_within_3_m_of_published_wgs84(city: str) -> None:
+    gcj = gpd.read_file(HUBEI / f"{city}_districts_gcj02.geojson")
+    wgs = gpd.read_file(HUBEI / f"{city}_districts_wgs84.geojson")
+    converted = crs.geometry_to_wgs84(gcj.geometry.values, "gcj02")
+    ours = shapely.get_coordinates(converted)
+    theirs = shapely.get_coordinates(wgs.geometry.values)
+    assert ours.shape == theirs.shape and len(ours) > 10_000
+    errors = _metres(ours[:, 0], ours[:, 1], theirs[:, 0], theirs[:, 1])
+    assert errors.max() < 3.0
+    # ...and the offset being removed is real: GCJ-02 itself sits hundreds of metres off.
+    raw = shapely.get_coordinates(gcj.geometry.values)
+    assert np.median(_metres(raw[:, 0], raw[:, 1], theirs[:, 0], theirs[:, 1])) > 300
+
+
+def test_round_trip_wgs84_gcj02_is_exact_to_a_centimetre() -> None:
+    rng = np.random.default_rng(1)
+    lon = rng.uniform(75, 134, 50_000)
+    lat = rng.uniform(18, 53, 50_000)
+    back = crs.gcj02_to_wgs84(*crs.wgs84_to_gcj02(lon, lat))
+    assert _metres(lon, lat, *back).max() < 0.01
+
+
+def test_round_trip_through_bd09_is_exact_to_a_centimetre() -> None:
+    rng = np.random.default_rng(2)
+    lon = rng.uniform(100, 125, 20_000)
+    lat = rng.uniform(20, 45, 20_000)
+    back = crs.to_wgs84(*crs.from_wgs84(lon, lat, "bd09"), "bd09")
+    assert _metres(lon, lat, *back).max() < 0.01
+
+
+def test_forward_formulas_match_the_reference_implementation() -> None:
+    # Reference values from wandergis/coordtransform's own test (the common JS implementation).
+    lon, lat = crs.gcj02_to_bd09([116.404], [39.915])
+    assert abs(lon[0] - 116.41036949371029) < 1e-9 and abs(lat[0] - 39.92133699351021) < 1e-9
+    lon, lat = crs.wgs84_to_gcj02([116.404], [39.915])
+    assert abs(lon[0] - 116.41024449916938) < 1e-9 and abs(lat[0] - 39.91640428150164) < 1e-9
+
+
+def test_points_outside_china_pass_through_unchanged() -> None:
+    lon = np.array([-87.63, 2.35, 139.9])
+    lat = np.array([41.88, 48.85, 35.6])
+    for name in ("gcj02", "bd09"):
+        out_lon, out_lat = crs.to_wgs84(lon, lat, name)
+        np.testing.assert_array_equal(out_lon, lon)
+        np.testing.assert_array_equal(out_lat, lat)
+        out_lon, out_lat = crs.from_wgs84(lon, lat, name)
+        np.testing.assert_array_equal(out_lon, lon)
+
+
+def test_gcj02_offset_in_wuhan_is_hundreds_of_metres() -> None:
+    glon, glat = crs.wgs84_to_gcj02([114.30], [30.59])
+    assert 400 < _metres(114.30, 30.59, glon[0], glat[0]) < 800
+
+
+def test_unknown_crs_is_refused() -> None:
+    with pytest.raises(ValueError, match="unsupported crs"):
+        crs.to_wgs84([114.3], [30.6], "epsg:3857")

@@ -1,0 +1,62 @@
+"""The demo city generator: deterministic, exactly nested, density-driven."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import shapely
+
+from geo_service.demo.city import DemoCity, generate_city
+
+METRIC = "EPSG:32650"
+
+
+def test_levels_nest_exactly_with_no_gaps_or_overlaps(demo_city: DemoCity) -> None:
+    areas = demo_city.areas.to_crs(METRIC)
+    for child, parent in (("street", "district"), ("community", "street"),
+                          ("grid", "community")):
+        children = areas[areas.level == child]
+        parents = areas[areas.level == parent].set_index("code")
+        assert set(children.parent_code) == set(parents.index)
+        for code, group in children.groupby("parent_code"):
+            union = shapely.union_all(group.geometry.values)
+            parent_geom = parents.geometry[code]
+            assert shapely.symmetric_difference(union, parent_geom).area < 1.0  # m²
+            overlap = group.geometry.area.sum() - union.area
+            assert overlap < 1.0
+
+
+def test_every_area_is_one_valid_polygon(demo_city: DemoCity) -> None:
+    geoms = demo_city.areas.geometry.values
+    assert shapely.is_valid(geoms).all()
+    assert (shapely.get_num_geometries(geoms) == 1).all()
+
+
+def test_same_seed_same_city_other_seed_other_city() -> None:
+    kwargs = {"grids": 30, "incidents": 500, "households_per_grid": 10,
+              "end_date": date(2026, 1, 1)}
+    a, b = generate_city(seed=5, **kwargs), generate_city(seed=5, **kwargs)
+    c = generate_city(seed=6, **kwargs)
+    assert a.areas.geometry.geom_equals_exact(b.areas.geometry, 0).all()
+    assert a.incidents.equals(b.incidents)
+    assert not a.areas.geometry.values[-1].equals(c.areas.geometry.values[-1])
+
+
+def test_grids_are_smaller_where_people_are_dense(demo_city: DemoCity) -> None:
+    grids = demo_city.areas[demo_city.areas.level == "grid"].to_crs(METRIC)
+    per_grid = demo_city.households.groupby("grid_code").size()
+    density = per_grid.reindex(grids.code).fillna(0).values / grids.area.values
+    small = grids.area.values < np.median(grids.area.values)
+    assert density[small].mean() > 3 * density[~small].mean()
+
+
+def test_incidents_cover_a_year_with_planted_hotspots(demo_city: DemoCity) -> None:
+    inc = demo_city.incidents
+    span = inc.reported_at.max() - inc.reported_at.min()
+    assert span.days >= 360
+    assert set(inc.category) == {"disputes", "public_order", "safety_hazard", "sanitation",
+                                 "facilities", "traffic", "social_assistance"}
+    assert {h.expected_pattern for h in demo_city.hotspots} >= {"intensifying", "persistent",
+                                                                "diminishing", "new"}
+    assert inc.priority.between(1, 4).all()
