@@ -69,8 +69,9 @@ def engine(database_url: str) -> Iterator[Engine]:
 @pytest.fixture(scope="session")
 def demo_city() -> DemoCity:
     """A small demo city: 60 grids, 20 households a grid, 4,000 incidents over 365 days."""
-    return generate_city(seed=7, grids=60, incidents=4000, households_per_grid=20,
-                         end_date=date.today())
+    return generate_city(
+        seed=7, grids=60, incidents=4000, households_per_grid=20, end_date=date.today()
+    )
 
 
 @pytest.fixture(scope="session")
@@ -104,8 +105,9 @@ def clean_writes(request: pytest.FixtureRequest) -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
-    return Settings(database=DatabaseSettings(database_url=database_url),
-                    api=ApiSettings(map_tiles="none"))
+    return Settings(
+        database=DatabaseSettings(database_url=database_url), api=ApiSettings(map_tiles="none")
+    )
 
 
 @pytest.fixture(scope="session")
@@ -122,8 +124,9 @@ def live_server(settings: Settings, loaded_city: DemoCity) -> Iterator[str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                                           log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.time() + 20
@@ -146,7 +149,9 @@ def grid_point(city: DemoCity, code: str | None = None) -> tuple[float, float, s
 def problem(response) -> dict:  # noqa: ANN001
     """Assert a response is RFC 9457 problem details and return its body."""
     assert response.headers["content-type"].startswith("application/problem+json"), (
-        response.headers["content-type"], response.text)
+        response.headers["content-type"],
+        response.text,
+    )
     body = response.json()
     for key in ("type", "title", "status", "detail"):
         assert key in body, body

@@ -19,13 +19,18 @@ log = logging.getLogger("geo_service.api")
 
 def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
     """A JSON response with the problem+json media type."""
-    return JSONResponse(body, status_code=body["status"], media_type=PROBLEM_JSON,
-                        headers=headers)
+    return JSONResponse(body, status_code=body["status"], media_type=PROBLEM_JSON, headers=headers)
 
 
 def _generic(status: int, title: str, detail: str, code: str, instance: str) -> dict[str, Any]:
-    return {"type": f"https://geo-service.dev/problems/{code}", "title": title,
-            "status": status, "detail": detail, "code": code, "instance": instance}
+    return {
+        "type": f"https://geo-service.dev/problems/{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "instance": instance,
+    }
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -43,9 +48,10 @@ def install_problem_handlers(app: FastAPI) -> None:
             {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type")}
             for err in exc.errors()
         ]
-        detail = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors
-        ) or "invalid request"
+        detail = (
+            "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)
+            or "invalid request"
+        )
         body = _generic(422, "Invalid request", detail, "validation-error", request.url.path)
         body["errors"] = errors
         return problem_response(body)
@@ -55,15 +61,21 @@ def install_problem_handlers(app: FastAPI) -> None:
         title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
         code = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
         detail = exc.detail if isinstance(exc.detail, str) else title
-        return problem_response(_generic(exc.status_code, title, detail, code, request.url.path),
-                                headers=getattr(exc, "headers", None))
+        return problem_response(
+            _generic(exc.status_code, title, detail, code, request.url.path),
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(OperationalError)
     async def _db_down(request: Request, exc: OperationalError) -> JSONResponse:
         if "statement timeout" in str(exc.orig) or "canceling statement" in str(exc.orig):
-            body = _generic(503, "Query took too long", "the query exceeded the statement "
-                            "timeout; narrow the request (bbox, time window)",
-                            "query-timeout", request.url.path)
+            body = _generic(
+                503,
+                "Query took too long",
+                "the query exceeded the statement timeout; narrow the request (bbox, time window)",
+                "query-timeout",
+                request.url.path,
+            )
             return problem_response(body, headers={"Retry-After": "5"})
         log.warning("database unavailable: %s", exc.orig)
         err = DatabaseUnavailableError("the database is unreachable; retry shortly")
@@ -72,11 +84,25 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(DBAPIError)
     async def _db_error(request: Request, exc: DBAPIError) -> JSONResponse:
         log.exception("database error", exc_info=exc)
-        return problem_response(_generic(500, "Internal error", "an internal error occurred",
-                                         "internal-error", request.url.path))
+        return problem_response(
+            _generic(
+                500,
+                "Internal error",
+                "an internal error occurred",
+                "internal-error",
+                request.url.path,
+            )
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
-        return problem_response(_generic(500, "Internal error", "an internal error occurred",
-                                         "internal-error", request.url.path))
+        return problem_response(
+            _generic(
+                500,
+                "Internal error",
+                "an internal error occurred",
+                "internal-error",
+                request.url.path,
+            )
+        )

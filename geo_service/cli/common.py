@@ -54,6 +54,10 @@ def database_url(settings: Settings) -> str:
 def progress_bar() -> Progress:
     """The progress bar every long command shows."""
     return Progress(
-        TextColumn("[bold]{task.description:<14}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=console, transient=False,
+        TextColumn("[bold]{task.description:<14}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
     )

@@ -34,8 +34,9 @@ def demo(
     upgrade_to_head(url)
     engine = make_engine(url, settings.database)
     if database_is_empty(engine):
-        _generate_and_load(url, seed=42, grids=1500, incidents=500_000, out=DEFAULT_OUT,
-                           end_date=None)
+        _generate_and_load(
+            url, seed=42, grids=1500, incidents=500_000, out=DEFAULT_OUT, end_date=None
+        )
     else:
         console.print("database already holds a city; serving it")
     engine.dispose()
@@ -47,8 +48,9 @@ def generate(
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same city.")] = 42,
     grids: Annotated[int, typer.Option(min=4, help="Number of grids.")] = 1500,
     incidents: Annotated[int, typer.Option(min=0, help="Incidents over the year.")] = 500_000,
-    end_date: Annotated[str | None, typer.Option(help="Last day of incidents (YYYY-MM-DD); "
-                                                 "default today.")] = None,
+    end_date: Annotated[
+        str | None, typer.Option(help="Last day of incidents (YYYY-MM-DD); default today.")
+    ] = None,
     out: Annotated[Path, typer.Option(help="Where boundary files go.")] = DEFAULT_OUT,
     load: Annotated[bool, typer.Option(help="Load into the database (must be empty).")] = True,
 ) -> None:
@@ -73,22 +75,25 @@ def generate(
         empty = database_is_empty(engine)
         engine.dispose()
         if not empty:
-            console.print("[red]error:[/] the database already holds boundaries; "
-                          "use --no-load or an empty database")
+            console.print(
+                "[red]error:[/] the database already holds boundaries; "
+                "use --no-load or an empty database"
+            )
             raise typer.Exit(1)
     _generate_and_load(url, seed=seed, grids=grids, incidents=incidents, out=out, end_date=end)
 
 
-def _generate_and_load(url: str | None, *, seed: int, grids: int, incidents: int, out: Path,
-                       end_date: date | None) -> None:
+def _generate_and_load(
+    url: str | None, *, seed: int, grids: int, incidents: int, out: Path, end_date: date | None
+) -> None:
     from geo_service.db.engine import make_engine
-    from geo_service.demo.city import generate_city
+    from geo_service.demo.city import generate_city, level_counts
     from geo_service.services.demo import load_city, write_boundary_files
 
     households = 300 * grids
     with progress_bar() as bar:
         tasks = {
-            "boundaries": bar.add_task("boundaries", total=grids + grids // 5 + 60),
+            "boundaries": bar.add_task("boundaries", total=sum(level_counts(grids).values())),
             "households": bar.add_task("households", total=households),
             "rental units": bar.add_task("rental units", total=None),
             "incidents": bar.add_task("incidents", total=incidents),
@@ -98,18 +103,22 @@ def _generate_and_load(url: str | None, *, seed: int, grids: int, incidents: int
             if step in tasks:
                 bar.advance(tasks[step], n)
 
-        city = generate_city(seed=seed, grids=grids, incidents=incidents, end_date=end_date,
-                             progress=gen_progress)
+        city = generate_city(
+            seed=seed, grids=grids, incidents=incidents, end_date=end_date, progress=gen_progress
+        )
         for task in tasks.values():
-            bar.update(task, completed=bar.tasks[task].total or 1, total=bar.tasks[task].total
-                       or 1)
+            bar.update(task, completed=bar.tasks[task].total or 1, total=bar.tasks[task].total or 1)
         paths = write_boundary_files(city, out)
         if url is None:
             console.print(f"wrote {len(paths)} files to {out}")
             return
-        sizes = {"areas": len(city.areas), "households": len(city.households),
-                 "rental units": len(city.rental_units), "responders": len(city.responders),
-                 "incidents": len(city.incidents)}
+        sizes = {
+            "areas": len(city.areas),
+            "households": len(city.households),
+            "rental units": len(city.rental_units),
+            "responders": len(city.responders),
+            "incidents": len(city.incidents),
+        }
         load_tasks = {k: bar.add_task(f"load {k}", total=v) for k, v in sizes.items()}
 
         def load_progress(step: str, n: int) -> None:

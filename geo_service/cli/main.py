@@ -9,8 +9,11 @@ from geo_service.cli.common import console, database_url
 from geo_service.cli.serve import serve
 from geo_service.settings import Settings
 
-app = typer.Typer(help="geo-service: grids, incidents and the city hierarchy.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="geo-service: grids, incidents and the city hierarchy.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 app.add_typer(db.app, name="db")
 app.add_typer(demo.app, name="demo")
 app.command("serve")(serve)

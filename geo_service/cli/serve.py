@@ -16,8 +16,10 @@ def run_server(settings: Settings, host: str, port: int) -> None:
 
     from geo_service.api.app import create_app
 
-    console.print(f"serving on http://{host}:{port}  (map: http://{host}:{port}/map, "
-                  f"API docs: http://{host}:{port}/docs)")
+    console.print(
+        f"serving on http://{host}:{port}  (map: http://{host}:{port}/map, "
+        f"API docs: http://{host}:{port}/docs)"
+    )
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
 

@@ -35,6 +35,7 @@ def copy_frame(conn: Connection, table: str, frame: pd.DataFrame, *, progress=No
     """
     columns = ", ".join(f'"{c}"' for c in frame.columns)
     raw = conn.connection.driver_connection  # the psycopg connection inside this transaction
+    assert raw is not None, "COPY needs a live DBAPI connection"
     with raw.cursor() as cur:
         with cur.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT csv)") as copy:
             for start in range(0, len(frame), COPY_CHUNK_ROWS):

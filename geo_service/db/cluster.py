@@ -76,11 +76,11 @@ def _bindir() -> Path:
 
 
 def _check_postgis(bindir: Path) -> None:
-    out = subprocess.run(
-        [str(bindir / "pg_config"), "--sharedir"], capture_output=True, text=True
-    )
-    sharedir = Path(out.stdout.strip()) if out.returncode == 0 else Path(
-        f"/usr/share/postgresql/{PG_MAJOR}"
+    out = subprocess.run([str(bindir / "pg_config"), "--sharedir"], capture_output=True, text=True)
+    sharedir = (
+        Path(out.stdout.strip())
+        if out.returncode == 0
+        else Path(f"/usr/share/postgresql/{PG_MAJOR}")
     )
     if not (sharedir / "extension" / "postgis.control").exists():
         raise MissingSystemPackageError(
@@ -203,8 +203,14 @@ class EmbeddedCluster:
             pwd.getpwnam(SERVER_USER)
         except KeyError:
             subprocess.run(
-                ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                 SERVER_USER],
+                [
+                    "useradd",
+                    "--system",
+                    "--no-create-home",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                    SERVER_USER,
+                ],
                 check=True,
             )
 
@@ -258,9 +264,19 @@ class EmbeddedCluster:
         os.chmod(pwfile, 0o600)
         try:
             self._run(
-                [str(bindir / "initdb"), "-D", str(self.pgdata), "-U", ROLE, "-E", "UTF8",
-                 "--locale=C", "--auth-local=trust", "--auth-host=scram-sha-256",
-                 f"--pwfile={pwfile}"]
+                [
+                    str(bindir / "initdb"),
+                    "-D",
+                    str(self.pgdata),
+                    "-U",
+                    ROLE,
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                    f"--pwfile={pwfile}",
+                ]
             )
         finally:
             pwfile.unlink(missing_ok=True)
@@ -272,8 +288,7 @@ class EmbeddedCluster:
         """Whether the postmaster of this cluster is alive."""
         if not self.initialised():
             return False
-        proc = self._run([str(_bindir() / "pg_ctl"), "status", "-D", str(self.pgdata)],
-                         check=False)
+        proc = self._run([str(_bindir() / "pg_ctl"), "status", "-D", str(self.pgdata)], check=False)
         return proc.returncode == 0
 
     def start(self, database: str = "geo") -> str:
@@ -295,8 +310,19 @@ class EmbeddedCluster:
                 options += " -c unix_socket_directories=''"
             # pg_ctl itself removes a stale postmaster.pid whose process is gone.
             self._run(
-                [str(_bindir() / "pg_ctl"), "start", "-w", "-t", "60", "-D", str(self.pgdata),
-                 "-l", str(self.cluster_dir / "server.log"), "-o", options]
+                [
+                    str(_bindir() / "pg_ctl"),
+                    "start",
+                    "-w",
+                    "-t",
+                    "60",
+                    "-D",
+                    str(self.pgdata),
+                    "-l",
+                    str(self.cluster_dir / "server.log"),
+                    "-o",
+                    options,
+                ]
             )
         self.ensure_database(database)
         return self.url(database)

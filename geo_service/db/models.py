@@ -34,7 +34,13 @@ SRID = 4326
 AREA_LEVELS = ("district", "street", "community", "grid")
 VERSION_STATUSES = ("draft", "published", "retired")
 INCIDENT_STATUSES = (
-    "reported", "dispatched", "accepted", "on_scene", "resolved", "closed", "cancelled",
+    "reported",
+    "dispatched",
+    "accepted",
+    "on_scene",
+    "resolved",
+    "closed",
+    "cancelled",
 )
 OPEN_INCIDENT_STATUSES = ("reported", "dispatched", "accepted", "on_scene")
 INCIDENT_SOURCES = ("citizen", "grid_worker", "hotline", "sensor", "import")

@@ -36,31 +36,89 @@ CATEGORY_MIX = {
     "social_assistance": 0.08,
 }
 DEFAULT_PRIORITY = {
-    "disputes": 3, "public_order": 2, "safety_hazard": 1, "sanitation": 4,
-    "facilities": 4, "traffic": 3, "social_assistance": 2,
+    "disputes": 3,
+    "public_order": 2,
+    "safety_hazard": 1,
+    "sanitation": 4,
+    "facilities": 4,
+    "traffic": 3,
+    "social_assistance": 2,
 }
 DESCRIPTIONS = {
-    "disputes": ["Neighbours arguing over shared corridor", "Family dispute, asks for mediation",
-                 "Dispute over parking space"],
-    "public_order": ["Noise from late-night gathering", "Street vendor blocking entrance",
-                     "Loud construction outside permitted hours"],
-    "safety_hazard": ["Smell of gas in stairwell", "Loose facade tiles over footpath",
-                      "Electric bikes charging in corridor"],
-    "sanitation": ["Overflowing waste bins", "Illegal dumping of furniture",
-                   "Blocked drain with standing water"],
-    "facilities": ["Broken street light", "Damaged handrail in public stairs",
-                   "Lift out of service"],
-    "traffic": ["Cars parked on pedestrian crossing", "Traffic light out of order",
-                "Illegally parked truck blocking lane"],
-    "social_assistance": ["Elderly resident living alone not seen for days",
-                          "Resident asks for help with benefits application",
-                          "Welfare check requested by relative"],
+    "disputes": [
+        "Neighbours arguing over shared corridor",
+        "Family dispute, asks for mediation",
+        "Dispute over parking space",
+    ],
+    "public_order": [
+        "Noise from late-night gathering",
+        "Street vendor blocking entrance",
+        "Loud construction outside permitted hours",
+    ],
+    "safety_hazard": [
+        "Smell of gas in stairwell",
+        "Loose facade tiles over footpath",
+        "Electric bikes charging in corridor",
+    ],
+    "sanitation": [
+        "Overflowing waste bins",
+        "Illegal dumping of furniture",
+        "Blocked drain with standing water",
+    ],
+    "facilities": [
+        "Broken street light",
+        "Damaged handrail in public stairs",
+        "Lift out of service",
+    ],
+    "traffic": [
+        "Cars parked on pedestrian crossing",
+        "Traffic light out of order",
+        "Illegally parked truck blocking lane",
+    ],
+    "social_assistance": [
+        "Elderly resident living alone not seen for days",
+        "Resident asks for help with benefits application",
+        "Welfare check requested by relative",
+    ],
 }
-SYLLABLES = ("Hong", "Qing", "Ming", "Hua", "Jin", "Long", "Ping", "An", "Xin", "Feng", "Yang",
-             "He", "Shan", "Lin", "Guang", "Tai", "Yun", "Bai", "Chang", "Fu", "Kang", "Le",
-             "Mei", "Nan", "Rui", "Shun", "Tian", "Wen", "Xiang", "Yu")
-LEVEL_SUFFIX = {"district": "District", "street": "Street", "community": "Community",
-                "grid": "Grid"}
+SYLLABLES = (
+    "Hong",
+    "Qing",
+    "Ming",
+    "Hua",
+    "Jin",
+    "Long",
+    "Ping",
+    "An",
+    "Xin",
+    "Feng",
+    "Yang",
+    "He",
+    "Shan",
+    "Lin",
+    "Guang",
+    "Tai",
+    "Yun",
+    "Bai",
+    "Chang",
+    "Fu",
+    "Kang",
+    "Le",
+    "Mei",
+    "Nan",
+    "Rui",
+    "Shun",
+    "Tian",
+    "Wen",
+    "Xiang",
+    "Yu",
+)
+LEVEL_SUFFIX = {
+    "district": "District",
+    "street": "Street",
+    "community": "Community",
+    "grid": "Grid",
+}
 LEVEL_PREFIX = {"district": "D", "street": "S", "community": "C", "grid": "G"}
 
 
@@ -182,31 +240,44 @@ def generate_city(
     end = datetime.combine(end_date or datetime.now(UTC).date(), datetime.min.time(), UTC)
     start = end - timedelta(days=days)
     hotspots = _plan_hotspots(rng, households, n_incidents=incidents)
-    events = _incidents(rng, incidents, days, start, end, households, hotspots, to_metric,
-                        to_wgs, index, grid_rows)
+    events = _incidents(
+        rng, incidents, days, start, end, households, hotspots, to_metric, to_wgs, index, grid_rows
+    )
     progress("incidents", len(events))
     return DemoCity(seed, areas, households, rentals, responders, events, hotspots, start, end)
 
 
 # --- geometry ------------------------------------------------------------------------------
 
+
 def _city_outline(cx: float, cy: float) -> shapely.Polygon:
     theta = np.linspace(0, 2 * np.pi, 241)[:-1]
-    radius = 14_000 * (1 + 0.12 * np.sin(3 * theta + 0.7) + 0.07 * np.cos(5 * theta + 1.3)
-                       + 0.04 * np.sin(7 * theta))
+    radius = 14_000 * (
+        1
+        + 0.12 * np.sin(3 * theta + 0.7)
+        + 0.07 * np.cos(5 * theta + 1.3)
+        + 0.04 * np.sin(7 * theta)
+    )
     x = cx + 1.15 * radius * np.cos(theta)
     y = cy + radius * np.sin(theta)
     return shapely.Polygon(np.column_stack([x, y]))
 
 
-def _sample_density(rng: np.random.Generator, n: int, cx: float, cy: float,
-                    bounds: tuple[float, float, float, float],
-                    centres: tuple[DensityCentre, ...] = CENTRES,
-                    background: float = BACKGROUND_DENSITY) -> tuple[np.ndarray, np.ndarray]:
+def _sample_density(
+    rng: np.random.Generator,
+    n: int,
+    cx: float,
+    cy: float,
+    bounds: tuple[float, float, float, float],
+    centres: tuple[DensityCentre, ...] = CENTRES,
+    background: float = BACKGROUND_DENSITY,
+) -> tuple[np.ndarray, np.ndarray]:
     """Draw n points from background + sum of Gaussians (mixture sampling, no rejection)."""
     minx, miny, maxx, maxy = bounds
-    masses = np.array([c.weight * 2 * np.pi * c.sigma**2 for c in centres]
-                      + [background * (maxx - minx) * (maxy - miny)])
+    masses = np.array(
+        [c.weight * 2 * np.pi * c.sigma**2 for c in centres]
+        + [background * (maxx - minx) * (maxy - miny)]
+    )
     which = rng.choice(len(masses), size=n, p=masses / masses.sum())
     x = np.empty(n)
     y = np.empty(n)
@@ -227,8 +298,9 @@ def _inside(outline: shapely.Polygon, x: np.ndarray, y: np.ndarray) -> np.ndarra
     return shapely.contains_xy(outline, x, y)
 
 
-def _sample_population(rng: np.random.Generator, outline: shapely.Polygon, cx: float, cy: float,
-                       n: int) -> tuple[np.ndarray, np.ndarray]:
+def _sample_population(
+    rng: np.random.Generator, outline: shapely.Polygon, cx: float, cy: float, n: int
+) -> tuple[np.ndarray, np.ndarray]:
     xs, ys = [], []
     have = 0
     while have < n:
@@ -240,7 +312,8 @@ def _sample_population(rng: np.random.Generator, outline: shapely.Polygon, cx: f
     return np.concatenate(xs)[:n], np.concatenate(ys)[:n]
 
 
-def _level_counts(grids: int) -> dict[str, int]:
+def level_counts(grids: int) -> dict[str, int]:
+    """How many districts, streets, communities and grids a city of ``grids`` grids has."""
     districts = max(2, round(grids / 250))
     streets = max(districts, round(grids / 37.5))
     communities = max(streets, round(grids / 7.5))
@@ -262,8 +335,9 @@ def _allocate(total: int, weights: np.ndarray) -> np.ndarray:
     return base + floor
 
 
-def _split_parent(rng: np.random.Generator, parent: shapely.Geometry, pts: np.ndarray,
-                  k: int) -> tuple[list[shapely.Geometry], np.ndarray]:
+def _split_parent(
+    rng: np.random.Generator, parent: shapely.Geometry, pts: np.ndarray, k: int
+) -> tuple[list[shapely.Geometry], np.ndarray]:
     """Cut ``parent`` into k pieces around k-means centres of its population points.
 
     Returns the pieces and, for each point, the index of the piece it falls in.
@@ -331,9 +405,15 @@ def _name(rng: np.random.Generator, level: str, used: set[str]) -> str:
             return f"{name} {LEVEL_SUFFIX[level]}"
 
 
-def _build_hierarchy(rng: np.random.Generator, outline: shapely.Polygon, pop_x: np.ndarray,
-                     pop_y: np.ndarray, grids: int, progress: Progress) -> gpd.GeoDataFrame:
-    counts = _level_counts(grids)
+def _build_hierarchy(
+    rng: np.random.Generator,
+    outline: shapely.Polygon,
+    pop_x: np.ndarray,
+    pop_y: np.ndarray,
+    grids: int,
+    progress: Progress,
+) -> gpd.GeoDataFrame:
+    counts = level_counts(grids)
     pts = np.column_stack([pop_x, pop_y])
     rows: list[dict] = []
     parents = [{"code": None, "geom": outline, "members": np.arange(len(pts))}]
@@ -348,11 +428,19 @@ def _build_hierarchy(rng: np.random.Generator, outline: shapely.Polygon, pop_x: 
             for j, piece in enumerate(pieces):
                 code_part = f"{LEVEL_PREFIX[level]}{j + 1:02d}"
                 code = code_part if parent["code"] is None else f"{parent['code']}-{code_part}"
-                name = (_name(rng, level, used) if level != "grid"
-                        else f"{parent['name'].rsplit(' ', 1)[0]} Grid {j + 1}")
-                child = {"code": code, "name": name, "level": level,
-                         "parent_code": parent["code"], "geom": piece,
-                         "members": members[member == j]}
+                name = (
+                    _name(rng, level, used)
+                    if level != "grid"
+                    else f"{parent['name'].rsplit(' ', 1)[0]} Grid {j + 1}"
+                )
+                child = {
+                    "code": code,
+                    "name": name,
+                    "level": level,
+                    "parent_code": parent["code"],
+                    "geom": piece,
+                    "members": members[member == j],
+                }
                 children.append(child)
         for child in children:
             rows.append({k: child[k] for k in ("code", "name", "level", "parent_code", "geom")})
@@ -365,13 +453,19 @@ def _build_hierarchy(rng: np.random.Generator, outline: shapely.Polygon, pop_x: 
 
 # --- people and things ---------------------------------------------------------------------
 
-def _draw_inside(rng: np.random.Generator, outline: shapely.Polygon, cx: float, cy: float,
-                 n: int, centres: tuple[DensityCentre, ...] = CENTRES,
-                 background: float = BACKGROUND_DENSITY) -> tuple[np.ndarray, np.ndarray]:
+
+def _draw_inside(
+    rng: np.random.Generator,
+    outline: shapely.Polygon,
+    cx: float,
+    cy: float,
+    n: int,
+    centres: tuple[DensityCentre, ...] = CENTRES,
+    background: float = BACKGROUND_DENSITY,
+) -> tuple[np.ndarray, np.ndarray]:
     xs, ys, have = [], [], 0
     while have < n:
-        x, y = _sample_density(rng, int(n * 1.3) + 10, cx, cy, outline.bounds, centres,
-                               background)
+        x, y = _sample_density(rng, int(n * 1.3) + 10, cx, cy, outline.bounds, centres, background)
         keep = _inside(outline, x, y)
         xs.append(x[keep])
         ys.append(y[keep])
@@ -383,17 +477,27 @@ def _households(rng, outline, cx, cy, n, locate, grid_rows) -> pd.DataFrame:  # 
     # Households live in buildings: draw buildings, then fill them, denser ones fuller.
     n_buildings = max(n // 12, 50)
     bx, by = _draw_inside(rng, outline, cx, cy, n_buildings)
-    density = sum(c.weight * np.exp(-((bx - cx - c.dx) ** 2 + (by - cy - c.dy) ** 2)
-                                    / (2 * c.sigma**2)) for c in CENTRES) + BACKGROUND_DENSITY
+    density = (
+        sum(
+            c.weight * np.exp(-((bx - cx - c.dx) ** 2 + (by - cy - c.dy) ** 2) / (2 * c.sigma**2))
+            for c in CENTRES
+        )
+        + BACKGROUND_DENSITY
+    )
     building = rng.choice(n_buildings, size=n, p=density / density.sum())
     lon, lat, grid = locate(bx, by)
     size = np.minimum(1 + rng.poisson(1.6, n), 8)
     elderly_alone = (size == 1) & (rng.random(n) < 0.35)
-    frame = pd.DataFrame({
-        "lon": lon[building], "lat": lat[building], "household_size": size,
-        "grid": grid[building], "elderly_living_alone": elderly_alone,
-        "needs_assistance": rng.random(n) < 0.03,
-    })
+    frame = pd.DataFrame(
+        {
+            "lon": lon[building],
+            "lat": lat[building],
+            "household_size": size,
+            "grid": grid[building],
+            "elderly_living_alone": elderly_alone,
+            "needs_assistance": rng.random(n) < 0.03,
+        }
+    )
     frame = frame[frame.grid != NO_GRID].reset_index(drop=True)
     frame["grid_code"] = grid_rows.code.values[frame.grid.values]
     return frame.drop(columns="grid")
@@ -415,16 +519,21 @@ def _rental_units(rng, outline, cx, cy, n, locate, grid_rows) -> pd.DataFrame:  
     x, y = np.concatenate([x1, x2]), np.concatenate([y1, y2])
     lon, lat, grid = locate(x, y)
     units = 1 + rng.geometric(0.45, len(x)) - 1
-    frame = pd.DataFrame({
-        "lon": lon, "lat": lat, "unit_count": units,
-        "occupants": units * rng.integers(1, 4, len(x)),
-        "registered_at": pd.Timestamp("2026-01-01", tz="UTC")
-        - pd.to_timedelta(rng.integers(0, 3 * 365, len(x)), unit="D"),
-        "status": rng.choice(["registered", "expired", "unregistered"], len(x),
-                             p=[0.8, 0.12, 0.08]),
-        "landlord_ref": [f"L{v:06x}" for v in rng.integers(0, 2**24, len(x))],
-        "grid": grid,
-    })
+    frame = pd.DataFrame(
+        {
+            "lon": lon,
+            "lat": lat,
+            "unit_count": units,
+            "occupants": units * rng.integers(1, 4, len(x)),
+            "registered_at": pd.Timestamp("2026-01-01", tz="UTC")
+            - pd.to_timedelta(rng.integers(0, 3 * 365, len(x)), unit="D"),
+            "status": rng.choice(
+                ["registered", "expired", "unregistered"], len(x), p=[0.8, 0.12, 0.08]
+            ),
+            "landlord_ref": [f"L{v:06x}" for v in rng.integers(0, 2**24, len(x))],
+            "grid": grid,
+        }
+    )
     frame = frame[frame.grid != NO_GRID].reset_index(drop=True)
     frame.loc[frame.status == "unregistered", "registered_at"] = pd.NaT
     frame["grid_code"] = grid_rows.code.values[frame.grid.values]
@@ -440,12 +549,22 @@ def _responders(rng, grid_rows, areas, households) -> pd.DataFrame:  # noqa: ANN
             lon, lat = by_grid.loc[code]
         else:
             lon, lat = reps[i].x, reps[i].y
-        rows.append({"callsign": f"GW-{code}", "kind": "grid_worker", "home_grid_code": code,
-                     "lon": lon, "lat": lat, "skills": ["mediation", "welfare"]})
-    units = (("patrol", "community", 1, ["order", "traffic"]),
-             ("mediator", "street", 1, ["mediation"]),
-             ("fire", "district", 2, ["fire", "rescue"]),
-             ("medical", "district", 3, ["first_aid"]))
+        rows.append(
+            {
+                "callsign": f"GW-{code}",
+                "kind": "grid_worker",
+                "home_grid_code": code,
+                "lon": lon,
+                "lat": lat,
+                "skills": ["mediation", "welfare"],
+            }
+        )
+    units = (
+        ("patrol", "community", 1, ["order", "traffic"]),
+        ("mediator", "street", 1, ["mediation"]),
+        ("fire", "district", 2, ["fire", "rescue"]),
+        ("medical", "district", 3, ["first_aid"]),
+    )
     for kind, level, per_area, skills in units:
         level_areas = areas[areas.level == level]
         for code, geom in zip(level_areas.code, level_areas.geometry, strict=True):
@@ -455,12 +574,18 @@ def _responders(rng, grid_rows, areas, households) -> pd.DataFrame:  # noqa: ANN
                     lon, lat = rng.uniform(minx, maxx), rng.uniform(miny, maxy)
                     if geom.contains(shapely.Point(lon, lat)):
                         break
-                rows.append({"callsign": f"{kind[:3].upper()}-{code}-{j + 1}", "kind": kind,
-                             "home_grid_code": None, "lon": lon, "lat": lat,
-                             "skills": skills})
+                rows.append(
+                    {
+                        "callsign": f"{kind[:3].upper()}-{code}-{j + 1}",
+                        "kind": kind,
+                        "home_grid_code": None,
+                        "lon": lon,
+                        "lat": lat,
+                        "skills": skills,
+                    }
+                )
     frame = pd.DataFrame(rows)
-    frame["status"] = rng.choice(["available", "busy", "off_duty"], len(frame),
-                                 p=[0.7, 0.2, 0.1])
+    frame["status"] = rng.choice(["available", "busy", "off_duty"], len(frame), p=[0.7, 0.2, 0.1])
     frame["position_age_s"] = rng.integers(5, 600, len(frame))
     return frame
 
@@ -489,8 +614,9 @@ def _profile(name: str, days: int) -> np.ndarray:
     raise ValueError(name)
 
 
-def _plan_hotspots(rng: np.random.Generator, households: pd.DataFrame,
-                   n_incidents: int) -> list[PlantedHotspot]:
+def _plan_hotspots(
+    rng: np.random.Generator, households: pd.DataFrame, n_incidents: int
+) -> list[PlantedHotspot]:
     spots: list[PlantedHotspot] = []
     # Hotspots sit in populated places, apart from each other.
     candidates = households.sample(n=min(len(households), 4000), random_state=rng.integers(2**31))
@@ -500,14 +626,25 @@ def _plan_hotspots(rng: np.random.Generator, households: pd.DataFrame,
             far = all(abs(lon - a) > 0.03 or abs(lat - b) > 0.03 for a, b in chosen)
             if far:
                 chosen.append((lon, lat))
-                spots.append(PlantedHotspot(name, pattern, float(lon), float(lat), sigma,
-                                            int(n_incidents * share), category, profile))
+                spots.append(
+                    PlantedHotspot(
+                        name,
+                        pattern,
+                        float(lon),
+                        float(lat),
+                        sigma,
+                        int(n_incidents * share),
+                        category,
+                        profile,
+                    )
+                )
                 break
     return spots
 
 
-def _incidents(rng, n, days, start, end, households, hotspots, to_metric, to_wgs, index,
-               grid_rows) -> pd.DataFrame:  # noqa: ANN001
+def _incidents(
+    rng, n, days, start, end, households, hotspots, to_metric, to_wgs, index, grid_rows
+) -> pd.DataFrame:  # noqa: ANN001
     n_spot = sum(h.incidents for h in hotspots)
     n_base = max(n - n_spot, 0)
     categories = np.array(list(CATEGORY_MIX))
@@ -520,7 +657,7 @@ def _incidents(rng, n, days, start, end, households, hotspots, to_metric, to_wgs
     # Day of year: mild seasonality, busier weekends for disputes and public order.
     day_w = 1 + 0.15 * np.sin(np.arange(days) / days * 2 * np.pi)
     base_day = rng.choice(days, n_base, p=day_w / day_w.sum())
-    weekend = ((start + pd.to_timedelta(base_day, unit="D")).day_of_week >= 5)
+    weekend = (start + pd.to_timedelta(base_day, unit="D")).day_of_week >= 5
     social = np.isin(base_cat, ["disputes", "public_order"])
     redraw = social & ~weekend & (rng.random(n_base) < 0.12)
     base_day[redraw] = rng.choice(days, int(redraw.sum()))
@@ -539,13 +676,18 @@ def _incidents(rng, n, days, start, end, households, hotspots, to_metric, to_wgs
     # Hour of day in local time (UTC+8): morning and evening peaks; public order at night.
     hours = np.arange(24)
     daytime = 0.2 + np.exp(-((hours - 10) ** 2) / 8) + 1.2 * np.exp(-((hours - 19) ** 2) / 6)
-    night = 0.3 + np.exp(-((hours - 23) % 24) ** 2 / 6) + np.exp(-((hours + 1) ** 2) / 6)
-    hour = np.where(cat == "public_order",
-                    rng.choice(24, total, p=night / night.sum()),
-                    rng.choice(24, total, p=daytime / daytime.sum()))
+    night = 0.3 + np.exp(-(((hours - 23) % 24) ** 2) / 6) + np.exp(-((hours + 1) ** 2) / 6)
+    hour = np.where(
+        cat == "public_order",
+        rng.choice(24, total, p=night / night.sum()),
+        rng.choice(24, total, p=daytime / daytime.sum()),
+    )
     seconds = rng.integers(0, 3600, total)
-    local = (pd.Timestamp(start).tz_convert("Asia/Shanghai").normalize()
-             + pd.to_timedelta(day_idx, unit="D") + pd.to_timedelta(hour * 3600 + seconds, unit="s"))
+    local = (
+        pd.Timestamp(start).tz_convert("Asia/Shanghai").normalize()
+        + pd.to_timedelta(day_idx, unit="D")
+        + pd.to_timedelta(hour * 3600 + seconds, unit="s")
+    )
     reported = local.tz_convert("UTC")
     lon, lat = to_wgs.transform(x, y)
     lon, lat = np.asarray(lon), np.asarray(lat)
@@ -556,17 +698,28 @@ def _incidents(rng, n, days, start, end, households, hotspots, to_metric, to_wgs
     age_h = (pd.Timestamp(end) - reported).total_seconds().values / 3600
     status = np.where(rng.random(total) < 0.04, "cancelled", "closed").astype(object)
     recent = age_h < 72
-    status[recent] = rng.choice(["reported", "dispatched", "accepted", "on_scene", "resolved"],
-                                int(recent.sum()), p=[0.3, 0.15, 0.15, 0.1, 0.3])
-    frame = pd.DataFrame({
-        "lon": lon, "lat": lat, "category": cat, "priority": priority, "status": status,
-        "reported_at": reported,
-        "source": rng.choice(["citizen", "grid_worker", "hotline", "sensor"], total,
-                             p=[0.45, 0.3, 0.2, 0.05]),
-        "grid": grid,
-    })
-    frame["description"] = [DESCRIPTIONS[c][k] for c, k in
-                            zip(cat, rng.integers(0, 3, total), strict=True)]
+    status[recent] = rng.choice(
+        ["reported", "dispatched", "accepted", "on_scene", "resolved"],
+        int(recent.sum()),
+        p=[0.3, 0.15, 0.15, 0.1, 0.3],
+    )
+    frame = pd.DataFrame(
+        {
+            "lon": lon,
+            "lat": lat,
+            "category": cat,
+            "priority": priority,
+            "status": status,
+            "reported_at": reported,
+            "source": rng.choice(
+                ["citizen", "grid_worker", "hotline", "sensor"], total, p=[0.45, 0.3, 0.2, 0.05]
+            ),
+            "grid": grid,
+        }
+    )
+    frame["description"] = [
+        DESCRIPTIONS[c][k] for c, k in zip(cat, rng.integers(0, 3, total), strict=True)
+    ]
     frame = frame[(frame.grid != NO_GRID) & (frame.reported_at < pd.Timestamp(end))]
     frame = frame.sort_values("reported_at", kind="stable").reset_index(drop=True)
     frame["grid_code"] = grid_rows.code.values[frame.grid.values]

@@ -79,18 +79,34 @@ def _feature_collection(query: Select) -> Select:
     """Wrap a query with columns id/code/name/level/parent_id/geom into one GeoJSON text."""
     sub = query.subquery()
     feature = func.json_build_object(
-        "type", "Feature",
-        "id", sub.c.id,
-        "geometry", cast(ST_AsGeoJSON(sub.c.geom, GEOJSON_DECIMALS), JSON),
-        "properties", func.json_build_object(
-            "id", sub.c.id, "code", sub.c.code, "name", sub.c.name, "level", sub.c.level,
-            "parent_id", sub.c.parent_id, "version_id", sub.c.version_id,
+        "type",
+        "Feature",
+        "id",
+        sub.c.id,
+        "geometry",
+        cast(ST_AsGeoJSON(sub.c.geom, GEOJSON_DECIMALS), JSON),
+        "properties",
+        func.json_build_object(
+            "id",
+            sub.c.id,
+            "code",
+            sub.c.code,
+            "name",
+            sub.c.name,
+            "level",
+            sub.c.level,
+            "parent_id",
+            sub.c.parent_id,
+            "version_id",
+            sub.c.version_id,
         ),
     )
     return select(
         func.json_build_object(
-            "type", "FeatureCollection",
-            "features", func.coalesce(func.json_agg(feature), text("'[]'::json")),
+            "type",
+            "FeatureCollection",
+            "features",
+            func.coalesce(func.json_agg(feature), text("'[]'::json")),
         ).cast(Text)
     ).select_from(sub)
 
@@ -109,9 +125,13 @@ def list_areas_geojson(
     version_id = version if version is not None else version_in_force(session)
     if version is not None and session.get(BoundaryVersion, version) is None:
         raise NotFoundError(f"boundary version {version} does not exist")
-    query = select(
-        Area.id, Area.code, Area.name, Area.level, Area.parent_id, Area.version_id, Area.geom
-    ).where(Area.version_id == version_id).order_by(Area.id)
+    query = (
+        select(
+            Area.id, Area.code, Area.name, Area.level, Area.parent_id, Area.version_id, Area.geom
+        )
+        .where(Area.version_id == version_id)
+        .order_by(Area.id)
+    )
     if level is not None:
         query = query.where(Area.level == level)
     if parent_id is not None:
@@ -130,24 +150,26 @@ def lookup_point(
     point = ST_Point(float(wlon), float(wlat), SRID)
     grid = session.execute(
         select(Area.id)
-        .where(Area.version_id == version_id, Area.level == "grid",
-               ST_Intersects(Area.geom, point))
+        .where(Area.version_id == version_id, Area.level == "grid", ST_Intersects(Area.geom, point))
         .order_by(Area.id)
         .limit(1)
     ).scalar_one_or_none()
     if grid is None:
         raise OutsideCityError(
             f"({lon}, {lat}) [{crs}] lies outside every grid of boundary version {version_id}",
-            lon=lon, lat=lat,
+            lon=lon,
+            lat=lat,
         )
     return {row["level"]: row for row in ancestors(session, grid)}
 
 
 def ancestors(session: Session, area_id: int) -> list[dict[str, Any]]:
     """The area and its parents up to the district, each as id/code/name/level."""
-    chain = select(Area.id, Area.code, Area.name, Area.level, Area.parent_id).where(
-        Area.id == area_id
-    ).cte("chain", recursive=True)
+    chain = (
+        select(Area.id, Area.code, Area.name, Area.level, Area.parent_id)
+        .where(Area.id == area_id)
+        .cte("chain", recursive=True)
+    )
     parent = aliased(Area)
     chain = chain.union_all(
         select(parent.id, parent.code, parent.name, parent.level, parent.parent_id).join(
@@ -195,12 +217,18 @@ def get_area(session: Session, area_id: int) -> dict[str, Any]:
         "id": area.id,
         "geometry": json.loads(geometry),
         "properties": {
-            "id": area.id, "code": area.code, "name": area.name, "level": area.level,
-            "parent_id": area.parent_id, "version_id": area.version_id,
+            "id": area.id,
+            "code": area.code,
+            "name": area.name,
+            "level": area.level,
+            "parent_id": area.parent_id,
+            "version_id": area.version_id,
             "area_m2": area.area_m2,
             "stats": {
-                "households": households, "residents": int(residents),
-                "rental_units": rentals, "open_incidents": open_incidents,
+                "households": households,
+                "residents": int(residents),
+                "rental_units": rentals,
+                "open_incidents": open_incidents,
             },
         },
     }

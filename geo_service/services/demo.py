@@ -18,8 +18,12 @@ from geo_service.geo.h3cells import cells_for_points
 
 DEMO_VERSION_NAME = "Demo city"
 DEMO_EFFECTIVE_FROM = datetime(2020, 1, 1, tzinfo=UTC)
-LEVEL_FILES = {"district": "districts", "street": "streets", "community": "communities",
-               "grid": "grids"}
+LEVEL_FILES = {
+    "district": "districts",
+    "street": "streets",
+    "community": "communities",
+    "grid": "grids",
+}
 
 
 def database_is_empty(engine: Engine) -> bool:
@@ -39,13 +43,26 @@ def write_boundary_files(city: DemoCity, out_dir: Path) -> list[Path]:
         frame["area_m2"] = frame.area_m2.round(1)
         path = out_dir / f"{LEVEL_FILES[level]}.geojson"
         path.unlink(missing_ok=True)
-        frame.to_file(path, driver="GeoJSON", engine="pyogrio",
-                      layer_options={"COORDINATE_PRECISION": 7, "RFC7946": "YES"})
+        frame.to_file(
+            path,
+            driver="GeoJSON",
+            engine="pyogrio",
+            layer_options={"COORDINATE_PRECISION": 7, "RFC7946": "YES"},
+        )
         written.append(path)
     hotspots = out_dir / "planted_hotspots.json"
-    hotspots.write_text(json.dumps(
-        {"seed": city.seed, "start": city.start.isoformat(), "end": city.end.isoformat(),
-         "hotspots": [asdict(h) for h in city.hotspots]}, indent=2) + "\n")
+    hotspots.write_text(
+        json.dumps(
+            {
+                "seed": city.seed,
+                "days": (city.end - city.start).days,
+                "note": "incidents end on the day the city is generated",
+                "hotspots": [asdict(h) for h in city.hotspots],
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     written.append(hotspots)
     return written
 
@@ -60,21 +77,31 @@ def load_city(engine: Engine, city: DemoCity, *, progress=None) -> dict[str, int
                 "INSERT INTO boundary_versions (name, status, effective_from, notes) "
                 "VALUES (:name, 'published', :eff, :notes) RETURNING id"
             ),
-            {"name": DEMO_VERSION_NAME, "eff": DEMO_EFFECTIVE_FROM,
-             "notes": f"geo-service demo generate --seed {city.seed}"},
+            {
+                "name": DEMO_VERSION_NAME,
+                "eff": DEMO_EFFECTIVE_FROM,
+                "notes": f"geo-service demo generate --seed {city.seed}",
+            },
         ).scalar_one()
 
         areas = city.areas.reset_index(drop=True)
         ids = reserve_ids(conn, "areas_id_seq", len(areas))
         id_by_code = dict(zip(areas.code, ids.tolist(), strict=True))
         geoms = np.array([_as_multi(g) for g in areas.geometry.values], dtype=object)
-        area_rows = pd.DataFrame({
-            "id": ids, "version_id": version_id, "level": areas.level.values,
-            "code": areas.code.values, "name": areas.name.values,
-            "parent_id": pd.array([id_by_code.get(c) for c in areas.parent_code],
-                                  dtype="Int64"),
-            "geom": ewkb_hex(geoms), "area_m2": areas.area_m2.round(2).values,
-        })
+        area_rows = pd.DataFrame(
+            {
+                "id": ids,
+                "version_id": version_id,
+                "level": areas.level.values,
+                "code": areas.code.values,
+                "name": areas.name.values,
+                "parent_id": pd.array(
+                    [id_by_code.get(c) for c in areas.parent_code], dtype="Int64"
+                ),
+                "geom": ewkb_hex(geoms),
+                "area_m2": areas.area_m2.round(2).values,
+            }
+        )
         # Parents first so the self-referencing foreign key holds row by row.
         area_rows["depth"] = area_rows.level.map({lv: i for i, lv in enumerate(LEVELS)})
         area_rows = area_rows.sort_values("depth", kind="stable").drop(columns="depth")
@@ -82,51 +109,87 @@ def load_city(engine: Engine, city: DemoCity, *, progress=None) -> dict[str, int
         advance("areas", counts["areas"])
 
         hh = city.households
-        counts["households"] = copy_frame(conn, "households", pd.DataFrame({
-            "location": point_ewkb_hex(hh.lon.values, hh.lat.values),
-            "household_size": hh.household_size.values,
-            "grid_id": hh.grid_code.map(id_by_code).values,
-            "h3": cells_for_points(hh.lon.values, hh.lat.values),
-            "elderly_living_alone": hh.elderly_living_alone.values,
-            "needs_assistance": hh.needs_assistance.values,
-        }), progress=lambda n: advance("households", n))
+        counts["households"] = copy_frame(
+            conn,
+            "households",
+            pd.DataFrame(
+                {
+                    "location": point_ewkb_hex(hh.lon.values, hh.lat.values),
+                    "household_size": hh.household_size.values,
+                    "grid_id": hh.grid_code.map(id_by_code).values,
+                    "h3": cells_for_points(hh.lon.values, hh.lat.values),
+                    "elderly_living_alone": hh.elderly_living_alone.values,
+                    "needs_assistance": hh.needs_assistance.values,
+                }
+            ),
+            progress=lambda n: advance("households", n),
+        )
 
         ru = city.rental_units
-        counts["rental_units"] = copy_frame(conn, "rental_units", pd.DataFrame({
-            "location": point_ewkb_hex(ru.lon.values, ru.lat.values),
-            "unit_count": ru.unit_count.values, "occupants": ru.occupants.values,
-            "registered_at": ru.registered_at.array, "status": ru.status.values,
-            "landlord_ref": ru.landlord_ref.values,
-            "grid_id": ru.grid_code.map(id_by_code).values,
-            "h3": cells_for_points(ru.lon.values, ru.lat.values),
-        }), progress=lambda n: advance("rental units", n))
+        counts["rental_units"] = copy_frame(
+            conn,
+            "rental_units",
+            pd.DataFrame(
+                {
+                    "location": point_ewkb_hex(ru.lon.values, ru.lat.values),
+                    "unit_count": ru.unit_count.values,
+                    "occupants": ru.occupants.values,
+                    "registered_at": ru.registered_at.array,
+                    "status": ru.status.values,
+                    "landlord_ref": ru.landlord_ref.values,
+                    "grid_id": ru.grid_code.map(id_by_code).values,
+                    "h3": cells_for_points(ru.lon.values, ru.lat.values),
+                }
+            ),
+            progress=lambda n: advance("rental units", n),
+        )
 
         rs = city.responders
         now = pd.Timestamp.now(tz="UTC").floor("s")
-        counts["responders"] = copy_frame(conn, "responders", pd.DataFrame({
-            "callsign": rs.callsign.values, "kind": rs.kind.values,
-            "home_grid_id": pd.array([id_by_code.get(c) for c in rs.home_grid_code],
-                                     dtype="Int64"),
-            "status": rs.status.values,
-            "position": point_ewkb_hex(rs.lon.values, rs.lat.values),
-            "position_at": now - pd.to_timedelta(rs.position_age_s.values, unit="s"),
-            "skills": pg_array(rs.skills),
-        }))
+        counts["responders"] = copy_frame(
+            conn,
+            "responders",
+            pd.DataFrame(
+                {
+                    "callsign": rs.callsign.values,
+                    "kind": rs.kind.values,
+                    "home_grid_id": pd.array(
+                        [id_by_code.get(c) for c in rs.home_grid_code], dtype="Int64"
+                    ),
+                    "status": rs.status.values,
+                    "position": point_ewkb_hex(rs.lon.values, rs.lat.values),
+                    "position_at": now - pd.to_timedelta(rs.position_age_s.values, unit="s"),
+                    "skills": pg_array(rs.skills),
+                }
+            ),
+        )
         advance("responders", counts["responders"])
 
         inc = city.incidents
-        counts["incidents"] = copy_frame(conn, "incidents", pd.DataFrame({
-            "category": inc.category.values, "priority": inc.priority.values,
-            "status": inc.status.values, "description": inc.description.values,
-            "source": inc.source.values, "reported_at": inc.reported_at.array,
-            "location": point_ewkb_hex(inc.lon.values, inc.lat.values),
-            "h3": cells_for_points(inc.lon.values, inc.lat.values),
-            "grid_id": inc.grid_code.map(id_by_code).values,
-        }), progress=lambda n: advance("incidents", n))
+        counts["incidents"] = copy_frame(
+            conn,
+            "incidents",
+            pd.DataFrame(
+                {
+                    "category": inc.category.values,
+                    "priority": inc.priority.values,
+                    "status": inc.status.values,
+                    "description": inc.description.values,
+                    "source": inc.source.values,
+                    "reported_at": inc.reported_at.array,
+                    "location": point_ewkb_hex(inc.lon.values, inc.lat.values),
+                    "h3": cells_for_points(inc.lon.values, inc.lat.values),
+                    "grid_id": inc.grid_code.map(id_by_code).values,
+                }
+            ),
+            progress=lambda n: advance("incidents", n),
+        )
 
         conn.execute(
-            text("INSERT INTO audit_log (who, action, entity, entity_id, diff) "
-                 "VALUES ('system', 'load_demo', 'boundary_version', :vid, CAST(:diff AS jsonb))"),
+            text(
+                "INSERT INTO audit_log (who, action, entity, entity_id, diff) "
+                "VALUES ('system', 'load_demo', 'boundary_version', :vid, CAST(:diff AS jsonb))"
+            ),
             {"vid": str(version_id), "diff": json.dumps(counts)},
         )
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:

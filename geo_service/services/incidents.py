@@ -5,10 +5,10 @@ from __future__ import annotations
 import base64
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from geoalchemy2.functions import ST_Intersects, ST_Point, ST_X, ST_Y
+from geoalchemy2.functions import ST_X, ST_Y, ST_Intersects, ST_Point
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
@@ -63,11 +63,21 @@ class IncidentFilter:
 
 def _columns():  # noqa: ANN202
     return (
-        Incident.id, Incident.category, Incident.priority, Incident.status,
-        Incident.description, Incident.source, Incident.reported_at, Incident.h3,
-        Incident.grid_id, Incident.created_at, Incident.updated_at,
-        ST_X(Incident.location).label("lon"), ST_Y(Incident.location).label("lat"),
-        Area.code.label("grid_code"), Area.name.label("grid_name"),
+        Incident.id,
+        Incident.category,
+        Incident.priority,
+        Incident.status,
+        Incident.description,
+        Incident.source,
+        Incident.reported_at,
+        Incident.h3,
+        Incident.grid_id,
+        Incident.created_at,
+        Incident.updated_at,
+        ST_X(Incident.location).label("lon"),
+        ST_Y(Incident.location).label("lat"),
+        Area.code.label("grid_code"),
+        Area.name.label("grid_name"),
     )
 
 
@@ -86,14 +96,16 @@ def _as_dict(row: Any) -> dict[str, Any]:
         "lon": m["lon"],
         "lat": m["lat"],
         "h3": cell_to_str(m["h3"]),
-        "grid": None if m["grid_id"] is None else {
-            "id": m["grid_id"], "code": m["grid_code"], "name": m["grid_name"]},
+        "grid": None
+        if m["grid_id"] is None
+        else {"id": m["grid_id"], "code": m["grid_code"], "name": m["grid_name"]},
     }
 
 
 def _read(session: Session, incident_id: uuid.UUID) -> dict[str, Any] | None:
     row = session.execute(
-        select(*_columns()).outerjoin(Area, Area.id == Incident.grid_id)
+        select(*_columns())
+        .outerjoin(Area, Area.id == Incident.grid_id)
         .where(Incident.id == incident_id)
     ).first()
     return None if row is None else _as_dict(row)
@@ -120,9 +132,7 @@ def create_incident(
     category = session.get(Category, new.category)
     if category is None:
         known = session.execute(select(Category.code).order_by(Category.code)).scalars().all()
-        raise InvalidInputError(
-            f"unknown category {new.category!r}", known_categories=list(known)
-        )
+        raise InvalidInputError(f"unknown category {new.category!r}", known_categories=list(known))
     now = session.execute(select(func.now())).scalar_one()  # the database's clock
     reported_at = new.reported_at or now
     if reported_at.tzinfo is None:
@@ -157,11 +167,11 @@ def create_incident(
         "h3": int(cells_for_points([lon], [lat])[0]),
         "grid_id": grid_id,
     }
-    stmt = insert(Incident).values(**values).returning(Incident.id)
+    stmt = insert(Incident).values(**values)
     if idempotency_key is not None:
         # A concurrent request with the same key may have won the race since the check above.
         stmt = stmt.on_conflict_do_nothing(index_elements=["idempotency_key"])
-    incident_id = session.execute(stmt).scalar_one_or_none()
+    incident_id = session.execute(stmt.returning(Incident.id)).scalar_one_or_none()
     if incident_id is None:
         session.rollback()
         existing = session.execute(
@@ -169,16 +179,24 @@ def create_incident(
         ).scalar_one()
         return _replay(session, existing, new, lon, lat), False
     created = get_incident(session, incident_id)
-    session.add(AuditEntry(
-        who=actor, action="create", entity="incident", entity_id=str(incident_id),
-        diff={"after": {k: v for k, v in created.items() if k not in ("created_at", "updated_at")}},
-    ))
+    session.add(
+        AuditEntry(
+            who=actor,
+            action="create",
+            entity="incident",
+            entity_id=str(incident_id),
+            diff={
+                "after": {k: v for k, v in created.items() if k not in ("created_at", "updated_at")}
+            },
+        )
+    )
     session.commit()
     return created, True
 
 
-def _replay(session: Session, incident_id: uuid.UUID, new: NewIncident, lon: float,
-            lat: float) -> dict[str, Any]:
+def _replay(
+    session: Session, incident_id: uuid.UUID, new: NewIncident, lon: float, lat: float
+) -> dict[str, Any]:
     existing = get_incident(session, incident_id)
     same = (
         existing["category"] == new.category
@@ -249,7 +267,9 @@ def list_incidents(
 def incident_feature(item: dict[str, Any]) -> dict[str, Any]:
     """An incident dict as a GeoJSON Feature."""
     props = {k: v for k, v in item.items() if k not in ("lon", "lat")}
-    return {"type": "Feature", "id": item["id"],
-            "geometry": {"type": "Point", "coordinates": [item["lon"], item["lat"]]},
-            "properties": props}
-
+    return {
+        "type": "Feature",
+        "id": item["id"],
+        "geometry": {"type": "Point", "coordinates": [item["lon"], item["lat"]]},
+        "properties": props,
+    }

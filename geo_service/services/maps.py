@@ -43,8 +43,12 @@ def _collection(rows: Any, props: tuple[str, ...]) -> dict[str, Any]:
     return {
         "type": "FeatureCollection",
         "features": [
-            {"type": "Feature", "id": r.id, "geometry": json.loads(r.geometry),
-             "properties": {p: getattr(r, p) for p in props}}
+            {
+                "type": "Feature",
+                "id": r.id,
+                "geometry": json.loads(r.geometry),
+                "properties": {p: getattr(r, p) for p in props},
+            }
             for r in rows
         ],
     }
@@ -54,12 +58,10 @@ def city_map_layers(session: Session, *, window_days: int) -> dict[str, Any]:
     """Grids with their incident counts over the window, and outlines of the upper levels."""
     version = version_in_force(session)
     since = datetime.now(UTC) - timedelta(days=window_days)
-    grids = session.execute(_GRID_LAYER, {"tol": SIMPLIFY_DEG, "since": since,
-                                          "version": version})
-    layers = {"grid": _collection(grids, ("id", "code", "name", "incidents"))}
+    grids = session.execute(_GRID_LAYER, {"tol": SIMPLIFY_DEG, "since": since, "version": version})
+    layers: dict[str, Any] = {"grid": _collection(grids, ("id", "code", "name", "incidents"))}
     for level in ("community", "street", "district"):
-        rows = session.execute(_OUTLINES, {"tol": SIMPLIFY_DEG, "version": version,
-                                           "level": level})
+        rows = session.execute(_OUTLINES, {"tol": SIMPLIFY_DEG, "version": version, "level": level})
         layers[level] = _collection(rows, ("id", "code", "name", "level"))
     layers["window_days"] = window_days
     layers["version_id"] = version

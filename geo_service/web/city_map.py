@@ -37,8 +37,9 @@ def render_city_map(layers: dict[str, Any], *, tiles: str | None = "OpenStreetMa
         return PALETTE[min(idx, len(PALETTE) - 1)]
 
     centre = _centre(grids)
-    fmap = folium.Map(location=centre, zoom_start=11, tiles=None, control_scale=True,
-                      zoom_snap=0.25)
+    fmap = folium.Map(
+        location=centre, zoom_start=11, tiles=None, control_scale=True, zoom_snap=0.25
+    )
     # Serve Leaflet ourselves: no CDN at run time, and nothing else folium would pull in.
     fmap.default_js = [("leaflet", f"{STATIC_PREFIX}/leaflet.js")]
     fmap.default_css = [("leaflet_css", f"{STATIC_PREFIX}/leaflet.css")]
@@ -49,8 +50,10 @@ def render_city_map(layers: dict[str, Any], *, tiles: str | None = "OpenStreetMa
         grids,
         name=f"Grids: incidents, last {layers['window_days']} days",
         style_function=lambda f: {
-            "fillColor": colour(f["properties"]["incidents"]), "color": "#777777",
-            "weight": 0.5, "fillOpacity": 0.7,
+            "fillColor": colour(f["properties"]["incidents"]),
+            "color": "#777777",
+            "weight": 0.5,
+            "fillOpacity": 0.7,
         },
         highlight_function=lambda f: {"weight": 2.5, "color": "#000000"},
         tooltip=folium.GeoJsonTooltip(
@@ -61,21 +64,22 @@ def render_city_map(layers: dict[str, Any], *, tiles: str | None = "OpenStreetMa
     for level in ("community", "street", "district"):
         style = OUTLINE_STYLE[level]
         folium.GeoJson(
-            layers[level], name=f"{level.capitalize()} boundaries",
+            layers[level],
+            name=f"{level.capitalize()} boundaries",
             style_function=lambda f, s=style: s,
-            tooltip=folium.GeoJsonTooltip(fields=["name", "code"],
-                                          aliases=[level.capitalize(), "Code"]),
+            tooltip=folium.GeoJsonTooltip(
+                fields=["name", "code"], aliases=[level.capitalize(), "Code"]
+            ),
             show=level != "community",
         ).add_to(fmap)
     folium.LayerControl(collapsed=False).add_to(fmap)
     bounds = _bounds(grids)
     if bounds:
         fmap.fit_bounds(bounds)
-    fmap.get_root().html.add_child(folium.Element(_legend(breaks, layers["window_days"])))
-    fmap.get_root().header.add_child(folium.Element(
-        "<title>geo-service: city grids</title>"
-    ))
-    return fmap.get_root().render()
+    root: Any = fmap.get_root()  # a branca Figure
+    root.html.add_child(folium.Element(_legend(breaks, layers["window_days"])))
+    root.header.add_child(folium.Element("<title>geo-service: city grids</title>"))
+    return root.render()
 
 
 def _bounds(collection: dict[str, Any]) -> list[list[float]] | None:
@@ -83,8 +87,10 @@ def _bounds(collection: dict[str, Any]) -> list[list[float]] | None:
     if not coords:
         return None
     arr = np.array(coords)
-    return [[float(arr[:, 1].min()), float(arr[:, 0].min())],
-            [float(arr[:, 1].max()), float(arr[:, 0].max())]]
+    return [
+        [float(arr[:, 1].min()), float(arr[:, 0].min())],
+        [float(arr[:, 1].max()), float(arr[:, 0].max())],
+    ]
 
 
 def _outer_ring(geom: dict[str, Any]) -> list[list[float]]:
@@ -118,5 +124,5 @@ def _legend(breaks: list[float], window_days: int) -> str:
   <b>Incidents per grid</b><br><small>last {window_days} days</small>
   <style>#legend span{{display:inline-block;width:14px;height:12px;margin-right:6px;
      border:1px solid #999;vertical-align:middle}}</style>
-  {''.join(rows)}
+  {"".join(rows)}
 </div>"""

@@ -12,8 +12,9 @@ def _areas(city: DemoCity, level: str):  # noqa: ANN202
     return city.areas[city.areas.level == level]
 
 
-def test_list_grids_returns_every_grid_as_geojson(client: TestClient,
-                                                  loaded_city: DemoCity) -> None:
+def test_list_grids_returns_every_grid_as_geojson(
+    client: TestClient, loaded_city: DemoCity
+) -> None:
     response = client.get("/areas", params={"level": "grid"})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/geo+json")
@@ -34,8 +35,9 @@ def test_list_children_of_a_parent(client: TestClient, loaded_city: DemoCity) ->
     assert sorted(f["properties"]["code"] for f in streets) == sorted(expected.code)
 
 
-def test_bbox_filter_keeps_only_intersecting_areas(client: TestClient,
-                                                   loaded_city: DemoCity) -> None:
+def test_bbox_filter_keeps_only_intersecting_areas(
+    client: TestClient, loaded_city: DemoCity
+) -> None:
     lon, lat, _ = grid_point(loaded_city)
     bbox = f"{lon - 0.002},{lat - 0.002},{lon + 0.002},{lat + 0.002}"
     features = client.get("/areas", params={"level": "grid", "bbox": bbox}).json()["features"]
@@ -47,8 +49,14 @@ def test_bbox_filter_keeps_only_intersecting_areas(client: TestClient,
 
 
 def test_bad_bbox_and_level_are_422_problems(client: TestClient) -> None:
-    for params in ({"bbox": "1,2,3"}, {"bbox": "a,b,c,d"}, {"bbox": "10,10,5,5"},
-                   {"bbox": "0,0,200,10"}, {"level": "province"}, {"parent_id": "x"}):
+    for params in (
+        {"bbox": "1,2,3"},
+        {"bbox": "a,b,c,d"},
+        {"bbox": "10,10,5,5"},
+        {"bbox": "0,0,200,10"},
+        {"level": "province"},
+        {"parent_id": "x"},
+    ):
         body = problem(client.get("/areas", params=params))
         assert body["status"] == 422, params
 
@@ -73,8 +81,7 @@ def test_lookup_accepts_gcj02_and_bd09(client: TestClient, loaded_city: DemoCity
     lon, lat, code = grid_point(loaded_city)
     for name in ("gcj02", "bd09"):
         (clon,), (clat,) = from_wgs84([lon], [lat], name)
-        body = client.get("/areas/lookup",
-                          params={"lon": clon, "lat": clat, "crs": name}).json()
+        body = client.get("/areas/lookup", params={"lon": clon, "lat": clat, "crs": name}).json()
         assert body["grid"]["code"] == code, name
     # Declaring WGS84 numbers as GCJ-02 moves them ~600 m: the answer is the grid of the
     # de-offset point, computed independently here.
@@ -95,22 +102,28 @@ def test_lookup_outside_city_is_404_problem(client: TestClient) -> None:
 
 
 def test_lookup_bad_input_is_422(client: TestClient) -> None:
-    for params in ({"lon": 200, "lat": 30}, {"lon": 114.3}, {"lon": 114.3, "lat": 30.6,
-                                                               "crs": "mars"},
-                   {"lon": "east", "lat": 30}):
+    for params in (
+        {"lon": 200, "lat": 30},
+        {"lon": 114.3},
+        {"lon": 114.3, "lat": 30.6, "crs": "mars"},
+        {"lon": "east", "lat": 30},
+    ):
         assert problem(client.get("/areas/lookup", params=params))["status"] == 422
 
 
-def test_lookup_before_any_version_was_in_force_is_404(client: TestClient,
-                                                       loaded_city: DemoCity) -> None:
+def test_lookup_before_any_version_was_in_force_is_404(
+    client: TestClient, loaded_city: DemoCity
+) -> None:
     lon, lat, _ = grid_point(loaded_city)
-    body = problem(client.get("/areas/lookup",
-                              params={"lon": lon, "lat": lat, "at": "2001-01-01T00:00:00Z"}))
+    body = problem(
+        client.get("/areas/lookup", params={"lon": lon, "lat": lat, "at": "2001-01-01T00:00:00Z"})
+    )
     assert body["status"] == 404
 
 
-def test_area_detail_counts_match_the_loaded_rows(client: TestClient,
-                                                  loaded_city: DemoCity) -> None:
+def test_area_detail_counts_match_the_loaded_rows(
+    client: TestClient, loaded_city: DemoCity
+) -> None:
     lon, lat, code = grid_point(loaded_city)
     grid_id = client.get("/areas/lookup", params={"lon": lon, "lat": lat}).json()["grid"]["id"]
     body = client.get(f"/areas/{grid_id}").json()

@@ -15,8 +15,9 @@ def test_health_reports_database_and_postgis_version(client: TestClient) -> None
 
 
 def test_health_answers_503_when_database_is_unreachable() -> None:
-    settings = Settings(database=DatabaseSettings(
-        database_url="postgresql+psycopg://geo:x@127.0.0.1:9/none"))
+    settings = Settings(
+        database=DatabaseSettings(database_url="postgresql+psycopg://geo:x@127.0.0.1:9/none")
+    )
     with TestClient(create_app(settings)) as offline:
         response = offline.get("/health")
         assert response.status_code == 503
@@ -35,6 +36,13 @@ def test_unknown_route_is_a_problem_document(client: TestClient) -> None:
 
 def test_openapi_lists_the_routes(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
-    for path in ("/health", "/areas", "/areas/lookup", "/areas/{area_id}", "/incidents",
-                 "/incidents/{incident_id}", "/map"):
+    for path in (
+        "/health",
+        "/areas",
+        "/areas/lookup",
+        "/areas/{area_id}",
+        "/incidents",
+        "/incidents/{incident_id}",
+        "/map",
+    ):
         assert path in paths

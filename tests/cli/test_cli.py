@@ -14,8 +14,9 @@ from geo_service.db.cluster import EmbeddedCluster
 runner = CliRunner()
 
 
-def test_db_status_and_url_of_the_running_test_cluster(database_url: str,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_db_status_and_url_of_the_running_test_cluster(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if os.environ.get("GEO_DATABASE_URL"):
         pytest.skip("external database: no embedded cluster to report on")
     result = runner.invoke(app, ["db", "status"])
@@ -25,8 +26,9 @@ def test_db_status_and_url_of_the_running_test_cluster(database_url: str,
     assert url.exit_code == 0 and url.output.startswith("postgresql+psycopg://geo:")
 
 
-def test_migrate_against_an_explicit_url_is_idempotent(database_url: str,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_migrate_against_an_explicit_url_is_idempotent(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("GEO_DATABASE_URL", database_url)
     for _ in range(2):
         result = runner.invoke(app, ["migrate"])
@@ -35,7 +37,8 @@ def test_migrate_against_an_explicit_url_is_idempotent(database_url: str,
 
 
 def test_cluster_commands_refuse_to_manage_an_external_server(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("GEO_DATABASE_URL", "postgresql://x@example.invalid/db")
     result = runner.invoke(app, ["db", "start"])
     assert result.exit_code == 1 and "GEO_DATABASE_URL is set" in result.output
@@ -44,7 +47,8 @@ def test_cluster_commands_refuse_to_manage_an_external_server(
 
 
 def test_missing_postgres_binaries_exit_2_naming_the_package(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("GEO_DATABASE_URL", raising=False)
     monkeypatch.setenv("GEO_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("GEO_PG_BINDIR", str(tmp_path / "no-postgres-here"))
@@ -56,8 +60,22 @@ def test_missing_postgres_binaries_exit_2_naming_the_package(
 
 def test_demo_generate_writes_boundary_files(tmp_path: Path) -> None:
     out = tmp_path / "city"
-    result = runner.invoke(app, ["demo", "generate", "--seed", "3", "--grids", "24",
-                                 "--incidents", "200", "--no-load", "--out", str(out)])
+    result = runner.invoke(
+        app,
+        [
+            "demo",
+            "generate",
+            "--seed",
+            "3",
+            "--grids",
+            "24",
+            "--incidents",
+            "200",
+            "--no-load",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     import geopandas as gpd
 
@@ -69,27 +87,34 @@ def test_demo_generate_writes_boundary_files(tmp_path: Path) -> None:
 
 
 def test_demo_generate_rejects_bad_options(tmp_path: Path) -> None:
-    bad_date = runner.invoke(app, ["demo", "generate", "--no-load", "--end-date", "31/12/2026",
-                                   "--out", str(tmp_path)])
+    bad_date = runner.invoke(
+        app, ["demo", "generate", "--no-load", "--end-date", "31/12/2026", "--out", str(tmp_path)]
+    )
     assert bad_date.exit_code == 2 and "YYYY-MM-DD" in bad_date.output
-    too_small = runner.invoke(app, ["demo", "generate", "--no-load", "--grids", "2",
-                                    "--out", str(tmp_path)])
+    too_small = runner.invoke(
+        app, ["demo", "generate", "--no-load", "--grids", "2", "--out", str(tmp_path)]
+    )
     assert too_small.exit_code == 2
     assert not (tmp_path / "grids.geojson").exists()
 
 
 def test_demo_generate_refuses_to_load_into_a_non_empty_database(
-        database_url: str, loaded_city, monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
-        tmp_path: Path) -> None:
+    database_url: str,
+    loaded_city,
+    monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
+    tmp_path: Path,
+) -> None:
     monkeypatch.setenv("GEO_DATABASE_URL", database_url)
-    result = runner.invoke(app, ["demo", "generate", "--grids", "8", "--incidents", "10",
-                                 "--out", str(tmp_path)])
+    result = runner.invoke(
+        app, ["demo", "generate", "--grids", "8", "--incidents", "10", "--out", str(tmp_path)]
+    )
     assert result.exit_code == 1 and "already holds" in result.output
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the privilege drop only happens as root")
 def test_cluster_under_a_closed_directory_relocates_and_survives_a_stale_pid(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     closed = tmp_path / "home"
     closed.mkdir(mode=0o700)
     os.chmod(tmp_path, 0o755)
@@ -103,8 +128,9 @@ def test_cluster_under_a_closed_directory_relocates_and_survives_a_stale_pid(
         assert not cluster.running()
         # A crash leaves postmaster.pid behind with a dead pid: start must still work.
         (cluster.pgdata / "postmaster.pid").write_text("999999\n" + str(cluster.pgdata) + "\n")
-        subprocess.run(["chown", "postgres:postgres", str(cluster.pgdata / "postmaster.pid")],
-                       check=True)
+        subprocess.run(
+            ["chown", "postgres:postgres", str(cluster.pgdata / "postmaster.pid")], check=True
+        )
         cluster.start("geo")
         assert cluster.running()
     finally:
@@ -112,3 +138,36 @@ def test_cluster_under_a_closed_directory_relocates_and_survives_a_stale_pid(
         import shutil
 
         shutil.rmtree(cluster.cluster_dir.parent, ignore_errors=True)
+
+
+def test_serve_command_serves_the_api_over_http(database_url: str, loaded_city) -> None:  # noqa: ANN001
+    import socket
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "GEO_DATABASE_URL": database_url}
+    exe = Path(sys.executable).parent / "geo-service"
+    proc = subprocess.Popen(
+        [str(exe), "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.time() + 30
+        body = None
+        while time.time() < deadline and body is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                    body = json.loads(r.read())
+            except OSError:
+                time.sleep(0.2)
+        assert body is not None, proc.stderr.read(2000) if proc.poll() is not None else "timeout"
+        assert body["status"] == "ok" and body["database"] == "ok"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -14,8 +14,7 @@ METRIC = "EPSG:32650"
 
 def test_levels_nest_exactly_with_no_gaps_or_overlaps(demo_city: DemoCity) -> None:
     areas = demo_city.areas.to_crs(METRIC)
-    for child, parent in (("street", "district"), ("community", "street"),
-                          ("grid", "community")):
+    for child, parent in (("street", "district"), ("community", "street"), ("grid", "community")):
         children = areas[areas.level == child]
         parents = areas[areas.level == parent].set_index("code")
         assert set(children.parent_code) == set(parents.index)
@@ -34,8 +33,12 @@ def test_every_area_is_one_valid_polygon(demo_city: DemoCity) -> None:
 
 
 def test_same_seed_same_city_other_seed_other_city() -> None:
-    kwargs = {"grids": 30, "incidents": 500, "households_per_grid": 10,
-              "end_date": date(2026, 1, 1)}
+    kwargs = {
+        "grids": 30,
+        "incidents": 500,
+        "households_per_grid": 10,
+        "end_date": date(2026, 1, 1),
+    }
     a, b = generate_city(seed=5, **kwargs), generate_city(seed=5, **kwargs)
     c = generate_city(seed=6, **kwargs)
     assert a.areas.geometry.geom_equals_exact(b.areas.geometry, 0).all()
@@ -55,8 +58,19 @@ def test_incidents_cover_a_year_with_planted_hotspots(demo_city: DemoCity) -> No
     inc = demo_city.incidents
     span = inc.reported_at.max() - inc.reported_at.min()
     assert span.days >= 360
-    assert set(inc.category) == {"disputes", "public_order", "safety_hazard", "sanitation",
-                                 "facilities", "traffic", "social_assistance"}
-    assert {h.expected_pattern for h in demo_city.hotspots} >= {"intensifying", "persistent",
-                                                                "diminishing", "new"}
+    assert set(inc.category) == {
+        "disputes",
+        "public_order",
+        "safety_hazard",
+        "sanitation",
+        "facilities",
+        "traffic",
+        "social_assistance",
+    }
+    assert {h.expected_pattern for h in demo_city.hotspots} >= {
+        "intensifying",
+        "persistent",
+        "diminishing",
+        "new",
+    }
     assert inc.priority.between(1, 4).all()

@@ -9,8 +9,9 @@ from geo_service.demo.city import DemoCity
 from tests.conftest import ARTIFACTS
 
 
-def test_map_page_embeds_grids_with_counts_and_local_leaflet(client: TestClient,
-                                                             loaded_city: DemoCity) -> None:
+def test_map_page_embeds_grids_with_counts_and_local_leaflet(
+    client: TestClient, loaded_city: DemoCity
+) -> None:
     response = client.get("/map")
     assert response.status_code == 200
     html = response.text
@@ -23,8 +24,7 @@ def test_map_page_embeds_grids_with_counts_and_local_leaflet(client: TestClient,
 
 
 @pytest.mark.browser
-def test_map_renders_grid_polygons_in_chromium(live_server: str,
-                                               loaded_city: DemoCity) -> None:
+def test_map_renders_grid_polygons_in_chromium(live_server: str, loaded_city: DemoCity) -> None:
     from playwright.sync_api import sync_playwright
 
     n_grids = int((loaded_city.areas.level == "grid").sum())
@@ -32,8 +32,14 @@ def test_map_renders_grid_polygons_in_chromium(live_server: str,
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path="/usr/bin/chromium",
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
         )
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         errors: list[str] = []
@@ -44,7 +50,8 @@ def test_map_renders_grid_polygons_in_chromium(live_server: str,
         filled = page.evaluate(
             "() => [...document.querySelectorAll('path.leaflet-interactive')]"
             ".filter(p => p.getAttribute('fill') && p.getAttribute('fill') !== 'none'"
-            " && p.getAttribute('fill-opacity') !== '0').length")
+            " && p.getAttribute('fill-opacity') !== '0').length"
+        )
         page.screenshot(path=str(ARTIFACTS / "map.png"))
         browser.close()
     assert not errors, errors

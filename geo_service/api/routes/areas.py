@@ -17,20 +17,27 @@ router = APIRouter(prefix="/areas", tags=["areas"])
 GEOJSON = "application/geo+json"
 
 
-@router.get("", response_class=Response,
-            responses={200: {"content": {GEOJSON: {}}, "description": "FeatureCollection"}})
+@router.get(
+    "",
+    response_class=Response,
+    responses={200: {"content": {GEOJSON: {}}, "description": "FeatureCollection"}},
+)
 def read_areas(
     session: SessionDep,
     level: Literal["district", "street", "community", "grid"] | None = None,
     parent_id: int | None = None,
     bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy (WGS84)")] = None,
-    version: Annotated[int | None, Query(description="boundary version id; default: current")]
-    = None,
+    version: Annotated[
+        int | None, Query(description="boundary version id; default: current")
+    ] = None,
 ) -> Response:
     """Areas as a GeoJSON FeatureCollection (properties id, code, name, level, parent_id)."""
     body = area_service.list_areas_geojson(
-        session, level=level, parent_id=parent_id,
-        bbox=BBox.parse(bbox) if bbox else None, version=version,
+        session,
+        level=level,
+        parent_id=parent_id,
+        bbox=BBox.parse(bbox) if bbox else None,
+        version=version,
     )
     return Response(body, media_type=GEOJSON)
 
@@ -41,8 +48,9 @@ def lookup_area(
     lon: Annotated[float, Query(ge=-180, le=180)],
     lat: Annotated[float, Query(ge=-90, le=90)],
     crs: CrsParam = "wgs84",
-    at: Annotated[datetime | None, Query(description="answer from the version in force then")]
-    = None,
+    at: Annotated[
+        datetime | None, Query(description="answer from the version in force then")
+    ] = None,
 ) -> dict[str, Any]:
     """The grid, community, street and district holding a point."""
     return area_service.lookup_point(session, lon, lat, crs=crs, at=at)

@@ -18,20 +18,29 @@ from geo_service.services.areas import BBox
 router = APIRouter(prefix="/incidents", tags=["incidents"])
 
 
-@router.post("", status_code=201, response_model=IncidentPublic,
-             responses={200: {"description": "replay of an earlier request with the same key"}})
+@router.post(
+    "",
+    status_code=201,
+    response_model=IncidentPublic,
+    responses={200: {"description": "replay of an earlier request with the same key"}},
+)
 def create_incident(
     session: SessionDep,
     actor: ActorDep,
     body: IncidentCreate,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
-    = None,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
 ) -> JSONResponse:
     """Report an incident. Retrying with the same ``Idempotency-Key`` returns the first one."""
     lon, lat = body.lon_lat()
     new = incident_service.NewIncident(
-        category=body.category, lon=lon, lat=lat, crs=body.crs, priority=body.priority,
-        description=body.description, reported_at=body.reported_at, source=body.source,
+        category=body.category,
+        lon=lon,
+        lat=lat,
+        crs=body.crs,
+        priority=body.priority,
+        description=body.description,
+        reported_at=body.reported_at,
+        source=body.source,
     )
     item, created = incident_service.create_incident(
         session, new, idempotency_key=idempotency_key, actor=actor
@@ -39,8 +48,8 @@ def create_incident(
     headers = {"Location": f"/incidents/{item['id']}"}
     if not created:
         headers["Idempotent-Replayed"] = "true"
-    body = IncidentPublic.model_validate(item).model_dump(mode="json")
-    return JSONResponse(body, status_code=201 if created else 200, headers=headers)
+    payload = IncidentPublic.model_validate(item).model_dump(mode="json")
+    return JSONResponse(payload, status_code=201 if created else 200, headers=headers)
 
 
 @router.get("", response_model=FeatureCollection)
@@ -62,8 +71,12 @@ def read_incidents(
     if page > settings.api.max_page_size:
         raise InvalidInputError(f"limit may be at most {settings.api.max_page_size}")
     flt = incident_service.IncidentFilter(
-        bbox=BBox.parse(bbox) if bbox else None, since=since, until=until,
-        category=category, status=status, grid_id=grid_id,
+        bbox=BBox.parse(bbox) if bbox else None,
+        since=since,
+        until=until,
+        category=category,
+        status=status,
+        grid_id=grid_id,
     )
     items, next_cursor = incident_service.list_incidents(session, flt, limit=page, cursor=cursor)
     body: dict[str, Any] = {
@@ -73,8 +86,13 @@ def read_incidents(
         "links": [],
     }
     if next_cursor:
-        body["links"].append({"rel": "next", "type": "application/geo+json",
-                              "href": str(request.url.include_query_params(cursor=next_cursor))})
+        body["links"].append(
+            {
+                "rel": "next",
+                "type": "application/geo+json",
+                "href": str(request.url.include_query_params(cursor=next_cursor)),
+            }
+        )
     return body
 
 
