@@ -25,7 +25,8 @@ from geo_service.services.demo import load_city
 from geo_service.settings import ApiSettings, DatabaseSettings, Settings
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO.parent / "shared" / "data"
+# Real data nobody here wrote, beside the checkout (CI has it there too).
+SHARED_DATA = Path(os.environ.get("GEO_SHARED_DATA", REPO.parent / "shared" / "data"))
 ARTIFACTS = REPO / "tests" / "artifacts"
 TEST_DATABASE = "geo_test"
 
