@@ -52,6 +52,27 @@ def _normalise(url: str) -> str:
     return url
 
 
+def make_database(name: str) -> str:
+    """A new, migrated database ``name`` on the test server (dropped first if it exists)."""
+    base = _test_database_url_base()
+    admin = make_engine(base.rsplit("/", 1)[0] + "/postgres")
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    url = base.rsplit("/", 1)[0] + f"/{name}"
+    upgrade_to_head(url)
+    return url
+
+
+def _test_database_url_base() -> str:
+    external = os.environ.get("GEO_DATABASE_URL")
+    if external:
+        return _normalise(external)
+    cluster = EmbeddedCluster(Path(os.environ.get("GEO_DATA_DIR", REPO / ".geo-service")))
+    return cluster.url("geo")
+
+
 @pytest.fixture(scope="session")
 def database_url() -> str:
     """URL of a migrated, empty test database on a real PostGIS."""

@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 
 import geo_service
 from geo_service.api.problems import install_problem_handlers
-from geo_service.api.routes import areas, health, incidents, maps
+from geo_service.api.routes import areas, boundaries, health, imports, incidents, maps
 from geo_service.db.engine import make_engine, make_sessionmaker, resolve_database_url
 from geo_service.settings import Settings
 
@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_problem_handlers(app)
-    for module in (health, areas, incidents, maps):
+    for module in (health, areas, incidents, boundaries, imports, maps):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

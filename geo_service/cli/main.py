@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from geo_service.cli import db, demo
+from geo_service.cli import boundaries, db, demo
 from geo_service.cli.common import console, database_url
+from geo_service.cli.imports import import_command
 from geo_service.cli.serve import serve
 from geo_service.settings import Settings
 
@@ -16,7 +17,9 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.add_typer(demo.app, name="demo")
+app.add_typer(boundaries.app, name="boundaries")
 app.command("serve")(serve)
+app.command("import")(import_command)
 
 
 @app.command("migrate")

@@ -47,6 +47,7 @@ max_wal_size = '4GB'
 checkpoint_timeout = '15min'
 max_connections = 200
 jit = off
+timezone = 'UTC'
 logging_collector = off
 """
 

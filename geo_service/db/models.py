@@ -160,6 +160,7 @@ class Household(Base):
     h3: Mapped[int] = mapped_column(BigInteger)
     elderly_living_alone: Mapped[bool] = mapped_column(Boolean, server_default="false")
     needs_assistance: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    external_ref: Mapped[str | None] = mapped_column(String(200), unique=True)
 
 
 class RentalUnit(Base):
@@ -182,6 +183,7 @@ class RentalUnit(Base):
     landlord_ref: Mapped[str | None] = mapped_column(String(64))
     grid_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id", ondelete="SET NULL"))
     h3: Mapped[int] = mapped_column(BigInteger)
+    external_ref: Mapped[str | None] = mapped_column(String(200), unique=True)
 
 
 class Responder(Base):
@@ -201,6 +203,26 @@ class Responder(Base):
     position: Mapped[Any] = mapped_column(Geometry("POINT", srid=SRID, spatial_index=True))
     position_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     skills: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
+
+
+class BoundaryCrosswalk(Base):
+    """How many entities of each old grid moved to each new grid when a version was published."""
+
+    __tablename__ = "boundary_crosswalks"
+    __table_args__ = (Index("ix_crosswalk_versions", "from_version_id", "to_version_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    from_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("boundary_versions.id", ondelete="CASCADE")
+    )
+    to_version_id: Mapped[int] = mapped_column(
+        ForeignKey("boundary_versions.id", ondelete="CASCADE")
+    )
+    entity: Mapped[str] = mapped_column(String(32))
+    old_grid_id: Mapped[int | None] = mapped_column(Integer)
+    new_grid_id: Mapped[int | None] = mapped_column(Integer)
+    count: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class AuditEntry(Base):

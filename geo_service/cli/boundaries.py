@@ -1,0 +1,83 @@
+"""``geo-service boundaries versions|validate|publish|diff``: versioned boundary sets."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+
+from geo_service.cli.common import console, database_url, fail
+from geo_service.settings import Settings
+
+app = typer.Typer(help="Versioned boundary sets.", no_args_is_help=True)
+
+
+def _engine():  # noqa: ANN202
+    from geo_service.db.engine import make_engine
+
+    settings = Settings()
+    return make_engine(database_url(settings), settings.database)
+
+
+@app.command("versions")
+def versions() -> None:
+    """List boundary versions with their status, dates and area counts."""
+    from geo_service.services.boundaries import list_versions
+
+    with fail():
+        for v in list_versions(_engine()):
+            console.print(
+                f"{v['id']:>4}  {v['status']:<9}  from {v['effective_from'] or '-':<26}"
+                f" to {v['effective_to'] or '-':<26}  {v['name']}  {v['areas']}"
+            )
+
+
+@app.command("validate")
+def validate(version: int) -> None:
+    """Check a version: overlaps, gaps, children crossing parents, slivers, unreached areas."""
+    from geo_service.services.boundaries import validate_version
+
+    with fail():
+        report = validate_version(_engine(), version)
+    typer.echo(json.dumps(report, indent=2, default=str))
+    if not report["valid"]:
+        raise typer.Exit(1)
+
+
+@app.command("publish")
+def publish(
+    version: int,
+    effective_from: Annotated[
+        str,
+        typer.Option(
+            help="Date or ISO time the version takes effect (UTC unless it says otherwise)"
+        ),
+    ],
+    force: Annotated[bool, typer.Option(help="Publish even if validation finds problems")] = False,
+) -> None:
+    """Make a draft current; re-attributes households, rental units, responders, incidents."""
+    from geo_service.services.boundaries import publish_version
+
+    try:
+        when = datetime.fromisoformat(effective_from)
+    except ValueError:
+        console.print(
+            f"[red]error:[/] --effective-from must be a date or ISO time, got {effective_from!r}"
+        )
+        raise typer.Exit(2) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    with fail():
+        result = publish_version(_engine(), version, when, actor="cli", force=force)
+    typer.echo(json.dumps(result, indent=2))
+
+
+@app.command("diff")
+def diff(a: int, b: int) -> None:
+    """Areas added, removed, changed from version A to B, and entity moves."""
+    from geo_service.services.boundaries import diff_versions
+
+    with fail():
+        typer.echo(json.dumps(diff_versions(_engine(), a, b), indent=2, default=str))

@@ -1,0 +1,1 @@
+"""Reading, parsing and validating files from other systems (pure: no database)."""

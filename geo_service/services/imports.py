@@ -1,0 +1,631 @@
+"""Import files from other systems: read, map, validate, assign grid and H3, bulk write.
+
+One import is one transaction: rows are COPYed into a temporary staging table and moved into
+place by set-based SQL, so a failure half way leaves nothing half written, and stable keys
+(source ids, or a hash of the row when there are none) make re-running a file add nothing.
+Rejected rows go to ``<input>.rejects.csv`` with their row number and reason.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from sqlalchemy import Connection, Engine, text
+
+from geo_service.db.bulk import copy_frame, ewkb_hex, pg_array, point_ewkb_hex
+from geo_service.db.models import AREA_LEVELS
+from geo_service.errors import ConflictError, InvalidInputError, NotFoundError
+from geo_service.geo.assign import NO_GRID, GridIndex
+from geo_service.geo.h3cells import cells_for_points
+from geo_service.ingest.readers import ImportFileError, SourceCrs, read_source
+from geo_service.ingest.validate import CHECKS, KIND_FIELDS, Checked
+
+KINDS = tuple(CHECKS)
+Progress = Callable[[str, int, int | None], None]
+
+
+@dataclass
+class ImportOptions:
+    """How to read and interpret a file (the CLI's options and the HTTP form fields)."""
+
+    crs: str | None = None
+    field_map: dict[str, str] = field(default_factory=dict)  # source column -> our field
+    constants: dict[str, str] = field(default_factory=dict)  # our field -> value for all rows
+    category_map: dict[str, str] | None = None  # source category -> our category code
+    tz: str = "UTC"
+    date_format: str | None = None
+    layer: str | None = None
+    status: str = "reported"  # incidents: status of rows that carry none
+    source_name: str | None = None  # prefix of stable keys; default: the file's stem
+    rejects_path: Path | None = None
+    # boundaries
+    level: str | None = None
+    parent_level: str | None = None
+    version_id: int | None = None
+    version_name: str | None = None
+    dissolve: bool = False  # merge features that share a code into one multipolygon
+
+
+@dataclass
+class ImportReport:
+    """What an import took and what it refused."""
+
+    kind: str
+    file: str
+    read: int
+    accepted: int
+    inserted: int
+    already_present: int
+    rejected: int
+    rejected_by_reason: dict[str, int]
+    reject_file: str | None
+    ignored_columns: list[str]
+    version_id: int | None = None
+    merged_parts: int = 0
+    rejects: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self, max_rejects: int = 1000) -> dict[str, Any]:
+        """JSON-ready summary (at most ``max_rejects`` reject rows inline)."""
+        body = dict(self.__dict__)
+        body["rejects"] = self.rejects[:max_rejects]
+        return body
+
+
+def read_mapping_csv(path: Path) -> dict[str, str]:
+    """Read a two-column CSV (source value, our value) such as a category map."""
+    if not path.exists():
+        raise ImportFileError(f"{path} does not exist")
+    with path.open(newline="", encoding="utf-8") as fh:
+        rows = [r for r in csv.reader(fh) if r and not r[0].startswith("#")]
+    if rows and rows[0][0].strip().lower() in ("source", "from", "src"):
+        rows = rows[1:]
+    if any(len(r) < 2 for r in rows):
+        raise ImportFileError(f"{path.name}: every line needs two columns: source,ours")
+    return {r[0].strip(): r[1].strip() for r in rows}
+
+
+def _apply_mapping(frame: gpd.GeoDataFrame, options: ImportOptions, kind: str) -> gpd.GeoDataFrame:
+    fields = set(KIND_FIELDS[kind]) | {"lon", "lat"}
+    renames = {}
+    for src, ours in options.field_map.items():
+        if ours in ("lon", "lat"):
+            continue  # used when reading
+        if src not in frame.columns:
+            raise ImportFileError(
+                f"--map {src}={ours}: no column {src!r} in the file; columns are "
+                + ", ".join(map(str, frame.columns))
+            )
+        if ours not in fields:
+            raise ImportFileError(
+                f"--map {src}={ours}: {ours!r} is not a field of {kind} "
+                f"({', '.join(sorted(KIND_FIELDS[kind]))})"
+            )
+        renames[src] = ours
+    # A source column already named like one of our fields must not shadow the mapped one.
+    clash = [c for c in frame.columns if c in renames.values() and c not in renames]
+    frame = frame.drop(columns=clash).rename(columns=renames)
+    for ours, value in options.constants.items():
+        if ours not in fields:
+            raise ImportFileError(f"--set {ours}=...: {ours!r} is not a field of {kind}")
+        frame[ours] = value
+    return frame
+
+
+# --- grid assignment against the version in force ---------------------------------------
+
+_INDEX_CACHE: dict[int, GridIndex] = {}
+
+
+def grid_index(conn: Connection, version_id: int) -> GridIndex:
+    """The cover-raster index of a published version's grids (cached: they never change)."""
+    if version_id not in _INDEX_CACHE:
+        rows = conn.execute(
+            text(
+                "SELECT id, ST_AsBinary(geom) FROM areas WHERE version_id = :v AND level = 'grid'"
+            ),
+            {"v": version_id},
+        ).all()
+        if not rows:
+            raise NotFoundError(f"boundary version {version_id} has no grids")
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        geoms = shapely.from_wkb([bytes(r[1]) for r in rows])
+        _INDEX_CACHE[version_id] = GridIndex.build(geoms, ids)
+    return _INDEX_CACHE[version_id]
+
+
+def _versions(conn: Connection) -> pd.DataFrame:
+    return pd.DataFrame(
+        conn.execute(
+            text(
+                "SELECT id, effective_from, effective_to FROM boundary_versions "
+                "WHERE status IN ('published', 'retired') AND effective_from IS NOT NULL "
+                "ORDER BY effective_from"
+            )
+        ).all(),
+        columns=["id", "effective_from", "effective_to"],
+    )
+
+
+def assign_grids(
+    conn: Connection, lon: np.ndarray, lat: np.ndarray, at: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Grid of each point in the version in force at ``at`` (default: now).
+
+    Returns grid ids (NO_GRID where none) and a per-row reason for the misses.
+    """
+    versions = _versions(conn)
+    grid = np.full(len(lon), NO_GRID, dtype=np.int64)
+    why = np.full(len(lon), None, dtype=object)
+    when = (
+        pd.Series(pd.to_datetime(at, utc=True))
+        if at is not None
+        else pd.Series([pd.Timestamp.now(tz="UTC")] * len(lon))
+    )
+    matched = np.zeros(len(lon), dtype=bool)
+    for v in versions.itertuples():
+        start = pd.Timestamp(v.effective_from)
+        in_force = (when >= start).to_numpy() & ~matched
+        if v.effective_to is not None and not pd.isna(v.effective_to):
+            in_force = in_force & (when < pd.Timestamp(v.effective_to)).to_numpy()
+        if not in_force.any():
+            continue
+        matched = matched | in_force
+        grid[in_force] = grid_index(conn, int(v.id)).assign(lon[in_force], lat[in_force])
+    why[~matched] = "no boundary version in force at that time"
+    why[matched & (grid == NO_GRID)] = "outside the city (in no grid)"
+    return grid, why
+
+
+# --- the import itself ------------------------------------------------------------------
+
+
+def import_file(
+    engine: Engine,
+    kind: str,
+    path: Path,
+    options: ImportOptions,
+    *,
+    actor: str,
+    progress: Progress | None = None,
+) -> ImportReport:
+    """Import one file of ``kind``; see the module docstring for the guarantees."""
+    step = progress or (lambda name, done, total: None)
+    if kind not in KINDS:
+        raise InvalidInputError(f"kind must be one of {', '.join(KINDS)}")
+    if kind == "boundaries" and options.level not in AREA_LEVELS:
+        raise InvalidInputError(f"boundaries need --level, one of {', '.join(AREA_LEVELS)}")
+    if options.parent_level is not None:
+        if options.parent_level not in AREA_LEVELS:
+            raise InvalidInputError(f"--parent-level must be one of {', '.join(AREA_LEVELS)}")
+        if AREA_LEVELS.index(options.parent_level) >= AREA_LEVELS.index(options.level or ""):
+            raise InvalidInputError("--parent-level must be above --level")
+    try:
+        pd.Timestamp.now(tz=options.tz)
+    except Exception:  # noqa: BLE001
+        raise InvalidInputError(f"unknown time zone {options.tz!r}") from None
+    source_name = options.source_name or path.name.split(".")[0]
+
+    step("read", 0, None)
+    lon_src = next((s for s, o in options.field_map.items() if o == "lon"), None)
+    lat_src = next((s for s, o in options.field_map.items() if o == "lat"), None)
+    frame = read_source(
+        path,
+        crs=SourceCrs.parse(options.crs),
+        layer=options.layer,
+        lon_column=lon_src,
+        lat_column=lat_src,
+    )
+    frame = _apply_mapping(frame, options, kind)
+    merged = 0
+    if kind == "boundaries" and options.dissolve:
+        frame, merged = _dissolve_by_code(frame)
+    step("read", len(frame), len(frame))
+
+    with engine.begin() as conn:
+        checked = _check(conn, kind, frame, options, source_name)
+        step("validate", len(frame), len(frame))
+        if kind == "boundaries":
+            report = _import_boundaries(conn, frame, checked, options, path, step)
+        else:
+            report = _import_points(conn, kind, frame, checked, path, step)
+        report.ignored_columns = checked.ignored_columns
+        report.merged_parts = merged
+        conn.execute(
+            text(
+                "INSERT INTO audit_log (who, action, entity, entity_id, diff) VALUES "
+                "(:who, 'import', :entity, :eid, CAST(:diff AS jsonb))"
+            ),
+            {
+                "who": actor,
+                "entity": kind.replace("-", "_"),
+                "eid": str(report.version_id) if report.version_id else None,
+                "diff": json.dumps({k: v for k, v in report.__dict__.items() if k != "rejects"}),
+            },
+        )
+    _write_rejects(frame, report, options, path)
+    return report
+
+
+def _dissolve_by_code(frame: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, int]:
+    """Union features that share a code into the first of them (rows keep their numbers)."""
+    if "code" not in frame:
+        return frame, 0
+    codes = frame["code"].fillna("").astype(str).str.strip()
+    repeated = codes[(codes != "") & codes.duplicated(keep=False)]
+    drop: list[int] = []
+    geoms = frame.geometry.to_numpy().copy()
+    for _, index in repeated.groupby(repeated).groups.items():
+        parts = shapely.make_valid(geoms[list(index)])
+        geoms[index[0]] = shapely.union_all(parts)
+        drop.extend(index[1:])
+    frame = frame.set_geometry(gpd.GeoSeries(geoms, index=frame.index, crs=frame.crs))
+    return frame.drop(index=drop), len(drop)
+
+
+def _check(
+    conn: Connection, kind: str, frame: gpd.GeoDataFrame, options: ImportOptions, source_name: str
+) -> Checked:
+    kwargs: dict[str, Any] = {
+        "tz": options.tz,
+        "date_format": options.date_format,
+        "source_name": source_name,
+    }
+    if kind == "incidents":
+        categories = dict(conn.execute(text("SELECT code, default_priority FROM categories")).all())
+        if options.category_map is not None:
+            unknown = sorted(set(options.category_map.values()) - set(categories))
+            if unknown:
+                raise ImportFileError(
+                    "the category map names categories that do not exist: " + ", ".join(unknown)
+                )
+        kwargs.update(
+            categories=categories, category_map=options.category_map, default_status=options.status
+        )
+    try:
+        return CHECKS[kind](frame, **kwargs)
+    except ValueError as exc:  # e.g. a bad --date-format
+        raise ImportFileError(str(exc)) from None
+
+
+def _reject(checked: Checked, rows: np.ndarray, reasons: np.ndarray) -> None:
+    extra = pd.DataFrame({"row": rows, "reason": reasons})
+    checked.rejects = pd.concat([checked.rejects, extra], ignore_index=True)
+
+
+def _import_points(
+    conn: Connection,
+    kind: str,
+    frame: gpd.GeoDataFrame,
+    checked: Checked,
+    path: Path,
+    step: Progress,
+) -> ImportReport:
+    rows = checked.accepted
+    at = rows["reported_at"].to_numpy() if kind == "incidents" else None
+    grid, why = assign_grids(conn, rows.lon.to_numpy(), rows.lat.to_numpy(), at)
+    step("assign", len(rows), len(rows))
+    miss = grid == NO_GRID
+    _reject(checked, rows.row.to_numpy()[miss], why[miss])
+    rows = rows[~miss].reset_index(drop=True)
+    grid = grid[~miss]
+    location = point_ewkb_hex(rows.lon.to_numpy(), rows.lat.to_numpy())
+    h3 = cells_for_points(rows.lon.to_numpy(), rows.lat.to_numpy())
+    writer = {
+        "incidents": _write_incidents,
+        "households": _write_households,
+        "rental-units": _write_rental_units,
+        "responders": _write_responders,
+    }[kind]
+    inserted = writer(conn, rows, location, h3, grid, lambda n: step("write", n, len(rows)))
+    return _report(kind, path, frame, checked, accepted=len(rows), inserted=inserted)
+
+
+def _report(
+    kind: str,
+    path: Path,
+    frame: pd.DataFrame,
+    checked: Checked,
+    *,
+    accepted: int,
+    inserted: int,
+    version_id: int | None = None,
+) -> ImportReport:
+    rejects = checked.rejects.sort_values("row", kind="stable")
+    return ImportReport(
+        kind=kind,
+        file=path.name,
+        read=len(frame),
+        accepted=accepted,
+        inserted=inserted,
+        already_present=accepted - inserted,
+        rejected=len(rejects),
+        rejected_by_reason=dict(Counter(_reason_class(r) for r in rejects.reason)),
+        reject_file=None,
+        ignored_columns=[],
+        version_id=version_id,
+        rejects=[{"row": int(r.row), "reason": r.reason} for r in rejects.itertuples()],
+    )
+
+
+def _reason_class(reason: str) -> str:
+    """Group reasons for the summary: drop the quoted value and row references."""
+    return re.split(r"[:;]| '", reason)[0]
+
+
+def _stage(conn: Connection, table: str, frame: pd.DataFrame, chunk: Callable[[int], None]) -> str:
+    staging = f"staging_{table}"
+    conn.execute(
+        text(f"CREATE TEMP TABLE {staging} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP")
+    )
+    copy_frame(conn, staging, frame, progress=chunk)
+    return staging
+
+
+def _write_incidents(conn, rows, location, h3, grid, chunk) -> int:  # noqa: ANN001
+    frame = pd.DataFrame(
+        {
+            "idempotency_key": rows.idempotency_key,
+            "category": rows.category,
+            "priority": rows.priority,
+            "status": rows.status,
+            "description": rows.description,
+            "source": "import",
+            "reported_at": rows.reported_at.array,
+            "location": location,
+            "h3": h3,
+            "grid_id": grid,
+        }
+    )
+    staging = _stage(conn, "incidents", frame, chunk)
+    return conn.execute(
+        text(
+            f"INSERT INTO incidents (idempotency_key, category, priority, status, description, "
+            f"source, reported_at, location, h3, grid_id) "
+            f"SELECT idempotency_key, category, priority, status, description, source, "
+            f"reported_at, location, h3, grid_id FROM {staging} "
+            f"ON CONFLICT (idempotency_key) DO NOTHING"
+        )
+    ).rowcount
+
+
+def _write_households(conn, rows, location, h3, grid, chunk) -> int:  # noqa: ANN001
+    frame = pd.DataFrame(
+        {
+            "location": location,
+            "household_size": rows.household_size,
+            "grid_id": grid,
+            "h3": h3,
+            "elderly_living_alone": rows.elderly_living_alone,
+            "needs_assistance": rows.needs_assistance,
+            "external_ref": rows.external_ref,
+        }
+    )
+    staging = _stage(conn, "households", frame, chunk)
+    cols = (
+        "location, household_size, grid_id, h3, elderly_living_alone, needs_assistance, "
+        "external_ref"
+    )
+    return conn.execute(
+        text(
+            f"INSERT INTO households ({cols}) SELECT {cols} FROM {staging} "
+            f"ON CONFLICT (external_ref) DO NOTHING"
+        )
+    ).rowcount
+
+
+def _write_rental_units(conn, rows, location, h3, grid, chunk) -> int:  # noqa: ANN001
+    frame = pd.DataFrame(
+        {
+            "location": location,
+            "unit_count": rows.unit_count,
+            "occupants": rows.occupants,
+            "registered_at": rows.registered_at.array,
+            "status": rows.status,
+            "landlord_ref": rows.landlord_ref,
+            "grid_id": grid,
+            "h3": h3,
+            "external_ref": rows.external_ref,
+        }
+    )
+    staging = _stage(conn, "rental_units", frame, chunk)
+    cols = (
+        "location, unit_count, occupants, registered_at, status, landlord_ref, grid_id, "
+        "h3, external_ref"
+    )
+    return conn.execute(
+        text(
+            f"INSERT INTO rental_units ({cols}) SELECT {cols} FROM {staging} "
+            f"ON CONFLICT (external_ref) DO NOTHING"
+        )
+    ).rowcount
+
+
+def _write_responders(conn, rows, location, h3, grid, chunk) -> int:  # noqa: ANN001
+    # A responder's home grid is where it stands when first imported; a re-import with the
+    # same callsign updates kind, skills and position (it is the same unit).
+    frame = pd.DataFrame(
+        {
+            "callsign": rows.callsign,
+            "kind": rows.kind,
+            "home_grid_id": grid,
+            "status": rows.status,
+            "position": location,
+            "position_at": datetime.now(UTC).isoformat(),
+            "skills": pg_array(rows.skills),
+        }
+    )
+    staging = _stage(conn, "responders", frame, chunk)
+    return conn.execute(
+        text(
+            f"INSERT INTO responders (callsign, kind, home_grid_id, status, position, position_at, "
+            f"skills) SELECT callsign, kind, home_grid_id, status, position, position_at, skills "
+            f"FROM {staging} ON CONFLICT (callsign) DO UPDATE SET kind = EXCLUDED.kind, "
+            f"skills = EXCLUDED.skills, position = EXCLUDED.position, "
+            f"position_at = EXCLUDED.position_at "
+            f"WHERE (responders.kind, responders.skills, ST_AsBinary(responders.position)) "
+            f"IS DISTINCT FROM (EXCLUDED.kind, EXCLUDED.skills, ST_AsBinary(EXCLUDED.position))"
+        )
+    ).rowcount
+
+
+# --- boundaries ----------------------------------------------------------------------------
+
+
+def _draft_version(conn: Connection, options: ImportOptions, path: Path) -> int:
+    if options.version_id is not None:
+        status = conn.execute(
+            text("SELECT status FROM boundary_versions WHERE id = :v"), {"v": options.version_id}
+        ).scalar_one_or_none()
+        if status is None:
+            raise NotFoundError(f"boundary version {options.version_id} does not exist")
+        if status != "draft":
+            raise ConflictError(
+                f"boundary version {options.version_id} is {status}; only drafts take new areas"
+            )
+        return options.version_id
+    return conn.execute(
+        text(
+            "INSERT INTO boundary_versions (name, status, notes) "
+            "VALUES (:name, 'draft', :notes) RETURNING id"
+        ),
+        {"name": options.version_name or path.stem, "notes": f"imported from {path.name}"},
+    ).scalar_one()
+
+
+def _import_boundaries(
+    conn: Connection,
+    frame: gpd.GeoDataFrame,
+    checked: Checked,
+    options: ImportOptions,
+    path: Path,
+    step: Progress,
+) -> ImportReport:
+    version_id = _draft_version(conn, options, path)
+    rows = checked.accepted
+    existing = set(
+        conn.execute(
+            text("SELECT code FROM areas WHERE version_id = :v"), {"v": version_id}
+        ).scalars()
+    )
+    taken = rows.code.isin(existing).to_numpy()
+    _reject(
+        checked,
+        rows.row.to_numpy()[taken],
+        np.array(
+            [f"code {c!r} already exists in version {version_id}" for c in rows.code[taken]],
+            dtype=object,
+        ),
+    )
+    rows = rows[~taken].reset_index(drop=True)
+    parent_id = np.full(len(rows), None, dtype=object)
+    if options.parent_level is not None and len(rows):
+        parent_id, why = _find_parents(conn, version_id, options.parent_level, rows)
+        bad = np.array([w is not None for w in why], dtype=bool)
+        _reject(checked, rows.row.to_numpy()[bad], np.asarray(why, dtype=object)[bad])
+        rows, parent_id = rows[~bad].reset_index(drop=True), parent_id[~bad]
+    staged = pd.DataFrame(
+        {
+            "version_id": version_id,
+            "level": options.level,
+            "code": rows.code,
+            "name": rows.name,
+            "parent_id": pd.array(list(parent_id), dtype="Int64"),
+            "geom": ewkb_hex(rows.geometry.to_numpy()),
+            "area_m2": 0.0,
+        }
+    )
+    staging = _stage(conn, "areas", staged, lambda n: step("write", n, len(staged)))
+    inserted = conn.execute(
+        text(
+            f"INSERT INTO areas (version_id, level, code, name, parent_id, geom, area_m2) "
+            f"SELECT version_id, level, code, name, parent_id, geom, "
+            f"ST_Area(geom::geography) FROM {staging}"
+        )
+    ).rowcount
+    return _report(
+        "boundaries",
+        path,
+        frame,
+        checked,
+        accepted=len(rows),
+        inserted=inserted,
+        version_id=version_id,
+    )
+
+
+def _find_parents(
+    conn: Connection, version_id: int, parent_level: str, rows: pd.DataFrame
+) -> tuple[np.ndarray, list[str | None]]:
+    """Parent of each row: by its parent_code column, else the parent holding most of it."""
+    parents = conn.execute(
+        text(
+            "SELECT id, code, ST_AsBinary(geom) FROM areas WHERE version_id = :v AND level = :lvl"
+        ),
+        {"v": version_id, "lvl": parent_level},
+    ).all()
+    if not parents:
+        raise ImportFileError(
+            f"version {version_id} has no {parent_level} areas to nest in; "
+            f"import the {parent_level} level first"
+        )
+    ids = np.array([p[0] for p in parents], dtype=object)
+    by_code = {p[1]: p[0] for p in parents}
+    result = np.full(len(rows), None, dtype=object)
+    why: list[str | None] = [None] * len(rows)
+    if rows.parent_code.notna().any():
+        for i, code in enumerate(rows.parent_code):
+            if code in by_code:
+                result[i] = by_code[code]
+            else:
+                why[i] = f"unknown parent {parent_level} {code!r}"
+        return result, why
+    geoms = shapely.from_wkb([bytes(p[2]) for p in parents])
+    tree = shapely.STRtree(geoms)
+    child_idx, parent_idx = tree.query(rows.geometry.to_numpy(), predicate="intersects")
+    # Overlap areas compared within one child: degrees² are fine for an argmax.
+    overlap = shapely.area(
+        shapely.intersection(rows.geometry.to_numpy()[child_idx], geoms[parent_idx])
+    )
+    best = pd.DataFrame({"c": child_idx, "p": parent_idx, "a": overlap})
+    best = best[best.a > 0].sort_values(["c", "a"], ascending=[True, False])
+    best = best.drop_duplicates("c")
+    result[best.c.to_numpy()] = ids[best.p.to_numpy()]
+    for i in range(len(rows)):
+        if result[i] is None:
+            why[i] = f"no {parent_level} area contains it"
+    return result, why
+
+
+def _writable(directory: Path) -> bool:
+    # Root passes every access check, so also honour a directory that nobody may write to
+    # (a shared, read-only data folder).
+    return os.access(directory, os.W_OK) and bool(directory.stat().st_mode & 0o222)
+
+
+def _write_rejects(
+    frame: gpd.GeoDataFrame, report: ImportReport, options: ImportOptions, path: Path
+) -> None:
+    if not report.rejects:
+        return
+    name = path.name + ".rejects.csv"
+    target = options.rejects_path or (
+        path.with_name(name) if _writable(path.parent) else Path.cwd() / name
+    )
+    rej = pd.DataFrame(report.rejects)
+    original = pd.DataFrame(frame.drop(columns=frame.geometry.name)).loc[rej.row - 1]
+    original = original.reset_index(drop=True).astype(str)
+    pd.concat([rej, original.add_prefix("source_")], axis=1).to_csv(target, index=False)
+    report.reject_file = str(target)
