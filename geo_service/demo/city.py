@@ -220,6 +220,7 @@ def generate_city(
     pop_x, pop_y = _sample_population(rng, outline, cx, cy, max(120 * grids, 20_000))
     progress("boundaries", 0)
     areas = _build_hierarchy(rng, outline, pop_x, pop_y, grids, progress)
+    areas = _as_coverage(areas)
     areas["area_m2"] = areas.geometry.area
     areas = areas.set_crs(METRIC_CRS).to_crs("EPSG:4326")
     areas["geometry"] = shapely.make_valid(areas.geometry.values)
@@ -449,6 +450,39 @@ def _build_hierarchy(
     gdf = gpd.GeoDataFrame(rows, geometry="geom").rename_geometry("geometry")
     gdf["geometry"] = shapely.make_valid(gdf.geometry.values)
     return gdf
+
+
+def _as_coverage(areas: gpd.GeoDataFrame, tol_m: float = 1e-3) -> gpd.GeoDataFrame:
+    """Make the tiling a true coverage, so that it survives reprojection exactly.
+
+    Voronoi cuts leave T-junctions: a vertex of one grid lying in the middle of a neighbour's
+    edge (or its parent's). Straight lines in UTM are not straight in lon/lat, so after
+    reprojection such a vertex sits metres off the neighbour's edge over long edges, and thin
+    gaps open. Inserting every neighbour vertex into each grid's edges (GEOS snapping), then
+    rebuilding the upper levels as coverage unions of their grids, gives every shared edge
+    the same vertices on both sides.
+    """
+    grids = areas[areas.level == "grid"]
+    geoms = grids.geometry.to_numpy()
+    vertices = shapely.points(np.unique(shapely.get_coordinates(geoms), axis=0))
+    tree = shapely.STRtree(vertices)
+    noded = np.empty(len(geoms), dtype=object)
+    for i, geom in enumerate(geoms):
+        near = tree.query(geom.boundary, predicate="dwithin", distance=tol_m)
+        noded[i] = shapely.snap(geom, shapely.multipoints(vertices[near]), tol_m)
+    if not shapely.coverage_is_valid(noded):
+        raise RuntimeError("demo city grids do not form a valid coverage")
+    out = areas.copy()
+    out.loc[grids.index, "geometry"] = noded
+    for level, depth in (("community", 3), ("street", 2), ("district", 1)):
+        prefix = grids.code.str.split("-").str[:depth].str.join("-")
+        unions = {
+            code: shapely.coverage_union_all(noded[(prefix == code).to_numpy()])
+            for code in prefix.unique()
+        }
+        rows = out.level == level
+        out.loc[rows, "geometry"] = out.loc[rows, "code"].map(unions)
+    return out
 
 
 # --- people and things ---------------------------------------------------------------------

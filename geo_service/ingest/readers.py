@@ -6,13 +6,16 @@ gzipped) with lon/lat or x/y columns. No format is parsed by hand.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyogrio.raw
 import shapely
+import shapely.errors
 from pyproj import CRS
 from pyproj.exceptions import CRSError
 
@@ -24,6 +27,7 @@ LON_NAMES = ("lon", "lng", "long", "longitude", "x", "x_coord")
 LAT_NAMES = ("lat", "latitude", "y", "y_coord")
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz")
 PARQUET_SUFFIXES = (".parquet", ".geoparquet")
+GEOMETRY_ERROR = "__geometry_error__"  # why GEOS could not build a feature's geometry
 # Share of rows whose coordinates may fall outside +-180/+-90 before the whole file is taken
 # to be in a projected CRS (a few stray rows are rejected one by one instead).
 PROJECTED_SHARE = 0.5
@@ -103,12 +107,41 @@ def read_source(
             if suffix in PARQUET_SUFFIXES:
                 frame = gpd.read_parquet(path)
             else:
-                frame = gpd.read_file(path, layer=layer, engine="pyogrio")
+                frame = _read_ogr(path, layer)
+        except ImportFileError:
+            raise
         except Exception as exc:  # noqa: BLE001 - GDAL raises many types; all mean "unreadable"
             raise ImportFileError(f"cannot read {path.name}: {exc}") from None
         if not isinstance(frame, gpd.GeoDataFrame) or frame.geometry.name not in frame:
             raise ImportFileError(f"{path.name} has no geometry column")
     return _to_wgs84(frame, crs, path.name)
+
+
+def _read_ogr(path: Path, layer: str | None) -> gpd.GeoDataFrame:
+    """Read through GDAL, keeping features whose geometry GEOS cannot even build.
+
+    geopandas.read_file fails the whole file on one malformed geometry (an unclosed ring);
+    reading the raw WKB lets that feature be rejected alone, with GEOS's reason.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # GDAL: "Non closed ring detected"
+        meta, _, wkb, fields = pyogrio.raw.read(path, layer=layer)
+    geoms = shapely.from_wkb(wkb, on_invalid="ignore")
+    errors = np.full(len(wkb), None, dtype=object)
+    for i in np.flatnonzero(pd.isna(geoms) & pd.notna(wkb)):
+        try:
+            shapely.from_wkb(wkb[i])
+        except shapely.errors.GEOSException as exc:
+            message = str(exc).split(": ", 1)[-1]
+            errors[i] = "unclosed ring" if "closed linestring" in message else message
+    frame = gpd.GeoDataFrame(
+        dict(zip(meta["fields"], fields, strict=True)),
+        geometry=gpd.GeoSeries(geoms),
+        crs=meta["crs"],
+    )
+    if pd.notna(errors).any():
+        frame[GEOMETRY_ERROR] = errors
+    return frame
 
 
 def _read_table(

@@ -25,6 +25,7 @@ from geo_service.db.models import (
     RESPONDER_STATUSES,
 )
 from geo_service.ingest.parsing import parse_bools, parse_ints, parse_timestamps
+from geo_service.ingest.readers import GEOMETRY_ERROR
 
 MAX_DESCRIPTION = 4000
 MAX_REPAIR_AREA_CHANGE = 0.001  # make_valid may change a polygon's area by < 0.1%
@@ -77,7 +78,14 @@ def _text(frame: pd.DataFrame, name: str) -> pd.Series:
     return frame[name].fillna("").astype(str).str.strip()
 
 
+def _geometry_errors(frame: gpd.GeoDataFrame, reasons: Reasons) -> None:
+    if GEOMETRY_ERROR in frame:
+        errors = frame[GEOMETRY_ERROR]
+        reasons.add(errors.notna(), "invalid geometry (" + errors.astype(str) + ")")
+
+
 def _point_checks(frame: gpd.GeoDataFrame, reasons: Reasons) -> tuple[np.ndarray, np.ndarray]:
+    _geometry_errors(frame, reasons)
     geoms = frame.geometry.values
     missing = np.asarray(pd.isna(geoms) | shapely.is_empty(geoms), dtype=bool)
     reasons.add(missing, "missing coordinates")
@@ -120,7 +128,7 @@ def _finish(
 ) -> Checked:
     ok = reasons.ok
     rejects = pd.DataFrame({"row": frame.index[~ok] + 1, "reason": reasons.series[~ok].values})
-    known = set(KIND_FIELDS[kind]) | {frame.geometry.name, "lon", "lat"}
+    known = set(KIND_FIELDS[kind]) | {frame.geometry.name, "lon", "lat", GEOMETRY_ERROR}
     ignored = [c for c in frame.columns if c not in known]
     out = accepted[ok.values].copy()
     out.insert(0, "row", frame.index[ok.values] + 1)
@@ -325,6 +333,7 @@ def repair_polygons(geoms: np.ndarray) -> tuple[np.ndarray, list[str | None]]:
 def check_boundaries(frame: gpd.GeoDataFrame, **_: object) -> Checked:
     """Validate area polygons: code (unique), name, geometry type and validity."""
     reasons = Reasons(frame.index)
+    _geometry_errors(frame, reasons)
     geoms = frame.geometry.values
     missing = np.asarray(pd.isna(geoms) | shapely.is_empty(geoms), dtype=bool)
     reasons.add(missing, "missing geometry")

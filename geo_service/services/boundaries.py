@@ -159,7 +159,10 @@ def _reattribute_sql(table: str, grid_col: str, point_expr: str, where: str) -> 
             (from_version_id, to_version_id, entity, old_grid_id, new_grid_id, count)
         SELECT :old, :new, '{table}', old_grid, new_grid, count(*)
         FROM moved GROUP BY old_grid, new_grid
-        RETURNING count, old_grid_id IS DISTINCT FROM new_grid_id AS moved
+        RETURNING count,
+            -- a grid keeps its identity across versions through its code, not its row id
+            (SELECT o.code FROM areas o WHERE o.id = old_grid_id)
+              IS DISTINCT FROM (SELECT n.code FROM areas n WHERE n.id = new_grid_id) AS moved
     """
 
 
@@ -301,7 +304,7 @@ def diff_versions(engine: Engine, a: int, b: int) -> dict[str, Any]:
             LEFT JOIN areas og ON og.id = c.old_grid_id
             LEFT JOIN areas ng ON ng.id = c.new_grid_id
             WHERE from_version_id = :a AND to_version_id = :b
-              AND old_grid_id IS DISTINCT FROM new_grid_id
+              AND og.code IS DISTINCT FROM ng.code
             ORDER BY entity, count DESC
             """
                 ),

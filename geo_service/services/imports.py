@@ -126,12 +126,21 @@ def _apply_mapping(frame: gpd.GeoDataFrame, options: ImportOptions, kind: str) -
 
 # --- grid assignment against the version in force ---------------------------------------
 
-_INDEX_CACHE: dict[int, GridIndex] = {}
+_INDEX_CACHE: dict[tuple[Any, ...], GridIndex] = {}
 
 
 def grid_index(conn: Connection, version_id: int) -> GridIndex:
-    """The cover-raster index of a published version's grids (cached: they never change)."""
-    if version_id not in _INDEX_CACHE:
+    """The cover-raster index of a published version's grids (cached: they never change).
+
+    The key names the server and database as well as the version (and when it was made), so
+    a process that talks to several databases never mixes their grids.
+    """
+    url = conn.engine.url
+    created = conn.execute(
+        text("SELECT created_at FROM boundary_versions WHERE id = :v"), {"v": version_id}
+    ).scalar_one()
+    key = (url.host, url.port, url.database, version_id, created)
+    if key not in _INDEX_CACHE:
         rows = conn.execute(
             text(
                 "SELECT id, ST_AsBinary(geom) FROM areas WHERE version_id = :v AND level = 'grid'"
@@ -142,8 +151,8 @@ def grid_index(conn: Connection, version_id: int) -> GridIndex:
             raise NotFoundError(f"boundary version {version_id} has no grids")
         ids = np.array([r[0] for r in rows], dtype=np.int64)
         geoms = shapely.from_wkb([bytes(r[1]) for r in rows])
-        _INDEX_CACHE[version_id] = GridIndex.build(geoms, ids)
-    return _INDEX_CACHE[version_id]
+        _INDEX_CACHE[key] = GridIndex.build(geoms, ids)
+    return _INDEX_CACHE[key]
 
 
 def _versions(conn: Connection) -> pd.DataFrame:

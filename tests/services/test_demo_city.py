@@ -26,6 +26,20 @@ def test_levels_nest_exactly_with_no_gaps_or_overlaps(demo_city: DemoCity) -> No
             assert overlap < 1.0
 
 
+def test_tiling_stays_exact_in_wgs84_as_a_valid_coverage(demo_city: DemoCity) -> None:
+    # Checked in lon/lat, where reprojection would have opened gaps at T-junctions.
+    areas = demo_city.areas
+    for level in ("grid", "community", "street", "district"):
+        assert shapely.coverage_is_valid(areas[areas.level == level].geometry.values), level
+    parents = areas.set_index("code").geometry
+    children = areas[areas.parent_code.notna()]
+    overhang = [
+        shapely.difference(g, parents[p]).area
+        for g, p in zip(children.geometry, children.parent_code, strict=True)
+    ]
+    assert max(overhang) < 1e-14  # degrees², i.e. far below 1 mm²
+
+
 def test_every_area_is_one_valid_polygon(demo_city: DemoCity) -> None:
     geoms = demo_city.areas.geometry.values
     assert shapely.is_valid(geoms).all()
