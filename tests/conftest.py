@@ -113,16 +113,19 @@ def clean_writes(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
         return
     eng: Engine = request.getfixturevalue("engine")
+    id_tables = ("boundary_versions", "households", "rental_units", "responders")
     with eng.connect() as conn:
         started = conn.execute(text("SELECT clock_timestamp()")).scalar_one()
-        max_version = conn.execute(
-            text("SELECT coalesce(max(id), 0) FROM boundary_versions")
-        ).scalar_one()
+        max_ids = {
+            t: conn.execute(text(f"SELECT coalesce(max(id), 0) FROM {t}")).scalar_one()
+            for t in id_tables
+        }
     yield
     with eng.begin() as conn:
         conn.execute(text("DELETE FROM incidents WHERE created_at >= :t"), {"t": started})
         conn.execute(text("DELETE FROM audit_log WHERE at >= :t"), {"t": started})
-        conn.execute(text("DELETE FROM boundary_versions WHERE id > :v"), {"v": max_version})
+        for table, max_id in max_ids.items():
+            conn.execute(text(f"DELETE FROM {table} WHERE id > :v"), {"v": max_id})
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.progress import TaskID
 from rich.table import Table
 
 from geo_service.cli.common import console, database_url, fail, progress_bar
@@ -107,7 +108,7 @@ def import_command(
         upgrade_to_head(url)
         engine = make_engine(url, settings.database)
         with progress_bar() as bar:
-            tasks: dict[str, int] = {}
+            tasks: dict[str, TaskID] = {}
 
             def step(name: str, done: int, total: int | None) -> None:
                 if name not in tasks:

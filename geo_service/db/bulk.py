@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 import shapely
 from sqlalchemy import Connection, text
 
@@ -29,22 +31,32 @@ def pg_array(values: Sequence[Sequence[str]]) -> list[str]:
     return ["{" + ",".join(v) + "}" for v in values]
 
 
+def lift_statement_timeout(conn: Connection) -> None:
+    """Bulk work may run for minutes: lift the API's statement timeout for this transaction."""
+    conn.execute(text("SET LOCAL statement_timeout = 0"))
+
+
 def copy_frame(conn: Connection, table: str, frame: pd.DataFrame, *, progress=None) -> int:
     """COPY ``frame`` (columns named as the table's) into ``table`` on the connection's
     transaction, in chunks. Returns the number of rows written.
+
+    Rows are serialised by Arrow's CSV writer (C++), which also gets PostgreSQL's CSV rules
+    right: an empty string is written quoted (""), a missing value as an empty field (NULL).
     """
     columns = ", ".join(f'"{c}"' for c in frame.columns)
     raw = conn.connection.driver_connection  # the psycopg connection inside this transaction
     assert raw is not None, "COPY needs a live DBAPI connection"
+    arrow = pa.Table.from_pandas(frame, preserve_index=False)
+    options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
     with raw.cursor() as cur:
         with cur.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT csv)") as copy:
             for start in range(0, len(frame), COPY_CHUNK_ROWS):
-                chunk = frame.iloc[start : start + COPY_CHUNK_ROWS]
-                buffer = io.StringIO()
-                chunk.to_csv(buffer, header=False, index=False, date_format="%Y-%m-%dT%H:%M:%S%z")
-                copy.write(buffer.getvalue())
+                chunk = arrow.slice(start, COPY_CHUNK_ROWS)
+                buffer = io.BytesIO()
+                pacsv.write_csv(chunk, buffer, options)
+                copy.write(buffer.getbuffer())
                 if progress is not None:
-                    progress(len(chunk))
+                    progress(chunk.num_rows)
     return len(frame)
 
 

@@ -349,7 +349,7 @@ def check_boundaries(frame: gpd.GeoDataFrame, **_: object) -> Checked:
             index=frame.index,
         ),
     )
-    repaired, why = repair_polygons(np.where(polygonal, geoms, None))
+    repaired, why = repair_polygons(np.asarray(np.where(polygonal, geoms, None), dtype=object))
     reasons.add(
         pd.Series([w is not None for w in why], index=frame.index),
         pd.Series(why, index=frame.index),

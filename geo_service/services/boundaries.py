@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
+from geo_service.db.bulk import lift_statement_timeout
 from geo_service.errors import ConflictError, InvalidInputError, NotFoundError
 
 SLIVER_M2 = 50.0
@@ -119,7 +120,7 @@ def validate_version(engine: Engine, version_id: int) -> dict[str, Any]:
             name: [dict(r) for r in conn.execute(text(sql), params).mappings()]
             for name, sql in _CHECKS.items()
         }
-        counts = dict(
+        counts: dict[str, int] = dict(
             conn.execute(
                 text("SELECT level, count(*) FROM areas WHERE version_id = :v GROUP BY level"),
                 {"v": version_id},
@@ -193,6 +194,7 @@ def publish_version(
         )
     report = validate_version(engine, version_id)
     with engine.begin() as conn:
+        lift_statement_timeout(conn)  # re-attribution touches every household and incident
         version = _version(conn, version_id)
         if version["status"] != "draft":
             raise ConflictError(
@@ -241,8 +243,9 @@ def publish_version(
                 {"new": version_id, "old": old_id, "effective_from": effective_from},
             ).all()
             moves[table] = {
-                "total": sum(r.count for r in rows),
-                "moved": sum(r.count for r in rows if r.moved),
+                # Positional: a Row is a tuple, so .count would be tuple.count.
+                "total": sum(int(r[0]) for r in rows),
+                "moved": sum(int(r[0]) for r in rows if r[1]),
             }
         conn.execute(
             text(

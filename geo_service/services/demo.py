@@ -11,7 +11,14 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, select, text
 
-from geo_service.db.bulk import copy_frame, ewkb_hex, pg_array, point_ewkb_hex, reserve_ids
+from geo_service.db.bulk import (
+    copy_frame,
+    ewkb_hex,
+    lift_statement_timeout,
+    pg_array,
+    point_ewkb_hex,
+    reserve_ids,
+)
 from geo_service.db.models import BoundaryVersion
 from geo_service.demo.city import LEVELS, DemoCity
 from geo_service.geo.h3cells import cells_for_points
@@ -72,6 +79,7 @@ def load_city(engine: Engine, city: DemoCity, *, progress=None) -> dict[str, int
     advance = progress or (lambda step, n: None)
     counts: dict[str, int] = {}
     with engine.begin() as conn:
+        lift_statement_timeout(conn)
         version_id = conn.execute(
             text(
                 "INSERT INTO boundary_versions (name, status, effective_from, notes) "

@@ -25,7 +25,13 @@ import pandas as pd
 import shapely
 from sqlalchemy import Connection, Engine, text
 
-from geo_service.db.bulk import copy_frame, ewkb_hex, pg_array, point_ewkb_hex
+from geo_service.db.bulk import (
+    copy_frame,
+    ewkb_hex,
+    lift_statement_timeout,
+    pg_array,
+    point_ewkb_hex,
+)
 from geo_service.db.models import AREA_LEVELS
 from geo_service.errors import ConflictError, InvalidInputError, NotFoundError
 from geo_service.geo.assign import NO_GRID, GridIndex
@@ -244,6 +250,7 @@ def import_file(
     step("read", len(frame), len(frame))
 
     with engine.begin() as conn:
+        lift_statement_timeout(conn)
         checked = _check(conn, kind, frame, options, source_name)
         step("validate", len(frame), len(frame))
         if kind == "boundaries":
@@ -293,7 +300,9 @@ def _check(
         "source_name": source_name,
     }
     if kind == "incidents":
-        categories = dict(conn.execute(text("SELECT code, default_priority FROM categories")).all())
+        categories: dict[str, int] = dict(
+            conn.execute(text("SELECT code, default_priority FROM categories")).all()
+        )
         if options.category_map is not None:
             unknown = sorted(set(options.category_map.values()) - set(categories))
             if unknown:

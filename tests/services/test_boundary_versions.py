@@ -93,8 +93,8 @@ def published(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> It
             "households": dict(
                 conn.execute(
                     text(
-                        "SELECT a.code, count(*) FROM households h JOIN areas a ON a.id = h.grid_id "
-                        "GROUP BY a.code"
+                        "SELECT a.code, count(*) FROM households h "
+                        "JOIN areas a ON a.id = h.grid_id GROUP BY a.code"
                     )
                 ).all()
             ),
@@ -150,7 +150,8 @@ def test_households_follow_the_new_grids_and_the_crosswalk_counts_them(published
         version_of_grids = (
             conn.execute(
                 text(
-                    "SELECT DISTINCT a.version_id FROM households h JOIN areas a ON a.id = h.grid_id"
+                    "SELECT DISTINCT a.version_id FROM households h "
+                    "JOIN areas a ON a.id = h.grid_id"
                 )
             )
             .scalars()
@@ -188,8 +189,8 @@ def test_incidents_keep_the_grid_in_force_when_they_were_reported(published: dic
         late_versions = (
             conn.execute(
                 text(
-                    "SELECT DISTINCT a.version_id FROM incidents i JOIN areas a ON a.id = i.grid_id "
-                    "WHERE i.reported_at >= :t"
+                    "SELECT DISTINCT a.version_id FROM incidents i "
+                    "JOIN areas a ON a.id = i.grid_id WHERE i.reported_at >= :t"
                 ),
                 {"t": SWITCH},
             )
