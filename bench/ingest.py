@@ -70,12 +70,19 @@ def naive_insert(engine, frame: pd.DataFrame) -> float:  # noqa: ANN001
             grid = session.execute(select(func.grid_at(point, reported))).scalar_one()
             if grid is None:
                 continue
-            session.add(Incident(
-                idempotency_key=f"naive:{row.id}", category=row.category,
-                priority=int(row.priority), status="closed", source="import",
-                reported_at=reported, location=f"SRID=4326;POINT({row.lon} {row.lat})",
-                h3=int(cells_for_points([row.lon], [row.lat])[0]), grid_id=grid,
-            ))
+            session.add(
+                Incident(
+                    idempotency_key=f"naive:{row.id}",
+                    category=row.category,
+                    priority=int(row.priority),
+                    status="closed",
+                    source="import",
+                    reported_at=reported,
+                    location=f"SRID=4326;POINT({row.lon} {row.lat})",
+                    h3=int(cells_for_points([row.lon], [row.lat])[0]),
+                    grid_id=grid,
+                )
+            )
             session.flush()
         session.commit()
     return time.perf_counter() - t0
@@ -89,23 +96,33 @@ def main() -> None:
 
     url = scratch_database("geo_bench")
     engine = make_engine(url)
-    city = generate_city(seed=42, grids=1500, incidents=args.rows, households_per_grid=1,
-                         end_date=date(2026, 11, 1))
+    city = generate_city(
+        seed=42, grids=1500, incidents=args.rows, households_per_grid=1, end_date=date(2026, 11, 1)
+    )
     load_city(engine, city.__class__(**{**city.__dict__, "incidents": city.incidents.iloc[:0]}))
     events = city.incidents.reset_index(drop=True)
-    frame = pd.DataFrame({
-        "id": np.arange(len(events)), "category": events.category,
-        "priority": events.priority, "description": events.description,
-        "reported_at": events.reported_at.dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "lon": events.lon.round(7), "lat": events.lat.round(7),
-    })
+    frame = pd.DataFrame(
+        {
+            "id": np.arange(len(events)),
+            "category": events.category,
+            "priority": events.priority,
+            "description": events.description,
+            "reported_at": events.reported_at.dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "lon": events.lon.round(7),
+            "lat": events.lat.round(7),
+        }
+    )
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "incidents.csv"
         frame.to_csv(path, index=False)
         t0 = time.perf_counter()
-        report = import_file(engine, "incidents", path,
-                             ImportOptions(status="closed", rejects_path=Path(tmp) / "r.csv"),
-                             actor="bench")
+        report = import_file(
+            engine,
+            "incidents",
+            path,
+            ImportOptions(status="closed", rejects_path=Path(tmp) / "r.csv"),
+            actor="bench",
+        )
         ours_s = time.perf_counter() - t0
     naive = frame.iloc[: args.naive_rows]
     naive_s = naive_insert(engine, naive)
@@ -117,20 +134,27 @@ def main() -> None:
     naive_rate = len(naive) / naive_s
     result = {
         "benchmark": "ingest",
-        "rows": len(frame), "inserted": report.inserted, "rejected": report.rejected,
-        "ours_s": round(ours_s, 2), "ours_rows_per_s": round(ours_rate),
+        "rows": len(frame),
+        "inserted": report.inserted,
+        "rejected": report.rejected,
+        "ours_s": round(ours_s, 2),
+        "ours_rows_per_s": round(ours_rate),
         "baseline": "SQLAlchemy ORM, one object per row, grid_at() query per row",
-        "baseline_rows": len(naive), "baseline_s": round(naive_s, 2),
+        "baseline_rows": len(naive),
+        "baseline_s": round(naive_s, 2),
         "baseline_rows_per_s": round(naive_rate),
         "speedup": round(ours_rate / naive_rate, 1),
         "rows_in_table": stored,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "ingest.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(f"ours:  {report.inserted:,} rows in {ours_s:.1f} s = {ours_rate:,.0f} rows/s "
-          f"(grid + H3 assignment, validation, COPY, one INSERT)")
-    print(f"naive: {len(naive):,} rows in {naive_s:.1f} s = {naive_rate:,.0f} rows/s "
-          f"(ORM row by row)")
+    print(
+        f"ours:  {report.inserted:,} rows in {ours_s:.1f} s = {ours_rate:,.0f} rows/s "
+        f"(grid + H3 assignment, validation, COPY, one INSERT)"
+    )
+    print(
+        f"naive: {len(naive):,} rows in {naive_s:.1f} s = {naive_rate:,.0f} rows/s (ORM row by row)"
+    )
     print(f"ratio: {ours_rate / naive_rate:.0f}x")
 
 

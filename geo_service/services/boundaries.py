@@ -75,7 +75,9 @@ _CHECKS = {
         FROM areas a JOIN areas b
           ON b.version_id = a.version_id AND b.level = a.level AND b.id > a.id
          AND b.parent_id IS NOT DISTINCT FROM a.parent_id
-         AND a.geom && b.geom AND ST_Overlaps(a.geom, b.geom)
+         -- interiors meet in 2-D: overlap, containment and duplicates alike (ST_Overlaps
+         -- is false for identical or nested polygons)
+         AND a.geom && b.geom AND ST_Relate(a.geom, b.geom, '2********')
         WHERE a.version_id = :v
           AND ST_Area(ST_Intersection(a.geom, b.geom)::geography) > :tol
         ORDER BY area_m2 DESC LIMIT :n""",

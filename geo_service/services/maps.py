@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from geo_service.errors import InvalidInputError
 from geo_service.services.areas import version_in_force
 
 # ~2 m at this latitude: invisible at city zoom, and it cuts the page size by half.
@@ -22,7 +23,7 @@ _GRID_LAYER = text(
     FROM areas a
     LEFT JOIN (
         SELECT grid_id, count(*) AS n FROM incidents
-        WHERE reported_at >= :since GROUP BY grid_id
+        WHERE reported_at >= :since AND reported_at < :until GROUP BY grid_id
     ) c ON c.grid_id = a.id
     WHERE a.version_id = :version AND a.level = 'grid'
     ORDER BY a.id
@@ -54,15 +55,25 @@ def _collection(rows: Any, props: tuple[str, ...]) -> dict[str, Any]:
     }
 
 
-def city_map_layers(session: Session, *, window_days: int) -> dict[str, Any]:
-    """Grids with their incident counts over the window, and outlines of the upper levels."""
-    version = version_in_force(session)
-    since = datetime.now(UTC) - timedelta(days=window_days)
-    grids = session.execute(_GRID_LAYER, {"tol": SIMPLIFY_DEG, "since": since, "version": version})
+def city_map_layers(
+    session: Session, *, window_days: int, until: datetime | None = None
+) -> dict[str, Any]:
+    """Grids with their incident counts in the ``window_days`` before ``until`` (default now),
+    drawn from the version in force at ``until``, and outlines of the upper levels.
+    """
+    until = until or datetime.now(UTC)
+    if until.tzinfo is None:
+        raise InvalidInputError("until must carry a timezone offset (e.g. Z)")
+    version = version_in_force(session, until)
+    since = until - timedelta(days=window_days)
+    grids = session.execute(
+        _GRID_LAYER, {"tol": SIMPLIFY_DEG, "since": since, "until": until, "version": version}
+    )
     layers: dict[str, Any] = {"grid": _collection(grids, ("id", "code", "name", "incidents"))}
     for level in ("community", "street", "district"):
         rows = session.execute(_OUTLINES, {"tol": SIMPLIFY_DEG, "version": version, "level": level})
         layers[level] = _collection(rows, ("id", "code", "name", "level"))
     layers["window_days"] = window_days
+    layers["until"] = until.date().isoformat()
     layers["version_id"] = version
     return layers

@@ -48,7 +48,7 @@ def render_city_map(layers: dict[str, Any], *, tiles: str | None = "OpenStreetMa
 
     folium.GeoJson(
         grids,
-        name=f"Grids: incidents, last {layers['window_days']} days",
+        name=f"Grids: incidents, {layers['window_days']} days to {layers['until']}",
         style_function=lambda f: {
             "fillColor": colour(f["properties"]["incidents"]),
             "color": "#777777",
@@ -62,6 +62,8 @@ def render_city_map(layers: dict[str, Any], *, tiles: str | None = "OpenStreetMa
         ),
     ).add_to(fmap)
     for level in ("community", "street", "district"):
+        if not layers[level]["features"]:
+            continue  # not every city has every level (Chicago: districts and beats only)
         style = OUTLINE_STYLE[level]
         folium.GeoJson(
             layers[level],
@@ -77,7 +79,7 @@ def render_city_map(layers: dict[str, Any], *, tiles: str | None = "OpenStreetMa
     if bounds:
         fmap.fit_bounds(bounds)
     root: Any = fmap.get_root()  # a branca Figure
-    root.html.add_child(folium.Element(_legend(breaks, layers["window_days"])))
+    root.html.add_child(folium.Element(_legend(breaks, layers["window_days"], layers["until"])))
     root.header.add_child(folium.Element("<title>geo-service: city grids</title>"))
     return root.render()
 
@@ -108,7 +110,7 @@ def _centre(collection: dict[str, Any]) -> list[float]:
     return [float(arr[:, 1].mean()), float(arr[:, 0].mean())]
 
 
-def _legend(breaks: list[float], window_days: int) -> str:
+def _legend(breaks: list[float], window_days: int, until: str) -> str:
     rows = []
     lower = -1.0
     for i, upper in enumerate(breaks):
@@ -121,7 +123,7 @@ def _legend(breaks: list[float], window_days: int) -> str:
 <div id="legend" style="position:fixed;bottom:28px;right:12px;z-index:1000;background:white;
      padding:8px 10px;border-radius:4px;box-shadow:0 1px 4px rgba(0,0,0,.3);
      font:12px/1.5 sans-serif">
-  <b>Incidents per grid</b><br><small>last {window_days} days</small>
+  <b>Incidents per grid</b><br><small>{window_days} days to {until}</small>
   <style>#legend span{{display:inline-block;width:14px;height:12px;margin-right:6px;
      border:1px solid #999;vertical-align:middle}}</style>
   {"".join(rows)}

@@ -58,3 +58,68 @@ def test_map_renders_grid_polygons_in_chromium(live_server: str, loaded_city: De
     assert paths >= n_grids
     assert filled >= n_grids
     assert (ARTIFACTS / "map.png").stat().st_size > 20_000
+
+
+def test_map_renders_a_city_with_only_some_levels() -> None:
+    from geo_service.web.city_map import render_city_map
+
+    square = {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]]}
+    empty = {"type": "FeatureCollection", "features": []}
+    layers = {
+        "grid": {
+            "type": "FeatureCollection",
+            "features": [
+                {
+                    "type": "Feature",
+                    "id": 1,
+                    "geometry": square,
+                    "properties": {"id": 1, "code": "0111", "name": "0111", "incidents": 4},
+                }
+            ],
+        },
+        "community": empty,
+        "street": empty,
+        "district": {
+            "type": "FeatureCollection",
+            "features": [
+                {
+                    "type": "Feature",
+                    "id": 2,
+                    "geometry": square,
+                    "properties": {"id": 2, "code": "1", "name": "1ST", "level": "district"},
+                }
+            ],
+        },
+        "window_days": 30,
+        "until": "2026-11-22",
+        "version_id": 1,
+    }
+    html = render_city_map(layers, tiles=None)
+    assert "District boundaries" in html and "Street boundaries" not in html
+
+
+def test_map_window_can_be_chosen_and_bad_windows_are_422(
+    client: TestClient, loaded_city: DemoCity
+) -> None:
+    from tests.conftest import problem
+
+    inc = loaded_city.incidents
+    until = inc.reported_at.min() + (inc.reported_at.max() - inc.reported_at.min()) / 2
+    html = client.get("/map", params={"days": 90, "until": until.isoformat()}).text
+    expected = int(
+        (
+            (inc.reported_at >= until - __import__("pandas").Timedelta(days=90))
+            & (inc.reported_at < until)
+        ).sum()
+    )
+    counts = [int(n) for n in re.findall(r'"incidents": (\d+)', html)]
+    assert sum(counts) == expected > 0
+    assert "90 days to" in html
+    for params in (
+        {"days": 0},
+        {"days": "x"},
+        {"until": "tomorrow"},
+        {"until": "2026-01-01T00:00:00"},
+        {"until": "1999-01-01T00:00:00Z"},
+    ):
+        assert problem(client.get("/map", params=params))["status"] in (404, 422), params

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 
 from geo_service.api.deps import SessionDep, SettingsDep
@@ -13,8 +16,15 @@ router = APIRouter(tags=["maps"])
 
 
 @router.get("/map", response_class=HTMLResponse)
-def read_city_map(session: SessionDep, settings: SettingsDep) -> HTMLResponse:
-    """The city divided into grids, coloured by incidents in the last 30 days."""
-    layers = city_map_layers(session, window_days=settings.api.map_window_days)
+def read_city_map(
+    session: SessionDep,
+    settings: SettingsDep,
+    days: Annotated[int | None, Query(ge=1, le=3660, description="window length")] = None,
+    until: Annotated[datetime | None, Query(description="end of the window; default now")] = None,
+) -> HTMLResponse:
+    """The city divided into grids, coloured by incidents in the last 30 days (or the
+    ``days`` before ``until``).
+    """
+    layers = city_map_layers(session, window_days=days or settings.api.map_window_days, until=until)
     tiles = None if settings.api.map_tiles.lower() == "none" else settings.api.map_tiles
     return HTMLResponse(render_city_map(layers, tiles=tiles))
