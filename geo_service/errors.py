@@ -78,6 +78,38 @@ class IdempotencyKeyReusedError(ConflictError):
     title = "Idempotency key reused"
 
 
+class AuthenticationError(GeoServiceError):
+    """No valid credentials."""
+
+    status = 401
+    code = "unauthenticated"
+    title = "Authentication required"
+
+
+class PermissionDeniedError(GeoServiceError):
+    """Valid credentials, but not allowed to do this (role or jurisdiction)."""
+
+    status = 403
+    code = "forbidden"
+    title = "Forbidden"
+
+
+class RateLimitedError(GeoServiceError):
+    """Too many requests from one caller."""
+
+    status = 429
+    code = "rate-limited"
+    title = "Too many requests"
+
+
+class LimitExceededError(GeoServiceError):
+    """A request is larger than a configured limit allows."""
+
+    status = 413
+    code = "limit-exceeded"
+    title = "Request too large"
+
+
 class DatabaseUnavailableError(GeoServiceError):
     """The database cannot be reached."""
 

@@ -35,12 +35,45 @@ class ApiSettings(BaseSettings):
     port: int = 8000
     max_page_size: int = 1000
     default_page_size: int = 100
-    max_bbox_km2: float = 5_000.0
     map_window_days: int = 30
     map_tiles: str = Field(
         default="OpenStreetMap",
         description="Base tiles of the map pages (a folium tiles name or URL), or 'none'.",
     )
+
+
+class AuthSettings(BaseSettings):
+    """Authentication, privacy thresholds and public access."""
+
+    model_config = SettingsConfigDict(env_prefix="GEO_", extra="ignore")
+
+    jwt_secret: str | None = Field(
+        default=None,
+        description="HS256 key for bearer tokens; default: a random key kept in the data dir.",
+    )
+    jwt_ttl_s: int = 3600
+    jwt_issuer: str = "geo-service"
+    public_layers: bool = Field(
+        default=False, description="Serve aggregate layers without credentials (H3 res <= 8)."
+    )
+    min_cell_count: int = Field(
+        default=5, description="Aggregates counting fewer households/residents/units are hidden."
+    )
+    public_max_h3_res: int = 8
+
+
+class LimitSettings(BaseSettings):
+    """Hard edges of the API: sizes, counts and rates."""
+
+    model_config = SettingsConfigDict(env_prefix="GEO_LIMIT_", extra="ignore")
+
+    body_bytes: int = 1_000_000
+    upload_bytes: int = 500_000_000
+    vertices_per_geometry: int = 50_000
+    features_per_upload: int = 5_000_000
+    bbox_km2: float = 5_000.0
+    requests_per_minute: int = 1200
+    burst: int = 200
 
 
 class Settings(BaseSettings):
@@ -50,3 +83,5 @@ class Settings(BaseSettings):
 
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)

@@ -113,7 +113,14 @@ def clean_writes(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
         return
     eng: Engine = request.getfixturevalue("engine")
-    id_tables = ("boundary_versions", "households", "rental_units", "responders")
+    id_tables = (
+        "boundary_versions",
+        "households",
+        "rental_units",
+        "responders",
+        "users",
+        "api_keys",
+    )
     with eng.connect() as conn:
         started = conn.execute(text("SELECT clock_timestamp()")).scalar_one()
         max_ids = {
@@ -122,6 +129,7 @@ def clean_writes(request: pytest.FixtureRequest) -> Iterator[None]:
         }
     yield
     with eng.begin() as conn:
+        conn.execute(text("SET LOCAL geo.audit_purge = 'on'"))
         conn.execute(text("DELETE FROM incidents WHERE created_at >= :t"), {"t": started})
         conn.execute(text("DELETE FROM audit_log WHERE at >= :t"), {"t": started})
         for table, max_id in max_ids.items():
@@ -136,9 +144,46 @@ def settings(database_url: str) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def client(settings: Settings, loaded_city: DemoCity) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as test_client:
-        yield test_client
+def role_keys(engine: Engine, loaded_city: DemoCity) -> dict[str, str]:
+    """An API key per role (the grid worker bound to the busiest grid), plus keys bound to a
+    community (``dispatcher@community``) and a district (``analyst@district``).
+    """
+    from geo_service.services.demo import issue_demo_keys
+
+    keys = {row["role"]: str(row["key"]) for row in issue_demo_keys(engine)}
+    grids = loaded_city.areas[loaded_city.areas.level == "grid"]
+    busiest = loaded_city.households.grid_code.value_counts().index[0]
+    community = grids.set_index("code").parent_code[busiest]
+    district = busiest.split("-")[0]
+    from sqlalchemy.orm import Session
+
+    from geo_service.services.auth import create_key, create_user
+
+    with Session(engine) as session:
+        for label, role, area in (
+            ("dispatcher@community", "dispatcher", community),
+            ("analyst@district", "analyst", district),
+        ):
+            user = create_user(
+                session, name=f"test-{label}", role=role, area_code=area, actor="tests"
+            )
+            keys[label] = create_key(session, user, actor="tests")[1]
+        session.commit()
+    return keys
+
+
+@pytest.fixture(scope="session")
+def client(
+    settings: Settings, loaded_city: DemoCity, role_keys: dict[str, str]
+) -> Iterator[TestClient]:
+    """A client authenticated as admin (tests of other roles pass their own header)."""
+    with TestClient(create_app(settings), headers={"X-API-Key": role_keys["admin"]}) as c:
+        yield c
+
+
+def as_role(role_keys: dict[str, str], role: str) -> dict[str, str]:
+    """Headers that authenticate as ``role``."""
+    return {"X-API-Key": role_keys[role]}
 
 
 @pytest.fixture(scope="session")

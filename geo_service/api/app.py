@@ -10,9 +10,23 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 import geo_service
+from geo_service.api.deps import TokenBucket
+from geo_service.api.limits import BodySizeLimit
 from geo_service.api.problems import install_problem_handlers
-from geo_service.api.routes import areas, boundaries, health, imports, incidents, maps
+from geo_service.api.routes import (
+    areas,
+    audit,
+    auth,
+    boundaries,
+    health,
+    households,
+    imports,
+    incidents,
+    login,
+    maps,
+)
 from geo_service.db.engine import make_engine, make_sessionmaker, resolve_database_url
+from geo_service.services.auth import jwt_secret
 from geo_service.settings import Settings
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
@@ -41,8 +55,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.jwt_secret = jwt_secret(settings.auth, settings.database)
+    app.state.rate_limiter = TokenBucket(settings.limits.requests_per_minute, settings.limits.burst)
     install_problem_handlers(app)
-    for module in (health, areas, incidents, boundaries, imports, maps):
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.limits.body_bytes,
+        upload_bytes=settings.limits.upload_bytes,
+    )
+    for module in (
+        health,
+        auth,
+        login,
+        areas,
+        incidents,
+        households,
+        boundaries,
+        imports,
+        audit,
+        maps,
+    ):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -1,13 +1,22 @@
-"""Request dependencies: one database session per request, settings, the acting user."""
+"""Request dependencies: one session per request, settings, the caller and their scope."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from geo_service.errors import AuthenticationError, RateLimitedError
+from geo_service.services.access import Scope, scope_for
+from geo_service.services.auth import (
+    Principal,
+    authenticate_key,
+    authenticate_token,
+)
 from geo_service.settings import Settings
 
 
@@ -26,14 +35,109 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_actor(request: Request) -> str:
-    """Who is acting. Until authentication lands (issue 4) writes are attributed to the
-    client address, so the audit log is never empty of a who.
-    """
-    client = request.client.host if request.client else "unknown"
-    return f"anonymous@{client}"
-
-
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+class TokenBucket:
+    """Per-key request budget: ``rate`` per minute with bursts up to ``burst``."""
+
+    def __init__(self, per_minute: int, burst: int) -> None:
+        self.rate = per_minute / 60.0
+        self.burst = float(burst)
+        self._state: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: str) -> float:
+        """Spend one token; return 0, or the seconds to wait when the bucket is empty."""
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._state.get(key, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - last) * self.rate)
+            if tokens < 1.0:
+                self._state[key] = (tokens, now)
+                return (1.0 - tokens) / self.rate
+            self._state[key] = (tokens - 1.0, now)
+            return 0.0
+
+
+COOKIE_NAME = "geo_api_key"
+
+
+def _credentials(request: Request) -> tuple[str, str] | None:
+    key = request.headers.get("x-api-key")
+    if key:
+        return "key", key.strip()
+    auth = request.headers.get("authorization", "")
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() == "bearer" and value:
+        value = value.strip()
+        # GIS clients often can only send a bearer header: accept an API key there too.
+        return ("key", value) if value.startswith("gs_") else ("jwt", value)
+    cookie = request.cookies.get(COOKIE_NAME)
+    if cookie and request.method in ("GET", "HEAD"):  # pages only: writes never ride a cookie
+        return "key", cookie
+    return None
+
+
+def get_principal(request: Request, session: SessionDep) -> Principal:
+    """The authenticated caller (401 problem without valid credentials; 429 over budget)."""
+    found = _credentials(request)
+    if found is None:
+        raise AuthenticationError(
+            "send an API key in X-API-Key, or a bearer token in Authorization"
+        )
+    kind, value = found
+    state = request.app.state
+    if kind == "key":
+        principal = authenticate_key(session, value)
+    else:
+        principal = authenticate_token(session, value, state.jwt_secret, state.settings.auth)
+    wait = state.rate_limiter.take(f"user:{principal.user_id}")
+    if wait > 0:
+        raise RateLimitedError(
+            f"rate limit exceeded; retry in {wait:.1f} s", retry_after=round(wait, 1)
+        )
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def get_scope(session: SessionDep, principal: PrincipalDep) -> Scope:
+    """The caller's jurisdiction."""
+    return scope_for(session, principal)
+
+
+def require(permission: str) -> Callable[..., Scope]:
+    """A dependency that checks the role grants ``permission`` and returns the scope."""
+
+    def dependency(scope: Annotated[Scope, Depends(get_scope)]) -> Scope:
+        scope.require(permission)
+        return scope
+
+    dependency.__name__ = f"require_{permission.replace(':', '_').replace('-', '_')}"
+    return dependency
+
+
+def optional_public_scope(request: Request, session: SessionDep) -> Scope | None:
+    """For public aggregate layers: the caller's scope, or None for an anonymous caller when
+    ``GEO_PUBLIC_LAYERS`` is on (401 otherwise).
+    """
+    if _credentials(request) is None and request.app.state.settings.auth.public_layers:
+        return None
+    scope = scope_for(session, get_principal(request, session))
+    scope.require("layers:read")
+    return scope
+
+
+ScopeDep = Annotated[Scope, Depends(get_scope)]
+PublicScopeDep = Annotated[Scope | None, Depends(optional_public_scope)]
+
+
+def get_actor(principal: PrincipalDep) -> str:
+    """How the audit log names the caller."""
+    return principal.actor
+
+
 ActorDep = Annotated[str, Depends(get_actor)]

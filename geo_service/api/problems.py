@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -37,10 +37,18 @@ def install_problem_handlers(app: FastAPI) -> None:
     """Map domain errors, validation errors, HTTP errors and database faults to problems."""
 
     @app.exception_handler(GeoServiceError)
-    async def _domain(request: Request, exc: GeoServiceError) -> JSONResponse:
+    async def _domain(request: Request, exc: GeoServiceError) -> Response:
         if exc.status >= 500:
             log.error("%s: %s", exc.code, exc.detail)
-        return problem_response(exc.problem(request.url.path))
+        headers = {}
+        if exc.status == 401:
+            headers["WWW-Authenticate"] = 'Bearer realm="geo-service", ApiKey header="X-API-Key"'
+            if "text/html" in request.headers.get("accept", "") and request.method == "GET":
+                # A person in a browser: send them to sign in, then back.
+                return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        if "retry_after" in exc.extra:
+            headers["Retry-After"] = str(max(1, round(float(exc.extra["retry_after"]))))
+        return problem_response(exc.problem(request.url.path), headers=headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -39,8 +39,29 @@ def demo(
         )
     else:
         console.print("database already holds a city; serving it")
+    _print_demo_keys(engine)
     engine.dispose()
     run_server(settings, host, port)
+
+
+def _print_demo_keys(engine) -> None:  # noqa: ANN001
+    from rich.table import Table
+
+    from geo_service.services.demo import issue_demo_keys
+
+    table = Table(
+        "role",
+        "user",
+        "area",
+        "API key (send as X-API-Key)",
+        title="demo users: one key per role, new each start",
+    )
+    for row in issue_demo_keys(engine):
+        table.add_row(row["role"], row["user"], row["area"] or "whole city", row["key"])
+    console.print(table)
+    console.print(
+        'try: curl -H "X-API-Key: <key>" http://127.0.0.1:8000/areas/lookup?lon=114.30&lat=30.59'
+    )
 
 
 @app.command("generate")

@@ -8,6 +8,7 @@ from geo_service.cli import boundaries, db, demo
 from geo_service.cli.common import console, database_url
 from geo_service.cli.imports import import_command
 from geo_service.cli.serve import serve
+from geo_service.cli.users import keys_app, users_app
 from geo_service.settings import Settings
 
 app = typer.Typer(
@@ -18,6 +19,8 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(demo.app, name="demo")
 app.add_typer(boundaries.app, name="boundaries")
+app.add_typer(users_app, name="users")
+app.add_typer(keys_app, name="keys")
 app.command("serve")(serve)
 app.command("import")(import_command)
 

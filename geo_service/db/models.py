@@ -47,6 +47,7 @@ INCIDENT_SOURCES = ("citizen", "grid_worker", "hotline", "sensor", "import")
 RENTAL_STATUSES = ("registered", "expired", "unregistered")
 RESPONDER_KINDS = ("grid_worker", "patrol", "mediator", "fire", "medical")
 RESPONDER_STATUSES = ("available", "busy", "off_duty")
+ROLES = ("admin", "dispatcher", "planner", "analyst", "grid_worker")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -223,6 +224,38 @@ class BoundaryCrosswalk(Base):
     new_grid_id: Mapped[int | None] = mapped_column(Integer)
     count: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class User(Base):
+    """Someone who uses the API: a role and, optionally, the area they are bound to."""
+
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint(_in("role", ROLES), name="ck_user_role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    area_code: Mapped[str | None] = mapped_column(String(64))
+    responder_id: Mapped[int | None] = mapped_column(
+        ForeignKey("responders.id", ondelete="SET NULL")
+    )
+    disabled: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ApiKey(Base):
+    """An API key: shown once at creation, stored as the SHA-256 of its secret."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class AuditEntry(Base):

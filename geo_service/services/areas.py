@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from geoalchemy2.functions import ST_AsGeoJSON, ST_Intersects, ST_MakeEnvelope, ST_Point
-from sqlalchemy import JSON, Select, Text, and_, cast, func, or_, select, text
+from pyproj import Geod
+from sqlalchemy import JSON, Select, Text, and_, cast, func, select, text
 from sqlalchemy.orm import Session, aliased
 
 from geo_service.db.models import (
@@ -21,10 +22,19 @@ from geo_service.db.models import (
     Incident,
     RentalUnit,
 )
-from geo_service.errors import InvalidInputError, NotFoundError, OutsideCityError
+from geo_service.errors import (
+    InvalidInputError,
+    NotFoundError,
+    OutsideCityError,
+    PermissionDeniedError,
+)
 from geo_service.geo.crs import to_wgs84
+from geo_service.services.access import Scope
+from geo_service.services.privacy import suppress_small
+from geo_service.services.versions import version_in_force
 
 GEOJSON_DECIMALS = 7  # ~1 cm
+_GEOD = Geod(ellps="WGS84")
 
 
 @dataclass(frozen=True)
@@ -37,8 +47,8 @@ class BBox:
     maxy: float
 
     @classmethod
-    def parse(cls, value: str) -> BBox:
-        """Parse ``minx,miny,maxx,maxy`` and check it describes a box on the globe."""
+    def parse(cls, value: str, *, max_km2: float | None = None) -> BBox:
+        """Parse ``minx,miny,maxx,maxy``; check it is a box on the globe and not too big."""
         parts = value.split(",")
         if len(parts) != 4:
             raise InvalidInputError("bbox must be minx,miny,maxx,maxy (4 numbers)")
@@ -50,29 +60,22 @@ class BBox:
             raise InvalidInputError(
                 "bbox must satisfy -180 <= minx < maxx <= 180 and -90 <= miny < maxy <= 90"
             )
-        return cls(minx, miny, maxx, maxy)
+        box = cls(minx, miny, maxx, maxy)
+        if max_km2 is not None and box.area_km2() > max_km2:
+            raise InvalidInputError(
+                f"bbox covers {box.area_km2():,.0f} km²; at most {max_km2:,.0f} km² per query"
+            )
+        return box
+
+    def area_km2(self) -> float:
+        """Area on the spheroid (km²)."""
+        lons = [self.minx, self.maxx, self.maxx, self.minx]
+        lats = [self.miny, self.miny, self.maxy, self.maxy]
+        return abs(_GEOD.polygon_area_perimeter(lons, lats)[0]) / 1e6
 
     def envelope(self):  # noqa: ANN201
         """The box as a PostGIS geometry expression (SRID 4326)."""
         return ST_MakeEnvelope(self.minx, self.miny, self.maxx, self.maxy, SRID)
-
-
-def version_in_force(session: Session, at: datetime | None = None) -> int:
-    """Id of the boundary version in force at ``at`` (default: now)."""
-    at = at or datetime.now(UTC)
-    version_id = session.execute(
-        select(BoundaryVersion.id)
-        .where(
-            BoundaryVersion.status.in_(("published", "retired")),
-            BoundaryVersion.effective_from <= at,
-            or_(BoundaryVersion.effective_to.is_(None), BoundaryVersion.effective_to > at),
-        )
-        .order_by(BoundaryVersion.effective_from.desc())
-        .limit(1)
-    ).scalar_one_or_none()
-    if version_id is None:
-        raise NotFoundError(f"no boundary version is in force at {at.isoformat()}")
-    return version_id
 
 
 def _feature_collection(query: Select) -> Select:
@@ -118,13 +121,18 @@ def list_areas_geojson(
     parent_id: int | None = None,
     bbox: BBox | None = None,
     version: int | None = None,
+    scope: Scope | None = None,
 ) -> str:
     """Areas as GeoJSON FeatureCollection text, built inside PostGIS."""
     if level is not None and level not in AREA_LEVELS:
         raise InvalidInputError(f"level must be one of {', '.join(AREA_LEVELS)}")
-    version_id = version if version is not None else version_in_force(session)
+    current = version_in_force(session)
+    version_id = version if version is not None else current
     if version is not None and session.get(BoundaryVersion, version) is None:
         raise NotFoundError(f"boundary version {version} does not exist")
+    restricted = scope is not None and not scope.unrestricted
+    if restricted and version_id != current:
+        raise PermissionDeniedError("users bound to an area see the current version only")
     query = (
         select(
             Area.id, Area.code, Area.name, Area.level, Area.parent_id, Area.version_id, Area.geom
@@ -138,11 +146,19 @@ def list_areas_geojson(
         query = query.where(Area.parent_id == parent_id)
     if bbox is not None:
         query = query.where(ST_Intersects(Area.geom, bbox.envelope()))
+    if restricted and scope is not None:
+        query = query.where(Area.id.in_(scope.area_ids or ()))
     return session.execute(_feature_collection(query)).scalar_one()
 
 
 def lookup_point(
-    session: Session, lon: float, lat: float, *, crs: str = "wgs84", at: datetime | None = None
+    session: Session,
+    lon: float,
+    lat: float,
+    *,
+    crs: str = "wgs84",
+    at: datetime | None = None,
+    scope: Scope | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The grid, community, street and district holding a point, in the version in force."""
     (wlon,), (wlat,) = to_wgs84([lon], [lat], crs)
@@ -160,6 +176,8 @@ def lookup_point(
             lon=lon,
             lat=lat,
         )
+    if scope is not None:
+        scope.require_grid(grid, "that point")
     return {row["level"]: row for row in ancestors(session, grid)}
 
 
@@ -188,9 +206,12 @@ def descendant_grids(area_id: int):  # noqa: ANN201
     return select(tree.c.id).where(tree.c.level == "grid")
 
 
-def get_area(session: Session, area_id: int) -> dict[str, Any]:
+def get_area(
+    session: Session, area_id: int, *, scope: Scope | None = None, min_count: int = 5
+) -> dict[str, Any]:
     """One area as a GeoJSON Feature with its counts of households, residents, rental units
-    and open incidents.
+    and open incidents. Household and rental-unit counts below ``min_count`` are suppressed
+    for everyone but admins and the grid's own worker.
     """
     row = session.execute(
         select(Area, ST_AsGeoJSON(Area.geom, GEOJSON_DECIMALS)).where(Area.id == area_id)
@@ -198,6 +219,8 @@ def get_area(session: Session, area_id: int) -> dict[str, Any]:
     if row is None:
         raise NotFoundError(f"area {area_id} does not exist")
     area, geometry = row
+    if scope is not None and not (scope.has_area(area_id) or scope.has_grid(area_id)):
+        raise PermissionDeniedError(f"area {area_id} lies outside your area")
     grids = descendant_grids(area_id)
     households, residents = session.execute(
         select(func.count(), func.coalesce(func.sum(Household.household_size), 0)).where(
@@ -224,11 +247,24 @@ def get_area(session: Session, area_id: int) -> dict[str, Any]:
             "parent_id": area.parent_id,
             "version_id": area.version_id,
             "area_m2": area.area_m2,
-            "stats": {
-                "households": households,
-                "residents": int(residents),
-                "rental_units": rentals,
-                "open_incidents": open_incidents,
-            },
+            "stats": _stats(
+                session,
+                area_id,
+                scope,
+                min_count,
+                {"households": households, "residents": int(residents), "rental_units": rentals},
+            )
+            | {"open_incidents": open_incidents},
         },
     }
+
+
+def _stats(
+    session: Session, area_id: int, scope: Scope | None, min_count: int, counts: dict[str, int]
+) -> dict[str, Any]:
+    if scope is None:
+        return counts
+    grid_ids = session.execute(descendant_grids(area_id)).scalars().all()
+    if scope.sees_household_rows(grid_ids):
+        return counts
+    return suppress_small(counts, min_count)

@@ -211,3 +211,49 @@ def _as_multi(geom):  # noqa: ANN001, ANN202
     if geom.geom_type == "Polygon":
         return shapely.MultiPolygon([geom])
     return geom
+
+
+DEMO_ROLES = ("admin", "dispatcher", "planner", "analyst", "grid_worker")
+
+
+def issue_demo_keys(engine: Engine) -> list[dict[str, str | None]]:
+    """A user per role (the grid worker bound to the busiest grid) with a fresh key each;
+    earlier demo keys are revoked, since keys are shown only once.
+    """
+    from sqlalchemy.orm import Session
+
+    from geo_service.db.models import ApiKey, User
+    from geo_service.services.auth import create_key, create_user
+
+    out: list[dict[str, str | None]] = []
+    with Session(engine) as session:
+        busiest = session.execute(
+            text(
+                "SELECT a.code, r.callsign FROM areas a "
+                "JOIN households h ON h.grid_id = a.id "
+                "LEFT JOIN responders r ON r.home_grid_id = a.id AND r.kind = 'grid_worker' "
+                "GROUP BY a.code, r.callsign ORDER BY count(*) DESC LIMIT 1"
+            )
+        ).first()
+        for role in DEMO_ROLES:
+            name = f"demo-{role.replace('_', '-')}"
+            user = session.execute(select(User).where(User.name == name)).scalar_one_or_none()
+            if user is None:
+                area = busiest.code if role == "grid_worker" and busiest else None
+                callsign = busiest.callsign if role == "grid_worker" and busiest else None
+                user = create_user(
+                    session,
+                    name=name,
+                    role=role,
+                    area_code=area,
+                    actor="demo",
+                    responder_callsign=callsign,
+                )
+            for key in session.execute(
+                select(ApiKey).where(ApiKey.user_id == user.id, ApiKey.revoked_at.is_(None))
+            ).scalars():
+                key.revoked_at = datetime.now(UTC)
+            _, secret = create_key(session, user, actor="demo", label="make demo")
+            out.append({"role": role, "user": name, "area": user.area_code, "key": secret})
+        session.commit()
+    return out

@@ -38,6 +38,7 @@ from geo_service.geo.assign import NO_GRID, GridIndex
 from geo_service.geo.h3cells import cells_for_points
 from geo_service.ingest.readers import ImportFileError, SourceCrs, read_source
 from geo_service.ingest.validate import CHECKS, KIND_FIELDS, Checked
+from geo_service.services.access import Scope
 
 KINDS = tuple(CHECKS)
 Progress = Callable[[str, int, int | None], None]
@@ -215,8 +216,12 @@ def import_file(
     *,
     actor: str,
     progress: Progress | None = None,
+    scope: Scope | None = None,
 ) -> ImportReport:
-    """Import one file of ``kind``; see the module docstring for the guarantees."""
+    """Import one file of ``kind``; see the module docstring for the guarantees.
+
+    With a ``scope`` (an API caller bound to an area) rows outside that area are rejected.
+    """
     step = progress or (lambda name, done, total: None)
     if kind not in KINDS:
         raise InvalidInputError(f"kind must be one of {', '.join(KINDS)}")
@@ -256,7 +261,7 @@ def import_file(
         if kind == "boundaries":
             report = _import_boundaries(conn, frame, checked, options, path, step)
         else:
-            report = _import_points(conn, kind, frame, checked, path, step)
+            report = _import_points(conn, kind, frame, checked, path, step, scope)
         report.ignored_columns = checked.ignored_columns
         report.merged_parts = merged
         conn.execute(
@@ -330,12 +335,17 @@ def _import_points(
     checked: Checked,
     path: Path,
     step: Progress,
+    scope: Scope | None = None,
 ) -> ImportReport:
     rows = checked.accepted
     at = rows["reported_at"].to_numpy() if kind == "incidents" else None
     grid, why = assign_grids(conn, rows.lon.to_numpy(), rows.lat.to_numpy(), at)
     step("assign", len(rows), len(rows))
     miss = grid == NO_GRID
+    if scope is not None and not scope.unrestricted:
+        outside = ~miss & ~np.isin(grid, np.fromiter(scope.grid_ids or (), dtype=np.int64))
+        why[outside] = f"outside your area ({scope.principal.area_code})"
+        miss = miss | outside
     _reject(checked, rows.row.to_numpy()[miss], why[miss])
     rows = rows[~miss].reset_index(drop=True)
     grid = grid[~miss]

@@ -30,6 +30,7 @@ from geo_service.errors import (
 )
 from geo_service.geo.crs import to_wgs84
 from geo_service.geo.h3cells import cell_to_str, cells_for_points
+from geo_service.services.access import Scope
 from geo_service.services.areas import BBox
 
 MAX_CLOCK_SKEW = timedelta(minutes=5)
@@ -111,16 +112,32 @@ def _read(session: Session, incident_id: uuid.UUID) -> dict[str, Any] | None:
     return None if row is None else _as_dict(row)
 
 
-def get_incident(session: Session, incident_id: uuid.UUID) -> dict[str, Any]:
-    """One incident, or NotFoundError."""
+def _shown(item: dict[str, Any], scope: Scope | None) -> dict[str, Any]:
+    """Hide free-text descriptions from roles that only see incidents as data points."""
+    if scope is not None and not scope.can("incidents:describe"):
+        return {**item, "description": None}
+    return item
+
+
+def get_incident(
+    session: Session, incident_id: uuid.UUID, *, scope: Scope | None = None
+) -> dict[str, Any]:
+    """One incident, or NotFoundError; 403 outside the caller's area."""
     found = _read(session, incident_id)
     if found is None:
         raise NotFoundError(f"incident {incident_id} does not exist")
-    return found
+    if scope is not None:
+        scope.require_grid(found["grid"]["id"] if found["grid"] else None, "this incident")
+    return _shown(found, scope)
 
 
 def create_incident(
-    session: Session, new: NewIncident, *, idempotency_key: str | None, actor: str
+    session: Session,
+    new: NewIncident,
+    *,
+    idempotency_key: str | None,
+    actor: str,
+    scope: Scope | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """Record an incident; return it and whether it was created (False: idempotent replay).
 
@@ -147,7 +164,12 @@ def create_incident(
             select(Incident.id).where(Incident.idempotency_key == idempotency_key)
         ).scalar_one_or_none()
         if existing is not None:
-            return _replay(session, existing, new, lon, lat), False
+            replay = _replay(session, existing, new, lon, lat)
+            if scope is not None:
+                scope.require_grid(
+                    replay["grid"]["id"] if replay["grid"] else None, "this incident"
+                )
+            return _shown(replay, scope), False
 
     point = ST_Point(lon, lat, SRID)
     grid_id = session.execute(select(func.grid_at(point, reported_at))).scalar_one()
@@ -156,6 +178,8 @@ def create_incident(
             f"({new.lon}, {new.lat}) [{new.crs}] lies outside every grid in force at "
             f"{reported_at.isoformat()}"
         )
+    if scope is not None:
+        scope.require_grid(grid_id, "the incident location")
     values = {
         "idempotency_key": idempotency_key,
         "category": category.code,
@@ -191,7 +215,7 @@ def create_incident(
         )
     )
     session.commit()
-    return created, True
+    return _shown(created, scope), True
 
 
 def _replay(
@@ -227,7 +251,12 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 
 
 def list_incidents(
-    session: Session, flt: IncidentFilter, *, limit: int, cursor: str | None = None
+    session: Session,
+    flt: IncidentFilter,
+    *,
+    limit: int,
+    cursor: str | None = None,
+    scope: Scope | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Incidents newest first, keyset-paginated on (reported_at, id); returns the next cursor."""
     if flt.status is not None and flt.status not in INCIDENT_STATUSES:
@@ -250,13 +279,15 @@ def list_incidents(
         query = query.where(Incident.status == flt.status)
     if flt.grid_id is not None:
         query = query.where(Incident.grid_id == flt.grid_id)
+    if scope is not None and not scope.unrestricted:
+        query = query.where(Incident.grid_id.in_(scope.grid_ids or ()))
     if cursor is not None:
         at, ident = _decode_cursor(cursor)
         query = query.where(tuple_(Incident.reported_at, Incident.id) < tuple_(at, ident))
     rows = session.execute(
         query.order_by(Incident.reported_at.desc(), Incident.id.desc()).limit(limit + 1)
     ).all()
-    items = [_as_dict(r) for r in rows[:limit]]
+    items = [_shown(_as_dict(r), scope) for r in rows[:limit]]
     next_cursor = None
     if len(rows) > limit:
         last = rows[limit - 1]._mapping

@@ -10,7 +10,8 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo_service.errors import InvalidInputError
-from geo_service.services.areas import version_in_force
+from geo_service.services.access import Scope
+from geo_service.services.versions import version_in_force
 
 # ~2 m at this latitude: invisible at city zoom, and it cuts the page size by half.
 SIMPLIFY_DEG = 0.00002
@@ -56,7 +57,11 @@ def _collection(rows: Any, props: tuple[str, ...]) -> dict[str, Any]:
 
 
 def city_map_layers(
-    session: Session, *, window_days: int, until: datetime | None = None
+    session: Session,
+    *,
+    window_days: int,
+    until: datetime | None = None,
+    scope: Scope | None = None,
 ) -> dict[str, Any]:
     """Grids with their incident counts in the ``window_days`` before ``until`` (default now),
     drawn from the version in force at ``until``, and outlines of the upper levels.
@@ -69,10 +74,14 @@ def city_map_layers(
     grids = session.execute(
         _GRID_LAYER, {"tol": SIMPLIFY_DEG, "since": since, "until": until, "version": version}
     )
-    layers: dict[str, Any] = {"grid": _collection(grids, ("id", "code", "name", "incidents"))}
+    keep_grid = (lambda r: True) if scope is None else (lambda r: scope.has_grid(r.id))
+    layers: dict[str, Any] = {
+        "grid": _collection([r for r in grids if keep_grid(r)], ("id", "code", "name", "incidents"))
+    }
     for level in ("community", "street", "district"):
         rows = session.execute(_OUTLINES, {"tol": SIMPLIFY_DEG, "version": version, "level": level})
-        layers[level] = _collection(rows, ("id", "code", "name", "level"))
+        keep = [r for r in rows if scope is None or scope.has_area(r.id)]
+        layers[level] = _collection(keep, ("id", "code", "name", "level"))
     layers["window_days"] = window_days
     layers["until"] = until.date().isoformat()
     layers["version_id"] = version

@@ -24,7 +24,9 @@ def test_map_page_embeds_grids_with_counts_and_local_leaflet(
 
 
 @pytest.mark.browser
-def test_map_renders_grid_polygons_in_chromium(live_server: str, loaded_city: DemoCity) -> None:
+def test_map_renders_grid_polygons_in_chromium(
+    live_server: str, loaded_city: DemoCity, role_keys: dict[str, str]
+) -> None:
     from playwright.sync_api import sync_playwright
 
     n_grids = int((loaded_city.areas.level == "grid").sum())
@@ -42,9 +44,14 @@ def test_map_renders_grid_polygons_in_chromium(live_server: str, loaded_city: De
             ],
         )
         page = browser.new_page(viewport={"width": 1200, "height": 900})
+        # Sign in the way a person does: the login form, then the map.
+        page.goto(f"{live_server}/map")
+        assert "/login" in page.url
+        page.fill("input[name=api_key]", role_keys["dispatcher"])
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{live_server}/map")
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(f"{live_server}/map")
         page.wait_for_selector("path.leaflet-interactive")
         paths = page.locator("path.leaflet-interactive").count()
         filled = page.evaluate(

@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
-from geo_service.api.deps import SessionDep
+from geo_service.api.deps import SessionDep, SettingsDep, require
 from geo_service.api.schemas import CrsParam, LookupResult
 from geo_service.services import areas as area_service
+from geo_service.services.access import Scope
 from geo_service.services.areas import BBox
 
 router = APIRouter(prefix="/areas", tags=["areas"])
@@ -24,6 +25,8 @@ GEOJSON = "application/geo+json"
 )
 def read_areas(
     session: SessionDep,
+    settings: SettingsDep,
+    scope: Annotated[Scope, Depends(require("areas:read"))],
     level: Literal["district", "street", "community", "grid"] | None = None,
     parent_id: int | None = None,
     bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy (WGS84)")] = None,
@@ -36,8 +39,9 @@ def read_areas(
         session,
         level=level,
         parent_id=parent_id,
-        bbox=BBox.parse(bbox) if bbox else None,
+        bbox=BBox.parse(bbox, max_km2=settings.limits.bbox_km2) if bbox else None,
         version=version,
+        scope=scope,
     )
     return Response(body, media_type=GEOJSON)
 
@@ -45,6 +49,7 @@ def read_areas(
 @router.get("/lookup", response_model=LookupResult)
 def lookup_area(
     session: SessionDep,
+    scope: Annotated[Scope, Depends(require("areas:read"))],
     lon: Annotated[float, Query(ge=-180, le=180)],
     lat: Annotated[float, Query(ge=-90, le=90)],
     crs: CrsParam = "wgs84",
@@ -53,10 +58,19 @@ def lookup_area(
     ] = None,
 ) -> dict[str, Any]:
     """The grid, community, street and district holding a point."""
-    return area_service.lookup_point(session, lon, lat, crs=crs, at=at)
+    return area_service.lookup_point(session, lon, lat, crs=crs, at=at, scope=scope)
 
 
 @router.get("/{area_id}")
-def read_area(session: SessionDep, area_id: int) -> dict[str, Any]:
-    """One area as a Feature with households, residents, rental units and open incidents."""
-    return area_service.get_area(session, area_id)
+def read_area(
+    session: SessionDep,
+    settings: SettingsDep,
+    scope: Annotated[Scope, Depends(require("areas:read"))],
+    area_id: int,
+) -> dict[str, Any]:
+    """One area as a Feature with households, residents, rental units and open incidents
+    (counts below the privacy threshold are suppressed unless you may see the rows).
+    """
+    return area_service.get_area(
+        session, area_id, scope=scope, min_count=settings.auth.min_cell_count
+    )

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
-from geo_service.api.deps import ActorDep
+from geo_service.api.deps import ActorDep, require
 from geo_service.services import boundaries as boundary_service
+from geo_service.services.access import Scope
 
 router = APIRouter(prefix="/boundaries", tags=["boundaries"])
 
@@ -25,7 +26,9 @@ class PublishRequest(BaseModel):
 
 
 @router.get("/versions")
-def read_versions(request: Request) -> dict[str, Any]:
+def read_versions(
+    request: Request, scope: Annotated[Scope, Depends(require("boundaries:read"))]
+) -> dict[str, Any]:
     """Every boundary version, newest first."""
     data = boundary_service.list_versions(request.app.state.engine)
     return {"data": data, "count": len(data)}
@@ -33,16 +36,25 @@ def read_versions(request: Request) -> dict[str, Any]:
 
 @router.post("/versions/{version_id}/validate")
 @router.get("/versions/{version_id}/validation")
-def read_validation(request: Request, version_id: int) -> dict[str, Any]:
+def read_validation(
+    request: Request,
+    scope: Annotated[Scope, Depends(require("boundaries:read"))],
+    version_id: int,
+) -> dict[str, Any]:
     """Validation report of a version (overlaps, gaps, crossings, slivers, unreached)."""
     return boundary_service.validate_version(request.app.state.engine, version_id)
 
 
 @router.post("/versions/{version_id}/publish")
 async def publish_version(
-    request: Request, actor: ActorDep, version_id: int, body: PublishRequest
+    request: Request,
+    actor: ActorDep,
+    scope: Annotated[Scope, Depends(require("boundaries:write"))],
+    version_id: int,
+    body: PublishRequest,
 ) -> dict[str, Any]:
     """Make a draft current; households, rental units, responders and incidents follow."""
+    scope.require_unrestricted("publishing a boundary version")
     return await run_in_threadpool(
         boundary_service.publish_version,
         request.app.state.engine,
@@ -54,6 +66,11 @@ async def publish_version(
 
 
 @router.get("/versions/{a}/diff/{b}")
-def read_diff(request: Request, a: int, b: int) -> dict[str, Any]:
+def read_diff(
+    request: Request,
+    scope: Annotated[Scope, Depends(require("boundaries:read"))],
+    a: int,
+    b: int,
+) -> dict[str, Any]:
     """Areas added, removed and changed from version a to b, and entity moves."""
     return boundary_service.diff_versions(request.app.state.engine, a, b)

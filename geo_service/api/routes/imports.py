@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
-from geo_service.api.deps import ActorDep
+from geo_service.api.deps import ActorDep, ScopeDep
 from geo_service.errors import InvalidInputError
 from geo_service.services.imports import ImportOptions, import_file
 
@@ -32,6 +32,7 @@ def _pairs(values: list[str] | None, name: str) -> dict[str, str]:
 async def create_import(
     request: Request,
     actor: ActorDep,
+    scope: ScopeDep,
     kind: Kind,
     file: Annotated[
         UploadFile,
@@ -52,7 +53,13 @@ async def create_import(
     version_name: Annotated[str | None, Form()] = None,
     dissolve: Annotated[bool, Form()] = False,
 ) -> dict[str, Any]:
-    """Import an uploaded file; the answer lists what was taken and every rejected row."""
+    """Import an uploaded file; the answer lists what was taken and every rejected row.
+
+    Rows outside the caller's area are rejected; boundary files need a user bound to no area.
+    """
+    scope.require(f"imports:{kind}")
+    if kind == "boundaries":
+        scope.require_unrestricted("importing boundaries")
     filename = Path(file.filename or "upload").name
     with tempfile.TemporaryDirectory(prefix="geo-import-") as tmp:
         path = Path(tmp) / filename
@@ -76,7 +83,13 @@ async def create_import(
             dissolve=dissolve,
         )
         report = await run_in_threadpool(
-            import_file, request.app.state.engine, kind, path, options, actor=actor
+            import_file,
+            request.app.state.engine,
+            kind,
+            path,
+            options,
+            actor=actor,
+            scope=None if scope.unrestricted else scope,
         )
     body = report.as_dict()
     body["reject_file"] = None  # a server-side temp file means nothing to the client

@@ -6,13 +6,14 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 
-from geo_service.api.deps import ActorDep, SessionDep, SettingsDep
+from geo_service.api.deps import ActorDep, SessionDep, SettingsDep, require
 from geo_service.api.schemas import FeatureCollection, IncidentCreate, IncidentPublic
 from geo_service.errors import InvalidInputError
 from geo_service.services import incidents as incident_service
+from geo_service.services.access import Scope
 from geo_service.services.areas import BBox
 
 router = APIRouter(prefix="/incidents", tags=["incidents"])
@@ -27,6 +28,7 @@ router = APIRouter(prefix="/incidents", tags=["incidents"])
 def create_incident(
     session: SessionDep,
     actor: ActorDep,
+    scope: Annotated[Scope, Depends(require("incidents:write"))],
     body: IncidentCreate,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
 ) -> JSONResponse:
@@ -43,7 +45,7 @@ def create_incident(
         source=body.source,
     )
     item, created = incident_service.create_incident(
-        session, new, idempotency_key=idempotency_key, actor=actor
+        session, new, idempotency_key=idempotency_key, actor=actor, scope=scope
     )
     headers = {"Location": f"/incidents/{item['id']}"}
     if not created:
@@ -57,6 +59,7 @@ def read_incidents(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
+    scope: Annotated[Scope, Depends(require("incidents:read"))],
     bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy (WGS84)")] = None,
     since: datetime | None = None,
     until: datetime | None = None,
@@ -71,14 +74,16 @@ def read_incidents(
     if page > settings.api.max_page_size:
         raise InvalidInputError(f"limit may be at most {settings.api.max_page_size}")
     flt = incident_service.IncidentFilter(
-        bbox=BBox.parse(bbox) if bbox else None,
+        bbox=BBox.parse(bbox, max_km2=settings.limits.bbox_km2) if bbox else None,
         since=since,
         until=until,
         category=category,
         status=status,
         grid_id=grid_id,
     )
-    items, next_cursor = incident_service.list_incidents(session, flt, limit=page, cursor=cursor)
+    items, next_cursor = incident_service.list_incidents(
+        session, flt, limit=page, cursor=cursor, scope=scope
+    )
     body: dict[str, Any] = {
         "type": "FeatureCollection",
         "features": [incident_service.incident_feature(i) for i in items],
@@ -97,6 +102,10 @@ def read_incidents(
 
 
 @router.get("/{incident_id}", response_model=IncidentPublic)
-def read_incident(session: SessionDep, incident_id: uuid.UUID) -> dict[str, Any]:
+def read_incident(
+    session: SessionDep,
+    scope: Annotated[Scope, Depends(require("incidents:read"))],
+    incident_id: uuid.UUID,
+) -> dict[str, Any]:
     """One incident."""
-    return incident_service.get_incident(session, incident_id)
+    return incident_service.get_incident(session, incident_id, scope=scope)

@@ -1,0 +1,82 @@
+"""Request body size limits, enforced before the body reaches a route (413 problem)."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+UPLOAD_PREFIXES = ("/imports/",)
+
+
+class BodyTooLargeError(Exception):
+    """Raised inside receive() when a streamed body passes the limit."""
+
+
+class BodySizeLimit:
+    """Refuse bodies over the limit: by Content-Length up front, or while streaming."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int, upload_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.upload_bytes = upload_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on, or answer 413 once the body passes the limit."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        limit = self.upload_bytes if path.startswith(UPLOAD_PREFIXES) else self.max_bytes
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            await _too_large(send, path, limit)
+            return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise BodyTooLargeError
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except BodyTooLargeError:
+            if not started:
+                await _too_large(send, path, limit)
+
+
+async def _too_large(send: Send, path: str, limit: int) -> None:
+    body = json.dumps(
+        {
+            "type": "https://geo-service.dev/problems/body-too-large",
+            "title": "Body too large",
+            "status": 413,
+            "detail": f"request bodies to {path} may be at most {limit:,} bytes",
+            "code": "body-too-large",
+            "instance": path,
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

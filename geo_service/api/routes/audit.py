@@ -1,0 +1,27 @@
+"""``GET /audit``: the audit log, for admins. There is no way to change it over the API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from geo_service.api.deps import SessionDep, require
+from geo_service.services.access import Scope
+from geo_service.services.audit import list_audit
+
+router = APIRouter(prefix="/audit", tags=["audit"])
+
+
+@router.get("")
+def read_audit(
+    session: SessionDep,
+    scope: Annotated[Scope, Depends(require("audit:read"))],
+    entity: str | None = None,
+    since: datetime | None = None,
+    before_id: int | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Who changed what, when: newest first; page with ``before_id``."""
+    return list_audit(session, entity=entity, since=since, before_id=before_id, limit=limit)

@@ -1,0 +1,47 @@
+"""Households: rows for admins and the grid's own worker, suppressed aggregates for others."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+
+from geo_service.api.deps import PublicScopeDep, ScopeDep, SessionDep, SettingsDep
+from geo_service.services import households as household_service
+
+router = APIRouter(prefix="/households", tags=["households"])
+
+
+@router.get("")
+def read_households(
+    session: SessionDep,
+    settings: SettingsDep,
+    scope: ScopeDep,
+    grid_id: int,
+    limit: Annotated[int, Query(ge=1)] = 100,
+    after_id: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    """Household rows of one grid (admins and that grid's own worker only)."""
+    limit = min(limit, settings.api.max_page_size)
+    return household_service.list_household_rows(
+        session, scope, grid_id, limit=limit, after_id=after_id
+    )
+
+
+@router.get("/aggregate")
+def read_household_aggregate(
+    session: SessionDep,
+    settings: SettingsDep,
+    scope: PublicScopeDep,
+    level: Literal["district", "street", "community", "grid"] | None = None,
+    res: Annotated[int | None, Query(description="H3 resolution")] = None,
+) -> dict[str, Any]:
+    """Households, residents and rental units per area or H3 cell; small counts suppressed."""
+    return household_service.aggregate(
+        session,
+        scope,
+        level=level,
+        res=res,
+        min_count=settings.auth.min_cell_count,
+        public_max_res=settings.auth.public_max_h3_res,
+    )

@@ -1,0 +1,110 @@
+"""``geo-service users`` and ``geo-service keys``: who may use the API."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from geo_service.cli.common import console, database_url, fail
+from geo_service.settings import Settings
+
+users_app = typer.Typer(help="Users: a role and, optionally, an area.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys (shown once, stored hashed).", no_args_is_help=True)
+CLI_ACTOR = "cli (local admin)"
+
+
+def _session():  # noqa: ANN202
+    from sqlalchemy.orm import Session
+
+    from geo_service.db.engine import make_engine
+    from geo_service.db.migrate import upgrade_to_head
+
+    settings = Settings()
+    url = database_url(settings)
+    upgrade_to_head(url)
+    return Session(make_engine(url, settings.database))
+
+
+@users_app.command("create")
+def create(
+    name: str,
+    role: Annotated[str, typer.Option(help="admin | dispatcher | planner | analyst | grid_worker")],
+    area: Annotated[
+        str | None, typer.Option(help="Bind to an area code (a grid worker's own grid)")
+    ] = None,
+    responder: Annotated[
+        str | None, typer.Option(help="The user's own responder (callsign)")
+    ] = None,
+) -> None:
+    """Create a user and a first API key (printed once)."""
+    from geo_service.services.auth import create_key, create_user
+
+    with fail(), _session() as session:
+        user = create_user(
+            session,
+            name=name,
+            role=role,
+            area_code=area,
+            actor=CLI_ACTOR,
+            responder_callsign=responder,
+        )
+        _, key = create_key(session, user, actor=CLI_ACTOR, label="created with the user")
+        session.commit()
+    console.print(f"created {role} [bold]{name}[/]" + (f" for area {area}" if area else ""))
+    typer.echo(key)
+
+
+@users_app.command("list")
+def list_() -> None:
+    """List users, their roles, areas and live keys."""
+    from geo_service.services.auth import list_users
+
+    with fail(), _session() as session:
+        rows = list_users(session)
+    table = Table("id", "name", "role", "area", "keys", "disabled")
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            r["name"],
+            r["role"],
+            r["area_code"] or "-",
+            str(r["keys"]),
+            "yes" if r["disabled"] else "",
+        )
+    console.print(table)
+
+
+@keys_app.command("create")
+def create_key_command(
+    user: str,
+    label: Annotated[str | None, typer.Option(help="What the key is for")] = None,
+) -> None:
+    """Make another API key for a user (printed once)."""
+    from sqlalchemy import select
+
+    from geo_service.db.models import User
+    from geo_service.errors import NotFoundError
+    from geo_service.services.auth import create_key
+
+    with fail(), _session() as session:
+        row = session.execute(select(User).where(User.name == user)).scalar_one_or_none()
+        if row is None:
+            raise NotFoundError(f"no user named {user!r}")
+        _, key = create_key(session, row, actor=CLI_ACTOR, label=label)
+        session.commit()
+    typer.echo(key)
+
+
+@keys_app.command("revoke")
+def revoke(prefix: Annotated[str, typer.Argument(help="The key, or its prefix")]) -> None:
+    """Revoke a key; requests with it are refused from now on."""
+    from geo_service.services.auth import revoke_key
+
+    if prefix.startswith("gs_"):
+        prefix = prefix.split("_")[1]
+    with fail(), _session() as session:
+        revoke_key(session, prefix, actor=CLI_ACTOR)
+        session.commit()
+    console.print(f"revoked key {prefix}")

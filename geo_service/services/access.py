@@ -1,0 +1,186 @@
+"""Who may do what, and where: role permissions and area jurisdictions.
+
+Routes ask for a permission; services receive a ``Scope`` and filter every read and check every
+write against it, so no route can forget the jurisdiction.
+
+A jurisdiction is an area code. Its grids are the grids of *every* boundary version whose
+interior point lies in the area as drawn in the current version, so a user bound to a street
+also sees the incidents that were filed under last year's grids of that street.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from geo_service.errors import PermissionDeniedError
+from geo_service.services.auth import Principal
+from geo_service.services.versions import version_in_force
+
+ALL = "*"
+ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
+    "admin": frozenset({ALL}),
+    "dispatcher": frozenset(
+        {
+            "areas:read",
+            "map:read",
+            "layers:read",
+            "incidents:read",
+            "incidents:describe",
+            "incidents:write",
+            "responders:read",
+            "responders:write",
+            "households:aggregate",
+            "boundaries:read",
+            "imports:incidents",
+            "imports:responders",
+        }
+    ),
+    "planner": frozenset(
+        {
+            "areas:read",
+            "map:read",
+            "layers:read",
+            "incidents:read",
+            "boundaries:read",
+            "boundaries:write",
+            "workload:read",
+            "proposals:write",
+            "households:aggregate",
+            "imports:boundaries",
+        }
+    ),
+    "analyst": frozenset(
+        {
+            "areas:read",
+            "map:read",
+            "layers:read",
+            "incidents:read",
+            "households:aggregate",
+            "boundaries:read",
+        }
+    ),
+    "grid_worker": frozenset(
+        {
+            "areas:read",
+            "map:read",
+            "layers:read",
+            "incidents:read",
+            "incidents:describe",
+            "incidents:write",
+            "households:rows",
+            "households:write",
+            "households:aggregate",
+            "responders:self",
+            "imports:households",
+            "imports:rental-units",
+        }
+    ),
+}
+SCOPE_TTL_S = 60.0
+
+
+def allowed(role: str, permission: str) -> bool:
+    """Whether ``role`` has ``permission``."""
+    granted = ROLE_PERMISSIONS.get(role, frozenset())
+    return ALL in granted or permission in granted
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The caller and the part of the city they may see and change (None: all of it)."""
+
+    principal: Principal
+    area_id: int | None = None  # the jurisdiction area in the current version
+    area_ids: frozenset[int] | None = None  # it and everything below it, current version
+    grid_ids: frozenset[int] | None = None  # its grids in every version
+
+    @property
+    def unrestricted(self) -> bool:
+        """True when the caller is bound to no area."""
+        return self.grid_ids is None
+
+    def can(self, permission: str) -> bool:
+        """Whether the caller's role grants ``permission``."""
+        return allowed(self.principal.role, permission)
+
+    def require(self, permission: str) -> None:
+        """Raise 403 unless the role grants ``permission``."""
+        if not self.can(permission):
+            raise PermissionDeniedError(
+                f"role {self.principal.role!r} may not {permission.replace(':', ' ')}"
+            )
+
+    def require_unrestricted(self, what: str) -> None:
+        """Raise 403 for callers bound to an area (city-wide actions)."""
+        if not self.unrestricted:
+            raise PermissionDeniedError(f"{what} needs a user not bound to an area")
+
+    def has_grid(self, grid_id: int | None) -> bool:
+        """Whether a grid lies inside the jurisdiction."""
+        return self.grid_ids is None or (grid_id is not None and grid_id in self.grid_ids)
+
+    def require_grid(self, grid_id: int | None, what: str = "this") -> None:
+        """Raise 403 unless the grid lies inside the jurisdiction."""
+        if not self.has_grid(grid_id):
+            raise PermissionDeniedError(
+                f"{what} lies outside your area ({self.principal.area_code})"
+            )
+
+    def has_area(self, area_id: int) -> bool:
+        """Whether an area of the current version lies at or below the jurisdiction."""
+        return self.area_ids is None or area_id in self.area_ids
+
+    def sees_household_rows(self, grid_ids: Iterable[int]) -> bool:
+        """Household rows: admins, and a grid's own worker for that grid only."""
+        if self.principal.role == "admin":
+            return True
+        if not self.can("households:rows") or self.grid_ids is None:
+            return False
+        return all(g in self.grid_ids for g in grid_ids)
+
+
+_CACHE: dict[tuple[str, str, int], tuple[float, Scope]] = {}
+
+_JURISDICTION = text(
+    """
+    WITH RECURSIVE below AS (
+        SELECT id FROM areas WHERE id = :root
+        UNION ALL
+        SELECT a.id FROM areas a JOIN below b ON a.parent_id = b.id
+    )
+    SELECT
+      (SELECT array_agg(id) FROM below) AS area_ids,
+      (SELECT array_agg(g.id) FROM areas g, areas j
+        WHERE j.id = :root AND g.level = 'grid' AND g.geom && j.geom
+          AND ST_Intersects(j.geom, ST_PointOnSurface(g.geom))) AS grid_ids
+    """
+)
+
+
+def scope_for(session: Session, principal: Principal) -> Scope:
+    """Resolve the caller's jurisdiction (cached briefly: it changes only on publish)."""
+    if principal.area_code is None:
+        return Scope(principal)
+    version = version_in_force(session)
+    url = str(session.get_bind().url.database)
+    key = (url, principal.area_code, version)
+    hit = _CACHE.get(key)
+    if hit and time.monotonic() - hit[0] < SCOPE_TTL_S:
+        return Scope(principal, hit[1].area_id, hit[1].area_ids, hit[1].grid_ids)
+    root = session.execute(
+        text("SELECT id FROM areas WHERE version_id = :v AND code = :c"),
+        {"v": version, "c": principal.area_code},
+    ).scalar_one_or_none()
+    if root is None:
+        # The area is gone from the current version: the user sees nothing until rebound.
+        scope = Scope(principal, None, frozenset(), frozenset())
+    else:
+        row = session.execute(_JURISDICTION, {"root": root}).one()
+        scope = Scope(principal, root, frozenset(row.area_ids or ()), frozenset(row.grid_ids or ()))
+    _CACHE[key] = (time.monotonic(), scope)
+    return scope

@@ -1,0 +1,230 @@
+"""Users, API keys and bearer tokens.
+
+An API key looks like ``gs_<prefix>_<secret>``. It is shown once, when it is made; the database
+keeps the prefix (to find the key) and the SHA-256 of the secret. Bearer tokens are HS256 JWTs
+issued by ``POST /auth/token`` in exchange for a key (OAuth2 client credentials) or by any
+identity provider that signs with the same secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import jwt
+from sqlalchemy import select, text, update
+from sqlalchemy.orm import Session
+
+from geo_service.db.models import ROLES, ApiKey, Area, AuditEntry, User
+from geo_service.errors import (
+    AuthenticationError,
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+)
+from geo_service.services.versions import version_in_force
+from geo_service.settings import AuthSettings, DatabaseSettings
+
+KEY_PREFIX = "gs"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: resolved from an API key or a bearer token."""
+
+    user_id: int
+    name: str
+    role: str
+    area_code: str | None = None
+    responder_id: int | None = None
+    key_id: int | None = None
+
+    @property
+    def actor(self) -> str:
+        """How the audit log names this caller."""
+        return f"{self.name} ({self.role})"
+
+
+def jwt_secret(auth: AuthSettings, database: DatabaseSettings) -> str:
+    """The signing key: from settings, or a random one kept beside the embedded cluster."""
+    if auth.jwt_secret:
+        return auth.jwt_secret
+    path = Path(database.data_dir) / "jwt-secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_user(
+    session: Session,
+    *,
+    name: str,
+    role: str,
+    area_code: str | None,
+    actor: str,
+    responder_callsign: str | None = None,
+) -> User:
+    """Create a user; a grid worker must be bound to a grid."""
+    if role not in ROLES:
+        raise InvalidInputError(f"role must be one of {', '.join(ROLES)}")
+    if not name or len(name) > 100:
+        raise InvalidInputError("name must be 1 to 100 characters")
+    if session.execute(select(User.id).where(User.name == name)).first():
+        raise ConflictError(f"user {name!r} already exists")
+    level = None
+    if area_code is not None:
+        version = version_in_force(session)
+        level = session.execute(
+            select(Area.level).where(Area.version_id == version, Area.code == area_code)
+        ).scalar_one_or_none()
+        if level is None:
+            raise InvalidInputError(f"no area with code {area_code!r} in the current version")
+    if role == "grid_worker" and level != "grid":
+        raise InvalidInputError("a grid_worker must be bound to a grid (--area GRID_CODE)")
+    responder_id = None
+    if responder_callsign is not None:
+        responder_id = session.execute(
+            text("SELECT id FROM responders WHERE callsign = :c"), {"c": responder_callsign}
+        ).scalar_one_or_none()
+        if responder_id is None:
+            raise InvalidInputError(f"no responder with callsign {responder_callsign!r}")
+    user = User(name=name, role=role, area_code=area_code, responder_id=responder_id)
+    session.add(user)
+    session.flush()
+    _audit(
+        session,
+        actor,
+        "create",
+        "user",
+        user.id,
+        {"name": name, "role": role, "area_code": area_code},
+    )
+    return user
+
+
+def create_key(
+    session: Session, user: User, *, actor: str, label: str | None = None
+) -> tuple[ApiKey, str]:
+    """Make a key for ``user``; returns the row and the full key (shown this once)."""
+    prefix = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(32)
+    key = ApiKey(user_id=user.id, prefix=prefix, secret_sha256=_hash(secret), label=label)
+    session.add(key)
+    session.flush()
+    _audit(session, actor, "create", "api_key", key.id, {"user": user.name, "prefix": prefix})
+    return key, f"{KEY_PREFIX}_{prefix}_{secret}"
+
+
+def revoke_key(session: Session, prefix: str, *, actor: str) -> ApiKey:
+    """Revoke a key by its prefix (the part between ``gs_`` and the second ``_``)."""
+    key = session.execute(select(ApiKey).where(ApiKey.prefix == prefix)).scalar_one_or_none()
+    if key is None:
+        raise NotFoundError(f"no API key with prefix {prefix!r}")
+    if key.revoked_at is None:
+        key.revoked_at = datetime.now(UTC)
+        _audit(session, actor, "revoke", "api_key", key.id, {"prefix": prefix})
+    return key
+
+
+def list_users(session: Session) -> list[dict[str, Any]]:
+    """Users with their number of live keys."""
+    rows = (
+        session.execute(
+            text(
+                "SELECT u.id, u.name, u.role, u.area_code, u.disabled, u.created_at, "
+                "count(k.id) FILTER (WHERE k.revoked_at IS NULL) AS keys "
+                "FROM users u LEFT JOIN api_keys k ON k.user_id = u.id GROUP BY u.id ORDER BY u.id"
+            )
+        )
+        .mappings()
+        .all()
+    )
+    return [dict(r) for r in rows]
+
+
+def _principal(user: User, key_id: int | None = None) -> Principal:
+    return Principal(user.id, user.name, user.role, user.area_code, user.responder_id, key_id)
+
+
+def authenticate_key(session: Session, presented: str) -> Principal:
+    """Resolve an API key to its user, or raise AuthenticationError."""
+    parts = presented.split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX:
+        raise AuthenticationError("malformed API key")
+    row = session.execute(
+        select(ApiKey, User).join(User, User.id == ApiKey.user_id).where(ApiKey.prefix == parts[1])
+    ).first()
+    if row is None or not hmac.compare_digest(row.ApiKey.secret_sha256, _hash(parts[2])):
+        raise AuthenticationError("unknown API key")
+    key, user = row
+    if key.revoked_at is not None or user.disabled:
+        raise AuthenticationError("this API key has been revoked")
+    session.execute(
+        update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=datetime.now(UTC))
+    )
+    session.commit()
+    return _principal(user, key.id)
+
+
+def issue_token(principal: Principal, secret: str, auth: AuthSettings) -> dict[str, Any]:
+    """An OAuth2 bearer token for ``principal``."""
+    now = datetime.now(UTC)
+    claims = {
+        "sub": str(principal.user_id),
+        "name": principal.name,
+        "role": principal.role,
+        "iss": auth.jwt_issuer,
+        "iat": now,
+        "exp": now + timedelta(seconds=auth.jwt_ttl_s),
+    }
+    return {
+        "access_token": jwt.encode(claims, secret, algorithm="HS256"),
+        "token_type": "bearer",
+        "expires_in": auth.jwt_ttl_s,
+    }
+
+
+def authenticate_token(session: Session, token: str, secret: str, auth: AuthSettings) -> Principal:
+    """Verify a bearer token; the user must still exist and be enabled."""
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=["HS256"],
+            issuer=auth.jwt_issuer,
+            options={"require": ["exp", "sub", "iss"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise AuthenticationError("the bearer token has expired") from None
+    except jwt.PyJWTError:
+        raise AuthenticationError("invalid bearer token") from None
+    user = session.get(User, int(claims["sub"])) if str(claims["sub"]).isdigit() else None
+    if user is None or user.disabled:
+        raise AuthenticationError("the bearer token's user no longer exists")
+    return _principal(user)
+
+
+def _audit(
+    session: Session, who: str, action: str, entity: str, entity_id: Any, diff: dict[str, Any]
+) -> None:
+    session.add(
+        AuditEntry(
+            who=who,
+            action=action,
+            entity=entity,
+            entity_id=str(entity_id),
+            diff=json.loads(json.dumps(diff, default=str)),
+        )
+    )

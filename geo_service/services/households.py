@@ -1,0 +1,164 @@
+"""Households and rental units: rows for those who work the grid, aggregates for everyone else.
+
+Rows leave the database only for admins and the grid's own worker. Every aggregate -- per area
+or per H3 cell -- passes through ``suppress_small`` for every other caller, so no layer or export
+can show that fewer than ``min_count`` households, residents or units live somewhere.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import h3.api.basic_int as h3i
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from geo_service.db.models import AREA_LEVELS
+from geo_service.errors import InvalidInputError, PermissionDeniedError
+from geo_service.services.access import Scope
+from geo_service.services.privacy import suppress_small
+from geo_service.services.versions import version_in_force
+
+H3_RESOLUTIONS = range(5, 11)
+
+
+def list_household_rows(
+    session: Session, scope: Scope, grid_id: int, *, limit: int, after_id: int = 0
+) -> dict[str, Any]:
+    """The households of one grid, as rows (admins and that grid's own worker only)."""
+    if not scope.sees_household_rows([grid_id]):
+        raise PermissionDeniedError(
+            "household rows are shown only to admins and the grid's own worker; "
+            "use /households/aggregate"
+        )
+    rows = (
+        session.execute(
+            text(
+                "SELECT id, ST_X(location) AS lon, ST_Y(location) AS lat, household_size, "
+                "elderly_living_alone, needs_assistance FROM households "
+                "WHERE grid_id = :g AND id > :after ORDER BY id LIMIT :n"
+            ),
+            {"g": grid_id, "after": after_id, "n": limit + 1},
+        )
+        .mappings()
+        .all()
+    )
+    items = [dict(r) for r in rows[:limit]]
+    return {
+        "grid_id": grid_id,
+        "data": items,
+        "next_after_id": items[-1]["id"] if len(rows) > limit else None,
+    }
+
+
+_BY_AREA = text(
+    """
+    WITH RECURSIVE tree AS (
+        SELECT id AS root, id, level FROM areas WHERE version_id = :v AND level = :level
+        UNION ALL
+        SELECT t.root, a.id, a.level FROM areas a JOIN tree t ON a.parent_id = t.id
+    ), grids AS (SELECT root, id FROM tree WHERE level = 'grid')
+    SELECT r.id, r.code, r.name,
+           ST_AsGeoJSON(ST_SimplifyPreserveTopology(r.geom, 0.00002), 6) AS geometry,
+           coalesce(h.households, 0) AS households, coalesce(h.residents, 0) AS residents,
+           coalesce(u.rental_units, 0) AS rental_units
+    FROM areas r
+    LEFT JOIN (SELECT g.root, count(*) AS households, sum(hh.household_size) AS residents
+               FROM grids g JOIN households hh ON hh.grid_id = g.id GROUP BY g.root) h
+           ON h.root = r.id
+    LEFT JOIN (SELECT g.root, count(*) AS rental_units
+               FROM grids g JOIN rental_units ru ON ru.grid_id = g.id GROUP BY g.root) u
+           ON u.root = r.id
+    WHERE r.version_id = :v AND r.level = :level
+    ORDER BY r.id
+    """
+)
+
+_BY_CELL = text(
+    """
+    SELECT cell, sum(households) AS households, sum(residents) AS residents,
+           sum(rental_units) AS rental_units
+    FROM (
+        SELECT h3_parent(h3, :res) AS cell, count(*) AS households,
+               sum(household_size) AS residents, 0 AS rental_units
+        FROM households WHERE grid_id = ANY(:grids) OR :all_grids GROUP BY 1
+        UNION ALL
+        SELECT h3_parent(h3, :res), 0, 0, count(*)
+        FROM rental_units WHERE grid_id = ANY(:grids) OR :all_grids GROUP BY 1
+    ) x GROUP BY cell ORDER BY cell
+    """
+)
+
+
+def aggregate(
+    session: Session,
+    scope: Scope | None,
+    *,
+    level: str | None = None,
+    res: int | None = None,
+    min_count: int,
+    public_max_res: int = 8,
+) -> dict[str, Any]:
+    """Households, residents and rental units per area (``level``) or per H3 cell (``res``).
+
+    ``scope`` None means an anonymous caller of the public layers: H3 only, at most
+    ``public_max_res``, always suppressed. Admins see exact counts; everyone else sees counts
+    below ``min_count`` as null with ``suppressed`` naming them.
+    """
+    if (level is None) == (res is None):
+        raise InvalidInputError("give exactly one of level or res")
+    raw = scope is not None and scope.principal.role == "admin"
+    if level is not None:
+        if scope is None:
+            raise PermissionDeniedError("public layers are H3 cells only")
+        if level not in AREA_LEVELS:
+            raise InvalidInputError(f"level must be one of {', '.join(AREA_LEVELS)}")
+        rows = session.execute(_BY_AREA, {"v": version_in_force(session), "level": level})
+        features = []
+        for r in rows:
+            if not scope.has_area(r.id):
+                continue
+            counts = {
+                "households": r.households,
+                "residents": int(r.residents),
+                "rental_units": r.rental_units,
+            }
+            props = counts if raw else suppress_small(counts, min_count)
+            features.append(
+                {
+                    "type": "Feature",
+                    "id": r.id,
+                    "geometry": json.loads(r.geometry),
+                    "properties": {"id": r.id, "code": r.code, "name": r.name, **props},
+                }
+            )
+        return {"type": "FeatureCollection", "features": features}
+    assert res is not None
+    top = public_max_res if scope is None else max(H3_RESOLUTIONS)
+    if not H3_RESOLUTIONS.start <= res <= top:
+        raise InvalidInputError(
+            f"res must be between {H3_RESOLUTIONS.start} and {top}"
+            + (" for public layers" if scope is None else "")
+        )
+    restricted = scope is not None and not scope.unrestricted
+    grids = sorted(scope.grid_ids or ()) if restricted and scope is not None else []
+    rows = session.execute(_BY_CELL, {"res": res, "grids": grids, "all_grids": not restricted})
+    features = []
+    for r in rows:
+        counts = {
+            "households": int(r.households),
+            "residents": int(r.residents),
+            "rental_units": int(r.rental_units),
+        }
+        props = counts if raw else suppress_small(counts, min_count)
+        ring = [[lng, lat] for lat, lng in h3i.cell_to_boundary(int(r.cell))]
+        features.append(
+            {
+                "type": "Feature",
+                "id": h3i.int_to_str(int(r.cell)),
+                "geometry": {"type": "Polygon", "coordinates": [ring + ring[:1]]},
+                "properties": {"h3": h3i.int_to_str(int(r.cell)), **props},
+            }
+        )
+    return {"type": "FeatureCollection", "features": features}
