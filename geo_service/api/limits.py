@@ -9,10 +9,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 UPLOAD_PREFIXES = ("/imports/",)
 
 
-class BodyTooLargeError(Exception):
-    """Raised inside receive() when a streamed body passes the limit."""
-
-
 class BodySizeLimit:
     """Refuse bodies over the limit: by Content-Length up front, or while streaming."""
 
@@ -34,28 +30,25 @@ class BodySizeLimit:
             await _too_large(send, path, limit)
             return
         seen = 0
-        started = False
+        answered = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, answered
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise BodyTooLargeError
+                if seen > limit and not answered:
+                    # Answer now and tell the app the client is gone: it stops reading.
+                    answered = True
+                    await _too_large(send, path, limit)
+                    return {"type": "http.disconnect"}
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
+        async def guarded_send(message: Message) -> None:
+            if not answered:  # the 413 has gone out; anything the app sends is dropped
+                await send(message)
 
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLargeError:
-            if not started:
-                await _too_large(send, path, limit)
+        await self.app(scope, limited_receive, guarded_send)
 
 
 async def _too_large(send: Send, path: str, limit: int) -> None:

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
-from geo_service.cli.common import cluster_or_exit, console, fail, settings_or_external
+from geo_service.cli.common import (
+    cluster_or_exit,
+    console,
+    database_url,
+    fail,
+    settings_or_external,
+)
+from geo_service.settings import Settings
 
 app = typer.Typer(help="Manage the embedded PostgreSQL + PostGIS cluster.", no_args_is_help=True)
 
@@ -46,8 +56,6 @@ def status() -> None:
 @app.command("url")
 def url() -> None:
     """Print the SQLAlchemy URL of the database (starts nothing)."""
-    from geo_service.settings import Settings
-
     settings = Settings()
     if settings.database.database_url:
         typer.echo(settings.database.database_url)
@@ -55,3 +63,30 @@ def url() -> None:
     cluster = cluster_or_exit(settings)
     with fail():
         typer.echo(cluster.url(settings.database.database_name))
+
+
+@app.command("backup")
+def backup_command(file: Path) -> None:
+    """Dump the database to FILE (pg_dump custom format; restore with `db restore`)."""
+    from geo_service.db.cluster import backup
+
+    with fail():
+        size = backup(database_url(Settings()), file)
+    console.print(f"wrote {file} ({size / 1e6:.1f} MB)")
+
+
+@app.command("restore")
+def restore_command(
+    file: Path,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Replace the current data without asking")
+    ] = False,
+) -> None:
+    """Restore FILE into the database, replacing its contents (in one transaction)."""
+    from geo_service.db.cluster import restore
+
+    if not yes and not typer.confirm("This replaces everything in the database. Go on?"):
+        raise typer.Exit(1)
+    with fail():
+        restore(database_url(Settings()), file)
+    console.print(f"restored {file}")

@@ -362,3 +362,58 @@ class EmbeddedCluster:
             port=self.port,
             url=self.url(database) if self.port is not None else None,
         )
+
+
+def libpq_url(url: str) -> str:
+    """A SQLAlchemy URL as libpq (pg_dump, psql) understands it."""
+    return "postgresql://" + url.split("://", 1)[1]
+
+
+def _client_binary(name: str) -> str:
+    try:
+        return str(_bindir() / name)
+    except MissingSystemPackageError:
+        found = shutil.which(name)
+        if found is None:
+            raise
+        return found
+
+
+def backup(url: str, target: Path) -> int:
+    """Dump the database at ``url`` to ``target`` (pg_dump custom format); return its size."""
+    proc = subprocess.run(
+        [
+            _client_binary("pg_dump"),
+            "--format=custom",
+            "--no-owner",
+            f"--file={target}",
+            libpq_url(url),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise ClusterError("pg_dump failed: " + proc.stderr.strip().splitlines()[-1])
+    return target.stat().st_size
+
+
+def restore(url: str, source: Path) -> None:
+    """Restore a custom-format dump into the database at ``url``, replacing what is there."""
+    if not source.exists():
+        raise ClusterError(f"{source} does not exist")
+    proc = subprocess.run(
+        [
+            _client_binary("pg_restore"),
+            "--clean",
+            "--if-exists",
+            "--no-owner",
+            "--single-transaction",
+            f"--dbname={libpq_url(url)}",
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        lines = [ln for ln in proc.stderr.strip().splitlines() if ln]
+        raise ClusterError("pg_restore failed: " + (lines[-1] if lines else "unknown error"))

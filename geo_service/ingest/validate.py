@@ -144,6 +144,7 @@ def check_incidents(
     date_format: str | None,
     default_status: str,
     source_name: str,
+    **_: object,
 ) -> Checked:
     """Validate incidents; ``categories`` maps our codes to their default priority."""
     reasons = Reasons(frame.index)
@@ -330,7 +331,9 @@ def repair_polygons(geoms: np.ndarray) -> tuple[np.ndarray, list[str | None]]:
     return out, why
 
 
-def check_boundaries(frame: gpd.GeoDataFrame, **_: object) -> Checked:
+def check_boundaries(
+    frame: gpd.GeoDataFrame, *, max_vertices: int = 50_000, **_: object
+) -> Checked:
     """Validate area polygons: code (unique), name, geometry type and validity."""
     reasons = Reasons(frame.index)
     _geometry_errors(frame, reasons)
@@ -347,6 +350,13 @@ def check_boundaries(frame: gpd.GeoDataFrame, **_: object) -> Checked:
                 for g in geoms
             ],
             index=frame.index,
+        ),
+    )
+    vertices = shapely.get_num_coordinates(geoms)
+    reasons.add(
+        vertices > max_vertices,
+        pd.Series(
+            [f"too many vertices ({n:,} > {max_vertices:,})" for n in vertices], index=frame.index
         ),
     )
     repaired, why = repair_polygons(np.asarray(np.where(polygonal, geoms, None), dtype=object))

@@ -33,7 +33,12 @@ from geo_service.db.bulk import (
     point_ewkb_hex,
 )
 from geo_service.db.models import AREA_LEVELS
-from geo_service.errors import ConflictError, InvalidInputError, NotFoundError
+from geo_service.errors import (
+    ConflictError,
+    InvalidInputError,
+    LimitExceededError,
+    NotFoundError,
+)
 from geo_service.geo.assign import NO_GRID, GridIndex
 from geo_service.geo.h3cells import cells_for_points
 from geo_service.ingest.readers import ImportFileError, SourceCrs, read_source
@@ -64,6 +69,8 @@ class ImportOptions:
     version_id: int | None = None
     version_name: str | None = None
     dissolve: bool = False  # merge features that share a code into one multipolygon
+    max_features: int = 5_000_000
+    max_vertices: int = 50_000
 
 
 @dataclass
@@ -248,6 +255,11 @@ def import_file(
         lon_column=lon_src,
         lat_column=lat_src,
     )
+    if len(frame) > options.max_features:
+        raise LimitExceededError(
+            f"{path.name} has {len(frame):,} features; at most {options.max_features:,} "
+            "per import (split the file)"
+        )
     frame = _apply_mapping(frame, options, kind)
     merged = 0
     if kind == "boundaries" and options.dissolve:
@@ -317,6 +329,7 @@ def _check(
         kwargs.update(
             categories=categories, category_map=options.category_map, default_status=options.status
         )
+    kwargs["max_vertices"] = options.max_vertices
     try:
         return CHECKS[kind](frame, **kwargs)
     except ValueError as exc:  # e.g. a bad --date-format

@@ -22,8 +22,11 @@ def test_health_answers_503_when_database_is_unreachable() -> None:
         response = offline.get("/health")
         assert response.status_code == 503
         assert response.json()["database"] == "unavailable"
-        lookup = offline.get("/areas/lookup", params={"lon": 114.3, "lat": 30.59},
-                             headers={"X-API-Key": "gs_0123456789ab_secret"})
+        lookup = offline.get(
+            "/areas/lookup",
+            params={"lon": 114.3, "lat": 30.59},
+            headers={"X-API-Key": "gs_0123456789ab_secret"},
+        )
         assert lookup.status_code == 503
         assert lookup.json()["code"] == "database-unavailable"
 

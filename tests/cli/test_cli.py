@@ -171,3 +171,50 @@ def test_serve_command_serves_the_api_over_http(database_url: str, loaded_city) 
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_backup_and_restore_round_trip(
+    database_url: str,
+    loaded_city,
+    tmp_path: Path,  # noqa: ANN001
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sqlalchemy import text
+
+    from geo_service.db.engine import make_engine
+    from tests.conftest import make_database
+
+    tables = (
+        "areas",
+        "incidents",
+        "households",
+        "rental_units",
+        "responders",
+        "users",
+        "audit_log",
+        "categories",
+    )
+
+    def snapshot(url: str) -> dict:
+        engine = make_engine(url)
+        with engine.connect() as conn:
+            out = {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one() for t in tables}
+            out["geometry"] = conn.execute(
+                text("SELECT md5(string_agg(ST_AsText(geom), ',' ORDER BY id)) FROM areas")
+            ).scalar_one()
+        engine.dispose()
+        return out
+
+    dump = tmp_path / "geo.dump"
+    monkeypatch.setenv("GEO_DATABASE_URL", database_url)
+    made = runner.invoke(app, ["db", "backup", str(dump)])
+    assert made.exit_code == 0, made.output
+    target = make_database("geo_test_restore")
+    monkeypatch.setenv("GEO_DATABASE_URL", target)
+    restored = runner.invoke(app, ["db", "restore", str(dump), "--yes"])
+    assert restored.exit_code == 0, restored.output
+    assert snapshot(target) == snapshot(database_url)
+    missing = runner.invoke(app, ["db", "restore", str(tmp_path / "none.dump"), "--yes"])
+    assert missing.exit_code == 1 and "does not exist" in missing.output
+    refused = runner.invoke(app, ["db", "restore", str(dump)], input="n\n")
+    assert refused.exit_code == 1

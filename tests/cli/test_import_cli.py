@@ -115,3 +115,40 @@ def _versions() -> list[dict]:
         return list_versions(engine)
     finally:
         engine.dispose()
+
+
+def test_users_and_keys_commands(env: DemoCity) -> None:
+    from sqlalchemy.orm import Session
+
+    from geo_service.services.auth import authenticate_key
+    from geo_service.settings import DatabaseSettings
+
+    grid = env.areas[env.areas.level == "grid"].code.iloc[0]
+    made = runner.invoke(
+        app, ["users", "create", "wang.li", "--role", "grid_worker", "--area", grid]
+    )
+    assert made.exit_code == 0, made.output
+    key = made.output.strip().splitlines()[-1]
+    assert key.startswith("gs_")
+    engine = make_engine(DatabaseSettings().database_url or "")
+    with Session(engine) as session:
+        assert authenticate_key(session, key).role == "grid_worker"
+    listed = runner.invoke(app, ["users", "list"])
+    assert listed.exit_code == 0 and "wang.li" in listed.output and grid in listed.output
+    second = runner.invoke(app, ["keys", "create", "wang.li", "--label", "tablet"])
+    assert second.exit_code == 0 and second.output.strip().startswith("gs_")
+    revoked = runner.invoke(app, ["keys", "revoke", key])
+    assert revoked.exit_code == 0
+    with Session(engine) as session, pytest.raises(Exception, match="revoked"):
+        authenticate_key(session, key)
+    engine.dispose()
+    for args, message in (
+        (["users", "create", "wang.li", "--role", "analyst"], "already exists"),
+        (["users", "create", "x", "--role", "mayor"], "role must be"),
+        (["users", "create", "y", "--role", "grid_worker"], "must be bound to a grid"),
+        (["users", "create", "z", "--role", "analyst", "--area", "NOPE"], "no area"),
+        (["keys", "create", "nobody"], "no user"),
+        (["keys", "revoke", "ffffffffffff"], "no API key"),
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1 and message in result.output, (args, result.output)

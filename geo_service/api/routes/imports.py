@@ -81,6 +81,8 @@ async def create_import(
             version_id=version,
             version_name=version_name,
             dissolve=dissolve,
+            max_features=request.app.state.settings.limits.features_per_upload,
+            max_vertices=request.app.state.settings.limits.vertices_per_geometry,
         )
         report = await run_in_threadpool(
             import_file,

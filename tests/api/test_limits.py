@@ -1,0 +1,116 @@
+"""Hard edges: sizes, counts, rates and timeouts answer clear problems, and write nothing."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import geopandas as gpd
+import shapely
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+
+from geo_service.api.app import create_app
+from geo_service.demo.city import DemoCity
+from geo_service.settings import Settings
+from tests.conftest import grid_point, problem
+
+
+def _app(settings: Settings, role_keys: dict[str, str], **changes: object) -> TestClient:
+    tuned = settings.model_copy(deep=True)
+    for dotted, value in changes.items():
+        section, field = dotted.split("__")
+        setattr(getattr(tuned, section), field, value)
+    return TestClient(create_app(tuned), headers={"X-API-Key": role_keys["admin"]})
+
+
+def _count(engine: Engine, table: str) -> int:
+    with engine.connect() as conn:
+        return conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+
+
+def test_oversized_bodies_are_413_before_any_work(
+    client: TestClient, engine: Engine, loaded_city: DemoCity
+) -> None:
+    lon, lat, _ = grid_point(loaded_city)
+    before = _count(engine, "incidents")
+    huge = {
+        "category": "traffic",
+        "location": {"lon": lon, "lat": lat},
+        "description": "x" * 1_200_000,
+    }
+    response = client.post(
+        "/incidents", content=json.dumps(huge), headers={"content-type": "application/json"}
+    )
+    assert problem(response)["status"] == 413
+    # Without a Content-Length (chunked), the limit holds while streaming.
+    chunks = (b'{"category": "traffic", "description": "' + b"y" * 400_000 for _ in range(4))
+    streamed = client.post(
+        "/incidents", content=chunks, headers={"content-type": "application/json"}
+    )
+    assert streamed.status_code == 413
+    assert _count(engine, "incidents") == before
+
+
+def test_uploads_have_their_own_larger_limit(
+    settings: Settings, role_keys: dict[str, str], engine: Engine
+) -> None:
+    before = _count(engine, "households")
+    with _app(settings, role_keys, limits__upload_bytes=10_000) as small:
+        body = b"lon,lat,household_size\n" + b"114.3,30.59,2\n" * 2000
+        response = small.post("/imports/households", files={"file": ("big.csv", body, "text/csv")})
+        assert problem(response)["status"] == 413
+    assert _count(engine, "households") == before
+
+
+def test_features_per_upload_and_vertices_per_geometry(
+    settings: Settings, role_keys: dict[str, str], loaded_city: DemoCity
+) -> None:
+    lon, lat, _ = grid_point(loaded_city)
+    with _app(
+        settings, role_keys, limits__features_per_upload=3, limits__vertices_per_geometry=50
+    ) as tight:
+        rows = b"lon,lat,household_size\n" + f"{lon},{lat},2\n".encode() * 4
+        many = tight.post("/imports/households", files={"file": ("m.csv", rows, "text/csv")})
+        body = problem(many)
+        assert body["status"] == 413 and "at most 3" in body["detail"]
+        circle = shapely.Point(lon, lat).buffer(0.001, quad_segs=32)  # 129 vertices
+        square = shapely.box(lon, lat, lon + 0.001, lat + 0.001)
+        frame = gpd.GeoDataFrame({"code": ["ROUND", "SQUARE"]}, geometry=[circle, square], crs=4326)
+        buffer = io.BytesIO(frame.to_json().encode())
+        report = tight.post(
+            "/imports/boundaries",
+            data={"level": "grid"},
+            files={"file": ("b.geojson", buffer.getvalue(), "application/geo+json")},
+        ).json()
+        assert report["inserted"] == 1
+        assert report["rejects"] == [{"row": 1, "reason": "too many vertices (129 > 50)"}]
+
+
+def test_bbox_and_page_size_limits(client: TestClient) -> None:
+    country = "70,15,135,55"
+    for path in ("/areas", "/incidents"):
+        body = problem(client.get(path, params={"bbox": country}))
+        assert body["status"] == 422 and "km²" in body["detail"]
+    assert problem(client.get("/incidents", params={"limit": 5000}))["status"] == 422
+
+
+def test_rate_limit_answers_429_with_retry_after(
+    settings: Settings, role_keys: dict[str, str]
+) -> None:
+    with _app(settings, role_keys, limits__requests_per_minute=60, limits__burst=3) as limited:
+        codes = [limited.get("/areas", params={"level": "district"}).status_code for _ in range(5)]
+        assert codes[:3] == [200, 200, 200] and codes[3] == 429
+        last = limited.get("/areas", params={"level": "district"})
+        assert problem(last)["status"] == 429 and int(last.headers["retry-after"]) >= 1
+        assert limited.get("/health").status_code == 200  # health is never rate limited
+
+
+def test_a_slow_query_answers_503_not_a_hung_worker(
+    settings: Settings, role_keys: dict[str, str]
+) -> None:
+    with _app(settings, role_keys, database__statement_timeout_ms=1) as slow:
+        response = slow.get("/map", params={"days": 3000})
+        body = problem(response)
+        assert body["status"] == 503 and body["code"] == "query-timeout"
+        assert response.headers["retry-after"] == "5"
