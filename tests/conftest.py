@@ -22,7 +22,7 @@ from geo_service.db.engine import make_engine
 from geo_service.db.migrate import upgrade_to_head
 from geo_service.demo.city import DemoCity, generate_city
 from geo_service.services.demo import load_city
-from geo_service.settings import ApiSettings, DatabaseSettings, Settings
+from geo_service.settings import ApiSettings, DatabaseSettings, LimitSettings, Settings
 
 REPO = Path(__file__).resolve().parent.parent
 # Real data nobody here wrote, beside the checkout (CI has it there too).
@@ -138,8 +138,11 @@ def clean_writes(request: pytest.FixtureRequest) -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
+    # A generous rate limit: the fuzz tests send hundreds of requests with one key.
     return Settings(
-        database=DatabaseSettings(database_url=database_url), api=ApiSettings(map_tiles="none")
+        database=DatabaseSettings(database_url=database_url),
+        api=ApiSettings(map_tiles="none"),
+        limits=LimitSettings(requests_per_minute=100_000, burst=10_000),
     )
 
 

@@ -25,6 +25,7 @@ from geo_service.api.routes import (
     login,
     maps,
 )
+from geo_service.api.schemas import PROBLEM_RESPONSES
 from geo_service.db.engine import make_engine, make_sessionmaker, resolve_database_url
 from geo_service.services.auth import jwt_secret
 from geo_service.settings import Settings
@@ -75,6 +76,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit,
         maps,
     ):
-        app.include_router(module.router)
+        app.include_router(module.router, responses=PROBLEM_RESPONSES)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

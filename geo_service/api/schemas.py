@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from fastapi import Path, Query
 from pydantic import BaseModel, Field, model_validator
 
 CrsParam = Literal["wgs84", "gcj02", "bd09"]
+INT32_MAX = 2_147_483_647
+INT64_MAX = 9_223_372_036_854_775_807
+# Row ids as the database stores them: ids outside these ranges are 422, not a 500.
+AreaIdPath = Annotated[int, Path(ge=1, le=INT32_MAX)]
+VersionIdPath = Annotated[int, Path(ge=1, le=INT32_MAX)]
+AreaIdQuery = Annotated[int | None, Query(ge=1, le=INT32_MAX)]
+RowIdQuery = Annotated[int | None, Query(ge=0, le=INT64_MAX)]
 
 
 class Health(BaseModel):
@@ -101,3 +109,38 @@ class FeatureCollection(BaseModel):
     features: list[dict[str, Any]]
     next_cursor: str | None = None
     links: list[dict[str, str]] | None = None
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document; extra members carry details (e.g. ``errors``)."""
+
+    model_config = {"extra": "allow"}
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    instance: str | None = None
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {
+        "model": Problem,
+        "description": description,
+        "content": {"application/problem+json": {}},
+    }
+
+
+# Documented on every route: the errors any request may meet.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _problem("Malformed request"),
+    401: _problem("No valid credentials"),
+    403: _problem("Role or area does not allow this"),
+    404: _problem("Not found"),
+    409: _problem("Conflicts with the current state"),
+    413: _problem("Request too large"),
+    422: _problem("Invalid input"),
+    429: _problem("Rate limit exceeded"),
+    503: _problem("Database unavailable or query too slow"),
+}

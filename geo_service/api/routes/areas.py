@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from geo_service.api.deps import SessionDep, SettingsDep, require
-from geo_service.api.schemas import CrsParam, LookupResult
+from geo_service.api.schemas import INT32_MAX, AreaIdPath, AreaIdQuery, CrsParam, LookupResult
 from geo_service.services import areas as area_service
 from geo_service.services.access import Scope
 from geo_service.services.areas import BBox
@@ -28,10 +28,11 @@ def read_areas(
     settings: SettingsDep,
     scope: Annotated[Scope, Depends(require("areas:read"))],
     level: Literal["district", "street", "community", "grid"] | None = None,
-    parent_id: int | None = None,
+    parent_id: AreaIdQuery = None,
     bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy (WGS84)")] = None,
     version: Annotated[
-        int | None, Query(description="boundary version id; default: current")
+        int | None,
+        Query(ge=1, le=INT32_MAX, description="boundary version id; default: current"),
     ] = None,
 ) -> Response:
     """Areas as a GeoJSON FeatureCollection (properties id, code, name, level, parent_id)."""
@@ -66,7 +67,7 @@ def read_area(
     session: SessionDep,
     settings: SettingsDep,
     scope: Annotated[Scope, Depends(require("areas:read"))],
-    area_id: int,
+    area_id: AreaIdPath,
 ) -> dict[str, Any]:
     """One area as a Feature with households, residents, rental units and open incidents
     (counts below the privacy threshold are suppressed unless you may see the rows).

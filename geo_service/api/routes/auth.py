@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, Request
 
 from geo_service.api.deps import SessionDep
-from geo_service.errors import AuthenticationError, InvalidInputError
+from geo_service.errors import AuthenticationError
 from geo_service.services.auth import authenticate_key, issue_token
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -17,14 +17,12 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 def create_token(
     request: Request,
     session: SessionDep,
-    grant_type: Annotated[str, Form()] = "client_credentials",
+    grant_type: Annotated[Literal["client_credentials"], Form()] = "client_credentials",
     client_secret: Annotated[str | None, Form(description="an API key")] = None,
 ) -> dict[str, Any]:
     """OAuth2 client-credentials grant: the API key (form field ``client_secret`` or header
     ``X-API-Key``) in, a bearer token out.
     """
-    if grant_type != "client_credentials":
-        raise InvalidInputError("grant_type must be client_credentials")
     key = client_secret or request.headers.get("x-api-key")
     if not key:
         raise AuthenticationError("send the API key as client_secret or in X-API-Key")

@@ -10,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
 from geo_service.api.deps import ActorDep, require
+from geo_service.api.schemas import VersionIdPath
 from geo_service.services import boundaries as boundary_service
 from geo_service.services.access import Scope
 
@@ -39,7 +40,7 @@ def read_versions(
 def read_validation(
     request: Request,
     scope: Annotated[Scope, Depends(require("boundaries:read"))],
-    version_id: int,
+    version_id: VersionIdPath,
 ) -> dict[str, Any]:
     """Validation report of a version (overlaps, gaps, crossings, slivers, unreached)."""
     return boundary_service.validate_version(request.app.state.engine, version_id)
@@ -50,7 +51,7 @@ async def publish_version(
     request: Request,
     actor: ActorDep,
     scope: Annotated[Scope, Depends(require("boundaries:write"))],
-    version_id: int,
+    version_id: VersionIdPath,
     body: PublishRequest,
 ) -> dict[str, Any]:
     """Make a draft current; households, rental units, responders and incidents follow."""
@@ -69,8 +70,8 @@ async def publish_version(
 def read_diff(
     request: Request,
     scope: Annotated[Scope, Depends(require("boundaries:read"))],
-    a: int,
-    b: int,
+    a: VersionIdPath,
+    b: VersionIdPath,
 ) -> dict[str, Any]:
     """Areas added, removed and changed from version a to b, and entity moves."""
     return boundary_service.diff_versions(request.app.state.engine, a, b)

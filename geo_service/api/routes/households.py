@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 
 from geo_service.api.deps import PublicScopeDep, ScopeDep, SessionDep, SettingsDep
+from geo_service.api.schemas import INT32_MAX, INT64_MAX
 from geo_service.services import households as household_service
 
 router = APIRouter(prefix="/households", tags=["households"])
@@ -17,9 +18,9 @@ def read_households(
     session: SessionDep,
     settings: SettingsDep,
     scope: ScopeDep,
-    grid_id: int,
+    grid_id: Annotated[int, Query(ge=1, le=INT32_MAX)],
     limit: Annotated[int, Query(ge=1)] = 100,
-    after_id: Annotated[int, Query(ge=0)] = 0,
+    after_id: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
 ) -> dict[str, Any]:
     """Household rows of one grid (admins and that grid's own worker only)."""
     limit = min(limit, settings.api.max_page_size)

@@ -49,7 +49,7 @@ async def create_import(
     source_name: Annotated[str | None, Form()] = None,
     level: Annotated[str | None, Form()] = None,
     parent_level: Annotated[str | None, Form()] = None,
-    version: Annotated[int | None, Form()] = None,
+    version: Annotated[int | None, Form(ge=1, le=2_147_483_647)] = None,
     version_name: Annotated[str | None, Form()] = None,
     dissolve: Annotated[bool, Form()] = False,
 ) -> dict[str, Any]:

@@ -10,7 +10,12 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 
 from geo_service.api.deps import ActorDep, SessionDep, SettingsDep, require
-from geo_service.api.schemas import FeatureCollection, IncidentCreate, IncidentPublic
+from geo_service.api.schemas import (
+    AreaIdQuery,
+    FeatureCollection,
+    IncidentCreate,
+    IncidentPublic,
+)
 from geo_service.errors import InvalidInputError
 from geo_service.services import incidents as incident_service
 from geo_service.services.access import Scope
@@ -65,7 +70,7 @@ def read_incidents(
     until: datetime | None = None,
     category: str | None = None,
     status: str | None = None,
-    grid_id: int | None = None,
+    grid_id: AreaIdQuery = None,
     limit: Annotated[int | None, Query(ge=1)] = None,
     cursor: str | None = None,
 ) -> dict[str, Any]:
