@@ -32,6 +32,7 @@ from geo_service.services.versions import version_in_force
 from geo_service.settings import AuthSettings, DatabaseSettings
 
 KEY_PREFIX = "gs"
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -171,10 +172,11 @@ def authenticate_key(session: Session, presented: str) -> Principal:
     key, user = row
     if key.revoked_at is not None or user.disabled:
         raise AuthenticationError("this API key has been revoked")
-    session.execute(
-        update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=datetime.now(UTC))
-    )
-    session.commit()
+    now = datetime.now(UTC)
+    # Recording every use would turn every read into a write; once a minute says enough.
+    if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
+        session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
+        session.commit()
     return _principal(user, key.id)
 
 
