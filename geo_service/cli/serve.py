@@ -10,12 +10,18 @@ from geo_service.cli.common import console, database_url
 from geo_service.settings import Settings
 
 
-def run_server(settings: Settings, host: str, port: int) -> None:
-    """Serve the API with uvicorn on ``host:port``."""
+def run_server(settings: Settings, host: str, port: int, workers: int = 1) -> None:
+    """Serve the API with uvicorn on ``host:port`` (several worker processes if asked)."""
     import uvicorn
 
     from geo_service.api.app import create_app
 
+    if workers > 1:
+        # Each worker process builds its own app (and engine) from the environment.
+        console.print(f"serving on http://{host}:{port} with {workers} workers")
+        uvicorn.run("geo_service.api.app:create_app", factory=True, host=host, port=port,
+                    workers=workers, log_level="warning")
+        return
     console.print(
         f"serving on http://{host}:{port}  (map: http://{host}:{port}/map, "
         f"API docs: http://{host}:{port}/docs)"
@@ -26,8 +32,9 @@ def run_server(settings: Settings, host: str, port: int) -> None:
 def serve(
     host: Annotated[str, typer.Option(help="Address to serve on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to serve on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
     """Serve the API (starts the embedded database if it is the default)."""
     settings = Settings()
     database_url(settings)
-    run_server(settings, host, port)
+    run_server(settings, host, port, workers)

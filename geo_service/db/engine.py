@@ -38,7 +38,9 @@ def make_engine(url: str, settings: DatabaseSettings | None = None) -> Engine:
         max_overflow=settings.pool_size,
         pool_pre_ping=True,
         connect_args={
-            "options": f"-c statement_timeout={settings.statement_timeout_ms}",
+            # Short OLTP queries: parallel workers cost more to start than they save.
+            "options": f"-c statement_timeout={settings.statement_timeout_ms} "
+            "-c max_parallel_workers_per_gather=0",
             "connect_timeout": 5,
         },
     )
