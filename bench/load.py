@@ -46,11 +46,16 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-async def _client(base: str, key: str, points: np.ndarray, stop_at: float,
-                  latencies: dict[str, list[float]], errors: dict[str, int]) -> None:
+async def _client(
+    base: str,
+    key: str,
+    points: np.ndarray,
+    stop_at: float,
+    latencies: dict[str, list[float]],
+    errors: dict[str, int],
+) -> None:
     rng = random.Random()
-    async with httpx.AsyncClient(base_url=base, headers={"X-API-Key": key},
-                                 timeout=30) as http:
+    async with httpx.AsyncClient(base_url=base, headers={"X-API-Key": key}, timeout=30) as http:
         while time.perf_counter() < stop_at:
             lon, lat = points[rng.randrange(len(points))]
             roll = rng.random()
@@ -63,9 +68,11 @@ async def _client(base: str, key: str, points: np.ndarray, stop_at: float,
                 call = http.get("/incidents", params={"bbox": bbox, "limit": 50})
             else:
                 name = "POST /incidents"
-                call = http.post("/incidents", headers={"Idempotency-Key": str(uuid.uuid4())},
-                                 json={"category": "sanitation",
-                                       "location": {"lon": lon, "lat": lat}})
+                call = http.post(
+                    "/incidents",
+                    headers={"Idempotency-Key": str(uuid.uuid4())},
+                    json={"category": "sanitation", "location": {"lon": lon, "lat": lat}},
+                )
             t0 = time.perf_counter()
             try:
                 response = await call
@@ -77,14 +84,16 @@ async def _client(base: str, key: str, points: np.ndarray, stop_at: float,
                 errors[name] += 1
 
 
-async def _run(base: str, key: str, points: np.ndarray, seconds: float, clients: int
-               ) -> tuple[dict, dict, float]:
+async def _run(
+    base: str, key: str, points: np.ndarray, seconds: float, clients: int
+) -> tuple[dict, dict, float]:
     latencies: dict[str, list[float]] = defaultdict(list)
     errors: dict[str, int] = defaultdict(int)
     start = time.perf_counter()
     stop_at = start + seconds
-    await asyncio.gather(*(_client(base, key, points, stop_at, latencies, errors)
-                           for _ in range(clients)))
+    await asyncio.gather(
+        *(_client(base, key, points, stop_at, latencies, errors) for _ in range(clients))
+    )
     return latencies, errors, time.perf_counter() - start
 
 
@@ -98,27 +107,39 @@ def main() -> None:
 
     url = scratch_database("geo_load")
     engine = make_engine(url)
-    city = generate_city(seed=42, grids=1500, incidents=args.incidents,
-                         end_date=date.today())
+    city = generate_city(seed=42, grids=1500, incidents=args.incidents, end_date=date.today())
     load_city(engine, city)
     with Session(engine) as session:
-        user = create_user(session, name="load-bench", role="admin", area_code=None,
-                           actor="bench")
+        user = create_user(session, name="load-bench", role="admin", area_code=None, actor="bench")
         key = create_key(session, user, actor="bench")[1]
         session.commit()
     engine.dispose()
     grids = city.areas[city.areas.level == "grid"]
-    points = np.array([(p.x, p.y) for p in grids.sample(1000, replace=True, random_state=1)
-                       .geometry.representative_point()])
+    points = np.array(
+        [
+            (p.x, p.y)
+            for p in grids.sample(
+                1000, replace=True, random_state=1
+            ).geometry.representative_point()
+        ]
+    )
 
     port = _free_port()
-    env = {**os.environ, "GEO_DATABASE_URL": url, "GEO_LIMIT_REQUESTS_PER_MINUTE": "10000000",
-           "GEO_LIMIT_BURST": "1000000", "GEO_POOL_SIZE": "20",
-           "GEO_JWT_SECRET": "load-bench"}
+    env = {
+        **os.environ,
+        "GEO_DATABASE_URL": url,
+        "GEO_LIMIT_REQUESTS_PER_MINUTE": "10000000",
+        "GEO_LIMIT_BURST": "1000000",
+        "GEO_POOL_SIZE": "20",
+        "GEO_JWT_SECRET": "load-bench",
+    }
     exe = Path(sys.executable).parent / "geo-service"
-    server = subprocess.Popen([str(exe), "serve", "--port", str(port), "--workers",
-                               str(args.workers)], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [str(exe), "serve", "--port", str(port), "--workers", str(args.workers)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(100):
@@ -128,29 +149,41 @@ def main() -> None:
             except httpx.HTTPError:
                 time.sleep(0.2)
         latencies, errors, elapsed = asyncio.run(
-            _run(base, key, points, args.seconds, args.clients))
+            _run(base, key, points, args.seconds, args.clients)
+        )
     finally:
         server.terminate()
         server.wait(timeout=30)
 
     total = sum(len(v) for v in latencies.values())
     per_endpoint = {}
-    print(f"{total:,} requests in {elapsed:.0f} s = {total / elapsed:,.0f} req/s "
-          f"({args.clients} clients, {args.workers} server workers)")
+    print(
+        f"{total:,} requests in {elapsed:.0f} s = {total / elapsed:,.0f} req/s "
+        f"({args.clients} clients, {args.workers} server workers)"
+    )
     for name in sorted(latencies):
         lat = np.array(latencies[name]) * 1000
         per_endpoint[name] = {
-            "requests": len(lat), "req_per_s": round(len(lat) / elapsed, 1),
+            "requests": len(lat),
+            "req_per_s": round(len(lat) / elapsed, 1),
             "p50_ms": round(float(np.percentile(lat, 50)), 1),
             "p99_ms": round(float(np.percentile(lat, 99)), 1),
             "errors": errors.get(name, 0),
         }
         e = per_endpoint[name]
-        print(f"  {name:<20} {e['req_per_s']:>7.1f} req/s  p50 {e['p50_ms']:>6.1f} ms  "
-              f"p99 {e['p99_ms']:>6.1f} ms  errors {e['errors']}")
-    result = {"benchmark": "load", "seconds": round(elapsed, 1), "clients": args.clients,
-              "server_workers": args.workers, "requests": total,
-              "req_per_s": round(total / elapsed, 1), "endpoints": per_endpoint}
+        print(
+            f"  {name:<20} {e['req_per_s']:>7.1f} req/s  p50 {e['p50_ms']:>6.1f} ms  "
+            f"p99 {e['p99_ms']:>6.1f} ms  errors {e['errors']}"
+        )
+    result = {
+        "benchmark": "load",
+        "seconds": round(elapsed, 1),
+        "clients": args.clients,
+        "server_workers": args.workers,
+        "requests": total,
+        "req_per_s": round(total / elapsed, 1),
+        "endpoints": per_endpoint,
+    }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "load.json").write_text(json.dumps(result, indent=2) + "\n")
 

@@ -19,8 +19,14 @@ def run_server(settings: Settings, host: str, port: int, workers: int = 1) -> No
     if workers > 1:
         # Each worker process builds its own app (and engine) from the environment.
         console.print(f"serving on http://{host}:{port} with {workers} workers")
-        uvicorn.run("geo_service.api.app:create_app", factory=True, host=host, port=port,
-                    workers=workers, log_level="warning")
+        uvicorn.run(
+            "geo_service.api.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+        )
         return
     console.print(
         f"serving on http://{host}:{port}  (map: http://{host}:{port}/map, "
