@@ -1,0 +1,62 @@
+"""Hot spot layers: ``GET /hotspots`` (H3 cells) and ``GET /hotspots/grids`` (grid polygons)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.concurrency import run_in_threadpool
+
+from geo_service.api.deps import SessionDep, require
+from geo_service.services.access import Scope
+from geo_service.services.hotspots import HotspotQuery, grid_hotspots, h3_hotspots
+
+router = APIRouter(prefix="/hotspots", tags=["hotspots"])
+
+
+def _query(
+    res: Annotated[int, Query(ge=6, le=10, description="H3 resolution")] = 8,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    category: Annotated[str | None, Query(max_length=64)] = None,
+    k: Annotated[int, Query(ge=1, le=3, description="k-ring neighbourhood")] = 1,
+    method: Literal["analytic", "permutation"] = "analytic",
+    permutations: Annotated[int, Query(ge=99, le=9999)] = 999,
+    fdr: bool = True,
+) -> HotspotQuery:
+    return HotspotQuery(
+        res=res,
+        since=since,
+        until=until,
+        category=category,
+        k=k,
+        method=method,
+        permutations=permutations,
+        fdr=fdr,
+    )
+
+
+QueryDep = Annotated[HotspotQuery, Depends(_query)]
+
+
+@router.get("")
+async def read_hotspots(
+    session: SessionDep,
+    scope: Annotated[Scope, Depends(require("layers:read"))],
+    query: QueryDep,
+) -> dict[str, Any]:
+    """Getis-Ord Gi* per H3 cell (binary k-ring weights, cell included) with ArcGIS's classes
+    and Benjamini-Hochberg FDR; every cell of the city, zero counts included.
+    """
+    return await run_in_threadpool(h3_hotspots, session, query, scope=scope)
+
+
+@router.get("/grids")
+async def read_grid_hotspots(
+    session: SessionDep,
+    scope: Annotated[Scope, Depends(require("layers:read"))],
+    query: QueryDep,
+) -> dict[str, Any]:
+    """Getis-Ord Gi* per grid polygon (queen contiguity); ``res`` and ``k`` do not apply."""
+    return await run_in_threadpool(grid_hotspots, session, query, scope=scope)
