@@ -1,0 +1,56 @@
+"""Heatmaps: ``GET /heatmap/h3`` (hexagons or a compact list) and ``GET /heatmap/grids``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+
+from geo_service.api.deps import SessionDep, SettingsDep, require
+from geo_service.services.access import Scope
+from geo_service.services.areas import BBox
+from geo_service.services.heatmap import HeatmapQuery, area_heatmap, h3_heatmap
+
+router = APIRouter(prefix="/heatmap", tags=["heatmap"])
+LayerScope = Annotated[Scope, Depends(require("layers:read"))]
+
+
+def _query(
+    settings: SettingsDep,
+    res: Annotated[int, Query(ge=6, le=10, description="H3 resolution")] = 8,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    category: Annotated[str | None, Query(max_length=64)] = None,
+    priority: Annotated[int | None, Query(ge=1, le=4)] = None,
+    bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy (WGS84)")] = None,
+) -> HeatmapQuery:
+    box = BBox.parse(bbox, max_km2=settings.limits.bbox_km2) if bbox else None
+    return HeatmapQuery(
+        res=res, since=since, until=until, category=category, priority=priority, bbox=box
+    )
+
+
+QueryDep = Annotated[HeatmapQuery, Depends(_query)]
+
+
+@router.get("/h3")
+def read_h3_heatmap(
+    session: SessionDep,
+    scope: LayerScope,
+    query: QueryDep,
+    format: Literal["geojson", "json"] = "geojson",  # noqa: A002
+) -> dict[str, Any]:
+    """Incident counts per H3 cell: GeoJSON hexagons, or ``format=json`` for cell/count."""
+    return h3_heatmap(session, query, scope=scope, compact=format == "json")
+
+
+@router.get("/grids")
+def read_area_heatmap(
+    session: SessionDep,
+    scope: LayerScope,
+    query: QueryDep,
+    level: Literal["grid", "community", "street", "district"] = "grid",
+) -> dict[str, Any]:
+    """Incident counts per area of one level: a choropleth FeatureCollection."""
+    return area_heatmap(session, query, level, scope=scope)

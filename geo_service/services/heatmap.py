@@ -1,0 +1,228 @@
+"""Heatmaps: incident counts per H3 cell or per area, read from the rollups, not incidents.
+
+A window [since, until) is cut into pieces, each read from the cheapest exact source:
+whole months (for res <= 8) from ``incident_rollup_month``; whole days from
+``incident_rollup_day``; the partial days at either end from ``incidents`` itself. Coarser
+resolutions come from the H3 parent bits (``h3_parent``), never from re-indexing points.
+Callers bound to an area read incidents directly (the rollups are city-wide).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import h3.api.basic_int as h3i
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from geo_service.db.models import AREA_LEVELS
+from geo_service.errors import InvalidInputError
+from geo_service.services.access import Scope
+from geo_service.services.areas import BBox
+from geo_service.services.versions import version_in_force
+
+RESOLUTIONS = range(6, 11)
+MONTHLY_MAX_RES = 8
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class HeatmapQuery:
+    """Window, filters and resolution of a heatmap."""
+
+    res: int = 8
+    since: datetime | None = None
+    until: datetime | None = None
+    category: str | None = None
+    priority: int | None = None
+    bbox: BBox | None = None
+
+    def check(self) -> None:
+        """Refuse what makes no sense."""
+        if self.res not in RESOLUTIONS:
+            raise InvalidInputError(f"res must be {RESOLUTIONS.start}..{RESOLUTIONS.stop - 1}")
+        if self.priority is not None and not 1 <= self.priority <= 4:
+            raise InvalidInputError("priority must be 1..4")
+        for name, value in (("since", self.since), ("until", self.until)):
+            if value is not None and value.tzinfo is None:
+                raise InvalidInputError(f"{name} must carry a timezone offset (e.g. Z)")
+        if self.since and self.until and self.since >= self.until:
+            raise InvalidInputError("since must be before until")
+
+
+def _day(dt: datetime) -> date:
+    return dt.astimezone(UTC).date()
+
+
+def _midnight(d: date) -> datetime:
+    return datetime.combine(d, time.min, UTC)
+
+
+def _month_start(d: date, *, up: bool) -> date:
+    first = d.replace(day=1)
+    if up and first != d:
+        first = (first + timedelta(days=32)).replace(day=1)
+    return first
+
+
+def _pieces(since: datetime, until: datetime, res: int) -> list[tuple[str, Any, Any]]:
+    """Cut [since, until) into (source, start, end) pieces, each exact for its source."""
+    pieces: list[tuple[str, Any, Any]] = []
+    d0 = _day(since) if since == _midnight(_day(since)) else _day(since) + timedelta(days=1)
+    d1 = _day(until)
+    if d0 >= d1:  # less than one whole day: raw only
+        return [("raw", since, until)]
+    if since < _midnight(d0):
+        pieces.append(("raw", since, _midnight(d0)))
+    if until > _midnight(d1):
+        pieces.append(("raw", _midnight(d1), until))
+    if res <= MONTHLY_MAX_RES:
+        m0, m1 = _month_start(d0, up=True), _month_start(d1, up=False)
+        if m0 < m1:
+            pieces.append(("month", m0, m1))
+            if d0 < m0:
+                pieces.append(("day", d0, m0))
+            if m1 < d1:
+                pieces.append(("day", m1, d1))
+            return pieces
+    pieces.append(("day", d0, d1))
+    return pieces
+
+
+def h3_counts(session: Session, q: HeatmapQuery, *, scope: Scope | None = None) -> dict[int, int]:
+    """Incident counts per H3 cell at ``q.res`` (cells with none are absent)."""
+    q.check()
+    since = q.since or EPOCH
+    until = q.until or datetime.now(UTC)
+    params: dict[str, Any] = {"res": q.res, "category": q.category, "priority": q.priority}
+    filters = (
+        "(CAST(:category AS text) IS NULL OR category = :category) AND "
+        "(CAST(:priority AS smallint) IS NULL OR priority = :priority)"
+    )
+    if scope is not None and not scope.unrestricted:
+        params.update(since=since, until=until, grids=sorted(scope.grid_ids or ()))
+        sql = (
+            f"SELECT h3_parent(h3, :res), count(*) FROM incidents WHERE {filters} "
+            "AND reported_at >= :since AND reported_at < :until "
+            "AND grid_id = ANY(:grids) GROUP BY 1"
+        )
+    else:
+        parts = []
+        for i, (source, start, end) in enumerate(_pieces(since, until, q.res)):
+            params[f"s{i}"], params[f"e{i}"] = start, end
+            if source == "raw":
+                parts.append(
+                    f"SELECT h3_parent(h3, :res) AS cell, count(*) AS n FROM incidents "
+                    f"WHERE {filters} AND reported_at >= :s{i} AND reported_at < :e{i} "
+                    "GROUP BY 1"
+                )
+            else:
+                table = f"incident_rollup_{source}"
+                parts.append(
+                    f"SELECT h3_parent(cell, :res) AS cell, sum(n) AS n FROM {table} "
+                    f"WHERE {filters} AND bucket >= :s{i} AND bucket < :e{i} "
+                    "GROUP BY 1"
+                )
+        sql = f"SELECT cell, sum(n) FROM ({' UNION ALL '.join(parts)}) x GROUP BY cell"
+    counts = {int(c): int(n) for c, n in session.execute(text(sql), params)}
+    if q.bbox is not None:
+        b = q.bbox
+        counts = {
+            c: n
+            for c, n in counts.items()
+            if b.miny <= (ll := h3i.cell_to_latlng(c))[0] <= b.maxy and b.minx <= ll[1] <= b.maxx
+        }
+    return counts
+
+
+def h3_heatmap(
+    session: Session, q: HeatmapQuery, *, scope: Scope | None = None, compact: bool = False
+) -> dict[str, Any]:
+    """Counts per H3 cell as GeoJSON hexagons, or as a compact cell/count list."""
+    counts = h3_counts(session, q, scope=scope)
+    if compact:
+        return {
+            "res": q.res,
+            "total": sum(counts.values()),
+            "cells": [{"h3": h3i.int_to_str(c), "count": n} for c, n in sorted(counts.items())],
+        }
+    features = []
+    for cell, n in sorted(counts.items()):
+        ring = [[lng, lat] for lat, lng in h3i.cell_to_boundary(cell)]
+        features.append(
+            {
+                "type": "Feature",
+                "id": h3i.int_to_str(cell),
+                "geometry": {"type": "Polygon", "coordinates": [ring + ring[:1]]},
+                "properties": {"h3": h3i.int_to_str(cell), "count": n},
+            }
+        )
+    return {
+        "type": "FeatureCollection",
+        "features": features,
+        "total": sum(counts.values()),
+        "res": q.res,
+    }
+
+
+_BY_AREA = text(
+    """
+    WITH RECURSIVE tree AS (
+        SELECT id AS root, id, level FROM areas WHERE version_id = :v AND level = :level
+        UNION ALL
+        SELECT t.root, a.id, a.level FROM areas a JOIN tree t ON a.parent_id = t.id
+    )
+    SELECT r.id, r.code, r.name,
+           ST_AsGeoJSON(ST_SimplifyPreserveTopology(r.geom, 0.00002), 6) AS geometry,
+           coalesce(c.n, 0) AS n
+    FROM areas r
+    LEFT JOIN (
+        SELECT t.root, count(*) AS n FROM tree t JOIN incidents i ON i.grid_id = t.id
+        WHERE t.level = 'grid' AND i.reported_at >= :since AND i.reported_at < :until
+          AND (CAST(:category AS text) IS NULL OR i.category = :category)
+          AND (CAST(:priority AS smallint) IS NULL OR i.priority = :priority)
+        GROUP BY t.root
+    ) c ON c.root = r.id
+    WHERE r.version_id = :v AND r.level = :level
+    ORDER BY r.id
+    """
+)
+
+
+def area_heatmap(
+    session: Session, q: HeatmapQuery, level: str, *, scope: Scope | None = None
+) -> dict[str, Any]:
+    """Incident counts per area of one level (current version) as a choropleth."""
+    q.check()
+    if level not in AREA_LEVELS:
+        raise InvalidInputError(f"level must be one of {', '.join(AREA_LEVELS)}")
+    rows = session.execute(
+        _BY_AREA,
+        {
+            "v": version_in_force(session),
+            "level": level,
+            "since": q.since or EPOCH,
+            "until": q.until or datetime.now(UTC),
+            "category": q.category,
+            "priority": q.priority,
+        },
+    )
+    features = [
+        {
+            "type": "Feature",
+            "id": r.id,
+            "geometry": json.loads(r.geometry),
+            "properties": {"id": r.id, "code": r.code, "name": r.name, "count": r.n},
+        }
+        for r in rows
+        if scope is None or scope.has_area(r.id)
+    ]
+    return {
+        "type": "FeatureCollection",
+        "features": features,
+        "level": level,
+        "total": sum(f["properties"]["count"] for f in features),
+    }
