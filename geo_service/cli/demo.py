@@ -45,22 +45,16 @@ def demo(
 
 
 def _print_demo_keys(engine) -> None:  # noqa: ANN001
-    from rich.table import Table
-
     from geo_service.services.demo import issue_demo_keys
 
-    table = Table(
-        "role",
-        "user",
-        "area",
-        "API key (send as X-API-Key)",
-        title="demo users: one key per role, new each start",
-    )
+    # Plain lines, never a table: a key must survive any terminal width intact.
+    typer.echo("\nDemo API keys (new on every start; send as X-API-Key, or sign in at /login):")
     for row in issue_demo_keys(engine):
-        table.add_row(row["role"], row["user"], row["area"] or "whole city", row["key"])
-    console.print(table)
-    console.print(
-        'try: curl -H "X-API-Key: <key>" http://127.0.0.1:8000/areas/lookup?lon=114.30&lat=30.59'
+        area = row["area"] or "whole city"
+        typer.echo(f"  {row['role']:<12} {row['user']:<18} {area:<18} {row['key']}")
+    typer.echo(
+        '\ntry: curl -H "X-API-Key: <key>" '
+        '"http://127.0.0.1:8000/areas/lookup?lon=114.30&lat=30.59"\n'
     )
 
 

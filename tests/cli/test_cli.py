@@ -218,3 +218,21 @@ def test_backup_and_restore_round_trip(
     assert missing.exit_code == 1 and "does not exist" in missing.output
     refused = runner.invoke(app, ["db", "restore", str(dump)], input="n\n")
     assert refused.exit_code == 1
+
+
+def test_demo_prints_whole_working_keys_for_every_role(engine, loaded_city, capsys) -> None:  # noqa: ANN001
+    import re
+
+    from sqlalchemy.orm import Session
+
+    from geo_service.cli.demo import _print_demo_keys
+    from geo_service.services.auth import authenticate_key
+
+    _print_demo_keys(engine)
+    out = capsys.readouterr().out
+    keys = re.findall(r"(\w+)\s+demo-\S+\s+.+?\s(gs_[0-9a-f]{12}_\S+)$", out, re.M)
+    assert [role for role, _ in keys] == ["admin", "dispatcher", "planner", "analyst",
+                                          "grid_worker"]
+    with Session(engine) as session:
+        for role, key in keys:
+            assert authenticate_key(session, key).role == role
