@@ -636,15 +636,20 @@ HOTSPOT_PLANS = (
 
 
 def _profile(name: str, days: int) -> np.ndarray:
+    """Daily intensity of a planted hotspot, shaped like the ArcGIS pattern it should produce.
+
+    Intensifying, persistent and diminishing hotspots are hot throughout (ArcGIS asks for 90% of
+    the bins) and differ in trend; a new hotspot appears only in the last two weeks.
+    """
     t = np.arange(days) / max(days - 1, 1)
     if name == "ramp_up":
-        return 0.05 + t**2
+        return 0.6 + 1.4 * t
     if name == "steady":
         return np.ones(days)
     if name == "ramp_down":
-        return 0.05 + (1 - t) ** 2
+        return 2.0 - 1.4 * t
     if name == "late_burst":
-        return np.where(t > 0.9, 1.0, 0.0)
+        return np.where(t > 1 - 14 / max(days, 1), 1.0, 0.0)
     raise ValueError(name)
 
 
@@ -658,7 +663,9 @@ def _plan_hotspots(
     for name, pattern, profile, share, category, sigma in HOTSPOT_PLANS:
         for lon, lat in zip(candidates.lon, candidates.lat, strict=True):
             far = all(abs(lon - a) > 0.03 or abs(lat - b) > 0.03 for a, b in chosen)
-            if far:
+            # A new development grows on the edge of town, away from the busy centre.
+            edge = pattern != "new" or np.hypot(lon - CENTRE_LON, lat - CENTRE_LAT) > 0.07
+            if far and edge:
                 chosen.append((lon, lat))
                 spots.append(
                     PlantedHotspot(

@@ -77,3 +77,15 @@ def test_bad_hotspot_queries_are_422(client: TestClient) -> None:
         assert problem(client.get("/hotspots", params=params))["status"] == 422, params
     assert problem(client.get("/hotspots/grids", params={"method": "x"}))["status"] == 422
     assert problem(client.get("/hotspots", headers={"X-API-Key": ""}))["status"] == 401
+
+
+def test_emerging_endpoint_answers_a_pattern_per_cell(client: TestClient) -> None:
+    body = client.get("/hotspots/emerging", params={"res": 7, "bin": "month"}).json()
+    assert body["parameters"]["bins"] == 12
+    props = [f["properties"] for f in body["features"]]
+    assert props and all(set(p) >= {"h3", "pattern", "trend_z", "trend_p", "count"} for p in props)
+    from geo_service.analytics.emerging import PATTERNS
+
+    assert {p["pattern"] for p in props} <= set(PATTERNS)
+    for params in ({"bin": "year"}, {"res": 11}, {"k": 9}):
+        assert problem(client.get("/hotspots/emerging", params=params))["status"] == 422

@@ -231,8 +231,13 @@ def test_demo_prints_whole_working_keys_for_every_role(engine, loaded_city, caps
     _print_demo_keys(engine)
     out = capsys.readouterr().out
     keys = re.findall(r"(\w+)\s+demo-\S+\s+.+?\s(gs_[0-9a-f]{12}_\S+)$", out, re.M)
-    assert [role for role, _ in keys] == ["admin", "dispatcher", "planner", "analyst",
-                                          "grid_worker"]
+    assert [role for role, _ in keys] == [
+        "admin",
+        "dispatcher",
+        "planner",
+        "analyst",
+        "grid_worker",
+    ]
     with Session(engine) as session:
         for role, key in keys:
             assert authenticate_key(session, key).role == role

@@ -10,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from geo_service.api.deps import SessionDep, require
 from geo_service.services.access import Scope
+from geo_service.services.emerging import emerging
 from geo_service.services.hotspots import HotspotQuery, grid_hotspots, h3_hotspots
 
 router = APIRouter(prefix="/hotspots", tags=["hotspots"])
@@ -60,3 +61,30 @@ async def read_grid_hotspots(
 ) -> dict[str, Any]:
     """Getis-Ord Gi* per grid polygon (queen contiguity); ``res`` and ``k`` do not apply."""
     return await run_in_threadpool(grid_hotspots, session, query, scope=scope)
+
+
+@router.get("/emerging")
+async def read_emerging_hotspots(
+    session: SessionDep,
+    scope: Annotated[Scope, Depends(require("layers:read"))],
+    res: Annotated[int, Query(ge=6, le=10)] = 8,
+    bin: Literal["week", "month"] = "month",  # noqa: A002
+    since: datetime | None = None,
+    until: datetime | None = None,
+    category: Annotated[str | None, Query(max_length=64)] = None,
+    k: Annotated[int, Query(ge=1, le=3)] = 1,
+) -> dict[str, Any]:
+    """ArcGIS's emerging hot spot patterns per H3 cell: space-time Gi* per bin (neighbours in
+    the bin and the one before), Mann-Kendall trend of each cell's z-scores.
+    """
+    return await run_in_threadpool(
+        emerging,
+        session,
+        res=res,
+        bin=bin,
+        since=since,
+        until=until,
+        category=category,
+        k=k,
+        scope=scope,
+    )
