@@ -150,23 +150,30 @@ def settings(database_url: str) -> Settings:
 def role_keys(engine: Engine, loaded_city: DemoCity) -> dict[str, str]:
     """An API key per role (the grid worker bound to the busiest grid), plus keys bound to a
     community (``dispatcher@community``) and a district (``analyst@district``).
-    """
-    from geo_service.services.demo import issue_demo_keys
 
-    keys = {row["role"]: str(row["key"]) for row in issue_demo_keys(engine)}
-    grids = loaded_city.areas[loaded_city.areas.level == "grid"]
-    busiest = loaded_city.households.grid_code.value_counts().index[0]
-    community = grids.set_index("code").parent_code[busiest]
-    district = busiest.split("-")[0]
+    The users are the tests' own, so issuing demo keys (which revokes the old demo keys) can
+    never invalidate a key a test holds.
+    """
     from sqlalchemy.orm import Session
 
     from geo_service.services.auth import create_key, create_user
 
+    grids = loaded_city.areas[loaded_city.areas.level == "grid"]
+    busiest = loaded_city.households.grid_code.value_counts().index[0]
+    community = grids.set_index("code").parent_code[busiest]
+    district = busiest.split("-")[0]
+    users = (
+        ("admin", "admin", None),
+        ("dispatcher", "dispatcher", None),
+        ("planner", "planner", None),
+        ("analyst", "analyst", None),
+        ("grid_worker", "grid_worker", busiest),
+        ("dispatcher@community", "dispatcher", community),
+        ("analyst@district", "analyst", district),
+    )
+    keys: dict[str, str] = {}
     with Session(engine) as session:
-        for label, role, area in (
-            ("dispatcher@community", "dispatcher", community),
-            ("analyst@district", "analyst", district),
-        ):
+        for label, role, area in users:
             user = create_user(
                 session, name=f"test-{label}", role=role, area_code=area, actor="tests"
             )

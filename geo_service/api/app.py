@@ -26,6 +26,7 @@ from geo_service.api.routes import (
     incidents,
     login,
     maps,
+    ogc,
 )
 from geo_service.api.schemas import PROBLEM_RESPONSES
 from geo_service.db.engine import make_engine, make_sessionmaker, resolve_database_url
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         imports,
         audit,
         maps,
+        ogc,
     ):
         app.include_router(module.router, responses=PROBLEM_RESPONSES)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -339,7 +339,7 @@ def test_every_write_is_audited_and_the_log_cannot_be_changed(
     )
     entries = client.get("/audit", params={"entity": "incident", "since": since}).json()["data"]
     mine = [e for e in entries if e["entity_id"] == made.json()["id"]]
-    assert len(mine) == 1 and mine[0]["who"] == "demo-dispatcher (dispatcher)"
+    assert len(mine) == 1 and mine[0]["who"] == "test-dispatcher (dispatcher)"
     assert mine[0]["diff"]["after"]["category"] == "traffic"
     assert problem(client.get("/audit", params={"since": "2026-01-01T00:00:00"}))["status"] == 422
     for method in ("put", "patch", "delete"):

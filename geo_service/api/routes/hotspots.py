@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import tempfile
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+import geopandas as gpd
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.concurrency import run_in_threadpool
 
 from geo_service.api.deps import SessionDep, require
@@ -87,4 +91,38 @@ async def read_emerging_hotspots(
         category=category,
         k=k,
         scope=scope,
+    )
+
+
+@router.get(
+    "/download",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/geo+json": {}, "application/geopackage+sqlite3": {}}}
+    },
+)
+async def download_hotspots(
+    session: SessionDep,
+    scope: Annotated[Scope, Depends(require("layers:read"))],
+    query: QueryDep,
+    format: Literal["geojson", "gpkg"] = "geojson",  # noqa: A002
+) -> Response:
+    """The hot spot layer as a file for desktop GIS: GeoJSON or GeoPackage."""
+    layer = await run_in_threadpool(h3_hotspots, session, query, scope=scope)
+    name = f"hotspots_res{query.res}"
+    if format == "geojson":
+        return Response(
+            json.dumps({"type": "FeatureCollection", "features": layer["features"]}),
+            media_type="application/geo+json",
+            headers={"Content-Disposition": f'attachment; filename="{name}.geojson"'},
+        )
+    frame = gpd.GeoDataFrame.from_features(layer["features"], crs=4326)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{name}.gpkg"
+        frame.to_file(path, driver="GPKG", layer=name)
+        data = path.read_bytes()
+    return Response(
+        data,
+        media_type="application/geopackage+sqlite3",
+        headers={"Content-Disposition": f'attachment; filename="{name}.gpkg"'},
     )
