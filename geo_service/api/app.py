@@ -27,6 +27,7 @@ from geo_service.api.routes import (
     login,
     maps,
     ogc,
+    tiles,
 )
 from geo_service.api.schemas import PROBLEM_RESPONSES
 from geo_service.db.engine import make_engine, make_sessionmaker, resolve_database_url
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit,
         maps,
         ogc,
+        tiles,
     ):
         app.include_router(module.router, responses=PROBLEM_RESPONSES)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -1,0 +1,61 @@
+"""Vector tiles: ``/tiles/{layer}/{z}/{x}/{y}.mvt`` and TileJSON at ``/tiles/{layer}.json``.
+
+Tiles are private to the caller's credentials and may be up to 60 s old
+(``Cache-Control: private, max-age=60``); ``ETag``/``If-None-Match`` answer 304 when unchanged.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+
+from geo_service.api.deps import SessionDep, require
+from geo_service.services import tiles as tile_service
+from geo_service.services.access import Scope
+from geo_service.services.tiles import TileQuery
+
+router = APIRouter(prefix="/tiles", tags=["tiles"])
+MVT = "application/vnd.mapbox-vector-tile"
+LayerScope = Annotated[Scope, Depends(require("layers:read"))]
+
+
+@router.get("/{layer}.json")
+def read_tilejson(
+    request: Request, session: SessionDep, scope: LayerScope, layer: str
+) -> dict[str, Any]:
+    """TileJSON 3.0 for a layer: grids, incidents, heatmap or hotspots."""
+    base = str(request.base_url).rstrip("/")
+    return tile_service.tilejson(session, base, layer, request.url.query)
+
+
+@router.get(
+    "/{layer}/{z}/{x}/{y}.mvt",
+    response_class=Response,
+    responses={200: {"content": {MVT: {}}}, 304: {"description": "not modified"}},
+)
+async def read_tile(
+    request: Request,
+    session: SessionDep,
+    scope: LayerScope,
+    layer: str,
+    z: int,
+    x: int,
+    y: int,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    category: Annotated[str | None, Query(max_length=64)] = None,
+    res: Annotated[int | None, Query(ge=6, le=10)] = None,
+) -> Response:
+    """One Mapbox vector tile (PostGIS ST_AsMVT)."""
+    query = TileQuery(since=since, until=until, category=category)
+    data = await run_in_threadpool(
+        tile_service.render_tile, session, layer, z, x, y, query, scope=scope, res=res
+    )
+    tag = tile_service.etag(data)
+    headers = {"ETag": tag, "Cache-Control": f"private, max-age={tile_service.TTL_S}"}
+    if request.headers.get("if-none-match") == tag:
+        return Response(status_code=304, headers=headers)
+    return Response(data, media_type=MVT, headers=headers)
