@@ -130,3 +130,46 @@ def test_map_window_can_be_chosen_and_bad_windows_are_422(
         {"until": "1999-01-01T00:00:00Z"},
     ):
         assert problem(client.get("/map", params=params))["status"] in (404, 422), params
+
+
+@pytest.mark.browser
+def test_heatmap_page_draws_hot_spots_and_heat_and_reacts_to_controls(
+    live_server: str, role_keys: dict[str, str]
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(f"{live_server}/map/heatmap")
+        page.fill("input[name=api_key]", role_keys["analyst"])
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{live_server}/map/heatmap")
+        page.wait_for_function("document.getElementById('status').textContent"
+                               ".includes('significant cells')")
+        hot_status = page.text_content("#status")
+        page.select_option("#layer", "heat")
+        page.select_option("#window", "365")
+        page.wait_for_function("document.getElementById('status').textContent"
+                               ".includes('incidents in')")
+        heat_status = page.text_content("#status")
+        hexagons = page.locator("path.leaflet-interactive").count()
+        page.screenshot(path=str(ARTIFACTS / "heatmap.png"))
+        page.select_option("#category", "traffic")
+        page.wait_for_function(
+            "(before) => { const s = document.getElementById('status').textContent;"
+            " return s.includes('incidents in') && s !== before; }", arg=heat_status)
+        traffic_status = page.text_content("#status")
+        browser.close()
+    assert not errors, errors
+    assert hexagons > 20
+    total = int(heat_status.split()[0])
+    assert 0 < int(traffic_status.split()[0]) < total
+    assert hot_status and "significant" in hot_status

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import html
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse
+from sqlalchemy import text
 
 from geo_service.api.deps import SessionDep, SettingsDep, require
 from geo_service.services.access import Scope
@@ -32,3 +35,38 @@ def read_city_map(
     )
     tiles = None if settings.api.map_tiles.lower() == "none" else settings.api.map_tiles
     return HTMLResponse(render_city_map(layers, tiles=tiles))
+
+
+TEMPLATES = Path(__file__).resolve().parent.parent.parent / "web" / "templates"
+
+
+@router.get("/map/heatmap", response_class=HTMLResponse)
+def read_heatmap_page(
+    session: SessionDep,
+    settings: SettingsDep,
+    scope: Annotated[Scope, Depends(require("map:read"))],
+) -> HTMLResponse:
+    """Heatmap and hot spot classes over community outlines, with category, window and week
+    controls (data loads from /heatmap/h3 and /hotspots with the page's sign-in cookie).
+    """
+    categories = session.execute(text("SELECT code, name FROM categories ORDER BY code")).all()
+    end = session.execute(
+        text("SELECT coalesce(max(reported_at), now()) FROM incidents")
+    ).scalar_one()
+    options = "".join(
+        f'<option value="{html.escape(c)}">{html.escape(n)}</option>' for c, n in categories
+    )
+    tiles = (
+        ""
+        if settings.api.map_tiles.lower() == "none"
+        else 'L.tileLayer("https://tile.openstreetmap.org/{z}/{x}/{y}.png", {maxZoom: 19, '
+        'attribution: "&copy; OpenStreetMap contributors"}).addTo(map);'
+    )
+    page = (TEMPLATES / "heatmap.html").read_text()
+    page = (
+        page.replace("{category_options}", options)
+        .replace("{weeks}", "52")
+        .replace("{end}", (end + timedelta(seconds=1)).isoformat())
+        .replace("{tiles}", tiles)
+    )
+    return HTMLResponse(page)
