@@ -142,8 +142,14 @@ def test_heatmap_page_draws_hot_spots_and_heat_and_reacts_to_controls(
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path="/usr/bin/chromium",
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
         )
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         errors: list[str] = []
@@ -152,20 +158,24 @@ def test_heatmap_page_draws_hot_spots_and_heat_and_reacts_to_controls(
         page.fill("input[name=api_key]", role_keys["analyst"])
         page.click("button[type=submit]")
         page.wait_for_url(f"{live_server}/map/heatmap")
-        page.wait_for_function("document.getElementById('status').textContent"
-                               ".includes('significant cells')")
+        page.wait_for_function(
+            "document.getElementById('status').textContent.includes('significant cells')"
+        )
         hot_status = page.text_content("#status")
         page.select_option("#layer", "heat")
         page.select_option("#window", "365")
-        page.wait_for_function("document.getElementById('status').textContent"
-                               ".includes('incidents in')")
+        page.wait_for_function(
+            "document.getElementById('status').textContent.includes('incidents in')"
+        )
         heat_status = page.text_content("#status")
         hexagons = page.locator("path.leaflet-interactive").count()
         page.screenshot(path=str(ARTIFACTS / "heatmap.png"))
         page.select_option("#category", "traffic")
         page.wait_for_function(
             "(before) => { const s = document.getElementById('status').textContent;"
-            " return s.includes('incidents in') && s !== before; }", arg=heat_status)
+            " return s.includes('incidents in') && s !== before; }",
+            arg=heat_status,
+        )
         traffic_status = page.text_content("#status")
         browser.close()
     assert not errors, errors
