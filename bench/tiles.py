@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from geo_service.db.cluster import EmbeddedCluster, libpq_url
 from geo_service.db.engine import make_engine
+from geo_service.db.migrate import upgrade_to_head
 from geo_service.services.auth import create_key, create_user
 from geo_service.services.heatmap import HeatmapQuery, h3_heatmap
 from geo_service.services.hotspots import HotspotQuery, h3_hotspots
@@ -114,6 +115,7 @@ def main() -> None:
     settings = DatabaseSettings()
     base = settings.database_url or EmbeddedCluster(settings.data_dir).url("geo")
     url = base.rsplit("/", 1)[0] + f"/{args.database}"
+    upgrade_to_head(url)
     engine = make_engine(url)
     until = datetime.now(UTC)
     with Session(engine) as session:

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import h3.api.basic_int as h3i
+import numpy as np
 import shapely
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -50,7 +51,6 @@ FIELDS = {
         "class": "String",
     },
 }
-_HOTSPOT_CACHE: dict[tuple[Any, ...], tuple[float, dict[str, Any]]] = {}
 
 
 @dataclass(frozen=True)
@@ -118,33 +118,93 @@ _POINT_TILE = text(
 )
 
 
-def _hexagon_tile(
-    session: Session, layer: str, z: int, x: int, y: int, rows: list[dict[str, Any]]
-) -> bytes:
-    """Encode H3 cells (with properties) as an MVT layer through PostGIS."""
-    if not rows:
-        return b""
-    wkb = [
-        shapely.to_wkb(
-            shapely.Polygon(
-                [(lng, lat) for lat, lng in h3i.cell_to_boundary(h3i.str_to_int(r["h3"]))]
-            )
+def _ensure_cells(session: Session, res: int, cells: np.ndarray) -> None:
+    """Store the polygons of any of ``cells`` not yet in ``h3_cells`` (once per cell)."""
+    have = (
+        session.execute(
+            text("SELECT cell FROM h3_cells WHERE res = :res AND cell = ANY(:cells)"),
+            {"res": res, "cells": cells.tolist()},
         )
-        for r in rows
+        .scalars()
+        .all()
+    )
+    missing = np.setdiff1d(cells, np.array(have, dtype=np.int64))
+    if not len(missing):
+        return
+    wkb = [
+        shapely.to_wkb(shapely.Polygon([(lng, lat) for lat, lng in h3i.cell_to_boundary(int(c))]))
+        for c in missing
     ]
-    names = [k for k in rows[0] if k != "h3"]
-    columns = ", ".join(f"t.{k}" for k in names)
+    session.execute(
+        text(
+            "INSERT INTO h3_cells (res, cell, geom) SELECT :res, c, ST_GeomFromWKB(g, 4326) "
+            "FROM unnest(CAST(:cells AS bigint[]), CAST(:g AS bytea[])) AS t(c, g) "
+            "ON CONFLICT DO NOTHING"
+        ),
+        {"res": res, "cells": missing.tolist(), "g": wkb},
+    )
+    session.commit()
+
+
+@dataclass
+class _Layer:
+    """A layer's cells with their centres and values, reused by every tile for TTL_S."""
+
+    res: int
+    cells: np.ndarray
+    lat: np.ndarray
+    lng: np.ndarray
+    values: dict[str, list[Any]]
+    made: float
+
+
+_LAYERS: dict[tuple[Any, ...], _Layer] = {}
+
+
+def _cached_layer(session: Session, key: tuple[Any, ...], res: int, build) -> _Layer:  # noqa: ANN001
+    hit = _LAYERS.get(key)
+    if hit and time.monotonic() - hit.made < TTL_S:
+        return hit
+    rows = build()
+    cells = np.array([h3i.str_to_int(r["h3"]) for r in rows], dtype=np.int64)
+    centres = np.array([h3i.cell_to_latlng(int(c)) for c in cells]).reshape(-1, 2)
+    names = [k for k in (rows[0] if rows else {}) if k != "h3"]
+    layer = _Layer(
+        res,
+        cells,
+        centres[:, 0],
+        centres[:, 1],
+        {k: [r[k] for r in rows] for k in names},
+        time.monotonic(),
+    )
+    _ensure_cells(session, res, cells)
+    _LAYERS[key] = layer
+    return layer
+
+
+def _hexagon_tile(session: Session, name: str, z: int, x: int, y: int, layer: _Layer) -> bytes:
+    """Encode the layer's cells around a tile: pick them by centre, join their polygons."""
+    box = _grow(tile_bbox(z, x, y), z)
+    pick = np.flatnonzero(
+        (layer.lat >= box.miny)
+        & (layer.lat <= box.maxy)
+        & (layer.lng >= box.minx)
+        & (layer.lng <= box.maxx)
+    )
+    if not len(pick):
+        return b""
+    names = list(layer.values)
     casts = {"count": "int", "z": "float8", "p_fdr": "float8", "class": "text"}
     arrays = ", ".join(f"CAST(:{k} AS {casts[k]}[])" for k in names)
     sql = text(
         f"""
         WITH b AS (SELECT ST_TileEnvelope(:tile_z, :tile_x, :tile_y) AS env),
         q AS (
-          SELECT t.h3, {columns},
-                 ST_AsMVTGeom(ST_Transform(ST_GeomFromWKB(t.g, 4326), 3857), b.env,
-                              4096, 64, true) AS geom
-          FROM unnest(CAST(:g AS bytea[]), CAST(:h3 AS text[]), {arrays})
-               AS t(g, h3, {", ".join(names)}), b
+          SELECT h3_text AS h3, {", ".join(f"t.{k}" for k in names)},
+                 ST_AsMVTGeom(ST_Transform(h.geom, 3857), b.env, 4096, 64, true) AS geom
+          FROM unnest(CAST(:cells AS bigint[]), CAST(:h3 AS text[]), {arrays})
+               AS t(cell, h3_text, {", ".join(names)})
+          JOIN h3_cells h ON h.res = :res AND h.cell = t.cell, b
         )
         SELECT ST_AsMVT(q, :layer, 4096, 'geom') FROM q
         """
@@ -153,32 +213,13 @@ def _hexagon_tile(
         "tile_z": z,  # own names: "z" is also a hot spot column
         "tile_x": x,
         "tile_y": y,
-        "layer": layer,
-        "g": wkb,
-        "h3": [r["h3"] for r in rows],
+        "layer": name,
+        "res": layer.res,
+        "cells": layer.cells[pick].tolist(),
+        "h3": [h3i.int_to_str(int(c)) for c in layer.cells[pick]],
     }
-    params.update({k: [r[k] for r in rows] for k in names})
+    params.update({k: [layer.values[k][i] for i in pick] for k in names})
     return bytes(session.execute(sql, params).scalar_one() or b"")
-
-
-def _hotspot_layer(session: Session, q: TileQuery, res: int, scope: Scope | None) -> dict[str, Any]:
-    # The whole-city Gi* is computed once per parameters and reused by every tile for TTL_S.
-    key = (
-        str(session.connection().engine.url.database),
-        q,
-        res,
-        None if scope is None or scope.unrestricted else scope.principal.area_code,
-    )
-    hit = _HOTSPOT_CACHE.get(key)
-    if hit and time.monotonic() - hit[0] < TTL_S:
-        return hit[1]
-    layer = h3_hotspots(
-        session,
-        HotspotQuery(res=res, since=q.since, until=q.until, category=q.category),
-        scope=scope,
-    )
-    _HOTSPOT_CACHE[key] = (time.monotonic(), layer)
-    return layer
 
 
 def render_tile(
@@ -222,32 +263,41 @@ def render_tile(
             ).scalar_one()
             or b""
         )
-    box = tile_bbox(z, x, y)
     cell_res = res or res_for_zoom(z)
+    area = None if scope is None or scope.unrestricted else scope.principal.area_code
+    key = (str(session.connection().engine.url.database), layer, q, cell_res, area)
     if layer in ("incidents", "heatmap"):
-        counts = h3_counts(
-            session,
-            HeatmapQuery(
-                res=cell_res, since=q.since, until=q.until, category=q.category, bbox=_grow(box, z)
-            ),
-            scope=scope,
-        )
-        rows = [{"h3": h3i.int_to_str(c), "count": n} for c, n in sorted(counts.items())]
-        return _hexagon_tile(session, layer, z, x, y, rows)
-    spots = _hotspot_layer(session, q, res or 8, scope)
-    grown = _grow(box, z)
-    rows = [
-        {
-            "h3": f["properties"]["h3"],
-            "count": f["properties"]["count"],
-            "z": f["properties"]["z"],
-            "p_fdr": f["properties"]["p_fdr"],
-            "class": f["properties"]["class"],
-        }
-        for f in spots["features"]
-        if _centre_in(f["properties"]["h3"], grown)
-    ]
-    return _hexagon_tile(session, layer, z, x, y, rows)
+
+        def build() -> list[dict[str, Any]]:
+            counts = h3_counts(
+                session,
+                HeatmapQuery(res=cell_res, since=q.since, until=q.until, category=q.category),
+                scope=scope,
+            )
+            return [{"h3": h3i.int_to_str(c), "count": n} for c, n in sorted(counts.items())]
+
+    else:
+        cell_res = res or 8
+
+        def build() -> list[dict[str, Any]]:
+            spots = h3_hotspots(
+                session,
+                HotspotQuery(res=cell_res, since=q.since, until=q.until, category=q.category),
+                scope=scope,
+            )
+            return [
+                {
+                    "h3": f["properties"]["h3"],
+                    "count": f["properties"]["count"],
+                    "z": f["properties"]["z"],
+                    "p_fdr": f["properties"]["p_fdr"],
+                    "class": f["properties"]["class"],
+                }
+                for f in spots["features"]
+            ]
+
+        key = (*key[:3], cell_res, area)
+    return _hexagon_tile(session, layer, z, x, y, _cached_layer(session, key, cell_res, build))
 
 
 def _grow(box: BBox, z: int) -> BBox:
