@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import h3.api.basic_int as h3i
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -42,3 +44,9 @@ def parent_cells(cells: ArrayLike, res: int) -> NDArray[np.int64]:
     c = np.asarray(cells, dtype=np.int64)
     cleared = c & ~np.int64(15 << 52)
     return cleared | np.int64(res << 52) | np.int64((1 << (3 * (15 - res))) - 1)
+
+
+def cell_polygon(cell: int) -> dict[str, Any]:
+    """A cell's outline as a closed GeoJSON Polygon (lon/lat order)."""
+    ring = [[lng, lat] for lat, lng in h3i.cell_to_boundary(int(cell))]
+    return {"type": "Polygon", "coordinates": [ring + ring[:1]]}

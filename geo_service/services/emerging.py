@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from geo_service.analytics.emerging import emerging_hotspots
 from geo_service.analytics.hotspots import h3_ring_weights
 from geo_service.errors import InvalidInputError
+from geo_service.geo.h3cells import cell_polygon
 from geo_service.services.access import Scope
 from geo_service.services.hotspots import RESOLUTIONS, _study_cells
 from geo_service.services.versions import version_in_force
@@ -83,12 +84,11 @@ def emerging(
     result = emerging_hotspots(cube, h3_ring_weights(cells, k))
     features = []
     for i, cell in enumerate(cells.tolist()):
-        ring = [[lng, lat] for lat, lng in h3i.cell_to_boundary(cell)]
         features.append(
             {
                 "type": "Feature",
                 "id": h3i.int_to_str(cell),
-                "geometry": {"type": "Polygon", "coordinates": [ring + ring[:1]]},
+                "geometry": cell_polygon(cell),
                 "properties": {
                     "h3": h3i.int_to_str(cell),
                     "pattern": str(result.patterns[i]),

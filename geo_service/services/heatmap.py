@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from geo_service.db.models import AREA_LEVELS
 from geo_service.errors import InvalidInputError
+from geo_service.geo.h3cells import cell_polygon
 from geo_service.services.access import Scope
 from geo_service.services.areas import BBox
 from geo_service.services.versions import version_in_force
@@ -151,12 +152,11 @@ def h3_heatmap(
         }
     features = []
     for cell, n in sorted(counts.items()):
-        ring = [[lng, lat] for lat, lng in h3i.cell_to_boundary(cell)]
         features.append(
             {
                 "type": "Feature",
                 "id": h3i.int_to_str(cell),
-                "geometry": {"type": "Polygon", "coordinates": [ring + ring[:1]]},
+                "geometry": cell_polygon(cell),
                 "properties": {"h3": h3i.int_to_str(cell), "count": n},
             }
         )

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from geo_service.analytics.hotspots import binary_star_weights, gi_star, h3_ring_weights
 from geo_service.errors import InvalidInputError
+from geo_service.geo.h3cells import cell_polygon
 from geo_service.services.access import Scope
 from geo_service.services.versions import version_in_force
 
@@ -115,12 +116,11 @@ def h3_hotspots(session: Session, q: HotspotQuery, *, scope: Scope | None = None
     )
     features = []
     for i, cell in enumerate(cells.tolist()):
-        ring = [[lng, lat] for lat, lng in h3i.cell_to_boundary(cell)]
         features.append(
             {
                 "type": "Feature",
                 "id": h3i.int_to_str(cell),
-                "geometry": {"type": "Polygon", "coordinates": [ring + ring[:1]]},
+                "geometry": cell_polygon(cell),
                 "properties": _props(h3i.int_to_str(cell), counts[i], result, i, "h3"),
             }
         )

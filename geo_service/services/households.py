@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from geo_service.db.models import AREA_LEVELS
 from geo_service.errors import InvalidInputError, PermissionDeniedError
+from geo_service.geo.h3cells import cell_polygon
 from geo_service.services.access import Scope
 from geo_service.services.privacy import suppress_small
 from geo_service.services.versions import version_in_force
@@ -152,12 +153,11 @@ def aggregate(
             "rental_units": int(r.rental_units),
         }
         props = counts if raw else suppress_small(counts, min_count)
-        ring = [[lng, lat] for lat, lng in h3i.cell_to_boundary(int(r.cell))]
         features.append(
             {
                 "type": "Feature",
                 "id": h3i.int_to_str(int(r.cell)),
-                "geometry": {"type": "Polygon", "coordinates": [ring + ring[:1]]},
+                "geometry": cell_polygon(int(r.cell)),
                 "properties": {"h3": h3i.int_to_str(int(r.cell)), **props},
             }
         )

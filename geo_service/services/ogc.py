@@ -18,7 +18,7 @@ from geo_service.services.access import Scope
 from geo_service.services.areas import BBox
 from geo_service.services.heatmap import HeatmapQuery, h3_heatmap
 from geo_service.services.hotspots import HotspotQuery, h3_hotspots
-from geo_service.services.versions import version_in_force
+from geo_service.services.versions import city_extent, version_in_force
 
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
@@ -76,20 +76,9 @@ def _collection(base: str, cid: str, title: str, extent: list[float] | None) -> 
     return out
 
 
-def _city_extent(session: Session) -> list[float] | None:
-    row = session.execute(
-        text(
-            "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
-            "(SELECT ST_Extent(geom) AS e FROM areas WHERE version_id = :v) x"
-        ),
-        {"v": version_in_force(session)},
-    ).one()
-    return None if row[0] is None else [float(v) for v in row]
-
-
 def collections(session: Session, base: str) -> dict[str, Any]:
     """All collections."""
-    extent = _city_extent(session)
+    extent = city_extent(session)
     items = [
         _collection(base, cid, f"{level.capitalize()} boundaries (current version)", extent)
         for cid, level in AREA_COLLECTIONS.items()

@@ -25,7 +25,7 @@ from geo_service.services.access import Scope
 from geo_service.services.areas import BBox
 from geo_service.services.heatmap import HeatmapQuery, h3_counts
 from geo_service.services.hotspots import HotspotQuery, h3_hotspots
-from geo_service.services.versions import version_in_force
+from geo_service.services.versions import city_extent, version_in_force
 
 LAYERS = ("grids", "incidents", "heatmap", "hotspots")
 MAX_ZOOM = 22
@@ -326,15 +326,8 @@ def tilejson(session: Session, base: str, layer: str, query_string: str) -> dict
     """TileJSON 3.0 for a layer (the query string carries the filters into the tile URLs)."""
     if layer not in LAYERS:
         raise NotFoundError(f"no tile layer {layer!r}; layers: {', '.join(LAYERS)}")
-    extent = session.execute(
-        text(
-            "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
-            "(SELECT ST_Extent(geom) AS e FROM areas WHERE version_id = :v) x"
-        ),
-        {"v": version_in_force(session)},
-    ).one()
     suffix = f"?{query_string}" if query_string else ""
-    bounds = [float(v) for v in extent] if extent[0] is not None else [-180, -85, 180, 85]
+    bounds = city_extent(session) or [-180.0, -85.0, 180.0, 85.0]
     return {
         "tilejson": "3.0.0",
         "name": f"geo-service {layer}",

@@ -27,3 +27,17 @@ def version_in_force(session: Session, at: datetime | None = None) -> int:
     if version_id is None:
         raise NotFoundError(f"no boundary version is in force at {at.isoformat()}")
     return version_id
+
+
+def city_extent(session: Session) -> list[float] | None:
+    """[minx, miny, maxx, maxy] of the version in force, or None when it has no areas."""
+    from sqlalchemy import text
+
+    row = session.execute(
+        text(
+            "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+            "(SELECT ST_Extent(geom) AS e FROM areas WHERE version_id = :v) x"
+        ),
+        {"v": version_in_force(session)},
+    ).one()
+    return None if row[0] is None else [float(v) for v in row]

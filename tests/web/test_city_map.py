@@ -23,6 +23,21 @@ def test_map_page_embeds_grids_with_counts_and_local_leaflet(
     assert client.get("/static/vendor/leaflet/leaflet.js").status_code == 200
 
 
+def _chromium(pw):  # noqa: ANN001, ANN202
+    """Debian's Chromium, headless, with nothing reaching out to the network."""
+    return pw.chromium.launch(
+        executable_path="/usr/bin/chromium",
+        args=[
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ],
+    )
+
+
 @pytest.mark.browser
 def test_map_renders_grid_polygons_in_chromium(
     live_server: str, loaded_city: DemoCity, role_keys: dict[str, str]
@@ -32,17 +47,7 @@ def test_map_renders_grid_polygons_in_chromium(
     n_grids = int((loaded_city.areas.level == "grid").sum())
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
+        browser = _chromium(pw)
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         # Sign in the way a person does: the login form, then the map.
         page.goto(f"{live_server}/map")
@@ -140,17 +145,7 @@ def test_heatmap_page_draws_hot_spots_and_heat_and_reacts_to_controls(
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
+        browser = _chromium(pw)
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
