@@ -17,21 +17,13 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+from common import best_seconds
 
 from geo_service.geo.assign import NO_GRID, GridIndex
 
 ROOT = Path(__file__).resolve().parent.parent
 GRIDS = ROOT / "data" / "boundaries" / "demo_city" / "grids.geojson"
 RESULTS = ROOT / "bench" / "results"
-
-
-def _best(fn, repeat: int) -> tuple[float, object]:  # noqa: ANN001
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def main() -> None:
@@ -50,7 +42,7 @@ def main() -> None:
     t0 = time.perf_counter()
     index = GridIndex.build(grids.geometry.values, grids.gid.values)
     build_s = time.perf_counter() - t0
-    ours_s, ours = _best(lambda: index.assign(lon, lat), args.repeat)
+    ours_s, ours = best_seconds(lambda: index.assign(lon, lat), args.repeat)
 
     points = gpd.GeoDataFrame(geometry=gpd.points_from_xy(lon, lat), crs=grids.crs)
     frame = grids[["gid", "geometry"]]
@@ -61,7 +53,7 @@ def main() -> None:
         lowest = joined.groupby(level=0).gid.min()
         return lowest.reindex(range(len(points))).fillna(NO_GRID).astype(np.int64).values
 
-    sjoin_s, theirs = _best(baseline, args.repeat)
+    sjoin_s, theirs = best_seconds(baseline, args.repeat)
     mismatches = int((ours != theirs).sum())
     result = {
         "benchmark": "assign",

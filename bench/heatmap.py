@@ -12,18 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import sys
 import time
 from datetime import date, timedelta
 from pathlib import Path
 
+from common import median_ms, scratch_database
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.orm import Session
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest import scratch_database  # noqa: E402
 
 from geo_service.api.app import create_app  # noqa: E402
 from geo_service.db.engine import make_engine  # noqa: E402
@@ -33,15 +29,6 @@ from geo_service.services.demo import load_city  # noqa: E402
 from geo_service.settings import AuthSettings, DatabaseSettings, Settings  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def _median_ms(fn, repeat: int = 7) -> tuple[float, object]:  # noqa: ANN001
-    times, out = [], None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times), out
 
 
 def main() -> None:
@@ -77,8 +64,8 @@ def main() -> None:
         for label, days in (("90 days", 90), (f"{args.days} days", args.days)):
             since = f"{(end - timedelta(days=days)).isoformat()}T00:00:00Z"
             params = {"res": 8, "since": since, "until": until, "format": "json"}
-            ours_ms, body = _median_ms(lambda p=params: client.get("/heatmap/h3", params=p))
-            naive_ms, rows = _median_ms(
+            ours_ms, body = median_ms(lambda p=params: client.get("/heatmap/h3", params=p))
+            naive_ms, rows = median_ms(
                 lambda s=since: conn.execute(
                     text(
                         "SELECT h3_parent(h3, 8), count(*) FROM incidents "

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import h3.api.basic_int as h3i
 import numpy as np
+from common import best_seconds
 
 from geo_service.analytics.hotspots import (
     fdr_bh,
@@ -35,15 +36,6 @@ from geo_service.analytics.hotspots import (
 )
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def _best(fn, repeat: int = 5) -> tuple[float, object]:  # noqa: ANN001
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def main() -> None:
@@ -67,12 +59,12 @@ def main() -> None:
     weights_s = time.perf_counter() - t0
     w = WSP(weights).to_W(silence_warnings=True)
 
-    ours_analytic_s, result = _best(lambda: gi_star(counts, weights, method="analytic"))
-    esda_analytic_s, esda_analytic = _best(
+    ours_analytic_s, result = best_seconds(lambda: gi_star(counts, weights, method="analytic"))
+    esda_analytic_s, esda_analytic = best_seconds(
         lambda: G_Local(counts, w, transform="B", star=True, permutations=0), repeat=3
     )
     z_diff = float(np.abs(esda_analytic.Zs - gi_star_z(counts, weights)).max())
-    fdr_s, _ = _best(lambda: fdr_bh(result.p))
+    fdr_s, _ = best_seconds(lambda: fdr_bh(result.p))
 
     t0 = time.perf_counter()
     ours_p = gi_star_permutation_p(counts, weights, permutations=args.permutations, seed=1)

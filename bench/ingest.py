@@ -23,41 +23,20 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from common import scratch_database
 from geoalchemy2.functions import ST_Point
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from geo_service.db.cluster import EmbeddedCluster
 from geo_service.db.engine import make_engine
-from geo_service.db.migrate import upgrade_to_head
 from geo_service.db.models import Incident
 from geo_service.demo.city import generate_city
 from geo_service.geo.h3cells import cells_for_points
 from geo_service.services.demo import load_city
 from geo_service.services.imports import ImportOptions, import_file
-from geo_service.settings import DatabaseSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-
-
-def scratch_database(name: str) -> str:
-    """Drop and create ``name`` next to the configured database; return its URL."""
-    settings = DatabaseSettings()
-    if settings.database_url:
-        base = settings.database_url.replace("postgresql://", "postgresql+psycopg://", 1)
-    else:
-        cluster = EmbeddedCluster(settings.data_dir)
-        cluster.start()
-        base = cluster.url("geo")
-    admin = make_engine(base.rsplit("/", 1)[0] + "/postgres")
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    admin.dispose()
-    url = base.rsplit("/", 1)[0] + f"/{name}"
-    upgrade_to_head(url)
-    return url
 
 
 def naive_insert(engine, frame: pd.DataFrame) -> float:  # noqa: ANN001

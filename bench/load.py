@@ -27,10 +27,8 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from common import scratch_database
 from sqlalchemy.orm import Session
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest import scratch_database  # noqa: E402
 
 from geo_service.db.engine import make_engine  # noqa: E402
 from geo_service.demo.city import generate_city  # noqa: E402

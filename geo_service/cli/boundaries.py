@@ -69,7 +69,13 @@ def publish(
         raise typer.Exit(2) from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    with fail():
+    with (
+        fail(),
+        console.status(
+            f"publishing version {version}: re-attributing households, rental units, responders "
+            "and incidents…"
+        ),
+    ):
         result = publish_version(_engine(), version, when, actor="cli", force=force)
     typer.echo(json.dumps(result, indent=2))
 

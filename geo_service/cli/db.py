@@ -70,7 +70,7 @@ def backup_command(file: Path) -> None:
     """Dump the database to FILE (pg_dump custom format; restore with `db restore`)."""
     from geo_service.db.cluster import backup
 
-    with fail():
+    with fail(), console.status(f"dumping the database to {file}…"):
         size = backup(database_url(Settings()), file)
     console.print(f"wrote {file} ({size / 1e6:.1f} MB)")
 
@@ -87,6 +87,6 @@ def restore_command(
 
     if not yes and not typer.confirm("This replaces everything in the database. Go on?"):
         raise typer.Exit(1)
-    with fail():
+    with fail(), console.status(f"restoring {file}…"):
         restore(database_url(Settings()), file)
     console.print(f"restored {file}")

@@ -415,83 +415,83 @@ def _stage(conn: Connection, table: str, frame: pd.DataFrame, chunk: Callable[[i
     return staging
 
 
-def _write_incidents(conn, rows, location, h3, grid, chunk) -> int:  # noqa: ANN001
-    frame = pd.DataFrame(
-        {
-            "idempotency_key": rows.idempotency_key,
-            "category": rows.category,
-            "priority": rows.priority,
-            "status": rows.status,
-            "description": rows.description,
-            "source": "import",
-            "reported_at": rows.reported_at.array,
-            "location": location,
-            "h3": h3,
-            "grid_id": grid,
-        }
-    )
-    staging = _stage(conn, "incidents", frame, chunk)
+def _insert_new(
+    conn: Connection, table: str, frame: pd.DataFrame, key: str, chunk: Callable[[int], None]
+) -> int:
+    """Stage ``frame`` and insert the rows whose ``key`` is not there yet; return how many."""
+    staging = _stage(conn, table, frame, chunk)
+    cols = ", ".join(frame.columns)
     return conn.execute(
         text(
-            f"INSERT INTO incidents (idempotency_key, category, priority, status, description, "
-            f"source, reported_at, location, h3, grid_id) "
-            f"SELECT idempotency_key, category, priority, status, description, source, "
-            f"reported_at, location, h3, grid_id FROM {staging} "
-            f"ON CONFLICT (idempotency_key) DO NOTHING"
+            f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {staging} "
+            f"ON CONFLICT ({key}) DO NOTHING"
         )
     ).rowcount
+
+
+def _write_incidents(conn, rows, location, h3, grid, chunk) -> int:  # noqa: ANN001
+    return _insert_new(
+        conn,
+        "incidents",
+        pd.DataFrame(
+            {
+                "idempotency_key": rows.idempotency_key,
+                "category": rows.category,
+                "priority": rows.priority,
+                "status": rows.status,
+                "description": rows.description,
+                "source": "import",
+                "reported_at": rows.reported_at.array,
+                "location": location,
+                "h3": h3,
+                "grid_id": grid,
+            }
+        ),
+        "idempotency_key",
+        chunk,
+    )
 
 
 def _write_households(conn, rows, location, h3, grid, chunk) -> int:  # noqa: ANN001
-    frame = pd.DataFrame(
-        {
-            "location": location,
-            "household_size": rows.household_size,
-            "grid_id": grid,
-            "h3": h3,
-            "elderly_living_alone": rows.elderly_living_alone,
-            "needs_assistance": rows.needs_assistance,
-            "external_ref": rows.external_ref,
-        }
+    return _insert_new(
+        conn,
+        "households",
+        pd.DataFrame(
+            {
+                "location": location,
+                "household_size": rows.household_size,
+                "grid_id": grid,
+                "h3": h3,
+                "elderly_living_alone": rows.elderly_living_alone,
+                "needs_assistance": rows.needs_assistance,
+                "external_ref": rows.external_ref,
+            }
+        ),
+        "external_ref",
+        chunk,
     )
-    staging = _stage(conn, "households", frame, chunk)
-    cols = (
-        "location, household_size, grid_id, h3, elderly_living_alone, needs_assistance, "
-        "external_ref"
-    )
-    return conn.execute(
-        text(
-            f"INSERT INTO households ({cols}) SELECT {cols} FROM {staging} "
-            f"ON CONFLICT (external_ref) DO NOTHING"
-        )
-    ).rowcount
 
 
 def _write_rental_units(conn, rows, location, h3, grid, chunk) -> int:  # noqa: ANN001
-    frame = pd.DataFrame(
-        {
-            "location": location,
-            "unit_count": rows.unit_count,
-            "occupants": rows.occupants,
-            "registered_at": rows.registered_at.array,
-            "status": rows.status,
-            "landlord_ref": rows.landlord_ref,
-            "grid_id": grid,
-            "h3": h3,
-            "external_ref": rows.external_ref,
-        }
+    return _insert_new(
+        conn,
+        "rental_units",
+        pd.DataFrame(
+            {
+                "location": location,
+                "unit_count": rows.unit_count,
+                "occupants": rows.occupants,
+                "registered_at": rows.registered_at.array,
+                "status": rows.status,
+                "landlord_ref": rows.landlord_ref,
+                "grid_id": grid,
+                "h3": h3,
+                "external_ref": rows.external_ref,
+            }
+        ),
+        "external_ref",
+        chunk,
     )
-    staging = _stage(conn, "rental_units", frame, chunk)
-    cols = (
-        "location, unit_count, occupants, registered_at, status, landlord_ref, grid_id, "
-        "h3, external_ref"
-    )
-    return conn.execute(
-        text(
-            f"INSERT INTO rental_units ({cols}) SELECT {cols} FROM {staging} "
-            f"ON CONFLICT (external_ref) DO NOTHING"
-        )
-    ).rowcount
 
 
 def _write_responders(conn, rows, location, h3, grid, chunk) -> int:  # noqa: ANN001
