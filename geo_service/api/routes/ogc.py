@@ -22,13 +22,13 @@ def _base(request: Request) -> str:
 
 
 @router.get("/")
-def read_landing(request: Request) -> dict[str, Any]:
-    """OGC API landing page (public, like the OpenAPI document it links to)."""
+def read_landing(request: Request, scope: LayerScope) -> dict[str, Any]:
+    """OGC API landing page."""
     return ogc.landing(_base(request))
 
 
 @router.get("/conformance")
-def read_conformance() -> dict[str, Any]:
+def read_conformance(scope: LayerScope) -> dict[str, Any]:
     """The conformance classes implemented."""
     return {"conformsTo": ogc.CONFORMANCE}
 
