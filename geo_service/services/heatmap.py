@@ -112,6 +112,7 @@ def h3_counts(session: Session, q: HeatmapQuery, *, scope: Scope | None = None) 
         )
     else:
         parts = []
+        unfiltered = q.category is None and q.priority is None
         for i, (source, start, end) in enumerate(_pieces(since, until, q.res)):
             params[f"s{i}"], params[f"e{i}"] = start, end
             if source == "raw":
@@ -119,6 +120,13 @@ def h3_counts(session: Session, q: HeatmapQuery, *, scope: Scope | None = None) 
                     f"SELECT h3_parent(h3, :res) AS cell, count(*) AS n FROM incidents "
                     f"WHERE {filters} AND reported_at >= :s{i} AND reported_at < :e{i} "
                     "GROUP BY 1"
+                )
+            elif unfiltered and q.res <= MONTHLY_MAX_RES:
+                # Totals per res-8 cell: a fraction of the rows of the per-category rollups.
+                parts.append(
+                    f"SELECT h3_parent(cell, :res) AS cell, sum(n) AS n "
+                    f"FROM incident_total_{source} "
+                    f"WHERE bucket >= :s{i} AND bucket < :e{i} GROUP BY 1"
                 )
             else:
                 table = f"incident_rollup_{source}"

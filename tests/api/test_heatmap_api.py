@@ -77,24 +77,28 @@ def test_geojson_hexagons_and_filters(client: TestClient, loaded_city: DemoCity)
     )
 
 
-def test_rollup_follows_writes_and_deletes(
+def test_rollups_follow_writes_and_deletes(
     client: TestClient, loaded_city: DemoCity, engine: Engine
 ) -> None:
     lon, lat, _ = grid_point(loaded_city)
-    cell = h3.latlng_to_cell(lat, lon, 10)
+    cells = {res: h3.cell_to_parent(h3.latlng_to_cell(lat, lon, 11), res) for res in (10, 8)}
 
-    def count() -> int:
-        cells = client.get("/heatmap/h3", params={"res": 10, "format": "json"}).json()["cells"]
-        return next((c["count"] for c in cells if c["h3"] == cell), 0)
+    def counts() -> dict[int, int]:
+        out = {}
+        for res, cell in cells.items():  # res 10: per-category rollup; res 8: totals
+            listed = client.get("/heatmap/h3", params={"res": res, "format": "json"}).json()
+            out[res] = next((c["count"] for c in listed["cells"] if c["h3"] == cell), 0)
+        return out
 
-    before = count()
+    before = counts()
     made = client.post(
         "/incidents", json={"category": "traffic", "location": {"lon": lon, "lat": lat}}
     )
-    assert made.status_code == 201 and count() == before + 1
+    assert made.status_code == 201
+    assert counts() == {res: n + 1 for res, n in before.items()}
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM incidents WHERE id = :i"), {"i": made.json()["id"]})
-    assert count() == before
+    assert counts() == before
 
 
 def test_grid_choropleth_counts(client: TestClient, loaded_city: DemoCity) -> None:
