@@ -7,7 +7,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from geo_service.errors import AuthenticationError, RateLimitedError
@@ -80,7 +81,18 @@ def _credentials(request: Request) -> tuple[str, str] | None:
     return None
 
 
-def get_principal(request: Request, session: SessionDep) -> Principal:
+# Declared so that OpenAPI documents both schemes (and /docs offers "Authorize"); the values
+# are read from the request below, where a sign-in cookie is also accepted for pages.
+API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key (gs_...)")
+BEARER = HTTPBearer(auto_error=False, description="A token from POST /auth/token, or a key")
+
+
+def get_principal(
+    request: Request,
+    session: SessionDep,
+    _key: Annotated[str | None, Security(API_KEY_HEADER)] = None,
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)] = None,
+) -> Principal:
     """The authenticated caller (401 problem without valid credentials; 429 over budget)."""
     found = _credentials(request)
     if found is None:
