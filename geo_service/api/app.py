@@ -7,6 +7,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 import geo_service
@@ -58,6 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=geo_service.__version__,
         description="Grids, H3 cells, incidents and the city hierarchy for city operations.",
         lifespan=lifespan,
+        docs_url=None,  # served below with local assets: operations networks may be offline
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.jwt_secret = jwt_secret(settings.auth, settings.database)
@@ -86,4 +90,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(module.router, responses=PROBLEM_RESPONSES)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/docs", include_in_schema=False)
+    def read_docs() -> HTMLResponse:
+        """Swagger UI from the package's own copy (no CDN)."""
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="geo-service API",
+            swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css",
+            swagger_favicon_url="/static/vendor/swagger-ui/favicon-32x32.png",
+        )
+
     return app

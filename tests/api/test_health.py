@@ -50,3 +50,13 @@ def test_openapi_lists_the_routes(client: TestClient) -> None:
         "/map",
     ):
         assert path in paths
+
+
+def test_docs_need_no_cdn(client: TestClient) -> None:
+    import re
+
+    html = client.get("/docs", headers={"X-API-Key": ""}).text
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert assets and all(a.startswith("/static/") for a in assets), assets
+    for asset in assets:
+        assert client.get(asset).status_code == 200
