@@ -178,3 +178,12 @@ def test_heatmap_page_draws_hot_spots_and_heat_and_reacts_to_controls(
     total = int(heat_status.split()[0])
     assert 0 < int(traffic_status.split()[0]) < total
     assert hot_status and "significant" in hot_status
+
+
+def test_base_tiles_follow_the_setting() -> None:
+    from geo_service.api.routes.maps import OSM_TILES, _leaflet_tiles
+
+    assert _leaflet_tiles("none") == ""
+    assert OSM_TILES in _leaflet_tiles("OpenStreetMap")
+    internal = "https://tiles.city.internal/{z}/{x}/{y}.png"
+    assert internal in _leaflet_tiles(internal) and "OpenStreetMap" not in _leaflet_tiles(internal)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -56,12 +57,7 @@ def read_heatmap_page(
     options = "".join(
         f'<option value="{html.escape(c)}">{html.escape(n)}</option>' for c, n in categories
     )
-    tiles = (
-        ""
-        if settings.api.map_tiles.lower() == "none"
-        else 'L.tileLayer("https://tile.openstreetmap.org/{z}/{x}/{y}.png", {maxZoom: 19, '
-        'attribution: "&copy; OpenStreetMap contributors"}).addTo(map);'
-    )
+    tiles = _leaflet_tiles(settings.api.map_tiles)
     page = (TEMPLATES / "heatmap.html").read_text()
     page = (
         page.replace("{category_options}", options)
@@ -70,3 +66,18 @@ def read_heatmap_page(
         .replace("{tiles}", tiles)
     )
     return HTMLResponse(page)
+
+
+OSM_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+
+
+def _leaflet_tiles(setting: str) -> str:
+    """The base layer line of a Leaflet page: OpenStreetMap, a tile URL template, or none."""
+    if setting.lower() == "none":
+        return ""
+    url = setting if "{z}" in setting else OSM_TILES
+    attribution = "&copy; OpenStreetMap contributors" if url == OSM_TILES else ""
+    return (
+        f"L.tileLayer({json.dumps(url)}, {{maxZoom: 19, "
+        f"attribution: {json.dumps(attribution)}}}).addTo(map);"
+    )
