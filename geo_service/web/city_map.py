@@ -44,7 +44,9 @@ def render_city_map(layers: dict[str, Any], *, tiles: str | None = "OpenStreetMa
     fmap.default_js = [("leaflet", f"{STATIC_PREFIX}/leaflet.js")]
     fmap.default_css = [("leaflet_css", f"{STATIC_PREFIX}/leaflet.css")]
     if tiles:
-        folium.TileLayer(tiles, name="Base map").add_to(fmap)
+        # A custom tile URL (an internal tile server) needs an attribution; folium insists.
+        attr = "base map" if "{z}" in tiles else None
+        folium.TileLayer(tiles, name="Base map", attr=attr).add_to(fmap)
 
     folium.GeoJson(
         grids,

@@ -187,3 +187,31 @@ def test_base_tiles_follow_the_setting() -> None:
     assert OSM_TILES in _leaflet_tiles("OpenStreetMap")
     internal = "https://tiles.city.internal/{z}/{x}/{y}.png"
     assert internal in _leaflet_tiles(internal) and "OpenStreetMap" not in _leaflet_tiles(internal)
+
+
+def test_city_map_accepts_an_internal_tile_server() -> None:
+    from geo_service.web.city_map import render_city_map
+
+    square = {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]]}
+    empty = {"type": "FeatureCollection", "features": []}
+    layers = {
+        "grid": {
+            "type": "FeatureCollection",
+            "features": [
+                {
+                    "type": "Feature",
+                    "id": 1,
+                    "geometry": square,
+                    "properties": {"id": 1, "code": "G1", "name": "G1", "incidents": 2},
+                }
+            ],
+        },
+        "community": empty,
+        "street": empty,
+        "district": empty,
+        "window_days": 30,
+        "until": "2026-11-22",
+        "version_id": 1,
+    }
+    html = render_city_map(layers, tiles="https://tiles.city.internal/{z}/{x}/{y}.png")
+    assert "tiles.city.internal" in html
