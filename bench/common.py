@@ -7,31 +7,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import text
-
 from geo_service.db.cluster import EmbeddedCluster
-from geo_service.db.engine import make_engine
-from geo_service.db.migrate import upgrade_to_head
+from geo_service.db.engine import recreate_database
 from geo_service.settings import DatabaseSettings
 
 
 def scratch_database(name: str) -> str:
     """Drop and create ``name`` next to the configured database, migrated; return its URL."""
     settings = DatabaseSettings()
-    if settings.database_url:
-        base = settings.database_url.replace("postgresql://", "postgresql+psycopg://", 1)
-    else:
-        cluster = EmbeddedCluster(settings.data_dir)
-        cluster.start()
-        base = cluster.url("geo")
-    admin = make_engine(base.rsplit("/", 1)[0] + "/postgres")
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    admin.dispose()
-    url = base.rsplit("/", 1)[0] + f"/{name}"
-    upgrade_to_head(url)
-    return url
+    server = settings.database_url or EmbeddedCluster(settings.data_dir).start()
+    return recreate_database(server, name)
 
 
 def best_seconds(fn: Callable[[], Any], repeat: int = 3) -> tuple[float, Any]:

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, text
 
 from geo_service.api.app import create_app
 from geo_service.db.cluster import EmbeddedCluster
-from geo_service.db.engine import make_engine
+from geo_service.db.engine import make_engine, normalise_url, recreate_database
 from geo_service.db.migrate import upgrade_to_head
 from geo_service.demo.city import DemoCity, generate_city
 from geo_service.services.demo import load_city
@@ -31,54 +31,30 @@ ARTIFACTS = REPO / "tests" / "artifacts"
 TEST_DATABASE = "geo_test"
 
 
-def _test_database_url() -> str:
+def _server_url() -> str:
+    """A URL on the test server: GEO_DATABASE_URL's, or the embedded cluster's (started)."""
     external = os.environ.get("GEO_DATABASE_URL")
     if external:
-        return _normalise(external)
+        return normalise_url(external)
     cluster = EmbeddedCluster(Path(os.environ.get("GEO_DATA_DIR", REPO / ".geo-service")))
-    cluster.start("geo")
-    # A database of its own, dropped and made anew for every session.
-    engine = make_engine(cluster.url("geo"))
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS {TEST_DATABASE} WITH (FORCE)"))
-        conn.execute(text(f"CREATE DATABASE {TEST_DATABASE}"))
-    engine.dispose()
-    return cluster.url(TEST_DATABASE)
-
-
-def _normalise(url: str) -> str:
-    if url.startswith(("postgresql://", "postgres://")):
-        return "postgresql+psycopg://" + url.split("://", 1)[1]
-    return url
+    return cluster.start("geo")
 
 
 def make_database(name: str) -> str:
     """A new, migrated database ``name`` on the test server (dropped first if it exists)."""
-    base = _test_database_url_base()
-    admin = make_engine(base.rsplit("/", 1)[0] + "/postgres")
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    admin.dispose()
-    url = base.rsplit("/", 1)[0] + f"/{name}"
-    upgrade_to_head(url)
-    return url
-
-
-def _test_database_url_base() -> str:
-    external = os.environ.get("GEO_DATABASE_URL")
-    if external:
-        return _normalise(external)
-    cluster = EmbeddedCluster(Path(os.environ.get("GEO_DATA_DIR", REPO / ".geo-service")))
-    return cluster.url("geo")
+    return recreate_database(_server_url(), name)
 
 
 @pytest.fixture(scope="session")
 def database_url() -> str:
     """URL of a migrated, empty test database on a real PostGIS."""
-    url = _test_database_url()
-    upgrade_to_head(url)
-    return url
+    # With GEO_DATABASE_URL the tests use that database itself; else one of their own.
+    external = os.environ.get("GEO_DATABASE_URL")
+    if external:
+        url = normalise_url(external)
+        upgrade_to_head(url)
+        return url
+    return make_database(TEST_DATABASE)
 
 
 @pytest.fixture(scope="session")

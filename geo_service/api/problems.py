@@ -89,9 +89,8 @@ def install_problem_handlers(app: FastAPI) -> None:
         err = DatabaseUnavailableError("the database is unreachable; retry shortly")
         return problem_response(err.problem(request.url.path), headers={"Retry-After": "5"})
 
-    @app.exception_handler(DBAPIError)
-    async def _db_error(request: Request, exc: DBAPIError) -> JSONResponse:
-        log.exception("database error", exc_info=exc)
+    def _internal(request: Request) -> JSONResponse:
+        # Internals never leak: the detail is the same for every unexpected failure.
         return problem_response(
             _generic(
                 500,
@@ -102,15 +101,12 @@ def install_problem_handlers(app: FastAPI) -> None:
             )
         )
 
+    @app.exception_handler(DBAPIError)
+    async def _db_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        log.exception("database error", exc_info=exc)
+        return _internal(request)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
-        return problem_response(
-            _generic(
-                500,
-                "Internal error",
-                "an internal error occurred",
-                "internal-error",
-                request.url.path,
-            )
-        )
+        return _internal(request)

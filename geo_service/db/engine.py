@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 from geo_service.db.cluster import EmbeddedCluster
 from geo_service.settings import DatabaseSettings
@@ -18,15 +20,37 @@ def resolve_database_url(settings: DatabaseSettings, *, start: bool = True) -> s
     With ``start`` the embedded cluster is started (idempotently) first.
     """
     if settings.database_url:
-        url = settings.database_url
-        # Plain postgresql:// URLs mean psycopg 3 here, not psycopg2.
-        if url.startswith("postgresql://") or url.startswith("postgres://"):
-            url = "postgresql+psycopg://" + url.split("://", 1)[1]
-        return url
+        return normalise_url(settings.database_url)
     cluster = EmbeddedCluster(settings.data_dir)
     if start:
         return cluster.start(settings.database_name)
     return cluster.url(settings.database_name)
+
+
+def normalise_url(url: str) -> str:
+    """Plain ``postgresql://`` URLs mean psycopg 3 here, not psycopg2."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def recreate_database(server_url: str, name: str) -> str:
+    """Drop ``name`` (if it exists) on the server of ``server_url``, create it anew, migrate it
+    and return its URL. For tests and benchmarks: it destroys what was there.
+    """
+    from geo_service.db.migrate import upgrade_to_head
+
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
+        raise ValueError(f"invalid database name: {name!r}")
+    root = normalise_url(server_url).rsplit("/", 1)[0]
+    admin = create_engine(root + "/postgres", poolclass=NullPool)
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    url = f"{root}/{name}"
+    upgrade_to_head(url)
+    return url
 
 
 def make_engine(url: str, settings: DatabaseSettings | None = None) -> Engine:

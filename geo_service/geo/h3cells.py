@@ -50,3 +50,14 @@ def cell_polygon(cell: int) -> dict[str, Any]:
     """A cell's outline as a closed GeoJSON Polygon (lon/lat order)."""
     ring = [[lng, lat] for lat, lng in h3i.cell_to_boundary(int(cell))]
     return {"type": "Polygon", "coordinates": [ring + ring[:1]]}
+
+
+def cell_feature(cell: int, properties: dict[str, Any]) -> dict[str, Any]:
+    """A GeoJSON Feature for a cell: its outline, its id, and ``h3`` first among properties."""
+    name = h3i.int_to_str(int(cell))
+    return {
+        "type": "Feature",
+        "id": name,
+        "geometry": cell_polygon(cell),
+        "properties": {"h3": name, **properties},
+    }

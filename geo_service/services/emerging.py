@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import h3.api.basic_int as h3i
 import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -13,7 +12,7 @@ from sqlalchemy.orm import Session
 from geo_service.analytics.emerging import emerging_hotspots
 from geo_service.analytics.hotspots import h3_ring_weights
 from geo_service.errors import InvalidInputError
-from geo_service.geo.h3cells import cell_polygon
+from geo_service.geo.h3cells import cell_feature
 from geo_service.services.access import Scope
 from geo_service.services.hotspots import RESOLUTIONS, _study_cells
 from geo_service.services.versions import version_in_force
@@ -82,24 +81,20 @@ def emerging(
     for cell, b, n in rows:
         cube[index[int(cell)], min(int(b), bins - 1)] += n
     result = emerging_hotspots(cube, h3_ring_weights(cells, k))
-    features = []
-    for i, cell in enumerate(cells.tolist()):
-        features.append(
+    features = [
+        cell_feature(
+            cell,
             {
-                "type": "Feature",
-                "id": h3i.int_to_str(cell),
-                "geometry": cell_polygon(cell),
-                "properties": {
-                    "h3": h3i.int_to_str(cell),
-                    "pattern": str(result.patterns[i]),
-                    "count": int(cube[i].sum()),
-                    "trend_z": round(float(result.trend_z[i]), 4),
-                    "trend_p": float(result.trend_p[i]),
-                    "hot_bins": int(result.hot[i].sum()),
-                    "cold_bins": int(result.cold[i].sum()),
-                },
-            }
+                "pattern": str(result.patterns[i]),
+                "count": int(cube[i].sum()),
+                "trend_z": round(float(result.trend_z[i]), 4),
+                "trend_p": float(result.trend_p[i]),
+                "hot_bins": int(result.hot[i].sum()),
+                "cold_bins": int(result.cold[i].sum()),
+            },
         )
+        for i, cell in enumerate(cells.tolist())
+    ]
     return {
         "type": "FeatureCollection",
         "features": features,

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from geo_service.db.models import AREA_LEVELS
 from geo_service.errors import InvalidInputError
-from geo_service.geo.h3cells import cell_polygon
+from geo_service.geo.h3cells import cell_feature
 from geo_service.services.access import Scope
 from geo_service.services.areas import BBox
 from geo_service.services.versions import version_in_force
@@ -158,16 +158,7 @@ def h3_heatmap(
             "total": sum(counts.values()),
             "cells": [{"h3": h3i.int_to_str(c), "count": n} for c, n in sorted(counts.items())],
         }
-    features = []
-    for cell, n in sorted(counts.items()):
-        features.append(
-            {
-                "type": "Feature",
-                "id": h3i.int_to_str(cell),
-                "geometry": cell_polygon(cell),
-                "properties": {"h3": h3i.int_to_str(cell), "count": n},
-            }
-        )
+    features = [cell_feature(cell, {"count": n}) for cell, n in sorted(counts.items())]
     return {
         "type": "FeatureCollection",
         "features": features,

@@ -13,14 +13,13 @@ from datetime import datetime
 from typing import Any
 
 import h3
-import h3.api.basic_int as h3i
 import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo_service.analytics.hotspots import binary_star_weights, gi_star, h3_ring_weights
 from geo_service.errors import InvalidInputError
-from geo_service.geo.h3cells import cell_polygon
+from geo_service.geo.h3cells import cell_feature
 from geo_service.services.access import Scope
 from geo_service.services.versions import version_in_force
 
@@ -114,16 +113,9 @@ def h3_hotspots(session: Session, q: HotspotQuery, *, scope: Scope | None = None
     result = gi_star(
         counts, h3_ring_weights(cells, q.k), method=q.method, permutations=q.permutations, fdr=q.fdr
     )
-    features = []
-    for i, cell in enumerate(cells.tolist()):
-        features.append(
-            {
-                "type": "Feature",
-                "id": h3i.int_to_str(cell),
-                "geometry": cell_polygon(cell),
-                "properties": _props(h3i.int_to_str(cell), counts[i], result, i, "h3"),
-            }
-        )
+    features = [
+        cell_feature(cell, _props(counts[i], result, i)) for i, cell in enumerate(cells.tolist())
+    ]
     return _collection(features, q, len(cells))
 
 
@@ -175,7 +167,7 @@ def grid_hotspots(
                 "id": r.id,
                 "code": r.code,
                 "name": r.name,
-                **_props(None, counts[i], result, i, None),
+                **_props(counts[i], result, i),
             },
         }
         for i, r in enumerate(rows)
@@ -183,18 +175,14 @@ def grid_hotspots(
     return _collection(features, q, len(rows))
 
 
-def _props(cell: str | None, count: float, result: Any, i: int, key: str | None) -> dict[str, Any]:
-    props: dict[str, Any] = {} if key is None else {key: cell}
-    props.update(
-        {
-            "count": int(count),
-            "z": round(float(result.z[i]), 6),
-            "p": float(result.p[i]),
-            "p_fdr": float(result.p_fdr[i]),
-            "class": str(result.classes[i]),
-        }
-    )
-    return props
+def _props(count: float, result: Any, i: int) -> dict[str, Any]:
+    return {
+        "count": int(count),
+        "z": round(float(result.z[i]), 6),
+        "p": float(result.p[i]),
+        "p_fdr": float(result.p_fdr[i]),
+        "class": str(result.classes[i]),
+    }
 
 
 def _collection(features: list[dict[str, Any]], q: HotspotQuery, n: int) -> dict[str, Any]:

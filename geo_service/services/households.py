@@ -10,13 +10,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import h3.api.basic_int as h3i
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo_service.db.models import AREA_LEVELS
 from geo_service.errors import InvalidInputError, PermissionDeniedError
-from geo_service.geo.h3cells import cell_polygon
+from geo_service.geo.h3cells import cell_feature
 from geo_service.services.access import Scope
 from geo_service.services.privacy import suppress_small
 from geo_service.services.versions import version_in_force
@@ -153,12 +152,5 @@ def aggregate(
             "rental_units": int(r.rental_units),
         }
         props = counts if raw else suppress_small(counts, min_count)
-        features.append(
-            {
-                "type": "Feature",
-                "id": h3i.int_to_str(int(r.cell)),
-                "geometry": cell_polygon(int(r.cell)),
-                "properties": {"h3": h3i.int_to_str(int(r.cell)), **props},
-            }
-        )
+        features.append(cell_feature(int(r.cell), props))
     return {"type": "FeatureCollection", "features": features}

@@ -72,40 +72,34 @@ def test_map_renders_grid_polygons_in_chromium(
     assert (ARTIFACTS / "map.png").stat().st_size > 20_000
 
 
-def test_map_renders_a_city_with_only_some_levels() -> None:
-    from geo_service.web.city_map import render_city_map
-
+def _layers(with_district: bool) -> dict:
+    """Map layers of a one-square city: a grid, and optionally its district; no other level."""
     square = {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]]}
-    empty = {"type": "FeatureCollection", "features": []}
-    layers = {
-        "grid": {
-            "type": "FeatureCollection",
-            "features": [
-                {
-                    "type": "Feature",
-                    "id": 1,
-                    "geometry": square,
-                    "properties": {"id": 1, "code": "0111", "name": "0111", "incidents": 4},
-                }
-            ],
-        },
-        "community": empty,
-        "street": empty,
-        "district": {
-            "type": "FeatureCollection",
-            "features": [
-                {
-                    "type": "Feature",
-                    "id": 2,
-                    "geometry": square,
-                    "properties": {"id": 2, "code": "1", "name": "1ST", "level": "district"},
-                }
-            ],
-        },
+
+    def collection(props: dict | None) -> dict:
+        features = (
+            []
+            if props is None
+            else [{"type": "Feature", "id": props["id"], "geometry": square, "properties": props}]
+        )
+        return {"type": "FeatureCollection", "features": features}
+
+    district = {"id": 2, "code": "1", "name": "1ST", "level": "district"}
+    return {
+        "grid": collection({"id": 1, "code": "0111", "name": "0111", "incidents": 4}),
+        "community": collection(None),
+        "street": collection(None),
+        "district": collection(district if with_district else None),
         "window_days": 30,
         "until": "2026-11-22",
         "version_id": 1,
     }
+
+
+def test_map_renders_a_city_with_only_some_levels() -> None:
+    from geo_service.web.city_map import render_city_map
+
+    layers = _layers(with_district=True)
     html = render_city_map(layers, tiles=None)
     assert "District boundaries" in html and "Street boundaries" not in html
 
@@ -192,26 +186,6 @@ def test_base_tiles_follow_the_setting() -> None:
 def test_city_map_accepts_an_internal_tile_server() -> None:
     from geo_service.web.city_map import render_city_map
 
-    square = {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]]}
-    empty = {"type": "FeatureCollection", "features": []}
-    layers = {
-        "grid": {
-            "type": "FeatureCollection",
-            "features": [
-                {
-                    "type": "Feature",
-                    "id": 1,
-                    "geometry": square,
-                    "properties": {"id": 1, "code": "G1", "name": "G1", "incidents": 2},
-                }
-            ],
-        },
-        "community": empty,
-        "street": empty,
-        "district": empty,
-        "window_days": 30,
-        "until": "2026-11-22",
-        "version_id": 1,
-    }
+    layers = _layers(with_district=False)
     html = render_city_map(layers, tiles="https://tiles.city.internal/{z}/{x}/{y}.png")
     assert "tiles.city.internal" in html
