@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import statistics
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
+
+import httpx
 
 from geo_service.db.cluster import EmbeddedCluster
 from geo_service.db.engine import recreate_database
@@ -37,3 +45,45 @@ def median_ms(fn: Callable[[], Any], repeat: int = 7) -> tuple[float, Any]:
         out = fn()
         times.append((time.perf_counter() - t0) * 1000)
     return statistics.median(times), out
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_up(url: str, tries: int = 150) -> None:
+    """Poll ``url`` until it answers below 500 (about 30 s at most)."""
+    for _ in range(tries):
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up")
+
+
+@contextmanager
+def geo_server(database_url: str, *, workers: int = 1) -> Iterator[str]:
+    """Run ``geo-service serve`` on ``database_url`` (rate limits lifted); yield its base URL."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "GEO_DATABASE_URL": database_url,
+        "GEO_JWT_SECRET": "bench",
+        "GEO_LIMIT_REQUESTS_PER_MINUTE": "10000000",
+        "GEO_LIMIT_BURST": "1000000",
+    }
+    exe = Path(sys.executable).parent / "geo-service"
+    cmd = [str(exe), "serve", "--port", str(port), "--workers", str(workers)]
+    server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(f"{base}/health")
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=20)

@@ -52,6 +52,11 @@ class AuthSettings(BaseSettings):
         description="HS256 key for bearer tokens; default: a random key kept in the data dir.",
     )
     jwt_ttl_s: int = 3600
+    principal_cache_s: float = Field(
+        default=5.0,
+        description="Seconds a verified key or token is remembered per process (0: off); "
+        "a revocation made in another process takes effect within this time.",
+    )
     jwt_issuer: str = "geo-service"
     public_layers: bool = Field(
         default=False, description="Serve aggregate layers without credentials (H3 res <= 8)."

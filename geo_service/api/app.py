@@ -33,7 +33,7 @@ from geo_service.api.routes import (
 )
 from geo_service.api.schemas import PROBLEM_RESPONSES
 from geo_service.db.engine import make_engine, make_sessionmaker, resolve_database_url
-from geo_service.services.auth import jwt_secret
+from geo_service.services.auth import PrincipalCache, jwt_secret
 from geo_service.settings import Settings
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.jwt_secret = jwt_secret(settings.auth, settings.database)
+    app.state.principals = PrincipalCache(settings.auth.principal_cache_s)
     app.state.rate_limiter = TokenBucket(settings.limits.requests_per_minute, settings.limits.burst)
     install_problem_handlers(app)
     app.add_middleware(

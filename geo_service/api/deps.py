@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
+import jwt
 from fastapi import Depends, Request, Security
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -21,17 +23,29 @@ from geo_service.services.auth import (
 from geo_service.settings import Settings
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """One session per request; rolled back unless the service committed."""
+def _end(session: Session) -> None:
+    session.rollback()
+    session.close()
+
+
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """One session per request; rolled back unless the service committed. Opening a session
+    does no I/O, so this runs on the event loop; only a session that still holds a connection
+    is rolled back in a worker thread.
+    """
     session = request.app.state.sessionmaker()
     try:
         yield session
     finally:
-        session.rollback()
-        session.close()
+        if session.in_transaction():
+            await run_in_threadpool(_end, session)
+        else:
+            session.close()
 
 
-def get_settings(request: Request) -> Settings:
+# Dependencies that do no I/O are ``async def``: FastAPI runs a plain ``def`` in the
+# threadpool, and a thread hop per dependency adds up on small requests.
+async def get_settings(request: Request) -> Settings:
     """The settings the app was built with."""
     return request.app.state.settings
 
@@ -87,13 +101,12 @@ API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="A
 BEARER = HTTPBearer(auto_error=False, description="A token from POST /auth/token, or a key")
 
 
-def get_principal(
-    request: Request,
-    session: SessionDep,
-    _key: Annotated[str | None, Security(API_KEY_HEADER)] = None,
-    _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)] = None,
-) -> Principal:
-    """The authenticated caller (401 problem without valid credentials; 429 over budget)."""
+def _principal(
+    request: Request, session: Session, *, cached_only: bool = False
+) -> Principal | None:
+    """The caller from the credentials cache, else (unless ``cached_only``) the database; 401
+    without valid credentials, 429 over budget.
+    """
     found = _credentials(request)
     if found is None:
         raise AuthenticationError(
@@ -101,10 +114,18 @@ def get_principal(
         )
     kind, value = found
     state = request.app.state
-    if kind == "key":
-        principal = authenticate_key(session, value)
-    else:
-        principal = authenticate_token(session, value, state.jwt_secret, state.settings.auth)
+    principal = state.principals.get(value)
+    if principal is None:
+        if cached_only:
+            return None
+        until = None
+        if kind == "key":
+            principal = authenticate_key(session, value)
+        else:
+            principal = authenticate_token(session, value, state.jwt_secret, state.settings.auth)
+            expires = jwt.decode(value, options={"verify_signature": False})["exp"]
+            until = time.monotonic() + (expires - time.time())
+        state.principals.put(value, principal, until)
     wait = state.rate_limiter.take(f"user:{principal.user_id}")
     if wait > 0:
         raise RateLimitedError(
@@ -113,18 +134,33 @@ def get_principal(
     return principal
 
 
+async def get_principal(
+    request: Request,
+    session: SessionDep,
+    _key: Annotated[str | None, Security(API_KEY_HEADER)] = None,
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)] = None,
+) -> Principal:
+    """The authenticated caller (401 problem without valid credentials; 429 over budget).
+    A credential verified in the last seconds is answered on the event loop, without I/O.
+    """
+    principal = _principal(request, session, cached_only=True)
+    return principal or await run_in_threadpool(_principal, request, session)
+
+
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def get_scope(session: SessionDep, principal: PrincipalDep) -> Scope:
-    """The caller's jurisdiction."""
-    return scope_for(session, principal)
+async def get_scope(session: SessionDep, principal: PrincipalDep) -> Scope:
+    """The caller's jurisdiction (city-wide roles need no lookup)."""
+    if principal.area_code is None:
+        return Scope(principal)
+    return await run_in_threadpool(scope_for, session, principal)
 
 
 def require(permission: str) -> Callable[..., Scope]:
     """A dependency that checks the role grants ``permission`` and returns the scope."""
 
-    def dependency(scope: Annotated[Scope, Depends(get_scope)]) -> Scope:
+    async def dependency(scope: Annotated[Scope, Depends(get_scope)]) -> Scope:
         scope.require(permission)
         return scope
 
@@ -138,7 +174,7 @@ def optional_public_scope(request: Request, session: SessionDep) -> Scope | None
     """
     if _credentials(request) is None and request.app.state.settings.auth.public_layers:
         return None
-    scope = scope_for(session, get_principal(request, session))
+    scope = scope_for(session, _principal(request, session))
     scope.require("layers:read")
     return scope
 
@@ -147,7 +183,7 @@ ScopeDep = Annotated[Scope, Depends(get_scope)]
 PublicScopeDep = Annotated[Scope | None, Depends(optional_public_scope)]
 
 
-def get_actor(principal: PrincipalDep) -> str:
+async def get_actor(principal: PrincipalDep) -> str:
     """How the audit log names the caller."""
     return principal.actor
 

@@ -12,6 +12,9 @@ import hashlib
 import hmac
 import json
 import secrets
+import threading
+import time
+import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -128,6 +131,50 @@ def create_key(
     return key, f"{KEY_PREFIX}_{prefix}_{secret}"
 
 
+class PrincipalCache:
+    """Credentials verified in the last ``ttl_s`` seconds, so that a busy client (a map fetching
+    tiles, a dashboard polling) is not looked up in the database on every request. Keyed by the
+    SHA-256 of the credential; an entry also ends at ``until`` (a token's expiry). Revoking a
+    key or disabling a user in this process forgets everything at once; in other processes
+    it takes effect within ``ttl_s``.
+    """
+
+    _live: weakref.WeakSet[PrincipalCache] = weakref.WeakSet()
+
+    def __init__(self, ttl_s: float, max_entries: int = 10_000) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[float, Principal]] = {}
+        self._lock = threading.Lock()
+        PrincipalCache._live.add(self)
+
+    def get(self, credential: str) -> Principal | None:
+        """The principal for ``credential`` when verified recently, else None."""
+        if self.ttl_s <= 0:
+            return None
+        hit = self._entries.get(_hash(credential))
+        if hit is None or time.monotonic() >= hit[0]:
+            return None
+        return hit[1]
+
+    def put(self, credential: str, principal: Principal, until: float | None = None) -> None:
+        """Remember a verified credential (``until``: a monotonic deadline, e.g. expiry)."""
+        if self.ttl_s <= 0:
+            return
+        deadline = time.monotonic() + self.ttl_s
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+            self._entries[_hash(credential)] = (min(deadline, until or deadline), principal)
+
+    @classmethod
+    def forget_all(cls) -> None:
+        """Drop every remembered credential in this process."""
+        for cache in list(cls._live):
+            with cache._lock:
+                cache._entries.clear()
+
+
 def revoke_key(session: Session, prefix: str, *, actor: str) -> ApiKey:
     """Revoke a key by its prefix (the part between ``gs_`` and the second ``_``)."""
     key = session.execute(select(ApiKey).where(ApiKey.prefix == prefix)).scalar_one_or_none()
@@ -136,6 +183,7 @@ def revoke_key(session: Session, prefix: str, *, actor: str) -> ApiKey:
     if key.revoked_at is None:
         key.revoked_at = datetime.now(UTC)
         _audit(session, actor, "revoke", "api_key", key.id, {"prefix": prefix})
+    PrincipalCache.forget_all()
     return key
 
 

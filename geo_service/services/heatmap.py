@@ -69,7 +69,9 @@ def _month_start(d: date, *, up: bool) -> date:
     return first
 
 
-def _pieces(since: datetime, until: datetime, res: int) -> list[tuple[str, Any, Any]]:
+def _pieces(
+    since: datetime, until: datetime, res: int, *, unfiltered: bool = False
+) -> list[tuple[str, Any, Any]]:
     """Cut [since, until) into (source, start, end) pieces, each exact for its source."""
     pieces: list[tuple[str, Any, Any]] = []
     d0 = _day(since) if since == _midnight(_day(since)) else _day(since) + timedelta(days=1)
@@ -80,6 +82,9 @@ def _pieces(since: datetime, until: datetime, res: int) -> list[tuple[str, Any, 
         pieces.append(("raw", since, _midnight(d0)))
     if until > _midnight(d1):
         pieces.append(("raw", _midnight(d1), until))
+    if unfiltered and res <= MONTHLY_MAX_RES:
+        pieces.append(("cum", d0, d1))  # any span of whole days: two array reads per cell
+        return pieces
     if res <= MONTHLY_MAX_RES:
         m0, m1 = _month_start(d0, up=True), _month_start(d1, up=False)
         if m0 < m1:
@@ -91,6 +96,39 @@ def _pieces(since: datetime, until: datetime, res: int) -> list[tuple[str, Any, 
             return pieces
     pieces.append(("day", d0, d1))
     return pieces
+
+
+def _cumulative_part(params: dict[str, Any], i: int, d0: date, d1: date) -> str:
+    """Counts over the whole days [d0, d1) from the yearly cumulative arrays (migration 0007):
+    ``cum(d1 - 1) - cum(d0 - 1)`` per cell; days past the latest year read its last element.
+    Each side reads one element per row before any join (the arrays themselves never move).
+    """
+    a, b = d0 - timedelta(days=1), d1 - timedelta(days=1)
+    params.update({f"ya{i}": a.year, f"ia{i}": a.timetuple().tm_yday})
+    params.update({f"yb{i}": b.year, f"ib{i}": b.timetuple().tm_yday})
+    latest = "(SELECT max(year) FROM incident_cum_year)"
+
+    def element(side: str) -> str:
+        y, ix = f":y{side}{i}", f":i{side}{i}"
+        return f"cum[CASE WHEN {y} > {latest} THEN array_upper(cum, 1) ELSE {ix} END]"
+
+    def side(name: str) -> str:
+        return (
+            f"SELECT cell, {element(name)} AS v FROM incident_cum_year "
+            f"WHERE year = least(:y{name}{i}, {latest})"
+        )
+
+    if a.year == b.year:  # one row per cell
+        return (
+            f"SELECT h3_parent(cell, :res) AS cell, sum(n) AS n FROM ("
+            f"SELECT cell, {element('b')} - {element('a')} AS n FROM incident_cum_year "
+            f"WHERE year = least(:yb{i}, {latest})) x WHERE n <> 0 GROUP BY 1"
+        )
+    return (
+        f"SELECT h3_parent(b.cell, :res) AS cell, sum(b.v - coalesce(a.v, 0)) AS n "
+        f"FROM ({side('b')}) b LEFT JOIN ({side('a')}) a USING (cell) "
+        "WHERE b.v - coalesce(a.v, 0) <> 0 GROUP BY 1"
+    )
 
 
 def h3_counts(session: Session, q: HeatmapQuery, *, scope: Scope | None = None) -> dict[int, int]:
@@ -113,9 +151,12 @@ def h3_counts(session: Session, q: HeatmapQuery, *, scope: Scope | None = None) 
     else:
         parts = []
         unfiltered = q.category is None and q.priority is None
-        for i, (source, start, end) in enumerate(_pieces(since, until, q.res)):
+        pieces = _pieces(since, until, q.res, unfiltered=unfiltered)
+        for i, (source, start, end) in enumerate(pieces):
             params[f"s{i}"], params[f"e{i}"] = start, end
-            if source == "raw":
+            if source == "cum":
+                parts.append(_cumulative_part(params, i, start, end))
+            elif source == "raw":
                 parts.append(
                     f"SELECT h3_parent(h3, :res) AS cell, count(*) AS n FROM incidents "
                     f"WHERE {filters} AND reported_at >= :s{i} AND reported_at < :e{i} "
@@ -135,8 +176,16 @@ def h3_counts(session: Session, q: HeatmapQuery, *, scope: Scope | None = None) 
                     f"WHERE {filters} AND bucket >= :s{i} AND bucket < :e{i} "
                     "GROUP BY 1"
                 )
-        sql = f"SELECT cell, sum(n) FROM ({' UNION ALL '.join(parts)}) x GROUP BY cell"
-    counts = {int(c): int(n) for c, n in session.execute(text(sql), params)}
+        sql = (
+            parts[0]
+            if len(parts) == 1
+            else f"SELECT cell, sum(n) FROM ({' UNION ALL '.join(parts)}) x GROUP BY cell"
+        )
+    # One row of two arrays: fetching a thousand rows one by one costs more than the query.
+    cells, ns = session.execute(
+        text(f"SELECT array_agg(c), array_agg(n::bigint) FROM ({sql}) t(c, n)"), params
+    ).one()
+    counts = dict(zip(cells or (), ns or (), strict=True))
     if q.bbox is not None:
         b = q.bbox
         counts = {
@@ -156,7 +205,8 @@ def h3_heatmap(
         return {
             "res": q.res,
             "total": sum(counts.values()),
-            "cells": [{"h3": h3i.int_to_str(c), "count": n} for c, n in sorted(counts.items())],
+            # f"{c:x}" is the H3 string form (h3.int_to_str), without a call per cell
+            "cells": [{"h3": f"{c:x}", "count": n} for c, n in sorted(counts.items())],
         }
     features = [cell_feature(cell, {"count": n}) for cell, n in sorted(counts.items())]
     return {

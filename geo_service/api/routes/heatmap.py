@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 
 from geo_service.api.deps import SessionDep, SettingsDep, require
+from geo_service.api.responses import FastJSONResponse, GeoJSONResponse
 from geo_service.services.access import Scope
 from geo_service.services.areas import BBox
 from geo_service.services.heatmap import HeatmapQuery, area_heatmap, h3_heatmap
@@ -16,7 +17,7 @@ router = APIRouter(prefix="/heatmap", tags=["heatmap"])
 LayerScope = Annotated[Scope, Depends(require("layers:read"))]
 
 
-def _query(
+async def _query(
     settings: SettingsDep,
     res: Annotated[int, Query(ge=6, le=10, description="H3 resolution")] = 8,
     since: datetime | None = None,
@@ -34,23 +35,29 @@ def _query(
 QueryDep = Annotated[HeatmapQuery, Depends(_query)]
 
 
-@router.get("/h3")
+@router.get(
+    "/h3",
+    response_class=GeoJSONResponse,
+    responses={200: {"content": {"application/geo+json": {}, "application/json": {}}}},
+)
 def read_h3_heatmap(
     session: SessionDep,
     scope: LayerScope,
     query: QueryDep,
     format: Literal["geojson", "json"] = "geojson",  # noqa: A002
-) -> dict[str, Any]:
+) -> FastJSONResponse:
     """Incident counts per H3 cell: GeoJSON hexagons, or ``format=json`` for cell/count."""
-    return h3_heatmap(session, query, scope=scope, compact=format == "json")
+    compact = format == "json"
+    body = h3_heatmap(session, query, scope=scope, compact=compact)
+    return (FastJSONResponse if compact else GeoJSONResponse)(body)
 
 
-@router.get("/grids")
+@router.get("/grids", response_class=GeoJSONResponse)
 def read_area_heatmap(
     session: SessionDep,
     scope: LayerScope,
     query: QueryDep,
     level: Literal["grid", "community", "street", "district"] = "grid",
-) -> dict[str, Any]:
+) -> GeoJSONResponse:
     """Incident counts per area of one level: a choropleth FeatureCollection."""
-    return area_heatmap(session, query, level, scope=scope)
+    return GeoJSONResponse(area_heatmap(session, query, level, scope=scope))
