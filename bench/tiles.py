@@ -110,7 +110,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--database", default="geo_load")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=10)
     args = parser.parse_args()
     settings = DatabaseSettings()
     base = settings.database_url or EmbeddedCluster(settings.data_dir).url("geo")
@@ -189,16 +189,21 @@ def main() -> None:
                 f"WebMercatorQuad/{z}/{x}/{y}"
                 for z, x, y in tiles
             ]
-            for name, urls, headers in (
+            servers_urls = (
                 ("ours", ours_urls, {"X-API-Key": key}),
                 ("tipg", tipg_urls, {}),
-            ):
+            )
+            timing: dict[str, tuple[float, list[float]]] = {}
+            for name, urls, headers in servers_urls:
                 asyncio.run(_fetch_all(urls[:20], headers, 4))  # warm up
-                elapsed, lat = 0.0, []
-                for _ in range(args.rounds):
+                timing[name] = (0.0, [])
+            # Rounds alternate between the servers, so drift on a shared machine hits both.
+            for _ in range(args.rounds):
+                for name, urls, headers in servers_urls:
                     e, ls = asyncio.run(_fetch_all(urls, headers, args.clients))
-                    elapsed += e
-                    lat += ls
+                    timing[name] = (timing[name][0] + e, timing[name][1] + ls)
+            for name, _, _ in servers_urls:
+                elapsed, lat = timing[name]
                 results.setdefault(layer, {})[name] = {
                     "tiles": len(lat),
                     "tiles_per_s": round(len(lat) / elapsed, 1),

@@ -32,7 +32,12 @@ from geo_service.api.routes import (
     tiles,
 )
 from geo_service.api.schemas import PROBLEM_RESPONSES
-from geo_service.db.engine import make_engine, make_sessionmaker, resolve_database_url
+from geo_service.db.engine import (
+    make_async_engine,
+    make_engine,
+    make_sessionmaker,
+    resolve_database_url,
+)
 from geo_service.services.auth import PrincipalCache, jwt_secret
 from geo_service.settings import Settings
 
@@ -50,9 +55,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = make_engine(url, settings.database)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.async_engine = make_async_engine(url, settings.database)
         try:
             yield
         finally:
+            await app.state.async_engine.dispose()
             engine.dispose()
 
     app = FastAPI(

@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
@@ -61,12 +63,32 @@ def make_engine(url: str, settings: DatabaseSettings | None = None) -> Engine:
         pool_size=settings.pool_size,
         max_overflow=settings.pool_size,
         pool_pre_ping=True,
-        connect_args={
-            # Short OLTP queries: parallel workers cost more to start than they save.
-            "options": f"-c statement_timeout={settings.statement_timeout_ms} "
-            "-c max_parallel_workers_per_gather=0",
-            "connect_timeout": 5,
-        },
+        connect_args=_connect_args(settings),
+    )
+
+
+def _connect_args(settings: DatabaseSettings) -> dict[str, Any]:
+    return {
+        # Short OLTP queries: parallel workers cost more to start than they save.
+        "options": f"-c statement_timeout={settings.statement_timeout_ms} "
+        "-c max_parallel_workers_per_gather=0",
+        "connect_timeout": 5,
+    }
+
+
+def make_async_engine(url: str, settings: DatabaseSettings | None = None) -> AsyncEngine:
+    """An asyncio engine (psycopg 3) with the same connection options, for hot single-statement
+    reads on the event loop (vector tiles of built layers). Autocommit, and no ping before
+    each use: a query is one round trip. A connection found dead fails that one request (503)
+    and the pool is invalidated, so the next request reconnects.
+    """
+    settings = settings or DatabaseSettings()
+    return create_async_engine(
+        url,
+        pool_size=settings.pool_size,
+        max_overflow=settings.pool_size,
+        isolation_level="AUTOCOMMIT",
+        connect_args=_connect_args(settings),
     )
 
 

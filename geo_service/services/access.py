@@ -167,7 +167,7 @@ def scope_for(session: Session, principal: Principal) -> Scope:
     if principal.area_code is None:
         return Scope(principal)
     version = version_in_force(session)
-    url = str(session.connection().engine.url.database)
+    url = str(session.get_bind().url.database)
     key = (url, principal.area_code, version)
     hit = _CACHE.get(key)
     if hit and time.monotonic() - hit[0] < SCOPE_TTL_S:

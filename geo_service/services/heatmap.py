@@ -15,7 +15,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import h3.api.basic_int as h3i
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Session
 
 from geo_service.db.models import AREA_LEVELS
@@ -110,7 +111,8 @@ def _cumulative_part(params: dict[str, Any], i: int, d0: date, d1: date) -> str:
 
     def element(side: str) -> str:
         y, ix = f":y{side}{i}", f":i{side}{i}"
-        return f"cum[CASE WHEN {y} > {latest} THEN array_upper(cum, 1) ELSE {ix} END]"
+        # a row of an earlier year than asked for is the latest year: its last element
+        return f"cum[CASE WHEN year < {y} THEN array_upper(cum, 1) ELSE {ix} END]"
 
     def side(name: str) -> str:
         return (
@@ -131,8 +133,8 @@ def _cumulative_part(params: dict[str, Any], i: int, d0: date, d1: date) -> str:
     )
 
 
-def h3_counts(session: Session, q: HeatmapQuery, *, scope: Scope | None = None) -> dict[int, int]:
-    """Incident counts per H3 cell at ``q.res`` (cells with none are absent)."""
+def _counts_query(q: HeatmapQuery, scope: Scope | None) -> tuple[TextClause, dict[str, Any]]:
+    """The one statement answering ``h3_counts``: a single row of (cells[], counts[])."""
     q.check()
     since = q.since or EPOCH
     until = q.until or datetime.now(UTC)
@@ -182,9 +184,11 @@ def h3_counts(session: Session, q: HeatmapQuery, *, scope: Scope | None = None) 
             else f"SELECT cell, sum(n) FROM ({' UNION ALL '.join(parts)}) x GROUP BY cell"
         )
     # One row of two arrays: fetching a thousand rows one by one costs more than the query.
-    cells, ns = session.execute(
-        text(f"SELECT array_agg(c), array_agg(n::bigint) FROM ({sql}) t(c, n)"), params
-    ).one()
+    return text(f"SELECT array_agg(c), array_agg(n::bigint) FROM ({sql}) t(c, n)"), params
+
+
+def _counts_from(row: Any, q: HeatmapQuery) -> dict[int, int]:
+    cells, ns = row
     counts = dict(zip(cells or (), ns or (), strict=True))
     if q.bbox is not None:
         b = q.bbox
@@ -196,11 +200,29 @@ def h3_counts(session: Session, q: HeatmapQuery, *, scope: Scope | None = None) 
     return counts
 
 
+def h3_counts(session: Session, q: HeatmapQuery, *, scope: Scope | None = None) -> dict[int, int]:
+    """Incident counts per H3 cell at ``q.res`` (cells with none are absent)."""
+    sql, params = _counts_query(q, scope)
+    return _counts_from(session.execute(sql, params).one(), q)
+
+
+async def h3_counts_async(
+    conn: AsyncConnection, q: HeatmapQuery, *, scope: Scope | None = None
+) -> dict[int, int]:
+    """``h3_counts`` on an asyncio connection: one statement, for the API's event loop."""
+    sql, params = _counts_query(q, scope)
+    return _counts_from((await conn.execute(sql, params)).one(), q)
+
+
 def h3_heatmap(
     session: Session, q: HeatmapQuery, *, scope: Scope | None = None, compact: bool = False
 ) -> dict[str, Any]:
     """Counts per H3 cell as GeoJSON hexagons, or as a compact cell/count list."""
-    counts = h3_counts(session, q, scope=scope)
+    return heatmap_body(h3_counts(session, q, scope=scope), q, compact=compact)
+
+
+def heatmap_body(counts: dict[int, int], q: HeatmapQuery, *, compact: bool) -> dict[str, Any]:
+    """The response for ``counts``: GeoJSON hexagons, or a compact cell/count list."""
     if compact:
         return {
             "res": q.res,

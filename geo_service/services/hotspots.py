@@ -77,7 +77,7 @@ def _filters(q: HotspotQuery, scope: Scope | None) -> tuple[str, dict[str, Any]]
 
 
 def _study_cells(session: Session, version: int, res: int) -> np.ndarray:
-    key = (str(session.connection().engine.url.database), version, res)
+    key = (str(session.get_bind().url.database), version, res)
     if key not in _STUDY_CELLS:
         outline = session.execute(
             text(

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import h3.api.basic_int as h3i
 import numpy as np
 import shapely
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Session
 
 from geo_service.errors import InvalidInputError, NotFoundError
@@ -146,80 +148,133 @@ def _ensure_cells(session: Session, res: int, cells: np.ndarray) -> None:
     session.commit()
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Layer:
-    """A layer's cells with their centres and values, reused by every tile for TTL_S."""
+    """A computed layer materialised in ``tile_layer_cells`` under ``key`` for TTL_S."""
 
-    res: int
-    cells: np.ndarray
-    lat: np.ndarray
-    lng: np.ndarray
-    values: dict[str, list[Any]]
+    key: str
     made: float
 
 
 _LAYERS: dict[tuple[Any, ...], _Layer] = {}
+_COLUMNS = ("count", "z", "p_fdr", "class")
+_CASTS = {"count": "int", "z": "float8", "p_fdr": "float8", "class": "text"}
 
 
 def _cached_layer(session: Session, key: tuple[Any, ...], res: int, build) -> _Layer:  # noqa: ANN001
+    """The layer for ``key``: built and written once per TTL_S, then read by every tile.
+
+    Each build gets its own table key (process and time), so processes sharing the database
+    never overwrite each other's rows; builds older than two TTLs are swept.
+    """
     hit = _LAYERS.get(key)
     if hit and time.monotonic() - hit.made < TTL_S:
         return hit
     rows = build()
     cells = np.array([h3i.str_to_int(r["h3"]) for r in rows], dtype=np.int64)
-    centres = np.array([h3i.cell_to_latlng(int(c)) for c in cells]).reshape(-1, 2)
-    names = [k for k in (rows[0] if rows else {}) if k != "h3"]
-    layer = _Layer(
-        res,
-        cells,
-        centres[:, 0],
-        centres[:, 1],
-        {k: [r[k] for r in rows] for k in names},
-        time.monotonic(),
-    )
     _ensure_cells(session, res, cells)
+    table_key = (
+        f"{hashlib.sha1(repr(key).encode()).hexdigest()[:16]}-{os.getpid()}-{time.time_ns()}"
+    )
+    present = [c for c in _COLUMNS if rows and c in rows[0]]
+    arrays = "".join(f", CAST(:{c} AS {_CASTS[c]}[])" for c in present)
+    names = "".join(f", {c}" for c in present)
+    params: dict[str, Any] = {
+        "key": table_key,
+        "res": res,
+        "cells": cells.tolist(),
+        "h3": [r["h3"] for r in rows],
+    }
+    params.update({c: [r[c] for r in rows] for c in present})
+    session.execute(
+        text(
+            "DELETE FROM tile_layers WHERE made < now() - make_interval(secs => :ttl)"
+            + (" OR key = :old" if hit else "")
+        ),
+        {"ttl": 2 * TTL_S, "old": hit.key if hit else None},
+    )
+    session.execute(text("INSERT INTO tile_layers (key) VALUES (:key)"), {"key": table_key})
+    session.execute(
+        text(
+            f"INSERT INTO tile_layer_cells (key, h3{names}, geom) "
+            f"SELECT :key, t.h3{''.join(f', t.{c}' for c in present)}, "
+            "ST_Transform(h.geom, 3857) "
+            f"FROM unnest(CAST(:cells AS bigint[]), CAST(:h3 AS text[]){arrays}) "
+            f"AS t(cell, h3{names}) JOIN h3_cells h ON h.res = :res AND h.cell = t.cell"
+        ),
+        params,
+    )
+    session.commit()
+    layer = _Layer(table_key, time.monotonic())
     _LAYERS[key] = layer
     return layer
 
 
-def _hexagon_tile(session: Session, name: str, z: int, x: int, y: int, layer: _Layer) -> bytes:
-    """Encode the layer's cells around a tile: pick them by centre, join their polygons."""
-    box = _grow(tile_bbox(z, x, y), z)
-    pick = np.flatnonzero(
-        (layer.lat >= box.miny)
-        & (layer.lat <= box.maxy)
-        & (layer.lng >= box.minx)
-        & (layer.lng <= box.maxx)
-    )
-    if not len(pick):
-        return b""
-    names = list(layer.values)
-    casts = {"count": "int", "z": "float8", "p_fdr": "float8", "class": "text"}
-    arrays = ", ".join(f"CAST(:{k} AS {casts[k]}[])" for k in names)
+def _hexagon_sql(
+    name: str, z: int, x: int, y: int, layer: _Layer, columns: tuple[str, ...]
+) -> tuple[TextClause, dict[str, Any]]:
+    """The query that encodes the materialised cells overlapping a tile."""
     sql = text(
         f"""
-        WITH b AS (SELECT ST_TileEnvelope(:tile_z, :tile_x, :tile_y) AS env),
-        q AS (
-          SELECT h3_text AS h3, {", ".join(f"t.{k}" for k in names)},
-                 ST_AsMVTGeom(ST_Transform(h.geom, 3857), b.env, 4096, 64, true) AS geom
-          FROM unnest(CAST(:cells AS bigint[]), CAST(:h3 AS text[]), {arrays})
-               AS t(cell, h3_text, {", ".join(names)})
-          JOIN h3_cells h ON h.res = :res AND h.cell = t.cell, b
-        )
-        SELECT ST_AsMVT(q, :layer, 4096, 'geom') FROM q
+        WITH b AS (SELECT ST_TileEnvelope(:z, :x, :y) AS env)
+        SELECT ST_AsMVT(q, :layer, 4096, 'geom') FROM (
+          SELECT c.h3, {", ".join(f"c.{k}" for k in columns)},
+                 ST_AsMVTGeom(c.geom, b.env, 4096, 64, true) AS geom
+          FROM tile_layer_cells c, b
+          WHERE c.key = :key AND c.geom && b.env
+        ) q
         """
     )
-    params: dict[str, Any] = {
-        "tile_z": z,  # own names: "z" is also a hot spot column
-        "tile_x": x,
-        "tile_y": y,
-        "layer": name,
-        "res": layer.res,
-        "cells": layer.cells[pick].tolist(),
-        "h3": [h3i.int_to_str(int(c)) for c in layer.cells[pick]],
-    }
-    params.update({k: [layer.values[k][i] for i in pick] for k in names})
+    return sql, {"z": z, "x": x, "y": y, "layer": name, "key": layer.key}
+
+
+def _hexagon_tile(
+    session: Session, name: str, z: int, x: int, y: int, layer: _Layer, columns: tuple[str, ...]
+) -> bytes:
+    """Encode the materialised cells that overlap a tile."""
+    sql, params = _hexagon_sql(name, z, x, y, layer, columns)
     return bytes(session.execute(sql, params).scalar_one() or b"")
+
+
+def _layer_key(
+    database: str, layer: str, z: int, q: TileQuery, scope: Scope | None, res: int | None
+) -> tuple[tuple[Any, ...], int, tuple[str, ...]]:
+    """The cache key, H3 resolution and columns of a computed (hexagon) layer."""
+    area = None if scope is None or scope.unrestricted else scope.principal.area_code
+    if layer == "hotspots":  # one layer for all zooms: the statistic depends on the cells
+        cell_res = res or 8
+        return (database, layer, q, cell_res, area), cell_res, _COLUMNS
+    cell_res = res or res_for_zoom(z)
+    return (database, layer, q, cell_res, area), cell_res, ("count",)
+
+
+def is_hexagon_tile(layer: str, z: int) -> bool:
+    """Whether the tile comes from a computed H3 layer (not straight from a table)."""
+    return layer in ("heatmap", "hotspots") or (layer == "incidents" and z < POINT_ZOOM)
+
+
+async def render_cached_tile(
+    conn: AsyncConnection,
+    database: str,
+    layer: str,
+    z: int,
+    x: int,
+    y: int,
+    q: TileQuery,
+    *,
+    scope: Scope | None = None,
+    res: int | None = None,
+) -> bytes | None:
+    """The tile from an already built layer, on the event loop; None when the layer must be
+    (re)built first (``render_tile`` in a worker thread does that).
+    """
+    check_tile(z, x, y)
+    key, _, columns = _layer_key(database, layer, z, q, scope, res)
+    hit = _LAYERS.get(key)
+    if hit is None or time.monotonic() - hit.made >= TTL_S:
+        return None
+    sql, params = _hexagon_sql(layer, z, x, y, hit, columns)
+    return bytes((await conn.execute(sql, params)).scalar_one() or b"")
 
 
 def render_tile(
@@ -263,9 +318,8 @@ def render_tile(
             ).scalar_one()
             or b""
         )
-    cell_res = res or res_for_zoom(z)
-    area = None if scope is None or scope.unrestricted else scope.principal.area_code
-    key = (str(session.connection().engine.url.database), layer, q, cell_res, area)
+    database = str(session.get_bind().url.database)
+    key, cell_res, columns = _layer_key(database, layer, z, q, scope, res)
     if layer in ("incidents", "heatmap"):
 
         def build() -> list[dict[str, Any]]:
@@ -277,7 +331,6 @@ def render_tile(
             return [{"h3": h3i.int_to_str(c), "count": n} for c, n in sorted(counts.items())]
 
     else:
-        cell_res = res or 8
 
         def build() -> list[dict[str, Any]]:
             spots = h3_hotspots(
@@ -296,25 +349,8 @@ def render_tile(
                 for f in spots["features"]
             ]
 
-        key = (*key[:3], cell_res, area)
-    return _hexagon_tile(session, layer, z, x, y, _cached_layer(session, key, cell_res, build))
-
-
-def _grow(box: BBox, z: int) -> BBox:
-    # Cells whose centres lie just outside the tile still overlap it: widen by a hexagon.
-    pad = max(box.maxx - box.minx, box.maxy - box.miny) * 0.25
-    return replace(
-        box,
-        minx=max(-180, box.minx - pad),
-        miny=max(-90, box.miny - pad),
-        maxx=min(180, box.maxx + pad),
-        maxy=min(90, box.maxy + pad),
-    )
-
-
-def _centre_in(cell: str, box: BBox) -> bool:
-    lat, lng = h3i.cell_to_latlng(h3i.str_to_int(cell))
-    return box.minx <= lng <= box.maxx and box.miny <= lat <= box.maxy
+    built = _cached_layer(session, key, cell_res, build)
+    return _hexagon_tile(session, layer, z, x, y, built, columns)
 
 
 def etag(data: bytes) -> str:

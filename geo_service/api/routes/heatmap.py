@@ -5,13 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
 
 from geo_service.api.deps import SessionDep, SettingsDep, require
 from geo_service.api.responses import FastJSONResponse, GeoJSONResponse
 from geo_service.services.access import Scope
 from geo_service.services.areas import BBox
-from geo_service.services.heatmap import HeatmapQuery, area_heatmap, h3_heatmap
+from geo_service.services.heatmap import (
+    HeatmapQuery,
+    area_heatmap,
+    h3_counts_async,
+    heatmap_body,
+)
 
 router = APIRouter(prefix="/heatmap", tags=["heatmap"])
 LayerScope = Annotated[Scope, Depends(require("layers:read"))]
@@ -40,16 +46,23 @@ QueryDep = Annotated[HeatmapQuery, Depends(_query)]
     response_class=GeoJSONResponse,
     responses={200: {"content": {"application/geo+json": {}, "application/json": {}}}},
 )
-def read_h3_heatmap(
-    session: SessionDep,
+async def read_h3_heatmap(
+    request: Request,
     scope: LayerScope,
     query: QueryDep,
     format: Literal["geojson", "json"] = "geojson",  # noqa: A002
 ) -> FastJSONResponse:
-    """Incident counts per H3 cell: GeoJSON hexagons, or ``format=json`` for cell/count."""
+    """Incident counts per H3 cell: GeoJSON hexagons, or ``format=json`` for cell/count.
+    One statement on the asyncio engine: dashboards poll this, so no worker thread.
+    """
     compact = format == "json"
-    body = h3_heatmap(session, query, scope=scope, compact=compact)
-    return (FastJSONResponse if compact else GeoJSONResponse)(body)
+    async with request.app.state.async_engine.connect() as conn:
+        counts = await h3_counts_async(conn, query, scope=scope)
+    if compact:
+        return FastJSONResponse(heatmap_body(counts, query, compact=True))
+    # hexagon outlines cost milliseconds of CPU: not on the event loop
+    body = await run_in_threadpool(heatmap_body, counts, query, compact=False)
+    return GeoJSONResponse(body)
 
 
 @router.get("/grids", response_class=GeoJSONResponse)
