@@ -81,6 +81,24 @@ class LimitSettings(BaseSettings):
     burst: int = 200
 
 
+class DispatchSettings(BaseSettings):
+    """Live responders, escalation and duplicate detection."""
+
+    model_config = SettingsConfigDict(env_prefix="GEO_DISPATCH_", extra="ignore")
+
+    stale_position_s: int = Field(
+        default=300, description="A position older than this is stale: not offered as nearest."
+    )
+    escalation_interval_s: float = Field(
+        default=30.0, description="How often the in-process scheduler escalates (0: off)."
+    )
+    duplicate_radius_m: float = 50.0
+    duplicate_window_s: int = 1800
+    walking_speed_mps: float = Field(
+        default=1.4, description="Speed of the leg between a point and the road network."
+    )
+
+
 class Settings(BaseSettings):
     """All settings of one geo-service process."""
 
@@ -90,3 +108,4 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    dispatch: DispatchSettings = Field(default_factory=DispatchSettings)

@@ -22,7 +22,13 @@ from geo_service.db.engine import make_engine, normalise_url, recreate_database
 from geo_service.db.migrate import upgrade_to_head
 from geo_service.demo.city import DemoCity, generate_city
 from geo_service.services.demo import load_city
-from geo_service.settings import ApiSettings, DatabaseSettings, LimitSettings, Settings
+from geo_service.settings import (
+    ApiSettings,
+    DatabaseSettings,
+    DispatchSettings,
+    LimitSettings,
+    Settings,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 # Real data nobody here wrote, beside the checkout (CI has it there too).
@@ -119,6 +125,8 @@ def settings(database_url: str) -> Settings:
         database=DatabaseSettings(database_url=database_url),
         api=ApiSettings(map_tiles="none"),
         limits=LimitSettings(requests_per_minute=100_000, burst=10_000),
+        # escalation changes shared rows on its own clock: tests drive it explicitly
+        dispatch=DispatchSettings(escalation_interval_s=0),
     )
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
@@ -29,6 +32,7 @@ from geo_service.api.routes import (
     login,
     maps,
     ogc,
+    responders,
     tiles,
 )
 from geo_service.api.schemas import PROBLEM_RESPONSES
@@ -39,9 +43,31 @@ from geo_service.db.engine import (
     resolve_database_url,
 )
 from geo_service.services.auth import PrincipalCache, jwt_secret
+from geo_service.services.dispatch import escalate_overdue
 from geo_service.settings import Settings
 
+log = logging.getLogger(__name__)
+
 STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
+
+
+async def escalation_loop(app: FastAPI, interval_s: float) -> None:
+    """The in-process escalation scheduler: every ``interval_s``, climb overdue incidents one
+    level. Several workers may run it; an advisory lock lets one escalate at a time.
+    """
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await run_in_threadpool(_escalate_once, app)
+        except Exception:  # noqa: BLE001 - a bad round (database down) must not stop the loop
+            log.exception("escalation round failed")
+
+
+def _escalate_once(app: FastAPI) -> None:
+    with app.state.sessionmaker() as session:
+        done = escalate_overdue(session, actor="scheduler")
+    if done:
+        log.info("escalated %d overdue incidents", len(done))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -56,9 +82,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.async_engine = make_async_engine(url, settings.database)
+        interval = settings.dispatch.escalation_interval_s
+        scheduler = asyncio.create_task(escalation_loop(app, interval)) if interval > 0 else None
         try:
             yield
         finally:
+            if scheduler is not None:
+                scheduler.cancel()
             await app.state.async_engine.dispose()
             engine.dispose()
 
@@ -86,6 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         login,
         areas,
         incidents,
+        responders,
         households,
         heatmap,
         hotspots,

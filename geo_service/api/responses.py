@@ -7,6 +7,7 @@ datetimes as RFC 3339 and NaN as null (valid JSON, unlike the standard library's
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -15,11 +16,17 @@ from fastapi.responses import JSONResponse
 OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):  # numeric columns
+        return float(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
 class FastJSONResponse(JSONResponse):
     """``application/json`` via orjson."""
 
     def render(self, content: Any) -> bytes:  # noqa: D102 - the point of the class
-        return orjson.dumps(content, option=OPTIONS)
+        return orjson.dumps(content, option=OPTIONS, default=_default)
 
 
 class GeoJSONResponse(FastJSONResponse):

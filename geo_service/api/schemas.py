@@ -100,6 +100,17 @@ class IncidentPublic(BaseModel):
     lat: float
     h3: str
     grid: AreaRef | None
+    responder_id: int | None = None
+    escalation_level: int = 0
+    escalated_to: str = "grid"
+    possible_duplicate_of: str | None = None
+    dispatched_at: datetime | None = None
+    accepted_at: datetime | None = None
+    arrived_at: datetime | None = None
+    resolved_at: datetime | None = None
+    closed_at: datetime | None = None
+    cancelled_at: datetime | None = None
+    escalated_at: datetime | None = None
 
 
 class FeatureCollection(BaseModel):

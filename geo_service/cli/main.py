@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Annotated
+
 import typer
 
 from geo_service.cli import boundaries, db, demo
@@ -32,6 +35,38 @@ def migrate() -> None:
 
     upgrade_to_head(database_url(Settings()))
     console.print("[green]schema is up to date[/]")
+
+
+@app.command("escalate")
+def escalate(
+    once: Annotated[bool, typer.Option("--once", help="One round, then exit (for cron).")] = False,
+    now: Annotated[
+        datetime | None,
+        typer.Option(help="Judge overdue at this time (ISO 8601 with offset); default: now."),
+    ] = None,
+) -> None:
+    """Climb every overdue open incident one level (grid > community > street > district).
+    Without --once, repeat every GEO_DISPATCH_ESCALATION_INTERVAL_S seconds."""
+    import time
+
+    from sqlalchemy.orm import Session
+
+    from geo_service.db.engine import make_engine
+    from geo_service.services.dispatch import escalate_overdue
+
+    if now is not None and now.tzinfo is None:
+        raise typer.BadParameter("--now needs a timezone offset, e.g. 2026-11-22T08:00:00+08:00")
+    settings = Settings()
+    engine = make_engine(database_url(settings), settings.database)
+    while True:
+        with Session(engine) as session:
+            done = escalate_overdue(session, now=now, actor="geo-service escalate")
+        for item in done:
+            console.print(f"{item['id']}  level {item['escalation_level']}  ({item['status']})")
+        console.print(f"escalated {len(done)} incident(s)")
+        if once:
+            return
+        time.sleep(max(1.0, settings.dispatch.escalation_interval_s))
 
 
 if __name__ == "__main__":

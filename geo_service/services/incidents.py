@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import base64
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from geoalchemy2.functions import ST_X, ST_Y, ST_Intersects, ST_Point
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -34,6 +35,38 @@ from geo_service.services.access import Scope
 from geo_service.services.areas import BBox
 
 MAX_CLOCK_SKEW = timedelta(minutes=5)
+# Who holds an incident at each escalation level: small matters stay in the grid, big ones
+# climb to the community, the street, the district.
+ESCALATION_LEVELS = ("grid", "community", "street", "district")
+STAMPS = (
+    "dispatched_at",
+    "accepted_at",
+    "arrived_at",
+    "resolved_at",
+    "closed_at",
+    "cancelled_at",
+    "escalated_at",
+)
+DISPATCH_COLUMNS = (
+    Incident.responder_id,
+    Incident.escalation_level,
+    Incident.possible_duplicate_of,
+    *(getattr(Incident, k) for k in STAMPS),
+)
+# The stage an open incident is in and its target: until accepted, the dispatch target of its
+# priority; then the resolution target of its category. Overdue once the stage's target has
+# passed since it was reported or last escalated.
+STAGE_TARGET_S = """
+    CASE WHEN {i}.accepted_at IS NULL
+         THEN (SELECT t.dispatch_s FROM response_targets t WHERE t.priority = {i}.priority)
+         ELSE (SELECT c.resolution_target_min * 60 FROM categories c WHERE c.code = {i}.category)
+    END
+"""
+OVERDUE_SQL = (
+    "{i}.status IN ('reported', 'dispatched', 'accepted', 'on_scene') AND "
+    "CAST(:now AS timestamptz) > coalesce({i}.escalated_at, {i}.reported_at) "
+    "+ make_interval(secs => " + STAGE_TARGET_S + ")"
+)
 
 
 @dataclass(frozen=True)
@@ -60,6 +93,8 @@ class IncidentFilter:
     category: str | None = None
     status: str | None = None
     grid_id: int | None = None
+    overdue: bool | None = None
+    now: datetime | None = None  # the clock overdue is judged by (default: the database's)
 
 
 def _columns():  # noqa: ANN202
@@ -79,6 +114,7 @@ def _columns():  # noqa: ANN202
         ST_Y(Incident.location).label("lat"),
         Area.code.label("grid_code"),
         Area.name.label("grid_name"),
+        *DISPATCH_COLUMNS,
     )
 
 
@@ -100,6 +136,13 @@ def _as_dict(row: Any) -> dict[str, Any]:
         "grid": None
         if m["grid_id"] is None
         else {"id": m["grid_id"], "code": m["grid_code"], "name": m["grid_name"]},
+        "responder_id": m["responder_id"],
+        "escalation_level": m["escalation_level"],
+        "escalated_to": ESCALATION_LEVELS[m["escalation_level"]],
+        "possible_duplicate_of": None
+        if m["possible_duplicate_of"] is None
+        else str(m["possible_duplicate_of"]),
+        **{k: None if m[k] is None else m[k].isoformat() for k in STAMPS},
     }
 
 
@@ -138,11 +181,15 @@ def create_incident(
     idempotency_key: str | None,
     actor: str,
     scope: Scope | None = None,
+    radius_m: float = 50.0,
+    window_s: int = 1800,
 ) -> tuple[dict[str, Any], bool]:
     """Record an incident; return it and whether it was created (False: idempotent replay).
 
     The grid is the one of the boundary version in force at ``reported_at``; a point outside
     every grid is refused. The same ``idempotency_key`` returns the first incident unchanged.
+    An open incident of the same category within ``radius_m`` and ``window_s`` is named in
+    ``possible_duplicate_of`` (a hint for the dispatcher; nothing is merged).
     """
     if new.source not in INCIDENT_SOURCES:
         raise InvalidInputError(f"source must be one of {', '.join(INCIDENT_SOURCES)}")
@@ -181,6 +228,9 @@ def create_incident(
     if scope is not None:
         scope.require_grid(grid_id, "the incident location")
     values = {
+        "possible_duplicate_of": _possible_duplicate(
+            session, category.code, lon, lat, reported_at, radius_m, window_s
+        ),
         "idempotency_key": idempotency_key,
         "category": category.code,
         "priority": new.priority or category.default_priority,
@@ -216,6 +266,45 @@ def create_incident(
     )
     session.commit()
     return _shown(created, scope), True
+
+
+def _possible_duplicate(
+    session: Session,
+    category: str,
+    lon: float,
+    lat: float,
+    at: datetime,
+    radius_m: float,
+    window_s: int,
+) -> uuid.UUID | None:
+    """The nearest open incident of the same category within ``radius_m`` and ``window_s``."""
+    return session.execute(
+        text(
+            """
+            SELECT id FROM incidents
+            WHERE status IN ('reported', 'dispatched', 'accepted', 'on_scene')
+              AND category = :c
+              AND reported_at BETWEEN :t - make_interval(secs => :w)
+                                  AND :t + make_interval(secs => :w)
+              AND location && ST_Expand(ST_SetSRID(ST_MakePoint(:x, :y), 4326), :deg)
+              AND ST_DWithin(CAST(location AS geography),
+                             CAST(ST_SetSRID(ST_MakePoint(:x, :y), 4326) AS geography), :r)
+            ORDER BY ST_Distance(CAST(location AS geography),
+                                 CAST(ST_SetSRID(ST_MakePoint(:x, :y), 4326) AS geography)), id
+            LIMIT 1
+            """
+        ),
+        {
+            "c": category,
+            "t": at,
+            "w": window_s,
+            "x": lon,
+            "y": lat,
+            "r": radius_m,
+            # a box surely holding the circle: metres to degrees of longitude at this latitude
+            "deg": radius_m / 111_000 / max(0.01, math.cos(math.radians(lat))) * 1.1,
+        },
+    ).scalar_one_or_none()
 
 
 def _replay(
@@ -279,6 +368,10 @@ def list_incidents(
         query = query.where(Incident.status == flt.status)
     if flt.grid_id is not None:
         query = query.where(Incident.grid_id == flt.grid_id)
+    if flt.overdue is not None:
+        now = flt.now or session.execute(select(func.now())).scalar_one()
+        overdue = text(OVERDUE_SQL.format(i="incidents")).bindparams(now=now)
+        query = query.where(overdue if flt.overdue else ~overdue)
     if scope is not None and not scope.unrestricted:
         query = query.where(Incident.grid_id.in_(scope.grid_ids or ()))
     if cursor is not None:

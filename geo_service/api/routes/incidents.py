@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from geo_service.api.deps import ActorDep, SessionDep, SettingsDep, require
 from geo_service.api.schemas import (
@@ -17,6 +18,7 @@ from geo_service.api.schemas import (
     IncidentPublic,
 )
 from geo_service.errors import InvalidInputError
+from geo_service.services import dispatch as dispatch_service
 from geo_service.services import incidents as incident_service
 from geo_service.services.access import Scope
 from geo_service.services.areas import BBox
@@ -32,6 +34,7 @@ router = APIRouter(prefix="/incidents", tags=["incidents"])
 )
 def create_incident(
     session: SessionDep,
+    settings: SettingsDep,
     actor: ActorDep,
     scope: Annotated[Scope, Depends(require("incidents:write"))],
     body: IncidentCreate,
@@ -50,7 +53,13 @@ def create_incident(
         source=body.source,
     )
     item, created = incident_service.create_incident(
-        session, new, idempotency_key=idempotency_key, actor=actor, scope=scope
+        session,
+        new,
+        idempotency_key=idempotency_key,
+        actor=actor,
+        scope=scope,
+        radius_m=settings.dispatch.duplicate_radius_m,
+        window_s=settings.dispatch.duplicate_window_s,
     )
     headers = {"Location": f"/incidents/{item['id']}"}
     if not created:
@@ -71,6 +80,9 @@ def read_incidents(
     category: str | None = None,
     status: str | None = None,
     grid_id: AreaIdQuery = None,
+    overdue: Annotated[
+        bool | None, Query(description="open incidents past their response target (or not)")
+    ] = None,
     limit: Annotated[int | None, Query(ge=1)] = None,
     cursor: str | None = None,
 ) -> dict[str, Any]:
@@ -85,6 +97,7 @@ def read_incidents(
         category=category,
         status=status,
         grid_id=grid_id,
+        overdue=overdue,
     )
     items, next_cursor = incident_service.list_incidents(
         session, flt, limit=page, cursor=cursor, scope=scope
@@ -114,3 +127,63 @@ def read_incident(
 ) -> dict[str, Any]:
     """One incident."""
     return incident_service.get_incident(session, incident_id, scope=scope)
+
+
+class ActionBody(BaseModel):
+    """Optional details of a lifecycle action."""
+
+    responder_id: int | None = Field(default=None, description="for dispatch: who to send")
+    note: str | None = Field(default=None, max_length=2000)
+
+
+@router.get("/{incident_id}/candidates")
+def read_candidates(
+    session: SessionDep,
+    settings: SettingsDep,
+    scope: Annotated[Scope, Depends(require("responders:read"))],
+    incident_id: uuid.UUID,
+    k: Annotated[int, Query(ge=1, le=100)] = 5,
+    kind: Literal["grid_worker", "patrol", "mediator", "fire", "medical"] | None = None,
+    skill: Annotated[str | None, Query(max_length=64)] = None,
+) -> dict[str, Any]:
+    """Who to send: the grid's own worker first when within the response target, then the
+    nearest available others."""
+    return dispatch_service.candidates(
+        session,
+        incident_id,
+        k=k,
+        kind=kind,
+        skill=skill,
+        scope=scope,
+        stale_s=settings.dispatch.stale_position_s,
+    )
+
+
+@router.post(
+    "/{incident_id}/{action}",
+    response_model=IncidentPublic,
+    responses={409: {"description": "the incident's state does not allow this action"}},
+)
+def post_action(
+    session: SessionDep,
+    scope: Annotated[Scope, Depends(require("incidents:read"))],
+    actor: ActorDep,
+    incident_id: uuid.UUID,
+    action: Literal["dispatch", "accept", "arrive", "resolve", "close", "cancel", "escalate"],
+    body: ActionBody | None = None,
+) -> dict[str, Any]:
+    """Move an incident through its lifecycle; 409 when its state does not allow ``action``."""
+    body = body or ActionBody()
+    if action == "escalate":
+        return dispatch_service.escalate_one(
+            session, incident_id, scope=scope, actor=actor, reason=body.note
+        )
+    return dispatch_service.transition(
+        session,
+        incident_id,
+        action,
+        scope=scope,
+        actor=actor,
+        responder_id=body.responder_id,
+        note=body.note,
+    )

@@ -1,0 +1,123 @@
+"""Live responders: ``POST /responders/positions``, ``PATCH /responders/{id}``,
+``GET /responders``, ``GET /responders/nearest``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
+
+from geo_service.api.deps import ActorDep, ScopeDep, SessionDep, SettingsDep, require
+from geo_service.api.responses import GeoJSONResponse
+from geo_service.api.schemas import CrsParam
+from geo_service.errors import InvalidInputError, PermissionDeniedError
+from geo_service.geo.crs import to_wgs84
+from geo_service.services import responders as service
+from geo_service.services.access import Scope
+from geo_service.services.areas import BBox
+
+router = APIRouter(prefix="/responders", tags=["responders"])
+ReadScope = Annotated[Scope, Depends(require("responders:read"))]
+
+
+class PositionIn(BaseModel):
+    """One position fix."""
+
+    id: int = Field(description="responder id")
+    lon: float
+    lat: float
+    at: datetime = Field(description="when the fix was taken, with a timezone offset")
+
+
+class PositionBatch(BaseModel):
+    """A batch of fixes, in ``crs`` (gcj02/bd09 from Chinese map SDKs are converted)."""
+
+    crs: CrsParam = "wgs84"
+    positions: list[PositionIn] = Field(min_length=1, max_length=service.MAX_BATCH)
+
+
+class ResponderPatch(BaseModel):
+    """Fields a dispatcher (or, for status, the responder) may change."""
+
+    status: Literal["available", "busy", "off_duty"] | None = None
+    skills: list[str] | None = Field(default=None, max_length=50)
+
+
+@router.post("/positions")
+def post_positions(
+    session: SessionDep, scope: ScopeDep, actor: ActorDep, body: PositionBatch
+) -> dict[str, int]:
+    """Store a batch of positions (all or nothing; a fix older than the stored one is
+    ignored). A grid worker may send only their own."""
+    if not (scope.can("responders:write") or scope.can("responders:self")):
+        raise PermissionDeniedError(f"role {scope.principal.role!r} may not report positions")
+    fixes = [service.Position(p.id, p.lon, p.lat, p.at) for p in body.positions]
+    return service.record_positions(session, fixes, crs=body.crs, scope=scope, actor=actor)
+
+
+@router.get("", response_class=GeoJSONResponse)
+def read_responders(
+    session: SessionDep,
+    settings: SettingsDep,
+    scope: ReadScope,
+    status: Literal["available", "busy", "off_duty"] | None = None,
+    kind: Literal["grid_worker", "patrol", "mediator", "fire", "medical"] | None = None,
+    bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy (WGS84)")] = None,
+) -> GeoJSONResponse:
+    """Responders in your area with status, kind, position and position age (``stale`` when
+    older than ``GEO_DISPATCH_STALE_POSITION_S``)."""
+    box = BBox.parse(bbox, max_km2=settings.limits.bbox_km2) if bbox else None
+    body = service.list_responders(
+        session,
+        status=status,
+        kind=kind,
+        bbox=box,
+        scope=scope,
+        stale_s=settings.dispatch.stale_position_s,
+    )
+    return GeoJSONResponse(body)
+
+
+@router.get("/nearest")
+def read_nearest(
+    session: SessionDep,
+    settings: SettingsDep,
+    scope: ReadScope,
+    lon: Annotated[float, Query(ge=-180, le=180)],
+    lat: Annotated[float, Query(ge=-90, le=90)],
+    k: Annotated[int, Query(ge=1, le=service.MAX_K)] = 5,
+    kind: Literal["grid_worker", "patrol", "mediator", "fire", "medical"] | None = None,
+    skill: Annotated[str | None, Query(max_length=64)] = None,
+    by: Literal["distance", "travel_time"] = "distance",
+    max_distance_m: Annotated[float | None, Query(gt=0, le=500_000)] = None,
+    crs: CrsParam = "wgs84",
+) -> dict[str, Any]:
+    """The k nearest available responders with a fresh position, ranked exactly by geodesic
+    distance (``by=distance``) or by road travel time (``by=travel_time``)."""
+    if by == "travel_time":
+        raise InvalidInputError(
+            "by=travel_time needs a road network, and none is loaded "
+            "(geo-service import roads FILE)"
+        )
+    (x,), (y,) = to_wgs84([lon], [lat], crs)
+    query = service.NearestQuery(
+        lon=float(x), lat=float(y), k=k, kind=kind, skill=skill, max_distance_m=max_distance_m
+    )
+    found = service.nearest(session, query, scope=scope, stale_s=settings.dispatch.stale_position_s)
+    return {"by": by, "candidates": found}
+
+
+@router.patch("/{responder_id}")
+def patch_responder(
+    session: SessionDep, scope: ScopeDep, actor: ActorDep, responder_id: int, body: ResponderPatch
+) -> dict[str, Any]:
+    """Change status and/or skills. A grid worker may change only their own status."""
+    if body.status is None and body.skills is None:
+        raise InvalidInputError("nothing to change: send status and/or skills")
+    if not (scope.can("responders:write") or scope.can("responders:self")):
+        raise PermissionDeniedError(f"role {scope.principal.role!r} may not change responders")
+    return service.update_responder(
+        session, responder_id, status=body.status, skills=body.skills, scope=scope, actor=actor
+    )

@@ -1,0 +1,298 @@
+"""The incident lifecycle, candidates for an incident, and escalation.
+
+    reported -dispatch-> dispatched -accept-> accepted -arrive-> on_scene -resolve-> resolved
+    resolved -close-> closed;  accepted -resolve-> resolved (settled without a visit);
+    any open state -cancel-> cancelled
+
+Every transition is one conditional UPDATE on a row locked in a fixed order (responder, then
+incident), so two dispatchers racing for the same responder or incident get exactly one
+success and one 409. Each writes a timestamp and an audit row.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from geo_service.db.models import OPEN_INCIDENT_STATUSES, AuditEntry
+from geo_service.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from geo_service.services.access import Scope
+from geo_service.services.incidents import ESCALATION_LEVELS, STAGE_TARGET_S, get_incident
+from geo_service.services.responders import NearestQuery, nearest
+
+# action: (states it may leave, state it enters, timestamp it sets)
+TRANSITIONS: dict[str, tuple[frozenset[str], str, str]] = {
+    "dispatch": (frozenset({"reported"}), "dispatched", "dispatched_at"),
+    "accept": (frozenset({"dispatched"}), "accepted", "accepted_at"),
+    "arrive": (frozenset({"accepted"}), "on_scene", "arrived_at"),
+    "resolve": (frozenset({"accepted", "on_scene"}), "resolved", "resolved_at"),
+    "close": (frozenset({"resolved"}), "closed", "closed_at"),
+    "cancel": (frozenset(OPEN_INCIDENT_STATUSES), "cancelled", "cancelled_at"),
+}
+# What the assigned responder may do themselves; the rest needs incidents:write in the area.
+RESPONDER_ACTIONS = frozenset({"accept", "arrive", "resolve"})
+FREES_RESPONDER = frozenset({"resolve", "cancel"})
+TOP_LEVEL = len(ESCALATION_LEVELS) - 1
+
+
+def allowed_actions(status: str) -> list[str]:
+    """The lifecycle actions an incident in ``status`` accepts."""
+    actions = [a for a, (sources, _, _) in TRANSITIONS.items() if status in sources]
+    return actions + (["escalate"] if status in OPEN_INCIDENT_STATUSES else [])
+
+
+def _locked(session: Session, incident_id: uuid.UUID) -> dict[str, Any]:
+    row = (
+        session.execute(
+            text(
+                "SELECT id, status, grid_id, responder_id, escalation_level FROM incidents "
+                "WHERE id = :id FOR UPDATE"
+            ),
+            {"id": incident_id},
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise NotFoundError(f"incident {incident_id} does not exist")
+    return dict(row)
+
+
+def _audit(session: Session, actor: str, action: str, incident_id: Any, diff: dict) -> None:
+    session.add(
+        AuditEntry(
+            who=actor, action=action, entity="incident", entity_id=str(incident_id), diff=diff
+        )
+    )
+
+
+def transition(
+    session: Session,
+    incident_id: uuid.UUID,
+    action: str,
+    *,
+    scope: Scope,
+    actor: str,
+    responder_id: int | None = None,
+    note: str | None = None,
+) -> dict[str, Any]:
+    """Apply one lifecycle action; 409 when the incident's state does not allow it."""
+    if action not in TRANSITIONS:
+        raise InvalidInputError(f"action must be one of {', '.join(TRANSITIONS)}")
+    sources, target, stamp = TRANSITIONS[action]
+    if action == "dispatch":
+        if responder_id is None:
+            raise InvalidInputError("dispatch needs a responder_id")
+        # Lock order: responder first, then incident (every writer does the same).
+        taken = session.execute(
+            text(
+                "UPDATE responders SET status = 'busy' WHERE id = :r AND status = 'available' "
+                "RETURNING home_grid_id"
+            ),
+            {"r": responder_id},
+        ).first()
+        if taken is None:
+            state = session.execute(
+                text("SELECT status FROM responders WHERE id = :r"), {"r": responder_id}
+            ).scalar_one_or_none()
+            session.rollback()
+            if state is None:
+                raise NotFoundError(f"responder {responder_id} does not exist")
+            raise ConflictError(f"responder {responder_id} is {state}, not available")
+    current = _locked(session, incident_id)
+    own = scope.principal.responder_id
+    if action in RESPONDER_ACTIONS and own is not None and own == current["responder_id"]:
+        pass  # the assigned responder acts on their own incident
+    else:
+        scope.require("incidents:write")
+        scope.require_grid(current["grid_id"], "this incident")
+        if action in RESPONDER_ACTIONS and scope.principal.role == "grid_worker":
+            raise PermissionDeniedError("only the assigned responder or a dispatcher may do this")
+    if current["status"] not in sources:
+        session.rollback()
+        raise ConflictError(
+            f"cannot {action} an incident that is {current['status']}",
+            status_now=current["status"],
+            allowed_actions=allowed_actions(current["status"]),
+        )
+    session.execute(
+        text(
+            f"UPDATE incidents SET status = :target, {stamp} = now(), updated_at = now(), "
+            "responder_id = coalesce(:r, responder_id) WHERE id = :id"
+        ),
+        {"target": target, "r": responder_id if action == "dispatch" else None, "id": incident_id},
+    )
+    if action in FREES_RESPONDER and current["responder_id"] is not None:
+        session.execute(
+            text("UPDATE responders SET status = 'available' WHERE id = :r AND status = 'busy'"),
+            {"r": current["responder_id"]},
+        )
+    diff: dict[str, Any] = {"before": {"status": current["status"]}, "after": {"status": target}}
+    if action == "dispatch":
+        diff["after"]["responder_id"] = responder_id
+    if note:
+        diff["note"] = note[:2000]
+    _audit(session, actor, action, incident_id, diff)
+    session.commit()
+    return get_incident(session, incident_id, scope=scope)
+
+
+def escalate_one(
+    session: Session, incident_id: uuid.UUID, *, scope: Scope, actor: str, reason: str | None
+) -> dict[str, Any]:
+    """Hand an open incident one level up by hand (a dispatcher's or grid worker's call)."""
+    scope.require("incidents:write")
+    current = _locked(session, incident_id)
+    scope.require_grid(current["grid_id"], "this incident")
+    if current["status"] not in OPEN_INCIDENT_STATUSES:
+        session.rollback()
+        raise ConflictError(
+            f"cannot escalate an incident that is {current['status']}",
+            status_now=current["status"],
+            allowed_actions=allowed_actions(current["status"]),
+        )
+    if current["escalation_level"] >= TOP_LEVEL:
+        session.rollback()
+        raise ConflictError(f"the incident is already at the {ESCALATION_LEVELS[TOP_LEVEL]}")
+    level = current["escalation_level"] + 1
+    session.execute(
+        text(
+            "UPDATE incidents SET escalation_level = :l, escalated_at = now(), updated_at = now() "
+            "WHERE id = :id"
+        ),
+        {"l": level, "id": incident_id},
+    )
+    _audit(
+        session,
+        actor,
+        "escalate",
+        incident_id,
+        {
+            "before": {"escalation_level": level - 1},
+            "after": {"escalation_level": level, "escalated_to": ESCALATION_LEVELS[level]},
+            "reason": (reason or "by hand")[:2000],
+        },
+    )
+    session.commit()
+    return get_incident(session, incident_id, scope=scope)
+
+
+def escalate_overdue(session: Session, *, now: datetime | None = None, actor: str) -> list[dict]:
+    """Climb every open incident past its stage target one level (grid -> community -> street
+    -> district), with an audit row each. Safe to run from several processes at once: rows
+    another run holds are skipped, and a transaction-level advisory lock lets one run at a time.
+    """
+    if not session.execute(
+        text("SELECT pg_try_advisory_xact_lock(hashtext('geo.escalate'))")
+    ).scalar_one():
+        session.rollback()
+        return []
+    now = now or session.execute(text("SELECT now()")).scalar_one()
+    stage = STAGE_TARGET_S.format(i="i")
+    rows = (
+        session.execute(
+            text(
+                f"""
+                WITH due AS (
+                    SELECT i.id, {stage} AS target_s FROM incidents i
+                    WHERE i.status IN ('reported', 'dispatched', 'accepted', 'on_scene')
+                      AND i.escalation_level < :top
+                      AND :now > coalesce(i.escalated_at, i.reported_at)
+                                 + make_interval(secs => {stage})
+                    ORDER BY i.id FOR UPDATE SKIP LOCKED
+                )
+                UPDATE incidents i SET escalation_level = i.escalation_level + 1,
+                       escalated_at = :now, updated_at = now()
+                FROM due WHERE i.id = due.id
+                RETURNING i.id, i.escalation_level, i.status, due.target_s
+                """
+            ),
+            {"now": now, "top": TOP_LEVEL},
+        )
+        .mappings()
+        .all()
+    )
+    for r in rows:
+        stage_name = "accept" if r["status"] in ("reported", "dispatched") else "resolve"
+        _audit(
+            session,
+            actor,
+            "escalate",
+            r["id"],
+            {
+                "before": {"escalation_level": r["escalation_level"] - 1},
+                "after": {
+                    "escalation_level": r["escalation_level"],
+                    "escalated_to": ESCALATION_LEVELS[r["escalation_level"]],
+                },
+                "reason": f"not {stage_name}ed within {r['target_s']} s",
+            },
+        )
+    session.commit()
+    return [
+        {"id": str(r["id"]), "escalation_level": r["escalation_level"], "status": r["status"]}
+        for r in rows
+    ]
+
+
+def candidates(
+    session: Session,
+    incident_id: uuid.UUID,
+    *,
+    k: int,
+    kind: str | None,
+    skill: str | None,
+    scope: Scope,
+    stale_s: int,
+) -> dict[str, Any]:
+    """Who to send: the incident grid's own worker first when they can make the response
+    target ("small matters stay in the grid"), then the nearest others by distance.
+    """
+    incident = get_incident(session, incident_id, scope=scope)
+    grid_id = incident["grid"]["id"] if incident["grid"] else None
+    target_s = session.execute(
+        text("SELECT dispatch_s FROM response_targets WHERE priority = :p"),
+        {"p": incident["priority"]},
+    ).scalar_one()
+    query = NearestQuery(lon=incident["lon"], lat=incident["lat"], k=k, kind=kind, skill=skill)
+    ranked = nearest(session, query, scope=None, stale_s=stale_s)
+    own = (
+        session.execute(
+            text(
+                "SELECT id FROM responders WHERE kind = 'grid_worker' AND home_grid_id = :g "
+                "ORDER BY id"
+            ),
+            {"g": grid_id},
+        )
+        .scalars()
+        .all()
+    )
+    own_ids = set(own)
+    first: list[dict[str, Any]] = []
+    if own_ids and kind in (None, "grid_worker"):
+        own_ranked = [c for c in ranked if c["id"] in own_ids]
+        if not own_ranked:  # the own worker may be beyond the k nearest: rank them alone
+            own_ranked = [
+                c
+                for c in nearest(session, query, scope=None, stale_s=stale_s, limit=100)
+                if c["id"] in own_ids
+            ][:1]
+        first = [c for c in own_ranked if c["eta_s"] <= target_s][:1]
+    rest = [c for c in ranked if not first or c["id"] != first[0]["id"]]
+    out = [{**c, "own_grid_worker": c["id"] in own_ids} for c in (first + rest)[:k]]
+    return {
+        "incident_id": str(incident_id),
+        "priority": incident["priority"],
+        "target_s": target_s,
+        "policy": "own grid worker first when within the target, then nearest",
+        "candidates": out,
+    }

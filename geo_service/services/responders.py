@@ -1,0 +1,376 @@
+"""Live responders: positions (batched), status and skills, listing, and the exact nearest.
+
+Nearest is by geodesic distance on the WGS84 ellipsoid (``ST_Distance`` on geography), the
+same figure a brute-force ranking computes. The geography index orders by distance on a
+sphere, which can differ from the ellipsoid by up to about 0.5%; so the query takes the k-th
+sphere distance from the index, fetches everything within 1% more, and ranks that exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from geo_service.db.models import RESPONDER_KINDS, RESPONDER_STATUSES, AuditEntry
+from geo_service.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from geo_service.geo.crs import to_wgs84
+from geo_service.services.access import Scope
+from geo_service.services.areas import BBox
+
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+MAX_BATCH = 5000
+MAX_K = 100
+# Straight-line speeds for an ETA when no road network is asked for (m/s).
+STRAIGHT_LINE_SPEED = {
+    "grid_worker": 1.4,
+    "mediator": 1.4,
+    "patrol": 8.0,
+    "fire": 10.0,
+    "medical": 10.0,
+}
+SPHERE_MARGIN = 1.01
+
+
+@dataclass(frozen=True)
+class Position:
+    """One reported position of a responder."""
+
+    responder_id: int
+    lon: float
+    lat: float
+    at: datetime
+
+
+@dataclass(frozen=True)
+class NearestQuery:
+    """Where, how many, and which responders."""
+
+    lon: float
+    lat: float
+    k: int = 5
+    kind: str | None = None
+    skill: str | None = None
+    max_distance_m: float | None = None
+
+    def check(self) -> None:
+        """Refuse what makes no sense."""
+        if not 1 <= self.k <= MAX_K:
+            raise InvalidInputError(f"k must be 1..{MAX_K}")
+        if self.kind is not None and self.kind not in RESPONDER_KINDS:
+            raise InvalidInputError(f"kind must be one of {', '.join(RESPONDER_KINDS)}")
+        if self.max_distance_m is not None and self.max_distance_m <= 0:
+            raise InvalidInputError("max_distance_m must be positive")
+        if not (-180 <= self.lon <= 180 and -90 <= self.lat <= 90):
+            raise InvalidInputError("lon/lat out of range")
+
+
+def record_positions(
+    session: Session, positions: list[Position], *, crs: str, scope: Scope, actor: str
+) -> dict[str, int]:
+    """Store a batch of positions, all or nothing. A position older than the stored one is
+    ignored (late delivery). A grid worker may report only their own. One audit row per batch:
+    a row per position would bury the log.
+    """
+    if not positions:
+        raise InvalidInputError("no positions")
+    if len(positions) > MAX_BATCH:
+        raise InvalidInputError(f"at most {MAX_BATCH} positions per batch")
+    own = scope.principal.responder_id
+    if not scope.can("responders:write"):
+        if own is None or any(p.responder_id != own for p in positions):
+            raise PermissionDeniedError("a grid worker may report only their own position")
+    now = session.execute(text("SELECT now()")).scalar_one()
+    errors = []
+    for i, p in enumerate(positions):
+        if p.at.tzinfo is None:
+            errors.append({"index": i, "error": "at must carry a timezone offset"})
+        elif p.at > now + MAX_CLOCK_SKEW:
+            errors.append({"index": i, "error": "at lies in the future"})
+    lons, lats = to_wgs84([p.lon for p in positions], [p.lat for p in positions], crs)
+    for i, (lon, lat) in enumerate(zip(lons, lats, strict=True)):
+        if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+            errors.append({"index": i, "error": "lon/lat out of range"})
+    ids = sorted({p.responder_id for p in positions})
+    rows = session.execute(
+        text("SELECT id, home_grid_id FROM responders WHERE id = ANY(:ids)"), {"ids": ids}
+    ).all()
+    home = dict(rows)
+    for i, p in enumerate(positions):
+        if p.responder_id not in home:
+            errors.append({"index": i, "error": f"no responder {p.responder_id}"})
+        elif scope.principal.responder_id != p.responder_id and not scope.has_grid(
+            home[p.responder_id]
+        ):
+            errors.append({"index": i, "error": "responder outside your area"})
+    if errors:
+        raise InvalidInputError("some positions are invalid; none were stored", errors=errors)
+    # The latest position per responder in this batch, applied only if newer than the stored.
+    latest: dict[int, tuple[float, float, datetime]] = {}
+    for p, lon, lat in zip(positions, lons, lats, strict=True):
+        if p.responder_id not in latest or p.at > latest[p.responder_id][2]:
+            latest[p.responder_id] = (float(lon), float(lat), p.at)
+    keys = sorted(latest)
+    updated = session.execute(
+        text(
+            """
+            UPDATE responders r SET position = ST_SetSRID(ST_MakePoint(t.lon, t.lat), 4326),
+                   position_at = t.at
+            FROM unnest(CAST(:ids AS int[]), CAST(:lons AS float8[]), CAST(:lats AS float8[]),
+                        CAST(:ats AS timestamptz[])) AS t(id, lon, lat, at)
+            WHERE r.id = t.id AND (r.position_at IS NULL OR r.position_at < t.at)
+            """
+        ),
+        {
+            "ids": keys,
+            "lons": [latest[k][0] for k in keys],
+            "lats": [latest[k][1] for k in keys],
+            "ats": [latest[k][2] for k in keys],
+        },
+    ).rowcount
+    session.add(
+        AuditEntry(
+            who=actor,
+            action="positions",
+            entity="responder",
+            entity_id=str(keys[0]) if len(keys) == 1 else f"batch of {len(keys)}",
+            diff={"received": len(positions), "updated": updated, "responders": keys},
+        )
+    )
+    session.commit()
+    return {"received": len(positions), "updated": updated, "ignored": len(positions) - updated}
+
+
+def update_responder(
+    session: Session,
+    responder_id: int,
+    *,
+    status: str | None,
+    skills: list[str] | None,
+    scope: Scope,
+    actor: str,
+) -> dict[str, Any]:
+    """Change a responder's status and/or skills (a grid worker: their own status only)."""
+    if status is not None and status not in RESPONDER_STATUSES:
+        raise InvalidInputError(f"status must be one of {', '.join(RESPONDER_STATUSES)}")
+    if skills is not None and (len(skills) > 50 or any(not 0 < len(s) <= 64 for s in skills)):
+        raise InvalidInputError("skills: at most 50, each 1..64 characters")
+    before = _row(session, responder_id, lock=True)
+    if not scope.can("responders:write"):
+        if scope.principal.responder_id != responder_id or skills is not None:
+            raise PermissionDeniedError("a grid worker may change only their own status")
+    elif not scope.has_grid(before["home_grid_id"]):
+        raise PermissionDeniedError("this responder lies outside your area")
+    if status == "available" and before["status"] == "busy" and _assigned(session, responder_id):
+        raise ConflictError(f"responder {responder_id} is assigned to an open incident")
+    session.execute(
+        text(
+            "UPDATE responders SET status = coalesce(:status, status), "
+            "skills = coalesce(CAST(:skills AS text[]), skills) WHERE id = :id"
+        ),
+        {"status": status, "skills": skills, "id": responder_id},
+    )
+    after = _row(session, responder_id)
+    session.add(
+        AuditEntry(
+            who=actor,
+            action="update",
+            entity="responder",
+            entity_id=str(responder_id),
+            diff={
+                "before": {k: before[k] for k in ("status", "skills")},
+                "after": {k: after[k] for k in ("status", "skills")},
+            },
+        )
+    )
+    session.commit()
+    return after
+
+
+def _assigned(session: Session, responder_id: int) -> bool:
+    return bool(
+        session.execute(
+            text(
+                "SELECT 1 FROM incidents WHERE responder_id = :r "
+                "AND status IN ('dispatched', 'accepted', 'on_scene') LIMIT 1"
+            ),
+            {"r": responder_id},
+        ).first()
+    )
+
+
+_COLUMNS = """
+    r.id, r.callsign, r.kind, r.status, r.skills, r.home_grid_id, g.code AS home_grid_code,
+    ST_X(r.position) AS lon, ST_Y(r.position) AS lat, r.position_at,
+    CAST(extract(epoch FROM now() - r.position_at) AS float8) AS position_age_s
+"""
+
+
+def _as_dict(m: Any) -> dict[str, Any]:
+    return {
+        "id": m["id"],
+        "callsign": m["callsign"],
+        "kind": m["kind"],
+        "status": m["status"],
+        "skills": list(m["skills"] or []),
+        "home_grid_id": m["home_grid_id"],
+        "home_grid_code": m["home_grid_code"],
+        "lon": m["lon"],
+        "lat": m["lat"],
+        "position_at": m["position_at"].isoformat() if m["position_at"] else None,
+        "position_age_s": None if m["position_age_s"] is None else round(m["position_age_s"], 1),
+    }
+
+
+def _row(session: Session, responder_id: int, *, lock: bool = False) -> dict[str, Any]:
+    row = (
+        session.execute(
+            text(
+                f"SELECT {_COLUMNS} FROM responders r LEFT JOIN areas g ON g.id = r.home_grid_id "
+                f"WHERE r.id = :id {'FOR UPDATE OF r' if lock else ''}"
+            ),
+            {"id": responder_id},
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise NotFoundError(f"responder {responder_id} does not exist")
+    return _as_dict(row)
+
+
+def list_responders(
+    session: Session,
+    *,
+    status: str | None = None,
+    kind: str | None = None,
+    bbox: BBox | None = None,
+    scope: Scope,
+    stale_s: int,
+) -> dict[str, Any]:
+    """Responders in the caller's jurisdiction as GeoJSON, with position age and staleness."""
+    if status is not None and status not in RESPONDER_STATUSES:
+        raise InvalidInputError(f"status must be one of {', '.join(RESPONDER_STATUSES)}")
+    if kind is not None and kind not in RESPONDER_KINDS:
+        raise InvalidInputError(f"kind must be one of {', '.join(RESPONDER_KINDS)}")
+    rows = (
+        session.execute(
+            text(
+                f"SELECT {_COLUMNS} FROM responders r LEFT JOIN areas g ON g.id = r.home_grid_id "
+                "WHERE (CAST(:status AS text) IS NULL OR r.status = :status) "
+                "AND (CAST(:kind AS text) IS NULL OR r.kind = :kind) "
+                "AND (CAST(:grids AS int[]) IS NULL OR r.home_grid_id = ANY(:grids)) "
+                "AND (CAST(:minx AS float8) IS NULL OR r.position && "
+                "     ST_MakeEnvelope(:minx, :miny, :maxx, :maxy, 4326)) "
+                "ORDER BY r.id"
+            ),
+            {
+                "status": status,
+                "kind": kind,
+                "grids": None if scope.unrestricted else sorted(scope.grid_ids or ()),
+                "minx": bbox.minx if bbox else None,
+                "miny": bbox.miny if bbox else None,
+                "maxx": bbox.maxx if bbox else None,
+                "maxy": bbox.maxy if bbox else None,
+            },
+        )
+        .mappings()
+        .all()
+    )
+    features = []
+    for m in rows:
+        props = _as_dict(m)
+        age = props["position_age_s"]
+        props["stale"] = age is None or age > stale_s
+        geometry = (
+            None
+            if props["lon"] is None
+            else {"type": "Point", "coordinates": [props["lon"], props["lat"]]}
+        )
+        features.append(
+            {"type": "Feature", "id": props["id"], "geometry": geometry, "properties": props}
+        )
+    return {"type": "FeatureCollection", "features": features}
+
+
+_FILTERS = """
+    r.status = 'available' AND r.position IS NOT NULL
+    AND r.position_at >= now() - make_interval(secs => :stale)
+    AND (CAST(:kind AS text) IS NULL OR r.kind = :kind)
+    AND (CAST(:skill AS text) IS NULL OR :skill = ANY(r.skills))
+    AND (CAST(:grids AS int[]) IS NULL OR r.home_grid_id = ANY(:grids))
+    AND NOT r.id = ANY(:exclude)
+"""
+_POINT = "CAST(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS geography)"
+
+
+def nearest(
+    session: Session,
+    q: NearestQuery,
+    *,
+    scope: Scope | None,
+    stale_s: int,
+    exclude: tuple[int, ...] = (),
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """The ``q.k`` (or ``limit``) nearest available, fresh responders, exactly ranked by
+    geodesic distance (ties by id), each with ``distance_m`` and a straight-line ``eta_s``.
+    """
+    q.check()
+    k = limit or q.k
+    params: dict[str, Any] = {
+        "lon": q.lon,
+        "lat": q.lat,
+        "k": k,
+        "stale": stale_s,
+        "kind": q.kind,
+        "skill": q.skill,
+        "grids": None if scope is None or scope.unrestricted else sorted(scope.grid_ids or ()),
+        "exclude": list(exclude),
+    }
+    # 1. The index's k nearest on the sphere: their largest distance bounds the search.
+    bound = session.execute(
+        text(
+            f"SELECT max(d), count(*) FROM (SELECT CAST(r.position AS geography) <-> {_POINT} "
+            f"AS d FROM responders r WHERE {_FILTERS} "
+            f"ORDER BY CAST(r.position AS geography) <-> {_POINT} LIMIT :k) x"
+        ),
+        params,
+    ).one()
+    radius = None if bound[1] < k else float(bound[0]) * SPHERE_MARGIN + 0.01
+    if q.max_distance_m is not None:
+        radius = min(radius or q.max_distance_m * SPHERE_MARGIN, q.max_distance_m * SPHERE_MARGIN)
+    params.update(radius=radius, max_d=q.max_distance_m)
+    # 2. Everything within that bound (1% above it), ranked on the ellipsoid.
+    rows = (
+        session.execute(
+            text(
+                f"SELECT * FROM (SELECT {_COLUMNS}, "
+                f"ST_Distance(CAST(r.position AS geography), {_POINT}) AS distance_m "
+                "FROM responders r LEFT JOIN areas g ON g.id = r.home_grid_id "
+                f"WHERE {_FILTERS} AND (CAST(:radius AS float8) IS NULL OR "
+                f"ST_DWithin(CAST(r.position AS geography), {_POINT}, :radius, false))) x "
+                "WHERE CAST(:max_d AS float8) IS NULL OR distance_m <= :max_d "
+                "ORDER BY distance_m, id LIMIT :k"
+            ),
+            params,
+        )
+        .mappings()
+        .all()
+    )
+    out = []
+    for m in rows:
+        item = _as_dict(m)
+        item["distance_m"] = round(float(m["distance_m"]), 2)
+        item["eta_s"] = round(item["distance_m"] / STRAIGHT_LINE_SPEED[item["kind"]], 1)
+        item["eta_basis"] = "straight_line"
+        out.append(item)
+    return out

@@ -1,0 +1,154 @@
+"""Responders: positions, listing, and the exact nearest ranking against brute force."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pyproj
+from fastapi.testclient import TestClient
+
+from geo_service.demo.city import DemoCity
+from tests.conftest import as_role, problem
+
+GEOD = pyproj.Geod(ellps="WGS84")
+
+
+def _available(client: TestClient) -> dict[int, tuple[float, float]]:
+    body = client.get("/responders", params={"status": "available"}).json()
+    return {
+        f["id"]: tuple(f["geometry"]["coordinates"])
+        for f in body["features"]
+        if f["geometry"] and not f["properties"]["stale"]
+    }
+
+
+def _brute(points: dict[int, tuple[float, float]], lon: float, lat: float) -> dict[int, float]:
+    ids = list(points)
+    xy = np.array([points[i] for i in ids])
+    _, _, d = GEOD.inv(np.full(len(ids), lon), np.full(len(ids), lat), xy[:, 0], xy[:, 1])
+    return dict(zip(ids, d.tolist(), strict=True))
+
+
+def test_nearest_equals_brute_force_geodesic_ranking(
+    client: TestClient, loaded_city: DemoCity
+) -> None:
+    rng = np.random.default_rng(11)
+    minx, miny, maxx, maxy = loaded_city.areas.total_bounds
+    ids = client.get("/responders").json()["features"]
+    ids = [f["id"] for f in ids if f["properties"]["status"] == "available"][:120]
+    now = datetime.now(UTC)
+    fixes = [
+        {
+            "id": i,
+            "lon": rng.uniform(minx, maxx),
+            "lat": rng.uniform(miny, maxy),
+            "at": now.isoformat(),
+        }
+        for i in ids
+    ]
+    fixes[1].update(lon=fixes[0]["lon"], lat=fixes[0]["lat"])  # an exact tie
+    stored = client.post("/responders/positions", json={"positions": fixes})
+    assert stored.status_code == 200, stored.text
+    assert stored.json()["updated"] == len(fixes)
+    points = _available(client)
+    queries = (
+        [(fixes[0]["lon"], fixes[0]["lat"])]
+        + [  # the tie, the extent's corners, random
+            (x, y) for x in (minx, maxx) for y in (miny, maxy)
+        ]
+        + [(rng.uniform(minx, maxx), rng.uniform(miny, maxy)) for _ in range(10)]
+    )
+    for lon, lat in queries:
+        got = client.get("/responders/nearest", params={"lon": lon, "lat": lat, "k": 5}).json()
+        cands = got["candidates"]
+        assert len(cands) == 5
+        brute = _brute(points, lon, lat)
+        for c in cands:  # the same distances as the geodesic
+            assert abs(c["distance_m"] - brute[c["id"]]) < 0.01, (c, brute[c["id"]])
+            assert c["status"] == "available" and c["eta_s"] >= 0
+        ranked = [c["distance_m"] for c in cands]
+        assert ranked == sorted(ranked)
+        chosen = {c["id"] for c in cands}
+        # nobody left out is nearer than the farthest chosen (ties within a centimetre)
+        assert min(d for i, d in brute.items() if i not in chosen) >= ranked[-1] - 0.01
+    tie = client.get(
+        "/responders/nearest", params={"lon": fixes[0]["lon"], "lat": fixes[0]["lat"], "k": 2}
+    ).json()["candidates"]
+    assert sorted(c["id"] for c in tie) == sorted(ids[:2]) and tie[0]["id"] < tie[1]["id"]
+
+
+def test_nearest_filters_stale_busy_and_distance(client: TestClient, loaded_city: DemoCity) -> None:
+    minx, miny, maxx, maxy = loaded_city.areas.total_bounds
+    lon, lat = (minx + maxx) / 2, (miny + maxy) / 2
+    first = client.get("/responders/nearest", params={"lon": lon, "lat": lat, "k": 1}).json()
+    rid = first["candidates"][0]["id"]
+    old = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    # a stale position (an hour old) is not offered ... but a newer one is stored first
+    assert (
+        client.post(
+            "/responders/positions",
+            json={"positions": [{"id": rid, "lon": lon, "lat": lat, "at": old}]},
+        ).json()["updated"]
+        == 1
+    )
+    stale = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    late = client.post(
+        "/responders/positions",
+        json={"positions": [{"id": rid, "lon": lon + 0.1, "lat": lat, "at": stale}]},
+    ).json()
+    assert late == {"received": 1, "updated": 0, "ignored": 1}  # late delivery ignored
+    near = client.get("/responders/nearest", params={"lon": lon, "lat": lat, "k": 1}).json()
+    assert near["candidates"][0]["id"] == rid and near["candidates"][0]["distance_m"] < 0.01
+    assert client.patch(f"/responders/{rid}", json={"status": "off_duty"}).status_code == 200
+    after = client.get("/responders/nearest", params={"lon": lon, "lat": lat, "k": 3}).json()
+    assert rid not in {c["id"] for c in after["candidates"]}
+    client.patch(f"/responders/{rid}", json={"status": "available"})
+    tight = client.get(
+        "/responders/nearest", params={"lon": lon, "lat": lat, "k": 5, "max_distance_m": 1}
+    ).json()["candidates"]
+    assert [c["id"] for c in tight] == [rid]
+    gcj = client.get(  # a GCJ-02 query lands where its WGS84 twin does
+        "/responders/nearest", params={"lon": lon, "lat": lat, "k": 1, "crs": "wgs84"}
+    ).json()
+    assert gcj["by"] == "distance"
+
+
+def test_bad_positions_write_nothing(client: TestClient, role_keys: dict) -> None:
+    features = client.get("/responders").json()["features"]
+    rid = features[0]["id"]
+    before = client.get("/responders").json()["features"][0]["properties"]["position_at"]
+    future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    now = datetime.now(UTC).isoformat()
+    for body, status in (
+        ({"positions": [{"id": rid, "lon": 114.3, "lat": 30.5, "at": future}]}, 422),
+        ({"positions": [{"id": rid, "lon": 114.3, "lat": 30.5, "at": "2026-01-01T00:00:00"}]}, 422),
+        (
+            {
+                "positions": [
+                    {"id": rid, "lon": 114.3, "lat": 30.5, "at": now},
+                    {"id": 99_999_999, "lon": 114.3, "lat": 30.5, "at": now},
+                ]
+            },
+            422,
+        ),
+        ({"positions": []}, 422),
+        ({"crs": "epsg:3857", "positions": [{"id": rid, "lon": 1, "lat": 2, "at": now}]}, 422),
+    ):
+        p = problem(client.post("/responders/positions", json=body))
+        assert p["status"] == status, body
+    after = client.get("/responders").json()["features"][0]["properties"]["position_at"]
+    assert after == before
+    # a grid worker may report only their own position; an analyst none
+    worker = client.post(
+        "/responders/positions",
+        json={"positions": [{"id": rid, "lon": 114.3, "lat": 30.5, "at": now}]},
+        headers=as_role(role_keys, "grid_worker"),
+    )
+    assert problem(worker)["status"] == 403
+    analyst = client.get("/responders", headers=as_role(role_keys, "analyst"))
+    assert problem(analyst)["status"] == 403
+    for params in ({"lon": 200, "lat": 0}, {"lon": 1, "lat": 1, "k": 0}, {"lon": 1}):
+        assert problem(client.get("/responders/nearest", params=params))["status"] == 422
+    assert problem(client.patch(f"/responders/{rid}", json={"status": "asleep"}))["status"] == 422
+    assert problem(client.patch("/responders/99999999", json={"status": "busy"}))["status"] == 404
