@@ -67,8 +67,11 @@ def wait_until_up(url: str, tries: int = 150) -> None:
 
 
 @contextmanager
-def geo_server(database_url: str, *, workers: int = 1) -> Iterator[str]:
-    """Run ``geo-service serve`` on ``database_url`` (rate limits lifted); yield its base URL."""
+def geo_server(
+    database_url: str, *, workers: int = 1, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """Run ``geo-service serve`` on ``database_url`` (rate limits lifted, escalation off, plus
+    ``env``); yield its base URL."""
     port = free_port()
     env = {
         **os.environ,
@@ -76,6 +79,8 @@ def geo_server(database_url: str, *, workers: int = 1) -> Iterator[str]:
         "GEO_JWT_SECRET": "bench",
         "GEO_LIMIT_REQUESTS_PER_MINUTE": "10000000",
         "GEO_LIMIT_BURST": "1000000",
+        "GEO_DISPATCH_ESCALATION_INTERVAL_S": "0",
+        **(env or {}),
     }
     exe = Path(sys.executable).parent / "geo-service"
     cmd = [str(exe), "serve", "--port", str(port), "--workers", str(workers)]
@@ -86,4 +91,4 @@ def geo_server(database_url: str, *, workers: int = 1) -> Iterator[str]:
         yield base
     finally:
         server.terminate()
-        server.wait(timeout=20)
+        server.wait(timeout=30)

@@ -14,11 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections import defaultdict
@@ -27,7 +23,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from common import scratch_database
+from common import geo_server, scratch_database
 from sqlalchemy.orm import Session
 
 from geo_service.db.engine import make_engine  # noqa: E402
@@ -36,12 +32,6 @@ from geo_service.services.auth import create_key, create_user  # noqa: E402
 from geo_service.services.demo import load_city  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def _client(
@@ -122,36 +112,10 @@ def main() -> None:
         ]
     )
 
-    port = _free_port()
-    env = {
-        **os.environ,
-        "GEO_DATABASE_URL": url,
-        "GEO_LIMIT_REQUESTS_PER_MINUTE": "10000000",
-        "GEO_LIMIT_BURST": "1000000",
-        "GEO_POOL_SIZE": "20",
-        "GEO_JWT_SECRET": "load-bench",
-    }
-    exe = Path(sys.executable).parent / "geo-service"
-    server = subprocess.Popen(
-        [str(exe), "serve", "--port", str(port), "--workers", str(args.workers)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+    with geo_server(url, workers=args.workers, env={"GEO_POOL_SIZE": "20"}) as base:
         latencies, errors, elapsed = asyncio.run(
             _run(base, key, points, args.seconds, args.clients)
         )
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
     total = sum(len(v) for v in latencies.values())
     per_endpoint = {}

@@ -18,7 +18,6 @@ import asyncio
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from common import free_port, geo_server, wait_until_up
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -40,12 +40,6 @@ from geo_service.settings import DatabaseSettings
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CENTRE = (114.30, 30.59)
-
-
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _tiles(zooms: range, radius_tiles: int = 2) -> list[tuple[int, int, int]]:
@@ -134,91 +128,27 @@ def main() -> None:
     _materialise(engine, "heatmap", heat["features"])
     engine.dispose()
 
-    ours_port, tipg_port = _port(), _port()
-    exe = Path(sys.executable).parent
-    env = {
-        **os.environ,
-        "GEO_DATABASE_URL": url,
-        "GEO_JWT_SECRET": "bench",
-        "GEO_LIMIT_REQUESTS_PER_MINUTE": "10000000",
-        "GEO_LIMIT_BURST": "1000000",
-    }
+    tipg_port = free_port()
     tipg_env = {
         **os.environ,
         "DATABASE_URL": libpq_url(url),
         "TIPG_DB_TABLES": '["public.bench_hotspots", "public.bench_heatmap"]',
     }
-    servers = [
-        subprocess.Popen(
-            [str(exe / "geo-service"), "serve", "--port", str(ours_port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        ),
-        subprocess.Popen(
-            [
-                str(exe / "uvicorn"),
-                "tipg.main:app",
-                "--port",
-                str(tipg_port),
-                "--log-level",
-                "warning",
-            ],
-            env=tipg_env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        ),
-    ]
+    uvicorn = Path(sys.executable).parent / "uvicorn"
+    tipg = subprocess.Popen(
+        [str(uvicorn), "tipg.main:app", "--port", str(tipg_port), "--log-level", "warning"],
+        env=tipg_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     results: dict = {}
     try:
-        for port, path in ((ours_port, "/health"), (tipg_port, "/healthz")):
-            for _ in range(150):
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}{path}", timeout=1).status_code < 500:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.2)
-        tiles = _tiles(range(10, 15))
-        for layer in ("hotspots", "heatmap"):
-            ours_urls = [
-                f"http://127.0.0.1:{ours_port}/tiles/{layer}/{z}/{x}/{y}.mvt?res=8"
-                for z, x, y in tiles
-            ]
-            tipg_urls = [
-                f"http://127.0.0.1:{tipg_port}/collections/public.bench_{layer}/tiles/"
-                f"WebMercatorQuad/{z}/{x}/{y}"
-                for z, x, y in tiles
-            ]
-            servers_urls = (
-                ("ours", ours_urls, {"X-API-Key": key}),
-                ("tipg", tipg_urls, {}),
-            )
-            timing: dict[str, tuple[float, list[float]]] = {}
-            for name, urls, headers in servers_urls:
-                asyncio.run(_fetch_all(urls[:20], headers, 4))  # warm up
-                timing[name] = (0.0, [])
-            # Rounds alternate between the servers, so drift on a shared machine hits both.
-            for _ in range(args.rounds):
-                for name, urls, headers in servers_urls:
-                    e, ls = asyncio.run(_fetch_all(urls, headers, args.clients))
-                    timing[name] = (timing[name][0] + e, timing[name][1] + ls)
-            for name, _, _ in servers_urls:
-                elapsed, lat = timing[name]
-                results.setdefault(layer, {})[name] = {
-                    "tiles": len(lat),
-                    "tiles_per_s": round(len(lat) / elapsed, 1),
-                    "p50_ms": round(float(np.percentile(lat, 50)) * 1000, 1),
-                    "p95_ms": round(float(np.percentile(lat, 95)) * 1000, 1),
-                }
-                r = results[layer][name]
-                print(
-                    f"{layer:<9} {name:<5} {r['tiles_per_s']:>7.1f} tiles/s  "
-                    f"p50 {r['p50_ms']:>6.1f} ms  p95 {r['p95_ms']:>6.1f} ms"
-                )
+        with geo_server(url) as ours:
+            wait_until_up(f"http://127.0.0.1:{tipg_port}/healthz")
+            _compare(ours, f"http://127.0.0.1:{tipg_port}", key, args, results)
     finally:
-        for server in servers:
-            server.terminate()
-            server.wait(timeout=20)
+        tipg.terminate()
+        tipg.wait(timeout=20)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "tiles.json").write_text(
         json.dumps(
@@ -227,6 +157,43 @@ def main() -> None:
         )
         + "\n"
     )
+
+
+def _compare(ours: str, tipg: str, key: str, args: argparse.Namespace, results: dict) -> None:
+    """Fetch every tile from both servers, rounds alternating; fill ``results``."""
+    tiles = _tiles(range(10, 15))
+    for layer in ("hotspots", "heatmap"):
+        ours_urls = [f"{ours}/tiles/{layer}/{z}/{x}/{y}.mvt?res=8" for z, x, y in tiles]
+        tipg_urls = [
+            f"{tipg}/collections/public.bench_{layer}/tiles/WebMercatorQuad/{z}/{x}/{y}"
+            for z, x, y in tiles
+        ]
+        servers_urls = (
+            ("ours", ours_urls, {"X-API-Key": key}),
+            ("tipg", tipg_urls, {}),
+        )
+        timing: dict[str, tuple[float, list[float]]] = {}
+        for name, urls, headers in servers_urls:
+            asyncio.run(_fetch_all(urls[:20], headers, 4))  # warm up
+            timing[name] = (0.0, [])
+        # Rounds alternate between the servers, so drift on a shared machine hits both.
+        for _ in range(args.rounds):
+            for name, urls, headers in servers_urls:
+                e, ls = asyncio.run(_fetch_all(urls, headers, args.clients))
+                timing[name] = (timing[name][0] + e, timing[name][1] + ls)
+        for name, _, _ in servers_urls:
+            elapsed, lat = timing[name]
+            results.setdefault(layer, {})[name] = {
+                "tiles": len(lat),
+                "tiles_per_s": round(len(lat) / elapsed, 1),
+                "p50_ms": round(float(np.percentile(lat, 50)) * 1000, 1),
+                "p95_ms": round(float(np.percentile(lat, 95)) * 1000, 1),
+            }
+            r = results[layer][name]
+            print(
+                f"{layer:<9} {name:<5} {r['tiles_per_s']:>7.1f} tiles/s  "
+                f"p50 {r['p50_ms']:>6.1f} ms  p95 {r['p95_ms']:>6.1f} ms"
+            )
 
 
 if __name__ == "__main__":

@@ -62,6 +62,9 @@ def test_full_lifecycle_and_illegal_moves(client: TestClient, loaded_city: DemoC
     assert 1 <= len(cands["candidates"]) <= 3
     rid = _free_responder(client, loaded_city)
     assert problem(client.post(f"/incidents/{iid}/dispatch", json={}))["status"] == 422
+    nobody = client.post(f"/incidents/{iid}/dispatch", json={"responder_id": 99_999_999})
+    assert problem(nobody)["status"] == 404
+    assert client.get(f"/incidents/{iid}").json()["status"] == "reported"  # nothing written
     steps = [
         ("dispatch", "dispatched"),
         ("accept", "accepted"),

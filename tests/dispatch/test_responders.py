@@ -7,8 +7,10 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pyproj
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
 
 from geo_service.demo.city import DemoCity
+from geo_service.geo.crs import from_wgs84
 from tests.conftest import as_role, problem
 
 GEOD = pyproj.Geod(ellps="WGS84")
@@ -78,24 +80,20 @@ def test_nearest_equals_brute_force_geodesic_ranking(
     assert sorted(c["id"] for c in tie) == sorted(ids[:2]) and tie[0]["id"] < tie[1]["id"]
 
 
-def test_nearest_filters_stale_busy_and_distance(client: TestClient, loaded_city: DemoCity) -> None:
+def test_nearest_filters_stale_busy_and_distance(
+    client: TestClient, loaded_city: DemoCity, engine: Engine
+) -> None:
     minx, miny, maxx, maxy = loaded_city.areas.total_bounds
     lon, lat = (minx + maxx) / 2, (miny + maxy) / 2
     first = client.get("/responders/nearest", params={"lon": lon, "lat": lat, "k": 1}).json()
     rid = first["candidates"][0]["id"]
-    old = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
-    # a stale position (an hour old) is not offered ... but a newer one is stored first
-    assert (
-        client.post(
-            "/responders/positions",
-            json={"positions": [{"id": rid, "lon": lon, "lat": lat, "at": old}]},
-        ).json()["updated"]
-        == 1
-    )
-    stale = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    newest = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    fix = {"id": rid, "lon": lon, "lat": lat, "at": newest}
+    assert client.post("/responders/positions", json={"positions": [fix]}).json()["updated"] == 1
+    hour_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
     late = client.post(
         "/responders/positions",
-        json={"positions": [{"id": rid, "lon": lon + 0.1, "lat": lat, "at": stale}]},
+        json={"positions": [{"id": rid, "lon": lon + 0.1, "lat": lat, "at": hour_ago}]},
     ).json()
     assert late == {"received": 1, "updated": 0, "ignored": 1}  # late delivery ignored
     near = client.get("/responders/nearest", params={"lon": lon, "lat": lat, "k": 1}).json()
@@ -104,14 +102,28 @@ def test_nearest_filters_stale_busy_and_distance(client: TestClient, loaded_city
     after = client.get("/responders/nearest", params={"lon": lon, "lat": lat, "k": 3}).json()
     assert rid not in {c["id"] for c in after["candidates"]}
     client.patch(f"/responders/{rid}", json={"status": "available"})
+    with engine.begin() as conn:  # a position older than the stale limit is not offered
+        conn.execute(
+            text("UPDATE responders SET position_at = now() - interval '1 hour' WHERE id = :r"),
+            {"r": rid},
+        )
+    stale = client.get("/responders/nearest", params={"lon": lon, "lat": lat, "k": 3}).json()
+    assert rid not in {c["id"] for c in stale["candidates"]}
+    listed = client.get("/responders").json()["features"]
+    assert next(f for f in listed if f["id"] == rid)["properties"]["stale"] is True
+    fix["at"] = datetime.now(UTC).isoformat()
+    client.post("/responders/positions", json={"positions": [fix]})
     tight = client.get(
         "/responders/nearest", params={"lon": lon, "lat": lat, "k": 5, "max_distance_m": 1}
     ).json()["candidates"]
     assert [c["id"] for c in tight] == [rid]
-    gcj = client.get(  # a GCJ-02 query lands where its WGS84 twin does
-        "/responders/nearest", params={"lon": lon, "lat": lat, "k": 1, "crs": "wgs84"}
-    ).json()
-    assert gcj["by"] == "distance"
+    # The same place as a Chinese map SDK reports it (GCJ-02) finds the same responder.
+    (gx,), (gy,) = from_wgs84([lon], [lat], "gcj02")
+    assert abs(gx - lon) + abs(gy - lat) > 1e-4  # the offset is real (hundreds of metres)
+    gcj = client.get(
+        "/responders/nearest", params={"lon": gx, "lat": gy, "k": 1, "crs": "gcj02"}
+    ).json()["candidates"]
+    assert gcj[0]["id"] == rid and gcj[0]["distance_m"] < 0.5
 
 
 def test_bad_positions_write_nothing(client: TestClient, role_keys: dict) -> None:
