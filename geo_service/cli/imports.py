@@ -12,7 +12,7 @@ from rich.table import Table
 from geo_service.cli.common import console, database_url, fail, progress_bar
 from geo_service.settings import Settings
 
-KIND_HELP = "boundaries | incidents | households | rental-units | responders"
+KIND_HELP = "boundaries | incidents | households | rental-units | responders | roads"
 
 
 def _pairs(values: list[str] | None, option: str) -> dict[str, str]:

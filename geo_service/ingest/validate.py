@@ -35,6 +35,27 @@ KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "rental-units": ("id", "unit_count", "occupants", "status", "registered_at", "landlord_ref"),
     "responders": ("callsign", "kind", "status", "skills"),
     "boundaries": ("code", "name", "parent_code"),
+    "roads": ("id", "name", "class", "speed_kmh", "oneway"),
+}
+# Speeds when a road carries none (km/h), by OpenStreetMap-style class; documented in README.
+ROAD_CLASS_SPEED = {
+    "motorway": 80.0,
+    "trunk": 60.0,
+    "primary": 50.0,
+    "arterial": 50.0,
+    "secondary": 40.0,
+    "tertiary": 35.0,
+    "residential": 25.0,
+    "local": 25.0,
+    "unclassified": 25.0,
+    "service": 15.0,
+    "living_street": 10.0,
+}
+DEFAULT_ROAD_SPEED = 30.0
+ONEWAY_VALUES = {
+    **dict.fromkeys(("", "no", "false", "f", "0", "b", "both", "n"), 0),
+    **dict.fromkeys(("yes", "true", "t", "1", "ft", "forward", "y"), 1),
+    **dict.fromkeys(("-1", "tf", "backward", "reverse"), -1),
 }
 
 
@@ -392,11 +413,70 @@ def check_boundaries(
     return _finish(frame, reasons, accepted, "boundaries")
 
 
+def check_roads(frame: gpd.GeoDataFrame, *, source_name: str, **_: object) -> Checked:
+    """Validate road segments: a LineString each (a MultiLineString that merges into one
+    line is accepted), speed 1..200 km/h (default by class), oneway yes/no/-1."""
+    reasons = Reasons(frame.index)
+    _geometry_errors(frame, reasons)
+    geoms = np.array(frame.geometry.values, dtype=object)
+    missing = np.asarray(pd.isna(geoms), dtype=bool)
+    merged = geoms.copy()
+    multi = ~missing & (shapely.get_type_id(np.where(missing, None, geoms)) == 5)
+    merged[multi] = shapely.line_merge(geoms[multi])
+    types = shapely.get_type_id(np.where(missing, None, merged))
+    reasons.add(missing | shapely.is_empty(np.where(missing, None, merged)), "missing geometry")
+    reasons.add(~missing & (types == 5), "multi-part line that does not join into one: split it")
+    reasons.add(
+        ~missing & ~np.isin(types, (1, 5)),
+        pd.Series(
+            [
+                f"wrong geometry type ({g.geom_type}), expected LineString" if g is not None else ""
+                for g in geoms
+            ],
+            index=frame.index,
+        ),
+    )
+    klass = _text(frame, "class").str.lower()
+    raw_speed = _text(frame, "speed_kmh")
+    speed = pd.to_numeric(raw_speed.replace("", np.nan), errors="coerce")
+    reasons.add((raw_speed != "") & speed.isna(), "speed_kmh is not a number")
+    reasons.add(speed.notna() & ((speed <= 0) | (speed > 200)), "speed_kmh must be 0..200")
+    speed = speed.fillna(klass.map(ROAD_CLASS_SPEED)).fillna(DEFAULT_ROAD_SPEED)
+    oneway_text = _text(frame, "oneway").str.lower()
+    oneway = oneway_text.map(ONEWAY_VALUES)
+    reasons.add(oneway.isna(), "oneway must be yes, no or -1; got " + oneway_text.map(repr))
+    ref = _external_ref(frame, reasons, source_name)
+    if ref.isna().all():  # no ids: the geometry and attributes are the key
+        ref = pd.Series(
+            [
+                f"{source_name}:"
+                + hashlib.sha1(
+                    (shapely.to_wkb(g, hex=True) if g is not None else "").encode()
+                ).hexdigest()[:20]
+                for g in merged
+            ],
+            index=frame.index,
+        )
+        _duplicates(ref.rename("geometry"), reasons, "geometry")
+    accepted = pd.DataFrame(
+        {
+            "geometry": merged,
+            "name": _text(frame, "name").str.slice(0, 200).values,
+            "class": klass.str.slice(0, 32).values,
+            "speed_kmh": speed.values,
+            "oneway": oneway.fillna(0).astype(int).values,
+            "external_ref": ref.values,
+        }
+    )
+    return _finish(frame, reasons, accepted, "roads")
+
+
 CHECKS: dict[str, Callable[..., Checked]] = {
     "incidents": check_incidents,
     "households": check_households,
     "rental-units": check_rental_units,
     "responders": check_responders,
     "boundaries": check_boundaries,
+    "roads": check_roads,
 }
 LEVELS = AREA_LEVELS

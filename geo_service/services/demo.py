@@ -22,6 +22,7 @@ from geo_service.db.bulk import (
 from geo_service.db.models import BoundaryVersion
 from geo_service.demo.city import LEVELS, DemoCity
 from geo_service.geo.h3cells import cells_for_points
+from geo_service.geo.roads import line_lengths_m
 
 DEMO_VERSION_NAME = "Demo city"
 DEMO_EFFECTIVE_FROM = datetime(2020, 1, 1, tzinfo=UTC)
@@ -192,6 +193,25 @@ def load_city(engine: Engine, city: DemoCity, *, progress=None) -> dict[str, int
             ),
             progress=lambda n: advance("incidents", n),
         )
+
+        if city.roads is not None and len(city.roads):
+            roads = city.roads.reset_index(drop=True)
+            counts["road_segments"] = copy_frame(
+                conn,
+                "road_segments",
+                pd.DataFrame(
+                    {
+                        "external_ref": "demo:" + roads.index.astype(str),
+                        "name": roads["name"].values,
+                        "class": roads["class"].values,
+                        "speed_kmh": roads.speed_kmh.values,
+                        "oneway": roads.oneway.values,
+                        "length_m": line_lengths_m(roads.geometry.values),
+                        "geom": ewkb_hex(roads.geometry.values),
+                    }
+                ),
+            )
+            advance("roads", counts["road_segments"])
 
         conn.execute(
             text(

@@ -12,6 +12,7 @@ success and one 409. Each writes a timestamp and an audit row.
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +29,7 @@ from geo_service.errors import (
 from geo_service.services.access import Scope
 from geo_service.services.incidents import ESCALATION_LEVELS, STAGE_TARGET_S, get_incident
 from geo_service.services.responders import NearestQuery, nearest
+from geo_service.services.roads import nearest_by_travel_time
 
 # action: (states it may leave, state it enters, timestamp it sets)
 TRANSITIONS: dict[str, tuple[frozenset[str], str, str]] = {
@@ -253,9 +255,12 @@ def candidates(
     skill: str | None,
     scope: Scope,
     stale_s: int,
+    by: str = "distance",
+    walking_speed_mps: float = 1.4,
 ) -> dict[str, Any]:
     """Who to send: the incident grid's own worker first when they can make the response
-    target ("small matters stay in the grid"), then the nearest others by distance.
+    target ("small matters stay in the grid"), then the nearest others, by straight-line
+    distance or (``by="travel_time"``) road ETA.
     """
     incident = get_incident(session, incident_id, scope=scope)
     grid_id = incident["grid"]["id"] if incident["grid"] else None
@@ -264,7 +269,15 @@ def candidates(
         {"p": incident["priority"]},
     ).scalar_one()
     query = NearestQuery(lon=incident["lon"], lat=incident["lat"], k=k, kind=kind, skill=skill)
-    ranked = nearest(session, query, scope=None, stale_s=stale_s)
+
+    def rank(q: NearestQuery) -> list[dict[str, Any]]:
+        if by == "travel_time":
+            return nearest_by_travel_time(
+                session, q, scope=None, stale_s=stale_s, walking_speed_mps=walking_speed_mps
+            )
+        return nearest(session, q, scope=None, stale_s=stale_s)
+
+    ranked = rank(query)
     own = (
         session.execute(
             text(
@@ -282,9 +295,7 @@ def candidates(
         own_ranked = [c for c in ranked if c["id"] in own_ids]
         if not own_ranked:  # the own worker may be beyond the k nearest: rank them alone
             own_ranked = [
-                c
-                for c in nearest(session, query, scope=None, stale_s=stale_s, limit=100)
-                if c["id"] in own_ids
+                c for c in rank(replace(query, k=100, kind="grid_worker")) if c["id"] in own_ids
             ][:1]
         first = [c for c in own_ranked if c["eta_s"] <= target_s][:1]
     rest = [c for c in ranked if not first or c["id"] != first[0]["id"]]
@@ -293,6 +304,7 @@ def candidates(
         "incident_id": str(incident_id),
         "priority": incident["priority"],
         "target_s": target_s,
+        "by": by,
         "policy": "own grid worker first when within the target, then nearest",
         "candidates": out,
     }

@@ -41,9 +41,11 @@ from geo_service.errors import (
 )
 from geo_service.geo.assign import NO_GRID, GridIndex
 from geo_service.geo.h3cells import cells_for_points
+from geo_service.geo.roads import line_lengths_m
 from geo_service.ingest.readers import ImportFileError, SourceCrs, read_source
 from geo_service.ingest.validate import CHECKS, KIND_FIELDS, Checked
 from geo_service.services.access import Scope
+from geo_service.services.roads import forget_graphs
 
 KINDS = tuple(CHECKS)
 Progress = Callable[[str, int, int | None], None]
@@ -272,6 +274,8 @@ def import_file(
         step("validate", len(frame), len(frame))
         if kind == "boundaries":
             report = _import_boundaries(conn, frame, checked, options, path, step)
+        elif kind == "roads":
+            report = _import_roads(conn, frame, checked, path, step)
         else:
             report = _import_points(conn, kind, frame, checked, path, step, scope)
         report.ignored_columns = checked.ignored_columns
@@ -289,6 +293,8 @@ def import_file(
             },
         )
     _write_rejects(frame, report, options, path)
+    if kind == "roads":
+        forget_graphs()  # this process routes on the new network at once; others within 30 s
     return report
 
 
@@ -520,6 +526,44 @@ def _write_responders(conn, rows, location, h3, grid, chunk) -> int:  # noqa: AN
             f"IS DISTINCT FROM (EXCLUDED.kind, EXCLUDED.skills, ST_AsBinary(EXCLUDED.position))"
         )
     ).rowcount
+
+
+# --- roads ---------------------------------------------------------------------------------
+
+
+def _import_roads(
+    conn: Connection, frame: gpd.GeoDataFrame, checked: Checked, path: Path, step: Progress
+) -> ImportReport:
+    """Upsert road segments by stable key; a changed speed, direction or shape updates the
+    segment (and so the travel times)."""
+    rows = checked.accepted
+    lines = rows.geometry.to_numpy()
+    lengths = line_lengths_m(lines)
+    table = pd.DataFrame(
+        {
+            "external_ref": rows.external_ref,
+            "name": rows["name"].replace("", None),
+            "class": rows["class"].replace("", None),
+            "speed_kmh": rows.speed_kmh,
+            "oneway": rows.oneway,
+            "length_m": lengths,
+            "geom": ewkb_hex(lines),
+        }
+    )
+    staging = _stage(conn, "road_segments", table, lambda n: step("write", n, len(rows)))
+    cols = ", ".join(table.columns)
+    changed = conn.execute(
+        text(
+            f"INSERT INTO road_segments AS r ({cols}) SELECT {cols} FROM {staging} "
+            "ON CONFLICT (external_ref) DO UPDATE SET name = EXCLUDED.name, "
+            "class = EXCLUDED.class, speed_kmh = EXCLUDED.speed_kmh, oneway = EXCLUDED.oneway, "
+            "length_m = EXCLUDED.length_m, geom = EXCLUDED.geom, updated_at = now() "
+            "WHERE (r.speed_kmh, r.oneway, r.name, r.class, ST_AsBinary(r.geom)) IS DISTINCT "
+            "FROM (EXCLUDED.speed_kmh, EXCLUDED.oneway, EXCLUDED.name, EXCLUDED.class, "
+            "ST_AsBinary(EXCLUDED.geom))"
+        )
+    ).rowcount
+    return _report("roads", path, frame, checked, accepted=len(rows), inserted=changed)
 
 
 # --- boundaries ----------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from geo_service.errors import InvalidInputError
 from geo_service.services.imports import ImportOptions, import_file
 
 router = APIRouter(prefix="/imports", tags=["imports"])
-Kind = Literal["boundaries", "incidents", "households", "rental-units", "responders"]
+Kind = Literal["boundaries", "incidents", "households", "rental-units", "responders", "roads"]
 
 
 def _pairs(values: list[str] | None, name: str) -> dict[str, str]:

@@ -145,6 +145,7 @@ def read_candidates(
     k: Annotated[int, Query(ge=1, le=100)] = 5,
     kind: Literal["grid_worker", "patrol", "mediator", "fire", "medical"] | None = None,
     skill: Annotated[str | None, Query(max_length=64)] = None,
+    by: Literal["distance", "travel_time"] = "distance",
 ) -> dict[str, Any]:
     """Who to send: the grid's own worker first when within the response target, then the
     nearest available others."""
@@ -156,6 +157,8 @@ def read_candidates(
         skill=skill,
         scope=scope,
         stale_s=settings.dispatch.stale_position_s,
+        by=by,
+        walking_speed_mps=settings.dispatch.walking_speed_mps,
     )
 
 

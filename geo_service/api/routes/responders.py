@@ -17,6 +17,7 @@ from geo_service.geo.crs import to_wgs84
 from geo_service.services import responders as service
 from geo_service.services.access import Scope
 from geo_service.services.areas import BBox
+from geo_service.services.roads import nearest_by_travel_time
 
 router = APIRouter(prefix="/responders", tags=["responders"])
 ReadScope = Annotated[Scope, Depends(require("responders:read"))]
@@ -96,16 +97,21 @@ def read_nearest(
 ) -> dict[str, Any]:
     """The k nearest available responders with a fresh position, ranked exactly by geodesic
     distance (``by=distance``) or by road travel time (``by=travel_time``)."""
-    if by == "travel_time":
-        raise InvalidInputError(
-            "by=travel_time needs a road network, and none is loaded "
-            "(geo-service import roads FILE)"
-        )
     (x,), (y,) = to_wgs84([lon], [lat], crs)
     query = service.NearestQuery(
         lon=float(x), lat=float(y), k=k, kind=kind, skill=skill, max_distance_m=max_distance_m
     )
-    found = service.nearest(session, query, scope=scope, stale_s=settings.dispatch.stale_position_s)
+    stale_s = settings.dispatch.stale_position_s
+    if by == "travel_time":
+        found = nearest_by_travel_time(
+            session,
+            query,
+            scope=scope,
+            stale_s=stale_s,
+            walking_speed_mps=settings.dispatch.walking_speed_mps,
+        )
+    else:
+        found = service.nearest(session, query, scope=scope, stale_s=stale_s)
     return {"by": by, "candidates": found}
 
 

@@ -1,0 +1,118 @@
+"""The road network as a graph (cached per process) and nearest responders by travel time."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import shapely
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from geo_service.errors import InvalidInputError
+from geo_service.geo.roads import RoadGraph
+from geo_service.services.access import Scope
+from geo_service.services.responders import NearestQuery, nearest
+
+CHECK_EVERY_S = 30.0  # how often a process asks whether the network changed
+LOWER_BOUND_SAFETY = 0.99  # projection and rounding slack on "time >= distance / top speed"
+MAX_CANDIDATES = 20_000
+
+_CACHE: dict[str, tuple[float, tuple, RoadGraph | None]] = {}
+_LOCK = threading.Lock()
+
+
+def _version(session: Session) -> tuple:
+    return tuple(
+        session.execute(
+            text("SELECT count(*), coalesce(max(id), 0), max(updated_at) FROM road_segments")
+        ).one()
+    )
+
+
+def road_graph(session: Session, *, walking_speed_mps: float = 1.4) -> RoadGraph | None:
+    """The current network's graph (None without roads), rebuilt when the segments change."""
+    database = str(session.get_bind().url.database)
+    hit = _CACHE.get(database)
+    if hit and time.monotonic() - hit[0] < CHECK_EVERY_S:
+        return hit[2]
+    version = _version(session)
+    if hit and hit[1] == version:
+        _CACHE[database] = (time.monotonic(), version, hit[2])
+        return hit[2]
+    with _LOCK:
+        rows = session.execute(
+            text("SELECT ST_AsBinary(geom), speed_kmh, oneway, length_m FROM road_segments")
+        ).all()
+        graph = None
+        if rows:
+            wkb, speed, oneway, length = zip(*rows, strict=True)
+            graph = RoadGraph.build(
+                shapely.from_wkb(np.array([bytes(w) for w in wkb], dtype=object)),
+                np.array(speed),
+                np.array(oneway),
+                np.array(length),
+                walking_speed_mps=walking_speed_mps,
+            )
+        _CACHE[database] = (time.monotonic(), version, graph)
+    return graph
+
+
+def forget_graphs() -> None:
+    """Drop cached graphs (after an import in this process)."""
+    _CACHE.clear()
+
+
+def nearest_by_travel_time(
+    session: Session,
+    q: NearestQuery,
+    *,
+    scope: Scope | None,
+    stale_s: int,
+    walking_speed_mps: float = 1.4,
+) -> list[dict[str, Any]]:
+    """The ``q.k`` available, fresh responders with the shortest road ETA to (lon, lat).
+
+    Exact: responders are fetched in order of straight-line distance, and the search widens
+    until the k-th best ETA is no more than the lower bound (distance / top speed) of the
+    first responder not fetched; ties by id. ``max_distance_m`` is a straight-line radius.
+    """
+    q.check()
+    graph = road_graph(session, walking_speed_mps=walking_speed_mps)
+    if graph is None:
+        raise InvalidInputError(
+            "by=travel_time needs a road network, and none is loaded "
+            "(geo-service import roads FILE)"
+        )
+    fetch = max(4 * q.k, 32)
+    while True:
+        found = nearest(session, q, scope=scope, stale_s=stale_s, limit=fetch)
+        if not found:
+            return []
+        lon = np.array([c["lon"] for c in found])
+        lat = np.array([c["lat"] for c in found])
+        legs = graph.etas_to(lon, lat, q.lon, q.lat)
+        order = sorted(range(len(found)), key=lambda i: (legs["eta_s"][i], found[i]["id"]))
+        top = order[: q.k]
+        exhausted = len(found) < fetch or fetch >= MAX_CANDIDATES
+        bound = graph.lower_bound_s(found[-1]["distance_m"] * LOWER_BOUND_SAFETY)
+        if exhausted or (len(top) == q.k and legs["eta_s"][top[-1]] <= bound):
+            break
+        fetch = min(fetch * 4, MAX_CANDIDATES)
+    out = []
+    for i in top:
+        eta = float(legs["eta_s"][i])
+        if not np.isfinite(eta):  # no way there by road (one-way trap, island)
+            continue
+        out.append(
+            {
+                **found[i],
+                "eta_s": round(eta, 1),
+                "eta_basis": "road_network",
+                "walk_m": round(float(legs["walk_m"][i]), 1),
+                "drive_s": round(float(legs["drive_s"][i]), 1),
+            }
+        )
+    return out
