@@ -312,6 +312,19 @@ _FILTERS = """
 _POINT = "CAST(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS geography)"
 
 
+def _knn_bound(session: Session, params: dict[str, Any]) -> tuple[float | None, int]:
+    """The index's k nearest on the sphere: their largest distance bounds the search."""
+    row = session.execute(
+        text(
+            f"SELECT max(d), count(*) FROM (SELECT CAST(r.position AS geography) <-> {_POINT} "
+            f"AS d FROM responders r WHERE {_FILTERS} "
+            f"ORDER BY CAST(r.position AS geography) <-> {_POINT} LIMIT :k) x"
+        ),
+        params,
+    ).one()
+    return row[0], row[1]
+
+
 def nearest(
     session: Session,
     q: NearestQuery,
@@ -336,15 +349,12 @@ def nearest(
         "grids": None if scope is None or scope.unrestricted else sorted(scope.grid_ids or ()),
         "exclude": list(exclude),
     }
-    # 1. The index's k nearest on the sphere: their largest distance bounds the search.
-    bound = session.execute(
-        text(
-            f"SELECT max(d), count(*) FROM (SELECT CAST(r.position AS geography) <-> {_POINT} "
-            f"AS d FROM responders r WHERE {_FILTERS} "
-            f"ORDER BY CAST(r.position AS geography) <-> {_POINT} LIMIT :k) x"
-        ),
-        params,
-    ).one()
+    if q.max_distance_m is not None and k > MAX_K:
+        # Everyone within a radius (an internal caller's wide net): the radius is the bound,
+        # and walking k index entries in distance order first would cost more than it saves.
+        bound = (q.max_distance_m, 0)
+    else:
+        bound = _knn_bound(session, params)
     radius = None if bound[1] < k else float(bound[0]) * SPHERE_MARGIN + 0.01
     if q.max_distance_m is not None:
         radius = min(radius or q.max_distance_m * SPHERE_MARGIN, q.max_distance_m * SPHERE_MARGIN)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -75,9 +76,10 @@ def nearest_by_travel_time(
 ) -> list[dict[str, Any]]:
     """The ``q.k`` available, fresh responders with the shortest road ETA to (lon, lat).
 
-    Exact: responders are fetched in order of straight-line distance, and the search widens
-    until the k-th best ETA is no more than the lower bound (distance / top speed) of the
-    first responder not fetched; ties by id. ``max_distance_m`` is a straight-line radius.
+    Exact: the nearest few by straight line give a k-th best ETA; no one farther than that ETA
+    times the top speed can beat it (every ETA is at least distance / top speed), so all
+    responders within that radius are ranked once more, and that ranking is final. Ties by
+    id. ``max_distance_m`` is a straight-line radius.
     """
     q.check()
     graph = road_graph(session, walking_speed_mps=walking_speed_mps)
@@ -86,21 +88,30 @@ def nearest_by_travel_time(
             "by=travel_time needs a road network, and none is loaded "
             "(geo-service import roads FILE)"
         )
-    fetch = max(4 * q.k, 32)
-    while True:
-        found = nearest(session, q, scope=scope, stale_s=stale_s, limit=fetch)
-        if not found:
-            return []
+
+    def ranked(found: list[dict[str, Any]]) -> tuple[list[int], dict]:
         lon = np.array([c["lon"] for c in found])
         lat = np.array([c["lat"] for c in found])
         legs = graph.etas_to(lon, lat, q.lon, q.lat)
         order = sorted(range(len(found)), key=lambda i: (legs["eta_s"][i], found[i]["id"]))
-        top = order[: q.k]
-        exhausted = len(found) < fetch or fetch >= MAX_CANDIDATES
-        bound = graph.lower_bound_s(found[-1]["distance_m"] * LOWER_BOUND_SAFETY)
-        if exhausted or (len(top) == q.k and legs["eta_s"][top[-1]] <= bound):
-            break
-        fetch = min(fetch * 4, MAX_CANDIDATES)
+        return order[: q.k], legs
+
+    fetch = max(4 * q.k, 32)
+    found = nearest(session, q, scope=scope, stale_s=stale_s, limit=fetch)
+    if not found:
+        return []
+    top, legs = ranked(found)
+    kth = float(legs["eta_s"][top[-1]])
+    bound = graph.lower_bound_s(found[-1]["distance_m"] * LOWER_BOUND_SAFETY)
+    if len(found) == fetch and not (len(top) == q.k and kth <= bound):
+        # Whoever could still beat the k-th ETA lies within kth * top speed: fetch all of
+        # them (one more query, no repeated widening) and rank again; exact by the bound.
+        radius = kth * graph.top_speed_mps / LOWER_BOUND_SAFETY
+        if q.max_distance_m is not None:
+            radius = min(radius, q.max_distance_m)
+        wide = replace(q, max_distance_m=radius if np.isfinite(radius) else q.max_distance_m)
+        found = nearest(session, wide, scope=scope, stale_s=stale_s, limit=MAX_CANDIDATES)
+        top, legs = ranked(found)
     out = []
     for i in top:
         eta = float(legs["eta_s"][i])
