@@ -32,6 +32,7 @@ from geo_service.api.routes import (
     login,
     maps,
     ogc,
+    open311,
     responders,
     tiles,
 )
@@ -125,6 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit,
         maps,
         ogc,
+        open311,
         tiles,
     ):
         app.include_router(module.router, responses=PROBLEM_RESPONSES)

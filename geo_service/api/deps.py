@@ -102,12 +102,17 @@ BEARER = HTTPBearer(auto_error=False, description="A token from POST /auth/token
 
 
 def _principal(
-    request: Request, session: Session, *, cached_only: bool = False
+    request: Request,
+    session: Session,
+    *,
+    cached_only: bool = False,
+    presented: tuple[str, str] | None = None,
 ) -> Principal | None:
     """The caller from the credentials cache, else (unless ``cached_only``) the database; 401
-    without valid credentials, 429 over budget.
+    without valid credentials, 429 over budget. ``presented``: credentials from elsewhere
+    than the headers (Open311 clients send ``api_key`` in the form body).
     """
-    found = _credentials(request)
+    found = _credentials(request) or presented
     if found is None:
         raise AuthenticationError(
             "send an API key in X-API-Key, or a bearer token in Authorization"
@@ -189,3 +194,10 @@ async def get_actor(principal: PrincipalDep) -> str:
 
 
 ActorDep = Annotated[str, Depends(get_actor)]
+
+
+def scope_for_key(request: Request, session: Session, api_key: str | None) -> Scope:
+    """The caller's scope from the headers, or else from an ``api_key`` a client sent in the
+    request body (Open311); 401 without either."""
+    presented = ("key", api_key.strip()) if api_key else None
+    return scope_for(session, _principal(request, session, presented=presented))

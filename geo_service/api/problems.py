@@ -18,7 +18,10 @@ log = logging.getLogger("geo_service.api")
 
 
 def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
-    """A JSON response with the problem+json media type."""
+    """A JSON response with the problem+json media type. Under /open311/ it also carries the
+    GeoReport v2 error list (``[{code, description}]``) as the ``open311`` member."""
+    if str(body.get("instance", "")).startswith("/open311/"):
+        body = {**body, "open311": [{"code": body["status"], "description": body["detail"]}]}
     return JSONResponse(body, status_code=body["status"], media_type=PROBLEM_JSON, headers=headers)
 
 
