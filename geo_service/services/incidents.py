@@ -348,8 +348,11 @@ def list_incidents(
     scope: Scope | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Incidents newest first, keyset-paginated on (reported_at, id); returns the next cursor."""
-    if flt.status is not None and flt.status not in INCIDENT_STATUSES:
-        raise InvalidInputError(f"status must be one of {', '.join(INCIDENT_STATUSES)}")
+    statuses = [v.strip() for v in (flt.status or "").split(",") if v.strip()]
+    if flt.status is not None and (not statuses or set(statuses) - set(INCIDENT_STATUSES)):
+        raise InvalidInputError(
+            f"status must be one or more (comma separated) of {', '.join(INCIDENT_STATUSES)}"
+        )
     if flt.since and flt.until and flt.since >= flt.until:
         raise InvalidInputError("since must be before until")
     for name, value in (("since", flt.since), ("until", flt.until)):
@@ -364,8 +367,8 @@ def list_incidents(
         query = query.where(Incident.reported_at < flt.until)
     if flt.category is not None:
         query = query.where(Incident.category == flt.category)
-    if flt.status is not None:
-        query = query.where(Incident.status == flt.status)
+    if statuses:
+        query = query.where(Incident.status.in_(statuses))
     if flt.grid_id is not None:
         query = query.where(Incident.grid_id == flt.grid_id)
     if flt.overdue is not None:

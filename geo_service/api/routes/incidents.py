@@ -78,7 +78,9 @@ def read_incidents(
     since: datetime | None = None,
     until: datetime | None = None,
     category: str | None = None,
-    status: str | None = None,
+    status: Annotated[
+        str | None, Query(description="one state, or several comma separated", max_length=200)
+    ] = None,
     grid_id: AreaIdQuery = None,
     overdue: Annotated[
         bool | None, Query(description="open incidents past their response target (or not)")

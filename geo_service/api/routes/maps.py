@@ -8,12 +8,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy import text
 
-from geo_service.api.deps import SessionDep, SettingsDep, require
+from geo_service.api.deps import PrincipalDep, SessionDep, SettingsDep, require
 from geo_service.services.access import Scope
+from geo_service.services.auth import issue_token
 from geo_service.services.maps import city_map_layers
 from geo_service.web.city_map import render_city_map
 
@@ -68,6 +69,31 @@ def read_heatmap_page(
     return HTMLResponse(page)
 
 
+@router.get("/map/dispatch", response_class=HTMLResponse)
+def read_dispatch_page(
+    request: Request,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    scope: Annotated[Scope, Depends(require("responders:read"))],
+) -> HTMLResponse:
+    """The dispatcher's live map: open incidents by priority and age (overdue ones pulse),
+    responders by status, grid outlines; click an incident for candidates with ETAs and
+    dispatch. Polls every few seconds. Writes carry a bearer token issued with the page (the
+    sign-in cookie only reads), valid for ``GEO_JWT_TTL_S``.
+    """
+    scope.require("incidents:read")
+    token = issue_token(principal, request.app.state.jwt_secret, settings.auth)["access_token"]
+    page = (TEMPLATES / "dispatch.html").read_text()
+    page = (
+        page.replace("{token}", token)
+        .replace("{poll_ms}", str(DISPATCH_POLL_MS))
+        .replace("{tiles}", _leaflet_tiles(settings.api.map_tiles))
+    )
+    # the token is for this person only: never cache the page
+    return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+
+
+DISPATCH_POLL_MS = 5000
 OSM_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 
 
