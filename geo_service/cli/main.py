@@ -69,5 +69,37 @@ def escalate(
         time.sleep(max(1.0, settings.dispatch.escalation_interval_s))
 
 
+@app.command("targets")
+def targets(
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="PRIORITY=SECONDS to dispatch, e.g. --set 1=60 (repeatable)"),
+    ] = None,
+) -> None:
+    """Show the response targets per priority, or change them (--set)."""
+    from sqlalchemy.orm import Session
+
+    from geo_service.cli.common import fail
+    from geo_service.db.engine import make_engine
+    from geo_service.services.dispatch import response_targets, set_response_targets
+
+    changes: dict[int, int] = {}
+    for item in set_ or []:
+        priority, _, seconds = item.partition("=")
+        if not (priority.strip().isdigit() and seconds.strip().isdigit()):
+            raise typer.BadParameter(f"--set takes PRIORITY=SECONDS, got {item!r}")
+        changes[int(priority)] = int(seconds)
+    settings = Settings()
+    engine = make_engine(database_url(settings), settings.database)
+    with Session(engine) as session, fail():
+        now = (
+            set_response_targets(session, changes, actor="geo-service targets")
+            if changes
+            else response_targets(session)
+        )
+    for priority, seconds in sorted(now.items()):
+        console.print(f"priority {priority}: dispatched within {seconds} s")
+
+
 if __name__ == "__main__":
     app()

@@ -308,3 +308,35 @@ def candidates(
         "policy": "own grid worker first when within the target, then nearest",
         "candidates": out,
     }
+
+
+def response_targets(session: Session) -> dict[int, int]:
+    """Seconds to dispatch, per priority."""
+    return dict(session.execute(text("SELECT priority, dispatch_s FROM response_targets")).all())
+
+
+def set_response_targets(session: Session, targets: dict[int, int], *, actor: str) -> dict:
+    """Change dispatch targets (seconds per priority 1..4), with an audit row."""
+    for priority, seconds in targets.items():
+        if priority not in (1, 2, 3, 4):
+            raise InvalidInputError(f"priority must be 1..4, got {priority}")
+        if not 0 < seconds <= 7 * 86400:
+            raise InvalidInputError(f"the target for priority {priority} must be 1 s..7 days")
+    before = response_targets(session)
+    for priority, seconds in targets.items():
+        session.execute(
+            text("UPDATE response_targets SET dispatch_s = :s WHERE priority = :p"),
+            {"s": seconds, "p": priority},
+        )
+    after = response_targets(session)
+    session.add(
+        AuditEntry(
+            who=actor,
+            action="update",
+            entity="response_targets",
+            entity_id="dispatch",
+            diff={"before": before, "after": after},
+        )
+    )
+    session.commit()
+    return after

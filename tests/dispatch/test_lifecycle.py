@@ -251,3 +251,17 @@ def test_overdue_filter(client: TestClient, loaded_city: DemoCity) -> None:
         for f in overdue["features"]
     )
     assert problem(client.get("/incidents", params={"overdue": "maybe"}))["status"] == 422
+
+
+def test_targets_command_shows_changes_and_refuses(own_city: str, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("GEO_DATABASE_URL", own_city)
+    runner = CliRunner()
+    shown = runner.invoke(cli, ["targets"])
+    assert shown.exit_code == 0 and "priority 1: dispatched within 60 s" in shown.output
+    changed = runner.invoke(cli, ["targets", "--set", "1=90", "--set", "4=7200"])
+    assert changed.exit_code == 0 and "priority 1: dispatched within 90 s" in changed.output
+    for bad in (["--set", "5=60"], ["--set", "1=0"], ["--set", "one=60"]):
+        refused = runner.invoke(cli, ["targets", *bad])
+        assert refused.exit_code != 0, bad
+    assert "within 90 s" in runner.invoke(cli, ["targets"]).output  # nothing else changed
+    runner.invoke(cli, ["targets", "--set", "1=60", "--set", "4=3600"])
