@@ -373,8 +373,9 @@ def list_incidents(
         query = query.where(Incident.grid_id == flt.grid_id)
     if flt.overdue is not None:
         now = flt.now or session.execute(select(func.now())).scalar_one()
-        overdue = text(OVERDUE_SQL.format(i="incidents")).bindparams(now=now)
-        query = query.where(overdue if flt.overdue else ~overdue)
+        condition = OVERDUE_SQL.format(i="incidents")
+        sql = condition if flt.overdue else f"NOT ({condition})"
+        query = query.where(text(sql).bindparams(now=now))
     if scope is not None and not scope.unrestricted:
         query = query.where(Incident.grid_id.in_(scope.grid_ids or ()))
     if cursor is not None:

@@ -250,6 +250,9 @@ def test_overdue_filter(client: TestClient, loaded_city: DemoCity) -> None:
         f["properties"]["status"] in ("reported", "dispatched", "accepted", "on_scene")
         for f in overdue["features"]
     )
+    on_time = client.get("/incidents", params={"overdue": "false", "limit": 500}).json()
+    assert fresh["id"] in {f["id"] for f in on_time["features"]}
+    assert made["id"] not in {f["id"] for f in on_time["features"]}
     assert problem(client.get("/incidents", params={"overdue": "maybe"}))["status"] == 422
 
 

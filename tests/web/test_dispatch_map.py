@@ -72,9 +72,13 @@ def test_dispatch_from_the_map(
         page.wait_for_function(
             "document.querySelector('#detail .status').textContent === 'dispatched'"
         )
-        row = page.locator(f"tr.row[data-id='{iid}']")
-        row.wait_for()
-        state = row.locator("td").nth(4).text_content()
+        # the list catches up when the refresh after the action lands
+        page.wait_for_function(
+            "(id) => { const r = document.querySelector(`tr.row[data-id='${id}']`);"
+            " return r && r.cells[4].textContent.startsWith('dispatched'); }",
+            arg=iid,
+        )
+        state = page.locator(f"tr.row[data-id='{iid}']").locator("td").nth(4).text_content()
         browser.close()
     assert not errors, errors
     assert state.startswith("dispatched")
