@@ -148,6 +148,7 @@ def partition(
     # The terms in one unit: squared deviation from the mean, relative to mean^2.
     lam_cut = 0.002 * compactness / degree
     lam_stab = 0.02 * stability / mean
+    high, low = mean * (1 + tolerance / 2), mean * (1 - tolerance / 2)
     passes = moves = 0
     while time.perf_counter() - t0 < max_seconds:
         passes += 1
@@ -166,6 +167,8 @@ def partition(
                 continue  # an interior atom
             na = counts.get(ra, 0)
             la = load[ra]
+            # Out of tolerance, balance comes first: stability and shape only break ties.
+            urgent = la > high
             for rb, nb in counts.items():
                 if rb == ra:
                     continue
@@ -176,8 +179,9 @@ def partition(
                     - (la - mean) ** 2
                     - (lb - mean) ** 2
                 ) / (mean * mean)
-                cut = lam_cut * (na - nb)
-                st = lam_stab * stab_l[a] * ((orig[a] == ra) - (orig[a] == rb))
+                soft = 0.05 if urgent or lb < low else 1.0
+                cut = soft * lam_cut * (na - nb)
+                st = soft * lam_stab * stab_l[a] * ((orig[a] == ra) - (orig[a] == rb))
                 score = bal + cut + st
                 if score < best_score:
                     best, best_score = rb, score
