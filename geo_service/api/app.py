@@ -33,6 +33,7 @@ from geo_service.api.routes import (
     maps,
     ogc,
     open311,
+    planning,
     responders,
     tiles,
 )
@@ -45,6 +46,7 @@ from geo_service.db.engine import (
 )
 from geo_service.services.auth import PrincipalCache, jwt_secret
 from geo_service.services.dispatch import escalate_overdue
+from geo_service.services.jobs import fail_interrupted
 from geo_service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -83,6 +85,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.async_engine = make_async_engine(url, settings.database)
+        try:
+            await run_in_threadpool(fail_interrupted, engine)
+        except Exception:  # noqa: BLE001 - the database may be down now; serve 503s, not die
+            log.warning("could not mark interrupted jobs (database unavailable?)")
         interval = settings.dispatch.escalation_interval_s
         scheduler = asyncio.create_task(escalation_loop(app, interval)) if interval > 0 else None
         try:
@@ -127,6 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         maps,
         ogc,
         open311,
+        planning,
         tiles,
     ):
         app.include_router(module.router, responses=PROBLEM_RESPONSES)

@@ -87,3 +87,59 @@ def diff(a: int, b: int) -> None:
 
     with fail():
         typer.echo(json.dumps(diff_versions(_engine(), a, b), indent=2, default=str))
+
+
+@app.command("propose")
+def propose_command(
+    scope: Annotated[
+        list[str], typer.Option("--scope", help="Community or street code (repeatable)")
+    ],
+    grids: Annotated[
+        int | None, typer.Option(help="Grids in total (default: today's count)")
+    ] = None,
+    tolerance: Annotated[float, typer.Option(help="Share of the mean workload")] = 0.05,
+    lock: Annotated[
+        list[str] | None, typer.Option("--lock", help="A grid to keep as it is (repeatable)")
+    ] = None,
+    h3_res: Annotated[int, typer.Option(help="Atoms: H3 resolution 9, 10 or 11")] = 10,
+    stability: Annotated[float, typer.Option(help="Weight against moving people")] = 1.0,
+    compactness: Annotated[float, typer.Option(help="Weight for round grids")] = 1.0,
+    window_days: Annotated[int, typer.Option(help="Incident window of the workload")] = 90,
+    name: Annotated[str | None, typer.Option(help="Name of the draft version")] = None,
+) -> None:
+    """Propose balanced, contiguous, compact grids for communities: a draft version."""
+    from geo_service.cli.common import progress_bar
+    from geo_service.services.planning import ProposalRequest, propose
+
+    req = ProposalRequest(
+        parent_codes=scope,
+        target_grids=grids,
+        tolerance=tolerance,
+        locked_grids=lock or [],
+        h3_res=h3_res,
+        stability=stability,
+        compactness=compactness,
+        window_days=window_days,
+        name=name,
+    )
+    with fail(), progress_bar() as bar:
+        task = bar.add_task("proposal", total=100)
+
+        def progress(fraction: float, message: str) -> None:
+            bar.update(task, completed=round(fraction * 100), description=message[:30])
+
+        out = propose(_engine(), req, actor="geo-service boundaries propose", progress=progress)
+    m = out["metrics"]
+    console.print(f"draft version {out['version_id']}")
+    for label, key in (("before", "workload_before"), ("after", "workload_after")):
+        b = m[key]
+        console.print(
+            f"  workload {label:<6} max/mean {b['max_over_mean']:.3f}  CV {b['cv']:.3f}  "
+            f"Gini {b['gini']:.3f}"
+        )
+    console.print(
+        f"  Polsby-Popper {m['polsby_popper_before']:.3f} -> {m['polsby_popper_after']:.3f}; "
+        f"contiguous {m['contiguous_share']:.0%}; households moved "
+        f"{m['stability']['households_moved_share']:.1%}"
+    )
+    console.print(f"next: geo-service boundaries validate {out['version_id']}")

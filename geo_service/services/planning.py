@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from geo_service.analytics.regionalize import balance, partition
 from geo_service.db.models import AREA_LEVELS
-from geo_service.errors import InvalidInputError, NotFoundError
+from geo_service.errors import InvalidInputError, NotFoundError, PermissionDeniedError
 from geo_service.services.access import Scope
 from geo_service.services.privacy import suppress_small
 from geo_service.services.versions import version_in_force
@@ -291,6 +291,27 @@ def _atoms(parent: _Parent, res: int) -> tuple[list[int], np.ndarray]:
     return [h3.str_to_int(c) for c, k in zip(ordered, keep, strict=True) if k], pieces[keep]
 
 
+def check_proposal(session: Session, req: ProposalRequest, scope: Scope) -> None:
+    """Refuse a proposal before it is queued: bad parameters, unknown or foreign areas."""
+    req.check()
+    rows = session.execute(
+        text("SELECT id, code, level FROM areas WHERE version_id = :v AND code = ANY(:c)"),
+        {"v": version_in_force(session), "c": req.parent_codes + req.locked_grids},
+    ).all()
+    found = {code: (area_id, level) for area_id, code, level in rows}
+    missing = sorted(set(req.parent_codes + req.locked_grids) - set(found))
+    if missing:
+        raise InvalidInputError(f"no such areas in the version in force: {', '.join(missing)}")
+    for code in req.parent_codes:
+        if found[code][1] not in ("community", "street", "district"):
+            raise InvalidInputError(f"{code} is a {found[code][1]}: name communities or streets")
+        if not scope.has_area(found[code][0]):
+            raise PermissionDeniedError(f"{code} lies outside your area")
+    for code in req.locked_grids:
+        if found[code][1] != "grid":
+            raise InvalidInputError(f"locked_grids must be grids; {code} is a {found[code][1]}")
+
+
 def _load_parents(session: Session, codes: list[str], locked_codes: list[str]) -> list[_Parent]:
     version = version_in_force(session)
     rows = (
@@ -547,6 +568,40 @@ def propose(
     return {"version_id": version_id, "metrics": metrics}
 
 
+def _polygons(geom: Any) -> list[Any]:
+    return [g for g in getattr(geom, "geoms", [geom]) if g.geom_type == "Polygon" and g.area > 0]
+
+
+def _one_piece_each(geoms: list[Any]) -> np.ndarray:
+    """Hand stray parts of a grid (where the parent's edge cuts an atom in two, or two atoms
+    that are H3 neighbours meet only outside the parent) to the grid they share the longest
+    border with; the largest part stays. Parts touching no other grid (an island of the
+    parent) stay where they are."""
+    geoms = list(geoms)
+    for _ in range(5):
+        changed = False
+        for r, geom in enumerate(geoms):
+            parts = sorted(_polygons(geom), key=lambda g: -g.area)
+            if len(parts) <= 1:
+                continue
+            keep = [parts[0]]
+            for part in parts[1:]:
+                border = [
+                    0.0 if s == r else shapely.intersection(part.boundary, other.boundary).length
+                    for s, other in enumerate(geoms)
+                ]
+                s = int(np.argmax(border))
+                if border[s] > 0:
+                    geoms[s] = shapely.union(geoms[s], part)
+                    changed = True
+                else:
+                    keep.append(part)
+            geoms[r] = shapely.union_all(keep)
+        if not changed:
+            break
+    return np.array([shapely.make_valid(g) for g in geoms], dtype=object)
+
+
 def _store(
     engine: Engine, session: Session, version: int, req: ProposalRequest, results: list, actor: str
 ) -> tuple[int, dict[str, Any]]:
@@ -559,9 +614,8 @@ def _store(
         labels = plan.labels
         p = int(labels.max()) + 1
         crs = gpd.GeoSeries([parent.geom], crs="EPSG:4326").estimate_utm_crs()
-        geoms = np.array(
-            [shapely.make_valid(shapely.union_all(pieces[labels == r])) for r in range(p)],
-            dtype=object,
+        geoms = _one_piece_each(
+            [shapely.make_valid(shapely.union_all(pieces[labels == r])) for r in range(p)]
         )
         # Which of today's grids each new one continues: the one it shares most with.
         overlap = np.zeros((p, len(grid_ids)))
