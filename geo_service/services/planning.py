@@ -272,23 +272,42 @@ class _Parent:
     locked: list[int]
 
 
-def _atoms(parent: _Parent, res: int) -> tuple[list[int], np.ndarray]:
-    """H3 cells clipped to the parent minus its locked grids: (cells, pieces)."""
-    free = parent.geom
-    locked = parent.grids[parent.grids.id.isin(parent.locked)]
-    if len(locked):
-        free = shapely.difference(free, shapely.union_all(locked.geometry.values))
+def atomize(area: Any, res: int) -> tuple[list[int], np.ndarray]:
+    """H3 cells of ``res`` clipped to ``area`` (WGS84): the cells and their pieces, which tile
+    the area exactly."""
     cells: set[str] = set()
-    for poly in getattr(free, "geoms", [free]):
+    for poly in getattr(area, "geoms", [area]):
         if poly.is_empty:
             continue
         shape = h3.geo_to_h3shape(poly.__geo_interface__)
         cells.update(h3.h3shape_to_cells_experimental(shape, res, contain="overlap"))
     ordered = sorted(cells)
     hexes = shapely.polygons([[(lng, lat) for lat, lng in h3.cell_to_boundary(c)] for c in ordered])
-    pieces = shapely.intersection(hexes, free)
+    pieces = shapely.intersection(hexes, area)
     keep = ~shapely.is_empty(pieces) & (shapely.area(pieces) > 0)
     return [h3.str_to_int(c) for c, k in zip(ordered, keep, strict=True) if k], pieces[keep]
+
+
+def hex_neighbours(cells: list[int]) -> list[list[int]]:
+    """For each cell, the positions of its H3 neighbours among ``cells``."""
+    index_of = {c: i for i, c in enumerate(cells)}
+    return [
+        [
+            index_of[h3.str_to_int(j)]
+            for j in h3.grid_ring(h3.int_to_str(c), 1)
+            if h3.str_to_int(j) in index_of
+        ]
+        for c in cells
+    ]
+
+
+def _atoms(parent: _Parent, res: int) -> tuple[list[int], np.ndarray]:
+    """The parent's atoms, leaving out its locked grids."""
+    free = parent.geom
+    locked = parent.grids[parent.grids.id.isin(parent.locked)]
+    if len(locked):
+        free = shapely.difference(free, shapely.union_all(locked.geometry.values))
+    return atomize(free, res)
 
 
 def check_proposal(session: Session, req: ProposalRequest, scope: Scope) -> None:
@@ -406,7 +425,8 @@ def _per_atom(
     return {(int(c), int(g)): float(n) for c, g, n in rows}
 
 
-def _polsby_popper(geoms: np.ndarray, crs: Any) -> np.ndarray:
+def polsby_popper(geoms: np.ndarray, crs: Any) -> np.ndarray:
+    """4 pi area / perimeter^2 of each WGS84 polygon, measured in ``crs`` (1 for a circle)."""
     metric = gpd.GeoSeries(geoms, crs="EPSG:4326").to_crs(crs)
     return (4 * np.pi * metric.area / metric.length**2).to_numpy()
 
@@ -500,14 +520,7 @@ def propose(
                 + req.weights.rental_units * per["rental_units"] * HOURS_PER_RENTAL_UNIT * scale
                 + req.weights.travel * area_km2 * HOURS_PER_KM2 * scale
             )
-            neighbours = [
-                [
-                    index_of[h3.str_to_int(j)]
-                    for j in h3.grid_ring(h3.int_to_str(c), 1)
-                    if h3.str_to_int(j) in index_of
-                ]
-                for c in cells
-            ]
+            neighbours = hex_neighbours(cells)
             planned.append(
                 (parent, cells, pieces, current, weights, neighbours, per, held, grid_ids)
             )
@@ -572,7 +585,7 @@ def _polygons(geom: Any) -> list[Any]:
     return [g for g in getattr(geom, "geoms", [geom]) if g.geom_type == "Polygon" and g.area > 0]
 
 
-def _one_piece_each(geoms: list[Any]) -> np.ndarray:
+def one_piece_each(geoms: list[Any]) -> np.ndarray:
     """Hand stray parts of a grid (where the parent's edge cuts an atom in two, or two atoms
     that are H3 neighbours meet only outside the parent) to the grid they share the longest
     border with; the largest part stays. Parts touching no other grid (an island of the
@@ -614,7 +627,7 @@ def _store(
         labels = plan.labels
         p = int(labels.max()) + 1
         crs = gpd.GeoSeries([parent.geom], crs="EPSG:4326").estimate_utm_crs()
-        geoms = _one_piece_each(
+        geoms = one_piece_each(
             [shapely.make_valid(shapely.union_all(pieces[labels == r])) for r in range(p)]
         )
         # Which of today's grids each new one continues: the one it shares most with.
@@ -639,8 +652,8 @@ def _store(
         old_loads = np.bincount(current, weights=weights, minlength=len(grid_ids))
         new_loads = np.bincount(labels, weights=weights, minlength=p)
         old_geoms = parent.grids[~parent.grids.id.isin(parent.locked)].geometry.to_numpy()
-        pp_before = _polsby_popper(old_geoms, crs)
-        pp_after = _polsby_popper(geoms, crs)
+        pp_before = polsby_popper(old_geoms, crs)
+        pp_after = polsby_popper(geoms, crs)
         before_loads += old_loads.tolist()
         after_loads += new_loads.tolist()
         before_pp += pp_before.tolist()
