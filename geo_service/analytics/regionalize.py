@@ -26,6 +26,7 @@ import numpy as np
 from scipy.cluster.vq import kmeans2
 
 Progress = Callable[[float, str], None]
+MAX_PASSES = 200  # local search that still moves atoms after this many passes is cycling
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,7 @@ def partition(
     lam_stab = 0.02 * stability / mean
     high, low = mean * (1 + tolerance / 2), mean * (1 - tolerance / 2)
     passes = moves = 0
-    while time.perf_counter() - t0 < max_seconds:
+    while time.perf_counter() - t0 < max_seconds and passes < MAX_PASSES:
         passes += 1
         moved = 0
         order = np.random.default_rng(seed + passes).permutation(n)
