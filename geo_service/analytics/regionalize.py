@@ -124,19 +124,98 @@ def partition(
 ) -> Plan:
     """``p`` contiguous regions of atoms with near-equal total ``weights``.
 
-    ``current``: today's region per atom (0..p-1 when the count is unchanged), which the plan
-    starts from and the stability term stays close to. ``stability_weights``: what moving an
-    atom away from its current region costs (default: its weight).
+    ``current``: today's region per atom (0..p-1 when the count is unchanged), which the
+    stability term stays close to. Two starts are improved and the better kept: today's plan
+    (few moves) and fresh compact regions relabelled to match today's (round grids); better
+    means within tolerance first, then ``compactness x cut share + stability x moved share``.
+    ``stability_weights``: what moving an atom away from its current region costs.
     """
     t0 = time.perf_counter()
     n = len(weights)
     if p < 1 or p > n:
         raise ValueError(f"cannot make {p} regions of {n} atoms")
     weights = np.asarray(weights, float)
-    start_from_current = current is not None and len(np.unique(current)) == p and current.min() == 0
-    labels_arr = current.copy() if start_from_current else _grow(weights, neighbours, xy, p, seed)
     original = current.astype(np.int64) if current is not None else np.full(n, -1, dtype=np.int64)
     stab = np.asarray(stability_weights if stability_weights is not None else weights, float)
+    grown = _grow(weights, neighbours, xy, p, seed)
+    starts = [grown]
+    if current is not None and len(np.unique(current)) == p and current.min() == 0:
+        starts = [current.copy(), _match(grown, current, stab, p)]
+    budget = max_seconds / len(starts)
+    plans = []
+    for k, start in enumerate(starts):
+
+        def report(fraction: float, message: str, k: int = k) -> None:
+            progress((k + fraction) / len(starts), message)
+
+        plan = _improve(
+            start,
+            weights,
+            neighbours,
+            p,
+            original,
+            stab,
+            tolerance,
+            stability,
+            compactness,
+            budget,
+            seed,
+            report,
+        )
+        plans.append(plan)
+    edges = max(1, sum(len(x) for x in neighbours))
+
+    def score(plan: Plan) -> tuple[float, float]:
+        loads = np.bincount(plan.labels, weights=weights, minlength=p)
+        spread = max(0.0, loads.max() / loads.mean() - 1 - tolerance)
+        cut = (
+            sum(plan.labels[i] != plan.labels[j] for i, nb in enumerate(neighbours) for j in nb)
+            / edges
+        )
+        moved = stab[(plan.labels != original) & (original >= 0)].sum() / max(stab.sum(), 1e-12)
+        return round(spread, 4), compactness * cut + stability * moved
+
+    best = min(plans, key=score)
+    return Plan(
+        best.labels,
+        sum(q.passes for q in plans),
+        sum(q.moves for q in plans),
+        time.perf_counter() - t0,
+    )
+
+
+def _match(labels: np.ndarray, current: np.ndarray, stab: np.ndarray, p: int) -> np.ndarray:
+    """Renumber ``labels`` so that each region carries the number of today's region it shares
+    the most with (greedy, largest overlaps first)."""
+    overlap = np.zeros((p, p))
+    np.add.at(overlap, (labels, current), stab + 1e-12)
+    mapping: dict[int, int] = {}
+    used: set[int] = set()
+    for flat in np.argsort(-overlap, axis=None):
+        r, c = divmod(int(flat), p)
+        if r not in mapping and c not in used:
+            mapping[r] = c
+            used.add(c)
+    return np.array([mapping[int(x)] for x in labels])
+
+
+def _improve(
+    labels_arr: np.ndarray,
+    weights: np.ndarray,
+    neighbours: list[list[int]],
+    p: int,
+    original: np.ndarray,
+    stab: np.ndarray,
+    tolerance: float,
+    stability: float,
+    compactness: float,
+    max_seconds: float,
+    seed: int,
+    progress: Progress,
+) -> Plan:
+    """Local search from ``labels_arr`` (see the module docstring)."""
+    t0 = time.perf_counter()
+    n = len(weights)
     progress(0.1, "initial plan")
     labels = labels_arr.tolist()
     w = weights.tolist()
@@ -150,11 +229,16 @@ def partition(
     lam_cut = 0.002 * compactness / degree
     lam_stab = 0.02 * stability / mean
     high, low = mean * (1 + tolerance / 2), mean * (1 - tolerance / 2)
+    # Once every region is inside the band, the polish phase keeps them there (a hard bound)
+    # and trades only shape against moves: fewer cut edges, i.e. rounder grids.
+    band_hi, band_lo = mean * (1 + 0.8 * tolerance), mean * (1 - 0.8 * tolerance)
+    polish = False
     passes = moves = 0
     while time.perf_counter() - t0 < max_seconds and passes < MAX_PASSES:
         passes += 1
         moved = 0
         order = np.random.default_rng(seed + passes).permutation(n)
+        cut_weight = lam_cut * (10.0 if polish else 1.0)
         for a in order.tolist():
             ra = labels[a]
             if size[ra] <= 1:
@@ -168,20 +252,24 @@ def partition(
                 continue  # an interior atom
             na = counts.get(ra, 0)
             la = load[ra]
+            if polish and la - wa < band_lo:
+                continue
             # Out of tolerance, balance comes first: stability and shape only break ties.
             urgent = la > high
             for rb, nb in counts.items():
                 if rb == ra:
                     continue
                 lb = load[rb]
+                if polish and lb + wa > band_hi:
+                    continue
                 bal = (
                     (la - wa - mean) ** 2
                     + (lb + wa - mean) ** 2
                     - (la - mean) ** 2
                     - (lb - mean) ** 2
                 ) / (mean * mean)
-                soft = 0.05 if urgent or lb < low else 1.0
-                cut = soft * lam_cut * (na - nb)
+                soft = 0.05 if not polish and (urgent or lb < low) else 1.0
+                cut = soft * cut_weight * (na - nb)
                 st = soft * lam_stab * stab_l[a] * ((orig[a] == ra) - (orig[a] == rb))
                 score = bal + cut + st
                 if score < best_score:
@@ -197,13 +285,14 @@ def partition(
         spread = max(load) / mean
         progress(
             min(0.95, 0.1 + 0.85 * (time.perf_counter() - t0) / max_seconds),
-            f"pass {passes}: max/mean {spread:.3f}",
+            f"pass {passes}: max/mean {spread:.3f}" + (" (shaping)" if polish else ""),
         )
+        balanced = spread <= 1 + tolerance / 2 and min(load) / mean >= 1 - tolerance / 2
         if moved == 0:
-            break
-        if spread <= 1 + tolerance / 2 and min(load) / mean >= 1 - tolerance / 2 and passes > 3:
-            # balanced: a few more passes would only trade compactness against stability
-            break
+            if polish or not balanced:
+                break
+        if balanced and not polish and passes > 3:
+            polish = True
     return Plan(np.array(labels), passes, moves, time.perf_counter() - t0)
 
 

@@ -669,6 +669,9 @@ def _store(
                 "after": balance(new_loads),
                 "atoms": len(cells),
                 "seconds": round(plan.seconds, 2),
+                "workload_by_grid": {
+                    f"{parent.code}-N{r + 1:02d}": round(float(new_loads[r]), 2) for r in range(p)
+                },
             }
         )
         for r, geom in enumerate(geoms):

@@ -14,8 +14,9 @@ from sqlalchemy import text
 
 from geo_service.api.deps import PrincipalDep, SessionDep, SettingsDep, require
 from geo_service.services.access import Scope
-from geo_service.services.auth import issue_token
+from geo_service.services.auth import Principal, issue_token
 from geo_service.services.maps import city_map_layers
+from geo_service.settings import Settings
 from geo_service.web.city_map import render_city_map
 
 router = APIRouter(tags=["maps"])
@@ -82,18 +83,40 @@ def read_dispatch_page(
     sign-in cookie only reads), valid for ``GEO_JWT_TTL_S``.
     """
     scope.require("incidents:read")
-    token = issue_token(principal, request.app.state.jwt_secret, settings.auth)["access_token"]
-    page = (TEMPLATES / "dispatch.html").read_text()
-    page = (
-        page.replace("{token}", token)
-        .replace("{poll_ms}", str(DISPATCH_POLL_MS))
-        .replace("{tiles}", _leaflet_tiles(settings.api.map_tiles))
+    return _page_with_token(
+        request, settings, principal, "dispatch.html", poll_ms=str(DISPATCH_POLL_MS)
     )
-    # the token is for this person only: never cache the page
-    return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 
 
 DISPATCH_POLL_MS = 5000
+
+
+@router.get("/map/planner", response_class=HTMLResponse)
+def read_planner_page(
+    request: Request,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    scope: Annotated[Scope, Depends(require("workload:read"))],
+) -> HTMLResponse:
+    """The planner's page: today's grids and a proposal side by side (or toggled), coloured
+    by workload, with the balance table and a publish button. Proposals and publishing carry
+    a bearer token issued with the page (the sign-in cookie only reads)."""
+    scope.require("proposals:write")
+    return _page_with_token(request, settings, principal, "planner.html")
+
+
+def _page_with_token(
+    request: Request, settings: Settings, principal: Principal, template: str, **extra: str
+) -> HTMLResponse:
+    token = issue_token(principal, request.app.state.jwt_secret, settings.auth)["access_token"]
+    page = (TEMPLATES / template).read_text()
+    page = page.replace("{token}", token).replace("{tiles}", _leaflet_tiles(settings.api.map_tiles))
+    for name, value in extra.items():
+        page = page.replace("{" + name + "}", value)
+    # the token is this person's: never cache the page
+    return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+
+
 OSM_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 
 

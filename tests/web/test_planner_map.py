@@ -1,0 +1,58 @@
+"""The planner's page in headless Chromium: today's grids by workload, a proposal made from
+the page, both side by side with the balance table (screenshot in tests/artifacts)."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from geo_service.demo.city import DemoCity
+from tests.conftest import ARTIFACTS, as_role, problem
+from tests.web.test_city_map import _chromium
+
+
+def test_planner_page_needs_a_planner(client: TestClient, role_keys: dict) -> None:
+    page = client.get("/map/planner", headers=as_role(role_keys, "planner"))
+    assert page.status_code == 200 and "{token}" not in page.text
+    assert page.headers["cache-control"] == "no-store"
+    denied = client.get("/map/planner", headers=as_role(role_keys, "dispatcher"))
+    assert problem(denied)["status"] == 403
+
+
+@pytest.mark.browser
+def test_propose_from_the_page(live_server: str, loaded_city: DemoCity, role_keys: dict) -> None:
+    from playwright.sync_api import sync_playwright
+
+    grids = loaded_city.areas[loaded_city.areas.level == "grid"]
+    community = grids.parent_code.value_counts().index[0]
+    n_today = int((grids.parent_code == community).sum())
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = _chromium(pw)
+        page = browser.new_page(viewport={"width": 1500, "height": 850})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(f"{live_server}/map/planner")
+        page.fill("input[name=api_key]", role_keys["planner"])
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{live_server}/map/planner")
+        page.wait_for_selector("#today path.leaflet-interactive")
+        page.select_option("#community", community)
+        page.wait_for_function(
+            f"document.querySelectorAll('#today path.leaflet-interactive').length === {n_today}"
+        )
+        page.click("#propose")
+        page.wait_for_function(
+            "document.getElementById('status').textContent.startsWith('draft version')",
+            timeout=60_000,
+        )
+        proposal = page.locator("#proposal path.leaflet-interactive").count()
+        table = page.inner_text("#balance")
+        publish_enabled = page.is_enabled("#publish")
+        page.screenshot(path=str(ARTIFACTS / "planner.png"))
+        browser.close()
+    assert not errors, errors
+    assert proposal == n_today
+    after = float(table.split("max / mean")[1].split()[1])
+    assert after <= 1.05
+    assert publish_enabled
