@@ -158,7 +158,10 @@ def _metrics(inst: dict, labels: np.ndarray, seconds: float) -> dict:
 
 
 def chicago() -> list[dict]:
-    districts = gpd.read_file(CHICAGO / "chicago_district_bounds.geojson")
+    # District 31 comes as three polygons (O'Hare and two enclaves): one district, one instance.
+    districts = gpd.read_file(CHICAGO / "chicago_district_bounds.geojson").dissolve(
+        "dist_num", as_index=False
+    )
     beats = gpd.read_file(CHICAGO / "chicago_beat_bounds.geojson")
     crimes = pd.read_csv(CHICAGO / "chicago_crimes_2019_sample50k.csv.gz")
     crimes = crimes.dropna(subset=["latitude", "longitude"])

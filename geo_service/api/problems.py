@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from geo_service.errors import DatabaseUnavailableError, GeoServiceError
@@ -106,6 +106,17 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def _db_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        if isinstance(exc, DataError) and "NUL (0x00)" in str(exc.orig):
+            # psycopg refuses the value before sending it, so nothing was written; any text
+            # field of any route can carry one, so it is answered here once for all.
+            body = _generic(
+                422,
+                "Invalid request",
+                "text values may not contain NUL (0x00) characters",
+                "validation-error",
+                request.url.path,
+            )
+            return problem_response(body)
         log.exception("database error", exc_info=exc)
         return _internal(request)
 

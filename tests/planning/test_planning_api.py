@@ -119,6 +119,7 @@ def test_bad_proposals_are_refused_and_write_nothing(
         ({"scope": [community], "atoms": {"h3_res": 7}}, 422),
         ({"scope": []}, 422),
         ({"scope": [community], "locked_grids": [community]}, 422),
+        ({"scope": ["C\x00"]}, 422),  # PostgreSQL text cannot hold NUL
     ):
         assert problem(client.post("/boundaries/proposals", json=body))["status"] == status, body
     analyst = client.post(
