@@ -102,6 +102,7 @@ def clean_writes(request: pytest.FixtureRequest) -> Iterator[None]:
         "responders",
         "users",
         "api_keys",
+        "batch_runs",
     )
     with eng.connect() as conn:
         started = conn.execute(text("SELECT clock_timestamp()")).scalar_one()

@@ -90,9 +90,16 @@ def emerging_hotspots(
     weights = space_time_weights(spatial, bins, time_step)
     flat = cube.T.reshape(-1)  # bin-major, matching the kron order
     z = gi_star_z(flat, weights).reshape(bins, n).T
+    return classify_emerging(z, fdr=fdr)
+
+
+def classify_emerging(z: NDArray[np.float64], *, fdr: bool = True) -> EmergingResult:
+    """Patterns from space-time Gi* z-scores (locations x bins): p-values, FDR over the whole
+    cube, hot and cold bins, the Mann-Kendall trend and ArcGIS's rules."""
+    n = z.shape[0]
     p = 2 * stats.norm.sf(np.abs(z))
     if fdr:
-        p = fdr_bh(p.reshape(-1)).reshape(n, bins)
+        p = fdr_bh(p.reshape(-1)).reshape(z.shape)
     hot = (z > 0) & (p < SIGNIFICANT)
     cold = (z < 0) & (p < SIGNIFICANT)
     trend_z, trend_p = mann_kendall(z)

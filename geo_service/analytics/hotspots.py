@@ -52,23 +52,37 @@ def binary_star_weights(neighbours: sparse.spmatrix) -> sparse.csr_matrix:
     return w.tocsr()
 
 
-def gi_star_z(counts: ArrayLike, weights: sparse.csr_matrix) -> NDArray[np.float64]:
+def gi_star_z(
+    counts: ArrayLike,
+    weights: sparse.csr_matrix,
+    *,
+    moments: tuple[int, float, float] | None = None,
+) -> NDArray[np.float64]:
     """Analytic Gi* z-scores for binary weights that include the cell itself.
+
+    With ``moments`` (n, sum, sum of squares of the whole study area) the weights may cover
+    only part of it: rows are the cells to score, columns the cells of ``counts`` (those
+    cells and their neighbours). That is how a partition with a halo gets exact scores.
 
     Examples
     --------
     >>> w = binary_star_weights(sparse.diags([1, 1], [-1, 1], shape=(5, 5), dtype=float))
     >>> gi_star_z([0, 1, 9, 9, 1], w).round(3).tolist()
     [-1.394, -0.398, 1.394, 1.394, 0.398]
+    >>> gi_star_z([0, 1, 9], w[:2, :3], moments=(5, 20.0, 164.0)).round(3).tolist()
+    [-1.394, -0.398]
     """
     y = np.asarray(counts, dtype=np.float64)
-    n = len(y)
-    total = y.sum()
+    if moments is None:
+        n, total, sum_sq = len(y), float(y.sum()), float((y * y).sum())
+    else:
+        n, total, sum_sq = moments
+    rows = weights.shape[0]
     if n < 3 or total == 0:
-        return np.zeros(n)
+        return np.zeros(rows)
     statistic = (weights @ y) / total
     mean = total / n
-    variance = (y * y).sum() / n - mean * mean
+    variance = sum_sq / n - mean * mean
     cardinality = np.asarray(weights.sum(axis=1)).ravel()
     expected = cardinality / n
     expected_variance = cardinality * (n - cardinality) / (n - 1) / n**2 * variance / mean**2

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from geo_service.cli import boundaries, db, demo
+from geo_service.cli import analytics, boundaries, db, demo
 from geo_service.cli.common import console, database_url
 from geo_service.cli.imports import import_command
 from geo_service.cli.serve import serve
@@ -24,6 +24,8 @@ app.add_typer(demo.app, name="demo")
 app.add_typer(boundaries.app, name="boundaries")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
+app.add_typer(analytics.app, name="analytics")
+app.command("export")(analytics.export_command)
 app.command("serve")(serve)
 app.command("import")(import_command)
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from geo_service.errors import InvalidInputError, NotFoundError
 from geo_service.services.access import Scope
 from geo_service.services.areas import BBox
+from geo_service.services.batch import CELL_KINDS, latest_run, run_features
 from geo_service.services.heatmap import HeatmapQuery, h3_heatmap
 from geo_service.services.hotspots import HotspotQuery, h3_hotspots
 from geo_service.services.versions import city_extent, version_in_force
@@ -32,6 +33,7 @@ AREA_COLLECTIONS = {
     "communities": "community",
     "grids": "grid",
 }
+BATCH_COLLECTIONS = {f"batch-{k}": k for k in CELL_KINDS}
 LAYER_COLLECTIONS = {
     "heatmap-h3-res8": "Incident counts per H3 resolution-8 cell (filter time with datetime)",
     "hotspots-h3-res8": "Getis-Ord Gi* hot spots per H3 resolution-8 cell, FDR-corrected",
@@ -84,6 +86,13 @@ def collections(session: Session, base: str) -> dict[str, Any]:
         for cid, level in AREA_COLLECTIONS.items()
     ]
     items += [_collection(base, cid, title, extent) for cid, title in LAYER_COLLECTIONS.items()]
+    # batch layers (geo-service analytics run): listed once a run of the kind exists
+    for kind, run_id in session.execute(
+        text("SELECT kind, max(id) FROM batch_runs WHERE kind = ANY(:k) GROUP BY kind"),
+        {"k": list(BATCH_COLLECTIONS.values())},
+    ).all():
+        title = f"Batch {kind} layer (newest run, {run_id})"
+        items.append(_collection(base, f"batch-{kind}", title, extent))
     return {
         "collections": items,
         "links": [{"rel": "self", "type": "application/json", "href": f"{base}/collections"}],
@@ -147,6 +156,12 @@ def items(
                 layer["features"] = [f for f in layer["features"] if _in_box(f, bbox)]
         matched = len(layer["features"])
         features = layer["features"][offset : offset + limit]
+    elif cid in BATCH_COLLECTIONS:
+        if scope is not None:
+            scope.require_unrestricted("batch layers")
+        box = None if bbox is None else (bbox.minx, bbox.miny, bbox.maxx, bbox.maxy)
+        run_id = latest_run(session, BATCH_COLLECTIONS[cid])
+        features, matched = run_features(session, run_id, bbox=box, limit=limit, offset=offset)
     else:
         raise NotFoundError(f"no collection {cid!r}")
     links = [

@@ -29,7 +29,7 @@ import shapely
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from geo_service.analytics.regionalize import balance, partition
+from geo_service.analytics.regionalize import Plan, balance, partition
 from geo_service.db.models import AREA_LEVELS
 from geo_service.errors import InvalidInputError, NotFoundError, PermissionDeniedError
 from geo_service.services.access import Scope
@@ -432,10 +432,20 @@ def polsby_popper(geoms: np.ndarray, crs: Any) -> np.ndarray:
 
 
 def propose(
-    engine: Engine, req: ProposalRequest, *, actor: str, progress: Progress | None = None
+    engine: Engine,
+    req: ProposalRequest,
+    *,
+    actor: str,
+    progress: Progress | None = None,
+    run_partitions: Callable[[list[dict[str, Any]]], list[Plan]] | None = None,
 ) -> dict[str, Any]:
     """Plan new grids for the parents and store them as a draft boundary version; return its
-    id and the metrics before and after."""
+    id and the metrics before and after.
+
+    Each parent is partitioned independently: ``run_partitions`` (given the keyword
+    arguments of ``analytics.regionalize.partition`` per parent) may run them elsewhere, e.g.
+    as tasks on a Dask cluster; by default they run here, one after another, with progress.
+    """
     req.check()
     step = progress or (lambda fraction, message: None)
     with Session(engine) as session:
@@ -534,7 +544,7 @@ def propose(
             for k in np.argsort(-(share - np.floor(share)))[: max(0, target - counts.sum())]:
                 counts[k] += 1
             counts = counts.tolist()
-        results = []
+        jobs = []
         for k, (
             parent,
             cells,
@@ -543,7 +553,7 @@ def propose(
             weights,
             neighbours,
             per,
-            held,
+            _held,
             grid_ids,
         ) in enumerate(planned):
             p = int(counts[k])
@@ -559,22 +569,37 @@ def propose(
             )
             stab = per["households"] + per["rental_units"] + per["history"] + 1e-9
 
-            def report(fraction: float, message: str, k: int = k, code: str = parent.code) -> None:
-                step(0.1 + 0.8 * (k + fraction) / len(planned), f"{code}: {message}")
-
-            plan = partition(
-                weights,
-                neighbours,
-                xy,
-                p,
-                current=current if p == len(grid_ids) else None,
-                stability_weights=stab / stab.mean() * weights.mean(),
-                tolerance=req.tolerance,
-                stability=req.stability,
-                compactness=req.compactness,
-                progress=report,
+            jobs.append(
+                {
+                    "weights": weights,
+                    "neighbours": neighbours,
+                    "xy": xy,
+                    "p": p,
+                    "current": current if p == len(grid_ids) else None,
+                    "stability_weights": stab / stab.mean() * weights.mean(),
+                    "tolerance": req.tolerance,
+                    "stability": req.stability,
+                    "compactness": req.compactness,
+                }
             )
-            results.append((parent, cells, pieces, current, weights, per, held, grid_ids, plan))
+        if run_partitions is not None:
+            step(0.1, f"{len(jobs)} partitions sent out")
+            plans = run_partitions(jobs)
+        else:
+            plans = []
+            for k, job in enumerate(jobs):
+
+                def report(fraction: float, message: str, k: int = k) -> None:
+                    code = planned[k][0].code
+                    step(0.1 + 0.8 * (k + fraction) / len(jobs), f"{code}: {message}")
+
+                plans.append(partition(**job, progress=report))
+        results = [
+            (parent, cells, pieces, current, weights, per, held, grid_ids, plan)
+            for (parent, cells, pieces, current, weights, _n, per, held, grid_ids), plan in zip(
+                planned, plans, strict=True
+            )
+        ]
         step(0.92, "geometry and metrics")
         version_id, metrics = _store(engine, session, version, req, results, actor)
     step(1.0, "done")

@@ -29,7 +29,15 @@ from geo_service.services.heatmap import HeatmapQuery, h3_counts
 from geo_service.services.hotspots import HotspotQuery, h3_hotspots
 from geo_service.services.versions import city_extent, version_in_force
 
-LAYERS = ("grids", "incidents", "heatmap", "hotspots")
+LAYERS = (
+    "grids",
+    "incidents",
+    "heatmap",
+    "hotspots",
+    "batch-heatmap",
+    "batch-hotspots",
+    "batch-emerging",
+)
 MAX_ZOOM = 22
 POINT_ZOOM = 14  # from here on incidents are points; below, H3 aggregates
 TTL_S = 60  # tiles may be this old: a changed incident shows within a minute
@@ -52,7 +60,29 @@ FIELDS = {
         "p_fdr": "Number",
         "class": "String",
     },
+    "batch-heatmap": {"h3": "String", "count": "Number"},
+    "batch-hotspots": {
+        "h3": "String",
+        "count": "Number",
+        "z": "Number",
+        "p_fdr": "Number",
+        "class": "String",
+    },
+    "batch-emerging": {
+        "h3": "String",
+        "count": "Number",
+        "pattern": "String",
+        "trend_z": "Number",
+    },
 }
+_BATCH_TILE = """
+    WITH b AS (SELECT ST_TileEnvelope(:z, :x, :y) AS env)
+    SELECT ST_AsMVT(q, :layer, 4096, 'geom') FROM (
+      SELECT c.h3, {columns}, ST_AsMVTGeom(c.geom, b.env, 4096, 64, true) AS geom
+      FROM batch_cells c, b
+      WHERE c.run_id = :run AND c.geom && b.env
+    ) q
+"""
 
 
 @dataclass(frozen=True)
@@ -120,7 +150,7 @@ _POINT_TILE = text(
 )
 
 
-def _ensure_cells(session: Session, res: int, cells: np.ndarray) -> None:
+def ensure_cell_polygons(session: Session, res: int, cells: np.ndarray) -> None:
     """Store the polygons of any of ``cells`` not yet in ``h3_cells`` (once per cell)."""
     have = (
         session.execute(
@@ -172,7 +202,7 @@ def _cached_layer(session: Session, key: tuple[Any, ...], res: int, build) -> _L
         return hit
     rows = build()
     cells = np.array([h3i.str_to_int(r["h3"]) for r in rows], dtype=np.int64)
-    _ensure_cells(session, res, cells)
+    ensure_cell_polygons(session, res, cells)
     table_key = (
         f"{hashlib.sha1(repr(key).encode()).hexdigest()[:16]}-{os.getpid()}-{time.time_ns()}"
     )
@@ -318,6 +348,16 @@ def render_tile(
             ).scalar_one()
             or b""
         )
+    if layer.startswith("batch-"):  # a stored batch run: read straight from its table
+        from geo_service.services.batch import latest_run
+
+        if restricted and scope:
+            scope.require_unrestricted("batch layers")
+        columns = ", ".join(f"c.{c}" for c in FIELDS[layer] if c != "h3")
+        sql = text(_BATCH_TILE.format(columns=columns))
+        run = latest_run(session, layer.removeprefix("batch-"))
+        params = {"z": z, "x": x, "y": y, "layer": layer, "run": run}
+        return bytes(session.execute(sql, params).scalar_one() or b"")
     database = str(session.get_bind().url.database)
     key, cell_res, columns = _layer_key(database, layer, z, q, scope, res)
     if layer in ("incidents", "heatmap"):

@@ -1,0 +1,216 @@
+"""Batch analytics over a partitioned GeoParquet dataset, one task per partition.
+
+Every function here is pure (files and arrays in, frames out) and cheap to ship to a Dask
+worker: the engines in ``services.batch`` run the same functions in-process or on a cluster,
+so both give the same answer. Two kinds of task:
+
+* per *file* (an H3 res-3 parent x month): read only the columns needed, filter rows by the
+  time window, and reduce to counts (per cell, cell x bin, grid x category, old x new grid);
+* per *block* of study cells (the cells under one res-3 parent) with a *halo*: the cells
+  within k rings that belong to other blocks, so the Gi* neighbour sums at block edges are
+  exact. The global moments (n, sum, sum of squares) are computed once and passed in.
+
+Written by hand because dask-geopandas offers partitioned I/O and spatial joins, but no
+neighbourhood statistics with halos; the statistic itself is ``analytics.hotspots``'s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import h3.api.basic_int as h3i
+import numpy as np
+import pandas as pd
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from numpy.typing import ArrayLike, NDArray
+from scipy import sparse
+
+from geo_service.analytics.emerging import space_time_weights
+from geo_service.analytics.hotspots import gi_star_z
+from geo_service.geo.h3cells import parent_cells
+
+BLOCK_RES = 3
+
+
+@dataclass(frozen=True)
+class Moments:
+    """What Gi* needs of the whole study area: cell count, sum and sum of squares."""
+
+    n: int
+    total: float
+    sum_sq: float
+
+    @classmethod
+    def of(cls, values: ArrayLike) -> Moments:
+        """The moments of every value of the study area (zeros included)."""
+        y = np.asarray(values, dtype=np.float64)
+        return cls(len(y), float(y.sum()), float((y * y).sum()))
+
+
+def _time_filter(since: datetime | None, until: datetime | None) -> Any:
+    expr = None
+    if since is not None:
+        expr = pc.field("reported_at") >= since
+    if until is not None:
+        upper = pc.field("reported_at") < until
+        expr = upper if expr is None else expr & upper
+    return expr
+
+
+def _read(path: str, columns: list[str], since, until, category: str | None = None) -> Any:  # noqa: ANN001
+    """The needed columns of one partition file, rows inside the window (row groups outside it
+    are skipped by their statistics)."""
+    expr = _time_filter(since, until)
+    if category is not None:
+        match = pc.field("category") == category
+        expr = match if expr is None else expr & match
+    return pq.read_table(path, columns=columns, filters=expr)
+
+
+def cell_counts(
+    path: str,
+    res: int,
+    since: datetime | None,
+    until: datetime | None,
+    category: str | None = None,
+) -> pd.Series:
+    """Incidents per H3 cell at ``res`` in one partition file (index: cell as int64).
+
+    Examples
+    --------
+    >>> import pyarrow as pa, tempfile, os
+    >>> cell = h3i.latlng_to_cell(30.59, 114.30, 11)
+    >>> path = os.path.join(tempfile.mkdtemp(), "p.parquet")
+    >>> pq.write_table(pa.table({"h3": [cell, cell], "reported_at": pa.array(
+    ...     [0, 10**6], pa.timestamp("us", tz="UTC")), "category": ["a", "b"]}), path)
+    >>> int(cell_counts(path, 8, None, None).iloc[0])
+    2
+    """
+    columns = ["h3", "reported_at"] + (["category"] if category else [])
+    table = _read(path, columns, since, until, category)
+    cells = parent_cells(table.column("h3").to_numpy(), res)
+    values, counts = np.unique(cells, return_counts=True)
+    return pd.Series(counts, index=values, dtype=np.int64)
+
+
+def cell_bin_counts(
+    path: str,
+    res: int,
+    start: datetime,
+    until: datetime,
+    width_s: float,
+    bins: int,
+    category: str | None = None,
+) -> pd.DataFrame:
+    """Incidents per (cell, time bin) in one file; bins of ``width_s`` counted from ``start``."""
+    columns = ["h3", "reported_at"] + (["category"] if category else [])
+    table = _read(path, columns, start, until, category)
+    cells = parent_cells(table.column("h3").to_numpy(), res)
+    micros = table.column("reported_at").cast("int64").to_numpy()
+    start_us = int(start.timestamp() * 1_000_000)
+    b = np.minimum(((micros - start_us) // int(width_s * 1_000_000)).astype(np.int64), bins - 1)
+    frame = pd.DataFrame({"cell": cells, "bin": b})
+    return frame.groupby(["cell", "bin"]).size().rename("count").reset_index()
+
+
+def grid_category_counts(path: str, since: datetime | None, until: datetime | None) -> pd.DataFrame:
+    """Incidents per (grid_id, category) in one file, inside the window."""
+    table = _read(path, ["grid_id", "category", "reported_at"], since, until)
+    frame = table.select(["grid_id", "category"]).to_pandas()
+    frame = frame.dropna(subset=["grid_id"]).astype({"grid_id": np.int64})
+    return frame.groupby(["grid_id", "category"]).size().rename("count").reset_index()
+
+
+def grid_sums(path: str, value: str | None = None) -> pd.Series:
+    """Rows (or the sum of ``value``) per grid_id in one file of households or rental units."""
+    columns = ["grid_id"] + ([value] if value else [])
+    frame = pq.read_table(path, columns=columns).to_pandas().dropna(subset=["grid_id"])
+    frame = frame.astype({"grid_id": np.int64})
+    grouped = frame.groupby("grid_id")
+    out = grouped[value].sum() if value else grouped.size()
+    return out.astype(np.int64)
+
+
+def regrid_counts(path: str, index: Any) -> pd.DataFrame:
+    """Rows per (old grid, new grid) when every point of one file is assigned with ``index``
+    (a ``geo.assign.GridIndex`` of the new boundary version). Null grids stay null."""
+    import geopandas as gpd
+
+    gdf = gpd.read_parquet(path, columns=["grid_id", "geometry"])
+    new = index.assign(gdf.geometry.x.to_numpy(), gdf.geometry.y.to_numpy())
+    frame = pd.DataFrame(
+        {"old_grid_id": gdf.grid_id.astype("Int64"), "new_grid_id": pd.array(new, "Int64")}
+    )
+    frame.loc[frame.new_grid_id < 0, "new_grid_id"] = pd.NA
+    return (
+        frame.groupby(["old_grid_id", "new_grid_id"], dropna=False)
+        .size()
+        .rename("count")
+        .reset_index()
+    )
+
+
+def blocks(cells: ArrayLike, k: int) -> list[tuple[NDArray[np.int64], NDArray[np.int64]]]:
+    """Split sorted study cells into blocks by their res-3 parent; each block with its halo
+    (study cells of other blocks within ``k`` rings). Returns (own, halo) per block."""
+    cell_arr = np.asarray(cells, dtype=np.int64)
+    parents = parent_cells(cell_arr, BLOCK_RES)
+    out = []
+    for parent in np.unique(parents):
+        own = cell_arr[parents == parent]
+        ring = np.unique(
+            np.fromiter((c for o in own.tolist() for c in h3i.grid_disk(o, k)), np.int64)
+        )
+        halo = np.setdiff1d(np.intersect1d(ring, cell_arr, assume_unique=True), own)
+        out.append((own, halo))
+    return out
+
+
+def _ring_weights(rows: NDArray[np.int64], cols: NDArray[np.int64], k: int) -> sparse.csr_matrix:
+    """Binary k-ring weights (cell itself included) from ``rows`` cells to ``cols`` cells."""
+    order = np.argsort(cols)
+    sorted_cols = cols[order]
+    r_idx, c_idx = [], []
+    for i, cell in enumerate(rows.tolist()):
+        ring = np.fromiter(h3i.grid_disk(cell, k), dtype=np.int64)
+        pos = np.minimum(np.searchsorted(sorted_cols, ring), len(sorted_cols) - 1)
+        hit = sorted_cols[pos] == ring
+        r_idx.append(np.full(int(hit.sum()), i))
+        c_idx.append(order[pos[hit]])
+    r, c = np.concatenate(r_idx), np.concatenate(c_idx)
+    return sparse.csr_matrix((np.ones(len(r)), (r, c)), shape=(len(rows), len(cols)))
+
+
+def block_gi_star_z(
+    own: NDArray[np.int64],
+    halo: NDArray[np.int64],
+    values: NDArray[np.float64],
+    moments: Moments,
+    k: int,
+) -> NDArray[np.float64]:
+    """Gi* z of the ``own`` cells; ``values`` are the counts of own then halo cells."""
+    cols = np.concatenate([own, halo])
+    return gi_star_z(
+        values, _ring_weights(own, cols, k), moments=(moments.n, moments.total, moments.sum_sq)
+    )
+
+
+def block_space_time_z(
+    own: NDArray[np.int64],
+    halo: NDArray[np.int64],
+    cube: NDArray[np.float64],
+    moments: Moments,
+    k: int,
+    time_step: int = 1,
+) -> NDArray[np.float64]:
+    """Space-time Gi* z (own cells x bins); ``cube`` holds own then halo cells' counts per
+    bin, and ``moments`` are those of the whole cube."""
+    cols = np.concatenate([own, halo])
+    bins = cube.shape[1]
+    weights = space_time_weights(_ring_weights(own, cols, k), bins, time_step)
+    flat = np.asarray(cube, dtype=np.float64).T.reshape(-1)  # bin-major, as the kron order
+    z = gi_star_z(flat, weights, moments=(moments.n, moments.total, moments.sum_sq))
+    return z.reshape(bins, len(own)).T

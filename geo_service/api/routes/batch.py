@@ -1,0 +1,77 @@
+"""Batch runs (``geo-service analytics run``): ``GET /analytics/runs`` and one run's result."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
+
+from geo_service.api.deps import SessionDep, SettingsDep, require
+from geo_service.api.schemas import INT32_MAX
+from geo_service.services import batch
+from geo_service.services.access import Scope
+from geo_service.services.privacy import suppress_small
+
+router = APIRouter(prefix="/analytics", tags=["batch analytics"])
+LayerScope = Annotated[Scope, Depends(require("layers:read"))]
+RunKind = Literal["heatmap", "hotspots", "emerging", "workload", "reattribute", "proposals"]
+
+
+@router.get("/runs")
+def read_runs(
+    session: SessionDep,
+    scope: LayerScope,
+    kind: RunKind | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Batch runs, newest first: kind, engine, parameters, summary, partitions read, time."""
+    scope.require_unrestricted("batch runs")
+    return batch.list_runs(session, kind, limit)
+
+
+@router.get("/runs/{run_id}")
+async def read_run(
+    session: SessionDep,
+    settings: SettingsDep,
+    scope: LayerScope,
+    run_id: Annotated[int, Path(ge=1, le=INT32_MAX)],
+    limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    """One run: a FeatureCollection of its cells (heatmap, hotspots, emerging), its rows per
+    grid (workload; small household counts hidden as everywhere), or its crosswalk."""
+    return await run_in_threadpool(
+        _run, session, scope, run_id, limit, offset, settings.auth.min_cell_count
+    )
+
+
+def _run(
+    session: Session, scope: Scope, run_id: int, limit: int, offset: int, min_count: int
+) -> dict[str, Any]:
+    scope.require_unrestricted("batch runs")
+    run = batch.get_run(session, run_id)
+    if run["kind"] in batch.CELL_KINDS:
+        features, matched = batch.run_features(session, run_id, limit=limit, offset=offset)
+        return {
+            "type": "FeatureCollection",
+            "run": run,
+            "features": features,
+            "numberMatched": matched,
+            "numberReturned": len(features),
+        }
+    if run["kind"] == "proposals":
+        return {"run": run}
+    if run["kind"] == "workload":
+        scope.require("workload:read")
+        rows = batch.run_rows(session, run_id)
+        if not (scope.principal.role == "admin" or scope.can("households:rows")):
+            rows = [
+                {k: v for k, v in suppress_small(r, min_count).items() if k != "suppressed"}
+                for r in rows
+            ]
+    else:
+        scope.require("boundaries:read")
+        rows = batch.run_rows(session, run_id)
+    return {"run": run, "data": rows[offset : offset + limit], "count": len(rows)}

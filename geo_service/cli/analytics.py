@@ -1,0 +1,143 @@
+"""``geo-service export`` and ``geo-service analytics run``: the batch path past one server."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from geo_service.cli.common import console, database_url, fail, progress_bar
+from geo_service.settings import Settings
+
+app = typer.Typer(help="Batch analytics over the exported dataset.", no_args_is_help=True)
+
+EXPORT_KINDS = ("incidents", "households", "rental-units")
+RUN_KINDS = ("heatmap", "hotspots", "emerging", "workload", "reattribute", "proposals")
+
+
+def _engine():  # noqa: ANN202
+    from geo_service.db.engine import make_engine
+
+    settings = Settings()
+    return make_engine(database_url(settings), settings.database)
+
+
+def _choice(value: str, options: tuple[str, ...], what: str) -> str:
+    if value not in options:
+        raise typer.BadParameter(f"{what} must be one of {', '.join(options)}")
+    return value
+
+
+def export_command(
+    kind: Annotated[str, typer.Argument(help="incidents, households or rental-units")],
+    to: Annotated[Path, typer.Option("--to", help="Dataset folder (created when missing)")],
+    format: Annotated[str, typer.Option("--format", help="Only geoparquet")] = "geoparquet",  # noqa: A002
+) -> None:
+    """Export a table as partitioned GeoParquet (H3 res-3 x month); later runs write only
+    the partitions that changed."""
+    from geo_service.services.export import export_dataset
+
+    _choice(kind, EXPORT_KINDS, "kind")
+    _choice(format, ("geoparquet",), "format")
+    with fail(), progress_bar() as bar:
+        task = bar.add_task(kind, total=None)
+
+        def progress(done: int, total: int, message: str) -> None:
+            bar.update(task, completed=done, total=max(total, 1), description=message[-28:])
+
+        out = export_dataset(_engine(), kind, to, progress=progress)
+    console.print(
+        f"{out['kind']}: {out['written']} of {out['partitions']} partitions written "
+        f"({out['rows_written']:,} rows), {out['unchanged']} unchanged, "
+        f"{out['removed']} removed, in {out['seconds']} s -> {out['path']}"
+    )
+
+
+def _when(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(f"{name}: not an ISO 8601 time: {value!r}") from None
+    if parsed.tzinfo is None:
+        raise typer.BadParameter(f"{name} must carry a timezone offset (e.g. Z)")
+    return parsed
+
+
+@app.command("run")
+def run(
+    kind: Annotated[str, typer.Argument(help=", ".join(RUN_KINDS))],
+    dataset: Annotated[Path, typer.Option(help="The exported dataset")] = Path("export"),
+    engine: Annotated[str, typer.Option(help="local (in-process) or dask")] = "local",
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="Dask scheduler, e.g. tcp://host:8786 (default: a "
+            "LocalCluster of --workers processes)"
+        ),
+    ] = None,
+    workers: Annotated[int, typer.Option(help="LocalCluster worker processes")] = 2,
+    res: Annotated[int, typer.Option(help="H3 resolution 6..10")] = 8,
+    since: Annotated[str | None, typer.Option(help="ISO 8601 with offset")] = None,
+    until: Annotated[str | None, typer.Option(help="ISO 8601 with offset")] = None,
+    category: Annotated[str | None, typer.Option()] = None,
+    k: Annotated[int, typer.Option(help="k-ring neighbourhood 1..3")] = 1,
+    bin: Annotated[str, typer.Option(help="emerging: week or month")] = "month",  # noqa: A002
+    window_days: Annotated[int, typer.Option(help="workload window")] = 90,
+    bbox: Annotated[str | None, typer.Option(help="heatmap: minlon,minlat,maxlon,maxlat")] = None,
+    version: Annotated[int | None, typer.Option(help="reattribute: boundary version")] = None,
+    scope: Annotated[
+        list[str] | None, typer.Option("--scope", help="proposals: community code (repeatable)")
+    ] = None,
+) -> None:
+    """Run a batch computation on the chosen engine and store it for the API and tiles."""
+    from geo_service.services.batch import BatchRequest, run_batch
+
+    _choice(kind, RUN_KINDS, "kind")
+    _choice(engine, ("local", "dask"), "engine")
+    box = None
+    if bbox is not None:
+        try:
+            box = tuple(float(v) for v in bbox.split(","))
+        except ValueError:
+            raise typer.BadParameter("bbox must be four numbers") from None
+        if len(box) != 4:
+            raise typer.BadParameter("bbox must be four numbers")
+    req = BatchRequest(
+        kind=kind,
+        dataset=dataset,
+        res=res,
+        since=_when(since, "since"),
+        until=_when(until, "until"),
+        category=category,
+        k=k,
+        bin=bin,
+        window_days=window_days,
+        bbox=box,  # type: ignore[arg-type]
+        version_id=version,
+        scope=tuple(scope or ()),
+    )
+    with fail(), progress_bar() as bar:
+        task = bar.add_task(f"{kind} ({engine})", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=max(total, 1))
+
+        out = run_batch(
+            _engine(),
+            req,
+            engine_name=engine,
+            scheduler=scheduler,
+            workers=workers,
+            actor=f"geo-service analytics run ({engine})",
+            progress=progress,
+        )
+    console.print(
+        f"batch run {out['run_id']}: {kind} on {engine}, {out['partitions']} partitions, "
+        f"{out['seconds']} s"
+    )
+    console.print(json.dumps(out["summary"], default=str))
