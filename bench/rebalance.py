@@ -261,6 +261,11 @@ def main() -> None:
                 ),
             }
         report["sets"][set_name] = {"instances": len(instances), "atoms": atoms, **results}
+        _save(report)  # after every set: a long run interrupted keeps what it measured
+    _save(report)
+
+
+def _save(report: dict) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "rebalance.json").write_text(json.dumps(report, indent=2) + "\n")
 
