@@ -273,19 +273,24 @@ def main() -> None:
             )
             steps.append(step)
             print(json.dumps(step), flush=True)
+            save(steps, args.grids, args.workers, cluster_start)  # a long run keeps each step
     engine.dispose()
+    print(f"wrote {RESULTS / 'scale.json'} and {PLOT}")
+
+
+def save(steps: list[dict], grids: int, workers: int, cluster_start: float | None) -> None:
+    """Write the JSON results and the plot of the steps measured so far."""
     out = {
         "benchmark": "scale",
-        "grids": args.grids,
+        "grids": grids,
         "cores": psutil.cpu_count(),
-        "dask_workers": args.workers,
-        "cluster_start_s": round(cluster_start, 1),
+        "dask_workers": workers,
+        "cluster_start_s": None if cluster_start is None else round(cluster_start, 1),
         "steps": steps,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "scale.json").write_text(json.dumps(out, indent=2) + "\n")
     _plot(steps)
-    print(f"wrote {RESULTS / 'scale.json'} and {PLOT}")
 
 
 if __name__ == "__main__":

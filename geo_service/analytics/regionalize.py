@@ -27,6 +27,7 @@ from scipy.cluster.vq import kmeans2
 
 Progress = Callable[[float, str], None]
 MAX_PASSES = 200  # local search that still moves atoms after this many passes is cycling
+MAX_RESTARTS = 12  # fresh starts tried when the first two end outside the tolerance band
 
 
 @dataclass(frozen=True)
@@ -164,10 +165,41 @@ def partition(
         )
         plans.append(plan)
     edges = max(1, sum(len(x) for x in neighbours))
+    # Hard instances (a heavy atom, a narrow corridor) can leave both starts stuck outside the
+    # tolerance band while most of the time budget is unused: grow fresh regions from other
+    # seeds until one fits the band or the time is spent. Easy instances never get here.
+    restarts = 0
+    while (
+        _spread(min(plans, key=lambda q: _spread(q, weights, p, tolerance)), weights, p, tolerance)
+        > 0
+        and time.perf_counter() - t0 < max_seconds * 0.9
+        and restarts < MAX_RESTARTS
+    ):
+        restarts += 1
+        left = max_seconds - (time.perf_counter() - t0)
+        start = _grow(weights, neighbours, xy, p, seed + restarts)
+        if current is not None and len(np.unique(current)) == p and current.min() == 0:
+            start = _match(start, current, stab, p)
+        progress(0.95, f"restart {restarts}: outside the tolerance band")
+        plans.append(
+            _improve(
+                start,
+                weights,
+                neighbours,
+                p,
+                original,
+                stab,
+                tolerance,
+                stability,
+                compactness,
+                min(left, budget),
+                seed + restarts,
+                _no_progress,
+            )
+        )
 
     def score(plan: Plan) -> tuple[float, float]:
-        loads = np.bincount(plan.labels, weights=weights, minlength=p)
-        spread = max(0.0, loads.max() / loads.mean() - 1 - tolerance)
+        spread = _spread(plan, weights, p, tolerance)
         cut = (
             sum(plan.labels[i] != plan.labels[j] for i, nb in enumerate(neighbours) for j in nb)
             / edges
@@ -182,6 +214,12 @@ def partition(
         sum(q.moves for q in plans),
         time.perf_counter() - t0,
     )
+
+
+def _spread(plan: Plan, weights: np.ndarray, p: int, tolerance: float) -> float:
+    """How far the heaviest region lies above the tolerance band (0 inside it)."""
+    loads = np.bincount(plan.labels, weights=weights, minlength=p)
+    return round(max(0.0, loads.max() / loads.mean() - 1 - tolerance), 4)
 
 
 def _match(labels: np.ndarray, current: np.ndarray, stab: np.ndarray, p: int) -> np.ndarray:
