@@ -243,27 +243,31 @@ def gi_star(
     return GiStar(z, p, p_fdr, classify(z, p_fdr if fdr else p))
 
 
-def h3_ring_weights(cells: ArrayLike, k: int = 1) -> sparse.csr_matrix:
+def h3_ring_weights(
+    cells: ArrayLike, k: int = 1, columns: ArrayLike | None = None
+) -> sparse.csr_matrix:
     """Binary k-ring weights (self included) among a set of H3 cells (ints).
 
-    Neighbours outside the set are ignored: the study area is the set.
+    Neighbours outside the set are ignored: the study area is the set. With ``columns`` the
+    matrix is rectangular: rows are ``cells``, columns the cells of ``columns`` (a block of the
+    study area and its halo), which is how ``analytics.partitioned`` scores one block.
     """
     import h3.api.basic_int as h3i
 
     cell_arr = np.asarray(cells, dtype=np.int64)
-    order = np.argsort(cell_arr)
-    sorted_cells = cell_arr[order]
+    col_arr = cell_arr if columns is None else np.asarray(columns, dtype=np.int64)
+    order = np.argsort(col_arr)
+    sorted_cols = col_arr[order]
     rows, cols = [], []
     for i, cell in enumerate(cell_arr.tolist()):
         ring = np.fromiter(h3i.grid_disk(cell, k), dtype=np.int64)
-        pos = np.searchsorted(sorted_cells, ring)
-        pos = np.minimum(pos, len(sorted_cells) - 1)
-        hit = sorted_cells[pos] == ring
+        pos = np.searchsorted(sorted_cols, ring)
+        pos = np.minimum(pos, len(sorted_cols) - 1)
+        hit = sorted_cols[pos] == ring
         rows.append(np.full(int(hit.sum()), i))
         cols.append(order[pos[hit]])
     r, c = np.concatenate(rows), np.concatenate(cols)
-    n = len(cell_arr)
-    return sparse.csr_matrix((np.ones(len(r)), (r, c)), shape=(n, n))
+    return sparse.csr_matrix((np.ones(len(r)), (r, c)), shape=(len(cell_arr), len(col_arr)))
 
 
 def results_frame(ids: ArrayLike, counts: ArrayLike, result: GiStar) -> pd.DataFrame:

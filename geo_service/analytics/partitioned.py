@@ -26,10 +26,9 @@ import pandas as pd
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from numpy.typing import ArrayLike, NDArray
-from scipy import sparse
 
 from geo_service.analytics.emerging import space_time_weights
-from geo_service.analytics.hotspots import gi_star_z
+from geo_service.analytics.hotspots import gi_star_z, h3_ring_weights
 from geo_service.geo.h3cells import parent_cells
 
 BLOCK_RES = 3
@@ -169,21 +168,6 @@ def blocks(cells: ArrayLike, k: int) -> list[tuple[NDArray[np.int64], NDArray[np
     return out
 
 
-def _ring_weights(rows: NDArray[np.int64], cols: NDArray[np.int64], k: int) -> sparse.csr_matrix:
-    """Binary k-ring weights (cell itself included) from ``rows`` cells to ``cols`` cells."""
-    order = np.argsort(cols)
-    sorted_cols = cols[order]
-    r_idx, c_idx = [], []
-    for i, cell in enumerate(rows.tolist()):
-        ring = np.fromiter(h3i.grid_disk(cell, k), dtype=np.int64)
-        pos = np.minimum(np.searchsorted(sorted_cols, ring), len(sorted_cols) - 1)
-        hit = sorted_cols[pos] == ring
-        r_idx.append(np.full(int(hit.sum()), i))
-        c_idx.append(order[pos[hit]])
-    r, c = np.concatenate(r_idx), np.concatenate(c_idx)
-    return sparse.csr_matrix((np.ones(len(r)), (r, c)), shape=(len(rows), len(cols)))
-
-
 def block_gi_star_z(
     own: NDArray[np.int64],
     halo: NDArray[np.int64],
@@ -194,7 +178,9 @@ def block_gi_star_z(
     """Gi* z of the ``own`` cells; ``values`` are the counts of own then halo cells."""
     cols = np.concatenate([own, halo])
     return gi_star_z(
-        values, _ring_weights(own, cols, k), moments=(moments.n, moments.total, moments.sum_sq)
+        values,
+        h3_ring_weights(own, k, columns=cols),
+        moments=(moments.n, moments.total, moments.sum_sq),
     )
 
 
@@ -210,7 +196,7 @@ def block_space_time_z(
     bin, and ``moments`` are those of the whole cube."""
     cols = np.concatenate([own, halo])
     bins = cube.shape[1]
-    weights = space_time_weights(_ring_weights(own, cols, k), bins, time_step)
+    weights = space_time_weights(h3_ring_weights(own, k, columns=cols), bins, time_step)
     flat = np.asarray(cube, dtype=np.float64).T.reshape(-1)  # bin-major, as the kron order
     z = gi_star_z(flat, weights, moments=(moments.n, moments.total, moments.sum_sq))
     return z.reshape(bins, len(own)).T

@@ -143,13 +143,9 @@ def partition(
     if current is not None and len(np.unique(current)) == p and current.min() == 0:
         starts = [current.copy(), _match(grown, current, stab, p)]
     budget = max_seconds / len(starts)
-    plans = []
-    for k, start in enumerate(starts):
 
-        def report(fraction: float, message: str, k: int = k) -> None:
-            progress((k + fraction) / len(starts), message)
-
-        plan = _improve(
+    def improve(start: np.ndarray, seconds: float, start_seed: int, report: Progress) -> Plan:
+        return _improve(
             start,
             weights,
             neighbours,
@@ -159,44 +155,35 @@ def partition(
             tolerance,
             stability,
             compactness,
-            budget,
-            seed,
+            seconds,
+            start_seed,
             report,
         )
-        plans.append(plan)
+
+    plans = []
+    for k, start in enumerate(starts):
+
+        def report(fraction: float, message: str, k: int = k) -> None:
+            progress((k + fraction) / len(starts), message)
+
+        plans.append(improve(start, budget, seed, report))
     edges = max(1, sum(len(x) for x in neighbours))
     # Hard instances (a heavy atom, a narrow corridor) can leave both starts stuck outside the
     # tolerance band while most of the time budget is unused: grow fresh regions from other
     # seeds until one fits the band or the time is spent. Easy instances never get here.
     restarts = 0
     while (
-        _spread(min(plans, key=lambda q: _spread(q, weights, p, tolerance)), weights, p, tolerance)
-        > 0
+        min(_spread(q, weights, p, tolerance) for q in plans) > 0
         and time.perf_counter() - t0 < max_seconds * 0.9
         and restarts < MAX_RESTARTS
     ):
         restarts += 1
-        left = max_seconds - (time.perf_counter() - t0)
         start = _grow(weights, neighbours, xy, p, seed + restarts)
-        if current is not None and len(np.unique(current)) == p and current.min() == 0:
+        if current is not None and len(starts) > 1:  # keep today's numbering
             start = _match(start, current, stab, p)
         progress(0.95, f"restart {restarts}: outside the tolerance band")
-        plans.append(
-            _improve(
-                start,
-                weights,
-                neighbours,
-                p,
-                original,
-                stab,
-                tolerance,
-                stability,
-                compactness,
-                min(left, budget),
-                seed + restarts,
-                _no_progress,
-            )
-        )
+        left = max_seconds - (time.perf_counter() - t0)
+        plans.append(improve(start, min(left, budget), seed + restarts, _no_progress))
 
     def score(plan: Plan) -> tuple[float, float]:
         spread = _spread(plan, weights, p, tolerance)
