@@ -319,8 +319,14 @@ def test_cli_export_and_run_on_a_cluster(
     args = ["analytics", "run", "proposals", "--engine", "dask", "--dataset", str(tmp_path)]
     for code in communities:
         args += ["--scope", code]
-    result = runner.invoke(cli, args)
+    from distributed import LocalCluster
+
+    # an existing cluster, reached by its scheduler address as a real deployment would be
+    with LocalCluster(n_workers=2, processes=True, dashboard_address=":0") as cluster:
+        result = runner.invoke(cli, [*args, "--scheduler", cluster.scheduler_address])
+        workers_seen = len(cluster.scheduler.workers)
     assert result.exit_code == 0, result.output
+    assert workers_seen == 2
     run_id = int(result.output.split("batch run")[1].split(":")[0])
     with engine.connect() as conn:
         summary = conn.execute(
