@@ -339,3 +339,54 @@ def test_cli_export_and_run_on_a_cluster(
     assert status == "draft" and summary["parents"] == 2
     assert summary["contiguous_share"] == 1.0
     assert summary["workload_after"]["max_over_mean"] <= summary["workload_before"]["max_over_mean"]
+
+
+@pytest.mark.browser
+def test_heatmap_page_shows_the_newest_batch_runs(
+    engine: Engine, dataset: Path, live_server: str, role_keys: dict[str, str]
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from tests.conftest import ARTIFACTS
+    from tests.web.test_city_map import _chromium
+
+    for req in (
+        BatchRequest("hotspots", dataset, res=8, since=SINCE, until=UNTIL),
+        BatchRequest(
+            "emerging", dataset, res=8, bin="month", since=UNTIL - timedelta(days=300), until=UNTIL
+        ),
+    ):
+        run_batch(engine, req, engine_name="local", actor="test")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = _chromium(pw)
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(f"{live_server}/map/heatmap")
+        page.fill("input[name=api_key]", role_keys["analyst"])
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{live_server}/map/heatmap")
+        page.wait_for_function(
+            "document.getElementById('status').textContent.includes('significant cells')"
+        )
+        page.select_option("#layer", "batch-hotspots")
+        page.wait_for_function(
+            "document.getElementById('status').textContent.includes('batch run')"
+        )
+        hot_status = page.text_content("#status")
+        hot_cells = page.locator("path.leaflet-interactive").count()
+        page.select_option("#layer", "batch-emerging")
+        page.wait_for_function(
+            "(before) => { const s = document.getElementById('status').textContent;"
+            " return s.includes('batch run') && s !== before; }",
+            arg=hot_status,
+        )
+        emerging_status = page.text_content("#status")
+        legend = page.text_content("#legend")
+        page.screenshot(path=str(ARTIFACTS / "heatmap_batch_emerging.png"))
+        browser.close()
+    assert not errors, errors
+    assert "(local," in hot_status and hot_cells > 0
+    assert int(emerging_status.split(": ")[1].split()[0]) > 0
+    assert "Spot" in legend
