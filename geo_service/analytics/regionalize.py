@@ -50,13 +50,24 @@ def _grow(
     """Balanced region growing from k-means seeds (contiguous within each component)."""
     n = len(weights)
     rng = np.random.default_rng(seed)
-    centres, _ = kmeans2(xy.astype(float), p, minit="++", seed=rng, iter=20)
+    # Regions never cross between pieces that do not touch (a district in several parts), so
+    # how many regions each piece gets is decided here, once: share them out so that the
+    # heaviest load per region is as small as it can be, then seed each piece on its own.
+    component = _components(neighbours)
+    shares = _share_regions(np.bincount(component, weights=weights), p)
     seeds: list[int] = []
     taken: set[int] = set()
-    for c in centres:
-        order = np.argsort(((xy - c) ** 2).sum(axis=1))
-        seeds.append(next(int(i) for i in order if int(i) not in taken))
-        taken.add(seeds[-1])
+    for c in np.flatnonzero(shares):
+        members = np.flatnonzero(component == c)
+        k = int(shares[c])
+        if k >= len(members):
+            centres = xy[members]
+        else:
+            centres = _weighted_kmeans(xy[members], weights[members], k, rng)
+        for centre in centres:
+            order = members[np.argsort(((xy[members] - centre) ** 2).sum(axis=1))]
+            seeds.append(next(int(i) for i in order if int(i) not in taken))
+            taken.add(seeds[-1])
     labels = np.full(n, -1, dtype=np.int64)
     load = np.zeros(p)
     frontier: list[set[int]] = [set() for _ in range(p)]
@@ -84,6 +95,54 @@ def _grow(
             nearest = done[np.argmin(((xy[done] - xy[a]) ** 2).sum(axis=1))]
             labels[a] = labels[nearest]
     return labels
+
+
+def _weighted_kmeans(
+    xy: np.ndarray, weights: np.ndarray, k: int, rng: np.random.Generator, iterations: int = 20
+) -> np.ndarray:
+    """k centres placed by workload, not by area: Lloyd's steps with weighted means, started
+    from k-means++ on the positions. By hand because scipy's kmeans2 takes no weights; a
+    little of the mean weight is spread over every atom so empty land still pulls a little."""
+    centres, _ = kmeans2(xy.astype(float), k, minit="++", seed=rng, iter=5)
+    pull = weights + 0.05 * weights.mean()
+    for _ in range(iterations):
+        nearest = np.argmin(((xy[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2), axis=1)
+        mass = np.bincount(nearest, weights=pull, minlength=k)
+        for d in range(2):
+            moved = np.bincount(nearest, weights=pull * xy[:, d], minlength=k)
+            centres[:, d] = np.where(mass > 0, moved / np.maximum(mass, 1e-12), centres[:, d])
+    return centres
+
+
+def _components(neighbours: list[list[int]]) -> np.ndarray:
+    """Connected component of each atom on the adjacency list."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(neighbours)
+    rows = np.repeat(np.arange(n), [len(x) for x in neighbours])
+    cols = np.fromiter((j for x in neighbours for j in x), dtype=np.int64, count=len(rows))
+    graph = csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
+def _share_regions(loads: np.ndarray, p: int) -> np.ndarray:
+    """Regions per component: one each for the heaviest (all, when there are enough), then
+    each further region to the component with the most load per region.
+
+    Examples
+    --------
+    >>> _share_regions(np.array([10.0, 1.0, 4.0]), 5).tolist()
+    [3, 1, 1]
+    >>> _share_regions(np.array([10.0, 1.0, 4.0]), 2).tolist()
+    [1, 0, 1]
+    """
+    shares = np.zeros(len(loads), dtype=np.int64)
+    shares[np.argsort(-loads, kind="stable")[: min(p, len(loads))]] = 1
+    for _ in range(p - int(shares.sum())):
+        per_region = np.where(shares > 0, loads / np.maximum(shares, 1), -np.inf)
+        shares[int(np.argmax(per_region))] += 1
+    return shares
 
 
 def _stays_connected(a: int, region: int, labels: list[int], neighbours: list[list[int]]) -> bool:
