@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
-from typing import Annotated
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, Literal, overload
 
 import jwt
 from fastapi import Depends, Request, Security
@@ -101,6 +101,26 @@ API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="A
 BEARER = HTTPBearer(auto_error=False, description="A token from POST /auth/token, or a key")
 
 
+@overload
+def _principal(
+    request: Request,
+    session: Session,
+    *,
+    cached_only: Literal[False] = False,
+    presented: tuple[str, str] | None = None,
+) -> Principal: ...
+
+
+@overload
+def _principal(
+    request: Request,
+    session: Session,
+    *,
+    cached_only: Literal[True],
+    presented: tuple[str, str] | None = None,
+) -> Principal | None: ...
+
+
 def _principal(
     request: Request,
     session: Session,
@@ -148,8 +168,11 @@ async def get_principal(
     """The authenticated caller (401 problem without valid credentials; 429 over budget).
     A credential verified in the last seconds is answered on the event loop, without I/O.
     """
-    principal = _principal(request, session, cached_only=True)
-    return principal or await run_in_threadpool(_principal, request, session)
+    cached = _principal(request, session, cached_only=True)
+    if cached is not None:
+        return cached
+    found: Principal = await run_in_threadpool(_principal, request, session)
+    return found
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
@@ -162,7 +185,7 @@ async def get_scope(session: SessionDep, principal: PrincipalDep) -> Scope:
     return await run_in_threadpool(scope_for, session, principal)
 
 
-def require(permission: str) -> Callable[..., Scope]:
+def require(permission: str) -> Callable[..., Awaitable[Scope]]:
     """A dependency that checks the role grants ``permission`` and returns the scope."""
 
     async def dependency(scope: Annotated[Scope, Depends(get_scope)]) -> Scope:

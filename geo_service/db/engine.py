@@ -92,6 +92,13 @@ def make_async_engine(url: str, settings: DatabaseSettings | None = None) -> Asy
     )
 
 
+def database_name(session: Session) -> str:
+    """The name of the database a session is bound to (a key for per-database caches)."""
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    return str(engine.url.database)
+
+
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     """Session factory bound to ``engine``."""
     return sessionmaker(engine, expire_on_commit=False)

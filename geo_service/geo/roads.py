@@ -154,7 +154,7 @@ class RoadGraph:
         Returns ``eta_s``, ``walk_m`` (both walking legs) and ``drive_s`` per point.
         """
         lon, lat = np.atleast_1d(np.asarray(lon, float)), np.atleast_1d(np.asarray(lat, float))
-        (t_seg,), (t_f,), (t_walk,) = self.snap([lon0], [lat0])
+        (t_seg,), (t_f,), (t_walk,) = self.snap(np.array([lon0]), np.array([lat0]))
         a, b = self.seg_a[t_seg], self.seg_b[t_seg]
         # from node a (or b) along the target's segment to the target's point
         into = np.array(

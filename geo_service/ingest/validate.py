@@ -413,6 +413,9 @@ def check_boundaries(
     return _finish(frame, reasons, accepted, "boundaries")
 
 
+_NO_GEOMETRY = np.array(None, dtype=object)  # np.where's "none here", as an array for typing
+
+
 def check_roads(frame: gpd.GeoDataFrame, *, source_name: str, **_: object) -> Checked:
     """Validate road segments: a LineString each (a MultiLineString that merges into one
     line is accepted), speed 1..200 km/h (default by class), oneway yes/no/-1."""
@@ -421,10 +424,12 @@ def check_roads(frame: gpd.GeoDataFrame, *, source_name: str, **_: object) -> Ch
     geoms = np.array(frame.geometry.values, dtype=object)
     missing = np.asarray(pd.isna(geoms), dtype=bool)
     merged = geoms.copy()
-    multi = ~missing & (shapely.get_type_id(np.where(missing, None, geoms)) == 5)
+    multi = ~missing & (shapely.get_type_id(np.where(missing, _NO_GEOMETRY, geoms)) == 5)
     merged[multi] = shapely.line_merge(geoms[multi])
-    types = shapely.get_type_id(np.where(missing, None, merged))
-    reasons.add(missing | shapely.is_empty(np.where(missing, None, merged)), "missing geometry")
+    types = shapely.get_type_id(np.where(missing, _NO_GEOMETRY, merged))
+    reasons.add(
+        missing | shapely.is_empty(np.where(missing, _NO_GEOMETRY, merged)), "missing geometry"
+    )
     reasons.add(~missing & (types == 5), "multi-part line that does not join into one: split it")
     reasons.add(
         ~missing & ~np.isin(types, (1, 5)),

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from geo_service.db.engine import database_name
 from geo_service.errors import PermissionDeniedError
 from geo_service.services.auth import Principal
 from geo_service.services.versions import version_in_force
@@ -167,7 +168,7 @@ def scope_for(session: Session, principal: Principal) -> Scope:
     if principal.area_code is None:
         return Scope(principal)
     version = version_in_force(session)
-    url = str(session.get_bind().url.database)
+    url = database_name(session)
     key = (url, principal.area_code, version)
     hit = _CACHE.get(key)
     if hit and time.monotonic() - hit[0] < SCOPE_TTL_S:

@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo_service.analytics.hotspots import binary_star_weights, gi_star, h3_ring_weights
+from geo_service.db.engine import database_name
 from geo_service.errors import InvalidInputError
 from geo_service.geo.h3cells import cell_feature
 from geo_service.services.access import Scope
@@ -77,7 +78,7 @@ def _filters(q: HotspotQuery, scope: Scope | None) -> tuple[str, dict[str, Any]]
 
 
 def _study_cells(session: Session, version: int, res: int) -> np.ndarray:
-    key = (str(session.get_bind().url.database), version, res)
+    key = (database_name(session), version, res)
     if key not in _STUDY_CELLS:
         outline = session.execute(
             text(

@@ -663,7 +663,7 @@ def _store(
             sum(held[k] for k in ("households", "rental_units", "history"))
             + np.eye(len(grid_ids))[current] * weights[:, None],
         )
-        heir = {}
+        heir: dict[int, int] = {}
         for r in np.argsort(-overlap.max(axis=1)):
             options = [g for g in np.argsort(-overlap[r]) if g not in heir.values()]
             heir[r] = options[0] if options else -1

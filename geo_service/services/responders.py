@@ -103,7 +103,7 @@ def record_positions(
     rows = session.execute(
         text("SELECT id, home_grid_id FROM responders WHERE id = ANY(:ids)"), {"ids": ids}
     ).all()
-    home = dict(rows)
+    home: dict[int, int | None] = {r[0]: r[1] for r in rows}
     for i, p in enumerate(positions):
         if p.responder_id not in home:
             errors.append({"index": i, "error": f"no responder {p.responder_id}"})
@@ -119,7 +119,7 @@ def record_positions(
         if p.responder_id not in latest or p.at > latest[p.responder_id][2]:
             latest[p.responder_id] = (float(lon), float(lat), p.at)
     keys = sorted(latest)
-    updated = session.execute(
+    updated = session.execute(  # type: ignore[attr-defined]  # an UPDATE: a CursorResult
         text(
             """
             UPDATE responders r SET position = ST_SetSRID(ST_MakePoint(t.lon, t.lat), 4326),
@@ -352,10 +352,10 @@ def nearest(
     if q.max_distance_m is not None and k > MAX_K:
         # Everyone within a radius (an internal caller's wide net): the radius is the bound,
         # and walking k index entries in distance order first would cost more than it saves.
-        bound = (q.max_distance_m, 0)
+        bound: tuple[float | None, int] = (q.max_distance_m, 0)
     else:
         bound = _knn_bound(session, params)
-    radius = None if bound[1] < k else float(bound[0]) * SPHERE_MARGIN + 0.01
+    radius = None if bound[1] < k or bound[0] is None else float(bound[0]) * SPHERE_MARGIN + 0.01
     if q.max_distance_m is not None:
         radius = min(radius or q.max_distance_m * SPHERE_MARGIN, q.max_distance_m * SPHERE_MARGIN)
     params.update(radius=radius, max_d=q.max_distance_m)

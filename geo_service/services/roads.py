@@ -12,6 +12,7 @@ import shapely
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from geo_service.db.engine import database_name
 from geo_service.errors import InvalidInputError
 from geo_service.geo.roads import RoadGraph
 from geo_service.services.access import Scope
@@ -35,7 +36,7 @@ def _version(session: Session) -> tuple:
 
 def road_graph(session: Session, *, walking_speed_mps: float = 1.4) -> RoadGraph | None:
     """The current network's graph (None without roads), rebuilt when the segments change."""
-    database = str(session.get_bind().url.database)
+    database = database_name(session)
     hit = _CACHE.get(database)
     if hit and time.monotonic() - hit[0] < CHECK_EVERY_S:
         return hit[2]

@@ -22,6 +22,7 @@ from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Session
 
+from geo_service.db.engine import database_name
 from geo_service.errors import InvalidInputError, NotFoundError
 from geo_service.services.access import Scope
 from geo_service.services.areas import BBox
@@ -353,12 +354,12 @@ def render_tile(
 
         if restricted and scope:
             scope.require_unrestricted("batch layers")
-        columns = ", ".join(f"c.{c}" for c in FIELDS[layer] if c != "h3")
-        sql = text(_BATCH_TILE.format(columns=columns))
+        fields = ", ".join(f"c.{c}" for c in FIELDS[layer] if c != "h3")
+        sql = text(_BATCH_TILE.format(columns=fields))
         run = latest_run(session, layer.removeprefix("batch-"))
         params = {"z": z, "x": x, "y": y, "layer": layer, "run": run}
         return bytes(session.execute(sql, params).scalar_one() or b"")
-    database = str(session.get_bind().url.database)
+    database = database_name(session)
     key, cell_res, columns = _layer_key(database, layer, z, q, scope, res)
     if layer in ("incidents", "heatmap"):
 
