@@ -32,6 +32,7 @@ from geo_service.services.export import export_dataset
 from geo_service.services.heatmap import HeatmapQuery, h3_counts
 from geo_service.services.hotspots import HotspotQuery, h3_hotspots
 from geo_service.services.planning import workload
+from tests.browser import signed_in_page
 from tests.conftest import problem
 
 UNTIL = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
@@ -345,10 +346,7 @@ def test_cli_export_and_run_on_a_cluster(
 def test_heatmap_page_shows_the_newest_batch_runs(
     engine: Engine, dataset: Path, live_server: str, role_keys: dict[str, str]
 ) -> None:
-    from playwright.sync_api import sync_playwright
-
     from tests.conftest import ARTIFACTS
-    from tests.web.test_city_map import _chromium
 
     for req in (
         BatchRequest("hotspots", dataset, res=8, since=SINCE, until=UNTIL),
@@ -358,15 +356,10 @@ def test_heatmap_page_shows_the_newest_batch_runs(
     ):
         run_batch(engine, req, engine_name="local", actor="test")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        browser = _chromium(pw)
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(f"{live_server}/map/heatmap")
-        page.fill("input[name=api_key]", role_keys["analyst"])
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{live_server}/map/heatmap")
+    with signed_in_page(live_server, "/map/heatmap", role_keys["analyst"]) as (
+        page,
+        errors,
+    ):
         page.wait_for_function(
             "document.getElementById('status').textContent.includes('significant cells')"
         )
@@ -385,7 +378,6 @@ def test_heatmap_page_shows_the_newest_batch_runs(
         emerging_status = page.text_content("#status")
         legend = page.text_content("#legend")
         page.screenshot(path=str(ARTIFACTS / "heatmap_batch_emerging.png"))
-        browser.close()
     assert not errors, errors
     assert "(local," in hot_status and hot_cells > 0
     assert int(emerging_status.split(": ")[1].split()[0]) > 0

@@ -6,6 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from geo_service.demo.city import DemoCity
+from tests.browser import signed_in_page
 from tests.conftest import ARTIFACTS
 
 
@@ -23,40 +24,15 @@ def test_map_page_embeds_grids_with_counts_and_local_leaflet(
     assert client.get("/static/vendor/leaflet/leaflet.js").status_code == 200
 
 
-def _chromium(pw):  # noqa: ANN001, ANN202
-    """Debian's Chromium, headless, with nothing reaching out to the network."""
-    return pw.chromium.launch(
-        executable_path="/usr/bin/chromium",
-        args=[
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-        ],
-    )
-
-
-@pytest.mark.browser
 def test_map_renders_grid_polygons_in_chromium(
     live_server: str, loaded_city: DemoCity, role_keys: dict[str, str]
 ) -> None:
-    from playwright.sync_api import sync_playwright
-
     n_grids = int((loaded_city.areas.level == "grid").sum())
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        browser = _chromium(pw)
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
-        # Sign in the way a person does: the login form, then the map.
-        page.goto(f"{live_server}/map")
-        assert "/login" in page.url
-        page.fill("input[name=api_key]", role_keys["dispatcher"])
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{live_server}/map")
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
+    with signed_in_page(live_server, "/map", role_keys["dispatcher"]) as (
+        page,
+        errors,
+    ):
         page.wait_for_selector("path.leaflet-interactive")
         paths = page.locator("path.leaflet-interactive").count()
         filled = page.evaluate(
@@ -65,7 +41,6 @@ def test_map_renders_grid_polygons_in_chromium(
             " && p.getAttribute('fill-opacity') !== '0').length"
         )
         page.screenshot(path=str(ARTIFACTS / "map.png"))
-        browser.close()
     assert not errors, errors
     assert paths >= n_grids
     assert filled >= n_grids
@@ -135,18 +110,11 @@ def test_map_window_can_be_chosen_and_bad_windows_are_422(
 def test_heatmap_page_draws_hot_spots_and_heat_and_reacts_to_controls(
     live_server: str, role_keys: dict[str, str]
 ) -> None:
-    from playwright.sync_api import sync_playwright
-
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        browser = _chromium(pw)
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(f"{live_server}/map/heatmap")
-        page.fill("input[name=api_key]", role_keys["analyst"])
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{live_server}/map/heatmap")
+    with signed_in_page(live_server, "/map/heatmap", role_keys["analyst"]) as (
+        page,
+        errors,
+    ):
         page.wait_for_function(
             "document.getElementById('status').textContent.includes('significant cells')"
         )
@@ -166,7 +134,6 @@ def test_heatmap_page_draws_hot_spots_and_heat_and_reacts_to_controls(
             arg=heat_status,
         )
         traffic_status = page.text_content("#status")
-        browser.close()
     assert not errors, errors
     assert hexagons > 20
     total = int(heat_status.split()[0])

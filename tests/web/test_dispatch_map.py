@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from geo_service.demo.city import DemoCity
+from tests.browser import signed_in_page
 from tests.conftest import ARTIFACTS, as_role, grid_point, problem
-from tests.web.test_city_map import _chromium
 
 
 def test_dispatch_page_needs_a_dispatcher(client: TestClient, role_keys: dict) -> None:
@@ -26,8 +26,6 @@ def test_dispatch_page_needs_a_dispatcher(client: TestClient, role_keys: dict) -
 def test_dispatch_from_the_map(
     live_server: str, client: TestClient, loaded_city: DemoCity, role_keys: dict
 ) -> None:
-    from playwright.sync_api import sync_playwright
-
     lon, lat, _ = grid_point(loaded_city)
     old = (datetime.now(UTC) - timedelta(minutes=10)).isoformat()
     made = client.post(
@@ -52,15 +50,10 @@ def test_dispatch_from_the_map(
         },
     )
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        browser = _chromium(pw)
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(f"{live_server}/map/dispatch")
-        page.fill("input[name=api_key]", role_keys["dispatcher"])
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{live_server}/map/dispatch")
+    with signed_in_page(live_server, "/map/dispatch", role_keys["dispatcher"], (1400, 900)) as (
+        page,
+        errors,
+    ):
         marker = page.locator(f"path.incident-{iid}")
         marker.wait_for()
         assert "overdue" in (marker.get_attribute("class") or "")  # 10 min against 1 min
@@ -79,7 +72,6 @@ def test_dispatch_from_the_map(
             arg=iid,
         )
         state = page.locator(f"tr.row[data-id='{iid}']").locator("td").nth(4).text_content()
-        browser.close()
     assert not errors, errors
     assert state.startswith("dispatched")
     after = client.get(f"/incidents/{iid}").json()

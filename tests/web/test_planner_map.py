@@ -7,8 +7,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from geo_service.demo.city import DemoCity
+from tests.browser import signed_in_page
 from tests.conftest import ARTIFACTS, as_role, problem
-from tests.web.test_city_map import _chromium
 
 
 def test_planner_page_needs_a_planner(client: TestClient, role_keys: dict) -> None:
@@ -21,21 +21,14 @@ def test_planner_page_needs_a_planner(client: TestClient, role_keys: dict) -> No
 
 @pytest.mark.browser
 def test_propose_from_the_page(live_server: str, loaded_city: DemoCity, role_keys: dict) -> None:
-    from playwright.sync_api import sync_playwright
-
     grids = loaded_city.areas[loaded_city.areas.level == "grid"]
     community = grids.parent_code.value_counts().index[0]
     n_today = int((grids.parent_code == community).sum())
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        browser = _chromium(pw)
-        page = browser.new_page(viewport={"width": 1500, "height": 850})
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(f"{live_server}/map/planner")
-        page.fill("input[name=api_key]", role_keys["planner"])
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{live_server}/map/planner")
+    with signed_in_page(live_server, "/map/planner", role_keys["planner"], (1500, 850)) as (
+        page,
+        errors,
+    ):
         page.wait_for_selector("#today path.leaflet-interactive")
         page.select_option("#community", community)
         page.wait_for_function(
@@ -50,7 +43,6 @@ def test_propose_from_the_page(live_server: str, loaded_city: DemoCity, role_key
         table = page.inner_text("#balance")
         publish_enabled = page.is_enabled("#publish")
         page.screenshot(path=str(ARTIFACTS / "planner.png"))
-        browser.close()
     assert not errors, errors
     assert proposal == n_today
     after = float(table.split("max / mean")[1].split()[1])

@@ -1,0 +1,46 @@
+"""Headless Chromium for the map tests: Debian's browser, signed in the way a person does."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+
+def chromium(pw: Any) -> Any:
+    """Debian's Chromium, headless, with nothing reaching out to the network."""
+    return pw.chromium.launch(
+        executable_path="/usr/bin/chromium",
+        args=[
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ],
+    )
+
+
+@contextmanager
+def signed_in_page(
+    base: str, path: str, api_key: str, viewport: tuple[int, int] = (1200, 900)
+) -> Iterator[tuple[Any, list[str]]]:
+    """A page on ``path`` after the sign-in form (which a visit without a key must show),
+    and the list that collects the page's JavaScript errors."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = chromium(pw)
+        try:
+            page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(f"{base}{path}")
+            assert "/login" in page.url, page.url
+            page.fill("input[name=api_key]", api_key)
+            page.click("button[type=submit]")
+            page.wait_for_url(f"{base}{path}")
+            yield page, errors
+        finally:
+            browser.close()
