@@ -175,13 +175,10 @@ def block_gi_star_z(
     moments: Moments,
     k: int,
 ) -> NDArray[np.float64]:
-    """Gi* z of the ``own`` cells; ``values`` are the counts of own then halo cells."""
-    cols = np.concatenate([own, halo])
-    return gi_star_z(
-        values,
-        h3_ring_weights(own, k, columns=cols),
-        moments=(moments.n, moments.total, moments.sum_sq),
-    )
+    """Gi* z of the ``own`` cells; ``values`` are the counts of own then halo cells (a
+    space-time cube of one bin: its weights are the spatial weights)."""
+    cube = np.asarray(values, dtype=np.float64)[:, None]
+    return block_space_time_z(own, halo, cube, moments, k)[:, 0]
 
 
 def block_space_time_z(

@@ -33,7 +33,7 @@ from geo_service.analytics.emerging import classify_emerging
 from geo_service.analytics.hotspots import classify, fdr_bh
 from geo_service.errors import InvalidInputError, NotFoundError
 from geo_service.services.emerging import BIN_DAYS, MAX_BINS
-from geo_service.services.export import kind_folder, read_manifest
+from geo_service.services.export import kind_folder, month_bounds, read_manifest
 from geo_service.services.hotspots import RESOLUTIONS, _study_cells
 from geo_service.services.planning import QUARTER_DAYS, Weights, _index
 from geo_service.services.tiles import ensure_cell_polygons
@@ -115,6 +115,8 @@ def compute_engine(
     """A function that computes a list of Dask tasks: in-process, or on a cluster."""
     if engine not in ENGINES:
         raise InvalidInputError(f"engine must be one of {', '.join(ENGINES)}")
+    if not 1 <= workers <= 256:
+        raise InvalidInputError("workers must be 1..256")  # none would wait forever
     if engine == "local":
         from dask.callbacks import Callback
 
@@ -135,7 +137,12 @@ def compute_engine(
     from distributed import Client, LocalCluster, as_completed
 
     if scheduler:
-        client = Client(scheduler)
+        try:
+            client = Client(scheduler, timeout="10s")
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise InvalidInputError(
+                f"cannot reach the Dask scheduler at {scheduler}: {exc}"
+            ) from None
         cluster = None
     else:
         cluster = LocalCluster(
@@ -160,12 +167,6 @@ def compute_engine(
 # --- the dataset ---------------------------------------------------------------------------
 
 
-def _month_bounds(month: str) -> tuple[datetime, datetime]:
-    start = datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC)
-    end = start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
-    return start, end
-
-
 def partition_files(
     dataset: Path,
     kind: str,
@@ -182,7 +183,7 @@ def partition_files(
     files = []
     for rel, meta in sorted(manifest["partitions"].items()):
         if meta.get("month"):
-            start, end = _month_bounds(meta["month"])
+            start, end = month_bounds(meta["month"])
             if (since and end <= since) or (until and start >= until):
                 continue
         if bbox is not None and not _cell_meets_bbox(int(meta["h3_3"], 16), bbox):

@@ -14,8 +14,8 @@ reader's bbox filter skips most row groups by their statistics.
 Incremental: the manifest keeps a signature per partition (row count, the sum of row
 versions ``xmin`` and an XOR of row-id hashes, computed by one aggregate in PostGIS). A later
 export rewrites only partitions whose signature changed and removes partitions that emptied.
-Free-text fields (incident descriptions) and references to people (landlord refs) are never
-exported: batch analytics does not need them.
+Free-text fields (incident descriptions), references to people (landlord refs) and the
+households' care flags are never exported: batch analytics does not need them.
 """
 
 from __future__ import annotations
@@ -98,8 +98,6 @@ KINDS: dict[str, _Kind] = {
         columns={
             "id": "id",
             "household_size": "household_size",
-            "elderly_living_alone": "elderly_living_alone",
-            "needs_assistance": "needs_assistance",
             "h3": "h3",
             "grid_id": "grid_id",
             "lon": "ST_X(location)",
@@ -108,8 +106,6 @@ KINDS: dict[str, _Kind] = {
         types={
             "id": pa.int64(),
             "household_size": pa.int16(),
-            "elderly_living_alone": pa.bool_(),
-            "needs_assistance": pa.bool_(),
             "h3": pa.int64(),
             "grid_id": pa.int32(),
             "lon": pa.float64(),
@@ -192,16 +188,20 @@ def _write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
     os.replace(tmp, folder / MANIFEST)
 
 
+def month_bounds(month: str) -> tuple[datetime, datetime]:
+    """[start, end) in UTC of a ``YYYY-MM`` partition."""
+    start = datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC)
+    end = start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+    return start, end
+
+
 def _fetch(conn: Any, spec: _Kind, h3_3: int, month: str | None) -> pa.Table:
     """One partition's rows through COPY, parsed by Arrow's CSV reader."""
-    where = [f"h3_parent(h3, {PARTITION_RES}) = {int(h3_3)}"]
+    where = [f"h3_parent(h3, {PARTITION_RES}) = %(cell)s"]
+    params: dict[str, Any] = {"cell": int(h3_3)}
     if spec.time_column and month:
-        start = datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC)
-        end = start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
-        where.append(
-            f"{spec.time_column} >= '{start.isoformat()}' AND {spec.time_column} < "
-            f"'{end.isoformat()}'"
-        )
+        params["start"], params["end"] = month_bounds(month)
+        where.append(f"{spec.time_column} >= %(start)s AND {spec.time_column} < %(end)s")
     timestamps = {n for n, t in spec.types.items() if pa.types.is_timestamp(t)}
     # times travel as integer microseconds since the epoch: exact, and no zone text to parse
     select = ", ".join(
@@ -210,11 +210,11 @@ def _fetch(conn: Any, spec: _Kind, h3_3: int, month: str | None) -> pa.Table:
         else f"{expr} AS {name}"
         for name, expr in spec.columns.items()
     )
-    # Every value above is an int or a timestamp we formatted: no client text reaches SQL.
+    # Table and column names come from KINDS; values are bound (psycopg binds COPY's too).
     sql = f"COPY (SELECT {select} FROM {spec.table} WHERE {' AND '.join(where)}) TO STDOUT CSV"
     buffer = io.BytesIO()
     raw = conn.connection.driver_connection
-    with raw.cursor() as cur, cur.copy(sql) as copy:
+    with raw.cursor() as cur, cur.copy(sql, params) as copy:
         for chunk in copy:
             buffer.write(chunk)
     buffer.seek(0)
@@ -263,6 +263,8 @@ def export_dataset(
     written. Returns counts of partitions written, unchanged and removed, and rows written."""
     spec = _kind(kind)
     folder = Path(to) / spec.folder
+    if Path(to).exists() and not Path(to).is_dir() or folder.exists() and not folder.is_dir():
+        raise InvalidInputError(f"{to} is not a folder")
     folder.mkdir(parents=True, exist_ok=True)
     manifest = read_manifest(folder)
     old = manifest.get("partitions", {})

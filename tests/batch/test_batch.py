@@ -33,7 +33,7 @@ from geo_service.services.heatmap import HeatmapQuery, h3_counts
 from geo_service.services.hotspots import HotspotQuery, h3_hotspots
 from geo_service.services.planning import workload
 from tests.browser import signed_in_page
-from tests.conftest import problem
+from tests.conftest import as_role, problem
 
 UNTIL = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
 SINCE = UNTIL - timedelta(days=200)
@@ -73,6 +73,8 @@ def test_export_is_partitioned_geoparquet_that_plain_tools_read(
     assert len(gdf) == n and gdf.crs.to_epsg() == 4326
     assert {"h3_3", "month", "category", "reported_at"} <= set(gdf.columns)
     assert "description" not in gdf.columns  # free text never leaves the database
+    households = pq.read_schema(next((dataset / "households").glob("*/part-0.parquet")))
+    assert set(households.names) == {"id", "household_size", "h3", "grid_id", "geometry", "bbox"}
     # GeoParquet 1.1 metadata with the bbox covering column
     meta = json.loads(pq.read_metadata(files[0]).metadata[b"geo"])
     assert meta["version"] == "1.1.0"
@@ -282,13 +284,27 @@ def test_run_is_stored_and_served_by_api_ogc_and_tiles(
 
 
 def test_bad_batch_requests_are_refused_and_write_nothing(
-    engine: Engine, dataset: Path, client: TestClient, database_url: str, monkeypatch, tmp_path
-) -> None:  # noqa: ANN001
+    engine: Engine,
+    dataset: Path,
+    client: TestClient,
+    database_url: str,
+    role_keys: dict,
+    monkeypatch,  # noqa: ANN001
+    tmp_path: Path,
+) -> None:
     with engine.connect() as conn:
         before = conn.execute(text("SELECT count(*) FROM batch_runs")).scalar_one()
     assert problem(client.get("/analytics/runs/999999"))["status"] == 404
     assert problem(client.get("/analytics/runs", params={"kind": "nope"}))["status"] == 422
     assert problem(client.get("/analytics/runs/0"))["status"] == 422
+    bound = as_role(role_keys, "grid_worker")  # batch layers are city-wide products
+    assert problem(client.get("/analytics/runs", headers=bound))["status"] == 403
+    assert problem(client.get("/collections/batch-hotspots/items", headers=bound))["status"] in (
+        403,
+        404,  # no hot spot run yet in this database
+    )
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
     monkeypatch.setenv("GEO_DATABASE_URL", database_url)
     runner = CliRunner()
     for args in (
@@ -300,9 +316,36 @@ def test_bad_batch_requests_are_refused_and_write_nothing(
         ["analytics", "run", "reattribute", "--dataset", str(dataset)],
         ["export", "people", "--to", str(tmp_path)],
         ["export", "incidents", "--to", str(tmp_path), "--format", "csv"],
+        ["export", "incidents", "--to", str(a_file)],
+        [
+            "analytics",
+            "run",
+            "heatmap",
+            "--dataset",
+            str(dataset),
+            "--engine",
+            "dask",
+            "--workers",
+            "0",
+        ],
+        [
+            "analytics",
+            "run",
+            "heatmap",
+            "--dataset",
+            str(dataset),
+            "--engine",
+            "dask",
+            "--scheduler",
+            "tcp://127.0.0.1:9",
+        ],  # nothing listens on the discard port
     ):
         result = runner.invoke(cli, args)
         assert result.exit_code != 0, args
+        assert result.exception is None or isinstance(result.exception, SystemExit), (
+            args,
+            result.exception,
+        )  # a message, not a traceback
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM batch_runs")).scalar_one() == before
 
