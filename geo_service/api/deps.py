@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Annotated, Literal, overload
+from typing import Annotated, Any, Literal, TypeVar, overload
 
 import jwt
 from fastapi import Depends, Request, Security
@@ -21,6 +21,8 @@ from geo_service.services.auth import (
     authenticate_token,
 )
 from geo_service.settings import Settings
+
+T = TypeVar("T")
 
 
 def _end(session: Session) -> None:
@@ -114,7 +116,7 @@ def _principal(
 @overload
 def _principal(
     request: Request,
-    session: Session,
+    session: Session | None,
     *,
     cached_only: Literal[True],
     presented: tuple[str, str] | None = None,
@@ -123,7 +125,7 @@ def _principal(
 
 def _principal(
     request: Request,
-    session: Session,
+    session: Session | None,
     *,
     cached_only: bool = False,
     presented: tuple[str, str] | None = None,
@@ -141,7 +143,7 @@ def _principal(
     state = request.app.state
     principal = state.principals.get(value)
     if principal is None:
-        if cached_only:
+        if cached_only or session is None:
             return None
         until = None
         if kind == "key":
@@ -159,30 +161,40 @@ def _principal(
     return principal
 
 
+def _in_own_session(request: Request, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(session, *args)`` in a short session of its own (run in a worker thread)."""
+    with request.app.state.sessionmaker() as session:
+        return fn(session, *args)
+
+
+# The caller and its scope take no session of the request's: a credential verified in the
+# last seconds costs no I/O and no session at all, which is most requests of a polling map.
 async def get_principal(
     request: Request,
-    session: SessionDep,
     _key: Annotated[str | None, Security(API_KEY_HEADER)] = None,
     _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)] = None,
 ) -> Principal:
     """The authenticated caller (401 problem without valid credentials; 429 over budget).
     A credential verified in the last seconds is answered on the event loop, without I/O.
     """
-    cached = _principal(request, session, cached_only=True)
+    cached = _principal(request, None, cached_only=True)
     if cached is not None:
         return cached
-    found: Principal = await run_in_threadpool(_principal, request, session)
-    return found
+    return await run_in_threadpool(_in_own_session, request, _verified, request)
+
+
+def _verified(session: Session, request: Request) -> Principal:
+    return _principal(request, session)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-async def get_scope(session: SessionDep, principal: PrincipalDep) -> Scope:
+async def get_scope(request: Request, principal: PrincipalDep) -> Scope:
     """The caller's jurisdiction (city-wide roles need no lookup)."""
     if principal.area_code is None:
         return Scope(principal)
-    return await run_in_threadpool(scope_for, session, principal)
+    return await run_in_threadpool(_in_own_session, request, scope_for, principal)
 
 
 def require(permission: str) -> Callable[..., Awaitable[Scope]]:

@@ -15,10 +15,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import h3.api.basic_int as h3i
+import orjson
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Session
 
+from geo_service.db.engine import fetch_one
 from geo_service.db.models import AREA_LEVELS
 from geo_service.errors import InvalidInputError
 from geo_service.geo.h3cells import cell_feature
@@ -28,6 +30,7 @@ from geo_service.services.versions import version_in_force
 
 RESOLUTIONS = range(6, 11)
 MONTHLY_MAX_RES = 8
+CUM_RES = 8  # the cells of incident_cum_year
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
@@ -99,7 +102,7 @@ def _pieces(
     return pieces
 
 
-def _cumulative_part(params: dict[str, Any], i: int, d0: date, d1: date) -> str:
+def _cumulative_part(params: dict[str, Any], i: int, d0: date, d1: date, res: int) -> str:
     """Counts over the whole days [d0, d1) from the yearly cumulative arrays (migration 0007):
     ``cum(d1 - 1) - cum(d0 - 1)`` per cell; days past the latest year read its last element.
     Each side reads one element per row before any join (the arrays themselves never move).
@@ -121,6 +124,11 @@ def _cumulative_part(params: dict[str, Any], i: int, d0: date, d1: date) -> str:
         )
 
     if a.year == b.year:  # one row per cell
+        if res == CUM_RES:  # the stored cells themselves: nothing to group
+            return (
+                f"SELECT cell, n FROM (SELECT cell, {element('b')} - {element('a')} AS n "
+                f"FROM incident_cum_year WHERE year = least(:yb{i}, {latest})) x WHERE n <> 0"
+            )
         return (
             f"SELECT h3_parent(cell, :res) AS cell, sum(n) AS n FROM ("
             f"SELECT cell, {element('b')} - {element('a')} AS n FROM incident_cum_year "
@@ -133,8 +141,8 @@ def _cumulative_part(params: dict[str, Any], i: int, d0: date, d1: date) -> str:
     )
 
 
-def _counts_query(q: HeatmapQuery, scope: Scope | None) -> tuple[TextClause, dict[str, Any]]:
-    """The one statement answering ``h3_counts``: a single row of (cells[], counts[])."""
+def _cells_sql(q: HeatmapQuery, scope: Scope | None) -> tuple[str, dict[str, Any]]:
+    """The statement of (cell, n) rows at ``q.res``, one per cell with incidents."""
     q.check()
     since = q.since or EPOCH
     until = q.until or datetime.now(UTC)
@@ -157,7 +165,7 @@ def _counts_query(q: HeatmapQuery, scope: Scope | None) -> tuple[TextClause, dic
         for i, (source, start, end) in enumerate(pieces):
             params[f"s{i}"], params[f"e{i}"] = start, end
             if source == "cum":
-                parts.append(_cumulative_part(params, i, start, end))
+                parts.append(_cumulative_part(params, i, start, end, q.res))
             elif source == "raw":
                 parts.append(
                     f"SELECT h3_parent(h3, :res) AS cell, count(*) AS n FROM incidents "
@@ -183,8 +191,32 @@ def _counts_query(q: HeatmapQuery, scope: Scope | None) -> tuple[TextClause, dic
             if len(parts) == 1
             else f"SELECT cell, sum(n) FROM ({' UNION ALL '.join(parts)}) x GROUP BY cell"
         )
+    return sql, params
+
+
+def _counts_query(q: HeatmapQuery, scope: Scope | None) -> tuple[TextClause, dict[str, Any]]:
+    """The one statement answering ``h3_counts``: a single row of (cells[], counts[])."""
+    sql, params = _cells_sql(q, scope)
     # One row of two arrays: fetching a thousand rows one by one costs more than the query.
     return text(f"SELECT array_agg(c), array_agg(n::bigint) FROM ({sql}) t(c, n)"), params
+
+
+def _compact_query(q: HeatmapQuery, scope: Scope | None) -> tuple[TextClause, dict[str, Any]]:
+    """The statement answering ``format=json`` without a bbox: one row of (the ``cells``
+    list as JSON text, the total). PostgreSQL writes the thousand small objects in C;
+    building them as Python dicts costs more than the query itself. The list is in no
+    particular order (sorting it would cost a third of the query). ``to_hex`` of the cell is
+    its H3 string form.
+    """
+    sql, params = _cells_sql(q, scope)
+    cell = """concat('{"h3":"', to_hex(c), '","count":', n::bigint, '}')"""
+    return (
+        text(
+            f"SELECT coalesce(string_agg({cell}, ','), ''), "
+            f"coalesce(sum(n), 0)::bigint FROM ({sql}) t(c, n)"
+        ),
+        params,
+    )
 
 
 def _counts_from(row: Any, q: HeatmapQuery) -> dict[int, int]:
@@ -219,6 +251,30 @@ def h3_heatmap(
 ) -> dict[str, Any]:
     """Counts per H3 cell as GeoJSON hexagons, or as a compact cell/count list."""
     return heatmap_body(h3_counts(session, q, scope=scope), q, compact=compact)
+
+
+def _compact_json(row: Any, q: HeatmapQuery) -> bytes:
+    cells, total = row
+    return b'{"res":%d,"total":%d,"cells":[%s]}' % (q.res, total, cells.encode())
+
+
+def h3_heatmap_json(session: Session, q: HeatmapQuery, *, scope: Scope | None = None) -> bytes:
+    """``h3_heatmap(..., compact=True)`` as JSON bytes, the same document."""
+    if q.bbox is not None:  # cell centres are tested in Python (no H3 in the database)
+        return orjson.dumps(h3_heatmap(session, q, scope=scope, compact=True))
+    sql, params = _compact_query(q, scope)
+    return _compact_json(session.execute(sql, params).one(), q)
+
+
+async def h3_heatmap_json_async(
+    conn: AsyncConnection, q: HeatmapQuery, *, scope: Scope | None = None
+) -> bytes:
+    """``h3_heatmap_json`` on an asyncio connection: one statement, for the event loop."""
+    if q.bbox is not None:
+        counts = await h3_counts_async(conn, q, scope=scope)
+        return orjson.dumps(heatmap_body(counts, q, compact=True))
+    sql, params = _compact_query(q, scope)
+    return _compact_json(await fetch_one(conn, sql, params), q)
 
 
 def heatmap_body(counts: dict[int, int], q: HeatmapQuery, *, compact: bool) -> dict[str, Any]:

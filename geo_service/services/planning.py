@@ -692,6 +692,8 @@ def _store(
                 "grids_after": p,
                 "before": balance(old_loads),
                 "after": balance(new_loads),
+                # below this no plan can go: the parent in separate pieces, say
+                "lowest_possible_max_over_mean": plan.floor,
                 "atoms": len(cells),
                 "seconds": round(plan.seconds, 2),
                 "workload_by_grid": {

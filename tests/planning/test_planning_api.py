@@ -84,6 +84,9 @@ def test_proposal_job_leaves_a_valid_balanced_draft(
     assert metrics["contiguous_share"] == 1.0
     assert metrics["workload_after"]["max_over_mean"] <= 1.05
     assert metrics["workload_after"]["cv"] < metrics["workload_before"]["cv"]
+    (parent,) = metrics["parents"]
+    floor = parent["lowest_possible_max_over_mean"]
+    assert 1.0 <= floor <= metrics["workload_after"]["max_over_mean"]
     for key in ("households_moved_share", "rental_units_moved_share", "history_moved_share"):
         assert 0 <= metrics["stability"][key] <= 1
     draft = result["version_id"]

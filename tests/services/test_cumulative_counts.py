@@ -3,6 +3,7 @@ years, updates that move incidents or only change their status, and deletes."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 
@@ -12,7 +13,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from geo_service.demo.city import DemoCity
-from geo_service.services.heatmap import HeatmapQuery, h3_counts
+from geo_service.services.heatmap import HeatmapQuery, h3_counts, h3_heatmap_json
 from tests.conftest import grid_point
 
 
@@ -68,6 +69,12 @@ def test_cumulative_arrays_follow_every_write(engine: Engine, loaded_city: DemoC
         early = datetime(latest - 3, 12, 31, 23, 59, tzinfo=UTC)  # before any cell's first
         ids = _insert(conn, lon, lat, ahead, 3) + _insert(conn, lon + 0.01, lat, early, 2)
         _check_arrays(conn)
+        # one partition per year (migration 0013), made by the triggers for the new years
+        homes = conn.execute(
+            text("SELECT DISTINCT year, tableoid::regclass::text FROM incident_cum_year")
+        ).all()
+        assert {home for _, home in homes} == {f"incident_cum_year_y{y}" for y, _ in homes}
+        assert {latest + 2, latest - 3} <= {y for y, _ in homes}
         conn.execute(  # move one across years, change only the status of another
             text("UPDATE incidents SET reported_at = :t WHERE id = CAST(:i AS uuid)"),
             {"t": datetime(latest, 6, 1, tzinfo=UTC), "i": ids[0]},
@@ -85,7 +92,11 @@ def test_cumulative_arrays_follow_every_write(engine: Engine, loaded_city: DemoC
                 (early, early + timedelta(days=1)),
                 (ahead + timedelta(days=1), ahead + timedelta(days=30)),
             ):
-                got = h3_counts(session, HeatmapQuery(res=8, since=since, until=until))
+                query = HeatmapQuery(res=8, since=since, until=until)
+                got = h3_counts(session, query)
+                listed = json.loads(h3_heatmap_json(session, query))  # the API's format=json
+                assert {h3i.str_to_int(c["h3"]): c["count"] for c in listed["cells"]} == got
+                assert listed["total"] == sum(got.values())
                 expected = dict(
                     conn.execute(
                         text(

@@ -5,17 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from geo_service.api.deps import SessionDep, SettingsDep, require
-from geo_service.api.responses import FastJSONResponse, GeoJSONResponse
+from geo_service.api.responses import GeoJSONResponse
 from geo_service.services.access import Scope
 from geo_service.services.areas import BBox
 from geo_service.services.heatmap import (
     HeatmapQuery,
     area_heatmap,
     h3_counts_async,
+    h3_heatmap_json_async,
     heatmap_body,
 )
 
@@ -51,18 +52,18 @@ async def read_h3_heatmap(
     scope: LayerScope,
     query: QueryDep,
     format: Literal["geojson", "json"] = "geojson",  # noqa: A002
-) -> FastJSONResponse:
+) -> Response:
     """Incident counts per H3 cell: GeoJSON hexagons, or ``format=json`` for cell/count.
     One statement on the asyncio engine: dashboards poll this, so no worker thread.
     """
-    compact = format == "json"
     async with request.app.state.async_engine.connect() as conn:
+        if format == "json":
+            body = await h3_heatmap_json_async(conn, query, scope=scope)
+            return Response(body, media_type="application/json")
         counts = await h3_counts_async(conn, query, scope=scope)
-    if compact:
-        return FastJSONResponse(heatmap_body(counts, query, compact=True))
     # hexagon outlines cost milliseconds of CPU: not on the event loop
-    body = await run_in_threadpool(heatmap_body, counts, query, compact=False)
-    return GeoJSONResponse(body)
+    features = await run_in_threadpool(heatmap_body, counts, query, compact=False)
+    return GeoJSONResponse(features)
 
 
 @router.get("/grids", response_class=GeoJSONResponse)
