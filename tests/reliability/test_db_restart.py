@@ -174,3 +174,34 @@ def test_no_incident_is_lost_or_duplicated_across_a_database_restart(own_cluster
     assert len(rows) == POSTS
     assert all(n == 1 for _, n, _ in rows)
     assert {k: i for k, _, i in rows} == accepted
+
+
+def test_heatmap_read_answers_503_while_the_database_is_down(own_cluster) -> None:  # noqa: ANN001
+    """The heatmap's hot read runs on the driver connection, outside SQLAlchemy's execution:
+    a dead connection must still be a 503 problem (and be dropped), and the next request
+    after the restart must find a fresh one."""
+    data_dir, url, key, _city = own_cluster
+    server, base = _serve(url, data_dir)
+    params = {"res": 8, "format": "json"}
+    try:
+        with httpx.Client(base_url=base, headers={"X-API-Key": key}, timeout=10) as http:
+            before = http.get("/heatmap/h3", params=params)
+            assert before.status_code == 200, before.text
+            _db(data_dir, "stop")
+            try:
+                down = http.get("/heatmap/h3", params=params)
+                assert down.status_code == 503, down.text
+                assert down.headers["content-type"].startswith("application/problem+json")
+            finally:
+                _db(data_dir, "start")
+            statuses = []
+            for _ in range(3):  # a connection the pool had before the restart may fail once
+                again = http.get("/heatmap/h3", params=params)
+                statuses.append(again.status_code)
+                if again.status_code == 200:
+                    break
+            assert statuses[-1] == 200 and set(statuses) <= {200, 503}, statuses
+            assert again.json()["total"] == before.json()["total"]
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
