@@ -240,19 +240,26 @@ def partition(
 
     best = min(plans, key=score)
     # Hard instances (a heavy atom, a part of the map behind a corridor) leave the best plan
-    # outside the band with most of the time unused. Repair it: recombine pairs of regions,
-    # then, while still outside, move a region to where the work is (merge the lightest,
-    # split the heaviest) and recombine again, keeping what ends better. Easy instances
-    # never get here.
+    # outside the band with most of the time unused. Repair it: recombine pairs of regions;
+    # then, while still outside, alternate fresh starts from other seeds with moving a region
+    # to where the work is (merge the lightest, split the heaviest), each recombined and
+    # improved, keeping what ends better. Easy instances never get here.
     rng = np.random.default_rng(seed)
     repairs = 0
     floor = lowest_max_over_mean(weights, neighbours, p)
-    feasible = score(best)[0] > 0 and floor <= 1 + tolerance
-    while feasible and time.perf_counter() - t0 < max_seconds * 0.9 and repairs < MAX_REPAIRS:
+    while (
+        score(best)[0] > 0
+        and floor <= 1 + tolerance
+        and time.perf_counter() - t0 < max_seconds * 0.9
+        and repairs < MAX_REPAIRS
+    ):
         repairs += 1
-        origin = (
-            best.labels if repairs == 1 else _merge_split(best.labels, weights, neighbours, p, rng)
-        )
+        if repairs == 1:
+            origin: np.ndarray | None = best.labels
+        elif repairs % 2 == 0:  # a fresh start from other seeds
+            origin = _grow(weights, neighbours, xy, p, seed + repairs)
+        else:
+            origin = _merge_split(best.labels, weights, neighbours, p, rng)
         if origin is None:
             continue
         left = max_seconds - (time.perf_counter() - t0)
