@@ -47,6 +47,7 @@ from geo_service.db.engine import (
 )
 from geo_service.services.auth import PrincipalCache, jwt_secret
 from geo_service.services.dispatch import escalate_overdue
+from geo_service.services.heatmap import prepare_years
 from geo_service.services.jobs import fail_interrupted
 from geo_service.settings import Settings
 
@@ -88,8 +89,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.async_engine = make_async_engine(url, settings.database)
         try:
             await run_in_threadpool(fail_interrupted, engine)
+            await run_in_threadpool(prepare_years, engine)
         except Exception:  # noqa: BLE001 - the database may be down now; serve 503s, not die
-            log.warning("could not mark interrupted jobs (database unavailable?)")
+            log.warning("start-up upkeep skipped (database unavailable?)")
         interval = settings.dispatch.escalation_interval_s
         scheduler = asyncio.create_task(escalation_loop(app, interval)) if interval > 0 else None
         try:

@@ -16,7 +16,7 @@ from typing import Any
 
 import h3.api.basic_int as h3i
 import orjson
-from sqlalchemy import TextClause, text
+from sqlalchemy import Engine, TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Session
 
@@ -56,6 +56,15 @@ class HeatmapQuery:
                 raise InvalidInputError(f"{name} must carry a timezone offset (e.g. Z)")
         if self.since and self.until and self.since >= self.until:
             raise InvalidInputError("since must be before until")
+
+
+def prepare_years(engine: Engine, today: date | None = None) -> None:
+    """Create this year's and next year's partitions of the cumulative arrays ahead of time
+    (at start-up), so that the first incident of a new year does not make one inside its
+    writer's transaction, where it would briefly lock out the other writers."""
+    year = (today or datetime.now(UTC).date()).year
+    with engine.begin() as conn:
+        conn.execute(text("SELECT incident_cum_year_cover(:y, :y + 1)"), {"y": year})
 
 
 def _day(dt: datetime) -> date:

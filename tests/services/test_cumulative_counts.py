@@ -13,7 +13,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from geo_service.demo.city import DemoCity
-from geo_service.services.heatmap import HeatmapQuery, h3_counts, h3_heatmap_json
+from geo_service.services.heatmap import HeatmapQuery, h3_counts, h3_heatmap_json, prepare_years
 from tests.conftest import grid_point
 
 
@@ -108,3 +108,29 @@ def test_cumulative_arrays_follow_every_write(engine: Engine, loaded_city: DemoC
                 )
                 assert got == expected, (since, until)
         conn.rollback()
+
+
+def test_years_are_prepared_ahead(engine: Engine) -> None:
+    """Start-up makes this year's and next year's partitions, so a new year's first incident
+    needs no DDL in its writer's transaction; twice is the same as once."""
+
+    def made() -> set[str]:
+        with engine.connect() as conn:
+            return set(
+                conn.execute(
+                    text(
+                        "SELECT inhrelid::regclass::text FROM pg_inherits "
+                        "WHERE inhparent = 'incident_cum_year'::regclass"
+                    )
+                ).scalars()
+            )
+
+    assert {"incident_cum_year_y2091", "incident_cum_year_y2092"}.isdisjoint(made())
+    try:
+        prepare_years(engine, date(2091, 7, 1))
+        prepare_years(engine, date(2091, 7, 1))
+        assert {"incident_cum_year_y2091", "incident_cum_year_y2092"} <= made()
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DROP TABLE IF EXISTS incident_cum_year_y2091"))
+            conn.execute(text("DROP TABLE IF EXISTS incident_cum_year_y2092"))
