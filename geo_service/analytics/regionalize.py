@@ -3,7 +3,7 @@
 Why by hand: spopt's AZP, max-p and SKATER build dense n x n structures or run global
 heuristics that take minutes at 16,000 atoms and do not target an exact number of regions
 of equal workload; none of them knows "stay close to today's grids". This is the classic
-two-phase territory-design heuristic instead:
+two-phase territory-design heuristic instead, with a repair step for hard cases:
 
 1. *Start*: today's grids when the count stays the same (stability for free); otherwise seeds
    from k-means on the atoms' positions and balanced region growing (the lightest region
@@ -12,6 +12,10 @@ two-phase territory-design heuristic instead:
    lowers ``imbalance + compactness x cut edges + stability x moved workload``, and never
    when it would split the region it leaves (a breadth-first check that stops as soon as the
    atom's neighbours in that region have met again).
+3. *Repair*, only when the best plan is still outside the tolerance band: recombination of
+   two neighbouring regions along a random spanning tree (ReCom), and merge-splits that move
+   a region to where the work is (``_recombine``, ``_merge_split``). Skipped when the
+   parent's own shape makes the band unreachable (``lowest_max_over_mean``).
 
 Everything is O(atoms x degree) per pass on a sparse adjacency list.
 """
@@ -46,15 +50,19 @@ def _no_progress(fraction: float, message: str) -> None:
 
 
 def _grow(
-    weights: np.ndarray, neighbours: list[list[int]], xy: np.ndarray, p: int, seed: int
+    weights: np.ndarray,
+    neighbours: list[list[int]],
+    xy: np.ndarray,
+    p: int,
+    seed: int,
+    component: np.ndarray,
 ) -> np.ndarray:
-    """Balanced region growing from k-means seeds (contiguous within each component)."""
+    """Balanced region growing from k-means seeds (contiguous within each ``component``)."""
     n = len(weights)
     rng = np.random.default_rng(seed)
     # Regions never cross between pieces that do not touch (a district in several parts), so
     # how many regions each piece gets is decided here, once: share them out so that the
     # heaviest load per region is as small as it can be, then seed each piece on its own.
-    component = _components(neighbours)
     shares = _share_regions(np.bincount(component, weights=weights), p)
     seeds: list[int] = []
     taken: set[int] = set()
@@ -198,7 +206,8 @@ def partition(
     weights = np.asarray(weights, float)
     original = current.astype(np.int64) if current is not None else np.full(n, -1, dtype=np.int64)
     stab = np.asarray(stability_weights if stability_weights is not None else weights, float)
-    grown = _grow(weights, neighbours, xy, p, seed)
+    component = _components(neighbours)  # the separate parts of the map, found once
+    grown = _grow(weights, neighbours, xy, p, seed, component)
     starts = [grown]
     if current is not None and len(np.unique(current)) == p and current.min() == 0:
         starts = [current.copy(), _match(grown, current, stab, p)]
@@ -246,7 +255,7 @@ def partition(
     # improved, keeping what ends better. Easy instances never get here.
     rng = np.random.default_rng(seed)
     repairs = 0
-    floor = lowest_max_over_mean(weights, neighbours, p)
+    floor = lowest_max_over_mean(weights, neighbours, p, component)
     while (
         score(best)[0] > 0
         and floor <= 1 + tolerance
@@ -257,7 +266,7 @@ def partition(
         if repairs == 1:
             origin: np.ndarray | None = best.labels
         elif repairs % 2 == 0:  # a fresh start from other seeds
-            origin = _grow(weights, neighbours, xy, p, seed + repairs)
+            origin = _grow(weights, neighbours, xy, p, seed + repairs, component)
         else:
             origin = _merge_split(best.labels, weights, neighbours, p, rng)
         if origin is None:
@@ -281,13 +290,19 @@ def partition(
     )
 
 
-def lowest_max_over_mean(weights: np.ndarray, neighbours: list[list[int]], p: int) -> float:
+def lowest_max_over_mean(
+    weights: np.ndarray,
+    neighbours: list[list[int]],
+    p: int,
+    component: np.ndarray | None = None,
+) -> float:
     """A floor under max/mean for any contiguous plan: regions cannot cross between parts of
     the map that do not touch, so the part with the most work per region sets it (with the
     regions shared out as well as they can be). 1.5 for a district of three separate pieces
     holding three grids of unequal work: no plan is within 5% there.
     """
-    component = _components(neighbours)
+    if component is None:
+        component = _components(neighbours)
     loads = np.bincount(component, weights=weights)
     shares = _share_regions(loads, p)
     used = shares > 0

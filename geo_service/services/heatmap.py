@@ -252,7 +252,7 @@ async def h3_counts_async(
 ) -> dict[int, int]:
     """``h3_counts`` on an asyncio connection: one statement, for the API's event loop."""
     sql, params = _counts_query(q, scope)
-    return _counts_from((await conn.execute(sql, params)).one(), q)
+    return _counts_from(await fetch_one(conn, sql, params), q)
 
 
 def h3_heatmap(

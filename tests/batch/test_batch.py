@@ -307,38 +307,19 @@ def test_bad_batch_requests_are_refused_and_write_nothing(
     a_file.write_text("not a folder")
     monkeypatch.setenv("GEO_DATABASE_URL", database_url)
     runner = CliRunner()
+    heat = ["analytics", "run", "heatmap", "--dataset", str(dataset)]
     for args in (
         ["analytics", "run", "nope", "--dataset", str(dataset)],
         ["analytics", "run", "heatmap", "--dataset", str(tmp_path / "missing")],
-        ["analytics", "run", "heatmap", "--dataset", str(dataset), "--engine", "spark"],
-        ["analytics", "run", "heatmap", "--dataset", str(dataset), "--res", "12"],
-        ["analytics", "run", "heatmap", "--dataset", str(dataset), "--since", "yesterday"],
+        [*heat, "--engine", "spark"],
+        [*heat, "--res", "12"],
+        [*heat, "--since", "yesterday"],
         ["analytics", "run", "reattribute", "--dataset", str(dataset)],
         ["export", "people", "--to", str(tmp_path)],
         ["export", "incidents", "--to", str(tmp_path), "--format", "csv"],
         ["export", "incidents", "--to", str(a_file)],
-        [
-            "analytics",
-            "run",
-            "heatmap",
-            "--dataset",
-            str(dataset),
-            "--engine",
-            "dask",
-            "--workers",
-            "0",
-        ],
-        [
-            "analytics",
-            "run",
-            "heatmap",
-            "--dataset",
-            str(dataset),
-            "--engine",
-            "dask",
-            "--scheduler",
-            "tcp://127.0.0.1:9",
-        ],  # nothing listens on the discard port
+        [*heat, "--engine", "dask", "--workers", "0"],
+        [*heat, "--engine", "dask", "--scheduler", "tcp://127.0.0.1:9"],  # the discard port
     ):
         result = runner.invoke(cli, args)
         assert result.exit_code != 0, args
