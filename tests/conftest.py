@@ -34,7 +34,8 @@ REPO = Path(__file__).resolve().parent.parent
 # Real data nobody here wrote, beside the checkout (CI has it there too).
 SHARED_DATA = Path(os.environ.get("GEO_SHARED_DATA", REPO.parent / "shared" / "data"))
 ARTIFACTS = REPO / "tests" / "artifacts"
-TEST_DATABASE = "geo_test"
+# Parallel runs on one server (several checkouts or workers) each take their own database.
+TEST_DATABASE = os.environ.get("GEO_TEST_DATABASE", "geo_test")
 
 
 def _server_url() -> str:
