@@ -86,6 +86,11 @@ class AuthenticationError(GeoServiceError):
     title = "Authentication required"
 
 
+class StaleCredentialError(AuthenticationError):
+    """Credentials that were valid once: an expired token, a revoked key, a disabled user.
+    Refused like any other, but not counted as a guess by the failed-credentials limit."""
+
+
 class PermissionDeniedError(GeoServiceError):
     """Valid credentials, but not allowed to do this (role or jurisdiction)."""
 
@@ -100,6 +105,14 @@ class RateLimitedError(GeoServiceError):
     status = 429
     code = "rate-limited"
     title = "Too many requests"
+
+
+class ServerBusyError(GeoServiceError):
+    """The process runs as much expensive work as it may at once; retry shortly."""
+
+    status = 503
+    code = "server-busy"
+    title = "Server busy"
 
 
 class LimitExceededError(GeoServiceError):

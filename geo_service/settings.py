@@ -9,13 +9,29 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class DatabaseSettings(BaseSettings):
-    """Where the database is: an external server (``GEO_DATABASE_URL``) or the embedded cluster."""
+    """Where the database is: an external server (``GEO_DATABASE_URL``) or the embedded cluster.
+
+    The API and CLI connect as the application role (``GEO_DATABASE_URL``); migrations run as
+    the owner of the schema (``GEO_DATABASE_OWNER_URL``). On the embedded cluster both come
+    from its credentials file.
+    """
 
     model_config = SettingsConfigDict(env_prefix="GEO_", extra="ignore")
 
     database_url: str | None = Field(
         default=None,
-        description="SQLAlchemy URL of an existing PostGIS server; when set no cluster is started.",
+        description="SQLAlchemy URL the API and CLI connect with (the application role) on an "
+        "existing PostGIS server; when set no cluster is started.",
+    )
+    database_owner_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL migrations run with (the role owning the schema); default: "
+        "GEO_DATABASE_URL when that is set, else the embedded cluster's owner role.",
+    )
+    database_purge_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the audit retention purge role (`geo-service db "
+        "purge-audit`); default: the embedded cluster's purge role.",
     )
     data_dir: Path = Field(
         default=Path(".geo-service"),
@@ -40,6 +56,10 @@ class ApiSettings(BaseSettings):
         default="OpenStreetMap",
         description="Base tiles of the map pages (a folium tiles name or URL), or 'none'.",
     )
+    trusted_proxies: list[str] = Field(
+        default=["127.0.0.1", "::1"],
+        description="Addresses whose X-Forwarded-Proto is believed (sign-in cookie `Secure`).",
+    )
 
 
 class AuthSettings(BaseSettings):
@@ -58,11 +78,22 @@ class AuthSettings(BaseSettings):
         "a revocation made in another process takes effect within this time.",
     )
     jwt_issuer: str = "geo-service"
+    jwt_accept_keyless: bool = Field(
+        default=False,
+        description="Accept bearer tokens without a `kid` claim (from an external identity "
+        "provider signing with GEO_JWT_SECRET); they end only at expiry or when the user is "
+        "disabled. Off: every token must name the API key it was issued for.",
+    )
+    session_ttl_s: int = Field(
+        default=12 * 3600, description="Lifetime of a browser sign-in session (cookie and row)."
+    )
     public_layers: bool = Field(
         default=False, description="Serve aggregate layers without credentials (H3 res <= 8)."
     )
     min_cell_count: int = Field(
-        default=5, description="Aggregates counting fewer households/residents/units are hidden."
+        default=5,
+        description="Disclosure-control base B: counts of households/residents/units are "
+        "randomly rounded (cell-key method) to multiples of B; a set rounding to 0 is hidden.",
     )
     public_max_h3_res: int = 8
 
@@ -76,9 +107,37 @@ class LimitSettings(BaseSettings):
     upload_bytes: int = 500_000_000
     vertices_per_geometry: int = 50_000
     features_per_upload: int = 5_000_000
+    upload_uncompressed_bytes: int = Field(
+        default=2_000_000_000,
+        description="Bytes an upload may unpack to (gzip, zip members, GeoParquet row groups), "
+        "counted while reading.",
+    )
+    upload_compression_ratio: float = Field(
+        default=100.0,
+        description="Most an upload may expand when unpacked (past 1 MB): a decompression bomb "
+        "is refused after a few MB instead of being parsed whole.",
+    )
     bbox_km2: float = 5_000.0
     requests_per_minute: int = 1200
     burst: int = 200
+    auth_failures_per_minute: int = Field(
+        default=10,
+        description="Failed credential checks allowed per client address in a moving minute; "
+        "past it the address gets 429 for credentials not verified recently (0: no limit).",
+    )
+    auth_failure_storage: str = Field(
+        default="memory://",
+        description="Where failures are counted (a `limits` storage URI; memory: per process).",
+    )
+    heavy_per_user: int = Field(
+        default=2,
+        description="Expensive requests (hot spots, workload, ...) one user may run at once.",
+    )
+    heavy_total: int = Field(
+        default=4,
+        description="Expensive requests running at once in the process; keep it below "
+        "GEO_POOL_SIZE so that dispatch and /health keep connections.",
+    )
 
 
 class DispatchSettings(BaseSettings):

@@ -4,6 +4,7 @@ small demo city loaded once, and a clean slate of writes for every test.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import threading
@@ -18,7 +19,12 @@ from sqlalchemy import Engine, text
 
 from geo_service.api.app import create_app
 from geo_service.db.cluster import EmbeddedCluster
-from geo_service.db.engine import make_engine, normalise_url, recreate_database
+from geo_service.db.engine import (
+    make_engine,
+    normalise_url,
+    recreate_cluster_database,
+    recreate_database,
+)
 from geo_service.db.migrate import upgrade_to_head
 from geo_service.demo.city import DemoCity, generate_city
 from geo_service.services.demo import load_city
@@ -36,37 +42,81 @@ SHARED_DATA = Path(os.environ.get("GEO_SHARED_DATA", REPO.parent / "shared" / "d
 ARTIFACTS = REPO / "tests" / "artifacts"
 # Parallel runs on one server (several checkouts or workers) each take their own database.
 TEST_DATABASE = os.environ.get("GEO_TEST_DATABASE", "geo_test")
+# Read once: tests point GEO_DATABASE_URL at the test database to drive the CLI.
+EXTERNAL_URL = os.environ.get("GEO_DATABASE_URL")
+
+
+@functools.cache
+def embedded_cluster() -> EmbeddedCluster | None:
+    """The embedded cluster the tests use (started once), or None with GEO_DATABASE_URL."""
+    if EXTERNAL_URL:
+        return None
+    cluster = EmbeddedCluster(Path(os.environ.get("GEO_DATA_DIR", REPO / ".geo-service")))
+    cluster.start("geo")
+    return cluster
 
 
 def _server_url() -> str:
-    """A URL on the test server: GEO_DATABASE_URL's, or the embedded cluster's (started)."""
-    external = os.environ.get("GEO_DATABASE_URL")
-    if external:
-        return normalise_url(external)
-    cluster = EmbeddedCluster(Path(os.environ.get("GEO_DATA_DIR", REPO / ".geo-service")))
-    return cluster.start("geo")
+    """A URL on the test server: GEO_DATABASE_URL's, or the embedded cluster's superuser's."""
+    if EXTERNAL_URL:
+        return normalise_url(EXTERNAL_URL)
+    cluster = embedded_cluster()
+    assert cluster is not None
+    return cluster.url("geo", role="admin")
 
 
 def make_database(name: str) -> str:
-    """A new, migrated database ``name`` on the test server (dropped first if it exists)."""
-    return recreate_database(_server_url(), name)
+    """A new, migrated database ``name`` on the test server (dropped first if it exists); the
+    URL of its owner role on the embedded cluster (migrations' and set-up's role)."""
+    # Parallel runs with their own GEO_TEST_DATABASE also keep their extra databases apart.
+    if TEST_DATABASE != "geo_test" and name != TEST_DATABASE:
+        name = f"{name}_{TEST_DATABASE.removeprefix('geo_test_')}"[:63]
+    cluster = embedded_cluster()
+    if cluster is None:
+        return recreate_database(_server_url(), name)
+    return recreate_cluster_database(cluster, name)
+
+
+def role_url(database: str, role: str) -> str:
+    """URL of ``database`` as ``role`` (app | owner | purge) on the embedded cluster; with
+    GEO_DATABASE_URL, that URL (one role does everything there)."""
+    cluster = embedded_cluster()
+    if cluster is None:
+        assert EXTERNAL_URL is not None
+        return normalise_url(EXTERNAL_URL)
+    return cluster.url(database, role=role)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")
 def database_url() -> str:
-    """URL of a migrated, empty test database on a real PostGIS."""
+    """Owner's URL of a migrated, empty test database on a real PostGIS (the tests' own set-up
+    and direct SQL use it; the app under test connects as the application role)."""
     # With GEO_DATABASE_URL the tests use that database itself; else one of their own.
-    external = os.environ.get("GEO_DATABASE_URL")
-    if external:
-        url = normalise_url(external)
+    if EXTERNAL_URL:
+        url = normalise_url(EXTERNAL_URL)
         upgrade_to_head(url)
         return url
     return make_database(TEST_DATABASE)
 
 
 @pytest.fixture(scope="session")
+def app_database_url(database_url: str) -> str:
+    """URL of the test database as the application role (what the API and the CLI use)."""
+    return role_url(TEST_DATABASE, "app")
+
+
+@pytest.fixture(scope="session")
 def engine(database_url: str) -> Iterator[Engine]:
+    """The owner's engine on the test database, for the tests' own set-up and checks."""
     eng = make_engine(database_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def purge_engine(database_url: str) -> Iterator[Engine]:
+    """An engine as the retention purge role: the only one that may delete audit rows."""
+    eng = make_engine(role_url(TEST_DATABASE, "purge"))
     yield eng
     eng.dispose()
 
@@ -96,6 +146,7 @@ def clean_writes(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
         return
     eng: Engine = request.getfixturevalue("engine")
+    purge: Engine = request.getfixturevalue("purge_engine")
     id_tables = (
         "boundary_versions",
         "households",
@@ -112,21 +163,30 @@ def clean_writes(request: pytest.FixtureRequest) -> Iterator[None]:
             for t in id_tables
         }
     yield
-    with eng.begin() as conn:
-        conn.execute(text("SET LOCAL geo.audit_purge = 'on'"))
-        conn.execute(text("DELETE FROM incidents WHERE created_at >= :t"), {"t": started})
+    with purge.begin() as conn:
         conn.execute(text("DELETE FROM audit_log WHERE at >= :t"), {"t": started})
+    with eng.begin() as conn:
+        conn.execute(text("DELETE FROM incidents WHERE created_at >= :t"), {"t": started})
         for table, max_id in max_ids.items():
             conn.execute(text(f"DELETE FROM {table} WHERE id > :v"), {"v": max_id})
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str) -> Settings:
+def settings(app_database_url: str, database_url: str) -> Settings:
+    """The app under test connects as the application role, like a deployment."""
     # A generous rate limit: the fuzz tests send hundreds of requests with one key.
     return Settings(
-        database=DatabaseSettings(database_url=database_url),
+        database=DatabaseSettings(database_url=app_database_url, database_owner_url=database_url),
         api=ApiSettings(map_tiles="none"),
-        limits=LimitSettings(requests_per_minute=100_000, burst=10_000),
+        # ... and no failed-credential lock-out or cost limit in the way of other tests (the
+        # tests of those limits build apps of their own with tight settings)
+        limits=LimitSettings(
+            requests_per_minute=100_000,
+            burst=10_000,
+            auth_failures_per_minute=0,
+            heavy_per_user=1000,
+            heavy_total=1000,
+        ),
         # escalation changes shared rows on its own clock: tests drive it explicitly
         dispatch=DispatchSettings(escalation_interval_s=0),
     )

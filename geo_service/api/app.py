@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 
 import geo_service
 from geo_service.api.deps import TokenBucket
-from geo_service.api.limits import BodySizeLimit
+from geo_service.api.limits import BodySizeLimit, FailedCredentialLimit, HeavyWorkLimit
 from geo_service.api.problems import install_problem_handlers
 from geo_service.api.routes import (
     areas,
@@ -42,14 +42,22 @@ from geo_service.api.schemas import PROBLEM_RESPONSES
 from geo_service.db.engine import (
     make_async_engine,
     make_engine,
+    make_probe_engine,
     make_sessionmaker,
     resolve_database_url,
 )
+from geo_service.ingest.uploads import sweep_stale_uploads
 from geo_service.services.auth import PrincipalCache, jwt_secret
 from geo_service.services.dispatch import escalate_overdue
 from geo_service.services.heatmap import prepare_years
 from geo_service.services.jobs import fail_interrupted
 from geo_service.settings import Settings
+from geo_service.web.pages import (
+    ContentSecurityPolicyMiddleware,
+    add_nonce,
+    content_security_policy,
+    new_nonce,
+)
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +95,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.async_engine = make_async_engine(url, settings.database)
+        # uploads left on disk by a process killed mid-import (residents' locations, maybe)
+        await run_in_threadpool(sweep_stale_uploads)
+        # /health connects on its own (no pool to wait on): it answers while the pool is full
+        app.state.probe_engine = make_probe_engine(url)
         try:
             await run_in_threadpool(fail_interrupted, engine)
             await run_in_threadpool(prepare_years, engine)
@@ -100,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if scheduler is not None:
                 scheduler.cancel()
             await app.state.async_engine.dispose()
+            await app.state.probe_engine.dispose()
             engine.dispose()
 
     app = FastAPI(
@@ -114,7 +127,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.jwt_secret = jwt_secret(settings.auth, settings.database)
     app.state.principals = PrincipalCache(settings.auth.principal_cache_s)
     app.state.rate_limiter = TokenBucket(settings.limits.requests_per_minute, settings.limits.burst)
+    app.state.auth_failures = FailedCredentialLimit(
+        settings.limits.auth_failures_per_minute, settings.limits.auth_failure_storage
+    )
+    app.state.heavy_work = HeavyWorkLimit(
+        settings.limits.heavy_per_user, settings.limits.heavy_total
+    )
     install_problem_handlers(app)
+    # Every HTML page gets a CSP without inline script (issue 13); see web/pages.py.
+    app.add_middleware(ContentSecurityPolicyMiddleware, tiles_setting=settings.api.map_tiles)
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.limits.body_bytes,
@@ -145,13 +166,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/docs", include_in_schema=False)
     def read_docs() -> HTMLResponse:
-        """Swagger UI from the package's own copy (no CDN)."""
-        return get_swagger_ui_html(
+        """Swagger UI from the package's own copy (no CDN); its inline start-up script runs
+        under a per-response CSP nonce."""
+        page = get_swagger_ui_html(
             openapi_url="/openapi.json",
             title="geo-service API",
             swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
             swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css",
             swagger_favicon_url="/static/vendor/swagger-ui/favicon-32x32.png",
+        )
+        nonce = new_nonce()
+        return HTMLResponse(
+            add_nonce(bytes(page.body).decode(), nonce),
+            headers={
+                "Content-Security-Policy": content_security_policy(settings.api.map_tiles, nonce)
+            },
         )
 
     return app

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Annotated, Any, Literal, TypeVar, overload
 
 import jwt
@@ -13,12 +14,19 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from geo_service.errors import AuthenticationError, RateLimitedError
+from geo_service.errors import AuthenticationError, RateLimitedError, StaleCredentialError
 from geo_service.services.access import Scope, scope_for
 from geo_service.services.auth import (
     Principal,
     authenticate_key,
     authenticate_token,
+)
+from geo_service.services.web_sessions import (
+    CSRF_HEADER,
+    SAFE_METHODS,
+    SESSION_COOKIE,
+    authenticate_session,
+    check_csrf,
 )
 from geo_service.settings import Settings
 
@@ -78,7 +86,8 @@ class TokenBucket:
             return 0.0
 
 
-COOKIE_NAME = "geo_api_key"
+# The sign-in cookie holds a revocable session id (services/web_sessions.py), never a key.
+COOKIE_NAME = SESSION_COOKIE
 
 
 def _credentials(request: Request) -> tuple[str, str] | None:
@@ -92,8 +101,8 @@ def _credentials(request: Request) -> tuple[str, str] | None:
         # GIS clients often can only send a bearer header: accept an API key there too.
         return ("key", value) if value.startswith("gs_") else ("jwt", value)
     cookie = request.cookies.get(COOKIE_NAME)
-    if cookie and request.method in ("GET", "HEAD"):  # pages only: writes never ride a cookie
-        return "key", cookie
+    if cookie:  # a page's writes ride the cookie too, with its CSRF token (checked below)
+        return "session", cookie
     return None
 
 
@@ -141,12 +150,19 @@ def _principal(
         )
     kind, value = found
     state = request.app.state
-    principal = state.principals.get(value)
+    # A write on a session cookie is checked against the database, CSRF token and all.
+    needs_csrf = kind == "session" and request.method not in SAFE_METHODS
+    principal = None if needs_csrf else state.principals.get(value)
     if principal is None:
         if cached_only or session is None:
             return None
         until = None
-        if kind == "key":
+        if kind == "session":
+            web_session = authenticate_session(session, value)
+            if needs_csrf:
+                check_csrf(web_session, request.headers.get(CSRF_HEADER))
+            principal = web_session.principal
+        elif kind == "key":
             principal = authenticate_key(session, value)
         else:
             principal = authenticate_token(session, value, state.jwt_secret, state.settings.auth)
@@ -184,7 +200,49 @@ async def get_principal(
 
 
 def _verified(session: Session, request: Request) -> Principal:
-    return _principal(request, session)
+    return _checked_principal(request, session)
+
+
+def client_address(request: Request) -> str:
+    """The peer's address: what failed credentials are counted by. Behind a reverse proxy, run
+    uvicorn with ``--forwarded-allow-ips`` so that this is the client's, not the proxy's.
+    """
+    return request.client.host if request.client else "unknown"
+
+
+@contextmanager
+def _failures_counted(request: Request, found: tuple[str, str] | None) -> Iterator[None]:
+    """Check credentials under the failed-credentials limit of the client's address: 429 while
+    it is locked out (unless the credential was verified recently), and every failure logged
+    and, unless it is a stale credential rather than a guess, counted.
+    """
+    if found is None:  # nothing presented: a 401, but not a failed guess
+        yield
+        return
+    state = request.app.state
+    address = client_address(request)
+    if state.principals.get(found[1]) is None:
+        state.auth_failures.check(address)
+    try:
+        yield
+    except AuthenticationError as exc:
+        stale = isinstance(exc, StaleCredentialError)
+        state.auth_failures.record(address, *found, exc.detail, counted=not stale)
+        raise
+
+
+def _checked_principal(
+    request: Request, session: Session, *, presented: tuple[str, str] | None = None
+) -> Principal:
+    with _failures_counted(request, _credentials(request) or presented):
+        return _principal(request, session, presented=presented)
+
+
+def verify_key(request: Request, session: Session, key: str) -> Principal:
+    """An API key presented to a sign-in endpoint (``POST /auth/token``, ``/login``), checked
+    under the same failed-credentials limit as every other credential."""
+    with _failures_counted(request, ("key", key)):
+        return authenticate_key(session, key)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
@@ -214,7 +272,7 @@ def optional_public_scope(request: Request, session: SessionDep) -> Scope | None
     """
     if _credentials(request) is None and request.app.state.settings.auth.public_layers:
         return None
-    scope = scope_for(session, _principal(request, session))
+    scope = scope_for(session, _checked_principal(request, session))
     scope.require("layers:read")
     return scope
 
@@ -235,4 +293,20 @@ def scope_for_key(request: Request, session: Session, api_key: str | None) -> Sc
     """The caller's scope from the headers, or else from an ``api_key`` a client sent in the
     request body (Open311); 401 without either."""
     presented = ("key", api_key.strip()) if api_key else None
-    return scope_for(session, _principal(request, session, presented=presented))
+    return scope_for(session, _checked_principal(request, session, presented=presented))
+
+
+def heavy_slot(request: Request, principal: Principal) -> AbstractContextManager[None]:
+    """One of the caller's slots for expensive work (429 when the caller holds all theirs, 503
+    when the process runs as much expensive work as it may)."""
+    return request.app.state.heavy_work.slot(f"user:{principal.user_id}")
+
+
+async def limit_heavy_work(request: Request, principal: PrincipalDep) -> AsyncIterator[None]:
+    """Hold an expensive-work slot for the whole request: hot spots, workload, proposals,
+    batch runs, exports, large maps. Routes add it as ``dependencies=[HEAVY]``."""
+    with heavy_slot(request, principal):
+        yield
+
+
+HEAVY = Depends(limit_heavy_work)

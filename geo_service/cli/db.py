@@ -10,10 +10,10 @@ import typer
 from geo_service.cli.common import (
     cluster_or_exit,
     console,
-    database_url,
     fail,
     settings_or_external,
 )
+from geo_service.db.cluster import ROLES
 from geo_service.settings import Settings
 
 app = typer.Typer(help="Manage the embedded PostgreSQL + PostGIS cluster.", no_args_is_help=True)
@@ -27,6 +27,10 @@ def start() -> None:
     with fail():
         url = cluster.start(settings.database.database_name)
     console.print(f"[green]running[/] on 127.0.0.1:{cluster.port} (data: {cluster.cluster_dir})")
+    console.print(
+        "roles: geo_owner (migrations), geo_app (API and CLI), geo_purge (audit retention); "
+        "`geo-service db url --role ...` prints each one's URL"
+    )
     del url
 
 
@@ -54,15 +58,91 @@ def status() -> None:
 
 
 @app.command("url")
-def url() -> None:
-    """Print the SQLAlchemy URL of the database (starts nothing)."""
+def url(
+    role: Annotated[
+        str,
+        typer.Option(
+            "--role",
+            help="app: what the API and CLI use | owner: migrations | purge: audit retention "
+            "| admin: the cluster's superuser",
+        ),
+    ] = "app",
+) -> None:
+    """Print the SQLAlchemy URL of the database as ROLE (starts nothing)."""
     settings = Settings()
+    if role not in ROLES:
+        console.print(f"[red]error:[/] --role must be one of {', '.join(ROLES)}")
+        raise typer.Exit(2)
     if settings.database.database_url:
-        typer.echo(settings.database.database_url)
+        external = {
+            "app": settings.database.database_url,
+            "owner": settings.database.database_owner_url or settings.database.database_url,
+        }
+        if role not in external:
+            console.print(f"[red]error:[/] no {role} URL is configured for an external server")
+            raise typer.Exit(1)
+        typer.echo(external[role])
         return
     cluster = cluster_or_exit(settings)
     with fail():
-        typer.echo(cluster.url(settings.database.database_name))
+        typer.echo(cluster.url(settings.database.database_name, role=role))  # type: ignore[arg-type]
+
+
+def _owner_url(settings: Settings) -> str:
+    from geo_service.db.engine import resolve_owner_url
+
+    with fail():
+        return resolve_owner_url(settings.database, start=True)
+
+
+@app.command("purge-audit")
+def purge_audit(
+    older_than_days: Annotated[
+        int, typer.Option(min=30, help="Delete audit rows older than this many days.")
+    ],
+    yes: Annotated[bool, typer.Option("--yes", help="Delete without asking")] = False,
+) -> None:
+    """Retention: delete audit rows older than N days, as the purge role (the only role the
+    audit trigger lets delete), and record the purge itself in the audit log."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import text
+
+    from geo_service.db.engine import make_engine, normalise_url
+
+    settings = Settings()
+    db = settings.database
+    if db.database_purge_url:
+        purge_url = normalise_url(db.database_purge_url)
+    elif db.database_url:
+        console.print("[red]error:[/] set GEO_DATABASE_PURGE_URL (the purge role's URL)")
+        raise typer.Exit(1)
+    else:
+        cluster = cluster_or_exit(settings)
+        with fail():
+            cluster.start(db.database_name)
+            purge_url = cluster.url(db.database_name, role="purge")
+    cut_off = datetime.now(UTC) - timedelta(days=older_than_days)
+    if not yes and not typer.confirm(f"Delete every audit row before {cut_off:%Y-%m-%d}?"):
+        raise typer.Exit(1)
+    engine = make_engine(purge_url, db)
+    try:
+        with engine.begin() as conn:
+            deleted = conn.execute(
+                text("DELETE FROM audit_log WHERE at < :cut"), {"cut": cut_off}
+            ).rowcount
+            conn.execute(
+                text(
+                    "INSERT INTO audit_log (who, action, entity, entity_id, diff) VALUES "
+                    "('cli (retention purge)', 'purge', 'audit_log', '-', "
+                    "jsonb_build_object('before', CAST(:cut AS timestamptz), 'deleted', "
+                    "CAST(:n AS integer)))"
+                ),
+                {"cut": cut_off, "n": deleted},
+            )
+    finally:
+        engine.dispose()
+    console.print(f"deleted {deleted:,} audit rows from before {cut_off:%Y-%m-%d %H:%M} UTC")
 
 
 @app.command("backup")
@@ -71,7 +151,8 @@ def backup_command(file: Path) -> None:
     from geo_service.db.cluster import backup
 
     with fail(), console.status(f"dumping the database to {file}…"):
-        size = backup(database_url(Settings()), file)
+        # as the owner: it reads every table, whatever the application role may read
+        size = backup(_owner_url(Settings()), file)
     console.print(f"wrote {file} ({size / 1e6:.1f} MB)")
 
 
@@ -88,5 +169,6 @@ def restore_command(
     if not yes and not typer.confirm("This replaces everything in the database. Go on?"):
         raise typer.Exit(1)
     with fail(), console.status(f"restoring {file}…"):
-        restore(database_url(Settings()), file)
+        # dropping and re-creating tables is the owner's (the application role may not)
+        restore(_owner_url(Settings()), file)
     console.print(f"restored {file}")

@@ -26,16 +26,18 @@ def demo(
         return
     from geo_service.cli.serve import run_server
     from geo_service.db.engine import make_engine
-    from geo_service.db.migrate import upgrade_to_head
+    from geo_service.db.migrate import migrate_database
     from geo_service.services.demo import database_is_empty
 
     settings = Settings()
+    # Loading the city is set-up, done as the schema's owner (it ends with ANALYZE, which
+    # only the owner may run); serving and the demo keys use the application role.
+    owner_url = migrate_database(settings.database)
     url = database_url(settings)
-    upgrade_to_head(url)
     engine = make_engine(url, settings.database)
     if database_is_empty(engine):
         _generate_and_load(
-            url, seed=42, grids=1500, incidents=500_000, out=DEFAULT_OUT, end_date=None
+            owner_url, seed=42, grids=1500, incidents=500_000, out=DEFAULT_OUT, end_date=None
         )
     else:
         console.print("database already holds a city; serving it")
@@ -80,12 +82,11 @@ def generate(
     url = None
     if load:
         from geo_service.db.engine import make_engine
-        from geo_service.db.migrate import upgrade_to_head
+        from geo_service.db.migrate import migrate_database
         from geo_service.services.demo import database_is_empty
 
         settings = Settings()
-        url = database_url(settings)
-        upgrade_to_head(url)
+        url = migrate_database(settings.database)  # loading is set-up: the owner's
         engine = make_engine(url, settings.database)
         empty = database_is_empty(engine)
         engine.dispose()

@@ -82,7 +82,7 @@ def import_command(
 ) -> None:
     """Import a file; rejected rows go to a reject file with their reasons."""
     from geo_service.db.engine import make_engine
-    from geo_service.db.migrate import upgrade_to_head
+    from geo_service.db.migrate import migrate_database
     from geo_service.services.imports import ImportOptions, import_file, read_mapping_csv
 
     with fail():
@@ -104,8 +104,8 @@ def import_command(
             dissolve=dissolve,
         )
         settings = Settings()
+        migrate_database(settings.database)  # as the owner; the import runs as the app role
         url = database_url(settings)
-        upgrade_to_head(url)
         engine = make_engine(url, settings.database)
         with progress_bar() as bar:
             tasks: dict[str, TaskID] = {}

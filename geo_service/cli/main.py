@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from geo_service.cli import analytics, boundaries, db, demo
-from geo_service.cli.common import console, database_url
+from geo_service.cli.common import console, database_url, fail
 from geo_service.cli.imports import import_command
 from geo_service.cli.serve import serve
 from geo_service.cli.users import keys_app, users_app
@@ -33,9 +33,10 @@ app.command("import")(import_command)
 @app.command("migrate")
 def migrate() -> None:
     """Migrate the database to the newest schema (creates the postgis extension)."""
-    from geo_service.db.migrate import upgrade_to_head
+    from geo_service.db.migrate import migrate_database
 
-    upgrade_to_head(database_url(Settings()))
+    with fail():
+        migrate_database(Settings().database)  # as the schema's owner role
     console.print("[green]schema is up to date[/]")
 
 

@@ -19,11 +19,11 @@ def _session():  # noqa: ANN202
     from sqlalchemy.orm import Session
 
     from geo_service.db.engine import make_engine
-    from geo_service.db.migrate import upgrade_to_head
+    from geo_service.db.migrate import migrate_database
 
     settings = Settings()
+    migrate_database(settings.database)  # as the owner; the session below is the app role's
     url = database_url(settings)
-    upgrade_to_head(url)
     return Session(make_engine(url, settings.database))
 
 

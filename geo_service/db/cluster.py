@@ -7,7 +7,8 @@ itself.
 
 Layout under the data directory (default ``./.geo-service/``)::
 
-    credentials      random password of the ``geo`` role (0600, owner of the checkout)
+    credentials      a random password per role, one ``role password`` a line (0600, owner of
+                     the checkout); a file of one bare line (older clusters) is the superuser's
     port             the TCP port the cluster listens on (127.0.0.1 only)
     cluster/         owned by the server user: pgdata/, run/ (unix socket), server.log
     cluster-location when ``cluster/`` had to live elsewhere: the path where it lives
@@ -24,18 +25,96 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 from urllib.parse import quote
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo as psycopg_conninfo
 
 from geo_service.errors import ClusterError, MissingSystemPackageError
 
 PG_MAJOR = 15
 SERVER_USER = os.environ.get("GEO_PG_USER", "postgres")
+# The cluster's bootstrap superuser: it only creates the roles below and the databases.
 ROLE = "geo"
+# Least privilege (issue 13): migrations run as the owner of the schema; the API and the CLI
+# connect as the application role (DML, audit rows insert-only); only the purge role may delete
+# audit rows. The names are fixed: migration 0017 grants to them and the audit trigger checks
+# membership of PURGE_ROLE.
+OWNER_ROLE = "geo_owner"
+APP_ROLE = "geo_app"
+PURGE_ROLE = "geo_purge"
+RoleName = Literal["admin", "owner", "app", "purge"]
+ROLES: dict[str, str] = {
+    "admin": ROLE,
+    "owner": OWNER_ROLE,
+    "app": APP_ROLE,
+    "purge": PURGE_ROLE,
+}
+# Extensions PostgreSQL lets only a superuser create (PostGIS is not "trusted").
+SUPERUSER_EXTENSIONS = ("postgis", "pgcrypto")
 FALLBACK_ROOT = Path("/var/lib/geo-service")
 # Unix socket paths are limited to 107 bytes; past that the cluster listens on TCP only.
 MAX_SOCKET_DIR = 80
+
+# Hand every object of schema public that the superuser owns (tables, sequences not tied to a
+# column, functions, types; extension members excepted) to the owner role. Run on every start:
+# it is a few catalogue reads when there is nothing to do.
+TRANSFER_OWNERSHIP = sql.SQL("""
+DO $$
+DECLARE
+  owner text := {owner};
+  obj record;
+BEGIN
+  FOR obj IN
+    SELECT c.oid::regclass::text AS name, c.relkind
+    FROM pg_class c
+    WHERE c.relnamespace = 'public'::regnamespace
+      AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+      AND pg_get_userbyid(c.relowner) <> owner
+      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                      AND d.objid = c.oid AND d.deptype = 'e')
+      -- a serial/identity sequence follows its table
+      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                      AND d.objid = c.oid AND d.refclassid = 'pg_class'::regclass
+                      AND d.deptype IN ('a', 'i') AND c.relkind = 'S')
+    ORDER BY c.relkind = 'S'
+  LOOP
+    EXECUTE format('ALTER %s %s OWNER TO %I',
+                   CASE obj.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW'
+                        WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'f' THEN 'FOREIGN TABLE'
+                        ELSE 'TABLE' END,
+                   obj.name, owner);
+  END LOOP;
+  FOR obj IN
+    SELECT p.oid::regprocedure::text AS name, p.prokind
+    FROM pg_proc p
+    WHERE p.pronamespace = 'public'::regnamespace
+      AND pg_get_userbyid(p.proowner) <> owner
+      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
+                      AND d.objid = p.oid AND d.deptype = 'e')
+  LOOP
+    EXECUTE format('ALTER %s %s OWNER TO %I',
+                   CASE obj.prokind WHEN 'p' THEN 'PROCEDURE' WHEN 'a' THEN 'AGGREGATE'
+                        ELSE 'FUNCTION' END, obj.name, owner);
+  END LOOP;
+  FOR obj IN
+    SELECT t.oid::regtype::text AS name
+    FROM pg_type t
+    WHERE t.typnamespace = 'public'::regnamespace
+      AND t.typtype IN ('e', 'd', 'r')
+      AND pg_get_userbyid(t.typowner) <> owner
+      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass
+                      AND d.objid = t.oid AND d.deptype = 'e')
+  LOOP
+    EXECUTE format('ALTER TYPE %s OWNER TO %I', obj.name, owner);
+  END LOOP;
+END $$
+""")
 
 SERVER_CONF = """
 # geo-service embedded cluster
@@ -162,16 +241,58 @@ class EmbeddedCluster:
         path = self.data_dir / "port"
         return int(path.read_text().strip()) if path.exists() else None
 
-    def password(self) -> str:
-        """Password of the ``geo`` role."""
-        return (self.data_dir / "credentials").read_text().strip()
+    def _credentials(self) -> dict[str, str]:
+        """Passwords by role name, as the credentials file keeps them."""
+        path = self.data_dir / "credentials"
+        if not path.exists():
+            return {}
+        out: dict[str, str] = {}
+        for line in path.read_text().splitlines():
+            fields = line.split()
+            if len(fields) == 1:  # the one bare line of a cluster made before the roles
+                out[ROLE] = fields[0]
+            elif len(fields) == 2:
+                out[fields[0]] = fields[1]
+        return out
 
-    def url(self, database: str = "geo") -> str:
-        """SQLAlchemy URL of ``database`` on this cluster."""
+    def ensure_credentials(self) -> None:
+        """Give every role a random password in the credentials file (kept, once made)."""
+        known = self._credentials()
+        if all(name in known for name in ROLES.values()):
+            return
+        for name in ROLES.values():
+            known.setdefault(name, secrets.token_urlsafe(24))
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        path = self.data_dir / "credentials"
+        tmp = path.with_name("credentials.tmp")
+        tmp.unlink(missing_ok=True)
+        # created 0600 from the start: the passwords are never readable by others
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.writelines(f"{name} {pw}\n" for name, pw in known.items())
+        os.replace(tmp, path)
+
+    def password(self, role: RoleName = "admin") -> str:
+        """Password of ``role`` (the superuser by default)."""
+        name = ROLES[role]
+        try:
+            return self._credentials()[name]
+        except KeyError:
+            raise ClusterError(
+                f"no password for role {name} in {self.data_dir / 'credentials'}: "
+                "geo-service db start"
+            ) from None
+
+    def url(self, database: str = "geo", role: RoleName = "admin") -> str:
+        """SQLAlchemy URL of ``database`` on this cluster, logged in as ``role``.
+
+        ``admin`` is the superuser (creating roles and databases only); ``owner`` runs
+        migrations; ``app`` is what the API and the CLI use; ``purge`` deletes audit rows.
+        """
         if self.port is None:
             raise ClusterError("the embedded cluster has never been started: geo-service db start")
         return (
-            f"postgresql+psycopg://{ROLE}:{quote(self.password(), safe='')}"
+            f"postgresql+psycopg://{ROLES[role]}:{quote(self.password(role), safe='')}"
             f"@127.0.0.1:{self.port}/{database}"
         )
 
@@ -252,12 +373,9 @@ class EmbeddedCluster:
         _check_postgis(bindir)
         self._ensure_server_user()
         self._prepare_dirs()
+        self.ensure_credentials()
         if self.initialised():
             return
-        credentials = self.data_dir / "credentials"
-        if not credentials.exists():
-            credentials.write_text(secrets.token_urlsafe(24) + "\n")
-            os.chmod(credentials, 0o600)
         pwfile = self.cluster_dir / ".pwfile"
         pwfile.write_text(self.password() + "\n")
         if _is_root():
@@ -293,7 +411,8 @@ class EmbeddedCluster:
         return proc.returncode == 0
 
     def start(self, database: str = "geo") -> str:
-        """Start the cluster (idempotent) and make sure ``database`` exists; return its URL."""
+        """Start the cluster (idempotent), make sure the roles and ``database`` exist, and return
+        the superuser's URL of it (see :meth:`url` for the other roles')."""
         self.init()
         if not self.running():
             port = self.port
@@ -329,21 +448,73 @@ class EmbeddedCluster:
         return self.url(database)
 
     def ensure_database(self, database: str) -> None:
-        """Create ``database`` on the running cluster unless it exists."""
-        import psycopg
-
+        """Create the roles and ``database`` (owned by the owner role) on the running cluster
+        unless they exist; bring a database made before the roles under the owner role."""
         if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", database):
             raise ClusterError(f"invalid database name: {database!r}")
-        conninfo = (
-            f"host=127.0.0.1 port={self.port} user={ROLE} dbname=postgres "
-            f"password={self.password()}"
-        )
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            exists = conn.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
+        with psycopg.connect(self._conninfo("postgres"), autocommit=True) as conn:
+            self._ensure_roles(conn)
+            owner = conn.execute(
+                "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", (database,)
             ).fetchone()
+            if owner is None:
+                try:
+                    conn.execute(
+                        sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                            sql.Identifier(database), sql.Identifier(OWNER_ROLE)
+                        )
+                    )
+                except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+                    pass  # another process made it just now
+            elif owner[0] != OWNER_ROLE:
+                conn.execute(
+                    sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
+                        sql.Identifier(database), sql.Identifier(OWNER_ROLE)
+                    )
+                )
+        with psycopg.connect(self._conninfo(database), autocommit=True) as conn:
+            for extension in SUPERUSER_EXTENSIONS:
+                conn.execute(
+                    sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(extension))
+                )
+            # A cluster started before the roles existed: its tables belong to the superuser.
+            conn.execute(TRANSFER_OWNERSHIP.format(owner=sql.Literal(OWNER_ROLE)))
+
+    def drop_database(self, database: str) -> None:
+        """Drop ``database`` (closing its connections) if it exists. It destroys data."""
+        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", database):
+            raise ClusterError(f"invalid database name: {database!r}")
+        with psycopg.connect(self._conninfo("postgres"), autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
+            )
+
+    def _conninfo(self, database: str) -> str:
+        return psycopg_conninfo(
+            host="127.0.0.1",
+            port=self.port,
+            user=ROLE,
+            dbname=database,
+            password=self.password("admin"),
+        )
+
+    def _ensure_roles(self, conn: psycopg.Connection) -> None:
+        """Create the owner, application and purge roles, or reset their attributes and
+        passwords to what the credentials file says (idempotent)."""
+        for key in ("owner", "app", "purge"):
+            name = ROLES[key]
+            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone()
+            attributes = sql.SQL(
+                " ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS "
+                "PASSWORD {}"
+            ).format(sql.Identifier(name), sql.Literal(self.password(key)))
             if not exists:
-                conn.execute(f'CREATE DATABASE "{database}"')  # name checked above
+                try:
+                    conn.execute(sql.SQL("CREATE") + attributes)
+                    continue
+                except psycopg.errors.DuplicateObject:  # another process made it just now
+                    pass
+            conn.execute(sql.SQL("ALTER") + attributes)
 
     def stop(self) -> bool:
         """Stop the cluster; return whether it was running."""
@@ -398,22 +569,44 @@ def backup(url: str, target: Path) -> int:
 
 
 def restore(url: str, source: Path) -> None:
-    """Restore a custom-format dump into the database at ``url``, replacing what is there."""
+    """Restore a custom-format dump into the database at ``url`` (run it as the owner role),
+    replacing what is there; the database's extensions are kept, not re-created."""
     if not source.exists():
         raise ClusterError(f"{source} does not exist")
-    proc = subprocess.run(
-        [
-            _client_binary("pg_restore"),
-            "--clean",
-            "--if-exists",
-            "--no-owner",
-            "--single-transaction",
-            f"--dbname={libpq_url(url)}",
-            str(source),
-        ],
-        capture_output=True,
-        text=True,
+    listing = subprocess.run(
+        [_client_binary("pg_restore"), "--list", str(source)], capture_output=True, text=True
     )
+    if listing.returncode != 0:
+        lines = [ln for ln in listing.stderr.strip().splitlines() if ln]
+        raise ClusterError("pg_restore failed: " + (lines[-1] if lines else "unknown error"))
+    # Extensions belong to the superuser, who made them when the database was created: the
+    # owner role that restores may neither drop nor re-create them nor write PostGIS's
+    # catalogue (spatial_ref_sys), so they stay as they are.
+    entries = [
+        line
+        for line in listing.stdout.splitlines()
+        if not re.search(
+            r"^\d+; \d+ \d+ (EXTENSION|COMMENT - EXTENSION|TABLE DATA public spatial_ref_sys) ",
+            line,
+        )
+    ]
+    with tempfile.NamedTemporaryFile("w", suffix=".list") as toc:
+        toc.write("\n".join(entries) + "\n")
+        toc.flush()
+        proc = subprocess.run(
+            [
+                _client_binary("pg_restore"),
+                "--clean",
+                "--if-exists",
+                "--no-owner",
+                "--single-transaction",
+                f"--use-list={toc.name}",
+                f"--dbname={libpq_url(url)}",
+                str(source),
+            ],
+            capture_output=True,
+            text=True,
+        )
     if proc.returncode != 0:
         lines = [ln for ln in proc.stderr.strip().splitlines() if ln]
         raise ClusterError("pg_restore failed: " + (lines[-1] if lines else "unknown error"))

@@ -20,7 +20,8 @@ from geo_service.settings import DatabaseSettings
 
 
 def resolve_database_url(settings: DatabaseSettings, *, start: bool = True) -> str:
-    """Return the URL to use: ``GEO_DATABASE_URL`` if set, else the embedded cluster's.
+    """Return the URL the API and the CLI connect with (the application role):
+    ``GEO_DATABASE_URL`` if set, else the embedded cluster's ``geo_app`` role.
 
     With ``start`` the embedded cluster is started (idempotently) first.
     """
@@ -28,8 +29,24 @@ def resolve_database_url(settings: DatabaseSettings, *, start: bool = True) -> s
         return normalise_url(settings.database_url)
     cluster = EmbeddedCluster(settings.data_dir)
     if start:
-        return cluster.start(settings.database_name)
-    return cluster.url(settings.database_name)
+        cluster.start(settings.database_name)
+    return cluster.url(settings.database_name, role="app")
+
+
+def resolve_owner_url(settings: DatabaseSettings, *, start: bool = True) -> str:
+    """Return the URL migrations (and restores, demo loads) run with: the schema's owner.
+
+    ``GEO_DATABASE_OWNER_URL`` if set, else ``GEO_DATABASE_URL`` (an external server whose one
+    role owns the schema), else the embedded cluster's ``geo_owner`` role.
+    """
+    if settings.database_owner_url:
+        return normalise_url(settings.database_owner_url)
+    if settings.database_url:
+        return normalise_url(settings.database_url)
+    cluster = EmbeddedCluster(settings.data_dir)
+    if start:
+        cluster.start(settings.database_name)
+    return cluster.url(settings.database_name, role="owner")
 
 
 def normalise_url(url: str) -> str:
@@ -42,6 +59,9 @@ def normalise_url(url: str) -> str:
 def recreate_database(server_url: str, name: str) -> str:
     """Drop ``name`` (if it exists) on the server of ``server_url``, create it anew, migrate it
     and return its URL. For tests and benchmarks: it destroys what was there.
+
+    Everything runs as ``server_url``'s role, which owns the result; on the embedded cluster
+    :func:`recreate_cluster_database` makes a database owned by the owner role instead.
     """
     from geo_service.db.migrate import upgrade_to_head
 
@@ -54,6 +74,20 @@ def recreate_database(server_url: str, name: str) -> str:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
     url = f"{root}/{name}"
+    upgrade_to_head(url)
+    return url
+
+
+def recreate_cluster_database(cluster: EmbeddedCluster, name: str) -> str:
+    """Drop ``name`` on the running embedded cluster, create it anew owned by the owner role,
+    migrate it as that role and return the owner's URL (``cluster.url(name, role=...)`` gives
+    the others'). For tests and benchmarks: it destroys what was there.
+    """
+    from geo_service.db.migrate import upgrade_to_head
+
+    cluster.drop_database(name)
+    cluster.ensure_database(name)
+    url = cluster.url(name, role="owner")
     upgrade_to_head(url)
     return url
 
@@ -92,6 +126,24 @@ def make_async_engine(url: str, settings: DatabaseSettings | None = None) -> Asy
         max_overflow=settings.pool_size,
         isolation_level="AUTOCOMMIT",
         connect_args=_connect_args(settings),
+    )
+
+
+PROBE_TIMEOUT_S = 2
+
+
+def make_probe_engine(url: str) -> AsyncEngine:
+    """An asyncio engine for health checks: a new connection per check (no pool, so nothing to
+    wait for when the application's pool is exhausted), a 2 s connect timeout (libpq's
+    smallest) and a 2 s statement timeout.
+    """
+    return create_async_engine(
+        url,
+        poolclass=NullPool,
+        connect_args={
+            "options": f"-c statement_timeout={PROBE_TIMEOUT_S * 1000}",
+            "connect_timeout": PROBE_TIMEOUT_S,
+        },
     )
 
 

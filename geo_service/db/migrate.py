@@ -7,6 +7,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+from geo_service.settings import DatabaseSettings
+
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
@@ -21,3 +23,13 @@ def alembic_config(url: str) -> Config:
 def upgrade_to_head(url: str) -> None:
     """Migrate the database at ``url`` to the newest revision."""
     command.upgrade(alembic_config(url), "head")
+
+
+def migrate_database(settings: DatabaseSettings) -> str:
+    """Migrate the configured database to the newest revision as its owner role (starting the
+    embedded cluster if it is the default) and return the owner's URL."""
+    from geo_service.db.engine import resolve_owner_url
+
+    url = resolve_owner_url(settings, start=True)
+    upgrade_to_head(url)
+    return url

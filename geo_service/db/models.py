@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    Numeric,
     SmallInteger,
     String,
     Text,
@@ -126,12 +127,33 @@ class Incident(Base):
         Index("ix_incidents_grid_reported", "grid_id", "reported_at"),
         Index("ix_incidents_h3", "h3"),
         Index("ix_incidents_category_reported", "category", "reported_at"),
+        # one open incident per responder; one incident per (user, Idempotency-Key) (0016)
+        Index(
+            "ux_incidents_open_responder",
+            "responder_id",
+            unique=True,
+            postgresql_where=text(
+                "responder_id IS NOT NULL AND status IN "
+                "('reported', 'dispatched', 'accepted', 'on_scene')"
+            ),
+        ),
+        Index(
+            "ux_incidents_request_key",
+            "request_user_id",
+            "request_key",
+            unique=True,
+            postgresql_where=text("request_key IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")
     )
+    # Importers' natural keys (``import:<sha1>``): global, the same record imported twice is
+    # one incident. A client's Idempotency-Key is ``request_key``, unique per user (0016).
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    request_key: Mapped[str | None] = mapped_column(String(200))
+    request_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     category: Mapped[str] = mapped_column(ForeignKey("categories.code"))
     priority: Mapped[int] = mapped_column(SmallInteger)
     status: Mapped[str] = mapped_column(String(16), server_default="reported")
@@ -175,6 +197,11 @@ class Household(Base):
     elderly_living_alone: Mapped[bool] = mapped_column(Boolean, server_default="false")
     needs_assistance: Mapped[bool] = mapped_column(Boolean, server_default="false")
     external_ref: Mapped[str | None] = mapped_column(String(200), unique=True)
+    # The cell-key method's record key (services/disclosure.py); drawn by the database, never
+    # returned by any API.
+    dc_key: Mapped[int] = mapped_column(
+        BigInteger, server_default=text("floor(random() * 4294967296)::bigint")
+    )
 
 
 class RentalUnit(Base):
@@ -198,6 +225,11 @@ class RentalUnit(Base):
     grid_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id", ondelete="SET NULL"))
     h3: Mapped[int] = mapped_column(BigInteger)
     external_ref: Mapped[str | None] = mapped_column(String(200), unique=True)
+    # The cell-key method's record key (services/disclosure.py); drawn by the database, never
+    # returned by any API.
+    dc_key: Mapped[int] = mapped_column(
+        BigInteger, server_default=text("floor(random() * 4294967296)::bigint")
+    )
 
 
 class Responder(Base):
@@ -236,6 +268,8 @@ class BoundaryCrosswalk(Base):
     old_grid_id: Mapped[int | None] = mapped_column(Integer)
     new_grid_id: Mapped[int | None] = mapped_column(Integer)
     count: Mapped[int] = mapped_column(Integer)
+    # Sum of the moved records' disclosure keys (households and rental units only).
+    key_sum: Mapped[int | None] = mapped_column(Numeric)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
@@ -269,6 +303,21 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WebSession(Base):
+    """A browser sign-in: the cookie holds a random id, this row its SHA-256 (issue 13)."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    id_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class AuditEntry(Base):

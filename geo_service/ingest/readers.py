@@ -1,43 +1,69 @@
-"""Read any common geodata file into a WGS84 GeoDataFrame, through pyogrio / geopandas / pandas.
+"""Read the accepted geodata formats into a WGS84 GeoDataFrame, through pyogrio / geopandas /
+pandas, with the file handled as untrusted input.
 
-Formats: GeoJSON, GeoPackage, Shapefile (plain or zipped), GeoParquet, CSV/TSV (optionally
-gzipped) with lon/lat or x/y columns. No format is parsed by hand.
+The content decides the format (``uploads.sniff``), never the suffix alone: ``READERS`` is the
+one table from a kind of content to its reader; a suffix that names another format than the
+content is refused. GDAL only ever opens a file the sniffer recognised as GeoJSON, GeoPackage
+or Shapefile. Caps (features, unpacked bytes, expansion ratio) hold while reading. What the
+client sees of a failure is a fixed sentence; GDAL's / pandas' own text goes to the log.
+No format is parsed by hand.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
+import pyogrio
 import pyogrio.raw
 import shapely
 import shapely.errors
 from pyproj import CRS
 from pyproj.exceptions import CRSError
 
-from geo_service.errors import InvalidInputError
+from geo_service.errors import LimitExceededError
 from geo_service.geo.crs import geometry_to_wgs84
+from geo_service.ingest.uploads import (
+    ImportFileError,
+    ReadLimits,
+    Sniffed,
+    UnsupportedFileError,
+    check_geojson,
+    check_geopackage,
+    check_shapefile,
+    extract_shapefile,
+    open_text_stream,
+    sniff,
+    upload_workspace,
+)
+
+log = logging.getLogger(__name__)
 
 CHINESE_CRS = ("gcj02", "bd09")
 LON_NAMES = ("lon", "lng", "long", "longitude", "x", "x_coord")
 LAT_NAMES = ("lat", "latitude", "y", "y_coord")
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz")
 PARQUET_SUFFIXES = (".parquet", ".geoparquet")
+# GDAL is told to stay off the network and to leave directories alone. It is process-wide
+# (pyogrio has no per-read switch) and harmless for our other GDAL uses, all local files.
+GDAL_HARDENING = {
+    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".geo-service-no-remote-reads",
+    "GDAL_HTTP_MAX_RETRY": "0",
+    "GDAL_HTTP_TIMEOUT": "5",
+    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+}
 GEOMETRY_ERROR = "__geometry_error__"  # why GEOS could not build a feature's geometry
 # Share of rows whose coordinates may fall outside +-180/+-90 before the whole file is taken
 # to be in a projected CRS (a few stray rows are rejected one by one instead).
 PROJECTED_SHARE = 0.5
-
-
-class ImportFileError(InvalidInputError):
-    """The file as a whole cannot be imported (format, CRS, missing columns)."""
-
-    code = "import-file-error"
-    title = "File cannot be imported"
 
 
 @dataclass(frozen=True)
@@ -67,12 +93,36 @@ class SourceCrs:
             ) from None
 
 
-def _suffix(path: Path) -> str:
-    name = path.name.lower()
-    for suffix in TABLE_SUFFIXES + PARQUET_SUFFIXES:
+@dataclass(frozen=True)
+class _Request:
+    """One read: where the file is, what to call it, and the caller's reading options."""
+
+    path: Path
+    name: str
+    suffix: str
+    sniffed: Sniffed
+    layer: str | None
+    lon_column: str | None
+    lat_column: str | None
+    limits: ReadLimits
+
+
+@dataclass(frozen=True)
+class Reader:
+    """How one kind of content is read: its label, the suffixes that name it, the function."""
+
+    label: str
+    suffixes: tuple[str, ...]
+    read: Callable[[_Request], gpd.GeoDataFrame]
+    points_only: bool = False  # a table holds points as lon/lat columns, nothing else
+
+
+def _suffix(name: str) -> str:
+    name = name.lower()
+    for suffix in (".shp.zip", *TABLE_SUFFIXES, *PARQUET_SUFFIXES):
         if name.endswith(suffix):
             return suffix
-    return path.suffix.lower()
+    return Path(name).suffix
 
 
 def _find_column(columns: list[str], names: tuple[str, ...]) -> str | None:
@@ -83,6 +133,14 @@ def _find_column(columns: list[str], names: tuple[str, ...]) -> str | None:
     return None
 
 
+def _unreadable(request: _Request, exc: Exception) -> ImportFileError:
+    """The fixed answer for a file its reader failed on; the reader's own text is logged."""
+    label = READERS[request.sniffed.kind].label
+    log.warning("cannot read upload %r as %s: %s: %s", request.name, label, type(exc).__name__, exc)
+    hint = " (UTF-8 text with a header row)" if request.sniffed.kind == "table" else ""
+    return ImportFileError(f"cannot read {request.name}: it is not a readable {label} file{hint}")
+
+
 def read_source(
     path: Path,
     *,
@@ -90,42 +148,75 @@ def read_source(
     layer: str | None = None,
     lon_column: str | None = None,
     lat_column: str | None = None,
+    name: str | None = None,
+    limits: ReadLimits | None = None,
+    points_only_ok: bool = True,
 ) -> gpd.GeoDataFrame:
     """Read ``path`` into a GeoDataFrame in WGS84 with every attribute as read.
 
-    CSV/TSV rows keep their coordinates as text so that missing or garbled values reach the
-    per-row validation (and the reject file) instead of failing the whole file. Raises
-    ImportFileError for problems of the whole file.
+    ``name`` is what messages call the file (default: its own name; an upload passes the
+    client's). The content picks the reader from ``READERS``; ``points_only_ok=False`` refuses
+    tables (lon/lat columns), for kinds that need lines or polygons. CSV/TSV rows keep their
+    coordinates as text so that missing or garbled values reach the per-row validation (and
+    the reject file) instead of failing the whole file. Raises ImportFileError for problems of
+    the whole file, UnsupportedFileError (415) for content not on the allow-list and
+    LimitExceededError (413) for a file past the caps.
     """
-    if not path.exists():
-        raise ImportFileError(f"{path} does not exist")
-    suffix = _suffix(path)
-    if suffix in TABLE_SUFFIXES:
-        frame = _read_table(path, suffix, lon_column, lat_column)
-    else:
-        try:
-            if suffix in PARQUET_SUFFIXES:
-                frame = gpd.read_parquet(path)
-            else:
-                frame = _read_ogr(path, layer)
-        except ImportFileError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - GDAL raises many types; all mean "unreadable"
-            raise ImportFileError(f"cannot read {path.name}: {exc}") from None
-        if not isinstance(frame, gpd.GeoDataFrame) or frame.geometry.name not in frame:
-            raise ImportFileError(f"{path.name} has no geometry column")
-    return _to_wgs84(frame, crs, path.name)
+    name = name or path.name
+    if not path.is_file():
+        raise ImportFileError(f"{name} does not exist")
+    sniffed = sniff(path, name=name)
+    reader = READERS[sniffed.kind]
+    suffix = _suffix(name)
+    named = next((r for r in READERS.values() if suffix in r.suffixes), None)
+    if named is not None and named is not reader:
+        raise UnsupportedFileError(
+            f"cannot read {name}: its name says {named.label} but its content is {reader.label}"
+        )
+    if reader.points_only and not points_only_ok:
+        raise UnsupportedFileError(
+            f"{name}: a {reader.label} table holds points only; this import needs lines or "
+            "polygons (GeoJSON, GeoPackage, zipped Shapefile or GeoParquet)"
+        )
+    request = _Request(
+        path, name, suffix, sniffed, layer, lon_column, lat_column, limits or ReadLimits()
+    )
+    frame = reader.read(request)
+    if len(frame) > request.limits.max_features:
+        raise LimitExceededError(
+            f"{name} has more than {request.limits.max_features:,} features; at most "
+            f"{request.limits.max_features:,} per import (split the file)"
+        )
+    if not reader.points_only and (
+        not isinstance(frame, gpd.GeoDataFrame) or frame.geometry.name not in frame
+    ):
+        raise ImportFileError(f"{name} has no geometry column")
+    return _to_wgs84(frame, crs, name)
 
 
-def _read_ogr(path: Path, layer: str | None) -> gpd.GeoDataFrame:
+@functools.cache
+def _harden_gdal() -> None:
+    pyogrio.set_gdal_config_options(GDAL_HARDENING)
+
+
+def _read_ogr(request: _Request, path: Path | None = None) -> gpd.GeoDataFrame:
     """Read through GDAL, keeping features whose geometry GEOS cannot even build.
 
     geopandas.read_file fails the whole file on one malformed geometry (an unclosed ring);
-    reading the raw WKB lets that feature be rejected alone, with GEOS's reason.
+    reading the raw WKB lets that feature be rejected alone, with GEOS's reason. At most
+    ``max_features + 1`` features are read: one more than the cap is enough to refuse.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # GDAL: "Non closed ring detected"
-        meta, _, wkb, fields = pyogrio.raw.read(path, layer=layer)
+    _harden_gdal()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # GDAL: "Non closed ring detected"
+            meta, _, wkb, fields = pyogrio.raw.read(
+                path or request.path,
+                layer=request.layer,
+                max_features=request.limits.max_features + 1,
+            )
+    except Exception as exc:  # noqa: BLE001 - GDAL raises many types; all mean "unreadable"
+        raise _unreadable(request, exc) from None
     geoms = shapely.from_wkb(wkb, on_invalid="ignore")
     errors = np.full(len(wkb), None, dtype=object)
     for i in np.flatnonzero(pd.isna(geoms) & pd.notna(wkb)):
@@ -144,28 +235,89 @@ def _read_ogr(path: Path, layer: str | None) -> gpd.GeoDataFrame:
     return frame
 
 
-def _read_table(
-    path: Path, suffix: str, lon_column: str | None, lat_column: str | None
-) -> gpd.GeoDataFrame:
-    # CSV and TSV go through pandas' C parser; only .txt needs the (slow) delimiter sniffer.
+def _read_geojson(request: _Request) -> gpd.GeoDataFrame:
+    check_geojson(request.path, name=request.name)
+    return _read_ogr(request)
+
+
+def _read_geopackage(request: _Request) -> gpd.GeoDataFrame:
+    check_geopackage(request.path, name=request.name)
+    return _read_ogr(request)
+
+
+def _read_shapefile(request: _Request) -> gpd.GeoDataFrame:
+    check_shapefile(request.path, name=request.name)
+    return _read_ogr(request)
+
+
+def _read_shapefile_zip(request: _Request) -> gpd.GeoDataFrame:
+    # Our own extraction, not GDAL's /vsizip/: only the chosen shapefile's parts come out,
+    # under fixed names, with the byte and ratio caps; nothing else in the zip is opened.
+    with upload_workspace() as scratch:
+        shp = extract_shapefile(
+            request.path, scratch, layer=request.layer, limits=request.limits, name=request.name
+        )
+        return _read_ogr(
+            _Request(**{**request.__dict__, "layer": None}),  # one layer: the one extracted
+            shp,
+        )
+
+
+def _read_geoparquet(request: _Request) -> gpd.GeoDataFrame:
+    try:
+        meta = pq.ParquetFile(request.path).metadata
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a bad file
+        raise _unreadable(request, exc) from None
+    if meta.num_rows > request.limits.max_features:
+        raise LimitExceededError(
+            f"{request.name} has {meta.num_rows:,} features; at most "
+            f"{request.limits.max_features:,} per import (split the file)"
+        )
+    unpacked = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    if unpacked > request.limits.max_uncompressed_bytes:
+        raise LimitExceededError(
+            f"{request.name} unpacks to {unpacked:,} bytes; at most "
+            f"{request.limits.max_uncompressed_bytes:,} (split the file)"
+        )
+    try:
+        return gpd.read_parquet(request.path)
+    except Exception as exc:  # noqa: BLE001
+        raise _unreadable(request, exc) from None
+
+
+def _read_table(request: _Request) -> gpd.GeoDataFrame:
+    # CSV and TSV go through pandas' C parser; only .txt (or no suffix) needs the (slow)
+    # delimiter sniffer. Rows stop at the feature cap + 1; bytes pass a CappedReader.
+    suffix = request.suffix
     sep = {".tsv": "\t", ".tsv.gz": "\t", ".csv": ",", ".csv.gz": ","}.get(suffix)
     try:
-        raw = pd.read_csv(
-            path,
-            sep=sep,
-            dtype=str,
-            keep_default_na=False,
-            engine="python" if sep is None else "c",
-            compression="infer",
-        )
-    except Exception as exc:  # noqa: BLE001
-        raise ImportFileError(f"cannot read {path.name} as CSV/TSV: {exc}") from None
+        with open_text_stream(
+            request.path,
+            gzipped=request.sniffed.gzipped,
+            limits=request.limits,
+            name=request.name,
+        ) as stream:
+            raw = pd.read_csv(
+                stream,
+                sep=sep,
+                dtype=str,
+                keep_default_na=False,
+                engine="python" if sep is None else "c",
+                nrows=request.limits.max_features + 1,
+            )
+    except LimitExceededError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - pandas and codecs raise many types
+        if isinstance(exc.__context__, LimitExceededError):
+            raise exc.__context__ from None  # the cap, seen through pandas' C parser
+        raise _unreadable(request, exc) from None
+    name = request.name
     columns = list(raw.columns)
-    lon_col = lon_column or _find_column(columns, LON_NAMES)
-    lat_col = lat_column or _find_column(columns, LAT_NAMES)
+    lon_col = request.lon_column or _find_column(columns, LON_NAMES)
+    lat_col = request.lat_column or _find_column(columns, LAT_NAMES)
     if lon_col not in columns or lat_col not in columns:
         raise ImportFileError(
-            f"{path.name}: no coordinate columns found (looked for {'/'.join(LON_NAMES)} and "
+            f"{name}: no coordinate columns found (looked for {'/'.join(LON_NAMES)} and "
             f"{'/'.join(LAT_NAMES)}); name them with --map SRC=lon --map SRC=lat"
         )
     lon = pd.to_numeric(raw[lon_col].str.strip(), errors="coerce").to_numpy(float)
@@ -175,6 +327,18 @@ def _read_table(
     geoms[ok] = shapely.points(lon[ok], lat[ok])
     raw = raw.rename(columns={lon_col: "lon", lat_col: "lat"})
     return gpd.GeoDataFrame(raw, geometry=gpd.GeoSeries(geoms, index=raw.index), crs=None)
+
+
+# The allow-list: a kind of content (as ``uploads.sniff`` names it) -> its reader. A new
+# format is one sniffer branch in uploads.py and one row here.
+READERS: dict[str, Reader] = {
+    "geojson": Reader("GeoJSON", (".geojson", ".json"), _read_geojson),
+    "gpkg": Reader("GeoPackage", (".gpkg",), _read_geopackage),
+    "shapefile-zip": Reader("zipped Shapefile", (".zip", ".shp.zip"), _read_shapefile_zip),
+    "shapefile": Reader("Shapefile", (".shp",), _read_shapefile),
+    "geoparquet": Reader("GeoParquet", PARQUET_SUFFIXES, _read_geoparquet),
+    "table": Reader("CSV/TSV", TABLE_SUFFIXES, _read_table, points_only=True),
+}
 
 
 def _to_wgs84(frame: gpd.GeoDataFrame, source: SourceCrs, name: str) -> gpd.GeoDataFrame:

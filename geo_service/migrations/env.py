@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from geo_service.db.engine import resolve_database_url
+from geo_service.db.engine import resolve_owner_url
 from geo_service.db.models import Base
 from geo_service.settings import DatabaseSettings
 
@@ -15,7 +15,8 @@ target_metadata = Base.metadata
 
 def _url() -> str:
     url = config.attributes.get("url") or config.get_main_option("sqlalchemy.url")
-    return url or resolve_database_url(DatabaseSettings())
+    # migrations run as the schema's owner, never as the application role
+    return url or resolve_owner_url(DatabaseSettings())
 
 
 def _include_object(obj, name, type_, reflected, compare_to):  # noqa: ANN001

@@ -18,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo_service.db.engine import database_name
-from geo_service.errors import PermissionDeniedError
+from geo_service.errors import NotFoundError, PermissionDeniedError
 from geo_service.services.auth import Principal
 from geo_service.services.versions import version_in_force
 
@@ -131,6 +131,26 @@ class Scope:
             raise PermissionDeniedError(
                 f"{what} lies outside your area ({self.principal.area_code})"
             )
+
+    def require_visible_grid(self, grid_id: int | None, missing: str) -> None:
+        """Raise 404 with the ``missing`` wording unless the grid lies inside the jurisdiction.
+
+        For reads and actions on one object by id: an object outside the caller's area answers
+        exactly as an id that does not exist, so ids cannot be probed across areas.
+        """
+        if not self.has_grid(grid_id):
+            raise NotFoundError(missing)
+
+    def commands_responder(self, responder_id: int, home_grid_id: int | None) -> bool:
+        """Whether the caller may direct this responder (assign, change, locate it).
+
+        The caller's own responder always; any other only with ``responders:write`` and a
+        home grid inside the jurisdiction (a unit without a home grid is city-wide: only
+        users bound to no area direct it).
+        """
+        if self.principal.responder_id is not None and self.principal.responder_id == responder_id:
+            return True
+        return self.can("responders:write") and self.has_grid(home_grid_id)
 
     def has_area(self, area_id: int) -> bool:
         """Whether an area of the current version lies at or below the jurisdiction."""

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from geoalchemy2.functions import ST_AsGeoJSON, ST_Intersects, ST_MakeEnvelope, ST_Point
-from pyproj import Geod
+from geoalchemy2.functions import ST_AsGeoJSON, ST_Intersects, ST_Point
 from sqlalchemy import JSON, Select, Text, and_, cast, func, select, text
 from sqlalchemy.orm import Session, aliased
 
@@ -28,54 +26,13 @@ from geo_service.errors import (
     OutsideCityError,
     PermissionDeniedError,
 )
+from geo_service.geo.bbox import BBox  # noqa: F401 - the bbox type's old home, still imported
 from geo_service.geo.crs import to_wgs84
+from geo_service.services import disclosure
 from geo_service.services.access import Scope
-from geo_service.services.privacy import suppress_small
 from geo_service.services.versions import version_in_force
 
 GEOJSON_DECIMALS = 7  # ~1 cm
-_GEOD = Geod(ellps="WGS84")
-
-
-@dataclass(frozen=True)
-class BBox:
-    """A WGS84 bounding box."""
-
-    minx: float
-    miny: float
-    maxx: float
-    maxy: float
-
-    @classmethod
-    def parse(cls, value: str, *, max_km2: float | None = None) -> BBox:
-        """Parse ``minx,miny,maxx,maxy``; check it is a box on the globe and not too big."""
-        parts = value.split(",")
-        if len(parts) != 4:
-            raise InvalidInputError("bbox must be minx,miny,maxx,maxy (4 numbers)")
-        try:
-            minx, miny, maxx, maxy = (float(p) for p in parts)
-        except ValueError:
-            raise InvalidInputError("bbox must be minx,miny,maxx,maxy (4 numbers)") from None
-        if not (-180 <= minx < maxx <= 180 and -90 <= miny < maxy <= 90):
-            raise InvalidInputError(
-                "bbox must satisfy -180 <= minx < maxx <= 180 and -90 <= miny < maxy <= 90"
-            )
-        box = cls(minx, miny, maxx, maxy)
-        if max_km2 is not None and box.area_km2() > max_km2:
-            raise InvalidInputError(
-                f"bbox covers {box.area_km2():,.0f} km²; at most {max_km2:,.0f} km² per query"
-            )
-        return box
-
-    def area_km2(self) -> float:
-        """Area on the spheroid (km²)."""
-        lons = [self.minx, self.maxx, self.maxx, self.minx]
-        lats = [self.miny, self.miny, self.maxy, self.maxy]
-        return abs(_GEOD.polygon_area_perimeter(lons, lats)[0]) / 1e6
-
-    def envelope(self):  # noqa: ANN201
-        """The box as a PostGIS geometry expression (SRID 4326)."""
-        return ST_MakeEnvelope(self.minx, self.miny, self.maxx, self.maxy, SRID)
 
 
 def _feature_collection(query: Select) -> Select:
@@ -210,8 +167,9 @@ def get_area(
     session: Session, area_id: int, *, scope: Scope | None = None, min_count: int = 5
 ) -> dict[str, Any]:
     """One area as a GeoJSON Feature with its counts of households, residents, rental units
-    and open incidents. Household and rental-unit counts below ``min_count`` are suppressed
-    for everyone but admins and the grid's own worker.
+    and open incidents. Household and rental-unit counts are published through
+    ``disclosure`` (base ``min_count``) for everyone but admins and the grid's own worker, so a
+    grid shows here what it shows in ``/households/aggregate``.
     """
     row = session.execute(
         select(Area, ST_AsGeoJSON(Area.geom, GEOJSON_DECIMALS)).where(Area.id == area_id)
@@ -220,16 +178,20 @@ def get_area(
         raise NotFoundError(f"area {area_id} does not exist")
     area, geometry = row
     if scope is not None and not (scope.has_area(area_id) or scope.has_grid(area_id)):
-        raise PermissionDeniedError(f"area {area_id} lies outside your area")
+        raise NotFoundError(f"area {area_id} does not exist")  # as a missing id: no probing
     grids = descendant_grids(area_id)
-    households, residents = session.execute(
-        select(func.count(), func.coalesce(func.sum(Household.household_size), 0)).where(
-            Household.grid_id.in_(grids)
+    households, residents, household_key = session.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(Household.household_size), 0),
+            func.coalesce(func.sum(Household.dc_key), 0),
+        ).where(Household.grid_id.in_(grids))
+    ).one()
+    rentals, rental_key = session.execute(
+        select(func.count(), func.coalesce(func.sum(RentalUnit.dc_key), 0)).where(
+            RentalUnit.grid_id.in_(grids)
         )
     ).one()
-    rentals = session.execute(
-        select(func.count()).where(RentalUnit.grid_id.in_(grids))
-    ).scalar_one()
     open_incidents = session.execute(
         select(func.count()).where(
             and_(Incident.grid_id.in_(grids), Incident.status.in_(OPEN_INCIDENT_STATUSES))
@@ -253,6 +215,7 @@ def get_area(
                 scope,
                 min_count,
                 {"households": households, "residents": int(residents), "rental_units": rentals},
+                (int(household_key), int(rental_key)),
             )
             | {"open_incidents": open_incidents},
         },
@@ -260,11 +223,20 @@ def get_area(
 
 
 def _stats(
-    session: Session, area_id: int, scope: Scope | None, min_count: int, counts: dict[str, int]
+    session: Session,
+    area_id: int,
+    scope: Scope | None,
+    min_count: int,
+    counts: dict[str, int],
+    keys: tuple[int, int],
 ) -> dict[str, Any]:
-    if scope is None:
+    if scope is None:  # an internal caller
         return counts
     grid_ids = session.execute(descendant_grids(area_id)).scalars().all()
-    if scope.sees_household_rows(grid_ids):
-        return counts
-    return suppress_small(counts, min_count)
+    return disclosure.publish_or_exact(
+        counts,
+        exact=disclosure.sees_exact(scope, grid_ids),
+        household_key=keys[0],
+        rental_key=keys[1],
+        base=min_count,
+    )

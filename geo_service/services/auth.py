@@ -2,8 +2,12 @@
 
 An API key looks like ``gs_<prefix>_<secret>``. It is shown once, when it is made; the database
 keeps the prefix (to find the key) and the SHA-256 of the secret. Bearer tokens are HS256 JWTs
-issued by ``POST /auth/token`` in exchange for a key (OAuth2 client credentials) or by any
-identity provider that signs with the same secret.
+issued by ``POST /auth/token`` in exchange for a key (OAuth2 client credentials). A token names
+the key it was issued for (claim ``kid``: ``api_keys.id``) and dies with it: revoking the key
+or disabling the user refuses its tokens at once in this process and within the principal
+cache's TTL in others. Tokens of an external identity provider signing with the same secret
+carry no ``kid``; they are refused unless ``GEO_JWT_ACCEPT_KEYLESS`` is on, and then end only
+at expiry or when the user is disabled.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from geo_service.errors import (
     ConflictError,
     InvalidInputError,
     NotFoundError,
+    StaleCredentialError,
 )
 from geo_service.services.versions import version_in_force
 from geo_service.settings import AuthSettings, DatabaseSettings
@@ -219,7 +224,7 @@ def authenticate_key(session: Session, presented: str) -> Principal:
         raise AuthenticationError("unknown API key")
     key, user = row
     if key.revoked_at is not None or user.disabled:
-        raise AuthenticationError("this API key has been revoked")
+        raise StaleCredentialError("this API key has been revoked")
     now = datetime.now(UTC)
     # Recording every use would turn every read into a write; once a minute says enough.
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
@@ -229,9 +234,12 @@ def authenticate_key(session: Session, presented: str) -> Principal:
 
 
 def issue_token(principal: Principal, secret: str, auth: AuthSettings) -> dict[str, Any]:
-    """An OAuth2 bearer token for ``principal``."""
+    """An OAuth2 bearer token for ``principal``, naming the API key it was issued for."""
+    if principal.key_id is None and not auth.jwt_accept_keyless:
+        # Such a token could not be verified (it would outlive any revocation): refuse now.
+        raise AuthenticationError("a token can only be issued to a caller signed in with a key")
     now = datetime.now(UTC)
-    claims = {
+    claims: dict[str, Any] = {
         "sub": str(principal.user_id),
         "name": principal.name,
         "role": principal.role,
@@ -239,6 +247,8 @@ def issue_token(principal: Principal, secret: str, auth: AuthSettings) -> dict[s
         "iat": now,
         "exp": now + timedelta(seconds=auth.jwt_ttl_s),
     }
+    if principal.key_id is not None:
+        claims["kid"] = principal.key_id
     return {
         "access_token": jwt.encode(claims, secret, algorithm="HS256"),
         "token_type": "bearer",
@@ -247,7 +257,9 @@ def issue_token(principal: Principal, secret: str, auth: AuthSettings) -> dict[s
 
 
 def authenticate_token(session: Session, token: str, secret: str, auth: AuthSettings) -> Principal:
-    """Verify a bearer token; the user must still exist and be enabled."""
+    """Verify a bearer token: its key (claim ``kid``) must be live and the user's, and the user
+    enabled. A token without ``kid`` passes only with ``auth.jwt_accept_keyless``.
+    """
     try:
         claims = jwt.decode(
             token,
@@ -257,13 +269,31 @@ def authenticate_token(session: Session, token: str, secret: str, auth: AuthSett
             options={"require": ["exp", "sub", "iss"]},
         )
     except jwt.ExpiredSignatureError:
-        raise AuthenticationError("the bearer token has expired") from None
+        raise StaleCredentialError("the bearer token has expired") from None
     except jwt.PyJWTError:
         raise AuthenticationError("invalid bearer token") from None
-    user = session.get(User, int(claims["sub"])) if str(claims["sub"]).isdigit() else None
-    if user is None or user.disabled:
-        raise AuthenticationError("the bearer token's user no longer exists")
-    return _principal(user)
+    sub, kid = str(claims["sub"]), claims.get("kid")
+    if not sub.isdigit():
+        raise AuthenticationError("invalid bearer token")
+    if kid is None:
+        if not auth.jwt_accept_keyless:
+            raise AuthenticationError("the bearer token names no API key (claim kid)")
+        user = session.get(User, int(sub))
+        if user is None or user.disabled:
+            raise StaleCredentialError("the bearer token's user no longer exists")
+        return _principal(user)
+    # bool is an int in Python: a forged `"kid": true` must not read as key 1
+    if type(kid) is not int:
+        raise AuthenticationError("invalid bearer token")
+    row = session.execute(
+        select(ApiKey, User).join(User, User.id == ApiKey.user_id).where(ApiKey.id == kid)
+    ).first()
+    if row is None or row.User.id != int(sub):
+        raise AuthenticationError("invalid bearer token")
+    key, user = row
+    if key.revoked_at is not None or user.disabled:
+        raise StaleCredentialError("the bearer token's API key has been revoked")
+    return _principal(user, key.id)
 
 
 def _audit(

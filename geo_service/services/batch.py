@@ -32,10 +32,16 @@ from geo_service.analytics import partitioned as part
 from geo_service.analytics.emerging import classify_emerging
 from geo_service.analytics.hotspots import classify, fdr_bh
 from geo_service.errors import InvalidInputError, NotFoundError
+from geo_service.services import disclosure
 from geo_service.services.emerging import BIN_DAYS, MAX_BINS
 from geo_service.services.export import kind_folder, month_bounds, read_manifest
 from geo_service.services.hotspots import RESOLUTIONS, _study_cells
-from geo_service.services.planning import QUARTER_DAYS, Weights, _index
+from geo_service.services.planning import (
+    QUARTER_DAYS,
+    Weights,
+    _index,
+    published_workload_terms,
+)
 from geo_service.services.tiles import ensure_cell_polygons
 from geo_service.services.versions import version_in_force
 
@@ -809,3 +815,121 @@ def run_rows(session: Session, run_id: int) -> list[dict[str, Any]]:
     else:
         raise InvalidInputError(f"run {run_id} is a {run['kind']} run: read its features")
     return [dict(r) for r in session.execute(text(sql), {"run": run_id}).mappings()]
+
+
+# --- disclosure control on the read side ---------------------------------------------------
+# The batch pipeline reads exported GeoParquet, which does not carry the records' disclosure
+# keys (an export is for batch analytics, not for publication). So the keys are looked up at
+# read time: per grid for workload rows, per (old grid, new grid) for crosswalk rows, from the
+# records as they are in the database now. The lookup is deterministic, so a run always
+# publishes the same figures (no averaging over repeated reads).
+
+_KEYED_TABLES = {"households": "households", "rental-units": "rental_units"}
+
+_GRID_KEYS = text(
+    """
+    SELECT g.id,
+           (SELECT coalesce(sum(h.dc_key), 0) FROM households h WHERE h.grid_id = g.id),
+           (SELECT coalesce(sum(r.dc_key), 0) FROM rental_units r WHERE r.grid_id = g.id)
+    FROM unnest(CAST(:grids AS int[])) AS g(id)
+    """
+)
+
+# The records of an old grid that lie in a new grid now (None: in no grid of the version).
+_MOVE_KEYS = {
+    table: text(
+        f"""
+        SELECT m.old_id, m.new_id,
+               (SELECT coalesce(sum(t.dc_key), 0) FROM {table} t
+                WHERE t.grid_id IS NOT DISTINCT FROM m.old_id
+                  AND CASE WHEN m.new_id IS NULL THEN NOT EXISTS (
+                             SELECT 1 FROM areas a WHERE a.version_id = :v
+                             AND a.level = 'grid' AND ST_Intersects(a.geom, t.location))
+                      ELSE EXISTS (SELECT 1 FROM areas a WHERE a.id = m.new_id
+                             AND ST_Intersects(a.geom, t.location)) END)
+        FROM unnest(CAST(:old AS int[]), CAST(:new AS int[])) AS m(old_id, new_id)
+        """
+    )
+    for table in ("households", "rental_units")
+}
+
+
+def published_run_rows(
+    session: Session, run: dict[str, Any], rows: list[dict[str, Any]], *, min_count: int
+) -> list[dict[str, Any]]:
+    """A workload or reattribute run's rows as ``disclosure`` publishes them (base
+    ``min_count``): households and rental units rounded, null when that is 0, and the workload
+    index recomputed from the published counts with the run's weights and window."""
+    if run["kind"] == "workload":
+        keys = {
+            int(g): (int(h), int(r))
+            for g, h, r in session.execute(
+                _GRID_KEYS, {"grids": [int(r["grid_id"]) for r in rows]}
+            ).all()
+        }
+        params = run["params"]
+        weights = Weights(**params.get("weights", {}))
+        out = []
+        for r in rows:
+            shown = published_workload_terms(
+                r["households"], r["rental_units"], keys[int(r["grid_id"])], min_count
+            )
+            terms = dict(r) | shown
+            terms["index"] = round(_index(terms, weights, params["window_days"]), 2)
+            out.append(terms)
+        return out
+    out = []
+    version = run["params"].get("version_id")
+    for entity, table in _KEYED_TABLES.items():
+        mine = [r for r in rows if r["entity"] == entity]
+        if not mine:
+            continue
+        found = session.execute(
+            _MOVE_KEYS[table],
+            {
+                "v": version,
+                "old": [r["old_grid_id"] for r in mine],
+                "new": [r["new_grid_id"] for r in mine],
+            },
+        ).all()
+        for r, (_o, _n, key) in zip(mine, found, strict=True):
+            shown = disclosure.publish(
+                {table: int(r["count"])},
+                household_key=int(key),
+                rental_key=int(key),
+                base=min_count,
+            )
+            r["count"] = shown[table]
+    out.extend(rows)
+    return out
+
+
+def published_run(run: dict[str, Any], rows: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """A run's summary without exact counts of homes: the workload's balance from the
+    published index, the reattribute totals of homes from the published rows (or left out
+    when the rows are not at hand)."""
+    out = dict(run)
+    summary = dict(run.get("summary") or {})
+    if run["kind"] == "workload" and rows is not None:
+        index = np.array([r["index"] for r in rows], dtype=float)
+        summary["max_over_mean"] = (
+            round(float(index.max() / index.mean()), 4) if len(index) and index.mean() else None
+        )
+    elif run["kind"] == "workload":
+        summary.pop("max_over_mean", None)
+    if run["kind"] == "reattribute":
+        for name in ("rows", "changed_grid_ids"):
+            totals = {k: v for k, v in summary.get(name, {}).items() if k not in _KEYED_TABLES}
+            if rows is not None:
+                for entity in _KEYED_TABLES:
+                    picked = [
+                        r
+                        for r in rows
+                        if r["entity"] == entity
+                        and (name == "rows" or r["old_grid_id"] != r["new_grid_id"])
+                    ]
+                    if picked:
+                        totals[entity] = sum(r["count"] or 0 for r in picked)
+            summary[name] = totals
+    out["summary"] = summary
+    return out

@@ -6,7 +6,9 @@
 
 Every transition is one conditional UPDATE on a row locked in a fixed order (responder, then
 incident), so two dispatchers racing for the same responder or incident get exactly one
-success and one 409. Each writes a timestamp and an audit row.
+success and one 409. Each writes a timestamp and an audit row. Dispatch authorizes both
+objects it touches, the incident and the responder (``may_assign``); the database keeps one
+open incident per responder (``ux_incidents_open_responder``, migration 0016).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from geo_service.db.models import OPEN_INCIDENT_STATUSES, AuditEntry
@@ -27,7 +30,12 @@ from geo_service.errors import (
     PermissionDeniedError,
 )
 from geo_service.services.access import Scope
-from geo_service.services.incidents import ESCALATION_LEVELS, STAGE_TARGET_S, get_incident
+from geo_service.services.incidents import (
+    ESCALATION_LEVELS,
+    STAGE_TARGET_S,
+    get_incident,
+    visible_to,
+)
 from geo_service.services.responders import NearestQuery, nearest
 from geo_service.services.roads import nearest_by_travel_time
 
@@ -52,7 +60,12 @@ def allowed_actions(status: str) -> list[str]:
     return actions + (["escalate"] if status in OPEN_INCIDENT_STATUSES else [])
 
 
-def _locked(session: Session, incident_id: uuid.UUID) -> dict[str, Any]:
+def _missing(incident_id: uuid.UUID) -> str:
+    return f"incident {incident_id} does not exist"
+
+
+def _locked(session: Session, incident_id: uuid.UUID, scope: Scope) -> dict[str, Any]:
+    """The incident row, locked; 404 when missing or outside the caller's area (alike)."""
     row = (
         session.execute(
             text(
@@ -64,8 +77,9 @@ def _locked(session: Session, incident_id: uuid.UUID) -> dict[str, Any]:
         .mappings()
         .first()
     )
-    if row is None:
-        raise NotFoundError(f"incident {incident_id} does not exist")
+    if row is None or not visible_to(scope, row["grid_id"], row["responder_id"]):
+        session.rollback()
+        raise NotFoundError(_missing(incident_id))
     return dict(row)
 
 
@@ -74,6 +88,65 @@ def _audit(session: Session, actor: str, action: str, incident_id: Any, diff: di
         AuditEntry(
             who=actor, action=action, entity="incident", entity_id=str(incident_id), diff=diff
         )
+    )
+
+
+def may_assign(scope: Scope, responder_id: int, home_grid_id: int | None) -> bool:
+    """Who may send whom: the assignment rule of every action that names a responder.
+
+    A responder belongs where its home grid is (``responders.home_grid_id``, a grid of the
+    current version that follows publishes); that is the same rule by which a user sees it in
+    ``/responders`` and ``/responders/nearest`` and may ``PATCH`` it. So:
+
+    * users bound to no area with ``responders:write`` (dispatchers, admins) send anyone;
+    * a dispatcher bound to an area sends only responders whose home grid lies in that area;
+      units without a home grid (the city's fire, medical and patrol units in the demo) are
+      city-wide and are sent by city-wide dispatchers (an area dispatcher escalates);
+    * anyone else -- a grid worker -- at most themselves, when their user is linked to a
+      responder (``users.responder_id``).
+    """
+    return scope.commands_responder(responder_id, home_grid_id)
+
+
+def _holds_open_incident(session: Session, responder_id: int) -> bool:
+    return (
+        session.execute(
+            text("SELECT 1 FROM incidents WHERE responder_id = :r AND status = ANY(:open) LIMIT 1"),
+            {"r": responder_id, "open": list(OPEN_INCIDENT_STATUSES)},
+        ).first()
+        is not None
+    )
+
+
+def _take_responder(session: Session, responder_id: int, scope: Scope) -> None:
+    """Authorize and mark the responder busy, holding its row lock (taken first, always).
+
+    Role first (no lookup, so nothing about the id is revealed), then the row: 404 when it
+    does not exist or lies outside the caller's area, 409 when it is not available.
+    """
+    if not scope.can("responders:write") and scope.principal.responder_id != responder_id:
+        raise PermissionDeniedError(
+            f"role {scope.principal.role!r} may dispatch only the responder linked to the user"
+        )
+    missing = f"responder {responder_id} does not exist"
+    row = session.execute(
+        text("SELECT status, home_grid_id FROM responders WHERE id = :r FOR UPDATE"),
+        {"r": responder_id},
+    ).first()
+    if row is None or not may_assign(scope, responder_id, row.home_grid_id):
+        session.rollback()
+        raise NotFoundError(missing)
+    if row.status != "available":
+        assigned = _holds_open_incident(session, responder_id)
+        session.rollback()
+        raise ConflictError(
+            f"responder {responder_id} is {row.status}, not available"
+            + (" (assigned to an open incident)" if assigned else ""),
+            responder_status=row.status,
+            assigned=assigned,
+        )
+    session.execute(
+        text("UPDATE responders SET status = 'busy' WHERE id = :r"), {"r": responder_id}
     )
 
 
@@ -87,36 +160,31 @@ def transition(
     responder_id: int | None = None,
     note: str | None = None,
 ) -> dict[str, Any]:
-    """Apply one lifecycle action; 409 when the incident's state does not allow it."""
+    """Apply one lifecycle action; 409 when the incident's state does not allow it.
+
+    ``dispatch`` checks both objects it touches: the incident (in the caller's area, else 404)
+    and the responder (``may_assign``). One open incident per responder is kept by the
+    responder's status (only an ``available`` one is taken) and, whatever happens, by the
+    database (``ux_incidents_open_responder``): a violation answers 409, never 500.
+    """
     if action not in TRANSITIONS:
         raise InvalidInputError(f"action must be one of {', '.join(TRANSITIONS)}")
     sources, target, stamp = TRANSITIONS[action]
     if action == "dispatch":
         if responder_id is None:
             raise InvalidInputError("dispatch needs a responder_id")
+        scope.require("incidents:write")
         # Lock order: responder first, then incident (every writer does the same).
-        taken = session.execute(
-            text(
-                "UPDATE responders SET status = 'busy' WHERE id = :r AND status = 'available' "
-                "RETURNING home_grid_id"
-            ),
-            {"r": responder_id},
-        ).first()
-        if taken is None:
-            state = session.execute(
-                text("SELECT status FROM responders WHERE id = :r"), {"r": responder_id}
-            ).scalar_one_or_none()
-            session.rollback()
-            if state is None:
-                raise NotFoundError(f"responder {responder_id} does not exist")
-            raise ConflictError(f"responder {responder_id} is {state}, not available")
-    current = _locked(session, incident_id)
+        _take_responder(session, responder_id, scope)
+    elif responder_id is not None:
+        raise InvalidInputError(f"{action} names no responder: responder_id is for dispatch")
+    current = _locked(session, incident_id, scope)
     own = scope.principal.responder_id
     if action in RESPONDER_ACTIONS and own is not None and own == current["responder_id"]:
         pass  # the assigned responder acts on their own incident
     else:
         scope.require("incidents:write")
-        scope.require_grid(current["grid_id"], "this incident")
+        scope.require_grid(current["grid_id"], "this incident")  # seen as its responder only
         if action in RESPONDER_ACTIONS and scope.principal.role == "grid_worker":
             raise PermissionDeniedError("only the assigned responder or a dispatcher may do this")
     if current["status"] not in sources:
@@ -126,13 +194,25 @@ def transition(
             status_now=current["status"],
             allowed_actions=allowed_actions(current["status"]),
         )
-    session.execute(
-        text(
-            f"UPDATE incidents SET status = :target, {stamp} = now(), updated_at = now(), "
-            "responder_id = coalesce(:r, responder_id) WHERE id = :id"
-        ),
-        {"target": target, "r": responder_id if action == "dispatch" else None, "id": incident_id},
-    )
+    try:
+        session.execute(
+            text(
+                f"UPDATE incidents SET status = :target, {stamp} = now(), updated_at = now(), "
+                "responder_id = coalesce(:r, responder_id) WHERE id = :id"
+            ),
+            {
+                "target": target,
+                "r": responder_id if action == "dispatch" else None,
+                "id": incident_id,
+            },
+        )
+    except IntegrityError as exc:
+        session.rollback()
+        if "ux_incidents_open_responder" in str(exc.orig):
+            raise ConflictError(
+                f"responder {responder_id} is already assigned to an open incident"
+            ) from None
+        raise
     if action in FREES_RESPONDER and current["responder_id"] is not None:
         session.execute(
             text("UPDATE responders SET status = 'available' WHERE id = :r AND status = 'busy'"),
@@ -153,8 +233,8 @@ def escalate_one(
 ) -> dict[str, Any]:
     """Hand an open incident one level up by hand (a dispatcher's or grid worker's call)."""
     scope.require("incidents:write")
-    current = _locked(session, incident_id)
-    scope.require_grid(current["grid_id"], "this incident")
+    current = _locked(session, incident_id, scope)
+    scope.require_grid(current["grid_id"], "this incident")  # seen as its responder only
     if current["status"] not in OPEN_INCIDENT_STATUSES:
         session.rollback()
         raise ConflictError(
@@ -260,7 +340,8 @@ def candidates(
 ) -> dict[str, Any]:
     """Who to send: the incident grid's own worker first when they can make the response
     target ("small matters stay in the grid"), then the nearest others, by straight-line
-    distance or (``by="travel_time"``) road ETA.
+    distance or (``by="travel_time"``) road ETA. Only responders the caller may see are
+    offered: the same filter as ``/responders/nearest`` (``responders.visible_grids``).
     """
     incident = get_incident(session, incident_id, scope=scope)
     grid_id = incident["grid"]["id"] if incident["grid"] else None
@@ -273,9 +354,9 @@ def candidates(
     def rank(q: NearestQuery) -> list[dict[str, Any]]:
         if by == "travel_time":
             return nearest_by_travel_time(
-                session, q, scope=None, stale_s=stale_s, walking_speed_mps=walking_speed_mps
+                session, q, scope=scope, stale_s=stale_s, walking_speed_mps=walking_speed_mps
             )
-        return nearest(session, q, scope=None, stale_s=stale_s)
+        return nearest(session, q, scope=scope, stale_s=stale_s)
 
     ranked = rank(query)
     own = (

@@ -1,8 +1,10 @@
 """Households and rental units: rows for those who work the grid, aggregates for everyone else.
 
 Rows leave the database only for admins and the grid's own worker. Every aggregate -- per area
-or per H3 cell -- passes through ``suppress_small`` for every other caller, so no layer or export
-can show that fewer than ``min_count`` households, residents or units live somewhere.
+or per H3 cell -- is published through ``services.disclosure`` (fixed random rounding to base
+``min_count`` keyed by the records' disclosure keys) for every caller who may not see the rows,
+so the same households give the same figure at every level and resolution, and no combination
+of figures pins down a count below ``min_count``.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from sqlalchemy.orm import Session
 from geo_service.db.models import AREA_LEVELS
 from geo_service.errors import InvalidInputError, PermissionDeniedError
 from geo_service.geo.h3cells import cell_feature
+from geo_service.services import disclosure
 from geo_service.services.access import Scope
-from geo_service.services.privacy import suppress_small
 from geo_service.services.versions import version_in_force
 
 H3_RESOLUTIONS = range(5, 11)
@@ -27,7 +29,7 @@ def list_household_rows(
     session: Session, scope: Scope, grid_id: int, *, limit: int, after_id: int = 0
 ) -> dict[str, Any]:
     """The households of one grid, as rows (admins and that grid's own worker only)."""
-    if not scope.sees_household_rows([grid_id]):
+    if not disclosure.sees_exact(scope, [grid_id]):
         raise PermissionDeniedError(
             "household rows are shown only to admins and the grid's own worker; "
             "use /households/aggregate"
@@ -62,12 +64,15 @@ _BY_AREA = text(
     SELECT r.id, r.code, r.name,
            ST_AsGeoJSON(ST_SimplifyPreserveTopology(r.geom, 0.00002), 6) AS geometry,
            coalesce(h.households, 0) AS households, coalesce(h.residents, 0) AS residents,
-           coalesce(u.rental_units, 0) AS rental_units
+           coalesce(u.rental_units, 0) AS rental_units,
+           coalesce(h.key_sum, 0) AS household_key, coalesce(u.key_sum, 0) AS rental_key,
+           (SELECT array_agg(g.id) FROM grids g WHERE g.root = r.id) AS grid_ids
     FROM areas r
-    LEFT JOIN (SELECT g.root, count(*) AS households, sum(hh.household_size) AS residents
+    LEFT JOIN (SELECT g.root, count(*) AS households, sum(hh.household_size) AS residents,
+                      sum(hh.dc_key) AS key_sum
                FROM grids g JOIN households hh ON hh.grid_id = g.id GROUP BY g.root) h
            ON h.root = r.id
-    LEFT JOIN (SELECT g.root, count(*) AS rental_units
+    LEFT JOIN (SELECT g.root, count(*) AS rental_units, sum(ru.dc_key) AS key_sum
                FROM grids g JOIN rental_units ru ON ru.grid_id = g.id GROUP BY g.root) u
            ON u.root = r.id
     WHERE r.version_id = :v AND r.level = :level
@@ -78,13 +83,15 @@ _BY_AREA = text(
 _BY_CELL = text(
     """
     SELECT cell, sum(households) AS households, sum(residents) AS residents,
-           sum(rental_units) AS rental_units
+           sum(rental_units) AS rental_units, sum(household_key) AS household_key,
+           sum(rental_key) AS rental_key
     FROM (
         SELECT h3_parent(h3, :res) AS cell, count(*) AS households,
-               sum(household_size) AS residents, 0 AS rental_units
+               sum(household_size) AS residents, 0 AS rental_units,
+               sum(dc_key) AS household_key, 0 AS rental_key
         FROM households WHERE grid_id = ANY(:grids) OR :all_grids GROUP BY 1
         UNION ALL
-        SELECT h3_parent(h3, :res), 0, 0, count(*)
+        SELECT h3_parent(h3, :res), 0, 0, count(*), 0, sum(dc_key)
         FROM rental_units WHERE grid_id = ANY(:grids) OR :all_grids GROUP BY 1
     ) x GROUP BY cell ORDER BY cell
     """
@@ -103,12 +110,13 @@ def aggregate(
     """Households, residents and rental units per area (``level``) or per H3 cell (``res``).
 
     ``scope`` None means an anonymous caller of the public layers: H3 only, at most
-    ``public_max_res``, always suppressed. Admins see exact counts; everyone else sees counts
-    below ``min_count`` as null with ``suppressed`` naming them.
+    ``public_max_res``, always published. Admins (and a grid's own worker, for features made of
+    their grids only) see exact counts; everyone else sees the counts published by
+    ``disclosure.publish`` with base ``min_count``: multiples of it, and null (named in
+    ``suppressed``) for every field of a record set that publishes as 0.
     """
     if (level is None) == (res is None):
         raise InvalidInputError("give exactly one of level or res")
-    raw = scope is not None and scope.principal.role == "admin"
     if level is not None:
         if scope is None:
             raise PermissionDeniedError("public layers are H3 cells only")
@@ -124,7 +132,13 @@ def aggregate(
                 "residents": int(r.residents),
                 "rental_units": r.rental_units,
             }
-            props = counts if raw else suppress_small(counts, min_count)
+            props = disclosure.publish_or_exact(
+                counts,
+                exact=disclosure.sees_exact(scope, r.grid_ids or []),
+                household_key=int(r.household_key),
+                rental_key=int(r.rental_key),
+                base=min_count,
+            )
             features.append(
                 {
                     "type": "Feature",
@@ -144,6 +158,8 @@ def aggregate(
     restricted = scope is not None and not scope.unrestricted
     grids = sorted(scope.grid_ids or ()) if restricted and scope is not None else []
     rows = session.execute(_BY_CELL, {"res": res, "grids": grids, "all_grids": not restricted})
+    # The cells hold the records of the caller's whole jurisdiction (or of the city).
+    exact = disclosure.sees_exact(scope, None)
     features = []
     for r in rows:
         counts = {
@@ -151,6 +167,12 @@ def aggregate(
             "residents": int(r.residents),
             "rental_units": int(r.rental_units),
         }
-        props = counts if raw else suppress_small(counts, min_count)
+        props = disclosure.publish_or_exact(
+            counts,
+            exact=exact,
+            household_key=int(r.household_key),
+            rental_key=int(r.rental_key),
+            base=min_count,
+        )
         features.append(cell_feature(int(r.cell), props))
     return {"type": "FeatureCollection", "features": features}

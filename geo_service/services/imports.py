@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +44,14 @@ from geo_service.geo.assign import NO_GRID, GridIndex
 from geo_service.geo.h3cells import cells_for_points
 from geo_service.geo.roads import line_lengths_m
 from geo_service.ingest.readers import ImportFileError, SourceCrs, read_source
+from geo_service.ingest.uploads import ReadLimits
 from geo_service.ingest.validate import CHECKS, KIND_FIELDS, Checked
 from geo_service.services.access import Scope
 from geo_service.services.roads import forget_graphs
 
 KINDS = tuple(CHECKS)
+KEY_CHARS = 200  # stable keys (external_ref, idempotency_key) and version names: varchar(200)
+SOURCE_NAME_CHARS = 100  # the key prefix; leaves 100 characters for the source's own id
 Progress = Callable[[str, int, int | None], None]
 
 
@@ -73,6 +77,11 @@ class ImportOptions:
     dissolve: bool = False  # merge features that share a code into one multipolygon
     max_features: int = 5_000_000
     max_vertices: int = 50_000
+    max_uncompressed_bytes: int = ReadLimits.max_uncompressed_bytes
+    max_compression_ratio: float = ReadLimits.max_compression_ratio
+    # What reports and messages call the file (an upload: the client's name, never the
+    # server's copy); default: the file's own name.
+    file_name: str | None = None
 
 
 @dataclass
@@ -245,7 +254,14 @@ def import_file(
         pd.Timestamp.now(tz=options.tz)
     except Exception:  # noqa: BLE001
         raise InvalidInputError(f"unknown time zone {options.tz!r}") from None
-    source_name = options.source_name or path.name.split(".")[0]
+    # ``shown`` carries the name reports and messages use; the bytes are read from ``path``.
+    shown = path.with_name(options.file_name) if options.file_name else path
+    if options.source_name and len(options.source_name) > SOURCE_NAME_CHARS:
+        raise InvalidInputError(f"source name longer than {SOURCE_NAME_CHARS} characters")
+    if options.version_name and len(options.version_name) > KEY_CHARS:
+        raise InvalidInputError(f"version name longer than {KEY_CHARS} characters")
+    # A name taken from the file (up to 255 characters) is cut to fit the key column.
+    source_name = options.source_name or shown.name.split(".")[0][:SOURCE_NAME_CHARS] or "file"
 
     step("read", 0, None)
     lon_src = next((s for s, o in options.field_map.items() if o == "lon"), None)
@@ -256,10 +272,17 @@ def import_file(
         layer=options.layer,
         lon_column=lon_src,
         lat_column=lat_src,
+        name=shown.name,
+        limits=ReadLimits(
+            max_features=options.max_features,
+            max_uncompressed_bytes=options.max_uncompressed_bytes,
+            max_compression_ratio=options.max_compression_ratio,
+        ),
+        points_only_ok=kind not in ("boundaries", "roads"),
     )
     if len(frame) > options.max_features:
         raise LimitExceededError(
-            f"{path.name} has {len(frame):,} features; at most {options.max_features:,} "
+            f"{shown.name} has {len(frame):,} features; at most {options.max_features:,} "
             "per import (split the file)"
         )
     frame = _apply_mapping(frame, options, kind)
@@ -273,11 +296,11 @@ def import_file(
         checked = _check(conn, kind, frame, options, source_name)
         step("validate", len(frame), len(frame))
         if kind == "boundaries":
-            report = _import_boundaries(conn, frame, checked, options, path, step)
+            report = _import_boundaries(conn, frame, checked, options, shown, step)
         elif kind == "roads":
-            report = _import_roads(conn, frame, checked, path, step)
+            report = _import_roads(conn, frame, checked, shown, step)
         else:
-            report = _import_points(conn, kind, frame, checked, path, step, scope)
+            report = _import_points(conn, kind, frame, checked, shown, step, scope)
         report.ignored_columns = checked.ignored_columns
         report.merged_parts = merged
         conn.execute(
@@ -292,7 +315,7 @@ def import_file(
                 "diff": json.dumps({k: v for k, v in report.__dict__.items() if k != "rejects"}),
             },
         )
-    _write_rejects(frame, report, options, path)
+    _write_rejects(frame, report, options, shown)
     if kind == "roads":
         forget_graphs()  # this process routes on the new network at once; others within 30 s
     return report
@@ -337,9 +360,25 @@ def _check(
         )
     kwargs["max_vertices"] = options.max_vertices
     try:
-        return CHECKS[kind](frame, **kwargs)
+        checked = CHECKS[kind](frame, **kwargs)
     except ValueError as exc:  # e.g. a bad --date-format
         raise ImportFileError(str(exc)) from None
+    _reject_long_keys(checked)
+    return checked
+
+
+def _reject_long_keys(checked: Checked) -> None:
+    """Reject rows whose stable key would not fit its column (a row error, not a 500)."""
+    rows = checked.accepted
+    for column in ("external_ref", "idempotency_key"):
+        if column not in rows:
+            continue
+        long = rows[column].fillna("").astype(str).str.len().to_numpy() > KEY_CHARS
+        if long.any():
+            reason = f"id too long (source name, ':' and id over {KEY_CHARS} characters)"
+            _reject(checked, rows.row.to_numpy()[long], np.full(long.sum(), reason, dtype=object))
+            rows = rows[~long].reset_index(drop=True)
+    checked.accepted = rows
 
 
 def _reject(checked: Checked, rows: np.ndarray, reasons: np.ndarray) -> None:
@@ -368,16 +407,78 @@ def _import_points(
     _reject(checked, rows.row.to_numpy()[miss], why[miss])
     rows = rows[~miss].reset_index(drop=True)
     grid = grid[~miss]
+    if scope is not None and not scope.unrestricted and kind in _KEYED_BY_AREA:
+        # A row inside the area may still name, by its stable key, an object of another area.
+        foreign, foreign_why = _foreign_keys(conn, kind, rows, scope)
+        _reject(checked, rows.row.to_numpy()[foreign], foreign_why[foreign])
+        rows = rows[~foreign].reset_index(drop=True)
+        grid = grid[~foreign]
     location = point_ewkb_hex(rows.lon.to_numpy(), rows.lat.to_numpy())
     h3 = cells_for_points(rows.lon.to_numpy(), rows.lat.to_numpy())
-    writer = {
+    writers: dict[str, Callable[..., int]] = {
         "incidents": _write_incidents,
         "households": _write_households,
         "rental-units": _write_rental_units,
-        "responders": _write_responders,
-    }[kind]
+        "responders": partial(_write_responders, scope=scope),
+    }
+    writer = writers[kind]
     inserted = writer(conn, rows, location, h3, grid, lambda n: step("write", n, len(rows)))
     return _report(kind, path, frame, checked, accepted=len(rows), inserted=inserted)
+
+
+# Kinds whose stable key names an object that belongs to an area: (table, key column,
+# column of the owning grid, what a reject calls the object).
+_KEYED_BY_AREA: dict[str, tuple[str, str, str, str]] = {
+    "responders": ("responders", "callsign", "home_grid_id", "responder"),
+    "households": ("households", "external_ref", "grid_id", "household"),
+    "rental-units": ("rental_units", "external_ref", "grid_id", "rental unit"),
+}
+
+
+def _foreign_keys(
+    conn: Connection, kind: str, rows: pd.DataFrame, scope: Scope
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows whose stable key already names an object the area-bound importer may not change.
+
+    Rows are otherwise checked by where they stand, but a key identifies an existing object
+    wherever *it* is: re-importing another area's callsign (or household or rental-unit id)
+    at a point inside one's own area would reach that object. It belongs to the area of its
+    grid (a responder: its home grid, the rule of ``Scope.commands_responder`` that dispatch
+    and ``PATCH /responders`` use); an object with no grid (the city-wide fire, medical and
+    patrol units) only users bound to no area may change. Households and rental units are
+    never updated by an import (an existing key is left as it is), but such a row is still
+    refused rather than counted as "already present", so the importer learns that their row
+    was not written.
+
+    Returns a mask of the rows to reject and the reason of each.
+    """
+    table, key, grid_column, what = _KEYED_BY_AREA[kind]
+    keys = rows[key].dropna()
+    if keys.empty:
+        return np.zeros(len(rows), dtype=bool), np.full(len(rows), None, dtype=object)
+    # Identifiers from a fixed table above, never from the request; the keys are bound.
+    existing = pd.DataFrame(
+        conn.execute(
+            text(f"SELECT id, {key}, {grid_column} FROM {table} WHERE {key} = ANY(:k)"),
+            {"k": keys.astype(str).unique().tolist()},
+        ).all(),
+        columns=["id", "key", "grid"],
+    )
+    if kind == "responders":
+        # A city's units are few: ask the one rule that dispatch and PATCH ask.
+        allowed = [
+            scope.commands_responder(int(i), None if pd.isna(g) else int(g))
+            for i, g in zip(existing.id, existing.grid, strict=True)
+        ]
+    else:
+        allowed = existing.grid.isin(list(scope.grid_ids or ())).to_list()
+    foreign = existing[~np.asarray(allowed, dtype=bool)]
+    holder = np.where(foreign.grid.isna(), "a city-wide", "another area's")
+    why = dict(zip(foreign.key, [f"{key} belongs to {h} {what}: " for h in holder], strict=True))
+    mask = rows[key].isin(foreign.key).to_numpy()
+    reasons = np.full(len(rows), None, dtype=object)
+    reasons[mask] = [why[k] + repr(k) for k in rows[key][mask]]
+    return mask, reasons
 
 
 def _report(
@@ -500,9 +601,14 @@ def _write_rental_units(conn, rows, location, h3, grid, chunk) -> int:  # noqa: 
     )
 
 
-def _write_responders(conn, rows, location, h3, grid, chunk) -> int:  # noqa: ANN001
+def _write_responders(  # noqa: ANN001
+    conn, rows, location, h3, grid, chunk, *, scope: Scope | None = None
+) -> int:
     # A responder's home grid is where it stands when first imported; a re-import with the
-    # same callsign updates kind, skills and position (it is the same unit).
+    # same callsign updates kind, skills and position (it is the same unit). For an
+    # area-bound importer ``_foreign_keys`` has already refused callsigns of other areas; the
+    # update's own guard repeats that rule so a unit that another transaction creates or
+    # moves out of the area in between is left alone too (then counted as already present).
     frame = pd.DataFrame(
         {
             "callsign": rows.callsign,
@@ -523,8 +629,15 @@ def _write_responders(conn, rows, location, h3, grid, chunk) -> int:  # noqa: AN
             f"skills = EXCLUDED.skills, position = EXCLUDED.position, "
             f"position_at = EXCLUDED.position_at "
             f"WHERE (responders.kind, responders.skills, ST_AsBinary(responders.position)) "
-            f"IS DISTINCT FROM (EXCLUDED.kind, EXCLUDED.skills, ST_AsBinary(EXCLUDED.position))"
-        )
+            f"IS DISTINCT FROM (EXCLUDED.kind, EXCLUDED.skills, ST_AsBinary(EXCLUDED.position)) "
+            f"AND (CAST(:grids AS integer[]) IS NULL "
+            f"OR responders.home_grid_id = ANY(CAST(:grids AS integer[])) "
+            f"OR responders.id = CAST(:own AS integer))"
+        ),
+        {
+            "grids": None if scope is None or scope.unrestricted else sorted(scope.grid_ids or ()),
+            "own": scope.principal.responder_id if scope is not None else None,
+        },
     ).rowcount
 
 
@@ -569,7 +682,8 @@ def _import_roads(
 # --- boundaries ----------------------------------------------------------------------------
 
 
-def _draft_version(conn: Connection, options: ImportOptions, path: Path) -> int:
+def _existing_draft(conn: Connection, options: ImportOptions) -> int | None:
+    """The draft named by ``--version`` (checked to be a draft), or None for a new one."""
     if options.version_id is not None:
         status = conn.execute(
             text("SELECT status FROM boundary_versions WHERE id = :v"), {"v": options.version_id}
@@ -581,12 +695,19 @@ def _draft_version(conn: Connection, options: ImportOptions, path: Path) -> int:
                 f"boundary version {options.version_id} is {status}; only drafts take new areas"
             )
         return options.version_id
+    return None
+
+
+def _new_draft(conn: Connection, options: ImportOptions, path: Path) -> int:
     return conn.execute(
         text(
             "INSERT INTO boundary_versions (name, status, notes) "
             "VALUES (:name, 'draft', :notes) RETURNING id"
         ),
-        {"name": options.version_name or path.stem, "notes": f"imported from {path.name}"},
+        {
+            "name": options.version_name or path.stem[:KEY_CHARS],
+            "notes": f"imported from {path.name}",
+        },
     ).scalar_one()
 
 
@@ -598,12 +719,16 @@ def _import_boundaries(
     path: Path,
     step: Progress,
 ) -> ImportReport:
-    version_id = _draft_version(conn, options, path)
+    # A new draft is made only once some area will go into it: an import whose every row is
+    # rejected writes no empty version.
+    version_id = _existing_draft(conn, options)
     rows = checked.accepted
     existing = set(
         conn.execute(
             text("SELECT code FROM areas WHERE version_id = :v"), {"v": version_id}
         ).scalars()
+        if version_id is not None
+        else ()
     )
     taken = rows.code.isin(existing).to_numpy()
     _reject(
@@ -621,6 +746,12 @@ def _import_boundaries(
         bad = np.array([w is not None for w in why], dtype=bool)
         _reject(checked, rows.row.to_numpy()[bad], np.asarray(why, dtype=object)[bad])
         rows, parent_id = rows[~bad].reset_index(drop=True), parent_id[~bad]
+    if len(rows) == 0:
+        return _report(
+            "boundaries", path, frame, checked, accepted=0, inserted=0, version_id=version_id
+        )
+    if version_id is None:
+        version_id = _new_draft(conn, options, path)
     staged = pd.DataFrame(
         {
             "version_id": version_id,
@@ -652,19 +783,24 @@ def _import_boundaries(
 
 
 def _find_parents(
-    conn: Connection, version_id: int, parent_level: str, rows: pd.DataFrame
+    conn: Connection, version_id: int | None, parent_level: str, rows: pd.DataFrame
 ) -> tuple[np.ndarray, list[str | None]]:
     """Parent of each row: by its parent_code column, else the parent holding most of it."""
-    parents = conn.execute(
-        text(
-            "SELECT id, code, ST_AsBinary(geom) FROM areas WHERE version_id = :v AND level = :lvl"
-        ),
-        {"v": version_id, "lvl": parent_level},
-    ).all()
+    parents = (
+        conn.execute(
+            text(
+                "SELECT id, code, ST_AsBinary(geom) FROM areas "
+                "WHERE version_id = :v AND level = :lvl"
+            ),
+            {"v": version_id, "lvl": parent_level},
+        ).all()
+        if version_id is not None
+        else []
+    )
     if not parents:
+        where = f"version {version_id}" if version_id is not None else "a new draft"
         raise ImportFileError(
-            f"version {version_id} has no {parent_level} areas to nest in; "
-            f"import the {parent_level} level first"
+            f"{where} has no {parent_level} areas to nest in; import the {parent_level} level first"
         )
     ids = np.array([p[0] for p in parents], dtype=object)
     by_code = {p[1]: p[0] for p in parents}

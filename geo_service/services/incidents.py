@@ -165,13 +165,23 @@ def _shown(item: dict[str, Any], scope: Scope | None) -> dict[str, Any]:
 def get_incident(
     session: Session, incident_id: uuid.UUID, *, scope: Scope | None = None
 ) -> dict[str, Any]:
-    """One incident, or NotFoundError; 403 outside the caller's area."""
+    """One incident, or NotFoundError -- also outside the caller's area, worded alike, so an
+    id cannot be probed across areas."""
+    missing = f"incident {incident_id} does not exist"
     found = _read(session, incident_id)
     if found is None:
-        raise NotFoundError(f"incident {incident_id} does not exist")
-    if scope is not None:
-        scope.require_grid(found["grid"]["id"] if found["grid"] else None, "this incident")
+        raise NotFoundError(missing)
+    grid_id = found["grid"]["id"] if found["grid"] else None
+    if scope is not None and not visible_to(scope, grid_id, found["responder_id"]):
+        raise NotFoundError(missing)
     return _shown(found, scope)
+
+
+def visible_to(scope: Scope, grid_id: int | None, responder_id: int | None) -> bool:
+    """Whether the caller may see one incident: it lies in their area, or it is assigned to
+    the responder their user is linked to (a unit sent across an area boundary)."""
+    own = scope.principal.responder_id
+    return scope.has_grid(grid_id) or (own is not None and own == responder_id)
 
 
 def create_incident(
@@ -187,7 +197,9 @@ def create_incident(
     """Record an incident; return it and whether it was created (False: idempotent replay).
 
     The grid is the one of the boundary version in force at ``reported_at``; a point outside
-    every grid is refused. The same ``idempotency_key`` returns the first incident unchanged.
+    every grid is refused. The same ``idempotency_key`` from the same user (the scope's)
+    returns their first incident unchanged; keys are per user, so another user's equal key
+    makes a new incident. Without a scope (internal callers) keys are ignored.
     An open incident of the same category within ``radius_m`` and ``window_s`` is named in
     ``possible_duplicate_of`` (a hint for the dispatcher; nothing is merged).
     """
@@ -206,10 +218,11 @@ def create_incident(
     (lon,), (lat,) = to_wgs84([new.lon], [new.lat], new.crs)
     lon, lat = float(lon), float(lat)
 
+    owner = scope.principal.user_id if scope is not None else None
+    if owner is None:
+        idempotency_key = None
     if idempotency_key is not None:
-        existing = session.execute(
-            select(Incident.id).where(Incident.idempotency_key == idempotency_key)
-        ).scalar_one_or_none()
+        existing = _keyed(session, owner, idempotency_key)
         if existing is not None:
             replay = _replay(session, existing, new, lon, lat)
             if scope is not None:
@@ -231,7 +244,8 @@ def create_incident(
         "possible_duplicate_of": _possible_duplicate(
             session, category.code, lon, lat, reported_at, radius_m, window_s
         ),
-        "idempotency_key": idempotency_key,
+        "request_key": idempotency_key,
+        "request_user_id": owner if idempotency_key is not None else None,
         "category": category.code,
         "priority": new.priority or category.default_priority,
         "description": new.description,
@@ -244,14 +258,17 @@ def create_incident(
     stmt = insert(Incident).values(**values)
     if idempotency_key is not None:
         # A concurrent request with the same key may have won the race since the check above.
-        stmt = stmt.on_conflict_do_nothing(index_elements=["idempotency_key"])
+        stmt = stmt.on_conflict_do_nothing(
+            index_elements=["request_user_id", "request_key"],
+            index_where=Incident.request_key.is_not(None),
+        )
     incident_id = session.execute(stmt.returning(Incident.id)).scalar_one_or_none()
     if incident_id is None:
         session.rollback()
-        existing = session.execute(
-            select(Incident.id).where(Incident.idempotency_key == idempotency_key)
-        ).scalar_one()
-        return _replay(session, existing, new, lon, lat), False
+        existing = _keyed(session, owner, idempotency_key)
+        if existing is None:  # the winner is gone again (deleted since): let the client retry
+            raise IdempotencyKeyReusedError("this Idempotency-Key is in use; retry the request")
+        return _shown(_replay(session, existing, new, lon, lat), scope), False
     created = get_incident(session, incident_id)
     session.add(
         AuditEntry(
@@ -266,6 +283,13 @@ def create_incident(
     )
     session.commit()
     return _shown(created, scope), True
+
+
+def _keyed(session: Session, owner: int | None, key: str | None) -> uuid.UUID | None:
+    """The incident this user made with this Idempotency-Key, if any."""
+    return session.execute(
+        select(Incident.id).where(Incident.request_user_id == owner, Incident.request_key == key)
+    ).scalar_one_or_none()
 
 
 def _possible_duplicate(

@@ -1,7 +1,8 @@
 """Background jobs: a row per job with status, progress and result, run in a worker thread of
 the API process (one at a time per process, so a heavy proposal never starves requests).
 
-A job interrupted by a restart is marked failed when the next process starts.
+A job interrupted by a restart is marked failed when the next process starts. A job is seen
+only by the user who started it and by admins; anyone else gets the 404 of a missing id.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from sqlalchemy import Engine, text
 
 from geo_service.errors import GeoServiceError, NotFoundError
+from geo_service.services.access import Scope
 
 log = logging.getLogger(__name__)
 _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="geo-job")
@@ -25,15 +27,24 @@ PROGRESS_EVERY_S = 0.5
 Work = Callable[[Callable[[float, str], None]], dict[str, Any]]
 
 
-def submit(engine: Engine, kind: str, request: dict[str, Any], actor: str, work: Work) -> str:
-    """Queue ``work(progress)``; return the job id at once."""
+def submit(
+    engine: Engine,
+    kind: str,
+    request: dict[str, Any],
+    actor: str,
+    work: Work,
+    *,
+    owner_id: int | None,
+) -> str:
+    """Queue ``work(progress)``; return the job id at once. ``owner_id``: the user who may
+    read it (None: a system job, admins only)."""
     with engine.begin() as conn:
         job_id = conn.execute(
             text(
-                "INSERT INTO jobs (kind, request, created_by) VALUES (:k, CAST(:r AS jsonb), :a) "
-                "RETURNING id"
+                "INSERT INTO jobs (kind, request, created_by, owner_user_id) "
+                "VALUES (:k, CAST(:r AS jsonb), :a, :o) RETURNING id"
             ),
-            {"k": kind, "r": json.dumps(request, default=str), "a": actor},
+            {"k": kind, "r": json.dumps(request, default=str), "a": actor, "o": owner_id},
         ).scalar_one()
     _POOL.submit(_run, engine, job_id, work)
     return str(job_id)
@@ -91,8 +102,11 @@ def _run(engine: Engine, job_id: Any, work: Work) -> None:
         _set(engine, job_id, status="done", progress=1.0, message="done", result=result)
 
 
-def get_job(engine: Engine, job_id: str) -> dict[str, Any]:
-    """A job's state: status, progress, message, and its result or error when it ended."""
+def get_job(engine: Engine, job_id: str, *, scope: Scope) -> dict[str, Any]:
+    """A job's state: status, progress, message, and its result or error when it ended.
+
+    Only for the user who started it and for admins: for anyone else it does not exist.
+    """
     try:
         ident = uuid.UUID(job_id)
     except ValueError:
@@ -102,9 +116,14 @@ def get_job(engine: Engine, job_id: str) -> dict[str, Any]:
             conn.execute(
                 text(
                     "SELECT id, kind, status, progress, message, result, error, created_by, "
-                    "created_at, updated_at FROM jobs WHERE id = :id"
+                    "created_at, updated_at FROM jobs WHERE id = :id "
+                    "AND (CAST(:admin AS boolean) OR owner_user_id = :user)"
                 ),
-                {"id": ident},
+                {
+                    "id": ident,
+                    "admin": scope.principal.role == "admin",
+                    "user": scope.principal.user_id,
+                },
             )
             .mappings()
             .first()

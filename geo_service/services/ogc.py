@@ -14,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo_service.errors import InvalidInputError, NotFoundError
+from geo_service.instants import check_instant
 from geo_service.services.access import Scope
 from geo_service.services.areas import BBox
 from geo_service.services.batch import CELL_KINDS, latest_run, run_features
@@ -119,7 +120,7 @@ def parse_datetime(value: str | None) -> tuple[datetime | None, datetime | None]
             parsed = datetime.fromisoformat(part.replace("Z", "+00:00"))
         except ValueError:
             raise InvalidInputError(f"datetime {part!r} is not RFC 3339") from None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return check_instant(parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC))
 
     if "/" in value:
         a, b = value.split("/", 1)

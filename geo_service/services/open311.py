@@ -192,7 +192,7 @@ def get_request(session: Session, request_id: str, *, scope: Scope) -> list[dict
     row = session.execute(text(f"{_SELECT} WHERE i.id = :id"), {"id": ident}).mappings().first()
     if row is None:
         raise NotFoundError(f"no service request {request_id!r}")
-    scope.require_grid(row["grid_id"], "this request")
+    scope.require_visible_grid(row["grid_id"], f"no service request {request_id!r}")
     return [_as_request(row, scope)]
 
 

@@ -17,7 +17,7 @@ exactly; the result is a draft boundary version that ``validate`` and ``publish`
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,11 +29,11 @@ import shapely
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from geo_service.analytics.regionalize import Plan, balance, partition
+from geo_service.analytics.regionalize import Plan, balance, lowest_max_over_mean, partition
 from geo_service.db.models import AREA_LEVELS
 from geo_service.errors import InvalidInputError, NotFoundError, PermissionDeniedError
+from geo_service.services import disclosure
 from geo_service.services.access import Scope
-from geo_service.services.privacy import suppress_small
 from geo_service.services.versions import version_in_force
 
 Progress = Callable[[float, str], None]
@@ -61,29 +61,59 @@ HOURS_PER_RENTAL_UNIT = 0.5  # per 90 days
 HOURS_PER_KM2 = 2.0  # per 90 days
 
 
-def _index(terms: dict[str, float], weights: Weights, window_days: float) -> float:
+def _index(terms: Mapping[str, float | None], weights: Weights, window_days: float) -> float:
+    """The weighted workload; a count hidden by disclosure control (None) counts as 0."""
     scale = window_days / QUARTER_DAYS
     return (
-        weights.incidents * terms["incident_hours"]
-        + weights.households * terms["households"] * HOURS_PER_HOUSEHOLD * scale
-        + weights.rental_units * terms["rental_units"] * HOURS_PER_RENTAL_UNIT * scale
-        + weights.travel * terms["area_km2"] * HOURS_PER_KM2 * scale
+        weights.incidents * (terms["incident_hours"] or 0.0)
+        + weights.households * (terms["households"] or 0.0) * HOURS_PER_HOUSEHOLD * scale
+        + weights.rental_units * (terms["rental_units"] or 0.0) * HOURS_PER_RENTAL_UNIT * scale
+        + weights.travel * (terms["area_km2"] or 0.0) * HOURS_PER_KM2 * scale
     )
+
+
+def published_workload_terms(
+    households: float, rental_units: float, keys: tuple[int, int] | list[int], base: int
+) -> dict[str, int | None]:
+    """The household and rental-unit terms of an area as ``disclosure`` publishes them.
+
+    ``keys`` are the areas' disclosure key sums (households, rental units). The rental term
+    counts units (``sum(unit_count)``), a measure of its own, so it is rounded as
+    ``unit_count``, not as the number of registrations.
+    """
+    hh = disclosure.publish({"households": int(households)}, household_key=keys[0], base=base)[
+        "households"
+    ]
+    units = disclosure.publish(
+        {"unit_count": int(rental_units)}, household_key=None, rental_key=keys[1], base=base
+    )["unit_count"]
+    return {"households": hh, "rental_units": units}
+
+
+def _count_or_none(value: float | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def _published_terms(terms: dict[str, float], keys: list[int], base: int) -> dict[str, int | None]:
+    return published_workload_terms(terms["households"], terms["rental_units"], keys, base)
 
 
 _GRID_TERMS = text(
     """
     SELECT g.id, g.code, g.name, g.parent_id, g.area_m2 / 1e6 AS area_km2,
            coalesce(i.hours, 0) AS incident_hours, coalesce(i.n, 0) AS incidents,
-           coalesce(h.n, 0) AS households, coalesce(r.n, 0) AS rental_units
+           coalesce(h.n, 0) AS households, coalesce(r.n, 0) AS rental_units,
+           coalesce(h.key_sum, 0) AS household_key, coalesce(r.key_sum, 0) AS rental_key
     FROM areas g
     LEFT JOIN (SELECT grid_id, sum(c.handling_effort_min) / 60.0 AS hours, count(*) AS n
                FROM incidents x JOIN categories c ON c.code = x.category
                WHERE x.reported_at >= :since AND x.reported_at < :until GROUP BY grid_id) i
            ON i.grid_id = g.id
-    LEFT JOIN (SELECT grid_id, count(*) AS n FROM households GROUP BY grid_id) h
+    LEFT JOIN (SELECT grid_id, count(*) AS n, sum(dc_key) AS key_sum
+               FROM households GROUP BY grid_id) h
            ON h.grid_id = g.id
-    LEFT JOIN (SELECT grid_id, sum(unit_count) AS n FROM rental_units GROUP BY grid_id) r
+    LEFT JOIN (SELECT grid_id, sum(unit_count) AS n, sum(dc_key) AS key_sum
+               FROM rental_units GROUP BY grid_id) r
            ON r.grid_id = g.id
     WHERE g.version_id = :v AND g.level = 'grid'
     ORDER BY g.code
@@ -103,8 +133,10 @@ def workload(
     until: datetime | None = None,
 ) -> dict[str, Any]:
     """Workload terms and index per area of ``level`` (grids summed upwards), balance per
-    parent, and per grid worker. Counts of households and rental units below ``min_count``
-    are hidden from roles that may not see household rows."""
+    parent, and per grid worker. For callers who may not see the exact counts of an area's
+    grids (``disclosure.sees_exact``), its households and rental units are published through
+    ``disclosure`` (base ``min_count``) and its index is computed from those published counts,
+    so no choice of weights shows more than the published counts."""
     weights = weights or Weights()
     weights.check()
     if level not in AREA_LEVELS:
@@ -149,6 +181,8 @@ def workload(
 
     terms_keys = ("incident_hours", "incidents", "households", "rental_units", "area_km2")
     totals: dict[int, dict[str, float]] = {}
+    record_keys: dict[int, list[int]] = {}  # disclosure key sums: households, rental units
+    members: dict[int, list[int]] = {}  # the grids summed into each area
     for r in rows:
         if not scope.has_grid(r["id"]) or (parent_id is not None and not under(r["id"], parent_id)):
             continue
@@ -158,25 +192,29 @@ def workload(
         acc = totals.setdefault(target, dict.fromkeys(terms_keys, 0.0))
         for k in terms_keys:
             acc[k] += float(r[k])
-    show_counts = scope.principal.role == "admin" or scope.can("households:rows")
+        keys = record_keys.setdefault(target, [0, 0])
+        keys[0] += int(r["household_key"])
+        keys[1] += int(r["rental_key"])
+        members.setdefault(target, []).append(r["id"])
     items = []
-    for area_id, terms in totals.items():
+    for area_id, exact_terms in totals.items():
         area = by_id[area_id]
+        terms: dict[str, float | None] = dict(exact_terms)
+        if not disclosure.sees_exact(scope, members[area_id]):
+            terms |= _published_terms(exact_terms, record_keys[area_id], min_count)
         index = _index(terms, weights, window_days)
         item = {
             "id": area_id,
             "code": area["code"],
             "name": area["name"],
             "parent_id": area["parent_id"],
-            "incident_hours": round(terms["incident_hours"], 2),
-            "incidents": int(terms["incidents"]),
-            "households": int(terms["households"]),
-            "rental_units": int(terms["rental_units"]),
-            "area_km2": round(terms["area_km2"], 4),
+            "incident_hours": round(exact_terms["incident_hours"], 2),
+            "incidents": int(exact_terms["incidents"]),
+            "households": _count_or_none(terms["households"]),
+            "rental_units": _count_or_none(terms["rental_units"]),
+            "area_km2": round(exact_terms["area_km2"], 4),
             "index": round(index, 2),
         }
-        if not show_counts:
-            item = {k: v for k, v in suppress_small(item, min_count).items() if k != "suppressed"}
         items.append(item)
     items.sort(key=lambda x: x["code"])
     parents: dict[int | None, list[float]] = {}
@@ -438,9 +476,14 @@ def propose(
     actor: str,
     progress: Progress | None = None,
     run_partitions: Callable[[list[dict[str, Any]]], list[Plan]] | None = None,
+    min_count: int = 5,
 ) -> dict[str, Any]:
     """Plan new grids for the parents and store them as a draft boundary version; return its
     id and the metrics before and after.
+
+    The plan balances exact workloads; every figure it returns or stores (loads per grid,
+    balance, the floor, shares of homes moved) is computed from household and rental-unit
+    counts as ``disclosure`` publishes them (base ``min_count``), whoever asked.
 
     Each parent is partitioned independently: ``run_partitions`` (given the keyword
     arguments of ``analytics.regionalize.partition`` per parent) may run them elsewhere, e.g.
@@ -494,6 +537,21 @@ def propose(
                 "rental_units": _per_atom(
                     session,
                     "SELECT h3_parent(h3, :res), grid_id, sum(unit_count) FROM rental_units "
+                    "WHERE grid_id = ANY(:grids) GROUP BY 1, 2",
+                    grid_ids,
+                    req.h3_res,
+                ),
+                # disclosure key sums, to publish what the figures count (never balanced on)
+                "household_key": _per_atom(
+                    session,
+                    "SELECT h3_parent(h3, :res), grid_id, sum(dc_key) FROM households "
+                    "WHERE grid_id = ANY(:grids) GROUP BY 1, 2",
+                    grid_ids,
+                    req.h3_res,
+                ),
+                "rental_key": _per_atom(
+                    session,
+                    "SELECT h3_parent(h3, :res), grid_id, sum(dc_key) FROM rental_units "
                     "WHERE grid_id = ANY(:grids) GROUP BY 1, 2",
                     grid_ids,
                     req.h3_res,
@@ -601,7 +659,7 @@ def propose(
             )
         ]
         step(0.92, "geometry and metrics")
-        version_id, metrics = _store(engine, session, version, req, results, actor)
+        version_id, metrics = _store(engine, session, version, req, results, actor, min_count)
     step(1.0, "done")
     return {"version_id": version_id, "metrics": metrics}
 
@@ -640,15 +698,94 @@ def one_piece_each(geoms: list[Any]) -> np.ndarray:
     return np.array([shapely.make_valid(g) for g in geoms], dtype=object)
 
 
+def _published_loads(
+    groups: np.ndarray, n: int, weights: np.ndarray, per: dict, req: ProposalRequest, base: int
+) -> np.ndarray:
+    """Workload of groups of atoms (``groups``: a group number per atom), the household and
+    rental-unit terms taken at the counts ``disclosure`` publishes for each group."""
+    loads = np.bincount(groups, weights=weights, minlength=n)
+    scale = req.window_days / QUARTER_DAYS
+    counts = {k: np.bincount(groups, weights=per[k], minlength=n) for k in _COUNTED}
+    for g in range(n):
+        shown = published_workload_terms(
+            round(counts["households"][g]),
+            round(counts["rental_units"][g]),
+            (round(counts["household_key"][g]), round(counts["rental_key"][g])),
+            base,
+        )
+        loads[g] += (
+            req.weights.households
+            * ((shown["households"] or 0) - counts["households"][g])
+            * HOURS_PER_HOUSEHOLD
+            * scale
+            + req.weights.rental_units
+            * ((shown["rental_units"] or 0) - counts["rental_units"][g])
+            * HOURS_PER_RENTAL_UNIT
+            * scale
+        )
+    return loads
+
+
+_COUNTED = ("households", "rental_units", "household_key", "rental_key")
+
+
+def _published_share(counts: list[float], keys: list[float], measure: str, base: int) -> float:
+    """Share of homes moved (``counts``: moved, total; ``keys``: their disclosure key sums),
+    from the published moved and total counts."""
+    (moved, total), (moved_key, total_key) = counts, keys
+
+    def shown(n: float, key: float) -> int:
+        return disclosure.published_value(
+            disclosure.publish(
+                {measure: round(n)}, household_key=round(key), rental_key=round(key), base=base
+            )[measure]
+        )
+
+    whole = shown(total, total_key)
+    return round(min(1.0, shown(moved, moved_key) / whole), 4) if whole else 0.0
+
+
+def _published_floor(
+    weights: np.ndarray,
+    neighbours: list[list[int]],
+    per: dict,
+    p: int,
+    req: ProposalRequest,
+    base: int,
+) -> float:
+    """The lowest reachable max/mean, from the parts' published workloads."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(weights)
+    rows = [i for i, nb in enumerate(neighbours) for _ in nb]
+    cols = [j for nb in neighbours for j in nb]
+    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
+    k, part = connected_components(graph, directed=False)
+    loads = _published_loads(part, k, weights, per, req, base)
+    if loads.sum() <= 0:
+        return 1.0
+    floor = lowest_max_over_mean(loads, [[] for _ in range(k)], p, np.arange(k))
+    return round(floor, 4) if np.isfinite(floor) else floor
+
+
 def _store(
-    engine: Engine, session: Session, version: int, req: ProposalRequest, results: list, actor: str
+    engine: Engine,
+    session: Session,
+    version: int,
+    req: ProposalRequest,
+    results: list,
+    actor: str,
+    min_count: int = 5,
 ) -> tuple[int, dict[str, Any]]:
-    """Write the draft version (a copy with the parents' grids replaced) and measure it."""
+    """Write the draft version (a copy with the parents' grids replaced) and measure it,
+    from published counts (see ``propose``)."""
     new_grids = []  # (parent_id, code, name, geometry)
     before_loads, after_loads, before_pp, after_pp, contiguous = [], [], [], [], []
     moved = {"households": [0.0, 0.0], "rental_units": [0.0, 0.0], "history": [0.0, 0.0]}
+    moved_keys = {"households": [0.0, 0.0], "rental_units": [0.0, 0.0]}
     per_parent = []
-    for parent, cells, pieces, current, weights, _per, held, grid_ids, plan in results:
+    for parent, cells, pieces, current, weights, per, held, grid_ids, plan in results:
         labels = plan.labels
         p = int(labels.max()) + 1
         crs = gpd.GeoSeries([parent.geom], crs="EPSG:4326").estimate_utm_crs()
@@ -667,15 +804,25 @@ def _store(
         for r in np.argsort(-overlap.max(axis=1)):
             options = [g for g in np.argsort(-overlap[r]) if g not in heir.values()]
             heir[r] = options[0] if options else -1
+        keyed = {"households": "household_key", "rental_units": "rental_key"}
         for name in moved:
-            for r in range(p):
-                members = labels == r
-                total = held[name][members].sum()
-                kept = held[name][members][:, heir[r]].sum() if heir[r] >= 0 else 0.0
-                moved[name][0] += total - kept
-                moved[name][1] += total
-        old_loads = np.bincount(current, weights=weights, minlength=len(grid_ids))
-        new_loads = np.bincount(labels, weights=weights, minlength=p)
+            for target, source in ((moved, name), (moved_keys, keyed.get(name))):
+                if source is None:
+                    continue
+                for r in range(p):
+                    members = labels == r
+                    total = held[source][members].sum()
+                    kept = held[source][members][:, heir[r]].sum() if heir[r] >= 0 else 0.0
+                    target[name][0] += total - kept
+                    target[name][1] += total
+        # What is shown and stored counts homes as disclosure control publishes them.
+        old_loads = _published_loads(current, len(grid_ids), weights, per, req, min_count)
+        new_loads = _published_loads(labels, p, weights, per, req, min_count)
+        floor = (
+            plan.floor
+            if plan.floor <= 1.0
+            else _published_floor(weights, hex_neighbours(cells), per, p, req, min_count)
+        )
         old_geoms = parent.grids[~parent.grids.id.isin(parent.locked)].geometry.to_numpy()
         pp_before = polsby_popper(old_geoms, crs)
         pp_after = polsby_popper(geoms, crs)
@@ -693,7 +840,7 @@ def _store(
                 "before": balance(old_loads),
                 "after": balance(new_loads),
                 # below this no plan can go: the parent in separate pieces, say
-                "lowest_possible_max_over_mean": plan.floor,
+                "lowest_possible_max_over_mean": floor,
                 "atoms": len(cells),
                 "seconds": round(plan.seconds, 2),
                 "workload_by_grid": {
@@ -711,7 +858,15 @@ def _store(
         "polsby_popper_after": round(float(np.mean(after_pp)), 4),
         "contiguous_share": round(sum(contiguous) / max(len(contiguous), 1), 4),
         "stability": {
-            f"{name}_moved_share": round(a / b, 4) if b else 0.0 for name, (a, b) in moved.items()
+            "households_moved_share": _published_share(
+                moved["households"], moved_keys["households"], "households", min_count
+            ),
+            "rental_units_moved_share": _published_share(
+                moved["rental_units"], moved_keys["rental_units"], "unit_count", min_count
+            ),
+            "history_moved_share": (
+                round(moved["history"][0] / moved["history"][1], 4) if moved["history"][1] else 0.0
+            ),
         },
         "parents": per_parent,
     }

@@ -15,7 +15,12 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from geo_service.db.models import RESPONDER_KINDS, RESPONDER_STATUSES, AuditEntry
+from geo_service.db.models import (
+    OPEN_INCIDENT_STATUSES,
+    RESPONDER_KINDS,
+    RESPONDER_STATUSES,
+    AuditEntry,
+)
 from geo_service.errors import (
     ConflictError,
     InvalidInputError,
@@ -38,6 +43,14 @@ STRAIGHT_LINE_SPEED = {
     "medical": 10.0,
 }
 SPHERE_MARGIN = 1.01
+
+
+def visible_grids(scope: Scope | None) -> list[int] | None:
+    """The home grids whose responders the caller sees (None: all), for every responder read
+    -- the list, the nearest, an incident's candidates -- so no path shows more than another.
+    A responder without a home grid is city-wide: only users bound to no area see it.
+    """
+    return None if scope is None or scope.unrestricted else sorted(scope.grid_ids or ())
 
 
 @dataclass(frozen=True)
@@ -107,10 +120,9 @@ def record_positions(
     for i, p in enumerate(positions):
         if p.responder_id not in home:
             errors.append({"index": i, "error": f"no responder {p.responder_id}"})
-        elif scope.principal.responder_id != p.responder_id and not scope.has_grid(
-            home[p.responder_id]
-        ):
-            errors.append({"index": i, "error": "responder outside your area"})
+        elif not scope.commands_responder(p.responder_id, home[p.responder_id]):
+            # worded as a missing id: ids outside the area cannot be probed
+            errors.append({"index": i, "error": f"no responder {p.responder_id}"})
     if errors:
         raise InvalidInputError("some positions are invalid; none were stored", errors=errors)
     # The latest position per responder in this batch, applied only if newer than the stored.
@@ -158,19 +170,29 @@ def update_responder(
     scope: Scope,
     actor: str,
 ) -> dict[str, Any]:
-    """Change a responder's status and/or skills (a grid worker: their own status only)."""
+    """Change a responder's status and/or skills (a grid worker: their own status only).
+
+    A responder outside the caller's area answers 404 like a missing one. One open incident
+    per responder: while it holds one, it cannot become ``available`` (whatever its status
+    now, so busy -> off_duty -> available cannot launder an assignment); 409 says why.
+    """
     if status is not None and status not in RESPONDER_STATUSES:
         raise InvalidInputError(f"status must be one of {', '.join(RESPONDER_STATUSES)}")
     if skills is not None and (len(skills) > 50 or any(not 0 < len(s) <= 64 for s in skills)):
         raise InvalidInputError("skills: at most 50, each 1..64 characters")
-    before = _row(session, responder_id, lock=True)
-    if not scope.can("responders:write"):
+    if not scope.can("responders:write"):  # the role first: no lookup, nothing revealed
         if scope.principal.responder_id != responder_id or skills is not None:
             raise PermissionDeniedError("a grid worker may change only their own status")
-    elif not scope.has_grid(before["home_grid_id"]):
-        raise PermissionDeniedError("this responder lies outside your area")
-    if status == "available" and before["status"] == "busy" and _assigned(session, responder_id):
-        raise ConflictError(f"responder {responder_id} is assigned to an open incident")
+    before = _row(session, responder_id, lock=True)
+    if not scope.commands_responder(responder_id, before["home_grid_id"]):
+        raise NotFoundError(f"responder {responder_id} does not exist")
+    holding = _assigned(session, responder_id) if status == "available" else None
+    if holding is not None:
+        raise ConflictError(
+            f"responder {responder_id} is assigned to an open incident: it becomes available "
+            "when the incident is resolved or cancelled",
+            assigned=True,
+        )
     session.execute(
         text(
             "UPDATE responders SET status = coalesce(:status, status), "
@@ -195,16 +217,12 @@ def update_responder(
     return after
 
 
-def _assigned(session: Session, responder_id: int) -> bool:
-    return bool(
-        session.execute(
-            text(
-                "SELECT 1 FROM incidents WHERE responder_id = :r "
-                "AND status IN ('dispatched', 'accepted', 'on_scene') LIMIT 1"
-            ),
-            {"r": responder_id},
-        ).first()
-    )
+def _assigned(session: Session, responder_id: int) -> Any:
+    """The open incident the responder holds (its id), or None."""
+    return session.execute(
+        text("SELECT id FROM incidents WHERE responder_id = :r AND status = ANY(:open) LIMIT 1"),
+        {"r": responder_id, "open": list(OPEN_INCIDENT_STATUSES)},
+    ).scalar_one_or_none()
 
 
 _COLUMNS = """
@@ -275,7 +293,7 @@ def list_responders(
             {
                 "status": status,
                 "kind": kind,
-                "grids": None if scope.unrestricted else sorted(scope.grid_ids or ()),
+                "grids": visible_grids(scope),
                 "minx": bbox.minx if bbox else None,
                 "miny": bbox.miny if bbox else None,
                 "maxx": bbox.maxx if bbox else None,
@@ -346,7 +364,7 @@ def nearest(
         "stale": stale_s,
         "kind": q.kind,
         "skill": q.skill,
-        "grids": None if scope is None or scope.unrestricted else sorted(scope.grid_ids or ()),
+        "grids": visible_grids(scope),
         "exclude": list(exclude),
     }
     if q.max_distance_m is not None and k > MAX_K:

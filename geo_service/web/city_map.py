@@ -1,10 +1,20 @@
-"""The city overview page (``/map``): grids coloured by recent incidents, with the hierarchy."""
+"""The city overview page (``/map``): grids coloured by recent incidents, with the hierarchy.
+
+folium writes feature properties into tooltips as HTML (``innerHTML``), so every string that
+comes from the database is HTML-escaped here before folium sees it (issue 13: a grid named
+``<img onerror=...>`` ran script in an admin's browser). Escaped strings hold no ``<``, so no
+value can close the page's ``<script>`` either; the page's own inline scripts carry the
+response's CSP nonce.
+"""
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import numpy as np
+
+from geo_service.web.pages import add_nonce, tile_source
 
 STATIC_PREFIX = "/static/vendor/leaflet"
 # ColorBrewer YlOrRd, 6 classes.
@@ -24,11 +34,34 @@ def quantile_breaks(values: np.ndarray, classes: int = len(PALETTE)) -> list[flo
     return sorted(set(float(q) for q in qs))
 
 
-def render_city_map(layers: dict[str, Any], *, tiles: str | None = "OpenStreetMap") -> str:
-    """Render the overview map as a standalone HTML page (Leaflet served locally)."""
+def _escaped(collection: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a FeatureCollection whose string properties are HTML-escaped."""
+    return {
+        **collection,
+        "features": [
+            {
+                **feature,
+                "properties": {
+                    key: html.escape(value) if isinstance(value, str) else value
+                    for key, value in feature["properties"].items()
+                },
+            }
+            for feature in collection["features"]
+        ],
+    }
+
+
+def render_city_map(
+    layers: dict[str, Any], *, tiles: str | None = "OpenStreetMap", nonce: str | None = None
+) -> str:
+    """Render the overview map as a standalone HTML page (Leaflet served locally); with
+    ``nonce``, every inline script tag carries it (for a CSP without 'unsafe-inline').
+    """
     import folium  # heavy; only the map pages need it
 
-    grids = layers["grid"]
+    grids = _escaped(layers["grid"])
+    until = html.escape(str(layers["until"]))
+    window_days = int(layers["window_days"])
     counts = np.array([f["properties"]["incidents"] for f in grids["features"]], dtype=float)
     breaks = quantile_breaks(counts)
 
@@ -43,14 +76,16 @@ def render_city_map(layers: dict[str, Any], *, tiles: str | None = "OpenStreetMa
     # Serve Leaflet ourselves: no CDN at run time, and nothing else folium would pull in.
     fmap.default_js = [("leaflet", f"{STATIC_PREFIX}/leaflet.js")]
     fmap.default_css = [("leaflet_css", f"{STATIC_PREFIX}/leaflet.css")]
-    if tiles:
-        # A custom tile URL (an internal tile server) needs an attribution; folium insists.
-        attr = "base map" if "{z}" in tiles else None
-        folium.TileLayer(tiles, name="Base map", attr=attr).add_to(fmap)
+    source = tile_source(tiles) if tiles else None
+    if source:
+        # The same tiles as the other pages (and the CSP's img-src); folium wants a name.
+        folium.TileLayer(
+            source["url"], name="Base map", attr=html.escape(source["attribution"])
+        ).add_to(fmap)
 
     folium.GeoJson(
         grids,
-        name=f"Grids: incidents, {layers['window_days']} days to {layers['until']}",
+        name=f"Grids: incidents, {window_days} days to {until}",
         style_function=lambda f: {
             "fillColor": colour(f["properties"]["incidents"]),
             "color": "#777777",
@@ -60,7 +95,7 @@ def render_city_map(layers: dict[str, Any], *, tiles: str | None = "OpenStreetMa
         highlight_function=lambda f: {"weight": 2.5, "color": "#000000"},
         tooltip=folium.GeoJsonTooltip(
             fields=["name", "code", "incidents"],
-            aliases=["Grid", "Code", f"Incidents ({layers['window_days']} d)"],
+            aliases=["Grid", "Code", f"Incidents ({window_days} d)"],
         ),
     ).add_to(fmap)
     for level in ("community", "street", "district"):
@@ -68,7 +103,7 @@ def render_city_map(layers: dict[str, Any], *, tiles: str | None = "OpenStreetMa
             continue  # not every city has every level (Chicago: districts and beats only)
         style = OUTLINE_STYLE[level]
         folium.GeoJson(
-            layers[level],
+            _escaped(layers[level]),
             name=f"{level.capitalize()} boundaries",
             style_function=lambda f, s=style: s,
             tooltip=folium.GeoJsonTooltip(
@@ -81,9 +116,10 @@ def render_city_map(layers: dict[str, Any], *, tiles: str | None = "OpenStreetMa
     if bounds:
         fmap.fit_bounds(bounds)
     root: Any = fmap.get_root()  # a branca Figure
-    root.html.add_child(folium.Element(_legend(breaks, layers["window_days"], layers["until"])))
+    root.html.add_child(folium.Element(_legend(breaks, window_days, until)))
     root.header.add_child(folium.Element("<title>geo-service: city grids</title>"))
-    return root.render()
+    page = root.render()
+    return add_nonce(page, nonce) if nonce else page
 
 
 def _bounds(collection: dict[str, Any]) -> list[list[float]] | None:

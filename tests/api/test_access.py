@@ -125,19 +125,28 @@ def test_a_browser_is_sent_to_sign_in(client: TestClient) -> None:
         "/map", headers={"X-API-Key": "", "Accept": "text/html"}, follow_redirects=False
     )
     assert response.status_code == 303 and response.headers["location"] == "/login?next=/map"
-    refused = client.post("/login", data={"api_key": "gs_bad_key"}, headers={"X-API-Key": ""})
+    form = client.get("/login", headers={"X-API-Key": ""})
+    token = form.text.split('name="login_token" value="')[1].split('"')[0]
+    refused = client.post(
+        "/login", data={"api_key": "gs_bad_key", "login_token": token}, headers={"X-API-Key": ""}
+    )
     assert refused.status_code == 401 and "not valid" in refused.text
 
 
-def test_cookie_signs_in_pages_but_never_writes(
+def test_cookie_signs_in_pages_but_writes_need_the_csrf_token(
     client: TestClient, role_keys: dict[str, str], loaded_city: DemoCity
 ) -> None:
     lon, lat, _ = grid_point(loaded_city)
     fresh = TestClient(client.app)
+    form = fresh.get("/login")
+    token = form.text.split('name="login_token" value="')[1].split('"')[0]
     done = fresh.post(
-        "/login", data={"api_key": role_keys["dispatcher"], "next": "/map"}, follow_redirects=False
+        "/login",
+        data={"api_key": role_keys["dispatcher"], "next": "/map", "login_token": token},
+        follow_redirects=False,
     )
-    assert done.status_code == 303 and "geo_api_key" in done.headers["set-cookie"]
+    assert done.status_code == 303 and "geo_session" in done.headers["set-cookie"]
+    assert role_keys["dispatcher"] not in done.headers["set-cookie"]
     assert (
         "HttpOnly" in done.headers["set-cookie"]
         and "samesite=strict" in done.headers["set-cookie"].lower()
@@ -146,7 +155,7 @@ def test_cookie_signs_in_pages_but_never_writes(
     write = fresh.post(
         "/incidents", json={"category": "traffic", "location": {"lon": lon, "lat": lat}}
     )
-    assert problem(write)["status"] == 401
+    assert problem(write)["status"] == 403  # no X-CSRF-Token (tests/security/test_pages.py)
 
 
 def test_bearer_tokens(client: TestClient, role_keys: dict[str, str], settings) -> None:  # noqa: ANN001
@@ -223,7 +232,8 @@ def test_jurisdiction_limits_reads_and_writes(
         for f in client.get("/incidents", params={"limit": 1000}).json()["features"]
         if not f["properties"]["grid"]["code"].startswith(community + "-")
     )
-    assert problem(client.get(f"/incidents/{foreign['id']}", headers=headers))["status"] == 403
+    # outside the area answers as a missing id does (no probing across areas)
+    assert problem(client.get(f"/incidents/{foreign['id']}", headers=headers))["status"] == 404
     assert other
 
 
@@ -269,40 +279,61 @@ def test_household_rows_only_for_admin_and_the_grids_own_worker(
     assert admin["grid_id"] == other
 
 
-def test_no_aggregate_path_shows_small_counts(
+def test_no_aggregate_path_shows_exact_small_counts(
     client: TestClient, role_keys: dict[str, str], loaded_city: DemoCity, settings
 ) -> None:  # noqa: ANN001
-    minimum = settings.auth.min_cell_count
+    """Aggregates for an analyst are published by disclosure control: multiples of the base
+    within base-1 of the truth, hidden per record set when that is 0; admins see exact counts."""
+    base = settings.auth.min_cell_count
     analyst = as_role(role_keys, "analyst")
     paths = [
         ("/households/aggregate", {"res": 10}),
         ("/households/aggregate", {"res": 9}),
         ("/households/aggregate", {"level": "grid"}),
     ]
-    seen_suppressed = False
+    seen_hidden = seen_small_shown = False
     for path, params in paths:
-        body = client.get(path, params=params, headers=analyst).json()
-        for feature in body["features"]:
-            props = feature["properties"]
+        shown = {
+            f["id"]: f["properties"]
+            for f in client.get(path, params=params, headers=analyst).json()["features"]
+        }
+        exact = {
+            f["id"]: f["properties"] for f in client.get(path, params=params).json()["features"]
+        }
+        assert shown.keys() == exact.keys()
+        for fid, props in shown.items():
             for key in ("households", "residents", "rental_units"):
-                value = props[key]
-                assert value is None or value >= minimum, (path, params, props)
+                value, true = props[key], exact[fid][key]
+                assert true is not None  # admin: exact counts
                 if value is None:
-                    assert key in props["suppressed"]
-                    seen_suppressed = True
-        raw = client.get(path, params=params).json()  # admin: exact counts
-        assert all(f["properties"]["households"] is not None for f in raw["features"])
-    assert seen_suppressed, "the test data must contain small cells"
-    # Area detail: counts below the threshold are hidden from all but admin and own worker.
+                    # residents go with their households (one record set), whatever their sum
+                    anchor = "households" if key == "residents" else key
+                    assert key in props["suppressed"], (path, params, props)
+                    assert exact[fid][anchor] < base, (path, params, props)
+                    seen_hidden = True
+                else:
+                    assert value % base == 0 and abs(value - true) < base, (path, params, props)
+                    seen_small_shown |= 0 < true < base
+            if props["households"] is None:  # hidden per record set, never field by field
+                assert props["residents"] is None
+                assert {"households", "residents"} <= set(props["suppressed"])
+    assert seen_hidden and seen_small_shown, "the test data must contain small cells"
+    # Area detail: a small grid shows what /households/aggregate shows for it, not the truth.
     small = loaded_city.households.grid_code.value_counts()
-    small_code = small[small < minimum].index[0] if (small < minimum).any() else None
-    if small_code is not None:
-        grids = client.get("/areas", params={"level": "grid"}).json()["features"]
-        gid = next(f["id"] for f in grids if f["properties"]["code"] == small_code)
-        stats = client.get(f"/areas/{gid}", headers=analyst).json()["properties"]["stats"]
-        assert stats["households"] is None and "households" in stats["suppressed"]
-        exact = client.get(f"/areas/{gid}").json()["properties"]["stats"]
-        assert exact["households"] == small[small_code]
+    assert (small < base).any(), "the demo city must have a grid with few households"
+    small_code = small[small < base].index[0]
+    grids = client.get("/areas", params={"level": "grid"}).json()["features"]
+    gid = next(f["id"] for f in grids if f["properties"]["code"] == small_code)
+    stats = client.get(f"/areas/{gid}", headers=analyst).json()["properties"]["stats"]
+    by_level = client.get(
+        "/households/aggregate", params={"level": "grid"}, headers=analyst
+    ).json()["features"]
+    same_grid = next(f["properties"] for f in by_level if f["id"] == gid)
+    assert stats["households"] in (None, base)
+    assert stats["households"] == same_grid["households"]
+    assert stats["residents"] == same_grid["residents"]
+    exact = client.get(f"/areas/{gid}").json()["properties"]["stats"]
+    assert exact["households"] == small[small_code]
 
 
 def test_public_layers_are_off_by_default_and_coarse_when_on(
@@ -317,7 +348,7 @@ def test_public_layers_are_off_by_default_and_coarse_when_on(
         assert coarse.status_code == 200
         for feature in coarse.json()["features"]:
             value = feature["properties"]["households"]
-            assert value is None or value >= settings.auth.min_cell_count
+            assert value is None or value % settings.auth.min_cell_count == 0 < value
         assert problem(anonymous.get("/households/aggregate", params={"res": 9}))["status"] == 422
         assert (
             problem(anonymous.get("/households/aggregate", params={"level": "grid"}))["status"]

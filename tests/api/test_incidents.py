@@ -67,7 +67,7 @@ def test_same_idempotency_key_returns_the_same_incident(
     assert first.status_code == 201 and again.status_code == 200
     assert again.headers["idempotent-replayed"] == "true"
     assert first.json()["id"] == again.json()["id"]
-    assert _count(engine, "SELECT count(*) FROM incidents WHERE idempotency_key=:k", k=key) == 1
+    assert _count(engine, "SELECT count(*) FROM incidents WHERE request_key=:k", k=key) == 1
 
 
 def test_reused_key_with_different_body_is_409_and_writes_nothing(

@@ -385,11 +385,11 @@ def test_heatmap_page_shows_the_newest_batch_runs(
         errors,
     ):
         page.wait_for_function(
-            "document.getElementById('status').textContent.includes('significant cells')"
+            "() => document.getElementById('status').textContent.includes('significant cells')"
         )
         page.select_option("#layer", "batch-hotspots")
         page.wait_for_function(
-            "document.getElementById('status').textContent.includes('batch run')"
+            "() => document.getElementById('status').textContent.includes('batch run')"
         )
         hot_status = page.text_content("#status")
         hot_cells = page.locator("path.leaflet-interactive").count()

@@ -23,7 +23,10 @@ def test_db_status_and_url_of_the_running_test_cluster(
     assert result.exit_code == 0, result.output
     assert "running" in result.output
     url = runner.invoke(app, ["db", "url"])
-    assert url.exit_code == 0 and url.output.startswith("postgresql+psycopg://geo:")
+    # the application role by default; migrations' owner on request
+    assert url.exit_code == 0 and url.output.startswith("postgresql+psycopg://geo_app:")
+    owner = runner.invoke(app, ["db", "url", "--role", "owner"])
+    assert owner.exit_code == 0 and owner.output.startswith("postgresql+psycopg://geo_owner:")
 
 
 def test_migrate_against_an_explicit_url_is_idempotent(

@@ -27,7 +27,7 @@ from geo_service.settings import (
     LimitSettings,
     Settings,
 )
-from tests.conftest import grid_point, make_database, problem
+from tests.conftest import TEST_DATABASE, grid_point, make_database, problem
 
 
 def _report(client: TestClient, city: DemoCity, **extra) -> dict:  # noqa: ANN003
@@ -144,7 +144,7 @@ def test_duplicate_hint(client: TestClient, loaded_city: DemoCity) -> None:
 @pytest.fixture(scope="module")
 def own_city(demo_city: DemoCity) -> str:
     """A database of its own: escalation climbs every overdue incident it finds."""
-    url = make_database("geo_test_dispatch")
+    url = make_database(f"{TEST_DATABASE}_dispatch")  # parallel runs: one each
     load_city(create_engine(url), demo_city)
     with create_engine(url).begin() as conn:  # start from nothing open
         conn.execute(text("UPDATE incidents SET status = 'closed' WHERE status <> 'closed'"))

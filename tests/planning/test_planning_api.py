@@ -49,9 +49,29 @@ def test_workload_per_grid_and_parent(
     assert heavier["areas"][0]["index"] >= body["areas"][0]["index"]
     community = client.get("/workload", params={"level": "community"}).json()
     assert len(community["areas"]) == (loaded_city.areas.level == "community").sum()
-    planner = client.get("/workload", headers=as_role(role_keys, "planner")).json()
-    small = [a for a in planner["areas"] if a["households"] is None]
-    assert all(grids[a["code"]]["households"] < 5 for a in small)  # suppressed for planners
+    # Planners see the counts published by disclosure control (base 5), and an index computed
+    # from them: multiples of 5 within 4 of the truth, null when that is 0.
+    planner = client.get(
+        "/workload",
+        params={"level": "grid", "window_days": 365},
+        headers=as_role(role_keys, "planner"),
+    ).json()
+    assert len(planner["areas"]) == len(grids)
+    for area in planner["areas"]:
+        true = grids[area["code"]]
+        for name in ("households", "rental_units"):
+            if area[name] is None:
+                assert true[name] < 5
+            else:
+                assert area[name] % 5 == 0 and abs(area[name] - true[name]) < 5
+        published = (
+            area["incident_hours"]
+            + (area["households"] or 0) * 0.25 * 365 / 90
+            + (area["rental_units"] or 0) * 0.5 * 365 / 90
+            + area["area_km2"] * 2.0 * 365 / 90
+        )
+        assert abs(area["index"] - published) < 0.05
+    assert any(a["households"] != grids[a["code"]]["households"] for a in planner["areas"])
     for params, status in (
         ({"level": "city"}, 422),
         ({"window_days": 0}, 422),
@@ -82,9 +102,13 @@ def test_proposal_job_leaves_a_valid_balanced_draft(
     result = job["result"]
     metrics = result["metrics"]
     assert metrics["contiguous_share"] == 1.0
-    assert metrics["workload_after"]["max_over_mean"] <= 1.05
-    assert metrics["workload_after"]["cv"] < metrics["workload_before"]["cv"]
     (parent,) = metrics["parents"]
+    # The figures count homes as disclosure control publishes them (each within 4 of the
+    # truth, base 5), while the plan balanced the exact loads: allow that much.
+    mean = sum(parent["workload_by_grid"].values()) / len(parent["workload_by_grid"])
+    slack = 2 * 4 * (0.25 + 0.5) / mean
+    assert metrics["workload_after"]["max_over_mean"] <= 1.05 + slack
+    assert metrics["workload_after"]["cv"] < metrics["workload_before"]["cv"]
     floor = parent["lowest_possible_max_over_mean"]
     assert 1.0 <= floor <= metrics["workload_after"]["max_over_mean"]
     for key in ("households_moved_share", "rental_units_moved_share", "history_moved_share"):

@@ -166,8 +166,8 @@ def test_no_incident_is_lost_or_duplicated_across_a_database_restart(own_cluster
     with engine.connect() as conn:
         rows = conn.execute(
             text(
-                "SELECT idempotency_key, count(*), min(id::text) FROM incidents "
-                "WHERE idempotency_key LIKE 'fault-%' GROUP BY idempotency_key"
+                "SELECT request_key, count(*), min(id::text) FROM incidents "
+                "WHERE request_key LIKE 'fault-%' GROUP BY request_key"
             )
         ).all()
     engine.dispose()

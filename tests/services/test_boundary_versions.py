@@ -24,7 +24,7 @@ from geo_service.services.boundaries import (
 )
 from geo_service.services.demo import load_city
 from geo_service.services.imports import ImportOptions, import_file
-from tests.conftest import make_database
+from tests.conftest import TEST_DATABASE, make_database
 
 SWITCH = datetime.now(UTC).replace(microsecond=0) - timedelta(days=30)
 
@@ -61,7 +61,8 @@ def _draft_from(city: DemoCity, tmp: Path, engine: Engine, grids: gpd.GeoDataFra
 
 @pytest.fixture(scope="module")
 def published(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    engine = make_engine(make_database("geo_test_versions"))
+    # parallel runs on one server: a database of their own each
+    engine = make_engine(make_database(f"{TEST_DATABASE}_versions"))
     city = generate_city(
         seed=13, grids=16, incidents=2000, households_per_grid=20, end_date=date.today()
     )

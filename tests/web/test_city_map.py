@@ -116,13 +116,13 @@ def test_heatmap_page_draws_hot_spots_and_heat_and_reacts_to_controls(
         errors,
     ):
         page.wait_for_function(
-            "document.getElementById('status').textContent.includes('significant cells')"
+            "() => document.getElementById('status').textContent.includes('significant cells')"
         )
         hot_status = page.text_content("#status")
         page.select_option("#layer", "heat")
         page.select_option("#window", "365")
         page.wait_for_function(
-            "document.getElementById('status').textContent.includes('incidents in')"
+            "() => document.getElementById('status').textContent.includes('incidents in')"
         )
         heat_status = page.text_content("#status")
         hexagons = page.locator("path.leaflet-interactive").count()
@@ -142,12 +142,17 @@ def test_heatmap_page_draws_hot_spots_and_heat_and_reacts_to_controls(
 
 
 def test_base_tiles_follow_the_setting() -> None:
-    from geo_service.api.routes.maps import OSM_TILES, _leaflet_tiles
+    from geo_service.api.routes.maps import _tiles_config
+    from geo_service.web.pages import OSM_TILES, content_security_policy
 
-    assert _leaflet_tiles("none") == ""
-    assert OSM_TILES in _leaflet_tiles("OpenStreetMap")
+    assert _tiles_config("none") == ""
+    assert OSM_TILES in _tiles_config("OpenStreetMap")
     internal = "https://tiles.city.internal/{z}/{x}/{y}.png"
-    assert internal in _leaflet_tiles(internal) and "OpenStreetMap" not in _leaflet_tiles(internal)
+    assert internal in _tiles_config(internal) and "OpenStreetMap" not in _tiles_config(internal)
+    # the page policy lets the browser load images from the configured tile server only
+    assert "img-src 'self' data: https://tiles.city.internal;" in content_security_policy(internal)
+    assert "https://tile.openstreetmap.org" in content_security_policy("OpenStreetMap")
+    assert "img-src 'self' data:;" in content_security_policy("none")
 
 
 def test_city_map_accepts_an_internal_tile_server() -> None:

@@ -63,7 +63,7 @@ def test_dispatch_from_the_map(
         page.screenshot(path=str(ARTIFACTS / "dispatch.png"))
         page.locator("button.dispatch").first.click()
         page.wait_for_function(
-            "document.querySelector('#detail .status').textContent === 'dispatched'"
+            "() => document.querySelector('#detail .status').textContent === 'dispatched'"
         )
         # the list catches up when the refresh after the action lands
         page.wait_for_function(

@@ -20,7 +20,9 @@ def test_planner_page_needs_a_planner(client: TestClient, role_keys: dict) -> No
 
 
 @pytest.mark.browser
-def test_propose_from_the_page(live_server: str, loaded_city: DemoCity, role_keys: dict) -> None:
+def test_propose_from_the_page(
+    live_server: str, client: TestClient, loaded_city: DemoCity, role_keys: dict
+) -> None:
     grids = loaded_city.areas[loaded_city.areas.level == "grid"]
     community = grids.parent_code.value_counts().index[0]
     n_today = int((grids.parent_code == community).sum())
@@ -32,11 +34,12 @@ def test_propose_from_the_page(live_server: str, loaded_city: DemoCity, role_key
         page.wait_for_selector("#today path.leaflet-interactive")
         page.select_option("#community", community)
         page.wait_for_function(
-            f"document.querySelectorAll('#today path.leaflet-interactive').length === {n_today}"
+            "() => document.querySelectorAll('#today path.leaflet-interactive').length"
+            f" === {n_today}"
         )
         page.click("#propose")
         page.wait_for_function(
-            "document.getElementById('status').textContent.startsWith('draft version')",
+            "() => document.getElementById('status').textContent.startsWith('draft version')",
             timeout=60_000,
         )
         proposal = page.locator("#proposal path.leaflet-interactive").count()
@@ -46,5 +49,14 @@ def test_propose_from_the_page(live_server: str, loaded_city: DemoCity, role_key
     assert not errors, errors
     assert proposal == n_today
     after = float(table.split("max / mean")[1].split()[1])
-    assert after <= 1.05
+    # The page shows figures from counts as disclosure control publishes them (each within 4
+    # of the truth, base 5) while the plan balanced exact loads: allow that much, as
+    # tests/planning/test_planning_api.py does.
+    work = client.get(
+        "/workload", params={"level": "grid"}, headers=as_role(role_keys, "planner")
+    ).json()
+    codes = set(grids[grids.parent_code == community].code)
+    loads = [a["index"] or 0 for a in work["areas"] if a["code"] in codes]
+    slack = 2 * 4 * (0.25 + 0.5) / (sum(loads) / len(loads))
+    assert after <= 1.05 + slack
     assert publish_enabled

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from geo_service.api.deps import SessionDep, SettingsDep, require
+from geo_service.api.params import Instant
 from geo_service.api.schemas import INT32_MAX, AreaIdPath, AreaIdQuery, CrsParam, LookupResult
 from geo_service.services import areas as area_service
 from geo_service.services.access import Scope
@@ -55,7 +55,7 @@ def lookup_area(
     lat: Annotated[float, Query(ge=-90, le=90)],
     crs: CrsParam = "wgs84",
     at: Annotated[
-        datetime | None, Query(description="answer from the version in force then")
+        Instant | None, Query(description="answer from the version in force then")
     ] = None,
 ) -> dict[str, Any]:
     """The grid, community, street and district holding a point."""
@@ -70,7 +70,7 @@ def read_area(
     area_id: AreaIdPath,
 ) -> dict[str, Any]:
     """One area as a Feature with households, residents, rental units and open incidents
-    (counts below the privacy threshold are suppressed unless you may see the rows).
+    (counts published by disclosure control unless you may see the rows).
     """
     return area_service.get_area(
         session, area_id, scope=scope, min_count=settings.auth.min_cell_count

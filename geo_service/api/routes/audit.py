@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
 from geo_service.api.deps import SessionDep, require
+from geo_service.api.params import Instant
 from geo_service.api.schemas import RowIdQuery
 from geo_service.services.access import Scope
 from geo_service.services.audit import list_audit
@@ -20,7 +20,7 @@ def read_audit(
     session: SessionDep,
     scope: Annotated[Scope, Depends(require("audit:read"))],
     entity: str | None = None,
-    since: datetime | None = None,
+    since: Instant | None = None,
     before_id: RowIdQuery = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:

@@ -8,11 +8,10 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from geo_service.api.deps import SessionDep, SettingsDep, require
+from geo_service.api.deps import HEAVY, SessionDep, SettingsDep, require
 from geo_service.api.schemas import INT32_MAX
-from geo_service.services import batch
+from geo_service.services import batch, disclosure
 from geo_service.services.access import Scope
-from geo_service.services.privacy import suppress_small
 
 router = APIRouter(prefix="/analytics", tags=["batch analytics"])
 LayerScope = Annotated[Scope, Depends(require("layers:read"))]
@@ -28,10 +27,14 @@ def read_runs(
 ) -> dict[str, Any]:
     """Batch runs, newest first: kind, engine, parameters, summary, partitions read, time."""
     scope.require_unrestricted("batch runs")
-    return batch.list_runs(session, kind, limit)
+    runs = batch.list_runs(session, kind, limit)
+    if not disclosure.sees_exact(scope):
+        # The listing carries no rows: summaries that count homes are left out of it.
+        runs["data"] = [batch.published_run(r, None) for r in runs["data"]]
+    return runs
 
 
-@router.get("/runs/{run_id}")
+@router.get("/runs/{run_id}", dependencies=[HEAVY])
 async def read_run(
     session: SessionDep,
     settings: SettingsDep,
@@ -41,7 +44,8 @@ async def read_run(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
     """One run: a FeatureCollection of its cells (heatmap, hotspots, emerging), its rows per
-    grid (workload; small household counts hidden as everywhere), or its crosswalk."""
+    grid (workload), or its crosswalk; counts of households and rental units published through
+    disclosure control as everywhere (rounded to base ``min_cell_count``)."""
     return await run_in_threadpool(
         _run, session, scope, run_id, limit, offset, settings.auth.min_cell_count
     )
@@ -65,13 +69,10 @@ def _run(
         return {"run": run}
     if run["kind"] == "workload":
         scope.require("workload:read")
-        rows = batch.run_rows(session, run_id)
-        if not (scope.principal.role == "admin" or scope.can("households:rows")):
-            rows = [
-                {k: v for k, v in suppress_small(r, min_count).items() if k != "suppressed"}
-                for r in rows
-            ]
     else:
         scope.require("boundaries:read")
-        rows = batch.run_rows(session, run_id)
+    rows = batch.run_rows(session, run_id)
+    if not disclosure.sees_exact(scope):
+        rows = batch.published_run_rows(session, run, rows, min_count=min_count)
+        run = batch.published_run(run, rows)
     return {"run": run, "data": rows[offset : offset + limit], "count": len(rows)}

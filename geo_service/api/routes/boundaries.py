@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
-from geo_service.api.deps import ActorDep, require
+from geo_service.api.deps import HEAVY, ActorDep, SettingsDep, require
+from geo_service.api.params import Instant
 from geo_service.api.schemas import VersionIdPath
 from geo_service.services import boundaries as boundary_service
+from geo_service.services import disclosure
 from geo_service.services.access import Scope
 
 router = APIRouter(prefix="/boundaries", tags=["boundaries"])
@@ -22,7 +23,7 @@ class PublishRequest(BaseModel):
 
     model_config = {"extra": "forbid"}
 
-    effective_from: datetime
+    effective_from: Instant
     force: bool = False
 
 
@@ -30,20 +31,22 @@ class PublishRequest(BaseModel):
 def read_versions(
     request: Request, scope: Annotated[Scope, Depends(require("boundaries:read"))]
 ) -> dict[str, Any]:
-    """Every boundary version, newest first."""
-    data = boundary_service.list_versions(request.app.state.engine)
+    """Every boundary version, newest first (users bound to an area: the versions with areas
+    in it, counting those only)."""
+    data = boundary_service.list_versions_for(request.app.state.engine, scope)
     return {"data": data, "count": len(data)}
 
 
-@router.post("/versions/{version_id}/validate")
+@router.post("/versions/{version_id}/validate", dependencies=[HEAVY])
 @router.get("/versions/{version_id}/validation")
 def read_validation(
     request: Request,
     scope: Annotated[Scope, Depends(require("boundaries:read"))],
     version_id: VersionIdPath,
 ) -> dict[str, Any]:
-    """Validation report of a version (overlaps, gaps, crossings, slivers, unreached)."""
-    return boundary_service.validate_version(request.app.state.engine, version_id)
+    """Validation report of a version (overlaps, gaps, crossings, slivers, unreached); for
+    users bound to an area, of the areas in it."""
+    return boundary_service.validate_version_for(request.app.state.engine, version_id, scope)
 
 
 @router.post("/versions/{version_id}/publish")
@@ -53,6 +56,7 @@ async def publish_version(
     scope: Annotated[Scope, Depends(require("boundaries:write"))],
     version_id: VersionIdPath,
     body: PublishRequest,
+    settings: SettingsDep,
 ) -> dict[str, Any]:
     """Make a draft current; households, rental units, responders and incidents follow."""
     scope.require_unrestricted("publishing a boundary version")
@@ -63,15 +67,27 @@ async def publish_version(
         body.effective_from,
         actor=actor,
         force=body.force,
+        exact=disclosure.sees_exact(scope),
+        min_count=settings.auth.min_cell_count,
     )
 
 
-@router.get("/versions/{a}/diff/{b}")
+@router.get("/versions/{a}/diff/{b}", dependencies=[HEAVY])
 def read_diff(
     request: Request,
     scope: Annotated[Scope, Depends(require("boundaries:read"))],
     a: VersionIdPath,
     b: VersionIdPath,
+    settings: SettingsDep,
 ) -> dict[str, Any]:
-    """Areas added, removed and changed from version a to b, and entity moves."""
-    return boundary_service.diff_versions(request.app.state.engine, a, b)
+    """Areas added, removed and changed from version a to b, and entity moves (moves of
+    households and rental units rounded to base ``min_cell_count``; only moves touching your
+    area when you are bound to one)."""
+    engine = request.app.state.engine
+    codes = boundary_service.visible_area_codes(engine, scope, [a, b])
+    for version_id in (a, b):  # a version with nothing in your area: 404 as a missing one
+        boundary_service.require_visible_version(codes, version_id)
+    diff = boundary_service.diff_versions(
+        engine, a, b, scope=scope, min_count=settings.auth.min_cell_count
+    )
+    return boundary_service.restrict_diff(diff, codes)

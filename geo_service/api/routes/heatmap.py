@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from contextlib import nullcontext
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from geo_service.api.deps import SessionDep, SettingsDep, require
+from geo_service.api.deps import HEAVY, SessionDep, SettingsDep, heavy_slot, require
+from geo_service.api.params import Instant
 from geo_service.api.responses import GeoJSONResponse
 from geo_service.services.access import Scope
 from geo_service.services.areas import BBox
@@ -22,13 +23,14 @@ from geo_service.services.heatmap import (
 
 router = APIRouter(prefix="/heatmap", tags=["heatmap"])
 LayerScope = Annotated[Scope, Depends(require("layers:read"))]
+LARGE_H3_RES = 9  # GeoJSON hexagons of the whole city from this resolution on: expensive work
 
 
 async def _query(
     settings: SettingsDep,
     res: Annotated[int, Query(ge=6, le=10, description="H3 resolution")] = 8,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
     category: Annotated[str | None, Query(max_length=64)] = None,
     priority: Annotated[int | None, Query(ge=1, le=4)] = None,
     bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy (WGS84)")] = None,
@@ -61,12 +63,15 @@ async def read_h3_heatmap(
             body = await h3_heatmap_json_async(conn, query, scope=scope)
             return Response(body, media_type="application/json")
         counts = await h3_counts_async(conn, query, scope=scope)
-    # hexagon outlines cost milliseconds of CPU: not on the event loop
-    features = await run_in_threadpool(heatmap_body, counts, query, compact=False)
+    # hexagon outlines cost milliseconds of CPU: not on the event loop; city-wide at fine
+    # resolutions they are expensive work, limited like hot spots
+    large = query.res >= LARGE_H3_RES and query.bbox is None
+    with heavy_slot(request, scope.principal) if large else nullcontext():
+        features = await run_in_threadpool(heatmap_body, counts, query, compact=False)
     return GeoJSONResponse(features)
 
 
-@router.get("/grids", response_class=GeoJSONResponse)
+@router.get("/grids", response_class=GeoJSONResponse, dependencies=[HEAVY])
 def read_area_heatmap(
     session: SessionDep,
     scope: LayerScope,

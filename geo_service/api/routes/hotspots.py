@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -12,7 +11,8 @@ import geopandas as gpd
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.concurrency import run_in_threadpool
 
-from geo_service.api.deps import SessionDep, require
+from geo_service.api.deps import HEAVY, SessionDep, require
+from geo_service.api.params import Instant
 from geo_service.services.access import Scope
 from geo_service.services.emerging import emerging
 from geo_service.services.hotspots import HotspotQuery, grid_hotspots, h3_hotspots
@@ -22,8 +22,8 @@ router = APIRouter(prefix="/hotspots", tags=["hotspots"])
 
 def _query(
     res: Annotated[int, Query(ge=6, le=10, description="H3 resolution")] = 8,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
     category: Annotated[str | None, Query(max_length=64)] = None,
     k: Annotated[int, Query(ge=1, le=3, description="k-ring neighbourhood")] = 1,
     method: Literal["analytic", "permutation"] = "analytic",
@@ -45,7 +45,7 @@ def _query(
 QueryDep = Annotated[HotspotQuery, Depends(_query)]
 
 
-@router.get("")
+@router.get("", dependencies=[HEAVY])
 async def read_hotspots(
     session: SessionDep,
     scope: Annotated[Scope, Depends(require("layers:read"))],
@@ -57,7 +57,7 @@ async def read_hotspots(
     return await run_in_threadpool(h3_hotspots, session, query, scope=scope)
 
 
-@router.get("/grids")
+@router.get("/grids", dependencies=[HEAVY])
 async def read_grid_hotspots(
     session: SessionDep,
     scope: Annotated[Scope, Depends(require("layers:read"))],
@@ -67,14 +67,14 @@ async def read_grid_hotspots(
     return await run_in_threadpool(grid_hotspots, session, query, scope=scope)
 
 
-@router.get("/emerging")
+@router.get("/emerging", dependencies=[HEAVY])
 async def read_emerging_hotspots(
     session: SessionDep,
     scope: Annotated[Scope, Depends(require("layers:read"))],
     res: Annotated[int, Query(ge=6, le=10)] = 8,
     bin: Literal["week", "month"] = "month",  # noqa: A002
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
     category: Annotated[str | None, Query(max_length=64)] = None,
     k: Annotated[int, Query(ge=1, le=3)] = 1,
 ) -> dict[str, Any]:
@@ -97,6 +97,7 @@ async def read_emerging_hotspots(
 @router.get(
     "/download",
     response_class=Response,
+    dependencies=[HEAVY],
     responses={
         200: {"content": {"application/geo+json": {}, "application/geopackage+sqlite3": {}}}
     },

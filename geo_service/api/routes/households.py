@@ -1,4 +1,4 @@
-"""Households: rows for admins and the grid's own worker, suppressed aggregates for others."""
+"""Households: rows for admins and the grid's own worker, published aggregates for others."""
 
 from __future__ import annotations
 
@@ -37,7 +37,8 @@ def read_household_aggregate(
     level: Literal["district", "street", "community", "grid"] | None = None,
     res: Annotated[int | None, Query(description="H3 resolution")] = None,
 ) -> dict[str, Any]:
-    """Households, residents and rental units per area or H3 cell; small counts suppressed."""
+    """Households, residents and rental units per area or H3 cell, published by disclosure
+    control (random rounding to base ``min_cell_count``, consistent across every path)."""
     return household_service.aggregate(
         session,
         scope,

@@ -2,20 +2,50 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from pathlib import Path
+import logging
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import Engine
 
 from geo_service.api.deps import ActorDep, ScopeDep
-from geo_service.errors import InvalidInputError
-from geo_service.services.imports import ImportOptions, import_file
+from geo_service.api.schemas import Problem
+from geo_service.errors import InvalidInputError, LimitExceededError
+from geo_service.ingest.uploads import (
+    UnsupportedFileError,
+    check_client_filename,
+    save_upload,
+    upload_workspace,
+)
+from geo_service.services.access import Scope
+from geo_service.services.imports import ImportOptions, ImportReport, import_file
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/imports", tags=["imports"])
 Kind = Literal["boundaries", "incidents", "households", "rental-units", "responders", "roads"]
+
+
+def _import_upload(
+    engine: Engine,
+    kind: str,
+    file: UploadFile,
+    options: ImportOptions,
+    *,
+    actor: str,
+    scope: Scope | None,
+) -> ImportReport:
+    """Copy the upload into a private workspace, import it, and remove the workspace on every
+    path out (the sweep at start-up covers a process killed in between)."""
+    with upload_workspace() as workspace:
+        path = save_upload(file.file, workspace)
+        options.rejects_path = workspace / "rejects.csv"
+        try:
+            return import_file(engine, kind, path, options, actor=actor, scope=scope)
+        except (UnsupportedFileError, LimitExceededError) as exc:
+            # 4xx are not logged by the problem handler; these may be probes, so say who.
+            log.warning("import %s by %s refused: %s", kind, actor, exc.detail)
+            raise
 
 
 def _pairs(values: list[str] | None, name: str) -> dict[str, str]:
@@ -28,7 +58,16 @@ def _pairs(values: list[str] | None, name: str) -> dict[str, str]:
     return out
 
 
-@router.post("/{kind}")
+@router.post(
+    "/{kind}",
+    responses={
+        415: {
+            "model": Problem,
+            "description": "Not an accepted format (judged by content)",
+            "content": {"application/problem+json": {}},
+        }
+    },
+)
 async def create_import(
     request: Request,
     actor: ActorDep,
@@ -60,39 +99,42 @@ async def create_import(
     scope.require(f"imports:{kind}")
     if kind == "boundaries":
         scope.require_unrestricted("importing boundaries")
-    filename = Path(file.filename or "upload").name
-    with tempfile.TemporaryDirectory(prefix="geo-import-") as tmp:
-        path = Path(tmp) / filename
-        with path.open("wb") as out:
-            shutil.copyfileobj(file.file, out)
-        options = ImportOptions(
-            crs=crs,
-            field_map=_pairs(map, "map"),
-            constants=_pairs(set, "set"),
-            category_map=_pairs(category_map, "category_map") if category_map else None,
-            tz=tz,
-            date_format=date_format,
-            layer=layer,
-            status=status,
-            source_name=source_name or Path(filename).name.split(".")[0],
-            rejects_path=Path(tmp) / "rejects.csv",
-            level=level,
-            parent_level=parent_level,
-            version_id=version,
-            version_name=version_name,
-            dissolve=dissolve,
-            max_features=request.app.state.settings.limits.features_per_upload,
-            max_vertices=request.app.state.settings.limits.vertices_per_geometry,
-        )
-        report = await run_in_threadpool(
-            import_file,
-            request.app.state.engine,
-            kind,
-            path,
-            options,
-            actor=actor,
-            scope=None if scope.unrestricted else scope,
-        )
+    # The client's name is only shown back (and names stable keys); the server's copy has a
+    # fixed name in a private workspace, so '.', '..', 300 characters or a NUL cannot reach a
+    # path.
+    filename = check_client_filename(file.filename)
+    limits = request.app.state.settings.limits
+    options = ImportOptions(
+        crs=crs,
+        field_map=_pairs(map, "map"),
+        constants=_pairs(set, "set"),
+        category_map=_pairs(category_map, "category_map") if category_map else None,
+        tz=tz,
+        date_format=date_format,
+        layer=layer,
+        status=status,
+        source_name=source_name,  # default: the file name's stem
+        level=level,
+        parent_level=parent_level,
+        version_id=version,
+        version_name=version_name,
+        dissolve=dissolve,
+        max_features=limits.features_per_upload,
+        max_vertices=limits.vertices_per_geometry,
+        max_uncompressed_bytes=limits.upload_uncompressed_bytes,
+        max_compression_ratio=limits.upload_compression_ratio,
+        file_name=filename,
+    )
+    # Copy, import and clean-up all run in the threadpool: none of it blocks the event loop.
+    report = await run_in_threadpool(
+        _import_upload,
+        request.app.state.engine,
+        kind,
+        file,
+        options,
+        actor=actor,
+        scope=None if scope.unrestricted else scope,
+    )
     body = report.as_dict()
     body["reject_file"] = None  # a server-side temp file means nothing to the client
     return body

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -11,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from geo_service.api.deps import ActorDep, SessionDep, SettingsDep, require
+from geo_service.api.params import Instant
 from geo_service.api.schemas import (
     AreaIdQuery,
     FeatureCollection,
@@ -75,8 +75,8 @@ def read_incidents(
     settings: SettingsDep,
     scope: Annotated[Scope, Depends(require("incidents:read"))],
     bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy (WGS84)")] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
     category: str | None = None,
     status: Annotated[
         str | None, Query(description="one state, or several comma separated", max_length=200)

@@ -1,67 +1,120 @@
-"""``/login``: let a person in a browser use the map pages with their API key.
+"""``/login`` and ``/logout``: let a person in a browser use the map pages.
 
-Browsers cannot send an X-API-Key header when following a link, so the key is kept in an
-HttpOnly, SameSite=Strict cookie, which the API honours for GET requests only (no writes ride
-on a cookie, so there is nothing to forge across sites).
+Browsers cannot send an X-API-Key header when following a link, so a person signs in once with
+their key and gets a cookie holding a random, revocable session id (never the key itself):
+HttpOnly, SameSite=Strict, ``Secure`` over HTTPS. Writes from the pages ride that cookie with
+the session's CSRF token (services/web_sessions.py). The form itself carries a login token
+that must match a cookie set with the form, and a foreign Origin is refused (login CSRF).
 """
 
 from __future__ import annotations
 
-import html
 from typing import Annotated
 
-from fastapi import APIRouter, Form
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from geo_service.api.deps import COOKIE_NAME, SessionDep
-from geo_service.services.auth import authenticate_key
+from geo_service.api.deps import COOKIE_NAME, SessionDep, SettingsDep, verify_key
+from geo_service.errors import AuthenticationError
+from geo_service.services.auth import PrincipalCache
+from geo_service.services.web_sessions import (
+    LOGIN_CSRF_COOKIE,
+    check_login_request,
+    create_session,
+    is_https,
+    new_login_token,
+    revoke_session,
+)
+from geo_service.settings import Settings
+from geo_service.web.pages import render_page
 
 router = APIRouter(tags=["login"], include_in_schema=False)
 
-PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>geo-service: sign in</title>
-<style>body{{font:15px sans-serif;max-width:30em;margin:4em auto}}input{{width:100%;
-padding:.5em;margin:.5em 0}}button{{padding:.5em 1.5em}}.err{{color:#b00}}</style></head>
-<body><h1>geo-service</h1><p>Paste your API key (from <code>make demo</code> or
-<code>geo-service users create</code>).</p>{error}
-<form method="post" action="/login"><input type="hidden" name="next" value="{next}">
-<input type="password" name="api_key" placeholder="gs_..." autofocus>
-<button type="submit">Sign in</button></form></body></html>"""
+LOGIN_TOKEN_TTL_S = 3600
 
 
 def _safe_next(target: str) -> str:
-    return target if target.startswith("/") and not target.startswith("//") else "/map"
+    ok = target.startswith("/") and not target.startswith("//") and "\\" not in target
+    return target if ok else "/map"
 
 
-@router.get("/login", response_class=HTMLResponse)
-def login_page(next: str = "/map") -> HTMLResponse:  # noqa: A002
-    """The sign-in form."""
-    return HTMLResponse(PAGE.format(error="", next=html.escape(_safe_next(next))))
+def _secure(request: Request, settings: Settings) -> bool:
+    return is_https(
+        request.url.scheme,
+        request.client.host if request.client else None,
+        request.headers.get("x-forwarded-proto"),
+        settings.api.trusted_proxies,
+    )
 
 
-@router.post("/login", response_model=None)
-def login(
-    session: SessionDep,
-    api_key: Annotated[str, Form()],
-    next: Annotated[str, Form()] = "/map",  # noqa: A002
-) -> RedirectResponse | HTMLResponse:
-    """Check the key and keep it in a cookie; back to the page that was asked for."""
-    try:
-        authenticate_key(session, api_key.strip())
-    except Exception:  # noqa: BLE001 - any failure: show the form again
-        body = PAGE.format(
-            error='<p class="err">That key is not valid.</p>', next=html.escape(_safe_next(next))
-        )
-        return HTMLResponse(body, status_code=401)
-    response = RedirectResponse(_safe_next(next), status_code=303)
+def _form(
+    request: Request, settings: Settings, *, next_page: str, error: str = "", status: int = 200
+) -> HTMLResponse:
+    token = request.cookies.get(LOGIN_CSRF_COOKIE) or new_login_token()
+    body = render_page("login.html", error=error, next=_safe_next(next_page), login_token=token)
+    response = HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
     response.set_cookie(
-        COOKIE_NAME, api_key.strip(), httponly=True, samesite="strict", max_age=12 * 3600
+        LOGIN_CSRF_COOKIE,
+        token,
+        max_age=LOGIN_TOKEN_TTL_S,
+        path="/login",
+        httponly=True,
+        samesite="strict",
+        secure=_secure(request, settings),
     )
     return response
 
 
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, settings: SettingsDep, next: str = "/map") -> HTMLResponse:  # noqa: A002
+    """The sign-in form (and the login token cookie its POST must echo)."""
+    return _form(request, settings, next_page=next)
+
+
+@router.post("/login", response_model=None)
+def login(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    api_key: Annotated[str, Form()],
+    next: Annotated[str, Form()] = "/map",  # noqa: A002
+    login_token: Annotated[str, Form()] = "",
+) -> RedirectResponse | HTMLResponse:
+    """Check the form came from this site and the key is valid, open a browser session, and
+    go back to the page that was asked for (403 problem for a cross-site post)."""
+    check_login_request(
+        cookie_token=request.cookies.get(LOGIN_CSRF_COOKIE),
+        form_token=login_token,
+        origin=request.headers.get("origin") or request.headers.get("referer"),
+        host_url=str(request.base_url),
+    )
+    try:
+        # counted and logged under the failed-credentials limit (429 while locked out)
+        principal = verify_key(request, session, api_key.strip())
+    except AuthenticationError:
+        return _form(request, settings, next_page=next, error="That key is not valid.", status=401)
+    session_id, _ = create_session(session, principal, ttl_s=settings.auth.session_ttl_s)
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    response.set_cookie(
+        COOKIE_NAME,
+        session_id,
+        max_age=settings.auth.session_ttl_s,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=_secure(request, settings),
+    )
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    return response
+
+
 @router.post("/logout")
-def logout() -> RedirectResponse:
-    """Forget the key."""
+def logout(request: Request, session: SessionDep) -> RedirectResponse:
+    """End the browser session on the server (the old cookie stops working) and forget it."""
+    session_id = request.cookies.get(COOKIE_NAME)
+    if session_id:
+        revoke_session(session, session_id)
+        PrincipalCache.forget_all()  # this process may have the session cached
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(COOKIE_NAME)
+    response.delete_cookie(COOKIE_NAME, path="/")
     return response

@@ -2,33 +2,34 @@
 
 from __future__ import annotations
 
-import html
 import json
-from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Annotated
+from datetime import timedelta
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
-from geo_service.api.deps import PrincipalDep, SessionDep, SettingsDep, require
+from geo_service.api.deps import HEAVY, SessionDep, SettingsDep, require
+from geo_service.api.params import Instant
 from geo_service.services.access import Scope
-from geo_service.services.auth import Principal, issue_token
 from geo_service.services.maps import city_map_layers
+from geo_service.services.web_sessions import SESSION_COOKIE, csrf_token_for
 from geo_service.settings import Settings
 from geo_service.web.city_map import render_city_map
+from geo_service.web.pages import content_security_policy, new_nonce, render_page, tile_source
 
 router = APIRouter(tags=["maps"])
 
 
-@router.get("/map", response_class=HTMLResponse)
+@router.get("/map", response_class=HTMLResponse, dependencies=[HEAVY])
 def read_city_map(
     session: SessionDep,
     settings: SettingsDep,
     scope: Annotated[Scope, Depends(require("map:read"))],
     days: Annotated[int | None, Query(ge=1, le=3660, description="window length")] = None,
-    until: Annotated[datetime | None, Query(description="end of the window; default now")] = None,
+    until: Annotated[Instant | None, Query(description="end of the window; default now")] = None,
 ) -> HTMLResponse:
     """The city divided into grids, coloured by incidents in the last 30 days (or the
     ``days`` before ``until``).
@@ -36,11 +37,11 @@ def read_city_map(
     layers = city_map_layers(
         session, window_days=days or settings.api.map_window_days, until=until, scope=scope
     )
-    tiles = None if settings.api.map_tiles.lower() == "none" else settings.api.map_tiles
-    return HTMLResponse(render_city_map(layers, tiles=tiles))
-
-
-TEMPLATES = Path(__file__).resolve().parent.parent.parent / "web" / "templates"
+    # folium writes its map as inline script: those tags (and only those) carry a nonce
+    nonce = new_nonce()
+    page = render_city_map(layers, tiles=settings.api.map_tiles, nonce=nonce)
+    policy = content_security_policy(settings.api.map_tiles, nonce)
+    return HTMLResponse(page, headers={"Content-Security-Policy": policy})
 
 
 @router.get("/map/heatmap", response_class=HTMLResponse)
@@ -56,16 +57,12 @@ def read_heatmap_page(
     end = session.execute(
         text("SELECT coalesce(max(reported_at), now()) FROM incidents")
     ).scalar_one()
-    options = "".join(
-        f'<option value="{html.escape(c)}">{html.escape(n)}</option>' for c, n in categories
-    )
-    tiles = _leaflet_tiles(settings.api.map_tiles)
-    page = (TEMPLATES / "heatmap.html").read_text()
-    page = (
-        page.replace("{category_options}", options)
-        .replace("{weeks}", "52")
-        .replace("{end}", (end + timedelta(seconds=1)).isoformat())
-        .replace("{tiles}", tiles)
+    page = render_page(
+        "heatmap.html",
+        categories=[(c, n) for c, n in categories],
+        weeks=52,
+        end=(end + timedelta(seconds=1)).isoformat(),
+        tiles=_tiles_config(settings.api.map_tiles),
     )
     return HTMLResponse(page)
 
@@ -73,19 +70,17 @@ def read_heatmap_page(
 @router.get("/map/dispatch", response_class=HTMLResponse)
 def read_dispatch_page(
     request: Request,
+    session: SessionDep,
     settings: SettingsDep,
-    principal: PrincipalDep,
     scope: Annotated[Scope, Depends(require("responders:read"))],
 ) -> HTMLResponse:
     """The dispatcher's live map: open incidents by priority and age (overdue ones pulse),
     responders by status, grid outlines; click an incident for candidates with ETAs and
-    dispatch. Polls every few seconds. Writes carry a bearer token issued with the page (the
-    sign-in cookie only reads), valid for ``GEO_JWT_TTL_S``.
+    dispatch. Polls every few seconds. Writes ride the sign-in session cookie with the
+    session's CSRF token, which the page carries (no bearer token in the page).
     """
     scope.require("incidents:read")
-    return _page_with_token(
-        request, settings, principal, "dispatch.html", poll_ms=str(DISPATCH_POLL_MS)
-    )
+    return _session_page(request, session, settings, "dispatch.html", poll_ms=DISPATCH_POLL_MS)
 
 
 DISPATCH_POLL_MS = 5000
@@ -94,39 +89,29 @@ DISPATCH_POLL_MS = 5000
 @router.get("/map/planner", response_class=HTMLResponse)
 def read_planner_page(
     request: Request,
+    session: SessionDep,
     settings: SettingsDep,
-    principal: PrincipalDep,
     scope: Annotated[Scope, Depends(require("workload:read"))],
 ) -> HTMLResponse:
     """The planner's page: today's grids and a proposal side by side (or toggled), coloured
-    by workload, with the balance table and a publish button. Proposals and publishing carry
-    a bearer token issued with the page (the sign-in cookie only reads)."""
+    by workload, with the balance table and a publish button. Proposals and publishing ride
+    the sign-in session cookie with its CSRF token."""
     scope.require("proposals:write")
-    return _page_with_token(request, settings, principal, "planner.html")
+    return _session_page(request, session, settings, "planner.html")
 
 
-def _page_with_token(
-    request: Request, settings: Settings, principal: Principal, template: str, **extra: str
+def _session_page(
+    request: Request, session: Session, settings: Settings, template: str, **extra: Any
 ) -> HTMLResponse:
-    token = issue_token(principal, request.app.state.jwt_secret, settings.auth)["access_token"]
-    page = (TEMPLATES / template).read_text()
-    page = page.replace("{token}", token).replace("{tiles}", _leaflet_tiles(settings.api.map_tiles))
-    for name, value in extra.items():
-        page = page.replace("{" + name + "}", value)
-    # the token is this person's: never cache the page
+    csrf = csrf_token_for(session, request.cookies.get(SESSION_COOKIE))
+    page = render_page(
+        template, csrf_token=csrf, tiles=_tiles_config(settings.api.map_tiles), **extra
+    )
+    # the CSRF token is this session's: never cache the page
     return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 
 
-OSM_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
-
-
-def _leaflet_tiles(setting: str) -> str:
-    """The base layer line of a Leaflet page: OpenStreetMap, a tile URL template, or none."""
-    if setting.lower() == "none":
-        return ""
-    url = setting if "{z}" in setting else OSM_TILES
-    attribution = "&copy; OpenStreetMap contributors" if url == OSM_TILES else ""
-    return (
-        f"L.tileLayer({json.dumps(url)}, {{maxZoom: 19, "
-        f"attribution: {json.dumps(attribution)}}}).addTo(map);"
-    )
+def _tiles_config(setting: str) -> str:
+    """The base layer of a Leaflet page as JSON for its ``data-tiles`` ('' for none)."""
+    source = tile_source(setting)
+    return json.dumps(source) if source else ""

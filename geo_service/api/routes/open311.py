@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import JSONResponse
 
 from geo_service.api.deps import SessionDep, SettingsDep, require, scope_for_key
+from geo_service.api.params import Instant
 from geo_service.services import open311
 from geo_service.services.access import Scope
 
@@ -35,8 +35,8 @@ def read_requests(
     scope: ReadScope,
     service_request_id: str | None = None,
     service_code: str | None = None,
-    start_date: datetime | None = None,
-    end_date: datetime | None = None,
+    start_date: Instant | None = None,
+    end_date: Instant | None = None,
     status: str | None = None,
 ) -> list[dict[str, Any]]:
     """Service requests in your area, newest first (default: the last 90 days, at most 1000);

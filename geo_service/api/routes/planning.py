@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from geo_service.api.deps import ActorDep, SessionDep, SettingsDep, require
+from geo_service.api.deps import HEAVY, ActorDep, SessionDep, SettingsDep, require
 from geo_service.services import jobs
 from geo_service.services.access import Scope
 from geo_service.services.planning import (
@@ -54,7 +54,7 @@ class ProposalIn(BaseModel):
     name: str | None = Field(None, max_length=200)
 
 
-@router.get("/workload")
+@router.get("/workload", dependencies=[HEAVY])
 def read_workload(
     session: SessionDep,
     settings: SettingsDep,
@@ -81,10 +81,11 @@ def read_workload(
     )
 
 
-@router.post("/boundaries/proposals", status_code=202)
+@router.post("/boundaries/proposals", status_code=202, dependencies=[HEAVY])
 def post_proposal(
     request: Request,
     session: SessionDep,
+    settings: SettingsDep,
     actor: ActorDep,
     scope: Annotated[Scope, Depends(require("proposals:write"))],
     body: ProposalIn,
@@ -110,7 +111,14 @@ def post_proposal(
         "proposal",
         asdict(req),
         actor,
-        lambda progress: propose(engine, req, actor=actor, progress=progress),
+        lambda progress: propose(
+            engine,
+            req,
+            actor=actor,
+            progress=progress,
+            min_count=settings.auth.min_cell_count,
+        ),
+        owner_id=scope.principal.user_id,
     )
     href = f"/jobs/{job_id}"
     return JSONResponse(
@@ -123,5 +131,5 @@ def post_proposal(
 @router.get("/jobs/{job_id}")
 def read_job(request: Request, scope: PlanScope, job_id: str) -> dict[str, Any]:
     """A job: ``queued``/``running`` with progress, ``done`` with its result, or ``failed``
-    with a problem."""
-    return jobs.get_job(request.app.state.engine, job_id)
+    with a problem. Only its starter and admins see it (404 for anyone else)."""
+    return jobs.get_job(request.app.state.engine, job_id, scope=scope)

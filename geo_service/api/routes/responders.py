@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from geo_service.api.deps import ActorDep, ScopeDep, SessionDep, SettingsDep, require
+from geo_service.api.params import Instant
 from geo_service.api.responses import GeoJSONResponse
 from geo_service.api.schemas import CrsParam
 from geo_service.errors import InvalidInputError, PermissionDeniedError
@@ -29,7 +29,7 @@ class PositionIn(BaseModel):
     id: int = Field(description="responder id")
     lon: float
     lat: float
-    at: datetime = Field(description="when the fix was taken, with a timezone offset")
+    at: Instant = Field(description="when the fix was taken, with a timezone offset")
 
 
 class PositionBatch(BaseModel):

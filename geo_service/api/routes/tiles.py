@@ -6,13 +6,13 @@ Tiles are private to the caller's credentials and may be up to 60 s old
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from geo_service.api.deps import SessionDep, require
+from geo_service.api.params import Instant
 from geo_service.services import tiles as tile_service
 from geo_service.services.access import Scope
 from geo_service.services.tiles import TileQuery
@@ -44,8 +44,8 @@ async def read_tile(
     z: int,
     x: int,
     y: int,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
     category: Annotated[str | None, Query(max_length=64)] = None,
     res: Annotated[int | None, Query(ge=6, le=10)] = None,
 ) -> Response:

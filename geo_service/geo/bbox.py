@@ -1,0 +1,87 @@
+"""The WGS84 bounding box of query parameters: one parser and a true area for the size cap."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from geoalchemy2.functions import ST_MakeEnvelope
+from pyproj import Geod
+
+from geo_service.errors import InvalidInputError
+
+SRID = 4326
+_GEOD = Geod(ellps="WGS84")
+# Geodesic edges between points this far apart along a parallel bulge poleward by well under
+# 0.01 % of the box's area; strips at most 90° wide keep each ring unambiguous on the globe
+# (a ring around the whole world encloses "everything or nothing": its area reads as 0).
+_DENSIFY_DEG = 1.0
+_STRIP_DEG = 90.0
+
+
+@dataclass(frozen=True)
+class BBox:
+    """A WGS84 bounding box, ``minx < maxx`` and ``miny < maxy`` (no antimeridian crossing)."""
+
+    minx: float
+    miny: float
+    maxx: float
+    maxy: float
+
+    @classmethod
+    def parse(cls, value: str, *, max_km2: float | None = None) -> BBox:
+        """Parse ``minx,miny,maxx,maxy``; check it is a box on the globe and not too big.
+
+        Examples
+        --------
+        >>> BBox.parse("114.2,30.5,114.4,30.7").maxx
+        114.4
+        >>> BBox.parse("-180,-90,180,90", max_km2=5000)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        geo_service.errors.InvalidInputError: bbox covers 510,065,622 km²; at most 5,000 km² ...
+        """
+        parts = value.split(",")
+        if len(parts) != 4:
+            raise InvalidInputError("bbox must be minx,miny,maxx,maxy (4 numbers)")
+        try:
+            minx, miny, maxx, maxy = (float(p) for p in parts)
+        except ValueError:
+            raise InvalidInputError("bbox must be minx,miny,maxx,maxy (4 numbers)") from None
+        if minx > maxx and -180 <= maxx <= 180 and -180 <= minx <= 180:
+            raise InvalidInputError("bbox may not cross the antimeridian (minx > maxx)")
+        # NaN fails every comparison, so it lands here too
+        if not (-180 <= minx < maxx <= 180 and -90 <= miny < maxy <= 90):
+            raise InvalidInputError(
+                "bbox must satisfy -180 <= minx < maxx <= 180 and -90 <= miny < maxy <= 90"
+            )
+        box = cls(minx, miny, maxx, maxy)
+        if max_km2 is not None and box.area_km2() > max_km2:
+            raise InvalidInputError(
+                f"bbox covers {box.area_km2():,.0f} km²; at most {max_km2:,.0f} km² per query"
+            )
+        return box
+
+    def area_km2(self) -> float:
+        """Area on the WGS84 ellipsoid (km²) of the box bounded by two meridians and two
+        parallels: pyproj's geodesic polygon area of the box densified along its parallels,
+        summed over strips at most 90° wide (the whole world is 510 million km², not 0).
+        """
+        width = self.maxx - self.minx
+        if width <= 0 or self.maxy <= self.miny:
+            return 0.0
+        strips = math.ceil(width / _STRIP_DEG)
+        edges = np.linspace(self.minx, self.maxx, strips + 1)
+        total = 0.0
+        for west, east in zip(edges[:-1], edges[1:], strict=True):
+            n = max(1, math.ceil((east - west) / _DENSIFY_DEG))
+            xs = np.linspace(west, east, n + 1)
+            lons = np.concatenate([xs, xs[::-1]])
+            lats = np.concatenate([np.full(n + 1, self.miny), np.full(n + 1, self.maxy)])
+            total += abs(_GEOD.polygon_area_perimeter(lons, lats)[0])
+        return total / 1e6
+
+    def envelope(self):  # noqa: ANN201
+        """The box as a PostGIS geometry expression (SRID 4326)."""
+        return ST_MakeEnvelope(self.minx, self.miny, self.maxx, self.maxy, SRID)

@@ -1,0 +1,477 @@
+"""Files from outside, handled as untrusted input (pure: no database, no HTTP).
+
+- Every upload lives in its own private directory under one known root
+  (``<tempdir>/geo-service-uploads/geo-upload-<pid>-*``), removed on every path; directories left
+  by a process that died mid-import are swept at start-up (``sweep_stale_uploads``).
+- The stored name never comes from the client (``check_client_filename`` only vets the name
+  shown back in reports).
+- The format is decided by the content (``sniff``), against an allow-list; GDAL never sees a
+  file the sniffer did not recognise, so no VRT, no ``CSV:``/``/vsi*`` indirection, no driver
+  picked by the client's suffix.
+- Decompression is streamed through ``CappedReader``: a byte cap and an expansion-ratio cap,
+  enforced while reading, so a decompression bomb is refused after a few MB, not parsed whole.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import logging
+import os
+import re
+import shutil
+import sqlite3
+import stat
+import struct
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import IO
+
+from geo_service.errors import InvalidInputError, LimitExceededError
+
+log = logging.getLogger(__name__)
+
+UPLOAD_ROOT_NAME = "geo-service-uploads"
+WORKSPACE_PREFIX = "geo-upload-"
+SNIFF_BYTES = 64 * 1024
+COPY_CHUNK = 1024 * 1024
+MAX_CLIENT_NAME = 255
+# Below this many unpacked bytes the expansion ratio is not judged: tiny, very repetitive
+# files (a header and a few rows) legitimately compress far better than real data.
+RATIO_FLOOR_BYTES = 1_000_000
+MAX_ZIP_MEMBERS = 1_000  # a shapefile zip holds a handful; a huge directory is itself a bomb
+SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
+SHAPEFILE_MAGIC = b"\x00\x00\x27\x0a"  # file code 9994, big-endian
+GPKG_APPLICATION_IDS = (b"GPKG", b"GP10", b"GP11")
+UTF8_BOM = b"\xef\xbb\xbf"
+CRS_KEY = re.compile(rb'"crs"\s*:', re.IGNORECASE)  # GDAL matches member names caselessly
+# JSON may spell any character as \uXXXX: "\u0063rs" is "crs" to GDAL. No serializer escapes
+# ASCII letters or "/", so refusing those escapes keeps the checks below unbypassable.
+ESCAPED_ASCII = re.compile(rb"\\u00(?:[46][1-9a-f]|[57][0-9a]|2f)", re.IGNORECASE)
+# GDAL dataset-name indirection (`/vsicurl/`, `/vsizip/`, ...) has no business inside a file.
+GDAL_INDIRECTION = re.compile(rb"/vsi[a-z0-9_]*/", re.IGNORECASE)
+# SQLite functions a GDAL-opened database could call to reach files or the network.
+VIRTUAL_TABLE = re.compile(r"\bVIRTUAL\s+TABLE\b", re.IGNORECASE)
+RTREE = re.compile(r"\bUSING\s+rtree\s*\(", re.IGNORECASE)
+SQLITE_ESCAPES = re.compile(r"\b(ogr_\w+|load_extension|readfile|writefile|fts3_tokenizer)\s*\(")
+
+
+class ImportFileError(InvalidInputError):
+    """The file as a whole cannot be imported (format, CRS, missing columns)."""
+
+    code = "import-file-error"
+    title = "File cannot be imported"
+
+
+class UnsupportedFileError(ImportFileError):
+    """The file is not one of the accepted formats (judged by its content)."""
+
+    status = 415
+    code = "unsupported-file"
+    title = "Unsupported file"
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """Caps enforced while a file is read."""
+
+    max_features: int = 5_000_000
+    max_uncompressed_bytes: int = 2_000_000_000
+    max_compression_ratio: float = 100.0
+
+
+@dataclass(frozen=True)
+class Sniffed:
+    """What the content of a file is: one of ``CONTENT_KINDS``, and whether it was gzipped."""
+
+    kind: str
+    gzipped: bool = False
+
+
+CONTENT_KINDS = ("geojson", "gpkg", "shapefile", "shapefile-zip", "geoparquet", "table")
+
+
+# --- the private workspace ---------------------------------------------------------------
+
+
+def upload_root() -> Path:
+    """The one directory every upload workspace lives in (created private, 0700), one per
+    system user: ``<tempdir>/geo-service-uploads-<uid>``."""
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    root = Path(tempfile.gettempdir()) / f"{UPLOAD_ROOT_NAME}-{uid}"
+    root.mkdir(mode=0o700, exist_ok=True)
+    info = root.lstat()
+    # A shared /tmp: refuse a root someone else made (or a symlink planted in its place).
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        raise OSError(f"{root} is not a directory")
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        raise OSError(f"{root} belongs to another user")
+    return root
+
+
+@contextmanager
+def upload_workspace() -> Iterator[Path]:
+    """A private directory for one upload, removed on every path out (exceptions included)."""
+    path = Path(tempfile.mkdtemp(prefix=f"{WORKSPACE_PREFIX}{os.getpid()}-", dir=upload_root()))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def sweep_stale_uploads(max_age_s: float = 24 * 3600) -> int:
+    """Remove workspaces of processes that are gone (or older than ``max_age_s``).
+
+    Called at start-up: an import killed mid-way (kill -9, power loss) leaves its copy of the
+    upload (for households, residents' locations) behind; no other path removes it.
+    Returns how many workspaces were removed.
+    """
+    try:
+        root = upload_root()
+    except OSError:
+        log.warning("upload directory unusable; nothing swept", exc_info=True)
+        return 0
+    removed = 0
+    now = time.time()
+    for entry in root.iterdir():
+        match = re.fullmatch(rf"{WORKSPACE_PREFIX}(\d+)-.*", entry.name)
+        try:
+            old = now - entry.lstat().st_mtime > max_age_s
+        except FileNotFoundError:
+            continue
+        if match and not old and _pid_alive(int(match.group(1))):
+            continue  # another live worker's import in flight
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed += 1
+    if removed:
+        log.info("swept %d left-over upload workspace(s) from %s", removed, root)
+    return removed
+
+
+def check_client_filename(name: str | None) -> str:
+    """The client's file name, vetted for showing back (never used to build a path).
+
+    Refuses empty names, ``.``/``..``, names over 255 characters, path separators and control
+    characters (NUL included) with a 422.
+    """
+    message = (
+        "the uploaded file's name must be 1 to 255 characters, not '.' or '..', "
+        "without path separators or control characters"
+    )
+    if not name or name in (".", "..") or len(name) > MAX_CLIENT_NAME:
+        raise InvalidInputError(message)
+    if "/" in name or "\\" in name or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise InvalidInputError(message)
+    return name
+
+
+def save_upload(source: IO[bytes], workspace: Path) -> Path:
+    """Copy an upload into ``workspace`` under a fixed internal name; return its path."""
+    target = workspace / "upload.bin"
+    with target.open("wb") as out:
+        shutil.copyfileobj(source, out, COPY_CHUNK)
+    return target
+
+
+# --- capped reading ------------------------------------------------------------------------
+
+
+class _CountingReader(io.RawIOBase):
+    """Counts the compressed bytes a decompressor has consumed."""
+
+    def __init__(self, inner: IO[bytes]) -> None:
+        self._inner = inner
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # noqa: ANN001 - a writable buffer
+        data = self._inner.read(len(buffer))
+        buffer[: len(data)] = data
+        self.count += len(data)
+        return len(data)
+
+
+class CappedReader(io.RawIOBase):
+    """A binary stream that raises LimitExceededError once too many bytes come out of it, or
+    once they outgrow ``max_compression_ratio`` times the compressed bytes read so far."""
+
+    def __init__(
+        self,
+        inner: IO[bytes],
+        *,
+        limits: ReadLimits,
+        name: str,
+        compressed_bytes: Callable[[], int] | None = None,
+    ) -> None:
+        self._inner = inner
+        self._limits = limits
+        self._name = name
+        self._compressed = compressed_bytes
+        self.count = 0
+
+    def readable(self) -> bool:
+        """A CappedReader is read, never written."""
+        return True
+
+    def readinto(self, buffer) -> int:  # noqa: ANN001 - a writable buffer
+        """Fill ``buffer`` from the inner stream, then hold the caps."""
+        data = self._inner.read(len(buffer))
+        buffer[: len(data)] = data
+        self.count += len(data)
+        check_unpacked(
+            self.count, self._compressed() if self._compressed else None, self._limits, self._name
+        )
+        return len(data)
+
+
+def check_unpacked(unpacked: int, compressed: int | None, limits: ReadLimits, name: str) -> None:
+    """Raise LimitExceededError when ``unpacked`` bytes pass the byte or the ratio cap."""
+    if unpacked > limits.max_uncompressed_bytes:
+        raise LimitExceededError(
+            f"{name} unpacks to more than {limits.max_uncompressed_bytes:,} bytes; split the file"
+        )
+    if (
+        compressed is not None
+        and unpacked > RATIO_FLOOR_BYTES
+        and unpacked > limits.max_compression_ratio * max(compressed, 1)
+    ):
+        raise LimitExceededError(
+            f"{name} expands more than {limits.max_compression_ratio:g} times when unpacked "
+            "(a decompression bomb?); refused"
+        )
+
+
+@contextmanager
+def open_text_stream(
+    path: Path, *, gzipped: bool, limits: ReadLimits, name: str
+) -> Iterator[IO[bytes]]:
+    """The bytes of a (possibly gzipped) text file through a ``CappedReader``."""
+    with path.open("rb") as raw:
+        if gzipped:
+            counting = _CountingReader(raw)  # type: ignore[arg-type]
+            inner = gzip.GzipFile(fileobj=io.BufferedReader(counting), mode="rb")
+            capped = CappedReader(
+                inner,  # type: ignore[arg-type]
+                limits=limits,
+                name=name,
+                compressed_bytes=lambda: counting.count,
+            )
+        else:
+            capped = CappedReader(raw, limits=limits, name=name)  # type: ignore[arg-type]
+        yield io.BufferedReader(capped, buffer_size=COPY_CHUNK)  # type: ignore[arg-type]
+
+
+# --- sniffing -------------------------------------------------------------------------------
+
+
+def _refuse(name: str, why: str) -> UnsupportedFileError:
+    log.warning("refused file %r: %s", name, why)
+    return UnsupportedFileError(
+        f"{name}: {why}. Accepted: GeoJSON, GeoPackage, zipped Shapefile, GeoParquet, "
+        "CSV/TSV/TXT with lon/lat columns (optionally gzipped)"
+    )
+
+
+def sniff(path: Path, *, name: str) -> Sniffed:
+    """Decide what a file is from its first bytes; refuse anything not on the allow-list."""
+    with path.open("rb") as fh:
+        head = fh.read(SNIFF_BYTES)
+    if not head:
+        raise _refuse(name, "the file is empty")
+    if head.startswith(b"SQLite format 3\x00"):
+        if head[68:72] not in GPKG_APPLICATION_IDS:
+            raise _refuse(name, "an SQLite database that is not a GeoPackage is not accepted")
+        return Sniffed("gpkg")
+    if head.startswith(b"PAR1"):
+        return Sniffed("geoparquet")
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return Sniffed("shapefile-zip")
+    if head.startswith(SHAPEFILE_MAGIC):
+        return Sniffed("shapefile")
+    gzipped = head.startswith(b"\x1f\x8b")
+    if gzipped:
+        try:
+            with gzip.open(path, "rb") as fh:
+                head = fh.read(SNIFF_BYTES)
+        except (OSError, EOFError, zlib_error()):
+            raise _refuse(name, "a damaged gzip file") from None
+    if b"\x00" in head:
+        raise _refuse(name, "binary content of an unknown kind is not accepted")
+    text = head.lstrip(UTF8_BOM).lstrip()
+    if text.startswith(b"<"):
+        raise _refuse(name, "XML (a GDAL VRT, GML, ...) is not accepted")
+    if text.startswith(b"{"):
+        if gzipped:
+            raise _refuse(name, "gzipped GeoJSON is not accepted; send it unzipped")
+        return Sniffed("geojson")
+    if text.startswith(b"["):
+        raise _refuse(name, "a JSON array is not GeoJSON")
+    return Sniffed("table", gzipped=gzipped)
+
+
+def zlib_error() -> type[Exception]:
+    """zlib's error class (gzip raises it for corrupt streams)."""
+    import zlib
+
+    return zlib.error
+
+
+def check_geojson(path: Path, *, name: str) -> None:
+    """Refuse a GeoJSON file that names GDAL virtual file systems (``/vsi...``) or carries a
+    linked CRS (GDAL fetches ``"crs": {"type": "link"|"url"}`` over HTTP); read in 1 MB steps.
+    """
+    tail = b""
+    with path.open("rb") as fh:
+        while chunk := fh.read(COPY_CHUNK):
+            window = tail + chunk
+            if GDAL_INDIRECTION.search(window):
+                raise _refuse(name, "the file names GDAL virtual file systems (/vsi...)")
+            if ESCAPED_ASCII.search(window):
+                raise _refuse(name, "letters or '/' written as \\u escapes are not accepted")
+            if CRS_KEY.search(window):
+                resume = fh.tell()
+                fh.seek(resume - len(window))
+                _check_crs_members(fh.read(len(window) + SNIFF_BYTES), name)
+                fh.seek(resume)
+            tail = chunk[-64:]
+
+
+_UNDECODED = object()
+
+
+def _check_crs_members(data: bytes, name: str) -> None:
+    """Every ``"crs": {...}`` in ``data`` must name its CRS (type name or EPSG), not link it."""
+    text = data.decode("utf-8", errors="replace")
+    decoder = json.JSONDecoder()
+    for match in re.finditer(r'"crs"\s*:\s*', text, re.IGNORECASE):
+        try:
+            value, _ = decoder.raw_decode(text, match.end())
+        except json.JSONDecodeError:
+            value = _UNDECODED
+        kinds = (
+            [v for k, v in value.items() if k.lower() == "type"] if isinstance(value, dict) else []
+        )
+        if value is _UNDECODED or (
+            isinstance(value, dict)
+            and (
+                not kinds
+                or not all(isinstance(k, str) and k.lower() in ("name", "epsg") for k in kinds)
+            )
+        ):
+            raise _refuse(name, "a GeoJSON 'crs' may only name a CRS; linked CRSs are not fetched")
+
+
+def check_geopackage(path: Path, *, name: str) -> None:
+    """Refuse a GeoPackage with views, virtual tables other than its R-tree indexes, or SQL
+    that calls functions able to reach files or the network (read with Python's sqlite3,
+    read-only and immutable, before GDAL opens it)."""
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+        try:
+            rows = db.execute("SELECT type, name, sql FROM sqlite_master").fetchall()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        raise _refuse(name, "a damaged GeoPackage") from None
+    for kind, _, sql in rows:
+        sql = sql or ""
+        if kind == "view":
+            raise _refuse(name, "a GeoPackage with views is not accepted")
+        if VIRTUAL_TABLE.search(sql) and not RTREE.search(sql):
+            raise _refuse(name, "a GeoPackage with virtual tables is not accepted")
+        if SQLITE_ESCAPES.search(sql):
+            raise _refuse(name, "a GeoPackage whose SQL calls external functions is not accepted")
+
+
+def check_shapefile(path: Path, *, name: str) -> None:
+    """Refuse a .shp whose header is not a shapefile's."""
+    with path.open("rb") as fh:
+        if fh.read(4) != SHAPEFILE_MAGIC:
+            raise _refuse(name, "the .shp is not a shapefile")
+
+
+def _zip_entry_count(path: Path) -> int | None:
+    """Entries in a zip's central directory, from its end record (None: no record found)."""
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        fh.seek(max(0, size - 65_557))
+        tail = fh.read()
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) < at + 22:
+        return None
+    return struct.unpack("<H", tail[at + 10 : at + 12])[0]
+
+
+def extract_shapefile(
+    path: Path, into: Path, *, layer: str | None, limits: ReadLimits, name: str
+) -> Path:
+    """Copy one shapefile's parts out of a zip into ``into`` under fixed names, streamed with
+    the byte and ratio caps; return the path of its .shp. Other members are never opened."""
+    entries = _zip_entry_count(path)
+    if entries is None:
+        raise _refuse(name, "a damaged zip file")
+    if entries >= min(MAX_ZIP_MEMBERS, 0xFFFF):
+        raise _refuse(name, f"a zip with more than {MAX_ZIP_MEMBERS} members is not accepted")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = [m for m in archive.infolist() if not m.is_dir()]
+            by_lower = {m.filename.lower(): m for m in members}
+            shps = [m for m in members if m.filename.lower().endswith(".shp")]
+            if layer is not None:
+                shps = [m for m in shps if PurePosixPath(m.filename).stem == layer]
+            if not shps:
+                raise _refuse(
+                    name, "the zip holds no shapefile" + (f" named {layer!r}" if layer else "")
+                )
+            if len(shps) > 1:
+                raise _refuse(name, "the zip holds several shapefiles; name one with layer")
+            stem = shps[0].filename[: -len(".shp")].lower()
+            total = 0
+            for suffix in SHAPEFILE_PARTS:
+                member = by_lower.get(stem + suffix)
+                if member is None:
+                    continue
+                target = into / f"layer{suffix}"
+                with archive.open(member) as src, target.open("wb") as out:
+                    written = 0
+                    while chunk := src.read(COPY_CHUNK):
+                        written += len(chunk)
+                        total += len(chunk)
+                        out.write(chunk)
+                        check_unpacked(total, None, limits, name)
+                        check_unpacked(written, member.compress_size, limits, name)
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        RuntimeError,
+        NotImplementedError,
+        EOFError,
+        OSError,
+        zlib_error(),
+    ) as exc:
+        log.warning("zip %s unreadable: %s", name, exc)
+        raise _refuse(name, "a damaged or encrypted zip file") from None
+    shp = into / "layer.shp"
+    check_shapefile(shp, name=name)
+    return shp

@@ -1,0 +1,161 @@
+"""Disclosure control: the one place that decides what any count of residents or dwellings shows.
+
+Method: fixed random rounding to base ``B`` driven by the cell-key method
+---------------------------------------------------------------------------
+Statistics Canada publishes census counts randomly rounded to base 5. Plain random rounding
+draws fresh noise per request, so asking again (or asking for the same people through another
+path) and averaging recovers the truth. The *cell-key method* of the Australian Bureau of
+Statistics (TableBuilder; Thompson, Broadfoot & Elazar 2013, "Methodology for the automatic
+confidentialisation of statistical outputs from remote servers at the ABS"; also used by the ONS
+for Census 2021) fixes that: every record carries a permanent random *record key*, and the noise
+applied to a cell is a function of the sum of its records' keys. The same set of records therefore
+always publishes the same value, whatever route, level, resolution or query asks for it.
+
+Here:
+
+* every household and every rental unit has ``dc_key``, a random integer in ``[0, 2**32)`` drawn
+  by the database when the row is written (migration 0014); no API returns it;
+* a cell's key is the sum of its records' keys mod ``2**32``, read as ``u`` in ``[0, 1)``;
+* each measure ``m`` (households, residents, rental units, a flag count...) takes its own
+  uniform ``u_m = (u + c_m) mod 1`` with a fixed offset ``c_m``;
+* a count ``n`` is published as ``B*floor(n/B) + B*[u_m < (n mod B)/B]``: a multiple of ``B``,
+  one of the two around ``n``, unbiased (its expectation over keys is ``n``); multiples of ``B``
+  (and 0) are published exactly.
+
+What an observer can infer from a published ``v``: the true count lies in ``[v-(B-1), v+(B-1)]``
+(``[0, B-1]`` for 0). Differencing (parent minus children, an H3 cell minus its children, an
+area minus its grids, a workload index with one weight on) only ever combines such intervals.
+
+Keep-or-hide is decided for a *record set*, not field by field: when a cell's households publish
+as 0, households, residents and every other household-derived field are null and named in
+``suppressed``; rental units likewise on their own record set. So ``households: null`` never
+comes with ``residents: 9``.
+
+Who sees exact counts is decided here too (:func:`sees_exact`): admins, and a grid's own worker
+for their own grids only -- the same rule that lets them read household rows
+(``Scope.sees_household_rows``). Derived figures (the workload index) are computed from the
+published counts for everyone else. Internal algorithms (proposal balancing) may use exact
+counts; only what is returned passes through :func:`publish`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from geo_service.services.access import Scope
+
+KEY_MODULUS = 2**32
+
+# Fields computed from household rows, anchor (the record count) first.
+HOUSEHOLD_FIELDS = ("households", "residents", "elderly_living_alone", "needs_assistance")
+# Fields computed from rental-unit rows, anchor first.
+RENTAL_FIELDS = ("rental_units", "occupants", "unit_count")
+
+# A fixed offset per measure (multiples of the golden-ratio conjugate, spread over [0, 1)), so
+# that the measures of one cell are not all rounded up or all down together.
+_GOLDEN = 0.6180339887498949
+MEASURE_OFFSETS: dict[str, float] = {
+    name: (i * _GOLDEN) % 1.0 for i, name in enumerate(HOUSEHOLD_FIELDS + RENTAL_FIELDS)
+}
+
+
+def sees_exact(scope: Scope | None, grid_ids: Iterable[int] | None = None) -> bool:
+    """Whether the caller may see exact counts of the records in ``grid_ids``.
+
+    ``scope`` None is an anonymous caller of the public layers (never exact). ``grid_ids`` None
+    means "the records of the caller's whole jurisdiction" (an H3 layer filtered to it): exact
+    only for admins and for a caller bound to an area who may read all of its rows.
+    """
+    if scope is None:
+        return False
+    if scope.principal.role == "admin":
+        return True
+    if grid_ids is None:
+        if scope.grid_ids is None:
+            return False
+        grid_ids = scope.grid_ids
+    return scope.sees_household_rows(grid_ids)
+
+
+def cell_u(key_sum: int, measure: str) -> float:
+    """The uniform in ``[0, 1)`` of a cell (sum of its records' keys) for one measure."""
+    return ((int(key_sum) % KEY_MODULUS) / KEY_MODULUS + MEASURE_OFFSETS.get(measure, 0.0)) % 1.0
+
+
+def round_count(n: int, key_sum: int, measure: str, base: int) -> int:
+    """Fixed random rounding of one count to a multiple of ``base``.
+
+    Examples
+    --------
+    >>> round_count(10, 123, "households", 5)  # multiples of the base stay exact
+    10
+    >>> round_count(3, 0, "households", 5)  # u = 0 < 3/5: rounded up
+    5
+    >>> round_count(3, 2**31, "households", 5)  # u = 0.5 < 0.6: up
+    5
+    >>> round_count(3, 3 * 2**30, "households", 5)  # u = 0.75 >= 0.6: down
+    0
+    """
+    n = int(n)
+    if base <= 1:
+        return n
+    floor, rest = divmod(n, base)
+    return base * floor + (base if cell_u(key_sum, measure) < rest / base else 0)
+
+
+def publish(
+    counts: Mapping[str, Any],
+    *,
+    household_key: int | None,
+    rental_key: int | None = None,
+    base: int,
+) -> dict[str, Any]:
+    """Publish the counts of one cell: rounded, and hidden per record set when that rounds to 0.
+
+    ``counts`` may hold other fields (ids, names, incident counts): they pass unchanged. The
+    household fields are rounded with ``household_key`` (the cell's sum of household keys), the
+    rental fields with ``rental_key``. The result has ``suppressed``: the fields set to null.
+
+    Examples
+    --------
+    >>> shown = publish({"households": 3, "residents": 9, "incidents": 2},
+    ...                 household_key=3 * 2**30, base=5)
+    >>> shown["households"], shown["residents"], shown["incidents"], shown["suppressed"]
+    (None, None, 2, ['households', 'residents'])
+    """
+    out = dict(counts)
+    suppressed: list[str] = []
+    for fields, key in ((HOUSEHOLD_FIELDS, household_key), (RENTAL_FIELDS, rental_key)):
+        present = [f for f in fields if f in out and out[f] is not None]
+        if not present:
+            continue
+        published = {f: round_count(int(out[f]), key or 0, f, base) for f in present}
+        if published[present[0]] == 0:
+            for f in present:
+                out[f] = None
+            suppressed += present
+        else:
+            out.update(published)
+    out["suppressed"] = suppressed
+    return out
+
+
+def publish_or_exact(
+    counts: Mapping[str, Any],
+    *,
+    exact: bool,
+    household_key: int | None,
+    rental_key: int | None = None,
+    base: int,
+) -> dict[str, Any]:
+    """:func:`publish` unless the caller may see exact counts (then ``suppressed`` is empty)."""
+    if exact:
+        return dict(counts) | {"suppressed": []}
+    return publish(counts, household_key=household_key, rental_key=rental_key, base=base)
+
+
+def published_value(value: int | None) -> int:
+    """A published count as a number for derived figures (a hidden count counts as 0)."""
+    return 0 if value is None else int(value)

@@ -1,0 +1,127 @@
+"use strict";
+// Heatmap and hot spots (/map/heatmap); loads after common.js.
+const END = new Date(PAGE.end);
+const HEAT = ["#ffffb2", "#fed976", "#feb24c", "#fd8d3c", "#f03b20", "#bd0026"];
+const CLASS_COLOURS = {
+  "Hot Spot - 99% Confidence": "#d7191c", "Hot Spot - 95% Confidence": "#f46d43",
+  "Hot Spot - 90% Confidence": "#fdae61", "Not Significant": null,
+  "Cold Spot - 90% Confidence": "#abd9e9", "Cold Spot - 95% Confidence": "#74add1",
+  "Cold Spot - 99% Confidence": "#2c7bb6"};
+const map = L.map("map", {zoomSnap: 0.25});
+baseLayer(map);
+const outlines = L.geoJSON(null, {style: {color: "#444", weight: 0.6, fill: false},
+                                  interactive: false}).addTo(map);
+const cells = L.geoJSON(null).addTo(map);
+
+function untilDate() {
+  const weeksBack = Number($("week").max) - Number($("week").value);
+  return new Date(END.getTime() - weeksBack * 7 * 86400000);
+}
+function params() {
+  const until = untilDate();
+  const since = new Date(until.getTime() - Number($("window").value) * 86400000);
+  const p = new URLSearchParams({res: 8, since: since.toISOString(), until: until.toISOString()});
+  if ($("category").value) p.set("category", $("category").value);
+  $("until-label").textContent = until.toISOString().slice(0, 10);
+  return p;
+}
+function quantiles(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  return [1, 2, 3, 4, 5].map((k) => sorted[Math.floor(k / 6 * (sorted.length - 1))]);
+}
+function legend(rows) {
+  $("legend").innerHTML = rows.map(([colour, label]) =>
+    `<div><span style="background:${esc(colour)}"></span>${esc(label)}</div>`).join("");
+}
+const PATTERN_COLOURS = {
+  "New Hot Spot": "#fdae61", "Consecutive Hot Spot": "#f46d43",
+  "Intensifying Hot Spot": "#a50026", "Persistent Hot Spot": "#d73027",
+  "Diminishing Hot Spot": "#fee090", "Sporadic Hot Spot": "#f9d057",
+  "Oscillating Hot Spot": "#e08214", "Historical Hot Spot": "#b35806",
+  "New Cold Spot": "#abd9e9", "Consecutive Cold Spot": "#74add1",
+  "Intensifying Cold Spot": "#313695", "Persistent Cold Spot": "#4575b4",
+  "Diminishing Cold Spot": "#e0f3f8", "Sporadic Cold Spot": "#91bfdb",
+  "Oscillating Cold Spot": "#8073ac", "Historical Cold Spot": "#542788"};
+// The newest batch run of a kind ('geo-service analytics run'): time controls do not apply.
+async function batchRun(kind) {
+  const runs = await fetch(`/analytics/runs?kind=${kind}&limit=1`, {credentials: "same-origin"});
+  if (!runs.ok) return {error: runs.status};
+  const newest = (await runs.json()).data[0];
+  if (!newest) return {error: `no ${kind} run yet`};
+  const response = await fetch(`/analytics/runs/${newest.id}?limit=100000`,
+                               {credentials: "same-origin"});
+  return response.ok ? {data: await response.json()} : {error: response.status};
+}
+function showBatch(data, kind) {
+  const run = data.run;
+  const key = kind === "emerging" ? "pattern" : "class";
+  const colours = kind === "emerging" ? PATTERN_COLOURS : CLASS_COLOURS;
+  data.features = data.features.filter((f) => colours[f.properties[key]]);
+  cells.options.style = (f) => ({fillColor: colours[f.properties[key]], fillOpacity: 0.75,
+                                 color: "#666", weight: 0.4});
+  const present = new Set(data.features.map((f) => f.properties[key]));
+  legend(Object.entries(colours).filter(([k, c]) => c && present.has(k)).map(([k, c]) => [c, k]));
+  const window = [run.params.since, run.params.until].map((t) => (t || "…").slice(0, 10));
+  $("status").textContent = `batch run ${run.id} (${run.engine}, ${window.join(" – ")}): ` +
+                            `${data.features.length} cells with a pattern`;
+  cells.addData(data);
+  cells.eachLayer((layer) => {
+    const p = layer.feature.properties;
+    layer.bindTooltip(`${esc(p[key])}<br>${num(p.count)} incidents` +
+                      (p.z !== undefined ? `, z = ${esc(p.z.toFixed(2))}` : ""));
+  });
+}
+let generation = 0;
+async function refresh() {
+  const mine = ++generation;
+  $("status").textContent = "loading…";
+  const choice = $("layer").value;
+  // a stored run has its own window and category: the live controls do not apply to it
+  for (const id of ["category", "window", "week"]) $(id).disabled = choice.startsWith("batch-");
+  if (choice.startsWith("batch-")) {
+    const kind = choice.slice(6);
+    const got = await batchRun(kind);
+    if (mine !== generation) return;
+    cells.clearLayers();
+    if (got.error) { $("status").textContent = `batch layer: ${got.error}`; return; }
+    showBatch(got.data, kind);
+    return;
+  }
+  const heat = choice === "heat";
+  const url = heat ? `/heatmap/h3?${params()}` : `/hotspots?${params()}`;
+  const response = await fetch(url, {credentials: "same-origin"});
+  if (mine !== generation) return;
+  if (!response.ok) { $("status").textContent = `error ${response.status}`; return; }
+  const data = await response.json();
+  if (mine !== generation) return;  // a newer choice came while this body was read
+  cells.clearLayers();
+  if (heat) {
+    const breaks = quantiles(data.features.map((f) => f.properties.count));
+    const colour = (n) => HEAT[breaks.filter((b) => n > b).length];
+    cells.options.style = (f) => ({fillColor: colour(f.properties.count), fillOpacity: 0.7,
+                                   color: "#888", weight: 0.3});
+    legend(HEAT.map((c, i) => [c, i === 0 ? `≤ ${breaks[0]}` :
+                                  i < 5 ? `${breaks[i - 1] + 1} – ${breaks[i]}` :
+                                  `> ${breaks[4]}`]));
+    $("status").textContent = `${data.total} incidents in ${data.features.length} cells`;
+  } else {
+    data.features = data.features.filter((f) => CLASS_COLOURS[f.properties.class]);
+    cells.options.style = (f) => ({fillColor: CLASS_COLOURS[f.properties.class],
+                                   fillOpacity: 0.75, color: "#666", weight: 0.4});
+    legend(Object.entries(CLASS_COLOURS).filter(([, c]) => c).map(([k, c]) => [c, k]));
+    $("status").textContent = `${data.features.length} significant cells`;
+  }
+  cells.addData(data);
+  cells.eachLayer((layer) => {
+    const p = layer.feature.properties;
+    layer.bindTooltip(heat ? `${esc(p.h3)}<br>${num(p.count)} incidents` :
+      `${esc(p.class)}<br>${num(p.count)} incidents, z = ${esc(p.z.toFixed(2))}, ` +
+      `p(FDR) = ${esc(p.p_fdr.toExponential(1))}`);
+  });
+}
+fetch("/areas?level=community", {credentials: "same-origin"}).then((r) => r.json()).then((d) => {
+  outlines.addData(d);
+  map.fitBounds(outlines.getBounds());
+  refresh();
+});
+for (const id of ["category", "window", "week", "layer"]) $(id).addEventListener("change", refresh);
