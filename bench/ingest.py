@@ -31,9 +31,9 @@ from sqlalchemy.orm import Session
 from geo_service.db.engine import make_engine
 from geo_service.db.models import Incident
 from geo_service.demo.city import generate_city
+from geo_service.demo.load import load_city
 from geo_service.geo.h3cells import cells_for_points
-from geo_service.services.demo import load_city
-from geo_service.services.imports import ImportOptions, import_file
+from geo_service.services.ingest.imports import ImportOptions, import_file
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"

@@ -28,8 +28,8 @@ from sqlalchemy.orm import Session
 
 from geo_service.db.engine import make_engine  # noqa: E402
 from geo_service.demo.city import generate_city  # noqa: E402
-from geo_service.services.auth import create_key, create_user  # noqa: E402
-from geo_service.services.demo import load_city  # noqa: E402
+from geo_service.demo.load import load_city  # noqa: E402
+from geo_service.services.access.auth import create_key, create_user  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -26,10 +26,10 @@ from sqlalchemy.orm import Session
 
 from geo_service.db.engine import make_engine
 from geo_service.demo.city import generate_city
-from geo_service.services.auth import create_key, create_user
-from geo_service.services.demo import load_city
-from geo_service.services.responders import NearestQuery, nearest
-from geo_service.services.roads import nearest_by_travel_time, road_graph
+from geo_service.demo.load import load_city
+from geo_service.services.access.auth import create_key, create_user
+from geo_service.services.dispatch.responders import NearestQuery, nearest
+from geo_service.services.dispatch.routing import nearest_by_travel_time, road_graph
 
 RESULTS = Path(__file__).resolve().parent / "results"
 STALE_S = 10**7

@@ -40,16 +40,16 @@ from sqlalchemy.orm import Session
 from geo_service.db.bulk import copy_frame, lift_statement_timeout, point_ewkb_hex
 from geo_service.db.engine import make_engine
 from geo_service.demo.city import generate_city
+from geo_service.demo.load import load_city
 from geo_service.geo.assign import GridIndex
 from geo_service.geo.h3cells import cells_for_points
-from geo_service.services.access import Scope
-from geo_service.services.auth import Principal
-from geo_service.services.batch import BatchRequest, compute_batch, compute_engine
-from geo_service.services.demo import load_city
-from geo_service.services.export import export_dataset
-from geo_service.services.heatmap import HeatmapQuery, h3_counts
-from geo_service.services.hotspots import HotspotQuery, h3_hotspots
-from geo_service.services.planning import workload
+from geo_service.services.access.auth import Principal
+from geo_service.services.access.scope import Scope
+from geo_service.services.batch.export import export_dataset
+from geo_service.services.batch.runs import BatchRequest, compute_batch, compute_engine
+from geo_service.services.layers.heatmap import HeatmapQuery, h3_counts
+from geo_service.services.layers.hotspots import HotspotQuery, h3_hotspots
+from geo_service.services.planning.proposals import workload
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"

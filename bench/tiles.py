@@ -33,9 +33,9 @@ from sqlalchemy.orm import Session
 from geo_service.db.cluster import EmbeddedCluster, libpq_url
 from geo_service.db.engine import make_engine
 from geo_service.db.migrate import upgrade_to_head
-from geo_service.services.auth import create_key, create_user
-from geo_service.services.heatmap import HeatmapQuery, h3_heatmap
-from geo_service.services.hotspots import HotspotQuery, h3_hotspots
+from geo_service.services.access.auth import create_key, create_user
+from geo_service.services.layers.heatmap import HeatmapQuery, h3_heatmap
+from geo_service.services.layers.hotspots import HotspotQuery, h3_hotspots
 from geo_service.settings import DatabaseSettings
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -27,7 +27,7 @@ from geo_service.db.engine import (
 )
 from geo_service.db.migrate import upgrade_to_head
 from geo_service.demo.city import DemoCity, generate_city
-from geo_service.services.demo import load_city
+from geo_service.demo.load import load_city
 from geo_service.settings import (
     ApiSettings,
     DatabaseSettings,
@@ -202,7 +202,7 @@ def role_keys(engine: Engine, loaded_city: DemoCity) -> dict[str, str]:
     """
     from sqlalchemy.orm import Session
 
-    from geo_service.services.auth import create_key, create_user
+    from geo_service.services.access.auth import create_key, create_user
 
     grids = loaded_city.areas[loaded_city.areas.level == "grid"]
     busiest = loaded_city.households.grid_code.value_counts().index[0]

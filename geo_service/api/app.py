@@ -47,10 +47,10 @@ from geo_service.db.engine import (
     resolve_database_url,
 )
 from geo_service.ingest.uploads import sweep_stale_uploads
-from geo_service.services.auth import PrincipalCache, jwt_secret
-from geo_service.services.dispatch import escalate_overdue
-from geo_service.services.heatmap import prepare_years
-from geo_service.services.jobs import fail_interrupted
+from geo_service.services.access.auth import PrincipalCache, jwt_secret
+from geo_service.services.batch.jobs import fail_interrupted
+from geo_service.services.dispatch.lifecycle import escalate_overdue
+from geo_service.services.layers.heatmap import prepare_years
 from geo_service.settings import Settings
 from geo_service.web.pages import (
     ContentSecurityPolicyMiddleware,

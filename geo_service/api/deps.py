@@ -15,13 +15,13 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlalchemy.orm import Session
 
 from geo_service.errors import AuthenticationError, RateLimitedError, StaleCredentialError
-from geo_service.services.access import Scope, scope_for
-from geo_service.services.auth import (
+from geo_service.services.access.auth import (
     Principal,
     authenticate_key,
     authenticate_token,
 )
-from geo_service.services.web_sessions import (
+from geo_service.services.access.scope import Scope, scope_for
+from geo_service.services.access.web_sessions import (
     CSRF_HEADER,
     SAFE_METHODS,
     SESSION_COOKIE,
@@ -86,7 +86,7 @@ class TokenBucket:
             return 0.0
 
 
-# The sign-in cookie holds a revocable session id (services/web_sessions.py), never a key.
+# The sign-in cookie holds a revocable session id (services/access/web_sessions.py), never a key.
 COOKIE_NAME = SESSION_COOKIE
 
 

@@ -38,7 +38,7 @@ def export_command(
 ) -> None:
     """Export a table as partitioned GeoParquet (H3 res-3 x month); later runs write only
     the partitions that changed."""
-    from geo_service.services.export import export_dataset
+    from geo_service.services.batch.export import export_dataset
 
     _choice(kind, EXPORT_KINDS, "kind")
     _choice(format, ("geoparquet",), "format")
@@ -95,7 +95,7 @@ def run(
     ] = None,
 ) -> None:
     """Run a batch computation on the chosen engine and store it for the API and tiles."""
-    from geo_service.services.batch import BatchRequest, run_batch
+    from geo_service.services.batch.runs import BatchRequest, run_batch
 
     _choice(kind, RUN_KINDS, "kind")
     _choice(engine, ("local", "dask"), "engine")

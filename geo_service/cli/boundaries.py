@@ -24,7 +24,7 @@ def _engine():  # noqa: ANN202
 @app.command("versions")
 def versions() -> None:
     """List boundary versions with their status, dates and area counts."""
-    from geo_service.services.boundaries import list_versions
+    from geo_service.services.boundaries.publish import list_versions
 
     with fail():
         for v in list_versions(_engine()):
@@ -37,7 +37,7 @@ def versions() -> None:
 @app.command("validate")
 def validate(version: int) -> None:
     """Check a version: overlaps, gaps, children crossing parents, slivers, unreached areas."""
-    from geo_service.services.boundaries import validate_version
+    from geo_service.services.boundaries.publish import validate_version
 
     with fail():
         report = validate_version(_engine(), version)
@@ -58,7 +58,7 @@ def publish(
     force: Annotated[bool, typer.Option(help="Publish even if validation finds problems")] = False,
 ) -> None:
     """Make a draft current; re-attributes households, rental units, responders, incidents."""
-    from geo_service.services.boundaries import publish_version
+    from geo_service.services.boundaries.publish import publish_version
 
     try:
         when = datetime.fromisoformat(effective_from)
@@ -83,7 +83,7 @@ def publish(
 @app.command("diff")
 def diff(a: int, b: int) -> None:
     """Areas added, removed, changed from version A to B, and entity moves."""
-    from geo_service.services.boundaries import diff_versions
+    from geo_service.services.boundaries.publish import diff_versions
 
     with fail():
         typer.echo(json.dumps(diff_versions(_engine(), a, b), indent=2, default=str))
@@ -109,7 +109,7 @@ def propose_command(
 ) -> None:
     """Propose balanced, contiguous, compact grids for communities: a draft version."""
     from geo_service.cli.common import progress_bar
-    from geo_service.services.planning import ProposalRequest, propose
+    from geo_service.services.planning.proposals import ProposalRequest, propose
 
     req = ProposalRequest(
         parent_codes=scope,

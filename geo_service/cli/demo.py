@@ -27,7 +27,7 @@ def demo(
     from geo_service.cli.serve import run_server
     from geo_service.db.engine import make_engine
     from geo_service.db.migrate import migrate_database
-    from geo_service.services.demo import database_is_empty
+    from geo_service.demo.load import database_is_empty
 
     settings = Settings()
     # Loading the city is set-up, done as the schema's owner (it ends with ANALYZE, which
@@ -47,7 +47,7 @@ def demo(
 
 
 def _print_demo_keys(engine) -> None:  # noqa: ANN001
-    from geo_service.services.demo import issue_demo_keys
+    from geo_service.demo.load import issue_demo_keys
 
     # Plain lines, never a table: a key must survive any terminal width intact.
     typer.echo("\nDemo API keys (new on every start; send as X-API-Key, or sign in at /login):")
@@ -83,7 +83,7 @@ def generate(
     if load:
         from geo_service.db.engine import make_engine
         from geo_service.db.migrate import migrate_database
-        from geo_service.services.demo import database_is_empty
+        from geo_service.demo.load import database_is_empty
 
         settings = Settings()
         url = migrate_database(settings.database)  # loading is set-up: the owner's
@@ -104,7 +104,7 @@ def _generate_and_load(
 ) -> None:
     from geo_service.db.engine import make_engine
     from geo_service.demo.city import generate_city, level_counts
-    from geo_service.services.demo import load_city, write_boundary_files
+    from geo_service.demo.load import load_city, write_boundary_files
 
     households = 300 * grids
     with progress_bar() as bar:

@@ -83,7 +83,7 @@ def import_command(
     """Import a file; rejected rows go to a reject file with their reasons."""
     from geo_service.db.engine import make_engine
     from geo_service.db.migrate import migrate_database
-    from geo_service.services.imports import ImportOptions, import_file, read_mapping_csv
+    from geo_service.services.ingest.imports import ImportOptions, import_file, read_mapping_csv
 
     with fail():
         options = ImportOptions(

@@ -55,7 +55,7 @@ def escalate(
     from sqlalchemy.orm import Session
 
     from geo_service.db.engine import make_engine
-    from geo_service.services.dispatch import escalate_overdue
+    from geo_service.services.dispatch.lifecycle import escalate_overdue
 
     if now is not None and now.tzinfo is None:
         raise typer.BadParameter("--now needs a timezone offset, e.g. 2026-11-22T08:00:00+08:00")
@@ -84,7 +84,7 @@ def targets(
 
     from geo_service.cli.common import fail
     from geo_service.db.engine import make_engine
-    from geo_service.services.dispatch import response_targets, set_response_targets
+    from geo_service.services.dispatch.lifecycle import response_targets, set_response_targets
 
     changes: dict[int, int] = {}
     for item in set_ or []:

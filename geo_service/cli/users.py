@@ -39,7 +39,7 @@ def create(
     ] = None,
 ) -> None:
     """Create a user and a first API key (printed once)."""
-    from geo_service.services.auth import create_key, create_user
+    from geo_service.services.access.auth import create_key, create_user
 
     with fail(), _session() as session:
         user = create_user(
@@ -59,7 +59,7 @@ def create(
 @users_app.command("list")
 def list_() -> None:
     """List users, their roles, areas and live keys."""
-    from geo_service.services.auth import list_users
+    from geo_service.services.access.auth import list_users
 
     with fail(), _session() as session:
         rows = list_users(session)
@@ -86,7 +86,7 @@ def create_key_command(
 
     from geo_service.db.models import User
     from geo_service.errors import NotFoundError
-    from geo_service.services.auth import create_key
+    from geo_service.services.access.auth import create_key
 
     with fail(), _session() as session:
         row = session.execute(select(User).where(User.name == user)).scalar_one_or_none()
@@ -100,7 +100,7 @@ def create_key_command(
 @keys_app.command("revoke")
 def revoke(prefix: Annotated[str, typer.Argument(help="The key, or its prefix")]) -> None:
     """Revoke a key; requests with it are refused from now on."""
-    from geo_service.services.auth import revoke_key
+    from geo_service.services.access.auth import revoke_key
 
     if prefix.startswith("gs_"):
         prefix = prefix.split("_")[1]

@@ -197,7 +197,7 @@ class Household(Base):
     elderly_living_alone: Mapped[bool] = mapped_column(Boolean, server_default="false")
     needs_assistance: Mapped[bool] = mapped_column(Boolean, server_default="false")
     external_ref: Mapped[str | None] = mapped_column(String(200), unique=True)
-    # The cell-key method's record key (services/disclosure.py); drawn by the database, never
+    # The cell-key method's record key (services/access/disclosure.py); drawn by the database, never
     # returned by any API.
     dc_key: Mapped[int] = mapped_column(
         BigInteger, server_default=text("floor(random() * 4294967296)::bigint")
@@ -225,7 +225,7 @@ class RentalUnit(Base):
     grid_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id", ondelete="SET NULL"))
     h3: Mapped[int] = mapped_column(BigInteger)
     external_ref: Mapped[str | None] = mapped_column(String(200), unique=True)
-    # The cell-key method's record key (services/disclosure.py); drawn by the database, never
+    # The cell-key method's record key (services/access/disclosure.py); drawn by the database, never
     # returned by any API.
     dc_key: Mapped[int] = mapped_column(
         BigInteger, server_default=text("floor(random() * 4294967296)::bigint")

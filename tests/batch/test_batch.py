@@ -24,14 +24,14 @@ from typer.testing import CliRunner
 
 from geo_service.cli.main import app as cli
 from geo_service.demo.city import DemoCity
-from geo_service.services.access import Scope
-from geo_service.services.auth import Principal
-from geo_service.services.batch import BatchRequest, compute_batch, compute_engine, run_batch
-from geo_service.services.emerging import emerging
-from geo_service.services.export import export_dataset
-from geo_service.services.heatmap import HeatmapQuery, h3_counts
-from geo_service.services.hotspots import HotspotQuery, h3_hotspots
-from geo_service.services.planning import workload
+from geo_service.services.access.auth import Principal
+from geo_service.services.access.scope import Scope
+from geo_service.services.batch.export import export_dataset
+from geo_service.services.batch.runs import BatchRequest, compute_batch, compute_engine, run_batch
+from geo_service.services.layers.emerging import emerging
+from geo_service.services.layers.heatmap import HeatmapQuery, h3_counts
+from geo_service.services.layers.hotspots import HotspotQuery, h3_hotspots
+from geo_service.services.planning.proposals import workload
 from tests.browser import signed_in_page
 from tests.conftest import as_role, problem
 

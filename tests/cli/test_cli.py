@@ -229,7 +229,7 @@ def test_demo_prints_whole_working_keys_for_every_role(engine, loaded_city, caps
     from sqlalchemy.orm import Session
 
     from geo_service.cli.demo import _print_demo_keys
-    from geo_service.services.auth import authenticate_key
+    from geo_service.services.access.auth import authenticate_key
 
     _print_demo_keys(engine)
     out = capsys.readouterr().out

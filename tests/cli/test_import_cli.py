@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from geo_service.cli.main import app
 from geo_service.db.engine import make_engine
 from geo_service.demo.city import DemoCity, generate_city
-from geo_service.services.demo import load_city
+from geo_service.demo.load import load_city
 from tests.conftest import make_database
 
 runner = CliRunner()
@@ -107,7 +107,7 @@ def test_boundaries_commands_round_trip(env: DemoCity, tmp_path: Path) -> None:
 
 
 def _versions() -> list[dict]:
-    from geo_service.services.boundaries import list_versions
+    from geo_service.services.boundaries.publish import list_versions
     from geo_service.settings import DatabaseSettings
 
     engine = make_engine(DatabaseSettings().database_url or "")
@@ -120,7 +120,7 @@ def _versions() -> list[dict]:
 def test_users_and_keys_commands(env: DemoCity) -> None:
     from sqlalchemy.orm import Session
 
-    from geo_service.services.auth import authenticate_key
+    from geo_service.services.access.auth import authenticate_key
     from geo_service.settings import DatabaseSettings
 
     grid = env.areas[env.areas.level == "grid"].code.iloc[0]

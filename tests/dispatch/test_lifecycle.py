@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 from geo_service.api.app import create_app
 from geo_service.cli.main import app as cli
 from geo_service.demo.city import DemoCity
-from geo_service.services.demo import load_city
-from geo_service.services.dispatch import escalate_overdue
+from geo_service.demo.load import load_city
+from geo_service.services.dispatch.lifecycle import escalate_overdue
 from geo_service.settings import (
     AuthSettings,
     DatabaseSettings,

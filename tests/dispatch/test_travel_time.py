@@ -22,8 +22,8 @@ from geo_service.db.engine import make_engine
 from geo_service.demo.city import CENTRE_LAT, CENTRE_LON, METRIC_CRS, DemoCity, river_y
 from geo_service.errors import InvalidInputError
 from geo_service.geo.roads import RoadGraph, line_lengths_m, partial_time
-from geo_service.services.responders import NearestQuery
-from geo_service.services.roads import nearest_by_travel_time, road_graph
+from geo_service.services.dispatch.responders import NearestQuery
+from geo_service.services.dispatch.routing import nearest_by_travel_time, road_graph
 from tests.conftest import make_database, problem
 
 

@@ -78,7 +78,7 @@ def chicago_district_16() -> dict:
     import pandas as pd
     import shapely
 
-    from geo_service.services.planning import atomize, hex_neighbours
+    from geo_service.services.planning.proposals import atomize, hex_neighbours
     from tests.conftest import SHARED_DATA
 
     data = SHARED_DATA / "chicago"

@@ -29,8 +29,8 @@ from geo_service.db.cluster import EmbeddedCluster
 from geo_service.db.engine import make_engine
 from geo_service.db.migrate import upgrade_to_head
 from geo_service.demo.city import generate_city
-from geo_service.services.auth import create_key, create_user
-from geo_service.services.demo import load_city
+from geo_service.demo.load import load_city
+from geo_service.services.access.auth import create_key, create_user
 
 POSTS = 5_000
 THREADS = 8

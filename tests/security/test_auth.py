@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from geo_service.api.app import create_app
 from geo_service.demo.city import DemoCity
 from geo_service.geo.bbox import BBox
-from geo_service.services.auth import create_key, create_user, revoke_key
+from geo_service.services.access.auth import create_key, create_user, revoke_key
 from geo_service.settings import Settings
 from tests.conftest import as_role, grid_point, problem
 

@@ -23,8 +23,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from geo_service.demo.city import DemoCity
-from geo_service.services import jobs
-from geo_service.services.auth import create_key, create_user
+from geo_service.services.access.auth import create_key, create_user
+from geo_service.services.batch import jobs
 from tests.conftest import as_role, grid_point, problem
 
 OPEN = ("reported", "dispatched", "accepted", "on_scene")

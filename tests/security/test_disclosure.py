@@ -35,10 +35,10 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from geo_service.demo.city import DemoCity, generate_city
-from geo_service.services import disclosure
-from geo_service.services.batch import BatchRequest, run_batch
-from geo_service.services.export import export_dataset
-from geo_service.services.planning import Weights
+from geo_service.services.access import disclosure
+from geo_service.services.batch.export import export_dataset
+from geo_service.services.batch.runs import BatchRequest, run_batch
+from geo_service.services.planning.proposals import Weights
 from tests.conftest import TEST_DATABASE, as_role, make_database
 
 LEVELS = ("district", "street", "community", "grid")
@@ -561,8 +561,8 @@ def redrawn(settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict
     """A city of its own (so the shared one keeps its grids), redrawn and published, with the
     aggregates an analyst read before and after, and an API on it."""
     from geo_service.api.app import create_app
-    from geo_service.services.auth import create_key, create_user
-    from geo_service.services.demo import load_city
+    from geo_service.demo.load import load_city
+    from geo_service.services.access.auth import create_key, create_user
     from tests.services.test_boundary_versions import _draft_from
 
     url = make_database(f"{TEST_DATABASE}_disclosure_diff")

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from geo_service.demo.city import DemoCity
-from geo_service.services import imports
+from geo_service.services.ingest import imports
 from tests.conftest import as_role, grid_point
 
 # --- helpers ---------------------------------------------------------------------------------

@@ -14,16 +14,16 @@ from sqlalchemy.orm import Session
 
 from geo_service.db.engine import make_engine
 from geo_service.demo.city import DemoCity, generate_city
+from geo_service.demo.load import load_city
 from geo_service.errors import ConflictError, InvalidInputError, NotFoundError
-from geo_service.services.areas import lookup_point
-from geo_service.services.boundaries import (
+from geo_service.services.boundaries.areas import lookup_point
+from geo_service.services.boundaries.publish import (
     diff_versions,
     list_versions,
     publish_version,
     validate_version,
 )
-from geo_service.services.demo import load_city
-from geo_service.services.imports import ImportOptions, import_file
+from geo_service.services.ingest.imports import ImportOptions, import_file
 from tests.conftest import TEST_DATABASE, make_database
 
 SWITCH = datetime.now(UTC).replace(microsecond=0) - timedelta(days=30)

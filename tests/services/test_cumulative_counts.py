@@ -13,7 +13,12 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from geo_service.demo.city import DemoCity
-from geo_service.services.heatmap import HeatmapQuery, h3_counts, h3_heatmap_json, prepare_years
+from geo_service.services.layers.heatmap import (
+    HeatmapQuery,
+    h3_counts,
+    h3_heatmap_json,
+    prepare_years,
+)
 from tests.conftest import grid_point
 
 

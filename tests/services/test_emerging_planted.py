@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 
 from geo_service.db.engine import make_engine
 from geo_service.demo.city import DemoCity, generate_city
+from geo_service.demo.load import load_city
 from geo_service.errors import InvalidInputError
-from geo_service.services.demo import load_city
-from geo_service.services.emerging import emerging
+from geo_service.services.layers.emerging import emerging
 from tests.conftest import make_database
 
 END = date(2026, 11, 1)

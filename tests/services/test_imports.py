@@ -15,12 +15,12 @@ from sqlalchemy import Engine, text
 
 from geo_service.db.engine import make_engine
 from geo_service.demo.city import DemoCity, generate_city
+from geo_service.demo.load import load_city
 from geo_service.errors import InvalidInputError
 from geo_service.geo.crs import from_wgs84
 from geo_service.ingest.readers import ImportFileError
-from geo_service.services import imports as import_service
-from geo_service.services.demo import load_city
-from geo_service.services.imports import ImportOptions, import_file
+from geo_service.services.ingest import imports as import_service
+from geo_service.services.ingest.imports import ImportOptions, import_file
 from tests.conftest import SHARED_DATA, make_database
 
 

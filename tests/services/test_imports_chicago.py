@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import Engine, text
 
 from geo_service.db.engine import make_engine
-from geo_service.services.boundaries import publish_version, validate_version
-from geo_service.services.imports import ImportOptions, import_file, read_mapping_csv
+from geo_service.services.boundaries.publish import publish_version, validate_version
+from geo_service.services.ingest.imports import ImportOptions, import_file, read_mapping_csv
 from tests.conftest import REPO, SHARED_DATA, make_database
 
 CHICAGO = SHARED_DATA / "chicago"

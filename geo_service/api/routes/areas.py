@@ -10,9 +10,9 @@ from fastapi.responses import Response
 from geo_service.api.deps import SessionDep, SettingsDep, require
 from geo_service.api.params import Instant
 from geo_service.api.schemas import INT32_MAX, AreaIdPath, AreaIdQuery, CrsParam, LookupResult
-from geo_service.services import areas as area_service
-from geo_service.services.access import Scope
-from geo_service.services.areas import BBox
+from geo_service.services.access.scope import Scope
+from geo_service.services.boundaries import areas as area_service
+from geo_service.services.boundaries.areas import BBox
 
 router = APIRouter(prefix="/areas", tags=["areas"])
 GEOJSON = "application/geo+json"

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, Query
 from geo_service.api.deps import SessionDep, require
 from geo_service.api.params import Instant
 from geo_service.api.schemas import RowIdQuery
-from geo_service.services.access import Scope
-from geo_service.services.audit import list_audit
+from geo_service.services.access.audit import list_audit
+from geo_service.services.access.scope import Scope
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 

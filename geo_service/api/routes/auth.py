@@ -8,7 +8,7 @@ from fastapi import APIRouter, Form, Request
 
 from geo_service.api.deps import SessionDep, verify_key
 from geo_service.errors import AuthenticationError
-from geo_service.services.auth import issue_token
+from geo_service.services.access.auth import issue_token
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 

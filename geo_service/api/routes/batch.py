@@ -10,8 +10,9 @@ from sqlalchemy.orm import Session
 
 from geo_service.api.deps import HEAVY, SessionDep, SettingsDep, require
 from geo_service.api.schemas import INT32_MAX
-from geo_service.services import batch, disclosure
-from geo_service.services.access import Scope
+from geo_service.services.access import disclosure
+from geo_service.services.access.scope import Scope
+from geo_service.services.batch import runs as batch
 
 router = APIRouter(prefix="/analytics", tags=["batch analytics"])
 LayerScope = Annotated[Scope, Depends(require("layers:read"))]

@@ -11,9 +11,9 @@ from pydantic import BaseModel
 from geo_service.api.deps import HEAVY, ActorDep, SettingsDep, require
 from geo_service.api.params import Instant
 from geo_service.api.schemas import VersionIdPath
-from geo_service.services import boundaries as boundary_service
-from geo_service.services import disclosure
-from geo_service.services.access import Scope
+from geo_service.services.access import disclosure
+from geo_service.services.access.scope import Scope
+from geo_service.services.boundaries import publish as boundary_service
 
 router = APIRouter(prefix="/boundaries", tags=["boundaries"])
 

@@ -11,9 +11,9 @@ from fastapi.concurrency import run_in_threadpool
 from geo_service.api.deps import HEAVY, SessionDep, SettingsDep, heavy_slot, require
 from geo_service.api.params import Instant
 from geo_service.api.responses import GeoJSONResponse
-from geo_service.services.access import Scope
-from geo_service.services.areas import BBox
-from geo_service.services.heatmap import (
+from geo_service.services.access.scope import Scope
+from geo_service.services.boundaries.areas import BBox
+from geo_service.services.layers.heatmap import (
     HeatmapQuery,
     area_heatmap,
     h3_counts_async,

@@ -13,9 +13,9 @@ from fastapi.concurrency import run_in_threadpool
 
 from geo_service.api.deps import HEAVY, SessionDep, require
 from geo_service.api.params import Instant
-from geo_service.services.access import Scope
-from geo_service.services.emerging import emerging
-from geo_service.services.hotspots import HotspotQuery, grid_hotspots, h3_hotspots
+from geo_service.services.access.scope import Scope
+from geo_service.services.layers.emerging import emerging
+from geo_service.services.layers.hotspots import HotspotQuery, grid_hotspots, h3_hotspots
 
 router = APIRouter(prefix="/hotspots", tags=["hotspots"])
 

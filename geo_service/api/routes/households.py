@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from geo_service.api.deps import PublicScopeDep, ScopeDep, SessionDep, SettingsDep
 from geo_service.api.schemas import INT32_MAX, INT64_MAX
-from geo_service.services import households as household_service
+from geo_service.services.residents import households as household_service
 
 router = APIRouter(prefix="/households", tags=["households"])
 

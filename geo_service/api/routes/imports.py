@@ -18,8 +18,8 @@ from geo_service.ingest.uploads import (
     save_upload,
     upload_workspace,
 )
-from geo_service.services.access import Scope
-from geo_service.services.imports import ImportOptions, ImportReport, import_file
+from geo_service.services.access.scope import Scope
+from geo_service.services.ingest.imports import ImportOptions, ImportReport, import_file
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/imports", tags=["imports"])

@@ -18,10 +18,10 @@ from geo_service.api.schemas import (
     IncidentPublic,
 )
 from geo_service.errors import InvalidInputError
-from geo_service.services import dispatch as dispatch_service
-from geo_service.services import incidents as incident_service
-from geo_service.services.access import Scope
-from geo_service.services.areas import BBox
+from geo_service.services.access.scope import Scope
+from geo_service.services.boundaries.areas import BBox
+from geo_service.services.dispatch import lifecycle as dispatch_service
+from geo_service.services.intake import incidents as incident_service
 
 router = APIRouter(prefix="/incidents", tags=["incidents"])
 

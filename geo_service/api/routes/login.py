@@ -3,7 +3,7 @@
 Browsers cannot send an X-API-Key header when following a link, so a person signs in once with
 their key and gets a cookie holding a random, revocable session id (never the key itself):
 HttpOnly, SameSite=Strict, ``Secure`` over HTTPS. Writes from the pages ride that cookie with
-the session's CSRF token (services/web_sessions.py). The form itself carries a login token
+the session's CSRF token (services/access/web_sessions.py). The form itself carries a login token
 that must match a cookie set with the form, and a foreign Origin is refused (login CSRF).
 """
 
@@ -16,8 +16,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from geo_service.api.deps import COOKIE_NAME, SessionDep, SettingsDep, verify_key
 from geo_service.errors import AuthenticationError
-from geo_service.services.auth import PrincipalCache
-from geo_service.services.web_sessions import (
+from geo_service.services.access.auth import PrincipalCache
+from geo_service.services.access.web_sessions import (
     LOGIN_CSRF_COOKIE,
     check_login_request,
     create_session,

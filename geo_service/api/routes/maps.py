@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session
 
 from geo_service.api.deps import HEAVY, SessionDep, SettingsDep, require
 from geo_service.api.params import Instant
-from geo_service.services.access import Scope
-from geo_service.services.maps import city_map_layers
-from geo_service.services.web_sessions import SESSION_COOKIE, csrf_token_for
+from geo_service.services.access.scope import Scope
+from geo_service.services.access.web_sessions import SESSION_COOKIE, csrf_token_for
+from geo_service.services.layers.maps import city_map_layers
 from geo_service.settings import Settings
 from geo_service.web.city_map import render_city_map
 from geo_service.web.pages import content_security_policy, new_nonce, render_page, tile_source

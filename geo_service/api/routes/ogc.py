@@ -8,9 +8,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from geo_service.api.deps import SessionDep, SettingsDep, require
-from geo_service.services import ogc
-from geo_service.services.access import Scope
-from geo_service.services.areas import BBox
+from geo_service.services.access.scope import Scope
+from geo_service.services.boundaries.areas import BBox
+from geo_service.services.layers import ogc
 
 router = APIRouter(tags=["ogc-api-features"])
 LayerScope = Annotated[Scope, Depends(require("layers:read"))]

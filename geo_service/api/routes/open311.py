@@ -10,8 +10,8 @@ from fastapi.responses import JSONResponse
 
 from geo_service.api.deps import SessionDep, SettingsDep, require, scope_for_key
 from geo_service.api.params import Instant
-from geo_service.services import open311
-from geo_service.services.access import Scope
+from geo_service.services.access.scope import Scope
+from geo_service.services.intake import open311
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
 ReadScope = Annotated[Scope, Depends(require("incidents:read"))]

@@ -10,9 +10,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from geo_service.api.deps import HEAVY, ActorDep, SessionDep, SettingsDep, require
-from geo_service.services import jobs
-from geo_service.services.access import Scope
-from geo_service.services.planning import (
+from geo_service.services.access.scope import Scope
+from geo_service.services.batch import jobs
+from geo_service.services.planning.proposals import (
     ProposalRequest,
     Weights,
     check_proposal,

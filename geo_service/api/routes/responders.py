@@ -14,10 +14,10 @@ from geo_service.api.responses import GeoJSONResponse
 from geo_service.api.schemas import CrsParam
 from geo_service.errors import InvalidInputError, PermissionDeniedError
 from geo_service.geo.crs import to_wgs84
-from geo_service.services import responders as service
-from geo_service.services.access import Scope
-from geo_service.services.areas import BBox
-from geo_service.services.roads import nearest_by_travel_time
+from geo_service.services.access.scope import Scope
+from geo_service.services.boundaries.areas import BBox
+from geo_service.services.dispatch import responders as service
+from geo_service.services.dispatch.routing import nearest_by_travel_time
 
 router = APIRouter(prefix="/responders", tags=["responders"])
 ReadScope = Annotated[Scope, Depends(require("responders:read"))]

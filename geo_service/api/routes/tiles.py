@@ -13,9 +13,9 @@ from fastapi.concurrency import run_in_threadpool
 
 from geo_service.api.deps import SessionDep, require
 from geo_service.api.params import Instant
-from geo_service.services import tiles as tile_service
-from geo_service.services.access import Scope
-from geo_service.services.tiles import TileQuery
+from geo_service.services.access.scope import Scope
+from geo_service.services.layers import tiles as tile_service
+from geo_service.services.layers.tiles import TileQuery
 
 router = APIRouter(prefix="/tiles", tags=["tiles"])
 MVT = "application/vnd.mapbox-vector-tile"

@@ -32,9 +32,9 @@ from sqlalchemy.orm import Session
 from geo_service.analytics.regionalize import Plan, balance, lowest_max_over_mean, partition
 from geo_service.db.models import AREA_LEVELS
 from geo_service.errors import InvalidInputError, NotFoundError, PermissionDeniedError
-from geo_service.services import disclosure
-from geo_service.services.access import Scope
-from geo_service.services.versions import version_in_force
+from geo_service.services.access import disclosure
+from geo_service.services.access.scope import Scope
+from geo_service.services.boundaries.versions import version_in_force
 
 Progress = Callable[[float, str], None]
 QUARTER_DAYS = 90.0

@@ -24,11 +24,11 @@ from sqlalchemy.orm import Session
 
 from geo_service.db.engine import database_name
 from geo_service.errors import InvalidInputError, NotFoundError
-from geo_service.services.access import Scope
-from geo_service.services.areas import BBox
-from geo_service.services.heatmap import HeatmapQuery, h3_counts
-from geo_service.services.hotspots import HotspotQuery, h3_hotspots
-from geo_service.services.versions import city_extent, version_in_force
+from geo_service.services.access.scope import Scope
+from geo_service.services.boundaries.areas import BBox
+from geo_service.services.boundaries.versions import city_extent, version_in_force
+from geo_service.services.layers.heatmap import HeatmapQuery, h3_counts
+from geo_service.services.layers.hotspots import HotspotQuery, h3_hotspots
 
 LAYERS = (
     "grids",
@@ -350,7 +350,7 @@ def render_tile(
             or b""
         )
     if layer.startswith("batch-"):  # a stored batch run: read straight from its table
-        from geo_service.services.batch import latest_run
+        from geo_service.services.batch.runs import latest_run
 
         if restricted and scope:
             scope.require_unrestricted("batch layers")

@@ -17,8 +17,8 @@ from sqlalchemy import Connection, Engine, text
 
 from geo_service.db.bulk import lift_statement_timeout
 from geo_service.errors import ConflictError, InvalidInputError, NotFoundError
-from geo_service.services import disclosure
-from geo_service.services.access import Scope
+from geo_service.services.access import disclosure
+from geo_service.services.access.scope import Scope
 
 SLIVER_M2 = 50.0
 TOLERANCE_M2 = 1.0  # overlaps, gaps and overhangs below this are float noise, not findings

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Engine, text
 
 from geo_service.errors import GeoServiceError, NotFoundError
-from geo_service.services.access import Scope
+from geo_service.services.access.scope import Scope
 
 log = logging.getLogger(__name__)
 _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="geo-job")

@@ -25,7 +25,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo_service.errors import AuthenticationError, PermissionDeniedError, StaleCredentialError
-from geo_service.services.auth import Principal
+from geo_service.services.access.auth import Principal
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 
 from geo_service.db.engine import database_name
 from geo_service.errors import NotFoundError, PermissionDeniedError
-from geo_service.services.auth import Principal
-from geo_service.services.versions import version_in_force
+from geo_service.services.access.auth import Principal
+from geo_service.services.boundaries.versions import version_in_force
 
 ALL = "*"
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {

@@ -13,9 +13,9 @@ from geo_service.analytics.emerging import emerging_hotspots
 from geo_service.analytics.hotspots import h3_ring_weights
 from geo_service.errors import InvalidInputError
 from geo_service.geo.h3cells import cell_feature
-from geo_service.services.access import Scope
-from geo_service.services.hotspots import RESOLUTIONS, _study_cells
-from geo_service.services.versions import version_in_force
+from geo_service.services.access.scope import Scope
+from geo_service.services.boundaries.versions import version_in_force
+from geo_service.services.layers.hotspots import RESOLUTIONS, _study_cells
 
 BIN_DAYS = {"week": 7, "month": 30}
 MAX_BINS = 120

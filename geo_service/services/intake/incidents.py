@@ -31,8 +31,8 @@ from geo_service.errors import (
 )
 from geo_service.geo.crs import to_wgs84
 from geo_service.geo.h3cells import cell_to_str, cells_for_points
-from geo_service.services.access import Scope
-from geo_service.services.areas import BBox
+from geo_service.services.access.scope import Scope
+from geo_service.services.boundaries.areas import BBox
 
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 # Who holds an incident at each escalation level: small matters stay in the grid, big ones

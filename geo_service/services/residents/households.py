@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 from geo_service.db.models import AREA_LEVELS
 from geo_service.errors import InvalidInputError, PermissionDeniedError
 from geo_service.geo.h3cells import cell_feature
-from geo_service.services import disclosure
-from geo_service.services.access import Scope
-from geo_service.services.versions import version_in_force
+from geo_service.services.access import disclosure
+from geo_service.services.access.scope import Scope
+from geo_service.services.boundaries.versions import version_in_force
 
 H3_RESOLUTIONS = range(5, 11)
 

@@ -29,15 +29,15 @@ from geo_service.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from geo_service.services.access import Scope
-from geo_service.services.incidents import (
+from geo_service.services.access.scope import Scope
+from geo_service.services.dispatch.responders import NearestQuery, nearest
+from geo_service.services.dispatch.routing import nearest_by_travel_time
+from geo_service.services.intake.incidents import (
     ESCALATION_LEVELS,
     STAGE_TARGET_S,
     get_incident,
     visible_to,
 )
-from geo_service.services.responders import NearestQuery, nearest
-from geo_service.services.roads import nearest_by_travel_time
 
 # action: (states it may leave, state it enters, timestamp it sets)
 TRANSITIONS: dict[str, tuple[frozenset[str], str, str]] = {

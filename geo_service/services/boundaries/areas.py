@@ -28,9 +28,9 @@ from geo_service.errors import (
 )
 from geo_service.geo.bbox import BBox  # noqa: F401 - the bbox type's old home, still imported
 from geo_service.geo.crs import to_wgs84
-from geo_service.services import disclosure
-from geo_service.services.access import Scope
-from geo_service.services.versions import version_in_force
+from geo_service.services.access import disclosure
+from geo_service.services.access.scope import Scope
+from geo_service.services.boundaries.versions import version_in_force
 
 GEOJSON_DECIMALS = 7  # ~1 cm
 

@@ -46,8 +46,8 @@ from geo_service.geo.roads import line_lengths_m
 from geo_service.ingest.readers import ImportFileError, SourceCrs, read_source
 from geo_service.ingest.uploads import ReadLimits
 from geo_service.ingest.validate import CHECKS, KIND_FIELDS, Checked
-from geo_service.services.access import Scope
-from geo_service.services.roads import forget_graphs
+from geo_service.services.access.scope import Scope
+from geo_service.services.dispatch.routing import forget_graphs
 
 KINDS = tuple(CHECKS)
 KEY_CHARS = 200  # stable keys (external_ref, idempotency_key) and version names: varchar(200)

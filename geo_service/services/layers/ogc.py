@@ -15,12 +15,12 @@ from sqlalchemy.orm import Session
 
 from geo_service.errors import InvalidInputError, NotFoundError
 from geo_service.instants import check_instant
-from geo_service.services.access import Scope
-from geo_service.services.areas import BBox
-from geo_service.services.batch import CELL_KINDS, latest_run, run_features
-from geo_service.services.heatmap import HeatmapQuery, h3_heatmap
-from geo_service.services.hotspots import HotspotQuery, h3_hotspots
-from geo_service.services.versions import city_extent, version_in_force
+from geo_service.services.access.scope import Scope
+from geo_service.services.batch.runs import CELL_KINDS, latest_run, run_features
+from geo_service.services.boundaries.areas import BBox
+from geo_service.services.boundaries.versions import city_extent, version_in_force
+from geo_service.services.layers.heatmap import HeatmapQuery, h3_heatmap
+from geo_service.services.layers.hotspots import HotspotQuery, h3_hotspots
 
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",

@@ -28,8 +28,8 @@ from geo_service.errors import (
     PermissionDeniedError,
 )
 from geo_service.geo.crs import to_wgs84
-from geo_service.services.access import Scope
-from geo_service.services.areas import BBox
+from geo_service.services.access.scope import Scope
+from geo_service.services.boundaries.areas import BBox
 
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 MAX_BATCH = 5000

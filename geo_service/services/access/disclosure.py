@@ -44,7 +44,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from geo_service.services.access import Scope
+    from geo_service.services.access.scope import Scope
 
 KEY_MODULUS = 2**32
 

@@ -10,8 +10,8 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo_service.errors import InvalidInputError
-from geo_service.services.access import Scope
-from geo_service.services.versions import version_in_force
+from geo_service.services.access.scope import Scope
+from geo_service.services.boundaries.versions import version_in_force
 
 # ~2 m at this latitude: invisible at city zoom, and it cuts the page size by half.
 SIMPLIFY_DEG = 0.00002

@@ -32,18 +32,18 @@ from geo_service.analytics import partitioned as part
 from geo_service.analytics.emerging import classify_emerging
 from geo_service.analytics.hotspots import classify, fdr_bh
 from geo_service.errors import InvalidInputError, NotFoundError
-from geo_service.services import disclosure
-from geo_service.services.emerging import BIN_DAYS, MAX_BINS
-from geo_service.services.export import kind_folder, month_bounds, read_manifest
-from geo_service.services.hotspots import RESOLUTIONS, _study_cells
-from geo_service.services.planning import (
+from geo_service.services.access import disclosure
+from geo_service.services.batch.export import kind_folder, month_bounds, read_manifest
+from geo_service.services.boundaries.versions import version_in_force
+from geo_service.services.layers.emerging import BIN_DAYS, MAX_BINS
+from geo_service.services.layers.hotspots import RESOLUTIONS, _study_cells
+from geo_service.services.layers.tiles import ensure_cell_polygons
+from geo_service.services.planning.proposals import (
     QUARTER_DAYS,
     Weights,
     _index,
     published_workload_terms,
 )
-from geo_service.services.tiles import ensure_cell_polygons
-from geo_service.services.versions import version_in_force
 
 ENGINES = ("local", "dask")
 KINDS = ("heatmap", "hotspots", "emerging", "workload", "reattribute", "proposals")
@@ -526,7 +526,7 @@ def _proposals(
 ) -> dict[str, Any]:
     """Redraw many communities at once: each community's partition is an independent task."""
     from geo_service.analytics.regionalize import partition
-    from geo_service.services.planning import ProposalRequest, propose
+    from geo_service.services.planning.proposals import ProposalRequest, propose
 
     def run_all(jobs: list[dict[str, Any]]) -> list[Any]:
         return compute([dask.delayed(partition)(**job) for job in jobs])

@@ -24,9 +24,9 @@ from geo_service.db.engine import fetch_one
 from geo_service.db.models import AREA_LEVELS
 from geo_service.errors import InvalidInputError
 from geo_service.geo.h3cells import cell_feature
-from geo_service.services.access import Scope
-from geo_service.services.areas import BBox
-from geo_service.services.versions import version_in_force
+from geo_service.services.access.scope import Scope
+from geo_service.services.boundaries.areas import BBox
+from geo_service.services.boundaries.versions import version_in_force
 
 RESOLUTIONS = range(6, 11)
 MONTHLY_MAX_RES = 8

@@ -21,8 +21,8 @@ from geo_service.analytics.hotspots import binary_star_weights, gi_star, h3_ring
 from geo_service.db.engine import database_name
 from geo_service.errors import InvalidInputError
 from geo_service.geo.h3cells import cell_feature
-from geo_service.services.access import Scope
-from geo_service.services.versions import version_in_force
+from geo_service.services.access.scope import Scope
+from geo_service.services.boundaries.versions import version_in_force
 
 RESOLUTIONS = range(6, 11)
 METHODS = ("analytic", "permutation")

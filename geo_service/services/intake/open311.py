@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 
 from geo_service.db.models import OPEN_INCIDENT_STATUSES
 from geo_service.errors import InvalidInputError, NotFoundError
-from geo_service.services.access import Scope
-from geo_service.services.incidents import ESCALATION_LEVELS, NewIncident, create_incident
+from geo_service.services.access.scope import Scope
+from geo_service.services.intake.incidents import ESCALATION_LEVELS, NewIncident, create_incident
 
 SPEC = "http://wiki.open311.org/GeoReport_v2"
 MAX_REQUESTS = 1000

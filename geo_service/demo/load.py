@@ -243,7 +243,7 @@ def issue_demo_keys(engine: Engine) -> list[dict[str, str | None]]:
     from sqlalchemy.orm import Session
 
     from geo_service.db.models import ApiKey, User
-    from geo_service.services.auth import create_key, create_user
+    from geo_service.services.access.auth import create_key, create_user
 
     out: list[dict[str, str | None]] = []
     with Session(engine) as session:

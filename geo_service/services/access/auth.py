@@ -36,7 +36,7 @@ from geo_service.errors import (
     NotFoundError,
     StaleCredentialError,
 )
-from geo_service.services.versions import version_in_force
+from geo_service.services.boundaries.versions import version_in_force
 from geo_service.settings import AuthSettings, DatabaseSettings
 
 KEY_PREFIX = "gs"

@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 from geo_service.db.engine import database_name
 from geo_service.errors import InvalidInputError
 from geo_service.geo.roads import RoadGraph
-from geo_service.services.access import Scope
-from geo_service.services.responders import NearestQuery, nearest
+from geo_service.services.access.scope import Scope
+from geo_service.services.dispatch.responders import NearestQuery, nearest
 
 CHECK_EVERY_S = 30.0  # how often a process asks whether the network changed
 LOWER_BOUND_SAFETY = 0.99  # projection and rounding slack on "time >= distance / top speed"

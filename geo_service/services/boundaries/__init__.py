@@ -1,0 +1,5 @@
+"""The boundaries room.
+
+Boundaries: the area hierarchy, versioned boundary sets, validation, publishing and the
+crosswalk between versions.
+"""

@@ -1,0 +1,1 @@
+"""Intake: incidents as they arrive (API, Open311) and their records."""

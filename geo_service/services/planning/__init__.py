@@ -1,0 +1,1 @@
+"""Planning: workload per grid and balanced grid proposals."""
