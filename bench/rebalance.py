@@ -31,14 +31,9 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from geo_service.analytics.atoms import atomize, hex_neighbours, one_piece_each, polsby_popper
 from geo_service.analytics.regionalize import balance, partition
 from geo_service.demo.city import generate_city
-from geo_service.services.planning.proposals import (
-    atomize,
-    hex_neighbours,
-    one_piece_each,
-    polsby_popper,
-)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CHICAGO = Path(__file__).resolve().parents[2] / "shared" / "data" / "chicago"

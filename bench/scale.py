@@ -45,11 +45,11 @@ from geo_service.geo.assign import GridIndex
 from geo_service.geo.h3cells import cells_for_points
 from geo_service.services.access.auth import Principal
 from geo_service.services.access.scope import Scope
+from geo_service.services.batch.execute import BatchRequest, compute_batch, compute_engine
 from geo_service.services.batch.export import export_dataset
-from geo_service.services.batch.runs import BatchRequest, compute_batch, compute_engine
 from geo_service.services.layers.heatmap import HeatmapQuery, h3_counts
 from geo_service.services.layers.hotspots import HotspotQuery, h3_hotspots
-from geo_service.services.planning.proposals import workload
+from geo_service.services.planning.workload import workload
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"

@@ -30,7 +30,8 @@ from common import free_port, geo_server, wait_until_up
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from geo_service.db.cluster import EmbeddedCluster, libpq_url
+from geo_service.db.cluster import EmbeddedCluster
+from geo_service.db.cluster_tools import libpq_url
 from geo_service.db.engine import make_engine
 from geo_service.db.migrate import upgrade_to_head
 from geo_service.services.access.auth import create_key, create_user

@@ -28,6 +28,7 @@ from geo_service.db.engine import (
 from geo_service.db.migrate import upgrade_to_head
 from geo_service.demo.city import DemoCity, generate_city
 from geo_service.demo.load import load_city
+from geo_service.runtime import reset_all
 from geo_service.settings import (
     ApiSettings,
     DatabaseSettings,
@@ -35,6 +36,7 @@ from geo_service.settings import (
     LimitSettings,
     Settings,
 )
+from tests.skip_policy import pytest_runtest_makereport  # noqa: F401 (a skip fails)
 
 REPO = Path(__file__).resolve().parent.parent
 # Real data nobody here wrote, beside the checkout (CI has it there too).
@@ -141,7 +143,8 @@ def loaded_city(engine: Engine, demo_city: DemoCity) -> DemoCity:
 
 @pytest.fixture(autouse=True)
 def clean_writes(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Undo every write a test makes to the mutable tables (the loaded city stays)."""
+    """Undo every write a test makes to the mutable tables (the loaded city stays), and reset
+    every runtime (caches, remembered credentials, request counts)."""
     if "engine" not in request.fixturenames and "client" not in request.fixturenames:
         yield
         return
@@ -169,6 +172,8 @@ def clean_writes(request: pytest.FixtureRequest) -> Iterator[None]:
         conn.execute(text("DELETE FROM incidents WHERE created_at >= :t"), {"t": started})
         for table, max_id in max_ids.items():
             conn.execute(text(f"DELETE FROM {table} WHERE id > :v"), {"v": max_id})
+    # ... and what any runtime remembers of them: caches, credentials, request counts
+    reset_all()
 
 
 @pytest.fixture(scope="session")

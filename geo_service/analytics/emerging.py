@@ -6,6 +6,10 @@ The space-time neighbourhood of (cell i, bin t) is the spatial neighbourhood of 
 included) in bins t - time_step .. t, as ArcGIS builds it; Gi* uses the whole cube's mean and
 variance. Written here because no Python library implements the ArcGIS categories; the Gi* part
 is the same statistic as ``analytics.hotspots`` (equal to esda's).
+
+References: ArcGIS Pro, "How Emerging Hot Spot Analysis works" (the neighbourhood, the
+categories and their rules); Mann, H. B. (1945), "Nonparametric Tests Against Trend",
+Econometrica 13(3); Kendall, M. G. (1975), Rank Correlation Methods.
 """
 
 from __future__ import annotations
@@ -40,7 +44,19 @@ PATTERNS = tuple(
 
 @dataclass
 class EmergingResult:
-    """Per location: pattern, trend statistics, and the per-bin z-scores and significance."""
+    """Per location: pattern, trend statistics, and the per-bin z-scores and significance.
+
+    Attributes
+    ----------
+    patterns : numpy.ndarray of str, shape (n,)
+        One of ``PATTERNS`` per location.
+    trend_z, trend_p : numpy.ndarray of float, shape (n,)
+        Mann-Kendall z and two-sided p of each location's z-scores over time.
+    z : numpy.ndarray of float, shape (n, bins)
+        Space-time Gi* z-score per location and bin.
+    hot, cold : numpy.ndarray of bool, shape (n, bins)
+        Where the bin is a hot (cold) spot at 90% confidence (after FDR when asked).
+    """
 
     patterns: NDArray[np.object_]
     trend_z: NDArray[np.float64]
@@ -53,13 +69,51 @@ class EmergingResult:
 def space_time_weights(
     spatial: sparse.csr_matrix, bins: int, time_step: int = 1
 ) -> sparse.csr_matrix:
-    """Weights over the flattened cube (bin-major): spatial neighbours in bins t-step..t."""
+    """Weights over the flattened cube (bin-major): spatial neighbours in bins t-step..t.
+
+    Parameters
+    ----------
+    spatial : scipy.sparse.csr_matrix, shape (n, n)
+        Binary spatial weights, self included.
+    bins : int
+        Number of time bins.
+    time_step : int, default 1
+        How many earlier bins are in a bin's neighbourhood (ArcGIS's "Neighborhood Time
+        Step"); the bin itself always is.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix of float, shape (n * bins, n * bins)
+        Row ``t * n + i`` marks cell i's spatial neighbours in bins ``t - time_step .. t``.
+
+    Examples
+    --------
+    >>> pair = sparse.csr_matrix(np.ones((2, 2)))  # two cells, neighbours of each other
+    >>> space_time_weights(pair, 3).toarray().astype(int).tolist()[2]  # cell 0 in bin 1
+    [1, 1, 1, 1, 0, 0]
+    """
     lags = sparse.csr_matrix(sum(sparse.eye(bins, k=-lag) for lag in range(time_step + 1)))
     return sparse.kron(lags, spatial, format="csr")
 
 
 def mann_kendall(series: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Mann-Kendall trend test on each row (z and two-sided p; variance without ties).
+
+    S is the sum of signs over all pairs of bins; its variance ``t(t-1)(2t+5)/18`` is the
+    no-ties one (z-scores rarely tie); z has the usual continuity correction (Mann 1945,
+    Kendall 1975), as ArcGIS's Emerging Hot Spot Analysis uses it.
+
+    Parameters
+    ----------
+    series : numpy.ndarray of float, shape (n, t)
+        One series per row, in time order.
+
+    Returns
+    -------
+    z : numpy.ndarray of float, shape (n,)
+        Trend z-scores (positive: rising).
+    p : numpy.ndarray of float, shape (n,)
+        Two-sided p-values.
 
     Examples
     --------
@@ -84,6 +138,33 @@ def emerging_hotspots(
     """Classify each location from its counts per bin (``counts`` is locations x bins).
 
     ``spatial`` is the binary spatial weight matrix with the diagonal set (as for Gi*).
+    The public entry point: ArcGIS's Emerging Hot Spot Analysis on a space-time cube.
+
+    Parameters
+    ----------
+    counts : array_like of float, shape (n, bins)
+        Counts per location and time bin, oldest bin first (zeros included).
+    spatial : scipy.sparse.csr_matrix, shape (n, n)
+        Binary spatial weights, self included (``hotspots.h3_ring_weights``).
+    time_step : int, default 1
+        Earlier bins in a bin's neighbourhood.
+    fdr : bool, default True
+        Judge significance by BH-adjusted p-values over the whole cube.
+
+    Returns
+    -------
+    EmergingResult
+        Pattern, trend and per-bin significance per location, in the order of ``counts``.
+
+    Examples
+    --------
+    >>> from geo_service.analytics.hotspots import binary_star_weights
+    >>> counts = np.random.default_rng(0).poisson(2, (30, 12)).astype(float)
+    >>> counts[:3, 6:] += 25  # cells 0-2 turn hot in the last six bins (their neighbour too)
+    >>> chain = binary_star_weights(sparse.diags([1, 1], [-1, 1], shape=(30, 30), dtype=float))
+    >>> emerging_hotspots(counts, chain).patterns[:5].tolist()  # doctest: +NORMALIZE_WHITESPACE
+    ['Consecutive Hot Spot', 'Consecutive Hot Spot', 'Consecutive Hot Spot',
+     'Consecutive Hot Spot', 'No Pattern Detected']
     """
     cube = np.asarray(counts, dtype=np.float64)
     n, bins = cube.shape
@@ -95,7 +176,28 @@ def emerging_hotspots(
 
 def classify_emerging(z: NDArray[np.float64], *, fdr: bool = True) -> EmergingResult:
     """Patterns from space-time Gi* z-scores (locations x bins): p-values, FDR over the whole
-    cube, hot and cold bins, the Mann-Kendall trend and ArcGIS's rules."""
+    cube, hot and cold bins, the Mann-Kendall trend and ArcGIS's rules.
+
+    Parameters
+    ----------
+    z : numpy.ndarray of float, shape (n, bins)
+        Space-time Gi* z-scores, oldest bin first (e.g. from a partitioned run).
+    fdr : bool, default True
+        Judge significance by BH-adjusted p-values over the whole cube.
+
+    Returns
+    -------
+    EmergingResult
+        Pattern, trend and per-bin significance per location.
+
+    Examples
+    --------
+    >>> z = np.zeros((2, 10))
+    >>> z[0, -1] = 4.0  # significant only in the last bin
+    >>> z[1, :] = -3.0  # cold throughout, no trend
+    >>> classify_emerging(z, fdr=False).patterns.tolist()
+    ['New Hot Spot', 'Persistent Cold Spot']
+    """
     n = z.shape[0]
     p = 2 * stats.norm.sf(np.abs(z))
     if fdr:

@@ -10,6 +10,12 @@ dispatches per cell.
 
 p-values are two-sided (ArcGIS's convention): for the analytic test ``2 * sf(|z|)``; for the
 permutation test twice esda's folded pseudo p-value, capped at 1.
+
+References: Getis, A. and Ord, J. K. (1992), "The Analysis of Spatial Association by Use of
+Distance Statistics", Geographical Analysis 24(3); Ord, J. K. and Getis, A. (1995), "Local
+Spatial Autocorrelation Statistics: Distributional Issues and an Application", Geographical
+Analysis 27(4); ArcGIS Pro, "How Hot Spot Analysis (Getis-Ord Gi*) works"; Benjamini, Y. and
+Hochberg, Y. (1995), "Controlling the False Discovery Rate", JRSS B 57(1).
 """
 
 from __future__ import annotations
@@ -17,7 +23,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from scipy import sparse, stats
 
@@ -35,7 +40,19 @@ PERMUTATION_CHUNK_CELLS = 256
 
 @dataclass
 class GiStar:
-    """Per-cell Gi* results."""
+    """Per-cell Gi* results (``gi_star``), arrays of one length, in the order of the counts.
+
+    Attributes
+    ----------
+    z : numpy.ndarray of float, shape (n,)
+        Gi* z-scores (positive: clustering of high counts).
+    p : numpy.ndarray of float, shape (n,)
+        Two-sided p-values.
+    p_fdr : numpy.ndarray of float, shape (n,)
+        Benjamini-Hochberg adjusted ``p``.
+    classes : numpy.ndarray of str, shape (n,)
+        One of ``CLASSES`` (ArcGIS's Gi_Bin labels).
+    """
 
     z: NDArray[np.float64]
     p: NDArray[np.float64]
@@ -44,7 +61,25 @@ class GiStar:
 
 
 def binary_star_weights(neighbours: sparse.spmatrix) -> sparse.csr_matrix:
-    """Binary weights with every cell its own neighbour (the diagonal Gi* needs)."""
+    """Binary weights with every cell its own neighbour (the diagonal Gi* needs).
+
+    Parameters
+    ----------
+    neighbours : scipy.sparse matrix, shape (n, n)
+        Any nonzero marks a neighbour (contiguity, k-ring, distance band...).
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix of float, shape (n, n)
+        1.0 at every neighbour and on the diagonal (esda's ``transform="B"`` with
+        ``star=True``; ArcGIS's "Gi*" with its self-inclusion).
+
+    Examples
+    --------
+    >>> chain = sparse.diags([1, 1], [-1, 1], shape=(3, 3), dtype=float)
+    >>> binary_star_weights(chain).toarray().astype(int).tolist()
+    [[1, 1, 0], [1, 1, 1], [0, 1, 1]]
+    """
     w = sparse.csr_matrix(neighbours, dtype=np.float64, copy=True)
     w.data[:] = 1.0
     w = w.tolil()
@@ -63,6 +98,25 @@ def gi_star_z(
     With ``moments`` (n, sum, sum of squares of the whole study area) the weights may cover
     only part of it: rows are the cells to score, columns the cells of ``counts`` (those
     cells and their neighbours). That is how a partition with a halo gets exact scores.
+
+    The statistic is Getis & Ord (1992) / Ord & Getis (1995) Gi* with binary weights, as
+    esda's ``G_Local(star=True, transform="B")`` and ArcGIS's Hot Spot Analysis compute it:
+    ``(sum_j w_ij x_j / sum x - k_i / n)`` over its standard deviation under randomisation.
+
+    Parameters
+    ----------
+    counts : array_like of float, shape (m,)
+        The values (e.g. incident counts) of the cells the columns of ``weights`` refer to.
+    weights : scipy.sparse.csr_matrix, shape (r, m)
+        Binary weights, self included (``binary_star_weights``, ``h3_ring_weights``).
+    moments : tuple of (int, float, float), optional
+        ``(n, sum, sum of squares)`` of the whole study area; by default those of ``counts``.
+
+    Returns
+    -------
+    numpy.ndarray of float, shape (r,)
+        z-scores; all 0 when the area has fewer than 3 cells or no counts, 0 where the
+        variance is 0.
 
     Examples
     --------
@@ -99,6 +153,29 @@ def gi_star_permutation_p(
     For each cell the other ``k - 1`` neighbours are replaced by values drawn without
     replacement from all other cells, ``permutations`` times; p = (m + 1) / (permutations + 1)
     where m counts draws at least as extreme on the observed side.
+
+    Parameters
+    ----------
+    counts : array_like of float, shape (n,)
+        The values of every cell of the study area.
+    weights : scipy.sparse.csr_matrix, shape (n, n)
+        Binary weights, self included.
+    permutations : int, default 999
+        Random draws per cell (the p-value's resolution is ``1 / (permutations + 1)``).
+    seed : int or None, default 0
+        Seed of numpy's default generator; the same seed gives the same p-values.
+
+    Returns
+    -------
+    numpy.ndarray of float, shape (n,)
+        One-sided folded pseudo p-values in ``[1 / (permutations + 1), 0.5]`` (esda's
+        ``p_sim``); ``gi_star`` doubles them for its two-sided test.
+
+    Examples
+    --------
+    >>> w = binary_star_weights(sparse.diags([1, 1], [-1, 1], shape=(5, 5), dtype=float))
+    >>> gi_star_permutation_p([0, 1, 9, 9, 1], w, permutations=99).tolist()
+    [0.01, 0.21, 0.33, 0.33, 0.49]
     """
     y = np.asarray(counts, dtype=np.float64)
     n = len(y)
@@ -192,7 +269,24 @@ def _draws_without_replacement(
 
 
 def fdr_bh(p: ArrayLike) -> NDArray[np.float64]:
-    """Benjamini-Hochberg adjusted p-values."""
+    """Benjamini-Hochberg adjusted p-values.
+
+    Parameters
+    ----------
+    p : array_like of float, shape (n,)
+        p-values, each in [0, 1].
+
+    Returns
+    -------
+    numpy.ndarray of float, shape (n,)
+        Adjusted p-values (Benjamini & Hochberg 1995, scipy's ``false_discovery_control``),
+        in the order given; an empty array for none.
+
+    Examples
+    --------
+    >>> fdr_bh([0.01, 0.02, 0.03, 0.5]).round(4).tolist()
+    [0.04, 0.04, 0.04, 0.5]
+    """
     p = np.asarray(p, dtype=np.float64)
     if len(p) == 0:
         return p
@@ -200,7 +294,30 @@ def fdr_bh(p: ArrayLike) -> NDArray[np.float64]:
 
 
 def classify(z: ArrayLike, p: ArrayLike) -> NDArray[np.object_]:
-    """ArcGIS's hot/cold spot classes from z-scores and (possibly adjusted) p-values."""
+    """ArcGIS's hot/cold spot classes from z-scores and (possibly adjusted) p-values.
+
+    The sign of z says hot or cold; p below 0.01, 0.05 or 0.10 gives 99%, 95% or 90%
+    confidence (ArcGIS Pro's Gi_Bin field, "How Hot Spot Analysis works").
+
+    Parameters
+    ----------
+    z : array_like of float, shape (n,)
+        z-scores.
+    p : array_like of float, shape (n,)
+        Their p-values (two-sided, raw or FDR-adjusted).
+
+    Returns
+    -------
+    numpy.ndarray of str, shape (n,)
+        One of ``CLASSES`` per cell.
+
+    Examples
+    --------
+    >>> classify([3.0, 2.0, -1.8, 0.5], [0.001, 0.04, 0.08, 0.5]).tolist()
+    ... # doctest: +NORMALIZE_WHITESPACE
+    ['Hot Spot - 99% Confidence', 'Hot Spot - 95% Confidence',
+     'Cold Spot - 90% Confidence', 'Not Significant']
+    """
     z = np.asarray(z, dtype=np.float64)
     p = np.asarray(p, dtype=np.float64)
     level = np.select([p < 0.01, p < 0.05, p < 0.10], [0, 1, 2], default=3)
@@ -223,12 +340,46 @@ def gi_star(
 ) -> GiStar:
     """Gi* z, two-sided p, BH-adjusted p and ArcGIS class for every cell.
 
+    The public entry point of hot spot analysis: ArcGIS's Hot Spot Analysis (Getis-Ord Gi*)
+    on counts with binary weights, the FDR correction on by default as ArcGIS offers it.
+
+    Parameters
+    ----------
+    counts : array_like of float, shape (n,)
+        One value per cell of the study area (zeros included: the area is the cells given).
+    weights : scipy.sparse.csr_matrix, shape (n, n)
+        Binary weights, self included (``binary_star_weights``, ``h3_ring_weights``).
+    method : {"analytic", "permutation"}, default "analytic"
+        p from the normal approximation (``2 * sf(|z|)``), or from conditional randomisation.
+    permutations : int, default 999
+        Draws for the permutation test.
+    fdr : bool, default True
+        Classify by the BH-adjusted p-values (else by the raw ones).
+    seed : int or None, default 0
+        Seed of the permutation test.
+
+    Returns
+    -------
+    GiStar
+        z, p, p_fdr and class per cell, in the order of ``counts``.
+
+    Raises
+    ------
+    ValueError
+        If ``method`` is neither "analytic" nor "permutation".
+
     Examples
     --------
     >>> w = binary_star_weights(sparse.diags([1, 1], [-1, 1], shape=(6, 6), dtype=float))
     >>> result = gi_star([0, 0, 1, 30, 32, 1], w)
-    >>> result.classes.tolist()[3]
+    >>> result.z.round(2).tolist()
+    [-1.17, -1.61, -0.05, 1.61, 1.61, 0.64]
+    >>> result.classes.tolist()[3]  # six cells are too few for 90% confidence
     'Not Significant'
+    >>> gi_star([0, 0, 1, 30, 32, 1], w, method="bootstrap")
+    Traceback (most recent call last):
+    ...
+    ValueError: method must be analytic or permutation
     """
     z = gi_star_z(counts, weights)
     if method == "analytic":
@@ -251,6 +402,31 @@ def h3_ring_weights(
     Neighbours outside the set are ignored: the study area is the set. With ``columns`` the
     matrix is rectangular: rows are ``cells``, columns the cells of ``columns`` (a block of the
     study area and its halo), which is how ``analytics.partitioned`` scores one block.
+
+    Parameters
+    ----------
+    cells : array_like of int64, shape (n,)
+        H3 cells of one resolution (the rows).
+    k : int, default 1
+        Rings of neighbours (``h3.grid_disk(cell, k)``): 7 cells at k=1, 19 at k=2.
+    columns : array_like of int64, shape (m,), optional
+        The cells the columns refer to; by default ``cells`` (a square matrix).
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix of float, shape (n, m)
+        1.0 where the column's cell is within ``k`` rings of the row's cell (itself included).
+
+    Examples
+    --------
+    >>> import h3.api.basic_int as h3i
+    >>> centre = h3i.latlng_to_cell(30.59, 114.30, 8)
+    >>> cells = np.array(sorted(h3i.grid_disk(centre, 1)), dtype=np.int64)
+    >>> w = h3_ring_weights(cells)
+    >>> w.shape, int(w[cells.tolist().index(centre)].sum())  # the centre sees all seven
+    ((7, 7), 7)
+    >>> h3_ring_weights(cells[:2], columns=cells).shape
+    (2, 7)
     """
     import h3.api.basic_int as h3i
 
@@ -268,17 +444,3 @@ def h3_ring_weights(
         cols.append(order[pos[hit]])
     r, c = np.concatenate(rows), np.concatenate(cols)
     return sparse.csr_matrix((np.ones(len(r)), (r, c)), shape=(len(cell_arr), len(col_arr)))
-
-
-def results_frame(ids: ArrayLike, counts: ArrayLike, result: GiStar) -> pd.DataFrame:
-    """Tabulate results: id, count, z, p, p_fdr, class."""
-    return pd.DataFrame(
-        {
-            "id": ids,
-            "count": np.asarray(counts, dtype=np.int64),
-            "z": result.z,
-            "p": result.p,
-            "p_fdr": result.p_fdr,
-            "class": result.classes,
-        }
-    )

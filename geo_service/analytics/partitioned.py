@@ -36,7 +36,15 @@ BLOCK_RES = 3
 
 @dataclass(frozen=True)
 class Moments:
-    """What Gi* needs of the whole study area: cell count, sum and sum of squares."""
+    """What Gi* needs of the whole study area: cell count, sum and sum of squares.
+
+    Attributes
+    ----------
+    n : int
+        Number of values (cells, or cells x bins for a space-time cube), zeros included.
+    total, sum_sq : float
+        Their sum and sum of squares.
+    """
 
     n: int
     total: float
@@ -44,7 +52,23 @@ class Moments:
 
     @classmethod
     def of(cls, values: ArrayLike) -> Moments:
-        """The moments of every value of the study area (zeros included)."""
+        """The moments of every value of the study area (zeros included).
+
+        Parameters
+        ----------
+        values : array_like of float, shape (n,)
+            One value per study cell (or per cell and bin), zeros included.
+
+        Returns
+        -------
+        Moments
+            ``n``, the sum and the sum of squares.
+
+        Examples
+        --------
+        >>> Moments.of([0, 1, 2])
+        Moments(n=3, total=3.0, sum_sq=5.0)
+        """
         y = np.asarray(values, dtype=np.float64)
         return cls(len(y), float(y.sum()), float((y * y).sum()))
 
@@ -78,6 +102,22 @@ def cell_counts(
 ) -> pd.Series:
     """Incidents per H3 cell at ``res`` in one partition file (index: cell as int64).
 
+    Parameters
+    ----------
+    path : str
+        A partition file of the exported incidents (GeoParquet, ``h3`` at res 11).
+    res : int
+        The H3 resolution to count at (parents by bit operations).
+    since, until : datetime or None
+        The window [since, until) (open ends when None); row groups outside it are skipped.
+    category : str, optional
+        Count this category only.
+
+    Returns
+    -------
+    pandas.Series
+        int64 counts indexed by cell (int64), ascending; cells with none are absent.
+
     Examples
     --------
     >>> import pyarrow as pa, tempfile, os
@@ -104,7 +144,42 @@ def cell_bin_counts(
     bins: int,
     category: str | None = None,
 ) -> pd.DataFrame:
-    """Incidents per (cell, time bin) in one file; bins of ``width_s`` counted from ``start``."""
+    """Incidents per (cell, time bin) in one file; bins of ``width_s`` counted from ``start``.
+
+    Parameters
+    ----------
+    path : str
+        A partition file of the exported incidents (GeoParquet, columns ``h3`` at res 11,
+        ``reported_at``, ``category``).
+    res : int
+        The H3 resolution to count at (parents by bit operations).
+    start, until : datetime
+        The window [start, until), timezone-aware.
+    width_s : float
+        The width of a bin in seconds.
+    bins : int
+        The number of bins; an incident past the last bin's end counts in the last bin.
+    category : str, optional
+        Count this category only.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``cell`` (int64), ``bin`` (int64, 0-based) and ``count``; no zero rows.
+
+    Examples
+    --------
+    >>> import pyarrow as pa, tempfile, os
+    >>> from datetime import datetime, timezone
+    >>> cell = h3i.latlng_to_cell(30.59, 114.30, 11)
+    >>> path = os.path.join(tempfile.mkdtemp(), "p.parquet")
+    >>> pq.write_table(pa.table({"h3": [cell] * 3, "reported_at": pa.array(
+    ...     [0, 10**6, 86_400 * 10**6], pa.timestamp("us", tz="UTC"))}), path)
+    >>> start = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    >>> until = datetime(1970, 1, 3, tzinfo=timezone.utc)
+    >>> cell_bin_counts(path, 8, start, until, 86_400.0, 2)[["bin", "count"]].values.tolist()
+    [[0, 2], [1, 1]]
+    """
     columns = ["h3", "reported_at"] + (["category"] if category else [])
     table = _read(path, columns, start, until, category)
     cells = parent_cells(table.column("h3").to_numpy(), res)
@@ -116,7 +191,29 @@ def cell_bin_counts(
 
 
 def grid_category_counts(path: str, since: datetime | None, until: datetime | None) -> pd.DataFrame:
-    """Incidents per (grid_id, category) in one file, inside the window."""
+    """Incidents per (grid_id, category) in one file, inside the window.
+
+    Parameters
+    ----------
+    path : str
+        A partition file of the exported incidents.
+    since, until : datetime or None
+        The window [since, until) (open ends when None).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``grid_id`` (int64), ``category`` and ``count``; rows in no grid are left out.
+
+    Examples
+    --------
+    >>> import pyarrow as pa, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "p.parquet")
+    >>> pq.write_table(pa.table({"grid_id": [1, 1, None], "category": ["a", "b", "a"],
+    ...     "reported_at": pa.array([0, 0, 0], pa.timestamp("us", tz="UTC"))}), path)
+    >>> grid_category_counts(path, None, None).values.tolist()
+    [[1, 'a', 1], [1, 'b', 1]]
+    """
     table = _read(path, ["grid_id", "category", "reported_at"], since, until)
     frame = table.select(["grid_id", "category"]).to_pandas()
     frame = frame.dropna(subset=["grid_id"]).astype({"grid_id": np.int64})
@@ -124,7 +221,28 @@ def grid_category_counts(path: str, since: datetime | None, until: datetime | No
 
 
 def grid_sums(path: str, value: str | None = None) -> pd.Series:
-    """Rows (or the sum of ``value``) per grid_id in one file of households or rental units."""
+    """Rows (or the sum of ``value``) per grid_id in one file of households or rental units.
+
+    Parameters
+    ----------
+    path : str
+        A partition file of exported households or rental units.
+    value : str, optional
+        A column to sum (e.g. ``unit_count``) instead of counting rows.
+
+    Returns
+    -------
+    pandas.Series
+        int64 totals indexed by ``grid_id``; rows in no grid are left out.
+
+    Examples
+    --------
+    >>> import pyarrow as pa, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "p.parquet")
+    >>> pq.write_table(pa.table({"grid_id": [1, 1, 2, None], "unit_count": [3, 4, 1, 9]}), path)
+    >>> grid_sums(path).to_dict(), grid_sums(path, "unit_count").to_dict()
+    ({1: 2, 2: 1}, {1: 7, 2: 1})
+    """
     columns = ["grid_id"] + ([value] if value else [])
     frame = pq.read_table(path, columns=columns).to_pandas().dropna(subset=["grid_id"])
     frame = frame.astype({"grid_id": np.int64})
@@ -135,7 +253,31 @@ def grid_sums(path: str, value: str | None = None) -> pd.Series:
 
 def regrid_counts(path: str, index: Any) -> pd.DataFrame:
     """Rows per (old grid, new grid) when every point of one file is assigned with ``index``
-    (a ``geo.assign.GridIndex`` of the new boundary version). Null grids stay null."""
+    (a ``geo.assign.GridIndex`` of the new boundary version). Null grids stay null.
+
+    Parameters
+    ----------
+    path : str
+        A partition file of any exported kind (``grid_id`` and a point ``geometry``, EPSG:4326).
+    index : geo.assign.GridIndex
+        The grids to assign to; a point in none of them gets a null new grid.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``old_grid_id``, ``new_grid_id`` (nullable Int64) and ``count``.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely, tempfile, os
+    >>> from geo_service.geo.assign import GridIndex
+    >>> path = os.path.join(tempfile.mkdtemp(), "p.parquet")
+    >>> gpd.GeoDataFrame({"grid_id": [1, 1, 2]}, crs=4326, geometry=gpd.points_from_xy(
+    ...     [0.5, 1.5, 5.0], [0.5, 0.5, 5.0])).to_parquet(path)
+    >>> index = GridIndex.build([shapely.box(0, 0, 1, 1), shapely.box(1, 0, 2, 1)], [7, 8])
+    >>> regrid_counts(path, index).values.tolist()  # grid 1 split in two; grid 2 left out
+    [[1, 7, 1], [1, 8, 1], [2, <NA>, 1]]
+    """
     import geopandas as gpd
 
     gdf = gpd.read_parquet(path, columns=["grid_id", "geometry"])
@@ -154,7 +296,27 @@ def regrid_counts(path: str, index: Any) -> pd.DataFrame:
 
 def blocks(cells: ArrayLike, k: int) -> list[tuple[NDArray[np.int64], NDArray[np.int64]]]:
     """Split sorted study cells into blocks by their res-3 parent; each block with its halo
-    (study cells of other blocks within ``k`` rings). Returns (own, halo) per block."""
+    (study cells of other blocks within ``k`` rings).
+
+    Parameters
+    ----------
+    cells : array_like of int64, shape (n,)
+        The study cells, sorted, one resolution.
+    k : int
+        The neighbourhood of the statistic in rings (1..3).
+
+    Returns
+    -------
+    list of (numpy.ndarray, numpy.ndarray)
+        Per block, its own cells and its halo (int64); every study cell is own in one block.
+
+    Examples
+    --------
+    >>> centre = h3i.latlng_to_cell(30.59, 114.30, 5)
+    >>> cells = np.array(sorted(h3i.grid_disk(centre, 3)), dtype=np.int64)
+    >>> sum(len(own) for own, _ in blocks(cells, 1)) == len(cells)
+    True
+    """
     cell_arr = np.asarray(cells, dtype=np.int64)
     parents = parent_cells(cell_arr, BLOCK_RES)
     out = []
@@ -176,7 +338,37 @@ def block_gi_star_z(
     k: int,
 ) -> NDArray[np.float64]:
     """Gi* z of the ``own`` cells; ``values`` are the counts of own then halo cells (a
-    space-time cube of one bin: its weights are the spatial weights)."""
+    space-time cube of one bin: its weights are the spatial weights).
+
+    Parameters
+    ----------
+    own, halo : numpy.ndarray of int64
+        A block's cells and its halo (``blocks``).
+    values : numpy.ndarray of float, shape (len(own) + len(halo),)
+        Counts of the own cells, then of the halo cells.
+    moments : Moments
+        The moments of the whole study area (Gi* is global in its mean and variance).
+    k : int
+        Rings of neighbours (binary weights, the cell itself included).
+
+    Returns
+    -------
+    numpy.ndarray of float, shape (len(own),)
+        The z score of each own cell, equal to Gi* over the whole area.
+
+    Examples
+    --------
+    >>> from geo_service.analytics.hotspots import gi_star_z
+    >>> centre = h3i.latlng_to_cell(30.59, 114.30, 5)
+    >>> cells = np.array(sorted(h3i.grid_disk(centre, 3)), dtype=np.int64)
+    >>> counts = dict(zip(cells.tolist(), np.arange(len(cells), dtype=float)))
+    >>> whole = dict(zip(counts, gi_star_z(list(counts.values()), h3_ring_weights(cells))))
+    >>> own, halo = blocks(cells, 1)[0]
+    >>> values = np.array([counts[c] for c in [*own.tolist(), *halo.tolist()]])
+    >>> z = block_gi_star_z(own, halo, values, Moments.of(list(counts.values())), 1)
+    >>> np.allclose(z, [whole[c] for c in own.tolist()])  # exact at the block's edges too
+    True
+    """
     cube = np.asarray(values, dtype=np.float64)[:, None]
     return block_space_time_z(own, halo, cube, moments, k)[:, 0]
 
@@ -190,7 +382,40 @@ def block_space_time_z(
     time_step: int = 1,
 ) -> NDArray[np.float64]:
     """Space-time Gi* z (own cells x bins); ``cube`` holds own then halo cells' counts per
-    bin, and ``moments`` are those of the whole cube."""
+    bin, and ``moments`` are those of the whole cube.
+
+    Parameters
+    ----------
+    own, halo : numpy.ndarray of int64
+        A block's cells and its halo (``blocks``).
+    cube : numpy.ndarray of float, shape (len(own) + len(halo), bins)
+        Counts per cell and time bin, own cells first.
+    moments : Moments
+        The moments of the whole cube.
+    k : int
+        Rings of spatial neighbours.
+    time_step : int, default 1
+        Bins before and after that count as neighbours in time.
+
+    Returns
+    -------
+    numpy.ndarray of float, shape (len(own), bins)
+        The space-time z score of each own cell in each bin.
+
+    Examples
+    --------
+    >>> from geo_service.analytics.emerging import emerging_hotspots
+    >>> centre = h3i.latlng_to_cell(30.59, 114.30, 5)
+    >>> cells = np.array(sorted(h3i.grid_disk(centre, 3)), dtype=np.int64)
+    >>> cube = np.random.default_rng(0).poisson(3, (len(cells), 4)).astype(float)
+    >>> whole = emerging_hotspots(cube, h3_ring_weights(cells)).z
+    >>> row = {c: i for i, c in enumerate(cells.tolist())}
+    >>> own, halo = blocks(cells, 1)[0]
+    >>> rows = [row[c] for c in [*own.tolist(), *halo.tolist()]]
+    >>> z = block_space_time_z(own, halo, cube[rows], Moments.of(cube.ravel()), 1)
+    >>> z.shape == (len(own), 4), np.allclose(z, whole[rows[: len(own)]])
+    (True, True)
+    """
     cols = np.concatenate([own, halo])
     bins = cube.shape[1]
     weights = space_time_weights(h3_ring_weights(own, k, columns=cols), bins, time_step)

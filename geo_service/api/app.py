@@ -1,11 +1,12 @@
-"""``create_app(settings)``: the FastAPI application, its engine built in the lifespan."""
+"""``create_app(settings)``: the FastAPI application; its runtime (pools, caches, limiters, job
+thread, escalation loop) is built in the lifespan."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -13,10 +14,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.orm import Session, sessionmaker
 
 import geo_service
-from geo_service.api.deps import TokenBucket
-from geo_service.api.limits import BodySizeLimit, FailedCredentialLimit, HeavyWorkLimit
+from geo_service.api.limits import BodySizeLimit
 from geo_service.api.problems import install_problem_handlers
 from geo_service.api.routes import (
     areas,
@@ -39,15 +40,10 @@ from geo_service.api.routes import (
     tiles,
 )
 from geo_service.api.schemas import PROBLEM_RESPONSES
-from geo_service.db.engine import (
-    make_async_engine,
-    make_engine,
-    make_probe_engine,
-    make_sessionmaker,
-    resolve_database_url,
-)
+from geo_service.db.engine import resolve_database_url
 from geo_service.ingest.uploads import sweep_stale_uploads
-from geo_service.services.access.auth import PrincipalCache, jwt_secret
+from geo_service.runtime import Runtime, RuntimeMiddleware
+from geo_service.services.access.auth import jwt_secret
 from geo_service.services.batch.jobs import fail_interrupted
 from geo_service.services.dispatch.lifecycle import escalate_overdue
 from geo_service.services.layers.heatmap import prepare_years
@@ -64,20 +60,10 @@ log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
 
 
-async def escalation_loop(app: FastAPI, interval_s: float) -> None:
-    """The in-process escalation scheduler: every ``interval_s``, climb overdue incidents one
-    level. Several workers may run it; an advisory lock lets one escalate at a time.
-    """
-    while True:
-        await asyncio.sleep(interval_s)
-        try:
-            await run_in_threadpool(_escalate_once, app)
-        except Exception:  # noqa: BLE001 - a bad round (database down) must not stop the loop
-            log.exception("escalation round failed")
-
-
-def _escalate_once(app: FastAPI) -> None:
-    with app.state.sessionmaker() as session:
+def escalate_once(sessionmaker: sessionmaker[Session]) -> None:
+    """One round of the in-process escalation scheduler: climb overdue incidents one level.
+    Several workers may run it; an advisory lock lets one escalate at a time."""
+    with sessionmaker() as session:
         done = escalate_overdue(session, actor="scheduler")
     if done:
         log.info("escalated %d overdue incidents", len(done))
@@ -89,31 +75,35 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # The CLI starts the embedded cluster before serving; here we only find its URL.
-        url = resolve_database_url(settings.database, start=False)
-        engine = make_engine(url, settings.database)
-        app.state.engine = engine
-        app.state.sessionmaker = make_sessionmaker(engine)
-        app.state.async_engine = make_async_engine(url, settings.database)
+        # Pools, caches, limiters, the job thread and the escalation loop: one object, bound to
+        # every request by RuntimeMiddleware (services reach it through runtime.current()).
+        runtime = Runtime(settings)
+        app.state.runtime = runtime
+        # The CLI starts the embedded cluster before serving; here we only find its URL (read
+        # from the data directory: in a worker thread, like all start-up file and database I/O).
+        url = await run_in_threadpool(resolve_database_url, settings.database, start=False)
+        pools = runtime.open_pools(url)
+        # the names routes use; /health's probe engine connects on its own (no pool to wait
+        # on): it answers while the pool is full
+        app.state.engine = pools.engine
+        app.state.sessionmaker = pools.sessionmaker
+        app.state.async_engine = pools.async_engine
+        app.state.probe_engine = pools.probe_engine
         # uploads left on disk by a process killed mid-import (residents' locations, maybe)
         await run_in_threadpool(sweep_stale_uploads)
-        # /health connects on its own (no pool to wait on): it answers while the pool is full
-        app.state.probe_engine = make_probe_engine(url)
         try:
-            await run_in_threadpool(fail_interrupted, engine)
-            await run_in_threadpool(prepare_years, engine)
+            await run_in_threadpool(runtime.call, fail_interrupted, pools.engine)
+            await run_in_threadpool(runtime.call, prepare_years, pools.engine)
         except Exception:  # noqa: BLE001 - the database may be down now; serve 503s, not die
             log.warning("start-up upkeep skipped (database unavailable?)")
         interval = settings.dispatch.escalation_interval_s
-        scheduler = asyncio.create_task(escalation_loop(app, interval)) if interval > 0 else None
+        if interval > 0:
+            runtime.start_every("escalation", interval, partial(escalate_once, pools.sessionmaker))
         try:
             yield
         finally:
-            if scheduler is not None:
-                scheduler.cancel()
-            await app.state.async_engine.dispose()
-            await app.state.probe_engine.dispose()
-            engine.dispose()
+            # periodic tasks stop, queued jobs finish and write their rows, then pools close
+            await runtime.aclose()
 
     app = FastAPI(
         title="geo-service",
@@ -125,14 +115,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.jwt_secret = jwt_secret(settings.auth, settings.database)
-    app.state.principals = PrincipalCache(settings.auth.principal_cache_s)
-    app.state.rate_limiter = TokenBucket(settings.limits.requests_per_minute, settings.limits.burst)
-    app.state.auth_failures = FailedCredentialLimit(
-        settings.limits.auth_failures_per_minute, settings.limits.auth_failure_storage
-    )
-    app.state.heavy_work = HeavyWorkLimit(
-        settings.limits.heavy_per_user, settings.limits.heavy_total
-    )
     install_problem_handlers(app)
     # Every HTML page gets a CSP without inline script (issue 13); see web/pages.py.
     app.add_middleware(ContentSecurityPolicyMiddleware, tiles_setting=settings.api.map_tiles)
@@ -141,6 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_bytes=settings.limits.body_bytes,
         upload_bytes=settings.limits.upload_bytes,
     )
+    app.add_middleware(RuntimeMiddleware)
     for module in (
         health,
         auth,

@@ -1,8 +1,10 @@
-"""Request dependencies: one session per request, settings, the caller and their scope."""
+"""Request dependencies: one session per request, settings, the caller and their scope.
+
+The credentials cache and the limiters are the app's runtime's (``app.state.runtime``,
+``geo_service/runtime``)."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -62,28 +64,6 @@ async def get_settings(request: Request) -> Settings:
 
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-
-
-class TokenBucket:
-    """Per-key request budget: ``rate`` per minute with bursts up to ``burst``."""
-
-    def __init__(self, per_minute: int, burst: int) -> None:
-        self.rate = per_minute / 60.0
-        self.burst = float(burst)
-        self._state: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
-
-    def take(self, key: str) -> float:
-        """Spend one token; return 0, or the seconds to wait when the bucket is empty."""
-        now = time.monotonic()
-        with self._lock:
-            tokens, last = self._state.get(key, (self.burst, now))
-            tokens = min(self.burst, tokens + (now - last) * self.rate)
-            if tokens < 1.0:
-                self._state[key] = (tokens, now)
-                return (1.0 - tokens) / self.rate
-            self._state[key] = (tokens - 1.0, now)
-            return 0.0
 
 
 # The sign-in cookie holds a revocable session id (services/access/web_sessions.py), never a key.
@@ -152,7 +132,8 @@ def _principal(
     state = request.app.state
     # A write on a session cookie is checked against the database, CSRF token and all.
     needs_csrf = kind == "session" and request.method not in SAFE_METHODS
-    principal = None if needs_csrf else state.principals.get(value)
+    runtime = state.runtime
+    principal = None if needs_csrf else runtime.principals.get(value)
     if principal is None:
         if cached_only or session is None:
             return None
@@ -168,8 +149,8 @@ def _principal(
             principal = authenticate_token(session, value, state.jwt_secret, state.settings.auth)
             expires = jwt.decode(value, options={"verify_signature": False})["exp"]
             until = time.monotonic() + (expires - time.time())
-        state.principals.put(value, principal, until)
-    wait = state.rate_limiter.take(f"user:{principal.user_id}")
+        runtime.principals.put(value, principal, until)
+    wait = runtime.rate_limiter.take(f"user:{principal.user_id}")
     if wait > 0:
         raise RateLimitedError(
             f"rate limit exceeded; retry in {wait:.1f} s", retry_after=round(wait, 1)
@@ -219,15 +200,15 @@ def _failures_counted(request: Request, found: tuple[str, str] | None) -> Iterat
     if found is None:  # nothing presented: a 401, but not a failed guess
         yield
         return
-    state = request.app.state
+    runtime = request.app.state.runtime
     address = client_address(request)
-    if state.principals.get(found[1]) is None:
-        state.auth_failures.check(address)
+    if runtime.principals.get(found[1]) is None:
+        runtime.auth_failures.check(address)
     try:
         yield
     except AuthenticationError as exc:
         stale = isinstance(exc, StaleCredentialError)
-        state.auth_failures.record(address, *found, exc.detail, counted=not stale)
+        runtime.auth_failures.record(address, *found, exc.detail, counted=not stale)
         raise
 
 
@@ -299,7 +280,7 @@ def scope_for_key(request: Request, session: Session, api_key: str | None) -> Sc
 def heavy_slot(request: Request, principal: Principal) -> AbstractContextManager[None]:
     """One of the caller's slots for expensive work (429 when the caller holds all theirs, 503
     when the process runs as much expensive work as it may)."""
-    return request.app.state.heavy_work.slot(f"user:{principal.user_id}")
+    return request.app.state.runtime.heavy_work.slot(f"user:{principal.user_id}")
 
 
 async def limit_heavy_work(request: Request, principal: PrincipalDep) -> AsyncIterator[None]:

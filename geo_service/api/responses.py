@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 from fastapi.responses import JSONResponse
+from pydantic import TypeAdapter
 
 OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
@@ -33,3 +34,18 @@ class GeoJSONResponse(FastJSONResponse):
     """``application/geo+json`` via orjson."""
 
     media_type = "application/geo+json"
+
+
+_ANY_DICT: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[str, Any])
+
+
+class DictJSONResponse(JSONResponse):
+    """``application/json`` for a service's dict, byte for byte as FastAPI encodes a
+    ``dict[str, Any]`` return value (pydantic's ``dump_json``: NaN as null, datetimes RFC 3339).
+
+    Routes return one of these when they declare a typed ``response_model`` for the OpenAPI
+    document: the body is sent as the service built it, not re-validated.
+    """
+
+    def render(self, content: Any) -> bytes:  # noqa: D102 - the point of the class
+        return _ANY_DICT.dump_json(content)

@@ -95,18 +95,19 @@ def run(
     ] = None,
 ) -> None:
     """Run a batch computation on the chosen engine and store it for the API and tiles."""
-    from geo_service.services.batch.runs import BatchRequest, run_batch
+    from geo_service.errors import InvalidInputError
+    from geo_service.geo.bbox import BBox
+    from geo_service.services.batch.execute import run_batch
+    from geo_service.services.batch.request import BatchRequest
 
     _choice(kind, RUN_KINDS, "kind")
     _choice(engine, ("local", "dask"), "engine")
     box = None
     if bbox is not None:
         try:
-            box = tuple(float(v) for v in bbox.split(","))
-        except ValueError:
-            raise typer.BadParameter("bbox must be four numbers") from None
-        if len(box) != 4:
-            raise typer.BadParameter("bbox must be four numbers")
+            box = BBox.parse(bbox)
+        except InvalidInputError as exc:
+            raise typer.BadParameter(str(exc)) from None
     req = BatchRequest(
         kind=kind,
         dataset=dataset,
@@ -117,7 +118,7 @@ def run(
         k=k,
         bin=bin,
         window_days=window_days,
-        bbox=box,  # type: ignore[arg-type]
+        bbox=box,
         version_id=version,
         scope=tuple(scope or ()),
     )

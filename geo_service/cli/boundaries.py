@@ -24,7 +24,7 @@ def _engine():  # noqa: ANN202
 @app.command("versions")
 def versions() -> None:
     """List boundary versions with their status, dates and area counts."""
-    from geo_service.services.boundaries.publish import list_versions
+    from geo_service.services.boundaries.catalogue import list_versions
 
     with fail():
         for v in list_versions(_engine()):
@@ -37,7 +37,7 @@ def versions() -> None:
 @app.command("validate")
 def validate(version: int) -> None:
     """Check a version: overlaps, gaps, children crossing parents, slivers, unreached areas."""
-    from geo_service.services.boundaries.publish import validate_version
+    from geo_service.services.boundaries.validation import validate_version
 
     with fail():
         report = validate_version(_engine(), version)
@@ -83,7 +83,7 @@ def publish(
 @app.command("diff")
 def diff(a: int, b: int) -> None:
     """Areas added, removed, changed from version A to B, and entity moves."""
-    from geo_service.services.boundaries.publish import diff_versions
+    from geo_service.services.boundaries.crosswalk import diff_versions
 
     with fail():
         typer.echo(json.dumps(diff_versions(_engine(), a, b), indent=2, default=str))

@@ -13,7 +13,8 @@ from geo_service.cli.common import (
     fail,
     settings_or_external,
 )
-from geo_service.db.cluster import ROLES
+from geo_service.db.cluster_roles import ROLES
+from geo_service.services.access.audit import record_audit
 from geo_service.settings import Settings
 
 app = typer.Typer(help="Manage the embedded PostgreSQL + PostGIS cluster.", no_args_is_help=True)
@@ -131,14 +132,13 @@ def purge_audit(
             deleted = conn.execute(
                 text("DELETE FROM audit_log WHERE at < :cut"), {"cut": cut_off}
             ).rowcount
-            conn.execute(
-                text(
-                    "INSERT INTO audit_log (who, action, entity, entity_id, diff) VALUES "
-                    "('cli (retention purge)', 'purge', 'audit_log', '-', "
-                    "jsonb_build_object('before', CAST(:cut AS timestamptz), 'deleted', "
-                    "CAST(:n AS integer)))"
-                ),
-                {"cut": cut_off, "n": deleted},
+            record_audit(
+                conn,
+                who="cli (retention purge)",
+                action="purge",
+                entity="audit_log",
+                entity_id="-",
+                diff={"before": cut_off.isoformat(), "deleted": deleted},
             )
     finally:
         engine.dispose()
@@ -148,7 +148,7 @@ def purge_audit(
 @app.command("backup")
 def backup_command(file: Path) -> None:
     """Dump the database to FILE (pg_dump custom format; restore with `db restore`)."""
-    from geo_service.db.cluster import backup
+    from geo_service.db.cluster_tools import backup
 
     with fail(), console.status(f"dumping the database to {file}…"):
         # as the owner: it reads every table, whatever the application role may read
@@ -164,7 +164,7 @@ def restore_command(
     ] = False,
 ) -> None:
     """Restore FILE into the database, replacing its contents (in one transaction)."""
-    from geo_service.db.cluster import restore
+    from geo_service.db.cluster_tools import restore
 
     if not yes and not typer.confirm("This replaces everything in the database. Go on?"):
         raise typer.Exit(1)

@@ -103,7 +103,8 @@ def _generate_and_load(
     url: str | None, *, seed: int, grids: int, incidents: int, out: Path, end_date: date | None
 ) -> None:
     from geo_service.db.engine import make_engine
-    from geo_service.demo.city import generate_city, level_counts
+    from geo_service.demo.city import generate_city
+    from geo_service.demo.geography import level_counts
     from geo_service.demo.load import load_city, write_boundary_files
 
     households = 300 * grids

@@ -43,9 +43,11 @@ def migrate() -> None:
 @app.command("escalate")
 def escalate(
     once: Annotated[bool, typer.Option("--once", help="One round, then exit (for cron).")] = False,
-    now: Annotated[
-        datetime | None,
-        typer.Option(help="Judge overdue at this time (ISO 8601 with offset); default: now."),
+    now_text: Annotated[
+        str | None,
+        typer.Option(
+            "--now", help="Judge overdue at this time (ISO 8601 with offset); default: now."
+        ),
     ] = None,
 ) -> None:
     """Climb every overdue open incident one level (grid > community > street > district).
@@ -57,6 +59,11 @@ def escalate(
     from geo_service.db.engine import make_engine
     from geo_service.services.dispatch.lifecycle import escalate_overdue
 
+    # Parsed here, not by click's DateTime (its formats know no offset in some versions).
+    try:
+        now = datetime.fromisoformat(now_text.replace("Z", "+00:00")) if now_text else None
+    except ValueError:
+        raise typer.BadParameter(f"--now: not an ISO 8601 time: {now_text!r}") from None
     if now is not None and now.tzinfo is None:
         raise typer.BadParameter("--now needs a timezone offset, e.g. 2026-11-22T08:00:00+08:00")
     settings = Settings()

@@ -3,7 +3,8 @@
 No library manages a throw-away PostgreSQL cluster with a privilege drop for root and a
 relocation when the server user cannot reach the checkout (testing.postgresql and pytest-postgresql
 assume a non-root user and a reachable directory), so this module drives ``initdb`` / ``pg_ctl``
-itself.
+itself. Roles and credentials are ``cluster_roles``; finding PostgreSQL's programs and
+dump / restore are ``cluster_tools``.
 
 Layout under the data directory (default ``./.geo-service/``)::
 
@@ -20,101 +21,35 @@ import hashlib
 import os
 import pwd
 import re
-import secrets
 import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 from urllib.parse import quote
 
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo as psycopg_conninfo
 
-from geo_service.errors import ClusterError, MissingSystemPackageError
+from geo_service.db.cluster_roles import (
+    ROLE,
+    ROLES,
+    RoleName,
+    ensure_credentials,
+    ensure_owned_database,
+    ensure_roles,
+    prepare_schema,
+    read_credentials,
+)
+from geo_service.db.cluster_tools import check_postgis, server_bindir
+from geo_service.errors import ClusterError
 
-PG_MAJOR = 15
 SERVER_USER = os.environ.get("GEO_PG_USER", "postgres")
-# The cluster's bootstrap superuser: it only creates the roles below and the databases.
-ROLE = "geo"
-# Least privilege (issue 13): migrations run as the owner of the schema; the API and the CLI
-# connect as the application role (DML, audit rows insert-only); only the purge role may delete
-# audit rows. The names are fixed: migration 0017 grants to them and the audit trigger checks
-# membership of PURGE_ROLE.
-OWNER_ROLE = "geo_owner"
-APP_ROLE = "geo_app"
-PURGE_ROLE = "geo_purge"
-RoleName = Literal["admin", "owner", "app", "purge"]
-ROLES: dict[str, str] = {
-    "admin": ROLE,
-    "owner": OWNER_ROLE,
-    "app": APP_ROLE,
-    "purge": PURGE_ROLE,
-}
-# Extensions PostgreSQL lets only a superuser create (PostGIS is not "trusted").
-SUPERUSER_EXTENSIONS = ("postgis", "pgcrypto")
 FALLBACK_ROOT = Path("/var/lib/geo-service")
 # Unix socket paths are limited to 107 bytes; past that the cluster listens on TCP only.
 MAX_SOCKET_DIR = 80
-
-# Hand every object of schema public that the superuser owns (tables, sequences not tied to a
-# column, functions, types; extension members excepted) to the owner role. Run on every start:
-# it is a few catalogue reads when there is nothing to do.
-TRANSFER_OWNERSHIP = sql.SQL("""
-DO $$
-DECLARE
-  owner text := {owner};
-  obj record;
-BEGIN
-  FOR obj IN
-    SELECT c.oid::regclass::text AS name, c.relkind
-    FROM pg_class c
-    WHERE c.relnamespace = 'public'::regnamespace
-      AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
-      AND pg_get_userbyid(c.relowner) <> owner
-      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
-                      AND d.objid = c.oid AND d.deptype = 'e')
-      -- a serial/identity sequence follows its table
-      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
-                      AND d.objid = c.oid AND d.refclassid = 'pg_class'::regclass
-                      AND d.deptype IN ('a', 'i') AND c.relkind = 'S')
-    ORDER BY c.relkind = 'S'
-  LOOP
-    EXECUTE format('ALTER %s %s OWNER TO %I',
-                   CASE obj.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW'
-                        WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'f' THEN 'FOREIGN TABLE'
-                        ELSE 'TABLE' END,
-                   obj.name, owner);
-  END LOOP;
-  FOR obj IN
-    SELECT p.oid::regprocedure::text AS name, p.prokind
-    FROM pg_proc p
-    WHERE p.pronamespace = 'public'::regnamespace
-      AND pg_get_userbyid(p.proowner) <> owner
-      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
-                      AND d.objid = p.oid AND d.deptype = 'e')
-  LOOP
-    EXECUTE format('ALTER %s %s OWNER TO %I',
-                   CASE obj.prokind WHEN 'p' THEN 'PROCEDURE' WHEN 'a' THEN 'AGGREGATE'
-                        ELSE 'FUNCTION' END, obj.name, owner);
-  END LOOP;
-  FOR obj IN
-    SELECT t.oid::regtype::text AS name
-    FROM pg_type t
-    WHERE t.typnamespace = 'public'::regnamespace
-      AND t.typtype IN ('e', 'd', 'r')
-      AND pg_get_userbyid(t.typowner) <> owner
-      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass
-                      AND d.objid = t.oid AND d.deptype = 'e')
-  LOOP
-    EXECUTE format('ALTER TYPE %s OWNER TO %I', obj.name, owner);
-  END LOOP;
-END $$
-""")
 
 SERVER_CONF = """
 # geo-service embedded cluster
@@ -129,44 +64,6 @@ jit = off
 timezone = 'UTC'
 logging_collector = off
 """
-
-
-def _bindir() -> Path:
-    explicit = os.environ.get("GEO_PG_BINDIR")
-    if explicit:
-        if (Path(explicit) / "initdb").exists() and (Path(explicit) / "pg_ctl").exists():
-            return Path(explicit)
-        raise MissingSystemPackageError(
-            f"GEO_PG_BINDIR={explicit} holds no initdb/pg_ctl: "
-            f"apt-get install postgresql-{PG_MAJOR} postgresql-{PG_MAJOR}-postgis-3"
-        )
-    candidates = [Path(f"/usr/lib/postgresql/{PG_MAJOR}/bin")]
-    pg_config = shutil.which("pg_config")
-    if pg_config:
-        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True)
-        if out.returncode == 0:
-            candidates.append(Path(out.stdout.strip()))
-    for candidate in candidates:
-        if (candidate / "initdb").exists() and (candidate / "pg_ctl").exists():
-            return candidate
-    raise MissingSystemPackageError(
-        f"PostgreSQL {PG_MAJOR} server binaries not found: "
-        f"apt-get install postgresql-{PG_MAJOR} postgresql-{PG_MAJOR}-postgis-3"
-    )
-
-
-def _check_postgis(bindir: Path) -> None:
-    out = subprocess.run([str(bindir / "pg_config"), "--sharedir"], capture_output=True, text=True)
-    sharedir = (
-        Path(out.stdout.strip())
-        if out.returncode == 0
-        else Path(f"/usr/share/postgresql/{PG_MAJOR}")
-    )
-    if not (sharedir / "extension" / "postgis.control").exists():
-        raise MissingSystemPackageError(
-            f"PostGIS is not installed for PostgreSQL {PG_MAJOR}: "
-            f"apt-get install postgresql-{PG_MAJOR}-postgis-3"
-        )
 
 
 def _is_root() -> bool:
@@ -203,12 +100,19 @@ class ClusterStatus:
 class EmbeddedCluster:
     """A private PostgreSQL cluster living under one data directory.
 
+    ``start()`` creates and starts it (``geo-service db start``); ``url()`` then gives each
+    role's URL of a database on it.
+
     Examples
     --------
-    >>> cluster = EmbeddedCluster(Path(".geo-service"))  # doctest: +SKIP
-    >>> cluster.start()  # doctest: +SKIP
-    >>> cluster.url("geo")  # doctest: +SKIP
-    'postgresql+psycopg://geo:...@127.0.0.1:54321/geo'
+    >>> import tempfile
+    >>> cluster = EmbeddedCluster(Path(tempfile.mkdtemp()) / ".geo-service")
+    >>> cluster.status().running
+    False
+    >>> cluster.url("geo")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    geo_service.errors.ClusterError: the embedded cluster has never been started: ...
     """
 
     def __init__(self, data_dir: Path, *, log=None) -> None:
@@ -241,42 +145,15 @@ class EmbeddedCluster:
         path = self.data_dir / "port"
         return int(path.read_text().strip()) if path.exists() else None
 
-    def _credentials(self) -> dict[str, str]:
-        """Passwords by role name, as the credentials file keeps them."""
-        path = self.data_dir / "credentials"
-        if not path.exists():
-            return {}
-        out: dict[str, str] = {}
-        for line in path.read_text().splitlines():
-            fields = line.split()
-            if len(fields) == 1:  # the one bare line of a cluster made before the roles
-                out[ROLE] = fields[0]
-            elif len(fields) == 2:
-                out[fields[0]] = fields[1]
-        return out
-
     def ensure_credentials(self) -> None:
         """Give every role a random password in the credentials file (kept, once made)."""
-        known = self._credentials()
-        if all(name in known for name in ROLES.values()):
-            return
-        for name in ROLES.values():
-            known.setdefault(name, secrets.token_urlsafe(24))
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        path = self.data_dir / "credentials"
-        tmp = path.with_name("credentials.tmp")
-        tmp.unlink(missing_ok=True)
-        # created 0600 from the start: the passwords are never readable by others
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.writelines(f"{name} {pw}\n" for name, pw in known.items())
-        os.replace(tmp, path)
+        ensure_credentials(self.data_dir)
 
     def password(self, role: RoleName = "admin") -> str:
         """Password of ``role`` (the superuser by default)."""
         name = ROLES[role]
         try:
-            return self._credentials()[name]
+            return read_credentials(self.data_dir)[name]
         except KeyError:
             raise ClusterError(
                 f"no password for role {name} in {self.data_dir / 'credentials'}: "
@@ -369,8 +246,8 @@ class EmbeddedCluster:
 
     def init(self) -> None:
         """Create the cluster with initdb (once)."""
-        bindir = _bindir()
-        _check_postgis(bindir)
+        bindir = server_bindir()
+        check_postgis(bindir)
         self._ensure_server_user()
         self._prepare_dirs()
         self.ensure_credentials()
@@ -407,7 +284,9 @@ class EmbeddedCluster:
         """Whether the postmaster of this cluster is alive."""
         if not self.initialised():
             return False
-        proc = self._run([str(_bindir() / "pg_ctl"), "status", "-D", str(self.pgdata)], check=False)
+        proc = self._run(
+            [str(server_bindir() / "pg_ctl"), "status", "-D", str(self.pgdata)], check=False
+        )
         return proc.returncode == 0
 
     def start(self, database: str = "geo") -> str:
@@ -431,7 +310,7 @@ class EmbeddedCluster:
             # pg_ctl itself removes a stale postmaster.pid whose process is gone.
             self._run(
                 [
-                    str(_bindir() / "pg_ctl"),
+                    str(server_bindir() / "pg_ctl"),
                     "start",
                     "-w",
                     "-t",
@@ -453,32 +332,10 @@ class EmbeddedCluster:
         if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", database):
             raise ClusterError(f"invalid database name: {database!r}")
         with psycopg.connect(self._conninfo("postgres"), autocommit=True) as conn:
-            self._ensure_roles(conn)
-            owner = conn.execute(
-                "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", (database,)
-            ).fetchone()
-            if owner is None:
-                try:
-                    conn.execute(
-                        sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                            sql.Identifier(database), sql.Identifier(OWNER_ROLE)
-                        )
-                    )
-                except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
-                    pass  # another process made it just now
-            elif owner[0] != OWNER_ROLE:
-                conn.execute(
-                    sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
-                        sql.Identifier(database), sql.Identifier(OWNER_ROLE)
-                    )
-                )
+            ensure_roles(conn, self.password)
+            ensure_owned_database(conn, database)
         with psycopg.connect(self._conninfo(database), autocommit=True) as conn:
-            for extension in SUPERUSER_EXTENSIONS:
-                conn.execute(
-                    sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(extension))
-                )
-            # A cluster started before the roles existed: its tables belong to the superuser.
-            conn.execute(TRANSFER_OWNERSHIP.format(owner=sql.Literal(OWNER_ROLE)))
+            prepare_schema(conn)
 
     def drop_database(self, database: str) -> None:
         """Drop ``database`` (closing its connections) if it exists. It destroys data."""
@@ -498,29 +355,13 @@ class EmbeddedCluster:
             password=self.password("admin"),
         )
 
-    def _ensure_roles(self, conn: psycopg.Connection) -> None:
-        """Create the owner, application and purge roles, or reset their attributes and
-        passwords to what the credentials file says (idempotent)."""
-        for key in ("owner", "app", "purge"):
-            name = ROLES[key]
-            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone()
-            attributes = sql.SQL(
-                " ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS "
-                "PASSWORD {}"
-            ).format(sql.Identifier(name), sql.Literal(self.password(key)))
-            if not exists:
-                try:
-                    conn.execute(sql.SQL("CREATE") + attributes)
-                    continue
-                except psycopg.errors.DuplicateObject:  # another process made it just now
-                    pass
-            conn.execute(sql.SQL("ALTER") + attributes)
-
     def stop(self) -> bool:
         """Stop the cluster; return whether it was running."""
         if not self.running():
             return False
-        self._run([str(_bindir() / "pg_ctl"), "stop", "-w", "-m", "fast", "-D", str(self.pgdata)])
+        self._run(
+            [str(server_bindir() / "pg_ctl"), "stop", "-w", "-m", "fast", "-D", str(self.pgdata)]
+        )
         return True
 
     def status(self, database: str = "geo") -> ClusterStatus:
@@ -533,80 +374,3 @@ class EmbeddedCluster:
             port=self.port,
             url=self.url(database) if self.port is not None else None,
         )
-
-
-def libpq_url(url: str) -> str:
-    """A SQLAlchemy URL as libpq (pg_dump, psql) understands it."""
-    return "postgresql://" + url.split("://", 1)[1]
-
-
-def _client_binary(name: str) -> str:
-    try:
-        return str(_bindir() / name)
-    except MissingSystemPackageError:
-        found = shutil.which(name)
-        if found is None:
-            raise
-        return found
-
-
-def backup(url: str, target: Path) -> int:
-    """Dump the database at ``url`` to ``target`` (pg_dump custom format); return its size."""
-    proc = subprocess.run(
-        [
-            _client_binary("pg_dump"),
-            "--format=custom",
-            "--no-owner",
-            f"--file={target}",
-            libpq_url(url),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    if proc.returncode != 0:
-        raise ClusterError("pg_dump failed: " + proc.stderr.strip().splitlines()[-1])
-    return target.stat().st_size
-
-
-def restore(url: str, source: Path) -> None:
-    """Restore a custom-format dump into the database at ``url`` (run it as the owner role),
-    replacing what is there; the database's extensions are kept, not re-created."""
-    if not source.exists():
-        raise ClusterError(f"{source} does not exist")
-    listing = subprocess.run(
-        [_client_binary("pg_restore"), "--list", str(source)], capture_output=True, text=True
-    )
-    if listing.returncode != 0:
-        lines = [ln for ln in listing.stderr.strip().splitlines() if ln]
-        raise ClusterError("pg_restore failed: " + (lines[-1] if lines else "unknown error"))
-    # Extensions belong to the superuser, who made them when the database was created: the
-    # owner role that restores may neither drop nor re-create them nor write PostGIS's
-    # catalogue (spatial_ref_sys), so they stay as they are.
-    entries = [
-        line
-        for line in listing.stdout.splitlines()
-        if not re.search(
-            r"^\d+; \d+ \d+ (EXTENSION|COMMENT - EXTENSION|TABLE DATA public spatial_ref_sys) ",
-            line,
-        )
-    ]
-    with tempfile.NamedTemporaryFile("w", suffix=".list") as toc:
-        toc.write("\n".join(entries) + "\n")
-        toc.flush()
-        proc = subprocess.run(
-            [
-                _client_binary("pg_restore"),
-                "--clean",
-                "--if-exists",
-                "--no-owner",
-                "--single-transaction",
-                f"--use-list={toc.name}",
-                f"--dbname={libpq_url(url)}",
-                str(source),
-            ],
-            capture_output=True,
-            text=True,
-        )
-    if proc.returncode != 0:
-        lines = [ln for ln in proc.stderr.strip().splitlines() if ln]
-        raise ClusterError("pg_restore failed: " + (lines[-1] if lines else "unknown error"))

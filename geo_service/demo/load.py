@@ -15,14 +15,15 @@ from geo_service.db.bulk import (
     copy_frame,
     ewkb_hex,
     lift_statement_timeout,
-    pg_array,
     point_ewkb_hex,
     reserve_ids,
 )
 from geo_service.db.models import BoundaryVersion
-from geo_service.demo.city import LEVELS, DemoCity
+from geo_service.demo.city import DemoCity
+from geo_service.demo.geography import LEVELS
 from geo_service.geo.h3cells import cells_for_points
 from geo_service.geo.roads import line_lengths_m
+from geo_service.services.access.audit import record_audit
 
 DEMO_VERSION_NAME = "Demo city"
 DEMO_EFFECTIVE_FROM = datetime(2020, 1, 1, tzinfo=UTC)
@@ -168,7 +169,7 @@ def load_city(engine: Engine, city: DemoCity, *, progress=None) -> dict[str, int
                     "status": rs.status.values,
                     "position": point_ewkb_hex(rs.lon.values, rs.lat.values),
                     "position_at": now - pd.to_timedelta(rs.position_age_s.values, unit="s"),
-                    "skills": pg_array(rs.skills),
+                    "skills": rs.skills.values,  # text[]: copy_frame binds each list
                 }
             ),
         )
@@ -213,12 +214,13 @@ def load_city(engine: Engine, city: DemoCity, *, progress=None) -> dict[str, int
             )
             advance("roads", counts["road_segments"])
 
-        conn.execute(
-            text(
-                "INSERT INTO audit_log (who, action, entity, entity_id, diff) "
-                "VALUES ('system', 'load_demo', 'boundary_version', :vid, CAST(:diff AS jsonb))"
-            ),
-            {"vid": str(version_id), "diff": json.dumps(counts)},
+        record_audit(
+            conn,
+            who="system",
+            action="load_demo",
+            entity="boundary_version",
+            entity_id=str(version_id),
+            diff=counts,
         )
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("ANALYZE"))

@@ -18,11 +18,27 @@ _GEOD = Geod(ellps="WGS84")
 # (a ring around the whole world encloses "everything or nothing": its area reads as 0).
 _DENSIFY_DEG = 1.0
 _STRIP_DEG = 90.0
+_KM_PER_DEGREE_LAT = 110.574  # the shortest degree of latitude (at the equator)
+_KM_PER_DEGREE_LON = 111.320  # a degree of longitude at the equator; times cos(latitude)
 
 
 @dataclass(frozen=True)
 class BBox:
-    """A WGS84 bounding box, ``minx < maxx`` and ``miny < maxy`` (no antimeridian crossing)."""
+    """A WGS84 bounding box, ``minx < maxx`` and ``miny < maxy`` (no antimeridian crossing).
+
+    The one bounding-box type of the service: query parameters become one with ``parse``,
+    SQL filters take ``envelope()``, and H3 filters take it as it is (``cells_in_bbox``).
+
+    Attributes
+    ----------
+    minx, miny, maxx, maxy : float
+        West, south, east and north edges in EPSG:4326 degrees (the OGC API ``bbox`` order).
+
+    Examples
+    --------
+    >>> BBox(114.2, 30.5, 114.4, 30.7)
+    BBox(minx=114.2, miny=30.5, maxx=114.4, maxy=30.7)
+    """
 
     minx: float
     miny: float
@@ -32,6 +48,25 @@ class BBox:
     @classmethod
     def parse(cls, value: str, *, max_km2: float | None = None) -> BBox:
         """Parse ``minx,miny,maxx,maxy``; check it is a box on the globe and not too big.
+
+        Parameters
+        ----------
+        value : str
+            Four comma-separated numbers, west, south, east, north in EPSG:4326 degrees (as
+            the OGC API Features ``bbox`` parameter, without its 6-number 3D form).
+        max_km2 : float, optional
+            Largest area allowed, in km² on the ellipsoid (``area_km2``).
+
+        Returns
+        -------
+        BBox
+            The box.
+
+        Raises
+        ------
+        geo_service.errors.InvalidInputError
+            If ``value`` is not four numbers, crosses the antimeridian, leaves the globe, is
+            empty (``minx == maxx`` or ``miny == maxy``) or covers more than ``max_km2``.
 
         Examples
         --------
@@ -67,6 +102,18 @@ class BBox:
         """Area on the WGS84 ellipsoid (km²) of the box bounded by two meridians and two
         parallels: pyproj's geodesic polygon area of the box densified along its parallels,
         summed over strips at most 90° wide (the whole world is 510 million km², not 0).
+
+        Returns
+        -------
+        float
+            km² (Karney's geodesic polygon area, via pyproj ``Geod``); 0 for an empty box.
+
+        Examples
+        --------
+        >>> round(BBox(114.2, 30.5, 114.4, 30.7).area_km2(), 1)
+        425.3
+        >>> round(BBox(-180, -90, 180, 90).area_km2())  # the WGS84 ellipsoid's surface
+        510065622
         """
         width = self.maxx - self.minx
         if width <= 0 or self.maxy <= self.miny:
@@ -82,6 +129,50 @@ class BBox:
             total += abs(_GEOD.polygon_area_perimeter(lons, lats)[0])
         return total / 1e6
 
+    def buffered(self, km: float) -> BBox:
+        """The box grown by at least ``km`` kilometres on every side, clamped to the globe.
+
+        Parameters
+        ----------
+        km : float
+            The margin in kilometres (>= 0), e.g. how far a cell's vertices reach.
+
+        Returns
+        -------
+        BBox
+            A box at least ``km`` larger on each side (north-south by the shortest degree of
+            latitude, east-west at the box's most poleward latitude), clamped to
+            [-180, 180] x [-90, 90]; the whole width of the globe near a pole.
+
+        Examples
+        --------
+        >>> box = BBox(114.2, 30.5, 114.4, 30.7).buffered(11.0574)
+        >>> round(box.miny, 4), round(box.maxy, 4), box.maxx - 114.4 > 0.1
+        (30.4, 30.8, True)
+        """
+        dlat = km / _KM_PER_DEGREE_LAT
+        # east-west degrees are shortest on the box's most poleward edge
+        far = min(90.0, max(abs(self.miny), abs(self.maxy)) + dlat)
+        cos = math.cos(math.radians(far))
+        dlon = 360.0 if cos < 1e-6 else km / (_KM_PER_DEGREE_LON * cos)
+        return BBox(
+            max(-180.0, self.minx - dlon),
+            max(-90.0, self.miny - dlat),
+            min(180.0, self.maxx + dlon),
+            min(90.0, self.maxy + dlat),
+        )
+
     def envelope(self):  # noqa: ANN201
-        """The box as a PostGIS geometry expression (SRID 4326)."""
+        """The box as a PostGIS geometry expression (SRID 4326).
+
+        Returns
+        -------
+        sqlalchemy.sql.functions.Function
+            ``ST_MakeEnvelope(minx, miny, maxx, maxy, 4326)`` with every number bound.
+
+        Examples
+        --------
+        >>> str(BBox(114.2, 30.5, 114.4, 30.7).envelope()).startswith("ST_MakeEnvelope(:")
+        True
+        """
         return ST_MakeEnvelope(self.minx, self.miny, self.maxx, self.maxy, SRID)

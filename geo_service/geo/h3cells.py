@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h3.api.basic_int as h3i
 import numpy as np
+import shapely
 from numpy.typing import ArrayLike, NDArray
 
+if TYPE_CHECKING:
+    from geo_service.geo.bbox import BBox
+
 STORED_RESOLUTION = 11
+# How far a cell's vertices reach from its centre, in km, per resolution: the average edge
+# length (a regular hexagon's circumradius) times 1.5 (H3's distortion measures at most 1.1).
+_REACH_KM = np.array([1.5 * h3i.average_hexagon_edge_length(r, "km") for r in range(16)])
+_KM_PER_DEGREE = 111.195  # along a meridian on H3's sphere (radius 6371.007 km)
 
 
 def cells_for_points(
@@ -18,6 +26,23 @@ def cells_for_points(
 
     h3-py 4 has no array API for indexing; its C call costs ~0.5 us a point, so a list
     comprehension over 1M points takes ~0.5 s, which is acceptable for bulk loads.
+
+    Parameters
+    ----------
+    lon, lat : array_like of float, shape (n,)
+        Points in EPSG:4326 degrees (H3 reads them as on its sphere, as every H3 user does).
+    res : int, default STORED_RESOLUTION (11)
+        H3 resolution 0..15 (res 11: hexagons of about 29 m edge).
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (n,)
+        The cell of each point, as the 64-bit H3 index (``h3.api.basic_int``).
+
+    Raises
+    ------
+    h3.H3BaseException
+        For a latitude or longitude that is not finite, or a resolution outside 0..15.
 
     Examples
     --------
@@ -35,25 +60,101 @@ def cells_for_points(
 
 
 def cell_to_str(cell: int) -> str:
-    """The usual hexadecimal string form of a cell stored as int."""
+    """The usual hexadecimal string form of a cell stored as int.
+
+    Parameters
+    ----------
+    cell : int
+        An H3 cell as its 64-bit integer.
+
+    Returns
+    -------
+    str
+        The 15-character hexadecimal form (as h3-js, DuckDB and the H3 docs print it).
+
+    Examples
+    --------
+    >>> cell_to_str(627137689978019839)
+    '8b40a6804661fff'
+    """
     return h3i.int_to_str(int(cell))
 
 
 def parent_cells(cells: ArrayLike, res: int) -> NDArray[np.int64]:
-    """Parents at ``res`` by bit operations (the same as the SQL function ``h3_parent``)."""
+    """Parents at ``res`` by bit operations (the same as the SQL function ``h3_parent``).
+
+    Sets the resolution field (bits 52-55) to ``res`` and the digits below it to 7 (unused),
+    as the H3 index format specifies, on the whole array at once.
+
+    Parameters
+    ----------
+    cells : array_like of int64, shape (n,)
+        H3 cells, any resolution at or finer than ``res``.
+    res : int
+        The parents' resolution, 0..15.
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (n,)
+        Each cell's parent, equal to ``h3.cell_to_parent(cell, res)``; a coarser ``res``
+        than a cell's own gives a meaningless index (not checked).
+
+    Examples
+    --------
+    >>> parent_cells([627137689978019839], 8).tolist() == [
+    ...     h3i.cell_to_parent(627137689978019839, 8)]
+    True
+    """
     c = np.asarray(cells, dtype=np.int64)
     cleared = c & ~np.int64(15 << 52)
     return cleared | np.int64(res << 52) | np.int64((1 << (3 * (15 - res))) - 1)
 
 
 def cell_polygon(cell: int) -> dict[str, Any]:
-    """A cell's outline as a closed GeoJSON Polygon (lon/lat order)."""
+    """A cell's outline as a closed GeoJSON Polygon (lon/lat order).
+
+    Parameters
+    ----------
+    cell : int
+        An H3 cell as its 64-bit integer.
+
+    Returns
+    -------
+    dict
+        A GeoJSON Polygon (RFC 7946): one ring of the cell's vertices, first repeated last
+        (7 positions for a hexagon, 6 for a pentagon; more where it crosses an icosahedron
+        edge).
+
+    Examples
+    --------
+    >>> len(cell_polygon(627137689978019839)["coordinates"][0])
+    7
+    """
     ring = [[lng, lat] for lat, lng in h3i.cell_to_boundary(int(cell))]
     return {"type": "Polygon", "coordinates": [ring + ring[:1]]}
 
 
 def cell_feature(cell: int, properties: dict[str, Any]) -> dict[str, Any]:
-    """A GeoJSON Feature for a cell: its outline, its id, and ``h3`` first among properties."""
+    """A GeoJSON Feature for a cell: its outline, its id, and ``h3`` first among properties.
+
+    Parameters
+    ----------
+    cell : int
+        An H3 cell as its 64-bit integer.
+    properties : dict
+        Further properties, after ``h3``.
+
+    Returns
+    -------
+    dict
+        A GeoJSON Feature whose ``id`` and ``properties.h3`` are the cell's string form.
+
+    Examples
+    --------
+    >>> feature = cell_feature(613626891097604095, {"count": 3})
+    >>> feature["id"], feature["properties"]
+    ('8840a68047fffff', {'h3': '8840a68047fffff', 'count': 3})
+    """
     name = h3i.int_to_str(int(cell))
     return {
         "type": "Feature",
@@ -61,3 +162,59 @@ def cell_feature(cell: int, properties: dict[str, Any]) -> dict[str, Any]:
         "geometry": cell_polygon(cell),
         "properties": {"h3": name, **properties},
     }
+
+
+def cells_in_bbox(cells: ArrayLike, bbox: BBox) -> NDArray[np.bool_]:
+    """Whether each cell's hexagon intersects a WGS84 box: the one meaning of "cell in bbox".
+
+    A cell is in the box when its outline (the polygon through its vertices in lon/lat, as
+    stored in ``h3_cells``) shares any point with the box, the way a GIS user reads a
+    bbox filter: a box touching three hexagons holds those three even when it holds none of
+    their centres. Cells whose centre is inside are in; cells too far from the box for any
+    vertex to reach it are out; only the cells in between are tested polygon by polygon.
+
+    Parameters
+    ----------
+    cells : array_like of int64, shape (n,)
+        H3 cells as integers, any mix of resolutions.
+    bbox : BBox
+        The box (degrees, EPSG:4326), not crossing the antimeridian.
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape (n,)
+        True where the cell's hexagon intersects the box (edges and corners count).
+
+    Examples
+    --------
+    >>> from geo_service.geo.bbox import BBox
+    >>> cell = h3i.latlng_to_cell(30.59, 114.30, 8)
+    >>> lat, lng = h3i.cell_to_boundary(cell)[0]  # a vertex, shared by three hexagons
+    >>> corner = BBox(lng - 1e-5, lat - 1e-5, lng + 1e-5, lat + 1e-5)
+    >>> around = np.array(h3i.grid_disk(cell, 2), dtype=np.int64)
+    >>> int(cells_in_bbox(around, corner).sum())
+    3
+    >>> cells_in_bbox([cell], BBox(0.0, 0.0, 1.0, 1.0)).tolist()
+    [False]
+    """
+    c = np.asarray(cells, dtype=np.int64).reshape(-1)
+    if not len(c):
+        return np.zeros(0, dtype=bool)
+    centres = np.array([h3i.cell_to_latlng(x) for x in c.tolist()], dtype=np.float64)
+    lat, lng = centres[:, 0], centres[:, 1]
+    inside = (lng >= bbox.minx) & (lng <= bbox.maxx) & (lat >= bbox.miny) & (lat <= bbox.maxy)
+    reach_lat = _REACH_KM[(c >> 52) & 15] / _KM_PER_DEGREE
+    # east-west degrees are longest at the cell's most poleward vertex
+    cos_lat = np.cos(np.radians(np.minimum(np.abs(lat) + reach_lat, 90.0)))
+    reach_lng = np.where(cos_lat > 1e-6, reach_lat / np.maximum(cos_lat, 1e-6), 360.0)
+    near = ~inside
+    near &= (lng >= bbox.minx - reach_lng) & (lng <= bbox.maxx + reach_lng)
+    near &= (lat >= bbox.miny - reach_lat) & (lat <= bbox.maxy + reach_lat)
+    out = inside
+    if near.any():
+        rings = [[(x, y) for y, x in h3i.cell_to_boundary(int(cell))] for cell in c[near]]
+        box = shapely.box(bbox.minx, bbox.miny, bbox.maxx, bbox.maxy)
+        out[near] = shapely.intersects(
+            np.array([shapely.Polygon(r) for r in rings], dtype=object), box
+        )
+    return out

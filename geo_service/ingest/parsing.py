@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from geo_service.instants import CALENDAR_RULE, MAX_YEAR, MIN_YEAR
+
 ISO_NAIVE = r"^\d{4}-\d{1,2}-\d{1,2}(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$"
 ISO_AWARE = r"^\d{4}-\d{1,2}-\d{1,2}[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})$"
 _TIMES = ("", " %H:%M", " %H:%M:%S", " %I:%M %p", " %I:%M:%S %p")
@@ -24,6 +26,23 @@ CONFLICTS = (("ymd", "ydm"), ("mdy", "dmy"))
 MISSING = ("", "nan", "nat", "none", "null", "na", "n/a")
 TRUE = ("true", "t", "yes", "y", "1")
 FALSE = ("false", "f", "no", "n", "0", "")
+
+
+def as_text(values: pd.Series) -> pd.Series:
+    """Every value as text, a missing one (None, NaN, NaT, pd.NA) as ``""``, never "nan".
+
+    The one way a column of any dtype (a GeoParquet's Int64, boolean or timestamp columns
+    included, whose ``fillna("")`` raises or leaves NaN) becomes text before string code.
+
+    Examples
+    --------
+    >>> as_text(pd.Series([1, None], dtype="Int64")).tolist()
+    ['1', '']
+    >>> as_text(pd.Series([" a ", float("nan"), pd.NaT], dtype=object)).tolist()
+    [' a ', '', '']
+    """
+    values = values.astype(object)
+    return values.where(values.notna(), "").astype(str)
 
 
 def _blank(values: pd.Series) -> pd.Series:
@@ -80,12 +99,14 @@ def _infer_naive(text: pd.Series) -> tuple[pd.Series, pd.Series]:
 
 
 def parse_timestamps(
-    values: pd.Series, *, tz: str = "UTC", date_format: str | None = None
+    values: pd.Series, *, tz: str = "UTC", date_format: str | None = None, name: str = "timestamp"
 ) -> tuple[pd.Series, pd.Series]:
     """Parse a text column into UTC timestamps.
 
     Values with an explicit offset (``Z``, ``+08:00``) keep it; naive values are read in
-    ``tz``. With ``date_format`` naive values must match it exactly.
+    ``tz``. With ``date_format`` naive values must match it exactly. A time outside the years
+    the API accepts (``geo_service.instants``) is refused: an import stores nothing the API
+    would not take.
 
     Examples
     --------
@@ -96,7 +117,7 @@ def parse_timestamps(
     >>> why.iloc[0].startswith("ambiguous")
     True
     """
-    text = values.fillna("").astype(str).str.strip()
+    text = as_text(values).str.strip()
     result = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns, UTC]")
     reason = pd.Series(None, index=text.index, dtype=object)
     blank = _blank(text)
@@ -121,7 +142,10 @@ def parse_timestamps(
         reason[gap[gap].index] = f"local time does not exist or is ambiguous in {tz} (DST)"
     unparsed = result.isna() & reason.isna()
     reason[unparsed] = "unparseable timestamp"
-    return result, reason
+    years = result.dt.year
+    outside = result.notna() & ((years < MIN_YEAR) | (years > MAX_YEAR))
+    reason[outside] = f"{name} {CALENDAR_RULE}"
+    return result.where(~outside), reason
 
 
 def parse_ints(
@@ -133,7 +157,7 @@ def parse_ints(
     default: int | None = None,
 ) -> tuple[pd.Series, pd.Series]:
     """Parse integers in [low, high]; blanks take ``default`` (or are rejected without one)."""
-    text = values.fillna("").astype(str).str.strip()
+    text = as_text(values).str.strip()
     blank = _blank(text)
     number = pd.to_numeric(text.where(~blank), errors="coerce")
     reason = pd.Series(None, index=text.index, dtype=object)
@@ -154,7 +178,7 @@ def parse_ints(
 
 def parse_bools(values: pd.Series, *, name: str) -> tuple[pd.Series, pd.Series]:
     """Parse true/false, yes/no, 1/0, t/f (blank is false)."""
-    text = values.fillna("").astype(str).str.strip().str.lower()
+    text = as_text(values).str.strip().str.lower()
     reason = pd.Series(None, index=text.index, dtype=object)
     known = text.isin(TRUE + FALSE)
     reason[~known] = f"{name} is not true/false"

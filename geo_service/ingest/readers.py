@@ -26,8 +26,8 @@ import pyogrio
 import pyogrio.raw
 import shapely
 import shapely.errors
-from pyproj import CRS
-from pyproj.exceptions import CRSError
+from pyproj import CRS, Transformer
+from pyproj.exceptions import CRSError, ProjError
 
 from geo_service.errors import LimitExceededError
 from geo_service.geo.crs import geometry_to_wgs84
@@ -64,6 +64,9 @@ GEOMETRY_ERROR = "__geometry_error__"  # why GEOS could not build a feature's ge
 # Share of rows whose coordinates may fall outside +-180/+-90 before the whole file is taken
 # to be in a projected CRS (a few stray rows are rejected one by one instead).
 PROJECTED_SHARE = 0.5
+# Fixed text for a CRS that names no place on Earth (the Moon, a unit sphere, a local
+# engineering frame, a zero unit): PROJ's own text is logged, never shown.
+NOT_EARTH_CRS = "is not an Earth CRS, or cannot be transformed to WGS84 (EPSG:4326)"
 
 
 @dataclass(frozen=True)
@@ -85,12 +88,33 @@ class SourceCrs:
             return cls(crs=CRS.from_epsg(4326))
         try:
             text = f"EPSG:{value}" if value.isdigit() else value
-            return cls(crs=CRS.from_user_input(text))
+            crs = CRS.from_user_input(text)
         except CRSError:
             raise ImportFileError(
                 f"unknown CRS {value!r}: give an EPSG code (e.g. 4326, EPSG:32650), "
                 "WKT, or gcj02 / bd09"
             ) from None
+        check_earth_crs(
+            crs,
+            f"the given CRS {NOT_EARTH_CRS}: give an EPSG code (e.g. 4326, EPSG:32650), "
+            "WKT, or gcj02 / bd09",
+        )
+        return cls(crs=crs)
+
+
+def check_earth_crs(crs: CRS, message: str) -> None:
+    """Raise ImportFileError(``message``) unless ``crs`` is a horizontal CRS of the Earth
+    that PROJ can transform to WGS84 (the only way its coordinates become ours)."""
+    try:
+        # A vertical or engineering CRS has no ellipsoid: nothing horizontal to transform.
+        earth = crs.ellipsoid is not None
+        if earth:
+            Transformer.from_crs(crs, 4326, always_xy=True)
+    except (CRSError, ProjError) as exc:
+        log.warning("CRS refused: %s: %s", type(exc).__name__, exc)
+        earth = False
+    if not earth:
+        raise ImportFileError(message)
 
 
 @dataclass(frozen=True)
@@ -225,10 +249,13 @@ def _read_ogr(request: _Request, path: Path | None = None) -> gpd.GeoDataFrame:
         except shapely.errors.GEOSException as exc:
             message = str(exc).split(": ", 1)[-1]
             errors[i] = "unclosed ring" if "closed linestring" in message else message
+    try:
+        crs = CRS.from_user_input(meta["crs"]) if meta["crs"] else None
+    except CRSError as exc:
+        log.warning("upload %r: CRS refused: %s", request.name, exc)
+        raise ImportFileError(f"{request.name}: its CRS {NOT_EARTH_CRS}") from None
     frame = gpd.GeoDataFrame(
-        dict(zip(meta["fields"], fields, strict=True)),
-        geometry=gpd.GeoSeries(geoms),
-        crs=meta["crs"],
+        dict(zip(meta["fields"], fields, strict=True)), geometry=gpd.GeoSeries(geoms), crs=crs
     )
     if pd.notna(errors).any():
         frame[GEOMETRY_ERROR] = errors
@@ -353,15 +380,22 @@ def _to_wgs84(frame: gpd.GeoDataFrame, source: SourceCrs, name: str) -> gpd.GeoD
         )
         return frame.set_geometry(gpd.GeoSeries(converted, crs=4326))
     if source.crs is not None:
-        frame = frame.set_crs(source.crs, allow_override=True)
+        frame = frame.set_crs(source.crs, allow_override=True)  # checked by SourceCrs.parse
     elif frame.crs is None:
         frame = frame.set_crs(4326)
+    else:
+        message = f"{name}: its CRS {NOT_EARTH_CRS}; give the file's CRS with --crs"
+        check_earth_crs(frame.crs, message)
     geographic = frame.crs.is_geographic
     present = ~(frame.geometry.isna() | frame.geometry.is_empty).to_numpy()
     if geographic:
         _check_lonlat(frame.geometry.values[present], name)
     if frame.crs.to_epsg() != 4326:
-        frame = frame.to_crs(4326)
+        try:
+            frame = frame.to_crs(4326)
+        except (CRSError, ProjError) as exc:  # a check passed, the transformation did not
+            log.warning("upload %r: CRS transformation failed: %s", name, exc)
+            raise ImportFileError(f"{name}: its CRS {NOT_EARTH_CRS}") from None
     return frame
 
 

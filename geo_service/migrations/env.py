@@ -1,16 +1,32 @@
-"""Alembic environment: the URL comes from the config (set by geo-service) or from settings."""
+"""Alembic environment: the URL comes from the config (set by geo-service) or from settings.
+
+``target_metadata`` is the whole schema (``geo_service.db.models``). What Alembic cannot
+compare, or what is not ours, stays out of the comparison:
+
+* ``spatial_ref_sys`` (PostGIS owns it);
+* the partitions of ``incident_cum_year`` (made on demand per year by a trigger; the parent
+  table is declared, with its partitioning);
+* trigger functions, triggers, grants and roles are not metadata objects at all: they live in
+  the migrations only.
+
+The rule is ``geo_service.db.schema.include_object``, shared with ``tests/db/test_schema.py``.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from alembic import context
 from sqlalchemy import create_engine, pool
 
 from geo_service.db.engine import resolve_owner_url
-from geo_service.db.models import Base
+from geo_service.db.schema import compare_options
 from geo_service.settings import DatabaseSettings
 
 config = context.config
-target_metadata = Base.metadata
+# One set of comparison options with the schema test (geo_service/db/schema.py).
+COMPARE_OPTIONS: dict[str, Any] = compare_options()
+target_metadata = COMPARE_OPTIONS["target_metadata"]
 
 
 def _url() -> str:
@@ -19,14 +35,9 @@ def _url() -> str:
     return url or resolve_owner_url(DatabaseSettings())
 
 
-def _include_object(obj, name, type_, reflected, compare_to):  # noqa: ANN001
-    # PostGIS owns spatial_ref_sys and its own tiger/topology schemas.
-    return not (type_ == "table" and name == "spatial_ref_sys")
-
-
 def run_migrations_offline() -> None:
     """Emit SQL without a connection."""
-    context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True)
+    context.configure(url=_url(), literal_binds=True, **COMPARE_OPTIONS)
     with context.begin_transaction():
         context.run_migrations()
 
@@ -35,19 +46,13 @@ def run_migrations_online() -> None:
     """Run against a live connection (an existing one when geo-service passes it)."""
     connection = config.attributes.get("connection")
     if connection is not None:
-        context.configure(
-            connection=connection,
-            target_metadata=target_metadata,
-            include_object=_include_object,
-        )
+        context.configure(connection=connection, **COMPARE_OPTIONS)
         with context.begin_transaction():
             context.run_migrations()
         return
     engine = create_engine(_url(), poolclass=pool.NullPool)
     with engine.connect() as conn:
-        context.configure(
-            connection=conn, target_metadata=target_metadata, include_object=_include_object
-        )
+        context.configure(connection=conn, **COMPARE_OPTIONS)
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()

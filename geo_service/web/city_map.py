@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from geo_service.web.pages import add_nonce, tile_source
+from geo_service.web.pages import add_nonce, render_page, tile_source
 
 STATIC_PREFIX = "/static/vendor/leaflet"
 # ColorBrewer YlOrRd, 6 classes.
@@ -149,20 +149,13 @@ def _centre(collection: dict[str, Any]) -> list[float]:
 
 
 def _legend(breaks: list[float], window_days: int, until: str) -> str:
+    """The legend box (a Jinja2 template, autoescaped like every page)."""
     rows = []
     lower = -1.0
     for i, upper in enumerate(breaks):
         colour = PALETTE[min(i, len(PALETTE) - 1)]
         first = int(lower) + 1
         label = f"{first}" if first >= int(upper) else f"{first} – {int(upper)}"
-        rows.append(f'<div><span style="background:{colour}"></span>{label}</div>')
+        rows.append((colour, label))
         lower = upper
-    return f"""
-<div id="legend" style="position:fixed;bottom:28px;right:12px;z-index:1000;background:white;
-     padding:8px 10px;border-radius:4px;box-shadow:0 1px 4px rgba(0,0,0,.3);
-     font:12px/1.5 sans-serif">
-  <b>Incidents per grid</b><br><small>{window_days} days to {until}</small>
-  <style>#legend span{{display:inline-block;width:14px;height:12px;margin-right:6px;
-     border:1px solid #999;vertical-align:middle}}</style>
-  {"".join(rows)}
-</div>"""
+    return render_page("city_map_legend.html", rows=rows, window_days=window_days, until=until)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,14 +25,18 @@ from typer.testing import CliRunner
 
 from geo_service.cli.main import app as cli
 from geo_service.demo.city import DemoCity
+from geo_service.geo.bbox import BBox
 from geo_service.services.access.auth import Principal
 from geo_service.services.access.scope import Scope
+from geo_service.services.batch.engine import compute_engine
+from geo_service.services.batch.execute import compute_batch, run_batch
 from geo_service.services.batch.export import export_dataset
-from geo_service.services.batch.runs import BatchRequest, compute_batch, compute_engine, run_batch
+from geo_service.services.batch.request import BatchRequest
 from geo_service.services.layers.emerging import emerging
 from geo_service.services.layers.heatmap import HeatmapQuery, h3_counts
 from geo_service.services.layers.hotspots import HotspotQuery, h3_hotspots
-from geo_service.services.planning.proposals import workload
+from geo_service.services.planning.workload import workload
+from tests.batch.test_bbox_filters import _corner_with_incidents
 from tests.browser import signed_in_page
 from tests.conftest import as_role, problem
 
@@ -281,6 +286,29 @@ def test_run_is_stored_and_served_by_api_ogc_and_tiles(
             {"i": str(run_id)},
         ).scalar_one()
     assert audit == "test"
+
+
+def test_batch_bbox_filters_keep_the_hexagons_that_meet_the_box(
+    engine: Engine, dataset: Path, engines: dict, client: TestClient
+) -> None:
+    import h3
+
+    heat = BatchRequest("heatmap", dataset, res=8, since=SINCE, until=UNTIL)
+    with Session(engine) as session:
+        whole = compute_batch(heat, session, engines["local"])
+        cells = whole["cells"]
+        counts = {
+            h3.int_to_str(int(c)): int(n) for c, n in zip(cells.cell, cells["count"], strict=True)
+        }
+        box, three = _corner_with_incidents(counts)
+        boxed = compute_batch(replace(heat, bbox=BBox.parse(box)), session, engines["local"])
+    assert {h3.int_to_str(int(c)) for c in boxed["cells"].cell} == three
+    assert boxed["partitions"] <= whole["partitions"]
+    spots = BatchRequest("hotspots", dataset, res=8, since=SINCE, until=UNTIL)
+    run_batch(engine, spots, engine_name="local", actor="test")
+    items = client.get("/collections/batch-hotspots/items", params={"bbox": box}).json()
+    assert {f["properties"]["h3"] for f in items["features"]} == three
+    assert items["numberMatched"] == 3
 
 
 def test_bad_batch_requests_are_refused_and_write_nothing(

@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 
 from geo_service.cli.main import app as cli
 from geo_service.db.engine import make_engine
-from geo_service.demo.city import CENTRE_LAT, CENTRE_LON, METRIC_CRS, DemoCity, river_y
+from geo_service.demo.city import CENTRE_LAT, CENTRE_LON, METRIC_CRS, DemoCity
+from geo_service.demo.roads import river_y
 from geo_service.errors import InvalidInputError
 from geo_service.geo.roads import RoadGraph, line_lengths_m, partial_time
 from geo_service.services.dispatch.responders import NearestQuery

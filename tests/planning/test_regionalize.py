@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from geo_service.analytics import regionalize
-from geo_service.analytics.regionalize import balance, partition
+from geo_service.analytics.regionalize import balance, partition, partitioner
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def chicago_district_16() -> dict:
     import pandas as pd
     import shapely
 
-    from geo_service.services.planning.proposals import atomize, hex_neighbours
+    from geo_service.analytics.atoms import atomize, hex_neighbours
     from tests.conftest import SHARED_DATA
 
     data = SHARED_DATA / "chicago"
@@ -121,7 +121,7 @@ def test_recombination_repairs_what_single_moves_cannot(chicago_district_16, mon
         ]
 
     repaired = max_over_mean()
-    monkeypatch.setattr(regionalize, "MAX_REPAIRS", 0)
+    monkeypatch.setattr(partitioner, "MAX_REPAIRS", 0)
     assert repaired <= 1.05 < max_over_mean()  # single-atom moves alone stay outside the band
 
 

@@ -44,9 +44,12 @@ def own_cluster(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
         pytest.skip("restarts an embedded cluster of its own; not possible on an external URL")
     data_dir = tmp_path_factory.mktemp("restart") / ".geo-service"
     cluster = EmbeddedCluster(data_dir, log=lambda m: None)
-    url = cluster.start("geo")
-    upgrade_to_head(url)
-    engine = make_engine(url)
+    cluster.start("geo")
+    # As `make demo` does: migrate and load as the owner, serve as the application role.
+    owner = cluster.url("geo", role="owner")
+    url = cluster.url("geo", role="app")
+    upgrade_to_head(owner)
+    engine = make_engine(owner)
     city = generate_city(
         seed=21, grids=12, incidents=50, households_per_grid=2, end_date=date.today()
     )
@@ -97,7 +100,8 @@ def _db(data_dir: Path, command: str) -> None:
     env = {**os.environ, "GEO_DATA_DIR": str(data_dir)}
     env.pop("GEO_DATABASE_URL", None)
     exe = Path(sys.executable).parent / "geo-service"
-    subprocess.run([str(exe), "db", command], env=env, check=True, capture_output=True)
+    done = subprocess.run([str(exe), "db", command], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, f"db {command}: {done.stdout}{done.stderr}"
 
 
 def test_no_incident_is_lost_or_duplicated_across_a_database_restart(own_cluster) -> None:  # noqa: ANN001

@@ -151,6 +151,38 @@ def test_grid_worker_cannot_dispatch_the_citys_units(
     assert client.get(f"/incidents/{incident['id']}").json()["status"] == "reported"
 
 
+def test_grid_worker_cannot_stand_down_a_unit_a_dispatcher_sent(
+    client: TestClient, loaded_city: DemoCity, role_keys: dict, engine: Engine
+) -> None:
+    """Cancelling frees the incident's responder, so it is authorized like sending it."""
+    places = _places(loaded_city)
+    worker = as_role(role_keys, "grid_worker")
+    incident = _report(client, loaded_city, places["busiest"], headers=worker)
+    fire = _unit(client, "fire")
+    sent = client.post(f"/incidents/{incident['id']}/dispatch", json={"responder_id": fire})
+    assert sent.status_code == 200, sent.text
+    refused = client.post(f"/incidents/{incident['id']}/cancel", json={}, headers=worker)
+    assert problem(refused)["status"] == 403
+    assert client.get(f"/incidents/{incident['id']}").json()["status"] == "dispatched"
+    assert _status(client, fire) == "busy" and _open_incidents_of(engine, fire) == 1
+    # an area dispatcher may not free a city-wide unit either; the city's dispatcher may
+    area = as_role(role_keys, "dispatcher@community")
+    assert client.post(
+        f"/incidents/{incident['id']}/cancel", json={}, headers=area
+    ).status_code in (
+        403,
+        404,
+    )
+    done = client.post(f"/incidents/{incident['id']}/cancel", json={})
+    assert done.status_code == 200, done.text
+    assert _status(client, fire) == "available"
+    # with nobody assigned, the grid's own worker may still cancel what they reported
+    mine = _report(client, loaded_city, places["busiest"], headers=worker)
+    assert (
+        client.post(f"/incidents/{mine['id']}/cancel", json={}, headers=worker).status_code == 200
+    )
+
+
 def test_grid_worker_linked_to_a_responder_dispatches_only_themselves(
     client: TestClient, loaded_city: DemoCity, engine: Engine
 ) -> None:

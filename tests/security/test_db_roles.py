@@ -17,7 +17,9 @@ from fastapi.testclient import TestClient
 from psycopg import sql
 from sqlalchemy import Engine, text
 
-from geo_service.db.cluster import APP_ROLE, OWNER_ROLE, PURGE_ROLE, EmbeddedCluster, libpq_url
+from geo_service.db.cluster import EmbeddedCluster
+from geo_service.db.cluster_roles import APP_ROLE, OWNER_ROLE, PURGE_ROLE
+from geo_service.db.cluster_tools import libpq_url
 from geo_service.settings import DatabaseSettings
 from tests.conftest import TEST_DATABASE, embedded_cluster, grid_point, role_url
 

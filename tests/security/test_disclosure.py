@@ -36,9 +36,9 @@ from sqlalchemy.orm import Session
 
 from geo_service.demo.city import DemoCity, generate_city
 from geo_service.services.access import disclosure
+from geo_service.services.batch.execute import BatchRequest, run_batch
 from geo_service.services.batch.export import export_dataset
-from geo_service.services.batch.runs import BatchRequest, run_batch
-from geo_service.services.planning.proposals import Weights
+from geo_service.services.planning.workload import Weights
 from tests.conftest import TEST_DATABASE, as_role, make_database
 
 LEVELS = ("district", "street", "community", "grid")
@@ -563,7 +563,7 @@ def redrawn(settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict
     from geo_service.api.app import create_app
     from geo_service.demo.load import load_city
     from geo_service.services.access.auth import create_key, create_user
-    from tests.services.test_boundary_versions import _draft_from
+    from tests.boundaries.test_boundary_versions import _draft_from
 
     url = make_database(f"{TEST_DATABASE}_disclosure_diff")
     from geo_service.db.engine import make_engine
@@ -761,3 +761,65 @@ def test_batch_reattribute_run_rounds_its_crosswalk(
         for entity in ("households", "rental-units"):
             total = shown["run"]["summary"][name].get(entity)
             assert total is None or total % base == 0
+
+
+def _steps(n: int, t: int, base: int) -> int | None:
+    """What a cell whose rounding threshold is residue ``t`` publishes for a true ``n``."""
+    floor, rest = divmod(n, base)
+    shown = base * floor + (base if rest >= t else 0)
+    return None if shown == 0 else shown
+
+
+def test_adding_households_one_by_one_does_not_pin_a_small_count(
+    client: TestClient, role_keys: dict, engine: Engine, base: int
+) -> None:
+    """The tracker attack found in review: someone who may add households (a grid worker) adds
+    them one at a time to a cell and reads the analysts' figure after each. With keys summed
+    over records every addition re-drew the rounding and ~20 additions pinned the true count;
+    with the cell's own key the figure only steps once every ``base`` additions, at a secret
+    residue, so ``base`` starting counts stay possible however many are added."""
+    analyst = as_role(role_keys, "analyst")
+    worker = as_role(role_keys, "grid_worker")
+    grid = _features(client, {"level": "grid"}, worker)[0]["id"]
+    with engine.connect() as conn:
+        location_wkt, cell11 = conn.execute(
+            text("SELECT ST_AsText(location), h3 FROM households WHERE grid_id = :g LIMIT 1"),
+            {"g": grid},
+        ).one()
+    cell = h3.cell_to_parent(h3.int_to_str(int(cell11)), 10)
+
+    def shown() -> int | None:
+        found = [
+            f for f in _features(client, {"res": 10}, analyst) if f["properties"]["h3"] == cell
+        ]
+        return found[0]["properties"]["households"] if found else None
+
+    with engine.connect() as conn:
+        start = conn.execute(
+            text("SELECT count(*) FROM households WHERE h3_parent(h3, 10) = :c"),
+            {"c": h3.str_to_int(cell)},
+        ).scalar_one()
+    readings = [shown()]
+    added = 3 * base + 2
+    for _ in range(added):
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO households (location, household_size, grid_id, h3) "
+                    "VALUES (ST_GeomFromText(:w, 4326), 2, :g, :h)"
+                ),
+                {"w": location_wkt, "g": grid, "h": int(cell11)},
+            )
+        readings.append(shown())
+    # The attacker knows the method: a fixed threshold residue t per cell (t = base: never up).
+    candidates = {
+        n0
+        for n0 in range(0, start + 4 * base)
+        for t in range(1, base + 1)
+        if all(_steps(n0 + k, t, base) == r for k, r in enumerate(readings))
+    }
+    assert start in candidates
+    assert len(candidates) >= base - 1, (start, candidates, readings)
+    # and against the old rule (a fresh draw per addition) the same readings would have pinned
+    # it: each reading alone bounds the count to within base-1, the steps do not narrow that
+    assert all(r is None or abs(r - (start + k)) < base for k, r in enumerate(readings))

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from geo_service.demo.city import DemoCity
-from geo_service.services.ingest import imports
+from geo_service.services.ingest import points
 from tests.conftest import as_role, grid_point
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -201,7 +201,7 @@ def test_responder_upsert_itself_leaves_other_areas_units_alone(
     def check_finds_nothing(conn, kind, rows, scope):  # noqa: ANN001, ANN202
         return pd.Series(False, index=rows.index).to_numpy(), pd.Series(None, index=rows.index)
 
-    monkeypatch.setattr(imports, "_foreign_keys", check_finds_nothing)
+    monkeypatch.setattr(points, "foreign_keys", check_finds_nothing)
     row = _responder_row(loaded_city, "SCOPE-FAR-4", places["inside"], kind="fire")
     body = _import(client, "responders", [row], as_role(role_keys, "dispatcher@community"))
 

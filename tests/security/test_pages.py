@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 from geo_service.api.app import create_app
 from geo_service.db.models import User
 from geo_service.demo.city import DemoCity
-from geo_service.services.access.auth import PrincipalCache, create_key, create_user, revoke_key
+from geo_service.runtime import PrincipalCache
+from geo_service.services.access.auth import create_key, create_user, revoke_key
 from geo_service.settings import Settings
 from tests.browser import signed_in_page
 from tests.conftest import ARTIFACTS, as_role, grid_point, problem

@@ -392,7 +392,7 @@ def test_upload_workspace_is_removed_on_success_and_on_failure(
     def explode(*args: object, **kwargs: object) -> None:
         raise RuntimeError("process dies mid-import")
 
-    monkeypatch.setattr(imports_route, "import_file", explode)
+    monkeypatch.setattr("geo_service.services.ingest.imports.import_file", explode)
     with pytest.raises(RuntimeError):
         _post(client, "boom.csv", csv)
     assert len(seen) == 3

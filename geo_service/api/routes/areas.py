@@ -9,7 +9,9 @@ from fastapi.responses import Response
 
 from geo_service.api.deps import SessionDep, SettingsDep, require
 from geo_service.api.params import Instant
+from geo_service.api.responses import GeoJSONResponse
 from geo_service.api.schemas import INT32_MAX, AreaIdPath, AreaIdQuery, CrsParam, LookupResult
+from geo_service.api.schemas.boundaries import AreaDetailPublic, AreasPublic
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries import areas as area_service
 from geo_service.services.boundaries.areas import BBox
@@ -20,8 +22,10 @@ GEOJSON = "application/geo+json"
 
 @router.get(
     "",
-    response_class=Response,
-    responses={200: {"content": {GEOJSON: {}}, "description": "FeatureCollection"}},
+    # the body is built in the database: documented by the model, sent as it comes
+    response_class=GeoJSONResponse,
+    response_model=AreasPublic,
+    response_description="areas as a GeoJSON FeatureCollection",
 )
 def read_areas(
     session: SessionDep,
@@ -47,7 +51,11 @@ def read_areas(
     return Response(body, media_type=GEOJSON)
 
 
-@router.get("/lookup", response_model=LookupResult)
+@router.get(
+    "/lookup",
+    response_model=LookupResult,
+    response_description="the areas holding the point, one per level",
+)
 def lookup_area(
     session: SessionDep,
     scope: Annotated[Scope, Depends(require("areas:read"))],
@@ -62,7 +70,11 @@ def lookup_area(
     return area_service.lookup_point(session, lon, lat, crs=crs, at=at, scope=scope)
 
 
-@router.get("/{area_id}")
+@router.get(
+    "/{area_id}",
+    response_model=AreaDetailPublic,
+    response_description="the area as a GeoJSON Feature with its counts",
+)
 def read_area(
     session: SessionDep,
     settings: SettingsDep,

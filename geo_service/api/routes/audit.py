@@ -9,13 +9,14 @@ from fastapi import APIRouter, Depends, Query
 from geo_service.api.deps import SessionDep, require
 from geo_service.api.params import Instant
 from geo_service.api.schemas import RowIdQuery
+from geo_service.api.schemas.access import AuditPublic
 from geo_service.services.access.audit import list_audit
 from geo_service.services.access.scope import Scope
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
 
-@router.get("")
+@router.get("", response_model=AuditPublic, response_description="audit rows, newest first")
 def read_audit(
     session: SessionDep,
     scope: Annotated[Scope, Depends(require("audit:read"))],

@@ -7,13 +7,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Form, Request
 
 from geo_service.api.deps import SessionDep, verify_key
+from geo_service.api.schemas.access import TokenPublic
 from geo_service.errors import AuthenticationError
 from geo_service.services.access.auth import issue_token
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
-@router.post("/token")
+@router.post("/token", response_model=TokenPublic, response_description="a bearer token")
 def create_token(
     request: Request,
     session: SessionDep,

@@ -1,4 +1,8 @@
-"""Batch runs (``geo-service analytics run``): ``GET /analytics/runs`` and one run's result."""
+"""Batch runs (``geo-service analytics run``): ``GET /analytics/runs`` and one run's result.
+
+Response models (api/schemas/batch.py) are declared for the OpenAPI document; the bodies are
+sent as the service builds them, not re-validated.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,9 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from geo_service.api.deps import HEAVY, SessionDep, SettingsDep, require
+from geo_service.api.responses import DictJSONResponse
 from geo_service.api.schemas import INT32_MAX
+from geo_service.api.schemas.batch import RunDetail, RunsPublic
 from geo_service.services.access import disclosure
 from geo_service.services.access.scope import Scope
 from geo_service.services.batch import runs as batch
@@ -19,23 +25,23 @@ LayerScope = Annotated[Scope, Depends(require("layers:read"))]
 RunKind = Literal["heatmap", "hotspots", "emerging", "workload", "reattribute", "proposals"]
 
 
-@router.get("/runs")
+@router.get("/runs", response_model=RunsPublic)
 def read_runs(
     session: SessionDep,
     scope: LayerScope,
     kind: RunKind | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> dict[str, Any]:
+) -> DictJSONResponse:
     """Batch runs, newest first: kind, engine, parameters, summary, partitions read, time."""
     scope.require_unrestricted("batch runs")
     runs = batch.list_runs(session, kind, limit)
     if not disclosure.sees_exact(scope):
         # The listing carries no rows: summaries that count homes are left out of it.
         runs["data"] = [batch.published_run(r, None) for r in runs["data"]]
-    return runs
+    return DictJSONResponse(runs)
 
 
-@router.get("/runs/{run_id}", dependencies=[HEAVY])
+@router.get("/runs/{run_id}", response_model=RunDetail, dependencies=[HEAVY])
 async def read_run(
     session: SessionDep,
     settings: SettingsDep,
@@ -43,13 +49,14 @@ async def read_run(
     run_id: Annotated[int, Path(ge=1, le=INT32_MAX)],
     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
     offset: Annotated[int, Query(ge=0)] = 0,
-) -> dict[str, Any]:
+) -> DictJSONResponse:
     """One run: a FeatureCollection of its cells (heatmap, hotspots, emerging), its rows per
     grid (workload), or its crosswalk; counts of households and rental units published through
     disclosure control as everywhere (rounded to base ``min_cell_count``)."""
-    return await run_in_threadpool(
+    body = await run_in_threadpool(
         _run, session, scope, run_id, limit, offset, settings.auth.min_cell_count
     )
+    return DictJSONResponse(body)
 
 
 def _run(

@@ -6,39 +6,51 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel
 
 from geo_service.api.deps import HEAVY, ActorDep, SettingsDep, require
-from geo_service.api.params import Instant
 from geo_service.api.schemas import VersionIdPath
+from geo_service.api.schemas.boundaries import (
+    DiffPublic,
+    PublishPublic,
+    PublishRequest,
+    ValidationPublic,
+    VersionsPublic,
+)
 from geo_service.services.access import disclosure
 from geo_service.services.access.scope import Scope
-from geo_service.services.boundaries import publish as boundary_service
+from geo_service.services.boundaries import crosswalk, jurisdiction, publish
 
 router = APIRouter(prefix="/boundaries", tags=["boundaries"])
 
 
-class PublishRequest(BaseModel):
-    """When the version takes effect, and whether to publish despite validation findings."""
-
-    model_config = {"extra": "forbid"}
-
-    effective_from: Instant
-    force: bool = False
-
-
-@router.get("/versions")
+@router.get(
+    "/versions",
+    response_model=VersionsPublic,
+    response_model_exclude_unset=True,  # restricted_to: for users bound to an area only
+    response_description="boundary versions, newest first",
+)
 def read_versions(
     request: Request, scope: Annotated[Scope, Depends(require("boundaries:read"))]
 ) -> dict[str, Any]:
     """Every boundary version, newest first (users bound to an area: the versions with areas
     in it, counting those only)."""
-    data = boundary_service.list_versions_for(request.app.state.engine, scope)
+    data = jurisdiction.list_versions_for(request.app.state.engine, scope)
     return {"data": data, "count": len(data)}
 
 
-@router.post("/versions/{version_id}/validate", dependencies=[HEAVY])
-@router.get("/versions/{version_id}/validation")
+@router.post(
+    "/versions/{version_id}/validate",
+    dependencies=[HEAVY],
+    response_model=ValidationPublic,
+    response_model_exclude_unset=True,
+    response_description="the validation report",
+)
+@router.get(
+    "/versions/{version_id}/validation",
+    response_model=ValidationPublic,
+    response_model_exclude_unset=True,  # restricted_to: for users bound to an area only
+    response_description="the validation report",
+)
 def read_validation(
     request: Request,
     scope: Annotated[Scope, Depends(require("boundaries:read"))],
@@ -46,10 +58,14 @@ def read_validation(
 ) -> dict[str, Any]:
     """Validation report of a version (overlaps, gaps, crossings, slivers, unreached); for
     users bound to an area, of the areas in it."""
-    return boundary_service.validate_version_for(request.app.state.engine, version_id, scope)
+    return jurisdiction.validate_version_for(request.app.state.engine, version_id, scope)
 
 
-@router.post("/versions/{version_id}/publish")
+@router.post(
+    "/versions/{version_id}/publish",
+    response_model=PublishPublic,
+    response_description="the version published and the rows re-attributed",
+)
 async def publish_version(
     request: Request,
     actor: ActorDep,
@@ -61,7 +77,7 @@ async def publish_version(
     """Make a draft current; households, rental units, responders and incidents follow."""
     scope.require_unrestricted("publishing a boundary version")
     return await run_in_threadpool(
-        boundary_service.publish_version,
+        publish.publish_version,
         request.app.state.engine,
         version_id,
         body.effective_from,
@@ -72,7 +88,12 @@ async def publish_version(
     )
 
 
-@router.get("/versions/{a}/diff/{b}", dependencies=[HEAVY])
+@router.get(
+    "/versions/{a}/diff/{b}",
+    dependencies=[HEAVY],
+    response_model=DiffPublic,
+    response_description="areas added, removed and changed, and entity moves",
+)
 def read_diff(
     request: Request,
     scope: Annotated[Scope, Depends(require("boundaries:read"))],
@@ -84,10 +105,10 @@ def read_diff(
     households and rental units rounded to base ``min_cell_count``; only moves touching your
     area when you are bound to one)."""
     engine = request.app.state.engine
-    codes = boundary_service.visible_area_codes(engine, scope, [a, b])
+    codes = jurisdiction.visible_area_codes(engine, scope, [a, b])
     for version_id in (a, b):  # a version with nothing in your area: 404 as a missing one
-        boundary_service.require_visible_version(codes, version_id)
-    diff = boundary_service.diff_versions(
+        jurisdiction.require_visible_version(codes, version_id)
+    diff = crosswalk.diff_versions(
         engine, a, b, scope=scope, min_count=settings.auth.min_cell_count
     )
-    return boundary_service.restrict_diff(diff, codes)
+    return jurisdiction.restrict_diff(diff, codes)

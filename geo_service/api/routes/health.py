@@ -17,7 +17,12 @@ router = APIRouter(tags=["health"])
 HEALTH_TIMEOUT_S = 3.0
 
 
-@router.get("/health", response_model=Health)
+@router.get(
+    "/health",
+    response_model=Health,
+    response_description="the service and its database are up",
+    responses={503: {"model": Health, "description": "the database is unreachable"}},
+)
 async def read_health(request: Request) -> JSONResponse:
     """Report service and database status (503 while the database is unreachable).
 

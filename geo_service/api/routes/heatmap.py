@@ -1,4 +1,8 @@
-"""Heatmaps: ``GET /heatmap/h3`` (hexagons or a compact list) and ``GET /heatmap/grids``."""
+"""Heatmaps: ``GET /heatmap/h3`` (hexagons or a compact list) and ``GET /heatmap/grids``.
+
+Response models (api/schemas/layers.py) are declared for the OpenAPI document; the bodies are
+sent as the services build them (orjson), not re-validated.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ from fastapi.concurrency import run_in_threadpool
 from geo_service.api.deps import HEAVY, SessionDep, SettingsDep, heavy_slot, require
 from geo_service.api.params import Instant
 from geo_service.api.responses import GeoJSONResponse
+from geo_service.api.schemas.layers import AreaHeatmap, HeatmapCells, HeatmapCompact
+from geo_service.api.schemas.strict import inline_schema
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.areas import BBox
 from geo_service.services.layers.heatmap import (
@@ -47,7 +53,13 @@ QueryDep = Annotated[HeatmapQuery, Depends(_query)]
 @router.get(
     "/h3",
     response_class=GeoJSONResponse,
-    responses={200: {"content": {"application/geo+json": {}, "application/json": {}}}},
+    response_model=HeatmapCells,
+    responses={
+        200: {
+            "description": "GeoJSON hexagons, or with ``format=json`` a compact cell list",
+            "content": {"application/json": {"schema": inline_schema(HeatmapCompact)}},
+        }
+    },
 )
 async def read_h3_heatmap(
     request: Request,
@@ -71,7 +83,9 @@ async def read_h3_heatmap(
     return GeoJSONResponse(features)
 
 
-@router.get("/grids", response_class=GeoJSONResponse, dependencies=[HEAVY])
+@router.get(
+    "/grids", response_class=GeoJSONResponse, response_model=AreaHeatmap, dependencies=[HEAVY]
+)
 def read_area_heatmap(
     session: SessionDep,
     scope: LayerScope,

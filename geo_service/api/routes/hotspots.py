@@ -1,18 +1,27 @@
-"""Hot spot layers: ``GET /hotspots`` (H3 cells) and ``GET /hotspots/grids`` (grid polygons)."""
+"""Hot spot layers: ``GET /hotspots`` (H3 cells) and ``GET /hotspots/grids`` (grid polygons).
+
+Response models (api/schemas/layers.py) are declared for the OpenAPI document; the bodies are
+sent as the services build them (``DictJSONResponse``), not re-validated.
+"""
 
 from __future__ import annotations
 
 import json
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-import geopandas as gpd
 from fastapi import APIRouter, Depends, Query, Response
-from fastapi.concurrency import run_in_threadpool
 
 from geo_service.api.deps import HEAVY, SessionDep, require
 from geo_service.api.params import Instant
+from geo_service.api.responses import DictJSONResponse, GeoJSONResponse
+from geo_service.api.schemas.layers import (
+    EmergingLayer,
+    GridHotspotLayer,
+    HotspotCells,
+    HotspotLayer,
+)
 from geo_service.services.access.scope import Scope
 from geo_service.services.layers.emerging import emerging
 from geo_service.services.layers.hotspots import HotspotQuery, grid_hotspots, h3_hotspots
@@ -44,31 +53,34 @@ def _query(
 
 QueryDep = Annotated[HotspotQuery, Depends(_query)]
 
+# The routes are plain ``def``: FastAPI runs them in a worker thread, so the statistics, the
+# encoding of the body and the GeoPackage written to disk never block the event loop.
 
-@router.get("", dependencies=[HEAVY])
-async def read_hotspots(
+
+@router.get("", response_model=HotspotLayer, dependencies=[HEAVY])
+def read_hotspots(
     session: SessionDep,
     scope: Annotated[Scope, Depends(require("layers:read"))],
     query: QueryDep,
-) -> dict[str, Any]:
+) -> DictJSONResponse:
     """Getis-Ord Gi* per H3 cell (binary k-ring weights, cell included) with ArcGIS's classes
     and Benjamini-Hochberg FDR; every cell of the city, zero counts included.
     """
-    return await run_in_threadpool(h3_hotspots, session, query, scope=scope)
+    return DictJSONResponse(h3_hotspots(session, query, scope=scope))
 
 
-@router.get("/grids", dependencies=[HEAVY])
-async def read_grid_hotspots(
+@router.get("/grids", response_model=GridHotspotLayer, dependencies=[HEAVY])
+def read_grid_hotspots(
     session: SessionDep,
     scope: Annotated[Scope, Depends(require("layers:read"))],
     query: QueryDep,
-) -> dict[str, Any]:
+) -> DictJSONResponse:
     """Getis-Ord Gi* per grid polygon (queen contiguity); ``res`` and ``k`` do not apply."""
-    return await run_in_threadpool(grid_hotspots, session, query, scope=scope)
+    return DictJSONResponse(grid_hotspots(session, query, scope=scope))
 
 
-@router.get("/emerging", dependencies=[HEAVY])
-async def read_emerging_hotspots(
+@router.get("/emerging", response_model=EmergingLayer, dependencies=[HEAVY])
+def read_emerging_hotspots(
     session: SessionDep,
     scope: Annotated[Scope, Depends(require("layers:read"))],
     res: Annotated[int, Query(ge=6, le=10)] = 8,
@@ -77,12 +89,11 @@ async def read_emerging_hotspots(
     until: Instant | None = None,
     category: Annotated[str | None, Query(max_length=64)] = None,
     k: Annotated[int, Query(ge=1, le=3)] = 1,
-) -> dict[str, Any]:
+) -> DictJSONResponse:
     """ArcGIS's emerging hot spot patterns per H3 cell: space-time Gi* per bin (neighbours in
     the bin and the one before), Mann-Kendall trend of each cell's z-scores.
     """
-    return await run_in_threadpool(
-        emerging,
+    layer = emerging(
         session,
         res=res,
         bin=bin,
@@ -92,24 +103,31 @@ async def read_emerging_hotspots(
         k=k,
         scope=scope,
     )
+    return DictJSONResponse(layer)
 
 
 @router.get(
     "/download",
-    response_class=Response,
+    response_class=GeoJSONResponse,  # the document's media type: the route builds its Response
+    response_model=HotspotCells,
     dependencies=[HEAVY],
     responses={
-        200: {"content": {"application/geo+json": {}, "application/geopackage+sqlite3": {}}}
+        200: {
+            "description": "A GeoJSON or GeoPackage file (Content-Disposition: attachment)",
+            "content": {
+                "application/geopackage+sqlite3": {"schema": {"type": "string", "format": "binary"}}
+            },
+        }
     },
 )
-async def download_hotspots(
+def download_hotspots(
     session: SessionDep,
     scope: Annotated[Scope, Depends(require("layers:read"))],
     query: QueryDep,
     format: Literal["geojson", "gpkg"] = "geojson",  # noqa: A002
 ) -> Response:
     """The hot spot layer as a file for desktop GIS: GeoJSON or GeoPackage."""
-    layer = await run_in_threadpool(h3_hotspots, session, query, scope=scope)
+    layer = h3_hotspots(session, query, scope=scope)
     name = f"hotspots_res{query.res}"
     if format == "geojson":
         return Response(
@@ -117,6 +135,8 @@ async def download_hotspots(
             media_type="application/geo+json",
             headers={"Content-Disposition": f'attachment; filename="{name}.geojson"'},
         )
+    import geopandas as gpd  # heavy: only the download needs it
+
     frame = gpd.GeoDataFrame.from_features(layer["features"], crs=4326)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"{name}.gpkg"

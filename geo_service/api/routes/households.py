@@ -8,12 +8,13 @@ from fastapi import APIRouter, Query
 
 from geo_service.api.deps import PublicScopeDep, ScopeDep, SessionDep, SettingsDep
 from geo_service.api.schemas import INT32_MAX, INT64_MAX
+from geo_service.api.schemas.residents import HouseholdAggregatePublic, HouseholdRowsPublic
 from geo_service.services.residents import households as household_service
 
 router = APIRouter(prefix="/households", tags=["households"])
 
 
-@router.get("")
+@router.get("", response_model=HouseholdRowsPublic, response_description="a page of household rows")
 def read_households(
     session: SessionDep,
     settings: SettingsDep,
@@ -29,7 +30,11 @@ def read_households(
     )
 
 
-@router.get("/aggregate")
+@router.get(
+    "/aggregate",
+    response_model=HouseholdAggregatePublic,
+    response_description="published counts per area or H3 cell, as GeoJSON",
+)
 def read_household_aggregate(
     session: SessionDep,
     settings: SettingsDep,

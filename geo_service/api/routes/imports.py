@@ -1,16 +1,22 @@
-"""``POST /imports/{kind}``: the importers over HTTP (multipart upload)."""
+"""``POST /imports/{kind}``: the importers over HTTP (multipart upload).
+
+The report's model (api/schemas/ingest.py) is declared for the OpenAPI document; the body is
+sent as the service builds it.
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine
 
 from geo_service.api.deps import ActorDep, ScopeDep
+from geo_service.api.responses import DictJSONResponse
 from geo_service.api.schemas import Problem
+from geo_service.api.schemas.ingest import ImportReportPublic
 from geo_service.errors import InvalidInputError, LimitExceededError
 from geo_service.ingest.uploads import (
     UnsupportedFileError,
@@ -19,7 +25,9 @@ from geo_service.ingest.uploads import (
     upload_workspace,
 )
 from geo_service.services.access.scope import Scope
-from geo_service.services.ingest.imports import ImportOptions, ImportReport, import_file
+
+if TYPE_CHECKING:
+    from geo_service.services.ingest.imports import ImportOptions, ImportReport
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/imports", tags=["imports"])
@@ -37,6 +45,8 @@ def _import_upload(
 ) -> ImportReport:
     """Copy the upload into a private workspace, import it, and remove the workspace on every
     path out (the sweep at start-up covers a process killed in between)."""
+    from geo_service.services.ingest.imports import import_file
+
     with upload_workspace() as workspace:
         path = save_upload(file.file, workspace)
         options.rejects_path = workspace / "rejects.csv"
@@ -60,6 +70,7 @@ def _pairs(values: list[str] | None, name: str) -> dict[str, str]:
 
 @router.post(
     "/{kind}",
+    response_model=ImportReportPublic,
     responses={
         415: {
             "model": Problem,
@@ -91,7 +102,7 @@ async def create_import(
     version: Annotated[int | None, Form(ge=1, le=2_147_483_647)] = None,
     version_name: Annotated[str | None, Form()] = None,
     dissolve: Annotated[bool, Form()] = False,
-) -> dict[str, Any]:
+) -> DictJSONResponse:
     """Import an uploaded file; the answer lists what was taken and every rejected row.
 
     Rows outside the caller's area are rejected; boundary files need a user bound to no area.
@@ -104,6 +115,10 @@ async def create_import(
     # path.
     filename = check_client_filename(file.filename)
     limits = request.app.state.settings.limits
+    # The importers pull in geopandas, pandas and GDAL (~0.5 s): loaded on the first import,
+    # not when the API starts.
+    from geo_service.services.ingest.imports import ImportOptions
+
     options = ImportOptions(
         crs=crs,
         field_map=_pairs(map, "map"),
@@ -137,4 +152,4 @@ async def create_import(
     )
     body = report.as_dict()
     body["reject_file"] = None  # a server-side temp file means nothing to the client
-    return body
+    return DictJSONResponse(body)

@@ -7,16 +7,17 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
 
 from geo_service.api.deps import ActorDep, SessionDep, SettingsDep, require
 from geo_service.api.params import Instant
 from geo_service.api.schemas import (
+    PROBLEM_RESPONSES,
     AreaIdQuery,
-    FeatureCollection,
     IncidentCreate,
     IncidentPublic,
 )
+from geo_service.api.schemas.dispatch import ActionBody, CandidatesPublic, ResponderKind
+from geo_service.api.schemas.intake import IncidentsPublic
 from geo_service.errors import InvalidInputError
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.areas import BBox
@@ -30,7 +31,13 @@ router = APIRouter(prefix="/incidents", tags=["incidents"])
     "",
     status_code=201,
     response_model=IncidentPublic,
-    responses={200: {"description": "replay of an earlier request with the same key"}},
+    response_description="the incident, created",
+    responses={
+        200: {
+            "model": IncidentPublic,
+            "description": "replay of an earlier request with the same key: the first incident",
+        }
+    },
 )
 def create_incident(
     session: SessionDep,
@@ -68,7 +75,9 @@ def create_incident(
     return JSONResponse(payload, status_code=201 if created else 200, headers=headers)
 
 
-@router.get("", response_model=FeatureCollection)
+@router.get(
+    "", response_model=IncidentsPublic, response_description="a page of incidents as GeoJSON"
+)
 def read_incidents(
     request: Request,
     session: SessionDep,
@@ -121,7 +130,7 @@ def read_incidents(
     return body
 
 
-@router.get("/{incident_id}", response_model=IncidentPublic)
+@router.get("/{incident_id}", response_model=IncidentPublic, response_description="the incident")
 def read_incident(
     session: SessionDep,
     scope: Annotated[Scope, Depends(require("incidents:read"))],
@@ -131,21 +140,19 @@ def read_incident(
     return incident_service.get_incident(session, incident_id, scope=scope)
 
 
-class ActionBody(BaseModel):
-    """Optional details of a lifecycle action."""
-
-    responder_id: int | None = Field(default=None, description="for dispatch: who to send")
-    note: str | None = Field(default=None, max_length=2000)
-
-
-@router.get("/{incident_id}/candidates")
+@router.get(
+    "/{incident_id}/candidates",
+    response_model=CandidatesPublic,
+    response_model_exclude_unset=True,  # walk_m/drive_s only when ranked by road
+    response_description="responders to send, best first",
+)
 def read_candidates(
     session: SessionDep,
     settings: SettingsDep,
     scope: Annotated[Scope, Depends(require("responders:read"))],
     incident_id: uuid.UUID,
     k: Annotated[int, Query(ge=1, le=100)] = 5,
-    kind: Literal["grid_worker", "patrol", "mediator", "fire", "medical"] | None = None,
+    kind: ResponderKind | None = None,
     skill: Annotated[str | None, Query(max_length=64)] = None,
     by: Literal["distance", "travel_time"] = "distance",
 ) -> dict[str, Any]:
@@ -167,7 +174,13 @@ def read_candidates(
 @router.post(
     "/{incident_id}/{action}",
     response_model=IncidentPublic,
-    responses={409: {"description": "the incident's state does not allow this action"}},
+    response_description="the incident after the action",
+    responses={
+        409: {
+            **PROBLEM_RESPONSES[409],
+            "description": "the incident's state does not allow this action",
+        }
+    },
 )
 def post_action(
     session: SessionDep,

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from geo_service.api.deps import COOKIE_NAME, SessionDep, SettingsDep, verify_key
 from geo_service.errors import AuthenticationError
-from geo_service.services.access.auth import PrincipalCache
+from geo_service.runtime import PrincipalCache
 from geo_service.services.access.web_sessions import (
     LOGIN_CSRF_COOKIE,
     check_login_request,
@@ -71,6 +71,7 @@ def login_page(request: Request, settings: SettingsDep, next: str = "/map") -> H
     return _form(request, settings, next_page=next)
 
 
+# Pages, not API operations (left out of the OpenAPI document): each answers HTML or a 303.
 @router.post("/login", response_model=None)
 def login(
     request: Request,

@@ -1,13 +1,26 @@
-"""OGC API - Features at the service root: ``/``, ``/conformance``, ``/collections``..."""
+"""OGC API - Features at the service root: ``/``, ``/conformance``, ``/collections``...
+
+Response models (api/schemas/layers.py) are declared for the OpenAPI document; the bodies are
+sent as the service builds them, not re-validated.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from geo_service.api.deps import SessionDep, SettingsDep, require
+from geo_service.api.responses import DictJSONResponse, GeoJSONResponse
+from geo_service.api.schemas.layers import (
+    AreaItem,
+    Collection,
+    Collections,
+    Conformance,
+    LandingPage,
+    OgcItems,
+)
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.areas import BBox
 from geo_service.services.layers import ogc
@@ -21,33 +34,37 @@ def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-@router.get("/")
-def read_landing(request: Request, scope: LayerScope) -> dict[str, Any]:
+@router.get("/", response_model=LandingPage)
+def read_landing(request: Request, scope: LayerScope) -> DictJSONResponse:
     """OGC API landing page."""
-    return ogc.landing(_base(request))
+    return DictJSONResponse(ogc.landing(_base(request)))
 
 
-@router.get("/conformance")
-def read_conformance(scope: LayerScope) -> dict[str, Any]:
+@router.get("/conformance", response_model=Conformance)
+def read_conformance(scope: LayerScope) -> DictJSONResponse:
     """The conformance classes implemented."""
-    return {"conformsTo": ogc.CONFORMANCE}
+    return DictJSONResponse({"conformsTo": ogc.CONFORMANCE})
 
 
-@router.get("/collections")
-def read_collections(request: Request, session: SessionDep, scope: LayerScope) -> dict[str, Any]:
+@router.get("/collections", response_model=Collections)
+def read_collections(request: Request, session: SessionDep, scope: LayerScope) -> DictJSONResponse:
     """Area levels, the heatmap and the hot spot layer."""
-    return ogc.collections(session, _base(request))
+    return DictJSONResponse(ogc.collections(session, _base(request)))
 
 
-@router.get("/collections/{collection_id}")
+@router.get("/collections/{collection_id}", response_model=Collection)
 def read_collection(
     request: Request, session: SessionDep, scope: LayerScope, collection_id: str
-) -> dict[str, Any]:
+) -> DictJSONResponse:
     """One collection."""
-    return ogc.collection(session, _base(request), collection_id)
+    return DictJSONResponse(ogc.collection(session, _base(request), collection_id))
 
 
-@router.get("/collections/{collection_id}/items", response_class=JSONResponse)
+# Items are sent as application/geo+json by the standard encoder (JSONResponse): the
+# response_class only names that media type in the document.
+@router.get(
+    "/collections/{collection_id}/items", response_class=GeoJSONResponse, response_model=OgcItems
+)
 def read_items(
     request: Request,
     session: SessionDep,
@@ -75,7 +92,11 @@ def read_items(
     return JSONResponse(body, media_type=GEOJSON)
 
 
-@router.get("/collections/{collection_id}/items/{feature_id}", response_class=JSONResponse)
+@router.get(
+    "/collections/{collection_id}/items/{feature_id}",
+    response_class=GeoJSONResponse,
+    response_model=AreaItem,
+)
 def read_item(
     session: SessionDep, scope: LayerScope, collection_id: str, feature_id: str
 ) -> JSONResponse:

@@ -10,6 +10,12 @@ from fastapi.responses import JSONResponse
 
 from geo_service.api.deps import SessionDep, SettingsDep, require, scope_for_key
 from geo_service.api.params import Instant
+from geo_service.api.schemas.intake import (
+    Open311Discovery,
+    Open311Receipt,
+    Open311Request,
+    Open311Service,
+)
 from geo_service.services.access.scope import Scope
 from geo_service.services.intake import open311
 
@@ -17,19 +23,31 @@ router = APIRouter(prefix="/open311/v2", tags=["open311"])
 ReadScope = Annotated[Scope, Depends(require("incidents:read"))]
 
 
-@router.get("/discovery.json")
+@router.get(
+    "/discovery.json",
+    response_model=Open311Discovery,
+    response_description="the discovery document",
+)
 def read_discovery(request: Request) -> dict[str, Any]:
     """Where this GeoReport v2 endpoint is and which formats it speaks (public)."""
     return open311.discovery(str(request.base_url).rstrip("/"))
 
 
-@router.get("/services.json")
+@router.get(
+    "/services.json",
+    response_model=list[Open311Service],
+    response_description="every service (category)",
+)
 def read_services(session: SessionDep) -> list[dict[str, Any]]:
     """The services (our incident categories) a request can be filed under (public)."""
     return open311.services(session)
 
 
-@router.get("/requests.json")
+@router.get(
+    "/requests.json",
+    response_model=list[Open311Request],
+    response_description="service requests, newest first",
+)
 def read_requests(
     session: SessionDep,
     scope: ReadScope,
@@ -45,13 +63,22 @@ def read_requests(
     return open311.list_requests(session, flt, scope=scope)
 
 
-@router.get("/requests/{request_id}.json")
+@router.get(
+    "/requests/{request_id}.json",
+    response_model=list[Open311Request],
+    response_description="a one-element list: the request",
+)
 def read_request(session: SessionDep, scope: ReadScope, request_id: str) -> list[dict[str, Any]]:
     """One service request (a one-element list, as the specification has it)."""
     return open311.get_request(session, request_id, scope=scope)
 
 
-@router.post("/requests.json", status_code=201)
+@router.post(
+    "/requests.json",
+    status_code=201,
+    response_model=list[Open311Receipt],
+    response_description="a one-element list: the new request's id and a notice",
+)
 def post_request(
     request: Request,
     session: SessionDep,

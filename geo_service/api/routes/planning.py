@@ -1,60 +1,31 @@
-"""Planners: ``GET /workload``, ``POST /boundaries/proposals`` (a job) and ``GET /jobs/{id}``."""
+"""Planners: ``GET /workload``, ``POST /boundaries/proposals`` (a job) and ``GET /jobs/{id}``.
+
+Request and response models live in api/schemas/planning.py (jobs: api/schemas/batch.py); the
+response models are declared for the OpenAPI document, the bodies sent as the services build
+them.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
 
 from geo_service.api.deps import HEAVY, ActorDep, SessionDep, SettingsDep, require
+from geo_service.api.responses import DictJSONResponse
+from geo_service.api.schemas.batch import JobAccepted, JobPublic
+from geo_service.api.schemas.planning import ProposalIn, WorkloadPublic
 from geo_service.services.access.scope import Scope
 from geo_service.services.batch import jobs
-from geo_service.services.planning.proposals import (
-    ProposalRequest,
-    Weights,
-    check_proposal,
-    propose,
-    workload,
-)
+from geo_service.services.planning.workload import Weights, workload
 
 router = APIRouter(tags=["planning"])
 PlanScope = Annotated[Scope, Depends(require("workload:read"))]
 
 
-class WeightsIn(BaseModel):
-    """Multipliers of the workload terms (1 = the documented default hours)."""
-
-    incidents: float = Field(1.0, ge=0, le=100)
-    households: float = Field(1.0, ge=0, le=100)
-    rental_units: float = Field(1.0, ge=0, le=100)
-    travel: float = Field(1.0, ge=0, le=100)
-
-
-class AtomsIn(BaseModel):
-    """The pieces new grids are made of."""
-
-    h3_res: Literal[9, 10, 11] = 10
-
-
-class ProposalIn(BaseModel):
-    """A redraw request."""
-
-    scope: list[str] = Field(min_length=1, max_length=200, description="community/street codes")
-    target_grids: int | None = Field(None, ge=1, le=5000, description="default: today's count")
-    weights: WeightsIn = Field(default_factory=WeightsIn)
-    tolerance: float = Field(0.05, ge=0.005, le=0.5, description="share of the mean workload")
-    locked_grids: list[str] = Field(default_factory=list, max_length=1000)
-    atoms: AtomsIn = Field(default_factory=AtomsIn)
-    stability: float = Field(1.0, ge=0, le=100, description="weight against moves")
-    compactness: float = Field(1.0, ge=0, le=100)
-    window_days: int = Field(90, ge=1, le=3660)
-    name: str | None = Field(None, max_length=200)
-
-
-@router.get("/workload", dependencies=[HEAVY])
+@router.get("/workload", response_model=WorkloadPublic, dependencies=[HEAVY])
 def read_workload(
     session: SessionDep,
     settings: SettingsDep,
@@ -66,11 +37,11 @@ def read_workload(
     w_households: Annotated[float, Query(ge=0, le=100)] = 1.0,
     w_rental_units: Annotated[float, Query(ge=0, le=100)] = 1.0,
     w_travel: Annotated[float, Query(ge=0, le=100)] = 1.0,
-) -> dict[str, Any]:
+) -> DictJSONResponse:
     """Workload per area: each term and the index, balance per parent (max/mean, CV, Gini),
     and per grid worker."""
     weights = Weights(w_incidents, w_households, w_rental_units, w_travel)
-    return workload(
+    body = workload(
         session,
         level=level,
         window_days=window_days,
@@ -79,9 +50,16 @@ def read_workload(
         scope=scope,
         min_count=settings.auth.min_cell_count,
     )
+    return DictJSONResponse(body)
 
 
-@router.post("/boundaries/proposals", status_code=202, dependencies=[HEAVY])
+@router.post(
+    "/boundaries/proposals",
+    status_code=202,
+    response_model=JobAccepted,
+    responses={202: {"description": "Queued: poll the job at ``Location``"}},
+    dependencies=[HEAVY],
+)
 def post_proposal(
     request: Request,
     session: SessionDep,
@@ -92,6 +70,9 @@ def post_proposal(
 ) -> JSONResponse:
     """Redraw the grids of communities (or of a street's communities) into balanced,
     contiguous, compact grids: a job whose result is a draft boundary version and metrics."""
+    # Proposals pull in geopandas and scipy (~0.4 s): loaded on the first proposal, not at start.
+    from geo_service.services.planning.proposals import ProposalRequest, check_proposal, propose
+
     req = ProposalRequest(
         parent_codes=body.scope,
         target_grids=body.target_grids,
@@ -128,8 +109,8 @@ def post_proposal(
     )
 
 
-@router.get("/jobs/{job_id}")
-def read_job(request: Request, scope: PlanScope, job_id: str) -> dict[str, Any]:
+@router.get("/jobs/{job_id}", response_model=JobPublic)
+def read_job(request: Request, scope: PlanScope, job_id: str) -> DictJSONResponse:
     """A job: ``queued``/``running`` with progress, ``done`` with its result, or ``failed``
     with a problem. Only its starter and admins see it (404 for anyone else)."""
-    return jobs.get_job(request.app.state.engine, job_id, scope=scope)
+    return DictJSONResponse(jobs.get_job(request.app.state.engine, job_id, scope=scope))

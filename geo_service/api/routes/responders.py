@@ -3,15 +3,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, Field
 
 from geo_service.api.deps import ActorDep, ScopeDep, SessionDep, SettingsDep, require
-from geo_service.api.params import Instant
 from geo_service.api.responses import GeoJSONResponse
 from geo_service.api.schemas import CrsParam
+from geo_service.api.schemas.dispatch import (
+    NearestPublic,
+    PositionBatch,
+    PositionsReport,
+    RankedBy,
+    ResponderKind,
+    ResponderPatch,
+    ResponderPublic,
+    RespondersPublic,
+    ResponderStatus,
+)
 from geo_service.errors import InvalidInputError, PermissionDeniedError
 from geo_service.geo.crs import to_wgs84
 from geo_service.services.access.scope import Scope
@@ -23,30 +32,11 @@ router = APIRouter(prefix="/responders", tags=["responders"])
 ReadScope = Annotated[Scope, Depends(require("responders:read"))]
 
 
-class PositionIn(BaseModel):
-    """One position fix."""
-
-    id: int = Field(description="responder id")
-    lon: float
-    lat: float
-    at: Instant = Field(description="when the fix was taken, with a timezone offset")
-
-
-class PositionBatch(BaseModel):
-    """A batch of fixes, in ``crs`` (gcj02/bd09 from Chinese map SDKs are converted)."""
-
-    crs: CrsParam = "wgs84"
-    positions: list[PositionIn] = Field(min_length=1, max_length=service.MAX_BATCH)
-
-
-class ResponderPatch(BaseModel):
-    """Fields a dispatcher (or, for status, the responder) may change."""
-
-    status: Literal["available", "busy", "off_duty"] | None = None
-    skills: list[str] | None = Field(default=None, max_length=50)
-
-
-@router.post("/positions")
+@router.post(
+    "/positions",
+    response_model=PositionsReport,
+    response_description="how many fixes were stored and how many were older than stored",
+)
 def post_positions(
     session: SessionDep, scope: ScopeDep, actor: ActorDep, body: PositionBatch
 ) -> dict[str, int]:
@@ -58,13 +48,18 @@ def post_positions(
     return service.record_positions(session, fixes, crs=body.crs, scope=scope, actor=actor)
 
 
-@router.get("", response_class=GeoJSONResponse)
+@router.get(
+    "",
+    response_class=GeoJSONResponse,
+    response_model=RespondersPublic,
+    response_description="responders as GeoJSON",
+)
 def read_responders(
     session: SessionDep,
     settings: SettingsDep,
     scope: ReadScope,
-    status: Literal["available", "busy", "off_duty"] | None = None,
-    kind: Literal["grid_worker", "patrol", "mediator", "fire", "medical"] | None = None,
+    status: ResponderStatus | None = None,
+    kind: ResponderKind | None = None,
     bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy (WGS84)")] = None,
 ) -> GeoJSONResponse:
     """Responders in your area with status, kind, position and position age (``stale`` when
@@ -81,7 +76,12 @@ def read_responders(
     return GeoJSONResponse(body)
 
 
-@router.get("/nearest")
+@router.get(
+    "/nearest",
+    response_model=NearestPublic,
+    response_model_exclude_unset=True,  # walk_m/drive_s only when ranked by road
+    response_description="the nearest available responders, best first",
+)
 def read_nearest(
     session: SessionDep,
     settings: SettingsDep,
@@ -89,9 +89,9 @@ def read_nearest(
     lon: Annotated[float, Query(ge=-180, le=180)],
     lat: Annotated[float, Query(ge=-90, le=90)],
     k: Annotated[int, Query(ge=1, le=service.MAX_K)] = 5,
-    kind: Literal["grid_worker", "patrol", "mediator", "fire", "medical"] | None = None,
+    kind: ResponderKind | None = None,
     skill: Annotated[str | None, Query(max_length=64)] = None,
-    by: Literal["distance", "travel_time"] = "distance",
+    by: RankedBy = "distance",
     max_distance_m: Annotated[float | None, Query(gt=0, le=500_000)] = None,
     crs: CrsParam = "wgs84",
 ) -> dict[str, Any]:
@@ -115,7 +115,9 @@ def read_nearest(
     return {"by": by, "candidates": found}
 
 
-@router.patch("/{responder_id}")
+@router.patch(
+    "/{responder_id}", response_model=ResponderPublic, response_description="the responder"
+)
 def patch_responder(
     session: SessionDep, scope: ScopeDep, actor: ActorDep, responder_id: int, body: ResponderPatch
 ) -> dict[str, Any]:

@@ -2,17 +2,21 @@
 
 Tiles are private to the caller's credentials and may be up to 60 s old
 (``Cache-Control: private, max-age=60``); ``ETag``/``If-None-Match`` answer 304 when unchanged.
+TileJSON's model (api/schemas/layers.py) is declared for the OpenAPI document; the body is sent
+as the service builds it.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from geo_service.api.deps import SessionDep, require
 from geo_service.api.params import Instant
+from geo_service.api.responses import DictJSONResponse
+from geo_service.api.schemas.layers import TileJSON
 from geo_service.services.access.scope import Scope
 from geo_service.services.layers import tiles as tile_service
 from geo_service.services.layers.tiles import TileQuery
@@ -22,19 +26,25 @@ MVT = "application/vnd.mapbox-vector-tile"
 LayerScope = Annotated[Scope, Depends(require("layers:read"))]
 
 
-@router.get("/{layer}.json")
+@router.get("/{layer}.json", response_model=TileJSON)
 def read_tilejson(
     request: Request, session: SessionDep, scope: LayerScope, layer: str
-) -> dict[str, Any]:
+) -> DictJSONResponse:
     """TileJSON 3.0 for a layer: grids, incidents, heatmap or hotspots."""
     base = str(request.base_url).rstrip("/")
-    return tile_service.tilejson(session, base, layer, request.url.query)
+    return DictJSONResponse(tile_service.tilejson(session, base, layer, request.url.query))
 
 
 @router.get(
     "/{layer}/{z}/{x}/{y}.mvt",
     response_class=Response,
-    responses={200: {"content": {MVT: {}}}, 304: {"description": "not modified"}},
+    responses={
+        200: {
+            "description": "A Mapbox vector tile (protobuf)",
+            "content": {MVT: {"schema": {"type": "string", "format": "binary"}}},
+        },
+        304: {"description": "not modified"},
+    },
 )
 async def read_tile(
     request: Request,

@@ -1,4 +1,5 @@
-"""Request and response models of the API."""
+"""Request and response models of the API: the models shared by several rooms here, each
+room's own in ``api/schemas/<room>.py``; GeoJSON generics in ``geojson.py``."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Path, Query
 from pydantic import BaseModel, Field, model_validator
+
+from geo_service.api.schemas.strict import Exact
 
 CrsParam = Literal["wgs84", "gcj02", "bd09"]
 INT32_MAX = 2_147_483_647
@@ -84,8 +87,8 @@ class IncidentCreate(BaseModel):
         return self.location.lon, self.location.lat
 
 
-class IncidentPublic(BaseModel):
-    """An incident as the API returns it."""
+class IncidentPublic(Exact):
+    """An incident as the API returns it (every member, always present)."""
 
     id: str
     category: str
@@ -100,26 +103,17 @@ class IncidentPublic(BaseModel):
     lat: float
     h3: str
     grid: AreaRef | None
-    responder_id: int | None = None
-    escalation_level: int = 0
-    escalated_to: str = "grid"
-    possible_duplicate_of: str | None = None
-    dispatched_at: datetime | None = None
-    accepted_at: datetime | None = None
-    arrived_at: datetime | None = None
-    resolved_at: datetime | None = None
-    closed_at: datetime | None = None
-    cancelled_at: datetime | None = None
-    escalated_at: datetime | None = None
-
-
-class FeatureCollection(BaseModel):
-    """A GeoJSON FeatureCollection (with optional paging members)."""
-
-    type: Literal["FeatureCollection"]
-    features: list[dict[str, Any]]
-    next_cursor: str | None = None
-    links: list[dict[str, str]] | None = None
+    responder_id: int | None
+    escalation_level: int
+    escalated_to: str
+    possible_duplicate_of: str | None
+    dispatched_at: datetime | None
+    accepted_at: datetime | None
+    arrived_at: datetime | None
+    resolved_at: datetime | None
+    closed_at: datetime | None
+    cancelled_at: datetime | None
+    escalated_at: datetime | None
 
 
 class Problem(BaseModel):

@@ -1,14 +1,53 @@
-"""Reading the audit log (writes happen next to every change, in the same transaction)."""
+"""The audit log: the one writer of audit rows, and the read side.
+
+Every change records who made it here, with :func:`record_audit`, in the change's own
+transaction (a rollback takes the audit row with it). Nothing else inserts into ``audit_log``
+(the migrations' own rows excepted). Rows are immutable; only the purge role deletes them.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
 from geo_service.errors import InvalidInputError
+
+_INSERT = text(
+    "INSERT INTO audit_log (who, action, entity, entity_id, diff) "
+    "VALUES (:who, :action, :entity, :entity_id, CAST(:diff AS jsonb))"
+)
+
+
+def record_audit(
+    db: Session | Connection,
+    *,
+    who: str,
+    action: str,
+    entity: str,
+    entity_id: str | None,
+    diff: Mapping[str, Any] | None = None,
+) -> None:
+    """Write one audit row on ``db`` (an ORM session or a Core connection), in its transaction.
+
+    ``who`` is the actor as the API names it (``"name (role)"``, ``"cli (...)"``, ``"system"``);
+    ``diff`` is any JSON-able mapping (values JSON cannot hold, such as UUIDs or datetimes,
+    are written as their ``str``).
+    """
+    db.execute(
+        _INSERT,
+        {
+            "who": who,
+            "action": action,
+            "entity": entity,
+            "entity_id": entity_id,
+            "diff": json.dumps(dict(diff or {}), default=str),
+        },
+    )
 
 
 def list_audit(

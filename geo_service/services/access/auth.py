@@ -14,11 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import secrets
-import threading
-import time
-import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,7 +24,7 @@ import jwt
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
-from geo_service.db.models import ROLES, ApiKey, Area, AuditEntry, User
+from geo_service.db.models import ApiKey, Area, User
 from geo_service.errors import (
     AuthenticationError,
     ConflictError,
@@ -36,8 +32,11 @@ from geo_service.errors import (
     NotFoundError,
     StaleCredentialError,
 )
+from geo_service.runtime.caches import PrincipalCache
+from geo_service.services.access.audit import record_audit
 from geo_service.services.boundaries.versions import version_in_force
 from geo_service.settings import AuthSettings, DatabaseSettings
+from geo_service.vocabulary import ROLES
 
 KEY_PREFIX = "gs"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -134,50 +133,6 @@ def create_key(
     session.flush()
     _audit(session, actor, "create", "api_key", key.id, {"user": user.name, "prefix": prefix})
     return key, f"{KEY_PREFIX}_{prefix}_{secret}"
-
-
-class PrincipalCache:
-    """Credentials verified in the last ``ttl_s`` seconds, so that a busy client (a map fetching
-    tiles, a dashboard polling) is not looked up in the database on every request. Keyed by the
-    SHA-256 of the credential; an entry also ends at ``until`` (a token's expiry). Revoking a
-    key or disabling a user in this process forgets everything at once; in other processes
-    it takes effect within ``ttl_s``.
-    """
-
-    _live: weakref.WeakSet[PrincipalCache] = weakref.WeakSet()
-
-    def __init__(self, ttl_s: float, max_entries: int = 10_000) -> None:
-        self.ttl_s = ttl_s
-        self.max_entries = max_entries
-        self._entries: dict[str, tuple[float, Principal]] = {}
-        self._lock = threading.Lock()
-        PrincipalCache._live.add(self)
-
-    def get(self, credential: str) -> Principal | None:
-        """The principal for ``credential`` when verified recently, else None."""
-        if self.ttl_s <= 0:
-            return None
-        hit = self._entries.get(_hash(credential))
-        if hit is None or time.monotonic() >= hit[0]:
-            return None
-        return hit[1]
-
-    def put(self, credential: str, principal: Principal, until: float | None = None) -> None:
-        """Remember a verified credential (``until``: a monotonic deadline, e.g. expiry)."""
-        if self.ttl_s <= 0:
-            return
-        deadline = time.monotonic() + self.ttl_s
-        with self._lock:
-            if len(self._entries) >= self.max_entries:
-                self._entries.clear()
-            self._entries[_hash(credential)] = (min(deadline, until or deadline), principal)
-
-    @classmethod
-    def forget_all(cls) -> None:
-        """Drop every remembered credential in this process."""
-        for cache in list(cls._live):
-            with cache._lock:
-                cache._entries.clear()
 
 
 def revoke_key(session: Session, prefix: str, *, actor: str) -> ApiKey:
@@ -299,12 +254,6 @@ def authenticate_token(session: Session, token: str, secret: str, auth: AuthSett
 def _audit(
     session: Session, who: str, action: str, entity: str, entity_id: Any, diff: dict[str, Any]
 ) -> None:
-    session.add(
-        AuditEntry(
-            who=who,
-            action=action,
-            entity=entity,
-            entity_id=str(entity_id),
-            diff=json.loads(json.dumps(diff, default=str)),
-        )
+    record_audit(
+        session, who=who, action=action, entity=entity, entity_id=str(entity_id), diff=diff
     )

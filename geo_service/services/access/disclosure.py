@@ -7,20 +7,30 @@ draws fresh noise per request, so asking again (or asking for the same people th
 path) and averaging recovers the truth. The *cell-key method* of the Australian Bureau of
 Statistics (TableBuilder; Thompson, Broadfoot & Elazar 2013, "Methodology for the automatic
 confidentialisation of statistical outputs from remote servers at the ABS"; also used by the ONS
-for Census 2021) fixes that: every record carries a permanent random *record key*, and the noise
-applied to a cell is a function of the sum of its records' keys. The same set of records therefore
-always publishes the same value, whatever route, level, resolution or query asks for it.
+for Census 2021) fixes that by deriving the noise of a cell from a fixed key, so the same cell
+always publishes the same value. The ABS sums permanent *record* keys; here the key belongs to
+the published cell itself (Statistics New Zealand's *fixed* random rounding has the same aim),
+because records are added all the time: with summed record keys every household a grid worker
+adds re-draws the rounding of each cell holding it, and one household at a time an adder who
+reads the aggregate can narrow a small count down to its true value (found by review). With the
+cell's own key, adding records moves the count but never the threshold at which it rounds up.
 
 Here:
 
-* every household and every rental unit has ``dc_key``, a random integer in ``[0, 2**32)`` drawn
-  by the database when the row is written (migration 0014); no API returns it;
-* a cell's key is the sum of its records' keys mod ``2**32``, read as ``u`` in ``[0, 1)``;
+* a published cell has an identity -- ``area:<id>`` for an area at any level (so a grid shows
+  one number in ``/areas/{id}``, ``/households/aggregate``, ``/workload`` and batch runs),
+  ``h3:<cell>`` for an H3 cell, ``move:<entity>:<old grid>:<new grid>`` for a crosswalk move,
+  ``plan:<hash of its atoms>`` for a proposed grid -- and its key is
+  ``disclosure_key(identity)``, HMAC-SHA256 under a secret drawn once per database (migration
+  0018), read as ``u`` in ``[0, 1)``;
 * each measure ``m`` (households, residents, rental units, a flag count...) takes its own
   uniform ``u_m = (u + c_m) mod 1`` with a fixed offset ``c_m``;
 * a count ``n`` is published as ``B*floor(n/B) + B*[u_m < (n mod B)/B]``: a multiple of ``B``,
-  one of the two around ``n``, unbiased (its expectation over keys is ``n``); multiples of ``B``
-  (and 0) are published exactly.
+  one of the two around ``n``, unbiased over cells; multiples of ``B`` (and 0) are exact.
+
+Adding records one at a time, an observer sees the published value step up once every ``B``
+records, at a residue ``t`` that depends on the secret: the step tells ``n mod B`` relative to
+``t``, which stays unknown, so ``B`` consecutive values of the true count remain possible.
 
 What an observer can infer from a published ``v``: the true count lies in ``[v-(B-1), v+(B-1)]``
 (``[0, B-1]`` for 0). Differencing (parent minus children, an H3 cell minus its children, an
@@ -40,8 +50,11 @@ counts; only what is returned passes through :func:`publish`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, text
+from sqlalchemy.orm import Session
 
 if TYPE_CHECKING:
     from geo_service.services.access.scope import Scope
@@ -79,12 +92,43 @@ def sees_exact(scope: Scope | None, grid_ids: Iterable[int] | None = None) -> bo
     return scope.sees_household_rows(grid_ids)
 
 
-def cell_u(key_sum: int, measure: str) -> float:
-    """The uniform in ``[0, 1)`` of a cell (sum of its records' keys) for one measure."""
-    return ((int(key_sum) % KEY_MODULUS) / KEY_MODULUS + MEASURE_OFFSETS.get(measure, 0.0)) % 1.0
+def area_identity(area_id: int) -> str:
+    """The identity of an area's published counts (any level; the same in every route)."""
+    return f"area:{int(area_id)}"
 
 
-def round_count(n: int, key_sum: int, measure: str, base: int) -> int:
+def move_identity(table: str, old_grid_id: int | None, new_grid_id: int | None) -> str:
+    """The identity of a crosswalk move: the records of ``table`` from one grid to another."""
+    return f"move:{table}:{old_grid_id}:{new_grid_id}"
+
+
+def identity_key(db: Session | Connection, identity: str) -> int:
+    """The disclosure key of one published cell: ``disclosure_key(identity)`` in the database,
+    HMAC-SHA256 of the identity under the deployment's secret (migration 0018)."""
+    return int(db.execute(_KEY, {"i": identity}).scalar_one())
+
+
+def identity_keys(db: Session | Connection, identities: Sequence[str]) -> list[int]:
+    """The disclosure keys of many published cells, in order, in one round trip."""
+    if not identities:
+        return []
+    rows = db.execute(_KEYS, {"ids": list(identities)}).all()
+    return [int(r[0]) for r in rows]
+
+
+_KEY = text("SELECT disclosure_key(:i)")
+_KEYS = text(
+    "SELECT disclosure_key(i) FROM unnest(CAST(:ids AS text[])) WITH ORDINALITY AS t(i, n) "
+    "ORDER BY n"
+)
+
+
+def cell_u(key: int, measure: str) -> float:
+    """The uniform in ``[0, 1)`` of a cell (its disclosure key) for one measure."""
+    return ((int(key) % KEY_MODULUS) / KEY_MODULUS + MEASURE_OFFSETS.get(measure, 0.0)) % 1.0
+
+
+def round_count(n: int, key: int, measure: str, base: int) -> int:
     """Fixed random rounding of one count to a multiple of ``base``.
 
     Examples
@@ -102,7 +146,7 @@ def round_count(n: int, key_sum: int, measure: str, base: int) -> int:
     if base <= 1:
         return n
     floor, rest = divmod(n, base)
-    return base * floor + (base if cell_u(key_sum, measure) < rest / base else 0)
+    return base * floor + (base if cell_u(key, measure) < rest / base else 0)
 
 
 def publish(
@@ -115,7 +159,7 @@ def publish(
     """Publish the counts of one cell: rounded, and hidden per record set when that rounds to 0.
 
     ``counts`` may hold other fields (ids, names, incident counts): they pass unchanged. The
-    household fields are rounded with ``household_key`` (the cell's sum of household keys), the
+    household fields are rounded with ``household_key`` (the cell's disclosure key), the
     rental fields with ``rental_key``. The result has ``suppressed``: the fields set to null.
 
     Examples

@@ -10,7 +10,6 @@ also sees the incidents that were filed under last year's grids of that street.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -18,7 +17,9 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo_service.db.engine import database_name
+from geo_service.db.sql import sql
 from geo_service.errors import NotFoundError, PermissionDeniedError
+from geo_service.runtime import current
 from geo_service.services.access.auth import Principal
 from geo_service.services.boundaries.versions import version_in_force
 
@@ -82,7 +83,6 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         }
     ),
 }
-SCOPE_TTL_S = 60.0
 
 
 def allowed(role: str, permission: str) -> bool:
@@ -165,34 +165,21 @@ class Scope:
         return all(g in self.grid_ids for g in grid_ids)
 
 
-_CACHE: dict[tuple[str, str, int], tuple[float, Scope]] = {}
-
-_JURISDICTION = text(
-    """
-    WITH RECURSIVE below AS (
-        SELECT id FROM areas WHERE id = :root
-        UNION ALL
-        SELECT a.id FROM areas a JOIN below b ON a.parent_id = b.id
-    )
-    SELECT
-      (SELECT array_agg(id) FROM below) AS area_ids,
-      (SELECT array_agg(g.id) FROM areas g, areas j
-        WHERE j.id = :root AND g.level = 'grid' AND g.geom && j.geom
-          AND ST_Intersects(j.geom, ST_PointOnSurface(g.geom))) AS grid_ids
-    """
-)
+_JURISDICTION = sql("scope_jurisdiction")
 
 
 def scope_for(session: Session, principal: Principal) -> Scope:
-    """Resolve the caller's jurisdiction (cached briefly: it changes only on publish)."""
+    """Resolve the caller's jurisdiction (cached in the runtime for ``SCOPE_TTL_S``: it
+    changes only on publish)."""
     if principal.area_code is None:
         return Scope(principal)
     version = version_in_force(session)
     url = database_name(session)
     key = (url, principal.area_code, version)
-    hit = _CACHE.get(key)
-    if hit and time.monotonic() - hit[0] < SCOPE_TTL_S:
-        return Scope(principal, hit[1].area_id, hit[1].area_ids, hit[1].grid_ids)
+    scopes = current().caches.scopes
+    hit = scopes.get(key)
+    if hit is not None:
+        return Scope(principal, hit.area_id, hit.area_ids, hit.grid_ids)
     root = session.execute(
         text("SELECT id FROM areas WHERE version_id = :v AND code = :c"),
         {"v": version, "c": principal.area_code},
@@ -203,5 +190,5 @@ def scope_for(session: Session, principal: Principal) -> Scope:
     else:
         row = session.execute(_JURISDICTION, {"root": root}).one()
         scope = Scope(principal, root, frozenset(row.area_ids or ()), frozenset(row.grid_ids or ()))
-    _CACHE[key] = (time.monotonic(), scope)
+    scopes.put(key, scope)
     return scope

@@ -1,5 +1,6 @@
-"""Background jobs: a row per job with status, progress and result, run in a worker thread of
-the API process (one at a time per process, so a heavy proposal never starves requests).
+"""Background jobs: a row per job with status, progress and result, run in the runtime's job
+thread (one at a time per process, so a heavy proposal never starves requests; the thread
+starts on the first submit, and an app's shutdown lets queued jobs finish).
 
 A job interrupted by a restart is marked failed when the next process starts. A job is seen
 only by the user who started it and by admins; anyone else gets the 404 of a missing id.
@@ -12,16 +13,15 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import Engine, text
 
 from geo_service.errors import GeoServiceError, NotFoundError
+from geo_service.runtime import current
 from geo_service.services.access.scope import Scope
 
 log = logging.getLogger(__name__)
-_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="geo-job")
 PROGRESS_EVERY_S = 0.5
 
 Work = Callable[[Callable[[float, str], None]], dict[str, Any]]
@@ -46,7 +46,7 @@ def submit(
             ),
             {"k": kind, "r": json.dumps(request, default=str), "a": actor, "o": owner_id},
         ).scalar_one()
-    _POOL.submit(_run, engine, job_id, work)
+    current().submit(_run, engine, job_id, work)
     return str(job_id)
 
 

@@ -11,8 +11,6 @@ from sqlalchemy import JSON, Select, Text, and_, cast, func, select, text
 from sqlalchemy.orm import Session, aliased
 
 from geo_service.db.models import (
-    AREA_LEVELS,
-    OPEN_INCIDENT_STATUSES,
     SRID,
     Area,
     BoundaryVersion,
@@ -31,6 +29,7 @@ from geo_service.geo.crs import to_wgs84
 from geo_service.services.access import disclosure
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.versions import version_in_force
+from geo_service.vocabulary import AREA_LEVELS, OPEN_INCIDENT_STATUSES
 
 GEOJSON_DECIMALS = 7  # ~1 cm
 
@@ -180,18 +179,15 @@ def get_area(
     if scope is not None and not (scope.has_area(area_id) or scope.has_grid(area_id)):
         raise NotFoundError(f"area {area_id} does not exist")  # as a missing id: no probing
     grids = descendant_grids(area_id)
-    households, residents, household_key = session.execute(
+    households, residents = session.execute(
         select(
             func.count(),
             func.coalesce(func.sum(Household.household_size), 0),
-            func.coalesce(func.sum(Household.dc_key), 0),
         ).where(Household.grid_id.in_(grids))
     ).one()
-    rentals, rental_key = session.execute(
-        select(func.count(), func.coalesce(func.sum(RentalUnit.dc_key), 0)).where(
-            RentalUnit.grid_id.in_(grids)
-        )
-    ).one()
+    rentals = session.execute(
+        select(func.count()).where(RentalUnit.grid_id.in_(grids))
+    ).scalar_one()
     open_incidents = session.execute(
         select(func.count()).where(
             and_(Incident.grid_id.in_(grids), Incident.status.in_(OPEN_INCIDENT_STATUSES))
@@ -215,7 +211,6 @@ def get_area(
                 scope,
                 min_count,
                 {"households": households, "residents": int(residents), "rental_units": rentals},
-                (int(household_key), int(rental_key)),
             )
             | {"open_incidents": open_incidents},
         },
@@ -228,15 +223,15 @@ def _stats(
     scope: Scope | None,
     min_count: int,
     counts: dict[str, int],
-    keys: tuple[int, int],
 ) -> dict[str, Any]:
     if scope is None:  # an internal caller
         return counts
     grid_ids = session.execute(descendant_grids(area_id)).scalars().all()
+    key = disclosure.identity_key(session, disclosure.area_identity(area_id))
     return disclosure.publish_or_exact(
         counts,
         exact=disclosure.sees_exact(scope, grid_ids),
-        household_key=keys[0],
-        rental_key=keys[1],
+        household_key=key,
+        rental_key=key,
         base=min_count,
     )

@@ -22,13 +22,13 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from geo_service.db.models import OPEN_INCIDENT_STATUSES, AuditEntry
 from geo_service.errors import (
     ConflictError,
     InvalidInputError,
     NotFoundError,
     PermissionDeniedError,
 )
+from geo_service.services.access.audit import record_audit
 from geo_service.services.access.scope import Scope
 from geo_service.services.dispatch.responders import NearestQuery, nearest
 from geo_service.services.dispatch.routing import nearest_by_travel_time
@@ -38,6 +38,7 @@ from geo_service.services.intake.incidents import (
     get_incident,
     visible_to,
 )
+from geo_service.vocabulary import OPEN_INCIDENT_STATUSES
 
 # action: (states it may leave, state it enters, timestamp it sets)
 TRANSITIONS: dict[str, tuple[frozenset[str], str, str]] = {
@@ -84,10 +85,8 @@ def _locked(session: Session, incident_id: uuid.UUID, scope: Scope) -> dict[str,
 
 
 def _audit(session: Session, actor: str, action: str, incident_id: Any, diff: dict) -> None:
-    session.add(
-        AuditEntry(
-            who=actor, action=action, entity="incident", entity_id=str(incident_id), diff=diff
-        )
+    record_audit(
+        session, who=actor, action=action, entity="incident", entity_id=str(incident_id), diff=diff
     )
 
 
@@ -187,6 +186,20 @@ def transition(
         scope.require_grid(current["grid_id"], "this incident")  # seen as its responder only
         if action in RESPONDER_ACTIONS and scope.principal.role == "grid_worker":
             raise PermissionDeniedError("only the assigned responder or a dispatcher may do this")
+        if action in FREES_RESPONDER and current["responder_id"] is not None:
+            # Ending an incident frees its responder: that touches the responder too, so the
+            # caller must be one who may send it (a grid worker may not stand down a fire
+            # engine a dispatcher sent; an area dispatcher may not free a city-wide unit).
+            home = session.execute(
+                text("SELECT home_grid_id FROM responders WHERE id = :r"),
+                {"r": current["responder_id"]},
+            ).scalar_one_or_none()
+            if not may_assign(scope, current["responder_id"], home):
+                session.rollback()
+                raise PermissionDeniedError(
+                    f"responder {current['responder_id']} was sent to this incident by a "
+                    f"dispatcher; only one who may send it can {action} the incident"
+                )
     if current["status"] not in sources:
         session.rollback()
         raise ConflictError(
@@ -286,7 +299,7 @@ def escalate_overdue(session: Session, *, now: datetime | None = None, actor: st
                 f"""
                 WITH due AS (
                     SELECT i.id, {stage} AS target_s FROM incidents i
-                    WHERE i.status IN ('reported', 'dispatched', 'accepted', 'on_scene')
+                    WHERE i.status = ANY(:open)
                       AND i.escalation_level < :top
                       AND :now > coalesce(i.escalated_at, i.reported_at)
                                  + make_interval(secs => {stage})
@@ -298,7 +311,7 @@ def escalate_overdue(session: Session, *, now: datetime | None = None, actor: st
                 RETURNING i.id, i.escalation_level, i.status, due.target_s
                 """
             ),
-            {"now": now, "top": TOP_LEVEL},
+            {"now": now, "top": TOP_LEVEL, "open": list(OPEN_INCIDENT_STATUSES)},
         )
         .mappings()
         .all()
@@ -410,14 +423,13 @@ def set_response_targets(session: Session, targets: dict[int, int], *, actor: st
             {"s": seconds, "p": priority},
         )
     after = response_targets(session)
-    session.add(
-        AuditEntry(
-            who=actor,
-            action="update",
-            entity="response_targets",
-            entity_id="dispatch",
-            diff={"before": before, "after": after},
-        )
+    record_audit(
+        session,
+        who=actor,
+        action="update",
+        entity="response_targets",
+        entity_id="dispatch",
+        diff={"before": before, "after": after},
     )
     session.commit()
     return after

@@ -15,12 +15,6 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from geo_service.db.models import (
-    OPEN_INCIDENT_STATUSES,
-    RESPONDER_KINDS,
-    RESPONDER_STATUSES,
-    AuditEntry,
-)
 from geo_service.errors import (
     ConflictError,
     InvalidInputError,
@@ -28,8 +22,10 @@ from geo_service.errors import (
     PermissionDeniedError,
 )
 from geo_service.geo.crs import to_wgs84
+from geo_service.services.access.audit import record_audit
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.areas import BBox
+from geo_service.vocabulary import OPEN_INCIDENT_STATUSES
 
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 MAX_BATCH = 5000
@@ -65,7 +61,9 @@ class Position:
 
 @dataclass(frozen=True)
 class NearestQuery:
-    """Where, how many, and which responders."""
+    """Where, how many, and which responders. The limits (k in 1..MAX_K, a known kind, a
+    positive radius, lon/lat on the globe) are the API's request constraints; internal callers
+    build valid queries."""
 
     lon: float
     lat: float
@@ -74,29 +72,14 @@ class NearestQuery:
     skill: str | None = None
     max_distance_m: float | None = None
 
-    def check(self) -> None:
-        """Refuse what makes no sense."""
-        if not 1 <= self.k <= MAX_K:
-            raise InvalidInputError(f"k must be 1..{MAX_K}")
-        if self.kind is not None and self.kind not in RESPONDER_KINDS:
-            raise InvalidInputError(f"kind must be one of {', '.join(RESPONDER_KINDS)}")
-        if self.max_distance_m is not None and self.max_distance_m <= 0:
-            raise InvalidInputError("max_distance_m must be positive")
-        if not (-180 <= self.lon <= 180 and -90 <= self.lat <= 90):
-            raise InvalidInputError("lon/lat out of range")
-
 
 def record_positions(
     session: Session, positions: list[Position], *, crs: str, scope: Scope, actor: str
 ) -> dict[str, int]:
-    """Store a batch of positions, all or nothing. A position older than the stored one is
-    ignored (late delivery). A grid worker may report only their own. One audit row per batch:
-    a row per position would bury the log.
+    """Store a batch of 1..``MAX_BATCH`` positions (the API's limit), all or nothing. A
+    position older than the stored one is ignored (late delivery). A grid worker may report
+    only their own. One audit row per batch: a row per position would bury the log.
     """
-    if not positions:
-        raise InvalidInputError("no positions")
-    if len(positions) > MAX_BATCH:
-        raise InvalidInputError(f"at most {MAX_BATCH} positions per batch")
     own = scope.principal.responder_id
     if not scope.can("responders:write"):
         if own is None or any(p.responder_id != own for p in positions):
@@ -148,14 +131,13 @@ def record_positions(
             "ats": [latest[k][2] for k in keys],
         },
     ).rowcount
-    session.add(
-        AuditEntry(
-            who=actor,
-            action="positions",
-            entity="responder",
-            entity_id=str(keys[0]) if len(keys) == 1 else f"batch of {len(keys)}",
-            diff={"received": len(positions), "updated": updated, "responders": keys},
-        )
+    record_audit(
+        session,
+        who=actor,
+        action="positions",
+        entity="responder",
+        entity_id=str(keys[0]) if len(keys) == 1 else f"batch of {len(keys)}",
+        diff={"received": len(positions), "updated": updated, "responders": keys},
     )
     session.commit()
     return {"received": len(positions), "updated": updated, "ignored": len(positions) - updated}
@@ -176,10 +158,6 @@ def update_responder(
     per responder: while it holds one, it cannot become ``available`` (whatever its status
     now, so busy -> off_duty -> available cannot launder an assignment); 409 says why.
     """
-    if status is not None and status not in RESPONDER_STATUSES:
-        raise InvalidInputError(f"status must be one of {', '.join(RESPONDER_STATUSES)}")
-    if skills is not None and (len(skills) > 50 or any(not 0 < len(s) <= 64 for s in skills)):
-        raise InvalidInputError("skills: at most 50, each 1..64 characters")
     if not scope.can("responders:write"):  # the role first: no lookup, nothing revealed
         if scope.principal.responder_id != responder_id or skills is not None:
             raise PermissionDeniedError("a grid worker may change only their own status")
@@ -201,17 +179,16 @@ def update_responder(
         {"status": status, "skills": skills, "id": responder_id},
     )
     after = _row(session, responder_id)
-    session.add(
-        AuditEntry(
-            who=actor,
-            action="update",
-            entity="responder",
-            entity_id=str(responder_id),
-            diff={
-                "before": {k: before[k] for k in ("status", "skills")},
-                "after": {k: after[k] for k in ("status", "skills")},
-            },
-        )
+    record_audit(
+        session,
+        who=actor,
+        action="update",
+        entity="responder",
+        entity_id=str(responder_id),
+        diff={
+            "before": {k: before[k] for k in ("status", "skills")},
+            "after": {k: after[k] for k in ("status", "skills")},
+        },
     )
     session.commit()
     return after
@@ -275,10 +252,6 @@ def list_responders(
     stale_s: int,
 ) -> dict[str, Any]:
     """Responders in the caller's jurisdiction as GeoJSON, with position age and staleness."""
-    if status is not None and status not in RESPONDER_STATUSES:
-        raise InvalidInputError(f"status must be one of {', '.join(RESPONDER_STATUSES)}")
-    if kind is not None and kind not in RESPONDER_KINDS:
-        raise InvalidInputError(f"kind must be one of {', '.join(RESPONDER_KINDS)}")
     rows = (
         session.execute(
             text(
@@ -355,7 +328,6 @@ def nearest(
     """The ``q.k`` (or ``limit``) nearest available, fresh responders, exactly ranked by
     geodesic distance (ties by id), each with ``distance_m`` and a straight-line ``eta_s``.
     """
-    q.check()
     k = limit or q.k
     params: dict[str, Any] = {
         "lon": q.lon,

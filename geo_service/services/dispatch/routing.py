@@ -1,9 +1,8 @@
-"""The road network as a graph (cached per process) and nearest responders by travel time."""
+"""The road network as a graph (cached in the runtime) and nearest responders by travel time."""
 
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import replace
 from typing import Any
 
@@ -15,15 +14,14 @@ from sqlalchemy.orm import Session
 from geo_service.db.engine import database_name
 from geo_service.errors import InvalidInputError
 from geo_service.geo.roads import RoadGraph
+from geo_service.runtime import current, live
 from geo_service.services.access.scope import Scope
 from geo_service.services.dispatch.responders import NearestQuery, nearest
 
-CHECK_EVERY_S = 30.0  # how often a process asks whether the network changed
 LOWER_BOUND_SAFETY = 0.99  # projection and rounding slack on "time >= distance / top speed"
 MAX_CANDIDATES = 20_000
 
-_CACHE: dict[str, tuple[float, tuple, RoadGraph | None]] = {}
-_LOCK = threading.Lock()
+_LOCK = threading.Lock()  # one build at a time: a graph of a large city takes seconds
 
 
 def _version(session: Session) -> tuple:
@@ -37,13 +35,14 @@ def _version(session: Session) -> tuple:
 def road_graph(session: Session, *, walking_speed_mps: float = 1.4) -> RoadGraph | None:
     """The current network's graph (None without roads), rebuilt when the segments change."""
     database = database_name(session)
-    hit = _CACHE.get(database)
-    if hit and time.monotonic() - hit[0] < CHECK_EVERY_S:
-        return hit[2]
+    caches = current().caches
+    hit = caches.road_graphs.get(database)  # (version, graph)
+    if hit is not None and caches.road_checked.get(database):
+        return hit[1]
     version = _version(session)
-    if hit and hit[1] == version:
-        _CACHE[database] = (time.monotonic(), version, hit[2])
-        return hit[2]
+    if hit is not None and hit[0] == version:
+        caches.road_checked.put(database, True)
+        return hit[1]
     with _LOCK:
         rows = session.execute(
             text("SELECT ST_AsBinary(geom), speed_kmh, oneway, length_m FROM road_segments")
@@ -58,13 +57,16 @@ def road_graph(session: Session, *, walking_speed_mps: float = 1.4) -> RoadGraph
                 np.array(length),
                 walking_speed_mps=walking_speed_mps,
             )
-        _CACHE[database] = (time.monotonic(), version, graph)
+        caches.road_graphs.put(database, (version, graph))
+        caches.road_checked.put(database, True)
     return graph
 
 
 def forget_graphs() -> None:
-    """Drop cached graphs (after an import in this process)."""
-    _CACHE.clear()
+    """Drop cached graphs in every runtime of this process (after an import)."""
+    for runtime in live():
+        runtime.caches.road_graphs.clear()
+        runtime.caches.road_checked.clear()
 
 
 def nearest_by_travel_time(
@@ -82,7 +84,6 @@ def nearest_by_travel_time(
     responders within that radius are ranked once more, and that ranking is final. Ties by
     id. ``max_distance_m`` is a straight-line radius.
     """
-    q.check()
     graph = road_graph(session, walking_speed_mps=walking_speed_mps)
     if graph is None:
         raise InvalidInputError(

@@ -15,14 +15,12 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from geo_service.db.models import (
-    INCIDENT_SOURCES,
-    INCIDENT_STATUSES,
     SRID,
     Area,
-    AuditEntry,
     Category,
     Incident,
 )
+from geo_service.db.sql import sql
 from geo_service.errors import (
     IdempotencyKeyReusedError,
     InvalidInputError,
@@ -31,8 +29,10 @@ from geo_service.errors import (
 )
 from geo_service.geo.crs import to_wgs84
 from geo_service.geo.h3cells import cell_to_str, cells_for_points
+from geo_service.services.access.audit import record_audit
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.areas import BBox
+from geo_service.vocabulary import INCIDENT_SOURCES, INCIDENT_STATUSES, OPEN_INCIDENT_STATUSES
 
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 # Who holds an incident at each escalation level: small matters stay in the grid, big ones
@@ -62,8 +62,9 @@ STAGE_TARGET_S = """
          ELSE (SELECT c.resolution_target_min * 60 FROM categories c WHERE c.code = {i}.category)
     END
 """
+# Binds :open (the open statuses) and :now.
 OVERDUE_SQL = (
-    "{i}.status IN ('reported', 'dispatched', 'accepted', 'on_scene') AND "
+    "{i}.status = ANY(:open) AND "
     "CAST(:now AS timestamptz) > coalesce({i}.escalated_at, {i}.reported_at) "
     "+ make_interval(secs => " + STAGE_TARGET_S + ")"
 )
@@ -270,16 +271,13 @@ def create_incident(
             raise IdempotencyKeyReusedError("this Idempotency-Key is in use; retry the request")
         return _shown(_replay(session, existing, new, lon, lat), scope), False
     created = get_incident(session, incident_id)
-    session.add(
-        AuditEntry(
-            who=actor,
-            action="create",
-            entity="incident",
-            entity_id=str(incident_id),
-            diff={
-                "after": {k: v for k, v in created.items() if k not in ("created_at", "updated_at")}
-            },
-        )
+    record_audit(
+        session,
+        who=actor,
+        action="create",
+        entity="incident",
+        entity_id=str(incident_id),
+        diff={"after": {k: v for k, v in created.items() if k not in ("created_at", "updated_at")}},
     )
     session.commit()
     return _shown(created, scope), True
@@ -303,22 +301,9 @@ def _possible_duplicate(
 ) -> uuid.UUID | None:
     """The nearest open incident of the same category within ``radius_m`` and ``window_s``."""
     return session.execute(
-        text(
-            """
-            SELECT id FROM incidents
-            WHERE status IN ('reported', 'dispatched', 'accepted', 'on_scene')
-              AND category = :c
-              AND reported_at BETWEEN :t - make_interval(secs => :w)
-                                  AND :t + make_interval(secs => :w)
-              AND location && ST_Expand(ST_SetSRID(ST_MakePoint(:x, :y), 4326), :deg)
-              AND ST_DWithin(CAST(location AS geography),
-                             CAST(ST_SetSRID(ST_MakePoint(:x, :y), 4326) AS geography), :r)
-            ORDER BY ST_Distance(CAST(location AS geography),
-                                 CAST(ST_SetSRID(ST_MakePoint(:x, :y), 4326) AS geography)), id
-            LIMIT 1
-            """
-        ),
+        sql("incident_possible_duplicate"),
         {
+            "open": list(OPEN_INCIDENT_STATUSES),
             "c": category,
             "t": at,
             "w": window_s,
@@ -399,7 +384,7 @@ def list_incidents(
         now = flt.now or session.execute(select(func.now())).scalar_one()
         condition = OVERDUE_SQL.format(i="incidents")
         sql = condition if flt.overdue else f"NOT ({condition})"
-        query = query.where(text(sql).bindparams(now=now))
+        query = query.where(text(sql).bindparams(now=now, open=list(OPEN_INCIDENT_STATUSES)))
     if scope is not None and not scope.unrestricted:
         query = query.where(Incident.grid_id.in_(scope.grid_ids or ()))
     if cursor is not None:

@@ -17,15 +17,15 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from geo_service.db.models import OPEN_INCIDENT_STATUSES
+from geo_service.db.sql import sql_source
 from geo_service.errors import InvalidInputError, NotFoundError
 from geo_service.services.access.scope import Scope
 from geo_service.services.intake.incidents import ESCALATION_LEVELS, NewIncident, create_incident
+from geo_service.vocabulary import OPEN_INCIDENT_STATUSES
 
 SPEC = "http://wiki.open311.org/GeoReport_v2"
 MAX_REQUESTS = 1000
 DEFAULT_WINDOW = timedelta(days=90)
-CLOSED = ("resolved", "closed", "cancelled")
 
 
 def discovery(base_url: str) -> dict[str, Any]:
@@ -103,17 +103,7 @@ def parse_filter(
     return RequestFilter(ids, _split(service_code), start_date, end_date, states)
 
 
-_SELECT = """
-    SELECT i.id, i.category, c.name AS service_name, c.resolution_target_min, i.status,
-           i.description, i.reported_at, i.updated_at, i.escalation_level,
-           ST_X(i.location) AS lon, ST_Y(i.location) AS lat,
-           g.code AS grid_code, g.name AS grid_name, p.code AS community_code,
-           p.name AS community_name, i.grid_id
-    FROM incidents i
-    JOIN categories c ON c.code = i.category
-    LEFT JOIN areas g ON g.id = i.grid_id
-    LEFT JOIN areas p ON p.id = g.parent_id
-"""
+_SELECT = sql_source("open311_requests")
 
 
 def _as_request(m: Any, scope: Scope | None) -> dict[str, Any]:
@@ -167,8 +157,9 @@ def list_requests(session: Session, flt: RequestFilter, *, scope: Scope) -> list
             where.append("i.category = ANY(:codes)")
             params["codes"] = list(flt.service_codes)
         if flt.status and set(flt.status) != {"open", "closed"}:
-            op = "" if flt.status == ("open",) else "NOT "
-            where.append(f"i.status {op}IN ('reported', 'dispatched', 'accepted', 'on_scene')")
+            negate = "" if flt.status == ("open",) else "NOT "
+            where.append(f"{negate}(i.status = ANY(:open))")
+            params["open"] = list(OPEN_INCIDENT_STATUSES)
     if not scope.unrestricted:
         where.append("i.grid_id = ANY(:grids)")
         params["grids"] = sorted(scope.grid_ids or ())

@@ -9,13 +9,11 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from geo_service.analytics.emerging import emerging_hotspots
-from geo_service.analytics.hotspots import h3_ring_weights
 from geo_service.errors import InvalidInputError
 from geo_service.geo.h3cells import cell_feature
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.versions import version_in_force
-from geo_service.services.layers.hotspots import RESOLUTIONS, _study_cells
+from geo_service.services.layers.hotspots import RESOLUTIONS, study_cells
 
 BIN_DAYS = {"week": 7, "month": 30}
 MAX_BINS = 120
@@ -33,6 +31,10 @@ def emerging(
     scope: Scope | None = None,
 ) -> dict[str, Any]:
     """Pattern per cell over bins counted back from ``until`` (the last bin ends at ``until``)."""
+    # scipy and pandas load on first use, not with the API
+    from geo_service.analytics.emerging import emerging_hotspots
+    from geo_service.analytics.hotspots import h3_ring_weights
+
     if res not in RESOLUTIONS:
         raise InvalidInputError(f"res must be {RESOLUTIONS.start}..{RESOLUTIONS.stop - 1}")
     if bin not in BIN_DAYS:
@@ -71,7 +73,7 @@ def emerging(
     cells = (
         np.array([], dtype=np.int64)
         if scoped
-        else _study_cells(session, version_in_force(session), res)
+        else study_cells(session, version_in_force(session), res)
     )
     cells = np.union1d(cells, np.array(sorted({int(r[0]) for r in rows}), dtype=np.int64))
     if len(cells) < 3:

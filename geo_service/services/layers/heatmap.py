@@ -14,19 +14,20 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-import h3.api.basic_int as h3i
+import numpy as np
 import orjson
 from sqlalchemy import Engine, TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Session
 
 from geo_service.db.engine import fetch_one
-from geo_service.db.models import AREA_LEVELS
+from geo_service.db.sql import sql
 from geo_service.errors import InvalidInputError
-from geo_service.geo.h3cells import cell_feature
+from geo_service.geo.bbox import BBox
+from geo_service.geo.h3cells import cell_feature, cells_in_bbox
 from geo_service.services.access.scope import Scope
-from geo_service.services.boundaries.areas import BBox
 from geo_service.services.boundaries.versions import version_in_force
+from geo_service.vocabulary import AREA_LEVELS
 
 RESOLUTIONS = range(6, 11)
 MONTHLY_MAX_RES = 8
@@ -231,13 +232,9 @@ def _compact_query(q: HeatmapQuery, scope: Scope | None) -> tuple[TextClause, di
 def _counts_from(row: Any, q: HeatmapQuery) -> dict[int, int]:
     cells, ns = row
     counts = dict(zip(cells or (), ns or (), strict=True))
-    if q.bbox is not None:
-        b = q.bbox
-        counts = {
-            c: n
-            for c, n in counts.items()
-            if b.miny <= (ll := h3i.cell_to_latlng(c))[0] <= b.maxy and b.minx <= ll[1] <= b.maxx
-        }
+    if q.bbox is not None and counts:
+        keys = np.fromiter(counts, dtype=np.int64, count=len(counts))
+        counts = {int(c): counts[int(c)] for c in keys[cells_in_bbox(keys, q.bbox)]}
     return counts
 
 
@@ -269,7 +266,7 @@ def _compact_json(row: Any, q: HeatmapQuery) -> bytes:
 
 def h3_heatmap_json(session: Session, q: HeatmapQuery, *, scope: Scope | None = None) -> bytes:
     """``h3_heatmap(..., compact=True)`` as JSON bytes, the same document."""
-    if q.bbox is not None:  # cell centres are tested in Python (no H3 in the database)
+    if q.bbox is not None:  # hexagons are tested in Python (no H3 in the database)
         return orjson.dumps(h3_heatmap(session, q, scope=scope, compact=True))
     sql, params = _compact_query(q, scope)
     return _compact_json(session.execute(sql, params).one(), q)
@@ -304,28 +301,7 @@ def heatmap_body(counts: dict[int, int], q: HeatmapQuery, *, compact: bool) -> d
     }
 
 
-_BY_AREA = text(
-    """
-    WITH RECURSIVE tree AS (
-        SELECT id AS root, id, level FROM areas WHERE version_id = :v AND level = :level
-        UNION ALL
-        SELECT t.root, a.id, a.level FROM areas a JOIN tree t ON a.parent_id = t.id
-    )
-    SELECT r.id, r.code, r.name,
-           ST_AsGeoJSON(ST_SimplifyPreserveTopology(r.geom, 0.00002), 6) AS geometry,
-           coalesce(c.n, 0) AS n
-    FROM areas r
-    LEFT JOIN (
-        SELECT t.root, count(*) AS n FROM tree t JOIN incidents i ON i.grid_id = t.id
-        WHERE t.level = 'grid' AND i.reported_at >= :since AND i.reported_at < :until
-          AND (CAST(:category AS text) IS NULL OR i.category = :category)
-          AND (CAST(:priority AS smallint) IS NULL OR i.priority = :priority)
-        GROUP BY t.root
-    ) c ON c.root = r.id
-    WHERE r.version_id = :v AND r.level = :level
-    ORDER BY r.id
-    """
-)
+_BY_AREA = sql("heatmap_by_area")
 
 
 def area_heatmap(

@@ -17,16 +17,15 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from geo_service.analytics.hotspots import binary_star_weights, gi_star, h3_ring_weights
 from geo_service.db.engine import database_name
 from geo_service.errors import InvalidInputError
 from geo_service.geo.h3cells import cell_feature
+from geo_service.runtime import current
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.versions import version_in_force
 
 RESOLUTIONS = range(6, 11)
 METHODS = ("analytic", "permutation")
-_STUDY_CELLS: dict[tuple[str, int, int], np.ndarray] = {}
 
 
 @dataclass(frozen=True)
@@ -77,9 +76,13 @@ def _filters(q: HotspotQuery, scope: Scope | None) -> tuple[str, dict[str, Any]]
     return " AND ".join(clauses), params
 
 
-def _study_cells(session: Session, version: int, res: int) -> np.ndarray:
+def study_cells(session: Session, version: int, res: int) -> np.ndarray:
+    """The H3 cells at ``res`` covering the grids of a boundary version (sorted int64): the
+    study area of hot spots, including cells with no incidents, as Gi* requires."""
     key = (database_name(session), version, res)
-    if key not in _STUDY_CELLS:
+    cache = current().caches.study_cells
+    cells = cache.get(key)
+    if cells is None:
         outline = session.execute(
             text(
                 "SELECT ST_AsGeoJSON(ST_Union(geom)) FROM areas "
@@ -88,13 +91,17 @@ def _study_cells(session: Session, version: int, res: int) -> np.ndarray:
             {"v": version},
         ).scalar_one()
         shape = h3.geo_to_h3shape(json.loads(outline))
-        cells = [h3.str_to_int(c) for c in h3.h3shape_to_cells(shape, res)]
-        _STUDY_CELLS[key] = np.array(sorted(cells), dtype=np.int64)
-    return _STUDY_CELLS[key]
+        found = [h3.str_to_int(c) for c in h3.h3shape_to_cells(shape, res)]
+        cells = np.array(sorted(found), dtype=np.int64)
+        cache.put(key, cells)
+    return cells
 
 
 def h3_hotspots(session: Session, q: HotspotQuery, *, scope: Scope | None = None) -> dict[str, Any]:
     """Gi* on incident counts per H3 cell: one feature per cell of the study area."""
+    # scipy and pandas load on first use, not with the API process
+    from geo_service.analytics.hotspots import gi_star, h3_ring_weights
+
     q.check()
     where, params = _filters(q, scope)
     rows = session.execute(
@@ -104,7 +111,7 @@ def h3_hotspots(session: Session, q: HotspotQuery, *, scope: Scope | None = None
         {"res": q.res, **params},
     ).all()
     counted = {int(c): int(n) for c, n in rows}
-    cells = _study_cells(session, version_in_force(session), q.res)
+    cells = study_cells(session, version_in_force(session), q.res)
     if scope is not None and not scope.unrestricted:
         cells = np.array(sorted(counted), dtype=np.int64)  # a jurisdiction: its own cells
     cells = np.union1d(cells, np.fromiter(counted, dtype=np.int64, count=len(counted)))
@@ -126,6 +133,8 @@ def grid_hotspots(
     """Gi* on incident counts per grid of the current version (queen contiguity)."""
     import geopandas as gpd
     from libpysal.weights import Queen
+
+    from geo_service.analytics.hotspots import binary_star_weights, gi_star
 
     q.check()
     where, params = _filters(q, scope)

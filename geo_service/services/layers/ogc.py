@@ -10,14 +10,17 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+from h3.api.basic_int import str_to_int
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo_service.errors import InvalidInputError, NotFoundError
+from geo_service.geo.bbox import BBox
+from geo_service.geo.h3cells import cells_in_bbox
 from geo_service.instants import check_instant
 from geo_service.services.access.scope import Scope
 from geo_service.services.batch.runs import CELL_KINDS, latest_run, run_features
-from geo_service.services.boundaries.areas import BBox
 from geo_service.services.boundaries.versions import city_extent, version_in_force
 from geo_service.services.layers.heatmap import HeatmapQuery, h3_heatmap
 from geo_service.services.layers.hotspots import HotspotQuery, h3_hotspots
@@ -154,15 +157,14 @@ def items(
         else:
             layer = h3_hotspots(session, HotspotQuery(res=8, since=since, until=until), scope=scope)
             if bbox is not None:
-                layer["features"] = [f for f in layer["features"] if _in_box(f, bbox)]
+                layer["features"] = _features_in_bbox(layer["features"], bbox)
         matched = len(layer["features"])
         features = layer["features"][offset : offset + limit]
     elif cid in BATCH_COLLECTIONS:
         if scope is not None:
             scope.require_unrestricted("batch layers")
-        box = None if bbox is None else (bbox.minx, bbox.miny, bbox.maxx, bbox.maxy)
         run_id = latest_run(session, BATCH_COLLECTIONS[cid])
-        features, matched = run_features(session, run_id, bbox=box, limit=limit, offset=offset)
+        features, matched = run_features(session, run_id, bbox=bbox, limit=limit, offset=offset)
     else:
         raise NotFoundError(f"no collection {cid!r}")
     links = [
@@ -193,11 +195,11 @@ def items(
     }
 
 
-def _in_box(feature: dict[str, Any], bbox: BBox) -> bool:
-    ring = feature["geometry"]["coordinates"][0]
-    lon = sum(p[0] for p in ring[:-1]) / (len(ring) - 1)
-    lat = sum(p[1] for p in ring[:-1]) / (len(ring) - 1)
-    return bbox.minx <= lon <= bbox.maxx and bbox.miny <= lat <= bbox.maxy
+def _features_in_bbox(features: list[dict[str, Any]], bbox: BBox) -> list[dict[str, Any]]:
+    """The H3 cell features whose hexagon intersects the box."""
+    cells = np.array([str_to_int(f["properties"]["h3"]) for f in features], dtype=np.int64)
+    inside = cells_in_bbox(cells, bbox)
+    return [f for f, keep in zip(features, inside.tolist(), strict=True) if keep]
 
 
 def _area_items(
@@ -211,7 +213,7 @@ def _area_items(
     }
     where = "version_id = :v AND level = :level"
     if bbox is not None:
-        where += " AND geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)"
+        where += " AND ST_Intersects(geom, ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326))"
         params.update(x0=bbox.minx, y0=bbox.miny, x1=bbox.maxx, y1=bbox.maxy)
     if scope is not None and not scope.unrestricted:
         where += " AND id = ANY(:ids)"

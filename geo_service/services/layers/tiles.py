@@ -8,7 +8,6 @@ services and handed to PostGIS as arrays, so one encoder makes every tile.
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import time
 from dataclasses import dataclass
@@ -17,16 +16,17 @@ from typing import Any
 
 import h3.api.basic_int as h3i
 import numpy as np
-import shapely
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Session
 
 from geo_service.db.engine import database_name
 from geo_service.errors import InvalidInputError, NotFoundError
+from geo_service.runtime import TILE_LAYER_TTL_S, current
 from geo_service.services.access.scope import Scope
-from geo_service.services.boundaries.areas import BBox
+from geo_service.services.batch.runs import latest_run
 from geo_service.services.boundaries.versions import city_extent, version_in_force
+from geo_service.services.layers.cell_polygons import ensure_cell_polygons
 from geo_service.services.layers.heatmap import HeatmapQuery, h3_counts
 from geo_service.services.layers.hotspots import HotspotQuery, h3_hotspots
 
@@ -41,7 +41,7 @@ LAYERS = (
 )
 MAX_ZOOM = 22
 POINT_ZOOM = 14  # from here on incidents are points; below, H3 aggregates
-TTL_S = 60  # tiles may be this old: a changed incident shows within a minute
+TTL_S = TILE_LAYER_TTL_S  # tiles may be this old: a changed incident shows within a minute
 FIELDS = {
     "grids": {"id": "Number", "code": "String", "name": "String", "level": "String"},
     "incidents": {
@@ -76,6 +76,8 @@ FIELDS = {
         "trend_z": "Number",
     },
 }
+# Tiles select hexagons by ``&&`` and let ST_AsMVTGeom clip (and drop) them: a tile draws
+# what reaches into it *or its 64-unit buffer*, so this is not ``cells_in_bbox``'s question.
 _BATCH_TILE = """
     WITH b AS (SELECT ST_TileEnvelope(:z, :x, :y) AS env)
     SELECT ST_AsMVT(q, :layer, 4096, 'geom') FROM (
@@ -93,16 +95,6 @@ class TileQuery:
     since: datetime | None = None
     until: datetime | None = None
     category: str | None = None
-
-
-def tile_bbox(z: int, x: int, y: int) -> BBox:
-    """The WGS84 bounds of a web-mercator tile."""
-    n = 2**z
-
-    def lat(row: int) -> float:
-        return math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * row / n))))
-
-    return BBox(x / n * 360 - 180, lat(y + 1), (x + 1) / n * 360 - 180, lat(y))
 
 
 def check_tile(z: int, x: int, y: int) -> None:
@@ -151,43 +143,15 @@ _POINT_TILE = text(
 )
 
 
-def ensure_cell_polygons(session: Session, res: int, cells: np.ndarray) -> None:
-    """Store the polygons of any of ``cells`` not yet in ``h3_cells`` (once per cell)."""
-    have = (
-        session.execute(
-            text("SELECT cell FROM h3_cells WHERE res = :res AND cell = ANY(:cells)"),
-            {"res": res, "cells": cells.tolist()},
-        )
-        .scalars()
-        .all()
-    )
-    missing = np.setdiff1d(cells, np.array(have, dtype=np.int64))
-    if not len(missing):
-        return
-    wkb = [
-        shapely.to_wkb(shapely.Polygon([(lng, lat) for lat, lng in h3i.cell_to_boundary(int(c))]))
-        for c in missing
-    ]
-    session.execute(
-        text(
-            "INSERT INTO h3_cells (res, cell, geom) SELECT :res, c, ST_GeomFromWKB(g, 4326) "
-            "FROM unnest(CAST(:cells AS bigint[]), CAST(:g AS bytea[])) AS t(c, g) "
-            "ON CONFLICT DO NOTHING"
-        ),
-        {"res": res, "cells": missing.tolist(), "g": wkb},
-    )
-    session.commit()
-
-
 @dataclass(frozen=True)
 class _Layer:
-    """A computed layer materialised in ``tile_layer_cells`` under ``key`` for TTL_S."""
+    """A computed layer materialised in ``tile_layer_cells`` under ``key`` (remembered by the
+    runtime's ``tile_layers`` cache for TTL_S)."""
 
     key: str
     made: float
 
 
-_LAYERS: dict[tuple[Any, ...], _Layer] = {}
 _COLUMNS = ("count", "z", "p_fdr", "class")
 _CASTS = {"count": "int", "z": "float8", "p_fdr": "float8", "class": "text"}
 
@@ -198,8 +162,9 @@ def _cached_layer(session: Session, key: tuple[Any, ...], res: int, build) -> _L
     Each build gets its own table key (process and time), so processes sharing the database
     never overwrite each other's rows; builds older than two TTLs are swept.
     """
-    hit = _LAYERS.get(key)
-    if hit and time.monotonic() - hit.made < TTL_S:
+    layers = current().caches.tile_layers
+    hit = layers.get(key)
+    if hit is not None:
         return hit
     rows = build()
     cells = np.array([h3i.str_to_int(r["h3"]) for r in rows], dtype=np.int64)
@@ -217,12 +182,10 @@ def _cached_layer(session: Session, key: tuple[Any, ...], res: int, build) -> _L
         "h3": [r["h3"] for r in rows],
     }
     params.update({c: [r[c] for r in rows] for c in present})
+    # the expired build of this key is among them once it is two TTLs old
     session.execute(
-        text(
-            "DELETE FROM tile_layers WHERE made < now() - make_interval(secs => :ttl)"
-            + (" OR key = :old" if hit else "")
-        ),
-        {"ttl": 2 * TTL_S, "old": hit.key if hit else None},
+        text("DELETE FROM tile_layers WHERE made < now() - make_interval(secs => :ttl)"),
+        {"ttl": 2 * TTL_S},
     )
     session.execute(text("INSERT INTO tile_layers (key) VALUES (:key)"), {"key": table_key})
     session.execute(
@@ -237,7 +200,7 @@ def _cached_layer(session: Session, key: tuple[Any, ...], res: int, build) -> _L
     )
     session.commit()
     layer = _Layer(table_key, time.monotonic())
-    _LAYERS[key] = layer
+    layers.put(key, layer)
     return layer
 
 
@@ -301,8 +264,8 @@ async def render_cached_tile(
     """
     check_tile(z, x, y)
     key, _, columns = _layer_key(database, layer, z, q, scope, res)
-    hit = _LAYERS.get(key)
-    if hit is None or time.monotonic() - hit.made >= TTL_S:
+    hit = current().caches.tile_layers.get(key)
+    if hit is None:
         return None
     sql, params = _hexagon_sql(layer, z, x, y, hit, columns)
     return bytes((await conn.execute(sql, params)).scalar_one() or b"")
@@ -350,8 +313,6 @@ def render_tile(
             or b""
         )
     if layer.startswith("batch-"):  # a stored batch run: read straight from its table
-        from geo_service.services.batch.runs import latest_run
-
         if restricted and scope:
             scope.require_unrestricted("batch layers")
         fields = ", ".join(f"c.{c}" for c in FIELDS[layer] if c != "h3")

@@ -2,8 +2,8 @@
 
 Rows leave the database only for admins and the grid's own worker. Every aggregate -- per area
 or per H3 cell -- is published through ``services.disclosure`` (fixed random rounding to base
-``min_count`` keyed by the records' disclosure keys) for every caller who may not see the rows,
-so the same households give the same figure at every level and resolution, and no combination
+``min_count`` keyed by the published cell's disclosure key) for every caller who may not see the
+rows, so the same households give the same figure at every level and resolution, and no combination
 of figures pins down a count below ``min_count``.
 """
 
@@ -15,12 +15,12 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from geo_service.db.models import AREA_LEVELS
 from geo_service.errors import InvalidInputError, PermissionDeniedError
 from geo_service.geo.h3cells import cell_feature
 from geo_service.services.access import disclosure
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.versions import version_in_force
+from geo_service.vocabulary import AREA_LEVELS
 
 H3_RESOLUTIONS = range(5, 11)
 
@@ -65,14 +65,14 @@ _BY_AREA = text(
            ST_AsGeoJSON(ST_SimplifyPreserveTopology(r.geom, 0.00002), 6) AS geometry,
            coalesce(h.households, 0) AS households, coalesce(h.residents, 0) AS residents,
            coalesce(u.rental_units, 0) AS rental_units,
-           coalesce(h.key_sum, 0) AS household_key, coalesce(u.key_sum, 0) AS rental_key,
+           disclosure_key('area:' || r.id) AS household_key,
+           disclosure_key('area:' || r.id) AS rental_key,
            (SELECT array_agg(g.id) FROM grids g WHERE g.root = r.id) AS grid_ids
     FROM areas r
-    LEFT JOIN (SELECT g.root, count(*) AS households, sum(hh.household_size) AS residents,
-                      sum(hh.dc_key) AS key_sum
+    LEFT JOIN (SELECT g.root, count(*) AS households, sum(hh.household_size) AS residents
                FROM grids g JOIN households hh ON hh.grid_id = g.id GROUP BY g.root) h
            ON h.root = r.id
-    LEFT JOIN (SELECT g.root, count(*) AS rental_units, sum(ru.dc_key) AS key_sum
+    LEFT JOIN (SELECT g.root, count(*) AS rental_units
                FROM grids g JOIN rental_units ru ON ru.grid_id = g.id GROUP BY g.root) u
            ON u.root = r.id
     WHERE r.version_id = :v AND r.level = :level
@@ -83,15 +83,14 @@ _BY_AREA = text(
 _BY_CELL = text(
     """
     SELECT cell, sum(households) AS households, sum(residents) AS residents,
-           sum(rental_units) AS rental_units, sum(household_key) AS household_key,
-           sum(rental_key) AS rental_key
+           sum(rental_units) AS rental_units, disclosure_key('h3:' || cell) AS household_key,
+           disclosure_key('h3:' || cell) AS rental_key
     FROM (
         SELECT h3_parent(h3, :res) AS cell, count(*) AS households,
-               sum(household_size) AS residents, 0 AS rental_units,
-               sum(dc_key) AS household_key, 0 AS rental_key
+               sum(household_size) AS residents, 0 AS rental_units
         FROM households WHERE grid_id = ANY(:grids) OR :all_grids GROUP BY 1
         UNION ALL
-        SELECT h3_parent(h3, :res), 0, 0, count(*), 0, sum(dc_key)
+        SELECT h3_parent(h3, :res), 0, 0, count(*)
         FROM rental_units WHERE grid_id = ANY(:grids) OR :all_grids GROUP BY 1
     ) x GROUP BY cell ORDER BY cell
     """

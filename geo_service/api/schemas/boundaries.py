@@ -1,0 +1,230 @@
+"""Contracts of the boundaries room: areas (the hierarchy) and boundary versions (list,
+validation, publish, diff)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from geo_service.api.params import Instant
+from geo_service.api.schemas.geojson import AreaGeometry, Feature, FeatureCollection, Timestamp
+from geo_service.api.schemas.intake import AreaLevel
+from geo_service.api.schemas.strict import Exact
+
+# The vocabulary's words (geo_service.vocabulary; a test keeps them equal).
+VersionStatus = Literal["draft", "published", "retired"]
+
+AREA_COUNTS = "areas per level (district, street, community, grid)"
+RESTRICTED = "present for users bound to an area: the area the figures are cut to"
+
+# --- areas ---------------------------------------------------------------------------------
+
+
+class AreaProperties(Exact):
+    """An area of the hierarchy."""
+
+    id: int
+    code: str
+    name: str
+    level: AreaLevel
+    parent_id: int | None
+    version_id: int
+
+
+class AreaFeature(Feature[AreaGeometry, AreaProperties]):
+    """An area as a GeoJSON Feature (``id`` is the area id)."""
+
+    id: int
+
+
+class AreasPublic(FeatureCollection[AreaFeature]):
+    """``GET /areas``: the areas asked for, as GeoJSON."""
+
+
+class AreaStats(Exact):
+    """An area's counts: homes published by disclosure control unless you may see the rows."""
+
+    households: int | None
+    residents: int | None
+    rental_units: int | None
+    suppressed: list[str] = Field(description="the fields published as null")
+    open_incidents: int
+
+
+class AreaDetailProperties(AreaProperties):
+    """An area with its size and counts."""
+
+    area_m2: float
+    stats: AreaStats
+
+
+class AreaDetailPublic(Feature[AreaGeometry, AreaDetailProperties]):
+    """``GET /areas/{id}``: one area as a GeoJSON Feature."""
+
+    id: int
+
+
+# --- boundary versions ---------------------------------------------------------------------
+
+
+class PublishRequest(BaseModel):
+    """When the version takes effect, and whether to publish despite validation findings."""
+
+    model_config = {"extra": "forbid"}
+
+    effective_from: Instant
+    force: bool = False
+
+
+class VersionPublic(Exact):
+    """A boundary version."""
+
+    id: int
+    name: str
+    status: VersionStatus
+    effective_from: Timestamp | None
+    effective_to: Timestamp | None
+    notes: str | None
+    created_at: Timestamp
+    areas: dict[str, int] = Field(description=AREA_COUNTS)
+    restricted_to: str | None = Field(default=None, description=RESTRICTED)
+
+
+class VersionsPublic(Exact):
+    """``GET /boundaries/versions``: every version, newest first."""
+
+    data: list[VersionPublic]
+    count: int
+
+
+class InvalidGeometry(Exact):
+    """An area whose geometry is not valid."""
+
+    code: str
+    level: str
+    reason: str
+
+
+class SiblingOverlap(Exact):
+    """Two areas of one parent that overlap."""
+
+    a: str
+    b: str
+    level: str
+    area_m2: float
+
+
+class GapInParent(Exact):
+    """Part of a parent that none of its children covers."""
+
+    parent: str
+    level: str
+    area_m2: float
+
+
+class ChildCrossingParent(Exact):
+    """A child reaching outside its parent."""
+
+    child: str
+    parent: str
+    area_m2: float
+
+
+class Sliver(Exact):
+    """An area too small to be meant."""
+
+    code: str
+    level: str
+    area_m2: float
+
+
+class UnreachedArea(Exact):
+    """A parent that no child reaches."""
+
+    code: str
+    level: str
+
+
+class ValidationFindings(Exact):
+    """The findings of each check (at most a fixed number each)."""
+
+    invalid_geometries: list[InvalidGeometry]
+    sibling_overlaps: list[SiblingOverlap]
+    gaps_in_parent: list[GapInParent]
+    children_crossing_parent: list[ChildCrossingParent]
+    slivers: list[Sliver]
+    unreached_areas: list[UnreachedArea]
+
+
+class ValidationPublic(Exact):
+    """A version's validation report."""
+
+    version_id: int
+    status: VersionStatus
+    areas: dict[str, int] = Field(description=AREA_COUNTS)
+    valid: bool
+    findings: ValidationFindings
+    summary: dict[str, int] = Field(description="findings per check")
+    restricted_to: str | None = Field(default=None, description=RESTRICTED)
+
+
+class MovedCounts(Exact):
+    """Rows re-attributed to the new version's grids (homes published unless exact)."""
+
+    total: int | None
+    moved: int | None
+
+
+class PublishPublic(Exact):
+    """What publishing a version did."""
+
+    version_id: int
+    previous_version_id: int | None
+    effective_from: Timestamp
+    reattributed: dict[str, MovedCounts] = Field(
+        description="per table: households, rental_units, responders, incidents"
+    )
+
+
+class AreaSize(Exact):
+    """An area added or removed."""
+
+    code: str
+    level: str
+    area_m2: float
+
+
+class AreaChange(Exact):
+    """An area whose outline changed."""
+
+    code: str
+    level: str
+    area_before_m2: float
+    area_after_m2: float
+    area_change_m2: float
+    symmetric_difference_m2: float
+
+
+class EntityMove(Exact):
+    """Rows of one kind that move from one grid to another."""
+
+    entity: str
+    old_grid_id: int | None
+    old_code: str | None
+    new_grid_id: int | None
+    new_code: str | None
+    count: int | None = Field(description="homes published unless you see exact counts")
+    suppressed: list[str]
+
+
+class DiffPublic(Exact):
+    """Areas added, removed and changed from one version to another, and entity moves."""
+
+    from_version: int
+    to_version: int
+    added: list[AreaSize]
+    removed: list[AreaSize]
+    changed: list[AreaChange]
+    unchanged: int
+    entity_moves: list[EntityMove]

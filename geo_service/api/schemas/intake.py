@@ -1,0 +1,154 @@
+"""Contracts of the intake room: the incident list (GeoJSON) and Open311 GeoReport v2.
+
+The request (``IncidentCreate``) and the single incident (``IncidentPublic``) stay in the
+package ``__init__``, shared by the intake and dispatch routes.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from geo_service.api.schemas import AreaRef
+from geo_service.api.schemas.geojson import Feature, FeatureCollection, Point, Timestamp
+from geo_service.api.schemas.strict import Exact
+
+# The vocabulary's words (geo_service.vocabulary; a test keeps them equal).
+IncidentStatus = Literal[
+    "reported", "dispatched", "accepted", "on_scene", "resolved", "closed", "cancelled"
+]
+IncidentSource = Literal["citizen", "grid_worker", "hotline", "sensor", "import"]
+AreaLevel = Literal["district", "street", "community", "grid"]
+
+# --- incidents -----------------------------------------------------------------------------
+
+
+class IncidentProperties(Exact):
+    """An incident as a feature's properties: ``IncidentPublic`` less lon/lat."""
+
+    id: str = Field(description="UUID")
+    category: str
+    priority: int = Field(description="1 = most urgent")
+    status: IncidentStatus
+    description: str | None = Field(description="null for roles that may not read it")
+    source: IncidentSource
+    reported_at: Timestamp
+    created_at: Timestamp
+    updated_at: Timestamp
+    h3: str = Field(description="H3 cell (resolution 11) of the location")
+    grid: AreaRef | None
+    responder_id: int | None
+    escalation_level: int
+    escalated_to: AreaLevel = Field(description="the level the incident is handled at")
+    possible_duplicate_of: str | None
+    dispatched_at: Timestamp | None
+    accepted_at: Timestamp | None
+    arrived_at: Timestamp | None
+    resolved_at: Timestamp | None
+    closed_at: Timestamp | None
+    cancelled_at: Timestamp | None
+    escalated_at: Timestamp | None
+
+
+class IncidentFeature(Feature[Point, IncidentProperties]):
+    """An incident as a GeoJSON Feature (``id`` is the incident's UUID)."""
+
+    id: str
+
+
+class PageLink(Exact):
+    """A link to another page of a list."""
+
+    rel: Literal["next"]
+    type: str
+    href: str
+
+
+class IncidentsPublic(FeatureCollection[IncidentFeature]):
+    """``GET /incidents``: a page of incidents, newest first."""
+
+    next_cursor: str | None = Field(description="pass as ``cursor`` for the next page")
+    links: list[PageLink]
+
+
+# --- Open311 GeoReport v2 ------------------------------------------------------------------
+
+
+class Open311Endpoint(Exact):
+    """One endpoint of the discovery document."""
+
+    specification: str
+    url: str
+    changeset: str
+    type: Literal["production"]
+    formats: list[str]
+
+
+class Open311Discovery(Exact):
+    """``discovery.json``."""
+
+    changeset: str
+    contact: str
+    key_service: str
+    endpoints: list[Open311Endpoint]
+
+
+class Open311Service(Exact):
+    """A service: one of our incident categories."""
+
+    service_code: str
+    service_name: str
+    description: str
+    metadata: bool
+    type: Literal["realtime"]
+    keywords: str
+    group: str
+
+
+class Open311Place(Exact):
+    """Where a request is handled (extension)."""
+
+    code: str
+    name: str
+
+
+class Open311ExtendedStatus(Exact):
+    """Our lifecycle state and escalation level (extension)."""
+
+    state: IncidentStatus
+    escalation_level: int
+
+
+class Open311Request(Exact):
+    """A service request: the standard fields, then the extensions ``grid``, ``community``
+    and ``extended_status``."""
+
+    service_request_id: str
+    status: Literal["open", "closed"]
+    status_notes: str
+    service_name: str
+    service_code: str
+    description: str | None
+    agency_responsible: str
+    service_notice: None
+    requested_datetime: Timestamp
+    updated_datetime: Timestamp
+    expected_datetime: Timestamp | None
+    address: None
+    address_id: None
+    zipcode: None
+    lat: float
+    long: float
+    media_url: None
+    grid: Open311Place | None
+    community: Open311Place | None
+    extended_status: Open311ExtendedStatus
+
+
+class Open311Receipt(Exact):
+    """The answer to a new request."""
+
+    service_request_id: str
+    service_notice: str
+    account_id: None

@@ -1,0 +1,305 @@
+"""Response models of the layers room: heatmaps, hot spots, emerging hot spots, TileJSON and
+OGC API - Features.
+
+They declare today's bodies exactly (the services build them as dicts); the schema test
+validates every response against them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from geo_service.api.schemas.geojson import (
+    AreaGeometry,
+    Feature,
+    FeatureCollection,
+    Polygon,
+    Timestamp,
+)
+from geo_service.api.schemas.strict import Exact
+
+Level = Literal["grid", "community", "street", "district"]
+H3Index = Field(description="H3 cell index, hexadecimal string form")
+
+
+# --- heatmaps ------------------------------------------------------------------------------
+
+
+class HeatCellProps(Exact):
+    """Incidents counted in one H3 cell."""
+
+    h3: str = H3Index
+    count: int
+
+
+class HeatCell(Feature[Polygon, HeatCellProps]):
+    """An H3 cell's hexagon with its count (``id`` is the H3 index)."""
+
+
+class HeatmapCells(FeatureCollection[HeatCell]):
+    """``GET /heatmap/h3``: hexagons of the cells with incidents."""
+
+    total: int = Field(description="incidents counted, all cells")
+    res: int = Field(description="H3 resolution")
+
+
+class CellCount(Exact):
+    """One cell of the compact heatmap."""
+
+    h3: str = H3Index
+    count: int
+
+
+class HeatmapCompact(Exact):
+    """``GET /heatmap/h3?format=json``: cell/count pairs, unordered, no geometry."""
+
+    res: int
+    total: int
+    cells: list[CellCount]
+
+
+class AreaCountProps(Exact):
+    """Incidents counted in one area."""
+
+    id: int
+    code: str
+    name: str
+    count: int
+
+
+class AreaCount(Feature[AreaGeometry, AreaCountProps]):
+    """An area's outline (simplified) with its count."""
+
+
+class AreaHeatmap(FeatureCollection[AreaCount]):
+    """``GET /heatmap/grids``: a choropleth of one level."""
+
+    level: Level
+    total: int
+
+
+# --- hot spots -----------------------------------------------------------------------------
+
+
+class HotspotStats(Exact):
+    """Getis-Ord Gi* of one place, with ArcGIS's class."""
+
+    count: int
+    z: float
+    p: float
+    p_fdr: float = Field(description="Benjamini-Hochberg adjusted p (equals p without fdr)")
+    class_: str = Field(
+        alias="class", description="e.g. 'Hot Spot - 99% Confidence', 'Not Significant'"
+    )
+
+
+class HotspotCellProps(HotspotStats):
+    """Gi* of one H3 cell."""
+
+    h3: str = H3Index
+
+
+class HotspotCell(Feature[Polygon, HotspotCellProps]):
+    """An H3 cell's hexagon with its Gi* (``id`` is the H3 index)."""
+
+
+class GridHotspotProps(HotspotStats):
+    """Gi* of one grid."""
+
+    id: int
+    code: str
+    name: str
+
+
+class GridHotspot(Feature[AreaGeometry, GridHotspotProps]):
+    """A grid's outline (simplified) with its Gi*."""
+
+
+class HotspotParameters(Exact):
+    """What was tested."""
+
+    res: int
+    k: int
+    method: Literal["analytic", "permutation"]
+    permutations: int = Field(description="0 for the analytic method")
+    fdr: bool
+    cells: int = Field(description="places in the study area")
+    since: Timestamp | None
+    until: Timestamp | None
+    category: str | None
+
+
+class HotspotCells(FeatureCollection[HotspotCell]):
+    """The hot spot cells alone (``GET /hotspots/download?format=geojson``)."""
+
+
+class HotspotLayer(FeatureCollection[HotspotCell]):
+    """``GET /hotspots``: every cell of the study area, zero counts included."""
+
+    parameters: HotspotParameters
+
+
+class GridHotspotLayer(FeatureCollection[GridHotspot]):
+    """``GET /hotspots/grids``: every grid of the current version."""
+
+    parameters: HotspotParameters
+
+
+class EmergingProps(Exact):
+    """One cell's emerging hot spot pattern."""
+
+    h3: str = H3Index
+    pattern: str = Field(description="ArcGIS's pattern, e.g. 'New Hot Spot', 'No Pattern Detected'")
+    count: int
+    trend_z: float = Field(description="Mann-Kendall z of the cell's Gi* z-scores over bins")
+    trend_p: float
+    hot_bins: int
+    cold_bins: int
+
+
+class EmergingCell(Feature[Polygon, EmergingProps]):
+    """An H3 cell's hexagon with its pattern."""
+
+
+class EmergingParameters(Exact):
+    """The bins analysed."""
+
+    res: int
+    bin: Literal["week", "month"]
+    bins: int
+    k: int
+    start: Timestamp
+    until: Timestamp
+    category: str | None
+
+
+class EmergingLayer(FeatureCollection[EmergingCell]):
+    """``GET /hotspots/emerging``."""
+
+    parameters: EmergingParameters
+
+
+# --- vector tiles --------------------------------------------------------------------------
+
+
+class VectorLayer(Exact):
+    """A layer of the tiles and its attribute types."""
+
+    id: str
+    fields: dict[str, str] = Field(description="attribute -> 'Number' | 'String'")
+
+
+class TileJSON(Exact):
+    """TileJSON 3.0.0 of a tile layer."""
+
+    tilejson: Literal["3.0.0"]
+    name: str
+    scheme: Literal["xyz"]
+    tiles: list[str]
+    minzoom: int
+    maxzoom: int
+    bounds: list[float] = Field(min_length=4, max_length=4)
+    center: list[float] = Field(min_length=3, max_length=3, description="lon, lat, zoom")
+    vector_layers: list[VectorLayer]
+
+
+# --- OGC API - Features --------------------------------------------------------------------
+
+
+class Link(Exact):
+    """A typed link."""
+
+    rel: str
+    type: str
+    href: str
+
+
+class LandingPage(Exact):
+    """The OGC API landing page."""
+
+    title: str
+    description: str
+    links: list[Link]
+
+
+class Conformance(Exact):
+    """The conformance classes implemented."""
+
+    conformsTo: list[str]  # noqa: N815 - the OGC member name
+
+
+class SpatialExtent(Exact):
+    """Bounding boxes and their CRS."""
+
+    bbox: list[list[float]]
+    crs: str
+
+
+class Extent(Exact):
+    """A collection's extent."""
+
+    spatial: SpatialExtent
+
+
+class Collection(Exact):
+    """One collection's metadata."""
+
+    id: str
+    title: str
+    itemType: Literal["feature"]  # noqa: N815 - the OGC member name
+    crs: list[str]
+    links: list[Link]
+    extent: Extent | None = Field(None, description="absent while the city has no areas")
+
+
+class Collections(Exact):
+    """All collections."""
+
+    collections: list[Collection]
+    links: list[Link]
+
+
+class AreaItemProps(Exact):
+    """An area as an OGC feature."""
+
+    code: str
+    name: str
+    level: Level
+    parent_id: int | None
+    area_m2: float
+
+
+class AreaItem(Feature[AreaGeometry, AreaItemProps]):
+    """An area (``id`` is its row id)."""
+
+
+class BatchCellProps(Exact):
+    """A cell of a batch run: ``count`` always, the statistics of its kind."""
+
+    h3: str = H3Index
+    count: int
+    z: float | None = None
+    p: float | None = None
+    p_fdr: float | None = None
+    class_: str | None = Field(None, alias="class")
+    pattern: str | None = None
+    trend_z: float | None = None
+    trend_p: float | None = None
+
+
+class BatchCell(Feature[Polygon, BatchCellProps]):
+    """A cell of a batch run (``id`` is the H3 index)."""
+
+
+OgcFeature = AreaItem | HeatCell | HotspotCell | BatchCell
+
+
+class OgcItems(FeatureCollection[OgcFeature]):
+    """A page of a collection's features."""
+
+    numberMatched: int  # noqa: N815 - the OGC member names
+    numberReturned: int  # noqa: N815
+    timeStamp: Timestamp  # noqa: N815
+    links: list[Link]

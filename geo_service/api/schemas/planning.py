@@ -1,0 +1,110 @@
+"""Request and response models of the planning room: ``GET /workload`` and proposals."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from geo_service.api.schemas.geojson import Timestamp
+from geo_service.api.schemas.strict import Exact
+
+
+class WeightsIn(BaseModel):
+    """Multipliers of the workload terms (1 = the documented default hours)."""
+
+    incidents: float = Field(1.0, ge=0, le=100)
+    households: float = Field(1.0, ge=0, le=100)
+    rental_units: float = Field(1.0, ge=0, le=100)
+    travel: float = Field(1.0, ge=0, le=100)
+
+
+class AtomsIn(BaseModel):
+    """The pieces new grids are made of."""
+
+    h3_res: Literal[9, 10, 11] = 10
+
+
+class ProposalIn(BaseModel):
+    """A redraw request."""
+
+    scope: list[str] = Field(min_length=1, max_length=200, description="community/street codes")
+    target_grids: int | None = Field(None, ge=1, le=5000, description="default: today's count")
+    weights: WeightsIn = Field(default_factory=WeightsIn)
+    tolerance: float = Field(0.05, ge=0.005, le=0.5, description="share of the mean workload")
+    locked_grids: list[str] = Field(default_factory=list, max_length=1000)
+    atoms: AtomsIn = Field(default_factory=AtomsIn)
+    stability: float = Field(1.0, ge=0, le=100, description="weight against moves")
+    compactness: float = Field(1.0, ge=0, le=100)
+    window_days: int = Field(90, ge=1, le=3660)
+    name: str | None = Field(None, max_length=200)
+
+
+class WorkloadWeights(Exact):
+    """The multipliers used."""
+
+    incidents: float
+    households: float
+    rental_units: float
+    travel: float
+
+
+class WorkloadArea(Exact):
+    """One area's workload terms and index."""
+
+    id: int
+    code: str
+    name: str
+    parent_id: int | None
+    incident_hours: float
+    incidents: int
+    households: int | None = Field(description="published (rounded) unless seen exactly")
+    rental_units: int | None
+    area_km2: float
+    index: float
+
+
+class Balance(Exact):
+    """How even the loads are (1 / 0 / 0 = perfectly even)."""
+
+    max_over_mean: float
+    cv: float
+    gini: float
+
+
+class ParentBalance(Balance):
+    """Balance of the areas under one parent."""
+
+    parent_id: int | None
+    parent_code: str | None
+    areas: int
+    mean_index: float
+
+
+class OverallBalance(Exact):
+    """Balance of all areas shown (an empty object when there are none)."""
+
+    max_over_mean: float | None = None
+    cv: float | None = None
+    gini: float | None = None
+
+
+class WorkerLoad(Exact):
+    """A grid worker's grids and summed index."""
+
+    callsign: str
+    grids: list[str]
+    index: float
+
+
+class WorkloadPublic(Exact):
+    """``GET /workload``: the workload per area, its balance, and per grid worker."""
+
+    level: Literal["grid", "community", "street", "district"]
+    window_days: int
+    until: Timestamp
+    weights: WorkloadWeights
+    areas: list[WorkloadArea]
+    parents: list[ParentBalance]
+    overall: OverallBalance
+    workers: list[WorkerLoad] = Field(description="grid level only")

@@ -1,0 +1,71 @@
+"""Contracts of the residents room: household rows and published aggregates."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from geo_service.api.schemas.geojson import AreaGeometry, Feature, FeatureCollection, Polygon
+from geo_service.api.schemas.strict import Exact
+
+
+class HouseholdRow(Exact):
+    """One household (rows are shown to admins and the grid's own worker only)."""
+
+    id: int
+    lon: float
+    lat: float
+    household_size: int
+    elderly_living_alone: bool
+    needs_assistance: bool
+
+
+class HouseholdRowsPublic(Exact):
+    """``GET /households``: a page of one grid's households, by id."""
+
+    grid_id: int
+    data: list[HouseholdRow]
+    next_after_id: int | None = Field(description="pass as ``after_id`` for the next page")
+
+
+COUNTS_NOTE = (
+    "Counts as published: exact for those who may see the rows, else rounded to multiples of "
+    "the base, and null (named in ``suppressed``) where a record set rounds to 0."
+)
+
+
+class AreaCountsProperties(Exact):
+    """The published counts of one area."""
+
+    id: int
+    code: str
+    name: str
+    households: int | None = Field(description=COUNTS_NOTE)
+    residents: int | None
+    rental_units: int | None
+    suppressed: list[str] = Field(description="the fields published as null")
+
+
+class AreaCountsFeature(Feature[AreaGeometry, AreaCountsProperties]):
+    """An area's outline (simplified) with its counts (``id`` is the area id)."""
+
+    id: int
+
+
+class CellCountsProperties(Exact):
+    """The published counts of one H3 cell."""
+
+    h3: str = Field(description="H3 cell index, hexadecimal string form")
+    households: int | None = Field(description=COUNTS_NOTE)
+    residents: int | None
+    rental_units: int | None
+    suppressed: list[str] = Field(description="the fields published as null")
+
+
+class CellCountsFeature(Feature[Polygon, CellCountsProperties]):
+    """An H3 cell's hexagon with its counts (``id`` is the H3 index)."""
+
+    id: str
+
+
+class HouseholdAggregatePublic(FeatureCollection[AreaCountsFeature | CellCountsFeature]):
+    """``GET /households/aggregate``: areas of one ``level``, or the H3 cells of ``res``."""

@@ -1,0 +1,124 @@
+"""Intake room: the category taxonomy and incidents (with their dispatch lifecycle columns)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from geo_service.db.models.base import SRID, Base
+from geo_service.vocabulary import (
+    INCIDENT_SOURCES,
+    INCIDENT_STATUSES,
+    OPEN_INCIDENT_STATUSES,
+    sql_in,
+)
+
+# The predicate of the partial indexes over open incidents (few, read all the time).
+_OPEN = sql_in("status", OPEN_INCIDENT_STATUSES)
+
+
+class Category(Base):
+    """One incident category of the configurable taxonomy."""
+
+    __tablename__ = "categories"
+    __table_args__ = (
+        CheckConstraint("default_priority BETWEEN 1 AND 4", name="ck_category_priority"),
+    )
+
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    group: Mapped[str] = mapped_column("group", String(64))
+    default_priority: Mapped[int] = mapped_column(SmallInteger)
+    handling_effort_min: Mapped[int] = mapped_column(Integer)
+    response_target_s: Mapped[int | None] = mapped_column(Integer)
+    resolution_target_min: Mapped[int | None] = mapped_column(Integer)
+
+
+class Incident(Base):
+    """A reported matter at a point, attributed to the grid in force when it was reported."""
+
+    __tablename__ = "incidents"
+    __table_args__ = (
+        CheckConstraint("priority BETWEEN 1 AND 4", name="ck_incident_priority"),
+        CheckConstraint(sql_in("status", INCIDENT_STATUSES), name="ck_incident_status"),
+        CheckConstraint(sql_in("source", INCIDENT_SOURCES), name="ck_incident_source"),
+        CheckConstraint("escalation_level BETWEEN 0 AND 3", name="ck_incident_escalation"),
+        Index("ix_incidents_reported_at", "reported_at"),
+        Index("ix_incidents_grid_reported", "grid_id", "reported_at"),
+        Index("ix_incidents_h3", "h3"),
+        Index("ix_incidents_category_reported", "category", "reported_at"),
+        Index("ix_incidents_responder", "responder_id"),
+        # open incidents: the dispatcher's map and escalation read them all the time (0009)
+        Index("ix_incidents_open", "reported_at", postgresql_where=text(_OPEN)),
+        Index(
+            "ix_incidents_open_category",
+            "location",
+            postgresql_using="gist",
+            postgresql_where=text(_OPEN),
+        ),
+        # one open incident per responder; one incident per (user, Idempotency-Key) (0016)
+        Index(
+            "ux_incidents_open_responder",
+            "responder_id",
+            unique=True,
+            postgresql_where=text(f"responder_id IS NOT NULL AND {_OPEN}"),
+        ),
+        Index(
+            "ux_incidents_request_key",
+            "request_user_id",
+            "request_key",
+            unique=True,
+            postgresql_where=text("request_key IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")
+    )
+    # Importers' natural keys (``import:<sha1>``): global, the same record imported twice is
+    # one incident. A client's Idempotency-Key is ``request_key``, unique per user (0016).
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    request_key: Mapped[str | None] = mapped_column(String(200))
+    request_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    category: Mapped[str] = mapped_column(ForeignKey("categories.code"))
+    priority: Mapped[int] = mapped_column(SmallInteger)
+    status: Mapped[str] = mapped_column(String(16), server_default="reported")
+    description: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(16), server_default="citizen")
+    reported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    location: Mapped[Any] = mapped_column(Geometry("POINT", srid=SRID, spatial_index=True))
+    h3: Mapped[int] = mapped_column(BigInteger)
+    grid_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # dispatch (migration 0009)
+    responder_id: Mapped[int | None] = mapped_column(
+        ForeignKey("responders.id", ondelete="SET NULL")
+    )
+    dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    arrived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    escalation_level: Mapped[int] = mapped_column(SmallInteger, server_default="0")
+    escalated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    possible_duplicate_of: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))

@@ -1,0 +1,146 @@
+"""Layers room: incident rollups, cumulative counts, H3 cell polygons and the tile-layer cache.
+
+The rollups and ``incident_cum_year`` are kept by statement-level triggers on ``incidents``
+(migrations 0004, 0006, 0007, 0013); the trigger functions live in the migrations, not here.
+``incident_cum_year`` is partitioned by year; its partitions (``incident_cum_year_y<year>``)
+are created on demand and are not part of the metadata (migrations/env.py excludes them).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    DateTime,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Mapped, mapped_column
+
+from geo_service.db.models.base import SRID, WEB_MERCATOR, Base
+
+# Partitions of incident_cum_year: one per year, made by incident_cum_year_cover() (0013).
+CUM_YEAR_PARTITION_PATTERN = r"incident_cum_year_y\d+"
+
+
+class IncidentRollupDay(Base):
+    """Incidents per res-10 cell x UTC day x category x priority."""
+
+    __tablename__ = "incident_rollup_day"
+    __table_args__ = (
+        PrimaryKeyConstraint("cell", "bucket", "category", "priority"),
+        Index("ix_incident_rollup_day_bucket", "bucket"),
+    )
+
+    cell: Mapped[int] = mapped_column(BigInteger)
+    bucket: Mapped[date] = mapped_column(Date)
+    category: Mapped[str] = mapped_column(String(64))
+    priority: Mapped[int] = mapped_column(SmallInteger)
+    n: Mapped[int] = mapped_column(Integer)
+
+
+class IncidentRollupMonth(Base):
+    """Incidents per res-8 cell x UTC month x category x priority."""
+
+    __tablename__ = "incident_rollup_month"
+    __table_args__ = (
+        PrimaryKeyConstraint("cell", "bucket", "category", "priority"),
+        Index("ix_incident_rollup_month_bucket", "bucket"),
+    )
+
+    cell: Mapped[int] = mapped_column(BigInteger)
+    bucket: Mapped[date] = mapped_column(Date)
+    category: Mapped[str] = mapped_column(String(64))
+    priority: Mapped[int] = mapped_column(SmallInteger)
+    n: Mapped[int] = mapped_column(Integer)
+
+
+class IncidentTotalDay(Base):
+    """Incidents per res-8 cell x UTC day (the unfiltered heatmap)."""
+
+    __tablename__ = "incident_total_day"
+    __table_args__ = (PrimaryKeyConstraint("bucket", "cell"),)
+
+    cell: Mapped[int] = mapped_column(BigInteger)
+    bucket: Mapped[date] = mapped_column(Date)
+    n: Mapped[int] = mapped_column(Integer)
+
+
+class IncidentTotalMonth(Base):
+    """Incidents per res-8 cell x UTC month (the unfiltered heatmap)."""
+
+    __tablename__ = "incident_total_month"
+    __table_args__ = (PrimaryKeyConstraint("bucket", "cell"),)
+
+    cell: Mapped[int] = mapped_column(BigInteger)
+    bucket: Mapped[date] = mapped_column(Date)
+    n: Mapped[int] = mapped_column(Integer)
+
+
+class IncidentCumYear(Base):
+    """Cumulative incidents per res-8 cell and year: ``cum[i]`` counts up to day ``i`` (UTC)."""
+
+    __tablename__ = "incident_cum_year"
+    __table_args__ = (
+        PrimaryKeyConstraint("cell", "year"),
+        # max(year) (the latest year) stays an index probe per partition
+        Index("ix_incident_cum_year_year", "year"),
+        {"postgresql_partition_by": "RANGE (year)"},
+    )
+
+    cell: Mapped[int] = mapped_column(BigInteger)
+    year: Mapped[int] = mapped_column(Integer)
+    cum: Mapped[list[int]] = mapped_column(ARRAY(Integer))
+
+
+class H3Cell(Base):
+    """An H3 cell's polygon, filled on first use, so tiles join cells to geometry in SQL."""
+
+    __tablename__ = "h3_cells"
+    __table_args__ = (PrimaryKeyConstraint("res", "cell"),)
+
+    res: Mapped[int] = mapped_column(SmallInteger)
+    cell: Mapped[int] = mapped_column(BigInteger)
+    geom: Mapped[Any] = mapped_column(Geometry("POLYGON", srid=SRID, spatial_index=False))
+
+
+class TileLayer(Base):
+    """One materialised computed tile layer (a cache: UNLOGGED, rebuilt on demand)."""
+
+    __tablename__ = "tile_layers"
+    __table_args__ = {"prefixes": ["UNLOGGED"]}
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    made: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+# The cells of a tile layer, hexagons in web mercator (no primary key: a cache written and
+# dropped per layer key).
+tile_layer_cells = Table(
+    "tile_layer_cells",
+    Base.metadata,
+    Column("key", Text, ForeignKey("tile_layers.key", ondelete="CASCADE"), nullable=False),
+    Column("h3", Text, nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("z", Double),
+    Column("p_fdr", Double),
+    Column("class", Text),
+    Column("geom", Geometry("POLYGON", srid=WEB_MERCATOR, spatial_index=False), nullable=False),
+    Index("ix_tile_layer_cells_key", "key"),
+    Index("ix_tile_layer_cells_geom", "geom", postgresql_using="gist"),
+    prefixes=["UNLOGGED"],
+)

@@ -1,0 +1,80 @@
+"""Residents room: households and rental units, located and attributed to a grid."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from geo_service.db.models.base import SRID, Base
+from geo_service.vocabulary import RENTAL_STATUSES, sql_in
+
+
+class Household(Base):
+    """A household at its building: only what grid work needs, nothing that identifies people."""
+
+    __tablename__ = "households"
+    __table_args__ = (
+        CheckConstraint("household_size BETWEEN 1 AND 50", name="ck_household_size"),
+        UniqueConstraint("external_ref", name="uq_households_external_ref"),
+        Index("ix_households_grid", "grid_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    location: Mapped[Any] = mapped_column(Geometry("POINT", srid=SRID, spatial_index=True))
+    household_size: Mapped[int] = mapped_column(SmallInteger)
+    grid_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id", ondelete="SET NULL"))
+    h3: Mapped[int] = mapped_column(BigInteger)
+    elderly_living_alone: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    needs_assistance: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    external_ref: Mapped[str | None] = mapped_column(String(200))
+
+
+class RentalUnit(Base):
+    """A rented dwelling (or group of them) registered at one address."""
+
+    __tablename__ = "rental_units"
+    __table_args__ = (
+        CheckConstraint(sql_in("status", RENTAL_STATUSES), name="ck_rental_status"),
+        CheckConstraint("unit_count >= 1", name="ck_rental_unit_count"),
+        CheckConstraint("occupants >= 0", name="ck_rental_occupants"),
+        UniqueConstraint("external_ref", name="uq_rental_units_external_ref"),
+        Index("ix_rental_units_grid", "grid_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    location: Mapped[Any] = mapped_column(Geometry("POINT", srid=SRID, spatial_index=True))
+    unit_count: Mapped[int] = mapped_column(Integer)
+    occupants: Mapped[int] = mapped_column(Integer)
+    registered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16))
+    landlord_ref: Mapped[str | None] = mapped_column(String(64))
+    grid_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id", ondelete="SET NULL"))
+    h3: Mapped[int] = mapped_column(BigInteger)
+    external_ref: Mapped[str | None] = mapped_column(String(200))
+
+
+class DisclosureSecret(Base):
+    """The deployment's secret behind ``disclosure_key(identity)`` (one row, migration 0018)."""
+
+    __tablename__ = "disclosure_secret"
+    __table_args__ = (CheckConstraint("id = 1", name="disclosure_secret_id_check"),)
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, server_default=text("1"))
+    secret: Mapped[bytes] = mapped_column(LargeBinary)

@@ -1,0 +1,225 @@
+"""The demo city's year of incidents: a background where people live, with seasonality and
+daily rhythm, plus planted hotspots that start, grow and fade."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from geo_service.demo.density import CENTRE_LAT, CENTRE_LON
+from geo_service.geo.assign import NO_GRID
+
+CATEGORY_MIX = {
+    "disputes": 0.17,
+    "public_order": 0.14,
+    "safety_hazard": 0.07,
+    "sanitation": 0.23,
+    "facilities": 0.16,
+    "traffic": 0.15,
+    "social_assistance": 0.08,
+}
+DEFAULT_PRIORITY = {
+    "disputes": 3,
+    "public_order": 2,
+    "safety_hazard": 1,
+    "sanitation": 4,
+    "facilities": 4,
+    "traffic": 3,
+    "social_assistance": 2,
+}
+DESCRIPTIONS = {
+    "disputes": [
+        "Neighbours arguing over shared corridor",
+        "Family dispute, asks for mediation",
+        "Dispute over parking space",
+    ],
+    "public_order": [
+        "Noise from late-night gathering",
+        "Street vendor blocking entrance",
+        "Loud construction outside permitted hours",
+    ],
+    "safety_hazard": [
+        "Smell of gas in stairwell",
+        "Loose facade tiles over footpath",
+        "Electric bikes charging in corridor",
+    ],
+    "sanitation": [
+        "Overflowing waste bins",
+        "Illegal dumping of furniture",
+        "Blocked drain with standing water",
+    ],
+    "facilities": [
+        "Broken street light",
+        "Damaged handrail in public stairs",
+        "Lift out of service",
+    ],
+    "traffic": [
+        "Cars parked on pedestrian crossing",
+        "Traffic light out of order",
+        "Illegally parked truck blocking lane",
+    ],
+    "social_assistance": [
+        "Elderly resident living alone not seen for days",
+        "Resident asks for help with benefits application",
+        "Welfare check requested by relative",
+    ],
+}
+
+
+@dataclass(frozen=True)
+class PlantedHotspot:
+    """A hotspot the generator plants, with the emerging-hotspot category it should produce."""
+
+    name: str
+    expected_pattern: str
+    lon: float
+    lat: float
+    sigma_m: float
+    incidents: int
+    category: str
+    profile: str  # how daily intensity evolves over the year
+
+
+HOTSPOT_PLANS = (
+    # name, expected emerging pattern, profile, share of incidents, category, sigma (m)
+    ("market_night_noise", "intensifying", "ramp_up", 0.012, "public_order", 180.0),
+    ("old_estate_disputes", "persistent", "steady", 0.010, "disputes", 220.0),
+    ("construction_site", "diminishing", "ramp_down", 0.010, "safety_hazard", 160.0),
+    ("new_development", "new", "late_burst", 0.006, "sanitation", 170.0),
+)
+
+
+def _profile(name: str, days: int) -> np.ndarray:
+    """Daily intensity of a planted hotspot, shaped like the ArcGIS pattern it should produce.
+
+    Intensifying, persistent and diminishing hotspots are hot throughout (ArcGIS asks for 90% of
+    the bins) and differ in trend; a new hotspot appears only in the last two weeks.
+    """
+    t = np.arange(days) / max(days - 1, 1)
+    if name == "ramp_up":
+        return 0.6 + 1.4 * t
+    if name == "steady":
+        return np.ones(days)
+    if name == "ramp_down":
+        return 2.0 - 1.4 * t
+    if name == "late_burst":
+        return np.where(t > 1 - 14 / max(days, 1), 1.0, 0.0)
+    raise ValueError(name)
+
+
+def plan_hotspots(
+    rng: np.random.Generator, households: pd.DataFrame, n_incidents: int
+) -> list[PlantedHotspot]:
+    """Place the planted hotspots in populated places, apart from each other."""
+    spots: list[PlantedHotspot] = []
+    # Hotspots sit in populated places, apart from each other.
+    candidates = households.sample(n=min(len(households), 4000), random_state=rng.integers(2**31))
+    chosen: list[tuple[float, float]] = []
+    for name, pattern, profile, share, category, sigma in HOTSPOT_PLANS:
+        for lon, lat in zip(candidates.lon, candidates.lat, strict=True):
+            far = all(abs(lon - a) > 0.03 or abs(lat - b) > 0.03 for a, b in chosen)
+            # A new development grows on the edge of town, away from the busy centre.
+            edge = pattern != "new" or np.hypot(lon - CENTRE_LON, lat - CENTRE_LAT) > 0.07
+            if far and edge:
+                chosen.append((lon, lat))
+                spots.append(
+                    PlantedHotspot(
+                        name,
+                        pattern,
+                        float(lon),
+                        float(lat),
+                        sigma,
+                        int(n_incidents * share),
+                        category,
+                        profile,
+                    )
+                )
+                break
+    return spots
+
+
+def draw_incidents(
+    rng, n, days, start, end, households, hotspots, to_metric, to_wgs, index, grid_rows
+) -> pd.DataFrame:  # noqa: ANN001
+    """n incidents over ``days`` days from ``start``: the background plus the hotspots'."""
+    n_spot = sum(h.incidents for h in hotspots)
+    n_base = max(n - n_spot, 0)
+    categories = np.array(list(CATEGORY_MIX))
+    # Background: where people live, with a short walk around the building.
+    src = rng.integers(0, len(households), n_base)
+    hx, hy = to_metric.transform(households.lon.values[src], households.lat.values[src])
+    bx = np.asarray(hx) + rng.normal(0, 60, n_base)
+    by = np.asarray(hy) + rng.normal(0, 60, n_base)
+    base_cat = rng.choice(categories, n_base, p=list(CATEGORY_MIX.values()))
+    # Day of year: mild seasonality, busier weekends for disputes and public order.
+    day_w = 1 + 0.15 * np.sin(np.arange(days) / days * 2 * np.pi)
+    base_day = rng.choice(days, n_base, p=day_w / day_w.sum())
+    weekend = (start + pd.to_timedelta(base_day, unit="D")).day_of_week >= 5
+    social = np.isin(base_cat, ["disputes", "public_order"])
+    redraw = social & ~weekend & (rng.random(n_base) < 0.12)
+    base_day[redraw] = rng.choice(days, int(redraw.sum()))
+
+    xs, ys, cats, day = [bx], [by], [base_cat], [base_day]
+    for spot in hotspots:
+        sx, sy = to_metric.transform(spot.lon, spot.lat)
+        xs.append(sx + rng.normal(0, spot.sigma_m, spot.incidents))
+        ys.append(sy + rng.normal(0, spot.sigma_m, spot.incidents))
+        cats.append(np.full(spot.incidents, spot.category))
+        p = _profile(spot.profile, days)
+        day.append(rng.choice(days, spot.incidents, p=p / p.sum()))
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    cat, day_idx = np.concatenate(cats), np.concatenate(day)
+    total = len(x)
+    # Hour of day in local time (UTC+8): morning and evening peaks; public order at night.
+    hours = np.arange(24)
+    daytime = 0.2 + np.exp(-((hours - 10) ** 2) / 8) + 1.2 * np.exp(-((hours - 19) ** 2) / 6)
+    night = 0.3 + np.exp(-(((hours - 23) % 24) ** 2) / 6) + np.exp(-((hours + 1) ** 2) / 6)
+    hour = np.where(
+        cat == "public_order",
+        rng.choice(24, total, p=night / night.sum()),
+        rng.choice(24, total, p=daytime / daytime.sum()),
+    )
+    seconds = rng.integers(0, 3600, total)
+    local = (
+        pd.Timestamp(start).tz_convert("Asia/Shanghai").normalize()
+        + pd.to_timedelta(day_idx, unit="D")
+        + pd.to_timedelta(hour * 3600 + seconds, unit="s")
+    )
+    reported = local.tz_convert("UTC")
+    lon, lat = to_wgs.transform(x, y)
+    lon, lat = np.asarray(lon), np.asarray(lat)
+    grid = index.assign(lon, lat)
+    priority = np.array([DEFAULT_PRIORITY[c] for c in cat])
+    shift = rng.choice([-1, 0, 1], total, p=[0.1, 0.8, 0.1])
+    priority = np.clip(priority + shift, 1, 4)
+    age_h = (pd.Timestamp(end) - reported).total_seconds().values / 3600
+    status = np.where(rng.random(total) < 0.04, "cancelled", "closed").astype(object)
+    recent = age_h < 72
+    status[recent] = rng.choice(
+        ["reported", "dispatched", "accepted", "on_scene", "resolved"],
+        int(recent.sum()),
+        p=[0.3, 0.15, 0.15, 0.1, 0.3],
+    )
+    frame = pd.DataFrame(
+        {
+            "lon": lon,
+            "lat": lat,
+            "category": cat,
+            "priority": priority,
+            "status": status,
+            "reported_at": reported,
+            "source": rng.choice(
+                ["citizen", "grid_worker", "hotline", "sensor"], total, p=[0.45, 0.3, 0.2, 0.05]
+            ),
+            "grid": grid,
+        }
+    )
+    frame["description"] = [
+        DESCRIPTIONS[c][k] for c, k in zip(cat, rng.integers(0, 3, total), strict=True)
+    ]
+    frame = frame[(frame.grid != NO_GRID) & (frame.reported_at < pd.Timestamp(end))]
+    frame = frame.sort_values("reported_at", kind="stable").reset_index(drop=True)
+    frame["grid_code"] = grid_rows.code.values[frame.grid.values]
+    return frame.drop(columns="grid")

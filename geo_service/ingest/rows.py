@@ -1,0 +1,137 @@
+"""What every kind's row validation shares: the outcome (``Checked``), the first reason each
+row fails (``Reasons``), text columns that never hand a missing value to string code, and
+stable keys (a source's ids, or a hash of the row's content).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from geo_service.ingest.parsing import as_text
+from geo_service.ingest.readers import GEOMETRY_ERROR
+
+KIND_FIELDS: dict[str, tuple[str, ...]] = {
+    "incidents": ("id", "category", "priority", "status", "description", "reported_at"),
+    "households": ("id", "household_size", "elderly_living_alone", "needs_assistance"),
+    "rental-units": ("id", "unit_count", "occupants", "status", "registered_at", "landlord_ref"),
+    "responders": ("callsign", "kind", "status", "skills"),
+    "boundaries": ("code", "name", "parent_code"),
+    "roads": ("id", "name", "class", "speed_kmh", "oneway"),
+}
+
+
+@dataclass
+class Checked:
+    """Outcome of validation: accepted rows (canonical columns) and rejects (row, reason)."""
+
+    accepted: pd.DataFrame
+    rejects: pd.DataFrame
+    ignored_columns: list[str] = field(default_factory=list)
+    # Fields of the kind the file carries a column for (after --map / --set): an update
+    # changes only these, a field the file does not name is left as stored.
+    given: frozenset[str] = frozenset()
+
+
+class Reasons:
+    """The first reason each row fails, accumulated check by check."""
+
+    def __init__(self, index: pd.Index) -> None:
+        self.series = pd.Series(None, index=index, dtype=object)
+
+    def add(self, mask: pd.Series | np.ndarray, reason: str | pd.Series) -> None:
+        """Record ``reason`` for rows in ``mask`` that have none yet."""
+        mask = pd.Series(np.asarray(mask, dtype=bool), index=self.series.index)
+        todo = mask & self.series.isna()
+        if isinstance(reason, pd.Series):
+            self.series[todo] = reason[todo]
+        else:
+            self.series[todo] = reason
+
+    def merge(self, reasons: pd.Series) -> None:
+        """Record per-row reasons from a parser (None where the row parsed)."""
+        self.add(reasons.notna(), reasons)
+
+    @property
+    def ok(self) -> pd.Series:
+        """Rows with no reason so far."""
+        return self.series.isna()
+
+
+def text_column(frame: pd.DataFrame, name: str) -> pd.Series:
+    """Column ``name`` as stripped text, a missing value (or column) as ``""``."""
+    if name not in frame:
+        return pd.Series("", index=frame.index, dtype=object)
+    return as_text(frame[name]).str.strip()
+
+
+def content_hashes(parts: list[pd.Series]) -> pd.Series:
+    """SHA-1 of each row's parts joined by ``|`` (a missing part as ``""``)."""
+    content = as_text(parts[0])
+    for part in parts[1:]:
+        content = content + "|" + as_text(part)
+    return content.map(lambda s: hashlib.sha1(s.encode()).hexdigest())
+
+
+def coordinate_text(values: np.ndarray, index: pd.Index) -> pd.Series:
+    """Coordinates as text to 7 decimals (about 1 cm), the precision of a content key."""
+    return pd.Series(np.round(values, 7), index=index).astype(str)
+
+
+def geometry_errors(frame: gpd.GeoDataFrame, reasons: Reasons) -> None:
+    """Reject rows whose geometry GEOS could not build, with its reason."""
+    if GEOMETRY_ERROR in frame:
+        errors = frame[GEOMETRY_ERROR]
+        reasons.add(errors.notna(), "invalid geometry (" + errors.astype(str) + ")")
+
+
+def duplicates(keys: pd.Series, reasons: Reasons, what: str) -> None:
+    """Reject every repeat of a key after its first valid occurrence."""
+    valid = keys.where(reasons.ok & keys.notna())
+    dup = valid.notna() & valid.duplicated(keep="first")
+    if not dup.any():
+        return
+    firsts = valid[valid.notna() & ~dup]
+    first_row = pd.Series(firsts.index + 1, index=firsts.values)
+    why = pd.Series(None, index=keys.index, dtype=object)
+    why[dup] = [f"duplicate {what}: {k!r} first at row {first_row[k]}" for k in valid[dup]]
+    reasons.add(dup, why)
+
+
+def finish(frame: gpd.GeoDataFrame, reasons: Reasons, accepted: pd.DataFrame, kind: str) -> Checked:
+    """Split validated rows into accepted (canonical columns of ``kind``) and rejected."""
+    ok = reasons.ok
+    rejects = pd.DataFrame({"row": frame.index[~ok] + 1, "reason": reasons.series[~ok].values})
+    known = set(KIND_FIELDS[kind]) | {frame.geometry.name, "lon", "lat", GEOMETRY_ERROR}
+    ignored = [c for c in frame.columns if c not in known]
+    given = frozenset(c for c in frame.columns if c in KIND_FIELDS[kind])
+    out = accepted[ok.values].copy()
+    out.insert(0, "row", frame.index[ok.values] + 1)
+    return Checked(out.reset_index(drop=True), rejects, ignored, given)
+
+
+def external_ref(frame: pd.DataFrame, reasons: Reasons, source_name: str) -> pd.Series:
+    """Stable keys from the source's ``id`` column (``<source>:<id>``), or None without one."""
+    ids = text_column(frame, "id")
+    if (ids != "").any():
+        reasons.add(ids == "", "missing id")
+        ref = f"{source_name}:" + ids
+        duplicates(ref.rename("ref"), reasons, "id")
+        return ref
+    return pd.Series(None, index=frame.index, dtype=object)
+
+
+def content_refs(source_name: str, parts: list[pd.Series]) -> pd.Series:
+    """Stable keys of rows that carry no id: the hash of their parsed content and its
+    occurrence in the file (``<source>:sha1-<hash>-<n>``).
+
+    A re-run of the file yields the same keys, so it adds nothing; identical rows within one
+    file (two households of one size at one address) stay distinct by their occurrence.
+    """
+    content = content_hashes(parts)
+    occurrence = content.groupby(content, sort=False).cumcount() + 1
+    return f"{source_name}:sha1-" + content + "-" + occurrence.astype(str)

@@ -1,0 +1,60 @@
+"""What an import is asked to do: the options of ``import_file`` and its limits."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from geo_service.ingest.readers import ImportFileError
+from geo_service.ingest.uploads import ReadLimits
+from geo_service.ingest.validate import CHECKS
+
+KINDS = tuple(CHECKS)
+KEY_CHARS = 200  # stable keys (external_ref, idempotency_key) and version names: varchar(200)
+SOURCE_NAME_CHARS = 100  # the key prefix; leaves 100 characters for the source's own id
+# progress(step, done, total): steps are read, validate, assign and write.
+Progress = Callable[[str, int, int | None], None]
+
+
+@dataclass
+class ImportOptions:
+    """How to read and interpret a file (the CLI's options and the HTTP form fields)."""
+
+    crs: str | None = None
+    field_map: dict[str, str] = field(default_factory=dict)  # source column -> our field
+    constants: dict[str, str] = field(default_factory=dict)  # our field -> value for all rows
+    category_map: dict[str, str] | None = None  # source category -> our category code
+    tz: str = "UTC"
+    date_format: str | None = None
+    layer: str | None = None
+    status: str = "reported"  # incidents: status of rows that carry none
+    source_name: str | None = None  # prefix of stable keys; default: the file's stem
+    rejects_path: Path | None = None
+    # boundaries
+    level: str | None = None
+    parent_level: str | None = None
+    version_id: int | None = None
+    version_name: str | None = None
+    dissolve: bool = False  # merge features that share a code into one multipolygon
+    max_features: int = 5_000_000
+    max_vertices: int = 50_000
+    max_uncompressed_bytes: int = ReadLimits.max_uncompressed_bytes
+    max_compression_ratio: float = ReadLimits.max_compression_ratio
+    # What reports and messages call the file (an upload: the client's name, never the
+    # server's copy); default: the file's own name.
+    file_name: str | None = None
+
+
+def read_mapping_csv(path: Path) -> dict[str, str]:
+    """Read a two-column CSV (source value, our value) such as a category map."""
+    if not path.exists():
+        raise ImportFileError(f"{path} does not exist")
+    with path.open(newline="", encoding="utf-8") as fh:
+        rows = [r for r in csv.reader(fh) if r and not r[0].startswith("#")]
+    if rows and rows[0][0].strip().lower() in ("source", "from", "src"):
+        rows = rows[1:]
+    if any(len(r) < 2 for r in rows):
+        raise ImportFileError(f"{path.name}: every line needs two columns: source,ours")
+    return {r[0].strip(): r[1].strip() for r in rows}

@@ -1,0 +1,207 @@
+"""A proposal's figures: the new grids' shapes and loads, balance before and after, the floor
+no plan can beat, compactness and the share of homes and history that change grid. Every
+figure counts households and rental units as ``disclosure`` publishes them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import shapely
+
+from geo_service.analytics.atoms import hex_neighbours, local_utm, one_piece_each, polsby_popper
+from geo_service.analytics.regionalize import Plan, balance, lowest_max_over_mean
+from geo_service.services.access import disclosure
+from geo_service.services.planning.parents import Parent, ParentAtoms
+from geo_service.services.planning.workload import (
+    Weights,
+    published_workload_terms,
+    workload_hours,
+)
+
+_COUNTED = ("households", "rental_units", "household_key", "rental_key")
+
+
+@dataclass(frozen=True)
+class NewGrid:
+    """A grid of the proposal, as the draft version stores it."""
+
+    parent: Parent
+    code: str
+    name: str
+    geom: Any  # WGS84 polygon or multipolygon
+    load: float  # workload from published counts
+
+
+def published_loads(
+    groups: np.ndarray,
+    n: int,
+    hours: np.ndarray,
+    per: dict[str, np.ndarray],
+    weights: Weights,
+    window_days: int,
+    base: int,
+) -> np.ndarray:
+    """Workload of groups of atoms (``groups``: a group number per atom, 0..n-1), the household
+    and rental-unit terms taken at the counts ``disclosure`` publishes for each group."""
+    loads = np.bincount(groups, weights=hours, minlength=n)
+    counts = {k: np.bincount(groups, weights=per[k], minlength=n) for k in _COUNTED}
+    for g in range(n):
+        shown = published_workload_terms(
+            round(counts["households"][g]),
+            round(counts["rental_units"][g]),
+            (round(counts["household_key"][g]), round(counts["rental_key"][g])),
+            base,
+        )
+        # the formula on the differences: what publishing adds to (or takes from) the load
+        loads[g] += workload_hours(
+            0.0,
+            (shown["households"] or 0) - counts["households"][g],
+            (shown["rental_units"] or 0) - counts["rental_units"][g],
+            0.0,
+            weights,
+            window_days,
+        )
+    return loads
+
+
+def published_share(counts: list[float], keys: list[float], measure: str, base: int) -> float:
+    """Share of homes moved (``counts``: moved, total; ``keys``: their disclosure key sums),
+    from the published moved and total counts."""
+    (moved, total), (moved_key, total_key) = counts, keys
+
+    def shown(n: float, key: float) -> int:
+        return disclosure.published_value(
+            disclosure.publish(
+                {measure: round(n)}, household_key=round(key), rental_key=round(key), base=base
+            )[measure]
+        )
+
+    whole = shown(total, total_key)
+    return round(min(1.0, shown(moved, moved_key) / whole), 4) if whole else 0.0
+
+
+def published_floor(
+    atoms: ParentAtoms, p: int, weights: Weights, window_days: int, base: int
+) -> float:
+    """The lowest reachable max/mean for ``p`` grids, from the published workloads of the
+    parent's separate parts."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    neighbours = hex_neighbours(atoms.cells)
+    n = len(atoms.hours)
+    rows = [i for i, nb in enumerate(neighbours) for _ in nb]
+    cols = [j for nb in neighbours for j in nb]
+    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
+    k, part = connected_components(graph, directed=False)
+    loads = published_loads(part, k, atoms.hours, atoms.per, weights, window_days, base)
+    if loads.sum() <= 0:
+        return 1.0
+    floor = lowest_max_over_mean(loads, [[] for _ in range(k)], p, np.arange(k))
+    return round(floor, 4) if np.isfinite(floor) else floor
+
+
+def _heirs(atoms: ParentAtoms, labels: np.ndarray, p: int) -> dict[int, int]:
+    """Which of today's grids each new one continues (a position in ``grid_ids``, -1: none):
+    the one it shares most people, history and workload with, largest overlaps first."""
+    held = atoms.held
+    overlap = np.zeros((p, len(atoms.grid_ids)))
+    np.add.at(
+        overlap,
+        labels,
+        sum(held[k] for k in ("households", "rental_units", "history"))
+        + np.eye(len(atoms.grid_ids))[atoms.current] * atoms.hours[:, None],
+    )
+    heir: dict[int, int] = {}
+    for r in np.argsort(-overlap.max(axis=1)):
+        options = [g for g in np.argsort(-overlap[r]) if g not in heir.values()]
+        heir[r] = options[0] if options else -1
+    return heir
+
+
+def measure(
+    parents: list[tuple[ParentAtoms, Plan]], weights: Weights, window_days: int, min_count: int
+) -> tuple[dict[str, Any], list[NewGrid]]:
+    """The new grids of every parent's plan and the proposal's metrics, from published counts
+    (base ``min_count``)."""
+    new_grids = []
+    before_loads, after_loads, before_pp, after_pp, contiguous = [], [], [], [], []
+    moved = {"households": [0.0, 0.0], "rental_units": [0.0, 0.0], "history": [0.0, 0.0]}
+    moved_keys = {"households": [0.0, 0.0], "rental_units": [0.0, 0.0]}
+    keyed = {"households": "household_key", "rental_units": "rental_key"}
+    per_parent = []
+    for atoms, plan in parents:
+        parent, labels, held = atoms.parent, plan.labels, atoms.held
+        p = int(labels.max()) + 1
+        crs = local_utm(parent.geom)
+        geoms = one_piece_each(
+            [shapely.make_valid(shapely.union_all(atoms.pieces[labels == r])) for r in range(p)]
+        )
+        heir = _heirs(atoms, labels, p)
+        for name in moved:
+            for target, source in ((moved, name), (moved_keys, keyed.get(name))):
+                if source is None:
+                    continue
+                for r in range(p):
+                    members = labels == r
+                    total = held[source][members].sum()
+                    kept = held[source][members][:, heir[r]].sum() if heir[r] >= 0 else 0.0
+                    target[name][0] += total - kept
+                    target[name][1] += total
+        # What is shown and stored counts homes as disclosure control publishes them.
+        shown = (weights, window_days, min_count)
+        old_loads = published_loads(
+            atoms.current, len(atoms.grid_ids), atoms.hours, atoms.per, *shown
+        )
+        new_loads = published_loads(labels, p, atoms.hours, atoms.per, *shown)
+        floor = plan.floor if plan.floor <= 1.0 else published_floor(atoms, p, *shown)
+        pp_before = polsby_popper(parent.free_grids.geometry.to_numpy(), crs)
+        pp_after = polsby_popper(geoms, crs)
+        before_loads += old_loads.tolist()
+        after_loads += new_loads.tolist()
+        before_pp += pp_before.tolist()
+        after_pp += pp_after.tolist()
+        contiguous += [shapely.get_num_geometries(g) == 1 for g in geoms]
+        per_parent.append(
+            {
+                "parent": parent.code,
+                "grids_before": len(atoms.grid_ids),
+                "grids_after": p,
+                "before": balance(old_loads),
+                "after": balance(new_loads),
+                # below this no plan can go: the parent in separate pieces, say
+                "lowest_possible_max_over_mean": floor,
+                "atoms": len(atoms.cells),
+                "seconds": round(plan.seconds, 2),
+                "workload_by_grid": {
+                    f"{parent.code}-N{r + 1:02d}": round(float(new_loads[r]), 2) for r in range(p)
+                },
+            }
+        )
+        for r, geom in enumerate(geoms):
+            code = f"{parent.code}-N{r + 1:02d}"
+            new_grids.append(
+                NewGrid(parent, code, f"{parent.name} grid {r + 1}", geom, new_loads[r])
+            )
+    metrics = {
+        "workload_before": balance(np.array(before_loads)),
+        "workload_after": balance(np.array(after_loads)),
+        "polsby_popper_before": round(float(np.mean(before_pp)), 4),
+        "polsby_popper_after": round(float(np.mean(after_pp)), 4),
+        "contiguous_share": round(sum(contiguous) / max(len(contiguous), 1), 4),
+        "stability": {
+            "households_moved_share": published_share(
+                moved["households"], moved_keys["households"], "households", min_count
+            ),
+            "rental_units_moved_share": published_share(
+                moved["rental_units"], moved_keys["rental_units"], "unit_count", min_count
+            ),
+            "history_moved_share": (
+                round(moved["history"][0] / moved["history"][1], 4) if moved["history"][1] else 0.0
+            ),
+        },
+        "parents": per_parent,
+    }
+    return metrics, new_grids

@@ -1,0 +1,1 @@
+"""Ingest: importing files from other systems (services/ingest and geo_service/ingest)."""
