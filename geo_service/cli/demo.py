@@ -41,12 +41,12 @@ def demo(
         )
     else:
         console.print("database already holds a city; serving it")
-    _print_demo_keys(engine)
+    _print_demo_keys(engine, f"http://{host}:{port}")
     engine.dispose()
     run_server(settings, host, port)
 
 
-def _print_demo_keys(engine) -> None:  # noqa: ANN001
+def _print_demo_keys(engine, base: str) -> None:  # noqa: ANN001
     from geo_service.demo.load import issue_demo_keys
 
     # Plain lines, never a table: a key must survive any terminal width intact.
@@ -55,8 +55,7 @@ def _print_demo_keys(engine) -> None:  # noqa: ANN001
         area = row["area"] or "whole city"
         typer.echo(f"  {row['role']:<12} {row['user']:<18} {area:<18} {row['key']}")
     typer.echo(
-        '\ntry: curl -H "X-API-Key: <key>" '
-        '"http://127.0.0.1:8000/areas/lookup?lon=114.30&lat=30.59"\n'
+        f'\ntry: curl -H "X-API-Key: <key>" "{base}/areas/lookup?lon=114.30&lat=30.59"\n'
     )
 
 

@@ -231,8 +231,9 @@ def test_demo_prints_whole_working_keys_for_every_role(engine, loaded_city, caps
     from geo_service.cli.demo import _print_demo_keys
     from geo_service.services.access.auth import authenticate_key
 
-    _print_demo_keys(engine)
+    _print_demo_keys(engine, "http://127.0.0.1:8123")
     out = capsys.readouterr().out
+    assert '"http://127.0.0.1:8123/areas/lookup?' in out  # the address actually served
     keys = re.findall(r"(\w+)\s+demo-\S+\s+.+?\s(gs_[0-9a-f]{12}_\S+)$", out, re.M)
     assert [role for role, _ in keys] == [
         "admin",
