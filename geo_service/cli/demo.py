@@ -54,9 +54,7 @@ def _print_demo_keys(engine, base: str) -> None:  # noqa: ANN001
     for row in issue_demo_keys(engine):
         area = row["area"] or "whole city"
         typer.echo(f"  {row['role']:<12} {row['user']:<18} {area:<18} {row['key']}")
-    typer.echo(
-        f'\ntry: curl -H "X-API-Key: <key>" "{base}/areas/lookup?lon=114.30&lat=30.59"\n'
-    )
+    typer.echo(f'\ntry: curl -H "X-API-Key: <key>" "{base}/areas/lookup?lon=114.30&lat=30.59"\n')
 
 
 @app.command("generate")

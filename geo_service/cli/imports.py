@@ -57,6 +57,13 @@ def import_command(
         typer.Option(help="strptime format of naive timestamps, when the column is ambiguous"),
     ] = None,
     layer: Annotated[str | None, typer.Option(help="Layer of a multi-layer file")] = None,
+    swap_xy: Annotated[
+        bool, typer.Option("--swap-xy", help="the file's lon/lat (x/y) are the other way round")
+    ] = False,
+    encoding: Annotated[
+        str | None,
+        typer.Option(help="Shapefile DBF text encoding (default: .cpg, else UTF-8 or GB18030)"),
+    ] = None,
     status: Annotated[str, typer.Option(help="incidents: status of rows without one")] = "reported",
     source_name: Annotated[
         str | None, typer.Option(help="Prefix of stable keys (default: the file name)")
@@ -94,6 +101,8 @@ def import_command(
             tz=tz,
             date_format=date_format,
             layer=layer,
+            swap_xy=swap_xy,
+            encoding=encoding,
             status=status,
             source_name=source_name,
             rejects_path=rejects,
@@ -128,6 +137,11 @@ def import_command(
     table.add_row("rejected", f"{report.rejected:,}")
     for reason, count in sorted(report.rejected_by_reason.items(), key=lambda kv: -kv[1]):
         table.add_row(f"  {reason}", f"{count:,}")
+    if report.encoding:
+        table.add_row("encoding", report.encoding)
+    if report.dimensions_dropped:
+        dims = " and ".join(report.dimensions_dropped)
+        table.add_row("dropped", f"{dims} values (geometries stored 2D)")
     if report.merged_parts:
         table.add_row("parts merged", f"{report.merged_parts:,}")
     if report.version_id:

@@ -6,6 +6,7 @@ parsed), so callers can reject rows with a reason instead of misreading them.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from geo_service.instants import CALENDAR_RULE, MAX_YEAR, MIN_YEAR
@@ -41,6 +42,14 @@ def as_text(values: pd.Series) -> pd.Series:
     >>> as_text(pd.Series([" a ", float("nan"), pd.NaT], dtype=object)).tolist()
     [' a ', '', '']
     """
+    if pd.api.types.is_float_dtype(values.dtype):
+        # A code, id or count stored as Double (Shapefile/DBF "N" fields): 420102001001.0
+        # is the code 420102001001, never its float text.
+        numbers = values.to_numpy(dtype=float, na_value=np.nan)
+        integral = np.isfinite(numbers) & (np.mod(numbers, 1) == 0) & (np.abs(numbers) < 2**53)
+        if integral.any():
+            values = values.astype(object)
+            values[integral] = numbers[integral].astype(np.int64)
     values = values.astype(object)
     return values.where(values.notna(), "").astype(str)
 

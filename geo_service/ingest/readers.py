@@ -11,6 +11,7 @@ No format is parsed by hand.
 
 from __future__ import annotations
 
+import codecs
 import functools
 import logging
 import warnings
@@ -39,6 +40,7 @@ from geo_service.ingest.uploads import (
     check_geojson,
     check_geopackage,
     check_shapefile,
+    check_xlsx,
     extract_shapefile,
     open_text_stream,
     sniff,
@@ -60,6 +62,7 @@ GDAL_HARDENING = {
     "GDAL_HTTP_TIMEOUT": "5",
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
 }
+DBF_SAMPLE_BYTES = 8 << 20  # of a DBF's records, to detect their encoding
 GEOMETRY_ERROR = "__geometry_error__"  # why GEOS could not build a feature's geometry
 # Share of rows whose coordinates may fall outside +-180/+-90 before the whole file is taken
 # to be in a projected CRS (a few stray rows are rejected one by one instead).
@@ -129,6 +132,7 @@ class _Request:
     lon_column: str | None
     lat_column: str | None
     limits: ReadLimits
+    encoding: str | None = None  # of a Shapefile's DBF: given by the client, else detected
 
 
 @dataclass(frozen=True)
@@ -175,6 +179,8 @@ def read_source(
     name: str | None = None,
     limits: ReadLimits | None = None,
     points_only_ok: bool = True,
+    encoding: str | None = None,
+    swap_xy: bool = False,
 ) -> gpd.GeoDataFrame:
     """Read ``path`` into a GeoDataFrame in WGS84 with every attribute as read.
 
@@ -202,8 +208,23 @@ def read_source(
             f"{name}: a {reader.label} table holds points only; this import needs lines or "
             "polygons (GeoJSON, GeoPackage, zipped Shapefile or GeoParquet)"
         )
+    if encoding:
+        try:
+            encoding = codecs.lookup(encoding).name
+        except LookupError:
+            raise ImportFileError(
+                f"unknown encoding {encoding!r}: give e.g. utf-8, gb18030, gbk, big5, cp1252"
+            ) from None
     request = _Request(
-        path, name, suffix, sniffed, layer, lon_column, lat_column, limits or ReadLimits()
+        path,
+        name,
+        suffix,
+        sniffed,
+        layer,
+        lon_column,
+        lat_column,
+        limits or ReadLimits(),
+        encoding,
     )
     frame = reader.read(request)
     if len(frame) > request.limits.max_features:
@@ -215,7 +236,46 @@ def read_source(
         not isinstance(frame, gpd.GeoDataFrame) or frame.geometry.name not in frame
     ):
         raise ImportFileError(f"{name} has no geometry column")
-    return _to_wgs84(frame, crs, name)
+    used = frame.attrs.get("encoding")
+    dropped = _drop_z_m(frame)
+    if swap_xy:  # the client says the file's x/y (lon/lat) columns are the other way round
+        _swap_xy(frame)
+    frame = _to_wgs84(frame, crs, name)
+    frame.attrs["encoding"] = used
+    if dropped:
+        frame.attrs["dimensions_dropped"] = dropped
+    return frame
+
+
+def _swap_xy(frame: gpd.GeoDataFrame) -> None:
+    """Swap x and y of every (2D) geometry, in place."""
+    values = np.asarray(frame.geometry.values, dtype=object)
+    present = pd.notna(values)
+    flat = values.copy()
+    flat[present] = shapely.transform(values[present], lambda xy: xy[:, ::-1])
+    frame[frame.geometry.name] = gpd.GeoSeries(flat, index=frame.index, crs=frame.crs)
+
+
+def _drop_z_m(frame: gpd.GeoDataFrame) -> list[str]:
+    """Keep x/y only, in place: Z (heights) and M (measures) of any geometry type are
+    dropped, as our columns are 2D. Returns what was dropped ("Z", "M") for the summary."""
+    if not isinstance(frame, gpd.GeoDataFrame) or frame.geometry.name not in frame:
+        return []
+    values = np.asarray(frame.geometry.values, dtype=object)
+    present = pd.notna(values)
+    if not present.any():
+        return []
+    geoms = values[present]
+    dropped = [
+        label
+        for label, has in (("Z", shapely.has_z(geoms)), ("M", shapely.has_m(geoms)))
+        if has.any()
+    ]
+    if dropped:
+        flat = values.copy()
+        flat[present] = shapely.force_2d(geoms)
+        frame[frame.geometry.name] = gpd.GeoSeries(flat, index=frame.index, crs=frame.crs)
+    return dropped
 
 
 @functools.cache
@@ -238,6 +298,7 @@ def _read_ogr(request: _Request, path: Path | None = None) -> gpd.GeoDataFrame:
                 path or request.path,
                 layer=request.layer,
                 max_features=request.limits.max_features + 1,
+                **({"encoding": request.encoding} if request.encoding else {}),
             )
     except Exception as exc:  # noqa: BLE001 - GDAL raises many types; all mean "unreadable"
         raise _unreadable(request, exc) from None
@@ -259,6 +320,7 @@ def _read_ogr(request: _Request, path: Path | None = None) -> gpd.GeoDataFrame:
     )
     if pd.notna(errors).any():
         frame[GEOMETRY_ERROR] = errors
+    frame.attrs["encoding"] = request.encoding
     return frame
 
 
@@ -269,12 +331,57 @@ def _read_geojson(request: _Request) -> gpd.GeoDataFrame:
 
 def _read_geopackage(request: _Request) -> gpd.GeoDataFrame:
     check_geopackage(request.path, name=request.name)
+    _harden_gdal()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # GDAL: an upload's suffix
+            layers = [str(row[0]) for row in pyogrio.list_layers(request.path)]
+    except Exception as exc:  # noqa: BLE001 - GDAL raises many types; all mean "unreadable"
+        raise _unreadable(request, exc) from None
+    listed = ", ".join(repr(layer) for layer in layers[:50])
+    if request.layer is None and len(layers) > 1:
+        raise ImportFileError(
+            f"{request.name} has {len(layers)} layers ({listed}); choose one with --layer NAME"
+        )
+    if request.layer is not None and request.layer not in layers:
+        raise ImportFileError(f"{request.name} has no layer {request.layer!r}; layers: {listed}")
     return _read_ogr(request)
+
+
+def _dbf_encoding(request: _Request, shp: Path) -> str | None:
+    """The encoding of a Shapefile's DBF text: the client's, the .cpg's, else detected from
+    the records (strict UTF-8, else GB18030, a superset of GBK/GB2312, the usual encoding of
+    Chinese data without a .cpg); None leaves it to GDAL (the DBF's language driver byte)."""
+    if request.encoding:
+        return request.encoding
+    dbf = next((p for p in (shp.with_suffix(".dbf"), shp.with_suffix(".DBF")) if p.is_file()), None)
+    cpg = next((p for p in (shp.with_suffix(".cpg"), shp.with_suffix(".CPG")) if p.is_file()), None)
+    if dbf is None or cpg is not None:
+        return None
+    with dbf.open("rb") as fh:
+        header = fh.read(32)
+        if len(header) < 32 or header[29] != 0:
+            return None  # not a DBF, or its language driver byte names the code page
+        fh.seek(int.from_bytes(header[8:10], "little"))
+        records = fh.read(DBF_SAMPLE_BYTES)
+    if records.isascii():
+        return None
+    for encoding in ("utf-8", "gb18030"):
+        try:  # final=False: a character cut at the end of the sample is no error
+            codecs.getincrementaldecoder(encoding)().decode(records, final=False)
+        except UnicodeDecodeError:
+            continue
+        return encoding
+    return None
+
+
+def _with_encoding(request: _Request, shp: Path) -> _Request:
+    return _Request(**{**request.__dict__, "encoding": _dbf_encoding(request, shp)})
 
 
 def _read_shapefile(request: _Request) -> gpd.GeoDataFrame:
     check_shapefile(request.path, name=request.name)
-    return _read_ogr(request)
+    return _read_ogr(_with_encoding(request, request.path))
 
 
 def _read_shapefile_zip(request: _Request) -> gpd.GeoDataFrame:
@@ -285,7 +392,8 @@ def _read_shapefile_zip(request: _Request) -> gpd.GeoDataFrame:
             request.path, scratch, layer=request.layer, limits=request.limits, name=request.name
         )
         return _read_ogr(
-            _Request(**{**request.__dict__, "layer": None}),  # one layer: the one extracted
+            # one layer: the one extracted
+            _with_encoding(_Request(**{**request.__dict__, "layer": None}), shp),
             shp,
         )
 
@@ -329,6 +437,7 @@ def _read_table(request: _Request) -> gpd.GeoDataFrame:
                 sep=sep,
                 dtype=str,
                 keep_default_na=False,
+                encoding="utf-8-sig",  # a UTF-8 BOM (Excel, Notepad) is not part of the header
                 engine="python" if sep is None else "c",
                 nrows=request.limits.max_features + 1,
             )
@@ -338,7 +447,35 @@ def _read_table(request: _Request) -> gpd.GeoDataFrame:
         if isinstance(exc.__context__, LimitExceededError):
             raise exc.__context__ from None  # the cap, seen through pandas' C parser
         raise _unreadable(request, exc) from None
+    return _table_points(request, raw)
+
+
+def _read_xlsx(request: _Request) -> gpd.GeoDataFrame:
+    # An Excel workbook reads like a CSV: the first sheet (or --layer SHEET), first row the
+    # header, every cell as text. The zip's unpacked size is capped before openpyxl opens it.
+    try:
+        check_xlsx(request.path, limits=request.limits, name=request.name)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # openpyxl: styles, data validation
+            raw = pd.read_excel(
+                request.path,
+                sheet_name=request.layer or 0,
+                dtype=str,
+                keep_default_na=False,
+                engine="openpyxl",
+                nrows=request.limits.max_features + 1,
+            )
+    except LimitExceededError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - openpyxl / zipfile raise many types
+        raise _unreadable(request, exc) from None
+    return _table_points(request, raw)
+
+
+def _table_points(request: _Request, raw: pd.DataFrame) -> gpd.GeoDataFrame:
+    """A table's rows as points from its lon/lat columns (kept as text for validation)."""
     name = request.name
+    raw.columns = [str(c).lstrip("\ufeff") for c in raw.columns]
     columns = list(raw.columns)
     lon_col = request.lon_column or _find_column(columns, LON_NAMES)
     lat_col = request.lat_column or _find_column(columns, LAT_NAMES)
@@ -365,6 +502,7 @@ READERS: dict[str, Reader] = {
     "shapefile": Reader("Shapefile", (".shp",), _read_shapefile),
     "geoparquet": Reader("GeoParquet", PARQUET_SUFFIXES, _read_geoparquet),
     "table": Reader("CSV/TSV", TABLE_SUFFIXES, _read_table, points_only=True),
+    "xlsx": Reader("Excel .xlsx", (".xlsx",), _read_xlsx, points_only=True),
 }
 
 
@@ -391,12 +529,29 @@ def _to_wgs84(frame: gpd.GeoDataFrame, source: SourceCrs, name: str) -> gpd.GeoD
     if geographic:
         _check_lonlat(frame.geometry.values[present], name)
     if frame.crs.to_epsg() != 4326:
+        # X=Y=0 is "no coordinates" in any CRS: kept at (0, 0) so it is rejected as zero
+        # coordinates, not transformed to some point far from the city.
+        zero = _zero_points(frame.geometry.values, present)
         try:
             frame = frame.to_crs(4326)
         except (CRSError, ProjError) as exc:  # a check passed, the transformation did not
             log.warning("upload %r: CRS transformation failed: %s", name, exc)
             raise ImportFileError(f"{name}: its CRS {NOT_EARTH_CRS}") from None
+        if zero.any():
+            geoms = np.array(frame.geometry.values, dtype=object)
+            geoms[zero] = shapely.Point(0, 0)
+            frame = frame.set_geometry(gpd.GeoSeries(geoms, index=frame.index, crs=4326))
     return frame
+
+
+def _zero_points(geoms: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Which geometries are the point X=Y=0 (before any transformation)."""
+    values = np.asarray(geoms, dtype=object)
+    zero = np.zeros(len(values), dtype=bool)
+    points = present & (shapely.get_type_id(values) == 0)
+    if points.any():
+        zero[points] = (shapely.get_x(values[points]) == 0) & (shapely.get_y(values[points]) == 0)
+    return zero
 
 
 def _check_lonlat(geoms: np.ndarray, name: str) -> None:
@@ -409,6 +564,15 @@ def _check_lonlat(geoms: np.ndarray, name: str) -> None:
     )
     if outside.mean() > PROJECTED_SHARE:
         x, y = np.nanmax(np.abs(bounds[:, 0])), np.nanmax(np.abs(bounds[:, 1]))
+        swapped = (np.abs(bounds[:, [1, 3]]) > 180).any(axis=1) | (
+            np.abs(bounds[:, [0, 2]]) > 90
+        ).any(axis=1)
+        if swapped.mean() <= PROJECTED_SHARE:
+            raise ImportFileError(
+                f"{name}: x (longitude) reaches only {x:,.4g} but y (latitude) reaches {y:,.4g}, "
+                "past 90: the lon and lat columns look swapped; import again with --swap-xy "
+                "(form field swap_xy), or name them with --map SRC=lon --map SRC=lat"
+            )
         raise ImportFileError(
             f"{name}: coordinates reach x={x:,.0f}, y={y:,.0f}, far outside lon/lat range; "
             "the file looks projected: give its CRS with --crs EPSG:xxxx"

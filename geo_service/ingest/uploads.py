@@ -306,7 +306,9 @@ def sniff(path: Path, *, name: str) -> Sniffed:
     if head.startswith(b"PAR1"):
         return Sniffed("geoparquet")
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
-        return Sniffed("shapefile-zip")
+        return Sniffed("xlsx" if _is_xlsx(path) else "shapefile-zip")
+    if head.startswith(OLE2_MAGIC):
+        raise _refuse(name, "a legacy Excel .xls workbook is not accepted; save it as .xlsx or CSV")
     if head.startswith(SHAPEFILE_MAGIC):
         return Sniffed("shapefile")
     gzipped = head.startswith(b"\x1f\x8b")
@@ -328,6 +330,30 @@ def sniff(path: Path, *, name: str) -> Sniffed:
     if text.startswith(b"["):
         raise _refuse(name, "a JSON array is not GeoJSON")
     return Sniffed("table", gzipped=gzipped)
+
+
+OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # legacy Office files (.xls, .doc)
+XLSX_WORKBOOK = "xl/workbook.xml"
+
+
+def _is_xlsx(path: Path) -> bool:
+    """An Excel workbook: a zip (of a sane member count) holding ``xl/workbook.xml``."""
+    entries = _zip_entry_count(path)
+    if entries is None or entries >= min(MAX_ZIP_MEMBERS, 0xFFFF):
+        return False  # left to the zip reader, which refuses it with the reason
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return XLSX_WORKBOOK in archive.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
+
+
+def check_xlsx(path: Path, *, limits: ReadLimits, name: str) -> None:
+    """Refuse a workbook whose members unpack past the byte or ratio caps (before openpyxl
+    opens it; zipfile never reads past a member's declared size)."""
+    with zipfile.ZipFile(path) as archive:
+        unpacked = sum(m.file_size for m in archive.infolist())
+    check_unpacked(unpacked, path.stat().st_size, limits, name)
 
 
 def zlib_error() -> type[Exception]:

@@ -95,6 +95,8 @@ async def create_import(
     tz: Annotated[str, Form()] = "UTC",
     date_format: Annotated[str | None, Form()] = None,
     layer: Annotated[str | None, Form()] = None,
+    swap_xy: Annotated[bool, Form(description="the file's lon/lat (x/y) are swapped")] = False,
+    encoding: Annotated[str | None, Form(description="Shapefile DBF text encoding")] = None,
     status: Annotated[str, Form()] = "reported",
     source_name: Annotated[str | None, Form()] = None,
     level: Annotated[str | None, Form()] = None,
@@ -127,6 +129,8 @@ async def create_import(
         tz=tz,
         date_format=date_format,
         layer=layer,
+        swap_xy=swap_xy,
+        encoding=encoding,
         status=status,
         source_name=source_name,  # default: the file name's stem
         level=level,

@@ -29,4 +29,10 @@ class ImportReportPublic(Exact):
     ignored_columns: list[str]
     version_id: int | None = Field(description="boundaries: the draft version written")
     merged_parts: int
+    encoding: str | None = Field(
+        default=None, description="the encoding a Shapefile's DBF text was read in"
+    )
+    dimensions_dropped: list[str] = Field(
+        default_factory=list, description='"Z" / "M" values dropped: geometries stored 2D'
+    )
     rejects: list[RejectedRow] = Field(description="at most 1,000")

@@ -104,7 +104,11 @@ def import_file(
             max_compression_ratio=options.max_compression_ratio,
         ),
         points_only_ok=kind not in ("boundaries", "roads"),
+        encoding=options.encoding,
+        swap_xy=options.swap_xy,
     )
+    encoding = frame.attrs.get("encoding")
+    dimensions_dropped = list(frame.attrs.get("dimensions_dropped", []))  # "Z", "M"
     if len(frame) > options.max_features:
         raise LimitExceededError(
             f"{shown.name} has {len(frame):,} features; at most {options.max_features:,} "
@@ -128,6 +132,8 @@ def import_file(
             report = import_points(conn, kind, frame, checked, shown, step, scope)
         report.ignored_columns = checked.ignored_columns
         report.merged_parts = merged
+        report.encoding = encoding
+        report.dimensions_dropped = dimensions_dropped
         record_audit(
             conn,
             who=actor,

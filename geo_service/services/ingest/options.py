@@ -29,6 +29,8 @@ class ImportOptions:
     tz: str = "UTC"
     date_format: str | None = None
     layer: str | None = None
+    swap_xy: bool = False  # the file's x/y (lon/lat) are the other way round
+    encoding: str | None = None  # of a Shapefile's DBF text; default: .cpg, else detected
     status: str = "reported"  # incidents: status of rows that carry none
     source_name: str | None = None  # prefix of stable keys; default: the file's stem
     rejects_path: Path | None = None

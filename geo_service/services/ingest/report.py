@@ -30,6 +30,8 @@ class ImportReport:
     ignored_columns: list[str]
     version_id: int | None = None
     merged_parts: int = 0
+    encoding: str | None = None  # of a Shapefile's DBF text, as given or detected
+    dimensions_dropped: list[str] = field(default_factory=list)  # "Z", "M": stored 2D
     rejects: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self, max_rejects: int = 1000) -> dict[str, Any]:
