@@ -289,7 +289,7 @@ def _refuse(name: str, why: str) -> UnsupportedFileError:
     log.warning("refused file %r: %s", name, why)
     return UnsupportedFileError(
         f"{name}: {why}. Accepted: GeoJSON, GeoPackage, zipped Shapefile, GeoParquet, "
-        "CSV/TSV/TXT with lon/lat columns (optionally gzipped)"
+        "CSV/TSV/TXT (optionally gzipped) or Excel .xlsx with lon/lat columns"
     )
 
 

@@ -86,7 +86,10 @@ async def create_import(
     kind: Kind,
     file: Annotated[
         UploadFile,
-        File(description="GeoJSON, GPKG, zipped Shapefile, GeoParquet, or CSV/TSV with lon/lat"),
+        File(
+            description="GeoJSON, GPKG, zipped Shapefile, GeoParquet, or CSV/TSV/TXT/.xlsx "
+            "with lon/lat (format judged by content)"
+        ),
     ],
     crs: Annotated[str | None, Form()] = None,
     map: Annotated[list[str] | None, Form(description="SRC=FIELD, repeatable")] = None,  # noqa: A002
