@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class DatabaseSettings(BaseSettings):
@@ -58,8 +59,30 @@ class ApiSettings(BaseSettings):
     )
     trusted_proxies: list[str] = Field(
         default=["127.0.0.1", "::1"],
-        description="Addresses whose X-Forwarded-Proto is believed (sign-in cookie `Secure`).",
+        description="Addresses whose X-Forwarded-Proto, -Host and -Prefix are believed (links, "
+        "sign-in cookie `Secure`).",
     )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default=[],
+        description="Origins (https://maps.example.org) whose pages may call the API from a "
+        "browser (CORS); none by default. '*' allows any origin (no cookies are ever shared).",
+    )
+    compress: bool = Field(
+        default=True, description="br / gzip compression of responses of 500 bytes and more"
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        """GEO_CORS_ORIGINS as ``https://a.org,https://b.org`` (or a JSON list)."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [v.strip().rstrip("/") for v in text.split(",") if v.strip()]
+        return value
 
 
 class AuthSettings(BaseSettings):

@@ -9,14 +9,17 @@ from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 
+from brotli_asgi import BrotliMiddleware
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session, sessionmaker
 
 import geo_service
+from geo_service.api.http import ConditionalGetMiddleware, ForwardedPrefixMiddleware
 from geo_service.api.limits import BodySizeLimit
 from geo_service.api.problems import install_problem_handlers
 from geo_service.api.routes import (
@@ -116,6 +119,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.jwt_secret = jwt_secret(settings.auth, settings.database)
     install_problem_handlers(app)
+    # Innermost first (Starlette wraps each new middleware around the ones before): ETags are
+    # computed on the identity body, inside compression; CORS answers preflights outermost.
+    app.add_middleware(ConditionalGetMiddleware)
     # Every HTML page gets a CSP without inline script (issue 13); see web/pages.py.
     app.add_middleware(ContentSecurityPolicyMiddleware, tiles_setting=settings.api.map_tiles)
     app.add_middleware(
@@ -124,6 +130,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         upload_bytes=settings.limits.upload_bytes,
     )
     app.add_middleware(RuntimeMiddleware)
+    if settings.api.compress:
+        # br where the client accepts it, else gzip; bodies under 500 bytes stay as they are
+        app.add_middleware(BrotliMiddleware, minimum_size=500, quality=4, gzip_fallback=True)
+    if settings.api.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.api.cors_origins,
+            allow_credentials=False,  # bearer tokens and API keys only: no cookies cross-site
+            allow_methods=["GET", "HEAD", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"],
+            allow_headers=[
+                "Authorization",
+                "X-API-Key",
+                "Content-Type",
+                "Accept",
+                "Accept-Language",
+                "If-None-Match",
+                "Idempotency-Key",
+            ],
+            expose_headers=["ETag", "Link", "Content-Crs", "Retry-After", "Location"],
+            max_age=600,
+        )
+    app.add_middleware(ForwardedPrefixMiddleware, trusted=settings.api.trusted_proxies)
     for module in (
         health,
         auth,

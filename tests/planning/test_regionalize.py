@@ -135,3 +135,31 @@ def test_floor_for_a_map_in_pieces(hexes) -> None:  # noqa: ANN001
     # three: the busy half takes two, each with 1/3 of the work
     assert regionalize.lowest_max_over_mean(weights, cut, 3) == pytest.approx(1.0, rel=1e-3)
     assert regionalize.lowest_max_over_mean(weights, neighbours, 2) == 1.0  # one piece
+
+
+def test_the_same_input_gives_the_same_plan_on_a_busy_machine(chicago_district_16) -> None:  # noqa: ANN001
+    """Iteration budgets decide the plan; the wall clock is only a safety cap (issue 17)."""
+    import subprocess
+    import sys
+
+    d = chicago_district_16
+    args = (d["weights"], d["neighbours"], d["xy"], d["p"])
+    quiet = partition(*args, current=d["current"], tolerance=0.05, seed=3)
+    spin = "import itertools\nfor _ in itertools.count(): pass"
+    busy = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(2)]
+    try:
+        loaded = partition(*args, current=d["current"], tolerance=0.05, seed=3)
+    finally:
+        for proc in busy:
+            proc.kill()
+            proc.wait()
+    assert not quiet.stopped_by_time and not loaded.stopped_by_time
+    assert np.array_equal(quiet.labels, loaded.labels)
+    assert (quiet.passes, quiet.moves) == (loaded.passes, loaded.moves)
+
+
+def test_the_safety_cap_is_reported_when_it_ends_the_search(hexes) -> None:  # noqa: ANN001
+    neighbours, xy = hexes
+    plan = partition(np.ones(len(xy)), neighbours, xy, 40, max_seconds=0.0)
+    assert plan.stopped_by_time
+    assert len(np.unique(plan.labels)) == 40  # still a whole plan: the grown start

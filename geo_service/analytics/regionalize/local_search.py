@@ -120,8 +120,9 @@ def improve(
     Out of the tolerance band, balance comes first and shape and stability only break ties;
     once every region is in the band, a polish phase keeps them there (a hard bound) and
     trades only shape against moves. Each pass visits the atoms in a random order seeded by
-    ``seed + pass``, so the result is deterministic under the same seed unless the time
-    budget ends the search first.
+    ``seed + pass``; the search ends when a pass moves nothing or after ``MAX_PASSES``
+    passes, so the result depends only on the input and the seed. ``max_seconds`` is a
+    safety cap that ends it earlier (the Plan then says ``stopped_by_time``).
 
     Parameters
     ----------
@@ -142,7 +143,7 @@ def improve(
     stability, compactness : float
         Weights of the moved-workload and cut-edge terms (0..100).
     max_seconds : float
-        Time budget.
+        Wall-clock safety cap (seconds).
     seed : int
         Seed of the visiting order.
     progress : callable, optional
@@ -183,7 +184,11 @@ def improve(
     band_hi, band_lo = mean * (1 + 0.8 * tolerance), mean * (1 - 0.8 * tolerance)
     polish = False
     passes = moves = 0
-    while time.perf_counter() - t0 < max_seconds and passes < MAX_PASSES:
+    capped = False
+    while passes < MAX_PASSES:
+        if time.perf_counter() - t0 >= max_seconds:
+            capped = True
+            break
         passes += 1
         moved = 0
         order = np.random.default_rng(seed + passes).permutation(n)
@@ -242,4 +247,4 @@ def improve(
                 break
         if balanced and not polish and passes > 3:
             polish = True
-    return Plan(np.array(labels), passes, moves, time.perf_counter() - t0)
+    return Plan(np.array(labels), passes, moves, time.perf_counter() - t0, stopped_by_time=capped)

@@ -24,6 +24,9 @@ class Plan:
     moves: int
     seconds: float
     floor: float = 1.0  # the lowest max/mean any contiguous plan can reach here
+    # The wall-clock safety cap ended the search before its iteration budget: the plan may
+    # then differ from run to run (never the case in the tests or the README's figures).
+    stopped_by_time: bool = False
 
 
 def balance(loads: np.ndarray) -> dict[str, float]:

@@ -13,6 +13,8 @@ import time
 
 import numpy as np
 
+ROUNDS_PER_REGION = 2  # recombination rounds per region before a repair gives up
+
 
 def tree_split(
     atoms: np.ndarray,
@@ -126,6 +128,7 @@ def recombine(
     max_seconds: float,
     rng: np.random.Generator,
     trees: int = 24,
+    max_rounds: int | None = None,
 ) -> np.ndarray:
     """ReCom-style repair of a plan whose worst region single-atom moves cannot bring in.
 
@@ -148,11 +151,14 @@ def recombine(
     tolerance : float
         Width of the balance band, as a share of the mean.
     max_seconds : float
-        Time budget.
+        Wall-clock safety cap (seconds); the round budget ends the repair in normal use.
     rng : numpy.random.Generator
         Source of the random spanning trees.
     trees : int, default 24
         Spanning trees tried per split.
+    max_rounds : int, optional
+        Pairs tried at most (default ``ROUNDS_PER_REGION x p``): with the seed, this decides
+        the result, however fast the machine is.
 
     Returns
     -------
@@ -173,7 +179,9 @@ def recombine(
     mean = load.sum() / p
     high, low = mean * (1 + tolerance / 2), mean * (1 - tolerance / 2)
     stuck: set[tuple[int, int]] = set()  # pairs with no better split since they last changed
-    while time.perf_counter() - t0 < max_seconds:
+    rounds = max_rounds if max_rounds is not None else ROUNDS_PER_REGION * p
+    while rounds > 0 and time.perf_counter() - t0 < max_seconds:
+        rounds -= 1
         pair = None
         for r in sorted(range(p), key=lambda r: -abs(load[r] - mean)):
             if low <= load[r] <= high:

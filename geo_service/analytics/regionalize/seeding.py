@@ -4,6 +4,8 @@ Kalcsics, Nickel & Schröder 2005); also the floor no contiguous plan can beat."
 
 from __future__ import annotations
 
+import heapq
+
 import numpy as np
 
 
@@ -176,27 +178,41 @@ def grow_regions(
             order = members[np.argsort(((xy[members] - centre) ** 2).sum(axis=1))]
             seeds.append(next(int(i) for i in order if int(i) not in taken))
             taken.add(seeds[-1])
-    labels = np.full(n, -1, dtype=np.int64)
-    load = np.zeros(p)
-    frontier: list[set[int]] = [set() for _ in range(p)]
+    lab = [-1] * n
+    load = [0.0] * p
+    w = np.asarray(weights, float).tolist()
+    xs, ys = xy[:, 0].tolist(), xy[:, 1].tolist()
+    # Each region's frontier is a heap of (squared distance to its seed, atom): the nearest
+    # free atom comes first, ties to the lower atom number (deterministic).
+    frontier: list[list[tuple[float, int]]] = [[] for _ in range(p)]
+
+    def push(r: int, atom: int) -> None:
+        sx, sy = xs[seeds[r]], ys[seeds[r]]
+        for j in neighbours[atom]:
+            if lab[j] < 0:
+                heapq.heappush(frontier[r], ((xs[j] - sx) ** 2 + (ys[j] - sy) ** 2, j))
+
     for r, s in enumerate(seeds):
-        labels[s] = r
-        load[r] += weights[s]
-        frontier[r].update(j for j in neighbours[s] if labels[j] < 0)
+        lab[s] = r
+        load[r] += w[s]
+    for r, s in enumerate(seeds):
+        push(r, s)
     free = n - p
     active = set(range(p))
     while free and active:
-        r = min(active, key=lambda k: load[k])
-        frontier[r] = {j for j in frontier[r] if labels[j] < 0}
-        if not frontier[r]:
+        r = min(active, key=lambda k: (load[k], k))
+        heap = frontier[r]
+        while heap and lab[heap[0][1]] >= 0:
+            heapq.heappop(heap)
+        if not heap:
             active.discard(r)
             continue
-        seed_xy = xy[seeds[r]]
-        j = min(frontier[r], key=lambda a: ((xy[a] - seed_xy) ** 2).sum())
-        labels[j] = r
-        load[r] += weights[j]
+        j = heapq.heappop(heap)[1]
+        lab[j] = r
+        load[r] += w[j]
         free -= 1
-        frontier[r].update(k for k in neighbours[j] if labels[k] < 0)
+        push(r, j)
+    labels = np.array(lab, dtype=np.int64)
     if free:  # pieces no seed reaches (islands): join the nearest region
         done = np.flatnonzero(labels >= 0)
         for a in np.flatnonzero(labels < 0):

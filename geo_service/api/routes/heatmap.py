@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from geo_service.api.deps import HEAVY, SessionDep, SettingsDep, heavy_slot, require
+from geo_service.api.downloads import DOWNLOAD_RESPONSES, FORMAT_HELP, LayerFormat, layer_file
 from geo_service.api.params import Instant
 from geo_service.api.responses import GeoJSONResponse
 from geo_service.api.schemas.layers import AreaHeatmap, HeatmapCells, HeatmapCompact
@@ -94,3 +95,25 @@ def read_area_heatmap(
 ) -> GeoJSONResponse:
     """Incident counts per area of one level: a choropleth FeatureCollection."""
     return GeoJSONResponse(area_heatmap(session, query, level, scope=scope))
+
+
+@router.get(
+    "/download",
+    response_class=GeoJSONResponse,
+    response_model=HeatmapCells,
+    dependencies=[HEAVY],
+    responses=DOWNLOAD_RESPONSES,
+)
+async def download_h3_heatmap(
+    request: Request,
+    scope: LayerScope,
+    query: QueryDep,
+    format: Annotated[LayerFormat, Query(description=FORMAT_HELP)] = "geojson",  # noqa: A002
+) -> Response:
+    """The H3 heatmap as a file for desktop GIS, notebooks and spreadsheets (hexagons with
+    their counts, disclosure control as in ``/heatmap/h3``)."""
+    async with request.app.state.async_engine.connect() as conn:
+        counts = await h3_counts_async(conn, query, scope=scope)
+    layer = await run_in_threadpool(heatmap_body, counts, query, compact=False)
+    name = f"heatmap_res{query.res}"
+    return await run_in_threadpool(layer_file, layer["features"], name, format)

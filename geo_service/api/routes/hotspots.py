@@ -6,14 +6,12 @@ sent as the services build them (``DictJSONResponse``), not re-validated.
 
 from __future__ import annotations
 
-import json
-import tempfile
-from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 
 from geo_service.api.deps import HEAVY, SessionDep, require
+from geo_service.api.downloads import DOWNLOAD_RESPONSES, FORMAT_HELP, LayerFormat, layer_file
 from geo_service.api.params import Instant
 from geo_service.api.responses import DictJSONResponse, GeoJSONResponse
 from geo_service.api.schemas.layers import (
@@ -111,39 +109,39 @@ def read_emerging_hotspots(
     response_class=GeoJSONResponse,  # the document's media type: the route builds its Response
     response_model=HotspotCells,
     dependencies=[HEAVY],
-    responses={
-        200: {
-            "description": "A GeoJSON or GeoPackage file (Content-Disposition: attachment)",
-            "content": {
-                "application/geopackage+sqlite3": {"schema": {"type": "string", "format": "binary"}}
-            },
-        }
-    },
+    responses=DOWNLOAD_RESPONSES,
 )
 def download_hotspots(
     session: SessionDep,
     scope: Annotated[Scope, Depends(require("layers:read"))],
     query: QueryDep,
-    format: Literal["geojson", "gpkg"] = "geojson",  # noqa: A002
+    format: Annotated[LayerFormat, Query(description=FORMAT_HELP)] = "geojson",  # noqa: A002
 ) -> Response:
-    """The hot spot layer as a file for desktop GIS: GeoJSON or GeoPackage."""
+    """The hot spot layer as a file for desktop GIS, notebooks and spreadsheets."""
     layer = h3_hotspots(session, query, scope=scope)
-    name = f"hotspots_res{query.res}"
-    if format == "geojson":
-        return Response(
-            json.dumps({"type": "FeatureCollection", "features": layer["features"]}),
-            media_type="application/geo+json",
-            headers={"Content-Disposition": f'attachment; filename="{name}.geojson"'},
-        )
-    import geopandas as gpd  # heavy: only the download needs it
+    return layer_file(layer["features"], f"hotspots_res{query.res}", format)
 
-    frame = gpd.GeoDataFrame.from_features(layer["features"], crs=4326)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"{name}.gpkg"
-        frame.to_file(path, driver="GPKG", layer=name)
-        data = path.read_bytes()
-    return Response(
-        data,
-        media_type="application/geopackage+sqlite3",
-        headers={"Content-Disposition": f'attachment; filename="{name}.gpkg"'},
+
+@router.get(
+    "/emerging/download",
+    response_class=GeoJSONResponse,
+    response_model=EmergingLayer,
+    dependencies=[HEAVY],
+    responses=DOWNLOAD_RESPONSES,
+)
+def download_emerging_hotspots(
+    session: SessionDep,
+    scope: Annotated[Scope, Depends(require("layers:read"))],
+    res: Annotated[int, Query(ge=6, le=10)] = 8,
+    bin: Literal["week", "month"] = "month",  # noqa: A002
+    since: Instant | None = None,
+    until: Instant | None = None,
+    category: Annotated[str | None, Query(max_length=64)] = None,
+    k: Annotated[int, Query(ge=1, le=3)] = 1,
+    format: Annotated[LayerFormat, Query(description=FORMAT_HELP)] = "geojson",  # noqa: A002
+) -> Response:
+    """The emerging hot spot layer as a file (the same formats as ``/hotspots/download``)."""
+    layer = emerging(
+        session, res=res, bin=bin, since=since, until=until, category=category, k=k, scope=scope
     )
+    return layer_file(layer["features"], f"emerging_hotspots_res{res}", format)

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from geo_service.api.deps import SessionDep, require
+from geo_service.api.http import none_match
 from geo_service.api.params import Instant
 from geo_service.api.responses import DictJSONResponse
 from geo_service.api.schemas.layers import TileJSON
@@ -72,8 +73,9 @@ async def read_tile(
         data = await run_in_threadpool(
             tile_service.render_tile, session, layer, z, x, y, query, scope=scope, res=res
         )
-    tag = tile_service.etag(data)
+    # weak: the body may go out br- or gzip-encoded (RFC 9110 §8.8.1)
+    tag = "W/" + tile_service.etag(data)
     headers = {"ETag": tag, "Cache-Control": f"private, max-age={tile_service.TTL_S}"}
-    if request.headers.get("if-none-match") == tag:
+    if none_match(request.headers.get("if-none-match"), tag):
         return Response(status_code=304, headers=headers)
     return Response(data, media_type=MVT, headers=headers)

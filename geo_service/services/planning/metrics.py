@@ -175,6 +175,8 @@ def measure(
                 "lowest_possible_max_over_mean": floor,
                 "atoms": len(atoms.cells),
                 "seconds": round(plan.seconds, 2),
+                # the wall-clock safety cap, not the iteration budget, ended the search
+                "stopped_by_time": plan.stopped_by_time,
                 "workload_by_grid": {
                     f"{parent.code}-N{r + 1:02d}": round(float(new_loads[r]), 2) for r in range(p)
                 },

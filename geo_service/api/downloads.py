@@ -1,0 +1,136 @@
+"""Layers as the files analysts open: GeoPackage, GeoJSON, zipped Shapefile, CSV (WKT or
+lon/lat), KML, FlatGeobuf and GeoParquet; attribute tables as CSV or XLSX.
+
+Every vector format is written by GDAL through pyogrio (GeoParquet by geopandas/pyarrow), in a
+private temporary directory removed on every path; nothing is encoded by hand. The bodies
+are built in memory: the layers served here are city-sized (tens of thousands of cells), not
+province-sized (those go through ``/batch`` exports).
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import Response
+
+# format -> (media type, file suffix)
+FORMATS: dict[str, tuple[str, str]] = {
+    "geojson": ("application/geo+json", "geojson"),
+    "gpkg": ("application/geopackage+sqlite3", "gpkg"),
+    "shp": ("application/zip", "shp.zip"),
+    "csv": ("text/csv; charset=utf-8", "csv"),
+    "csv-xy": ("text/csv; charset=utf-8", "csv"),
+    "kml": ("application/vnd.google-earth.kml+xml", "kml"),
+    "fgb": ("application/flatgeobuf", "fgb"),
+    "parquet": ("application/vnd.apache.parquet", "parquet"),
+    "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"),
+}
+LayerFormat = Literal["geojson", "gpkg", "shp", "csv", "csv-xy", "kml", "fgb", "parquet", "xlsx"]
+FORMAT_HELP = (
+    "geojson | gpkg (GeoPackage) | shp (zipped Shapefile) | csv (geometry as WKT) | "
+    "csv-xy (lon/lat of each feature's centre) | kml | fgb (FlatGeobuf) | parquet (GeoParquet) "
+    "| xlsx (the attribute table, lon/lat of the centre)"
+)
+# OpenAPI: what a download may answer, by media type
+DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The layer as a file (Content-Disposition: attachment)",
+        "content": {
+            media: {"schema": {"type": "string", "format": "binary"}}
+            for media, _ in {v[0]: v for v in FORMATS.values()}.values()
+        },
+    }
+}
+
+
+def layer_file(features: list[dict[str, Any]], name: str, format: str) -> Response:  # noqa: A002
+    """A GeoJSON feature list as a file download.
+
+    Parameters
+    ----------
+    features : list of dict
+        RFC 7946 features (WGS84 lon/lat); properties become attribute columns.
+    name : str
+        The file and layer name, ASCII letters, digits and ``_`` (the caller builds it).
+    format : str
+        A key of ``FORMATS``.
+
+    Returns
+    -------
+    fastapi.Response
+        The bytes with their media type and ``Content-Disposition: attachment``. CSV is UTF-8
+        with a byte-order mark, so Excel on a Chinese Windows opens it right.
+
+    Notes
+    -----
+    Shapefile field names are cut to 10 characters by the format (GDAL makes them unique);
+    the GeoPackage, FlatGeobuf and GeoParquet files keep them whole.
+    """
+    import geopandas as gpd  # heavy: only a download needs it
+
+    media, suffix = FORMATS[format]
+    filename = f"{name}.{suffix}"
+    if features:
+        frame = gpd.GeoDataFrame.from_features(features, crs=4326)
+    else:
+        frame = gpd.GeoDataFrame(geometry=gpd.GeoSeries([], crs=4326))
+    if format == "geojson":
+        import orjson
+
+        data = orjson.dumps({"type": "FeatureCollection", "name": name, "features": features})
+    elif format in ("csv-xy", "xlsx"):
+        table = _table_with_centres(frame)
+        if format == "xlsx":
+            buffer = io.BytesIO()
+            table.to_excel(buffer, index=False, sheet_name=name[:31], engine="openpyxl")
+            data = buffer.getvalue()
+        else:
+            data = table.to_csv(index=False).encode("utf-8-sig")
+    elif format == "parquet":
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        data = buffer.getvalue()
+    else:
+        data = _gdal_file(frame, name, format)
+    return Response(
+        data,
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def _table_with_centres(frame: Any) -> Any:  # noqa: ANN401 - geopandas is imported lazily
+    """The attribute table with ``lon``/``lat`` of each feature's centre (a point inside
+    the feature, ``shapely.point_on_surface``), rounded to 7 decimals (~1 cm)."""
+    import shapely
+
+    table = frame.drop(columns="geometry").copy()
+    centres = shapely.point_on_surface(frame.geometry.to_numpy())
+    table["lon"] = shapely.get_x(centres).round(7)
+    table["lat"] = shapely.get_y(centres).round(7)
+    return table
+
+
+def _gdal_file(frame: Any, name: str, format: str) -> bytes:  # noqa: ANN401, A002
+    """Write through GDAL (pyogrio) into a private directory and read the bytes back."""
+    driver, suffix, options = {
+        "gpkg": ("GPKG", "gpkg", {}),
+        "shp": ("ESRI Shapefile", "shp", {"ENCODING": "UTF-8"}),
+        "csv": ("CSV", "csv", {"GEOMETRY": "AS_WKT", "WRITE_BOM": "YES"}),
+        "kml": ("KML", "kml", {}),
+        "fgb": ("FlatGeobuf", "fgb", {}),
+    }[format]
+    with tempfile.TemporaryDirectory(prefix="geo-download-") as tmp:
+        path = Path(tmp) / f"{name}.{suffix}"
+        frame.to_file(path, driver=driver, layer=name, engine="pyogrio", **options)
+        if format != "shp":
+            return path.read_bytes()
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for part in sorted(Path(tmp).iterdir()):
+                archive.write(part, part.name)
+        return buffer.getvalue()
