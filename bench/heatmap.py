@@ -5,9 +5,10 @@ one process) on loopback, read from the cumulative arrays. Two keep-alive client
 the standard library's ``http.client`` (a lean client, like GDAL's or a browser's, that adds
 little of its own) for the headline figure, and ``httpx`` (which itself adds about 0.5 ms
 per request in Python) for comparison.
-Baseline, same run, same database: the naive ``GROUP BY h3_parent(h3, 8)`` over the raw
-incidents in the window. Windows: the last 90 days, and the whole two years. Answers must be
-equal. We also report the service layer alone (no HTTP). Writes bench/results/heatmap.json.
+Baseline, same run, same database: the naive ``GROUP BY h3_8`` (each point's own res-8
+cell, migration 0021) over the raw incidents in the window. Windows: the last 90 days, and
+the whole two years. Answers must be equal. We also report the service layer alone (no
+HTTP). Writes bench/results/heatmap.json.
 
     .venv/bin/python bench/heatmap.py [--incidents 2000000] [--days 730] [--reuse]
 
@@ -97,7 +98,7 @@ def main() -> None:
             naive_ms, rows = median_ms(
                 lambda s=since: conn.execute(
                     text(
-                        "SELECT h3_parent(h3, 8), count(*) FROM incidents "
+                        "SELECT h3_8, count(*) FROM incidents "
                         "WHERE reported_at >= :a AND reported_at < :b GROUP BY 1"
                     ),
                     {"a": s, "b": until},

@@ -113,6 +113,16 @@ class AuthSettings(BaseSettings):
     public_layers: bool = Field(
         default=False, description="Serve aggregate layers without credentials (H3 res <= 8)."
     )
+    open311_public_read: bool = Field(
+        default=False,
+        description="Open311 GET requests without a key: public fields only (no description, "
+        "address, photo or handling area; lat/long to ~100 m).",
+    )
+    open311_jurisdiction: str | None = Field(
+        default=None,
+        description="The Open311 jurisdiction_id this endpoint serves (e.g. wuhan.gov.cn); "
+        "another one answers 404. Unset: jurisdiction_id is accepted and ignored.",
+    )
     min_cell_count: int = Field(
         default=5,
         description="Disclosure-control base B: counts of households/residents/units are "

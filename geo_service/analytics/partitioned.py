@@ -29,7 +29,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from geo_service.analytics.emerging import space_time_weights
 from geo_service.analytics.hotspots import gi_star_z, h3_ring_weights
-from geo_service.geo.h3cells import parent_cells
+from geo_service.geo.h3cells import cells_for_points, exact_column, parent_cells
 
 BLOCK_RES = 3
 
@@ -93,6 +93,19 @@ def _read(path: str, columns: list[str], since, until, category: str | None = No
     return pq.read_table(path, columns=columns, filters=expr)
 
 
+def _cells_at(path: str, res: int, columns: list[str], since, until, category) -> Any:  # noqa: ANN001
+    """The rows' own cells at ``res`` (``h3.latlng_to_cell``, never a parent: H3 does not
+    nest exactly) and the table of ``columns``: the stored ``h3_<res>`` column when the file
+    has it (exports since migration 0021), else indexed here from ``lon``/``lat``."""
+    stored = exact_column(res)
+    if stored in pq.read_schema(path).names:
+        table = _read(path, [stored, *columns], since, until, category)
+        return table.column(stored).to_numpy(), table
+    table = _read(path, ["lon", "lat", *columns], since, until, category)
+    lon, lat = table.column("lon").to_numpy(), table.column("lat").to_numpy()
+    return cells_for_points(lon, lat, res), table
+
+
 def cell_counts(
     path: str,
     res: int,
@@ -105,9 +118,10 @@ def cell_counts(
     Parameters
     ----------
     path : str
-        A partition file of the exported incidents (GeoParquet, ``h3`` at res 11).
+        A partition file of the exported incidents (GeoParquet: ``h3_<res>``, or ``lon`` and
+        ``lat``).
     res : int
-        The H3 resolution to count at (parents by bit operations).
+        The H3 resolution to count at: each point in the cell that contains it.
     since, until : datetime or None
         The window [since, until) (open ends when None); row groups outside it are skipped.
     category : str, optional
@@ -121,16 +135,16 @@ def cell_counts(
     Examples
     --------
     >>> import pyarrow as pa, tempfile, os
-    >>> cell = h3i.latlng_to_cell(30.59, 114.30, 11)
     >>> path = os.path.join(tempfile.mkdtemp(), "p.parquet")
-    >>> pq.write_table(pa.table({"h3": [cell, cell], "reported_at": pa.array(
-    ...     [0, 10**6], pa.timestamp("us", tz="UTC")), "category": ["a", "b"]}), path)
-    >>> int(cell_counts(path, 8, None, None).iloc[0])
-    2
+    >>> pq.write_table(pa.table({"lon": [114.30, 114.30], "lat": [30.59, 30.59],
+    ...     "reported_at": pa.array([0, 10**6], pa.timestamp("us", tz="UTC")),
+    ...     "category": ["a", "b"]}), path)
+    >>> counts = cell_counts(path, 8, None, None)
+    >>> int(counts.index[0]) == h3i.latlng_to_cell(30.59, 114.30, 8), int(counts.iloc[0])
+    (True, 2)
     """
-    columns = ["h3", "reported_at"] + (["category"] if category else [])
-    table = _read(path, columns, since, until, category)
-    cells = parent_cells(table.column("h3").to_numpy(), res)
+    columns = ["reported_at"] + (["category"] if category else [])
+    cells, _ = _cells_at(path, res, columns, since, until, category)
     values, counts = np.unique(cells, return_counts=True)
     return pd.Series(counts, index=values, dtype=np.int64)
 
@@ -149,10 +163,10 @@ def cell_bin_counts(
     Parameters
     ----------
     path : str
-        A partition file of the exported incidents (GeoParquet, columns ``h3`` at res 11,
-        ``reported_at``, ``category``).
+        A partition file of the exported incidents (GeoParquet, columns ``h3_<res>`` or
+        ``lon`` and ``lat``, ``reported_at``, ``category``).
     res : int
-        The H3 resolution to count at (parents by bit operations).
+        The H3 resolution to count at: each point in the cell that contains it.
     start, until : datetime
         The window [start, until), timezone-aware.
     width_s : float
@@ -171,18 +185,17 @@ def cell_bin_counts(
     --------
     >>> import pyarrow as pa, tempfile, os
     >>> from datetime import datetime, timezone
-    >>> cell = h3i.latlng_to_cell(30.59, 114.30, 11)
+    >>> cell = h3i.latlng_to_cell(30.59, 114.30, 8)
     >>> path = os.path.join(tempfile.mkdtemp(), "p.parquet")
-    >>> pq.write_table(pa.table({"h3": [cell] * 3, "reported_at": pa.array(
+    >>> pq.write_table(pa.table({"h3_8": [cell] * 3, "reported_at": pa.array(
     ...     [0, 10**6, 86_400 * 10**6], pa.timestamp("us", tz="UTC"))}), path)
     >>> start = datetime(1970, 1, 1, tzinfo=timezone.utc)
     >>> until = datetime(1970, 1, 3, tzinfo=timezone.utc)
     >>> cell_bin_counts(path, 8, start, until, 86_400.0, 2)[["bin", "count"]].values.tolist()
     [[0, 2], [1, 1]]
     """
-    columns = ["h3", "reported_at"] + (["category"] if category else [])
-    table = _read(path, columns, start, until, category)
-    cells = parent_cells(table.column("h3").to_numpy(), res)
+    columns = ["reported_at"] + (["category"] if category else [])
+    cells, table = _cells_at(path, res, columns, start, until, category)
     micros = table.column("reported_at").cast("int64").to_numpy()
     start_us = int(start.timestamp() * 1_000_000)
     b = np.minimum(((micros - start_us) // int(width_s * 1_000_000)).astype(np.int64), bins - 1)

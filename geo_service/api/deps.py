@@ -258,6 +258,18 @@ def optional_public_scope(request: Request, session: SessionDep) -> Scope | None
     return scope
 
 
+def optional_open311_scope(request: Request, session: SessionDep) -> Scope | None:
+    """For Open311 reads: the caller's scope (``incidents:read``), or None for a caller with no
+    key when ``GEO_OPEN311_PUBLIC_READ`` is on (every read-only GeoReport client sends none;
+    public fields only). 401 otherwise.
+    """
+    if _credentials(request) is None and request.app.state.settings.auth.open311_public_read:
+        return None
+    scope = scope_for(session, _checked_principal(request, session))
+    scope.require("incidents:read")
+    return scope
+
+
 ScopeDep = Annotated[Scope, Depends(get_scope)]
 PublicScopeDep = Annotated[Scope | None, Depends(optional_public_scope)]
 

@@ -35,25 +35,27 @@ FORMAT_HELP = (
     "csv-xy (lon/lat of each feature's centre) | kml | fgb (FlatGeobuf) | parquet (GeoParquet) "
     "| xlsx (the attribute table, lon/lat of the centre)"
 )
-# OpenAPI: what a download may answer, by media type
+# OpenAPI: what a download may answer, by media type (GeoJSON: the route's response model)
 DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The layer as a file (Content-Disposition: attachment)",
         "content": {
             media: {"schema": {"type": "string", "format": "binary"}}
-            for media, _ in {v[0]: v for v in FORMATS.values()}.values()
+            for media in {v[0] for k, v in FORMATS.items() if k != "geojson"}
         },
     }
 }
 
 
-def layer_file(features: list[dict[str, Any]], name: str, format: str) -> Response:  # noqa: A002
-    """A GeoJSON feature list as a file download.
+def layer_file(layer: dict[str, Any], name: str, format: str) -> Response:  # noqa: A002
+    """A GeoJSON FeatureCollection as a file download.
 
     Parameters
     ----------
-    features : list of dict
-        RFC 7946 features (WGS84 lon/lat); properties become attribute columns.
+    layer : dict
+        An RFC 7946 FeatureCollection (WGS84 lon/lat) as the layer's endpoint serves it; the
+        features' properties become attribute columns, and the GeoJSON file is the layer
+        as served (its other members included).
     name : str
         The file and layer name, ASCII letters, digits and ``_`` (the caller builds it).
     format : str
@@ -74,6 +76,7 @@ def layer_file(features: list[dict[str, Any]], name: str, format: str) -> Respon
 
     media, suffix = FORMATS[format]
     filename = f"{name}.{suffix}"
+    features = layer["features"]
     if features:
         frame = gpd.GeoDataFrame.from_features(features, crs=4326)
     else:
@@ -81,7 +84,7 @@ def layer_file(features: list[dict[str, Any]], name: str, format: str) -> Respon
     if format == "geojson":
         import orjson
 
-        data = orjson.dumps({"type": "FeatureCollection", "name": name, "features": features})
+        data = orjson.dumps(layer)
     elif format in ("csv-xy", "xlsx"):
         table = _table_with_centres(frame)
         if format == "xlsx":

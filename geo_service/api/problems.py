@@ -11,18 +11,31 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from geo_service.api.open311_format import error_response, format_of
 from geo_service.errors import DatabaseUnavailableError, GeoServiceError
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("geo_service.api")
 
 
-def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
-    """A JSON response with the problem+json media type. Under /open311/ it also carries the
-    GeoReport v2 error list (``[{code, description}]``) as the ``open311`` member."""
-    if str(body.get("instance", "")).startswith("/open311/"):
-        body = {**body, "open311": [{"code": body["status"], "description": body["detail"]}]}
+def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    """A JSON response with the problem+json media type; under ``/open311/v2/`` the
+    GeoReport v2 error list instead (``[{code, description}]`` or ``<errors>``, as the URL's
+    format asks, with 400/403/404 as the specification names them)."""
+    instance = str(body.get("instance", ""))
+    if "/open311/v2/" in instance:
+        return error_response(body["status"], body["detail"], format_of(instance), headers)
     return JSONResponse(body, status_code=body["status"], media_type=PROBLEM_JSON, headers=headers)
+
+
+OGC_TAG = "ogc-api-features"
+
+
+def _on_ogc_route(request: Request) -> bool:
+    """Whether the request matched an OGC API - Features route, where invalid parameters
+    answer 400 (/req/core/query-param-invalid), not 422."""
+    route = request.scope.get("route")
+    return route is not None and OGC_TAG in (getattr(route, "tags", None) or [])
 
 
 def _generic(status: int, title: str, detail: str, code: str, instance: str) -> dict[str, Any]:
@@ -51,10 +64,13 @@ def install_problem_handlers(app: FastAPI) -> None:
                 return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
         if "retry_after" in exc.extra:
             headers["Retry-After"] = str(max(1, round(float(exc.extra["retry_after"]))))
-        return problem_response(exc.problem(request.url.path), headers=headers or None)
+        body = exc.problem(request.url.path)
+        if body["status"] == 422 and _on_ogc_route(request):
+            body["status"] = 400
+        return problem_response(body, headers=headers or None)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
         errors = [
             {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type")}
             for err in exc.errors()
@@ -63,12 +79,13 @@ def install_problem_handlers(app: FastAPI) -> None:
             "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)
             or "invalid request"
         )
-        body = _generic(422, "Invalid request", detail, "validation-error", request.url.path)
+        status = 400 if _on_ogc_route(request) else 422
+        body = _generic(status, "Invalid request", detail, "validation-error", request.url.path)
         body["errors"] = errors
         return problem_response(body)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
         code = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
         detail = exc.detail if isinstance(exc.detail, str) else title
@@ -78,7 +95,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(OperationalError)
-    async def _db_down(request: Request, exc: OperationalError) -> JSONResponse:
+    async def _db_down(request: Request, exc: OperationalError) -> Response:
         if "statement timeout" in str(exc.orig) or "canceling statement" in str(exc.orig):
             body = _generic(
                 503,
@@ -92,7 +109,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         err = DatabaseUnavailableError("the database is unreachable; retry shortly")
         return problem_response(err.problem(request.url.path), headers={"Retry-After": "5"})
 
-    def _internal(request: Request) -> JSONResponse:
+    def _internal(request: Request) -> Response:
         # Internals never leak: the detail is the same for every unexpected failure.
         return problem_response(
             _generic(
@@ -105,7 +122,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(DBAPIError)
-    async def _db_error(request: Request, exc: DBAPIError) -> JSONResponse:
+    async def _db_error(request: Request, exc: DBAPIError) -> Response:
         if isinstance(exc, DataError) and "NUL (0x00)" in str(exc.orig):
             # psycopg refuses the value before sending it, so nothing was written; any text
             # field of any route can carry one, so it is answered here once for all.
@@ -121,6 +138,6 @@ def install_problem_handlers(app: FastAPI) -> None:
         return _internal(request)
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error", exc_info=exc)
         return _internal(request)

@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from geo_service.db.cluster import EmbeddedCluster
 from geo_service.errors import GeoServiceError, MissingSystemPackageError
+from geo_service.ingest.uploads import ImportFileError  # and UnsupportedFileError, a subclass
 from geo_service.settings import Settings
 
 console = Console(stderr=True, soft_wrap=True)
@@ -18,10 +19,11 @@ console = Console(stderr=True, soft_wrap=True)
 
 @contextmanager
 def fail() -> Iterator[None]:
-    """Turn domain errors into a one-line message; exit 2 for missing system packages."""
+    """Turn domain errors into a one-line message; exit 2 for missing system packages and for
+    a file that cannot be read (missing, unreadable, not an accepted format)."""
     try:
         yield
-    except MissingSystemPackageError as exc:
+    except (MissingSystemPackageError, ImportFileError) as exc:
         console.print(f"[red]error:[/] {exc.detail}")
         raise typer.Exit(2) from None
     except GeoServiceError as exc:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -10,9 +12,28 @@ from rich.progress import TaskID
 from rich.table import Table
 
 from geo_service.cli.common import console, database_url, fail, progress_bar
+from geo_service.errors import GeoServiceError, InvalidInputError, LimitExceededError
+from geo_service.ingest.defaults import EDGE_TOLERANCE_M
 from geo_service.settings import Settings
 
 KIND_HELP = "boundaries | incidents | households | rental-units | responders | roads"
+
+# Exit codes a script can test (also in the README, "Files from the field").
+EXIT_ALL_IN = 0
+EXIT_UNEXPECTED = 1  # any other error (database, a draft that is not a draft, ...)
+EXIT_UNREADABLE = 2  # missing, unreadable or unsupported file, bad options
+EXIT_SOME_REJECTED = 3  # some rows rejected (the reject file), the rest imported
+EXIT_REFUSED = 4  # --max-rejected-share exceeded: nothing written
+IMPORT_EPILOG = (
+    "Exit codes: 0 every row imported; "
+    "3 some rows rejected (listed in the reject file), the rest imported; "
+    "4 refused by --max-rejected-share: more rows rejected than allowed, nothing written; "
+    "2 the file cannot be read (missing, unreadable, not an accepted format) or bad options; "
+    "1 any other error.\n\n"
+    "The reject file (<input>.rejects.csv, UTF-8 with BOM for Excel) has the columns row "
+    "(1-based feature number; in a CSV/TSV/Excel table the header is not counted, so row 1 "
+    "is line 2 of a CSV), reason, and source_<column> with the row's values as read."
+)
 
 
 def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
@@ -32,7 +53,7 @@ def import_command(
         Path,
         typer.Argument(
             help="GeoJSON, GPKG, Shapefile (.shp or .zip), "
-            "GeoParquet, or CSV/TSV with lon/lat columns"
+            "GeoParquet, KML/KMZ, or CSV/TSV with lon/lat columns"
         ),
     ],
     crs: Annotated[
@@ -43,7 +64,14 @@ def import_command(
     ] = None,
     map_: Annotated[
         list[str] | None,
-        typer.Option("--map", help="SRC=FIELD: source column to our field (repeatable)"),
+        typer.Option(
+            "--map",
+            help="SRC=FIELD: source column to our field (repeatable). SRC may join columns "
+            "with '+': 'date+time=reported_at' joins their text with a space, parsed as usual "
+            "(--date-format applies to it); columns all named year, month, day and optionally "
+            "hour, minute, second (any case), e.g. 'YEAR+MONTH+DAY+HOUR+MINUTE=reported_at', "
+            "build the time from whole numbers (--date-format does not apply)",
+        ),
     ] = None,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="FIELD=VALUE for every row (repeatable)")
@@ -53,9 +81,17 @@ def import_command(
     ] = None,
     tz: Annotated[str, typer.Option(help="Time zone of naive timestamps")] = "UTC",
     date_format: Annotated[
-        str | None,
-        typer.Option(help="strptime format of naive timestamps, when the column is ambiguous"),
+        list[str] | None,
+        typer.Option(
+            help="strptime format of naive timestamps (repeatable: tried per row in order)"
+        ),
     ] = None,
+    ambiguous_time: Annotated[
+        str,
+        typer.Option(
+            help="a local time that occurs twice (DST fall-back): earliest | latest | reject"
+        ),
+    ] = "reject",
     layer: Annotated[str | None, typer.Option(help="Layer of a multi-layer file")] = None,
     swap_xy: Annotated[
         bool, typer.Option("--swap-xy", help="the file's lon/lat (x/y) are the other way round")
@@ -86,20 +122,49 @@ def import_command(
     dissolve: Annotated[
         bool, typer.Option(help="boundaries: merge features that share a code into one area")
     ] = False,
+    edge_tolerance: Annotated[
+        float,
+        typer.Option(
+            help="metres: points this close outside the city go to the nearest grid",
+            min=0,
+            max=1000,
+        ),
+    ] = EDGE_TOLERANCE_M,
+    max_rejected_share: Annotated[
+        float,
+        typer.Option(
+            help="0..1: above this share of rejected rows nothing is written (exit 4)",
+            min=0,
+            max=1,
+        ),
+    ] = 1.0,
+    accept_approximate_transform: Annotated[
+        bool,
+        typer.Option(
+            "--accept-approximate-transform",
+            help="accept a datum shift known only to tens of metres (e.g. Xian 1980)",
+        ),
+    ] = False,
 ) -> None:
     """Import a file; rejected rows go to a reject file with their reasons."""
     from geo_service.db.engine import make_engine
     from geo_service.db.migrate import migrate_database
-    from geo_service.services.ingest.imports import ImportOptions, import_file, read_mapping_csv
+    from geo_service.services.ingest.imports import (
+        ImportOptions,
+        RejectedShareExceededError,
+        import_file,
+        read_mapping_csv,
+    )
 
-    with fail():
+    with fail(), _import_exit_codes(RejectedShareExceededError):
         options = ImportOptions(
             crs=crs,
             field_map=_pairs(map_, "--map"),
             constants=_pairs(set_, "--set"),
             category_map=read_mapping_csv(category_map) if category_map else None,
             tz=tz,
-            date_format=date_format,
+            date_formats=list(date_format or []),
+            ambiguous_time=ambiguous_time,
             layer=layer,
             swap_xy=swap_xy,
             encoding=encoding,
@@ -111,6 +176,9 @@ def import_command(
             version_id=version,
             version_name=version_name,
             dissolve=dissolve,
+            edge_tolerance_m=edge_tolerance,
+            max_rejected_share=max_rejected_share,
+            accept_approximate_transform=accept_approximate_transform,
         )
         settings = Settings()
         migrate_database(settings.database)  # as the owner; the import runs as the app role
@@ -142,6 +210,8 @@ def import_command(
     if report.dimensions_dropped:
         dims = " and ".join(report.dimensions_dropped)
         table.add_row("dropped", f"{dims} values (geometries stored 2D)")
+    for label, shown in _assumption_rows(report.assumptions):
+        table.add_row(label, shown)
     if report.merged_parts:
         table.add_row("parts merged", f"{report.merged_parts:,}")
     if report.version_id:
@@ -151,3 +221,61 @@ def import_command(
     console.print(table)
     if report.reject_file:
         console.print(f"rejected rows: {report.reject_file}")
+    if report.rejected:
+        raise typer.Exit(EXIT_SOME_REJECTED)
+
+
+# How the summary names what the import assumed (``ImportReport.assumptions``); other keys
+# are shown with their underscores as spaces.
+ASSUMPTION_LABELS = {
+    "crs": "CRS",
+    "transformation_accuracy_m": "transformation accuracy",
+    "tz": "time zone of naive times",
+    "ambiguous_time": "repeated local times (DST)",
+    "truncated_columns": "columns matched by truncated names",
+    "date_formats": "date formats",
+    "edge_snapped": "snapped to the nearest grid",
+}
+
+
+def _assumption_rows(assumptions: dict[str, object]) -> list[tuple[str, str]]:
+    """(label, value) rows of the summary table for what the import assumed."""
+    rows = []
+    for key, value in assumptions.items():
+        if key in ("encoding", "dimensions_dropped", "edge_tolerance_m"):
+            continue  # encoding and dimensions have rows of their own; the tolerance: below
+        if isinstance(value, dict):
+            shown = ", ".join(f"{k} -> {v}" for k, v in value.items())
+        elif isinstance(value, list | tuple):
+            shown = ", ".join(map(str, value))
+        elif isinstance(value, float):
+            shown = f"{value:g}"
+        else:
+            shown = str(value)
+        if key.endswith("_m") and isinstance(value, int | float):
+            shown += " m"
+        if key == "edge_snapped":
+            tolerance = assumptions.get("edge_tolerance_m")
+            within = f" (edge tolerance {tolerance:g} m)" if tolerance else ""
+            shown = f"{value:,}{within}"
+        rows.append((ASSUMPTION_LABELS.get(key, key.replace("_", " ")), shown))
+    return rows
+
+
+@contextmanager
+def _import_exit_codes(refused: type[GeoServiceError]) -> Iterator[None]:
+    """Exit 4 when the share of rejected rows is over the limit (``refused``), 2 for a file
+    or options that cannot be used; other errors are left to ``fail()`` (exit 1)."""
+    try:
+        yield
+    except refused as exc:
+        console.print(f"[red]refused:[/] {exc.detail}")
+        for reason, count in sorted(exc.extra.get("rejected_by_reason", {}).items()):
+            console.print(f"  {reason}: {count:,}")
+        reject_file = getattr(exc, "reject_file", None)
+        if reject_file:
+            console.print(f"rejected rows: {reject_file}")
+        raise typer.Exit(EXIT_REFUSED) from None
+    except (InvalidInputError, LimitExceededError) as exc:
+        console.print(f"[red]error:[/] {exc.detail}")
+        raise typer.Exit(EXIT_UNREADABLE) from None

@@ -21,7 +21,7 @@ from geo_service.db.bulk import (
 from geo_service.db.models import BoundaryVersion
 from geo_service.demo.city import DemoCity
 from geo_service.demo.geography import LEVELS
-from geo_service.geo.h3cells import cells_for_points
+from geo_service.geo.h3cells import cells_for_points, exact_cells
 from geo_service.geo.roads import line_lengths_m
 from geo_service.services.access.audit import record_audit
 
@@ -189,6 +189,7 @@ def load_city(engine: Engine, city: DemoCity, *, progress=None) -> dict[str, int
                     "reported_at": inc.reported_at.array,
                     "location": point_ewkb_hex(inc.lon.values, inc.lat.values),
                     "h3": cells_for_points(inc.lon.values, inc.lat.values),
+                    **exact_cells(inc.lon.values, inc.lat.values),
                     "grid_id": inc.grid_code.map(id_by_code).values,
                 }
             ),

@@ -6,6 +6,8 @@ parsed), so callers can reject rows with a reason instead of misreading them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -107,15 +109,171 @@ def _infer_naive(text: pd.Series) -> tuple[pd.Series, pd.Series]:
     return result, reason
 
 
+AMBIGUOUS_TIME = ("earliest", "latest", "reject")
+# Names of the parts a time can be built from (``--map "YEAR+MONTH+DAY+HOUR+MINUTE=..."``).
+TIME_PARTS = ("year", "month", "day", "hour", "minute", "second")
+
+
+def _parse_formats(
+    text: pd.Series, formats: Sequence[str]
+) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Parse with the client's strptime ``formats``, tried per row in order.
+
+    A row that two formats read as different times is ambiguous; as for inferred orders, the
+    column settles it when only one of the two formats reads rows the other cannot take
+    (``03/25/2014`` settles ``%m/%d/%Y`` over ``%d/%m/%Y``), else the row is rejected. A
+    format with ``%z`` gives aware times: they keep their offset. Returns naive local times,
+    UTC times (rows read by an aware format), and per-row reasons.
+    """
+    reads: list[pd.Series] = []
+    aware: list[bool] = []
+    for fmt in formats:
+        aware.append("%z" in fmt or "%Z" in fmt)
+        try:
+            parsed = pd.to_datetime(text, format=fmt, errors="coerce", utc=aware[-1])
+        except ValueError as exc:  # a bad directive: the whole file, not a row
+            raise ValueError(f"--date-format {fmt!r} is not a strptime format ({exc})") from None
+        if aware[-1]:
+            parsed = parsed.dt.tz_localize(None)  # UTC wall time, compared as instants
+        reads.append(parsed.astype("datetime64[ns]"))
+    chosen = pd.Series(-1, index=text.index)
+    reason = pd.Series(None, index=text.index, dtype=object)
+    matched = [r.notna() for r in reads]
+    for i, first in enumerate(reads):
+        todo = (chosen < 0) & reason.isna() & matched[i]
+        if not todo.any():
+            continue
+        taken = todo.copy()
+        for j in range(len(reads)):
+            clash = todo & matched[j] & (first != reads[j]) if j != i else None
+            if clash is None or not clash.any():
+                continue
+            # Column evidence of the pair: which format reads rows the other cannot.
+            only_i = bool((matched[i] & ~matched[j]).any())
+            only_j = bool((matched[j] & ~matched[i]).any())
+            if only_i and not only_j:
+                continue  # the column settles it for this format
+            taken &= ~clash
+            if only_j and not only_i:
+                continue  # ... or for the other one, in its turn
+            settles = "the column shows both" if only_i else "nothing in the column settles it"
+            reason[clash & reason.isna()] = (
+                f"ambiguous: --date-format {formats[i]!r} and {formats[j]!r} read it "
+                f"differently ({settles})"
+            )
+        chosen[taken & reason.isna()] = i
+    local = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
+    utc = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns, UTC]")
+    for i, read in enumerate(reads):
+        rows = chosen == i
+        if aware[i]:
+            utc[rows] = read[rows].dt.tz_localize("UTC")
+        else:
+            local[rows] = read[rows]
+    return local, utc, reason
+
+
+def _localize(local: pd.Series, tz: str, ambiguous_time: str) -> tuple[pd.Series, pd.Series]:
+    """Read naive local times in ``tz``; the fall-back hour as ``ambiguous_time`` says.
+
+    Returns UTC times and per-row reasons: a time in the spring-forward gap never existed
+    on the clocks of ``tz``; one in the fall-back hour occurred twice and is rejected unless
+    ``ambiguous_time`` picks the earliest (the daylight-saving reading) or the latest.
+    """
+    reason = pd.Series(None, index=local.index, dtype=object)
+    local = pd.to_datetime(local.astype("datetime64[ns]"))
+    # pandas: True means the DST reading of an ambiguous time, the earlier of the two instants.
+    flag = {"earliest": True, "latest": False}.get(ambiguous_time)
+    try:
+        strict = local.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
+        chosen = local.dt.tz_localize(
+            tz,
+            ambiguous=np.full(len(local), bool(flag)) if flag is not None else "NaT",
+            nonexistent="NaT",
+        )
+    except Exception:  # noqa: BLE001 - pytz/zoneinfo raise several types for bad zones
+        raise ValueError(f"unknown time zone {tz!r}") from None
+    dst_reading = local.dt.tz_localize(tz, ambiguous=np.full(len(local), True), nonexistent="NaT")
+    gap = local.notna() & dst_reading.isna()
+    twice = local.notna() & strict.isna() & ~gap
+    reason[gap] = f"does not exist in {tz}: the clocks went forward"
+    if flag is None:
+        reason[twice] = (
+            f"occurs twice in {tz}: the clocks went back; choose with --ambiguous-time "
+            "earliest or latest"
+        )
+    return chosen.dt.tz_convert("UTC"), reason
+
+
+def combine_time_parts(parts: dict[str, pd.Series]) -> pd.Series:
+    """Build ISO local time text ``YYYY-MM-DD HH:MM:SS`` from whole-number parts.
+
+    ``parts`` maps names of ``TIME_PARTS`` (year, month and day required; hour, minute and
+    second default to 0) to columns. A row with a blank part gives ``""`` (a missing time);
+    one with a part that is not a whole number gives its parts joined with spaces, which no
+    parser reads (an unparseable time): either way the row is rejected with its reason.
+
+    Examples
+    --------
+    >>> parts = {"year": pd.Series(["2010", "2010"]), "month": pd.Series(["1", "x"]),
+    ...          "day": pd.Series(["5", "5"]), "hour": pd.Series(["13.0", "1"])}
+    >>> combine_time_parts(parts).tolist()
+    ['2010-01-05 13:00:00', '2010 x 5 1']
+    """
+    missing = {"year", "month", "day"} - set(parts)
+    if missing:
+        raise ValueError("a time built from parts needs year, month and day columns")
+    index = next(iter(parts.values())).index
+    texts = {k: as_text(v).str.strip() for k, v in parts.items()}
+    numbers = {k: pd.to_numeric(v, errors="coerce") for k, v in texts.items()}
+    whole = pd.Series(True, index=index)
+    blank = pd.Series(False, index=index)
+    for name in parts:
+        # past 4 digits no part makes a time (and the int64 cast below stays exact)
+        whole &= numbers[name].notna() & (numbers[name] % 1 == 0) & (numbers[name].abs() < 1e4)
+        blank |= _blank(texts[name])
+    values = {
+        name: numbers[name].where(whole, 0).astype("int64").astype(str)
+        if name in parts
+        else pd.Series("0", index=index)
+        for name in TIME_PARTS
+    }
+    built = (
+        values["year"].str.zfill(4)
+        + "-"
+        + values["month"].str.zfill(2)
+        + "-"
+        + values["day"].str.zfill(2)
+        + " "
+        + values["hour"].str.zfill(2)
+        + ":"
+        + values["minute"].str.zfill(2)
+        + ":"
+        + values["second"].str.zfill(2)
+    )
+    joined = pd.concat([texts[name] for name in TIME_PARTS if name in parts], axis=1)
+    raw = joined.agg(" ".join, axis=1)
+    return built.where(whole, raw).where(~blank, "")
+
+
 def parse_timestamps(
-    values: pd.Series, *, tz: str = "UTC", date_format: str | None = None, name: str = "timestamp"
+    values: pd.Series,
+    *,
+    tz: str = "UTC",
+    date_format: str | Sequence[str] | None = None,
+    ambiguous_time: str = "reject",
+    name: str = "timestamp",
 ) -> tuple[pd.Series, pd.Series]:
     """Parse a text column into UTC timestamps.
 
-    Values with an explicit offset (``Z``, ``+08:00``) keep it; naive values are read in
-    ``tz``. With ``date_format`` naive values must match it exactly. A time outside the years
-    the API accepts (``geo_service.instants``) is refused: an import stores nothing the API
-    would not take.
+    Values with an explicit offset (``Z``, ``+08:00``, ISO 8601) keep it; naive values are
+    read in ``tz`` (an IANA zone). ``date_format`` (one strptime format or several, tried per
+    row in order, see ``_parse_formats``) is then the only way naive values are read;
+    without it the day/month order is inferred from the column. A local time in the
+    spring-forward gap of ``tz`` is rejected; one in the fall-back hour is taken as
+    ``ambiguous_time`` says ("earliest" | "latest" | "reject"). A time outside the years the
+    API accepts (``geo_service.instants``) is refused: an import stores nothing the API would
+    not take. Raises ValueError for an unknown zone or ``ambiguous_time``.
 
     Examples
     --------
@@ -125,7 +283,17 @@ def parse_timestamps(
     >>> ts, why = parse_timestamps(pd.Series(["2014/01/09"]))
     >>> why.iloc[0].startswith("ambiguous")
     True
+    >>> ts, why = parse_timestamps(
+    ...     pd.Series(["2019-11-03 01:30"]), tz="America/Chicago", ambiguous_time="earliest"
+    ... )
+    >>> str(ts.iloc[0])  # CDT, the first of the two 01:30s
+    '2019-11-03 06:30:00+00:00'
     """
+    if ambiguous_time not in AMBIGUOUS_TIME:
+        raise ValueError(
+            f"--ambiguous-time must be one of {', '.join(AMBIGUOUS_TIME)}; got {ambiguous_time!r}"
+        )
+    formats = [date_format] if isinstance(date_format, str) else list(date_format or [])
     text = as_text(values).str.strip()
     result = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns, UTC]")
     reason = pd.Series(None, index=text.index, dtype=object)
@@ -136,19 +304,16 @@ def parse_timestamps(
         result[aware] = pd.to_datetime(text[aware], format="ISO8601", utc=True, errors="coerce")
     naive = ~blank & ~aware
     if naive.any():
-        if date_format:
-            local = pd.to_datetime(text[naive], format=date_format, errors="coerce")
-            why = pd.Series(None, index=local.index, dtype=object)
+        if formats:
+            local, utc, why = _parse_formats(text[naive], formats)
+            result[utc.notna()[utc.notna()].index] = utc.dropna()
         else:
             local, why = _infer_naive(text[naive])
         reason[why.notna()[why.notna()].index] = why.dropna()
-        try:
-            localized = local.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
-        except Exception:  # noqa: BLE001 - pytz/zoneinfo raise several types for bad zones
-            raise ValueError(f"unknown time zone {tz!r}") from None
-        result[naive] = localized.dt.tz_convert("UTC")
-        gap = local.notna() & localized.isna()
-        reason[gap[gap].index] = f"local time does not exist or is ambiguous in {tz} (DST)"
+        localized, why = _localize(local, tz, ambiguous_time)
+        taken = localized.notna()
+        result[taken[taken].index] = localized[taken]
+        reason[why.notna()[why.notna()].index] = why.dropna()
     unparsed = result.isna() & reason.isna()
     reason[unparsed] = "unparseable timestamp"
     years = result.dt.year

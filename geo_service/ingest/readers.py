@@ -14,6 +14,7 @@ from __future__ import annotations
 import codecs
 import functools
 import logging
+import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pyogrio
+import pyogrio._err
 import pyogrio.raw
 import shapely
 import shapely.errors
@@ -32,19 +34,29 @@ from pyproj.exceptions import CRSError, ProjError
 
 from geo_service.errors import LimitExceededError
 from geo_service.geo.crs import geometry_to_wgs84
+from geo_service.geo.transformations import (
+    MAX_TRANSFORMATION_ERROR_M,
+    Transformation,
+    transformation_to_wgs84,
+)
 from geo_service.ingest.uploads import (
+    SNIFF_BYTES,
     ImportFileError,
     ReadLimits,
     Sniffed,
     UnsupportedFileError,
     check_geojson,
     check_geopackage,
+    check_kml,
     check_shapefile,
     check_xlsx,
+    extract_kml,
     extract_shapefile,
     open_text_stream,
     sniff,
     upload_workspace,
+    xml_encoding,
+    xml_to_utf8,
 )
 
 log = logging.getLogger(__name__)
@@ -181,6 +193,7 @@ def read_source(
     points_only_ok: bool = True,
     encoding: str | None = None,
     swap_xy: bool = False,
+    accept_approximate_transform: bool = False,
 ) -> gpd.GeoDataFrame:
     """Read ``path`` into a GeoDataFrame in WGS84 with every attribute as read.
 
@@ -188,7 +201,11 @@ def read_source(
     client's). The content picks the reader from ``READERS``; ``points_only_ok=False`` refuses
     tables (lon/lat columns), for kinds that need lines or polygons. CSV/TSV rows keep their
     coordinates as text so that missing or garbled values reach the per-row validation (and
-    the reject file) instead of failing the whole file. Raises ImportFileError for problems of
+    the reject file) instead of failing the whole file. The transformation to WGS84 is the
+    best PROJ has for the data's area (``geo.transformations``); an approximate one (unknown
+    accuracy, or worse than 5 m) is refused unless ``accept_approximate_transform``; the CRS,
+    the transformation and its accuracy (metres) go to ``frame.attrs["assumptions"]``.
+    Raises ImportFileError for problems of
     the whole file, UnsupportedFileError (415) for content not on the allow-list and
     LimitExceededError (413) for a file past the caps.
     """
@@ -240,7 +257,7 @@ def read_source(
     dropped = _drop_z_m(frame)
     if swap_xy:  # the client says the file's x/y (lon/lat) columns are the other way round
         _swap_xy(frame)
-    frame = _to_wgs84(frame, crs, name)
+    frame = _to_wgs84(frame, crs, name, accept_approximate=accept_approximate_transform)
     frame.attrs["encoding"] = used
     if dropped:
         frame.attrs["dimensions_dropped"] = dropped
@@ -283,6 +300,22 @@ def _harden_gdal() -> None:
     pyogrio.set_gdal_config_options(GDAL_HARDENING)
 
 
+_THREAD = threading.local()
+
+
+def _gdal_warnings_in_this_thread() -> None:
+    """Let GDAL's warnings reach Python's ``warnings`` in the calling thread too.
+
+    pyogrio registers its GDAL error handler for the importing thread only (GDAL keeps
+    handlers per thread); an upload is read in a worker thread, where GDAL would print to
+    stderr instead. pyogrio has no public call for this, hence its private one, guarded.
+    """
+    register = getattr(pyogrio._err, "_register_error_handler", None)
+    if register is not None and not getattr(_THREAD, "gdal_warnings", False):
+        register()
+        _THREAD.gdal_warnings = True
+
+
 def _read_ogr(request: _Request, path: Path | None = None) -> gpd.GeoDataFrame:
     """Read through GDAL, keeping features whose geometry GEOS cannot even build.
 
@@ -292,12 +325,20 @@ def _read_ogr(request: _Request, path: Path | None = None) -> gpd.GeoDataFrame:
     """
     _harden_gdal()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # GDAL: "Non closed ring detected"
-            meta, _, wkb, fields = pyogrio.raw.read(
+        # GDAL's warnings ("Non closed ring detected") are kept from the user, but looked at.
+        if request.sniffed.kind == "geojson":
+            _gdal_warnings_in_this_thread()  # a repeated Feature id is said by a warning
+        with warnings.catch_warnings(record=True) as warned:
+            warnings.simplefilter("always", RuntimeWarning)
+            meta, fids, wkb, fields = pyogrio.raw.read(
                 path or request.path,
                 layer=request.layer,
                 max_features=request.limits.max_features + 1,
+                return_fids=request.sniffed.kind == "geojson",  # Feature "id" members
+                # Date/time fields as the file's own text, offsets kept (GDAL's parsed values
+                # drop them); a GeoJSON's exactly as written, so --date-format applies to it.
+                datetime_as_string=True,
+                **({"DATE_AS_STRING": "YES"} if request.sniffed.kind == "geojson" else {}),
                 **({"encoding": request.encoding} if request.encoding else {}),
             )
     except Exception as exc:  # noqa: BLE001 - GDAL raises many types; all mean "unreadable"
@@ -321,7 +362,29 @@ def _read_ogr(request: _Request, path: Path | None = None) -> gpd.GeoDataFrame:
     if pd.notna(errors).any():
         frame[GEOMETRY_ERROR] = errors
     frame.attrs["encoding"] = request.encoding
+    if fids is not None:
+        _feature_ids(frame, fids, [str(w.message) for w in warned])
     return frame
+
+
+def _feature_ids(frame: gpd.GeoDataFrame, fids: np.ndarray, gdal_warnings: list[str]) -> None:
+    """A GeoJSON Feature's ``id`` member (RFC 7946 section 3.2) as the ``id`` column.
+
+    GDAL takes integer feature ids as its FIDs (a string id becomes an ``id`` field) and
+    numbers features without one 0, 1, 2...: FIDs equal to the row numbers are no ids. An
+    ``id`` in the properties wins. Ids GDAL had to change (repeated in the file) are not
+    used: the rows then get content keys, and the summary says so. The FIDs of other formats
+    (a Shapefile's record number, a GeoPackage's ``fid`` renumbered by every export) are
+    not stable ids and are never read.
+    """
+    if "id" in frame.columns or len(frame) == 0 or np.array_equal(fids, np.arange(len(frame))):
+        return
+    said = frame.attrs.setdefault("assumptions", {})
+    if any("Altering it to be unique" in w for w in gdal_warnings):
+        said["feature_ids"] = "repeated in the file: not used (keys from content)"
+        return
+    frame["id"] = np.asarray(fids).astype(str)
+    said["feature_ids"] = "GeoJSON Feature id"
 
 
 def _read_geojson(request: _Request) -> gpd.GeoDataFrame:
@@ -338,6 +401,12 @@ def _read_geopackage(request: _Request) -> gpd.GeoDataFrame:
             layers = [str(row[0]) for row in pyogrio.list_layers(request.path)]
     except Exception as exc:  # noqa: BLE001 - GDAL raises many types; all mean "unreadable"
         raise _unreadable(request, exc) from None
+    _check_layer(request, layers)
+    return _read_ogr(request)
+
+
+def _check_layer(request: _Request, layers: list[str]) -> None:
+    """One layer, or the one named: a file with several is refused with their list."""
     listed = ", ".join(repr(layer) for layer in layers[:50])
     if request.layer is None and len(layers) > 1:
         raise ImportFileError(
@@ -345,7 +414,64 @@ def _read_geopackage(request: _Request) -> gpd.GeoDataFrame:
         )
     if request.layer is not None and request.layer not in layers:
         raise ImportFileError(f"{request.name} has no layer {request.layer!r}; layers: {listed}")
-    return _read_ogr(request)
+
+
+# Columns GDAL makes of KML's display settings (how Google Earth draws a placemark): nothing
+# an import stores, so not listed among "ignored columns". Name, description, timestamp,
+# begin, end and ExtendedData fields stay, for --map.
+KML_DISPLAY_FIELDS = ("altitudeMode", "tessellate", "extrude", "visibility", "drawOrder", "icon")
+
+
+def _read_kml(request: _Request, path: Path | None = None) -> gpd.GeoDataFrame:
+    """A KML document: each Folder (or the Document's own placemarks) is a layer, as GDAL's
+    KML drivers read it; several layers with placemarks are refused like a GeoPackage's."""
+    path = path or request.path
+    with path.open("rb") as fh:
+        encoding = xml_encoding(fh.read(SNIFF_BYTES))
+    if encoding is None:
+        return _read_kml_utf8(request, path)
+    with upload_workspace() as scratch:
+        frame = _read_kml_utf8(
+            request, xml_to_utf8(path, scratch / "doc.kml", encoding, name=request.name)
+        )
+    frame.attrs["encoding"] = encoding
+    return frame
+
+
+def _read_kml_utf8(request: _Request, path: Path) -> gpd.GeoDataFrame:
+    links = check_kml(path, name=request.name)
+    _harden_gdal()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            layers = [
+                str(row[0])
+                for row in pyogrio.list_layers(path)
+                if pyogrio.read_info(path, layer=str(row[0]))["features"] != 0
+            ]
+    except Exception as exc:  # noqa: BLE001 - GDAL raises many types; all mean "unreadable"
+        raise _unreadable(request, exc) from None
+    if not layers:
+        raise ImportFileError(f"{request.name}: the KML holds no placemarks")
+    _check_layer(request, layers)
+    chosen = request.layer or layers[0]
+    frame = _read_ogr(_Request(**{**request.__dict__, "layer": chosen}), path)
+    drop = [c for c in KML_DISPLAY_FIELDS if c in frame.columns]
+    if "id" in frame.columns and frame["id"].isna().all():
+        drop.append("id")  # no Placemark carried an id attribute
+    frame = frame.drop(columns=drop)
+    assumed = frame.attrs.setdefault("assumptions", {})
+    assumed["layer"] = chosen
+    if links:
+        assumed["network_links_ignored"] = links
+    return frame
+
+
+def _read_kmz(request: _Request) -> gpd.GeoDataFrame:
+    # Our own extraction, as for zipped shapefiles: only the document comes out, capped.
+    with upload_workspace() as scratch:
+        kml = extract_kml(request.path, scratch, limits=request.limits, name=request.name)
+        return _read_kml(request, kml)
 
 
 def _dbf_encoding(request: _Request, shp: Path) -> str | None:
@@ -490,7 +616,10 @@ def _table_points(request: _Request, raw: pd.DataFrame) -> gpd.GeoDataFrame:
     geoms = np.full(len(raw), None, dtype=object)
     geoms[ok] = shapely.points(lon[ok], lat[ok])
     raw = raw.rename(columns={lon_col: "lon", lat_col: "lat"})
-    return gpd.GeoDataFrame(raw, geometry=gpd.GeoSeries(geoms, index=raw.index), crs=None)
+    points = gpd.GeoDataFrame(raw, geometry=gpd.GeoSeries(geoms, index=raw.index), crs=None)
+    # The file's own names of "lon" / "lat" (X / Y, ...): the rejects file shows them back.
+    points.attrs["coordinate_columns"] = {"lon": lon_col, "lat": lat_col}
+    return points
 
 
 # The allow-list: a kind of content (as ``uploads.sniff`` names it) -> its reader. A new
@@ -503,10 +632,21 @@ READERS: dict[str, Reader] = {
     "geoparquet": Reader("GeoParquet", PARQUET_SUFFIXES, _read_geoparquet),
     "table": Reader("CSV/TSV", TABLE_SUFFIXES, _read_table, points_only=True),
     "xlsx": Reader("Excel .xlsx", (".xlsx",), _read_xlsx, points_only=True),
+    "kml": Reader("KML", (".kml",), _read_kml),
+    "kmz": Reader("KMZ", (".kmz",), _read_kmz),
 }
 
 
-def _to_wgs84(frame: gpd.GeoDataFrame, source: SourceCrs, name: str) -> gpd.GeoDataFrame:
+def _to_wgs84(
+    frame: gpd.GeoDataFrame, source: SourceCrs, name: str, *, accept_approximate: bool = False
+) -> gpd.GeoDataFrame:
+    """``frame`` in WGS84, by the best transformation PROJ has for the data's area.
+
+    The report's ``crs``, ``transformation`` and ``transformation_accuracy_m`` are put in
+    ``frame.attrs["assumptions"]``. A transformation whose accuracy is unknown (PROJ's
+    ballpark) or worse than ``MAX_TRANSFORMATION_ERROR_M`` raises ImportFileError naming the
+    CRS, the operation and its accuracy, unless ``accept_approximate``.
+    """
     frame = frame.reset_index(drop=True)
     if source.chinese:
         values = frame.geometry.values
@@ -516,7 +656,9 @@ def _to_wgs84(frame: gpd.GeoDataFrame, source: SourceCrs, name: str) -> gpd.GeoD
         converted[present] = geometry_to_wgs84(
             np.asarray(values[present], dtype=object), source.chinese
         )
-        return frame.set_geometry(gpd.GeoSeries(converted, crs=4326))
+        frame = frame.set_geometry(gpd.GeoSeries(converted, crs=4326))
+        frame.attrs.setdefault("assumptions", {}).update(CHINESE_TRANSFORMATIONS[source.chinese])
+        return frame
     if source.crs is not None:
         frame = frame.set_crs(source.crs, allow_override=True)  # checked by SourceCrs.parse
     elif frame.crs is None:
@@ -528,20 +670,115 @@ def _to_wgs84(frame: gpd.GeoDataFrame, source: SourceCrs, name: str) -> gpd.GeoD
     present = ~(frame.geometry.isna() | frame.geometry.is_empty).to_numpy()
     if geographic:
         _check_lonlat(frame.geometry.values[present], name)
-    if frame.crs.to_epsg() != 4326:
-        # X=Y=0 is "no coordinates" in any CRS: kept at (0, 0) so it is rejected as zero
-        # coordinates, not transformed to some point far from the city.
-        zero = _zero_points(frame.geometry.values, present)
+    # X=Y=0 is "no coordinates" in any CRS: kept at (0, 0) so it is rejected as zero
+    # coordinates, not transformed to some point far from the city (nor widening the area
+    # the transformation is chosen for).
+    wgs84 = frame.crs.to_epsg() == 4326
+    zero = (
+        np.zeros(len(frame), dtype=bool) if wgs84 else _zero_points(frame.geometry.values, present)
+    )
+    try:
+        area = None if wgs84 else _area_lonlat(frame, present & ~zero)
+        chosen = transformation_to_wgs84(frame.crs, area)
+    except (CRSError, ProjError) as exc:
+        log.warning("upload %r: no transformation to WGS84: %s", name, exc)
+        raise ImportFileError(f"{name}: its CRS {NOT_EARTH_CRS}") from None
+    if chosen.approximate and not accept_approximate:
+        log.warning(
+            "upload %r: approximate transformation refused: %s (%s m)",
+            name,
+            chosen.description,
+            chosen.accuracy_m,
+        )
+        raise ImportFileError(_approximate_message(name, chosen))
+    attrs = dict(frame.attrs)
+    if chosen.transformer is not None:
+        transformer = chosen.transformer
+        geoms = np.array(frame.geometry.values, dtype=object)
+
+        def to_wgs84(xy: np.ndarray) -> np.ndarray:
+            x, y = transformer.transform(xy[:, 0], xy[:, 1], errcheck=False)
+            return np.column_stack([x, y])
+
         try:
-            frame = frame.to_crs(4326)
+            geoms[present] = shapely.transform(geoms[present], to_wgs84)
         except (CRSError, ProjError) as exc:  # a check passed, the transformation did not
             log.warning("upload %r: CRS transformation failed: %s", name, exc)
             raise ImportFileError(f"{name}: its CRS {NOT_EARTH_CRS}") from None
-        if zero.any():
-            geoms = np.array(frame.geometry.values, dtype=object)
-            geoms[zero] = shapely.Point(0, 0)
-            frame = frame.set_geometry(gpd.GeoSeries(geoms, index=frame.index, crs=4326))
+        geoms[zero] = shapely.Point(0, 0)
+        frame = frame.set_geometry(gpd.GeoSeries(geoms, index=frame.index, crs=4326))
+    frame.attrs.update(attrs)
+    frame.attrs.setdefault("assumptions", {}).update(chosen.assumptions())
     return frame
+
+
+# gcj02 / bd09 are offsets of WGS 84 by published formulas, not datums PROJ knows:
+# ``geo.crs.to_wgs84`` inverts them by iteration to under 1e-9 degrees (< 0.1 mm).
+CHINESE_TRANSFORMATIONS: dict[str, dict[str, str | float]] = {
+    "gcj02": {
+        "crs": "GCJ-02 (the offset of WGS 84 that Amap/Gaode and Tencent maps publish)",
+        "transformation": "inverse of the public GCJ-02 formula, iterated "
+        "(geo_service.geo.crs.gcj02_to_wgs84)",
+        "transformation_accuracy_m": 0.001,
+    },
+    "bd09": {
+        "crs": "BD-09 (Baidu's offset of GCJ-02)",
+        "transformation": "inverse of Baidu's BD-09 formula, then of GCJ-02, iterated "
+        "(geo_service.geo.crs.to_wgs84)",
+        "transformation_accuracy_m": 0.001,
+    },
+}
+
+
+def _area_lonlat(
+    frame: gpd.GeoDataFrame, present: np.ndarray
+) -> tuple[float, float, float, float] | None:
+    """The data's extent in degrees on its own datum (no datum shift: exact), or None."""
+    if not present.any():
+        return None
+    bounds = shapely.total_bounds(np.asarray(frame.geometry.values, dtype=object)[present])
+    if not np.isfinite(bounds).all():
+        return None
+    crs = frame.crs
+    try:
+        if not crs.is_geographic:
+            base = crs.geodetic_crs
+            if base is None:
+                return None
+            to_base = Transformer.from_crs(crs, base, always_xy=True)
+            bounds = to_base.transform_bounds(
+                bounds[0], bounds[1], bounds[2], bounds[3], errcheck=True
+            )
+    except (CRSError, ProjError):
+        return None
+    west, south, east, north = (float(v) for v in bounds)
+    if not (-180 <= west <= east <= 180 and -90 <= south <= north <= 90):
+        return None
+    return west, south, east, north
+
+
+def _approximate_message(name: str, chosen: Transformation) -> str:
+    """Why an approximate transformation is refused, and how to accept it."""
+    accuracy = (
+        "PROJ gives it no accuracy (a ballpark shift: often tens of metres or more)"
+        if chosen.accuracy_m is None
+        else f"accurate only to {chosen.accuracy_m:g} m "
+        f"(more than the {MAX_TRANSFORMATION_ERROR_M:g} m accepted)"
+    )
+    grids = ""
+    if chosen.better and chosen.missing_grids:
+        grids = (
+            f" A more accurate operation, {chosen.better}, needs the PROJ grid file(s) "
+            f"{', '.join(chosen.missing_grids)}, which are not installed on this server "
+            "(an administrator can install them with projsync --file NAME)."
+        )
+    return (
+        f"{name}: its CRS {chosen.crs_label} reaches WGS 84 only by the transformation "
+        f"'{chosen.description}'; {accuracy}.{grids} To accept the approximation, import "
+        "again with --accept-approximate-transform (form field accept_approximate_transform"
+        "=true); or convert the file to WGS 84 or CGCS2000 with the parameters your survey "
+        "office gives"
+    )
 
 
 def _zero_points(geoms: np.ndarray, present: np.ndarray) -> np.ndarray:

@@ -1,6 +1,7 @@
 """What every kind's row validation shares: the outcome (``Checked``), the first reason each
-row fails (``Reasons``), text columns that never hand a missing value to string code, and
-stable keys (a source's ids, or a hash of the row's content).
+row fails (``Reasons``), text columns that never hand a missing value to string code, column
+names cut short by the DBF format, and stable keys (a source's ids, or a hash of the row's
+content with its occurrence in the file).
 """
 
 from __future__ import annotations
@@ -19,10 +20,13 @@ KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "incidents": ("id", "category", "priority", "status", "description", "reported_at"),
     "households": ("id", "household_size", "elderly_living_alone", "needs_assistance"),
     "rental-units": ("id", "unit_count", "occupants", "status", "registered_at", "landlord_ref"),
-    "responders": ("callsign", "kind", "status", "skills"),
+    "responders": ("callsign", "kind", "status", "skills", "fixed"),
     "boundaries": ("code", "name", "parent_code"),
     "roads": ("id", "name", "class", "speed_kmh", "oneway"),
 }
+# A DBF field name holds at most 10 characters (dBase III, the Shapefile's attribute table):
+# writers cut longer names, so ``elderly_living_alone`` arrives as ``elderly_li``.
+DBF_NAME_CHARS = 10
 
 
 @dataclass
@@ -67,6 +71,42 @@ def text_column(frame: pd.DataFrame, name: str) -> pd.Series:
     if name not in frame:
         return pd.Series("", index=frame.index, dtype=object)
     return as_text(frame[name]).str.strip()
+
+
+def match_truncated_columns(frame: gpd.GeoDataFrame, kind: str) -> gpd.GeoDataFrame:
+    """Rename columns cut to the DBF's 10 characters to the field of ``kind`` they begin.
+
+    A column is renamed only when its name has exactly ``DBF_NAME_CHARS`` characters, is the
+    prefix (case aside) of exactly one longer field of ``kind``, and that field is not a column
+    already. Each match is said in ``frame.attrs["assumptions"]["truncated_columns"]`` as
+    ``"has_elderl -> has_elderly"``; an ambiguous prefix stays an ignored column.
+
+    Examples
+    --------
+    >>> frame = gpd.GeoDataFrame({"household_": [2], "elderly_li": ["yes"]})
+    >>> match_truncated_columns(frame, "households").columns.tolist()
+    ['household_size', 'elderly_living_alone']
+    """
+    fields = KIND_FIELDS[kind]
+    present = {c for c in frame.columns if isinstance(c, str)}
+    renames: dict[str, str] = {}
+    for column in sorted(present):
+        if len(column) != DBF_NAME_CHARS or column in fields:
+            continue
+        longer = [
+            f for f in fields if len(f) > DBF_NAME_CHARS and f.lower().startswith(column.lower())
+        ]
+        if len(longer) == 1 and longer[0] not in present and longer[0] not in renames.values():
+            renames[column] = longer[0]
+    if not renames:
+        return frame
+    attrs = dict(frame.attrs)
+    frame = frame.rename(columns=renames)
+    frame.attrs.update(attrs)
+    said = {**attrs.get("assumptions", {})}
+    said["truncated_columns"] = [f"{c} -> {f}" for c, f in sorted(renames.items())]
+    frame.attrs["assumptions"] = said
+    return frame
 
 
 def content_hashes(parts: list[pd.Series]) -> pd.Series:
@@ -133,5 +173,18 @@ def content_refs(source_name: str, parts: list[pd.Series]) -> pd.Series:
     file (two households of one size at one address) stay distinct by their occurrence.
     """
     content = content_hashes(parts)
-    occurrence = content.groupby(content, sort=False).cumcount() + 1
-    return f"{source_name}:sha1-" + content + "-" + occurrence.astype(str)
+    return f"{source_name}:sha1-" + content + "-" + occurrences(content).astype(str)
+
+
+def occurrences(keys: pd.Series) -> pd.Series:
+    """The occurrence of each row's key in the file so far: 1 for the first, 2 for its twin.
+
+    Every row counts, rejected ones too, so a row fixed in a later run takes the place it had:
+    the keys of the other rows do not move.
+
+    Examples
+    --------
+    >>> occurrences(pd.Series(["a", "b", "a", "a"])).tolist()
+    [1, 1, 2, 3]
+    """
+    return keys.groupby(keys, sort=False).cumcount() + 1

@@ -100,8 +100,12 @@ def check_boundaries(
     code = text_column(frame, "code")
     reasons.add(code == "", "missing code")
     reasons.add(code.str.len() > 64, "code longer than 64 characters")
+    # With parents named, a code need be unique only within its parent (every community's
+    # grid G01): a repeat under the same parent is still a duplicate.
+    parent = text_column(frame, "parent_code")
+    within = (parent + "/" + code).where(parent != "", code)
     duplicates(
-        code.where(code != "").rename("code"),
+        within.where(code != "").rename("code"),
         reasons,
         "code (pass --dissolve to merge parts that share a code)",
     )

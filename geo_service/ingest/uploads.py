@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import io
 import json
@@ -31,7 +32,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO
+from typing import IO, NoReturn
+from xml.parsers import expat
 
 from geo_service.errors import InvalidInputError, LimitExceededError
 
@@ -94,7 +96,25 @@ class Sniffed:
     gzipped: bool = False
 
 
-CONTENT_KINDS = ("geojson", "gpkg", "shapefile", "shapefile-zip", "geoparquet", "table")
+CONTENT_KINDS = (
+    "geojson",
+    "gpkg",
+    "shapefile",
+    "shapefile-zip",
+    "geoparquet",
+    "table",
+    "xlsx",
+    "kml",
+    "kmz",
+)
+# The root element of a KML document: <kml> in the OGC KML 2.2 namespace or one of Google
+# Earth's (KML 2.0-2.2 as Google Earth wrote them before OGC adopted it).
+KML_NAMESPACES = (
+    "http://www.opengis.net/kml/2.2",
+    "http://earth.google.com/kml/2.0",
+    "http://earth.google.com/kml/2.1",
+    "http://earth.google.com/kml/2.2",
+)
 
 
 # --- the private workspace ---------------------------------------------------------------
@@ -289,7 +309,7 @@ def _refuse(name: str, why: str) -> UnsupportedFileError:
     log.warning("refused file %r: %s", name, why)
     return UnsupportedFileError(
         f"{name}: {why}. Accepted: GeoJSON, GeoPackage, zipped Shapefile, GeoParquet, "
-        "CSV/TSV/TXT (optionally gzipped) or Excel .xlsx with lon/lat columns"
+        "KML/KMZ, CSV/TSV/TXT (optionally gzipped) or Excel .xlsx with lon/lat columns"
     )
 
 
@@ -306,7 +326,7 @@ def sniff(path: Path, *, name: str) -> Sniffed:
     if head.startswith(b"PAR1"):
         return Sniffed("geoparquet")
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
-        return Sniffed("xlsx" if _is_xlsx(path) else "shapefile-zip")
+        return Sniffed("xlsx" if _is_xlsx(path) else "kmz" if _is_kmz(path) else "shapefile-zip")
     if head.startswith(OLE2_MAGIC):
         raise _refuse(name, "a legacy Excel .xls workbook is not accepted; save it as .xlsx or CSV")
     if head.startswith(SHAPEFILE_MAGIC):
@@ -322,7 +342,11 @@ def sniff(path: Path, *, name: str) -> Sniffed:
         raise _refuse(name, "binary content of an unknown kind is not accepted")
     text = head.lstrip(UTF8_BOM).lstrip()
     if text.startswith(b"<"):
-        raise _refuse(name, "XML (a GDAL VRT, GML, ...) is not accepted")
+        if _is_kml(head, name):
+            if gzipped:
+                raise _refuse(name, "gzipped KML is not accepted; send the .kml or a .kmz")
+            return Sniffed("kml")
+        raise _refuse(name, "XML other than KML (a GDAL VRT, GML, ...) is not accepted")
     if text.startswith(b"{"):
         if gzipped:
             raise _refuse(name, "gzipped GeoJSON is not accepted; send it unzipped")
@@ -501,3 +525,191 @@ def extract_shapefile(
     shp = into / "layer.shp"
     check_shapefile(shp, name=name)
     return shp
+
+
+# --- KML and KMZ (Google Earth) ------------------------------------------------------------
+# Read with Python's expat (the standard library's XML parser, also GDAL's) before GDAL sees
+# the file: a DOCTYPE is refused outright, so no DTD, internal or external entity is ever
+# expanded (the XXE and "billion laughs" attacks need one). defusedxml does the same with a
+# dependency more; this is three handlers. NetworkLinks are counted, never followed: GDAL
+# does not fetch them and its network access is off (readers.GDAL_HARDENING).
+
+
+class _KmlRoot(Exception):  # noqa: N818 - a signal, not an error
+    """Raised by the sniffing parser at the first element: its namespace and name."""
+
+    def __init__(self, tag: str) -> None:
+        super().__init__(tag)
+        self.tag = tag
+
+
+def _kml_parser(name: str) -> expat.XMLParserType:
+    """An expat parser (namespaces split by a space) that refuses DTDs and entities."""
+    parser = expat.ParserCreate(namespace_separator=" ")
+    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+
+    def no_doctype(*_: object) -> NoReturn:
+        raise _refuse(name, "XML with a DOCTYPE (a DTD or entities) is not accepted")
+
+    parser.StartDoctypeDeclHandler = no_doctype
+    parser.EntityDeclHandler = no_doctype
+    parser.ExternalEntityRefHandler = no_doctype
+    return parser
+
+
+def _is_kml_root(tag: str) -> bool:
+    namespace, _, local = tag.rpartition(" ")
+    return local == "kml" and namespace in KML_NAMESPACES
+
+
+# An XML declaration's encoding. expat reads UTF-8, UTF-16, Latin-1 and ASCII itself; a KML
+# written in GBK/GB18030 or Big5 (Chinese tools do) is decoded by Python's codecs instead.
+XML_ENCODING = re.compile(
+    rb"""\A(?:\xef\xbb\xbf)?\s*<\?xml[^>]*?encoding\s*=\s*["']([\w.:-]+)["']"""
+)
+EXPAT_ENCODINGS = ("utf-8", "utf-16", "iso8859-1", "ascii")
+
+
+def xml_encoding(head: bytes) -> str | None:
+    """The Python codec of the encoding ``head``'s XML declaration names, when expat cannot
+    read it itself (GBK, GB18030, Big5, ...); None for UTF-8/UTF-16/Latin-1/ASCII, no
+    declaration, or an encoding Python does not know (then expat refuses the file)."""
+    match = XML_ENCODING.match(head)
+    if match is None:
+        return None
+    try:
+        codec = codecs.lookup(match.group(1).decode("ascii")).name
+    except LookupError:
+        return None
+    return None if codec in EXPAT_ENCODINGS else codec
+
+
+def xml_to_utf8(path: Path, target: Path, encoding: str, *, name: str) -> Path:
+    """Copy an XML file declared in ``encoding`` to ``target`` as UTF-8 (its declaration
+    saying so), streamed 1 MB at a time, so that expat and GDAL can read it."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    try:
+        with path.open("rb") as src, target.open("w", encoding="utf-8") as out:
+            first = True
+            while True:
+                chunk = src.read(COPY_CHUNK)
+                data = decoder.decode(chunk, final=not chunk)
+                if first:
+                    data = re.sub(
+                        r"""(<\?xml[^>]*?encoding\s*=\s*["'])[\w.:-]+""", r"\1UTF-8", data, count=1
+                    )
+                    first = False
+                out.write(data)
+                if not chunk:
+                    break
+    except UnicodeDecodeError:
+        raise ImportFileError(
+            f"cannot read {name}: it is not a readable KML file (not {encoding} text, "
+            "as its XML declaration says)"
+        ) from None
+    return target
+
+
+def _is_kml(head: bytes, name: str) -> bool:
+    """The first element of ``head`` is a KML root; a DOCTYPE before it is refused."""
+    parser = _kml_parser(name)
+
+    def first(tag: str, _attrs: object) -> None:
+        raise _KmlRoot(tag)
+
+    parser.StartElementHandler = first
+    encoding = xml_encoding(head)
+    try:
+        if encoding:  # a str is parsed as UTF-8 whatever the declaration says
+            parser.Parse(codecs.decode(head, encoding, errors="ignore"), False)
+        else:
+            parser.Parse(head, False)
+    except _KmlRoot as root:
+        return _is_kml_root(root.tag)
+    except expat.ExpatError:
+        return False
+    return False
+
+
+def check_kml(path: Path, *, name: str) -> int:
+    """Parse a whole KML document (1 MB at a time) before GDAL opens it: its root must be
+    ``kml`` in a KML namespace, with no DOCTYPE. Returns how many NetworkLinks it holds
+    (never followed). Raises UnsupportedFileError (415) for a DOCTYPE or another root,
+    ImportFileError (422) for XML that is not well-formed."""
+    parser = _kml_parser(name)
+    tags: list[str] = []  # the root, then every NetworkLink
+
+    def start(tag: str, _attrs: object) -> None:
+        if not tags:
+            tags.append(tag)
+            if not _is_kml_root(tag):
+                raise _refuse(name, "XML other than KML is not accepted")
+        elif tag.endswith(" NetworkLink"):
+            tags.append(tag)
+
+    parser.StartElementHandler = start
+    try:
+        with path.open("rb") as fh:
+            while chunk := fh.read(COPY_CHUNK):
+                parser.Parse(chunk, False)
+            parser.Parse(b"", True)
+    except expat.ExpatError as exc:
+        log.warning("KML %r not well-formed: %s", name, exc)
+        raise ImportFileError(
+            f"cannot read {name}: it is not a readable KML file (not well-formed XML at line "
+            f"{exc.lineno})"
+        ) from None
+    return len(tags) - 1 if tags else 0
+
+
+def _kml_members(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
+    return [m for m in archive.infolist() if not m.is_dir() and m.filename.lower().endswith(".kml")]
+
+
+def _is_kmz(path: Path) -> bool:
+    """A KMZ: a zip (of a sane member count) holding a .kml and no shapefile."""
+    entries = _zip_entry_count(path)
+    if entries is None or entries >= min(MAX_ZIP_MEMBERS, 0xFFFF):
+        return False  # left to the zip reader, which refuses it with the reason
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [n.lower() for n in archive.namelist()]
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
+    return any(n.endswith(".kml") for n in names) and not any(n.endswith(".shp") for n in names)
+
+
+def extract_kml(path: Path, into: Path, *, limits: ReadLimits, name: str) -> Path:
+    """Copy the document of a KMZ (its ``doc.kml``, else its only .kml) into ``into`` as
+    ``doc.kml``, streamed with the byte and ratio caps; return its path. Other members
+    (images, models, a second .kml) are never opened."""
+    target = into / "doc.kml"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            kmls = _kml_members(archive)
+            main = [m for m in kmls if PurePosixPath(m.filename).name.lower() == "doc.kml"]
+            chosen = main if len(main) == 1 else kmls
+            if len(chosen) != 1:
+                listed = ", ".join(repr(m.filename) for m in kmls[:20])
+                raise _refuse(
+                    name, f"the KMZ holds several .kml files ({listed}) and no single doc.kml"
+                )
+            member = chosen[0]
+            with archive.open(member) as src, target.open("wb") as out:
+                written = 0
+                while chunk := src.read(COPY_CHUNK):
+                    written += len(chunk)
+                    out.write(chunk)
+                    check_unpacked(written, member.compress_size, limits, name)
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        RuntimeError,
+        NotImplementedError,
+        EOFError,
+        OSError,
+        zlib_error(),
+    ) as exc:
+        log.warning("zip %s unreadable: %s", name, exc)
+        raise _refuse(name, "a damaged or encrypted zip file") from None
+    return target

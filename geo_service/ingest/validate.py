@@ -9,7 +9,7 @@ and lines in ``shapes``; what every kind shares is in ``rows``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import geopandas as gpd
 import numpy as np
@@ -28,6 +28,7 @@ from geo_service.ingest.rows import (
     external_ref,
     finish,
     geometry_errors,
+    occurrences,
     text_column,
 )
 from geo_service.ingest.shapes import check_boundaries, check_roads
@@ -43,6 +44,8 @@ from geo_service.vocabulary import (
 __all__ = ["CHECKS", "KIND_FIELDS", "LEVELS", "Checked"]
 
 MAX_DESCRIPTION = 4000
+# The two service-need flags of a household: true, false, or NULL when the file does not say.
+HOUSEHOLD_FLAGS = ("elderly_living_alone", "needs_assistance")
 # As for a reported incident through the API: a time later than now by more than clock skew is
 # a mistake (a wrong time zone, a typo), and one far-future row would also make every cell carry
 # its counts into each year up to it (incident_cum_year).
@@ -83,9 +86,10 @@ def check_incidents(
     categories: dict[str, int],
     category_map: dict[str, str] | None,
     tz: str,
-    date_format: str | None,
+    date_format: str | Sequence[str] | None,
     default_status: str,
     source_name: str,
+    ambiguous_time: str = "reject",
     **_: object,
 ) -> Checked:
     """Validate incidents; ``categories`` maps our codes to their default priority."""
@@ -97,7 +101,11 @@ def check_incidents(
     unknown = (raw_cat != "") & ~category.isin(list(categories))
     reasons.add(unknown, "unknown category " + raw_cat.map(repr))
     when, why = parse_timestamps(
-        text_column(frame, "reported_at"), tz=tz, date_format=date_format, name="reported_at"
+        text_column(frame, "reported_at"),
+        tz=tz,
+        date_format=date_format,
+        ambiguous_time=ambiguous_time,
+        name="reported_at",
     )
     reasons.merge(why)
     later = pd.Series(when, index=frame.index) > pd.Timestamp.now(tz="UTC") + MAX_CLOCK_SKEW
@@ -136,8 +144,11 @@ def check_incidents(
                 description,
             ]
         )
-        key = "import:" + content
-        duplicates(key.rename("key"), reasons, "row")
+        # Identical rows are distinct incidents (two thefts at one corner in one minute): the
+        # occurrence of that content in the file tells them apart, and a re-run yields the same
+        # keys. The first keeps the bare hash, the key of imports before occurrences counted.
+        nth = occurrences(content)
+        key = "import:" + content + ("-" + nth.astype(str)).where(nth > 1, "")
     accepted = pd.DataFrame(
         {
             "lon": lon,
@@ -154,17 +165,21 @@ def check_incidents(
 
 
 def check_households(frame: gpd.GeoDataFrame, *, source_name: str, **_: object) -> Checked:
-    """Validate households: location, size 1..50, two service-need flags."""
+    """Validate households: location, size 1..50, two service-need flags (None: unknown)."""
     reasons = Reasons(frame.index)
     lon, lat = _point_checks(frame, reasons)
     size, why = parse_ints(
         text_column(frame, "household_size"), name="household_size", low=1, high=50
     )
     reasons.merge(why)
-    flags = {}
-    for name in ("elderly_living_alone", "needs_assistance"):
-        flags[name], why = parse_bools(text_column(frame, name), name=name)
+    flags, stored = {}, {}
+    for name in HOUSEHOLD_FLAGS:
+        given = text_column(frame, name)
+        flags[name], why = parse_bools(given, name=name)
         reasons.merge(why)
+        # A flag the file does not give (no column, or a blank cell) is unknown, never "no":
+        # stored NULL. The content key keeps the parsed value (blank as false), as before.
+        stored[name] = pd.array(flags[name].where(given != ""), dtype="boolean")
     ref = external_ref(frame, reasons, source_name)
     if ref.isna().all():
         at = [coordinate_text(lon, frame.index), coordinate_text(lat, frame.index)]
@@ -174,7 +189,7 @@ def check_households(frame: gpd.GeoDataFrame, *, source_name: str, **_: object) 
             "lon": lon,
             "lat": lat,
             "household_size": size.values,
-            **{k: v.values for k, v in flags.items()},
+            **stored,
             "external_ref": ref.values,
         }
     )
@@ -182,7 +197,13 @@ def check_households(frame: gpd.GeoDataFrame, *, source_name: str, **_: object) 
 
 
 def check_rental_units(
-    frame: gpd.GeoDataFrame, *, tz: str, date_format: str | None, source_name: str, **_: object
+    frame: gpd.GeoDataFrame,
+    *,
+    tz: str,
+    date_format: str | Sequence[str] | None,
+    source_name: str,
+    ambiguous_time: str = "reject",
+    **_: object,
 ) -> Checked:
     """Validate rental units: location, counts, status, registration time."""
     reasons = Reasons(frame.index)
@@ -199,7 +220,11 @@ def check_rental_units(
     reasons.add(~status.isin(RENTAL_STATUSES), "unknown status " + status.map(repr))
     reg_text = text_column(frame, "registered_at")
     registered, why = parse_timestamps(
-        reg_text, tz=tz, date_format=date_format, name="registered_at"
+        reg_text,
+        tz=tz,
+        date_format=date_format,
+        ambiguous_time=ambiguous_time,
+        name="registered_at",
     )
     reasons.merge(why.where(reg_text != ""))
     landlord = text_column(frame, "landlord_ref")
@@ -224,7 +249,8 @@ def check_rental_units(
 
 
 def check_responders(frame: gpd.GeoDataFrame, **_: object) -> Checked:
-    """Validate responders: callsign (unique), kind, status, skills, position."""
+    """Validate responders: callsign (unique), kind, status, skills, position, and ``fixed``
+    (a station whose position never goes stale; true/false, blank false)."""
     reasons = Reasons(frame.index)
     lon, lat = _point_checks(frame, reasons)
     callsign = text_column(frame, "callsign")
@@ -243,6 +269,8 @@ def check_responders(frame: gpd.GeoDataFrame, **_: object) -> Checked:
         .str.split(r"[,;|]\s*", regex=True)
         .map(lambda parts: [p for p in parts if p] if isinstance(parts, list) else [])
     )
+    fixed, why = parse_bools(text_column(frame, "fixed"), name="fixed")
+    reasons.merge(why)
     accepted = pd.DataFrame(
         {
             "lon": lon,
@@ -251,6 +279,7 @@ def check_responders(frame: gpd.GeoDataFrame, **_: object) -> Checked:
             "kind": kind.values,
             "status": status.values,
             "skills": skills.values,
+            "fixed": fixed.values,
         }
     )
     return finish(frame, reasons, accepted, "responders")

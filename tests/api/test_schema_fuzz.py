@@ -290,17 +290,33 @@ def _call_everything(call: Caller, engine: Engine, city: DemoCity, live_server: 
     )
     get("/boundaries/versions/{a}/diff/{b}", path_parameters={"a": version, "b": version})
     get("/audit", query={"limit": 5})
-    get("/open311/v2/discovery.json")
-    get("/open311/v2/services.json")
-    get("/open311/v2/requests.json")
+    json_ = {"fmt": "json"}
+    get("/open311/v2/discovery.{fmt}", path_parameters=json_)
+    get("/open311/v2/services.{fmt}", path_parameters=json_)
+    get(
+        "/open311/v2/services/{service_code}.{fmt}",
+        path_parameters={**json_, "service_code": category},
+    )
+    get("/open311/v2/requests.{fmt}", path_parameters=json_)
     posted = call(
         "POST",
-        "/open311/v2/requests.json",
-        body={"service_code": category, "lat": lat, "long": lon, "description": "schema test"},
+        "/open311/v2/requests.{fmt}",
+        path_parameters=json_,
+        body={
+            "service_code": category,
+            "lat": lat,
+            "long": lon,
+            "description": "schema test",
+            "address_string": "1 Test Road",
+            "media_url": "https://photos.example.org/1.jpg",
+        },
         media_type="application/x-www-form-urlencoded",
     )
     request_id = posted.json()[0]["service_request_id"] if posted is not None else incident_id
-    get("/open311/v2/requests/{request_id}.json", path_parameters={"request_id": request_id})
+    get(
+        "/open311/v2/requests/{request_id}.{fmt}",
+        path_parameters={**json_, "request_id": request_id},
+    )
 
     # layers: heatmaps, hot spots, tiles, OGC API - Features, map pages
     runs = _insert_runs(engine)
@@ -314,6 +330,8 @@ def _call_everything(call: Caller, engine: Engine, city: DemoCity, live_server: 
     get("/hotspots/emerging", query={"res": 7})
     get("/hotspots/download", query={"res": 7})
     get("/hotspots/download", query={"res": 7, "format": "gpkg"})
+    get("/hotspots/emerging/download", query={"res": 7, "format": "csv-xy"})
+    get("/heatmap/download", query={"res": 7, "format": "fgb"})
     get("/tiles/{layer}.json", path_parameters={"layer": "heatmap"})
     get(
         "/tiles/{layer}/{z}/{x}/{y}.mvt",

@@ -158,9 +158,11 @@ def _insert(url: str, city: DemoCity, reported_at: datetime, priority: int = 1) 
             conn.execute(
                 text(
                     "INSERT INTO incidents "
-                    "(category, priority, reported_at, location, h3, grid_id) "
+                    "(category, priority, reported_at, location, h3, grid_id, "
+                    "h3_6, h3_7, h3_8, h3_9, h3_10) "
                     "SELECT 'traffic', :p, :t, ST_SetSRID(ST_MakePoint(:x, :y), 4326), :h3, "
-                    "grid_at(ST_SetSRID(ST_MakePoint(:x, :y), 4326), :t) RETURNING id"
+                    "grid_at(ST_SetSRID(ST_MakePoint(:x, :y), 4326), :t), "
+                    ":h3_6, :h3_7, :h3_8, :h3_9, :h3_10 RETURNING id"
                 ),
                 {
                     "p": priority,
@@ -168,6 +170,7 @@ def _insert(url: str, city: DemoCity, reported_at: datetime, priority: int = 1) 
                     "x": lon,
                     "y": lat,
                     "h3": h3i.latlng_to_cell(lat, lon, 11),
+                    **{f"h3_{r}": h3i.latlng_to_cell(lat, lon, r) for r in range(6, 11)},
                 },
             ).scalar_one()
         )

@@ -164,3 +164,101 @@ def test_bad_positions_write_nothing(client: TestClient, role_keys: dict) -> Non
         assert problem(client.get("/responders/nearest", params=params))["status"] == 422
     assert problem(client.patch(f"/responders/{rid}", json={"status": "asleep"}))["status"] == 422
     assert problem(client.patch("/responders/99999999", json={"status": "busy"}))["status"] == 404
+
+
+def test_when_fewer_are_offered_the_answer_says_why(
+    client: TestClient, loaded_city: DemoCity, engine: Engine
+) -> None:
+    minx, miny, maxx, maxy = loaded_city.areas.total_bounds
+    lon, lat = (minx + maxx) / 2, (miny + maxy) / 2
+    with engine.begin() as conn:  # four new responders with a skill nobody else has
+        for status, age in (
+            ("available", "0"),
+            ("available", "2 hours"),
+            ("busy", "0"),
+            ("off_duty", "0"),
+        ):
+            conn.execute(
+                text(
+                    "INSERT INTO responders (callsign, kind, status, skills, position, "
+                    "position_at) VALUES (:c, 'patrol', :s, ARRAY['why-test'], "
+                    "ST_SetSRID(ST_MakePoint(:x, :y), 4326), now() - CAST(:a AS interval))"
+                ),
+                {"c": f"why-{status}-{age}", "s": status, "x": lon + 0.01, "y": lat, "a": age},
+            )
+    body = client.get(
+        "/responders/nearest", params={"lon": lon, "lat": lat, "k": 5, "skill": "why-test"}
+    ).json()
+    assert len(body["candidates"]) == 1
+    why = body["not_offered"]
+    assert {k: why[k] for k in ("matching", "busy", "off_duty", "stale", "too_far")} == {
+        "matching": 4,
+        "busy": 1,
+        "off_duty": 1,
+        "stale": 1,
+        "too_far": 0,
+    }
+    assert why["offered"] == 1 and "1 busy" in why["message"] and "off duty" in why["message"]
+    near = client.get(
+        "/responders/nearest",
+        params={"lon": lon, "lat": lat, "k": 5, "skill": "why-test", "max_distance_m": 10},
+    ).json()
+    assert near["candidates"] == [] and near["not_offered"]["too_far"] == 1
+    nobody = client.get(
+        "/responders/nearest", params={"lon": lon, "lat": lat, "skill": "no-such-skill"}
+    ).json()
+    assert nobody["not_offered"]["matching"] == 0
+    assert nobody["not_offered"]["message"] == "no responder of this kind and skill in your area"
+    enough = client.get("/responders/nearest", params={"lon": lon, "lat": lat, "k": 1}).json()
+    assert "not_offered" not in enough  # k were offered: nothing to explain
+
+
+def test_a_fixed_station_is_never_stale(
+    client: TestClient, loaded_city: DemoCity, engine: Engine
+) -> None:
+    minx, miny, maxx, maxy = loaded_city.areas.total_bounds
+    lon, lat = (minx + maxx) / 2, (miny + maxy) / 2
+    with engine.begin() as conn:  # a station whose position was set a year ago
+        rid = conn.execute(
+            text(
+                "INSERT INTO responders (callsign, kind, status, skills, position, position_at) "
+                "VALUES ('Station 9', 'fire', 'available', ARRAY['station-test'], "
+                "ST_SetSRID(ST_MakePoint(:x, :y), 4326), now() - interval '365 days') "
+                "RETURNING id"
+            ),
+            {"x": lon, "y": lat},
+        ).scalar_one()
+    params = {"lon": lon, "lat": lat, "skill": "station-test"}
+    assert client.get("/responders/nearest", params=params).json()["candidates"] == []
+    patched = client.patch(f"/responders/{rid}", json={"fixed": True})
+    assert patched.status_code == 200 and patched.json()["fixed"] is True
+    (found,) = client.get("/responders/nearest", params=params).json()["candidates"]
+    assert found["id"] == rid and found["fixed"] is True
+    listed = client.get("/responders", params={"kind": "fire"}).json()["features"]
+    assert next(f for f in listed if f["id"] == rid)["properties"]["stale"] is False
+    bad = client.patch(f"/responders/{rid}", json={"fixed": "sometimes"})
+    assert bad.status_code == 422
+
+
+def test_stations_imported_as_fixed_and_bad_flags_rejected(
+    client: TestClient, loaded_city: DemoCity, tmp_path
+) -> None:  # noqa: ANN001
+    minx, miny, maxx, maxy = loaded_city.areas.total_bounds
+    lon, lat = (minx + maxx) / 2, (miny + maxy) / 2
+    csv = (
+        "name,lon,lat,fixed\n"
+        f"Fire Station 1,{lon},{lat},true\n"
+        f"Fire Station 2,{lon + 0.001},{lat},sometimes\n"
+    )
+    response = client.post(
+        "/imports/responders",
+        files={"file": ("stations.csv", csv.encode(), "text/csv")},
+        data={"map": ["name=callsign"], "set": ["kind=fire"]},
+    )
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert report["inserted"] == 1 and report["rejected"] == 1
+    assert "fixed is not true/false" in report["rejects"][0]["reason"]
+    listed = client.get("/responders", params={"kind": "fire"}).json()["features"]
+    station = next(f for f in listed if f["properties"]["callsign"] == "Fire Station 1")
+    assert station["properties"]["fixed"] is True

@@ -186,7 +186,7 @@ def test_cli_refuses_a_crs_off_the_earth(
     path = tmp_path / "hh.csv"
     path.write_bytes(_csv([{"household_size": 2, "lon": 114.3017, "lat": 30.587}]))
     result = CliRunner().invoke(app, ["import", "households", str(path), "--crs", "ESRI:104903"])
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output  # a file or option that cannot be used
     assert "is not an Earth CRS" in result.output and "Traceback" not in result.output
 
 

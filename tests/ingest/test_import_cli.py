@@ -50,7 +50,7 @@ def test_import_households_prints_a_summary_and_writes_rejects(
         ]
     ).to_csv(path, index=False)
     result = runner.invoke(app, ["import", "households", str(path)])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 3, result.output  # some rows rejected, the rest imported
     assert "inserted" in result.output and "household_size above 50" in result.output
     rejects = pd.read_csv(tmp_path / "hh.csv.rejects.csv")
     assert rejects.row.tolist() == [2]
@@ -58,13 +58,13 @@ def test_import_households_prints_a_summary_and_writes_rejects(
 
 def test_import_bad_invocations_exit_non_zero_with_a_message(env: DemoCity, tmp_path: Path) -> None:
     missing = runner.invoke(app, ["import", "households", str(tmp_path / "nope.csv")])
-    assert missing.exit_code == 1 and "does not exist" in missing.output
+    assert missing.exit_code == 2 and "does not exist" in missing.output
     bad_map = runner.invoke(
         app, ["import", "households", str(tmp_path / "x.csv"), "--map", "no-equals"]
     )
     assert bad_map.exit_code == 2 and "SRC=FIELD" in bad_map.output
     kind = runner.invoke(app, ["import", "people", str(tmp_path / "x.csv")])
-    assert kind.exit_code == 1 and "kind must be" in kind.output
+    assert kind.exit_code == 2 and "kind must be" in kind.output
     cat_map = runner.invoke(
         app,
         [
@@ -75,7 +75,7 @@ def test_import_bad_invocations_exit_non_zero_with_a_message(env: DemoCity, tmp_
             str(tmp_path / "nomap.csv"),
         ],
     )
-    assert cat_map.exit_code == 1 and "does not exist" in cat_map.output
+    assert cat_map.exit_code == 2 and "does not exist" in cat_map.output
 
 
 def test_boundaries_commands_round_trip(env: DemoCity, tmp_path: Path) -> None:

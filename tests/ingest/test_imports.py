@@ -167,7 +167,7 @@ def test_ambiguous_dates_are_settled_by_the_column_or_rejected(city_db, tmp_path
         "incidents",
         _csv(tmp_path, "explicit.csv", unsettled),
         tmp_path,
-        date_format="%Y/%m/%d",
+        date_formats=["%Y/%m/%d"],
     )
     assert report.inserted == 1
 

@@ -11,13 +11,20 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from sqlalchemy import Engine, text
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, make_url, text
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
 
+from geo_service.api.app import create_app
+from geo_service.cli.main import app
 from geo_service.db.engine import make_engine
+from geo_service.services.access.auth import create_key, create_user
 from geo_service.services.boundaries.publish import publish_version
 from geo_service.services.boundaries.validation import validate_version
 from geo_service.services.ingest.imports import ImportOptions, import_file, read_mapping_csv
-from tests.conftest import REPO, SHARED_DATA, make_database
+from geo_service.settings import DatabaseSettings, LimitSettings, Settings
+from tests.conftest import REPO, SHARED_DATA, make_database, role_url
 
 CHICAGO = SHARED_DATA / "chicago"
 CATEGORY_MAP = REPO / "data" / "category_maps" / "chicago_crimes.csv"
@@ -79,7 +86,7 @@ def chicago(
         CHICAGO / "chicago_police_stations.csv",
         ImportOptions(
             field_map={"DISTRICT NAME": "callsign"},
-            constants={"kind": "patrol"},
+            constants={"kind": "patrol", "fixed": "true"},  # stations: never stale
             rejects_path=tmp / "p.csv",
         ),
         actor="test",
@@ -90,7 +97,7 @@ def chicago(
         CHICAGO / "chicago_fire_stations.csv",
         ImportOptions(
             field_map={"NAME": "callsign"},
-            constants={"kind": "fire", "skills": "fire,rescue"},
+            constants={"kind": "fire", "skills": "fire,rescue", "fixed": "yes"},
             rejects_path=tmp / "f.csv",
         ),
         actor="test",
@@ -134,7 +141,8 @@ def test_crimes_without_coordinates_or_outside_the_city_are_rejected(chicago) ->
     assert crimes.accepted > 49_000
     rejects = pd.read_csv(tmp / "crimes.rejects.csv", dtype=str)
     assert len(rejects) == crimes.rejected
-    far = rejects[rejects.source_lat.astype(float) < 40]  # the rows geocoded in the 36.6s
+    # the file's own column names (latitude), not ours (lat)
+    far = rejects[rejects.source_latitude.astype(float) < 40]  # the rows geocoded in the 36.6s
     assert len(far) and set(far.reason) == {"outside the city (in no grid)"}
 
 
@@ -200,3 +208,107 @@ def test_stations_become_responders_in_their_grids(chicago) -> None:  # noqa: AN
         ).all()
     counts = {kind: (n, homed) for kind, n, homed in rows}
     assert counts == {"patrol": (23, 23), "fire": (92, 92)}
+    with engine.connect() as conn:  # stations stand where they are: never stale
+        assert conn.execute(text("SELECT bool_and(fixed) FROM responders")).scalar_one()
+
+
+def _chicago_2010s_file(path: Path, dst_rows: int = 43) -> pd.DataFrame:
+    """The 2019 sample as the 2010–2019 extracts come: no id column, ``date`` as
+    "MM/DD/YYYY hh:mm:ss AM" with a time of day (derived from the case number, so the file is
+    the same on every run), and ``dst_rows`` rows in the fall-back hour, 2019-11-03 01:xx."""
+    source = pd.read_csv(CHICAGO / "chicago_crimes_2019_sample50k.csv.gz", dtype=str)
+    number = source.case_number.str[2:].astype(int)
+    seconds = (number * 7919) % 86_400  # a deterministic spread over the day
+    when = pd.to_datetime(source.date) + pd.to_timedelta(seconds, unit="s")
+    in_city = source.index[source.latitude.notna()]
+    fall_back = in_city[:: len(in_city) // dst_rows][:dst_rows]
+    when[fall_back] = pd.Timestamp("2019-11-03 01:00") + pd.to_timedelta(
+        seconds[fall_back] % 3600, unit="s"
+    )
+    source["date"] = when.dt.strftime("%m/%d/%Y %I:%M:%S %p")
+    source.drop(columns=["id"]).to_csv(path, index=False, compression="gzip")
+    source["fall_back"] = source.index.isin(fall_back)
+    return source
+
+
+def test_the_2010s_kind_of_file_imports_without_preprocessing_cli_and_http(  # noqa: ANN001
+    chicago, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No id column, 12-hour times, DST rows: in with --ambiguous-time earliest, beats agree,
+    and a second run (over HTTP) adds nothing."""
+    engine = chicago[0]
+    path = tmp_path / "chicago_2010s.csv.gz"
+    source = _chicago_2010s_file(path)
+    cases = source.case_number.tolist()
+    monkeypatch.setenv("GEO_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("COLUMNS", "250")
+    options = ["--map", "primary_type=category", "--map", "date=reported_at"]
+    # The case number, kept as the description, is how this test finds each row again.
+    options += ["--map", "case_number=description", "--category-map", str(CATEGORY_MAP)]
+    options += ["--tz", "America/Chicago", "--ambiguous-time", "earliest", "--status", "closed"]
+    try:
+        result = CliRunner().invoke(
+            app,
+            ["import", "incidents", str(path), *options, "--rejects", str(tmp_path / "r.csv")],
+        )
+        assert "Traceback" not in result.output and result.exit_code in (0, 3), result.output
+        rejects = pd.read_csv(tmp_path / "r.csv", dtype=str)
+        assert not rejects.reason.str.contains("occurs twice|timestamp").any()
+        with engine.connect() as conn:
+            ours = pd.DataFrame(
+                conn.execute(
+                    text(
+                        "SELECT i.description AS case_number, a.code, i.reported_at "
+                        "FROM incidents i JOIN areas a ON a.id = i.grid_id "
+                        "WHERE i.description = ANY(:cases)"
+                    ),
+                    {"cases": cases},
+                ).all(),
+                columns=["case_number", "code", "reported_at"],
+            )
+        assert len(ours) + len(rejects) == 50_000 and len(ours) > 49_000
+        joined = ours.merge(source, on="case_number")
+        assert (joined.code == joined.beat.str.zfill(4)).mean() >= 0.90
+        # The fall-back hour is in, read as CDT (UTC-5), the earlier of the two 01:xx.
+        dst = joined[joined.fall_back]
+        assert len(dst) >= 40
+        assert dst.reported_at.dt.strftime("%Y-%m-%d %H").eq("2019-11-03 06").all()
+        # Twelve-hour local times: 11/01/2019 hh:mm:ss PM is CDT, 12/10/2019 is CST.
+        for _, row in joined[~joined.fall_back].head(200).iterrows():
+            local = pd.Timestamp(datetime.strptime(row.date, "%m/%d/%Y %I:%M:%S %p"))
+            assert row.reported_at == local.tz_localize("America/Chicago").tz_convert("UTC")
+        # A second run, over HTTP, finds every row already present.
+        name = make_url(engine.url).database
+        assert name is not None
+        with Session(engine) as session:
+            user = create_user(
+                session, name="chicago-admin", role="admin", area_code=None, actor="t"
+            )
+            key = create_key(session, user, actor="t")[1]
+            session.commit()
+        settings = Settings(
+            database=DatabaseSettings(
+                database_url=role_url(name, "app"),
+                database_owner_url=engine.url.render_as_string(hide_password=False),
+            ),
+            limits=LimitSettings(requests_per_minute=100_000, burst=10_000),
+        )
+        with TestClient(create_app(settings), headers={"X-API-Key": key}) as client:
+            response = client.post(
+                "/imports/incidents",
+                files={"file": (path.name, path.read_bytes(), "application/gzip")},
+                data={
+                    "map": ["primary_type=category", "date=reported_at", "case_number=description"],
+                    "category_map": [f"{k}={v}" for k, v in read_mapping_csv(CATEGORY_MAP).items()],
+                    "tz": "America/Chicago",
+                    "ambiguous_time": "earliest",
+                    "status": "closed",
+                },
+            )
+        assert response.status_code == 200, response.text
+        again = response.json()
+        assert again["inserted"] == 0 and again["already_present"] == len(ours)
+        assert again["assumptions"]["ambiguous_time"] == "earliest"
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM incidents WHERE description = ANY(:c)"), {"c": cases})

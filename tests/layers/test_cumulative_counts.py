@@ -27,7 +27,8 @@ def _check_arrays(conn) -> int:  # noqa: ANN001
     per_day = Counter()
     for cell, day, n in conn.execute(
         text(
-            "SELECT h3_parent(h3, 8), (reported_at AT TIME ZONE 'UTC')::date, count(*) "
+            # the arrays hold each point's own res-8 cell (0021), not its res-11 cell's parent
+            "SELECT h3_8, (reported_at AT TIME ZONE 'UTC')::date, count(*) "
             "FROM incidents GROUP BY 1, 2"
         )
     ):
@@ -54,11 +55,20 @@ def _insert(conn, lon: float, lat: float, when: datetime, n: int = 1) -> list[st
     return (
         conn.execute(
             text(
-                "INSERT INTO incidents (category, priority, reported_at, location, h3, source) "
+                "INSERT INTO incidents (category, priority, reported_at, location, h3, "
+                "h3_6, h3_7, h3_8, h3_9, h3_10, source) "
                 "SELECT 'traffic', 3, :t, ST_SetSRID(ST_MakePoint(:x, :y), 4326), "
-                ":h3, 'import' FROM generate_series(1, :n) RETURNING id::text"
+                ":h3, :h3_6, :h3_7, :h3_8, :h3_9, :h3_10, 'import' "
+                "FROM generate_series(1, :n) RETURNING id::text"
             ),
-            {"t": when, "x": lon, "y": lat, "n": n, "h3": h3i.latlng_to_cell(lat, lon, 11)},
+            {
+                "t": when,
+                "x": lon,
+                "y": lat,
+                "n": n,
+                "h3": h3i.latlng_to_cell(lat, lon, 11),
+                **{f"h3_{r}": h3i.latlng_to_cell(lat, lon, r) for r in range(6, 11)},
+            },
         )
         .scalars()
         .all()
@@ -105,7 +115,7 @@ def test_cumulative_arrays_follow_every_write(engine: Engine, loaded_city: DemoC
                 expected = dict(
                     conn.execute(
                         text(
-                            "SELECT h3_parent(h3, 8), count(*) FROM incidents "
+                            "SELECT h3_8, count(*) FROM incidents "
                             "WHERE reported_at >= :a AND reported_at < :b GROUP BY 1"
                         ),
                         {"a": since, "b": until},

@@ -186,6 +186,68 @@ def test_vsicurl_and_linked_crs_uploads_make_no_connection(
     assert listener.connections and listener.connections[0].startswith(b"GET /x.csv")
 
 
+def test_kml_entities_network_links_and_kmz_bombs_are_held(
+    client: TestClient,
+    role_keys: dict[str, str],
+    loaded_city: DemoCity,
+    listener: _Listener,
+    engine: Engine,
+    tmp_path: Path,
+) -> None:
+    lon, lat, _ = grid_point(loaded_city)
+    url = f"http://127.0.0.1:{listener.port}/more.kml"
+    secret = tmp_path / "jwt-secret"
+    secret.write_text(SECRET + "\n")
+    head = '<?xml version="1.0" encoding="UTF-8"?>\n'
+    kml = '<kml xmlns="http://www.opengis.net/kml/2.2"><Document>{}</Document></kml>'
+    placemark = (
+        "<Placemark><name>{}</name><ExtendedData><Data name='household_size'><value>2</value>"
+        f"</Data></ExtendedData><Point><coordinates>{lon},{lat}</coordinates></Point></Placemark>"
+    )
+    headers = as_role(role_keys, "grid_worker")
+    # External and internal entities need a DOCTYPE: refused before GDAL or expat expands any.
+    for name, doctype in {
+        "xxe.kml": f'<!DOCTYPE kml [<!ENTITY s SYSTEM "file://{secret}">]>',
+        "remote_dtd.kml": f'<!DOCTYPE kml SYSTEM "{url}">',
+        "laughs.kml": '<!DOCTYPE kml [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]>',
+    }.items():
+        content = head + doctype + kml.format(placemark.format("&s;"))
+        response = _post(client, name, content.encode(), headers=headers, data={"map": "Name=id"})
+        body = problem(response)
+        assert response.status_code == 415 and "DOCTYPE" in body["detail"], (name, body)
+        _assert_no_leak(response, SECRET, str(secret), url)
+    # A NetworkLink (and a remote icon) is never followed: the placemarks beside it import.
+    before = _count(engine, "SELECT count(*) FROM households")
+    linked = kml.format(
+        f"<NetworkLink><name>more</name><Link><href>{url}</href></Link></NetworkLink>"
+        + placemark.format("nl-1")
+        + f"<Style><IconStyle><Icon><href>{url}.png</href></Icon></IconStyle></Style>"
+    )
+    for name, content in {"linked.kml": linked.encode(), "linked.kmz": _kmz(linked)}.items():
+        response = _post(
+            client, name, content, headers=as_role(role_keys, "admin"), data={"map": "Name=id"}
+        )
+        assert response.status_code == 200, (name, response.text)
+        assert response.json()["assumptions"]["network_links_ignored"] == 1
+    assert _count(engine, "SELECT count(*) FROM households") == before + 1
+    import time
+
+    time.sleep(1.0)
+    assert listener.connections == []
+    # A KMZ is unpacked with the caps of a zipped shapefile: a bomb stops after ~1 MB.
+    bomb = kml.format("<!--" + " " * 50_000_000 + "-->" + placemark.format("b-1"))
+    body = problem(_post(client, "bomb.kmz", _kmz(bomb), headers=headers))
+    assert body["status"] == 413 and "decompression bomb" in body["detail"], body
+    assert _count(engine, "SELECT count(*) FROM households") == before + 1
+
+
+def _kmz(document: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("doc.kml", document)
+    return buffer.getvalue()
+
+
 def test_unreadable_upload_answers_a_fixed_message_without_server_paths(
     client: TestClient, loaded_city: DemoCity
 ) -> None:

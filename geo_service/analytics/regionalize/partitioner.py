@@ -188,12 +188,7 @@ def partition(
     rng = np.random.default_rng(seed)
     repairs = 0
     floor = lowest_max_over_mean(weights, neighbours, p, component)
-    while (
-        score(best)[0] > 0
-        and floor <= 1 + tolerance
-        and left() > 0
-        and repairs < MAX_REPAIRS
-    ):
+    while score(best)[0] > 0 and floor <= 1 + tolerance and left() > 0 and repairs < MAX_REPAIRS:
         repairs += 1
         if repairs == 1:
             origin: np.ndarray | None = best.labels

@@ -116,4 +116,4 @@ async def download_h3_heatmap(
         counts = await h3_counts_async(conn, query, scope=scope)
     layer = await run_in_threadpool(heatmap_body, counts, query, compact=False)
     name = f"heatmap_res{query.res}"
-    return await run_in_threadpool(layer_file, layer["features"], name, format)
+    return await run_in_threadpool(layer_file, layer, name, format)

@@ -17,7 +17,6 @@ from geo_service.api.responses import DictJSONResponse, GeoJSONResponse
 from geo_service.api.schemas.layers import (
     EmergingLayer,
     GridHotspotLayer,
-    HotspotCells,
     HotspotLayer,
 )
 from geo_service.services.access.scope import Scope
@@ -107,7 +106,7 @@ def read_emerging_hotspots(
 @router.get(
     "/download",
     response_class=GeoJSONResponse,  # the document's media type: the route builds its Response
-    response_model=HotspotCells,
+    response_model=HotspotLayer,
     dependencies=[HEAVY],
     responses=DOWNLOAD_RESPONSES,
 )
@@ -119,7 +118,7 @@ def download_hotspots(
 ) -> Response:
     """The hot spot layer as a file for desktop GIS, notebooks and spreadsheets."""
     layer = h3_hotspots(session, query, scope=scope)
-    return layer_file(layer["features"], f"hotspots_res{query.res}", format)
+    return layer_file(layer, f"hotspots_res{query.res}", format)
 
 
 @router.get(
@@ -144,4 +143,4 @@ def download_emerging_hotspots(
     layer = emerging(
         session, res=res, bin=bin, since=since, until=until, category=category, k=k, scope=scope
     )
-    return layer_file(layer["features"], f"emerging_hotspots_res{res}", format)
+    return layer_file(layer, f"emerging_hotspots_res{res}", format)

@@ -16,8 +16,9 @@ from sqlalchemy import Engine
 from geo_service.api.deps import ActorDep, ScopeDep
 from geo_service.api.responses import DictJSONResponse
 from geo_service.api.schemas import Problem
-from geo_service.api.schemas.ingest import ImportReportPublic
+from geo_service.api.schemas.ingest import ImportReportPublic, RejectedShareProblem
 from geo_service.errors import InvalidInputError, LimitExceededError
+from geo_service.ingest.defaults import EDGE_TOLERANCE_M
 from geo_service.ingest.uploads import (
     UnsupportedFileError,
     check_client_filename,
@@ -76,7 +77,14 @@ def _pairs(values: list[str] | None, name: str) -> dict[str, str]:
             "model": Problem,
             "description": "Not an accepted format (judged by content)",
             "content": {"application/problem+json": {}},
-        }
+        },
+        422: {
+            "model": RejectedShareProblem,
+            "description": "Invalid input, or more rows rejected than max_rejected_share "
+            "allows (code rejected-share-exceeded: nothing written; the counts by reason and "
+            "the rejects as CSV in the body)",
+            "content": {"application/problem+json": {}},
+        },
     },
 )
 async def create_import(
@@ -87,16 +95,29 @@ async def create_import(
     file: Annotated[
         UploadFile,
         File(
-            description="GeoJSON, GPKG, zipped Shapefile, GeoParquet, or CSV/TSV/TXT/.xlsx "
-            "with lon/lat (format judged by content)"
+            description="GeoJSON, GPKG, zipped Shapefile, GeoParquet, KML/KMZ, or "
+            "CSV/TSV/TXT/.xlsx with lon/lat (format judged by content)"
         ),
     ],
     crs: Annotated[str | None, Form()] = None,
-    map: Annotated[list[str] | None, Form(description="SRC=FIELD, repeatable")] = None,  # noqa: A002
+    map: Annotated[  # noqa: A002
+        list[str] | None,
+        Form(
+            description="SRC=FIELD, repeatable; SRC may join columns with '+' "
+            "('date+time=reported_at'; 'YEAR+MONTH+DAY+HOUR+MINUTE=reported_at' builds a time "
+            "from parts), as the CLI's --map"
+        ),
+    ] = None,
     set: Annotated[list[str] | None, Form(description="FIELD=VALUE, repeatable")] = None,  # noqa: A002
     category_map: Annotated[list[str] | None, Form(description="SRC=CATEGORY, repeatable")] = None,
     tz: Annotated[str, Form()] = "UTC",
-    date_format: Annotated[str | None, Form()] = None,
+    date_format: Annotated[
+        list[str] | None, Form(description="strptime format of naive times, repeatable")
+    ] = None,
+    ambiguous_time: Annotated[
+        Literal["earliest", "latest", "reject"],
+        Form(description="a local time that occurs twice (DST fall-back)"),
+    ] = "reject",
     layer: Annotated[str | None, Form()] = None,
     swap_xy: Annotated[bool, Form(description="the file's lon/lat (x/y) are swapped")] = False,
     encoding: Annotated[str | None, Form(description="Shapefile DBF text encoding")] = None,
@@ -107,10 +128,22 @@ async def create_import(
     version: Annotated[int | None, Form(ge=1, le=2_147_483_647)] = None,
     version_name: Annotated[str | None, Form()] = None,
     dissolve: Annotated[bool, Form()] = False,
+    edge_tolerance: Annotated[
+        float, Form(ge=0, le=1000, description="metres: points this close go to the nearest grid")
+    ] = EDGE_TOLERANCE_M,
+    max_rejected_share: Annotated[
+        float, Form(ge=0, le=1, description="above this share of rejects nothing is written")
+    ] = 1.0,
+    accept_approximate_transform: Annotated[
+        bool, Form(description="accept a datum shift known only to tens of metres")
+    ] = False,
 ) -> DictJSONResponse:
     """Import an uploaded file; the answer lists what was taken and every rejected row.
 
     Rows outside the caller's area are rejected; boundary files need a user bound to no area.
+    The report counts the rejects by reason (``rejected_by_reason``) and carries all of them
+    as CSV (``rejects_csv``); over ``max_rejected_share`` the import is refused with a 422
+    problem carrying the same, and nothing is written.
     """
     scope.require(f"imports:{kind}")
     if kind == "boundaries":
@@ -130,7 +163,8 @@ async def create_import(
         constants=_pairs(set, "set"),
         category_map=_pairs(category_map, "category_map") if category_map else None,
         tz=tz,
-        date_format=date_format,
+        date_formats=list(date_format or []),
+        ambiguous_time=ambiguous_time,
         layer=layer,
         swap_xy=swap_xy,
         encoding=encoding,
@@ -141,6 +175,9 @@ async def create_import(
         version_id=version,
         version_name=version_name,
         dissolve=dissolve,
+        edge_tolerance_m=edge_tolerance,
+        max_rejected_share=max_rejected_share,
+        accept_approximate_transform=accept_approximate_transform,
         max_features=limits.features_per_upload,
         max_vertices=limits.vertices_per_geometry,
         max_uncompressed_bytes=limits.upload_uncompressed_bytes,

@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from geo_service.api.deps import SessionDep, SettingsDep, require
+from geo_service.api.deps import SessionDep, require
 from geo_service.api.responses import DictJSONResponse, GeoJSONResponse
 from geo_service.api.schemas.layers import (
     AreaItem,
@@ -21,6 +21,7 @@ from geo_service.api.schemas.layers import (
     LandingPage,
     OgcItems,
 )
+from geo_service.errors import InvalidInputError
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.areas import BBox
 from geo_service.services.layers import ogc
@@ -30,25 +31,76 @@ LayerScope = Annotated[Scope, Depends(require("layers:read"))]
 GEOJSON = "application/geo+json"
 
 
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+EPSG4326 = "http://www.opengis.net/def/crs/EPSG/0/4326"
+MAX_LIMIT = 10_000  # a larger limit is clamped to this (OGC API Features /req/core/fc-limit)
+# The query parameters each kind of OGC route takes; any other answers 400
+# (/req/core/query-param-unknown).
+ITEMS_PARAMETERS = frozenset({"bbox", "bbox-crs", "datetime", "limit", "offset", "f"})
+OTHER_PARAMETERS = frozenset({"f"})
+
+
 def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/")
+
+
+def _known_parameters(request: Request, allowed: frozenset[str]) -> None:
+    """400 for a query parameter this route does not define (OGC API Features, Part 1)."""
+    unknown = sorted(set(request.query_params) - allowed)
+    if unknown:
+        raise InvalidInputError(
+            f"unknown query parameter(s) {', '.join(unknown)}; this resource takes "
+            + ", ".join(sorted(allowed))
+        )
+
+
+def parse_ogc_bbox(value: str, bbox_crs: str | None) -> BBox:
+    """An OGC API ``bbox``: 4 numbers, or 6 with heights (ignored), in CRS84 (lon/lat) or,
+    with ``bbox-crs`` EPSG:4326, in that CRS's lat/lon axis order.
+
+    Raises
+    ------
+    InvalidInputError
+        Not 4 or 6 numbers, an unsupported ``bbox-crs``, or a box off the globe.
+
+    >>> parse_ogc_bbox("114.2,30.5,0,114.4,30.7,100", None).maxx
+    114.4
+    >>> parse_ogc_bbox("30.5,114.2,30.7,114.4", EPSG4326).minx
+    114.2
+    """
+    parts = [p.strip() for p in value.split(",")]
+    if len(parts) == 6:
+        parts = parts[0:2] + parts[3:5]
+    elif len(parts) != 4:
+        raise InvalidInputError("bbox must be 4 numbers (or 6, with heights)")
+    crs = (bbox_crs or CRS84).strip()
+    if crs == EPSG4326:
+        parts = [parts[1], parts[0], parts[3], parts[2]]  # EPSG:4326 is latitude first
+    elif crs != CRS84:
+        raise InvalidInputError(f"bbox-crs must be {CRS84} or {EPSG4326}")
+    # No area cap here: a desktop GIS asks for its whole view, and paging (limit) bounds
+    # the work of each request instead.
+    return BBox.parse(",".join(parts))
 
 
 @router.get("/", response_model=LandingPage)
 def read_landing(request: Request, scope: LayerScope) -> DictJSONResponse:
     """OGC API landing page."""
+    _known_parameters(request, OTHER_PARAMETERS)
     return DictJSONResponse(ogc.landing(_base(request)))
 
 
 @router.get("/conformance", response_model=Conformance)
-def read_conformance(scope: LayerScope) -> DictJSONResponse:
+def read_conformance(request: Request, scope: LayerScope) -> DictJSONResponse:
     """The conformance classes implemented."""
+    _known_parameters(request, OTHER_PARAMETERS)
     return DictJSONResponse({"conformsTo": ogc.CONFORMANCE})
 
 
 @router.get("/collections", response_model=Collections)
 def read_collections(request: Request, session: SessionDep, scope: LayerScope) -> DictJSONResponse:
     """Area levels, the heatmap and the hot spot layer."""
+    _known_parameters(request, OTHER_PARAMETERS)
     return DictJSONResponse(ogc.collections(session, _base(request)))
 
 
@@ -57,6 +109,7 @@ def read_collection(
     request: Request, session: SessionDep, scope: LayerScope, collection_id: str
 ) -> DictJSONResponse:
     """One collection."""
+    _known_parameters(request, OTHER_PARAMETERS)
     return DictJSONResponse(ogc.collection(session, _base(request), collection_id))
 
 
@@ -68,17 +121,26 @@ def read_collection(
 def read_items(
     request: Request,
     session: SessionDep,
-    settings: SettingsDep,
     scope: LayerScope,
     collection_id: str,
-    bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy (CRS84)")] = None,
+    bbox: Annotated[
+        str | None,
+        Query(description="minx,miny,maxx,maxy (or 6 numbers with heights), CRS84 by default"),
+    ] = None,
+    bbox_crs: Annotated[
+        str | None, Query(alias="bbox-crs", description=f"{CRS84} (default) or {EPSG4326}")
+    ] = None,
     datetime: Annotated[str | None, Query(description="RFC 3339 instant or interval")] =  # noqa: A002
     None,
-    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+    limit: Annotated[
+        int, Query(ge=1, description=f"page size; more than {MAX_LIMIT:,} is clamped to it")
+    ] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> JSONResponse:
     """A page of features (GeoJSON), with ``next`` links."""
-    box = BBox.parse(bbox, max_km2=settings.limits.bbox_km2) if bbox else None
+    _known_parameters(request, ITEMS_PARAMETERS)
+    limit = min(limit, MAX_LIMIT)
+    box = parse_ogc_bbox(bbox, bbox_crs) if bbox else None
     body = ogc.items(
         session,
         _base(request),
@@ -98,7 +160,8 @@ def read_items(
     response_model=AreaItem,
 )
 def read_item(
-    session: SessionDep, scope: LayerScope, collection_id: str, feature_id: str
+    request: Request, session: SessionDep, scope: LayerScope, collection_id: str, feature_id: str
 ) -> JSONResponse:
     """One feature."""
+    _known_parameters(request, OTHER_PARAMETERS)
     return JSONResponse(ogc.item(session, collection_id, feature_id, scope), media_type=GEOJSON)

@@ -112,7 +112,12 @@ def read_nearest(
         )
     else:
         found = service.nearest(session, query, scope=scope, stale_s=stale_s)
-    return {"by": by, "candidates": found}
+    body: dict[str, Any] = {"by": by, "candidates": found}
+    if len(found) < k:  # fewer than asked for: say who was ruled out, and why
+        body["not_offered"] = service.why_none(
+            session, query, scope=scope, stale_s=stale_s, found=len(found)
+        )
+    return body
 
 
 @router.patch(
@@ -121,11 +126,18 @@ def read_nearest(
 def patch_responder(
     session: SessionDep, scope: ScopeDep, actor: ActorDep, responder_id: int, body: ResponderPatch
 ) -> dict[str, Any]:
-    """Change status and/or skills. A grid worker may change only their own status."""
-    if body.status is None and body.skills is None:
-        raise InvalidInputError("nothing to change: send status and/or skills")
+    """Change status, skills and/or ``fixed``. A grid worker may change only their own
+    status."""
+    if body.status is None and body.skills is None and body.fixed is None:
+        raise InvalidInputError("nothing to change: send status, skills and/or fixed")
     if not (scope.can("responders:write") or scope.can("responders:self")):
         raise PermissionDeniedError(f"role {scope.principal.role!r} may not change responders")
     return service.update_responder(
-        session, responder_id, status=body.status, skills=body.skills, scope=scope, actor=actor
+        session,
+        responder_id,
+        status=body.status,
+        skills=body.skills,
+        fixed=body.fixed,
+        scope=scope,
+        actor=actor,
     )

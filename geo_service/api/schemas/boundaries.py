@@ -25,7 +25,11 @@ class AreaProperties(Exact):
     """An area of the hierarchy."""
 
     id: int
-    code: str
+    code: str = Field(
+        description="unique in its version; '<parent code>/<local code>' where the source's "
+        "codes are unique only within their parent"
+    )
+    local_code: str = Field(description="the code as the source gave it (within its parent)")
     name: str
     level: AreaLevel
     parent_id: int | None

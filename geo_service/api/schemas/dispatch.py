@@ -46,6 +46,9 @@ class ResponderPatch(BaseModel):
     skills: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
         default=None, max_length=50, description="replaces the list: at most 50, 1..64 characters"
     )
+    fixed: bool | None = Field(
+        default=None, description="a station: its position never goes stale (dispatchers)"
+    )
 
 
 class ActionBody(BaseModel):
@@ -80,12 +83,15 @@ class ResponderPublic(Exact):
     lat: float | None
     position_at: Timestamp | None
     position_age_s: float | None = Field(description="seconds since the position was taken")
+    fixed: bool = Field(description="a station: its position never goes stale")
 
 
 class ResponderProperties(ResponderPublic):
     """A responder as a feature's properties."""
 
-    stale: bool = Field(description="no position, or one older than the stale limit")
+    stale: bool = Field(
+        description="no position, or one older than the stale limit (never for fixed ones)"
+    )
 
 
 class ResponderFeature(Feature[Point | None, ResponderProperties]):
@@ -110,11 +116,28 @@ class NearestResponder(ResponderPublic):
     drive_s: float | None = Field(default=None, description="by road: time on the network")
 
 
+class NotOffered(Exact):
+    """Why responders of the query's kind, skill and area were not offered (counts by the
+    first reason that rules each out)."""
+
+    matching: int = Field(description="responders of this kind and skill in your area")
+    busy: int
+    off_duty: int
+    no_position: int
+    stale: int = Field(description="available, but the last position is too old")
+    too_far: int = Field(description="beyond max_distance_m")
+    offered: int
+    message: str = Field(description="one plain sentence")
+
+
 class NearestPublic(Exact):
     """``GET /responders/nearest``: the k nearest available responders, best first."""
 
     by: RankedBy
     candidates: list[NearestResponder]
+    not_offered: NotOffered | None = Field(
+        default=None, description="when fewer than k are offered: who was ruled out, and why"
+    )
 
 
 class Candidate(NearestResponder):

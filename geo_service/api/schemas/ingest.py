@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
+from geo_service.api.schemas import Problem
 from geo_service.api.schemas.strict import Exact
 
 
@@ -35,4 +38,33 @@ class ImportReportPublic(Exact):
     dimensions_dropped: list[str] = Field(
         default_factory=list, description='"Z" / "M" values dropped: geometries stored 2D'
     )
+    assumptions: dict[str, Any] = Field(
+        default_factory=dict,
+        description="what was assumed to read the file: encoding, crs, transformation and "
+        "its accuracy in metres, tz, layer, columns matched by truncated names, "
+        "dimensions dropped, rows given to the nearest grid at the edge",
+    )
     rejects: list[RejectedRow] = Field(description="at most 1,000")
+    rejects_csv: str | None = Field(
+        default=None,
+        description="every rejected row as CSV (RFC 4180, the CLI's reject file without its "
+        "BOM): row (1-based; a table's header not counted), reason, then source_<column> for "
+        "each of the file's columns as read; null when nothing was rejected",
+    )
+
+
+class RejectedShareProblem(Problem):
+    """A 422 problem of ``POST /imports/{kind}``; with code ``rejected-share-exceeded`` (more
+    rows rejected than ``max_rejected_share`` allows: nothing was written) it carries the
+    counts below, absent for other invalid input."""
+
+    read: int | None = Field(default=None, description="rows read")
+    rejected: int | None = Field(default=None, description="rows rejected")
+    rejected_share: float | None = Field(
+        default=None, description="rejected rows / rows read, 0..1"
+    )
+    max_rejected_share: float | None = Field(default=None, description="the limit, 0..1")
+    rejected_by_reason: dict[str, int] | None = None
+    rejects_csv: str | None = Field(
+        default=None, description="the rejected rows as CSV, as in a report"
+    )

@@ -117,7 +117,7 @@ class Open311ExtendedStatus(Exact):
     """Our lifecycle state and escalation level (extension)."""
 
     state: IncidentStatus
-    escalation_level: int
+    escalation_level: int | None = Field(default=None, description="absent in the public read mode")
 
 
 class Open311Request(Exact):
@@ -135,15 +135,49 @@ class Open311Request(Exact):
     requested_datetime: Timestamp
     updated_datetime: Timestamp
     expected_datetime: Timestamp | None
-    address: None
+    address: str | None = Field(description="the address_string the client sent")
     address_id: None
     zipcode: None
     lat: float
     long: float
-    media_url: None
-    grid: Open311Place | None
-    community: Open311Place | None
+    media_url: str | None = Field(description="the photo link the client sent (never fetched)")
+    grid: Open311Place | None = Field(default=None, description="absent in public read mode")
+    community: Open311Place | None = Field(default=None, description="absent in public read")
     extended_status: Open311ExtendedStatus
+
+
+class Open311AttributeValue(Exact):
+    """One choice of a list attribute."""
+
+    key: str
+    name: str
+
+
+class Open311Attribute(Exact):
+    """One attribute of a service definition (GeoReport v2)."""
+
+    variable: bool
+    code: str
+    datatype: Literal["string", "number", "datetime", "text", "singlevaluelist", "multivaluelist"]
+    required: bool
+    datatype_description: str | None
+    order: int
+    description: str
+    values: list[Open311AttributeValue]
+
+
+class Open311ServiceDefinition(Exact):
+    """``services/{service_code}.json``: the attributes a request may carry."""
+
+    service_code: str
+    attributes: list[Open311Attribute]
+
+
+class Open311Error(Exact):
+    """One error of the specification's error list (``[{code, description}]``)."""
+
+    code: int = Field(description="the HTTP status: 400, 403 or 404 as the specification names")
+    description: str
 
 
 class Open311Receipt(Exact):

@@ -15,8 +15,8 @@ class HouseholdRow(Exact):
     lon: float
     lat: float
     household_size: int
-    elderly_living_alone: bool
-    needs_assistance: bool
+    elderly_living_alone: bool | None = Field(description="null: the source did not say")
+    needs_assistance: bool | None = Field(description="null: the source did not say")
 
 
 class HouseholdRowsPublic(Exact):

@@ -22,7 +22,7 @@ from geo_service.db.models.batch import (
 )
 from geo_service.db.models.boundaries import Area, BoundaryCrosswalk, BoundaryVersion
 from geo_service.db.models.dispatch import Responder, ResponseTarget, RoadSegment
-from geo_service.db.models.intake import Category, Incident
+from geo_service.db.models.intake import Category, Incident, ServiceRequestDetail
 from geo_service.db.models.layers import (
     CUM_YEAR_PARTITION_PATTERN,
     H3Cell,
@@ -82,6 +82,7 @@ __all__ = [
     "Job",
     "RentalUnit",
     "Responder",
+    "ServiceRequestDetail",
     "ResponseTarget",
     "RoadSegment",
     "TileLayer",

@@ -60,6 +60,9 @@ class Area(Base):
     version_id: Mapped[int] = mapped_column(ForeignKey("boundary_versions.id", ondelete="CASCADE"))
     level: Mapped[str] = mapped_column(String(16))
     code: Mapped[str] = mapped_column(String(64))
+    # The source's code when it is unique only within the parent: ``code`` is then
+    # "<parent code>/<local code>" (migration 0020); NULL when the code alone is the code.
+    local_code: Mapped[str | None] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200))
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id", ondelete="CASCADE"))
     geom: Mapped[Any] = mapped_column(Geometry("MULTIPOLYGON", srid=SRID, spatial_index=True))

@@ -8,6 +8,7 @@ from typing import Any
 from geoalchemy2 import Geometry
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Double,
@@ -53,6 +54,8 @@ class Responder(Base):
     )
     position_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     skills: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
+    # a station (fire, police): its position is where it stands, never stale (0023)
+    fixed: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
 
 
 class ResponseTarget(Base):

@@ -20,7 +20,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from geo_service.db.models.base import SRID, Base
@@ -106,6 +106,13 @@ class Incident(Base):
     reported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     location: Mapped[Any] = mapped_column(Geometry("POINT", srid=SRID, spatial_index=True))
     h3: Mapped[int] = mapped_column(BigInteger)
+    # the point's own cell at each served resolution, h3.latlng_to_cell (0021): H3 does not
+    # nest exactly, so these are not parents of ``h3`` (geo.h3cells.exact_cells)
+    h3_6: Mapped[int] = mapped_column(BigInteger)
+    h3_7: Mapped[int] = mapped_column(BigInteger)
+    h3_8: Mapped[int] = mapped_column(BigInteger)
+    h3_9: Mapped[int] = mapped_column(BigInteger)
+    h3_10: Mapped[int] = mapped_column(BigInteger)
     grid_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
@@ -122,3 +129,25 @@ class Incident(Base):
     escalation_level: Mapped[int] = mapped_column(SmallInteger, server_default="0")
     escalated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     possible_duplicate_of: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+
+
+class ServiceRequestDetail(Base):
+    """What an Open311 client sent with a service request beyond the incident itself
+    (GeoReport v2 POST fields): the address as the citizen wrote it, a link to a photo, the
+    answers to the service definition's attributes, and the jurisdiction. Contact fields are
+    never stored (migration 0022)."""
+
+    __tablename__ = "service_request_details"
+    __table_args__ = (
+        CheckConstraint(
+            "media_url IS NULL OR media_url ~ '^https?://'", name="ck_service_request_media_url"
+        ),
+    )
+
+    incident_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True
+    )
+    address_string: Mapped[str | None] = mapped_column(String(500))
+    media_url: Mapped[str | None] = mapped_column(String(2000))
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    jurisdiction_id: Mapped[str | None] = mapped_column(String(200))

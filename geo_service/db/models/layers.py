@@ -1,7 +1,8 @@
 """Layers room: incident rollups, cumulative counts, H3 cell polygons and the tile-layer cache.
 
 The rollups and ``incident_cum_year`` are kept by statement-level triggers on ``incidents``
-(migrations 0004, 0006, 0007, 0013); the trigger functions live in the migrations, not here.
+(migrations 0004, 0006, 0007, 0013, 0021: exact cells of res 6..10 in one key, each
+resolution a range of it); the trigger functions live in the migrations, not here.
 ``incident_cum_year`` is partitioned by year; its partitions (``incident_cum_year_y<year>``)
 are created on demand and are not part of the metadata (migrations/env.py excludes them).
 """
@@ -38,12 +39,12 @@ CUM_YEAR_PARTITION_PATTERN = r"incident_cum_year_y\d+"
 
 
 class IncidentRollupDay(Base):
-    """Incidents per res-10 cell x UTC day x category x priority."""
+    """Incidents per cell (res 6..10, exact: 0021) x UTC day x category x priority."""
 
     __tablename__ = "incident_rollup_day"
     __table_args__ = (
         PrimaryKeyConstraint("cell", "bucket", "category", "priority"),
-        Index("ix_incident_rollup_day_bucket", "bucket"),
+        Index("ix_incident_rollup_day_bucket", "bucket", "cell"),
     )
 
     cell: Mapped[int] = mapped_column(BigInteger)
@@ -54,12 +55,12 @@ class IncidentRollupDay(Base):
 
 
 class IncidentRollupMonth(Base):
-    """Incidents per res-8 cell x UTC month x category x priority."""
+    """Incidents per cell (res 6..8, exact: 0021) x UTC month x category x priority."""
 
     __tablename__ = "incident_rollup_month"
     __table_args__ = (
         PrimaryKeyConstraint("cell", "bucket", "category", "priority"),
-        Index("ix_incident_rollup_month_bucket", "bucket"),
+        Index("ix_incident_rollup_month_bucket", "bucket", "cell"),
     )
 
     cell: Mapped[int] = mapped_column(BigInteger)
@@ -70,7 +71,7 @@ class IncidentRollupMonth(Base):
 
 
 class IncidentTotalDay(Base):
-    """Incidents per res-8 cell x UTC day (the unfiltered heatmap)."""
+    """Incidents per cell (res 6..8, exact: 0021) x UTC day (the unfiltered heatmap)."""
 
     __tablename__ = "incident_total_day"
     __table_args__ = (PrimaryKeyConstraint("bucket", "cell"),)
@@ -81,7 +82,7 @@ class IncidentTotalDay(Base):
 
 
 class IncidentTotalMonth(Base):
-    """Incidents per res-8 cell x UTC month (the unfiltered heatmap)."""
+    """Incidents per cell (res 6..8, exact: 0021) x UTC month (the unfiltered heatmap)."""
 
     __tablename__ = "incident_total_month"
     __table_args__ = (PrimaryKeyConstraint("bucket", "cell"),)

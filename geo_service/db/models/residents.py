@@ -41,8 +41,9 @@ class Household(Base):
     household_size: Mapped[int] = mapped_column(SmallInteger)
     grid_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id", ondelete="SET NULL"))
     h3: Mapped[int] = mapped_column(BigInteger)
-    elderly_living_alone: Mapped[bool] = mapped_column(Boolean, server_default="false")
-    needs_assistance: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    # NULL: the source did not say (migration 0019), never read as false.
+    elderly_living_alone: Mapped[bool | None] = mapped_column(Boolean)
+    needs_assistance: Mapped[bool | None] = mapped_column(Boolean)
     external_ref: Mapped[str | None] = mapped_column(String(200))
 
 

@@ -4,8 +4,9 @@ SELECT i.id, i.category, c.name AS service_name, c.resolution_target_min, i.stat
        i.description, i.reported_at, i.updated_at, i.escalation_level,
        ST_X(i.location) AS lon, ST_Y(i.location) AS lat,
        g.code AS grid_code, g.name AS grid_name, p.code AS community_code,
-       p.name AS community_name, i.grid_id
+       p.name AS community_name, i.grid_id, d.address_string, d.media_url
 FROM incidents i
 JOIN categories c ON c.code = i.category
 LEFT JOIN areas g ON g.id = i.grid_id
 LEFT JOIN areas p ON p.id = g.parent_id
+LEFT JOIN service_request_details d ON d.incident_id = i.id

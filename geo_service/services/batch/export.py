@@ -38,7 +38,7 @@ import shapely
 from sqlalchemy import Engine, text
 
 from geo_service.errors import InvalidInputError
-from geo_service.geo.h3cells import cell_to_str
+from geo_service.geo.h3cells import EXACT_RESOLUTIONS, cell_to_str
 
 MANIFEST = "_manifest.json"
 FORMAT_VERSION = 1
@@ -71,6 +71,8 @@ KINDS: dict[str, _Kind] = {
             "reported_at": "reported_at",
             "updated_at": "updated_at",
             "h3": "h3",
+            # each point's own cell per served resolution (0021): batch counts read these
+            **{f"h3_{r}": f"h3_{r}" for r in EXACT_RESOLUTIONS},
             "grid_id": "grid_id",
             "escalation_level": "escalation_level",
             "lon": "ST_X(location)",
@@ -85,6 +87,7 @@ KINDS: dict[str, _Kind] = {
             "reported_at": pa.timestamp("us", tz="UTC"),
             "updated_at": pa.timestamp("us", tz="UTC"),
             "h3": pa.int64(),
+            **{f"h3_{r}": pa.int64() for r in EXACT_RESOLUTIONS},
             "grid_id": pa.int32(),
             "escalation_level": pa.int16(),
             "lon": pa.float64(),

@@ -50,6 +50,8 @@ def _feature_collection(query: Select) -> Select:
             sub.c.id,
             "code",
             sub.c.code,
+            "local_code",
+            func.coalesce(sub.c.local_code, sub.c.code),
             "name",
             sub.c.name,
             "level",
@@ -91,7 +93,14 @@ def list_areas_geojson(
         raise PermissionDeniedError("users bound to an area see the current version only")
     query = (
         select(
-            Area.id, Area.code, Area.name, Area.level, Area.parent_id, Area.version_id, Area.geom
+            Area.id,
+            Area.code,
+            Area.local_code,
+            Area.name,
+            Area.level,
+            Area.parent_id,
+            Area.version_id,
+            Area.geom,
         )
         .where(Area.version_id == version_id)
         .order_by(Area.id)
@@ -200,6 +209,7 @@ def get_area(
         "properties": {
             "id": area.id,
             "code": area.code,
+            "local_code": area.local_code or area.code,
             "name": area.name,
             "level": area.level,
             "parent_id": area.parent_id,

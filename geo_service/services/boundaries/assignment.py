@@ -12,6 +12,7 @@ import pandas as pd
 import shapely
 from sqlalchemy import Connection, text
 
+from geo_service.db.sql import sql
 from geo_service.errors import NotFoundError
 from geo_service.geo.assign import NO_GRID, GridIndex
 from geo_service.runtime import current
@@ -60,9 +61,19 @@ def _versions(conn: Connection) -> pd.DataFrame:
 
 
 def assign_grids(
-    conn: Connection, lon: np.ndarray, lat: np.ndarray, at: np.ndarray | None
+    conn: Connection,
+    lon: np.ndarray,
+    lat: np.ndarray,
+    at: np.ndarray | None,
+    *,
+    edge_tolerance_m: float = 0.0,
+    snapped: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Grid of each point in the version in force at ``at`` (default: now).
+
+    A point in no grid but at most ``edge_tolerance_m`` metres (geodesic, WGS84) from one is
+    given to the nearest grid (an address on a boundary street geocodes onto the line); such
+    points are marked True in ``snapped`` (a bool array as long as ``lon``) when one is given.
 
     Returns grid ids (NO_GRID where none) and a per-row reason for the misses.
     """
@@ -84,6 +95,41 @@ def assign_grids(
             continue
         matched = matched | in_force
         grid[in_force] = grid_index(conn, int(v.id)).assign(lon[in_force], lat[in_force])
+        if edge_tolerance_m > 0:
+            _snap_to_edge(conn, int(v.id), lon, lat, in_force, grid, edge_tolerance_m, snapped)
     why[~matched] = "no boundary version in force at that time"
     why[matched & (grid == NO_GRID)] = "outside the city (in no grid)"
     return grid, why
+
+
+def _snap_to_edge(
+    conn: Connection,
+    version_id: int,
+    lon: np.ndarray,
+    lat: np.ndarray,
+    in_force: np.ndarray,
+    grid: np.ndarray,
+    tolerance_m: float,
+    snapped: np.ndarray | None,
+) -> None:
+    """Give points of ``in_force`` that fell in no grid to the nearest grid of the version
+    within ``tolerance_m`` metres (in place); set-based, one statement for all misses."""
+    miss = np.flatnonzero(in_force & (grid == NO_GRID) & np.isfinite(lon) & np.isfinite(lat))
+    if miss.size == 0:
+        return
+    found = conn.execute(
+        sql("edge_nearest_grid"),
+        {
+            "i": miss.tolist(),
+            "lon": lon[miss].astype(float).tolist(),
+            "lat": lat[miss].astype(float).tolist(),
+            "v": version_id,
+            "tol_m": float(tolerance_m),
+        },
+    ).all()
+    if not found:
+        return
+    rows = np.array([r[0] for r in found], dtype=np.int64)
+    grid[rows] = np.array([r[1] for r in found], dtype=np.int64)
+    if snapped is not None:
+        snapped[rows] = True

@@ -151,15 +151,17 @@ def update_responder(
     skills: list[str] | None,
     scope: Scope,
     actor: str,
+    fixed: bool | None = None,
 ) -> dict[str, Any]:
-    """Change a responder's status and/or skills (a grid worker: their own status only).
+    """Change a responder's status, skills and/or ``fixed`` (a station: never stale); a grid
+    worker may change only their own status.
 
     A responder outside the caller's area answers 404 like a missing one. One open incident
     per responder: while it holds one, it cannot become ``available`` (whatever its status
     now, so busy -> off_duty -> available cannot launder an assignment); 409 says why.
     """
     if not scope.can("responders:write"):  # the role first: no lookup, nothing revealed
-        if scope.principal.responder_id != responder_id or skills is not None:
+        if scope.principal.responder_id != responder_id or skills is not None or fixed is not None:
             raise PermissionDeniedError("a grid worker may change only their own status")
     before = _row(session, responder_id, lock=True)
     if not scope.commands_responder(responder_id, before["home_grid_id"]):
@@ -174,9 +176,10 @@ def update_responder(
     session.execute(
         text(
             "UPDATE responders SET status = coalesce(:status, status), "
-            "skills = coalesce(CAST(:skills AS text[]), skills) WHERE id = :id"
+            "skills = coalesce(CAST(:skills AS text[]), skills), "
+            "fixed = coalesce(CAST(:fixed AS boolean), fixed) WHERE id = :id"
         ),
-        {"status": status, "skills": skills, "id": responder_id},
+        {"status": status, "skills": skills, "fixed": fixed, "id": responder_id},
     )
     after = _row(session, responder_id)
     record_audit(
@@ -186,8 +189,8 @@ def update_responder(
         entity="responder",
         entity_id=str(responder_id),
         diff={
-            "before": {k: before[k] for k in ("status", "skills")},
-            "after": {k: after[k] for k in ("status", "skills")},
+            "before": {k: before[k] for k in ("status", "skills", "fixed")},
+            "after": {k: after[k] for k in ("status", "skills", "fixed")},
         },
     )
     session.commit()
@@ -204,7 +207,7 @@ def _assigned(session: Session, responder_id: int) -> Any:
 
 _COLUMNS = """
     r.id, r.callsign, r.kind, r.status, r.skills, r.home_grid_id, g.code AS home_grid_code,
-    ST_X(r.position) AS lon, ST_Y(r.position) AS lat, r.position_at,
+    ST_X(r.position) AS lon, ST_Y(r.position) AS lat, r.position_at, r.fixed,
     CAST(extract(epoch FROM now() - r.position_at) AS float8) AS position_age_s
 """
 
@@ -222,6 +225,7 @@ def _as_dict(m: Any) -> dict[str, Any]:
         "lat": m["lat"],
         "position_at": m["position_at"].isoformat() if m["position_at"] else None,
         "position_age_s": None if m["position_age_s"] is None else round(m["position_age_s"], 1),
+        "fixed": bool(m["fixed"]),
     }
 
 
@@ -280,7 +284,8 @@ def list_responders(
     for m in rows:
         props = _as_dict(m)
         age = props["position_age_s"]
-        props["stale"] = age is None or age > stale_s
+        # a station's position is where it stands: never stale
+        props["stale"] = age is None or (age > stale_s and not props["fixed"])
         geometry = (
             None
             if props["lon"] is None
@@ -294,13 +299,89 @@ def list_responders(
 
 _FILTERS = """
     r.status = 'available' AND r.position IS NOT NULL
-    AND r.position_at >= now() - make_interval(secs => :stale)
+    AND (r.fixed OR r.position_at >= now() - make_interval(secs => :stale))
     AND (CAST(:kind AS text) IS NULL OR r.kind = :kind)
     AND (CAST(:skill AS text) IS NULL OR :skill = ANY(r.skills))
     AND (CAST(:grids AS int[]) IS NULL OR r.home_grid_id = ANY(:grids))
     AND NOT r.id = ANY(:exclude)
 """
 _POINT = "CAST(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS geography)"
+
+
+def why_none(
+    session: Session,
+    q: NearestQuery,
+    *,
+    scope: Scope | None,
+    stale_s: int,
+    found: int = 0,
+) -> dict[str, Any]:
+    """Why the responders of the query's kind, skill and area were not offered: counts by
+    the first reason that rules each out, in the order a dispatcher would check them.
+
+    Returns
+    -------
+    dict
+        ``matching`` (responders of that kind/skill/area), ``busy``, ``off_duty``,
+        ``no_position``, ``stale`` (position older than ``stale_s`` seconds),
+        ``too_far`` (beyond ``max_distance_m``), ``offered`` (= ``found``) and ``message``,
+        one plain sentence.
+    """
+    row = (
+        session.execute(
+            text(
+                f"""
+                SELECT count(*) AS matching,
+                  count(*) FILTER (WHERE r.status = 'busy') AS busy,
+                  count(*) FILTER (WHERE r.status = 'off_duty') AS off_duty,
+                  count(*) FILTER (WHERE r.status = 'available' AND r.position IS NULL)
+                    AS no_position,
+                  count(*) FILTER (WHERE r.status = 'available' AND r.position IS NOT NULL
+                    AND NOT r.fixed
+                    AND r.position_at < now() - make_interval(secs => :stale)) AS stale,
+                  count(*) FILTER (WHERE r.status = 'available' AND r.position IS NOT NULL
+                    AND (r.fixed OR r.position_at >= now() - make_interval(secs => :stale))
+                    AND CAST(:radius AS float8) IS NOT NULL
+                    AND NOT ST_DWithin(CAST(r.position AS geography), {_POINT}, :radius))
+                    AS too_far
+                FROM responders r
+                WHERE (CAST(:kind AS text) IS NULL OR r.kind = :kind)
+                  AND (CAST(:skill AS text) IS NULL OR :skill = ANY(r.skills))
+                  AND (CAST(:grids AS int[]) IS NULL OR r.home_grid_id = ANY(:grids))
+                """
+            ),
+            {
+                "lon": q.lon,
+                "lat": q.lat,
+                "stale": stale_s,
+                "radius": q.max_distance_m,
+                "kind": q.kind,
+                "skill": q.skill,
+                "grids": visible_grids(scope),
+            },
+        )
+        .mappings()
+        .one()
+    )
+    counts = {k: int(v) for k, v in row.items()}
+    parts = [
+        f"{counts[key]} {label}"
+        for key, label in (
+            ("busy", "busy"),
+            ("off_duty", "off duty"),
+            ("no_position", "without a position"),
+            ("stale", f"with a position older than {stale_s} s"),
+            ("too_far", "farther than the distance limit"),
+        )
+        if counts[key]
+    ]
+    if counts["matching"] == 0:
+        message = "no responder of this kind and skill in your area"
+    elif parts:
+        message = f"of {counts['matching']} responders, " + ", ".join(parts)
+    else:
+        message = f"all {counts['matching']} responders of this kind and skill are offered"
+    return {**counts, "offered": found, "message": message}
 
 
 def _knn_bound(session: Session, params: dict[str, Any]) -> tuple[float | None, int]:

@@ -26,8 +26,9 @@ from sqlalchemy import Connection, Engine, text
 
 from geo_service.db.bulk import lift_statement_timeout
 from geo_service.errors import InvalidInputError, LimitExceededError
-from geo_service.ingest.parsing import as_text
+from geo_service.ingest.parsing import AMBIGUOUS_TIME, TIME_PARTS, as_text, combine_time_parts
 from geo_service.ingest.readers import ImportFileError, SourceCrs, read_source
+from geo_service.ingest.rows import match_truncated_columns
 from geo_service.ingest.uploads import ReadLimits
 from geo_service.ingest.validate import CHECKS, KIND_FIELDS, Checked
 from geo_service.services.access.audit import record_audit
@@ -43,12 +44,25 @@ from geo_service.services.ingest.options import (
     read_mapping_csv,
 )
 from geo_service.services.ingest.points import import_points
-from geo_service.services.ingest.report import ImportReport, reject
+from geo_service.services.ingest.report import (
+    ImportReport,
+    RejectedShareExceededError,
+    reject,
+    rejects_csv_text,
+    rejects_table,
+)
 from geo_service.services.ingest.roads import import_roads
 from geo_service.vocabulary import AREA_LEVELS
 
 # The room's public face: callers import these from here.
-__all__ = ["KINDS", "ImportOptions", "ImportReport", "import_file", "read_mapping_csv"]
+__all__ = [
+    "KINDS",
+    "ImportOptions",
+    "ImportReport",
+    "RejectedShareExceededError",
+    "import_file",
+    "read_mapping_csv",
+]
 
 
 def import_file(
@@ -106,6 +120,7 @@ def import_file(
         points_only_ok=kind not in ("boundaries", "roads"),
         encoding=options.encoding,
         swap_xy=options.swap_xy,
+        accept_approximate_transform=options.accept_approximate_transform,
     )
     encoding = frame.attrs.get("encoding")
     dimensions_dropped = list(frame.attrs.get("dimensions_dropped", []))  # "Z", "M"
@@ -115,6 +130,7 @@ def import_file(
             "per import (split the file)"
         )
     frame = _apply_mapping(frame, options, kind)
+    frame = match_truncated_columns(frame, kind)  # DBF names cut to 10 characters
     merged = 0
     if kind == "boundaries" and options.dissolve:
         frame, merged = _dissolve_by_code(frame)
@@ -129,11 +145,26 @@ def import_file(
         elif kind == "roads":
             report = import_roads(conn, frame, checked, shown, step)
         else:
-            report = import_points(conn, kind, frame, checked, shown, step, scope)
+            report = import_points(
+                conn,
+                kind,
+                frame,
+                checked,
+                shown,
+                step,
+                scope,
+                edge_tolerance_m=options.edge_tolerance_m,
+            )
         report.ignored_columns = checked.ignored_columns
         report.merged_parts = merged
         report.encoding = encoding
         report.dimensions_dropped = dimensions_dropped
+        report.assumptions = {**frame.attrs.get("assumptions", {}), **report.assumptions}
+        _note_options_assumed(report, options, kind)
+        if report.rejected_share > options.max_rejected_share:
+            # Raised inside the transaction: it rolls back, so nothing of the file is written.
+            _write_rejects(frame, report, options, shown)
+            raise RejectedShareExceededError(report, options.max_rejected_share)
         record_audit(
             conn,
             who=actor,
@@ -149,10 +180,14 @@ def import_file(
 
 
 def _dissolve_by_code(frame: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, int]:
-    """Union features that share a code into the first of them (rows keep their numbers)."""
+    """Union features that share a code (and parent code, when given) into the first of them
+    (rows keep their numbers): G01 of community C01 never merges with G01 of C02."""
     if "code" not in frame:
         return frame, 0
     codes = as_text(frame["code"]).str.strip()
+    if "parent_code" in frame:
+        parents = as_text(frame["parent_code"]).str.strip()
+        codes = (parents + "/" + codes).where((parents != "") & (codes != ""), codes)
     repeated = codes[(codes != "") & codes.duplicated(keep=False)]
     drop: list[int] = []
     geoms = frame.geometry.to_numpy().copy()
@@ -167,9 +202,18 @@ def _dissolve_by_code(frame: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, int]:
 def _apply_mapping(frame: gpd.GeoDataFrame, options: ImportOptions, kind: str) -> gpd.GeoDataFrame:
     fields = set(KIND_FIELDS[kind]) | {"lon", "lat"}
     renames = {}
+    combined: dict[str, pd.Series] = {}
     for src, ours in options.field_map.items():
         if ours in ("lon", "lat"):
             continue  # used when reading
+        if src not in frame.columns and "+" in src:
+            if ours not in fields:
+                raise ImportFileError(
+                    f"--map {src}={ours}: {ours!r} is not a field of {kind} "
+                    f"({', '.join(sorted(KIND_FIELDS[kind]))})"
+                )
+            combined[ours] = _combine_columns(frame, src, ours)
+            continue
         if src not in frame.columns:
             raise ImportFileError(
                 f"--map {src}={ours}: no column {src!r} in the file; columns are "
@@ -183,7 +227,10 @@ def _apply_mapping(frame: gpd.GeoDataFrame, options: ImportOptions, kind: str) -
         renames[src] = ours
     # A source column already named like one of our fields must not shadow the mapped one.
     clash = [c for c in frame.columns if c in renames.values() and c not in renames]
+    clash += [c for c in frame.columns if c in combined and c not in clash]
     frame = frame.drop(columns=clash).rename(columns=renames)
+    for ours, values in combined.items():
+        frame[ours] = values
     for ours, value in options.constants.items():
         if ours not in fields:
             raise ImportFileError(f"--set {ours}=...: {ours!r} is not a field of {kind}")
@@ -191,14 +238,60 @@ def _apply_mapping(frame: gpd.GeoDataFrame, options: ImportOptions, kind: str) -
     return frame
 
 
+def _combine_columns(frame: gpd.GeoDataFrame, src: str, ours: str) -> pd.Series:
+    """One field from several columns (``--map "A+B=FIELD"``).
+
+    Columns all named year, month, day[, hour, minute, second] (any case) build the time
+    ``YYYY-MM-DD HH:MM:SS`` from whole numbers (``--date-format`` then does not apply to
+    it); any other columns are joined with a space, and the joined text is parsed as usual.
+    Raises ImportFileError naming a column the file does not have.
+    """
+    parts = [part.strip() for part in src.split("+")]
+    for part in parts:
+        if part not in frame.columns:
+            raise ImportFileError(
+                f"--map {src}={ours}: no column {part!r} in the file; columns are "
+                + ", ".join(map(str, frame.columns))
+            )
+    names = [part.lower() for part in parts]
+    if set(names) <= set(TIME_PARTS) and len(set(names)) == len(names):
+        try:
+            built = combine_time_parts({n: frame[p] for n, p in zip(names, parts, strict=True)})
+        except ValueError as exc:
+            raise ImportFileError(f"--map {src}={ours}: {exc}") from None
+        frame.attrs.setdefault("built_from_parts", []).append(ours)
+        frame.attrs.setdefault("assumptions", {})[ours] = "built from " + ", ".join(parts)
+        return built
+    texts = [as_text(frame[part]).str.strip() for part in parts]
+    joined = texts[0]
+    for text_ in texts[1:]:
+        joined = joined + " " + text_
+    # A row whose parts are all blank is blank (a missing value), not " ".
+    return joined.str.strip()
+
+
 def _check(
     conn: Connection, kind: str, frame: gpd.GeoDataFrame, options: ImportOptions, source_name: str
 ) -> Checked:
+    if options.ambiguous_time not in AMBIGUOUS_TIME:
+        raise InvalidInputError(
+            f"--ambiguous-time must be one of {', '.join(AMBIGUOUS_TIME)}; "
+            f"got {options.ambiguous_time!r}"
+        )
+    # A time built from year/month/day... parts is ISO text: the client's formats are not its.
+    from_parts = bool(frame.attrs.get("built_from_parts"))
     kwargs: dict[str, Any] = {
         "tz": options.tz,
-        "date_format": options.date_format,
+        "date_format": None if from_parts else list(options.date_formats),
+        "ambiguous_time": options.ambiguous_time,
         "source_name": source_name,
     }
+    if kind in ("incidents", "rental-units"):
+        assumed = frame.attrs.setdefault("assumptions", {})
+        assumed["tz"] = options.tz
+        assumed["ambiguous_time"] = options.ambiguous_time
+        if options.date_formats and not from_parts:
+            assumed["date_formats"] = list(options.date_formats)
     if kind == "incidents":
         categories: dict[str, int] = dict(
             conn.execute(text("SELECT code, default_priority FROM categories")).all()
@@ -241,17 +334,62 @@ def _writable(directory: Path) -> bool:
     return os.access(directory, os.W_OK) and bool(directory.stat().st_mode & 0o222)
 
 
+# Kinds whose rows carry times that may be naive (read in ``options.tz``).
+TIMED_KINDS = ("incidents", "rental-units")
+
+
+def _note_options_assumed(report: ImportReport, options: ImportOptions, kind: str) -> None:
+    """Say in the report the time zone naive times were read in and the layer read, unless
+    a reader already said more precisely."""
+    if kind in TIMED_KINDS:
+        report.assumptions.setdefault("tz", options.tz)
+    if options.layer is not None:
+        report.assumptions.setdefault("layer", options.layer)
+
+
+def _file_column_names(
+    frame: gpd.GeoDataFrame, options: ImportOptions
+) -> tuple[dict[str, str], list[str]]:
+    """The file's own name of each column the import renamed (our name -> the file's: --map,
+    DBF names cut to 10 characters, coordinate columns read as lon/lat), and the columns the
+    import made rather than read (--set constants, fields joined from several columns)."""
+    names: dict[str, str] = {}
+    made_here = list(options.constants)
+    for src, ours in options.field_map.items():
+        if ours in ("lon", "lat"):
+            continue
+        parts = [part.strip() for part in src.split("+")]
+        if len(parts) > 1 and all(part in frame.columns for part in parts):
+            made_here.append(ours)  # "A+B=FIELD": A and B are shown as they are
+        else:
+            names[ours] = src
+    for said in frame.attrs.get("assumptions", {}).get("truncated_columns", []):
+        cut, _, full = str(said).partition(" -> ")  # as match_truncated_columns says it
+        if full:
+            names[full] = cut
+    names.update(frame.attrs.get("coordinate_columns", {}))
+    return names, made_here
+
+
 def _write_rejects(
     frame: gpd.GeoDataFrame, report: ImportReport, options: ImportOptions, path: Path
 ) -> None:
+    """Write the rejected rows to ``<input>.rejects.csv`` (or ``options.rejects_path``) and
+    keep the same text in ``report.rejects_csv``.
+
+    The file is UTF-8 with a BOM: Excel on a Windows set to a non-UTF-8 code page (Chinese:
+    GBK) reads a CSV without one in that code page and shows the names as mojibake. The
+    columns are those of ``rejects_table`` (row: 1-based, a table's header not counted).
+    """
     if not report.rejects:
         return
     name = path.name + ".rejects.csv"
     target = options.rejects_path or (
         path.with_name(name) if _writable(path.parent) else Path.cwd() / name
     )
-    rej = pd.DataFrame(report.rejects)
-    original = pd.DataFrame(frame.drop(columns=frame.geometry.name)).loc[rej.row - 1]
-    original = original.reset_index(drop=True).astype(str)
-    pd.concat([rej, original.add_prefix("source_")], axis=1).to_csv(target, index=False)
+    source_names, made_here = _file_column_names(frame, options)
+    shown = frame.drop(columns=[c for c in made_here if c in frame.columns])
+    text_csv = rejects_csv_text(rejects_table(shown, report, source_names))
+    target.write_text(text_csv, encoding="utf-8-sig", newline="")
+    report.rejects_csv = text_csv
     report.reject_file = str(target)

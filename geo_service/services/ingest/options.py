@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from geo_service.ingest.defaults import EDGE_TOLERANCE_M
 from geo_service.ingest.readers import ImportFileError
 from geo_service.ingest.uploads import ReadLimits
 from geo_service.ingest.validate import CHECKS
@@ -27,13 +28,25 @@ class ImportOptions:
     constants: dict[str, str] = field(default_factory=dict)  # our field -> value for all rows
     category_map: dict[str, str] | None = None  # source category -> our category code
     tz: str = "UTC"
-    date_format: str | None = None
+    # strptime formats of naive times, tried per row in order (``--date-format``, repeatable)
+    date_formats: list[str] = field(default_factory=list)
+    # A local time that occurs twice (the fall-back hour of daylight saving time):
+    # "earliest" | "latest" | "reject". A time in the spring-forward gap is always rejected.
+    ambiguous_time: str = "reject"
     layer: str | None = None
     swap_xy: bool = False  # the file's x/y (lon/lat) are the other way round
     encoding: str | None = None  # of a Shapefile's DBF text; default: .cpg, else detected
     status: str = "reported"  # incidents: status of rows that carry none
     source_name: str | None = None  # prefix of stable keys; default: the file's stem
     rejects_path: Path | None = None
+    # Points outside every area but within this many metres of one are given to the nearest
+    # area (boundary streets geocode onto the line) and counted in the report.
+    edge_tolerance_m: float = EDGE_TOLERANCE_M
+    # Share of rejected rows (0..1) above which nothing is written; 1.0 never refuses.
+    max_rejected_share: float = 1.0
+    # A CRS whose transformation to WGS84 is only approximate (PROJ "ballpark", tens of
+    # metres) is refused unless the user accepts the approximation.
+    accept_approximate_transform: bool = False
     # boundaries
     level: str | None = None
     parent_level: str | None = None

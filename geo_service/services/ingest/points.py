@@ -32,12 +32,26 @@ def import_points(
     path: Path,
     step: Progress,
     scope: Scope | None = None,
+    *,
+    edge_tolerance_m: float = 0.0,
 ) -> ImportReport:
     """Write the accepted rows of a point ``kind``; with an area-bound ``scope``, rows outside
-    its grids, or naming by key an object of another area, are rejected."""
+    its grids, or naming by key an object of another area, are rejected.
+
+    Rows in no grid but within ``edge_tolerance_m`` metres of one go to the nearest grid; the
+    report counts them (``assumptions["edge_snapped"]``, with ``edge_tolerance_m``).
+    """
     rows = checked.accepted
     at = rows["reported_at"].to_numpy() if kind == "incidents" else None
-    grid, why = assign_grids(conn, rows.lon.to_numpy(), rows.lat.to_numpy(), at)
+    snapped = np.zeros(len(rows), dtype=bool)
+    grid, why = assign_grids(
+        conn,
+        rows.lon.to_numpy(),
+        rows.lat.to_numpy(),
+        at,
+        edge_tolerance_m=edge_tolerance_m,
+        snapped=snapped,
+    )
     step("assign", len(rows), len(rows))
     miss = grid == NO_GRID
     if scope is not None and not scope.unrestricted:
@@ -47,12 +61,14 @@ def import_points(
     reject(checked, rows.row.to_numpy()[miss], why[miss])
     rows = rows[~miss].reset_index(drop=True)
     grid = grid[~miss]
+    snapped = snapped[~miss]
     if scope is not None and not scope.unrestricted and kind in KEYED_BY_AREA:
         # A row inside the area may still name, by its stable key, an object of another area.
         foreign, foreign_why = foreign_keys(conn, kind, rows, scope)
         reject(checked, rows.row.to_numpy()[foreign], foreign_why[foreign])
         rows = rows[~foreign].reset_index(drop=True)
         grid = grid[~foreign]
+        snapped = snapped[~foreign]
     location = point_ewkb_hex(rows.lon.to_numpy(), rows.lat.to_numpy())
     h3 = cells_for_points(rows.lon.to_numpy(), rows.lat.to_numpy())
     # Looked up on the module at call time, so a test can replace one writer.
@@ -64,7 +80,11 @@ def import_points(
     }
     writer = by_kind[kind]
     inserted = writer(conn, rows, location, h3, grid, lambda n: step("write", n, len(rows)))
-    return build_report(kind, path, frame, checked, accepted=len(rows), inserted=inserted)
+    report = build_report(kind, path, frame, checked, accepted=len(rows), inserted=inserted)
+    if snapped.any():
+        report.assumptions["edge_snapped"] = int(snapped.sum())
+        report.assumptions["edge_tolerance_m"] = float(edge_tolerance_m)
+    return report
 
 
 # Kinds whose stable key names an object that belongs to an area: (table, key column,

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from geo_service.errors import InvalidInputError
 from geo_service.ingest.validate import Checked
 
 
@@ -32,13 +33,74 @@ class ImportReport:
     merged_parts: int = 0
     encoding: str | None = None  # of a Shapefile's DBF text, as given or detected
     dimensions_dropped: list[str] = field(default_factory=list)  # "Z", "M": stored 2D
+    # What was assumed to read the file, for the person checking the import: keys such as
+    # encoding, crs, transformation, transformation_accuracy_m, tz, ambiguous_time,
+    # date_formats, layer, truncated_columns, dimensions_dropped, edge_snapped.
+    assumptions: dict[str, Any] = field(default_factory=dict)
     rejects: list[dict[str, Any]] = field(default_factory=list)
+    # The reject file's text (RFC 4180 CSV, no BOM): None when nothing was rejected.
+    rejects_csv: str | None = None
+
+    @property
+    def rejected_share(self) -> float:
+        """Rejected rows over rows read, 0..1 (0 for an empty file)."""
+        return self.rejected / self.read if self.read else 0.0
 
     def as_dict(self, max_rejects: int = 1000) -> dict[str, Any]:
         """JSON-ready summary (at most ``max_rejects`` reject rows inline)."""
         body = dict(self.__dict__)
         body["rejects"] = self.rejects[:max_rejects]
         return body
+
+
+class RejectedShareExceededError(InvalidInputError):
+    """More of the file's rows were rejected than ``--max-rejected-share`` allows: nothing was
+    written. The problem body carries ``rejected_share``, ``max_rejected_share``, ``read``,
+    ``rejected``, ``rejected_by_reason`` and ``rejects_csv``; ``reject_file`` is the file the
+    rejects were written to (the CLI shows it; never sent over HTTP)."""
+
+    code = "rejected-share-exceeded"
+    title = "Too many rows rejected"
+
+    def __init__(self, report: ImportReport, limit: float) -> None:
+        share = report.rejected_share
+        super().__init__(
+            f"{report.file}: {report.rejected:,} of {report.read:,} rows rejected "
+            f"({share:.1%}), above the limit --max-rejected-share {limit:g} ({limit:.1%}); "
+            "nothing was written",
+            read=report.read,
+            rejected=report.rejected,
+            rejected_share=share,
+            max_rejected_share=limit,
+            rejected_by_reason=report.rejected_by_reason,
+            rejects_csv=report.rejects_csv,
+        )
+        self.reject_file = report.reject_file
+
+
+def rejects_table(
+    frame: pd.DataFrame, report: ImportReport, source_names: dict[str, str]
+) -> pd.DataFrame:
+    """The rejected rows for people: ``row``, ``reason``, then ``source_<column>`` for each of
+    the file's own columns with the values as read.
+
+    ``row`` is the 1-based feature number of the file; in a CSV/TSV/TXT or Excel table the
+    header row is not counted (row 1 is the first data row, line 2 of a CSV). A column the
+    import renamed (``--map``, coordinate columns read as lon/lat) is shown under its name in
+    the file (``source_names``: our name -> the file's); the geometry column is left out.
+    """
+    rej = pd.DataFrame(report.rejects, columns=["row", "reason"])
+    values = pd.DataFrame(frame.drop(columns=frame.geometry.name, errors="ignore"))
+    values = values.rename(columns=source_names)
+    # reindex, not loc: a row number the frame no longer holds shows empty values, never fails
+    original = values.reindex(rej.row.to_numpy() - 1).reset_index(drop=True)
+    original = original.astype(object).where(original.notna(), "").astype(str)
+    return pd.concat([rej, original.add_prefix("source_")], axis=1)
+
+
+def rejects_csv_text(table: pd.DataFrame) -> str:
+    """``table`` as RFC 4180 CSV text (CRLF line ends, quoted where needed)."""
+    return table.to_csv(index=False, lineterminator="\r\n")
 
 
 def reject(checked: Checked, rows: np.ndarray, reasons: np.ndarray) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, text
 
+from geo_service.geo.h3cells import exact_cells
 from geo_service.services.access.scope import Scope
 from geo_service.services.ingest.staging import insert_new, stage
 
@@ -42,6 +43,8 @@ def write_incidents(
                 "reported_at": rows.reported_at.array,
                 "location": location,
                 "h3": h3,
+                # each point's own cell at res 6..10 (H3 does not nest: not parents of h3)
+                **exact_cells(rows.lon.to_numpy(), rows.lat.to_numpy()),
                 "grid_id": grid,
             }
         ),
@@ -113,7 +116,7 @@ def write_rental_units(
 # as it is: a file without ``skills`` does not wipe them). Status is never changed by an
 # import (dispatch owns it). Identifiers of a fixed table, never from a request.
 REQUIRED_UPDATES = ("kind", "position")
-OPTIONAL_UPDATES = ("skills",)
+OPTIONAL_UPDATES = ("skills", "fixed")
 
 
 def write_responders(
@@ -146,6 +149,7 @@ def write_responders(
             "position_at": datetime.now(UTC).isoformat(),
             # Lists of strings: copy_frame binds each as a text[] value, every skill escaped.
             "skills": rows.skills,
+            "fixed": rows.fixed,
         }
     )
     staging = stage(conn, "responders", frame, chunk)
@@ -156,7 +160,8 @@ def write_responders(
     return conn.execute(
         text(
             f"INSERT INTO responders (callsign, kind, home_grid_id, status, position, position_at, "
-            f"skills) SELECT callsign, kind, home_grid_id, status, position, position_at, skills "
+            f"skills, fixed) SELECT callsign, kind, home_grid_id, status, position, position_at, "
+            f"skills, fixed "
             f"FROM {staging} ON CONFLICT (callsign) DO UPDATE SET {sets}, "
             f"position_at = EXCLUDED.position_at "
             f"WHERE ({mine}) IS DISTINCT FROM ({theirs}) "

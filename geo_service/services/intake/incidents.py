@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import math
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,7 +29,7 @@ from geo_service.errors import (
     NotFoundError,
 )
 from geo_service.geo.crs import to_wgs84
-from geo_service.geo.h3cells import cell_to_str, cells_for_points
+from geo_service.geo.h3cells import cell_to_str, cells_for_points, exact_cells
 from geo_service.services.access.audit import record_audit
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.areas import BBox
@@ -194,6 +195,7 @@ def create_incident(
     scope: Scope | None = None,
     radius_m: float = 50.0,
     window_s: int = 1800,
+    with_details: Callable[[Session, uuid.UUID], None] | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """Record an incident; return it and whether it was created (False: idempotent replay).
 
@@ -203,6 +205,8 @@ def create_incident(
     makes a new incident. Without a scope (internal callers) keys are ignored.
     An open incident of the same category within ``radius_m`` and ``window_s`` is named in
     ``possible_duplicate_of`` (a hint for the dispatcher; nothing is merged).
+    ``with_details(session, id)`` writes what a channel keeps beside the incident (Open311's
+    address and photo link) in the same transaction.
     """
     if new.source not in INCIDENT_SOURCES:
         raise InvalidInputError(f"source must be one of {', '.join(INCIDENT_SOURCES)}")
@@ -254,6 +258,7 @@ def create_incident(
         "reported_at": reported_at,
         "location": point,
         "h3": int(cells_for_points([lon], [lat])[0]),
+        **{name: int(cells[0]) for name, cells in exact_cells([lon], [lat]).items()},
         "grid_id": grid_id,
     }
     stmt = insert(Incident).values(**values)
@@ -270,6 +275,8 @@ def create_incident(
         if existing is None:  # the winner is gone again (deleted since): let the client retry
             raise IdempotencyKeyReusedError("this Idempotency-Key is in use; retry the request")
         return _shown(_replay(session, existing, new, lon, lat), scope), False
+    if with_details is not None:
+        with_details(session, incident_id)
     created = get_incident(session, incident_id)
     record_audit(
         session,

@@ -2,9 +2,14 @@
 
 A *service* is a category; a *service request* is an incident. Requests come back with the
 standard fields plus two extensions, ``grid`` and ``community`` (where the matter is handled)
-and ``extended_status`` (our lifecycle state and escalation level). Contact fields a client
-may send (email, names, phone, device and account ids) are accepted and never stored:
-incidents keep no personal data.
+and ``extended_status`` (our lifecycle state and escalation level). What a client sends with
+a request is kept beside the incident (``service_request_details``): ``address_string`` (shown
+as ``address``), ``media_url``, the answers to the service definition's ``attributes`` and
+``jurisdiction_id``. Contact fields (email, names, phone, device and account ids) are accepted
+and never stored: incidents keep no personal data.
+
+Every endpoint speaks XML (required by the specification) and JSON; errors are the
+specification's ``[{code, description}]`` list (``<errors><error>…``), see ``error_body``.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from geo_service.db.models import ServiceRequestDetail
 from geo_service.db.sql import sql_source
 from geo_service.errors import InvalidInputError, NotFoundError
 from geo_service.services.access.scope import Scope
@@ -40,7 +46,7 @@ def discovery(base_url: str) -> dict[str, Any]:
                 "url": f"{base_url}/open311/v2",
                 "changeset": "2026-11-22T00:00:00Z",
                 "type": "production",
-                "formats": ["application/json"],
+                "formats": ["text/xml", "application/json"],
             }
         ],
     }
@@ -54,13 +60,83 @@ def services(session: Session) -> list[dict[str, Any]]:
             "service_code": code,
             "service_name": name,
             "description": name,
-            "metadata": False,
+            "metadata": True,  # every service has the attributes of SERVICE_ATTRIBUTES
             "type": "realtime",
             "keywords": group,
             "group": group,
         }
         for code, name, group in rows
     ]
+
+
+# The attributes every service asks for (GeoReport v2 "service definition"): optional, so a
+# client that sends none still files a request. Answers are kept with the request.
+SERVICE_ATTRIBUTES: list[dict[str, Any]] = [
+    {
+        "variable": True,
+        "code": "landmark",
+        "datatype": "string",
+        "required": False,
+        "datatype_description": "A building, shop or bus stop near the problem",
+        "order": 1,
+        "description": "What is near the problem?",
+        "values": [],
+    },
+    {
+        "variable": True,
+        "code": "danger",
+        "datatype": "singlevaluelist",
+        "required": False,
+        "datatype_description": None,
+        "order": 2,
+        "description": "Is anyone in danger right now?",
+        "values": [{"key": "yes", "name": "Yes"}, {"key": "no", "name": "No"}],
+    },
+]
+MAX_ATTRIBUTE_CHARS = 500
+
+
+def service_definition(session: Session, service_code: str) -> dict[str, Any]:
+    """GET services/{service_code}: the attributes a request of this service may carry.
+
+    Raises
+    ------
+    NotFoundError
+        No service has this code.
+    """
+    known = session.execute(
+        text("SELECT 1 FROM categories WHERE code = :c"), {"c": service_code}
+    ).first()
+    if known is None:
+        raise NotFoundError(f"no service {service_code!r} (see services.json)")
+    return {"service_code": service_code, "attributes": SERVICE_ATTRIBUTES}
+
+
+def check_attributes(values: dict[str, str]) -> dict[str, str]:
+    """Check the ``attribute[code]=value`` answers of a POST against ``SERVICE_ATTRIBUTES``.
+
+    Raises
+    ------
+    InvalidInputError
+        An unknown code, a value outside a list, or a text over ``MAX_ATTRIBUTE_CHARS``.
+    """
+    by_code = {a["code"]: a for a in SERVICE_ATTRIBUTES}
+    out: dict[str, str] = {}
+    for code, value in values.items():
+        spec = by_code.get(code)
+        if spec is None:
+            raise InvalidInputError(
+                f"unknown attribute {code!r}; the service definition lists "
+                + ", ".join(sorted(by_code))
+            )
+        if len(value) > MAX_ATTRIBUTE_CHARS:
+            raise InvalidInputError(f"attribute {code!r} is longer than {MAX_ATTRIBUTE_CHARS}")
+        keys = [v["key"] for v in spec["values"]]
+        if spec["datatype"] == "singlevaluelist" and value not in keys:
+            raise InvalidInputError(f"attribute {code!r} must be one of {', '.join(keys)}")
+        if value:
+            out[code] = value
+    return out
 
 
 @dataclass(frozen=True)
@@ -106,6 +182,22 @@ def parse_filter(
 _SELECT = sql_source("open311_requests")
 
 
+PUBLIC_DECIMALS = 3  # public read mode: lat/long to ~100 m
+
+
+def _public(request: dict[str, Any]) -> dict[str, Any]:
+    """The fields a reader without a key sees (public read mode, ``GEO_OPEN311_PUBLIC_READ``):
+    no description, address, photo or handling area; the location to ~100 m."""
+    hidden = ("description", "address", "media_url")
+    out = {k: (None if k in hidden else v) for k, v in request.items()}
+    out["lat"] = round(request["lat"], PUBLIC_DECIMALS)
+    out["long"] = round(request["long"], PUBLIC_DECIMALS)
+    out.pop("grid")
+    out.pop("community")
+    out["extended_status"] = {"state": request["extended_status"]["state"]}
+    return out
+
+
 def _as_request(m: Any, scope: Scope | None) -> dict[str, Any]:
     status = "open" if m["status"] in OPEN_INCIDENT_STATUSES else "closed"
     target = m["resolution_target_min"]
@@ -123,12 +215,12 @@ def _as_request(m: Any, scope: Scope | None) -> dict[str, Any]:
         "requested_datetime": m["reported_at"].isoformat(),
         "updated_datetime": m["updated_at"].isoformat(),
         "expected_datetime": expected.isoformat() if expected else None,
-        "address": None,
+        "address": m["address_string"],
         "address_id": None,
         "zipcode": None,
         "lat": m["lat"],
         "long": m["lon"],
-        "media_url": None,
+        "media_url": m["media_url"],
         # extensions
         "grid": None
         if m["grid_code"] is None
@@ -140,9 +232,12 @@ def _as_request(m: Any, scope: Scope | None) -> dict[str, Any]:
     }
 
 
-def list_requests(session: Session, flt: RequestFilter, *, scope: Scope) -> list[dict[str, Any]]:
+def list_requests(
+    session: Session, flt: RequestFilter, *, scope: Scope | None
+) -> list[dict[str, Any]]:
     """Requests newest first: by id when ids are given (other filters ignored, as the spec
-    says), else within [start_date, end_date) (default: the last 90 days), at most 1000."""
+    says), else within [start_date, end_date) (default: the last 90 days), at most 1000.
+    ``scope=None`` is the public read mode: every request, public fields only."""
     params: dict[str, Any] = {"limit": MAX_REQUESTS}
     where = []
     if flt.ids:
@@ -160,7 +255,7 @@ def list_requests(session: Session, flt: RequestFilter, *, scope: Scope) -> list
             negate = "" if flt.status == ("open",) else "NOT "
             where.append(f"{negate}(i.status = ANY(:open))")
             params["open"] = list(OPEN_INCIDENT_STATUSES)
-    if not scope.unrestricted:
+    if scope is not None and not scope.unrestricted:
         where.append("i.grid_id = ANY(:grids)")
         params["grids"] = sorted(scope.grid_ids or ())
     rows = (
@@ -171,11 +266,14 @@ def list_requests(session: Session, flt: RequestFilter, *, scope: Scope) -> list
         .mappings()
         .all()
     )
+    if scope is None:
+        return [_public(_as_request(m, None)) for m in rows]
     return [_as_request(m, scope) for m in rows]
 
 
-def get_request(session: Session, request_id: str, *, scope: Scope) -> list[dict[str, Any]]:
-    """One request, as the one-element list the spec returns."""
+def get_request(session: Session, request_id: str, *, scope: Scope | None) -> list[dict[str, Any]]:
+    """One request, as the one-element list the spec returns (``scope=None``: public read
+    mode, public fields only)."""
     try:
         ident = uuid.UUID(request_id)
     except ValueError:
@@ -183,6 +281,8 @@ def get_request(session: Session, request_id: str, *, scope: Scope) -> list[dict
     row = session.execute(text(f"{_SELECT} WHERE i.id = :id"), {"id": ident}).mappings().first()
     if row is None:
         raise NotFoundError(f"no service request {request_id!r}")
+    if scope is None:
+        return [_public(_as_request(row, None))]
     scope.require_visible_grid(row["grid_id"], f"no service request {request_id!r}")
     return [_as_request(row, scope)]
 
@@ -196,16 +296,46 @@ def create_request(
     description: str | None,
     scope: Scope,
     actor: str,
+    address_string: str | None = None,
+    media_url: str | None = None,
+    attributes: dict[str, str] | None = None,
+    jurisdiction_id: str | None = None,
     radius_m: float = 50.0,
     window_s: int = 1800,
 ) -> list[dict[str, Any]]:
-    """POST requests.json: a citizen's report becomes an incident of that category."""
+    """POST requests: a citizen's report becomes an incident of that category; the address
+    as written, the photo link, the attribute answers and the jurisdiction are kept with it.
+
+    Raises
+    ------
+    InvalidInputError
+        No service code, no lat/long (addresses are not geocoded), a ``media_url`` that is
+        not an http(s) URL, or attribute answers the service definition does not allow.
+    """
     if not service_code:
         raise InvalidInputError("service_code is required (see services.json)")
     if lat is None or lon is None:
         raise InvalidInputError(
             "lat and long are required: this endpoint does not geocode address_string"
         )
+    media = (media_url or "").strip() or None
+    if media is not None and not media.lower().startswith(("http://", "https://")):
+        raise InvalidInputError("media_url must be an http:// or https:// URL")
+    answers = check_attributes(attributes or {})
+    address = (address_string or "").strip() or None
+
+    def keep_details(db: Session, incident_id: uuid.UUID) -> None:
+        db.add(
+            ServiceRequestDetail(
+                incident_id=incident_id,
+                address_string=address,
+                media_url=media,
+                attributes=answers,
+                jurisdiction_id=jurisdiction_id or None,
+            )
+        )
+        db.flush()
+
     item, _ = create_incident(
         session,
         NewIncident(
@@ -220,6 +350,7 @@ def create_request(
         scope=scope,
         radius_m=radius_m,
         window_s=window_s,
+        with_details=keep_details,
     )
     grid = item["grid"]["name"] if item["grid"] else "the city"
     return [

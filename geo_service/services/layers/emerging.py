@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo_service.errors import InvalidInputError
-from geo_service.geo.h3cells import cell_feature
+from geo_service.geo.h3cells import cell_feature, exact_column
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.versions import version_in_force
 from geo_service.services.layers.hotspots import RESOLUTIONS, study_cells
@@ -61,7 +61,8 @@ def emerging(
     scoped = scope is not None and not scope.unrestricted
     rows = session.execute(
         text(
-            "SELECT h3_parent(h3, :res) AS cell, "
+            # each point's own cell at res (0021), an identifier of a fixed set
+            f"SELECT {exact_column(res)} AS cell, "
             "floor(extract(epoch FROM reported_at - :start) / :width)::int AS b, count(*) "
             "FROM incidents WHERE reported_at >= :start AND reported_at < :until "
             "AND (CAST(:category AS text) IS NULL OR category = :category) "

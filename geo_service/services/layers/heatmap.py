@@ -2,9 +2,12 @@
 
 A window [since, until) is cut into pieces, each read from the cheapest exact source:
 whole months (for res <= 8) from ``incident_rollup_month``; whole days from
-``incident_rollup_day``; the partial days at either end from ``incidents`` itself. Coarser
-resolutions come from the H3 parent bits (``h3_parent``), never from re-indexing points.
-Callers bound to an area read incidents directly (the rollups are city-wide).
+``incident_rollup_day``; the partial days at either end from ``incidents`` itself. Every
+resolution counts a point in the cell that contains it (``h3.latlng_to_cell``): incidents
+store their own cell per served resolution (``h3_6`` .. ``h3_10``) and the rollups hold cells
+of each resolution, one range of the H3 index per resolution (migration 0021); H3 does not
+nest exactly, so no count is made from parents. Callers bound to an area read incidents
+directly (the rollups are city-wide).
 """
 
 from __future__ import annotations
@@ -24,14 +27,14 @@ from geo_service.db.engine import fetch_one
 from geo_service.db.sql import sql
 from geo_service.errors import InvalidInputError
 from geo_service.geo.bbox import BBox
-from geo_service.geo.h3cells import cell_feature, cells_in_bbox
+from geo_service.geo.h3cells import cell_feature, cells_in_bbox, exact_column, resolution_range
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.versions import version_in_force
 from geo_service.vocabulary import AREA_LEVELS
 
 RESOLUTIONS = range(6, 11)
 MONTHLY_MAX_RES = 8
-CUM_RES = 8  # the cells of incident_cum_year
+CUM_RES = 8  # the (exact) cells of incident_cum_year; res 6 and 7 read the totals
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
@@ -96,7 +99,7 @@ def _pieces(
         pieces.append(("raw", since, _midnight(d0)))
     if until > _midnight(d1):
         pieces.append(("raw", _midnight(d1), until))
-    if unfiltered and res <= MONTHLY_MAX_RES:
+    if unfiltered and res == CUM_RES:
         pieces.append(("cum", d0, d1))  # any span of whole days: two array reads per cell
         return pieces
     if res <= MONTHLY_MAX_RES:
@@ -112,10 +115,11 @@ def _pieces(
     return pieces
 
 
-def _cumulative_part(params: dict[str, Any], i: int, d0: date, d1: date, res: int) -> str:
+def _cumulative_part(params: dict[str, Any], i: int, d0: date, d1: date) -> str:
     """Counts over the whole days [d0, d1) from the yearly cumulative arrays (migration 0007):
-    ``cum(d1 - 1) - cum(d0 - 1)`` per cell; days past the latest year read its last element.
-    Each side reads one element per row before any join (the arrays themselves never move).
+    ``cum(d1 - 1) - cum(d0 - 1)`` per res-8 cell (``CUM_RES``, each point's own cell since
+    0021); days past the latest year read its last element. Each side reads one element per
+    row before any join (the arrays themselves never move).
     """
     a, b = d0 - timedelta(days=1), d1 - timedelta(days=1)
     params.update({f"ya{i}": a.year, f"ia{i}": a.timetuple().tm_yday})
@@ -133,21 +137,15 @@ def _cumulative_part(params: dict[str, Any], i: int, d0: date, d1: date, res: in
             f"WHERE year = least(:y{name}{i}, {latest})"
         )
 
-    if a.year == b.year:  # one row per cell
-        if res == CUM_RES:  # the stored cells themselves: nothing to group
-            return (
-                f"SELECT cell, n FROM (SELECT cell, {element('b')} - {element('a')} AS n "
-                f"FROM incident_cum_year WHERE year = least(:yb{i}, {latest})) x WHERE n <> 0"
-            )
+    if a.year == b.year:  # one row per cell: the stored cells themselves, nothing to group
         return (
-            f"SELECT h3_parent(cell, :res) AS cell, sum(n) AS n FROM ("
-            f"SELECT cell, {element('b')} - {element('a')} AS n FROM incident_cum_year "
-            f"WHERE year = least(:yb{i}, {latest})) x WHERE n <> 0 GROUP BY 1"
+            f"SELECT cell, n FROM (SELECT cell, {element('b')} - {element('a')} AS n "
+            f"FROM incident_cum_year WHERE year = least(:yb{i}, {latest})) x WHERE n <> 0"
         )
     return (
-        f"SELECT h3_parent(b.cell, :res) AS cell, sum(b.v - coalesce(a.v, 0)) AS n "
+        "SELECT b.cell, b.v - coalesce(a.v, 0) AS n "
         f"FROM ({side('b')}) b LEFT JOIN ({side('a')}) a USING (cell) "
-        "WHERE b.v - coalesce(a.v, 0) <> 0 GROUP BY 1"
+        "WHERE b.v - coalesce(a.v, 0) <> 0"
     )
 
 
@@ -156,7 +154,9 @@ def _cells_sql(q: HeatmapQuery, scope: Scope | None) -> tuple[str, dict[str, Any
     q.check()
     since = q.since or EPOCH
     until = q.until or datetime.now(UTC)
-    params: dict[str, Any] = {"res": q.res, "category": q.category, "priority": q.priority}
+    lo, hi = resolution_range(q.res)
+    params: dict[str, Any] = {"category": q.category, "priority": q.priority, "lo": lo, "hi": hi}
+    cell = exact_column(q.res)  # an identifier of a fixed set, never from the request
     filters = (
         "(CAST(:category AS text) IS NULL OR category = :category) AND "
         "(CAST(:priority AS smallint) IS NULL OR priority = :priority)"
@@ -164,7 +164,7 @@ def _cells_sql(q: HeatmapQuery, scope: Scope | None) -> tuple[str, dict[str, Any
     if scope is not None and not scope.unrestricted:
         params.update(since=since, until=until, grids=sorted(scope.grid_ids or ()))
         sql = (
-            f"SELECT h3_parent(h3, :res), count(*) FROM incidents WHERE {filters} "
+            f"SELECT {cell}, count(*) FROM incidents WHERE {filters} "
             "AND reported_at >= :since AND reported_at < :until "
             "AND grid_id = ANY(:grids) GROUP BY 1"
         )
@@ -172,29 +172,30 @@ def _cells_sql(q: HeatmapQuery, scope: Scope | None) -> tuple[str, dict[str, Any
         parts = []
         unfiltered = q.category is None and q.priority is None
         pieces = _pieces(since, until, q.res, unfiltered=unfiltered)
+        # rollups hold cells of several resolutions: one range of the index per resolution
         for i, (source, start, end) in enumerate(pieces):
             params[f"s{i}"], params[f"e{i}"] = start, end
             if source == "cum":
-                parts.append(_cumulative_part(params, i, start, end, q.res))
+                parts.append(_cumulative_part(params, i, start, end))
             elif source == "raw":
                 parts.append(
-                    f"SELECT h3_parent(h3, :res) AS cell, count(*) AS n FROM incidents "
+                    f"SELECT {cell} AS cell, count(*) AS n FROM incidents "
                     f"WHERE {filters} AND reported_at >= :s{i} AND reported_at < :e{i} "
                     "GROUP BY 1"
                 )
             elif unfiltered and q.res <= MONTHLY_MAX_RES:
-                # Totals per res-8 cell: a fraction of the rows of the per-category rollups.
+                # Totals per cell: a fraction of the rows of the per-category rollups.
                 parts.append(
-                    f"SELECT h3_parent(cell, :res) AS cell, sum(n) AS n "
-                    f"FROM incident_total_{source} "
-                    f"WHERE bucket >= :s{i} AND bucket < :e{i} GROUP BY 1"
+                    f"SELECT cell, sum(n) AS n FROM incident_total_{source} "
+                    f"WHERE bucket >= :s{i} AND bucket < :e{i} "
+                    "AND cell >= :lo AND cell < :hi GROUP BY 1"
                 )
             else:
                 table = f"incident_rollup_{source}"
                 parts.append(
-                    f"SELECT h3_parent(cell, :res) AS cell, sum(n) AS n FROM {table} "
+                    f"SELECT cell, sum(n) AS n FROM {table} "
                     f"WHERE {filters} AND bucket >= :s{i} AND bucket < :e{i} "
-                    "GROUP BY 1"
+                    "AND cell >= :lo AND cell < :hi GROUP BY 1"
                 )
         sql = (
             parts[0]

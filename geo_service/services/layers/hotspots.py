@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from geo_service.db.engine import database_name
 from geo_service.errors import InvalidInputError
-from geo_service.geo.h3cells import cell_feature
+from geo_service.geo.h3cells import cell_feature, exact_column
 from geo_service.runtime import current
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.versions import version_in_force
@@ -106,9 +106,11 @@ def h3_hotspots(session: Session, q: HotspotQuery, *, scope: Scope | None = None
     where, params = _filters(q, scope)
     rows = session.execute(
         text(
-            f"SELECT h3_parent(h3, :res) AS cell, count(*) FROM incidents WHERE {where} GROUP BY 1"
+            # each point's own cell at res (0021), an identifier of a fixed set
+            f"SELECT {exact_column(q.res)} AS cell, count(*) FROM incidents "
+            f"WHERE {where} GROUP BY 1"
         ),
-        {"res": q.res, **params},
+        params,
     ).all()
     counted = {int(c): int(n) for c, n in rows}
     cells = study_cells(session, version_in_force(session), q.res)
