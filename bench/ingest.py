@@ -32,7 +32,7 @@ from geo_service.db.engine import make_engine
 from geo_service.db.models import Incident
 from geo_service.demo.city import generate_city
 from geo_service.demo.load import load_city
-from geo_service.geo.h3cells import cells_for_points
+from geo_service.geo.h3cells import cells_for_points, exact_cells
 from geo_service.services.ingest.imports import ImportOptions, import_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,6 +59,8 @@ def naive_insert(engine, frame: pd.DataFrame) -> float:  # noqa: ANN001
                     reported_at=reported,
                     location=f"SRID=4326;POINT({row.lon} {row.lat})",
                     h3=int(cells_for_points([row.lon], [row.lat])[0]),
+                    # the exact cell at each served resolution, as the service stores it
+                    **{k: int(v[0]) for k, v in exact_cells([row.lon], [row.lat]).items()},
                     grid_id=grid,
                 )
             )

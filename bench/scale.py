@@ -42,7 +42,7 @@ from geo_service.db.engine import make_engine
 from geo_service.demo.city import generate_city
 from geo_service.demo.load import load_city
 from geo_service.geo.assign import GridIndex
-from geo_service.geo.h3cells import cells_for_points
+from geo_service.geo.h3cells import cells_for_points, exact_cells
 from geo_service.services.access.auth import Principal
 from geo_service.services.access.scope import Scope
 from geo_service.services.batch.execute import BatchRequest, compute_batch, compute_engine
@@ -135,6 +135,7 @@ def _add_incidents(engine, city, index: GridIndex, n: int, rng) -> None:  # noqa
                 "reported_at": pd.to_datetime(START) + pd.to_timedelta(seconds, unit="s"),
                 "location": point_ewkb_hex(lon, lat),
                 "h3": cells_for_points(lon, lat),
+                **exact_cells(lon, lat),
                 "grid_id": grid,
             }
         )

@@ -39,12 +39,14 @@ CUM_YEAR_PARTITION_PATTERN = r"incident_cum_year_y\d+"
 
 
 class IncidentRollupDay(Base):
-    """Incidents per cell (res 6..10, exact: 0021) x UTC day x category x priority."""
+    """Incidents per UTC day x category x priority x each point's exact cells (0021):
+    ``cell`` at res 10, ``c9`` .. ``c6`` the coarser resolutions (H3 does not nest, so they
+    are key columns, not parents); a read at res r groups by that column."""
 
     __tablename__ = "incident_rollup_day"
     __table_args__ = (
-        PrimaryKeyConstraint("cell", "bucket", "category", "priority"),
-        Index("ix_incident_rollup_day_bucket", "bucket", "cell"),
+        PrimaryKeyConstraint("cell", "bucket", "category", "priority", "c9", "c8", "c7", "c6"),
+        Index("ix_incident_rollup_day_bucket", "bucket"),
     )
 
     cell: Mapped[int] = mapped_column(BigInteger)
@@ -52,15 +54,20 @@ class IncidentRollupDay(Base):
     category: Mapped[str] = mapped_column(String(64))
     priority: Mapped[int] = mapped_column(SmallInteger)
     n: Mapped[int] = mapped_column(Integer)
+    c9: Mapped[int] = mapped_column(BigInteger)
+    c8: Mapped[int] = mapped_column(BigInteger)
+    c7: Mapped[int] = mapped_column(BigInteger)
+    c6: Mapped[int] = mapped_column(BigInteger)
 
 
 class IncidentRollupMonth(Base):
-    """Incidents per cell (res 6..8, exact: 0021) x UTC month x category x priority."""
+    """Incidents per UTC month x category x priority x exact cells: ``cell`` at res 8,
+    ``c7``, ``c6`` (0021)."""
 
     __tablename__ = "incident_rollup_month"
     __table_args__ = (
-        PrimaryKeyConstraint("cell", "bucket", "category", "priority"),
-        Index("ix_incident_rollup_month_bucket", "bucket", "cell"),
+        PrimaryKeyConstraint("cell", "bucket", "category", "priority", "c7", "c6"),
+        Index("ix_incident_rollup_month_bucket", "bucket"),
     )
 
     cell: Mapped[int] = mapped_column(BigInteger)
@@ -68,28 +75,36 @@ class IncidentRollupMonth(Base):
     category: Mapped[str] = mapped_column(String(64))
     priority: Mapped[int] = mapped_column(SmallInteger)
     n: Mapped[int] = mapped_column(Integer)
+    c7: Mapped[int] = mapped_column(BigInteger)
+    c6: Mapped[int] = mapped_column(BigInteger)
 
 
 class IncidentTotalDay(Base):
-    """Incidents per cell (res 6..8, exact: 0021) x UTC day (the unfiltered heatmap)."""
+    """Incidents per UTC day x exact cells (``cell`` res 8, ``c7``, ``c6``; 0021): the
+    unfiltered heatmap."""
 
     __tablename__ = "incident_total_day"
-    __table_args__ = (PrimaryKeyConstraint("bucket", "cell"),)
+    __table_args__ = (PrimaryKeyConstraint("bucket", "cell", "c7", "c6"),)
 
     cell: Mapped[int] = mapped_column(BigInteger)
     bucket: Mapped[date] = mapped_column(Date)
     n: Mapped[int] = mapped_column(Integer)
+    c7: Mapped[int] = mapped_column(BigInteger)
+    c6: Mapped[int] = mapped_column(BigInteger)
 
 
 class IncidentTotalMonth(Base):
-    """Incidents per cell (res 6..8, exact: 0021) x UTC month (the unfiltered heatmap)."""
+    """Incidents per UTC month x exact cells (``cell`` res 8, ``c7``, ``c6``; 0021): the
+    unfiltered heatmap."""
 
     __tablename__ = "incident_total_month"
-    __table_args__ = (PrimaryKeyConstraint("bucket", "cell"),)
+    __table_args__ = (PrimaryKeyConstraint("bucket", "cell", "c7", "c6"),)
 
     cell: Mapped[int] = mapped_column(BigInteger)
     bucket: Mapped[date] = mapped_column(Date)
     n: Mapped[int] = mapped_column(Integer)
+    c7: Mapped[int] = mapped_column(BigInteger)
+    c6: Mapped[int] = mapped_column(BigInteger)
 
 
 class IncidentCumYear(Base):

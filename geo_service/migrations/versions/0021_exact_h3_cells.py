@@ -7,15 +7,12 @@ counted in a res-8 cell whose hexagon does not contain them. Now:
 * ``incidents.h3_6`` .. ``h3_10`` hold ``h3.latlng_to_cell(lat, lon, res)`` (filled here in
   Python batches with h3, the one H3 implementation; PostGIS has none), NOT NULL, so a writer
   that forgets them fails loudly instead of counting a point in the wrong place;
-* the rollups hold cells of **every** resolution they serve, each counted from the exact
-  column (``incident_rollup_day``: res 6..10; ``incident_rollup_month`` and
-  ``incident_total_day``/``_month``: res 6..8); ``incident_cum_year`` stays at res 8 only
-  (exact cells now), so the hot whole-city res-8 read scans no more rows than before, and
-  res 6 and 7 read the (small) totals instead. An H3 index carries
-  its resolution in bits 52-55, so cells of several resolutions never collide in one key and
-  each resolution is one contiguous range of the index (``geo.h3cells.resolution_range``);
-  the bucket indexes of the per-category rollups become (bucket, cell) so a read of one
-  resolution stays an index range;
+* the rollups hold each point's exact cell of **every** resolution they serve, in one row:
+  ``cell`` is the finest (``incident_rollup_day``: res 10; the others: res 8) and
+  ``c9`` .. ``c6`` the coarser ones, all in the key (a point's coarse cell is not a function
+  of its fine cell: H3 does not nest). A write adds one row per incident and bucket, as with
+  one resolution; a read at res r groups by that column. ``incident_cum_year`` stays at res 8
+  (exact cells now), so the hot whole-city res-8 read scans no more rows than before;
 * the trigger functions of 0007 (with 0013's partition cover) are rebuilt from the exact
   columns, and every rollup and cumulative array is recomputed from the incidents.
 
@@ -23,7 +20,6 @@ Revision ID: 0021
 Revises: 0020 (or the latest of 0019/0018 present: those are written alongside this one)
 Create Date: 2026-11-30
 """
-
 
 import h3.api.basic_int as h3i
 import numpy as np
@@ -39,12 +35,16 @@ EXACT = range(6, 11)
 BATCH_ROWS = 50_000
 DAY = "(reported_at AT TIME ZONE 'UTC')::date"
 MONTH = "date_trunc('month', reported_at AT TIME ZONE 'UTC')::date"
-# table: (resolutions kept, time bucket, keeps category and priority)
+# table: (its cell columns: the finest resolution as ``cell``, each coarser one as ``c<res>``;
+# time bucket; keeps category and priority). One row per incident and bucket, whatever the
+# number of resolutions: the coarser cells ride along as key columns (a point's coarse cell
+# is not a function of its fine one, H3 does not nest), so a write costs what it did with one
+# resolution, and a read at res r groups by that column.
 TABLES = {
-    "incident_rollup_day": ((6, 7, 8, 9, 10), DAY, True),
-    "incident_rollup_month": ((6, 7, 8), MONTH, True),
-    "incident_total_day": ((6, 7, 8), DAY, False),
-    "incident_total_month": ((6, 7, 8), MONTH, False),
+    "incident_rollup_day": ((10, 9, 8, 7, 6), DAY, True),
+    "incident_rollup_month": ((8, 7, 6), MONTH, True),
+    "incident_total_day": ((8, 7, 6), DAY, False),
+    "incident_total_month": ((8, 7, 6), MONTH, False),
 }
 CUM = (8,)
 # Before this revision (0007 + 0013): one resolution per table, parents of the res-11 cell.
@@ -64,6 +64,12 @@ FUNCTIONS = {
     "incident_rollup_update": UPDATED,
 }
 ROLLUP_INDEXES = ("incident_rollup_day", "incident_rollup_month")
+PRIMARY_KEYS = {
+    "incident_rollup_day": ("cell", "bucket", "category", "priority"),
+    "incident_rollup_month": ("cell", "bucket", "category", "priority"),
+    "incident_total_day": ("bucket", "cell"),
+    "incident_total_month": ("bucket", "cell"),
+}
 
 
 def _exact(res: int) -> str:
@@ -74,25 +80,34 @@ def _parent(res: int) -> str:
     return f"h3_parent(h3, {res})"
 
 
+def _columns(resolutions: tuple) -> list[str]:
+    """The rollup's cell columns: ``cell`` (the first, finest resolution), then ``c<res>``."""
+    return ["cell", *(f"c{res}" for res in resolutions[1:])]
+
+
 def _delta(cell, resolutions: tuple, bucket: str, dims: bool, sources: tuple) -> str:  # noqa: ANN001
     """Net count change per key over the transition tables (keys that net to 0 dropped)."""
     extra = ", category, priority" if dims else ""
-    groups = "1, 2, 3, 4" if dims else "1, 2"
+    names = _columns(resolutions)
+    cells = ", ".join(
+        f"{cell(res)} AS {name}" for res, name in zip(resolutions, names, strict=True)
+    )
+    width = len(names) + 1 + (2 if dims else 0)
+    groups = ", ".join(str(i) for i in range(1, width + 1))
     parts = " UNION ALL ".join(
-        f"SELECT {cell(res)} AS cell, {bucket} AS bucket{extra}, {sign}count(*) AS n "
+        f"SELECT {cells}, {bucket} AS bucket{extra}, {sign}count(*) AS n "
         f"FROM {source} GROUP BY {groups}"
         for source, sign in sources
-        for res in resolutions
     )
     return (
-        f"SELECT cell, bucket{extra}, sum(n)::int AS n FROM ({parts}) x "
+        f"SELECT {', '.join(names)}, bucket{extra}, sum(n)::int AS n FROM ({parts}) x "
         f"GROUP BY {groups} HAVING sum(n) <> 0"
     )
 
 
 def _apply(cell, table: str, spec: tuple, sources: tuple) -> str:  # noqa: ANN001
     resolutions, bucket, dims = spec
-    key = "cell, bucket" + (", category, priority" if dims else "")
+    key = ", ".join(_columns(resolutions)) + ", bucket" + (", category, priority" if dims else "")
     times = " UNION ALL ".join(f"SELECT reported_at FROM {source}" for source, _ in sources)
     # only the buckets this statement touched, not the whole table
     purge = f"DELETE FROM {table} WHERE n = 0 AND bucket IN (SELECT {bucket} FROM ({times}) t);"
@@ -102,6 +117,21 @@ def _apply(cell, table: str, spec: tuple, sources: tuple) -> str:  # noqa: ANN00
       SELECT * FROM ({_delta(cell, resolutions, bucket, dims, sources)}) d ORDER BY {key}
       ON CONFLICT ({key}) DO UPDATE SET n = r.n + EXCLUDED.n;
     """ + (purge if sources != INSERTED else "")
+
+
+def _reshape(tables: dict) -> None:
+    """Give each rollup the cell columns of ``tables`` and a primary key over all of them
+    (rows are recomputed afterwards: the tables are emptied first)."""
+    for table, (resolutions, _, _) in tables.items():
+        op.execute(f"TRUNCATE {table}")
+        op.execute(f"ALTER TABLE {table} DROP CONSTRAINT {table}_pkey")
+        for res in range(6, 10):
+            op.execute(f"ALTER TABLE {table} DROP COLUMN IF EXISTS c{res}")
+        extra = _columns(resolutions)[1:]
+        for name in extra:
+            op.execute(f"ALTER TABLE {table} ADD COLUMN {name} bigint NOT NULL")
+        key = ", ".join([*PRIMARY_KEYS[table], *extra])
+        op.execute(f"ALTER TABLE {table} ADD CONSTRAINT {table}_pkey PRIMARY KEY ({key})")
 
 
 def _cumulative(cell, resolutions: tuple, sources: tuple) -> str:  # noqa: ANN001
@@ -242,19 +272,15 @@ def upgrade() -> None:
     op.execute("ALTER TABLE incidents ENABLE TRIGGER incidents_rollup_update")
     for res in EXACT:
         op.alter_column("incidents", f"h3_{res}", nullable=False)
-    for table in ROLLUP_INDEXES:
-        op.drop_index(f"ix_{table}_bucket", table_name=table)
-        op.create_index(f"ix_{table}_bucket", table, ["bucket", "cell"])
+    _reshape(TABLES)
     _functions(_exact, TABLES, CUM)
     _recompute(_exact, TABLES, CUM)
 
 
 def downgrade() -> None:
     """Back to parents of the res-11 cell (0013's triggers and rollups), columns dropped."""
+    _reshape(OLD_TABLES)
     _functions(_parent, OLD_TABLES, OLD_CUM)
     _recompute(_parent, OLD_TABLES, OLD_CUM)
-    for table in ROLLUP_INDEXES:
-        op.drop_index(f"ix_{table}_bucket", table_name=table)
-        op.create_index(f"ix_{table}_bucket", table, ["bucket"])
     for res in EXACT:
         op.drop_column("incidents", f"h3_{res}")

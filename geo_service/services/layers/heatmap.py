@@ -4,10 +4,10 @@ A window [since, until) is cut into pieces, each read from the cheapest exact so
 whole months (for res <= 8) from ``incident_rollup_month``; whole days from
 ``incident_rollup_day``; the partial days at either end from ``incidents`` itself. Every
 resolution counts a point in the cell that contains it (``h3.latlng_to_cell``): incidents
-store their own cell per served resolution (``h3_6`` .. ``h3_10``) and the rollups hold cells
-of each resolution, one range of the H3 index per resolution (migration 0021); H3 does not
-nest exactly, so no count is made from parents. Callers bound to an area read incidents
-directly (the rollups are city-wide).
+store their own cell per served resolution (``h3_6`` .. ``h3_10``) and each rollup row holds
+a point's exact cells of every resolution the table serves (``cell``, ``c9`` .. ``c6``;
+migration 0021); H3 does not nest exactly, so no count is made from parents. Callers bound
+to an area read incidents directly (the rollups are city-wide).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from geo_service.db.engine import fetch_one
 from geo_service.db.sql import sql
 from geo_service.errors import InvalidInputError
 from geo_service.geo.bbox import BBox
-from geo_service.geo.h3cells import cell_feature, cells_in_bbox, exact_column, resolution_range
+from geo_service.geo.h3cells import cell_feature, cells_in_bbox, exact_column
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.versions import version_in_force
 from geo_service.vocabulary import AREA_LEVELS
@@ -149,13 +149,22 @@ def _cumulative_part(params: dict[str, Any], i: int, d0: date, d1: date) -> str:
     )
 
 
+def _rollup_column(res: int, finest: int) -> str:
+    """The rollup column holding each point's exact cell at ``res`` (migration 0021):
+    ``cell`` at the table's finest resolution, ``c<res>`` below it.
+
+    >>> _rollup_column(10, 10), _rollup_column(8, 10), _rollup_column(8, 8)
+    ('cell', 'c8', 'cell')
+    """
+    return "cell" if res == finest else f"c{res}"
+
+
 def _cells_sql(q: HeatmapQuery, scope: Scope | None) -> tuple[str, dict[str, Any]]:
     """The statement of (cell, n) rows at ``q.res``, one per cell with incidents."""
     q.check()
     since = q.since or EPOCH
     until = q.until or datetime.now(UTC)
-    lo, hi = resolution_range(q.res)
-    params: dict[str, Any] = {"category": q.category, "priority": q.priority, "lo": lo, "hi": hi}
+    params: dict[str, Any] = {"category": q.category, "priority": q.priority}
     cell = exact_column(q.res)  # an identifier of a fixed set, never from the request
     filters = (
         "(CAST(:category AS text) IS NULL OR category = :category) AND "
@@ -186,16 +195,16 @@ def _cells_sql(q: HeatmapQuery, scope: Scope | None) -> tuple[str, dict[str, Any
             elif unfiltered and q.res <= MONTHLY_MAX_RES:
                 # Totals per cell: a fraction of the rows of the per-category rollups.
                 parts.append(
-                    f"SELECT cell, sum(n) AS n FROM incident_total_{source} "
-                    f"WHERE bucket >= :s{i} AND bucket < :e{i} "
-                    "AND cell >= :lo AND cell < :hi GROUP BY 1"
+                    f"SELECT {_rollup_column(q.res, 8)} AS cell, sum(n) AS n "
+                    f"FROM incident_total_{source} "
+                    f"WHERE bucket >= :s{i} AND bucket < :e{i} GROUP BY 1"
                 )
             else:
                 table = f"incident_rollup_{source}"
+                finest = 10 if source == "day" else 8
                 parts.append(
-                    f"SELECT cell, sum(n) AS n FROM {table} "
-                    f"WHERE {filters} AND bucket >= :s{i} AND bucket < :e{i} "
-                    "AND cell >= :lo AND cell < :hi GROUP BY 1"
+                    f"SELECT {_rollup_column(q.res, finest)} AS cell, sum(n) AS n FROM {table} "
+                    f"WHERE {filters} AND bucket >= :s{i} AND bucket < :e{i} GROUP BY 1"
                 )
         sql = (
             parts[0]
