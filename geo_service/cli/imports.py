@@ -53,7 +53,7 @@ def import_command(
         Path,
         typer.Argument(
             help="GeoJSON, GPKG, Shapefile (.shp or .zip), "
-            "GeoParquet, KML/KMZ, or CSV/TSV with lon/lat columns"
+            "GeoParquet, KML/KMZ, Excel .xlsx/.xls, or CSV/TSV with lon/lat columns"
         ),
     ],
     crs: Annotated[
@@ -98,7 +98,10 @@ def import_command(
     ] = False,
     encoding: Annotated[
         str | None,
-        typer.Option(help="Shapefile DBF text encoding (default: .cpg, else UTF-8 or GB18030)"),
+        typer.Option(
+            help="Text encoding of a Shapefile's DBF or a CSV/TSV/TXT "
+            "(default: .cpg or a UTF-16 BOM, else UTF-8, else GB18030)"
+        ),
     ] = None,
     status: Annotated[str, typer.Option(help="incidents: status of rows without one")] = "reported",
     source_name: Annotated[

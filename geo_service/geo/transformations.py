@@ -94,10 +94,26 @@ def _zero_towgs84(crs: CRS) -> bool:
     return operation is not None and all(p.value == 0 for p in operation.params)
 
 
+CGCS2000_DATUM_NAME = "China 2000"  # EPSG:1043's name; PROJJSON without ids carries only it
+
+
 def _is_cgcs2000(crs: CRS) -> bool:
+    """Whether ``crs`` is on the CGCS2000 datum, by the datum's EPSG id or, when the
+    container dropped the id (GeoParquet's PROJJSON), by its EPSG name.
+
+    >>> _is_cgcs2000(CRS.from_epsg(4547)), _is_cgcs2000(CRS.from_epsg(4326))
+    (True, False)
+    >>> no_ids = {k: v for k, v in CRS.from_epsg(4490).to_json_dict().items() if k != "id"}
+    >>> _is_cgcs2000(CRS.from_json_dict(no_ids))
+    True
+    """
     datum = crs.datum
-    ident = (datum.to_json_dict().get("id") or {}) if datum is not None else {}
-    return str(ident.get("code")) == CGCS2000_DATUM_CODE
+    if datum is None:
+        return False
+    ident = datum.to_json_dict().get("id") or {}
+    if str(ident.get("code")) == CGCS2000_DATUM_CODE:
+        return True
+    return datum.name in (CGCS2000_DATUM_NAME, "China Geodetic Coordinate System 2000")
 
 
 def transformation_to_wgs84(

@@ -53,11 +53,57 @@ def as_text(values: pd.Series) -> pd.Series:
             values = values.astype(object)
             values[integral] = numbers[integral].astype(np.int64)
     values = values.astype(object)
+    if values.dtype == object:
+        # A column of numbers and text (a GeoJSON's, an Excel sheet's): each whole number
+        # (420102001.0) is the number too, never its float text.
+        whole = values.map(_whole_float)
+        if whole.any():
+            values = values.copy()
+            values[whole] = [int(v) for v in values[whole]]
     return values.where(values.notna(), "").astype(str)
+
+
+def _whole_float(value: object) -> bool:
+    return isinstance(value, float) and value.is_integer() and abs(value) < 2**53
+
+
+# A whole number written with a zero fraction: ``420102001.0``, ``7.0`` (GDAL's text of a
+# number in a column that also holds strings).
+WHOLE_NUMBER_TEXT = r"^([+-]?\d+)\.0*$"
+
+
+def as_key_text(values: pd.Series) -> pd.Series:
+    """``as_text``, stripped, for codes, parent codes and ids: a whole number loses its zero
+    fraction in text too, so ``7`` and ``7.0`` are one key.
+
+    Examples
+    --------
+    >>> as_key_text(pd.Series([420102001.0, "C02", " 7.0 ", "1.5", None], dtype=object)).tolist()
+    ['420102001', 'C02', '7', '1.5', '']
+    """
+    return as_text(values).str.strip().str.replace(WHOLE_NUMBER_TEXT, r"\1", regex=True)
 
 
 def _blank(values: pd.Series) -> pd.Series:
     return values.str.strip().str.lower().isin(MISSING)
+
+
+def _in_ns(parsed: pd.Series) -> pd.Series:
+    """``parsed`` in nanoseconds, the unit every time column here uses. pandas keeps a
+    coarser unit for a date outside the nanosecond range (before 1677 or after 2262, e.g. a
+    9999-12-31 sentinel or a mistyped 0219): such a row is outside the calendar the API
+    accepts anyway, so it becomes NaT here (and is rejected with the calendar rule) instead
+    of overflowing the whole column.
+    """
+    if parsed.dtype.kind != "M":
+        return parsed
+    unit = getattr(parsed.dtype, "unit", None) or np.datetime_data(parsed.dtype)[0]
+    if unit == "ns":
+        return parsed
+    years = parsed.dt.year
+    kept = parsed.where((years > 1677) & (years < 2262))
+    tz = getattr(parsed.dtype, "tz", None)
+    return kept.astype(f"datetime64[ns, {tz}]" if tz is not None else "datetime64[ns]")
 
 
 def _parse_order(text: pd.Series, order: str) -> pd.Series:
@@ -66,7 +112,7 @@ def _parse_order(text: pd.Series, order: str) -> pd.Series:
         todo = out.isna()
         if not todo.any():
             break
-        out[todo] = pd.to_datetime(text[todo], format=fmt, errors="coerce")
+        out[todo] = _in_ns(pd.to_datetime(text[todo], format=fmt, errors="coerce"))
     return out
 
 
@@ -80,7 +126,7 @@ def _infer_naive(text: pd.Series) -> tuple[pd.Series, pd.Series]:
     result = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
     reason = pd.Series(None, index=text.index, dtype=object)
     iso = text.str.match(ISO_NAIVE)
-    result[iso] = pd.to_datetime(text[iso], format="ISO8601", errors="coerce")
+    result[iso] = _in_ns(pd.to_datetime(text[iso], format="ISO8601", errors="coerce"))
     rest = ~iso
     for first, second in CONFLICTS:
         a = _parse_order(text[rest], first)
@@ -130,7 +176,7 @@ def _parse_formats(
     for fmt in formats:
         aware.append("%z" in fmt or "%Z" in fmt)
         try:
-            parsed = pd.to_datetime(text, format=fmt, errors="coerce", utc=aware[-1])
+            parsed = _in_ns(pd.to_datetime(text, format=fmt, errors="coerce", utc=aware[-1]))
         except ValueError as exc:  # a bad directive: the whole file, not a row
             raise ValueError(f"--date-format {fmt!r} is not a strptime format ({exc})") from None
         if aware[-1]:
@@ -301,7 +347,9 @@ def parse_timestamps(
     reason[blank] = "missing timestamp"
     aware = ~blank & text.str.match(ISO_AWARE)
     if aware.any():
-        result[aware] = pd.to_datetime(text[aware], format="ISO8601", utc=True, errors="coerce")
+        result[aware] = _in_ns(
+            pd.to_datetime(text[aware], format="ISO8601", utc=True, errors="coerce")
+        )
     naive = ~blank & ~aware
     if naive.any():
         if formats:
@@ -316,6 +364,10 @@ def parse_timestamps(
         reason[why.notna()[why.notna()].index] = why.dropna()
     unparsed = result.isna() & reason.isna()
     reason[unparsed] = "unparseable timestamp"
+    # a readable date in a year far outside the calendar (a 9999 sentinel, a 0219 typo) says so
+    year = text.str.extract(r"(?<!\d)(\d{4})(?!\d)", expand=False)
+    far = unparsed & year.notna() & ~year.fillna("2000").astype(int).between(MIN_YEAR, MAX_YEAR)
+    reason[far] = f"{name} {CALENDAR_RULE}"
     years = result.dt.year
     outside = result.notna() & ((years < MIN_YEAR) | (years > MAX_YEAR))
     reason[outside] = f"{name} {CALENDAR_RULE}"

@@ -12,7 +12,9 @@ No format is parsed by hand.
 from __future__ import annotations
 
 import codecs
+import csv
 import functools
+import io
 import logging
 import threading
 import warnings
@@ -76,6 +78,7 @@ GDAL_HARDENING = {
 }
 DBF_SAMPLE_BYTES = 8 << 20  # of a DBF's records, to detect their encoding
 GEOMETRY_ERROR = "__geometry_error__"  # why GEOS could not build a feature's geometry
+ROW_ERROR = "__row_error__"  # why a row of a table could not be read (its field count)
 # Share of rows whose coordinates may fall outside +-180/+-90 before the whole file is taken
 # to be in a projected CRS (a few stray rows are rejected one by one instead).
 PROJECTED_SHARE = 0.5
@@ -490,11 +493,17 @@ def _dbf_encoding(request: _Request, shp: Path) -> str | None:
             return None  # not a DBF, or its language driver byte names the code page
         fh.seek(int.from_bytes(header[8:10], "little"))
         records = fh.read(DBF_SAMPLE_BYTES)
-    if records.isascii():
+    return _detect_encoding(records)
+
+
+def _detect_encoding(sample: bytes) -> str | None:
+    """The encoding of a sample of text (a DBF's records, a CSV's first bytes): None for
+    ASCII, else strict UTF-8, else GB18030 (a superset of GBK/GB2312); None for neither."""
+    if sample.isascii():
         return None
     for encoding in ("utf-8", "gb18030"):
         try:  # final=False: a character cut at the end of the sample is no error
-            codecs.getincrementaldecoder(encoding)().decode(records, final=False)
+            codecs.getincrementaldecoder(encoding)().decode(sample, final=False)
         except UnicodeDecodeError:
             continue
         return encoding
@@ -546,34 +555,148 @@ def _read_geoparquet(request: _Request) -> gpd.GeoDataFrame:
         raise _unreadable(request, exc) from None
 
 
+TABLE_DELIMITERS = (",", ";", "\t", "|")
+UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+@dataclass(frozen=True)
+class _TableText:
+    """How a CSV/TSV/TXT is read: its codec (for pandas), the encoding reported (None: plain
+    ASCII, nothing assumed), its delimiter and its header's column names."""
+
+    codec: str
+    reported: str | None
+    sep: str
+    header: list[str]
+
+
+def _table_text(request: _Request) -> _TableText:
+    """Encoding (the client's; else a UTF-16 BOM; else strict UTF-8, BOM ok, else GB18030 as
+    ``_detect_encoding`` finds on the first bytes), delimiter (the one of , ; tab | the header
+    line holds most of; the suffix's on a tie) and header of a table. A header naming a
+    column twice is refused: which of the two is read would be a guess."""
+    with open_text_stream(
+        request.path, gzipped=request.sniffed.gzipped, limits=request.limits, name=request.name
+    ) as stream:
+        sample = stream.read(DBF_SAMPLE_BYTES)
+    if request.encoding:
+        reported: str | None = request.encoding
+        codec = "utf-8-sig" if request.encoding == "utf-8" else request.encoding
+    elif sample.startswith(UTF16_BOMS):
+        reported = codec = "utf-16"
+    else:
+        reported = _detect_encoding(sample)
+        codec = reported if reported and reported != "utf-8" else "utf-8-sig"
+    text = codecs.getincrementaldecoder(codec)(errors="replace").decode(sample, final=False)
+    line = text.lstrip("\ufeff").split("\n", 1)[0].rstrip("\r")
+    default = "\t" if request.suffix.startswith(".tsv") else ","
+    sep = max(TABLE_DELIMITERS, key=lambda c: (line.count(c), c == default))
+    if line.count(sep) == 0:
+        sep = default
+    header = next(csv.reader([line], delimiter=sep), [])
+    names = [h.strip() for h in header]
+    repeated = sorted({h for h in names if h and names.count(h) > 1})
+    if repeated:
+        raise ImportFileError(
+            f"{request.name}: the header names the column {repeated[0]!r} more than once; "
+            "rename or remove the copy (a column is read by its name)"
+        )
+    return _TableText(codec, reported, sep, header)
+
+
 def _read_table(request: _Request) -> gpd.GeoDataFrame:
-    # CSV and TSV go through pandas' C parser; only .txt (or no suffix) needs the (slow)
-    # delimiter sniffer. Rows stop at the feature cap + 1; bytes pass a CappedReader.
-    suffix = request.suffix
-    sep = {".tsv": "\t", ".tsv.gz": "\t", ".csv": ",", ".csv.gz": ","}.get(suffix)
+    # CSV, TSV and TXT go through pandas' C parser, the delimiter taken from the header line.
+    # A row with another number of fields than the header (pandas refuses the file, or pads
+    # a short row silently) sends the file to the csv module, which rejects just that row.
+    # Rows stop at the feature cap + 1; bytes pass a CappedReader.
     try:
-        with open_text_stream(
-            request.path,
-            gzipped=request.sniffed.gzipped,
-            limits=request.limits,
-            name=request.name,
-        ) as stream:
-            raw = pd.read_csv(
-                stream,
-                sep=sep,
-                dtype=str,
-                keep_default_na=False,
-                encoding="utf-8-sig",  # a UTF-8 BOM (Excel, Notepad) is not part of the header
-                engine="python" if sep is None else "c",
-                nrows=request.limits.max_features + 1,
-            )
-    except LimitExceededError:
+        table = _table_text(request)
+        raw = _read_table_fast(request, table)
+        if raw is None:
+            raw = _read_table_rows(request, table)
+    except (LimitExceededError, ImportFileError):
         raise
     except Exception as exc:  # noqa: BLE001 - pandas and codecs raise many types
         if isinstance(exc.__context__, LimitExceededError):
             raise exc.__context__ from None  # the cap, seen through pandas' C parser
+        if UnicodeDecodeError in (type(exc), type(exc.__context__)):
+            log.warning("cannot read upload %r: %s", request.name, exc)
+            shown = request.encoding or "UTF-8 or GB18030"
+            raise ImportFileError(
+                f"cannot read {request.name}: it is not {shown} text; give its encoding with "
+                "--encoding (form field encoding), e.g. utf-8, gb18030, gbk, big5, utf-16"
+            ) from None
         raise _unreadable(request, exc) from None
-    return _table_points(request, raw)
+    points = _table_points(request, raw)
+    points.attrs["encoding"] = table.reported
+    if table.reported:
+        points.attrs.setdefault("assumptions", {})["encoding"] = table.reported
+    return points
+
+
+def _read_table_fast(request: _Request, table: _TableText) -> pd.DataFrame | None:
+    """The table through pandas' C parser; None when a row has another number of fields
+    than the header (too many: pandas' ParserError or ParserWarning; too few: a row whose
+    last column came out empty, then the slow path decides)."""
+    try:
+        with (
+            open_text_stream(
+                request.path,
+                gzipped=request.sniffed.gzipped,
+                limits=request.limits,
+                name=request.name,
+            ) as stream,
+            warnings.catch_warnings(),
+        ):
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            raw = pd.read_csv(
+                stream,
+                sep=table.sep,
+                dtype=str,
+                keep_default_na=False,
+                encoding=table.codec,  # utf-8-sig: a UTF-8 BOM (Excel) is not in the header
+                engine="c",
+                index_col=False,  # a long first row never turns the first column into an index
+                nrows=request.limits.max_features + 1,
+            )
+    except (pd.errors.ParserError, pd.errors.ParserWarning):
+        return None
+    if len(raw.columns) > 1 and (raw.iloc[:, -1] == "").any():
+        return None  # maybe a short row, padded by pandas
+    return raw
+
+
+def _read_table_rows(request: _Request, table: _TableText) -> pd.DataFrame:
+    """The table through the csv module: a row with another number of fields than the header
+    is kept (padded or cut to the header) with its reason in ``ROW_ERROR``, so that it
+    alone is rejected, with its line number."""
+    width = len(table.header)
+    rows: list[list[str]] = []
+    errors: list[str | None] = []
+    with open_text_stream(
+        request.path, gzipped=request.sniffed.gzipped, limits=request.limits, name=request.name
+    ) as stream:
+        text = io.TextIOWrapper(stream, encoding=table.codec, newline="")
+        reader = csv.reader(text, delimiter=table.sep)
+        next(reader, None)  # the header, read by _table_text
+        for fields in reader:
+            if not fields:
+                continue  # a blank line, as pandas skips it
+            if len(fields) == width:
+                errors.append(None)
+            else:
+                errors.append(
+                    f"line {reader.line_num} has {len(fields)} fields, the header has {width}"
+                )
+                fields = (fields + [""] * width)[:width]
+            rows.append(fields)
+            if len(rows) > request.limits.max_features:
+                break
+    columns = [h if h.strip() else f"Unnamed: {i}" for i, h in enumerate(table.header)]
+    raw = pd.DataFrame(rows, columns=columns, dtype=str)
+    if any(errors):
+        raw[ROW_ERROR] = errors
+    return raw
 
 
 def _read_xlsx(request: _Request) -> gpd.GeoDataFrame:
@@ -594,6 +717,25 @@ def _read_xlsx(request: _Request) -> gpd.GeoDataFrame:
     except LimitExceededError:
         raise
     except Exception as exc:  # noqa: BLE001 - openpyxl / zipfile raise many types
+        raise _unreadable(request, exc) from None
+    return _table_points(request, raw)
+
+
+def _read_xls(request: _Request) -> gpd.GeoDataFrame:
+    # A legacy Excel 97-2003 workbook (an OLE2 file) reads like a CSV too, through pandas'
+    # calamine engine (Rust; pandas' own successor to xlrd). Another OLE2 file (a .doc) is
+    # not a workbook: calamine refuses it and the client gets the fixed sentence. The file
+    # is not compressed, so the upload cap bounds what it can hold.
+    try:
+        raw = pd.read_excel(
+            request.path,
+            sheet_name=request.layer or 0,
+            dtype=str,
+            keep_default_na=False,
+            engine="calamine",
+            nrows=request.limits.max_features + 1,
+        )
+    except Exception as exc:  # noqa: BLE001 - calamine raises its own error types
         raise _unreadable(request, exc) from None
     return _table_points(request, raw)
 
@@ -632,6 +774,7 @@ READERS: dict[str, Reader] = {
     "geoparquet": Reader("GeoParquet", PARQUET_SUFFIXES, _read_geoparquet),
     "table": Reader("CSV/TSV", TABLE_SUFFIXES, _read_table, points_only=True),
     "xlsx": Reader("Excel .xlsx", (".xlsx",), _read_xlsx, points_only=True),
+    "xls": Reader("Excel .xls", (".xls",), _read_xls, points_only=True),
     "kml": Reader("KML", (".kml",), _read_kml),
     "kmz": Reader("KMZ", (".kmz",), _read_kmz),
 }

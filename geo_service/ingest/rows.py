@@ -13,8 +13,8 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from geo_service.ingest.parsing import as_text
-from geo_service.ingest.readers import GEOMETRY_ERROR
+from geo_service.ingest.parsing import as_key_text, as_text
+from geo_service.ingest.readers import GEOMETRY_ERROR, ROW_ERROR
 
 KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "incidents": ("id", "category", "priority", "status", "description", "reported_at"),
@@ -73,6 +73,14 @@ def text_column(frame: pd.DataFrame, name: str) -> pd.Series:
     return as_text(frame[name]).str.strip()
 
 
+def key_column(frame: pd.DataFrame, name: str) -> pd.Series:
+    """Column ``name`` of codes or ids as ``text_column`` gives it, a whole number without its
+    zero fraction (``7.0`` is the id ``7``, ``420102001.0`` the code ``420102001``)."""
+    if name not in frame:
+        return pd.Series("", index=frame.index, dtype=object)
+    return as_key_text(frame[name])
+
+
 def match_truncated_columns(frame: gpd.GeoDataFrame, kind: str) -> gpd.GeoDataFrame:
     """Rename columns cut to the DBF's 10 characters to the field of ``kind`` they begin.
 
@@ -123,7 +131,11 @@ def coordinate_text(values: np.ndarray, index: pd.Index) -> pd.Series:
 
 
 def geometry_errors(frame: gpd.GeoDataFrame, reasons: Reasons) -> None:
-    """Reject rows whose geometry GEOS could not build, with its reason."""
+    """Reject rows a reader could not read whole (a table row with the wrong number of
+    fields, ``ROW_ERROR``) or whose geometry GEOS could not build, each with its reason."""
+    if ROW_ERROR in frame:
+        errors = frame[ROW_ERROR]
+        reasons.add(errors.notna(), "wrong number of fields: " + errors.astype(str))
     if GEOMETRY_ERROR in frame:
         errors = frame[GEOMETRY_ERROR]
         reasons.add(errors.notna(), "invalid geometry (" + errors.astype(str) + ")")
@@ -146,7 +158,7 @@ def finish(frame: gpd.GeoDataFrame, reasons: Reasons, accepted: pd.DataFrame, ki
     """Split validated rows into accepted (canonical columns of ``kind``) and rejected."""
     ok = reasons.ok
     rejects = pd.DataFrame({"row": frame.index[~ok] + 1, "reason": reasons.series[~ok].values})
-    known = set(KIND_FIELDS[kind]) | {frame.geometry.name, "lon", "lat", GEOMETRY_ERROR}
+    known = set(KIND_FIELDS[kind]) | {frame.geometry.name, "lon", "lat", GEOMETRY_ERROR, ROW_ERROR}
     ignored = [c for c in frame.columns if c not in known]
     given = frozenset(c for c in frame.columns if c in KIND_FIELDS[kind])
     out = accepted[ok.values].copy()
@@ -156,7 +168,7 @@ def finish(frame: gpd.GeoDataFrame, reasons: Reasons, accepted: pd.DataFrame, ki
 
 def external_ref(frame: pd.DataFrame, reasons: Reasons, source_name: str) -> pd.Series:
     """Stable keys from the source's ``id`` column (``<source>:<id>``), or None without one."""
-    ids = text_column(frame, "id")
+    ids = key_column(frame, "id")
     if (ids != "").any():
         reasons.add(ids == "", "missing id")
         ref = f"{source_name}:" + ids
@@ -165,15 +177,23 @@ def external_ref(frame: pd.DataFrame, reasons: Reasons, source_name: str) -> pd.
     return pd.Series(None, index=frame.index, dtype=object)
 
 
-def content_refs(source_name: str, parts: list[pd.Series]) -> pd.Series:
-    """Stable keys of rows that carry no id: the hash of their parsed content and its
-    occurrence in the file (``<source>:sha1-<hash>-<n>``).
+# Content keys of rows without ids: ``import:sha1-<hash>-<n>``. Imports before the keys left
+# out the file's name stored ``<source>:sha1-<hash>-<n>``; ``CONTENT_KEY_TAIL`` finds the
+# part both forms share, so those rows are still known (``staging.insert_new``).
+CONTENT_KEY_PREFIX = "import:"
+CONTENT_KEY_TAIL = r":(sha1-[0-9a-f]{40}-[0-9]+)$"
 
-    A re-run of the file yields the same keys, so it adds nothing; identical rows within one
-    file (two households of one size at one address) stay distinct by their occurrence.
+
+def content_refs(parts: list[pd.Series]) -> pd.Series:
+    """Stable keys of rows that carry no id: the hash of their parsed content and its
+    occurrence in the file (``import:sha1-<hash>-<n>``), whatever the file is called.
+
+    A re-run of the file, under its name or another, yields the same keys, so it adds
+    nothing; identical rows within one file (two households of one size at one address) stay
+    distinct by their occurrence, and a file with one more copy adds one. As for incidents.
     """
     content = content_hashes(parts)
-    return f"{source_name}:sha1-" + content + "-" + occurrences(content).astype(str)
+    return CONTENT_KEY_PREFIX + "sha1-" + content + "-" + occurrences(content).astype(str)
 
 
 def occurrences(keys: pd.Series) -> pd.Series:

@@ -16,6 +16,7 @@ from geo_service.ingest.rows import (
     external_ref,
     finish,
     geometry_errors,
+    key_column,
     text_column,
 )
 
@@ -97,12 +98,12 @@ def check_boundaries(
         pd.Series([w is not None for w in why], index=frame.index),
         pd.Series(why, index=frame.index),
     )
-    code = text_column(frame, "code")
+    code = key_column(frame, "code")
     reasons.add(code == "", "missing code")
     reasons.add(code.str.len() > 64, "code longer than 64 characters")
     # With parents named, a code need be unique only within its parent (every community's
     # grid G01): a repeat under the same parent is still a duplicate.
-    parent = text_column(frame, "parent_code")
+    parent = key_column(frame, "parent_code")
     within = (parent + "/" + code).where(parent != "", code)
     duplicates(
         within.where(code != "").rename("code"),
@@ -122,7 +123,7 @@ def check_boundaries(
         {
             "code": code.values,
             "name": name.values,
-            "parent_code": text_column(frame, "parent_code").replace("", None).values,
+            "parent_code": parent.replace("", None).values,
             "geometry": multi,
         }
     )

@@ -309,7 +309,7 @@ def _refuse(name: str, why: str) -> UnsupportedFileError:
     log.warning("refused file %r: %s", name, why)
     return UnsupportedFileError(
         f"{name}: {why}. Accepted: GeoJSON, GeoPackage, zipped Shapefile, GeoParquet, "
-        "KML/KMZ, CSV/TSV/TXT (optionally gzipped) or Excel .xlsx with lon/lat columns"
+        "KML/KMZ, CSV/TSV/TXT (optionally gzipped) or Excel .xlsx/.xls with lon/lat columns"
     )
 
 
@@ -328,7 +328,7 @@ def sniff(path: Path, *, name: str) -> Sniffed:
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         return Sniffed("xlsx" if _is_xlsx(path) else "kmz" if _is_kmz(path) else "shapefile-zip")
     if head.startswith(OLE2_MAGIC):
-        raise _refuse(name, "a legacy Excel .xls workbook is not accepted; save it as .xlsx or CSV")
+        return Sniffed("xls")  # a legacy Office file: the reader opens only Excel workbooks
     if head.startswith(SHAPEFILE_MAGIC):
         return Sniffed("shapefile")
     gzipped = head.startswith(b"\x1f\x8b")
@@ -338,6 +338,13 @@ def sniff(path: Path, *, name: str) -> Sniffed:
                 head = fh.read(SNIFF_BYTES)
         except (OSError, EOFError, zlib_error()):
             raise _refuse(name, "a damaged gzip file") from None
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        # UTF-16 text with its BOM: Excel's "Unicode Text" (a TSV), a UTF-16 CSV. Only a
+        # table is read so (GDAL is never given UTF-16 GeoJSON or KML).
+        start = head.decode("utf-16", errors="ignore").lstrip("\ufeff").lstrip()
+        if start.startswith(("<", "{", "[")):
+            raise _refuse(name, "UTF-16 text other than a CSV/TSV table is not accepted")
+        return Sniffed("table", gzipped=gzipped)
     if b"\x00" in head:
         raise _refuse(name, "binary content of an unknown kind is not accepted")
     text = head.lstrip(UTF8_BOM).lstrip()

@@ -28,6 +28,7 @@ from geo_service.ingest.rows import (
     external_ref,
     finish,
     geometry_errors,
+    key_column,
     occurrences,
     text_column,
 )
@@ -35,6 +36,7 @@ from geo_service.ingest.shapes import check_boundaries, check_roads
 from geo_service.vocabulary import (
     AREA_LEVELS,
     INCIDENT_STATUSES,
+    OPEN_INCIDENT_STATUSES,
     RENTAL_STATUSES,
     RESPONDER_KINDS,
     RESPONDER_STATUSES,
@@ -56,6 +58,15 @@ def _point_checks(frame: gpd.GeoDataFrame, reasons: Reasons) -> tuple[np.ndarray
     geometry_errors(frame, reasons)
     geoms = frame.geometry.values
     missing = np.asarray(pd.isna(geoms) | shapely.is_empty(geoms), dtype=bool)
+    # A table's coordinates arrive as text: a value that is there but is no number (a
+    # decimal comma, degrees and minutes, full-width digits) is unreadable, not missing.
+    lon_text, lat_text = text_column(frame, "lon"), text_column(frame, "lat")
+    given = ((lon_text != "") & (lat_text != "")).to_numpy()
+    reasons.add(
+        missing & given,
+        "unreadable coordinates '" + lon_text + "', '" + lat_text + "' (decimal degrees "
+        "with a decimal point expected)",
+    )
     reasons.add(missing, "missing coordinates")
     types = shapely.get_type_id(geoms)
     reasons.add(
@@ -78,6 +89,10 @@ def _point_checks(frame: gpd.GeoDataFrame, reasons: Reasons) -> tuple[np.ndarray
     in_range = (np.abs(lon) <= 180) & (np.abs(lat) <= 90)
     reasons.add(is_point & ~in_range, "coordinates out of range")
     return lon, lat
+
+
+# Incident stages that exist only with a responder assigned (the dispatch lifecycle).
+RESPONDER_STAGES = tuple(s for s in OPEN_INCIDENT_STATUSES if s != "reported")
 
 
 def check_incidents(
@@ -121,12 +136,21 @@ def check_incidents(
     reasons.merge(why)
     status = text_column(frame, "status").replace("", default_status)
     reasons.add(~status.isin(INCIDENT_STATUSES), "unknown status " + status.map(repr))
+    # An import names no responder: a stage that needs one (dispatched, accepted, on scene)
+    # would be an assignment to nobody that the API itself never makes.
+    reasons.add(
+        status.isin(RESPONDER_STAGES),
+        "status "
+        + status.map(repr)
+        + " needs a responder, which an import cannot assign; import it as reported "
+        "(then dispatch it) or as closed",
+    )
     description = text_column(frame, "description")
     reasons.add(
         description.str.len() > MAX_DESCRIPTION,
         f"description longer than {MAX_DESCRIPTION} characters",
     )
-    ids = text_column(frame, "id")
+    ids = key_column(frame, "id")
     has_ids = (ids != "").any()
     if has_ids:
         reasons.add(ids == "", "missing id")
@@ -183,7 +207,7 @@ def check_households(frame: gpd.GeoDataFrame, *, source_name: str, **_: object) 
     ref = external_ref(frame, reasons, source_name)
     if ref.isna().all():
         at = [coordinate_text(lon, frame.index), coordinate_text(lat, frame.index)]
-        ref = content_refs(source_name, [*at, size, *flags.values()])
+        ref = content_refs([*at, size, *flags.values()])
     accepted = pd.DataFrame(
         {
             "lon": lon,
@@ -232,7 +256,7 @@ def check_rental_units(
     if ref.isna().all():
         at = [coordinate_text(lon, frame.index), coordinate_text(lat, frame.index)]
         parts = [units, occupants, status, registered.astype(str), landlord]
-        ref = content_refs(source_name, [*at, *parts])
+        ref = content_refs([*at, *parts])
     accepted = pd.DataFrame(
         {
             "lon": lon,

@@ -296,7 +296,7 @@ def test_rows_without_ids_are_not_added_again_on_a_rerun(
     assert (third["inserted"], third["already_present"]) == (1, 3), third
     with engine.connect() as conn:
         refs = conn.execute(
-            text(f"SELECT external_ref FROM {table} WHERE external_ref LIKE 'noids:sha1-%'")
+            text(f"SELECT external_ref FROM {table} WHERE external_ref LIKE 'import:sha1-%'")
         ).scalars()
         assert sorted(r.rsplit("-", 1)[1] for r in refs) == ["1", "1", "2", "3"]
 

@@ -304,13 +304,70 @@ def test_f12_an_xlsx_of_typed_cells_imports_and_a_renamed_one_is_judged_by_conte
     assert "inserted" in result.output
 
 
-def test_f12_legacy_xls_and_a_damaged_xlsx_are_refused_with_the_reason(
+def _xls(path: Path, rows: list[list[object]], sheet: str = "Sheet1") -> Path:
+    """A legacy Excel 97-2003 workbook (BIFF8, as xlwt writes it)."""
+    import xlwt
+
+    book = xlwt.Workbook(encoding="utf-8")
+    page = book.add_sheet(sheet)
+    for i, row in enumerate(rows):
+        for j, value in enumerate(row):
+            page.write(i, j, value)
+    book.save(str(path))
+    return path
+
+
+def test_f12_a_legacy_xls_reads_like_a_csv_over_http_and_cli(
+    client: TestClient,
+    role_keys: dict[str, str],
+    loaded_city: DemoCity,
+    engine: Engine,
+    tmp_path: Path,
+    app_database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lon, lat, _ = grid_point(loaded_city)
+    rows = [
+        ["经度", "纬度", "household_size", "id"],  # Chinese headers: matched by --map
+        [lon, lat, 3, 420102001001],  # a Double id: read without ".0"
+        [lon, lat, 99, 420102001002],  # out of range: rejected with its reason
+    ]
+    path = _xls(tmp_path / "households.xls", rows, sheet="住户")
+    before = _count(engine, "households")
+    response = _post(
+        client, role_keys, "households", "hh.xls", path.read_bytes(), map=["经度=lon", "纬度=lat"]
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["inserted"], body["rejected"]) == (1, 1), body
+    assert "household_size" in body["rejects"][0]["reason"]
+    assert _count(engine, "households") == before + 1
+    again = _cli(
+        app_database_url,
+        monkeypatch,
+        "households",
+        str(path),
+        "--map",
+        "经度=lon",
+        "--map",
+        "纬度=lat",
+        "--source-name",
+        "hh",
+        "--layer",
+        "住户",
+    )
+    assert again.exit_code == 3 and "Traceback" not in again.output, again.output
+    assert _count(engine, "households") == before + 1  # the same row again: nothing new
+
+
+def test_f12_an_ole2_file_that_is_no_workbook_and_a_damaged_xlsx_are_refused(
     client: TestClient, role_keys: dict[str, str], loaded_city: DemoCity, engine: Engine
 ) -> None:
     before = _count(engine, "households")
-    xls = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 600
-    response = _post(client, role_keys, "households", "old.xls", xls)
-    assert response.status_code == 415 and "save it as .xlsx or CSV" in response.text
+    not_a_workbook = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 600  # a .doc, say
+    response = _post(client, role_keys, "households", "old.xls", not_a_workbook)
+    assert response.status_code == 422, response.text
+    assert "not a readable Excel .xls file" in response.text
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("xl/workbook.xml", "<not a workbook")

@@ -96,7 +96,7 @@ async def create_import(
         UploadFile,
         File(
             description="GeoJSON, GPKG, zipped Shapefile, GeoParquet, KML/KMZ, or "
-            "CSV/TSV/TXT/.xlsx with lon/lat (format judged by content)"
+            "CSV/TSV/TXT/.xlsx/.xls with lon/lat (format judged by content)"
         ),
     ],
     crs: Annotated[str | None, Form()] = None,
@@ -120,7 +120,9 @@ async def create_import(
     ] = "reject",
     layer: Annotated[str | None, Form()] = None,
     swap_xy: Annotated[bool, Form(description="the file's lon/lat (x/y) are swapped")] = False,
-    encoding: Annotated[str | None, Form(description="Shapefile DBF text encoding")] = None,
+    encoding: Annotated[
+        str | None, Form(description="text encoding of a Shapefile DBF or a CSV/TSV/TXT")
+    ] = None,
     status: Annotated[str, Form()] = "reported",
     source_name: Annotated[str | None, Form()] = None,
     level: Annotated[str | None, Form()] = None,

@@ -33,7 +33,7 @@ class ImportReportPublic(Exact):
     version_id: int | None = Field(description="boundaries: the draft version written")
     merged_parts: int
     encoding: str | None = Field(
-        default=None, description="the encoding a Shapefile's DBF text was read in"
+        default=None, description="the encoding a Shapefile's DBF or a text table was read in"
     )
     dimensions_dropped: list[str] = Field(
         default_factory=list, description='"Z" / "M" values dropped: geometries stored 2D'

@@ -26,7 +26,13 @@ from sqlalchemy import Connection, Engine, text
 
 from geo_service.db.bulk import lift_statement_timeout
 from geo_service.errors import InvalidInputError, LimitExceededError
-from geo_service.ingest.parsing import AMBIGUOUS_TIME, TIME_PARTS, as_text, combine_time_parts
+from geo_service.ingest.parsing import (
+    AMBIGUOUS_TIME,
+    TIME_PARTS,
+    as_key_text,
+    as_text,
+    combine_time_parts,
+)
 from geo_service.ingest.readers import ImportFileError, SourceCrs, read_source
 from geo_service.ingest.rows import match_truncated_columns
 from geo_service.ingest.uploads import ReadLimits
@@ -102,6 +108,7 @@ def import_file(
     # A name taken from the file (up to 255 characters) is cut to fit the key column.
     source_name = options.source_name or shown.name.split(".")[0][:SOURCE_NAME_CHARS] or "file"
 
+    check_rejects_target(options, shown)  # before anything is written, not after the commit
     step("read", 0, None)
     lon_src = next((s for s, o in options.field_map.items() if o == "lon"), None)
     lat_src = next((s for s, o in options.field_map.items() if o == "lat"), None)
@@ -184,9 +191,9 @@ def _dissolve_by_code(frame: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, int]:
     (rows keep their numbers): G01 of community C01 never merges with G01 of C02."""
     if "code" not in frame:
         return frame, 0
-    codes = as_text(frame["code"]).str.strip()
+    codes = as_key_text(frame["code"])  # 420102001.0 is the code 420102001
     if "parent_code" in frame:
-        parents = as_text(frame["parent_code"]).str.strip()
+        parents = as_key_text(frame["parent_code"])
         codes = (parents + "/" + codes).where((parents != "") & (codes != ""), codes)
     repeated = codes[(codes != "") & codes.duplicated(keep=False)]
     drop: list[int] = []
@@ -231,10 +238,16 @@ def _apply_mapping(frame: gpd.GeoDataFrame, options: ImportOptions, kind: str) -
     frame = frame.drop(columns=clash).rename(columns=renames)
     for ours, values in combined.items():
         frame[ours] = values
+    overridden = []
     for ours, value in options.constants.items():
         if ours not in fields:
             raise ImportFileError(f"--set {ours}=...: {ours!r} is not a field of {kind}")
+        if ours in frame.columns:  # the file has it too: --set wins, and the summary says so
+            overridden.append(f"{ours}={value} (the file's own {ours!r} column not used)")
+            frame = frame.rename(columns={ours: f"{ours} (file)"})
         frame[ours] = value
+    if overridden:
+        frame.attrs.setdefault("assumptions", {})["set_over_file_columns"] = overridden
     return frame
 
 
@@ -371,6 +384,34 @@ def _file_column_names(
     return names, made_here
 
 
+def _rejects_target(options: ImportOptions, path: Path) -> Path:
+    """Where the reject file goes: ``--rejects``, else beside the input, else the working
+    directory."""
+    name = path.name + ".rejects.csv"
+    return options.rejects_path or (
+        path.with_name(name) if _writable(path.parent) else Path.cwd() / name
+    )
+
+
+def check_rejects_target(options: ImportOptions, path: Path) -> None:
+    """Refuse, before anything is read or written, a reject file that cannot be written or
+    that is the input itself (it would overwrite the file being imported).
+
+    Raises
+    ------
+    ImportFileError
+        The target is the input, a directory, or in a directory that does not exist or is
+        not writable.
+    """
+    target = _rejects_target(options, path)
+    if target.resolve() == path.resolve():
+        raise ImportFileError(f"--rejects {target} is the file being imported; choose another")
+    if target.is_dir():
+        raise ImportFileError(f"--rejects {target} is a directory; give a file name")
+    if not target.parent.is_dir() or not _writable(target.parent):
+        raise ImportFileError(f"cannot write the reject file {target}: no such writable directory")
+
+
 def _write_rejects(
     frame: gpd.GeoDataFrame, report: ImportReport, options: ImportOptions, path: Path
 ) -> None:
@@ -383,10 +424,7 @@ def _write_rejects(
     """
     if not report.rejects:
         return
-    name = path.name + ".rejects.csv"
-    target = options.rejects_path or (
-        path.with_name(name) if _writable(path.parent) else Path.cwd() / name
-    )
+    target = _rejects_target(options, path)
     source_names, made_here = _file_column_names(frame, options)
     shown = frame.drop(columns=[c for c in made_here if c in frame.columns])
     text_csv = rejects_csv_text(rejects_table(shown, report, source_names))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,11 +64,26 @@ class ImportOptions:
 
 
 def read_mapping_csv(path: Path) -> dict[str, str]:
-    """Read a two-column CSV (source value, our value) such as a category map."""
-    if not path.exists():
+    """Read a two-column CSV (source value, our value) such as a category map: UTF-8 with or
+    without a BOM (Excel's "CSV UTF-8"), else GB18030 (Excel's "CSV" on a Chinese Windows).
+
+    Raises
+    ------
+    ImportFileError
+        The file is missing, unreadable, or a line has fewer than two columns.
+    """
+    if not path.is_file():
         raise ImportFileError(f"{path} does not exist")
-    with path.open(newline="", encoding="utf-8") as fh:
-        rows = [r for r in csv.reader(fh) if r and not r[0].startswith("#")]
+    raw = path.read_bytes()
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            text = raw.decode(encoding)
+            break
+        except UnicodeDecodeError:
+            continue
+    else:  # pragma: no cover - gb18030 decodes every byte sequence
+        raise ImportFileError(f"{path.name}: not UTF-8 or GB18030 text")
+    rows = [r for r in csv.reader(io.StringIO(text, newline="")) if r and not r[0].startswith("#")]
     if rows and rows[0][0].strip().lower() in ("source", "from", "src"):
         rows = rows[1:]
     if any(len(r) < 2 for r in rows):

@@ -91,6 +91,9 @@ def rejects_table(
     """
     rej = pd.DataFrame(report.rejects, columns=["row", "reason"])
     values = pd.DataFrame(frame.drop(columns=frame.geometry.name, errors="ignore"))
+    # the readers' own bookkeeping (``__geometry_error__``, ``__row_error__``) is no column
+    # of the file
+    values = values.drop(columns=[c for c in values.columns if str(c).startswith("__")])
     values = values.rename(columns=source_names)
     # reindex, not loc: a row number the frame no longer holds shows empty values, never fails
     original = values.reindex(rej.row.to_numpy() - 1).reset_index(drop=True)
@@ -98,9 +101,30 @@ def rejects_table(
     return pd.concat([rej, original.add_prefix("source_")], axis=1)
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert(value: object) -> object:
+    """A cell a spreadsheet would run as a formula (``=cmd|...``, ``@SUM``, ``+1``, ``-1+1``)
+    prefixed with ``'`` so that Excel and LibreOffice show it as text (OWASP, "CSV
+    Injection"); plain negative numbers stay as they are.
+
+    >>> _inert("=HYPERLINK(1)"), _inert("-12.5"), _inert("@SUM(1)"), _inert("a")
+    ("'=HYPERLINK(1)", '-12.5', "'@SUM(1)", 'a')
+    """
+    if not isinstance(value, str) or not value.startswith(FORMULA_STARTS):
+        return value
+    try:
+        float(value)
+    except ValueError:
+        return "'" + value
+    return value
+
+
 def rejects_csv_text(table: pd.DataFrame) -> str:
-    """``table`` as RFC 4180 CSV text (CRLF line ends, quoted where needed)."""
-    return table.to_csv(index=False, lineterminator="\r\n")
+    """``table`` as RFC 4180 CSV text (CRLF line ends, quoted where needed), every cell that
+    would start a formula made inert (``_inert``): clerks open this file in Excel."""
+    return table.map(_inert).to_csv(index=False, lineterminator="\r\n")
 
 
 def reject(checked: Checked, rows: np.ndarray, reasons: np.ndarray) -> None:

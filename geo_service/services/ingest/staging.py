@@ -13,6 +13,7 @@ import pandas as pd
 from sqlalchemy import Connection, text
 
 from geo_service.db.bulk import copy_frame
+from geo_service.ingest.rows import CONTENT_KEY_PREFIX, CONTENT_KEY_TAIL
 
 
 def stage(conn: Connection, table: str, frame: pd.DataFrame, chunk: Callable[[int], None]) -> str:
@@ -26,10 +27,34 @@ def stage(conn: Connection, table: str, frame: pd.DataFrame, chunk: Callable[[in
 
 
 def insert_new(
-    conn: Connection, table: str, frame: pd.DataFrame, key: str, chunk: Callable[[int], None]
+    conn: Connection,
+    table: str,
+    frame: pd.DataFrame,
+    key: str,
+    chunk: Callable[[int], None],
+    *,
+    content_keys: bool = False,
 ) -> int:
-    """Stage ``frame`` and insert the rows whose ``key`` is not there yet; return how many."""
+    """Stage ``frame`` and insert the rows whose ``key`` is not there yet; return how many.
+
+    With ``content_keys`` a row keyed by its content (``import:sha1-<hash>-<n>``) is also
+    there when an earlier import stored it under the file's name (``<source>:sha1-<hash>-<n>``,
+    the keys before they left the name out), from whichever file.
+    """
     staging = stage(conn, table, frame, chunk)
+    if content_keys and frame[key].astype(str).str.startswith(CONTENT_KEY_PREFIX + "sha1-").any():
+        conn.execute(
+            text(
+                f"DELETE FROM {staging} s USING {table} t "
+                f"WHERE s.{key} LIKE :content "
+                f"AND substring(t.{key} from CAST(:tail AS text)) = substr(s.{key}, :skip)"
+            ),
+            {
+                "content": CONTENT_KEY_PREFIX + "sha1-%",
+                "tail": CONTENT_KEY_TAIL,
+                "skip": len(CONTENT_KEY_PREFIX) + 1,
+            },
+        )
     cols = ", ".join(frame.columns)
     return conn.execute(
         text(

@@ -78,6 +78,7 @@ def write_households(
         ),
         "external_ref",
         chunk,
+        content_keys=True,
     )
 
 
@@ -108,6 +109,7 @@ def write_rental_units(
         ),
         "external_ref",
         chunk,
+        content_keys=True,
     )
 
 
