@@ -262,13 +262,16 @@ def test_unreadable_upload_answers_a_fixed_message_without_server_paths(
     response = _post(client, "broken.gpkg", bytes(damaged))
     assert problem(response)["detail"].startswith("broken.gpkg: a damaged GeoPackage")
     _assert_no_leak(response)
-    latin1 = "lon,lat,name\n114.3,30.6,caf\xe9\n".encode("utf-16")
-    body = problem(_post(client, "utf16.csv", latin1))
-    assert body["status"] == 415  # NUL bytes: not text we read
-    junk_csv = b'lon,lat\n"1,2\n' + b"x" * 10
-    body = problem(_post(client, "junk.csv", junk_csv))
-    assert body["status"] == 422
-    assert body["detail"].startswith("cannot read junk.csv: it is not a readable CSV/TSV file")
+    utf16 = "lon,lat,name\n114.3,30.6,caf\xe9\n".encode("utf-16")  # with its BOM
+    read = _post(client, "utf16.csv", utf16)  # Excel's "Unicode Text": read, not refused
+    assert read.status_code == 200 and "café" in read.json()["rejects_csv"]
+    no_bom = "lon,lat,name\n114.3,30.6,caf\xe9\n".encode("utf-16-le")
+    body = problem(_post(client, "utf16.csv", no_bom))
+    assert body["status"] == 415  # NUL bytes and no BOM: not text we read
+    junk_csv = b'lon,lat\n"1,2\n' + b"x" * 10  # an unclosed quote to the end of the file
+    response = _post(client, "junk.csv", junk_csv)
+    assert response.status_code == 200  # the one malformed row is rejected, with its line
+    assert response.json()["rejects"][0]["reason"].startswith("wrong number of fields")
     _assert_no_leak(response)
 
 

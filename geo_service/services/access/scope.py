@@ -113,7 +113,7 @@ class Scope:
         """Raise 403 unless the role grants ``permission``."""
         if not self.can(permission):
             raise PermissionDeniedError(
-                f"role {self.principal.role!r} may not {permission.replace(':', ' ')}"
+                f"role {self.principal.role!r} lacks the permission {permission!r}"
             )
 
     def require_unrestricted(self, what: str) -> None:
