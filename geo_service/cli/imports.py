@@ -12,7 +12,13 @@ from rich.progress import TaskID
 from rich.table import Table
 
 from geo_service.cli.common import console, database_url, fail, progress_bar
-from geo_service.errors import GeoServiceError, InvalidInputError, LimitExceededError
+from geo_service.errors import (
+    ConflictError,
+    GeoServiceError,
+    InvalidInputError,
+    LimitExceededError,
+    NotFoundError,
+)
 from geo_service.ingest.defaults import EDGE_TOLERANCE_M
 from geo_service.settings import Settings
 
@@ -279,6 +285,8 @@ def _import_exit_codes(refused: type[GeoServiceError]) -> Iterator[None]:
         if reject_file:
             console.print(f"rejected rows: {reject_file}")
         raise typer.Exit(EXIT_REFUSED) from None
-    except (InvalidInputError, LimitExceededError) as exc:
+    except (InvalidInputError, LimitExceededError, NotFoundError, ConflictError) as exc:
+        # an option that names nothing usable (an unknown or published --version) is a wrong
+        # option, like a bad value: exit 2
         console.print(f"[red]error:[/] {exc.detail}")
         raise typer.Exit(EXIT_UNREADABLE) from None

@@ -202,3 +202,35 @@ def test_unreadable_coordinates_are_named_and_set_over_a_column_is_reported(
     assert body["assumptions"]["set_over_file_columns"] == [
         "category=sanitation (the file's own 'category' column not used)"
     ]
+
+
+def test_a_version_that_takes_no_areas_is_a_wrong_option_exit_2(
+    loaded_city: DemoCity,
+    engine: Engine,
+    tmp_path: Path,
+    app_database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        published = conn.execute(
+            text("SELECT id FROM boundary_versions WHERE status = 'published' LIMIT 1")
+        ).scalar_one()
+    lon, lat, _ = grid_point(loaded_city)
+    square = shapely.box(lon - 0.001, lat - 0.001, lon + 0.001, lat + 0.001)
+    path = tmp_path / "g.geojson"
+    gpd.GeoDataFrame({"code": ["X1"]}, geometry=[square], crs=4326).to_file(path)
+    for version, why in ((published, "only drafts take new areas"), (999_999, "does not exist")):
+        result = _cli(
+            app_database_url,
+            monkeypatch,
+            "boundaries",
+            str(path),
+            "--level",
+            "grid",
+            "--version",
+            str(version),
+        )
+        assert result.exit_code == 2, result.output
+        assert why in result.output and "Traceback" not in result.output
