@@ -53,6 +53,12 @@ class ApiSettings(BaseSettings):
     max_page_size: int = 1000
     default_page_size: int = 100
     map_window_days: int = 30
+    tile_max_points: int = Field(
+        default=5000,
+        ge=1,
+        description="Most incident points in one vector tile (about 75 bytes each): over it a "
+        "tile keeps the highest priority, then newest, and says so (X-Tile-Truncated).",
+    )
     map_tiles: str = Field(
         default="OpenStreetMap",
         description="Base tiles of the map pages (a folium tiles name or URL), or 'none'.",
@@ -70,6 +76,29 @@ class ApiSettings(BaseSettings):
     compress: bool = Field(
         default=True, description="br / gzip compression of responses of 500 bytes and more"
     )
+    timezone: str = Field(
+        default="Asia/Shanghai",
+        description="The deployment's IANA time zone: what a calendar day, ISO week, month, "
+        "quarter and year are (emerging hot spot bins).",
+    )
+    ogc_layer_cache: bool = Field(
+        default=True,
+        description="OGC API - Features: compute a heatmap, hot spot or emerging layer once "
+        "per parameter set and serve its pages from that result for a minute (off: every "
+        "page recomputes it).",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        """An IANA zone name that this machine's tz database knows."""
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"GEO_TIMEZONE {value!r} is not an IANA time zone") from None
+        return value
 
     @field_validator("cors_origins", mode="before")
     @classmethod

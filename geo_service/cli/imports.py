@@ -244,6 +244,8 @@ ASSUMPTION_LABELS = {
     "truncated_columns": "columns matched by truncated names",
     "date_formats": "date formats",
     "edge_snapped": "snapped to the nearest grid",
+    "decimal_comma": "decimal comma read in",
+    "kmz_documents_not_read": "KMZ documents not read (only doc.kml)",
 }
 
 

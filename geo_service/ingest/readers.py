@@ -54,6 +54,7 @@ from geo_service.ingest.uploads import (
     check_xlsx,
     extract_kml,
     extract_shapefile,
+    kmz_other_documents,
     open_text_stream,
     sniff,
     upload_workspace,
@@ -79,6 +80,7 @@ GDAL_HARDENING = {
 DBF_SAMPLE_BYTES = 8 << 20  # of a DBF's records, to detect their encoding
 GEOMETRY_ERROR = "__geometry_error__"  # why GEOS could not build a feature's geometry
 ROW_ERROR = "__row_error__"  # why a row of a table could not be read (its field count)
+PART_ERROR = "__part_error__"  # why a field joined from several columns is incomplete
 # Share of rows whose coordinates may fall outside +-180/+-90 before the whole file is taken
 # to be in a projected CRS (a few stray rows are rejected one by one instead).
 PROJECTED_SHARE = 0.5
@@ -474,7 +476,11 @@ def _read_kmz(request: _Request) -> gpd.GeoDataFrame:
     # Our own extraction, as for zipped shapefiles: only the document comes out, capped.
     with upload_workspace() as scratch:
         kml = extract_kml(request.path, scratch, limits=request.limits, name=request.name)
-        return _read_kml(request, kml)
+        frame = _read_kml(request, kml)
+    others = kmz_other_documents(request.path)
+    if others:  # read as KML 2.2 says (doc.kml is the document), but never silently
+        frame.attrs.setdefault("assumptions", {})["kmz_documents_not_read"] = others[:20]
+    return frame
 
 
 def _dbf_encoding(request: _Request, shp: Path) -> str | None:
@@ -496,18 +502,40 @@ def _dbf_encoding(request: _Request, shp: Path) -> str | None:
     return _detect_encoding(records)
 
 
+def _decodes(sample: bytes, encoding: str) -> bool:
+    try:  # final=False: a character cut at the end of the sample is no error
+        codecs.getincrementaldecoder(encoding)().decode(sample, final=False)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _detect_encoding(sample: bytes) -> str | None:
-    """The encoding of a sample of text (a DBF's records, a CSV's first bytes): None for
-    ASCII, else strict UTF-8, else GB18030 (a superset of GBK/GB2312); None for neither."""
+    """The encoding of a sample of text (a DBF's records, a CSV's first bytes).
+
+    None for ASCII; else strict UTF-8; else GB18030 (a superset of GBK/GB2312, mainland
+    files) or Big5 as Windows writes it (cp950, Big5 with Microsoft's additions; Taiwan,
+    Hong Kong, Macau files). Most Big5 bytes are also valid GB18030 (and decode to
+    nonsense), so when both decode, charset-normalizer's language model chooses between the
+    two; None when neither decodes.
+
+    >>> _detect_encoding("1,臺北市中正區重慶南路一段122號,噪音擾民".encode("big5"))
+    'cp950'
+    >>> _detect_encoding("1,武汉市江岸区解放大道1号,噪音扰民".encode("gbk"))
+    'gb18030'
+    """
     if sample.isascii():
         return None
-    for encoding in ("utf-8", "gb18030"):
-        try:  # final=False: a character cut at the end of the sample is no error
-            codecs.getincrementaldecoder(encoding)().decode(sample, final=False)
-        except UnicodeDecodeError:
-            continue
-        return encoding
-    return None
+    if _decodes(sample, "utf-8"):
+        return "utf-8"
+    candidates = [e for e in ("gb18030", "cp950") if _decodes(sample, e)]
+    if len(candidates) == 2:
+        from charset_normalizer import from_bytes  # loads its models on first use only
+
+        best = from_bytes(sample, cp_isolation=candidates).best()
+        if best is not None and best.encoding == "cp950":
+            return "cp950"
+    return candidates[0] if candidates else None
 
 
 def _with_encoding(request: _Request, shp: Path) -> _Request:
@@ -621,13 +649,13 @@ def _read_table(request: _Request) -> gpd.GeoDataFrame:
             raise exc.__context__ from None  # the cap, seen through pandas' C parser
         if UnicodeDecodeError in (type(exc), type(exc.__context__)):
             log.warning("cannot read upload %r: %s", request.name, exc)
-            shown = request.encoding or "UTF-8 or GB18030"
+            shown = request.encoding or "UTF-8, GB18030 or Big5"
             raise ImportFileError(
                 f"cannot read {request.name}: it is not {shown} text; give its encoding with "
                 "--encoding (form field encoding), e.g. utf-8, gb18030, gbk, big5, utf-16"
             ) from None
         raise _unreadable(request, exc) from None
-    points = _table_points(request, raw)
+    points = _table_points(request, raw, decimal_comma=table.sep != ",")
     points.attrs["encoding"] = table.reported
     if table.reported:
         points.attrs.setdefault("assumptions", {})["encoding"] = table.reported
@@ -740,8 +768,31 @@ def _read_xls(request: _Request) -> gpd.GeoDataFrame:
     return _table_points(request, raw)
 
 
-def _table_points(request: _Request, raw: pd.DataFrame) -> gpd.GeoDataFrame:
-    """A table's rows as points from its lon/lat columns (kept as text for validation)."""
+_DECIMAL_COMMA = r"[+-]?\d+,\d+"
+
+
+def _coordinate_numbers(values: pd.Series, decimal_comma: bool) -> tuple[np.ndarray, bool]:
+    """A coordinate column as floats (NaN where unreadable) and whether a decimal comma was
+    read. ``decimal_comma`` (a table delimited by ; tab or |, as Excel writes CSV where the
+    comma is the decimal sign: most of Europe) reads ``114,305`` as 114.305; in a
+    comma-delimited file a quoted ``500,123`` may be a thousands separator, so it stays
+    unreadable and its row is rejected with the reason."""
+    text_ = values.str.strip()
+    numbers = pd.to_numeric(text_, errors="coerce")
+    if not decimal_comma:
+        return numbers.to_numpy(float), False
+    comma = numbers.isna() & text_.str.fullmatch(_DECIMAL_COMMA, na=False)
+    if not comma.any():
+        return numbers.to_numpy(float), False
+    numbers[comma] = pd.to_numeric(text_[comma].str.replace(",", ".", regex=False))
+    return numbers.to_numpy(float), True
+
+
+def _table_points(
+    request: _Request, raw: pd.DataFrame, *, decimal_comma: bool = False
+) -> gpd.GeoDataFrame:
+    """A table's rows as points from its lon/lat columns (kept as text for validation);
+    ``decimal_comma`` as ``_coordinate_numbers`` reads it."""
     name = request.name
     raw.columns = [str(c).lstrip("\ufeff") for c in raw.columns]
     columns = list(raw.columns)
@@ -752,13 +803,19 @@ def _table_points(request: _Request, raw: pd.DataFrame) -> gpd.GeoDataFrame:
             f"{name}: no coordinate columns found (looked for {'/'.join(LON_NAMES)} and "
             f"{'/'.join(LAT_NAMES)}); name them with --map SRC=lon --map SRC=lat"
         )
-    lon = pd.to_numeric(raw[lon_col].str.strip(), errors="coerce").to_numpy(float)
-    lat = pd.to_numeric(raw[lat_col].str.strip(), errors="coerce").to_numpy(float)
+    lon, lon_comma = _coordinate_numbers(raw[lon_col], decimal_comma)
+    lat, lat_comma = _coordinate_numbers(raw[lat_col], decimal_comma)
+    if lon_comma or lat_comma:
+        assumed = raw.attrs.setdefault("assumptions", {})
+        assumed["decimal_comma"] = [
+            c for c, used in ((lon_col, lon_comma), (lat_col, lat_comma)) if used
+        ]
     ok = np.isfinite(lon) & np.isfinite(lat)
     geoms = np.full(len(raw), None, dtype=object)
     geoms[ok] = shapely.points(lon[ok], lat[ok])
     raw = raw.rename(columns={lon_col: "lon", lat_col: "lat"})
     points = gpd.GeoDataFrame(raw, geometry=gpd.GeoSeries(geoms, index=raw.index), crs=None)
+    points.attrs.update(raw.attrs)
     # The file's own names of "lon" / "lat" (X / Y, ...): the rejects file shows them back.
     points.attrs["coordinate_columns"] = {"lon": lon_col, "lat": lat_col}
     return points

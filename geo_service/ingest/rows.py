@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from geo_service.ingest.parsing import as_key_text, as_text
-from geo_service.ingest.readers import GEOMETRY_ERROR, ROW_ERROR
+from geo_service.ingest.readers import GEOMETRY_ERROR, PART_ERROR, ROW_ERROR
 
 KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "incidents": ("id", "category", "priority", "status", "description", "reported_at"),
@@ -139,6 +139,9 @@ def geometry_errors(frame: gpd.GeoDataFrame, reasons: Reasons) -> None:
     if GEOMETRY_ERROR in frame:
         errors = frame[GEOMETRY_ERROR]
         reasons.add(errors.notna(), "invalid geometry (" + errors.astype(str) + ")")
+    if PART_ERROR in frame:
+        errors = frame[PART_ERROR]
+        reasons.add(errors.notna(), errors.astype(str))
 
 
 def duplicates(keys: pd.Series, reasons: Reasons, what: str) -> None:
@@ -158,7 +161,14 @@ def finish(frame: gpd.GeoDataFrame, reasons: Reasons, accepted: pd.DataFrame, ki
     """Split validated rows into accepted (canonical columns of ``kind``) and rejected."""
     ok = reasons.ok
     rejects = pd.DataFrame({"row": frame.index[~ok] + 1, "reason": reasons.series[~ok].values})
-    known = set(KIND_FIELDS[kind]) | {frame.geometry.name, "lon", "lat", GEOMETRY_ERROR, ROW_ERROR}
+    known = set(KIND_FIELDS[kind]) | {
+        frame.geometry.name,
+        "lon",
+        "lat",
+        GEOMETRY_ERROR,
+        ROW_ERROR,
+        PART_ERROR,
+    }
     ignored = [c for c in frame.columns if c not in known]
     given = frozenset(c for c in frame.columns if c in KIND_FIELDS[kind])
     out = accepted[ok.values].copy()

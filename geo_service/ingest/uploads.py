@@ -673,6 +673,17 @@ def _kml_members(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
     return [m for m in archive.infolist() if not m.is_dir() and m.filename.lower().endswith(".kml")]
 
 
+def kmz_other_documents(path: Path) -> list[str]:
+    """The .kml members of a KMZ besides its main document (``doc.kml``), which the import
+    does not read (KML 2.2 / Google's KMZ rule: the root doc.kml is the document; others are
+    reached only through NetworkLinks, never fetched here). Listed in the import's
+    assumptions so that a KMZ with several documents is not read silently in part."""
+    with zipfile.ZipFile(path) as archive:
+        names = [m.filename for m in _kml_members(archive)]
+    main = [n for n in names if PurePosixPath(n).name.lower() == "doc.kml"]
+    return [n for n in names if n not in main] if len(main) == 1 else []
+
+
 def _is_kmz(path: Path) -> bool:
     """A KMZ: a zip (of a sane member count) holding a .kml and no shapefile."""
     entries = _zip_entry_count(path)

@@ -26,7 +26,8 @@ from geo_service.cli.main import app
 from geo_service.demo.city import DemoCity
 from geo_service.ingest.validate import CHECKS, KIND_FIELDS
 from geo_service.instants import CALENDAR_RULE
-from tests.conftest import as_role, grid_point, problem
+from tests.conftest import grid_point, problem
+from tests.ingest.helpers import post_import
 
 BOGUS_GEOGCS = 'GEOGCS["bogus",DATUM["x",SPHEROID["x",1,0]],UNIT["foo",0]]'
 NOT_EARTH_CRSS = ("+proj=longlat +a=1 +b=1", "IAU_2015:30100", "ESRI:104903", BOGUS_GEOGCS)
@@ -49,23 +50,6 @@ def _csv(rows: list[dict]) -> bytes:
     buffer = io.StringIO()
     pd.DataFrame(rows).to_csv(buffer, index=False)
     return buffer.getvalue().encode()
-
-
-def _post(
-    client: TestClient,
-    role_keys: dict[str, str],
-    kind: str,
-    name: str,
-    content: bytes,
-    role: str = "admin",
-    **data: object,
-):  # noqa: ANN202
-    return client.post(
-        f"/imports/{kind}",
-        files={"file": (name, content, "application/octet-stream")},
-        data=data,
-        headers=as_role(role_keys, role),
-    )
 
 
 # --- 4. A CRS that cannot be transformed to Earth coordinates: 422, nothing written --------
@@ -116,7 +100,7 @@ def test_a_crs_field_off_the_earth_is_a_422_and_writes_nothing(
 ) -> None:
     lon, lat, _ = grid_point(loaded_city)
     before = _counts(engine)
-    response = _post(
+    response = post_import(
         client,
         role_keys,
         "households",
@@ -154,7 +138,7 @@ def test_a_file_crs_off_the_earth_is_a_422_and_writes_nothing(
         "geojson": lambda: ("moon.geojson", _geojson(frame, "IAU_2015:30100")),
     }[form]()
     before = _counts(engine)
-    response = _post(client, role_keys, kind, name, content, **_kind_form(kind))
+    response = post_import(client, role_keys, kind, name, content, **_kind_form(kind))
     assert response.status_code == 422, response.text
     body = problem(response)
     assert body["code"] == "import-file-error"
@@ -166,7 +150,7 @@ def test_a_file_off_the_earth_imports_once_given_its_true_crs(
     client: TestClient, role_keys: dict[str, str], loaded_city: DemoCity, tmp_path: Path
 ) -> None:
     content = _geojson(_frame("households", loaded_city), "IAU_2015:30100")
-    response = _post(
+    response = post_import(
         client,
         role_keys,
         "households",
@@ -200,7 +184,7 @@ def test_incidents_without_a_category_are_rejected_row_by_row(
     client: TestClient, role_keys: dict[str, str], engine: Engine, body: str
 ) -> None:
     before = _counts(engine)
-    response = _post(client, role_keys, "incidents", "inc.csv", body.encode())
+    response = post_import(client, role_keys, "incidents", "inc.csv", body.encode())
     assert response.status_code == 200, response.text
     assert response.json()["rejects"] == [{"row": 1, "reason": "missing category"}]
     assert _counts(engine) == before
@@ -253,7 +237,7 @@ def test_a_geoparquet_with_typed_nulls_is_rejected_row_by_row(
         crs=4326,
     )
     frame.to_parquet(tmp_path / "hh.parquet")
-    response = _post(
+    response = post_import(
         client, role_keys, "households", "hh.parquet", (tmp_path / "hh.parquet").read_bytes()
     )
     assert response.status_code == 200, response.text
@@ -286,13 +270,13 @@ def test_rows_without_ids_are_not_added_again_on_a_rerun(
     other = {**fields, "lon": lon + 1e-5, "lat": lat}
     content = _csv([twin, twin, other])  # two identical rows: two records, kept apart
     before = _counts(engine)[table]
-    first = _post(client, role_keys, kind, "noids.csv", content, role="grid_worker").json()
+    first = post_import(client, role_keys, kind, "noids.csv", content, role="grid_worker").json()
     assert (first["inserted"], first["rejected"]) == (3, 0), first
-    again = _post(client, role_keys, kind, "noids.csv", content, role="grid_worker").json()
+    again = post_import(client, role_keys, kind, "noids.csv", content, role="grid_worker").json()
     assert (again["inserted"], again["already_present"]) == (0, 3), again
     assert _counts(engine)[table] == before + 3
     grown = _csv([twin, twin, twin, other])  # a third twin is a new record
-    third = _post(client, role_keys, kind, "noids.csv", grown, role="grid_worker").json()
+    third = post_import(client, role_keys, kind, "noids.csv", grown, role="grid_worker").json()
     assert (third["inserted"], third["already_present"]) == (1, 3), third
     with engine.connect() as conn:
         refs = conn.execute(
@@ -335,18 +319,20 @@ def test_a_responders_file_without_skills_keeps_the_units_skills(
 ) -> None:
     lon, lat, _ = grid_point(loaded_city)
     unit = {"callsign": "ATTACK-7A", "kind": "medical", "lon": lon, "lat": lat}
-    first = _post(
+    first = post_import(
         client, role_keys, "responders", "r.csv", _csv([{**unit, "skills": "ems;rescue"}])
     )
     assert first.json()["inserted"] == 1, first.text
     moved = {**unit, "kind": "fire", "lon": lon + 1e-5}
-    second = _post(client, role_keys, "responders", "r.csv", _csv([moved]))
+    second = post_import(client, role_keys, "responders", "r.csv", _csv([moved]))
     assert second.json()["inserted"] == 1, second.text
     assert _responder(engine, "ATTACK-7A") == ("fire", ["ems", "rescue"], pytest.approx(lon + 1e-5))
     # The same file again changes nothing, with or without the column.
-    assert _post(client, role_keys, "responders", "r.csv", _csv([moved])).json()["inserted"] == 0
+    assert (
+        post_import(client, role_keys, "responders", "r.csv", _csv([moved])).json()["inserted"] == 0
+    )
     # A present column updates the field, even to no skills at all.
-    cleared = _post(client, role_keys, "responders", "r.csv", _csv([{**moved, "skills": ""}]))
+    cleared = post_import(client, role_keys, "responders", "r.csv", _csv([{**moved, "skills": ""}]))
     assert cleared.json()["inserted"] == 1, cleared.text
     assert _responder(engine, "ATTACK-7A")[1] == []
 
@@ -378,7 +364,7 @@ def test_incident_times_outside_the_api_calendar_are_rejected(
             ).scalar_one()
     row = {"category": "public_order", "reported_at": when, "lon": lon, "lat": lat}
     before = _counts(engine)["incidents"]
-    body = _post(client, role_keys, "incidents", "far.csv", _csv([row])).json()
+    body = post_import(client, role_keys, "incidents", "far.csv", _csv([row])).json()
     if accepted:
         assert body["inserted"] == 1, body
     else:
@@ -392,7 +378,7 @@ def test_incident_times_in_the_future_are_rejected_as_through_the_api(
     lon, lat, _ = grid_point(loaded_city)
     row = {"category": "public_order", "reported_at": "2199-12-31", "lon": lon, "lat": lat}
     before = _counts(engine)["incidents"]
-    body = _post(client, role_keys, "incidents", "later.csv", _csv([row])).json()
+    body = post_import(client, role_keys, "incidents", "later.csv", _csv([row])).json()
     assert body["rejects"] == [{"row": 1, "reason": "reported_at lies in the future"}]
     assert _counts(engine)["incidents"] == before
 
@@ -402,5 +388,5 @@ def test_rental_unit_registration_outside_the_api_calendar_is_rejected(
 ) -> None:
     lon, lat, _ = grid_point(loaded_city)
     row = {"id": "r1", "registered_at": "2262-01-01", "lon": lon, "lat": lat}
-    body = _post(client, role_keys, "rental-units", "ru.csv", _csv([row])).json()
+    body = post_import(client, role_keys, "rental-units", "ru.csv", _csv([row])).json()
     assert body["rejects"] == [{"row": 1, "reason": f"registered_at {CALENDAR_RULE}"}]

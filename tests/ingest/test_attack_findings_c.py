@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 
 from geo_service.demo.city import DemoCity
 from tests.conftest import grid_point
-from tests.ingest.test_field_cases_a import _cli, _count, _post
+from tests.ingest.helpers import cli_import, count_rows, post_import
 
 WHEN = "2024-06-01T09:00:00Z"
 
@@ -43,15 +43,19 @@ def test_years_outside_the_calendar_are_rejected_row_by_row(
         for when in ("9999-12-31 10:00:00", "0219-05-01 08:00", "2024-06-01 09:00:00")
     ]
     path = _csv(tmp_path / "sentinels.csv", rows)
-    before = _count(engine, "incidents")
-    result = _cli(app_database_url, monkeypatch, "incidents", str(path), "--tz", "Asia/Shanghai")
+    before = count_rows(engine, "incidents")
+    result = cli_import(
+        app_database_url, monkeypatch, "incidents", str(path), "--tz", "Asia/Shanghai"
+    )
     assert result.exit_code == 3, result.output  # the good row in, two rejected
     assert "Traceback" not in result.output and "nanosecond" not in result.output
-    assert _count(engine, "incidents") == before + 1
+    assert count_rows(engine, "incidents") == before + 1
     rejects = pd.read_csv(f"{path}.rejects.csv", encoding="utf-8-sig")
     assert list(rejects.row) == [1, 2]
     assert all("1900 to 2199" in r for r in rejects.reason)
-    response = _post(client, role_keys, "incidents", "s.csv", path.read_bytes(), tz="Asia/Shanghai")
+    response = post_import(
+        client, role_keys, "incidents", "s.csv", path.read_bytes(), tz="Asia/Shanghai"
+    )
     assert response.status_code == 200, response.text
     assert response.json()["rejected"] == 2
 
@@ -71,11 +75,13 @@ def test_formula_cells_are_inert_in_the_rejects(
         {"lon": lon, "lat": lat, "category": "nope", "note": "-12.5"},
     ]
     path = _csv(tmp_path / "formula.csv", rows)
-    result = _cli(app_database_url, monkeypatch, "incidents", str(path))
+    result = cli_import(app_database_url, monkeypatch, "incidents", str(path))
     assert result.exit_code == 3, result.output
     for text in (
         Path(f"{path}.rejects.csv").read_text(encoding="utf-8-sig"),
-        _post(client, role_keys, "incidents", "f.csv", path.read_bytes()).json()["rejects_csv"],
+        post_import(client, role_keys, "incidents", "f.csv", path.read_bytes()).json()[
+            "rejects_csv"
+        ],
     ):
         table = pd.read_csv(io.StringIO(text), dtype=str)
         cells = [str(v) for v in table.drop(columns=["row"]).to_numpy().ravel() if v == v]
@@ -96,18 +102,18 @@ def test_a_reject_file_that_cannot_be_written_is_refused_before_anything_is_writ
     ]
     path = _csv(tmp_path / "in.csv", rows)
     original = path.read_bytes()
-    before = _count(engine, "incidents")
+    before = count_rows(engine, "incidents")
     for target, why in (
         (tmp_path / "no" / "such" / "dir.csv", "no such writable directory"),
         (tmp_path, "is a directory"),
         (path, "is the file being imported"),
     ):
-        result = _cli(
+        result = cli_import(
             app_database_url, monkeypatch, "incidents", str(path), "--rejects", str(target)
         )
         assert result.exit_code == 2, result.output
         assert why in result.output and "Traceback" not in result.output
-    assert _count(engine, "incidents") == before  # nothing was written
+    assert count_rows(engine, "incidents") == before  # nothing was written
     assert path.read_bytes() == original  # the input was not overwritten
 
 
@@ -126,7 +132,7 @@ def test_cgcs2000_is_accepted_in_geoparquet_as_in_every_other_container(
     ):
         path = tmp_path / name
         write(path)
-        response = _post(client, role_keys, "incidents", name, path.read_bytes())
+        response = post_import(client, role_keys, "incidents", name, path.read_bytes())
         assert response.status_code == 200, response.text
         body = response.json()
         assert body["inserted"] + body["already_present"] == 1, body
@@ -147,7 +153,7 @@ def test_category_maps_saved_from_excel_are_read(
     )
     mapping = tmp_path / "map.csv"
     mapping.write_bytes("source,ours\n交通事故,traffic\n".encode(encoding))
-    result = _cli(
+    result = cli_import(
         app_database_url,
         monkeypatch,
         "incidents",
@@ -172,7 +178,7 @@ def test_stages_that_need_a_responder_are_rejected_with_the_reason(
         for status in ("dispatched", "accepted", "on_scene", "reported", "closed")
     ]
     path = _csv(tmp_path / "stages.csv", rows)
-    body = _post(client, role_keys, "incidents", "stages.csv", path.read_bytes()).json()
+    body = post_import(client, role_keys, "incidents", "stages.csv", path.read_bytes()).json()
     assert (body["inserted"], body["rejected"]) == (2, 3), body
     assert all("needs a responder" in r["reason"] for r in body["rejects"])
 
@@ -189,7 +195,7 @@ def test_unreadable_coordinates_are_named_and_set_over_a_column_is_reported(
     ]
     rows = [{**r, "reported_at": WHEN} for r in rows]
     path = _csv(tmp_path / "odd.csv", rows)
-    response = _post(
+    response = post_import(
         client, role_keys, "incidents", "odd.csv", path.read_bytes(), set=["category=sanitation"]
     )
     assert response.status_code == 200, response.text
@@ -222,7 +228,7 @@ def test_a_version_that_takes_no_areas_is_a_wrong_option_exit_2(
     path = tmp_path / "g.geojson"
     gpd.GeoDataFrame({"code": ["X1"]}, geometry=[square], crs=4326).to_file(path)
     for version, why in ((published, "only drafts take new areas"), (999_999, "does not exist")):
-        result = _cli(
+        result = cli_import(
             app_database_url,
             monkeypatch,
             "boundaries",

@@ -21,42 +21,15 @@ from typer.testing import CliRunner
 from geo_service.cli.main import app
 from geo_service.demo.city import DemoCity
 from geo_service.ingest.parsing import as_key_text, as_text
-from tests.conftest import as_role, grid_point
+from tests.conftest import grid_point
+from tests.ingest.helpers import post_import, summary_counts
 
 WHEN = "2024-03-01 10:00"  # a fixed past time: no wall clock in these tests
-
-
-@pytest.fixture
-def cli(app_database_url: str, loaded_city: DemoCity, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.setenv("GEO_DATABASE_URL", app_database_url)
-    return CliRunner()
-
-
-def _post(
-    client: TestClient, role_keys: dict[str, str], kind: str, name: str, content: bytes, **data
-):  # noqa: ANN003, ANN202
-    return client.post(
-        f"/imports/{kind}",
-        files={"file": (name, content, "application/octet-stream")},
-        data=data,
-        headers=as_role(role_keys, "admin"),
-    )
 
 
 def _rows(engine: Engine, sql: str, **params: Any) -> list[tuple[Any, ...]]:
     with engine.connect() as conn:
         return [tuple(r) for r in conn.execute(text(sql), params).all()]
-
-
-def _counts(output: str) -> dict[str, int]:
-    """The CLI summary's counts by label."""
-    found = {}
-    for label in ("read", "accepted", "inserted", "already present", "rejected"):
-        for line in output.splitlines():
-            cells = [c.strip() for c in line.strip("│|").split("│")]
-            if len(cells) == 2 and cells[0] == label:
-                found[label] = int(cells[1].replace(",", ""))
-    return found
 
 
 def _geojson(features: list[dict[str, Any]]) -> bytes:
@@ -117,22 +90,27 @@ def test_rows_without_ids_same_file_under_another_name_adds_nothing_cli_and_http
     first.write_text(_copies(kind, lon, lat, 2))
     result = cli.invoke(app, ["import", kind, str(first)])
     assert result.exit_code == 0, result.output
-    assert _counts(result.output)["inserted"] == 2, result.output
+    assert summary_counts(result.output)["inserted"] == 2, result.output
     # the same rows under another name, through the CLI and over HTTP: nothing new
     renamed = tmp_path / "noid_copy.csv"
     renamed.write_text(_copies(kind, lon, lat, 2))
     again = cli.invoke(app, ["import", kind, str(renamed)])
     assert again.exit_code == 0, again.output
-    assert (_counts(again.output)["inserted"], _counts(again.output)["already present"]) == (0, 2)
-    body = _post(client, role_keys, kind, "other.csv", _copies(kind, lon, lat, 2).encode()).json()
+    assert (
+        summary_counts(again.output)["inserted"],
+        summary_counts(again.output)["already present"],
+    ) == (0, 2)
+    body = post_import(
+        client, role_keys, kind, "other.csv", _copies(kind, lon, lat, 2).encode()
+    ).json()
     assert (body["inserted"], body["already_present"]) == (0, 2), body
     # one more identical copy under a new name adds exactly one
-    grown = _post(client, role_keys, kind, "plus1.csv", _copies(kind, lon, lat, 3).encode())
+    grown = post_import(client, role_keys, kind, "plus1.csv", _copies(kind, lon, lat, 3).encode())
     assert (grown.json()["inserted"], grown.json()["already_present"]) == (1, 2), grown.text
     triplets = tmp_path / "triplets.csv"
     triplets.write_text(_copies(kind, lon, lat, 3))
     last = cli.invoke(app, ["import", kind, str(triplets)])
-    assert last.exit_code == 0 and _counts(last.output)["inserted"] == 0, last.output
+    assert last.exit_code == 0 and summary_counts(last.output)["inserted"] == 0, last.output
     refs = _content_refs(engine, kind)
     assert len(refs) == 3 and all(r.startswith("import:sha1-") for r in refs), refs
     assert sorted(r.rsplit("-", 1)[1] for r in refs) == ["1", "2", "3"]
@@ -153,7 +131,7 @@ def test_rows_without_ids_keys_of_earlier_imports_with_the_file_name_still_known
     path = tmp_path / "legacy.csv"
     path.write_text(_copies(kind, lon, lat, 2))
     result = cli.invoke(app, ["import", kind, str(path)])
-    assert result.exit_code == 0 and _counts(result.output)["inserted"] == 2, result.output
+    assert result.exit_code == 0 and summary_counts(result.output)["inserted"] == 2, result.output
     # Make them what an import before this change stored: the file's name, not "import".
     with engine.begin() as conn:
         conn.execute(
@@ -167,15 +145,20 @@ def test_rows_without_ids_keys_of_earlier_imports_with_the_file_name_still_known
     assert all(r.startswith("legacy:sha1-") for r in _content_refs(engine, kind))
     again = cli.invoke(app, ["import", kind, str(path)])
     assert again.exit_code == 0, again.output
-    assert (_counts(again.output)["inserted"], _counts(again.output)["already present"]) == (0, 2)
-    other = _post(client, role_keys, kind, "renamed.csv", _copies(kind, lon, lat, 3).encode())
+    assert (
+        summary_counts(again.output)["inserted"],
+        summary_counts(again.output)["already present"],
+    ) == (0, 2)
+    other = post_import(client, role_keys, kind, "renamed.csv", _copies(kind, lon, lat, 3).encode())
     assert (other.json()["inserted"], other.json()["already_present"]) == (1, 2), other.text
     refs = _content_refs(engine, kind)
     assert len(refs) == 3, refs
     assert [r.split(":")[0] for r in refs] == ["import", "legacy", "legacy"], refs
     # an id that merely looks like a content key is no content key
     ids = f"id,{ROWS[kind].splitlines()[0]}\nsha1-x-1,{ROWS[kind].splitlines()[1]}\n"
-    body = _post(client, role_keys, kind, "legacy.csv", ids.format(x=lon, y=lat).encode()).json()
+    body = post_import(
+        client, role_keys, kind, "legacy.csv", ids.format(x=lon, y=lat).encode()
+    ).json()
     assert body["inserted"] == 1, body
 
 
@@ -191,7 +174,7 @@ def test_incidents_without_ids_still_keyed_as_before(
         path.write_text("category,reported_at,lon,lat\n" + row * n)
         result = cli.invoke(app, ["import", "incidents", str(path)])
         assert result.exit_code == 0, result.output
-        assert _counts(result.output)["inserted"] == inserted, result.output
+        assert summary_counts(result.output)["inserted"] == inserted, result.output
 
 
 # --- (17) ids 7 and 7.0 are one id ---------------------------------------------------------
@@ -221,7 +204,7 @@ def test_ids_7_and_7_0_in_one_geojson_are_a_duplicate_cli_and_http(
     rejects = tmp_path / "seven.rejects.csv"
     result = cli.invoke(app, ["import", "incidents", str(path), "--rejects", str(rejects)])
     assert result.exit_code == 3, result.output
-    assert _counts(result.output)["inserted"] == 2, result.output
+    assert summary_counts(result.output)["inserted"] == 2, result.output
     found = pd.read_csv(rejects, encoding="utf-8-sig")
     assert found.row.tolist() == [3]
     assert found.reason.tolist() == ["duplicate id: 'seven:7' first at row 2"]
@@ -230,7 +213,7 @@ def test_ids_7_and_7_0_in_one_geojson_are_a_duplicate_cli_and_http(
     )
     assert sorted(k for (k,) in keys) == ["seven:7", "seven:j1"]
     again = cli.invoke(app, ["import", "incidents", str(path), "--rejects", str(rejects)])
-    assert again.exit_code == 3 and _counts(again.output)["inserted"] == 0, again.output
+    assert again.exit_code == 3 and summary_counts(again.output)["inserted"] == 0, again.output
     # households over HTTP: an id property 7 beside "7.0" (and a CSV's text ids)
     households = _geojson(
         [
@@ -238,11 +221,11 @@ def test_ids_7_and_7_0_in_one_geojson_are_a_duplicate_cli_and_http(
             _feature(_point(lon, lat), {"id": "7.0", "household_size": 3}),
         ]
     )
-    body = _post(client, role_keys, "households", "seven_hh.geojson", households).json()
+    body = post_import(client, role_keys, "households", "seven_hh.geojson", households).json()
     assert (body["inserted"], body["rejected"]) == (1, 1), body
     assert body["rejected_by_reason"] == {"duplicate id": 1}, body
     csv = f"id,unit_count,lon,lat\n7,1,{lon},{lat}\n7.0,2,{lon},{lat}\n007,1,{lon},{lat}\n"
-    units = _post(client, role_keys, "rental-units", "seven_ru.csv", csv.encode()).json()
+    units = post_import(client, role_keys, "rental-units", "seven_ru.csv", csv.encode()).json()
     assert (units["inserted"], units["rejected"]) == (2, 1), units
     refs = _rows(
         engine, "SELECT external_ref FROM rental_units WHERE external_ref LIKE :p", p="seven_ru%"
@@ -302,7 +285,7 @@ def test_mixed_code_column_stored_without_fraction_cli_and_http(
             _feature(_square(114.310, 30.590), {"code": 3.0, "parent_code": "C02"}),
         ]
     )
-    response = _post(
+    response = post_import(
         client,
         role_keys,
         "boundaries",

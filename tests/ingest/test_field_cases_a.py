@@ -6,23 +6,19 @@ from __future__ import annotations
 
 import gzip
 import io
-import os
 import re
 import zipfile
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from typer.testing import CliRunner
 
-from geo_service.cli.main import app
 from geo_service.demo.city import DemoCity
-from tests.conftest import as_role, grid_point
+from tests.conftest import grid_point
+from tests.ingest.helpers import CASES, cli_import, count_rows, post_import
 
-CASES = Path(
-    os.environ.get("GEO_SHARED_CASES") or Path(__file__).resolve().parents[3] / "shared" / "cases"
-)
 IMPORT = CASES / "import"
 runner = CliRunner()
 
@@ -30,32 +26,6 @@ runner = CliRunner()
 def _case(prefix: str, name: str) -> Path:
     (folder,) = IMPORT.glob(f"{prefix}_*")
     return folder / name
-
-
-def _post(
-    client: TestClient,
-    role_keys: dict[str, str],
-    kind: str,
-    name: str,
-    content: bytes,
-    **data: object,
-):  # noqa: ANN202
-    return client.post(
-        f"/imports/{kind}",
-        files={"file": (name, content, "application/octet-stream")},
-        data=data,
-        headers=as_role(role_keys, "admin"),
-    )
-
-
-def _cli(url: str, monkeypatch: pytest.MonkeyPatch, *args: str):  # noqa: ANN202
-    monkeypatch.setenv("GEO_DATABASE_URL", url)
-    return runner.invoke(app, ["import", *args])
-
-
-def _count(engine: Engine, table: str) -> int:
-    with engine.connect() as conn:
-        return conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
 
 
 # --- F07: a UTF-8 BOM in any text table ----------------------------------------------------
@@ -69,10 +39,10 @@ def test_f07_shared_txt_with_bom_finds_its_columns_over_http_and_cli(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     path = _case("F07", "incidents_bom_loncol.txt")
-    response = _post(client, role_keys, "incidents", path.name, path.read_bytes())
+    response = post_import(client, role_keys, "incidents", path.name, path.read_bytes())
     assert response.status_code == 200, response.text
     assert response.json()["inserted"] == 1, response.text
-    result = _cli(app_database_url, monkeypatch, "incidents", str(path))
+    result = cli_import(app_database_url, monkeypatch, "incidents", str(path))
     assert result.exit_code == 0, result.output
     assert "no coordinate columns" not in result.output and "Traceback" not in result.output
 
@@ -102,11 +72,11 @@ def test_f07_bom_is_handled_in_every_text_format(
     content = "\ufeff".encode() + body.encode()
     if gz:
         content = gzip.compress(content)
-    before = _count(engine, "households")
-    response = _post(client, role_keys, "households", name, content)
+    before = count_rows(engine, "households")
+    response = post_import(client, role_keys, "households", name, content)
     assert response.status_code == 200, response.text
     assert response.json()["inserted"] == 1
-    assert _count(engine, "households") == before + 1
+    assert count_rows(engine, "households") == before + 1
 
 
 # --- F03: Z (and M) values in any geometry type --------------------------------------------
@@ -120,11 +90,13 @@ def test_f03_shared_polygon_z_imports_with_z_dropped_over_http_and_cli(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     path = _case("F03", "district_z.geojson")
-    response = _post(client, role_keys, "boundaries", path.name, path.read_bytes(), level="grid")
+    response = post_import(
+        client, role_keys, "boundaries", path.name, path.read_bytes(), level="grid"
+    )
     assert response.status_code == 200, response.text
     assert response.json()["inserted"] == 1
     assert response.json()["dimensions_dropped"] == ["Z"]
-    result = _cli(app_database_url, monkeypatch, "boundaries", str(path), "--level", "grid")
+    result = cli_import(app_database_url, monkeypatch, "boundaries", str(path), "--level", "grid")
     assert result.exit_code == 0, result.output
     assert "Z values" in result.output and "Traceback" not in result.output
 
@@ -189,7 +161,7 @@ def test_f03_z_and_m_are_dropped_from_every_geometry_type(
     else:
         name, content = "z.geojson", frame.to_json().encode()
     data = {"level": "grid"} if kind == "boundaries" else {}
-    response = _post(client, role_keys, kind, name, content, **data)
+    response = post_import(client, role_keys, kind, name, content, **data)
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["rejected"] == 0, body
@@ -208,18 +180,20 @@ def test_f11_shared_swapped_columns_are_named_and_swap_xy_imports_them(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     path = _case("F11", "incidents_swapped.csv")
-    before = _count(engine, "incidents")
-    response = _post(client, role_keys, "incidents", path.name, path.read_bytes())
+    before = count_rows(engine, "incidents")
+    response = post_import(client, role_keys, "incidents", path.name, path.read_bytes())
     assert response.status_code == 422, response.text
     assert "look swapped" in response.text and "swap" in response.json()["detail"]
-    result = _cli(app_database_url, monkeypatch, "incidents", str(path))
+    result = cli_import(app_database_url, monkeypatch, "incidents", str(path))
     assert result.exit_code != 0 and "look swapped" in result.output, result.output
     assert "Traceback" not in result.output
-    assert _count(engine, "incidents") == before
-    response = _post(client, role_keys, "incidents", path.name, path.read_bytes(), swap_xy="true")
+    assert count_rows(engine, "incidents") == before
+    response = post_import(
+        client, role_keys, "incidents", path.name, path.read_bytes(), swap_xy="true"
+    )
     assert response.status_code == 200, response.text
     assert response.json()["inserted"] == 2, response.text
-    result = _cli(app_database_url, monkeypatch, "incidents", str(path), "--swap-xy")
+    result = cli_import(app_database_url, monkeypatch, "incidents", str(path), "--swap-xy")
     assert result.exit_code == 0, result.output
 
 
@@ -241,9 +215,9 @@ def test_f11_swapped_points_in_other_formats(
     else:
         frame = gpd.GeoDataFrame({"household_size": [2]}, geometry=[shapely.Point(lat, lon)])
         content = frame.to_json().encode()
-    response = _post(client, role_keys, "households", name, content)
+    response = post_import(client, role_keys, "households", name, content)
     assert response.status_code == 422 and "look swapped" in response.text, response.text
-    response = _post(client, role_keys, "households", name, content, swap_xy="true")
+    response = post_import(client, role_keys, "households", name, content, swap_xy="true")
     assert response.status_code == 200, response.text
     assert response.json()["inserted"] == 1, response.text
 
@@ -261,14 +235,16 @@ def test_f12_shared_xlsx_reads_like_a_csv_over_http_and_cli(
 ) -> None:
     # The shared workbook also has its lon/lat the other way round (F11's kind).
     path = _case("F12", "incidents.xlsx")
-    before = _count(engine, "incidents")
-    response = _post(client, role_keys, "incidents", path.name, path.read_bytes())
+    before = count_rows(engine, "incidents")
+    response = post_import(client, role_keys, "incidents", path.name, path.read_bytes())
     assert response.status_code == 422 and "look swapped" in response.text, response.text
-    response = _post(client, role_keys, "incidents", path.name, path.read_bytes(), swap_xy="true")
+    response = post_import(
+        client, role_keys, "incidents", path.name, path.read_bytes(), swap_xy="true"
+    )
     assert response.status_code == 200, response.text
     assert response.json()["inserted"] == 2, response.text
-    assert _count(engine, "incidents") == before + 2
-    result = _cli(app_database_url, monkeypatch, "incidents", str(path), "--swap-xy")
+    assert count_rows(engine, "incidents") == before + 2
+    result = cli_import(app_database_url, monkeypatch, "incidents", str(path), "--swap-xy")
     assert result.exit_code == 0, result.output
     assert "NoneType" not in result.output and "Traceback" not in result.output
 
@@ -292,14 +268,14 @@ def test_f12_an_xlsx_of_typed_cells_imports_and_a_renamed_one_is_judged_by_conte
             {"Longitude": lon, "Latitude": lat, "household_size": 99, "id": 8},
         ]
     ).to_excel(path, index=False, sheet_name="data")
-    response = _post(client, role_keys, "households", "hh.xlsx", path.read_bytes())
+    response = post_import(client, role_keys, "households", "hh.xlsx", path.read_bytes())
     assert response.status_code == 200, response.text
     body = response.json()
     assert (body["inserted"], body["rejected"]) == (1, 1), body
     # the same bytes under another name: the content decides, the name must agree
-    response = _post(client, role_keys, "households", "hh.zip", path.read_bytes())
+    response = post_import(client, role_keys, "households", "hh.zip", path.read_bytes())
     assert response.status_code == 415, response.text
-    result = _cli(app_database_url, monkeypatch, "households", str(path))
+    result = cli_import(app_database_url, monkeypatch, "households", str(path))
     assert result.exit_code in (0, 1, 3) and "Traceback" not in result.output, result.output
     assert "inserted" in result.output
 
@@ -333,16 +309,16 @@ def test_f12_a_legacy_xls_reads_like_a_csv_over_http_and_cli(
         [lon, lat, 99, 420102001002],  # out of range: rejected with its reason
     ]
     path = _xls(tmp_path / "households.xls", rows, sheet="住户")
-    before = _count(engine, "households")
-    response = _post(
+    before = count_rows(engine, "households")
+    response = post_import(
         client, role_keys, "households", "hh.xls", path.read_bytes(), map=["经度=lon", "纬度=lat"]
     )
     assert response.status_code == 200, response.text
     body = response.json()
     assert (body["inserted"], body["rejected"]) == (1, 1), body
     assert "household_size" in body["rejects"][0]["reason"]
-    assert _count(engine, "households") == before + 1
-    again = _cli(
+    assert count_rows(engine, "households") == before + 1
+    again = cli_import(
         app_database_url,
         monkeypatch,
         "households",
@@ -357,21 +333,21 @@ def test_f12_a_legacy_xls_reads_like_a_csv_over_http_and_cli(
         "住户",
     )
     assert again.exit_code == 3 and "Traceback" not in again.output, again.output
-    assert _count(engine, "households") == before + 1  # the same row again: nothing new
+    assert count_rows(engine, "households") == before + 1  # the same row again: nothing new
 
 
 def test_f12_an_ole2_file_that_is_no_workbook_and_a_damaged_xlsx_are_refused(
     client: TestClient, role_keys: dict[str, str], loaded_city: DemoCity, engine: Engine
 ) -> None:
-    before = _count(engine, "households")
+    before = count_rows(engine, "households")
     not_a_workbook = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 600  # a .doc, say
-    response = _post(client, role_keys, "households", "old.xls", not_a_workbook)
+    response = post_import(client, role_keys, "households", "old.xls", not_a_workbook)
     assert response.status_code == 422, response.text
     assert "not a readable Excel .xls file" in response.text
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("xl/workbook.xml", "<not a workbook")
-    response = _post(client, role_keys, "households", "broken.xlsx", buffer.getvalue())
+    response = post_import(client, role_keys, "households", "broken.xlsx", buffer.getvalue())
     assert response.status_code == 422, response.text
     assert "not a readable Excel .xlsx file" in response.text
-    assert _count(engine, "households") == before
+    assert count_rows(engine, "households") == before

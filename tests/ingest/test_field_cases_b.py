@@ -3,9 +3,6 @@ the CLI and ``POST /imports/{kind}``; each with a file of the same kind made her
 
 from __future__ import annotations
 
-import io
-import os
-import zipfile
 from pathlib import Path
 
 import geopandas as gpd
@@ -18,11 +15,9 @@ from typer.testing import CliRunner
 
 from geo_service.cli.main import app
 from geo_service.demo.city import DemoCity
-from tests.conftest import as_role, grid_point
+from tests.conftest import grid_point
+from tests.ingest.helpers import CASES, post_import, zip_shapefile
 
-CASES = Path(
-    os.environ.get("GEO_SHARED_CASES") or Path(__file__).resolve().parents[3] / "shared" / "cases"
-)
 F01 = CASES / "import" / "F01_shapefile_gbk_no_cpg" / "districts_gbk.shp"
 F06 = CASES / "import" / "F06_gpkg_multiple_layers" / "city_layers.gpkg"
 F09 = CASES / "import" / "F09_real_typed_codes" / "grids_realcode.shp"
@@ -31,31 +26,6 @@ R6_MAP = CASES / "hidden_data" / "R6_catmap.csv"
 SQUARE = shapely.box(114.300, 30.590, 114.304, 30.594)
 
 pytestmark = pytest.mark.skipif(not CASES.is_dir(), reason="shared field cases not present")
-
-
-@pytest.fixture
-def cli(app_database_url: str, loaded_city: DemoCity, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.setenv("GEO_DATABASE_URL", app_database_url)
-    return CliRunner()
-
-
-def _post(
-    client: TestClient, role_keys: dict[str, str], kind: str, name: str, content: bytes, **data
-):  # noqa: ANN003, ANN202
-    return client.post(
-        f"/imports/{kind}",
-        files={"file": (name, content, "application/octet-stream")},
-        data=data,
-        headers=as_role(role_keys, "admin"),
-    )
-
-
-def _zip(shp: Path) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for part in sorted(shp.parent.glob(shp.stem + ".*")):
-            archive.write(part, part.name)
-    return buffer.getvalue()
 
 
 def _area(engine: Engine, code: str) -> list[str]:
@@ -124,12 +94,12 @@ def test_f01_kind_own_shapefiles_without_cpg(
     result = cli.invoke(app, ["import", "boundaries", str(path), "--level", "district", *forced])
     assert result.exit_code == 0, result.output
     assert _area(engine, "OWN01")[-1] == name
-    response = _post(
+    response = post_import(
         client,
         role_keys,
         "boundaries",
         "areas.zip",
-        _zip(path),
+        zip_shapefile(path),
         level="district",
         **({} if expected else {"encoding": encoding}),
     )
@@ -141,7 +111,9 @@ def test_f01_kind_own_shapefiles_without_cpg(
 def test_f01_gbk_shapefile_over_http(
     client: TestClient, role_keys: dict[str, str], engine: Engine
 ) -> None:
-    response = _post(client, role_keys, "boundaries", "districts.zip", _zip(F01), level="district")
+    response = post_import(
+        client, role_keys, "boundaries", "districts.zip", zip_shapefile(F01), level="district"
+    )
     assert response.status_code == 200, response.text
     assert response.json()["encoding"] == "gb18030" and response.json()["inserted"] == 1
     assert _area(engine, "GBK01")[-1] == "江汉区"
@@ -172,12 +144,12 @@ def test_f06_several_layers_refused_with_their_names_then_chosen_cli(
 def test_f06_several_layers_over_http_and_own_file(
     client: TestClient, role_keys: dict[str, str], engine: Engine, tmp_path: Path
 ) -> None:
-    refused = _post(
+    refused = post_import(
         client, role_keys, "boundaries", "city.gpkg", F06.read_bytes(), level="district"
     )
     assert refused.status_code == 422, refused.text
     assert "'communities', 'grids'" in refused.json()["detail"]
-    chosen = _post(
+    chosen = post_import(
         client,
         role_keys,
         "boundaries",
@@ -194,7 +166,7 @@ def test_f06_several_layers_over_http_and_own_file(
         gpd.GeoDataFrame({"x": [1]}, geometry=[SQUARE.centroid], crs=4326).to_file(
             path, layer=layer, driver="GPKG"
         )
-    response = _post(client, role_keys, "incidents", "three.gpkg", path.read_bytes())
+    response = post_import(client, role_keys, "incidents", "three.gpkg", path.read_bytes())
     assert response.status_code == 422
     assert "3 layers ('a', 'b', 'c')" in response.json()["detail"]
 
@@ -209,7 +181,9 @@ def test_f09_double_codes_without_point_zero_cli_and_http(
     assert result.exit_code == 0, result.output
     assert _area(engine, "420102001001") == ["grid 1"]
     assert _area(engine, "420102001001.0") == []
-    response = _post(client, role_keys, "boundaries", "grids.zip", _zip(F09), level="grid")
+    response = post_import(
+        client, role_keys, "boundaries", "grids.zip", zip_shapefile(F09), level="grid"
+    )
     assert response.status_code == 200, response.text
     assert _area(engine, "420102001001") == ["grid 1", "grid 1"]
 
@@ -301,7 +275,7 @@ def test_r6_kind_zero_xy_in_any_crs_over_http(
         ("EPSG:3857", own.format(0, 0).encode(), ["kind=category", "when=reported_at"], 1),
     )
     for crs, body, mapping, zero_row in cases:
-        response = _post(
+        response = post_import(
             client,
             role_keys,
             "incidents",

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import codecs
 import io
-import os
 import zipfile
 from pathlib import Path
 
@@ -24,10 +23,8 @@ from geo_service.demo.city import DemoCity
 from geo_service.geo.crs import from_wgs84
 from geo_service.geo.transformations import MAX_TRANSFORMATION_ERROR_M, transformation_to_wgs84
 from tests.conftest import as_role, grid_point
+from tests.ingest.helpers import CASES, post_import, zip_shapefile
 
-CASES = Path(
-    os.environ.get("GEO_SHARED_CASES") or Path(__file__).resolve().parents[3] / "shared" / "cases"
-)
 F04 = CASES / "import" / "F04_kml_kmz_google_earth" / "community.kml"
 F05 = CASES / "import" / "F05_xian1980_ballpark_transform" / "incidents_xian80_gk114.shp"
 R6 = CASES / "hidden_data" / "R6_zero_xy_utm.csv"
@@ -36,23 +33,6 @@ OGC = "http://www.opengis.net/kml/2.2"
 GOOGLE = "http://earth.google.com/kml/2.1"
 
 pytestmark = pytest.mark.skipif(not CASES.is_dir(), reason="shared field cases not present")
-
-
-@pytest.fixture
-def cli(app_database_url: str, loaded_city: DemoCity, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.setenv("GEO_DATABASE_URL", app_database_url)
-    return CliRunner()
-
-
-def _post(
-    client: TestClient, role_keys: dict[str, str], kind: str, name: str, content: bytes, **data
-):  # noqa: ANN003, ANN202
-    return client.post(
-        f"/imports/{kind}",
-        files={"file": (name, content, "application/octet-stream")},
-        data=data,
-        headers=as_role(role_keys, "admin"),
-    )
 
 
 def _scalar(engine: Engine, sql: str, **params: object):  # noqa: ANN202
@@ -118,7 +98,7 @@ def test_f04_shared_kml_imports_as_boundaries_over_http_and_cli(
     client: TestClient, role_keys: dict[str, str], cli: CliRunner, engine: Engine
 ) -> None:
     before = _area_count(engine, "KML-C01")
-    response = _post(
+    response = post_import(
         client, role_keys, "boundaries", F04.name, F04.read_bytes(), level="grid", map="Name=code"
     )
     assert response.status_code == 200, response.text
@@ -159,7 +139,7 @@ def test_f04_kml_polygon_with_hole_and_multigeometry_in_google_namespace(
         + "</MultiGeometry></Placemark>"
     )
     content = _kml(f"<Folder><name>areas</name>{hole}{multi}</Folder>", GOOGLE)
-    response = _post(
+    response = post_import(
         client,
         role_keys,
         "boundaries",
@@ -198,7 +178,7 @@ def test_f04_kml_and_kmz_points_import_as_households(
         _household_placemark("kml-hh-1", lon, lat, 3)
         + _household_placemark("kml-hh-2", lon + 1e-5, lat, 2)
     )
-    response = _post(client, role_keys, "households", "homes.kml", kml, map="Name=id")
+    response = post_import(client, role_keys, "households", "homes.kml", kml, map="Name=id")
     assert response.status_code == 200, response.text
     assert response.json()["inserted"] == 2, response.text
     assert _household(engine, "homes:kml-hh-1") == pytest.approx((lon, lat), abs=1e-7)
@@ -208,7 +188,7 @@ def test_f04_kml_and_kmz_points_import_as_households(
         member="files/doc.kml",
         extra={"files/icon.png": b"\x89PNG\r\n"},
     )
-    response = _post(client, role_keys, "households", "homes.kmz", kmz, map="Name=id")
+    response = post_import(client, role_keys, "households", "homes.kmz", kmz, map="Name=id")
     assert response.status_code == 200, response.text
     assert response.json()["inserted"] == 1
     # Any one .kml when there is no doc.kml; through the CLI.
@@ -219,8 +199,25 @@ def test_f04_kml_and_kmz_points_import_as_households(
     assert _household(engine, "survey:kmz-hh-2") is not None
     # Two documents and no doc.kml: refused, with their names.
     two = _kmz(_kml(""), "a.kml", extra={"b.kml": _kml("")})
-    refused = _post(client, role_keys, "households", "two.kmz", two)
+    refused = post_import(client, role_keys, "households", "two.kmz", two)
     assert refused.status_code == 415 and "'a.kml', 'b.kml'" in refused.json()["detail"]
+    # doc.kml and another document: doc.kml is read (KML 2.2), and the other one is named.
+    lon2 = lon + 2e-5
+    both = _kmz(
+        _kml(_household_placemark("kmz-doc-1", lon2, lat, 2)),
+        "doc.kml",
+        extra={"layers/more.kml": _kml(_household_placemark("kmz-more-1", lon2, lat, 2))},
+    )
+    read = post_import(client, role_keys, "households", "both.kmz", both, map="Name=id")
+    assert read.status_code == 200, read.text
+    assert read.json()["inserted"] == 1
+    assert read.json()["assumptions"]["kmz_documents_not_read"] == ["layers/more.kml"]
+    path = tmp_path / "both.kmz"
+    path.write_bytes(both)
+    result = cli.invoke(app, ["import", "households", str(path), "--map", "Name=id"])
+    assert result.exit_code == 0, result.output
+    assert "KMZ documents not read (only doc.kml)" in result.output
+    assert "layers/more.kml" in result.output
 
 
 def test_f04_kml_with_two_folders_is_refused_with_the_list_then_read_by_layer(
@@ -236,7 +233,7 @@ def test_f04_kml_with_two_folders_is_refused_with_the_list_then_read_by_layer(
         f"<Folder><name>north</name>{_household_placemark('kf-n1', lon, lat, 2)}</Folder>"
         f"<Folder><name>south</name>{_household_placemark('kf-s1', lon, lat, 5)}</Folder>"
     )
-    refused = _post(client, role_keys, "households", "folders.kml", content, map="Name=id")
+    refused = post_import(client, role_keys, "households", "folders.kml", content, map="Name=id")
     assert refused.status_code == 422, refused.text
     detail = refused.json()["detail"]
     assert "2 layers ('north', 'south')" in detail and "--layer" in detail
@@ -251,7 +248,7 @@ def test_f04_kml_with_two_folders_is_refused_with_the_list_then_read_by_layer(
     assert result.exit_code == 0, result.output
     assert _household(engine, "folders:kf-s1") is not None
     assert _household(engine, "folders:kf-n1") is None
-    chosen = _post(
+    chosen = post_import(
         client, role_keys, "households", "folders.kml", content, map="Name=id", layer="north"
     )
     assert chosen.status_code == 200 and chosen.json()["assumptions"]["layer"] == "north"
@@ -277,7 +274,7 @@ def test_f04_kml_declared_in_a_chinese_encoding_keeps_its_names(
     content = _kml(placemark).decode().replace('encoding="UTF-8"', f'encoding="{encoding}"')
     raw = content.encode(encoding)
     assert raw != content.encode()  # the names really are in that encoding
-    response = _post(
+    response = post_import(
         client,
         role_keys,
         "boundaries",
@@ -306,10 +303,10 @@ def test_f04_xml_that_is_not_kml_is_still_refused(
         "nons.kml": b"<kml><Document/></kml>",  # a kml root outside the KML namespaces
         "other.kml": _kml("").replace(OGC.encode(), b"http://example.org/kml"),
     }.items():
-        response = _post(client, role_keys, "households", name, content)
+        response = post_import(client, role_keys, "households", name, content)
         assert response.status_code == 415, (name, response.text)
         assert "XML other than KML" in response.json()["detail"]
-    broken = _post(client, role_keys, "households", "broken.kml", _kml("<Placemark>"))
+    broken = post_import(client, role_keys, "households", "broken.kml", _kml("<Placemark>"))
     assert broken.status_code == 422
     assert "not a readable KML file" in broken.json()["detail"]
 
@@ -317,21 +314,15 @@ def test_f04_xml_that_is_not_kml_is_still_refused(
 # --- F05: a datum shift PROJ knows only as a ballpark -------------------------------------
 
 
-def _zip_shapefile(shp: Path) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for part in sorted(shp.parent.glob(shp.stem + ".*")):
-            archive.write(part, part.name)
-    return buffer.getvalue()
-
-
 def test_f05_shared_xian1980_is_refused_until_the_approximation_is_accepted(
     client: TestClient, role_keys: dict[str, str], cli: CliRunner, engine: Engine
 ) -> None:
     count = "SELECT count(*) FROM incidents WHERE idempotency_key LIKE '%x80-1'"
     before = _scalar(engine, count)
-    content = _zip_shapefile(F05)
-    refused = _post(client, role_keys, "incidents", "xian.zip", content, map="reported=reported_at")
+    content = zip_shapefile(F05)
+    refused = post_import(
+        client, role_keys, "incidents", "xian.zip", content, map="reported=reported_at"
+    )
     assert refused.status_code == 422, refused.text
     detail = refused.json()["detail"]
     assert "Xian 1980" in detail and "EPSG:2383" in detail and "Ballpark" in detail
@@ -341,7 +332,7 @@ def test_f05_shared_xian1980_is_refused_until_the_approximation_is_accepted(
     assert result.exit_code == 2, result.output
     assert "--accept-approximate-transform" in result.output and "Traceback" not in result.output
     assert _scalar(engine, count) == before
-    accepted = _post(
+    accepted = post_import(
         client,
         role_keys,
         "incidents",
@@ -444,7 +435,7 @@ def test_f05_every_crs_reports_its_transformation_and_approximate_ones_are_refus
         # (ESRI WKT has none).
         prj = crs if "TOWGS84" in crs else CRS.from_user_input(crs).to_wkt("WKT1_ESRI")
         path.with_suffix(".prj").write_text(prj)
-        name, content = f"{label}.zip", _zip_shapefile(path)
+        name, content = f"{label}.zip", zip_shapefile(path)
         extra: dict[str, object] = {}
         args: list[str] = []
     else:
@@ -454,7 +445,7 @@ def test_f05_every_crs_reports_its_transformation_and_approximate_ones_are_refus
         extra = {"crs": crs} if given == "crs" else {}
         args = ["--crs", crs] if given == "crs" else []
     ref = f"{label}:{label}-1"
-    response = _post(
+    response = post_import(
         client, role_keys, "households", name, content, map="size=household_size", **extra
     )
     result = cli.invoke(
@@ -476,7 +467,7 @@ def test_f05_every_crs_reports_its_transformation_and_approximate_ones_are_refus
         assert "TOWGS84" in detail  # the file's own parameters, accuracy unknown
     assert result.exit_code == 2 and "--accept-approximate-transform" in result.output
     assert _household(engine, ref) is None
-    response = _post(
+    response = post_import(
         client,
         role_keys,
         "households",

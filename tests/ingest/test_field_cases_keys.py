@@ -5,10 +5,7 @@ and files of the same kinds made here, each through the CLI and ``POST /imports/
 
 from __future__ import annotations
 
-import io
 import json
-import os
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -22,42 +19,15 @@ from typer.testing import CliRunner
 
 from geo_service.cli.main import app
 from geo_service.demo.city import DemoCity
-from tests.conftest import as_role, grid_point
+from tests.conftest import grid_point
+from tests.ingest.helpers import CASES, post_import, summary_counts, zip_shapefile
 
-CASES = Path(
-    os.environ.get("GEO_SHARED_CASES") or Path(__file__).resolve().parents[3] / "shared" / "cases"
-)
 F10 = CASES / "import" / "F10_local_grid_codes_dissolve"
 F13 = CASES / "import" / "F13_dbf_truncated_flags_default_false" / "households.shp"
 F14 = CASES / "import" / "F14_rerun_duplicates_without_id" / "households_feature_id.geojson"
 WHEN = "2024-03-01 10:00"  # a fixed past time: no wall clock in these tests
 
 pytestmark = pytest.mark.skipif(not CASES.is_dir(), reason="shared field cases not present")
-
-
-@pytest.fixture
-def cli(app_database_url: str, loaded_city: DemoCity, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.setenv("GEO_DATABASE_URL", app_database_url)
-    return CliRunner()
-
-
-def _post(
-    client: TestClient, role_keys: dict[str, str], kind: str, name: str, content: bytes, **data
-):  # noqa: ANN003, ANN202
-    return client.post(
-        f"/imports/{kind}",
-        files={"file": (name, content, "application/octet-stream")},
-        data=data,
-        headers=as_role(role_keys, "admin"),
-    )
-
-
-def _zip(shp: Path) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for part in sorted(shp.parent.glob(shp.stem + ".*")):
-            archive.write(part, part.name)
-    return buffer.getvalue()
 
 
 def _rows(engine: Engine, sql: str, **params: Any) -> list[tuple[Any, ...]]:
@@ -73,17 +43,6 @@ def _households(engine: Engine, prefix: str) -> dict[str, tuple[Any, ...]]:
         p=prefix + "%",
     )
     return {r[0]: r[1:] for r in rows}
-
-
-def _counts(output: str) -> dict[str, int]:
-    """The CLI summary's counts by label."""
-    found = {}
-    for label in ("read", "accepted", "inserted", "already present", "rejected"):
-        for line in output.splitlines():
-            cells = [c.strip() for c in line.strip("│|").split("│")]
-            if len(cells) == 2 and cells[0] == label:
-                found[label] = int(cells[1].replace(",", ""))
-    return found
 
 
 def _rejects(tmp_path: Path) -> list[str]:
@@ -130,7 +89,7 @@ def test_f13_shared_truncated_names_matched_and_said_cli(
 def test_f13_shared_truncated_names_over_http(
     client: TestClient, role_keys: dict[str, str], engine: Engine
 ) -> None:
-    response = _post(client, role_keys, "households", "f13_http.zip", _zip(F13))
+    response = post_import(client, role_keys, "households", "f13_http.zip", zip_shapefile(F13))
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["inserted"] == 2, body
@@ -175,7 +134,7 @@ def test_f13_kind_missing_flag_column_is_unknown_in_every_format(
     }
     # A CSV whose columns went through a DBF once, in capitals.
     csv = f"id,HOUSEHOLD_,ELDERLY_LI,lon,lat\nc,3,no,{lon},{lat}\n".encode()
-    response = _post(client, role_keys, "households", "f13csv.csv", csv)
+    response = post_import(client, role_keys, "households", "f13csv.csv", csv)
     assert response.status_code == 200, response.text
     assert response.json()["assumptions"]["truncated_columns"] == [
         "ELDERLY_LI -> elderly_living_alone",
@@ -237,14 +196,19 @@ def test_f14_shared_feature_ids_rerun_adds_nothing_cli_and_http(
 ) -> None:
     first = cli.invoke(app, ["import", "households", str(F14), *_rejects(tmp_path)])
     assert first.exit_code == 0, first.output
-    assert _counts(first.output)["inserted"] == 2, first.output
+    assert summary_counts(first.output)["inserted"] == 2, first.output
     again = cli.invoke(app, ["import", "households", str(F14), *_rejects(tmp_path)])
     assert again.exit_code == 0, again.output
-    assert _counts(again.output)["inserted"] == 0 and _counts(again.output)["already present"] == 2
+    assert (
+        summary_counts(again.output)["inserted"] == 0
+        and summary_counts(again.output)["already present"] == 2
+    )
     refs = set(_households(engine, "households_feature_id:"))
     assert refs == {"households_feature_id:101", "households_feature_id:102"}
     for _ in range(2):
-        response = _post(client, role_keys, "households", "f14_http.geojson", F14.read_bytes())
+        response = post_import(
+            client, role_keys, "households", "f14_http.geojson", F14.read_bytes()
+        )
         assert response.status_code == 200, response.text
     body = response.json()
     assert (body["inserted"], body["already_present"]) == (0, 2), body
@@ -262,7 +226,7 @@ def test_f14_kind_feature_ids_keep_a_changed_row_one_record(
                 _point_feature(lon, lat, {"household_size": 1}, fid=8),
             ]
         )
-        response = _post(client, role_keys, "households", "f14ids.geojson", content)
+        response = post_import(client, role_keys, "households", "f14ids.geojson", content)
         assert response.status_code == 200, response.text
     assert response.json()["inserted"] == 0, response.text
     assert set(_households(engine, "f14ids:")) == {"f14ids:hh-7", "f14ids:8"}
@@ -274,16 +238,20 @@ def test_f14_kind_feature_ids_keep_a_changed_row_one_record(
             _point_feature(lon, lat, {"category": theft, "reported_at": WHEN}, fid=42),
         ]
     )
-    first = _post(client, role_keys, "incidents", "f14inc.geojson", inc).json()
-    again = _post(client, role_keys, "incidents", "f14inc.geojson", inc).json()
+    first = post_import(client, role_keys, "incidents", "f14inc.geojson", inc).json()
+    again = post_import(client, role_keys, "incidents", "f14inc.geojson", inc).json()
     assert (first["inserted"], again["inserted"], again["already_present"]) == (2, 0, 2), again
     keys = _rows(
         engine, "SELECT idempotency_key FROM incidents WHERE idempotency_key LIKE 'f14inc:%'"
     )
     assert sorted(k for (k,) in keys) == ["f14inc:41", "f14inc:42"]
     ru = _geojson([_point_feature(lon, lat, {"unit_count": 2}, fid=5)])
-    assert _post(client, role_keys, "rental-units", "f14ru.geojson", ru).json()["inserted"] == 1
-    assert _post(client, role_keys, "rental-units", "f14ru.geojson", ru).json()["inserted"] == 0
+    assert (
+        post_import(client, role_keys, "rental-units", "f14ru.geojson", ru).json()["inserted"] == 1
+    )
+    assert (
+        post_import(client, role_keys, "rental-units", "f14ru.geojson", ru).json()["inserted"] == 0
+    )
     assert _rows(engine, "SELECT count(*) FROM rental_units WHERE external_ref = 'f14ru:5'") == [
         (1,)
     ]
@@ -299,10 +267,10 @@ def test_f14_kind_repeated_feature_ids_fall_back_to_content_keys(
             _point_feature(lon, lat, {"household_size": 5}, fid=9),
         ]
     )
-    first = _post(client, role_keys, "households", "f14rep.geojson", content).json()
+    first = post_import(client, role_keys, "households", "f14rep.geojson", content).json()
     assert first["inserted"] == 2, first
     assert "repeated" in first["assumptions"]["feature_ids"], first
-    again = _post(client, role_keys, "households", "f14rep.geojson", content).json()
+    again = post_import(client, role_keys, "households", "f14rep.geojson", content).json()
     assert (again["inserted"], again["already_present"]) == (0, 2), again
     assert all(":sha1-" in r for r in _households(engine, "import:sha1-"))
 
@@ -326,8 +294,8 @@ def test_f14_kind_fids_of_gpkg_and_shapefile_are_not_ids_rerun_adds_nothing(
         first = cli.invoke(app, ["import", "households", str(path)])
         again = cli.invoke(app, ["import", "households", str(path)])
         assert first.exit_code == 0 and again.exit_code == 0, first.output + again.output
-        assert _counts(first.output)["inserted"] == inserted, first.output
-        assert _counts(again.output)["inserted"] == 0, again.output
+        assert summary_counts(first.output)["inserted"] == inserted, first.output
+        assert summary_counts(again.output)["inserted"] == 0, again.output
         refs = _households(engine, "import:sha1-")
         assert len(refs) == 3, refs
 
@@ -337,8 +305,8 @@ def test_f14_kind_responders_rerun_changes_nothing(
 ) -> None:
     lon, lat, _ = grid_point(loaded_city)
     content = f"callsign,kind,lon,lat\nF14-A,patrol,{lon},{lat}\nF14-B,patrol,{lon},{lat}\n"
-    first = _post(client, role_keys, "responders", "f14resp.csv", content.encode()).json()
-    again = _post(client, role_keys, "responders", "f14resp.csv", content.encode()).json()
+    first = post_import(client, role_keys, "responders", "f14resp.csv", content.encode()).json()
+    again = post_import(client, role_keys, "responders", "f14resp.csv", content.encode()).json()
     assert (first["inserted"], again["inserted"]) == (2, 0), (first, again)
     assert _rows(engine, "SELECT count(*) FROM responders WHERE callsign LIKE 'F14-%'") == [(2,)]
 
@@ -375,15 +343,15 @@ def test_identical_incidents_without_ids_kept_and_reruns_idempotent_cli_and_http
     twins.write_text(rows(2))
     first = cli.invoke(app, ["import", "incidents", str(twins)])
     assert first.exit_code == 0, first.output
-    assert _counts(first.output)["inserted"] == 2 and "duplicate" not in first.output
-    response = _post(client, role_keys, "incidents", "twins.csv", rows(2).encode())
+    assert summary_counts(first.output)["inserted"] == 2 and "duplicate" not in first.output
+    response = post_import(client, role_keys, "incidents", "twins.csv", rows(2).encode())
     assert (response.json()["inserted"], response.json()["already_present"]) == (0, 2)
-    grown = _post(client, role_keys, "incidents", "more_twins.csv", rows(3).encode()).json()
+    grown = post_import(client, role_keys, "incidents", "more_twins.csv", rows(3).encode()).json()
     assert (grown["inserted"], grown["already_present"]) == (1, 2), grown
     triplets = tmp_path / "triplets.csv"
     triplets.write_text(rows(3))
     again = cli.invoke(app, ["import", "incidents", str(triplets)])
-    assert again.exit_code == 0 and _counts(again.output)["inserted"] == 0, again.output
+    assert again.exit_code == 0 and summary_counts(again.output)["inserted"] == 0, again.output
     assert stored() == 3
 
 
@@ -396,7 +364,7 @@ def test_identical_households_without_ids_kept_and_reruns_idempotent_cli(
         path.write_text("household_size,lon,lat\n" + f"2,{lon},{lat}\n" * n)
         result = cli.invoke(app, ["import", "households", str(path)])
         assert result.exit_code == 0, result.output
-        assert _counts(result.output)["inserted"] == inserted, result.output
+        assert summary_counts(result.output)["inserted"] == inserted, result.output
     assert len(_households(engine, "import:sha1-")) == 3
 
 
@@ -447,7 +415,7 @@ def test_f10_shared_local_codes_scoped_by_parent_cli(
     grids = str(F10 / "grids_local_codes.geojson")
     result = cli.invoke(app, ["import", "boundaries", grids, *args, *_rejects(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert _counts(result.output)["inserted"] == 4, result.output
+    assert summary_counts(result.output)["inserted"] == 4, result.output
     assert _grids(engine, version) == EXPECTED_F10
     # --dissolve merges only parts with the same full code: here none.
     other = _draft_with_communities(cli, engine, "f10 cli dissolve", tmp_path)
@@ -472,7 +440,7 @@ def test_f10_shared_local_codes_scoped_by_parent_cli(
 def test_f10_shared_local_codes_over_http_and_shown_by_areas(
     client: TestClient, role_keys: dict[str, str], engine: Engine
 ) -> None:
-    communities = _post(
+    communities = post_import(
         client,
         role_keys,
         "boundaries",
@@ -482,7 +450,7 @@ def test_f10_shared_local_codes_over_http_and_shown_by_areas(
     )
     assert communities.status_code == 200, communities.text
     version = communities.json()["version_id"]
-    grids = _post(
+    grids = post_import(
         client,
         role_keys,
         "boundaries",

@@ -9,7 +9,6 @@ made here (other formats, zones, column layouts). All times are fixed, never the
 
 from __future__ import annotations
 
-import os
 import re
 import tempfile
 from collections.abc import Iterator
@@ -41,10 +40,8 @@ from geo_service.settings import (
     Settings,
 )
 from tests.conftest import as_role, grid_point, make_database, problem, role_url
+from tests.ingest.helpers import CASES
 
-CASES = Path(
-    os.environ.get("GEO_SHARED_CASES") or Path(__file__).resolve().parents[3] / "shared" / "cases"
-)
 F02 = CASES / "import" / "F02_geojson_gpkg_datetime_offset_dropped" / "incidents_offset.geojson"
 F08 = CASES / "import" / "F08_geojson_date_format_rejected" / "incidents_slashdates.geojson"
 R1 = CASES / "hidden_data" / "R1_noid_bad_time.csv"
@@ -55,13 +52,6 @@ pytestmark = pytest.mark.skipif(not CASES.is_dir(), reason="shared field cases n
 
 def _at(*parts: int) -> datetime:
     return datetime(*parts, tzinfo=UTC)
-
-
-@pytest.fixture
-def cli(app_database_url: str, loaded_city: DemoCity, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.setenv("GEO_DATABASE_URL", app_database_url)
-    monkeypatch.setenv("COLUMNS", "250")  # the summary table's rows unwrapped
-    return CliRunner()
 
 
 def _import(runner: CliRunner, kind: str, path: Path, *args: str) -> Result:
@@ -741,14 +731,35 @@ def test_date_and_time_columns_are_joined_then_parsed_cli_and_http(
         "datetime.csv",
         [
             {"id": "d1", "date": "2020-07-01", "time": "08:15", "reported_at": "x"}
-            | {"lon": lon, "lat": lat}
+            | {"lon": lon, "lat": lat},
+            # a date with a blank time is not that day's midnight: rejected, the column named
+            {"id": "d2", "date": "2020-07-02", "time": "", "reported_at": "x"}
+            | {"lon": lon, "lat": lat},
         ],
     )
     result = _import(
         cli, "incidents", both, "--map", "date+time=reported_at", *common, "--source-name", "dc"
     )
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 3, result.output
     assert _times(engine, "dc") == {"d1": _at(2020, 7, 1, 13, 15)}
+    response = _post(
+        client,
+        headers,
+        "incidents",
+        both.name,
+        both.read_bytes(),
+        map="date+time=reported_at",
+        set="category=facilities",
+        tz="America/Chicago",
+        source_name="dh",
+    )
+    assert response.status_code == 200, response.text
+    assert _times(engine, "dh") == {"d1": _at(2020, 7, 1, 13, 15)}
+    (reject,) = response.json()["rejects"]
+    assert reject["row"] == 2
+    assert reject["reason"] == (
+        "reported_at is incomplete: column 'time' is blank (--map date+time=reported_at)"
+    )
 
 
 def test_rental_units_registered_at_from_date_and_time_columns_cli_and_http(

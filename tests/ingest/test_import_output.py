@@ -7,7 +7,6 @@ on the ``common/`` tiny hierarchy of the shared cases."""
 from __future__ import annotations
 
 import io
-import os
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,22 +34,14 @@ from geo_service.settings import (
     Settings,
 )
 from tests.conftest import grid_point, make_database, problem, role_url
+from tests.ingest.helpers import CASES
 
-CASES = Path(
-    os.environ.get("GEO_SHARED_CASES") or Path(__file__).resolve().parents[3] / "shared" / "cases"
-)
 TINY_DISTRICT = CASES / "common" / "tiny_district.geojson"
 TINY_GRIDS = CASES / "common" / "tiny_grids.geojson"
 BOM = b"\xef\xbb\xbf"
 WHEN = "2026-01-01 10:00"  # a fixed time, before "now" on any run of the suite
 UTM_50N = 32650  # the demo city (Wuhan) in projected metres, as a city office may export it
 THEFT = "盗窃"  # a category the city does not have: the row is rejected
-
-
-@pytest.fixture
-def cli(app_database_url: str, loaded_city: DemoCity, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.setenv("GEO_DATABASE_URL", app_database_url)
-    return CliRunner()
 
 
 def _post(client: TestClient, key: str, kind: str, name: str, content: bytes, **data):  # noqa: ANN003, ANN202

@@ -33,7 +33,7 @@ from geo_service.ingest.parsing import (
     as_text,
     combine_time_parts,
 )
-from geo_service.ingest.readers import ImportFileError, SourceCrs, read_source
+from geo_service.ingest.readers import PART_ERROR, ImportFileError, SourceCrs, read_source
 from geo_service.ingest.rows import match_truncated_columns
 from geo_service.ingest.uploads import ReadLimits
 from geo_service.ingest.validate import CHECKS, KIND_FIELDS, Checked
@@ -279,6 +279,20 @@ def _combine_columns(frame: gpd.GeoDataFrame, src: str, ours: str) -> pd.Series:
     joined = texts[0]
     for text_ in texts[1:]:
         joined = joined + " " + text_
+    # A row with some parts blank and others given is incomplete: a date with a blank time
+    # is not that day's midnight. The row is rejected with the blank column named.
+    blanks = pd.concat([t.isna() | (t == "") for t in texts], axis=1)
+    partial = blanks.any(axis=1) & ~blanks.all(axis=1)
+    if partial.any():
+        why = pd.Series(None, index=frame.index, dtype=object)
+        why[partial] = [
+            f"{ours} is incomplete: column "
+            + ", ".join(repr(p) for p, blank in zip(parts, row, strict=True) if blank)
+            + f" is blank (--map {src}={ours})"
+            for row in blanks[partial].itertuples(index=False)
+        ]
+        earlier = frame[PART_ERROR] if PART_ERROR in frame else None
+        frame[PART_ERROR] = why if earlier is None else earlier.fillna(why)
     # A row whose parts are all blank is blank (a missing value), not " ".
     return joined.str.strip()
 
