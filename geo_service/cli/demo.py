@@ -20,8 +20,19 @@ def demo(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Address to serve on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to serve on.")] = 8000,
+    simulate: Annotated[
+        bool,
+        typer.Option(
+            help="Keep the city alive: reports arrive, responders move and work "
+            "(`geo-service simulate` against this server)."
+        ),
+    ] = True,
+    speed: Annotated[
+        float, typer.Option(min=0.1, max=1000, help="Simulated seconds per wall second.")
+    ] = 1.0,
 ) -> None:
-    """Start the database, migrate, load the demo city if the database is empty, and serve."""
+    """Start the database, migrate, load the demo city if the database is empty, and serve
+    (with the city simulated as it lives, unless --no-simulate)."""
     if ctx.invoked_subcommand is not None:
         return
     from geo_service.cli.serve import run_server
@@ -41,20 +52,65 @@ def demo(
         )
     else:
         console.print("database already holds a city; serving it")
-    _print_demo_keys(engine, f"http://{host}:{port}")
+    keys = _print_demo_keys(engine, f"http://{host}:{port}")
     engine.dispose()
+    if simulate and "dispatcher" in keys:
+        _simulate_in_background(f"http://{host}:{port}", keys["dispatcher"], speed)
     run_server(settings, host, port)
 
 
-def _print_demo_keys(engine, base: str) -> None:  # noqa: ANN001
+def _print_demo_keys(engine, base: str) -> dict[str, str]:  # noqa: ANN001
+    """Issue and print the demo keys; return them by role."""
     from geo_service.demo.load import issue_demo_keys
 
     # Plain lines, never a table: a key must survive any terminal width intact.
     typer.echo("\nDemo API keys (new on every start; send as X-API-Key, or sign in at /login):")
+    keys = {}
     for row in issue_demo_keys(engine):
         area = row["area"] or "whole city"
         typer.echo(f"  {row['role']:<12} {row['user']:<18} {area:<18} {row['key']}")
+        keys[row["role"]] = row["key"]
     typer.echo(f'\ntry: curl -H "X-API-Key: <key>" "{base}/areas/lookup?lon=114.30&lat=30.59"\n')
+    return keys
+
+
+def _simulate_in_background(base: str, key: str, speed: float) -> None:
+    """Run the simulator against this server in a daemon thread, once it answers."""
+    import logging
+    import threading
+    import time
+
+    import httpx
+
+    log = logging.getLogger("geo_service.simulate")
+
+    def live() -> None:
+        from geo_service.simulate.city import Simulation
+        from geo_service.simulate.gateway import Gateway
+        from geo_service.simulate.run import now_utc, run
+
+        with httpx.Client(base_url=base, headers={"X-API-Key": key}, timeout=60) as client:
+            for _ in range(600):  # the server starts within a minute or two
+                try:
+                    if client.get("/health").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.5)
+            simulation = Simulation(Gateway(client), start=now_utc(), seed=7)
+            try:
+                simulation.setup()
+                log.warning(
+                    "simulating %d grids and %d responders at %gx (--no-simulate stops it)",
+                    len(simulation.grid_shapes),
+                    len(simulation.units),
+                    speed,
+                )
+                run(simulation, speed=speed, seconds=None)
+            except Exception:  # noqa: BLE001 - the demo keeps serving without the simulator
+                log.exception("the simulator stopped")
+
+    threading.Thread(target=live, name="simulate", daemon=True).start()
 
 
 @app.command("generate")

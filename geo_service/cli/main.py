@@ -11,6 +11,7 @@ from geo_service.cli import analytics, boundaries, db, demo
 from geo_service.cli.common import console, database_url, fail
 from geo_service.cli.imports import IMPORT_EPILOG, import_command
 from geo_service.cli.serve import serve
+from geo_service.cli.simulate import simulate_command
 from geo_service.cli.users import keys_app, users_app
 from geo_service.settings import Settings
 
@@ -28,6 +29,7 @@ app.add_typer(analytics.app, name="analytics")
 app.command("export")(analytics.export_command)
 app.command("serve")(serve)
 app.command("import", epilog=IMPORT_EPILOG)(import_command)
+app.command("simulate")(simulate_command)
 
 
 @app.command("migrate")

@@ -1,0 +1,330 @@
+"""A simulated city day driven through the public API: reports arrive, dispatchers send the
+best free responder, responders drive, work, resolve; grid workers patrol their grid on the
+day shift and go off duty at night.
+
+The simulation is a discrete-time model on its own clock (``advance(to)``), deterministic for a
+seed and the sequence of ``advance`` calls; it never reads the wall clock itself. Timestamps
+that the server checks against its own clock (position fixes) come from ``device_clock``,
+which is the wall clock when the simulator drives a real deployment.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import shapely
+from pyproj import Geod
+
+from geo_service.simulate.gateway import Gateway
+from geo_service.simulate.rates import arrivals, rate_per_second
+
+GEOD = Geod(ellps="WGS84")
+STEP_S = 5.0  # the model's time step (simulated seconds)
+FIX_INTERVAL_S = 30.0  # a device reports its position every 30 s (Wuhan's grid workers)
+PATROL_SPEED_MPS = 1.4  # a grid worker on foot
+MIN_TRIP_S = 30.0
+RETRY_S = 60.0  # a report nobody could take is offered again a minute later
+MAX_TRIES = 60  # then left to the server's escalation and to people
+HANDLING_MEDIAN_S = 20 * 60.0  # time on scene, log-normal around 20 minutes
+HANDLING_SIGMA = 0.6
+SHIFT_HOURS = (8, 20)  # grid workers' day shift, local time
+
+
+@dataclass
+class Unit:
+    """A simulated responder's device."""
+
+    id: int
+    kind: str
+    home: int | None
+    lon: float
+    lat: float
+    fixed: bool
+    status: str = "available"  # as the server knows it
+    phase: str = "idle"  # idle, driving, working
+    incident: str | None = None
+    leg: tuple[float, float, float, float, float, float] | None = None  # x0 y0 t0 x1 y1 t1
+    work_end: float = 0.0
+    next_fix: float = 0.0
+
+    def at(self, t: float) -> tuple[float, float]:
+        """The position at simulated second ``t`` (along the current leg, if any)."""
+        if self.leg is None:
+            return self.lon, self.lat
+        x0, y0, t0, x1, y1, t1 = self.leg
+        share = 1.0 if t1 <= t0 else min(1.0, max(0.0, (t - t0) / (t1 - t0)))
+        return x0 + (x1 - x0) * share, y0 + (y1 - y0) * share
+
+
+@dataclass
+class Waiting:
+    """A report not yet taken by a responder."""
+
+    incident: str
+    lon: float
+    lat: float
+    category: str
+    tries: int = 0
+    next_try: float = 0.0
+
+
+@dataclass
+class Totals:
+    """What the simulation did so far."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def __getitem__(self, key: str) -> int:
+        return self.counts[key]
+
+
+class Simulation:
+    """The simulated city, driven through ``gateway``.
+
+    Parameters
+    ----------
+    gateway : Gateway
+        The public API (any httpx client signed in as a dispatcher or admin).
+    start : datetime
+        The simulated instant of the first ``advance`` (timezone-aware).
+    seed : int
+        Same seed, same reports, choices and trips (given the same server answers).
+    tz : str
+        The deployment's IANA time zone (shifts and the hour of day).
+    grids : int, optional
+        Simulate only this many grids (chosen by the seed) with their workers and a matching
+        share of the other responders; default every grid.
+    device_clock : callable, optional
+        The time stamped on position fixes (default: the wall clock, UTC), which the server
+        compares with its own clock.
+    """
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        *,
+        start: datetime,
+        seed: int = 7,
+        tz: str = "Asia/Shanghai",
+        grids: int | None = None,
+        device_clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        if start.tzinfo is None:
+            raise ValueError("start must be timezone-aware")
+        self.api = gateway
+        self.start = start
+        self.zone = ZoneInfo(tz)
+        # Independent streams: what citizens report does not depend on where the
+        # responders happened to stand when the simulation began, nor on trips and work.
+        streams = np.random.SeedSequence(seed).spawn(3)
+        self.rng = np.random.default_rng(streams[0])  # reports: when, where, what
+        self.unit_rng = np.random.default_rng(streams[1])  # choices of grids and responders
+        self.work_rng = np.random.default_rng(streams[2])  # patrols and time on scene
+        self.seed = seed
+        self.want_grids = grids
+        self.device_clock = device_clock or (lambda: datetime.now(UTC))
+        self.t = 0.0
+        self.units: dict[int, Unit] = {}
+        self.waiting: list[Waiting] = []
+        self.grid_shapes: dict[int, shapely.Polygon] = {}
+        self.categories: list[str] = []
+        self.totals = Totals()
+        self._reports = 0
+
+    # --- set-up ------------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        """Read the city through the API: grids, service codes, responders."""
+        features = sorted(self.api.grids(), key=lambda f: int(f["id"]))
+        if not features:
+            raise ValueError("the deployment has no grids to simulate")
+        chosen = features
+        if self.want_grids is not None and self.want_grids < len(features):
+            picks = self.unit_rng.choice(len(features), size=self.want_grids, replace=False)
+            chosen = [features[i] for i in sorted(picks.tolist())]
+        self.grid_shapes = {int(f["id"]): shapely.geometry.shape(f["geometry"]) for f in chosen}
+        self.categories = sorted(self.api.categories())
+        if not self.categories:
+            raise ValueError("the deployment offers no service codes to report")
+        share = len(chosen) / len(features)
+        others: list[dict[str, Any]] = []
+        for feature in sorted(self.api.responders(), key=lambda f: int(f["id"])):
+            props = feature["properties"]
+            if props["kind"] == "grid_worker":
+                if props["home_grid_id"] in self.grid_shapes:
+                    self._add_unit(feature)
+            else:
+                others.append(feature)
+        keep = math.ceil(len(others) * share)
+        if keep:
+            picks = self.unit_rng.choice(len(others), size=keep, replace=False)
+            for i in sorted(picks.tolist()):
+                self._add_unit(others[i])
+
+    def _add_unit(self, feature: dict[str, Any]) -> None:
+        props = feature["properties"]
+        home = props["home_grid_id"]
+        if feature.get("geometry"):
+            lon, lat = feature["geometry"]["coordinates"][:2]
+        elif home in self.grid_shapes:
+            lon, lat = self._point_in(self.grid_shapes[home], self.unit_rng)
+        else:
+            grid = self.grid_shapes[int(self.unit_rng.choice(sorted(self.grid_shapes)))]
+            lon, lat = self._point_in(grid, self.unit_rng)
+        unit = Unit(
+            id=int(feature["id"]),
+            kind=props["kind"],
+            home=home,
+            lon=float(lon),
+            lat=float(lat),
+            fixed=bool(props.get("fixed")),
+            status=props["status"],
+        )
+        unit.next_fix = float(self.unit_rng.uniform(0, FIX_INTERVAL_S))  # devices are not in step
+        self.units[unit.id] = unit
+
+    # --- the clock ---------------------------------------------------------------------------
+
+    @property
+    def now(self) -> datetime:
+        """The simulated instant."""
+        return self.start + timedelta(seconds=self.t)
+
+    def advance(self, to: datetime) -> None:
+        """Run the model up to the simulated instant ``to`` in steps of ``STEP_S``."""
+        end = (to - self.start).total_seconds()
+        while self.t < end - 1e-9:
+            dt = min(STEP_S, end - self.t)
+            self._step(dt)
+            self.t += dt
+        self._send_fixes()
+
+    # --- one step ----------------------------------------------------------------------------
+
+    def _step(self, dt: float) -> None:
+        local = self.now.astimezone(self.zone)
+        self._shifts(local)
+        for _ in range(arrivals(self.rng, rate_per_second(local, len(self.grid_shapes)), dt)):
+            self._report()
+        self._dispatch()
+        for unit in self.units.values():
+            self._move(unit)
+
+    def _shifts(self, local: datetime) -> None:
+        on_shift = SHIFT_HOURS[0] <= local.hour < SHIFT_HOURS[1]
+        for unit in self.units.values():
+            if unit.kind != "grid_worker" or unit.phase != "idle":
+                continue
+            want = "available" if on_shift else "off_duty"
+            if unit.status != want and unit.status in ("available", "off_duty"):
+                if self.api.set_status(unit.id, want):
+                    unit.status = want
+                    self.totals.counts["on duty" if on_shift else "off duty"] += 1
+
+    def _report(self) -> None:
+        grid = int(self.rng.choice(sorted(self.grid_shapes)))
+        lon, lat = self._point_in(self.grid_shapes[grid], self.rng)
+        category = str(self.rng.choice(self.categories))
+        self._reports += 1
+        key = f"simulate-{self.seed}-{self.start.isoformat()}-{self._reports}"
+        made = self.api.report(category, lon, lat, key)
+        if made is None:
+            self.totals.counts["report refused"] += 1
+            return
+        self.totals.counts["reported"] += 1
+        self.waiting.append(Waiting(made["id"], lon, lat, category, next_try=self.t))
+
+    def _dispatch(self) -> None:
+        still: list[Waiting] = []
+        for item in self.waiting:
+            if item.next_try > self.t:
+                still.append(item)
+                continue
+            if not self._send_someone(item):
+                item.tries += 1
+                item.next_try = self.t + RETRY_S
+                if item.tries < MAX_TRIES:
+                    still.append(item)
+                else:
+                    self.totals.counts["left waiting"] += 1
+        self.waiting = still
+
+    def _send_someone(self, item: Waiting) -> bool:
+        for candidate in self.api.candidates(item.incident):
+            unit = self.units.get(int(candidate["id"]))
+            if unit is None or unit.phase != "idle" or unit.status != "available":
+                continue
+            if not self.api.act(item.incident, "dispatch", unit.id):
+                continue  # taken meanwhile (another dispatcher, a device's status)
+            self.totals.counts["dispatched"] += 1
+            unit.status, unit.phase, unit.incident = "busy", "driving", item.incident
+            if self.api.act(item.incident, "accept"):
+                self.totals.counts["accepted"] += 1
+            trip = max(MIN_TRIP_S, float(candidate.get("eta_s") or MIN_TRIP_S))
+            x, y = unit.at(self.t)
+            unit.lon, unit.lat = x, y
+            unit.leg = (x, y, self.t, item.lon, item.lat, self.t + trip)
+            return True
+        return False
+
+    def _move(self, unit: Unit) -> None:
+        if unit.phase == "driving" and unit.leg is not None and self.t >= unit.leg[5]:
+            unit.lon, unit.lat = unit.leg[3], unit.leg[4]
+            unit.leg = None
+            assert unit.incident is not None
+            if self.api.act(unit.incident, "arrive"):
+                self.totals.counts["arrived"] += 1
+            unit.phase = "working"
+            work = HANDLING_MEDIAN_S * math.exp(self.work_rng.normal(0.0, HANDLING_SIGMA))
+            unit.work_end = self.t + work
+        elif unit.phase == "working" and self.t >= unit.work_end:
+            assert unit.incident is not None
+            if self.api.act(unit.incident, "resolve"):
+                self.totals.counts["resolved"] += 1
+            if self.api.act(unit.incident, "close"):
+                self.totals.counts["closed"] += 1
+            unit.phase, unit.incident, unit.status = "idle", None, "available"
+        elif unit.phase == "idle" and unit.status == "available" and not unit.fixed:
+            self._patrol(unit)
+
+    def _patrol(self, unit: Unit) -> None:
+        if unit.kind != "grid_worker" or unit.home not in self.grid_shapes:
+            return
+        if unit.leg is not None and self.t < unit.leg[5]:
+            return
+        x, y = unit.at(self.t)
+        unit.lon, unit.lat = x, y
+        tx, ty = self._point_in(self.grid_shapes[unit.home], self.work_rng)
+        metres = GEOD.inv(x, y, tx, ty)[2]
+        unit.leg = (x, y, self.t, tx, ty, self.t + max(STEP_S, metres / PATROL_SPEED_MPS))
+
+    def _send_fixes(self) -> None:
+        fixes = []
+        stamp = self.device_clock()
+        for unit in self.units.values():
+            if unit.fixed or unit.status == "off_duty" or unit.next_fix > self.t:
+                continue
+            lon, lat = unit.at(self.t)
+            fixes.append((unit.id, round(lon, 7), round(lat, 7), stamp))
+            unit.next_fix = self.t + FIX_INTERVAL_S
+        if fixes:
+            self.api.positions(fixes)
+            self.totals.counts["fixes"] += len(fixes)
+
+    @staticmethod
+    def _point_in(polygon: shapely.Polygon, rng: np.random.Generator) -> tuple[float, float]:
+        """A uniformly random point in ``polygon`` (rejection sampling in its bounds)."""
+        minx, miny, maxx, maxy = polygon.bounds
+        for _ in range(200):
+            x, y = rng.uniform(minx, maxx), rng.uniform(miny, maxy)
+            if polygon.contains(shapely.Point(x, y)):
+                return float(x), float(y)
+        point = polygon.representative_point()
+        return float(point.x), float(point.y)

@@ -1,0 +1,133 @@
+"""The simulator's only way into geo-service: its public HTTP API, as devices and dispatchers
+use it (``POST /incidents``, ``/incidents/{id}/candidates``, lifecycle actions,
+``POST /responders/positions``, ``PATCH /responders/{id}``, the OGC grids collection and the
+Open311 service list). Any ``httpx.Client`` works: a real server's or FastAPI's TestClient.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+MAX_POSITIONS = 5000  # fixes in one POST /responders/positions (the API's batch limit)
+
+
+@dataclass
+class Tally:
+    """What the API answered: requests by endpoint and status class, for the soak report."""
+
+    calls: Counter[str] = field(default_factory=Counter)
+    server_errors: list[str] = field(default_factory=list)
+
+    def note(self, what: str, response: httpx.Response) -> None:
+        """Count one response; keep the first lines of any 5xx."""
+        self.calls[f"{what} {response.status_code // 100}xx"] += 1
+        if response.status_code >= 500 and len(self.server_errors) < 50:
+            self.server_errors.append(f"{what}: {response.status_code} {response.text[:200]}")
+
+
+class ApiError(RuntimeError):
+    """An answer the simulator cannot go on from (a 5xx, or a 4xx it did not expect)."""
+
+
+class Gateway:
+    """The public API calls the simulator makes, each counted in ``tally``."""
+
+    def __init__(self, client: httpx.Client, tally: Tally | None = None) -> None:
+        self.client = client
+        self.tally = tally or Tally()
+
+    def _send(self, what: str, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        response = self.client.request(method, url, **kwargs)
+        self.tally.note(what, response)
+        return response
+
+    def grids(self) -> list[dict[str, Any]]:
+        """Every grid of the version in force, as GeoJSON features (OGC API - Features)."""
+        features: list[dict[str, Any]] = []
+        url: str | None = "/collections/grids/items?limit=1000"
+        while url:
+            response = self._send("grids", "GET", url)
+            if response.status_code != 200:
+                raise ApiError(f"GET {url}: {response.status_code} {response.text[:300]}")
+            body = response.json()
+            features += body["features"]
+            url = next((x["href"] for x in body.get("links", []) if x["rel"] == "next"), None)
+        return features
+
+    def categories(self) -> list[str]:
+        """The service codes a citizen may report (Open311 ``services.json``)."""
+        response = self._send("services", "GET", "/open311/v2/services.json")
+        if response.status_code != 200:
+            raise ApiError(f"GET services: {response.status_code} {response.text[:300]}")
+        return [s["service_code"] for s in response.json()]
+
+    def responders(self) -> list[dict[str, Any]]:
+        """The responders the key may see (GeoJSON features of ``GET /responders``)."""
+        response = self._send("responders", "GET", "/responders")
+        if response.status_code != 200:
+            raise ApiError(f"GET /responders: {response.status_code} {response.text[:300]}")
+        return list(response.json()["features"])
+
+    def report(
+        self, category: str, lon: float, lat: float, key: str, source: str = "citizen"
+    ) -> dict[str, Any] | None:
+        """Report an incident (idempotent by ``key``); None when refused with a 4xx."""
+        response = self._send(
+            "report",
+            "POST",
+            "/incidents",
+            json={"category": category, "location": {"lon": lon, "lat": lat}, "source": source},
+            headers={"Idempotency-Key": key},
+        )
+        if response.status_code >= 500:
+            raise ApiError(f"POST /incidents: {response.status_code} {response.text[:300]}")
+        return response.json() if response.status_code in (200, 201) else None
+
+    def candidates(self, incident_id: str) -> list[dict[str, Any]]:
+        """Responders to send, best first, by road travel time."""
+        response = self._send(
+            "candidates",
+            "GET",
+            f"/incidents/{incident_id}/candidates",
+            params={"k": 5, "by": "travel_time"},
+        )
+        if response.status_code >= 500:
+            raise ApiError(f"candidates: {response.status_code} {response.text[:300]}")
+        return list(response.json()["candidates"]) if response.status_code == 200 else []
+
+    def act(self, incident_id: str, action: str, responder_id: int | None = None) -> bool:
+        """A lifecycle action; False when the incident's state or the responder refused it
+        (409, e.g. another dispatcher was faster)."""
+        body = {"responder_id": responder_id} if responder_id is not None else None
+        response = self._send(action, "POST", f"/incidents/{incident_id}/{action}", json=body)
+        if response.status_code >= 500:
+            raise ApiError(f"{action}: {response.status_code} {response.text[:300]}")
+        return response.status_code == 200
+
+    def positions(self, fixes: list[tuple[int, float, float, datetime]]) -> None:
+        """Report position fixes, in batches of at most ``MAX_POSITIONS``."""
+        for start in range(0, len(fixes), MAX_POSITIONS):
+            chunk = fixes[start : start + MAX_POSITIONS]
+            body = {
+                "positions": [
+                    {"id": rid, "lon": lon, "lat": lat, "at": at.isoformat()}
+                    for rid, lon, lat, at in chunk
+                ]
+            }
+            response = self._send("positions", "POST", "/responders/positions", json=body)
+            if response.status_code >= 500:
+                raise ApiError(f"positions: {response.status_code} {response.text[:300]}")
+
+    def set_status(self, responder_id: int, status: str) -> bool:
+        """Set a responder's status (on or off duty); False when refused."""
+        response = self._send(
+            "status", "PATCH", f"/responders/{responder_id}", json={"status": status}
+        )
+        if response.status_code >= 500:
+            raise ApiError(f"status: {response.status_code} {response.text[:300]}")
+        return response.status_code == 200
