@@ -65,11 +65,11 @@ def _print_demo_keys(engine, base: str) -> dict[str, str]:  # noqa: ANN001
 
     # Plain lines, never a table: a key must survive any terminal width intact.
     typer.echo("\nDemo API keys (new on every start; send as X-API-Key, or sign in at /login):")
-    keys = {}
+    keys: dict[str, str] = {}
     for row in issue_demo_keys(engine):
         area = row["area"] or "whole city"
         typer.echo(f"  {row['role']:<12} {row['user']:<18} {area:<18} {row['key']}")
-        keys[row["role"]] = row["key"]
+        keys[str(row["role"])] = str(row["key"])
     typer.echo(f'\ntry: curl -H "X-API-Key: <key>" "{base}/areas/lookup?lon=114.30&lat=30.59"\n')
     return keys
 
