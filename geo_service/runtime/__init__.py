@@ -30,11 +30,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from geo_service.runtime.caches import PrincipalCache, SharedCache
+from geo_service.runtime.clock import Clock
 from geo_service.runtime.limits import FailedCredentialLimit, HeavyWorkLimit, TokenBucket
 from geo_service.runtime.pools import Pools
 from geo_service.settings import Settings
 
 __all__ = [
+    "OGC_LAYER_TTL_S",
     "ROAD_CHECK_S",
     "SCOPE_TTL_S",
     "TILE_LAYER_TTL_S",
@@ -55,6 +57,7 @@ T = TypeVar("T")
 SCOPE_TTL_S = 60.0  # a jurisdiction changes only on publish (and the key names the version)
 ROAD_CHECK_S = 30.0  # how often a process asks whether the road network changed
 TILE_LAYER_TTL_S = 60  # tiles may be this old: a changed incident shows within a minute
+OGC_LAYER_TTL_S = 60  # an OGC page walk sees one result; new incidents show within a minute
 
 
 def _ttl(maxsize: int, ttl_s: float) -> SharedCache[Any, Any]:
@@ -81,6 +84,8 @@ class Caches:
     tile_layers: SharedCache[Any, Any] = field(default_factory=lambda: _ttl(512, TILE_LAYER_TTL_S))
     # (database, version, res) -> sorted H3 cells covering the city: the hot spot study area
     study_cells: SharedCache[Any, Any] = field(default_factory=lambda: _lru(64))
+    # (database, collection, window, scope, version) -> a computed OGC layer, paged from it
+    ogc_layers: SharedCache[Any, Any] = field(default_factory=lambda: _ttl(32, OGC_LAYER_TTL_S))
 
     def clear(self) -> None:
         """Forget every cached entry."""
@@ -103,6 +108,7 @@ class Runtime:
         self.heavy_work = HeavyWorkLimit(
             settings.limits.heavy_per_user, settings.limits.heavy_total
         )
+        self.clock = Clock()  # "now" for staleness and escalation (the database's by default)
         self.pools: Pools | None = None  # an app's, from open_pools() (the CLI makes its own)
         self._executor: ThreadPoolExecutor | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -175,6 +181,7 @@ class Runtime:
         self.rate_limiter.reset()
         self.auth_failures.reset()
         self.heavy_work.reset()
+        self.clock.release()
 
     async def aclose(self) -> None:
         """Stop the periodic tasks, let queued and running jobs finish (as a process exit did)

@@ -22,6 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from geo_service import runtime
 from geo_service.errors import (
     ConflictError,
     InvalidInputError,
@@ -291,7 +292,7 @@ def escalate_overdue(session: Session, *, now: datetime | None = None, actor: st
     ).scalar_one():
         session.rollback()
         return []
-    now = now or session.execute(text("SELECT now()")).scalar_one()
+    now = now or runtime.current().clock.now(session)
     stage = STAGE_TARGET_S.format(i="i")
     rows = (
         session.execute(

@@ -22,6 +22,7 @@ from geo_service.errors import (
     PermissionDeniedError,
 )
 from geo_service.geo.crs import to_wgs84
+from geo_service.runtime import current
 from geo_service.services.access.audit import record_audit
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.areas import BBox
@@ -84,7 +85,7 @@ def record_positions(
     if not scope.can("responders:write"):
         if own is None or any(p.responder_id != own for p in positions):
             raise PermissionDeniedError("a grid worker may report only their own position")
-    now = session.execute(text("SELECT now()")).scalar_one()
+    now = current().clock.now(session)
     errors = []
     for i, p in enumerate(positions):
         if p.at.tzinfo is None:
@@ -208,7 +209,7 @@ def _assigned(session: Session, responder_id: int) -> Any:
 _COLUMNS = """
     r.id, r.callsign, r.kind, r.status, r.skills, r.home_grid_id, g.code AS home_grid_code,
     ST_X(r.position) AS lon, ST_Y(r.position) AS lat, r.position_at, r.fixed,
-    CAST(extract(epoch FROM now() - r.position_at) AS float8) AS position_age_s
+    CAST(extract(epoch FROM CAST(:now AS timestamptz) - r.position_at) AS float8) AS position_age_s
 """
 
 
@@ -236,7 +237,7 @@ def _row(session: Session, responder_id: int, *, lock: bool = False) -> dict[str
                 f"SELECT {_COLUMNS} FROM responders r LEFT JOIN areas g ON g.id = r.home_grid_id "
                 f"WHERE r.id = :id {'FOR UPDATE OF r' if lock else ''}"
             ),
-            {"id": responder_id},
+            {"id": responder_id, "now": current().clock.now(session)},
         )
         .mappings()
         .first()
@@ -268,6 +269,7 @@ def list_responders(
                 "ORDER BY r.id"
             ),
             {
+                "now": current().clock.now(session),
                 "status": status,
                 "kind": kind,
                 "grids": visible_grids(scope),
@@ -299,7 +301,7 @@ def list_responders(
 
 _FILTERS = """
     r.status = 'available' AND r.position IS NOT NULL
-    AND (r.fixed OR r.position_at >= now() - make_interval(secs => :stale))
+    AND (r.fixed OR r.position_at >= CAST(:now AS timestamptz) - make_interval(secs => :stale))
     AND (CAST(:kind AS text) IS NULL OR r.kind = :kind)
     AND (CAST(:skill AS text) IS NULL OR :skill = ANY(r.skills))
     AND (CAST(:grids AS int[]) IS NULL OR r.home_grid_id = ANY(:grids))
@@ -338,9 +340,11 @@ def why_none(
                     AS no_position,
                   count(*) FILTER (WHERE r.status = 'available' AND r.position IS NOT NULL
                     AND NOT r.fixed
-                    AND r.position_at < now() - make_interval(secs => :stale)) AS stale,
+                    AND r.position_at < CAST(:now AS timestamptz)
+                                        - make_interval(secs => :stale)) AS stale,
                   count(*) FILTER (WHERE r.status = 'available' AND r.position IS NOT NULL
-                    AND (r.fixed OR r.position_at >= now() - make_interval(secs => :stale))
+                    AND (r.fixed OR r.position_at >= CAST(:now AS timestamptz)
+                                                     - make_interval(secs => :stale))
                     AND CAST(:radius AS float8) IS NOT NULL
                     AND NOT ST_DWithin(CAST(r.position AS geography), {_POINT}, :radius))
                     AS too_far
@@ -351,6 +355,7 @@ def why_none(
                 """
             ),
             {
+                "now": current().clock.now(session),
                 "lon": q.lon,
                 "lat": q.lat,
                 "stale": stale_s,
@@ -411,6 +416,7 @@ def nearest(
     """
     k = limit or q.k
     params: dict[str, Any] = {
+        "now": current().clock.now(session),
         "lon": q.lon,
         "lat": q.lat,
         "k": k,
