@@ -16,6 +16,7 @@ system-deps:
 	bash scripts/install_system_deps.sh
 
 install: system-deps $(VENV)/.installed
+	bash scripts/install_web_deps.sh
 
 demo: install
 	$(GEO) demo --host $(HOST) --port $(PORT)

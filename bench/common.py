@@ -54,6 +54,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children (MB), from /proc (Linux)."""
+    total = 0.0
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(p) for p in children.read_text().split()]
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
+        except FileNotFoundError:
+            continue
+    return total
+
+
 def wait_until_up(url: str, tries: int = 150) -> None:
     """Poll ``url`` until it answers below 500 (about 30 s at most)."""
     for _ in range(tries):
@@ -72,6 +89,15 @@ def geo_server(
 ) -> Iterator[str]:
     """Run ``geo-service serve`` on ``database_url`` (rate limits lifted, escalation off, plus
     ``env``); yield its base URL."""
+    with geo_server_process(database_url, workers=workers, env=env) as (base, _):
+        yield base
+
+
+@contextmanager
+def geo_server_process(
+    database_url: str, *, workers: int = 1, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``geo_server``, yielding the base URL and the server process (its memory is read)."""
     port = free_port()
     env = {
         **os.environ,
@@ -88,7 +114,7 @@ def geo_server(
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(f"{base}/health")
-        yield base
+        yield base, server
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -8,24 +8,32 @@ per request in Python) for comparison.
 Baseline, same run, same database: the naive ``GROUP BY h3_8`` (each point's own res-8
 cell, migration 0021) over the raw incidents in the window. Windows: the last 90 days, and
 the whole two years. Answers must be equal. We also report the service layer alone (no
-HTTP). Writes bench/results/heatmap.json.
+HTTP). Compression, same run: the headline server runs as deployed (br/gzip on) and the lean
+client sends ``Accept-Encoding: gzip, br`` and decodes the body inside the timing, as browsers
+and GDAL do; a second server with ``GEO_COMPRESS=false`` is timed with ``identity``; gzip on
+by default must not lower the figure (``compression_on_vs_off``), and the bytes on the wire
+shrink. Writes bench/results/heatmap.json.
 
     .venv/bin/python bench/heatmap.py [--incidents 2000000] [--days 730] [--reuse]
+    .venv/bin/python bench/heatmap.py --quick --database geo_heat_quick   # smallest mode
 
-``--reuse`` keeps the ``geo_heat`` database of an earlier run with the same size (loading 2M
-incidents takes about two minutes).
+``--reuse`` keeps the database (``geo_heat``) of an earlier run with the same size (loading 2M
+incidents takes about two minutes). ``--quick``: 20,000 incidents over 120 days, 11 repeats.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import http.client
 import json
+import statistics
 import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
+import brotli
 import h3.api.basic_int as h3i
 import httpx
 from common import geo_server, median_ms, scratch_database
@@ -48,12 +56,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--incidents", type=int, default=2_000_000)
     parser.add_argument("--days", type=int, default=730)
-    parser.add_argument("--reuse", action="store_true", help="keep an earlier geo_heat")
+    parser.add_argument("--reuse", action="store_true", help="keep an earlier database")
+    parser.add_argument("--database", default="geo_heat", help="the scratch database's name")
+    parser.add_argument(
+        "--quick", action="store_true", help="smallest mode: 20,000 incidents, 120 days"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.incidents, args.days = 20_000, 120
+    repeat = 11 if args.quick else 41
     end = date(2026, 11, 1)
     url, load_s = _reused(args) if args.reuse else (None, None)
     if url is None:
-        url = scratch_database("geo_heat")
+        url = scratch_database(args.database)
         city = generate_city(
             seed=42, grids=1500, incidents=args.incidents, days=args.days, end_date=end
         )
@@ -75,25 +90,43 @@ def main() -> None:
     until = f"{end.isoformat()}T00:00:00Z"
     with (
         geo_server(url) as base,
+        geo_server(url, env={"GEO_COMPRESS": "false"}) as identity_base,
         httpx.Client(base_url=base, headers={"X-API-Key": key}) as client,
         engine.connect() as conn,
         Session(engine) as session,
     ):
         lean = http.client.HTTPConnection(base.removeprefix("http://"))
+        lean_identity = http.client.HTTPConnection(identity_base.removeprefix("http://"))
         for label, days in (("90 days", 90), (f"{args.days} days", args.days)):
             since = f"{(end - timedelta(days=days)).isoformat()}T00:00:00Z"
             params = {"res": 8, "since": since, "until": until, "format": "json"}
             path = f"/heatmap/h3?{urlencode(params)}"
-            _get(lean, path, key)  # connect, warm the plan cache
-            ours_ms, body = median_ms(lambda p=path: _get(lean, p, key), repeat=41)
+            _get(lean, path, key, ACCEPT)  # connect, warm the plan cache
+            _get(lean_identity, path, key, "identity")
+            # on and off alternate call by call, so drift on a shared machine hits both
+            on_ms: list[float] = []
+            off_ms: list[float] = []
+            for _ in range(repeat):
+                ms, (body, wire) = median_ms(lambda p=path: _get(lean, p, key, ACCEPT), repeat=1)
+                on_ms.append(ms)
+                ms, (plain, identity_wire) = median_ms(
+                    lambda p=path: _get(lean_identity, p, key, "identity"), repeat=1
+                )
+                off_ms.append(ms)
+            ours_ms, identity_ms = statistics.median(on_ms), statistics.median(off_ms)
+            assert plain == body, "compressed and identity bodies differ"
             client.get("/heatmap/h3", params=params)
-            httpx_ms, _ = median_ms(lambda p=params: client.get("/heatmap/h3", params=p), repeat=41)
+            httpx_ms, _ = median_ms(
+                lambda p=params: client.get("/heatmap/h3", params=p), repeat=repeat
+            )
             query = HeatmapQuery(
                 res=8,
                 since=datetime.fromisoformat(since),
                 until=datetime.fromisoformat(until),
             )
-            service_ms, served = median_ms(lambda q=query: h3_heatmap_json(session, q), repeat=41)
+            service_ms, served = median_ms(
+                lambda q=query: h3_heatmap_json(session, q), repeat=repeat
+            )
             assert served == body, "the service layer and the API disagree"
             naive_ms, rows = median_ms(
                 lambda s=since: conn.execute(
@@ -108,6 +141,10 @@ def main() -> None:
             naive = {h3i.int_to_str(int(c)): int(n) for c, n in rows}
             results[label] = {
                 "ours_api_ms": round(ours_ms, 2),
+                "ours_api_identity_ms": round(identity_ms, 2),
+                "compression_on_vs_off": round(ours_ms / identity_ms, 3),
+                "wire_bytes": wire,
+                "wire_bytes_identity": identity_wire,
                 "ours_api_httpx_ms": round(httpx_ms, 2),
                 "ours_service_ms": round(service_ms, 2),
                 "naive_sql_ms": round(naive_ms, 1),
@@ -116,6 +153,10 @@ def main() -> None:
                 "incidents": sum(ours.values()),
                 "identical": ours == naive,
             }
+            print(
+                f"{label:>9}: ours API {ours_ms:6.2f} ms br/gzip, {identity_ms:6.2f} ms "
+                f"compression off (x{ours_ms / identity_ms:.2f}; {wire} vs {identity_wire} B)"
+            )
             print(
                 f"{label:>9}: ours API {ours_ms:6.2f} ms (httpx {httpx_ms:5.2f} ms, "
                 f"service {service_ms:5.2f} ms)  "
@@ -140,21 +181,30 @@ def main() -> None:
     (RESULTS / "heatmap.json").write_text(json.dumps(out, indent=2) + "\n")
 
 
-def _get(conn: http.client.HTTPConnection, path: str, key: str) -> bytes:
-    """One GET on a kept-alive connection: the body (200 required)."""
-    conn.request("GET", path, headers={"X-API-Key": key})
+ACCEPT = "gzip, br"  # what browsers and GDAL's curl send
+
+
+def _get(conn: http.client.HTTPConnection, path: str, key: str, accept: str) -> tuple[bytes, int]:
+    """One GET on a kept-alive connection: the decoded body and its bytes on the wire (200
+    required)."""
+    conn.request("GET", path, headers={"X-API-Key": key, "Accept-Encoding": accept})
     response = conn.getresponse()
-    body = response.read()
+    raw = response.read()
     if response.status != 200:
-        raise RuntimeError(f"{path}: {response.status} {body[:200]!r}")
-    return body
+        raise RuntimeError(f"{path}: {response.status} {raw[:200]!r}")
+    encoding = response.getheader("Content-Encoding")
+    if encoding == "br":
+        return brotli.decompress(raw), len(raw)
+    if encoding == "gzip":
+        return gzip.decompress(raw), len(raw)
+    return raw, len(raw)
 
 
 def _reused(args: argparse.Namespace) -> tuple[str | None, None]:
     """The URL of an earlier run's ``geo_heat`` (migrated to head) when it has the same size."""
     settings = DatabaseSettings()
     server = settings.database_url or EmbeddedCluster(settings.data_dir).start()
-    url = server.rsplit("/", 1)[0] + "/geo_heat"
+    url = server.rsplit("/", 1)[0] + f"/{args.database}"
     try:
         upgrade_to_head(url)
         with make_engine(url).connect() as conn:

@@ -4,9 +4,14 @@ Traffic mix, per request: 50% ``GET /areas/lookup`` (a random point in the city)
 ``GET /incidents`` (a ~1 km bbox, 50 newest), 20% ``POST /incidents`` (with an
 Idempotency-Key). The server is ``geo-service serve`` in its own processes, over the demo city
 (1,500 grids, 500,000 incidents) in a scratch database ``geo_load``. Reports req/s and p50/p99
-per endpoint; writes bench/results/load.json.
+per endpoint.
 
-    .venv/bin/python bench/load.py [--seconds 60] [--clients 32] [--workers 2]
+Then the framework's floor, in the same run: the point lookup alone for ``--floor-seconds``,
+against geo-service and against ``bench/floor_app.py`` (a bare ASGI app doing the same SQL over
+psycopg, under uvicorn with the same number of workers), the same clients; ours is reported as
+a share of the floor (goal >= 70%). Writes bench/results/load.json.
+
+    .venv/bin/python bench/load.py [--seconds 60] [--clients 32] [--workers 2] [--floor-seconds 30]
 """
 
 from __future__ import annotations
@@ -14,7 +19,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
+import subprocess
+import sys
 import time
 import uuid
 from collections import defaultdict
@@ -23,7 +31,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from common import geo_server, scratch_database
+from common import free_port, geo_server, scratch_database, wait_until_up
 from sqlalchemy.orm import Session
 
 from geo_service.db.engine import make_engine  # noqa: E402
@@ -72,6 +80,63 @@ async def _client(
                 errors[name] += 1
 
 
+async def _lookups(
+    base: str, key: str, points: np.ndarray, seconds: float, clients: int
+) -> dict[str, float]:
+    """Lookups only, ``clients`` at a time for ``seconds``: req/s, p50, p99, errors."""
+    latencies: list[float] = []
+    errors = 0
+    stop_at = time.perf_counter() + seconds
+
+    async def one(n: int) -> None:
+        nonlocal errors
+        rng = random.Random(n)
+        async with httpx.AsyncClient(base_url=base, headers={"X-API-Key": key}, timeout=30) as http:
+            while time.perf_counter() < stop_at:
+                lon, lat = points[rng.randrange(len(points))]
+                t0 = time.perf_counter()
+                try:
+                    ok = (
+                        await http.get("/areas/lookup", params={"lon": lon, "lat": lat})
+                    ).status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                latencies.append(time.perf_counter() - t0)
+                errors += not ok
+
+    began = time.perf_counter()
+    await asyncio.gather(*(one(n) for n in range(clients)))
+    elapsed = time.perf_counter() - began
+    ms = np.array(latencies) * 1000
+    return {
+        "req_per_s": round(len(ms) / elapsed, 1),
+        "p50_ms": round(float(np.percentile(ms, 50)), 1),
+        "p99_ms": round(float(np.percentile(ms, 99)), 1),
+        "errors": errors,
+    }
+
+
+def _floor_server(url: str, workers: int) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "uvicorn"),
+            "floor_app:app",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+        ],
+        cwd=Path(__file__).resolve().parent,
+        env={**os.environ, "FLOOR_DATABASE_URL": url, "FLOOR_POOL": "20"},
+    )
+    base = f"http://127.0.0.1:{port}"
+    wait_until_up(f"{base}/health")
+    return server, base
+
+
 async def _run(
     base: str, key: str, points: np.ndarray, seconds: float, clients: int
 ) -> tuple[dict, dict, float]:
@@ -91,6 +156,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--incidents", type=int, default=500_000)
+    parser.add_argument("--floor-seconds", type=float, default=30)
     args = parser.parse_args()
 
     url = scratch_database("geo_load")
@@ -116,6 +182,19 @@ def main() -> None:
         latencies, errors, elapsed = asyncio.run(
             _run(base, key, points, args.seconds, args.clients)
         )
+        ours = asyncio.run(_lookups(base, key, points, args.floor_seconds, args.clients))
+    floor_server, floor_base = _floor_server(url, args.workers)
+    try:
+        floor = asyncio.run(_lookups(floor_base, key, points, args.floor_seconds, args.clients))
+    finally:
+        floor_server.terminate()
+        floor_server.wait(timeout=30)
+    share = ours["req_per_s"] / floor["req_per_s"] if floor["req_per_s"] else float("nan")
+    print(
+        f"lookups alone: geo-service {ours['req_per_s']:,.0f}/s (p50 {ours['p50_ms']} ms, p99 "
+        f"{ours['p99_ms']} ms), bare ASGI floor {floor['req_per_s']:,.0f}/s (p50 "
+        f"{floor['p50_ms']} ms, p99 {floor['p99_ms']} ms): {share:.0%} of the floor"
+    )
 
     total = sum(len(v) for v in latencies.values())
     per_endpoint = {}
@@ -145,6 +224,7 @@ def main() -> None:
         "requests": total,
         "req_per_s": round(total / elapsed, 1),
         "endpoints": per_endpoint,
+        "lookup_vs_floor": {"geo_service": ours, "bare_asgi": floor, "share": round(share, 3)},
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "load.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages geo-service needs when they are missing:
-# PostgreSQL 15 + PostGIS 3 (the embedded cluster), Chromium (map checks) and GDAL (OGC client checks).
+# PostgreSQL 15 + PostGIS 3 (the embedded cluster), Chromium (map checks), GDAL (OGC client checks)
+# and Node.js + npm (MapLibre GL JS for the browser test page, scripts/install_web_deps.sh).
 set -euo pipefail
 
 need=()
@@ -9,6 +10,9 @@ pg_bin=/usr/lib/postgresql/15/bin
 [ -f /usr/share/postgresql/15/extension/postgis.control ] || need+=(postgresql-15-postgis-3)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v ogrinfo >/dev/null 2>&1 || need+=(gdal-bin)
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
+[ -f /usr/lib/python3/dist-packages/qgis/core/__init__.py ] || need+=(python3-qgis)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -101,7 +101,8 @@ def mann_kendall(series: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDAr
 
     S is the sum of signs over all pairs of bins; its variance ``t(t-1)(2t+5)/18`` is the
     no-ties one (z-scores rarely tie); z has the usual continuity correction (Mann 1945,
-    Kendall 1975), as ArcGIS's Emerging Hot Spot Analysis uses it.
+    Kendall 1975), as ArcGIS's Emerging Hot Spot Analysis uses it. Memory is O(n t): S is
+    summed one lag at a time.
 
     Parameters
     ----------
@@ -122,9 +123,11 @@ def mann_kendall(series: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDAr
     ([True, False], True)
     """
     t = series.shape[1]
-    diff = series[:, None, :] - series[:, :, None]  # [i, a, b] = x_b - x_a
-    upper = np.triu(np.ones((t, t), dtype=bool), k=1)
-    s = np.sign(diff[:, upper]).sum(axis=1)
+    # S summed lag by lag: memory n x t, not the n x t x t of all pairs at once (10 years of
+    # weekly bins are 520 x 520 pairs per cell); t - 1 vectorised passes over the series.
+    s = np.zeros(series.shape[0])
+    for lag in range(1, t):
+        s += np.sign(series[:, lag:] - series[:, :-lag]).sum(axis=1)
     variance = t * (t - 1) * (2 * t + 5) / 18.0
     z = np.where(
         s > 0, (s - 1) / np.sqrt(variance), np.where(s < 0, (s + 1) / np.sqrt(variance), 0.0)
@@ -166,12 +169,56 @@ def emerging_hotspots(
     ['Consecutive Hot Spot', 'Consecutive Hot Spot', 'Consecutive Hot Spot',
      'Consecutive Hot Spot', 'No Pattern Detected']
     """
+    return classify_emerging(space_time_z(counts, spatial, time_step=time_step), fdr=fdr)
+
+
+def space_time_z(
+    counts: ArrayLike, spatial: sparse.csr_matrix, *, time_step: int = 1
+) -> NDArray[np.float64]:
+    """Space-time Gi* z per location and bin, bin by bin: the scores of ``gi_star_z`` with
+    ``space_time_weights`` without building that (n * bins)^2 matrix.
+
+    Bin t's rows are the spatial weights repeated once per bin of its neighbourhood
+    (``t - time_step .. t``) and scored with the whole cube's moments, so memory grows with
+    the cube (n x bins), not with its neighbours: ten years of weeks fit where the whole
+    space-time matrix would take gigabytes.
+
+    Parameters
+    ----------
+    counts : array_like of float, shape (n, bins)
+        Counts per location and bin, oldest bin first.
+    spatial : scipy.sparse.csr_matrix, shape (n, n)
+        Binary spatial weights, self included.
+    time_step : int, default 1
+        Earlier bins in a bin's neighbourhood.
+
+    Returns
+    -------
+    numpy.ndarray of float, shape (n, bins)
+        The z-scores ``gi_star_z(cube.T.ravel(), space_time_weights(spatial, bins))`` gives.
+
+    Examples
+    --------
+    >>> from geo_service.analytics.hotspots import binary_star_weights
+    >>> cube = np.random.default_rng(1).poisson(3, (20, 6)).astype(float)
+    >>> chain = binary_star_weights(sparse.diags([1, 1], [-1, 1], shape=(20, 20), dtype=float))
+    >>> whole = gi_star_z(cube.T.ravel(), space_time_weights(chain, 6)).reshape(6, 20).T
+    >>> bool(np.allclose(space_time_z(cube, chain), whole))
+    True
+    """
     cube = np.asarray(counts, dtype=np.float64)
     n, bins = cube.shape
-    weights = space_time_weights(spatial, bins, time_step)
-    flat = cube.T.reshape(-1)  # bin-major, matching the kron order
-    z = gi_star_z(flat, weights).reshape(bins, n).T
-    return classify_emerging(z, fdr=fdr)
+    moments = (cube.size, float(cube.sum()), float((cube * cube).sum()))
+    # the spatial weights once per bin of a neighbourhood: columns run bin-major, oldest first
+    stacked = [
+        sparse.hstack([spatial] * (depth + 1), format="csr") for depth in range(time_step + 1)
+    ]
+    z = np.empty((n, bins))
+    for t in range(bins):
+        first = max(t - time_step, 0)
+        window = cube[:, first : t + 1].T.ravel()  # bin-major, as the stacked columns
+        z[:, t] = gi_star_z(window, stacked[t - first], moments=moments)
+    return z
 
 
 def classify_emerging(z: NDArray[np.float64], *, fdr: bool = True) -> EmergingResult:

@@ -31,6 +31,8 @@ from geo_service.analytics.emerging import space_time_weights
 from geo_service.analytics.hotspots import gi_star_z, h3_ring_weights
 from geo_service.geo.h3cells import cells_for_points, exact_column, parent_cells
 
+# Blocks of work group study cells by their res-3 parent: a partition of the work only (each
+# cell is still its own exact cell, with every neighbour as halo), so a parent is fine here.
 BLOCK_RES = 3
 
 
@@ -152,13 +154,10 @@ def cell_counts(
 def cell_bin_counts(
     path: str,
     res: int,
-    start: datetime,
-    until: datetime,
-    width_s: float,
-    bins: int,
+    edges: list[datetime],
     category: str | None = None,
 ) -> pd.DataFrame:
-    """Incidents per (cell, time bin) in one file; bins of ``width_s`` counted from ``start``.
+    """Incidents per (cell, time bin) in one file; bin i is ``[edges[i], edges[i + 1])``.
 
     Parameters
     ----------
@@ -167,12 +166,9 @@ def cell_bin_counts(
         ``lon`` and ``lat``, ``reported_at``, ``category``).
     res : int
         The H3 resolution to count at: each point in the cell that contains it.
-    start, until : datetime
-        The window [start, until), timezone-aware.
-    width_s : float
-        The width of a bin in seconds.
-    bins : int
-        The number of bins; an incident past the last bin's end counts in the last bin.
+    edges : list of datetime
+        Increasing, timezone-aware bin edges (calendar bins: months differ in length); an
+        incident outside ``[edges[0], edges[-1])`` is not counted.
     category : str, optional
         Count this category only.
 
@@ -189,17 +185,17 @@ def cell_bin_counts(
     >>> path = os.path.join(tempfile.mkdtemp(), "p.parquet")
     >>> pq.write_table(pa.table({"h3_8": [cell] * 3, "reported_at": pa.array(
     ...     [0, 10**6, 86_400 * 10**6], pa.timestamp("us", tz="UTC"))}), path)
-    >>> start = datetime(1970, 1, 1, tzinfo=timezone.utc)
-    >>> until = datetime(1970, 1, 3, tzinfo=timezone.utc)
-    >>> cell_bin_counts(path, 8, start, until, 86_400.0, 2)[["bin", "count"]].values.tolist()
+    >>> edges = [datetime(1970, 1, d, tzinfo=timezone.utc) for d in (1, 2, 3)]
+    >>> cell_bin_counts(path, 8, edges)[["bin", "count"]].values.tolist()
     [[0, 2], [1, 1]]
     """
     columns = ["reported_at"] + (["category"] if category else [])
-    cells, table = _cells_at(path, res, columns, start, until, category)
+    cells, table = _cells_at(path, res, columns, edges[0], edges[-1], category)
     micros = table.column("reported_at").cast("int64").to_numpy()
-    start_us = int(start.timestamp() * 1_000_000)
-    b = np.minimum(((micros - start_us) // int(width_s * 1_000_000)).astype(np.int64), bins - 1)
-    frame = pd.DataFrame({"cell": cells, "bin": b})
+    edges_us = np.array([int(e.timestamp() * 1_000_000) for e in edges], dtype=np.int64)
+    b = np.searchsorted(edges_us, micros, side="right").astype(np.int64) - 1
+    inside = (b >= 0) & (b < len(edges) - 1)
+    frame = pd.DataFrame({"cell": cells[inside], "bin": b[inside]})
     return frame.groupby(["cell", "bin"]).size().rename("count").reset_index()
 
 

@@ -28,6 +28,7 @@ from geo_service.api.routes import (
     auth,
     batch,
     boundaries,
+    console,
     health,
     heatmap,
     hotspots,
@@ -132,7 +133,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RuntimeMiddleware)
     if settings.api.compress:
         # br where the client accepts it, else gzip; bodies under 500 bytes stay as they are
-        app.add_middleware(BrotliMiddleware, minimum_size=500, quality=4, gzip_fallback=True)
+        # ... except the console's event stream: gzip would hold events back in its buffer
+        app.add_middleware(
+            BrotliMiddleware,
+            minimum_size=500,
+            quality=4,
+            gzip_fallback=True,
+            excluded_handlers=[r"/console/stream$"],
+        )
     if settings.api.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -148,7 +156,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "If-None-Match",
                 "Idempotency-Key",
             ],
-            expose_headers=["ETag", "Link", "Content-Crs", "Retry-After", "Location"],
+            expose_headers=[
+                "ETag",
+                "Link",
+                "Content-Crs",
+                "Retry-After",
+                "Location",
+                "X-Tile-Truncated",
+            ],
             max_age=600,
         )
     app.add_middleware(ForwardedPrefixMiddleware, trusted=settings.api.trusted_proxies)
@@ -158,6 +173,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         login,
         areas,
         incidents,
+        console,
         responders,
         households,
         heatmap,

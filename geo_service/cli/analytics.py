@@ -86,7 +86,12 @@ def run(
     until: Annotated[str | None, typer.Option(help="ISO 8601 with offset")] = None,
     category: Annotated[str | None, typer.Option()] = None,
     k: Annotated[int, typer.Option(help="k-ring neighbourhood 1..3")] = 1,
-    bin: Annotated[str, typer.Option(help="emerging: week or month")] = "month",  # noqa: A002
+    bin: Annotated[
+        str,
+        typer.Option(
+            help="emerging: day, week, month, quarter or year (calendar bins of GEO_TIMEZONE)"
+        ),
+    ] = "month",  # noqa: A002
     window_days: Annotated[int, typer.Option(help="workload window")] = 90,
     bbox: Annotated[str | None, typer.Option(help="heatmap: minlon,minlat,maxlon,maxlat")] = None,
     version: Annotated[int | None, typer.Option(help="reattribute: boundary version")] = None,

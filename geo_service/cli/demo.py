@@ -51,7 +51,18 @@ def demo(
             owner_url, seed=42, grids=1500, incidents=500_000, out=DEFAULT_OUT, end_date=None
         )
     else:
-        console.print("database already holds a city; serving it")
+        from geo_service.demo.load import STALE_BACKLOG_H, close_stale_backlog
+
+        closed = close_stale_backlog(engine)
+        console.print(
+            "database already holds a city; serving it"
+            + (
+                f" (closed {closed:,} open incidents older than {STALE_BACKLOG_H} h "
+                "left from the last run)"
+                if closed
+                else ""
+            )
+        )
     keys = _print_demo_keys(engine, f"http://{host}:{port}")
     engine.dispose()
     if simulate and "dispatcher" in keys:

@@ -77,6 +77,7 @@ def generate_city(
     end_date: date | None = None,
     days: int = 365,
     progress: Progress = _no_progress,
+    end: datetime | None = None,
 ) -> DemoCity:
     """Generate the demo city.
 
@@ -84,7 +85,9 @@ def generate_city(
     ----------
     seed : the only source of randomness; the same seed and sizes give the same city.
     grids : number of grids (districts, streets, communities scale with it).
-    incidents : number of incidents over ``days`` days ending at ``end_date`` (default today).
+    incidents : number of incidents over ``days`` days ending at ``end`` (an instant), else
+        at midnight (UTC) starting ``end_date``, else now (to the minute): the history of a
+        demo ends when it starts, with the recent open backlog of a city that keeps up.
 
     Examples
     --------
@@ -123,7 +126,14 @@ def generate_city(
     rentals = draw_rental_units(rng, outline, cx, cy, int(n_households * 0.085), locate, grid_rows)
     progress("rental units", len(rentals))
     responders = draw_responders(rng, grid_rows, areas, households)
-    end = datetime.combine(end_date or datetime.now(UTC).date(), datetime.min.time(), UTC)
+    if end is None:
+        end = (
+            datetime.combine(end_date, datetime.min.time(), UTC)
+            if end_date is not None
+            else datetime.now(UTC).replace(second=0, microsecond=0)
+        )
+    elif end.tzinfo is None:
+        raise ValueError("end must be timezone-aware")
     start = end - timedelta(days=days)
     hotspots = plan_hotspots(rng, households, n_incidents=incidents)
     events = draw_incidents(

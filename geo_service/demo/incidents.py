@@ -140,6 +140,15 @@ def plan_hotspots(
     return spots
 
 
+STAGES = ["reported", "dispatched", "accepted", "on_scene", "resolved", "closed", "cancelled"]
+# (from hours old, to hours old, share in each of STAGES) for the last day's reports
+BACKLOG = (
+    (0.0, 1.0, [0.35, 0.2, 0.2, 0.15, 0.05, 0.04, 0.01]),
+    (1.0, 4.0, [0.04, 0.03, 0.08, 0.15, 0.3, 0.38, 0.02]),
+    (4.0, 24.0, [0.0, 0.0, 0.01, 0.02, 0.12, 0.82, 0.03]),
+)
+
+
 def draw_incidents(
     rng, n, days, start, end, households, hotspots, to_metric, to_wgs, index, grid_rows
 ) -> pd.DataFrame:  # noqa: ANN001
@@ -196,12 +205,12 @@ def draw_incidents(
     priority = np.clip(priority + shift, 1, 4)
     age_h = (pd.Timestamp(end) - reported).total_seconds().values / 3600
     status = np.where(rng.random(total) < 0.04, "cancelled", "closed").astype(object)
-    recent = age_h < 72
-    status[recent] = rng.choice(
-        ["reported", "dispatched", "accepted", "on_scene", "resolved"],
-        int(recent.sum()),
-        p=[0.3, 0.15, 0.15, 0.1, 0.3],
-    )
+    # The open backlog at the end is the recent one, as in a city that keeps up: most
+    # reports of the last hour are still being handled, few of the last day, none older
+    # (a grid settles small matters within hours; "resolved" waits for the check to close).
+    for low, high, shares in BACKLOG:
+        band = (age_h >= low) & (age_h < high)
+        status[band] = rng.choice(STAGES, int(band.sum()), p=shares)
     frame = pd.DataFrame(
         {
             "lon": lon,

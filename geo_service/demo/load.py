@@ -21,9 +21,10 @@ from geo_service.db.bulk import (
 from geo_service.db.models import BoundaryVersion
 from geo_service.demo.city import DemoCity
 from geo_service.demo.geography import LEVELS
-from geo_service.geo.h3cells import cells_for_points, exact_cells
+from geo_service.geo.h3cells import RESIDENT_RESOLUTIONS, cells_for_points, exact_cells
 from geo_service.geo.roads import line_lengths_m
 from geo_service.services.access.audit import record_audit
+from geo_service.vocabulary import OPEN_INCIDENT_STATUSES
 
 DEMO_VERSION_NAME = "Demo city"
 DEMO_EFFECTIVE_FROM = datetime(2020, 1, 1, tzinfo=UTC)
@@ -39,6 +40,40 @@ def database_is_empty(engine: Engine) -> bool:
     """True when no boundary version exists yet."""
     with engine.connect() as conn:
         return conn.execute(select(BoundaryVersion.id).limit(1)).first() is None
+
+
+STALE_BACKLOG_H = 24  # a demo restarted later closes what its city would have closed
+
+
+def close_stale_backlog(engine: Engine, *, older_than_h: float = STALE_BACKLOG_H) -> int:
+    """Close the open incidents of a restarted demo older than ``older_than_h`` hours (and
+    free their responders), with one audit row: a demo database served again days later
+    would otherwise escalate its whole old backlog to district level within minutes. Only
+    ``geo-service demo`` calls this, never a deployment."""
+    with engine.begin() as conn:
+        count, freed = conn.execute(
+            text(
+                "WITH old AS (UPDATE incidents SET status = 'closed', closed_at = now(), "
+                "updated_at = now() WHERE status = ANY(:open) "
+                "AND reported_at < now() - make_interval(hours => :h) "
+                "RETURNING id, responder_id), "
+                "freed AS (UPDATE responders SET status = 'available' WHERE id IN "
+                "(SELECT responder_id FROM old WHERE responder_id IS NOT NULL) "
+                "AND status = 'busy' RETURNING id) "
+                "SELECT (SELECT count(*) FROM old), (SELECT count(*) FROM freed)"
+            ),
+            {"open": list(OPEN_INCIDENT_STATUSES), "h": older_than_h},
+        ).one()
+        if count:
+            record_audit(
+                conn,
+                who="system",
+                action="close_stale_demo_backlog",
+                entity="incident",
+                entity_id="*",
+                diff={"closed": count, "responders_freed": freed, "older_than_h": older_than_h},
+            )
+    return int(count)
 
 
 def write_boundary_files(city: DemoCity, out_dir: Path) -> list[Path]:
@@ -128,6 +163,7 @@ def load_city(engine: Engine, city: DemoCity, *, progress=None) -> dict[str, int
                     "household_size": hh.household_size.values,
                     "grid_id": hh.grid_code.map(id_by_code).values,
                     "h3": cells_for_points(hh.lon.values, hh.lat.values),
+                    **exact_cells(hh.lon.values, hh.lat.values, RESIDENT_RESOLUTIONS),
                     "elderly_living_alone": hh.elderly_living_alone.values,
                     "needs_assistance": hh.needs_assistance.values,
                 }
@@ -149,6 +185,7 @@ def load_city(engine: Engine, city: DemoCity, *, progress=None) -> dict[str, int
                     "landlord_ref": ru.landlord_ref.values,
                     "grid_id": ru.grid_code.map(id_by_code).values,
                     "h3": cells_for_points(ru.lon.values, ru.lat.values),
+                    **exact_cells(ru.lon.values, ru.lat.values, RESIDENT_RESOLUTIONS),
                 }
             ),
             progress=lambda n: advance("rental units", n),

@@ -17,6 +17,9 @@ STORED_RESOLUTION = 11
 # nest exactly (a child's hexagon pokes out of its parent's), so each point stores its own
 # cell at each of them (``incidents.h3_6`` .. ``h3_10``), never a parent of the res-11 cell.
 EXACT_RESOLUTIONS = range(6, 11)
+# Households and rental units store their own cells at these (``h3_5`` .. ``h3_10``, 0025):
+# the resolutions their aggregates serve (5..10) and planning atoms read (9, 10; 11 is ``h3``).
+RESIDENT_RESOLUTIONS = range(5, 11)
 # How far a cell's vertices reach from its centre, in km, per resolution: the average edge
 # length (a regular hexagon's circumradius) times 1.5 (H3's distortion measures at most 1.1).
 _REACH_KM = np.array([1.5 * h3i.average_hexagon_edge_length(r, "km") for r in range(16)])
@@ -94,7 +97,40 @@ def exact_column(res: int) -> str:
     return f"h3_{res}"
 
 
-def exact_cells(lon: ArrayLike, lat: ArrayLike) -> dict[str, NDArray[np.int64]]:
+def resident_cell_column(res: int) -> str:
+    """The column of ``households`` and ``rental_units`` holding each home's cell at ``res``.
+
+    Parameters
+    ----------
+    res : int
+        ``RESIDENT_RESOLUTIONS`` (5..10) or ``STORED_RESOLUTION`` (11).
+
+    Returns
+    -------
+    str
+        ``h3_<res>`` (``h3.latlng_to_cell`` at ``res``, migration 0025), or ``h3`` for 11: an
+        identifier of a fixed set, safe in SQL text.
+
+    Raises
+    ------
+    ValueError
+        For any other resolution.
+
+    Examples
+    --------
+    >>> resident_cell_column(9), resident_cell_column(11)
+    ('h3_9', 'h3')
+    """
+    if res == STORED_RESOLUTION:
+        return "h3"
+    if res not in RESIDENT_RESOLUTIONS:
+        raise ValueError(f"no stored home cells at resolution {res}")
+    return f"h3_{res}"
+
+
+def exact_cells(
+    lon: ArrayLike, lat: ArrayLike, resolutions: range = EXACT_RESOLUTIONS
+) -> dict[str, NDArray[np.int64]]:
     """Each point's own cell at every served resolution (6..10), keyed by column name.
 
     ``h3.latlng_to_cell`` at each resolution (the cell whose hexagon contains the point),
@@ -107,12 +143,16 @@ def exact_cells(lon: ArrayLike, lat: ArrayLike) -> dict[str, NDArray[np.int64]]:
     ----------
     lon, lat : array_like of float, shape (n,)
         Points in EPSG:4326 degrees.
+    resolutions : range, default EXACT_RESOLUTIONS (6..10)
+        The resolutions to index; ``RESIDENT_RESOLUTIONS`` (5..10) for households and
+        rental units.
 
     Returns
     -------
     dict of str to numpy.ndarray of int64, shape (n,)
         ``{"h3_6": ..., "h3_10": ...}`` (see ``exact_column``): the columns of
-        ``incidents`` a writer fills besides ``h3``.
+        ``incidents`` a writer fills besides ``h3`` (``h3_5`` .. ``h3_10`` of households and
+        rental units with ``RESIDENT_RESOLUTIONS``).
 
     Raises
     ------
@@ -127,8 +167,10 @@ def exact_cells(lon: ArrayLike, lat: ArrayLike) -> dict[str, NDArray[np.int64]]:
     >>> fine = cells_for_points([-87.6684], [41.8008])
     >>> cell_to_str(parent_cells(fine, 8)[0])  # not the parent of its res-11 cell
     '882664cd5dfffff'
+    >>> list(exact_cells([-87.6684], [41.8008], RESIDENT_RESOLUTIONS))
+    ['h3_5', 'h3_6', 'h3_7', 'h3_8', 'h3_9', 'h3_10']
     """
-    return {exact_column(res): cells_for_points(lon, lat, res) for res in EXACT_RESOLUTIONS}
+    return {f"h3_{res}": cells_for_points(lon, lat, res) for res in resolutions}
 
 
 def resolution_range(res: int) -> tuple[int, int]:

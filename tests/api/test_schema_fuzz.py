@@ -25,6 +25,7 @@ from schemathesis.checks import positive_data_acceptance
 from sqlalchemy import Engine, text
 
 from geo_service.demo.city import DemoCity
+from geo_service.vocabulary import OPEN_INCIDENT_STATUSES
 from tests.conftest import as_role, grid_point
 
 EXAMPLES_PER_OPERATION = 12
@@ -257,6 +258,36 @@ def _call_everything(call: Caller, engine: Engine, city: DemoCity, live_server: 
     get("/incidents", query={"limit": 5})
     get("/incidents/{incident_id}", path_parameters={"incident_id": incident_id})
     get("/incidents/{incident_id}/candidates", path_parameters={"incident_id": new_id})
+    # the dispatcher's console: counts, a page, and a reassignment between two free responders
+    get("/console/summary")
+    get("/console/incidents", query={"limit": 5})
+    with engine.connect() as conn:
+        free = (
+            conn.execute(
+                text(
+                    "SELECT id FROM responders r WHERE status = 'available' AND NOT EXISTS "
+                    "(SELECT 1 FROM incidents i WHERE i.responder_id = r.id "
+                    "AND i.status = ANY(:open)) ORDER BY id LIMIT 2"
+                ),
+                {"open": list(OPEN_INCIDENT_STATUSES)},
+            )
+            .scalars()
+            .all()
+        )
+    call(
+        "POST",
+        "/incidents/{incident_id}/{action}",
+        path_parameters={"incident_id": new_id, "action": "dispatch"},
+        body={"responder_id": free[0]},
+        media_type="application/json",
+    )
+    call(
+        "POST",
+        "/console/incidents/{incident_id}/reassign",
+        path_parameters={"incident_id": new_id},
+        body={"responder_id": free[1], "note": "schema test"},
+        media_type="application/json",
+    )
     call(
         "POST",
         "/incidents/{incident_id}/{action}",

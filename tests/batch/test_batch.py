@@ -8,8 +8,9 @@ import json
 import math
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import duckdb
 import geopandas as gpd
@@ -198,12 +199,16 @@ def test_halos_make_block_edges_exact() -> None:
 def test_emerging_workload_and_reattribute_agree(
     engine: Engine, dataset: Path, engines: dict
 ) -> None:
+    # The batch kind counts 7-day bins back from until; the API's bins are ISO weeks of
+    # GEO_TIMEZONE (Asia/Shanghai, no DST): the same bins when until is a local Monday 00:00.
+    local = UNTIL.astimezone(ZoneInfo("Asia/Shanghai"))
+    monday = datetime.combine(local.date() - timedelta(days=local.weekday()), time(), local.tzinfo)
     with Session(engine) as session:
         req = BatchRequest(
-            "emerging", dataset, res=8, bin="month", since=UNTIL - timedelta(days=300), until=UNTIL
+            "emerging", dataset, res=8, bin="week", since=monday - timedelta(weeks=40), until=monday
         )
         found = {name: compute_batch(req, session, run)["cells"] for name, run in engines.items()}
-        api = emerging(session, res=8, bin="month", since=req.since, until=UNTIL)
+        api = emerging(session, res=8, bin="week", since=req.since, until=monday)
         assert (found["local"].pattern == found["dask"].pattern).all()
         np.testing.assert_allclose(found["local"].trend_z, found["dask"].trend_z, atol=1e-9)
         by_cell = {f["properties"]["h3"]: f["properties"]["pattern"] for f in api["features"]}

@@ -180,3 +180,45 @@ def test_simulate_command_runs_against_a_live_server(
     )
     assert result.exit_code == 0, result.output
     assert "simulating 20 grids" in result.output
+
+
+def test_a_restarted_demo_closes_only_its_stale_backlog_and_frees_the_responders(
+    client: TestClient, engine: Engine, loaded_city: DemoCity, responders_restored: None
+) -> None:
+    from geo_service.demo.load import close_stale_backlog
+
+    with engine.begin() as conn:
+        rid = conn.execute(
+            text(
+                "INSERT INTO responders (callsign, kind, status, skills) "
+                "VALUES ('stale-1', 'patrol', 'busy', ARRAY['stale-test']) RETURNING id"
+            )
+        ).scalar_one()
+        ids = [
+            conn.execute(
+                text(
+                    "INSERT INTO incidents (category, priority, status, reported_at, location, "
+                    "h3, h3_6, h3_7, h3_8, h3_9, h3_10, grid_id, responder_id) "
+                    "SELECT category, priority, :s, now() - make_interval(hours => :h), "
+                    "location, h3, h3_6, h3_7, h3_8, h3_9, h3_10, grid_id, :r "
+                    "FROM incidents ORDER BY id LIMIT 1 RETURNING id"
+                ),
+                {"s": status, "h": hours, "r": rid if status == "on_scene" else None},
+            ).scalar_one()
+            for status, hours in (("on_scene", 1000), ("reported", 1000), ("reported", 2))
+        ]
+    assert close_stale_backlog(engine, older_than_h=900) == 2
+    with engine.connect() as conn:
+        states = [
+            conn.execute(text("SELECT status FROM incidents WHERE id = :i"), {"i": i}).scalar_one()
+            for i in ids
+        ]
+        freed = conn.execute(
+            text("SELECT status FROM responders WHERE id = :r"), {"r": rid}
+        ).scalar_one()
+        audited = conn.execute(
+            text("SELECT count(*) FROM audit_log WHERE action = 'close_stale_demo_backlog'")
+        ).scalar_one()
+    assert states == ["closed", "closed", "reported"]  # the recent one stays open
+    assert freed == "available" and audited >= 1
+    assert close_stale_backlog(engine, older_than_h=900) == 0  # nothing left: nothing audited

@@ -21,26 +21,14 @@ import pyogrio
 import pytest
 import shapely
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, make_url, text
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, text
 from typer.testing import CliRunner, Result
 
-from geo_service.api.app import create_app
 from geo_service.cli.main import app
-from geo_service.db.engine import make_engine
 from geo_service.demo.city import DemoCity
-from geo_service.services.access.auth import create_key, create_user
-from geo_service.services.boundaries.publish import publish_version
-from geo_service.services.ingest.imports import ImportOptions, import_file
-from geo_service.settings import (
-    ApiSettings,
-    DatabaseSettings,
-    DispatchSettings,
-    LimitSettings,
-    Settings,
-)
-from tests.conftest import as_role, grid_point, make_database, problem, role_url
+from tests.conftest import as_role, grid_point, problem
 from tests.ingest.helpers import CASES
+from tests.tiny import tiny_city
 
 F02 = CASES / "import" / "F02_geojson_gpkg_datetime_offset_dropped" / "incidents_offset.geojson"
 F08 = CASES / "import" / "F08_geojson_date_format_rejected" / "incidents_slashdates.geojson"
@@ -385,46 +373,8 @@ def test_a_bad_date_format_is_refused_with_a_message_cli_and_http(
 def tiny(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
     """A database holding only the cases' tiny hierarchy (district D1, grids G1, G2 in
     Chicago), published; its owner engine, app-role URL and an admin client."""
-    url = make_database("geo_test_tiny")
-    name = make_url(url).database
-    assert name is not None
-    engine = make_engine(url)
-    tmp = tmp_path_factory.mktemp("tiny")
-    district = import_file(
-        engine,
-        "boundaries",
-        COMMON / "tiny_district.geojson",
-        ImportOptions(level="district", version_name="tiny", rejects_path=tmp / "d.csv"),
-        actor="test",
-    )
-    import_file(
-        engine,
-        "boundaries",
-        COMMON / "tiny_grids.geojson",
-        ImportOptions(
-            level="grid",
-            parent_level="district",
-            version_id=district.version_id,
-            rejects_path=tmp / "g.csv",
-        ),
-        actor="test",
-    )
-    assert district.version_id is not None
-    publish_version(engine, district.version_id, _at(2000, 1, 1), actor="test", force=True)
-    with Session(engine) as session:
-        user = create_user(session, name="tiny-admin", role="admin", area_code=None, actor="t")
-        key = create_key(session, user, actor="t")[1]
-        session.commit()
-    app_url = role_url(name, "app")
-    settings = Settings(
-        database=DatabaseSettings(database_url=app_url, database_owner_url=url),
-        api=ApiSettings(map_tiles="none"),
-        limits=LimitSettings(requests_per_minute=100_000, burst=10_000, auth_failures_per_minute=0),
-        dispatch=DispatchSettings(escalation_interval_s=0),
-    )
-    with TestClient(create_app(settings), headers={"X-API-Key": key}) as client:
-        yield engine, app_url, client
-    engine.dispose()
+    with tiny_city("geo_test_tiny", tmp_path_factory.mktemp("tiny")) as made:
+        yield made
 
 
 @pytest.fixture

@@ -25,25 +25,15 @@ import shapely.geometry
 from alembic import command
 from alembic.script import ScriptDirectory
 from fastapi.testclient import TestClient
-from sqlalchemy import make_url, text
-from sqlalchemy.orm import Session
+from sqlalchemy import text
 from typer.testing import CliRunner
 
-from geo_service.api.app import create_app
 from geo_service.cli.main import app
 from geo_service.db.engine import make_engine
 from geo_service.db.migrate import alembic_config
-from geo_service.services.access.auth import create_key, create_user
-from geo_service.services.boundaries.publish import publish_version
 from geo_service.services.ingest.imports import ImportOptions, import_file, read_mapping_csv
-from geo_service.settings import (
-    ApiSettings,
-    DatabaseSettings,
-    DispatchSettings,
-    LimitSettings,
-    Settings,
-)
-from tests.conftest import REPO, SHARED_DATA, make_database, role_url
+from tests.conftest import REPO, SHARED_DATA, make_database
+from tests.tiny import tiny_city
 
 CASES = Path(
     os.environ.get("GEO_SHARED_CASES") or Path(__file__).resolve().parents[3] / "shared" / "cases"
@@ -69,48 +59,8 @@ pytestmark = pytest.mark.skipif(not CASES.is_dir(), reason="shared field cases n
 def tiny(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
     """A database holding only the cases' tiny hierarchy (district D1, grids G1, G2 in
     Chicago), in force since 2000: its owner engine, app-role URL and an admin client."""
-    url = make_database("geo_test_exact")
-    name = make_url(url).database
-    assert name is not None
-    engine = make_engine(url)
-    tmp = tmp_path_factory.mktemp("exact")
-    district = import_file(
-        engine,
-        "boundaries",
-        COMMON / "tiny_district.geojson",
-        ImportOptions(level="district", version_name="tiny", rejects_path=tmp / "d.csv"),
-        actor="test",
-    )
-    assert district.version_id is not None
-    import_file(
-        engine,
-        "boundaries",
-        COMMON / "tiny_grids.geojson",
-        ImportOptions(
-            level="grid",
-            parent_level="district",
-            version_id=district.version_id,
-            rejects_path=tmp / "g.csv",
-        ),
-        actor="test",
-    )
-    publish_version(
-        engine, district.version_id, datetime(2000, 1, 1, tzinfo=UTC), actor="test", force=True
-    )
-    with Session(engine) as session:
-        user = create_user(session, name="exact-admin", role="admin", area_code=None, actor="t")
-        key = create_key(session, user, actor="t")[1]
-        session.commit()
-    app_url = role_url(name, "app")
-    settings = Settings(
-        database=DatabaseSettings(database_url=app_url, database_owner_url=url),
-        api=ApiSettings(map_tiles="none"),
-        limits=LimitSettings(requests_per_minute=100_000, burst=10_000, auth_failures_per_minute=0),
-        dispatch=DispatchSettings(escalation_interval_s=0),
-    )
-    with TestClient(create_app(settings), headers={"X-API-Key": key}) as client:
-        yield engine, app_url, client
-    engine.dispose()
+    with tiny_city("geo_test_exact", tmp_path_factory.mktemp("exact")) as made:
+        yield made
 
 
 @pytest.fixture

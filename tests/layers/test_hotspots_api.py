@@ -87,5 +87,5 @@ def test_emerging_endpoint_answers_a_pattern_per_cell(client: TestClient) -> Non
     from geo_service.analytics.emerging import PATTERNS
 
     assert {p["pattern"] for p in props} <= set(PATTERNS)
-    for params in ({"bin": "year"}, {"res": 11}, {"k": 9}):
+    for params in ({"bin": "fortnight"}, {"res": 11}, {"k": 9}):
         assert problem(client.get("/hotspots/emerging", params=params))["status"] == 422

@@ -209,18 +209,90 @@ def _read_h3(
     return seen
 
 
-def _h3_constraints(attacker: Attacker, seen: dict[int, set[str]], tag: str = "") -> None:
+def _overlaps(coarse: set[str], fine: set[str], res: int) -> list[tuple[str, str]]:
+    """Listed pairs (cell at ``res``, cell at ``res + 1``) whose hexagons meet.
+
+    Each home counts in its own cell at every resolution (migration 0025) and H3 does not
+    nest, so a cell holds parts of several finer cells and a finer cell parts of several
+    coarser ones: a home of both cells of a pair lies in both hexagons, so only meeting pairs
+    share homes (a finer hexagon meets its parent's hexagon or that one's neighbours)."""
+
+    def shape(cell: str) -> shapely.Polygon:
+        return shapely.Polygon([(x, y) for y, x in h3.cell_to_boundary(cell)])
+
+    shapes = {c: shape(c) for c in coarse | fine}
+    return [
+        (p, k)
+        for k in sorted(fine)
+        for p in sorted(h3.grid_disk(h3.cell_to_parent(k, res), 1))
+        if p in coarse and shapes[p].intersects(shapes[k])
+    ]
+
+
+def _nesting(attacker: Attacker, seen: dict[int, set[str]], tag: str) -> None:
+    """What each pair of resolutions ties together: a cell's homes are the sum of the parts
+    it shares with the finer cells it meets, and a finer cell's the sum of the parts it
+    shares with the coarser ones (a part is an unknown >= 0; a cell not listed holds none)."""
     for res in range(5, 10):
-        kids: dict[str, list[str]] = defaultdict(list)
-        for cell in seen[res + 1]:
-            kids[h3.cell_to_parent(cell, res)].append(cell)
+        pairs = _overlaps(seen[res], seen[res + 1], res)
         for m in MEASURES:
-            # a child not listed holds nothing, so a parent is the sum of its listed children
-            for parent in seen[res]:
-                attacker.sum_of((m + tag, "h3", parent), [(m + tag, "h3", k) for k in kids[parent]])
+            parts: dict[tuple[int, str], list[Any]] = defaultdict(list)
+            for p, k in pairs:
+                part = (m + tag, "h3-part", p, k)
+                parts[(res, p)].append(part)
+                parts[(res + 1, k)].append(part)
+            for r in (res, res + 1):
+                for cell in seen[r]:
+                    attacker.sum_of((m + tag, "h3", cell), parts[(r, cell)])
+
+
+def _grid_shapes(client: TestClient, headers: dict) -> dict[int, Any]:
+    """Every grid's published outline (simplified by ~2 m)."""
+    return {
+        f["id"]: shapely.geometry.shape(f["geometry"])
+        for f in _features(client, {"level": "grid"}, headers)
+    }
+
+
+def _grids_and_cells(attacker: Attacker, seen: set[str], grids: dict[int, Any], tag: str) -> None:
+    """Grids against the cells of one resolution: a grid's homes are the sum of the parts it
+    shares with the cells it meets, a cell's the sum of its parts in the grids it meets (and,
+    where its hexagon reaches outside every grid, an unknown rest). Outlines count as meeting
+    within ~20 m (published outlines are simplified)."""
+    near = 2e-4
+    ids = list(grids)
+    tree = shapely.STRtree([grids[g] for g in ids])
+    covered = shapely.union_all(list(grids.values())).buffer(near)
+    parts: dict[Any, list[Any]] = defaultdict(list)
+    for cell in sorted(seen):
+        hexagon = shapely.Polygon([(x, y) for y, x in h3.cell_to_boundary(cell)])
+        for i in tree.query(hexagon, predicate="dwithin", distance=near):
+            parts[("grid", ids[i])].append(("grid-part", ids[i], cell))
+            parts[("cell", cell)].append(("grid-part", ids[i], cell))
+        if not covered.contains(hexagon):
+            parts[("cell", cell)].append(("outside-part", cell))
     for m in MEASURES:
+        for g in ids:
+            attacker.sum_of((m + tag, "area", g), [(m + tag, *p) for p in parts[("grid", g)]])
+        for cell in seen:
+            attacker.sum_of((m + tag, "h3", cell), [(m + tag, *p) for p in parts[("cell", cell)]])
+
+
+def _h3_constraints(
+    attacker: Attacker,
+    seen: dict[int, set[str]],
+    tag: str = "",
+    grids: dict[int, Any] | None = None,
+) -> None:
+    _nesting(attacker, seen, tag)
+    if grids is not None:
+        for res in range(5, 11):
+            _grids_and_cells(attacker, seen[res], grids, tag)
+    for m in MEASURES:
+        # every resolution's cells hold every home once
+        for res in range(5, 11):
+            attacker.sum_of((m + tag, "h3-city"), [(m + tag, "h3", c) for c in seen[res]])
         # the city by either route; records outside every grid are an unknown >= 0
-        attacker.sum_of((m + tag, "h3-city"), [(m + tag, "h3", c) for c in seen[5]])
         attacker.sum_of((m + tag, "h3-city"), [(m + tag, "city"), (m + tag, "outside-grids")])
     for res in range(5, 11):
         for cell in seen[res]:
@@ -295,7 +367,7 @@ def _attack_city(client: TestClient, role_keys: dict, base: int) -> Attacker:
     for headers in (analyst, dispatcher):
         seen = _read_h3(attacker, client, headers, observe, {})
     _level_constraints(attacker, areas)
-    _h3_constraints(attacker, seen)
+    _h3_constraints(attacker, seen, grids=_grid_shapes(client, analyst))
     # /areas/{id}: every district, street, community and grid, as analyst and local dispatcher
     for area_id in areas:
         for headers in (analyst, local):
@@ -312,15 +384,12 @@ def _attack_city(client: TestClient, role_keys: dict, base: int) -> Attacker:
         for cell in local_seen[res]:
             for m in MEASURES:
                 attacker.sum_of((m, "h3", cell), [(m + "@local", "h3", cell), (m, "rest", cell)])
-    for res in range(5, 10):
-        kids: dict[str, list[str]] = defaultdict(list)
-        for cell in local_seen[res + 1]:
-            kids[h3.cell_to_parent(cell, res)].append(cell)
+    _nesting(attacker, local_seen, "@local")
+    for res in range(5, 11):  # every resolution holds each of its homes once (0025)
         for m in MEASURES:
-            for parent in local_seen[res]:
-                attacker.sum_of(
-                    (m + "@local", "h3", parent), [(m + "@local", "h3", k) for k in kids[parent]]
-                )
+            attacker.sum_of(
+                (m + "@local", "h3-city"), [(m + "@local", "h3", c) for c in local_seen[res]]
+            )
     _workload_reads(attacker, client, planner, observe, areas)
     attacker.solve()
     return attacker
@@ -357,7 +426,7 @@ def test_the_same_attacker_breaks_the_old_null_below_base_rule(
         res: {f["properties"]["h3"] for f in _features(client, {"res": res})}
         for res in range(5, 11)
     }
-    _h3_constraints(attacker, seen)
+    _h3_constraints(attacker, seen, grids=_grid_shapes(client, as_role(role_keys, "analyst")))
     attacker.solve()
     attacker.check_sound(truth)
     assert len(attacker.recovered(truth)) >= 10
@@ -782,11 +851,10 @@ def test_adding_households_one_by_one_does_not_pin_a_small_count(
     worker = as_role(role_keys, "grid_worker")
     grid = _features(client, {"level": "grid"}, worker)[0]["id"]
     with engine.connect() as conn:
-        location_wkt, cell11 = conn.execute(
-            text("SELECT ST_AsText(location), h3 FROM households WHERE grid_id = :g LIMIT 1"),
-            {"g": grid},
+        source_id, cell10 = conn.execute(
+            text("SELECT id, h3_10 FROM households WHERE grid_id = :g LIMIT 1"), {"g": grid}
         ).one()
-    cell = h3.cell_to_parent(h3.int_to_str(int(cell11)), 10)
+    cell = h3.int_to_str(int(cell10))  # the household's own res-10 cell (0025)
 
     def shown() -> int | None:
         found = [
@@ -796,8 +864,8 @@ def test_adding_households_one_by_one_does_not_pin_a_small_count(
 
     with engine.connect() as conn:
         start = conn.execute(
-            text("SELECT count(*) FROM households WHERE h3_parent(h3, 10) = :c"),
-            {"c": h3.str_to_int(cell)},
+            text("SELECT count(*) FROM households WHERE h3_10 = :c"),
+            {"c": int(cell10)},
         ).scalar_one()
     readings = [shown()]
     added = 3 * base + 2
@@ -805,10 +873,11 @@ def test_adding_households_one_by_one_does_not_pin_a_small_count(
         with engine.begin() as conn:
             conn.execute(
                 text(
-                    "INSERT INTO households (location, household_size, grid_id, h3) "
-                    "VALUES (ST_GeomFromText(:w, 4326), 2, :g, :h)"
+                    "INSERT INTO households (location, household_size, grid_id, h3, h3_5, "
+                    "h3_6, h3_7, h3_8, h3_9, h3_10) SELECT location, 2, :g, h3, h3_5, h3_6, "
+                    "h3_7, h3_8, h3_9, h3_10 FROM households WHERE id = :src"
                 ),
-                {"w": location_wkt, "g": grid, "h": int(cell11)},
+                {"g": grid, "src": source_id},
             )
         readings.append(shown())
     # The attacker knows the method: a fixed threshold residue t per cell (t = base: never up).

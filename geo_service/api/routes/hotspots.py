@@ -50,6 +50,30 @@ def _query(
 
 QueryDep = Annotated[HotspotQuery, Depends(_query)]
 
+# Emerging hot spots: calendar bins of GEO_TIMEZONE; a bound without an offset is local time.
+CalendarBin = Annotated[
+    Literal["day", "week", "month", "quarter", "year"],
+    Query(description="calendar bin in the deployment's time zone (week: ISO, from Monday)"),
+]
+_BOUND_HELP = (
+    "; without an offset (e.g. 2010-01-01) a wall time of the deployment's time zone. Only "
+    "whole bins inside [since, until) are analysed; partial edges are reported in "
+    "parameters.trimmed"
+)
+EmergingSince = Annotated[
+    Instant | None,
+    Query(
+        description="start of the window (default: 12 months, 52 weeks, 365 days, 8 "
+        "quarters or 10 years before until)" + _BOUND_HELP
+    ),
+]
+EmergingUntil = Annotated[
+    Instant | None,
+    Query(
+        description="end of the window, excluded (default: start of the current bin)" + _BOUND_HELP
+    ),
+]
+
 # The routes are plain ``def``: FastAPI runs them in a worker thread, so the statistics, the
 # encoding of the body and the GeoPackage written to disk never block the event loop.
 
@@ -81,14 +105,19 @@ def read_emerging_hotspots(
     session: SessionDep,
     scope: Annotated[Scope, Depends(require("layers:read"))],
     res: Annotated[int, Query(ge=6, le=10)] = 8,
-    bin: Literal["week", "month"] = "month",  # noqa: A002
-    since: Instant | None = None,
-    until: Instant | None = None,
+    bin: CalendarBin = "month",  # noqa: A002
+    since: EmergingSince = None,
+    until: EmergingUntil = None,
     category: Annotated[str | None, Query(max_length=64)] = None,
     k: Annotated[int, Query(ge=1, le=3)] = 1,
 ) -> DictJSONResponse:
     """ArcGIS's emerging hot spot patterns per H3 cell: space-time Gi* per bin (neighbours in
     the bin and the one before), Mann-Kendall trend of each cell's z-scores.
+
+    Bins are calendar days, ISO weeks, months, quarters or years of ``GEO_TIMEZONE``;
+    ``parameters`` gives the bins used (``start``, ``end``, local with offsets), what was
+    trimmed and the cost (cells x bins). A cube too big for memory is refused with 413 and
+    its cost.
     """
     layer = emerging(
         session,
@@ -132,9 +161,9 @@ def download_emerging_hotspots(
     session: SessionDep,
     scope: Annotated[Scope, Depends(require("layers:read"))],
     res: Annotated[int, Query(ge=6, le=10)] = 8,
-    bin: Literal["week", "month"] = "month",  # noqa: A002
-    since: Instant | None = None,
-    until: Instant | None = None,
+    bin: CalendarBin = "month",  # noqa: A002
+    since: EmergingSince = None,
+    until: EmergingUntil = None,
     category: Annotated[str | None, Query(max_length=64)] = None,
     k: Annotated[int, Query(ge=1, le=3)] = 1,
     format: Annotated[LayerFormat, Query(description=FORMAT_HELP)] = "geojson",  # noqa: A002

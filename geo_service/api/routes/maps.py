@@ -74,16 +74,19 @@ def read_dispatch_page(
     settings: SettingsDep,
     scope: Annotated[Scope, Depends(require("responders:read"))],
 ) -> HTMLResponse:
-    """The dispatcher's live map: open incidents by priority and age (overdue ones pulse),
-    responders by status, grid outlines; click an incident for candidates with ETAs and
-    dispatch. Polls every few seconds. Writes ride the sign-in session cookie with the
-    session's CSRF token, which the page carries (no bearer token in the page).
+    """The dispatcher's console: every open incident the caller sees, urgency first (by
+    priority, then how far past the target of its stage since the report), with the server's
+    counts, paged in the list and all on the map; responders by status; grid outlines. One
+    full load (``/console/incidents``), then changes pushed over ``/console/stream``. Click
+    an incident to pan to it, see candidates with ETAs and dispatch, reassign, act for a
+    responder, escalate or cancel. Writes ride the sign-in session cookie with the session's
+    CSRF token, which the page carries (no bearer token in the page).
     """
     scope.require("incidents:read")
-    return _session_page(request, session, settings, "dispatch.html", poll_ms=DISPATCH_POLL_MS)
+    return _session_page(request, session, settings, "dispatch.html", page_size=DISPATCH_PAGE_ROWS)
 
 
-DISPATCH_POLL_MS = 5000
+DISPATCH_PAGE_ROWS = 50  # rows of the console's list per page (the map shows them all)
 
 
 @router.get("/map/planner", response_class=HTMLResponse)

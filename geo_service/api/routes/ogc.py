@@ -14,11 +14,11 @@ from fastapi.responses import JSONResponse
 from geo_service.api.deps import SessionDep, require
 from geo_service.api.responses import DictJSONResponse, GeoJSONResponse
 from geo_service.api.schemas.layers import (
-    AreaItem,
     Collection,
     Collections,
     Conformance,
     LandingPage,
+    OgcItem,
     OgcItems,
 )
 from geo_service.errors import InvalidInputError
@@ -31,17 +31,28 @@ LayerScope = Annotated[Scope, Depends(require("layers:read"))]
 GEOJSON = "application/geo+json"
 
 
-CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
-EPSG4326 = "http://www.opengis.net/def/crs/EPSG/0/4326"
+CRS84 = ogc.CRS84
+EPSG4326 = ogc.EPSG4326
 MAX_LIMIT = 10_000  # a larger limit is clamped to this (OGC API Features /req/core/fc-limit)
 # The query parameters each kind of OGC route takes; any other answers 400
 # (/req/core/query-param-unknown).
-ITEMS_PARAMETERS = frozenset({"bbox", "bbox-crs", "datetime", "limit", "offset", "f"})
+ITEMS_PARAMETERS = frozenset({"bbox", "bbox-crs", "crs", "datetime", "limit", "offset", "f"})
+# one feature: ``datetime`` names the window of a computed layer (as in its items' links)
+ITEM_PARAMETERS = frozenset({"crs", "datetime", "f"})
 OTHER_PARAMETERS = frozenset({"f"})
+CRS_DESCRIPTION = (
+    f"the CRS of the geometries (OGC API - Features Part 2): {CRS84} (default, lon/lat) or "
+    f"{EPSG4326} (lat/lon); the answer names it in Content-Crs"
+)
 
 
 def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/")
+
+
+def _content_crs(crs: str | None) -> dict[str, str]:
+    """The ``Content-Crs`` header of a GeoJSON answer (/req/crs/ogc-crs-header)."""
+    return {"Content-Crs": f"<{ogc.check_crs(crs)}>"}
 
 
 def _known_parameters(request: Request, allowed: frozenset[str]) -> None:
@@ -99,9 +110,10 @@ def read_conformance(request: Request, scope: LayerScope) -> DictJSONResponse:
 
 @router.get("/collections", response_model=Collections)
 def read_collections(request: Request, session: SessionDep, scope: LayerScope) -> DictJSONResponse:
-    """Area levels, the heatmap and the hot spot layer."""
+    """Area levels, incidents (with ``incidents:read``), the heatmap, hot spot, emerging hot
+    spot and batch layers, each with its spatial and temporal extent."""
     _known_parameters(request, OTHER_PARAMETERS)
-    return DictJSONResponse(ogc.collections(session, _base(request)))
+    return DictJSONResponse(ogc.collections(session, _base(request), scope))
 
 
 @router.get("/collections/{collection_id}", response_model=Collection)
@@ -110,7 +122,7 @@ def read_collection(
 ) -> DictJSONResponse:
     """One collection."""
     _known_parameters(request, OTHER_PARAMETERS)
-    return DictJSONResponse(ogc.collection(session, _base(request), collection_id))
+    return DictJSONResponse(ogc.collection(session, _base(request), collection_id, scope))
 
 
 # Items are sent as application/geo+json by the standard encoder (JSONResponse): the
@@ -136,32 +148,58 @@ def read_items(
         int, Query(ge=1, description=f"page size; more than {MAX_LIMIT:,} is clamped to it")
     ] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    crs: Annotated[str | None, Query(description=CRS_DESCRIPTION)] = None,
 ) -> JSONResponse:
-    """A page of features (GeoJSON), with ``next`` links."""
+    """A page of features (GeoJSON) with ``self``, ``collection``, ``next`` and ``prev``
+    links that keep every query parameter given."""
     _known_parameters(request, ITEMS_PARAMETERS)
     limit = min(limit, MAX_LIMIT)
     box = parse_ogc_bbox(bbox, bbox_crs) if bbox else None
+    headers = _content_crs(crs)
     body = ogc.items(
         session,
         _base(request),
         collection_id,
         bbox=box,
         datetime_=datetime,
+        crs=crs,
         limit=limit,
         offset=offset,
+        query=request.query_params.multi_items(),
         scope=scope,
     )
-    return JSONResponse(body, media_type=GEOJSON)
+    return JSONResponse(body, media_type=GEOJSON, headers=headers)
 
 
 @router.get(
     "/collections/{collection_id}/items/{feature_id}",
     response_class=GeoJSONResponse,
-    response_model=AreaItem,
+    response_model=OgcItem,
 )
 def read_item(
-    request: Request, session: SessionDep, scope: LayerScope, collection_id: str, feature_id: str
+    request: Request,
+    session: SessionDep,
+    scope: LayerScope,
+    collection_id: str,
+    feature_id: str,
+    crs: Annotated[str | None, Query(description=CRS_DESCRIPTION)] = None,
+    datetime: Annotated[  # noqa: A002
+        str | None,
+        Query(description="heatmap / hot spot / emerging layers: the window, as in the items"),
+    ] = None,
 ) -> JSONResponse:
-    """One feature."""
-    _known_parameters(request, OTHER_PARAMETERS)
-    return JSONResponse(ogc.item(session, collection_id, feature_id, scope), media_type=GEOJSON)
+    """One feature by its ``id`` (an area's row id, a cell's H3 index, an incident's UUID),
+    with ``self`` and ``collection`` links; 404 when absent or not visible to the caller."""
+    _known_parameters(request, ITEM_PARAMETERS)
+    headers = _content_crs(crs)
+    body = ogc.item(
+        session,
+        _base(request),
+        collection_id,
+        feature_id,
+        scope=scope,
+        crs=crs,
+        datetime_=datetime,
+        query=request.query_params.multi_items(),
+    )
+    return JSONResponse(body, media_type=GEOJSON, headers=headers)

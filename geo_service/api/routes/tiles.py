@@ -2,6 +2,11 @@
 
 Tiles are private to the caller's credentials and may be up to 60 s old
 (``Cache-Control: private, max-age=60``); ``ETag``/``If-None-Match`` answer 304 when unchanged.
+Each layer is drawn between its TileJSON ``minzoom`` and ``maxzoom`` (empty tiles below). The
+incidents layer draws the last ``GEO_MAP_WINDOW_DAYS`` days unless ``since`` is given, and at
+most ``GEO_TILE_MAX_POINTS`` points a tile; a tile that left points out answers
+``X-Tile-Truncated: <kept>/<matched>`` (TileJSON states both as ``window`` and
+``max_points_per_tile``).
 TileJSON's model (api/schemas/layers.py) is declared for the OpenAPI document; the body is sent
 as the service builds it.
 """
@@ -24,16 +29,29 @@ from geo_service.services.layers.tiles import TileQuery
 
 router = APIRouter(prefix="/tiles", tags=["tiles"])
 MVT = "application/vnd.mapbox-vector-tile"
+TRUNCATED = "X-Tile-Truncated"
 LayerScope = Annotated[Scope, Depends(require("layers:read"))]
 
 
 @router.get("/{layer}.json", response_model=TileJSON)
 def read_tilejson(
-    request: Request, session: SessionDep, scope: LayerScope, layer: str
+    request: Request,
+    session: SessionDep,
+    scope: LayerScope,
+    layer: str,
+    since: Instant | None = None,
+    until: Instant | None = None,
+    category: Annotated[str | None, Query(max_length=64)] = None,
+    res: Annotated[int | None, Query(ge=6, le=10)] = None,
 ) -> DictJSONResponse:
-    """TileJSON 3.0 for a layer: grids, incidents, heatmap or hotspots."""
+    """TileJSON 3.0 for a layer: grids, incidents, heatmap, hotspots or a batch layer, with
+    the zooms it is drawn at; the incidents layer also states its window and point cap.
+    """
     base = str(request.base_url).rstrip("/")
-    return DictJSONResponse(tile_service.tilejson(session, base, layer, request.url.query))
+    query = TileQuery(since=since, until=until, category=category)
+    return DictJSONResponse(
+        tile_service.tilejson(session, base, layer, request.url.query, query, res=res)
+    )
 
 
 @router.get(
@@ -43,6 +61,13 @@ def read_tilejson(
         200: {
             "description": "A Mapbox vector tile (protobuf)",
             "content": {MVT: {"schema": {"type": "string", "format": "binary"}}},
+            "headers": {
+                TRUNCATED: {
+                    "description": "incident points only: the point cap left some out; "
+                    "kept/matched (e.g. 5000/31081)",
+                    "schema": {"type": "string", "pattern": "^[0-9]+/[0-9]+$"},
+                }
+            },
         },
         304: {"description": "not modified"},
     },
@@ -69,13 +94,17 @@ async def read_tile(
             data = await tile_service.render_cached_tile(
                 conn, state.engine.url.database, layer, z, x, y, query, scope=scope, res=res
             )
+    truncated = None
     if data is None:
-        data = await run_in_threadpool(
+        tile = await run_in_threadpool(
             tile_service.render_tile, session, layer, z, x, y, query, scope=scope, res=res
         )
+        data, truncated = tile.data, tile.truncated
     # weak: the body may go out br- or gzip-encoded (RFC 9110 §8.8.1)
     tag = "W/" + tile_service.etag(data)
     headers = {"ETag": tag, "Cache-Control": f"private, max-age={tile_service.TTL_S}"}
+    if truncated is not None:  # the point cap left some out: kept/matched
+        headers[TRUNCATED] = f"{truncated[0]}/{truncated[1]}"
     if none_match(request.headers.get("if-none-match"), tag):
         return Response(status_code=304, headers=headers)
     return Response(data, media_type=MVT, headers=headers)

@@ -7,7 +7,8 @@ validates every response against them.
 
 from __future__ import annotations
 
-from typing import Literal
+from datetime import datetime
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -15,6 +16,8 @@ from geo_service.api.schemas.geojson import (
     AreaGeometry,
     Feature,
     FeatureCollection,
+    MultiPolygon,
+    Point,
     Polygon,
     Timestamp,
 )
@@ -163,15 +166,46 @@ class EmergingCell(Feature[Polygon, EmergingProps]):
     """An H3 cell's hexagon with its pattern."""
 
 
+class EmergingTrim(Exact):
+    """A partial bin left out at one edge of the window."""
+
+    from_: Timestamp = Field(alias="from")
+    to: Timestamp
+
+
+class EmergingTrimmed(Exact):
+    """The partial bins left out of the window (null at an edge that fell on a bin edge)."""
+
+    start: EmergingTrim | None
+    end: EmergingTrim | None
+
+
+class EmergingCost(Exact):
+    """The size of the space-time cube analysed."""
+
+    cells: int
+    bins: int
+    values: int = Field(description="cells x bins")
+    memory_bytes: int = Field(description="estimated peak memory of the analysis")
+    limit_bytes: int = Field(description="the largest cube accepted (413 above it)")
+
+
 class EmergingParameters(Exact):
-    """The bins analysed."""
+    """The bins analysed: whole calendar bins of the deployment's time zone."""
 
     res: int
-    bin: Literal["week", "month"]
+    bin: Literal["day", "week", "month", "quarter", "year"]
     bins: int
     k: int
-    start: Timestamp
-    until: Timestamp
+    start: Timestamp = Field(description="start of the first bin, local time with offset")
+    end: Timestamp = Field(description="end of the last bin, local time with offset")
+    since: Timestamp = Field(description="the window's start as asked, local time")
+    until: Timestamp = Field(description="the window's end as asked, local time")
+    timezone: str = Field(description="IANA time zone of the calendar (GEO_TIMEZONE)")
+    trimmed: EmergingTrimmed | None = Field(
+        description="partial bins left out at the window's edges; null when none"
+    )
+    cost: EmergingCost
     category: str | None
 
 
@@ -189,13 +223,26 @@ class VectorLayer(Exact):
 
     id: str
     fields: dict[str, str] = Field(description="attribute -> 'Number' | 'String'")
+    description: str
+    minzoom: int = Field(description="the lowest zoom whose tiles carry the layer's features")
+    maxzoom: int = Field(description="the zoom from which clients overzoom (no new detail)")
+
+
+class TileWindow(Exact):
+    """The time window of the incidents layer (TileJSON member ``window``)."""
+
+    since: datetime = Field(description="first instant drawn (inclusive)")
+    until: datetime = Field(description="end (exclusive), as of this document")
+    default_days: int = Field(description="days before until drawn when no since is given")
+    sliding: bool = Field(description="no until given: each tile's window ends when it is made")
 
 
 class TileJSON(Exact):
-    """TileJSON 3.0.0 of a tile layer."""
+    """TileJSON 3.0.0 of a tile layer (``window`` and ``max_points_per_tile`` on incidents)."""
 
     tilejson: Literal["3.0.0"]
     name: str
+    description: str
     scheme: Literal["xyz"]
     tiles: list[str]
     minzoom: int
@@ -203,6 +250,12 @@ class TileJSON(Exact):
     bounds: list[float] = Field(min_length=4, max_length=4)
     center: list[float] = Field(min_length=3, max_length=3, description="lon, lat, zoom")
     vector_layers: list[VectorLayer]
+    window: TileWindow | None = None
+    max_points_per_tile: int | None = Field(
+        default=None,
+        description="incident points in one tile at most; a fuller tile keeps the highest "
+        "priority, then newest, and answers X-Tile-Truncated: kept/matched",
+    )
 
 
 # --- OGC API - Features --------------------------------------------------------------------
@@ -237,10 +290,18 @@ class SpatialExtent(Exact):
     crs: str
 
 
-class Extent(Exact):
-    """A collection's extent."""
+class TemporalExtent(Exact):
+    """The first and last instants of the data (OGC API - Features, /req/core/fc-md-extent)."""
 
-    spatial: SpatialExtent
+    interval: list[list[Timestamp | None]]
+    trs: str = Field(description="http://www.opengis.net/def/uom/ISO-8601/0/Gregorian")
+
+
+class Extent(Exact):
+    """A collection's extent: in space (CRS84) and, for layers of incidents, in time."""
+
+    spatial: SpatialExtent | None = None
+    temporal: TemporalExtent | None = Field(None, description="absent for layers without time")
 
 
 class Collection(Exact):
@@ -249,7 +310,10 @@ class Collection(Exact):
     id: str
     title: str
     itemType: Literal["feature"]  # noqa: N815 - the OGC member name
-    crs: list[str]
+    crs: list[str] = Field(description="CRSs offered by the crs parameter (Part 2)")
+    storageCrs: str = Field(  # noqa: N815 - the OGC member name
+        description="the CRS the data is kept in (Part 2)"
+    )
     links: list[Link]
     extent: Extent | None = Field(None, description="absent while the city has no areas")
 
@@ -293,7 +357,41 @@ class BatchCell(Feature[Polygon, BatchCellProps]):
     """A cell of a batch run (``id`` is the H3 index)."""
 
 
-OgcFeature = AreaItem | HeatCell | HotspotCell | BatchCell
+class IncidentItemProps(Exact):
+    """An incident as an OGC feature: no description, address or people."""
+
+    category: str
+    priority: int
+    status: str
+    source: str
+    reported_at: Timestamp
+    grid_id: int | None
+
+
+class IncidentItem(Feature[Point, IncidentItemProps]):
+    """An incident (``id`` is its UUID)."""
+
+
+OgcFeature = AreaItem | HeatCell | HotspotCell | EmergingCell | IncidentItem | BatchCell
+OgcGeometry = Annotated[Point | Polygon | MultiPolygon, Field(discriminator="type")]
+
+
+class OgcItem(Exact):
+    """``GET /collections/{id}/items/{featureId}``: one feature of any collection, with its
+    ``self`` and ``collection`` links."""
+
+    type: Literal["Feature"]
+    id: int | str
+    geometry: OgcGeometry
+    properties: (
+        AreaItemProps
+        | HeatCellProps
+        | HotspotCellProps
+        | EmergingProps
+        | IncidentItemProps
+        | BatchCellProps
+    )
+    links: list[Link]
 
 
 class OgcItems(FeatureCollection[OgcFeature]):

@@ -41,6 +41,15 @@ class Household(Base):
     household_size: Mapped[int] = mapped_column(SmallInteger)
     grid_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id", ondelete="SET NULL"))
     h3: Mapped[int] = mapped_column(BigInteger)
+    # the home's own cell at each resolution its aggregates and planning atoms serve,
+    # h3.latlng_to_cell (0025): H3 does not nest, so not parents of ``h3``
+    # (geo.h3cells.exact_cells with RESIDENT_RESOLUTIONS)
+    h3_5: Mapped[int] = mapped_column(BigInteger)
+    h3_6: Mapped[int] = mapped_column(BigInteger)
+    h3_7: Mapped[int] = mapped_column(BigInteger)
+    h3_8: Mapped[int] = mapped_column(BigInteger)
+    h3_9: Mapped[int] = mapped_column(BigInteger)
+    h3_10: Mapped[int] = mapped_column(BigInteger)
     # NULL: the source did not say (migration 0019), never read as false.
     elderly_living_alone: Mapped[bool | None] = mapped_column(Boolean)
     needs_assistance: Mapped[bool | None] = mapped_column(Boolean)
@@ -68,6 +77,13 @@ class RentalUnit(Base):
     landlord_ref: Mapped[str | None] = mapped_column(String(64))
     grid_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id", ondelete="SET NULL"))
     h3: Mapped[int] = mapped_column(BigInteger)
+    # own cells at res 5..10, as households (0025)
+    h3_5: Mapped[int] = mapped_column(BigInteger)
+    h3_6: Mapped[int] = mapped_column(BigInteger)
+    h3_7: Mapped[int] = mapped_column(BigInteger)
+    h3_8: Mapped[int] = mapped_column(BigInteger)
+    h3_9: Mapped[int] = mapped_column(BigInteger)
+    h3_10: Mapped[int] = mapped_column(BigInteger)
     external_ref: Mapped[str | None] = mapped_column(String(200))
 
 

@@ -42,6 +42,9 @@ from geo_service.geo.h3cells import EXACT_RESOLUTIONS, cell_to_str
 
 MANIFEST = "_manifest.json"
 FORMAT_VERSION = 1
+# The res-3 parent of a row's res-11 cell names the file partition (``h3_3=<cell>``) a row
+# is written to: a file-partition key only, never a cell a point is counted or drawn in
+# (counts read the exact ``h3_<res>`` columns), so it stays a parent (issue 16).
 PARTITION_RES = 3
 ROW_GROUP_ROWS = 65_536
 Progress = Callable[[int, int, str], None]  # done, total, message

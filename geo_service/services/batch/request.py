@@ -11,7 +11,7 @@ from pathlib import Path
 
 from geo_service.errors import InvalidInputError
 from geo_service.geo.bbox import BBox
-from geo_service.services.layers.emerging import BIN_DAYS
+from geo_service.services.layers.emerging import CALENDAR_BINS
 from geo_service.services.layers.hotspots import RESOLUTIONS
 from geo_service.services.planning.workload import Weights
 
@@ -47,8 +47,8 @@ class BatchRequest:
             raise InvalidInputError(f"res must be {RESOLUTIONS.start}..{RESOLUTIONS.stop - 1}")
         if not 1 <= self.k <= 3:
             raise InvalidInputError("k must be 1, 2 or 3")
-        if self.bin not in BIN_DAYS:
-            raise InvalidInputError("bin must be week or month")
+        if self.bin not in CALENDAR_BINS:
+            raise InvalidInputError(f"bin must be one of {', '.join(CALENDAR_BINS)}")
         if not 1 <= self.window_days <= 3660:
             raise InvalidInputError("window_days must be 1..3660")
         for name, value in (("since", self.since), ("until", self.until)):

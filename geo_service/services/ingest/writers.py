@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, text
 
-from geo_service.geo.h3cells import exact_cells
+from geo_service.geo.h3cells import RESIDENT_RESOLUTIONS, exact_cells
 from geo_service.services.access.scope import Scope
 from geo_service.services.ingest.staging import insert_new, stage
 
@@ -71,6 +71,8 @@ def write_households(
                 "household_size": rows.household_size,
                 "grid_id": grid,
                 "h3": h3,
+                # own cells at res 5..10 (0025), not parents of h3
+                **exact_cells(rows.lon.to_numpy(), rows.lat.to_numpy(), RESIDENT_RESOLUTIONS),
                 "elderly_living_alone": rows.elderly_living_alone,
                 "needs_assistance": rows.needs_assistance,
                 "external_ref": rows.external_ref,
@@ -104,6 +106,7 @@ def write_rental_units(
                 "landlord_ref": rows.landlord_ref,
                 "grid_id": grid,
                 "h3": h3,
+                **exact_cells(rows.lon.to_numpy(), rows.lat.to_numpy(), RESIDENT_RESOLUTIONS),
                 "external_ref": rows.external_ref,
             }
         ),

@@ -56,7 +56,8 @@ DISPATCH_COLUMNS = (
 )
 # The stage an open incident is in and its target: until accepted, the dispatch target of its
 # priority; then the resolution target of its category. Overdue once the stage's target has
-# passed since it was reported or last escalated.
+# passed since it was REPORTED (issue 17: escalating an incident does not make it less late;
+# escalation itself climbs once per missed target, counted from the last escalation).
 STAGE_TARGET_S = """
     CASE WHEN {i}.accepted_at IS NULL
          THEN (SELECT t.dispatch_s FROM response_targets t WHERE t.priority = {i}.priority)
@@ -66,7 +67,7 @@ STAGE_TARGET_S = """
 # Binds :open (the open statuses) and :now.
 OVERDUE_SQL = (
     "{i}.status = ANY(:open) AND "
-    "CAST(:now AS timestamptz) > coalesce({i}.escalated_at, {i}.reported_at) "
+    "CAST(:now AS timestamptz) > {i}.reported_at "
     "+ make_interval(secs => " + STAGE_TARGET_S + ")"
 )
 

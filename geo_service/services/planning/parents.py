@@ -22,6 +22,7 @@ from geo_service.analytics.atoms import (
 )
 from geo_service.db.sql import sql
 from geo_service.errors import InvalidInputError
+from geo_service.geo.h3cells import exact_column, resident_cell_column
 from geo_service.services.boundaries.versions import version_in_force
 from geo_service.services.planning.workload import Weights, workload_hours
 
@@ -122,49 +123,65 @@ def load_parents(session: Session, codes: list[str], locked_codes: list[str]) ->
     return parents
 
 
-# What each atom (an H3 cell of :res) holds, per today's grid: (cell, grid_id, value) rows.
-_PER_ATOM = {
-    "incident_hours": (
-        "SELECT h3_parent(x.h3, :res), x.grid_id, sum(c.handling_effort_min) / 60.0 "
-        "FROM incidents x JOIN categories c ON c.code = x.category "
-        "WHERE x.grid_id = ANY(:grids) AND x.reported_at >= :since "
-        "AND x.reported_at < :until GROUP BY 1, 2"
-    ),
-    "households": (
-        "SELECT h3_parent(h3, :res), grid_id, count(*) FROM households "
-        "WHERE grid_id = ANY(:grids) GROUP BY 1, 2"
-    ),
-    "rental_units": (
-        "SELECT h3_parent(h3, :res), grid_id, sum(unit_count) FROM rental_units "
-        "WHERE grid_id = ANY(:grids) GROUP BY 1, 2"
-    ),
-    # disclosure keys of the atoms (geography, not records: adding a record to an atom does
-    # not re-draw the rounding), to publish what the figures count (never balanced on)
-    "household_key": (
-        "SELECT h3_parent(h3, :res), grid_id, "
-        "disclosure_key('atom:' || h3_parent(h3, :res) || ':' || grid_id) FROM households "
-        "WHERE grid_id = ANY(:grids) GROUP BY 1, 2"
-    ),
-    "rental_key": (
-        "SELECT h3_parent(h3, :res), grid_id, "
-        "disclosure_key('atom:' || h3_parent(h3, :res) || ':' || grid_id) FROM rental_units "
-        "WHERE grid_id = ANY(:grids) GROUP BY 1, 2"
-    ),
-    # every incident ever: what stability protects
-    "history": (
-        "SELECT h3_parent(h3, :res), grid_id, count(*) FROM incidents "
-        "WHERE grid_id = ANY(:grids) GROUP BY 1, 2"
-    ),
-}
+# What each atom (an H3 cell of ``res``) holds, per today's grid: (cell, grid_id, value) rows.
+# Each record counts in its own cell at ``res`` (``h3.latlng_to_cell``: incidents'
+# ``exact_column``, homes' ``resident_cell_column``), never in the parent of its res-11 cell:
+# H3 does not nest exactly, and an atom is that cell's hexagon clipped to the parent, so a
+# record counted in a parent cell would land in an atom (and a new grid, a union of atoms)
+# whose polygon does not hold it. The columns are identifiers of a fixed set.
+def _atom_terms(res: int) -> dict[str, str]:
+    """The per-atom queries at ``res`` (9, 10 or 11)."""
+    incident, home = exact_column(res), resident_cell_column(res)
+    return {
+        "incident_hours": (
+            f"SELECT x.{incident}, x.grid_id, sum(c.handling_effort_min) / 60.0 "
+            "FROM incidents x JOIN categories c ON c.code = x.category "
+            "WHERE x.grid_id = ANY(:grids) AND x.reported_at >= :since "
+            "AND x.reported_at < :until GROUP BY 1, 2"
+        ),
+        "households": (
+            f"SELECT {home}, grid_id, count(*) FROM households "
+            "WHERE grid_id = ANY(:grids) GROUP BY 1, 2"
+        ),
+        "rental_units": (
+            f"SELECT {home}, grid_id, sum(unit_count) FROM rental_units "
+            "WHERE grid_id = ANY(:grids) GROUP BY 1, 2"
+        ),
+        # disclosure keys of the atoms (geography, not records: adding a record to an atom
+        # does not re-draw the rounding), to publish what the figures count (never balanced
+        # on); the identity is the atom's (cell, grid) as before, only the records under it
+        # are now those its hexagon contains
+        "household_key": (
+            f"SELECT {home}, grid_id, "
+            f"disclosure_key('atom:' || {home} || ':' || grid_id) FROM households "
+            "WHERE grid_id = ANY(:grids) GROUP BY 1, 2"
+        ),
+        "rental_key": (
+            f"SELECT {home}, grid_id, "
+            f"disclosure_key('atom:' || {home} || ':' || grid_id) FROM rental_units "
+            "WHERE grid_id = ANY(:grids) GROUP BY 1, 2"
+        ),
+        # every incident ever: what stability protects
+        "history": (
+            f"SELECT {incident}, grid_id, count(*) FROM incidents "
+            "WHERE grid_id = ANY(:grids) GROUP BY 1, 2"
+        ),
+    }
+
+
+_PER_ATOM = {res: _atom_terms(res) for res in (9, 10, 11)}
+_TERM_NAMES = tuple(_PER_ATOM[10])
 
 
 def _per_atom(
     session: Session, name: str, grid_ids: list[int], res: int, since: datetime, until: datetime
 ) -> dict[tuple[int, int], float]:
-    params: dict[str, Any] = {"grids": grid_ids, "res": res}
+    if res not in _PER_ATOM:
+        raise InvalidInputError("atoms: h3_res must be 9, 10 or 11")
+    params: dict[str, Any] = {"grids": grid_ids}
     if name == "incident_hours":
         params |= {"since": since, "until": until}
-    rows = session.execute(text(_PER_ATOM[name]), params).all()
+    rows = session.execute(text(_PER_ATOM[res][name]), params).all()
     return {(int(c), int(g)): float(n) for c, g, n in rows}
 
 
@@ -195,7 +212,7 @@ def parent_atoms(
     grid_ids = free_grids.id.tolist()
     current = grid_of_atoms(pieces, free_grids.geometry.values)
     index_of = {c: i for i, c in enumerate(cells)}
-    terms = {name: _per_atom(session, name, grid_ids, res, since, until) for name in _PER_ATOM}
+    terms = {name: _per_atom(session, name, grid_ids, res, since, until) for name in _TERM_NAMES}
     grid_pos = {g: k for k, g in enumerate(grid_ids)}
     n = len(cells)
     per = {name: np.zeros(n) for name in terms}

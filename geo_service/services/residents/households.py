@@ -16,13 +16,13 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo_service.errors import InvalidInputError, PermissionDeniedError
-from geo_service.geo.h3cells import cell_feature
+from geo_service.geo.h3cells import RESIDENT_RESOLUTIONS, cell_feature, resident_cell_column
 from geo_service.services.access import disclosure
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.versions import version_in_force
 from geo_service.vocabulary import AREA_LEVELS
 
-H3_RESOLUTIONS = range(5, 11)
+H3_RESOLUTIONS = RESIDENT_RESOLUTIONS  # the aggregates' resolutions: one stored column each
 
 
 def list_household_rows(
@@ -80,21 +80,29 @@ _BY_AREA = text(
     """
 )
 
-_BY_CELL = text(
-    """
-    SELECT cell, sum(households) AS households, sum(residents) AS residents,
-           sum(rental_units) AS rental_units, disclosure_key('h3:' || cell) AS household_key,
-           disclosure_key('h3:' || cell) AS rental_key
-    FROM (
-        SELECT h3_parent(h3, :res) AS cell, count(*) AS households,
-               sum(household_size) AS residents, 0 AS rental_units
-        FROM households WHERE grid_id = ANY(:grids) OR :all_grids GROUP BY 1
-        UNION ALL
-        SELECT h3_parent(h3, :res), 0, 0, count(*)
-        FROM rental_units WHERE grid_id = ANY(:grids) OR :all_grids GROUP BY 1
-    ) x GROUP BY cell ORDER BY cell
-    """
-)
+# Per cell of one resolution: each home counts in its own cell at that resolution
+# (``h3_<res>``, h3.latlng_to_cell, migration 0025), never in the parent of its res-11 cell
+# (H3 does not nest exactly: the parent's hexagon may not contain the home). The column is
+# one of a fixed set (``resident_cell_column``); the disclosure key names the cell.
+_BY_CELL = {
+    res: text(
+        f"""
+        SELECT cell, sum(households) AS households, sum(residents) AS residents,
+               sum(rental_units) AS rental_units,
+               disclosure_key('h3:' || cell) AS household_key,
+               disclosure_key('h3:' || cell) AS rental_key
+        FROM (
+            SELECT {resident_cell_column(res)} AS cell, count(*) AS households,
+                   sum(household_size) AS residents, 0 AS rental_units
+            FROM households WHERE grid_id = ANY(:grids) OR :all_grids GROUP BY 1
+            UNION ALL
+            SELECT {resident_cell_column(res)}, 0, 0, count(*)
+            FROM rental_units WHERE grid_id = ANY(:grids) OR :all_grids GROUP BY 1
+        ) x GROUP BY cell ORDER BY cell
+        """
+    )
+    for res in RESIDENT_RESOLUTIONS
+}
 
 
 def aggregate(
@@ -156,7 +164,7 @@ def aggregate(
         )
     restricted = scope is not None and not scope.unrestricted
     grids = sorted(scope.grid_ids or ()) if restricted and scope is not None else []
-    rows = session.execute(_BY_CELL, {"res": res, "grids": grids, "all_grids": not restricted})
+    rows = session.execute(_BY_CELL[res], {"grids": grids, "all_grids": not restricted})
     # The cells hold the records of the caller's whole jurisdiction (or of the city).
     exact = disclosure.sees_exact(scope, None)
     features = []

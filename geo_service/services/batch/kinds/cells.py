@@ -7,7 +7,7 @@ the answer equals the in-database services' (``services.layers``).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -23,7 +23,7 @@ from geo_service.services.batch.dataset import partition_files
 from geo_service.services.batch.engine import Compute, task
 from geo_service.services.batch.request import BatchRequest
 from geo_service.services.boundaries.versions import version_in_force
-from geo_service.services.layers.emerging import BIN_DAYS, MAX_BINS
+from geo_service.services.layers.emerging import CalendarBins, calendar_bins
 from geo_service.services.layers.hotspots import study_cells
 
 
@@ -101,35 +101,27 @@ def _norm_sf(x: np.ndarray) -> np.ndarray:
     return stats.norm.sf(x)
 
 
-def _bins(req: BatchRequest) -> tuple[datetime, datetime, timedelta, int]:
-    until = req.until or datetime.now(UTC)
-    since = req.since or until - timedelta(days=365)
-    width = timedelta(days=BIN_DAYS[req.bin])
-    bins = int((until - since) / width)
-    if bins < 4:
-        raise InvalidInputError("the window must span at least 4 bins")
-    if bins > MAX_BINS:
-        raise InvalidInputError(f"at most {MAX_BINS} bins; widen the bin or shorten the window")
-    return until - bins * width, until, width, bins
+def _bins(req: BatchRequest) -> CalendarBins:
+    """The calendar bins of the API's emerging hot spots (``GEO_TIMEZONE``), so that a batch
+    run and ``/hotspots/emerging`` over one window analyse the same bins."""
+    from zoneinfo import ZoneInfo
+
+    from geo_service.runtime import current
+
+    zone = ZoneInfo(current().settings.api.timezone)
+    return calendar_bins(
+        req.bin, since=req.since, until=req.until, zone=zone, now=datetime.now(UTC)
+    )
 
 
 def emerging(req: BatchRequest, session: Session, compute: Compute) -> dict[str, Any]:
-    """The emerging hot spot pattern per cell over bins counted back from ``until``."""
-    start, until, width, bins = _bins(req)
-    files = partition_files(req.dataset, "incidents", start, until)
-    tasks = [
-        task(
-            part.cell_bin_counts,
-            f,
-            req.res,
-            start,
-            until,
-            width.total_seconds(),
-            bins,
-            req.category,
-        )
-        for f in files
-    ]
+    """The emerging hot spot pattern per cell over the calendar bins of ``req.bin`` in the
+    deployment's time zone (as ``/hotspots/emerging``), partial edges left out and reported."""
+    calendar = _bins(req)
+    bins = calendar.count
+    edges = [e.astimezone(UTC) for e in calendar.edges]
+    files = partition_files(req.dataset, "incidents", edges[0], edges[-1])
+    tasks = [task(part.cell_bin_counts, f, req.res, edges, req.category) for f in files]
     parts = [f for f in compute(tasks) if len(f)]
     long = (
         pd.concat(parts).groupby(["cell", "bin"])["count"].sum()
@@ -178,8 +170,12 @@ def emerging(req: BatchRequest, session: Session, compute: Compute) -> dict[str,
         "summary": {
             "cells": len(cells),
             "bins": bins,
-            "start": start.isoformat(),
-            "until": until.isoformat(),
+            "bin": req.bin,
+            "start": calendar.edges[0].isoformat(),
+            "end": calendar.edges[-1].isoformat(),
+            "until": calendar.until.isoformat(),
+            "timezone": calendar.zone.key,
+            "trimmed": calendar.trimmed,
             "patterns": {str(k): int(v) for k, v in found.items()},
         },
     }

@@ -1,9 +1,12 @@
 "use strict";
-// The dispatcher's live map (/map/dispatch); loads after common.js.
-// Writes ride the session cookie with its CSRF token (common.js api()).
-const POLL_MS = Number(PAGE.pollMs);
+// The dispatcher's console (/map/dispatch); loads after common.js.
+// One full load of the open incidents (/console/incidents, paged by the server, urgency
+// first), then the changes pushed over server-sent events (/console/stream). Counts are
+// the server's. Writes ride the session cookie with its CSRF token (common.js api()).
+// Every value from the server goes into the page as text (el() below), never as HTML.
+const PAGE_SIZE = Number(PAGE.pageSize) || 50;
 const COLOURS = {1: "#d7191c", 2: "#f57c00", 3: "#c9a400", 4: "#2c7bb6"};
-const OPEN = "reported,dispatched,accepted,on_scene";
+const ANNOUNCE_KEY = "geo-service.dispatch.announce";
 const map = L.map("map", {zoomSnap: 0.25});
 baseLayer(map);
 const grids = L.geoJSON(null, {style: {color: "#666", weight: 0.5, fill: false},
@@ -12,131 +15,391 @@ const grids = L.geoJSON(null, {style: {color: "#666", weight: 0.5, fill: false},
 map.createPane("responders").style.zIndex = 390;
 const responderLayer = L.layerGroup().addTo(map);
 const incidentLayer = L.layerGroup().addTo(map);
+const incidents = new Map();   // id -> the console's item
+const markers = new Map();     // id -> Leaflet marker
+const responders = new Map();  // id -> {data, marker}
+const pinned = new Set();      // new priority-1 incidents not yet looked at: on top
+let ordered = [];
+let pageStart = 0;
 let selected = null;
-let incidents = [];
+let skewMs = 0;                // the server's clock minus this browser's
+let lastEventId = null;
+let source = null;
+let streamOpens = 0;           // how often the stream (re)connected
 
+// --- small helpers -------------------------------------------------------------------------
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v;
+    else if (k === "onclick") node.addEventListener("click", v);
+    else if (k.startsWith("data-")) node.dataset[k.slice(5)] = v;
+    else node.setAttribute(k, v);
+  }
+  for (const c of children) {
+    if (c !== null && c !== undefined && c !== false) {
+      node.append(c instanceof Node ? c : String(c));
+    }
+  }
+  return node;
+}
+const serverNow = () => Date.now() + skewMs;
+function clockFrom(iso) { if (iso) skewMs = Date.parse(iso) - Date.now(); }
+function mss(seconds) {  // 75 -> "1:15", 3725 -> "1:02:05"
+  const s = Math.round(Math.abs(seconds));
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = String(s % 60).padStart(2, "0");
+  return (seconds < 0 ? "-" : "") + (h ? `${h}:${String(m).padStart(2, "0")}:${r}` : `${m}:${r}`);
+}
 function age(iso) {
-  const s = Math.max(0, (Date.now() - new Date(iso).getTime()) / 1000);
+  const s = Math.max(0, (serverNow() - Date.parse(iso)) / 1000);
   return s < 3600 ? `${Math.round(s / 60)} min` : s < 172800 ? `${Math.round(s / 3600)} h`
                   : `${Math.round(s / 86400)} d`;
 }
-async function refresh() {
-  try {
-    const [open, overdue, responders] = await Promise.all([
-      api(`/incidents?status=${OPEN}&limit=500`),
-      api(`/incidents?status=${OPEN}&overdue=true&limit=500`),
-      api("/responders"),
-    ]);
-    const late = new Set(overdue.features.map((f) => f.id));
-    incidents = open.features.map((f) => ({...f.properties, lon: f.geometry.coordinates[0],
-                                           lat: f.geometry.coordinates[1],
-                                           overdue: late.has(f.id)}));
-    incidents.sort((a, b) => (b.overdue - a.overdue) || (a.priority - b.priority) ||
-                             a.reported_at.localeCompare(b.reported_at));
-    drawIncidents();
-    drawResponders(responders.features);
-    $("count").textContent = `(${incidents.length}, ${late.size} overdue)`;
-    $("clock").textContent = `updated ${new Date().toLocaleTimeString()}`;
-    if (selected) showDetail(selected, false);
-  } catch (err) {
-    $("clock").textContent = `update failed: ${err.message}`;
-  }
+function lateness(seconds) {  // past or before a target: m:ss within the hour, else h and min
+  const s = Math.abs(seconds);
+  if (s < 3600) return mss(s);
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
+  return h < 48 ? `${h} h ${String(m).padStart(2, "0")}` : `${Math.floor(h / 24)} d ${h % 24} h`;
 }
-function drawIncidents() {
-  incidentLayer.clearLayers();
-  $("list").innerHTML = "";
-  for (const inc of incidents) {
-    const marker = L.circleMarker([inc.lat, inc.lon], {
-      radius: 9 - inc.priority, color: inc.overdue ? "#000" : "#fff", weight: inc.overdue ? 3 : 1,
-      fillColor: COLOURS[inc.priority], fillOpacity: inc.status === "reported" ? 0.95 : 0.45,
-      className: `incident incident-${inc.id}${inc.overdue ? " overdue" : ""}`,
-    }).addTo(incidentLayer);
-    marker.bindTooltip(`${esc(inc.category)} · P${num(inc.priority)} · ${esc(inc.status)}`);
-    marker.on("click", () => showDetail(inc.id, true));
-    const row = document.createElement("tr");
-    row.className = `row${inc.overdue ? " overdue" : ""}${inc.id === selected ? " selected" : ""}`;
-    row.dataset.id = inc.id;
-    row.innerHTML = `<td><span class="pill p${num(inc.priority)}">${num(inc.priority)}</span></td>
-      <td>${esc(inc.category)}</td><td>${esc(inc.grid ? inc.grid.code : "")}</td>
-      <td class="${inc.overdue ? "late" : ""}">${age(inc.reported_at)}</td>
-      <td>${esc(inc.status)}${inc.escalation_level ? ` ↑${esc(inc.escalated_to)}` : ""}</td>`;
-    row.addEventListener("click", () => showDetail(inc.id, true));
-    $("list").appendChild(row);
-  }
+function lateS(inc) { return inc.due_at ? (serverNow() - Date.parse(inc.due_at)) / 1000 : null; }
+function isOverdue(inc) { const l = lateS(inc); return l !== null && l > 0; }
+function pill(priority) { return el("span", {class: `pill p${num(priority)}`}, num(priority)); }
+const fmt = new Intl.NumberFormat("en");
+
+// --- the list, urgency first ----------------------------------------------------------------
+function sortIncidents() {
+  ordered = [...incidents.values()].sort((a, b) =>
+    (pinned.has(b.id) - pinned.has(a.id)) || (a.priority - b.priority) ||
+    ((a.due_at ? Date.parse(a.due_at) : Infinity) - (b.due_at ? Date.parse(b.due_at) : Infinity)) ||
+    a.id.localeCompare(b.id));
 }
-function drawResponders(features) {
-  responderLayer.clearLayers();
-  for (const f of features) {
-    if (!f.geometry) continue;
-    const p = f.properties;
-    const fill = p.stale ? "#fff" : p.status === "available" ? "#1a9850" : "#555";
-    L.circleMarker([f.geometry.coordinates[1], f.geometry.coordinates[0]], {
-      radius: 4, color: "#333", weight: 1, fillColor: fill, fillOpacity: 1,
-      className: `responder responder-${p.id}`, pane: "responders",
-    }).bindTooltip(`${esc(p.callsign)} (${esc(p.kind)}) · ${esc(p.status)}` +
-                   (p.stale ? " · stale position" : "")).addTo(responderLayer);
-  }
+function drawList() {
+  pageStart = Math.min(pageStart, Math.max(0, Math.floor((ordered.length - 1) / PAGE_SIZE) * PAGE_SIZE));
+  const rows = ordered.slice(pageStart, pageStart + PAGE_SIZE).map((inc) => {
+    const late = lateS(inc);
+    const overdue = late !== null && late > 0;
+    const row = el("tr", {
+      class: `row${overdue ? " overdue" : ""}${inc.id === selected ? " selected" : ""}` +
+             `${pinned.has(inc.id) ? " new" : ""}`,
+      "data-id": inc.id, onclick: () => select(inc.id),
+    },
+      el("td", {}, pill(inc.priority)),
+      el("td", {}, inc.category),
+      el("td", {}, inc.grid_code || ""),
+      el("td", {}, age(inc.reported_at)),
+      el("td", {}, inc.status, inc.escalation_level ? ` ↑${inc.escalated_to}` : ""),
+      el("td", {class: overdue ? "late" : "muted",
+                title: `${inc.stage} target ${inc.target_s === null ? "none" : mss(inc.target_s)}`},
+         late === null ? "" : overdue ? `+${lateness(late)}` : `in ${lateness(-late)}`));
+    return row;
+  });
+  $("list").replaceChildren(...rows);
+  const total = ordered.length;
+  $("range").textContent = total ? `${fmt.format(pageStart + 1)}–${fmt.format(Math.min(total, pageStart + PAGE_SIZE))} of ${fmt.format(total)}` : "none";
+  $("prev").disabled = pageStart === 0;
+  $("next").disabled = pageStart + PAGE_SIZE >= total;
 }
-async function showDetail(id, fetchCandidates) {
+$("prev").addEventListener("click", () => { pageStart = Math.max(0, pageStart - PAGE_SIZE); drawList(); });
+$("next").addEventListener("click", () => { pageStart += PAGE_SIZE; drawList(); });
+
+function drawCounts(summary) {
+  clockFrom(summary.now);
+  $("counts").replaceChildren(
+    el("b", {id: "count-open"}, fmt.format(summary.open)), " open",
+    el("span", {class: summary.overdue ? "late" : "muted"},
+       el("b", {id: "count-overdue"}, fmt.format(summary.overdue)), " overdue"));
+  $("by-priority").replaceChildren(...summary.by_priority.map((p) =>
+    el("span", {}, pill(p.priority), ` ${fmt.format(p.open)} (${fmt.format(p.overdue)} late)`)));
+}
+
+// --- the map ------------------------------------------------------------------------------
+function drawMarker(inc) {
+  const old = markers.get(inc.id);
+  if (old) incidentLayer.removeLayer(old);
+  const overdue = isOverdue(inc);
+  const chosen = inc.id === selected;
+  const marker = L.circleMarker([inc.lat, inc.lon], {
+    radius: 9 - inc.priority + (chosen ? 4 : 0), color: overdue ? "#000" : "#fff",
+    weight: overdue ? 3 : 1, fillColor: COLOURS[inc.priority],
+    fillOpacity: inc.status === "reported" ? 0.95 : 0.45,
+    className: `incident incident-${inc.id}${overdue ? " overdue" : ""}${chosen ? " selected" : ""}`,
+  }).addTo(incidentLayer);
+  marker.bindTooltip(() => el("span", {}, `${inc.category} · P${num(inc.priority)} · ${inc.status}`));
+  marker.on("click", () => select(inc.id));
+  marker.overdue = overdue;
+  if (chosen) marker.bringToFront();
+  markers.set(inc.id, marker);
+}
+function dropMarker(id) {
+  const m = markers.get(id);
+  if (m) incidentLayer.removeLayer(m);
+  markers.delete(id);
+}
+function drawResponder(r) {
+  const known = responders.get(r.id);
+  if (known) responderLayer.removeLayer(known.marker);
+  if (r.lon === null || r.lat === null) { responders.delete(r.id); return; }
+  const fill = r.stale ? "#fff" : r.status === "available" ? "#1a9850" : "#555";
+  const marker = L.circleMarker([r.lat, r.lon], {
+    radius: 4, color: "#333", weight: 1, fillColor: fill, fillOpacity: 1,
+    className: `responder responder-${num(r.id)}`, pane: "responders",
+  }).bindTooltip(() => el("span", {}, `${r.callsign} (${r.kind}) · ${r.status}` +
+                                      (r.stale ? " · stale position" : ""))).addTo(responderLayer);
+  responders.set(r.id, {data: r, marker});
+}
+
+// --- selecting and acting ------------------------------------------------------------------
+function select(id) {
+  const previous = selected;
   selected = id;
-  const inc = incidents.find((i) => i.id === id) || await api(`/incidents/${id}`);
-  for (const row of document.querySelectorAll("tr.row")) {
-    row.classList.toggle("selected", row.dataset.id === id);
+  pinned.delete(id);
+  if (previous && incidents.has(previous)) drawMarker(incidents.get(previous));
+  const inc = incidents.get(id);
+  if (!inc) return;
+  drawMarker(inc);
+  map.setView([inc.lat, inc.lon], Math.max(map.getZoom(), 15));
+  sortIncidents();
+  const index = ordered.findIndex((i) => i.id === id);
+  if (index >= 0 && (index < pageStart || index >= pageStart + PAGE_SIZE)) {
+    pageStart = Math.floor(index / PAGE_SIZE) * PAGE_SIZE;
   }
+  drawList();
+  showDetail(inc, previous !== id || $("detail").dataset.id !== id);
+}
+function actionButton(id, action, label) {
+  return el("button", {class: `act act-${action}`, "data-action": action,
+                       onclick: () => act(id, action, {})}, label);
+}
+const LABELS = {accept: "accept (for the responder)", arrive: "arrived (for the responder)",
+                resolve: "resolve", close: "close", escalate: "escalate"};
+function showDetail(inc, fresh = true) {
   const box = $("detail");
   box.style.display = "block";
-  const head = `<b>${esc(inc.category)}</b> <span class="pill p${num(inc.priority)}">P${num(inc.priority)}</span>
-    <span class="status">${esc(inc.status)}</span>${inc.overdue ? ' <span class="late">overdue</span>' : ""}
-    <div class="muted">${esc(inc.grid ? inc.grid.name : "")} · reported ${age(inc.reported_at)} ago
-    ${inc.possible_duplicate_of ? " · possible duplicate" : ""}</div>
-    <div>${esc(inc.description || "")}</div>`;
-  if (!fetchCandidates) {
-    box.querySelector(".head").innerHTML = head;
-    return;
+  const late = lateS(inc);
+  const head = el("div", {class: "head"},
+    el("b", {}, inc.category), " ", pill(inc.priority), " ",
+    el("span", {class: "status"}, inc.status),
+    late !== null && late > 0 ? el("span", {class: "late"}, ` overdue +${lateness(late)}`) : "",
+    el("div", {class: "muted"},
+       `${inc.grid_name || inc.grid_code || "no grid"} · reported ${age(inc.reported_at)} ago · ` +
+       `${inc.stage} target ${inc.target_s === null ? "none" : mss(inc.target_s)}` +
+       (inc.escalation_level ? ` · with the ${inc.escalated_to}` : "")),
+    inc.responder_id ? el("div", {}, `responder: ${inc.responder_callsign || inc.responder_id}`) : "",
+    inc.description ? el("div", {}, inc.description) : "");
+  const actions = el("div", {class: "actions"});
+  for (const action of inc.actions || []) {
+    if (action === "dispatch" || action === "reassign") continue;  // from the candidates
+    if (action === "cancel") {
+      actions.append(el("button", {id: "cancel", class: "act act-cancel",
+                                   onclick: () => confirmCancel(inc.id)}, "cancel…"));
+    } else {
+      actions.append(actionButton(inc.id, action, LABELS[action] || action));
+    }
   }
-  box.innerHTML = `<div class="head">${head}</div><div id="candidates" class="muted">finding responders…</div>
-    <div><button id="escalate">escalate</button><button id="cancel">cancel</button></div>
-    <div id="result"></div>`;
-  $("escalate").onclick = () => act(id, "escalate", {note: "escalated from the dispatch map"});
-  $("cancel").onclick = () => act(id, "cancel", {});
-  if (inc.status !== "reported") {
-    $("candidates").textContent = inc.responder_id ? `assigned to responder ${inc.responder_id}` : "";
-    return;
+  const can = (a) => (inc.actions || []).includes(a);
+  const mine = !fresh && box.dataset.id === inc.id;
+  const candidates = (mine && box.querySelector(".candidates")) || el("div", {class: "candidates muted"});
+  const result = (mine && box.querySelector("#result")) || el("div", {id: "result"});
+  if (can("reassign")) {
+    actions.append(el("button", {class: "act act-reassign",
+                                 onclick: () => loadCandidates(inc, "reassign", candidates)}, "reassign…"));
   }
+  box.dataset.id = inc.id;
+  box.replaceChildren(head, actions, candidates, el("div", {id: "confirm-slot"}), result);
+  if (!mine && can("dispatch")) loadCandidates(inc, "dispatch", candidates);
+  if (!can("dispatch") && !can("reassign")) candidates.replaceChildren();
+}
+async function loadCandidates(inc, action, box) {
+  box.replaceChildren(action === "reassign" ? "finding someone to send instead…" : "finding responders…");
   let found;
   try {
-    found = await api(`/incidents/${id}/candidates?k=5&by=travel_time`);
+    found = await api(`/incidents/${inc.id}/candidates?k=5&by=travel_time`);
   } catch (err) {  // no road network loaded: straight-line distance
-    found = await api(`/incidents/${id}/candidates?k=5`);
+    try { found = await api(`/incidents/${inc.id}/candidates?k=5`); } catch (e) {
+      box.replaceChildren(el("span", {class: "error"}, e.message)); return;
+    }
   }
-  $("candidates").innerHTML = `<table>${found.candidates.map((c) => `<tr>
-      <td>${esc(c.callsign)}${c.own_grid_worker ? " ★" : ""}<div class="muted">${esc(c.kind)}</div></td>
-      <td>${num(Math.round(c.distance_m))} m<div class="muted">ETA ${num(Math.round(c.eta_s / 60))} min</div></td>
-      <td><button class="dispatch" data-responder="${num(c.id)}">dispatch</button></td></tr>`).join("")}
-    </table><div class="muted">target: dispatched within ${num(found.target_s / 60)} min; ★ the grid's own worker</div>`;
-  for (const button of document.querySelectorAll("button.dispatch")) {
-    button.onclick = () => act(id, "dispatch", {responder_id: Number(button.dataset.responder)});
+  if (selected !== inc.id) return;
+  const rows = found.candidates.filter((c) => c.id !== inc.responder_id).map((c) => el("tr", {},
+    el("td", {}, c.callsign, c.own_grid_worker ? " ★" : "", el("div", {class: "muted"}, c.kind)),
+    el("td", {}, `${fmt.format(Math.round(c.distance_m))} m`,
+       el("div", {class: "muted"}, `ETA ${mss(c.eta_s)}`)),
+    el("td", {}, el("button", {class: action, "data-responder": num(c.id),
+      onclick: () => action === "dispatch"
+        ? act(inc.id, "dispatch", {responder_id: Number(c.id)})
+        : reassign(inc.id, Number(c.id))}, action === "dispatch" ? "dispatch" : "send instead"))));
+  box.replaceChildren(
+    rows.length ? el("table", {}, ...rows) : el("div", {}, "nobody available nearby"),
+    el("div", {class: "muted"},
+       `target: dispatched within ${mss(found.target_s)} of the report; ★ the grid's own worker`));
+}
+function confirmCancel(id) {
+  const inc = incidents.get(id);
+  $("confirm-slot").replaceChildren(el("div", {id: "confirm"},
+    `Cancel this ${inc ? inc.category : ""} incident? This cannot be undone. `,
+    el("button", {id: "confirm-cancel", onclick: () => act(id, "cancel", {note: "cancelled from the console"})},
+       "yes, cancel it"),
+    el("button", {id: "keep", onclick: () => $("confirm-slot").replaceChildren()}, "keep it")));
+}
+function applyDone(id, done, action) {
+  $("result").replaceChildren(`${action}: now ${done.status}` +
+    (done.escalation_level ? ` (with the ${done.escalated_to})` : ""));
+  const status = document.querySelector("#detail .status");
+  if (status) status.textContent = done.status;
+  $("confirm-slot").replaceChildren();
+  if (action === "dispatch" || action === "reassign" || action === "cancel") {
+    const box = document.querySelector("#detail .candidates");
+    if (box) box.replaceChildren();  // the candidate list is spent
   }
+  const inc = incidents.get(id);
+  if (!inc) return;
+  if (!["reported", "dispatched", "accepted", "on_scene"].includes(done.status)) {
+    remove(id, done.status);
+    return;
+  }
+  // the stream brings the full item (stage, target, actions) within a second
+  Object.assign(inc, {status: done.status, responder_id: done.responder_id,
+                      escalation_level: done.escalation_level, escalated_to: done.escalated_to,
+                      actions: []});
+  sortIncidents(); drawList(); drawMarker(inc);
+  const actions = document.querySelector("#detail .actions");
+  if (actions) actions.replaceChildren(el("span", {class: "muted"}, "updating…"));
 }
 async function act(id, action, body) {
   try {
     const done = await api(`/incidents/${id}/${action}`, {
-      method: "POST", body: JSON.stringify(body),
-      headers: {"Content-Type": "application/json"},
+      method: "POST", body: JSON.stringify(body), headers: {"Content-Type": "application/json"},
     });
-    $("result").textContent = `${action}: now ${done.status}` +
-      (done.escalation_level ? ` (with the ${done.escalated_to})` : "");
-    const inc = incidents.find((i) => i.id === id);
-    if (inc) { inc.status = done.status; }
-    document.querySelector("#detail .status").textContent = done.status;
-    await refresh();
+    applyDone(id, done, action);
   } catch (err) {
-    $("result").innerHTML = `<span class="late">${esc(err.message)}</span>`;
+    $("result").replaceChildren(el("span", {class: "error"}, err.message));
   }
 }
-api("/areas?level=grid").then((d) => {
-  grids.addData(d);
-  map.fitBounds(grids.getBounds());
-  refresh();
-  setInterval(refresh, POLL_MS);
+async function reassign(id, responderId) {
+  try {
+    const done = await api(`/console/incidents/${id}/reassign`, {
+      method: "POST", body: JSON.stringify({responder_id: responderId}),
+      headers: {"Content-Type": "application/json"},
+    });
+    applyDone(id, done, "reassign");
+  } catch (err) {
+    $("result").replaceChildren(el("span", {class: "error"}, err.message));
+  }
+}
+function remove(id, status) {
+  incidents.delete(id);
+  pinned.delete(id);
+  dropMarker(id);
+  sortIncidents(); drawList();
+  if (selected === id) {
+    const s = document.querySelector("#detail .status");
+    if (s) s.textContent = status;
+    const actions = document.querySelector("#detail .actions");
+    if (actions) actions.replaceChildren(el("span", {class: "muted"}, `${status}: no longer open`));
+  }
+}
+
+// --- announcing a new priority 1 -----------------------------------------------------------
+const announce = $("announce");
+announce.checked = localStorage.getItem(ANNOUNCE_KEY) === "on";
+announce.addEventListener("change", async () => {
+  localStorage.setItem(ANNOUNCE_KEY, announce.checked ? "on" : "off");
+  if (announce.checked && "Notification" in window && Notification.permission === "default") {
+    await Notification.requestPermission();
+  }
 });
+function beep() {
+  try {
+    const ctx = new AudioContext();
+    const tone = ctx.createOscillator();
+    const gain = ctx.createGain();
+    tone.frequency.value = 880;
+    gain.gain.setValueAtTime(0.2, ctx.currentTime);
+    gain.gain.exponentialRampToValueAtTime(0.001, ctx.currentTime + 0.6);
+    tone.connect(gain).connect(ctx.destination);
+    tone.start(); tone.stop(ctx.currentTime + 0.6);
+  } catch (err) { /* no audio device: the banner and notification remain */ }
+}
+function announceNew(inc) {
+  pinned.add(inc.id);
+  const banner = $("banner");
+  banner.replaceChildren(`New priority 1: ${inc.category} in ${inc.grid_name || inc.grid_code || "no grid"}`);
+  banner.style.display = "block";
+  banner.onclick = () => { banner.style.display = "none"; select(inc.id); };
+  if (!announce.checked) return;
+  beep();
+  if ("Notification" in window && Notification.permission === "granted") {
+    const note = new Notification("New priority 1 incident",
+                                  {body: `${inc.category} · ${inc.grid_code || ""}`, tag: inc.id});
+    note.onclick = () => { window.focus(); select(inc.id); };
+  }
+}
+
+// --- the stream ----------------------------------------------------------------------------
+function onIncidents(data) {
+  clockFrom(data.now);
+  for (const inc of data.changed) {
+    const known = incidents.has(inc.id);  // a resumed stream may repeat what the load had
+    incidents.set(inc.id, inc);
+    drawMarker(inc);
+    if (inc.new && !known && inc.priority === 1) announceNew(inc);
+  }
+  for (const gone of data.closed) if (incidents.has(gone.id)) remove(gone.id, gone.status);
+  sortIncidents(); drawList();
+  if (selected && incidents.has(selected) && data.changed.some((i) => i.id === selected)) {
+    showDetail(incidents.get(selected), false);
+  }
+}
+function connect() {
+  if (source) source.close();
+  const since = lastEventId ? `?since=${encodeURIComponent(lastEventId)}` : "";
+  source = new EventSource(`/console/stream${since}`);
+  const live = $("live");
+  source.onopen = () => { streamOpens += 1; live.textContent = "live"; live.className = "ok"; };
+  source.onerror = () => {
+    live.textContent = "reconnecting…"; live.className = "down";
+    // the browser retries by itself (with Last-Event-ID); a refused stream is closed for good
+    if (source.readyState === EventSource.CLOSED) setTimeout(connect, 5000);
+  };
+  const track = (handler) => (message) => {
+    lastEventId = message.lastEventId || lastEventId;
+    handler(JSON.parse(message.data));
+  };
+  source.addEventListener("incidents", track(onIncidents));
+  source.addEventListener("responders", track((data) => data.changed.forEach(drawResponder)));
+  source.addEventListener("summary", track((data) => {
+    drawCounts(data);
+    $("clock").textContent = `at ${new Date(Date.parse(data.now)).toLocaleTimeString("en-GB")}`;
+  }));
+}
+// time moves even when nothing changes: overdue is judged again every few seconds
+setInterval(() => {
+  for (const inc of incidents.values()) {
+    const m = markers.get(inc.id);
+    if (m && m.overdue !== isOverdue(inc)) drawMarker(inc);
+  }
+  drawList();
+}, 5000);
+
+async function loadAll() {
+  let offset = 0;
+  const first = await api(`/console/incidents?limit=1000&offset=0`);
+  drawCounts(first);
+  lastEventId = first.event_id;
+  let page = first;
+  for (;;) {
+    for (const inc of page.items) incidents.set(inc.id, inc);
+    if (page.next_offset === null) break;
+    offset = page.next_offset;
+    page = await api(`/console/incidents?limit=1000&offset=${offset}`);
+  }
+  for (const inc of incidents.values()) drawMarker(inc);
+  sortIncidents(); drawList();
+}
+Promise.all([
+  api("/areas?level=grid").then((d) => { grids.addData(d); map.fitBounds(grids.getBounds()); }),
+  api("/responders").then((d) => d.features.forEach((f) => drawResponder({
+    ...f.properties, lon: f.geometry ? f.geometry.coordinates[0] : null,
+    lat: f.geometry ? f.geometry.coordinates[1] : null}))),
+  loadAll(),
+]).then(connect).catch((err) => { $("counts").replaceChildren(el("span", {class: "error"}, err.message)); });

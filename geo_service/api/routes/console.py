@@ -1,0 +1,132 @@
+"""The dispatcher's console: ``GET /console/summary``, ``GET /console/incidents``,
+``GET /console/stream`` (server-sent events) and ``POST /console/incidents/{id}/reassign``."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import anyio
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from geo_service.api.deps import ActorDep, SessionDep, SettingsDep, require
+from geo_service.api.schemas import IncidentPublic
+from geo_service.api.schemas.console import ConsolePage, ConsoleSummary, ReassignBody
+from geo_service.services.access.scope import Scope
+from geo_service.services.dispatch import console as service
+
+router = APIRouter(prefix="/console", tags=["console"])
+
+# A stream ticks every second and ends after five minutes (the browser reconnects at once
+# with Last-Event-ID): a revoked sign-in or a changed area takes effect within that time.
+STREAM_TICK_S = 1.0
+STREAM_MAX_S = 300.0
+HEARTBEAT_S = 15.0
+RECONNECT_MS = 2000
+
+
+@router.get("/summary", response_model=ConsoleSummary, response_description="the counts")
+def read_console_summary(
+    session: SessionDep, scope: Annotated[Scope, Depends(require("incidents:read"))]
+) -> dict[str, Any]:
+    """How many open incidents the caller sees, and how many are past the target of their
+    current stage counted from the report, in all and per priority, by the database's clock."""
+    return service.console_summary(session, scope=scope)
+
+
+@router.get("/incidents", response_model=ConsolePage, response_description="a page, urgent first")
+def read_console_incidents(
+    session: SessionDep,
+    scope: Annotated[Scope, Depends(require("incidents:read"))],
+    limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 200,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> dict[str, Any]:
+    """Open incidents by priority, then most late first, with the counts of all of them and
+    the event id from which ``/console/stream`` sends what changed after this read."""
+    return service.console_incidents(session, scope=scope, limit=limit, offset=offset)
+
+
+@router.post(
+    "/incidents/{incident_id}/reassign",
+    response_model=IncidentPublic,
+    response_description="the incident, dispatched to the new responder",
+)
+def post_reassign(
+    session: SessionDep,
+    scope: Annotated[Scope, Depends(require("incidents:read"))],
+    actor: ActorDep,
+    incident_id: uuid.UUID,
+    body: ReassignBody,
+) -> dict[str, Any]:
+    """Send another available responder to a dispatched or accepted incident; the one it had
+    is stood down (available again). 409 when the state or the responder does not allow it."""
+    return service.reassign(
+        session, incident_id, body.responder_id, scope=scope, actor=actor, note=body.note
+    )
+
+
+def _tick(request: Request, feed: service.ConsoleFeed) -> bytes:
+    """One tick's events, each with the id the stream resumes from after it."""
+    with request.app.state.sessionmaker() as session:
+        events = feed.tick(session)
+    resume = service.event_id(feed.cursor())
+    return b"".join(
+        f"id: {resume}\nevent: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+        for name, data in events
+    )
+
+
+# Not in the OpenAPI document: an endless text/event-stream has no response schema there, and
+# the schema tests would wait on it. Starlette's StreamingResponse rather than sse-starlette:
+# the protocol is a few lines of text, and this needs no new dependency.
+@router.get("/stream", include_in_schema=False)
+async def read_console_stream(
+    request: Request,
+    settings: SettingsDep,
+    scope: Annotated[Scope, Depends(require("incidents:read"))],
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=32)] = None,
+    since: Annotated[
+        str | None,
+        Query(max_length=32, description="an event id to start after (a page's event_id)"),
+    ] = None,
+) -> StreamingResponse:
+    """Server-sent events for the console, scoped like ``GET /incidents``: ``incidents``
+    (``changed`` open ones with ``new`` set on reports since the cursor, ``closed`` ones),
+    ``responders`` (moves and status changes; all of them first) and ``summary`` (the counts,
+    when they change). Each event's id resumes the stream (``Last-Event-ID``, or ``since`` on
+    the first connection: the ``event_id`` of ``/console/incidents``)."""
+    # a reconnecting browser sends Last-Event-ID; its first connection names the page's id
+    cursor = last_event_id or since
+    start = service.parse_event_id(cursor) if cursor else None
+    feed = service.ConsoleFeed(
+        scope=scope,
+        stale_s=settings.dispatch.stale_position_s,
+        since=start,
+        with_responders=scope.can("responders:read"),
+    )
+
+    async def events() -> AsyncIterator[bytes]:
+        started = last_beat = time.monotonic()
+        yield f"retry: {RECONNECT_MS}\n\n".encode()
+        while time.monotonic() - started < STREAM_MAX_S:
+            if await request.is_disconnected():
+                return
+            chunk = await run_in_threadpool(_tick, request, feed)
+            if chunk:
+                yield chunk
+                last_beat = time.monotonic()
+            if time.monotonic() - last_beat > HEARTBEAT_S:
+                yield b": still here\n\n"
+                last_beat = time.monotonic()
+            await anyio.sleep(STREAM_TICK_S)
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
