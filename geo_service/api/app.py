@@ -19,7 +19,11 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session, sessionmaker
 
 import geo_service
-from geo_service.api.http import ConditionalGetMiddleware, ForwardedPrefixMiddleware
+from geo_service.api.http import (
+    ConditionalGetMiddleware,
+    ForwardedPrefixMiddleware,
+    RefusedEncodingsMiddleware,
+)
 from geo_service.api.limits import BodySizeLimit
 from geo_service.api.problems import install_problem_handlers
 from geo_service.api.routes import (
@@ -141,6 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             gzip_fallback=True,
             excluded_handlers=[r"/console/stream$"],
         )
+        app.add_middleware(RefusedEncodingsMiddleware)  # outside it: it reads the cleaned header
     if settings.api.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -17,6 +17,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlalchemy.orm import Session
 
 from geo_service.errors import AuthenticationError, RateLimitedError, StaleCredentialError
+from geo_service.runtime.limits import retry_seconds
 from geo_service.services.access.auth import (
     Principal,
     authenticate_key,
@@ -152,9 +153,8 @@ def _principal(
         runtime.principals.put(value, principal, until)
     wait = runtime.rate_limiter.take(f"user:{principal.user_id}")
     if wait > 0:
-        raise RateLimitedError(
-            f"rate limit exceeded; retry in {wait:.1f} s", retry_after=round(wait, 1)
-        )
+        seconds = retry_seconds(wait)  # the body says what the Retry-After header says
+        raise RateLimitedError(f"rate limit exceeded; retry in {seconds} s", retry_after=seconds)
     return principal
 
 

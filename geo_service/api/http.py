@@ -186,3 +186,51 @@ def _valid_prefix(prefix: str) -> bool:
     return len(prefix) <= 200 and all(
         p and p not in (".", "..") and all(c.isalnum() or c in "-._~" for c in p) for p in parts
     )
+
+
+class RefusedEncodingsMiddleware:
+    """Drop the content codings a client refuses (``gzip;q=0``, ``br;q=0``; RFC 9110
+    §12.5.3) from ``Accept-Encoding`` before the compression middleware reads it:
+    ``brotli-asgi`` looks for the coding's name and ignores its weight, so ``br;q=0`` got br.
+    Written by hand because the library has no option for it; a refused ``*`` leaves only the
+    codings named with a weight above 0."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Rewrite ``Accept-Encoding`` without the codings weighted 0."""
+        if scope["type"] == "http":
+            raw = Headers(scope=scope).get("accept-encoding")
+            if raw is not None and "q=0" in raw.replace(" ", ""):
+                kept = accepted_encodings(raw)
+                scope = dict(scope)
+                scope["headers"] = [
+                    *((k, v) for k, v in scope["headers"] if k != b"accept-encoding"),
+                    (b"accept-encoding", ", ".join(kept).encode("latin-1")),
+                ]
+        await self.app(scope, receive, send)
+
+
+def accepted_encodings(header: str) -> list[str]:
+    """The codings of an ``Accept-Encoding`` value with a weight above 0, as named.
+
+    >>> accepted_encodings("br;q=0, gzip")
+    ['gzip']
+    >>> accepted_encodings("gzip;q=0.000, deflate, br;q=0.5")
+    ['deflate', 'br;q=0.5']
+    """
+    kept = []
+    for part in header.split(","):
+        coding, _, params = part.strip().partition(";")
+        weight = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0  # an unreadable weight: not a coding the client asked for
+        if coding and weight > 0:
+            kept.append(part.strip())
+    return kept

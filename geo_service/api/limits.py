@@ -28,7 +28,7 @@ class BodySizeLimit:
         limit = self.upload_bytes if path.startswith(UPLOAD_PREFIXES) else self.max_bytes
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
+        if length is not None and length.isascii() and length.isdigit() and int(length) > limit:
             await _too_large(send, path, limit)
             return
         seen = 0

@@ -81,6 +81,12 @@ def escalate(
         time.sleep(max(1.0, settings.dispatch.escalation_interval_s))
 
 
+def _digits(text: str) -> bool:
+    """ASCII digits only (``str.isdigit`` also takes full-width and other scripts' digits)."""
+    stripped = text.strip()
+    return stripped.isascii() and stripped.isdigit()
+
+
 @app.command("targets")
 def targets(
     set_: Annotated[
@@ -98,7 +104,7 @@ def targets(
     changes: dict[int, int] = {}
     for item in set_ or []:
         priority, _, seconds = item.partition("=")
-        if not (priority.strip().isdigit() and seconds.strip().isdigit()):
+        if not (_digits(priority) and _digits(seconds)):
             raise typer.BadParameter(f"--set takes PRIORITY=SECONDS, got {item!r}")
         changes[int(priority)] = int(seconds)
     settings = Settings()

@@ -107,7 +107,7 @@ class SourceCrs:
         if name == "wgs84":
             return cls(crs=CRS.from_epsg(4326))
         try:
-            text = f"EPSG:{value}" if value.isdigit() else value
+            text = f"EPSG:{value}" if value.isascii() and value.isdigit() else value
             crs = CRS.from_user_input(text)
         except CRSError:
             raise ImportFileError(

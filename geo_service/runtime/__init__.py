@@ -20,7 +20,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
@@ -222,6 +222,17 @@ def current() -> Runtime:
 def live() -> list[Runtime]:
     """Every runtime alive in this process (each app's, and the process runtime)."""
     return list(_LIVE)
+
+
+def expensive(scope_user_id: int | None) -> AbstractContextManager[None]:
+    """One of the user's slots for expensive work (``GEO_LIMIT_HEAVY_PER_USER`` at once,
+    ``GEO_LIMIT_HEAVY_TOTAL`` in the process): a computation a route starts only on a cache
+    miss (an OGC layer, a hot spot tile layer) takes it around the computation alone.
+    ``RateLimitedError`` (429) / ``ServerBusyError`` (503) when none is free; no slot for
+    work without a user (the CLI, jobs)."""
+    if scope_user_id is None:
+        return nullcontext()
+    return current().heavy_work.slot(f"user:{scope_user_id}")
 
 
 def reset_all() -> None:

@@ -6,6 +6,7 @@ the process).
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 import time
@@ -20,6 +21,15 @@ from limits.strategies import MovingWindowRateLimiter
 from geo_service.errors import RateLimitedError, ServerBusyError
 
 log = logging.getLogger("geo_service.auth")
+
+
+def retry_seconds(wait: float) -> int:
+    """Whole seconds to wait (at least 1), as ``Retry-After`` and the problem's detail say.
+
+    >>> retry_seconds(0.04), retry_seconds(2.3)
+    (1, 3)
+    """
+    return max(1, math.ceil(wait))
 
 
 class TokenBucket:
@@ -86,10 +96,10 @@ class FailedCredentialLimit:
         if self.item is None or self.limiter.test(self.item, self.NAMESPACE, address):
             return
         reset_at = self.limiter.get_window_stats(self.item, self.NAMESPACE, address).reset_time
-        wait = max(1.0, reset_at - time.time())
+        seconds = retry_seconds(reset_at - time.time())
         raise RateLimitedError(
-            f"too many failed credentials from this address; retry in {wait:.0f} s",
-            retry_after=round(wait, 1),
+            f"too many failed credentials from this address; retry in {seconds} s",
+            retry_after=seconds,
         )
 
     def record(self, address: str, kind: str, value: str, reason: str, *, counted: bool) -> None:
@@ -143,18 +153,18 @@ class HeavyWorkLimit:
         with self._lock:
             mine = self._running.setdefault(user, [])
             if len(mine) >= self.per_user:
-                wait = self._retry_after(mine, now)
+                seconds = retry_seconds(self._retry_after(mine, now))
                 raise RateLimitedError(
                     f"at most {self.per_user} expensive requests at once per user; "
-                    f"retry in {wait:.0f} s",
-                    retry_after=round(wait, 1),
+                    f"retry in {seconds} s",
+                    retry_after=seconds,
                 )
             if self._count >= self.total:
                 starts = [t for ts in self._running.values() for t in ts]
-                wait = self._retry_after(starts, now)
+                seconds = retry_seconds(self._retry_after(starts, now))
                 raise ServerBusyError(
-                    f"the server runs as many expensive requests as it may; retry in {wait:.0f} s",
-                    retry_after=round(wait, 1),
+                    f"the server runs as many expensive requests as it may; retry in {seconds} s",
+                    retry_after=seconds,
                 )
             mine.append(now)
             self._count += 1

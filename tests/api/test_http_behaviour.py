@@ -95,6 +95,19 @@ def test_geojson_is_compressed_for_clients_that_accept_it(
     assert len(raw) < len(plain.content) / 3
 
 
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [("br;q=0, gzip", "gzip"), ("gzip;q=0", None), ("br;q=0, gzip;q=0", None), ("br", "br")],
+)
+def test_a_coding_weighted_zero_is_never_sent(
+    client: TestClient, loaded_city: DemoCity, accept: str, expected: str | None
+) -> None:
+    # RFC 9110 12.5.3: "q=0" means "not acceptable" (review, issue 16: br;q=0 got br)
+    with client.stream("GET", "/heatmap/h3?res=9", headers={"Accept-Encoding": accept}) as r:
+        assert r.status_code == 200
+        assert r.headers.get("content-encoding") == expected
+
+
 def test_vector_tiles_are_compressed(client: TestClient, loaded_city: DemoCity) -> None:
     lon, lat, _ = grid_point(loaded_city)
     n = 2**13

@@ -114,3 +114,51 @@ def test_a_slow_query_answers_503_not_a_hung_worker(
         body = problem(response)
         assert body["status"] == 503 and body["code"] == "query-timeout"
         assert response.headers["retry-after"] == "5"
+
+
+def test_the_rate_limit_detail_says_what_retry_after_says(
+    settings: Settings, role_keys: dict[str, str]
+) -> None:
+    with _app(settings, role_keys, limits__requests_per_minute=60, limits__burst=1) as limited:
+        limited.get("/areas", params={"level": "district"})
+        refused = limited.get("/areas", params={"level": "district"})
+        assert refused.status_code == 429
+        seconds = int(refused.headers["retry-after"])
+        assert f"retry in {seconds} s" in problem(refused)["detail"]
+
+
+def test_computed_ogc_layers_and_hot_spot_tiles_take_an_expensive_work_slot(
+    settings: Settings, role_keys: dict[str, str], loaded_city: DemoCity, engine: Engine
+) -> None:
+    # Every new window is a new computation: an analyst sending many at once must not get
+    # past the per-user limit of expensive work that /hotspots itself keeps (review, issue 16).
+    with _app(settings, role_keys, limits__heavy_per_user=1, limits__heavy_total=4) as tight:
+        runtime = tight.app.state.runtime  # type: ignore[attr-defined]
+        with engine.connect() as conn:
+            user_id = conn.execute(
+                text("SELECT id FROM users WHERE name = 'test-admin'")
+            ).scalar_one()
+        with runtime.heavy_work.slot(f"user:{user_id}"):  # the user's one slot, busy
+            items = tight.get(
+                "/collections/hotspots-h3-res8/items",
+                params={"datetime": "2020-01-01T00:00:00Z/2030-01-01T00:00:00Z", "limit": 1},
+            )
+            tile = tight.get("/tiles/hotspots/12/3349/1688.mvt", params={"res": 9})
+        assert items.status_code == 429, items.text
+        assert tile.status_code == 429, tile.text
+        # with the slot free the same requests are answered, and a cached page takes none
+        again = tight.get(
+            "/collections/hotspots-h3-res8/items",
+            params={"datetime": "2020-01-01T00:00:00Z/2030-01-01T00:00:00Z", "limit": 1},
+        )
+        assert again.status_code == 200, again.text
+        with runtime.heavy_work.slot(f"user:{user_id}"):
+            cached = tight.get(
+                "/collections/hotspots-h3-res8/items",
+                params={
+                    "datetime": "2020-01-01T00:00:00Z/2030-01-01T00:00:00Z",
+                    "limit": 1,
+                    "offset": 1,
+                },
+            )
+        assert cached.status_code == 200, cached.text

@@ -14,6 +14,7 @@ from geo_service.demo.city import DemoCity
 from geo_service.services.access.auth import Principal
 from geo_service.services.access.scope import Scope
 from geo_service.services.dispatch import console
+from geo_service.vocabulary import OPEN_INCIDENT_STATUSES
 from tests.conftest import as_role, grid_point, problem
 
 OPEN = ("reported", "dispatched", "accepted", "on_scene")
@@ -195,14 +196,28 @@ def test_reassign_sends_another_and_stands_the_first_down(
 ) -> None:
     now = db_now(engine)
     iid = report(client, loaded_city, 1, now - timedelta(minutes=3))
-    # fresh positions for the responders near it (the loaded city's are old)
+    # fresh positions beside it for three free responders (the loaded city's positions are
+    # as old as the suite: chosen from the table, not by a nearest query that skips stale ones)
     lon, lat, _ = grid_point(loaded_city)
-    near = client.get("/responders/nearest", params={"lon": lon, "lat": lat, "k": 3}).json()
+    with engine.connect() as conn:
+        free = (
+            conn.execute(
+                text(
+                    "SELECT id FROM responders r WHERE status = 'available' AND NOT fixed "
+                    "AND NOT EXISTS (SELECT 1 FROM incidents i WHERE i.responder_id = r.id "
+                    "AND i.status = ANY(:open)) ORDER BY id LIMIT 3"
+                ),
+                {"open": list(OPEN_INCIDENT_STATUSES)},
+            )
+            .scalars()
+            .all()
+        )
+    assert len(free) == 3
     fixes = [
-        {"id": c["id"], "lon": lon + 0.001 * n, "lat": lat, "at": now.isoformat()}
-        for n, c in enumerate(near["candidates"], 1)
+        {"id": rid, "lon": lon + 0.001 * n, "lat": lat, "at": now.isoformat()}
+        for n, rid in enumerate(free, 1)
     ]
-    client.post("/responders/positions", json={"positions": fixes})
+    assert client.post("/responders/positions", json={"positions": fixes}).status_code == 200
     first = _dispatchable(client, iid, set())
     sent = client.post(f"/incidents/{iid}/dispatch", json={"responder_id": first})
     assert sent.status_code == 200

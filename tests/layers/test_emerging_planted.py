@@ -68,9 +68,16 @@ def test_bad_emerging_requests(dense_city) -> None:  # noqa: ANN001
     ):
         with pytest.raises(InvalidInputError, match=message):
             emerging(session, **{"until": until, **kwargs})
-    # ten years of days at res 10 over the whole city: refused, with its cost, before counting
-    with pytest.raises(LimitExceededError, match="cells x") as refused:
-        emerging(session, res=10, bin="day", since=until - timedelta(days=3650), until=until)
+    # a year of days at res 10 over the whole city, with a 4 MB budget: refused, with its cost
+    import geo_service.services.layers.emerging as emerging_module
+
+    budget = pytest.MonkeyPatch()
+    budget.setattr(emerging_module, "MAX_CUBE_BYTES", 4_000_000)
+    try:
+        with pytest.raises(LimitExceededError, match="cells x") as refused:
+            emerging(session, res=10, bin="day", since=until - timedelta(days=200), until=until)
+    finally:
+        budget.undo()
     cost = refused.value.extra["cost"]
-    assert cost["bins"] == 3649 and cost["cells"] > 10_000  # the partial first day left out
+    assert cost["bins"] == 199 and cost["cells"] > 10_000  # the partial first day left out
     assert cost["memory_bytes"] > cost["limit_bytes"]

@@ -81,11 +81,23 @@ def test_bad_hotspot_queries_are_422(client: TestClient) -> None:
 
 def test_emerging_endpoint_answers_a_pattern_per_cell(client: TestClient) -> None:
     body = client.get("/hotspots/emerging", params={"res": 7, "bin": "month"}).json()
-    assert body["parameters"]["bins"] == 12
+    # the last 12 whole months; the first goes when the data (a year to today) starts inside it
+    parameters = body["parameters"]
+    assert parameters["bins"] == 12 or (
+        parameters["bins"] == 11
+        and parameters["trimmed"]["start"]["why"] == "before the first incident"
+    )
     props = [f["properties"] for f in body["features"]]
     assert props and all(set(p) >= {"h3", "pattern", "trend_z", "trend_p", "count"} for p in props)
     from geo_service.analytics.emerging import PATTERNS
 
     assert {p["pattern"] for p in props} <= set(PATTERNS)
+    # a window into the future: the months that have not ended are left out and said
+    future = client.get(
+        "/hotspots/emerging", params={"res": 7, "since": "2020-01-01", "until": "2100-01-01"}
+    ).json()["parameters"]
+    assert future["trimmed"]["end"]["why"] == "not over yet"
+    assert future["end"] <= future["trimmed"]["end"]["to"]
+    assert future["trimmed"]["start"]["why"] == "before the first incident"
     for params in ({"bin": "fortnight"}, {"res": 11}, {"k": 9}):
         assert problem(client.get("/hotspots/emerging", params=params))["status"] == 422

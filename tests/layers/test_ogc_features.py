@@ -184,3 +184,52 @@ def test_the_gdal_of_the_project_dependencies_reads_the_layers(
     assert version.startswith("3.") and int(version.split(".")[1]) >= 9, version
     assert int(count) == int((loaded_city.areas.level == "grid").sum())
     assert "code" in columns.split(",")
+
+
+def test_a_feature_id_in_other_digits_is_not_found(
+    client: TestClient, loaded_city: DemoCity
+) -> None:
+    # str.isdigit() takes "２５１" (full-width) and int() reads it as 251: one feature, two ids
+    first = client.get("/collections/grids/items", params={"limit": 1}).json()["features"][0]
+    fid = str(first["id"])
+    assert client.get(f"/collections/grids/items/{fid}").status_code == 200
+    wide = "".join(chr(ord(c) + 0xFEE0) for c in fid)
+    assert client.get(f"/collections/grids/items/{wide}").status_code == 404
+
+
+def test_datetime_is_rfc_3339_and_a_date_is_its_whole_local_day(
+    client: TestClient, loaded_city: DemoCity, engine
+) -> None:  # noqa: ANN001
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        day, expected = conn.execute(
+            text(
+                "SELECT d, count(*) FROM (SELECT (reported_at AT TIME ZONE 'Asia/Shanghai')::date"
+                " AS d FROM incidents) x GROUP BY d ORDER BY count(*) DESC, d LIMIT 1"
+            )
+        ).one()
+    # review, issue 16: "2026-06-01" matched only the instant 00:00 UTC and gave 0
+    body = client.get(
+        "/collections/incidents/items", params={"datetime": day.isoformat(), "limit": 1}
+    ).json()
+    assert body["numberMatched"] == expected > 0
+    # the same day as a closed interval of dates
+    both = client.get(
+        "/collections/incidents/items",
+        params={"datetime": f"{day.isoformat()}/{day.isoformat()}", "limit": 1},
+    ).json()
+    assert both["numberMatched"] == expected
+    for bad in ("2026-W22-1/2026-W23-1", "20260601/20260602", "2026-06-01T08", "June 1st"):
+        refused = client.get("/collections/incidents/items", params={"datetime": bad})
+        assert refused.status_code == 400, (bad, refused.text)
+
+
+def test_a_page_of_a_computed_layer_answers_304_while_it_is_cached(
+    client: TestClient, loaded_city: DemoCity
+) -> None:
+    url = "/collections/hotspots-h3-res8/items"
+    first = client.get(url, params={"limit": 5})
+    assert first.status_code == 200 and first.headers.get("etag")
+    again = client.get(url, params={"limit": 5}, headers={"If-None-Match": first.headers["etag"]})
+    assert again.status_code == 304

@@ -95,8 +95,15 @@ def test_tilejson_and_bad_tiles(client: TestClient) -> None:
         "/tiles/grids/3/8/0.mvt",
         "/tiles/grids/3/0/-1.mvt",
         "/tiles/heatmap/5/0/0.mvt?res=2",
+        # a window ending before it starts (review, issue 16: answered 200)
+        "/tiles/incidents/14/0/0.mvt?since=2026-02-01T00:00:00Z&until=2026-01-01T00:00:00Z",
+        "/tiles/incidents.json?since=2026-02-01T00:00:00Z&until=2026-01-01T00:00:00Z",
     ):
         assert problem(client.get(path))["status"] == 422, path
+    # a window given is not the sliding default
+    given = client.get("/tiles/incidents.json", params={"since": "2026-01-01T00:00:00Z"}).json()
+    assert given["window"]["sliding"] is False
+    assert client.get("/tiles/incidents.json").json()["window"]["sliding"] is True
     assert problem(client.get("/tiles/grids/1/0/0.mvt", headers={"X-API-Key": ""}))["status"] == 401
 
 

@@ -49,6 +49,7 @@ def read_tilejson(
     """
     base = str(request.base_url).rstrip("/")
     query = TileQuery(since=since, until=until, category=category)
+    tile_service.check_window(query)
     return DictJSONResponse(
         tile_service.tilejson(session, base, layer, request.url.query, query, res=res)
     )
@@ -87,6 +88,7 @@ async def read_tile(
 ) -> Response:
     """One Mapbox vector tile (PostGIS ST_AsMVT)."""
     query = TileQuery(since=since, until=until, category=category)
+    tile_service.check_window(query)
     data = None
     if tile_service.is_hexagon_tile(layer, z):  # a built layer: one async query, no thread
         state = request.app.state

@@ -167,10 +167,16 @@ class EmergingCell(Feature[Polygon, EmergingProps]):
 
 
 class EmergingTrim(Exact):
-    """A partial bin left out at one edge of the window."""
+    """Time left out at one edge of the window, and why."""
 
     from_: Timestamp = Field(alias="from")
     to: Timestamp
+    why: Literal[
+        "partial bin", "before the first incident", "after the last incident", "not over yet"
+    ] = Field(
+        description="a part of a bin; whole bins before the data begins or after it ends "
+        "(they would count as bins with no incidents); bins that have not ended"
+    )
 
 
 class EmergingTrimmed(Exact):
@@ -178,6 +184,13 @@ class EmergingTrimmed(Exact):
 
     start: EmergingTrim | None
     end: EmergingTrim | None
+
+
+class EmergingData(Exact):
+    """The first and last incident of the analysis' filter (category, the caller's grids)."""
+
+    first: Timestamp
+    last: Timestamp
 
 
 class EmergingCost(Exact):
@@ -203,8 +216,9 @@ class EmergingParameters(Exact):
     until: Timestamp = Field(description="the window's end as asked, local time")
     timezone: str = Field(description="IANA time zone of the calendar (GEO_TIMEZONE)")
     trimmed: EmergingTrimmed | None = Field(
-        description="partial bins left out at the window's edges; null when none"
+        description="time left out at the window's edges; null when none"
     )
+    data: EmergingData = Field(description="the incidents analysed span this time")
     cost: EmergingCost
     category: str | None
 

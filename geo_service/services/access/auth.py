@@ -228,7 +228,7 @@ def authenticate_token(session: Session, token: str, secret: str, auth: AuthSett
     except jwt.PyJWTError:
         raise AuthenticationError("invalid bearer token") from None
     sub, kid = str(claims["sub"]), claims.get("kid")
-    if not sub.isdigit():
+    if not (sub.isascii() and sub.isdigit()):
         raise AuthenticationError("invalid bearer token")
     if kid is None:
         if not auth.jwt_accept_keyless:

@@ -231,7 +231,7 @@ def event_id(at: datetime) -> str:
 
 def parse_event_id(value: str) -> datetime:
     """The instant of an event id this service issued; InvalidInputError for anything else."""
-    if not value.isdigit() or not MIN_EVENT_ID <= int(value) <= MAX_EVENT_ID:
+    if not (value.isascii() and value.isdigit()) or not MIN_EVENT_ID <= int(value) <= MAX_EVENT_ID:
         raise InvalidInputError("Last-Event-ID is not an event id of this stream")
     return EPOCH + timedelta(microseconds=int(value))
 

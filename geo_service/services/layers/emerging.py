@@ -12,6 +12,7 @@ trend, the pattern names), ``analytics.emerging``.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -77,13 +78,59 @@ class CalendarBins:
         """Number of bins."""
         return len(self.edges) - 1
 
+    why_start: str = "partial bin"
+    why_end: str = "partial bin"
+
     @property
     def trimmed(self) -> dict[str, dict[str, str] | None] | None:
-        """The partial bins left out at the start and end (``{"from", "to"}``), or None."""
+        """The time left out at the start and end (``{"from", "to", "why"}``), or None."""
         since, until = _utc(self.since), _utc(self.until)
-        start = _span(self.since, self.edges[0]) if since < _utc(self.edges[0]) else None
-        end = _span(self.edges[-1], self.until) if _utc(self.edges[-1]) < until else None
+        start = (
+            {**_span(self.since, self.edges[0]), "why": self.why_start}
+            if since < _utc(self.edges[0])
+            else None
+        )
+        end = (
+            {**_span(self.edges[-1], self.until), "why": self.why_end}
+            if _utc(self.edges[-1]) < until
+            else None
+        )
         return None if start is None and end is None else {"start": start, "end": end}
+
+    def within_data(self, first: datetime, last: datetime, now: datetime) -> CalendarBins:
+        """The bins the data can fill: none starting before the local day of the first
+        incident (a bin the data begins inside, or before, would count as quiet), none
+        starting after the last incident (no data there at all), none ending after ``now``
+        (not over yet). Each edge says why it moved.
+
+        Raises
+        ------
+        InvalidInputError
+            Fewer than ``MIN_BINS`` bins left, naming the data's span.
+        """
+        first_day = _utc(_midnight(first.astimezone(self.zone).date(), self.zone))
+        starts = [_utc(e) for e in self.edges[:-1]]
+        ends = [_utc(e) for e in self.edges[1:]]
+        lo = next((i for i, t in enumerate(starts) if t >= first_day), len(starts))
+        hi = len(starts)
+        why_end = self.why_end
+        while hi > lo and ends[hi - 1] > _utc(now):
+            hi, why_end = hi - 1, "not over yet"
+        while hi > lo and starts[hi - 1] > _utc(last):
+            hi, why_end = hi - 1, "after the last incident"
+        if hi - lo < MIN_BINS:
+            raise InvalidInputError(
+                f"the incidents run from {first.astimezone(self.zone).isoformat()} to "
+                f"{last.astimezone(self.zone).isoformat()}: the window holds {max(hi - lo, 0)} "
+                f"whole {self.kind} bins they fill in {self.zone.key}; at least {MIN_BINS} "
+                "are needed (a bin without data would count as a quiet one)"
+            )
+        return dataclasses.replace(
+            self,
+            edges=self.edges[lo : hi + 1],
+            why_start="before the first incident" if lo > 0 else self.why_start,
+            why_end=why_end if hi < len(starts) else self.why_end,
+        )
 
 
 def _utc(value: datetime) -> datetime:
@@ -187,8 +234,8 @@ def calendar_bins(
     ...                   zone=shanghai, now=datetime(2026, 1, 1, tzinfo=UTC))
     >>> b.count, b.edges[0].isoformat(), b.edges[-1].isoformat()
     (4, '2010-01-01T00:00:00+08:00', '2010-05-01T00:00:00+08:00')
-    >>> b.trimmed
-    {'start': None, 'end': {'from': '2010-05-01T00:00:00+08:00', 'to': '2010-05-20T00:00:00+08:00'}}
+    >>> b.trimmed["start"], b.trimmed["end"]["from"], b.trimmed["end"]["why"]
+    (None, '2010-05-01T00:00:00+08:00', 'partial bin')
     """
     if kind not in CALENDAR_BINS:
         raise InvalidInputError(f"bin must be one of {', '.join(CALENDAR_BINS)}")
@@ -328,8 +375,24 @@ def emerging(
     now = now or _clock()
     zone = ZoneInfo(runtime.current().settings.api.timezone)
     calendar = calendar_bins(bin, since=since, until=until, zone=zone, now=now)
-    bins = calendar.count
     scoped = scope is not None and not scope.unrestricted
+    first, last = session.execute(
+        text(
+            "SELECT min(reported_at), max(reported_at) FROM incidents "
+            "WHERE (CAST(:category AS text) IS NULL OR category = :category) "
+            + ("AND grid_id = ANY(:grids)" if scoped else "")
+        ),
+        {
+            "category": category,
+            **({"grids": sorted(scope.grid_ids or ())} if scoped and scope else {}),
+        },
+    ).one()
+    if first is None:
+        raise InvalidInputError(
+            "no incidents to analyse" + (f" of category {category!r}" if category else "")
+        )
+    calendar = calendar.within_data(first, last, now)
+    bins = calendar.count
     cells = (
         np.array([], dtype=np.int64)
         if scoped
@@ -393,6 +456,10 @@ def emerging(
             "until": calendar.until.isoformat(),
             "timezone": zone.key,
             "trimmed": calendar.trimmed,
+            "data": {
+                "first": first.astimezone(zone).isoformat(),
+                "last": last.astimezone(zone).isoformat(),
+            },
             "cost": cost,
             "category": category,
         },

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from geo_service.db.engine import database_name
 from geo_service.errors import InvalidInputError, NotFoundError
-from geo_service.runtime import TILE_LAYER_TTL_S, current
+from geo_service.runtime import TILE_LAYER_TTL_S, current, expensive
 from geo_service.services.access.scope import Scope
 from geo_service.services.batch.runs import latest_run
 from geo_service.services.boundaries.versions import city_extent, version_in_force
@@ -123,6 +123,12 @@ class Tile:
 
     data: bytes
     truncated: tuple[int, int] | None = None
+
+
+def check_window(q: TileQuery) -> None:
+    """Refuse a window that ends before it starts (422), as the other layers do."""
+    if q.since is not None and q.until is not None and q.since >= q.until:
+        raise InvalidInputError("since must be before until")
 
 
 def incidents_window(q: TileQuery, *, window_days: int) -> TileQuery:
@@ -529,11 +535,13 @@ def render_tile(
     else:
 
         def build() -> list[dict[str, Any]]:
-            spots = h3_hotspots(
-                session,
-                HotspotQuery(res=cell_res, since=q.since, until=q.until, category=q.category),
-                scope=scope,
-            )
+            # Gi* on a cache miss: one of the caller's expensive-work slots (429/503)
+            with expensive(None if scope is None else scope.principal.user_id):
+                spots = h3_hotspots(
+                    session,
+                    HotspotQuery(res=cell_res, since=q.since, until=q.until, category=q.category),
+                    scope=scope,
+                )
             return [
                 {
                     "h3": f["properties"]["h3"],
@@ -620,7 +628,7 @@ def tilejson(
             "since": drawn.since.isoformat() if drawn.since else None,
             "until": (drawn.until or now).isoformat(),
             "default_days": settings.map_window_days,
-            "sliding": asked.until is None,
+            "sliding": asked.since is None and asked.until is None,
         }
         out["max_points_per_tile"] = settings.tile_max_points
     return out

@@ -13,7 +13,7 @@ incidents show once the entry has expired. ``GEO_OGC_LAYER_CACHE=false`` turns i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -24,7 +24,7 @@ from geo_service.db.engine import database_name
 from geo_service.errors import InvalidInputError
 from geo_service.geo.bbox import BBox
 from geo_service.geo.h3cells import cells_in_bbox
-from geo_service.runtime import current
+from geo_service.runtime import current, expensive
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.versions import version_in_force
 from geo_service.services.layers.emerging import emerging
@@ -42,6 +42,7 @@ class ComputedLayer:
 
     features: list[dict[str, Any]]
     by_id: dict[str, dict[str, Any]] = field(repr=False)
+    made: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def in_bbox(self, bbox: BBox | None) -> list[dict[str, Any]]:
         """The features whose hexagon intersects ``bbox`` (``cells_in_bbox``), or all."""
@@ -116,7 +117,10 @@ def computed_layer(
         hit = runtime.caches.ogc_layers.get(key)
         if hit is not None:
             return hit  # type: ignore[no-any-return]
-    features = _compute(session, cid, since, until, scope, now)
+    # a miss computes the whole layer: one of the caller's expensive-work slots, as the
+    # layer's own route (/hotspots, /hotspots/emerging) takes (429/503 when none is free)
+    with expensive(None if scope is None else scope.principal.user_id):
+        features = _compute(session, cid, since, until, scope, now)
     layer = ComputedLayer(features, {str(f["id"]): f for f in features})
     if use_cache:
         runtime.caches.ogc_layers.put(key, layer)

@@ -14,11 +14,13 @@ Links keep every query parameter the client gave; only ``offset`` changes betwee
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
+from zoneinfo import ZoneInfo
 
 import h3.api.basic_str as h3s
 from sqlalchemy import text
@@ -27,6 +29,7 @@ from sqlalchemy.orm import Session
 from geo_service.errors import InvalidInputError, NotFoundError
 from geo_service.geo.bbox import BBox
 from geo_service.instants import check_instant
+from geo_service.runtime import current
 from geo_service.services.access.scope import Scope
 from geo_service.services.batch.runs import latest_run, run_features
 from geo_service.services.boundaries.versions import version_in_force
@@ -42,9 +45,18 @@ from geo_service.services.layers.ogc.computed import computed_layer
 GEOJSON = "application/geo+json"
 
 
+# RFC 3339 section 5.6: full-date, or date-time with seconds and an offset (a time without an
+# offset is read as the deployment's local time, as everywhere in the API). ISO 8601 forms
+# RFC 3339 does not have (weeks, ordinal days, basic format) are refused.
+_FULL_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?")
+
+
 def parse_datetime(value: str | None) -> tuple[datetime | None, datetime | None]:
-    """An RFC 3339 instant or interval (``a/b``, open ends as ``..`` or empty) as
-    (since, until); an instant is (t, t). Times without an offset are UTC.
+    """An OGC API ``datetime`` (RFC 3339 instant or interval ``a/b``, open ends as ``..`` or
+    empty) as [since, until): an instant t is (t, t); a date is its whole local day in
+    ``GEO_TIMEZONE`` (``2026-06-01`` alone, or as an interval's end, takes in all of that
+    day: the standard's intervals are closed); a time without an offset is local time.
 
     Raises
     ------
@@ -54,26 +66,42 @@ def parse_datetime(value: str | None) -> tuple[datetime | None, datetime | None]
 
     >>> parse_datetime("2024-01-01T00:00:00Z/..")[0].isoformat()
     '2024-01-01T00:00:00+00:00'
+    >>> parse_datetime("2024-01-01T00:00:00Z/2024-02-01T00:00:00Z")[1].isoformat()
+    '2024-02-01T00:00:00+00:00'
     """
     if value is None:
         return None, None
+    zone = ZoneInfo(current().settings.api.timezone)
 
-    def one(part: str) -> datetime | None:
+    def one(part: str, *, end: bool) -> datetime | None:
         if part in ("", ".."):
             return None
+        if _FULL_DATE.fullmatch(part):
+            try:
+                day = date.fromisoformat(part)
+            except ValueError:
+                raise InvalidInputError(f"datetime {part!r} is not a date") from None
+            day = day + timedelta(days=1) if end else day
+            return check_instant(datetime(day.year, day.month, day.day, tzinfo=zone))
+        if not _DATE_TIME.fullmatch(part):
+            raise InvalidInputError(
+                f"datetime {part!r} is not RFC 3339 (e.g. 2026-06-01T08:00:00Z or 2026-06-01)"
+            )
         try:
             parsed = datetime.fromisoformat(part.replace("Z", "+00:00").replace("z", "+00:00"))
         except ValueError:
             raise InvalidInputError(f"datetime {part!r} is not RFC 3339") from None
-        return check_instant(parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC))
+        return check_instant(parsed if parsed.tzinfo else parsed.replace(tzinfo=zone))
 
     if "/" in value:
         a, b = value.split("/", 1)
-        since, until = one(a), one(b)
+        since, until = one(a, end=False), one(b, end=True)
         if since is not None and until is not None and since > until:
             raise InvalidInputError("the datetime interval ends before it starts")
         return since, until
-    instant = one(value)
+    if _FULL_DATE.fullmatch(value):  # a day: from its first instant to the next day's
+        return one(value, end=False), one(value, end=True)
+    instant = one(value, end=False)
     if instant is None:
         raise InvalidInputError("datetime '..' needs the other end of an interval")
     return instant, instant
@@ -168,10 +196,14 @@ def items(
     out_crs = check_crs(crs)
     since, until = parse_datetime(datetime_)
     kind = kind_of(session, cid, scope)
+    stamp = datetime.now(UTC)
     if kind == "area":
         features, matched = _area_items(session, AREA_COLLECTIONS[cid], bbox, limit, offset, scope)
     elif kind == "layer":
         layer = computed_layer(session, cid, since=since, until=until, scope=scope)
+        # the page is a piece of that one computation: its time is the response's, so that
+        # the same page is the same body (and If-None-Match answers 304) while it is cached
+        stamp = layer.made
         chosen = layer.in_bbox(bbox)
         matched = len(chosen)
         features = chosen[offset : offset + limit]
@@ -185,7 +217,7 @@ def items(
         "features": [in_crs(f, out_crs) for f in features],
         "numberMatched": matched,
         "numberReturned": len(features),
-        "timeStamp": datetime.now(UTC).isoformat(),
+        "timeStamp": stamp.isoformat(),
         "links": page_links(
             base,
             cid,
@@ -301,7 +333,7 @@ def _area_items(
 def _area_item(
     session: Session, level: str, fid: str, scope: Scope | None
 ) -> dict[str, Any] | None:
-    if not fid.isdigit() or len(fid) > 18:
+    if not (fid.isascii() and fid.isdigit()) or len(fid) > 18:
         return None
     row = session.execute(
         text(
