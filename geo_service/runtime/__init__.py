@@ -93,6 +93,31 @@ class Caches:
             getattr(self, f.name).clear()
 
 
+class KeyedLocks:
+    """One lock per key, kept while someone holds or waits for it: the first request to
+    miss a cache computes the entry and the others asking for the same key wait for it
+    (single flight) instead of computing it again or being refused a work slot."""
+
+    def __init__(self) -> None:
+        self._locks: dict[Any, list[Any]] = {}
+        self._guard = threading.Lock()
+
+    @contextmanager
+    def hold(self, key: Any) -> Iterator[None]:
+        """Hold the lock of ``key`` for the block."""
+        with self._guard:
+            entry = self._locks.setdefault(key, [threading.Lock(), 0])
+            entry[1] += 1
+        try:
+            with entry[0]:
+                yield
+        finally:
+            with self._guard:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    self._locks.pop(key, None)
+
+
 class Runtime:
     """The state one geo-service process keeps between requests (per app: its settings)."""
 
@@ -109,6 +134,7 @@ class Runtime:
             settings.limits.heavy_per_user, settings.limits.heavy_total
         )
         self.clock = Clock()  # "now" for staleness and escalation (the database's by default)
+        self.builds = KeyedLocks()  # one computation per cache key at a time
         self.pools: Pools | None = None  # an app's, from open_pools() (the CLI makes its own)
         self._executor: ThreadPoolExecutor | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}

@@ -343,6 +343,17 @@ def _cached_layer(session: Session, key: tuple[Any, ...], res: int, build) -> _L
     hit = layers.get(key)
     if hit is not None:
         return hit
+    # a map asks for many tiles of a new layer at once: one request builds it, the others
+    # wait for it here and read what it wrote
+    with current().builds.hold(("tile-layer", key)):
+        hit = layers.get(key)
+        if hit is not None:
+            return hit
+        return _build_layer(session, key, res, build)
+
+
+def _build_layer(session: Session, key: tuple[Any, ...], res: int, build) -> _Layer:  # noqa: ANN001
+    layers = current().caches.tile_layers
     rows = build()
     cells = np.array([h3i.str_to_int(r["h3"]) for r in rows], dtype=np.int64)
     ensure_cell_polygons(session, res, cells)

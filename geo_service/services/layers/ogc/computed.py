@@ -12,6 +12,7 @@ incidents show once the entry has expired. ``GEO_OGC_LAYER_CACHE=false`` turns i
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -117,11 +118,17 @@ def computed_layer(
         hit = runtime.caches.ogc_layers.get(key)
         if hit is not None:
             return hit  # type: ignore[no-any-return]
-    # a miss computes the whole layer: one of the caller's expensive-work slots, as the
-    # layer's own route (/hotspots, /hotspots/emerging) takes (429/503 when none is free)
-    with expensive(None if scope is None else scope.principal.user_id):
-        features = _compute(session, cid, since, until, scope, now)
-    layer = ComputedLayer(features, {str(f["id"]): f for f in features})
-    if use_cache:
-        runtime.caches.ogc_layers.put(key, layer)
-    return layer
+    # one computation per key at a time: a second request for the same layer waits for it
+    with runtime.builds.hold(("ogc-layer", key)) if use_cache else nullcontext():
+        if use_cache:
+            hit = runtime.caches.ogc_layers.get(key)
+            if hit is not None:
+                return hit  # type: ignore[no-any-return]
+        # a miss computes the whole layer: one of the caller's expensive-work slots, as the
+        # layer's own route (/hotspots, /hotspots/emerging) takes (429/503 when none is free)
+        with expensive(None if scope is None else scope.principal.user_id):
+            features = _compute(session, cid, since, until, scope, now)
+        layer = ComputedLayer(features, {str(f["id"]): f for f in features})
+        if use_cache:
+            runtime.caches.ogc_layers.put(key, layer)
+        return layer
