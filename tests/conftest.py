@@ -141,6 +141,25 @@ def loaded_city(engine: Engine, demo_city: DemoCity) -> DemoCity:
     return demo_city
 
 
+@pytest.fixture
+def responders_restored(engine: Engine) -> Iterator[None]:
+    """Put the responders' status and positions back after a test that moves existing ones
+    (the simulator, the console in a browser): ``clean_writes`` removes new rows only."""
+    with engine.connect() as conn:
+        saved = conn.execute(
+            text("SELECT id, status, ST_AsText(position) AS wkt, position_at FROM responders")
+        ).all()
+    yield
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE responders SET status = :status, position = ST_GeomFromText(:wkt, 4326), "
+                "position_at = :position_at WHERE id = :id"
+            ),
+            [row._asdict() for row in saved],
+        )
+
+
 @pytest.fixture(autouse=True)
 def clean_writes(request: pytest.FixtureRequest) -> Iterator[None]:
     """Undo every write a test makes to the mutable tables (the loaded city stays), and reset

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import h3.api.basic_int as h3i
@@ -90,10 +91,15 @@ def exact_column(res: int) -> str:
     >>> exact_column(8), exact_column(11)
     ('h3_8', 'h3')
     """
+    return _cell_column(res, EXACT_RESOLUTIONS, "cells")
+
+
+def _cell_column(res: int, stored: Iterable[int], what: str) -> str:
+    """``h3`` for ``STORED_RESOLUTION``, ``h3_<res>`` for one of ``stored``; else ValueError."""
     if res == STORED_RESOLUTION:
         return "h3"
-    if res not in EXACT_RESOLUTIONS:
-        raise ValueError(f"no stored cells at resolution {res}")
+    if res not in stored:
+        raise ValueError(f"no stored {what} at resolution {res}")
     return f"h3_{res}"
 
 
@@ -121,11 +127,7 @@ def resident_cell_column(res: int) -> str:
     >>> resident_cell_column(9), resident_cell_column(11)
     ('h3_9', 'h3')
     """
-    if res == STORED_RESOLUTION:
-        return "h3"
-    if res not in RESIDENT_RESOLUTIONS:
-        raise ValueError(f"no stored home cells at resolution {res}")
-    return f"h3_{res}"
+    return _cell_column(res, RESIDENT_RESOLUTIONS, "home cells")
 
 
 def exact_cells(

@@ -4,7 +4,6 @@ carry the device's clock, which the server compares with its own."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -21,24 +20,6 @@ from geo_service.simulate.rates import HOURLY, WEEKLY, rate_per_second
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 MONDAY_9 = datetime(2026, 3, 2, 9, 0, tzinfo=SHANGHAI)
-
-
-@pytest.fixture
-def responders_restored(engine: Engine) -> Iterator[None]:
-    """The simulator moves existing responders and changes their status: put them back."""
-    with engine.connect() as conn:
-        saved = conn.execute(
-            text("SELECT id, status, ST_AsText(position) AS wkt, position_at FROM responders")
-        ).all()
-    yield
-    with engine.begin() as conn:
-        conn.execute(
-            text(
-                "UPDATE responders SET status = :status, position = ST_GeomFromText(:wkt, 4326), "
-                "position_at = :position_at WHERE id = :id"
-            ),
-            [row._asdict() for row in saved],
-        )
 
 
 def test_the_day_has_its_shape() -> None:

@@ -5,7 +5,6 @@ cancel with confirmation from the page. Screenshots: tests/artifacts/console-*.p
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -39,24 +38,6 @@ RECORD_ANNOUNCEMENTS = """() => {
                            connect: (x) => x}; }
   };
 }"""
-
-
-@pytest.fixture
-def responders_restored(engine: Engine) -> Iterator[None]:
-    """The simulator moves responders and changes their status: put them back."""
-    with engine.connect() as conn:
-        saved = conn.execute(
-            text("SELECT id, status, ST_AsText(position) AS wkt, position_at FROM responders")
-        ).all()
-    yield
-    with engine.begin() as conn:
-        conn.execute(
-            text(
-                "UPDATE responders SET status = :status, position = ST_GeomFromText(:wkt, 4326), "
-                "position_at = :position_at WHERE id = :id"
-            ),
-            [row._asdict() for row in saved],
-        )
 
 
 def _state(engine: Engine, iid: str) -> dict:
