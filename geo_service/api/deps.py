@@ -21,6 +21,7 @@ from geo_service.runtime.limits import retry_seconds
 from geo_service.services.access.auth import (
     Principal,
     authenticate_key,
+    authenticate_key_async,
     authenticate_token,
 )
 from geo_service.services.access.scope import Scope, scope_for
@@ -150,8 +151,20 @@ def _principal(
             principal = authenticate_token(session, value, state.jwt_secret, state.settings.auth)
             expires = jwt.decode(value, options={"verify_signature": False})["exp"]
             until = time.monotonic() + (expires - time.time())
-        runtime.principals.put(value, principal, until)
-    wait = runtime.rate_limiter.take(f"user:{principal.user_id}")
+        return _remembered_and_limited(request, value, principal, until)
+    return _limited(request, principal)
+
+
+def _remembered_and_limited(
+    request: Request, credential: str, principal: Principal, until: float | None = None
+) -> Principal:
+    request.app.state.runtime.principals.put(credential, principal, until)
+    return _limited(request, principal)
+
+
+def _limited(request: Request, principal: Principal) -> Principal:
+    """``principal``, or 429 when over its request budget."""
+    wait = request.app.state.runtime.rate_limiter.take(f"user:{principal.user_id}")
     if wait > 0:
         seconds = retry_seconds(wait)  # the body says what the Retry-After header says
         raise RateLimitedError(f"rate limit exceeded; retry in {seconds} s", retry_after=seconds)
@@ -177,6 +190,15 @@ async def get_principal(
     cached = _principal(request, None, cached_only=True)
     if cached is not None:
         return cached
+    found = _credentials(request)
+    if found is not None and found[0] == "key":
+        # An API key is checked on the event loop in one statement: devices reporting every
+        # 30 s miss the cache on every request, and a thread hop and a session cost more
+        # than the lookup.
+        with _failures_counted(request, found):
+            async with request.app.state.async_engine.connect() as conn:
+                principal = await authenticate_key_async(conn, found[1])
+            return _remembered_and_limited(request, found[1], principal)
     return await run_in_threadpool(_in_own_session, request, _verified, request)
 
 

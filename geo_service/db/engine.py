@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal, overload
 
 import psycopg
 from sqlalchemy import Dialect, Engine, TextClause, create_engine, text
@@ -120,8 +120,11 @@ def make_async_engine(url: str, settings: DatabaseSettings | None = None) -> Asy
     settings = settings or DatabaseSettings()
     return create_async_engine(
         url,
+        # No overflow: a connection opened for a burst and closed after it costs the server
+        # a backend start (milliseconds of CPU) per request under load; requests beyond the
+        # pool wait their turn for one instead (``pool_timeout``, 30 s: then 503).
         pool_size=settings.pool_size,
-        max_overflow=settings.pool_size,
+        max_overflow=0,
         isolation_level="AUTOCOMMIT",
         connect_args=_connect_args(settings),
     )
@@ -151,14 +154,31 @@ def _driver_sql(sql: str, dialect: Dialect) -> str:
     return str(text(sql).compile(dialect=dialect))
 
 
+@overload
 async def fetch_one(
-    conn: AsyncConnection, statement: TextClause, params: dict[str, Any]
-) -> tuple[Any, ...]:
+    conn: AsyncConnection,
+    statement: TextClause,
+    params: dict[str, Any],
+    *,
+    optional: Literal[False] = False,
+) -> tuple[Any, ...]: ...
+
+
+@overload
+async def fetch_one(
+    conn: AsyncConnection, statement: TextClause, params: dict[str, Any], *, optional: bool
+) -> tuple[Any, ...] | None: ...
+
+
+async def fetch_one(
+    conn: AsyncConnection, statement: TextClause, params: dict[str, Any], *, optional: bool = False
+) -> tuple[Any, ...] | None:
     """The one row of ``statement``, run on the driver's connection (psycopg 3) as a prepared
     statement. For the hottest reads (a heatmap is one statement of under a millisecond),
     where SQLAlchemy's execution layer would add a tenth. Errors come out as SQLAlchemy's
     (``OperationalError`` is a 503), and a connection that failed is invalidated.
     Compiled forms are kept per SQL text, so build the text from a bounded set of shapes.
+    No row is an error unless ``optional`` (then None).
     """
     sql = _driver_sql(statement.text, conn.dialect)
     raw = (await conn.get_raw_connection()).driver_connection
@@ -172,6 +192,8 @@ async def fetch_one(
             await conn.invalidate(exc)
         raise wrapped from exc
     if row is None:
+        if optional:
+            return None
         raise DBAPIError.instance(sql, params, psycopg.ProgrammingError("no row"), psycopg.Error)
     return tuple(row)
 

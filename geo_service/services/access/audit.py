@@ -23,6 +23,23 @@ _INSERT = text(
 )
 
 
+def audited_change_sql(ctes: str, diff: str, when: str = "true") -> str:
+    """One statement that makes a change and writes its audit row, atomically even in
+    autocommit. ``ctes`` are the body of a ``WITH`` whose data-modifying CTE is named
+    ``change`` (``t AS (...), change AS (UPDATE ... RETURNING ...)``); ``diff`` is a SQL
+    expression of the row's ``diff`` (jsonb) that may read them; ``when`` a condition on them:
+    when false the statement changes nothing (the change must test it too) and returns no
+    row. Parameters ``:who``, ``:action``, ``:entity``, ``:entity_id`` name the row; the
+    statement returns its ``diff``. For hot paths where a second round trip would cost more
+    than the change (``POST /responders/positions``).
+    """
+    return (
+        f"WITH {ctes} "
+        "INSERT INTO audit_log (who, action, entity, entity_id, diff) "
+        f"SELECT :who, :action, :entity, :entity_id, {diff} WHERE {when} RETURNING diff"
+    )
+
+
 def record_audit(
     db: Session | Connection,
     *,

@@ -13,8 +13,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Session
 
+from geo_service.db.engine import fetch_one
 from geo_service.errors import (
     ConflictError,
     InvalidInputError,
@@ -23,7 +25,7 @@ from geo_service.errors import (
 )
 from geo_service.geo.crs import to_wgs84
 from geo_service.runtime import current
-from geo_service.services.access.audit import record_audit
+from geo_service.services.access.audit import audited_change_sql, record_audit
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.areas import BBox
 from geo_service.vocabulary import OPEN_INCIDENT_STATUSES
@@ -74,74 +76,121 @@ class NearestQuery:
     max_distance_m: float | None = None
 
 
-def record_positions(
-    session: Session, positions: list[Position], *, crs: str, scope: Scope, actor: str
+_KNOWN_RESPONDERS = text(
+    "SELECT now(), coalesce(array_agg(id), '{}'), coalesce(array_agg(home_grid_id), '{}') "
+    "FROM responders WHERE id = ANY(CAST(:ids AS int[]))"
+)
+# The newest fix per responder, applied only where newer than the stored one, and the audit
+# row, in one statement: atomic in autocommit, one round trip. Nothing at all when a fix lies
+# more than the skew ahead of the clock (the database's, or ``:now`` when the clock is held).
+_STORE_POSITIONS = text(
+    audited_change_sql(
+        """
+        t AS (SELECT * FROM unnest(CAST(:ids AS int[]), CAST(:lons AS float8[]),
+                                   CAST(:lats AS float8[]), CAST(:ats AS timestamptz[]))
+                            AS t(id, lon, lat, at)),
+        ok AS (SELECT NOT EXISTS (
+                 SELECT 1 FROM t WHERE t.at > coalesce(CAST(:now AS timestamptz), now())
+                                              + CAST(:skew AS interval)) AS ok),
+        change AS (
+            UPDATE responders r SET position = ST_SetSRID(ST_MakePoint(t.lon, t.lat), 4326),
+                   position_at = t.at
+            FROM t, ok
+            WHERE ok.ok AND r.id = t.id AND (r.position_at IS NULL OR r.position_at < t.at)
+            RETURNING r.id)
+        """,
+        "jsonb_build_object('received', CAST(:received AS int), "
+        "'updated', (SELECT count(*) FROM change), 'responders', to_jsonb(CAST(:ids AS int[])))",
+        when="(SELECT ok FROM ok)",
+    )
+)
+
+
+async def record_positions(
+    conn: AsyncConnection, positions: list[Position], *, crs: str, scope: Scope, actor: str
 ) -> dict[str, int]:
-    """Store a batch of 1..``MAX_BATCH`` positions (the API's limit), all or nothing. A
-    position older than the stored one is ignored (late delivery). A grid worker may report
-    only their own. One audit row per batch: a row per position would bury the log.
+    """Store a batch of 1..``MAX_BATCH`` positions (the API's limit), all or nothing, on an
+    autocommit connection of the asyncio pool. A position older than the stored one is
+    ignored (late delivery). A grid worker may report only their own. One audit row per
+    batch: a row per position would bury the log.
+
+    A device reporting its own position (every grid worker's phone, every 30 s: Wuhan's
+    16,274 make 540 requests a second) costs one round trip: the change, the clock check and
+    the audit row in one statement. Fixes of others first look the responders up (do they
+    exist, are they in the caller's area).
+
+    Returns ``{"received", "updated", "ignored"}``. Raises PermissionDeniedError (403) when
+    a grid worker reports another; InvalidInputError (422, one entry per bad position: no
+    offset, more than ``MAX_CLOCK_SKEW`` ahead of the clock, off the globe, unknown or
+    outside the caller's area) and nothing is stored.
     """
     own = scope.principal.responder_id
     if not scope.can("responders:write"):
         if own is None or any(p.responder_id != own for p in positions):
             raise PermissionDeniedError("a grid worker may report only their own position")
-    now = current().clock.now(session)
-    errors = []
-    for i, p in enumerate(positions):
-        if p.at.tzinfo is None:
-            errors.append({"index": i, "error": "at must carry a timezone offset"})
-        elif p.at > now + MAX_CLOCK_SKEW:
-            errors.append({"index": i, "error": "at lies in the future"})
+    errors: list[dict[str, Any]] = [
+        {"index": i, "error": "at must carry a timezone offset"}
+        for i, p in enumerate(positions)
+        if p.at.tzinfo is None
+    ]
     lons, lats = to_wgs84([p.lon for p in positions], [p.lat for p in positions], crs)
     for i, (lon, lat) in enumerate(zip(lons, lats, strict=True)):
         if not (-180 <= lon <= 180 and -90 <= lat <= 90):
             errors.append({"index": i, "error": "lon/lat out of range"})
     ids = sorted({p.responder_id for p in positions})
-    rows = session.execute(
-        text("SELECT id, home_grid_id FROM responders WHERE id = ANY(:ids)"), {"ids": ids}
-    ).all()
-    home: dict[int, int | None] = {r[0]: r[1] for r in rows}
-    for i, p in enumerate(positions):
-        if p.responder_id not in home:
-            errors.append({"index": i, "error": f"no responder {p.responder_id}"})
-        elif not scope.commands_responder(p.responder_id, home[p.responder_id]):
-            # worded as a missing id: ids outside the area cannot be probed
-            errors.append({"index": i, "error": f"no responder {p.responder_id}"})
+    if ids != [own]:
+        errors += await _unknown_or_future(conn, positions, ids, scope)
     if errors:
         raise InvalidInputError("some positions are invalid; none were stored", errors=errors)
-    # The latest position per responder in this batch, applied only if newer than the stored.
     latest: dict[int, tuple[float, float, datetime]] = {}
     for p, lon, lat in zip(positions, lons, lats, strict=True):
         if p.responder_id not in latest or p.at > latest[p.responder_id][2]:
             latest[p.responder_id] = (float(lon), float(lat), p.at)
     keys = sorted(latest)
-    updated = session.execute(  # type: ignore[attr-defined]  # an UPDATE: a CursorResult
-        text(
-            """
-            UPDATE responders r SET position = ST_SetSRID(ST_MakePoint(t.lon, t.lat), 4326),
-                   position_at = t.at
-            FROM unnest(CAST(:ids AS int[]), CAST(:lons AS float8[]), CAST(:lats AS float8[]),
-                        CAST(:ats AS timestamptz[])) AS t(id, lon, lat, at)
-            WHERE r.id = t.id AND (r.position_at IS NULL OR r.position_at < t.at)
-            """
-        ),
+    clock = current().clock
+    stored = await fetch_one(
+        conn,
+        _STORE_POSITIONS,
         {
             "ids": keys,
             "lons": [latest[k][0] for k in keys],
             "lats": [latest[k][1] for k in keys],
             "ats": [latest[k][2] for k in keys],
+            "now": clock.now(None) if clock.held else None,
+            "skew": MAX_CLOCK_SKEW,
+            "received": len(positions),
+            "who": actor,
+            "action": "positions",
+            "entity": "responder",
+            "entity_id": str(keys[0]) if len(keys) == 1 else f"batch of {len(keys)}",
         },
-    ).rowcount
-    record_audit(
-        session,
-        who=actor,
-        action="positions",
-        entity="responder",
-        entity_id=str(keys[0]) if len(keys) == 1 else f"batch of {len(keys)}",
-        diff={"received": len(positions), "updated": updated, "responders": keys},
+        optional=True,
     )
-    session.commit()
+    if stored is None:  # a fix ahead of the clock: nothing was written; say which
+        errors = await _unknown_or_future(conn, positions, ids, scope)
+        raise InvalidInputError("some positions are invalid; none were stored", errors=errors)
+    updated = int(stored[0]["updated"])
     return {"received": len(positions), "updated": updated, "ignored": len(positions) - updated}
+
+
+async def _unknown_or_future(
+    conn: AsyncConnection, positions: list[Position], ids: list[int], scope: Scope
+) -> list[dict[str, Any]]:
+    """Errors for fixes of responders that do not exist or lie outside the caller's area
+    (worded alike: ids outside the area cannot be probed), and for fixes ahead of the clock."""
+    db_now, known, homes = await fetch_one(conn, _KNOWN_RESPONDERS, {"ids": ids})
+    clock = current().clock
+    now = clock.now(None) if clock.held else db_now
+    home: dict[int, int | None] = dict(zip(known, homes, strict=True))
+    errors = []
+    for i, p in enumerate(positions):
+        if p.at.tzinfo is not None and p.at > now + MAX_CLOCK_SKEW:
+            errors.append({"index": i, "error": "at lies in the future"})
+        if p.responder_id not in home or not scope.commands_responder(
+            p.responder_id, home[p.responder_id]
+        ):
+            errors.append({"index": i, "error": f"no responder {p.responder_id}"})
+    return errors
 
 
 def update_responder(
