@@ -10,9 +10,11 @@ from __future__ import annotations
 
 # Boundaries: the hierarchy, coarsest first, and a version's lifecycle.
 AREA_LEVELS = ("district", "street", "community", "grid")
-VERSION_STATUSES = ("draft", "published", "retired")
+VERSION_STATUSES = ("draft", "scheduled", "published", "retired")
 # Versions whose areas were or are in force (the grid of a moment is found among these).
 IN_FORCE_VERSION_STATUSES = ("published", "retired")
+# ... and those that will be: published for a future moment, switched to when it comes.
+SCHEDULED_VERSION_STATUS = "scheduled"
 
 # Incidents: the lifecycle and where reports come from.
 INCIDENT_STATUSES = (

@@ -16,6 +16,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 import geo_service
@@ -50,9 +51,10 @@ from geo_service.api.routes import (
 from geo_service.api.schemas import PROBLEM_RESPONSES
 from geo_service.db.engine import resolve_database_url
 from geo_service.ingest.uploads import sweep_stale_uploads
-from geo_service.runtime import Runtime, RuntimeMiddleware
+from geo_service.runtime import Runtime, RuntimeMiddleware, current
 from geo_service.services.access.auth import jwt_secret
 from geo_service.services.batch.jobs import fail_interrupted
+from geo_service.services.boundaries.publish import SWITCH_INTERVAL_S, switch_due
 from geo_service.services.dispatch.lifecycle import escalate_overdue
 from geo_service.services.layers.heatmap import prepare_years
 from geo_service.settings import Settings
@@ -75,6 +77,16 @@ def escalate_once(sessionmaker: sessionmaker[Session]) -> None:
         done = escalate_overdue(session, actor="scheduler")
     if done:
         log.info("escalated %d overdue incidents", len(done))
+
+
+def switch_once(sessionmaker: sessionmaker[Session], engine: Engine) -> None:
+    """One round of the switch-over task: publish scheduled boundary versions that are due
+    (by the service's clock)."""
+    with sessionmaker() as session:
+        now = current().clock.now(session)
+    done = switch_due(engine, now)
+    if done:
+        log.warning("switched to scheduled boundary versions %s", [d["version_id"] for d in done])
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -107,6 +119,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         interval = settings.dispatch.escalation_interval_s
         if interval > 0:
             runtime.start_every("escalation", interval, partial(escalate_once, pools.sessionmaker))
+        runtime.start_every(
+            "switch-over", SWITCH_INTERVAL_S, partial(switch_once, pools.sessionmaker, pools.engine)
+        )
         try:
             yield
         finally:

@@ -56,6 +56,13 @@ def publish(
         ),
     ],
     force: Annotated[bool, typer.Option(help="Publish even if validation finds problems")] = False,
+    override_reason: Annotated[
+        str | None,
+        typer.Option(
+            help="Why a proposal whose balance ended outside its band is published anyway "
+            "(kept in the audit log)"
+        ),
+    ] = None,
 ) -> None:
     """Make a draft current; re-attributes households, rental units, responders, incidents."""
     from geo_service.services.boundaries.publish import publish_version
@@ -76,7 +83,9 @@ def publish(
             "and incidents…"
         ),
     ):
-        result = publish_version(_engine(), version, when, actor="cli", force=force)
+        result = publish_version(
+            _engine(), version, when, actor="cli", force=force, override_reason=override_reason
+        )
     typer.echo(json.dumps(result, indent=2))
 
 

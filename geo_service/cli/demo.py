@@ -53,6 +53,7 @@ def demo(
     else:
         from geo_service.demo.load import STALE_BACKLOG_H, close_stale_backlog
 
+        _backfill(owner_url)
         closed = close_stale_backlog(engine)
         console.print(
             "database already holds a city; serving it"
@@ -68,6 +69,27 @@ def demo(
     if simulate and "dispatcher" in keys:
         _simulate_in_background(f"http://{host}:{port}", keys["dispatcher"], speed)
     run_server(settings, host, port)
+
+
+def _backfill(owner_url: str) -> None:
+    """Give a demo served again later the history of the time it was off."""
+    from datetime import UTC, datetime
+
+    from geo_service.db.engine import make_engine
+    from geo_service.demo.load import backfill_history
+
+    engine = make_engine(owner_url)
+    with progress_bar() as bar:
+        task = bar.add_task("history since the last run (regenerating the city)", total=None)
+        added = backfill_history(
+            engine,
+            now=datetime.now(UTC).replace(second=0, microsecond=0),
+            progress=lambda step, n: bar.advance(task, n),
+        )
+        bar.update(task, total=1, completed=1)
+    engine.dispose()
+    if added:
+        console.print(f"added {added:,} incidents: the history of the time the demo was off")
 
 
 def _print_demo_keys(engine, base: str) -> dict[str, str]:  # noqa: ANN001

@@ -162,13 +162,20 @@ def draw_incidents(
     bx = np.asarray(hx) + rng.normal(0, 60, n_base)
     by = np.asarray(hy) + rng.normal(0, 60, n_base)
     base_cat = rng.choice(categories, n_base, p=list(CATEGORY_MIX.values()))
+    # Local days from the one ``start`` falls in to the one ``end`` falls in: the history runs
+    # up to ``end`` itself (reports after it are cut below), the last day weighted by how much
+    # of it has passed, so the last hours before a demo starts are as busy as any.
+    first_day = pd.Timestamp(start).tz_convert("Asia/Shanghai").normalize()
+    elapsed = (pd.Timestamp(end) - (first_day + pd.Timedelta(days=days))) / pd.Timedelta(days=1)
+    bins = days + 1
+    today = np.append(np.ones(days), min(max(elapsed, 0.0), 1.0))
     # Day of year: mild seasonality, busier weekends for disputes and public order.
-    day_w = 1 + 0.15 * np.sin(np.arange(days) / days * 2 * np.pi)
-    base_day = rng.choice(days, n_base, p=day_w / day_w.sum())
+    day_w = (1 + 0.15 * np.sin(np.arange(bins) / days * 2 * np.pi)) * today
+    base_day = rng.choice(bins, n_base, p=day_w / day_w.sum())
     weekend = (start + pd.to_timedelta(base_day, unit="D")).day_of_week >= 5
     social = np.isin(base_cat, ["disputes", "public_order"])
     redraw = social & ~weekend & (rng.random(n_base) < 0.12)
-    base_day[redraw] = rng.choice(days, int(redraw.sum()))
+    base_day[redraw] = rng.choice(bins, int(redraw.sum()), p=today / today.sum())
 
     xs, ys, cats, day = [bx], [by], [base_cat], [base_day]
     for spot in hotspots:
@@ -176,8 +183,11 @@ def draw_incidents(
         xs.append(sx + rng.normal(0, spot.sigma_m, spot.incidents))
         ys.append(sy + rng.normal(0, spot.sigma_m, spot.incidents))
         cats.append(np.full(spot.incidents, spot.category))
-        p = _profile(spot.profile, days)
-        day.append(rng.choice(days, spot.incidents, p=p / p.sum()))
+        p = np.append(_profile(spot.profile, days), 0.0) + np.append(
+            np.zeros(days), _profile(spot.profile, days)[-1]
+        )
+        p = p * today
+        day.append(rng.choice(bins, spot.incidents, p=p / p.sum()))
     x, y = np.concatenate(xs), np.concatenate(ys)
     cat, day_idx = np.concatenate(cats), np.concatenate(day)
     total = len(x)
@@ -192,7 +202,7 @@ def draw_incidents(
     )
     seconds = rng.integers(0, 3600, total)
     local = (
-        pd.Timestamp(start).tz_convert("Asia/Shanghai").normalize()
+        first_day
         + pd.to_timedelta(day_idx, unit="D")
         + pd.to_timedelta(hour * 3600 + seconds, unit="s")
     )

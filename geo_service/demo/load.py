@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,7 @@ from geo_service.db.bulk import (
     reserve_ids,
 )
 from geo_service.db.models import BoundaryVersion
-from geo_service.demo.city import DemoCity
+from geo_service.demo.city import DemoCity, Progress, generate_city
 from geo_service.demo.geography import LEVELS
 from geo_service.geo.h3cells import RESIDENT_RESOLUTIONS, cells_for_points, exact_cells
 from geo_service.geo.roads import line_lengths_m
@@ -212,24 +212,10 @@ def load_city(engine: Engine, city: DemoCity, *, progress=None) -> dict[str, int
         )
         advance("responders", counts["responders"])
 
-        inc = city.incidents
         counts["incidents"] = copy_frame(
             conn,
             "incidents",
-            pd.DataFrame(
-                {
-                    "category": inc.category.values,
-                    "priority": inc.priority.values,
-                    "status": inc.status.values,
-                    "description": inc.description.values,
-                    "source": inc.source.values,
-                    "reported_at": inc.reported_at.array,
-                    "location": point_ewkb_hex(inc.lon.values, inc.lat.values),
-                    "h3": cells_for_points(inc.lon.values, inc.lat.values),
-                    **exact_cells(inc.lon.values, inc.lat.values),
-                    "grid_id": inc.grid_code.map(id_by_code).values,
-                }
-            ),
+            _incident_rows(city.incidents, id_by_code),
             progress=lambda n: advance("incidents", n),
         )
 
@@ -263,6 +249,91 @@ def load_city(engine: Engine, city: DemoCity, *, progress=None) -> dict[str, int
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("ANALYZE"))
     return counts
+
+
+def _incident_rows(inc: pd.DataFrame, id_by_code: dict[str, int]) -> pd.DataFrame:
+    """The ``incidents`` table's columns for generated incidents."""
+    return pd.DataFrame(
+        {
+            "category": inc.category.values,
+            "priority": inc.priority.values,
+            "status": inc.status.values,
+            "description": inc.description.values,
+            "source": inc.source.values,
+            "reported_at": inc.reported_at.array,
+            "location": point_ewkb_hex(inc.lon.values, inc.lat.values),
+            "h3": cells_for_points(inc.lon.values, inc.lat.values),
+            **exact_cells(inc.lon.values, inc.lat.values),
+            "grid_id": inc.grid_code.map(id_by_code).values,
+        }
+    )
+
+
+BACKFILL_AFTER = timedelta(hours=1)  # a shorter gap is left for the simulator to fill
+
+
+def backfill_history(
+    engine: Engine,
+    *,
+    now: datetime,
+    seed: int = 42,
+    grids: int = 1500,
+    incidents: int = 500_000,
+    households_per_grid: int = 300,
+    progress: Progress | None = None,
+) -> int:
+    """Fill the history of a demo served again later: the incidents its city would have had
+    between the newest one stored and ``now``, so that "the last 30 days" stays full and the
+    open backlog is the recent one. Returns how many were added (0 when the gap is under
+    ``BACKFILL_AFTER`` or the database does not hold the city these sizes and seed make).
+
+    The city is generated again from its seed (the same map, homes and hot spots) with its
+    history ending at ``now``; the incidents reported after the newest stored one are
+    added, with the statuses of a city that keeps up (the last hour mostly open, older ones
+    closed), and one audit row. Only ``geo-service demo`` calls this, never a deployment.
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    with engine.connect() as conn:
+        newest = conn.execute(text("SELECT max(reported_at) FROM incidents")).scalar_one()
+        version = conn.execute(
+            text(
+                "SELECT v.id, v.notes, count(a.id) FILTER (WHERE a.level = 'grid') "
+                "FROM boundary_versions v LEFT JOIN areas a ON a.version_id = v.id "
+                "WHERE v.name = :n GROUP BY v.id ORDER BY v.id LIMIT 1"
+            ),
+            {"n": DEMO_VERSION_NAME},
+        ).first()
+        if version is None or newest is None or now - newest < BACKFILL_AFTER:
+            return 0
+        if version[2] != grids or not str(version[1] or "").endswith(f"--seed {seed}"):
+            return 0  # not the city this seed and size make: nothing to continue
+        id_by_code: dict[str, int] = dict(
+            conn.execute(
+                text("SELECT code, id FROM areas WHERE version_id = :v"), {"v": version[0]}
+            ).all()
+        )
+    city = generate_city(
+        seed=seed,
+        grids=grids,
+        incidents=incidents,
+        households_per_grid=households_per_grid,
+        end=now,
+        progress=progress if progress is not None else (lambda step, n: None),
+    )
+    gap = city.incidents[city.incidents.reported_at > pd.Timestamp(newest)]
+    with engine.begin() as conn:
+        lift_statement_timeout(conn)
+        added = copy_frame(conn, "incidents", _incident_rows(gap, id_by_code)) if len(gap) else 0
+        record_audit(
+            conn,
+            who="system",
+            action="backfill_demo_history",
+            entity="incident",
+            entity_id="*",
+            diff={"added": added, "after": newest, "until": now},
+        )
+    return int(added)
 
 
 def _as_multi(geom):  # noqa: ANN001, ANN202

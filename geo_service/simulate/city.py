@@ -32,6 +32,7 @@ PATROL_SPEED_MPS = 1.4  # a grid worker on foot
 MIN_TRIP_S = 30.0
 RETRY_S = 60.0  # a report nobody could take is offered again a minute later
 MAX_TRIES = 60  # then left to the server's escalation and to people
+PICK_UP_S = 60.0  # how often the dispatcher looks for reports it did not make (a backlog)
 HANDLING_MEDIAN_S = 20 * 60.0  # time on scene, log-normal around 20 minutes
 HANDLING_SIGMA = 0.6
 SHIFT_HOURS = (8, 20)  # grid workers' day shift, local time
@@ -137,6 +138,12 @@ class Simulation:
         self.categories: list[str] = []
         self.totals = Totals()
         self._reports = 0
+        self._known: set[str] = set()  # incidents this dispatcher is handling or handled
+        self._picked: set[str] = set()  # of those, the ones others reported
+        self._next_pick_up = 0.0
+        # in-progress incidents found with nobody simulated on them: (incident, due, status)
+        self._finishing: list[tuple[str, float, str]] = []
+        self._grid_index: shapely.STRtree | None = None
 
     # --- set-up ------------------------------------------------------------------------------
 
@@ -150,6 +157,7 @@ class Simulation:
             picks = self.unit_rng.choice(len(features), size=self.want_grids, replace=False)
             chosen = [features[i] for i in sorted(picks.tolist())]
         self.grid_shapes = {int(f["id"]): shapely.geometry.shape(f["geometry"]) for f in chosen}
+        self._grid_index = shapely.STRtree(list(self.grid_shapes.values()))
         self.categories = sorted(self.api.categories())
         if not self.categories:
             raise ValueError("the deployment offers no service codes to report")
@@ -188,6 +196,9 @@ class Simulation:
             status=props["status"],
         )
         unit.next_fix = float(self.unit_rng.uniform(0, FIX_INTERVAL_S))  # devices are not in step
+        if unit.status == "busy":  # on a job when the simulation began
+            unit.phase = "working"
+            unit.work_end = float(self.unit_rng.uniform(0, HANDLING_MEDIAN_S))
         self.units[unit.id] = unit
 
     # --- the clock ---------------------------------------------------------------------------
@@ -213,6 +224,8 @@ class Simulation:
         self._shifts(local)
         for _ in range(arrivals(self.rng, rate_per_second(local, len(self.grid_shapes)), dt)):
             self._report()
+        self._pick_up()
+        self._finish()
         self._dispatch()
         for unit in self.units.values():
             self._move(unit)
@@ -239,7 +252,59 @@ class Simulation:
             self.totals.counts["report refused"] += 1
             return
         self.totals.counts["reported"] += 1
+        self._known.add(made["id"])
         self.waiting.append(Waiting(made["id"], lon, lat, category, next_try=self.t))
+
+    def _pick_up(self) -> None:
+        """Take on reports the dispatcher did not make (the demo's backlog when it starts,
+        Open311 reports, a colleague's): open, not yet sent, in the grids simulated."""
+        if self.t < self._next_pick_up:
+            return
+        self._next_pick_up = self.t + PICK_UP_S
+        for item in self.api.open_incidents():
+            if item["id"] in self._known or self._grid_index is None:
+                continue
+            point = shapely.Point(item["lon"], item["lat"])
+            if not len(self._grid_index.query(point, predicate="intersects")):
+                continue
+            self._known.add(item["id"])
+            self._picked.add(item["id"])
+            if item["status"] == "reported" and item["responder_id"] is None:
+                self.totals.counts["picked up"] += 1
+                self.waiting.append(
+                    Waiting(item["id"], item["lon"], item["lat"], item["category"], next_try=self.t)
+                )
+                continue
+            # already under way (a backlog the city was generated with, another dispatcher's):
+            # its responder, if simulated and free, works it to the end; else it is finished
+            # on the responder's behalf after the rest of a handling time
+            self.totals.counts["adopted"] += 1
+            unit = self.units.get(item["responder_id"] or -1)
+            if unit is not None and unit.phase == "idle":
+                unit.status, unit.phase, unit.incident = "busy", "working", item["id"]
+                unit.work_end = self.t + self._rest_of_a_job()
+            else:
+                self._finishing.append((item["id"], self.t + self._rest_of_a_job(), item["status"]))
+
+    def _rest_of_a_job(self) -> float:
+        """What is left of a job under way: part of a log-normal handling time."""
+        whole = HANDLING_MEDIAN_S * math.exp(self.work_rng.normal(0.0, HANDLING_SIGMA))
+        return whole * float(self.work_rng.uniform(0.1, 1.0))
+
+    def _finish(self) -> None:
+        """Finish adopted incidents nobody simulated works on, when their time has come."""
+        still = []
+        for incident, due, status in self._finishing:
+            if due > self.t:
+                still.append((incident, due, status))
+                continue
+            steps = {"dispatched": ("accept",), "accepted": (), "on_scene": ()}.get(status, ())
+            for action in (*steps, "resolve", "close"):
+                if not self.api.act(incident, action):
+                    break
+            else:
+                self.totals.counts["closed (picked up)"] += 1
+        self._finishing = still
 
     def _dispatch(self) -> None:
         still: list[Waiting] = []
@@ -284,12 +349,21 @@ class Simulation:
             unit.phase = "working"
             work = HANDLING_MEDIAN_S * math.exp(self.work_rng.normal(0.0, HANDLING_SIGMA))
             unit.work_end = self.t + work
+        elif unit.phase == "working" and self.t >= unit.work_end and unit.incident is None:
+            # busy when the simulation began, on a job it does not know: done now
+            if self.api.set_status(unit.id, "available"):
+                unit.phase, unit.status = "idle", "available"
+                self.totals.counts["freed"] += 1
+            else:
+                unit.work_end = self.t + RETRY_S
         elif unit.phase == "working" and self.t >= unit.work_end:
             assert unit.incident is not None
             if self.api.act(unit.incident, "resolve"):
                 self.totals.counts["resolved"] += 1
             if self.api.act(unit.incident, "close"):
-                self.totals.counts["closed"] += 1
+                # "closed" counts the simulator's own reports; a backlog's apart
+                picked = unit.incident in self._picked
+                self.totals.counts["closed (picked up)" if picked else "closed"] += 1
             unit.phase, unit.incident, unit.status = "idle", None, "available"
         elif unit.phase == "idle" and unit.status == "available" and not unit.fixed:
             self._patrol(unit)

@@ -88,6 +88,28 @@ class Gateway:
             raise ApiError(f"POST /incidents: {response.status_code} {response.text[:300]}")
         return response.json() if response.status_code in (200, 201) else None
 
+    def open_incidents(self, pages: int = 4) -> list[dict[str, Any]]:
+        """Open incidents, most urgent first (the console's first ``pages`` pages of 500:
+        ``id``, ``status``, ``responder_id``, ``lon``, ``lat``, ``category``)."""
+        items: list[dict[str, Any]] = []
+        offset: int | None = 0
+        for _ in range(pages):
+            response = self._send(
+                "console", "GET", "/console/incidents", params={"limit": 500, "offset": offset}
+            )
+            if response.status_code >= 500:
+                raise ApiError(
+                    f"GET /console/incidents: {response.status_code} {response.text[:300]}"
+                )
+            if response.status_code != 200:
+                break
+            page = response.json()
+            items += page["items"]
+            offset = page["next_offset"]
+            if offset is None:
+                break
+        return items
+
     def candidates(self, incident_id: str) -> list[dict[str, Any]]:
         """Responders to send, best first, by road travel time."""
         response = self._send(

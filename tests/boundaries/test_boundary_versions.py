@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pytest
 import shapely
 from sqlalchemy import Engine, text
@@ -105,6 +106,14 @@ def published(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> It
                 {"t": SWITCH, "codes": list(pair.code)},
             ).one(),
         }
+        before["worker_codes"] = dict(
+            conn.execute(
+                text(
+                    "SELECT r.callsign, a.code FROM responders r "
+                    "JOIN areas a ON a.id = r.home_grid_id WHERE r.kind = 'grid_worker'"
+                )
+            ).all()
+        )
     result = publish_version(engine, draft, SWITCH, actor="planner")
     yield {
         "engine": engine,
@@ -232,7 +241,7 @@ def test_publish_refuses_what_it_must(published: dict) -> None:
     engine = published["engine"]
     with pytest.raises(ConflictError, match="not a draft"):
         publish_version(engine, published["draft"], datetime.now(UTC), actor="t")
-    with pytest.raises(InvalidInputError, match="future"):
+    with pytest.raises(ConflictError, match="not a draft"):  # a later moment: still not one
         publish_version(
             engine, published["draft"], datetime.now(UTC) + timedelta(days=3), actor="t"
         )
@@ -278,3 +287,247 @@ def test_validation_finds_overlaps_gaps_crossings_and_slivers(published: dict) -
     assert report["findings"]["slivers"][0]["code"] == "SLIVER"
     with pytest.raises(ConflictError, match="does not validate"):
         publish_version(engine, draft, datetime.now(UTC), actor="t")
+
+
+def test_a_proposal_outside_its_band_is_published_only_with_a_reason(published: dict) -> None:
+    """Issue 18: a draft whose proposal ended outside its band (neither within the tolerance
+    nor at its floor) is refused without ``override_reason``; with one it is published and
+    the reason is audited. Runs last in this module: it publishes."""
+    from geo_service.services.planning.drafts import draft_notes
+    from geo_service.services.planning.metrics import band_status, overall_status
+
+    engine, city, tmp = published["engine"], published["city"], published["tmp"]
+    draft = _draft_from(city, tmp, engine, city.areas[city.areas.level == "grid"])
+    parents = [
+        {"parent": "A", "after": {"max_over_mean": 1.03}, "status": band_status(1.03, 1.0, 0.05)},
+        {"parent": "B", "after": {"max_over_mean": 1.098}, "status": band_status(1.098, 1.0, 0.05)},
+    ]
+    metrics = {
+        "parents": parents,
+        "tolerance": 0.05,
+        "status": overall_status([p["status"] for p in parents]),
+    }
+    assert metrics["status"] == "outside"
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE boundary_versions SET notes = :n WHERE id = :v"),
+            {"n": draft_notes(metrics), "v": draft},
+        )
+    when = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
+    for reason in (None, "  "):
+        with pytest.raises(ConflictError, match="outside its band") as refused:
+            publish_version(engine, draft, when, actor="t", override_reason=reason)
+        assert "1.098" in str(refused.value.detail)
+    with engine.connect() as conn:
+        assert (
+            conn.execute(
+                text("SELECT status FROM boundary_versions WHERE id = :v"), {"v": draft}
+            ).scalar_one()
+            == "draft"
+        )
+    reason = "the council asked for the old school catchment to stay whole"
+    done = publish_version(engine, draft, when, actor="t", override_reason=reason)
+    assert done["version_id"] == draft
+    with engine.connect() as conn:
+        diff = conn.execute(
+            text(
+                "SELECT diff FROM audit_log WHERE action = 'publish' "
+                "AND entity_id = CAST(:v AS text)"
+            ),
+            {"v": draft},
+        ).scalar_one()
+    assert diff["override_reason"] == reason and diff["proposal_status"] == "outside"
+
+
+def test_grid_workers_follow_their_grids_and_the_merged_grid_is_listed_as_shared(
+    published: dict,
+) -> None:
+    """Issue 18: the fixture's publish merged two grids; their two workers share the merged
+    grid (listed for the planner), every other worker keeps a grid of the same code."""
+    engine, before = published["engine"], published["before"]["worker_codes"]
+    pair_workers = sorted(c for c, code in before.items() if code in published["pair"])
+    assert len(pair_workers) == 2
+    result = published["result"]
+    assert result["grid_workers"]["shared_grids"] == [
+        {"code": published["merged"], "workers": pair_workers}
+    ]
+    assert result["grid_workers"]["vacant_grids"] == []
+    with engine.connect() as conn:  # what the fixture's publish did (later tests publish more)
+        moves = conn.execute(
+            text(
+                "SELECT o.code, n.code, c.count FROM boundary_crosswalks c "
+                "JOIN areas o ON o.id = c.old_grid_id JOIN areas n ON n.id = c.new_grid_id "
+                "WHERE c.entity = 'responders' AND c.from_version_id = :old "
+                "AND c.to_version_id = :new"
+            ),
+            {"old": published["old"], "new": published["draft"]},
+        ).all()
+    workers = {code for code in before.values()}
+    assert sum(n for o, _, n in moves if o in workers) == len(before)  # every worker moved once
+    assert all((new == published["merged"]) == (old in published["pair"]) for old, new, _ in moves)
+    assert all(new == old for old, new, _ in moves if old not in published["pair"])
+
+
+def test_a_community_cut_anew_gets_one_worker_a_grid_and_their_users_follow(
+    published: dict,
+) -> None:
+    """Issue 18: a community's grids redrawn as strips of new codes. Each worker goes to the
+    strip their old grid overlaps most, one a strip (none vacant, none shared), and a grid
+    worker's user bound to the old code is bound to the new grid (checked on the polygons)."""
+    from geo_service.services.access.auth import create_user
+
+    engine, city, tmp = published["engine"], published["city"], published["tmp"]
+    with engine.connect() as conn:
+        community, version = conn.execute(
+            text(
+                "SELECT p.code, p.version_id FROM areas p JOIN areas g ON g.parent_id = p.id "
+                "JOIN boundary_versions v ON v.id = p.version_id "
+                "WHERE v.status = 'published' AND v.effective_to IS NULL AND g.level = 'grid' "
+                "GROUP BY p.code, p.version_id HAVING count(*) >= 3 ORDER BY p.code LIMIT 1"
+            )
+        ).one()
+        rows = conn.execute(
+            text(
+                "SELECT g.code, ST_AsBinary(g.geom) FROM areas g "
+                "JOIN areas p ON p.id = g.parent_id WHERE p.code = :c AND g.version_id = :v"
+            ),
+            {"c": community, "v": version},
+        ).all()
+        outline = shapely.from_wkb(
+            bytes(
+                conn.execute(
+                    text("SELECT ST_AsBinary(geom) FROM areas WHERE code = :c AND version_id = :v"),
+                    {"c": community, "v": version},
+                ).scalar_one()
+            )
+        )
+        worker = conn.execute(
+            text(
+                "SELECT r.callsign, a.code FROM responders r JOIN areas a ON a.id = r.home_grid_id "
+                "WHERE r.kind = 'grid_worker' AND a.code = :g"
+            ),
+            {"g": rows[0][0]},
+        ).one()
+    old = {code: shapely.from_wkb(bytes(wkb)) for code, wkb in rows}
+    with Session(engine) as session:
+        create_user(
+            session,
+            name="worker-user",
+            role="grid_worker",
+            area_code=worker[1],
+            actor="t",
+            responder_callsign=worker[0],
+        )
+        session.commit()
+    minx, _, maxx, _ = outline.bounds
+    cuts = np.linspace(minx, maxx, len(old) + 1)
+    strips = [
+        outline.intersection(shapely.box(cuts[k], -90, cuts[k + 1], 90)) for k in range(len(old))
+    ]
+    with engine.connect() as conn:  # the grids in force now (the fixture merged two)
+        in_force = conn.execute(
+            text(
+                "SELECT g.code, g.name, p.code, ST_AsBinary(g.geom) FROM areas g "
+                "JOIN areas p ON p.id = g.parent_id WHERE g.version_id = :v "
+                "AND g.level = 'grid' AND p.code <> :c"
+            ),
+            {"v": version, "c": community},
+        ).all()
+    redrawn = gpd.GeoDataFrame(
+        {
+            "code": [r[0] for r in in_force]
+            + [f"{community}-S{k + 1:02d}" for k in range(len(strips))],
+            "name": [r[1] for r in in_force] + [f"strip {k + 1}" for k in range(len(strips))],
+            "parent_code": [r[2] for r in in_force] + [community] * len(strips),
+            "level": "grid",
+        },
+        geometry=[shapely.from_wkb(bytes(r[3])) for r in in_force] + strips,
+        crs=4326,
+    )
+    new_codes = [f"{community}-S{k + 1:02d}" for k in range(len(strips))]
+    draft = _draft_from(city, tmp, engine, redrawn)
+    when = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=12)
+    # force: strips of a non-convex community may be multi-part; re-homing is what is tested
+    result = publish_version(engine, draft, when, actor="t", force=True)
+    assert result["grid_workers"] == {"vacant_grids": [], "shared_grids": []}
+    with engine.connect() as conn:
+        homes = dict(
+            conn.execute(
+                text(
+                    "SELECT a.code, count(*) FROM responders r JOIN areas a "
+                    "ON a.id = r.home_grid_id WHERE r.kind = 'grid_worker' AND a.code LIKE :p "
+                    "GROUP BY a.code"
+                ),
+                {"p": f"{community}-S%"},
+            ).all()
+        )
+        bound, home = conn.execute(
+            text(
+                "SELECT u.area_code, a.code FROM users u JOIN responders r "
+                "ON r.id = u.responder_id JOIN areas a ON a.id = r.home_grid_id "
+                "WHERE u.name = 'worker-user'"
+            )
+        ).one()
+    assert homes == dict.fromkeys(new_codes, 1)
+    # the user follows the worker, to a strip that overlaps the old grid
+    strip = dict(zip(new_codes, strips, strict=True))[home]
+    assert bound == home and strip.intersection(old[worker[1]]).area > 0
+    assert {"user": "worker-user", "from": worker[1], "to": bound} in result["users"]["rebound"]
+
+
+def test_a_version_published_for_a_later_moment_takes_over_then(published: dict) -> None:
+    """Issue 18: a scheduled switch-over. Nothing moves when it is scheduled; lookups for a
+    moment after it answer from it; the switch-over task publishes it when its moment comes.
+    The moments are given to ``switch_due``; nothing waits for the wall clock."""
+    from geo_service.services.boundaries.publish import switch_due
+    from geo_service.services.boundaries.versions import version_in_force
+
+    engine, city, tmp = published["engine"], published["city"], published["tmp"]
+    draft = _draft_from(city, tmp, engine, city.areas[city.areas.level == "grid"])
+    later = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
+
+    def state() -> tuple[int, int, int, dict]:
+        with Session(engine) as session:
+            now, then = version_in_force(session), version_in_force(session, later)
+            before = version_in_force(session, later - timedelta(seconds=1))
+        with engine.connect() as conn:
+            homes = dict(
+                conn.execute(
+                    text(
+                        "SELECT a.version_id, count(*) FROM households h "
+                        "JOIN areas a ON a.id = h.grid_id GROUP BY a.version_id"
+                    )
+                ).all()
+            )
+        return now, before, then, homes
+
+    current, _, _, homes_before = state()
+    answer = publish_version(engine, draft, later, actor="planner-x")
+    assert answer["scheduled"] is True and answer["reattributed"] == {}
+    assert answer["previous_version_id"] == current
+    now, before, then, homes = state()
+    assert (now, before, then) == (current, current, draft)
+    assert homes == homes_before  # nothing moved yet
+    assert switch_due(engine, later - timedelta(seconds=1)) == []
+    (done,) = switch_due(engine, later)
+    assert done["version_id"] == draft and done["previous_version_id"] == current
+    with engine.connect() as conn:
+        statuses = dict(
+            conn.execute(
+                text("SELECT id, status FROM boundary_versions WHERE id = ANY(:v)"),
+                {"v": [draft, current]},
+            ).all()
+        )
+        who = conn.execute(
+            text(
+                "SELECT who FROM audit_log WHERE action = 'publish' "
+                "AND entity_id = CAST(:v AS text)"
+            ),
+            {"v": draft},
+        ).scalar_one()
+    assert statuses == {draft: "published", current: "retired"}
+    assert who == "switch-over scheduled by planner-x"
+    now, before, then, homes = state()
+    assert (before, then) == (current, draft)
+    assert set(homes) == {draft}  # every home now in the new version's grids
+    assert switch_due(engine, later + timedelta(days=1)) == []  # nothing left to switch

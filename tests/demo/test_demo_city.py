@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import shapely
@@ -88,3 +88,20 @@ def test_incidents_cover_a_year_with_planted_hotspots(demo_city: DemoCity) -> No
         "new",
     }
     assert inc.priority.between(1, 4).all()
+
+
+def test_the_history_runs_up_to_the_moment_the_city_is_generated() -> None:
+    """Issue 17: the demo's history ends when it starts (not at the last local midnight), so
+    the last hours are as busy as any and the open backlog is the recent one."""
+    end = datetime(2026, 3, 4, 9, 14, tzinfo=UTC)  # 17:14 in Wuhan
+    city = generate_city(seed=3, grids=40, incidents=40_000, households_per_grid=20, end=end)
+    inc = city.incidents
+    per_hour = len(inc) / (365 * 24)
+    last_6h = inc[inc.reported_at >= end - timedelta(hours=6)]
+    assert inc.reported_at.max() < end
+    assert end - inc.reported_at.max() < timedelta(hours=2)  # not the last midnight, 17 h back
+    assert len(last_6h) > 0.5 * 6 * per_hour, len(last_6h)  # a Wuhan afternoon is busy
+    last_hour = inc[inc.reported_at >= end - timedelta(hours=1)]
+    assert (last_hour.status.isin(["reported", "dispatched", "accepted", "on_scene"])).mean() > 0.5
+    older = inc[inc.reported_at < end - timedelta(days=1)]
+    assert not older.status.isin(["reported", "dispatched", "accepted", "on_scene"]).any()

@@ -312,3 +312,43 @@ def test_the_2010s_kind_of_file_imports_without_preprocessing_cli_and_http(  # n
     finally:
         with engine.begin() as conn:
             conn.execute(text("DELETE FROM incidents WHERE description = ANY(:c)"), {"c": cases})
+
+
+def test_a_district_of_beats_is_redrawn_on_last_years_crimes(chicago) -> None:  # noqa: ANN001
+    """Issue 18: a hierarchy of districts and grids (no communities) can be proposed on, over
+    a past window (``until``), and every figure is a finite number."""
+    import math
+
+    from geo_service.services.planning.proposals import ProposalRequest, propose
+
+    engine, _, _ = chicago
+    with engine.connect() as conn:
+        district, beats = conn.execute(
+            text(
+                "SELECT d.code, count(g.id) FROM areas d JOIN areas g ON g.parent_id = d.id "
+                "WHERE d.level = 'district' GROUP BY d.code ORDER BY count(g.id) DESC, d.code "
+                "LIMIT 1"
+            )
+        ).one()
+    request = ProposalRequest(
+        parent_codes=[district],
+        window_days=365,
+        until=datetime(2020, 1, 1, 6, tzinfo=UTC),  # midnight in Chicago: the whole of 2019
+        h3_res=10,
+    )
+    result = propose(engine, request, actor="test")
+    metrics = result["metrics"]
+    (parent,) = metrics["parents"]
+    assert len(parent["workload_by_grid"]) == beats
+
+    def finite(value: object) -> bool:
+        if isinstance(value, dict):
+            return all(finite(v) for v in value.values())
+        if isinstance(value, list):
+            return all(finite(v) for v in value)
+        return not isinstance(value, float) or math.isfinite(value)
+
+    assert finite(metrics), metrics
+    # the window held the year's crimes: the plan balanced a real workload
+    assert metrics["workload_before"]["max_over_mean"] > 1.0
+    assert sum(parent["workload_by_grid"].values()) > 0

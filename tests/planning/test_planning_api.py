@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import geopandas as gpd
 import shapely
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
@@ -111,6 +112,10 @@ def test_proposal_job_leaves_a_valid_balanced_draft(
     assert metrics["workload_after"]["cv"] < metrics["workload_before"]["cv"]
     floor = parent["lowest_possible_max_over_mean"]
     assert 1.0 <= floor <= metrics["workload_after"]["max_over_mean"]
+    # the status says where the reported balance stands against the band asked for
+    after = parent["after"]["max_over_mean"]
+    expected = "within" if after <= 1.05 else "at_floor" if after <= floor * 1.005 else "outside"
+    assert parent["status"] == metrics["status"] == expected and metrics["tolerance"] == 0.05
     for key in ("households_moved_share", "rental_units_moved_share", "history_moved_share"):
         assert 0 <= metrics["stability"][key] <= 1
     draft = result["version_id"]
@@ -129,6 +134,20 @@ def test_proposal_job_leaves_a_valid_balanced_draft(
     kept = mine[mine.code == locked].geometry.iloc[0]
     assert locked in new and new[locked].symmetric_difference(kept).area < 1e-12
     assert all(shapely.get_num_geometries(g) == 1 for g in new.values())
+    # stable identities: a new grid covering most of an old one keeps its code (checked on the
+    # drawn polygons, in a metric CRS); the others get the next codes of the community's scheme
+    old = dict(zip(mine.code, mine.geometry, strict=True))
+    metric = 32650  # UTM 50N: the demo city lies around 114.3 E
+    kept = [c for c in new if c in old]
+    assert kept, "a balanced redraw from today's plan keeps some grids' identities"
+    for code in kept:
+        covered = gpd.GeoSeries([new[code].intersection(old[code]), old[code]], crs=4326)
+        inter, whole = covered.to_crs(metric).area
+        assert inter > 0.5 * whole, (code, inter / whole)
+    numbers = [int(c.rsplit("-G", 1)[1]) for c in old]
+    for code in set(new) - set(old):
+        assert code.startswith(f"{community}-G") and int(code.rsplit("-G", 1)[1]) > max(numbers)
+    assert set(parent["continues"]) == set(parent["workload_by_grid"])
 
 
 def test_bad_proposals_are_refused_and_write_nothing(

@@ -121,7 +121,7 @@ def test_each_app_builds_its_runtime_and_pools_in_the_lifespan_and_binds_it_to_r
     assert not hasattr(app.state, "runtime")  # nothing before the app starts
     with TestClient(app, headers=as_role(role_keys, "dispatcher@community")) as client:
         runtime = app.state.runtime
-        assert runtime.periodic == ("escalation",)
+        assert runtime.periodic == ("escalation", "switch-over")
         assert runtime.pools is not None and app.state.engine is runtime.pools.engine
         assert client.get("/incidents", params={"limit": 1}).status_code == 200
         # the area-bound caller's jurisdiction is cached in this app's runtime only

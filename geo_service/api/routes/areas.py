@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from geo_service.api.deps import SessionDep, SettingsDep, require
@@ -56,8 +56,8 @@ def read_areas(
     response_model=LookupResult,
     response_description="the areas holding the point, one per level",
 )
-def lookup_area(
-    session: SessionDep,
+async def lookup_area(
+    request: Request,
     scope: Annotated[Scope, Depends(require("areas:read"))],
     lon: Annotated[float, Query(ge=-180, le=180)],
     lat: Annotated[float, Query(ge=-90, le=90)],
@@ -66,8 +66,10 @@ def lookup_area(
         Instant | None, Query(description="answer from the version in force then")
     ] = None,
 ) -> dict[str, Any]:
-    """The grid, community, street and district holding a point."""
-    return area_service.lookup_point(session, lon, lat, crs=crs, at=at, scope=scope)
+    """The grid, community, street and district holding a point (on the event loop, one
+    statement on the asyncio pool: the hottest read)."""
+    async with request.app.state.async_engine.connect() as conn:
+        return await area_service.lookup_point_async(conn, lon, lat, crs=crs, at=at, scope=scope)
 
 
 @router.get(

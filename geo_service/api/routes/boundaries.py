@@ -85,6 +85,7 @@ async def publish_version(
         force=body.force,
         exact=disclosure.sees_exact(scope),
         min_count=settings.auth.min_cell_count,
+        override_reason=body.override_reason,
     )
 
 

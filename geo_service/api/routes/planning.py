@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from geo_service.api.deps import HEAVY, ActorDep, SessionDep, SettingsDep, require
+from geo_service.api.params import Instant
 from geo_service.api.responses import DictJSONResponse
 from geo_service.api.schemas.batch import JobAccepted, JobPublic
 from geo_service.api.schemas.planning import ProposalIn, WorkloadPublic
@@ -37,9 +38,14 @@ def read_workload(
     w_households: Annotated[float, Query(ge=0, le=100)] = 1.0,
     w_rental_units: Annotated[float, Query(ge=0, le=100)] = 1.0,
     w_travel: Annotated[float, Query(ge=0, le=100)] = 1.0,
+    until: Annotated[
+        Instant | None,
+        Query(description="end of the window (RFC 3339, with an offset); default now"),
+    ] = None,
 ) -> DictJSONResponse:
     """Workload per area: each term and the index, balance per parent (max/mean, CV, Gini),
-    and per grid worker."""
+    and per grid worker, over the ``window_days`` before ``until`` (any past window: a planner
+    balances on last year's data)."""
     weights = Weights(w_incidents, w_households, w_rental_units, w_travel)
     body = workload(
         session,
@@ -49,6 +55,7 @@ def read_workload(
         weights=weights,
         scope=scope,
         min_count=settings.auth.min_cell_count,
+        until=until,
     )
     return DictJSONResponse(body)
 
@@ -83,6 +90,7 @@ def post_proposal(
         stability=body.stability,
         compactness=body.compactness,
         window_days=body.window_days,
+        until=body.until,
         name=body.name,
     )
     check_proposal(session, req, scope)

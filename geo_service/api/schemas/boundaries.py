@@ -13,7 +13,7 @@ from geo_service.api.schemas.intake import AreaLevel
 from geo_service.api.schemas.strict import Exact
 
 # The vocabulary's words (geo_service.vocabulary; a test keeps them equal).
-VersionStatus = Literal["draft", "published", "retired"]
+VersionStatus = Literal["draft", "scheduled", "published", "retired"]
 
 AREA_COUNTS = "areas per level (district, street, community, grid)"
 RESTRICTED = "present for users bound to an area: the area the figures are cut to"
@@ -79,6 +79,13 @@ class PublishRequest(BaseModel):
 
     effective_from: Instant
     force: bool = False
+    override_reason: str | None = Field(
+        None,
+        min_length=3,
+        max_length=500,
+        description="why a proposal whose balance ended outside its band is published anyway "
+        "(kept in the audit log); required for such a draft",
+    )
 
 
 class VersionPublic(Exact):
@@ -180,15 +187,52 @@ class MovedCounts(Exact):
     moved: int | None
 
 
+class SharedGrid(Exact):
+    """A grid homing more than one grid worker after a publish."""
+
+    code: str
+    workers: list[str] = Field(description="the workers' callsigns")
+
+
+class GridWorkersAfterPublish(Exact):
+    """What the planner must settle after grid workers followed their grids by overlap."""
+
+    vacant_grids: list[str] = Field(description="changed grids left without a grid worker")
+    shared_grids: list[SharedGrid]
+
+
+class UserRebound(Exact):
+    """A user bound to an area the new version no longer has (or a re-homed grid worker)."""
+
+    user: str
+    from_: str | None = Field(alias="from", serialization_alias="from")
+    to: str | None = None
+
+
+class UsersAfterPublish(Exact):
+    """Users whose area followed the new version, and those left with none."""
+
+    rebound: list[UserRebound]
+    unbound: list[UserRebound]
+
+
 class PublishPublic(Exact):
     """What publishing a version did."""
 
     version_id: int
     previous_version_id: int | None
     effective_from: Timestamp
-    reattributed: dict[str, MovedCounts] = Field(
-        description="per table: households, rental_units, responders, incidents"
+    scheduled: bool = Field(
+        False,
+        description="true: effective_from lies ahead; the switch-over happens then and "
+        "nothing moved yet",
     )
+    reattributed: dict[str, MovedCounts] = Field(
+        description="per table: households, rental_units, responders, incidents (empty when "
+        "scheduled)"
+    )
+    grid_workers: GridWorkersAfterPublish | None = None
+    users: UsersAfterPublish | None = None
 
 
 class AreaSize(Exact):

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from geo_service.api.params import Instant
 from geo_service.api.schemas.geojson import Timestamp
 from geo_service.api.schemas.strict import Exact
 
@@ -28,7 +29,12 @@ class AtomsIn(BaseModel):
 class ProposalIn(BaseModel):
     """A redraw request."""
 
-    scope: list[str] = Field(min_length=1, max_length=200, description="community/street codes")
+    scope: list[str] = Field(
+        min_length=1,
+        max_length=200,
+        description="codes of areas above grid level (community, street, district): their "
+        "grids are redrawn, parent by parent",
+    )
     target_grids: int | None = Field(None, ge=1, le=5000, description="default: today's count")
     weights: WeightsIn = Field(default_factory=WeightsIn)
     tolerance: float = Field(0.05, ge=0.005, le=0.5, description="share of the mean workload")
@@ -37,6 +43,9 @@ class ProposalIn(BaseModel):
     stability: float = Field(1.0, ge=0, le=100, description="weight against moves")
     compactness: float = Field(1.0, ge=0, le=100)
     window_days: int = Field(90, ge=1, le=3660)
+    until: Instant | None = Field(
+        None, description="end of the history window (RFC 3339, with an offset); default now"
+    )
     name: str | None = Field(None, max_length=200)
 
 

@@ -6,12 +6,13 @@ import json
 from datetime import datetime
 from typing import Any
 
-from geoalchemy2.functions import ST_AsGeoJSON, ST_Intersects, ST_Point
+from geoalchemy2.functions import ST_AsGeoJSON, ST_Intersects
 from sqlalchemy import JSON, Select, Text, and_, cast, func, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Session, aliased
 
+from geo_service.db.engine import fetch_one
 from geo_service.db.models import (
-    SRID,
     Area,
     BoundaryVersion,
     Household,
@@ -125,16 +126,73 @@ def lookup_point(
     at: datetime | None = None,
     scope: Scope | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """The grid, community, street and district holding a point, in the version in force."""
+    """The grid, community, street and district holding a point, in the version in force:
+    :func:`lookup_point_async`'s statement on a session."""
     (wlon,), (wlat,) = to_wgs84([lon], [lat], crs)
-    version_id = version_in_force(session, at)
-    point = ST_Point(float(wlon), float(wlat), SRID)
-    grid = session.execute(
-        select(Area.id)
-        .where(Area.version_id == version_id, Area.level == "grid", ST_Intersects(Area.geom, point))
-        .order_by(Area.id)
-        .limit(1)
-    ).scalar_one_or_none()
+    row = session.execute(_LOOKUP, {"lon": float(wlon), "lat": float(wlat), "at": at}).one()
+    return _looked_up(tuple(row), lon, lat, crs, at, scope)
+
+
+# The version in force (or, for a given moment, scheduled to be), the grid holding the point
+# and its chain of parents, in one statement: the point lookup is the API's hottest read.
+_LOOKUP = text(
+    """
+    WITH RECURSIVE v AS (
+        SELECT id FROM boundary_versions
+        WHERE (status IN ('published', 'retired')
+               OR (status = 'scheduled' AND CAST(:at AS timestamptz) IS NOT NULL))
+          AND effective_from <= coalesce(CAST(:at AS timestamptz), now())
+          AND (effective_to IS NULL
+               OR effective_to > coalesce(CAST(:at AS timestamptz), now()))
+        ORDER BY effective_from DESC LIMIT 1),
+    g AS (
+        SELECT a.id FROM areas a, v
+        WHERE a.version_id = v.id AND a.level = 'grid'
+          AND ST_Intersects(a.geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))
+        ORDER BY a.id LIMIT 1),
+    chain AS (
+        SELECT id, code, name, level, parent_id FROM areas WHERE id = (SELECT id FROM g)
+        UNION ALL
+        SELECT a.id, a.code, a.name, a.level, a.parent_id FROM areas a
+        JOIN chain c ON a.id = c.parent_id)
+    SELECT (SELECT id FROM v), (SELECT id FROM g),
+           (SELECT json_object_agg(level, json_build_object('id', id, 'code', code,
+                                                             'name', name, 'level', level))
+            FROM chain)
+    """
+)
+
+
+async def lookup_point_async(
+    conn: AsyncConnection,
+    lon: float,
+    lat: float,
+    *,
+    crs: str = "wgs84",
+    at: datetime | None = None,
+    scope: Scope | None = None,
+) -> dict[str, dict[str, Any]]:
+    """:func:`lookup_point` in one round trip on an autocommit connection of the asyncio pool
+    (``GET /areas/lookup``): ``{level: {id, code, name, level}}`` from the grid up. Raises
+    NotFoundError (no version in force), OutsideCityError (404: no grid holds the point),
+    PermissionDeniedError (403: a grid outside the caller's area)."""
+    (wlon,), (wlat,) = to_wgs84([lon], [lat], crs)
+    row = await fetch_one(conn, _LOOKUP, {"lon": float(wlon), "lat": float(wlat), "at": at})
+    return _looked_up(row, lon, lat, crs, at, scope)
+
+
+def _looked_up(
+    row: tuple[Any, ...],
+    lon: float,
+    lat: float,
+    crs: str,
+    at: datetime | None,
+    scope: Scope | None,
+) -> dict[str, dict[str, Any]]:
+    version_id, grid, chain = row
+    if version_id is None:
+        when = at.isoformat() if at is not None else "now"
+        raise NotFoundError(f"no boundary version is in force at {when}")
     if grid is None:
         raise OutsideCityError(
             f"({lon}, {lat}) [{crs}] lies outside every grid of boundary version {version_id}",
@@ -143,7 +201,7 @@ def lookup_point(
         )
     if scope is not None:
         scope.require_grid(grid, "that point")
-    return {row["level"]: row for row in ancestors(session, grid)}
+    return dict(chain)
 
 
 def ancestors(session: Session, area_id: int) -> list[dict[str, Any]]:

@@ -9,29 +9,40 @@ counts per entity.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 from geo_service.db.bulk import lift_statement_timeout
 from geo_service.errors import ConflictError, InvalidInputError
+from geo_service.runtime.caches import PrincipalCache
 from geo_service.services.access import disclosure
 from geo_service.services.access.audit import record_audit
 from geo_service.services.boundaries.catalogue import read_version
+from geo_service.services.boundaries.rehoming import rebind_users, rehome_grid_workers
 from geo_service.services.boundaries.validation import validate_version
 
 
 def _reattribute_sql(table: str, grid_col: str, point_expr: str, where: str) -> str:
     """One statement: move ``table`` rows to the new version's grids and log the crosswalk."""
     return f"""
-        WITH moved AS (
+        WITH same AS (
+            -- grids the new version keeps as they were (same code, same polygon): their rows
+            -- follow by the code, with no point-in-polygon search
+            SELECT o.id AS old_id, n.id AS new_id FROM areas o
+            JOIN areas n ON n.version_id = :new AND n.level = 'grid' AND n.code = o.code
+            WHERE o.version_id = :old AND o.level = 'grid' AND ST_Equals(o.geom, n.geom)
+        ), moved AS (
             SELECT t.id, t.{grid_col} AS old_grid,
-                   (SELECT a.id FROM areas a
-                    WHERE a.version_id = :new AND a.level = 'grid'
-                      AND ST_Intersects(a.geom, {point_expr})
-                    ORDER BY a.id LIMIT 1) AS new_grid
-            FROM {table} t {where}
+                   coalesce(s.new_id,
+                     (SELECT a.id FROM areas a
+                      WHERE a.version_id = :new AND a.level = 'grid'
+                        AND ST_Intersects(a.geom, {point_expr})
+                      ORDER BY a.id LIMIT 1)) AS new_grid
+            FROM {table} t LEFT JOIN same s ON s.old_id = t.{grid_col} {where}
         ), updated AS (
             UPDATE {table} t SET {grid_col} = m.new_grid
             FROM moved m
@@ -57,7 +68,8 @@ _REATTRIBUTIONS = (
         "responders",
         "home_grid_id",
         "(SELECT ST_PointOnSurface(g.geom) FROM areas g WHERE g.id = t.home_grid_id)",
-        "WHERE t.home_grid_id IS NOT NULL",
+        # grid workers follow their grid by overlap, one a grid (rehoming.py)
+        "WHERE t.home_grid_id IS NOT NULL AND t.kind <> 'grid_worker'",
     ),
     (
         "incidents",
@@ -66,6 +78,99 @@ _REATTRIBUTIONS = (
         "WHERE t.reported_at >= :effective_from",
     ),
 )
+
+
+SCHEDULE_AFTER = timedelta(minutes=5)  # further ahead than this, a publish is scheduled
+SWITCH_INTERVAL_S = 30  # how often the server looks for scheduled versions that are due
+
+
+def _schedule(
+    conn: Connection,
+    version_id: int,
+    effective_from: datetime,
+    current_id: int | None,
+    actor: str,
+    override_reason: str | None,
+) -> dict[str, Any]:
+    """Mark a validated draft ``scheduled`` for ``effective_from`` (audited); move nothing."""
+    conn.execute(
+        text(
+            "UPDATE boundary_versions SET status = 'scheduled', effective_from = :t WHERE id = :v"
+        ),
+        {"t": effective_from, "v": version_id},
+    )
+    record_audit(
+        conn,
+        who=actor,
+        action="schedule",
+        entity="boundary_version",
+        entity_id=str(version_id),
+        diff={
+            "effective_from": effective_from.isoformat(),
+            "replaces": current_id,
+            **({"override_reason": override_reason.strip()} if override_reason else {}),
+        },
+    )
+    return {
+        "version_id": version_id,
+        "previous_version_id": current_id,
+        "effective_from": effective_from.isoformat(),
+        "scheduled": True,
+        "reattributed": {},
+    }
+
+
+def switch_due(engine: Engine, now: datetime) -> list[dict[str, Any]]:
+    """Publish every scheduled version whose moment has come (by ``now``), oldest first, as
+    its scheduler would have at that moment: re-attribution from its ``effective_from``, the
+    reason given when it was scheduled, the audit naming who scheduled it. Safe to run from
+    several processes: an advisory lock lets one switch at a time."""
+    with engine.begin() as conn:
+        if not conn.execute(
+            text("SELECT pg_try_advisory_xact_lock(hashtext('geo.switch_over'))")
+        ).scalar_one():
+            return []
+        due = conn.execute(
+            text(
+                "SELECT v.id, v.effective_from, a.who, a.diff->>'override_reason' "
+                "FROM boundary_versions v LEFT JOIN LATERAL (SELECT who, diff FROM audit_log "
+                "  WHERE action = 'schedule' AND entity = 'boundary_version' "
+                "  AND entity_id = v.id::text ORDER BY id DESC LIMIT 1) a ON true "
+                "WHERE v.status = 'scheduled' AND v.effective_from <= :now "
+                "ORDER BY v.effective_from, v.id"
+            ),
+            {"now": now},
+        ).all()
+        done = []
+        for version_id, effective_from, who, reason in due:
+            done.append(
+                publish_version(
+                    engine,
+                    version_id,
+                    effective_from,
+                    actor=f"switch-over scheduled by {who or 'unknown'}",
+                    force=True,  # validated when it was scheduled
+                    override_reason=reason,
+                    _switching=True,
+                )
+            )
+    return done
+
+
+def _proposal_of(version: Mapping[str, Any]) -> dict[str, Any]:
+    """What a proposal noted on its draft (``status``, ``tolerance``, the ``worst`` max/mean),
+    or {} for drafts no proposal left (an import)."""
+    try:
+        notes = json.loads(version.get("notes") or "{}")
+    except ValueError:
+        return {}
+    if not isinstance(notes, dict) or not isinstance(notes.get("proposal"), dict):
+        return {}
+    metrics = notes["proposal"]
+    worst = metrics.get("worst_max_over_mean") or max(
+        (p["after"]["max_over_mean"] for p in metrics.get("parents", [])), default=None
+    )
+    return {"status": notes.get("status"), "tolerance": notes.get("tolerance"), "worst": worst}
 
 
 def publish_version(
@@ -77,29 +182,45 @@ def publish_version(
     force: bool = False,
     exact: bool = True,
     min_count: int = 5,
+    override_reason: str | None = None,
+    _switching: bool = False,
 ) -> dict[str, Any]:
     """Make a validated draft current from ``effective_from``; re-attribute and crosswalk.
 
+    An ``effective_from`` more than ``SCHEDULE_AFTER`` ahead schedules the switch-over
+    instead: the draft becomes ``scheduled`` (lookups ``at=`` a later moment answer from it),
+    nothing moves, and :func:`switch_due` publishes it when the moment comes (the server runs
+    it every ``SWITCH_INTERVAL_S``). The answer then says ``scheduled: true``.
+
     The audit log records the exact moves; the returned household and rental-unit totals are
-    published through ``disclosure`` (base ``min_count``) unless ``exact``.
+    published through ``disclosure`` (base ``min_count``) unless ``exact``. A draft left by a
+    proposal whose balance ended outside its band (``status`` ``"outside"``: neither within
+    the tolerance nor at its floor) is refused (409) unless ``override_reason`` says why it
+    is published anyway; the reason is kept in the audit row.
     """
     if effective_from.tzinfo is None:
         raise InvalidInputError("effective_from must carry a timezone offset")
-    if effective_from > datetime.now(UTC) + timedelta(minutes=5):
-        raise InvalidInputError(
-            "effective_from lies in the future; scheduled switch-overs are not supported yet: "
-            "publish on the day the boundaries take effect"
-        )
+    scheduled = not _switching and effective_from > datetime.now(UTC) + SCHEDULE_AFTER
     report = validate_version(engine, version_id)
     with engine.begin() as conn:
         lift_statement_timeout(conn)  # re-attribution touches every household and incident
         version = read_version(conn, version_id)
-        if version["status"] != "draft":
+        allowed = ("draft", "scheduled") if _switching else ("draft",)
+        if version["status"] not in allowed:
             raise ConflictError(
                 f"boundary version {version_id} is {version['status']}, not a draft"
             )
         if not report["areas"].get("grid"):
             raise ConflictError(f"boundary version {version_id} has no grids")
+        proposal = _proposal_of(version)
+        if proposal.get("status") == "outside" and not (override_reason or "").strip():
+            tolerance = float(proposal.get("tolerance") or 0.05)
+            raise ConflictError(
+                f"boundary version {version_id} was proposed with a balance outside its band "
+                f"(max/mean {proposal.get('worst')} against 1 ± {tolerance:g}, above its "
+                "floor); publish with override_reason to say why it is published anyway",
+                proposal_status="outside",
+            )
         if not report["valid"] and not force:
             raise ConflictError(
                 f"boundary version {version_id} does not validate: "
@@ -119,6 +240,8 @@ def publish_version(
                 f"the current version {current.id} took effect"
             )
         old_id = current.id if current is not None else None
+        if scheduled:
+            return _schedule(conn, version_id, effective_from, old_id, actor, override_reason)
         if current is not None:
             conn.execute(
                 text(
@@ -157,6 +280,11 @@ def publish_version(
                         rental_key=key,
                         base=min_count,
                     )[measure]
+        workers = rehome_grid_workers(conn, old_id, version_id)
+        for name in ("total", "moved"):
+            moves["responders"][name] += workers[name]
+            shown["responders"][name] = moves["responders"][name]
+        users = rebind_users(conn, old_id, version_id)
         record_audit(
             conn,
             who=actor,
@@ -167,11 +295,18 @@ def publish_version(
                 "previous": old_id,
                 "effective_from": effective_from.isoformat(),
                 "moves": moves,
+                "grid_workers": workers,
+                "users": users,
+                **({"proposal_status": proposal["status"]} if proposal.get("status") else {}),
+                **({"override_reason": override_reason.strip()} if override_reason else {}),
             },
         )
+    PrincipalCache.forget_all()  # remembered callers carry the area codes rebound above
     return {
         "version_id": version_id,
         "previous_version_id": old_id,
         "effective_from": effective_from.isoformat(),
         "reattributed": shown,
+        "grid_workers": {k: workers[k] for k in ("vacant_grids", "shared_grids")},
+        "users": users,
     }

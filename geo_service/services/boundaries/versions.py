@@ -9,15 +9,21 @@ from sqlalchemy.orm import Session
 
 from geo_service.db.models import BoundaryVersion
 from geo_service.errors import NotFoundError
+from geo_service.vocabulary import IN_FORCE_VERSION_STATUSES, SCHEDULED_VERSION_STATUS
 
 
 def version_in_force(session: Session, at: datetime | None = None) -> int:
-    """Id of the boundary version in force at ``at`` (default: now)."""
+    """Id of the boundary version in force at ``at`` (default: now). For a given ``at`` a
+    version scheduled to take effect by then counts too (the switch-over has not run yet,
+    or ``at`` lies in the future); "now" is the version actually published."""
+    statuses: tuple[str, ...] = IN_FORCE_VERSION_STATUSES
+    if at is not None:
+        statuses = (*statuses, SCHEDULED_VERSION_STATUS)
     at = at or datetime.now(UTC)
     version_id = session.execute(
         select(BoundaryVersion.id)
         .where(
-            BoundaryVersion.status.in_(("published", "retired")),
+            BoundaryVersion.status.in_(statuses),
             BoundaryVersion.effective_from <= at,
             or_(BoundaryVersion.effective_to.is_(None), BoundaryVersion.effective_to > at),
         )

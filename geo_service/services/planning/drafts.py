@@ -32,6 +32,24 @@ def draft_name(parent_codes: list[str], name: str | None) -> str:
     )
 
 
+NOTES_MAX = 100_000  # characters of a draft's notes
+
+
+def draft_notes(metrics: dict[str, Any]) -> str:
+    """A draft's notes: its band status and tolerance (publishing reads them), and the
+    proposal's metrics, without the per-grid figures when they would not fit (the audit row
+    of the proposal keeps them all). Always valid JSON."""
+    head = {"status": metrics.get("status"), "tolerance": metrics.get("tolerance")}
+    notes = json.dumps({**head, "proposal": metrics}, default=str)
+    if len(notes) <= NOTES_MAX:
+        return notes
+    brief = {k: v for k, v in metrics.items() if k != "parents"}
+    brief["worst_max_over_mean"] = max(
+        (p["after"]["max_over_mean"] for p in metrics.get("parents", [])), default=None
+    )
+    return json.dumps({**head, "proposal": brief}, default=str)[:NOTES_MAX]
+
+
 def write_draft_version(
     conn: Connection,
     *,
@@ -46,10 +64,7 @@ def write_draft_version(
     """Write a draft: every area of ``version`` except the ``replaced`` grids, plus the new
     grids, and audit it; return the draft's id. Ids are remapped level by level through the
     (version, code) key. Runs in the caller's transaction."""
-    draft = conn.execute(
-        _NEW_DRAFT,
-        {"n": name[:200], "notes": json.dumps({"proposal": metrics}, default=str)[:100_000]},
-    ).scalar_one()
+    draft = conn.execute(_NEW_DRAFT, {"n": name[:200], "notes": draft_notes(metrics)}).scalar_one()
     conn.execute(_IDMAP)
     for level in AREA_LEVELS:
         conn.execute(

@@ -4,9 +4,11 @@ figure counts households and rental units as ``disclosure`` publishes them."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
+import geopandas as gpd
 import numpy as np
 import shapely
 
@@ -103,6 +105,72 @@ def published_floor(
     return round(floor, 4) if np.isfinite(floor) else floor
 
 
+KEEP_CODE_SHARE = 0.5  # a new grid covering more than this share of an old one keeps its code
+
+
+def next_codes(parent_code: str, siblings: list[str], n: int) -> list[str]:
+    """``n`` new grid codes in the scheme of ``siblings`` (today's grid codes under the parent):
+    the parent's code, a separator and prefix, and a number continued past the largest in use
+    (``D04-S01-C02-G07`` after ``...-G06``; ``1636`` after Chicago's ``1635``), or
+    ``<parent>-N01``... when the siblings follow no one scheme.
+
+    >>> next_codes("C02", ["C02-G01", "C02-G06"], 2)
+    ['C02-G07', 'C02-G08']
+    >>> next_codes("16", ["1611", "1635"], 1)
+    ['1636']
+    >>> next_codes("X", ["a", "b"], 2)
+    ['X-N01', 'X-N02']
+    """
+    pattern = re.compile(rf"^{re.escape(parent_code)}([-_.]?)([A-Za-z]*)(\d+)$")
+    found = [pattern.match(code) for code in siblings]
+    shapes = {(m.group(1), m.group(2)) for m in found if m}
+    if siblings and all(found) and len(shapes) == 1:
+        ((sep, prefix),) = shapes
+        width = max(len(m.group(3)) for m in found if m)
+        start = max(int(m.group(3)) for m in found if m) + 1
+        return [f"{parent_code}{sep}{prefix}{k:0{width}d}" for k in range(start, start + n)]
+    used = set(siblings)
+    codes: list[str] = []
+    k = 1
+    while len(codes) < n:
+        code = f"{parent_code}-N{k:02d}"
+        if code not in used:
+            codes.append(code)
+        k += 1
+    return codes
+
+
+def grid_codes(
+    atoms: ParentAtoms, labels: np.ndarray, p: int, heir: dict[int, int], crs: Any
+) -> list[str]:
+    """The code of each new grid: its heir's (the old grid it continues) when it covers more
+    than ``KEEP_CODE_SHARE`` of that grid's area, else a new code in the parent's scheme."""
+    area = gpd.GeoSeries(atoms.pieces, crs="EPSG:4326").to_crs(crs).area.to_numpy()
+    old_area = np.bincount(atoms.current, weights=area, minlength=len(atoms.grid_ids))
+    free = atoms.parent.free_grids
+    old_codes = dict(zip(range(len(atoms.grid_ids)), free.code.tolist(), strict=True))
+    codes: list[str | None] = [None] * p
+    for r in range(p):
+        g = heir.get(r, -1)
+        if g >= 0 and old_area[g] > 0:
+            covered = area[(labels == r) & (atoms.current == g)].sum()
+            if covered > KEEP_CODE_SHARE * old_area[g]:
+                codes[r] = old_codes[g]
+    fresh = iter(
+        next_codes(
+            atoms.parent.code,
+            atoms.parent.grids.code.tolist(),
+            sum(c is None for c in codes),
+        )
+    )
+    return [c if c is not None else next(fresh) for c in codes]
+
+
+def old_code(atoms: ParentAtoms, g: int) -> str | None:
+    """The code of today's free grid at position ``g`` (None for -1)."""
+    return None if g < 0 else str(atoms.parent.free_grids.code.iloc[g])
+
+
 def _heirs(atoms: ParentAtoms, labels: np.ndarray, p: int) -> dict[int, int]:
     """Which of today's grids each new one continues (a position in ``grid_ids``, -1: none):
     the one it shares most people, history and workload with, largest overlaps first."""
@@ -121,11 +189,43 @@ def _heirs(atoms: ParentAtoms, labels: np.ndarray, p: int) -> dict[int, int]:
     return heir
 
 
+# How close to its floor a plan must come to count as at it (max/mean, relative).
+AT_FLOOR = 0.005
+
+
+def band_status(max_over_mean: float, floor: float, tolerance: float) -> str:
+    """``"within"`` the band (max/mean <= 1 + ``tolerance``), ``"at_floor"`` (outside it, but
+    within ``AT_FLOOR`` of the lowest max/mean any contiguous plan can reach), or
+    ``"outside"``.
+
+    >>> band_status(1.04, 1.0, 0.05), band_status(1.5, 1.5, 0.05), band_status(1.098, 1.0, 0.05)
+    ('within', 'at_floor', 'outside')
+    """
+    if max_over_mean <= 1 + tolerance + 1e-9:
+        return "within"
+    if max_over_mean <= floor * (1 + AT_FLOOR):
+        return "at_floor"
+    return "outside"
+
+
+def overall_status(statuses: list[str]) -> str:
+    """The worst of the parents' statuses (outside > at_floor > within)."""
+    for status in ("outside", "at_floor"):
+        if status in statuses:
+            return status
+    return "within"
+
+
 def measure(
-    parents: list[tuple[ParentAtoms, Plan]], weights: Weights, window_days: int, min_count: int
+    parents: list[tuple[ParentAtoms, Plan]],
+    weights: Weights,
+    window_days: int,
+    min_count: int,
+    tolerance: float = 0.05,
 ) -> tuple[dict[str, Any], list[NewGrid]]:
     """The new grids of every parent's plan and the proposal's metrics, from published counts
-    (base ``min_count``)."""
+    (base ``min_count``), with each parent's ``status`` against the band (``tolerance``, a
+    share of the mean) and the proposal's (the worst)."""
     new_grids = []
     before_loads, after_loads, before_pp, after_pp, contiguous = [], [], [], [], []
     moved = {"households": [0.0, 0.0], "rental_units": [0.0, 0.0], "history": [0.0, 0.0]}
@@ -140,6 +240,7 @@ def measure(
             [shapely.make_valid(shapely.union_all(atoms.pieces[labels == r])) for r in range(p)]
         )
         heir = _heirs(atoms, labels, p)
+        codes = grid_codes(atoms, labels, p, heir, crs)
         for name in moved:
             for target, source in ((moved, name), (moved_keys, keyed.get(name))):
                 if source is None:
@@ -171,19 +272,20 @@ def measure(
                 "grids_after": p,
                 "before": balance(old_loads),
                 "after": balance(new_loads),
+                "status": band_status(balance(new_loads)["max_over_mean"], floor, tolerance),
                 # below this no plan can go: the parent in separate pieces, say
                 "lowest_possible_max_over_mean": floor,
                 "atoms": len(atoms.cells),
                 "seconds": round(plan.seconds, 2),
                 # the wall-clock safety cap, not the iteration budget, ended the search
                 "stopped_by_time": plan.stopped_by_time,
-                "workload_by_grid": {
-                    f"{parent.code}-N{r + 1:02d}": round(float(new_loads[r]), 2) for r in range(p)
-                },
+                "workload_by_grid": {codes[r]: round(float(new_loads[r]), 2) for r in range(p)},
+                # which old grid each new one continues (its code kept when it covers most of it)
+                "continues": {codes[r]: old_code(atoms, heir.get(r, -1)) for r in range(p)},
             }
         )
         for r, geom in enumerate(geoms):
-            code = f"{parent.code}-N{r + 1:02d}"
+            code = codes[r]
             new_grids.append(
                 NewGrid(parent, code, f"{parent.name} grid {r + 1}", geom, new_loads[r])
             )
@@ -205,5 +307,7 @@ def measure(
             ),
         },
         "parents": per_parent,
+        "tolerance": tolerance,
+        "status": overall_status([str(p["status"]) for p in per_parent]),
     }
     return metrics, new_grids

@@ -64,9 +64,10 @@ class ParentAtoms:
 
 
 def load_parents(session: Session, codes: list[str], locked_codes: list[str]) -> list[Parent]:
-    """The communities named by ``codes`` (or under the streets and districts they name), in
-    the version in force, each with today's grids; ``locked_codes`` name grids kept as they
-    are. Unknown codes, other levels and locked grids outside the parents are refused."""
+    """The areas whose grids are redrawn: those named by ``codes`` or under them that have
+    grids as children (communities in a city of four levels, districts in one of districts
+    and grids), in the version in force, each with today's grids; ``locked_codes`` name grids
+    kept as they are. Unknown codes, grids and locked grids outside the parents are refused."""
     version = version_in_force(session)
     rows = (
         session.execute(
@@ -86,14 +87,16 @@ def load_parents(session: Session, codes: list[str], locked_codes: list[str]) ->
     if bad:
         raise InvalidInputError(f"only communities, streets or districts can be redrawn: {bad}")
     communities = (
-        session.execute(sql("planning_parent_communities"), {"ids": [r["id"] for r in rows]})
+        session.execute(sql("planning_grid_parents"), {"ids": [r["id"] for r in rows]})
         .mappings()
         .all()
     )
+    if not communities:
+        raise InvalidInputError(f"no grids under {', '.join(sorted(codes))}: nothing to redraw")
     parents = []
     all_locked: set[int] = set()
     for r in communities:
-        grids = session.execute(sql("planning_community_grids"), {"p": r["id"]}).mappings().all()
+        grids = session.execute(sql("planning_parent_grids"), {"p": r["id"]}).mappings().all()
         frame = gpd.GeoDataFrame(
             {
                 "id": [g["id"] for g in grids],

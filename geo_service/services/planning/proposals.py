@@ -50,13 +50,16 @@ class ProposalRequest:
     stability: float = 1.0
     compactness: float = 1.0
     window_days: int = 90
+    until: datetime | None = None  # end of the history window; default: now
     name: str | None = None
 
     def check(self) -> None:
         """Refuse what cannot be planned."""
         self.weights.check()
         if not self.parent_codes:
-            raise InvalidInputError("name at least one community or street to redraw")
+            raise InvalidInputError(
+                "name at least one area (community, street, district) to redraw"
+            )
         if len(self.parent_codes) > 200:
             raise InvalidInputError("at most 200 parents per proposal")
         if self.h3_res not in (9, 10, 11):
@@ -70,6 +73,8 @@ class ProposalRequest:
                 raise InvalidInputError(f"{name} must be 0..100")
         if not 1 <= self.window_days <= 3660:
             raise InvalidInputError("window_days must be 1..3660")
+        if self.until is not None and self.until.tzinfo is None:
+            raise InvalidInputError("until must carry a timezone offset")
 
 
 def check_proposal(session: Session, req: ProposalRequest, scope: Scope) -> None:
@@ -85,7 +90,10 @@ def check_proposal(session: Session, req: ProposalRequest, scope: Scope) -> None
         raise InvalidInputError(f"no such areas in the version in force: {', '.join(missing)}")
     for code in req.parent_codes:
         if found[code][1] not in REDRAWABLE_LEVELS:
-            raise InvalidInputError(f"{code} is a {found[code][1]}: name communities or streets")
+            raise InvalidInputError(
+                f"{code} is a {found[code][1]}: name areas above grid level (community, "
+                "street, district)"
+            )
         if not scope.has_area(found[code][0]):
             raise PermissionDeniedError(f"{code} lies outside your area")
     for code in req.locked_grids:
@@ -152,7 +160,7 @@ def propose(
     with Session(engine) as session:
         parents = load_parents(session, req.parent_codes, req.locked_grids)
         version = version_in_force(session)
-        until = datetime.now(UTC)
+        until = req.until or datetime.now(UTC)
         since = until - timedelta(days=req.window_days)
         today = [len(p.grids) - len(p.locked) for p in parents]
         target = req.target_grids or sum(today)
@@ -187,7 +195,11 @@ def propose(
                 plans.append(partition(**job, progress=report))
         step(0.92, "geometry and metrics")
         metrics, new_grids = measure(
-            list(zip(planned, plans, strict=True)), req.weights, req.window_days, min_count
+            list(zip(planned, plans, strict=True)),
+            req.weights,
+            req.window_days,
+            min_count,
+            req.tolerance,
         )
         replaced = [gid for a in planned for gid in a.parent.free_grids.id.tolist()]
         with engine.begin() as conn:

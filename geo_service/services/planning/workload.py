@@ -141,6 +141,8 @@ def workload(
         raise InvalidInputError(f"level must be one of {', '.join(AREA_LEVELS)}")
     if not 1 <= window_days <= 3660:
         raise InvalidInputError("window_days must be 1..3660")
+    if until is not None and until.tzinfo is None:
+        raise InvalidInputError("until must carry a timezone offset")
     version = version_in_force(session)
     until = until or datetime.now(UTC)
     rows = (

@@ -65,8 +65,9 @@ async function loadToday() {
   $("publish").disabled = true;
   draft = null;
 }
-function row(label, before, after, lowerIsBetter = true) {
-  const better = lowerIsBetter ? after < before : after > before;
+function row(label, before, after, lowerIsBetter = true, mayBeGood = true) {
+  // mayBeGood: false keeps an improvement that still misses its goal from showing as good
+  const better = mayBeGood && (lowerIsBetter ? after < before : after > before);
   return `<tr><td>${esc(label)}</td><td>${esc(before)}</td><td class="${better ? "better" : ""}">${esc(after)}</td></tr>`;
 }
 async function propose() {
@@ -111,7 +112,7 @@ async function showProposal(result) {
   const floor = Math.max(...m.parents.map((p) => p.lowest_possible_max_over_mean ?? 1));
   $("balance").innerHTML = `<tr><th></th><th>today</th><th>proposal</th></tr>
     ${row("grids", m.parents[0].grids_before, grids.features.length, false)}
-    ${row("max / mean", b.max_over_mean, a.max_over_mean)}
+    ${row("max / mean", b.max_over_mean, a.max_over_mean, true, m.status !== "outside")}
     ${row("CV", b.cv, a.cv)}
     ${row("Gini", b.gini, a.gini)}
     ${row("Polsby-Popper", m.polsby_popper_before, m.polsby_popper_after, false)}
@@ -119,13 +120,25 @@ async function showProposal(result) {
     <tr><td>contiguous</td><td></td><td>${num(Math.round(m.contiguous_share * 100))}%</td></tr>
     <tr><td>households moved</td><td></td><td>${esc((m.stability.households_moved_share * 100).toFixed(1))}%</td></tr>
     <tr><td>incident history moved</td><td></td><td>${esc((m.stability.history_moved_share * 100).toFixed(1))}%</td></tr>`;
+  const band = `±${Math.round((m.tolerance ?? 0.05) * 1000) / 10}%`;
+  const said = {within: `within ${band}`, at_floor: "at its floor (no contiguous plan does better)",
+    outside: `outside ${band}: publishing needs a reason`}[m.status] ?? "";
+  $("balance").innerHTML += `<tr><td>balance</td><td></td><td class="status-${esc(m.status ?? "")}">${esc(said)}</td></tr>`;
+  status = m.status;
   $("publish").disabled = false;
 }
+let status = null;
 async function publish() {
   if (!draft || !confirm(`Publish draft version ${draft} for the whole city from now?`)) return;
+  const body = {effective_from: new Date().toISOString()};
+  if (status === "outside") {
+    const reason = prompt("The balance is outside the band. Why publish it anyway? (kept in the audit log)");
+    if (!reason || reason.trim().length < 3) return;
+    body.override_reason = reason.trim();
+  }
   try {
     const done = await api(`/boundaries/versions/${draft}/publish`, {
-      method: "POST", body: JSON.stringify({effective_from: new Date().toISOString()}),
+      method: "POST", body: JSON.stringify(body),
       headers: {"Content-Type": "application/json"},
     });
     $("published").textContent = `published version ${done.version_id ?? draft}`;

@@ -1,0 +1,245 @@
+"""Publishing carries the people (issue 18): grid workers follow their grid to its successor,
+one worker a grid where the map allows, and users bound to an area that is gone follow it.
+
+A redrawn community's six workers used to be homed by the point inside their old grid, so
+five could land in one new grid and four grids had none. Here each worker goes to the new
+grid that shares the most area with their old one, under the constraint that no grid takes
+two while another that overlaps goes without: an assignment of workers to new grids that
+first covers as many grids as the overlaps allow, then shares the most area (overlap in m²
+plus a bonus per overlapping pair larger than all overlap, Kuhn-Munkres via
+``scipy.optimize.linear_sum_assignment``), solved per connected group of overlapping grids so
+a city-wide redraw stays small problems. Workers left
+over (more workers than grids) go to their largest overlap and are listed as sharing a grid;
+new grids left without a worker are listed as vacancies, for the planner to settle.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from sqlalchemy import Connection, text
+
+# Each grid worker's old home grid, and every new grid overlapping it (m², on the spheroid).
+_OVERLAPS = text(
+    """
+    WITH workers AS (
+        SELECT r.id, r.home_grid_id AS old_grid FROM responders r
+        JOIN areas o ON o.id = r.home_grid_id
+        WHERE r.kind = 'grid_worker' AND o.version_id = :old)
+    SELECT w.id, w.old_grid, n.id,
+           ST_Area(ST_Intersection(o.geom, n.geom)::geography) AS overlap
+    FROM workers w JOIN areas o ON o.id = w.old_grid
+    JOIN areas n ON n.version_id = :new AND n.level = 'grid'
+                AND ST_Intersects(o.geom, n.geom)
+                AND NOT ST_Touches(o.geom, n.geom)
+    ORDER BY w.id, n.id
+    """
+)
+
+
+def assign_workers(rows: list[tuple[int, int, int, float]]) -> dict[int, int]:
+    """Worker -> new grid from ``(worker, old_grid, new_grid, overlap_m2)`` rows: at most one
+    worker a grid, as many grids covered as the overlaps allow, then the most total overlap,
+    per connected group; workers left over take their largest overlap.
+
+    >>> assign_workers([(1, 10, 100, 5.0), (1, 10, 101, 4.0), (2, 11, 100, 6.0)])
+    {1: 101, 2: 100}
+    >>> assign_workers([(1, 10, 100, 9.0), (2, 11, 100, 8.0), (2, 11, 101, 1.0)])
+    {1: 100, 2: 101}
+    >>> assign_workers([(1, 10, 100, 5.0), (2, 11, 100, 6.0)])
+    {2: 100, 1: 100}
+    """
+    if not rows:
+        return {}
+    workers = sorted({r[0] for r in rows})
+    grids = sorted({r[2] for r in rows})
+    w_at = {w: i for i, w in enumerate(workers)}
+    g_at = {g: j for j, g in enumerate(grids)}
+    n_w = len(workers)
+    graph = coo_matrix(
+        (np.ones(len(rows)), ([w_at[r[0]] for r in rows], [n_w + g_at[r[2]] for r in rows])),
+        shape=(n_w + len(grids), n_w + len(grids)),
+    )
+    _, component = connected_components(graph, directed=False)
+    by_group: dict[int, list[tuple[int, int, int, float]]] = defaultdict(list)
+    for r in rows:
+        by_group[int(component[w_at[r[0]]])].append(r)
+    home: dict[int, int] = {}
+    best: dict[int, tuple[float, int]] = {}
+    for r in rows:
+        if r[0] not in best or (r[3], -r[2]) > (best[r[0]][0], -best[r[0]][1]):
+            best[r[0]] = (r[3], r[2])
+    for group in by_group.values():
+        ws = sorted({r[0] for r in group})
+        gs = sorted({r[2] for r in group})
+        weight = np.zeros((len(ws), len(gs)))
+        wi = {w: i for i, w in enumerate(ws)}
+        gi = {g: j for j, g in enumerate(gs)}
+        for w, _, g, overlap in group:
+            weight[wi[w], gi[g]] = overlap
+        # as many grids with a worker who knew part of them as the map allows, first; the
+        # most overlap among such assignments, second (a bonus larger than all overlap)
+        bonus = np.where(weight > 0, weight.sum() + 1.0, 0.0)
+        picked_w, picked_g = linear_sum_assignment(weight + bonus, maximize=True)
+        for i, j in zip(picked_w, picked_g, strict=True):
+            if weight[i, j] > 0:
+                home[ws[i]] = gs[j]
+    for w in workers:  # more workers than grids: the largest overlap, shared
+        if w not in home:
+            home[w] = best[w][1]
+    return home
+
+
+def rehome_grid_workers(conn: Connection, old_id: int | None, new_id: int) -> dict[str, Any]:
+    """Move every grid worker homed in the old version to a grid of the new one (see the
+    module's docstring) and write their crosswalk rows; return the counts and what the
+    planner must settle: ``vacant_grids`` (codes of the new version's grids whose area
+    changed, left without a worker, while the city has grid workers) and ``shared_grids``
+    (codes homing two or more workers, with their callsigns)."""
+    if old_id is None:
+        return {"total": 0, "moved": 0, "vacant_grids": [], "shared_grids": []}
+    rows = [
+        (int(w), int(o), int(n), float(a))
+        for w, o, n, a in conn.execute(_OVERLAPS, {"old": old_id, "new": new_id}).all()
+    ]
+    home = assign_workers(rows)
+    old_of = {r[0]: r[1] for r in rows}
+    if home:
+        ids = sorted(home)
+        conn.execute(
+            text(
+                "UPDATE responders r SET home_grid_id = t.grid "
+                "FROM unnest(CAST(:ids AS int[]), CAST(:grids AS int[])) AS t(id, grid) "
+                "WHERE r.id = t.id"
+            ),
+            {"ids": ids, "grids": [home[i] for i in ids]},
+        )
+        pairs: dict[tuple[int, int], int] = defaultdict(int)
+        for w, g in home.items():
+            pairs[(old_of[w], g)] += 1
+        conn.execute(
+            text(
+                "INSERT INTO boundary_crosswalks "
+                "(from_version_id, to_version_id, entity, old_grid_id, new_grid_id, count) "
+                "SELECT :old, :new, 'responders', o, n, c FROM unnest(CAST(:o AS int[]), "
+                "CAST(:n AS int[]), CAST(:c AS int[])) AS t(o, n, c)"
+            ),
+            {
+                "old": old_id,
+                "new": new_id,
+                "o": [k[0] for k in pairs],
+                "n": [k[1] for k in pairs],
+                "c": list(pairs.values()),
+            },
+        )
+    moved = conn.execute(
+        text(
+            "SELECT count(*) FROM unnest(CAST(:ids AS int[]), CAST(:grids AS int[]), "
+            "CAST(:olds AS int[])) AS t(id, grid, old) "
+            "JOIN areas n ON n.id = t.grid JOIN areas o ON o.id = t.old "
+            "WHERE n.code IS DISTINCT FROM o.code"
+        ),
+        {
+            "ids": sorted(home),
+            "grids": [home[i] for i in sorted(home)],
+            "olds": [old_of[i] for i in sorted(home)],
+        },
+    ).scalar_one()
+    shared = [
+        {"code": code, "workers": list(callsigns)}
+        for code, callsigns in conn.execute(
+            text(
+                "SELECT a.code, array_agg(r.callsign ORDER BY r.callsign) FROM responders r "
+                "JOIN areas a ON a.id = r.home_grid_id "
+                "WHERE r.kind = 'grid_worker' AND a.version_id = :new "
+                "GROUP BY a.code HAVING count(*) > 1 ORDER BY a.code"
+            ),
+            {"new": new_id},
+        ).all()
+    ]
+    vacant = (
+        [
+            code
+            for (code,) in conn.execute(
+                text(
+                    "SELECT n.code FROM areas n WHERE n.version_id = :new AND n.level = 'grid' "
+                    "AND NOT EXISTS (SELECT 1 FROM areas o WHERE o.version_id = :old "
+                    "  AND o.code = n.code AND ST_Equals(o.geom, n.geom)) "
+                    "AND NOT EXISTS (SELECT 1 FROM responders r WHERE r.home_grid_id = n.id "
+                    "  AND r.kind = 'grid_worker') ORDER BY n.code"
+                ),
+                {"new": new_id, "old": old_id},
+            ).all()
+        ]
+        if home
+        else []
+    )
+    return {
+        "total": len(home),
+        "moved": int(moved),
+        "vacant_grids": vacant,
+        "shared_grids": shared,
+    }
+
+
+def rebind_users(conn: Connection, old_id: int | None, new_id: int) -> dict[str, list]:
+    """Users bound to an area code the new version no longer has: a grid worker's user follows
+    their responder's new home grid; any other user the new area of the same level that
+    shares the most area with the old one. Returns ``rebound`` (``{user, from, to}``) and
+    ``unbound`` (users with no successor: listed, never silently blinded)."""
+    if old_id is None:
+        return {"rebound": [], "unbound": []}
+    stranded = conn.execute(
+        text(
+            """
+            SELECT u.id, u.name, u.area_code,
+                   (SELECT a.code FROM responders r JOIN areas a ON a.id = r.home_grid_id
+                    WHERE r.id = u.responder_id AND a.version_id = :new) AS worker_grid,
+                   (SELECT n.code FROM areas o JOIN areas n
+                      ON n.version_id = :new AND n.level = o.level
+                     AND ST_Intersects(o.geom, n.geom) AND NOT ST_Touches(o.geom, n.geom)
+                    WHERE o.version_id = :old AND o.code = u.area_code
+                    ORDER BY ST_Area(ST_Intersection(o.geom, n.geom)::geography) DESC, n.code
+                    LIMIT 1) AS successor
+            FROM users u
+            WHERE u.area_code IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM areas a WHERE a.version_id = :new
+                              AND a.code = u.area_code)
+            ORDER BY u.id
+            """
+        ),
+        {"old": old_id, "new": new_id},
+    ).all()
+    rebound, unbound = [], []
+    for user_id, name, code, worker_grid, successor in stranded:
+        target = worker_grid or successor
+        if target is None:
+            unbound.append({"user": name, "from": code})
+            continue
+        conn.execute(
+            text("UPDATE users SET area_code = :c WHERE id = :u"), {"c": target, "u": user_id}
+        )
+        rebound.append({"user": name, "from": code, "to": target})
+    # a grid worker whose old grid's code lives on but who was re-homed elsewhere follows too
+    followed = conn.execute(
+        text(
+            """
+            WITH target AS (
+                SELECT u.id, u.name, u.area_code AS old_code, a.code AS new_code
+                FROM users u JOIN responders r ON r.id = u.responder_id
+                JOIN areas a ON a.id = r.home_grid_id
+                WHERE u.role = 'grid_worker' AND a.version_id = :new
+                  AND u.area_code IS DISTINCT FROM a.code)
+            UPDATE users u SET area_code = t.new_code FROM target t WHERE u.id = t.id
+            RETURNING t.name, t.old_code, t.new_code
+            """
+        ),
+        {"new": new_id},
+    ).all()
+    rebound += [{"user": name, "from": old, "to": new} for name, old, new in followed]
+    return {"rebound": rebound, "unbound": unbound}
