@@ -163,12 +163,11 @@ def draw_incidents(
     by = np.asarray(hy) + rng.normal(0, 60, n_base)
     base_cat = rng.choice(categories, n_base, p=list(CATEGORY_MIX.values()))
     # Local days from the one ``start`` falls in to the one ``end`` falls in: the history runs
-    # up to ``end`` itself (reports after it are cut below), the last day weighted by how much
-    # of it has passed, so the last hours before a demo starts are as busy as any.
+    # up to ``end`` itself. The last day is drawn as a whole one and its reports after ``end``
+    # are cut below, so the hours before a demo starts are as busy as those hours ever are.
     first_day = pd.Timestamp(start).tz_convert("Asia/Shanghai").normalize()
-    elapsed = (pd.Timestamp(end) - (first_day + pd.Timedelta(days=days))) / pd.Timedelta(days=1)
     bins = days + 1
-    today = np.append(np.ones(days), min(max(elapsed, 0.0), 1.0))
+    today = np.ones(bins)
     # Day of year: mild seasonality, busier weekends for disputes and public order.
     day_w = (1 + 0.15 * np.sin(np.arange(bins) / days * 2 * np.pi)) * today
     base_day = rng.choice(bins, n_base, p=day_w / day_w.sum())

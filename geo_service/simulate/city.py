@@ -281,6 +281,8 @@ class Simulation:
             self.totals.counts["adopted"] += 1
             unit = self.units.get(item["responder_id"] or -1)
             if unit is not None and unit.phase == "idle":
+                if item["status"] == "dispatched":  # sent, not yet accepted: it accepts now
+                    self.api.act(item["id"], "accept")
                 unit.status, unit.phase, unit.incident = "busy", "working", item["id"]
                 unit.work_end = self.t + self._rest_of_a_job()
             else:

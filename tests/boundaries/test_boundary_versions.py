@@ -449,7 +449,11 @@ def test_a_community_cut_anew_gets_one_worker_a_grid_and_their_users_follow(
     when = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=12)
     # force: strips of a non-convex community may be multi-part; re-homing is what is tested
     result = publish_version(engine, draft, when, actor="t", force=True)
-    assert result["grid_workers"] == {"vacant_grids": [], "shared_grids": []}
+    assert result["grid_workers"] == {
+        "vacant_grids": [],
+        "shared_grids": [],
+        "unhomed_workers": [],
+    }
     with engine.connect() as conn:
         homes = dict(
             conn.execute(
@@ -479,7 +483,7 @@ def test_a_version_published_for_a_later_moment_takes_over_then(published: dict)
     """Issue 18: a scheduled switch-over. Nothing moves when it is scheduled; lookups for a
     moment after it answer from it; the switch-over task publishes it when its moment comes.
     The moments are given to ``switch_due``; nothing waits for the wall clock."""
-    from geo_service.services.boundaries.publish import switch_due
+    from geo_service.services.boundaries.publish import switch_due, unschedule_version
     from geo_service.services.boundaries.versions import version_in_force
 
     engine, city, tmp = published["engine"], published["city"], published["tmp"]
@@ -504,6 +508,16 @@ def test_a_version_published_for_a_later_moment_takes_over_then(published: dict)
     current, _, _, homes_before = state()
     answer = publish_version(engine, draft, later, actor="planner-x")
     assert answer["scheduled"] is True and answer["reattributed"] == {}
+    # one switch-over at a time: neither a second schedule nor a publish now may undo it
+    other = _draft_from(city, tmp, engine, city.areas[city.areas.level == "grid"])
+    for when in (later + timedelta(days=1), datetime.now(UTC) - timedelta(hours=1)):
+        with pytest.raises(ConflictError, match="unschedule it first"):
+            publish_version(engine, other, when, actor="t")
+    assert unschedule_version(engine, draft, actor="t") == {"version_id": draft, "status": "draft"}
+    with pytest.raises(ConflictError, match="not scheduled"):
+        unschedule_version(engine, draft, actor="t")
+    answer = publish_version(engine, draft, later, actor="planner-x")  # scheduled again
+    assert answer["scheduled"] is True
     assert answer["previous_version_id"] == current
     now, before, then, homes = state()
     assert (now, before, then) == (current, current, draft)

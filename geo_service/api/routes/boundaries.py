@@ -13,6 +13,7 @@ from geo_service.api.schemas.boundaries import (
     DiffPublic,
     PublishPublic,
     PublishRequest,
+    UnschedulePublic,
     ValidationPublic,
     VersionsPublic,
 )
@@ -86,6 +87,24 @@ async def publish_version(
         exact=disclosure.sees_exact(scope),
         min_count=settings.auth.min_cell_count,
         override_reason=body.override_reason,
+    )
+
+
+@router.post(
+    "/versions/{version_id}/unschedule",
+    response_model=UnschedulePublic,
+    response_description="the version, a draft again",
+)
+async def unschedule_version(
+    request: Request,
+    actor: ActorDep,
+    scope: Annotated[Scope, Depends(require("boundaries:write"))],
+    version_id: VersionIdPath,
+) -> dict[str, Any]:
+    """Take a version scheduled for a later moment back to a draft (409 unless scheduled)."""
+    scope.require_unrestricted("unscheduling a boundary version")
+    return await run_in_threadpool(
+        publish.unschedule_version, request.app.state.engine, version_id, actor=actor
     )
 
 

@@ -199,6 +199,10 @@ class GridWorkersAfterPublish(Exact):
 
     vacant_grids: list[str] = Field(description="changed grids left without a grid worker")
     shared_grids: list[SharedGrid]
+    unhomed_workers: list[str] = Field(
+        default_factory=list,
+        description="callsigns of grid workers whose old grid no new grid covers (now homeless)",
+    )
 
 
 class UserRebound(Exact):
@@ -214,6 +218,13 @@ class UsersAfterPublish(Exact):
 
     rebound: list[UserRebound]
     unbound: list[UserRebound]
+
+
+class UnschedulePublic(Exact):
+    """A scheduled version taken back."""
+
+    version_id: int
+    status: Literal["draft"]
 
 
 class PublishPublic(Exact):

@@ -143,18 +143,60 @@ def switch_due(engine: Engine, now: datetime) -> list[dict[str, Any]]:
         ).all()
         done = []
         for version_id, effective_from, who, reason in due:
-            done.append(
-                publish_version(
-                    engine,
-                    version_id,
-                    effective_from,
-                    actor=f"switch-over scheduled by {who or 'unknown'}",
-                    force=True,  # validated when it was scheduled
-                    override_reason=reason,
-                    _switching=True,
+            try:
+                done.append(
+                    publish_version(
+                        engine,
+                        version_id,
+                        effective_from,
+                        actor=f"switch-over scheduled by {who or 'unknown'}",
+                        force=True,  # validated when it was scheduled
+                        override_reason=reason,
+                        _switching=True,
+                    )
                 )
-            )
+            except Exception as exc:  # noqa: BLE001 - one failed switch must not block the rest
+                # back to a draft, said in the audit log: never retried forever, never in force
+                with engine.begin() as failed:
+                    failed.execute(
+                        text(
+                            "UPDATE boundary_versions SET status = 'draft' "
+                            "WHERE id = :v AND status = 'scheduled'"
+                        ),
+                        {"v": version_id},
+                    )
+                    record_audit(
+                        failed,
+                        who="switch-over",
+                        action="switch_failed",
+                        entity="boundary_version",
+                        entity_id=str(version_id),
+                        diff={"effective_from": effective_from, "error": str(exc)[:500]},
+                    )
     return done
+
+
+def unschedule_version(engine: Engine, version_id: int, *, actor: str) -> dict[str, Any]:
+    """Take a scheduled version back to a draft before its moment (audited); 409 unless it is
+    scheduled."""
+    with engine.begin() as conn:
+        version = read_version(conn, version_id)
+        if version["status"] != "scheduled":
+            raise ConflictError(
+                f"boundary version {version_id} is {version['status']}, not scheduled"
+            )
+        conn.execute(
+            text("UPDATE boundary_versions SET status = 'draft' WHERE id = :v"), {"v": version_id}
+        )
+        record_audit(
+            conn,
+            who=actor,
+            action="unschedule",
+            entity="boundary_version",
+            entity_id=str(version_id),
+            diff={"effective_from": version["effective_from"]},
+        )
+    return {"version_id": version_id, "status": "draft"}
 
 
 def _proposal_of(version: Mapping[str, Any]) -> dict[str, Any]:
@@ -163,7 +205,9 @@ def _proposal_of(version: Mapping[str, Any]) -> dict[str, Any]:
     try:
         notes = json.loads(version.get("notes") or "{}")
     except ValueError:
-        return {}
+        # notes that name a proposal but do not parse: fail closed (ask for a reason)
+        noted = '"proposal"' in str(version.get("notes"))
+        return {"status": "outside", "tolerance": None, "worst": None} if noted else {}
     if not isinstance(notes, dict) or not isinstance(notes.get("proposal"), dict):
         return {}
     metrics = notes["proposal"]
@@ -240,6 +284,20 @@ def publish_version(
                 f"the current version {current.id} took effect"
             )
         old_id = current.id if current is not None else None
+        pending = conn.execute(
+            text(
+                "SELECT id, effective_from FROM boundary_versions "
+                "WHERE status = 'scheduled' AND id <> :v ORDER BY effective_from LIMIT 1"
+            ),
+            {"v": version_id},
+        ).first()
+        if pending is not None:
+            # one switch-over at a time: a second would be undone or blocked by the first
+            raise ConflictError(
+                f"boundary version {pending.id} is scheduled to take effect "
+                f"{pending.effective_from.isoformat()}; unschedule it first",
+                scheduled_version_id=pending.id,
+            )
         if scheduled:
             return _schedule(conn, version_id, effective_from, old_id, actor, override_reason)
         if current is not None:
@@ -284,7 +342,9 @@ def publish_version(
         for name in ("total", "moved"):
             moves["responders"][name] += workers[name]
             shown["responders"][name] = moves["responders"][name]
-        users = rebind_users(conn, old_id, version_id)
+        users = rebind_users(
+            conn, old_id, version_id, workers.pop("rehomed"), workers.pop("old_homes")
+        )
         record_audit(
             conn,
             who=actor,
@@ -307,6 +367,8 @@ def publish_version(
         "previous_version_id": old_id,
         "effective_from": effective_from.isoformat(),
         "reattributed": shown,
-        "grid_workers": {k: workers[k] for k in ("vacant_grids", "shared_grids")},
+        "grid_workers": {
+            k: workers[k] for k in ("vacant_grids", "shared_grids", "unhomed_workers")
+        },
         "users": users,
     }

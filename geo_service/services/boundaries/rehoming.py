@@ -31,15 +31,21 @@ _OVERLAPS = text(
         SELECT r.id, r.home_grid_id AS old_grid FROM responders r
         JOIN areas o ON o.id = r.home_grid_id
         WHERE r.kind = 'grid_worker' AND o.version_id = :old)
-    SELECT w.id, w.old_grid, n.id,
-           ST_Area(ST_Intersection(o.geom, n.geom)::geography) AS overlap
-    FROM workers w JOIN areas o ON o.id = w.old_grid
-    JOIN areas n ON n.version_id = :new AND n.level = 'grid'
-                AND ST_Intersects(o.geom, n.geom)
-                AND NOT ST_Touches(o.geom, n.geom)
-    ORDER BY w.id, n.id
+    SELECT id, old_grid, new_grid, overlap FROM (
+        SELECT w.id, w.old_grid, n.id AS new_grid,
+               ST_Area(ST_Intersection(ST_MakeValid(o.geom), ST_MakeValid(n.geom))::geography)
+                 AS overlap,
+               least(o.area_m2, n.area_m2) AS smaller
+        FROM workers w JOIN areas o ON o.id = w.old_grid
+        JOIN areas n ON n.version_id = :new AND n.level = 'grid'
+                    AND ST_Intersects(o.geom, n.geom)
+                    AND NOT ST_Touches(o.geom, n.geom)) x
+    -- a sliver along a redrawn edge is not a grid the worker knows
+    WHERE overlap >= :share * coalesce(smaller, overlap)
+    ORDER BY id, new_grid
     """
 )
+MIN_OVERLAP_SHARE = 0.05  # of the smaller of the two grids
 
 
 def assign_workers(rows: list[tuple[int, int, int, float]]) -> dict[int, int]:
@@ -102,13 +108,36 @@ def rehome_grid_workers(conn: Connection, old_id: int | None, new_id: int) -> di
     changed, left without a worker, while the city has grid workers) and ``shared_grids``
     (codes homing two or more workers, with their callsigns)."""
     if old_id is None:
-        return {"total": 0, "moved": 0, "vacant_grids": [], "shared_grids": []}
+        return {
+            "total": 0,
+            "moved": 0,
+            "vacant_grids": [],
+            "shared_grids": [],
+            "unhomed_workers": [],
+            "rehomed": {},
+            "old_homes": {},
+        }
     rows = [
         (int(w), int(o), int(n), float(a))
-        for w, o, n, a in conn.execute(_OVERLAPS, {"old": old_id, "new": new_id}).all()
+        for w, o, n, a in conn.execute(
+            _OVERLAPS, {"old": old_id, "new": new_id, "share": MIN_OVERLAP_SHARE}
+        ).all()
     ]
     home = assign_workers(rows)
     old_of = {r[0]: r[1] for r in rows}
+    # workers whose old grid no new grid covers: homeless in the new version, and listed
+    unhomed = [
+        callsign
+        for (callsign,) in conn.execute(
+            text(
+                "UPDATE responders r SET home_grid_id = NULL FROM areas o "
+                "WHERE o.id = r.home_grid_id AND o.version_id = :old "
+                "AND r.kind = 'grid_worker' AND NOT (r.id = ANY(CAST(:kept AS int[]))) "
+                "RETURNING r.callsign"
+            ),
+            {"old": old_id, "kept": sorted(home)},
+        ).all()
+    ]
     if home:
         ids = sorted(home)
         conn.execute(
@@ -180,18 +209,28 @@ def rehome_grid_workers(conn: Connection, old_id: int | None, new_id: int) -> di
         else []
     )
     return {
-        "total": len(home),
-        "moved": int(moved),
+        "total": len(home) + len(unhomed),
+        "moved": int(moved) + len(unhomed),
         "vacant_grids": vacant,
         "shared_grids": shared,
+        "unhomed_workers": sorted(unhomed),
+        "rehomed": {w: home[w] for w in sorted(home)},
+        "old_homes": {w: old_of[w] for w in sorted(home)},
     }
 
 
-def rebind_users(conn: Connection, old_id: int | None, new_id: int) -> dict[str, list]:
+def rebind_users(
+    conn: Connection,
+    old_id: int | None,
+    new_id: int,
+    rehomed: dict[int, int] | None = None,
+    old_homes: dict[int, int] | None = None,
+) -> dict[str, list]:
     """Users bound to an area code the new version no longer has: a grid worker's user follows
     their responder's new home grid; any other user the new area of the same level that
     shares the most area with the old one. Returns ``rebound`` (``{user, from, to}``) and
     ``unbound`` (users with no successor: listed, never silently blinded)."""
+    rehomed, old_homes = rehomed or {}, old_homes or {}
     if old_id is None:
         return {"rebound": [], "unbound": []}
     stranded = conn.execute(
@@ -199,12 +238,15 @@ def rebind_users(conn: Connection, old_id: int | None, new_id: int) -> dict[str,
             """
             SELECT u.id, u.name, u.area_code,
                    (SELECT a.code FROM responders r JOIN areas a ON a.id = r.home_grid_id
-                    WHERE r.id = u.responder_id AND a.version_id = :new) AS worker_grid,
+                    WHERE r.id = u.responder_id AND a.version_id = :new
+                      AND u.role = 'grid_worker') AS worker_grid,
                    (SELECT n.code FROM areas o JOIN areas n
                       ON n.version_id = :new AND n.level = o.level
                      AND ST_Intersects(o.geom, n.geom) AND NOT ST_Touches(o.geom, n.geom)
                     WHERE o.version_id = :old AND o.code = u.area_code
-                    ORDER BY ST_Area(ST_Intersection(o.geom, n.geom)::geography) DESC, n.code
+                    ORDER BY ST_Area(ST_Intersection(ST_MakeValid(o.geom),
+                                                     ST_MakeValid(n.geom))::geography) DESC,
+                             n.code
                     LIMIT 1) AS successor
             FROM users u
             WHERE u.area_code IS NOT NULL
@@ -225,21 +267,28 @@ def rebind_users(conn: Connection, old_id: int | None, new_id: int) -> dict[str,
             text("UPDATE users SET area_code = :c WHERE id = :u"), {"c": target, "u": user_id}
         )
         rebound.append({"user": name, "from": code, "to": target})
-    # a grid worker whose old grid's code lives on but who was re-homed elsewhere follows too
+    # a grid worker this publish re-homed, whose user was bound to their old grid, follows
+    # (a binding set on purpose elsewhere is left as it is)
     followed = conn.execute(
         text(
             """
-            WITH target AS (
-                SELECT u.id, u.name, u.area_code AS old_code, a.code AS new_code
-                FROM users u JOIN responders r ON r.id = u.responder_id
-                JOIN areas a ON a.id = r.home_grid_id
-                WHERE u.role = 'grid_worker' AND a.version_id = :new
-                  AND u.area_code IS DISTINCT FROM a.code)
-            UPDATE users u SET area_code = t.new_code FROM target t WHERE u.id = t.id
-            RETURNING t.name, t.old_code, t.new_code
+            WITH moved AS (
+                SELECT t.id AS responder_id, o.code AS old_code, n.code AS new_code
+                FROM unnest(CAST(:ids AS int[]), CAST(:olds AS int[]), CAST(:news AS int[]))
+                     AS t(id, old, new)
+                JOIN areas o ON o.id = t.old JOIN areas n ON n.id = t.new
+                WHERE o.code IS DISTINCT FROM n.code)
+            UPDATE users u SET area_code = m.new_code FROM moved m
+            WHERE u.responder_id = m.responder_id AND u.role = 'grid_worker'
+              AND u.area_code = m.old_code
+            RETURNING u.name, m.old_code, m.new_code
             """
         ),
-        {"new": new_id},
+        {
+            "ids": sorted(rehomed),
+            "olds": [old_homes[w] for w in sorted(rehomed)],
+            "news": [rehomed[w] for w in sorted(rehomed)],
+        },
     ).all()
     rebound += [{"user": name, "from": old, "to": new} for name, old, new in followed]
     return {"rebound": rebound, "unbound": unbound}

@@ -47,7 +47,10 @@ def draft_notes(metrics: dict[str, Any]) -> str:
     brief["worst_max_over_mean"] = max(
         (p["after"]["max_over_mean"] for p in metrics.get("parents", [])), default=None
     )
-    return json.dumps({**head, "proposal": brief}, default=str)[:NOTES_MAX]
+    notes = json.dumps({**head, "proposal": brief}, default=str)
+    if len(notes) <= NOTES_MAX:
+        return notes
+    return json.dumps({**head, "proposal": {"worst_max_over_mean": brief["worst_max_over_mean"]}})
 
 
 def write_draft_version(

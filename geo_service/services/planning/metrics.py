@@ -4,6 +4,7 @@ figure counts households and rental units as ``disclosure`` publishes them."""
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -203,7 +204,7 @@ def band_status(max_over_mean: float, floor: float, tolerance: float) -> str:
     """
     if max_over_mean <= 1 + tolerance + 1e-9:
         return "within"
-    if max_over_mean <= floor * (1 + AT_FLOOR):
+    if math.isfinite(floor) and max_over_mean <= floor * (1 + AT_FLOOR):
         return "at_floor"
     return "outside"
 
