@@ -37,6 +37,10 @@ JSON_TYPES = ("application/json", "application/geo+json")
 # Answered with 2xx on valid input nowhere in this file, and why.
 NOT_CALLED = {
     ("POST", "/boundaries/versions/{version_id}/publish"): "publishing cannot be undone",
+    # it needs a version scheduled by a publish, which this file never makes (above); the
+    # service is tested in tests/boundaries/test_boundary_versions.py, refusals in
+    # tests/boundaries/test_unschedule_api.py
+    ("POST", "/boundaries/versions/{version_id}/unschedule"): "needs a scheduled version",
 }
 
 
