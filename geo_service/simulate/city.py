@@ -141,6 +141,7 @@ class Simulation:
         self._known: set[str] = set()  # incidents this dispatcher is handling or handled
         self._picked: set[str] = set()  # of those, the ones others reported
         self._next_pick_up = 0.0
+        self._next_fix_round = 0.0
         # in-progress incidents found with nobody simulated on them: (incident, due, status)
         self._finishing: list[tuple[str, float, str]] = []
         self._grid_index: shapely.STRtree | None = None
@@ -227,6 +228,9 @@ class Simulation:
         self._pick_up()
         self._finish()
         self._dispatch()
+        if self.t >= self._next_fix_round:  # devices report as the day goes, not only at its end
+            self._send_fixes()
+            self._next_fix_round = self.t + FIX_INTERVAL_S
         for unit in self.units.values():
             self._move(unit)
 

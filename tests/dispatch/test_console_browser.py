@@ -60,11 +60,13 @@ def test_console_in_chromium_after_the_simulator_ran(
 ) -> None:
     now = db_now(engine)
     lon, lat, _ = grid_point(loaded_city)
-    old_p1 = report(client, loaded_city, 1, now - timedelta(hours=37), description="Gas smell")
-    target = report(
-        client, loaded_city, 2, now - timedelta(minutes=1), category="public_order", east=0.002
-    )
-    # a backlog over the whole city: more than a page of the list
+    # the city moves: ten simulated minutes of reports, trips, patrols and position fixes
+    simulation = Simulation(Gateway(client), start=MONDAY_10, seed=17, grids=None)
+    simulation.setup()
+    simulation.advance(MONDAY_10 + timedelta(minutes=10))
+    assert simulation.api.tally.server_errors == []
+    # then a backlog over the whole city (more than a page of the list), reported after the
+    # simulated dispatcher's minutes so that it has not taken them on
     codes = list(loaded_city.areas[loaded_city.areas.level == "grid"].code)
     categories = ("sanitation", "traffic", "disputes", "facilities", "public_order")
     for k in range(130):
@@ -78,11 +80,10 @@ def test_console_in_chromium_after_the_simulator_ran(
                 "location": {"lon": at[0] + 0.0003 * (k // len(codes)), "lat": at[1]},
             },
         )
-    # the city moves: ten simulated minutes of reports, trips, patrols and position fixes
-    simulation = Simulation(Gateway(client), start=MONDAY_10, seed=17, grids=None)
-    simulation.setup()
-    simulation.advance(MONDAY_10 + timedelta(minutes=10))
-    assert simulation.api.tally.server_errors == []
+    old_p1 = report(client, loaded_city, 1, now - timedelta(hours=37), description="Gas smell")
+    target = report(
+        client, loaded_city, 2, now - timedelta(minutes=1), category="public_order", east=0.002
+    )
     fixes = [
         {"id": c["id"], "lon": lon + 0.0005 * n, "lat": lat, "at": db_now(engine).isoformat()}
         for n, c in enumerate(
