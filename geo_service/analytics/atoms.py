@@ -298,3 +298,268 @@ def polsby_popper(geoms: np.ndarray, crs: Any) -> np.ndarray:
     """
     metric = gpd.GeoSeries(geoms, crs="EPSG:4326").to_crs(crs)
     return (4 * np.pi * metric.area / metric.length**2).to_numpy()
+
+
+# Faces thinner than this (area over perimeter, metres) or smaller than SLIVER_M2 are slivers
+# between a road and a border drawn a little beside it, not blocks: they join a neighbour.
+SLIVER_WIDTH_M = 2.0
+SLIVER_M2 = 100.0
+# Lines this close to the area's border (degrees, ~0.5 m) are snapped onto it first, so a road
+# that is the border leaves no sliver at all.
+SNAP_DEG = 5e-6
+
+
+def street_blocks(area: Any, lines: np.ndarray, crs: Any) -> np.ndarray:
+    """The blocks of ``area``: the faces its road lines cut it into.
+
+    The lines are clipped to the area, snapped onto its border where they run along it, noded
+    with the border and polygonized; faces outside the area (its holes) are left out, and
+    slivers (thinner than ``SLIVER_WIDTH_M`` or smaller than ``SLIVER_M2``) join the
+    neighbouring block they share the longest border with. Dead ends cut nothing. With no
+    lines the area is one block.
+
+    Parameters
+    ----------
+    area : shapely.Polygon or shapely.MultiPolygon
+        The area, WGS84 lon/lat.
+    lines : numpy.ndarray of shapely geometries, shape (m,)
+        Road centre lines (any that touch the area), WGS84.
+    crs : pyproj.CRS or str
+        A metric CRS (e.g. ``local_utm``) for the sliver test.
+
+    Returns
+    -------
+    numpy.ndarray of shapely.Polygon, shape (b,)
+        The blocks, WGS84, each one polygon; they tile the area (no gap, no overlap, to
+        floating point).
+
+    Examples
+    --------
+    >>> import numpy as np, shapely
+    >>> box = shapely.box(114.30, 30.59, 114.31, 30.60)
+    >>> cross = np.array([shapely.LineString([(114.305, 30.58), (114.305, 30.61)]),
+    ...                   shapely.LineString([(114.29, 30.595), (114.32, 30.595)]),
+    ...                   shapely.LineString([(114.301, 30.591), (114.302, 30.592)])])  # dead end
+    >>> blocks = street_blocks(box, cross, local_utm(box))
+    >>> len(blocks), round(float(shapely.area(blocks).sum() / box.area), 9)
+    (4, 1.0)
+    """
+    lines = np.asarray(lines, dtype=object)
+    border = shapely.boundary(area)
+    if len(lines):
+        lines = shapely.intersection(shapely.snap(lines, border, SNAP_DEG), area)
+        lines = lines[~shapely.is_empty(lines)]
+    if not len(lines):
+        return np.array([area], dtype=object)
+    linework = shapely.union_all(np.concatenate([lines, [border]]))
+    faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(linework)))
+    faces = faces[shapely.within(shapely.point_on_surface(faces), area)]
+    faces = shapely.make_valid(shapely.intersection(faces, area))
+    faces = np.array([g for f in faces for g in polygon_parts(f)], dtype=object)
+    merged = _merge_slivers(faces, crs)
+    return np.array([g for f in merged for g in polygon_parts(shapely.make_valid(f))], dtype=object)
+
+
+def _merge_slivers(faces: np.ndarray, crs: Any) -> np.ndarray:
+    """Join each sliver to the face it shares the longest border with (see ``street_blocks``)."""
+    metric = gpd.GeoSeries(faces, crs="EPSG:4326").to_crs(crs)
+    area, perimeter = metric.area.to_numpy(), metric.length.to_numpy()
+    sliver = (area < SLIVER_M2) | (area < SLIVER_WIDTH_M * perimeter)
+    if sliver.all() or not sliver.any():
+        return faces
+    faces = faces.copy()
+    owner = np.arange(len(faces))
+    tree = shapely.STRtree(faces)
+    for i in np.flatnonzero(sliver)[np.argsort(area[sliver])]:
+        near = [j for j in tree.query(faces[i], predicate="intersects") if not sliver[j]]
+        if not near:
+            continue  # a sliver alone (an island): it stays a block of its own
+        shared = shapely.length(shapely.intersection(faces[i].boundary, faces[near]))
+        if shared.max() <= 0:
+            continue
+        j = owner[near[int(np.argmax(shared))]]
+        owner[i] = j
+    groups: dict[int, list[int]] = {}
+    for i, j in enumerate(owner):
+        groups.setdefault(int(j), []).append(i)
+    return np.array(
+        [shapely.union_all(faces[members]) for _, members in sorted(groups.items())], dtype=object
+    )
+
+
+def fragments(blocks: np.ndarray, res: int) -> tuple[np.ndarray, list[int], np.ndarray]:
+    """Each block cut by the H3 cells of ``res``: the pieces a heavy block splits into.
+
+    Parameters
+    ----------
+    blocks : numpy.ndarray of shapely geometries, shape (b,)
+        Blocks (``street_blocks``), WGS84.
+    res : int
+        H3 resolution (9, 10 or 11 in the service).
+
+    Returns
+    -------
+    pieces : numpy.ndarray of shapely.Polygon, shape (f,)
+        The fragments, WGS84, each one polygon; together they tile the blocks.
+    cells : list of int, length f
+        The H3 cell of each fragment (64-bit integer).
+    block : numpy.ndarray of int, shape (f,)
+        The block each fragment lies in.
+
+    Examples
+    --------
+    >>> import numpy as np, shapely
+    >>> halves = np.array([shapely.box(114.30, 30.59, 114.305, 30.60),
+    ...                    shapely.box(114.305, 30.59, 114.31, 30.60)])
+    >>> pieces, cells, block = fragments(halves, 9)
+    >>> len(pieces) > len(halves), sorted(set(block.tolist()))
+    (True, [0, 1])
+    """
+    cells, hexes = atomize(shapely.union_all(blocks), res)
+    hexes = shapely.polygons(
+        [[(lng, lat) for lat, lng in h3.cell_to_boundary(h3.int_to_str(c))] for c in cells]
+    )
+    block, cell = shapely.STRtree(hexes).query(blocks, predicate="intersects")
+    pieces = shapely.intersection(blocks[block], hexes[cell])
+    # one polygon each: a cell can cut a bent block in two, and an atom in two pieces would
+    # let a grid that is connected on the atom graph fall apart on the map
+    parts = [polygon_parts(g) for g in pieces]
+    count = np.array([len(x) for x in parts], dtype=int)
+    pieces = np.array([g for x in parts for g in x], dtype=object)
+    block, cell = np.repeat(block, count), np.repeat(cell, count)
+    # a block too small for any cell's overlap test: the block is its own fragment
+    alone = np.setdiff1d(np.arange(len(blocks)), block)
+    pieces = np.concatenate([pieces, blocks[alone]])
+    found = [cells[c] for c in cell.tolist()]
+    found += [h3.str_to_int(_cell_of(g, res)) for g in blocks[alone]]
+    return pieces, found, np.concatenate([block, alone]).astype(int)
+
+
+def _cell_of(geom: Any, res: int) -> str:
+    point = shapely.point_on_surface(geom)
+    return h3.latlng_to_cell(point.y, point.x, res)
+
+
+def shared_borders(
+    pieces: np.ndarray, min_shared_deg: float = 1e-6
+) -> tuple[list[list[int]], list[list[float]]]:
+    """For each polygon, the polygons it shares a border with and how long each border is.
+
+    Polygons that meet at a point only are not neighbours (as H3 edge neighbours); borders
+    that agree to within about a centimetre count as shared. Lengths are in metres on the
+    local plane (degrees scaled at the pieces' mean latitude: within 0.5% over a city).
+
+    Parameters
+    ----------
+    pieces : numpy.ndarray of shapely geometries, shape (n,)
+        Polygons that tile an area, WGS84.
+    min_shared_deg : float
+        Shortest shared border that counts, in degrees (1e-6: about 0.1 m).
+
+    Returns
+    -------
+    neighbours : list of list of int, length n
+        Symmetric adjacency lists, ``analytics.regionalize.partition``'s ``neighbours``.
+    lengths : list of list of float, length n
+        The length of each of those borders, metres (``partition``'s ``edge_lengths``).
+
+    Examples
+    --------
+    >>> import numpy as np, shapely
+    >>> tiles = shapely.box([0, 0.01, 0.01], [0, 0, 0.01], [0.01, 0.02, 0.02], [0.01, 0.01, 0.02])
+    >>> neighbours, lengths = shared_borders(tiles)  # two below, one above (1.1 km squares)
+    >>> neighbours, [[round(x) for x in row] for row in lengths]
+    ([[1], [0, 2], [1]], [[1106], [1106, 1113], [1113]])
+    """
+    left, right = shapely.STRtree(pieces).query(pieces, predicate="dwithin", distance=1e-9)
+    pairs = left < right
+    left, right = left[pairs], right[pairs]
+    # Exactly shared edges (a coverage's) meet in lines. Edges that agree only to floating
+    # point meet in points (2 pairs in 55,000 on a demo community): a piece left with no
+    # neighbour at all is measured again against a hair's buffer.
+    lines = shapely.intersection(shapely.boundary(pieces[left]), shapely.boundary(pieces[right]))
+    shared = shapely.length(lines)
+    found = np.zeros(len(pieces), dtype=bool)
+    found[left[shared > min_shared_deg]] = found[right[shared > min_shared_deg]] = True
+    loose = np.flatnonzero(~found[left] | ~found[right])
+    if len(loose):
+        lines[loose] = shapely.intersection(
+            shapely.boundary(pieces[left[loose]]), shapely.buffer(pieces[right[loose]], 1e-9)
+        )
+        shared[loose] = shapely.length(lines[loose])
+    keep = shared > min_shared_deg
+    lat = np.radians(shapely.get_coordinates(pieces)[:, 1].mean()) if len(pieces) else 0.0
+    scale = np.array([111_320.0 * np.cos(lat), 110_574.0])  # metres per degree
+    metres = shapely.length(shapely.transform(lines[keep], lambda xy: xy * scale))
+    neighbours: list[list[int]] = [[] for _ in range(len(pieces))]
+    lengths: list[list[float]] = [[] for _ in range(len(pieces))]
+    for i, j, m in zip(left[keep].tolist(), right[keep].tolist(), metres.tolist(), strict=True):
+        neighbours[i].append(j)
+        neighbours[j].append(i)
+        lengths[i].append(m)
+        lengths[j].append(m)
+    order = [np.argsort(nb, kind="stable") for nb in neighbours]
+    return (
+        [[nb[k] for k in o] for nb, o in zip(neighbours, order, strict=True)],
+        [[ln[k] for k in o] for ln, o in zip(lengths, order, strict=True)],
+    )
+
+
+def border_on_lines_share(
+    geoms: np.ndarray, outer: Any, lines: np.ndarray, crs: Any, within_m: float = 1.0
+) -> float | None:
+    """Share of the borders between ``geoms`` (not their outer edge) lying on ``lines``.
+
+    Parameters
+    ----------
+    geoms : numpy.ndarray of shapely geometries, shape (g,)
+        Polygons tiling ``outer`` (grids of a parent), WGS84.
+    outer : shapely geometry
+        What they tile (the parent); its border is not theirs to draw.
+    lines : numpy.ndarray of shapely geometries, shape (m,)
+        Road centre lines, WGS84.
+    crs : pyproj.CRS or str
+        A metric CRS (e.g. ``local_utm``).
+    within_m : float
+        How close to a line a border must run to lie on it, metres.
+
+    Returns
+    -------
+    float or None
+        0..1 of the inner border length, rounded to 4 decimals; None when there is no inner
+        border (one grid) or no line.
+
+    Examples
+    --------
+    >>> import numpy as np, shapely
+    >>> box = shapely.box(114.30, 30.59, 114.31, 30.60)
+    >>> halves = np.array([shapely.box(114.30, 30.59, 114.305, 30.60),
+    ...                    shapely.box(114.305, 30.59, 114.31, 30.60)])
+    >>> road = np.array([shapely.LineString([(114.305, 30.58), (114.305, 30.595)])])
+    >>> border_on_lines_share(halves, box, road, local_utm(box))  # half the cut is on it
+    0.5
+    """
+    if len(geoms) < 2 or not len(lines):
+        return None
+    frame = (
+        gpd.GeoSeries(np.concatenate([geoms, [outer], lines]), crs="EPSG:4326")
+        .to_crs(crs)
+        .to_numpy()
+    )
+    g, edge, roads = frame[: len(geoms)], frame[len(geoms)], frame[len(geoms) + 1 :]
+    # The inner borders in pieces of at most 5 m, each on a road when its middle is.
+    inner = shapely.segmentize(shapely.union_all(shapely.boundary(g)), 5.0)
+    coords = [shapely.get_coordinates(part) for part in shapely.get_parts(inner)]
+    a_xy = np.concatenate([c[:-1] for c in coords])
+    b_xy = np.concatenate([c[1:] for c in coords])
+    middle = shapely.points((a_xy + b_xy) / 2)
+    length = np.hypot(*(b_xy - a_xy).T)
+    on_edge = shapely.dwithin(shapely.boundary(edge), middle, within_m)
+    total = length[~on_edge].sum()
+    if total <= 0:
+        return None
+    hit, _ = shapely.STRtree(roads).query(middle, predicate="dwithin", distance=within_m)
+    on_road = np.zeros(len(middle), dtype=bool)
+    on_road[hit] = True
+    on = length[on_road & ~on_edge].sum()
+    return round(float(on / total), 4)

@@ -115,6 +115,16 @@ def propose_command(
     compactness: Annotated[float, typer.Option(help="Weight for round grids")] = 1.0,
     window_days: Annotated[int, typer.Option(help="Incident window of the workload")] = 90,
     name: Annotated[str | None, typer.Option(help="Name of the draft version")] = None,
+    households_min: Annotated[
+        int | None, typer.Option(help="Fewest households a new grid may hold")
+    ] = None,
+    households_max: Annotated[
+        int | None, typer.Option(help="Most households a new grid may hold")
+    ] = None,
+    area_max_m2: Annotated[float | None, typer.Option(help="Largest area of a new grid")] = None,
+    compactness_min: Annotated[
+        float | None, typer.Option(help="Lowest Polsby-Popper of a new grid (reported)")
+    ] = None,
 ) -> None:
     """Propose balanced, contiguous, compact grids for communities: a draft version."""
     from geo_service.cli.common import progress_bar
@@ -130,6 +140,10 @@ def propose_command(
         compactness=compactness,
         window_days=window_days,
         name=name,
+        households_min=households_min,
+        households_max=households_max,
+        area_max_m2=area_max_m2,
+        compactness_min=compactness_min,
     )
     with fail(), progress_bar() as bar:
         task = bar.add_task("proposal", total=100)
@@ -151,4 +165,15 @@ def propose_command(
         f"contiguous {m['contiguous_share']:.0%}; households moved "
         f"{m['stability']['households_moved_share']:.1%}"
     )
+    if m.get("border_on_roads_after") is not None:
+        console.print(
+            f"  borders on roads {m['border_on_roads_before']:.0%} -> "
+            f"{m['border_on_roads_after']:.0%}"
+        )
+    for broken in m["constraints"]["violations"]:
+        console.print(
+            f"  [yellow]{broken['grid']}: {broken['constraint']} {broken['limit']:g}, "
+            f"has {broken['value']}[/yellow]"
+        )
+    console.print(f"  status: {m['status']}")
     console.print(f"next: geo-service boundaries validate {out['version_id']}")

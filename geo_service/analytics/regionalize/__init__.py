@@ -25,7 +25,15 @@ adjacency list. Baselines (``bench/rebalance.py``): spopt's max-p, AZP and SKATE
 """
 
 from geo_service.analytics.regionalize.partitioner import MAX_REPAIRS, partition
-from geo_service.analytics.regionalize.plan import Plan, Progress, balance
+from geo_service.analytics.regionalize.plan import Limits, Plan, Progress, balance
 from geo_service.analytics.regionalize.seeding import lowest_max_over_mean
 
-__all__ = ["MAX_REPAIRS", "Plan", "Progress", "balance", "lowest_max_over_mean", "partition"]
+__all__ = [
+    "MAX_REPAIRS",
+    "Limits",
+    "Plan",
+    "Progress",
+    "balance",
+    "lowest_max_over_mean",
+    "partition",
+]

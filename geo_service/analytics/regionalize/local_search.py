@@ -9,9 +9,12 @@ import time
 
 import numpy as np
 
-from geo_service.analytics.regionalize.plan import Plan, Progress, no_progress
+from geo_service.analytics.regionalize.plan import Limits, Plan, Progress, no_progress
 
 MAX_PASSES = 200  # local search that still moves atoms after this many passes is cycling
+# A region's shortfall against a bound, in units of the mean per region, weighs this much
+# against the balance term (a squared share of the mean): bounds come before balance.
+LIMITS_WEIGHT = 10.0
 
 
 def stays_connected(a: int, region: int, labels: list[int], neighbours: list[list[int]]) -> bool:
@@ -100,6 +103,37 @@ def match_labels(labels: np.ndarray, current: np.ndarray, stab: np.ndarray, p: i
     return np.array([mapping[int(x)] for x in labels])
 
 
+def _limits_change(
+    held: list[float],
+    source: list[float],
+    target: list[float],
+    low: list[float],
+    high: list[float],
+    scale: list[float],
+) -> float | None:
+    """What moving an atom holding ``held`` from a region with totals ``source`` to one with
+    ``target`` does to how far they lie outside their bounds (negative: nearer), or None
+    when it leaves the source below a low bound or the target above a high bound while
+    the target ends fuller than the source (so no move is ever undone)."""
+    change = 0.0
+    for v, s, t, lo, hi, sc in zip(held, source, target, low, high, scale, strict=True):
+        if v <= 0:
+            continue
+        if (s - v < lo or t + v > hi) and t + v > s - v:
+            # a region left short of its bound (or pushed over it) only when the other ends
+            # no fuller: such moves even out what cannot be kept and are never undone
+            return None
+        before = max(0.0, lo - s) + max(0.0, t - hi) + max(0.0, lo - t) + max(0.0, s - hi)
+        after = (
+            max(0.0, lo - (s - v))
+            + max(0.0, (t + v) - hi)
+            + max(0.0, lo - (t + v))
+            + max(0.0, (s - v) - hi)
+        )
+        change += LIMITS_WEIGHT * (after - before) / sc
+    return change
+
+
 def improve(
     labels_arr: np.ndarray,
     weights: np.ndarray,
@@ -114,6 +148,8 @@ def improve(
     max_seconds: float,
     seed: int,
     progress: Progress = no_progress,
+    limits: Limits | None = None,
+    edge_lengths: list[list[float]] | None = None,
 ) -> Plan:
     """Local search from ``labels_arr``: single boundary atoms move while the objective drops.
 
@@ -148,6 +184,14 @@ def improve(
         Seed of the visiting order.
     progress : callable, optional
         ``progress(fraction, message)`` after each pass.
+    limits : Limits, optional
+        Bounds on every region's households, area...: a move that takes a region below its
+        low bound or above its high bound is refused, and moves that bring regions back
+        within them count before balance.
+    edge_lengths : list of list of float, optional
+        The length of the border each atom shares with each of its ``neighbours`` (metres):
+        the shape term then counts the length of the borders drawn (the grids' perimeters,
+        as Polsby-Popper measures them) instead of the number of cut edges.
 
     Returns
     -------
@@ -175,6 +219,19 @@ def improve(
     size = np.bincount(labels_arr, minlength=p).tolist()
     mean = sum(w) / p or 1.0
     degree = max(1.0, sum(len(x) for x in neighbours) / max(n, 1))
+    # the shape term in edges: each shared border counts its length over the mean edge's
+    if edge_lengths is not None:
+        mean_edge = max(sum(map(sum, edge_lengths)) / max(sum(map(len, edge_lengths)), 1), 1e-9)
+        edge = [[x / mean_edge for x in row] for row in edge_lengths]
+    else:
+        edge = [[1.0] * len(row) for row in neighbours]
+    if limits is not None:
+        held = limits.values.tolist()
+        lim_lo, lim_hi = limits.low.tolist(), limits.high.tolist()
+        tot = np.zeros((p, limits.values.shape[1]))
+        np.add.at(tot, labels_arr, limits.values)
+        totals = tot.tolist()
+        lim_scale = [max(x, 1e-9) for x in tot.mean(axis=0).tolist()]
     # The terms in one unit: squared deviation from the mean, relative to mean^2.
     lam_cut = 0.002 * compactness / degree
     lam_stab = 0.02 * stability / mean
@@ -199,9 +256,9 @@ def improve(
                 continue
             wa = w[a]
             best, best_score = -1, -1e-12
-            counts: dict[int, int] = {}
-            for j in neighbours[a]:
-                counts[labels[j]] = counts.get(labels[j], 0) + 1
+            counts: dict[int, float] = {}
+            for j, length in zip(neighbours[a], edge[a], strict=True):
+                counts[labels[j]] = counts.get(labels[j], 0.0) + length
             if len(counts) == 1 and ra in counts:
                 continue  # an interior atom
             na = counts.get(ra, 0)
@@ -226,12 +283,21 @@ def improve(
                 cut = soft * cut_weight * (na - nb)
                 st = soft * lam_stab * stab_l[a] * ((orig[a] == ra) - (orig[a] == rb))
                 score = bal + cut + st
+                if limits is not None:
+                    fix = _limits_change(held[a], totals[ra], totals[rb], lim_lo, lim_hi, lim_scale)
+                    if fix is None:
+                        continue
+                    score += fix
                 if score < best_score:
                     best, best_score = rb, score
             if best >= 0 and stays_connected(a, ra, labels, neighbours):
                 labels[a] = best
                 load[ra] -= wa
                 load[best] += wa
+                if limits is not None:
+                    for k, v in enumerate(held[a]):
+                        totals[ra][k] -= v
+                        totals[best][k] += v
                 size[ra] -= 1
                 size[best] += 1
                 moved += 1

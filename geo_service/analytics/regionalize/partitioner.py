@@ -8,7 +8,13 @@ import time
 import numpy as np
 
 from geo_service.analytics.regionalize.local_search import improve, match_labels
-from geo_service.analytics.regionalize.plan import Plan, Progress, no_progress, spread_above_band
+from geo_service.analytics.regionalize.plan import (
+    Limits,
+    Plan,
+    Progress,
+    no_progress,
+    spread_above_band,
+)
 from geo_service.analytics.regionalize.recombination import merge_split, recombine
 from geo_service.analytics.regionalize.seeding import (
     components,
@@ -36,6 +42,8 @@ def partition(
     max_seconds: float = SAFETY_SECONDS,
     seed: int = 0,
     progress: Progress = no_progress,
+    limits: Limits | None = None,
+    edge_lengths: list[list[float]] | None = None,
 ) -> Plan:
     """``p`` contiguous regions of atoms with near-equal total ``weights``.
 
@@ -82,6 +90,13 @@ def partition(
         and seed give the same plan.
     progress : callable, optional
         ``progress(fraction, message)``, fraction in 0..1.
+    limits : Limits, optional
+        Bounds on every region's totals (households, area: ``Limits``); plans within them
+        count as better before balance, and the local search never breaks a bound that
+        holds. ``Plan.excess`` says how far the plan kept lies outside them.
+    edge_lengths : list of list of float, optional
+        Length of the border each atom shares with each neighbour (metres): shape is then
+        the length of the borders drawn rather than the number of cut edges.
 
     Returns
     -------
@@ -156,6 +171,8 @@ def partition(
             max_seconds=seconds,
             seed=start_seed,
             progress=report,
+            limits=limits,
+            edge_lengths=edge_lengths,
         )
 
     def left() -> float:
@@ -168,16 +185,23 @@ def partition(
             progress((k + fraction) / len(starts), message)
 
         plans.append(search(start, left(), seed, report))
-    edges = max(1, sum(len(x) for x in neighbours))
+    lengths = edge_lengths if edge_lengths is not None else [[1.0] * len(x) for x in neighbours]
+    edges = max(1e-9, sum(map(sum, lengths)))
 
-    def score(plan: Plan) -> tuple[float, float]:
+    def score(plan: Plan) -> tuple[float, float, float]:
+        excess = limits.excess(plan.labels, p) if limits is not None else 0.0
         spread = spread_above_band(plan.labels, weights, p, tolerance)
         cut = (
-            sum(plan.labels[i] != plan.labels[j] for i, nb in enumerate(neighbours) for j in nb)
+            sum(
+                length
+                for i, nb in enumerate(neighbours)
+                for j, length in zip(nb, lengths[i], strict=True)
+                if plan.labels[i] != plan.labels[j]
+            )
             / edges
         )
         moved = stab[(plan.labels != original) & (original >= 0)].sum() / max(stab.sum(), 1e-12)
-        return round(spread, 4), compactness * cut + stability * moved
+        return excess, round(spread, 4), compactness * cut + stability * moved
 
     best = min(plans, key=score)
     # Hard instances (a heavy atom, a part of the map behind a corridor) leave the best plan
@@ -188,7 +212,15 @@ def partition(
     rng = np.random.default_rng(seed)
     repairs = 0
     floor = lowest_max_over_mean(weights, neighbours, p, component)
-    while score(best)[0] > 0 and floor <= 1 + tolerance and left() > 0 and repairs < MAX_REPAIRS:
+    # (not while the plan misses the planner's bounds: the repairs seek the band alone, and
+    # bounds that cannot be kept may leave no plan in the band at all)
+    while (
+        score(best)[0] == 0
+        and score(best)[1] > 0
+        and floor <= 1 + tolerance
+        and left() > 0
+        and repairs < MAX_REPAIRS
+    ):
         repairs += 1
         if repairs == 1:
             origin: np.ndarray | None = best.labels
@@ -213,4 +245,5 @@ def partition(
         time.perf_counter() - t0,
         round(floor, 4),
         stopped_by_time=left() <= 0 or any(q.stopped_by_time for q in plans),
+        excess=score(best)[0],
     )

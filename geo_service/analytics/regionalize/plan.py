@@ -27,6 +27,42 @@ class Plan:
     # The wall-clock safety cap ended the search before its iteration budget: the plan may
     # then differ from run to run (never the case in the tests or the README's figures).
     stopped_by_time: bool = False
+    # how far the plan lies outside the planner's bounds (``Limits.excess``; 0: within)
+    excess: float = 0.0
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds a planner sets on every region's totals of additive atom quantities (households,
+    area): ``low[k] <= sum of values[:, k] over a region's atoms <= high[k]``.
+
+    Attributes
+    ----------
+    values : numpy.ndarray, shape (n, k)
+        What each atom holds of each quantity.
+    low, high : numpy.ndarray, shape (k,)
+        The bounds; ``-inf`` / ``inf`` where there is none.
+    """
+
+    values: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+
+    def excess(self, labels: np.ndarray, p: int) -> float:
+        """How far the regions lie outside the bounds, summed over regions and quantities,
+        each in units of its mean per region (0: every region within its bounds).
+
+        >>> import numpy as np
+        >>> homes = Limits(np.array([[100.0], [300.0], [200.0]]), np.array([150.0]),
+        ...                np.array([np.inf]))
+        >>> homes.excess(np.array([0, 1, 1]), 2)  # region 0 holds 100, 50 short of 150
+        0.1667
+        """
+        totals = np.zeros((p, self.values.shape[1]))
+        np.add.at(totals, labels, self.values)
+        scale = np.maximum(totals.mean(axis=0), 1e-9)
+        short = np.maximum(0.0, self.low - totals) + np.maximum(0.0, totals - self.high)
+        return round(float((short / scale).sum()), 4)
 
 
 def balance(loads: np.ndarray) -> dict[str, float]:

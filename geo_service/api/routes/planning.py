@@ -92,6 +92,7 @@ def post_proposal(
         window_days=body.window_days,
         until=body.until,
         name=body.name,
+        **body.constraints.model_dump(),
     )
     check_proposal(session, req, scope)
     engine = request.app.state.engine

@@ -26,6 +26,18 @@ class AtomsIn(BaseModel):
     h3_res: Literal[9, 10, 11] = 10
 
 
+class ConstraintsIn(BaseModel):
+    """Bounds every new grid must keep, checked on the drawn polygons (none by default)."""
+
+    households_min: int | None = Field(None, ge=0, le=1_000_000)
+    households_max: int | None = Field(None, ge=0, le=1_000_000)
+    area_min_m2: float | None = Field(None, ge=0, le=1e10)
+    area_max_m2: float | None = Field(None, ge=0, le=1e10)
+    compactness_min: float | None = Field(
+        None, ge=0, le=1, description="Polsby-Popper (4 pi area / perimeter^2), reported"
+    )
+
+
 class ProposalIn(BaseModel):
     """A redraw request."""
 
@@ -47,6 +59,7 @@ class ProposalIn(BaseModel):
         None, description="end of the history window (RFC 3339, with an offset); default now"
     )
     name: str | None = Field(None, max_length=200)
+    constraints: ConstraintsIn = Field(default_factory=ConstraintsIn)
 
 
 class WorkloadWeights(Exact):

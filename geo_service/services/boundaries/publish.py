@@ -214,7 +214,13 @@ def _proposal_of(version: Mapping[str, Any]) -> dict[str, Any]:
     worst = metrics.get("worst_max_over_mean") or max(
         (p["after"]["max_over_mean"] for p in metrics.get("parents", [])), default=None
     )
-    return {"status": notes.get("status"), "tolerance": notes.get("tolerance"), "worst": worst}
+    violations = (metrics.get("constraints") or {}).get("violations") or []
+    return {
+        "status": notes.get("status"),
+        "tolerance": notes.get("tolerance"),
+        "worst": worst,
+        "violations": len(violations),
+    }
 
 
 def publish_version(
@@ -259,10 +265,13 @@ def publish_version(
         proposal = _proposal_of(version)
         if proposal.get("status") == "outside" and not (override_reason or "").strip():
             tolerance = float(proposal.get("tolerance") or 0.05)
+            broken = proposal.get("violations") or 0
             raise ConflictError(
                 f"boundary version {version_id} was proposed with a balance outside its band "
                 f"(max/mean {proposal.get('worst')} against 1 ± {tolerance:g}, above its "
-                "floor); publish with override_reason to say why it is published anyway",
+                "floor)"
+                + (f" or {broken} grid bound(s) broken" if broken else "")
+                + "; publish with override_reason to say why it is published anyway",
                 proposal_status="outside",
             )
         if not report["valid"] and not force:

@@ -13,7 +13,13 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-from geo_service.analytics.atoms import hex_neighbours, local_utm, one_piece_each, polsby_popper
+from geo_service.analytics.atoms import (
+    areas_km2,
+    border_on_lines_share,
+    grid_of_atoms,
+    one_piece_each,
+    polsby_popper,
+)
 from geo_service.analytics.regionalize import Plan, balance, lowest_max_over_mean
 from geo_service.services.access import disclosure
 from geo_service.services.planning.parents import Parent, ParentAtoms
@@ -69,6 +75,23 @@ def published_loads(
     return loads
 
 
+def published_counts(
+    groups: np.ndarray, n: int, per: dict[str, np.ndarray], base: int
+) -> list[dict[str, int | None]]:
+    """Households and rental units of groups of atoms as ``disclosure`` publishes them (None:
+    hidden), one dict per group."""
+    counts = {k: np.bincount(groups, weights=per[k], minlength=n) for k in _COUNTED}
+    return [
+        published_workload_terms(
+            round(counts["households"][g]),
+            round(counts["rental_units"][g]),
+            (round(counts["household_key"][g]), round(counts["rental_key"][g])),
+            base,
+        )
+        for g in range(n)
+    ]
+
+
 def published_share(counts: list[float], keys: list[float], measure: str, base: int) -> float:
     """Share of homes moved (``counts``: moved, total; ``keys``: their disclosure key sums),
     from the published moved and total counts."""
@@ -93,7 +116,7 @@ def published_floor(
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    neighbours = hex_neighbours(atoms.cells)
+    neighbours = atoms.neighbours
     n = len(atoms.hours)
     rows = [i for i, nb in enumerate(neighbours) for _ in nb]
     cols = [j for nb in neighbours for j in nb]
@@ -141,21 +164,21 @@ def next_codes(parent_code: str, siblings: list[str], n: int) -> list[str]:
     return codes
 
 
-def grid_codes(
-    atoms: ParentAtoms, labels: np.ndarray, p: int, heir: dict[int, int], crs: Any
-) -> list[str]:
-    """The code of each new grid: its heir's (the old grid it continues) when it covers more
-    than ``KEEP_CODE_SHARE`` of that grid's area, else a new code in the parent's scheme."""
-    area = gpd.GeoSeries(atoms.pieces, crs="EPSG:4326").to_crs(crs).area.to_numpy()
-    old_area = np.bincount(atoms.current, weights=area, minlength=len(atoms.grid_ids))
+def grid_codes(atoms: ParentAtoms, geoms: np.ndarray, heir: dict[int, int], crs: Any) -> list[str]:
+    """The code of each new grid (``geoms``, drawn): its heir's (the old grid it continues)
+    when it covers more than ``KEEP_CODE_SHARE`` of that grid's area, measured on the two
+    polygons, else a new code in the parent's scheme."""
     free = atoms.parent.free_grids
-    old_codes = dict(zip(range(len(atoms.grid_ids)), free.code.tolist(), strict=True))
+    old = gpd.GeoSeries(free.geometry.to_numpy(), crs="EPSG:4326").to_crs(crs).to_numpy()
+    new = gpd.GeoSeries(geoms, crs="EPSG:4326").to_crs(crs).to_numpy()
+    old_codes = free.code.tolist()
+    p = len(geoms)
     codes: list[str | None] = [None] * p
     for r in range(p):
         g = heir.get(r, -1)
-        if g >= 0 and old_area[g] > 0:
-            covered = area[(labels == r) & (atoms.current == g)].sum()
-            if covered > KEEP_CODE_SHARE * old_area[g]:
+        if g >= 0 and old[g].area > 0:
+            covered = shapely.intersection(new[r], old[g]).area
+            if covered > KEEP_CODE_SHARE * old[g].area:
                 codes[r] = old_codes[g]
     fresh = iter(
         next_codes(
@@ -223,10 +246,17 @@ def measure(
     window_days: int,
     min_count: int,
     tolerance: float = 0.05,
+    bounds: dict[str, float] | None = None,
 ) -> tuple[dict[str, Any], list[NewGrid]]:
     """The new grids of every parent's plan and the proposal's metrics, from published counts
     (base ``min_count``), with each parent's ``status`` against the band (``tolerance``, a
-    share of the mean) and the proposal's (the worst)."""
+    share of the mean) and the proposal's (the worst; ``outside`` too when a grid breaks one
+    of the planner's ``bounds``: ``households_min``/``_max``, ``area_min_m2``/``_max_m2``,
+    ``compactness_min``, each listed in ``constraints.violations``)."""
+    bounds = bounds or {}
+    violations: list[dict[str, Any]] = []
+    roads_before: list[float | None] = []
+    roads_after: list[float | None] = []
     new_grids = []
     before_loads, after_loads, before_pp, after_pp, contiguous = [], [], [], [], []
     moved = {"households": [0.0, 0.0], "rental_units": [0.0, 0.0], "history": [0.0, 0.0]}
@@ -234,14 +264,19 @@ def measure(
     keyed = {"households": "household_key", "rental_units": "rental_key"}
     per_parent = []
     for atoms, plan in parents:
-        parent, labels, held = atoms.parent, plan.labels, atoms.held
-        p = int(labels.max()) + 1
-        crs = local_utm(parent.geom)
+        parent, held, crs = atoms.parent, atoms.held, atoms.crs
+        p = int(plan.labels.max()) + 1
         geoms = one_piece_each(
-            [shapely.make_valid(shapely.union_all(atoms.pieces[labels == r])) for r in range(p)]
+            [
+                shapely.make_valid(shapely.union_all(atoms.pieces[plan.labels == r]))
+                for r in range(p)
+            ]
         )
+        # every figure from what is drawn: an atom belongs to the grid that holds it after
+        # stray parts found their neighbour (``one_piece_each``)
+        labels = grid_of_atoms(atoms.pieces, geoms)
         heir = _heirs(atoms, labels, p)
-        codes = grid_codes(atoms, labels, p, heir, crs)
+        codes = grid_codes(atoms, geoms, heir, crs)
         for name in moved:
             for target, source in ((moved, name), (moved_keys, keyed.get(name))):
                 if source is None:
@@ -266,6 +301,14 @@ def measure(
         before_pp += pp_before.tolist()
         after_pp += pp_after.tolist()
         contiguous += [shapely.get_num_geometries(g) == 1 for g in geoms]
+        shown_counts = published_counts(labels, p, atoms.per, min_count)
+        area_m2 = np.bincount(labels, weights=areas_km2(atoms.pieces, crs), minlength=p) * 1e6
+        incidents = np.bincount(labels, weights=atoms.per["incidents"], minlength=p)
+        outer = shapely.union_all(atoms.pieces)
+        roads_before.append(
+            border_on_lines_share(parent.free_grids.geometry.to_numpy(), outer, atoms.roads, crs)
+        )
+        roads_after.append(border_on_lines_share(geoms, outer, atoms.roads, crs))
         per_parent.append(
             {
                 "parent": parent.code,
@@ -276,14 +319,39 @@ def measure(
                 "status": band_status(balance(new_loads)["max_over_mean"], floor, tolerance),
                 # below this no plan can go: the parent in separate pieces, say
                 "lowest_possible_max_over_mean": floor,
-                "atoms": len(atoms.cells),
+                "atoms": len(atoms.pieces),
+                # atoms that are whole street blocks (the others: H3 fragments of heavy ones)
+                "whole_blocks": atoms.whole_blocks,
+                "blocks": len(atoms.source.blocks),
+                # share of the borders between grids (not the parent's) on a road; None
+                # without roads
+                "border_on_roads_before": roads_before[-1],
+                "border_on_roads_after": roads_after[-1],
                 "seconds": round(plan.seconds, 2),
                 # the wall-clock safety cap, not the iteration budget, ended the search
                 "stopped_by_time": plan.stopped_by_time,
                 "workload_by_grid": {codes[r]: round(float(new_loads[r]), 2) for r in range(p)},
                 # which old grid each new one continues (its code kept when it covers most of it)
                 "continues": {codes[r]: old_code(atoms, heir.get(r, -1)) for r in range(p)},
+                # the planner's table: one row per new grid, counted in its drawn polygon
+                "grids": [
+                    {
+                        "code": codes[r],
+                        "continues": old_code(atoms, heir.get(r, -1)),
+                        "workload": round(float(new_loads[r]), 2),
+                        "incidents": int(round(incidents[r])),
+                        "households": shown_counts[r]["households"],
+                        "rental_units": shown_counts[r]["rental_units"],
+                        "area_m2": round(float(area_m2[r]), 1),
+                        "polsby_popper": round(float(pp_after[r]), 4),
+                    }
+                    for r in range(p)
+                ],
             }
+        )
+        homes = np.bincount(labels, weights=atoms.per["households"], minlength=p)
+        violations += _violations(
+            codes, bounds, homes, area_m2, pp_after, [c["households"] for c in shown_counts]
         )
         for r, geom in enumerate(geoms):
             code = codes[r]
@@ -309,6 +377,47 @@ def measure(
         },
         "parents": per_parent,
         "tolerance": tolerance,
-        "status": overall_status([str(p["status"]) for p in per_parent]),
+        "border_on_roads_before": _mean_share(roads_before),
+        "border_on_roads_after": _mean_share(roads_after),
+        "constraints": {**bounds, "violations": violations},
+        "status": overall_status(
+            [str(p["status"]) for p in per_parent] + (["outside"] if violations else [])
+        ),
     }
     return metrics, new_grids
+
+
+def _mean_share(shares: list[float | None]) -> float | None:
+    """The mean of the parents' shares that exist (None when none does)."""
+    known = [s for s in shares if s is not None]
+    return round(sum(known) / len(known), 4) if known else None
+
+
+def _violations(
+    codes: list[str],
+    bounds: dict[str, float],
+    homes: np.ndarray,
+    area_m2: np.ndarray,
+    polsby_popper: np.ndarray,
+    shown_homes: list[int | None],
+) -> list[dict[str, Any]]:
+    """The new grids that break the planner's bounds, one row per grid and bound; households
+    are tested exactly and shown as published (None: a small count, hidden)."""
+    tests = (
+        ("households_min", homes, lambda v, b: v < b, shown_homes),
+        ("households_max", homes, lambda v, b: v > b, shown_homes),
+        ("area_min_m2", area_m2, lambda v, b: v < b, None),
+        ("area_max_m2", area_m2, lambda v, b: v > b, None),
+        ("compactness_min", polsby_popper, lambda v, b: v < b, None),
+    )
+    found = []
+    for name, values, breaks, shown in tests:
+        if name not in bounds:
+            continue
+        for r, code in enumerate(codes):
+            if breaks(float(values[r]), bounds[name]):
+                value = shown[r] if shown is not None else round(float(values[r]), 4)
+                found.append(
+                    {"grid": code, "constraint": name, "limit": bounds[name], "value": value}
+                )
+    return found

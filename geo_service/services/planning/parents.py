@@ -1,5 +1,13 @@
 """The reads of a proposal: the parents to redraw with today's grids, and each parent's atoms
-with the workload terms they hold (the database side; the geometry is ``analytics.atoms``)."""
+with the workload terms they hold (the database side; the geometry is ``analytics.atoms``).
+
+Atoms come from the city's fabric: the parent's street blocks (the faces of the road network
+loaded in ``road_segments``), each cut by H3 cells into fragments. Records are counted in the
+fragment whose polygon holds them (point in polygon, as every other read of the service), so
+a grid made of atoms holds exactly the records its drawn polygon holds. A proposal starts
+from whole blocks, so every new border runs on a street, and splits only the blocks too heavy
+for the band into their fragments (``atoms_of``). Where no roads are loaded a parent is one
+block: its atoms are its H3 fragments, as before blocks existed."""
 
 from __future__ import annotations
 
@@ -15,14 +23,14 @@ from sqlalchemy.orm import Session
 
 from geo_service.analytics.atoms import (
     areas_km2,
-    atomize,
+    fragments,
     grid_of_atoms,
-    hex_neighbours,
     local_utm,
+    shared_borders,
+    street_blocks,
 )
 from geo_service.db.sql import sql
 from geo_service.errors import InvalidInputError
-from geo_service.geo.h3cells import exact_column, resident_cell_column
 from geo_service.services.boundaries.versions import version_in_force
 from geo_service.services.planning.workload import Weights, workload_hours
 
@@ -48,19 +56,49 @@ class Parent:
 
 
 @dataclass
+class ParentFragments:
+    """One parent (less its locked grids) cut into street blocks and their H3 fragments, each
+    fragment with what it holds: what every set of atoms of the parent is made of."""
+
+    parent: Parent
+    crs: Any  # the parent's UTM zone: metres
+    roads: np.ndarray  # (m,) road centre lines touching the parent, WGS84
+    blocks: np.ndarray  # (b,) the street blocks, WGS84
+    pieces: np.ndarray  # (f,) the fragments, WGS84
+    block: np.ndarray  # (f,) the block of each fragment
+    neighbours: list[list[int]]  # fragments sharing a border
+    lengths: list[list[float]]  # and the length of each of those borders, metres
+    per: dict[str, np.ndarray]  # term -> (f,) per fragment
+    held: dict[str, np.ndarray]  # term -> (f, len(grid_ids)) per fragment and today's grid
+    grid_ids: list[int]  # today's free grids
+
+
+@dataclass
 class ParentAtoms:
     """One parent cut into atoms, each with what it holds: the input of its partition and of
     the proposal's metrics."""
 
     parent: Parent
-    cells: list[int]  # H3 cell of each atom
     pieces: np.ndarray  # (n,) the atoms' polygons, WGS84
     current: np.ndarray  # (n,) today's grid of each atom, a position in ``grid_ids``
     hours: np.ndarray  # (n,) exact workload of each atom over the window
-    neighbours: list[list[int]]  # H3 adjacency among the atoms
+    neighbours: list[list[int]]  # atoms sharing a border
+    lengths: list[list[float]]  # the length of each of those borders, metres
     per: dict[str, np.ndarray]  # term -> (n,) per atom
     held: dict[str, np.ndarray]  # term -> (n, len(grid_ids)) per atom and today's grid
     grid_ids: list[int]  # today's free grids
+    whole_blocks: int  # atoms that are a whole street block (the rest are fragments)
+    source: ParentFragments  # what they are made of (roads, blocks, CRS)
+
+    @property
+    def crs(self) -> Any:
+        """The parent's UTM zone."""
+        return self.source.crs
+
+    @property
+    def roads(self) -> np.ndarray:
+        """The road lines touching the parent, WGS84."""
+        return self.source.roads
 
 
 def load_parents(session: Session, codes: list[str], locked_codes: list[str]) -> list[Parent]:
@@ -126,115 +164,204 @@ def load_parents(session: Session, codes: list[str], locked_codes: list[str]) ->
     return parents
 
 
-# What each atom (an H3 cell of ``res``) holds, per today's grid: (cell, grid_id, value) rows.
-# Each record counts in its own cell at ``res`` (``h3.latlng_to_cell``: incidents'
-# ``exact_column``, homes' ``resident_cell_column``), never in the parent of its res-11 cell:
-# H3 does not nest exactly, and an atom is that cell's hexagon clipped to the parent, so a
-# record counted in a parent cell would land in an atom (and a new grid, a union of atoms)
-# whose polygon does not hold it. The columns are identifiers of a fixed set.
-def _atom_terms(res: int) -> dict[str, str]:
-    """The per-atom queries at ``res`` (9, 10 or 11)."""
-    incident, home = exact_column(res), resident_cell_column(res)
-    return {
-        "incident_hours": (
-            f"SELECT x.{incident}, x.grid_id, sum(c.handling_effort_min) / 60.0 "
-            "FROM incidents x JOIN categories c ON c.code = x.category "
-            "WHERE x.grid_id = ANY(:grids) AND x.reported_at >= :since "
-            "AND x.reported_at < :until GROUP BY 1, 2"
-        ),
-        "households": (
-            f"SELECT {home}, grid_id, count(*) FROM households "
-            "WHERE grid_id = ANY(:grids) GROUP BY 1, 2"
-        ),
-        "rental_units": (
-            f"SELECT {home}, grid_id, sum(unit_count) FROM rental_units "
-            "WHERE grid_id = ANY(:grids) GROUP BY 1, 2"
-        ),
-        # disclosure keys of the atoms (geography, not records: adding a record to an atom
-        # does not re-draw the rounding), to publish what the figures count (never balanced
-        # on); the identity is the atom's (cell, grid) as before, only the records under it
-        # are now those its hexagon contains
-        "household_key": (
-            f"SELECT {home}, grid_id, "
-            f"disclosure_key('atom:' || {home} || ':' || grid_id) FROM households "
-            "WHERE grid_id = ANY(:grids) GROUP BY 1, 2"
-        ),
-        "rental_key": (
-            f"SELECT {home}, grid_id, "
-            f"disclosure_key('atom:' || {home} || ':' || grid_id) FROM rental_units "
-            "WHERE grid_id = ANY(:grids) GROUP BY 1, 2"
-        ),
-        # every incident ever: what stability protects
-        "history": (
-            f"SELECT {incident}, grid_id, count(*) FROM incidents "
-            "WHERE grid_id = ANY(:grids) GROUP BY 1, 2"
-        ),
-    }
+# What each fragment holds, per today's grid: (fragment, grid_id, value) rows, each record
+# counted once, in the fragment whose polygon holds its point (the lowest-numbered on a shared
+# border), whatever grid it is filed under; grid_id is NULL for records filed under none.
+# The fragments are in the temporary table ``planning_fragments`` (i, cell, geom).
+_TERMS = {
+    "incident_hours": """
+        SELECT i, grid_id, sum(minutes) / 60.0 FROM (
+            SELECT DISTINCT ON (x.id) f.i, x.grid_id, c.handling_effort_min AS minutes
+            FROM planning_fragments f
+            JOIN incidents x ON ST_Intersects(f.geom, x.location)
+            JOIN categories c ON c.code = x.category
+            WHERE x.reported_at >= :since AND x.reported_at < :until
+            ORDER BY x.id, f.i) hit
+        GROUP BY 1, 2""",
+    "incidents": """
+        SELECT i, grid_id, count(*) FROM (
+            SELECT DISTINCT ON (x.id) f.i, x.grid_id FROM planning_fragments f
+            JOIN incidents x ON ST_Intersects(f.geom, x.location)
+            WHERE x.reported_at >= :since AND x.reported_at < :until
+            ORDER BY x.id, f.i) hit
+        GROUP BY 1, 2""",
+    "households": """
+        SELECT i, grid_id, count(*) FROM (
+            SELECT DISTINCT ON (h.id) f.i, h.grid_id FROM planning_fragments f
+            JOIN households h ON ST_Intersects(f.geom, h.location) ORDER BY h.id, f.i) hit
+        GROUP BY 1, 2""",
+    "rental_units": """
+        SELECT i, grid_id, sum(unit_count) FROM (
+            SELECT DISTINCT ON (r.id) f.i, r.grid_id, r.unit_count FROM planning_fragments f
+            JOIN rental_units r ON ST_Intersects(f.geom, r.location) ORDER BY r.id, f.i) hit
+        GROUP BY 1, 2""",
+    # disclosure keys of the fragments (geography, not records: adding a record does not
+    # re-draw the rounding), to publish what the figures count (never balanced on)
+    "household_key": """
+        SELECT i, grid_id, disclosure_key('atom:' || cell || ':' || coalesce(grid_id, 0))
+        FROM (SELECT DISTINCT ON (h.id) f.i, f.cell, h.grid_id FROM planning_fragments f
+              JOIN households h ON ST_Intersects(f.geom, h.location) ORDER BY h.id, f.i) hit
+        GROUP BY 1, 2, cell""",
+    "rental_key": """
+        SELECT i, grid_id, disclosure_key('atom:' || cell || ':' || coalesce(grid_id, 0))
+        FROM (SELECT DISTINCT ON (r.id) f.i, f.cell, r.grid_id FROM planning_fragments f
+              JOIN rental_units r ON ST_Intersects(f.geom, r.location) ORDER BY r.id, f.i) hit
+        GROUP BY 1, 2, cell""",
+    # every incident ever: what stability protects
+    "history": """
+        SELECT i, grid_id, count(*) FROM (
+            SELECT DISTINCT ON (x.id) f.i, x.grid_id FROM planning_fragments f
+            JOIN incidents x ON ST_Intersects(f.geom, x.location) ORDER BY x.id, f.i) hit
+        GROUP BY 1, 2""",
+}
+TERM_NAMES = tuple(_TERMS)
+
+_ROADS = text(
+    "SELECT ST_AsBinary(geom) FROM road_segments "
+    "WHERE ST_Intersects(geom, ST_GeomFromWKB(:area, 4326))"
+)
 
 
-_PER_ATOM = {res: _atom_terms(res) for res in (9, 10, 11)}
-_TERM_NAMES = tuple(_PER_ATOM[10])
-
-
-def _per_atom(
-    session: Session, name: str, grid_ids: list[int], res: int, since: datetime, until: datetime
-) -> dict[tuple[int, int], float]:
-    if res not in _PER_ATOM:
-        raise InvalidInputError("atoms: h3_res must be 9, 10 or 11")
-    params: dict[str, Any] = {"grids": grid_ids}
-    if name == "incident_hours":
-        params |= {"since": since, "until": until}
-    rows = session.execute(text(_PER_ATOM[res][name]), params).all()
-    return {(int(c), int(g)): float(n) for c, g, n in rows}
-
-
-def _free_atoms(parent: Parent, res: int) -> tuple[list[int], np.ndarray]:
-    """The parent's atoms, leaving out its locked grids."""
-    free = parent.geom
+def _free_area(parent: Parent) -> Any:
+    """The parent less its locked grids."""
     locked = parent.grids[parent.grids.id.isin(parent.locked)]
-    if len(locked):
-        free = shapely.difference(free, shapely.union_all(locked.geometry.values))
-    return atomize(free, res)
+    if not len(locked):
+        return parent.geom
+    return shapely.difference(parent.geom, shapely.union_all(locked.geometry.values))
 
 
-def parent_atoms(
-    session: Session,
-    parent: Parent,
-    *,
-    res: int,
-    weights: Weights,
-    window_days: int,
-    since: datetime,
-    until: datetime,
-) -> ParentAtoms:
-    """Cut ``parent`` (less its locked grids) into H3 atoms of ``res`` and weigh each by the
-    workload formula over [``since``, ``until``); record what each atom holds of each of
-    today's grids, for the stability figures."""
-    cells, pieces = _free_atoms(parent, res)
+def _load_fragments(session: Session, pieces: np.ndarray, cells: list[int]) -> None:
+    """The fragments into ``planning_fragments`` (this transaction's), indexed."""
+    session.execute(text("DROP TABLE IF EXISTS planning_fragments"))
+    session.execute(
+        text(
+            "CREATE TEMPORARY TABLE planning_fragments "
+            "(i integer, cell bigint, geom geometry(Geometry, 4326)) ON COMMIT DROP"
+        )
+    )
+    session.execute(
+        text(
+            "INSERT INTO planning_fragments "
+            "SELECT i - 1, cell, ST_GeomFromWKB(wkb, 4326) "
+            "FROM unnest(CAST(:cells AS bigint[]), CAST(:wkbs AS bytea[])) "
+            "WITH ORDINALITY AS t(cell, wkb, i)"
+        ),
+        {"cells": cells, "wkbs": [bytes(w) for w in shapely.to_wkb(pieces)]},
+    )
+    session.execute(text("CREATE INDEX ON planning_fragments USING gist (geom)"))
+    session.execute(text("ANALYZE planning_fragments"))
+
+
+def parent_fragments(
+    session: Session, parent: Parent, *, res: int, since: datetime, until: datetime
+) -> ParentFragments:
+    """Cut ``parent`` (less its locked grids) into street blocks and H3 fragments of ``res``,
+    and count in each fragment what it holds over [``since``, ``until``) (incidents) or now
+    (households, rental units, all incidents ever), per today's grid for the stability
+    figures."""
+    if res not in (9, 10, 11):
+        raise InvalidInputError("atoms: h3_res must be 9, 10 or 11")
+    free = _free_area(parent)
+    crs = local_utm(parent.geom)
+    roads = shapely.from_wkb(
+        [bytes(r[0]) for r in session.execute(_ROADS, {"area": shapely.to_wkb(free)})]
+    )
+    roads = np.asarray(roads, dtype=object)
+    pieces, cells, block = fragments(street_blocks(free, roads, crs), res)
+    # Each block drawn as the union of its fragments: a cell's cut adds vertices on the road
+    # between two blocks, and a whole block must meet its neighbour's fragments along the
+    # very same edge, or a grid made of both falls apart on the map a hair's width apart.
+    order = np.argsort(block, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(block[order]) != 0])
+    blocks = np.array(
+        [shapely.union_all(pieces[idx]) for idx in np.split(order, starts[1:])], dtype=object
+    )
     free_grids = parent.free_grids
     grid_ids = free_grids.id.tolist()
-    current = grid_of_atoms(pieces, free_grids.geometry.values)
-    index_of = {c: i for i, c in enumerate(cells)}
-    terms = {name: _per_atom(session, name, grid_ids, res, since, until) for name in _TERM_NAMES}
     grid_pos = {g: k for k, g in enumerate(grid_ids)}
-    n = len(cells)
-    per = {name: np.zeros(n) for name in terms}
-    held = {name: np.zeros((n, len(grid_ids))) for name in terms}
-    for name, values in terms.items():
-        for (cell, grid), value in values.items():
-            i = index_of.get(cell)
-            if i is None or grid not in grid_pos:
-                continue  # on a boundary the atoms missed: negligible
-            per[name][i] += value
-            held[name][i, grid_pos[grid]] += value
+    _load_fragments(session, pieces, cells)
+    n = len(pieces)
+    per = {name: np.zeros(n) for name in TERM_NAMES}
+    held = {name: np.zeros((n, len(grid_ids))) for name in TERM_NAMES}
+    params: dict[str, Any] = {"since": since, "until": until}
+    for name, query in _TERMS.items():
+        for i, grid, value in session.execute(text(query), params):
+            per[name][i] += float(value)
+            if grid in grid_pos:  # filed under a grid this proposal redraws
+                held[name][i, grid_pos[grid]] += float(value)
+    neighbours, lengths = shared_borders(pieces)
+    return ParentFragments(
+        parent, crs, roads, blocks, pieces, block, neighbours, lengths, per, held, grid_ids
+    )
+
+
+def block_hours(frags: ParentFragments, weights: Weights, window_days: int) -> np.ndarray:
+    """The exact workload of each street block over the window, (b,) hours."""
+    b = len(frags.blocks)
+    return workload_hours(
+        np.bincount(frags.block, weights=frags.per["incident_hours"], minlength=b),
+        np.bincount(frags.block, weights=frags.per["households"], minlength=b),
+        np.bincount(frags.block, weights=frags.per["rental_units"], minlength=b),
+        areas_km2(frags.blocks, frags.crs),
+        weights,
+        window_days,
+    )
+
+
+def atoms_of(
+    frags: ParentFragments, split: np.ndarray, weights: Weights, window_days: int
+) -> ParentAtoms:
+    """The atoms of a parent: each street block whole, or, where ``split`` says so, its H3
+    fragments, each weighed by the workload formula.
+
+    Parameters
+    ----------
+    frags : ParentFragments
+        The parent's blocks and fragments with what they hold.
+    split : numpy.ndarray of bool, shape (b,)
+        Which blocks are cut into their fragments.
+    weights, window_days
+        The workload formula's weights and window.
+    """
+    own = len(frags.blocks) + np.arange(len(frags.block))  # a fragment of a cut block: alone
+    group = np.where(split[frags.block], own, frags.block)
+    ids, group = np.unique(group, return_inverse=True)
+    n = len(ids)
+    pieces = np.empty(n, dtype=object)
+    whole = ids < len(frags.blocks)
+    pieces[whole] = frags.blocks[ids[whole]]
+    pieces[~whole] = frags.pieces[ids[~whole] - len(frags.blocks)]
+    per = {k: np.bincount(group, weights=v, minlength=n) for k, v in frags.per.items()}
+    held = {}
+    for k, v in frags.held.items():
+        held[k] = np.zeros((n, v.shape[1]))
+        np.add.at(held[k], group, v)
+    borders: list[dict[int, float]] = [{} for _ in range(n)]
+    for i, (nb, ln) in enumerate(zip(frags.neighbours, frags.lengths, strict=True)):
+        gi = group[i]
+        for j, length in zip(nb, ln, strict=True):
+            gj = int(group[j])
+            if gi != gj:
+                borders[gi][gj] = borders[gi].get(gj, 0.0) + length
+    current = grid_of_atoms(pieces, frags.parent.free_grids.geometry.values)
     hours = workload_hours(
         per["incident_hours"],
         per["households"],
         per["rental_units"],
-        areas_km2(pieces, local_utm(parent.geom)),
+        areas_km2(pieces, frags.crs),
         weights,
         window_days,
     )
     return ParentAtoms(
-        parent, cells, pieces, current, hours, hex_neighbours(cells), per, held, grid_ids
+        frags.parent,
+        pieces,
+        current,
+        hours,
+        [sorted(b) for b in borders],
+        [[b[j] for j in sorted(b)] for b in borders],
+        per,
+        held,
+        frags.grid_ids,
+        int(whole.sum()),
+        frags,
     )

@@ -1,14 +1,19 @@
 """Proposals: redraw grids inside their parents and store the result as a draft version.
 
-A proposal cuts each parent (community or street) into H3 cells clipped to it (the *atoms*,
-``analytics.atoms``), weighs them by the workload formula (``workload``), and regroups them
-into balanced, contiguous, compact grids with few moves (``analytics.regionalize``). New grids
-are unions of atoms, so they tile the parent exactly; the result is a draft boundary version
-(``drafts``) that ``validate`` and ``publish`` take as any, with its figures (``metrics``).
+A proposal cuts each parent (community, street or district) into its street blocks, each
+block into H3 fragments (``parents``), weighs them by the workload formula (``workload``),
+and regroups them into balanced, contiguous, compact grids with few moves
+(``analytics.regionalize``). It starts from whole blocks, so that every border it draws runs
+on a street, and cuts only the heaviest blocks into their fragments, round by round
+(``SPLIT_ROUNDS``), while the plan stays outside its band. New grids are unions of atoms, so
+they tile the parent exactly; the result is a draft boundary version (``drafts``) that
+``validate`` and ``publish`` take as any, with its figures (``metrics``), all counted in the
+drawn polygons.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -18,8 +23,9 @@ import numpy as np
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from geo_service.analytics.atoms import centroids_xy, local_utm
-from geo_service.analytics.regionalize import Plan, partition
+from geo_service.analytics.atoms import areas_km2, centroids_xy
+from geo_service.analytics.regionalize import Limits, Plan, partition
+from geo_service.analytics.regionalize.plan import spread_above_band
 from geo_service.errors import InvalidInputError, PermissionDeniedError
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.versions import version_in_force
@@ -28,8 +34,11 @@ from geo_service.services.planning.metrics import measure
 from geo_service.services.planning.parents import (
     REDRAWABLE_LEVELS,
     ParentAtoms,
+    ParentFragments,
+    atoms_of,
+    block_hours,
     load_parents,
-    parent_atoms,
+    parent_fragments,
 )
 from geo_service.services.planning.workload import Weights
 
@@ -52,6 +61,18 @@ class ProposalRequest:
     window_days: int = 90
     until: datetime | None = None  # end of the history window; default: now
     name: str | None = None
+    # bounds every new grid must keep (None: no bound), checked on the drawn polygons
+    households_min: int | None = None
+    households_max: int | None = None
+    area_min_m2: float | None = None
+    area_max_m2: float | None = None
+    compactness_min: float | None = None  # Polsby-Popper, 0..1 (reported, not searched)
+
+    def bounds(self) -> dict[str, float]:
+        """The bounds the planner set, by name."""
+        names = ("households_min", "households_max", "area_min_m2", "area_max_m2")
+        found = {name: getattr(self, name) for name in (*names, "compactness_min")}
+        return {name: float(value) for name, value in found.items() if value is not None}
 
     def check(self) -> None:
         """Refuse what cannot be planned."""
@@ -75,6 +96,14 @@ class ProposalRequest:
             raise InvalidInputError("window_days must be 1..3660")
         if self.until is not None and self.until.tzinfo is None:
             raise InvalidInputError("until must carry a timezone offset")
+        for low, high in (("households_min", "households_max"), ("area_min_m2", "area_max_m2")):
+            lo, hi = getattr(self, low), getattr(self, high)
+            if any(v is not None and v < 0 for v in (lo, hi)):
+                raise InvalidInputError(f"{low} and {high} must not be negative")
+            if lo is not None and hi is not None and lo > hi:
+                raise InvalidInputError(f"{low} ({lo}) is above {high} ({hi})")
+        if self.compactness_min is not None and not 0 <= self.compactness_min <= 1:
+            raise InvalidInputError("compactness_min must be 0..1 (Polsby-Popper)")
 
 
 def check_proposal(session: Session, req: ProposalRequest, scope: Scope) -> None:
@@ -113,25 +142,37 @@ def grids_per_parent(today: list[int], loads: list[float], target: int | None) -
     return [int(c) for c in counts]
 
 
+# Street blocks heavier than these shares of a new grid's mean workload are cut into their H3
+# fragments, one round after another while a parent's plan is outside its band: the coarsest
+# atoms that reach the band, so that as many borders as balance allows run on streets (0: every
+# block cut, the finest atoms there are).
+SPLIT_ROUNDS = (math.inf, 0.5, 0.25, 0.12, 0.0)
+
+
 def _partition_job(atoms: ParentAtoms, p: int, req: ProposalRequest) -> dict[str, Any]:
     """The keyword arguments of ``partition`` for one parent cut into ``p`` grids."""
-    if p > len(atoms.cells):
-        raise InvalidInputError(
-            f"{atoms.parent.code}: {p} grids need at least as many atoms ({len(atoms.cells)}); "
-            "use finer atoms (h3_res 11)"
-        )
     per, hours = atoms.per, atoms.hours
     stab = per["households"] + per["rental_units"] + per["history"] + 1e-9
+    bounds = req.bounds()
+    limits = None
+    if bounds.keys() - {"compactness_min"}:
+        limits = Limits(
+            np.column_stack([per["households"], areas_km2(atoms.pieces, atoms.crs) * 1e6]),
+            np.array([bounds.get("households_min", -np.inf), bounds.get("area_min_m2", -np.inf)]),
+            np.array([bounds.get("households_max", np.inf), bounds.get("area_max_m2", np.inf)]),
+        )
     return {
         "weights": hours,
         "neighbours": atoms.neighbours,
-        "xy": centroids_xy(atoms.pieces, local_utm(atoms.parent.geom)),
+        "edge_lengths": atoms.lengths,
+        "xy": centroids_xy(atoms.pieces, atoms.crs),
         "p": p,
         "current": atoms.current if p == len(atoms.grid_ids) else None,
         "stability_weights": stab / stab.mean() * hours.mean(),
         "tolerance": req.tolerance,
         "stability": req.stability,
         "compactness": req.compactness,
+        "limits": limits,
     }
 
 
@@ -166,42 +207,24 @@ def propose(
         target = req.target_grids or sum(today)
         if target < len(parents):
             raise InvalidInputError(f"target_grids must be at least {len(parents)} (one each)")
-        step(0.05, "atoms")
-        planned = [
-            parent_atoms(
-                session,
-                parent,
-                res=req.h3_res,
-                weights=req.weights,
-                window_days=req.window_days,
-                since=since,
-                until=until,
-            )
+        step(0.05, "street blocks and what they hold")
+        frags = [
+            parent_fragments(session, parent, res=req.h3_res, since=since, until=until)
             for parent in parents
         ]
-        counts = grids_per_parent(today, [a.hours.sum() for a in planned], req.target_grids)
-        jobs = [_partition_job(atoms, counts[k], req) for k, atoms in enumerate(planned)]
-        if run_partitions is not None:
-            step(0.1, f"{len(jobs)} partitions sent out")
-            plans = run_partitions(jobs)
-        else:
-            plans = []
-            for k, job in enumerate(jobs):
-
-                def report(fraction: float, message: str, k: int = k) -> None:
-                    code = planned[k].parent.code
-                    step(0.1 + 0.8 * (k + fraction) / len(jobs), f"{code}: {message}")
-
-                plans.append(partition(**job, progress=report))
+        loads = [block_hours(f, req.weights, req.window_days).sum() for f in frags]
+        counts = grids_per_parent(today, loads, req.target_grids)
+        chosen = _plan_rounds(frags, counts, req, step, run_partitions)
         step(0.92, "geometry and metrics")
         metrics, new_grids = measure(
-            list(zip(planned, plans, strict=True)),
+            chosen,
             req.weights,
             req.window_days,
             min_count,
             req.tolerance,
+            req.bounds(),
         )
-        replaced = [gid for a in planned for gid in a.parent.free_grids.id.tolist()]
+        replaced = [gid for p in parents for gid in p.free_grids.id.tolist()]
         with engine.begin() as conn:
             version_id = write_draft_version(
                 conn,
@@ -215,3 +238,76 @@ def propose(
             )
     step(1.0, "done")
     return {"version_id": version_id, "metrics": metrics}
+
+
+def _sub_progress(step: Progress, start: float, width: float, code: str) -> Progress:
+    """A partition's progress as a slice [start, start + width] of the proposal's."""
+
+    def report(fraction: float, message: str) -> None:
+        step(start + width * fraction, f"{code}: {message}")
+
+    return report
+
+
+def _plan_rounds(
+    frags: list[ParentFragments],
+    counts: list[int],
+    req: ProposalRequest,
+    step: Progress,
+    run_partitions: RunPartitions | None,
+) -> list[tuple[ParentAtoms, Plan]]:
+    """Partition every parent on whole street blocks, then, for the parents still outside
+    their band or the planner's bounds, again with the blocks heavier than the next of
+    ``SPLIT_ROUNDS`` cut into fragments, until a round brings neither nearer; keep each
+    parent's best plan (nearest the bounds, then the band, then the coarsest atoms).
+
+    Raises ``InvalidInputError`` when a parent has fewer fragments than the grids asked of it.
+    """
+    best: list[tuple[ParentAtoms, Plan, tuple[float, float]] | None] = [None] * len(frags)
+    last_split: list[np.ndarray | None] = [None] * len(frags)
+    for k, f in enumerate(frags):
+        if len(f.pieces) < counts[k]:
+            raise InvalidInputError(
+                f"{f.parent.code}: {counts[k]} grids need at least as many atoms "
+                f"({len(f.pieces)}); use finer atoms (h3_res 11)"
+            )
+    pending = list(range(len(frags)))
+    for r, limit in enumerate(SPLIT_ROUNDS):
+        batch: list[tuple[int, ParentAtoms]] = []
+        for k in pending:
+            hours = block_hours(frags[k], req.weights, req.window_days)
+            split = hours > limit * hours.sum() / counts[k] if limit > 0 else hours >= 0
+            previous = last_split[k]
+            if previous is not None and (split == previous).all():
+                continue  # the same atoms as the round before
+            last_split[k] = split
+            atoms = atoms_of(frags[k], split, req.weights, req.window_days)
+            if len(atoms.pieces) >= counts[k]:
+                batch.append((k, atoms))
+        if not batch:
+            continue
+        jobs = [_partition_job(atoms, counts[k], req) for k, atoms in batch]
+        base = 0.1 + 0.8 * r / len(SPLIT_ROUNDS)
+        if run_partitions is not None:
+            step(base, f"{len(jobs)} partitions sent out")
+            plans = run_partitions(jobs)
+        else:
+            plans = []
+            for m, job in enumerate(jobs):
+                width = 0.8 / len(jobs) / len(SPLIT_ROUNDS)
+                report = _sub_progress(step, base + width * m, width, batch[m][1].parent.code)
+                plans.append(partition(**job, progress=report))
+        stuck = set()
+        for (k, atoms), plan in zip(batch, plans, strict=True):
+            spread = spread_above_band(plan.labels, atoms.hours, counts[k], req.tolerance)
+            held = best[k]
+            if held is None or (plan.excess, spread) < held[2]:
+                best[k] = (atoms, plan, (plan.excess, spread))
+            else:
+                stuck.add(k)  # finer atoms brought neither the bounds nor the band nearer
+        pending = [
+            k for k in pending if k not in stuck and ((b := best[k]) is None or b[2] > (0.0, 0.0))
+        ]
+        if not pending:
+            break
+    return [(b[0], b[1]) for b in best if b is not None]
