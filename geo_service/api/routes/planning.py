@@ -1,4 +1,5 @@
-"""Planners: ``GET /workload``, ``POST /boundaries/proposals`` (a job) and ``GET /jobs/{id}``.
+"""Planners: ``GET /workload``, ``POST /boundaries/proposals`` (a job), ``GET /jobs/{id}`` and
+``POST /boundaries/versions/{id}/edits`` (a block moved by hand).
 
 Request and response models live in api/schemas/planning.py (jobs: api/schemas/batch.py); the
 response models are declared for the OpenAPI document, the bodies sent as the services build
@@ -11,13 +12,15 @@ from dataclasses import asdict
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from geo_service.api.deps import HEAVY, ActorDep, SessionDep, SettingsDep, require
 from geo_service.api.params import Instant
 from geo_service.api.responses import DictJSONResponse
+from geo_service.api.schemas import VersionIdPath
 from geo_service.api.schemas.batch import JobAccepted, JobPublic
-from geo_service.api.schemas.planning import ProposalIn, WorkloadPublic
+from geo_service.api.schemas.planning import BlockMoveIn, BlockMoveOut, ProposalIn, WorkloadPublic
 from geo_service.services.access.scope import Scope
 from geo_service.services.batch import jobs
 from geo_service.services.planning.workload import Weights, workload
@@ -123,3 +126,34 @@ def read_job(request: Request, scope: PlanScope, job_id: str) -> DictJSONRespons
     """A job: ``queued``/``running`` with progress, ``done`` with its result, or ``failed``
     with a problem. Only its starter and admins see it (404 for anyone else)."""
     return DictJSONResponse(jobs.get_job(request.app.state.engine, job_id, scope=scope))
+
+
+@router.post(
+    "/boundaries/versions/{version_id}/edits",
+    response_model=BlockMoveOut,
+    response_model_by_alias=True,
+    response_description="the block moved and the two grids as they are now",
+)
+async def post_block_move(
+    request: Request,
+    actor: ActorDep,
+    scope: Annotated[Scope, Depends(require("proposals:write"))],
+    version_id: VersionIdPath,
+    body: BlockMoveIn,
+) -> DictJSONResponse:
+    """Move the street block under a point of a draft to the neighbouring grid ``to_grid``
+    (409 unless a draft; 422 when the grids are not neighbours under one parent or the move
+    would empty or split a grid). ``GET /workload?version_id=`` then gives the new figures."""
+    from geo_service.services.planning.edits import move_block
+
+    moved = await run_in_threadpool(
+        move_block,
+        request.app.state.engine,
+        version_id,
+        lon=body.lon,
+        lat=body.lat,
+        to_grid=body.to_grid,
+        actor=actor,
+        scope=scope,
+    )
+    return DictJSONResponse(moved)

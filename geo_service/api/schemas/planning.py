@@ -130,3 +130,41 @@ class WorkloadPublic(Exact):
     parents: list[ParentBalance]
     overall: OverallBalance
     workers: list[WorkerLoad] = Field(description="grid level only")
+
+
+class BlockMoveIn(BaseModel):
+    """A street block of a draft moved to the grid next to it."""
+
+    model_config = {"extra": "forbid"}
+
+    lon: float = Field(ge=-180, le=180, description="WGS84 longitude of a point in the block")
+    lat: float = Field(ge=-90, le=90, description="WGS84 latitude of a point in the block")
+    to_grid: str = Field(min_length=1, max_length=100, description="code of the grid it joins")
+
+
+class MovedPiece(Exact):
+    """What moved."""
+
+    kind: Literal["block", "cell"] = Field(
+        description="a street block, or the H3 cell under the point where the block is most "
+        "of its grid or no roads are loaded"
+    )
+    from_: str = Field(alias="from")
+    to: str
+    area_m2: float
+
+
+class EditedGrid(Exact):
+    """A grid the edit changed: its new polygon (GeoJSON, WGS84) and area."""
+
+    code: str
+    area_m2: float
+    geometry: dict
+
+
+class BlockMoveOut(Exact):
+    """The edit made."""
+
+    version_id: int
+    moved: MovedPiece
+    grids: list[EditedGrid]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import Connection, or_, select
 from sqlalchemy.orm import Session
 
 from geo_service.db.models import BoundaryVersion
@@ -12,7 +12,7 @@ from geo_service.errors import NotFoundError
 from geo_service.vocabulary import IN_FORCE_VERSION_STATUSES, SCHEDULED_VERSION_STATUS
 
 
-def version_in_force(session: Session, at: datetime | None = None) -> int:
+def version_in_force(session: Session | Connection, at: datetime | None = None) -> int:
     """Id of the boundary version in force at ``at`` (default: now). For a given ``at`` a
     version scheduled to take effect by then counts too (the switch-over has not run yet,
     or ``at`` lies in the future); "now" is the version actually published."""
