@@ -3,9 +3,11 @@ hierarchy at real coordinates in central China, with households, rental units, r
 year of incidents that contains planted, evolving hotspots.
 
 Everything is drawn in a metric CRS (UTM 50N) from one seeded generator and converted to WGS84
-at the end. Each level is cut from its parent by k-means on population sample points inside the
-parent followed by a Voronoi split clipped to the parent, so children tile their parent exactly
-and are small where people are dense.
+at the end. The road network comes first: its blocks (the faces of the roads, the river and the
+outline) are what every area is made of, as grid offices draw grids along streets. Each level
+groups its parent's blocks around k-means centres of population sample points into contiguous
+children, so children tile their parent exactly, borders follow roads and areas are small where
+people are dense.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pandas as pd
 import shapely
 from pyproj import Transformer
 
+from geo_service.demo.blocks import road_blocks
 from geo_service.demo.density import (
     CENTRE_LAT,
     CENTRE_LON,
@@ -30,7 +33,7 @@ from geo_service.demo.density import (
 from geo_service.demo.geography import LEVELS, as_coverage, build_hierarchy
 from geo_service.demo.incidents import PlantedHotspot, draw_incidents, plan_hotspots
 from geo_service.demo.people import draw_households, draw_rental_units, draw_responders
-from geo_service.demo.roads import draw_roads
+from geo_service.demo.roads import draw_roads, river_line, street_crossings, street_lines
 from geo_service.geo.assign import GridIndex
 
 # The city's public vocabulary, defined in its parts (the loader and the tests use these).
@@ -105,9 +108,14 @@ def generate_city(
     cx, cy = to_metric.transform(CENTRE_LON, CENTRE_LAT)
 
     outline = city_outline(cx, cy)
+    # Its own random stream: the road network is the same whatever else the seed draws.
+    crossings = street_crossings(np.random.default_rng(seed + 7919), outline)
+    roads = draw_roads(crossings, outline, cx, cy)
+    progress("roads", len(roads))
+    blocks = road_blocks(outline, street_lines(crossings, outline), river_line(outline, cx, cy))
     pop_x, pop_y = sample_population(rng, outline, cx, cy, max(120 * grids, 20_000))
     progress("boundaries", 0)
-    areas = build_hierarchy(rng, outline, pop_x, pop_y, grids, progress)
+    areas = build_hierarchy(rng, blocks, pop_x, pop_y, grids, progress)
     areas = as_coverage(areas)
     areas["area_m2"] = areas.geometry.area
     areas = areas.set_crs(METRIC_CRS).to_crs("EPSG:4326")
@@ -140,9 +148,15 @@ def generate_city(
         rng, incidents, days, start, end, households, hotspots, to_metric, to_wgs, index, grid_rows
     )
     progress("incidents", len(events))
-    # Its own random stream: adding roads changes nothing else the seed draws.
-    roads = draw_roads(np.random.default_rng(seed + 7919), outline, cx, cy, to_wgs)
-    progress("roads", len(roads))
     return DemoCity(
-        seed, areas, households, rentals, responders, events, hotspots, start, end, roads
+        seed,
+        areas,
+        households,
+        rentals,
+        responders,
+        events,
+        hotspots,
+        start,
+        end,
+        roads.to_crs("EPSG:4326"),
     )

@@ -1,15 +1,17 @@
-"""The demo city's areas: district > street > community > grid, each level cut from its parent
-by k-means on population points and a Voronoi split clipped to the parent, then made an exact
-coverage so it survives reprojection."""
+"""The demo city's areas: district > street > community > grid, assembled from the blocks of its
+road network, each level grouping its parent's blocks around k-means centres of population
+points into contiguous children, then made an exact coverage so it survives reprojection."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import shapely
-from scipy.cluster.vq import kmeans2
+
+from geo_service.demo.blocks import BlockSet, group_blocks
 
 LEVELS = ("district", "street", "community", "grid")
 SYLLABLES = (
@@ -76,67 +78,6 @@ def _allocate(total: int, weights: np.ndarray) -> np.ndarray:
     return base + floor
 
 
-def _split_parent(
-    rng: np.random.Generator, parent: shapely.Geometry, pts: np.ndarray, k: int
-) -> tuple[list[shapely.Geometry], np.ndarray]:
-    """Cut ``parent`` into k pieces around k-means centres of its population points.
-
-    Returns the pieces and, for each point, the index of the piece it falls in.
-    """
-    if k == 1 or len(pts) <= k:
-        return [parent], np.zeros(len(pts), dtype=int)
-    centroids, _ = kmeans2(pts, k, minit="++", seed=rng, iter=15)
-    # Drop centroids that coincide (empty clusters) by nudging them apart deterministically.
-    centroids = centroids + rng.normal(0, 1e-3, centroids.shape)
-    cells = shapely.voronoi_polygons(
-        shapely.multipoints(centroids), extend_to=shapely.box(*parent.buffer(1000).bounds)
-    )
-    cell_geoms = np.asarray(shapely.get_parts(cells))
-    tree = shapely.STRtree(cell_geoms)
-    seed_idx, cell_idx = tree.query(shapely.points(centroids), predicate="within")
-    ordered = np.empty(k, dtype=object)
-    ordered[seed_idx] = cell_geoms[cell_idx]
-    pieces = list(shapely.intersection(ordered, parent))
-    pieces = _merge_detached_parts(pieces)
-    # Points go to the piece that contains them (nearest centre == Voronoi cell).
-    member = np.full(len(pts), -1, dtype=int)
-    piece_arr = np.asarray(pieces, dtype=object)
-    ptree = shapely.STRtree(piece_arr)
-    p_idx, g_idx = ptree.query(shapely.points(pts), predicate="intersects")
-    member[p_idx] = g_idx
-    if (member < 0).any():  # points exactly on a cut: nearest piece
-        lost = np.flatnonzero(member < 0)
-        member[lost] = ptree.query_nearest(shapely.points(pts[lost]), return_distance=False)[1]
-    return pieces, member
-
-
-def _merge_detached_parts(pieces: list[shapely.Geometry]) -> list[shapely.Geometry]:
-    """Give every detached fragment of a piece to the sibling it shares the longest edge with.
-
-    A Voronoi cell clipped to a non-convex parent can fall apart; a grid must be one piece.
-    """
-    result = list(pieces)
-    for i, geom in enumerate(pieces):
-        parts = list(shapely.get_parts(geom))
-        if len(parts) <= 1:
-            continue
-        parts.sort(key=lambda g: -g.area)
-        result[i] = parts[0]
-        for fragment in parts[1:]:
-            best, best_len = None, 0.0
-            for j, other in enumerate(result):
-                if j == i:
-                    continue
-                shared = fragment.boundary.intersection(other.boundary).length
-                if shared > best_len:
-                    best, best_len = j, shared
-            if best is None:  # touches no sibling: keep it with its own piece
-                result[i] = shapely.union(result[i], fragment)
-            else:
-                result[best] = shapely.union(result[best], fragment)
-    return result
-
-
 def _name(rng: np.random.Generator, level: str, used: set[str]) -> str:
     while True:
         a, b = rng.choice(len(SYLLABLES), 2, replace=False)
@@ -148,17 +89,34 @@ def _name(rng: np.random.Generator, level: str, used: set[str]) -> str:
 
 def build_hierarchy(
     rng: np.random.Generator,
-    outline: shapely.Polygon,
+    blocks: np.ndarray,
     pop_x: np.ndarray,
     pop_y: np.ndarray,
     grids: int,
     progress: Callable[[str, int], None],
 ) -> gpd.GeoDataFrame:
-    """Cut ``outline`` level by level into the area hierarchy (metric CRS, codes nested)."""
+    """Assemble the area hierarchy from the city's blocks, level by level (codes nested).
+
+    Parameters
+    ----------
+    rng : the k-means starts and the names.
+    blocks : polygons tiling the city (metric), the faces of its roads (``road_blocks``).
+    pop_x, pop_y : population sample points (metric): areas are balanced by their counts.
+    grids : number of grids; ``level_counts`` gives the other levels.
+
+    Returns
+    -------
+    code, name, level, parent_code and geometry (metric): every area is the union of whole
+    blocks (lanes split a few at the densest centres, see ``group_blocks``), one piece, and
+    the children of an area tile it, so area borders run along roads, the river or lanes.
+    """
     counts = level_counts(grids)
     pts = np.column_stack([pop_x, pop_y])
+    city = BlockSet.build(blocks, pts)
     rows: list[dict] = []
-    parents = [{"code": None, "geom": outline, "members": np.arange(len(pts))}]
+    parents: list[dict[str, Any]] = [
+        {"code": None, "blocks": np.arange(len(blocks)), "members": np.arange(len(pts))}
+    ]
     used: set[str] = set()
     for level in LEVELS:
         weights = np.array([len(p["members"]) for p in parents], dtype=float)
@@ -166,8 +124,12 @@ def build_hierarchy(
         children = []
         for parent, k in zip(parents, per_parent, strict=True):
             members = parent["members"]
-            pieces, member = _split_parent(rng, parent["geom"], pts[members], int(k))
-            for j, piece in enumerate(pieces):
+            groups = group_blocks(rng, city, parent["blocks"], members, int(k))
+            child_of_block = np.empty(len(city.geoms), dtype=int)
+            for j, group in enumerate(groups):
+                child_of_block[group] = j
+            child_of_member = child_of_block[city.of_point[members]]
+            for j, group in enumerate(groups):
                 code_part = f"{LEVEL_PREFIX[level]}{j + 1:02d}"
                 code = code_part if parent["code"] is None else f"{parent['code']}-{code_part}"
                 name = (
@@ -180,12 +142,14 @@ def build_hierarchy(
                     "name": name,
                     "level": level,
                     "parent_code": parent["code"],
-                    "geom": piece,
-                    "members": members[member == j],
+                    "blocks": group,
+                    "members": members[child_of_member == j],
                 }
                 children.append(child)
         for child in children:
-            rows.append({k: child[k] for k in ("code", "name", "level", "parent_code", "geom")})
+            row = {k: child[k] for k in ("code", "name", "level", "parent_code")}
+            row["geom"] = city.union(child["blocks"])
+            rows.append(row)
         progress("boundaries", len(children))
         parents = children
     gdf = gpd.GeoDataFrame(rows, geometry="geom").rename_geometry("geometry")
@@ -196,12 +160,13 @@ def build_hierarchy(
 def as_coverage(areas: gpd.GeoDataFrame, tol_m: float = 1e-3) -> gpd.GeoDataFrame:
     """Make the tiling a true coverage, so that it survives reprojection exactly.
 
-    Voronoi cuts leave T-junctions: a vertex of one grid lying in the middle of a neighbour's
-    edge (or its parent's). Straight lines in UTM are not straight in lon/lat, so after
-    reprojection such a vertex sits metres off the neighbour's edge over long edges, and thin
-    gaps open. Inserting every neighbour vertex into each grid's edges (GEOS snapping), then
-    rebuilding the upper levels as coverage unions of their grids, gives every shared edge
-    the same vertices on both sides.
+    A vertex of one area lying in the middle of a neighbour's edge (a T-junction) opens thin
+    gaps after reprojection: straight lines in UTM are not straight in lon/lat. Areas made of
+    blocks share their borders vertex for vertex, except where a lane's end was added to a
+    neighbouring block after that block's area was drawn (an upper level, or a grid of a
+    community done before). Inserting every neighbour vertex into each grid's edges (GEOS
+    snapping), then rebuilding the upper levels as coverage unions of their grids, gives
+    every shared edge the same vertices on both sides.
     """
     grids = areas[areas.level == "grid"]
     geoms = grids.geometry.to_numpy()
