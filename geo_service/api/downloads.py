@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import tempfile
 import zipfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -47,7 +48,14 @@ DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def layer_file(layer: dict[str, Any], name: str, format: str) -> Response:  # noqa: A002
+def layer_file(
+    layer: dict[str, Any],
+    name: str,
+    format: str,  # noqa: A002
+    *,
+    integer_fields: Iterable[str] = (),
+    shapefile_fields: Mapping[str, str] | None = None,
+) -> Response:
     """A GeoJSON FeatureCollection as a file download.
 
     Parameters
@@ -60,6 +68,12 @@ def layer_file(layer: dict[str, Any], name: str, format: str) -> Response:  # no
         The file and layer name, ASCII letters, digits and ``_`` (the caller builds it).
     format : str
         A key of ``FORMATS``.
+    integer_fields : iterable of str, optional
+        Properties written as integer columns even where some features hold null (a count
+        hidden by disclosure control): an empty cell, not a float column.
+    shapefile_fields : mapping of str to str, optional
+        Names the Shapefile gives properties whose names are longer than its 10 characters
+        (the other formats keep the names).
 
     Returns
     -------
@@ -69,8 +83,9 @@ def layer_file(layer: dict[str, Any], name: str, format: str) -> Response:  # no
 
     Notes
     -----
-    Shapefile field names are cut to 10 characters by the format (GDAL makes them unique);
-    the GeoPackage, FlatGeobuf and GeoParquet files keep them whole.
+    Shapefile field names not in ``shapefile_fields`` are cut to 10 characters by the format
+    (GDAL makes them unique); the GeoPackage, FlatGeobuf and GeoParquet files keep them whole.
+    The Shapefile's text is UTF-8, and its ``.cpg`` says so.
     """
     import geopandas as gpd  # heavy: only a download needs it
 
@@ -81,6 +96,11 @@ def layer_file(layer: dict[str, Any], name: str, format: str) -> Response:  # no
         frame = gpd.GeoDataFrame.from_features(features, crs=4326)
     else:
         frame = gpd.GeoDataFrame(geometry=gpd.GeoSeries([], crs=4326))
+    for field in integer_fields:
+        if field in frame.columns:
+            frame[field] = frame[field].astype("Int64")
+    if format == "shp" and shapefile_fields:
+        frame = frame.rename(columns=dict(shapefile_fields))
     if format == "geojson":
         import orjson
 

@@ -41,6 +41,8 @@ ROUTES = [
     ("GET", "/incidents?limit=5", ("ok", "ok", "ok", "ok", "ok")),
     ("GET", "/boundaries/versions", ("ok", "ok", "ok", "ok", 403)),
     ("GET", "/boundaries/versions/{version}/validation", ("ok", "ok", "ok", "ok", 403)),
+    ("GET", "/boundaries/versions/{version}/export?format=csv", ("ok", 403, "ok", 403, 403)),
+    ("GET", "/workload?version_id={version}", ("ok", 403, "ok", 403, 403)),
     ("GET", "/households?grid_id={grid}", ("ok", 403, 403, 403, 403)),
     ("GET", "/households/aggregate?level=community", ("ok", "ok", "ok", "ok", "ok")),
     ("GET", "/audit?limit=5", ("ok", 403, 403, 403, 403)),

@@ -324,6 +324,11 @@ def _call_everything(call: Caller, engine: Engine, city: DemoCity, live_server: 
         path_parameters={"version_id": version},
     )
     get("/boundaries/versions/{a}/diff/{b}", path_parameters={"a": version, "b": version})
+    get(
+        "/boundaries/versions/{version_id}/export",
+        path_parameters={"version_id": version},
+        query={"format": "csv", "level": "community"},
+    )
     get("/audit", query={"limit": 5})
     json_ = {"fmt": "json"}
     get("/open311/v2/discovery.{fmt}", path_parameters=json_)
@@ -399,6 +404,7 @@ def _call_everything(call: Caller, engine: Engine, city: DemoCity, live_server: 
     # planning: workload at two levels, and a proposal job followed to its end
     get("/workload")
     get("/workload", query={"level": "community"})
+    get("/workload", query={"version_id": version})
     accepted = call(
         "POST",
         "/boundaries/proposals",

@@ -1,16 +1,20 @@
-"""Boundary versions: list, validate, publish, diff."""
+"""Boundary versions: list, validate, publish, diff, export as a plan table."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from geo_service.api.deps import HEAVY, ActorDep, SettingsDep, require
+from geo_service.api.deps import HEAVY, ActorDep, SessionDep, SettingsDep, require
+from geo_service.api.downloads import FORMATS, layer_file
+from geo_service.api.params import Instant
+from geo_service.api.responses import GeoJSONResponse
 from geo_service.api.schemas import VersionIdPath
 from geo_service.api.schemas.boundaries import (
     DiffPublic,
+    PlanLayer,
     PublishPublic,
     PublishRequest,
     UnschedulePublic,
@@ -20,6 +24,12 @@ from geo_service.api.schemas.boundaries import (
 from geo_service.services.access import disclosure
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries import crosswalk, jurisdiction, publish
+from geo_service.services.planning.export import (
+    PLAN_INTEGER_FIELDS,
+    PLAN_SHAPEFILE_FIELDS,
+    plan_layer,
+)
+from geo_service.services.planning.workload import Weights
 
 router = APIRouter(prefix="/boundaries", tags=["boundaries"])
 
@@ -132,3 +142,70 @@ def read_diff(
         engine, a, b, scope=scope, min_count=settings.auth.min_cell_count
     )
     return jurisdiction.restrict_diff(diff, codes)
+
+
+PlanFormat = Literal["gpkg", "shp", "geojson", "csv", "csv-xy"]
+PLAN_FORMAT_HELP = (
+    "gpkg (GeoPackage) | shp (zipped Shapefile, UTF-8) | geojson (RFC 7946) | csv (geometry "
+    "as WKT) | csv-xy (lon/lat of a point inside each area); CSV with a UTF-8 byte-order mark"
+)
+# OpenAPI: the files by media type (GeoJSON: the route's response model)
+EXPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The plan table as a file (Content-Disposition: attachment)",
+        "content": {
+            media: {"schema": {"type": "string", "format": "binary"}}
+            for media in {FORMATS[f][0] for f in get_args(PlanFormat) if f != "geojson"}
+        },
+    }
+}
+
+
+@router.get(
+    "/versions/{version_id}/export",
+    dependencies=[HEAVY],
+    response_class=GeoJSONResponse,
+    response_model=PlanLayer,
+    responses=EXPORT_RESPONSES,
+)
+def export_version(
+    session: SessionDep,
+    settings: SettingsDep,
+    scope: Annotated[Scope, Depends(require("workload:read"))],
+    version_id: VersionIdPath,
+    format: Annotated[PlanFormat, Query(description=PLAN_FORMAT_HELP)] = "gpkg",  # noqa: A002
+    level: Literal["grid", "community", "street", "district"] = "grid",
+    window_days: Annotated[int, Query(ge=1, le=3660)] = 90,
+    until: Annotated[
+        Instant | None,
+        Query(description="end of the window (RFC 3339, with an offset); default now"),
+    ] = None,
+    w_incidents: Annotated[float, Query(ge=0, le=100)] = 1.0,
+    w_households: Annotated[float, Query(ge=0, le=100)] = 1.0,
+    w_rental_units: Annotated[float, Query(ge=0, le=100)] = 1.0,
+    w_travel: Annotated[float, Query(ge=0, le=100)] = 1.0,
+) -> Response:
+    """A version's areas of ``level`` as a file for desktop GIS and spreadsheets: per area its
+    code, name, level, parent_code, households, rental_units, incidents, incident_hours and
+    workload_index (as ``GET /workload?version_id=`` over the same window), area_m2, and for
+    grids the code of today's grid it ``continues``. Needs ``workload:read`` and
+    ``boundaries:read``; users bound to an area get the areas in it (404 for a version with
+    none, as for an unknown one)."""
+    scope.require("boundaries:read")
+    layer = plan_layer(
+        session,
+        version_id,
+        level=level,
+        window_days=window_days,
+        until=until,
+        weights=Weights(w_incidents, w_households, w_rental_units, w_travel),
+        scope=scope,
+        min_count=settings.auth.min_cell_count,
+    )
+    return layer_file(
+        layer,
+        f"version_{version_id}_{level}",
+        format,
+        integer_fields=PLAN_INTEGER_FIELDS,
+        shapefile_fields=PLAN_SHAPEFILE_FIELDS,
+    )

@@ -45,10 +45,21 @@ def read_workload(
         Instant | None,
         Query(description="end of the window (RFC 3339, with an offset); default now"),
     ] = None,
+    version_id: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=2**31 - 1,
+            description="the boundary version to measure (a draft, a scheduled or an older "
+            "one); default the version in force",
+        ),
+    ] = None,
 ) -> DictJSONResponse:
     """Workload per area: each term and the index, balance per parent (max/mean, CV, Gini),
     and per grid worker, over the ``window_days`` before ``until`` (any past window: a planner
-    balances on last year's data)."""
+    balances on last year's data). With ``version_id``, of that boundary version's areas, the
+    records counted in the grid holding their point (404 for an unknown version, or one with
+    nothing in your area)."""
     weights = Weights(w_incidents, w_households, w_rental_units, w_travel)
     body = workload(
         session,
@@ -59,6 +70,7 @@ def read_workload(
         scope=scope,
         min_count=settings.auth.min_cell_count,
         until=until,
+        version_id=version_id,
     )
     return DictJSONResponse(body)
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from geo_service.api.params import Instant
 from geo_service.api.schemas.geojson import AreaGeometry, Feature, FeatureCollection, Timestamp
 from geo_service.api.schemas.intake import AreaLevel
+from geo_service.api.schemas.planning import WorkloadWeights
 from geo_service.api.schemas.strict import Exact
 
 # The vocabulary's words (geo_service.vocabulary; a test keeps them equal).
@@ -287,3 +288,38 @@ class DiffPublic(Exact):
     changed: list[AreaChange]
     unchanged: int
     entity_moves: list[EntityMove]
+
+
+# --- a version as a plan table (export) -----------------------------------------------------
+
+
+class PlanAreaProperties(Exact):
+    """One area of a version with its workload over the window (as ``GET /workload``)."""
+
+    code: str
+    name: str
+    level: AreaLevel
+    parent_code: str | None
+    households: int | None = Field(description="published (rounded) unless seen exactly")
+    rental_units: int | None = Field(description="units, published as households are")
+    incidents: int = Field(description="reported in the window")
+    incident_hours: float = Field(description="their handling effort, hours")
+    workload_index: float = Field(description="the weighted workload, hours over the window")
+    area_m2: float = Field(description="the area's own, on the spheroid")
+    continues: str | None = Field(
+        None, description="grids only: the code of the grid in force it shares most area with"
+    )
+
+
+class PlanArea(Feature[AreaGeometry, PlanAreaProperties]):
+    """One area of the plan (id: the area's)."""
+
+
+class PlanLayer(FeatureCollection[PlanArea]):
+    """``GET /boundaries/versions/{id}/export?format=geojson``: the plan table (RFC 7946)."""
+
+    version_id: int
+    level: AreaLevel
+    window_days: int
+    until: Timestamp
+    weights: WorkloadWeights

@@ -123,6 +123,11 @@ class WorkloadPublic(Exact):
     """``GET /workload``: the workload per area, its balance, and per grid worker."""
 
     level: Literal["grid", "community", "street", "district"]
+    version_id: int = Field(description="the boundary version measured")
+    attribution: Literal["stored", "located"] = Field(
+        description="``stored``: records counted in the grid they are filed under (the version "
+        "in force); ``located``: in the grid of this version holding their point"
+    )
     window_days: int
     until: Timestamp
     weights: WorkloadWeights

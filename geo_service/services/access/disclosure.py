@@ -20,7 +20,10 @@ Here:
 * a published cell has an identity -- ``area:<id>`` for an area at any level (so a grid shows
   one number in ``/areas/{id}``, ``/households/aggregate``, ``/workload`` and batch runs),
   ``h3:<cell>`` for an H3 cell, ``move:<entity>:<old grid>:<new grid>`` for a crosswalk move,
-  ``plan:<hash of its atoms>`` for a proposed grid -- and its key is
+  ``plan:<hash of its atoms>`` for a proposed grid, and for an area of a version not in force
+  measured by where records lie (``/workload?version_id=``, plan exports) that of its twin in
+  force (same level, code and polygon) or else ``shape:<md5 of its polygon>``, so a draft
+  copying today's areas mints no second rounding of their records -- and its key is
   ``disclosure_key(identity)``, HMAC-SHA256 under a secret drawn once per database (migration
   0018), read as ``u`` in ``[0, 1)``;
 * each measure ``m`` (households, residents, rental units, a flag count...) takes its own
@@ -97,6 +100,19 @@ def area_identity(area_id: int) -> str:
     return f"area:{int(area_id)}"
 
 
+def located_area_identities(
+    db: Session | Connection, area_ids: Sequence[int], in_force_version: int
+) -> list[str]:
+    """The identities of areas of a version not in force, in order: ``area:<id>`` of the area
+    of ``in_force_version`` with the same level, code and polygon (``ST_Equals``), else
+    ``shape:<md5 of the polygon's WKB>``. Keyed so, the same records behind the same polygon
+    publish one number whichever version (or how many drafts) holds them."""
+    if not area_ids:
+        return []
+    rows = db.execute(_LOCATED_IDENTITIES, {"ids": list(area_ids), "today": in_force_version})
+    return [str(r[0]) for r in rows]
+
+
 def move_identity(table: str, old_grid_id: int | None, new_grid_id: int | None) -> str:
     """The identity of a crosswalk move: the records of ``table`` from one grid to another."""
     return f"move:{table}:{old_grid_id}:{new_grid_id}"
@@ -117,6 +133,13 @@ def identity_keys(db: Session | Connection, identities: Sequence[str]) -> list[i
 
 
 _KEY = text("SELECT disclosure_key(:i)")
+_LOCATED_IDENTITIES = text(
+    "SELECT coalesce((SELECT 'area:' || o.id FROM areas o WHERE o.version_id = :today "
+    "AND o.level = a.level AND o.code = a.code AND ST_Equals(o.geom, a.geom)), "
+    "'shape:' || md5(ST_AsBinary(a.geom))) "
+    "FROM unnest(CAST(:ids AS int[])) WITH ORDINALITY AS t(id, n) JOIN areas a ON a.id = t.id "
+    "ORDER BY t.n"
+)
 _KEYS = text(
     "SELECT disclosure_key(i) FROM unnest(CAST(:ids AS text[])) WITH ORDINALITY AS t(i, n) "
     "ORDER BY n"

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.orm import Session
 
 from geo_service.errors import NotFoundError
 from geo_service.services.access.scope import Scope
@@ -22,7 +23,7 @@ LEVELS = ("district", "street", "community", "grid")
 
 _IN_JURISDICTION = text(
     """
-    SELECT a.version_id, a.code, a.level FROM areas a, areas j
+    SELECT a.version_id, a.code, a.level, a.id FROM areas a, areas j
     WHERE j.id = :root AND a.version_id = ANY(:versions) AND a.geom && j.geom
       AND array_position(CAST(:levels AS text[]), CAST(a.level AS text))
           >= array_position(CAST(:levels AS text[]), CAST(j.level AS text))
@@ -51,13 +52,34 @@ def visible_area_codes(
     if scope.area_id is None:  # the user's area is gone from the current version
         return found
     with engine.connect() as conn:
-        rows = conn.execute(
-            _IN_JURISDICTION,
-            {"root": scope.area_id, "versions": list(version_ids), "levels": list(LEVELS)},
-        ).all()
-    for version_id, code, level in rows:
+        rows = _in_jurisdiction(conn, scope.area_id, version_ids)
+    for version_id, code, level, _ in rows:
         found[version_id][code] = level
     return found
+
+
+def visible_area_ids(
+    db: Session | Connection, scope: Scope, version_id: int
+) -> dict[int, str] | None:
+    """The ids (and levels) of the areas of ``version_id`` in the caller's jurisdiction, by
+    the rule of ``visible_area_codes``, read on the caller's session or connection; None for
+    callers bound to no area (they see everything)."""
+    if scope.unrestricted:
+        return None
+    if scope.area_id is None:
+        return {}
+    return {
+        area_id: level for _, _, level, area_id in _in_jurisdiction(db, scope.area_id, [version_id])
+    }
+
+
+def _in_jurisdiction(db: Session | Connection, root: int, version_ids: list[int]) -> list[Any]:
+    return list(
+        db.execute(
+            _IN_JURISDICTION,
+            {"root": root, "versions": list(version_ids), "levels": list(LEVELS)},
+        ).all()
+    )
 
 
 def require_visible_version(codes: dict[int, dict[str, str]] | None, version_id: int) -> None:

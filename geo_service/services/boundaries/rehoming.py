@@ -23,6 +23,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from sqlalchemy import Connection, text
+from sqlalchemy.orm import Session
 
 # Each grid worker's old home grid, and every new grid overlapping it (m², on the spheroid).
 _OVERLAPS = text(
@@ -101,6 +102,24 @@ def assign_workers(rows: list[tuple[int, int, int, float]]) -> dict[int, int]:
     return home
 
 
+def _overlap_rows(
+    db: Session | Connection, old_id: int, new_id: int
+) -> list[tuple[int, int, int, float]]:
+    return [
+        (int(w), int(o), int(n), float(a))
+        for w, o, n, a in db.execute(
+            _OVERLAPS, {"old": old_id, "new": new_id, "share": MIN_OVERLAP_SHARE}
+        ).all()
+    ]
+
+
+def planned_homes(db: Session | Connection, old_id: int, new_id: int) -> dict[int, int]:
+    """Where publishing version ``new_id`` over ``old_id`` would home the grid workers homed
+    in ``old_id``: responder id -> grid id of ``new_id`` (``assign_workers`` on today's
+    overlaps; workers no new grid covers are left out). Reads only."""
+    return assign_workers(_overlap_rows(db, old_id, new_id))
+
+
 def rehome_grid_workers(conn: Connection, old_id: int | None, new_id: int) -> dict[str, Any]:
     """Move every grid worker homed in the old version to a grid of the new one (see the
     module's docstring) and write their crosswalk rows; return the counts and what the
@@ -117,12 +136,7 @@ def rehome_grid_workers(conn: Connection, old_id: int | None, new_id: int) -> di
             "rehomed": {},
             "old_homes": {},
         }
-    rows = [
-        (int(w), int(o), int(n), float(a))
-        for w, o, n, a in conn.execute(
-            _OVERLAPS, {"old": old_id, "new": new_id, "share": MIN_OVERLAP_SHARE}
-        ).all()
-    ]
+    rows = _overlap_rows(conn, old_id, new_id)
     home = assign_workers(rows)
     old_of = {r[0]: r[1] for r in rows}
     # workers whose old grid no new grid covers: homeless in the new version, and listed

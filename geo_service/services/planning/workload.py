@@ -1,5 +1,7 @@
-"""Workload per area: the formula (one, for a single area and for arrays of atoms alike), and
-``workload``, the figures per area, parent and grid worker behind ``GET /workload``.
+"""Workload per area: the formula (one, for a single area and for arrays of atoms alike),
+``area_workloads``, the figures per area of any boundary version (the version in force by its
+records' stored grids, any other by where the records lie), and ``workload``, those with the
+balance per parent and per grid worker behind ``GET /workload``.
 
 Workload of an area over a window, in hours:
 
@@ -12,13 +14,13 @@ Workload of an area over a window, in hours:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import numpy as np
-from sqlalchemy import text
+from sqlalchemy import RowMapping, text
 from sqlalchemy.orm import Session
 
 from geo_service.analytics.regionalize import balance
@@ -26,6 +28,7 @@ from geo_service.db.sql import sql
 from geo_service.errors import InvalidInputError, NotFoundError
 from geo_service.services.access import disclosure
 from geo_service.services.access.scope import Scope
+from geo_service.services.boundaries import jurisdiction, rehoming
 from geo_service.services.boundaries.versions import version_in_force
 from geo_service.vocabulary import AREA_LEVELS
 
@@ -111,15 +114,50 @@ def _count_or_none(value: float | None) -> int | None:
 
 
 _AREAS = text("SELECT id, code, name, level, parent_id FROM areas WHERE version_id = :v")
+_VERSION_EXISTS = text("SELECT 1 FROM boundary_versions WHERE id = :v")
 _GRID_WORKERS = text(
     "SELECT callsign, array_agg(home_grid_id ORDER BY home_grid_id) FROM responders "
     "WHERE kind = 'grid_worker' AND home_grid_id IS NOT NULL GROUP BY callsign "
     "ORDER BY callsign"
 )
+_CALLSIGNS = text("SELECT id, callsign FROM responders WHERE id = ANY(:ids)")
 _TERMS = ("incident_hours", "incidents", "households", "rental_units", "area_km2")
 
 
-def workload(
+@dataclass(frozen=True)
+class AreaWorkloads:
+    """The workload of the areas of one level of one boundary version, as a caller may see it
+    (``area_workloads``)."""
+
+    version_id: int
+    in_force: bool  # records counted by their stored grid (True) or by where they lie
+    until: datetime
+    areas: list[dict[str, Any]]  # GET /workload's ``areas``, by code
+    by_id: dict[int, RowMapping]  # every area of the version: id, code, name, level...
+
+
+def _check_request(level: str, window_days: int, weights: Weights, until: datetime | None) -> None:
+    """Refuse a level, window, weights or ``until`` that ``/workload`` cannot measure."""
+    weights.check()
+    if level not in AREA_LEVELS:
+        raise InvalidInputError(f"level must be one of {', '.join(AREA_LEVELS)}")
+    if not 1 <= window_days <= 3660:
+        raise InvalidInputError("window_days must be 1..3660")
+    if until is not None and until.tzinfo is None:
+        raise InvalidInputError("until must carry a timezone offset")
+
+
+def _grid_terms(
+    session: Session, version: int, in_force: bool, since: datetime, until: datetime
+) -> Sequence[RowMapping]:
+    """The terms of every grid of ``version``: by stored grid id for the version in force
+    (those ids name its grids), by point in polygon for any other."""
+    statement = sql("planning_grid_terms" if in_force else "planning_grid_terms_located")
+    params = {"v": version, "since": since, "until": until}
+    return session.execute(statement, params).mappings().all()
+
+
+def area_workloads(
     session: Session,
     *,
     level: str = "grid",
@@ -129,34 +167,47 @@ def workload(
     scope: Scope,
     min_count: int = 5,
     until: datetime | None = None,
-) -> dict[str, Any]:
-    """Workload terms and index per area of ``level`` (grids summed upwards), balance per
-    parent, and per grid worker. For callers who may not see the exact counts of an area's
-    grids (``disclosure.sees_exact``), its households and rental units are published through
-    ``disclosure`` (base ``min_count``) and its index is computed from those published counts,
-    so no choice of weights shows more than the published counts."""
+    version_id: int | None = None,
+) -> AreaWorkloads:
+    """Workload terms and index of each area of ``level`` of boundary version ``version_id``
+    (default: the version in force) over the ``window_days`` before ``until`` (default now):
+    the grids' terms summed upwards, over the grids the caller may see.
+
+    The version in force counts records by their stored grid. Any other version (a draft,
+    a scheduled or an older one) counts incidents reported in the window, households and
+    rental units in the grid that holds their point, the point lookup's rule (a point on a
+    shared border in the lowest grid id, each record once): the same history measured
+    against another map. Its grids visible to a user bound to an area are those of the
+    jurisdiction rule (``jurisdiction.visible_area_ids``).
+
+    Households and rental units are published through ``disclosure`` (base ``min_count``)
+    for callers who may not see the exact counts of an area's grids, and the index is
+    computed from those published counts. Raises NotFoundError for an unknown version, one
+    with nothing in the caller's area (worded as unknown), or a ``parent_id`` not in it;
+    InvalidInputError for a bad level, window, weights or ``until``.
+    """
     weights = weights or Weights()
-    weights.check()
-    if level not in AREA_LEVELS:
-        raise InvalidInputError(f"level must be one of {', '.join(AREA_LEVELS)}")
-    if not 1 <= window_days <= 3660:
-        raise InvalidInputError("window_days must be 1..3660")
-    if until is not None and until.tzinfo is None:
-        raise InvalidInputError("until must carry a timezone offset")
-    version = version_in_force(session)
+    _check_request(level, window_days, weights, until)
+    in_force_id = version_in_force(session)
+    version = in_force_id if version_id is None else version_id
+    in_force = version == in_force_id
+    visible_grid: Callable[[int], bool] = scope.has_grid
+    if not in_force:
+        if session.execute(_VERSION_EXISTS, {"v": version}).first() is None:
+            raise NotFoundError(f"boundary version {version} does not exist")
+        visible = jurisdiction.visible_area_ids(session, scope, version)
+        if visible is not None:
+            if not visible:  # as a missing version: ids cannot be probed across areas
+                raise NotFoundError(f"boundary version {version} does not exist")
+            grids = frozenset(i for i, lvl in visible.items() if lvl == "grid")
+            visible_grid = grids.__contains__  # the jurisdiction of this version's grids
     until = until or datetime.now(UTC)
-    rows = (
-        session.execute(
-            sql("planning_grid_terms"),
-            {"v": version, "since": until - timedelta(days=window_days), "until": until},
-        )
-        .mappings()
-        .all()
-    )
+    rows = _grid_terms(session, version, in_force, until - timedelta(days=window_days), until)
     areas = session.execute(_AREAS, {"v": version}).mappings().all()
     by_id = {a["id"]: a for a in areas}
     if parent_id is not None and parent_id not in by_id:
-        raise NotFoundError(f"area {parent_id} is not in the boundary version in force")
+        where = "the boundary version in force" if in_force else f"boundary version {version}"
+        raise NotFoundError(f"area {parent_id} is not in {where}")
 
     def ancestor(area_id: int, at_level: str) -> int | None:
         node = by_id.get(area_id)
@@ -175,7 +226,7 @@ def workload(
     totals: dict[int, dict[str, float]] = {}
     members: dict[int, list[int]] = {}  # the grids summed into each area
     for r in rows:
-        if not scope.has_grid(r["id"]) or (parent_id is not None and not under(r["id"], parent_id)):
+        if not visible_grid(r["id"]) or (parent_id is not None and not under(r["id"], parent_id)):
             continue
         target = r["id"] if level == "grid" else ancestor(r["id"], level)
         if target is None:
@@ -184,9 +235,14 @@ def workload(
         for k in _TERMS:
             acc[k] += float(r[k])
         members.setdefault(target, []).append(r["id"])
-    # Each area publishes with its own disclosure key, as it does on every other route.
+    # Each area publishes with its own disclosure key, as it does on every other route; an
+    # area of another version with its twin's in force, or its polygon's (disclosure.py).
     ids = list(totals)
-    found = disclosure.identity_keys(session, [disclosure.area_identity(i) for i in ids])
+    if in_force:
+        identities = [disclosure.area_identity(i) for i in ids]
+    else:
+        identities = disclosure.located_area_identities(session, ids, in_force_id)
+    found = disclosure.identity_keys(session, identities)
     record_keys = {i: (k, k) for i, k in zip(ids, found, strict=True)}
     items = []
     for area_id, exact_terms in totals.items():
@@ -215,6 +271,53 @@ def workload(
             }
         )
     items.sort(key=lambda x: x["code"])
+    return AreaWorkloads(version, in_force, until, items, by_id)
+
+
+def _worker_grids(session: Session, measured: AreaWorkloads) -> list[tuple[str, list[int]]]:
+    """Each grid worker's grids in the measured version: where they are homed, for the
+    version in force; for any other, where publishing it would home them
+    (``rehoming.planned_homes``)."""
+    if measured.in_force:
+        return [(c, list(g)) for c, g in session.execute(_GRID_WORKERS).all()]
+    homes = rehoming.planned_homes(session, version_in_force(session), measured.version_id)
+    rows = session.execute(_CALLSIGNS, {"ids": sorted(homes)}).all()
+    callsigns = {int(worker): str(callsign) for worker, callsign in rows}
+    grids: dict[str, list[int]] = {}
+    for worker, grid in homes.items():
+        grids.setdefault(callsigns[worker], []).append(grid)
+    return [(c, sorted(grids[c])) for c in sorted(grids)]
+
+
+def workload(
+    session: Session,
+    *,
+    level: str = "grid",
+    window_days: int = 90,
+    parent_id: int | None = None,
+    weights: Weights | None = None,
+    scope: Scope,
+    min_count: int = 5,
+    until: datetime | None = None,
+    version_id: int | None = None,
+) -> dict[str, Any]:
+    """``GET /workload``: ``area_workloads`` (terms and index per area of ``level`` of
+    boundary version ``version_id``, default the version in force), balance per parent and
+    overall, and per grid worker (grid level; for a version not in force, the grids
+    publishing it would home each worker in). Errors as ``area_workloads``."""
+    weights = weights or Weights()
+    measured = area_workloads(
+        session,
+        level=level,
+        window_days=window_days,
+        parent_id=parent_id,
+        weights=weights,
+        scope=scope,
+        min_count=min_count,
+        until=until,
+        version_id=version_id,
+    )
+    items, by_id = measured.areas, measured.by_id
     parents: dict[int | None, list[float]] = {}
     for item in items:
         parents.setdefault(item["parent_id"], []).append(item["index"])
@@ -231,7 +334,7 @@ def workload(
     workers = []
     if level == "grid":
         index_by_grid = {i["id"]: i["index"] for i in items}
-        for callsign, grid_ids in session.execute(_GRID_WORKERS).all():
+        for callsign, grid_ids in _worker_grids(session, measured):
             mine = [g for g in grid_ids if g in index_by_grid]
             if mine:
                 workers.append(
@@ -243,8 +346,10 @@ def workload(
                 )
     return {
         "level": level,
+        "version_id": measured.version_id,
+        "attribution": "stored" if measured.in_force else "located",
         "window_days": window_days,
-        "until": until.isoformat(),
+        "until": measured.until.isoformat(),
         "weights": asdict(weights),
         "areas": items,
         "parents": per_parent,
