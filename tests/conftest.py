@@ -10,8 +10,10 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -266,26 +268,33 @@ def as_role(role_keys: dict[str, str], role: str) -> dict[str, str]:
     return {"X-API-Key": role_keys[role]}
 
 
-@pytest.fixture(scope="session")
-def live_server(settings: Settings, loaded_city: DemoCity) -> Iterator[str]:
-    """The API served by uvicorn on a free loopback port, for browser tests."""
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """``app`` served by uvicorn on a free loopback port (for browser tests), its base URL."""
     import uvicorn
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.time() + 20
     while not server.started and time.time() < deadline:
         time.sleep(0.05)
     assert server.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_server(settings: Settings, loaded_city: DemoCity) -> Iterator[str]:
+    """The API served by uvicorn on a free loopback port, for browser tests."""
+    with serving(create_app(settings)) as base:
+        yield base
 
 
 def grid_point(city: DemoCity, code: str | None = None) -> tuple[float, float, str]:

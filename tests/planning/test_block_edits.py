@@ -4,28 +4,15 @@ with nothing written."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import shapely
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from geo_service.analytics.atoms import local_utm, street_blocks
 from geo_service.demo.city import DemoCity
 from geo_service.services.planning.proposals import ProposalRequest, propose
 from tests.conftest import as_role, problem
-
-
-def _grids(engine: Engine, version: int, parent: str) -> dict[str, shapely.Geometry]:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT g.code, ST_AsBinary(g.geom) FROM areas g JOIN areas p "
-                "ON p.id = g.parent_id WHERE g.version_id = :v AND p.code = :c"
-            ),
-            {"v": version, "c": parent},
-        ).all()
-    return {code: shapely.from_wkb(bytes(wkb)) for code, wkb in rows}
+from tests.planning.blocks import a_movable_block, draft_grids
 
 
 @pytest.fixture(scope="module")
@@ -39,58 +26,12 @@ def draft(loaded_city: DemoCity, engine: Engine) -> tuple[int, str]:
         conn.execute(text("DELETE FROM boundary_versions WHERE id = :v"), {"v": made["version_id"]})
 
 
-def _a_movable_block(
-    engine: Engine, version: int, parent: str
-) -> tuple[str, str, shapely.Geometry]:
-    """A grid, a neighbour of it and a street block of the first along their border whose
-    loss leaves the grid in one piece (found independently of the service's own search)."""
-    grids = _grids(engine, version, parent)
-    with engine.connect() as conn:
-        outline = shapely.from_wkb(
-            bytes(
-                conn.execute(
-                    text("SELECT ST_AsBinary(geom) FROM areas WHERE version_id = :v AND code = :c"),
-                    {"v": version, "c": parent},
-                ).scalar_one()
-            )
-        )
-        roads = np.array(
-            [
-                shapely.from_wkb(bytes(r[0]))
-                for r in conn.execute(
-                    text(
-                        "SELECT ST_AsBinary(geom) FROM road_segments "
-                        "WHERE ST_Intersects(geom, ST_GeomFromWKB(:a, 4326))"
-                    ),
-                    {"a": outline.wkb},
-                )
-            ],
-            dtype=object,
-        )
-    blocks = street_blocks(outline, roads, local_utm(outline))
-    for code, geom in sorted(grids.items()):
-        for other, neighbour in sorted(grids.items()):
-            if other == code or geom.boundary.intersection(neighbour.boundary).length < 1e-5:
-                continue
-            for block in blocks:
-                piece = block.intersection(geom)
-                if piece.geom_type != "Polygon" or piece.area < 1e-9:
-                    continue
-                if piece.area > 0.3 * geom.area:
-                    continue
-                if piece.boundary.intersection(neighbour.boundary).length < 1e-5:
-                    continue
-                if shapely.get_num_geometries(shapely.make_valid(geom.difference(piece))) == 1:
-                    return code, other, piece
-    raise AssertionError("no movable block in the draft")
-
-
 def test_a_block_moves_to_the_neighbouring_grid(
     client: TestClient, engine: Engine, role_keys: dict, draft: tuple[int, str]
 ) -> None:
     version, parent = draft
-    source, target, piece = _a_movable_block(engine, version, parent)
-    before = _grids(engine, version, parent)
+    source, target, piece = a_movable_block(engine, version, parent)
+    before = draft_grids(engine, version, parent)
     at = piece.representative_point()
     answer = client.post(
         f"/boundaries/versions/{version}/edits",
@@ -101,7 +42,7 @@ def test_a_block_moves_to_the_neighbouring_grid(
     body = answer.json()
     assert body["moved"]["from"] == source and body["moved"]["to"] == target
     assert body["moved"]["kind"] == "block"
-    after = _grids(engine, version, parent)
+    after = draft_grids(engine, version, parent)
     # exactly that block changed hands; the rest of the parent is as it was
     assert after[source].symmetric_difference(before[source].difference(piece)).area < 1e-12
     assert after[target].symmetric_difference(before[target].union(piece)).area < 1e-12
@@ -125,9 +66,9 @@ def test_bad_moves_are_refused_and_nothing_changes(
     client: TestClient, engine: Engine, role_keys: dict, draft: tuple[int, str]
 ) -> None:
     version, parent = draft
-    source, target, piece = _a_movable_block(engine, version, parent)
+    source, target, piece = a_movable_block(engine, version, parent)
     at = piece.representative_point()
-    grids = _grids(engine, version, parent)
+    grids = draft_grids(engine, version, parent)
     far = next(
         c
         for c, g in sorted(grids.items())
@@ -165,7 +106,7 @@ def test_bad_moves_are_refused_and_nothing_changes(
         assert answer.headers["content-type"].startswith("application/problem+json")
         if words:
             assert words in problem(answer)["detail"], problem(answer)
-    after = _grids(engine, version, parent)
+    after = draft_grids(engine, version, parent)
     assert all(after[c].equals(g) for c, g in grids.items())
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM audit_log")).scalar_one() == audits

@@ -96,9 +96,11 @@ def read_planner_page(
     settings: SettingsDep,
     scope: Annotated[Scope, Depends(require("workload:read"))],
 ) -> HTMLResponse:
-    """The planner's page: today's grids and a proposal side by side (or toggled), coloured
-    by workload, with the balance table and a publish button. Proposals and publishing ride
-    the sign-in session cookie with its CSRF token."""
+    """The planner's page: choose a district, street or community and the proposal's
+    settings; today's grids and the draft side by side (or toggled), coloured by workload, with
+    per-grid tables and the balance from ``GET /workload``; hand edits of the draft, export
+    links, publishing. Proposals, edits and publishing ride the sign-in session cookie with
+    its CSRF token."""
     scope.require("proposals:write")
     return _session_page(request, session, settings, "planner.html")
 

@@ -1,6 +1,14 @@
 "use strict";
-// The planner's page (/map/planner); loads after common.js.
+// The planner's page (/map/planner); loads after common.js. Every figure in a table comes
+// from GET /workload (today's version, or the draft's by version_id) so the table, the
+// colours and the balance agree, and a hand edit is measured the same way at once.
 const SCALE = ["#f7fbff", "#c6dbef", "#6baed6", "#2171b5", "#08306b"];
+const LEVELS = ["district", "street", "community"];
+const TERMS = ["incidents", "households", "rental_units", "travel"];
+const EXPORTS = [["gpkg", "GeoPackage"], ["shp", "Shapefile"], ["geojson", "GeoJSON"],
+                 ["csv", "CSV"], ["csv-xy", "CSV (lon/lat)"]];
+const JSON_HEADERS = {"Content-Type": "application/json"};
+
 function makeMap(id) {
   const map = L.map(id, {zoomSnap: 0.25});
   baseLayer(map);
@@ -17,150 +25,640 @@ for (const [a, b] of [["today", "proposal"], ["proposal", "today"]]) {
     syncing = false;
   });
 }
-let draft = null;
-let loads = {today: {}, proposal: {}};
 
-// Classes relative to the mean grid workload (the same before and after: the work does not
-// change, only the lines), so the middle class is the ±5% band a proposal aims for.
-const SHARES = [0.8, 0.95, 1.05, 1.2];
-function breaks() {
-  const today = Object.values(loads.today);
-  const mean = today.reduce((a, b) => a + b, 0) / Math.max(today.length, 1);
-  return SHARES.map((share) => share * mean);
+const state = {
+  areas: {},            // level -> areas of the version in force, by code
+  scope: null,          // the area chosen (a feature of the version in force)
+  today: null,          // {work, grids}
+  draft: null,          // {id, metrics, scopeId, work, grids, edits, touched, published, inForce}
+  locked: new Set(),    // codes of today's grids the next proposal keeps
+};
+let loading = 0;        // generation of the latest load: older answers are dropped
+
+// --- small helpers ---------------------------------------------------------------------
+function setStatus(text, error = false) {
+  $("status").textContent = text;
+  $("status").classList.toggle("error", error);
 }
-function colour(value, cuts) { return SCALE[cuts.filter((c) => value > c).length]; }
-function paint() {
-  const cuts = breaks();
-  for (const side of ["today", "proposal"]) {
-    layers[side].setStyle((f) => ({fillColor: colour(loads[side][f.properties.code] ?? 0, cuts),
-                                   fillOpacity: 0.8, color: "#333", weight: 1}));
-    layers[side].eachLayer((l) => l.bindTooltip(
-      `${esc(l.feature.properties.code)}: ${(loads[side][l.feature.properties.code] ?? 0).toFixed(1)} h`));
-  }
-  const pct = (i) => `${Math.round(SHARES[i] * 100)}%`;
-  const hours = (i) => `${cuts[i].toFixed(1)} h`;
-  $("legend").innerHTML = SCALE.map((c, i) => `<div><span style="background:${c}"></span>` +
-    (i === 0 ? `under ${pct(0)} of the mean (${hours(0)})`
-     : i < 4 ? `${pct(i - 1)}–${pct(i)}${i === 2 ? " (the ±5% band)" : ""}`
-     : `over ${pct(3)} (${hours(3)})`) + "</div>").join("");
+function numberIn(id) {
+  const value = $(id).value.trim();
+  if (value === "") return null;
+  const n = Number(value);
+  return Number.isFinite(n) ? n : null;
+}
+function weights() { return Object.fromEntries(TERMS.map((t) => [t, numberIn(`w-${t}`) ?? 1])); }
+function windowDays() { return Math.round(numberIn("window") ?? 90); }
+function tolerance() {
+  return state.draft ? state.draft.metrics.tolerance ?? 0.05 : (numberIn("tolerance") ?? 5) / 100;
+}
+function figuresQuery() {
+  const q = new URLSearchParams({level: "grid", window_days: windowDays()});
+  for (const [term, w] of Object.entries(weights())) q.set(`w_${term}`, w);
+  return q;
+}
+const byCode = (a, b) => a.properties.code.localeCompare(b.properties.code);
+const fixed = (n, d = 1) => (Number.isFinite(Number(n)) && n !== null ? Number(n).toFixed(d) : "–");
+const hectares = (km2) => fixed(km2 * 100, 1);
+const pct = (share, d = 0) => (share == null ? "–" : `${(share * 100).toFixed(d)}%`);
+function signed(n) {
+  if (!Number.isFinite(n)) return "";
+  const s = Math.abs(n) < 0.05 ? "0.0" : Math.abs(n).toFixed(1);
+  return n >= 0.05 ? `+${s}` : n <= -0.05 ? `−${s}` : s;
+}
+// The codes' common stem up to a dash ("D01-S01-C01-"): tables show the rest.
+function stemOf(codes) {
+  if (!codes.length) return "";
+  let stem = codes[0];
+  for (const c of codes) while (!c.startsWith(stem)) stem = stem.slice(0, -1);
+  return stem.slice(0, stem.lastIndexOf("-") + 1);
+}
+let stem = "";
+const short = (code) => (code && code.startsWith(stem) ? code.slice(stem.length) : code ?? "");
+
+// --- loading ----------------------------------------------------------------------------
+async function measure(parentId, versionId = null) {
+  const q = figuresQuery();
+  q.set("parent_id", parentId);
+  if (versionId) q.set("version_id", versionId);
+  return api(`/workload?${q}`);
+}
+function parentIds(work) {
+  return work.parents.map((p) => p.parent_id).filter((id) => Number.isInteger(id));
+}
+async function gridsUnder(ids, version = null) {
+  const v = version ? `&version=${num(version)}` : "";
+  const parts = await Promise.all(ids.map((id) => api(`/areas?level=grid&parent_id=${num(id)}${v}`)));
+  return {type: "FeatureCollection", features: parts.flatMap((p) => p.features).sort(byCode)};
+}
+async function loadAreaLists() {
+  const lists = await Promise.all(LEVELS.map((level) => api(`/areas?level=${level}`)));
+  LEVELS.forEach((level, i) => { state.areas[level] = lists[i].features.sort(byCode); });
+  const have = LEVELS.filter((level) => state.areas[level].length);
+  const keep = $("level").value;
+  $("level").innerHTML = have.map((l) => `<option value="${esc(l)}">${esc(l)}</option>`).join("");
+  $("level").value = have.includes(keep) ? keep : have.includes("community") ? "community" : have[0];
+}
+function fillAreas(keepCode = null) {
+  const areas = state.areas[$("level").value] || [];
+  $("area").innerHTML = areas.map((a) =>
+    `<option value="${esc(a.properties.code)}">${esc(a.properties.code)} ${esc(a.properties.name)}</option>`).join("");
+  if (keepCode && areas.some((a) => a.properties.code === keepCode)) $("area").value = keepCode;
+}
+function chosenArea() {
+  return (state.areas[$("level").value] || []).find((a) => a.properties.code === $("area").value);
+}
+function fitToScope() {
+  const bounds = layers.today.getBounds();
+  if (!bounds.isValid()) return;
+  const shown = $("today-box").style.display === "none" ? maps.proposal : maps.today;
+  shown.fitBounds(bounds, {animate: false});
 }
 async function loadToday() {
-  const code = $("community").value;
-  const community = communities.find((c) => c.properties.code === code);
-  const [grids, work] = await Promise.all([
-    api(`/areas?level=grid&parent_id=${community.id}`),
-    api(`/workload?level=grid&parent_id=${community.id}`),
-  ]);
-  loads.today = Object.fromEntries(work.areas.map((a) => [a.code, a.index]));
-  loads.proposal = {};
-  layers.today.clearLayers().addData(grids);
+  const gen = ++loading;
+  const area = chosenArea();
+  if (!area) return;
+  state.scope = area;
+  state.locked.clear();
+  state.draft = null;
   layers.proposal.clearLayers();
-  maps.today.fitBounds(layers.today.getBounds());
-  paint();
-  const p = work.parents[0] || {};
-  $("balance").innerHTML = `<tr><th></th><th>today</th><th>proposal</th></tr>
-    <tr><td>grids</td><td>${num(grids.features.length)}</td><td></td></tr>
-    <tr><td>max / mean</td><td>${esc(p.max_over_mean ?? "")}</td><td></td></tr>
-    <tr><td>CV</td><td>${esc(p.cv ?? "")}</td><td></td></tr>`;
-  $("publish").disabled = true;
-  draft = null;
+  maps.proposal.closePopup();
+  $("published").innerHTML = "";
+  $("propose").disabled = true;
+  setStatus(`loading ${area.properties.code}…`);
+  try {
+    const work = await measure(area.id);
+    const grids = await gridsUnder(parentIds(work));
+    if (gen !== loading) return;
+    state.today = {work, grids};
+    layers.today.clearLayers().addData(grids);
+    fitToScope();
+    $("target").placeholder = String(grids.features.length);
+    $("target").title = `today: ${grids.features.length} grids`;
+    render();
+    setStatus(`${grids.features.length} grids under ${area.properties.code} today`);
+  } catch (err) {
+    if (gen === loading) setStatus(`failed: ${err.message}`, true);
+  } finally {
+    if (gen === loading) $("propose").disabled = false;
+  }
 }
-function row(label, before, after, lowerIsBetter = true, mayBeGood = true) {
-  // mayBeGood: false keeps an improvement that still misses its goal from showing as good
-  const better = mayBeGood && (lowerIsBetter ? after < before : after > before);
-  return `<tr><td>${esc(label)}</td><td>${esc(before)}</td><td class="${better ? "better" : ""}">${esc(after)}</td></tr>`;
+async function remeasure() {  // weights or window changed: the same lines, new figures
+  if (!state.today) return;
+  const gen = ++loading;
+  setStatus("measuring…");
+  try {
+    const today = await measure(state.scope.id);
+    const d = state.draft;
+    const draft = d && !d.published ? await measure(d.scopeId, d.id) : null;
+    if (gen !== loading) return;
+    state.today.work = today;
+    if (draft) d.work = draft;
+    render();
+    setStatus(`figures over ${windowDays()} days with the weights set`);
+  } catch (err) {
+    if (gen === loading) setStatus(`failed: ${err.message}`, true);
+  }
+}
+
+// --- proposing --------------------------------------------------------------------------
+function proposalBody(area) {
+  const body = {
+    scope: [area.properties.code],
+    weights: weights(),
+    tolerance: (numberIn("tolerance") ?? 5) / 100,
+    window_days: windowDays(),
+    locked_grids: [...state.locked].sort(),
+  };
+  const target = numberIn("target");
+  if (target) body.target_grids = Math.round(target);
+  const constraints = {};
+  if (numberIn("hh-min") !== null) constraints.households_min = Math.round(numberIn("hh-min"));
+  if (numberIn("hh-max") !== null) constraints.households_max = Math.round(numberIn("hh-max"));
+  if (numberIn("area-max") !== null) constraints.area_max_m2 = numberIn("area-max") * 1e4;
+  if (Object.keys(constraints).length) body.constraints = constraints;
+  return body;
 }
 async function propose() {
-  const body = {scope: [$("community").value]};
-  if ($("target").value) body.target_grids = Number($("target").value);
-  $("status").textContent = "queued…";
-  $("propose").disabled = true;
+  const area = state.scope;
+  if (!area) return;
+  for (const id of ["propose", "level", "area"]) $(id).disabled = true;
+  setStatus("queued…");
   try {
+    const body = proposalBody(area);
     const queued = await api("/boundaries/proposals", {
-      method: "POST", body: JSON.stringify(body),
-      headers: {"Content-Type": "application/json"},
+      method: "POST", body: JSON.stringify(body), headers: JSON_HEADERS,
     });
     let job;
     do {
       await new Promise((r) => setTimeout(r, 400));
       job = await api(queued.href);
-      $("status").textContent = `${job.status} ${Math.round((job.progress || 0) * 100)}% ${job.message || ""}`;
+      setStatus(`${job.status} ${Math.round((job.progress || 0) * 100)}% ${job.message || ""}`);
     } while (job.status === "queued" || job.status === "running");
     if (job.status !== "done") throw new Error(job.error ? job.error.detail : job.status);
-    await showProposal(job.result);
-    $("status").textContent = `draft version ${job.result.version_id}`;
+    await showProposal(area, job.result, body.locked_grids);
+    setStatus(`draft version ${job.result.version_id}`);
   } catch (err) {
-    $("status").textContent = `failed: ${err.message}`;
+    setStatus(`failed: ${err.message}`, true);
   } finally {
-    $("propose").disabled = false;
+    for (const id of ["propose", "level", "area"]) $(id).disabled = false;
   }
 }
-async function showProposal(result) {
-  draft = result.version_id;
-  const m = result.metrics;
-  const code = $("community").value;
-  const parents = await api(`/areas?level=community&version=${draft}`);
-  const parent = parents.features.find((f) => f.properties.code === code);
-  const grids = await api(`/areas?level=grid&parent_id=${parent.id}&version=${draft}`);
-  loads.proposal = Object.assign({}, ...m.parents.map((p) => p.workload_by_grid));
-  for (const f of grids.features) {  // locked grids keep today's workload
-    if (!(f.properties.code in loads.proposal)) loads.proposal[f.properties.code] = loads.today[f.properties.code] ?? 0;
-  }
+async function showProposal(area, result, locked) {
+  const level = area.properties.level;
+  const twins = await api(`/areas?level=${encodeURIComponent(level)}&version=${num(result.version_id)}`);
+  const twin = twins.features.find((f) => f.properties.code === area.properties.code);
+  if (!twin) throw new Error(`${area.properties.code} is not in draft ${result.version_id}`);
+  const work = await measure(twin.id, result.version_id);
+  const grids = await gridsUnder(parentIds(work), result.version_id);
+  state.draft = {id: result.version_id, metrics: result.metrics, scopeId: twin.id, work, grids,
+                 edits: 0, touched: new Set(), published: null, inForce: null, busy: false,
+                 locked: new Set(locked)};
   layers.proposal.clearLayers().addData(grids);
-  paint();
-  const b = m.workload_before, a = m.workload_after;
+  $("override-reason").value = "";
+  $("published").innerHTML = "";
+  $("settings").open = false;  // the draft's table matters now; the settings fold away
+  render();
+}
+
+// --- figures ----------------------------------------------------------------------------
+// Each grid's figures with its share of the mean of its parent's grids (the band is per
+// parent). A proposal balances the grids it redraws: grids it kept (locked) are left out of
+// the mean, as the service leaves them out of the band.
+function figures(work, kept = new Set()) {
+  const sums = {};
+  for (const a of work.areas) {
+    if (kept.has(a.code)) continue;
+    const s = (sums[a.parent_id] ??= {total: 0, n: 0});
+    s.total += a.index;
+    s.n += 1;
+  }
+  return Object.fromEntries(work.areas.map((a) => {
+    const s = sums[a.parent_id];
+    const mean = s && s.n ? s.total / s.n : 0;
+    return [a.code, {...a, kept: kept.has(a.code), ratio: mean > 0 ? a.index / mean : null}];
+  }));
+}
+const AT_FLOOR = 0.005;  // as the service: within 0.5% of the floor counts as at it
+function bandStatus(maxOverMean, floor, tol) {
+  if (maxOverMean <= 1 + tol + 1e-9) return "within";
+  if (Number.isFinite(floor) && maxOverMean <= floor * (1 + AT_FLOOR)) return "at_floor";
+  return "outside";
+}
+function worst(statuses) {
+  return statuses.includes("outside") ? "outside" : statuses.includes("at_floor") ? "at_floor" : "within";
+}
+function floors(metrics) {
+  return Object.fromEntries(metrics.parents.map((p) => [p.parent, p.lowest_possible_max_over_mean ?? 1]));
+}
+// The draft's balance now, per parent, from GET /workload over the grids the proposal
+// redrew (its locked grids left out, as the proposal's own status does): changes with every
+// hand edit.
+function liveStatus(d, figs) {
+  const floor = floors(d.metrics);
+  const per = d.work.parents.map((p) => {
+    const ratios = Object.values(figs)
+      .filter((g) => g.parent_id === p.parent_id && !g.kept && g.ratio != null).map((g) => g.ratio);
+    const max = ratios.length ? Math.max(...ratios) : p.max_over_mean;
+    return {code: p.parent_code, max, status: bandStatus(max, floor[p.parent_code] ?? 1, tolerance())};
+  });
+  return {per, status: worst(per.map((p) => p.status)), max: Math.max(...per.map((p) => p.max))};
+}
+function describe(status) {
+  const band = `±${Math.round(tolerance() * 1000) / 10}%`;
+  return {within: `within ${band}`, at_floor: "at its floor (no contiguous plan does better)",
+          outside: `outside ${band}: publishing needs a reason`}[status] ?? String(status ?? "");
+}
+// Bounds the planner set that a grid of the draft breaks now (households as published).
+function broken(grid, bounds) {
+  const out = [];
+  if (!bounds) return out;
+  const hh = grid.households;
+  if (bounds.households_min != null && hh != null && hh < bounds.households_min) out.push("households");
+  if (bounds.households_max != null && hh != null && hh > bounds.households_max) out.push("households");
+  const m2 = grid.area_km2 * 1e6;
+  if (bounds.area_max_m2 != null && m2 > bounds.area_max_m2) out.push("area");
+  if (bounds.area_min_m2 != null && m2 < bounds.area_min_m2) out.push("area");
+  return out;
+}
+
+// --- drawing ----------------------------------------------------------------------------
+function cuts() { const t = tolerance(); return [0.8, 1 - t, 1 + t, 1.2]; }
+function colour(ratio) {
+  return ratio == null ? "#ddd" : SCALE[cuts().filter((c) => ratio > c).length];
+}
+function paint(side, figs, marked) {
+  layers[side].setStyle((f) => {
+    const mark = marked.has(f.properties.code);
+    return {fillColor: colour(figs[f.properties.code]?.ratio), fillOpacity: 0.8,
+            color: mark ? (side === "today" ? "#444" : "#d97706") : "#333",
+            weight: mark ? 3 : 1, dashArray: mark && side === "today" ? "6 4" : null};
+  });
+  layers[side].eachLayer((l) => {
+    const g = figs[l.feature.properties.code];
+    const text = `${esc(l.feature.properties.code)}: ${g ? fixed(g.index) : "–"} h` +
+      (g && g.ratio != null ? ` (${esc(Math.round(g.ratio * 100))}% of the mean)` : "");
+    if (l.getTooltip()) l.setTooltipContent(text); else l.bindTooltip(text, {sticky: true});
+  });
+}
+function render() {
+  const t = state.today, d = state.draft;
+  if (!t) return;
+  const todayFigs = figures(t.work);
+  const draftFigs = d ? figures(d.work, d.locked) : {};
+  stem = stemOf([...Object.keys(todayFigs), ...Object.keys(draftFigs)]);
+  paint("today", todayFigs, state.locked);
+  if (d) paint("proposal", draftFigs, d.touched);
+  const live = d ? liveStatus(d, draftFigs) : null;
+  if (d) d.live = live;
+  renderBalance(t, d, live);
+  renderMetrics(d);
+  renderTodayGrids(todayFigs);
+  renderDraft(d, draftFigs, todayFigs);
+  renderLegend();
+  $("locked-note").textContent = state.locked.size
+    ? `Keeping ${state.locked.size} grid(s) as they are: ${[...state.locked].sort().join(", ")}`
+    : "Tick grids in today's table to keep them as they are.";
+  $("balance-note").textContent = `${windowDays()} days`;
+}
+function row(label, before, after, good, cls = "") {
+  return `<tr><td>${esc(label)}</td><td>${esc(before)}</td>` +
+    (after === undefined ? "" : `<td class="${esc(good ? "better" : cls)}">${esc(after)}</td>`) + "</tr>";
+}
+function renderBalance(t, d, live) {
+  const before = Object.fromEntries(t.work.parents.map((p) => [p.parent_code, p]));
+  const after = d ? Object.fromEntries(d.work.parents.map((p) => [p.parent_code, p])) : {};
+  const codes = [...new Set([...Object.keys(before), ...Object.keys(after)])].sort();
+  const many = codes.length > 1;
+  // never green outside the band: neither the draft's now nor, before hand edits, the
+  // proposal's own (which decides whether publishing needs a reason)
+  const mayBeGood = live && live.status !== "outside" && (d.edits > 0 || d.metrics.status !== "outside");
+  const cell = (p, key, digits) => (p ? fixed(p[key], digits) : "–");
+  const liveOf = live ? Object.fromEntries(live.per.map((p) => [p.code, p.status])) : {};
+  const tone = (code) => (liveOf[code] === "within" && !mayBeGood ? "" : `status-${liveOf[code] ?? ""}`);
+  let html = `<tr><th></th><th>today</th>${d ? `<th>draft${d.edits ? " now" : ""}</th>` : ""}</tr>`;
+  html += row("grids", t.work.areas.length, d ? d.work.areas.length : undefined, false);
+  const locks = d && d.locked.size > 0;
+  const liveMax = live ? Object.fromEntries(live.per.map((p) => [p.code, p.max])) : {};
+  for (const code of codes) {
+    const b = before[code], a = after[code];
+    const label = many ? `max / mean ${short(code) || code}` : "max / mean";
+    const good = mayBeGood && !locks && a && b && a.max_over_mean < b.max_over_mean;
+    html += row(label, cell(b, "max_over_mean", 3), d ? cell(a, "max_over_mean", 3) : undefined,
+                good, locks ? "" : tone(code));
+    if (locks && code in liveMax) {  // the band the proposal kept: its redrawn grids
+      html += row(`${label}, redrawn grids`, "", fixed(liveMax[code], 3), false, tone(code));
+    }
+  }
+  const stat = (w, key) => (many ? w.overall?.[key] : w.parents[0]?.[key]);
+  for (const [label, key] of [["CV", "cv"], ["Gini", "gini"]]) {
+    const b = stat(t.work, key), a = d ? stat(d.work, key) : undefined;
+    html += row(many ? `${label} (all grids)` : label, fixed(b, 3), d ? fixed(a, 3) : undefined,
+                mayBeGood && a < b);
+  }
+  $("balance").innerHTML = html;
+  if (!d) {
+    $("verdict").innerHTML = "";
+    $("violations").innerHTML = "";
+    return;
+  }
+  const m = d.metrics;
+  const proposedMax = Math.max(...m.parents.map((p) => p.after?.max_over_mean ?? 0));
+  const locked = d.locked.size ? `, ${d.locked.size} locked grid(s) left out` : "";
+  // The proposal's own status decides whether publishing needs a reason; once edited by
+  // hand, only GET /workload can say where the draft stands.
+  let said = `<div>Proposed: <span id="proposed-status" class="status-${esc(m.status)}">` +
+    `${esc(describe(m.status))}</span> <span class="muted">(max / mean ${esc(fixed(proposedMax, 3))}${esc(locked)})</span></div>`;
+  if (d.edits) {
+    said += `<div>After ${esc(d.edits)} hand edit${d.edits > 1 ? "s" : ""}: <span id="live-status" ` +
+      `class="status-${esc(live.status)}">${esc(describe(live.status))}</span> <span class="muted">` +
+      `(max / mean ${esc(fixed(live.max, 3))} by GET /workload${esc(locked)})</span></div>`;
+  } else if (Math.abs(live.max - proposedMax) >= 0.0005) {
+    said += `<div class="muted">GET /workload gives max / mean ${esc(fixed(live.max, 3))} for the same grids: ` +
+      "it rounds each grid's households as published, the proposal its blocks'.</div>";
+  }
+  $("verdict").innerHTML = said;
+  const violations = m.constraints?.violations ?? [];
+  $("violations").innerHTML = violations.map((v) => {
+    const area = String(v.constraint).startsWith("area");
+    const show = (x) => (area ? `${fixed(x / 1e4, 1)} ha` : fixed(x, v.constraint === "compactness_min" ? 3 : 0));
+    return `<li>${esc(v.grid)}: ${esc(String(v.constraint).replace("_", " "))} ${esc(show(v.limit))}, has ${esc(show(v.value))}</li>`;
+  }).join("");
+  if (violations.length) $("violations").insertAdjacentHTML("afterbegin", "<b>Bounds broken as proposed</b>");
+}
+function renderMetrics(d) {
+  if (!d) { $("metrics").innerHTML = ""; return; }
+  const m = d.metrics;
   const floor = Math.max(...m.parents.map((p) => p.lowest_possible_max_over_mean ?? 1));
-  $("balance").innerHTML = `<tr><th></th><th>today</th><th>proposal</th></tr>
-    ${row("grids", m.parents[0].grids_before, grids.features.length, false)}
-    ${row("max / mean", b.max_over_mean, a.max_over_mean, true, m.status !== "outside")}
-    ${row("CV", b.cv, a.cv)}
-    ${row("Gini", b.gini, a.gini)}
-    ${row("Polsby-Popper", m.polsby_popper_before, m.polsby_popper_after, false)}
-    ${floor > 1.0005 ? `<tr><td title="the community is in separate pieces: no contiguous plan does better">lowest possible max / mean</td><td></td><td>${esc(floor.toFixed(3))}</td></tr>` : ""}
-    <tr><td>contiguous</td><td></td><td>${num(Math.round(m.contiguous_share * 100))}%</td></tr>
-    <tr><td>households moved</td><td></td><td>${esc((m.stability.households_moved_share * 100).toFixed(1))}%</td></tr>
-    <tr><td>incident history moved</td><td></td><td>${esc((m.stability.history_moved_share * 100).toFixed(1))}%</td></tr>`;
-  const band = `±${Math.round((m.tolerance ?? 0.05) * 1000) / 10}%`;
-  const said = {within: `within ${band}`, at_floor: "at its floor (no contiguous plan does better)",
-    outside: `outside ${band}: publishing needs a reason`}[m.status] ?? "";
-  $("balance").innerHTML += `<tr><td>balance</td><td></td><td class="status-${esc(m.status ?? "")}">${esc(said)}</td></tr>`;
-  status = m.status;
-  $("publish").disabled = false;
+  const s = m.stability || {};
+  $("metrics").innerHTML = `<tr><th>as proposed</th><th>today</th><th>proposal</th></tr>
+    ${row("Polsby-Popper (mean)", fixed(m.polsby_popper_before, 3), fixed(m.polsby_popper_after, 3), false)}
+    ${row("borders on roads", pct(m.border_on_roads_before), pct(m.border_on_roads_after), false)}
+    ${row("contiguous", "", pct(m.contiguous_share), false)}
+    ${row("households moved", "", pct(s.households_moved_share, 1), false)}
+    ${row("rental units moved", "", pct(s.rental_units_moved_share, 1), false)}
+    ${row("incident history moved", "", pct(s.history_moved_share, 1), false)}
+    ${floor > 1.0005 ? row("lowest possible max / mean", "", fixed(floor, 3), false) : ""}`;
 }
-let status = null;
-async function publish() {
-  if (!draft || !confirm(`Publish draft version ${draft} for the whole city from now?`)) return;
-  const body = {effective_from: new Date().toISOString()};
-  if (status === "outside") {
-    const reason = prompt("The balance is outside the band. Why publish it anyway? (kept in the audit log)");
-    if (!reason || reason.trim().length < 3) return;
-    body.override_reason = reason.trim();
-  }
-  try {
-    const done = await api(`/boundaries/versions/${draft}/publish`, {
-      method: "POST", body: JSON.stringify(body),
-      headers: {"Content-Type": "application/json"},
-    });
-    $("published").textContent = `published version ${done.version_id ?? draft}`;
+function renderTodayGrids(figs) {
+  const codes = Object.keys(figs).sort();
+  $("today-grids").innerHTML =
+    `<tr><th title="keep this grid as it is">lock</th><th class="code" title="codes after ${esc(stem)}">grid</th>` +
+    "<th title=\"households\">homes</th><th title=\"workload, hours\">work h</th>" +
+    "<th title=\"share of the mean of its parent's grids\">% mean</th><th>ha</th></tr>" +
+    codes.map((code) => {
+      const g = figs[code];
+      const locked = state.locked.has(code);
+      return `<tr data-code="${esc(code)}" class="${locked ? "locked" : ""}">` +
+        `<td><input type="checkbox" class="lock" data-code="${esc(code)}" aria-label="lock ${esc(code)}"${locked ? " checked" : ""}></td>` +
+        `<td class="code" title="${esc(code)}">${esc(short(code))}</td>` +
+        `<td class="households">${esc(g.households ?? "–")}</td>` +
+        `<td class="workload">${esc(fixed(g.index))}</td>` +
+        `<td>${esc(g.ratio == null ? "–" : Math.round(g.ratio * 100))}</td>` +
+        `<td class="area">${esc(hectares(g.area_km2))}</td></tr>`;
+    }).join("");
+}
+// Publishing asks why when the proposal ended outside its band (the server's rule) or when
+// hand edits have taken it outside.
+function needsReason(d) {
+  return d.metrics.status === "outside" || (d.edits > 0 && d.live?.status === "outside");
+}
+function renderDraft(d, figs, todayFigs) {
+  $("draft-box").hidden = !d;
+  $("edit-hint").hidden = !d || !!d.published;
+  if (!d) {
+    $("proposal-title").textContent = "proposal";
     $("publish").disabled = true;
+    return;
+  }
+  $("proposal-title").textContent = d.published
+    ? `version ${d.id}, published` : `draft ${d.id}${d.edits ? `, ${d.edits} hand edit(s)` : ""}`;
+  const continues = {};
+  for (const p of d.metrics.parents) for (const g of p.grids || []) continues[g.code] = g.continues;
+  const tol = tolerance();
+  const bounds = d.metrics.constraints;
+  const codes = Object.keys(figs).sort();
+  $("draft-note").textContent = stem ? `(codes after ${stem})` : "";
+  $("proposal-grids").innerHTML =
+    `<tr><th class="code">grid</th><th title="continues: today's grid it shares most area with, as proposed">from</th>` +
+    "<th title=\"households\">homes</th><th title=\"workload, hours\">work h</th>" +
+    "<th title=\"share of the mean of its parent's grids\">% mean</th>" +
+    "<th title=\"workload minus that of today's grid it continues\">Δ h</th><th>ha</th></tr>" +
+    codes.map((code) => {
+      const g = figs[code];
+      // a grid the proposal did not redraw (locked) is today's grid itself
+      const from = code in continues ? continues[code] : code in todayFigs ? code : null;
+      const was = from ? todayFigs[from] : null;
+      const band = g.ratio == null || g.kept ? "" : g.ratio > 1 + tol + 1e-9 ? "over" : g.ratio < 1 - tol - 1e-9 ? "under" : "";
+      const bad = g.kept ? [] : broken(g, bounds);
+      const cls = d.touched.has(code) ? "edited" : g.kept ? "locked" : "";
+      return `<tr data-code="${esc(code)}" class="${cls}"${g.kept ? " title=\"locked: kept as it is\"" : ""}>` +
+        `<td class="code" title="${esc(code)}">${esc(short(code))}</td>` +
+        `<td class="continues" data-continues="${esc(from ?? "")}">${from === null ? "new" : g.kept ? "locked" : from === code ? "same" : esc(short(from))}</td>` +
+        `<td class="households ${bad.includes("households") ? "over" : ""}">${esc(g.households ?? "–")}</td>` +
+        `<td class="workload ${band}">${esc(fixed(g.index))}</td>` +
+        `<td class="${band}">${esc(g.ratio == null ? "–" : Math.round(g.ratio * 100))}</td>` +
+        `<td class="delta">${was ? esc(signed(g.index - was.index)) : ""}</td>` +
+        `<td class="area ${bad.includes("area") ? "over" : ""}">${esc(hectares(g.area_km2))}</td></tr>`;
+    }).join("");
+  const q = figuresQuery();
+  $("export").innerHTML = "Download the draft: " + EXPORTS.map(([format, label]) =>
+    `<a download href="/boundaries/versions/${esc(num(d.id))}/export?format=${esc(format)}&amp;${esc(q.toString())}">${esc(label)}</a>`).join("");
+  $("reason-box").hidden = !needsReason(d) || !!d.published;
+  $("publish").disabled = !!d.published || d.busy;
+}
+function renderLegend() {
+  const c = cuts();
+  const p = (x) => `${Math.round(x * 1000) / 10}%`;
+  const band = `±${Math.round(tolerance() * 1000) / 10}%`;
+  $("legend").innerHTML = "<div class=\"muted\">colour: a grid's share of the mean of its parent's grids</div>" +
+    SCALE.map((colour, i) => `<div><span style="background:${colour}"></span>` +
+      esc(i === 0 ? `under ${p(c[0])}` : i < 4 ? `${p(c[i - 1])}–${p(c[i])}${i === 2 ? ` (the ${band} band)` : ""}` : `over ${p(c[3])}`) +
+      "</div>").join("");
+}
+
+// --- hand edits -------------------------------------------------------------------------
+function vertexKeys(feature) {
+  if (!feature._keys) {
+    const keys = new Set();
+    const walk = (c) => (typeof c[0] === "number" ? keys.add(`${c[0].toFixed(7)},${c[1].toFixed(7)}`) : c.forEach(walk));
+    walk(feature.geometry.coordinates);
+    Object.defineProperty(feature, "_keys", {value: keys, enumerable: false});
+  }
+  return feature._keys;
+}
+function ringsOf(latlngs) {
+  return latlngs[0] instanceof L.LatLng ? [latlngs] : latlngs.flatMap(ringsOf);
+}
+function distancePx(layer, at) {
+  let best = Infinity;
+  for (const ring of ringsOf(layer.getLatLngs())) {
+    const pts = ring.map((ll) => maps.proposal.latLngToLayerPoint(ll));
+    for (let i = 0; i < pts.length; i++) {
+      best = Math.min(best, L.LineUtil.pointToSegmentDistance(at, pts[i], pts[(i + 1) % pts.length]));
+    }
+  }
+  return best;
+}
+// The grids a block of ``layer`` at ``latlng`` could join: those sharing a border with it
+// (two or more vertices in common), nearest to the click first.
+function neighbours(layer, latlng) {
+  const own = vertexKeys(layer.feature);
+  const at = maps.proposal.latLngToLayerPoint(latlng);
+  const found = [];
+  layers.proposal.eachLayer((other) => {
+    const p = other.feature.properties;
+    if (other === layer || p.parent_id !== layer.feature.properties.parent_id) return;
+    let shared = 0;
+    for (const k of vertexKeys(other.feature)) if (own.has(k) && ++shared >= 2) break;
+    found.push({code: p.code, touches: shared >= 2, px: distancePx(other, at)});
+  });
+  const touching = found.filter((f) => f.touches);
+  return (touching.length ? touching : found).sort((a, b) => a.px - b.px).slice(0, 8);
+}
+function offerMoves(e) {
+  const d = state.draft;
+  if (!d || d.published || d.busy) return;
+  const layer = e.propagatedFrom || e.layer;
+  const from = layer.feature.properties.code;
+  const figs = figures(d.work, d.locked);
+  const box = document.createElement("div");
+  box.className = "moves";
+  box.innerHTML = `<b>Move the street block here out of ${esc(short(from))}` +
+    `${d.locked.has(from) ? " (locked)" : ""} to:</b>` +
+    neighbours(layer, e.latlng).map((n) => {
+      const g = figs[n.code];
+      return `<button type="button" class="move-to" data-grid="${esc(n.code)}">${esc(short(n.code))}` +
+        (g ? ` · ${esc(fixed(g.index))} h (${esc(Math.round((g.ratio ?? 0) * 100))}%)` : "") +
+        `${d.locked.has(n.code) ? " · locked" : ""}${n.touches ? "" : " · may not touch"}</button>`;
+    }).join("");
+  box.addEventListener("click", (ev) => {
+    const button = ev.target.closest("button.move-to");
+    if (!button) return;
+    maps.proposal.closePopup();
+    moveBlock(e.latlng, button.dataset.grid);
+  });
+  L.popup({maxWidth: 280}).setLatLng(e.latlng).setContent(box).openOn(maps.proposal);
+}
+async function moveBlock(latlng, to) {
+  const d = state.draft;
+  d.busy = true;
+  $("publish").disabled = true;
+  setStatus(`moving the block to ${to}…`);
+  try {
+    const done = await api(`/boundaries/versions/${num(d.id)}/edits`, {
+      method: "POST", headers: JSON_HEADERS,
+      body: JSON.stringify({lon: latlng.lng, lat: latlng.lat, to_grid: to}),
+    });
+    for (const g of done.grids) {
+      const i = d.grids.features.findIndex((f) => f.properties.code === g.code);
+      if (i >= 0) d.grids.features[i] = {...d.grids.features[i], geometry: g.geometry};
+    }
+    layers.proposal.clearLayers().addData(d.grids);
+    d.edits += 1;
+    d.touched = new Set([done.moved.from, done.moved.to]);
+    const what = `a ${done.moved.kind} of ${fixed(done.moved.area_m2 / 1e4, 2)} ha from ${done.moved.from} to ${done.moved.to}`;
+    render();
+    setStatus(`moved ${what}; measuring…`);
+    d.work = await measure(d.scopeId, d.id);
+    render();
+    setStatus(`moved ${what}; table and balance updated`);
   } catch (err) {
-    $("published").textContent = `not published: ${err.message}`;
+    setStatus(`not moved: ${err.message}`, true);
+  } finally {
+    d.busy = false;
+    if (state.draft === d) $("publish").disabled = !!d.published;
   }
 }
+
+// --- publishing -------------------------------------------------------------------------
+async function publish() {
+  const d = state.draft;
+  if (!d || d.published) return;
+  const reason = $("override-reason").value.trim();
+  if (needsReason(d) && reason.length < 3) {
+    setStatus("the balance is outside its band: say why it is published anyway", true);
+    $("override-reason").focus();
+    return;
+  }
+  if (!confirm(`Publish draft version ${d.id} for the whole city from now?`)) return;
+  const body = {effective_from: new Date().toISOString()};
+  if (needsReason(d)) body.override_reason = reason;
+  $("publish").disabled = true;
+  setStatus("publishing…");
+  try {
+    const done = await api(`/boundaries/versions/${num(d.id)}/publish`, {
+      method: "POST", body: JSON.stringify(body), headers: JSON_HEADERS,
+    });
+    d.published = done;
+    setStatus(`published version ${done.version_id}; measuring the plan in force…`);
+    // the plan in force now, over the same history: records re-attributed to its grids
+    d.inForce = await measure(d.scopeId);
+    render();
+    renderPublished(d);
+    await loadAreaLists();  // the areas in force have new ids now
+    fillAreas(state.scope.properties.code);
+    setStatus(`published version ${done.version_id}`);
+  } catch (err) {
+    if (!d.published) $("publish").disabled = false;
+    setStatus(`${d.published ? "published, but" : "not published:"} ${err.message}`, true);
+  }
+}
+function list(items) {
+  return items.length ? items.map((x) => esc(x)).join(", ") : "<span class=\"muted\">none</span>";
+}
+function renderPublished(d) {
+  const done = d.published;
+  const workers = done.grid_workers || {vacant_grids: [], shared_grids: [], unhomed_workers: []};
+  const users = done.users || {rebound: [], unbound: []};
+  const perParent = (work) => Object.fromEntries(work.parents.map((p) => [p.parent_code, p]));
+  const before = perParent(state.today.work), located = perParent(d.work);
+  const max = (p) => esc(p ? fixed(p.max_over_mean, 3) : "–");
+  const rows = d.inForce.parents.map((p) =>
+    `<tr><td>${esc(p.parent_code)}</td><td>${max(before[p.parent_code])}</td>` +
+    `<td>${max(located[p.parent_code])}</td><td class="max">${max(p)}</td>` +
+    `<td>${esc(fixed(p.cv, 3))}</td></tr>`).join("");
+  const incidents = (work) => work.areas.reduce((n, a) => n + (a.incidents || 0), 0);
+  const counted = incidents(d.inForce), all = incidents(d.work);
+  $("published").innerHTML = `<div class="box" id="published-result">
+    <b>Published version ${esc(done.version_id)}</b>, in force from ${esc(new Date(done.effective_from).toLocaleString())}
+    <h3>Grid workers to settle</h3>
+    <table id="rehoming">
+      <tr><td>vacant grids</td><td class="vacant wrap">${list(workers.vacant_grids)}</td></tr>
+      <tr><td>shared grids</td><td class="shared wrap">${list(workers.shared_grids.map((s) => `${s.code} (${s.workers.join(", ")})`))}</td></tr>
+      <tr><td>unhomed workers</td><td class="unhomed wrap">${list(workers.unhomed_workers || [])}</td></tr>
+      <tr><td>users re-bound</td><td>${esc(users.rebound.length)}</td></tr>
+      <tr><td>users left unbound</td><td>${esc(users.unbound.length)}</td></tr>
+    </table>
+    <h3>Balance over the same ${esc(d.inForce.window_days)} days</h3>
+    <table id="in-force-balance"><tr><th>max / mean</th><th>old plan</th><th>draft</th><th>in force</th><th>CV</th></tr>${rows}</table>
+    <div class="muted wrap">in force: GET /workload of the version in force, records by the grid they are
+      filed under (${esc(num(counted))} incidents in the window); draft: the same grids measured before
+      publishing, records where they lie (${esc(num(all))} incidents).
+      ${counted < all ? "Incidents reported before the switch stay filed under the old grids, so the plan in force counts only those since." : ""}</div>
+    <div class="muted">Choose an area again to plan from the version in force.</div></div>`;
+}
+
+// --- wiring -----------------------------------------------------------------------------
 function view() {
   const v = document.querySelector("input[name=view]:checked").value;
   $("today-box").style.display = v === "proposal" ? "none" : "";
   $("proposal-box").style.display = v === "today" ? "none" : "";
   for (const m of Object.values(maps)) m.invalidateSize();
 }
-let communities = [];
-api("/areas?level=community").then(async (d) => {
-  communities = d.features.sort((a, b) => a.properties.code.localeCompare(b.properties.code));
-  $("community").innerHTML = communities.map((c) =>
-    `<option value="${esc(c.properties.code)}">${esc(c.properties.code)} ${esc(c.properties.name)}</option>`).join("");
-  await loadToday();
+$("today-grids").addEventListener("change", (ev) => {
+  const box = ev.target.closest("input.lock");
+  if (!box) return;
+  if (box.checked) state.locked.add(box.dataset.code); else state.locked.delete(box.dataset.code);
+  render();
 });
-$("community").addEventListener("change", loadToday);
+$("level").addEventListener("change", () => { fillAreas(); loadToday(); });
+$("area").addEventListener("change", loadToday);
 $("propose").addEventListener("click", propose);
 $("publish").addEventListener("click", publish);
+layers.proposal.on("click", offerMoves);
+for (const id of ["window", ...TERMS.map((t) => `w-${t}`)]) $(id).addEventListener("change", remeasure);
+$("tolerance").addEventListener("change", () => { if (!state.draft) render(); });
 for (const r of document.querySelectorAll("input[name=view]")) r.addEventListener("change", view);
+window.addEventListener("resize", () => { for (const m of Object.values(maps)) m.invalidateSize(); });
+loadAreaLists().then(() => { fillAreas(); return loadToday(); })
+  .catch((err) => setStatus(`failed: ${err.message}`, true));
