@@ -41,6 +41,9 @@ NOT_CALLED = {
     # service is tested in tests/boundaries/test_boundary_versions.py, refusals in
     # tests/boundaries/test_unschedule_api.py
     ("POST", "/boundaries/versions/{version_id}/unschedule"): "needs a scheduled version",
+    # it needs a draft and a point in a street block next to another grid of its parent;
+    # moves and refusals are tested in tests/planning/test_block_edits.py
+    ("POST", "/boundaries/versions/{version_id}/edits"): "needs a draft's block by a grid",
 }
 
 

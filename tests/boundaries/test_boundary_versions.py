@@ -209,6 +209,54 @@ def test_incidents_keep_the_grid_in_force_when_they_were_reported(published: dic
     assert late_versions == [published["draft"]]
 
 
+def test_workload_and_heatmaps_count_the_history_of_redrawn_grids_where_it_lies(
+    published: dict,
+) -> None:
+    """Issue 18: incidents stay filed under the grid in force when reported, yet the figures of
+    the version in force count them in its grids by point in polygon, the same history a
+    draft of it was measured against (the merged grid holds its two old grids' history)."""
+    from geo_service.db.sql import sql
+
+    engine, version = published["engine"], published["draft"]
+    window = {"since": SWITCH - timedelta(days=400), "until": datetime.now(UTC) + timedelta(1)}
+    with engine.connect() as conn:
+        located = dict(
+            conn.execute(
+                text(
+                    "SELECT g.code, count(x.id) FROM areas g LEFT JOIN incidents x "
+                    "ON x.reported_at >= :since AND x.reported_at < :until "
+                    "AND g.id = (SELECT n.id FROM areas n WHERE n.version_id = :v "
+                    "AND n.level = 'grid' AND ST_Intersects(n.geom, x.location) "
+                    "ORDER BY n.id LIMIT 1) "
+                    "WHERE g.version_id = :v AND g.level = 'grid' GROUP BY g.code"
+                ),
+                {"v": version, **window},
+            ).all()
+        )
+        terms = {
+            r.code: r.incidents
+            for r in conn.execute(sql("planning_grid_terms"), {"v": version, **window})
+        }
+        heat = {
+            r.code: r.n
+            for r in conn.execute(
+                sql("heatmap_by_area"),
+                {"v": version, "level": "grid", "category": None, "priority": None, **window},
+            )
+        }
+        early = conn.execute(
+            text(
+                "SELECT count(*) FROM incidents x JOIN areas a ON a.id = x.grid_id "
+                "WHERE a.version_id <> :v"
+            ),
+            {"v": version},
+        ).scalar_one()
+    assert early > 0  # history filed under the old version's grids exists
+    assert located[published["merged"]] > 0
+    assert terms == located
+    assert heat == located
+
+
 def test_lookup_answers_from_the_version_in_force_at_a_time(published: dict) -> None:
     engine = published["engine"]
     merged = gpd.GeoSeries(

@@ -47,8 +47,7 @@ from geo_service.services.batch.export import export_dataset
 from geo_service.services.batch.request import BatchRequest
 from geo_service.services.boundaries.publish import publish_version
 from geo_service.services.ingest.imports import ImportOptions, import_file, read_mapping_csv
-from geo_service.services.planning.parents import load_parents, parent_atoms
-from geo_service.services.planning.workload import Weights
+from geo_service.services.planning.parents import load_parents, parent_fragments
 from geo_service.settings import (
     ApiSettings,
     DatabaseSettings,
@@ -491,49 +490,45 @@ def test_analysts_see_the_exact_cells_published_with_the_cells_own_keys(city: Ci
 # --- planning atoms --------------------------------------------------------------------------
 
 
-def test_planning_atoms_hold_the_homes_and_incidents_their_hexagons_contain(city: City) -> None:
+def _held_by(
+    tree: shapely.STRtree, lon: list[float], lat: list[float], weights: list[int] | None = None
+) -> dict[int, int]:
+    """What each polygon of ``tree`` holds of the points (``weights`` each, default 1): a
+    point on a shared border counts once, in the lowest-numbered polygon."""
+    hit, piece = tree.query(shapely.points(lon, lat), predicate="intersects")
+    first: dict[int, int] = {}
+    for h, f in zip(hit.tolist(), piece.tolist(), strict=True):
+        first[h] = min(f, first.get(h, f))
+    counts: Counter = Counter()
+    for h, f in first.items():
+        counts[f] += weights[h] if weights is not None else 1
+    return dict(counts)
+
+
+def test_planning_atoms_hold_the_homes_and_incidents_their_polygons_contain(city: City) -> None:
+    """Planning fragments (street blocks cut by H3 cells; this city loads no roads, so its
+    blocks are the whole parent) count each record in the fragment whose polygon holds it,
+    checked here with shapely on the records' own coordinates, never in a parent cell."""
     hh, ru, inc = city.households, city.rentals, city.incidents
     with Session(city.engine) as session:
         (parent,) = load_parents(session, ["C1"], [])
         for res in ATOM_RES:
-            atoms = parent_atoms(
-                session,
-                parent,
-                res=res,
-                weights=Weights(),
-                window_days=365,
-                since=SINCE,
-                until=UNTIL,
-            )
-            names = [h3.int_to_str(c) for c in atoms.cells]
-            index_of = {c: i for i, c in enumerate(names)}
+            frags = parent_fragments(session, parent, res=res, since=SINCE, until=UNTIL)
+            tree = shapely.STRtree(frags.pieces)
             for term, expected in (
-                ("households", _true(hh.lon.tolist(), hh.lat.tolist(), res)),
+                ("households", _held_by(tree, hh.lon.tolist(), hh.lat.tolist())),
                 (
                     "rental_units",
-                    _true(ru.lon.tolist(), ru.lat.tolist(), res, ru.unit_count.tolist()),
+                    _held_by(tree, ru.lon.tolist(), ru.lat.tolist(), ru.unit_count.tolist()),
                 ),
-                ("history", _true(inc.lon.tolist(), inc.lat.tolist(), res)),
+                ("history", _held_by(tree, inc.lon.tolist(), inc.lat.tolist())),
             ):
-                held = {names[i]: int(v) for i, v in enumerate(atoms.per[term]) if v}
+                held = {i: int(v) for i, v in enumerate(frags.per[term]) if v}
                 assert held == expected, (res, term)
-            # each home lies in the polygon of the atom that counts it: a new grid (a union
-            # of atoms) holds the homes it is published with
-            cells = [h3.latlng_to_cell(y, x, res) for x, y in zip(hh.lon, hh.lat, strict=True)]
-            pieces = atoms.pieces[[index_of[c] for c in cells]]
-            assert shapely.contains_xy(pieces, hh.lon.to_numpy(), hh.lat.to_numpy()).all(), res
-            # the atoms' disclosure keys are their (cell, grid) identity, as before
-            grid_of = dict(zip(atoms.grid_ids, range(len(atoms.grid_ids)), strict=True))
-            rows = session.execute(
-                text(f"SELECT h3_{res}, grid_id FROM households GROUP BY 1, 2")
-            ).all()
-            keys = disclosure.identity_keys(session, [f"atom:{c}:{g}" for c, g in rows])
-            expected_keys = Counter()
-            for (c, _g), key in zip(rows, keys, strict=True):
-                expected_keys[h3.int_to_str(c)] += key
-            got = {names[i]: int(v) for i, v in enumerate(atoms.per["household_key"]) if v}
-            assert got == dict(expected_keys), res
-            assert set(grid_of) == {g for _c, g in rows}
+            # the fragments tile the parent and every home lies in one: a new grid (a union of
+            # fragments) holds the homes it is published with
+            assert shapely.union_all(frags.pieces).symmetric_difference(parent.geom).area < 1e-12
+            assert sum(_held_by(tree, hh.lon.tolist(), hh.lat.tolist()).values()) == len(hh)
     planted = hh[hh.planted]
     assert any(
         _parent(planted.lon.tolist(), planted.lat.tolist(), r)

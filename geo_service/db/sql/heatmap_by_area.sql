@@ -1,5 +1,6 @@
 -- Incident counts per area of one level of version :v in [:since, :until), optionally of one
--- category and priority: each area counts the incidents of the grids below it.
+-- category and priority: each area counts the incidents of the grids below it (filed under
+-- them, or lying in them when filed under a grid of another version).
 WITH RECURSIVE tree AS (
     SELECT id AS root, id, level FROM areas WHERE version_id = :v AND level = :level
     UNION ALL
@@ -10,10 +11,22 @@ SELECT r.id, r.code, r.name,
        coalesce(c.n, 0) AS n
 FROM areas r
 LEFT JOIN (
-    SELECT t.root, count(*) AS n FROM tree t JOIN incidents i ON i.grid_id = t.id
-    WHERE t.level = 'grid' AND i.reported_at >= :since AND i.reported_at < :until
-      AND (CAST(:category AS text) IS NULL OR i.category = :category)
-      AND (CAST(:priority AS smallint) IS NULL OR i.priority = :priority)
+    SELECT t.root, count(*) AS n FROM (
+        SELECT i.grid_id FROM incidents i JOIN areas a ON a.id = i.grid_id AND a.version_id = :v
+        WHERE i.reported_at >= :since AND i.reported_at < :until
+          AND (CAST(:category AS text) IS NULL OR i.category = :category)
+          AND (CAST(:priority AS smallint) IS NULL OR i.priority = :priority)
+        UNION ALL
+        -- filed under another version's grid (history from before a redraw) or none:
+        -- counted in the grid of :v that holds it (the point lookup's rule)
+        SELECT (SELECT n.id FROM areas n WHERE n.version_id = :v AND n.level = 'grid'
+                  AND ST_Intersects(n.geom, i.location) ORDER BY n.id LIMIT 1)
+        FROM incidents i LEFT JOIN areas a ON a.id = i.grid_id
+        WHERE i.reported_at >= :since AND i.reported_at < :until
+          AND (i.grid_id IS NULL OR a.version_id <> :v)
+          AND (CAST(:category AS text) IS NULL OR i.category = :category)
+          AND (CAST(:priority AS smallint) IS NULL OR i.priority = :priority)
+    ) filed JOIN tree t ON t.id = filed.grid_id AND t.level = 'grid'
     GROUP BY t.root
 ) c ON c.root = r.id
 WHERE r.version_id = :v AND r.level = :level

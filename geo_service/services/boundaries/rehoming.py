@@ -26,12 +26,23 @@ from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
 # Each grid worker's old home grid, and every new grid overlapping it (m², on the spheroid).
+# A grid the new version keeps as it was (same code, same polygon: most of them when one
+# community is redrawn) is its worker's one overlap, its whole area; only the workers of
+# redrawn grids need the polygons intersected.
 _OVERLAPS = text(
     """
     WITH workers AS (
         SELECT r.id, r.home_grid_id AS old_grid FROM responders r
         JOIN areas o ON o.id = r.home_grid_id
-        WHERE r.kind = 'grid_worker' AND o.version_id = :old)
+        WHERE r.kind = 'grid_worker' AND o.version_id = :old),
+    same AS (
+        SELECT o.id AS old_id, n.id AS new_id, n.area_m2 FROM areas o
+        JOIN areas n ON n.version_id = :new AND n.level = 'grid' AND n.code = o.code
+        WHERE o.version_id = :old AND o.level = 'grid' AND o.geom ~= n.geom
+          AND (ST_AsBinary(o.geom) = ST_AsBinary(n.geom) OR ST_Equals(o.geom, n.geom)))
+    SELECT w.id, w.old_grid, s.new_id AS new_grid, coalesce(s.area_m2, 1.0) AS overlap
+    FROM workers w JOIN same s ON s.old_id = w.old_grid
+    UNION ALL
     SELECT id, old_grid, new_grid, overlap FROM (
         SELECT w.id, w.old_grid, n.id AS new_grid,
                ST_Area(ST_Intersection(ST_MakeValid(o.geom), ST_MakeValid(n.geom))::geography)
@@ -40,10 +51,11 @@ _OVERLAPS = text(
         FROM workers w JOIN areas o ON o.id = w.old_grid
         JOIN areas n ON n.version_id = :new AND n.level = 'grid'
                     AND ST_Intersects(o.geom, n.geom)
-                    AND NOT ST_Touches(o.geom, n.geom)) x
+                    AND NOT ST_Touches(o.geom, n.geom)
+        WHERE w.old_grid NOT IN (SELECT old_id FROM same)) x
     -- a sliver along a redrawn edge is not a grid the worker knows
     WHERE overlap >= :share * coalesce(smaller, overlap)
-    ORDER BY id, new_grid
+    ORDER BY 1, 3
     """
 )
 MIN_OVERLAP_SHARE = 0.05  # of the smaller of the two grids
@@ -136,6 +148,15 @@ def rehome_grid_workers(conn: Connection, old_id: int | None, new_id: int) -> di
             "rehomed": {},
             "old_homes": {},
         }
+    # workers of the grids the new version kept as they were already live in it (publishing
+    # gave the kept grids their old ids): they stay, counted
+    kept = conn.execute(
+        text(
+            "SELECT count(*) FROM responders r JOIN areas a ON a.id = r.home_grid_id "
+            "WHERE r.kind = 'grid_worker' AND a.version_id = :new"
+        ),
+        {"new": new_id},
+    ).scalar_one()
     rows = _overlap_rows(conn, old_id, new_id)
     home = assign_workers(rows)
     old_of = {r[0]: r[1] for r in rows}
@@ -212,7 +233,9 @@ def rehome_grid_workers(conn: Connection, old_id: int | None, new_id: int) -> di
                 text(
                     "SELECT n.code FROM areas n WHERE n.version_id = :new AND n.level = 'grid' "
                     "AND NOT EXISTS (SELECT 1 FROM areas o WHERE o.version_id = :old "
-                    "  AND o.code = n.code AND ST_Equals(o.geom, n.geom)) "
+                    "  AND o.code = n.code AND o.geom ~= n.geom "
+                    "  AND (ST_AsBinary(o.geom) = ST_AsBinary(n.geom) "
+                    "       OR ST_Equals(o.geom, n.geom))) "
                     "AND NOT EXISTS (SELECT 1 FROM responders r WHERE r.home_grid_id = n.id "
                     "  AND r.kind = 'grid_worker') ORDER BY n.code"
                 ),
@@ -223,7 +246,7 @@ def rehome_grid_workers(conn: Connection, old_id: int | None, new_id: int) -> di
         else []
     )
     return {
-        "total": len(home) + len(unhomed),
+        "total": len(home) + len(unhomed) + int(kept),
         "moved": int(moved) + len(unhomed),
         "vacant_grids": vacant,
         "shared_grids": shared,

@@ -258,8 +258,9 @@ def _plan_rounds(
 ) -> list[tuple[ParentAtoms, Plan]]:
     """Partition every parent on whole street blocks, then, for the parents still outside
     their band or the planner's bounds, again with the blocks heavier than the next of
-    ``SPLIT_ROUNDS`` cut into fragments, until a round brings neither nearer; keep each
-    parent's best plan (nearest the bounds, then the band, then the coarsest atoms).
+    ``SPLIT_ROUNDS`` cut into fragments (while a plan misses the planner's bounds, only as
+    long as a round brings it nearer); keep each parent's best plan (nearest the bounds,
+    then the band, then the coarsest atoms).
 
     Raises ``InvalidInputError`` when a parent has fewer fragments than the grids asked of it.
     """
@@ -303,8 +304,11 @@ def _plan_rounds(
             held = best[k]
             if held is None or (plan.excess, spread) < held[2]:
                 best[k] = (atoms, plan, (plan.excess, spread))
-            else:
-                stuck.add(k)  # finer atoms brought neither the bounds nor the band nearer
+            elif held[2][0] > 0:
+                # finer atoms brought the bounds no nearer: they are what the plan misses
+                # (bounds no plan keeps also keep the band out of reach); a plan that misses
+                # only the band goes on to finer atoms
+                stuck.add(k)
         pending = [
             k for k in pending if k not in stuck and ((b := best[k]) is None or b[2] > (0.0, 0.0))
         ]
