@@ -64,7 +64,9 @@ class Area(Base):
     # "<parent code>/<local code>" (migration 0020); NULL when the code alone is the code.
     local_code: Mapped[str | None] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200))
-    parent_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id", ondelete="CASCADE"))
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("areas.id", ondelete="CASCADE", deferrable=True, initially="IMMEDIATE")
+    )
     geom: Mapped[Any] = mapped_column(Geometry("MULTIPOLYGON", srid=SRID, spatial_index=True))
     area_m2: Mapped[float] = mapped_column(Double)
     properties: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))

@@ -41,12 +41,16 @@ class Responder(Base):
             text("(position::geography)"),
             postgresql_using="gist",
         ),
+        # workers of a grid; and the check of a grid id changed by publishing (0027)
+        Index("ix_responders_home_grid", "home_grid_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     callsign: Mapped[str] = mapped_column(String(64), unique=True)
     kind: Mapped[str] = mapped_column(String(16))
-    home_grid_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id", ondelete="SET NULL"))
+    home_grid_id: Mapped[int | None] = mapped_column(
+        ForeignKey("areas.id", ondelete="SET NULL", deferrable=True, initially="IMMEDIATE")
+    )
     status: Mapped[str] = mapped_column(String(16), server_default="available")
     # unknown until the responder first reports a position
     position: Mapped[Any | None] = mapped_column(

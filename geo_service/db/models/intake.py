@@ -113,7 +113,9 @@ class Incident(Base):
     h3_8: Mapped[int] = mapped_column(BigInteger)
     h3_9: Mapped[int] = mapped_column(BigInteger)
     h3_10: Mapped[int] = mapped_column(BigInteger)
-    grid_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id", ondelete="SET NULL"))
+    grid_id: Mapped[int | None] = mapped_column(
+        ForeignKey("areas.id", ondelete="SET NULL", deferrable=True, initially="IMMEDIATE")
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     # dispatch (migration 0009)

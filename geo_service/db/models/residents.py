@@ -39,7 +39,9 @@ class Household(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     location: Mapped[Any] = mapped_column(Geometry("POINT", srid=SRID, spatial_index=True))
     household_size: Mapped[int] = mapped_column(SmallInteger)
-    grid_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id", ondelete="SET NULL"))
+    grid_id: Mapped[int | None] = mapped_column(
+        ForeignKey("areas.id", ondelete="SET NULL", deferrable=True, initially="IMMEDIATE")
+    )
     h3: Mapped[int] = mapped_column(BigInteger)
     # the home's own cell at each resolution its aggregates and planning atoms serve,
     # h3.latlng_to_cell (0025): H3 does not nest, so not parents of ``h3``
@@ -75,7 +77,9 @@ class RentalUnit(Base):
     registered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     status: Mapped[str] = mapped_column(String(16))
     landlord_ref: Mapped[str | None] = mapped_column(String(64))
-    grid_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id", ondelete="SET NULL"))
+    grid_id: Mapped[int | None] = mapped_column(
+        ForeignKey("areas.id", ondelete="SET NULL", deferrable=True, initially="IMMEDIATE")
+    )
     h3: Mapped[int] = mapped_column(BigInteger)
     # own cells at res 5..10, as households (0025)
     h3_5: Mapped[int] = mapped_column(BigInteger)
