@@ -1,10 +1,11 @@
 """The demo city's blocks and how areas are assembled from them.
 
-A block is a face of the streets, closed by the river's centre line and the city outline
-(``road_blocks``). Every area of the hierarchy is a contiguous group of whole blocks
-(``group_blocks``), so area borders run along streets, the river or the city edge; only where
-a parent has fewer blocks than children is a block split in two along a lane
-(``split_along_lane``). All in the metric CRS (UTM 50N, metres).
+A block is a face of the streets (lanes and riverside roads included), closed by the river's
+centre line and the city outline (``road_blocks``). Every area of the hierarchy is a contiguous
+group of whole blocks (``group_blocks``), so area borders run along streets, the river or the
+city edge; only where a parent has fewer blocks than children is a block split in two along a
+line through it that is no road (``split_along_lane``; the roads' lanes, ``demo.lanes``, make
+that rare). All in the metric CRS (UTM 50N, metres).
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ LANE_SNAP_M = 1e-6  # a lane's end lies on its block's edge up to rounding
 
 
 def road_blocks(
-    outline: shapely.Polygon, streets: np.ndarray, river: shapely.LineString
+    outline: shapely.Polygon,
+    streets: np.ndarray,
+    river: shapely.LineString,
+    water: shapely.Polygon | None = None,
 ) -> np.ndarray:
     """The blocks: faces of the streets, the river's centre line and the outline, inside it.
 
@@ -34,16 +38,19 @@ def road_blocks(
     ----------
     outline : the city outline (metric).
     streets : street centre lines (metric): the roads, and the paths on from where they stop
-        short of the outline or the river (``street_lines``).
+        short of the outline (``edge_paths``) or across the river (``add_banks``).
     river : the river's centre line (metric), crossing the whole outline.
+    water : the river between its riverside roads (``river_band``), if any.
 
     Returns
     -------
     An object array of polygons that tile ``outline`` as an exact coverage: the lines are
     noded together first, so neighbouring blocks share their border vertex for vertex. Faces
     under ``MIN_BLOCK_M2`` (0.1 ha: corners a street cuts off the outline) are merged into the
-    neighbour they share most border with. Deterministic (same lines, same blocks in the same
-    order).
+    neighbour they share most border with, and faces in ``water`` into the land face they
+    share most border with (its riverside road), so that no area reaches along the river
+    through the water where a planner, seeing only roads, sees one strip; never across the
+    river. Deterministic (same lines, same blocks in the same order).
 
     Examples
     --------
@@ -58,10 +65,15 @@ def road_blocks(
     shapely.prepare(outline)
     faces = faces[shapely.contains(outline, shapely.point_on_surface(faces))]
     a, b, shared_m = shared_borders(faces)
+    inner = shapely.point_on_surface(faces)
+    # the sides of the river: no face joins one across it
+    banks = shapely.get_parts(shapely.polygonize([shapely.union(outline.exterior, river)]))
+    side = shapely.STRtree(banks).query_nearest(inner, return_distance=False)[1]
     small = shapely.area(faces) < MIN_BLOCK_M2
+    wet = shapely.contains(water, inner) if water is not None else np.zeros(len(faces), dtype=bool)
     src, dst = np.concatenate([a, b]), np.concatenate([b, a])
     length = np.concatenate([shared_m, shared_m])
-    joins = small[src]
+    joins = (small[src] | (wet[src] & ~wet[dst])) & (side[src] == side[dst])
     longest = np.lexsort((length[joins], src[joins]))  # each face's longest border comes last
     n = len(faces)
     target = np.arange(n)
@@ -137,10 +149,12 @@ def split_along_lane(block: shapely.Polygon) -> np.ndarray:
 class BlockSet:
     """The blocks areas are assembled from, as lanes split some of them (metric).
 
-    ``geoms`` grows (a split block's pieces are appended, with their ``area_m2`` and
-    ``centroid``; the block itself stays, referenced by no area any more) and stays an exact
-    coverage, ``of_point`` gives each population point's block, and ``a``, ``b``, ``shared_m``
-    the neighbouring blocks and the border they share (m).
+    ``geoms`` grows (a split block's pieces are appended, with their ``area_m2``,
+    ``centroid``, ``bank`` and ``at_bridge``; the block itself stays, referenced by no area
+    any more) and stays an exact coverage, ``of_point`` gives each population point's block,
+    and ``a``, ``b``, ``shared_m`` the neighbouring blocks and the border they share (m).
+    Blocks on different banks of the river are neighbours for areas only where both touch a
+    bridge (``borders_within``).
     """
 
     geoms: list[shapely.Geometry]
@@ -151,10 +165,22 @@ class BlockSet:
     a: np.ndarray
     b: np.ndarray
     shared_m: np.ndarray
+    bank: np.ndarray  # the side of the river each block lies on (any two values)
+    at_bridge: np.ndarray  # whether it touches a bridge
 
     @classmethod
-    def build(cls, blocks: np.ndarray, pts: np.ndarray) -> BlockSet:
-        """Index the blocks: which block each point (x, y in metres) falls in, and neighbours."""
+    def build(
+        cls,
+        blocks: np.ndarray,
+        pts: np.ndarray,
+        bank: np.ndarray | None = None,
+        at_bridge: np.ndarray | None = None,
+    ) -> BlockSet:
+        """Index the blocks: which block each point (x, y in metres) falls in, and neighbours.
+
+        ``bank`` and ``at_bridge`` (per block) keep areas from reaching across the river but
+        at a bridge; without them every shared border counts.
+        """
         tree = shapely.STRtree(blocks)
         p_idx, b_idx = tree.query(shapely.points(pts), predicate="intersects")
         of_point = np.full(len(pts), -1, dtype=int)
@@ -163,7 +189,18 @@ class BlockSet:
         of_point[lost] = tree.query_nearest(shapely.points(pts[lost]), return_distance=False)[1]
         a, b, shared_m = shared_borders(blocks)
         centroid = shapely.get_coordinates(shapely.centroid(blocks))
-        return cls(list(blocks), shapely.area(blocks), centroid, pts, of_point, a, b, shared_m)
+        return cls(
+            list(blocks),
+            shapely.area(blocks),
+            centroid,
+            pts,
+            of_point,
+            a,
+            b,
+            shared_m,
+            np.zeros(len(blocks)) if bank is None else np.asarray(bank),
+            np.zeros(len(blocks), dtype=bool) if at_bridge is None else np.asarray(at_bridge),
+        )
 
     def split(self, block: int, members: np.ndarray) -> np.ndarray:
         """Split ``block`` along a lane; ``members`` are the points of the area holding it.
@@ -178,6 +215,10 @@ class BlockSet:
         self.area_m2 = np.concatenate([self.area_m2, shapely.area(pieces)])
         self.centroid = np.concatenate(
             [self.centroid, shapely.get_coordinates(shapely.centroid(pieces))]
+        )
+        self.bank = np.concatenate([self.bank, np.repeat(self.bank[block], len(pieces))])
+        self.at_bridge = np.concatenate(
+            [self.at_bridge, np.repeat(self.at_bridge[block], len(pieces))]
         )
         touching = (self.a == block) | (self.b == block)
         around = np.concatenate([self.a[touching], self.b[touching]])
@@ -197,8 +238,12 @@ class BlockSet:
         return ids
 
     def borders_within(self, blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The borders between ``blocks`` (sorted ids), as positions in ``blocks`` and length."""
+        """The borders between ``blocks`` (sorted ids), as positions in ``blocks`` and length;
+        across the river only between blocks that both touch a bridge."""
         inside = np.isin(self.a, blocks) & np.isin(self.b, blocks)
+        inside &= (self.bank[self.a] == self.bank[self.b]) | (
+            self.at_bridge[self.a] & self.at_bridge[self.b]
+        )
         return (
             np.searchsorted(blocks, self.a[inside]),
             np.searchsorted(blocks, self.b[inside]),
@@ -238,9 +283,9 @@ def group_blocks(
     border blocks pass from heavy children to light neighbours (``_even_out``).
 
     A parent with fewer blocks than children first has its most populous block split along a
-    lane, again until there are enough: only at the grid level where people are densest (the
-    default city of 1,500 grids on 300 m blocks has about 8,300 blocks but grids of one block
-    at its centre, and needs 2 lanes).
+    lane, again until there are enough: rare, as the roads' lanes cut blocks finer where
+    people are dense (the default city of 1,500 grids has about 12,900 blocks, 6 a grid at the
+    median, and needs none; it needed 2 on the lattice's 8,300 alone).
     """
     if k == 1:
         return [parent]

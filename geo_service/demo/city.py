@@ -3,11 +3,12 @@ hierarchy at real coordinates in central China, with households, rental units, r
 year of incidents that contains planted, evolving hotspots.
 
 Everything is drawn in a metric CRS (UTM 50N) from one seeded generator and converted to WGS84
-at the end. The road network comes first: its blocks (the faces of the roads, the river and the
-outline) are what every area is made of, as grid offices draw grids along streets. Each level
-groups its parent's blocks around k-means centres of population sample points into contiguous
-children, so children tile their parent exactly, borders follow roads and areas are small where
-people are dense.
+at the end. The road network comes first (a street lattice, lanes where people are dense,
+riverside roads): its blocks (the faces of the roads, the river and the outline) are what every
+area is made of, as grid offices draw grids along streets. Each level groups its parent's
+blocks around k-means centres of population sample points into contiguous children (across the
+river only at a bridge), so children tile their parent exactly, borders follow roads and areas
+are small where people are dense.
 """
 
 from __future__ import annotations
@@ -32,8 +33,17 @@ from geo_service.demo.density import (
 )
 from geo_service.demo.geography import LEVELS, as_coverage, build_hierarchy
 from geo_service.demo.incidents import PlantedHotspot, draw_incidents, plan_hotspots
+from geo_service.demo.lanes import add_lanes, draw_lanes
 from geo_service.demo.people import draw_households, draw_rental_units, draw_responders
-from geo_service.demo.roads import draw_roads, river_line, street_crossings, street_lines
+from geo_service.demo.roads import (
+    add_banks,
+    bank_of,
+    draw_roads,
+    edge_paths,
+    river_band,
+    river_line,
+    street_crossings,
+)
 from geo_service.geo.assign import GridIndex
 
 # The city's public vocabulary, defined in its parts (the loader and the tests use these).
@@ -110,12 +120,28 @@ def generate_city(
     outline = city_outline(cx, cy)
     # Its own random stream: the road network is the same whatever else the seed draws.
     crossings = street_crossings(np.random.default_rng(seed + 7919), outline)
-    roads = draw_roads(crossings, outline, cx, cy)
+    river = river_line(outline, cx, cy)
+    # The lanes have a stream of their own too: the lattice stays as it was drawn without them.
+    lanes = draw_lanes(np.random.default_rng(seed + 7919 * 2), crossings, outline, river, cx, cy)
+    roads = add_lanes(draw_roads(crossings, outline, cx, cy), lanes)
+    roads, river_paths = add_banks(roads, crossings, outline, river, cx, cy)
     progress("roads", len(roads))
-    blocks = road_blocks(outline, street_lines(crossings, outline), river_line(outline, cx, cy))
+    lines = np.concatenate([roads.geometry.to_numpy(), river_paths, edge_paths(crossings, outline)])
+    blocks = road_blocks(outline, lines, river, river_band(river))
+    inner = shapely.get_coordinates(shapely.point_on_surface(blocks))
+    bridges = shapely.union_all(roads.geometry[roads.name.str.startswith("Bridge ")].to_numpy())
     pop_x, pop_y = sample_population(rng, outline, cx, cy, max(120 * grids, 20_000))
     progress("boundaries", 0)
-    areas = build_hierarchy(rng, blocks, pop_x, pop_y, grids, progress)
+    areas = build_hierarchy(
+        rng,
+        blocks,
+        pop_x,
+        pop_y,
+        grids,
+        progress,
+        bank=bank_of(inner[:, 0], inner[:, 1], cx, cy),
+        at_bridge=shapely.intersects(blocks, bridges),
+    )
     areas = as_coverage(areas)
     areas["area_m2"] = areas.geometry.area
     areas = areas.set_crs(METRIC_CRS).to_crs("EPSG:4326")

@@ -49,6 +49,43 @@ def city_outline(cx: float, cy: float) -> shapely.Polygon:
     return shapely.Polygon(np.column_stack([x, y]))
 
 
+def density_at(
+    x: np.ndarray,
+    y: np.ndarray,
+    cx: float,
+    cy: float,
+    centres: tuple[DensityCentre, ...] = CENTRES,
+    background: float = BACKGROUND_DENSITY,
+) -> np.ndarray:
+    """The population density field at (x, y) (metric), relative: background + Gaussian bumps."""
+    return np.asarray(
+        sum(
+            c.weight * np.exp(-((x - cx - c.dx) ** 2 + (y - cy - c.dy) ** 2) / (2 * c.sigma**2))
+            for c in centres
+        )
+        + background
+    )
+
+
+def population_share(
+    polygons: np.ndarray, outline: shapely.Polygon, cx: float, cy: float
+) -> np.ndarray:
+    """The share of the city's population expected in each of ``polygons`` (metric, inside
+    ``outline``): the density at its centroid times its area, over the field's integral on the
+    outline (summed on a 100 m raster). Polygons much smaller than the field's bumps (σ of
+    1.6 km and more) are meant, such as blocks.
+    """
+    minx, miny, maxx, maxy = outline.bounds
+    step_m = 100.0
+    gx, gy = np.meshgrid(
+        np.arange(minx + step_m / 2, maxx, step_m), np.arange(miny + step_m / 2, maxy, step_m)
+    )
+    keep = inside(outline, gx.ravel(), gy.ravel())
+    total = density_at(gx.ravel()[keep], gy.ravel()[keep], cx, cy).sum() * step_m**2
+    centroid = shapely.get_coordinates(shapely.centroid(polygons))
+    return density_at(centroid[:, 0], centroid[:, 1], cx, cy) * shapely.area(polygons) / total
+
+
 def sample_density(
     rng: np.random.Generator,
     n: int,

@@ -94,6 +94,8 @@ def build_hierarchy(
     pop_y: np.ndarray,
     grids: int,
     progress: Callable[[str, int], None],
+    bank: np.ndarray | None = None,
+    at_bridge: np.ndarray | None = None,
 ) -> gpd.GeoDataFrame:
     """Assemble the area hierarchy from the city's blocks, level by level (codes nested).
 
@@ -103,16 +105,18 @@ def build_hierarchy(
     blocks : polygons tiling the city (metric), the faces of its roads (``road_blocks``).
     pop_x, pop_y : population sample points (metric): areas are balanced by their counts.
     grids : number of grids; ``level_counts`` gives the other levels.
+    bank, at_bridge : per block, its side of the river and whether it touches a bridge: areas
+        reach across the river only at a bridge (``BlockSet``); without them, anywhere.
 
     Returns
     -------
     code, name, level, parent_code and geometry (metric): every area is the union of whole
-    blocks (lanes split a few at the densest centres, see ``group_blocks``), one piece, and
-    the children of an area tile it, so area borders run along roads, the river or lanes.
+    blocks (a parent with fewer blocks than children splits some, see ``group_blocks``), one
+    piece, and the children of an area tile it, so area borders run along roads or the river.
     """
     counts = level_counts(grids)
     pts = np.column_stack([pop_x, pop_y])
-    city = BlockSet.build(blocks, pts)
+    city = BlockSet.build(blocks, pts, bank, at_bridge)
     rows: list[dict] = []
     parents: list[dict[str, Any]] = [
         {"code": None, "blocks": np.arange(len(blocks)), "members": np.arange(len(pts))}

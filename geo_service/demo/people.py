@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo_service.demo.density import BACKGROUND_DENSITY, CENTRES, DensityCentre, draw_inside
+from geo_service.demo.density import CENTRES, DensityCentre, density_at, draw_inside
 from geo_service.geo.assign import NO_GRID
 
 # Transit lines (metres from the centre): rental units cluster along them.
@@ -22,13 +22,7 @@ def draw_households(rng, outline, cx, cy, n, locate, grid_rows) -> pd.DataFrame:
     # Households live in buildings: draw buildings, then fill them, denser ones fuller.
     n_buildings = max(n // 12, 50)
     bx, by = draw_inside(rng, outline, cx, cy, n_buildings)
-    density = (
-        sum(
-            c.weight * np.exp(-((bx - cx - c.dx) ** 2 + (by - cy - c.dy) ** 2) / (2 * c.sigma**2))
-            for c in CENTRES
-        )
-        + BACKGROUND_DENSITY
-    )
+    density = density_at(bx, by, cx, cy)
     building = rng.choice(n_buildings, size=n, p=density / density.sum())
     lon, lat, grid = locate(bx, by)
     size = np.minimum(1 + rng.poisson(1.6, n), 8)
