@@ -186,7 +186,12 @@ def draw_incidents(
             np.zeros(days), _profile(spot.profile, days)[-1]
         )
         p = p * today
-        day.append(rng.choice(bins, spot.incidents, p=p / p.sum()))
+        # Days drawn by systematic sampling of the profile (one random offset, then evenly
+        # spaced quantiles): the spot follows its profile without Poisson noise, so a steady
+        # spot shows no chance trend and a ramp its ramp, whatever the seed.
+        cdf = np.cumsum(p / p.sum())
+        quantiles = (rng.random() + np.arange(spot.incidents)) / spot.incidents
+        day.append(np.minimum(np.searchsorted(cdf, quantiles), bins - 1))
     x, y = np.concatenate(xs), np.concatenate(ys)
     cat, day_idx = np.concatenate(cats), np.concatenate(day)
     total = len(x)

@@ -299,6 +299,9 @@ _POINT_TILE = text(
       SELECT i.id, i.category, i.priority, i.status, i.reported_at, i.location
       FROM incidents i, b
       WHERE i.location && ST_Transform(b.env, 4326)
+        -- exactly in the tile: the index's boxes are rounded to float4 and take in points
+        -- a hair outside its edge
+        AND ST_Intersects(i.location, ST_Transform(b.env, 4326))
         AND (CAST(:since AS timestamptz) IS NULL OR i.reported_at >= :since)
         AND (CAST(:until AS timestamptz) IS NULL OR i.reported_at < :until)
         AND (CAST(:category AS text) IS NULL OR i.category = :category)
