@@ -23,6 +23,7 @@ from geo_service.services.boundaries.versions import version_in_force
 
 FALLBACK_RES = 10  # the H3 cell moved where a whole block would empty its grid (~0.015 km²)
 MOST_OF_A_GRID = 0.5  # a block holding more than this share of its grid moves by cells
+CRUMB_DEG2 = 1e-10  # parts of a grid smaller than this (about 1 m²) left by a cut are crumbs
 
 _GRID_AT = text(
     "SELECT id, code, parent_id, ST_AsBinary(geom) AS wkb FROM areas "
@@ -133,10 +134,15 @@ def move_block(
         if shapely.intersection(piece.boundary, dst_geom.boundary).length <= 1e-7:
             raise InvalidInputError(f"{to_grid} does not touch the {kind} at {lon}, {lat}")
         left = shapely.make_valid(shapely.difference(src_geom, piece))
-        # slivers a hair wide where the cut meets the grid's edge are not a second piece
+        # crumbs a hair wide where the cut meets the grid's edge are not a second piece: they
+        # go with the block, so the grid stays one polygon and the two still tile the parent
         parts = [p for p in shapely.get_parts(left) if p.geom_type == "Polygon"]
-        if sum(p.area > 1e-10 for p in parts) > 1:
+        if sum(p.area > CRUMB_DEG2 for p in parts) > 1:
             raise InvalidInputError(f"moving the {kind} would cut {src['code']} in two")
+        crumbs = [p for p in parts if p.area <= CRUMB_DEG2]
+        if crumbs:
+            left = shapely.union_all([p for p in parts if p.area > CRUMB_DEG2])
+            piece = shapely.union_all([piece, *crumbs])
         grown = shapely.make_valid(shapely.union(dst_geom, piece))
         out = {}
         for area_id, code, geom in ((src["id"], src["code"], left), (dst["id"], to_grid, grown)):
