@@ -302,15 +302,15 @@ def _chosen_atoms(s: InstanceSet, inst: Instance, res: int) -> ParentAtoms:
         frags = parent_fragments(
             session, parent, res=res, since=s.until - timedelta(days=days), until=s.until
         )
-    hours = block_hours(frags, weights, days)
-    for limit in SPLIT_ROUNDS:
-        split = hours > limit * hours.sum() / inst.grids_today if limit > 0 else hours >= 0
-        whole = int((~split).sum())
-        if (
-            whole == inst.proposal["whole_blocks"]
-            and whole + int(split[frags.block].sum()) == inst.proposal["atoms"]
-        ):
-            return atoms_of(frags, split, weights, days)
+        hours = block_hours(frags, weights, days)
+        for limit in SPLIT_ROUNDS:
+            split = hours > limit * hours.sum() / inst.grids_today if limit > 0 else hours >= 0
+            whole = int((~split).sum())
+            if (
+                whole == inst.proposal["whole_blocks"]
+                and whole + int(split[frags.block].sum()) == inst.proposal["atoms"]
+            ):
+                return atoms_of(frags, split, weights, days)  # in the session: reads fragments
     raise RuntimeError(f"{inst.parent}: no round of SPLIT_ROUNDS gives the proposal's atoms")
 
 

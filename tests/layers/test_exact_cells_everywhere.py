@@ -514,6 +514,8 @@ def test_planning_atoms_hold_the_homes_and_incidents_their_polygons_contain(city
         (parent,) = load_parents(session, ["C1"], [])
         for res in ATOM_RES:
             frags = parent_fragments(session, parent, res=res, since=SINCE, until=UNTIL)
+            # every block cut: what each fragment holds (read as a plan cutting it reads it)
+            per = frags.fragment_terms(np.ones(len(frags.blocks), dtype=bool))[0]
             tree = shapely.STRtree(frags.pieces)
             for term, expected in (
                 ("households", _held_by(tree, hh.lon.tolist(), hh.lat.tolist())),
@@ -523,7 +525,7 @@ def test_planning_atoms_hold_the_homes_and_incidents_their_polygons_contain(city
                 ),
                 ("history", _held_by(tree, inc.lon.tolist(), inc.lat.tolist())),
             ):
-                held = {i: int(v) for i, v in enumerate(frags.per[term]) if v}
+                held = {i: int(v) for i, v in enumerate(per[term]) if v}
                 assert held == expected, (res, term)
             # the fragments tile the parent and every home lies in one: a new grid (a union of
             # fragments) holds the homes it is published with

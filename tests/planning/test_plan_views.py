@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from geo_service.demo.city import DemoCity
 from geo_service.geo.h3cells import RESIDENT_RESOLUTIONS, cells_for_points, exact_cells
+from geo_service.services.access import disclosure
 from geo_service.services.access.auth import create_key, create_user
 from tests.conftest import as_role, problem
 
@@ -333,6 +334,86 @@ def test_planners_see_a_draft_rounded_as_today_and_workers_where_publishing_puts
             assert workers[callsign] == grids
     assert any(draft.merged in grids for grids in workers.values())
     assert {draft.east, draft.west} & {g for grids in workers.values() for g in grids}
+
+
+def test_the_same_homes_drawn_many_ways_publish_one_rounding(
+    client: TestClient, draft: Draft, engine: Engine, role_keys: dict
+) -> None:
+    """Found by review: a draft's grid was rounded with a key of its polygon, so a planner
+    drawing the same homes inside ever new polygons (an empty block moved, a proposal made
+    again) drew a fresh rounding each time, and averaging them gives the true count away.
+    Now a drawn grid's key is the sum of its homes' pairs (H3 res-10 cell, grid filed under),
+    checked here against that rule computed apart from the service."""
+    params = {"window_days": 365, "until": UNTIL.isoformat()}
+    planner = as_role(role_keys, "planner")
+    with engine.connect() as conn:
+        merged = shapely.from_wkb(
+            bytes(
+                conn.execute(
+                    text("SELECT ST_AsBinary(geom) FROM areas WHERE version_id = :v AND code = :c"),
+                    {"v": draft.id, "c": draft.merged},
+                ).scalar_one()
+            )
+        )
+        homes = conn.execute(
+            text("SELECT ST_X(location), ST_Y(location), h3_10, grid_id FROM households")
+        ).all()
+        rentals = conn.execute(
+            text(
+                "SELECT ST_X(location), ST_Y(location), h3_10, grid_id, unit_count "
+                "FROM rental_units"
+            )
+        ).all()
+    everything = shapely.points([(r[0], r[1]) for r in [*homes, *rentals]])
+    # ten polygons holding the very same homes: the grid with a 1 m hole where none lives
+    spots: list = []
+    xmin, ymin, xmax, ymax = merged.bounds
+    rng = np.random.default_rng(7)
+    tree = shapely.STRtree(everything)
+    while len(spots) < 10:
+        p = shapely.Point(rng.uniform(xmin, xmax), rng.uniform(ymin, ymax))
+        if merged.buffer(-1e-4).contains(p) and not len(tree.query(p.buffer(2e-4))):
+            spots.append(p)
+    shown = []
+    for k, spot in enumerate(spots):
+        drawn = merged.difference(spot.buffer(1e-5))
+        with engine.begin() as conn:
+            version = conn.execute(
+                text(
+                    "INSERT INTO boundary_versions (name, status) VALUES (:n, 'draft') RETURNING id"
+                ),
+                {"n": f"same homes {k}"},
+            ).scalar_one()
+            conn.execute(
+                text(
+                    "INSERT INTO areas (version_id, level, code, name, geom, area_m2) "
+                    "VALUES (:v, 'grid', 'SAME-1', 'same', "
+                    "ST_Multi(ST_GeomFromWKB(:wkb, 4326)), 1)"
+                ),
+                {"v": version, "wkb": drawn.wkb},
+            )
+        body = client.get("/workload", params=params | {"version_id": version}, headers=planner)
+        (area,) = body.json()["areas"]
+        shown.append((area["households"], area["rental_units"]))
+    assert len(set(shown)) == 1, shown
+
+    def pair_keys(rows: list) -> tuple[int, list[int]]:
+        inside = [r for r in rows if merged.intersects(shapely.Point(r[0], r[1]))]
+        pairs = sorted({f"atom:{r[2]}:{r[3] or 0}" for r in inside})
+        with engine.connect() as conn:
+            keys = [
+                conn.execute(text("SELECT disclosure_key(:i)"), {"i": i}).scalar_one()
+                for i in pairs
+            ]
+        count = len(inside) if len(rows[0]) == 4 else sum(r[4] for r in inside)
+        return count, keys
+
+    (n_homes, home_keys), (n_units, unit_keys) = pair_keys(homes), pair_keys(rentals)
+    expected = (
+        disclosure.round_count(n_homes, sum(home_keys) % 2**32, "households", 5) or None,
+        disclosure.round_count(n_units, sum(unit_keys) % 2**32, "unit_count", 5) or None,
+    )
+    assert shown[0] == expected, (shown[0], expected, n_homes, n_units)
 
 
 def _bound_planner(engine: Engine, area_code: str) -> dict[str, str]:

@@ -19,13 +19,19 @@ Here:
 
 * a published cell has an identity -- ``area:<id>`` for an area at any level (so a grid shows
   one number in ``/areas/{id}``, ``/households/aggregate``, ``/workload`` and batch runs),
-  ``h3:<cell>`` for an H3 cell, ``move:<entity>:<old grid>:<new grid>`` for a crosswalk move,
-  ``plan:<hash of its atoms>`` for a proposed grid, and for an area of a version not in force
-  measured by where records lie (``/workload?version_id=``, plan exports) that of its twin in
-  force (same level, code and polygon) or else ``shape:<md5 of its polygon>``, so a draft
-  copying today's areas mints no second rounding of their records -- and its key is
-  ``disclosure_key(identity)``, HMAC-SHA256 under a secret drawn once per database (migration
-  0018), read as ``u`` in ``[0, 1)``;
+  ``h3:<cell>`` for an H3 cell, ``move:<entity>:<old grid>:<new grid>`` for a crosswalk move --
+  and its key is ``disclosure_key(identity)``, HMAC-SHA256 under a secret drawn once per
+  database (migration 0018), read as ``u`` in ``[0, 1)``;
+* a set of records drawn by a planner rather than a cell of the map in force (a proposed grid,
+  an area of a draft measured where records lie by ``/workload?version_id=`` and plan
+  exports) has no identity of its own: a planner can draw the same homes inside as many
+  polygons as they like (move an empty block, propose again), and a key per polygon would
+  draw a fresh rounding of the same count each time, which averaged gives it away. Its key is
+  :func:`key_sum` of the *pairs* its records fall in, ``atom:<H3 res-10 cell>:<grid filed
+  under>``: the same homes give the same key however they are drawn, and a home added to a
+  pair already there does not re-draw it (the threat the cell's own key answers). An area of
+  another version that is its twin in force (same level, code and polygon) publishes with
+  the twin's ``area:<id>`` key, so a draft copying today's areas shows today's numbers;
 * each measure ``m`` (households, residents, rental units, a flag count...) takes its own
   uniform ``u_m = (u + c_m) mod 1`` with a fixed offset ``c_m``;
 * a count ``n`` is published as ``B*floor(n/B) + B*[u_m < (n mod B)/B]``: a multiple of ``B``,
@@ -102,15 +108,31 @@ def area_identity(area_id: int) -> str:
 
 def located_area_identities(
     db: Session | Connection, area_ids: Sequence[int], in_force_version: int
-) -> list[str]:
+) -> list[str | None]:
     """The identities of areas of a version not in force, in order: ``area:<id>`` of the area
-    of ``in_force_version`` with the same level, code and polygon (``ST_Equals``), else
-    ``shape:<md5 of the polygon's WKB>``. Keyed so, the same records behind the same polygon
-    publish one number whichever version (or how many drafts) holds them."""
+    of ``in_force_version`` with the same level, code and polygon (``ST_Equals``), else None
+    (the area publishes with the :func:`key_sum` of the record pairs it holds)."""
     if not area_ids:
         return []
     rows = db.execute(_LOCATED_IDENTITIES, {"ids": list(area_ids), "today": in_force_version})
-    return [str(r[0]) for r in rows]
+    return [None if r[0] is None else str(r[0]) for r in rows]
+
+
+def pair_identity_sql(cell: str, grid: str) -> str:
+    """SQL for the key of the record pair of a home (``cell``: its H3 res-10 cell column,
+    ``grid``: the grid it is filed under), the terms :func:`key_sum` adds up."""
+    return f"disclosure_key('atom:' || {cell} || ':' || coalesce({grid}, 0))"
+
+
+def key_sum(pair_keys: Iterable[int]) -> int:
+    """The disclosure key of a set of records drawn by a planner: the sum, modulo 2**32, of
+    the distinct keys of the pairs (H3 res-10 cell, grid filed under) its records fall in
+    (see the module's notes). The same records give the same key however they are grouped.
+
+    >>> key_sum([7, 7, 2**32 - 1])  # each pair once; modulo 2**32
+    6
+    """
+    return sum({int(k) for k in pair_keys}) % KEY_MODULUS
 
 
 def move_identity(table: str, old_grid_id: int | None, new_grid_id: int | None) -> str:
@@ -134,9 +156,8 @@ def identity_keys(db: Session | Connection, identities: Sequence[str]) -> list[i
 
 _KEY = text("SELECT disclosure_key(:i)")
 _LOCATED_IDENTITIES = text(
-    "SELECT coalesce((SELECT 'area:' || o.id FROM areas o WHERE o.version_id = :today "
-    "AND o.level = a.level AND o.code = a.code AND ST_Equals(o.geom, a.geom)), "
-    "'shape:' || md5(ST_AsBinary(a.geom))) "
+    "SELECT (SELECT 'area:' || o.id FROM areas o WHERE o.version_id = :today "
+    "AND o.level = a.level AND o.code = a.code AND ST_Equals(o.geom, a.geom)) "
     "FROM unnest(CAST(:ids AS int[])) WITH ORDINALITY AS t(id, n) JOIN areas a ON a.id = t.id "
     "ORDER BY t.n"
 )

@@ -22,14 +22,14 @@ from geo_service.analytics.atoms import (
 )
 from geo_service.analytics.regionalize import Plan, balance, lowest_max_over_mean
 from geo_service.services.access import disclosure
-from geo_service.services.planning.parents import Parent, ParentAtoms
+from geo_service.services.planning.parents import Pairs, Parent, ParentAtoms
 from geo_service.services.planning.workload import (
     Weights,
     published_workload_terms,
     workload_hours,
 )
 
-_COUNTED = ("households", "rental_units", "household_key", "rental_key")
+_COUNTED = ("households", "rental_units")
 
 
 @dataclass(frozen=True)
@@ -48,21 +48,19 @@ def published_loads(
     n: int,
     hours: np.ndarray,
     per: dict[str, np.ndarray],
+    pairs: dict[str, Pairs],
     weights: Weights,
     window_days: int,
     base: int,
 ) -> np.ndarray:
     """Workload of groups of atoms (``groups``: a group number per atom, 0..n-1), the household
-    and rental-unit terms taken at the counts ``disclosure`` publishes for each group."""
+    and rental-unit terms taken at the counts ``disclosure`` publishes for each group (keyed
+    by the pairs of the homes it holds, ``disclosure.key_sum``)."""
     loads = np.bincount(groups, weights=hours, minlength=n)
+    shown_counts = published_counts(groups, n, per, pairs, base)
     counts = {k: np.bincount(groups, weights=per[k], minlength=n) for k in _COUNTED}
     for g in range(n):
-        shown = published_workload_terms(
-            round(counts["households"][g]),
-            round(counts["rental_units"][g]),
-            (round(counts["household_key"][g]), round(counts["rental_key"][g])),
-            base,
-        )
+        shown = shown_counts[g]
         # the formula on the differences: what publishing adds to (or takes from) the load
         loads[g] += workload_hours(
             0.0,
@@ -76,26 +74,30 @@ def published_loads(
 
 
 def published_counts(
-    groups: np.ndarray, n: int, per: dict[str, np.ndarray], base: int
+    groups: np.ndarray, n: int, per: dict[str, np.ndarray], pairs: dict[str, Pairs], base: int
 ) -> list[dict[str, int | None]]:
     """Households and rental units of groups of atoms as ``disclosure`` publishes them (None:
     hidden), one dict per group."""
     counts = {k: np.bincount(groups, weights=per[k], minlength=n) for k in _COUNTED}
+    keys = {k: pairs[k].key_sums(groups, n) for k in _COUNTED}
     return [
         published_workload_terms(
             round(counts["households"][g]),
             round(counts["rental_units"][g]),
-            (round(counts["household_key"][g]), round(counts["rental_key"][g])),
+            (int(keys["households"][g]), int(keys["rental_units"][g])),
             base,
         )
         for g in range(n)
     ]
 
 
-def published_share(counts: list[float], keys: list[float], measure: str, base: int) -> float:
-    """Share of homes moved (``counts``: moved, total; ``keys``: their disclosure key sums),
+def published_share(
+    counts: list[float], keys: tuple[set[int], set[int]], measure: str, base: int
+) -> float:
+    """Share of homes moved (``counts``: moved, total; ``keys``: the keys of their pairs),
     from the published moved and total counts."""
-    (moved, total), (moved_key, total_key) = counts, keys
+    (moved, total) = counts
+    moved_key, total_key = (disclosure.key_sum(k) for k in keys)
 
     def shown(n: float, key: float) -> int:
         return disclosure.published_value(
@@ -122,7 +124,9 @@ def published_floor(
     cols = [j for nb in neighbours for j in nb]
     graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
     k, part = connected_components(graph, directed=False)
-    loads = published_loads(part, k, atoms.hours, atoms.per, weights, window_days, base)
+    loads = published_loads(
+        part, k, atoms.hours, atoms.per, atoms.pairs, weights, window_days, base
+    )
     if loads.sum() <= 0:
         return 1.0
     floor = lowest_max_over_mean(loads, [[] for _ in range(k)], p, np.arange(k))
@@ -260,8 +264,10 @@ def measure(
     new_grids = []
     before_loads, after_loads, before_pp, after_pp, contiguous = [], [], [], [], []
     moved = {"households": [0.0, 0.0], "rental_units": [0.0, 0.0], "history": [0.0, 0.0]}
-    moved_keys = {"households": [0.0, 0.0], "rental_units": [0.0, 0.0]}
-    keyed = {"households": "household_key", "rental_units": "rental_key"}
+    moved_keys: dict[str, tuple[set[int], set[int]]] = {
+        "households": (set(), set()),
+        "rental_units": (set(), set()),
+    }
     per_parent = []
     for atoms, plan in parents:
         parent, held, crs = atoms.parent, atoms.held, atoms.crs
@@ -278,21 +284,23 @@ def measure(
         heir = _heirs(atoms, labels, p)
         codes = grid_codes(atoms, geoms, heir, crs)
         for name in moved:
-            for target, source in ((moved, name), (moved_keys, keyed.get(name))):
-                if source is None:
-                    continue
-                for r in range(p):
-                    members = labels == r
-                    total = held[source][members].sum()
-                    kept = held[source][members][:, heir[r]].sum() if heir[r] >= 0 else 0.0
-                    target[name][0] += total - kept
-                    target[name][1] += total
+            for r in range(p):
+                members = labels == r
+                total = held[name][members].sum()
+                kept = held[name][members][:, heir[r]].sum() if heir[r] >= 0 else 0.0
+                moved[name][0] += total - kept
+                moved[name][1] += total
+        for name, (gone, every) in moved_keys.items():
+            rows = atoms.pairs[name]
+            heirs = np.array([heir.get(int(r), -1) for r in labels[rows.unit]], dtype=int)
+            gone.update(rows.key[(rows.grid < 0) | (rows.grid != heirs)].tolist())
+            every.update(rows.key.tolist())
         # What is shown and stored counts homes as disclosure control publishes them.
         shown = (weights, window_days, min_count)
         old_loads = published_loads(
-            atoms.current, len(atoms.grid_ids), atoms.hours, atoms.per, *shown
+            atoms.current, len(atoms.grid_ids), atoms.hours, atoms.per, atoms.pairs, *shown
         )
-        new_loads = published_loads(labels, p, atoms.hours, atoms.per, *shown)
+        new_loads = published_loads(labels, p, atoms.hours, atoms.per, atoms.pairs, *shown)
         floor = plan.floor if plan.floor <= 1.0 else published_floor(atoms, p, *shown)
         pp_before = polsby_popper(parent.free_grids.geometry.to_numpy(), crs)
         pp_after = polsby_popper(geoms, crs)
@@ -301,7 +309,7 @@ def measure(
         before_pp += pp_before.tolist()
         after_pp += pp_after.tolist()
         contiguous += [shapely.get_num_geometries(g) == 1 for g in geoms]
-        shown_counts = published_counts(labels, p, atoms.per, min_count)
+        shown_counts = published_counts(labels, p, atoms.per, atoms.pairs, min_count)
         area_m2 = np.bincount(labels, weights=areas_km2(atoms.pieces, crs), minlength=p) * 1e6
         incidents = np.bincount(labels, weights=atoms.per["incidents"], minlength=p)
         outer = shapely.union_all(atoms.pieces)

@@ -31,6 +31,7 @@ from geo_service.analytics.atoms import (
 )
 from geo_service.db.sql import sql
 from geo_service.errors import InvalidInputError
+from geo_service.services.access import disclosure
 from geo_service.services.boundaries.versions import version_in_force
 from geo_service.services.planning.workload import Weights, workload_hours
 
@@ -56,21 +57,89 @@ class Parent:
 
 
 @dataclass
+class Pairs:
+    """The disclosure keys of what some polygons hold, one row per polygon and distinct pair
+    (H3 res-10 cell, grid filed under) of its homes (``disclosure.key_sum``): rows, not sums,
+    because the key of a union counts each pair once."""
+
+    unit: np.ndarray  # (k,) the polygon (block, fragment or atom) of each row
+    key: np.ndarray  # (k,) the pair's disclosure key
+    grid: np.ndarray  # (k,) the grid filed under, a position in ``grid_ids`` (-1: another)
+
+    @staticmethod
+    def empty() -> Pairs:
+        """No rows."""
+        return Pairs(np.zeros(0, dtype=int), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=int))
+
+    def concat(self, other: Pairs) -> Pairs:
+        """These rows and ``other``'s."""
+        return Pairs(
+            np.concatenate([self.unit, other.unit]),
+            np.concatenate([self.key, other.key]),
+            np.concatenate([self.grid, other.grid]),
+        )
+
+    def key_sums(self, groups: np.ndarray, n: int) -> np.ndarray:
+        """The key of each of ``n`` groups of units (``groups``: a group per unit), (n,)."""
+        out = np.zeros(n, dtype=np.int64)
+        if not len(self.unit):
+            return out
+        g = groups[self.unit]
+        for r, key in set(zip(g.tolist(), self.key.tolist(), strict=True)):
+            out[r] += key
+        return out % disclosure.KEY_MODULUS
+
+
+@dataclass
 class ParentFragments:
-    """One parent (less its locked grids) cut into street blocks and their H3 fragments, each
-    fragment with what it holds: what every set of atoms of the parent is made of."""
+    """One parent (less its locked grids) cut into street blocks, with what each block holds.
+    Its H3 fragments (``pieces``) are drawn, and what each holds read, only when a plan first
+    cuts a block (``atoms_of``): most plans never do."""
 
     parent: Parent
     crs: Any  # the parent's UTM zone: metres
     roads: np.ndarray  # (m,) road centre lines touching the parent, WGS84
-    blocks: np.ndarray  # (b,) the street blocks, WGS84
-    pieces: np.ndarray  # (f,) the fragments, WGS84
-    block: np.ndarray  # (f,) the block of each fragment
-    neighbours: list[list[int]]  # fragments sharing a border
-    lengths: list[list[float]]  # and the length of each of those borders, metres
-    per: dict[str, np.ndarray]  # term -> (f,) per fragment
-    held: dict[str, np.ndarray]  # term -> (f, len(grid_ids)) per fragment and today's grid
+    blocks: np.ndarray  # (b,) the street blocks, WGS84 (once cut: each the union of its pieces)
+    res: int  # the H3 resolution of the fragments
+    per: dict[str, np.ndarray]  # term -> (b,) per block
+    held: dict[str, np.ndarray]  # term -> (b, len(grid_ids)) per block and today's grid
+    pairs: dict[str, Pairs]  # "households" / "rental_units" -> per block
     grid_ids: list[int]  # today's free grids
+    counter: FragmentCounter  # reads what the fragments of a block hold, once
+    _pieces: np.ndarray | None = None
+    _block: np.ndarray | None = None
+
+    @property
+    def pieces(self) -> np.ndarray:
+        """(f,) the fragments, WGS84: the blocks cut by the H3 cells of ``res``."""
+        return self._fragmented()[0]
+
+    @property
+    def block(self) -> np.ndarray:
+        """(f,) the block of each fragment."""
+        return self._fragmented()[1]
+
+    def _fragmented(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._pieces is None or self._block is None:
+            pieces, _, block = fragments(self.blocks, self.res)
+            # Each block is drawn from then on as the union of its fragments: a cell's cut
+            # adds vertices on the road between two blocks, and a whole block must meet its
+            # neighbour's fragments along the very same edge, or a grid made of both falls
+            # apart on the map a hair's width apart.
+            order = np.argsort(block, kind="stable")
+            starts = np.flatnonzero(np.r_[True, np.diff(block[order]) != 0])
+            self.blocks = np.array(
+                [shapely.union_all(pieces[i]) for i in np.split(order, starts[1:])], dtype=object
+            )
+            self._pieces, self._block = pieces, block
+        return self._pieces, self._block
+
+    def fragment_terms(
+        self, cut: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Pairs]]:
+        """What each fragment of the blocks ``cut`` ((b,) bool) holds: per, held, pairs as the
+        blocks' but per fragment (rows of fragments of other blocks are zero / absent)."""
+        return self.counter.terms(self, cut)
 
 
 @dataclass
@@ -86,6 +155,7 @@ class ParentAtoms:
     lengths: list[list[float]]  # the length of each of those borders, metres
     per: dict[str, np.ndarray]  # term -> (n,) per atom
     held: dict[str, np.ndarray]  # term -> (n, len(grid_ids)) per atom and today's grid
+    pairs: dict[str, Pairs]  # "households" / "rental_units": disclosure pairs per atom
     grid_ids: list[int]  # today's free grids
     whole_blocks: int  # atoms that are a whole street block (the rest are fragments)
     source: ParentFragments  # what they are made of (roads, blocks, CRS)
@@ -164,62 +234,50 @@ def load_parents(session: Session, codes: list[str], locked_codes: list[str]) ->
     return parents
 
 
-# What each fragment holds, per today's grid: (fragment, grid_id, value) rows, each record
-# counted once, in the fragment whose polygon holds its point (the lowest-numbered on a shared
-# border), whatever grid it is filed under; grid_id is NULL for records filed under none.
-# The fragments are in the temporary table ``planning_fragments`` (i, cell, geom).
-_TERMS = {
-    "incident_hours": """
-        SELECT i, grid_id, sum(minutes) / 60.0 FROM (
-            SELECT DISTINCT ON (x.id) f.i, x.grid_id, c.handling_effort_min AS minutes
-            FROM planning_fragments f
-            JOIN incidents x ON ST_Intersects(f.geom, x.location)
-            JOIN categories c ON c.code = x.category
-            WHERE x.reported_at >= :since AND x.reported_at < :until
-            ORDER BY x.id, f.i) hit
-        GROUP BY 1, 2""",
-    "incidents": """
-        SELECT i, grid_id, count(*) FROM (
-            SELECT DISTINCT ON (x.id) f.i, x.grid_id FROM planning_fragments f
-            JOIN incidents x ON ST_Intersects(f.geom, x.location)
-            WHERE x.reported_at >= :since AND x.reported_at < :until
-            ORDER BY x.id, f.i) hit
-        GROUP BY 1, 2""",
-    "households": """
-        SELECT i, grid_id, count(*) FROM (
-            SELECT DISTINCT ON (h.id) f.i, h.grid_id FROM planning_fragments f
-            JOIN households h ON ST_Intersects(f.geom, h.location) ORDER BY h.id, f.i) hit
-        GROUP BY 1, 2""",
-    "rental_units": """
-        SELECT i, grid_id, sum(unit_count) FROM (
-            SELECT DISTINCT ON (r.id) f.i, r.grid_id, r.unit_count FROM planning_fragments f
-            JOIN rental_units r ON ST_Intersects(f.geom, r.location) ORDER BY r.id, f.i) hit
-        GROUP BY 1, 2""",
-    # disclosure keys of the fragments (geography, not records: adding a record does not
-    # re-draw the rounding), to publish what the figures count (never balanced on)
-    "household_key": """
-        SELECT i, grid_id, disclosure_key('atom:' || cell || ':' || coalesce(grid_id, 0))
-        FROM (SELECT DISTINCT ON (h.id) f.i, f.cell, h.grid_id FROM planning_fragments f
-              JOIN households h ON ST_Intersects(f.geom, h.location) ORDER BY h.id, f.i) hit
-        GROUP BY 1, 2, cell""",
-    "rental_key": """
-        SELECT i, grid_id, disclosure_key('atom:' || cell || ':' || coalesce(grid_id, 0))
-        FROM (SELECT DISTINCT ON (r.id) f.i, f.cell, r.grid_id FROM planning_fragments f
-              JOIN rental_units r ON ST_Intersects(f.geom, r.location) ORDER BY r.id, f.i) hit
-        GROUP BY 1, 2, cell""",
-    # every incident ever: what stability protects
-    "history": """
-        SELECT i, grid_id, count(*) FROM (
-            SELECT DISTINCT ON (x.id) f.i, x.grid_id FROM planning_fragments f
-            JOIN incidents x ON ST_Intersects(f.geom, x.location) ORDER BY x.id, f.i) hit
-        GROUP BY 1, 2""",
+# What polygons of a parent hold: each record counted once, in the polygon whose shape holds
+# its point (the lowest-numbered on a shared border), whatever grid it is filed under
+# (grid_id NULL: filed under none). The polygons are the rows of the temporary table
+# ``planning_units`` (p: the parent, i: its number, b: its block, kind 'block' or 'fragment')
+# with ``:kind`` rows tested; a fragment counts only records its block counts (those no
+# lower-numbered block holds), so the fragments of a block share out exactly its figures.
+# One pass per table: incidents of the window and of all time (what stability protects),
+# homes and rental units with their disclosure pairs (H3 res-10 cell, grid filed under).
+_HIT = """
+    FROM planning_units f JOIN {table} x ON ST_Intersects(f.geom, x.location) {join}
+    WHERE f.p = :p AND f.kind = :kind AND (:kind = 'block' OR NOT EXISTS (
+        SELECT 1 FROM planning_units k WHERE k.p = :p AND k.kind = 'block' AND k.i < f.b
+        AND ST_Intersects(k.geom, x.location)))
+    ORDER BY x.id, f.i"""
+_INCIDENTS = text(
+    "SELECT i, grid_id, coalesce(sum(minutes) FILTER (WHERE w), 0) / 60.0, "
+    "count(*) FILTER (WHERE w), count(*) FROM ("
+    "SELECT DISTINCT ON (x.id) f.i, x.grid_id, c.handling_effort_min AS minutes, "
+    "(x.reported_at >= :since AND x.reported_at < :until) AS w"
+    + _HIT.format(table="incidents", join="JOIN categories c ON c.code = x.category")
+    + ") hit GROUP BY 1, 2"
+)
+_HOMES = {
+    name: text(
+        f"SELECT i, grid_id, {value}, "
+        "disclosure_key('atom:' || cell || ':' || coalesce(grid_id, 0)) FROM ("
+        f"SELECT DISTINCT ON (x.id) f.i, x.grid_id, x.h3_10 AS cell, {column} AS v"
+        + _HIT.format(table=table, join="")
+        + ") hit GROUP BY i, grid_id, cell"
+    )
+    for name, table, column, value in (
+        ("households", "households", "1", "count(*)"),
+        ("rental_units", "rental_units", "x.unit_count", "sum(v)"),
+    )
 }
-TERM_NAMES = tuple(_TERMS)
+TERM_NAMES = ("incident_hours", "incidents", "history", "households", "rental_units")
 
 _ROADS = text(
     "SELECT ST_AsBinary(geom) FROM road_segments "
     "WHERE ST_Intersects(geom, ST_GeomFromWKB(:area, 4326))"
 )
+
+
+_NEXT_PARENT = text("SELECT coalesce(max(p), 0) + 1 FROM planning_units")
 
 
 def _free_area(parent: Parent) -> Any:
@@ -230,35 +288,123 @@ def _free_area(parent: Parent) -> Any:
     return shapely.difference(parent.geom, shapely.union_all(locked.geometry.values))
 
 
-def _load_fragments(session: Session, pieces: np.ndarray, cells: list[int]) -> None:
-    """The fragments into ``planning_fragments`` (this transaction's), indexed."""
-    session.execute(text("DROP TABLE IF EXISTS planning_fragments"))
+def _units_table(session: Session) -> None:
+    """``planning_units`` (this transaction's), if not there yet."""
     session.execute(
         text(
-            "CREATE TEMPORARY TABLE planning_fragments "
-            "(i integer, cell bigint, geom geometry(Geometry, 4326)) ON COMMIT DROP"
+            "CREATE TEMPORARY TABLE IF NOT EXISTS planning_units (p integer, kind text, "
+            "i integer, b integer, geom geometry(Geometry, 4326)) ON COMMIT DROP"
         )
     )
     session.execute(
-        text(
-            "INSERT INTO planning_fragments "
-            "SELECT i - 1, cell, ST_GeomFromWKB(wkb, 4326) "
-            "FROM unnest(CAST(:cells AS bigint[]), CAST(:wkbs AS bytea[])) "
-            "WITH ORDINALITY AS t(cell, wkb, i)"
-        ),
-        {"cells": cells, "wkbs": [bytes(w) for w in shapely.to_wkb(pieces)]},
+        text("CREATE INDEX IF NOT EXISTS planning_units_geom ON planning_units USING gist (geom)")
     )
-    session.execute(text("CREATE INDEX ON planning_fragments USING gist (geom)"))
-    session.execute(text("ANALYZE planning_fragments"))
+
+
+def _load_units(
+    session: Session, p: int, kind: str, index: np.ndarray, block: np.ndarray, geoms: np.ndarray
+) -> None:
+    session.execute(
+        text(
+            "INSERT INTO planning_units SELECT :p, :kind, i, b, ST_GeomFromWKB(wkb, 4326) "
+            "FROM unnest(CAST(:i AS int[]), CAST(:b AS int[]), CAST(:wkbs AS bytea[])) "
+            "AS t(i, b, wkb)"
+        ),
+        {
+            "p": p,
+            "kind": kind,
+            "i": index.tolist(),
+            "b": block.tolist(),
+            "wkbs": [bytes(w) for w in shapely.to_wkb(geoms)],
+        },
+    )
+    session.execute(text("ANALYZE planning_units"))
+
+
+def _count(
+    session: Session, params: dict[str, Any], n: int, grid_pos: dict[int, int]
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Pairs]]:
+    """What the units of ``params['kind']`` hold: per (n,), held (n, grids), pairs."""
+    g = len(grid_pos)
+    per = {name: np.zeros(n) for name in TERM_NAMES}
+    held = {name: np.zeros((n, g)) for name in TERM_NAMES}
+
+    def add(name: str, i: int, grid: int | None, value: float) -> None:
+        per[name][i] += value
+        if grid in grid_pos:  # filed under a grid this proposal redraws
+            held[name][i, grid_pos[grid]] += value
+
+    for i, grid, hours, window, ever in session.execute(_INCIDENTS, params):
+        add("incident_hours", i, grid, float(hours))
+        add("incidents", i, grid, float(window))
+        add("history", i, grid, float(ever))
+    pairs = {}
+    for name, query in _HOMES.items():
+        rows = session.execute(query, params).all()
+        for i, grid, value, _ in rows:
+            add(name, i, grid, float(value))
+        pairs[name] = Pairs(
+            np.array([r[0] for r in rows], dtype=int),
+            np.array([r[3] for r in rows], dtype=np.int64),
+            np.array([grid_pos.get(r[1], -1) for r in rows], dtype=int),
+        )
+    return per, held, pairs
+
+
+@dataclass
+class FragmentCounter:
+    """Reads, once per block, what the fragments of a parent's blocks hold (in the open
+    transaction of the session that read the blocks)."""
+
+    session: Session
+    p: int  # the parent's number in ``planning_units``
+    params: dict[str, Any]
+    grid_pos: dict[int, int]
+    done: np.ndarray  # (b,) blocks whose fragments are read
+    per: dict[str, np.ndarray] | None = None  # term -> (f,)
+    held: dict[str, np.ndarray] | None = None
+    pairs: dict[str, Pairs] | None = None
+
+    def terms(
+        self, frags: ParentFragments, cut: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Pairs]]:
+        """Per, held and pairs of every fragment, read for the blocks in ``cut`` not read yet."""
+        f = len(frags.pieces)
+        if self.per is None or self.held is None or self.pairs is None:
+            g = len(self.grid_pos)
+            self.per = {k: np.zeros(f) for k in TERM_NAMES}
+            self.held = {k: np.zeros((f, g)) for k in TERM_NAMES}
+            self.pairs = {k: Pairs.empty() for k in _HOMES}
+        todo = cut & ~self.done
+        if todo.any():
+            which = np.flatnonzero(todo[frags.block])
+            _load_units(
+                self.session, self.p, "fragment", which, frags.block[which], frags.pieces[which]
+            )
+            per, held, pairs = _count(
+                self.session, self.params | {"kind": "fragment"}, f, self.grid_pos
+            )
+            self.session.execute(
+                text("DELETE FROM planning_units WHERE p = :p AND kind = 'fragment'"),
+                {"p": self.p},
+            )
+            for k in TERM_NAMES:
+                self.per[k] += per[k]
+                self.held[k] += held[k]
+            for k in _HOMES:
+                self.pairs[k] = self.pairs[k].concat(pairs[k])
+            self.done |= todo
+        return self.per, self.held, self.pairs
 
 
 def parent_fragments(
     session: Session, parent: Parent, *, res: int, since: datetime, until: datetime
 ) -> ParentFragments:
     """Cut ``parent`` (less its locked grids) into street blocks and H3 fragments of ``res``,
-    and count in each fragment what it holds over [``since``, ``until``) (incidents) or now
+    and count in each block what it holds over [``since``, ``until``) (incidents) or now
     (households, rental units, all incidents ever), per today's grid for the stability
-    figures."""
+    figures. What its fragments hold is read when a plan cuts the block (``atoms_of``), in
+    the same transaction: keep ``session`` open until the atoms are made."""
     if res not in (9, 10, 11):
         raise InvalidInputError("atoms: h3_res must be 9, 10 or 11")
     free = _free_area(parent)
@@ -267,41 +413,25 @@ def parent_fragments(
         [bytes(r[0]) for r in session.execute(_ROADS, {"area": shapely.to_wkb(free)})]
     )
     roads = np.asarray(roads, dtype=object)
-    pieces, cells, block = fragments(street_blocks(free, roads, crs), res)
-    # Each block drawn as the union of its fragments: a cell's cut adds vertices on the road
-    # between two blocks, and a whole block must meet its neighbour's fragments along the
-    # very same edge, or a grid made of both falls apart on the map a hair's width apart.
-    order = np.argsort(block, kind="stable")
-    starts = np.flatnonzero(np.r_[True, np.diff(block[order]) != 0])
-    blocks = np.array(
-        [shapely.union_all(pieces[idx]) for idx in np.split(order, starts[1:])], dtype=object
-    )
-    free_grids = parent.free_grids
-    grid_ids = free_grids.id.tolist()
+    blocks = street_blocks(free, roads, crs)
+    grid_ids = parent.free_grids.id.tolist()
     grid_pos = {g: k for k, g in enumerate(grid_ids)}
-    _load_fragments(session, pieces, cells)
-    n = len(pieces)
-    per = {name: np.zeros(n) for name in TERM_NAMES}
-    held = {name: np.zeros((n, len(grid_ids))) for name in TERM_NAMES}
-    params: dict[str, Any] = {"since": since, "until": until}
-    for name, query in _TERMS.items():
-        for i, grid, value in session.execute(text(query), params):
-            per[name][i] += float(value)
-            if grid in grid_pos:  # filed under a grid this proposal redraws
-                held[name][i, grid_pos[grid]] += float(value)
-    neighbours, lengths = shared_borders(pieces)
-    return ParentFragments(
-        parent, crs, roads, blocks, pieces, block, neighbours, lengths, per, held, grid_ids
-    )
+    _units_table(session)
+    p = int(session.execute(_NEXT_PARENT).scalar_one())
+    b = len(blocks)
+    _load_units(session, p, "block", np.arange(b), np.arange(b), blocks)
+    params: dict[str, Any] = {"p": p, "since": since, "until": until}
+    per, held, pairs = _count(session, params | {"kind": "block"}, b, grid_pos)
+    counter = FragmentCounter(session, p, params, grid_pos, np.zeros(b, dtype=bool))
+    return ParentFragments(parent, crs, roads, blocks, res, per, held, pairs, grid_ids, counter)
 
 
 def block_hours(frags: ParentFragments, weights: Weights, window_days: int) -> np.ndarray:
     """The exact workload of each street block over the window, (b,) hours."""
-    b = len(frags.blocks)
     return workload_hours(
-        np.bincount(frags.block, weights=frags.per["incident_hours"], minlength=b),
-        np.bincount(frags.block, weights=frags.per["households"], minlength=b),
-        np.bincount(frags.block, weights=frags.per["rental_units"], minlength=b),
+        frags.per["incident_hours"],
+        frags.per["households"],
+        frags.per["rental_units"],
         areas_km2(frags.blocks, frags.crs),
         weights,
         window_days,
@@ -312,7 +442,8 @@ def atoms_of(
     frags: ParentFragments, split: np.ndarray, weights: Weights, window_days: int
 ) -> ParentAtoms:
     """The atoms of a parent: each street block whole, or, where ``split`` says so, its H3
-    fragments, each weighed by the workload formula.
+    fragments, each weighed by the workload formula (the fragments' figures are read from
+    the database the first time their block is cut).
 
     Parameters
     ----------
@@ -323,26 +454,29 @@ def atoms_of(
     weights, window_days
         The workload formula's weights and window.
     """
-    own = len(frags.blocks) + np.arange(len(frags.block))  # a fragment of a cut block: alone
-    group = np.where(split[frags.block], own, frags.block)
-    ids, group = np.unique(group, return_inverse=True)
-    n = len(ids)
-    pieces = np.empty(n, dtype=object)
-    whole = ids < len(frags.blocks)
-    pieces[whole] = frags.blocks[ids[whole]]
-    pieces[~whole] = frags.pieces[ids[~whole] - len(frags.blocks)]
-    per = {k: np.bincount(group, weights=v, minlength=n) for k, v in frags.per.items()}
-    held = {}
-    for k, v in frags.held.items():
-        held[k] = np.zeros((n, v.shape[1]))
-        np.add.at(held[k], group, v)
-    borders: list[dict[int, float]] = [{} for _ in range(n)]
-    for i, (nb, ln) in enumerate(zip(frags.neighbours, frags.lengths, strict=True)):
-        gi = group[i]
-        for j, length in zip(nb, ln, strict=True):
-            gj = int(group[j])
-            if gi != gj:
-                borders[gi][gj] = borders[gi].get(gj, 0.0) + length
+    b = len(frags.blocks)
+    whole = np.flatnonzero(~split)
+    if split.any():
+        cut = np.flatnonzero(split[frags.block])  # fragments that are atoms of their own
+        pieces = np.concatenate([frags.blocks[whole], frags.pieces[cut]])
+    else:
+        cut = np.zeros(0, dtype=int)
+        pieces = frags.blocks[whole]
+    # atoms: the whole blocks (in block order), then the fragments of the cut blocks
+    block_atom = np.full(b, -1)
+    block_atom[whole] = np.arange(len(whole))
+    per = {k: v[whole] for k, v in frags.per.items()}
+    held = {k: v[whole] for k, v in frags.held.items()}
+    pairs = {k: _atoms_rows(v, block_atom) for k, v in frags.pairs.items()}
+    if len(cut):
+        frag_atom = np.full(len(frags.pieces), -1)
+        frag_atom[cut] = len(whole) + np.arange(len(cut))
+        f_per, f_held, f_pairs = frags.fragment_terms(split)
+        per = {k: np.concatenate([v, f_per[k][cut]]) for k, v in per.items()}
+        held = {k: np.concatenate([v, f_held[k][cut]]) for k, v in held.items()}
+        for k, v in f_pairs.items():
+            pairs[k] = pairs[k].concat(_atoms_rows(v, frag_atom))
+    neighbours, lengths = shared_borders(pieces)
     current = grid_of_atoms(pieces, frags.parent.free_grids.geometry.values)
     hours = workload_hours(
         per["incident_hours"],
@@ -357,11 +491,20 @@ def atoms_of(
         pieces,
         current,
         hours,
-        [sorted(b) for b in borders],
-        [[b[j] for j in sorted(b)] for b in borders],
+        neighbours,
+        lengths,
         per,
         held,
+        pairs,
         frags.grid_ids,
-        int(whole.sum()),
+        len(whole),
         frags,
     )
+
+
+def _atoms_rows(pairs: Pairs, atom: np.ndarray) -> Pairs:
+    """``pairs`` of blocks or fragments as rows of the atoms ``atom`` maps them to (-1: none,
+    the row is dropped)."""
+    unit = atom[pairs.unit]
+    keep = unit >= 0
+    return Pairs(unit[keep], pairs.key[keep], pairs.grid[keep])

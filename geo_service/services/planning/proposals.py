@@ -267,7 +267,7 @@ def _plan_rounds(
     best: list[tuple[ParentAtoms, Plan, tuple[float, float]] | None] = [None] * len(frags)
     last_split: list[np.ndarray | None] = [None] * len(frags)
     for k, f in enumerate(frags):
-        if len(f.pieces) < counts[k]:
+        if len(f.blocks) < counts[k] and len(f.pieces) < counts[k]:  # cut only if need be
             raise InvalidInputError(
                 f"{f.parent.code}: {counts[k]} grids need at least as many atoms "
                 f"({len(f.pieces)}); use finer atoms (h3_res 11)"

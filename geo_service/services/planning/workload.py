@@ -225,6 +225,7 @@ def area_workloads(
 
     totals: dict[int, dict[str, float]] = {}
     members: dict[int, list[int]] = {}  # the grids summed into each area
+    pairs: dict[int, tuple[set[int], set[int]]] = {}  # located: the record pairs' keys
     for r in rows:
         if not visible_grid(r["id"]) or (parent_id is not None and not under(r["id"], parent_id)):
             continue
@@ -235,15 +236,27 @@ def area_workloads(
         for k in _TERMS:
             acc[k] += float(r[k])
         members.setdefault(target, []).append(r["id"])
+        if not in_force:
+            homes, units = pairs.setdefault(target, (set(), set()))
+            homes.update(r["household_keys"] or ())
+            units.update(r["rental_keys"] or ())
     # Each area publishes with its own disclosure key, as it does on every other route; an
-    # area of another version with its twin's in force, or its polygon's (disclosure.py).
+    # area of another version with its twin's in force, or else with the key of the homes it
+    # holds, however drawn (disclosure.py: a key per polygon would re-draw them per draft).
     ids = list(totals)
     if in_force:
-        identities = [disclosure.area_identity(i) for i in ids]
+        twins: list[str | None] = [disclosure.area_identity(i) for i in ids]
     else:
-        identities = disclosure.located_area_identities(session, ids, in_force_id)
-    found = disclosure.identity_keys(session, identities)
-    record_keys = {i: (k, k) for i, k in zip(ids, found, strict=True)}
+        twins = disclosure.located_area_identities(session, ids, in_force_id)
+    found = iter(disclosure.identity_keys(session, [t for t in twins if t is not None]))
+    record_keys: dict[int, tuple[int, int]] = {}
+    for area_id, twin in zip(ids, twins, strict=True):
+        if twin is not None:
+            key = next(found)
+            record_keys[area_id] = (key, key)
+        else:
+            homes, units = pairs[area_id]
+            record_keys[area_id] = (disclosure.key_sum(homes), disclosure.key_sum(units))
     items = []
     for area_id, exact_terms in totals.items():
         area = by_id[area_id]
