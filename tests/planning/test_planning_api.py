@@ -124,12 +124,21 @@ def test_proposal_job_leaves_a_valid_balanced_draft(
     with engine.connect() as conn:
         rows = conn.execute(
             text(
-                "SELECT g.code, ST_AsBinary(g.geom) FROM areas g "
+                "SELECT g.code, ST_AsBinary(g.geom), g.name FROM areas g "
                 "JOIN areas p ON p.id = g.parent_id WHERE g.version_id = :v AND p.code = :c"
             ),
             {"v": draft, "c": community},
         ).all()
-    new = {code: shapely.from_wkb(bytes(wkb)) for code, wkb in rows}
+    new = {code: shapely.from_wkb(bytes(wkb)) for code, wkb, _ in rows}
+    # names follow the codes: a kept code keeps its grid's name, a new one is named as its
+    # siblings are ("Taijin Grid 7" for ...-G07), never "<community> grid <n>"
+    names = dict(zip(mine.code, mine.name, strict=True))
+    stems = {n.rsplit(" ", 1)[0] for n in names.values()}
+    assert len(stems) == 1, names
+    (stem,) = stems
+    for code, _, name in rows:
+        number = int(code.rsplit("-G", 1)[1])
+        assert name == names.get(code, f"{stem} {number}"), (code, name)
     assert len(new) == len(mine)  # today's count by default
     kept = mine[mine.code == locked].geometry.iloc[0]
     assert locked in new and new[locked].symmetric_difference(kept).area < 1e-12

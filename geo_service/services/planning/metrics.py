@@ -168,6 +168,39 @@ def next_codes(parent_code: str, siblings: list[str], n: int) -> list[str]:
     return codes
 
 
+def grid_name(code: str, siblings: dict[str, str], parent_name: str) -> str:
+    """The name of a new grid ``code``: its own when today's grid of that code is kept
+    (``siblings``: today's codes -> names under the parent), else named as its siblings are
+    (the code itself when they are named by code; their name with the code's number when
+    each carries its code's number, as ``Taijin Grid 3`` for ``...-G03``), else
+    ``<parent> grid <number>``.
+
+    >>> grid_name("C-G07", {"C-G01": "Taijin Grid 1", "C-G02": "Taijin Grid 2"}, "Taijin")
+    'Taijin Grid 7'
+    >>> grid_name("1636", {"1611": "1611", "1635": "1635"}, "16")
+    '1636'
+    >>> grid_name("C-G01", {"C-G01": "Old name"}, "C")
+    'Old name'
+    """
+    if code in siblings:
+        return siblings[code]
+    number = re.search(r"(\d+)$", code)
+    if siblings and all(name == c for c, name in siblings.items()):
+        return code
+    if number:
+        names = []
+        for c, name in siblings.items():
+            own = re.search(r"(\d+)$", c)
+            tail = re.match(r"^(.*?)(\d+)$", name or "")
+            if not (own and tail and int(own.group(1)) == int(tail.group(2))):
+                break
+            names.append(tail.group(1))
+        else:
+            if names and len(set(names)) == 1:
+                return f"{names[0]}{int(number.group(1))}"
+    return f"{parent_name} grid {int(number.group(1)) if number else code}"
+
+
 def grid_codes(atoms: ParentAtoms, geoms: np.ndarray, heir: dict[int, int], crs: Any) -> list[str]:
     """The code of each new grid (``geoms``, drawn): its heir's (the old grid it continues)
     when it covers more than ``KEEP_CODE_SHARE`` of that grid's area, measured on the two
@@ -361,11 +394,11 @@ def measure(
         violations += _violations(
             codes, bounds, homes, area_m2, pp_after, [c["households"] for c in shown_counts]
         )
+        siblings = dict(zip(parent.grids.code, parent.grids.name, strict=True))
         for r, geom in enumerate(geoms):
             code = codes[r]
-            new_grids.append(
-                NewGrid(parent, code, f"{parent.name} grid {r + 1}", geom, new_loads[r])
-            )
+            name = grid_name(code, siblings, parent.name)
+            new_grids.append(NewGrid(parent, code, name, geom, new_loads[r]))
     metrics = {
         "workload_before": balance(np.array(before_loads)),
         "workload_after": balance(np.array(after_loads)),
