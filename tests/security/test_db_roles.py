@@ -155,6 +155,26 @@ def test_application_role_is_no_superuser_and_owns_nothing(app_conn: psycopg.Con
     assert memberships == (0,)
 
 
+def test_application_role_refreshes_area_statistics_only_through_the_owner(
+    app_conn: psycopg.Connection,
+) -> None:
+    """Found by a new user: publishing's ``ANALYZE areas`` was skipped under this role (only
+    the owner may analyze), so a fresh import's joins ran 38.6 s. ``analyze_areas()``
+    (migration 0031) runs it as the owner; the role still cannot analyze by itself."""
+    before = app_conn.execute(
+        "SELECT coalesce(last_analyze, 'epoch') FROM pg_stat_user_tables WHERE relname = 'areas'"
+    ).fetchone()
+    app_conn.execute("SELECT analyze_areas()")
+    after = app_conn.execute(
+        "SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'areas'"
+    ).fetchone()
+    assert after[0] is not None and after[0] >= before[0]
+    notices: list[str] = []
+    app_conn.add_notice_handler(lambda n: notices.append(n.message_primary))
+    app_conn.execute("ANALYZE areas")  # a warning, and nothing done
+    assert any("only table or database owner can analyze" in n for n in notices), notices
+
+
 def test_application_role_may_insert_and_read_audit_rows_only(
     app_conn: psycopg.Connection,
 ) -> None:

@@ -40,11 +40,12 @@ _OVERLAPS = text(
         JOIN areas n ON n.version_id = :new AND n.level = 'grid' AND n.code = o.code
         WHERE o.version_id = :old AND o.level = 'grid' AND o.geom ~= n.geom
           AND (ST_AsBinary(o.geom) = ST_AsBinary(n.geom) OR ST_Equals(o.geom, n.geom)))
-    SELECT w.id, w.old_grid, s.new_id AS new_grid, coalesce(s.area_m2, 1.0) AS overlap
+    SELECT w.id, w.old_grid, s.new_id AS new_grid, coalesce(s.area_m2, 1.0) AS overlap,
+           true AS same_code
     FROM workers w JOIN same s ON s.old_id = w.old_grid
     UNION ALL
-    SELECT id, old_grid, new_grid, overlap FROM (
-        SELECT w.id, w.old_grid, n.id AS new_grid,
+    SELECT id, old_grid, new_grid, overlap, same_code FROM (
+        SELECT w.id, w.old_grid, n.id AS new_grid, n.code = o.code AS same_code,
                ST_Area(ST_Intersection(ST_MakeValid(o.geom), ST_MakeValid(n.geom))::geography)
                  AS overlap,
                least(o.area_m2, n.area_m2) AS smaller
@@ -61,17 +62,27 @@ _OVERLAPS = text(
 MIN_OVERLAP_SHARE = 0.05  # of the smaller of the two grids
 
 
-def assign_workers(rows: list[tuple[int, int, int, float]]) -> dict[int, int]:
-    """Worker -> new grid from ``(worker, old_grid, new_grid, overlap_m2)`` rows: at most one
-    worker a grid, as many grids covered as the overlaps allow, then the most total overlap,
-    per connected group; workers left over take their largest overlap.
+Row = tuple[int, int, int, float, bool]  # worker, old grid, new grid, overlap m², same code
 
-    >>> assign_workers([(1, 10, 100, 5.0), (1, 10, 101, 4.0), (2, 11, 100, 6.0)])
+
+def assign_workers(rows: list[Row]) -> dict[int, int]:
+    """Worker -> new grid from ``(worker, old_grid, new_grid, overlap_m2, same_code)`` rows:
+    at most one worker a grid, as many grids covered as the overlaps allow, then as many
+    workers as may stay with the new grid that kept their old grid's code (the successor the
+    plan names, ``continues``), then the most total overlap, per connected group; workers
+    left over take their largest overlap.
+
+    >>> assign_workers([(1, 10, 100, 5.0, False), (1, 10, 101, 4.0, False),
+    ...                 (2, 11, 100, 6.0, False)])
     {1: 101, 2: 100}
-    >>> assign_workers([(1, 10, 100, 9.0), (2, 11, 100, 8.0), (2, 11, 101, 1.0)])
+    >>> assign_workers([(1, 10, 100, 9.0, False), (2, 11, 100, 8.0, False),
+    ...                 (2, 11, 101, 1.0, False)])
     {1: 100, 2: 101}
-    >>> assign_workers([(1, 10, 100, 5.0), (2, 11, 100, 6.0)])
+    >>> assign_workers([(1, 10, 100, 5.0, False), (2, 11, 100, 6.0, False)])
     {2: 100, 1: 100}
+    >>> assign_workers([(1, 10, 100, 9.0, False), (1, 10, 101, 2.0, True),
+    ...                 (2, 11, 100, 1.0, False), (2, 11, 101, 9.0, False)])  # 1 keeps its code
+    {1: 101, 2: 100}
     """
     if not rows:
         return {}
@@ -85,7 +96,7 @@ def assign_workers(rows: list[tuple[int, int, int, float]]) -> dict[int, int]:
         shape=(n_w + len(grids), n_w + len(grids)),
     )
     _, component = connected_components(graph, directed=False)
-    by_group: dict[int, list[tuple[int, int, int, float]]] = defaultdict(list)
+    by_group: dict[int, list[Row]] = defaultdict(list)
     for r in rows:
         by_group[int(component[w_at[r[0]]])].append(r)
     home: dict[int, int] = {}
@@ -97,14 +108,18 @@ def assign_workers(rows: list[tuple[int, int, int, float]]) -> dict[int, int]:
         ws = sorted({r[0] for r in group})
         gs = sorted({r[2] for r in group})
         weight = np.zeros((len(ws), len(gs)))
+        kept = np.zeros((len(ws), len(gs)))
         wi = {w: i for i, w in enumerate(ws)}
         gi = {g: j for j, g in enumerate(gs)}
-        for w, _, g, overlap in group:
+        for w, _, g, overlap, same_code in group:
             weight[wi[w], gi[g]] = overlap
-        # as many grids with a worker who knew part of them as the map allows, first; the
-        # most overlap among such assignments, second (a bonus larger than all overlap)
-        bonus = np.where(weight > 0, weight.sum() + 1.0, 0.0)
-        picked_w, picked_g = linear_sum_assignment(weight + bonus, maximize=True)
+            kept[wi[w], gi[g]] = float(same_code)
+        # as many grids with a worker who knew part of them as the map allows, first; as
+        # many workers staying with their grid's code, second; the most overlap, third
+        # (each tier's bonus larger than all that the tiers below can add)
+        code_bonus = kept * (weight.sum() + 1.0)
+        cover = np.where(weight > 0, code_bonus.sum() + weight.sum() + 1.0, 0.0)
+        picked_w, picked_g = linear_sum_assignment(weight + code_bonus + cover, maximize=True)
         for i, j in zip(picked_w, picked_g, strict=True):
             if weight[i, j] > 0:
                 home[ws[i]] = gs[j]
@@ -114,12 +129,10 @@ def assign_workers(rows: list[tuple[int, int, int, float]]) -> dict[int, int]:
     return home
 
 
-def _overlap_rows(
-    db: Session | Connection, old_id: int, new_id: int
-) -> list[tuple[int, int, int, float]]:
+def _overlap_rows(db: Session | Connection, old_id: int, new_id: int) -> list[Row]:
     return [
-        (int(w), int(o), int(n), float(a))
-        for w, o, n, a in db.execute(
+        (int(w), int(o), int(n), float(a), bool(c))
+        for w, o, n, a, c in db.execute(
             _OVERLAPS, {"old": old_id, "new": new_id, "share": MIN_OVERLAP_SHARE}
         ).all()
     ]
