@@ -6,7 +6,7 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from geo_service.db.engine import make_engine
 from geo_service.demo.city import DemoCity
@@ -31,16 +31,18 @@ def test_rebalance_walkthrough_runs(demo_city: DemoCity, monkeypatch) -> None:  
     assert "borders on roads:" in text_out and "grid workers to settle:" in text_out
     assert sum(1 for o in outputs if "image/png" in o.get("data", {})) >= 3  # the plots
     with engine.connect() as conn:  # the plan it made is in force, its edit audited
-        statuses = dict(
-            conn.execute(
-                text("SELECT status, count(*) FROM boundary_versions GROUP BY status")
-            ).all()
-        )
-        assert statuses.get("published") == 1 and statuses.get("retired") == 1, statuses
-        assert (
-            conn.execute(
-                text("SELECT count(*) FROM audit_log WHERE action = 'edit' AND who = 'notebook'")
-            ).scalar_one()
-            == 1
-        )
+        assert_plan_in_force_and_edit_audited(conn)
     engine.dispose()
+
+
+def assert_plan_in_force_and_edit_audited(conn: Connection) -> None:
+    """A notebook's plan is the one version published (the old one retired) and its one
+    hand edit is in the audit log (shared by the notebooks' tests)."""
+    statuses = dict(
+        conn.execute(text("SELECT status, count(*) FROM boundary_versions GROUP BY status")).all()
+    )
+    assert statuses.get("published") == 1 and statuses.get("retired") == 1, statuses
+    edits = conn.execute(
+        text("SELECT count(*) FROM audit_log WHERE action = 'edit' AND who = 'notebook'")
+    ).scalar_one()
+    assert edits == 1

@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from geo_service.db.engine import make_engine
 from tests.conftest import SHARED_DATA, TEST_DATABASE, make_database
+from tests.planning.test_notebook import assert_plan_in_force_and_edit_audited
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "rebalance_chicago.ipynb"
 CHICAGO = SHARED_DATA / "chicago"
@@ -66,18 +67,7 @@ def test_rebalance_chicago_runs(monkeypatch) -> None:  # noqa: ANN001
         assert after <= max(1 + float(found[2]), floor * 1.005)
 
     with engine.connect() as conn:  # the plan it made is in force, its edit audited
-        statuses = dict(
-            conn.execute(
-                text("SELECT status, count(*) FROM boundary_versions GROUP BY status")
-            ).all()
-        )
-        assert statuses.get("published") == 1 and statuses.get("retired") == 1, statuses
-        assert (
-            conn.execute(
-                text("SELECT count(*) FROM audit_log WHERE action = 'edit' AND who = 'notebook'")
-            ).scalar_one()
-            == 1
-        )
+        assert_plan_in_force_and_edit_audited(conn)
         # one grid worker per beat of the district, each homed in a grid of the new version
         district = re.search(r"^district (\w+): \d+ beats", text_out, re.M)
         assert district, text_out

@@ -95,5 +95,4 @@ def write_draft_version(
         entity_id=str(draft),
         diff={"request": request, "metrics": metrics},
     )
-    conn.execute(text("SELECT analyze_areas()"))  # the draft's rows, for what measures it
     return int(draft)

@@ -11,6 +11,7 @@ block: its atoms are its H3 fragments, as before blocks existed."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -50,7 +51,7 @@ class Parent:
     grids: gpd.GeoDataFrame  # id, code, name, parent_id, geometry (today's grids)
     locked: list[int]  # ids of the grids kept as they are
 
-    @property
+    @functools.cached_property
     def free_grids(self) -> gpd.GeoDataFrame:
         """Today's grids that the proposal may redraw (all but the locked ones)."""
         return self.grids[~self.grids.id.isin(self.locked)]
