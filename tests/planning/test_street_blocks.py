@@ -275,11 +275,26 @@ def test_households_bounds_are_kept_or_the_breaches_listed_and_publishing_needs_
     assert {v["grid"] for v in metrics["constraints"]["violations"]} == short
     assert len(short) <= len(short_free)
     assert not short or metrics["status"] == "outside"
-    # a bound no plan can keep (above the mean): listed, outside, publishing needs a reason
+    # a minimum above today's mean: fewer grids, as many as the bound allows (the count asked
+    # for is said), each checked by PostGIS
     low = int(1.5 * homes / grids)
     metrics, draft, short = proposed({"households_min": low})
-    assert short and {v["grid"] for v in metrics["constraints"]["violations"]} == short
-    assert metrics["status"] == "outside"
+    (parent,) = metrics["parents"]
+    assert parent["grids_asked"] == grids and parent["grid_count_set_by"] == "households_min"
+    assert parent["grids_after"] == homes // low < grids
+    assert {v["grid"] for v in metrics["constraints"]["violations"]} == short
+    # more than the whole community holds: one grid, listed as unavoidable, not "outside"
+    low = homes + 1
+    metrics, draft, short = proposed({"households_min": low})
+    (parent,) = metrics["parents"]
+    assert parent["grids_after"] == 1 and len(short) == 1
+    (broken,) = metrics["constraints"]["violations"]
+    assert broken["unavoidable"] and broken["constraint"] == "households_min"
+    assert metrics["status"] != "outside"
+    # a bound no plan can keep: listed, outside, publishing needs a reason
+    metrics, draft, _ = proposed({"compactness_min": 0.99})
+    assert metrics["constraints"]["violations"] and metrics["status"] == "outside"
+    assert not any(v["unavoidable"] for v in metrics["constraints"]["violations"])
     refused = client.post(
         f"/boundaries/versions/{draft}/publish",
         json={"effective_from": datetime.now(UTC).isoformat()},

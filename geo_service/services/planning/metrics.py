@@ -422,7 +422,8 @@ def measure(
         "border_on_roads_after": _mean_share(roads_after),
         "constraints": {**bounds, "violations": violations},
         "status": overall_status(
-            [str(p["status"]) for p in per_parent] + (["outside"] if violations else [])
+            [str(p["status"]) for p in per_parent]
+            + (["outside"] if any(not v["unavoidable"] for v in violations) else [])
         ),
     }
     return metrics, new_grids
@@ -443,7 +444,9 @@ def _violations(
     shown_homes: list[int | None],
 ) -> list[dict[str, Any]]:
     """The new grids that break the planner's bounds, one row per grid and bound; households
-    are tested exactly and shown as published (None: a small count, hidden)."""
+    are tested exactly and shown as published (None: a small count, hidden). ``unavoidable``:
+    the grid is the whole area redrawn (the bounds set the count to one) and is still short
+    of a minimum; it is listed but does not make the proposal ``outside``."""
     tests = (
         ("households_min", homes, lambda v, b: v < b, shown_homes),
         ("households_max", homes, lambda v, b: v > b, shown_homes),
@@ -459,6 +462,15 @@ def _violations(
             if breaks(float(values[r]), bounds[name]):
                 value = shown[r] if shown is not None else round(float(values[r]), 4)
                 found.append(
-                    {"grid": code, "constraint": name, "limit": bounds[name], "value": value}
+                    {
+                        "grid": code,
+                        "constraint": name,
+                        "limit": bounds[name],
+                        "value": value,
+                        # one grid is the whole area redrawn: none could hold more
+                        "unavoidable": len(codes) == 1
+                        and name.endswith("_min")
+                        and name != "compactness_min",
+                    }
                 )
     return found

@@ -142,6 +142,38 @@ def grids_per_parent(today: list[int], loads: list[float], target: int | None) -
     return [int(c) for c in counts]
 
 
+def counts_within_bounds(
+    counts: list[int], totals: list[dict[str, float]], bounds: dict[str, float]
+) -> tuple[list[int], list[str | None]]:
+    """Grids per parent that the planner's bounds allow: at most ``households / households_min``
+    (and ``area / area_min_m2``) grids, at least ``households / households_max`` (and
+    ``area / area_max_m2``), never fewer than one; with the bound that set each count (None:
+    the count asked for stands). A minimum wins over a maximum when both cannot hold.
+
+    ``totals``: per parent, ``households`` and ``area_m2`` of the area being redrawn.
+
+    >>> counts_within_bounds([3, 6], [{"households": 20, "area_m2": 1e6},
+    ...                               {"households": 1800, "area_m2": 1e6}],
+    ...                      {"households_min": 100})
+    ([1, 6], ['households_min', None])
+    >>> counts_within_bounds([2], [{"households": 900, "area_m2": 1e6}], {"households_max": 400})
+    ([3], ['households_max'])
+    """
+    made: list[int] = []
+    why: list[str | None] = []
+    for asked, total in zip(counts, totals, strict=True):
+        n, reason = asked, None
+        for bound, term in (("households_max", "households"), ("area_max_m2", "area_m2")):
+            if bounds.get(bound) and n < math.ceil(total[term] / bounds[bound]):
+                n, reason = math.ceil(total[term] / bounds[bound]), bound
+        for bound, term in (("households_min", "households"), ("area_min_m2", "area_m2")):
+            if bounds.get(bound) and n > max(1, math.floor(total[term] / bounds[bound])):
+                n, reason = max(1, math.floor(total[term] / bounds[bound])), bound
+        made.append(n)
+        why.append(reason)
+    return made, why
+
+
 # Street blocks heavier than these shares of a new grid's mean workload are cut into their H3
 # fragments, one round after another while a parent's plan is outside its band: the coarsest
 # atoms that reach the band, so that as many borders as balance allows run on streets (0: every
@@ -213,7 +245,11 @@ def propose(
             for parent in parents
         ]
         loads = [block_hours(f, req.weights, req.window_days).sum() for f in frags]
-        counts = grids_per_parent(today, loads, req.target_grids)
+        asked = grids_per_parent(today, loads, req.target_grids)
+        totals = [
+            {"households": float(f.per["households"].sum()), "area_m2": _area_m2(f)} for f in frags
+        ]
+        counts, set_by = counts_within_bounds(asked, totals, req.bounds())
         chosen = _plan_rounds(frags, counts, req, step, run_partitions)
         step(0.92, "geometry and metrics")
         metrics, new_grids = measure(
@@ -224,6 +260,11 @@ def propose(
             req.tolerance,
             req.bounds(),
         )
+        for k, parent_metrics in enumerate(metrics["parents"]):
+            # the count of grids the bounds set, instead of the one asked for (no plan can keep
+            # 100 households a grid in 3 grids over 20 households)
+            parent_metrics["grids_asked"] = asked[k]
+            parent_metrics["grid_count_set_by"] = set_by[k]
         replaced = [gid for p in parents for gid in p.free_grids.id.tolist()]
         with engine.begin() as conn:
             version_id = write_draft_version(
@@ -238,6 +279,11 @@ def propose(
             )
     step(1.0, "done")
     return {"version_id": version_id, "metrics": metrics}
+
+
+def _area_m2(frags: ParentFragments) -> float:
+    """The area being redrawn (the parent less its locked grids), m²."""
+    return float(areas_km2(frags.blocks, frags.crs).sum() * 1e6)
 
 
 def _sub_progress(step: Progress, start: float, width: float, code: str) -> Progress:

@@ -381,9 +381,12 @@ function renderBalance(t, d, live) {
   $("violations").innerHTML = violations.map((v) => {
     const area = String(v.constraint).startsWith("area");
     const show = (x) => (area ? `${fixed(x / 1e4, 1)} ha` : fixed(x, v.constraint === "compactness_min" ? 3 : 0));
-    return `<li>${esc(v.grid)}: ${esc(String(v.constraint).replace("_", " "))} ${esc(show(v.limit))}, has ${esc(show(v.value))}</li>`;
-  }).join("");
+    const why = v.unavoidable ? " (the whole area redrawn: no plan holds more)" : "";
+    return `<li>${esc(v.grid)}: ${esc(String(v.constraint).replace("_", " "))} ${esc(show(v.limit))}, has ${esc(show(v.value))}${esc(why)}</li>`;
+  }).join("") + m.parents.filter((p) => p.grid_count_set_by).map((p) =>
+    `<li>${esc(p.parent)}: ${esc(p.grids_after)} grids instead of ${esc(p.grids_asked)}, as ${esc(String(p.grid_count_set_by).replace("_", " "))} allows</li>`).join("");
   if (violations.length) $("violations").insertAdjacentHTML("afterbegin", "<b>Bounds broken as proposed</b>");
+  else if (m.parents.some((p) => p.grid_count_set_by)) $("violations").insertAdjacentHTML("afterbegin", "<b>Grid counts set by the bounds</b>");
 }
 function renderMetrics(d) {
   if (!d) { $("metrics").innerHTML = ""; return; }
