@@ -210,9 +210,12 @@ async function showProposal(area, result, locked) {
   if (!twin) throw new Error(`${area.properties.code} is not in draft ${result.version_id}`);
   const work = await measure(twin.id, result.version_id);
   const grids = await gridsUnder(parentIds(work), result.version_id);
+  // which grid of today each new grid continues: as proposed, then as each hand edit says
+  const continues = {};
+  for (const p of result.metrics.parents) for (const g of p.grids || []) continues[g.code] = g.continues;
   state.draft = {id: result.version_id, metrics: result.metrics, scopeId: twin.id, work, grids,
-                 edits: 0, touched: new Set(), published: null, inForce: null, busy: false,
-                 locked: new Set(locked)};
+                 continues, edits: 0, touched: new Set(), published: null, inForce: null,
+                 busy: false, locked: new Set(locked)};
   layers.proposal.clearLayers().addData(grids);
   $("override-reason").value = "";
   $("published").innerHTML = "";
@@ -432,14 +435,13 @@ function renderDraft(d, figs, todayFigs) {
   }
   $("proposal-title").textContent = d.published
     ? `version ${d.id}, published` : `draft ${d.id}${d.edits ? `, ${d.edits} hand edit(s)` : ""}`;
-  const continues = {};
-  for (const p of d.metrics.parents) for (const g of p.grids || []) continues[g.code] = g.continues;
+  const continues = d.continues;
   const tol = tolerance();
   const bounds = d.metrics.constraints;
   const codes = Object.keys(figs).sort();
   $("draft-note").textContent = stem ? `(codes after ${stem})` : "";
   $("proposal-grids").innerHTML =
-    `<tr><th class="code">grid</th><th title="continues: today's grid it shares most area with, as proposed">from</th>` +
+    `<tr><th class="code">grid</th><th title="continues: today's grid it carries on, as proposed; for a grid edited by hand, the one it covers more than half of, else shares most area with">from</th>` +
     "<th title=\"households\">homes</th><th title=\"workload, hours\">work h</th>" +
     "<th title=\"share of the mean of its parent's grids\">% mean</th>" +
     "<th title=\"workload minus that of today's grid it continues\">Δ h</th><th>ha</th></tr>" +
@@ -552,6 +554,7 @@ async function moveBlock(latlng, to) {
     for (const g of done.grids) {
       const i = d.grids.features.findIndex((f) => f.properties.code === g.code);
       if (i >= 0) d.grids.features[i] = {...d.grids.features[i], geometry: g.geometry};
+      d.continues[g.code] = g.continues;  // the edit can change which grid of today it carries on
     }
     layers.proposal.clearLayers().addData(d.grids);
     d.edits += 1;
