@@ -70,7 +70,7 @@ def _propose(page: Any) -> int:
         "() => document.getElementById('status').textContent.startsWith('draft version')",
         timeout=90_000,
     )
-    return int(page.inner_text("#status").split()[-1])
+    return int(re.match(r"draft version (\d+)", page.inner_text("#status")).group(1))
 
 
 @pytest.mark.browser
@@ -85,12 +85,18 @@ def test_propose_from_the_page(
         errors,
     ):
         _choose(page, "community", community, n_today)
-        _propose(page)
+        first = _propose(page)
+        # proposing again replaces the draft: the first one is deleted, not left behind
+        second = _propose(page)
+        status = page.inner_text("#status")
         proposal = page.locator("#proposal path.leaflet-interactive").count()
         table = page.inner_text("#balance")
         publish_enabled = page.is_enabled("#publish")
         page.screenshot(path=str(ARTIFACTS / "planner.png"))
     assert not errors, errors
+    assert status == f"draft version {second} (draft {first} deleted)"
+    versions = {v["id"] for v in client.get("/boundaries/versions").json()["data"]}
+    assert second in versions and first not in versions
     assert proposal == n_today
     after = float(table.split("max / mean")[1].split()[1])
     # The page shows figures from counts as disclosure control publishes them (each within 4

@@ -29,6 +29,7 @@ FALLBACK_RES = 10  # the H3 cell moved where a whole block would empty its grid 
 MOST_OF_A_GRID = 0.5  # a block holding more than this share of its grid moves by cells
 CRUMB_DEG2 = 1e-10  # parts of a grid smaller than this (about 1 m²) left by a cut are crumbs
 
+_LOCK_VERSION = text("SELECT 1 FROM boundary_versions WHERE id = :v FOR UPDATE")
 _GRID_AT = text(
     "SELECT id, code, parent_id, ST_AsBinary(geom) AS wkb FROM areas "
     "WHERE version_id = :v AND level = 'grid' "
@@ -137,6 +138,9 @@ def move_block(
     """
     point = shapely.Point(lon, lat)
     with engine.begin() as conn:
+        # the version's row locked first: edits of one draft, its publishing or deletion
+        # take turns (a second edit reads the first's polygons, not the ones before it)
+        conn.execute(_LOCK_VERSION, {"v": version_id})
         version = read_version(conn, version_id)
         if version["status"] != "draft":
             raise ConflictError(

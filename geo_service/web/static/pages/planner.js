@@ -178,9 +178,21 @@ function proposalBody(area) {
   if (Object.keys(constraints).length) body.constraints = constraints;
   return body;
 }
+// Proposing again replaces the draft this page proposed before: it is deleted once the new one
+// is shown, so re-proposing leaves no pile of drafts behind (a published one stays, and if the
+// server keeps it, the status says why).
+async function discardDraft(id) {
+  try {
+    await api(`/boundaries/versions/${num(id)}`, {method: "DELETE"});
+    return ` (draft ${id} deleted)`;
+  } catch (err) {
+    return ` (draft ${id} kept: ${err.message})`;
+  }
+}
 async function propose() {
   const area = state.scope;
   if (!area) return;
+  const previous = state.draft && !state.draft.published ? state.draft.id : null;
   for (const id of ["propose", "level", "area"]) $(id).disabled = true;
   setStatus("queued…");
   try {
@@ -196,7 +208,8 @@ async function propose() {
     } while (job.status === "queued" || job.status === "running");
     if (job.status !== "done") throw new Error(job.error ? job.error.detail : job.status);
     await showProposal(area, job.result, body.locked_grids);
-    setStatus(`draft version ${job.result.version_id}`);
+    const discarded = previous === null ? "" : await discardDraft(previous);
+    setStatus(`draft version ${job.result.version_id}${discarded}`);
   } catch (err) {
     setStatus(`failed: ${err.message}`, true);
   } finally {
