@@ -422,6 +422,12 @@ def _call_everything(call: Caller, engine: Engine, city: DemoCity, live_server: 
             if job is None or job.json()["status"] in ("done", "failed"):
                 break
             time.sleep(0.5)
+        if job is not None and job.json()["status"] == "done":  # the draft it left, deleted
+            call(
+                "DELETE",
+                "/boundaries/versions/{version_id}",
+                path_parameters={"version_id": job.json()["result"]["version_id"]},
+            )
 
     # ingest: a multipart upload (schemathesis' Case does not build multipart bodies)
     operation = call.operations[("POST", "/imports/{kind}")]

@@ -4,6 +4,7 @@ search (tests/planning/test_block_edits.py, and the planner's page in Chromium).
 from __future__ import annotations
 
 import numpy as np
+import pyproj
 import shapely
 from sqlalchemy import Engine, text
 
@@ -68,3 +69,44 @@ def a_movable_block(
                 if shapely.get_num_geometries(shapely.make_valid(geom.difference(piece))) == 1:
                     return code, other, piece
     raise AssertionError("no movable block in the draft")
+
+
+def continues_by_area(
+    engine: Engine, version: int, today: int, codes: list[str]
+) -> dict[str, str | None]:
+    """Which grid of version ``today`` each grid ``codes`` of ``version`` continues, by the
+    edit's rule counted here in metres of the city's UTM zone (not the service's SQL on the
+    spheroid): the one it covers more than half of (sharing most area when several), else
+    the one it shares most area with; ties to the lowest id; None when it overlaps none."""
+    with engine.connect() as conn:
+        new = conn.execute(
+            text(
+                "SELECT code, ST_AsBinary(geom) FROM areas WHERE version_id = :v "
+                "AND level = 'grid' AND code = ANY(:c)"
+            ),
+            {"v": version, "c": codes},
+        ).all()
+        old = conn.execute(
+            text(
+                "SELECT id, code, ST_AsBinary(geom) FROM areas WHERE version_id = :v "
+                "AND level = 'grid' ORDER BY id"
+            ),
+            {"v": today},
+        ).all()
+    old_geoms = shapely.from_wkb([bytes(r[2]) for r in old])
+    utm = local_utm(shapely.union_all(old_geoms))
+    transformer = pyproj.Transformer.from_crs(4326, utm, always_xy=True)
+
+    def to_utm(geom: shapely.Geometry) -> shapely.Geometry:
+        return shapely.transform(geom, lambda xy: np.column_stack(transformer.transform(*xy.T)))
+
+    old_m = [to_utm(g) for g in old_geoms]
+    out: dict[str, str | None] = {}
+    for code, wkb in new:
+        grid = to_utm(shapely.from_wkb(bytes(wkb)))
+        shared = [(grid.intersection(o).area, o.area, -i) for i, o in enumerate(old_m)]
+        overlapping = [s for s in shared if s[0] > 0.01]  # m²: more than touching
+        covered = [s for s in overlapping if s[0] > 0.5 * s[1]]
+        pool = covered or overlapping
+        out[code] = old[-max(pool, key=lambda s: (s[0], s[2]))[2]][1] if pool else None
+    return out

@@ -30,7 +30,7 @@ from tests.conftest import (
     role_url,
     serving,
 )
-from tests.planning.blocks import a_movable_block, draft_grids
+from tests.planning.blocks import a_movable_block, continues_by_area, draft_grids
 
 DESKTOP = (1500, 850)
 PHONE = (390, 844)
@@ -70,7 +70,7 @@ def _propose(page: Any) -> int:
         "() => document.getElementById('status').textContent.startsWith('draft version')",
         timeout=90_000,
     )
-    return int(page.inner_text("#status").split()[-1])
+    return int(re.match(r"draft version (\d+)", page.inner_text("#status")).group(1))
 
 
 @pytest.mark.browser
@@ -85,12 +85,18 @@ def test_propose_from_the_page(
         errors,
     ):
         _choose(page, "community", community, n_today)
-        _propose(page)
+        first = _propose(page)
+        # proposing again replaces the draft: the first one is deleted, not left behind
+        second = _propose(page)
+        status = page.inner_text("#status")
         proposal = page.locator("#proposal path.leaflet-interactive").count()
         table = page.inner_text("#balance")
         publish_enabled = page.is_enabled("#publish")
         page.screenshot(path=str(ARTIFACTS / "planner.png"))
     assert not errors, errors
+    assert status == f"draft version {second} (draft {first} deleted)"
+    versions = {v["id"] for v in client.get("/boundaries/versions").json()["data"]}
+    assert second in versions and first not in versions
     assert proposal == n_today
     after = float(table.split("max / mean")[1].split()[1])
     # The page shows figures from counts as disclosure control publishes them (each within 4
@@ -237,7 +243,8 @@ def test_plan_edit_and_publish_from_the_page(own_city: OwnCity, demo_city: DemoC
             "() => getComputedStyle(document.querySelector('.leaflet-popup')).opacity === '1'"
         )
         shot(page, "3-move-popup")
-        choice.click()
+        with page.expect_response(lambda r: r.url.endswith(f"/{version}/edits")) as edit:
+            choice.click()
         page.wait_for_function(
             "() => document.getElementById('status').textContent.includes('table and balance "
             "updated') || document.getElementById('status').textContent.startsWith('not moved')"
@@ -259,6 +266,10 @@ def test_plan_edit_and_publish_from_the_page(own_city: OwnCity, demo_city: DemoC
         assert float(moved[target]["area"]) > float(table[target]["area"])
         for code in set(moved) - {source, target}:
             assert moved[code] == table[code], code
+        # the two grids say which grid of today they continue now, as the edit told the page
+        said = {g["code"]: g["continues"] for g in edit.value.json()["grids"]}
+        assert said == continues_by_area(engine, version, in_force, [source, target])
+        assert {c: moved[c]["continues"] or None for c in (source, target)} == said
         assert page.is_visible("#export a[href*='format=gpkg']")
         exports = page.eval_on_selector_all("#export a", "els => els.map((a) => a.href)")
         assert {re.search(r"format=([\w-]+)", h).group(1) for h in exports} >= {

@@ -1,4 +1,4 @@
-"""Boundary versions: list, validate, publish, diff, export as a plan table."""
+"""Boundary versions: list, validate, publish, delete a draft, diff, export as a plan table."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from geo_service.api.params import Instant
 from geo_service.api.responses import GeoJSONResponse
 from geo_service.api.schemas import VersionIdPath
 from geo_service.api.schemas.boundaries import (
+    DeletedVersionPublic,
     DiffPublic,
     PlanLayer,
     PublishPublic,
@@ -24,6 +25,7 @@ from geo_service.api.schemas.boundaries import (
 from geo_service.services.access import disclosure
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries import crosswalk, jurisdiction, publish
+from geo_service.services.boundaries.deletion import delete_draft
 from geo_service.services.planning.export import (
     PLAN_INTEGER_FIELDS,
     PLAN_SHAPEFILE_FIELDS,
@@ -115,6 +117,24 @@ async def unschedule_version(
     scope.require_unrestricted("unscheduling a boundary version")
     return await run_in_threadpool(
         publish.unschedule_version, request.app.state.engine, version_id, actor=actor
+    )
+
+
+@router.delete(
+    "/versions/{version_id}",
+    response_model=DeletedVersionPublic,
+    response_description="the draft deleted",
+)
+async def delete_version(
+    request: Request,
+    actor: ActorDep,
+    scope: Annotated[Scope, Depends(require("boundaries:write"))],
+    version_id: VersionIdPath,
+) -> dict[str, Any]:
+    """Delete a draft and its areas (409 unless a draft; audited): a proposal nobody will
+    publish. Users bound to an area delete only the drafts they proposed (403 otherwise)."""
+    return await run_in_threadpool(
+        delete_draft, request.app.state.engine, version_id, actor=actor, scope=scope
     )
 
 

@@ -92,9 +92,21 @@ def read_area_heatmap(
     scope: LayerScope,
     query: QueryDep,
     level: Literal["grid", "community", "street", "district"] = "grid",
+    version_id: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=2**31 - 1,
+            description="the boundary version whose areas count (a draft, a scheduled or an "
+            "older one; needs boundaries:read); default the version in force",
+        ),
+    ] = None,
 ) -> GeoJSONResponse:
-    """Incident counts per area of one level: a choropleth FeatureCollection."""
-    return GeoJSONResponse(area_heatmap(session, query, level, scope=scope))
+    """Incident counts per area of one level: a choropleth FeatureCollection. With
+    ``version_id`` of a version not in force, of that version's areas, each incident counted in
+    its grid holding the incident's point (``attribution: located``; 404 for an unknown
+    version, or one with nothing in your area)."""
+    return GeoJSONResponse(area_heatmap(session, query, level, scope=scope, version_id=version_id))
 
 
 @router.get(

@@ -155,7 +155,8 @@ async def post_block_move(
 ) -> DictJSONResponse:
     """Move the street block under a point of a draft to the neighbouring grid ``to_grid``
     (409 unless a draft; 422 when the grids are not neighbours under one parent or the move
-    would empty or split a grid). ``GET /workload?version_id=`` then gives the new figures."""
+    would empty or split a grid). Each of the two grids says which grid of today it
+    ``continues`` now. ``GET /workload?version_id=`` then gives the new figures."""
     from geo_service.services.planning.edits import move_block
 
     moved = await run_in_threadpool(

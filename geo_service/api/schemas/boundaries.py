@@ -228,6 +228,15 @@ class UnschedulePublic(Exact):
     status: Literal["draft"]
 
 
+class DeletedVersionPublic(Exact):
+    """A draft deleted, with its areas."""
+
+    version_id: int
+    name: str
+    status: Literal["deleted"]
+    areas: dict[str, int] = Field(description="areas deleted with it, per level")
+
+
 class PublishPublic(Exact):
     """What publishing a version did."""
 

@@ -80,6 +80,11 @@ class AreaHeatmap(FeatureCollection[AreaCount]):
     """``GET /heatmap/grids``: a choropleth of one level."""
 
     level: Level
+    version_id: int = Field(description="the boundary version counted")
+    attribution: Literal["stored", "located"] = Field(
+        description="``stored``: incidents counted in the grid they are filed under (the "
+        "version in force); ``located``: in the grid of this version holding their point"
+    )
     total: int
 
 

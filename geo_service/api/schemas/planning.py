@@ -160,11 +160,16 @@ class MovedPiece(Exact):
 
 
 class EditedGrid(Exact):
-    """A grid the edit changed: its new polygon (GeoJSON, WGS84) and area."""
+    """A grid the edit changed: its new polygon (GeoJSON, WGS84), area, and the grid of today
+    it continues now."""
 
     code: str
     area_m2: float
     geometry: dict
+    continues: str | None = Field(
+        description="the code of the grid in force it covers more than half of (sharing the "
+        "most area when several), else the one it shares most area with; null: none"
+    )
 
 
 class BlockMoveOut(Exact):

@@ -249,6 +249,9 @@ def switch_due(engine: Engine, now: datetime) -> list[dict[str, Any]]:
     return done
 
 
+_LOCK_VERSION = text("SELECT 1 FROM boundary_versions WHERE id = :v FOR UPDATE")
+
+
 def unschedule_version(engine: Engine, version_id: int, *, actor: str) -> dict[str, Any]:
     """Take a scheduled version back to a draft before its moment (audited); 409 unless it is
     scheduled."""
@@ -327,6 +330,8 @@ def publish_version(
     report = validate_version(engine, version_id)
     with engine.begin() as conn:
         lift_statement_timeout(conn)  # re-attribution touches every household and incident
+        # the version's row locked first: a delete or an edit of the draft waits, or has gone
+        conn.execute(_LOCK_VERSION, {"v": version_id})
         version = read_version(conn, version_id)
         allowed = ("draft", "scheduled") if _switching else ("draft",)
         if version["status"] not in allowed:

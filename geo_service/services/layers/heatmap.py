@@ -7,7 +7,9 @@ resolution counts a point in the cell that contains it (``h3.latlng_to_cell``): 
 store their own cell per served resolution (``h3_6`` .. ``h3_10``) and each rollup row holds
 a point's exact cells of every resolution the table serves (``cell``, ``c9`` .. ``c6``;
 migration 0021); H3 does not nest exactly, so no count is made from parents. Callers bound
-to an area read incidents directly (the rollups are city-wide).
+to an area read incidents directly (the rollups are city-wide). Counts per area
+(``area_heatmap``) are of any boundary version: the version in force by stored grid, any
+other by where the incidents lie (``heatmap_by_area_located.sql``).
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ from sqlalchemy.orm import Session
 
 from geo_service.db.engine import fetch_one
 from geo_service.db.sql import sql
-from geo_service.errors import InvalidInputError
+from geo_service.errors import InvalidInputError, NotFoundError
 from geo_service.geo.bbox import BBox
 from geo_service.geo.h3cells import cell_feature, cells_in_bbox, exact_column
 from geo_service.services.access.scope import Scope
+from geo_service.services.boundaries import jurisdiction
 from geo_service.services.boundaries.versions import version_in_force
 from geo_service.vocabulary import AREA_LEVELS
 
@@ -312,26 +315,61 @@ def heatmap_body(counts: dict[int, int], q: HeatmapQuery, *, compact: bool) -> d
 
 
 _BY_AREA = sql("heatmap_by_area")
+_BY_AREA_LOCATED = sql("heatmap_by_area_located")
+_VERSION_EXISTS = text("SELECT 1 FROM boundary_versions WHERE id = :v")
 
 
 def area_heatmap(
-    session: Session, q: HeatmapQuery, level: str, *, scope: Scope | None = None
+    session: Session,
+    q: HeatmapQuery,
+    level: str,
+    *,
+    scope: Scope | None = None,
+    version_id: int | None = None,
 ) -> dict[str, Any]:
-    """Incident counts per area of one level (current version) as a choropleth."""
+    """Incident counts per area of one level of boundary version ``version_id`` (default: the
+    version in force) as a choropleth.
+
+    The version in force counts incidents by the grid they are filed under, and those filed
+    under another version's grid (history from before a redraw) in its grid holding their
+    point: ``attribution`` ``"stored"``, today's answer. Any other version (a draft, a
+    scheduled or a retired one) counts every incident of the window in the grid of that
+    version holding its point, the rule of the point lookup and of ``/workload?version_id=``
+    (ST_Intersects; a point in several grids once, in the lowest grid id): ``"located"``, the
+    same history measured against another map. ``scope`` None sees everything; a caller bound
+    to an area sees, of the version in force, the areas of its scope, and of any other the
+    areas of the jurisdiction rule (``jurisdiction.visible_area_ids``), each counting the
+    incidents of the grids below it they may see.
+
+    Returns a GeoJSON FeatureCollection: one Feature per area of ``level`` (``id``, WGS84
+    outline simplified to ~2 m, properties ``id``, ``code``, ``name``, ``count``), with
+    ``level``, ``version_id``, ``attribution`` and ``total`` (the counts' sum). Raises
+    InvalidInputError for a bad level or query, PermissionDeniedError for a version not in
+    force asked without ``boundaries:read``, NotFoundError for an unknown version or one with
+    nothing in the caller's area (worded as unknown).
+    """
     q.check()
     if level not in AREA_LEVELS:
         raise InvalidInputError(f"level must be one of {', '.join(AREA_LEVELS)}")
-    rows = session.execute(
-        _BY_AREA,
-        {
-            "v": version_in_force(session),
-            "level": level,
-            "since": q.since or EPOCH,
-            "until": q.until or datetime.now(UTC),
-            "category": q.category,
-            "priority": q.priority,
-        },
-    )
+    in_force_id = version_in_force(session)
+    version = in_force_id if version_id is None else version_id
+    in_force = version == in_force_id
+    params = {
+        "v": version,
+        "level": level,
+        "since": q.since or EPOCH,
+        "until": q.until or datetime.now(UTC),
+        "category": q.category,
+        "priority": q.priority,
+    }
+    if in_force:
+        rows = [
+            r for r in session.execute(_BY_AREA, params) if scope is None or scope.has_area(r.id)
+        ]
+    else:
+        rows = list(
+            session.execute(_BY_AREA_LOCATED, params | _located_view(session, scope, version))
+        )
     features = [
         {
             "type": "Feature",
@@ -340,11 +378,30 @@ def area_heatmap(
             "properties": {"id": r.id, "code": r.code, "name": r.name, "count": r.n},
         }
         for r in rows
-        if scope is None or scope.has_area(r.id)
     ]
     return {
         "type": "FeatureCollection",
         "features": features,
         "level": level,
+        "version_id": version,
+        "attribution": "stored" if in_force else "located",
         "total": sum(f["properties"]["count"] for f in features),
+    }
+
+
+def _located_view(session: Session, scope: Scope | None, version: int) -> dict[str, Any]:
+    """The ``areas`` and ``shown`` grids of ``version`` (not in force) the caller may see, as
+    ``heatmap_by_area_located`` binds them (None: all); raises as ``area_heatmap``."""
+    if scope is not None:
+        scope.require("boundaries:read")  # another version's map is a boundary read
+    if session.execute(_VERSION_EXISTS, {"v": version}).first() is None:
+        raise NotFoundError(f"boundary version {version} does not exist")
+    visible = None if scope is None else jurisdiction.visible_area_ids(session, scope, version)
+    if visible is None:
+        return {"areas": None, "shown": None}
+    if not visible:  # as a missing version: ids cannot be probed across areas
+        raise NotFoundError(f"boundary version {version} does not exist")
+    return {
+        "areas": sorted(visible),
+        "shown": sorted(i for i, lvl in visible.items() if lvl == "grid"),
     }

@@ -1,7 +1,9 @@
 """Manual edits of a draft: a planner moves a street block from one grid to the grid next to
 it, on the map, before publishing. The block is the face of the road network under the
 click (``analytics.atoms.street_blocks``), or, where a block is most of its grid or no roads
-are loaded, the H3 cell under the click (res ``FALLBACK_RES``), clipped to its grid."""
+are loaded, the H3 cell under the click (res ``FALLBACK_RES``), clipped to its grid. The two
+grids an edit changes are told again which grid of today each continues
+(``continued_grid``): a proposal said so for the polygons it drew, not for the edited ones."""
 
 from __future__ import annotations
 
@@ -12,19 +14,22 @@ import geopandas as gpd
 import h3
 import numpy as np
 import shapely
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, RowMapping, text
 
 from geo_service.analytics.atoms import local_utm, street_blocks
+from geo_service.db.sql import sql
 from geo_service.errors import ConflictError, InvalidInputError, PermissionDeniedError
 from geo_service.services.access.audit import record_audit
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.catalogue import read_version
 from geo_service.services.boundaries.versions import version_in_force
+from geo_service.services.planning.metrics import KEEP_CODE_SHARE
 
 FALLBACK_RES = 10  # the H3 cell moved where a whole block would empty its grid (~0.015 km²)
 MOST_OF_A_GRID = 0.5  # a block holding more than this share of its grid moves by cells
 CRUMB_DEG2 = 1e-10  # parts of a grid smaller than this (about 1 m²) left by a cut are crumbs
 
+_LOCK_VERSION = text("SELECT 1 FROM boundary_versions WHERE id = :v FOR UPDATE")
 _GRID_AT = text(
     "SELECT id, code, parent_id, ST_AsBinary(geom) AS wkb FROM areas "
     "WHERE version_id = :v AND level = 'grid' "
@@ -45,6 +50,44 @@ _UPDATE = text(
     "ST_GeomFromWKB(:wkb, 4326)), 3)), area_m2 = ST_Area(ST_GeomFromWKB(:wkb, 4326)::geography) "
     "WHERE id = :id RETURNING area_m2, ST_AsGeoJSON(geom, 7) AS geometry"
 )
+
+
+def continued_grid(overlaps: list[RowMapping] | list[dict[str, Any]]) -> str | None:
+    """The code of the grid of today a draft grid continues, from today's grids whose
+    interior it overlaps (``old_id``, ``old_code``, ``old_m2``: that grid's area,
+    ``shared_m2``: the area they share, m²): the one it covers more than ``KEEP_CODE_SHARE``
+    of, the proposals' rule for a new grid keeping an old grid's code (sharing the most area
+    when it covers that much of several); else the one it shares most area with, the plan
+    export's rule (``planning_continues.sql``); ties to the lowest id. None when it overlaps
+    none.
+
+    >>> continued_grid([
+    ...     {"old_id": 1, "old_code": "A", "old_m2": 10.0, "shared_m2": 6.0},
+    ...     {"old_id": 2, "old_code": "B", "old_m2": 90.0, "shared_m2": 30.0},
+    ... ])
+    'A'
+    >>> continued_grid([
+    ...     {"old_id": 1, "old_code": "A", "old_m2": 10.0, "shared_m2": 4.0},
+    ...     {"old_id": 2, "old_code": "B", "old_m2": 90.0, "shared_m2": 30.0},
+    ... ])
+    'B'
+    """
+    covered = [o for o in overlaps if o["shared_m2"] > KEEP_CODE_SHARE * o["old_m2"]]
+    pool = covered or overlaps
+    if not pool:
+        return None
+    return str(max(pool, key=lambda o: (o["shared_m2"], -o["old_id"]))["old_code"])
+
+
+def _continues(conn: Connection, grid_ids: list[int]) -> dict[int, str | None]:
+    """``continued_grid`` of each of ``grid_ids`` (a draft's), against the version in force."""
+    rows = conn.execute(
+        sql("planning_edit_continues"), {"ids": grid_ids, "today": version_in_force(conn)}
+    ).mappings()
+    overlaps: dict[int, list[RowMapping]] = {g: [] for g in grid_ids}
+    for row in rows:
+        overlaps[row["grid_id"]].append(row)
+    return {g: continued_grid(found) for g, found in overlaps.items()}
 
 
 def _piece_at(point: Any, source: Any, parent: Any, roads: np.ndarray) -> tuple[Any, str]:
@@ -84,7 +127,8 @@ def move_block(
 ) -> dict[str, Any]:
     """Move the street block under (``lon``, ``lat``) (WGS84) from its grid in draft
     ``version_id`` to the neighbouring grid ``to_grid`` of the same parent; audit it and
-    return both grids' new polygons (GeoJSON) and areas (m²).
+    return both grids' new polygons (GeoJSON), areas (m²) and the code of the grid of today
+    each now ``continues`` (``continued_grid``; None: none, a new grid).
 
     Raises ``ConflictError`` (409) unless the version is a draft; ``InvalidInputError``
     (422) when no grid of the draft lies under the point, ``to_grid`` is no grid of the
@@ -94,6 +138,9 @@ def move_block(
     """
     point = shapely.Point(lon, lat)
     with engine.begin() as conn:
+        # the version's row locked first: edits of one draft, its publishing or deletion
+        # take turns (a second edit reads the first's polygons, not the ones before it)
+        conn.execute(_LOCK_VERSION, {"v": version_id})
         version = read_version(conn, version_id)
         if version["status"] != "draft":
             raise ConflictError(
@@ -148,6 +195,9 @@ def move_block(
         for area_id, code, geom in ((src["id"], src["code"], left), (dst["id"], to_grid, grown)):
             row = conn.execute(_UPDATE, {"id": area_id, "wkb": shapely.to_wkb(geom)}).one()
             out[code] = {"area_m2": round(float(row.area_m2), 1), "geometry": json.loads(row[1])}
+        continues = _continues(conn, [src["id"], dst["id"]])
+        out[src["code"]]["continues"] = continues[src["id"]]
+        out[to_grid]["continues"] = continues[dst["id"]]
         moved_m2 = round(_area_m2(piece), 1)
         record_audit(
             conn,
@@ -161,6 +211,7 @@ def move_block(
                 "to": to_grid,
                 "at": [lon, lat],
                 "area_m2": moved_m2,
+                "continues": {code: values["continues"] for code, values in out.items()},
             },
         )
     return {

@@ -178,9 +178,21 @@ function proposalBody(area) {
   if (Object.keys(constraints).length) body.constraints = constraints;
   return body;
 }
+// Proposing again replaces the draft this page proposed before: it is deleted once the new one
+// is shown, so re-proposing leaves no pile of drafts behind (a published one stays, and if the
+// server keeps it, the status says why).
+async function discardDraft(id) {
+  try {
+    await api(`/boundaries/versions/${num(id)}`, {method: "DELETE"});
+    return ` (draft ${id} deleted)`;
+  } catch (err) {
+    return ` (draft ${id} kept: ${err.message})`;
+  }
+}
 async function propose() {
   const area = state.scope;
   if (!area) return;
+  const previous = state.draft && !state.draft.published ? state.draft.id : null;
   for (const id of ["propose", "level", "area"]) $(id).disabled = true;
   setStatus("queued…");
   try {
@@ -196,7 +208,8 @@ async function propose() {
     } while (job.status === "queued" || job.status === "running");
     if (job.status !== "done") throw new Error(job.error ? job.error.detail : job.status);
     await showProposal(area, job.result, body.locked_grids);
-    setStatus(`draft version ${job.result.version_id}`);
+    const discarded = previous === null ? "" : await discardDraft(previous);
+    setStatus(`draft version ${job.result.version_id}${discarded}`);
   } catch (err) {
     setStatus(`failed: ${err.message}`, true);
   } finally {
@@ -210,9 +223,12 @@ async function showProposal(area, result, locked) {
   if (!twin) throw new Error(`${area.properties.code} is not in draft ${result.version_id}`);
   const work = await measure(twin.id, result.version_id);
   const grids = await gridsUnder(parentIds(work), result.version_id);
+  // which grid of today each new grid continues: as proposed, then as each hand edit says
+  const continues = {};
+  for (const p of result.metrics.parents) for (const g of p.grids || []) continues[g.code] = g.continues;
   state.draft = {id: result.version_id, metrics: result.metrics, scopeId: twin.id, work, grids,
-                 edits: 0, touched: new Set(), published: null, inForce: null, busy: false,
-                 locked: new Set(locked)};
+                 continues, edits: 0, touched: new Set(), published: null, inForce: null,
+                 busy: false, locked: new Set(locked)};
   layers.proposal.clearLayers().addData(grids);
   $("override-reason").value = "";
   $("published").innerHTML = "";
@@ -435,14 +451,13 @@ function renderDraft(d, figs, todayFigs) {
   }
   $("proposal-title").textContent = d.published
     ? `version ${d.id}, published` : `draft ${d.id}${d.edits ? `, ${d.edits} hand edit(s)` : ""}`;
-  const continues = {};
-  for (const p of d.metrics.parents) for (const g of p.grids || []) continues[g.code] = g.continues;
+  const continues = d.continues;
   const tol = tolerance();
   const bounds = d.metrics.constraints;
   const codes = Object.keys(figs).sort();
   $("draft-note").textContent = stem ? `(codes after ${stem})` : "";
   $("proposal-grids").innerHTML =
-    `<tr><th class="code">grid</th><th title="continues: today's grid it shares most area with, as proposed">from</th>` +
+    `<tr><th class="code">grid</th><th title="continues: today's grid it carries on, as proposed; for a grid edited by hand, the one it covers more than half of, else shares most area with">from</th>` +
     "<th title=\"households\">homes</th><th title=\"workload, hours\">work h</th>" +
     "<th title=\"share of the mean of its parent's grids\">% mean</th>" +
     "<th title=\"workload minus that of today's grid it continues\">Δ h</th><th>ha</th></tr>" +
@@ -555,6 +570,7 @@ async function moveBlock(latlng, to) {
     for (const g of done.grids) {
       const i = d.grids.features.findIndex((f) => f.properties.code === g.code);
       if (i >= 0) d.grids.features[i] = {...d.grids.features[i], geometry: g.geometry};
+      d.continues[g.code] = g.continues;  // the edit can change which grid of today it carries on
     }
     layers.proposal.clearLayers().addData(d.grids);
     d.edits += 1;
