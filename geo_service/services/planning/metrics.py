@@ -245,7 +245,10 @@ def _heirs(atoms: ParentAtoms, labels: np.ndarray, p: int) -> dict[int, int]:
     )
     heir: dict[int, int] = {}
     for r in np.argsort(-overlap.max(axis=1)):
-        options = [g for g in np.argsort(-overlap[r]) if g not in heir.values()]
+        # only an old grid it shares something with (found: G12 "continued" G05, 0 m² shared)
+        options = [
+            g for g in np.argsort(-overlap[r]) if overlap[r, g] > 0 and g not in heir.values()
+        ]
         heir[r] = options[0] if options else -1
     return heir
 
