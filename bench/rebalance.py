@@ -131,6 +131,12 @@ class Instance:
     solve_s: dict[str, float] = field(default_factory=dict)
     draw_s: dict[str, float] = field(default_factory=dict)  # their labels drawn as polygons
 
+    @property
+    def grids(self) -> int:
+        """The grids the proposal drew (today's count unless the bounds set another), which
+        spopt is asked for too."""
+        return int(self.proposal.get("grids_after", self.grids_today))
+
 
 # ------------------------------------------------------------------------------------ data
 
@@ -277,6 +283,7 @@ def run_ours(s: InstanceSet, res: int, tolerance: float) -> list[Instance]:
                     "seconds",
                     "border_on_roads_after",
                     "continues",
+                    "grids_after",
                 )
             }
             | {"violations": len(result["metrics"]["constraints"]["violations"])},
@@ -304,7 +311,7 @@ def _chosen_atoms(s: InstanceSet, inst: Instance, res: int) -> ParentAtoms:
         )
         hours = block_hours(frags, weights, days)
         for limit in SPLIT_ROUNDS:
-            split = hours > limit * hours.sum() / inst.grids_today if limit > 0 else hours >= 0
+            split = hours > limit * hours.sum() / inst.grids if limit > 0 else hours >= 0
             whole = int((~split).sum())
             if (
                 whole == inst.proposal["whole_blocks"]
@@ -353,7 +360,7 @@ def run_spopt(method: str, instances: list[Instance], budget_s: float) -> dict[s
         atoms = inst.atoms
         assert atoms is not None
         out: mp.Queue = mp.get_context("fork").Queue()
-        args = (method, atoms.pieces, atoms.hours + 1e-6, atoms.neighbours, inst.grids_today, out)
+        args = (method, atoms.pieces, atoms.hours + 1e-6, atoms.neighbours, inst.grids, out)
         proc = mp.get_context("fork").Process(target=_spopt_child, args=args)
         t0 = time.perf_counter()
         proc.start()

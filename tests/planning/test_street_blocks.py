@@ -23,6 +23,7 @@ from geo_service.analytics.atoms import (
 )
 from geo_service.analytics.regionalize import Limits, partition
 from geo_service.demo.city import DemoCity
+from geo_service.services.planning.proposals import BOUND_ROOM
 from geo_service.services.planning.workload import Weights, workload_hours
 from tests.conftest import as_role, problem
 
@@ -281,7 +282,7 @@ def test_households_bounds_are_kept_or_the_breaches_listed_and_publishing_needs_
     metrics, draft, short = proposed({"households_min": low})
     (parent,) = metrics["parents"]
     assert parent["grids_asked"] == grids and parent["grid_count_set_by"] == "households_min"
-    assert parent["grids_after"] == homes // low < grids
+    assert parent["grids_after"] == int(homes / (low * BOUND_ROOM)) < grids
     assert {v["grid"] for v in metrics["constraints"]["violations"]} == short
     # more than the whole community holds: one grid, listed as unavoidable, not "outside"
     low = homes + 1
