@@ -282,7 +282,8 @@ def test_households_bounds_are_kept_or_the_breaches_listed_and_publishing_needs_
     metrics, draft, short = proposed({"households_min": low})
     (parent,) = metrics["parents"]
     assert parent["grids_asked"] == grids and parent["grid_count_set_by"] == "households_min"
-    assert parent["grids_after"] == int(homes / (low * BOUND_ROOM)) < grids
+    # (one fewer again, up to three times, while a grid falls short)
+    assert 1 <= parent["grids_after"] <= int(homes / (low * BOUND_ROOM)) < grids
     assert {v["grid"] for v in metrics["constraints"]["violations"]} == short
     # more than the whole community holds: one grid, listed as unavoidable, not "outside"
     low = homes + 1

@@ -145,7 +145,8 @@ def grids_per_parent(today: list[int], loads: list[float], target: int | None) -
 # Room the count leaves within a bound (a share of it): grids are made of whole street blocks,
 # and a count that fills every grid to the minimum exactly leaves no plan that balances too
 # (on the demo city, 100 households a grid: 37 grids short of it with today's counts, 11 with
-# counts filling the bound exactly, 7 with this room, one of them a community of 20).
+# counts filling the bound exactly, 7 with this room, one of them a community of 20; 2 with
+# ``FEWER_GRIDS_TRIES`` as well).
 BOUND_ROOM = 1.15
 
 
@@ -265,6 +266,24 @@ def propose(
         ]
         counts, set_by = counts_within_bounds(asked, totals, req.bounds())
         chosen = _plan_rounds(frags, counts, req, step, run_partitions)
+        for _ in range(FEWER_GRIDS_TRIES):
+            # a grid still short of a minimum: one grid fewer for its parent, and plan again
+            short = [
+                k
+                for k, (atoms, plan) in enumerate(chosen)
+                if counts[k] > 1 and _short_of_minimum(atoms, plan, req.bounds())
+            ]
+            if not short:
+                break
+            for k in short:
+                counts[k] -= 1
+                set_by[k] = _short_of_minimum(*chosen[k], req.bounds())
+            step(0.9, f"{len(short)} parent(s) again with one grid fewer, for the bounds")
+            again = _plan_rounds(
+                [frags[k] for k in short], [counts[k] for k in short], req, step, run_partitions
+            )
+            for k, plan in zip(short, again, strict=True):
+                chosen[k] = plan
         step(0.92, "geometry and metrics")
         metrics, new_grids = measure(
             chosen,
@@ -293,6 +312,27 @@ def propose(
             )
     step(1.0, "done")
     return {"version_id": version_id, "metrics": metrics}
+
+
+# Times a parent whose plan leaves a grid short of a minimum bound is planned again with one
+# grid fewer (each try costs a plan of that parent).
+FEWER_GRIDS_TRIES = 3
+
+
+def _short_of_minimum(atoms: ParentAtoms, plan: Plan, bounds: dict[str, float]) -> str | None:
+    """The minimum bound (``households_min`` or ``area_min_m2``) a grid of ``plan`` falls
+    short of, counted exactly on its atoms; None when every grid holds them."""
+    p = int(plan.labels.max()) + 1
+    measured = {
+        "households_min": np.bincount(plan.labels, weights=atoms.per["households"], minlength=p),
+        "area_min_m2": np.bincount(
+            plan.labels, weights=areas_km2(atoms.pieces, atoms.crs) * 1e6, minlength=p
+        ),
+    }
+    for bound, values in measured.items():
+        if bounds.get(bound) and (values < bounds[bound]).any():
+            return bound
+    return None
 
 
 def _area_m2(frags: ParentFragments) -> float:
