@@ -329,3 +329,58 @@ def test_bad_bounds_are_refused_and_nothing_is_queued(
     assert answer.headers["content-type"].startswith("application/problem+json")
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM jobs")).scalar_one() == before
+
+
+def test_cut_blocks_share_out_exactly_what_they_hold(engine: Engine, loaded_city: DemoCity) -> None:
+    """What a block holds is read first; its fragments only when a plan cuts it. A home on
+    the border of two blocks counts once, in the lower-numbered block, whichever of the two
+    is cut: checked with shapely on the homes' own coordinates, homes placed on a vertex the
+    two blocks share (exactly on both polygons)."""
+    from sqlalchemy.orm import Session
+
+    from geo_service.services.planning.parents import atoms_of, load_parents, parent_fragments
+    from tests.planning.test_plan_views import _add_records_on
+
+    community = _busiest_community(loaded_city)
+    until = datetime.now(UTC) + timedelta(hours=1)
+    since = until - timedelta(days=365)
+    with Session(engine) as session:
+        (parent,) = load_parents(session, [community], [])
+        blocks = parent_fragments(session, parent, res=10, since=since, until=until).blocks
+    neighbours, _ = shared_borders(blocks)
+    a = next(i for i, nb in enumerate(neighbours) if nb)
+    b = neighbours[a][0]
+    line = shapely.intersection(blocks[a].boundary, blocks[b].boundary)
+    on_both = [
+        p
+        for p in shapely.points(shapely.get_coordinates(line))
+        if blocks[a].intersects(p) and blocks[b].intersects(p)
+    ]
+    assert on_both, "two neighbouring blocks share a vertex"
+    grid_id = int(parent.grids.id.iloc[0])
+    _add_records_on(engine, [(p.x, p.y) for p in on_both[:2]], grid_id)
+    with engine.connect() as conn:
+        homes = conn.execute(text("SELECT ST_X(location), ST_Y(location) FROM households")).all()
+    points = shapely.points([(x, y) for x, y in homes])
+    for cut in ({max(a, b)}, {min(a, b)}, {a, b}):
+        with Session(engine) as session:
+            (parent,) = load_parents(session, [community], [])
+            frags = parent_fragments(session, parent, res=10, since=since, until=until)
+            tree = shapely.STRtree(frags.blocks)
+            point_at, block_at = tree.query(points, predicate="intersects")
+            lowest = np.full(len(points), len(frags.blocks))
+            np.minimum.at(lowest, point_at, block_at)
+            expected = np.bincount(lowest, minlength=len(frags.blocks) + 1)[:-1]
+            assert frags.per["households"].tolist() == expected.tolist()
+            split = np.zeros(len(frags.blocks), dtype=bool)
+            split[list(cut)] = True
+            atoms = atoms_of(frags, split, Weights(), 365)
+            # whole blocks first, then the cut blocks' fragments, each block's share exact
+            whole = int((~split).sum())
+            assert atoms.per["households"][:whole].tolist() == expected[~split].tolist()
+            of_block = frags.block[split[frags.block]]
+            shared = np.bincount(
+                of_block, weights=atoms.per["households"][whole:], minlength=len(split)
+            )
+            assert shared[split].tolist() == expected[split].tolist(), cut
+            assert atoms.per["households"].sum() == expected.sum()
