@@ -235,40 +235,13 @@ def load_parents(session: Session, codes: list[str], locked_codes: list[str]) ->
     return parents
 
 
-# What polygons of a parent hold: each record counted once, in the polygon whose shape holds
-# its point (the lowest-numbered on a shared border), whatever grid it is filed under
-# (grid_id NULL: filed under none). The polygons are the rows of the temporary table
-# ``planning_units`` (p: the parent, i: its number, b: its block, kind 'block' or 'fragment')
-# with ``:kind`` rows tested; a fragment counts only records its block counts (those no
-# lower-numbered block holds), so the fragments of a block share out exactly its figures.
-# One pass per table: incidents of the window and of all time (what stability protects),
-# homes and rental units with their disclosure pairs (H3 res-10 cell, grid filed under).
-_HIT = """
-    FROM planning_units f JOIN {table} x ON ST_Intersects(f.geom, x.location) {join}
-    WHERE f.p = :p AND f.kind = :kind AND (:kind = 'block' OR NOT EXISTS (
-        SELECT 1 FROM planning_units k WHERE k.p = :p AND k.kind = 'block' AND k.i < f.b
-        AND ST_Intersects(k.geom, x.location)))
-    ORDER BY x.id, f.i"""
-_INCIDENTS = text(
-    "SELECT i, grid_id, coalesce(sum(minutes) FILTER (WHERE w), 0) / 60.0, "
-    "count(*) FILTER (WHERE w), count(*) FROM ("
-    "SELECT DISTINCT ON (x.id) f.i, x.grid_id, c.handling_effort_min AS minutes, "
-    "(x.reported_at >= :since AND x.reported_at < :until) AS w"
-    + _HIT.format(table="incidents", join="JOIN categories c ON c.code = x.category")
-    + ") hit GROUP BY 1, 2"
-)
+# What the polygons of a parent hold (db/sql/planning_unit_*.sql: each record once, in the
+# lowest polygon holding it; a fragment only what no lower block holds): incidents of the
+# window and of all time in one pass, homes and rental units with their disclosure pairs.
+_INCIDENTS = sql("planning_unit_incidents")
 _HOMES = {
-    name: text(
-        f"SELECT i, grid_id, {value}, "
-        "disclosure_key('atom:' || cell || ':' || coalesce(grid_id, 0)) FROM ("
-        f"SELECT DISTINCT ON (x.id) f.i, x.grid_id, x.h3_10 AS cell, {column} AS v"
-        + _HIT.format(table=table, join="")
-        + ") hit GROUP BY i, grid_id, cell"
-    )
-    for name, table, column, value in (
-        ("households", "households", "1", "count(*)"),
-        ("rental_units", "rental_units", "x.unit_count", "sum(v)"),
-    )
+    "households": sql("planning_unit_households"),
+    "rental_units": sql("planning_unit_rental_units"),
 }
 TERM_NAMES = ("incident_hours", "incidents", "history", "households", "rental_units")
 
