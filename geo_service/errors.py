@@ -131,6 +131,15 @@ class DatabaseUnavailableError(GeoServiceError):
     title = "Database unavailable"
 
 
+class RollupZoneMismatchError(GeoServiceError):
+    """The rollups count the days of another time zone than ``GEO_TIMEZONE``; ``geo-service
+    migrate`` rebuilds them (issue 19)."""
+
+    status = 503
+    code = "rollups-zone-mismatch"
+    title = "Rollups of another time zone"
+
+
 class ClusterError(GeoServiceError):
     """The embedded PostgreSQL cluster cannot be set up or run."""
 

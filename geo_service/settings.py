@@ -79,7 +79,9 @@ class ApiSettings(BaseSettings):
     timezone: str = Field(
         default="Asia/Shanghai",
         description="The deployment's IANA time zone: what a calendar day, ISO week, month, "
-        "quarter and year are (emerging hot spot bins).",
+        "quarter and year are (heatmap rollups and windows, emerging hot spot bins, batch "
+        "runs, page labels), and the zone of dates and naive times clients and imports send. "
+        "Changing it: `geo-service migrate` rebuilds the rollups.",
     )
     ogc_layer_cache: bool = Field(
         default=True,

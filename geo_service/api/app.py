@@ -50,6 +50,7 @@ from geo_service.api.routes import (
 )
 from geo_service.api.schemas import PROBLEM_RESPONSES
 from geo_service.db.engine import resolve_database_url
+from geo_service.db.rollups import engine_rollup_zone
 from geo_service.ingest.uploads import sweep_stale_uploads
 from geo_service.runtime import Runtime, RuntimeMiddleware, current
 from geo_service.services.access.auth import jwt_secret
@@ -114,6 +115,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             await run_in_threadpool(runtime.call, fail_interrupted, pools.engine)
             await run_in_threadpool(runtime.call, prepare_years, pools.engine)
+            built = await run_in_threadpool(engine_rollup_zone, pools.engine)
+            if built != settings.api.timezone:
+                log.error(
+                    "the rollups count days of %s, GEO_TIMEZONE is %s: heatmaps answer 503 "
+                    "until `geo-service migrate` rebuilds them",
+                    built,
+                    settings.api.timezone,
+                )
         except Exception:  # noqa: BLE001 - the database may be down now; serve 503s, not die
             log.warning("start-up upkeep skipped (database unavailable?)")
         interval = settings.dispatch.escalation_interval_s

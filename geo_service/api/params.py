@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
+import re
+from datetime import date, datetime
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 
-from geo_service.instants import CALENDAR_RULE, MAX_YEAR, MIN_YEAR, within_calendar
+from geo_service.errors import InvalidInputError
+from geo_service.instants import CALENDAR_RULE, MAX_YEAR, MIN_YEAR, parse_instant, within_calendar
+
+# RFC 3339 date-time with its offset: pydantic's own (compiled) parser reads it, a fix's time
+# on the hottest write included; everything else goes through ``instants.parse_instant``.
+_WITH_OFFSET = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})"
+)
+
+
+def _instant(value: Any) -> Any:
+    """The one reading of client datetimes (``instants.parse_instant``): a date is local
+    midnight of ``GEO_TIMEZONE``, a time without an offset local time, an offset kept;
+    another form (unix seconds, ISO weeks, the basic format) a 422."""
+    if isinstance(value, str) and _WITH_OFFSET.fullmatch(value):
+        return value
+    if not isinstance(value, str | datetime | date):
+        return value  # pydantic refuses it as not a datetime
+    try:
+        return parse_instant(value, name="value")
+    except InvalidInputError as exc:
+        raise ValueError(exc.detail) from None
 
 
 def _on_the_calendar(value: datetime) -> datetime:
@@ -16,10 +38,16 @@ def _on_the_calendar(value: datetime) -> datetime:
     return value
 
 
-# Every datetime a client sends (since, until, at, start/end dates, a fix's time): year 1 or
-# 9999 with an offset used to overflow in date arithmetic (a 500); now it is a 422 problem.
+# Every datetime a client sends (since, until, at, start/end dates, a fix's time), through one
+# reading: a date alone or a time without an offset is local time of the deployment (issue
+# 19); year 1 or 9999 with an offset used to overflow in date arithmetic (a 500): now a 422.
 Instant = Annotated[
     datetime,
+    BeforeValidator(_instant),
     AfterValidator(_on_the_calendar),
-    Field(description=f"RFC 3339 date-time in the years {MIN_YEAR} to {MAX_YEAR}"),
+    Field(
+        description=f"RFC 3339 date-time in the years {MIN_YEAR} to {MAX_YEAR}; a date alone "
+        "(2026-09-01) is local midnight and a time without an offset local time of the "
+        "deployment's time zone (GEO_TIMEZONE)"
+    ),
 ]

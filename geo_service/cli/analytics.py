@@ -59,13 +59,14 @@ def export_command(
 def _when(value: str | None, name: str) -> datetime | None:
     if value is None:
         return None
+    from geo_service.errors import InvalidInputError
+    from geo_service.instants import parse_instant
+
+    # a date is local midnight of GEO_TIMEZONE, a time without an offset local time
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise typer.BadParameter(f"{name}: not an ISO 8601 time: {value!r}") from None
-    if parsed.tzinfo is None:
-        raise typer.BadParameter(f"{name} must carry a timezone offset (e.g. Z)")
-    return parsed
+        return parse_instant(value, name)
+    except InvalidInputError as exc:
+        raise typer.BadParameter(exc.detail) from None
 
 
 @app.command("run")

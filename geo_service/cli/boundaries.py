@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -52,7 +51,8 @@ def publish(
     effective_from: Annotated[
         str,
         typer.Option(
-            help="Date or ISO time the version takes effect (UTC unless it says otherwise)"
+            help="Date (local midnight) or ISO time the version takes effect (local time of "
+            "GEO_TIMEZONE unless it carries an offset)"
         ),
     ],
     force: Annotated[bool, typer.Option(help="Publish even if validation finds problems")] = False,
@@ -65,17 +65,16 @@ def publish(
     ] = None,
 ) -> None:
     """Make a draft current; re-attributes households, rental units, responders, incidents."""
+    from geo_service.errors import InvalidInputError
+    from geo_service.instants import parse_instant
     from geo_service.services.boundaries.publish import publish_version
 
+    # a date is local midnight of GEO_TIMEZONE, a time without an offset local time
     try:
-        when = datetime.fromisoformat(effective_from)
-    except ValueError:
-        console.print(
-            f"[red]error:[/] --effective-from must be a date or ISO time, got {effective_from!r}"
-        )
+        when = parse_instant(effective_from, "--effective-from")
+    except InvalidInputError as exc:
+        console.print(f"[red]error:[/] {exc.detail}")
         raise typer.Exit(2) from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
     with (
         fail(),
         console.status(

@@ -85,7 +85,10 @@ def import_command(
     category_map: Annotated[
         Path | None, typer.Option(help="CSV source,ours; unknown categories are rejected")
     ] = None,
-    tz: Annotated[str, typer.Option(help="Time zone of naive timestamps")] = "UTC",
+    tz: Annotated[
+        str | None,
+        typer.Option(help="Time zone of naive timestamps (default: GEO_TIMEZONE, Asia/Shanghai)"),
+    ] = None,
     date_format: Annotated[
         list[str] | None,
         typer.Option(

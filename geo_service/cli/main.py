@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -34,12 +33,24 @@ app.command("simulate")(simulate_command)
 
 @app.command("migrate")
 def migrate() -> None:
-    """Migrate the database to the newest schema (creates the postgis extension)."""
-    from geo_service.db.migrate import migrate_database
+    """Migrate the database to the newest schema (creates the postgis extension), and rebuild
+    the rollups when they count another zone's days than GEO_TIMEZONE."""
+    from geo_service.db.engine import resolve_owner_url
+    from geo_service.db.migrate import upgrade_to_head
 
+    settings = Settings()
     with fail():
-        migrate_database(Settings().database)  # as the schema's owner role
+        # as the schema's owner role
+        url = resolve_owner_url(settings.database, start=True)
+        rebuilt = upgrade_to_head(url, settings.api.timezone)
     console.print("[green]schema is up to date[/]")
+    if rebuilt is not None:
+        console.print(
+            f"rebuilt the rollups of {rebuilt.incidents} incidents in {rebuilt.new_zone} days "
+            f"(they counted {rebuilt.old_zone} days) in {rebuilt.seconds} s"
+        )
+    else:
+        console.print(f"rollups count days of {settings.api.timezone} (GEO_TIMEZONE)")
 
 
 @app.command("escalate")
@@ -59,15 +70,16 @@ def escalate(
     from sqlalchemy.orm import Session
 
     from geo_service.db.engine import make_engine
+    from geo_service.errors import InvalidInputError
+    from geo_service.instants import parse_instant
     from geo_service.services.dispatch.lifecycle import escalate_overdue
 
-    # Parsed here, not by click's DateTime (its formats know no offset in some versions).
+    # Parsed here, not by click's DateTime (its formats know no offset in some versions); a
+    # time without an offset is local time of GEO_TIMEZONE, as everywhere.
     try:
-        now = datetime.fromisoformat(now_text.replace("Z", "+00:00")) if now_text else None
-    except ValueError:
-        raise typer.BadParameter(f"--now: not an ISO 8601 time: {now_text!r}") from None
-    if now is not None and now.tzinfo is None:
-        raise typer.BadParameter("--now needs a timezone offset, e.g. 2026-11-22T08:00:00+08:00")
+        now = parse_instant(now_text, "--now") if now_text else None
+    except InvalidInputError as exc:
+        raise typer.BadParameter(exc.detail) from None
     settings = Settings()
     engine = make_engine(database_url(settings), settings.database)
     while True:

@@ -104,9 +104,11 @@ def make_engine(url: str, settings: DatabaseSettings | None = None) -> Engine:
 
 def _connect_args(settings: DatabaseSettings) -> dict[str, Any]:
     return {
-        # Short OLTP queries: parallel workers cost more to start than they save.
+        # Short OLTP queries: parallel workers cost more to start than they save. Stored
+        # instants come back in UTC with their offset whatever the server's own TimeZone
+        # (issue 19: one rule for every response; local days are computed, never implied).
         "options": f"-c statement_timeout={settings.statement_timeout_ms} "
-        "-c max_parallel_workers_per_gather=0",
+        "-c max_parallel_workers_per_gather=0 -c TimeZone=UTC",
         "connect_timeout": 5,
     }
 

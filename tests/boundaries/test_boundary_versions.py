@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from geo_service.db.engine import make_engine
 from geo_service.demo.city import DemoCity, generate_city
 from geo_service.demo.load import load_city
-from geo_service.errors import ConflictError, InvalidInputError, NotFoundError
+from geo_service.errors import ConflictError, NotFoundError
 from geo_service.services.boundaries.areas import lookup_point
 from geo_service.services.boundaries.catalogue import list_versions
 from geo_service.services.boundaries.crosswalk import diff_versions
@@ -293,7 +293,8 @@ def test_publish_refuses_what_it_must(published: dict) -> None:
         publish_version(
             engine, published["draft"], datetime.now(UTC) + timedelta(days=3), actor="t"
         )
-    with pytest.raises(InvalidInputError, match="timezone"):
+    # a naive moment is local time (issue 19), judged like any other: still not a draft
+    with pytest.raises(ConflictError, match="not a draft"):
         publish_version(engine, published["draft"], datetime(2026, 1, 1), actor="t")
     with pytest.raises(NotFoundError):
         publish_version(engine, 999_999, datetime.now(UTC), actor="t")

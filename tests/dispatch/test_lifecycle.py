@@ -209,8 +209,9 @@ def test_cli_and_scheduler_escalate(own_city: str, demo_city: DemoCity, monkeypa
     result = CliRunner().invoke(cli, ["escalate", "--once", "--now", now.isoformat()])
     assert result.exit_code == 0, result.output
     assert iid in result.output and "escalated" in result.output
-    bad = CliRunner().invoke(cli, ["escalate", "--once", "--now", "2026-11-22T08:00:00"])
-    assert bad.exit_code != 0
+    # a time without an offset is local time (issue 19); an ISO week date is not a time
+    bad = CliRunner().invoke(cli, ["escalate", "--once", "--now", "2026-W47-7"])
+    assert bad.exit_code != 0 and "is not a date or time" in bad.output
     # the in-process scheduler of a running API does the same by itself
     other = _insert(own_city, demo_city, now - timedelta(minutes=5), priority=1)
     settings = Settings(

@@ -134,7 +134,8 @@ def test_bad_positions_write_nothing(client: TestClient, role_keys: dict) -> Non
     now = datetime.now(UTC).isoformat()
     for body, status in (
         ({"positions": [{"id": rid, "lon": 114.3, "lat": 30.5, "at": future}]}, 422),
-        ({"positions": [{"id": rid, "lon": 114.3, "lat": 30.5, "at": "2026-01-01T00:00:00"}]}, 422),
+        # a naive time is local time (issue 19); an ISO week date is no time at all
+        ({"positions": [{"id": rid, "lon": 114.3, "lat": 30.5, "at": "2026-W01-4"}]}, 422),
         (
             {
                 "positions": [

@@ -44,6 +44,8 @@ def _at(*parts: int) -> datetime:
 
 def _import(runner: CliRunner, kind: str, path: Path, *args: str) -> Result:
     rejects = Path(tempfile.mkdtemp(prefix="i15time-")) / "rejects.csv"  # never beside a case
+    if "--tz" not in args:  # naive times here are UTC (the default is GEO_TIMEZONE: issue 19)
+        args = (*args, "--tz", "UTC")
     result = runner.invoke(app, ["import", kind, str(path), "--rejects", str(rejects), *args])
     assert "Traceback" not in result.output, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit), result.output
@@ -56,6 +58,7 @@ def _imported(result: Result) -> None:
 
 
 def _post(client: TestClient, headers: dict, kind: str, name: str, content: bytes, **data):  # noqa: ANN001, ANN003, ANN202
+    data.setdefault("tz", "UTC")  # naive times here are UTC (the default is GEO_TIMEZONE)
     return client.post(
         f"/imports/{kind}",
         files={"file": (name, content, "application/octet-stream")},
@@ -401,7 +404,8 @@ def _tiny_incidents(engine: Engine) -> list[tuple]:
 
 
 # The file has neither category nor a column named like ours for the time.
-R1_OPTIONS = ("--set", "category=facilities", "--map", "date=reported_at")
+# Its naive times are read as UTC here (the default is GEO_TIMEZONE: issue 19).
+R1_OPTIONS = ("--set", "category=facilities", "--map", "date=reported_at", "--tz", "UTC")
 
 
 def test_r1_shared_noid_file_with_a_bad_time_cli_and_http(
@@ -429,7 +433,7 @@ def test_r1_shared_noid_file_with_a_bad_time_cli_and_http(
         response = client.post(
             "/imports/incidents",
             files={"file": (R1.name, R1.read_bytes(), "text/csv")},
-            data={"set": "category=facilities", "map": "date=reported_at"},
+            data={"set": "category=facilities", "map": "date=reported_at", "tz": "UTC"},
         )
         assert response.status_code == 200, response.text
         body = response.json()
@@ -464,7 +468,7 @@ def test_r1_kind_noid_files_with_bad_times_http(tiny: tuple, tmp_path: Path, fmt
     response = client.post(
         "/imports/incidents",
         files={"file": (path.name, path.read_bytes(), "application/octet-stream")},
-        data={"map": "when=reported_at"},
+        data={"map": "when=reported_at", "tz": "UTC"},
     )
     assert response.status_code == 200, response.text
     body = response.json()

@@ -196,7 +196,8 @@ def test_nothing_rejected_means_no_rejects_csv_and_exit_0(
     body = response.json()
     assert body["rejected"] == 0 and body["rejects_csv"] is None
     assert body["rejected_by_reason"] == {}
-    assert body["assumptions"]["tz"] == "UTC"  # the time zone naive times were read in
+    # the time zone naive times were read in: the deployment's (GEO_TIMEZONE), issue 19
+    assert body["assumptions"]["tz"] == "Asia/Shanghai"
 
 
 # --- exit codes and --max-rejected-share -----------------------------------------------------

@@ -53,6 +53,7 @@ def _csv(tmp: Path, name: str, rows: list[dict]) -> Path:
 
 
 def _run(engine: Engine, kind: str, path: Path, tmp: Path, **kw: object):  # noqa: ANN202
+    kw.setdefault("tz", "UTC")  # naive times here are UTC (the default is GEO_TIMEZONE: issue 19)
     return import_file(
         engine,
         kind,

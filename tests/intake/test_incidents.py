@@ -134,9 +134,9 @@ def test_bad_incidents_are_refused_and_nothing_is_written(
             {
                 "category": "sanitation",
                 "location": {"lon": lon, "lat": lat},
-                "reported_at": "2026-01-01T10:00:00",
+                "reported_at": "2026-W01-4",  # a naive time is local time (issue 19)
             },
-            "invalid-input",
+            "validation-error",
         ),
         (
             {"category": "sanitation", "location": {"lon": lon, "lat": lat}, "extra": 1},

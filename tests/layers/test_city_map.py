@@ -96,11 +96,20 @@ def test_map_window_can_be_chosen_and_bad_windows_are_422(
     counts = [int(n) for n in re.findall(r'"incidents": (\d+)', html)]
     assert sum(counts) == expected > 0
     assert "90 days to" in html
+    # a date alone is local midnight (GEO_TIMEZONE, issue 19): the window ends as that day begins
+    day = until.tz_convert("Asia/Shanghai").normalize()
+    html = client.get("/map", params={"days": 90, "until": day.date().isoformat()}).text
+    counts = [int(n) for n in re.findall(r'"incidents": (\d+)', html)]
+    in_days = (inc.reported_at >= day - __import__("pandas").Timedelta(days=90)) & (
+        inc.reported_at < day
+    )
+    assert sum(counts) == int(in_days.sum()) > 0
+    assert f"90 days to {day.date().isoformat()}" in html
     for params in (
         {"days": 0},
         {"days": "x"},
         {"until": "tomorrow"},
-        {"until": "2026-01-01T00:00:00"},
+        {"until": "2026-W01-4"},
         {"until": "1999-01-01T00:00:00Z"},
     ):
         assert problem(client.get("/map", params=params))["status"] in (404, 422), params

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import h3.api.basic_int as h3i
 import numpy as np
@@ -27,9 +28,10 @@ def _check_arrays(conn) -> int:  # noqa: ANN001
     per_day = Counter()
     for cell, day, n in conn.execute(
         text(
-            # the arrays hold each point's own res-8 cell (0021), not its res-11 cell's parent
-            "SELECT h3_8, (reported_at AT TIME ZONE 'UTC')::date, count(*) "
-            "FROM incidents GROUP BY 1, 2"
+            # the arrays hold each point's own res-8 cell (0021), not its res-11 cell's parent,
+            # by local day of the zone the rollups are built in (0028: GEO_TIMEZONE's)
+            "SELECT h3_8, (reported_at AT TIME ZONE (SELECT zone FROM rollup_calendar))::date, "
+            "count(*) FROM incidents GROUP BY 1, 2"
         )
     ):
         per_day[(cell, day)] = n
@@ -81,7 +83,9 @@ def test_cumulative_arrays_follow_every_write(engine: Engine, loaded_city: DemoC
         assert _check_arrays(conn) > 0  # the backfill
         latest = conn.execute(text("SELECT max(year) FROM incident_cum_year")).scalar_one()
         ahead = datetime(latest + 2, 3, 1, 12, tzinfo=UTC)  # two new years at once
-        early = datetime(latest - 3, 12, 31, 23, 59, tzinfo=UTC)  # before any cell's first
+        # before any cell's first: the last minute of a local year (days are local, 0028)
+        zone = ZoneInfo(conn.execute(text("SELECT zone FROM rollup_calendar")).scalar_one())
+        early = datetime(latest - 3, 12, 31, 23, 59, tzinfo=zone)
         ids = _insert(conn, lon, lat, ahead, 3) + _insert(conn, lon + 0.01, lat, early, 2)
         _check_arrays(conn)
         # one partition per year (migration 0013), made by the triggers for the new years

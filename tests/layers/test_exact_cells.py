@@ -127,7 +127,8 @@ def _parent_cells(lon: list[float], lat: list[float], res: int) -> Counter:
 
 # --- R2: the shared one-point file ----------------------------------------------------------
 
-R2_OPTIONS = ("--set", "category=facilities", "--map", "date=reported_at")
+# the file's naive times are UTC here (imports read them in GEO_TIMEZONE otherwise, issue 19)
+R2_OPTIONS = ("--set", "category=facilities", "--map", "date=reported_at", "--tz", "UTC")
 R2_TRUE = "882664cd59fffff"  # h3.latlng_to_cell(41.8008, -87.6684, 8): contains the point
 R2_PARENT = "882664cd5dfffff"  # the res-8 parent of its res-11 cell: does not
 R2_WINDOW = ("2015-01-01T00:00:00Z", "2016-01-01T00:00:00Z")
@@ -170,7 +171,7 @@ def test_r2_shared_point_counted_in_the_cell_that_contains_it_cli_and_http(
     response = client.post(
         "/imports/incidents",
         files={"file": (R2.name, R2.read_bytes(), "text/csv")},
-        data={"set": "category=facilities", "map": "date=reported_at"},
+        data={"set": "category=facilities", "map": "date=reported_at", "tz": "UTC"},
     )
     assert response.status_code == 200, response.text
     assert response.json()["inserted"] == 1
@@ -235,7 +236,7 @@ def test_kind_points_straddling_cell_edges_cli_and_http(
     else:
         frame.to_excel(path, index=False)
     result = CliRunner().invoke(
-        app, ["import", "incidents", str(path), "--map", "when=reported_at"]
+        app, ["import", "incidents", str(path), "--map", "when=reported_at", "--tz", "UTC"]
     )
     assert result.exit_code == 0, result.output
     _assert_served_exactly(client, lon, lat)
@@ -244,7 +245,7 @@ def test_kind_points_straddling_cell_edges_cli_and_http(
     response = client.post(
         "/imports/incidents",
         files={"file": (path.name, path.read_bytes(), "application/octet-stream")},
-        data={"map": "when=reported_at"},
+        data={"map": "when=reported_at", "tz": "UTC"},
     )
     assert response.status_code == 200, response.text
     assert response.json()["inserted"] == len(lon)

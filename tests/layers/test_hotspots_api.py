@@ -72,7 +72,7 @@ def test_bad_hotspot_queries_are_422(client: TestClient) -> None:
         {"method": "bayes"},
         {"permutations": 5},
         {"since": "2026-02-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"},
-        {"since": "2026-01-01T00:00:00"},
+        {"since": "2026-W01-4"},  # a naive time is local time (issue 19); this is none
     ):
         assert problem(client.get("/hotspots", params=params))["status"] == 422, params
     assert problem(client.get("/hotspots/grids", params={"method": "x"}))["status"] == 422

@@ -110,7 +110,10 @@ async def create_import(
     ] = None,
     set: Annotated[list[str] | None, Form(description="FIELD=VALUE, repeatable")] = None,  # noqa: A002
     category_map: Annotated[list[str] | None, Form(description="SRC=CATEGORY, repeatable")] = None,
-    tz: Annotated[str, Form()] = "UTC",
+    tz: Annotated[
+        str | None,
+        Form(description="IANA time zone of naive times (default: the deployment's, GEO_TIMEZONE)"),
+    ] = None,
     date_format: Annotated[
         list[str] | None, Form(description="strptime format of naive times, repeatable")
     ] = None,

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from geo_service.api.deps import HEAVY, SessionDep, SettingsDep, require
 from geo_service.api.params import Instant
+from geo_service.instants import local_day
 from geo_service.services.access.scope import Scope
 from geo_service.services.access.web_sessions import SESSION_COOKIE, csrf_token_for
 from geo_service.services.layers.maps import city_map_layers
@@ -54,14 +55,16 @@ def read_heatmap_page(
     controls (data loads from /heatmap/h3 and /hotspots with the page's sign-in cookie).
     """
     categories = session.execute(text("SELECT code, name FROM categories ORDER BY code")).all()
-    end = session.execute(
+    newest = session.execute(
         text("SELECT coalesce(max(reported_at), now()) FROM incidents")
     ).scalar_one()
+    # windows are whole local days ending at the local midnight after the newest incident
+    end = local_day(newest) + timedelta(days=1)
     page = render_page(
         "heatmap.html",
         categories=[(c, n) for c, n in categories],
         weeks=52,
-        end=(end + timedelta(seconds=1)).isoformat(),
+        end=end.isoformat(),
         tiles=_tiles_config(settings.api.map_tiles),
     )
     return HTMLResponse(page)

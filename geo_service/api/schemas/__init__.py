@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Path, Query
 from pydantic import BaseModel, Field, model_validator
 
+from geo_service.api.params import Instant
 from geo_service.api.schemas.strict import Exact
 
 CrsParam = Literal["wgs84", "gcj02", "bd09"]
@@ -70,7 +71,7 @@ class IncidentCreate(BaseModel):
     description: str | None = Field(default=None, max_length=4000)
     location: PointGeometry | LonLat
     crs: CrsParam = "wgs84"
-    reported_at: datetime | None = None
+    reported_at: Instant | None = None  # default now; naive: local time (GEO_TIMEZONE)
     source: Literal["citizen", "grid_worker", "hotline", "sensor", "import"] = "citizen"
 
     @model_validator(mode="after")

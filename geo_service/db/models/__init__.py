@@ -31,6 +31,7 @@ from geo_service.db.models.layers import (
     IncidentRollupMonth,
     IncidentTotalDay,
     IncidentTotalMonth,
+    RollupCalendar,
     TileLayer,
     tile_layer_cells,
 )
@@ -79,6 +80,7 @@ __all__ = [
     "IncidentRollupMonth",
     "IncidentTotalDay",
     "IncidentTotalMonth",
+    "RollupCalendar",
     "Job",
     "RentalUnit",
     "Responder",

@@ -1,7 +1,7 @@
 """Layers room: incident rollups, cumulative counts, H3 cell polygons and the tile-layer cache.
 
 The rollups and ``incident_cum_year`` are kept by statement-level triggers on ``incidents``
-(migrations 0004, 0006, 0007, 0013, 0021: exact cells of res 6..10 in one key, each
+(migrations 0004, 0006, 0007, 0013, 0021, 0028: exact cells of res 6..10 in one key, each
 resolution a range of it); the trigger functions live in the migrations, not here.
 ``incident_cum_year`` is partitioned by year; its partitions (``incident_cum_year_y<year>``)
 are created on demand and are not part of the metadata (migrations/env.py excludes them).
@@ -15,6 +15,8 @@ from typing import Any
 from geoalchemy2 import Geometry
 from sqlalchemy import (
     BigInteger,
+    Boolean,
+    CheckConstraint,
     Column,
     Date,
     DateTime,
@@ -28,6 +30,7 @@ from sqlalchemy import (
     Table,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
@@ -39,9 +42,10 @@ CUM_YEAR_PARTITION_PATTERN = r"incident_cum_year_y\d+"
 
 
 class IncidentRollupDay(Base):
-    """Incidents per UTC day x category x priority x each point's exact cells (0021):
-    ``cell`` at res 10, ``c9`` .. ``c6`` the coarser resolutions (H3 does not nest, so they
-    are key columns, not parents); a read at res r groups by that column."""
+    """Incidents per local day (of ``rollup_calendar.zone``, 0028) x category x priority x
+    each point's exact cells (0021): ``cell`` at res 10, ``c9`` .. ``c6`` the coarser
+    resolutions (H3 does not nest, so they are key columns, not parents); a read at res r
+    groups by that column."""
 
     __tablename__ = "incident_rollup_day"
     __table_args__ = (
@@ -61,7 +65,7 @@ class IncidentRollupDay(Base):
 
 
 class IncidentRollupMonth(Base):
-    """Incidents per UTC month x category x priority x exact cells: ``cell`` at res 8,
+    """Incidents per local month x category x priority x exact cells: ``cell`` at res 8,
     ``c7``, ``c6`` (0021)."""
 
     __tablename__ = "incident_rollup_month"
@@ -80,8 +84,8 @@ class IncidentRollupMonth(Base):
 
 
 class IncidentTotalDay(Base):
-    """Incidents per UTC day x exact cells (``cell`` res 8, ``c7``, ``c6``; 0021): the
-    unfiltered heatmap."""
+    """Incidents per local day (``rollup_calendar.zone``) x exact cells (``cell`` res 8,
+    ``c7``, ``c6``; 0021): the unfiltered heatmap."""
 
     __tablename__ = "incident_total_day"
     __table_args__ = (PrimaryKeyConstraint("bucket", "cell", "c7", "c6"),)
@@ -94,7 +98,7 @@ class IncidentTotalDay(Base):
 
 
 class IncidentTotalMonth(Base):
-    """Incidents per UTC month x exact cells (``cell`` res 8, ``c7``, ``c6``; 0021): the
+    """Incidents per local month x exact cells (``cell`` res 8, ``c7``, ``c6``; 0021): the
     unfiltered heatmap."""
 
     __tablename__ = "incident_total_month"
@@ -108,7 +112,8 @@ class IncidentTotalMonth(Base):
 
 
 class IncidentCumYear(Base):
-    """Cumulative incidents per res-8 cell and year: ``cum[i]`` counts up to day ``i`` (UTC)."""
+    """Cumulative incidents per res-8 cell and local year: ``cum[i]`` counts up to local day
+    ``i`` (of ``rollup_calendar.zone``)."""
 
     __tablename__ = "incident_cum_year"
     __table_args__ = (
@@ -121,6 +126,19 @@ class IncidentCumYear(Base):
     cell: Mapped[int] = mapped_column(BigInteger)
     year: Mapped[int] = mapped_column(Integer)
     cum: Mapped[list[int]] = mapped_column(ARRAY(Integer))
+
+
+class RollupCalendar(Base):
+    """The IANA time zone whose days and months the rollups and ``incident_cum_year`` count
+    (one row, migration 0028): the trigger functions read it, ``incident_rollups_rebuild``
+    sets it, and the heatmap checks it against ``GEO_TIMEZONE`` in each statement."""
+
+    __tablename__ = "rollup_calendar"
+    __table_args__ = (CheckConstraint("id", name="rollup_calendar_id_check"),)
+
+    id: Mapped[bool] = mapped_column(Boolean, primary_key=True, server_default=text("true"))
+    zone: Mapped[str] = mapped_column(Text)
+    built_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class H3Cell(Base):

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
-from geo_service.errors import InvalidInputError
+from geo_service.instants import local_instant
 
 _INSERT = text(
     "INSERT INTO audit_log (who, action, entity, entity_id, diff) "
@@ -76,8 +76,7 @@ def list_audit(
     limit: int = 100,
 ) -> dict[str, Any]:
     """Audit entries newest first, optionally for one entity type and since a time."""
-    if since is not None and since.tzinfo is None:
-        raise InvalidInputError("since must carry a timezone offset (e.g. Z)")
+    since = since and local_instant(since, "since")  # naive: local time
     rows = (
         session.execute(
             text(

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from geo_service.errors import InvalidInputError
 from geo_service.geo.bbox import BBox
+from geo_service.instants import localize_fields
 from geo_service.services.layers.emerging import CALENDAR_BINS
 from geo_service.services.layers.hotspots import RESOLUTIONS
 from geo_service.services.planning.workload import Weights
@@ -39,6 +40,10 @@ class BatchRequest:
     scope: tuple[str, ...] = field(default_factory=tuple)  # proposals: community codes
     weights: Weights = field(default_factory=Weights)
 
+    def __post_init__(self) -> None:
+        """Read naive bounds as local time."""
+        localize_fields(self, "since", "until")
+
     def check(self) -> None:
         """Refuse what makes no sense, with the reason."""
         if self.kind not in KINDS:
@@ -51,9 +56,6 @@ class BatchRequest:
             raise InvalidInputError(f"bin must be one of {', '.join(CALENDAR_BINS)}")
         if not 1 <= self.window_days <= 3660:
             raise InvalidInputError("window_days must be 1..3660")
-        for name, value in (("since", self.since), ("until", self.until)):
-            if value is not None and value.tzinfo is None:
-                raise InvalidInputError(f"{name} must carry a timezone offset (e.g. Z)")
         if self.since and self.until and self.since >= self.until:
             raise InvalidInputError("since must be before until")
         if self.kind == "reattribute" and self.version_id is None:

@@ -17,7 +17,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 
 from geo_service.db.bulk import lift_statement_timeout
-from geo_service.errors import ConflictError, InvalidInputError
+from geo_service.errors import ConflictError
+from geo_service.instants import local_instant
 from geo_service.runtime.caches import PrincipalCache
 from geo_service.services.access import disclosure
 from geo_service.services.access.audit import record_audit
@@ -324,8 +325,7 @@ def publish_version(
     the tolerance nor at its floor) is refused (409) unless ``override_reason`` says why it
     is published anyway; the reason is kept in the audit row.
     """
-    if effective_from.tzinfo is None:
-        raise InvalidInputError("effective_from must carry a timezone offset")
+    effective_from = local_instant(effective_from, "effective_from")  # naive: local time
     scheduled = not _switching and effective_from > datetime.now(UTC) + SCHEDULE_AFTER
     report = validate_version(engine, version_id)
     with engine.begin() as conn:

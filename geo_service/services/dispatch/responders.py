@@ -24,6 +24,7 @@ from geo_service.errors import (
     PermissionDeniedError,
 )
 from geo_service.geo.crs import to_wgs84
+from geo_service.instants import localize_fields
 from geo_service.runtime import current
 from geo_service.services.access.audit import audited_change_sql, record_audit
 from geo_service.services.access.scope import Scope
@@ -59,7 +60,12 @@ class Position:
     responder_id: int
     lon: float
     lat: float
-    at: datetime
+    at: datetime  # naive: local time of the deployment
+
+    def __post_init__(self) -> None:
+        """Read a naive ``at`` as local time (the API sends it aware)."""
+        if self.at.tzinfo is None:
+            localize_fields(self, "at")
 
 
 @dataclass(frozen=True)
@@ -120,19 +126,15 @@ async def record_positions(
     exist, are they in the caller's area).
 
     Returns ``{"received", "updated", "ignored"}``. Raises PermissionDeniedError (403) when
-    a grid worker reports another; InvalidInputError (422, one entry per bad position: no
-    offset, more than ``MAX_CLOCK_SKEW`` ahead of the clock, off the globe, unknown or
+    a grid worker reports another; InvalidInputError (422, one entry per bad position: more
+    than ``MAX_CLOCK_SKEW`` ahead of the clock, off the globe, unknown or
     outside the caller's area) and nothing is stored.
     """
     own = scope.principal.responder_id
     if not scope.can("responders:write"):
         if own is None or any(p.responder_id != own for p in positions):
             raise PermissionDeniedError("a grid worker may report only their own position")
-    errors: list[dict[str, Any]] = [
-        {"index": i, "error": "at must carry a timezone offset"}
-        for i, p in enumerate(positions)
-        if p.at.tzinfo is None
-    ]
+    errors: list[dict[str, Any]] = []
     lons, lats = to_wgs84([p.lon for p in positions], [p.lat for p in positions], crs)
     for i, (lon, lat) in enumerate(zip(lons, lats, strict=True)):
         if not (-180 <= lon <= 180 and -90 <= lat <= 90):

@@ -14,6 +14,7 @@ Rejected rows go to ``<input>.rejects.csv`` with their row number and reason.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from geo_service.ingest.readers import PART_ERROR, ImportFileError, SourceCrs, r
 from geo_service.ingest.rows import match_truncated_columns
 from geo_service.ingest.uploads import ReadLimits
 from geo_service.ingest.validate import CHECKS, KIND_FIELDS, Checked
+from geo_service.instants import deployment_zone
 from geo_service.services.access.audit import record_audit
 from geo_service.services.access.scope import Scope
 from geo_service.services.dispatch.routing import forget_graphs
@@ -95,6 +97,8 @@ def import_file(
             raise InvalidInputError(f"--parent-level must be one of {', '.join(AREA_LEVELS)}")
         if AREA_LEVELS.index(options.parent_level) >= AREA_LEVELS.index(options.level or ""):
             raise InvalidInputError("--parent-level must be above --level")
+    if options.tz is None:  # naive times are local times of the deployment (issue 19)
+        options = dataclasses.replace(options, tz=deployment_zone().key)
     try:
         pd.Timestamp.now(tz=options.tz)
     except Exception:  # noqa: BLE001

@@ -28,7 +28,8 @@ class ImportOptions:
     field_map: dict[str, str] = field(default_factory=dict)  # source column -> our field
     constants: dict[str, str] = field(default_factory=dict)  # our field -> value for all rows
     category_map: dict[str, str] | None = None  # source category -> our category code
-    tz: str = "UTC"
+    # IANA zone of naive times in the file; None: the deployment's (GEO_TIMEZONE)
+    tz: str | None = None
     # strptime formats of naive times, tried per row in order (``--date-format``, repeatable)
     date_formats: list[str] = field(default_factory=list)
     # A local time that occurs twice (the fall-back hour of daylight saving time):

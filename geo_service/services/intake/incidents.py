@@ -30,6 +30,7 @@ from geo_service.errors import (
 )
 from geo_service.geo.crs import to_wgs84
 from geo_service.geo.h3cells import cell_to_str, cells_for_points, exact_cells
+from geo_service.instants import local_instant, localize_fields
 from geo_service.services.access.audit import record_audit
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.areas import BBox
@@ -98,6 +99,10 @@ class IncidentFilter:
     grid_id: int | None = None
     overdue: bool | None = None
     now: datetime | None = None  # the clock overdue is judged by (default: the database's)
+
+    def __post_init__(self) -> None:
+        """Read naive bounds as local time."""
+        localize_fields(self, "since", "until", "now")
 
 
 def _columns():  # noqa: ANN202
@@ -217,8 +222,7 @@ def create_incident(
         raise InvalidInputError(f"unknown category {new.category!r}", known_categories=list(known))
     now = session.execute(select(func.now())).scalar_one()  # the database's clock
     reported_at = new.reported_at or now
-    if reported_at.tzinfo is None:
-        raise InvalidInputError("reported_at must carry a timezone offset (e.g. +08:00 or Z)")
+    reported_at = local_instant(reported_at, "reported_at")  # naive: local time
     if reported_at > now + MAX_CLOCK_SKEW:
         raise InvalidInputError("reported_at lies in the future")
     (lon,), (lat,) = to_wgs84([new.lon], [new.lat], new.crs)
@@ -372,9 +376,6 @@ def list_incidents(
         )
     if flt.since and flt.until and flt.since >= flt.until:
         raise InvalidInputError("since must be before until")
-    for name, value in (("since", flt.since), ("until", flt.until)):
-        if value is not None and value.tzinfo is None:
-            raise InvalidInputError(f"{name} must carry a timezone offset (e.g. Z)")
     query = select(*_columns()).outerjoin(Area, Area.id == Incident.grid_id)
     if flt.bbox is not None:
         query = query.where(ST_Intersects(Incident.location, flt.bbox.envelope()))

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from geo_service.db.models import ServiceRequestDetail
 from geo_service.db.sql import sql_source
 from geo_service.errors import InvalidInputError, NotFoundError
+from geo_service.instants import local_instant
 from geo_service.services.access.scope import Scope
 from geo_service.services.intake.incidents import ESCALATION_LEVELS, NewIncident, create_incident
 from geo_service.vocabulary import OPEN_INCIDENT_STATUSES
@@ -171,9 +172,9 @@ def parse_filter(
     states = _split(status)
     if any(s not in ("open", "closed") for s in states):
         raise InvalidInputError("status must be open, closed, or both (comma separated)")
-    for name, value in (("start_date", start_date), ("end_date", end_date)):
-        if value is not None and value.tzinfo is None:
-            raise InvalidInputError(f"{name} must carry a timezone offset (W3C format)")
+    # naive: local time of the deployment, as everywhere in the API
+    start_date = start_date and local_instant(start_date, "start_date")
+    end_date = end_date and local_instant(end_date, "end_date")
     if start_date and end_date and start_date >= end_date:
         raise InvalidInputError("start_date must be before end_date")
     return RequestFilter(ids, _split(service_code), start_date, end_date, states)

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from geo_service import runtime
 from geo_service.errors import InvalidInputError, LimitExceededError
 from geo_service.geo.h3cells import cell_feature, exact_column
+from geo_service.instants import local_instant, local_midnight
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.versions import version_in_force
 from geo_service.services.layers.hotspots import RESOLUTIONS, study_cells
@@ -166,27 +167,15 @@ def _next_period(day: date, kind: str) -> date:
 
 
 def _midnight(day: date, zone: ZoneInfo) -> datetime:
-    """The first instant of ``day`` in ``zone``, with its offset.
-
-    ``fold=0`` resolves a midnight the clocks skip (it becomes the end of the gap) and one
-    they repeat (the first of the two), so this is the day's first instant either way.
-    """
-    naive = datetime(day.year, day.month, day.day)
-    return naive.replace(tzinfo=zone).astimezone(UTC).astimezone(zone)
+    """The first instant of ``day`` in ``zone``, with its offset (``instants.local_midnight``:
+    the rollups' and every other local day's start)."""
+    return local_midnight(day, zone)
 
 
 def _local(value: datetime, name: str, zone: ZoneInfo) -> datetime:
-    """``value`` in ``zone``; a value without an offset is a wall time of ``zone``."""
-    if value.tzinfo is not None:
-        return value.astimezone(zone)
-    first, second = value.replace(tzinfo=zone, fold=0), value.replace(tzinfo=zone, fold=1)
-    if first.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != value:
-        raise InvalidInputError(f"{name} {value.isoformat()} does not exist in {zone.key}")
-    if first.utcoffset() != second.utcoffset():
-        raise InvalidInputError(
-            f"{name} {value.isoformat()} occurs twice in {zone.key}: give its offset"
-        )
-    return first.astimezone(UTC).astimezone(zone)
+    """``value`` in ``zone``; a value without an offset is a wall time of ``zone`` (one the
+    clocks skip or repeat is refused: ``instants.local_instant``)."""
+    return local_instant(value, name, zone).astimezone(zone)
 
 
 def calendar_bins(

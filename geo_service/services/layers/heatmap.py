@@ -2,7 +2,12 @@
 
 A window [since, until) is cut into pieces, each read from the cheapest exact source:
 whole months (for res <= 8) from ``incident_rollup_month``; whole days from
-``incident_rollup_day``; the partial days at either end from ``incidents`` itself. Every
+``incident_rollup_day``; the partial days at either end from ``incidents`` itself. Days and
+months are those of the deployment's time zone (``GEO_TIMEZONE``, issue 19): the rollups
+count local days (migration 0028), so a window from local midnight to local midnight is read
+from the rollups alone, and each statement checks that the rollups are of that zone
+(``rollup_zone_is``; a 503 ``rollups-zone-mismatch`` otherwise, never two calendars mixed).
+A ``since``/``until`` without an offset is local time. Every
 resolution counts a point in the cell that contains it (``h3.latlng_to_cell``): incidents
 store their own cell per served resolution (``h3_6`` .. ``h3_10``) and each rollup row holds
 a point's exact cells of every resolution the table serves (``cell``, ``c9`` .. ``c6``;
@@ -15,21 +20,27 @@ other by where the incidents lie (``heatmap_by_area_located.sql``).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import orjson
 from sqlalchemy import Engine, TextClause, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Session
 
 from geo_service.db.engine import fetch_one
+from geo_service.db.rollups import raise_if_zone_mismatch
 from geo_service.db.sql import sql
 from geo_service.errors import InvalidInputError, NotFoundError
 from geo_service.geo.bbox import BBox
 from geo_service.geo.h3cells import cell_feature, cells_in_bbox, exact_column
+from geo_service.instants import deployment_zone, local_day, local_midnight, localize_fields
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries import jurisdiction
 from geo_service.services.boundaries.versions import version_in_force
@@ -43,7 +54,8 @@ EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 @dataclass(frozen=True)
 class HeatmapQuery:
-    """Window, filters and resolution of a heatmap."""
+    """Window, filters and resolution of a heatmap; ``since``/``until`` without an offset
+    are local times of the deployment's zone."""
 
     res: int = 8
     since: datetime | None = None
@@ -52,15 +64,16 @@ class HeatmapQuery:
     priority: int | None = None
     bbox: BBox | None = None
 
+    def __post_init__(self) -> None:
+        """Read naive bounds as local time (``instants.local_instant``)."""
+        localize_fields(self, "since", "until")
+
     def check(self) -> None:
         """Refuse what makes no sense."""
         if self.res not in RESOLUTIONS:
             raise InvalidInputError(f"res must be {RESOLUTIONS.start}..{RESOLUTIONS.stop - 1}")
         if self.priority is not None and not 1 <= self.priority <= 4:
             raise InvalidInputError("priority must be 1..4")
-        for name, value in (("since", self.since), ("until", self.until)):
-            if value is not None and value.tzinfo is None:
-                raise InvalidInputError(f"{name} must carry a timezone offset (e.g. Z)")
         if self.since and self.until and self.since >= self.until:
             raise InvalidInputError("since must be before until")
 
@@ -69,17 +82,9 @@ def prepare_years(engine: Engine, today: date | None = None) -> None:
     """Create this year's and next year's partitions of the cumulative arrays ahead of time
     (at start-up), so that the first incident of a new year does not make one inside its
     writer's transaction, where it would briefly lock out the other writers."""
-    year = (today or datetime.now(UTC).date()).year
+    year = (today or local_day(datetime.now(UTC))).year
     with engine.begin() as conn:
         conn.execute(text("SELECT incident_cum_year_cover(:y, :y + 1)"), {"y": year})
-
-
-def _day(dt: datetime) -> date:
-    return dt.astimezone(UTC).date()
-
-
-def _midnight(d: date) -> datetime:
-    return datetime.combine(d, time.min, UTC)
 
 
 def _month_start(d: date, *, up: bool) -> date:
@@ -90,18 +95,35 @@ def _month_start(d: date, *, up: bool) -> date:
 
 
 def _pieces(
-    since: datetime, until: datetime, res: int, *, unfiltered: bool = False
+    since: datetime, until: datetime, res: int, zone: ZoneInfo, *, unfiltered: bool = False
 ) -> list[tuple[str, Any, Any]]:
-    """Cut [since, until) into (source, start, end) pieces, each exact for its source."""
+    """Cut [since, until) into (source, start, end) pieces, each exact for its source: the
+    rollups' pieces are whole local days and months of ``zone`` (dates), the raw ones the
+    partial days at the ends (instants).
+
+    >>> sh = ZoneInfo("Asia/Shanghai")
+    >>> a = datetime(2026, 8, 31, 16, tzinfo=UTC)  # 2026-09-01 00:00 in Shanghai
+    >>> _pieces(a, a + timedelta(days=2), 10, sh)
+    [('day', datetime.date(2026, 9, 1), datetime.date(2026, 9, 3))]
+    >>> [p[0] for p in _pieces(a + timedelta(hours=1), a + timedelta(days=2), 10, sh)]
+    ['raw', 'day']
+    """
     pieces: list[tuple[str, Any, Any]] = []
-    d0 = _day(since) if since == _midnight(_day(since)) else _day(since) + timedelta(days=1)
-    d1 = _day(until)
+
+    def day(dt: datetime) -> date:
+        return local_day(dt, zone)
+
+    def midnight(d: date) -> datetime:
+        return local_midnight(d, zone)
+
+    d0 = day(since) if since == midnight(day(since)) else day(since) + timedelta(days=1)
+    d1 = day(until)
     if d0 >= d1:  # less than one whole day: raw only
         return [("raw", since, until)]
-    if since < _midnight(d0):
-        pieces.append(("raw", since, _midnight(d0)))
-    if until > _midnight(d1):
-        pieces.append(("raw", _midnight(d1), until))
+    if since < midnight(d0):
+        pieces.append(("raw", since, midnight(d0)))
+    if until > midnight(d1):
+        pieces.append(("raw", midnight(d1), until))
     if unfiltered and res == CUM_RES:
         pieces.append(("cum", d0, d1))  # any span of whole days: two array reads per cell
         return pieces
@@ -163,7 +185,8 @@ def _rollup_column(res: int, finest: int) -> str:
 
 
 def _cells_sql(q: HeatmapQuery, scope: Scope | None) -> tuple[str, dict[str, Any]]:
-    """The statement of (cell, n) rows at ``q.res``, one per cell with incidents."""
+    """The statement of (cell, n) rows at ``q.res``, one per cell with incidents; one that
+    reads rollups first checks they count the days of the deployment's zone."""
     q.check()
     since = q.since or EPOCH
     until = q.until or datetime.now(UTC)
@@ -183,7 +206,8 @@ def _cells_sql(q: HeatmapQuery, scope: Scope | None) -> tuple[str, dict[str, Any
     else:
         parts = []
         unfiltered = q.category is None and q.priority is None
-        pieces = _pieces(since, until, q.res, unfiltered=unfiltered)
+        zone = deployment_zone()
+        pieces = _pieces(since, until, q.res, zone, unfiltered=unfiltered)
         # rollups hold cells of several resolutions: one range of the index per resolution
         for i, (source, start, end) in enumerate(pieces):
             params[f"s{i}"], params[f"e{i}"] = start, end
@@ -214,7 +238,21 @@ def _cells_sql(q: HeatmapQuery, scope: Scope | None) -> tuple[str, dict[str, Any
             if len(parts) == 1
             else f"SELECT cell, sum(n) FROM ({' UNION ALL '.join(parts)}) x GROUP BY cell"
         )
+        if any(source != "raw" for source, _, _ in pieces):
+            # evaluated once (a constant filter), before any rollup row is read
+            params["zone"] = zone.key
+            sql = f"SELECT * FROM ({sql}) z WHERE rollup_zone_is(:zone)"
     return sql, params
+
+
+@contextmanager
+def _rollups_of_this_zone() -> Iterator[None]:
+    """Turn ``rollup_zone_is`` refusing into :class:`RollupZoneMismatchError` (503)."""
+    try:
+        yield
+    except DBAPIError as exc:
+        raise_if_zone_mismatch(exc)
+        raise
 
 
 def _counts_query(q: HeatmapQuery, scope: Scope | None) -> tuple[TextClause, dict[str, Any]]:
@@ -254,7 +292,9 @@ def _counts_from(row: Any, q: HeatmapQuery) -> dict[int, int]:
 def h3_counts(session: Session, q: HeatmapQuery, *, scope: Scope | None = None) -> dict[int, int]:
     """Incident counts per H3 cell at ``q.res`` (cells with none are absent)."""
     sql, params = _counts_query(q, scope)
-    return _counts_from(session.execute(sql, params).one(), q)
+    with _rollups_of_this_zone():
+        row = session.execute(sql, params).one()
+    return _counts_from(row, q)
 
 
 async def h3_counts_async(
@@ -262,7 +302,9 @@ async def h3_counts_async(
 ) -> dict[int, int]:
     """``h3_counts`` on an asyncio connection: one statement, for the API's event loop."""
     sql, params = _counts_query(q, scope)
-    return _counts_from(await fetch_one(conn, sql, params), q)
+    with _rollups_of_this_zone():
+        row = await fetch_one(conn, sql, params)
+    return _counts_from(row, q)
 
 
 def h3_heatmap(
@@ -282,7 +324,9 @@ def h3_heatmap_json(session: Session, q: HeatmapQuery, *, scope: Scope | None = 
     if q.bbox is not None:  # hexagons are tested in Python (no H3 in the database)
         return orjson.dumps(h3_heatmap(session, q, scope=scope, compact=True))
     sql, params = _compact_query(q, scope)
-    return _compact_json(session.execute(sql, params).one(), q)
+    with _rollups_of_this_zone():
+        row = session.execute(sql, params).one()
+    return _compact_json(row, q)
 
 
 async def h3_heatmap_json_async(
@@ -293,7 +337,9 @@ async def h3_heatmap_json_async(
         counts = await h3_counts_async(conn, q, scope=scope)
         return orjson.dumps(heatmap_body(counts, q, compact=True))
     sql, params = _compact_query(q, scope)
-    return _compact_json(await fetch_one(conn, sql, params), q)
+    with _rollups_of_this_zone():
+        row = await fetch_one(conn, sql, params)
+    return _compact_json(row, q)
 
 
 def heatmap_body(counts: dict[int, int], q: HeatmapQuery, *, compact: bool) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from geo_service.db.engine import database_name
 from geo_service.errors import InvalidInputError
 from geo_service.geo.h3cells import cell_feature, exact_column
+from geo_service.instants import localize_fields
 from geo_service.runtime import current
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.versions import version_in_force
@@ -41,6 +42,10 @@ class HotspotQuery:
     permutations: int = 999
     fdr: bool = True
 
+    def __post_init__(self) -> None:
+        """Read naive bounds as local time."""
+        localize_fields(self, "since", "until")
+
     def check(self) -> None:
         """Refuse what makes no sense, with the reason."""
         if self.res not in RESOLUTIONS:
@@ -51,9 +56,6 @@ class HotspotQuery:
             raise InvalidInputError(f"method must be one of {', '.join(METHODS)}")
         if not 99 <= self.permutations <= 9999:
             raise InvalidInputError("permutations must be between 99 and 9999")
-        for name, value in (("since", self.since), ("until", self.until)):
-            if value is not None and value.tzinfo is None:
-                raise InvalidInputError(f"{name} must carry a timezone offset (e.g. Z)")
         if self.since and self.until and self.since >= self.until:
             raise InvalidInputError("since must be before until")
 

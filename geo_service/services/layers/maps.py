@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from geo_service.errors import InvalidInputError
+from geo_service.instants import local_day, local_instant
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.versions import version_in_force
 
@@ -67,8 +67,7 @@ def city_map_layers(
     drawn from the version in force at ``until``, and outlines of the upper levels.
     """
     until = until or datetime.now(UTC)
-    if until.tzinfo is None:
-        raise InvalidInputError("until must carry a timezone offset (e.g. Z)")
+    until = local_instant(until, "until")  # naive: local time
     version = version_in_force(session, until)
     since = until - timedelta(days=window_days)
     grids = session.execute(
@@ -83,6 +82,6 @@ def city_map_layers(
         keep = [r for r in rows if scope is None or scope.has_area(r.id)]
         layers[level] = _collection(keep, ("id", "code", "name", "level"))
     layers["window_days"] = window_days
-    layers["until"] = until.date().isoformat()
+    layers["until"] = local_day(until).isoformat()  # the local day the window ends in
     layers["version_id"] = version
     return layers

@@ -27,6 +27,7 @@ from geo_service.analytics.atoms import areas_km2, centroids_xy
 from geo_service.analytics.regionalize import Limits, Plan, partition
 from geo_service.analytics.regionalize.plan import spread_above_band
 from geo_service.errors import InvalidInputError, PermissionDeniedError
+from geo_service.instants import localize_fields
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.versions import version_in_force
 from geo_service.services.planning.drafts import draft_name, write_draft_version
@@ -74,6 +75,10 @@ class ProposalRequest:
         found = {name: getattr(self, name) for name in (*names, "compactness_min")}
         return {name: float(value) for name, value in found.items() if value is not None}
 
+    def __post_init__(self) -> None:
+        """Read a naive ``until`` as local time."""
+        localize_fields(self, "until")
+
     def check(self) -> None:
         """Refuse what cannot be planned."""
         self.weights.check()
@@ -94,8 +99,6 @@ class ProposalRequest:
                 raise InvalidInputError(f"{name} must be 0..100")
         if not 1 <= self.window_days <= 3660:
             raise InvalidInputError("window_days must be 1..3660")
-        if self.until is not None and self.until.tzinfo is None:
-            raise InvalidInputError("until must carry a timezone offset")
         for low, high in (("households_min", "households_max"), ("area_min_m2", "area_max_m2")):
             lo, hi = getattr(self, low), getattr(self, high)
             if any(v is not None and v < 0 for v in (lo, hi)):

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from geo_service.analytics.regionalize import balance
 from geo_service.db.sql import sql
 from geo_service.errors import InvalidInputError, NotFoundError
+from geo_service.instants import local_instant
 from geo_service.services.access import disclosure
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries import jurisdiction, rehoming
@@ -143,8 +144,6 @@ def _check_request(level: str, window_days: int, weights: Weights, until: dateti
         raise InvalidInputError(f"level must be one of {', '.join(AREA_LEVELS)}")
     if not 1 <= window_days <= 3660:
         raise InvalidInputError("window_days must be 1..3660")
-    if until is not None and until.tzinfo is None:
-        raise InvalidInputError("until must carry a timezone offset")
 
 
 def _grid_terms(
@@ -201,7 +200,7 @@ def area_workloads(
                 raise NotFoundError(f"boundary version {version} does not exist")
             grids = frozenset(i for i, lvl in visible.items() if lvl == "grid")
             visible_grid = grids.__contains__  # the jurisdiction of this version's grids
-    until = until or datetime.now(UTC)
+    until = local_instant(until or datetime.now(UTC), "until")  # naive: local time
     rows = _grid_terms(session, version, in_force, until - timedelta(days=window_days), until)
     areas = session.execute(_AREAS, {"v": version}).mappings().all()
     by_id = {a["id"]: a for a in areas}

@@ -1,6 +1,11 @@
 "use strict";
 // Heatmap and hot spots (/map/heatmap); loads after common.js.
-const END = new Date(PAGE.end);
+// PAGE.end: the local day after the newest incident's (GEO_TIMEZONE). Windows are whole local
+// days: they are sent as dates, which the server reads as local midnight; the arithmetic is
+// on dates (UTC midnights here), so no browser time zone enters it.
+const END = new Date(`${PAGE.end}T00:00:00Z`);
+const DAY_MS = 86400000;
+const isoDay = (date) => date.toISOString().slice(0, 10);
 const HEAT = ["#ffffb2", "#fed976", "#feb24c", "#fd8d3c", "#f03b20", "#bd0026"];
 const CLASS_COLOURS = {
   "Hot Spot - 99% Confidence": "#d7191c", "Hot Spot - 95% Confidence": "#f46d43",
@@ -15,14 +20,15 @@ const cells = L.geoJSON(null).addTo(map);
 
 function untilDate() {
   const weeksBack = Number($("week").max) - Number($("week").value);
-  return new Date(END.getTime() - weeksBack * 7 * 86400000);
+  return new Date(END.getTime() - weeksBack * 7 * DAY_MS);
 }
 function params() {
   const until = untilDate();
-  const since = new Date(until.getTime() - Number($("window").value) * 86400000);
-  const p = new URLSearchParams({res: 8, since: since.toISOString(), until: until.toISOString()});
+  const since = new Date(until.getTime() - Number($("window").value) * DAY_MS);
+  const p = new URLSearchParams({res: 8, since: isoDay(since), until: isoDay(until)});
   if ($("category").value) p.set("category", $("category").value);
-  $("until-label").textContent = until.toISOString().slice(0, 10);
+  // the last local day in the window (until is the midnight after it)
+  $("until-label").textContent = isoDay(new Date(until.getTime() - DAY_MS));
   return p;
 }
 function quantiles(values) {
