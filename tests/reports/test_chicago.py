@@ -79,7 +79,9 @@ def chicago(
         actor="test",
     )
     with Session(engine) as session:
-        user = create_user(session, name="chicago-admin", role="admin", actor="test")
+        user = create_user(
+            session, name="chicago-admin", role="admin", area_code=None, actor="test"
+        )
         key = create_key(session, user, actor="test")[1]
         session.commit()
     name = make_url(owner).database
