@@ -141,38 +141,135 @@ def stage_outcomes(frame: pd.DataFrame, stage: str, as_of: pd.Timestamp) -> pd.S
     return out
 
 
-def stage_times(frame: pd.DataFrame, stage: str) -> dict[str, Any]:
-    """Median and 90th percentile, in seconds, of the stage's duration where it ended.
-
-    Percentiles interpolate linearly between order statistics (numpy's default, PostgreSQL's
-    ``percentile_cont``)."""
-    stamp, _ = STAGE_COLUMNS[stage]
-    values = _seconds(frame[stamp], frame["reported_at"]).dropna().to_numpy()
+def _times(values: np.ndarray) -> dict[str, Any]:
+    """Median and 90th percentile, in seconds, of a stage's durations (linear interpolation
+    between order statistics: numpy's default, PostgreSQL's ``percentile_cont``)."""
     if values.size == 0:
         return {"n": 0, "median_s": None, "p90_s": None}
+    median, p90 = np.percentile(values, [50, 90])
     return {
         "n": int(values.size),
-        "median_s": round(float(np.percentile(values, 50)), 1),
-        "p90_s": round(float(np.percentile(values, 90)), 1),
+        "median_s": round(float(median), 1),
+        "p90_s": round(float(p90), 1),
     }
 
 
-def _on_time(frame: pd.DataFrame, as_of: pd.Timestamp) -> dict[str, Any]:
-    """On-time rates per stage, overall and per response tier (priority)."""
-    out: dict[str, Any] = {}
+# escalation levels above the grid: (index, the level that holds the incident)
+_LEVELS = ((1, "community"), (2, "street"), (3, "district"))
+
+
+def _indicators(frame: pd.DataFrame, as_of: pd.Timestamp, sources: Sequence[str]) -> pd.DataFrame:
+    """One 0/1 column per count the figures sum (per incident), so that every group's counts
+    are one ``groupby().sum()``."""
+    status = frame["status"]
+    level = frame["escalation_level"].astype(float)
+    handled = status.isin(HANDLED)
+    dispute = frame["is_dispute"].astype(bool)
+    cols: dict[str, Any] = {
+        "received": np.ones(len(frame)),
+        "handled": handled,
+        "closed": status == "closed",
+        "cancelled": status == "cancelled",
+        "open": status.isin(OPEN),
+        "escalated": level > 0,
+        "in_grid": handled & (level == 0),
+        "in_community": handled & (level <= 1),
+        "disputes": dispute,
+        "settled": dispute & (frame["outcome"] == "settled"),
+        "with_outcome": dispute & frame["outcome"].notna(),
+        "reopened": frame["reopened_count"].astype(float) > 0,
+    }
+    for source in sources:
+        cols[f"source:{source}"] = frame["source"] == source
+    for i, name in _LEVELS:
+        cols[f"level:{name}"] = level == i
     for stage in STAGES:
         outcome = stage_outcomes(frame, stage, as_of)
-        decided = outcome.notna()
-        tiers = {}
+        decided, on_time = outcome.notna(), outcome == 1.0
+        cols[f"{stage}:n"], cols[f"{stage}:k"] = decided, on_time
         for tier in TIERS:
-            mine = decided & (frame["priority"] == tier)
-            tiers[str(tier)] = rate(int(outcome[mine].sum()), int(mine.sum()))
-        out[stage] = {
-            "all": rate(int(outcome[decided].sum()), int(decided.sum())),
-            "tiers": tiers,
-            "times": stage_times(frame, stage),
+            mine = frame["priority"] == tier
+            cols[f"{stage}:n:{tier}"], cols[f"{stage}:k:{tier}"] = decided & mine, on_time & mine
+    return pd.DataFrame(cols, index=frame.index).astype("int64")
+
+
+def figures_by(
+    frame: pd.DataFrame, group: pd.Series, as_of: pd.Timestamp, sources: Sequence[str]
+) -> dict[Any, dict[str, Any]]:
+    """``figures`` of every group of incidents at once (areas, grid workers): the counts in
+    one ``groupby().sum()``, the stage times in one sort per stage; the groups that have
+    incidents, by the key ``group`` gives each row.
+
+    Examples
+    --------
+    >>> t = pd.Timestamp("2026-01-01T00:00Z")
+    >>> f = pd.DataFrame({"status": ["closed", "reported", "closed"],
+    ...     "source": ["hotline", "sensor", "citizen"], "priority": [2, 1, 2],
+    ...     "escalation_level": [0, 1, 0], "is_dispute": [False, False, False],
+    ...     "outcome": [None, None, None], "reopened_count": [0, 0, 0],
+    ...     "reported_at": [t, t, t],
+    ...     "accepted_at": [t + pd.Timedelta(minutes=1), pd.NaT, t + pd.Timedelta(minutes=9)],
+    ...     "arrived_at": pd.to_datetime([None, None, None], utc=True),
+    ...     "resolved_at": pd.to_datetime([None, None, None], utc=True),
+    ...     "dispatch_target_s": [180.0, 60.0, 180.0], "arrival_target_s": np.nan,
+    ...     "resolution_target_s": 7200.0})
+    >>> out = figures_by(f, pd.Series(["a", "a", "b"]), t + pd.Timedelta(hours=3), ["hotline"])
+    >>> [out[k]["on_time"]["dispatch"]["all"]["rate"] for k in ("a", "b")]
+    [0.5, 0.0]
+    >>> out["b"]["on_time"]["dispatch"]["all"]["high"], out["b"]["by_source"]
+    (0.7935, {'hotline': 0})
+    """
+    if len(frame) == 0:
+        return {}
+    sums = _indicators(frame, as_of, sources).groupby(group, sort=False).sum()
+    durations = {
+        stage: _seconds(frame[STAGE_COLUMNS[stage][0]], frame["reported_at"]) for stage in STAGES
+    }
+    times: dict[str, dict[Any, np.ndarray]] = {}
+    for stage, values in durations.items():
+        ended = values.notna()
+        by_group = values[ended].groupby(group[ended], sort=False)
+        times[stage] = {key: part.to_numpy() for key, part in by_group}
+    empty = np.array([])
+    return {
+        key: _assemble(row, {stage: times[stage].get(key, empty) for stage in STAGES}, sources)
+        for key, row in zip(sums.index, sums.to_dict("records"), strict=True)
+    }
+
+
+def _assemble(
+    n: dict[str, int], durations: dict[str, np.ndarray], sources: Sequence[str]
+) -> dict[str, Any]:
+    """The figures of one group from its summed indicators and its stage durations."""
+    on_time = {
+        stage: {
+            "all": rate(n[f"{stage}:k"], n[f"{stage}:n"]),
+            "tiers": {str(t): rate(n[f"{stage}:k:{t}"], n[f"{stage}:n:{t}"]) for t in TIERS},
+            "times": _times(durations[stage]),
         }
-    return out
+        for stage in STAGES
+    }
+    return {
+        "received": int(n["received"]),
+        "by_source": {s: int(n[f"source:{s}"]) for s in sources},
+        "handled": int(n["handled"]),
+        "closed": int(n["closed"]),
+        "cancelled": int(n["cancelled"]),
+        "open": int(n["open"]),
+        "closure_rate": rate(n["closed"], n["received"] - n["cancelled"]),
+        "on_time": on_time,
+        "escalations": {
+            "escalated": int(n["escalated"]),
+            "by_level": {name: int(n[f"level:{name}"]) for _, name in _LEVELS},
+        },
+        "resolved_in_grid": rate(n["in_grid"], n["handled"]),
+        "resolved_in_community": rate(n["in_community"], n["handled"]),
+        "disputes": {
+            "received": int(n["disputes"]),
+            "mediated": rate(n["settled"], n["with_outcome"]),
+        },
+        "reopened": int(n["reopened"]),
+    }
 
 
 def figures(frame: pd.DataFrame, as_of: pd.Timestamp, sources: Sequence[str]) -> dict[str, Any]:
@@ -195,7 +292,7 @@ def figures(frame: pd.DataFrame, as_of: pd.Timestamp, sources: Sequence[str]) ->
         ``received``, ``by_source``, ``handled``, ``closed``, ``cancelled``, ``open``,
         ``closure_rate``, ``on_time`` (per stage: ``all``, ``tiers``, ``times``),
         ``escalations``, ``resolved_in_grid``, ``resolved_in_community``, ``disputes``,
-        ``reopened``.
+        ``reopened``: those of no incident when ``frame`` is empty.
 
     Examples
     --------
@@ -211,44 +308,14 @@ def figures(frame: pd.DataFrame, as_of: pd.Timestamp, sources: Sequence[str]) ->
     >>> out = figures(f, t + pd.Timedelta(hours=3), ("citizen", "hotline", "sensor"))
     >>> out["by_source"], out["closure_rate"]["rate"], out["on_time"]["dispatch"]["all"]["rate"]
     ({'citizen': 0, 'hotline': 1, 'sensor': 1}, 0.5, 0.5)
+    >>> figures(f.iloc[0:0], t, ("citizen",))["closure_rate"]["rate"] is None
+    True
     """
-    status = frame["status"]
-    received = len(frame)
-    cancelled = int((status == "cancelled").sum())
-    closed = int((status == "closed").sum())
-    handled_mask = status.isin(HANDLED)
-    handled = int(handled_mask.sum())
-    level = frame["escalation_level"]
-    disputes = frame[frame["is_dispute"].astype(bool)]
-    counted_sources = frame["source"].value_counts()
-    return {
-        "received": received,
-        "by_source": {s: int(counted_sources.get(s, 0)) for s in sources},
-        "handled": handled,
-        "closed": closed,
-        "cancelled": cancelled,
-        "open": int(status.isin(OPEN).sum()),
-        "closure_rate": rate(closed, received - cancelled),
-        "on_time": _on_time(frame, as_of),
-        "escalations": {
-            "escalated": int((level > 0).sum()),
-            "by_level": {lv: int((level == i).sum()) for i, lv in _LEVELS},
-        },
-        "resolved_in_grid": rate(int((handled_mask & (level == 0)).sum()), handled),
-        "resolved_in_community": rate(int((handled_mask & (level <= 1)).sum()), handled),
-        "disputes": {
-            "received": len(disputes),
-            "mediated": rate(
-                int((disputes["outcome"] == "settled").sum()),
-                int(disputes["outcome"].notna().sum()),
-            ),
-        },
-        "reopened": int((frame["reopened_count"] > 0).sum()),
-    }
-
-
-# escalation levels above the grid: (index, the level that holds the incident)
-_LEVELS = ((1, "community"), (2, "street"), (3, "district"))
+    found = figures_by(frame, pd.Series(0, index=frame.index), as_of, sources)
+    if found:
+        return found[0]
+    zeros = dict.fromkeys(_indicators(frame.iloc[0:0], as_of, sources).columns, 0)
+    return _assemble(zeros, dict.fromkeys(STAGES, np.array([])), sources)
 
 
 def backlog(reported_at: pd.Series, as_of: pd.Timestamp) -> dict[str, int]:
@@ -266,6 +333,28 @@ def backlog(reported_at: pd.Series, as_of: pd.Timestamp) -> dict[str, int]:
         _band_name(low, high): int(((hours >= low) & (hours < high)).sum())
         for low, high in BACKLOG_BANDS_H
     }
+
+
+def backlog_by(
+    reported_at: pd.Series, group: pd.Series, as_of: pd.Timestamp
+) -> dict[Any, dict[str, int]]:
+    """``backlog`` of every group at once (the groups that have open incidents).
+
+    Examples
+    --------
+    >>> t = pd.Timestamp("2026-01-01T12:00Z")
+    >>> ages = pd.Series([t - pd.Timedelta(minutes=5), t - pd.Timedelta(days=9)])
+    >>> backlog_by(ages, pd.Series(["a", "b"]), t)["b"]["7d+"]
+    1
+    """
+    if len(reported_at) == 0:
+        return {}
+    names = [_band_name(low, high) for low, high in BACKLOG_BANDS_H]
+    hours = (as_of - reported_at).dt.total_seconds() / 3600
+    edges = [low for low, _ in BACKLOG_BANDS_H] + [math.inf]
+    band = pd.cut(hours, bins=edges, right=False, labels=names)
+    table = pd.crosstab(group, band, dropna=False).reindex(columns=names, fill_value=0)
+    return {key: {n: int(v) for n, v in row.items()} for key, row in table.iterrows()}
 
 
 def _band_name(low: float, high: float) -> str:

@@ -214,25 +214,21 @@ def performance(
     open_at = _in_selection(open_everywhere, selection)
     stamp = pd.Timestamp(as_of)
 
-    def summarise(rows: pd.DataFrame, waiting: pd.DataFrame) -> dict[str, Any]:
-        return {
-            **perf.figures(rows, stamp, INCIDENT_SOURCES),
-            "backlog": perf.backlog(waiting["reported_at"], stamp),
-        }
-
-    by_area = dict(tuple(frame.groupby("area_id"))) if len(frame) else {}
-    waiting_by_area = dict(tuple(open_at.groupby("area_id"))) if len(open_at) else {}
-    empty, empty_open = frame.iloc[0:0], open_at.iloc[0:0]
+    empty_backlog = perf.backlog(open_at["reported_at"].iloc[0:0], stamp)
+    empty_figures = perf.figures(frame.iloc[0:0], stamp, INCIDENT_SOURCES)
+    by_area = perf.figures_by(frame, frame["area_id"], stamp, INCIDENT_SOURCES)
+    waiting_by_area = perf.backlog_by(open_at["reported_at"], open_at["area_id"], stamp)
     areas = [
         {
             **area,
-            **summarise(
-                by_area.get(area["id"], empty), waiting_by_area.get(area["id"], empty_open)
-            ),
+            **by_area.get(area["id"], empty_figures),
+            "backlog": waiting_by_area.get(area["id"], empty_backlog),
         }
         for area in selection.areas
     ]
-    workers = _workers(session, selection, everywhere, open_everywhere, summarise)
+    workers = _workers(
+        session, selection, everywhere, open_everywhere, stamp, empty_figures, empty_backlog
+    )
     trends = _trends(frame, tz, since, until, as_of)
     return {
         "level": request.level,
@@ -242,7 +238,10 @@ def performance(
         "until": until.isoformat(),
         "as_of": as_of.isoformat(),
         "timezone": tz,
-        "total": summarise(frame, open_at),
+        "total": {
+            **perf.figures(frame, stamp, INCIDENT_SOURCES),
+            "backlog": perf.backlog(open_at["reported_at"], stamp),
+        },
         "areas": areas,
         "workers": workers,
         "trends": trends,
@@ -268,7 +267,9 @@ def _workers(
     selection: _Selection,
     frame: pd.DataFrame,
     open_at: pd.DataFrame,
-    summarise: Callable[[pd.DataFrame, pd.DataFrame], dict[str, Any]],
+    stamp: pd.Timestamp,
+    empty_figures: dict[str, Any],
+    empty_backlog: dict[str, int],
 ) -> list[dict[str, Any]]:
     """Per grid worker homed in a selected grid: the incidents assigned to them (whatever
     grid they lay in: a worker sent next door did that work), and how many of the
@@ -281,21 +282,22 @@ def _workers(
             text("SELECT id, code FROM areas WHERE id = ANY(:g)"), {"g": grids}
         ).all()
     }
-    out = []
-    for responder_id, callsign, home in rows:
-        mine = frame[frame["responder_id"] == responder_id]
-        waiting = open_at[open_at["responder_id"] == responder_id]
-        home_rows = frame[(frame["grid_id"] == home) & (frame["source"] == "grid_worker")]
-        out.append(
-            {
-                "responder_id": int(responder_id),
-                "callsign": callsign,
-                "grid": {"id": int(home), "code": codes[home]},
-                "discovered_in_grid": len(home_rows),
-                **summarise(mine, waiting),
-            }
-        )
-    return out
+    assigned = frame[frame["responder_id"].notna()]
+    by_worker = perf.figures_by(assigned, assigned["responder_id"], stamp, INCIDENT_SOURCES)
+    waiting = open_at[open_at["responder_id"].notna()]
+    waiting_by_worker = perf.backlog_by(waiting["reported_at"], waiting["responder_id"], stamp)
+    own = frame[frame["source"] == "grid_worker"]["grid_id"].value_counts()
+    return [
+        {
+            "responder_id": int(responder_id),
+            "callsign": callsign,
+            "grid": {"id": int(home), "code": codes[home]},
+            "discovered_in_grid": int(own.get(home, 0)),
+            **by_worker.get(responder_id, empty_figures),
+            "backlog": waiting_by_worker.get(responder_id, empty_backlog),
+        }
+        for responder_id, callsign, home in rows
+    ]
 
 
 def _rank(
