@@ -151,3 +151,11 @@ class MissingSystemPackageError(ClusterError):
     """PostgreSQL or PostGIS binaries are not installed."""
 
     code = "missing-system-package"
+
+
+class MissingFontError(GeoServiceError):
+    """A PDF was asked for and no font that holds Chinese is installed."""
+
+    status = 503
+    code = "pdf-font-missing"
+    title = "PDF font missing"

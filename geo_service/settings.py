@@ -222,6 +222,33 @@ class DispatchSettings(BaseSettings):
     )
 
 
+class ReportSettings(BaseSettings):
+    """The managers' reports: the PDF's font and the weekly report the server writes."""
+
+    model_config = SettingsConfigDict(env_prefix="GEO_REPORTS_", extra="ignore")
+
+    font: str | None = Field(
+        default=None,
+        description="A TrueType font holding Chinese for the PDF (default: the first of "
+        "Debian's WenQuanYi / AR PL fonts installed).",
+    )
+    weekly_dir: str | None = Field(
+        default=None,
+        description="The server writes last week's report (PDF, XLSX, CSV, JSON) here every "
+        "Monday after 00:00 local time; unset: no weekly report.",
+    )
+    weekly_url: str | None = Field(
+        default=None,
+        description="... or POSTs it (multipart: the four files) to this http(s) URL.",
+    )
+    weekly_level: str = Field(
+        default="district", description="The level of the areas of the weekly report."
+    )
+    weekly_check_interval_s: float = Field(
+        default=300.0, description="How often the server looks whether a weekly report is due."
+    )
+
+
 class Settings(BaseSettings):
     """All settings of one geo-service process."""
 
@@ -232,3 +259,4 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
+    reports: ReportSettings = Field(default_factory=ReportSettings)

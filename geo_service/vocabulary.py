@@ -29,6 +29,8 @@ INCIDENT_STATUSES = (
 OPEN_INCIDENT_STATUSES = ("reported", "dispatched", "accepted", "on_scene")
 CLOSED_INCIDENT_STATUSES = tuple(s for s in INCIDENT_STATUSES if s not in OPEN_INCIDENT_STATUSES)
 INCIDENT_SOURCES = ("citizen", "grid_worker", "hotline", "sensor", "import")
+# How a resolved dispute ended (``incidents.outcome``, migration 0030).
+INCIDENT_OUTCOMES = ("settled", "unsettled")
 
 # Residents.
 RENTAL_STATUSES = ("registered", "expired", "unregistered")

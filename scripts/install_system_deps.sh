@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian packages geo-service needs when they are missing:
 # PostgreSQL 15 + PostGIS 3 (the embedded cluster), Chromium (map checks), GDAL (OGC client checks)
-# and Node.js + npm (MapLibre GL JS for the browser test page, scripts/install_web_deps.sh).
+# and Node.js + npm (MapLibre GL JS for the browser test page, scripts/install_web_deps.sh),
+# a CJK font and poppler-utils (the PDF reports).
 set -euo pipefail
 
 need=()
@@ -13,6 +14,10 @@ command -v ogrinfo >/dev/null 2>&1 || need+=(gdal-bin)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 [ -f /usr/lib/python3/dist-packages/qgis/core/__init__.py ] || need+=(python3-qgis)
+# the PDF reports: a TrueType font holding Chinese (ReportLab embeds TrueType only), and
+# pdftoppm, with which the tests look at the pages
+[ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
+command -v pdftoppm >/dev/null 2>&1 || need+=(poppler-utils)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

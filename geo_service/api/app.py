@@ -45,6 +45,7 @@ from geo_service.api.routes import (
     ogc,
     open311,
     planning,
+    reports,
     responders,
     tiles,
 )
@@ -58,6 +59,7 @@ from geo_service.services.batch.jobs import fail_interrupted
 from geo_service.services.boundaries.publish import SWITCH_INTERVAL_S, switch_due
 from geo_service.services.dispatch.lifecycle import escalate_overdue
 from geo_service.services.layers.heatmap import prepare_years
+from geo_service.services.reports.weekly import deliver_weekly_if_due
 from geo_service.settings import Settings
 from geo_service.web.pages import (
     ContentSecurityPolicyMiddleware,
@@ -88,6 +90,25 @@ def switch_once(sessionmaker: sessionmaker[Session], engine: Engine) -> None:
     done = switch_due(engine, now)
     if done:
         log.warning("switched to scheduled boundary versions %s", [d["version_id"] for d in done])
+
+
+def weekly_report_once(sessionmaker: sessionmaker[Session], settings: Settings) -> str | None:
+    """One round of the weekly-report task: deliver last week's report when it is due (by
+    the service's clock) to ``GEO_REPORTS_WEEKLY_DIR`` or ``GEO_REPORTS_WEEKLY_URL``."""
+    reports = settings.reports
+    with sessionmaker() as session:
+        week = deliver_weekly_if_due(
+            session,
+            now=current().clock.now(session),
+            tz=settings.api.timezone,
+            level=reports.weekly_level,
+            out_dir=reports.weekly_dir,
+            post_url=None if reports.weekly_dir else reports.weekly_url,
+            font=reports.font,
+        )
+    if week:
+        log.info("delivered the weekly report of the week of %s", week)
+    return week
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -131,6 +152,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runtime.start_every(
             "switch-over", SWITCH_INTERVAL_S, partial(switch_once, pools.sessionmaker, pools.engine)
         )
+        if settings.reports.weekly_dir or settings.reports.weekly_url:
+            runtime.start_every(
+                "weekly-report",
+                settings.reports.weekly_check_interval_s,
+                partial(weekly_report_once, pools.sessionmaker, settings),
+            )
         try:
             yield
         finally:
@@ -215,6 +242,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ogc,
         open311,
         planning,
+        reports,
         tiles,
     ):
         app.include_router(module.router, responses=PROBLEM_RESPONSES)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from geo_service.cli import analytics, boundaries, db, demo
+from geo_service.cli import analytics, boundaries, db, demo, reports
 from geo_service.cli.common import console, database_url, fail
 from geo_service.cli.imports import IMPORT_EPILOG, import_command
 from geo_service.cli.serve import serve
@@ -25,6 +25,7 @@ app.add_typer(boundaries.app, name="boundaries")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 app.add_typer(analytics.app, name="analytics")
+app.add_typer(reports.app, name="reports")
 app.command("export")(analytics.export_command)
 app.command("serve")(serve)
 app.command("import", epilog=IMPORT_EPILOG)(import_command)

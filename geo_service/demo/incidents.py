@@ -29,6 +29,20 @@ DEFAULT_PRIORITY = {
     "traffic": 3,
     "social_assistance": 2,
 }
+# The demo's stage times (its own assumptions, in the spirit of the seeds' targets): a dispatch
+# target per priority (response_targets' defaults), resolution targets per category (the
+# taxonomy's), and log-normal delays that meet them most of the time.
+DISPATCH_TARGET_S = {1: 60, 2: 180, 3: 300, 4: 3600}
+RESOLUTION_TARGET_MIN = {
+    "disputes": 4320,
+    "public_order": 240,
+    "safety_hazard": 120,
+    "sanitation": 1440,
+    "facilities": 4320,
+    "traffic": 240,
+    "social_assistance": 1440,
+}
+STAMPS = ("dispatched_at", "accepted_at", "arrived_at", "resolved_at", "closed_at")
 DESCRIPTIONS = {
     "disputes": [
         "Neighbours arguing over shared corridor",
@@ -245,4 +259,49 @@ def draw_incidents(
     frame = frame[(frame.grid != NO_GRID) & (frame.reported_at < pd.Timestamp(end))]
     frame = frame.sort_values("reported_at", kind="stable").reset_index(drop=True)
     frame["grid_code"] = grid_rows.code.values[frame.grid.values]
-    return frame.drop(columns="grid")
+    # drawn last, from a stream of their own: the map, homes and reports stay as they were
+    lifecycle = lifecycles(np.random.default_rng(rng.integers(2**63)), frame, pd.Timestamp(end))
+    return pd.concat([frame.drop(columns="grid"), lifecycle], axis=1)
+
+
+def lifecycles(rng: np.random.Generator, frame: pd.DataFrame, end: pd.Timestamp) -> pd.DataFrame:
+    """The lifecycle stamps, escalation level and dispute outcome of generated incidents, as
+    the service would have left them for their status: dispatched, accepted, arrived (one in
+    ten settled without a visit), resolved and closed in turn, each a log-normal delay after
+    the last (none after ``end``); a cancelled one was cancelled after 0-2 of those stages.
+    An incident climbs one escalation level per missed target (dispatch, resolution), as the
+    server's escalation does; a resolved dispute ended settled 85% of the time."""
+    n = len(frame)
+    reach = frame.status.map(
+        {"reported": 0, "dispatched": 1, "accepted": 2, "on_scene": 3, "resolved": 4, "closed": 5}
+    )
+    cancelled = (frame.status == "cancelled").to_numpy()
+    reach = reach.fillna(0).to_numpy().astype(int)
+    reach[cancelled] = rng.integers(0, 3, int(cancelled.sum()))
+    dispatch_s = frame.priority.map(DISPATCH_TARGET_S).to_numpy(float)
+    resolution_s = frame.category.map(RESOLUTION_TARGET_MIN).to_numpy(float) * 60
+    medians = (0.35 * dispatch_s, np.full(n, 30.0), np.full(n, 480.0), 0.25 * resolution_s,
+               np.full(n, 7200.0))  # fmt: skip
+    at = frame.reported_at.array
+    out: dict[str, object] = {}
+    elapsed = np.zeros(n)
+    for i, (name, median) in enumerate(zip(STAMPS, medians, strict=True)):
+        elapsed = elapsed + median * np.exp(rng.normal(0.0, 0.8, n))
+        stamp = pd.Series(at + pd.to_timedelta(elapsed, unit="s"), index=frame.index)
+        keep = (reach > i) & (stamp <= end).to_numpy()
+        if name == "arrived_at":
+            keep &= rng.random(n) >= 0.1
+        out[name] = stamp.where(keep)
+    gone = pd.Series(at + pd.to_timedelta(elapsed * rng.random(n), unit="s"), index=frame.index)
+    out["cancelled_at"] = gone.where(cancelled & (gone <= end).to_numpy())
+    waited = lambda name: (out[name] - frame.reported_at).dt.total_seconds()  # noqa: E731
+    late_dispatch = (waited("accepted_at") > dispatch_s).to_numpy()
+    late_resolution = (waited("resolved_at") > resolution_s).to_numpy()
+    out["escalation_level"] = (late_dispatch.astype(int) + late_resolution.astype(int)).clip(0, 3)
+    disputes = (frame.category == "disputes").to_numpy() & (reach >= 4)
+    settled = rng.random(n) < 0.85
+    outcome = pd.Series(None, index=frame.index, dtype=object)
+    outcome[disputes & settled] = "settled"
+    outcome[disputes & ~settled] = "unsettled"
+    out["outcome"] = outcome
+    return pd.DataFrame(out, index=frame.index)

@@ -21,6 +21,7 @@ from geo_service.db.bulk import (
 from geo_service.db.models import BoundaryVersion
 from geo_service.demo.city import DemoCity, Progress, generate_city
 from geo_service.demo.geography import LEVELS
+from geo_service.demo.incidents import STAMPS
 from geo_service.geo.h3cells import RESIDENT_RESOLUTIONS, cells_for_points, exact_cells
 from geo_service.geo.roads import line_lengths_m
 from geo_service.services.access.audit import record_audit
@@ -265,6 +266,9 @@ def _incident_rows(inc: pd.DataFrame, id_by_code: dict[str, int]) -> pd.DataFram
             "h3": cells_for_points(inc.lon.values, inc.lat.values),
             **exact_cells(inc.lon.values, inc.lat.values),
             "grid_id": inc.grid_code.map(id_by_code).values,
+            # the lifecycle the generator drew (the managers' reports read it)
+            **{column: inc[column].array for column in (*STAMPS, "cancelled_at") if column in inc},
+            **{c: inc[c].values for c in ("escalation_level", "outcome") if c in inc},
         }
     )
 

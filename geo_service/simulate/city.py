@@ -36,6 +36,9 @@ PICK_UP_S = 60.0  # how often the dispatcher looks for reports it did not make (
 HANDLING_MEDIAN_S = 20 * 60.0  # time on scene, log-normal around 20 minutes
 HANDLING_SIGMA = 0.6
 SHIFT_HOURS = (8, 20)  # grid workers' day shift, local time
+DISPUTES = "disputes"  # the category whose resolution names an outcome (mediation)
+# The demo's assumption: most mediations a grid office takes on end in an agreement.
+MEDIATION_SETTLED_SHARE = 0.85
 
 
 @dataclass
@@ -124,10 +127,11 @@ class Simulation:
         self.zone = ZoneInfo(tz)
         # Independent streams: what citizens report does not depend on where the
         # responders happened to stand when the simulation began, nor on trips and work.
-        streams = np.random.SeedSequence(seed).spawn(3)
+        streams = np.random.SeedSequence(seed).spawn(4)
         self.rng = np.random.default_rng(streams[0])  # reports: when, where, what
         self.unit_rng = np.random.default_rng(streams[1])  # choices of grids and responders
         self.work_rng = np.random.default_rng(streams[2])  # patrols and time on scene
+        self.outcome_rng = np.random.default_rng(streams[3])  # how mediations end
         self.seed = seed
         self.want_grids = grids
         self.device_clock = device_clock or (lambda: datetime.now(UTC))
@@ -140,6 +144,7 @@ class Simulation:
         self._reports = 0
         self._known: set[str] = set()  # incidents this dispatcher is handling or handled
         self._picked: set[str] = set()  # of those, the ones others reported
+        self._disputes: set[str] = set()  # disputes sent out: resolved with an outcome
         self._next_pick_up = 0.0
         self._next_fix_round = 0.0
         # in-progress incidents found with nobody simulated on them: (incident, due, status)
@@ -335,6 +340,8 @@ class Simulation:
             if not self.api.act(item.incident, "dispatch", unit.id):
                 continue  # taken meanwhile (another dispatcher, a device's status)
             self.totals.counts["dispatched"] += 1
+            if item.category == DISPUTES:
+                self._disputes.add(item.incident)
             unit.status, unit.phase, unit.incident = "busy", "driving", item.incident
             if self.api.act(item.incident, "accept"):
                 self.totals.counts["accepted"] += 1
@@ -364,7 +371,7 @@ class Simulation:
                 unit.work_end = self.t + RETRY_S
         elif unit.phase == "working" and self.t >= unit.work_end:
             assert unit.incident is not None
-            if self.api.act(unit.incident, "resolve"):
+            if self.api.act(unit.incident, "resolve", outcome=self._outcome(unit.incident)):
                 self.totals.counts["resolved"] += 1
             if self.api.act(unit.incident, "close"):
                 # "closed" counts the simulator's own reports; a backlog's apart
@@ -373,6 +380,15 @@ class Simulation:
             unit.phase, unit.incident, unit.status = "idle", None, "available"
         elif unit.phase == "idle" and unit.status == "available" and not unit.fixed:
             self._patrol(unit)
+
+    def _outcome(self, incident: str) -> str | None:
+        """How a dispute this dispatcher sent someone to ended (the managers' reports count
+        mediations); None for any other incident."""
+        if incident not in self._disputes:
+            return None
+        self._disputes.discard(incident)
+        settled = self.outcome_rng.random() < MEDIATION_SETTLED_SHARE
+        return "settled" if settled else "unsettled"
 
     def _patrol(self, unit: Unit) -> None:
         if unit.kind != "grid_worker" or unit.home not in self.grid_shapes:

@@ -122,10 +122,21 @@ class Gateway:
             raise ApiError(f"candidates: {response.status_code} {response.text[:300]}")
         return list(response.json()["candidates"]) if response.status_code == 200 else []
 
-    def act(self, incident_id: str, action: str, responder_id: int | None = None) -> bool:
+    def act(
+        self,
+        incident_id: str,
+        action: str,
+        responder_id: int | None = None,
+        outcome: str | None = None,
+    ) -> bool:
         """A lifecycle action; False when the incident's state or the responder refused it
-        (409, e.g. another dispatcher was faster)."""
-        body = {"responder_id": responder_id} if responder_id is not None else None
+        (409, e.g. another dispatcher was faster). ``outcome``: how a dispute ended, on
+        resolve."""
+        body: dict[str, Any] | None = None
+        if responder_id is not None or outcome is not None:
+            body = {"responder_id": responder_id} if responder_id is not None else {}
+            if outcome is not None:
+                body["outcome"] = outcome
         response = self._send(action, "POST", f"/incidents/{incident_id}/{action}", json=body)
         if response.status_code >= 500:
             raise ApiError(f"{action}: {response.status_code} {response.text[:300]}")

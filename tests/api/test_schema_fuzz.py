@@ -404,6 +404,12 @@ def _call_everything(call: Caller, engine: Engine, city: DemoCity, live_server: 
     for job_id in _insert_jobs(engine):
         get("/jobs/{job_id}", path_parameters={"job_id": job_id})
 
+    # the managers' reports (issue 19): the JSON at two levels, a file, the page
+    get("/reports/performance")
+    get("/reports/performance", query={"level": "community", "since": week_ago[:10]})
+    get("/reports/performance", query={"format": "csv"})
+    get("/reports")
+
     # planning: workload at two levels, and a proposal job followed to its end
     get("/workload")
     get("/workload", query={"level": "community"})

@@ -187,7 +187,9 @@ def post_action(
     scope: Annotated[Scope, Depends(require("incidents:read"))],
     actor: ActorDep,
     incident_id: uuid.UUID,
-    action: Literal["dispatch", "accept", "arrive", "resolve", "close", "cancel", "escalate"],
+    action: Literal[
+        "dispatch", "accept", "arrive", "resolve", "close", "cancel", "escalate", "reopen"
+    ],
     body: ActionBody | None = None,
 ) -> dict[str, Any]:
     """Move an incident through its lifecycle; 409 when its state does not allow ``action``."""
@@ -204,4 +206,5 @@ def post_action(
         actor=actor,
         responder_id=body.responder_id,
         note=body.note,
+        outcome=body.outcome,
     )

@@ -56,6 +56,11 @@ class ActionBody(BaseModel):
 
     responder_id: int | None = Field(default=None, description="for dispatch: who to send")
     note: str | None = Field(default=None, max_length=2000)
+    outcome: Literal["settled", "unsettled"] | None = Field(
+        default=None,
+        description="for resolve: how a dispute ended (settled: the parties agreed), counted "
+        "in /reports/performance",
+    )
 
 
 # --- responses -----------------------------------------------------------------------------

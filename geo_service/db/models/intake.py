@@ -25,6 +25,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from geo_service.db.models.base import SRID, Base
 from geo_service.vocabulary import (
+    INCIDENT_OUTCOMES,
     INCIDENT_SOURCES,
     INCIDENT_STATUSES,
     OPEN_INCIDENT_STATUSES,
@@ -61,6 +62,7 @@ class Incident(Base):
         CheckConstraint(sql_in("status", INCIDENT_STATUSES), name="ck_incident_status"),
         CheckConstraint(sql_in("source", INCIDENT_SOURCES), name="ck_incident_source"),
         CheckConstraint("escalation_level BETWEEN 0 AND 3", name="ck_incident_escalation"),
+        CheckConstraint(sql_in("outcome", INCIDENT_OUTCOMES), name="ck_incident_outcome"),
         Index("ix_incidents_reported_at", "reported_at"),
         Index("ix_incidents_grid_reported", "grid_id", "reported_at"),
         Index("ix_incidents_h3", "h3"),
@@ -131,6 +133,11 @@ class Incident(Base):
     escalation_level: Mapped[int] = mapped_column(SmallInteger, server_default="0")
     escalated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     possible_duplicate_of: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    # what the managers' reports read (0030): a dispute's mediation outcome, set on resolve,
+    # and how often the incident was reopened after it was resolved or closed
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    reopened_count: Mapped[int] = mapped_column(SmallInteger, server_default="0")
+    reopened_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ServiceRequestDetail(Base):

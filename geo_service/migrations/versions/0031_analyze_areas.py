@@ -9,14 +9,14 @@ skipped with a warning. ``analyze_areas()`` runs it as the owner (``SECURITY DEF
 ``search_path``), and the application may call it.
 
 Revision ID: 0031
-Revises: 0028
+Revises: 0030
 Create Date: 2026-11-30
 """
 
 from alembic import op
 
 revision = "0031"
-down_revision = "0028"
+down_revision = "0030"
 branch_labels = None
 depends_on = None
 

@@ -40,6 +40,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "boundaries:read",
             "imports:incidents",
             "imports:responders",
+            "reports:read",
         }
     ),
     "planner": frozenset(
@@ -54,6 +55,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "proposals:write",
             "households:aggregate",
             "imports:boundaries",
+            "reports:read",
         }
     ),
     "analyst": frozenset(
@@ -64,6 +66,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "incidents:read",
             "households:aggregate",
             "boundaries:read",
+            "reports:read",
         }
     ),
     "grid_worker": frozenset(

@@ -2,7 +2,7 @@
 
     reported -dispatch-> dispatched -accept-> accepted -arrive-> on_scene -resolve-> resolved
     resolved -close-> closed;  accepted -resolve-> resolved (settled without a visit);
-    any open state -cancel-> cancelled
+    any open state -cancel-> cancelled;  resolved or closed -reopen-> reported (again)
 
 Every transition is one conditional UPDATE on a row locked in a fixed order (responder, then
 incident), so two dispatchers racing for the same responder or incident get exactly one
@@ -39,7 +39,7 @@ from geo_service.services.intake.incidents import (
     get_incident,
     visible_to,
 )
-from geo_service.vocabulary import OPEN_INCIDENT_STATUSES
+from geo_service.vocabulary import INCIDENT_OUTCOMES, OPEN_INCIDENT_STATUSES
 
 # action: (states it may leave, state it enters, timestamp it sets)
 TRANSITIONS: dict[str, tuple[frozenset[str], str, str]] = {
@@ -49,6 +49,16 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str, str]] = {
     "resolve": (frozenset({"accepted", "on_scene"}), "resolved", "resolved_at"),
     "close": (frozenset({"resolved"}), "closed", "closed_at"),
     "cancel": (frozenset(OPEN_INCIDENT_STATUSES), "cancelled", "cancelled_at"),
+    "reopen": (frozenset({"resolved", "closed"}), "reported", "reopened_at"),
+}
+# What an action sets besides its state and stamp (fixed SQL, no values). A reopened incident
+# starts its lifecycle again: counted (reports: ``reopened``), unassigned, its stage stamps
+# cleared so that its stages and targets run anew (the audit log keeps the first round).
+EXTRA_SETS = {
+    "resolve": ", outcome = :outcome",
+    "reopen": ", reopened_count = reopened_count + 1, "
+    "dispatched_at = NULL, accepted_at = NULL, arrived_at = NULL, resolved_at = NULL, "
+    "closed_at = NULL, outcome = NULL",
 }
 # What the assigned responder may do themselves; the rest needs incidents:write in the area.
 RESPONDER_ACTIONS = frozenset({"accept", "arrive", "resolve"})
@@ -159,8 +169,12 @@ def transition(
     actor: str,
     responder_id: int | None = None,
     note: str | None = None,
+    outcome: str | None = None,
 ) -> dict[str, Any]:
     """Apply one lifecycle action; 409 when the incident's state does not allow it.
+
+    ``outcome`` (``resolve`` only; ``vocabulary.INCIDENT_OUTCOMES``) records how a dispute
+    ended, for the managers' reports; ``reopen`` brings a resolved or closed incident back.
 
     ``dispatch`` checks both objects it touches: the incident (in the caller's area, else 404)
     and the responder (``may_assign``). One open incident per responder is kept by the
@@ -170,6 +184,10 @@ def transition(
     if action not in TRANSITIONS:
         raise InvalidInputError(f"action must be one of {', '.join(TRANSITIONS)}")
     sources, target, stamp = TRANSITIONS[action]
+    if outcome is not None and (action != "resolve" or outcome not in INCIDENT_OUTCOMES):
+        raise InvalidInputError(
+            f"outcome is for resolve only, one of {', '.join(INCIDENT_OUTCOMES)}"
+        )
     if action == "dispatch":
         if responder_id is None:
             raise InvalidInputError("dispatch needs a responder_id")
@@ -212,12 +230,16 @@ def transition(
         session.execute(
             text(
                 f"UPDATE incidents SET status = :target, {stamp} = now(), updated_at = now(), "
-                "responder_id = coalesce(:r, responder_id) WHERE id = :id"
+                "responder_id = CASE WHEN :unassign THEN NULL ELSE coalesce(:r, responder_id) END"
+                f"{EXTRA_SETS.get(action, '')} "
+                "WHERE id = :id"
             ),
             {
                 "target": target,
                 "r": responder_id if action == "dispatch" else None,
+                "unassign": action == "reopen",
                 "id": incident_id,
+                **({"outcome": outcome} if action == "resolve" else {}),
             },
         )
     except IntegrityError as exc:
@@ -235,6 +257,8 @@ def transition(
     diff: dict[str, Any] = {"before": {"status": current["status"]}, "after": {"status": target}}
     if action == "dispatch":
         diff["after"]["responder_id"] = responder_id
+    if outcome is not None:
+        diff["after"]["outcome"] = outcome
     if note:
         diff["note"] = note[:2000]
     _audit(session, actor, action, incident_id, diff)

@@ -1,0 +1,182 @@
+"""Response models of the reports room: ``GET /reports/performance``."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from geo_service.api.schemas.strict import Exact
+
+
+class Rate(Exact):
+    """A proportion with its 95% Wilson score interval (Wilson 1927)."""
+
+    numerator: int
+    denominator: int = Field(description="the cases counted (n)")
+    rate: float | None = Field(description="numerator / denominator; null when n is 0")
+    low: float | None
+    high: float | None
+    small_sample: bool = Field(description="fewer than 30 cases")
+
+
+class StageTimes(Exact):
+    """How long a stage took, from the report, where it ended (seconds)."""
+
+    n: int
+    median_s: float | None
+    p90_s: float | None
+
+
+class StageFigures(Exact):
+    """On time in one stage, overall and per response tier (priority 1-4), and its times."""
+
+    all: Rate
+    tiers: dict[str, Rate] = Field(description="per priority, keys '1' to '4'")
+    times: StageTimes
+
+
+class OnTime(Exact):
+    """The three stages, each counted from the report."""
+
+    dispatch: StageFigures
+    arrival: StageFigures
+    resolution: StageFigures
+
+
+class Escalations(Exact):
+    """Incidents escalated, by the level that holds them."""
+
+    escalated: int
+    by_level: dict[str, int] = Field(description="community, street, district")
+
+
+class Disputes(Exact):
+    """Incidents of the mediation group and how many resolved with a settlement."""
+
+    received: int
+    mediated: Rate = Field(description="settled over disputes resolved with an outcome")
+
+
+class Figures(Exact):
+    """Every figure of one group of incidents (see the README's definitions)."""
+
+    received: int
+    by_source: dict[str, int] = Field(description="citizen, grid_worker, hotline, sensor, import")
+    handled: int = Field(description="resolved or closed")
+    closed: int
+    cancelled: int
+    open: int
+    closure_rate: Rate = Field(description="closed over received less cancelled")
+    on_time: OnTime
+    escalations: Escalations
+    resolved_in_grid: Rate
+    resolved_in_community: Rate
+    disputes: Disputes
+    reopened: int
+    backlog: dict[str, int] = Field(description="open at as_of, by how long they have waited")
+
+
+class AreaFigures(Figures):
+    """One area of the level asked for."""
+
+    id: int
+    code: str
+    name: str
+    parent_id: int | None
+
+
+class GridRef(Exact):
+    """A grid by id and code."""
+
+    id: int
+    code: str
+
+
+class WorkerFigures(Figures):
+    """One grid worker: the incidents assigned to them."""
+
+    responder_id: int
+    callsign: str
+    grid: GridRef = Field(description="the grid they are homed in")
+    discovered_in_grid: int = Field(
+        description="incidents of their grid from a grid worker's own discovery"
+    )
+
+
+class PeriodFigures(Exact):
+    """One local week (from Monday) or month."""
+
+    start: str = Field(description="its first local day, YYYY-MM-DD")
+    whole: bool = Field(description="the period lies wholly inside the window and is over")
+    received: int
+    closed: int
+    closure_rate: Rate
+    on_time_resolution: Rate
+
+
+class PeriodChange(Exact):
+    """The last whole period against the one before."""
+
+    current: str
+    previous: str
+    received: int
+    received_previous: int
+    received_change_pct: float | None
+    closure_rate_change: float | None
+    on_time_resolution_change: float | None
+
+
+class Trends(Exact):
+    """The window by local week and month."""
+
+    weeks: list[PeriodFigures]
+    months: list[PeriodFigures]
+    week_over_week: PeriodChange | None
+    month_over_month: PeriodChange | None
+
+
+class RankEntry(Exact):
+    """An area or worker in a ranking, by the lower bound of its Wilson interval."""
+
+    id: int | None
+    code: str
+    name: str | None
+    rank: int
+    rate: float | None
+    low: float | None
+    high: float | None
+    denominator: int
+    small_sample: bool
+
+
+class Rankings(Exact):
+    """Areas by closure rate and by resolution on time; workers by resolution on time."""
+
+    closure_rate: list[RankEntry]
+    on_time_resolution: list[RankEntry]
+    workers_on_time_resolution: list[RankEntry]
+
+
+class ParentRef(Exact):
+    """The area reported under."""
+
+    id: int
+    code: str
+    name: str
+    level: str
+
+
+class PerformancePublic(Exact):
+    """``GET /reports/performance``."""
+
+    level: str
+    parent: ParentRef | None
+    version_id: int
+    since: str
+    until: str
+    as_of: str = Field(description="when open incidents are judged: min(until, now)")
+    timezone: str
+    total: Figures
+    areas: list[AreaFigures]
+    workers: list[WorkerFigures]
+    trends: Trends
+    rankings: Rankings

@@ -1,0 +1,72 @@
+"""``geo-service reports weekly``: last week's performance report, by hand or from cron."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import typer
+
+from geo_service.cli.common import console, database_url, fail
+from geo_service.settings import Settings
+
+app = typer.Typer(help="The managers' reports.", no_args_is_help=True)
+
+
+def _instant(given: str | None, option: str) -> datetime | None:
+    if given is None:
+        return None
+    try:
+        value = datetime.fromisoformat(given.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(f"{option}: not an ISO 8601 time: {given!r}") from None
+    if value.tzinfo is None:
+        raise typer.BadParameter(f"{option} needs a timezone offset, e.g. 2026-11-30T08:00+08:00")
+    return value
+
+
+@app.command("weekly")
+def weekly(
+    out: Annotated[
+        str | None, typer.Option("--out", help="Write the files into this folder.")
+    ] = None,
+    post: Annotated[
+        str | None, typer.Option("--post", help="POST the files (multipart) to this URL.")
+    ] = None,
+    level: Annotated[str, typer.Option("--level", help="district|street|community|grid")] = (
+        "district"
+    ),
+    now_text: Annotated[
+        str | None,
+        typer.Option("--now", help="Report the week before this time (ISO 8601 with offset)."),
+    ] = None,
+) -> None:
+    """Last week's report (Monday to Monday, GEO_TIMEZONE) for the whole city at --level, as
+    weekly_<Monday>.pdf, .xlsx, .csv and .json, into --out or POSTed to --post."""
+    from sqlalchemy import text
+    from sqlalchemy.orm import Session
+
+    from geo_service.db.engine import make_engine
+    from geo_service.services.reports.weekly import deliver, weekly_report
+
+    if (out is None) == (post is None):
+        raise typer.BadParameter("give either --out DIR or --post URL")
+    now = _instant(now_text, "--now")
+    settings = Settings()
+    engine = make_engine(database_url(settings), settings.database)
+    with fail(), Session(engine) as session:
+        now = now or session.execute(text("SELECT now()")).scalar_one()
+        report, files = weekly_report(
+            session,
+            now=now,
+            tz=settings.api.timezone,
+            level=level,
+            font=settings.reports.font,
+        )
+        where = deliver(files, out_dir=out, post_url=post)
+    for name in files:
+        console.print(name)
+    console.print(
+        f"week {report['since'][:10]} to {report['until'][:10]}: "
+        f"{report['total']['received']} incidents, {len(report['areas'])} areas -> {where}"
+    )

@@ -1,0 +1,290 @@
+// The managers' page (issue 19): /reports/performance drawn with ECharts. Every value from the
+// server goes into the page as text (textContent) or through esc() in chart tooltips.
+"use strict";
+
+const LABELS = JSON.parse(PAGE.labels);
+const T = (key) => LABELS[key] ?? key;
+const PARENT_LEVEL = {grid: "community", community: "street", street: "district", district: null};
+const SOURCES = ["citizen", "hotline", "grid_worker", "sensor", "import"];
+const STAGES = ["dispatch", "arrival", "resolution"];
+const charts = {};
+
+function chart(id) {
+  if (!charts[id]) charts[id] = echarts.init($(id), null, {renderer: "canvas"});
+  return charts[id];
+}
+
+const pct = (r) => (r && r.rate !== null ? `${(100 * r.rate).toFixed(0)}%` : "–");
+const interval = (r) =>
+  r && r.rate !== null ? `${(100 * r.low).toFixed(0)}–${(100 * r.high).toFixed(0)}%, n=${r.denominator}` : "n=0";
+
+function duration(s) {
+  if (s === null || s === undefined) return "–";
+  if (s < 3600) return `${(s / 60).toFixed(0)} min`;
+  if (s < 172800) return `${(s / 3600).toFixed(1)} h`;
+  return `${(s / 86400).toFixed(1)} d`;
+}
+
+function isoDay(date) {
+  return date.toISOString().slice(0, 10);
+}
+
+async function loadParents() {
+  const level = PARENT_LEVEL[$("level").value];
+  const select = $("parent");
+  const keep = select.value;
+  select.replaceChildren(new Option(T("all_areas"), ""));
+  if (!level) return;
+  const body = await api(`/areas?level=${encodeURIComponent(level)}`);
+  const areas = body.features.map((f) => f.properties).sort((a, b) => String(a.code).localeCompare(String(b.code)));
+  for (const a of areas) select.append(new Option(`${a.code} ${a.name}`, String(a.id)));
+  if ([...select.options].some((o) => o.value === keep)) select.value = keep;
+}
+
+function query(format) {
+  const params = new URLSearchParams({level: $("level").value});
+  if ($("parent").value) params.set("parent_id", $("parent").value);
+  if ($("since").value) params.set("since", $("since").value);
+  if ($("until").value) params.set("until", $("until").value);
+  if (format) params.set("format", format);
+  return `/reports/performance?${params}`;
+}
+
+function card(label, value, detail) {
+  const div = document.createElement("div");
+  div.className = "card";
+  for (const [cls, text] of [["label", label], ["value", value], ["detail", detail]]) {
+    const span = document.createElement("div");
+    span.className = cls;
+    span.textContent = text;
+    div.append(span);
+  }
+  return div;
+}
+
+function renderCards(total) {
+  const res = total.on_time.resolution;
+  $("cards").replaceChildren(
+    card(T("received"), String(total.received), `${T("open")}: ${total.open}`),
+    card(T("closed"), String(total.closed), `${T("handled")}: ${total.handled}`),
+    card(T("closure_rate"), pct(total.closure_rate), interval(total.closure_rate)),
+    card(T("on_time_resolution"), pct(res.all), interval(res.all)),
+    card(T("resolved_in_grid"), pct(total.resolved_in_grid), interval(total.resolved_in_grid)),
+    card(T("resolved_in_community"), pct(total.resolved_in_community), interval(total.resolved_in_community)),
+    card(T("disputes"), String(total.disputes.received), `${T("mediated")}: ${pct(total.disputes.mediated)}`),
+    card(T("reopened"), String(total.reopened), `${T("median")}: ${duration(res.times.median_s)}`),
+  );
+}
+
+const tooltipRows = (title, rows) =>
+  `<b>${esc(title)}</b><br>` + rows.map(([k, v]) => `${esc(k)}: ${esc(v)}`).join("<br>");
+
+function renderWeeks(trends) {
+  const weeks = trends.weeks;
+  chart("chart-weeks").setOption({
+    title: {text: T("weekly_trend"), textStyle: {fontSize: 13}},
+    tooltip: {
+      trigger: "axis",
+      formatter: (items) => {
+        const w = weeks[items[0].dataIndex];
+        return tooltipRows(w.start, [
+          [T("received"), w.received], [T("closed"), w.closed],
+          [T("closure_rate"), `${pct(w.closure_rate)} (${interval(w.closure_rate)})`],
+          [T("on_time_resolution"), `${pct(w.on_time_resolution)} (${interval(w.on_time_resolution)})`],
+        ]);
+      },
+    },
+    legend: {top: 22, data: [T("received"), T("closed"), T("closure_rate")]},
+    grid: {top: 60, left: 45, right: 45, bottom: 30},
+    xAxis: {type: "category", data: weeks.map((w) => w.start.slice(5))},
+    yAxis: [{type: "value"}, {type: "value", min: 0, max: 100, axisLabel: {formatter: "{value}%"}}],
+    series: [
+      {name: T("received"), type: "bar", data: weeks.map((w) => w.received)},
+      {name: T("closed"), type: "bar", data: weeks.map((w) => w.closed)},
+      {name: T("closure_rate"), type: "line", yAxisIndex: 1,
+       data: weeks.map((w) => (w.closure_rate.rate === null ? null : +(100 * w.closure_rate.rate).toFixed(1)))},
+    ],
+  }, true);
+}
+
+function renderSources(total) {
+  chart("chart-sources").setOption({
+    title: {text: T("source"), textStyle: {fontSize: 13}},
+    tooltip: {trigger: "item", formatter: (p) => tooltipRows(p.name, [[T("received"), `${p.value} (${p.percent}%)`]])},
+    series: [{
+      type: "pie", radius: ["35%", "65%"], top: 20,
+      data: SOURCES.map((s) => ({name: T(s), value: total.by_source[s] || 0})).filter((d) => d.value > 0),
+    }],
+  }, true);
+}
+
+function renderStages(total) {
+  const tiers = ["1", "2", "3", "4"];
+  chart("chart-stages").setOption({
+    title: {text: T("on_time"), textStyle: {fontSize: 13}},
+    tooltip: {
+      trigger: "item",
+      formatter: (p) => {
+        const r = total.on_time[STAGES[p.dataIndex]].tiers[tiers[p.seriesIndex]];
+        return tooltipRows(`${p.name} · P${tiers[p.seriesIndex]}`, [[T("on_time"), `${pct(r)} (${interval(r)})`]]);
+      },
+    },
+    legend: {top: 22, data: tiers.map((t) => `P${t}`)},
+    grid: {top: 60, left: 45, right: 20, bottom: 30},
+    xAxis: {type: "category", data: STAGES.map((s) => T(`stage_${s}`))},
+    yAxis: {type: "value", min: 0, max: 100, axisLabel: {formatter: "{value}%"}},
+    series: tiers.map((t) => ({
+      name: `P${t}`, type: "bar",
+      data: STAGES.map((s) => {
+        const r = total.on_time[s].tiers[t];
+        return r.rate === null ? null : +(100 * r.rate).toFixed(1);
+      }),
+    })),
+  }, true);
+}
+
+function renderBacklog(total) {
+  const bands = Object.keys(total.backlog);
+  chart("chart-backlog").setOption({
+    title: {text: T("backlog"), textStyle: {fontSize: 13}},
+    tooltip: {trigger: "axis", formatter: (items) => tooltipRows(items[0].name, [[T("backlog"), items[0].value]])},
+    grid: {top: 40, left: 45, right: 20, bottom: 30},
+    xAxis: {type: "category", data: bands},
+    yAxis: {type: "value", minInterval: 1},
+    series: [{type: "bar", data: bands.map((b) => total.backlog[b]), itemStyle: {color: "#ee6666"}}],
+  }, true);
+}
+
+function renderAreas(report) {
+  // The ranking on resolution on time, best first: the bar is the rate, the whisker its
+  // Wilson interval; a small denominator is drawn pale.
+  const ranked = report.rankings.on_time_resolution.slice(0, 30);
+  const names = ranked.map((r) => r.code);
+  chart("chart-areas").setOption({
+    title: {text: T("ranking"), textStyle: {fontSize: 13}},
+    tooltip: {
+      trigger: "item",
+      formatter: (p) => {
+        const r = ranked[p.dataIndex];
+        return tooltipRows(`${r.rank}. ${r.code} ${r.name ?? ""}`, [
+          [T("on_time"), r.rate === null ? "–" : `${(100 * r.rate).toFixed(0)}%`],
+          ["95%", r.rate === null ? "–" : `${(100 * r.low).toFixed(0)}–${(100 * r.high).toFixed(0)}%`],
+          ["n", r.denominator + (r.small_sample ? ` (${T("small_sample")})` : "")],
+        ]);
+      },
+    },
+    grid: {top: 35, left: 110, right: 20, bottom: 25},
+    yAxis: {type: "category", inverse: true, data: names, axisLabel: {fontSize: 10}},
+    xAxis: {type: "value", min: 0, max: 100, axisLabel: {formatter: "{value}%"}},
+    series: [
+      {type: "bar", data: ranked.map((r) => ({
+        value: r.rate === null ? null : +(100 * r.rate).toFixed(1),
+        itemStyle: {color: r.small_sample ? "#c6d2ee" : "#5470c6"},
+      }))},
+      {type: "custom", renderItem: (params, api) => {
+        const r = ranked[params.dataIndex];
+        if (r.rate === null) return null;
+        const lo = api.coord([100 * r.low, params.dataIndex]);
+        const hi = api.coord([100 * r.high, params.dataIndex]);
+        const cap = 5;
+        const style = {stroke: "#111", lineWidth: 1.5};
+        return {type: "group", children: [
+          {type: "line", shape: {x1: lo[0], y1: lo[1], x2: hi[0], y2: hi[1]}, style},
+          {type: "line", shape: {x1: lo[0], y1: lo[1] - cap, x2: lo[0], y2: lo[1] + cap}, style},
+          {type: "line", shape: {x1: hi[0], y1: hi[1] - cap, x2: hi[0], y2: hi[1] + cap}, style},
+        ]};
+      }, data: ranked.map((r, i) => [0, i]), encode: {x: 0, y: 1}, z: 10, silent: true},
+    ],
+  }, true);
+}
+
+function renderEscalations(total) {
+  const levels = Object.keys(total.escalations.by_level);
+  chart("chart-escalations").setOption({
+    title: {text: T("escalations"), textStyle: {fontSize: 13}},
+    tooltip: {trigger: "axis", formatter: (items) => tooltipRows(items[0].name, [["n", items[0].value]])},
+    grid: {top: 40, left: 45, right: 20, bottom: 30},
+    xAxis: {type: "category", data: levels},
+    yAxis: {type: "value", minInterval: 1},
+    series: [{type: "bar", data: levels.map((l) => total.escalations.by_level[l]), itemStyle: {color: "#fac858"}}],
+  }, true);
+}
+
+function fillTable(table, head, rows) {
+  const thead = document.createElement("tr");
+  for (const h of head) {
+    const th = document.createElement("th");
+    th.textContent = h;
+    thead.append(th);
+  }
+  const out = [thead];
+  for (const row of rows) {
+    const tr = document.createElement("tr");
+    for (const cell of row) {
+      const td = document.createElement("td");
+      const rich = typeof cell === "object" && cell !== null;  // {text, title, small}
+      td.textContent = rich ? cell.text : cell;
+      if (rich && cell.small) td.className = "small";
+      if (rich) td.title = cell.title;
+      tr.append(td);
+    }
+    out.push(tr);
+  }
+  table.replaceChildren(...out);
+}
+
+const rateCell = (r) => ({text: pct(r) + (r.small_sample && r.rate !== null ? "*" : ""), title: interval(r), small: r.small_sample});
+
+function renderTables(report) {
+  fillTable($("areas"),
+    [T("code"), T("name"), T("received"), ...SOURCES.map(T), T("closed"), T("closure_rate"),
+     ...STAGES.map((s) => `${T("on_time")}: ${T(`stage_${s}`)}`), T("median"), T("p90"),
+     T("resolved_in_grid"), T("disputes"), T("reopened"), T("backlog")],
+    report.areas.map((a) => [
+      a.code, a.name, String(a.received), ...SOURCES.map((s) => String(a.by_source[s] ?? 0)),
+      String(a.closed), rateCell(a.closure_rate), ...STAGES.map((s) => rateCell(a.on_time[s].all)),
+      duration(a.on_time.resolution.times.median_s), duration(a.on_time.resolution.times.p90_s),
+      rateCell(a.resolved_in_grid), String(a.disputes.received), String(a.reopened),
+      String(Object.values(a.backlog).reduce((x, y) => x + y, 0)),
+    ]));
+  fillTable($("workers"),
+    [T("callsign"), T("grid"), T("assigned"), T("closed"), T("on_time_resolution"), T("median"),
+     T("discovered")],
+    report.workers.map((w) => [
+      w.callsign, w.grid.code, String(w.received), String(w.closed),
+      rateCell(w.on_time.resolution.all), duration(w.on_time.resolution.times.median_s),
+      String(w.discovered_in_grid),
+    ]));
+}
+
+async function load() {
+  $("status").textContent = "loading…";
+  for (const f of ["csv", "xlsx", "pdf"]) $(f).href = query(f);
+  try {
+    const report = await api(query());
+    renderCards(report.total);
+    renderWeeks(report.trends);
+    renderSources(report.total);
+    renderStages(report.total);
+    renderBacklog(report.total);
+    renderAreas(report);
+    renderEscalations(report.total);
+    renderTables(report);
+    const wow = report.trends.week_over_week;
+    const change = wow && wow.received_change_pct !== null ? `; ${T("week_over_week")} ${wow.received_change_pct > 0 ? "+" : ""}${wow.received_change_pct}%` : "";
+    $("status").textContent =
+      `${T("period")}: ${report.since.slice(0, 10)} – ${report.until.slice(0, 10)} (${report.timezone}), ` +
+      `${T("as_of")} ${report.as_of.slice(0, 16)}; ${report.areas.length} ${T("areas")}${change}`;
+    $("status").dataset.ready = "1";
+  } catch (err) {
+    $("status").textContent = `error: ${err.message}`;
+  }
+}
+
+$("controls").addEventListener("submit", (event) => {
+  event.preventDefault();
+  load();
+});
+$("level").addEventListener("change", () => loadParents().catch((e) => ($("status").textContent = e.message)));
+window.addEventListener("resize", () => Object.values(charts).forEach((c) => c.resize()));
+loadParents().then(load, (e) => ($("status").textContent = e.message));
