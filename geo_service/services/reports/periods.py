@@ -1,27 +1,24 @@
 """Local calendar days, weeks and months of the deployment (``GEO_TIMEZONE``) for reports.
 
-``parse_local_instant`` is this room's one reader of a client's ``since`` / ``until``: a
-date is local midnight, a time without an offset local time, one with an offset kept. It is
-meant to be swapped for the service's shared local-time parser when that lands (issue 19).
+``parse_local_instant`` reads a client's ``since`` / ``until`` with the service's one parser
+(``instants.parse_instant``): a date is local midnight, a time without an offset local time,
+one with an offset kept.
 """
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from geo_service.errors import InvalidInputError
-from geo_service.instants import within_calendar
-
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+from geo_service.instants import parse_instant
 
 
 def parse_local_instant(value: str, tz: str, name: str) -> datetime:
-    """``value`` as an aware instant: ``YYYY-MM-DD`` is local midnight of that day in ``tz``,
-    a date-time without an offset is local time, one with an offset (RFC 3339) is kept.
+    """``value`` as an aware instant by the service's one reading of client datetimes
+    (``instants.parse_instant``): ``YYYY-MM-DD`` is local midnight of that day in ``tz``, a
+    date-time without an offset local time, one with an offset (RFC 3339) kept.
 
     Raises InvalidInputError naming ``name`` for anything else (or outside 1900-2199).
 
@@ -32,21 +29,7 @@ def parse_local_instant(value: str, tz: str, name: str) -> datetime:
     >>> parse_local_instant("2026-06-01T08:30:00Z", "Asia/Shanghai", "since").isoformat()
     '2026-06-01T08:30:00+00:00'
     """
-    text = value.strip()
-    try:
-        if _DATE.fullmatch(text):
-            parsed = datetime.combine(date.fromisoformat(text), time(0))
-        else:
-            parsed = datetime.fromisoformat(text.replace("z", "Z"))
-    except ValueError:
-        raise InvalidInputError(
-            f"{name} must be a date (YYYY-MM-DD, a local day) or an RFC 3339 date-time"
-        ) from None
-    if parsed.tzinfo is None:
-        parsed = as_local(parsed, tz)
-    if not within_calendar(parsed):
-        raise InvalidInputError(f"{name} must lie in the years 1900 to 2199")
-    return parsed
+    return parse_instant(value, name, ZoneInfo(tz))
 
 
 def as_local(naive: datetime, tz: str) -> datetime:
