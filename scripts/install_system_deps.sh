@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian packages geo-service needs when they are missing:
 # PostgreSQL 15 + PostGIS 3 (the embedded cluster), Chromium (map checks), GDAL (OGC client checks)
-# and Node.js + npm (MapLibre GL JS for the browser test page, scripts/install_web_deps.sh).
+# Node.js + npm (MapLibre GL JS for the browser test page, scripts/install_web_deps.sh) and
+# a CJK font (fonts-noto-cjk: Chinese pages in headless Chromium).
 set -euo pipefail
 
 need=()
@@ -13,6 +14,10 @@ command -v ogrinfo >/dev/null 2>&1 || need+=(gdal-bin)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 [ -f /usr/lib/python3/dist-packages/qgis/core/__init__.py ] || need+=(python3-qgis)
+# A CJK font, so the map pages and their screenshots show Chinese, not tofu boxes (issue 19).
+[ -f /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] \
+  || { command -v fc-list >/dev/null 2>&1 && [ -n "$(fc-list :lang=zh 2>/dev/null)" ]; } \
+  || need+=(fonts-noto-cjk)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from geo_service.api.open311_format import error_response, format_of
 from geo_service.errors import DatabaseUnavailableError, GeoServiceError
+from geo_service.i18n import N_, gettext
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("geo_service.api")
@@ -41,9 +42,9 @@ def _on_ogc_route(request: Request) -> bool:
 def _generic(status: int, title: str, detail: str, code: str, instance: str) -> dict[str, Any]:
     return {
         "type": f"https://geo-service.dev/problems/{code}",
-        "title": title,
+        "title": gettext(title),  # marked with N_ where they are written
         "status": status,
-        "detail": detail,
+        "detail": gettext(detail),
         "code": code,
         "instance": instance,
     }
@@ -75,18 +76,19 @@ def install_problem_handlers(app: FastAPI) -> None:
             {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type")}
             for err in exc.errors()
         ]
-        detail = (
-            "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)
-            or "invalid request"
-        )
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors
+        ) or N_("invalid request")
         status = 400 if _on_ogc_route(request) else 422
-        body = _generic(status, "Invalid request", detail, "validation-error", request.url.path)
+        body = _generic(status, N_("Invalid request"), detail, "validation-error", request.url.path)
         body["errors"] = errors
         return problem_response(body)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
+        title = {404: N_("Not found"), 405: N_("Method not allowed")}.get(
+            exc.status_code, N_("HTTP error")
+        )
         code = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
         detail = exc.detail if isinstance(exc.detail, str) else title
         return problem_response(
@@ -99,14 +101,17 @@ def install_problem_handlers(app: FastAPI) -> None:
         if "statement timeout" in str(exc.orig) or "canceling statement" in str(exc.orig):
             body = _generic(
                 503,
-                "Query took too long",
-                "the query exceeded the statement timeout; narrow the request (bbox, time window)",
+                N_("Query took too long"),
+                N_(
+                    "the query exceeded the statement timeout; narrow the request (bbox, "
+                    "time window)"
+                ),
                 "query-timeout",
                 request.url.path,
             )
             return problem_response(body, headers={"Retry-After": "5"})
         log.warning("database unavailable: %s", exc.orig)
-        err = DatabaseUnavailableError("the database is unreachable; retry shortly")
+        err = DatabaseUnavailableError(N_("the database is unreachable; retry shortly"))
         return problem_response(err.problem(request.url.path), headers={"Retry-After": "5"})
 
     def _internal(request: Request) -> Response:
@@ -114,8 +119,8 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(
             _generic(
                 500,
-                "Internal error",
-                "an internal error occurred",
+                N_("Internal error"),
+                N_("an internal error occurred"),
                 "internal-error",
                 request.url.path,
             )
@@ -128,8 +133,8 @@ def install_problem_handlers(app: FastAPI) -> None:
             # field of any route can carry one, so it is answered here once for all.
             body = _generic(
                 422,
-                "Invalid request",
-                "text values may not contain NUL (0x00) characters",
+                N_("Invalid request"),
+                N_("text values may not contain NUL (0x00) characters"),
                 "validation-error",
                 request.url.path,
             )
