@@ -6,7 +6,7 @@ working. ``retired_at`` marks a category no new incident may take: its incidents
 stay, and it can be brought back. The demo taxonomy gets its Chinese names.
 
 Revision ID: 0029
-Revises: 0027
+Revises: 0031
 Create Date: 2026-11-30
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql as pg
 
 revision = "0029"
-down_revision = "0027"
+down_revision = "0031"  # chained after main's newest when rebased (was 0027)
 branch_labels = None
 depends_on = None
 
