@@ -13,9 +13,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from geo_service.api.open311_format import error_response, format_of
 from geo_service.errors import DatabaseUnavailableError, GeoServiceError
-from geo_service.i18n import N_, gettext
+from geo_service.i18n import ENGLISH, N_, current_language, format_message, gettext
 
 PROBLEM_JSON = "application/problem+json"
+# Starlette's own details of an unknown route or method, for the catalogue (_generic
+# translates every detail)
+STARLETTE = (N_("Not Found"), N_("Method Not Allowed"))
 log = logging.getLogger("geo_service.api")
 
 
@@ -50,6 +53,49 @@ def _generic(status: int, title: str, detail: str, code: str, instance: str) -> 
     }
 
 
+# pydantic's messages of the usual validation errors, by error type, so that a 422 reads in
+# the request's language; placeholders are the error's ``ctx`` (pydantic-core's own names).
+# English keeps pydantic's text exactly; another type, or a ctx without a placeholder's value,
+# keeps it too.
+VALIDATION_MESSAGES = {
+    "missing": N_("Field required"),
+    "greater_than_equal": N_("Input should be greater than or equal to {ge}"),
+    "greater_than": N_("Input should be greater than {gt}"),
+    "less_than_equal": N_("Input should be less than or equal to {le}"),
+    "less_than": N_("Input should be less than {lt}"),
+    "string_too_short": N_("String should have at least {min_length} characters"),
+    "string_too_long": N_("String should have at most {max_length} characters"),
+    "string_pattern_mismatch": N_("String should match pattern '{pattern}'"),
+    "int_parsing": N_("Input should be a valid integer"),
+    "int_from_float": N_("Input should be a valid integer"),
+    "float_parsing": N_("Input should be a valid number"),
+    "bool_parsing": N_("Input should be a valid boolean"),
+    "literal_error": N_("Input should be {expected}"),
+    "enum": N_("Input should be {expected}"),
+    "extra_forbidden": N_("Extra inputs are not permitted"),
+    "json_invalid": N_("JSON decode error"),
+    "dict_type": N_("Input should be a valid dictionary"),
+    "model_attributes_type": N_("Input should be a valid dictionary or object"),
+    "list_type": N_("Input should be a valid list"),
+    "string_type": N_("Input should be a valid string"),
+    "uuid_parsing": N_("Input should be a valid UUID"),
+    "datetime_from_date_parsing": N_("Input should be a valid datetime"),
+    "datetime_parsing": N_("Input should be a valid datetime"),
+}
+
+
+def _message(error: dict[str, Any]) -> str:
+    """A validation error's message in the request's language (pydantic's own in English)."""
+    text = str(error.get("msg", ""))
+    template = VALIDATION_MESSAGES.get(str(error.get("type")))
+    if template is None or current_language() == ENGLISH:
+        return text
+    try:
+        return format_message(template, **{k: v for k, v in (error.get("ctx") or {}).items()})
+    except (KeyError, IndexError, ValueError):
+        return text
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Map domain errors, validation errors, HTTP errors and database faults to problems."""
 
@@ -73,7 +119,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
         errors = [
-            {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type")}
+            {"loc": list(err.get("loc", ())), "msg": _message(err), "type": err.get("type")}
             for err in exc.errors()
         ]
         detail = "; ".join(

@@ -36,7 +36,17 @@ def test_a_404_problem_in_chinese_for_accept_language_zh_cn(client: TestClient) 
 def test_validation_and_authentication_problems_in_chinese(client: TestClient) -> None:
     bad = client.get("/incidents?limit=-5", headers=ZH)
     assert bad.status_code == 422
-    assert problem(bad)["title"] == "请求无效"
+    body = problem(bad)
+    assert body["title"] == "请求无效"
+    assert body["detail"] == "query.limit: 输入应大于或等于 1"
+    assert body["errors"][0]["type"] == "greater_than_equal"  # the stable part stays
+    english = problem(client.get("/incidents?limit=-5", headers=EN))
+    assert english["detail"] == "query.limit: Input should be greater than or equal to 1"
+    missing = problem(client.post("/categories", json={}, headers=ZH))
+    assert "body.code: 缺少必填字段" in missing["detail"]
+    nowhere = client.get("/no/such/page", headers=ZH)
+    assert nowhere.status_code == 404
+    assert (problem(nowhere)["title"], problem(nowhere)["detail"]) == ("未找到", "未找到")
     anonymous = client.get("/incidents", headers={**ZH, "X-API-Key": ""})
     body = problem(anonymous)
     assert anonymous.status_code == 401
