@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from geo_service.i18n import N_, gettext
+
 
 class GeoServiceError(Exception):
     """Base of every error geo-service raises on purpose."""
 
     status = 500
     code = "internal-error"
-    title = "Internal error"
+    title = N_("Internal error")
 
     def __init__(self, detail: str, **extra: Any) -> None:
         super().__init__(detail)
@@ -21,9 +23,11 @@ class GeoServiceError(Exception):
         """Return the RFC 9457 problem-details body for this error."""
         body: dict[str, Any] = {
             "type": f"https://geo-service.dev/problems/{self.code}",
-            "title": self.title,
+            # in the request's language (geo_service/i18n.py); a detail made with
+            # format_message is translated already, a plain one marked with N_ is here
+            "title": gettext(self.title),
             "status": self.status,
-            "detail": self.detail,
+            "detail": gettext(self.detail),
             "code": self.code,
         }
         if instance:
@@ -37,7 +41,7 @@ class NotFoundError(GeoServiceError):
 
     status = 404
     code = "not-found"
-    title = "Not found"
+    title = N_("Not found")
 
 
 class OutsideCityError(GeoServiceError):
@@ -45,7 +49,7 @@ class OutsideCityError(GeoServiceError):
 
     status = 404
     code = "outside-city"
-    title = "Location outside the city"
+    title = N_("Location outside the city")
 
 
 class InvalidInputError(GeoServiceError):
@@ -53,14 +57,14 @@ class InvalidInputError(GeoServiceError):
 
     status = 422
     code = "invalid-input"
-    title = "Invalid input"
+    title = N_("Invalid input")
 
 
 class LocationOutsideCityError(InvalidInputError):
     """A submitted location lies outside every grid (a write, so 422 rather than 404)."""
 
     code = "outside-city"
-    title = "Location outside the city"
+    title = N_("Location outside the city")
 
 
 class ConflictError(GeoServiceError):
@@ -68,14 +72,14 @@ class ConflictError(GeoServiceError):
 
     status = 409
     code = "conflict"
-    title = "Conflict"
+    title = N_("Conflict")
 
 
 class IdempotencyKeyReusedError(ConflictError):
     """An Idempotency-Key came back with a different request body."""
 
     code = "idempotency-key-reused"
-    title = "Idempotency key reused"
+    title = N_("Idempotency key reused")
 
 
 class AuthenticationError(GeoServiceError):
@@ -83,7 +87,7 @@ class AuthenticationError(GeoServiceError):
 
     status = 401
     code = "unauthenticated"
-    title = "Authentication required"
+    title = N_("Authentication required")
 
 
 class StaleCredentialError(AuthenticationError):
@@ -96,7 +100,7 @@ class PermissionDeniedError(GeoServiceError):
 
     status = 403
     code = "forbidden"
-    title = "Forbidden"
+    title = N_("Forbidden")
 
 
 class RateLimitedError(GeoServiceError):
@@ -104,7 +108,7 @@ class RateLimitedError(GeoServiceError):
 
     status = 429
     code = "rate-limited"
-    title = "Too many requests"
+    title = N_("Too many requests")
 
 
 class ServerBusyError(GeoServiceError):
@@ -112,7 +116,7 @@ class ServerBusyError(GeoServiceError):
 
     status = 503
     code = "server-busy"
-    title = "Server busy"
+    title = N_("Server busy")
 
 
 class LimitExceededError(GeoServiceError):
@@ -120,7 +124,7 @@ class LimitExceededError(GeoServiceError):
 
     status = 413
     code = "limit-exceeded"
-    title = "Request too large"
+    title = N_("Request too large")
 
 
 class DatabaseUnavailableError(GeoServiceError):
@@ -128,7 +132,7 @@ class DatabaseUnavailableError(GeoServiceError):
 
     status = 503
     code = "database-unavailable"
-    title = "Database unavailable"
+    title = N_("Database unavailable")
 
 
 class RollupZoneMismatchError(GeoServiceError):
@@ -144,7 +148,7 @@ class ClusterError(GeoServiceError):
     """The embedded PostgreSQL cluster cannot be set up or run."""
 
     code = "cluster-error"
-    title = "Embedded database error"
+    title = N_("Embedded database error")
 
 
 class MissingSystemPackageError(ClusterError):

@@ -83,6 +83,12 @@ class ApiSettings(BaseSettings):
         "runs, page labels), and the zone of dates and naive times clients and imports send. "
         "Changing it: `geo-service migrate` rebuilds the rollups.",
     )
+    locale: str = Field(
+        default="en",
+        description="The deployment's default language (GEO_LOCALE: en or zh_CN / zh-CN) for "
+        "pages, problem details and the CLI when the browser's switch and Accept-Language "
+        "name none served (geo_service/i18n.py).",
+    )
     ogc_layer_cache: bool = Field(
         default=True,
         description="OGC API - Features: compute a heatmap, hot spot or emerging layer once "
@@ -101,6 +107,17 @@ class ApiSettings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"GEO_TIMEZONE {value!r} is not an IANA time zone") from None
         return value
+
+    @field_validator("locale")
+    @classmethod
+    def _served_language(cls, value: str) -> str:
+        """``en`` or ``zh-CN`` (any spelling of English or Simplified Chinese)."""
+        from geo_service.i18n import supported
+
+        language = supported(value)
+        if language is None:
+            raise ValueError(f"GEO_LOCALE {value!r} is not a served language (en, zh_CN)")
+        return language
 
     @field_validator("cors_origins", mode="before")
     @classmethod

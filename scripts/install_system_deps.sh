@@ -2,7 +2,7 @@
 # Install the Debian packages geo-service needs when they are missing:
 # PostgreSQL 15 + PostGIS 3 (the embedded cluster), Chromium (map checks), GDAL (OGC client checks)
 # and Node.js + npm (MapLibre GL JS for the browser test page, scripts/install_web_deps.sh),
-# a CJK font and poppler-utils (the PDF reports).
+# a CJK font (Chinese pages in headless Chromium and the PDF reports) and poppler-utils.
 set -euo pipefail
 
 need=()
@@ -14,7 +14,8 @@ command -v ogrinfo >/dev/null 2>&1 || need+=(gdal-bin)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 [ -f /usr/lib/python3/dist-packages/qgis/core/__init__.py ] || need+=(python3-qgis)
-# the PDF reports: a TrueType font holding Chinese (ReportLab embeds TrueType only), and
+# a font holding Chinese: TrueType for the PDF reports (ReportLab embeds TrueType only), and
+# fontconfig finds it for Chromium's Chinese pages; and
 # pdftoppm, with which the tests look at the pages
 [ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
 command -v pdftoppm >/dev/null 2>&1 || need+=(poppler-utils)

@@ -33,6 +33,7 @@ from geo_service.api.routes import (
     auth,
     batch,
     boundaries,
+    categories,
     console,
     health,
     heatmap,
@@ -52,6 +53,7 @@ from geo_service.api.routes import (
 from geo_service.api.schemas import PROBLEM_RESPONSES
 from geo_service.db.engine import resolve_database_url
 from geo_service.db.rollups import engine_rollup_zone
+from geo_service.i18n import LanguageMiddleware
 from geo_service.ingest.uploads import sweep_stale_uploads
 from geo_service.runtime import Runtime, RuntimeMiddleware, current
 from geo_service.services.access.auth import jwt_secret
@@ -180,6 +182,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(ConditionalGetMiddleware)
     # Every HTML page gets a CSP without inline script (issue 13); see web/pages.py.
     app.add_middleware(ContentSecurityPolicyMiddleware, tiles_setting=settings.api.map_tiles)
+    # The language of each request (?lang= switch, cookie, Accept-Language, GEO_LOCALE).
+    app.add_middleware(LanguageMiddleware, default=settings.api.locale)
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.limits.body_bytes,
@@ -229,6 +233,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         login,
         areas,
         incidents,
+        categories,
         console,
         responders,
         households,

@@ -17,6 +17,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlalchemy.orm import Session
 
 from geo_service.errors import AuthenticationError, RateLimitedError, StaleCredentialError
+from geo_service.i18n import N_, format_message
 from geo_service.runtime.limits import retry_seconds
 from geo_service.services.access.auth import (
     Principal,
@@ -128,7 +129,7 @@ def _principal(
     found = _credentials(request) or presented
     if found is None:
         raise AuthenticationError(
-            "send an API key in X-API-Key, or a bearer token in Authorization"
+            N_("send an API key in X-API-Key, or a bearer token in Authorization")
         )
     kind, value = found
     state = request.app.state
@@ -167,7 +168,10 @@ def _limited(request: Request, principal: Principal) -> Principal:
     wait = request.app.state.runtime.rate_limiter.take(f"user:{principal.user_id}")
     if wait > 0:
         seconds = retry_seconds(wait)  # the body says what the Retry-After header says
-        raise RateLimitedError(f"rate limit exceeded; retry in {seconds} s", retry_after=seconds)
+        raise RateLimitedError(
+            format_message("rate limit exceeded; retry in {seconds} s", seconds=seconds),
+            retry_after=seconds,
+        )
     return principal
 
 

@@ -13,8 +13,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from geo_service.api.open311_format import error_response, format_of
 from geo_service.errors import DatabaseUnavailableError, GeoServiceError
+from geo_service.i18n import ENGLISH, N_, current_language, format_message, gettext
 
 PROBLEM_JSON = "application/problem+json"
+# Starlette's own details of an unknown route or method, for the catalogue (_generic
+# translates every detail)
+STARLETTE = (N_("Not Found"), N_("Method Not Allowed"))
 log = logging.getLogger("geo_service.api")
 
 
@@ -41,12 +45,55 @@ def _on_ogc_route(request: Request) -> bool:
 def _generic(status: int, title: str, detail: str, code: str, instance: str) -> dict[str, Any]:
     return {
         "type": f"https://geo-service.dev/problems/{code}",
-        "title": title,
+        "title": gettext(title),  # marked with N_ where they are written
         "status": status,
-        "detail": detail,
+        "detail": gettext(detail),
         "code": code,
         "instance": instance,
     }
+
+
+# pydantic's messages of the usual validation errors, by error type, so that a 422 reads in
+# the request's language; placeholders are the error's ``ctx`` (pydantic-core's own names).
+# English keeps pydantic's text exactly; another type, or a ctx without a placeholder's value,
+# keeps it too.
+VALIDATION_MESSAGES = {
+    "missing": N_("Field required"),
+    "greater_than_equal": N_("Input should be greater than or equal to {ge}"),
+    "greater_than": N_("Input should be greater than {gt}"),
+    "less_than_equal": N_("Input should be less than or equal to {le}"),
+    "less_than": N_("Input should be less than {lt}"),
+    "string_too_short": N_("String should have at least {min_length} characters"),
+    "string_too_long": N_("String should have at most {max_length} characters"),
+    "string_pattern_mismatch": N_("String should match pattern '{pattern}'"),
+    "int_parsing": N_("Input should be a valid integer"),
+    "int_from_float": N_("Input should be a valid integer"),
+    "float_parsing": N_("Input should be a valid number"),
+    "bool_parsing": N_("Input should be a valid boolean"),
+    "literal_error": N_("Input should be {expected}"),
+    "enum": N_("Input should be {expected}"),
+    "extra_forbidden": N_("Extra inputs are not permitted"),
+    "json_invalid": N_("JSON decode error"),
+    "dict_type": N_("Input should be a valid dictionary"),
+    "model_attributes_type": N_("Input should be a valid dictionary or object"),
+    "list_type": N_("Input should be a valid list"),
+    "string_type": N_("Input should be a valid string"),
+    "uuid_parsing": N_("Input should be a valid UUID"),
+    "datetime_from_date_parsing": N_("Input should be a valid datetime"),
+    "datetime_parsing": N_("Input should be a valid datetime"),
+}
+
+
+def _message(error: dict[str, Any]) -> str:
+    """A validation error's message in the request's language (pydantic's own in English)."""
+    text = str(error.get("msg", ""))
+    template = VALIDATION_MESSAGES.get(str(error.get("type")))
+    if template is None or current_language() == ENGLISH:
+        return text
+    try:
+        return format_message(template, **{k: v for k, v in (error.get("ctx") or {}).items()})
+    except (KeyError, IndexError, ValueError):
+        return text
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -72,21 +119,22 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
         errors = [
-            {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type")}
+            {"loc": list(err.get("loc", ())), "msg": _message(err), "type": err.get("type")}
             for err in exc.errors()
         ]
-        detail = (
-            "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)
-            or "invalid request"
-        )
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors
+        ) or N_("invalid request")
         status = 400 if _on_ogc_route(request) else 422
-        body = _generic(status, "Invalid request", detail, "validation-error", request.url.path)
+        body = _generic(status, N_("Invalid request"), detail, "validation-error", request.url.path)
         body["errors"] = errors
         return problem_response(body)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
+        title = {404: N_("Not found"), 405: N_("Method not allowed")}.get(
+            exc.status_code, N_("HTTP error")
+        )
         code = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
         detail = exc.detail if isinstance(exc.detail, str) else title
         return problem_response(
@@ -99,14 +147,17 @@ def install_problem_handlers(app: FastAPI) -> None:
         if "statement timeout" in str(exc.orig) or "canceling statement" in str(exc.orig):
             body = _generic(
                 503,
-                "Query took too long",
-                "the query exceeded the statement timeout; narrow the request (bbox, time window)",
+                N_("Query took too long"),
+                N_(
+                    "the query exceeded the statement timeout; narrow the request (bbox, "
+                    "time window)"
+                ),
                 "query-timeout",
                 request.url.path,
             )
             return problem_response(body, headers={"Retry-After": "5"})
         log.warning("database unavailable: %s", exc.orig)
-        err = DatabaseUnavailableError("the database is unreachable; retry shortly")
+        err = DatabaseUnavailableError(N_("the database is unreachable; retry shortly"))
         return problem_response(err.problem(request.url.path), headers={"Retry-After": "5"})
 
     def _internal(request: Request) -> Response:
@@ -114,8 +165,8 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(
             _generic(
                 500,
-                "Internal error",
-                "an internal error occurred",
+                N_("Internal error"),
+                N_("an internal error occurred"),
                 "internal-error",
                 request.url.path,
             )
@@ -128,8 +179,8 @@ def install_problem_handlers(app: FastAPI) -> None:
             # field of any route can carry one, so it is answered here once for all.
             body = _generic(
                 422,
-                "Invalid request",
-                "text values may not contain NUL (0x00) characters",
+                N_("Invalid request"),
+                N_("text values may not contain NUL (0x00) characters"),
                 "validation-error",
                 request.url.path,
             )

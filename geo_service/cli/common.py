@@ -11,6 +11,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from geo_service.db.cluster import EmbeddedCluster
 from geo_service.errors import GeoServiceError, MissingSystemPackageError
+from geo_service.i18n import gettext
+from geo_service.i18n import gettext as _
 from geo_service.ingest.uploads import ImportFileError  # and UnsupportedFileError, a subclass
 from geo_service.settings import Settings
 
@@ -24,10 +26,10 @@ def fail() -> Iterator[None]:
     try:
         yield
     except (MissingSystemPackageError, ImportFileError) as exc:
-        console.print(f"[red]error:[/] {exc.detail}")
+        console.print("[red]" + _("error:") + "[/] " + gettext(exc.detail))
         raise typer.Exit(2) from None
     except GeoServiceError as exc:
-        console.print(f"[red]error:[/] {exc.detail}")
+        console.print("[red]" + _("error:") + "[/] " + gettext(exc.detail))
         raise typer.Exit(1) from None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -9,32 +10,44 @@ from typing import Annotated
 import typer
 
 from geo_service.cli.common import console, database_url, progress_bar
+from geo_service.i18n import format_message
+from geo_service.i18n import gettext as _
 from geo_service.settings import Settings
 
-app = typer.Typer(help="The demo city.", invoke_without_command=True)
+app = typer.Typer(help=_("The demo city."), invoke_without_command=True)
 DEFAULT_OUT = Path("data/boundaries/demo_city")
 
 
-@app.callback()
+@app.callback(
+    help=_(
+        "Start the database, migrate, load the demo city if the database is empty, and "
+        "serve (with the city simulated as it lives, unless --no-simulate)."
+    )
+)
 def demo(
     ctx: typer.Context,
-    host: Annotated[str, typer.Option(help="Address to serve on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8000,
+    host: Annotated[str, typer.Option(help=_("Address to serve on."))] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help=_("Port to serve on."))] = 8000,
     simulate: Annotated[
         bool,
         typer.Option(
-            help="Keep the city alive: reports arrive, responders move and work "
-            "(`geo-service simulate` against this server)."
+            help=_(
+                "Keep the city alive: reports arrive, responders move and work "
+                "(`geo-service simulate` against this server)."
+            )
         ),
     ] = True,
     speed: Annotated[
-        float, typer.Option(min=0.1, max=1000, help="Simulated seconds per wall second.")
+        float, typer.Option(min=0.1, max=1000, help=_("Simulated seconds per wall second."))
     ] = 1.0,
 ) -> None:
     """Start the database, migrate, load the demo city if the database is empty, and serve
     (with the city simulated as it lives, unless --no-simulate)."""
     if ctx.invoked_subcommand is not None:
         return
+    # The demo city is a Chinese city: its pages, problems and messages default to Chinese
+    # (a browser's switch or Accept-Language still chooses; GEO_LOCALE=en keeps English).
+    os.environ.setdefault("GEO_LOCALE", "zh_CN")
     from geo_service.cli.serve import run_server
     from geo_service.db.engine import make_engine
     from geo_service.db.migrate import migrate_database
@@ -56,13 +69,14 @@ def demo(
         _backfill(owner_url)
         closed = close_stale_backlog(engine)
         console.print(
-            "database already holds a city; serving it"
-            + (
-                f" (closed {closed:,} open incidents older than {STALE_BACKLOG_H} h "
-                "left from the last run)"
-                if closed
-                else ""
+            format_message(
+                "database already holds a city; serving it (closed {n} open incidents older "
+                "than {hours} h left from the last run)",
+                n=f"{closed:,}",
+                hours=STALE_BACKLOG_H,
             )
+            if closed
+            else _("database already holds a city; serving it")
         )
     keys = _print_demo_keys(engine, f"http://{host}:{port}")
     engine.dispose()
@@ -89,7 +103,11 @@ def _backfill(owner_url: str) -> None:
         bar.update(task, total=1, completed=1)
     engine.dispose()
     if added:
-        console.print(f"added {added:,} incidents: the history of the time the demo was off")
+        console.print(
+            format_message(
+                "added {n} incidents: the history of the time the demo was off", n=f"{added:,}"
+            )
+        )
 
 
 def _print_demo_keys(engine, base: str) -> dict[str, str]:  # noqa: ANN001
@@ -97,13 +115,22 @@ def _print_demo_keys(engine, base: str) -> dict[str, str]:  # noqa: ANN001
     from geo_service.demo.load import issue_demo_keys
 
     # Plain lines, never a table: a key must survive any terminal width intact.
-    typer.echo("\nDemo API keys (new on every start; send as X-API-Key, or sign in at /login):")
+    typer.echo(
+        "\n" + _("Demo API keys (new on every start; send as X-API-Key, or sign in at /login):")
+    )
     keys: dict[str, str] = {}
     for row in issue_demo_keys(engine):
-        area = row["area"] or "whole city"
+        area = row["area"] or _("whole city")
         typer.echo(f"  {row['role']:<12} {row['user']:<18} {area:<18} {row['key']}")
         keys[str(row["role"])] = str(row["key"])
-    typer.echo(f'\ntry: curl -H "X-API-Key: <key>" "{base}/areas/lookup?lon=114.30&lat=30.59"\n')
+    typer.echo(
+        "\n"
+        + format_message(
+            'try: curl -H "X-API-Key: <key>" "{url}"',
+            url=f"{base}/areas/lookup?lon=114.30&lat=30.59",
+        )
+        + "\n"
+    )
     return keys
 
 
@@ -148,14 +175,14 @@ def _simulate_in_background(base: str, key: str, speed: float) -> None:
 
 @app.command("generate")
 def generate(
-    seed: Annotated[int, typer.Option(help="Random seed; same seed, same city.")] = 42,
-    grids: Annotated[int, typer.Option(min=4, help="Number of grids.")] = 1500,
-    incidents: Annotated[int, typer.Option(min=0, help="Incidents over the year.")] = 500_000,
+    seed: Annotated[int, typer.Option(help=_("Random seed; same seed, same city."))] = 42,
+    grids: Annotated[int, typer.Option(min=4, help=_("Number of grids."))] = 1500,
+    incidents: Annotated[int, typer.Option(min=0, help=_("Incidents over the year."))] = 500_000,
     end_date: Annotated[
-        str | None, typer.Option(help="Last day of incidents (YYYY-MM-DD); default today.")
+        str | None, typer.Option(help=_("Last day of incidents (YYYY-MM-DD); default today."))
     ] = None,
-    out: Annotated[Path, typer.Option(help="Where boundary files go.")] = DEFAULT_OUT,
-    load: Annotated[bool, typer.Option(help="Load into the database (must be empty).")] = True,
+    out: Annotated[Path, typer.Option(help=_("Where boundary files go."))] = DEFAULT_OUT,
+    load: Annotated[bool, typer.Option(help=_("Load into the database (must be empty)."))] = True,
 ) -> None:
     """Generate the demo city, write its boundary files, and load it."""
     end = None
@@ -232,5 +259,7 @@ def _generate_and_load(
         counts = load_city(engine, city, progress=load_progress)
         engine.dispose()
     console.print(
-        "loaded demo city: " + ", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in counts.items())
+        _("loaded demo city:")
+        + " "
+        + ", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in counts.items())
     )

@@ -19,6 +19,8 @@ from geo_service.errors import (
     LimitExceededError,
     NotFoundError,
 )
+from geo_service.i18n import N_, format_message
+from geo_service.i18n import gettext as _
 from geo_service.ingest.defaults import EDGE_TOLERANCE_M
 from geo_service.settings import Settings
 
@@ -209,30 +211,34 @@ def import_command(
 
             report = import_file(engine, kind, file, options, actor="cli", progress=step)
         engine.dispose()
-    table = Table(title=f"import {kind}: {file.name}", show_header=False)
-    table.add_row("read", f"{report.read:,}")
-    table.add_row("accepted", f"{report.accepted:,}")
-    table.add_row("inserted", f"{report.inserted:,}")
-    table.add_row("already present", f"{report.already_present:,}")
-    table.add_row("rejected", f"{report.rejected:,}")
+    table = Table(
+        title=format_message("import {kind}: {file}", kind=kind, file=file.name), show_header=False
+    )
+    table.add_row(_("read"), f"{report.read:,}")
+    table.add_row(_("accepted"), f"{report.accepted:,}")
+    table.add_row(_("inserted"), f"{report.inserted:,}")
+    table.add_row(_("already present"), f"{report.already_present:,}")
+    table.add_row(_("rejected"), f"{report.rejected:,}")
     for reason, count in sorted(report.rejected_by_reason.items(), key=lambda kv: -kv[1]):
         table.add_row(f"  {reason}", f"{count:,}")
     if report.encoding:
-        table.add_row("encoding", report.encoding)
+        table.add_row(_("encoding"), report.encoding)
     if report.dimensions_dropped:
         dims = " and ".join(report.dimensions_dropped)
-        table.add_row("dropped", f"{dims} values (geometries stored 2D)")
+        table.add_row(
+            _("dropped"), format_message("{dims} values (geometries stored 2D)", dims=dims)
+        )
     for label, shown in _assumption_rows(report.assumptions):
         table.add_row(label, shown)
     if report.merged_parts:
-        table.add_row("parts merged", f"{report.merged_parts:,}")
+        table.add_row(_("parts merged"), f"{report.merged_parts:,}")
     if report.version_id:
-        table.add_row("draft version", str(report.version_id))
+        table.add_row(_("draft version"), str(report.version_id))
     if report.ignored_columns:
-        table.add_row("ignored columns", ", ".join(report.ignored_columns[:12]))
+        table.add_row(_("ignored columns"), ", ".join(report.ignored_columns[:12]))
     console.print(table)
     if report.reject_file:
-        console.print(f"rejected rows: {report.reject_file}")
+        console.print(format_message("rejected rows: {path}", path=report.reject_file))
     if report.rejected:
         raise typer.Exit(EXIT_SOME_REJECTED)
 
@@ -240,15 +246,15 @@ def import_command(
 # How the summary names what the import assumed (``ImportReport.assumptions``); other keys
 # are shown with their underscores as spaces.
 ASSUMPTION_LABELS = {
-    "crs": "CRS",
-    "transformation_accuracy_m": "transformation accuracy",
-    "tz": "time zone of naive times",
-    "ambiguous_time": "repeated local times (DST)",
-    "truncated_columns": "columns matched by truncated names",
-    "date_formats": "date formats",
-    "edge_snapped": "snapped to the nearest grid",
-    "decimal_comma": "decimal comma read in",
-    "kmz_documents_not_read": "KMZ documents not read (only doc.kml)",
+    "crs": N_("CRS"),
+    "transformation_accuracy_m": N_("transformation accuracy"),
+    "tz": N_("time zone of naive times"),
+    "ambiguous_time": N_("repeated local times (DST)"),
+    "truncated_columns": N_("columns matched by truncated names"),
+    "date_formats": N_("date formats"),
+    "edge_snapped": N_("snapped to the nearest grid"),
+    "decimal_comma": N_("decimal comma read in"),
+    "kmz_documents_not_read": N_("KMZ documents not read (only doc.kml)"),
 }
 
 
@@ -272,7 +278,7 @@ def _assumption_rows(assumptions: dict[str, object]) -> list[tuple[str, str]]:
             tolerance = assumptions.get("edge_tolerance_m")
             within = f" (edge tolerance {tolerance:g} m)" if tolerance else ""
             shown = f"{value:,}{within}"
-        rows.append((ASSUMPTION_LABELS.get(key, key.replace("_", " ")), shown))
+        rows.append((_(ASSUMPTION_LABELS.get(key, key.replace("_", " "))), shown))
     return rows
 
 
@@ -283,15 +289,15 @@ def _import_exit_codes(refused: type[GeoServiceError]) -> Iterator[None]:
     try:
         yield
     except refused as exc:
-        console.print(f"[red]refused:[/] {exc.detail}")
+        console.print("[red]" + _("refused:") + "[/] " + _(exc.detail))
         for reason, count in sorted(exc.extra.get("rejected_by_reason", {}).items()):
             console.print(f"  {reason}: {count:,}")
         reject_file = getattr(exc, "reject_file", None)
         if reject_file:
-            console.print(f"rejected rows: {reject_file}")
+            console.print(format_message("rejected rows: {path}", path=reject_file))
         raise typer.Exit(EXIT_REFUSED) from None
     except (InvalidInputError, LimitExceededError, NotFoundError, ConflictError) as exc:
         # an option that names nothing usable (an unknown or published --version) is a wrong
         # option, like a bad value: exit 2
-        console.print(f"[red]error:[/] {exc.detail}")
+        console.print("[red]" + _("error:") + "[/] " + _(exc.detail))
         raise typer.Exit(EXIT_UNREADABLE) from None

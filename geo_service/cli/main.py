@@ -6,16 +6,17 @@ from typing import Annotated
 
 import typer
 
-from geo_service.cli import analytics, boundaries, db, demo, reports
+from geo_service.cli import analytics, boundaries, categories, db, demo, reports
 from geo_service.cli.common import console, database_url, fail
 from geo_service.cli.imports import IMPORT_EPILOG, import_command
 from geo_service.cli.serve import serve
 from geo_service.cli.simulate import simulate_command
 from geo_service.cli.users import keys_app, users_app
+from geo_service.i18n import gettext as _
 from geo_service.settings import Settings
 
 app = typer.Typer(
-    help="geo-service: grids, incidents and the city hierarchy.",
+    help=_("geo-service: grids, incidents and the city hierarchy."),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -24,11 +25,18 @@ app.add_typer(demo.app, name="demo")
 app.add_typer(boundaries.app, name="boundaries")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
+app.add_typer(categories.app, name="categories")
 app.add_typer(analytics.app, name="analytics")
 app.add_typer(reports.app, name="reports")
 app.command("export")(analytics.export_command)
-app.command("serve")(serve)
-app.command("import", epilog=IMPORT_EPILOG)(import_command)
+app.command("serve", help=_("Serve the API (starts the embedded database if it is the default)."))(
+    serve
+)
+app.command(
+    "import",
+    epilog=IMPORT_EPILOG,
+    help=_("Import a file; rejected rows go to a reject file with their reasons."),
+)(import_command)
 app.command("simulate")(simulate_command)
 
 

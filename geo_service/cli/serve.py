@@ -7,6 +7,8 @@ from typing import Annotated
 import typer
 
 from geo_service.cli.common import console, database_url
+from geo_service.i18n import format_message
+from geo_service.i18n import gettext as _
 from geo_service.settings import Settings
 
 
@@ -18,7 +20,14 @@ def run_server(settings: Settings, host: str, port: int, workers: int = 1) -> No
 
     if workers > 1:
         # Each worker process builds its own app (and engine) from the environment.
-        console.print(f"serving on http://{host}:{port} with {workers} workers")
+        console.print(
+            format_message(
+                "serving on http://{host}:{port} with {workers} workers",
+                host=host,
+                port=port,
+                workers=workers,
+            )
+        )
         uvicorn.run(
             "geo_service.api.app:create_app",
             factory=True,
@@ -29,16 +38,18 @@ def run_server(settings: Settings, host: str, port: int, workers: int = 1) -> No
         )
         return
     console.print(
-        f"serving on http://{host}:{port}  (map: http://{host}:{port}/map, "
-        f"API docs: http://{host}:{port}/docs)"
+        format_message(
+            "serving on {base}  (map: {base}/map, API docs: {base}/docs)",
+            base=f"http://{host}:{port}",
+        )
     )
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
 
 def serve(
-    host: Annotated[str, typer.Option(help="Address to serve on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8000,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    host: Annotated[str, typer.Option(help=_("Address to serve on."))] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help=_("Port to serve on."))] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help=_("Worker processes."))] = 1,
 ) -> None:
     """Serve the API (starts the embedded database if it is the default)."""
     settings = Settings()

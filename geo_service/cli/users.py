@@ -8,10 +8,12 @@ import typer
 from rich.table import Table
 
 from geo_service.cli.common import console, database_url, fail
+from geo_service.i18n import format_message
+from geo_service.i18n import gettext as _
 from geo_service.settings import Settings
 
-users_app = typer.Typer(help="Users: a role and, optionally, an area.", no_args_is_help=True)
-keys_app = typer.Typer(help="API keys (shown once, stored hashed).", no_args_is_help=True)
+users_app = typer.Typer(help=_("Users: a role and, optionally, an area."), no_args_is_help=True)
+keys_app = typer.Typer(help=_("API keys (shown once, stored hashed)."), no_args_is_help=True)
 CLI_ACTOR = "cli (local admin)"
 
 
@@ -27,15 +29,17 @@ def _session():  # noqa: ANN202
     return Session(make_engine(url, settings.database))
 
 
-@users_app.command("create")
+@users_app.command("create", help=_("Create a user and a first API key (printed once)."))
 def create(
     name: str,
-    role: Annotated[str, typer.Option(help="admin | dispatcher | planner | analyst | grid_worker")],
+    role: Annotated[
+        str, typer.Option(help=_("admin | dispatcher | planner | analyst | grid_worker"))
+    ],
     area: Annotated[
-        str | None, typer.Option(help="Bind to an area code (a grid worker's own grid)")
+        str | None, typer.Option(help=_("Bind to an area code (a grid worker's own grid)"))
     ] = None,
     responder: Annotated[
-        str | None, typer.Option(help="The user's own responder (callsign)")
+        str | None, typer.Option(help=_("The user's own responder (callsign)"))
     ] = None,
 ) -> None:
     """Create a user and a first API key (printed once)."""
@@ -52,18 +56,22 @@ def create(
         )
         _, key = create_key(session, user, actor=CLI_ACTOR, label="created with the user")
         session.commit()
-    console.print(f"created {role} [bold]{name}[/]" + (f" for area {area}" if area else ""))
+    console.print(
+        format_message("created {role} {name} for area {area}", role=role, name=name, area=area)
+        if area
+        else format_message("created {role} {name}", role=role, name=name)
+    )
     typer.echo(key)
 
 
-@users_app.command("list")
+@users_app.command("list", help=_("List users, their roles, areas and live keys."))
 def list_() -> None:
     """List users, their roles, areas and live keys."""
     from geo_service.services.access.auth import list_users
 
     with fail(), _session() as session:
         rows = list_users(session)
-    table = Table("id", "name", "role", "area", "keys", "disabled")
+    table = Table("id", _("name"), _("role"), _("area"), _("keys"), _("disabled"))
     for r in rows:
         table.add_row(
             str(r["id"]),
@@ -71,15 +79,15 @@ def list_() -> None:
             r["role"],
             r["area_code"] or "-",
             str(r["keys"]),
-            "yes" if r["disabled"] else "",
+            _("yes") if r["disabled"] else "",
         )
     console.print(table)
 
 
-@keys_app.command("create")
+@keys_app.command("create", help=_("Make another API key for a user (printed once)."))
 def create_key_command(
     user: str,
-    label: Annotated[str | None, typer.Option(help="What the key is for")] = None,
+    label: Annotated[str | None, typer.Option(help=_("What the key is for"))] = None,
 ) -> None:
     """Make another API key for a user (printed once)."""
     from sqlalchemy import select
@@ -91,14 +99,14 @@ def create_key_command(
     with fail(), _session() as session:
         row = session.execute(select(User).where(User.name == user)).scalar_one_or_none()
         if row is None:
-            raise NotFoundError(f"no user named {user!r}")
+            raise NotFoundError(format_message("no user named {name}", name=repr(user)))
         _, key = create_key(session, row, actor=CLI_ACTOR, label=label)
         session.commit()
     typer.echo(key)
 
 
-@keys_app.command("revoke")
-def revoke(prefix: Annotated[str, typer.Argument(help="The key, or its prefix")]) -> None:
+@keys_app.command("revoke", help=_("Revoke a key; requests with it are refused from now on."))
+def revoke(prefix: Annotated[str, typer.Argument(help=_("The key, or its prefix"))]) -> None:
     """Revoke a key; requests with it are refused from now on."""
     from geo_service.services.access.auth import revoke_key
 
@@ -107,4 +115,4 @@ def revoke(prefix: Annotated[str, typer.Argument(help="The key, or its prefix")]
     with fail(), _session() as session:
         revoke_key(session, prefix, actor=CLI_ACTOR)
         session.commit()
-    console.print(f"revoked key {prefix}")
+    console.print(format_message("revoked key {prefix}", prefix=prefix))

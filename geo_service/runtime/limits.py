@@ -19,6 +19,7 @@ from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from geo_service.errors import RateLimitedError, ServerBusyError
+from geo_service.i18n import format_message
 
 log = logging.getLogger("geo_service.auth")
 
@@ -98,7 +99,10 @@ class FailedCredentialLimit:
         reset_at = self.limiter.get_window_stats(self.item, self.NAMESPACE, address).reset_time
         seconds = retry_seconds(reset_at - time.time())
         raise RateLimitedError(
-            f"too many failed credentials from this address; retry in {seconds} s",
+            format_message(
+                "too many failed credentials from this address; retry in {seconds} s",
+                seconds=seconds,
+            ),
             retry_after=seconds,
         )
 
@@ -155,15 +159,22 @@ class HeavyWorkLimit:
             if len(mine) >= self.per_user:
                 seconds = retry_seconds(self._retry_after(mine, now))
                 raise RateLimitedError(
-                    f"at most {self.per_user} expensive requests at once per user; "
-                    f"retry in {seconds} s",
+                    format_message(
+                        "at most {n} expensive requests at once per user; retry in {seconds} s",
+                        n=self.per_user,
+                        seconds=seconds,
+                    ),
                     retry_after=seconds,
                 )
             if self._count >= self.total:
                 starts = [t for ts in self._running.values() for t in ts]
                 seconds = retry_seconds(self._retry_after(starts, now))
                 raise ServerBusyError(
-                    f"the server runs as many expensive requests as it may; retry in {seconds} s",
+                    format_message(
+                        "the server runs as many expensive requests as it may; retry in "
+                        "{seconds} s",
+                        seconds=seconds,
+                    ),
                     retry_after=seconds,
                 )
             mine.append(now)

@@ -10,15 +10,24 @@ response's CSP nonce.
 from __future__ import annotations
 
 import html
+import re
 from typing import Any
 
 import numpy as np
 
+from geo_service.i18n import N_, current_language, format_message
+from geo_service.i18n import gettext as _
 from geo_service.web.pages import add_nonce, render_page, tile_source
 
 STATIC_PREFIX = "/static/vendor/leaflet"
 # ColorBrewer YlOrRd, 6 classes.
 PALETTE = ("#ffffb2", "#fed976", "#feb24c", "#fd8d3c", "#f03b20", "#bd0026")
+LEVEL_NAMES = {"community": N_("Community"), "street": N_("Street"), "district": N_("District")}
+LEVEL_BOUNDARIES = {
+    "community": N_("Community boundaries"),
+    "street": N_("Street boundaries"),
+    "district": N_("District boundaries"),
+}
 OUTLINE_STYLE = {
     "community": {"color": "#555555", "weight": 1.2, "fillOpacity": 0},
     "street": {"color": "#1f3b73", "weight": 2.2, "fillOpacity": 0},
@@ -80,12 +89,14 @@ def render_city_map(
     if source:
         # The same tiles as the other pages (and the CSP's img-src); folium wants a name.
         folium.TileLayer(
-            source["url"], name="Base map", attr=html.escape(source["attribution"])
+            source["url"], name=_("Base map"), attr=html.escape(source["attribution"])
         ).add_to(fmap)
 
     folium.GeoJson(
         grids,
-        name=f"Grids: incidents, {window_days} days to {until}",
+        name=format_message(
+            "Grids: incidents, {days} days to {until}", days=window_days, until=until
+        ),
         style_function=lambda f: {
             "fillColor": colour(f["properties"]["incidents"]),
             "color": "#777777",
@@ -95,7 +106,11 @@ def render_city_map(
         highlight_function=lambda f: {"weight": 2.5, "color": "#000000"},
         tooltip=folium.GeoJsonTooltip(
             fields=["name", "code", "incidents"],
-            aliases=["Grid", "Code", f"Incidents ({window_days} d)"],
+            aliases=[
+                html.escape(_("Grid")),
+                html.escape(_("Code")),
+                html.escape(format_message("Incidents ({days} d)", days=window_days)),
+            ],
         ),
     ).add_to(fmap)
     for level in ("community", "street", "district"):
@@ -104,10 +119,11 @@ def render_city_map(
         style = OUTLINE_STYLE[level]
         folium.GeoJson(
             _escaped(layers[level]),
-            name=f"{level.capitalize()} boundaries",
+            name=html.escape(_(LEVEL_BOUNDARIES[level])),
             style_function=lambda f, s=style: s,
             tooltip=folium.GeoJsonTooltip(
-                fields=["name", "code"], aliases=[level.capitalize(), "Code"]
+                fields=["name", "code"],
+                aliases=[html.escape(_(LEVEL_NAMES[level])), html.escape(_("Code"))],
             ),
             show=level != "community",
         ).add_to(fmap)
@@ -117,8 +133,13 @@ def render_city_map(
         fmap.fit_bounds(bounds)
     root: Any = fmap.get_root()  # a branca Figure
     root.html.add_child(folium.Element(_legend(breaks, window_days, until)))
-    root.header.add_child(folium.Element("<title>geo-service: city grids</title>"))
+    root.html.add_child(
+        folium.Element(render_page("_language.html", floating=True))  # the language switch
+    )
+    root.header.add_child(folium.Element(render_page("city_map_head.html")))
     page = root.render()
+    # the page's language, for assistive technology and the CJK font rule (i18n.css)
+    page = re.sub(r"<html(?=[\s>])", f'<html lang="{current_language()}"', page, count=1)
     return add_nonce(page, nonce) if nonce else page
 
 

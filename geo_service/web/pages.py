@@ -8,12 +8,15 @@ forbid inline script altogether (``script-src 'self'``).
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from geo_service import i18n
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 OSM_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
@@ -24,17 +27,31 @@ OSM_ATTRIBUTION = "© OpenStreetMap contributors"
 def _environment() -> Any:
     import jinja2
 
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=True,  # every page is HTML: escape everything not marked safe
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
     )
+    # gettext of the request's language (geo_service/i18n.py); new-style calls escape their
+    # result and format placeholders by name: {{ _("%(n)s days", n=days) }}
+    env.install_gettext_callables(  # type: ignore[attr-defined]
+        i18n.gettext, i18n.ngettext, newstyle=True
+    )
+    return env
 
 
 def render_page(template: str, **context: Any) -> str:
-    """Render ``templates/<template>`` with ``context`` (autoescaped)."""
+    """Render ``templates/<template>`` with ``context`` (autoescaped), in the request's
+    language: every page also gets ``lang`` (its BCP 47 tag), ``languages`` (the switch's
+    ``(tag, name)`` pairs) and ``page_i18n`` (the page scripts' translations as JSON, for
+    ``data-i18n``; common.js's ``t()`` reads it)."""
+    language = i18n.current_language()
+    context.setdefault("lang", language)
+    context.setdefault("languages", list(i18n.LANGUAGE_NAMES.items()))
+    context.setdefault("page_i18n", json.dumps(i18n.page_catalogue(language), ensure_ascii=False))
     return _environment().get_template(template).render(**context)
 
 

@@ -22,6 +22,7 @@ from geo_service.api.schemas.layers import (
 from geo_service.services.access.scope import Scope
 from geo_service.services.layers.emerging import emerging
 from geo_service.services.layers.hotspots import HotspotQuery, grid_hotspots, h3_hotspots
+from geo_service.services.layers.labels import with_labels
 
 router = APIRouter(prefix="/hotspots", tags=["hotspots"])
 
@@ -87,7 +88,7 @@ def read_hotspots(
     """Getis-Ord Gi* per H3 cell (binary k-ring weights, cell included) with ArcGIS's classes
     and Benjamini-Hochberg FDR; every cell of the city, zero counts included.
     """
-    return DictJSONResponse(h3_hotspots(session, query, scope=scope))
+    return DictJSONResponse(with_labels(h3_hotspots(session, query, scope=scope)))
 
 
 @router.get("/grids", response_model=GridHotspotLayer, dependencies=[HEAVY])
@@ -97,7 +98,7 @@ def read_grid_hotspots(
     query: QueryDep,
 ) -> DictJSONResponse:
     """Getis-Ord Gi* per grid polygon (queen contiguity); ``res`` and ``k`` do not apply."""
-    return DictJSONResponse(grid_hotspots(session, query, scope=scope))
+    return DictJSONResponse(with_labels(grid_hotspots(session, query, scope=scope)))
 
 
 @router.get("/emerging", response_model=EmergingLayer, dependencies=[HEAVY])
@@ -129,7 +130,7 @@ def read_emerging_hotspots(
         k=k,
         scope=scope,
     )
-    return DictJSONResponse(layer)
+    return DictJSONResponse(with_labels(layer))
 
 
 @router.get(
@@ -147,7 +148,7 @@ def download_hotspots(
 ) -> Response:
     """The hot spot layer as a file for desktop GIS, notebooks and spreadsheets."""
     layer = h3_hotspots(session, query, scope=scope)
-    return layer_file(layer, f"hotspots_res{query.res}", format)
+    return layer_file(with_labels(layer), f"hotspots_res{query.res}", format)
 
 
 @router.get(
@@ -172,4 +173,4 @@ def download_emerging_hotspots(
     layer = emerging(
         session, res=res, bin=bin, since=since, until=until, category=category, k=k, scope=scope
     )
-    return layer_file(layer, f"emerging_hotspots_res{res}", format)
+    return layer_file(with_labels(layer), f"emerging_hotspots_res{res}", format)

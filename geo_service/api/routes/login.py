@@ -10,12 +10,14 @@ that must match a cookie set with the form, and a foreign Origin is refused (log
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from geo_service.api.deps import COOKIE_NAME, SessionDep, SettingsDep, verify_key
 from geo_service.errors import AuthenticationError
+from geo_service.i18n import gettext as _
 from geo_service.runtime import PrincipalCache
 from geo_service.services.access.web_sessions import (
     LOGIN_CSRF_COOKIE,
@@ -51,7 +53,14 @@ def _form(
     request: Request, settings: Settings, *, next_page: str, error: str = "", status: int = 200
 ) -> HTMLResponse:
     token = request.cookies.get(LOGIN_CSRF_COOKIE) or new_login_token()
-    body = render_page("login.html", error=error, next=_safe_next(next_page), login_token=token)
+    target = _safe_next(next_page)
+    body = render_page(
+        "login.html",
+        error=error,
+        next=target,
+        login_token=token,
+        keep_query=urlencode({"next": target}) + "&",  # the language switch keeps the target
+    )
     response = HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
     response.set_cookie(
         LOGIN_CSRF_COOKIE,
@@ -93,8 +102,10 @@ def login(
         # counted and logged under the failed-credentials limit (429 while locked out)
         principal = verify_key(request, session, api_key.strip())
     except AuthenticationError:
-        return _form(request, settings, next_page=next, error="That key is not valid.", status=401)
-    session_id, _ = create_session(session, principal, ttl_s=settings.auth.session_ttl_s)
+        return _form(
+            request, settings, next_page=next, error=_("That key is not valid."), status=401
+        )
+    session_id, _csrf = create_session(session, principal, ttl_s=settings.auth.session_ttl_s)
     response = RedirectResponse(_safe_next(next), status_code=303)
     response.set_cookie(
         COOKIE_NAME,

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from geo_service.api.deps import HEAVY, SessionDep, SettingsDep, require
 from geo_service.api.params import Instant
+from geo_service.i18n import localized
 from geo_service.instants import local_day
 from geo_service.services.access.scope import Scope
 from geo_service.services.access.web_sessions import SESSION_COOKIE, csrf_token_for
@@ -54,7 +55,9 @@ def read_heatmap_page(
     """Heatmap and hot spot classes over community outlines, with category, window and week
     controls (data loads from /heatmap/h3 and /hotspots with the page's sign-in cookie).
     """
-    categories = session.execute(text("SELECT code, name FROM categories ORDER BY code")).all()
+    categories = session.execute(
+        text("SELECT code, name, names FROM categories ORDER BY code")
+    ).all()
     newest = session.execute(
         text("SELECT coalesce(max(reported_at), now()) FROM incidents")
     ).scalar_one()
@@ -62,7 +65,7 @@ def read_heatmap_page(
     end = local_day(newest) + timedelta(days=1)
     page = render_page(
         "heatmap.html",
-        categories=[(c, n) for c, n in categories],
+        categories=[(c, localized(names, n)) for c, n, names in categories],  # names, never codes
         weeks=52,
         end=end.isoformat(),
         tiles=_tiles_config(settings.api.map_tiles),

@@ -32,6 +32,10 @@ class ConsoleIncident(Exact):
 
     id: str
     category: str
+    category_name: str = Field(
+        description="the category's name in the request's language (Accept-Language, the "
+        "page's switch or GEO_LOCALE), else its English name"
+    )
     priority: int
     status: str
     description: str | None

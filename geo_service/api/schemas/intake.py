@@ -6,9 +6,9 @@ package ``__init__``, shared by the intake and dispatch routes.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from geo_service.api.schemas import AreaRef
 from geo_service.api.schemas.geojson import Feature, FeatureCollection, Point, Timestamp
@@ -186,3 +186,70 @@ class Open311Receipt(Exact):
     service_request_id: str
     service_notice: str
     account_id: None
+
+
+# --- categories (issue 19) -----------------------------------------------------------------
+
+LanguageTag = Literal["en", "zh-CN"]
+CategoryName = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class CategoryBase(BaseModel):
+    """What a grid office sets on a category besides its code."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    group: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    default_priority: Annotated[int, Field(ge=1, le=4)] | None = None
+    handling_effort_min: Annotated[int, Field(ge=1, le=7 * 24 * 60)] | None = Field(
+        default=None, description="minutes of work per incident (the workload formula)"
+    )
+    response_target_s: Annotated[int, Field(ge=1, le=7 * 86400)] | None = Field(
+        default=None, description="seconds to dispatch, overriding the priority's (null: none)"
+    )
+    resolution_target_min: Annotated[int, Field(ge=1, le=365 * 24 * 60)] | None = Field(
+        default=None, description="minutes from the report to resolution (null: none)"
+    )
+
+
+class CategoryCreate(CategoryBase):
+    """``POST /categories``: a new category; ``names.en`` is required."""
+
+    code: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")] = Field(
+        description="the stable key incidents, imports and Open311 use"
+    )
+    names: dict[LanguageTag, CategoryName] = Field(
+        description='the name per language, e.g. {"en": "Noise", "zh-CN": "噪声扰民"}'
+    )
+    handling_effort_min: Annotated[int, Field(ge=1, le=7 * 24 * 60)] = Field(
+        description="minutes of work per incident (the workload formula)"
+    )
+
+
+class CategoryUpdate(CategoryBase):
+    """``PATCH /categories/{code}``: rename (the languages given; the others stay) and set
+    targets and handling effort. A member sent as null clears a target."""
+
+    names: dict[LanguageTag, CategoryName] | None = None
+
+
+class CategoryPublic(Exact):
+    """A category: its code, its name in the request's language and in every language."""
+
+    code: str
+    name: str = Field(description="in the request's language (Accept-Language, ?lang=, GEO_LOCALE)")
+    names: dict[str, str] = Field(description="BCP 47 tag -> name")
+    group: str
+    default_priority: int
+    handling_effort_min: int
+    response_target_s: int | None
+    resolution_target_min: int | None
+    retired: bool
+    retired_at: str | None = Field(description="when it was retired (RFC 3339), else null")
+
+
+class CategoriesPublic(Exact):
+    """Every category, by code."""
+
+    data: list[CategoryPublic]
+    count: int

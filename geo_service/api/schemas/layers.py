@@ -101,6 +101,11 @@ class HotspotStats(Exact):
     class_: str = Field(
         alias="class", description="e.g. 'Hot Spot - 99% Confidence', 'Not Significant'"
     )
+    class_label: str | None = Field(
+        default=None,
+        description="the class in the request's language, e.g. '热点 - 99% 置信度' for zh-CN "
+        "(/hotspots and its downloads; the OGC layer keeps the value only)",
+    )
 
 
 class HotspotCellProps(HotspotStats):
@@ -160,6 +165,9 @@ class EmergingProps(Exact):
 
     h3: str = H3Index
     pattern: str = Field(description="ArcGIS's pattern, e.g. 'New Hot Spot', 'No Pattern Detected'")
+    pattern_label: str | None = Field(
+        default=None, description="the pattern in the request's language, e.g. '新增的热点'"
+    )
     count: int
     trend_z: float = Field(description="Mann-Kendall z of the cell's Gi* z-scores over bins")
     trend_p: float

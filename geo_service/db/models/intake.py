@@ -42,6 +42,7 @@ class Category(Base):
     __tablename__ = "categories"
     __table_args__ = (
         CheckConstraint("default_priority BETWEEN 1 AND 4", name="ck_category_priority"),
+        CheckConstraint("jsonb_typeof(names) = 'object'", name="ck_category_names_object"),
     )
 
     code: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -51,6 +52,9 @@ class Category(Base):
     handling_effort_min: Mapped[int] = mapped_column(Integer)
     response_target_s: Mapped[int | None] = mapped_column(Integer)
     resolution_target_min: Mapped[int | None] = mapped_column(Integer)
+    # per language (BCP 47 tag -> name); ``name`` is the English one (migration 0029)
+    names: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Incident(Base):

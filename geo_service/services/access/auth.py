@@ -34,6 +34,7 @@ from geo_service.errors import (
     NotFoundError,
     StaleCredentialError,
 )
+from geo_service.i18n import N_
 from geo_service.runtime.caches import PrincipalCache
 from geo_service.services.access.audit import record_audit
 from geo_service.services.boundaries.versions import version_in_force
@@ -174,7 +175,7 @@ def _principal(user: User, key_id: int | None = None) -> Principal:
 def _key_parts(presented: str) -> tuple[str, str]:
     parts = presented.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX:
-        raise AuthenticationError("malformed API key")
+        raise AuthenticationError(N_("malformed API key"))
     return parts[1], parts[2]
 
 
@@ -211,9 +212,9 @@ async def authenticate_key_async(conn: AsyncConnection, presented: str) -> Princ
         optional=True,
     )
     if row is None or not hmac.compare_digest(row[0], hashed):
-        raise AuthenticationError("unknown API key")
+        raise AuthenticationError(N_("unknown API key"))
     if row[1]:
-        raise StaleCredentialError("this API key has been revoked")
+        raise StaleCredentialError(N_("this API key has been revoked"))
     return Principal(*row[2:8])
 
 
@@ -224,10 +225,10 @@ def authenticate_key(session: Session, presented: str) -> Principal:
         select(ApiKey, User).join(User, User.id == ApiKey.user_id).where(ApiKey.prefix == prefix)
     ).first()
     if row is None or not hmac.compare_digest(row.ApiKey.secret_sha256, _hash(secret)):
-        raise AuthenticationError("unknown API key")
+        raise AuthenticationError(N_("unknown API key"))
     key, user = row
     if key.revoked_at is not None or user.disabled:
-        raise StaleCredentialError("this API key has been revoked")
+        raise StaleCredentialError(N_("this API key has been revoked"))
     now = datetime.now(UTC)
     # Recording every use would turn every read into a write; LAST_USED_RESOLUTION says enough.
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
@@ -240,7 +241,7 @@ def issue_token(principal: Principal, secret: str, auth: AuthSettings) -> dict[s
     """An OAuth2 bearer token for ``principal``, naming the API key it was issued for."""
     if principal.key_id is None and not auth.jwt_accept_keyless:
         # Such a token could not be verified (it would outlive any revocation): refuse now.
-        raise AuthenticationError("a token can only be issued to a caller signed in with a key")
+        raise AuthenticationError(N_("a token can only be issued to a caller signed in with a key"))
     now = datetime.now(UTC)
     claims: dict[str, Any] = {
         "sub": str(principal.user_id),
@@ -272,30 +273,30 @@ def authenticate_token(session: Session, token: str, secret: str, auth: AuthSett
             options={"require": ["exp", "sub", "iss"]},
         )
     except jwt.ExpiredSignatureError:
-        raise StaleCredentialError("the bearer token has expired") from None
+        raise StaleCredentialError(N_("the bearer token has expired")) from None
     except jwt.PyJWTError:
-        raise AuthenticationError("invalid bearer token") from None
+        raise AuthenticationError(N_("invalid bearer token")) from None
     sub, kid = str(claims["sub"]), claims.get("kid")
     if not (sub.isascii() and sub.isdigit()):
-        raise AuthenticationError("invalid bearer token")
+        raise AuthenticationError(N_("invalid bearer token"))
     if kid is None:
         if not auth.jwt_accept_keyless:
-            raise AuthenticationError("the bearer token names no API key (claim kid)")
+            raise AuthenticationError(N_("the bearer token names no API key (claim kid)"))
         user = session.get(User, int(sub))
         if user is None or user.disabled:
-            raise StaleCredentialError("the bearer token's user no longer exists")
+            raise StaleCredentialError(N_("the bearer token's user no longer exists"))
         return _principal(user)
     # bool is an int in Python: a forged `"kid": true` must not read as key 1
     if type(kid) is not int:
-        raise AuthenticationError("invalid bearer token")
+        raise AuthenticationError(N_("invalid bearer token"))
     row = session.execute(
         select(ApiKey, User).join(User, User.id == ApiKey.user_id).where(ApiKey.id == kid)
     ).first()
     if row is None or row.User.id != int(sub):
-        raise AuthenticationError("invalid bearer token")
+        raise AuthenticationError(N_("invalid bearer token"))
     key, user = row
     if key.revoked_at is not None or user.disabled:
-        raise StaleCredentialError("the bearer token's API key has been revoked")
+        raise StaleCredentialError(N_("the bearer token's API key has been revoked"))
     return _principal(user, key.id)
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from geo_service.db.engine import database_name
 from geo_service.db.sql import sql
 from geo_service.errors import NotFoundError, PermissionDeniedError
+from geo_service.i18n import format_message
 from geo_service.runtime import current
 from geo_service.services.access.auth import Principal
 from geo_service.services.boundaries.versions import version_in_force
@@ -116,7 +117,11 @@ class Scope:
         """Raise 403 unless the role grants ``permission``."""
         if not self.can(permission):
             raise PermissionDeniedError(
-                f"role {self.principal.role!r} lacks the permission {permission!r}"
+                format_message(
+                    "role {role} lacks the permission {permission}",
+                    role=repr(self.principal.role),
+                    permission=repr(permission),
+                )
             )
 
     def require_unrestricted(self, what: str) -> None:

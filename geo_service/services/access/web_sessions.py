@@ -25,6 +25,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo_service.errors import AuthenticationError, PermissionDeniedError, StaleCredentialError
+from geo_service.i18n import N_, format_message
 from geo_service.services.access.auth import Principal
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def create_session(session: Session, principal: Principal, *, ttl_s: int) -> tup
     cookie value (the only copy of the id) and the session's CSRF token. Commits.
     """
     if principal.key_id is None:
-        raise AuthenticationError("a browser session needs an API key")
+        raise AuthenticationError(N_("a browser session needs an API key"))
     session_id = secrets.token_urlsafe(32)
     csrf_token = secrets.token_urlsafe(32)
     session.execute(
@@ -94,9 +95,9 @@ def authenticate_session(session: Session, session_id: str) -> WebSession:
     logged out, its key revoked or its user disabled)."""
     row = session.execute(_AUTHENTICATE, {"h": _digest(session_id)}).mappings().first()
     if row is None:
-        raise AuthenticationError("unknown sign-in session; sign in again")
+        raise AuthenticationError(N_("unknown sign-in session; sign in again"))
     if not row["live"]:  # a session that was real once: not a guess (not counted as one)
-        raise StaleCredentialError("the sign-in session has ended; sign in again")
+        raise StaleCredentialError(N_("the sign-in session has ended; sign in again"))
     principal = Principal(
         row["user_id"],
         row["name"],
@@ -113,7 +114,10 @@ def check_csrf(web_session: WebSession, presented: str | None) -> None:
     if not presented or not hmac.compare_digest(presented, web_session.csrf_token):
         log.warning("csrf: cookie write without a valid %s refused", CSRF_HEADER)
         raise PermissionDeniedError(
-            f"a write from a signed-in page needs the page's {CSRF_HEADER} header"
+            format_message(
+                "a write from a signed-in page needs the page's {header} header",
+                header=CSRF_HEADER,
+            )
         )
 
 
@@ -156,14 +160,14 @@ def check_login_request(
     """
     if origin and _origin(origin) != _origin(host_url):
         log.warning("login csrf: sign-in POST from foreign origin %r refused", origin[:200])
-        raise PermissionDeniedError("sign in from this site's own form")
+        raise PermissionDeniedError(N_("sign in from this site's own form"))
     if (
         not cookie_token
         or not form_token
         or not hmac.compare_digest(cookie_token.encode(), form_token.encode())
     ):
         log.warning("login csrf: sign-in POST without a matching login token refused")
-        raise PermissionDeniedError("the sign-in form has expired; reload it and try again")
+        raise PermissionDeniedError(N_("the sign-in form has expired; reload it and try again"))
 
 
 def _origin(url: str) -> str:

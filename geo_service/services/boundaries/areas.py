@@ -27,6 +27,7 @@ from geo_service.errors import (
 )
 from geo_service.geo.bbox import BBox  # noqa: F401 - the bbox type's old home, still imported
 from geo_service.geo.crs import to_wgs84
+from geo_service.i18n import format_message
 from geo_service.services.access import disclosure
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.versions import version_in_force
@@ -195,7 +196,13 @@ def _looked_up(
         raise NotFoundError(f"no boundary version is in force at {when}")
     if grid is None:
         raise OutsideCityError(
-            f"({lon}, {lat}) [{crs}] lies outside every grid of boundary version {version_id}",
+            format_message(
+                "({lon}, {lat}) [{crs}] lies outside every grid of boundary version {version}",
+                lon=lon,
+                lat=lat,
+                crs=crs,
+                version=version_id,
+            ),
             lon=lon,
             lat=lat,
         )
@@ -241,10 +248,12 @@ def get_area(
         select(Area, ST_AsGeoJSON(Area.geom, GEOJSON_DECIMALS)).where(Area.id == area_id)
     ).first()
     if row is None:
-        raise NotFoundError(f"area {area_id} does not exist")
+        raise NotFoundError(format_message("area {id} does not exist", id=area_id))
     area, geometry = row
     if scope is not None and not (scope.has_area(area_id) or scope.has_grid(area_id)):
-        raise NotFoundError(f"area {area_id} does not exist")  # as a missing id: no probing
+        raise NotFoundError(
+            format_message("area {id} does not exist", id=area_id)
+        )  # as a missing id: no probing
     grids = descendant_grids(area_id)
     households, residents = session.execute(
         select(

@@ -28,6 +28,7 @@ from geo_service.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
+from geo_service.i18n import localized
 from geo_service.runtime import current
 from geo_service.services.access.audit import record_audit
 from geo_service.services.access.scope import Scope
@@ -73,8 +74,10 @@ _ITEMS = f"""
     WITH o AS ({_OPEN}),
     d AS (SELECT o.*, o.reported_at + make_interval(secs => o.target_s) AS due_at FROM o)
     SELECT d.*, g.code AS grid_code, g.name AS grid_name, r.callsign AS responder_callsign,
-           CAST(extract(epoch FROM CAST(:now AS timestamptz) - d.due_at) AS float8) AS late_s
+           CAST(extract(epoch FROM CAST(:now AS timestamptz) - d.due_at) AS float8) AS late_s,
+           c.name AS category_default_name, c.names AS category_names
     FROM d
+    LEFT JOIN categories c ON c.code = d.category
     LEFT JOIN areas g ON g.id = d.grid_id
     LEFT JOIN responders r ON r.id = d.responder_id
     ORDER BY d.priority, d.due_at NULLS LAST, d.id
@@ -156,6 +159,10 @@ def _item(m: Any, scope: Scope, now: datetime) -> dict[str, Any]:
     return {
         "id": str(m["id"]),
         "category": m["category"],
+        # the name in the request's language (the dispatcher reads names, never codes)
+        "category_name": localized(
+            m["category_names"], m["category_default_name"] or m["category"]
+        ),
         "priority": m["priority"],
         "status": m["status"],
         "description": m["description"] if scope.can("incidents:describe") else None,

@@ -30,6 +30,7 @@ from geo_service.errors import (
 )
 from geo_service.geo.crs import to_wgs84
 from geo_service.geo.h3cells import cell_to_str, cells_for_points, exact_cells
+from geo_service.i18n import format_message
 from geo_service.instants import local_instant, localize_fields
 from geo_service.services.access.audit import record_audit
 from geo_service.services.access.scope import Scope
@@ -175,7 +176,7 @@ def get_incident(
 ) -> dict[str, Any]:
     """One incident, or NotFoundError -- also outside the caller's area, worded alike, so an
     id cannot be probed across areas."""
-    missing = f"incident {incident_id} does not exist"
+    missing = format_message("incident {id} does not exist", id=incident_id)
     found = _read(session, incident_id)
     if found is None:
         raise NotFoundError(missing)
@@ -220,6 +221,11 @@ def create_incident(
     if category is None:
         known = session.execute(select(Category.code).order_by(Category.code)).scalars().all()
         raise InvalidInputError(f"unknown category {new.category!r}", known_categories=list(known))
+    if category.retired_at is not None:
+        raise InvalidInputError(
+            format_message("category {code} is retired", code=repr(category.code)),
+            retired_at=category.retired_at.isoformat(),
+        )
     now = session.execute(select(func.now())).scalar_one()  # the database's clock
     reported_at = new.reported_at or now
     reported_at = local_instant(reported_at, "reported_at")  # naive: local time

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from geo_service.db.models import ServiceRequestDetail
 from geo_service.db.sql import sql_source
 from geo_service.errors import InvalidInputError, NotFoundError
+from geo_service.i18n import localized
 from geo_service.instants import local_instant
 from geo_service.services.access.scope import Scope
 from geo_service.services.intake.incidents import ESCALATION_LEVELS, NewIncident, create_incident
@@ -54,19 +55,25 @@ def discovery(base_url: str) -> dict[str, Any]:
 
 
 def services(session: Session) -> list[dict[str, Any]]:
-    """Every category as an Open311 service."""
-    rows = session.execute(text('SELECT code, name, "group" FROM categories ORDER BY code')).all()
+    """Every category in use (not retired) as an Open311 service, named in the request's
+    language."""
+    rows = session.execute(
+        text(
+            'SELECT code, name, names, "group" FROM categories WHERE retired_at IS NULL '
+            "ORDER BY code"
+        )
+    ).all()
     return [
         {
             "service_code": code,
-            "service_name": name,
-            "description": name,
+            "service_name": localized(names, name),
+            "description": localized(names, name),
             "metadata": True,  # every service has the attributes of SERVICE_ATTRIBUTES
             "type": "realtime",
             "keywords": group,
             "group": group,
         }
-        for code, name, group in rows
+        for code, name, names, group in rows
     ]
 
 

@@ -8,6 +8,16 @@ const $ = (id) => document.getElementById(id);
 const esc = (s) => String(s ?? "").replace(/[&<>"'`]/g, (c) => `&#${c.charCodeAt(0)};`);
 const num = (n) => (Number.isFinite(Number(n)) ? Number(n) : "");
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+// The page's language (issue 19): <html lang>, and the translations of this script's strings
+// from the server's gettext catalogue ("pages" domain) in data-i18n. t("{n} open", {n: 3})
+// translates, then fills {name} placeholders; the result is text: it still goes through esc()
+// or textContent like any other value.
+const LANG = document.documentElement.lang || "en";
+const I18N = (() => { try { return JSON.parse(PAGE.i18n || "{}"); } catch (err) { return {}; } })();
+function t(message, values = {}) {
+  return (I18N[message] || message).replace(/\{(\w+)\}/g,
+    (whole, name) => (name in values ? String(values[name]) : whole));
+}
 
 function baseLayer(map) {
   if (!PAGE.tiles) return;
@@ -21,6 +31,6 @@ async function api(path, options = {}) {
   if (!SAFE_METHODS.has(method)) headers["X-CSRF-Token"] = PAGE.csrf || "";
   const response = await fetch(path, {credentials: "same-origin", ...options, headers});
   const body = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(body.detail || `HTTP ${response.status}`);
+  if (!response.ok) throw new Error(body.detail || t("HTTP {status}", {status: response.status}));
   return body;
 }

@@ -52,19 +52,30 @@ function mss(seconds) {  // 75 -> "1:15", 3725 -> "1:02:05"
 }
 function age(iso) {
   const s = Math.max(0, (serverNow() - Date.parse(iso)) / 1000);
-  return s < 3600 ? `${Math.round(s / 60)} min` : s < 172800 ? `${Math.round(s / 3600)} h`
-                  : `${Math.round(s / 86400)} d`;
+  return s < 3600 ? t("{n} min", {n: Math.round(s / 60)})
+       : s < 172800 ? t("{n} h", {n: Math.round(s / 3600)}) : t("{n} d", {n: Math.round(s / 86400)});
 }
 function lateness(seconds) {  // past or before a target: m:ss within the hour, else h and min
   const s = Math.abs(seconds);
   if (s < 3600) return mss(s);
   const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
-  return h < 48 ? `${h} h ${String(m).padStart(2, "0")}` : `${Math.floor(h / 24)} d ${h % 24} h`;
+  return h < 48 ? t("{h} h {m}", {h, m: String(m).padStart(2, "0")})
+                : t("{d} d {h} h", {d: Math.floor(h / 24), h: h % 24});
 }
 function lateS(inc) { return inc.due_at ? (serverNow() - Date.parse(inc.due_at)) / 1000 : null; }
 function isOverdue(inc) { const l = lateS(inc); return l !== null && l > 0; }
 function pill(priority) { return el("span", {class: `pill p${num(priority)}`}, num(priority)); }
-const fmt = new Intl.NumberFormat("en");
+const fmt = new Intl.NumberFormat(LANG);
+// The lifecycle's states and stages (the API's values) as the page names them.
+const STATES = {reported: t("reported"), dispatched: t("dispatched"), accepted: t("accepted"),
+                on_scene: t("on scene"), resolved: t("resolved"), closed: t("closed"),
+                cancelled: t("cancelled"), dispatch: t("dispatch"), resolve: t("resolve"),
+                available: t("available"), busy: t("busy"), off_duty: t("off duty"),
+                grid: t("grid"), community: t("community"), street: t("street"),
+                district: t("district")};
+const word = (value) => STATES[value] || value;
+// A category's name in the page's language (the server's category_name), never its code.
+const categoryName = (inc) => inc.category_name || inc.category;
 
 // --- the list, urgency first ----------------------------------------------------------------
 function sortIncidents() {
@@ -84,18 +95,20 @@ function drawList() {
       "data-id": inc.id, onclick: () => select(inc.id),
     },
       el("td", {}, pill(inc.priority)),
-      el("td", {}, inc.category),
+      el("td", {}, categoryName(inc)),
       el("td", {}, inc.grid_code || ""),
       el("td", {}, age(inc.reported_at)),
-      el("td", {}, inc.status, inc.escalation_level ? ` ↑${inc.escalated_to}` : ""),
+      el("td", {}, word(inc.status), inc.escalation_level ? ` ↑${word(inc.escalated_to)}` : ""),
       el("td", {class: overdue ? "late" : "muted",
-                title: `${inc.stage} target ${inc.target_s === null ? "none" : mss(inc.target_s)}`},
-         late === null ? "" : overdue ? `+${lateness(late)}` : `in ${lateness(-late)}`));
+                title: t("{stage} target {target}", {stage: word(inc.stage),
+                         target: inc.target_s === null ? t("none") : mss(inc.target_s)})},
+         late === null ? "" : overdue ? `+${lateness(late)}` : t("in {time}", {time: lateness(-late)})));
     return row;
   });
   $("list").replaceChildren(...rows);
   const total = ordered.length;
-  $("range").textContent = total ? `${fmt.format(pageStart + 1)}–${fmt.format(Math.min(total, pageStart + PAGE_SIZE))} of ${fmt.format(total)}` : "none";
+  $("range").textContent = total ? t("{first}–{last} of {total}", {first: fmt.format(pageStart + 1),
+    last: fmt.format(Math.min(total, pageStart + PAGE_SIZE)), total: fmt.format(total)}) : t("none");
   $("prev").disabled = pageStart === 0;
   $("next").disabled = pageStart + PAGE_SIZE >= total;
 }
@@ -105,11 +118,12 @@ $("next").addEventListener("click", () => { pageStart += PAGE_SIZE; drawList(); 
 function drawCounts(summary) {
   clockFrom(summary.now);
   $("counts").replaceChildren(
-    el("b", {id: "count-open"}, fmt.format(summary.open)), " open",
+    el("b", {id: "count-open"}, fmt.format(summary.open)), " ", t("open"), " ",
     el("span", {class: summary.overdue ? "late" : "muted"},
-       el("b", {id: "count-overdue"}, fmt.format(summary.overdue)), " overdue"));
+       el("b", {id: "count-overdue"}, fmt.format(summary.overdue)), " ", t("overdue")));
   $("by-priority").replaceChildren(...summary.by_priority.map((p) =>
-    el("span", {}, pill(p.priority), ` ${fmt.format(p.open)} (${fmt.format(p.overdue)} late)`)));
+    el("span", {}, pill(p.priority), " ", t("{open} ({late} late)",
+       {open: fmt.format(p.open), late: fmt.format(p.overdue)}))));
 }
 
 // --- the map ------------------------------------------------------------------------------
@@ -124,7 +138,7 @@ function drawMarker(inc) {
     fillOpacity: inc.status === "reported" ? 0.95 : 0.45,
     className: `incident incident-${inc.id}${overdue ? " overdue" : ""}${chosen ? " selected" : ""}`,
   }).addTo(incidentLayer);
-  marker.bindTooltip(() => el("span", {}, `${inc.category} · P${num(inc.priority)} · ${inc.status}`));
+  marker.bindTooltip(() => el("span", {}, `${categoryName(inc)} · P${num(inc.priority)} · ${word(inc.status)}`));
   marker.on("click", () => select(inc.id));
   marker.overdue = overdue;
   if (chosen) marker.bringToFront();
@@ -143,8 +157,8 @@ function drawResponder(r) {
   const marker = L.circleMarker([r.lat, r.lon], {
     radius: 4, color: "#333", weight: 1, fillColor: fill, fillOpacity: 1,
     className: `responder responder-${num(r.id)}`, pane: "responders",
-  }).bindTooltip(() => el("span", {}, `${r.callsign} (${r.kind}) · ${r.status}` +
-                                      (r.stale ? " · stale position" : ""))).addTo(responderLayer);
+  }).bindTooltip(() => el("span", {}, `${r.callsign} (${r.kind}) · ${word(r.status)}` +
+                                      (r.stale ? ` · ${t("stale position")}` : ""))).addTo(responderLayer);
   responders.set(r.id, {data: r, marker});
 }
 
@@ -170,28 +184,30 @@ function actionButton(id, action, label) {
   return el("button", {class: `act act-${action}`, "data-action": action,
                        onclick: () => act(id, action, {})}, label);
 }
-const LABELS = {accept: "accept (for the responder)", arrive: "arrived (for the responder)",
-                resolve: "resolve", close: "close", escalate: "escalate"};
+const LABELS = {accept: t("accept (for the responder)"), arrive: t("arrived (for the responder)"),
+                resolve: t("resolve"), close: t("close"), escalate: t("escalate")};
 function showDetail(inc, fresh = true) {
   const box = $("detail");
   box.style.display = "block";
   const late = lateS(inc);
   const head = el("div", {class: "head"},
-    el("b", {}, inc.category), " ", pill(inc.priority), " ",
-    el("span", {class: "status"}, inc.status),
-    late !== null && late > 0 ? el("span", {class: "late"}, ` overdue +${lateness(late)}`) : "",
+    el("b", {}, categoryName(inc)), " ", pill(inc.priority), " ",
+    el("span", {class: "status"}, word(inc.status)),
+    late !== null && late > 0 ? el("span", {class: "late"}, " ", t("overdue +{time}", {time: lateness(late)})) : "",
     el("div", {class: "muted"},
-       `${inc.grid_name || inc.grid_code || "no grid"} · reported ${age(inc.reported_at)} ago · ` +
-       `${inc.stage} target ${inc.target_s === null ? "none" : mss(inc.target_s)}` +
-       (inc.escalation_level ? ` · with the ${inc.escalated_to}` : "")),
-    inc.responder_id ? el("div", {}, `responder: ${inc.responder_callsign || inc.responder_id}`) : "",
+       `${inc.grid_name || inc.grid_code || t("no grid")} · ` +
+       t("reported {age} ago", {age: age(inc.reported_at)}) + " · " +
+       t("{stage} target {target}", {stage: word(inc.stage),
+         target: inc.target_s === null ? t("none") : mss(inc.target_s)}) +
+       (inc.escalation_level ? " · " + t("with the {level}", {level: word(inc.escalated_to)}) : "")),
+    inc.responder_id ? el("div", {}, t("responder: {name}", {name: inc.responder_callsign || inc.responder_id})) : "",
     inc.description ? el("div", {}, inc.description) : "");
   const actions = el("div", {class: "actions"});
   for (const action of inc.actions || []) {
     if (action === "dispatch" || action === "reassign") continue;  // from the candidates
     if (action === "cancel") {
       actions.append(el("button", {id: "cancel", class: "act act-cancel",
-                                   onclick: () => confirmCancel(inc.id)}, "cancel…"));
+                                   onclick: () => confirmCancel(inc.id)}, t("cancel…")));
     } else {
       actions.append(actionButton(inc.id, action, LABELS[action] || action));
     }
@@ -202,7 +218,7 @@ function showDetail(inc, fresh = true) {
   const result = (mine && box.querySelector("#result")) || el("div", {id: "result"});
   if (can("reassign")) {
     actions.append(el("button", {class: "act act-reassign",
-                                 onclick: () => loadCandidates(inc, "reassign", candidates)}, "reassign…"));
+                                 onclick: () => loadCandidates(inc, "reassign", candidates)}, t("reassign…")));
   }
   box.dataset.id = inc.id;
   box.replaceChildren(head, actions, candidates, el("div", {id: "confirm-slot"}), result);
@@ -210,7 +226,7 @@ function showDetail(inc, fresh = true) {
   if (!can("dispatch") && !can("reassign")) candidates.replaceChildren();
 }
 async function loadCandidates(inc, action, box) {
-  box.replaceChildren(action === "reassign" ? "finding someone to send instead…" : "finding responders…");
+  box.replaceChildren(action === "reassign" ? t("finding someone to send instead…") : t("finding responders…"));
   let found;
   try {
     found = await api(`/incidents/${inc.id}/candidates?k=5&by=travel_time`);
@@ -223,29 +239,30 @@ async function loadCandidates(inc, action, box) {
   const rows = found.candidates.filter((c) => c.id !== inc.responder_id).map((c) => el("tr", {},
     el("td", {}, c.callsign, c.own_grid_worker ? " ★" : "", el("div", {class: "muted"}, c.kind)),
     el("td", {}, `${fmt.format(Math.round(c.distance_m))} m`,
-       el("div", {class: "muted"}, `ETA ${mss(c.eta_s)}`)),
+       el("div", {class: "muted"}, t("ETA {time}", {time: mss(c.eta_s)}))),
     el("td", {}, el("button", {class: action, "data-responder": num(c.id),
       onclick: () => action === "dispatch"
         ? act(inc.id, "dispatch", {responder_id: Number(c.id)})
-        : reassign(inc.id, Number(c.id))}, action === "dispatch" ? "dispatch" : "send instead"))));
+        : reassign(inc.id, Number(c.id))}, action === "dispatch" ? t("dispatch") : t("send instead")))));
   box.replaceChildren(
-    rows.length ? el("table", {}, ...rows) : el("div", {}, "nobody available nearby"),
+    rows.length ? el("table", {}, ...rows) : el("div", {}, t("nobody available nearby")),
     el("div", {class: "muted"},
-       `target: dispatched within ${mss(found.target_s)} of the report; ★ the grid's own worker`));
+       t("target: dispatched within {time} of the report; ★ the grid's own worker", {time: mss(found.target_s)})));
 }
 function confirmCancel(id) {
   const inc = incidents.get(id);
   $("confirm-slot").replaceChildren(el("div", {id: "confirm"},
-    `Cancel this ${inc ? inc.category : ""} incident? This cannot be undone. `,
+    t("Cancel this {category} incident? This cannot be undone.", {category: inc ? categoryName(inc) : ""}), " ",
     el("button", {id: "confirm-cancel", onclick: () => act(id, "cancel", {note: "cancelled from the console"})},
-       "yes, cancel it"),
-    el("button", {id: "keep", onclick: () => $("confirm-slot").replaceChildren()}, "keep it")));
+       t("yes, cancel it")),
+    el("button", {id: "keep", onclick: () => $("confirm-slot").replaceChildren()}, t("keep it"))));
 }
 function applyDone(id, done, action) {
-  $("result").replaceChildren(`${action}: now ${done.status}` +
-    (done.escalation_level ? ` (with the ${done.escalated_to})` : ""));
+  $("result").replaceChildren(t("{action}: now {status}", {action: word(action),
+                                                            status: word(done.status)}) +
+    (done.escalation_level ? " " + t("(with the {level})", {level: word(done.escalated_to)}) : ""));
   const status = document.querySelector("#detail .status");
-  if (status) status.textContent = done.status;
+  if (status) status.textContent = word(done.status);
   $("confirm-slot").replaceChildren();
   if (action === "dispatch" || action === "reassign" || action === "cancel") {
     const box = document.querySelector("#detail .candidates");
@@ -263,7 +280,7 @@ function applyDone(id, done, action) {
                       actions: []});
   sortIncidents(); drawList(); drawMarker(inc);
   const actions = document.querySelector("#detail .actions");
-  if (actions) actions.replaceChildren(el("span", {class: "muted"}, "updating…"));
+  if (actions) actions.replaceChildren(el("span", {class: "muted"}, t("updating…")));
 }
 async function act(id, action, body) {
   try {
@@ -293,9 +310,9 @@ function remove(id, status) {
   sortIncidents(); drawList();
   if (selected === id) {
     const s = document.querySelector("#detail .status");
-    if (s) s.textContent = status;
+    if (s) s.textContent = word(status);
     const actions = document.querySelector("#detail .actions");
-    if (actions) actions.replaceChildren(el("span", {class: "muted"}, `${status}: no longer open`));
+    if (actions) actions.replaceChildren(el("span", {class: "muted"}, t("{status}: no longer open", {status: word(status)})));
   }
 }
 
@@ -323,14 +340,15 @@ function beep() {
 function announceNew(inc) {
   pinned.add(inc.id);
   const banner = $("banner");
-  banner.replaceChildren(`New priority 1: ${inc.category} in ${inc.grid_name || inc.grid_code || "no grid"}`);
+  banner.replaceChildren(t("New priority 1: {category} in {grid}",
+                           {category: categoryName(inc), grid: inc.grid_name || inc.grid_code || t("no grid")}));
   banner.style.display = "block";
   banner.onclick = () => { banner.style.display = "none"; select(inc.id); };
   if (!announce.checked) return;
   beep();
   if ("Notification" in window && Notification.permission === "granted") {
-    const note = new Notification("New priority 1 incident",
-                                  {body: `${inc.category} · ${inc.grid_code || ""}`, tag: inc.id});
+    const note = new Notification(t("New priority 1 incident"),
+                                  {body: `${categoryName(inc)} · ${inc.grid_code || ""}`, tag: inc.id});
     note.onclick = () => { window.focus(); select(inc.id); };
   }
 }
@@ -355,9 +373,9 @@ function connect() {
   const since = lastEventId ? `?since=${encodeURIComponent(lastEventId)}` : "";
   source = new EventSource(`/console/stream${since}`);
   const live = $("live");
-  source.onopen = () => { streamOpens += 1; live.textContent = "live"; live.className = "ok"; };
+  source.onopen = () => { streamOpens += 1; live.textContent = t("live"); live.className = "ok"; };
   source.onerror = () => {
-    live.textContent = "reconnecting…"; live.className = "down";
+    live.textContent = t("reconnecting…"); live.className = "down";
     // the browser retries by itself (with Last-Event-ID); a refused stream is closed for good
     if (source.readyState === EventSource.CLOSED) setTimeout(connect, 5000);
   };
@@ -369,7 +387,7 @@ function connect() {
   source.addEventListener("responders", track((data) => data.changed.forEach(drawResponder)));
   source.addEventListener("summary", track((data) => {
     drawCounts(data);
-    $("clock").textContent = `at ${new Date(Date.parse(data.now)).toLocaleTimeString("en-GB")}`;
+    $("clock").textContent = t("at {time}", {time: new Date(Date.parse(data.now)).toLocaleTimeString(LANG === "en" ? "en-GB" : LANG)});
   }));
 }
 // time moves even when nothing changes: overdue is judged again every few seconds

@@ -12,6 +12,30 @@ const CLASS_COLOURS = {
   "Hot Spot - 90% Confidence": "#fdae61", "Not Significant": null,
   "Cold Spot - 90% Confidence": "#abd9e9", "Cold Spot - 95% Confidence": "#74add1",
   "Cold Spot - 99% Confidence": "#2c7bb6"};
+// What a class or pattern (ArcGIS's English names: the data's values) is called on the page.
+const CLASS_LABELS = {
+  "Hot Spot - 99% Confidence": t("Hot Spot - 99% Confidence"),
+  "Hot Spot - 95% Confidence": t("Hot Spot - 95% Confidence"),
+  "Hot Spot - 90% Confidence": t("Hot Spot - 90% Confidence"),
+  "Not Significant": t("Not Significant"),
+  "Cold Spot - 90% Confidence": t("Cold Spot - 90% Confidence"),
+  "Cold Spot - 95% Confidence": t("Cold Spot - 95% Confidence"),
+  "Cold Spot - 99% Confidence": t("Cold Spot - 99% Confidence"),
+  "New Hot Spot": t("New Hot Spot"), "Consecutive Hot Spot": t("Consecutive Hot Spot"),
+  "Intensifying Hot Spot": t("Intensifying Hot Spot"),
+  "Persistent Hot Spot": t("Persistent Hot Spot"),
+  "Diminishing Hot Spot": t("Diminishing Hot Spot"), "Sporadic Hot Spot": t("Sporadic Hot Spot"),
+  "Oscillating Hot Spot": t("Oscillating Hot Spot"),
+  "Historical Hot Spot": t("Historical Hot Spot"),
+  "New Cold Spot": t("New Cold Spot"), "Consecutive Cold Spot": t("Consecutive Cold Spot"),
+  "Intensifying Cold Spot": t("Intensifying Cold Spot"),
+  "Persistent Cold Spot": t("Persistent Cold Spot"),
+  "Diminishing Cold Spot": t("Diminishing Cold Spot"),
+  "Sporadic Cold Spot": t("Sporadic Cold Spot"),
+  "Oscillating Cold Spot": t("Oscillating Cold Spot"),
+  "Historical Cold Spot": t("Historical Cold Spot"),
+};
+const label = (name) => CLASS_LABELS[name] || name;
 const map = L.map("map", {zoomSnap: 0.25});
 baseLayer(map);
 const outlines = L.geoJSON(null, {style: {color: "#444", weight: 0.6, fill: false},
@@ -53,7 +77,7 @@ async function batchRun(kind) {
   const runs = await fetch(`/analytics/runs?kind=${kind}&limit=1`, {credentials: "same-origin"});
   if (!runs.ok) return {error: runs.status};
   const newest = (await runs.json()).data[0];
-  if (!newest) return {error: `no ${kind} run yet`};
+  if (!newest) return {error: t("no {kind} run yet", {kind})};
   const response = await fetch(`/analytics/runs/${newest.id}?limit=100000`,
                                {credentials: "same-origin"});
   return response.ok ? {data: await response.json()} : {error: response.status};
@@ -66,21 +90,23 @@ function showBatch(data, kind) {
   cells.options.style = (f) => ({fillColor: colours[f.properties[key]], fillOpacity: 0.75,
                                  color: "#666", weight: 0.4});
   const present = new Set(data.features.map((f) => f.properties[key]));
-  legend(Object.entries(colours).filter(([k, c]) => c && present.has(k)).map(([k, c]) => [c, k]));
+  legend(Object.entries(colours).filter(([k, c]) => c && present.has(k))
+    .map(([k, c]) => [c, label(k)]));
   const window = [run.params.since, run.params.until].map((t) => (t || "…").slice(0, 10));
-  $("status").textContent = `batch run ${run.id} (${run.engine}, ${window.join(" – ")}): ` +
-                            `${data.features.length} cells with a pattern`;
+  $("status").textContent = t("batch run {id} ({engine}, {window}): {cells} cells with a pattern",
+                              {id: run.id, engine: run.engine, window: window.join(" – "),
+                               cells: data.features.length});
   cells.addData(data);
   cells.eachLayer((layer) => {
     const p = layer.feature.properties;
-    layer.bindTooltip(`${esc(p[key])}<br>${num(p.count)} incidents` +
+    layer.bindTooltip(`${esc(label(p[key]))}<br>${esc(t("{n} incidents", {n: num(p.count)}))}` +
                       (p.z !== undefined ? `, z = ${esc(p.z.toFixed(2))}` : ""));
   });
 }
 let generation = 0;
 async function refresh() {
   const mine = ++generation;
-  $("status").textContent = "loading…";
+  $("status").textContent = t("loading…");
   const choice = $("layer").value;
   // a stored run has its own window and category: the live controls do not apply to it
   for (const id of ["category", "window", "week"]) $(id).disabled = choice.startsWith("batch-");
@@ -89,7 +115,7 @@ async function refresh() {
     const got = await batchRun(kind);
     if (mine !== generation) return;
     cells.clearLayers();
-    if (got.error) { $("status").textContent = `batch layer: ${got.error}`; return; }
+    if (got.error) { $("status").textContent = t("batch layer: {error}", {error: got.error}); return; }
     showBatch(got.data, kind);
     return;
   }
@@ -97,7 +123,7 @@ async function refresh() {
   const url = heat ? `/heatmap/h3?${params()}` : `/hotspots?${params()}`;
   const response = await fetch(url, {credentials: "same-origin"});
   if (mine !== generation) return;
-  if (!response.ok) { $("status").textContent = `error ${response.status}`; return; }
+  if (!response.ok) { $("status").textContent = t("error {status}", {status: response.status}); return; }
   const data = await response.json();
   if (mine !== generation) return;  // a newer choice came while this body was read
   cells.clearLayers();
@@ -109,19 +135,21 @@ async function refresh() {
     legend(HEAT.map((c, i) => [c, i === 0 ? `≤ ${breaks[0]}` :
                                   i < 5 ? `${breaks[i - 1] + 1} – ${breaks[i]}` :
                                   `> ${breaks[4]}`]));
-    $("status").textContent = `${data.total} incidents in ${data.features.length} cells`;
+    $("status").textContent = t("{total} incidents in {cells} cells",
+                                {total: data.total, cells: data.features.length});
   } else {
     data.features = data.features.filter((f) => CLASS_COLOURS[f.properties.class]);
     cells.options.style = (f) => ({fillColor: CLASS_COLOURS[f.properties.class],
                                    fillOpacity: 0.75, color: "#666", weight: 0.4});
-    legend(Object.entries(CLASS_COLOURS).filter(([, c]) => c).map(([k, c]) => [c, k]));
-    $("status").textContent = `${data.features.length} significant cells`;
+    legend(Object.entries(CLASS_COLOURS).filter(([, c]) => c).map(([k, c]) => [c, label(k)]));
+    $("status").textContent = t("{n} significant cells", {n: data.features.length});
   }
   cells.addData(data);
   cells.eachLayer((layer) => {
     const p = layer.feature.properties;
-    layer.bindTooltip(heat ? `${esc(p.h3)}<br>${num(p.count)} incidents` :
-      `${esc(p.class)}<br>${num(p.count)} incidents, z = ${esc(p.z.toFixed(2))}, ` +
+    const incidents = esc(t("{n} incidents", {n: num(p.count)}));
+    layer.bindTooltip(heat ? `${esc(p.h3)}<br>${incidents}` :
+      `${esc(p.class_label || label(p.class))}<br>${incidents}, z = ${esc(p.z.toFixed(2))}, ` +
       `p(FDR) = ${esc(p.p_fdr.toExponential(1))}`);
   });
 }

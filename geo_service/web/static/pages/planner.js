@@ -4,6 +4,34 @@
 // colours and the balance agree, and a hand edit is measured the same way at once.
 const SCALE = ["#f7fbff", "#c6dbef", "#6baed6", "#2171b5", "#08306b"];
 const LEVELS = ["district", "street", "community"];
+const LEVEL_NAMES = {district: t("district"), street: t("street"), community: t("community"),
+                     grid: t("grid")};
+const MOVED = {block: t("block"), cell: t("cell")};  // what a hand edit moved
+// Words of the tables, translated once (t() inside a template literal escapes extraction)
+const TEXT = {
+  today: t("today"),
+  draft: t("draft"),
+  draftNow: t("draft now"),
+  asProposed: t("as proposed"),
+  proposal: t("proposal"),
+  keep: t("keep this grid as it is"),
+  lock: t("lock"),
+  grid: t("grid"),
+  households: t("households"),
+  homes: t("homes"),
+  workloadHours: t("workload, hours"),
+  workH: t("work h"),
+  shareOfMean: t("share of the mean of its parent's grids"),
+  pctMean: t("% mean"),
+  ha: t("ha"),
+  continues: t("continues: today's grid it carries on, as proposed; for a grid edited by hand, the one it covers more than half of, else shares most area with"),
+  from: t("from"),
+  delta: t("workload minus that of today's grid it continues"),
+  colour: t("colour: a grid's share of the mean of its parent's grids"),
+  unavoidable: t("(the whole area redrawn: no plan holds more)"),
+  boundsBroken: t("Bounds broken as proposed"),
+  countsSet: t("Grid counts set by the bounds"),
+};
 const TERMS = ["incidents", "households", "rental_units", "travel"];
 const EXPORTS = [["gpkg", "GeoPackage"], ["shp", "Shapefile"], ["geojson", "GeoJSON"],
                  ["csv", "CSV"], ["csv-xy", "CSV (lon/lat)"]];
@@ -95,7 +123,7 @@ async function loadAreaLists() {
   LEVELS.forEach((level, i) => { state.areas[level] = lists[i].features.sort(byCode); });
   const have = LEVELS.filter((level) => state.areas[level].length);
   const keep = $("level").value;
-  $("level").innerHTML = have.map((l) => `<option value="${esc(l)}">${esc(l)}</option>`).join("");
+  $("level").innerHTML = have.map((l) => `<option value="${esc(l)}">${esc(LEVEL_NAMES[l] || l)}</option>`).join("");
   $("level").value = have.includes(keep) ? keep : have.includes("community") ? "community" : have[0];
 }
 function fillAreas(keepCode = null) {
@@ -124,7 +152,7 @@ async function loadToday() {
   maps.proposal.closePopup();
   $("published").innerHTML = "";
   $("propose").disabled = true;
-  setStatus(`loading ${area.properties.code}…`);
+  setStatus(t("loading {area}…", {area: area.properties.code}));
   try {
     const work = await measure(area.id);
     const grids = await gridsUnder(parentIds(work));
@@ -133,11 +161,11 @@ async function loadToday() {
     layers.today.clearLayers().addData(grids);
     fitToScope();
     $("target").placeholder = String(grids.features.length);
-    $("target").title = `today: ${grids.features.length} grids`;
+    $("target").title = t("today: {n} grids", {n: grids.features.length});
     render();
-    setStatus(`${grids.features.length} grids under ${area.properties.code} today`);
+    setStatus(t("{n} grids under {area} today", {n: grids.features.length, area: area.properties.code}));
   } catch (err) {
-    if (gen === loading) setStatus(`failed: ${err.message}`, true);
+    if (gen === loading) setStatus(t("failed: {error}", {error: err.message}), true);
   } finally {
     if (gen === loading) $("propose").disabled = false;
   }
@@ -145,7 +173,7 @@ async function loadToday() {
 async function remeasure() {  // weights or window changed: the same lines, new figures
   if (!state.today) return;
   const gen = ++loading;
-  setStatus("measuring…");
+  setStatus(t("measuring…"));
   try {
     const today = await measure(state.scope.id);
     const d = state.draft;
@@ -154,9 +182,9 @@ async function remeasure() {  // weights or window changed: the same lines, new 
     state.today.work = today;
     if (draft) d.work = draft;
     render();
-    setStatus(`figures over ${windowDays()} days with the weights set`);
+    setStatus(t("figures over {days} days with the weights set", {days: windowDays()}));
   } catch (err) {
-    if (gen === loading) setStatus(`failed: ${err.message}`, true);
+    if (gen === loading) setStatus(t("failed: {error}", {error: err.message}), true);
   }
 }
 
@@ -184,9 +212,9 @@ function proposalBody(area) {
 async function discardDraft(id) {
   try {
     await api(`/boundaries/versions/${num(id)}`, {method: "DELETE"});
-    return ` (draft ${id} deleted)`;
+    return " " + t("(draft {id} deleted)", {id});
   } catch (err) {
-    return ` (draft ${id} kept: ${err.message})`;
+    return " " + t("(draft {id} kept: {error})", {id, error: err.message});
   }
 }
 async function propose() {
@@ -194,7 +222,7 @@ async function propose() {
   if (!area) return;
   const previous = state.draft && !state.draft.published ? state.draft.id : null;
   for (const id of ["propose", "level", "area"]) $(id).disabled = true;
-  setStatus("queued…");
+  setStatus(t("queued…"));
   try {
     const body = proposalBody(area);
     const queued = await api("/boundaries/proposals", {
@@ -209,9 +237,9 @@ async function propose() {
     if (job.status !== "done") throw new Error(job.error ? job.error.detail : job.status);
     await showProposal(area, job.result, body.locked_grids);
     const discarded = previous === null ? "" : await discardDraft(previous);
-    setStatus(`draft version ${job.result.version_id}${discarded}`);
+    setStatus(t("draft version {id}", {id: job.result.version_id}) + discarded);
   } catch (err) {
-    setStatus(`failed: ${err.message}`, true);
+    setStatus(t("failed: {error}", {error: err.message}), true);
   } finally {
     for (const id of ["propose", "level", "area"]) $(id).disabled = false;
   }
@@ -281,8 +309,8 @@ function liveStatus(d, figs) {
 }
 function describe(status) {
   const band = `±${Math.round(tolerance() * 1000) / 10}%`;
-  return {within: `within ${band}`, at_floor: "at its floor (no contiguous plan does better)",
-          outside: `outside ${band}: publishing needs a reason`}[status] ?? String(status ?? "");
+  return {within: t("within {band}", {band}), at_floor: t("at its floor (no contiguous plan does better)"),
+          outside: t("outside {band}: publishing needs a reason", {band})}[status] ?? String(status ?? "");
 }
 // Bounds the planner set that a grid of the draft breaks now (households as published).
 function broken(grid, bounds) {
@@ -317,31 +345,31 @@ function paint(side, figs, marked) {
   });
 }
 function render() {
-  const t = state.today, d = state.draft;
-  if (!t) return;
-  const todayFigs = figures(t.work);
+  const today = state.today, d = state.draft;
+  if (!today) return;
+  const todayFigs = figures(today.work);
   const draftFigs = d ? figures(d.work, d.locked) : {};
   stem = stemOf([...Object.keys(todayFigs), ...Object.keys(draftFigs)]);
   paint("today", todayFigs, state.locked);
   if (d) paint("proposal", draftFigs, d.touched);
   const live = d ? liveStatus(d, draftFigs) : null;
   if (d) d.live = live;
-  renderBalance(t, d, live);
+  renderBalance(today, d, live);
   renderMetrics(d);
   renderTodayGrids(todayFigs);
   renderDraft(d, draftFigs, todayFigs);
   renderLegend();
   $("locked-note").textContent = state.locked.size
-    ? `Keeping ${state.locked.size} grid(s) as they are: ${[...state.locked].sort().join(", ")}`
-    : "Tick grids in today's table to keep them as they are.";
-  $("balance-note").textContent = `${windowDays()} days`;
+    ? t("Keeping {n} grid(s) as they are: {codes}", {n: state.locked.size, codes: [...state.locked].sort().join(", ")})
+    : t("Tick grids in today's table to keep them as they are.");
+  $("balance-note").textContent = t("{days} days", {days: windowDays()});
 }
 function row(label, before, after, good, cls = "") {
   return `<tr><td>${esc(label)}</td><td>${esc(before)}</td>` +
     (after === undefined ? "" : `<td class="${esc(good ? "better" : cls)}">${esc(after)}</td>`) + "</tr>";
 }
-function renderBalance(t, d, live) {
-  const before = Object.fromEntries(t.work.parents.map((p) => [p.parent_code, p]));
+function renderBalance(today, d, live) {
+  const before = Object.fromEntries(today.work.parents.map((p) => [p.parent_code, p]));
   const after = d ? Object.fromEntries(d.work.parents.map((p) => [p.parent_code, p])) : {};
   const codes = [...new Set([...Object.keys(before), ...Object.keys(after)])].sort();
   const many = codes.length > 1;
@@ -351,8 +379,8 @@ function renderBalance(t, d, live) {
   const cell = (p, key, digits) => (p ? fixed(p[key], digits) : "–");
   const liveOf = live ? Object.fromEntries(live.per.map((p) => [p.code, p.status])) : {};
   const tone = (code) => (liveOf[code] === "within" && !mayBeGood ? "" : `status-${liveOf[code] ?? ""}`);
-  let html = `<tr><th></th><th>today</th>${d ? `<th>draft${d.edits ? " now" : ""}</th>` : ""}</tr>`;
-  html += row("grids", t.work.areas.length, d ? d.work.areas.length : undefined, false);
+  let html = `<tr><th></th><th>${esc(TEXT.today)}</th>${d ? `<th>${esc(d.edits ? TEXT.draftNow : TEXT.draft)}</th>` : ""}</tr>`;
+  html += row(t("grids"), today.work.areas.length, d ? d.work.areas.length : undefined, false);
   const locks = d && d.locked.size > 0;
   const liveMax = live ? Object.fromEntries(live.per.map((p) => [p.code, p.max])) : {};
   for (const code of codes) {
@@ -367,7 +395,7 @@ function renderBalance(t, d, live) {
   }
   const stat = (w, key) => (many ? w.overall?.[key] : w.parents[0]?.[key]);
   for (const [label, key] of [["CV", "cv"], ["Gini", "gini"]]) {
-    const b = stat(t.work, key), a = d ? stat(d.work, key) : undefined;
+    const b = stat(today.work, key), a = d ? stat(d.work, key) : undefined;
     html += row(many ? `${label} (all grids)` : label, fixed(b, 3), d ? fixed(a, 3) : undefined,
                 mayBeGood && a < b);
   }
@@ -397,33 +425,36 @@ function renderBalance(t, d, live) {
   $("violations").innerHTML = violations.map((v) => {
     const area = String(v.constraint).startsWith("area");
     const show = (x) => (area ? `${fixed(x / 1e4, 1)} ha` : fixed(x, v.constraint === "compactness_min" ? 3 : 0));
-    const why = v.unavoidable ? " (the whole area redrawn: no plan holds more)" : "";
+    const why = v.unavoidable ? ` ${TEXT.unavoidable}` : "";
     return `<li>${esc(v.grid)}: ${esc(String(v.constraint).replace("_", " "))} ${esc(show(v.limit))}, has ${esc(show(v.value))}${esc(why)}</li>`;
-  }).join("") + m.parents.filter((p) => p.grid_count_set_by).map((p) =>
-    `<li>${esc(p.parent)}: ${esc(p.grids_after)} grids instead of ${esc(p.grids_asked)}, as ${esc(String(p.grid_count_set_by).replace("_", " "))} allows</li>`).join("");
-  if (violations.length) $("violations").insertAdjacentHTML("afterbegin", "<b>Bounds broken as proposed</b>");
-  else if (m.parents.some((p) => p.grid_count_set_by)) $("violations").insertAdjacentHTML("afterbegin", "<b>Grid counts set by the bounds</b>");
+  }).join("") + m.parents.filter((p) => p.grid_count_set_by).map((p) => {
+    const said = t("{parent}: {after} grids instead of {asked}, as {bound} allows", {parent: p.parent,
+      after: p.grids_after, asked: p.grids_asked, bound: String(p.grid_count_set_by).replace("_", " ")});
+    return `<li>${esc(said)}</li>`;
+  }).join("");
+  if (violations.length) $("violations").insertAdjacentHTML("afterbegin", `<b>${esc(TEXT.boundsBroken)}</b>`);
+  else if (m.parents.some((p) => p.grid_count_set_by)) $("violations").insertAdjacentHTML("afterbegin", `<b>${esc(TEXT.countsSet)}</b>`);
 }
 function renderMetrics(d) {
   if (!d) { $("metrics").innerHTML = ""; return; }
   const m = d.metrics;
   const floor = Math.max(...m.parents.map((p) => p.lowest_possible_max_over_mean ?? 1));
   const s = m.stability || {};
-  $("metrics").innerHTML = `<tr><th>as proposed</th><th>today</th><th>proposal</th></tr>
-    ${row("Polsby-Popper (mean)", fixed(m.polsby_popper_before, 3), fixed(m.polsby_popper_after, 3), false)}
-    ${row("borders on roads", pct(m.border_on_roads_before), pct(m.border_on_roads_after), false)}
-    ${row("contiguous", "", pct(m.contiguous_share), false)}
-    ${row("households moved", "", pct(s.households_moved_share, 1), false)}
-    ${row("rental units moved", "", pct(s.rental_units_moved_share, 1), false)}
-    ${row("incident history moved", "", pct(s.history_moved_share, 1), false)}
-    ${floor > 1.0005 ? row("lowest possible max / mean", "", fixed(floor, 3), false) : ""}`;
+  $("metrics").innerHTML = `<tr><th>${esc(TEXT.asProposed)}</th><th>${esc(TEXT.today)}</th><th>${esc(TEXT.proposal)}</th></tr>
+    ${row(t("Polsby-Popper (mean)"), fixed(m.polsby_popper_before, 3), fixed(m.polsby_popper_after, 3), false)}
+    ${row(t("borders on roads"), pct(m.border_on_roads_before), pct(m.border_on_roads_after), false)}
+    ${row(t("contiguous"), "", pct(m.contiguous_share), false)}
+    ${row(t("households moved"), "", pct(s.households_moved_share, 1), false)}
+    ${row(t("rental units moved"), "", pct(s.rental_units_moved_share, 1), false)}
+    ${row(t("incident history moved"), "", pct(s.history_moved_share, 1), false)}
+    ${floor > 1.0005 ? row(t("lowest possible max / mean"), "", fixed(floor, 3), false) : ""}`;
 }
 function renderTodayGrids(figs) {
   const codes = Object.keys(figs).sort();
   $("today-grids").innerHTML =
-    `<tr><th title="keep this grid as it is">lock</th><th class="code" title="codes after ${esc(stem)}">grid</th>` +
-    "<th title=\"households\">homes</th><th title=\"workload, hours\">work h</th>" +
-    "<th title=\"share of the mean of its parent's grids\">% mean</th><th>ha</th></tr>" +
+    `<tr><th title="${esc(TEXT.keep)}">${esc(TEXT.lock)}</th><th class="code" title="codes after ${esc(stem)}">${esc(TEXT.grid)}</th>` +
+    `<th title="${esc(TEXT.households)}">${esc(TEXT.homes)}</th><th title="${esc(TEXT.workloadHours)}">${esc(TEXT.workH)}</th>` +
+    `<th title="${esc(TEXT.shareOfMean)}">${esc(TEXT.pctMean)}</th><th>${esc(TEXT.ha)}</th></tr>` +
     codes.map((code) => {
       const g = figs[code];
       const locked = state.locked.has(code);
@@ -445,22 +476,23 @@ function renderDraft(d, figs, todayFigs) {
   $("draft-box").hidden = !d;
   $("edit-hint").hidden = !d || !!d.published;
   if (!d) {
-    $("proposal-title").textContent = "proposal";
+    $("proposal-title").textContent = TEXT.proposal;
     $("publish").disabled = true;
     return;
   }
   $("proposal-title").textContent = d.published
-    ? `version ${d.id}, published` : `draft ${d.id}${d.edits ? `, ${d.edits} hand edit(s)` : ""}`;
+    ? t("version {id}, published", {id: d.id})
+    : d.edits ? t("draft {id}, {n} hand edit(s)", {id: d.id, n: d.edits}) : t("draft {id}", {id: d.id});
   const continues = d.continues;
   const tol = tolerance();
   const bounds = d.metrics.constraints;
   const codes = Object.keys(figs).sort();
   $("draft-note").textContent = stem ? `(codes after ${stem})` : "";
   $("proposal-grids").innerHTML =
-    `<tr><th class="code">grid</th><th title="continues: today's grid it carries on, as proposed; for a grid edited by hand, the one it covers more than half of, else shares most area with">from</th>` +
-    "<th title=\"households\">homes</th><th title=\"workload, hours\">work h</th>" +
-    "<th title=\"share of the mean of its parent's grids\">% mean</th>" +
-    "<th title=\"workload minus that of today's grid it continues\">Δ h</th><th>ha</th></tr>" +
+    `<tr><th class="code">${esc(TEXT.grid)}</th><th title="${esc(TEXT.continues)}">${esc(TEXT.from)}</th>` +
+    `<th title="${esc(TEXT.households)}">${esc(TEXT.homes)}</th><th title="${esc(TEXT.workloadHours)}">${esc(TEXT.workH)}</th>` +
+    `<th title="${esc(TEXT.shareOfMean)}">${esc(TEXT.pctMean)}</th>` +
+    `<th title="${esc(TEXT.delta)}">Δ h</th><th>${esc(TEXT.ha)}</th></tr>` +
     codes.map((code) => {
       const g = figs[code];
       // a grid the proposal did not redraw (locked) is today's grid itself
@@ -479,7 +511,7 @@ function renderDraft(d, figs, todayFigs) {
         `<td class="area ${bad.includes("area") ? "over" : ""}">${esc(hectares(g.area_km2))}</td></tr>`;
     }).join("");
   const q = figuresQuery();
-  $("export").innerHTML = "Download the draft: " + EXPORTS.map(([format, label]) =>
+  $("export").innerHTML = esc(t("Download the draft:")) + " " + EXPORTS.map(([format, label]) =>
     `<a download href="/boundaries/versions/${esc(num(d.id))}/export?format=${esc(format)}&amp;${esc(q.toString())}">${esc(label)}</a>`).join("");
   $("reason-box").hidden = !needsReason(d) || !!d.published;
   $("publish").disabled = !!d.published || d.busy;
@@ -488,9 +520,9 @@ function renderLegend() {
   const c = cuts();
   const p = (x) => `${Math.round(x * 1000) / 10}%`;
   const band = `±${Math.round(tolerance() * 1000) / 10}%`;
-  $("legend").innerHTML = "<div class=\"muted\">colour: a grid's share of the mean of its parent's grids</div>" +
+  $("legend").innerHTML = `<div class="muted">${esc(TEXT.colour)}</div>` +
     SCALE.map((colour, i) => `<div><span style="background:${colour}"></span>` +
-      esc(i === 0 ? `under ${p(c[0])}` : i < 4 ? `${p(c[i - 1])}–${p(c[i])}${i === 2 ? ` (the ${band} band)` : ""}` : `over ${p(c[3])}`) +
+      esc(i === 0 ? t("under {p}", {p: p(c[0])}) : i < 4 ? `${p(c[i - 1])}–${p(c[i])}${i === 2 ? " " + t("(the {band} band)", {band}) : ""}` : t("over {p}", {p: p(c[3])})) +
       "</div>").join("");
 }
 
@@ -541,13 +573,15 @@ function offerMoves(e) {
   const figs = figures(d.work, d.locked);
   const box = document.createElement("div");
   box.className = "moves";
-  box.innerHTML = `<b>Move the street block here out of ${esc(short(from))}` +
-    `${d.locked.has(from) ? " (locked)" : ""} to:</b>` +
+  const title = d.locked.has(from)
+    ? t("Move the street block here out of {grid} (locked) to:", {grid: short(from)})
+    : t("Move the street block here out of {grid} to:", {grid: short(from)});
+  box.innerHTML = `<b>${esc(title)}</b>` +
     neighbours(layer, e.latlng).map((n) => {
       const g = figs[n.code];
       return `<button type="button" class="move-to" data-grid="${esc(n.code)}">${esc(short(n.code))}` +
         (g ? ` · ${esc(fixed(g.index))} h (${esc(Math.round((g.ratio ?? 0) * 100))}%)` : "") +
-        `${d.locked.has(n.code) ? " · locked" : ""}${n.touches ? "" : " · may not touch"}</button>`;
+        `${d.locked.has(n.code) ? ` · ${esc(t("locked"))}` : ""}${n.touches ? "" : ` · ${esc(t("may not touch"))}`}</button>`;
     }).join("");
   box.addEventListener("click", (ev) => {
     const button = ev.target.closest("button.move-to");
@@ -561,7 +595,7 @@ async function moveBlock(latlng, to) {
   const d = state.draft;
   d.busy = true;
   $("publish").disabled = true;
-  setStatus(`moving the block to ${to}…`);
+  setStatus(t("moving the block to {grid}…", {grid: to}));
   try {
     const done = await api(`/boundaries/versions/${num(d.id)}/edits`, {
       method: "POST", headers: JSON_HEADERS,
@@ -575,14 +609,15 @@ async function moveBlock(latlng, to) {
     layers.proposal.clearLayers().addData(d.grids);
     d.edits += 1;
     d.touched = new Set([done.moved.from, done.moved.to]);
-    const what = `a ${done.moved.kind} of ${fixed(done.moved.area_m2 / 1e4, 2)} ha from ${done.moved.from} to ${done.moved.to}`;
+    const what = t("a {kind} of {ha} ha from {from} to {to}", {kind: MOVED[done.moved.kind] || done.moved.kind,
+      ha: fixed(done.moved.area_m2 / 1e4, 2), from: done.moved.from, to: done.moved.to});
     render();
-    setStatus(`moved ${what}; measuring…`);
+    setStatus(t("moved {what}; measuring…", {what}));
     d.work = await measure(d.scopeId, d.id);
     render();
-    setStatus(`moved ${what}; table and balance updated`);
+    setStatus(t("moved {what}; table and balance updated", {what}));
   } catch (err) {
-    setStatus(`not moved: ${err.message}`, true);
+    setStatus(t("not moved: {error}", {error: err.message}), true);
   } finally {
     d.busy = false;
     if (state.draft === d) $("publish").disabled = !!d.published;
@@ -595,31 +630,31 @@ async function publish() {
   if (!d || d.published) return;
   const reason = $("override-reason").value.trim();
   if (needsReason(d) && reason.length < 3) {
-    setStatus("the balance is outside its band: say why it is published anyway", true);
+    setStatus(t("the balance is outside its band: say why it is published anyway"), true);
     $("override-reason").focus();
     return;
   }
-  if (!confirm(`Publish draft version ${d.id} for the whole city from now?`)) return;
+  if (!confirm(t("Publish draft version {id} for the whole city from now?", {id: d.id}))) return;
   const body = {effective_from: new Date().toISOString()};
   if (needsReason(d)) body.override_reason = reason;
   $("publish").disabled = true;
-  setStatus("publishing…");
+  setStatus(t("publishing…"));
   try {
     const done = await api(`/boundaries/versions/${num(d.id)}/publish`, {
       method: "POST", body: JSON.stringify(body), headers: JSON_HEADERS,
     });
     d.published = done;
-    setStatus(`published version ${done.version_id}; measuring the plan in force…`);
+    setStatus(t("published version {id}; measuring the plan in force…", {id: done.version_id}));
     // the plan in force now, over the same history: records re-attributed to its grids
     d.inForce = await measure(d.scopeId);
     render();
     renderPublished(d);
     await loadAreaLists();  // the areas in force have new ids now
     fillAreas(state.scope.properties.code);
-    setStatus(`published version ${done.version_id}`);
+    setStatus(t("published version {id}", {id: done.version_id}));
   } catch (err) {
     if (!d.published) $("publish").disabled = false;
-    setStatus(`${d.published ? "published, but" : "not published:"} ${err.message}`, true);
+    setStatus(`${d.published ? t("published, but") : t("not published:")} ${err.message}`, true);
   }
 }
 function list(items) {
@@ -680,4 +715,4 @@ $("tolerance").addEventListener("change", () => { if (!state.draft) render(); })
 for (const r of document.querySelectorAll("input[name=view]")) r.addEventListener("change", view);
 window.addEventListener("resize", () => { for (const m of Object.values(maps)) m.invalidateSize(); });
 loadAreaLists().then(() => { fillAreas(); return loadToday(); })
-  .catch((err) => setStatus(`failed: ${err.message}`, true));
+  .catch((err) => setStatus(t("failed: {error}", {error: err.message}), true));
