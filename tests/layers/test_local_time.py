@@ -568,3 +568,60 @@ def test_a_rebuild_to_an_unknown_zone_or_by_the_application_changes_nothing(
     with engine.connect() as conn:
         assert conn.execute(text("SELECT zone FROM rollup_calendar")).scalar_one() == zone
         assert _by_day(conn, zone) == rolled
+
+
+# --- the heatmap page: whole local days, whatever the browser's own zone --------------------
+
+
+@pytest.mark.browser
+def test_heatmap_page_windows_are_local_days_whatever_the_browser_zone(
+    live_server: str, engine: Engine, role_keys: dict[str, str]
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import chromium
+    from tests.conftest import ARTIFACTS
+
+    with engine.connect() as conn:
+        newest = conn.execute(text("SELECT max(reported_at) FROM incidents")).scalar_one()
+    last_day = local_day(newest, SHANGHAI)  # the test deployment's zone
+    asked: list[str] = []
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = chromium(pw)
+        try:
+            # a browser in Los Angeles, in Chinese: neither enters the window
+            context = browser.new_context(
+                viewport={"width": 1200, "height": 900},
+                timezone_id="America/Los_Angeles",
+                locale="zh-CN",
+            )
+            page = context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.on("request", lambda r: asked.append(r.url) if "/heatmap/h3" in r.url else None)
+            page.goto(f"{live_server}/map/heatmap")
+            page.fill("input[name=api_key]", role_keys["analyst"])
+            page.click("button[type=submit]")
+            page.wait_for_url(f"{live_server}/map/heatmap")
+            page.wait_for_function(
+                "() => document.getElementById('status').textContent.includes('significant')"
+            )
+            page.select_option("#layer", "heat")
+            page.select_option("#window", "7")
+            page.wait_for_function(
+                "() => document.getElementById('status').textContent.includes('incidents in')"
+            )
+            label = page.text_content("#until-label")
+            status = page.text_content("#status")
+            page.screenshot(path=str(ARTIFACTS / "heatmap_local_days.png"))
+        finally:
+            browser.close()
+    assert not errors, errors
+    assert label == last_day.isoformat()
+    until = last_day + timedelta(days=1)
+    week = f"since={(until - timedelta(days=7)).isoformat()}&until={until.isoformat()}"
+    assert any(week in url for url in asked), asked
+    # the page shows what the API counts for those seven local days
+    shown = int((status or "").split()[0])
+    assert shown == _counted(engine, _utc(until - timedelta(days=7)), _utc(until), None)
