@@ -132,9 +132,16 @@ async function refresh() {
     const colour = (n) => HEAT[breaks.filter((b) => n > b).length];
     cells.options.style = (f) => ({fillColor: colour(f.properties.count), fillOpacity: 0.7,
                                    color: "#888", weight: 0.3});
-    legend(HEAT.map((c, i) => [c, i === 0 ? `≤ ${breaks[0]}` :
-                                  i < 5 ? `${breaks[i - 1] + 1} – ${breaks[i]}` :
-                                  `> ${breaks[4]}`]));
+    // small counts repeat a break: a class between two equal breaks is empty (no "2 – 1")
+    const rows = [];
+    HEAT.forEach((c, i) => {
+      const lo = i === 0 ? null : breaks[i - 1] + 1;
+      const hi = i < 5 ? breaks[i] : null;
+      if (lo !== null && hi !== null && lo > hi) return;
+      rows.push([c, lo === null ? `≤ ${hi}` : hi === null ? `> ${breaks[4]}` :
+                    lo === hi ? `${lo}` : `${lo} – ${hi}`]);
+    });
+    legend(rows);
     $("status").textContent = t("{total} incidents in {cells} cells",
                                 {total: data.total, cells: data.features.length});
   } else {
