@@ -142,3 +142,11 @@ class MissingSystemPackageError(ClusterError):
     """PostgreSQL or PostGIS binaries are not installed."""
 
     code = "missing-system-package"
+
+
+class UnsupportedMediaError(GeoServiceError):
+    """An upload whose content is not one of the accepted media types."""
+
+    status = 415
+    code = "unsupported-media-type"
+    title = "Unsupported media type"

@@ -34,6 +34,7 @@ from geo_service.api.routes import (
     batch,
     boundaries,
     console,
+    field_app,
     health,
     heatmap,
     hotspots,
@@ -44,9 +45,11 @@ from geo_service.api.routes import (
     maps,
     ogc,
     open311,
+    photos,
     planning,
     responders,
     tiles,
+    visits,
 )
 from geo_service.api.schemas import PROBLEM_RESPONSES
 from geo_service.db.engine import resolve_database_url
@@ -148,6 +151,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         BodySizeLimit,
         max_bytes=settings.limits.body_bytes,
         upload_bytes=settings.limits.upload_bytes,
+        # a photo and its multipart envelope (the route checks the photo's own size)
+        photo_bytes=settings.photos.max_bytes + 64_000,
     )
     app.add_middleware(RuntimeMiddleware)
     if settings.api.compress:
@@ -192,9 +197,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         auth,
         login,
         areas,
+        photos,  # before incidents: /incidents/{id}/photos is not an action
         incidents,
         console,
         responders,
+        visits,  # before households: /households/visits is not a household id
         households,
         heatmap,
         hotspots,
@@ -203,6 +210,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit,
         batch,
         maps,
+        field_app,
         ogc,
         open311,
         planning,

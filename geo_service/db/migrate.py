@@ -22,7 +22,9 @@ def alembic_config(url: str) -> Config:
 
 def upgrade_to_head(url: str) -> None:
     """Migrate the database at ``url`` to the newest revision."""
-    command.upgrade(alembic_config(url), "head")
+    # "heads": revisions written in parallel branch from one parent until a merge revision
+    # joins them; upgrading every head is the same as "head" when there is one.
+    command.upgrade(alembic_config(url), "heads")
 
 
 def migrate_database(settings: DatabaseSettings) -> str:

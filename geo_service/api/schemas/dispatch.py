@@ -56,6 +56,12 @@ class ActionBody(BaseModel):
 
     responder_id: int | None = Field(default=None, description="for dispatch: who to send")
     note: str | None = Field(default=None, max_length=2000)
+    resolution_code: Literal["settled", "referred", "no_issue", "duplicate", "other"] | None = (
+        Field(
+            default=None,
+            description="for resolve: how it was settled (kept on the incident); 422 elsewhere",
+        )
+    )
 
 
 # --- responses -----------------------------------------------------------------------------
