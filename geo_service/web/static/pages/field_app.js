@@ -321,11 +321,12 @@ function shownState(task, pending) {
   }
   return {status, responder, level};
 }
-function actionsFor(task, state) {
+function actionsFor(task, state, busy) {
   if (!OPEN.has(state.status)) return [];
   const mine = ME !== null && state.responder === ME;
   const actions = [];
-  if (state.status === "reported" && state.responder === null && ME !== null) actions.push("take");
+  // a responder holds one open incident at a time: take another when this one is done
+  if (state.status === "reported" && state.responder === null && ME !== null && !busy) actions.push("take");
   if (mine && state.status === "dispatched") actions.push("accept");
   if (mine && state.status === "accepted") actions.push("arrive");
   if (mine && (state.status === "accepted" || state.status === "on_scene")) actions.push("resolve");
@@ -345,12 +346,14 @@ function urgency(a, b) {
 }
 function drawTasks() {
   const pending = pendingByIncident();
+  const states = new Map(tasks.map((task) => [task.id, shownState(task, pending.get(task.id) || [])]));
+  const busy = [...states.values()].some((s) => s.responder === ME && OPEN.has(s.status));
   const rows = [...tasks].sort(urgency).map((task) => {
     const waitingHere = pending.get(task.id) || [];
-    const state = shownState(task, waitingHere);
+    const state = states.get(task.id);
     const left = timeLeft(task, state);
     const mine = ME !== null && state.responder === ME;
-    const buttons = actionsFor(task, state).map((action) =>
+    const buttons = actionsFor(task, state, busy).map((action) =>
       el("button", {type: "button", class: `act act-${action}`, "data-action": action,
                     onclick: () => startAction(task, action, state)},
          action === "escalate" ? t("escalate_to", LEVELS[state.level + 1]) : t(action)));
@@ -452,7 +455,7 @@ function sharePosition() {
   navigator.geolocation.getCurrentPosition((pos) => {
     if (!onDuty) return;  // switched off while the fix was coming
     const fix = {id: ME, lon: pos.coords.longitude, lat: pos.coords.latitude,
-                 at: new Date(pos.timestamp || Date.now()).toISOString()};
+                 at: new Date().toISOString()};  // the phone's own clock, as devices stamp fixes
     fetch("/responders/positions", {
       method: "POST", credentials: "same-origin",
       headers: {"Content-Type": "application/json", "X-CSRF-Token": PAGE.csrf || ""},
