@@ -91,7 +91,12 @@ def read_photos(
 @router.get(
     "/{incident_id}/photos/{photo_id}",
     response_class=Response,
-    responses={200: {"content": {"image/jpeg": {}}, "description": "the JPEG"}},
+    responses={
+        200: {
+            "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "the JPEG",
+        }
+    },
 )
 def read_photo(
     session: SessionDep,
