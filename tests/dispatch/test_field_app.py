@@ -623,3 +623,31 @@ def test_visit_dates_follow_the_held_clock_in_the_citys_zone(
         assert answer.status_code == 201, answer.text
     finally:
         clock.release()
+
+
+def test_sweep_photos_command_deletes_the_files_of_deleted_incidents(
+    client: TestClient,
+    engine: Engine,
+    app_database_url: str,
+    loaded_city: DemoCity,
+    worker: dict,
+    photo_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from typer.testing import CliRunner
+
+    from geo_service.cli.main import app as cli
+
+    iid = new_incident(client, loaded_city, worker["code"])
+    upload(client, iid, photo_with_exif(), worker["headers"])
+    monkeypatch.setenv("GEO_DATABASE_URL", app_database_url)  # as the application role
+    monkeypatch.setenv("GEO_PHOTOS_DIR", str(photo_dir))
+    kept = CliRunner().invoke(cli, ["sweep-photos"])
+    assert kept.exit_code == 0, kept.output
+    assert "deleted 0 photo file(s)" in kept.output
+    assert len(list(photo_dir.glob("*/*.jpg"))) == 2
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM incidents WHERE id = :i"), {"i": iid})
+    swept = CliRunner().invoke(cli, ["sweep-photos"])
+    assert swept.exit_code == 0 and "deleted 2 photo file(s)" in swept.output
+    assert not list(photo_dir.glob("*/*.jpg"))
