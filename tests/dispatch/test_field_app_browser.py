@@ -180,6 +180,9 @@ def test_a_worker_goes_offline_and_nothing_is_lost_or_doubled(
             assert page.locator("li.household").count() == len(homes)
             page.locator('#tabs button[data-tab="report"]').tap()
             page.locator("#r-where").filter(has_text="GPS").wait_for()
+            page.locator("#r-map path.leaflet-interactive, #r-map path").first.wait_for()
+            page.locator("#r-map").tap()  # a tap on the map sets the place too
+            page.locator("#r-where").filter(has_text="(map)").wait_for()
             page.locator('#tabs button[data-tab="tasks"]').tap()
 
             # --- offline ---------------------------------------------------------------------
@@ -321,6 +324,24 @@ def test_a_worker_goes_offline_and_nothing_is_lost_or_doubled(
             assert reported.get_attribute("data-status") == "reported"
             assert reported.locator(".act-take").count() == 0
             page.screenshot(path=str(ARTIFACTS / "field-app-escalated.png"))
+            # escalate with a reason, from the phone (a reason is required)
+            page.locator(f'li.task[data-id="{task}"] .act-escalate').tap()
+            assert page.locator("#act-note").get_attribute("required") is not None
+            page.fill("#act-note", "the property company must act")
+            page.locator("#act-ok").tap()
+            wait_until(
+                lambda: client.get(f"/incidents/{task}").json()["escalated_to"] == "street",
+                "the worker's escalation",
+            )
+            with engine.connect() as conn:
+                reason = conn.execute(
+                    text(
+                        "SELECT diff->>'reason' FROM audit_log WHERE action = 'escalate' "
+                        "AND entity_id = :i ORDER BY id DESC LIMIT 1"
+                    ),
+                    {"i": task},
+                ).scalar_one()
+            assert reason == "the property company must act"
             # resolve with a resolution code and a note, from the phone
             page.locator(f'li.task[data-id="{task}"] .act-resolve').tap()
             page.select_option("#act-code", "referred")
