@@ -309,8 +309,14 @@ def test_a_worker_goes_offline_and_nothing_is_lost_or_doubled(
                 "&& incidents.has(report)",
                 arg=[task, report["id"]],
             )
-            console.evaluate("(id) => select(id)", task)
+            # the report's photo, as a thumbnail in the console's detail (loaded: its pixels)
+            console.evaluate("(id) => select(id)", report["id"])
+            console.wait_for_function(
+                "() => { const img = document.querySelector('#detail .photos img.thumb');"
+                " return img && img.complete && img.naturalWidth > 0; }"
+            )
             console.screenshot(path=str(ARTIFACTS / "field-app-console.png"))
+            console.evaluate("(id) => select(id)", task)
             escalated = client.post(
                 f"/incidents/{task}/escalate", json={"note": "the community office takes it"}
             )
@@ -319,6 +325,13 @@ def test_a_worker_goes_offline_and_nothing_is_lost_or_doubled(
                 timeout=20_000
             )
             page.locator('#tabs button[data-tab="tasks"]').tap()
+            # the report's photo under it on the phone too
+            page.wait_for_function(
+                "(id) => { const img = document.querySelector("
+                "`li.task[data-id='${id}'] img.thumb`);"
+                " return img && img.complete && img.naturalWidth > 0; }",
+                arg=report["id"],
+            )
             # the worker holds one open incident: the new report is not offered to take
             reported = page.locator(f'li.task[data-id="{report["id"]}"]')
             assert reported.get_attribute("data-status") == "reported"

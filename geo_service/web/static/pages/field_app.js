@@ -19,6 +19,7 @@ const TEXT = {
   use_gps: "Use my GPS",
   tap_map: "Or tap the map where it is.",
   photo: "Photo (optional)",
+  photo_alt: "Photo",
   send_report: "Send report",
   resolution_code: "How was it settled?",
   code_settled: "Settled on the spot",
@@ -296,9 +297,22 @@ async function loadTasks() {
     tasks = page.items;
     eventId = page.event_id;
     connectStream();
+    loadPhotos();
   } catch (err) {
     fromCache = true;
   }
+  drawTasks();
+}
+// the tasks' photos: thumbnails under each task, each a link to the photo
+const photos = new Map();  // incident id -> its photos
+async function loadPhotos() {
+  const missing = tasks.filter((task) => !photos.has(task.id));
+  if (!missing.length) return;
+  await Promise.all(missing.map((task) =>
+    fetch(`/incidents/${encodeURIComponent(task.id)}/photos`, {credentials: "same-origin"})
+      .then((r) => (r.ok ? r.json() : {data: []}))
+      .then((found) => photos.set(task.id, found.data))
+      .catch(() => {})));
   drawTasks();
 }
 // what the outbox will do to each incident, applied over the server's state
@@ -364,6 +378,9 @@ function drawTasks() {
         el("strong", {}, task.category),
         el("span", {class: `left${left.late ? " late" : ""}`}, left.text)),
       task.description ? el("div", {class: "desc"}, task.description) : null,
+      (photos.get(task.id) || []).length ? el("div", {class: "photos"},
+        ...photos.get(task.id).map((p) => el("a", {href: p.url, target: "_blank", rel: "noopener"},
+          el("img", {src: p.thumbnail_url, alt: t("photo_alt"), class: "thumb"})))) : null,
       el("div", {class: "line2"},
         el("span", {class: "status"}, t("status")[state.status] || state.status),
         mine ? el("span", {class: "mine-tag"}, t("mine"))

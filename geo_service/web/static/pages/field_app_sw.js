@@ -15,7 +15,10 @@ const SHELL = [
   "/static/vendor/leaflet/leaflet.css",
 ];
 // reads kept for use without a connection: the page and the data it shows
-const KEPT_READS = [/^\/app$/, /^\/console\/incidents$/, /^\/areas\/\d+$/, /^\/households\/visits$/];
+const KEPT_READS = [
+  /^\/app$/, /^\/console\/incidents$/, /^\/areas\/\d+$/, /^\/households\/visits$/,
+  /^\/incidents\/[0-9a-f-]+\/photos(\/[0-9a-f-]+)?$/,
+];
 
 self.addEventListener("install", (event) => {
   event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(SHELL)).then(() => self.skipWaiting()));
