@@ -367,8 +367,17 @@ def test_a_worker_goes_offline_and_nothing_is_lost_or_doubled(
             )
             assert client.get(f"/incidents/{task}").json()["status"] == "resolved"
             page.locator(f'li.task[data-id="{task}"]').wait_for(state="detached")
+            # signing out ends the session and forgets what the phone kept to read offline
+            assert page.evaluate("() => caches.keys().then((k) => k.length)") > 0
+            session = {c["name"]: c["value"] for c in phone.cookies()}
+            page.locator("#sign-out").tap()
+            page.wait_for_url("**/login")
+            assert page.evaluate("() => caches.keys().then((k) => k.length)") == 0
+            # the old cookie no longer opens the page (its session was revoked)
+            assert httpx.get(f"{base}/app", cookies=session).status_code == 401
             page.set_viewport_size(DESKTOP)
             page.screenshot(path=str(ARTIFACTS / "field-app-desktop.png"))
+            page.set_viewport_size(PHONE)
         finally:
             app.state.runtime.clock.release()
             browser.close()

@@ -90,6 +90,9 @@ const TEXT = {
   members: (n) => `${n} people`,
   save_visit: "Save visit",
   visit_queued: "Visit kept; it is sent when there is a connection.",
+  sign_out: "Sign out",
+  sign_out_waiting: (n) => `${n} still waiting to send: they are sent when you sign in again. Sign out?`,
+  someone_elses: (n, who) => `${n} kept for ${who}: sent when they sign in`,
 };
 const t = (key, ...args) => {
   const v = TEXT[key];
@@ -168,7 +171,11 @@ const outboxDelete = (seq) => store("readwrite", (s) => s.delete(seq));
 let waiting = [];          // the outbox as last read
 const refusals = [];       // what the server did not accept: shown until the page reloads
 
+// items belong to the worker who made them: on a shared phone, another's wait for them
+const OWNER = PAGE.callsign || "";
+const mineToSend = (items) => items.filter((item) => (item.owner || "") === OWNER);
 async function queue(item) {
+  item.owner = OWNER;
   item.key = item.key || newKey();
   item.created = new Date().toISOString();
   await outboxAdd(item);
@@ -237,7 +244,7 @@ async function flush() {
   flushing = true;
   let sent = 0;
   try {
-    for (const item of await outboxAll()) {
+    for (const item of mineToSend(await outboxAll())) {
       const result = await deliver(item);
       if (result === "later") break;
       await outboxDelete(item.seq);
@@ -260,13 +267,18 @@ function describe(item) {
 }
 function drawOutbox() {
   const box = $("outbox");
+  const mine = mineToSend(waiting);
+  const others = waiting.filter((item) => !mine.includes(item));
   box.hidden = waiting.length === 0 && refusals.length === 0;
   const parts = [];
-  if (waiting.length) parts.push(t("waiting", waiting.length));
+  if (mine.length) parts.push(t("waiting", mine.length));
   if (refusals.length) parts.push(t("failed", refusals.length));
+  for (const who of new Set(others.map((item) => item.owner || "?"))) {
+    parts.push(t("someone_elses", others.filter((item) => (item.owner || "?") === who).length, who));
+  }
   $("outbox-toggle").textContent = parts.join(" · ") || t("all_sent");
   $("outbox-list").replaceChildren(
-    ...waiting.map((item) => el("li", {class: "waiting", "data-key": item.key}, describe(item))),
+    ...mine.map((item) => el("li", {class: "waiting", "data-key": item.key}, describe(item))),
     ...refusals.map((r) => el("li", {class: "refused"}, t("refused", describe(r.item), r.reason))));
   box.classList.toggle("has-refusals", refusals.length > 0);
 }
@@ -278,7 +290,17 @@ function drawNet() {
 }
 window.addEventListener("online", () => { drawNet(); flush(); connectStream(); });
 window.addEventListener("offline", drawNet);
-setInterval(() => { if (navigator.onLine && waiting.length) flush(); }, 15000);
+setInterval(() => { if (navigator.onLine && mineToSend(waiting).length) flush(); }, 15000);
+
+// signing out forgets what the phone keeps to read offline (tasks, households, photos); what
+// waits to be sent stays, and goes when its worker signs in again
+$("sign-out-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const left = mineToSend(waiting).length;
+  if (left && !window.confirm(t("sign_out_waiting", left))) return;
+  if (window.caches) await caches.keys().then((names) => Promise.all(names.map((n) => caches.delete(n))));
+  e.target.submit();
+});
 
 // --- my tasks --------------------------------------------------------------------------------
 let tasks = [];
@@ -306,7 +328,9 @@ async function loadTasks() {
 // the tasks' photos: thumbnails under each task, each a link to the photo
 const photos = new Map();  // incident id -> its photos
 async function loadPhotos() {
-  const missing = tasks.filter((task) => !photos.has(task.id));
+  // asked again while a task has none: a photo may come after its incident (the phone's own
+  // report sends it right after, and a dispatcher may add one later)
+  const missing = tasks.filter((task) => !(photos.get(task.id) || []).length);
   if (!missing.length) return;
   await Promise.all(missing.map((task) =>
     fetch(`/incidents/${encodeURIComponent(task.id)}/photos`, {credentials: "same-origin"})
@@ -318,7 +342,7 @@ async function loadPhotos() {
 // what the outbox will do to each incident, applied over the server's state
 function pendingByIncident() {
   const pending = new Map();
-  for (const item of waiting) {
+  for (const item of mineToSend(waiting)) {
     if (item.kind !== "action") continue;
     if (!pending.has(item.incident)) pending.set(item.incident, []);
     pending.get(item.incident).push(item);
@@ -578,7 +602,7 @@ async function loadVisits() {
 }
 function pendingVisits() {
   const pending = new Map();
-  for (const item of waiting) if (item.kind === "visit") pending.set(item.household, item.body);
+  for (const item of mineToSend(waiting)) if (item.kind === "visit") pending.set(item.household, item.body);
   return pending;
 }
 function drawVisits() {
