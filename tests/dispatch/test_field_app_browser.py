@@ -367,6 +367,17 @@ def test_a_worker_goes_offline_and_nothing_is_lost_or_doubled(
             )
             assert client.get(f"/incidents/{task}").json()["status"] == "resolved"
             page.locator(f'li.task[data-id="{task}"]').wait_for(state="detached")
+            # another worker's queued visit on this phone is not sent under this sign-in
+            page.evaluate(
+                "(home) => outboxAdd({owner: 'other-phone', kind: 'visit', method: 'POST',"
+                " household: home, key: 'other-phone-1', label: `#${home}`,"
+                " path: `/households/${home}/visits`,"
+                " body: {visited_on: '2026-01-05', outcome: 'met'}})"
+                ".then(() => outboxAll()).then((items) => { waiting = items; return flush(); })",
+                homes[2],
+            )
+            page.locator("#outbox-toggle").filter(has_text="1 kept for other-phone").wait_for()
+            assert count(engine, "SELECT count(*) FROM household_visits") == 2
             # signing out ends the session and forgets what the phone kept to read offline
             assert page.evaluate("() => caches.keys().then((k) => k.length)") > 0
             session = {c["name"]: c["value"] for c in phone.cookies()}
