@@ -178,6 +178,12 @@ def test_a_worker_goes_offline_and_nothing_is_lost_or_doubled(
             page.locator('#tabs button[data-tab="visits"]').tap()
             page.locator("li.household").first.wait_for()
             assert page.locator("li.household").count() == len(homes)
+            # the households on a map: a point brings its row into view
+            assert page.locator("#v-map path.home").count() == len(homes)
+            page.screenshot(path=str(ARTIFACTS / "field-app-visits-map.png"))
+            page.locator(f"#v-map path.home-{homes[3]}").dispatch_event("click")
+            page.locator(f'li.household.chosen[data-id="{homes[3]}"]').wait_for()
+            page.screenshot(path=str(ARTIFACTS / "field-app-visits.png"))
             page.locator('#tabs button[data-tab="report"]').tap()
             page.locator("#r-where").filter(has_text="GPS").wait_for()
             page.locator("#r-map path.leaflet-interactive, #r-map path").first.wait_for()

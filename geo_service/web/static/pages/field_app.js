@@ -87,7 +87,7 @@ const TEXT = {
   elderly_living_alone: "Elderly living alone",
   needs_assistance: "Needs assistance",
   coverage: (share, days) => `${share}% visited within ${days} days`,
-  members: (n) => `${n} people`,
+  members: (n) => (n === 1 ? "1 person" : `${n} people`),
   save_visit: "Save visit",
   visit_queued: "Visit kept; it is sent when there is a connection.",
   sign_out: "Sign out",
@@ -600,6 +600,37 @@ async function loadVisits() {
   }
   drawVisits();
 }
+// the households on a map: red when due, green when visited within the period; a tap on
+// one brings its row into view
+let visitMap = null;
+let homeLayer = null;
+let homesFitted = false;
+function drawVisitMap(pending) {
+  if ($("tab-visits").hidden) return;  // drawn when shown (a hidden map has no size)
+  if (!visitMap) {
+    visitMap = L.map("v-map", {zoomSnap: 0.25});
+    baseLayer(visitMap);
+    homeLayer = L.layerGroup().addTo(visitMap);
+  }
+  visitMap.invalidateSize();
+  homeLayer.clearLayers();
+  const points = households.data.map((h) => {
+    const due = h.due && !pending.has(h.id);
+    L.circleMarker([h.lat, h.lon], {radius: 7, weight: 1, color: "#fff", fillOpacity: 0.9,
+                                    fillColor: due ? "#d7191c" : "#2e7d32",
+                                    className: `home home-${Number(h.id)}`})
+      .on("click", () => {
+        const row = document.querySelector(`li.household[data-id="${Number(h.id)}"]`);
+        for (const other of document.querySelectorAll("li.household.chosen")) other.classList.remove("chosen");
+        if (row) { row.classList.add("chosen"); row.scrollIntoView({block: "center"}); }
+      }).addTo(homeLayer);
+    return [h.lat, h.lon];
+  });
+  if (points.length && !homesFitted) {
+    visitMap.fitBounds(points, {padding: [16, 16], maxZoom: 18});
+    homesFitted = true;
+  }
+}
 function pendingVisits() {
   const pending = new Map();
   for (const item of mineToSend(waiting)) if (item.kind === "visit") pending.set(item.household, item.body);
@@ -612,6 +643,7 @@ function drawVisits() {
   $("visits-state").textContent = households.count
     ? t("coverage", Math.round((100 * visited) / households.count), households.period_days)
     : t("households_none");
+  drawVisitMap(pending);
   $("households").replaceChildren(...households.data.map((h) => {
     const waitingVisit = pending.get(h.id);
     const last = waitingVisit ? waitingVisit.visited_on : h.last_visit_on;
