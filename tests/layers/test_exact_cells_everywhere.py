@@ -566,7 +566,7 @@ def test_migration_0025_fills_the_exact_cells_of_existing_homes(database_url: st
                     ),
                     {**params, "i": i},
                 )
-        command.upgrade(config, "head")
+        command.upgrade(config, "heads")  # every branch (0031 and 0033 follow 0027)
         with engine.connect() as conn:
             for table in ("households", "rental_units"):
                 for res in HOME_RES:
