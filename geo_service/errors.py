@@ -163,3 +163,11 @@ class MissingFontError(GeoServiceError):
     status = 503
     code = "pdf-font-missing"
     title = "PDF font missing"
+
+
+class UnsupportedMediaError(GeoServiceError):
+    """An upload whose content is not one of the accepted media types."""
+
+    status = 415
+    code = "unsupported-media-type"
+    title = "Unsupported media type"

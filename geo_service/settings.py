@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -266,6 +266,37 @@ class ReportSettings(BaseSettings):
     )
 
 
+class PhotoSettings(BaseSettings):
+    """Incident photos (issue 20): limits, thumbnails and where the files are kept.
+
+    ``local`` (the embedded default) keeps them under ``GEO_PHOTOS_DIR`` (default
+    ``$GEO_DATA_DIR/photos``); ``s3`` keeps them in an S3-compatible bucket (AWS S3, MinIO,
+    Ceph RGW, Aliyun OSS in S3 mode) through boto3, with the usual AWS credential chain.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="GEO_PHOTOS_", extra="ignore")
+
+    storage: Literal["local", "s3"] = "local"
+    dir: Path | None = Field(default=None, description="local store; default $GEO_DATA_DIR/photos")
+    max_bytes: int = Field(default=10_000_000, ge=1, description="largest photo accepted")
+    max_pixels: int = Field(
+        default=40_000_000, ge=1, description="largest image (width x height) decoded"
+    )
+    thumbnail_px: int = Field(default=320, ge=16, le=2048, description="thumbnail's longer side")
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = Field(default=None, description="e.g. http://minio:9000")
+    s3_prefix: str = "photos/"
+
+
+class VisitSettings(BaseSettings):
+    """Household visits (issue 20): a household not visited within ``period_days`` is listed
+    as due, and coverage per grid counts the households visited within it."""
+
+    model_config = SettingsConfigDict(env_prefix="GEO_VISITS_", extra="ignore")
+
+    period_days: int = Field(default=90, ge=1, le=3660)
+
+
 class Settings(BaseSettings):
     """All settings of one geo-service process."""
 
@@ -277,3 +308,5 @@ class Settings(BaseSettings):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     reports: ReportSettings = Field(default_factory=ReportSettings)
+    photos: PhotoSettings = Field(default_factory=PhotoSettings)
+    visits: VisitSettings = Field(default_factory=VisitSettings)

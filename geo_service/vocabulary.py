@@ -31,9 +31,14 @@ CLOSED_INCIDENT_STATUSES = tuple(s for s in INCIDENT_STATUSES if s not in OPEN_I
 INCIDENT_SOURCES = ("citizen", "grid_worker", "hotline", "sensor", "import")
 # How a resolved dispute ended (``incidents.outcome``, migration 0030).
 INCIDENT_OUTCOMES = ("settled", "unsettled")
+# How a resolved incident was settled (the grid worker's phone asks for one, issue 20):
+# settled on the spot, referred to another office, nothing found, a duplicate, other.
+RESOLUTION_CODES = ("settled", "referred", "no_issue", "duplicate", "other")
 
 # Residents.
 RENTAL_STATUSES = ("registered", "expired", "unregistered")
+# What a grid worker's household visit came to (issue 20).
+VISIT_OUTCOMES = ("met", "no_answer", "refused", "moved")
 
 # Dispatch.
 RESPONDER_KINDS = ("grid_worker", "patrol", "mediator", "fire", "medical")

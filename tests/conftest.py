@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import os
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -36,6 +37,7 @@ from geo_service.settings import (
     DatabaseSettings,
     DispatchSettings,
     LimitSettings,
+    PhotoSettings,
     Settings,
 )
 from tests.skip_policy import pytest_runtest_makereport  # noqa: F401 (a skip fails)
@@ -215,6 +217,8 @@ def settings(app_database_url: str, database_url: str) -> Settings:
         ),
         # escalation changes shared rows on its own clock: tests drive it explicitly
         dispatch=DispatchSettings(escalation_interval_s=0),
+        # photos go to a directory of the run's own, never into the data directory
+        photos=PhotoSettings(dir=Path(tempfile.mkdtemp(prefix="geo-test-photos-"))),
     )
 
 

@@ -35,6 +35,7 @@ from geo_service.api.routes import (
     boundaries,
     categories,
     console,
+    field_app,
     health,
     heatmap,
     hotspots,
@@ -45,10 +46,12 @@ from geo_service.api.routes import (
     maps,
     ogc,
     open311,
+    photos,
     planning,
     reports,
     responders,
     tiles,
+    visits,
 )
 from geo_service.api.schemas import PROBLEM_RESPONSES
 from geo_service.db.engine import resolve_database_url
@@ -188,6 +191,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         BodySizeLimit,
         max_bytes=settings.limits.body_bytes,
         upload_bytes=settings.limits.upload_bytes,
+        # a photo and its multipart envelope (the route checks the photo's own size)
+        photo_bytes=settings.photos.max_bytes + 64_000,
     )
     app.add_middleware(RuntimeMiddleware)
     if settings.api.compress:
@@ -232,10 +237,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         auth,
         login,
         areas,
+        photos,  # before incidents: /incidents/{id}/photos is not an action
         incidents,
         categories,
         console,
         responders,
+        visits,  # before households: /households/visits is not a household id
         households,
         heatmap,
         hotspots,
@@ -244,6 +251,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit,
         batch,
         maps,
+        field_app,
         ogc,
         open311,
         planning,

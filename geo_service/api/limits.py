@@ -5,19 +5,24 @@ expensive work are limited by the runtime's limiters: ``geo_service/runtime/limi
 from __future__ import annotations
 
 import json
+import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 UPLOAD_PREFIXES = ("/imports/",)
+PHOTO_UPLOAD = re.compile(r"^/incidents/[^/]+/photos$")
 
 
 class BodySizeLimit:
     """Refuse bodies over the limit: by Content-Length up front, or while streaming."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int, upload_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_bytes: int, upload_bytes: int, photo_bytes: int | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.upload_bytes = upload_bytes
+        self.photo_bytes = photo_bytes or max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pass the request on, or answer 413 once the body passes the limit."""
@@ -26,6 +31,8 @@ class BodySizeLimit:
             return
         path = scope.get("path", "")
         limit = self.upload_bytes if path.startswith(UPLOAD_PREFIXES) else self.max_bytes
+        if PHOTO_UPLOAD.match(path):
+            limit = self.photo_bytes
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
         if length is not None and length.isascii() and length.isdigit() and int(length) > limit:

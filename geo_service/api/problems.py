@@ -7,13 +7,14 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from geo_service.api.open311_format import error_response, format_of
 from geo_service.errors import DatabaseUnavailableError, GeoServiceError
 from geo_service.i18n import ENGLISH, N_, current_language, format_message, gettext
+from geo_service.web.pages import render_page
 
 PROBLEM_JSON = "application/problem+json"
 # Starlette's own details of an unknown route or method, for the catalogue (_generic
@@ -40,6 +41,25 @@ def _on_ogc_route(request: Request) -> bool:
     answer 400 (/req/core/query-param-invalid), not 422."""
     route = request.scope.get("route")
     return route is not None and OGC_TAG in (getattr(route, "tags", None) or [])
+
+
+def _on_page_route(request: Request) -> bool:
+    """Whether a browser asked for one of the HTML pages (``/map/...``, ``/app``): a route
+    declared with ``response_class=HTMLResponse``, fetched by GET with ``Accept: text/html``."""
+    route = request.scope.get("route")
+    return (
+        request.method == "GET"
+        and "text/html" in request.headers.get("accept", "")
+        and route is not None
+        and getattr(route, "response_class", None) is HTMLResponse
+    )
+
+
+def _forbidden_page(request: Request, detail: str) -> Response:
+    """A person whose role may not open a page gets a page saying so, with where to go
+    instead and a way to sign in as someone else (not a raw JSON problem)."""
+    body = render_page("forbidden.html", detail=detail, path=request.url.path)
+    return HTMLResponse(body, status_code=403, headers={"Cache-Control": "no-store"})
 
 
 def _generic(status: int, title: str, detail: str, code: str, instance: str) -> dict[str, Any]:
@@ -109,6 +129,8 @@ def install_problem_handlers(app: FastAPI) -> None:
             if "text/html" in request.headers.get("accept", "") and request.method == "GET":
                 # A person in a browser: send them to sign in, then back.
                 return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        if exc.status == 403 and _on_page_route(request):
+            return _forbidden_page(request, exc.detail)
         if "retry_after" in exc.extra:
             headers["Retry-After"] = str(max(1, round(float(exc.extra["retry_after"]))))
         body = exc.problem(request.url.path)

@@ -102,6 +102,27 @@ def escalate(
         time.sleep(max(1.0, settings.dispatch.escalation_interval_s))
 
 
+@app.command("sweep-photos")
+def sweep_photos() -> None:
+    """Delete stored photo files whose incident is gone (photo rows go with their incident;
+    the files in GEO_PHOTOS_* storage go with this sweep, e.g. nightly from cron)."""
+    from sqlalchemy.orm import Session
+
+    from geo_service.db.engine import make_engine
+    from geo_service.services.intake.photo_store import photo_store
+    from geo_service.services.intake.photos import sweep_orphan_photos
+
+    settings = Settings()
+    engine = make_engine(database_url(settings), settings.database)
+    try:
+        with fail(), Session(engine) as session:
+            store = photo_store(settings.photos, settings.database.data_dir)
+            gone = sweep_orphan_photos(session, store)
+    finally:
+        engine.dispose()
+    console.print(f"deleted {gone} photo file(s) of incidents that are gone")
+
+
 def _digits(text: str) -> bool:
     """ASCII digits only (``str.isdigit`` also takes full-width and other scripts' digits)."""
     stripped = text.strip()

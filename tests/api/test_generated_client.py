@@ -22,12 +22,13 @@ from geo_service.demo.city import DemoCity
 from tests.conftest import grid_point
 
 PACKAGE = "geo_service_client"
-# Binary answers (vector tiles, GeoPackage files) reach the client as bytes.
+# Binary answers (vector tiles, GeoPackage files, photos) reach the client as bytes.
 CONFIG = {
     "package_name_override": PACKAGE,
     "content_type_overrides": {
         "application/vnd.mapbox-vector-tile": "application/octet-stream",
         "application/geopackage+sqlite3": "application/octet-stream",
+        "image/jpeg": "application/octet-stream",  # incident photos
     },
 }
 

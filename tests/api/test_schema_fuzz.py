@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +23,7 @@ import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from PIL import Image
 from schemathesis.checks import positive_data_acceptance
 from sqlalchemy import Engine, text
 
@@ -33,7 +35,8 @@ EXAMPLES_PER_OPERATION = 12
 TIMEOUT_S = 120  # heavy layers on a busy machine (the default of 10 s fails for load alone)
 # Operations that change the city for every later test (a published version cannot be
 # unpublished) are fuzzed for input validation only: their bodies never pass validation here.
-SKIP = {("POST", "/imports/{kind}")}  # multipart uploads: covered by the import tests
+# multipart uploads: covered by the import and photo tests
+SKIP = {("POST", "/imports/{kind}"), ("POST", "/incidents/{incident_id}/photos")}
 JSON_TYPES = ("application/json", "application/geo+json")
 # Answered with 2xx on valid input nowhere in this file, and why.
 NOT_CALLED = {
@@ -457,6 +460,52 @@ def _call_everything(call: Caller, engine: Engine, city: DemoCity, live_server: 
                 "/boundaries/versions/{version_id}",
                 path_parameters={"version_id": job.json()["result"]["version_id"]},
             )
+
+    # the grid worker's page, household visits and incident photos (issue 20)
+    get("/app")
+    get("/households/visits", query={"grid_id": grid_id})
+    get("/households/visits/coverage")
+    with engine.connect() as conn:
+        home, today = conn.execute(
+            text(
+                "SELECT (SELECT id FROM households WHERE grid_id = :g ORDER BY id LIMIT 1), "
+                "CAST(timezone('Asia/Shanghai', now()) AS date)"
+            ),
+            {"g": grid_id},
+        ).one()
+    visit = call(
+        "POST",
+        "/households/{household_id}/visits",
+        path_parameters={"household_id": home},
+        body={"visited_on": today.isoformat(), "outcome": "met"},  # no flags: none change
+        media_type="application/json",
+    )
+    if visit is not None:  # visits are not among the tables tests clean up
+        with engine.begin() as conn:
+            conn.execute(
+                text("DELETE FROM household_visits WHERE id = :v"), {"v": visit.json()["id"]}
+            )
+    photo_op = call.operations[("POST", "/incidents/{incident_id}/photos")]
+    call.called.add(("POST", "/incidents/{incident_id}/photos"))
+    jpeg = io.BytesIO()
+    Image.new("RGB", (64, 48), (90, 140, 200)).save(jpeg, format="JPEG")
+    stored = call.check(
+        f"POST /incidents/{new_id}/photos",
+        photo_op,
+        requests.post(
+            f"{live_server}/incidents/{new_id}/photos",
+            headers=call.headers,
+            timeout=TIMEOUT_S,
+            files={"file": ("schema-test.jpg", jpeg.getvalue(), "image/jpeg")},
+        ),
+    )
+    get("/incidents/{incident_id}/photos", path_parameters={"incident_id": new_id})
+    if stored is not None:
+        get(
+            "/incidents/{incident_id}/photos/{photo_id}",
+            path_parameters={"incident_id": new_id, "photo_id": stored.json()["id"]},
+            query={"size": "thumbnail"},
+        )
 
     # ingest: a multipart upload (schemathesis' Case does not build multipart bodies)
     operation = call.operations[("POST", "/imports/{kind}")]

@@ -191,12 +191,30 @@ def post_action(
         "dispatch", "accept", "arrive", "resolve", "close", "cancel", "escalate", "reopen"
     ],
     body: ActionBody | None = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=200,
+            description="sent again, the same action is done once (per user); "
+            "409 idempotency-key-reused on another incident or action",
+        ),
+    ] = None,
 ) -> dict[str, Any]:
-    """Move an incident through its lifecycle; 409 when its state does not allow ``action``."""
+    """Move an incident through its lifecycle; 409 when its state does not allow ``action``.
+    ``resolution_code`` goes with ``resolve`` only (422 elsewhere)."""
     body = body or ActionBody()
     if action == "escalate":
+        if body.resolution_code is not None:
+            raise InvalidInputError("escalate takes no resolution_code: it is for resolve")
         return dispatch_service.escalate_one(
-            session, incident_id, scope=scope, actor=actor, reason=body.note
+            session,
+            incident_id,
+            scope=scope,
+            actor=actor,
+            reason=body.note,
+            idempotency_key=idempotency_key,
         )
     return dispatch_service.transition(
         session,
@@ -207,4 +225,6 @@ def post_action(
         responder_id=body.responder_id,
         note=body.note,
         outcome=body.outcome,
+        resolution_code=body.resolution_code,
+        idempotency_key=idempotency_key,
     )

@@ -108,6 +108,9 @@ class IncidentPublic(Exact):
     escalation_level: int
     escalated_to: str
     possible_duplicate_of: str | None
+    resolution_code: str | None = Field(
+        description="how a resolve settled it: settled, referred, no_issue, duplicate, other"
+    )
     dispatched_at: datetime | None
     accepted_at: datetime | None
     arrived_at: datetime | None

@@ -61,6 +61,12 @@ class ActionBody(BaseModel):
         description="for resolve: how a dispute ended (settled: the parties agreed), counted "
         "in /reports/performance",
     )
+    resolution_code: Literal["settled", "referred", "no_issue", "duplicate", "other"] | None = (
+        Field(
+            default=None,
+            description="for resolve: how it was settled (kept on the incident); 422 elsewhere",
+        )
+    )
 
 
 # --- responses -----------------------------------------------------------------------------

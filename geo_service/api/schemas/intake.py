@@ -42,6 +42,7 @@ class IncidentProperties(Exact):
     escalation_level: int
     escalated_to: AreaLevel = Field(description="the level the incident is handled at")
     possible_duplicate_of: str | None
+    resolution_code: str | None = Field(description="how a resolve settled it")
     dispatched_at: Timestamp | None
     accepted_at: Timestamp | None
     arrived_at: Timestamp | None
@@ -252,4 +253,25 @@ class CategoriesPublic(Exact):
     """Every category, by code."""
 
     data: list[CategoryPublic]
+
+
+class PhotoPublic(Exact):
+    """A stored photo of an incident (a JPEG re-encoded without EXIF, and its thumbnail)."""
+
+    id: str
+    incident_id: str
+    content_type: str = Field(description="image/jpeg: every photo is re-encoded")
+    width: int = Field(description="pixels, upright")
+    height: int = Field(description="pixels, upright")
+    bytes: int
+    thumbnail_bytes: int
+    created_at: Timestamp
+    url: str = Field(description="the photo (incidents:describe and an incident you see)")
+    thumbnail_url: str
+
+
+class PhotosPublic(Exact):
+    """``GET /incidents/{id}/photos``: oldest first."""
+
+    data: list[PhotoPublic]
     count: int

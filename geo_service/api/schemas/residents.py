@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from geo_service.api.schemas.geojson import AreaGeometry, Feature, FeatureCollection, Polygon
 from geo_service.api.schemas.strict import Exact
@@ -69,3 +72,73 @@ class CellCountsFeature(Feature[Polygon, CellCountsProperties]):
 
 class HouseholdAggregatePublic(FeatureCollection[AreaCountsFeature | CellCountsFeature]):
     """``GET /households/aggregate``: areas of one ``level``, or the H3 cells of ``res``."""
+
+
+# --- household visits (issue 20) ------------------------------------------------------------
+
+
+class VisitCreate(BaseModel):
+    """A visit to a household, as recorded at the door."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    visited_on: date = Field(description="the day of the visit (not after today)")
+    outcome: Literal["met", "no_answer", "refused", "moved"]
+    elderly_living_alone: bool | None = Field(
+        default=None, description="as found; null leaves the stored flag"
+    )
+    needs_assistance: bool | None = Field(
+        default=None, description="as found; null leaves the stored flag"
+    )
+
+
+class VisitPublic(Exact):
+    """A recorded visit."""
+
+    id: int
+    household_id: int
+    visited_on: date
+    outcome: str
+    elderly_living_alone: bool | None
+    needs_assistance: bool | None
+    created_at: str
+
+
+class HouseholdVisitRow(HouseholdRow):
+    """A household with its last visit (rows: admins and the grid's own worker only)."""
+
+    last_visit_on: date | None = Field(description="null: never visited")
+    last_outcome: str | None
+    visits: int
+    due: bool = Field(description="not visited within period_days")
+
+
+class HouseholdVisitsPublic(Exact):
+    """``GET /households/visits``: one grid's households, longest unvisited first."""
+
+    grid_id: int
+    today: date = Field(description="today in GEO_TIMEZONE")
+    period_days: int
+    due: int = Field(description="households not visited within period_days")
+    count: int
+    data: list[HouseholdVisitRow]
+
+
+class GridCoverage(Exact):
+    """Households visited within the period, in one grid."""
+
+    grid_id: int
+    code: str
+    name: str
+    households: int | None = Field(description=COUNTS_NOTE)
+    visited: int | None = Field(description=COUNTS_NOTE)
+    coverage: float | None = Field(description="visited / households, from the counts shown")
+    exact: bool = Field(description="true when the counts are exact (you see the rows)")
+
+
+class VisitCoveragePublic(Exact):
+    """``GET /households/visits/coverage``: per grid in your area."""
+
+    today: date
+    period_days: int
+    grids: list[GridCoverage]

@@ -22,7 +22,13 @@ from geo_service.db.models.batch import (
 )
 from geo_service.db.models.boundaries import Area, BoundaryCrosswalk, BoundaryVersion
 from geo_service.db.models.dispatch import Responder, ResponseTarget, RoadSegment
-from geo_service.db.models.intake import Category, Incident, ServiceRequestDetail
+from geo_service.db.models.intake import (
+    Category,
+    Incident,
+    IncidentActionKey,
+    IncidentPhoto,
+    ServiceRequestDetail,
+)
 from geo_service.db.models.layers import (
     CUM_YEAR_PARTITION_PATTERN,
     H3Cell,
@@ -35,7 +41,12 @@ from geo_service.db.models.layers import (
     TileLayer,
     tile_layer_cells,
 )
-from geo_service.db.models.residents import DisclosureSecret, Household, RentalUnit
+from geo_service.db.models.residents import (
+    DisclosureSecret,
+    Household,
+    HouseholdVisit,
+    RentalUnit,
+)
 from geo_service.vocabulary import (
     AREA_LEVELS,
     INCIDENT_SOURCES,
@@ -75,6 +86,8 @@ __all__ = [
     "DisclosureSecret",
     "Household",
     "Incident",
+    "IncidentActionKey",
+    "IncidentPhoto",
     "IncidentCumYear",
     "IncidentRollupDay",
     "IncidentRollupMonth",
@@ -82,6 +95,7 @@ __all__ = [
     "IncidentTotalMonth",
     "RollupCalendar",
     "Job",
+    "HouseholdVisit",
     "RentalUnit",
     "Responder",
     "ServiceRequestDetail",

@@ -29,6 +29,7 @@ from geo_service.vocabulary import (
     INCIDENT_SOURCES,
     INCIDENT_STATUSES,
     OPEN_INCIDENT_STATUSES,
+    RESOLUTION_CODES,
     sql_in,
 )
 
@@ -67,6 +68,9 @@ class Incident(Base):
         CheckConstraint(sql_in("source", INCIDENT_SOURCES), name="ck_incident_source"),
         CheckConstraint("escalation_level BETWEEN 0 AND 3", name="ck_incident_escalation"),
         CheckConstraint(sql_in("outcome", INCIDENT_OUTCOMES), name="ck_incident_outcome"),
+        CheckConstraint(
+            sql_in("resolution_code", RESOLUTION_CODES), name="ck_incident_resolution_code"
+        ),
         Index("ix_incidents_reported_at", "reported_at"),
         Index("ix_incidents_grid_reported", "grid_id", "reported_at"),
         Index("ix_incidents_h3", "h3"),
@@ -142,6 +146,59 @@ class Incident(Base):
     outcome: Mapped[str | None] = mapped_column(String(16))
     reopened_count: Mapped[int] = mapped_column(SmallInteger, server_default="0")
     reopened_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # how a resolve settled it (migration 0033)
+    resolution_code: Mapped[str | None] = mapped_column(String(16))
+
+
+class IncidentActionKey(Base):
+    """A lifecycle action sent with an ``Idempotency-Key``: the same user sending the same
+    key again gets the incident as it is, and nothing is done twice (migration 0033)."""
+
+    __tablename__ = "incident_action_keys"
+    __table_args__ = (Index("ix_incident_action_keys_incident", "incident_id"),)
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    incident_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("incidents.id", ondelete="CASCADE")
+    )
+    action: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class IncidentPhoto(Base):
+    """A photo of an incident: the file (re-encoded without EXIF, and its thumbnail) is in the
+    photo store under ``storage_key``; the row goes with its incident (migration 0033)."""
+
+    __tablename__ = "incident_photos"
+    __table_args__ = (
+        Index("ix_incident_photos_incident", "incident_id"),
+        Index(
+            "ux_incident_photos_request_key",
+            "uploaded_by",
+            "request_key",
+            unique=True,
+            postgresql_where=text("request_key IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")
+    )
+    incident_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("incidents.id", ondelete="CASCADE")
+    )
+    storage_key: Mapped[str] = mapped_column(String(200), unique=True)
+    content_type: Mapped[str] = mapped_column(String(32))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    bytes: Mapped[int] = mapped_column(Integer)
+    thumbnail_bytes: Mapped[int] = mapped_column(Integer)
+    uploaded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    request_key: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class ServiceRequestDetail(Base):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from geoalchemy2 import Geometry
@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -18,12 +19,13 @@ from sqlalchemy import (
     SmallInteger,
     String,
     UniqueConstraint,
+    func,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from geo_service.db.models.base import SRID, Base
-from geo_service.vocabulary import RENTAL_STATUSES, sql_in
+from geo_service.vocabulary import RENTAL_STATUSES, VISIT_OUTCOMES, sql_in
 
 
 class Household(Base):
@@ -56,6 +58,34 @@ class Household(Base):
     elderly_living_alone: Mapped[bool | None] = mapped_column(Boolean)
     needs_assistance: Mapped[bool | None] = mapped_column(Boolean)
     external_ref: Mapped[str | None] = mapped_column(String(200))
+
+
+class HouseholdVisit(Base):
+    """A grid worker's visit to a household: the day, what came of it, and the two service
+    flags as found (migration 0033); rows go with their household."""
+
+    __tablename__ = "household_visits"
+    __table_args__ = (
+        CheckConstraint(sql_in("outcome", VISIT_OUTCOMES), name="ck_household_visit_outcome"),
+        Index("ix_household_visits_household", "household_id", "visited_on"),
+        Index(
+            "ux_household_visits_request_key",
+            "recorded_by",
+            "request_key",
+            unique=True,
+            postgresql_where=text("request_key IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    household_id: Mapped[int] = mapped_column(ForeignKey("households.id", ondelete="CASCADE"))
+    visited_on: Mapped[date] = mapped_column(Date)
+    outcome: Mapped[str] = mapped_column(String(16))
+    elderly_living_alone: Mapped[bool | None] = mapped_column(Boolean)
+    needs_assistance: Mapped[bool | None] = mapped_column(Boolean)
+    recorded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    request_key: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class RentalUnit(Base):

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from geo_service import runtime
 from geo_service.errors import (
     ConflictError,
+    IdempotencyKeyReusedError,
     InvalidInputError,
     NotFoundError,
     PermissionDeniedError,
@@ -101,6 +102,58 @@ def _audit(session: Session, actor: str, action: str, incident_id: Any, diff: di
     )
 
 
+def _replayed(
+    session: Session, scope: Scope, key: str | None, incident_id: uuid.UUID, action: str
+) -> dict[str, Any] | None:
+    """The incident as it is now when this user already did this action with this
+    ``Idempotency-Key`` (a phone's queue sending it again), else None. The same key on another
+    incident or action is a 409 ``idempotency-key-reused``."""
+    if key is None or scope.principal.user_id is None:
+        return None
+    done = session.execute(
+        text(
+            "SELECT incident_id, action FROM incident_action_keys WHERE user_id = :u AND key = :k"
+        ),
+        {"u": scope.principal.user_id, "k": key},
+    ).first()
+    if done is None:
+        return None
+    if done.incident_id != incident_id or done.action != action:
+        session.rollback()
+        raise IdempotencyKeyReusedError(
+            f"this Idempotency-Key was used to {done.action} incident {done.incident_id}"
+        )
+    session.rollback()  # nothing to do: end the read's transaction
+    return get_incident(session, incident_id, scope=scope)
+
+
+def _remember_key(
+    session: Session, scope: Scope, key: str | None, incident_id: uuid.UUID, action: str
+) -> bool:
+    """Record the action's ``Idempotency-Key`` in its transaction; False when a concurrent
+    request with the same key committed first (the caller rolls back and replays)."""
+    if key is None or scope.principal.user_id is None:
+        return True
+    stored = session.execute(
+        text(
+            "INSERT INTO incident_action_keys (user_id, key, incident_id, action) "
+            "VALUES (:u, :k, :i, :a) ON CONFLICT DO NOTHING RETURNING user_id"
+        ),
+        {"u": scope.principal.user_id, "k": key, "i": incident_id, "a": action},
+    ).first()
+    return stored is not None
+
+
+def _replay_after_race(
+    session: Session, scope: Scope, key: str | None, incident_id: uuid.UUID, action: str
+) -> dict[str, Any]:
+    session.rollback()
+    replay = _replayed(session, scope, key, incident_id, action)
+    if replay is None:  # the winner is gone again: let the client retry
+        raise IdempotencyKeyReusedError("this Idempotency-Key is in use; retry the request")
+    return replay
+
+
 def may_assign(scope: Scope, responder_id: int, home_grid_id: int | None) -> bool:
     """Who may send whom: the assignment rule of every action that names a responder.
 
@@ -170,11 +223,17 @@ def transition(
     responder_id: int | None = None,
     note: str | None = None,
     outcome: str | None = None,
+    resolution_code: str | None = None,
+    idempotency_key: str | None = None,
 ) -> dict[str, Any]:
     """Apply one lifecycle action; 409 when the incident's state does not allow it.
 
     ``outcome`` (``resolve`` only; ``vocabulary.INCIDENT_OUTCOMES``) records how a dispute
     ended, for the managers' reports; ``reopen`` brings a resolved or closed incident back.
+    ``resolution_code`` (resolve only, else 422) is kept on the incident. With an
+    ``idempotency_key`` the same user sending the same action on the same incident again gets
+    the incident as it is now and nothing is done or audited twice (the phone's offline queue,
+    issue 20); the key on another incident or action is a 409.
 
     ``dispatch`` checks both objects it touches: the incident (in the caller's area, else 404)
     and the responder (``may_assign``). One open incident per responder is kept by the
@@ -183,6 +242,11 @@ def transition(
     """
     if action not in TRANSITIONS:
         raise InvalidInputError(f"action must be one of {', '.join(TRANSITIONS)}")
+    if resolution_code is not None and action != "resolve":
+        raise InvalidInputError(f"{action} takes no resolution_code: it is for resolve")
+    replay = _replayed(session, scope, idempotency_key, incident_id, action)
+    if replay is not None:
+        return replay
     sources, target, stamp = TRANSITIONS[action]
     if outcome is not None and (action != "resolve" or outcome not in INCIDENT_OUTCOMES):
         raise InvalidInputError(
@@ -230,7 +294,9 @@ def transition(
         session.execute(
             text(
                 f"UPDATE incidents SET status = :target, {stamp} = now(), updated_at = now(), "
-                "responder_id = CASE WHEN :unassign THEN NULL ELSE coalesce(:r, responder_id) END"
+                "responder_id = CASE WHEN :unassign THEN NULL ELSE coalesce(:r, responder_id) END, "
+                "resolution_code = CASE WHEN :unassign THEN NULL "
+                "ELSE coalesce(:code, resolution_code) END"
                 f"{EXTRA_SETS.get(action, '')} "
                 "WHERE id = :id"
             ),
@@ -238,6 +304,7 @@ def transition(
                 "target": target,
                 "r": responder_id if action == "dispatch" else None,
                 "unassign": action == "reopen",
+                "code": resolution_code,
                 "id": incident_id,
                 **({"outcome": outcome} if action == "resolve" else {}),
             },
@@ -259,18 +326,34 @@ def transition(
         diff["after"]["responder_id"] = responder_id
     if outcome is not None:
         diff["after"]["outcome"] = outcome
+    if resolution_code is not None:
+        diff["after"]["resolution_code"] = resolution_code
     if note:
         diff["note"] = note[:2000]
+    if not _remember_key(session, scope, idempotency_key, incident_id, action):
+        return _replay_after_race(session, scope, idempotency_key, incident_id, action)
+    if idempotency_key is not None:
+        diff["idempotency_key"] = idempotency_key
     _audit(session, actor, action, incident_id, diff)
     session.commit()
     return get_incident(session, incident_id, scope=scope)
 
 
 def escalate_one(
-    session: Session, incident_id: uuid.UUID, *, scope: Scope, actor: str, reason: str | None
+    session: Session,
+    incident_id: uuid.UUID,
+    *,
+    scope: Scope,
+    actor: str,
+    reason: str | None,
+    idempotency_key: str | None = None,
 ) -> dict[str, Any]:
-    """Hand an open incident one level up by hand (a dispatcher's or grid worker's call)."""
+    """Hand an open incident one level up by hand (a dispatcher's or grid worker's call);
+    an ``idempotency_key`` sent again climbs no further (as for ``transition``)."""
     scope.require("incidents:write")
+    replay = _replayed(session, scope, idempotency_key, incident_id, "escalate")
+    if replay is not None:
+        return replay
     current = _locked(session, incident_id, scope)
     scope.require_grid(current["grid_id"], "this incident")  # seen as its responder only
     if current["status"] not in OPEN_INCIDENT_STATUSES:
@@ -291,6 +374,8 @@ def escalate_one(
         ),
         {"l": level, "id": incident_id},
     )
+    if not _remember_key(session, scope, idempotency_key, incident_id, "escalate"):
+        return _replay_after_race(session, scope, idempotency_key, incident_id, "escalate")
     _audit(
         session,
         actor,

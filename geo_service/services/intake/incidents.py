@@ -54,6 +54,7 @@ DISPATCH_COLUMNS = (
     Incident.responder_id,
     Incident.escalation_level,
     Incident.possible_duplicate_of,
+    Incident.resolution_code,
     *(getattr(Incident, k) for k in STAMPS),
 )
 # The stage an open incident is in and its target: until accepted, the dispatch target of its
@@ -151,6 +152,7 @@ def _as_dict(row: Any) -> dict[str, Any]:
         "possible_duplicate_of": None
         if m["possible_duplicate_of"] is None
         else str(m["possible_duplicate_of"]),
+        "resolution_code": m["resolution_code"],
         **{k: None if m[k] is None else m[k].isoformat() for k in STAMPS},
     }
 

@@ -220,10 +220,25 @@ function showDetail(inc, fresh = true) {
     actions.append(el("button", {class: "act act-reassign",
                                  onclick: () => loadCandidates(inc, "reassign", candidates)}, t("reassign…")));
   }
+  const photos = (mine && box.querySelector(".photos")) || el("div", {class: "photos"});
   box.dataset.id = inc.id;
-  box.replaceChildren(head, actions, candidates, el("div", {id: "confirm-slot"}), result);
+  box.replaceChildren(head, photos, actions, candidates, el("div", {id: "confirm-slot"}), result);
+  if (!mine) loadPhotos(inc.id, photos);
   if (!mine && can("dispatch")) loadCandidates(inc, "dispatch", candidates);
   if (!can("dispatch") && !can("reassign")) candidates.replaceChildren();
+}
+// the incident's photos (issue 20): thumbnails, each a link to the photo
+async function loadPhotos(id, box) {
+  let found;
+  try {
+    found = await api(`/incidents/${encodeURIComponent(id)}/photos`);
+  } catch (err) {
+    return;  // none to show (or not for this role)
+  }
+  if (selected !== id) return;
+  box.replaceChildren(...found.data.map((p) =>
+    el("a", {href: p.url, target: "_blank", rel: "noopener"},
+       el("img", {src: p.thumbnail_url, alt: "photo", class: "thumb"}))));
 }
 async function loadCandidates(inc, action, box) {
   box.replaceChildren(action === "reassign" ? t("finding someone to send instead…") : t("finding responders…"));

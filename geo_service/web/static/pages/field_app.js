@@ -1,0 +1,709 @@
+"use strict";
+// The grid worker's phone page (/app, issue 20); loads after common.js.
+// My tasks come from /console/incidents (scoped by the server: the grid's open incidents and
+// those dispatched to me, with each stage's target) and change live over /console/stream.
+// Every write goes through the outbox: it is stored on the phone (IndexedDB) first, with an
+// Idempotency-Key, and sent in order; without a connection it waits and is sent when the
+// connection returns, and the server does each action once however often it is sent.
+// Every value from the server goes into the page as text (el() below), never as HTML.
+
+// --- every word of the page, in one place (for the language issue's catalogues) ----------
+const TEXT = {
+  tasks: "My tasks",
+  report: "Report",
+  visits: "Visits",
+  category: "Category",
+  priority: "Priority (1 = most urgent)",
+  description: "What did you find?",
+  location: "Location:",
+  use_gps: "Use my GPS",
+  tap_map: "Or tap the map where it is.",
+  photo: "Photo (optional)",
+  photo_alt: "Photo",
+  send_report: "Send report",
+  resolution_code: "How was it settled?",
+  code_settled: "Settled on the spot",
+  code_referred: "Referred to another office",
+  code_no_issue: "Nothing found",
+  code_duplicate: "Duplicate of another report",
+  code_other: "Other",
+  cancel: "Cancel",
+  confirm: "Confirm",
+  on_duty: "On duty",
+  off_duty: "Off duty",
+  sharing: (s) => `Sharing my position every ${s} s`,
+  last_fix: (time) => `, last sent ${time}`,
+  not_sharing: "Not sharing my position",
+  no_responder: "No responder is linked to your user: ask your office.",
+  online: "Online",
+  offline: "Offline: what you do is kept on this phone and sent later",
+  waiting: (n) => `${n} waiting to send`,
+  failed: (n) => `${n} not accepted by the server`,
+  all_sent: "Everything is sent",
+  no_tasks: "No open tasks in your grid.",
+  loading: "Loading…",
+  from_cache: "Shown as last loaded (no connection).",
+  take: "Accept",
+  accept: "Accept",
+  arrive: "Arrived",
+  resolve: "Resolve",
+  escalate: "Escalate",
+  escalate_to: (level) => `Escalate to the ${level}`,
+  escalate_reason: "Why does it need the next level?",
+  resolve_note: "Note (what was done)",
+  left: (t) => `${t} left`,
+  late: (t) => `${t} late`,
+  no_target: "no target",
+  mine: "mine",
+  someone_else: (who) => `with ${who}`,
+  pending: "waiting to send",
+  status: {
+    reported: "reported", dispatched: "dispatched to me", accepted: "accepted",
+    on_scene: "on scene", resolved: "resolved", closed: "closed", cancelled: "cancelled",
+  },
+  action_label: {
+    dispatch: "take", accept: "accept", arrive: "arrived", resolve: "resolve",
+    escalate: "escalate", report: "report", duty: "duty", visit: "visit",
+  },
+  need_location: "Set the location first: GPS or a tap on the map.",
+  gps_failed: "No GPS fix",
+  where: (lon, lat, how) => `${lat.toFixed(5)}, ${lon.toFixed(5)} (${how})`,
+  gps: "GPS",
+  map: "map",
+  report_queued: "Report kept; it is sent when there is a connection.",
+  queued: "Kept; sent when there is a connection.",
+  sent: "Sent",
+  refused: (what, why) => `Not accepted: ${what}: ${why}`,
+  sign_in_again: "Your sign-in has ended: sign in again to send what is waiting.",
+  photo_too_big: "The photo is larger than 10 MB.",
+  households_none: "No households in your grid.",
+  last_visit: (d) => `last visit ${d}`,
+  never_visited: "never visited",
+  overdue_visit: (days) => `not visited within ${days} days`,
+  record_visit: "Record a visit",
+  visit_date: "Date",
+  visit_outcome: "Outcome",
+  outcome: {met: "met the household", no_answer: "nobody home", refused: "refused", moved: "moved away"},
+  elderly_living_alone: "Elderly living alone",
+  needs_assistance: "Needs assistance",
+  coverage: (share, days) => `${share}% visited within ${days} days`,
+  members: (n) => (n === 1 ? "1 person" : `${n} people`),
+  save_visit: "Save visit",
+  visit_queued: "Visit kept; it is sent when there is a connection.",
+  sign_out: "Sign out",
+  sign_out_waiting: (n) => `${n} still waiting to send: they are sent when you sign in again. Sign out?`,
+  someone_elses: (n, who) => `${n} kept for ${who}: sent when they sign in`,
+};
+const t = (key, ...args) => {
+  const v = TEXT[key];
+  return typeof v === "function" ? v(...args) : (v ?? key);
+};
+
+const ME = Number(PAGE.responder) || null;
+const GRID_ID = Number(PAGE.gridId) || null;
+const INTERVAL_S = Number(PAGE.intervalS) || 30;
+const COLOURS = {1: "#d7191c", 2: "#f57c00", 3: "#c9a400", 4: "#2c7bb6"};
+const LEVELS = ["grid", "community", "street", "district"];
+const OPEN = new Set(["reported", "dispatched", "accepted", "on_scene"]);
+// action -> [states it may leave, state it enters] (as services/dispatch/lifecycle.py)
+const MOVES = {
+  dispatch: [["reported"], "dispatched"], accept: [["dispatched"], "accepted"],
+  arrive: [["accepted"], "on_scene"], resolve: [["accepted", "on_scene"], "resolved"],
+};
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v;
+    else if (k === "onclick") node.addEventListener("click", v);
+    else if (k.startsWith("data-")) node.dataset[k.slice(5)] = v;
+    else node.setAttribute(k, v);
+  }
+  for (const c of children) {
+    if (c !== null && c !== undefined && c !== false) node.append(c instanceof Node ? c : String(c));
+  }
+  return node;
+}
+function newKey() {
+  return crypto.randomUUID ? crypto.randomUUID()
+    : `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+}
+function mss(seconds) {
+  const s = Math.round(Math.abs(seconds));
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = String(s % 60).padStart(2, "0");
+  return h ? `${h}:${String(m).padStart(2, "0")}:${r}` : `${m}:${r}`;
+}
+let toastTimer = null;
+function toast(message) {
+  $("toast").textContent = message;
+  $("toast").classList.add("on");
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => $("toast").classList.remove("on"), 4000);
+}
+for (const node of document.querySelectorAll("[data-t]")) node.textContent = t(node.dataset.t);
+
+// --- the outbox: IndexedDB, in order, each item with its Idempotency-Key -----------------
+const DB_NAME = "geo-service-field";
+let dbPromise = null;
+function db() {
+  if (!dbPromise) {
+    dbPromise = new Promise((resolve, reject) => {
+      const open = indexedDB.open(DB_NAME, 1);
+      open.onupgradeneeded = () => open.result.createObjectStore("outbox", {keyPath: "seq", autoIncrement: true});
+      open.onsuccess = () => resolve(open.result);
+      open.onerror = () => reject(open.error);
+    });
+  }
+  return dbPromise;
+}
+async function store(mode, work) {
+  const conn = await db();
+  return new Promise((resolve, reject) => {
+    const tx = conn.transaction("outbox", mode);
+    const request = work(tx.objectStore("outbox"));
+    tx.oncomplete = () => resolve(request ? request.result : undefined);
+    tx.onerror = () => reject(tx.error);
+  });
+}
+const outboxAll = () => store("readonly", (s) => s.getAll());
+const outboxAdd = (item) => store("readwrite", (s) => s.add(item));
+const outboxDelete = (seq) => store("readwrite", (s) => s.delete(seq));
+let waiting = [];          // the outbox as last read
+const refusals = [];       // what the server did not accept: shown until the page reloads
+
+// items belong to the worker who made them: on a shared phone, another's wait for them
+const OWNER = PAGE.callsign || "";
+const mineToSend = (items) => items.filter((item) => (item.owner || "") === OWNER);
+async function queue(item) {
+  item.owner = OWNER;
+  item.key = item.key || newKey();
+  item.created = new Date().toISOString();
+  await outboxAdd(item);
+  waiting = await outboxAll();
+  drawOutbox();
+  drawTasks();
+  if (households) drawVisits();
+  if (navigator.onLine) flush();
+  else toast(item.kind === "report" ? t("report_queued") : item.kind === "visit" ? t("visit_queued") : t("queued"));
+}
+
+function headersFor(item, extra = {}) {
+  return {"Idempotency-Key": item.key, "X-CSRF-Token": PAGE.csrf || "", ...extra};
+}
+// "sent", "later" (no connection, server busy, signed out) or {refused: reason}
+async function deliver(item) {
+  let response;
+  try {
+    if (item.kind === "report") return await deliverReport(item);
+    response = await fetch(item.path, {
+      method: item.method, credentials: "same-origin",
+      headers: headersFor(item, {"Content-Type": "application/json"}),
+      body: JSON.stringify(item.body || {}),
+    });
+    if (item.kind === "duty" && response.status === 409 && item.body.status === "available") {
+      // holding an open incident: on duty means busy until it is resolved
+      response = await fetch(item.path, {
+        method: "PATCH", credentials: "same-origin",
+        headers: headersFor(item, {"Content-Type": "application/json"}),
+        body: JSON.stringify({status: "busy"}),
+      });
+    }
+  } catch (err) {
+    return "later";  // no connection: the fetch itself failed
+  }
+  return outcome(response);
+}
+async function outcome(response) {
+  if (response.ok) return "sent";
+  if (response.status === 401) { toast(t("sign_in_again")); return "later"; }
+  if (response.status === 429 || response.status >= 500) return "later";
+  const body = await response.json().catch(() => ({}));
+  return {refused: body.detail || `HTTP ${response.status}`};
+}
+async function deliverReport(item) {
+  const response = await fetch("/incidents", {
+    method: "POST", credentials: "same-origin",
+    headers: headersFor(item, {"Content-Type": "application/json"}),
+    body: JSON.stringify(item.body),
+  });
+  const result = await outcome(response);
+  if (result !== "sent" || !item.photo) return result;
+  const incident = await response.json();
+  const form = new FormData();
+  form.append("file", item.photo, item.photoName || "photo.jpg");
+  const upload = await fetch(`/incidents/${encodeURIComponent(incident.id)}/photos`, {
+    method: "POST", credentials: "same-origin",
+    headers: headersFor({key: `${item.key}:photo`}), body: form,
+  });
+  return outcome(upload);
+}
+
+let flushing = false;
+async function flush() {
+  if (flushing) return;
+  flushing = true;
+  let sent = 0;
+  try {
+    for (const item of mineToSend(await outboxAll())) {
+      const result = await deliver(item);
+      if (result === "later") break;
+      await outboxDelete(item.seq);
+      if (result === "sent") sent += 1;
+      else {
+        refusals.push({item, reason: result.refused});
+        toast(t("refused", describe(item), result.refused));
+      }
+    }
+  } finally {
+    flushing = false;
+    waiting = await outboxAll();
+    drawOutbox();
+  }
+  if (sent) { loadTasks(); if (households) loadVisits(); }
+}
+function describe(item) {
+  const what = t("action_label")[item.kind === "action" ? item.action : item.kind] || item.kind;
+  return item.label ? `${what} · ${item.label}` : what;
+}
+function drawOutbox() {
+  const box = $("outbox");
+  const mine = mineToSend(waiting);
+  const others = waiting.filter((item) => !mine.includes(item));
+  box.hidden = waiting.length === 0 && refusals.length === 0;
+  const parts = [];
+  if (mine.length) parts.push(t("waiting", mine.length));
+  if (refusals.length) parts.push(t("failed", refusals.length));
+  for (const who of new Set(others.map((item) => item.owner || "?"))) {
+    parts.push(t("someone_elses", others.filter((item) => (item.owner || "?") === who).length, who));
+  }
+  $("outbox-toggle").textContent = parts.join(" · ") || t("all_sent");
+  $("outbox-list").replaceChildren(
+    ...mine.map((item) => el("li", {class: "waiting", "data-key": item.key}, describe(item))),
+    ...refusals.map((r) => el("li", {class: "refused"}, t("refused", describe(r.item), r.reason))));
+  box.classList.toggle("has-refusals", refusals.length > 0);
+}
+$("outbox-toggle").addEventListener("click", () => $("outbox").classList.toggle("open"));
+
+function drawNet() {
+  $("net").textContent = navigator.onLine ? t("online") : t("offline");
+  $("net").className = navigator.onLine ? "online" : "offline";
+}
+window.addEventListener("online", () => { drawNet(); flush(); connectStream(); });
+window.addEventListener("offline", drawNet);
+setInterval(() => { if (navigator.onLine && mineToSend(waiting).length) flush(); }, 15000);
+
+// signing out forgets what the phone keeps to read offline (tasks, households, photos); what
+// waits to be sent stays, and goes when its worker signs in again
+$("sign-out-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const left = mineToSend(waiting).length;
+  if (left && !window.confirm(t("sign_out_waiting", left))) return;
+  if (window.caches) await caches.keys().then((names) => Promise.all(names.map((n) => caches.delete(n))));
+  e.target.submit();
+});
+
+// --- my tasks --------------------------------------------------------------------------------
+let tasks = [];
+let skewMs = 0;        // the server's clock minus this phone's
+let eventId = null;
+let fromCache = false;
+const serverNow = () => Date.now() + skewMs;
+
+async function loadTasks() {
+  try {
+    const response = await fetch("/console/incidents?limit=200", {credentials: "same-origin"});
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    const page = await response.json();
+    fromCache = response.headers.get("X-From-Cache") === "1";
+    if (page.now && !fromCache) skewMs = Date.parse(page.now) - Date.now();
+    tasks = page.items;
+    eventId = page.event_id;
+    connectStream();
+    loadPhotos();
+  } catch (err) {
+    fromCache = true;
+  }
+  drawTasks();
+}
+// the tasks' photos: thumbnails under each task, each a link to the photo
+const photos = new Map();  // incident id -> its photos
+async function loadPhotos() {
+  // asked again while a task has none: a photo may come after its incident (the phone's own
+  // report sends it right after, and a dispatcher may add one later)
+  const missing = tasks.filter((task) => !(photos.get(task.id) || []).length);
+  if (!missing.length) return;
+  await Promise.all(missing.map((task) =>
+    fetch(`/incidents/${encodeURIComponent(task.id)}/photos`, {credentials: "same-origin"})
+      .then((r) => (r.ok ? r.json() : {data: []}))
+      .then((found) => photos.set(task.id, found.data))
+      .catch(() => {})));
+  drawTasks();
+}
+// what the outbox will do to each incident, applied over the server's state
+function pendingByIncident() {
+  const pending = new Map();
+  for (const item of mineToSend(waiting)) {
+    if (item.kind !== "action") continue;
+    if (!pending.has(item.incident)) pending.set(item.incident, []);
+    pending.get(item.incident).push(item);
+  }
+  return pending;
+}
+function shownState(task, pending) {
+  let status = task.status, responder = task.responder_id, level = task.escalation_level;
+  for (const item of pending) {
+    if (item.action === "escalate") { level = Math.min(3, level + 1); continue; }
+    const move = MOVES[item.action];
+    if (move && move[0].includes(status)) status = move[1];
+    if (item.action === "dispatch") responder = ME;
+  }
+  return {status, responder, level};
+}
+function actionsFor(task, state, busy) {
+  if (!OPEN.has(state.status)) return [];
+  const mine = ME !== null && state.responder === ME;
+  const actions = [];
+  // a responder holds one open incident at a time: take another when this one is done
+  if (state.status === "reported" && state.responder === null && ME !== null && !busy) actions.push("take");
+  if (mine && state.status === "dispatched") actions.push("accept");
+  if (mine && state.status === "accepted") actions.push("arrive");
+  if (mine && (state.status === "accepted" || state.status === "on_scene")) actions.push("resolve");
+  if (state.level < 3 && (task.grid_code === PAGE.gridCode || mine)) actions.push("escalate");
+  return actions;
+}
+function timeLeft(task, state) {
+  if (!task.due_at) return {text: t("no_target"), late: false};
+  // the target of the stage the incident is in now (accepting ends the dispatch stage)
+  const seconds = (Date.parse(task.due_at) - serverNow()) / 1000;
+  return seconds >= 0 ? {text: t("left", mss(seconds)), late: false}
+                      : {text: t("late", mss(seconds)), late: true};
+}
+function urgency(a, b) {
+  const due = (x) => (x.due_at ? Date.parse(x.due_at) : Infinity);
+  return (a.priority - b.priority) || (due(a) - due(b)) || a.id.localeCompare(b.id);
+}
+function drawTasks() {
+  const pending = pendingByIncident();
+  const states = new Map(tasks.map((task) => [task.id, shownState(task, pending.get(task.id) || [])]));
+  const busy = [...states.values()].some((s) => s.responder === ME && OPEN.has(s.status));
+  const rows = [...tasks].sort(urgency).map((task) => {
+    const waitingHere = pending.get(task.id) || [];
+    const state = states.get(task.id);
+    const left = timeLeft(task, state);
+    const mine = ME !== null && state.responder === ME;
+    const buttons = actionsFor(task, state, busy).map((action) =>
+      el("button", {type: "button", class: `act act-${action}`, "data-action": action,
+                    onclick: () => startAction(task, action, state)},
+         action === "escalate" ? t("escalate_to", LEVELS[state.level + 1]) : t(action)));
+    return el("li", {class: `task p${Number(task.priority)}${left.late ? " late" : ""}${mine ? " mine" : ""}`,
+                     "data-id": task.id, "data-status": state.status},
+      el("div", {class: "line1"},
+        el("span", {class: "pill", style: `background:${COLOURS[task.priority] || "#666"}`}, Number(task.priority)),
+        el("strong", {}, task.category),
+        el("span", {class: `left${left.late ? " late" : ""}`}, left.text)),
+      task.description ? el("div", {class: "desc"}, task.description) : null,
+      (photos.get(task.id) || []).length ? el("div", {class: "photos"},
+        ...photos.get(task.id).map((p) => el("a", {href: p.url, target: "_blank", rel: "noopener"},
+          el("img", {src: p.thumbnail_url, alt: t("photo_alt"), class: "thumb"})))) : null,
+      el("div", {class: "line2"},
+        el("span", {class: "status"}, t("status")[state.status] || state.status),
+        mine ? el("span", {class: "mine-tag"}, t("mine"))
+             : task.responder_callsign ? el("span", {}, t("someone_else", task.responder_callsign)) : null,
+        state.level ? el("span", {class: "level"}, LEVELS[state.level]) : null,
+        waitingHere.length ? el("span", {class: "pending"}, t("pending")) : null),
+      buttons.length ? el("div", {class: "buttons"}, ...buttons) : null);
+  });
+  $("tasks").replaceChildren(...rows);
+  $("task-count").textContent = tasks.length ? String(tasks.length) : "";
+  $("tasks-state").textContent = !tasks.length ? (fromCache ? t("from_cache") : t("no_tasks"))
+                                              : fromCache ? t("from_cache") : "";
+}
+setInterval(() => {  // the time left ticks without a reload
+  for (const node of document.querySelectorAll("#tasks li.task")) {
+    const task = tasks.find((x) => x.id === node.dataset.id);
+    if (!task) continue;
+    const left = timeLeft(task, null);
+    const span = node.querySelector(".left");
+    span.textContent = left.text;
+    span.classList.toggle("late", left.late);
+    node.classList.toggle("late", left.late);
+  }
+}, 1000);
+
+// accept, arrive, resolve (code and note), escalate (a reason)
+let acting = null;
+function startAction(task, action, state) {
+  if (action === "take") {
+    // a report nobody has yet: I send myself (dispatch) and accept, in that order
+    queueAction(task, "dispatch", {responder_id: ME});
+    queueAction(task, "accept", {});
+    return;
+  }
+  if (action !== "resolve" && action !== "escalate") { queueAction(task, action, {}); return; }
+  acting = {task, action};
+  $("act-title").textContent = action === "resolve" ? `${t("resolve")} · ${task.category}`
+                                                   : t("escalate_to", LEVELS[state.level + 1]);
+  $("act-code").hidden = $("act-code-label").hidden = action !== "resolve";
+  $("act-note-label").textContent = action === "resolve" ? t("resolve_note") : t("escalate_reason");
+  $("act-note").value = "";
+  $("act-note").required = action === "escalate";
+  $("act").showModal();
+}
+$("act").addEventListener("close", () => {
+  if ($("act").returnValue !== "ok" || !acting) { acting = null; return; }
+  const note = $("act-note").value.trim();
+  const body = acting.action === "resolve" ? {resolution_code: $("act-code").value, note: note || null}
+                                          : {note: note || null};
+  queueAction(acting.task, acting.action, body);
+  acting = null;
+});
+function queueAction(task, action, body) {
+  queue({kind: "action", action, incident: task.id, label: task.category, method: "POST",
+         path: `/incidents/${encodeURIComponent(task.id)}/${action}`, body});
+}
+
+// live: what a dispatcher changes shows up without reloading
+let source = null;
+let reloadTimer = null;
+function connectStream() {
+  if (source || !eventId || !navigator.onLine) return;
+  source = new EventSource(`/console/stream?since=${encodeURIComponent(eventId)}`);
+  source.addEventListener("incidents", () => {
+    clearTimeout(reloadTimer);
+    reloadTimer = setTimeout(loadTasks, 300);
+  });
+  source.addEventListener("open", () => { $("net").dataset.live = "1"; });
+  source.addEventListener("error", () => {
+    $("net").dataset.live = "0";
+    if (!navigator.onLine) { source.close(); source = null; }
+  });
+}
+
+// --- on duty: a position every INTERVAL_S while on duty, never while off ---------------------
+let onDuty = Boolean(ME) && PAGE.status !== "" && PAGE.status !== "off_duty";
+let positionTimer = null;
+let lastFix = null;
+function drawDuty() {
+  $("duty-input").checked = onDuty;
+  $("duty-input").disabled = !ME;
+  $("duty-text").textContent = onDuty ? t("on_duty") : t("off_duty");
+  $("duty").classList.toggle("on", onDuty);
+  $("duty-detail").textContent = !ME ? t("no_responder")
+    : onDuty ? t("sharing", INTERVAL_S) + (lastFix ? t("last_fix", lastFix) : "") : t("not_sharing");
+}
+function sharePosition() {
+  if (!onDuty || !navigator.geolocation) return;
+  navigator.geolocation.getCurrentPosition((pos) => {
+    if (!onDuty) return;  // switched off while the fix was coming
+    const fix = {id: ME, lon: pos.coords.longitude, lat: pos.coords.latitude,
+                 at: new Date().toISOString()};  // the phone's own clock, as devices stamp fixes
+    fetch("/responders/positions", {
+      method: "POST", credentials: "same-origin",
+      headers: {"Content-Type": "application/json", "X-CSRF-Token": PAGE.csrf || ""},
+      body: JSON.stringify({positions: [fix]}),
+    }).then((r) => {
+      if (r.ok) { lastFix = new Date().toLocaleTimeString(); drawDuty(); }
+    }).catch(() => {});  // a fix is for now: one missed without a connection is not kept
+  }, () => {}, {enableHighAccuracy: true, maximumAge: 10000, timeout: 20000});
+}
+function schedulePositions() {
+  clearInterval(positionTimer);
+  positionTimer = null;
+  if (onDuty) {
+    sharePosition();
+    positionTimer = setInterval(sharePosition, INTERVAL_S * 1000);
+  }
+}
+$("duty-input").addEventListener("change", () => {
+  onDuty = $("duty-input").checked;
+  drawDuty();
+  schedulePositions();
+  queue({kind: "duty", method: "PATCH", path: `/responders/${ME}`,
+         body: {status: onDuty ? "available" : "off_duty"}, label: onDuty ? t("on_duty") : t("off_duty")});
+});
+
+// --- report what I find -------------------------------------------------------------------------
+let where = null;
+let reportMap = null;
+let marker = null;
+function setWhere(lon, lat, how) {
+  where = {lon, lat, how};
+  $("r-where").textContent = t("where", lon, lat, how === "gps" ? t("gps") : t("map"));
+  if (reportMap) {
+    if (!marker) marker = L.circleMarker([lat, lon], {radius: 9, color: "#d7191c"}).addTo(reportMap);
+    marker.setLatLng([lat, lon]);
+    reportMap.panTo([lat, lon]);
+  }
+}
+function locate() {
+  if (!navigator.geolocation) { toast(t("gps_failed")); return; }
+  navigator.geolocation.getCurrentPosition(
+    (pos) => setWhere(pos.coords.longitude, pos.coords.latitude, "gps"),
+    () => toast(t("gps_failed")), {enableHighAccuracy: true, timeout: 20000});
+}
+function ensureMap() {
+  if (reportMap) { reportMap.invalidateSize(); return; }
+  reportMap = L.map("r-map", {zoomSnap: 0.25, tap: true});
+  baseLayer(reportMap);
+  reportMap.setView([30.59, 114.30], 15);
+  reportMap.on("click", (e) => setWhere(e.latlng.lng, e.latlng.lat, "map"));
+  if (GRID_ID) {
+    fetch(`/areas/${GRID_ID}`, {credentials: "same-origin"}).then((r) => (r.ok ? r.json() : null))
+      .then((grid) => {
+        if (!grid) return;
+        const outline = L.geoJSON(grid, {style: {color: "#1f5f99", weight: 2, fillOpacity: 0.05},
+                                         interactive: false}).addTo(reportMap);
+        if (!where) reportMap.fitBounds(outline.getBounds(), {padding: [10, 10]});
+      }).catch(() => {});
+  }
+  if (where) setWhere(where.lon, where.lat, where.how);
+}
+$("r-gps").addEventListener("click", locate);
+$("r-category").addEventListener("change", () => {
+  const chosen = $("r-category").selectedOptions[0];
+  if (chosen) $("r-priority").value = chosen.dataset.priority;
+});
+$("r-category").dispatchEvent(new Event("change"));
+$("report-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  if (!where) { toast(t("need_location")); return; }
+  const photo = $("r-photo").files[0] || null;
+  if (photo && photo.size > 10 * 1024 * 1024) { toast(t("photo_too_big")); return; }
+  const category = $("r-category").value;
+  queue({kind: "report", method: "POST", path: "/incidents", label: $("r-category").selectedOptions[0].textContent,
+         body: {category, priority: Number($("r-priority").value),
+                description: $("r-description").value.trim() || null,
+                location: {lon: where.lon, lat: where.lat}, source: "grid_worker"},
+         photo, photoName: photo ? photo.name : null});
+  $("r-description").value = "";
+  $("r-photo").value = "";
+  where = null;
+  $("r-where").textContent = "";
+  if (marker) { marker.remove(); marker = null; }
+  showTab("tasks");
+});
+
+// --- household visits ------------------------------------------------------------------------------
+let households = null;
+function localDate() {  // today on this phone, as the date input wants it
+  const d = new Date();
+  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
+}
+async function loadVisits() {
+  if (!GRID_ID) { $("visits-state").textContent = t("households_none"); return; }
+  try {
+    const response = await fetch(`/households/visits?grid_id=${GRID_ID}`, {credentials: "same-origin"});
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    households = await response.json();
+  } catch (err) {
+    if (!households) { $("visits-state").textContent = t("from_cache"); return; }
+  }
+  drawVisits();
+}
+// the households on a map: red when due, green when visited within the period; a tap on
+// one brings its row into view
+let visitMap = null;
+let homeLayer = null;
+let homesFitted = false;
+function drawVisitMap(pending) {
+  if ($("tab-visits").hidden) return;  // drawn when shown (a hidden map has no size)
+  if (!visitMap) {
+    visitMap = L.map("v-map", {zoomSnap: 0.25});
+    baseLayer(visitMap);
+    homeLayer = L.layerGroup().addTo(visitMap);
+  }
+  visitMap.invalidateSize();
+  homeLayer.clearLayers();
+  const points = households.data.map((h) => {
+    const due = h.due && !pending.has(h.id);
+    L.circleMarker([h.lat, h.lon], {radius: 7, weight: 1, color: "#fff", fillOpacity: 0.9,
+                                    fillColor: due ? "#d7191c" : "#2e7d32",
+                                    className: `home home-${Number(h.id)}`})
+      .on("click", () => {
+        const row = document.querySelector(`li.household[data-id="${Number(h.id)}"]`);
+        for (const other of document.querySelectorAll("li.household.chosen")) other.classList.remove("chosen");
+        if (row) { row.classList.add("chosen"); row.scrollIntoView({block: "center"}); }
+      }).addTo(homeLayer);
+    return [h.lat, h.lon];
+  });
+  if (points.length && !homesFitted) {
+    visitMap.fitBounds(points, {padding: [16, 16], maxZoom: 18});
+    homesFitted = true;
+  }
+}
+function pendingVisits() {
+  const pending = new Map();
+  for (const item of mineToSend(waiting)) if (item.kind === "visit") pending.set(item.household, item.body);
+  return pending;
+}
+function drawVisits() {
+  if (!households) return;
+  const pending = pendingVisits();
+  const visited = households.count - households.due;
+  $("visits-state").textContent = households.count
+    ? t("coverage", Math.round((100 * visited) / households.count), households.period_days)
+    : t("households_none");
+  drawVisitMap(pending);
+  $("households").replaceChildren(...households.data.map((h) => {
+    const waitingVisit = pending.get(h.id);
+    const last = waitingVisit ? waitingVisit.visited_on : h.last_visit_on;
+    return el("li", {class: "household", "data-id": String(h.id)},
+      el("div", {class: "line1"}, el("strong", {}, `#${Number(h.id)}`),
+         el("span", {}, t("members", Number(h.household_size)))),
+      el("div", {class: "line2"},
+         el("span", {}, last ? t("last_visit", last) : t("never_visited")),
+         h.due && !waitingVisit ? el("span", {class: "overdue-visit"}, t("overdue_visit", households.period_days)) : null,
+         h.elderly_living_alone ? el("span", {}, t("elderly_living_alone")) : null,
+         h.needs_assistance ? el("span", {}, t("needs_assistance")) : null,
+         waitingVisit ? el("span", {class: "pending"}, t("pending")) : null),
+      el("div", {class: "buttons"},
+         el("button", {type: "button", class: "record-visit", onclick: (e) => openVisitForm(e.target.closest("li"), h)},
+            t("record_visit"))));
+  }));
+}
+function openVisitForm(li, h) {
+  if (li.querySelector("form")) return;
+  const outcome = el("select", {name: "outcome"},
+    ...Object.entries(t("outcome")).map(([value, label]) => el("option", {value}, label)));
+  const day = el("input", {type: "date", name: "visited_on", value: localDate(), max: localDate()});
+  const elderly = el("input", {type: "checkbox", name: "elderly_living_alone"});
+  const assist = el("input", {type: "checkbox", name: "needs_assistance"});
+  elderly.checked = Boolean(h.elderly_living_alone);
+  assist.checked = Boolean(h.needs_assistance);
+  const form = el("form", {class: "visit-form"},
+    el("label", {}, t("visit_date")), day,
+    el("label", {}, t("visit_outcome")), outcome,
+    el("div", {class: "flags"}, el("label", {}, elderly, t("elderly_living_alone")),
+                                el("label", {}, assist, t("needs_assistance"))),
+    el("button", {type: "submit", class: "primary"}, t("save_visit")));
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    queue({kind: "visit", method: "POST", household: h.id, label: `#${h.id}`,
+           path: `/households/${encodeURIComponent(h.id)}/visits`,
+           body: {visited_on: day.value, outcome: outcome.value,
+                  elderly_living_alone: elderly.checked, needs_assistance: assist.checked}});
+    form.remove();
+  });
+  li.append(form);
+}
+
+// --- tabs ------------------------------------------------------------------------------------------
+function showTab(name) {
+  for (const section of document.querySelectorAll("main .tab")) section.hidden = section.id !== `tab-${name}`;
+  for (const button of document.querySelectorAll("#tabs button")) button.classList.toggle("on", button.dataset.tab === name);
+  if (name === "report") { ensureMap(); if (!where) locate(); }
+  if (name === "visits") loadVisits();
+}
+for (const button of document.querySelectorAll("#tabs button")) {
+  button.addEventListener("click", () => showTab(button.dataset.tab));
+}
+
+// --- start ----------------------------------------------------------------------------------------
+if ("serviceWorker" in navigator) {
+  navigator.serviceWorker.register("/app/sw.js", {scope: "/app"}).catch(() => {});
+}
+drawNet();
+drawDuty();
+schedulePositions();
+outboxAll().then((items) => { waiting = items; drawOutbox(); drawTasks(); if (navigator.onLine) flush(); });
+loadTasks();

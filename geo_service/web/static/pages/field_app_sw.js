@@ -1,0 +1,62 @@
+"use strict";
+// The service worker of the grid worker's page (/app, issue 20): the page, its scripts and
+// the last task list stay on the phone, so the page opens and shows its tasks without a
+// connection. Writes are never touched here: the page's outbox (IndexedDB) keeps them and
+// sends them with Idempotency-Keys when the connection returns.
+const CACHE = "geo-service-field-v1";
+const SHELL = [
+  "/app",
+  "/app/manifest.webmanifest",
+  "/static/pages/common.js",
+  "/static/pages/field_app.js",
+  "/static/pages/field_app.css",
+  "/static/pages/field_app_icon.svg",
+  "/static/vendor/leaflet/leaflet.js",
+  "/static/vendor/leaflet/leaflet.css",
+];
+// reads kept for use without a connection: the page and the data it shows
+const KEPT_READS = [
+  /^\/app$/, /^\/console\/incidents$/, /^\/areas\/\d+$/, /^\/households\/visits$/,
+  /^\/incidents\/[0-9a-f-]+\/photos(\/[0-9a-f-]+)?$/,
+];
+
+self.addEventListener("install", (event) => {
+  event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(SHELL)).then(() => self.skipWaiting()));
+});
+self.addEventListener("activate", (event) => {
+  event.waitUntil(caches.keys()
+    .then((names) => Promise.all(names.filter((n) => n !== CACHE).map((n) => caches.delete(n))))
+    .then(() => self.clients.claim()));
+});
+
+async function networkFirst(request) {
+  const cache = await caches.open(CACHE);
+  try {
+    const response = await fetch(request);
+    if (response.ok) await cache.put(request, response.clone());
+    return response;
+  } catch (err) {
+    const kept = await cache.match(request);
+    if (!kept) throw err;
+    const headers = new Headers(kept.headers);
+    headers.set("X-From-Cache", "1");
+    return new Response(await kept.blob(), {status: kept.status, headers});
+  }
+}
+async function cacheFirst(request) {
+  const cache = await caches.open(CACHE);
+  const kept = await cache.match(request);
+  if (kept) return kept;
+  const response = await fetch(request);
+  if (response.ok) await cache.put(request, response.clone());
+  return response;
+}
+
+self.addEventListener("fetch", (event) => {
+  const request = event.request;
+  if (request.method !== "GET") return;
+  const url = new URL(request.url);
+  if (url.origin !== self.location.origin) return;
+  if (url.pathname.startsWith("/static/")) event.respondWith(cacheFirst(request));
+  else if (KEPT_READS.some((re) => re.test(url.pathname))) event.respondWith(networkFirst(request));
+});
