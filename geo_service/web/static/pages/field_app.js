@@ -94,7 +94,8 @@ const TEXT = {
   sign_out_waiting: (n) => `${n} still waiting to send: they are sent when you sign in again. Sign out?`,
   someone_elses: (n, who) => `${n} kept for ${who}: sent when they sign in`,
 };
-const t = (key, ...args) => {
+// the page's own words (TEXT); common.js's t() reads the catalogues of the other pages
+const say = (key, ...args) => {
   const v = TEXT[key];
   return typeof v === "function" ? v(...args) : (v ?? key);
 };
@@ -140,7 +141,7 @@ function toast(message) {
   clearTimeout(toastTimer);
   toastTimer = setTimeout(() => $("toast").classList.remove("on"), 4000);
 }
-for (const node of document.querySelectorAll("[data-t]")) node.textContent = t(node.dataset.t);
+for (const node of document.querySelectorAll("[data-t]")) node.textContent = say(node.dataset.t);
 
 // --- the outbox: IndexedDB, in order, each item with its Idempotency-Key -----------------
 const DB_NAME = "geo-service-field";
@@ -184,7 +185,7 @@ async function queue(item) {
   drawTasks();
   if (households) drawVisits();
   if (navigator.onLine) flush();
-  else toast(item.kind === "report" ? t("report_queued") : item.kind === "visit" ? t("visit_queued") : t("queued"));
+  else toast(item.kind === "report" ? say("report_queued") : item.kind === "visit" ? say("visit_queued") : say("queued"));
 }
 
 function headersFor(item, extra = {}) {
@@ -215,7 +216,7 @@ async function deliver(item) {
 }
 async function outcome(response) {
   if (response.ok) return "sent";
-  if (response.status === 401) { toast(t("sign_in_again")); return "later"; }
+  if (response.status === 401) { toast(say("sign_in_again")); return "later"; }
   if (response.status === 429 || response.status >= 500) return "later";
   const body = await response.json().catch(() => ({}));
   return {refused: body.detail || `HTTP ${response.status}`};
@@ -251,7 +252,7 @@ async function flush() {
       if (result === "sent") sent += 1;
       else {
         refusals.push({item, reason: result.refused});
-        toast(t("refused", describe(item), result.refused));
+        toast(say("refused", describe(item), result.refused));
       }
     }
   } finally {
@@ -262,7 +263,7 @@ async function flush() {
   if (sent) { loadTasks(); if (households) loadVisits(); }
 }
 function describe(item) {
-  const what = t("action_label")[item.kind === "action" ? item.action : item.kind] || item.kind;
+  const what = say("action_label")[item.kind === "action" ? item.action : item.kind] || item.kind;
   return item.label ? `${what} · ${item.label}` : what;
 }
 function drawOutbox() {
@@ -271,21 +272,21 @@ function drawOutbox() {
   const others = waiting.filter((item) => !mine.includes(item));
   box.hidden = waiting.length === 0 && refusals.length === 0;
   const parts = [];
-  if (mine.length) parts.push(t("waiting", mine.length));
-  if (refusals.length) parts.push(t("failed", refusals.length));
+  if (mine.length) parts.push(say("waiting", mine.length));
+  if (refusals.length) parts.push(say("failed", refusals.length));
   for (const who of new Set(others.map((item) => item.owner || "?"))) {
-    parts.push(t("someone_elses", others.filter((item) => (item.owner || "?") === who).length, who));
+    parts.push(say("someone_elses", others.filter((item) => (item.owner || "?") === who).length, who));
   }
-  $("outbox-toggle").textContent = parts.join(" · ") || t("all_sent");
+  $("outbox-toggle").textContent = parts.join(" · ") || say("all_sent");
   $("outbox-list").replaceChildren(
     ...mine.map((item) => el("li", {class: "waiting", "data-key": item.key}, describe(item))),
-    ...refusals.map((r) => el("li", {class: "refused"}, t("refused", describe(r.item), r.reason))));
+    ...refusals.map((r) => el("li", {class: "refused"}, say("refused", describe(r.item), r.reason))));
   box.classList.toggle("has-refusals", refusals.length > 0);
 }
 $("outbox-toggle").addEventListener("click", () => $("outbox").classList.toggle("open"));
 
 function drawNet() {
-  $("net").textContent = navigator.onLine ? t("online") : t("offline");
+  $("net").textContent = navigator.onLine ? say("online") : say("offline");
   $("net").className = navigator.onLine ? "online" : "offline";
 }
 window.addEventListener("online", () => { drawNet(); flush(); connectStream(); });
@@ -297,7 +298,7 @@ setInterval(() => { if (navigator.onLine && mineToSend(waiting).length) flush();
 $("sign-out-form").addEventListener("submit", async (e) => {
   e.preventDefault();
   const left = mineToSend(waiting).length;
-  if (left && !window.confirm(t("sign_out_waiting", left))) return;
+  if (left && !window.confirm(say("sign_out_waiting", left))) return;
   if (window.caches) await caches.keys().then((names) => Promise.all(names.map((n) => caches.delete(n))));
   e.target.submit();
 });
@@ -372,11 +373,11 @@ function actionsFor(task, state, busy) {
   return actions;
 }
 function timeLeft(task, state) {
-  if (!task.due_at) return {text: t("no_target"), late: false};
+  if (!task.due_at) return {text: say("no_target"), late: false};
   // the target of the stage the incident is in now (accepting ends the dispatch stage)
   const seconds = (Date.parse(task.due_at) - serverNow()) / 1000;
-  return seconds >= 0 ? {text: t("left", mss(seconds)), late: false}
-                      : {text: t("late", mss(seconds)), late: true};
+  return seconds >= 0 ? {text: say("left", mss(seconds)), late: false}
+                      : {text: say("late", mss(seconds)), late: true};
 }
 function urgency(a, b) {
   const due = (x) => (x.due_at ? Date.parse(x.due_at) : Infinity);
@@ -394,7 +395,7 @@ function drawTasks() {
     const buttons = actionsFor(task, state, busy).map((action) =>
       el("button", {type: "button", class: `act act-${action}`, "data-action": action,
                     onclick: () => startAction(task, action, state)},
-         action === "escalate" ? t("escalate_to", LEVELS[state.level + 1]) : t(action)));
+         action === "escalate" ? say("escalate_to", LEVELS[state.level + 1]) : say(action)));
     return el("li", {class: `task p${Number(task.priority)}${left.late ? " late" : ""}${mine ? " mine" : ""}`,
                      "data-id": task.id, "data-status": state.status},
       el("div", {class: "line1"},
@@ -404,19 +405,19 @@ function drawTasks() {
       task.description ? el("div", {class: "desc"}, task.description) : null,
       (photos.get(task.id) || []).length ? el("div", {class: "photos"},
         ...photos.get(task.id).map((p) => el("a", {href: p.url, target: "_blank", rel: "noopener"},
-          el("img", {src: p.thumbnail_url, alt: t("photo_alt"), class: "thumb"})))) : null,
+          el("img", {src: p.thumbnail_url, alt: say("photo_alt"), class: "thumb"})))) : null,
       el("div", {class: "line2"},
-        el("span", {class: "status"}, t("status")[state.status] || state.status),
-        mine ? el("span", {class: "mine-tag"}, t("mine"))
-             : task.responder_callsign ? el("span", {}, t("someone_else", task.responder_callsign)) : null,
+        el("span", {class: "status"}, say("status")[state.status] || state.status),
+        mine ? el("span", {class: "mine-tag"}, say("mine"))
+             : task.responder_callsign ? el("span", {}, say("someone_else", task.responder_callsign)) : null,
         state.level ? el("span", {class: "level"}, LEVELS[state.level]) : null,
-        waitingHere.length ? el("span", {class: "pending"}, t("pending")) : null),
+        waitingHere.length ? el("span", {class: "pending"}, say("pending")) : null),
       buttons.length ? el("div", {class: "buttons"}, ...buttons) : null);
   });
   $("tasks").replaceChildren(...rows);
   $("task-count").textContent = tasks.length ? String(tasks.length) : "";
-  $("tasks-state").textContent = !tasks.length ? (fromCache ? t("from_cache") : t("no_tasks"))
-                                              : fromCache ? t("from_cache") : "";
+  $("tasks-state").textContent = !tasks.length ? (fromCache ? say("from_cache") : say("no_tasks"))
+                                              : fromCache ? say("from_cache") : "";
 }
 setInterval(() => {  // the time left ticks without a reload
   for (const node of document.querySelectorAll("#tasks li.task")) {
@@ -441,10 +442,10 @@ function startAction(task, action, state) {
   }
   if (action !== "resolve" && action !== "escalate") { queueAction(task, action, {}); return; }
   acting = {task, action};
-  $("act-title").textContent = action === "resolve" ? `${t("resolve")} · ${task.category}`
-                                                   : t("escalate_to", LEVELS[state.level + 1]);
+  $("act-title").textContent = action === "resolve" ? `${say("resolve")} · ${task.category}`
+                                                   : say("escalate_to", LEVELS[state.level + 1]);
   $("act-code").hidden = $("act-code-label").hidden = action !== "resolve";
-  $("act-note-label").textContent = action === "resolve" ? t("resolve_note") : t("escalate_reason");
+  $("act-note-label").textContent = action === "resolve" ? say("resolve_note") : say("escalate_reason");
   $("act-note").value = "";
   $("act-note").required = action === "escalate";
   $("act").showModal();
@@ -486,10 +487,10 @@ let lastFix = null;
 function drawDuty() {
   $("duty-input").checked = onDuty;
   $("duty-input").disabled = !ME;
-  $("duty-text").textContent = onDuty ? t("on_duty") : t("off_duty");
+  $("duty-text").textContent = onDuty ? say("on_duty") : say("off_duty");
   $("duty").classList.toggle("on", onDuty);
-  $("duty-detail").textContent = !ME ? t("no_responder")
-    : onDuty ? t("sharing", INTERVAL_S) + (lastFix ? t("last_fix", lastFix) : "") : t("not_sharing");
+  $("duty-detail").textContent = !ME ? say("no_responder")
+    : onDuty ? say("sharing", INTERVAL_S) + (lastFix ? say("last_fix", lastFix) : "") : say("not_sharing");
 }
 function sharePosition() {
   if (!onDuty || !navigator.geolocation) return;
@@ -519,7 +520,7 @@ $("duty-input").addEventListener("change", () => {
   drawDuty();
   schedulePositions();
   queue({kind: "duty", method: "PATCH", path: `/responders/${ME}`,
-         body: {status: onDuty ? "available" : "off_duty"}, label: onDuty ? t("on_duty") : t("off_duty")});
+         body: {status: onDuty ? "available" : "off_duty"}, label: onDuty ? say("on_duty") : say("off_duty")});
 });
 
 // --- report what I find -------------------------------------------------------------------------
@@ -528,7 +529,7 @@ let reportMap = null;
 let marker = null;
 function setWhere(lon, lat, how) {
   where = {lon, lat, how};
-  $("r-where").textContent = t("where", lon, lat, how === "gps" ? t("gps") : t("map"));
+  $("r-where").textContent = say("where", lon, lat, how === "gps" ? say("gps") : say("map"));
   if (reportMap) {
     if (!marker) marker = L.circleMarker([lat, lon], {radius: 9, color: "#d7191c"}).addTo(reportMap);
     marker.setLatLng([lat, lon]);
@@ -536,10 +537,10 @@ function setWhere(lon, lat, how) {
   }
 }
 function locate() {
-  if (!navigator.geolocation) { toast(t("gps_failed")); return; }
+  if (!navigator.geolocation) { toast(say("gps_failed")); return; }
   navigator.geolocation.getCurrentPosition(
     (pos) => setWhere(pos.coords.longitude, pos.coords.latitude, "gps"),
-    () => toast(t("gps_failed")), {enableHighAccuracy: true, timeout: 20000});
+    () => toast(say("gps_failed")), {enableHighAccuracy: true, timeout: 20000});
 }
 function ensureMap() {
   if (reportMap) { reportMap.invalidateSize(); return; }
@@ -566,9 +567,9 @@ $("r-category").addEventListener("change", () => {
 $("r-category").dispatchEvent(new Event("change"));
 $("report-form").addEventListener("submit", (e) => {
   e.preventDefault();
-  if (!where) { toast(t("need_location")); return; }
+  if (!where) { toast(say("need_location")); return; }
   const photo = $("r-photo").files[0] || null;
-  if (photo && photo.size > 10 * 1024 * 1024) { toast(t("photo_too_big")); return; }
+  if (photo && photo.size > 10 * 1024 * 1024) { toast(say("photo_too_big")); return; }
   const category = $("r-category").value;
   queue({kind: "report", method: "POST", path: "/incidents", label: $("r-category").selectedOptions[0].textContent,
          body: {category, priority: Number($("r-priority").value),
@@ -590,13 +591,13 @@ function localDate() {  // today on this phone, as the date input wants it
   return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
 }
 async function loadVisits() {
-  if (!GRID_ID) { $("visits-state").textContent = t("households_none"); return; }
+  if (!GRID_ID) { $("visits-state").textContent = say("households_none"); return; }
   try {
     const response = await fetch(`/households/visits?grid_id=${GRID_ID}`, {credentials: "same-origin"});
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     households = await response.json();
   } catch (err) {
-    if (!households) { $("visits-state").textContent = t("from_cache"); return; }
+    if (!households) { $("visits-state").textContent = say("from_cache"); return; }
   }
   drawVisits();
 }
@@ -641,41 +642,41 @@ function drawVisits() {
   const pending = pendingVisits();
   const visited = households.count - households.due;
   $("visits-state").textContent = households.count
-    ? t("coverage", Math.round((100 * visited) / households.count), households.period_days)
-    : t("households_none");
+    ? say("coverage", Math.round((100 * visited) / households.count), households.period_days)
+    : say("households_none");
   drawVisitMap(pending);
   $("households").replaceChildren(...households.data.map((h) => {
     const waitingVisit = pending.get(h.id);
     const last = waitingVisit ? waitingVisit.visited_on : h.last_visit_on;
     return el("li", {class: "household", "data-id": String(h.id)},
       el("div", {class: "line1"}, el("strong", {}, `#${Number(h.id)}`),
-         el("span", {}, t("members", Number(h.household_size)))),
+         el("span", {}, say("members", Number(h.household_size)))),
       el("div", {class: "line2"},
-         el("span", {}, last ? t("last_visit", last) : t("never_visited")),
-         h.due && !waitingVisit ? el("span", {class: "overdue-visit"}, t("overdue_visit", households.period_days)) : null,
-         h.elderly_living_alone ? el("span", {}, t("elderly_living_alone")) : null,
-         h.needs_assistance ? el("span", {}, t("needs_assistance")) : null,
-         waitingVisit ? el("span", {class: "pending"}, t("pending")) : null),
+         el("span", {}, last ? say("last_visit", last) : say("never_visited")),
+         h.due && !waitingVisit ? el("span", {class: "overdue-visit"}, say("overdue_visit", households.period_days)) : null,
+         h.elderly_living_alone ? el("span", {}, say("elderly_living_alone")) : null,
+         h.needs_assistance ? el("span", {}, say("needs_assistance")) : null,
+         waitingVisit ? el("span", {class: "pending"}, say("pending")) : null),
       el("div", {class: "buttons"},
          el("button", {type: "button", class: "record-visit", onclick: (e) => openVisitForm(e.target.closest("li"), h)},
-            t("record_visit"))));
+            say("record_visit"))));
   }));
 }
 function openVisitForm(li, h) {
   if (li.querySelector("form")) return;
   const outcome = el("select", {name: "outcome"},
-    ...Object.entries(t("outcome")).map(([value, label]) => el("option", {value}, label)));
+    ...Object.entries(say("outcome")).map(([value, label]) => el("option", {value}, label)));
   const day = el("input", {type: "date", name: "visited_on", value: localDate(), max: localDate()});
   const elderly = el("input", {type: "checkbox", name: "elderly_living_alone"});
   const assist = el("input", {type: "checkbox", name: "needs_assistance"});
   elderly.checked = Boolean(h.elderly_living_alone);
   assist.checked = Boolean(h.needs_assistance);
   const form = el("form", {class: "visit-form"},
-    el("label", {}, t("visit_date")), day,
-    el("label", {}, t("visit_outcome")), outcome,
-    el("div", {class: "flags"}, el("label", {}, elderly, t("elderly_living_alone")),
-                                el("label", {}, assist, t("needs_assistance"))),
-    el("button", {type: "submit", class: "primary"}, t("save_visit")));
+    el("label", {}, say("visit_date")), day,
+    el("label", {}, say("visit_outcome")), outcome,
+    el("div", {class: "flags"}, el("label", {}, elderly, say("elderly_living_alone")),
+                                el("label", {}, assist, say("needs_assistance"))),
+    el("button", {type: "submit", class: "primary"}, say("save_visit")));
   form.addEventListener("submit", (e) => {
     e.preventDefault();
     queue({kind: "visit", method: "POST", household: h.id, label: `#${h.id}`,
