@@ -170,6 +170,11 @@ def _red_and_blue_centres(png: bytes, half: int = 80) -> tuple[np.ndarray, np.nd
     return red.mean(axis=0)[::-1] + offset + 0.5, blue.mean(axis=0)[::-1] + offset + 0.5
 
 
+# <html lang> as the language switch serves it, set as soon as the parser makes the element
+IN_LANGUAGE = """new MutationObserver((_, seen) => {
+  if (document.documentElement) { document.documentElement.lang = '%s'; seen.disconnect(); }
+}).observe(document, {childList: true});"""
+
 PUT_RING = """([lon, lat, zoom]) => {
   cells.clearLayers();
   outlines.remove();
@@ -271,7 +276,7 @@ def test_the_switcher_offers_every_base_map_and_says_why_tianditu_is_off(
             errors,
         ):
             if lang != "en":  # the page as the language switch serves it: <html lang>
-                page.route("**/map/heatmap", lambda route: _in_language(route, lang))
+                page.add_init_script(IN_LANGUAGE % lang)
                 page.reload()
             page.wait_for_function(
                 "() => document.getElementById('status').textContent.includes('cells')"
@@ -282,6 +287,14 @@ def test_the_switcher_offers_every_base_map_and_says_why_tianditu_is_off(
             )
             page.wait_for_function(TILES_LOADED)
             page.screenshot(path=str(ARTIFACTS / f"basemap_switcher_{lang}_{name}.png"))
+            # the menu opened out, to see every choice and the disabled ones
+            page.evaluate(
+                "() => { const s = document.querySelector('select[name=basemap]');"
+                " s.size = s.options.length; s.style.maxWidth = 'none'; }"
+            )
+            page.locator(".basemap-switch").screenshot(
+                path=str(ARTIFACTS / f"basemap_menu_{lang}_{name}.png")
+            )
         assert not errors, errors
         values = [o[0] for o in options]
         assert values == [
@@ -457,12 +470,6 @@ def test_base_maps_follow_the_settings() -> None:
     )
     with pytest.raises(ValueError, match="unknown baidu"):
         MapSettings(map_basemaps=["osm", "baidu"])
-
-
-def _in_language(route: Any, lang: str) -> None:
-    response = route.fetch()
-    body = response.text().replace('<html lang="en">', f'<html lang="{lang}">', 1)
-    route.fulfill(response=response, body=body)
 
 
 def test_pages_carry_the_base_maps_escaped(gcj_server: str, role_keys: dict[str, str]) -> None:

@@ -103,7 +103,8 @@ const BasemapControl = L.Control.extend({
     const select = L.DomUtil.create("select", "", box);
     select.setAttribute("aria-label", "base map");
     select.name = "basemap";
-    select.style.maxWidth = "11em";  // a disabled choice's reason is long: it stays in the menu
+    // a disabled choice's reason is long: it stays in the menu, the closed menu stays small
+    select.style.maxWidth = this.options.position === "bottomleft" ? "8.5em" : "11em";
     for (const choice of BASEMAPS.choices) {
       const option = L.DomUtil.create("option", "", select);
       option.value = choice.id;
@@ -130,5 +131,7 @@ function attachBaseMaps(map) {
     basemapState.id = choice ? choice.id : "none";
   }
   showBasemap(map, basemapChoice(basemapState.id));
-  if (BASEMAPS.choices.length > 1) new BasemapControl().addTo(map);
+  // under the zoom buttons; on a phone the pages' own panels fill the top: at the bottom left
+  const position = map.getSize().x < 600 ? "bottomleft" : "topleft";
+  if (BASEMAPS.choices.length > 1) new BasemapControl({position}).addTo(map);
 }
