@@ -285,6 +285,7 @@ def test_the_switcher_offers_every_base_map_and_says_why_tianditu_is_off(
                 "select[name=basemap] option",
                 "(os) => os.map((o) => [o.value, o.textContent, o.disabled])",
             )
+            aria = page.get_attribute("select[name=basemap]", "aria-label")
             page.wait_for_function(TILES_LOADED)
             page.screenshot(path=str(ARTIFACTS / f"basemap_switcher_{lang}_{name}.png"))
             # the menu opened out, to see every choice and the disabled ones
@@ -309,6 +310,7 @@ def test_the_switcher_offers_every_base_map_and_says_why_tianditu_is_off(
         disabled = {o[0]: o[2] for o in options}
         assert disabled["tianditu-vec"] and disabled["tianditu-img"]
         assert not any(disabled[v] for v in ("configured", "osm", "amap", "tencent", "none"))
+        assert aria == ("base map" if lang == "en" else "底图")
         labels = {o[0]: o[1] for o in options}
         assert "GEO_TIANDITU_KEY" in labels["tianditu-vec"]
         if lang == "en":

@@ -40,8 +40,9 @@ const BASEMAPS = (() => {
 })();
 const basemapState = {maps: [], id: null, layers: new Map(), selects: []};
 
+const basemapInChinese = () => (document.documentElement.lang || "").toLowerCase().startsWith("zh");
 function basemapLabel(choice) {
-  const zh = (document.documentElement.lang || "").toLowerCase().startsWith("zh");
+  const zh = basemapInChinese();
   const name = zh ? choice.name_zh : choice.name;
   if (!choice.disabled) return name;
   return `${name} (${zh ? choice.disabled.zh : choice.disabled.en})`;
@@ -101,7 +102,7 @@ const BasemapControl = L.Control.extend({
     const box = L.DomUtil.create("div", "leaflet-bar basemap-switch");
     box.style.cssText = "background:#fff;padding:3px 5px;font:12px/1.4 sans-serif";
     const select = L.DomUtil.create("select", "", box);
-    select.setAttribute("aria-label", "base map");
+    select.setAttribute("aria-label", basemapInChinese() ? "底图" : "base map");
     select.name = "basemap";
     // a disabled choice's reason is long: it stays in the menu, the closed menu stays small
     select.style.maxWidth = this.options.position === "bottomleft" ? "8.5em" : "11em";
