@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from tests.planning.blocks import a_movable_block, draft_grids
 
 GEOD = Geod(ellps="WGS84")
 HUBEI = SHARED_DATA / "hubei"
+HELD_AT = datetime(2026, 12, 1, 4, 0, tzinfo=UTC)
 WINDOW = {"since": "2000-01-01T00:00:00Z", "until": "2100-01-01T00:00:00Z"}
 
 # Every GeoJSON endpoint over the loaded demo city (around 114.30 E, 30.59 N: Wuhan, where
@@ -100,11 +102,17 @@ def test_every_geojson_endpoint_answers_in_the_crs_asked_for(
     role: str,
     name: str,
 ) -> None:
-    shifted = _get(client, role_keys, path, {**params, "crs": name}, role).json()
-    plain = _get(client, role_keys, path, params, role).json()
+    # the service's clock held (a responder's position_age_s is counted from it), not waited on
+    clock = client.app.state.runtime.clock  # type: ignore[attr-defined]
+    clock.set(HELD_AT)
+    try:
+        shifted = _get(client, role_keys, path, {**params, "crs": name}, role).json()
+        plain = _get(client, role_keys, path, params, role).json()
+        # asked for again in WGS84, the answer is unshifted: a cached layer was not converted
+        again = _get(client, role_keys, path, {**params, "crs": "wgs84"}, role).json()
+    finally:
+        clock.release()
     _assert_converted(plain, shifted, name)
-    # asked for again in WGS84, the answer is unshifted: a cached layer was not converted
-    again = _get(client, role_keys, path, {**params, "crs": "wgs84"}, role).json()
     np.testing.assert_array_equal(_positions(again), _positions(plain))
 
 
