@@ -133,6 +133,63 @@ class ApiSettings(BaseSettings):
         return value
 
 
+# The base maps of the pages (web/basemaps.py), by the names GEO_MAP_BASEMAP(S) take.
+BASEMAP_IDS = ("configured", "osm", "tianditu-vec", "tianditu-img", "amap", "tencent", "none")
+
+
+class MapSettings(BaseSettings):
+    """Base maps of the map pages (issue 19): which are offered, the default, provider keys."""
+
+    model_config = SettingsConfigDict(env_prefix="GEO_", extra="ignore")
+
+    tianditu_key: str = Field(
+        default="",
+        description="Tianditu (天地图) key, a browser-side key from console.tianditu.gov.cn: "
+        "it goes into the pages' tile URLs. Without it the Tianditu base maps are shown "
+        "disabled, saying why.",
+    )
+    map_tiles_crs: Literal["wgs84", "gcj02"] = Field(
+        default="wgs84",
+        description="The datum of the tiles in GEO_MAP_TILES: gcj02 for a server of Amap/"
+        "Tencent-style tiles (an offline mirror), so the pages shift what they draw onto them.",
+    )
+    map_basemaps: Annotated[list[str], NoDecode] = Field(
+        default=[],
+        description="Base maps the pages offer, in order, comma-separated, from configured "
+        "(GEO_MAP_TILES), osm, tianditu-vec, tianditu-img, amap, tencent, none; default all "
+        "(an offline network lists only what it can reach).",
+    )
+    map_basemap: str = Field(
+        default="",
+        description="The base map a page starts on until a user picks another (kept in their "
+        "browser); default GEO_MAP_TILES's ('none' when it is none).",
+    )
+
+    @field_validator("map_basemaps", mode="before")
+    @classmethod
+    def _basemap_list(cls, value: object) -> object:
+        """GEO_MAP_BASEMAPS as ``osm,amap`` (or a JSON list)."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [v.strip().lower() for v in text.split(",") if v.strip()]
+        return value
+
+    @field_validator("map_basemaps")
+    @classmethod
+    def _known_basemaps(cls, value: list[str]) -> list[str]:
+        """Only the base maps the pages know."""
+        unknown = [v for v in value if v not in BASEMAP_IDS]
+        if unknown:
+            raise ValueError(
+                f"GEO_MAP_BASEMAPS: unknown {', '.join(unknown)}; use {', '.join(BASEMAP_IDS)}"
+            )
+        return value
+
+
 class AuthSettings(BaseSettings):
     """Authentication, privacy thresholds and public access."""
 
@@ -310,3 +367,4 @@ class Settings(BaseSettings):
     reports: ReportSettings = Field(default_factory=ReportSettings)
     photos: PhotoSettings = Field(default_factory=PhotoSettings)
     visits: VisitSettings = Field(default_factory=VisitSettings)
+    maps: MapSettings = Field(default_factory=MapSettings)

@@ -66,6 +66,7 @@ from geo_service.services.dispatch.lifecycle import escalate_overdue
 from geo_service.services.layers.heatmap import prepare_years
 from geo_service.services.reports.weekly import deliver_weekly_if_due
 from geo_service.settings import Settings
+from geo_service.web.basemaps import image_origins
 from geo_service.web.pages import (
     ContentSecurityPolicyMiddleware,
     add_nonce,
@@ -184,7 +185,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # computed on the identity body, inside compression; CORS answers preflights outermost.
     app.add_middleware(ConditionalGetMiddleware)
     # Every HTML page gets a CSP without inline script (issue 13); see web/pages.py.
-    app.add_middleware(ContentSecurityPolicyMiddleware, tiles_setting=settings.api.map_tiles)
+    app.add_middleware(
+        ContentSecurityPolicyMiddleware,
+        tiles_setting=settings.api.map_tiles,
+        extra_image_origins=image_origins(settings.maps, settings.api.map_tiles),
+    )
     # The language of each request (?lang= switch, cookie, Accept-Language, GEO_LOCALE).
     app.add_middleware(LanguageMiddleware, default=settings.api.locale)
     app.add_middleware(

@@ -18,6 +18,9 @@ from typing import Any, Literal
 
 from fastapi import Response
 
+from geo_service.api.responses import geojson_in_crs
+from geo_service.errors import InvalidInputError
+
 # format -> (media type, file suffix)
 FORMATS: dict[str, tuple[str, str]] = {
     "geojson": ("application/geo+json", "geojson"),
@@ -48,6 +51,27 @@ DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+# Formats that name no CRS of their own, so they may carry GCJ-02 or BD-09 degrees (``crs``):
+# GeoPackage, Shapefile (.prj), FlatGeobuf, GeoParquet and KML declare EPSG:4326, which
+# GCJ-02 positions would then falsely claim (GCJ-02 and BD-09 have no EPSG code).
+CRS_FREE_FORMATS = ("geojson", "csv", "csv-xy", "xlsx")
+
+
+def check_download_crs(format: str, crs: str) -> None:  # noqa: A002
+    """Refuse ``crs`` gcj02/bd09 for a format that declares its CRS as EPSG:4326.
+
+    Raises
+    ------
+    InvalidInputError
+        422 naming the formats that take ``crs``, before any work is done.
+    """
+    if crs != "wgs84" and format not in CRS_FREE_FORMATS:
+        raise InvalidInputError(
+            f"crs={crs} is offered for the formats {', '.join(CRS_FREE_FORMATS)}: a {format} "
+            "file declares its CRS as EPSG:4326 (WGS84), and GCJ-02/BD-09 have no EPSG code"
+        )
+
+
 def layer_file(
     layer: dict[str, Any],
     name: str,
@@ -55,6 +79,7 @@ def layer_file(
     *,
     integer_fields: Iterable[str] = (),
     shapefile_fields: Mapping[str, str] | None = None,
+    crs: str = "wgs84",
 ) -> Response:
     """A GeoJSON FeatureCollection as a file download.
 
@@ -74,6 +99,9 @@ def layer_file(
     shapefile_fields : mapping of str to str, optional
         Names the Shapefile gives properties whose names are longer than its 10 characters
         (the other formats keep the names).
+    crs : {"wgs84", "gcj02", "bd09"}, default "wgs84"
+        The positions' system in the file (``geojson_in_crs``); gcj02/bd09 only for
+        ``CRS_FREE_FORMATS`` (``check_download_crs``), and the file name ends ``_<crs>``.
 
     Returns
     -------
@@ -90,6 +118,10 @@ def layer_file(
     import geopandas as gpd  # heavy: only a download needs it
 
     media, suffix = FORMATS[format]
+    if crs != "wgs84":
+        check_download_crs(format, crs)
+        layer = geojson_in_crs(layer, crs)
+        name = f"{name}_{crs}"
     filename = f"{name}.{suffix}"
     features = layer["features"]
     if features:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
+from fastapi import Query
 from pydantic import AfterValidator, BeforeValidator, Field
 
 from geo_service.errors import InvalidInputError
@@ -49,5 +50,17 @@ Instant = Annotated[
         description=f"RFC 3339 date-time in the years {MIN_YEAR} to {MAX_YEAR}; a date alone "
         "(2026-09-01) is local midnight and a time without an offset local time of the "
         "deployment's time zone (GEO_TIMEZONE)"
+    ),
+]
+
+
+# The coordinate system of a GeoJSON answer (issue 19): every GeoJSON endpoint takes it, and
+# converts every position on the way out (``geo.crs.geojson_from_wgs84``); anything else is
+# a 422 problem. Stored coordinates stay WGS84.
+OutputCrs = Annotated[
+    Literal["wgs84", "gcj02", "bd09"],
+    Query(
+        description="coordinate system of the answer's positions: wgs84 (RFC 7946, default), "
+        "gcj02 (Amap/Gaode, Tencent base maps) or bd09 (Baidu); inputs such as bbox stay WGS84"
     ),
 ]

@@ -8,11 +8,13 @@ datetimes as RFC 3339 and NaN as null (valid JSON, unlike the standard library's
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter
+
+from geo_service.geo.crs import geojson_from_wgs84
 
 OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
@@ -49,3 +51,23 @@ class DictJSONResponse(JSONResponse):
 
     def render(self, content: Any) -> bytes:  # noqa: D102 - the point of the class
         return _ANY_DICT.dump_json(content)
+
+
+GeoJSONBody = TypeVar("GeoJSONBody", dict[str, Any], bytes, str)
+
+
+def geojson_in_crs(body: GeoJSONBody, crs: str) -> GeoJSONBody:
+    """A GeoJSON answer with its positions in ``crs`` (wgs84, gcj02 or bd09): the one place
+    every GeoJSON route converts its output (``geo.crs.geojson_from_wgs84``).
+
+    ``body`` is the document as a dict, or as the text or bytes the database wrote (decoded,
+    converted and encoded again by orjson); for ``wgs84`` it is returned as it is, at no cost.
+    """
+    if crs == "wgs84":
+        return body
+    if isinstance(body, bytes):
+        return orjson.dumps(geojson_from_wgs84(orjson.loads(body), crs), option=OPTIONS)
+    if isinstance(body, str):
+        return orjson.dumps(geojson_from_wgs84(orjson.loads(body), crs), option=OPTIONS).decode()
+    converted: dict[str, Any] = geojson_from_wgs84(body, crs)
+    return converted

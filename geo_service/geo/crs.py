@@ -11,6 +11,9 @@ as the providers do.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any, TypeGuard
+
 import numpy as np
 import shapely
 from numpy.typing import ArrayLike, NDArray
@@ -316,6 +319,139 @@ def geometry_to_wgs84(geoms: ArrayLike, crs: str) -> NDArray[np.object_]:
     (114.3, 30.59)
     """
     return _transform_geometries(geoms, lambda lon, lat: to_wgs84(lon, lat, crs))
+
+
+def geojson_from_wgs84(document: Any, crs: str) -> Any:
+    """A GeoJSON document (RFC 7946, WGS84) with every position converted to ``crs``.
+
+    Every geometry type is converted, at any depth: ``Point``, ``MultiPoint``,
+    ``LineString``, ``MultiLineString``, ``Polygon``, ``MultiPolygon`` and the members of a
+    ``GeometryCollection``, in a ``Feature``, a ``FeatureCollection`` (with any foreign
+    members, which are kept) or bare. A position keeps its third (height) value. So the
+    answer stays consistent, a feature's numeric ``lon``/``lat`` properties (a point
+    repeated as numbers) and ``bbox`` members (both corners) are converted too. All positions
+    of the document go through ``from_wgs84`` in one vectorised call. The input is not
+    changed: converted nodes are new dicts and lists, so cached layers stay WGS84.
+
+    Parameters
+    ----------
+    document : dict
+        A GeoJSON object (``FeatureCollection``, ``Feature`` or a geometry) whose coordinates
+        are WGS84 lon/lat degrees; positions may be lists or tuples.
+    crs : {"wgs84", "gcj02", "bd09"}
+        The system to convert to (case, ``-`` and ``_`` ignored); ``wgs84`` returns
+        ``document`` itself.
+
+    Returns
+    -------
+    dict
+        The document with positions in ``crs`` (degrees); points outside China unchanged.
+
+    Raises
+    ------
+    ValueError
+        If ``crs`` is none of the three.
+
+    Examples
+    --------
+    >>> fc = {"type": "FeatureCollection", "features": [{"type": "Feature", "id": 1,
+    ...       "geometry": {"type": "Point", "coordinates": [114.30, 30.59]},
+    ...       "properties": {"name": "a"}}]}
+    >>> out = geojson_from_wgs84(fc, "gcj02")
+    >>> [round(v, 5) for v in out["features"][0]["geometry"]["coordinates"]]
+    [114.30544, 30.58758]
+    >>> fc["features"][0]["geometry"]["coordinates"]  # the input is left as it was
+    [114.3, 30.59]
+    """
+    name = _check(crs)
+    if name == "wgs84":
+        return document
+    flat: list[float] = []
+    _gather(document, flat)
+    if not flat:
+        return document
+    xy = np.asarray(flat, dtype=float).reshape(-1, 2)
+    lon, lat = from_wgs84(xy[:, 0], xy[:, 1], name)
+    return _rebuild(document, iter(zip(lon.tolist(), lat.tolist(), strict=True)))
+
+
+_GEOMETRY_TYPES = frozenset(
+    ("Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon")
+)
+
+
+def _is_position(value: Any) -> bool:
+    return len(value) >= 2 and isinstance(value[0], int | float)
+
+
+def _gather(node: Any, flat: list[float]) -> None:
+    """Append every lon, lat of ``node`` to ``flat``, in the order ``_rebuild`` reads them."""
+    if not isinstance(node, dict):
+        return
+    kind = node.get("type")
+    bbox = node.get("bbox")
+    if isinstance(bbox, list | tuple) and len(bbox) == 4:
+        flat.extend(bbox)
+    if kind == "FeatureCollection":
+        for feature in node.get("features") or ():
+            _gather(feature, flat)
+    elif kind == "Feature":
+        _gather(node.get("geometry"), flat)
+        props = node.get("properties")
+        if _has_point_properties(props):
+            flat.extend((props["lon"], props["lat"]))
+    elif kind == "GeometryCollection":
+        for geometry in node.get("geometries") or ():
+            _gather(geometry, flat)
+    elif kind in _GEOMETRY_TYPES:
+        _gather_positions(node.get("coordinates") or (), flat)
+
+
+def _gather_positions(coords: Any, flat: list[float]) -> None:
+    if _is_position(coords):
+        flat.extend((coords[0], coords[1]))
+        return
+    for part in coords:
+        _gather_positions(part, flat)
+
+
+def _rebuild(node: Any, converted: Iterator[tuple[float, float]]) -> Any:
+    if not isinstance(node, dict):
+        return node
+    out = dict(node)
+    kind = node.get("type")
+    bbox = node.get("bbox")
+    if isinstance(bbox, list | tuple) and len(bbox) == 4:
+        (x0, y0), (x1, y1) = next(converted), next(converted)
+        out["bbox"] = [x0, y0, x1, y1]
+    if kind == "FeatureCollection":
+        out["features"] = [_rebuild(f, converted) for f in node.get("features") or ()]
+    elif kind == "Feature":
+        out["geometry"] = _rebuild(node.get("geometry"), converted)
+        props = node.get("properties")
+        if _has_point_properties(props):
+            x, y = next(converted)
+            out["properties"] = {**props, "lon": x, "lat": y}
+    elif kind == "GeometryCollection":
+        out["geometries"] = [_rebuild(g, converted) for g in node.get("geometries") or ()]
+    elif kind in _GEOMETRY_TYPES:
+        out["coordinates"] = _rebuild_positions(node.get("coordinates") or [], converted)
+    return out
+
+
+def _rebuild_positions(coords: Any, converted: Iterator[tuple[float, float]]) -> Any:
+    if _is_position(coords):
+        x, y = next(converted)
+        return [x, y, *coords[2:]]
+    return [_rebuild_positions(part, converted) for part in coords]
+
+
+def _has_point_properties(props: Any) -> TypeGuard[dict[str, Any]]:
+    return (
+        isinstance(props, dict)
+        and isinstance(props.get("lon"), int | float)
+        and isinstance(props.get("lat"), int | float)
+    )
 
 
 def _transform_geometries(geoms: ArrayLike, fn) -> NDArray[np.object_]:  # noqa: ANN001

@@ -61,10 +61,18 @@ def _escaped(collection: dict[str, Any]) -> dict[str, Any]:
 
 
 def render_city_map(
-    layers: dict[str, Any], *, tiles: str | None = "OpenStreetMap", nonce: str | None = None
+    layers: dict[str, Any],
+    *,
+    tiles: str | None = "OpenStreetMap",
+    nonce: str | None = None,
+    basemaps: str | None = None,
 ) -> str:
     """Render the overview map as a standalone HTML page (Leaflet served locally); with
     ``nonce``, every inline script tag carries it (for a CSP without 'unsafe-inline').
+
+    With ``basemaps`` (the JSON of ``web.basemaps.base_maps``) the page gets the switcher of
+    the other map pages (``static/pages/basemaps.js``, started by ``city_map.js``) instead of
+    folium's one tile layer ``tiles``.
     """
     import folium  # heavy; only the map pages need it
 
@@ -85,7 +93,7 @@ def render_city_map(
     # Serve Leaflet ourselves: no CDN at run time, and nothing else folium would pull in.
     fmap.default_js = [("leaflet", f"{STATIC_PREFIX}/leaflet.js")]
     fmap.default_css = [("leaflet_css", f"{STATIC_PREFIX}/leaflet.css")]
-    source = tile_source(tiles) if tiles else None
+    source = tile_source(tiles) if tiles and basemaps is None else None
     if source:
         # The same tiles as the other pages (and the CSP's img-src); folium wants a name.
         folium.TileLayer(
@@ -137,6 +145,10 @@ def render_city_map(
         folium.Element(render_page("_language.html", floating=True))  # the language switch
     )
     root.header.add_child(folium.Element(render_page("city_map_head.html")))
+    if basemaps is not None:
+        root.html.add_child(
+            folium.Element(render_page("city_map_basemaps.html", basemaps=basemaps))
+        )
     page = root.render()
     # the page's language, for assistive technology and the CJK font rule (i18n.css)
     page = re.sub(r"<html(?=[\s>])", f'<html lang="{current_language()}"', page, count=1)

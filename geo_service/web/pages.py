@@ -88,16 +88,20 @@ def tile_origin(url: str) -> str | None:
     return f"{parts.scheme}://{host}"
 
 
-def content_security_policy(tiles_setting: str, nonce: str | None = None) -> str:
+def content_security_policy(
+    tiles_setting: str, nonce: str | None = None, extra_image_origins: tuple[str, ...] = ()
+) -> str:
     """The policy of every HTML page: scripts only from this origin (plus the response's
     nonce where a page emits its own inline script), no plugins, no framing, images from
-    here and the configured tile server, fetches to this origin only."""
+    here, the configured tile server and ``extra_image_origins`` (the hosts of the other
+    base maps the pages offer, ``basemaps.image_origins``), fetches to this origin only."""
     script = "'self'" + (f" 'nonce-{nonce}'" if nonce else "")
     images = ["'self'", "data:"]
     source = tile_source(tiles_setting)
     origin = tile_origin(source["url"]) if source else None
     if origin:
         images.append(origin)
+    images.extend(o for o in extra_image_origins if o not in images)
     return "; ".join(
         (
             "default-src 'self'",
@@ -134,9 +138,11 @@ class ContentSecurityPolicyMiddleware:
     """Adds the page CSP (and nosniff / no-referrer-leak headers) to every ``text/html``
     response that does not set its own policy (pages with a nonce set theirs)."""
 
-    def __init__(self, app: Any, tiles_setting: str) -> None:
+    def __init__(
+        self, app: Any, tiles_setting: str, extra_image_origins: tuple[str, ...] = ()
+    ) -> None:
         self.app = app
-        self.policy = content_security_policy(tiles_setting).encode()
+        self.policy = content_security_policy(tiles_setting, None, extra_image_origins).encode()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """ASGI entry point."""

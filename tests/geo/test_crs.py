@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import json
+
 import geopandas as gpd
 import numpy as np
 import pytest
@@ -77,3 +80,107 @@ def test_gcj02_offset_in_wuhan_is_hundreds_of_metres() -> None:
 def test_unknown_crs_is_refused() -> None:
     with pytest.raises(ValueError, match="unsupported crs"):
         crs.to_wgs84([114.3], [30.6], "epsg:3857")
+
+
+# --- GeoJSON documents (issue 19: crs= on every GeoJSON endpoint) ------------------------------
+
+
+def _every_geometry_type() -> dict:
+    ring = [[114.30, 30.59], [114.31, 30.59], [114.31, 30.60], [114.30, 30.59]]
+    geometries = [
+        {"type": "Point", "coordinates": [114.30, 30.59, 12.5]},
+        {"type": "MultiPoint", "coordinates": [[114.30, 30.59], [114.32, 30.61]]},
+        {"type": "LineString", "coordinates": ring[:3]},
+        {"type": "MultiLineString", "coordinates": [ring[:2], ring[1:3]]},
+        {"type": "Polygon", "coordinates": [ring]},
+        {"type": "MultiPolygon", "coordinates": [[ring], [ring]]},
+    ]
+    features = [
+        {"type": "Feature", "id": i, "geometry": g, "properties": {"n": i}}
+        for i, g in enumerate(geometries)
+    ]
+    features.append(
+        {
+            "type": "Feature",
+            "id": "gc",
+            "geometry": {"type": "GeometryCollection", "geometries": geometries[:2]},
+            "properties": {"lon": 114.30, "lat": 30.59, "name": "a responder"},
+            "bbox": [114.30, 30.59, 114.32, 30.61],
+        }
+    )
+    features.append({"type": "Feature", "id": "none", "geometry": None, "properties": {}})
+    return {"type": "FeatureCollection", "features": features, "next_cursor": None}
+
+
+def _all_positions(node) -> list:  # noqa: ANN001
+    """Every [lon, lat] pair of a document, walked independently of the code under test."""
+    if isinstance(node, dict):
+        out = []
+        for key, value in node.items():
+            if key == "coordinates":
+                out += _flatten(value)
+            elif key == "bbox":
+                out += [value[:2], value[2:]]
+            elif key == "properties" and isinstance(value, dict) and "lon" in value:
+                out.append([value["lon"], value["lat"]])
+            else:
+                out += _all_positions(value)
+        return out
+    if isinstance(node, list):
+        return [p for item in node for p in _all_positions(item)]
+    return []
+
+
+def _flatten(coords) -> list:  # noqa: ANN001
+    if coords and isinstance(coords[0], int | float):
+        return [list(coords[:2])]
+    return [p for c in coords for p in _flatten(c)]
+
+
+@pytest.mark.parametrize("name", ["gcj02", "bd09"])
+def test_geojson_every_geometry_type_is_converted_and_the_input_kept(name: str) -> None:
+    doc = _every_geometry_type()
+    before = copy.deepcopy(doc)
+    out = crs.geojson_from_wgs84(doc, name)
+    assert doc == before  # the input (a cached layer) is not touched
+    wgs = np.array(_all_positions(before))
+    got = np.array(_all_positions(out))
+    assert got.shape == wgs.shape == (28, 2)
+    expected = np.column_stack(crs.from_wgs84(wgs[:, 0], wgs[:, 1], name))
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+    assert out["features"][0]["geometry"]["coordinates"][2] == 12.5  # heights kept
+    assert out["next_cursor"] is None and out["features"][-1]["geometry"] is None
+    assert out["features"][-2]["properties"]["name"] == "a responder"
+    assert crs.geojson_from_wgs84(doc, "WGS-84") is doc
+
+
+def test_geojson_accepts_tuples_as_shapely_writes_them() -> None:
+    feature = {
+        "type": "Feature",
+        "id": 1,
+        "properties": {},
+        "geometry": shapely.geometry.mapping(shapely.box(114.3, 30.5, 114.4, 30.6)),
+    }
+    out = crs.geojson_from_wgs84(feature, "gcj02")
+    ours = shapely.get_coordinates(shapely.geometry.shape(out["geometry"]))
+    wgs = shapely.get_coordinates(shapely.box(114.3, 30.5, 114.4, 30.6))
+    np.testing.assert_allclose(ours, np.column_stack(crs.from_wgs84(wgs[:, 0], wgs[:, 1], "gcj02")))
+
+
+@pytest.mark.parametrize("city", ["wuhan", "yichang"])
+def test_geojson_of_published_wgs84_polygons_lands_on_their_gcj02_versions(city: str) -> None:
+    wgs = json.loads((HUBEI / f"{city}_districts_wgs84.geojson").read_text())
+    gcj = json.loads((HUBEI / f"{city}_districts_gcj02.geojson").read_text())
+    out = crs.geojson_from_wgs84(wgs, "gcj02")
+    ours = np.array(_all_positions(out))
+    theirs = np.array(_all_positions(gcj))
+    assert ours.shape == theirs.shape and len(ours) > 10_000
+    # the WGS84 file was made from the GCJ-02 one by cnmaps' approximate inverse
+    assert _metres(ours[:, 0], ours[:, 1], theirs[:, 0], theirs[:, 1]).max() < 3.0
+    raw = np.array(_all_positions(wgs))
+    assert np.median(_metres(raw[:, 0], raw[:, 1], theirs[:, 0], theirs[:, 1])) > 300
+
+
+def test_geojson_with_an_unknown_crs_is_refused() -> None:
+    with pytest.raises(ValueError, match="unsupported crs"):
+        crs.geojson_from_wgs84(_every_geometry_type(), "epsg:3857")

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from geo_service.api.deps import SessionDep, SettingsDep, require
-from geo_service.api.params import Instant
-from geo_service.api.responses import GeoJSONResponse
+from geo_service.api.params import Instant, OutputCrs
+from geo_service.api.responses import GeoJSONResponse, geojson_in_crs
 from geo_service.api.schemas import INT32_MAX, AreaIdPath, AreaIdQuery, CrsParam, LookupResult
 from geo_service.api.schemas.boundaries import AreaDetailPublic, AreasPublic
 from geo_service.services.access.scope import Scope
@@ -38,6 +38,7 @@ def read_areas(
         int | None,
         Query(ge=1, le=INT32_MAX, description="boundary version id; default: current"),
     ] = None,
+    crs: OutputCrs = "wgs84",
 ) -> Response:
     """Areas as a GeoJSON FeatureCollection (properties id, code, name, level, parent_id)."""
     body = area_service.list_areas_geojson(
@@ -48,7 +49,7 @@ def read_areas(
         version=version,
         scope=scope,
     )
-    return Response(body, media_type=GEOJSON)
+    return Response(geojson_in_crs(body, crs), media_type=GEOJSON)
 
 
 @router.get(
@@ -82,10 +83,12 @@ def read_area(
     settings: SettingsDep,
     scope: Annotated[Scope, Depends(require("areas:read"))],
     area_id: AreaIdPath,
+    crs: OutputCrs = "wgs84",
 ) -> dict[str, Any]:
     """One area as a Feature with households, residents, rental units and open incidents
     (counts published by disclosure control unless you may see the rows).
     """
-    return area_service.get_area(
+    area = area_service.get_area(
         session, area_id, scope=scope, min_count=settings.auth.min_cell_count
     )
+    return geojson_in_crs(area, crs)

@@ -13,7 +13,8 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from geo_service.api.deps import HEAVY, SessionDep, SettingsDep, require
-from geo_service.api.responses import DictJSONResponse
+from geo_service.api.params import OutputCrs
+from geo_service.api.responses import DictJSONResponse, geojson_in_crs
 from geo_service.api.schemas import INT32_MAX
 from geo_service.api.schemas.batch import RunDetail, RunsPublic
 from geo_service.services.access import disclosure
@@ -49,14 +50,16 @@ async def read_run(
     run_id: Annotated[int, Path(ge=1, le=INT32_MAX)],
     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
     offset: Annotated[int, Query(ge=0)] = 0,
+    crs: OutputCrs = "wgs84",
 ) -> DictJSONResponse:
     """One run: a FeatureCollection of its cells (heatmap, hotspots, emerging), its rows per
     grid (workload), or its crosswalk; counts of households and rental units published through
-    disclosure control as everywhere (rounded to base ``min_cell_count``)."""
+    disclosure control as everywhere (rounded to base ``min_cell_count``). ``crs`` converts
+    the cells' positions (the other kinds have none)."""
     body = await run_in_threadpool(
         _run, session, scope, run_id, limit, offset, settings.auth.min_cell_count
     )
-    return DictJSONResponse(body)
+    return DictJSONResponse(await run_in_threadpool(geojson_in_crs, body, crs))
 
 
 def _run(

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from geo_service.api.deps import HEAVY, ActorDep, SessionDep, SettingsDep, require
-from geo_service.api.downloads import FORMATS, layer_file
-from geo_service.api.params import Instant
+from geo_service.api.downloads import FORMATS, check_download_crs, layer_file
+from geo_service.api.params import Instant, OutputCrs
 from geo_service.api.responses import GeoJSONResponse
 from geo_service.api.schemas import VersionIdPath
 from geo_service.api.schemas.boundaries import (
@@ -204,6 +204,7 @@ def export_version(
     w_households: Annotated[float, Query(ge=0, le=100)] = 1.0,
     w_rental_units: Annotated[float, Query(ge=0, le=100)] = 1.0,
     w_travel: Annotated[float, Query(ge=0, le=100)] = 1.0,
+    crs: OutputCrs = "wgs84",
 ) -> Response:
     """A version's areas of ``level`` as a file for desktop GIS and spreadsheets: per area its
     code, name, level, parent_code, households, rental_units, incidents, incident_hours and
@@ -212,6 +213,7 @@ def export_version(
     ``boundaries:read``; users bound to an area get the areas in it (404 for a version with
     none, as for an unknown one)."""
     scope.require("boundaries:read")
+    check_download_crs(format, crs)
     layer = plan_layer(
         session,
         version_id,
@@ -228,4 +230,5 @@ def export_version(
         format,
         integer_fields=PLAN_INTEGER_FIELDS,
         shapefile_fields=PLAN_SHAPEFILE_FIELDS,
+        crs=crs,
     )

@@ -13,6 +13,7 @@ from geo_service.api.deps import SessionDep, SettingsDep, require
 from geo_service.services.access.scope import Scope
 from geo_service.services.access.web_sessions import SESSION_COOKIE, csrf_token_for
 from geo_service.services.dispatch.field import field_page_context
+from geo_service.web.basemaps import base_maps
 from geo_service.web.pages import render_page, tile_source
 
 router = APIRouter(tags=["maps"])
@@ -45,6 +46,7 @@ def read_field_app(
         "field_app.html",
         csrf_token=csrf,
         tiles=json.dumps(tiles) if tiles else "",
+        basemaps=json.dumps(base_maps(settings.maps, settings.api.map_tiles), ensure_ascii=False),
         position_interval_s=POSITION_INTERVAL_S,
         **field_page_context(session, scope=scope),
     )

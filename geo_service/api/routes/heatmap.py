@@ -13,9 +13,15 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from geo_service.api.deps import HEAVY, SessionDep, SettingsDep, heavy_slot, require
-from geo_service.api.downloads import DOWNLOAD_RESPONSES, FORMAT_HELP, LayerFormat, layer_file
-from geo_service.api.params import Instant
-from geo_service.api.responses import GeoJSONResponse
+from geo_service.api.downloads import (
+    DOWNLOAD_RESPONSES,
+    FORMAT_HELP,
+    LayerFormat,
+    check_download_crs,
+    layer_file,
+)
+from geo_service.api.params import Instant, OutputCrs
+from geo_service.api.responses import GeoJSONResponse, geojson_in_crs
 from geo_service.api.schemas.layers import AreaHeatmap, HeatmapCells, HeatmapCompact
 from geo_service.api.schemas.strict import inline_schema
 from geo_service.services.access.scope import Scope
@@ -67,9 +73,11 @@ async def read_h3_heatmap(
     scope: LayerScope,
     query: QueryDep,
     format: Literal["geojson", "json"] = "geojson",  # noqa: A002
+    crs: OutputCrs = "wgs84",
 ) -> Response:
-    """Incident counts per H3 cell: GeoJSON hexagons, or ``format=json`` for cell/count.
-    One statement on the asyncio engine: dashboards poll this, so no worker thread.
+    """Incident counts per H3 cell: GeoJSON hexagons, or ``format=json`` for cell/count
+    (no positions: ``crs`` changes nothing there). One statement on the asyncio engine:
+    dashboards poll this, so no worker thread.
     """
     async with request.app.state.async_engine.connect() as conn:
         if format == "json":
@@ -81,6 +89,7 @@ async def read_h3_heatmap(
     large = query.res >= LARGE_H3_RES and query.bbox is None
     with heavy_slot(request, scope.principal) if large else nullcontext():
         features = await run_in_threadpool(heatmap_body, counts, query, compact=False)
+        features = await run_in_threadpool(geojson_in_crs, features, crs)
     return GeoJSONResponse(features)
 
 
@@ -101,12 +110,14 @@ def read_area_heatmap(
             "older one; needs boundaries:read); default the version in force",
         ),
     ] = None,
+    crs: OutputCrs = "wgs84",
 ) -> GeoJSONResponse:
     """Incident counts per area of one level: a choropleth FeatureCollection. With
     ``version_id`` of a version not in force, of that version's areas, each incident counted in
     its grid holding the incident's point (``attribution: located``; 404 for an unknown
     version, or one with nothing in your area)."""
-    return GeoJSONResponse(area_heatmap(session, query, level, scope=scope, version_id=version_id))
+    layer = area_heatmap(session, query, level, scope=scope, version_id=version_id)
+    return GeoJSONResponse(geojson_in_crs(layer, crs))
 
 
 @router.get(
@@ -121,11 +132,13 @@ async def download_h3_heatmap(
     scope: LayerScope,
     query: QueryDep,
     format: Annotated[LayerFormat, Query(description=FORMAT_HELP)] = "geojson",  # noqa: A002
+    crs: OutputCrs = "wgs84",
 ) -> Response:
     """The H3 heatmap as a file for desktop GIS, notebooks and spreadsheets (hexagons with
     their counts, disclosure control as in ``/heatmap/h3``)."""
+    check_download_crs(format, crs)
     async with request.app.state.async_engine.connect() as conn:
         counts = await h3_counts_async(conn, query, scope=scope)
     layer = await run_in_threadpool(heatmap_body, counts, query, compact=False)
     name = f"heatmap_res{query.res}"
-    return await run_in_threadpool(layer_file, layer, name, format)
+    return await run_in_threadpool(lambda: layer_file(layer, name, format, crs=crs))

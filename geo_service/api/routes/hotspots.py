@@ -11,9 +11,15 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Response
 
 from geo_service.api.deps import HEAVY, SessionDep, require
-from geo_service.api.downloads import DOWNLOAD_RESPONSES, FORMAT_HELP, LayerFormat, layer_file
-from geo_service.api.params import Instant
-from geo_service.api.responses import DictJSONResponse, GeoJSONResponse
+from geo_service.api.downloads import (
+    DOWNLOAD_RESPONSES,
+    FORMAT_HELP,
+    LayerFormat,
+    check_download_crs,
+    layer_file,
+)
+from geo_service.api.params import Instant, OutputCrs
+from geo_service.api.responses import DictJSONResponse, GeoJSONResponse, geojson_in_crs
 from geo_service.api.schemas.layers import (
     EmergingLayer,
     GridHotspotLayer,
@@ -84,11 +90,13 @@ def read_hotspots(
     session: SessionDep,
     scope: Annotated[Scope, Depends(require("layers:read"))],
     query: QueryDep,
+    crs: OutputCrs = "wgs84",
 ) -> DictJSONResponse:
     """Getis-Ord Gi* per H3 cell (binary k-ring weights, cell included) with ArcGIS's classes
     and Benjamini-Hochberg FDR; every cell of the city, zero counts included.
     """
-    return DictJSONResponse(with_labels(h3_hotspots(session, query, scope=scope)))
+    layer = with_labels(h3_hotspots(session, query, scope=scope))
+    return DictJSONResponse(geojson_in_crs(layer, crs))
 
 
 @router.get("/grids", response_model=GridHotspotLayer, dependencies=[HEAVY])
@@ -96,9 +104,11 @@ def read_grid_hotspots(
     session: SessionDep,
     scope: Annotated[Scope, Depends(require("layers:read"))],
     query: QueryDep,
+    crs: OutputCrs = "wgs84",
 ) -> DictJSONResponse:
     """Getis-Ord Gi* per grid polygon (queen contiguity); ``res`` and ``k`` do not apply."""
-    return DictJSONResponse(with_labels(grid_hotspots(session, query, scope=scope)))
+    layer = with_labels(grid_hotspots(session, query, scope=scope))
+    return DictJSONResponse(geojson_in_crs(layer, crs))
 
 
 @router.get("/emerging", response_model=EmergingLayer, dependencies=[HEAVY])
@@ -111,6 +121,7 @@ def read_emerging_hotspots(
     until: EmergingUntil = None,
     category: Annotated[str | None, Query(max_length=64)] = None,
     k: Annotated[int, Query(ge=1, le=3)] = 1,
+    crs: OutputCrs = "wgs84",
 ) -> DictJSONResponse:
     """ArcGIS's emerging hot spot patterns per H3 cell: space-time Gi* per bin (neighbours in
     the bin and the one before), Mann-Kendall trend of each cell's z-scores.
@@ -130,7 +141,7 @@ def read_emerging_hotspots(
         k=k,
         scope=scope,
     )
-    return DictJSONResponse(with_labels(layer))
+    return DictJSONResponse(geojson_in_crs(with_labels(layer), crs))
 
 
 @router.get(
@@ -145,10 +156,12 @@ def download_hotspots(
     scope: Annotated[Scope, Depends(require("layers:read"))],
     query: QueryDep,
     format: Annotated[LayerFormat, Query(description=FORMAT_HELP)] = "geojson",  # noqa: A002
+    crs: OutputCrs = "wgs84",
 ) -> Response:
     """The hot spot layer as a file for desktop GIS, notebooks and spreadsheets."""
+    check_download_crs(format, crs)
     layer = h3_hotspots(session, query, scope=scope)
-    return layer_file(with_labels(layer), f"hotspots_res{query.res}", format)
+    return layer_file(with_labels(layer), f"hotspots_res{query.res}", format, crs=crs)
 
 
 @router.get(
@@ -168,9 +181,11 @@ def download_emerging_hotspots(
     category: Annotated[str | None, Query(max_length=64)] = None,
     k: Annotated[int, Query(ge=1, le=3)] = 1,
     format: Annotated[LayerFormat, Query(description=FORMAT_HELP)] = "geojson",  # noqa: A002
+    crs: OutputCrs = "wgs84",
 ) -> Response:
     """The emerging hot spot layer as a file (the same formats as ``/hotspots/download``)."""
+    check_download_crs(format, crs)
     layer = emerging(
         session, res=res, bin=bin, since=since, until=until, category=category, k=k, scope=scope
     )
-    return layer_file(with_labels(layer), f"emerging_hotspots_res{res}", format)
+    return layer_file(with_labels(layer), f"emerging_hotspots_res{res}", format, crs=crs)

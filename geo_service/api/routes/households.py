@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 
 from geo_service.api.deps import PublicScopeDep, ScopeDep, SessionDep, SettingsDep
+from geo_service.api.params import OutputCrs
+from geo_service.api.responses import geojson_in_crs
 from geo_service.api.schemas import INT32_MAX, INT64_MAX
 from geo_service.api.schemas.residents import HouseholdAggregatePublic, HouseholdRowsPublic
 from geo_service.services.residents import households as household_service
@@ -41,10 +43,11 @@ def read_household_aggregate(
     scope: PublicScopeDep,
     level: Literal["district", "street", "community", "grid"] | None = None,
     res: Annotated[int | None, Query(description="H3 resolution")] = None,
+    crs: OutputCrs = "wgs84",
 ) -> dict[str, Any]:
     """Households, residents and rental units per area or H3 cell, published by disclosure
     control (random rounding to base ``min_cell_count``, consistent across every path)."""
-    return household_service.aggregate(
+    layer = household_service.aggregate(
         session,
         scope,
         level=level,
@@ -52,3 +55,4 @@ def read_household_aggregate(
         min_count=settings.auth.min_cell_count,
         public_max_res=settings.auth.public_max_h3_res,
     )
+    return geojson_in_crs(layer, crs)

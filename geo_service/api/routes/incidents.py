@@ -9,7 +9,8 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 
 from geo_service.api.deps import ActorDep, SessionDep, SettingsDep, require
-from geo_service.api.params import Instant
+from geo_service.api.params import Instant, OutputCrs
+from geo_service.api.responses import geojson_in_crs
 from geo_service.api.schemas import (
     PROBLEM_RESPONSES,
     AreaIdQuery,
@@ -96,6 +97,7 @@ def read_incidents(
     ] = None,
     limit: Annotated[int | None, Query(ge=1)] = None,
     cursor: str | None = None,
+    crs: OutputCrs = "wgs84",
 ) -> dict[str, Any]:
     """Incidents newest first as GeoJSON; follow ``next_cursor`` for the next page."""
     page = limit or settings.api.default_page_size
@@ -127,7 +129,7 @@ def read_incidents(
                 "href": str(request.url.include_query_params(cursor=next_cursor)),
             }
         )
-    return body
+    return geojson_in_crs(body, crs)
 
 
 @router.get("/{incident_id}", response_model=IncidentPublic, response_description="the incident")

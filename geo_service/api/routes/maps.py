@@ -19,6 +19,7 @@ from geo_service.services.access.scope import Scope
 from geo_service.services.access.web_sessions import SESSION_COOKIE, csrf_token_for
 from geo_service.services.layers.maps import city_map_layers
 from geo_service.settings import Settings
+from geo_service.web.basemaps import base_maps, image_origins
 from geo_service.web.city_map import render_city_map
 from geo_service.web.pages import content_security_policy, new_nonce, render_page, tile_source
 
@@ -41,8 +42,11 @@ def read_city_map(
     )
     # folium writes its map as inline script: those tags (and only those) carry a nonce
     nonce = new_nonce()
-    page = render_city_map(layers, tiles=settings.api.map_tiles, nonce=nonce)
-    policy = content_security_policy(settings.api.map_tiles, nonce)
+    page = render_city_map(
+        layers, tiles=settings.api.map_tiles, nonce=nonce, basemaps=_basemaps_config(settings)
+    )
+    origins = image_origins(settings.maps, settings.api.map_tiles)
+    policy = content_security_policy(settings.api.map_tiles, nonce, origins)
     return HTMLResponse(page, headers={"Content-Security-Policy": policy})
 
 
@@ -69,6 +73,7 @@ def read_heatmap_page(
         weeks=52,
         end=end.isoformat(),
         tiles=_tiles_config(settings.api.map_tiles),
+        basemaps=_basemaps_config(settings),
     )
     return HTMLResponse(page)
 
@@ -116,7 +121,11 @@ def _session_page(
 ) -> HTMLResponse:
     csrf = csrf_token_for(session, request.cookies.get(SESSION_COOKIE))
     page = render_page(
-        template, csrf_token=csrf, tiles=_tiles_config(settings.api.map_tiles), **extra
+        template,
+        csrf_token=csrf,
+        tiles=_tiles_config(settings.api.map_tiles),
+        basemaps=_basemaps_config(settings),
+        **extra,
     )
     # the CSRF token is this session's: never cache the page
     return HTMLResponse(page, headers={"Cache-Control": "no-store"})
@@ -126,3 +135,9 @@ def _tiles_config(setting: str) -> str:
     """The base layer of a Leaflet page as JSON for its ``data-tiles`` ('' for none)."""
     source = tile_source(setting)
     return json.dumps(source) if source else ""
+
+
+def _basemaps_config(settings: Settings) -> str:
+    """The base maps a Leaflet page offers, as JSON for its ``data-basemaps``
+    (``web/basemaps.py``; ``static/pages/basemaps.js`` draws the switcher)."""
+    return json.dumps(base_maps(settings.maps, settings.api.map_tiles), ensure_ascii=False)

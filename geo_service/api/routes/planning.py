@@ -17,10 +17,11 @@ from fastapi.responses import JSONResponse
 
 from geo_service.api.deps import HEAVY, ActorDep, SessionDep, SettingsDep, require
 from geo_service.api.params import Instant
-from geo_service.api.responses import DictJSONResponse
+from geo_service.api.responses import DictJSONResponse, geojson_in_crs
 from geo_service.api.schemas import VersionIdPath
 from geo_service.api.schemas.batch import JobAccepted, JobPublic
 from geo_service.api.schemas.planning import BlockMoveIn, BlockMoveOut, ProposalIn, WorkloadPublic
+from geo_service.geo.crs import to_wgs84
 from geo_service.services.access.scope import Scope
 from geo_service.services.batch import jobs
 from geo_service.services.planning.workload import Weights, workload
@@ -159,14 +160,20 @@ async def post_block_move(
     ``continues`` now. ``GET /workload?version_id=`` then gives the new figures."""
     from geo_service.services.planning.edits import move_block
 
+    (lon,), (lat,) = to_wgs84([body.lon], [body.lat], body.crs)
     moved = await run_in_threadpool(
         move_block,
         request.app.state.engine,
         version_id,
-        lon=body.lon,
-        lat=body.lat,
+        lon=float(lon),
+        lat=float(lat),
         to_grid=body.to_grid,
         actor=actor,
         scope=scope,
     )
+    if body.crs != "wgs84":
+        moved["grids"] = [
+            {**grid, "geometry": geojson_in_crs(grid["geometry"], body.crs)}
+            for grid in moved["grids"]
+        ]
     return DictJSONResponse(moved)

@@ -16,7 +16,8 @@ from geo_service.api.deps import (
     get_scope,
     require,
 )
-from geo_service.api.responses import GeoJSONResponse
+from geo_service.api.params import OutputCrs
+from geo_service.api.responses import GeoJSONResponse, geojson_in_crs
 from geo_service.api.schemas import CrsParam
 from geo_service.api.schemas.dispatch import (
     NearestPublic,
@@ -77,6 +78,7 @@ def read_responders(
     status: ResponderStatus | None = None,
     kind: ResponderKind | None = None,
     bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy (WGS84)")] = None,
+    crs: OutputCrs = "wgs84",
 ) -> GeoJSONResponse:
     """Responders in your area with status, kind, position and position age (``stale`` when
     older than ``GEO_DISPATCH_STALE_POSITION_S``)."""
@@ -89,7 +91,7 @@ def read_responders(
         scope=scope,
         stale_s=settings.dispatch.stale_position_s,
     )
-    return GeoJSONResponse(body)
+    return GeoJSONResponse(geojson_in_crs(body, crs))
 
 
 @router.get(

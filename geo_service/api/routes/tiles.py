@@ -7,6 +7,9 @@ incidents layer draws the last ``GEO_MAP_WINDOW_DAYS`` days unless ``since`` is 
 most ``GEO_TILE_MAX_POINTS`` points a tile; a tile that left points out answers
 ``X-Tile-Truncated: <kept>/<matched>`` (TileJSON states both as ``window`` and
 ``max_points_per_tile``).
+Tiles are cut on WGS84's Web Mercator grid only: ``crs=gcj02``/``bd09`` is a 422 that says so
+(the map pages shift what they draw on the client; other GCJ-02 maps take the GeoJSON
+endpoints with ``crs``), never WGS84 tiles passed off as GCJ-02.
 TileJSON's model (api/schemas/layers.py) is declared for the OpenAPI document; the body is sent
 as the service builds it.
 """
@@ -20,9 +23,10 @@ from fastapi.concurrency import run_in_threadpool
 
 from geo_service.api.deps import SessionDep, require
 from geo_service.api.http import none_match
-from geo_service.api.params import Instant
+from geo_service.api.params import Instant, OutputCrs
 from geo_service.api.responses import DictJSONResponse
 from geo_service.api.schemas.layers import TileJSON
+from geo_service.errors import InvalidInputError
 from geo_service.services.access.scope import Scope
 from geo_service.services.layers import tiles as tile_service
 from geo_service.services.layers.tiles import TileQuery
@@ -31,6 +35,15 @@ router = APIRouter(prefix="/tiles", tags=["tiles"])
 MVT = "application/vnd.mapbox-vector-tile"
 TRUNCATED = "X-Tile-Truncated"
 LayerScope = Annotated[Scope, Depends(require("layers:read"))]
+
+
+def _wgs84_only(crs: str) -> None:
+    if crs != "wgs84":
+        raise InvalidInputError(
+            f"vector tiles are served on WGS84's Web Mercator grid only, not {crs}: for a "
+            f"{crs} base map request GeoJSON with crs={crs} (e.g. /areas?crs={crs}), or shift "
+            "on the client as the map pages do"
+        )
 
 
 @router.get("/{layer}.json", response_model=TileJSON)
@@ -43,10 +56,12 @@ def read_tilejson(
     until: Instant | None = None,
     category: Annotated[str | None, Query(max_length=64)] = None,
     res: Annotated[int | None, Query(ge=6, le=10)] = None,
+    crs: OutputCrs = "wgs84",
 ) -> DictJSONResponse:
     """TileJSON 3.0 for a layer: grids, incidents, heatmap, hotspots or a batch layer, with
     the zooms it is drawn at; the incidents layer also states its window and point cap.
     """
+    _wgs84_only(crs)
     base = str(request.base_url).rstrip("/")
     query = TileQuery(since=since, until=until, category=category)
     tile_service.check_window(query)
@@ -85,8 +100,10 @@ async def read_tile(
     until: Instant | None = None,
     category: Annotated[str | None, Query(max_length=64)] = None,
     res: Annotated[int | None, Query(ge=6, le=10)] = None,
+    crs: OutputCrs = "wgs84",
 ) -> Response:
     """One Mapbox vector tile (PostGIS ST_AsMVT)."""
+    _wgs84_only(crs)
     query = TileQuery(since=since, until=until, category=category)
     tile_service.check_window(query)
     data = None

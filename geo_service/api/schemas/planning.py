@@ -142,9 +142,12 @@ class BlockMoveIn(BaseModel):
 
     model_config = {"extra": "forbid"}
 
-    lon: float = Field(ge=-180, le=180, description="WGS84 longitude of a point in the block")
-    lat: float = Field(ge=-90, le=90, description="WGS84 latitude of a point in the block")
+    lon: float = Field(ge=-180, le=180, description="longitude of a point in the block (crs)")
+    lat: float = Field(ge=-90, le=90, description="latitude of a point in the block (crs)")
     to_grid: str = Field(min_length=1, max_length=100, description="code of the grid it joins")
+    crs: Literal["wgs84", "gcj02", "bd09"] = Field(
+        default="wgs84", description="system of lon/lat and of the grids' polygons answered"
+    )
 
 
 class MovedPiece(Exact):

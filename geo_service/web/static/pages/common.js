@@ -20,6 +20,7 @@ function t(message, values = {}) {
 }
 
 function baseLayer(map) {
+  if (typeof attachBaseMaps === "function") return attachBaseMaps(map);  // basemaps.js
   if (!PAGE.tiles) return;
   const tiles = JSON.parse(PAGE.tiles);
   L.tileLayer(tiles.url, {maxZoom: 19, attribution: esc(tiles.attribution)}).addTo(map);

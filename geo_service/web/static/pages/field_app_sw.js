@@ -3,7 +3,7 @@
 // the last task list stay on the phone, so the page opens and shows its tasks without a
 // connection. Writes are never touched here: the page's outbox (IndexedDB) keeps them and
 // sends them with Idempotency-Keys when the connection returns.
-const CACHE = "geo-service-field-v1";
+const CACHE = "geo-service-field-v2";  // v2: the base-map switcher's scripts (issue 19)
 const SHELL = [
   "/app",
   "/app/manifest.webmanifest",
@@ -13,6 +13,8 @@ const SHELL = [
   "/static/pages/field_app_icon.svg",
   "/static/vendor/leaflet/leaflet.js",
   "/static/vendor/leaflet/leaflet.css",
+  "/static/pages/basemaps.js",
+  "/static/vendor/gcoord/gcoord.global.prod.js",
 ];
 // reads kept for use without a connection: the page and the data it shows
 const KEPT_READS = [

@@ -1,0 +1,226 @@
+"""The base maps the Leaflet pages offer, and what each page needs to draw on them (issue 19).
+
+Chinese grid offices read their streets on Chinese base maps. Tianditu (天地图, the national
+platform) draws in CGCS2000, which is WGS84 to within centimetres at a city's scale, so our
+WGS84 overlays land on it as they are. Amap/Gaode (高德) and Tencent (腾讯) draw in GCJ-02,
+a few hundred metres off (about 590 m in Wuhan): on those the pages draw every overlay shifted
+into GCJ-02 and turn clicks back into WGS84 (``static/pages/basemaps.js``), so the API is
+always spoken to in WGS84.
+
+Tile URL templates are the providers' public XYZ/WMTS endpoints as the Leaflet plugins of
+record use them (Leaflet.ChineseTmsProviders; Tianditu's WMTS ``*_w`` layers, Web Mercator,
+subdomains t0-t7, key in ``tk``, http://lbs.tianditu.gov.cn/server/MapService.html). Tencent
+numbers tile rows from the bottom (TMS), hence Leaflet's ``{-y}``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import quote
+
+from geo_service.settings import MapSettings
+from geo_service.web.pages import OSM_TILES, tile_origin, tile_source
+
+_TIANDITU = (
+    "https://t{s}.tianditu.gov.cn/%(layer)s_w/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0"
+    "&LAYER=%(layer)s&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles"
+    "&TILEMATRIX={z}&TILEROW={y}&TILECOL={x}&tk={tk}"
+)
+AMAP_URL = (
+    "https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1&scale=1&style=8"
+    "&x={x}&y={y}&z={z}"
+)
+TENCENT_URL = "https://rt{s}.map.gtimg.com/tile?z={z}&x={x}&y={-y}&styleid=1&scene=0"
+
+
+@dataclass(frozen=True)
+class TileLayer:
+    """One tile layer of a base map: a Leaflet URL template, its subdomains, its zooms."""
+
+    url: str
+    subdomains: str = ""
+    max_native_zoom: int = 18
+
+
+@dataclass(frozen=True)
+class Provider:
+    """A built-in base map: names, datum, layers (base first, then annotation), attribution."""
+
+    id: str
+    name: str
+    name_zh: str
+    crs: Literal["wgs84", "gcj02"]
+    layers: tuple[TileLayer, ...]
+    attribution: str
+    attribution_url: str
+    origin: str  # the host its images come from, for the pages' CSP img-src
+    needs_tianditu_key: bool = False
+
+
+PROVIDERS: tuple[Provider, ...] = (
+    Provider(
+        "osm",
+        "OpenStreetMap",
+        "OpenStreetMap",
+        "wgs84",
+        (TileLayer(OSM_TILES, max_native_zoom=19),),
+        "© OpenStreetMap contributors",
+        "https://www.openstreetmap.org/copyright",
+        "https://tile.openstreetmap.org",
+    ),
+    Provider(
+        "tianditu-vec",
+        "Tianditu streets",
+        "天地图 矢量",
+        "wgs84",
+        (
+            TileLayer(_TIANDITU % {"layer": "vec"}, "01234567"),
+            TileLayer(_TIANDITU % {"layer": "cva"}, "01234567"),
+        ),
+        "© 天地图 Tianditu, National Platform for Common GeoSpatial Information Services",
+        "https://www.tianditu.gov.cn",
+        "https://*.tianditu.gov.cn",
+        needs_tianditu_key=True,
+    ),
+    Provider(
+        "tianditu-img",
+        "Tianditu imagery",
+        "天地图 影像",
+        "wgs84",
+        (
+            TileLayer(_TIANDITU % {"layer": "img"}, "01234567"),
+            TileLayer(_TIANDITU % {"layer": "cia"}, "01234567"),
+        ),
+        "© 天地图 Tianditu, National Platform for Common GeoSpatial Information Services",
+        "https://www.tianditu.gov.cn",
+        "https://*.tianditu.gov.cn",
+        needs_tianditu_key=True,
+    ),
+    Provider(
+        "amap",
+        "Amap (GCJ-02)",
+        "高德地图 (GCJ-02)",
+        "gcj02",
+        (TileLayer(AMAP_URL, "1234"),),
+        "© 高德地图 AutoNavi",
+        "https://www.amap.com",
+        "https://*.is.autonavi.com",
+    ),
+    Provider(
+        "tencent",
+        "Tencent Maps (GCJ-02)",
+        "腾讯地图 (GCJ-02)",
+        "gcj02",
+        (TileLayer(TENCENT_URL, "0123"),),
+        "© 腾讯地图 Tencent",
+        "https://map.qq.com",
+        "https://*.map.gtimg.com",
+    ),
+)
+NEEDS_KEY = {
+    "en": "needs a Tianditu key: set GEO_TIANDITU_KEY",
+    "zh": "需要天地图密钥：请设置 GEO_TIANDITU_KEY",
+}
+
+
+def offered_ids(maps: MapSettings, tiles_setting: str) -> list[str]:
+    """The base maps the pages offer, in order: ``GEO_MAP_BASEMAPS`` when set, else what
+    ``GEO_MAP_TILES`` implies. With OpenStreetMap (the default) every built-in base map is
+    offered; with a tile server of its own (an offline network) only that one, and with
+    'none' none, so the pages' images come only from hosts the deployment chose."""
+    if maps.map_basemaps:
+        return list(dict.fromkeys(maps.map_basemaps))
+    source = tile_source(tiles_setting)
+    if source is None:
+        return ["none"]
+    if source["url"] != OSM_TILES:
+        return ["configured", "none"]
+    return [p.id for p in PROVIDERS] + ["none"]
+
+
+def image_origins(maps: MapSettings, tiles_setting: str) -> tuple[str, ...]:
+    """The hosts of the offered built-in base maps, for the pages' CSP ``img-src`` (the
+    configured tile server's own host is added by ``pages.content_security_policy``)."""
+    offered = set(offered_ids(maps, tiles_setting))
+    origins = [p.origin for p in PROVIDERS if p.id in offered]
+    if "configured" in offered:
+        source = tile_source(tiles_setting)
+        origin = tile_origin(source["url"]) if source else None
+        if origin:
+            origins.append(origin)
+    return tuple(origins)
+
+
+def base_maps(maps: MapSettings, tiles_setting: str) -> dict[str, Any]:
+    """The base maps a page offers, as the JSON its ``data-basemaps`` carries.
+
+    Parameters
+    ----------
+    maps : MapSettings
+        ``GEO_TIANDITU_KEY``, ``GEO_MAP_TILES_CRS``, ``GEO_MAP_BASEMAPS``, ``GEO_MAP_BASEMAP``.
+    tiles_setting : str
+        ``GEO_MAP_TILES``: the ``configured`` choice (a URL template or an xyzservices name,
+        as ``pages.tile_source`` reads it); OpenStreetMap's own tiles are the ``osm`` choice.
+
+    Returns
+    -------
+    dict
+        ``{"default": id, "choices": [{"id", "name", "name_zh", "crs": "wgs84"|"gcj02",
+        "layers": [{"url", "subdomains", "max_native_zoom"}], "attribution",
+        "attribution_url", "disabled": None | {"en", "zh"}}]}``, in the order of
+        ``offered_ids``. A Tianditu choice without a key has no layers and says why it is
+        disabled; the key, when set, is in its URLs (a browser-side key). The default is
+        ``GEO_MAP_BASEMAP`` when offered and usable, else the first usable choice.
+    """
+    source = tile_source(tiles_setting)
+    choices: dict[str, dict[str, Any]] = {}
+    if source is not None and source["url"] != OSM_TILES:
+        choices["configured"] = {
+            "id": "configured",
+            "name": "Configured tiles",
+            "name_zh": "配置的底图",
+            "crs": maps.map_tiles_crs,
+            "layers": [{"url": source["url"], "subdomains": "abc", "max_native_zoom": 19}],
+            "attribution": source["attribution"],
+            "attribution_url": "",
+            "disabled": None,
+        }
+    for provider in PROVIDERS:
+        choices[provider.id] = _choice(provider, maps.tianditu_key)
+    choices["none"] = {
+        "id": "none",
+        "name": "No base map",
+        "name_zh": "无底图",
+        "crs": "wgs84",
+        "layers": [],
+        "attribution": "",
+        "attribution_url": "",
+        "disabled": None,
+    }
+    offered = [choices[i] for i in offered_ids(maps, tiles_setting) if i in choices]
+    usable = [c["id"] for c in offered if c["disabled"] is None]
+    default = next((i for i in (maps.map_basemap, *usable) if i in usable), "none")
+    return {"default": default, "choices": offered}
+
+
+def _choice(provider: Provider, tianditu_key: str) -> dict[str, Any]:
+    disabled = NEEDS_KEY if provider.needs_tianditu_key and not tianditu_key else None
+    layers = [
+        {
+            "url": layer.url.replace("{tk}", quote(tianditu_key, safe="")),
+            "subdomains": layer.subdomains,
+            "max_native_zoom": layer.max_native_zoom,
+        }
+        for layer in provider.layers
+    ]
+    return {
+        "id": provider.id,
+        "name": provider.name,
+        "name_zh": provider.name_zh,
+        "crs": provider.crs,
+        "layers": [] if disabled else layers,
+        "attribution": provider.attribution,
+        "attribution_url": provider.attribution_url,
+        "disabled": disabled,
+    }
