@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from geo_service.cli.main import app
 from geo_service.demo.city import DemoCity
+from geo_service.instants import parse_instant
 from tests.conftest import grid_point
 from tests.ingest.helpers import CASES, post_import, summary_counts, zip_shapefile
 
@@ -334,7 +335,8 @@ def test_identical_incidents_without_ids_kept_and_reruns_idempotent_cli_and_http
             engine,
             "SELECT count(*) FROM incidents WHERE reported_at = :t "
             "AND ST_DWithin(location, ST_SetSRID(ST_MakePoint(:x, :y), 4326), 1e-7)",
-            t=pd.Timestamp(WHEN, tz="UTC").to_pydatetime(),
+            # a file's naive times are the deployment's local time (issue 19)
+            t=parse_instant(WHEN),
             x=lon,
             y=lat,
         )[0][0]

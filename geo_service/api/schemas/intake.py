@@ -253,6 +253,7 @@ class CategoriesPublic(Exact):
     """Every category, by code."""
 
     data: list[CategoryPublic]
+    count: int
 
 
 class PhotoPublic(Exact):

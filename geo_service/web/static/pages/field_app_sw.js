@@ -3,7 +3,9 @@
 // the last task list stay on the phone, so the page opens and shows its tasks without a
 // connection. Writes are never touched here: the page's outbox (IndexedDB) keeps them and
 // sends them with Idempotency-Keys when the connection returns.
-const CACHE = "geo-service-field-v2";  // v2: the base-map switcher's scripts (issue 19)
+const CACHE = "geo-service-field-v3";  // v2: the base-map switcher's scripts (issue 19)
+// Responses vary by language (Vary: Accept-Language, Cookie): the phone keeps one copy of each
+// and serves it offline whatever headers the request carries (ignoreVary), or nothing matches.
 const SHELL = [
   "/app",
   "/app/manifest.webmanifest",
@@ -38,7 +40,7 @@ async function networkFirst(request) {
     if (response.ok) await cache.put(request, response.clone());
     return response;
   } catch (err) {
-    const kept = await cache.match(request);
+    const kept = await cache.match(request, {ignoreVary: true});
     if (!kept) throw err;
     const headers = new Headers(kept.headers);
     headers.set("X-From-Cache", "1");
@@ -47,7 +49,7 @@ async function networkFirst(request) {
 }
 async function cacheFirst(request) {
   const cache = await caches.open(CACHE);
-  const kept = await cache.match(request);
+  const kept = await cache.match(request, {ignoreVary: true});
   if (kept) return kept;
   const response = await fetch(request);
   if (response.ok) await cache.put(request, response.clone());
