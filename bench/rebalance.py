@@ -75,11 +75,10 @@ from geo_service.analytics.regionalize import balance
 from geo_service.db.bulk import lift_statement_timeout
 from geo_service.db.cluster import EmbeddedCluster
 from geo_service.db.engine import make_engine, recreate_cluster_database
+from geo_service.demo.chicago import import_crimes, import_police_areas
 from geo_service.demo.city import generate_city
 from geo_service.demo.load import load_city
-from geo_service.services.boundaries.publish import publish_version
 from geo_service.services.boundaries.versions import version_in_force
-from geo_service.services.ingest.imports import ImportOptions, import_file, read_mapping_csv
 from geo_service.services.planning.metrics import band_status
 from geo_service.services.planning.parents import (
     ParentAtoms,
@@ -95,7 +94,6 @@ from geo_service.settings import DatabaseSettings
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 CHICAGO = Path(os.environ.get("GEO_SHARED_DATA", REPO.parent / "shared" / "data")) / "chicago"
-CATEGORY_MAP = REPO / "data" / "category_maps" / "chicago_crimes.csv"
 SPOPT = ("skater", "azp", "maxp")
 METHODS = ("today", "ours", *SPOPT)
 ROAD_M = 1.5  # a border within this distance of a road centre line lies on the road
@@ -155,50 +153,11 @@ def chicago_set(server: EmbeddedCluster, districts: int | None) -> InstanceSet:
     t0 = time.perf_counter()
     engine = make_engine(recreate_cluster_database(server, "bench_rebalance_chicago"))
     with tempfile.TemporaryDirectory() as tmp:
-        version = import_file(
-            engine,
-            "boundaries",
-            CHICAGO / "chicago_district_bounds.geojson",
-            ImportOptions(
-                level="district",
-                field_map={"dist_num": "code", "dist_label": "name"},
-                version_name="Chicago police 2019",
-                dissolve=True,
-                rejects_path=Path(tmp) / "d.csv",
-            ),
-            actor="bench",
-        ).version_id
-        import_file(
-            engine,
-            "boundaries",
-            CHICAGO / "chicago_beat_bounds.geojson",
-            ImportOptions(
-                level="grid",
-                parent_level="district",
-                version_id=version,
-                field_map={"beat_num": "code"},
-                dissolve=True,
-                rejects_path=Path(tmp) / "b.csv",
-            ),
-            actor="bench",
+        workdir = Path(tmp)
+        import_police_areas(
+            engine, CHICAGO, workdir, effective_from=datetime(2019, 1, 1, tzinfo=UTC), actor="bench"
         )
-        assert version is not None
-        publish_version(
-            engine, version, datetime(2019, 1, 1, tzinfo=UTC), actor="bench", force=True
-        )
-        import_file(
-            engine,
-            "incidents",
-            CHICAGO / "chicago_crimes_2019_sample50k.csv.gz",
-            ImportOptions(
-                field_map={"primary_type": "category", "date": "reported_at"},
-                category_map=read_mapping_csv(CATEGORY_MAP),
-                tz="America/Chicago",
-                status="closed",
-                rejects_path=Path(tmp) / "crimes.csv",
-            ),
-            actor="bench",
-        )
+        import_crimes(engine, CHICAGO, workdir, actor="bench")
     parents = _parents_with_grids(engine, "district", by_size=False)
     return InstanceSet(
         "chicago",

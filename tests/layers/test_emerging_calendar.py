@@ -25,12 +25,11 @@ from sqlalchemy.orm import Session
 from geo_service.api.app import create_app
 from geo_service.api.schemas.layers import EmergingLayer
 from geo_service.db.engine import make_engine
+from geo_service.demo.chicago import import_crimes, import_police_areas
 from geo_service.demo.city import DemoCity
 from geo_service.errors import InvalidInputError
 from geo_service.runtime import Runtime
 from geo_service.services.access.auth import create_key, create_user
-from geo_service.services.boundaries.publish import publish_version
-from geo_service.services.ingest.imports import ImportOptions, import_file, read_mapping_csv
 from geo_service.services.layers.emerging import calendar_bins, emerging
 from geo_service.settings import (
     ApiSettings,
@@ -39,14 +38,13 @@ from geo_service.settings import (
     LimitSettings,
     Settings,
 )
-from tests.conftest import REPO, SHARED_DATA, make_database, problem, role_url
+from tests.conftest import SHARED_DATA, make_database, problem, role_url
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 CENTRAL = ZoneInfo("America/Chicago")
 NOW = datetime(2026, 11, 30, 4, 0, tzinfo=UTC)  # Monday 12:00 in Shanghai, Sunday in Chicago
 PANDAS_FREQ = {"day": "D", "week": "W-MON", "month": "MS", "quarter": "QS-JAN", "year": "YS"}
 CHICAGO = SHARED_DATA / "chicago"
-CATEGORY_MAP = REPO / "data" / "category_maps" / "chicago_crimes.csv"
 
 
 def _iso(values: Iterable[datetime]) -> list[str]:
@@ -317,50 +315,15 @@ def chicago(
     assert name is not None
     engine = make_engine(url)
     tmp = tmp_path_factory.mktemp("calendar")
-    districts = import_file(
+    import_police_areas(
         engine,
-        "boundaries",
-        CHICAGO / "chicago_district_bounds.geojson",
-        ImportOptions(
-            level="district",
-            field_map={"dist_num": "code", "dist_label": "name"},
-            version_name="Chicago police",
-            dissolve=True,
-            rejects_path=tmp / "d.csv",
-        ),
+        CHICAGO,
+        tmp,
+        effective_from=datetime(2000, 1, 1, tzinfo=UTC),
+        version_name="Chicago police",
         actor="test",
     )
-    assert districts.version_id is not None
-    import_file(
-        engine,
-        "boundaries",
-        CHICAGO / "chicago_beat_bounds.geojson",
-        ImportOptions(
-            level="grid",
-            parent_level="district",
-            version_id=districts.version_id,
-            field_map={"beat_num": "code"},
-            dissolve=True,
-            rejects_path=tmp / "b.csv",
-        ),
-        actor="test",
-    )
-    publish_version(
-        engine, districts.version_id, datetime(2000, 1, 1, tzinfo=UTC), actor="test", force=True
-    )
-    crimes = import_file(
-        engine,
-        "incidents",
-        CHICAGO / "chicago_crimes_2019_sample50k.csv.gz",
-        ImportOptions(
-            field_map={"primary_type": "category", "date": "reported_at"},
-            category_map=read_mapping_csv(CATEGORY_MAP),
-            tz="America/Chicago",
-            status="closed",
-            rejects_path=tmp / "crimes.csv",
-        ),
-        actor="test",
-    )
+    crimes = import_crimes(engine, CHICAGO, tmp, actor="test")
     assert crimes.inserted > 40_000
     # The sample holds 2019 only; a fifteenth of the crimes (by cell) and the first are
     # copied into each year 2010..2018 at the same local date and time, so ten years hold

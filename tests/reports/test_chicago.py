@@ -17,11 +17,10 @@ from sqlalchemy.orm import Session
 
 from geo_service.api.app import create_app
 from geo_service.db.engine import make_engine
+from geo_service.demo.chicago import import_crimes, import_police_areas
 from geo_service.services.access.auth import create_key, create_user
-from geo_service.services.boundaries.publish import publish_version
-from geo_service.services.ingest.imports import ImportOptions, import_file, read_mapping_csv
 from geo_service.settings import ApiSettings, DatabaseSettings, LimitSettings, Settings
-from tests.conftest import REPO, SHARED_DATA, make_database, role_url
+from tests.conftest import SHARED_DATA, make_database, role_url
 from tests.reports.test_performance import _count, _incidents, _open_at, _same
 
 CHICAGO = SHARED_DATA / "chicago"
@@ -35,49 +34,10 @@ def chicago(
     owner = make_database("geo_test_chicago_reports")
     engine = make_engine(owner)
     tmp = tmp_path_factory.mktemp("chicago_reports")
-    districts = import_file(
-        engine,
-        "boundaries",
-        CHICAGO / "chicago_district_bounds.geojson",
-        ImportOptions(
-            level="district",
-            field_map={"dist_num": "code", "dist_label": "name"},
-            version_name="Chicago police 2019",
-            dissolve=True,
-            rejects_path=tmp / "d.csv",
-        ),
-        actor="test",
+    import_police_areas(
+        engine, CHICAGO, tmp, effective_from=datetime(2019, 1, 1, tzinfo=ZONE), actor="test"
     )
-    import_file(
-        engine,
-        "boundaries",
-        CHICAGO / "chicago_beat_bounds.geojson",
-        ImportOptions(
-            level="grid",
-            parent_level="district",
-            version_id=districts.version_id,
-            field_map={"beat_num": "code"},
-            dissolve=True,
-            rejects_path=tmp / "b.csv",
-        ),
-        actor="test",
-    )
-    publish_version(
-        engine, districts.version_id, datetime(2019, 1, 1, tzinfo=ZONE), actor="test", force=True
-    )
-    import_file(
-        engine,
-        "incidents",
-        CHICAGO / "chicago_crimes_2019_sample50k.csv.gz",
-        ImportOptions(
-            field_map={"primary_type": "category", "date": "reported_at"},
-            category_map=read_mapping_csv(REPO / "data" / "category_maps" / "chicago_crimes.csv"),
-            tz="America/Chicago",
-            status="closed",
-            rejects_path=tmp / "crimes.rejects.csv",
-        ),
-        actor="test",
-    )
+    import_crimes(engine, CHICAGO, tmp, actor="test")
     with Session(engine) as session:
         user = create_user(
             session, name="chicago-admin", role="admin", area_code=None, actor="test"
