@@ -272,6 +272,35 @@ def as_role(role_keys: dict[str, str], role: str) -> dict[str, str]:
     return {"X-API-Key": role_keys[role]}
 
 
+def bound_user(engine: Engine, role: str, area_code: str) -> dict[str, str]:
+    """Headers of a new user of ``role`` bound to the area ``area_code``, named
+    ``{role}@{area_code}`` (audit rows name them ``{role}@{area_code} ({role})``)."""
+    from sqlalchemy.orm import Session
+
+    from geo_service.services.access.auth import create_key, create_user
+
+    with Session(engine) as session:
+        user = create_user(
+            session, name=f"{role}@{area_code}", role=role, area_code=area_code, actor="tests"
+        )
+        key = create_key(session, user, actor="tests")[1]
+        session.commit()
+    return {"X-API-Key": key}
+
+
+def version_in_force_id(engine: Engine) -> int:
+    """The id of the boundary version in force (the latest published, still open)."""
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                text(
+                    "SELECT id FROM boundary_versions WHERE status = 'published' "
+                    "AND effective_to IS NULL ORDER BY effective_from DESC LIMIT 1"
+                )
+            ).scalar_one()
+        )
+
+
 @contextmanager
 def serving(app: Any) -> Iterator[str]:
     """``app`` served by uvicorn on a free loopback port (for browser tests), its base URL."""

@@ -10,27 +10,13 @@ from datetime import UTC, datetime
 
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
-from sqlalchemy.orm import Session
 
 from geo_service.api.schemas.boundaries import DeletedVersionPublic
 from geo_service.demo.city import DemoCity
 from geo_service.services.access.audit import record_audit
-from geo_service.services.access.auth import create_key, create_user
-from tests.conftest import as_role, problem
+from tests.conftest import as_role, bound_user, problem, version_in_force_id
 
 LEVELS = ("district", "street", "community", "grid")
-
-
-def _in_force(engine: Engine) -> int:
-    with engine.connect() as conn:
-        return int(
-            conn.execute(
-                text(
-                    "SELECT id FROM boundary_versions WHERE status = 'published' "
-                    "AND effective_to IS NULL ORDER BY effective_from DESC LIMIT 1"
-                )
-            ).scalar_one()
-        )
 
 
 def _draft(
@@ -38,7 +24,7 @@ def _draft(
 ) -> int:
     """A draft copying every area of the version in force (``only``: that district and what
     lies under it), with a ``propose`` audit row naming ``proposed_by`` as a proposal leaves."""
-    version = _in_force(engine)
+    version = version_in_force_id(engine)
     with engine.begin() as conn:
         draft = conn.execute(
             text("INSERT INTO boundary_versions (name, status) VALUES (:n, 'draft') RETURNING id"),
@@ -116,7 +102,7 @@ def test_a_planner_deletes_a_draft_with_its_areas_audited(
     assert audited.who == "test-planner (planner)"
     assert audited.diff == {"name": "left behind", "areas": areas}
     # the version in force and its areas are untouched
-    assert _areas_of(engine, _in_force(engine))["grid"] == areas["grid"]
+    assert _areas_of(engine, version_in_force_id(engine))["grid"] == areas["grid"]
     again = client.delete(f"/boundaries/versions/{draft}", headers=planner)
     assert problem(again)["status"] == 404
     assert problem(again)["detail"] == f"boundary version {draft} does not exist"
@@ -125,7 +111,7 @@ def test_a_planner_deletes_a_draft_with_its_areas_audited(
 def test_only_drafts_are_deleted_and_refusals_write_nothing(
     client: TestClient, engine: Engine, role_keys: dict, loaded_city: DemoCity
 ) -> None:
-    in_force = _in_force(engine)
+    in_force = version_in_force_id(engine)
     scheduled = _draft(engine, "scheduled")
     retired = _draft(engine, "retired")
     draft = _draft(engine, "a draft")
@@ -173,25 +159,12 @@ def test_only_drafts_are_deleted_and_refusals_write_nothing(
     assert _areas_of(engine, draft)["grid"] > 0
 
 
-def _bound_planner(engine: Engine, area_code: str) -> tuple[dict[str, str], str]:
-    with Session(engine) as session:
-        user = create_user(
-            session,
-            name=f"planner@{area_code}",
-            role="planner",
-            area_code=area_code,
-            actor="tests",
-        )
-        key = create_key(session, user, actor="tests")[1]
-        session.commit()
-    return {"X-API-Key": key}, f"planner@{area_code} (planner)"
-
-
 def test_a_user_bound_to_an_area_deletes_only_their_own_proposals(
     client: TestClient, engine: Engine, loaded_city: DemoCity
 ) -> None:
     districts = sorted(loaded_city.areas.code[loaded_city.areas.level == "district"])
-    headers, actor = _bound_planner(engine, districts[0])
+    headers = bound_user(engine, "planner", districts[0])
+    actor = f"planner@{districts[0]} (planner)"
     mine = _draft(engine, "mine", proposed_by=actor)
     theirs = _draft(engine, "theirs", proposed_by="test-planner (planner)")
     imported = _draft(engine, "an import")

@@ -17,11 +17,9 @@ import pytest
 import shapely
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
-from sqlalchemy.orm import Session
 
 from geo_service.demo.city import DemoCity
-from geo_service.services.access.auth import create_key, create_user
-from tests.conftest import as_role, problem
+from tests.conftest import as_role, bound_user, problem, version_in_force_id
 
 LEVELS = ("district", "street", "community", "grid")
 # A fixed window end an hour ahead (it holds any incident filed during the test).
@@ -37,18 +35,6 @@ class Drafts:
     merging: int
     merged: str  # code of the merged grid in ``merging``
     pair: tuple[str, str]  # the codes of today's grids it merges
-
-
-def _in_force(engine: Engine) -> int:
-    with engine.connect() as conn:
-        return int(
-            conn.execute(
-                text(
-                    "SELECT id FROM boundary_versions WHERE status = 'published' "
-                    "AND effective_to IS NULL ORDER BY effective_from DESC LIMIT 1"
-                )
-            ).scalar_one()
-        )
 
 
 def _new_draft(conn, version: int, name: str, skip: tuple[str, ...] = ()) -> int:  # noqa: ANN001
@@ -77,7 +63,7 @@ def drafts(client: TestClient, engine: Engine, loaded_city: DemoCity) -> Drafts:
     """A copy of today's version, and a draft with two neighbouring grids of one community
     merged into one (written last: the highest id); an incident filed at a corner the two
     share, which every map must count once. Removed by ``clean_writes``."""
-    version = _in_force(engine)
+    version = version_in_force_id(engine)
     with engine.begin() as conn:
         a, b, parent, lon, lat = conn.execute(
             text(
@@ -244,16 +230,6 @@ def test_bad_or_unknown_versions_are_refused(
     assert own.json() == client.get("/heatmap/grids", headers=worker).json()
 
 
-def _bound_planner(engine: Engine, area_code: str) -> dict[str, str]:
-    with Session(engine) as session:
-        user = create_user(
-            session, name=f"planner@{area_code}", role="planner", area_code=area_code, actor="t"
-        )
-        key = create_key(session, user, actor="tests")[1]
-        session.commit()
-    return {"X-API-Key": key}
-
-
 def test_a_caller_bound_to_an_area_sees_its_areas_of_a_draft(
     client: TestClient, drafts: Drafts, engine: Engine
 ) -> None:
@@ -273,7 +249,7 @@ def test_a_caller_bound_to_an_area_sees_its_areas_of_a_draft(
             ),
             {"v": drafts.in_force, "d": district},
         ).scalar_one()
-    headers = _bound_planner(engine, community)
+    headers = bound_user(engine, "planner", community)
     params = {"until": UNTIL.isoformat()}
     today = client.get("/heatmap/grids", params=params, headers=headers).json()
     draft = client.get(

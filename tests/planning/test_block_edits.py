@@ -13,7 +13,7 @@ from sqlalchemy import Engine, text
 from geo_service.analytics.atoms import local_utm, street_blocks
 from geo_service.demo.city import DemoCity
 from geo_service.services.planning.proposals import ProposalRequest, propose
-from tests.conftest import as_role, problem
+from tests.conftest import as_role, problem, version_in_force_id
 from tests.planning.blocks import a_movable_block, continues_by_area, draft_grids
 
 
@@ -52,7 +52,7 @@ def test_a_block_moves_to_the_neighbouring_grid(
     assert {c for c in after if not after[c].equals(before[c])} == {source, target}
     assert shapely.get_num_geometries(after[source]) == 1
     assert {g["code"] for g in body["grids"]} == {source, target}
-    today = _in_force(engine)
+    today = version_in_force_id(engine)
     assert {g["code"]: g["continues"] for g in body["grids"]} == continues_by_area(
         engine, version, today, [source, target]
     )
@@ -119,18 +119,6 @@ def test_bad_moves_are_refused_and_nothing_changes(
         assert conn.execute(text("SELECT count(*) FROM audit_log")).scalar_one() == audits
 
 
-def _in_force(engine: Engine) -> int:
-    with engine.connect() as conn:
-        return int(
-            conn.execute(
-                text(
-                    "SELECT id FROM boundary_versions WHERE status = 'published' "
-                    "AND effective_to IS NULL ORDER BY effective_from DESC LIMIT 1"
-                )
-            ).scalar_one()
-        )
-
-
 def _touch(a: shapely.Geometry, b: shapely.Geometry) -> bool:
     return a.boundary.intersection(b.boundary).length > 1e-5
 
@@ -165,7 +153,7 @@ def _a_draft_an_edit_tips(engine: Engine) -> dict:
     (the rest of Z); moving the block ``piece`` of g next to h gives h more than half of A.
     Shares are measured in degrees² with a margin of 0.2% of A (the UTM count differs by
     far less over a few km)."""
-    today = _in_force(engine)
+    today = version_in_force_id(engine)
     with engine.connect() as conn:
         rows = conn.execute(
             text(

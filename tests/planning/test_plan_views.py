@@ -23,13 +23,11 @@ import pytest
 import shapely
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
-from sqlalchemy.orm import Session
 
 from geo_service.demo.city import DemoCity
 from geo_service.geo.h3cells import RESIDENT_RESOLUTIONS, cells_for_points, exact_cells
 from geo_service.services.access import disclosure
-from geo_service.services.access.auth import create_key, create_user
-from tests.conftest import as_role, problem
+from tests.conftest import as_role, bound_user, problem
 
 LEVELS = ("district", "street", "community", "grid")
 MERGED_NAME = "合并网格"  # the export must carry Chinese text through every format
@@ -416,20 +414,6 @@ def test_the_same_homes_drawn_many_ways_publish_one_rounding(
     assert shown[0] == expected, (shown[0], expected, n_homes, n_units)
 
 
-def _bound_planner(engine: Engine, area_code: str) -> dict[str, str]:
-    with Session(engine) as session:
-        user = create_user(
-            session,
-            name=f"planner@{area_code}",
-            role="planner",
-            area_code=area_code,
-            actor="tests",
-        )
-        key = create_key(session, user, actor="tests")[1]
-        session.commit()
-    return {"X-API-Key": key}
-
-
 def test_a_planner_bound_to_an_area_measures_its_grids_only(
     client: TestClient, draft: Draft, engine: Engine
 ) -> None:
@@ -460,7 +444,7 @@ def test_a_planner_bound_to_an_area_measures_its_grids_only(
         for code, wkb in draft_grids
         if mine.intersects(shapely.point_on_surface(shapely.from_wkb(bytes(wkb))))
     }
-    headers = _bound_planner(engine, community[0])
+    headers = bound_user(engine, "planner", community[0])
     body = client.get("/workload", params={"version_id": draft.id}, headers=headers)
     assert body.status_code == 200, body.text
     assert {a["code"] for a in body.json()["areas"]} == inside and draft.merged in inside
@@ -689,7 +673,7 @@ def test_planners_export_published_counts_and_bound_ones_their_area(
             ),
             {"v": draft.in_force, "c": draft.pair[0]},
         ).scalar_one()
-    bound = _bound_planner(engine, community)
+    bound = bound_user(engine, "planner", community)
     mine = _read_back(_export(client, draft.id, "csv", headers=bound), "csv", tmp_path)
     measured = client.get("/workload", params=params, headers=bound).json()
     assert {r["code"] for r in mine} == {a["code"] for a in measured["areas"]}
