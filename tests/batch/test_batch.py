@@ -27,8 +27,11 @@ from typer.testing import CliRunner
 from geo_service.cli.main import app as cli
 from geo_service.demo.city import DemoCity
 from geo_service.geo.bbox import BBox
+from geo_service.instants import deployment_zone
+from geo_service.runtime import Runtime
 from geo_service.services.access.auth import Principal
 from geo_service.services.access.scope import Scope
+from geo_service.services.batch.dataset import partition_files
 from geo_service.services.batch.engine import compute_engine
 from geo_service.services.batch.execute import compute_batch, run_batch
 from geo_service.services.batch.export import export_dataset
@@ -37,9 +40,11 @@ from geo_service.services.layers.emerging import emerging
 from geo_service.services.layers.heatmap import HeatmapQuery, h3_counts
 from geo_service.services.layers.hotspots import HotspotQuery, h3_hotspots
 from geo_service.services.planning.workload import workload
+from geo_service.settings import ApiSettings, Settings
 from tests.batch.test_bbox_filters import _corner_with_incidents
 from tests.browser import signed_in_page
-from tests.conftest import as_role, problem
+from tests.conftest import as_role, grid_point, problem
+from tests.layers.test_local_time import _insert
 
 UNTIL = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
 SINCE = UNTIL - timedelta(days=200)
@@ -69,9 +74,10 @@ def test_export_is_partitioned_geoparquet_that_plain_tools_read(
         n = conn.execute(text("SELECT count(*) FROM incidents")).scalar_one()
         months = conn.execute(
             text(
-                "SELECT count(DISTINCT date_trunc('month', reported_at AT TIME ZONE 'UTC')) "
+                "SELECT count(DISTINCT date_trunc('month', reported_at AT TIME ZONE :zone)) "
                 "FROM incidents"
-            )
+            ),
+            {"zone": deployment_zone().key},
         ).scalar_one()
     assert len(files) >= months  # at least one res-3 cell per month
     # plain geopandas on the whole dataset (Hive partitions become columns)
@@ -129,6 +135,48 @@ def test_second_export_writes_only_what_changed(
             conn.execute(
                 text("UPDATE incidents SET status = 'reported' WHERE id = :i"), {"i": changed}
             )
+
+
+def test_months_are_the_deployments_and_a_zone_change_rewrites_them(
+    engine: Engine, loaded_city: DemoCity, tmp_path: Path
+) -> None:
+    """23:30 on 31 August and 00:30 on 1 September in Beijing (both 31 August in UTC) are
+    exported into two local months; the same folder exported by a UTC deployment is
+    rewritten whole into UTC months, never a folder of two calendars."""
+    lon, lat, _ = grid_point(loaded_city)
+    beijing = ZoneInfo("Asia/Shanghai")
+    with engine.begin() as conn:
+        assert not conn.execute(
+            text("SELECT count(*) FROM incidents WHERE reported_at < '2019-10-01'")
+        ).scalar_one()  # the demo's history starts later: these months hold only the two
+        for when in (datetime(2019, 8, 31, 23, 30), datetime(2019, 9, 1, 0, 30)):
+            _insert(conn, when.replace(tzinfo=beijing), lon, lat)
+
+    def months(folder: Path) -> dict[str, int]:
+        table = ds.dataset(folder, format="parquet", partitioning="hive").to_table()
+        found: dict[str, int] = {}
+        for month in table.column("month").to_pylist():
+            found[month] = found.get(month, 0) + 1
+        return {m: n for m, n in found.items() if m < "2019-10"}
+
+    local = Runtime(Settings(api=ApiSettings(map_tiles="none", timezone="Asia/Shanghai")))
+    utc = Runtime(Settings(api=ApiSettings(map_tiles="none", timezone="UTC")))
+    with local.bound():
+        first = export_dataset(engine, "incidents", tmp_path)
+    folder = tmp_path / "incidents"
+    assert months(folder) == {"2019-08": 1, "2019-09": 1}
+    assert json.loads((folder / "_manifest.json").read_text())["time_zone"] == "Asia/Shanghai"
+    # the reader prunes by the folder's own zone: 1 September's local midnight is its edge
+    september = partition_files(tmp_path, "incidents", datetime(2019, 9, 1, tzinfo=beijing))
+    assert not any("month=2019-08" in f for f in september)
+    assert any("month=2019-09" in f for f in september)
+    with utc.bound():
+        again = export_dataset(engine, "incidents", tmp_path)
+    assert again["written"] == again["partitions"] and again["unchanged"] == 0
+    assert again["removed"] == 0 and first["partitions"] != 0
+    assert months(folder) == {"2019-08": 2}
+    assert not list(folder.glob("h3_3=*/month=2019-09"))
+    assert json.loads((folder / "_manifest.json").read_text())["time_zone"] == "UTC"
 
 
 def _admin() -> Scope:

@@ -39,7 +39,7 @@ def partition_files(
     keep = np.ones(len(entries), dtype=bool)
     for i, (_, meta) in enumerate(entries):
         if meta.get("month"):
-            start, end = month_bounds(meta["month"])
+            start, end = month_bounds(meta["month"], manifest.get("time_zone", "UTC"))
             keep[i] = not ((since and end <= since) or (until and start >= until))
     if bbox is not None and entries:
         parents = np.array([int(meta["h3_3"], 16) for _, meta in entries], dtype=np.int64)

@@ -2,7 +2,7 @@
 
 Layout (Hive-style, so pyarrow, geopandas, DuckDB and Spark read it as one dataset)::
 
-    DIR/incidents/h3_3=<res-3 parent>/month=<YYYY-MM>/part-0.parquet
+    DIR/incidents/h3_3=<res-3 parent>/month=<YYYY-MM>/part-0.parquet   (local month)
     DIR/households/h3_3=<res-3 parent>/part-0.parquet
     DIR/rental_units/h3_3=<res-3 parent>/part-0.parquet
     DIR/<kind>/_manifest.json
@@ -10,6 +10,11 @@ Layout (Hive-style, so pyarrow, geopandas, DuckDB and Spark read it as one datas
 Each file is GeoParquet 1.1 (WKB points, EPSG:4326) with a ``bbox`` covering column, rows sorted
 along a Hilbert curve over the city's extent and written in row groups of 64k rows, so a
 reader's bbox filter skips most row groups by their statistics.
+
+A month is a month of the deployment's calendar (``GEO_TIMEZONE``, recorded as the manifest's
+``time_zone``): an incident reported at 00:30 on 1 September in Beijing is in ``month=2026-09``.
+An export under another zone than the folder's rewrites every partition (issue 19: one
+calendar everywhere).
 
 Incremental: the manifest keeps a signature per partition (row count, the sum of row
 versions ``xmin`` and an XOR of row-id hashes, computed by one aggregate in PostGIS). A later
@@ -30,6 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import geopandas as gpd
 import pyarrow as pa
@@ -39,6 +45,7 @@ from sqlalchemy import Engine, text
 
 from geo_service.errors import InvalidInputError
 from geo_service.geo.h3cells import EXACT_RESOLUTIONS, cell_to_str
+from geo_service.instants import deployment_zone
 
 MANIFEST = "_manifest.json"
 FORMAT_VERSION = 1
@@ -161,8 +168,10 @@ def _kind(kind: str) -> _Kind:
 
 
 def _partition_sql(spec: _Kind) -> str:
+    """One row a partition: its keys and signature (the zone of its months bound as
+    ``:zone``)."""
     month = (
-        f", to_char({spec.time_column} AT TIME ZONE 'UTC', 'YYYY-MM') AS month"
+        f", to_char({spec.time_column} AT TIME ZONE :zone, 'YYYY-MM') AS month"
         if spec.time_column
         else ", NULL AS month"
     )
@@ -194,19 +203,22 @@ def _write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
     os.replace(tmp, folder / MANIFEST)
 
 
-def month_bounds(month: str) -> tuple[datetime, datetime]:
-    """[start, end) in UTC of a ``YYYY-MM`` partition."""
-    start = datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC)
+def month_bounds(month: str, zone: str = "UTC") -> tuple[datetime, datetime]:
+    """[start, end) of a ``YYYY-MM`` partition, as UTC instants: local midnights of the first
+    day of the month and of the next in ``zone`` (a dataset's manifest ``time_zone``;
+    datasets written before it was recorded are UTC months)."""
+    local = ZoneInfo(zone)
+    start = datetime.strptime(month, "%Y-%m").replace(tzinfo=local)
     end = start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
-    return start, end
+    return start.astimezone(UTC), end.astimezone(UTC)
 
 
-def _fetch(conn: Any, spec: _Kind, h3_3: int, month: str | None) -> pa.Table:
+def _fetch(conn: Any, spec: _Kind, h3_3: int, month: str | None, zone: str) -> pa.Table:
     """One partition's rows through COPY, parsed by Arrow's CSV reader."""
     where = [f"h3_parent(h3, {PARTITION_RES}) = %(cell)s"]
     params: dict[str, Any] = {"cell": int(h3_3)}
     if spec.time_column and month:
-        params["start"], params["end"] = month_bounds(month)
+        params["start"], params["end"] = month_bounds(month, zone)
         where.append(f"{spec.time_column} >= %(start)s AND {spec.time_column} < %(end)s")
     timestamps = {n for n, t in spec.types.items() if pa.types.is_timestamp(t)}
     # times travel as integer microseconds since the epoch: exact, and no zone text to parse
@@ -266,7 +278,8 @@ def export_dataset(
     engine: Engine, kind: str, to: Path, *, progress: Progress | None = None
 ) -> dict[str, Any]:
     """Export ``kind`` under ``to``; only partitions that changed since the last export are
-    written. Returns counts of partitions written, unchanged and removed, and rows written."""
+    written (all of them when the folder's months are of another zone than the deployment's).
+    Returns counts of partitions written, unchanged and removed, and rows written."""
     spec = _kind(kind)
     folder = Path(to) / spec.folder
     if Path(to).exists() and not Path(to).is_dir() or folder.exists() and not folder.is_dir():
@@ -274,6 +287,9 @@ def export_dataset(
     folder.mkdir(parents=True, exist_ok=True)
     manifest = read_manifest(folder)
     old = manifest.get("partitions", {})
+    zone = deployment_zone().key
+    # every month of a folder is of one zone: another zone's partitions are all rewritten
+    stale = bool(old) and manifest.get("time_zone", "UTC") != zone and spec.time_column
     started = time.perf_counter()
     with engine.connect() as conn:
         extent = conn.execute(
@@ -292,22 +308,33 @@ def export_dataset(
                 "rows": int(r.n),
                 "signature": f"{int(r.n)}:{int(r.xs)}:{int(r.ids)}",
             }
-            for r in conn.execute(text(_partition_sql(spec)))
+            for r in conn.execute(text(_partition_sql(spec)), {"zone": zone})
         }
-        changed = sorted(k for k, v in current.items() if old.get(k, {}) != v)
         removed = sorted(set(old) - set(current))
+        if stale:
+            for rel in removed:
+                shutil.rmtree(folder / rel, ignore_errors=True)
+            old, removed = {}, []
+            manifest["partitions"] = {}
+        changed = sorted(k for k, v in current.items() if old.get(k, {}) != v)
         rows = 0
         for done, rel in enumerate(changed):
             if progress:
                 progress(done, len(changed), rel)
             part = current[rel]
-            table = _fetch(conn, spec, int(part["h3_3"], 16), part["month"])
+            table = _fetch(conn, spec, int(part["h3_3"], 16), part["month"], zone)
             rows += _to_geoparquet(table, folder / rel / "part-0.parquet", bounds)
             old[rel] = part
             # after every partition: an interrupted export resumes where it stopped
             _write_manifest(
                 folder,
-                {**manifest, "hilbert_bounds": list(bounds), "partitions": old, "kind": kind},
+                {
+                    **manifest,
+                    "hilbert_bounds": list(bounds),
+                    "partitions": old,
+                    "kind": kind,
+                    "time_zone": zone,
+                },
             )
     for rel in removed:
         shutil.rmtree(folder / rel, ignore_errors=True)
@@ -318,6 +345,7 @@ def export_dataset(
             "format_version": FORMAT_VERSION,
             "kind": kind,
             "partition_res": PARTITION_RES,
+            "time_zone": zone,
             "hilbert_bounds": list(bounds),
             "exported_at": datetime.now(UTC).isoformat(),
             "partitions": old,
