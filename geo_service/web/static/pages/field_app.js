@@ -472,6 +472,7 @@ function drawTasks() {
   });
   $("tasks").replaceChildren(...rows);
   $("task-count").textContent = tasks.length ? String(tasks.length) : "";
+  drawTaskMarkers();
   $("tasks-state").textContent = !tasks.length ? (fromCache ? say("from_cache") : say("no_tasks"))
                                               : fromCache ? say("from_cache") : "";
 }
@@ -605,12 +606,29 @@ function locate() {
     (pos) => setWhere(pos.coords.longitude, pos.coords.latitude, "gps"),
     () => toast(say("gps_failed")), {enableHighAccuracy: true, timeout: 20000});
 }
+// my tasks on the report map, coloured by priority: what is already reported nearby. WGS84
+// positions, as every overlay: on a GCJ-02 base map the map's CRS shifts them (basemaps.js)
+let taskLayer = null;
+function drawTaskMarkers() {
+  if (!taskLayer) return;
+  taskLayer.clearLayers();
+  for (const task of tasks) {
+    if (!Number.isFinite(task.lon) || !Number.isFinite(task.lat)) continue;
+    const colour = COLOURS[task.priority] || "#666";
+    L.circleMarker([task.lat, task.lon], {radius: 8, weight: 2, color: colour, fillColor: colour,
+                                          fillOpacity: 1, interactive: false,
+                                          className: `task-marker task-${task.id}`})
+      .addTo(taskLayer);
+  }
+}
 function ensureMap() {
   if (reportMap) { reportMap.invalidateSize(); return; }
   reportMap = newMap("r-map", {tap: true});
   baseLayer(reportMap);
   reportMap.setView([30.59, 114.30], 15);
   reportMap.on("click", (e) => setWhere(e.latlng.lng, e.latlng.lat, "map"));
+  taskLayer = L.layerGroup().addTo(reportMap);
+  drawTaskMarkers();
   if (GRID_ID) {
     fetch(`/areas/${GRID_ID}`, {credentials: "same-origin"}).then((r) => (r.ok ? r.json() : null))
       .then((grid) => {
