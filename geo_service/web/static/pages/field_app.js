@@ -730,7 +730,9 @@ function drawVisits() {
     const waitingVisit = pending.get(h.id);
     const last = waitingVisit ? waitingVisit.visited_on : h.last_visit_on;
     return el("li", {class: "household", "data-id": String(h.id)},
-      el("div", {class: "line1"}, el("strong", {}, `#${Number(h.id)}`),
+      // where to knock first (the address, as imported), the row's number beside it
+      el("div", {class: "line1"}, el("strong", {class: "address"}, h.address || `#${Number(h.id)}`),
+         h.address ? el("span", {class: "hid"}, `#${Number(h.id)}`) : null,
          el("span", {}, say("members", Number(h.household_size)))),
       el("div", {class: "line2"},
          el("span", {}, last ? say("last_visit", last) : say("never_visited")),
@@ -760,7 +762,7 @@ function openVisitForm(li, h) {
     el("button", {type: "submit", class: "primary"}, say("save_visit")));
   form.addEventListener("submit", (e) => {
     e.preventDefault();
-    queue({kind: "visit", method: "POST", household: h.id, label: `#${h.id}`,
+    queue({kind: "visit", method: "POST", household: h.id, label: h.address ? `${h.address} #${h.id}` : `#${h.id}`,
            path: `/households/${encodeURIComponent(h.id)}/visits`,
            body: {visited_on: day.value, outcome: outcome.value,
                   elderly_living_alone: elderly.checked, needs_assistance: assist.checked}});
