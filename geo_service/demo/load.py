@@ -167,6 +167,7 @@ def load_city(engine: Engine, city: DemoCity, *, progress=None) -> dict[str, int
                     **exact_cells(hh.lon.values, hh.lat.values, RESIDENT_RESOLUTIONS),
                     "elderly_living_alone": hh.elderly_living_alone.values,
                     "needs_assistance": hh.needs_assistance.values,
+                    "address": hh.address.values,
                 }
             ),
             progress=lambda n: advance("households", n),

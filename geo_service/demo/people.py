@@ -18,7 +18,11 @@ TRANSIT_LINES = (
 
 
 def draw_households(rng, outline, cx, cy, n, locate, grid_rows) -> pd.DataFrame:  # noqa: ANN001
-    """n households (lon, lat, size, flags, grid_code), denser where people are."""
+    """n households (lon, lat, size, flags, address, grid_code), denser where people are.
+
+    The address is the door in its building (``12栋2单元301``: building, entrance, flat), four
+    flats a floor in two entrances' turn, from the household's place in its building: no draw
+    of ``rng``, so the rest of the city is what it was before addresses (0034)."""
     # Households live in buildings: draw buildings, then fill them, denser ones fuller.
     n_buildings = max(n // 12, 50)
     bx, by = draw_inside(rng, outline, cx, cy, n_buildings)
@@ -27,6 +31,16 @@ def draw_households(rng, outline, cx, cy, n, locate, grid_rows) -> pd.DataFrame:
     lon, lat, grid = locate(bx, by)
     size = np.minimum(1 + rng.poisson(1.6, n), 8)
     elderly_alone = (size == 1) & (rng.random(n) < 0.35)
+    nth = pd.Series(building).groupby(building).cumcount()  # 0, 1, ... within a building
+    address = (
+        (pd.Series(building) + 1).astype(str)
+        + "栋"
+        + (nth % 2 + 1).astype(str)
+        + "单元"
+        + (nth // 4 + 1).astype(str)
+        + "0"
+        + ((nth // 2) % 2 + 1).astype(str)
+    ).to_numpy()
     frame = pd.DataFrame(
         {
             "lon": lon[building],
@@ -35,6 +49,7 @@ def draw_households(rng, outline, cx, cy, n, locate, grid_rows) -> pd.DataFrame:
             "grid": grid[building],
             "elderly_living_alone": elderly_alone,
             "needs_assistance": rng.random(n) < 0.03,
+            "address": address,
         }
     )
     frame = frame[frame.grid != NO_GRID].reset_index(drop=True)

@@ -18,7 +18,7 @@ from geo_service.ingest.readers import GEOMETRY_ERROR, PART_ERROR, ROW_ERROR
 
 KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "incidents": ("id", "category", "priority", "status", "description", "reported_at"),
-    "households": ("id", "household_size", "elderly_living_alone", "needs_assistance"),
+    "households": ("id", "household_size", "elderly_living_alone", "needs_assistance", "address"),
     "rental-units": ("id", "unit_count", "occupants", "status", "registered_at", "landlord_ref"),
     "responders": ("callsign", "kind", "status", "skills", "fixed"),
     "boundaries": ("code", "name", "parent_code"),

@@ -46,6 +46,7 @@ from geo_service.vocabulary import (
 __all__ = ["CHECKS", "KIND_FIELDS", "LEVELS", "Checked"]
 
 MAX_DESCRIPTION = 4000
+MAX_ADDRESS = 200  # households.address (0034)
 # The two service-need flags of a household: true, false, or NULL when the file does not say.
 HOUSEHOLD_FLAGS = ("elderly_living_alone", "needs_assistance")
 # As for a reported incident through the API: a time later than now by more than clock skew is
@@ -189,7 +190,8 @@ def check_incidents(
 
 
 def check_households(frame: gpd.GeoDataFrame, *, source_name: str, **_: object) -> Checked:
-    """Validate households: location, size 1..50, two service-need flags (None: unknown)."""
+    """Validate households: location, size 1..50, two service-need flags (None: unknown),
+    the address (where to knock; up to ``MAX_ADDRESS`` characters, None when blank)."""
     reasons = Reasons(frame.index)
     lon, lat = _point_checks(frame, reasons)
     size, why = parse_ints(
@@ -204,6 +206,9 @@ def check_households(frame: gpd.GeoDataFrame, *, source_name: str, **_: object) 
         # A flag the file does not give (no column, or a blank cell) is unknown, never "no":
         # stored NULL. The content key keeps the parsed value (blank as false), as before.
         stored[name] = pd.array(flags[name].where(given != ""), dtype="boolean")
+    address = text_column(frame, "address")
+    reasons.add(address.str.len() > MAX_ADDRESS, f"address longer than {MAX_ADDRESS} characters")
+    # the content key stays as before the address (0034): a file imported again is the same rows
     ref = external_ref(frame, reasons, source_name)
     if ref.isna().all():
         at = [coordinate_text(lon, frame.index), coordinate_text(lat, frame.index)]
@@ -214,6 +219,7 @@ def check_households(frame: gpd.GeoDataFrame, *, source_name: str, **_: object) 
             "lat": lat,
             "household_size": size.values,
             **stored,
+            "address": address.replace("", None).values,
             "external_ref": ref.values,
         }
     )

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
 from geo_service.api.deps import SessionDep, SettingsDep, require
+from geo_service.i18n import current_language, gettext
 from geo_service.services.access.scope import Scope
 from geo_service.services.access.web_sessions import SESSION_COOKIE, csrf_token_for
 from geo_service.services.dispatch.field import field_page_context
@@ -66,9 +67,17 @@ def read_field_app_worker() -> Response:
 
 @router.get("/app/manifest.webmanifest", include_in_schema=False)
 def read_field_app_manifest() -> Response:
-    """The web app manifest that makes ``/app`` installable (W3C Web Application Manifest)."""
+    """The web app manifest that makes ``/app`` installable (W3C Web Application Manifest),
+    its ``name``, ``short_name`` and ``description`` in the request's language (``lang``)."""
+    manifest = json.loads((PAGES / "field_app.webmanifest").read_bytes())
+    manifest.update(
+        name=gettext("geo-service: my grid"),
+        short_name=gettext("My grid"),
+        description=gettext("Tasks, reports and household visits for the grid worker"),
+        lang=current_language(),
+    )
     return Response(
-        (PAGES / "field_app.webmanifest").read_bytes(),
+        json.dumps(manifest, ensure_ascii=False).encode(),
         media_type="application/manifest+json",
         headers={"Cache-Control": "no-cache"},
     )

@@ -20,6 +20,10 @@ class HouseholdRow(Exact):
     household_size: int
     elderly_living_alone: bool | None = Field(description="null: the source did not say")
     needs_assistance: bool | None = Field(description="null: the source did not say")
+    address: str | None = Field(
+        default=None,
+        description="where to knock (building, unit, door) as imported; null: not given",
+    )
 
 
 class HouseholdRowsPublic(Exact):

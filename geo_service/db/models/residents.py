@@ -58,6 +58,9 @@ class Household(Base):
     elderly_living_alone: Mapped[bool | None] = mapped_column(Boolean)
     needs_assistance: Mapped[bool | None] = mapped_column(Boolean)
     external_ref: Mapped[str | None] = mapped_column(String(200))
+    # where to knock (building, unit, door), as the source gives it; NULL: not given (0034).
+    # A row field: shown to admins and the grid's own worker only, never in an aggregate.
+    address: Mapped[str | None] = mapped_column(String(200))
 
 
 class HouseholdVisit(Base):

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from geo_service.i18n import localized
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.versions import version_in_force
 
@@ -22,7 +23,7 @@ from geo_service.services.boundaries.versions import version_in_force
 def field_page_context(session: Session, *, scope: Scope) -> dict[str, Any]:
     """The worker's responder (id, callsign, status: '' without one), their grid in the
     version in force (id, code, name: '' for a user bound to no grid) and the categories
-    (code, name, default priority) a report may name."""
+    (code, name in the request's language, default priority) a report may name: those in use."""
     principal = scope.principal
     responder = None
     if principal.responder_id is not None:
@@ -40,7 +41,10 @@ def field_page_context(session: Session, *, scope: Scope) -> dict[str, Any]:
             {"v": version_in_force(session), "c": principal.area_code},
         ).first()
     categories = session.execute(
-        text("SELECT code, name, default_priority FROM categories ORDER BY code")
+        text(
+            "SELECT code, name, names, default_priority FROM categories "
+            "WHERE retired_at IS NULL ORDER BY code"
+        )
     ).all()
     return {
         "responder_id": responder.id if responder else "",
@@ -49,5 +53,7 @@ def field_page_context(session: Session, *, scope: Scope) -> dict[str, Any]:
         "grid_id": grid.id if grid else "",
         "grid_code": grid.code if grid else "",
         "grid_name": grid.name if grid else "",
-        "categories": [(c.code, c.name, c.default_priority) for c in categories],
+        "categories": [
+            (c.code, localized(c.names, c.name), c.default_priority) for c in categories
+        ],
     }

@@ -75,6 +75,7 @@ def write_households(
                 **exact_cells(rows.lon.to_numpy(), rows.lat.to_numpy(), RESIDENT_RESOLUTIONS),
                 "elderly_living_alone": rows.elderly_living_alone,
                 "needs_assistance": rows.needs_assistance,
+                "address": rows.address,
                 "external_ref": rows.external_ref,
             }
         ),

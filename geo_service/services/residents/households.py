@@ -38,7 +38,7 @@ def list_household_rows(
         session.execute(
             text(
                 "SELECT id, ST_X(location) AS lon, ST_Y(location) AS lat, household_size, "
-                "elderly_living_alone, needs_assistance FROM households "
+                "elderly_living_alone, needs_assistance, address FROM households "
                 "WHERE grid_id = :g AND id > :after ORDER BY id LIMIT :n"
             ),
             {"g": grid_id, "after": after_id, "n": limit + 1},

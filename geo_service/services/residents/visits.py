@@ -55,7 +55,7 @@ def local_today(session: Session, timezone: str) -> date:
 _ROWS = text(
     """
     SELECT h.id, ST_X(h.location) AS lon, ST_Y(h.location) AS lat, h.household_size,
-           h.elderly_living_alone, h.needs_assistance,
+           h.elderly_living_alone, h.needs_assistance, h.address,
            v.visited_on AS last_visit_on, v.outcome AS last_outcome,
            coalesce(n.visits, 0) AS visits
     FROM households h

@@ -7,92 +7,102 @@
 // connection returns, and the server does each action once however often it is sent.
 // Every value from the server goes into the page as text (el() below), never as HTML.
 
-// --- every word of the page, in one place (for the language issue's catalogues) ----------
+// --- every word of the page, in one place --------------------------------------------------
+// Each is a t() call (common.js): Babel extracts it into the "pages" catalogue
+// (scripts/update_translations.sh) and the page reads the translations of its language from
+// data-i18n; tests/dispatch/test_field_app_language.py fails on a word that is not.
 const TEXT = {
-  tasks: "My tasks",
-  report: "Report",
-  visits: "Visits",
-  category: "Category",
-  priority: "Priority (1 = most urgent)",
-  description: "What did you find?",
-  location: "Location:",
-  use_gps: "Use my GPS",
-  tap_map: "Or tap the map where it is.",
-  photo: "Photo (optional)",
-  photo_alt: "Photo",
-  send_report: "Send report",
-  resolution_code: "How was it settled?",
-  code_settled: "Settled on the spot",
-  code_referred: "Referred to another office",
-  code_no_issue: "Nothing found",
-  code_duplicate: "Duplicate of another report",
-  code_other: "Other",
-  cancel: "Cancel",
-  confirm: "Confirm",
-  on_duty: "On duty",
-  off_duty: "Off duty",
-  sharing: (s) => `Sharing my position every ${s} s`,
-  last_fix: (time) => `, last sent ${time}`,
-  not_sharing: "Not sharing my position",
-  no_responder: "No responder is linked to your user: ask your office.",
-  online: "Online",
-  offline: "Offline: what you do is kept on this phone and sent later",
-  waiting: (n) => `${n} waiting to send`,
-  failed: (n) => `${n} not accepted by the server`,
-  all_sent: "Everything is sent",
-  no_tasks: "No open tasks in your grid.",
-  loading: "Loading…",
-  from_cache: "Shown as last loaded (no connection).",
-  take: "Accept",
-  accept: "Accept",
-  arrive: "Arrived",
-  resolve: "Resolve",
-  escalate: "Escalate",
-  escalate_to: (level) => `Escalate to the ${level}`,
-  escalate_reason: "Why does it need the next level?",
-  resolve_note: "Note (what was done)",
-  left: (t) => `${t} left`,
-  late: (t) => `${t} late`,
-  no_target: "no target",
-  mine: "mine",
-  someone_else: (who) => `with ${who}`,
-  pending: "waiting to send",
+  tasks: t("My tasks"),
+  report: t("Report"),
+  visits: t("Visits"),
+  category: t("Category"),
+  priority: t("Priority (1 = most urgent)"),
+  description: t("What did you find?"),
+  location: t("Location:"),
+  use_gps: t("Use my GPS"),
+  tap_map: t("Or tap the map where it is."),
+  photo: t("Photo (optional)"),
+  photo_alt: t("Photo"),
+  send_report: t("Send report"),
+  resolution_code: t("How was it settled?"),
+  code_settled: t("Settled on the spot"),
+  code_referred: t("Referred to another office"),
+  code_no_issue: t("Nothing found"),
+  code_duplicate: t("Duplicate of another report"),
+  code_other: t("Other"),
+  cancel: t("Cancel"),
+  confirm: t("Confirm"),
+  on_duty: t("On duty"),
+  off_duty: t("Off duty"),
+  sharing: (s) => t("Sharing my position every {s} s", {s}),
+  last_fix: (time) => t(", last sent {time}", {time}),
+  not_sharing: t("Not sharing my position"),
+  no_responder: t("No responder is linked to your user: ask your office."),
+  online: t("Online"),
+  offline: t("Offline: what you do is kept on this phone and sent later"),
+  waiting: (n) => t("{n} waiting to send", {n}),
+  failed: (n) => t("{n} not accepted by the server", {n}),
+  retry: t("Send again"),
+  discard: t("Discard"),
+  discard_confirm: (what) => t("Discard “{what}”? It will not be sent.", {what}),
+  all_sent: t("Everything is sent"),
+  no_tasks: t("No open tasks in your grid."),
+  loading: t("Loading…"),
+  from_cache: t("Shown as last loaded (no connection)."),
+  take: t("Accept"),
+  accept: t("Accept"),
+  arrive: t("Arrived"),
+  resolve: t("Resolve"),
+  escalate: t("Escalate"),
+  escalate_to: (level) => t("Escalate to the {level}", {level: say("level")[level] || level}),
+  escalate_reason: t("Why does it need the next level?"),
+  resolve_note: t("Note (what was done)"),
+  left: (time) => t("{time} left", {time}),
+  late: (time) => t("{time} late", {time}),
+  no_target: t("no target"),
+  mine: t("mine"),
+  someone_else: (who) => t("with {who}", {who}),
+  pending: t("waiting to send"),
   status: {
-    reported: "reported", dispatched: "dispatched to me", accepted: "accepted",
-    on_scene: "on scene", resolved: "resolved", closed: "closed", cancelled: "cancelled",
+    reported: t("reported"), dispatched: t("dispatched to me"), accepted: t("accepted"),
+    on_scene: t("on scene"), resolved: t("resolved"), closed: t("closed"), cancelled: t("cancelled"),
   },
+  level: {grid: t("grid"), community: t("community"), street: t("street"), district: t("district")},
   action_label: {
-    dispatch: "take", accept: "accept", arrive: "arrived", resolve: "resolve",
-    escalate: "escalate", report: "report", duty: "duty", visit: "visit",
+    dispatch: t("take"), accept: t("accept"), arrive: t("arrived"), resolve: t("resolve"),
+    escalate: t("escalate"), report: t("report"), duty: t("duty"), visit: t("visit"),
   },
-  need_location: "Set the location first: GPS or a tap on the map.",
-  gps_failed: "No GPS fix",
-  where: (lon, lat, how) => `${lat.toFixed(5)}, ${lon.toFixed(5)} (${how})`,
-  gps: "GPS",
-  map: "map",
-  report_queued: "Report kept; it is sent when there is a connection.",
-  queued: "Kept; sent when there is a connection.",
-  sent: "Sent",
-  refused: (what, why) => `Not accepted: ${what}: ${why}`,
-  sign_in_again: "Your sign-in has ended: sign in again to send what is waiting.",
-  photo_too_big: "The photo is larger than 10 MB.",
-  households_none: "No households in your grid.",
-  last_visit: (d) => `last visit ${d}`,
-  never_visited: "never visited",
-  overdue_visit: (days) => `not visited within ${days} days`,
-  record_visit: "Record a visit",
-  visit_date: "Date",
-  visit_outcome: "Outcome",
-  outcome: {met: "met the household", no_answer: "nobody home", refused: "refused", moved: "moved away"},
-  elderly_living_alone: "Elderly living alone",
-  needs_assistance: "Needs assistance",
-  coverage: (share, days) => `${share}% visited within ${days} days`,
-  members: (n) => (n === 1 ? "1 person" : `${n} people`),
-  save_visit: "Save visit",
-  visit_queued: "Visit kept; it is sent when there is a connection.",
-  sign_out: "Sign out",
-  sign_out_waiting: (n) => `${n} still waiting to send: they are sent when you sign in again. Sign out?`,
-  someone_elses: (n, who) => `${n} kept for ${who}: sent when they sign in`,
+  need_location: t("Set the location first: GPS or a tap on the map."),
+  gps_failed: t("No GPS fix"),
+  where: (lon, lat, how) => t("{lat}, {lon} ({how})", {lat: lat.toFixed(5), lon: lon.toFixed(5), how}),
+  gps: t("GPS"),
+  zoom_in: t("Zoom in"),
+  zoom_out: t("Zoom out"),
+  map: t("map"),
+  report_queued: t("Report kept; it is sent when there is a connection."),
+  queued: t("Kept; sent when there is a connection."),
+  sent: t("Sent"),
+  refused: (what, why) => t("Not accepted: {what}: {why}", {what, why}),
+  sign_in_again: t("Your sign-in has ended: sign in again to send what is waiting."),
+  photo_too_big: t("The photo is larger than 10 MB."),
+  households_none: t("No households in your grid."),
+  last_visit: (date) => t("last visit {date}", {date}),
+  never_visited: t("never visited"),
+  overdue_visit: (days) => t("not visited within {days} days", {days}),
+  record_visit: t("Record a visit"),
+  visit_date: t("Date"),
+  visit_outcome: t("Outcome"),
+  outcome: {met: t("met the household"), no_answer: t("nobody home"), refused: t("refused"),
+            moved: t("moved away")},
+  elderly_living_alone: t("Elderly living alone"),
+  needs_assistance: t("Needs assistance"),
+  coverage: (share, days) => t("{share}% visited within {days} days", {share, days}),
+  members: (n) => (n === 1 ? t("1 person") : t("{n} people", {n})),
+  save_visit: t("Save visit"),
+  visit_queued: t("Visit kept; it is sent when there is a connection."),
+  sign_out: t("Sign out"),
+  sign_out_waiting: (n) => t("{n} still waiting to send: they are sent when you sign in again. Sign out?", {n}),
+  someone_elses: (n, who) => t("{n} kept for {who}: sent when they sign in", {n, who}),
 };
 // the page's own words (TEXT); common.js's t() reads the catalogues of the other pages
 const say = (key, ...args) => {
@@ -111,6 +121,8 @@ const MOVES = {
   dispatch: [["reported"], "dispatched"], accept: [["dispatched"], "accepted"],
   arrive: [["accepted"], "on_scene"], resolve: [["accepted", "on_scene"], "resolved"],
 };
+
+const categoryName = (task) => task.category_name || task.category;
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -169,12 +181,17 @@ async function store(mode, work) {
 const outboxAll = () => store("readonly", (s) => s.getAll());
 const outboxAdd = (item) => store("readwrite", (s) => s.add(item));
 const outboxDelete = (seq) => store("readwrite", (s) => s.delete(seq));
+const outboxPut = (item) => store("readwrite", (s) => s.put(item));
 let waiting = [];          // the outbox as last read
-const refusals = [];       // what the server did not accept: shown until the page reloads
 
-// items belong to the worker who made them: on a shared phone, another's wait for them
+// items belong to the worker who made them: on a shared phone, another's wait for them.
+// An item the server refused (a 4xx: the incident was closed meanwhile, the input is no longer
+// valid) stays in the outbox with the server's reason (item.refused) until its worker retries
+// or discards it: it is not sent again by itself, and nothing is dropped silently.
 const OWNER = PAGE.callsign || "";
-const mineToSend = (items) => items.filter((item) => (item.owner || "") === OWNER);
+const isMine = (item) => (item.owner || "") === OWNER;
+const mineToSend = (items) => items.filter((item) => isMine(item) && !item.refused);
+const mineRefused = (items) => items.filter((item) => isMine(item) && item.refused);
 async function queue(item) {
   item.owner = OWNER;
   item.key = item.key || newKey();
@@ -219,7 +236,7 @@ async function outcome(response) {
   if (response.status === 401) { toast(say("sign_in_again")); return "later"; }
   if (response.status === 429 || response.status >= 500) return "later";
   const body = await response.json().catch(() => ({}));
-  return {refused: body.detail || `HTTP ${response.status}`};
+  return {refused: body.detail || t("HTTP {status}", {status: response.status})};
 }
 async function deliverReport(item) {
   const response = await fetch("/incidents", {
@@ -248,10 +265,11 @@ async function flush() {
     for (const item of mineToSend(await outboxAll())) {
       const result = await deliver(item);
       if (result === "later") break;
-      await outboxDelete(item.seq);
-      if (result === "sent") sent += 1;
-      else {
-        refusals.push({item, reason: result.refused});
+      if (result === "sent") {
+        await outboxDelete(item.seq);
+        sent += 1;
+      } else {
+        await outboxPut({...item, refused: result.refused, refusedAt: new Date().toISOString()});
         toast(say("refused", describe(item), result.refused));
       }
     }
@@ -269,8 +287,9 @@ function describe(item) {
 function drawOutbox() {
   const box = $("outbox");
   const mine = mineToSend(waiting);
-  const others = waiting.filter((item) => !mine.includes(item));
-  box.hidden = waiting.length === 0 && refusals.length === 0;
+  const refusals = mineRefused(waiting);
+  const others = waiting.filter((item) => !isMine(item));
+  box.hidden = waiting.length === 0;
   const parts = [];
   if (mine.length) parts.push(say("waiting", mine.length));
   if (refusals.length) parts.push(say("failed", refusals.length));
@@ -279,9 +298,32 @@ function drawOutbox() {
   }
   $("outbox-toggle").textContent = parts.join(" · ") || say("all_sent");
   $("outbox-list").replaceChildren(
-    ...mine.map((item) => el("li", {class: "waiting", "data-key": item.key}, describe(item))),
-    ...refusals.map((r) => el("li", {class: "refused"}, say("refused", describe(r.item), r.reason))));
+    ...mine.map((item) => el("li", {class: "waiting", "data-key": item.key}, describe(item))));
+  // refused items are always in view, each with the server's reason and what to do with it
+  $("outbox-refused").replaceChildren(...refusals.map((item) =>
+    el("li", {class: "refused", "data-key": item.key},
+       el("div", {class: "reason"}, say("refused", describe(item), item.refused)),
+       el("div", {class: "buttons"},
+          el("button", {type: "button", class: "retry", onclick: () => retry(item)}, say("retry")),
+          el("button", {type: "button", class: "discard", onclick: () => discard(item)}, say("discard"))))));
   box.classList.toggle("has-refusals", refusals.length > 0);
+}
+async function retry(item) {
+  const again = {...item};
+  delete again.refused;
+  delete again.refusedAt;
+  await outboxPut(again);
+  waiting = await outboxAll();
+  drawOutbox();
+  drawTasks();
+  if (households) drawVisits();
+  if (navigator.onLine) flush();
+}
+async function discard(item) {
+  if (!window.confirm(say("discard_confirm", describe(item)))) return;
+  await outboxDelete(item.seq);
+  waiting = await outboxAll();
+  drawOutbox();
 }
 $("outbox-toggle").addEventListener("click", () => $("outbox").classList.toggle("open"));
 
@@ -299,9 +341,23 @@ $("sign-out-form").addEventListener("submit", async (e) => {
   e.preventDefault();
   const left = mineToSend(waiting).length;
   if (left && !window.confirm(say("sign_out_waiting", left))) return;
-  if (window.caches) await caches.keys().then((names) => Promise.all(names.map((n) => caches.delete(n))));
+  await forgetKeptReads();
   e.target.submit();
 });
+// the service worker forgets first (so a read still on its way is not kept after), then the
+// page deletes whatever is left
+async function forgetKeptReads() {
+  const worker = navigator.serviceWorker && navigator.serviceWorker.controller;
+  if (worker) {
+    await new Promise((resolve) => {
+      const channel = new MessageChannel();
+      channel.port1.onmessage = resolve;
+      worker.postMessage("forget", [channel.port2]);
+      setTimeout(resolve, 2000);  // a worker that does not answer does not keep the worker in
+    });
+  }
+  if (window.caches) await caches.keys().then((names) => Promise.all(names.map((n) => caches.delete(n))));
+}
 
 // --- my tasks --------------------------------------------------------------------------------
 let tasks = [];
@@ -400,7 +456,7 @@ function drawTasks() {
                      "data-id": task.id, "data-status": state.status},
       el("div", {class: "line1"},
         el("span", {class: "pill", style: `background:${COLOURS[task.priority] || "#666"}`}, Number(task.priority)),
-        el("strong", {}, task.category),
+        el("strong", {}, categoryName(task)),
         el("span", {class: `left${left.late ? " late" : ""}`}, left.text)),
       task.description ? el("div", {class: "desc"}, task.description) : null,
       (photos.get(task.id) || []).length ? el("div", {class: "photos"},
@@ -410,12 +466,13 @@ function drawTasks() {
         el("span", {class: "status"}, say("status")[state.status] || state.status),
         mine ? el("span", {class: "mine-tag"}, say("mine"))
              : task.responder_callsign ? el("span", {}, say("someone_else", task.responder_callsign)) : null,
-        state.level ? el("span", {class: "level"}, LEVELS[state.level]) : null,
+        state.level ? el("span", {class: "level", "data-level": LEVELS[state.level]}, say("level")[LEVELS[state.level]]) : null,
         waitingHere.length ? el("span", {class: "pending"}, say("pending")) : null),
       buttons.length ? el("div", {class: "buttons"}, ...buttons) : null);
   });
   $("tasks").replaceChildren(...rows);
   $("task-count").textContent = tasks.length ? String(tasks.length) : "";
+  drawTaskMarkers();
   $("tasks-state").textContent = !tasks.length ? (fromCache ? say("from_cache") : say("no_tasks"))
                                               : fromCache ? say("from_cache") : "";
 }
@@ -442,7 +499,7 @@ function startAction(task, action, state) {
   }
   if (action !== "resolve" && action !== "escalate") { queueAction(task, action, {}); return; }
   acting = {task, action};
-  $("act-title").textContent = action === "resolve" ? `${say("resolve")} · ${task.category}`
+  $("act-title").textContent = action === "resolve" ? `${say("resolve")} · ${categoryName(task)}`
                                                    : say("escalate_to", LEVELS[state.level + 1]);
   $("act-code").hidden = $("act-code-label").hidden = action !== "resolve";
   $("act-note-label").textContent = action === "resolve" ? say("resolve_note") : say("escalate_reason");
@@ -459,7 +516,7 @@ $("act").addEventListener("close", () => {
   acting = null;
 });
 function queueAction(task, action, body) {
-  queue({kind: "action", action, incident: task.id, label: task.category, method: "POST",
+  queue({kind: "action", action, incident: task.id, label: categoryName(task), method: "POST",
          path: `/incidents/${encodeURIComponent(task.id)}/${action}`, body});
 }
 
@@ -523,6 +580,13 @@ $("duty-input").addEventListener("change", () => {
          body: {status: onDuty ? "available" : "off_duty"}, label: onDuty ? say("on_duty") : say("off_duty")});
 });
 
+// a map whose zoom buttons speak the page's language (Leaflet's own titles are English)
+function newMap(id, options = {}) {
+  const map = L.map(id, {zoomSnap: 0.25, zoomControl: false, ...options});
+  L.control.zoom({zoomInTitle: say("zoom_in"), zoomOutTitle: say("zoom_out")}).addTo(map);
+  return map;
+}
+
 // --- report what I find -------------------------------------------------------------------------
 let where = null;
 let reportMap = null;
@@ -542,12 +606,29 @@ function locate() {
     (pos) => setWhere(pos.coords.longitude, pos.coords.latitude, "gps"),
     () => toast(say("gps_failed")), {enableHighAccuracy: true, timeout: 20000});
 }
+// my tasks on the report map, coloured by priority: what is already reported nearby. WGS84
+// positions, as every overlay: on a GCJ-02 base map the map's CRS shifts them (basemaps.js)
+let taskLayer = null;
+function drawTaskMarkers() {
+  if (!taskLayer) return;
+  taskLayer.clearLayers();
+  for (const task of tasks) {
+    if (!Number.isFinite(task.lon) || !Number.isFinite(task.lat)) continue;
+    const colour = COLOURS[task.priority] || "#666";
+    L.circleMarker([task.lat, task.lon], {radius: 8, weight: 2, color: colour, fillColor: colour,
+                                          fillOpacity: 1, interactive: false,
+                                          className: `task-marker task-${task.id}`})
+      .addTo(taskLayer);
+  }
+}
 function ensureMap() {
   if (reportMap) { reportMap.invalidateSize(); return; }
-  reportMap = L.map("r-map", {zoomSnap: 0.25, tap: true});
+  reportMap = newMap("r-map", {tap: true});
   baseLayer(reportMap);
   reportMap.setView([30.59, 114.30], 15);
   reportMap.on("click", (e) => setWhere(e.latlng.lng, e.latlng.lat, "map"));
+  taskLayer = L.layerGroup().addTo(reportMap);
+  drawTaskMarkers();
   if (GRID_ID) {
     fetch(`/areas/${GRID_ID}`, {credentials: "same-origin"}).then((r) => (r.ok ? r.json() : null))
       .then((grid) => {
@@ -609,7 +690,7 @@ let homesFitted = false;
 function drawVisitMap(pending) {
   if ($("tab-visits").hidden) return;  // drawn when shown (a hidden map has no size)
   if (!visitMap) {
-    visitMap = L.map("v-map", {zoomSnap: 0.25});
+    visitMap = newMap("v-map");
     baseLayer(visitMap);
     homeLayer = L.layerGroup().addTo(visitMap);
   }
@@ -649,7 +730,9 @@ function drawVisits() {
     const waitingVisit = pending.get(h.id);
     const last = waitingVisit ? waitingVisit.visited_on : h.last_visit_on;
     return el("li", {class: "household", "data-id": String(h.id)},
-      el("div", {class: "line1"}, el("strong", {}, `#${Number(h.id)}`),
+      // where to knock first (the address, as imported), the row's number beside it
+      el("div", {class: "line1"}, el("strong", {class: "address"}, h.address || `#${Number(h.id)}`),
+         h.address ? el("span", {class: "hid"}, `#${Number(h.id)}`) : null,
          el("span", {}, say("members", Number(h.household_size)))),
       el("div", {class: "line2"},
          el("span", {}, last ? say("last_visit", last) : say("never_visited")),
@@ -679,7 +762,7 @@ function openVisitForm(li, h) {
     el("button", {type: "submit", class: "primary"}, say("save_visit")));
   form.addEventListener("submit", (e) => {
     e.preventDefault();
-    queue({kind: "visit", method: "POST", household: h.id, label: `#${h.id}`,
+    queue({kind: "visit", method: "POST", household: h.id, label: h.address ? `${h.address} #${h.id}` : `#${h.id}`,
            path: `/households/${encodeURIComponent(h.id)}/visits`,
            body: {visited_on: day.value, outcome: outcome.value,
                   elderly_living_alone: elderly.checked, needs_assistance: assist.checked}});

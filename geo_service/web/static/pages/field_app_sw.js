@@ -3,7 +3,8 @@
 // the last task list stay on the phone, so the page opens and shows its tasks without a
 // connection. Writes are never touched here: the page's outbox (IndexedDB) keeps them and
 // sends them with Idempotency-Keys when the connection returns.
-const CACHE = "geo-service-field-v3";  // v2: the base-map switcher's scripts (issue 19)
+// v2: the base-map switcher's scripts (issue 19); v4: the pages' catalogues, refused items
+const CACHE = "geo-service-field-v4";
 // Responses vary by language (Vary: Accept-Language, Cookie): the phone keeps one copy of each
 // and serves it offline whatever headers the request carries (ignoreVary), or nothing matches.
 const SHELL = [
@@ -33,14 +34,30 @@ self.addEventListener("activate", (event) => {
     .then(() => self.clients.claim()));
 });
 
-async function networkFirst(request) {
+// Signing out ("forget" from the page) deletes what is kept; a read that was on its way then
+// is not kept when it arrives (its generation is gone).
+let generation = 0;
+self.addEventListener("message", (event) => {
+  if (event.data !== "forget") return;
+  generation += 1;
+  event.waitUntil(caches.keys()
+    .then((names) => Promise.all(names.map((n) => caches.delete(n))))
+    .then(() => { if (event.ports[0]) event.ports[0].postMessage("forgotten"); }));
+});
+async function keep(request, response, since) {
+  if (!response.ok || since !== generation) return;
   const cache = await caches.open(CACHE);
+  if (since === generation) await cache.put(request, response);
+}
+
+async function networkFirst(request) {
+  const since = generation;
   try {
     const response = await fetch(request);
-    if (response.ok) await cache.put(request, response.clone());
+    await keep(request, response.clone(), since);
     return response;
   } catch (err) {
-    const kept = await cache.match(request, {ignoreVary: true});
+    const kept = await caches.match(request, {ignoreVary: true, cacheName: CACHE});
     if (!kept) throw err;
     const headers = new Headers(kept.headers);
     headers.set("X-From-Cache", "1");
@@ -48,11 +65,12 @@ async function networkFirst(request) {
   }
 }
 async function cacheFirst(request) {
-  const cache = await caches.open(CACHE);
-  const kept = await cache.match(request, {ignoreVary: true});
+  // caches.match, not caches.open: looking must not make a cache again after a sign-out
+  const kept = await caches.match(request, {ignoreVary: true, cacheName: CACHE});
   if (kept) return kept;
+  const since = generation;
   const response = await fetch(request);
-  if (response.ok) await cache.put(request, response.clone());
+  await keep(request, response.clone(), since);
   return response;
 }
 
