@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from geo_service.db.models import ServiceRequestDetail
 from geo_service.db.sql import sql_source
 from geo_service.errors import InvalidInputError, NotFoundError, PermissionDeniedError
-from geo_service.i18n import localized
+from geo_service.i18n import format_message, localized
 from geo_service.instants import local_instant
 from geo_service.services.access.scope import Scope
 from geo_service.services.intake.incidents import ESCALATION_LEVELS, NewIncident, create_incident
@@ -344,10 +344,19 @@ def create_request(
     if source is not None and source.strip():
         claimed = source.strip().lower()
         if claimed not in ("citizen", *ACCOUNT_CHANNELS):
-            raise InvalidInputError(f"source must be one of citizen, {', '.join(ACCOUNT_CHANNELS)}")
+            raise InvalidInputError(
+                format_message(
+                    "source must be one of {sources}",
+                    sources=", ".join(("citizen", *ACCOUNT_CHANNELS)),
+                )
+            )
         if claimed != own:
             raise PermissionDeniedError(
-                f"this account files as {own}; it may not file as {claimed}"
+                format_message(
+                    "this account files as {own}; it may not file as {claimed}",
+                    own=own,
+                    claimed=claimed,
+                )
             )
     if not service_code:
         raise InvalidInputError("service_code is required (see services.json)")
