@@ -52,8 +52,9 @@ LABELS: dict[str, str] = {
     "show": "Show",
     "pdf_note": "Rates show the 95% Wilson score interval and n, the cases counted; * marks "
     "fewer than 30 cases. Rankings order by the interval's lower bound. Stages are counted "
-    "from the report: dispatch until accepted (the priority's target), arrival (the "
-    "category's response target, when set), resolution (the category's target).",
+    "from the report: dispatch until accepted (the priority's target, the response tier), "
+    "arrival until on scene (the category's arrival target, when set), resolution until "
+    "resolved (the category's resolution target). Escalations count each climb to a level.",
 }
 STAGE_NAMES: dict[str, str] = {
     "dispatch": "Dispatch",
