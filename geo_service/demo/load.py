@@ -317,7 +317,8 @@ def backfill_history(
     The city is generated again from its seed (the same map, homes and hot spots) with its
     history ending at ``now``; the incidents reported after the newest stored one are
     added, with the statuses of a city that keeps up (the last hour mostly open, older ones
-    closed), and one audit row. Only ``geo-service demo`` calls this, never a deployment.
+    closed), and one audit row. The demo taxonomy's categories get their arrival targets
+    where they have none. Only ``geo-service demo`` calls this, never a deployment.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
@@ -331,6 +332,9 @@ def backfill_history(
             ),
             {"n": DEMO_VERSION_NAME},
         ).first()
+        if version is not None:  # the demo city, loaded before it had arrival targets too
+            with engine.begin() as writing:
+                set_arrival_targets(writing)
         if version is None or newest is None or now - newest < BACKFILL_AFTER:
             return 0
         if version[2] != grids or not str(version[1] or "").endswith(f"--seed {seed}"):
