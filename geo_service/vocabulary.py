@@ -46,6 +46,10 @@ RESPONDER_STATUSES = ("available", "busy", "off_duty")
 
 # Access: the roles a user may hold.
 ROLES = ("admin", "dispatcher", "planner", "analyst", "grid_worker")
+# The intake channel an account files for (``users.channel``, migration 0036): its Open311
+# filings carry this source instead of ``citizen`` (a 12345 hotline's operators, a sensor
+# gateway). An account without one is a citizens' channel.
+ACCOUNT_CHANNELS = ("hotline", "sensor")
 
 # Background jobs and batch runs.
 JOB_STATUSES = ("queued", "running", "done", "failed")

@@ -19,7 +19,11 @@ Definitions (the service's own, from ``services/intake/incidents.py``):
 * **handled**: resolved or closed; **closed**: closed; the **closure rate** is closed over
   received minus cancelled;
 * **resolved inside the grid**: handled without escalation (level 0); inside the community:
-  escalated at most to the community (level ≤ 1).
+  escalated at most to the community (level ≤ 1);
+* **escalations by level**: the escalations to each level (community, street, district) of
+  the group's incidents, from the escalation history (``escalations_to_<level>`` columns;
+  without them, the levels each incident passed): an incident escalated grid → community →
+  street counts one at the community and one at the street.
 """
 
 from __future__ import annotations
@@ -182,7 +186,10 @@ def _indicators(frame: pd.DataFrame, as_of: pd.Timestamp, sources: Sequence[str]
     for source in sources:
         cols[f"source:{source}"] = frame["source"] == source
     for i, name in _LEVELS:
-        cols[f"level:{name}"] = level == i
+        history = f"escalations_to_{name}"
+        # each escalation to the level, from the history; without it, the levels passed
+        # (escalation climbs one level at a time)
+        cols[f"level:{name}"] = frame[history] if history in frame else level >= i
     for stage in STAGES:
         outcome = stage_outcomes(frame, stage, as_of)
         decided, on_time = outcome.notna(), outcome == 1.0
@@ -280,7 +287,8 @@ def figures(frame: pd.DataFrame, as_of: pd.Timestamp, sources: Sequence[str]) ->
     frame : DataFrame
         One row an incident: ``status``, ``source``, ``priority``, ``escalation_level``,
         ``is_dispute``, ``outcome``, ``reopened_count``, ``reported_at`` and the stage stamps
-        (UTC timestamps), the targets in seconds (``STAGE_COLUMNS``; NaN: none).
+        (UTC timestamps), the targets in seconds (``STAGE_COLUMNS``; NaN: none); optionally
+        ``escalations_to_community``, ``_street``, ``_district`` (counts from the history).
     as_of : Timestamp
         When open incidents are judged late (the end of the window, or now if earlier).
     sources : sequence of str

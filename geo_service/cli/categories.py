@@ -60,7 +60,7 @@ def list_command(
         _("names"),
         _("priority"),
         _("effort (min)"),
-        _("dispatch target (s)"),
+        _("arrival target (s)"),
         _("resolution target (min)"),
         _("retired"),
     )
@@ -111,7 +111,11 @@ def create_command(
         int | None, typer.Option("--resolution-min", help=_("Resolution target, minutes."))
     ] = None,
     response: Annotated[
-        int | None, typer.Option("--response-s", help=_("Dispatch target, seconds."))
+        int | None,
+        typer.Option(
+            "--response-s",
+            help=_("Arrival target: seconds from the report to a responder on scene."),
+        ),
     ] = None,
 ) -> None:
     """Create a category."""
@@ -142,7 +146,11 @@ def set_command(
         int | None, typer.Option("--resolution-min", help=_("Resolution target, minutes."))
     ] = None,
     response: Annotated[
-        int | None, typer.Option("--response-s", help=_("Dispatch target, seconds."))
+        int | None,
+        typer.Option(
+            "--response-s",
+            help=_("Arrival target: seconds from the report to a responder on scene."),
+        ),
     ] = None,
 ) -> None:
     """Rename a category and set its targets and handling effort."""

@@ -41,6 +41,12 @@ def create(
     responder: Annotated[
         str | None, typer.Option(help=_("The user's own responder (callsign)"))
     ] = None,
+    channel: Annotated[
+        str | None,
+        typer.Option(
+            help=_("hotline | sensor: the source its Open311 filings carry (default: citizen)")
+        ),
+    ] = None,
 ) -> None:
     """Create a user and a first API key (printed once)."""
     from geo_service.services.access.auth import create_key, create_user
@@ -53,6 +59,7 @@ def create(
             area_code=area,
             actor=CLI_ACTOR,
             responder_callsign=responder,
+            channel=channel,
         )
         _, key = create_key(session, user, actor=CLI_ACTOR, label="created with the user")
         session.commit()
@@ -71,17 +78,34 @@ def list_() -> None:
 
     with fail(), _session() as session:
         rows = list_users(session)
-    table = Table("id", _("name"), _("role"), _("area"), _("keys"), _("disabled"))
+    table = Table("id", _("name"), _("role"), _("area"), _("channel"), _("keys"), _("disabled"))
     for r in rows:
         table.add_row(
             str(r["id"]),
             r["name"],
             r["role"],
             r["area_code"] or "-",
+            r["channel"] or "citizen",
             str(r["keys"]),
             _("yes") if r["disabled"] else "",
         )
     console.print(table)
+
+
+@users_app.command(
+    "channel", help=_("Set the source a user's Open311 filings carry (hotline, sensor, citizen).")
+)
+def channel_command(
+    name: str,
+    channel: Annotated[str, typer.Argument(help=_("hotline | sensor | citizen"))],
+) -> None:
+    """Set the source a user's Open311 filings carry (hotline, sensor, citizen)."""
+    from geo_service.services.access.auth import set_channel
+
+    with fail(), _session() as session:
+        set_channel(session, name, None if channel == "citizen" else channel, actor=CLI_ACTOR)
+        session.commit()
+    console.print(format_message("{name} files as {channel}", name=name, channel=channel))
 
 
 @keys_app.command("create", help=_("Make another API key for a user (printed once)."))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Connection, Engine, select, text
 
 from geo_service.db.bulk import (
     copy_frame,
@@ -19,9 +19,10 @@ from geo_service.db.bulk import (
     reserve_ids,
 )
 from geo_service.db.models import BoundaryVersion
+from geo_service.db.sql import sql
 from geo_service.demo.city import DemoCity, Progress, generate_city
 from geo_service.demo.geography import LEVELS
-from geo_service.demo.incidents import STAMPS
+from geo_service.demo.incidents import ARRIVAL_TARGET_S, STAMPS
 from geo_service.geo.h3cells import RESIDENT_RESOLUTIONS, cells_for_points, exact_cells
 from geo_service.geo.roads import line_lengths_m
 from geo_service.services.access.audit import record_audit
@@ -220,6 +221,8 @@ def load_city(engine: Engine, city: DemoCity, *, progress=None) -> dict[str, int
             _incident_rows(city.incidents, id_by_code),
             progress=lambda n: advance("incidents", n),
         )
+        counts["incident_escalations"] = record_generated_escalations(conn)
+        set_arrival_targets(conn)
 
         if city.roads is not None and len(city.roads):
             roads = city.roads.reset_index(drop=True)
@@ -251,6 +254,26 @@ def load_city(engine: Engine, city: DemoCity, *, progress=None) -> dict[str, int
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("ANALYZE"))
     return counts
+
+
+def record_generated_escalations(conn: Connection) -> int:
+    """The escalation history (``incident_escalations``) of generated incidents: one row per
+    level each climbed (escalation climbs one level at a time) at its report, since the
+    generator draws levels, not moments; incidents that have their rows are left alone.
+    Returns the rows written."""
+    return int(conn.execute(sql("escalations_from_levels")).rowcount or 0)
+
+
+def set_arrival_targets(conn: Connection) -> None:
+    """Give the demo taxonomy its arrival targets (``ARRIVAL_TARGET_S``) where a category has
+    none, so the reports' arrival stage is measured; a target set by hand stays."""
+    conn.execute(
+        text(
+            "UPDATE categories SET response_target_s = :s "
+            "WHERE code = :c AND response_target_s IS NULL"
+        ),
+        [{"c": code, "s": seconds} for code, seconds in ARRIVAL_TARGET_S.items()],
+    )
 
 
 def _incident_rows(inc: pd.DataFrame, id_by_code: dict[str, int]) -> pd.DataFrame:
@@ -295,7 +318,8 @@ def backfill_history(
     The city is generated again from its seed (the same map, homes and hot spots) with its
     history ending at ``now``; the incidents reported after the newest stored one are
     added, with the statuses of a city that keeps up (the last hour mostly open, older ones
-    closed), and one audit row. Only ``geo-service demo`` calls this, never a deployment.
+    closed), and one audit row. The demo taxonomy's categories get their arrival targets
+    where they have none. Only ``geo-service demo`` calls this, never a deployment.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
@@ -309,6 +333,9 @@ def backfill_history(
             ),
             {"n": DEMO_VERSION_NAME},
         ).first()
+        if version is not None:  # the demo city, loaded before it had arrival targets too
+            with engine.begin() as writing:
+                set_arrival_targets(writing)
         if version is None or newest is None or now - newest < BACKFILL_AFTER:
             return 0
         if version[2] != grids or not str(version[1] or "").endswith(f"--seed {seed}"):
@@ -330,6 +357,8 @@ def backfill_history(
     with engine.begin() as conn:
         lift_statement_timeout(conn)
         added = copy_frame(conn, "incidents", _incident_rows(gap, id_by_code)) if len(gap) else 0
+        record_generated_escalations(conn)
+        set_arrival_targets(conn)
         record_audit(
             conn,
             who="system",

@@ -1,6 +1,9 @@
-"""A simulated city day driven through the public API: reports arrive, dispatchers send the
-best free responder, responders drive, work, resolve; grid workers patrol their grid on the
-day shift and go off duty at night.
+"""A simulated city day driven through the public API: reports arrive from every source
+(citizens, grid workers' own discovery, the 12345 hotline, sensors), dispatchers send the
+best free responder, responders drive, arrive, work, resolve (a dispute with how its
+mediation ended); now and then a grid worker on scene escalates a matter to the community and
+further, and a resident calls back about a closed one, which is reopened and sent again;
+grid workers patrol their grid on the day shift and go off duty at night.
 
 The simulation is a discrete-time model on its own clock (``advance(to)``), deterministic for a
 seed and the sequence of ``advance`` calls; it never reads the wall clock itself. Timestamps
@@ -39,6 +42,22 @@ SHIFT_HOURS = (8, 20)  # grid workers' day shift, local time
 DISPUTES = "disputes"  # the category whose resolution names an outcome (mediation)
 # The demo's assumption: most mediations a grid office takes on end in an agreement.
 MEDIATION_SETTLED_SHARE = 0.85
+# Where reports come from ("top-down dispatch merged with bottom-up discovery"): the demo
+# history's shares (demo/incidents.py): citizens' apps, grid workers' own discovery, the 12345
+# hotline, sensors.
+SOURCE_SHARES = {"citizen": 0.45, "grid_worker": 0.3, "hotline": 0.2, "sensor": 0.05}
+# The demo's assumption of how often a grid worker on scene hands a matter up: to the
+# community (8% of jobs), on to the street (2.5%) and the district (0.6%): "small matters stay
+# in the grid, big matters stay in the community".
+ESCALATION_SHARES = (0.08, 0.025, 0.006)
+ESCALATION_REASONS = (
+    "beyond the grid: the community office takes it",
+    "beyond the community: the street office takes it",
+    "beyond the street: the district takes it",
+)
+# A closed matter the resident calls back about: reopened after 30 minutes to 4 hours.
+REOPEN_SHARE = 0.02
+REOPEN_AFTER_S = (1800.0, 4 * 3600.0)
 
 
 @dataclass
@@ -127,11 +146,14 @@ class Simulation:
         self.zone = ZoneInfo(tz)
         # Independent streams: what citizens report does not depend on where the
         # responders happened to stand when the simulation began, nor on trips and work.
-        streams = np.random.SeedSequence(seed).spawn(4)
+        # (spawned children depend on their index only: the first four are those of old)
+        streams = np.random.SeedSequence(seed).spawn(6)
         self.rng = np.random.default_rng(streams[0])  # reports: when, where, what
         self.unit_rng = np.random.default_rng(streams[1])  # choices of grids and responders
         self.work_rng = np.random.default_rng(streams[2])  # patrols and time on scene
         self.outcome_rng = np.random.default_rng(streams[3])  # how mediations end
+        self.source_rng = np.random.default_rng(streams[4])  # who reports
+        self.fate_rng = np.random.default_rng(streams[5])  # escalations and reopenings
         self.seed = seed
         self.want_grids = grids
         self.device_clock = device_clock or (lambda: datetime.now(UTC))
@@ -145,6 +167,8 @@ class Simulation:
         self._known: set[str] = set()  # incidents this dispatcher is handling or handled
         self._picked: set[str] = set()  # of those, the ones others reported
         self._disputes: set[str] = set()  # disputes sent out: resolved with an outcome
+        self._where: dict[str, Waiting] = {}  # sent out, not yet closed: where, what
+        self._reopening: list[tuple[Waiting, float]] = []  # closed, to be called back, when
         self._next_pick_up = 0.0
         self._next_fix_round = 0.0
         # in-progress incidents found with nobody simulated on them: (incident, due, status)
@@ -232,6 +256,7 @@ class Simulation:
             self._report()
         self._pick_up()
         self._finish()
+        self._reopen()
         self._dispatch()
         if self.t >= self._next_fix_round:  # devices report as the day goes, not only at its end
             self._send_fixes()
@@ -256,11 +281,13 @@ class Simulation:
         category = str(self.rng.choice(self.categories))
         self._reports += 1
         key = f"simulate-{self.seed}-{self.start.isoformat()}-{self._reports}"
-        made = self.api.report(category, lon, lat, key)
+        source = str(self.source_rng.choice(list(SOURCE_SHARES), p=list(SOURCE_SHARES.values())))
+        made = self.api.report(category, lon, lat, key, source)
         if made is None:
             self.totals.counts["report refused"] += 1
             return
         self.totals.counts["reported"] += 1
+        self.totals.counts[f"reported ({source})"] += 1
         self._known.add(made["id"])
         self.waiting.append(Waiting(made["id"], lon, lat, category, next_try=self.t))
 
@@ -309,7 +336,7 @@ class Simulation:
             if due > self.t:
                 still.append((incident, due, status))
                 continue
-            steps = {"dispatched": ("accept",), "accepted": (), "on_scene": ()}.get(status, ())
+            steps = {"dispatched": ("accept", "arrive"), "accepted": ("arrive",)}.get(status, ())
             for action in (*steps, "resolve", "close"):
                 if not self.api.act(incident, action):
                     break
@@ -342,6 +369,7 @@ class Simulation:
             self.totals.counts["dispatched"] += 1
             if item.category == DISPUTES:
                 self._disputes.add(item.incident)
+            self._where[item.incident] = item
             unit.status, unit.phase, unit.incident = "busy", "driving", item.incident
             if self.api.act(item.incident, "accept"):
                 self.totals.counts["accepted"] += 1
@@ -359,6 +387,7 @@ class Simulation:
             assert unit.incident is not None
             if self.api.act(unit.incident, "arrive"):
                 self.totals.counts["arrived"] += 1
+                self._escalate(unit.incident)
             unit.phase = "working"
             work = HANDLING_MEDIAN_S * math.exp(self.work_rng.normal(0.0, HANDLING_SIGMA))
             unit.work_end = self.t + work
@@ -377,9 +406,35 @@ class Simulation:
                 # "closed" counts the simulator's own reports; a backlog's apart
                 picked = unit.incident in self._picked
                 self.totals.counts["closed (picked up)" if picked else "closed"] += 1
+                where = self._where.pop(unit.incident, None)
+                if where is not None and self.fate_rng.random() < REOPEN_SHARE:
+                    after = float(self.fate_rng.uniform(*REOPEN_AFTER_S))
+                    self._reopening.append((where, self.t + after))
             unit.phase, unit.incident, unit.status = "idle", None, "available"
         elif unit.phase == "idle" and unit.status == "available" and not unit.fixed:
             self._patrol(unit)
+
+    def _escalate(self, incident: str) -> None:
+        """The grid worker on scene hands a matter up, now and then (``ESCALATION_SHARES``):
+        one level at a time, each with its reason; the same worker then sees it through."""
+        draw = self.fate_rng.random()
+        for share, reason in zip(ESCALATION_SHARES, ESCALATION_REASONS, strict=True):
+            if draw >= share or not self.api.act(incident, "escalate", note=reason):
+                return
+            self.totals.counts["escalated"] += 1
+
+    def _reopen(self) -> None:
+        """A resident calls back about a closed matter: it is reopened and dispatched again."""
+        still = []
+        for item, due in self._reopening:
+            if due > self.t:
+                still.append((item, due))
+            elif self.api.act(item.incident, "reopen"):
+                self.totals.counts["reopened"] += 1
+                self.waiting.append(
+                    Waiting(item.incident, item.lon, item.lat, item.category, next_try=self.t)
+                )
+        self._reopening = still
 
     def _outcome(self, incident: str) -> str | None:
         """How a dispute this dispatcher sent someone to ended (the managers' reports count

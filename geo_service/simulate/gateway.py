@@ -128,15 +128,13 @@ class Gateway:
         action: str,
         responder_id: int | None = None,
         outcome: str | None = None,
+        note: str | None = None,
     ) -> bool:
         """A lifecycle action; False when the incident's state or the responder refused it
         (409, e.g. another dispatcher was faster). ``outcome``: how a dispute ended, on
-        resolve."""
-        body: dict[str, Any] | None = None
-        if responder_id is not None or outcome is not None:
-            body = {"responder_id": responder_id} if responder_id is not None else {}
-            if outcome is not None:
-                body["outcome"] = outcome
+        resolve; ``note``: why, on escalate."""
+        given = {"responder_id": responder_id, "outcome": outcome, "note": note}
+        body: dict[str, Any] | None = {k: v for k, v in given.items() if v is not None} or None
         response = self._send(action, "POST", f"/incidents/{incident_id}/{action}", json=body)
         if response.status_code >= 500:
             raise ApiError(f"{action}: {response.status_code} {response.text[:300]}")

@@ -203,3 +203,63 @@ def test_a_restarted_demo_closes_only_its_stale_backlog_and_frees_the_responders
     assert states == ["closed", "closed", "reported"]  # the recent one stays open
     assert freed == "available" and audited >= 1
     assert close_stale_backlog(engine, older_than_h=900) == 0  # nothing left: nothing audited
+
+
+def test_the_living_city_moves_every_figure_of_the_managers_reports(
+    client: TestClient,
+    engine: Engine,
+    loaded_city: DemoCity,
+    responders_restored: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every source, escalations to each level (kept in the history), disputes with how their
+    mediation ended, reopenings and arrivals on time or late: the simulator makes the reports'
+    numbers move. Its shares are raised so that a short day shows each (the mechanics are
+    the same at the demo's shares)."""
+    import geo_service.simulate.city as city
+
+    monkeypatch.setattr(city, "ESCALATION_SHARES", (0.6, 0.4, 0.2))
+    monkeypatch.setattr(city, "REOPEN_SHARE", 0.5)
+    before = client.get("/reports/performance", params={"level": "district"}).json()["total"]
+    simulation = _simulation(client, seed=13)
+    simulation.advance(MONDAY_9.replace(hour=15))
+    counts = simulation.totals.counts
+    assert simulation.api.tally.server_errors == []
+    with engine.connect() as conn:
+        mine = "i.request_key LIKE 'simulate-13-%'"
+        sources = dict(
+            conn.execute(
+                text(f"SELECT source, count(*) FROM incidents i WHERE {mine} GROUP BY source")
+            ).all()
+        )
+        climbs = dict(
+            conn.execute(
+                text(
+                    "SELECT e.to_level, count(*) FROM incident_escalations e "
+                    f"JOIN incidents i ON i.id = e.incident_id WHERE {mine} GROUP BY e.to_level"
+                )
+            ).all()
+        )
+        reopened, reopenings, arrived, outcomes = conn.execute(
+            text(
+                "SELECT count(*) FILTER (WHERE reopened_count > 0), sum(reopened_count), "
+                "count(*) FILTER (WHERE arrived_at IS NOT NULL), "
+                f"count(*) FILTER (WHERE outcome IS NOT NULL) FROM incidents i WHERE {mine}"
+            )
+        ).one()
+    assert set(sources) == {"citizen", "grid_worker", "hotline", "sensor"}, sources
+    assert sum(sources.values()) == counts["reported"]
+    assert climbs.keys() == {1, 2, 3} and sum(climbs.values()) == counts["escalated"], climbs
+    assert reopenings == counts["reopened"] and reopened > 0, counts  # some twice
+    assert arrived > 0 and outcomes > 0, counts
+    after = client.get("/reports/performance", params={"level": "district"}).json()["total"]
+    for name, level in (("community", 1), ("street", 2), ("district", 3)):
+        grew = after["escalations"]["by_level"][name] - before["escalations"]["by_level"][name]
+        assert grew == climbs[level], name
+    for source, n in sources.items():
+        assert after["by_source"][source] - before["by_source"][source] == n, source
+    assert after["reopened"] - before["reopened"] == reopened
+    assert (
+        after["on_time"]["arrival"]["all"]["denominator"]
+        > (before["on_time"]["arrival"]["all"]["denominator"])
+    )

@@ -152,3 +152,42 @@ def test_users_and_keys_commands(env: DemoCity) -> None:
     ):
         result = runner.invoke(app, args)
         assert result.exit_code == 1 and message in result.output, (args, result.output)
+
+
+def test_a_hotline_account_from_the_command_line(env: DemoCity) -> None:
+    from sqlalchemy import text
+
+    from geo_service.settings import DatabaseSettings
+
+    made = runner.invoke(
+        app, ["users", "create", "hotline-12345", "--role", "dispatcher", "--channel", "hotline"]
+    )
+    assert made.exit_code == 0, made.output
+    listed = runner.invoke(app, ["users", "list"])
+    row = next(line for line in listed.output.splitlines() if "hotline-12345" in line)
+    assert "hotline" in row.replace("hotline-12345", "")
+    engine = make_engine(DatabaseSettings().database_url or "")
+
+    def channel() -> str | None:
+        with engine.connect() as conn:
+            return conn.execute(
+                text("SELECT channel FROM users WHERE name = 'hotline-12345'")
+            ).scalar_one()
+
+    assert channel() == "hotline"
+    back = runner.invoke(app, ["users", "channel", "hotline-12345", "citizen"])
+    assert back.exit_code == 0, back.output
+    assert channel() is None
+    with engine.connect() as conn:  # audited, before and after
+        diff = conn.execute(
+            text("SELECT diff FROM audit_log WHERE action = 'set_channel' ORDER BY id DESC")
+        ).first()
+    assert diff is not None and diff[0] == {"before": "hotline", "after": None}
+    engine.dispose()
+    for args, message in (
+        (["users", "create", "q", "--role", "dispatcher", "--channel", "radio"], "channel must be"),
+        (["users", "channel", "hotline-12345", "radio"], "channel must be"),
+        (["users", "channel", "nobody", "hotline"], "no user"),
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1 and message in result.output, (args, result.output)

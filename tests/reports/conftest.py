@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
+from geo_service.db.sql import sql
 from geo_service.demo.city import DemoCity
 from geo_service.geo.h3cells import cells_for_points, exact_cells
 
@@ -137,6 +138,8 @@ def _lifecycles(engine: Engine, city: DemoCity, window: dict[str, Any], n: int =
             ),
             rows,
         )
+        # their escalation history, as generated history gets it (one row per level passed)
+        conn.execute(sql("escalations_from_levels"))
 
 
 @pytest.fixture

@@ -136,3 +136,26 @@ def test_the_pdf_is_a4_and_renders_chinese(
     pages = sorted(ARTIFACTS.glob("report-page-*.png"))
     assert pages and all(p.stat().st_size > 5000 for p in pages)
     assert shutil.which("pdftoppm")
+
+
+def test_the_pdf_speaks_the_requests_language(
+    client: TestClient, city_with_lifecycles: DemoCity, chinese_district: dict, tmp_path: Path
+) -> None:
+    answer = client.get(
+        "/reports/performance",
+        params={**PARAMS, "parent_id": chinese_district["id"], "format": "pdf"},
+        headers={"Accept-Language": "zh-CN"},
+    )
+    assert answer.status_code == 200, answer.text
+    pdf = tmp_path / "report.pdf"
+    pdf.write_bytes(answer.content)
+    words = subprocess.run(
+        ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "绩效报告" in words and "结案率" in words and "按时办结" in words
+    assert "Closure rate" not in words
+    subprocess.run(
+        ["pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "1", str(pdf),
+         str(ARTIFACTS / "zh-CN_report-page")],
+        check=True,
+    )  # fmt: skip

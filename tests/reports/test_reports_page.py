@@ -79,3 +79,37 @@ def test_the_page_draws_the_report(
         assert page.locator("#workers tr").count() > 1
         page.screenshot(path=str(ARTIFACTS / f"reports-{name}-grids.png"), full_page=True)
     assert errors == []
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize(("viewport", "name"), [(DESKTOP, "desktop"), (PHONE, "phone")])
+def test_the_page_in_chinese(
+    live_server: str,
+    role_keys: dict,
+    city_with_lifecycles: DemoCity,
+    viewport: tuple,
+    name: str,
+) -> None:
+    """A browser asking for Chinese gets the page's words, the charts' and the escalation
+    levels' in Chinese (the messages catalogue), with the language switch."""
+    from tests.api.test_pages_language import browser_page, sign_in
+
+    with browser_page(live_server, "zh-CN", viewport) as (page, errors):
+        sign_in(page, live_server, "/reports", role_keys["analyst"])
+        page.wait_for_selector("#status[data-ready='1']", timeout=30_000)
+        assert page.get_attribute("html", "lang") == "zh-CN"
+        assert page.text_content("h1") == "绩效报告"
+        assert page.locator("#level option").all_text_contents() == ["区", "街道", "社区", "网格"]
+        cards = page.locator("#cards .card").all_text_contents()
+        assert any("结案率" in c for c in cards) and any("网格内解决" in c for c in cards)
+        assert "统计期" in (page.text_content("#status") or "")
+        assert "English" in (page.text_content(".lang-switch") or "")
+        # the escalations chart names the levels in Chinese
+        levels = page.evaluate(
+            "echarts.getInstanceByDom(document.getElementById('chart-escalations'))"
+            ".getOption().xAxis[0].data"
+        )
+        assert levels == ["社区", "街道", "区"]
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"zh-CN_reports-{name}.png"), full_page=True)
+    assert errors == []

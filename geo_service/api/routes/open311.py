@@ -194,12 +194,21 @@ async def post_request(
     first_name: Annotated[str | None, Form(max_length=200)] = None,
     last_name: Annotated[str | None, Form(max_length=200)] = None,
     phone: Annotated[str | None, Form(max_length=200)] = None,
+    source: Annotated[
+        str | None,
+        Form(
+            max_length=16,
+            description="extension: citizen, hotline or sensor; must be the account's own "
+            "channel (default: it)",
+        ),
+    ] = None,
 ) -> Response:
     """File a service request (form-encoded, as GeoReport v2 clients send it). The key may
     come as the ``api_key`` field. ``address_string``, ``media_url`` (an http(s) link, never
     fetched), ``attribute[code]`` answers (see the service definition) and
     ``jurisdiction_id`` are kept with the request; contact fields are accepted and not
-    stored."""
+    stored. The request's source is the account's channel (a hotline's account files as
+    ``hotline``), else ``citizen``; the ``source`` extension may only repeat it (403)."""
     attributes = _attributes(await request.form())
 
     def file_request() -> list[dict[str, Any]]:  # database work: in a worker thread
@@ -220,6 +229,7 @@ async def post_request(
             actor=scope.principal.actor,
             radius_m=settings.dispatch.duplicate_radius_m,
             window_s=settings.dispatch.duplicate_window_s,
+            source=source,
         )
 
     return respond("requests", await run_in_threadpool(file_request), fmt, status_code=201)

@@ -14,7 +14,7 @@ from geo_service.api.responses import DictJSONResponse
 from geo_service.api.schemas.reports import PerformancePublic
 from geo_service.services.access.scope import Scope
 from geo_service.services.reports import exports
-from geo_service.services.reports.labels import LABELS, STAGE_NAMES
+from geo_service.services.reports.labels import localized_labels
 from geo_service.services.reports.performance import ReportRequest, performance, report_title
 from geo_service.services.reports.periods import parse_local_instant
 from geo_service.web.pages import render_page
@@ -113,7 +113,7 @@ def read_reports_page(
     weekly trends, on-time rates per stage and tier, the backlog and escalations; the
     rankings with their intervals; links to the CSV, XLSX and PDF. Data loads from
     ``/reports/performance`` with the page's sign-in cookie."""
-    labels = {**LABELS, **{f"stage_{k}": v for k, v in STAGE_NAMES.items()}}
+    labels = localized_labels()  # in the request's language
     page = render_page(
         "reports.html",
         labels=labels,

@@ -206,7 +206,10 @@ class CategoryBase(BaseModel):
         default=None, description="minutes of work per incident (the workload formula)"
     )
     response_target_s: Annotated[int, Field(ge=1, le=7 * 86400)] | None = Field(
-        default=None, description="seconds to dispatch, overriding the priority's (null: none)"
+        default=None,
+        description="arrival target: seconds from the report to a responder on scene (the "
+        "reports' arrival stage; dispatch targets are the priority's, resolution_target_min "
+        "the resolution's; null: none)",
     )
     resolution_target_min: Annotated[int, Field(ge=1, le=365 * 24 * 60)] | None = Field(
         default=None, description="minutes from the report to resolution (null: none)"
@@ -243,7 +246,9 @@ class CategoryPublic(Exact):
     group: str
     default_priority: int
     handling_effort_min: int
-    response_target_s: int | None
+    response_target_s: int | None = Field(
+        description="arrival target, seconds from the report to a responder on scene"
+    )
     resolution_target_min: int | None
     retired: bool
     retired_at: str | None = Field(description="when it was retired (RFC 3339), else null")

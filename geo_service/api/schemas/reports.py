@@ -43,10 +43,13 @@ class OnTime(Exact):
 
 
 class Escalations(Exact):
-    """Incidents escalated, by the level that holds them."""
+    """Incidents escalated, and the escalations to each level (from the escalation history:
+    an incident escalated grid -> community -> street counts once at each)."""
 
-    escalated: int
-    by_level: dict[str, int] = Field(description="community, street, district")
+    escalated: int = Field(description="incidents escalated at least once")
+    by_level: dict[str, int] = Field(
+        description="escalations to the community, street and district"
+    )
 
 
 class Disputes(Exact):

@@ -26,6 +26,7 @@ from geo_service.db.models.intake import (
     Category,
     Incident,
     IncidentActionKey,
+    IncidentEscalation,
     IncidentPhoto,
     ServiceRequestDetail,
 )
@@ -87,6 +88,7 @@ __all__ = [
     "Household",
     "Incident",
     "IncidentActionKey",
+    "IncidentEscalation",
     "IncidentPhoto",
     "IncidentCumYear",
     "IncidentRollupDay",

@@ -21,14 +21,17 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from geo_service.db.models.base import Base
-from geo_service.vocabulary import ROLES, sql_in
+from geo_service.vocabulary import ACCOUNT_CHANNELS, ROLES, sql_in
 
 
 class User(Base):
     """Someone who uses the API: a role and, optionally, the area they are bound to."""
 
     __tablename__ = "users"
-    __table_args__ = (CheckConstraint(sql_in("role", ROLES), name="ck_user_role"),)
+    __table_args__ = (
+        CheckConstraint(sql_in("role", ROLES), name="ck_user_role"),
+        CheckConstraint(sql_in("channel", ACCOUNT_CHANNELS), name="ck_user_channel"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
@@ -40,6 +43,8 @@ class User(Base):
     )
     disabled: Mapped[bool] = mapped_column(Boolean, server_default="false")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # The intake channel this account files for (ACCOUNT_CHANNELS; None: citizens').
+    channel: Mapped[str | None] = mapped_column(String(16))
 
 
 class ApiKey(Base):

@@ -221,3 +221,30 @@ class ServiceRequestDetail(Base):
     media_url: Mapped[str | None] = mapped_column(String(2000))
     attributes: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     jurisdiction_id: Mapped[str | None] = mapped_column(String(200))
+
+
+class IncidentEscalation(Base):
+    """One climb of an incident up the hierarchy (grid 0 > community 1 > street 2 >
+    district 3): from and to which level, when, by whom and why; written with the incident's
+    change by the escalate action (API, the phone page, the console) and the automatic
+    escalation of overdue incidents, backfilled by migration 0035. The managers' reports count
+    escalations by level from it; the row goes with its incident."""
+
+    __tablename__ = "incident_escalations"
+    __table_args__ = (
+        Index("ix_incident_escalations_incident", "incident_id"),
+        CheckConstraint(
+            "from_level >= 0 AND to_level > from_level AND to_level <= 3",
+            name="ck_incident_escalation_levels",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    incident_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("incidents.id", ondelete="CASCADE")
+    )
+    from_level: Mapped[int] = mapped_column(SmallInteger)
+    to_level: Mapped[int] = mapped_column(SmallInteger)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    who: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str | None] = mapped_column(Text)

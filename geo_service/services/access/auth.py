@@ -39,7 +39,7 @@ from geo_service.runtime.caches import PrincipalCache
 from geo_service.services.access.audit import record_audit
 from geo_service.services.boundaries.versions import version_in_force
 from geo_service.settings import AuthSettings, DatabaseSettings
-from geo_service.vocabulary import ROLES
+from geo_service.vocabulary import ACCOUNT_CHANNELS, ROLES
 
 KEY_PREFIX = "gs"
 # How fresh a key's ``last_used_at`` is kept: enough to tell a live key from a forgotten one,
@@ -88,10 +88,14 @@ def create_user(
     area_code: str | None,
     actor: str,
     responder_callsign: str | None = None,
+    channel: str | None = None,
 ) -> User:
-    """Create a user; a grid worker must be bound to a grid."""
+    """Create a user; a grid worker must be bound to a grid. ``channel`` (``hotline``,
+    ``sensor``) is the source the account's Open311 filings carry (None: citizens')."""
     if role not in ROLES:
         raise InvalidInputError(f"role must be one of {', '.join(ROLES)}")
+    if channel is not None and channel not in ACCOUNT_CHANNELS:
+        raise InvalidInputError(f"channel must be one of {', '.join(ACCOUNT_CHANNELS)}")
     if not name or len(name) > 100:
         raise InvalidInputError("name must be 1 to 100 characters")
     if session.execute(select(User.id).where(User.name == name)).first():
@@ -113,7 +117,9 @@ def create_user(
         ).scalar_one_or_none()
         if responder_id is None:
             raise InvalidInputError(f"no responder with callsign {responder_callsign!r}")
-    user = User(name=name, role=role, area_code=area_code, responder_id=responder_id)
+    user = User(
+        name=name, role=role, area_code=area_code, responder_id=responder_id, channel=channel
+    )
     session.add(user)
     session.flush()
     _audit(
@@ -122,9 +128,22 @@ def create_user(
         "create",
         "user",
         user.id,
-        {"name": name, "role": role, "area_code": area_code},
+        {"name": name, "role": role, "area_code": area_code, "channel": channel},
     )
     return user
+
+
+def set_channel(session: Session, name: str, channel: str | None, *, actor: str) -> None:
+    """Set the intake channel of user ``name`` (``hotline``, ``sensor``; None: citizens');
+    audited with the value before and after. Raises NotFoundError for an unknown user."""
+    if channel is not None and channel not in ACCOUNT_CHANNELS:
+        raise InvalidInputError(f"channel must be one of {', '.join(ACCOUNT_CHANNELS)}")
+    user = session.execute(select(User).where(User.name == name)).scalar_one_or_none()
+    if user is None:
+        raise NotFoundError(f"no user named {name!r}")
+    before, user.channel = user.channel, channel
+    session.flush()
+    _audit(session, actor, "set_channel", "user", user.id, {"before": before, "after": channel})
 
 
 def create_key(
@@ -157,7 +176,7 @@ def list_users(session: Session) -> list[dict[str, Any]]:
     rows = (
         session.execute(
             text(
-                "SELECT u.id, u.name, u.role, u.area_code, u.disabled, u.created_at, "
+                "SELECT u.id, u.name, u.role, u.area_code, u.channel, u.disabled, u.created_at, "
                 "count(k.id) FILTER (WHERE k.revoked_at IS NULL) AS keys "
                 "FROM users u LEFT JOIN api_keys k ON k.user_id = u.id GROUP BY u.id ORDER BY u.id"
             )

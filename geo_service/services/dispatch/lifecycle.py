@@ -339,6 +339,21 @@ def transition(
     return get_incident(session, incident_id, scope=scope)
 
 
+_INSERT_ESCALATION = text(
+    "INSERT INTO incident_escalations (incident_id, from_level, to_level, at, who, reason) "
+    "VALUES (:id, :to - 1, :to, coalesce(:at, now()), :who, :why)"
+)
+
+
+def _record_escalations(
+    session: Session, climbs: list[dict[str, Any]], at: datetime | None = None
+) -> None:
+    """The escalation history (``incident_escalations``): one row per climb of one level,
+    ``{id, to, who, why}``, at ``at`` (None: the database's now, as ``escalated_at``)."""
+    if climbs:
+        session.execute(_INSERT_ESCALATION, [{**c, "at": at} for c in climbs])
+
+
 def escalate_one(
     session: Session,
     incident_id: uuid.UUID,
@@ -376,6 +391,8 @@ def escalate_one(
     )
     if not _remember_key(session, scope, idempotency_key, incident_id, "escalate"):
         return _replay_after_race(session, scope, idempotency_key, incident_id, "escalate")
+    said = (reason or "by hand")[:2000]
+    _record_escalations(session, [{"id": incident_id, "to": level, "who": actor, "why": said}])
     _audit(
         session,
         actor,
@@ -384,7 +401,7 @@ def escalate_one(
         {
             "before": {"escalation_level": level - 1},
             "after": {"escalation_level": level, "escalated_to": ESCALATION_LEVELS[level]},
-            "reason": (reason or "by hand")[:2000],
+            "reason": said,
         },
     )
     session.commit()
@@ -426,8 +443,21 @@ def escalate_overdue(session: Session, *, now: datetime | None = None, actor: st
         .mappings()
         .all()
     )
+    reasons = {
+        r["id"]: "not {}ed within {} s".format(
+            "accept" if r["status"] in ("reported", "dispatched") else "resolv", r["target_s"]
+        )
+        for r in rows
+    }
+    _record_escalations(
+        session,
+        [
+            {"id": r["id"], "to": r["escalation_level"], "who": actor, "why": reasons[r["id"]]}
+            for r in rows
+        ],
+        at=now,
+    )
     for r in rows:
-        stage_name = "accept" if r["status"] in ("reported", "dispatched") else "resolve"
         _audit(
             session,
             actor,
@@ -439,7 +469,7 @@ def escalate_overdue(session: Session, *, now: datetime | None = None, actor: st
                     "escalation_level": r["escalation_level"],
                     "escalated_to": ESCALATION_LEVELS[r["escalation_level"]],
                 },
-                "reason": f"not {stage_name}ed within {r['target_s']} s",
+                "reason": reasons[r["id"]],
             },
         )
     session.commit()

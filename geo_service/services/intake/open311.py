@@ -24,16 +24,27 @@ from sqlalchemy.orm import Session
 
 from geo_service.db.models import ServiceRequestDetail
 from geo_service.db.sql import sql_source
-from geo_service.errors import InvalidInputError, NotFoundError
-from geo_service.i18n import localized
+from geo_service.errors import InvalidInputError, NotFoundError, PermissionDeniedError
+from geo_service.i18n import format_message, localized
 from geo_service.instants import local_instant
 from geo_service.services.access.scope import Scope
 from geo_service.services.intake.incidents import ESCALATION_LEVELS, NewIncident, create_incident
-from geo_service.vocabulary import OPEN_INCIDENT_STATUSES
+from geo_service.vocabulary import ACCOUNT_CHANNELS, OPEN_INCIDENT_STATUSES
 
 SPEC = "http://wiki.open311.org/GeoReport_v2"
 MAX_REQUESTS = 1000
 DEFAULT_WINDOW = timedelta(days=90)
+
+
+def account_source(session: Session, scope: Scope) -> str:
+    """The source an account's Open311 filings carry: its channel (``users.channel``:
+    ``hotline``, ``sensor``), else ``citizen``."""
+    if scope.principal.user_id is None:
+        return "citizen"
+    channel = session.execute(
+        text("SELECT channel FROM users WHERE id = :u"), {"u": scope.principal.user_id}
+    ).scalar_one_or_none()
+    return str(channel) if channel else "citizen"
 
 
 def discovery(base_url: str) -> dict[str, Any]:
@@ -310,16 +321,43 @@ def create_request(
     jurisdiction_id: str | None = None,
     radius_m: float = 50.0,
     window_s: int = 1800,
+    source: str | None = None,
 ) -> list[dict[str, Any]]:
     """POST requests: a citizen's report becomes an incident of that category; the address
     as written, the photo link, the attribute answers and the jurisdiction are kept with it.
+
+    The incident's ``source`` is the filing account's channel (``users.channel``: a 12345
+    hotline's operators file as ``hotline``, a sensor gateway as ``sensor``), else
+    ``citizen``. ``source``, our extension field, may name it again; a value other than the
+    account's own is refused, so a citizens' app cannot pass its reports off as the hotline's.
 
     Raises
     ------
     InvalidInputError
         No service code, no lat/long (addresses are not geocoded), a ``media_url`` that is
-        not an http(s) URL, or attribute answers the service definition does not allow.
+        not an http(s) URL, attribute answers the service definition does not allow, or a
+        ``source`` that is not ``citizen``, ``hotline`` or ``sensor`` (400).
+    PermissionDeniedError
+        ``source`` names a channel the account does not file for (403).
     """
+    own = account_source(session, scope)
+    if source is not None and source.strip():
+        claimed = source.strip().lower()
+        if claimed not in ("citizen", *ACCOUNT_CHANNELS):
+            raise InvalidInputError(
+                format_message(
+                    "source must be one of {sources}",
+                    sources=", ".join(("citizen", *ACCOUNT_CHANNELS)),
+                )
+            )
+        if claimed != own:
+            raise PermissionDeniedError(
+                format_message(
+                    "this account files as {own}; it may not file as {claimed}",
+                    own=own,
+                    claimed=claimed,
+                )
+            )
     if not service_code:
         raise InvalidInputError("service_code is required (see services.json)")
     if lat is None or lon is None:
@@ -351,7 +389,7 @@ def create_request(
             lon=lon,
             lat=lat,
             description=(description or None) and description[:4000],
-            source="citizen",
+            source=own,
         ),
         idempotency_key=None,
         actor=actor,

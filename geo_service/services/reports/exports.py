@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from geo_service.errors import MissingFontError
-from geo_service.services.reports.labels import LABELS, STAGE_NAMES
+from geo_service.services.reports.labels import localized_labels
 
 # Where a TrueType CJK font is found (Debian's fonts-wqy-microhei first; GEO_REPORTS_FONT
 # names another). ReportLab embeds TrueType outlines only, so OpenType/CFF fonts such as
@@ -149,7 +149,8 @@ def cjk_font(configured: str | None = None) -> Path:
 def to_pdf(report: dict[str, Any], *, title: str, font: str | None = None) -> bytes:
     """The report as an A4 PDF: the period and key figures, weekly received and closed as a
     bar chart, the areas' table (closure and on-time rates with their 95% Wilson intervals,
-    a small denominator marked) and the grid workers'. ``title`` names the area."""
+    a small denominator marked) and the grid workers'. ``title`` names the area; the words
+    are in the current language (``labels.localized_labels``)."""
     from reportlab.graphics.charts.barcharts import VerticalBarChart
     from reportlab.graphics.shapes import Drawing, String
     from reportlab.lib import colors
@@ -169,60 +170,61 @@ def to_pdf(report: dict[str, Any], *, title: str, font: str | None = None) -> by
     sub = ParagraphStyle("sub", fontName=name, fontSize=11, leading=15, spaceBefore=8)
 
     esc = _escape
+    words = localized_labels()
     total = report["total"]
     story: list[Any] = [
         Paragraph(esc(title), heading),
         Paragraph(
             esc(
-                f"{LABELS['period']}: {report['since'][:10]} – {report['until'][:10]} "
-                f"({report['timezone']}); {LABELS['as_of']} {report['as_of'][:16]}"
+                f"{words['period']}: {report['since'][:10]} – {report['until'][:10]} "
+                f"({report['timezone']}); {words['as_of']} {report['as_of'][:16]}"
             ),
             body,
         ),
         Spacer(1, 3 * mm),
     ]
     key_rows = [
-        [LABELS["received"], total["received"], LABELS["closed"], total["closed"]],
+        [words["received"], total["received"], words["closed"], total["closed"]],
         [
-            LABELS["closure_rate"],
+            words["closure_rate"],
             _rate_text(total["closure_rate"]),
-            LABELS["on_time_resolution"],
+            words["on_time_resolution"],
             _rate_text(total["on_time"]["resolution"]["all"]),
         ],
         [
-            LABELS["resolved_in_grid"],
+            words["resolved_in_grid"],
             _rate_text(total["resolved_in_grid"]),
-            LABELS["resolved_in_community"],
+            words["resolved_in_community"],
             _rate_text(total["resolved_in_community"]),
         ],
         [
-            LABELS["disputes"],
+            words["disputes"],
             total["disputes"]["received"],
-            LABELS["mediated"],
+            words["mediated"],
             _rate_text(total["disputes"]["mediated"]),
         ],
-        [LABELS["reopened"], total["reopened"], LABELS["open"], total["open"]],
+        [words["reopened"], total["reopened"], words["open"], total["open"]],
     ]
     for source, n in total["by_source"].items():
-        key_rows.append([LABELS["source"] + ": " + LABELS.get(source, source), n, "", ""])
+        key_rows.append([words["source"] + ": " + words.get(source, source), n, "", ""])
     story.append(_table(key_rows, name, header=False, widths=[45 * mm, 45 * mm, 45 * mm, 45 * mm]))
-    story.append(Paragraph(esc(LABELS["stages"]), sub))
+    story.append(Paragraph(esc(words["stages"]), sub))
     stage_rows = [
         [
-            LABELS["stage"],
-            LABELS["on_time"],
+            words["stage"],
+            words["on_time"],
             "P1",
             "P2",
             "P3",
             "P4",
-            LABELS["median"],
-            LABELS["p90"],
+            words["median"],
+            words["p90"],
         ]
     ]
     for stage, data in total["on_time"].items():
         stage_rows.append(
             [
-                STAGE_NAMES[stage],
+                words[f"stage_{stage}"],
                 _rate_text(data["all"]),
                 *(_pct_text(data["tiers"][t]) for t in ("1", "2", "3", "4")),
                 _duration(data["times"]["median_s"]),
@@ -235,7 +237,7 @@ def to_pdf(report: dict[str, Any], *, title: str, font: str | None = None) -> by
     periods = report["trends"][unit]
     if periods:
         story.append(
-            Paragraph(esc(LABELS["weekly_trend" if unit == "weeks" else "monthly_trend"]), sub)
+            Paragraph(esc(words["weekly_trend" if unit == "weeks" else "monthly_trend"]), sub)
         )
         drawing = Drawing(170 * mm, 55 * mm)
         chart = VerticalBarChart()
@@ -259,24 +261,24 @@ def to_pdf(report: dict[str, Any], *, title: str, font: str | None = None) -> by
                 String(
                     (14 + 30 * i) * mm,
                     52 * mm,
-                    f"■ {LABELS[key]}",
+                    f"■ {words[key]}",
                     fontName=name,
                     fontSize=7,
                     fillColor=colors.HexColor(colour),
                 )
             )
         story.append(drawing)
-    story.append(Paragraph(esc(LABELS["areas"]), sub))
+    story.append(Paragraph(esc(words["areas"]), sub))
     area_rows = [
         [
-            LABELS["code"],
-            LABELS["name"],
-            LABELS["received"],
-            LABELS["closed"],
-            LABELS["closure_rate"],
-            LABELS["on_time_resolution"],
-            LABELS["median"],
-            LABELS["backlog"],
+            words["code"],
+            words["name"],
+            words["received"],
+            words["closed"],
+            words["closure_rate"],
+            words["on_time_resolution"],
+            words["median"],
+            words["backlog"],
         ]
     ]
     for a in report["areas"]:
@@ -300,16 +302,16 @@ def to_pdf(report: dict[str, Any], *, title: str, font: str | None = None) -> by
         )
     )
     if report["workers"]:
-        story.append(Paragraph(esc(LABELS["workers"]), sub))
+        story.append(Paragraph(esc(words["workers"]), sub))
         worker_rows = [
             [
-                LABELS["callsign"],
-                LABELS["grid"],
-                LABELS["assigned"],
-                LABELS["closed"],
-                LABELS["on_time_resolution"],
-                LABELS["median"],
-                LABELS["discovered"],
+                words["callsign"],
+                words["grid"],
+                words["assigned"],
+                words["closed"],
+                words["on_time_resolution"],
+                words["median"],
+                words["discovered"],
             ]
         ]
         for w in report["workers"]:
@@ -326,7 +328,7 @@ def to_pdf(report: dict[str, Any], *, title: str, font: str | None = None) -> by
             )
         story.append(_table(worker_rows, name))
     story.append(Spacer(1, 3 * mm))
-    story.append(Paragraph(esc(LABELS["pdf_note"]), body))
+    story.append(Paragraph(esc(words["pdf_note"]), body))
     buffer = io.BytesIO()
     doc = SimpleDocTemplate(
         buffer,

@@ -1,62 +1,89 @@
 """Every word the reports show people (the PDF, the weekly report, the ``/reports`` page),
-in one place so that they can be translated (issue 19's i18n work reads them from here)."""
+in one place, marked for the ``messages`` catalogue: ``localized_labels`` gives them in the
+request's language (``geo_service.i18n``)."""
 
 from __future__ import annotations
 
+from geo_service.i18n import N_, gettext
+
 LABELS: dict[str, str] = {
-    "title": "Performance report",
-    "period": "Period",
-    "as_of": "as of",
-    "received": "Received",
-    "handled": "Handled",
-    "closed": "Closed",
-    "open": "Open now",
-    "closure_rate": "Closure rate",
-    "on_time": "On time",
-    "on_time_resolution": "Resolved on time",
-    "resolved_in_grid": "Resolved in the grid",
-    "resolved_in_community": "Resolved in the community",
-    "disputes": "Disputes received",
-    "mediated": "Mediated successfully",
-    "reopened": "Reopened",
-    "source": "Source",
-    "citizen": "citizen",
-    "grid_worker": "grid worker's discovery",
-    "hotline": "hotline",
-    "sensor": "sensor",
-    "import": "imported",
-    "stages": "Stages: on time per response tier, and times",
-    "stage": "Stage",
-    "median": "Median",
-    "p90": "90th pct.",
-    "weekly_trend": "Received and closed per week",
-    "monthly_trend": "Received and closed per month",
-    "areas": "Areas",
-    "workers": "Grid workers",
-    "code": "Code",
-    "name": "Name",
-    "grid": "Grid",
-    "callsign": "Worker",
-    "assigned": "Assigned",
-    "discovered": "Own discoveries in grid",
-    "backlog": "Backlog",
-    "escalations": "Escalations by level",
-    "ranking": "Resolved on time: ranking (bar: rate, line: 95% interval)",
-    "small_sample": "small",
-    "week_over_week": "week over week",
-    "all_areas": "all areas in your view",
-    "level": "Level",
-    "under": "Under",
-    "from": "From",
-    "to": "To (excluded)",
-    "show": "Show",
-    "pdf_note": "Rates show the 95% Wilson score interval and n, the cases counted; * marks "
-    "fewer than 30 cases. Rankings order by the interval's lower bound. Stages are counted "
-    "from the report: dispatch until accepted (the priority's target), arrival (the "
-    "category's response target, when set), resolution (the category's target).",
+    "title": N_("Performance report"),
+    "period": N_("Period"),
+    "as_of": N_("as of"),
+    "received": N_("Received"),
+    "handled": N_("Handled"),
+    "closed": N_("Closed"),
+    "open": N_("Open now"),
+    "closure_rate": N_("Closure rate"),
+    "on_time": N_("On time"),
+    "on_time_resolution": N_("Resolved on time"),
+    "resolved_in_grid": N_("Resolved in the grid"),
+    "resolved_in_community": N_("Resolved in the community"),
+    "disputes": N_("Disputes received"),
+    "mediated": N_("Mediated successfully"),
+    "reopened": N_("Reopened"),
+    "source": N_("Source"),
+    "citizen": N_("citizen"),
+    "grid_worker": N_("grid worker's discovery"),
+    "hotline": N_("hotline"),
+    "sensor": N_("sensor"),
+    "import": N_("imported"),
+    "stages": N_("Stages: on time per response tier, and times"),
+    "stage": N_("Stage"),
+    "median": N_("Median"),
+    "p90": N_("90th pct."),
+    "weekly_trend": N_("Received and closed per week"),
+    "monthly_trend": N_("Received and closed per month"),
+    "areas": N_("Areas"),
+    "workers": N_("Grid workers"),
+    "code": N_("Code"),
+    "name": N_("Name"),
+    "grid": N_("Grid"),
+    "callsign": N_("Worker"),
+    "assigned": N_("Assigned"),
+    "discovered": N_("Own discoveries in grid"),
+    "backlog": N_("Backlog"),
+    "escalations": N_("Escalations by level"),
+    "ranking": N_("Resolved on time: ranking (bar: the rate, line: its interval at 95%)"),
+    "small_sample": N_("small"),
+    "week_over_week": N_("week over week"),
+    "all_areas": N_("all areas in your view"),
+    "level": N_("Level"),
+    "under": N_("Under"),
+    "from": N_("From"),
+    "to": N_("To (excluded)"),
+    "show": N_("Show"),
+    "loading": N_("loading…"),
+    "error": N_("error"),
+    "pdf_note": N_(
+        "Rates show the 95% Wilson score interval and n, the cases counted; * marks "
+        "fewer than 30 cases. Rankings order by the interval's lower bound. Stages are counted "
+        "from the report: dispatch until accepted (the priority's target, the response tier), "
+        "arrival until on scene (the category's arrival target, when set), resolution until "
+        "resolved (the category's resolution target). Escalations count each climb to a level."
+    ),
+}
+# the levels' names (the page's level picker, the escalations chart)
+LEVEL_NAMES: dict[str, str] = {
+    "district": N_("district"),
+    "street": N_("street"),
+    "community": N_("community"),
+    "grid": N_("grid"),
 }
 STAGE_NAMES: dict[str, str] = {
-    "dispatch": "Dispatch",
-    "arrival": "Arrival",
-    "resolution": "Resolution",
+    "dispatch": N_("Dispatch"),
+    "arrival": N_("Arrival"),
+    "resolution": N_("Resolution"),
 }
+
+
+def localized_labels() -> dict[str, str]:
+    """Every label in the current language: ``LABELS``, ``stage_<stage>`` and
+    ``level_<level>`` keys, translated through the ``messages`` catalogue (English when a
+    string has no translation)."""
+    words = {
+        **LABELS,
+        **{f"stage_{k}": v for k, v in STAGE_NAMES.items()},
+        **{f"level_{k}": v for k, v in LEVEL_NAMES.items()},
+    }
+    return {key: gettext(value) for key, value in words.items()}

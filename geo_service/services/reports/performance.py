@@ -25,7 +25,7 @@ from geo_service.db.sql import sql
 from geo_service.errors import InvalidInputError, NotFoundError
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.versions import version_in_force
-from geo_service.services.reports.labels import LABELS
+from geo_service.services.reports.labels import localized_labels
 from geo_service.services.reports.periods import (
     local_periods,
     period_end,
@@ -355,7 +355,9 @@ def _period_starts(since: datetime, until: datetime, tz: str, unit: str) -> list
 
 def report_title(report: dict[str, Any]) -> str:
     """The heading of a report's file: what it covers (the parent area, else the areas the
-    caller sees) and the level of its rows."""
+    caller sees) and the level of its rows, in the current language."""
+    words = localized_labels()
     parent = report["parent"]
-    where = f"{parent['name']} ({parent['code']})" if parent else "all areas in your view"
-    return f"{LABELS['title']}: {where}, by {report['level']}"
+    where = f"{parent['name']} ({parent['code']})" if parent else words["all_areas"]
+    level = words.get(f"level_{report['level']}", report["level"])
+    return f"{words['title']}: {where} · {level}"

@@ -204,7 +204,7 @@ function renderEscalations(total) {
     title: {text: T("escalations"), textStyle: {fontSize: 13}},
     tooltip: {trigger: "axis", formatter: (items) => tooltipRows(items[0].name, [["n", items[0].value]])},
     grid: {top: 40, left: 45, right: 20, bottom: 30},
-    xAxis: {type: "category", data: levels},
+    xAxis: {type: "category", data: levels.map((l) => T(`level_${l}`))},
     yAxis: {type: "value", minInterval: 1},
     series: [{type: "bar", data: levels.map((l) => total.escalations.by_level[l]), itemStyle: {color: "#fac858"}}],
   }, true);
@@ -258,7 +258,7 @@ function renderTables(report) {
 }
 
 async function load() {
-  $("status").textContent = "loading…";
+  $("status").textContent = T("loading");
   for (const f of ["csv", "xlsx", "pdf"]) $(f).href = query(f);
   try {
     const report = await api(query());
@@ -277,7 +277,7 @@ async function load() {
       `${T("as_of")} ${report.as_of.slice(0, 16)}; ${report.areas.length} ${T("areas")}${change}`;
     $("status").dataset.ready = "1";
   } catch (err) {
-    $("status").textContent = `error: ${err.message}`;
+    $("status").textContent = `${T("error")}: ${err.message}`;
   }
 }
 

@@ -1,0 +1,114 @@
+"""Escalation history: each climb is kept (from, to, when, by whom, why) and the reports
+count escalations by level from it; the automatic escalation of overdue incidents writes it
+too, at the service's clock."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+
+from geo_service.demo.city import DemoCity
+from geo_service.services.dispatch.lifecycle import escalate_overdue
+from tests.conftest import as_role, grid_point
+
+
+def _report(client: TestClient, city: DemoCity, category: str = "traffic") -> str:
+    lon, lat, _ = grid_point(city)
+    made = client.post(
+        "/incidents",
+        json={"category": category, "location": {"lon": lon, "lat": lat}, "priority": 2},
+    )
+    assert made.status_code == 201, made.text
+    return str(made.json()["id"])
+
+
+def _history(engine: Engine, incident: str) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT from_level, to_level, at, who, reason FROM incident_escalations "
+                "WHERE incident_id = CAST(:i AS uuid) ORDER BY id"
+            ),
+            {"i": incident},
+        )
+        return [dict(r) for r in rows.mappings()]
+
+
+def _escalations(client: TestClient) -> dict[str, Any]:
+    body = client.get("/reports/performance", params={"level": "district"}).json()
+    return body["total"]["escalations"]
+
+
+def test_an_incident_escalated_grid_community_street_counts_one_at_each_level(
+    client: TestClient, engine: Engine, loaded_city: DemoCity, role_keys: dict
+) -> None:
+    before = _escalations(client)
+    incident = _report(client, loaded_city)
+    for note in ("the grid cannot settle it", "the community asks the street"):
+        done = client.post(f"/incidents/{incident}/escalate", json={"note": note})
+        assert done.status_code == 200, done.text
+    history = _history(engine, incident)
+    assert [(h["from_level"], h["to_level"]) for h in history] == [(0, 1), (1, 2)]
+    assert [h["reason"] for h in history] == [
+        "the grid cannot settle it",
+        "the community asks the street",
+    ]
+    assert all(h["who"] == "test-admin (admin)" for h in history)
+    assert history[0]["at"] <= history[1]["at"]
+    after = _escalations(client)
+    assert after["escalated"] - before["escalated"] == 1
+    change = {k: after["by_level"][k] - before["by_level"][k] for k in after["by_level"]}
+    assert change == {"community": 1, "street": 1, "district": 0}
+
+
+def test_a_refused_escalation_writes_no_history(
+    client: TestClient, engine: Engine, loaded_city: DemoCity, role_keys: dict
+) -> None:
+    incident = _report(client, loaded_city)
+    analyst = client.post(
+        f"/incidents/{incident}/escalate", json={"note": "x"}, headers=as_role(role_keys, "analyst")
+    )
+    assert analyst.status_code == 403
+    assert client.post(f"/incidents/{incident}/cancel").status_code == 200
+    closed = client.post(f"/incidents/{incident}/escalate", json={"note": "too late"})
+    assert closed.status_code == 409
+    assert closed.headers["content-type"].startswith("application/problem+json")
+    assert _history(engine, incident) == []
+
+
+def test_the_automatic_escalation_keeps_its_history_at_the_services_clock(
+    client: TestClient, engine: Engine, loaded_city: DemoCity
+) -> None:
+    from sqlalchemy.orm import Session
+
+    incident = _report(client, loaded_city)
+    with engine.connect() as conn:
+        reported = conn.execute(
+            text("SELECT reported_at FROM incidents WHERE id = CAST(:i AS uuid)"), {"i": incident}
+        ).scalar_one()
+    late = reported + timedelta(hours=1)  # past every dispatch target (P2: 3 minutes)
+    with Session(engine) as session:
+        done = escalate_overdue(session, now=late, actor="scheduler")
+    others = [d["id"] for d in done if d["id"] != incident]
+    with engine.begin() as conn:  # the loaded city's own open incidents stay as they were
+        conn.execute(
+            text(
+                "UPDATE incidents SET escalation_level = escalation_level - 1 "
+                "WHERE id = ANY(CAST(:ids AS uuid[]))"
+            ),
+            {"ids": others},
+        )
+        conn.execute(
+            text(
+                "DELETE FROM incident_escalations WHERE incident_id = ANY(CAST(:ids AS uuid[])) "
+                "AND at = :late"
+            ),
+            {"ids": others, "late": late},
+        )
+    assert incident in {d["id"] for d in done}
+    (climb,) = _history(engine, incident)
+    assert (climb["from_level"], climb["to_level"], climb["who"]) == (0, 1, "scheduler")
+    assert climb["at"] == late and climb["reason"].startswith("not accepted within ")
