@@ -38,6 +38,7 @@ TILE = 256
 DESKTOP = (1200, 900)
 PHONE = (390, 844)
 TIANDITU_LOGO_URL = "https://api.tianditu.gov.cn/v4.0/image/logo.png"
+MARKUP = '<img src=x onerror="window.pwned=1"><b>GS</b>'
 
 
 def _global_pixel(lon: float, lat: float, zoom: int) -> tuple[float, float]:
@@ -520,11 +521,14 @@ def test_tianditu_shows_its_logo_and_approval_number_and_amap_its_own(
                 map_basemaps=["tianditu-vec", "amap", "tencent", "osm"],
                 tianditu_key="test-key",
                 tianditu_approval="GS(2024)0568号",
+                # a setting is text, never markup, wherever it is shown
+                tencent_approval=MARKUP,
             )
         }
     )
     logo = _logo_png()
     seen: dict[str, str] = {}
+    marked_images: dict[str, int] = {}
     with serving(create_app(own)) as base:
         for viewport, name in ((DESKTOP, "desktop"), (PHONE, "phone")):
             with signed_in_page(base, "/map/heatmap", role_keys["analyst"], viewport) as (
@@ -545,6 +549,11 @@ def test_tianditu_shows_its_logo_and_approval_number_and_amap_its_own(
                 for choice in ("tianditu-vec", "amap", "tencent"):
                     page.select_option("select[name=basemap]", choice)
                     seen[f"{choice}-{name}"] = page.inner_text(".leaflet-control-attribution")
+                    if choice == "tencent":
+                        marked_images[name] = page.locator(
+                            ".leaflet-control-attribution img, .leaflet-control-attribution b"
+                        ).count()
+                        assert page.evaluate("() => window.pwned") is None
                     if choice == "tianditu-vec":
                         img = page.locator(".leaflet-control-attribution img.basemap-logo")
                         assert img.count() == 1
@@ -572,5 +581,6 @@ def test_tianditu_shows_its_logo_and_approval_number_and_amap_its_own(
         assert "审图号：GS(2024)0568号" in seen[f"tianditu-vec-{name}"]
         assert "甲测资字1100471" in seen[f"tianditu-vec-{name}"]
         assert "审图号：GS(2025)5996号" in seen[f"amap-{name}"]
-        assert "审图号：GS(2026)1190号" in seen[f"tencent-{name}"]
+        assert f"审图号：{MARKUP}" in seen[f"tencent-{name}"]
+        assert marked_images[name] == 0
         assert "0568" not in seen[f"amap-{name}"]  # one provider's marks at a time
