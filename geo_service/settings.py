@@ -148,6 +148,25 @@ class MapSettings(BaseSettings):
         "it goes into the pages' tile URLs. Without it the Tianditu base maps are shown "
         "disabled, saying why.",
     )
+    # The map approval numbers (审图号) China's map rules require on a published map, as each
+    # provider shows them under its own maps (Tianditu's pages and JS API v4; Amap's JS API
+    # 2.0 copyright line; Tencent's JS API loader, mapApprovalNumber.vector). They change
+    # when a provider's maps are reviewed again: a deployment sets the current one here.
+    tianditu_approval: str = Field(
+        default="GS(2024)0568号",
+        max_length=64,
+        description="Tianditu's map approval number (审图号), shown under its base maps",
+    )
+    amap_approval: str = Field(
+        default="GS(2025)5996号",
+        max_length=64,
+        description="Amap/Gaode's map approval number (审图号), shown under its base map",
+    )
+    tencent_approval: str = Field(
+        default="GS(2026)1190号",
+        max_length=64,
+        description="Tencent Maps' map approval number (审图号), shown under its base map",
+    )
     map_tiles_crs: Literal["wgs84", "gcj02"] = Field(
         default="wgs84",
         description="The datum of the tiles in GEO_MAP_TILES: gcj02 for a server of Amap/"

@@ -375,6 +375,73 @@ def geojson_from_wgs84(document: Any, crs: str) -> Any:
     return _rebuild(document, iter(zip(lon.tolist(), lat.tolist(), strict=True)))
 
 
+def rows_from_wgs84(
+    rows: list[dict[str, Any]],
+    crs: str,
+    *,
+    lon_key: str = "lon",
+    lat_key: str = "lat",
+    decimals: int | None = None,
+) -> list[dict[str, Any]]:
+    """JSON rows (not GeoJSON) whose WGS84 ``lon_key``/``lat_key`` members are given in ``crs``.
+
+    The JSON answers that carry a position as two numbers (the console's incidents, an
+    incident, the nearest responders, Open311's ``lat``/``long``, household rows) honour
+    ``crs=gcj02|bd09`` through this, as GeoJSON answers do through ``geojson_from_wgs84``:
+    every row's position goes through ``from_wgs84`` in one vectorised call. Rows whose
+    position is null (a responder before its first fix) are left as they are. The input is
+    not changed: converted rows are shallow copies.
+
+    Parameters
+    ----------
+    rows : list of dict, length n
+        Rows with WGS84 lon/lat degrees (or None) under ``lon_key`` and ``lat_key``.
+    crs : {"wgs84", "gcj02", "bd09"}
+        The system to convert to (case, ``-`` and ``_`` ignored); ``wgs84`` returns ``rows``.
+    lon_key, lat_key : str
+        The members holding the position (Open311 says ``long`` and ``lat``).
+    decimals : int, optional
+        Round the converted degrees to this many decimals (a coarsened public position stays
+        as coarse in the other system).
+
+    Returns
+    -------
+    list of dict, length n
+        The rows with positions in ``crs`` (degrees); points outside China unchanged.
+
+    Raises
+    ------
+    ValueError
+        If ``crs`` is none of the three.
+
+    Examples
+    --------
+    >>> rows = [{"id": 1, "lon": 114.30, "lat": 30.59}, {"id": 2, "lon": None, "lat": None}]
+    >>> out = rows_from_wgs84(rows, "gcj02", decimals=5)
+    >>> out[0]["lon"], out[0]["lat"], out[1]["lon"], rows[0]["lon"]
+    (114.30544, 30.58758, None, 114.3)
+    """
+    name = _check(crs)
+    if name == "wgs84":
+        return rows
+    placed = [
+        i
+        for i, row in enumerate(rows)
+        if isinstance(row.get(lon_key), int | float) and isinstance(row.get(lat_key), int | float)
+    ]
+    if not placed:
+        return rows
+    lon, lat = from_wgs84(
+        [rows[i][lon_key] for i in placed], [rows[i][lat_key] for i in placed], name
+    )
+    if decimals is not None:
+        lon, lat = np.round(lon, decimals), np.round(lat, decimals)
+    out = list(rows)
+    for i, x, y in zip(placed, lon.tolist(), lat.tolist(), strict=True):
+        out[i] = {**rows[i], lon_key: x, lat_key: y}
+    return out
+
+
 _GEOMETRY_TYPES = frozenset(
     ("Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon")
 )

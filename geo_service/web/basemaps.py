@@ -11,11 +11,18 @@ Tile URL templates are the providers' public XYZ/WMTS endpoints as the Leaflet p
 record use them (Leaflet.ChineseTmsProviders; Tianditu's WMTS ``*_w`` layers, Web Mercator,
 subdomains t0-t7, key in ``tk``, http://lbs.tianditu.gov.cn/server/MapService.html). Tencent
 numbers tile rows from the bottom (TMS), hence Leaflet's ``{-y}``.
+
+China's rules on publishing maps (《地图管理条例》, 《公开地图内容表示规范》) want the map
+approval number (审图号) of the base map shown with it; each Chinese provider shows its own
+under its maps, and Tianditu its logo and its surveying qualification (甲测资字1100471) as
+well (its JS API v4's copyright control). The numbers are settings (``GEO_TIANDITU_APPROVAL``,
+``GEO_AMAP_APPROVAL``, ``GEO_TENCENT_APPROVAL``): a provider's changes when its maps are
+reviewed again.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -44,6 +51,22 @@ class TileLayer:
 
 
 @dataclass(frozen=True)
+class Logo:
+    """A provider's logo shown in the attribution, as the provider's own map API shows it."""
+
+    url: str
+    width: int
+    height: int
+    alt: str
+
+
+# Tianditu's JS API v4 draws this logo (53 x 22 px) in its copyright control; it is served
+# from Tianditu's own host, which the pages' CSP allows whenever Tianditu is offered.
+TIANDITU_LOGO = Logo("https://api.tianditu.gov.cn/v4.0/image/logo.png", 53, 22, "天地图")
+TIANDITU_ATTRIBUTION = "© 天地图 Tianditu - 甲测资字1100471"
+
+
+@dataclass(frozen=True)
 class Provider:
     """A built-in base map: names, datum, layers (base first, then annotation), attribution."""
 
@@ -56,6 +79,8 @@ class Provider:
     attribution_url: str
     origin: str  # the host its images come from, for the pages' CSP img-src
     needs_tianditu_key: bool = False
+    approval_setting: str = ""  # the MapSettings member holding its 审图号, if it has one
+    logo: Logo | None = None
 
 
 PROVIDERS: tuple[Provider, ...] = (
@@ -78,10 +103,12 @@ PROVIDERS: tuple[Provider, ...] = (
             TileLayer(_TIANDITU % {"layer": "vec"}, "01234567"),
             TileLayer(_TIANDITU % {"layer": "cva"}, "01234567"),
         ),
-        "© 天地图 Tianditu, National Platform for Common GeoSpatial Information Services",
+        TIANDITU_ATTRIBUTION,
         "https://www.tianditu.gov.cn",
         "https://*.tianditu.gov.cn",
         needs_tianditu_key=True,
+        approval_setting="tianditu_approval",
+        logo=TIANDITU_LOGO,
     ),
     Provider(
         "tianditu-img",
@@ -92,10 +119,12 @@ PROVIDERS: tuple[Provider, ...] = (
             TileLayer(_TIANDITU % {"layer": "img"}, "01234567"),
             TileLayer(_TIANDITU % {"layer": "cia"}, "01234567"),
         ),
-        "© 天地图 Tianditu, National Platform for Common GeoSpatial Information Services",
+        TIANDITU_ATTRIBUTION,
         "https://www.tianditu.gov.cn",
         "https://*.tianditu.gov.cn",
         needs_tianditu_key=True,
+        approval_setting="tianditu_approval",
+        logo=TIANDITU_LOGO,
     ),
     Provider(
         "amap",
@@ -106,6 +135,7 @@ PROVIDERS: tuple[Provider, ...] = (
         "© 高德地图 AutoNavi",
         "https://www.amap.com",
         "https://*.is.autonavi.com",
+        approval_setting="amap_approval",
     ),
     Provider(
         "tencent",
@@ -116,6 +146,7 @@ PROVIDERS: tuple[Provider, ...] = (
         "© 腾讯地图 Tencent",
         "https://map.qq.com",
         "https://*.map.gtimg.com",
+        approval_setting="tencent_approval",
     ),
 )
 NEEDS_KEY = {
@@ -168,7 +199,8 @@ def base_maps(maps: MapSettings, tiles_setting: str) -> dict[str, Any]:
     dict
         ``{"default": id, "choices": [{"id", "name", "name_zh", "crs": "wgs84"|"gcj02",
         "layers": [{"url", "subdomains", "max_native_zoom"}], "attribution",
-        "attribution_url", "disabled": None | {"en", "zh"}}]}``, in the order of
+        "attribution_url", "approval": "" | "GS(…)…号", "logo": None | {"url", "width",
+        "height", "alt"}, "disabled": None | {"en", "zh"}}]}``, in the order of
         ``offered_ids``. A Tianditu choice without a key has no layers and says why it is
         disabled; the key, when set, is in its URLs (a browser-side key). The default is
         ``GEO_MAP_BASEMAP`` when offered and usable, else the first usable choice.
@@ -184,10 +216,12 @@ def base_maps(maps: MapSettings, tiles_setting: str) -> dict[str, Any]:
             "layers": [{"url": source["url"], "subdomains": "abc", "max_native_zoom": 19}],
             "attribution": source["attribution"],
             "attribution_url": "",
+            "approval": "",
+            "logo": None,
             "disabled": None,
         }
     for provider in PROVIDERS:
-        choices[provider.id] = _choice(provider, maps.tianditu_key)
+        choices[provider.id] = _choice(provider, maps)
     choices["none"] = {
         "id": "none",
         "name": "No base map",
@@ -196,6 +230,8 @@ def base_maps(maps: MapSettings, tiles_setting: str) -> dict[str, Any]:
         "layers": [],
         "attribution": "",
         "attribution_url": "",
+        "approval": "",
+        "logo": None,
         "disabled": None,
     }
     offered = [choices[i] for i in offered_ids(maps, tiles_setting) if i in choices]
@@ -204,7 +240,8 @@ def base_maps(maps: MapSettings, tiles_setting: str) -> dict[str, Any]:
     return {"default": default, "choices": offered}
 
 
-def _choice(provider: Provider, tianditu_key: str) -> dict[str, Any]:
+def _choice(provider: Provider, maps: MapSettings) -> dict[str, Any]:
+    tianditu_key = maps.tianditu_key
     disabled = NEEDS_KEY if provider.needs_tianditu_key and not tianditu_key else None
     layers = [
         {
@@ -222,5 +259,7 @@ def _choice(provider: Provider, tianditu_key: str) -> dict[str, Any]:
         "layers": [] if disabled else layers,
         "attribution": provider.attribution,
         "attribution_url": provider.attribution_url,
+        "approval": getattr(maps, provider.approval_setting) if provider.approval_setting else "",
+        "logo": asdict(provider.logo) if provider.logo else None,
         "disabled": disabled,
     }

@@ -145,6 +145,8 @@ def render_city_map(
         folium.Element(render_page("_language.html", floating=True))  # the language switch
     )
     root.header.add_child(folium.Element(render_page("city_map_head.html")))
+    # before folium's script makes the layer control: on a phone it is made folded
+    root.html.add_child(folium.Element(render_page("city_map_phone.html")))
     if basemaps is not None:
         root.html.add_child(
             folium.Element(render_page("city_map_basemaps.html", basemaps=basemaps))

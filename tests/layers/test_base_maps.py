@@ -37,6 +37,8 @@ ZOOM = 19  # about 0.26 m a pixel at this latitude
 TILE = 256
 DESKTOP = (1200, 900)
 PHONE = (390, 844)
+TIANDITU_LOGO_URL = "https://api.tianditu.gov.cn/v4.0/image/logo.png"
+MARKUP = '<img src=x onerror="window.pwned=1"><b>GS</b>'
 
 
 def _global_pixel(lon: float, lat: float, zoom: int) -> tuple[float, float]:
@@ -350,7 +352,11 @@ def test_choosing_amap_shows_its_attribution_and_is_remembered(
         )
     assert not errors, errors
     assert "高德地图" in attributions["amap"] and "腾讯地图" in attributions["tencent"]
+    # each Chinese provider's map approval number (审图号), as the settings give it
+    assert "审图号：GS(2025)5996号" in attributions["amap"]
+    assert "审图号：GS(2026)1190号" in attributions["tencent"]
     assert "OpenStreetMap contributors" in attributions["osm"]
+    assert "审图号" not in attributions["osm"]
     assert remembered == "tencent"
     assert urls == ["https://rt{s}.map.gtimg.com/tile?z={z}&x={x}&y={-y}&styleid=1&scene=0"]
 
@@ -464,6 +470,21 @@ def test_base_maps_follow_the_settings() -> None:
     )
     with pytest.raises(ValueError, match="unknown baidu"):
         MapSettings(map_basemaps=["osm", "baidu"])
+    # the map approval numbers (审图号): the providers' current ones by default, settable
+    defaults = base_maps(MapSettings(), osm)["choices"]
+    approvals = {c["id"]: (c["approval"], c["logo"]) for c in defaults}
+    assert approvals["tianditu-vec"][0] == approvals["tianditu-img"][0] == "GS(2024)0568号"
+    assert approvals["amap"] == ("GS(2025)5996号", None)
+    assert approvals["tencent"] == ("GS(2026)1190号", None)
+    assert approvals["osm"] == approvals["none"] == ("", None)
+    logo = approvals["tianditu-vec"][1]
+    assert logo["url"].startswith("https://api.tianditu.gov.cn/") and logo["alt"] == "天地图"
+    assert "https://*.tianditu.gov.cn" in content_security_policy(
+        osm, None, image_origins(MapSettings(), osm)
+    )  # the logo's host is allowed wherever Tianditu is offered
+    later = MapSettings(tianditu_approval="GS(2027)0001号", amap_approval="GS(2027)0002号")
+    moved = {c["id"]: c["approval"] for c in base_maps(later, osm)["choices"]}
+    assert moved["tianditu-img"] == "GS(2027)0001号" and moved["amap"] == "GS(2027)0002号"
 
 
 def test_pages_carry_the_base_maps_escaped(gcj_server: str, role_keys: dict[str, str]) -> None:
@@ -476,3 +497,90 @@ def test_pages_carry_the_base_maps_escaped(gcj_server: str, role_keys: dict[str,
         assert "/static/vendor/gcoord/gcoord.global.prod.js" in page.text
         policy = page.headers["content-security-policy"]
         assert "https://*.map.gtimg.com" in policy and "http://127.0.0.1:" in policy
+
+
+# A stand-in for Tianditu's logo (no image leaves or enters the machine in a test).
+def _logo_png() -> bytes:
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (53, 22), (30, 90, 200))
+    ImageDraw.Draw(image).text((6, 5), "TDT", fill=(255, 255, 255))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_tianditu_shows_its_logo_and_approval_number_and_amap_its_own(
+    settings: Settings, loaded_city: DemoCity, role_keys: dict[str, str], lang: str
+) -> None:
+    own = settings.model_copy(
+        update={
+            "maps": MapSettings(
+                map_basemaps=["tianditu-vec", "amap", "tencent", "osm"],
+                tianditu_key="test-key",
+                tianditu_approval="GS(2024)0568号",
+                # a setting is text, never markup, wherever it is shown
+                tencent_approval=MARKUP,
+            )
+        }
+    )
+    logo = _logo_png()
+    seen: dict[str, str] = {}
+    marked_images: dict[str, int] = {}
+    with serving(create_app(own)) as base:
+        for viewport, name in ((DESKTOP, "desktop"), (PHONE, "phone")):
+            with signed_in_page(base, "/map/heatmap", role_keys["analyst"], viewport) as (
+                page,
+                errors,
+            ):
+                page.route(
+                    "https://**/*",
+                    lambda route: (
+                        route.fulfill(status=200, body=logo, content_type="image/png")
+                        if route.request.url.endswith("/logo.png")
+                        else route.fulfill(status=204, body=b"")
+                    ),
+                )
+                page.goto(f"{base}/map/heatmap?lang={lang}")
+                # the map has its view (layers added before it wait for it, attribution too)
+                page.wait_for_function("() => window.map && map._loaded")
+                for choice in ("tianditu-vec", "amap", "tencent"):
+                    page.select_option("select[name=basemap]", choice)
+                    seen[f"{choice}-{name}"] = page.inner_text(".leaflet-control-attribution")
+                    if choice == "tencent":
+                        marked_images[name] = page.locator(
+                            ".leaflet-control-attribution img, .leaflet-control-attribution b"
+                        ).count()
+                        assert page.evaluate("() => window.pwned") is None
+                    if choice == "tianditu-vec":
+                        img = page.locator(".leaflet-control-attribution img.basemap-logo")
+                        assert img.count() == 1
+                        assert img.get_attribute("src") == TIANDITU_LOGO_URL
+                        page.wait_for_function(
+                            "() => document.querySelector('img.basemap-logo').naturalWidth > 0"
+                        )
+                        box = img.bounding_box()
+                        assert box is not None and box["width"] == 53 and box["height"] == 22
+                        # the attribution is on the screen, whole (not cut at the edge)
+                        bar = page.locator(".leaflet-control-attribution").bounding_box()
+                        assert bar is not None and bar["x"] >= 0
+                        assert bar["x"] + bar["width"] <= viewport[0] + 0.5
+                        # one line, under every other control of the page, covering none
+                        assert bar["height"] <= 24
+                        for other in (".basemap-switch", ".lang-switch", "#legend"):
+                            near = page.locator(other).bounding_box()
+                            assert near is not None
+                            assert near["y"] + near["height"] <= bar["y"] + 0.5, other
+                        page.screenshot(
+                            path=str(ARTIFACTS / f"basemap_tianditu_marks_{lang}_{name}.png")
+                        )
+            assert not errors, errors
+    for name in ("desktop", "phone"):
+        assert "审图号：GS(2024)0568号" in seen[f"tianditu-vec-{name}"]
+        assert "甲测资字1100471" in seen[f"tianditu-vec-{name}"]
+        assert "审图号：GS(2025)5996号" in seen[f"amap-{name}"]
+        assert f"审图号：{MARKUP}" in seen[f"tencent-{name}"]
+        assert marked_images[name] == 0
+        assert "0568" not in seen[f"amap-{name}"]  # one provider's marks at a time

@@ -15,8 +15,10 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from geo_service.api.deps import ActorDep, SessionDep, SettingsDep, require
+from geo_service.api.params import OutputCrs
 from geo_service.api.schemas import IncidentPublic
 from geo_service.api.schemas.console import ConsolePage, ConsoleSummary, ReassignBody
+from geo_service.geo.crs import rows_from_wgs84
 from geo_service.services.access.scope import Scope
 from geo_service.services.dispatch import console as service
 
@@ -45,10 +47,13 @@ def read_console_incidents(
     scope: Annotated[Scope, Depends(require("incidents:read"))],
     limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 200,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    crs: OutputCrs = "wgs84",
 ) -> dict[str, Any]:
     """Open incidents by priority, then most late first, with the counts of all of them and
-    the event id from which ``/console/stream`` sends what changed after this read."""
-    return service.console_incidents(session, scope=scope, limit=limit, offset=offset)
+    the event id from which ``/console/stream`` sends what changed after this read; each
+    item's ``lon``/``lat`` in ``crs`` (degrees, WGS84 by default)."""
+    page = service.console_incidents(session, scope=scope, limit=limit, offset=offset)
+    return {**page, "items": rows_from_wgs84(page["items"], crs)}
 
 
 @router.post(
@@ -70,10 +75,16 @@ def post_reassign(
     )
 
 
-def _tick(request: Request, feed: service.ConsoleFeed) -> bytes:
-    """One tick's events, each with the id the stream resumes from after it."""
+def _tick(request: Request, feed: service.ConsoleFeed, crs: str = "wgs84") -> bytes:
+    """One tick's events, each with the id the stream resumes from after it; the positions
+    of changed incidents and responders in ``crs``."""
     with request.app.state.sessionmaker() as session:
-        events = feed.tick(session)
+        events = [
+            (name, {**data, "changed": rows_from_wgs84(data["changed"], crs)})
+            if isinstance(data.get("changed"), list)
+            else (name, data)
+            for name, data in feed.tick(session)
+        ]
     resume = service.event_id(feed.cursor())
     return b"".join(
         f"id: {resume}\nevent: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
@@ -94,12 +105,13 @@ async def read_console_stream(
         str | None,
         Query(max_length=32, description="an event id to start after (a page's event_id)"),
     ] = None,
+    crs: OutputCrs = "wgs84",
 ) -> StreamingResponse:
     """Server-sent events for the console, scoped like ``GET /incidents``: ``incidents``
     (``changed`` open ones with ``new`` set on reports since the cursor, ``closed`` ones),
     ``responders`` (moves and status changes; all of them first) and ``summary`` (the counts,
     when they change). Each event's id resumes the stream (``Last-Event-ID``, or ``since`` on
-    the first connection: the ``event_id`` of ``/console/incidents``)."""
+    the first connection: the ``event_id`` of ``/console/incidents``). Positions in ``crs``."""
     # a reconnecting browser sends Last-Event-ID; its first connection names the page's id
     cursor = last_event_id or since
     start = service.parse_event_id(cursor) if cursor else None
@@ -116,7 +128,7 @@ async def read_console_stream(
         while time.monotonic() - started < STREAM_MAX_S:
             if await request.is_disconnected():
                 return
-            chunk = await run_in_threadpool(_tick, request, feed)
+            chunk = await run_in_threadpool(_tick, request, feed, crs)
             if chunk:
                 yield chunk
                 last_beat = time.monotonic()

@@ -11,6 +11,7 @@ from geo_service.api.params import OutputCrs
 from geo_service.api.responses import geojson_in_crs
 from geo_service.api.schemas import INT32_MAX, INT64_MAX
 from geo_service.api.schemas.residents import HouseholdAggregatePublic, HouseholdRowsPublic
+from geo_service.geo.crs import rows_from_wgs84
 from geo_service.services.residents import households as household_service
 
 router = APIRouter(prefix="/households", tags=["households"])
@@ -24,12 +25,15 @@ def read_households(
     grid_id: Annotated[int, Query(ge=1, le=INT32_MAX)],
     limit: Annotated[int, Query(ge=1)] = 100,
     after_id: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
+    crs: OutputCrs = "wgs84",
 ) -> dict[str, Any]:
-    """Household rows of one grid (admins and that grid's own worker only)."""
+    """Household rows of one grid (admins and that grid's own worker only), ``lon``/``lat``
+    in ``crs``."""
     limit = min(limit, settings.api.max_page_size)
-    return household_service.list_household_rows(
+    page = household_service.list_household_rows(
         session, scope, grid_id, limit=limit, after_id=after_id
     )
+    return {**page, "data": rows_from_wgs84(page["data"], crs)}
 
 
 @router.get(

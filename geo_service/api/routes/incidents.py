@@ -20,6 +20,7 @@ from geo_service.api.schemas import (
 from geo_service.api.schemas.dispatch import ActionBody, CandidatesPublic, ResponderKind
 from geo_service.api.schemas.intake import IncidentsPublic
 from geo_service.errors import InvalidInputError
+from geo_service.geo.crs import rows_from_wgs84
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.areas import BBox
 from geo_service.services.dispatch import lifecycle as dispatch_service
@@ -137,9 +138,13 @@ def read_incident(
     session: SessionDep,
     scope: Annotated[Scope, Depends(require("incidents:read"))],
     incident_id: uuid.UUID,
+    crs: OutputCrs = "wgs84",
 ) -> dict[str, Any]:
-    """One incident."""
-    return incident_service.get_incident(session, incident_id, scope=scope)
+    """One incident, its ``lon``/``lat`` in ``crs`` (degrees, WGS84 by default)."""
+    (item,) = rows_from_wgs84(
+        [incident_service.get_incident(session, incident_id, scope=scope)], crs
+    )
+    return item
 
 
 @router.get(
@@ -157,10 +162,11 @@ def read_candidates(
     kind: ResponderKind | None = None,
     skill: Annotated[str | None, Query(max_length=64)] = None,
     by: Literal["distance", "travel_time"] = "distance",
+    crs: OutputCrs = "wgs84",
 ) -> dict[str, Any]:
     """Who to send: the grid's own worker first when within the response target, then the
-    nearest available others."""
-    return dispatch_service.candidates(
+    nearest available others; their ``lon``/``lat`` in ``crs`` (WGS84 by default)."""
+    found = dispatch_service.candidates(
         session,
         incident_id,
         k=k,
@@ -171,6 +177,7 @@ def read_candidates(
         by=by,
         walking_speed_mps=settings.dispatch.walking_speed_mps,
     )
+    return {**found, "candidates": rows_from_wgs84(found["candidates"], crs)}
 
 
 @router.post(

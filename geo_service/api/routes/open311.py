@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request, Response
+from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
@@ -21,6 +21,7 @@ from geo_service.api.deps import (
 )
 from geo_service.api.open311_format import Format, respond
 from geo_service.api.params import Instant
+from geo_service.api.schemas import CrsParam
 from geo_service.api.schemas.intake import (
     Open311Discovery,
     Open311Error,
@@ -30,6 +31,7 @@ from geo_service.api.schemas.intake import (
     Open311ServiceDefinition,
 )
 from geo_service.errors import InvalidInputError, NotFoundError
+from geo_service.geo.crs import rows_from_wgs84
 from geo_service.services.access.scope import Scope
 from geo_service.services.intake import open311
 from geo_service.settings import Settings
@@ -55,6 +57,13 @@ CREATED_XML: dict[int | str, dict[str, Any]] = {201: {"content": XML_BODY}}
 router = APIRouter(prefix="/open311/v2", tags=["open311"], responses=OPEN311_ERRORS)
 ReadScope = Annotated[Scope | None, Depends(optional_open311_scope)]
 FORMATS = {"description": "xml (the specification's format) or json"}
+# An extension of GeoReport v2 (issue 19): clients over Chinese base maps send and draw GCJ-02
+# or BD-09; an unknown value is the specification's 400 error list.
+CRS_NOTE = (
+    "extension: the system of lat/long, wgs84 (the specification's, default), gcj02 "
+    "(Amap/Gaode, Tencent) or bd09 (Baidu)"
+)
+ReadCrs = Annotated[CrsParam, Query(description=CRS_NOTE)]
 ATTRIBUTE = re.compile(r"^attribute\[([A-Za-z0-9_.-]{1,64})\]$")
 MAX_ATTRIBUTES = 20
 
@@ -126,13 +135,16 @@ def read_requests(
     end_date: Instant | None = None,
     status: str | None = None,
     jurisdiction_id: str | None = None,
+    crs: ReadCrs = "wgs84",
 ) -> Response:
     """Service requests in your area, newest first (default: the last 90 days, at most 1000);
     ``grid``, ``community`` and ``extended_status`` extend the standard fields. Without a key
-    (``GEO_OPEN311_PUBLIC_READ``): every request, public fields only."""
+    (``GEO_OPEN311_PUBLIC_READ``): every request, public fields only. ``crs`` (an extension)
+    gives ``lat``/``long`` in GCJ-02 or BD-09."""
     _jurisdiction(settings, jurisdiction_id)
     flt = open311.parse_filter(service_request_id, service_code, start_date, end_date, status)
-    return respond("requests", open311.list_requests(session, flt, scope=scope), fmt)
+    found = open311.list_requests(session, flt, scope=scope)
+    return respond("requests", _in_crs(found, crs, public=scope is None), fmt)
 
 
 @router.get(
@@ -148,10 +160,19 @@ def read_request(
     request_id: str,
     fmt: Format,
     jurisdiction_id: str | None = None,
+    crs: ReadCrs = "wgs84",
 ) -> Response:
-    """One service request (a one-element list, as the specification has it)."""
+    """One service request (a one-element list, as the specification has it); ``crs`` (an
+    extension) gives ``lat``/``long`` in GCJ-02 or BD-09."""
     _jurisdiction(settings, jurisdiction_id)
-    return respond("requests", open311.get_request(session, request_id, scope=scope), fmt)
+    found = open311.get_request(session, request_id, scope=scope)
+    return respond("requests", _in_crs(found, crs, public=scope is None), fmt)
+
+
+def _in_crs(requests: list[dict[str, Any]], crs: str, *, public: bool) -> list[dict[str, Any]]:
+    """Requests with ``lat``/``long`` in ``crs``; a public reader's stay as coarse."""
+    decimals = open311.PUBLIC_DECIMALS if public else None
+    return rows_from_wgs84(requests, crs, lon_key="long", lat_key="lat", decimals=decimals)
 
 
 def _attributes(form: FormData) -> dict[str, str]:
@@ -202,13 +223,16 @@ async def post_request(
             "channel (default: it)",
         ),
     ] = None,
+    crs: Annotated[CrsParam, Form(description=CRS_NOTE)] = "wgs84",
 ) -> Response:
     """File a service request (form-encoded, as GeoReport v2 clients send it). The key may
     come as the ``api_key`` field. ``address_string``, ``media_url`` (an http(s) link, never
     fetched), ``attribute[code]`` answers (see the service definition) and
     ``jurisdiction_id`` are kept with the request; contact fields are accepted and not
     stored. The request's source is the account's channel (a hotline's account files as
-    ``hotline``), else ``citizen``; the ``source`` extension may only repeat it (403)."""
+    ``hotline``), else ``citizen``; the ``source`` extension may only repeat it (403).
+    ``crs`` (an extension) says ``lat``/``long`` are GCJ-02 or BD-09: they are stored as
+    WGS84."""
     attributes = _attributes(await request.form())
 
     def file_request() -> list[dict[str, Any]]:  # database work: in a worker thread
@@ -220,6 +244,7 @@ async def post_request(
             service_code=service_code,
             lat=lat,
             lon=long,
+            crs=crs,
             description=description,
             address_string=address_string,
             media_url=media_url,

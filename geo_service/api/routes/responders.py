@@ -31,7 +31,7 @@ from geo_service.api.schemas.dispatch import (
     ResponderStatus,
 )
 from geo_service.errors import InvalidInputError, PermissionDeniedError
-from geo_service.geo.crs import to_wgs84
+from geo_service.geo.crs import rows_from_wgs84, to_wgs84
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.areas import BBox
 from geo_service.services.dispatch import responders as service
@@ -114,7 +114,9 @@ def read_nearest(
     crs: CrsParam = "wgs84",
 ) -> dict[str, Any]:
     """The k nearest available responders with a fresh position, ranked exactly by geodesic
-    distance (``by=distance``) or by road travel time (``by=travel_time``)."""
+    distance (``by=distance``) or by road travel time (``by=travel_time``). ``crs`` is the
+    system of the point asked about and of the candidates' ``lon``/``lat`` answered (a
+    GCJ-02 map SDK sends and draws GCJ-02); distances are measured in WGS84."""
     (x,), (y,) = to_wgs84([lon], [lat], crs)
     query = service.NearestQuery(
         lon=float(x), lat=float(y), k=k, kind=kind, skill=skill, max_distance_m=max_distance_m
@@ -130,7 +132,7 @@ def read_nearest(
         )
     else:
         found = service.nearest(session, query, scope=scope, stale_s=stale_s)
-    body: dict[str, Any] = {"by": by, "candidates": found}
+    body: dict[str, Any] = {"by": by, "candidates": rows_from_wgs84(found, crs)}
     if len(found) < k:  # fewer than asked for: say who was ruled out, and why
         body["not_offered"] = service.why_none(
             session, query, scope=scope, stale_s=stale_s, found=len(found)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query
 from fastapi.responses import JSONResponse
 
 from geo_service.api.deps import ActorDep, ScopeDep, SessionDep, SettingsDep, require
+from geo_service.api.params import OutputCrs
 from geo_service.api.schemas import INT32_MAX, INT64_MAX
 from geo_service.api.schemas.residents import (
     HouseholdVisitsPublic,
@@ -16,6 +17,7 @@ from geo_service.api.schemas.residents import (
     VisitCreate,
     VisitPublic,
 )
+from geo_service.geo.crs import rows_from_wgs84
 from geo_service.services.access.scope import Scope
 from geo_service.services.residents import visits as visit_service
 
@@ -41,10 +43,12 @@ def read_household_visits(
     due_only: Annotated[
         bool, Query(description="only households not visited within period_days")
     ] = False,
+    crs: OutputCrs = "wgs84",
 ) -> dict[str, Any]:
     """One grid's households with the date and outcome of their last visit, longest
-    unvisited first, and which are due (admins and the grid's own worker only: 403)."""
-    return visit_service.list_visits(
+    unvisited first, and which are due (admins and the grid's own worker only: 403);
+    ``lon``/``lat`` in ``crs``."""
+    page = visit_service.list_visits(
         session,
         scope,
         grid_id,
@@ -52,6 +56,7 @@ def read_household_visits(
         due_only=due_only,
         timezone=settings.api.timezone,
     )
+    return {**page, "data": rows_from_wgs84(page["data"], crs)}
 
 
 @router.get(

@@ -90,7 +90,10 @@ class ResponderPublic(Exact):
     skills: list[str]
     home_grid_id: int | None
     home_grid_code: str | None
-    lon: float | None = Field(description="WGS84; null before the first position")
+    lon: float | None = Field(
+        description="WGS84, or the crs asked for where the route takes one; null before the "
+        "first position"
+    )
     lat: float | None
     position_at: Timestamp | None
     position_age_s: float | None = Field(description="seconds since the position was taken")

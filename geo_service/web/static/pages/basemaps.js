@@ -51,11 +51,22 @@ function basemapLabel(choice) {
 // Attribution goes into Leaflet's control as HTML: every value escaped (this file also runs
 // on the folium page, without common.js).
 const basemapEsc = (s) => String(s ?? "").replace(/[&<>"'`]/g, (c) => `&#${c.charCodeAt(0)};`);
+// A Chinese provider's map approval number (审图号) is shown as the rules word it, in either
+// language; Tianditu's logo leads its line, as its own JS API shows it.
+const basemapHttps = (url) => /^https:\/\//.test(url || "");
 function basemapAttribution(choice) {
   if (!choice.attribution) return "";
-  const text = basemapEsc(choice.attribution);
   const url = choice.attribution_url;
-  return /^https:\/\//.test(url || "") ? `<a href="${basemapEsc(url)}">${text}</a>` : text;
+  const link = (inner) => (basemapHttps(url) ? `<a href="${basemapEsc(url)}">${inner}</a>` : inner);
+  const logo = choice.logo && basemapHttps(choice.logo.url)
+    ? link(`<img class="basemap-logo" src="${basemapEsc(choice.logo.url)}" ` +
+           `width="${Number(choice.logo.width) || 53}" height="${Number(choice.logo.height) || 22}" ` +
+           `alt="${basemapEsc(choice.logo.alt)}" style="vertical-align:middle">`) + " "
+    : "";
+  const approval = choice.approval
+    ? ` - <span class="basemap-approval">审图号：${basemapEsc(choice.approval)}</span>`
+    : "";
+  return logo + link(basemapEsc(choice.attribution)) + approval;
 }
 
 function basemapChoice(id) {
@@ -82,9 +93,27 @@ function showBasemap(map, choice) {
     attribution: i === 0 ? basemapAttribution(choice) : "",
   })));
   group.addTo(map);  // in order: the annotation layer lies over its base
+  fitAttribution(map);
   basemapState.layers.set(map, group);
   map.getContainer().dataset.basemap = choice ? choice.id : "none";
   map.getContainer().dataset.basemapCrs = choice ? choice.crs : "wgs84";
+}
+
+// The attribution stays one line on a phone (the pages' panels sit just above it, and a
+// second line would run under the bottom-left controls): smaller type there, and the
+// provider's marks (logo, 审图号) kept whole rather than cut.
+function fitAttribution(map) {
+  const control = map.attributionControl;
+  if (!control) return;
+  const box = control.getContainer();
+  const narrow = map.getSize().x < 600;
+  box.style.fontSize = narrow ? "10px" : "";
+  box.style.whiteSpace = narrow ? "nowrap" : "";
+  box.style.maxWidth = narrow ? "100vw" : "";
+  if (narrow) control.setPrefix(false);  // Leaflet's own credit: its licence asks for none here
+  // the attribution line spans a phone's width: the bottom-left controls stand on it
+  const left = map.getContainer().querySelector(".leaflet-bottom.leaflet-left");
+  if (left) left.style.bottom = narrow ? "24px" : "";
 }
 
 // Choose a base map for every map of the page (the planner's two move together).

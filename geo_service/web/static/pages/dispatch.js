@@ -117,6 +117,7 @@ $("next").addEventListener("click", () => { pageStart += PAGE_SIZE; drawList(); 
 
 function drawCounts(summary) {
   clockFrom(summary.now);
+  $("tab-count").textContent = summary.open ? fmt.format(summary.open) : "";
   $("counts").replaceChildren(
     el("b", {id: "count-open"}, fmt.format(summary.open)), " ", t("open"), " ",
     el("span", {class: summary.overdue ? "late" : "muted"},
@@ -162,6 +163,17 @@ function drawResponder(r) {
   responders.set(r.id, {data: r, marker});
 }
 
+// --- the phone's two tabs (list, map) ------------------------------------------------------
+const PHONE = window.matchMedia("(max-width: 700px)");
+function showTab(name) {
+  document.body.dataset.tab = name;
+  $("tab-list").setAttribute("aria-selected", String(name === "list"));
+  $("tab-map").setAttribute("aria-selected", String(name === "map"));
+  if (name === "map") map.invalidateSize();
+}
+$("tab-list").addEventListener("click", () => showTab("list"));
+$("tab-map").addEventListener("click", () => showTab("map"));
+
 // --- selecting and acting ------------------------------------------------------------------
 function select(id) {
   const previous = selected;
@@ -179,6 +191,8 @@ function select(id) {
   }
   drawList();
   showDetail(inc, previous !== id || $("detail").dataset.id !== id);
+  // on a phone the detail (its actions first) is what a chosen incident opens
+  if (PHONE.matches) { showTab("list"); $("side").scrollTop = 0; }
 }
 function actionButton(id, action, label) {
   return el("button", {class: `act act-${action}`, "data-action": action,
@@ -220,6 +234,8 @@ function showDetail(inc, fresh = true) {
     actions.append(el("button", {class: "act act-reassign",
                                  onclick: () => loadCandidates(inc, "reassign", candidates)}, t("reassign…")));
   }
+  actions.append(el("button", {class: "act act-map phone-only", onclick: () => showTab("map")},
+                    t("show on map")));
   const photos = (mine && box.querySelector(".photos")) || el("div", {class: "photos"});
   box.dataset.id = inc.id;
   box.replaceChildren(head, photos, actions, candidates, el("div", {id: "confirm-slot"}), result);

@@ -3,8 +3,9 @@
 // the last task list stay on the phone, so the page opens and shows its tasks without a
 // connection. Writes are never touched here: the page's outbox (IndexedDB) keeps them and
 // sends them with Idempotency-Keys when the connection returns.
-// v2: the base-map switcher's scripts (issue 19); v4: the pages' catalogues, refused items
-const CACHE = "geo-service-field-v4";
+// v2: the base-map switcher's scripts (issue 19); v4: the pages' catalogues, refused items;
+// v5: base maps carry their 审图号 and logo (issue 19)
+const CACHE = "geo-service-field-v5";
 // Responses vary by language (Vary: Accept-Language, Cookie): the phone keeps one copy of each
 // and serves it offline whatever headers the request carries (ignoreVary), or nothing matches.
 const SHELL = [

@@ -160,9 +160,25 @@ async function refresh() {
       `p(FDR) = ${esc(p.p_fdr.toExponential(1))}`);
   });
 }
-fetch("/areas?level=community", {credentials: "same-origin"}).then((r) => r.json()).then((d) => {
-  outlines.addData(d);
-  map.fitBounds(outlines.getBounds());
-  refresh();
+// The outlines the user may see, at the coarsest level that has any: communities for the city's
+// staff, a grid worker's own grid (an area-bound user sees no community). The map is fitted
+// to them; with none at all (an empty city), to the cells once they load, else the world.
+async function visibleOutlines() {
+  for (const level of ["community", "grid"]) {
+    const response = await fetch(`/areas?level=${level}`, {credentials: "same-origin"});
+    const body = response.ok ? await response.json() : null;
+    if (body && Array.isArray(body.features) && body.features.length) return body;
+  }
+  return null;
+}
+visibleOutlines().then(async (found) => {
+  if (found) outlines.addData(found);
+  const bounds = outlines.getBounds();
+  // on a phone the controls fill the top of the map: fit below them
+  const top = map.getSize().x < 600 ? $("controls").offsetHeight + 10 : 0;
+  if (bounds.isValid()) map.fitBounds(bounds, {paddingTopLeft: [0, top]}); else map.fitWorld();
+  await refresh();
+  const drawn = cells.getBounds();
+  if (!bounds.isValid() && drawn.isValid()) map.fitBounds(drawn);
 });
 for (const id of ["category", "window", "week", "layer"]) $(id).addEventListener("change", refresh);
