@@ -345,6 +345,16 @@ def test_a_photo_is_stored_upright_without_exif_once(
     assert audit_count(engine, "create", photo["id"], "incident_photo") == 1
 
 
+def claims_pixels(width: int, height: int) -> bytes:
+    """A small JPEG whose start-of-frame header is rewritten to claim ``width`` x ``height``."""
+    out = io.BytesIO()
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(out, format="JPEG")
+    data = bytearray(out.getvalue())
+    sof = data.index(b"\xff\xc0")  # SOF0: length(2) precision(1) height(2) width(2)
+    data[sof + 5 : sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return bytes(data)
+
+
 def test_photos_bad_input_is_refused_and_writes_nothing(
     client: TestClient, engine: Engine, loaded_city: DemoCity, worker: dict, photo_dir: Path
 ) -> None:
@@ -361,6 +371,12 @@ def test_photos_bad_input_is_refused_and_writes_nothing(
     Image.new("L", (10_000, 5_000)).save(bomb, format="PNG", optimize=True)
     assert len(bomb.getvalue()) < 200_000
     assert problem(upload(client, iid, bomb.getvalue(), worker["headers"]))["status"] == 413
+    # a JPEG whose frame header claims 65000 x 65000 (past Pillow's own bomb limit, which
+    # raises before our check could run: it was a 500)
+    assert (
+        problem(upload(client, iid, claims_pixels(65_000, 65_000), worker["headers"]))["status"]
+        == 413
+    )
     assert problem(upload(client, iid, b"", worker["headers"]))["status"] == 422
     missing = upload(client, str(uuid.uuid4()), photo_with_exif(), worker["headers"])
     assert problem(missing)["status"] == 404

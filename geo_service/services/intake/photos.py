@@ -52,6 +52,10 @@ def clean_image(
 
     try:
         image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:  # a header past twice Pillow's own limit
+        raise LimitExceededError(
+            f"the photo's header claims more than {max_pixels:,} pixels: refused unread"
+        ) from exc
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise UnsupportedMediaError("a photo must be a JPEG, PNG or WebP image") from exc
     if image.format not in ACCEPTED_FORMATS:
