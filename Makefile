@@ -6,7 +6,7 @@ GEO   := $(VENV)/bin/geo-service
 HOST  ?= 127.0.0.1
 PORT  ?= 8000
 
-.PHONY: install system-deps demo test lint bench clean
+.PHONY: install system-deps web-deps demo test lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	bash scripts/install_python.sh $(VENV)
@@ -16,12 +16,15 @@ system-deps:
 	bash scripts/install_system_deps.sh
 
 install: system-deps $(VENV)/.installed
+
+# MapLibre GL JS (npm) serves only the browser tests: `make demo` does not fetch it.
+web-deps:
 	bash scripts/install_web_deps.sh
 
 demo: install
 	$(GEO) demo --host $(HOST) --port $(PORT)
 
-test: install
+test: install web-deps
 	bash scripts/run_tests.sh $(VENV)
 
 lint: $(VENV)/.installed
