@@ -36,17 +36,21 @@ self.addEventListener("activate", (event) => {
 });
 
 // Signing out ("forget" from the page) deletes what is kept; a read that was on its way then
-// is not kept when it arrives (its generation is gone).
+// is not kept when it arrives (its generation is gone), and nothing is kept again until the
+// page is opened anew (a navigation to /app: the next sign-in), so the reads the page still
+// makes while it leaves are not kept either.
 let generation = 0;
+let forgotten = false;
 self.addEventListener("message", (event) => {
   if (event.data !== "forget") return;
   generation += 1;
+  forgotten = true;
   event.waitUntil(caches.keys()
     .then((names) => Promise.all(names.map((n) => caches.delete(n))))
     .then(() => { if (event.ports[0]) event.ports[0].postMessage("forgotten"); }));
 });
 async function keep(request, response, since) {
-  if (!response.ok || since !== generation) return;
+  if (!response.ok || forgotten || since !== generation) return;
   const cache = await caches.open(CACHE);
   if (since === generation) await cache.put(request, response);
 }
@@ -80,6 +84,7 @@ self.addEventListener("fetch", (event) => {
   if (request.method !== "GET") return;
   const url = new URL(request.url);
   if (url.origin !== self.location.origin) return;
+  if (request.mode === "navigate" && url.pathname === "/app") forgotten = false;
   if (url.pathname.startsWith("/static/")) event.respondWith(cacheFirst(request));
   else if (KEPT_READS.some((re) => re.test(url.pathname))) event.respondWith(networkFirst(request));
 });
