@@ -31,10 +31,12 @@ def _metres(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
 
 @pytest.fixture
 def held(client: TestClient, engine: Engine) -> Iterator[None]:
-    """The service's clock held where the database's is now (the demo's positions fresh):
-    ages and lateness do not move between two reads."""
+    """The service's clock held just after the newest position fix (the responders fresh
+    however long the session has run): ages and lateness do not move between two reads."""
     with engine.connect() as conn:
-        now = conn.execute(text("SELECT now()")).scalar_one()
+        now = conn.execute(
+            text("SELECT max(position_at) + interval '1 second' FROM responders")
+        ).scalar_one()
     clock = client.app.state.runtime.clock  # type: ignore[attr-defined]
     clock.set(now)
     try:
