@@ -6,6 +6,7 @@ its 400 error list) and writes nothing."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -30,10 +31,12 @@ def _metres(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
 
 @pytest.fixture
 def held(client: TestClient, engine: Engine) -> Iterator[None]:
-    """The service's clock held where the database's is now (the demo's positions fresh):
-    ages and lateness do not move between two reads."""
+    """The service's clock held just after the newest position fix (the responders fresh
+    however long the session has run): ages and lateness do not move between two reads."""
     with engine.connect() as conn:
-        now = conn.execute(text("SELECT now()")).scalar_one()
+        now = conn.execute(
+            text("SELECT max(position_at) + interval '1 second' FROM responders")
+        ).scalar_one()
     clock = client.app.state.runtime.clock  # type: ignore[attr-defined]
     clock.set(now)
     try:
@@ -62,7 +65,12 @@ def _a_grid_with_households(engine: Engine) -> int:
 
 
 def _assert_rows_converted(
-    plain: list[dict[str, Any]], shifted: list[dict[str, Any]], name: str, lon: str, lat: str
+    plain: list[dict[str, Any]],
+    shifted: list[dict[str, Any]],
+    name: str,
+    lon: str,
+    lat: str,
+    moving: tuple[str, ...] = (),
 ) -> None:
     placed = [r for r in plain if r.get(lon) is not None]
     assert placed, "the answer has positions to convert"
@@ -74,8 +82,8 @@ def _assert_rows_converted(
     # the shift is real in Wuhan (hundreds of metres) and nothing but positions changes
     assert _metres(placed[0][lon], placed[0][lat], got[0][lon], got[0][lat]) > 300
     for a, b in zip(plain, shifted, strict=True):
-        assert {k: v for k, v in a.items() if k not in (lon, lat)} == {
-            k: v for k, v in b.items() if k not in (lon, lat)
+        assert {k: v for k, v in a.items() if k not in (lon, lat, *moving)} == {
+            k: v for k, v in b.items() if k not in (lon, lat, *moving)
         }
 
 
@@ -261,3 +269,36 @@ def test_an_unknown_crs_is_refused_and_nothing_is_written(
     assert refused.status_code == 400 and refused.json()[0]["code"] == 400
     xml = client.get("/open311/v2/requests.xml", params={"crs": "mars"})
     assert xml.status_code == 400 and "<errors>" in xml.text
+
+
+def test_the_console_stream_sends_positions_in_the_crs_asked_for(
+    client: TestClient, loaded_city: DemoCity
+) -> None:
+    from types import SimpleNamespace
+
+    from geo_service.api.routes.console import _tick
+    from geo_service.services.access.auth import Principal
+    from geo_service.services.access.scope import Scope
+    from geo_service.services.dispatch.console import ConsoleFeed
+
+    def first_events(crs: str) -> dict[str, list[dict[str, Any]]]:
+        """The first tick of a new stream (every responder) and, from a cursor an hour back,
+        the incidents changed since, as the browser reads them."""
+        request = SimpleNamespace(app=client.app)
+        scope = Scope(Principal(user_id=0, name="stream-test", role="dispatcher"))
+        since = datetime.now(UTC).replace(year=2000)
+        feed = ConsoleFeed(scope=scope, stale_s=10**9, since=since)
+        text_events = _tick(request, feed, crs).decode().split("\n\n")  # type: ignore[arg-type]
+        changed: dict[str, list[dict[str, Any]]] = {"incidents": [], "responders": []}
+        for block in text_events:  # events come in batches: every batch's changed rows
+            lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+            if lines.get("event") in changed:
+                changed[lines["event"]] += json.loads(lines["data"])["changed"]
+        return changed
+
+    plain, shifted = first_events("wgs84"), first_events("gcj02")
+    for name in ("incidents", "responders"):
+        assert plain[name], name
+        # two streams, two ticks: what is counted from the clock moves between them
+        moving = ("late_s", "position_age_s", "stale")
+        _assert_rows_converted(plain[name], shifted[name], "gcj02", "lon", "lat", moving)
