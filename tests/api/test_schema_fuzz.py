@@ -500,6 +500,7 @@ def _call_everything(call: Caller, engine: Engine, city: DemoCity, live_server: 
         ),
     )
     get("/incidents/{incident_id}/photos", path_parameters={"incident_id": new_id})
+    get("/incidents/{incident_id}/escalations", path_parameters={"incident_id": new_id})
     if stored is not None:
         get(
             "/incidents/{incident_id}/photos/{photo_id}",

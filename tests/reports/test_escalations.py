@@ -12,7 +12,7 @@ from sqlalchemy import Engine, text
 
 from geo_service.demo.city import DemoCity
 from geo_service.services.dispatch.lifecycle import escalate_overdue
-from tests.conftest import as_role, grid_point
+from tests.conftest import as_role, grid_point, problem
 
 
 def _report(client: TestClient, city: DemoCity, category: str = "traffic") -> str:
@@ -58,6 +58,14 @@ def test_an_incident_escalated_grid_community_street_counts_one_at_each_level(
     ]
     assert all(h["who"] == "test-admin (admin)" for h in history)
     assert history[0]["at"] <= history[1]["at"]
+    shown = client.get(f"/incidents/{incident}/escalations").json()
+    assert shown["count"] == 2
+    assert [(e["from_level"], e["to_level"], e["escalated_to"]) for e in shown["data"]] == [
+        (0, 1, "community"),
+        (1, 2, "street"),
+    ]
+    assert [e["reason"] for e in shown["data"]] == [h["reason"] for h in history]
+    assert shown["data"][0]["at"] == history[0]["at"].isoformat()
     after = _escalations(client)
     assert after["escalated"] - before["escalated"] == 1
     change = {k: after["by_level"][k] - before["by_level"][k] for k in after["by_level"]}
@@ -112,3 +120,37 @@ def test_the_automatic_escalation_keeps_its_history_at_the_services_clock(
     (climb,) = _history(engine, incident)
     assert (climb["from_level"], climb["to_level"], climb["who"]) == (0, 1, "scheduler")
     assert climb["at"] == late and climb["reason"].startswith("not accepted within ")
+
+
+def test_who_may_read_an_incidents_escalations(
+    client: TestClient, engine: Engine, loaded_city: DemoCity, role_keys: dict
+) -> None:
+    grids = loaded_city.areas[loaded_city.areas.level == "grid"]
+    busiest = loaded_city.households.grid_code.value_counts().index[0]
+    community = grids.set_index("code").parent_code[busiest]
+    elsewhere = grids[grids.parent_code != community].code.iloc[0]
+    lon, lat, _ = grid_point(loaded_city, elsewhere)
+    made = client.post(
+        "/incidents", json={"category": "traffic", "location": {"lon": lon, "lat": lat}}
+    )
+    incident = made.json()["id"]
+    assert client.post(f"/incidents/{incident}/escalate", json={"note": "x"}).status_code == 200
+    path = f"/incidents/{incident}/escalations"
+    assert client.get(path, headers=as_role(role_keys, "dispatcher")).json()["count"] == 1
+    analyst = client.get(path, headers=as_role(role_keys, "analyst"))
+    assert analyst.status_code == 403 and problem(analyst)["code"] == "forbidden"
+    outside = client.get(path, headers=as_role(role_keys, "dispatcher@community"))
+    assert outside.status_code == 404 and problem(outside)["code"] == "not-found"
+    missing = client.get("/incidents/00000000-0000-0000-0000-000000000000/escalations")
+    assert missing.status_code == 404
+    assert client.get("/incidents/not-a-uuid/escalations").status_code == 422
+    with engine.connect() as conn:  # reading wrote nothing
+        assert (
+            conn.execute(
+                text(
+                    "SELECT count(*) FROM incident_escalations WHERE incident_id = CAST(:i AS uuid)"
+                ),
+                {"i": incident},
+            ).scalar_one()
+            == 1
+        )

@@ -17,7 +17,12 @@ from geo_service.api.schemas import (
     IncidentCreate,
     IncidentPublic,
 )
-from geo_service.api.schemas.dispatch import ActionBody, CandidatesPublic, ResponderKind
+from geo_service.api.schemas.dispatch import (
+    ActionBody,
+    CandidatesPublic,
+    EscalationsPublic,
+    ResponderKind,
+)
 from geo_service.api.schemas.intake import IncidentsPublic
 from geo_service.errors import InvalidInputError
 from geo_service.geo.crs import rows_from_wgs84
@@ -145,6 +150,22 @@ def read_incident(
         [incident_service.get_incident(session, incident_id, scope=scope)], crs
     )
     return item
+
+
+@router.get(
+    "/{incident_id}/escalations",
+    response_model=EscalationsPublic,
+    response_description="each climb, oldest first",
+)
+def read_escalations(
+    session: SessionDep,
+    scope: Annotated[Scope, Depends(require("incidents:describe"))],
+    incident_id: uuid.UUID,
+) -> dict[str, Any]:
+    """The incident's escalation history: from and to which level, when, by whom, why
+    (roles that read incidents with their descriptions, in their area: 403 for analysts and
+    planners, 404 for an incident outside your area or none)."""
+    return dispatch_service.escalation_history(session, incident_id, scope=scope)
 
 
 @router.get(

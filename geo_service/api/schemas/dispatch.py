@@ -169,3 +169,21 @@ class CandidatesPublic(Exact):
     by: RankedBy
     policy: str
     candidates: list[Candidate]
+
+
+class EscalationPublic(Exact):
+    """One climb of an incident up the hierarchy (``incident_escalations``)."""
+
+    from_level: int = Field(description="0 grid, 1 community, 2 street, 3 district")
+    to_level: int
+    escalated_to: str = Field(description="the level's name: community, street or district")
+    at: Timestamp
+    who: str = Field(description="the caller as the audit log names them, or the scheduler")
+    reason: str | None
+
+
+class EscalationsPublic(Exact):
+    """``GET /incidents/{id}/escalations``: oldest first."""
+
+    data: list[EscalationPublic]
+    count: int

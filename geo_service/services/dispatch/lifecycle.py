@@ -354,6 +354,25 @@ def _record_escalations(
         session.execute(_INSERT_ESCALATION, [{**c, "at": at} for c in climbs])
 
 
+def escalation_history(session: Session, incident_id: uuid.UUID, *, scope: Scope) -> dict:
+    """The incident's escalations, oldest first (``data``, ``count``): ``from_level``,
+    ``to_level``, ``escalated_to``, ``at`` (RFC 3339), ``who``, ``reason``. Raises
+    NotFoundError for an incident that does not exist or that the caller may not see."""
+    get_incident(session, incident_id, scope=scope)  # 404 alike outside the caller's area
+    rows = session.execute(
+        text(
+            "SELECT from_level, to_level, at, who, reason FROM incident_escalations "
+            "WHERE incident_id = :i ORDER BY at, id"
+        ),
+        {"i": incident_id},
+    ).mappings()
+    data = [
+        {**r, "escalated_to": ESCALATION_LEVELS[r["to_level"]], "at": r["at"].isoformat()}
+        for r in rows
+    ]
+    return {"data": data, "count": len(data)}
+
+
 def escalate_one(
     session: Session,
     incident_id: uuid.UUID,

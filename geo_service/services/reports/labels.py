@@ -44,7 +44,7 @@ LABELS: dict[str, str] = {
     "discovered": N_("Own discoveries in grid"),
     "backlog": N_("Backlog"),
     "escalations": N_("Escalations by level"),
-    "ranking": N_("Resolved on time: ranking (bar: the rate, line: its interval at 95%)"),
+    "ranking": N_("Resolved on time: ranking (bar: rate; line: 95%)"),
     "small_sample": N_("small"),
     "week_over_week": N_("week over week"),
     "all_areas": N_("all areas in your view"),
