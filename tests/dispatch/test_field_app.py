@@ -143,6 +143,17 @@ def test_a_page_a_role_may_not_open_answers_a_page(
     assert problem(raw)["code"] == "forbidden"
 
 
+def test_the_forbidden_page_speaks_the_browsers_language(
+    client: TestClient, role_keys: dict
+) -> None:
+    headers = {**as_role(role_keys, "analyst"), **HTML, "Accept-Language": "zh-CN,zh;q=0.9"}
+    page = client.get("/map/dispatch", headers=headers)
+    assert page.status_code == 403 and '<html lang="zh-CN">' in page.text
+    assert "此页面不对您的角色开放" in page.text and "换一个身份登录" in page.text
+    assert "This page is not for your role" not in page.text
+    assert "Sign in as someone else" not in page.text
+
+
 def test_the_forbidden_page_escapes_what_it_shows(client: TestClient, role_keys: dict) -> None:
     from geo_service.web.pages import render_page
 

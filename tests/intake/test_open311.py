@@ -122,6 +122,22 @@ def _spec_error(response, status: int) -> str:  # noqa: ANN001
     return error["description"]
 
 
+def test_the_receipt_speaks_the_clients_language(
+    client: TestClient, loaded_city: DemoCity, role_keys: dict
+) -> None:
+    lon, lat, _ = grid_point(loaded_city)
+    anonymous = TestClient(client.app)
+    form = _form(lon, lat, role_keys["dispatcher"])
+    (chinese,) = anonymous.post(
+        "/open311/v2/requests.json", data=form, headers={"Accept-Language": "zh-CN"}
+    ).json()
+    (english,) = anonymous.post(
+        "/open311/v2/requests.json", data=form, headers={"Accept-Language": "en"}
+    ).json()
+    assert chinese["service_notice"].startswith("已受理") and "办理" in chinese["service_notice"]
+    assert english["service_notice"].startswith("Received;")
+
+
 def test_bad_requests_answer_the_open311_error_list(
     client: TestClient, loaded_city: DemoCity, role_keys: dict
 ) -> None:

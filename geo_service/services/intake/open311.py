@@ -400,11 +400,15 @@ def create_request(
         window_s=window_s,
         with_details=keep_details,
     )
-    grid = item["grid"]["name"] if item["grid"] else "the city"
+    notice = (
+        format_message("Received; {grid} handles it.", grid=item["grid"]["name"])
+        if item["grid"]
+        else format_message("Received; the city handles it.")
+    )
     return [
         {
             "service_request_id": item["id"],
-            "service_notice": f"Received; {grid} handles it.",
+            "service_notice": notice,
             "account_id": None,
         }
     ]
