@@ -152,6 +152,22 @@ def load_city(engine: Engine, city: DemoCity, *, progress=None) -> dict[str, int
         area_rows["depth"] = area_rows.level.map({lv: i for i, lv in enumerate(LEVELS)})
         area_rows = area_rows.sort_values("depth", kind="stable").drop(columns="depth")
         counts["areas"] = copy_frame(conn, "areas", area_rows)
+        # every area's name per language: the romanized one and its Chinese (demo/geography)
+        zh = areas["name_zh"] if "name_zh" in areas else pd.Series(None, index=areas.index)
+        names = [
+            json.dumps(
+                {"en": en, **({"zh-CN": cn} if isinstance(cn, str) else {})}, ensure_ascii=False
+            )
+            for en, cn in zip(areas.name, zh, strict=True)
+        ]
+        conn.execute(
+            text(
+                "UPDATE areas a SET names = CAST(n.names AS jsonb) "
+                "FROM unnest(CAST(:ids AS integer[]), CAST(:names AS text[])) AS n(id, names) "
+                "WHERE a.id = n.id"
+            ),
+            {"ids": [int(i) for i in ids], "names": names},
+        )
         advance("areas", counts["areas"])
 
         hh = city.households

@@ -24,7 +24,8 @@ KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "households": ("id", "household_size", "elderly_living_alone", "needs_assistance"),
     "rental-units": ("id", "unit_count", "occupants", "status", "registered_at", "landlord_ref"),
     "responders": ("callsign", "kind", "status", "skills", "fixed"),
-    "boundaries": ("code", "name", "parent_code"),
+    # name_en / name_zh: the name per language (areas.names), beside the name as given
+    "boundaries": ("code", "name", "parent_code", "name_en", "name_zh"),
     "roads": ("id", "name", "class", "speed_kmh", "oneway"),
 }
 # A DBF field name holds at most 10 characters (dBase III, the Shapefile's attribute table):

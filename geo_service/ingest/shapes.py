@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import geopandas as gpd
 import numpy as np
@@ -116,8 +117,17 @@ def check_boundaries(
         reasons,
         "code (pass --dissolve to merge parts that share a code)",
     )
+    name_en, name_zh = text_column(frame, "name_en"), text_column(frame, "name_zh")
     name = text_column(frame, "name")
+    # a file with only per-language names: the name as given is the first of them
+    name = name.where(name != "", name_en.where(name_en != "", name_zh))
     name = name.where(name != "", code)
+    names = [
+        json.dumps(
+            {tag: text for tag, text in (("en", en), ("zh-CN", zh)) if text}, ensure_ascii=False
+        )
+        for en, zh in zip(name_en, name_zh, strict=True)
+    ]
     multi = np.array(
         [
             shapely.MultiPolygon([g]) if g is not None and g.geom_type == "Polygon" else g
@@ -129,6 +139,7 @@ def check_boundaries(
         {
             "code": code.values,
             "name": name.values,
+            "names": names,
             "parent_code": parent.replace("", None).values,
             "geometry": multi,
         }

@@ -28,7 +28,7 @@ from geo_service.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from geo_service.i18n import format_message, gettext, localized
+from geo_service.i18n import current_language, format_message, gettext, localized
 from geo_service.runtime import current
 from geo_service.services.access.audit import record_audit
 from geo_service.services.access.scope import Scope
@@ -73,7 +73,8 @@ _OPEN = f"""
 _ITEMS = f"""
     WITH o AS ({_OPEN}),
     d AS (SELECT o.*, o.reported_at + make_interval(secs => o.target_s) AS due_at FROM o)
-    SELECT d.*, g.code AS grid_code, g.name AS grid_name, r.callsign AS responder_callsign,
+    SELECT d.*, g.code AS grid_code, coalesce(g.names ->> :lang, g.name) AS grid_name,
+           r.callsign AS responder_callsign,
            CAST(extract(epoch FROM CAST(:now AS timestamptz) - d.due_at) AS float8) AS late_s,
            c.name AS category_default_name, c.names AS category_names
     FROM d
@@ -217,7 +218,7 @@ def console_incidents(
         raise InvalidInputError(gettext("offset must be 0 or more"))
     cursor = database_now(session)
     now = now or decision_now(session)
-    params = {**_params(scope, now), "limit": limit, "offset": offset}
+    params = {**_params(scope, now), "limit": limit, "offset": offset, "lang": current_language()}
     rows = session.execute(text(_ITEMS), params).mappings().all()
     summary = console_summary(session, scope=scope, now=now)
     items = [_item(m, scope, now) for m in rows]
@@ -246,7 +247,13 @@ def parse_event_id(value: str) -> datetime:
 def _items_by_id(session: Session, scope: Scope, now: datetime, ids: list[Any]) -> list[dict]:
     if not ids:
         return []
-    params = {**_params(scope, now), "ids": ids, "limit": len(ids), "offset": 0}
+    params = {
+        **_params(scope, now),
+        "ids": ids,
+        "limit": len(ids),
+        "offset": 0,
+        "lang": current_language(),  # grid names in the console's language (areas.names)
+    }
     return [_item(m, scope, now) for m in session.execute(text(_ITEMS), params).mappings().all()]
 
 

@@ -157,6 +157,7 @@ def import_boundaries(
             "code": code,
             "local_code": np.where(code == local, None, local),
             "name": rows.name,
+            "names": rows.names if "names" in rows else "{}",
             "parent_id": pd.array(list(parent_id), dtype="Int64"),
             "geom": ewkb_hex(rows.geometry.to_numpy()),
             "area_m2": 0.0,
@@ -165,9 +166,9 @@ def import_boundaries(
     staging = stage(conn, "areas", staged, lambda n: step("write", n, len(staged)))
     inserted = conn.execute(
         text(
-            f"INSERT INTO areas (version_id, level, code, local_code, name, parent_id, geom, "
-            f"area_m2) SELECT version_id, level, code, local_code, name, parent_id, geom, "
-            f"ST_Area(geom::geography) FROM {staging}"
+            f"INSERT INTO areas (version_id, level, code, local_code, name, names, parent_id, "
+            f"geom, area_m2) SELECT version_id, level, code, local_code, name, "
+            f"CAST(names AS jsonb), parent_id, geom, ST_Area(geom::geography) FROM {staging}"
         )
     ).rowcount
     # fresh statistics for what reads the new rows next (proposals, re-homing), as the

@@ -23,7 +23,7 @@ from geo_service import runtime
 from geo_service.analytics import performance as perf
 from geo_service.db.sql import sql
 from geo_service.errors import InvalidInputError, NotFoundError
-from geo_service.i18n import format_message, gettext
+from geo_service.i18n import current_language, format_message, gettext
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.versions import version_in_force
 from geo_service.services.reports.labels import LABELS
@@ -47,7 +47,11 @@ STAMP_COLUMNS = (
     "cancelled_at",
 )
 TARGET_COLUMNS = ("dispatch_target_s", "arrival_target_s", "resolution_target_s")
-_AREAS = text("SELECT id, code, name, level, parent_id FROM areas WHERE version_id = :v")
+# an area's name in the report's language (areas.names, migration 0036), else as imported
+_AREAS = text(
+    "SELECT id, code, coalesce(names ->> :lang, name) AS name, level, parent_id "
+    "FROM areas WHERE version_id = :v"
+)
 _WORKERS = text(
     "SELECT r.id, r.callsign, r.home_grid_id FROM responders r "
     "WHERE r.kind = 'grid_worker' AND r.home_grid_id = ANY(:grids) ORDER BY r.callsign, r.id"
@@ -123,7 +127,7 @@ class _Selection:
 def _select_areas(
     session: Session, version: int, level: str, parent_id: int | None, scope: Scope
 ) -> _Selection:
-    rows = session.execute(_AREAS, {"v": version}).mappings().all()
+    rows = session.execute(_AREAS, {"v": version, "lang": current_language()}).mappings().all()
     by_id = {r["id"]: dict(r) for r in rows}
     if parent_id is not None and (parent_id not in by_id or not scope.has_area(parent_id)):
         raise NotFoundError(
