@@ -28,7 +28,7 @@ from geo_service.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from geo_service.i18n import current_language, format_message, gettext, localized
+from geo_service.i18n import format_message, gettext, localized, names_language
 from geo_service.runtime import current
 from geo_service.services.access.audit import record_audit
 from geo_service.services.access.scope import Scope
@@ -218,7 +218,7 @@ def console_incidents(
         raise InvalidInputError(gettext("offset must be 0 or more"))
     cursor = database_now(session)
     now = now or decision_now(session)
-    params = {**_params(scope, now), "limit": limit, "offset": offset, "lang": current_language()}
+    params = {**_params(scope, now), "limit": limit, "offset": offset, "lang": names_language()}
     rows = session.execute(text(_ITEMS), params).mappings().all()
     summary = console_summary(session, scope=scope, now=now)
     items = [_item(m, scope, now) for m in rows]
@@ -252,7 +252,7 @@ def _items_by_id(session: Session, scope: Scope, now: datetime, ids: list[Any]) 
         "ids": ids,
         "limit": len(ids),
         "offset": 0,
-        "lang": current_language(),  # grid names in the console's language (areas.names)
+        "lang": names_language(),  # grid names in the console's language (areas.names)
     }
     return [_item(m, scope, now) for m in session.execute(text(_ITEMS), params).mappings().all()]
 

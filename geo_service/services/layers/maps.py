@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from geo_service.i18n import current_language
+from geo_service.i18n import names_language
 from geo_service.instants import local_day, local_instant
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.versions import version_in_force
@@ -78,7 +78,7 @@ def city_map_layers(
             "since": since,
             "until": until,
             "version": version,
-            "lang": current_language(),  # area names in the page's language (areas.names)
+            "lang": names_language(),  # area names in the page's language (areas.names)
         },
     )
     keep_grid = (lambda r: True) if scope is None else (lambda r: scope.has_grid(r.id))
@@ -88,7 +88,7 @@ def city_map_layers(
     for level in ("community", "street", "district"):
         rows = session.execute(
             _OUTLINES,
-            {"tol": SIMPLIFY_DEG, "version": version, "level": level, "lang": current_language()},
+            {"tol": SIMPLIFY_DEG, "version": version, "level": level, "lang": names_language()},
         )
         keep = [r for r in rows if scope is None or scope.has_area(r.id)]
         layers[level] = _collection(keep, ("id", "code", "name", "level"))

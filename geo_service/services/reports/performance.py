@@ -23,7 +23,7 @@ from geo_service import runtime
 from geo_service.analytics import performance as perf
 from geo_service.db.sql import sql
 from geo_service.errors import InvalidInputError, NotFoundError
-from geo_service.i18n import current_language, format_message, gettext
+from geo_service.i18n import format_message, gettext, names_language
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.versions import version_in_force
 from geo_service.services.reports.labels import LABELS
@@ -127,7 +127,7 @@ class _Selection:
 def _select_areas(
     session: Session, version: int, level: str, parent_id: int | None, scope: Scope
 ) -> _Selection:
-    rows = session.execute(_AREAS, {"v": version, "lang": current_language()}).mappings().all()
+    rows = session.execute(_AREAS, {"v": version, "lang": names_language()}).mappings().all()
     by_id = {r["id"]: dict(r) for r in rows}
     if parent_id is not None and (parent_id not in by_id or not scope.has_area(parent_id)):
         raise NotFoundError(
