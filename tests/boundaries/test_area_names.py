@@ -10,12 +10,13 @@ import re
 from pathlib import Path
 
 import geopandas as gpd
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from geo_service.demo.city import DemoCity
 from geo_service.demo.geography import chinese_name
-from tests.conftest import problem
+from tests.conftest import ARTIFACTS, problem
 
 HAN = r"[\u4e00-\u9fff]"
 PATTERNS = {
@@ -149,3 +150,21 @@ def test_reports_console_and_city_map_show_names_in_the_request_language(
     english_html = client.get("/map", headers=english).text
     assert chinese_json not in english_html and some_grid["zh-CN"] not in english_html
     assert json.dumps(some_grid["en"])[1:-1] in english_html
+
+
+@pytest.mark.browser
+def test_the_reports_page_in_chinese_shows_chinese_area_names(
+    live_server: str, role_keys: dict[str, str], client: TestClient
+) -> None:
+    from tests.api.test_pages_language import browser_page, shot, sign_in
+
+    districts = {n["zh-CN"] for n in _names_by_code(client, "district").values()}
+    with browser_page(live_server, "zh-CN") as (page, errors):
+        sign_in(page, live_server, "/reports", role_keys["analyst"])
+        page.wait_for_selector("#status[data-ready='1']", timeout=60_000)
+        shown = set(page.locator("#areas td").all_text_contents())
+        assert districts & shown, (districts, sorted(shown)[:20])
+        assert not {n for n in shown if re.fullmatch(r"[A-Z][a-z]+ District", n)}
+        page.screenshot(path=str(ARTIFACTS / "zh-CN_reports-area-names.png"), full_page=True)
+        shot(page, "reports")
+        assert errors == []
