@@ -78,12 +78,14 @@ def close_stale_backlog(engine: Engine, *, older_than_h: float = STALE_BACKLOG_H
 
 
 def write_boundary_files(city: DemoCity, out_dir: Path) -> list[Path]:
-    """Write one GeoJSON per level (WGS84, 7 decimals) plus the planted hotspots."""
+    """Write one GeoJSON per level (WGS84, 7 decimals) plus the planted hotspots; each area
+    with its Chinese name in ``name_zh`` (what a boundary import reads into ``names``)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
+    columns = ["code", "name", "name_zh", "level", "parent_code", "area_m2", "geometry"]
     for level in LEVELS:
         frame = city.areas[city.areas.level == level][
-            ["code", "name", "level", "parent_code", "area_m2", "geometry"]
+            [c for c in columns if c in city.areas]
         ].copy()
         frame["area_m2"] = frame.area_m2.round(1)
         path = out_dir / f"{LEVEL_FILES[level]}.geojson"
