@@ -137,6 +137,18 @@ def current_language() -> str:
     return _current.get() or environment_language()
 
 
+def names_language() -> str | None:
+    """The key a per-language name is looked up by in SQL (``coalesce(names ->> :lang,
+    name)``): the current language, or None in English, where a name is shown as it was
+    given (``name``), so an edited ``name`` shows at once.
+
+    >>> token = use_language("zh-CN"); names_language(); reset_language(token)
+    'zh-CN'
+    """
+    language = current_language()
+    return None if language == ENGLISH else language
+
+
 def use_language(language: str) -> Token[str | None]:
     """Speak ``language`` (a served tag) in this context until ``reset_language``."""
     return _current.set(supported(language) or ENGLISH)

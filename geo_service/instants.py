@@ -27,6 +27,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from geo_service.errors import InvalidInputError
+from geo_service.i18n import format_message
 
 MIN_YEAR = 1900
 MAX_YEAR = 2199
@@ -43,6 +44,12 @@ _DATE_TIME = re.compile(
 )
 
 
+def _outside_calendar(name: str) -> str:
+    return format_message(
+        "{name} must lie in the years {first} to {last}", name=name, first=MIN_YEAR, last=MAX_YEAR
+    )
+
+
 def within_calendar(value: datetime) -> bool:
     """Whether ``value`` lies in the years geo-service accepts (far from datetime's edges)."""
     return MIN_YEAR <= value.year <= MAX_YEAR
@@ -51,7 +58,7 @@ def within_calendar(value: datetime) -> bool:
 def check_instant(value: datetime, name: str = "datetime") -> datetime:
     """Return ``value``, or raise InvalidInputError when it lies outside the accepted years."""
     if not within_calendar(value):
-        raise InvalidInputError(f"{name} {CALENDAR_RULE}")
+        raise InvalidInputError(_outside_calendar(name))
     return value
 
 
@@ -94,13 +101,21 @@ def local_instant(
     first, second = value.replace(tzinfo=zone, fold=0), value.replace(tzinfo=zone, fold=1)
     if first.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != value:
         raise InvalidInputError(
-            f"{name} {value.isoformat()} does not exist in {zone.key} (the clocks went "
-            "forward): give its offset"
+            format_message(
+                "{name} {time} does not exist in {zone} (the clocks went forward): give its offset",
+                name=name,
+                time=value.isoformat(),
+                zone=zone.key,
+            )
         )
     if first.utcoffset() != second.utcoffset():
         raise InvalidInputError(
-            f"{name} {value.isoformat()} occurs twice in {zone.key} (the clocks went back): "
-            "give its offset"
+            format_message(
+                "{name} {time} occurs twice in {zone} (the clocks went back): give its offset",
+                name=name,
+                time=value.isoformat(),
+                zone=zone.key,
+            )
         )
     return first
 
@@ -177,7 +192,7 @@ def parse_instant(
         return local_instant(check_instant(value, name), name, zone)
     if isinstance(value, date):
         if not MIN_YEAR <= value.year <= MAX_YEAR:
-            raise InvalidInputError(f"{name} {CALENDAR_RULE}")
+            raise InvalidInputError(_outside_calendar(name))
         return local_midnight(value, zone)
     text = value.strip()
     try:
@@ -187,8 +202,20 @@ def parse_instant(
             parsed = datetime.fromisoformat(text.replace("z", "Z").replace("t", "T"))
             return parse_instant(parsed, name, zone)
     except ValueError:  # a form that matches but names no day or time: 2026-02-30, 25:00
-        raise InvalidInputError(f"{name} {text[:40]!r} is not a valid date or time") from None
-    raise InvalidInputError(f"{name} {text[:40]!r} is not a date or time: give {FORMS}")
+        raise InvalidInputError(
+            format_message(
+                "{name} {value} is not a valid date or time", name=name, value=repr(text[:40])
+            )
+        ) from None
+    raise InvalidInputError(
+        format_message(
+            "{name} {value} is not a date or time: give a date (2026-09-01: local midnight), a "
+            "local time (2026-09-01T08:30:00) or a time with an offset "
+            "(2026-09-01T08:30:00+08:00, 2026-09-01T00:30:00Z)",
+            name=name,
+            value=repr(text[:40]),
+        )
+    )
 
 
 def localize_fields(obj: object, *names: str) -> None:

@@ -9,7 +9,7 @@ PYBABEL="$VENV/bin/pybabel"
 L=geo_service/locale
 common=(--project geo-service --copyright-holder "geo-service contributors" --sort-by-file
         --no-wrap --omit-header)
-"$PYBABEL" extract -F "$L/babel.cfg" -k format_message -k N_ "${common[@]}" -o "$L/messages.pot" geo_service
+"$PYBABEL" extract -F "$L/babel.cfg" -k format_message -k N_ -k per_row "${common[@]}" -o "$L/messages.pot" geo_service
 "$PYBABEL" extract -F "$L/babel-pages.cfg" --no-default-keywords -k t "${common[@]}" -o "$L/pages.pot" geo_service
 for domain in messages pages; do
   if [ -f "$L/zh_CN/LC_MESSAGES/$domain.po" ]; then

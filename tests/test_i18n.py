@@ -25,7 +25,14 @@ LOCALE = PACKAGE / "locale"
 DOMAINS = {
     "messages": (
         "babel.cfg",
-        {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None, "format_message": None},
+        {
+            "_": None,
+            "gettext": None,
+            "ngettext": (1, 2),
+            "N_": None,
+            "format_message": None,
+            "per_row": None,  # an import's per-row reasons (ingest/rows.py)
+        },
     ),
     "pages": ("babel-pages.cfg", {"t": None}),
 }

@@ -20,6 +20,7 @@ from fastapi import Response
 
 from geo_service.api.responses import geojson_in_crs
 from geo_service.errors import InvalidInputError
+from geo_service.i18n import format_message
 
 # format -> (media type, file suffix)
 FORMATS: dict[str, tuple[str, str]] = {
@@ -67,8 +68,13 @@ def check_download_crs(format: str, crs: str) -> None:  # noqa: A002
     """
     if crs != "wgs84" and format not in CRS_FREE_FORMATS:
         raise InvalidInputError(
-            f"crs={crs} is offered for the formats {', '.join(CRS_FREE_FORMATS)}: a {format} "
-            "file declares its CRS as EPSG:4326 (WGS84), and GCJ-02/BD-09 have no EPSG code"
+            format_message(
+                "crs={crs} is offered for the formats {values}: a {format} file declares its "
+                "CRS as EPSG:4326 (WGS84), and GCJ-02/BD-09 have no EPSG code",
+                crs=crs,
+                values=", ".join(CRS_FREE_FORMATS),
+                format=format,
+            )
         )
 
 

@@ -8,9 +8,11 @@ from typing import Annotated
 import typer
 
 from geo_service.cli.common import console, database_url, fail
+from geo_service.i18n import format_message
+from geo_service.i18n import gettext as _
 from geo_service.settings import Settings
 
-app = typer.Typer(help="Versioned boundary sets.", no_args_is_help=True)
+app = typer.Typer(help=_("Versioned boundary sets."), no_args_is_help=True)
 
 
 def _engine():  # noqa: ANN202
@@ -20,7 +22,7 @@ def _engine():  # noqa: ANN202
     return make_engine(database_url(settings), settings.database)
 
 
-@app.command("versions")
+@app.command("versions", help=_("List boundary versions with their status, dates and area counts."))
 def versions() -> None:
     """List boundary versions with their status, dates and area counts."""
     from geo_service.services.boundaries.catalogue import list_versions
@@ -28,12 +30,20 @@ def versions() -> None:
     with fail():
         for v in list_versions(_engine()):
             console.print(
-                f"{v['id']:>4}  {v['status']:<9}  from {v['effective_from'] or '-':<26}"
-                f" to {v['effective_to'] or '-':<26}  {v['name']}  {v['areas']}"
+                f"{v['id']:>4}  {_(v['status']):<9}  "
+                + format_message(
+                    "from {start} to {end}",
+                    start=f"{v['effective_from'] or '-':<26}",
+                    end=f"{v['effective_to'] or '-':<26}",
+                )
+                + f"  {v['name']}  {v['areas']}"
             )
 
 
-@app.command("validate")
+@app.command(
+    "validate",
+    help=_("Check a version: overlaps, gaps, children crossing parents, slivers, unreached areas."),
+)
 def validate(version: int) -> None:
     """Check a version: overlaps, gaps, children crossing parents, slivers, unreached areas."""
     from geo_service.services.boundaries.validation import validate_version
@@ -45,22 +55,31 @@ def validate(version: int) -> None:
         raise typer.Exit(1)
 
 
-@app.command("publish")
+@app.command(
+    "publish",
+    help=_("Make a draft current; re-attributes households, rental units, responders, incidents."),
+)
 def publish(
     version: int,
     effective_from: Annotated[
         str,
         typer.Option(
-            help="Date (local midnight) or ISO time the version takes effect (local time of "
-            "GEO_TIMEZONE unless it carries an offset)"
+            help=_(
+                "Date (local midnight) or ISO time the version takes effect (local time of "
+                "GEO_TIMEZONE unless it carries an offset)"
+            )
         ),
     ],
-    force: Annotated[bool, typer.Option(help="Publish even if validation finds problems")] = False,
+    force: Annotated[
+        bool, typer.Option(help=_("Publish even if validation finds problems"))
+    ] = False,
     override_reason: Annotated[
         str | None,
         typer.Option(
-            help="Why a proposal whose balance ended outside its band is published anyway "
-            "(kept in the audit log)"
+            help=_(
+                "Why a proposal whose balance ended outside its band is published anyway "
+                "(kept in the audit log)"
+            )
         ),
     ] = None,
 ) -> None:
@@ -73,13 +92,16 @@ def publish(
     try:
         when = parse_instant(effective_from, "--effective-from")
     except InvalidInputError as exc:
-        console.print(f"[red]error:[/] {exc.detail}")
+        console.print("[red]" + _("error:") + "[/] " + _(exc.detail))
         raise typer.Exit(2) from None
     with (
         fail(),
         console.status(
-            f"publishing version {version}: re-attributing households, rental units, responders "
-            "and incidents…"
+            format_message(
+                "publishing version {version}: re-attributing households, rental units, "
+                "responders and incidents…",
+                version=version,
+            )
         ),
     ):
         result = publish_version(
@@ -88,7 +110,7 @@ def publish(
     typer.echo(json.dumps(result, indent=2))
 
 
-@app.command("diff")
+@app.command("diff", help=_("Areas added, removed, changed from version A to B, and entity moves."))
 def diff(a: int, b: int) -> None:
     """Areas added, removed, changed from version A to B, and entity moves."""
     from geo_service.services.boundaries.crosswalk import diff_versions
@@ -97,32 +119,35 @@ def diff(a: int, b: int) -> None:
         typer.echo(json.dumps(diff_versions(_engine(), a, b), indent=2, default=str))
 
 
-@app.command("propose")
+@app.command(
+    "propose",
+    help=_("Propose balanced, contiguous, compact grids for communities: a draft version."),
+)
 def propose_command(
     scope: Annotated[
-        list[str], typer.Option("--scope", help="Community or street code (repeatable)")
+        list[str], typer.Option("--scope", help=_("Community or street code (repeatable)"))
     ],
     grids: Annotated[
-        int | None, typer.Option(help="Grids in total (default: today's count)")
+        int | None, typer.Option(help=_("Grids in total (default: today's count)"))
     ] = None,
-    tolerance: Annotated[float, typer.Option(help="Share of the mean workload")] = 0.05,
+    tolerance: Annotated[float, typer.Option(help=_("Share of the mean workload"))] = 0.05,
     lock: Annotated[
-        list[str] | None, typer.Option("--lock", help="A grid to keep as it is (repeatable)")
+        list[str] | None, typer.Option("--lock", help=_("A grid to keep as it is (repeatable)"))
     ] = None,
-    h3_res: Annotated[int, typer.Option(help="Atoms: H3 resolution 9, 10 or 11")] = 10,
-    stability: Annotated[float, typer.Option(help="Weight against moving people")] = 1.0,
-    compactness: Annotated[float, typer.Option(help="Weight for round grids")] = 1.0,
-    window_days: Annotated[int, typer.Option(help="Incident window of the workload")] = 90,
-    name: Annotated[str | None, typer.Option(help="Name of the draft version")] = None,
+    h3_res: Annotated[int, typer.Option(help=_("Atoms: H3 resolution 9, 10 or 11"))] = 10,
+    stability: Annotated[float, typer.Option(help=_("Weight against moving people"))] = 1.0,
+    compactness: Annotated[float, typer.Option(help=_("Weight for round grids"))] = 1.0,
+    window_days: Annotated[int, typer.Option(help=_("Incident window of the workload"))] = 90,
+    name: Annotated[str | None, typer.Option(help=_("Name of the draft version"))] = None,
     households_min: Annotated[
-        int | None, typer.Option(help="Fewest households a new grid may hold")
+        int | None, typer.Option(help=_("Fewest households a new grid may hold"))
     ] = None,
     households_max: Annotated[
-        int | None, typer.Option(help="Most households a new grid may hold")
+        int | None, typer.Option(help=_("Most households a new grid may hold"))
     ] = None,
-    area_max_m2: Annotated[float | None, typer.Option(help="Largest area of a new grid")] = None,
+    area_max_m2: Annotated[float | None, typer.Option(help=_("Largest area of a new grid"))] = None,
     compactness_min: Annotated[
-        float | None, typer.Option(help="Lowest Polsby-Popper of a new grid (reported)")
+        float | None, typer.Option(help=_("Lowest Polsby-Popper of a new grid (reported)"))
     ] = None,
 ) -> None:
     """Propose balanced, contiguous, compact grids for communities: a draft version."""
@@ -145,34 +170,61 @@ def propose_command(
         compactness_min=compactness_min,
     )
     with fail(), progress_bar() as bar:
-        task = bar.add_task("proposal", total=100)
+        task = bar.add_task(_("proposal"), total=100)
 
         def progress(fraction: float, message: str) -> None:
-            bar.update(task, completed=round(fraction * 100), description=message[:30])
+            # the planner's steps name parents and counts in English: the bar keeps its label
+            bar.update(task, completed=round(fraction * 100))
 
         out = propose(_engine(), req, actor="geo-service boundaries propose", progress=progress)
     m = out["metrics"]
-    console.print(f"draft version {out['version_id']}")
-    for label, key in (("before", "workload_before"), ("after", "workload_after")):
+    console.print(format_message("draft version {id}", id=out["version_id"]))
+    for label, key in ((_("before"), "workload_before"), (_("after"), "workload_after")):
         b = m[key]
         console.print(
-            f"  workload {label:<6} max/mean {b['max_over_mean']:.3f}  CV {b['cv']:.3f}  "
-            f"Gini {b['gini']:.3f}"
+            "  "
+            + format_message(
+                "workload {when} max/mean {ratio}  CV {cv}  Gini {gini}",
+                when=f"{label:<6}",
+                ratio=f"{b['max_over_mean']:.3f}",
+                cv=f"{b['cv']:.3f}",
+                gini=f"{b['gini']:.3f}",
+            )
         )
     console.print(
-        f"  Polsby-Popper {m['polsby_popper_before']:.3f} -> {m['polsby_popper_after']:.3f}; "
-        f"contiguous {m['contiguous_share']:.0%}; households moved "
-        f"{m['stability']['households_moved_share']:.1%}"
+        "  "
+        + format_message(
+            "Polsby-Popper {before} -> {after}; contiguous {contiguous}; households moved {moved}",
+            before=f"{m['polsby_popper_before']:.3f}",
+            after=f"{m['polsby_popper_after']:.3f}",
+            contiguous=f"{m['contiguous_share']:.0%}",
+            moved=f"{m['stability']['households_moved_share']:.1%}",
+        )
     )
     if m.get("border_on_roads_after") is not None:
         console.print(
-            f"  borders on roads {m['border_on_roads_before']:.0%} -> "
-            f"{m['border_on_roads_after']:.0%}"
+            "  "
+            + format_message(
+                "borders on roads {before} -> {after}",
+                before=f"{m['border_on_roads_before']:.0%}",
+                after=f"{m['border_on_roads_after']:.0%}",
+            )
         )
     for broken in m["constraints"]["violations"]:
         console.print(
-            f"  [yellow]{broken['grid']}: {broken['constraint']} {broken['limit']:g}, "
-            f"has {broken['value']}[/yellow]"
+            "  [yellow]"
+            + format_message(
+                "{grid}: {constraint} {limit}, has {value}",
+                grid=broken["grid"],
+                constraint=broken["constraint"],
+                limit=f"{broken['limit']:g}",
+                value=broken["value"],
+            )
+            + "[/yellow]"
         )
-    console.print(f"  status: {m['status']}")
-    console.print(f"next: geo-service boundaries validate {out['version_id']}")
+    console.print("  " + format_message("status: {status}", status=m["status"]))
+    console.print(
+        format_message(
+            "next: {command}", command=f"geo-service boundaries validate {out['version_id']}"
+        )
+    )

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from geo_service.db.cluster import EmbeddedCluster
 from geo_service.errors import GeoServiceError, MissingSystemPackageError
-from geo_service.i18n import gettext
+from geo_service.i18n import format_message, gettext
 from geo_service.i18n import gettext as _
 from geo_service.ingest.uploads import ImportFileError  # and UnsupportedFileError, a subclass
 from geo_service.settings import Settings
@@ -37,7 +37,12 @@ def settings_or_external(command: str) -> Settings:
     """Settings; refuses cluster commands when GEO_DATABASE_URL points elsewhere."""
     settings = Settings()
     if settings.database.database_url:
-        console.print(f"GEO_DATABASE_URL is set: `{command}` does not manage an external server")
+        console.print(
+            format_message(
+                "GEO_DATABASE_URL is set: `{command}` does not manage an external server",
+                command=command,
+            )
+        )
         raise typer.Exit(1)
     return settings
 

@@ -10,12 +10,23 @@ from typing import Annotated
 import typer
 
 from geo_service.cli.common import console, database_url, progress_bar
-from geo_service.i18n import format_message
+from geo_service.i18n import N_, format_message
 from geo_service.i18n import gettext as _
 from geo_service.settings import Settings
 
 app = typer.Typer(help=_("The demo city."), invoke_without_command=True)
 DEFAULT_OUT = Path("data/boundaries/demo_city")
+# What the generator makes and loads, as the progress bars and the summary name them
+CITY_WORDS = (
+    N_("areas"),
+    N_("boundaries"),
+    N_("households"),
+    N_("rental units"),
+    N_("responders"),
+    N_("incidents"),
+    N_("categories"),
+    N_("road segments"),
+)
 
 
 @app.callback(
@@ -94,7 +105,7 @@ def _backfill(owner_url: str) -> None:
 
     engine = make_engine(owner_url)
     with progress_bar() as bar:
-        task = bar.add_task("history since the last run (regenerating the city)", total=None)
+        task = bar.add_task(_("history since the last run (regenerating the city)"), total=None)
         added = backfill_history(
             engine,
             now=datetime.now(UTC).replace(second=0, microsecond=0),
@@ -173,7 +184,7 @@ def _simulate_in_background(base: str, key: str, speed: float) -> None:
     threading.Thread(target=live, name="simulate", daemon=True).start()
 
 
-@app.command("generate")
+@app.command("generate", help=_("Generate the demo city, write its boundary files, and load it."))
 def generate(
     seed: Annotated[int, typer.Option(help=_("Random seed; same seed, same city."))] = 42,
     grids: Annotated[int, typer.Option(min=4, help=_("Number of grids."))] = 1500,
@@ -190,7 +201,12 @@ def generate(
         try:
             end = date.fromisoformat(end_date)
         except ValueError:
-            console.print(f"[red]error:[/] --end-date must be YYYY-MM-DD, got {end_date!r}")
+            console.print(
+                "[red]"
+                + _("error:")
+                + "[/] "
+                + format_message("--end-date must be YYYY-MM-DD, got {value}", value=repr(end_date))
+            )
             raise typer.Exit(2) from None
     url = None
     if load:
@@ -205,8 +221,10 @@ def generate(
         engine.dispose()
         if not empty:
             console.print(
-                "[red]error:[/] the database already holds boundaries; "
-                "use --no-load or an empty database"
+                "[red]"
+                + _("error:")
+                + "[/] "
+                + _("the database already holds boundaries; use --no-load or an empty database")
             )
             raise typer.Exit(1)
     _generate_and_load(url, seed=seed, grids=grids, incidents=incidents, out=out, end_date=end)
@@ -223,10 +241,10 @@ def _generate_and_load(
     households = 300 * grids
     with progress_bar() as bar:
         tasks = {
-            "boundaries": bar.add_task("boundaries", total=sum(level_counts(grids).values())),
-            "households": bar.add_task("households", total=households),
-            "rental units": bar.add_task("rental units", total=None),
-            "incidents": bar.add_task("incidents", total=incidents),
+            "boundaries": bar.add_task(_("boundaries"), total=sum(level_counts(grids).values())),
+            "households": bar.add_task(_("households"), total=households),
+            "rental units": bar.add_task(_("rental units"), total=None),
+            "incidents": bar.add_task(_("incidents"), total=incidents),
         }
 
         def gen_progress(step: str, n: int) -> None:
@@ -240,7 +258,7 @@ def _generate_and_load(
             bar.update(task, completed=bar.tasks[task].total or 1, total=bar.tasks[task].total or 1)
         paths = write_boundary_files(city, out)
         if url is None:
-            console.print(f"wrote {len(paths)} files to {out}")
+            console.print(format_message("wrote {n} files to {path}", n=len(paths), path=out))
             return
         sizes = {
             "areas": len(city.areas),
@@ -249,7 +267,10 @@ def _generate_and_load(
             "responders": len(city.responders),
             "incidents": len(city.incidents),
         }
-        load_tasks = {k: bar.add_task(f"load {k}", total=v) for k, v in sizes.items()}
+        load_tasks = {
+            k: bar.add_task(format_message("load {what}", what=_(k)), total=v)
+            for k, v in sizes.items()
+        }
 
         def load_progress(step: str, n: int) -> None:
             if step in load_tasks:
@@ -261,5 +282,5 @@ def _generate_and_load(
     console.print(
         _("loaded demo city:")
         + " "
-        + ", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in counts.items())
+        + ", ".join(f"{v:,} {_(k.replace('_', ' '))}" for k, v in counts.items())
     )

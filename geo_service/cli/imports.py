@@ -24,7 +24,10 @@ from geo_service.i18n import gettext as _
 from geo_service.ingest.defaults import EDGE_TOLERANCE_M
 from geo_service.settings import Settings
 
-KIND_HELP = "boundaries | incidents | households | rental-units | responders | roads"
+KIND_HELP = _("boundaries | incidents | households | rental-units | responders | roads")
+
+# The steps of an import, as the progress bars name them
+STEP_WORDS = (N_("read"), N_("validate"), N_("assign"), N_("write"))
 
 # Exit codes a script can test (also in the README, "Files from the field").
 EXIT_ALL_IN = 0
@@ -32,7 +35,7 @@ EXIT_UNEXPECTED = 1  # any other error (database, a draft that is not a draft, .
 EXIT_UNREADABLE = 2  # missing, unreadable or unsupported file, bad options
 EXIT_SOME_REJECTED = 3  # some rows rejected (the reject file), the rest imported
 EXIT_REFUSED = 4  # --max-rejected-share exceeded: nothing written
-IMPORT_EPILOG = (
+IMPORT_EPILOG = _(
     "Exit codes: 0 every row imported; "
     "3 some rows rejected (listed in the reject file), the rest imported; "
     "4 refused by --max-rejected-share: more rows rejected than allowed, nothing written; "
@@ -48,7 +51,14 @@ def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for value in values or []:
         if "=" not in value:
-            console.print(f"[red]error:[/] {option} takes SRC=FIELD pairs, got {value!r}")
+            console.print(
+                "[red]"
+                + _("error:")
+                + "[/] "
+                + format_message(
+                    "{option} takes SRC=FIELD pairs, got {value}", option=option, value=repr(value)
+                )
+            )
             raise typer.Exit(2)
         left, right = value.split("=", 1)
         out[left.strip()] = right.strip()
@@ -60,86 +70,96 @@ def import_command(
     file: Annotated[
         Path,
         typer.Argument(
-            help="GeoJSON, GPKG, Shapefile (.shp or .zip), "
-            "GeoParquet, KML/KMZ, Excel .xlsx/.xls, or CSV/TSV with lon/lat columns"
+            help=_(
+                "GeoJSON, GPKG, Shapefile (.shp or .zip), "
+                "GeoParquet, KML/KMZ, Excel .xlsx/.xls, or CSV/TSV with lon/lat columns"
+            )
         ),
     ],
     crs: Annotated[
         str | None,
         typer.Option(
-            help="EPSG code, WKT, or gcj02 / bd09; files that declare a CRS are reprojected"
+            help=_("EPSG code, WKT, or gcj02 / bd09; files that declare a CRS are reprojected")
         ),
     ] = None,
     map_: Annotated[
         list[str] | None,
         typer.Option(
             "--map",
-            help="SRC=FIELD: source column to our field (repeatable). SRC may join columns "
-            "with '+': 'date+time=reported_at' joins their text with a space, parsed as usual "
-            "(--date-format applies to it); columns all named year, month, day and optionally "
-            "hour, minute, second (any case), e.g. 'YEAR+MONTH+DAY+HOUR+MINUTE=reported_at', "
-            "build the time from whole numbers (--date-format does not apply)",
+            help=_(
+                "SRC=FIELD: source column to our field (repeatable). SRC may join columns "
+                "with '+': 'date+time=reported_at' joins their text with a space, parsed as usual "
+                "(--date-format applies to it); columns all named year, month, day and optionally "
+                "hour, minute, second (any case), e.g. 'YEAR+MONTH+DAY+HOUR+MINUTE=reported_at', "
+                "build the time from whole numbers (--date-format does not apply)"
+            ),
         ),
     ] = None,
     set_: Annotated[
-        list[str] | None, typer.Option("--set", help="FIELD=VALUE for every row (repeatable)")
+        list[str] | None, typer.Option("--set", help=_("FIELD=VALUE for every row (repeatable)"))
     ] = None,
     category_map: Annotated[
-        Path | None, typer.Option(help="CSV source,ours; unknown categories are rejected")
+        Path | None, typer.Option(help=_("CSV source,ours; unknown categories are rejected"))
     ] = None,
     tz: Annotated[
         str | None,
-        typer.Option(help="Time zone of naive timestamps (default: GEO_TIMEZONE, Asia/Shanghai)"),
+        typer.Option(
+            help=_("Time zone of naive timestamps (default: GEO_TIMEZONE, Asia/Shanghai)")
+        ),
     ] = None,
     date_format: Annotated[
         list[str] | None,
         typer.Option(
-            help="strptime format of naive timestamps (repeatable: tried per row in order)"
+            help=_("strptime format of naive timestamps (repeatable: tried per row in order)")
         ),
     ] = None,
     ambiguous_time: Annotated[
         str,
         typer.Option(
-            help="a local time that occurs twice (DST fall-back): earliest | latest | reject"
+            help=_("a local time that occurs twice (DST fall-back): earliest | latest | reject")
         ),
     ] = "reject",
-    layer: Annotated[str | None, typer.Option(help="Layer of a multi-layer file")] = None,
+    layer: Annotated[str | None, typer.Option(help=_("Layer of a multi-layer file"))] = None,
     swap_xy: Annotated[
-        bool, typer.Option("--swap-xy", help="the file's lon/lat (x/y) are the other way round")
+        bool, typer.Option("--swap-xy", help=_("the file's lon/lat (x/y) are the other way round"))
     ] = False,
     encoding: Annotated[
         str | None,
         typer.Option(
-            help="Text encoding of a Shapefile's DBF or a CSV/TSV/TXT "
-            "(default: .cpg or a UTF-16 BOM, else UTF-8, else GB18030)"
+            help=_(
+                "Text encoding of a Shapefile's DBF or a CSV/TSV/TXT "
+                "(default: .cpg or a UTF-16 BOM, else UTF-8, else GB18030)"
+            )
         ),
     ] = None,
-    status: Annotated[str, typer.Option(help="incidents: status of rows without one")] = "reported",
+    status: Annotated[
+        str, typer.Option(help=_("incidents: status of rows without one"))
+    ] = "reported",
     source_name: Annotated[
-        str | None, typer.Option(help="Prefix of stable keys (default: the file name)")
+        str | None, typer.Option(help=_("Prefix of stable keys (default: the file name)"))
     ] = None,
     rejects: Annotated[
-        Path | None, typer.Option(help="Reject file (default: <input>.rejects.csv)")
+        Path | None, typer.Option(help=_("Reject file (default: <input>.rejects.csv)"))
     ] = None,
     level: Annotated[
-        str | None, typer.Option(help="boundaries: district | street | community | grid")
+        str | None, typer.Option(help=_("boundaries: district | street | community | grid"))
     ] = None,
     parent_level: Annotated[
-        str | None, typer.Option(help="boundaries: level of the parents")
+        str | None, typer.Option(help=_("boundaries: level of the parents"))
     ] = None,
     version: Annotated[
-        int | None, typer.Option(help="boundaries: add to this draft version")
+        int | None, typer.Option(help=_("boundaries: add to this draft version"))
     ] = None,
     version_name: Annotated[
-        str | None, typer.Option(help="boundaries: name of a new draft")
+        str | None, typer.Option(help=_("boundaries: name of a new draft"))
     ] = None,
     dissolve: Annotated[
-        bool, typer.Option(help="boundaries: merge features that share a code into one area")
+        bool, typer.Option(help=_("boundaries: merge features that share a code into one area"))
     ] = False,
     edge_tolerance: Annotated[
         float,
         typer.Option(
-            help="metres: points this close outside the city go to the nearest grid",
+            help=_("metres: points this close outside the city go to the nearest grid"),
             min=0,
             max=1000,
         ),
@@ -147,7 +167,7 @@ def import_command(
     max_rejected_share: Annotated[
         float,
         typer.Option(
-            help="0..1: above this share of rejected rows nothing is written (exit 4)",
+            help=_("0..1: above this share of rejected rows nothing is written (exit 4)"),
             min=0,
             max=1,
         ),
@@ -156,7 +176,7 @@ def import_command(
         bool,
         typer.Option(
             "--accept-approximate-transform",
-            help="accept a datum shift known only to tens of metres (e.g. Xian 1980)",
+            help=_("accept a datum shift known only to tens of metres (e.g. Xian 1980)"),
         ),
     ] = False,
 ) -> None:
@@ -203,7 +223,7 @@ def import_command(
 
             def step(name: str, done: int, total: int | None) -> None:
                 if name not in tasks:
-                    tasks[name] = bar.add_task(name, total=total)
+                    tasks[name] = bar.add_task(_(name), total=total)
                 if name == "write":
                     bar.update(tasks[name], advance=done, total=total)
                 else:
@@ -220,11 +240,11 @@ def import_command(
     table.add_row(_("already present"), f"{report.already_present:,}")
     table.add_row(_("rejected"), f"{report.rejected:,}")
     for reason, count in sorted(report.rejected_by_reason.items(), key=lambda kv: -kv[1]):
-        table.add_row(f"  {reason}", f"{count:,}")
+        table.add_row(f"  {_(reason)}", f"{count:,}")
     if report.encoding:
         table.add_row(_("encoding"), report.encoding)
     if report.dimensions_dropped:
-        dims = " and ".join(report.dimensions_dropped)
+        dims = _(" and ").join(report.dimensions_dropped)
         table.add_row(
             _("dropped"), format_message("{dims} values (geometries stored 2D)", dims=dims)
         )
@@ -276,7 +296,11 @@ def _assumption_rows(assumptions: dict[str, object]) -> list[tuple[str, str]]:
             shown += " m"
         if key == "edge_snapped":
             tolerance = assumptions.get("edge_tolerance_m")
-            within = f" (edge tolerance {tolerance:g} m)" if tolerance else ""
+            within = (
+                format_message(" (edge tolerance {metres} m)", metres=f"{tolerance:g}")
+                if tolerance
+                else ""
+            )
             shown = f"{value:,}{within}"
         rows.append((_(ASSUMPTION_LABELS.get(key, key.replace("_", " "))), shown))
     return rows
@@ -291,7 +315,7 @@ def _import_exit_codes(refused: type[GeoServiceError]) -> Iterator[None]:
     except refused as exc:
         console.print("[red]" + _("refused:") + "[/] " + _(exc.detail))
         for reason, count in sorted(exc.extra.get("rejected_by_reason", {}).items()):
-            console.print(f"  {reason}: {count:,}")
+            console.print(f"  {_(reason)}: {count:,}")
         reject_file = getattr(exc, "reject_file", None)
         if reject_file:
             console.print(format_message("rejected rows: {path}", path=reject_file))

@@ -12,6 +12,7 @@ from geo_service.cli.imports import IMPORT_EPILOG, import_command
 from geo_service.cli.serve import serve
 from geo_service.cli.simulate import simulate_command
 from geo_service.cli.users import keys_app, users_app
+from geo_service.i18n import format_message
 from geo_service.i18n import gettext as _
 from geo_service.settings import Settings
 
@@ -28,7 +29,13 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(categories.app, name="categories")
 app.add_typer(analytics.app, name="analytics")
 app.add_typer(reports.app, name="reports")
-app.command("export")(analytics.export_command)
+app.command(
+    "export",
+    help=_(
+        "Export a table as partitioned GeoParquet (H3 res-3 x month); later runs write only "
+        "the partitions that changed."
+    ),
+)(analytics.export_command)
 app.command("serve", help=_("Serve the API (starts the embedded database if it is the default)."))(
     serve
 )
@@ -37,10 +44,22 @@ app.command(
     epilog=IMPORT_EPILOG,
     help=_("Import a file; rejected rows go to a reject file with their reasons."),
 )(import_command)
-app.command("simulate")(simulate_command)
+app.command(
+    "simulate",
+    help=_(
+        "Drive a deployment through its public API like a living city: reports at a real "
+        "city's rate, dispatch by road ETA, work, patrols and positions (exit 1 on any 5xx)."
+    ),
+)(simulate_command)
 
 
-@app.command("migrate")
+@app.command(
+    "migrate",
+    help=_(
+        "Migrate the database to the newest schema (creates the postgis extension), and rebuild "
+        "the rollups when they count another zone's days than GEO_TIMEZONE."
+    ),
+)
 def migrate() -> None:
     """Migrate the database to the newest schema (creates the postgis extension), and rebuild
     the rollups when they count another zone's days than GEO_TIMEZONE."""
@@ -52,23 +71,41 @@ def migrate() -> None:
         # as the schema's owner role
         url = resolve_owner_url(settings.database, start=True)
         rebuilt = upgrade_to_head(url, settings.api.timezone)
-    console.print("[green]schema is up to date[/]")
+    console.print("[green]" + _("schema is up to date") + "[/]")
     if rebuilt is not None:
         console.print(
-            f"rebuilt the rollups of {rebuilt.incidents} incidents in {rebuilt.new_zone} days "
-            f"(they counted {rebuilt.old_zone} days) in {rebuilt.seconds} s"
+            format_message(
+                "rebuilt the rollups of {n} incidents in {new_zone} days (they counted {old_zone} "
+                "days) in {seconds} s",
+                n=rebuilt.incidents,
+                new_zone=rebuilt.new_zone,
+                old_zone=rebuilt.old_zone,
+                seconds=rebuilt.seconds,
+            )
         )
     else:
-        console.print(f"rollups count days of {settings.api.timezone} (GEO_TIMEZONE)")
+        console.print(
+            format_message(
+                "rollups count days of {zone} (GEO_TIMEZONE)", zone=settings.api.timezone
+            )
+        )
 
 
-@app.command("escalate")
+@app.command(
+    "escalate",
+    help=_(
+        "Climb every overdue open incident one level (grid > community > street > district). "
+        "Without --once, repeat every GEO_DISPATCH_ESCALATION_INTERVAL_S seconds."
+    ),
+)
 def escalate(
-    once: Annotated[bool, typer.Option("--once", help="One round, then exit (for cron).")] = False,
+    once: Annotated[
+        bool, typer.Option("--once", help=_("One round, then exit (for cron)."))
+    ] = False,
     now_text: Annotated[
         str | None,
         typer.Option(
-            "--now", help="Judge overdue at this time (ISO 8601 with offset); default: now."
+            "--now", help=_("Judge overdue at this time (ISO 8601 with offset); default: now.")
         ),
     ] = None,
 ) -> None:
@@ -88,21 +125,31 @@ def escalate(
     try:
         now = parse_instant(now_text, "--now") if now_text else None
     except InvalidInputError as exc:
-        raise typer.BadParameter(exc.detail) from None
+        raise typer.BadParameter(_(exc.detail)) from None
     settings = Settings()
     engine = make_engine(database_url(settings), settings.database)
     while True:
         with Session(engine) as session:
             done = escalate_overdue(session, now=now, actor="geo-service escalate")
         for item in done:
-            console.print(f"{item['id']}  level {item['escalation_level']}  ({item['status']})")
-        console.print(f"escalated {len(done)} incident(s)")
+            console.print(
+                f"{item['id']}  "
+                + format_message("level {level}", level=item["escalation_level"])
+                + f"  ({item['status']})"
+            )
+        console.print(format_message("escalated {n} incident(s)", n=len(done)))
         if once:
             return
         time.sleep(max(1.0, settings.dispatch.escalation_interval_s))
 
 
-@app.command("sweep-photos")
+@app.command(
+    "sweep-photos",
+    help=_(
+        "Delete stored photo files whose incident is gone (photo rows go with their incident; "
+        "the files in GEO_PHOTOS_* storage go with this sweep, e.g. nightly from cron)."
+    ),
+)
 def sweep_photos() -> None:
     """Delete stored photo files whose incident is gone (photo rows go with their incident;
     the files in GEO_PHOTOS_* storage go with this sweep, e.g. nightly from cron)."""
@@ -120,7 +167,7 @@ def sweep_photos() -> None:
             gone = sweep_orphan_photos(session, store)
     finally:
         engine.dispose()
-    console.print(f"deleted {gone} photo file(s) of incidents that are gone")
+    console.print(format_message("deleted {n} photo file(s) of incidents that are gone", n=gone))
 
 
 def _digits(text: str) -> bool:
@@ -129,11 +176,11 @@ def _digits(text: str) -> bool:
     return stripped.isascii() and stripped.isdigit()
 
 
-@app.command("targets")
+@app.command("targets", help=_("Show the response targets per priority, or change them (--set)."))
 def targets(
     set_: Annotated[
         list[str] | None,
-        typer.Option("--set", help="PRIORITY=SECONDS to dispatch, e.g. --set 1=60 (repeatable)"),
+        typer.Option("--set", help=_("PRIORITY=SECONDS to dispatch, e.g. --set 1=60 (repeatable)")),
     ] = None,
 ) -> None:
     """Show the response targets per priority, or change them (--set)."""
@@ -145,9 +192,11 @@ def targets(
 
     changes: dict[int, int] = {}
     for item in set_ or []:
-        priority, _, seconds = item.partition("=")
+        priority, _sep, seconds = item.partition("=")
         if not (_digits(priority) and _digits(seconds)):
-            raise typer.BadParameter(f"--set takes PRIORITY=SECONDS, got {item!r}")
+            raise typer.BadParameter(
+                format_message("--set takes PRIORITY=SECONDS, got {value}", value=repr(item))
+            )
         changes[int(priority)] = int(seconds)
     settings = Settings()
     engine = make_engine(database_url(settings), settings.database)
@@ -158,7 +207,13 @@ def targets(
             else response_targets(session)
         )
     for priority, seconds in sorted(now.items()):
-        console.print(f"priority {priority}: dispatched within {seconds} s")
+        console.print(
+            format_message(
+                "priority {priority}: dispatched within {seconds} s",
+                priority=priority,
+                seconds=seconds,
+            )
+        )
 
 
 if __name__ == "__main__":

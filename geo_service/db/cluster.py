@@ -45,6 +45,7 @@ from geo_service.db.cluster_roles import (
 )
 from geo_service.db.cluster_tools import check_postgis, server_bindir
 from geo_service.errors import ClusterError
+from geo_service.i18n import format_message, gettext
 
 SERVER_USER = os.environ.get("GEO_PG_USER", "postgres")
 FALLBACK_ROOT = Path("/var/lib/geo-service")
@@ -156,8 +157,11 @@ class EmbeddedCluster:
             return read_credentials(self.data_dir)[name]
         except KeyError:
             raise ClusterError(
-                f"no password for role {name} in {self.data_dir / 'credentials'}: "
-                "geo-service db start"
+                format_message(
+                    "no password for role {name} in {value}: geo-service db start",
+                    name=name,
+                    value=self.data_dir / "credentials",
+                )
             ) from None
 
     def url(self, database: str = "geo", role: RoleName = "admin") -> str:
@@ -167,7 +171,9 @@ class EmbeddedCluster:
         migrations; ``app`` is what the API and the CLI use; ``purge`` deletes audit rows.
         """
         if self.port is None:
-            raise ClusterError("the embedded cluster has never been started: geo-service db start")
+            raise ClusterError(
+                gettext("the embedded cluster has never been started: geo-service db start")
+            )
         return (
             f"postgresql+psycopg://{ROLES[role]}:{quote(self.password(role), safe='')}"
             f"@127.0.0.1:{self.port}/{database}"
@@ -183,7 +189,11 @@ class EmbeddedCluster:
         proc = subprocess.run(self._as_server_user(argv), capture_output=True, text=True)
         if check and proc.returncode != 0:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-            raise ClusterError(f"{Path(argv[0]).name} failed: " + " | ".join(tail))
+            raise ClusterError(
+                format_message(
+                    "{program} failed: {error}", program=Path(argv[0]).name, error=" | ".join(tail)
+                )
+            )
         return proc
 
     def _server_user_can_reach(self, path: Path) -> bool:
@@ -330,7 +340,9 @@ class EmbeddedCluster:
         """Create the roles and ``database`` (owned by the owner role) on the running cluster
         unless they exist; bring a database made before the roles under the owner role."""
         if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", database):
-            raise ClusterError(f"invalid database name: {database!r}")
+            raise ClusterError(
+                format_message("invalid database name: {database!r}", database=database)
+            )
         with psycopg.connect(self._conninfo("postgres"), autocommit=True) as conn:
             ensure_roles(conn, self.password)
             ensure_owned_database(conn, database)
@@ -340,7 +352,9 @@ class EmbeddedCluster:
     def drop_database(self, database: str) -> None:
         """Drop ``database`` (closing its connections) if it exists. It destroys data."""
         if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", database):
-            raise ClusterError(f"invalid database name: {database!r}")
+            raise ClusterError(
+                format_message("invalid database name: {database!r}", database=database)
+            )
         with psycopg.connect(self._conninfo("postgres"), autocommit=True) as conn:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))

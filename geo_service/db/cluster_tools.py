@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from geo_service.errors import ClusterError, MissingSystemPackageError
+from geo_service.i18n import format_message
 
 PG_MAJOR = 15
 
@@ -22,8 +23,12 @@ def server_bindir() -> Path:
         if (Path(explicit) / "initdb").exists() and (Path(explicit) / "pg_ctl").exists():
             return Path(explicit)
         raise MissingSystemPackageError(
-            f"GEO_PG_BINDIR={explicit} holds no initdb/pg_ctl: "
-            f"apt-get install postgresql-{PG_MAJOR} postgresql-{PG_MAJOR}-postgis-3"
+            format_message(
+                "GEO_PG_BINDIR={explicit} holds no initdb/pg_ctl: apt-get install "
+                "postgresql-{pg_major} postgresql-{pg_major}-postgis-3",
+                explicit=explicit,
+                pg_major=PG_MAJOR,
+            )
         )
     candidates = [Path(f"/usr/lib/postgresql/{PG_MAJOR}/bin")]
     pg_config = shutil.which("pg_config")
@@ -35,8 +40,11 @@ def server_bindir() -> Path:
         if (candidate / "initdb").exists() and (candidate / "pg_ctl").exists():
             return candidate
     raise MissingSystemPackageError(
-        f"PostgreSQL {PG_MAJOR} server binaries not found: "
-        f"apt-get install postgresql-{PG_MAJOR} postgresql-{PG_MAJOR}-postgis-3"
+        format_message(
+            "PostgreSQL {pg_major} server binaries not found: apt-get install "
+            "postgresql-{pg_major} postgresql-{pg_major}-postgis-3",
+            pg_major=PG_MAJOR,
+        )
     )
 
 
@@ -50,8 +58,11 @@ def check_postgis(bindir: Path) -> None:
     )
     if not (sharedir / "extension" / "postgis.control").exists():
         raise MissingSystemPackageError(
-            f"PostGIS is not installed for PostgreSQL {PG_MAJOR}: "
-            f"apt-get install postgresql-{PG_MAJOR}-postgis-3"
+            format_message(
+                "PostGIS is not installed for PostgreSQL {pg_major}: apt-get install "
+                "postgresql-{pg_major}-postgis-3",
+                pg_major=PG_MAJOR,
+            )
         )
 
 
@@ -85,7 +96,13 @@ def backup(url: str, target: Path) -> int:
         text=True,
     )
     if proc.returncode != 0:
-        raise ClusterError("pg_dump failed: " + proc.stderr.strip().splitlines()[-1])
+        raise ClusterError(
+            format_message(
+                "{program} failed: {error}",
+                program="pg_dump",
+                error=proc.stderr.strip().splitlines()[-1],
+            )
+        )
     return target.stat().st_size
 
 
@@ -93,13 +110,19 @@ def restore(url: str, source: Path) -> None:
     """Restore a custom-format dump into the database at ``url`` (run it as the owner role),
     replacing what is there; the database's extensions are kept, not re-created."""
     if not source.exists():
-        raise ClusterError(f"{source} does not exist")
+        raise ClusterError(format_message("{source} does not exist", source=source))
     listing = subprocess.run(
         [client_binary("pg_restore"), "--list", str(source)], capture_output=True, text=True
     )
     if listing.returncode != 0:
         lines = [ln for ln in listing.stderr.strip().splitlines() if ln]
-        raise ClusterError("pg_restore failed: " + (lines[-1] if lines else "unknown error"))
+        raise ClusterError(
+            format_message(
+                "{program} failed: {error}",
+                program="pg_restore",
+                error=(lines[-1] if lines else "unknown error"),
+            )
+        )
     # Extensions belong to the superuser, who made them when the database was created: the
     # owner role that restores may neither drop nor re-create them nor write PostGIS's
     # catalogue (spatial_ref_sys), so they stay as they are.
@@ -130,4 +153,10 @@ def restore(url: str, source: Path) -> None:
         )
     if proc.returncode != 0:
         lines = [ln for ln in proc.stderr.strip().splitlines() if ln]
-        raise ClusterError("pg_restore failed: " + (lines[-1] if lines else "unknown error"))
+        raise ClusterError(
+            format_message(
+                "{program} failed: {error}",
+                program="pg_restore",
+                error=(lines[-1] if lines else "unknown error"),
+            )
+        )

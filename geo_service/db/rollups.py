@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from geo_service.errors import RollupZoneMismatchError
+from geo_service.i18n import format_message
 
 # raised by rollup_zone_is() (migration 0028) when the rollups count another zone's days
 ROLLUP_ZONE_SQLSTATE = "GZ001"
@@ -87,6 +88,9 @@ def raise_if_zone_mismatch(exc: DBAPIError) -> None:
         diag = getattr(orig, "diag", None)
         message = getattr(diag, "message_primary", None) or str(orig)
         raise RollupZoneMismatchError(
-            f"{message} (GEO_TIMEZONE): run `geo-service migrate`, which rebuilds them in "
-            "GEO_TIMEZONE"
+            format_message(
+                "{message} (GEO_TIMEZONE): run `geo-service migrate`, which rebuilds them in "
+                "GEO_TIMEZONE",
+                message=message,
+            )
         ) from None

@@ -4,6 +4,7 @@ points into contiguous children, then made an exact coverage so it survives repr
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -53,6 +54,40 @@ LEVEL_SUFFIX = {
     "grid": "Grid",
 }
 LEVEL_PREFIX = {"district": "D", "street": "S", "community": "C", "grid": "G"}
+# The Chinese character each romanized syllable stands for, and each level's Chinese suffix:
+# a demo area is 洪青区, 洪青街道, 洪青社区, and its grids 洪青社区第7网格 (as Wuhan's grids are
+# named after their community)
+CHARACTERS = dict(
+    zip(
+        SYLLABLES,
+        "洪青明华金龙平安新丰阳和山林光泰云白长福康乐梅南瑞顺天文祥玉",
+        strict=True,
+    )
+)
+LEVEL_SUFFIX_ZH = {"district": "区", "street": "街道", "community": "社区"}
+_ROMANIZED = re.compile(r"([A-Z][a-z]+) (District|Street|Community|Grid)(?: (\d+))?")
+
+
+def chinese_name(name: str) -> str | None:
+    """The Chinese name of a demo area from its romanized one, or None for any other name.
+
+    >>> [chinese_name(n) for n in ("Hongqing District", "Anhe Community", "Anhe Grid 7")]
+    ['洪青区', '安和社区', '安和社区第7网格']
+    >>> chinese_name("Main Street 12") is None
+    True
+    """
+    match = _ROMANIZED.fullmatch(name)
+    if match is None:
+        return None
+    word, level, number = match.groups()
+    for cut in range(1, len(word)):
+        first, second = word[:cut], word[cut:].capitalize()
+        if first in CHARACTERS and second in CHARACTERS:
+            stem = CHARACTERS[first] + CHARACTERS[second]
+            if level == "Grid":
+                return f"{stem}社区第{number}网格" if number else None
+            return None if number else stem + LEVEL_SUFFIX_ZH[level.lower()]
+    return None
 
 
 def level_counts(grids: int) -> dict[str, int]:
@@ -152,6 +187,7 @@ def build_hierarchy(
                 children.append(child)
         for child in children:
             row = {k: child[k] for k in ("code", "name", "level", "parent_code")}
+            row["name_zh"] = chinese_name(child["name"])
             row["geom"] = city.union(child["blocks"])
             rows.append(row)
         progress("boundaries", len(children))

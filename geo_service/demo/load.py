@@ -79,12 +79,14 @@ def close_stale_backlog(engine: Engine, *, older_than_h: float = STALE_BACKLOG_H
 
 
 def write_boundary_files(city: DemoCity, out_dir: Path) -> list[Path]:
-    """Write one GeoJSON per level (WGS84, 7 decimals) plus the planted hotspots."""
+    """Write one GeoJSON per level (WGS84, 7 decimals) plus the planted hotspots; each area
+    with its Chinese name in ``name_zh`` (what a boundary import reads into ``names``)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
+    columns = ["code", "name", "name_zh", "level", "parent_code", "area_m2", "geometry"]
     for level in LEVELS:
         frame = city.areas[city.areas.level == level][
-            ["code", "name", "level", "parent_code", "area_m2", "geometry"]
+            [c for c in columns if c in city.areas]
         ].copy()
         frame["area_m2"] = frame.area_m2.round(1)
         path = out_dir / f"{LEVEL_FILES[level]}.geojson"
@@ -153,6 +155,22 @@ def load_city(engine: Engine, city: DemoCity, *, progress=None) -> dict[str, int
         area_rows["depth"] = area_rows.level.map({lv: i for i, lv in enumerate(LEVELS)})
         area_rows = area_rows.sort_values("depth", kind="stable").drop(columns="depth")
         counts["areas"] = copy_frame(conn, "areas", area_rows)
+        # every area's name per language: the romanized one and its Chinese (demo/geography)
+        zh = areas["name_zh"] if "name_zh" in areas else pd.Series(None, index=areas.index)
+        names = [
+            json.dumps(
+                {"en": en, **({"zh-CN": cn} if isinstance(cn, str) else {})}, ensure_ascii=False
+            )
+            for en, cn in zip(areas.name, zh, strict=True)
+        ]
+        conn.execute(
+            text(
+                "UPDATE areas a SET names = CAST(n.names AS jsonb) "
+                "FROM unnest(CAST(:ids AS integer[]), CAST(:names AS text[])) AS n(id, names) "
+                "WHERE a.id = n.id"
+            ),
+            {"ids": [int(i) for i in ids], "names": names},
+        )
         advance("areas", counts["areas"])
 
         hh = city.households

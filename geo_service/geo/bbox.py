@@ -10,6 +10,7 @@ from geoalchemy2.functions import ST_MakeEnvelope
 from pyproj import Geod
 
 from geo_service.errors import InvalidInputError
+from geo_service.i18n import format_message, gettext
 
 SRID = 4326
 _GEOD = Geod(ellps="WGS84")
@@ -79,22 +80,28 @@ class BBox:
         """
         parts = value.split(",")
         if len(parts) != 4:
-            raise InvalidInputError("bbox must be minx,miny,maxx,maxy (4 numbers)")
+            raise InvalidInputError(gettext("bbox must be minx,miny,maxx,maxy (4 numbers)"))
         try:
             minx, miny, maxx, maxy = (float(p) for p in parts)
         except ValueError:
-            raise InvalidInputError("bbox must be minx,miny,maxx,maxy (4 numbers)") from None
+            raise InvalidInputError(
+                gettext("bbox must be minx,miny,maxx,maxy (4 numbers)")
+            ) from None
         if minx > maxx and -180 <= maxx <= 180 and -180 <= minx <= 180:
-            raise InvalidInputError("bbox may not cross the antimeridian (minx > maxx)")
+            raise InvalidInputError(gettext("bbox may not cross the antimeridian (minx > maxx)"))
         # NaN fails every comparison, so it lands here too
         if not (-180 <= minx < maxx <= 180 and -90 <= miny < maxy <= 90):
             raise InvalidInputError(
-                "bbox must satisfy -180 <= minx < maxx <= 180 and -90 <= miny < maxy <= 90"
+                gettext("bbox must satisfy -180 <= minx < maxx <= 180 and -90 <= miny < maxy <= 90")
             )
         box = cls(minx, miny, maxx, maxy)
         if max_km2 is not None and box.area_km2() > max_km2:
             raise InvalidInputError(
-                f"bbox covers {box.area_km2():,.0f} km²; at most {max_km2:,.0f} km² per query"
+                format_message(
+                    "bbox covers {value:,.0f} km²; at most {max_km2:,.0f} km² per query",
+                    value=box.area_km2(),
+                    max_km2=max_km2,
+                )
             )
         return box
 

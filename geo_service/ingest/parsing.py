@@ -11,7 +11,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from geo_service.instants import CALENDAR_RULE, MAX_YEAR, MIN_YEAR
+from geo_service.i18n import format_message, gettext
+from geo_service.instants import MAX_YEAR, MIN_YEAR
 
 ISO_NAIVE = r"^\d{4}-\d{1,2}-\d{1,2}(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$"
 ISO_AWARE = r"^\d{4}-\d{1,2}-\d{1,2}[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})$"
@@ -203,9 +204,11 @@ def _parse_formats(
             if only_j and not only_i:
                 continue  # ... or for the other one, in its turn
             settles = "the column shows both" if only_i else "nothing in the column settles it"
-            reason[clash & reason.isna()] = (
-                f"ambiguous: --date-format {formats[i]!r} and {formats[j]!r} read it "
-                f"differently ({settles})"
+            reason[clash & reason.isna()] = format_message(
+                "ambiguous: --date-format {value!r} and {value2!r} read it differently ({settles})",
+                value=formats[i],
+                value2=formats[j],
+                settles=settles,
             )
         chosen[taken & reason.isna()] = i
     local = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
@@ -242,11 +245,12 @@ def _localize(local: pd.Series, tz: str, ambiguous_time: str) -> tuple[pd.Series
     dst_reading = local.dt.tz_localize(tz, ambiguous=np.full(len(local), True), nonexistent="NaT")
     gap = local.notna() & dst_reading.isna()
     twice = local.notna() & strict.isna() & ~gap
-    reason[gap] = f"does not exist in {tz}: the clocks went forward"
+    reason[gap] = format_message("does not exist in {tz}: the clocks went forward", tz=tz)
     if flag is None:
-        reason[twice] = (
-            f"occurs twice in {tz}: the clocks went back; choose with --ambiguous-time "
-            "earliest or latest"
+        reason[twice] = format_message(
+            "occurs twice in {tz}: the clocks went back; choose with --ambiguous-time earliest "
+            "or latest",
+            tz=tz,
         )
     return chosen.dt.tz_convert("UTC"), reason
 
@@ -344,7 +348,7 @@ def parse_timestamps(
     result = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns, UTC]")
     reason = pd.Series(None, index=text.index, dtype=object)
     blank = _blank(text)
-    reason[blank] = "missing timestamp"
+    reason[blank] = gettext("missing timestamp")
     aware = ~blank & text.str.match(ISO_AWARE)
     if aware.any():
         result[aware] = _in_ns(
@@ -363,14 +367,18 @@ def parse_timestamps(
         result[taken[taken].index] = localized[taken]
         reason[why.notna()[why.notna()].index] = why.dropna()
     unparsed = result.isna() & reason.isna()
-    reason[unparsed] = "unparseable timestamp"
+    reason[unparsed] = gettext("unparseable timestamp")
     # a readable date in a year far outside the calendar (a 9999 sentinel, a 0219 typo) says so
     year = text.str.extract(r"(?<!\d)(\d{4})(?!\d)", expand=False)
     far = unparsed & year.notna() & ~year.fillna("2000").astype(int).between(MIN_YEAR, MAX_YEAR)
-    reason[far] = f"{name} {CALENDAR_RULE}"
+    reason[far] = format_message(
+        "{name} must lie in the years {first} to {last}", name=name, first=MIN_YEAR, last=MAX_YEAR
+    )
     years = result.dt.year
     outside = result.notna() & ((years < MIN_YEAR) | (years > MAX_YEAR))
-    reason[outside] = f"{name} {CALENDAR_RULE}"
+    reason[outside] = format_message(
+        "{name} must lie in the years {first} to {last}", name=name, first=MIN_YEAR, last=MAX_YEAR
+    )
     return result.where(~outside), reason
 
 
@@ -390,15 +398,19 @@ def parse_ints(
     if default is not None:
         number = number.where(~blank, default)
     else:
-        reason[blank] = f"missing {name}"
+        reason[blank] = format_message("missing {name}", name=name)
     bad = number.isna() & reason.isna()
-    reason[bad] = f"{name} is not a number"
+    reason[bad] = format_message("{name} is not a number", name=name)
     fractional = number.notna() & (number % 1 != 0)
-    reason[fractional & reason.isna()] = f"{name} is not a whole number"
+    reason[fractional & reason.isna()] = format_message("{name} is not a whole number", name=name)
     if low is not None:
-        reason[(number < low) & reason.isna()] = f"{name} below {low}"
+        reason[(number < low) & reason.isna()] = format_message(
+            "{name} below {low}", name=name, low=low
+        )
     if high is not None:
-        reason[(number > high) & reason.isna()] = f"{name} above {high}"
+        reason[(number > high) & reason.isna()] = format_message(
+            "{name} above {high}", name=name, high=high
+        )
     return number.where(reason.isna()).astype("Int64"), reason
 
 
@@ -407,5 +419,5 @@ def parse_bools(values: pd.Series, *, name: str) -> tuple[pd.Series, pd.Series]:
     text = as_text(values).str.strip().str.lower()
     reason = pd.Series(None, index=text.index, dtype=object)
     known = text.isin(TRUE + FALSE)
-    reason[~known] = f"{name} is not true/false"
+    reason[~known] = format_message("{name} is not true/false", name=name)
     return text.isin(TRUE), reason

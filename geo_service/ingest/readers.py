@@ -41,6 +41,7 @@ from geo_service.geo.transformations import (
     Transformation,
     transformation_to_wgs84,
 )
+from geo_service.i18n import format_message
 from geo_service.ingest.uploads import (
     SNIFF_BYTES,
     ImportFileError,
@@ -111,8 +112,11 @@ class SourceCrs:
             crs = CRS.from_user_input(text)
         except CRSError:
             raise ImportFileError(
-                f"unknown CRS {value!r}: give an EPSG code (e.g. 4326, EPSG:32650), "
-                "WKT, or gcj02 / bd09"
+                format_message(
+                    "unknown CRS {value!r}: give an EPSG code (e.g. 4326, EPSG:32650), WKT, or "
+                    "gcj02 / bd09",
+                    value=value,
+                )
             ) from None
         check_earth_crs(
             crs,
@@ -183,7 +187,14 @@ def _unreadable(request: _Request, exc: Exception) -> ImportFileError:
     label = READERS[request.sniffed.kind].label
     log.warning("cannot read upload %r as %s: %s: %s", request.name, label, type(exc).__name__, exc)
     hint = " (UTF-8 text with a header row)" if request.sniffed.kind == "table" else ""
-    return ImportFileError(f"cannot read {request.name}: it is not a readable {label} file{hint}")
+    return ImportFileError(
+        format_message(
+            "cannot read {name}: it is not a readable {label} file{hint}",
+            name=request.name,
+            label=label,
+            hint=hint,
+        )
+    )
 
 
 def read_source(
@@ -216,26 +227,38 @@ def read_source(
     """
     name = name or path.name
     if not path.is_file():
-        raise ImportFileError(f"{name} does not exist")
+        raise ImportFileError(format_message("{name} does not exist", name=name))
     sniffed = sniff(path, name=name)
     reader = READERS[sniffed.kind]
     suffix = _suffix(name)
     named = next((r for r in READERS.values() if suffix in r.suffixes), None)
     if named is not None and named is not reader:
         raise UnsupportedFileError(
-            f"cannot read {name}: its name says {named.label} but its content is {reader.label}"
+            format_message(
+                "cannot read {name}: its name says {label} but its content is {label2}",
+                name=name,
+                label=named.label,
+                label2=reader.label,
+            )
         )
     if reader.points_only and not points_only_ok:
         raise UnsupportedFileError(
-            f"{name}: a {reader.label} table holds points only; this import needs lines or "
-            "polygons (GeoJSON, GeoPackage, zipped Shapefile or GeoParquet)"
+            format_message(
+                "{name}: a {label} table holds points only; this import needs lines or polygons "
+                "(GeoJSON, GeoPackage, zipped Shapefile or GeoParquet)",
+                name=name,
+                label=reader.label,
+            )
         )
     if encoding:
         try:
             encoding = codecs.lookup(encoding).name
         except LookupError:
             raise ImportFileError(
-                f"unknown encoding {encoding!r}: give e.g. utf-8, gb18030, gbk, big5, cp1252"
+                format_message(
+                    "unknown encoding {encoding!r}: give e.g. utf-8, gb18030, gbk, big5, cp1252",
+                    encoding=encoding,
+                )
             ) from None
     request = _Request(
         path,
@@ -251,13 +274,17 @@ def read_source(
     frame = reader.read(request)
     if len(frame) > request.limits.max_features:
         raise LimitExceededError(
-            f"{name} has more than {request.limits.max_features:,} features; at most "
-            f"{request.limits.max_features:,} per import (split the file)"
+            format_message(
+                "{name} has more than {max_features:,} features; at most {max_features:,} per "
+                "import (split the file)",
+                name=name,
+                max_features=request.limits.max_features,
+            )
         )
     if not reader.points_only and (
         not isinstance(frame, gpd.GeoDataFrame) or frame.geometry.name not in frame
     ):
-        raise ImportFileError(f"{name} has no geometry column")
+        raise ImportFileError(format_message("{name} has no geometry column", name=name))
     used = frame.attrs.get("encoding")
     dropped = _drop_z_m(frame)
     if swap_xy:  # the client says the file's x/y (lon/lat) columns are the other way round
@@ -360,7 +387,11 @@ def _read_ogr(request: _Request, path: Path | None = None) -> gpd.GeoDataFrame:
         crs = CRS.from_user_input(meta["crs"]) if meta["crs"] else None
     except CRSError as exc:
         log.warning("upload %r: CRS refused: %s", request.name, exc)
-        raise ImportFileError(f"{request.name}: its CRS {NOT_EARTH_CRS}") from None
+        raise ImportFileError(
+            format_message(
+                "{name}: its CRS {not_earth_crs}", name=request.name, not_earth_crs=NOT_EARTH_CRS
+            )
+        ) from None
     frame = gpd.GeoDataFrame(
         dict(zip(meta["fields"], fields, strict=True)), geometry=gpd.GeoSeries(geoms), crs=crs
     )
@@ -415,10 +446,22 @@ def _check_layer(request: _Request, layers: list[str]) -> None:
     listed = ", ".join(repr(layer) for layer in layers[:50])
     if request.layer is None and len(layers) > 1:
         raise ImportFileError(
-            f"{request.name} has {len(layers)} layers ({listed}); choose one with --layer NAME"
+            format_message(
+                "{name} has {n} layers ({listed}); choose one with --layer NAME",
+                name=request.name,
+                n=len(layers),
+                listed=listed,
+            )
         )
     if request.layer is not None and request.layer not in layers:
-        raise ImportFileError(f"{request.name} has no layer {request.layer!r}; layers: {listed}")
+        raise ImportFileError(
+            format_message(
+                "{name} has no layer {layer!r}; layers: {listed}",
+                name=request.name,
+                layer=request.layer,
+                listed=listed,
+            )
+        )
 
 
 # Columns GDAL makes of KML's display settings (how Google Earth draws a placemark): nothing
@@ -457,7 +500,9 @@ def _read_kml_utf8(request: _Request, path: Path) -> gpd.GeoDataFrame:
     except Exception as exc:  # noqa: BLE001 - GDAL raises many types; all mean "unreadable"
         raise _unreadable(request, exc) from None
     if not layers:
-        raise ImportFileError(f"{request.name}: the KML holds no placemarks")
+        raise ImportFileError(
+            format_message("{name}: the KML holds no placemarks", name=request.name)
+        )
     _check_layer(request, layers)
     chosen = request.layer or layers[0]
     frame = _read_ogr(_Request(**{**request.__dict__, "layer": chosen}), path)
@@ -568,14 +613,24 @@ def _read_geoparquet(request: _Request) -> gpd.GeoDataFrame:
         raise _unreadable(request, exc) from None
     if meta.num_rows > request.limits.max_features:
         raise LimitExceededError(
-            f"{request.name} has {meta.num_rows:,} features; at most "
-            f"{request.limits.max_features:,} per import (split the file)"
+            format_message(
+                "{name} has {num_rows:,} features; at most {max_features:,} per import (split "
+                "the file)",
+                name=request.name,
+                num_rows=meta.num_rows,
+                max_features=request.limits.max_features,
+            )
         )
     unpacked = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
     if unpacked > request.limits.max_uncompressed_bytes:
         raise LimitExceededError(
-            f"{request.name} unpacks to {unpacked:,} bytes; at most "
-            f"{request.limits.max_uncompressed_bytes:,} (split the file)"
+            format_message(
+                "{name} unpacks to {unpacked:,} bytes; at most {max_uncompressed_bytes:,} "
+                "(split the file)",
+                name=request.name,
+                unpacked=unpacked,
+                max_uncompressed_bytes=request.limits.max_uncompressed_bytes,
+            )
         )
     try:
         return gpd.read_parquet(request.path)
@@ -626,8 +681,12 @@ def _table_text(request: _Request) -> _TableText:
     repeated = sorted({h for h in names if h and names.count(h) > 1})
     if repeated:
         raise ImportFileError(
-            f"{request.name}: the header names the column {repeated[0]!r} more than once; "
-            "rename or remove the copy (a column is read by its name)"
+            format_message(
+                "{name}: the header names the column {value!r} more than once; rename or remove "
+                "the copy (a column is read by its name)",
+                name=request.name,
+                value=repeated[0],
+            )
         )
     return _TableText(codec, reported, sep, header)
 
@@ -651,8 +710,12 @@ def _read_table(request: _Request) -> gpd.GeoDataFrame:
             log.warning("cannot read upload %r: %s", request.name, exc)
             shown = request.encoding or "UTF-8, GB18030 or Big5"
             raise ImportFileError(
-                f"cannot read {request.name}: it is not {shown} text; give its encoding with "
-                "--encoding (form field encoding), e.g. utf-8, gb18030, gbk, big5, utf-16"
+                format_message(
+                    "cannot read {name}: it is not {shown} text; give its encoding with "
+                    "--encoding (form field encoding), e.g. utf-8, gb18030, gbk, big5, utf-16",
+                    name=request.name,
+                    shown=shown,
+                )
             ) from None
         raise _unreadable(request, exc) from None
     points = _table_points(request, raw, decimal_comma=table.sep != ",")
@@ -800,8 +863,13 @@ def _table_points(
     lat_col = request.lat_column or _find_column(columns, LAT_NAMES)
     if lon_col not in columns or lat_col not in columns:
         raise ImportFileError(
-            f"{name}: no coordinate columns found (looked for {'/'.join(LON_NAMES)} and "
-            f"{'/'.join(LAT_NAMES)}); name them with --map SRC=lon --map SRC=lat"
+            format_message(
+                "{name}: no coordinate columns found (looked for {values} and {values2}); name "
+                "them with --map SRC=lon --map SRC=lat",
+                name=name,
+                values="/".join(LON_NAMES),
+                values2="/".join(LAT_NAMES),
+            )
         )
     lon, lon_comma = _coordinate_numbers(raw[lon_col], decimal_comma)
     lat, lat_comma = _coordinate_numbers(raw[lat_col], decimal_comma)
@@ -882,7 +950,11 @@ def _to_wgs84(
         chosen = transformation_to_wgs84(frame.crs, area)
     except (CRSError, ProjError) as exc:
         log.warning("upload %r: no transformation to WGS84: %s", name, exc)
-        raise ImportFileError(f"{name}: its CRS {NOT_EARTH_CRS}") from None
+        raise ImportFileError(
+            format_message(
+                "{name}: its CRS {not_earth_crs}", name=name, not_earth_crs=NOT_EARTH_CRS
+            )
+        ) from None
     if chosen.approximate and not accept_approximate:
         log.warning(
             "upload %r: approximate transformation refused: %s (%s m)",
@@ -904,7 +976,11 @@ def _to_wgs84(
             geoms[present] = shapely.transform(geoms[present], to_wgs84)
         except (CRSError, ProjError) as exc:  # a check passed, the transformation did not
             log.warning("upload %r: CRS transformation failed: %s", name, exc)
-            raise ImportFileError(f"{name}: its CRS {NOT_EARTH_CRS}") from None
+            raise ImportFileError(
+                format_message(
+                    "{name}: its CRS {not_earth_crs}", name=name, not_earth_crs=NOT_EARTH_CRS
+                )
+            ) from None
         geoms[zero] = shapely.Point(0, 0)
         frame = frame.set_geometry(gpd.GeoSeries(geoms, index=frame.index, crs=4326))
     frame.attrs.update(attrs)
@@ -1006,11 +1082,22 @@ def _check_lonlat(geoms: np.ndarray, name: str) -> None:
         ).any(axis=1)
         if swapped.mean() <= PROJECTED_SHARE:
             raise ImportFileError(
-                f"{name}: x (longitude) reaches only {x:,.4g} but y (latitude) reaches {y:,.4g}, "
-                "past 90: the lon and lat columns look swapped; import again with --swap-xy "
-                "(form field swap_xy), or name them with --map SRC=lon --map SRC=lat"
+                format_message(
+                    "{name}: x (longitude) reaches only {x:,.4g} but y (latitude) reaches "
+                    "{y:,.4g}, past 90: the lon and lat columns look swapped; import again with "
+                    "--swap-xy (form field swap_xy), or name them with --map SRC=lon --map "
+                    "SRC=lat",
+                    name=name,
+                    x=x,
+                    y=y,
+                )
             )
         raise ImportFileError(
-            f"{name}: coordinates reach x={x:,.0f}, y={y:,.0f}, far outside lon/lat range; "
-            "the file looks projected: give its CRS with --crs EPSG:xxxx"
+            format_message(
+                "{name}: coordinates reach x={x:,.0f}, y={y:,.0f}, far outside lon/lat range; "
+                "the file looks projected: give its CRS with --crs EPSG:xxxx",
+                name=name,
+                x=x,
+                y=y,
+            )
         )

@@ -7,12 +7,15 @@ content with its occurrence in the file).
 from __future__ import annotations
 
 import hashlib
+import string
 from dataclasses import dataclass, field
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from geo_service.i18n import gettext
 from geo_service.ingest.parsing import as_key_text, as_text
 from geo_service.ingest.readers import GEOMETRY_ERROR, PART_ERROR, ROW_ERROR
 
@@ -21,7 +24,8 @@ KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "households": ("id", "household_size", "elderly_living_alone", "needs_assistance", "address"),
     "rental-units": ("id", "unit_count", "occupants", "status", "registered_at", "landlord_ref"),
     "responders": ("callsign", "kind", "status", "skills", "fixed"),
-    "boundaries": ("code", "name", "parent_code"),
+    # name_en / name_zh: the name per language (areas.names), beside the name as given
+    "boundaries": ("code", "name", "parent_code", "name_en", "name_zh"),
     "roads": ("id", "name", "class", "speed_kmh", "oneway"),
 }
 # A DBF field name holds at most 10 characters (dBase III, the Shapefile's attribute table):
@@ -39,6 +43,33 @@ class Checked:
     # Fields of the kind the file carries a column for (after --map / --set): an update
     # changes only these, a field the file does not name is left as stored.
     given: frozenset[str] = frozenset()
+
+
+def per_row(message: str, index: pd.Index, /, **values: Any) -> pd.Series:
+    """``message`` in the current language (the catalogue), its placeholders filled row by
+    row: a Series value gives each row its own, any other value is the same for every row.
+
+    Placeholders are ``str.format`` fields by name (``{status!r}``, ``{share:.0%}``), so a
+    translation may move them.
+
+    >>> index = pd.RangeIndex(2)
+    >>> per_row("unknown status {status!r}", index, status=pd.Series(["x", "y"])).tolist()
+    ["unknown status 'x'", "unknown status 'y'"]
+    """
+    out = pd.Series("", index=index, dtype=object)
+    for literal, field_name, spec, conversion in string.Formatter().parse(gettext(message)):
+        out = out + literal
+        if field_name is None:
+            continue
+        value = values[field_name]
+        template = "{0" + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "")
+        template += "}"
+        if isinstance(value, pd.Series):
+            shown = value.astype(str) if template == "{0}" else value.map(template.format)
+            out = out + shown
+        else:
+            out = out + template.format(value)
+    return out
 
 
 class Reasons:
@@ -135,10 +166,14 @@ def geometry_errors(frame: gpd.GeoDataFrame, reasons: Reasons) -> None:
     fields, ``ROW_ERROR``) or whose geometry GEOS could not build, each with its reason."""
     if ROW_ERROR in frame:
         errors = frame[ROW_ERROR]
-        reasons.add(errors.notna(), "wrong number of fields: " + errors.astype(str))
+        reasons.add(
+            errors.notna(), per_row("wrong number of fields: {error}", frame.index, error=errors)
+        )
     if GEOMETRY_ERROR in frame:
         errors = frame[GEOMETRY_ERROR]
-        reasons.add(errors.notna(), "invalid geometry (" + errors.astype(str) + ")")
+        reasons.add(
+            errors.notna(), per_row("invalid geometry ({error})", frame.index, error=errors)
+        )
     if PART_ERROR in frame:
         errors = frame[PART_ERROR]
         reasons.add(errors.notna(), errors.astype(str))
@@ -153,7 +188,8 @@ def duplicates(keys: pd.Series, reasons: Reasons, what: str) -> None:
     firsts = valid[valid.notna() & ~dup]
     first_row = pd.Series(firsts.index + 1, index=firsts.values)
     why = pd.Series(None, index=keys.index, dtype=object)
-    why[dup] = [f"duplicate {what}: {k!r} first at row {first_row[k]}" for k in valid[dup]]
+    template = gettext("duplicate {what}: {key!r} first at row {row}")
+    why[dup] = [template.format(what=what, key=k, row=first_row[k]) for k in valid[dup]]
     reasons.add(dup, why)
 
 
@@ -180,7 +216,7 @@ def external_ref(frame: pd.DataFrame, reasons: Reasons, source_name: str) -> pd.
     """Stable keys from the source's ``id`` column (``<source>:<id>``), or None without one."""
     ids = key_column(frame, "id")
     if (ids != "").any():
-        reasons.add(ids == "", "missing id")
+        reasons.add(ids == "", gettext("missing id"))
         ref = f"{source_name}:" + ids
         duplicates(ref.rename("ref"), reasons, "id")
         return ref

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
 
+from geo_service.i18n import format_message, gettext
 from geo_service.ingest.rows import (
     Checked,
     Reasons,
@@ -17,6 +19,7 @@ from geo_service.ingest.rows import (
     finish,
     geometry_errors,
     key_column,
+    per_row,
     text_column,
 )
 
@@ -59,7 +62,11 @@ def repair_polygons(geoms: np.ndarray) -> tuple[np.ndarray, list[str | None]]:
         area = abs(shapely.area(before))
         change = abs((fixed.area if fixed is not None else 0.0) - area) / area if area else 1.0
         if fixed is None or change >= MAX_REPAIR_AREA_CHANGE:
-            why[i] = f"invalid geometry ({reason}); repair would change area by {change:.2%}"
+            why[i] = format_message(
+                "invalid geometry ({reason}); repair would change area by {change:.2%}",
+                reason=reason,
+                change=change,
+            )
         else:
             out[i] = fixed
     return out, why
@@ -73,7 +80,7 @@ def check_boundaries(
     geometry_errors(frame, reasons)
     geoms = frame.geometry.values
     missing = np.asarray(pd.isna(geoms) | shapely.is_empty(geoms), dtype=bool)
-    reasons.add(missing, "missing geometry")
+    reasons.add(missing, gettext("missing geometry"))
     types = shapely.get_type_id(geoms)
     polygonal = np.isin(types, (3, 6))
     reasons.add(
@@ -99,8 +106,8 @@ def check_boundaries(
         pd.Series(why, index=frame.index),
     )
     code = key_column(frame, "code")
-    reasons.add(code == "", "missing code")
-    reasons.add(code.str.len() > 64, "code longer than 64 characters")
+    reasons.add(code == "", gettext("missing code"))
+    reasons.add(code.str.len() > 64, gettext("code longer than 64 characters"))
     # With parents named, a code need be unique only within its parent (every community's
     # grid G01): a repeat under the same parent is still a duplicate.
     parent = key_column(frame, "parent_code")
@@ -110,8 +117,17 @@ def check_boundaries(
         reasons,
         "code (pass --dissolve to merge parts that share a code)",
     )
+    name_en, name_zh = text_column(frame, "name_en"), text_column(frame, "name_zh")
     name = text_column(frame, "name")
+    # a file with only per-language names: the name as given is the first of them
+    name = name.where(name != "", name_en.where(name_en != "", name_zh))
     name = name.where(name != "", code)
+    names = [
+        json.dumps(
+            {tag: text for tag, text in (("en", en), ("zh-CN", zh)) if text}, ensure_ascii=False
+        )
+        for en, zh in zip(name_en, name_zh, strict=True)
+    ]
     multi = np.array(
         [
             shapely.MultiPolygon([g]) if g is not None and g.geom_type == "Polygon" else g
@@ -123,6 +139,7 @@ def check_boundaries(
         {
             "code": code.values,
             "name": name.values,
+            "names": names,
             "parent_code": parent.replace("", None).values,
             "geometry": multi,
         }
@@ -145,9 +162,12 @@ def check_roads(frame: gpd.GeoDataFrame, *, source_name: str, **_: object) -> Ch
     merged[multi] = shapely.line_merge(geoms[multi])
     types = shapely.get_type_id(np.where(missing, _NO_GEOMETRY, merged))
     reasons.add(
-        missing | shapely.is_empty(np.where(missing, _NO_GEOMETRY, merged)), "missing geometry"
+        missing | shapely.is_empty(np.where(missing, _NO_GEOMETRY, merged)),
+        gettext("missing geometry"),
     )
-    reasons.add(~missing & (types == 5), "multi-part line that does not join into one: split it")
+    reasons.add(
+        ~missing & (types == 5), gettext("multi-part line that does not join into one: split it")
+    )
     reasons.add(
         ~missing & ~np.isin(types, (1, 5)),
         pd.Series(
@@ -161,12 +181,15 @@ def check_roads(frame: gpd.GeoDataFrame, *, source_name: str, **_: object) -> Ch
     klass = text_column(frame, "class").str.lower()
     raw_speed = text_column(frame, "speed_kmh")
     speed = pd.to_numeric(raw_speed.replace("", np.nan), errors="coerce")
-    reasons.add((raw_speed != "") & speed.isna(), "speed_kmh is not a number")
-    reasons.add(speed.notna() & ((speed <= 0) | (speed > 200)), "speed_kmh must be 0..200")
+    reasons.add((raw_speed != "") & speed.isna(), gettext("speed_kmh is not a number"))
+    reasons.add(speed.notna() & ((speed <= 0) | (speed > 200)), gettext("speed_kmh must be 0..200"))
     speed = speed.fillna(klass.map(ROAD_CLASS_SPEED)).fillna(DEFAULT_ROAD_SPEED)
     oneway_text = text_column(frame, "oneway").str.lower()
     oneway = oneway_text.map(ONEWAY_VALUES)
-    reasons.add(oneway.isna(), "oneway must be yes, no or -1; got " + oneway_text.map(repr))
+    reasons.add(
+        oneway.isna(),
+        per_row("oneway must be yes, no or -1; got {value!r}", frame.index, value=oneway_text),
+    )
     ref = external_ref(frame, reasons, source_name)
     if ref.isna().all():  # no ids: the geometry and attributes are the key
         ref = pd.Series(

@@ -36,6 +36,7 @@ from typing import IO, NoReturn
 from xml.parsers import expat
 
 from geo_service.errors import InvalidInputError, LimitExceededError
+from geo_service.i18n import format_message
 
 log = logging.getLogger(__name__)
 
@@ -269,7 +270,11 @@ def check_unpacked(unpacked: int, compressed: int | None, limits: ReadLimits, na
     """Raise LimitExceededError when ``unpacked`` bytes pass the byte or the ratio cap."""
     if unpacked > limits.max_uncompressed_bytes:
         raise LimitExceededError(
-            f"{name} unpacks to more than {limits.max_uncompressed_bytes:,} bytes; split the file"
+            format_message(
+                "{name} unpacks to more than {max_uncompressed_bytes:,} bytes; split the file",
+                name=name,
+                max_uncompressed_bytes=limits.max_uncompressed_bytes,
+            )
         )
     if (
         compressed is not None
@@ -277,8 +282,12 @@ def check_unpacked(unpacked: int, compressed: int | None, limits: ReadLimits, na
         and unpacked > limits.max_compression_ratio * max(compressed, 1)
     ):
         raise LimitExceededError(
-            f"{name} expands more than {limits.max_compression_ratio:g} times when unpacked "
-            "(a decompression bomb?); refused"
+            format_message(
+                "{name} expands more than {max_compression_ratio:g} times when unpacked (a "
+                "decompression bomb?); refused",
+                name=name,
+                max_compression_ratio=limits.max_compression_ratio,
+            )
         )
 
 
@@ -308,8 +317,12 @@ def open_text_stream(
 def _refuse(name: str, why: str) -> UnsupportedFileError:
     log.warning("refused file %r: %s", name, why)
     return UnsupportedFileError(
-        f"{name}: {why}. Accepted: GeoJSON, GeoPackage, zipped Shapefile, GeoParquet, "
-        "KML/KMZ, CSV/TSV/TXT (optionally gzipped) or Excel .xlsx/.xls with lon/lat columns"
+        format_message(
+            "{name}: {why}. Accepted: GeoJSON, GeoPackage, zipped Shapefile, GeoParquet, "
+            "KML/KMZ, CSV/TSV/TXT (optionally gzipped) or Excel .xlsx/.xls with lon/lat columns",
+            name=name,
+            why=why,
+        )
     )
 
 
@@ -611,8 +624,12 @@ def xml_to_utf8(path: Path, target: Path, encoding: str, *, name: str) -> Path:
                     break
     except UnicodeDecodeError:
         raise ImportFileError(
-            f"cannot read {name}: it is not a readable KML file (not {encoding} text, "
-            "as its XML declaration says)"
+            format_message(
+                "cannot read {name}: it is not a readable KML file (not {encoding} text, as its "
+                "XML declaration says)",
+                name=name,
+                encoding=encoding,
+            )
         ) from None
     return target
 
@@ -663,8 +680,12 @@ def check_kml(path: Path, *, name: str) -> int:
     except expat.ExpatError as exc:
         log.warning("KML %r not well-formed: %s", name, exc)
         raise ImportFileError(
-            f"cannot read {name}: it is not a readable KML file (not well-formed XML at line "
-            f"{exc.lineno})"
+            format_message(
+                "cannot read {name}: it is not a readable KML file (not well-formed XML at line "
+                "{lineno})",
+                name=name,
+                lineno=exc.lineno,
+            )
         ) from None
     return len(tags) - 1 if tags else 0
 

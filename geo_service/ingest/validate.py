@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from geo_service.i18n import format_message, gettext
 from geo_service.ingest.parsing import parse_bools, parse_ints, parse_timestamps
 from geo_service.ingest.rows import (
     KIND_FIELDS,
@@ -30,6 +31,7 @@ from geo_service.ingest.rows import (
     geometry_errors,
     key_column,
     occurrences,
+    per_row,
     text_column,
 )
 from geo_service.ingest.shapes import check_boundaries, check_roads
@@ -65,10 +67,15 @@ def _point_checks(frame: gpd.GeoDataFrame, reasons: Reasons) -> tuple[np.ndarray
     given = ((lon_text != "") & (lat_text != "")).to_numpy()
     reasons.add(
         missing & given,
-        "unreadable coordinates '" + lon_text + "', '" + lat_text + "' (decimal degrees "
-        "with a decimal point expected)",
+        per_row(
+            "unreadable coordinates '{lon}', '{lat}' (decimal degrees with a decimal point "
+            "expected)",
+            frame.index,
+            lon=lon_text,
+            lat=lat_text,
+        ),
     )
-    reasons.add(missing, "missing coordinates")
+    reasons.add(missing, gettext("missing coordinates"))
     types = shapely.get_type_id(geoms)
     reasons.add(
         ~missing & (types != 0),
@@ -85,10 +92,10 @@ def _point_checks(frame: gpd.GeoDataFrame, reasons: Reasons) -> tuple[np.ndarray
     lat = np.full(len(frame), np.nan)
     lon[is_point] = shapely.get_x(geoms[is_point])
     lat[is_point] = shapely.get_y(geoms[is_point])
-    reasons.add(is_point & (lon == 0) & (lat == 0), "zero coordinates")
+    reasons.add(is_point & (lon == 0) & (lat == 0), gettext("zero coordinates"))
     # NaN or infinite (a transformation that fails point by point) is out of range too.
     in_range = (np.abs(lon) <= 180) & (np.abs(lat) <= 90)
-    reasons.add(is_point & ~in_range, "coordinates out of range")
+    reasons.add(is_point & ~in_range, gettext("coordinates out of range"))
     return lon, lat
 
 
@@ -112,10 +119,10 @@ def check_incidents(
     reasons = Reasons(frame.index)
     lon, lat = _point_checks(frame, reasons)
     raw_cat = text_column(frame, "category")
-    reasons.add(raw_cat == "", "missing category")
+    reasons.add(raw_cat == "", gettext("missing category"))
     category = raw_cat.map(category_map) if category_map is not None else raw_cat
     unknown = (raw_cat != "") & ~category.isin(list(categories))
-    reasons.add(unknown, "unknown category " + raw_cat.map(repr))
+    reasons.add(unknown, per_row("unknown category {code!r}", frame.index, code=raw_cat))
     when, why = parse_timestamps(
         text_column(frame, "reported_at"),
         tz=tz,
@@ -125,7 +132,7 @@ def check_incidents(
     )
     reasons.merge(why)
     later = pd.Series(when, index=frame.index) > pd.Timestamp.now(tz="UTC") + MAX_CLOCK_SKEW
-    reasons.add(later.fillna(False).astype(bool), "reported_at lies in the future")
+    reasons.add(later.fillna(False).astype(bool), gettext("reported_at lies in the future"))
     default_priority = category.map(categories).fillna(4).astype(int)
     prio_text = text_column(frame, "priority")
     priority, why = parse_ints(
@@ -136,25 +143,32 @@ def check_incidents(
     )
     reasons.merge(why)
     status = text_column(frame, "status").replace("", default_status)
-    reasons.add(~status.isin(INCIDENT_STATUSES), "unknown status " + status.map(repr))
+    reasons.add(
+        ~status.isin(INCIDENT_STATUSES),
+        per_row("unknown status {status!r}", frame.index, status=status),
+    )
     # An import names no responder: a stage that needs one (dispatched, accepted, on scene)
     # would be an assignment to nobody that the API itself never makes.
     reasons.add(
         status.isin(RESPONDER_STAGES),
-        "status "
-        + status.map(repr)
-        + " needs a responder, which an import cannot assign; import it as reported "
-        "(then dispatch it) or as closed",
+        per_row(
+            "status {status!r} needs a responder, which an import cannot assign; import it as "
+            "reported (then dispatch it) or as closed",
+            frame.index,
+            status=status,
+        ),
     )
     description = text_column(frame, "description")
     reasons.add(
         description.str.len() > MAX_DESCRIPTION,
-        f"description longer than {MAX_DESCRIPTION} characters",
+        format_message(
+            "description longer than {max_description} characters", max_description=MAX_DESCRIPTION
+        ),
     )
     ids = key_column(frame, "id")
     has_ids = (ids != "").any()
     if has_ids:
-        reasons.add(ids == "", "missing id")
+        reasons.add(ids == "", gettext("missing id"))
         key = f"{source_name}:" + ids
         duplicates(key.rename("key"), reasons, "id")
     else:
@@ -247,7 +261,10 @@ def check_rental_units(
     )
     reasons.merge(why)
     status = text_column(frame, "status").replace("", "registered")
-    reasons.add(~status.isin(RENTAL_STATUSES), "unknown status " + status.map(repr))
+    reasons.add(
+        ~status.isin(RENTAL_STATUSES),
+        per_row("unknown status {status!r}", frame.index, status=status),
+    )
     reg_text = text_column(frame, "registered_at")
     registered, why = parse_timestamps(
         reg_text,
@@ -284,16 +301,24 @@ def check_responders(frame: gpd.GeoDataFrame, **_: object) -> Checked:
     reasons = Reasons(frame.index)
     lon, lat = _point_checks(frame, reasons)
     callsign = text_column(frame, "callsign")
-    reasons.add(callsign == "", "missing callsign")
-    reasons.add(callsign.str.len() > 64, "callsign longer than 64 characters")
+    reasons.add(callsign == "", gettext("missing callsign"))
+    reasons.add(callsign.str.len() > 64, gettext("callsign longer than 64 characters"))
     duplicates(callsign.where(callsign != "").rename("callsign"), reasons, "callsign")
     kind = text_column(frame, "kind")
     reasons.add(
         ~kind.isin(RESPONDER_KINDS),
-        "kind must be one of " + ", ".join(RESPONDER_KINDS) + "; got " + kind.map(repr),
+        per_row(
+            "kind must be one of {kinds}; got {kind!r}",
+            frame.index,
+            kinds=", ".join(RESPONDER_KINDS),
+            kind=kind,
+        ),
     )
     status = text_column(frame, "status").replace("", "available")
-    reasons.add(~status.isin(RESPONDER_STATUSES), "unknown status " + status.map(repr))
+    reasons.add(
+        ~status.isin(RESPONDER_STATUSES),
+        per_row("unknown status {status!r}", frame.index, status=status),
+    )
     skills = (
         text_column(frame, "skills")
         .str.split(r"[,;|]\s*", regex=True)

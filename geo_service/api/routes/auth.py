@@ -9,6 +9,7 @@ from fastapi import APIRouter, Form, Request
 from geo_service.api.deps import SessionDep, verify_key
 from geo_service.api.schemas.access import TokenPublic
 from geo_service.errors import AuthenticationError
+from geo_service.i18n import gettext
 from geo_service.services.access.auth import issue_token
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -28,7 +29,7 @@ def create_token(
     """
     key = client_secret or request.headers.get("x-api-key")
     if not key:
-        raise AuthenticationError("send the API key as client_secret or in X-API-Key")
+        raise AuthenticationError(gettext("send the API key as client_secret or in X-API-Key"))
     principal = verify_key(request, session, key.strip())
     state = request.app.state
     return issue_token(principal, state.jwt_secret, state.settings.auth)

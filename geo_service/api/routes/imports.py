@@ -18,6 +18,7 @@ from geo_service.api.responses import DictJSONResponse
 from geo_service.api.schemas import Problem
 from geo_service.api.schemas.ingest import ImportReportPublic, RejectedShareProblem
 from geo_service.errors import InvalidInputError, LimitExceededError
+from geo_service.i18n import format_message
 from geo_service.ingest.defaults import EDGE_TOLERANCE_M
 from geo_service.ingest.uploads import (
     UnsupportedFileError,
@@ -63,7 +64,11 @@ def _pairs(values: list[str] | None, name: str) -> dict[str, str]:
     out = {}
     for value in values or []:
         if "=" not in value:
-            raise InvalidInputError(f"{name} takes SRC=FIELD pairs, got {value!r}")
+            raise InvalidInputError(
+                format_message(
+                    "{name} takes SRC=FIELD pairs, got {value!r}", name=name, value=value
+                )
+            )
         left, right = value.split("=", 1)
         out[left.strip()] = right.strip()
     return out

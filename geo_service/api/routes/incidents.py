@@ -26,6 +26,7 @@ from geo_service.api.schemas.dispatch import (
 from geo_service.api.schemas.intake import IncidentsPublic
 from geo_service.errors import InvalidInputError
 from geo_service.geo.crs import rows_from_wgs84
+from geo_service.i18n import format_message, gettext
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.areas import BBox
 from geo_service.services.dispatch import lifecycle as dispatch_service
@@ -108,7 +109,11 @@ def read_incidents(
     """Incidents newest first as GeoJSON; follow ``next_cursor`` for the next page."""
     page = limit or settings.api.default_page_size
     if page > settings.api.max_page_size:
-        raise InvalidInputError(f"limit may be at most {settings.api.max_page_size}")
+        raise InvalidInputError(
+            format_message(
+                "limit may be at most {max_page_size}", max_page_size=settings.api.max_page_size
+            )
+        )
     flt = incident_service.IncidentFilter(
         bbox=BBox.parse(bbox, max_km2=settings.limits.bbox_km2) if bbox else None,
         since=since,
@@ -237,7 +242,7 @@ def post_action(
     body = body or ActionBody()
     if action == "escalate":
         if body.resolution_code is not None:
-            raise InvalidInputError("escalate takes no resolution_code: it is for resolve")
+            raise InvalidInputError(gettext("escalate takes no resolution_code: it is for resolve"))
         return dispatch_service.escalate_one(
             session,
             incident_id,

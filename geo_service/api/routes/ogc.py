@@ -22,6 +22,7 @@ from geo_service.api.schemas.layers import (
     OgcItems,
 )
 from geo_service.errors import InvalidInputError
+from geo_service.i18n import format_message, gettext
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.areas import BBox
 from geo_service.services.layers import ogc
@@ -36,10 +37,13 @@ EPSG4326 = ogc.EPSG4326
 MAX_LIMIT = 10_000  # a larger limit is clamped to this (OGC API Features /req/core/fc-limit)
 # The query parameters each kind of OGC route takes; any other answers 400
 # (/req/core/query-param-unknown).
-ITEMS_PARAMETERS = frozenset({"bbox", "bbox-crs", "crs", "datetime", "limit", "offset", "f"})
+# ``lang``: the language of the hot spot labels (and of problems), as on every page (i18n.py)
+ITEMS_PARAMETERS = frozenset(
+    {"bbox", "bbox-crs", "crs", "datetime", "limit", "offset", "f", "lang"}
+)
 # one feature: ``datetime`` names the window of a computed layer (as in its items' links)
-ITEM_PARAMETERS = frozenset({"crs", "datetime", "f"})
-OTHER_PARAMETERS = frozenset({"f"})
+ITEM_PARAMETERS = frozenset({"crs", "datetime", "f", "lang"})
+OTHER_PARAMETERS = frozenset({"f", "lang"})
 CRS_DESCRIPTION = (
     f"the CRS of the geometries (OGC API - Features Part 2): {CRS84} (default, lon/lat) or "
     f"{EPSG4326} (lat/lon); the answer names it in Content-Crs"
@@ -60,8 +64,11 @@ def _known_parameters(request: Request, allowed: frozenset[str]) -> None:
     unknown = sorted(set(request.query_params) - allowed)
     if unknown:
         raise InvalidInputError(
-            f"unknown query parameter(s) {', '.join(unknown)}; this resource takes "
-            + ", ".join(sorted(allowed))
+            format_message(
+                "unknown query parameter(s) {unknown}; this resource takes {allowed}",
+                unknown=", ".join(unknown),
+                allowed=", ".join(sorted(allowed)),
+            )
         )
 
 
@@ -83,12 +90,14 @@ def parse_ogc_bbox(value: str, bbox_crs: str | None) -> BBox:
     if len(parts) == 6:
         parts = parts[0:2] + parts[3:5]
     elif len(parts) != 4:
-        raise InvalidInputError("bbox must be 4 numbers (or 6, with heights)")
+        raise InvalidInputError(gettext("bbox must be 4 numbers (or 6, with heights)"))
     crs = (bbox_crs or CRS84).strip()
     if crs == EPSG4326:
         parts = [parts[1], parts[0], parts[3], parts[2]]  # EPSG:4326 is latitude first
     elif crs != CRS84:
-        raise InvalidInputError(f"bbox-crs must be {CRS84} or {EPSG4326}")
+        raise InvalidInputError(
+            format_message("bbox-crs must be {crs84} or {epsg4326}", crs84=CRS84, epsg4326=EPSG4326)
+        )
     # No area cap here: a desktop GIS asks for its whole view, and paging (limit) bounds
     # the work of each request instead.
     return BBox.parse(",".join(parts))

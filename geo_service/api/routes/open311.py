@@ -32,6 +32,7 @@ from geo_service.api.schemas.intake import (
 )
 from geo_service.errors import InvalidInputError, NotFoundError
 from geo_service.geo.crs import rows_from_wgs84
+from geo_service.i18n import format_message
 from geo_service.services.access.scope import Scope
 from geo_service.services.intake import open311
 from geo_service.settings import Settings
@@ -72,7 +73,11 @@ def _jurisdiction(settings: Settings, jurisdiction_id: str | None) -> None:
     """404 for a jurisdiction this endpoint does not serve (when one is configured)."""
     mine = settings.auth.open311_jurisdiction
     if jurisdiction_id and mine and jurisdiction_id.strip().lower() != mine.lower():
-        raise NotFoundError(f"jurisdiction_id {jurisdiction_id!r} was not found")
+        raise NotFoundError(
+            format_message(
+                "jurisdiction_id {jurisdiction_id!r} was not found", jurisdiction_id=jurisdiction_id
+            )
+        )
 
 
 @router.get(
@@ -184,7 +189,9 @@ def _attributes(form: FormData) -> dict[str, str]:
         if match and isinstance(value, str) and match.group(1) not in out:
             out[match.group(1)] = value.strip()
     if len(out) > MAX_ATTRIBUTES:
-        raise InvalidInputError(f"at most {MAX_ATTRIBUTES} attributes")
+        raise InvalidInputError(
+            format_message("at most {max_attributes} attributes", max_attributes=MAX_ATTRIBUTES)
+        )
     return out
 
 

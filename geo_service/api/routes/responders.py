@@ -32,6 +32,7 @@ from geo_service.api.schemas.dispatch import (
 )
 from geo_service.errors import InvalidInputError, PermissionDeniedError
 from geo_service.geo.crs import rows_from_wgs84, to_wgs84
+from geo_service.i18n import format_message, gettext
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.areas import BBox
 from geo_service.services.dispatch import responders as service
@@ -57,7 +58,9 @@ async def post_positions(
     """
     scope = Scope(principal)
     if not (scope.can("responders:write") or scope.can("responders:self")):
-        raise PermissionDeniedError(f"role {principal.role!r} may not report positions")
+        raise PermissionDeniedError(
+            format_message("role {role!r} may not report positions", role=principal.role)
+        )
     if principal.area_code is not None and scope.can("responders:write"):
         scope = await get_scope(request, principal)
     fixes = [service.Position(p.id, p.lon, p.lat, p.at) for p in body.positions]
@@ -149,9 +152,11 @@ def patch_responder(
     """Change status, skills and/or ``fixed``. A grid worker may change only their own
     status."""
     if body.status is None and body.skills is None and body.fixed is None:
-        raise InvalidInputError("nothing to change: send status, skills and/or fixed")
+        raise InvalidInputError(gettext("nothing to change: send status, skills and/or fixed"))
     if not (scope.can("responders:write") or scope.can("responders:self")):
-        raise PermissionDeniedError(f"role {scope.principal.role!r} may not change responders")
+        raise PermissionDeniedError(
+            format_message("role {role!r} may not change responders", role=scope.principal.role)
+        )
     return service.update_responder(
         session,
         responder_id,

@@ -27,6 +27,7 @@ from geo_service.api.params import Instant, OutputCrs
 from geo_service.api.responses import DictJSONResponse
 from geo_service.api.schemas.layers import TileJSON
 from geo_service.errors import InvalidInputError
+from geo_service.i18n import format_message
 from geo_service.services.access.scope import Scope
 from geo_service.services.layers import tiles as tile_service
 from geo_service.services.layers.tiles import TileQuery
@@ -40,9 +41,12 @@ LayerScope = Annotated[Scope, Depends(require("layers:read"))]
 def _wgs84_only(crs: str) -> None:
     if crs != "wgs84":
         raise InvalidInputError(
-            f"vector tiles are served on WGS84's Web Mercator grid only, not {crs}: for a "
-            f"{crs} base map request GeoJSON with crs={crs} (e.g. /areas?crs={crs}), or shift "
-            "on the client as the map pages do"
+            format_message(
+                "vector tiles are served on WGS84's Web Mercator grid only, not {crs}: for a "
+                "{crs} base map request GeoJSON with crs={crs} (e.g. /areas?crs={crs}), or "
+                "shift on the client as the map pages do",
+                crs=crs,
+            )
         )
 
 

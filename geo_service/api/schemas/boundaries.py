@@ -32,6 +32,11 @@ class AreaProperties(Exact):
     )
     local_code: str = Field(description="the code as the source gave it (within its parent)")
     name: str
+    names: dict[str, str] = Field(
+        default_factory=dict,
+        description='the name per language, BCP 47 tag -> name (`{"en": "Anhe Community", '
+        '"zh-CN": "安和社区"}`); `name` is the name as imported',
+    )
     level: AreaLevel
     parent_id: int | None
     version_id: int

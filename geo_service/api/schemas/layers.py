@@ -375,7 +375,9 @@ class BatchCellProps(Exact):
     p: float | None = None
     p_fdr: float | None = None
     class_: str | None = Field(None, alias="class")
+    class_label: str | None = Field(None, description="`class` in the request's language")
     pattern: str | None = None
+    pattern_label: str | None = Field(None, description="`pattern` in the request's language")
     trend_z: float | None = None
     trend_p: float | None = None
 

@@ -52,6 +52,7 @@ class Area(Base):
         UniqueConstraint("version_id", "code", name="uq_area_version_code"),
         CheckConstraint(sql_in("level", AREA_LEVELS), name="ck_area_level"),
         CheckConstraint("ST_IsValid(geom)", name="ck_area_geom_valid"),
+        CheckConstraint("jsonb_typeof(names) = 'object'", name="ck_area_names_object"),
         Index("ix_areas_version_level", "version_id", "level"),
         Index("ix_areas_parent", "parent_id"),
     )
@@ -64,6 +65,8 @@ class Area(Base):
     # "<parent code>/<local code>" (migration 0020); NULL when the code alone is the code.
     local_code: Mapped[str | None] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200))
+    # the name per language (BCP 47 tag -> name, migration 0036); ``name`` stays as given
+    names: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     parent_id: Mapped[int | None] = mapped_column(
         ForeignKey("areas.id", ondelete="CASCADE", deferrable=True, initially="IMMEDIATE")
     )

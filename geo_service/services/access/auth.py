@@ -34,7 +34,7 @@ from geo_service.errors import (
     NotFoundError,
     StaleCredentialError,
 )
-from geo_service.i18n import N_
+from geo_service.i18n import N_, format_message, gettext
 from geo_service.runtime.caches import PrincipalCache
 from geo_service.services.access.audit import record_audit
 from geo_service.services.boundaries.versions import version_in_force
@@ -93,13 +93,17 @@ def create_user(
     """Create a user; a grid worker must be bound to a grid. ``channel`` (``hotline``,
     ``sensor``) is the source the account's Open311 filings carry (None: citizens')."""
     if role not in ROLES:
-        raise InvalidInputError(f"role must be one of {', '.join(ROLES)}")
+        raise InvalidInputError(
+            format_message("role must be one of {values}", values=", ".join(ROLES))
+        )
     if channel is not None and channel not in ACCOUNT_CHANNELS:
-        raise InvalidInputError(f"channel must be one of {', '.join(ACCOUNT_CHANNELS)}")
+        raise InvalidInputError(
+            format_message("channel must be one of {values}", values=", ".join(ACCOUNT_CHANNELS))
+        )
     if not name or len(name) > 100:
-        raise InvalidInputError("name must be 1 to 100 characters")
+        raise InvalidInputError(gettext("name must be 1 to 100 characters"))
     if session.execute(select(User.id).where(User.name == name)).first():
-        raise ConflictError(f"user {name!r} already exists")
+        raise ConflictError(format_message("user {name!r} already exists", name=name))
     level = None
     if area_code is not None:
         version = version_in_force(session)
@@ -107,16 +111,25 @@ def create_user(
             select(Area.level).where(Area.version_id == version, Area.code == area_code)
         ).scalar_one_or_none()
         if level is None:
-            raise InvalidInputError(f"no area with code {area_code!r} in the current version")
+            raise InvalidInputError(
+                format_message(
+                    "no area with code {area_code!r} in the current version", area_code=area_code
+                )
+            )
     if role == "grid_worker" and level != "grid":
-        raise InvalidInputError("a grid_worker must be bound to a grid (--area GRID_CODE)")
+        raise InvalidInputError(gettext("a grid_worker must be bound to a grid (--area GRID_CODE)"))
     responder_id = None
     if responder_callsign is not None:
         responder_id = session.execute(
             text("SELECT id FROM responders WHERE callsign = :c"), {"c": responder_callsign}
         ).scalar_one_or_none()
         if responder_id is None:
-            raise InvalidInputError(f"no responder with callsign {responder_callsign!r}")
+            raise InvalidInputError(
+                format_message(
+                    "no responder with callsign {responder_callsign!r}",
+                    responder_callsign=responder_callsign,
+                )
+            )
     user = User(
         name=name, role=role, area_code=area_code, responder_id=responder_id, channel=channel
     )
@@ -163,7 +176,7 @@ def revoke_key(session: Session, prefix: str, *, actor: str) -> ApiKey:
     """Revoke a key by its prefix (the part between ``gs_`` and the second ``_``)."""
     key = session.execute(select(ApiKey).where(ApiKey.prefix == prefix)).scalar_one_or_none()
     if key is None:
-        raise NotFoundError(f"no API key with prefix {prefix!r}")
+        raise NotFoundError(format_message("no API key with prefix {prefix!r}", prefix=prefix))
     if key.revoked_at is None:
         key.revoked_at = datetime.now(UTC)
         _audit(session, actor, "revoke", "api_key", key.id, {"prefix": prefix})

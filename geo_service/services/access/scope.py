@@ -127,7 +127,9 @@ class Scope:
     def require_unrestricted(self, what: str) -> None:
         """Raise 403 for callers bound to an area (city-wide actions)."""
         if not self.unrestricted:
-            raise PermissionDeniedError(f"{what} needs a user not bound to an area")
+            raise PermissionDeniedError(
+                format_message("{what} needs a user not bound to an area", what=what)
+            )
 
     def has_grid(self, grid_id: int | None) -> bool:
         """Whether a grid lies inside the jurisdiction."""
@@ -137,7 +139,11 @@ class Scope:
         """Raise 403 unless the grid lies inside the jurisdiction."""
         if not self.has_grid(grid_id):
             raise PermissionDeniedError(
-                f"{what} lies outside your area ({self.principal.area_code})"
+                format_message(
+                    "{what} lies outside your area ({area_code})",
+                    what=what,
+                    area_code=self.principal.area_code,
+                )
             )
 
     def require_visible_grid(self, grid_id: int | None, missing: str) -> None:

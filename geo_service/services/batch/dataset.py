@@ -14,6 +14,7 @@ import numpy as np
 from geo_service.errors import InvalidInputError
 from geo_service.geo.bbox import BBox
 from geo_service.geo.h3cells import cells_in_bbox
+from geo_service.i18n import format_message
 from geo_service.services.batch.export import kind_folder, month_bounds, read_manifest
 
 # How far past its res-3 parent's outline a descendant cell reaches (measured: ~10.6 km;
@@ -34,7 +35,9 @@ def partition_files(
     folder = Path(dataset) / kind_folder(kind)
     manifest = read_manifest(folder)
     if not manifest["partitions"]:
-        raise InvalidInputError(f"no exported {kind} under {dataset}")
+        raise InvalidInputError(
+            format_message("no exported {kind} under {dataset}", kind=kind, dataset=dataset)
+        )
     entries = sorted(manifest["partitions"].items())
     keep = np.ones(len(entries), dtype=bool)
     for i, (_, meta) in enumerate(entries):

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from geo_service.errors import InvalidInputError
+from geo_service.i18n import format_message, gettext
 
 ENGINES = ("local", "dask")
 TaskProgress = Callable[[int, int], None]  # tasks done, tasks in this step
@@ -71,9 +72,11 @@ def compute_engine(
 ) -> Iterator[Compute]:
     """A function that computes a list of tasks: in-process, or on a cluster."""
     if engine not in ENGINES:
-        raise InvalidInputError(f"engine must be one of {', '.join(ENGINES)}")
+        raise InvalidInputError(
+            format_message("engine must be one of {values}", values=", ".join(ENGINES))
+        )
     if not 1 <= workers <= 256:
-        raise InvalidInputError("workers must be 1..256")  # none would wait forever
+        raise InvalidInputError(gettext("workers must be 1..256"))  # none would wait forever
     if engine == "local":
         yield _local(progress)
         return
@@ -84,7 +87,11 @@ def compute_engine(
             client = Client(scheduler, timeout="10s")
         except (OSError, TimeoutError, ValueError) as exc:
             raise InvalidInputError(
-                f"cannot reach the Dask scheduler at {scheduler}: {exc}"
+                format_message(
+                    "cannot reach the Dask scheduler at {scheduler}: {exc}",
+                    scheduler=scheduler,
+                    exc=exc,
+                )
             ) from None
         cluster = None
     else:

@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from geo_service.errors import InvalidInputError
+from geo_service.i18n import gettext
 from geo_service.services.batch.engine import Compute, TaskProgress, compute_engine, quiet
 from geo_service.services.batch.kinds import COMPUTATIONS
 from geo_service.services.batch.kinds.proposals import proposals
@@ -32,7 +33,9 @@ def compute_batch(req: BatchRequest, session: Session, compute: Compute) -> dict
     """Run one batch computation (no write): frames of results, partitions read, summary."""
     req.check()
     if req.kind == "proposals":
-        raise InvalidInputError("proposals are run by run_batch (they store a draft version)")
+        raise InvalidInputError(
+            gettext("proposals are run by run_batch (they store a draft version)")
+        )
     return COMPUTATIONS[req.kind](req, session, compute)
 
 

@@ -45,6 +45,7 @@ from sqlalchemy import Engine, text
 
 from geo_service.errors import InvalidInputError
 from geo_service.geo.h3cells import EXACT_RESOLUTIONS, cell_to_str
+from geo_service.i18n import format_message
 from geo_service.instants import deployment_zone
 
 MANIFEST = "_manifest.json"
@@ -163,7 +164,9 @@ def kind_folder(kind: str) -> str:
 
 def _kind(kind: str) -> _Kind:
     if kind not in KINDS:
-        raise InvalidInputError(f"kind must be one of {', '.join(KINDS)}")
+        raise InvalidInputError(
+            format_message("kind must be one of {values}", values=", ".join(KINDS))
+        )
     return KINDS[kind]
 
 
@@ -283,7 +286,7 @@ def export_dataset(
     spec = _kind(kind)
     folder = Path(to) / spec.folder
     if Path(to).exists() and not Path(to).is_dir() or folder.exists() and not folder.is_dir():
-        raise InvalidInputError(f"{to} is not a folder")
+        raise InvalidInputError(format_message("{to} is not a folder", to=to))
     folder.mkdir(parents=True, exist_ok=True)
     manifest = read_manifest(folder)
     old = manifest.get("partitions", {})

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Engine, text
 
 from geo_service.errors import GeoServiceError, NotFoundError
+from geo_service.i18n import format_message
 from geo_service.runtime import current
 from geo_service.services.access.scope import Scope
 
@@ -110,7 +111,7 @@ def get_job(engine: Engine, job_id: str, *, scope: Scope) -> dict[str, Any]:
     try:
         ident = uuid.UUID(job_id)
     except ValueError:
-        raise NotFoundError(f"no job {job_id!r}") from None
+        raise NotFoundError(format_message("no job {job_id!r}", job_id=job_id)) from None
     with engine.connect() as conn:
         row = (
             conn.execute(
@@ -129,7 +130,7 @@ def get_job(engine: Engine, job_id: str, *, scope: Scope) -> dict[str, Any]:
             .first()
         )
     if row is None:
-        raise NotFoundError(f"no job {job_id!r}")
+        raise NotFoundError(format_message("no job {job_id!r}", job_id=job_id))
     out = {k: v for k, v in dict(row).items() if v is not None or k in ("result", "error")}
     out["id"] = str(row["id"])
     for k in ("created_at", "updated_at"):

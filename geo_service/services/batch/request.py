@@ -11,6 +11,7 @@ from pathlib import Path
 
 from geo_service.errors import InvalidInputError
 from geo_service.geo.bbox import BBox
+from geo_service.i18n import format_message, gettext
 from geo_service.instants import localize_fields
 from geo_service.services.layers.emerging import CALENDAR_BINS
 from geo_service.services.layers.hotspots import RESOLUTIONS
@@ -47,28 +48,43 @@ class BatchRequest:
     def check(self) -> None:
         """Refuse what makes no sense, with the reason."""
         if self.kind not in KINDS:
-            raise InvalidInputError(f"kind must be one of {', '.join(KINDS)}")
+            raise InvalidInputError(
+                format_message("kind must be one of {values}", values=", ".join(KINDS))
+            )
         if self.res not in RESOLUTIONS:
-            raise InvalidInputError(f"res must be {RESOLUTIONS.start}..{RESOLUTIONS.stop - 1}")
+            raise InvalidInputError(
+                format_message(
+                    "res must be {start}..{value}",
+                    start=RESOLUTIONS.start,
+                    value=RESOLUTIONS.stop - 1,
+                )
+            )
         if not 1 <= self.k <= 3:
-            raise InvalidInputError("k must be 1, 2 or 3")
+            raise InvalidInputError(gettext("k must be 1, 2 or 3"))
         if self.bin not in CALENDAR_BINS:
-            raise InvalidInputError(f"bin must be one of {', '.join(CALENDAR_BINS)}")
+            raise InvalidInputError(
+                format_message("bin must be one of {values}", values=", ".join(CALENDAR_BINS))
+            )
         if not 1 <= self.window_days <= 3660:
-            raise InvalidInputError("window_days must be 1..3660")
+            raise InvalidInputError(gettext("window_days must be 1..3660"))
         if self.since and self.until and self.since >= self.until:
-            raise InvalidInputError("since must be before until")
+            raise InvalidInputError(gettext("since must be before until"))
         if self.kind == "reattribute" and self.version_id is None:
-            raise InvalidInputError("reattribute needs --version (the boundary version)")
+            raise InvalidInputError(gettext("reattribute needs --version (the boundary version)"))
         if self.kind == "proposals" and not self.scope:
-            raise InvalidInputError("proposals need at least one --scope community or street")
+            raise InvalidInputError(
+                gettext("proposals need at least one --scope community or street")
+            )
         if self.bbox is not None:
             b = self.bbox
             if not (-180 <= b.minx < b.maxx <= 180 and -90 <= b.miny < b.maxy <= 90):
-                raise InvalidInputError("bbox must be minlon,minlat,maxlon,maxlat")
+                raise InvalidInputError(gettext("bbox must be minlon,minlat,maxlon,maxlat"))
         self.weights.check()
         if self.kind != "proposals" and not (self.dataset / "incidents").is_dir():
             raise InvalidInputError(
-                f"no exported dataset at {self.dataset}: run 'geo-service export incidents "
-                f"--to {self.dataset}' first"
+                format_message(
+                    "no exported dataset at {dataset}: run 'geo-service export incidents --to "
+                    "{dataset}' first",
+                    dataset=self.dataset,
+                )
             )

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from geo_service.errors import InvalidInputError, NotFoundError
 from geo_service.geo.bbox import BBox
 from geo_service.geo.h3cells import cells_in_bbox
+from geo_service.i18n import format_message
 from geo_service.services.access import disclosure
 from geo_service.services.batch.request import CELL_KINDS, KINDS
 from geo_service.services.planning.workload import (
@@ -29,7 +30,9 @@ from geo_service.services.planning.workload import (
 def list_runs(session: Session, kind: str | None = None, limit: int = 100) -> dict[str, Any]:
     """Batch runs, newest first."""
     if kind is not None and kind not in KINDS:
-        raise InvalidInputError(f"kind must be one of {', '.join(KINDS)}")
+        raise InvalidInputError(
+            format_message("kind must be one of {values}", values=", ".join(KINDS))
+        )
     rows = (
         session.execute(
             text(
@@ -67,7 +70,7 @@ def get_run(session: Session, run_id: int) -> dict[str, Any]:
         .one_or_none()
     )
     if row is None:
-        raise NotFoundError(f"no batch run {run_id}")
+        raise NotFoundError(format_message("no batch run {run_id}", run_id=run_id))
     return _run_dict(row)
 
 
@@ -77,7 +80,11 @@ def latest_run(session: Session, kind: str) -> int:
         text("SELECT max(id) FROM batch_runs WHERE kind = :k"), {"k": kind}
     ).scalar_one()
     if run_id is None:
-        raise NotFoundError(f"no {kind} batch run yet: run 'geo-service analytics run {kind}'")
+        raise NotFoundError(
+            format_message(
+                "no {kind} batch run yet: run 'geo-service analytics run {kind}'", kind=kind
+            )
+        )
     return int(run_id)
 
 
@@ -104,7 +111,11 @@ def run_features(
     intersects a bbox; and how many matched."""
     run = get_run(session, run_id)
     if run["kind"] not in CELL_KINDS:
-        raise InvalidInputError(f"run {run_id} is a {run['kind']} run, not a cell layer")
+        raise InvalidInputError(
+            format_message(
+                "run {run_id} is a {kind} run, not a cell layer", run_id=run_id, kind=run["kind"]
+            )
+        )
     columns = _CELL_COLUMNS[run["kind"]]
     where = "run_id = :run"
     params: dict[str, Any] = {"run": run_id, "limit": limit, "offset": offset}
@@ -153,7 +164,11 @@ def run_rows(session: Session, run_id: int) -> list[dict[str, Any]]:
             "WHERE run_id = :run ORDER BY entity, old_grid_id, new_grid_id"
         )
     else:
-        raise InvalidInputError(f"run {run_id} is a {run['kind']} run: read its features")
+        raise InvalidInputError(
+            format_message(
+                "run {run_id} is a {kind} run: read its features", run_id=run_id, kind=run["kind"]
+            )
+        )
     return [dict(r) for r in session.execute(text(sql), {"run": run_id}).mappings()]
 
 

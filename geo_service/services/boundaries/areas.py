@@ -27,7 +27,7 @@ from geo_service.errors import (
 )
 from geo_service.geo.bbox import BBox  # noqa: F401 - the bbox type's old home, still imported
 from geo_service.geo.crs import to_wgs84
-from geo_service.i18n import format_message
+from geo_service.i18n import format_message, gettext
 from geo_service.services.access import disclosure
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.versions import version_in_force
@@ -56,6 +56,8 @@ def _feature_collection(query: Select) -> Select:
             func.coalesce(sub.c.local_code, sub.c.code),
             "name",
             sub.c.name,
+            "names",
+            sub.c.names,
             "level",
             sub.c.level,
             "parent_id",
@@ -85,20 +87,25 @@ def list_areas_geojson(
 ) -> str:
     """Areas as GeoJSON FeatureCollection text, built inside PostGIS."""
     if level is not None and level not in AREA_LEVELS:
-        raise InvalidInputError(f"level must be one of {', '.join(AREA_LEVELS)}")
+        raise InvalidInputError(
+            format_message("level must be one of {values}", values=", ".join(AREA_LEVELS))
+        )
     current = version_in_force(session)
     version_id = version if version is not None else current
     if version is not None and session.get(BoundaryVersion, version) is None:
-        raise NotFoundError(f"boundary version {version} does not exist")
+        raise NotFoundError(
+            format_message("boundary version {version} does not exist", version=version)
+        )
     restricted = scope is not None and not scope.unrestricted
     if restricted and version_id != current:
-        raise PermissionDeniedError("users bound to an area see the current version only")
+        raise PermissionDeniedError(gettext("users bound to an area see the current version only"))
     query = (
         select(
             Area.id,
             Area.code,
             Area.local_code,
             Area.name,
+            Area.names,
             Area.level,
             Area.parent_id,
             Area.version_id,
@@ -193,7 +200,7 @@ def _looked_up(
     version_id, grid, chain = row
     if version_id is None:
         when = at.isoformat() if at is not None else "now"
-        raise NotFoundError(f"no boundary version is in force at {when}")
+        raise NotFoundError(format_message("no boundary version is in force at {when}", when=when))
     if grid is None:
         raise OutsideCityError(
             format_message(

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, text
 from geo_service.db.sql import sql
 from geo_service.errors import NotFoundError
 from geo_service.geo.assign import NO_GRID, GridIndex
+from geo_service.i18n import format_message, gettext
 from geo_service.runtime import current
 
 
@@ -39,7 +40,9 @@ def grid_index(conn: Connection, version_id: int) -> GridIndex:
             {"v": version_id},
         ).all()
         if not rows:
-            raise NotFoundError(f"boundary version {version_id} has no grids")
+            raise NotFoundError(
+                format_message("boundary version {version_id} has no grids", version_id=version_id)
+            )
         ids = np.array([r[0] for r in rows], dtype=np.int64)
         geoms = shapely.from_wkb([bytes(r[1]) for r in rows])
         index = GridIndex.build(geoms, ids)
@@ -97,8 +100,8 @@ def assign_grids(
         grid[in_force] = grid_index(conn, int(v.id)).assign(lon[in_force], lat[in_force])
         if edge_tolerance_m > 0:
             _snap_to_edge(conn, int(v.id), lon, lat, in_force, grid, edge_tolerance_m, snapped)
-    why[~matched] = "no boundary version in force at that time"
-    why[matched & (grid == NO_GRID)] = "outside the city (in no grid)"
+    why[~matched] = gettext("no boundary version in force at that time")
+    why[matched & (grid == NO_GRID)] = gettext("outside the city (in no grid)")
     return grid, why
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 
 from geo_service.errors import NotFoundError
+from geo_service.i18n import format_message
 
 
 def list_versions(engine: Engine) -> list[dict[str, Any]]:
@@ -48,5 +49,7 @@ def read_version(conn: Connection, version_id: int) -> dict[str, Any]:
         .first()
     )
     if row is None:
-        raise NotFoundError(f"boundary version {version_id} does not exist")
+        raise NotFoundError(
+            format_message("boundary version {version_id} does not exist", version_id=version_id)
+        )
     return dict(row)

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Engine, text
 
 from geo_service.errors import ConflictError, NotFoundError, PermissionDeniedError
+from geo_service.i18n import format_message
 from geo_service.services.access.audit import record_audit
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries import jurisdiction
@@ -50,12 +51,19 @@ def delete_draft(engine: Engine, version_id: int, *, actor: str, scope: Scope) -
                 raise NotFoundError(missing)  # as a missing version, as elsewhere
             if conn.execute(_PROPOSED_BY, {"v": str(version_id), "who": actor}).first() is None:
                 raise PermissionDeniedError(
-                    f"boundary version {version_id} was not proposed by you: a user bound to "
-                    "an area deletes only their own proposals"
+                    format_message(
+                        "boundary version {version_id} was not proposed by you: a user bound to "
+                        "an area deletes only their own proposals",
+                        version_id=version_id,
+                    )
                 )
         if version["status"] != "draft":
             raise ConflictError(
-                f"boundary version {version_id} is {version['status']}: only drafts are deleted"
+                format_message(
+                    "boundary version {version_id} is {status}: only drafts are deleted",
+                    version_id=version_id,
+                    status=version["status"],
+                )
             )
         areas = {str(level): int(n) for level, n in conn.execute(_DELETE, {"v": version_id})}
         conn.execute(_DELETE_VERSION, {"v": version_id})

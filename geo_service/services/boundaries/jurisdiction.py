@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.orm import Session
 
 from geo_service.errors import NotFoundError
+from geo_service.i18n import format_message
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.catalogue import list_versions
 from geo_service.services.boundaries.validation import validate_version
@@ -85,7 +86,9 @@ def _in_jurisdiction(db: Session | Connection, root: int, version_ids: list[int]
 def require_visible_version(codes: dict[int, dict[str, str]] | None, version_id: int) -> None:
     """404, worded as for a missing id, for a version with no area in the jurisdiction."""
     if codes is not None and not codes.get(version_id):
-        raise NotFoundError(f"boundary version {version_id} does not exist")
+        raise NotFoundError(
+            format_message("boundary version {version_id} does not exist", version_id=version_id)
+        )
 
 
 def list_versions_for(engine: Engine, scope: Scope) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine, text
 
 from geo_service.db.bulk import lift_statement_timeout
 from geo_service.errors import ConflictError
+from geo_service.i18n import format_message, gettext
 from geo_service.instants import local_instant
 from geo_service.runtime.caches import PrincipalCache
 from geo_service.services.access import disclosure
@@ -260,7 +261,11 @@ def unschedule_version(engine: Engine, version_id: int, *, actor: str) -> dict[s
         version = read_version(conn, version_id)
         if version["status"] != "scheduled":
             raise ConflictError(
-                f"boundary version {version_id} is {version['status']}, not scheduled"
+                format_message(
+                    "boundary version {version_id} is {status}, not scheduled",
+                    version_id=version_id,
+                    status=version["status"],
+                )
             )
         conn.execute(
             text("UPDATE boundary_versions SET status = 'draft' WHERE id = :v"), {"v": version_id}
@@ -336,27 +341,44 @@ def publish_version(
         allowed = ("draft", "scheduled") if _switching else ("draft",)
         if version["status"] not in allowed:
             raise ConflictError(
-                f"boundary version {version_id} is {version['status']}, not a draft"
+                format_message(
+                    "boundary version {version_id} is {status}, not a draft",
+                    version_id=version_id,
+                    status=version["status"],
+                )
             )
         if not report["areas"].get("grid"):
-            raise ConflictError(f"boundary version {version_id} has no grids")
+            raise ConflictError(
+                format_message("boundary version {version_id} has no grids", version_id=version_id)
+            )
         proposal = _proposal_of(version)
         if proposal.get("status") == "outside" and not (override_reason or "").strip():
             tolerance = float(proposal.get("tolerance") or 0.05)
             broken = proposal.get("violations") or 0
             raise ConflictError(
-                f"boundary version {version_id} was proposed with a balance outside its band "
-                f"(max/mean {proposal.get('worst')} against 1 ± {tolerance:g}, above its "
-                "floor)"
-                + (f" or {broken} grid bound(s) broken" if broken else "")
-                + "; publish with override_reason to say why it is published anyway",
+                format_message(
+                    "boundary version {version_id} was proposed with a balance outside its band "
+                    "(max/mean {worst} against 1 ± {tolerance:g}, above its floor)",
+                    version_id=version_id,
+                    worst=proposal.get("worst"),
+                    tolerance=tolerance,
+                )
+                + (
+                    format_message(" or {broken} grid bound(s) broken", broken=broken)
+                    if broken
+                    else ""
+                )
+                + gettext("; publish with override_reason to say why it is published anyway"),
                 proposal_status="outside",
             )
         if not report["valid"] and not force:
             raise ConflictError(
-                f"boundary version {version_id} does not validate: "
-                + ", ".join(f"{k}: {v}" for k, v in report["summary"].items() if v)
-                + " (publish with force to override)",
+                format_message(
+                    "boundary version {version_id} does not validate: {problems} (publish with "
+                    "force to override)",
+                    version_id=version_id,
+                    problems=", ".join(f"{k}: {v}" for k, v in report["summary"].items() if v),
+                ),
                 validation=report["summary"],
             )
         current = conn.execute(
@@ -367,8 +389,12 @@ def publish_version(
         ).first()
         if current is not None and current.effective_from >= effective_from:
             raise ConflictError(
-                f"effective_from must be after {current.effective_from.isoformat()}, when "
-                f"the current version {current.id} took effect"
+                format_message(
+                    "effective_from must be after {value}, when the current version {id} took "
+                    "effect",
+                    value=current.effective_from.isoformat(),
+                    id=current.id,
+                )
             )
         old_id = current.id if current is not None else None
         pending = conn.execute(
@@ -381,8 +407,12 @@ def publish_version(
         if pending is not None:
             # one switch-over at a time: a second would be undone or blocked by the first
             raise ConflictError(
-                f"boundary version {pending.id} is scheduled to take effect "
-                f"{pending.effective_from.isoformat()}; unschedule it first",
+                format_message(
+                    "boundary version {id} is scheduled to take effect {value}; unschedule it "
+                    "first",
+                    id=pending.id,
+                    value=pending.effective_from.isoformat(),
+                ),
                 scheduled_version_id=pending.id,
             )
         if scheduled:

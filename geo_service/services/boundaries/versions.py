@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from geo_service.db.models import BoundaryVersion
 from geo_service.errors import NotFoundError
+from geo_service.i18n import format_message
 from geo_service.vocabulary import IN_FORCE_VERSION_STATUSES, SCHEDULED_VERSION_STATUS
 
 
@@ -31,7 +32,9 @@ def version_in_force(session: Session | Connection, at: datetime | None = None) 
         .limit(1)
     ).scalar_one_or_none()
     if version_id is None:
-        raise NotFoundError(f"no boundary version is in force at {at.isoformat()}")
+        raise NotFoundError(
+            format_message("no boundary version is in force at {value}", value=at.isoformat())
+        )
     return version_id
 
 

@@ -28,7 +28,7 @@ from geo_service.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from geo_service.i18n import localized
+from geo_service.i18n import format_message, gettext, localized, names_language
 from geo_service.runtime import current
 from geo_service.services.access.audit import record_audit
 from geo_service.services.access.scope import Scope
@@ -73,7 +73,8 @@ _OPEN = f"""
 _ITEMS = f"""
     WITH o AS ({_OPEN}),
     d AS (SELECT o.*, o.reported_at + make_interval(secs => o.target_s) AS due_at FROM o)
-    SELECT d.*, g.code AS grid_code, g.name AS grid_name, r.callsign AS responder_callsign,
+    SELECT d.*, g.code AS grid_code, coalesce(g.names ->> :lang, g.name) AS grid_name,
+           r.callsign AS responder_callsign,
            CAST(extract(epoch FROM CAST(:now AS timestamptz) - d.due_at) AS float8) AS late_s,
            c.name AS category_default_name, c.names AS category_names
     FROM d
@@ -212,12 +213,12 @@ def console_incidents(
     with the counts of all of them at the same ``now`` and the event id a stream resumes from
     (so nothing that changes while the pages load is missed)."""
     if not 1 <= limit <= MAX_PAGE:
-        raise InvalidInputError(f"limit must be 1..{MAX_PAGE}")
+        raise InvalidInputError(format_message("limit must be 1..{max_page}", max_page=MAX_PAGE))
     if offset < 0:
-        raise InvalidInputError("offset must be 0 or more")
+        raise InvalidInputError(gettext("offset must be 0 or more"))
     cursor = database_now(session)
     now = now or decision_now(session)
-    params = {**_params(scope, now), "limit": limit, "offset": offset}
+    params = {**_params(scope, now), "limit": limit, "offset": offset, "lang": names_language()}
     rows = session.execute(text(_ITEMS), params).mappings().all()
     summary = console_summary(session, scope=scope, now=now)
     items = [_item(m, scope, now) for m in rows]
@@ -239,14 +240,20 @@ def event_id(at: datetime) -> str:
 def parse_event_id(value: str) -> datetime:
     """The instant of an event id this service issued; InvalidInputError for anything else."""
     if not (value.isascii() and value.isdigit()) or not MIN_EVENT_ID <= int(value) <= MAX_EVENT_ID:
-        raise InvalidInputError("Last-Event-ID is not an event id of this stream")
+        raise InvalidInputError(gettext("Last-Event-ID is not an event id of this stream"))
     return EPOCH + timedelta(microseconds=int(value))
 
 
 def _items_by_id(session: Session, scope: Scope, now: datetime, ids: list[Any]) -> list[dict]:
     if not ids:
         return []
-    params = {**_params(scope, now), "ids": ids, "limit": len(ids), "offset": 0}
+    params = {
+        **_params(scope, now),
+        "ids": ids,
+        "limit": len(ids),
+        "offset": 0,
+        "lang": names_language(),  # grid names in the console's language (areas.names)
+    }
     return [_item(m, scope, now) for m in session.execute(text(_ITEMS), params).mappings().all()]
 
 
@@ -393,7 +400,10 @@ def reassign(
     scope.require("incidents:write")
     if not scope.can("responders:write"):
         raise PermissionDeniedError(
-            f"role {scope.principal.role!r} may not send responders: only a dispatcher reassigns"
+            format_message(
+                "role {role!r} may not send responders: only a dispatcher reassigns",
+                role=scope.principal.role,
+            )
         )
     missing = f"incident {incident_id} does not exist"
     seen = session.execute(
@@ -405,7 +415,11 @@ def reassign(
     old = seen.responder_id
     if old == responder_id:
         session.rollback()
-        raise InvalidInputError(f"responder {responder_id} is already assigned to it")
+        raise InvalidInputError(
+            format_message(
+                "responder {responder_id} is already assigned to it", responder_id=responder_id
+            )
+        )
     ids = sorted({responder_id} | ({old} if old is not None else set()))
     rows = {
         r.id: r
@@ -420,12 +434,17 @@ def reassign(
     new = rows.get(responder_id)
     if new is None or not may_assign(scope, responder_id, new.home_grid_id):
         session.rollback()
-        raise NotFoundError(f"responder {responder_id} does not exist")
+        raise NotFoundError(
+            format_message("responder {responder_id} does not exist", responder_id=responder_id)
+        )
     if old is not None and not may_assign(scope, old, rows[old].home_grid_id):
         session.rollback()
         raise PermissionDeniedError(
-            f"responder {old} was sent by a dispatcher who may send it; only such a one may "
-            "stand it down"
+            format_message(
+                "responder {old} was sent by a dispatcher who may send it; only such a one may "
+                "stand it down",
+                old=old,
+            )
         )
     current = session.execute(
         text("SELECT status, grid_id, responder_id FROM incidents WHERE id = :id FOR UPDATE"),
@@ -433,19 +452,23 @@ def reassign(
     ).first()
     if current is None or current.responder_id != old:
         session.rollback()
-        raise ConflictError("the incident changed meanwhile: load it again")
+        raise ConflictError(gettext("the incident changed meanwhile: load it again"))
     scope.require_grid(current.grid_id, "this incident")
     if current.status not in REASSIGNABLE:
         session.rollback()
         raise ConflictError(
-            f"cannot reassign an incident that is {current.status}",
+            format_message("cannot reassign an incident that is {status}", status=current.status),
             status_now=current.status,
             allowed_actions=console_actions(scope, current.status, current.responder_id),
         )
     if new.status != "available":
         session.rollback()
         raise ConflictError(
-            f"responder {responder_id} is {new.status}, not available",
+            format_message(
+                "responder {responder_id} is {status}, not available",
+                responder_id=responder_id,
+                status=new.status,
+            ),
             responder_status=new.status,
         )
     try:
@@ -460,7 +483,10 @@ def reassign(
         session.rollback()
         if "ux_incidents_open_responder" in str(exc.orig):
             raise ConflictError(
-                f"responder {responder_id} is already assigned to an open incident"
+                format_message(
+                    "responder {responder_id} is already assigned to an open incident",
+                    responder_id=responder_id,
+                )
             ) from None
         raise
     session.execute(

@@ -30,6 +30,7 @@ from geo_service.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
+from geo_service.i18n import format_message, gettext
 from geo_service.services.access.audit import record_audit
 from geo_service.services.access.scope import Scope
 from geo_service.services.dispatch.responders import NearestQuery, nearest
@@ -121,7 +122,11 @@ def _replayed(
     if done.incident_id != incident_id or done.action != action:
         session.rollback()
         raise IdempotencyKeyReusedError(
-            f"this Idempotency-Key was used to {done.action} incident {done.incident_id}"
+            format_message(
+                "this Idempotency-Key was used to {action} incident {incident_id}",
+                action=done.action,
+                incident_id=done.incident_id,
+            )
         )
     session.rollback()  # nothing to do: end the read's transaction
     return get_incident(session, incident_id, scope=scope)
@@ -150,7 +155,9 @@ def _replay_after_race(
     session.rollback()
     replay = _replayed(session, scope, key, incident_id, action)
     if replay is None:  # the winner is gone again: let the client retry
-        raise IdempotencyKeyReusedError("this Idempotency-Key is in use; retry the request")
+        raise IdempotencyKeyReusedError(
+            gettext("this Idempotency-Key is in use; retry the request")
+        )
     return replay
 
 
@@ -189,7 +196,10 @@ def _take_responder(session: Session, responder_id: int, scope: Scope) -> None:
     """
     if not scope.can("responders:write") and scope.principal.responder_id != responder_id:
         raise PermissionDeniedError(
-            f"role {scope.principal.role!r} may dispatch only the responder linked to the user"
+            format_message(
+                "role {role!r} may dispatch only the responder linked to the user",
+                role=scope.principal.role,
+            )
         )
     missing = f"responder {responder_id} does not exist"
     row = session.execute(
@@ -203,8 +213,12 @@ def _take_responder(session: Session, responder_id: int, scope: Scope) -> None:
         assigned = _holds_open_incident(session, responder_id)
         session.rollback()
         raise ConflictError(
-            f"responder {responder_id} is {row.status}, not available"
-            + (" (assigned to an open incident)" if assigned else ""),
+            format_message(
+                "responder {responder_id} is {status}, not available",
+                responder_id=responder_id,
+                status=row.status,
+            )
+            + (gettext(" (assigned to an open incident)") if assigned else ""),
             responder_status=row.status,
             assigned=assigned,
         )
@@ -241,25 +255,35 @@ def transition(
     database (``ux_incidents_open_responder``): a violation answers 409, never 500.
     """
     if action not in TRANSITIONS:
-        raise InvalidInputError(f"action must be one of {', '.join(TRANSITIONS)}")
+        raise InvalidInputError(
+            format_message("action must be one of {values}", values=", ".join(TRANSITIONS))
+        )
     if resolution_code is not None and action != "resolve":
-        raise InvalidInputError(f"{action} takes no resolution_code: it is for resolve")
+        raise InvalidInputError(
+            format_message("{action} takes no resolution_code: it is for resolve", action=action)
+        )
     replay = _replayed(session, scope, idempotency_key, incident_id, action)
     if replay is not None:
         return replay
     sources, target, stamp = TRANSITIONS[action]
     if outcome is not None and (action != "resolve" or outcome not in INCIDENT_OUTCOMES):
         raise InvalidInputError(
-            f"outcome is for resolve only, one of {', '.join(INCIDENT_OUTCOMES)}"
+            format_message(
+                "outcome is for resolve only, one of {values}", values=", ".join(INCIDENT_OUTCOMES)
+            )
         )
     if action == "dispatch":
         if responder_id is None:
-            raise InvalidInputError("dispatch needs a responder_id")
+            raise InvalidInputError(gettext("dispatch needs a responder_id"))
         scope.require("incidents:write")
         # Lock order: responder first, then incident (every writer does the same).
         _take_responder(session, responder_id, scope)
     elif responder_id is not None:
-        raise InvalidInputError(f"{action} names no responder: responder_id is for dispatch")
+        raise InvalidInputError(
+            format_message(
+                "{action} names no responder: responder_id is for dispatch", action=action
+            )
+        )
     current = _locked(session, incident_id, scope)
     own = scope.principal.responder_id
     if action in RESPONDER_ACTIONS and own is not None and own == current["responder_id"]:
@@ -268,7 +292,9 @@ def transition(
         scope.require("incidents:write")
         scope.require_grid(current["grid_id"], "this incident")  # seen as its responder only
         if action in RESPONDER_ACTIONS and scope.principal.role == "grid_worker":
-            raise PermissionDeniedError("only the assigned responder or a dispatcher may do this")
+            raise PermissionDeniedError(
+                gettext("only the assigned responder or a dispatcher may do this")
+            )
         if action in FREES_RESPONDER and current["responder_id"] is not None:
             # Ending an incident frees its responder: that touches the responder too, so the
             # caller must be one who may send it (a grid worker may not stand down a fire
@@ -280,13 +306,21 @@ def transition(
             if not may_assign(scope, current["responder_id"], home):
                 session.rollback()
                 raise PermissionDeniedError(
-                    f"responder {current['responder_id']} was sent to this incident by a "
-                    f"dispatcher; only one who may send it can {action} the incident"
+                    format_message(
+                        "responder {responder_id} was sent to this incident by a dispatcher; "
+                        "only one who may send it can {action} the incident",
+                        responder_id=current["responder_id"],
+                        action=action,
+                    )
                 )
     if current["status"] not in sources:
         session.rollback()
         raise ConflictError(
-            f"cannot {action} an incident that is {current['status']}",
+            format_message(
+                "cannot {action} an incident that is {status}",
+                action=action,
+                status=current["status"],
+            ),
             status_now=current["status"],
             allowed_actions=allowed_actions(current["status"]),
         )
@@ -313,7 +347,10 @@ def transition(
         session.rollback()
         if "ux_incidents_open_responder" in str(exc.orig):
             raise ConflictError(
-                f"responder {responder_id} is already assigned to an open incident"
+                format_message(
+                    "responder {responder_id} is already assigned to an open incident",
+                    responder_id=responder_id,
+                )
             ) from None
         raise
     if action in FREES_RESPONDER and current["responder_id"] is not None:
@@ -393,13 +430,19 @@ def escalate_one(
     if current["status"] not in OPEN_INCIDENT_STATUSES:
         session.rollback()
         raise ConflictError(
-            f"cannot escalate an incident that is {current['status']}",
+            format_message(
+                "cannot escalate an incident that is {status}", status=current["status"]
+            ),
             status_now=current["status"],
             allowed_actions=allowed_actions(current["status"]),
         )
     if current["escalation_level"] >= TOP_LEVEL:
         session.rollback()
-        raise ConflictError(f"the incident is already at the {ESCALATION_LEVELS[TOP_LEVEL]}")
+        raise ConflictError(
+            format_message(
+                "the incident is already at the {value}", value=ESCALATION_LEVELS[TOP_LEVEL]
+            )
+        )
     level = current["escalation_level"] + 1
     session.execute(
         text(
@@ -572,9 +615,15 @@ def set_response_targets(session: Session, targets: dict[int, int], *, actor: st
     """Change dispatch targets (seconds per priority 1..4), with an audit row."""
     for priority, seconds in targets.items():
         if priority not in (1, 2, 3, 4):
-            raise InvalidInputError(f"priority must be 1..4, got {priority}")
+            raise InvalidInputError(
+                format_message("priority must be 1..4, got {priority}", priority=priority)
+            )
         if not 0 < seconds <= 7 * 86400:
-            raise InvalidInputError(f"the target for priority {priority} must be 1 s..7 days")
+            raise InvalidInputError(
+                format_message(
+                    "the target for priority {priority} must be 1 s..7 days", priority=priority
+                )
+            )
     before = response_targets(session)
     for priority, seconds in targets.items():
         session.execute(

@@ -24,6 +24,7 @@ from geo_service.errors import (
     PermissionDeniedError,
 )
 from geo_service.geo.crs import to_wgs84
+from geo_service.i18n import format_message, gettext
 from geo_service.instants import localize_fields
 from geo_service.runtime import current
 from geo_service.services.access.audit import audited_change_sql, record_audit
@@ -133,7 +134,7 @@ async def record_positions(
     own = scope.principal.responder_id
     if not scope.can("responders:write"):
         if own is None or any(p.responder_id != own for p in positions):
-            raise PermissionDeniedError("a grid worker may report only their own position")
+            raise PermissionDeniedError(gettext("a grid worker may report only their own position"))
     errors: list[dict[str, Any]] = []
     lons, lats = to_wgs84([p.lon for p in positions], [p.lat for p in positions], crs)
     for i, (lon, lat) in enumerate(zip(lons, lats, strict=True)):
@@ -143,7 +144,9 @@ async def record_positions(
     if ids != [own]:
         errors += await _unknown_or_future(conn, positions, ids, scope)
     if errors:
-        raise InvalidInputError("some positions are invalid; none were stored", errors=errors)
+        raise InvalidInputError(
+            gettext("some positions are invalid; none were stored"), errors=errors
+        )
     latest: dict[int, tuple[float, float, datetime]] = {}
     for p, lon, lat in zip(positions, lons, lats, strict=True):
         if p.responder_id not in latest or p.at > latest[p.responder_id][2]:
@@ -170,7 +173,9 @@ async def record_positions(
     )
     if stored is None:  # a fix ahead of the clock: nothing was written; say which
         errors = await _unknown_or_future(conn, positions, ids, scope)
-        raise InvalidInputError("some positions are invalid; none were stored", errors=errors)
+        raise InvalidInputError(
+            gettext("some positions are invalid; none were stored"), errors=errors
+        )
     updated = int(stored[0]["updated"])
     return {"received": len(positions), "updated": updated, "ignored": len(positions) - updated}
 
@@ -214,15 +219,20 @@ def update_responder(
     """
     if not scope.can("responders:write"):  # the role first: no lookup, nothing revealed
         if scope.principal.responder_id != responder_id or skills is not None or fixed is not None:
-            raise PermissionDeniedError("a grid worker may change only their own status")
+            raise PermissionDeniedError(gettext("a grid worker may change only their own status"))
     before = _row(session, responder_id, lock=True)
     if not scope.commands_responder(responder_id, before["home_grid_id"]):
-        raise NotFoundError(f"responder {responder_id} does not exist")
+        raise NotFoundError(
+            format_message("responder {responder_id} does not exist", responder_id=responder_id)
+        )
     holding = _assigned(session, responder_id) if status == "available" else None
     if holding is not None:
         raise ConflictError(
-            f"responder {responder_id} is assigned to an open incident: it becomes available "
-            "when the incident is resolved or cancelled",
+            format_message(
+                "responder {responder_id} is assigned to an open incident: it becomes available "
+                "when the incident is resolved or cancelled",
+                responder_id=responder_id,
+            ),
             assigned=True,
         )
     session.execute(
@@ -294,7 +304,9 @@ def _row(session: Session, responder_id: int, *, lock: bool = False) -> dict[str
         .first()
     )
     if row is None:
-        raise NotFoundError(f"responder {responder_id} does not exist")
+        raise NotFoundError(
+            format_message("responder {responder_id} does not exist", responder_id=responder_id)
+        )
     return _as_dict(row)
 
 

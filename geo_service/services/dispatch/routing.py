@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from geo_service.db.engine import database_name
 from geo_service.errors import InvalidInputError
 from geo_service.geo.roads import RoadGraph
+from geo_service.i18n import gettext
 from geo_service.runtime import current, live
 from geo_service.services.access.scope import Scope
 from geo_service.services.dispatch.responders import NearestQuery, nearest
@@ -87,8 +88,10 @@ def nearest_by_travel_time(
     graph = road_graph(session, walking_speed_mps=walking_speed_mps)
     if graph is None:
         raise InvalidInputError(
-            "by=travel_time needs a road network, and none is loaded "
-            "(geo-service import roads FILE)"
+            gettext(
+                "by=travel_time needs a road network, and none is loaded (geo-service import "
+                "roads FILE)"
+            )
         )
 
     def ranked(found: list[dict[str, Any]]) -> tuple[list[int], dict]:

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, text
 
 from geo_service.db.bulk import ewkb_hex
 from geo_service.errors import ConflictError, NotFoundError
+from geo_service.i18n import format_message
 from geo_service.ingest.readers import ImportFileError
 from geo_service.ingest.validate import Checked
 from geo_service.services.ingest.options import KEY_CHARS, ImportOptions, Progress
@@ -34,10 +35,18 @@ def existing_draft(conn: Connection, options: ImportOptions) -> int | None:
             text("SELECT status FROM boundary_versions WHERE id = :v"), {"v": options.version_id}
         ).scalar_one_or_none()
         if status is None:
-            raise NotFoundError(f"boundary version {options.version_id} does not exist")
+            raise NotFoundError(
+                format_message(
+                    "boundary version {version_id} does not exist", version_id=options.version_id
+                )
+            )
         if status != "draft":
             raise ConflictError(
-                f"boundary version {options.version_id} is {status}; only drafts take new areas"
+                format_message(
+                    "boundary version {version_id} is {status}; only drafts take new areas",
+                    version_id=options.version_id,
+                    status=status,
+                )
             )
         return options.version_id
     return None
@@ -148,6 +157,7 @@ def import_boundaries(
             "code": code,
             "local_code": np.where(code == local, None, local),
             "name": rows.name,
+            "names": rows.names if "names" in rows else "{}",
             "parent_id": pd.array(list(parent_id), dtype="Int64"),
             "geom": ewkb_hex(rows.geometry.to_numpy()),
             "area_m2": 0.0,
@@ -156,9 +166,9 @@ def import_boundaries(
     staging = stage(conn, "areas", staged, lambda n: step("write", n, len(staged)))
     inserted = conn.execute(
         text(
-            f"INSERT INTO areas (version_id, level, code, local_code, name, parent_id, geom, "
-            f"area_m2) SELECT version_id, level, code, local_code, name, parent_id, geom, "
-            f"ST_Area(geom::geography) FROM {staging}"
+            f"INSERT INTO areas (version_id, level, code, local_code, name, names, parent_id, "
+            f"geom, area_m2) SELECT version_id, level, code, local_code, name, "
+            f"CAST(names AS jsonb), parent_id, geom, ST_Area(geom::geography) FROM {staging}"
         )
     ).rowcount
     # fresh statistics for what reads the new rows next (proposals, re-homing), as the
@@ -263,7 +273,12 @@ def find_parents(
     if not parents:
         where = f"version {version_id}" if version_id is not None else "a new draft"
         raise ImportFileError(
-            f"{where} has no {parent_level} areas to nest in; import the {parent_level} level first"
+            format_message(
+                "{where} has no {parent_level} areas to nest in; import the {parent_level} "
+                "level first",
+                where=where,
+                parent_level=parent_level,
+            )
         )
     ids = np.array([p[0] for p in parents], dtype=object)
     code_of = {p[0]: p[1] for p in parents}
@@ -277,7 +292,9 @@ def find_parents(
             if code in by_code:
                 result[i] = by_code[code]
             else:
-                why[i] = f"unknown parent {parent_level} {code!r}"
+                why[i] = format_message(
+                    "unknown parent {parent_level} {code!r}", parent_level=parent_level, code=code
+                )
         return result, _codes(result, code_of), why
     geoms = shapely.from_wkb([bytes(p[2]) for p in parents])
     tree = shapely.STRtree(geoms)
@@ -292,7 +309,7 @@ def find_parents(
     result[best.c.to_numpy()] = ids[best.p.to_numpy()]
     for i in range(len(rows)):
         if result[i] is None:
-            why[i] = f"no {parent_level} area contains it"
+            why[i] = format_message("no {parent_level} area contains it", parent_level=parent_level)
     return result, _codes(result, code_of), why
 
 

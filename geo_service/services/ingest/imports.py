@@ -27,6 +27,7 @@ from sqlalchemy import Connection, Engine, text
 
 from geo_service.db.bulk import lift_statement_timeout
 from geo_service.errors import InvalidInputError, LimitExceededError
+from geo_service.i18n import format_message, gettext
 from geo_service.ingest.parsing import (
     AMBIGUOUS_TIME,
     TIME_PARTS,
@@ -89,26 +90,43 @@ def import_file(
     """
     step = progress or (lambda name, done, total: None)
     if kind not in KINDS:
-        raise InvalidInputError(f"kind must be one of {', '.join(KINDS)}")
+        raise InvalidInputError(
+            format_message("kind must be one of {values}", values=", ".join(KINDS))
+        )
     if kind == "boundaries" and options.level not in AREA_LEVELS:
-        raise InvalidInputError(f"boundaries need --level, one of {', '.join(AREA_LEVELS)}")
+        raise InvalidInputError(
+            format_message(
+                "boundaries need --level, one of {values}", values=", ".join(AREA_LEVELS)
+            )
+        )
     if options.parent_level is not None:
         if options.parent_level not in AREA_LEVELS:
-            raise InvalidInputError(f"--parent-level must be one of {', '.join(AREA_LEVELS)}")
+            raise InvalidInputError(
+                format_message(
+                    "--parent-level must be one of {values}", values=", ".join(AREA_LEVELS)
+                )
+            )
         if AREA_LEVELS.index(options.parent_level) >= AREA_LEVELS.index(options.level or ""):
-            raise InvalidInputError("--parent-level must be above --level")
+            raise InvalidInputError(gettext("--parent-level must be above --level"))
     if options.tz is None:  # naive times are local times of the deployment (issue 19)
         options = dataclasses.replace(options, tz=deployment_zone().key)
     try:
         pd.Timestamp.now(tz=options.tz)
     except Exception:  # noqa: BLE001
-        raise InvalidInputError(f"unknown time zone {options.tz!r}") from None
+        raise InvalidInputError(format_message("unknown time zone {tz!r}", tz=options.tz)) from None
     # ``shown`` carries the name reports and messages use; the bytes are read from ``path``.
     shown = path.with_name(options.file_name) if options.file_name else path
     if options.source_name and len(options.source_name) > SOURCE_NAME_CHARS:
-        raise InvalidInputError(f"source name longer than {SOURCE_NAME_CHARS} characters")
+        raise InvalidInputError(
+            format_message(
+                "source name longer than {source_name_chars} characters",
+                source_name_chars=SOURCE_NAME_CHARS,
+            )
+        )
     if options.version_name and len(options.version_name) > KEY_CHARS:
-        raise InvalidInputError(f"version name longer than {KEY_CHARS} characters")
+        raise InvalidInputError(
+            format_message("version name longer than {key_chars} characters", key_chars=KEY_CHARS)
+        )
     # A name taken from the file (up to 255 characters) is cut to fit the key column.
     source_name = options.source_name or shown.name.split(".")[0][:SOURCE_NAME_CHARS] or "file"
 
@@ -137,8 +155,12 @@ def import_file(
     dimensions_dropped = list(frame.attrs.get("dimensions_dropped", []))  # "Z", "M"
     if len(frame) > options.max_features:
         raise LimitExceededError(
-            f"{shown.name} has {len(frame):,} features; at most {options.max_features:,} "
-            "per import (split the file)"
+            format_message(
+                "{name} has {n:,} features; at most {max_features:,} per import (split the file)",
+                name=shown.name,
+                n=len(frame),
+                max_features=options.max_features,
+            )
         )
     frame = _apply_mapping(frame, options, kind)
     frame = match_truncated_columns(frame, kind)  # DBF names cut to 10 characters
@@ -220,20 +242,35 @@ def _apply_mapping(frame: gpd.GeoDataFrame, options: ImportOptions, kind: str) -
         if src not in frame.columns and "+" in src:
             if ours not in fields:
                 raise ImportFileError(
-                    f"--map {src}={ours}: {ours!r} is not a field of {kind} "
-                    f"({', '.join(sorted(KIND_FIELDS[kind]))})"
+                    format_message(
+                        "--map {src}={ours}: {ours!r} is not a field of {kind} ({values})",
+                        src=src,
+                        ours=ours,
+                        kind=kind,
+                        values=", ".join(sorted(KIND_FIELDS[kind])),
+                    )
                 )
             combined[ours] = _combine_columns(frame, src, ours)
             continue
         if src not in frame.columns:
             raise ImportFileError(
-                f"--map {src}={ours}: no column {src!r} in the file; columns are "
-                + ", ".join(map(str, frame.columns))
+                format_message(
+                    "--map {src}={ours}: no column {column!r} in the file; columns are {columns}",
+                    src=src,
+                    ours=ours,
+                    column=src,
+                    columns=", ".join(map(str, frame.columns)),
+                )
             )
         if ours not in fields:
             raise ImportFileError(
-                f"--map {src}={ours}: {ours!r} is not a field of {kind} "
-                f"({', '.join(sorted(KIND_FIELDS[kind]))})"
+                format_message(
+                    "--map {src}={ours}: {ours!r} is not a field of {kind} ({values})",
+                    src=src,
+                    ours=ours,
+                    kind=kind,
+                    values=", ".join(sorted(KIND_FIELDS[kind])),
+                )
             )
         renames[src] = ours
     # A source column already named like one of our fields must not shadow the mapped one.
@@ -245,7 +282,11 @@ def _apply_mapping(frame: gpd.GeoDataFrame, options: ImportOptions, kind: str) -
     overridden = []
     for ours, value in options.constants.items():
         if ours not in fields:
-            raise ImportFileError(f"--set {ours}=...: {ours!r} is not a field of {kind}")
+            raise ImportFileError(
+                format_message(
+                    "--set {ours}=...: {ours!r} is not a field of {kind}", ours=ours, kind=kind
+                )
+            )
         if ours in frame.columns:  # the file has it too: --set wins, and the summary says so
             overridden.append(f"{ours}={value} (the file's own {ours!r} column not used)")
             frame = frame.rename(columns={ours: f"{ours} (file)"})
@@ -267,15 +308,22 @@ def _combine_columns(frame: gpd.GeoDataFrame, src: str, ours: str) -> pd.Series:
     for part in parts:
         if part not in frame.columns:
             raise ImportFileError(
-                f"--map {src}={ours}: no column {part!r} in the file; columns are "
-                + ", ".join(map(str, frame.columns))
+                format_message(
+                    "--map {src}={ours}: no column {column!r} in the file; columns are {columns}",
+                    src=src,
+                    ours=ours,
+                    column=part,
+                    columns=", ".join(map(str, frame.columns)),
+                )
             )
     names = [part.lower() for part in parts]
     if set(names) <= set(TIME_PARTS) and len(set(names)) == len(names):
         try:
             built = combine_time_parts({n: frame[p] for n, p in zip(names, parts, strict=True)})
         except ValueError as exc:
-            raise ImportFileError(f"--map {src}={ours}: {exc}") from None
+            raise ImportFileError(
+                format_message("--map {src}={ours}: {exc}", src=src, ours=ours, exc=exc)
+            ) from None
         frame.attrs.setdefault("built_from_parts", []).append(ours)
         frame.attrs.setdefault("assumptions", {})[ours] = "built from " + ", ".join(parts)
         return built
@@ -289,10 +337,14 @@ def _combine_columns(frame: gpd.GeoDataFrame, src: str, ours: str) -> pd.Series:
     partial = blanks.any(axis=1) & ~blanks.all(axis=1)
     if partial.any():
         why = pd.Series(None, index=frame.index, dtype=object)
+        template = gettext("{field} is incomplete: column {columns} is blank (--map {src}={ours})")
         why[partial] = [
-            f"{ours} is incomplete: column "
-            + ", ".join(repr(p) for p, blank in zip(parts, row, strict=True) if blank)
-            + f" is blank (--map {src}={ours})"
+            template.format(
+                field=ours,
+                columns=", ".join(repr(p) for p, blank in zip(parts, row, strict=True) if blank),
+                src=src,
+                ours=ours,
+            )
             for row in blanks[partial].itertuples(index=False)
         ]
         earlier = frame[PART_ERROR] if PART_ERROR in frame else None
@@ -306,8 +358,11 @@ def _check(
 ) -> Checked:
     if options.ambiguous_time not in AMBIGUOUS_TIME:
         raise InvalidInputError(
-            f"--ambiguous-time must be one of {', '.join(AMBIGUOUS_TIME)}; "
-            f"got {options.ambiguous_time!r}"
+            format_message(
+                "--ambiguous-time must be one of {values}; got {ambiguous_time!r}",
+                values=", ".join(AMBIGUOUS_TIME),
+                ambiguous_time=options.ambiguous_time,
+            )
         )
     # A time built from year/month/day... parts is ISO text: the client's formats are not its.
     from_parts = bool(frame.attrs.get("built_from_parts"))
@@ -331,7 +386,10 @@ def _check(
             unknown = sorted(set(options.category_map.values()) - set(categories))
             if unknown:
                 raise ImportFileError(
-                    "the category map names categories that do not exist: " + ", ".join(unknown)
+                    format_message(
+                        "the category map names categories that do not exist: {codes}",
+                        codes=", ".join(unknown),
+                    )
                 )
         kwargs.update(
             categories=categories, category_map=options.category_map, default_status=options.status
@@ -423,11 +481,21 @@ def check_rejects_target(options: ImportOptions, path: Path) -> None:
     """
     target = _rejects_target(options, path)
     if target.resolve() == path.resolve():
-        raise ImportFileError(f"--rejects {target} is the file being imported; choose another")
+        raise ImportFileError(
+            format_message(
+                "--rejects {target} is the file being imported; choose another", target=target
+            )
+        )
     if target.is_dir():
-        raise ImportFileError(f"--rejects {target} is a directory; give a file name")
+        raise ImportFileError(
+            format_message("--rejects {target} is a directory; give a file name", target=target)
+        )
     if not target.parent.is_dir() or not _writable(target.parent):
-        raise ImportFileError(f"cannot write the reject file {target}: no such writable directory")
+        raise ImportFileError(
+            format_message(
+                "cannot write the reject file {target}: no such writable directory", target=target
+            )
+        )
 
 
 def _write_rejects(

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from geo_service.i18n import format_message
 from geo_service.ingest.defaults import EDGE_TOLERANCE_M
 from geo_service.ingest.readers import ImportFileError
 from geo_service.ingest.uploads import ReadLimits
@@ -74,7 +75,7 @@ def read_mapping_csv(path: Path) -> dict[str, str]:
         The file is missing, unreadable, or a line has fewer than two columns.
     """
     if not path.is_file():
-        raise ImportFileError(f"{path} does not exist")
+        raise ImportFileError(format_message("{path} does not exist", path=path))
     raw = path.read_bytes()
     for encoding in ("utf-8-sig", "gb18030"):
         try:
@@ -83,10 +84,12 @@ def read_mapping_csv(path: Path) -> dict[str, str]:
         except UnicodeDecodeError:
             continue
     else:  # pragma: no cover - gb18030 decodes every byte sequence
-        raise ImportFileError(f"{path.name}: not UTF-8 or GB18030 text")
+        raise ImportFileError(format_message("{name}: not UTF-8 or GB18030 text", name=path.name))
     rows = [r for r in csv.reader(io.StringIO(text, newline="")) if r and not r[0].startswith("#")]
     if rows and rows[0][0].strip().lower() in ("source", "from", "src"):
         rows = rows[1:]
     if any(len(r) < 2 for r in rows):
-        raise ImportFileError(f"{path.name}: every line needs two columns: source,ours")
+        raise ImportFileError(
+            format_message("{name}: every line needs two columns: source,ours", name=path.name)
+        )
     return {r[0].strip(): r[1].strip() for r in rows}

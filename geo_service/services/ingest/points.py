@@ -16,6 +16,7 @@ from sqlalchemy import Connection, text
 from geo_service.db.bulk import point_ewkb_hex
 from geo_service.geo.assign import NO_GRID
 from geo_service.geo.h3cells import cells_for_points
+from geo_service.i18n import format_message
 from geo_service.ingest.validate import Checked
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.assignment import assign_grids
@@ -56,7 +57,9 @@ def import_points(
     miss = grid == NO_GRID
     if scope is not None and not scope.unrestricted:
         outside = ~miss & ~np.isin(grid, np.fromiter(scope.grid_ids or (), dtype=np.int64))
-        why[outside] = f"outside your area ({scope.principal.area_code})"
+        why[outside] = format_message(
+            "outside your area ({area_code})", area_code=scope.principal.area_code
+        )
         miss = miss | outside
     reject(checked, rows.row.to_numpy()[miss], why[miss])
     rows = rows[~miss].reset_index(drop=True)

@@ -162,5 +162,6 @@ def build_report(
 
 
 def _reason_class(reason: str) -> str:
-    """Group reasons for the summary: drop the quoted value and row references."""
-    return re.split(r"[:;]| '", reason)[0]
+    """Group reasons for the summary: drop the quoted value and row references (a Chinese
+    reason's full-width colon and semicolon too)."""
+    return re.split(r"[:;：；]| '", reason)[0]

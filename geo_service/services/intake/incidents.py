@@ -30,7 +30,7 @@ from geo_service.errors import (
 )
 from geo_service.geo.crs import to_wgs84
 from geo_service.geo.h3cells import cell_to_str, cells_for_points, exact_cells
-from geo_service.i18n import format_message
+from geo_service.i18n import format_message, gettext
 from geo_service.instants import local_instant, localize_fields
 from geo_service.services.access.audit import record_audit
 from geo_service.services.access.scope import Scope
@@ -218,11 +218,16 @@ def create_incident(
     address and photo link) in the same transaction.
     """
     if new.source not in INCIDENT_SOURCES:
-        raise InvalidInputError(f"source must be one of {', '.join(INCIDENT_SOURCES)}")
+        raise InvalidInputError(
+            format_message("source must be one of {values}", values=", ".join(INCIDENT_SOURCES))
+        )
     category = session.get(Category, new.category)
     if category is None:
         known = session.execute(select(Category.code).order_by(Category.code)).scalars().all()
-        raise InvalidInputError(f"unknown category {new.category!r}", known_categories=list(known))
+        raise InvalidInputError(
+            format_message("unknown category {category!r}", category=new.category),
+            known_categories=list(known),
+        )
     if category.retired_at is not None:
         raise InvalidInputError(
             format_message("category {code} is retired", code=repr(category.code)),
@@ -232,7 +237,7 @@ def create_incident(
     reported_at = new.reported_at or now
     reported_at = local_instant(reported_at, "reported_at")  # naive: local time
     if reported_at > now + MAX_CLOCK_SKEW:
-        raise InvalidInputError("reported_at lies in the future")
+        raise InvalidInputError(gettext("reported_at lies in the future"))
     (lon,), (lat,) = to_wgs84([new.lon], [new.lat], new.crs)
     lon, lat = float(lon), float(lat)
 
@@ -253,8 +258,13 @@ def create_incident(
     grid_id = session.execute(select(func.grid_at(point, reported_at))).scalar_one()
     if grid_id is None:
         raise LocationOutsideCityError(
-            f"({new.lon}, {new.lat}) [{new.crs}] lies outside every grid in force at "
-            f"{reported_at.isoformat()}"
+            format_message(
+                "({lon}, {lat}) [{crs}] lies outside every grid in force at {value}",
+                lon=new.lon,
+                lat=new.lat,
+                crs=new.crs,
+                value=reported_at.isoformat(),
+            )
         )
     if scope is not None:
         scope.require_grid(grid_id, "the incident location")
@@ -286,7 +296,9 @@ def create_incident(
         session.rollback()
         existing = _keyed(session, owner, idempotency_key)
         if existing is None:  # the winner is gone again (deleted since): let the client retry
-            raise IdempotencyKeyReusedError("this Idempotency-Key is in use; retry the request")
+            raise IdempotencyKeyReusedError(
+                gettext("this Idempotency-Key is in use; retry the request")
+            )
         return _shown(_replay(session, existing, new, lon, lat), scope), False
     if with_details is not None:
         with_details(session, incident_id)
@@ -348,7 +360,7 @@ def _replay(
     )
     if not same:
         raise IdempotencyKeyReusedError(
-            "this Idempotency-Key was already used for a different incident",
+            gettext("this Idempotency-Key was already used for a different incident"),
             incident_id=existing["id"],
         )
     return existing
@@ -365,7 +377,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         ts, ident = raw.split("|")
         return datetime.fromisoformat(ts), uuid.UUID(ident)
     except (ValueError, UnicodeDecodeError):
-        raise InvalidInputError("cursor is not one this service issued") from None
+        raise InvalidInputError(gettext("cursor is not one this service issued")) from None
 
 
 def list_incidents(
@@ -380,10 +392,13 @@ def list_incidents(
     statuses = [v.strip() for v in (flt.status or "").split(",") if v.strip()]
     if flt.status is not None and (not statuses or set(statuses) - set(INCIDENT_STATUSES)):
         raise InvalidInputError(
-            f"status must be one or more (comma separated) of {', '.join(INCIDENT_STATUSES)}"
+            format_message(
+                "status must be one or more (comma separated) of {values}",
+                values=", ".join(INCIDENT_STATUSES),
+            )
         )
     if flt.since and flt.until and flt.since >= flt.until:
-        raise InvalidInputError("since must be before until")
+        raise InvalidInputError(gettext("since must be before until"))
     query = select(*_columns()).outerjoin(Area, Area.id == Incident.grid_id)
     if flt.bbox is not None:
         query = query.where(ST_Intersects(Incident.location, flt.bbox.envelope()))

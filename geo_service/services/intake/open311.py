@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from geo_service.db.models import ServiceRequestDetail
 from geo_service.db.sql import sql_source
 from geo_service.errors import InvalidInputError, NotFoundError, PermissionDeniedError
-from geo_service.i18n import format_message, localized
+from geo_service.i18n import format_message, gettext, localized
 from geo_service.instants import local_instant
 from geo_service.services.access.scope import Scope
 from geo_service.services.intake.incidents import ESCALATION_LEVELS, NewIncident, create_incident
@@ -127,7 +127,11 @@ def service_definition(session: Session, service_code: str) -> dict[str, Any]:
         text("SELECT 1 FROM categories WHERE code = :c"), {"c": service_code}
     ).first()
     if known is None:
-        raise NotFoundError(f"no service {service_code!r} (see services.json)")
+        raise NotFoundError(
+            format_message(
+                "no service {service_code!r} (see services.json)", service_code=service_code
+            )
+        )
     return {"service_code": service_code, "attributes": SERVICE_ATTRIBUTES}
 
 
@@ -145,14 +149,27 @@ def check_attributes(values: dict[str, str]) -> dict[str, str]:
         spec = by_code.get(code)
         if spec is None:
             raise InvalidInputError(
-                f"unknown attribute {code!r}; the service definition lists "
-                + ", ".join(sorted(by_code))
+                format_message(
+                    "unknown attribute {code!r}; the service definition lists {codes}",
+                    code=code,
+                    codes=", ".join(sorted(by_code)),
+                )
             )
         if len(value) > MAX_ATTRIBUTE_CHARS:
-            raise InvalidInputError(f"attribute {code!r} is longer than {MAX_ATTRIBUTE_CHARS}")
+            raise InvalidInputError(
+                format_message(
+                    "attribute {code!r} is longer than {max_attribute_chars}",
+                    code=code,
+                    max_attribute_chars=MAX_ATTRIBUTE_CHARS,
+                )
+            )
         keys = [v["key"] for v in spec["values"]]
         if spec["datatype"] == "singlevaluelist" and value not in keys:
-            raise InvalidInputError(f"attribute {code!r} must be one of {', '.join(keys)}")
+            raise InvalidInputError(
+                format_message(
+                    "attribute {code!r} must be one of {values}", code=code, values=", ".join(keys)
+                )
+            )
         if value:
             out[code] = value
     return out
@@ -186,15 +203,17 @@ def parse_filter(
         try:
             uuid.UUID(i)
         except ValueError:
-            raise InvalidInputError(f"service_request_id {i!r} is not a request id") from None
+            raise InvalidInputError(
+                format_message("service_request_id {i!r} is not a request id", i=i)
+            ) from None
     states = _split(status)
     if any(s not in ("open", "closed") for s in states):
-        raise InvalidInputError("status must be open, closed, or both (comma separated)")
+        raise InvalidInputError(gettext("status must be open, closed, or both (comma separated)"))
     # naive: local time of the deployment, as everywhere in the API
     start_date = start_date and local_instant(start_date, "start_date")
     end_date = end_date and local_instant(end_date, "end_date")
     if start_date and end_date and start_date >= end_date:
-        raise InvalidInputError("start_date must be before end_date")
+        raise InvalidInputError(gettext("start_date must be before end_date"))
     return RequestFilter(ids, _split(service_code), start_date, end_date, states)
 
 
@@ -296,10 +315,14 @@ def get_request(session: Session, request_id: str, *, scope: Scope | None) -> li
     try:
         ident = uuid.UUID(request_id)
     except ValueError:
-        raise NotFoundError(f"no service request {request_id!r}") from None
+        raise NotFoundError(
+            format_message("no service request {request_id!r}", request_id=request_id)
+        ) from None
     row = session.execute(text(f"{_SELECT} WHERE i.id = :id"), {"id": ident}).mappings().first()
     if row is None:
-        raise NotFoundError(f"no service request {request_id!r}")
+        raise NotFoundError(
+            format_message("no service request {request_id!r}", request_id=request_id)
+        )
     if scope is None:
         return [_public(_as_request(row, None))]
     scope.require_visible_grid(row["grid_id"], f"no service request {request_id!r}")
@@ -360,14 +383,14 @@ def create_request(
                 )
             )
     if not service_code:
-        raise InvalidInputError("service_code is required (see services.json)")
+        raise InvalidInputError(gettext("service_code is required (see services.json)"))
     if lat is None or lon is None:
         raise InvalidInputError(
-            "lat and long are required: this endpoint does not geocode address_string"
+            gettext("lat and long are required: this endpoint does not geocode address_string")
         )
     media = (media_url or "").strip() or None
     if media is not None and not media.lower().startswith(("http://", "https://")):
-        raise InvalidInputError("media_url must be an http:// or https:// URL")
+        raise InvalidInputError(gettext("media_url must be an http:// or https:// URL"))
     answers = check_attributes(attributes or {})
     address = (address_string or "").strip() or None
 

@@ -28,6 +28,7 @@ from geo_service.errors import (
     NotFoundError,
     UnsupportedMediaError,
 )
+from geo_service.i18n import format_message, gettext
 from geo_service.services.access.audit import record_audit
 from geo_service.services.access.scope import Scope
 from geo_service.services.intake.incidents import visible_to
@@ -57,21 +58,31 @@ def clean_image(
             f"the photo's header claims more than {max_pixels:,} pixels: refused unread"
         ) from exc
     except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise UnsupportedMediaError("a photo must be a JPEG, PNG or WebP image") from exc
+        raise UnsupportedMediaError(gettext("a photo must be a JPEG, PNG or WebP image")) from exc
     if image.format not in ACCEPTED_FORMATS:
         raise UnsupportedMediaError(
-            f"a photo must be a JPEG, PNG or WebP image, not {image.format or 'unknown'}"
+            format_message(
+                "a photo must be a JPEG, PNG or WebP image, not {value}",
+                value=image.format or "unknown",
+            )
         )
     width, height = image.size
     if width * height > max_pixels:
         raise LimitExceededError(
-            f"the photo has {width} x {height} pixels; at most {max_pixels:,} are accepted"
+            format_message(
+                "the photo has {width} x {height} pixels; at most {max_pixels:,} are accepted",
+                width=width,
+                height=height,
+                max_pixels=max_pixels,
+            )
         )
     try:
         image.load()
         upright = ImageOps.exif_transpose(image)
     except (OSError, ValueError, SyntaxError) as exc:  # truncated or corrupt data
-        raise UnsupportedMediaError("the photo cannot be read (truncated or damaged)") from exc
+        raise UnsupportedMediaError(
+            gettext("the photo cannot be read (truncated or damaged)")
+        ) from exc
     if upright.mode in ("RGBA", "LA", "P"):
         rgba = upright.convert("RGBA")
         flat = Image.new("RGB", rgba.size, (255, 255, 255))
@@ -96,7 +107,9 @@ def _incident_for_photos(session: Session, incident_id: uuid.UUID, scope: Scope)
         text("SELECT grid_id, responder_id FROM incidents WHERE id = :id"), {"id": incident_id}
     ).first()
     if row is None or not visible_to(scope, row.grid_id, row.responder_id):
-        raise NotFoundError(f"incident {incident_id} does not exist")
+        raise NotFoundError(
+            format_message("incident {incident_id} does not exist", incident_id=incident_id)
+        )
 
 
 _COLUMNS = (
@@ -155,13 +168,18 @@ def add_photo(
         if done is not None:
             if done.incident_id != incident_id:
                 raise IdempotencyKeyReusedError(
-                    f"this Idempotency-Key was used for a photo of incident {done.incident_id}"
+                    format_message(
+                        "this Idempotency-Key was used for a photo of incident {incident_id}",
+                        incident_id=done.incident_id,
+                    )
                 )
             return _public(done), False
     if not data:
-        raise InvalidInputError("the photo is empty")
+        raise InvalidInputError(gettext("the photo is empty"))
     if len(data) > max_bytes:
-        raise LimitExceededError(f"a photo may be at most {max_bytes:,} bytes")
+        raise LimitExceededError(
+            format_message("a photo may be at most {max_bytes:,} bytes", max_bytes=max_bytes)
+        )
     full, thumb, width, height = clean_image(data, max_pixels=max_pixels, thumbnail_px=thumbnail_px)
     photo_id = uuid.uuid4()
     key = f"{incident_id}/{photo_id}.jpg"
@@ -193,7 +211,9 @@ def add_photo(
         store.delete(thumb_key)
         winner = _keyed(session, user, idempotency_key or "")
         if winner is None:
-            raise IdempotencyKeyReusedError("this Idempotency-Key is in use; retry the request")
+            raise IdempotencyKeyReusedError(
+                gettext("this Idempotency-Key is in use; retry the request")
+            )
         return _public(winner), False
     photo = _public(stored)
     record_audit(
@@ -237,11 +257,19 @@ def read_photo(
         {"p": photo_id, "i": incident_id},
     ).scalar_one_or_none()
     if key is None:
-        raise NotFoundError(f"photo {photo_id} of incident {incident_id} does not exist")
+        raise NotFoundError(
+            format_message(
+                "photo {photo_id} of incident {incident_id} does not exist",
+                photo_id=photo_id,
+                incident_id=incident_id,
+            )
+        )
     try:
         return store.get(key.replace(".jpg", ".thumb.jpg") if thumbnail else key)
     except FileNotFoundError as exc:
-        raise NotFoundError(f"photo {photo_id} is no longer stored") from exc
+        raise NotFoundError(
+            format_message("photo {photo_id} is no longer stored", photo_id=photo_id)
+        ) from exc
 
 
 def sweep_orphan_photos(session: Session, store: PhotoStore) -> int:

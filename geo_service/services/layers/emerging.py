@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from geo_service import runtime
 from geo_service.errors import InvalidInputError, LimitExceededError
 from geo_service.geo.h3cells import cell_feature, exact_column
+from geo_service.i18n import format_message, gettext
 from geo_service.instants import local_instant, local_midnight
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.versions import version_in_force
@@ -121,10 +122,17 @@ class CalendarBins:
             hi, why_end = hi - 1, "after the last incident"
         if hi - lo < MIN_BINS:
             raise InvalidInputError(
-                f"the incidents run from {first.astimezone(self.zone).isoformat()} to "
-                f"{last.astimezone(self.zone).isoformat()}: the window holds {max(hi - lo, 0)} "
-                f"whole {self.kind} bins they fill in {self.zone.key}; at least {MIN_BINS} "
-                "are needed (a bin without data would count as a quiet one)"
+                format_message(
+                    "the incidents run from {value} to {value2}: the window holds {value3} "
+                    "whole {kind} bins they fill in {key}; at least {min_bins} are needed (a "
+                    "bin without data would count as a quiet one)",
+                    value=first.astimezone(self.zone).isoformat(),
+                    value2=last.astimezone(self.zone).isoformat(),
+                    value3=max(hi - lo, 0),
+                    kind=self.kind,
+                    key=self.zone.key,
+                    min_bins=MIN_BINS,
+                )
             )
         return dataclasses.replace(
             self,
@@ -227,7 +235,9 @@ def calendar_bins(
     (None, '2010-05-01T00:00:00+08:00', 'partial bin')
     """
     if kind not in CALENDAR_BINS:
-        raise InvalidInputError(f"bin must be one of {', '.join(CALENDAR_BINS)}")
+        raise InvalidInputError(
+            format_message("bin must be one of {values}", values=", ".join(CALENDAR_BINS))
+        )
     if now.tzinfo is None:
         raise ValueError("now must be aware")
     if until is None:
@@ -243,7 +253,7 @@ def calendar_bins(
     else:
         since_local = _local(since, "since", zone)
     if _utc(since_local) >= _utc(until_local):
-        raise InvalidInputError("since must be before until")
+        raise InvalidInputError(gettext("since must be before until"))
     day = _period_start(since_local.date(), kind)
     if _utc(_midnight(day, zone)) < _utc(since_local):
         day = _next_period(day, kind)
@@ -253,8 +263,14 @@ def calendar_bins(
         day = _next_period(day, kind)
     if len(edges) - 1 < MIN_BINS:
         raise InvalidInputError(
-            f"the window must hold at least {MIN_BINS} whole {kind} bins in {zone.key} "
-            f"(it holds {max(len(edges) - 1, 0)})"
+            format_message(
+                "the window must hold at least {min_bins} whole {kind} bins in {key} (it holds "
+                "{value})",
+                min_bins=MIN_BINS,
+                kind=kind,
+                key=zone.key,
+                value=max(len(edges) - 1, 0),
+            )
         )
     return CalendarBins(kind, zone, tuple(edges), since_local, until_local)
 
@@ -290,10 +306,16 @@ def _check_cost(cells: int, bins: int, k: int) -> dict[str, int]:
     cost = _cost(cells, bins, k)
     if cost["memory_bytes"] > MAX_CUBE_BYTES:
         raise LimitExceededError(
-            f"the space-time cube would be {cells:,} cells x {bins:,} bins = "
-            f"{cells * bins:,} values, about {cost['memory_bytes'] / 1024**3:.1f} GiB of memory "
-            f"(at most {MAX_CUBE_BYTES / 1024**3:.1f} GiB): use wider bins, a shorter window, "
-            "a coarser res or a smaller k",
+            format_message(
+                "the space-time cube would be {cells:,} cells x {bins:,} bins = {value:,} "
+                "values, about {value2:.1f} GiB of memory (at most {value3:.1f} GiB): use wider "
+                "bins, a shorter window, a coarser res or a smaller k",
+                cells=cells,
+                bins=bins,
+                value=cells * bins,
+                value2=cost["memory_bytes"] / 1024**3,
+                value3=MAX_CUBE_BYTES / 1024**3,
+            ),
             cost=cost,
         )
     return cost
@@ -360,7 +382,11 @@ def emerging(
     from geo_service.analytics.hotspots import h3_ring_weights
 
     if res not in RESOLUTIONS:
-        raise InvalidInputError(f"res must be {RESOLUTIONS.start}..{RESOLUTIONS.stop - 1}")
+        raise InvalidInputError(
+            format_message(
+                "res must be {start}..{value}", start=RESOLUTIONS.start, value=RESOLUTIONS.stop - 1
+            )
+        )
     now = now or _clock()
     zone = ZoneInfo(runtime.current().settings.api.timezone)
     calendar = calendar_bins(bin, since=since, until=until, zone=zone, now=now)
@@ -378,7 +404,9 @@ def emerging(
     ).one()
     if first is None:
         raise InvalidInputError(
-            "no incidents to analyse" + (f" of category {category!r}" if category else "")
+            format_message("no incidents of category {category!r} to analyse", category=category)
+            if category
+            else gettext("no incidents to analyse")
         )
     calendar = calendar.within_data(first, last, now)
     bins = calendar.count
@@ -410,7 +438,7 @@ def emerging(
     ).all()
     cells = np.union1d(cells, np.array(sorted({int(r[0]) for r in rows}), dtype=np.int64))
     if len(cells) < 3:
-        raise InvalidInputError("too few cells for emerging hot spot analysis")
+        raise InvalidInputError(gettext("too few cells for emerging hot spot analysis"))
     cost = _check_cost(len(cells), bins, k)
     cube = np.zeros((len(cells), bins))
     if rows:

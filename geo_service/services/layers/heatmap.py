@@ -40,6 +40,7 @@ from geo_service.db.sql import sql
 from geo_service.errors import InvalidInputError, NotFoundError
 from geo_service.geo.bbox import BBox
 from geo_service.geo.h3cells import cell_feature, cells_in_bbox, exact_column
+from geo_service.i18n import format_message, gettext
 from geo_service.instants import deployment_zone, local_day, local_midnight, localize_fields
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries import jurisdiction
@@ -71,11 +72,17 @@ class HeatmapQuery:
     def check(self) -> None:
         """Refuse what makes no sense."""
         if self.res not in RESOLUTIONS:
-            raise InvalidInputError(f"res must be {RESOLUTIONS.start}..{RESOLUTIONS.stop - 1}")
+            raise InvalidInputError(
+                format_message(
+                    "res must be {start}..{value}",
+                    start=RESOLUTIONS.start,
+                    value=RESOLUTIONS.stop - 1,
+                )
+            )
         if self.priority is not None and not 1 <= self.priority <= 4:
-            raise InvalidInputError("priority must be 1..4")
+            raise InvalidInputError(gettext("priority must be 1..4"))
         if self.since and self.until and self.since >= self.until:
-            raise InvalidInputError("since must be before until")
+            raise InvalidInputError(gettext("since must be before until"))
 
 
 def prepare_years(engine: Engine, today: date | None = None) -> None:
@@ -396,7 +403,9 @@ def area_heatmap(
     """
     q.check()
     if level not in AREA_LEVELS:
-        raise InvalidInputError(f"level must be one of {', '.join(AREA_LEVELS)}")
+        raise InvalidInputError(
+            format_message("level must be one of {values}", values=", ".join(AREA_LEVELS))
+        )
     in_force_id = version_in_force(session)
     version = in_force_id if version_id is None else version_id
     in_force = version == in_force_id
@@ -441,12 +450,16 @@ def _located_view(session: Session, scope: Scope | None, version: int) -> dict[s
     if scope is not None:
         scope.require("boundaries:read")  # another version's map is a boundary read
     if session.execute(_VERSION_EXISTS, {"v": version}).first() is None:
-        raise NotFoundError(f"boundary version {version} does not exist")
+        raise NotFoundError(
+            format_message("boundary version {version} does not exist", version=version)
+        )
     visible = None if scope is None else jurisdiction.visible_area_ids(session, scope, version)
     if visible is None:
         return {"areas": None, "shown": None}
     if not visible:  # as a missing version: ids cannot be probed across areas
-        raise NotFoundError(f"boundary version {version} does not exist")
+        raise NotFoundError(
+            format_message("boundary version {version} does not exist", version=version)
+        )
     return {
         "areas": sorted(visible),
         "shown": sorted(i for i, lvl in visible.items() if lvl == "grid"),

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from geo_service.db.engine import database_name
 from geo_service.errors import InvalidInputError
 from geo_service.geo.h3cells import cell_feature, exact_column
+from geo_service.i18n import format_message, gettext
 from geo_service.instants import localize_fields
 from geo_service.runtime import current
 from geo_service.services.access.scope import Scope
@@ -49,15 +50,23 @@ class HotspotQuery:
     def check(self) -> None:
         """Refuse what makes no sense, with the reason."""
         if self.res not in RESOLUTIONS:
-            raise InvalidInputError(f"res must be {RESOLUTIONS.start}..{RESOLUTIONS.stop - 1}")
+            raise InvalidInputError(
+                format_message(
+                    "res must be {start}..{value}",
+                    start=RESOLUTIONS.start,
+                    value=RESOLUTIONS.stop - 1,
+                )
+            )
         if not 1 <= self.k <= 3:
-            raise InvalidInputError("k must be 1, 2 or 3")
+            raise InvalidInputError(gettext("k must be 1, 2 or 3"))
         if self.method not in METHODS:
-            raise InvalidInputError(f"method must be one of {', '.join(METHODS)}")
+            raise InvalidInputError(
+                format_message("method must be one of {values}", values=", ".join(METHODS))
+            )
         if not 99 <= self.permutations <= 9999:
-            raise InvalidInputError("permutations must be between 99 and 9999")
+            raise InvalidInputError(gettext("permutations must be between 99 and 9999"))
         if self.since and self.until and self.since >= self.until:
-            raise InvalidInputError("since must be before until")
+            raise InvalidInputError(gettext("since must be before until"))
 
 
 def _filters(q: HotspotQuery, scope: Scope | None) -> tuple[str, dict[str, Any]]:
@@ -121,7 +130,7 @@ def h3_hotspots(session: Session, q: HotspotQuery, *, scope: Scope | None = None
     cells = np.union1d(cells, np.fromiter(counted, dtype=np.int64, count=len(counted)))
     counts = np.array([counted.get(int(c), 0) for c in cells], dtype=np.float64)
     if len(cells) < 3:
-        raise InvalidInputError("too few cells in the study area for Gi*")
+        raise InvalidInputError(gettext("too few cells in the study area for Gi*"))
     result = gi_star(
         counts, h3_ring_weights(cells, q.k), method=q.method, permutations=q.permutations, fdr=q.fdr
     )
@@ -159,7 +168,7 @@ def grid_hotspots(
     if scope is not None and not scope.unrestricted:
         rows = [r for r in rows if scope.has_grid(r.id)]
     if len(rows) < 3:
-        raise InvalidInputError("too few grids in the study area for Gi*")
+        raise InvalidInputError(gettext("too few grids in the study area for Gi*"))
     frame = gpd.GeoDataFrame(
         geometry=gpd.GeoSeries.from_wkb([bytes(r.wkb) for r in rows]), crs=4326
     )

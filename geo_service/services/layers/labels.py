@@ -46,23 +46,38 @@ PATTERN_NAMES = (
 )
 
 
+def class_labels() -> dict[str, str]:
+    """``{ArcGIS class name: its label in the current language}`` for every hot spot class
+    (what a vector tile's SQL looks ``class_label`` up in)."""
+    return {name: gettext(name) for name in CLASS_NAMES}
+
+
+def pattern_labels() -> dict[str, str]:
+    """``{ArcGIS pattern name: its label in the current language}`` for every emerging hot
+    spot pattern."""
+    return {name: gettext(name) for name in PATTERN_NAMES}
+
+
+def labelled_properties(properties: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a feature's ``properties`` with ``class_label`` (beside ``class``) and
+    ``pattern_label`` (beside ``pattern``) in the current language; properties without
+    either come back as they are."""
+    extra = {}
+    if "class" in properties:
+        extra["class_label"] = gettext(str(properties["class"]))
+    if "pattern" in properties:
+        extra["pattern_label"] = gettext(str(properties["pattern"]))
+    return {**properties, **extra} if extra else properties
+
+
+def labelled_feature(feature: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a GeoJSON feature whose properties carry the labels (``labelled_properties``);
+    the feature itself is not changed (it may be cached and shared)."""
+    return {**feature, "properties": labelled_properties(feature.get("properties") or {})}
+
+
 def with_labels(layer: dict[str, Any]) -> dict[str, Any]:
     """A copy of a hot spot or emerging hot spot FeatureCollection whose features also carry
     ``class_label`` (beside ``class``) or ``pattern_label`` (beside ``pattern``) in the current
     language; the layer itself is not changed (it may be cached and shared)."""
-
-    def labelled(properties: dict[str, Any]) -> dict[str, Any]:
-        extra = {}
-        if "class" in properties:
-            extra["class_label"] = gettext(str(properties["class"]))
-        if "pattern" in properties:
-            extra["pattern_label"] = gettext(str(properties["pattern"]))
-        return {**properties, **extra}
-
-    return {
-        **layer,
-        "features": [
-            {**feature, "properties": labelled(feature["properties"])}
-            for feature in layer["features"]
-        ],
-    }
+    return {**layer, "features": [labelled_feature(f) for f in layer["features"]]}

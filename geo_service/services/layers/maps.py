@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from geo_service.i18n import names_language
 from geo_service.instants import local_day, local_instant
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.versions import version_in_force
@@ -18,7 +19,7 @@ SIMPLIFY_DEG = 0.00002
 
 _GRID_LAYER = text(
     """
-    SELECT a.id, a.code, a.name, a.level, a.parent_id,
+    SELECT a.id, a.code, coalesce(a.names ->> :lang, a.name) AS name, a.level, a.parent_id,
            ST_AsGeoJSON(ST_SimplifyPreserveTopology(a.geom, :tol), 6) AS geometry,
            coalesce(c.n, 0) AS incidents
     FROM areas a
@@ -32,7 +33,7 @@ _GRID_LAYER = text(
 )
 _OUTLINES = text(
     """
-    SELECT a.id, a.code, a.name, a.level,
+    SELECT a.id, a.code, coalesce(a.names ->> :lang, a.name) AS name, a.level,
            ST_AsGeoJSON(ST_SimplifyPreserveTopology(a.geom, :tol), 6) AS geometry
     FROM areas a
     WHERE a.version_id = :version AND a.level = :level
@@ -71,14 +72,24 @@ def city_map_layers(
     version = version_in_force(session, until)
     since = until - timedelta(days=window_days)
     grids = session.execute(
-        _GRID_LAYER, {"tol": SIMPLIFY_DEG, "since": since, "until": until, "version": version}
+        _GRID_LAYER,
+        {
+            "tol": SIMPLIFY_DEG,
+            "since": since,
+            "until": until,
+            "version": version,
+            "lang": names_language(),  # area names in the page's language (areas.names)
+        },
     )
     keep_grid = (lambda r: True) if scope is None else (lambda r: scope.has_grid(r.id))
     layers: dict[str, Any] = {
         "grid": _collection([r for r in grids if keep_grid(r)], ("id", "code", "name", "incidents"))
     }
     for level in ("community", "street", "district"):
-        rows = session.execute(_OUTLINES, {"tol": SIMPLIFY_DEG, "version": version, "level": level})
+        rows = session.execute(
+            _OUTLINES,
+            {"tol": SIMPLIFY_DEG, "version": version, "level": level, "lang": names_language()},
+        )
         keep = [r for r in rows if scope is None or scope.has_area(r.id)]
         layers[level] = _collection(keep, ("id", "code", "name", "level"))
     layers["window_days"] = window_days

@@ -15,6 +15,7 @@ priority (1 first), then the newest; a fuller tile says so (``Tile.truncated``, 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import time
@@ -30,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from geo_service.db.engine import database_name
 from geo_service.errors import InvalidInputError, NotFoundError
+from geo_service.i18n import format_message, gettext
 from geo_service.runtime import TILE_LAYER_TTL_S, current, expensive
 from geo_service.services.access.scope import Scope
 from geo_service.services.batch.runs import latest_run
@@ -37,6 +39,7 @@ from geo_service.services.boundaries.versions import city_extent, version_in_for
 from geo_service.services.layers.cell_polygons import ensure_cell_polygons
 from geo_service.services.layers.heatmap import HeatmapQuery, h3_counts
 from geo_service.services.layers.hotspots import HotspotQuery, h3_hotspots
+from geo_service.services.layers.labels import class_labels, pattern_labels
 
 LAYERS = (
     "grids",
@@ -75,6 +78,7 @@ FIELDS = {
         "z": "Number",
         "p_fdr": "Number",
         "class": "String",
+        "class_label": "String",
     },
     "batch-heatmap": {"h3": "String", "count": "Number"},
     "batch-hotspots": {
@@ -83,20 +87,39 @@ FIELDS = {
         "z": "Number",
         "p_fdr": "Number",
         "class": "String",
+        "class_label": "String",
     },
     "batch-emerging": {
         "h3": "String",
         "count": "Number",
         "pattern": "String",
+        "pattern_label": "String",
         "trend_z": "Number",
     },
 }
+# Labels in the tile's language (``?lang=``, else Accept-Language), beside ArcGIS's value:
+# looked up in a bound JSON object of every name, so a tile is still one statement
+LABELS = {"class_label": "class", "pattern_label": "pattern"}
+_LABEL_SQL = "(CAST(:{label} AS jsonb) ->> c.{column}) AS {label}"
+
+
+def _label_columns(columns: list[str] | tuple[str, ...]) -> tuple[str, dict[str, str]]:
+    """The SQL of the label columns the value ``columns`` call for, and its parameters."""
+    sql, params = "", {}
+    for label, column in LABELS.items():
+        if column in columns:
+            names = class_labels() if column == "class" else pattern_labels()
+            sql += ", " + _LABEL_SQL.format(label=label, column=column)
+            params[label] = json.dumps(names, ensure_ascii=False)
+    return sql, params
+
+
 # Tiles select hexagons by ``&&`` and let ST_AsMVTGeom clip (and drop) them: a tile draws
 # what reaches into it *or its 64-unit buffer*, so this is not ``cells_in_bbox``'s question.
 _BATCH_TILE = """
     WITH b AS (SELECT ST_TileEnvelope(:z, :x, :y) AS env)
     SELECT ST_AsMVT(q, :layer, 4096, 'geom') FROM (
-      SELECT c.h3, {columns}, ST_AsMVTGeom(c.geom, b.env, 4096, 64, true) AS geom
+      SELECT c.h3, {columns}{labels}, ST_AsMVTGeom(c.geom, b.env, 4096, 64, true) AS geom
       FROM batch_cells c, b
       WHERE c.run_id = :run AND c.geom && b.env
     ) q
@@ -128,7 +151,7 @@ class Tile:
 def check_window(q: TileQuery) -> None:
     """Refuse a window that ends before it starts (422), as the other layers do."""
     if q.since is not None and q.until is not None and q.since >= q.until:
-        raise InvalidInputError("since must be before until")
+        raise InvalidInputError(gettext("since must be before until"))
 
 
 def incidents_window(q: TileQuery, *, window_days: int) -> TileQuery:
@@ -157,9 +180,11 @@ def _layer_query(layer: str, q: TileQuery) -> TileQuery:
 def check_tile(z: int, x: int, y: int) -> None:
     """Refuse tiles that do not exist."""
     if not 0 <= z <= MAX_ZOOM:
-        raise InvalidInputError(f"z must be 0..{MAX_ZOOM}")
+        raise InvalidInputError(format_message("z must be 0..{max_zoom}", max_zoom=MAX_ZOOM))
     if not (0 <= x < 2**z and 0 <= y < 2**z):
-        raise InvalidInputError(f"x and y must be 0..{2**z - 1} at zoom {z}")
+        raise InvalidInputError(
+            format_message("x and y must be 0..{value} at zoom {z}", value=2**z - 1, z=z)
+        )
 
 
 def res_for_zoom(z: int) -> int:
@@ -269,7 +294,11 @@ def layer_zooms(session: Session, layer: str, res: int | None = None) -> tuple[i
     the cap thins fuller tiles). Lengths are stretched by Web Mercator at the city's latitude.
     """
     if layer not in LAYERS:
-        raise NotFoundError(f"no tile layer {layer!r}; layers: {', '.join(LAYERS)}")
+        raise NotFoundError(
+            format_message(
+                "no tile layer {layer!r}; layers: {values}", layer=layer, values=", ".join(LAYERS)
+            )
+        )
     facts = _zoom_facts(session, database_name(session))
     if layer.startswith("batch-"):
         res = _batch_res(session, layer)
@@ -399,18 +428,19 @@ def _hexagon_sql(
     name: str, z: int, x: int, y: int, layer: _Layer, columns: tuple[str, ...]
 ) -> tuple[TextClause, dict[str, Any]]:
     """The query that encodes the materialised cells overlapping a tile."""
+    labels, label_params = _label_columns(columns)
     sql = text(
         f"""
         WITH b AS (SELECT ST_TileEnvelope(:z, :x, :y) AS env)
         SELECT ST_AsMVT(q, :layer, 4096, 'geom') FROM (
-          SELECT c.h3, {", ".join(f"c.{k}" for k in columns)},
+          SELECT c.h3, {", ".join(f"c.{k}" for k in columns)}{labels},
                  ST_AsMVTGeom(c.geom, b.env, 4096, 64, true) AS geom
           FROM tile_layer_cells c, b
           WHERE c.key = :key AND c.geom && b.env
         ) q
         """
     )
-    return sql, {"z": z, "x": x, "y": y, "layer": name, "key": layer.key}
+    return sql, {"z": z, "x": x, "y": y, "layer": name, "key": layer.key, **label_params}
 
 
 def _hexagon_tile(
@@ -491,7 +521,11 @@ def render_tile(
     """
     check_tile(z, x, y)
     if layer not in LAYERS:
-        raise NotFoundError(f"no tile layer {layer!r}; layers: {', '.join(LAYERS)}")
+        raise NotFoundError(
+            format_message(
+                "no tile layer {layer!r}; layers: {values}", layer=layer, values=", ".join(LAYERS)
+            )
+        )
     q = _layer_query(layer, q)
     restricted = scope is not None and not scope.unrestricted
     if layer.startswith("batch-"):  # a stored batch run: read straight from its table
@@ -500,9 +534,10 @@ def render_tile(
         run = latest_run(session, layer.removeprefix("batch-"))
         if z < layer_zooms(session, layer)[0]:
             return Tile(b"")
-        fields = ", ".join(f"c.{c}" for c in FIELDS[layer] if c != "h3")
-        sql = text(_BATCH_TILE.format(columns=fields))
-        params = {"z": z, "x": x, "y": y, "layer": layer, "run": run}
+        values = [c for c in FIELDS[layer] if c != "h3" and c not in LABELS]
+        labels, label_params = _label_columns(values)
+        sql = text(_BATCH_TILE.format(columns=", ".join(f"c.{c}" for c in values), labels=labels))
+        params = {"z": z, "x": x, "y": y, "layer": layer, "run": run, **label_params}
         return Tile(bytes(session.execute(sql, params).scalar_one() or b""))
     if z < layer_zooms(session, layer, res)[0]:
         return Tile(b"")
@@ -608,7 +643,11 @@ def tilejson(
     NotFoundError for an unknown layer.
     """
     if layer not in LAYERS:
-        raise NotFoundError(f"no tile layer {layer!r}; layers: {', '.join(LAYERS)}")
+        raise NotFoundError(
+            format_message(
+                "no tile layer {layer!r}; layers: {values}", layer=layer, values=", ".join(LAYERS)
+            )
+        )
     minzoom, maxzoom = layer_zooms(session, layer, res)
     suffix = f"?{query_string}" if query_string else ""
     bounds = city_extent(session) or [-180.0, -85.0, 180.0, 85.0]

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, RowMapping, text
 from geo_service.analytics.atoms import local_utm, street_blocks
 from geo_service.db.sql import sql
 from geo_service.errors import ConflictError, InvalidInputError, PermissionDeniedError
+from geo_service.i18n import format_message, gettext
 from geo_service.services.access.audit import record_audit
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.catalogue import read_version
@@ -103,7 +104,7 @@ def _piece_at(point: Any, source: Any, parent: Any, roads: np.ndarray) -> tuple[
     hexagon = shapely.Polygon([(lng, lat) for lat, lng in h3.cell_to_boundary(cell)])
     piece = _part_at(shapely.intersection(hexagon, source), point)
     if piece is None:
-        raise InvalidInputError("nothing of a grid to move here")
+        raise InvalidInputError(gettext("nothing of a grid to move here"))
     return piece, "cell"
 
 
@@ -144,28 +145,53 @@ def move_block(
         version = read_version(conn, version_id)
         if version["status"] != "draft":
             raise ConflictError(
-                f"boundary version {version_id} is {version['status']}: only drafts are edited"
+                format_message(
+                    "boundary version {version_id} is {status}: only drafts are edited",
+                    version_id=version_id,
+                    status=version["status"],
+                )
             )
         source = conn.execute(_GRID_AT, {"v": version_id, "lon": lon, "lat": lat}).mappings()
         src = source.first()
         if src is None:
-            raise InvalidInputError(f"no grid of version {version_id} at {lon}, {lat}")
+            raise InvalidInputError(
+                format_message(
+                    "no grid of version {version_id} at {lon}, {lat}",
+                    version_id=version_id,
+                    lon=lon,
+                    lat=lat,
+                )
+            )
         dst = conn.execute(_GRID_CODE, {"v": version_id, "code": to_grid}).mappings().first()
         if dst is None:
-            raise InvalidInputError(f"no grid {to_grid} in version {version_id}")
+            raise InvalidInputError(
+                format_message(
+                    "no grid {to_grid} in version {version_id}",
+                    to_grid=to_grid,
+                    version_id=version_id,
+                )
+            )
         if dst["id"] == src["id"]:
-            raise InvalidInputError(f"the block already lies in {to_grid}")
+            raise InvalidInputError(
+                format_message("the block already lies in {to_grid}", to_grid=to_grid)
+            )
         if dst["parent_id"] != src["parent_id"]:
             raise InvalidInputError(
-                f"{src['code']} and {to_grid} lie under different parents; a block moves "
-                "between grids of one parent"
+                format_message(
+                    "{code} and {to_grid} lie under different parents; a block moves between "
+                    "grids of one parent",
+                    code=src["code"],
+                    to_grid=to_grid,
+                )
             )
         parent = conn.execute(_PARENT, {"id": src["parent_id"]}).mappings().one()
         in_force = conn.execute(
             _IN_FORCE_ID, {"v": version_in_force(conn), "code": parent["code"]}
         ).scalar()
         if not scope.unrestricted and (in_force is None or not scope.has_area(in_force)):
-            raise PermissionDeniedError(f"{parent['code']} lies outside your area")
+            raise PermissionDeniedError(
+                format_message("{code} lies outside your area", code=parent["code"])
+            )
         parent_geom = shapely.from_wkb(bytes(parent["wkb"]))
         roads = np.asarray(
             shapely.from_wkb(
@@ -177,15 +203,29 @@ def move_block(
         dst_geom = shapely.from_wkb(bytes(dst["wkb"]))
         piece, kind = _piece_at(point, src_geom, parent_geom, roads)
         if piece.area >= src_geom.area * 0.999:
-            raise InvalidInputError(f"moving it would leave {src['code']} empty")
+            raise InvalidInputError(
+                format_message("moving it would leave {code} empty", code=src["code"])
+            )
         if shapely.intersection(piece.boundary, dst_geom.boundary).length <= 1e-7:
-            raise InvalidInputError(f"{to_grid} does not touch the {kind} at {lon}, {lat}")
+            raise InvalidInputError(
+                format_message(
+                    "{to_grid} does not touch the {kind} at {lon}, {lat}",
+                    to_grid=to_grid,
+                    kind=kind,
+                    lon=lon,
+                    lat=lat,
+                )
+            )
         left = shapely.make_valid(shapely.difference(src_geom, piece))
         # crumbs a hair wide where the cut meets the grid's edge are not a second piece: they
         # go with the block, so the grid stays one polygon and the two still tile the parent
         parts = [p for p in shapely.get_parts(left) if p.geom_type == "Polygon"]
         if sum(p.area > CRUMB_DEG2 for p in parts) > 1:
-            raise InvalidInputError(f"moving the {kind} would cut {src['code']} in two")
+            raise InvalidInputError(
+                format_message(
+                    "moving the {kind} would cut {code} in two", kind=kind, code=src["code"]
+                )
+            )
         crumbs = [p for p in parts if p.area <= CRUMB_DEG2]
         if crumbs:
             left = shapely.union_all([p for p in parts if p.area > CRUMB_DEG2])

@@ -32,6 +32,7 @@ from geo_service.analytics.atoms import (
 )
 from geo_service.db.sql import sql
 from geo_service.errors import InvalidInputError
+from geo_service.i18n import format_message, gettext
 from geo_service.services.access import disclosure
 from geo_service.services.boundaries.versions import version_in_force
 from geo_service.services.planning.workload import Weights, workload_hours
@@ -191,17 +192,27 @@ def load_parents(session: Session, codes: list[str], locked_codes: list[str]) ->
     )
     missing = sorted(set(codes) - {r["code"] for r in rows})
     if missing:
-        raise InvalidInputError(f"no such areas in the version in force: {', '.join(missing)}")
+        raise InvalidInputError(
+            format_message(
+                "no such areas in the version in force: {values}", values=", ".join(missing)
+            )
+        )
     bad = [r["code"] for r in rows if r["level"] not in REDRAWABLE_LEVELS]
     if bad:
-        raise InvalidInputError(f"only communities, streets or districts can be redrawn: {bad}")
+        raise InvalidInputError(
+            format_message("only communities, streets or districts can be redrawn: {bad}", bad=bad)
+        )
     communities = (
         session.execute(sql("planning_grid_parents"), {"ids": [r["id"] for r in rows]})
         .mappings()
         .all()
     )
     if not communities:
-        raise InvalidInputError(f"no grids under {', '.join(sorted(codes))}: nothing to redraw")
+        raise InvalidInputError(
+            format_message(
+                "no grids under {values}: nothing to redraw", values=", ".join(sorted(codes))
+            )
+        )
     parents = []
     all_locked: set[int] = set()
     for r in communities:
@@ -231,7 +242,9 @@ def load_parents(session: Session, codes: list[str], locked_codes: list[str]) ->
         )
     unknown = sorted(set(locked_codes) - all_locked)
     if unknown:
-        raise InvalidInputError(f"locked grids outside the parents: {', '.join(unknown)}")
+        raise InvalidInputError(
+            format_message("locked grids outside the parents: {values}", values=", ".join(unknown))
+        )
     return parents
 
 
@@ -380,7 +393,7 @@ def parent_fragments(
     figures. What its fragments hold is read when a plan cuts the block (``atoms_of``), in
     the same transaction: keep ``session`` open until the atoms are made."""
     if res not in (9, 10, 11):
-        raise InvalidInputError("atoms: h3_res must be 9, 10 or 11")
+        raise InvalidInputError(gettext("atoms: h3_res must be 9, 10 or 11"))
     free = _free_area(parent)
     crs = local_utm(parent.geom)
     roads = shapely.from_wkb(

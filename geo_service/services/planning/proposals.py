@@ -27,6 +27,7 @@ from geo_service.analytics.atoms import areas_km2, centroids_xy
 from geo_service.analytics.regionalize import Limits, Plan, partition
 from geo_service.analytics.regionalize.plan import spread_above_band
 from geo_service.errors import InvalidInputError, PermissionDeniedError
+from geo_service.i18n import format_message, gettext
 from geo_service.instants import localize_fields
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.versions import version_in_force
@@ -84,29 +85,35 @@ class ProposalRequest:
         self.weights.check()
         if not self.parent_codes:
             raise InvalidInputError(
-                "name at least one area (community, street, district) to redraw"
+                gettext("name at least one area (community, street, district) to redraw")
             )
         if len(self.parent_codes) > 200:
-            raise InvalidInputError("at most 200 parents per proposal")
+            raise InvalidInputError(gettext("at most 200 parents per proposal"))
         if self.h3_res not in (9, 10, 11):
-            raise InvalidInputError("atoms: h3_res must be 9, 10 or 11")
+            raise InvalidInputError(gettext("atoms: h3_res must be 9, 10 or 11"))
         if not 0.005 <= self.tolerance <= 0.5:
-            raise InvalidInputError("tolerance must be 0.005..0.5 (a share of the mean)")
+            raise InvalidInputError(gettext("tolerance must be 0.005..0.5 (a share of the mean)"))
         if self.target_grids is not None and not 1 <= self.target_grids <= 5000:
-            raise InvalidInputError("target_grids must be 1..5000")
+            raise InvalidInputError(gettext("target_grids must be 1..5000"))
         for name in ("stability", "compactness"):
             if not 0 <= getattr(self, name) <= 100:
-                raise InvalidInputError(f"{name} must be 0..100")
+                raise InvalidInputError(format_message("{name} must be 0..100", name=name))
         if not 1 <= self.window_days <= 3660:
-            raise InvalidInputError("window_days must be 1..3660")
+            raise InvalidInputError(gettext("window_days must be 1..3660"))
         for low, high in (("households_min", "households_max"), ("area_min_m2", "area_max_m2")):
             lo, hi = getattr(self, low), getattr(self, high)
             if any(v is not None and v < 0 for v in (lo, hi)):
-                raise InvalidInputError(f"{low} and {high} must not be negative")
+                raise InvalidInputError(
+                    format_message("{low} and {high} must not be negative", low=low, high=high)
+                )
             if lo is not None and hi is not None and lo > hi:
-                raise InvalidInputError(f"{low} ({lo}) is above {high} ({hi})")
+                raise InvalidInputError(
+                    format_message(
+                        "{low} ({lo}) is above {high} ({hi})", low=low, lo=lo, high=high, hi=hi
+                    )
+                )
         if self.compactness_min is not None and not 0 <= self.compactness_min <= 1:
-            raise InvalidInputError("compactness_min must be 0..1 (Polsby-Popper)")
+            raise InvalidInputError(gettext("compactness_min must be 0..1 (Polsby-Popper)"))
 
 
 def check_proposal(session: Session, req: ProposalRequest, scope: Scope) -> None:
@@ -119,18 +126,32 @@ def check_proposal(session: Session, req: ProposalRequest, scope: Scope) -> None
     found = {code: (area_id, level) for area_id, code, level in rows}
     missing = sorted(set(req.parent_codes + req.locked_grids) - set(found))
     if missing:
-        raise InvalidInputError(f"no such areas in the version in force: {', '.join(missing)}")
+        raise InvalidInputError(
+            format_message(
+                "no such areas in the version in force: {values}", values=", ".join(missing)
+            )
+        )
     for code in req.parent_codes:
         if found[code][1] not in REDRAWABLE_LEVELS:
             raise InvalidInputError(
-                f"{code} is a {found[code][1]}: name areas above grid level (community, "
-                "street, district)"
+                format_message(
+                    "{code} is a {value}: name areas above grid level (community, street, "
+                    "district)",
+                    code=code,
+                    value=found[code][1],
+                )
             )
         if not scope.has_area(found[code][0]):
-            raise PermissionDeniedError(f"{code} lies outside your area")
+            raise PermissionDeniedError(format_message("{code} lies outside your area", code=code))
     for code in req.locked_grids:
         if found[code][1] != "grid":
-            raise InvalidInputError(f"locked_grids must be grids; {code} is a {found[code][1]}")
+            raise InvalidInputError(
+                format_message(
+                    "locked_grids must be grids; {code} is a {value}",
+                    code=code,
+                    value=found[code][1],
+                )
+            )
 
 
 def grids_per_parent(today: list[int], loads: list[float], target: int | None) -> list[int]:
@@ -256,7 +277,9 @@ def propose(
         today = [len(p.grids) - len(p.locked) for p in parents]
         target = req.target_grids or sum(today)
         if target < len(parents):
-            raise InvalidInputError(f"target_grids must be at least {len(parents)} (one each)")
+            raise InvalidInputError(
+                format_message("target_grids must be at least {n} (one each)", n=len(parents))
+            )
         step(0.05, "street blocks and what they hold")
         frags = [
             parent_fragments(session, parent, res=req.h3_res, since=since, until=until)
@@ -372,8 +395,13 @@ def _plan_rounds(
     for k, f in enumerate(frags):
         if len(f.blocks) < counts[k] and len(f.pieces) < counts[k]:  # cut only if need be
             raise InvalidInputError(
-                f"{f.parent.code}: {counts[k]} grids need at least as many atoms "
-                f"({len(f.pieces)}); use finer atoms (h3_res 11)"
+                format_message(
+                    "{code}: {value} grids need at least as many atoms ({n}); use finer atoms "
+                    "(h3_res 11)",
+                    code=f.parent.code,
+                    value=counts[k],
+                    n=len(f.pieces),
+                )
             )
     pending = list(range(len(frags)))
     for r, limit in enumerate(SPLIT_ROUNDS):

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from geo_service.analytics.regionalize import balance
 from geo_service.db.sql import sql
 from geo_service.errors import InvalidInputError, NotFoundError
+from geo_service.i18n import format_message, gettext
 from geo_service.instants import local_instant
 from geo_service.services.access import disclosure
 from geo_service.services.access.scope import Scope
@@ -54,7 +55,7 @@ class Weights:
         """Refuse negative or all-zero weights."""
         values = asdict(self).values()
         if any(v < 0 or v > 100 for v in values) or not any(values):
-            raise InvalidInputError("weights must be 0..100 and not all 0")
+            raise InvalidInputError(gettext("weights must be 0..100 and not all 0"))
 
 
 def workload_hours(
@@ -141,9 +142,11 @@ def _check_request(level: str, window_days: int, weights: Weights, until: dateti
     """Refuse a level, window, weights or ``until`` that ``/workload`` cannot measure."""
     weights.check()
     if level not in AREA_LEVELS:
-        raise InvalidInputError(f"level must be one of {', '.join(AREA_LEVELS)}")
+        raise InvalidInputError(
+            format_message("level must be one of {values}", values=", ".join(AREA_LEVELS))
+        )
     if not 1 <= window_days <= 3660:
-        raise InvalidInputError("window_days must be 1..3660")
+        raise InvalidInputError(gettext("window_days must be 1..3660"))
 
 
 def _grid_terms(
@@ -193,11 +196,15 @@ def area_workloads(
     visible_grid: Callable[[int], bool] = scope.has_grid
     if not in_force:
         if session.execute(_VERSION_EXISTS, {"v": version}).first() is None:
-            raise NotFoundError(f"boundary version {version} does not exist")
+            raise NotFoundError(
+                format_message("boundary version {version} does not exist", version=version)
+            )
         visible = jurisdiction.visible_area_ids(session, scope, version)
         if visible is not None:
             if not visible:  # as a missing version: ids cannot be probed across areas
-                raise NotFoundError(f"boundary version {version} does not exist")
+                raise NotFoundError(
+                    format_message("boundary version {version} does not exist", version=version)
+                )
             grids = frozenset(i for i, lvl in visible.items() if lvl == "grid")
             visible_grid = grids.__contains__  # the jurisdiction of this version's grids
     until = local_instant(until or datetime.now(UTC), "until")  # naive: local time
@@ -206,7 +213,9 @@ def area_workloads(
     by_id = {a["id"]: a for a in areas}
     if parent_id is not None and parent_id not in by_id:
         where = "the boundary version in force" if in_force else f"boundary version {version}"
-        raise NotFoundError(f"area {parent_id} is not in {where}")
+        raise NotFoundError(
+            format_message("area {parent_id} is not in {where}", parent_id=parent_id, where=where)
+        )
 
     def ancestor(area_id: int, at_level: str) -> int | None:
         node = by_id.get(area_id)

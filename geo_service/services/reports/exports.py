@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from geo_service.errors import MissingFontError
+from geo_service.i18n import gettext
 from geo_service.services.reports.labels import localized_labels
 
 # Where a TrueType CJK font is found (Debian's fonts-wqy-microhei first; GEO_REPORTS_FONT
@@ -142,7 +143,9 @@ def cjk_font(configured: str | None = None) -> Path:
         if candidate and Path(candidate).is_file():
             return Path(candidate)
     raise MissingFontError(
-        "no CJK TrueType font for the PDF: install fonts-wqy-microhei or set GEO_REPORTS_FONT"
+        gettext(
+            "no CJK TrueType font for the PDF: install fonts-wqy-microhei or set GEO_REPORTS_FONT"
+        )
     )
 
 

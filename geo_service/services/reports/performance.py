@@ -23,6 +23,7 @@ from geo_service import runtime
 from geo_service.analytics import performance as perf
 from geo_service.db.sql import sql
 from geo_service.errors import InvalidInputError, NotFoundError
+from geo_service.i18n import format_message, gettext, names_language
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.versions import version_in_force
 from geo_service.services.reports.labels import localized_labels
@@ -46,7 +47,11 @@ STAMP_COLUMNS = (
     "cancelled_at",
 )
 TARGET_COLUMNS = ("dispatch_target_s", "arrival_target_s", "resolution_target_s")
-_AREAS = text("SELECT id, code, name, level, parent_id FROM areas WHERE version_id = :v")
+# an area's name in the report's language (areas.names, migration 0036), else as imported
+_AREAS = text(
+    "SELECT id, code, coalesce(names ->> :lang, name) AS name, level, parent_id "
+    "FROM areas WHERE version_id = :v"
+)
 _WORKERS = text(
     "SELECT r.id, r.callsign, r.home_grid_id FROM responders r "
     "WHERE r.kind = 'grid_worker' AND r.home_grid_id = ANY(:grids) ORDER BY r.callsign, r.id"
@@ -88,9 +93,13 @@ def resolve_window(
         year = last.year + (month - 1) // 12
         since = datetime.combine(date(year, (month - 1) % 12 + 1, 1), time(0), tzinfo=zone)
     if since >= until:
-        raise InvalidInputError("since must be before until")
+        raise InvalidInputError(gettext("since must be before until"))
     if until - since > timedelta(days=MAX_WINDOW_DAYS):
-        raise InvalidInputError(f"the window may be at most {MAX_WINDOW_DAYS} days")
+        raise InvalidInputError(
+            format_message(
+                "the window may be at most {max_window_days} days", max_window_days=MAX_WINDOW_DAYS
+            )
+        )
     return since, until
 
 
@@ -118,10 +127,14 @@ class _Selection:
 def _select_areas(
     session: Session, version: int, level: str, parent_id: int | None, scope: Scope
 ) -> _Selection:
-    rows = session.execute(_AREAS, {"v": version}).mappings().all()
+    rows = session.execute(_AREAS, {"v": version, "lang": names_language()}).mappings().all()
     by_id = {r["id"]: dict(r) for r in rows}
     if parent_id is not None and (parent_id not in by_id or not scope.has_area(parent_id)):
-        raise NotFoundError(f"area {parent_id} is not in the boundary version in force")
+        raise NotFoundError(
+            format_message(
+                "area {parent_id} is not in the boundary version in force", parent_id=parent_id
+            )
+        )
 
     def chain(area_id: int) -> list[int]:
         out = []
@@ -193,7 +206,9 @@ def performance(
         ``parent_id`` not in the version in force or outside the caller's area (404).
     """
     if request.level not in AREA_LEVELS:
-        raise InvalidInputError(f"level must be one of {', '.join(AREA_LEVELS)}")
+        raise InvalidInputError(
+            format_message("level must be one of {values}", values=", ".join(AREA_LEVELS))
+        )
     now = now or runtime.current().clock.now(session)
     since, until = resolve_window(request.since, request.until, now, tz)
     as_of = min(until, now)

@@ -19,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo_service.errors import InvalidInputError
+from geo_service.i18n import format_message, gettext
 from geo_service.services.access.audit import record_audit
 from geo_service.services.access.auth import Principal
 from geo_service.services.access.scope import Scope
@@ -58,7 +59,9 @@ def weekly_report(
     """The report of the week before ``now`` (or of the week holding ``week_of``) for the
     whole city at ``level``, and its files by name (``weekly_<Monday>.pdf|xlsx|csv|json``)."""
     if level not in AREA_LEVELS:
-        raise InvalidInputError(f"level must be one of {', '.join(AREA_LEVELS)}")
+        raise InvalidInputError(
+            format_message("level must be one of {values}", values=", ".join(AREA_LEVELS))
+        )
     if week_of is not None:
         since = start_of_local_week(week_of, tz)
         until = start_of_local_week(since + timedelta(days=8), tz)
@@ -87,7 +90,7 @@ def deliver(files: dict[str, bytes], *, out_dir: str | None, post_url: str | Non
     multipart request (field ``files``); say where they went. Raises InvalidInputError for
     neither or both, a URL that is not http(s), or a receiver that answers an error."""
     if (out_dir is None) == (post_url is None):
-        raise InvalidInputError("give either a folder or a URL")
+        raise InvalidInputError(gettext("give either a folder or a URL"))
     if out_dir is not None:
         folder = Path(out_dir)
         folder.mkdir(parents=True, exist_ok=True)
@@ -96,7 +99,7 @@ def deliver(files: dict[str, bytes], *, out_dir: str | None, post_url: str | Non
         return str(folder)
     assert post_url is not None
     if not post_url.startswith(("http://", "https://")):
-        raise InvalidInputError("the URL must be http(s)")
+        raise InvalidInputError(gettext("the URL must be http(s)"))
     import httpx
 
     try:
@@ -106,9 +109,13 @@ def deliver(files: dict[str, bytes], *, out_dir: str | None, post_url: str | Non
             timeout=60,
         )
     except httpx.HTTPError as exc:
-        raise InvalidInputError(f"could not POST the report: {type(exc).__name__}") from None
+        raise InvalidInputError(
+            format_message("could not POST the report: {name}", name=type(exc).__name__)
+        ) from None
     if answer.status_code >= 400:
-        raise InvalidInputError(f"the receiver answered {answer.status_code}")
+        raise InvalidInputError(
+            format_message("the receiver answered {status_code}", status_code=answer.status_code)
+        )
     return post_url
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from geo_service.errors import InvalidInputError, PermissionDeniedError
 from geo_service.geo.h3cells import RESIDENT_RESOLUTIONS, cell_feature, resident_cell_column
+from geo_service.i18n import format_message, gettext
 from geo_service.services.access import disclosure
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.versions import version_in_force
@@ -31,8 +32,10 @@ def list_household_rows(
     """The households of one grid, as rows (admins and that grid's own worker only)."""
     if not disclosure.sees_exact(scope, [grid_id]):
         raise PermissionDeniedError(
-            "household rows are shown only to admins and the grid's own worker; "
-            "use /households/aggregate"
+            gettext(
+                "household rows are shown only to admins and the grid's own worker; use "
+                "/households/aggregate"
+            )
         )
     rows = (
         session.execute(
@@ -123,12 +126,14 @@ def aggregate(
     ``suppressed``) for every field of a record set that publishes as 0.
     """
     if (level is None) == (res is None):
-        raise InvalidInputError("give exactly one of level or res")
+        raise InvalidInputError(gettext("give exactly one of level or res"))
     if level is not None:
         if scope is None:
-            raise PermissionDeniedError("public layers are H3 cells only")
+            raise PermissionDeniedError(gettext("public layers are H3 cells only"))
         if level not in AREA_LEVELS:
-            raise InvalidInputError(f"level must be one of {', '.join(AREA_LEVELS)}")
+            raise InvalidInputError(
+                format_message("level must be one of {values}", values=", ".join(AREA_LEVELS))
+            )
         rows = session.execute(_BY_AREA, {"v": version_in_force(session), "level": level})
         features = []
         for r in rows:
@@ -159,8 +164,15 @@ def aggregate(
     top = public_max_res if scope is None else max(H3_RESOLUTIONS)
     if not H3_RESOLUTIONS.start <= res <= top:
         raise InvalidInputError(
-            f"res must be between {H3_RESOLUTIONS.start} and {top}"
-            + (" for public layers" if scope is None else "")
+            format_message(
+                "res must be between {low} and {high} for public layers",
+                low=H3_RESOLUTIONS.start,
+                high=top,
+            )
+            if scope is None
+            else format_message(
+                "res must be between {low} and {high}", low=H3_RESOLUTIONS.start, high=top
+            )
         )
     restricted = scope is not None and not scope.unrestricted
     grids = sorted(scope.grid_ids or ()) if restricted and scope is not None else []

@@ -25,6 +25,7 @@ from geo_service.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
+from geo_service.i18n import format_message, gettext
 from geo_service.runtime import current
 from geo_service.services.access import disclosure
 from geo_service.services.access.audit import record_audit
@@ -88,8 +89,10 @@ def list_visits(
     sees the grid's household rows (admins and the grid's own worker)."""
     if not disclosure.sees_exact(scope, [grid_id]):
         raise PermissionDeniedError(
-            "household visits are shown only to admins and the grid's own worker; "
-            "use /households/visits/coverage"
+            gettext(
+                "household visits are shown only to admins and the grid's own worker; use "
+                "/households/visits/coverage"
+            )
         )
     today = local_today(session, timezone)
     cutoff = today - timedelta(days=period_days)
@@ -149,7 +152,9 @@ def record_visit(
     more than a year back or an unknown outcome. Audited with the flags before and after."""
     scope.require("households:write")
     if visit.outcome not in VISIT_OUTCOMES:
-        raise InvalidInputError(f"outcome must be one of {', '.join(VISIT_OUTCOMES)}")
+        raise InvalidInputError(
+            format_message("outcome must be one of {values}", values=", ".join(VISIT_OUTCOMES))
+        )
     user = scope.principal.user_id
     if idempotency_key is not None:
         done = session.execute(
@@ -162,7 +167,10 @@ def record_visit(
         if done is not None:
             if done.household_id != household_id:
                 raise IdempotencyKeyReusedError(
-                    f"this Idempotency-Key recorded a visit to household {done.household_id}"
+                    format_message(
+                        "this Idempotency-Key recorded a visit to household {household_id}",
+                        household_id=done.household_id,
+                    )
                 )
             return _visit_public(done), False
     home = session.execute(
@@ -174,12 +182,25 @@ def record_visit(
     ).first()
     if home is None or home.grid_id is None or not disclosure.sees_exact(scope, [home.grid_id]):
         session.rollback()
-        raise NotFoundError(f"household {household_id} does not exist")
+        raise NotFoundError(
+            format_message("household {household_id} does not exist", household_id=household_id)
+        )
     today = local_today(session, timezone)
     if visit.visited_on > today:
-        raise InvalidInputError(f"visited_on {visit.visited_on} lies after today ({today})")
+        raise InvalidInputError(
+            format_message(
+                "visited_on {visited_on} lies after today ({today})",
+                visited_on=visit.visited_on,
+                today=today,
+            )
+        )
     if visit.visited_on < today - timedelta(days=MAX_VISIT_AGE_DAYS):
-        raise InvalidInputError(f"visited_on may be at most {MAX_VISIT_AGE_DAYS} days back")
+        raise InvalidInputError(
+            format_message(
+                "visited_on may be at most {max_visit_age_days} days back",
+                max_visit_age_days=MAX_VISIT_AGE_DAYS,
+            )
+        )
     row = session.execute(
         text(
             "INSERT INTO household_visits (household_id, visited_on, outcome, "

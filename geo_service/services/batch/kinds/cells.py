@@ -19,6 +19,7 @@ from geo_service.analytics.emerging import classify_emerging
 from geo_service.analytics.hotspots import classify, fdr_bh
 from geo_service.errors import InvalidInputError
 from geo_service.geo.h3cells import cells_in_bbox
+from geo_service.i18n import gettext
 from geo_service.services.batch.dataset import partition_files
 from geo_service.services.batch.engine import Compute, task
 from geo_service.services.batch.request import BatchRequest
@@ -57,7 +58,7 @@ def hotspots(req: BatchRequest, session: Session, compute: Compute) -> dict[str,
     cells = _study(req, session, counts.index.to_numpy())
     values = counts.reindex(cells, fill_value=0).to_numpy(np.float64)
     if len(cells) < 3:
-        raise InvalidInputError("too few cells in the study area for Gi*")
+        raise InvalidInputError(gettext("too few cells in the study area for Gi*"))
     moments = part.Moments.of(values)
     position = pd.Series(np.arange(len(cells)), index=cells)
     pieces = part.blocks(cells, req.k)
@@ -131,7 +132,7 @@ def emerging(req: BatchRequest, session: Session, compute: Compute) -> dict[str,
     observed = long.index.get_level_values(0).unique().to_numpy() if len(long) else np.array([])
     cells = _study(req, session, observed)
     if len(cells) < 3:
-        raise InvalidInputError("too few cells for emerging hot spot analysis")
+        raise InvalidInputError(gettext("too few cells for emerging hot spot analysis"))
     position = pd.Series(np.arange(len(cells)), index=cells)
     cube = np.zeros((len(cells), bins))
     if len(long):

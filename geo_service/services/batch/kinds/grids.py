@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from geo_service.analytics import partitioned as part
 from geo_service.errors import NotFoundError
+from geo_service.i18n import format_message
 from geo_service.services.batch.dataset import optional_files, partition_files
 from geo_service.services.batch.engine import Compute, task
 from geo_service.services.batch.request import REGRID_KINDS, BatchRequest
@@ -89,7 +90,9 @@ def reattribute(req: BatchRequest, session: Session, compute: Compute) -> dict[s
 
     rows = session.execute(_GRID_SHAPES, {"v": req.version_id}).all()
     if not rows:
-        raise NotFoundError(f"boundary version {req.version_id} has no grids")
+        raise NotFoundError(
+            format_message("boundary version {version_id} has no grids", version_id=req.version_id)
+        )
     index = task(  # one node of the graph: built once, shared by every file's task
         GridIndex.build,
         np.array([shapely.from_wkb(bytes(r[1])) for r in rows], dtype=object),

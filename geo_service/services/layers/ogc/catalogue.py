@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo_service.errors import NotFoundError
+from geo_service.i18n import format_message
 from geo_service.services.access.scope import Scope
 from geo_service.services.batch.request import CELL_KINDS
 from geo_service.services.boundaries.versions import city_extent
@@ -85,7 +86,7 @@ def kind_of(session: Session, cid: str, scope: Scope | None) -> str:
         return "incidents"
     if cid in BATCH_COLLECTIONS and (scope is None or scope.unrestricted):
         return "batch"
-    raise NotFoundError(f"no collection {cid!r}")
+    raise NotFoundError(format_message("no collection {cid!r}", cid=cid))
 
 
 def _visible(session: Session, scope: Scope | None) -> list[tuple[str, str, str]]:
@@ -199,4 +200,4 @@ def collection(session: Session, base: str, cid: str, scope: Scope | None = None
     for item in collections(session, base, scope)["collections"]:
         if item["id"] == cid:
             return item
-    raise NotFoundError(f"no collection {cid!r}")
+    raise NotFoundError(format_message("no collection {cid!r}", cid=cid))

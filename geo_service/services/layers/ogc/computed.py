@@ -25,6 +25,7 @@ from geo_service.db.engine import database_name
 from geo_service.errors import InvalidInputError
 from geo_service.geo.bbox import BBox
 from geo_service.geo.h3cells import cells_in_bbox
+from geo_service.i18n import gettext
 from geo_service.runtime import current, expensive
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.versions import version_in_force
@@ -101,7 +102,7 @@ def computed_layer(
         An instant instead of an interval, or a window the analysis refuses.
     """
     if since is not None and since == until:
-        raise InvalidInputError("give a datetime interval (start/end) for this layer")
+        raise InvalidInputError(gettext("give a datetime interval (start/end) for this layer"))
     now = _present(session, cid, scope)
     runtime = current()
     use_cache = runtime.settings.api.ogc_layer_cache

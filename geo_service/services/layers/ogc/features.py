@@ -28,11 +28,13 @@ from sqlalchemy.orm import Session
 
 from geo_service.errors import InvalidInputError, NotFoundError
 from geo_service.geo.bbox import BBox
+from geo_service.i18n import format_message, gettext
 from geo_service.instants import check_instant
 from geo_service.runtime import current
 from geo_service.services.access.scope import Scope
 from geo_service.services.batch.runs import latest_run, run_features
 from geo_service.services.boundaries.versions import version_in_force
+from geo_service.services.layers.labels import labelled_feature
 from geo_service.services.layers.ogc.catalogue import (
     AREA_COLLECTIONS,
     BATCH_COLLECTIONS,
@@ -80,30 +82,37 @@ def parse_datetime(value: str | None) -> tuple[datetime | None, datetime | None]
             try:
                 day = date.fromisoformat(part)
             except ValueError:
-                raise InvalidInputError(f"datetime {part!r} is not a date") from None
+                raise InvalidInputError(
+                    format_message("datetime {part!r} is not a date", part=part)
+                ) from None
             day = day + timedelta(days=1) if end else day
             return check_instant(datetime(day.year, day.month, day.day, tzinfo=zone))
         if not _DATE_TIME.fullmatch(part):
             raise InvalidInputError(
-                f"datetime {part!r} is not RFC 3339 (e.g. 2026-06-01T08:00:00Z or 2026-06-01)"
+                format_message(
+                    "datetime {part!r} is not RFC 3339 (e.g. 2026-06-01T08:00:00Z or 2026-06-01)",
+                    part=part,
+                )
             )
         try:
             parsed = datetime.fromisoformat(part.replace("Z", "+00:00").replace("z", "+00:00"))
         except ValueError:
-            raise InvalidInputError(f"datetime {part!r} is not RFC 3339") from None
+            raise InvalidInputError(
+                format_message("datetime {part!r} is not RFC 3339", part=part)
+            ) from None
         return check_instant(parsed if parsed.tzinfo else parsed.replace(tzinfo=zone))
 
     if "/" in value:
         a, b = value.split("/", 1)
         since, until = one(a, end=False), one(b, end=True)
         if since is not None and until is not None and since > until:
-            raise InvalidInputError("the datetime interval ends before it starts")
+            raise InvalidInputError(gettext("the datetime interval ends before it starts"))
         return since, until
     if _FULL_DATE.fullmatch(value):  # a day: from its first instant to the next day's
         return one(value, end=False), one(value, end=True)
     instant = one(value, end=False)
     if instant is None:
-        raise InvalidInputError("datetime '..' needs the other end of an interval")
+        raise InvalidInputError(gettext("datetime '..' needs the other end of an interval"))
     return instant, instant
 
 
@@ -111,7 +120,9 @@ def check_crs(crs: str | None) -> str:
     """The output CRS (default CRS84); 400 for one not offered (/req/crs/fc-crs-valid-value)."""
     chosen = (crs or CRS84).strip()
     if chosen not in (CRS84, EPSG4326):
-        raise InvalidInputError(f"crs must be {CRS84} or {EPSG4326}")
+        raise InvalidInputError(
+            format_message("crs must be {crs84} or {epsg4326}", crs84=CRS84, epsg4326=EPSG4326)
+        )
     return chosen
 
 
@@ -214,7 +225,8 @@ def items(
         features, matched = run_features(session, run_id, bbox=bbox, limit=limit, offset=offset)
     return {
         "type": "FeatureCollection",
-        "features": [in_crs(f, out_crs) for f in features],
+        # hot spot classes and patterns: ArcGIS's value, and a label in the request's language
+        "features": [in_crs(labelled_feature(f), out_crs) for f in features],
         "numberMatched": matched,
         "numberReturned": len(features),
         "timeStamp": stamp.isoformat(),
@@ -255,9 +267,9 @@ def item(
     """
     out_crs = check_crs(crs)
     kind = kind_of(session, cid, scope)
-    missing = NotFoundError(f"no feature {fid!r} in {cid!r}")
+    missing = NotFoundError(format_message("no feature {fid!r} in {cid!r}", fid=fid, cid=cid))
     if datetime_ is not None and kind != "layer":
-        raise InvalidInputError(f"{cid} takes no datetime for one feature")
+        raise InvalidInputError(format_message("{cid} takes no datetime for one feature", cid=cid))
     feature: dict[str, Any] | None
     if kind == "area":
         feature = _area_item(session, AREA_COLLECTIONS[cid], fid, scope)
@@ -273,7 +285,7 @@ def item(
         raise missing
     path = f"{base}/collections/{quote(cid)}/items/{quote(fid)}"
     return {
-        **in_crs(feature, out_crs),
+        **in_crs(labelled_feature(feature), out_crs),
         "links": [
             {"rel": "self", "type": GEOJSON, "href": _href(path, query)},
             {"rel": "collection", "type": "application/json", "href": f"{base}/collections/{cid}"},

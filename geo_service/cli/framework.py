@@ -1,0 +1,57 @@
+"""The words Typer prints around ours (its help panels, their titles and marks, some of its
+refusals), in the command's language.
+
+Typer marks these with the standard library's ``gettext.gettext`` (domain ``messages``,
+language from ``LANGUAGE`` / ``LC_ALL`` / ``LC_MESSAGES`` / ``LANG``) and ships no Chinese
+catalogue. ``speak_command_language`` points that domain at our catalogue
+(``geo_service/locale``) and sets ``LANGUAGE`` to the command's language (``GEO_LOCALE``
+first, as ``i18n.environment_language``), so ``Options``, ``Commands``, ``[required]`` and
+``Try '… --help' for help.`` come in the same language as our own messages. The strings are
+marked below, as Typer 0.27 writes them (``typer/rich_utils.py``, ``typer/core.py``), so that
+``scripts/update_translations.sh`` keeps them in the catalogue.
+
+What stays English: the words of the copy of Click that Typer 0.27 carries (``typer/_click``:
+the ``Usage:`` prefix, ``--help``'s "Show this message and exit.", "Invalid value: …", "No
+such option") and the help of ``--install-completion`` / ``--show-completion``, written
+there as plain text without gettext.
+"""
+
+from __future__ import annotations
+
+import gettext as gnu
+import os
+
+from geo_service.i18n import CHINESE, LOCALE_DIR, N_, environment_language
+
+FRAMEWORK_WORDS = (
+    N_("(deprecated) "),
+    N_("(dynamic)"),
+    N_("Aborted!"),
+    N_("Aborted."),
+    N_("Arguments"),
+    N_("Commands"),
+    N_("Error"),
+    N_("Missing command."),
+    N_("No such command {name!r}."),
+    N_("Options"),
+    N_("Try [blue]'{command_path} {help_option}'[/] for help."),
+    N_("[default: {}]"),
+    N_("[env var: {}]"),
+    N_("[required]"),
+    N_("default: {default}"),
+    N_("env var: {var}"),
+    N_("required"),
+)
+
+
+def speak_command_language() -> str:
+    """Make Typer's own words speak the command's language; return it.
+
+    Call before Typer renders anything (``cli/main.py`` does at import). Sets ``LANGUAGE``
+    (a GNU gettext variable: programs started from the command read it only in a non-C
+    locale) and binds the standard library's ``messages`` domain to our catalogues.
+    """
+    language = environment_language()
+    os.environ["LANGUAGE"] = "zh_CN" if language == CHINESE else "en"
+    gnu.bindtextdomain("messages", str(LOCALE_DIR))
+    return language

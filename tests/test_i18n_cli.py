@@ -1,0 +1,219 @@
+"""The CLI speaks the command's language (issue 19): every help text and message of every
+command group goes through the catalogue (read from the source, so a new English message
+fails here), and commands of each group run with GEO_LOCALE=zh_CN print no English sentence.
+No database: the commands run here stop before they would need one."""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from geo_service import i18n
+
+CLI = Path(i18n.__file__).resolve().parent / "cli"
+TRANSLATORS = {"_", "gettext", "ngettext", "format_message", "N_"}
+# calls whose text reaches the person at the terminal
+SHOWN = {"print", "echo", "status", "update", "BadParameter", "confirm", "add_task", "add_row"}
+# calls that make a command or group: each must have a help= of its own (the docstring is
+# English source, not what Typer shows)
+MAKERS = {"command", "callback", "Typer"}
+MARKUP = re.compile(r"\[/?[a-z ]*\]")
+WORD = re.compile(r"[A-Za-z]{2,}")
+# literal text that is no sentence: commands, option names, units
+NOT_WORDS = {"geo-service boundaries validate", "m"}
+
+
+def _name(func: ast.expr) -> str:
+    if isinstance(func, ast.Name):
+        return func.id
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return ""
+
+
+def _texts(node: ast.expr) -> list[str]:
+    """The literal text an expression shows, skipping what a translator call takes."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [node.value]
+    if isinstance(node, ast.JoinedStr):
+        return [v.value for v in node.values if isinstance(v, ast.Constant)]
+    if isinstance(node, ast.BinOp):
+        return _texts(node.left) + _texts(node.right)
+    if isinstance(node, ast.IfExp):
+        return _texts(node.body) + _texts(node.orelse)
+    if isinstance(node, ast.Call):
+        if _name(node.func) in TRANSLATORS:
+            return [t for k in node.keywords for t in _texts(k.value)]
+        if _name(node.func) == "join" and isinstance(node.func, ast.Attribute):
+            return _texts(node.func.value)
+    return []
+
+
+def _english(text: str) -> bool:
+    bare = MARKUP.sub("", text).strip()
+    if bare.startswith("/") or bare.endswith("://"):  # a path or URL
+        return False
+    return bare not in NOT_WORDS and bool(WORD.search(bare))
+
+
+def _translated_names(tree: ast.Module) -> set[str]:
+    """Module constants assigned from a translator call (``KEY_HELP = _("...")``)."""
+    return {
+        target.id
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and isinstance(node.value, ast.Call)
+        and _name(node.value.func) in TRANSLATORS
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+
+
+def _problems(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    translated = {  # the constants of every module of the CLI (main.py imports some)
+        name
+        for module in CLI.glob("*.py")
+        for name in _translated_names(ast.parse(module.read_text(encoding="utf-8")))
+    }
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        name = _name(node.func)
+        where = f"{path.name}:{node.lineno}"
+        for keyword in node.keywords:
+            if keyword.arg in ("help", "epilog", "title"):
+                value = keyword.value
+                ok = (
+                    isinstance(value, ast.Call)
+                    and (_name(value.func) in TRANSLATORS or _name(value.func) == "join")
+                ) or (isinstance(value, ast.Name) and value.id in translated)
+                if not ok:
+                    found.append(f"{where}: {keyword.arg}= not translated")
+        if name in MAKERS and isinstance(node.func, ast.Attribute | ast.Name):
+            is_typer = name == "Typer"
+            is_command = isinstance(node.func, ast.Attribute) and name in ("command", "callback")
+            if (is_typer or is_command) and not any(k.arg == "help" for k in node.keywords):
+                found.append(f"{where}: {name}() without help=")
+        if name in SHOWN:
+            for arg in [*node.args, *(k.value for k in node.keywords if k.arg != "style")]:
+                found += [f"{where}: {t!r}" for t in _texts(arg) if _english(t)]
+        if isinstance(node.func, ast.Name) and node.func.id.endswith("Error"):
+            for arg in node.args:  # a domain error the CLI raises itself
+                found += [f"{where}: {t!r}" for t in _texts(arg) if _english(t)]
+    return found
+
+
+def test_the_checker_finds_an_english_message_and_a_command_without_help() -> None:
+    source = (
+        "@app.command('x')\n"
+        "def x():\n"
+        "    console.print(f'wrote {n} files')\n"
+        "    console.print('[red]' + _('error:') + '[/] ' + format_message('ok {a}', a=a))\n"
+        "    typer.Option(help='Plain English')\n"
+    )
+    path = CLI.parent.parent / "tests" / "_cli_sample.py"
+    path.write_text(source, encoding="utf-8")
+    try:
+        found = _problems(path)
+    finally:
+        path.unlink()
+    assert found == [
+        "_cli_sample.py:1: command() without help=",
+        "_cli_sample.py:3: 'wrote '",
+        "_cli_sample.py:3: ' files'",
+        "_cli_sample.py:5: help= not translated",
+    ], found
+
+
+@pytest.mark.parametrize("module", sorted(p.name for p in CLI.glob("*.py")))
+def test_every_help_text_and_message_of_the_cli_goes_through_the_catalogue(module: str) -> None:
+    assert _problems(CLI / module) == []
+
+
+# Commands of each group that answer without a database (help, refused options), and the
+# Chinese each must say
+RUNS = [
+    (["--help"], "网格、事件与城市层级"),
+    (["db", "--help"], "管理内置的 PostgreSQL + PostGIS 集群"),
+    (["db", "url", "--role", "nobody"], "--role 必须是"),
+    (["db", "purge-audit", "--help"], "删除早于此天数的审计记录"),
+    (["boundaries", "--help"], "分版本的边界"),
+    (["boundaries", "publish", "--help"], "即使校验发现问题也发布"),
+    (["boundaries", "publish", "3", "--effective-from", "soon"], "错误："),
+    (["analytics", "run", "--help"], "在所选引擎上运行批量计算"),
+    (["analytics", "run", "nothing"], "kind 必须是以下之一"),
+    (["export", "rooms", "--to", "x"], "kind 必须是以下之一"),
+    (["simulate", "--key", ""], "请给出 --key"),
+    (["targets", "--set", "x"], "--set 的格式是 PRIORITY=SECONDS"),
+    (["targets", "--help"], "显示各优先级的响应时限"),
+    (["demo", "generate", "--no-load", "--end-date", "tomorrow"], "--end-date 必须是 YYYY-MM-DD"),
+    (["demo", "--help"], "示范城市"),
+    (["import", "--help"], "退出码"),
+    (["import", "incidents", "x.csv", "--map", "nothing"], "--map 需要 SRC=FIELD 对"),
+    (["users", "create", "--help"], "创建用户及其第一个 API 密钥"),
+    (["keys", "--help"], "API 密钥"),
+    (["reports", "weekly", "--now", "2026-11-30T08:00", "--out", "x"], "需要时区偏移"),
+    (["reports", "weekly"], "请给出 --out DIR 或 --post URL"),
+    (["categories", "--help"], "事件类别"),
+    (["migrate", "--help"], "将数据库迁移到最新结构"),
+    (["escalate", "--help"], "把每个超时未办结的事件上提一级"),
+    (["serve", "--help"], "提供 API 服务"),
+]
+# what may stay Latin in a Chinese answer: names of things, not sentences
+LATIN_OK = re.compile(
+    # the words of the copy of Click inside Typer 0.27, which has no gettext (cli/framework.py)
+    r"Usage:|Show this message and exit\.|Invalid value(?: for [^:]*)?:|"
+    r"(?:Install|Show) completion for the current shell[^│\n]*|"
+    r"--?[\w-]+|GEO_\w+|[A-Z][A-Z0-9_]{1,}|python -m geo_service\.cli\.main[\w -]*|"
+    r"geo-service[\w -]*|https?://\S+|tcp://\S+|[\w.-]+\.(?:csv|pdf|xlsx|json|shp|zip|kml|kmz|"
+    r"gpkg|py)|PostgreSQL|PostGIS|GeoParquet|GeoJSON|Shapefile|Excel|Polsby-Popper|Dask|"
+    r"LocalCluster|Ctrl-C|Gini|PROJ|WKT|EPSG|pg_dump|UTF-8|GB18030|BOM|ArcGIS|Chicago"
+)
+SENTENCE = re.compile(r"\b[A-Za-z]{2,}(?:[ ,']+[A-Za-z]{2,}){2,}")
+
+
+def _english_sentences(text: str) -> list[str]:
+    plain = LATIN_OK.sub(" ", re.sub(r"[│╭╮╰╯─]", " ", text))
+    # a line of codes (admin | dispatcher | ...) and choices are values, not sentences
+    plain = re.sub(r"\b[a-z_-]+(?: ?[|,] ?[a-z_-]+)+\b", " ", plain)
+    plain = re.sub(r"<\w+>|\{\w+\}|\[\w+\]|'[^']*'", " ", plain)
+    return SENTENCE.findall(plain)
+
+
+def _run(args: list[str]) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "GEO_LOCALE": "zh_CN",
+        "COLUMNS": "200",
+        "TERMINAL_WIDTH": "200",
+        "GEO_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",  # never reached
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "geo_service.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(("args", "chinese"), RUNS, ids=[" ".join(a) for a, _ in RUNS])
+def test_commands_of_every_group_answer_in_chinese(args: list[str], chinese: str) -> None:
+    run = _run(args)
+    out = run.stdout + run.stderr
+    assert chinese in out, out
+    assert "选项" in out or "错误" in out, out  # Typer's own panel titles, through gettext
+    assert _english_sentences(out) == [], out
+
+
+def test_the_sentence_finder_finds_english_left_in_chinese() -> None:
+    assert _english_sentences("错误：cannot read the city from http://x: boom") != []
+    assert _english_sentences("--role 必须是 app, owner, purge, admin 之一") == []

@@ -1,0 +1,120 @@
+"""Every problem detail and import reject reason is in the catalogue (issue 19): read from the
+source, each detail a domain error is raised with and each reason a row is rejected with goes
+through the translation functions, so a new English-only message fails here. No database:
+the Chinese answers themselves are tests/ingest/test_imports_language.py and
+tests/api/test_language.py."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+from geo_service import i18n
+
+PACKAGE = Path(i18n.__file__).resolve().parent
+TRANSLATORS = {"_", "gettext", "ngettext", "format_message", "N_", "per_row"}
+# the variables a validation step keeps its per-row reasons in (ingest/rows.py, parsing.py)
+REASON_VARIABLES = {"reason", "why", "reasons"}
+WORD = re.compile(r"[A-Za-z]{2,}")
+
+
+def _name(func: ast.expr) -> str:
+    if isinstance(func, ast.Name):
+        return func.id
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return ""
+
+
+def _texts(node: ast.expr) -> list[str]:
+    """The literal text an expression makes, skipping what a translator call takes."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [node.value]
+    if isinstance(node, ast.JoinedStr):
+        return [v.value for v in node.values if isinstance(v, ast.Constant)]
+    if isinstance(node, ast.BinOp):
+        return _texts(node.left) + _texts(node.right)
+    if isinstance(node, ast.IfExp):
+        return _texts(node.body) + _texts(node.orelse)
+    if isinstance(node, ast.ListComp):
+        return _texts(node.elt)
+    return []
+
+
+def _domain_errors() -> set[str]:
+    """GeoServiceError and every class that derives from it, anywhere in the package."""
+    bases: dict[str, set[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef):
+                bases.setdefault(node.name, set()).update(_name(b) for b in node.bases)
+    found = {"GeoServiceError"}
+    while True:
+        more = {name for name, parents in bases.items() if parents & found} - found
+        if not more:
+            return found
+        found |= more
+
+
+def _english(node: ast.expr) -> list[str]:
+    return [t for t in _texts(node) if WORD.search(t)]
+
+
+def _problems(path: Path, errors: set[str]) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        shown = path.relative_to(PACKAGE) if path.is_relative_to(PACKAGE) else path.name
+        where = f"{shown}:{getattr(node, 'lineno', 0)}"
+        if isinstance(node, ast.Call) and _name(node.func) in errors and node.args:
+            found += [f"{where}: detail {t!r}" for t in _english(node.args[0])]
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "add"
+            and _name(node.func.value) in REASON_VARIABLES
+            and len(node.args) == 2
+        ):
+            found += [f"{where}: reason {t!r}" for t in _english(node.args[1])]
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Subscript) and _name(t.value) in REASON_VARIABLES
+            for t in node.targets
+        ):
+            found += [f"{where}: reason {t!r}" for t in _english(node.value)]
+    return found
+
+
+def test_the_checker_finds_english_details_and_reasons(tmp_path: Path) -> None:
+    sample = tmp_path / "_i18n_sample.py"
+    sample.write_text(
+        "raise NotFoundError(f'incident {x} does not exist')\n"
+        "raise NotFoundError(format_message('incident {x} does not exist', x=x))\n"
+        "reasons.add(mask, 'missing code')\n"
+        "reasons.add(mask, per_row('unknown status {s!r}', index, s=s))\n"
+        "reason[blank] = f'missing {name}'\n",
+        encoding="utf-8",
+    )
+    found = _problems(sample, _domain_errors())
+    assert sorted(found) == [
+        "_i18n_sample.py:1: detail ' does not exist'",
+        "_i18n_sample.py:1: detail 'incident '",
+        "_i18n_sample.py:3: reason 'missing code'",
+        "_i18n_sample.py:5: reason 'missing '",
+    ], found
+
+
+MODULES = sorted(
+    str(p.relative_to(PACKAGE))
+    for p in PACKAGE.rglob("*.py")
+    if "migrations" not in p.parts and p.parent.name != "cli"  # the CLI: test_i18n_cli.py
+)
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_every_detail_and_reject_reason_goes_through_the_catalogue(module: str) -> None:
+    assert _problems(PACKAGE / module, _DOMAIN_ERRORS) == []
+
+
+_DOMAIN_ERRORS = _domain_errors()
