@@ -221,7 +221,10 @@ def check_households(frame: gpd.GeoDataFrame, *, source_name: str, **_: object) 
         # stored NULL. The content key keeps the parsed value (blank as false), as before.
         stored[name] = pd.array(flags[name].where(given != ""), dtype="boolean")
     address = text_column(frame, "address")
-    reasons.add(address.str.len() > MAX_ADDRESS, f"address longer than {MAX_ADDRESS} characters")
+    reasons.add(
+        address.str.len() > MAX_ADDRESS,
+        format_message("address longer than {n} characters", n=MAX_ADDRESS),
+    )
     # the content key stays as before the address (0034): a file imported again is the same rows
     ref = external_ref(frame, reasons, source_name)
     if ref.isna().all():

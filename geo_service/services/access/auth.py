@@ -150,10 +150,12 @@ def set_channel(session: Session, name: str, channel: str | None, *, actor: str)
     """Set the intake channel of user ``name`` (``hotline``, ``sensor``; None: citizens');
     audited with the value before and after. Raises NotFoundError for an unknown user."""
     if channel is not None and channel not in ACCOUNT_CHANNELS:
-        raise InvalidInputError(f"channel must be one of {', '.join(ACCOUNT_CHANNELS)}")
+        raise InvalidInputError(
+            format_message("channel must be one of {values}", values=", ".join(ACCOUNT_CHANNELS))
+        )
     user = session.execute(select(User).where(User.name == name)).scalar_one_or_none()
     if user is None:
-        raise NotFoundError(f"no user named {name!r}")
+        raise NotFoundError(format_message("no user named {name!r}", name=name))
     before, user.channel = user.channel, channel
     session.flush()
     _audit(session, actor, "set_channel", "user", user.id, {"before": before, "after": channel})

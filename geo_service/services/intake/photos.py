@@ -55,7 +55,10 @@ def clean_image(
         image = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:  # a header past twice Pillow's own limit
         raise LimitExceededError(
-            f"the photo's header claims more than {max_pixels:,} pixels: refused unread"
+            format_message(
+                "the photo's header claims more than {limit:,} pixels: refused unread",
+                limit=max_pixels,
+            )
         ) from exc
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise UnsupportedMediaError(gettext("a photo must be a JPEG, PNG or WebP image")) from exc
