@@ -251,6 +251,12 @@ def test_rates_near_100_percent_keep_their_decimal(
     ).stdout
     assert "99.6%* (" not in words and "99.6% (99.6–99.7%, n=77344)" in words, words[:1500]
     assert "100% (100" not in words
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["pdftoppm", "-png", "-r", "80", "-f", "1", "-l", "1", str(pdf),
+         str(ARTIFACTS / "report-near-100-page")],
+        check=True,
+    )  # fmt: skip
     book = openpyxl.load_workbook(io.BytesIO(exports.to_xlsx(report)))
     sheet = book["report"]
     keys = [c.value for c in sheet[2]]
