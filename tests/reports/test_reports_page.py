@@ -5,6 +5,7 @@ the tables filled, values from the database shown as text (never markup), on a d
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -112,4 +113,172 @@ def test_the_page_in_chinese(
         assert levels == ["社区", "街道", "区"]
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"zh-CN_reports-{name}.png"), full_page=True)
+    assert errors == []
+
+
+# --- what a fresh user found (issue 19, polish) ----------------------------------------------
+
+
+def _wait_ready(page) -> None:  # noqa: ANN001
+    page.wait_for_selector("#status[data-ready='1']", timeout=30_000)
+
+
+def _reload_report(page) -> None:  # noqa: ANN001
+    page.evaluate("document.querySelector('#status').dataset.ready = ''")
+
+
+@pytest.mark.browser
+def test_the_last_day_chosen_is_counted_and_the_view_is_in_the_url(
+    live_server: str,
+    role_keys: dict,
+    client: TestClient,
+    engine: Engine,
+    city_with_lifecycles: DemoCity,
+    window: dict,
+) -> None:
+    """From 11-01 to 11-30 counts 30 November: the page sends the next day as ``until``
+    (the API's window stays half-open); level, parent and days go into the address, and the
+    address alone brings the same view back (a bookmark), in the language it names."""
+    first = window["since"].date().isoformat()
+    last = (window["until"].date() - timedelta(days=1)).isoformat()
+    with engine.connect() as conn:
+        # the street of the newest incident (on the window's last day)
+        street = conn.execute(
+            text(
+                "SELECT s.id, s.code FROM incidents i JOIN areas g ON g.id = i.grid_id "
+                "JOIN areas c ON c.id = g.parent_id JOIN areas s ON s.id = c.parent_id "
+                "WHERE s.level = 'street' ORDER BY i.reported_at DESC LIMIT 1"
+            )
+        ).one()
+    params = {"level": "community", "parent_id": street.id, "since": first}
+    counted = client.get(
+        "/reports/performance", params={**params, "until": window["until"].date().isoformat()}
+    ).json()
+    dropped = client.get("/reports/performance", params={**params, "until": last}).json()
+    # the window's last day holds the newest incidents: leaving it out would show
+    assert counted["total"]["received"] > dropped["total"]["received"]
+    with signed_in_page(live_server, "/reports", role_keys["analyst"], DESKTOP) as (page, errors):
+        _wait_ready(page)
+        page.select_option("#level", "community")
+        page.wait_for_selector(f"#parent option[value='{street.id}']", state="attached")
+        page.select_option("#parent", str(street.id))
+        page.fill("#since", first)
+        page.fill("#until", last)
+        _reload_report(page)
+        with page.expect_request(lambda r: "/reports/performance?" in r.url) as sent:
+            page.click("#controls button[type=submit]")
+        _wait_ready(page)
+        assert f"until={window['until'].date().isoformat()}" in sent.value.url
+        cards = page.locator("#cards .card .value").all_text_contents()
+        assert cards[0] == str(counted["total"]["received"])
+        assert f"{first} – {last} (Asia/Shanghai)" in page.text_content("#status")
+        assert "+08:00" in page.text_content("#status")
+        assert page.get_attribute("#csv", "href").endswith(
+            f"until={window['until'].date().isoformat()}&format=csv"
+        )
+        # the view in the address bar
+        url = page.url
+        assert f"level=community&parent_id={street.id}&from={first}&to={last}&lang=en" in url
+        # a bookmark opens the same view; the language switch keeps it
+        page.goto("about:blank")
+        page.goto(url)
+        _wait_ready(page)
+        assert page.input_value("#level") == "community"
+        assert page.input_value("#parent") == str(street.id)
+        assert page.input_value("#since") == first and page.input_value("#until") == last
+        cards = page.locator("#cards .card .value").all_text_contents()
+        assert cards[0] == str(counted["total"]["received"])
+        chinese = page.get_attribute(".lang-switch a[hreflang='zh-CN']", "href")
+        assert f"parent_id={street.id}" in chinese and "lang=zh-CN" in chinese
+        page.click(".lang-switch a[hreflang='zh-CN']")
+        _wait_ready(page)
+        assert page.text_content("h1") == "绩效报告"
+        assert page.input_value("#parent") == str(street.id)
+        assert page.input_value("#until") == last
+        page.screenshot(path=str(ARTIFACTS / "zh-CN_reports-bookmarked.png"), full_page=True)
+    assert errors == []
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize(
+    ("now", "choice", "days"),
+    [
+        # 17:00 UTC on 30 November is 01:00 on 1 December in Shanghai
+        ("2026-11-30T17:00:00Z", "this_month", ("2026-12-01", "2026-12-31")),
+        ("2026-11-30T15:00:00Z", "last_month", ("2026-10-01", "2026-10-31")),
+        ("2026-11-18T04:00:00Z", "this_week", ("2026-11-16", "2026-11-22")),
+        ("2026-11-18T04:00:00Z", "last_week", ("2026-11-09", "2026-11-15")),
+    ],
+)
+def test_quick_choices_fill_local_weeks_and_months(
+    live_server: str, role_keys: dict, loaded_city: DemoCity, now: str, choice: str, days: tuple
+) -> None:
+    from datetime import datetime
+
+    with signed_in_page(live_server, "/reports", role_keys["analyst"], DESKTOP) as (page, errors):
+        _wait_ready(page)
+        page.clock.set_fixed_time(datetime.fromisoformat(now.replace("Z", "+00:00")))
+        _reload_report(page)
+        with page.expect_request(lambda r: "/reports/performance?" in r.url) as sent:
+            page.click(f"[data-range='{choice}']")
+        _wait_ready(page)
+        assert (page.input_value("#since"), page.input_value("#until")) == days
+        end = (date.fromisoformat(days[1]) + timedelta(days=1)).isoformat()
+        assert f"since={days[0]}&until={end}" in sent.value.url
+        assert f"from={days[0]}&to={days[1]}" in page.url
+    assert errors == []
+
+
+@pytest.mark.browser
+def test_many_workers_show_the_best_and_last_ten_and_all_on_demand(
+    live_server: str, role_keys: dict, client: TestClient, loaded_city: DemoCity
+) -> None:
+    body = client.get("/reports/performance", params={"level": "district"}).json()
+    ranked = body["rankings"]["workers_on_time_resolution"]
+    assert len(ranked) > 20
+    with signed_in_page(live_server, "/reports", role_keys["analyst"], DESKTOP) as (page, errors):
+        _wait_ready(page)
+        rows = page.locator("#workers tr")
+        assert rows.count() == 1 + 10 + 1 + 10  # header, best, gap, last
+        first_cells = page.locator("#workers tr td:first-child").all_text_contents()
+        assert first_cells[:10] == [r["code"] for r in ranked[:10]]
+        assert first_cells[11:] == [r["code"] for r in ranked[-10:]]
+        assert f"{len(ranked)} grid workers" in page.text_content("#workers-cut")
+        page.click("#workers-all")
+        assert rows.count() == 1 + len(ranked)
+        assert page.is_hidden("#workers-all")
+    assert errors == []
+
+
+@pytest.mark.browser
+def test_a_rate_near_100_percent_keeps_its_decimal_and_reopened_shows_no_median(
+    live_server: str, role_keys: dict, loaded_city: DemoCity
+) -> None:
+    """77,064 of 77,344 closed is 99.6% (99.6–99.7%), not "100% (100-100%)"."""
+    import json
+
+    from geo_service.analytics.performance import rate
+    from geo_service.services.reports.periods import percent_text
+
+    near = rate(77064, 77344)
+
+    def answer(route) -> None:  # noqa: ANN001
+        response = route.fetch()
+        body = response.json()
+        body["total"]["closure_rate"] = near
+        route.fulfill(response=response, body=json.dumps(body))
+
+    with signed_in_page(live_server, "/reports", role_keys["analyst"], DESKTOP) as (page, errors):
+        _wait_ready(page)
+        page.route("**/reports/performance?*", answer)
+        _reload_report(page)
+        page.click("#controls button[type=submit]")
+        _wait_ready(page)
+        closure = page.locator("#cards .card").nth(2)
+        assert closure.locator(".value").text_content() == "99.6%"
+        low, high = percent_text(near["low"]), percent_text(near["high"])
+        assert closure.locator(".detail").text_content() == f"{low[:-1]}–{high}, n=77344"
+        assert high != "100.0%"
+        reopened = page.locator("#cards .card").nth(7)
+        assert reopened.locator(".detail").text_content() == ""
     assert errors == []

@@ -5,11 +5,13 @@ server once a week (an audit row per week keeps it to once). The clock is given 
 from __future__ import annotations
 
 import json
+import subprocess
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pandas as pd
 import pytest
 from fastapi import FastAPI, UploadFile
 from fastapi.testclient import TestClient
@@ -69,6 +71,17 @@ def test_the_server_delivers_last_week_once(
     assert report["until"] == f"{now.date().isoformat()}T00:00:00+08:00"
     assert report["level"] == "community" and report["total"]["received"] > 0
     assert (tmp_path / f"weekly_{week}.pdf").read_bytes().startswith(b"%PDF")
+    # every instant in local time with its offset: as_of is the week's end (before now)
+    assert report["as_of"] == report["until"]
+    table = pd.read_csv(tmp_path / f"weekly_{week}.csv", encoding="utf-8-sig")
+    assert set(table.as_of) == {report["until"]} and set(table.since) == {report["since"]}
+    pdf = subprocess.run(
+        ["pdftotext", "-layout", str(tmp_path / f"weekly_{week}.pdf"), "-"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    last = (now - timedelta(days=1)).date().isoformat()
+    assert f"{week} – {last} (Asia/Shanghai)" in pdf
+    assert f"as of {now.date().isoformat()} 00:00 +08:00" in pdf
     # an hour later, or from another process: already delivered
     with Session(engine) as session:
         assert (

@@ -15,7 +15,12 @@ from geo_service.api.schemas.reports import PerformancePublic
 from geo_service.services.access.scope import Scope
 from geo_service.services.reports import exports
 from geo_service.services.reports.labels import localized_labels
-from geo_service.services.reports.performance import ReportRequest, performance, report_title
+from geo_service.services.reports.performance import (
+    ReportRequest,
+    default_file_level,
+    performance,
+    report_title,
+)
 from geo_service.services.reports.periods import parse_local_instant
 from geo_service.web.pages import render_page
 
@@ -51,7 +56,13 @@ def read_performance(
     session: SessionDep,
     settings: SettingsDep,
     scope: ReportScope,
-    level: Literal["grid", "community", "street", "district"] = "grid",
+    level: Annotated[
+        Literal["grid", "community", "street", "district"] | None,
+        Query(
+            description="the level of the rows; default grid, but for format=pdf the level "
+            "below parent_id's (else below your area's: district for a city-wide caller)"
+        ),
+    ] = None,
     parent_id: Annotated[
         int | None, Query(ge=1, le=2**31 - 1, description="report under this area")
     ] = None,
@@ -67,7 +78,8 @@ def read_performance(
         str | None,
         Query(
             max_length=40,
-            description=f"end of the window (excluded): {WINDOW_HELP}; default the end of today",
+            description=f"end of the window, excluded (half-open [since, until): a month is "
+            f"since=11-01&until=12-01): {WINDOW_HELP}; default the end of today",
         ),
     ] = None,
     format: Annotated[  # noqa: A002 - the parameter's public name
@@ -80,11 +92,15 @@ def read_performance(
     times; the backlog by age; escalations by level and the shares resolved inside the grid
     and the community; disputes and mediations; reopened incidents; week-over-week and
     month-over-month trends; rankings by the lower bound of the 95% Wilson score interval.
-    Rates carry their interval and ``small_sample`` (n < 30). 404 for a ``parent_id``
-    outside the version in force or your area; 422 for a bad window."""
+    Rates carry their interval and ``small_sample`` (n < 30). Without ``level`` a PDF shows
+    the level below ``parent_id`` (else below the caller's area), other formats grids. 404
+    for a ``parent_id`` outside the version in force or your area; 422 for a bad window."""
     tz = settings.api.timezone
+    rows: str = level or (
+        default_file_level(session, scope, parent_id) if format == "pdf" else "grid"
+    )
     request = ReportRequest(
-        level=level,
+        level=rows,
         parent_id=parent_id,
         since=None if since is None else parse_local_instant(since, tz, "since"),
         until=None if until is None else parse_local_instant(until, tz, "until"),
@@ -96,10 +112,10 @@ def read_performance(
     if format == "csv":
         content = exports.to_csv(report)
     elif format == "xlsx":
-        content = exports.to_xlsx(report)
+        content = exports.to_xlsx(report, words=localized_labels())
     else:
         content = exports.to_pdf(report, title=report_title(report), font=settings.reports.font)
-    name = f"performance_{level}_{report['since'][:10]}_{report['until'][:10]}.{suffix}"
+    name = f"performance_{rows}_{report['since'][:10]}_{report['until'][:10]}.{suffix}"
     return Response(
         content, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'}
     )

@@ -15,6 +15,7 @@ import pandas as pd
 from geo_service.errors import MissingFontError
 from geo_service.i18n import gettext
 from geo_service.services.reports.labels import localized_labels
+from geo_service.services.reports.periods import local_stamp, percent_text, period_text
 
 # Where a TrueType CJK font is found (Debian's fonts-wqy-microhei first; GEO_REPORTS_FONT
 # names another). ReportLab embeds TrueType outlines only, so OpenType/CFF fonts such as
@@ -35,16 +36,34 @@ def _safe(value: Any) -> Any:
 
 
 def _pct(r: dict[str, Any]) -> float | None:
-    return None if r["rate"] is None else round(100 * r["rate"], 1)
+    # two decimals: 77,064 of 77,344 is 99.64, not a rounded 100
+    return None if r["rate"] is None else round(100 * r["rate"], 2)
 
 
-def flat_row(kind: str, item: dict[str, Any]) -> dict[str, Any]:
-    """One area, worker or the total as a flat row of named columns (the CSV/XLSX table)."""
+def _share(value: float | None) -> float | None:
+    return None if value is None else round(100 * value, 2)
+
+
+def flat_row(
+    kind: str, item: dict[str, Any], report: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """One area, worker or the total as a flat row of named columns (the CSV/XLSX table).
+
+    ``kind`` is ``area``, ``total`` or ``worker``; ``id`` is the area's id or the
+    worker's responder id; ``code`` and ``name`` are the area's (empty for a worker);
+    ``worker_callsign``, ``grid_id`` and ``grid_code`` (the worker's home grid) are set on
+    worker rows only. With ``report``, the window and ``as_of`` close the row as local
+    date-times with their offset."""
+    worker = kind == "worker"
+    grid = item.get("grid") or {}
     row: dict[str, Any] = {
         "kind": kind,
-        "id": item.get("id", item.get("responder_id")),
-        "code": item.get("code", item.get("callsign")),
-        "name": item.get("name", (item.get("grid") or {}).get("code")),
+        "id": item.get("responder_id") if worker else item.get("id"),
+        "code": None if worker else item.get("code"),
+        "name": None if worker else item.get("name"),
+        "worker_callsign": item.get("callsign") if worker else None,
+        "grid_id": grid.get("id"),
+        "grid_code": grid.get("code"),
         "received": item["received"],
     }
     for source, n in item["by_source"].items():
@@ -53,8 +72,8 @@ def flat_row(kind: str, item: dict[str, Any]) -> dict[str, Any]:
     closure = item["closure_rate"]
     row |= {
         "closure_rate_pct": _pct(closure),
-        "closure_low_pct": None if closure["low"] is None else round(100 * closure["low"], 1),
-        "closure_high_pct": None if closure["high"] is None else round(100 * closure["high"], 1),
+        "closure_low_pct": _share(closure["low"]),
+        "closure_high_pct": _share(closure["high"]),
     }
     for stage, data in item["on_time"].items():
         row[f"on_time_{stage}_pct"] = _pct(data["all"])
@@ -73,6 +92,8 @@ def flat_row(kind: str, item: dict[str, Any]) -> dict[str, Any]:
     row["reopened"] = item["reopened"]
     for band, n in item["backlog"].items():
         row[f"backlog_{band}"] = n
+    if report is not None:
+        row |= {k: report[k] for k in ("since", "until", "as_of")}
     return {k: _safe(v) for k, v in row.items()}
 
 
@@ -80,34 +101,77 @@ def _minutes(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds / 60, 1)
 
 
+# whole numbers that a missing value would turn into floats ("247.0") in pandas
+_INTEGER_COLUMNS = ("id", "grid_id")
+
+
 def report_table(report: dict[str, Any]) -> pd.DataFrame:
-    """The areas, then the total, then the grid workers, one row each."""
-    rows = [flat_row("area", a) for a in report["areas"]]
-    rows.append(flat_row("total", {**report["total"], "code": "", "name": ""}))
-    rows += [flat_row("worker", w) for w in report["workers"]]
-    return pd.DataFrame(rows)
+    """The areas, then the total, then the grid workers, one row each (``flat_row``); ids as
+    integers."""
+    rows = [flat_row("area", a, report) for a in report["areas"]]
+    rows.append(flat_row("total", {**report["total"], "code": "", "name": ""}, report))
+    rows += [flat_row("worker", w, report) for w in report["workers"]]
+    table = pd.DataFrame(rows)
+    return table.astype({c: "Int64" for c in _INTEGER_COLUMNS if c in table})
 
 
 def to_csv(report: dict[str, Any]) -> bytes:
-    """The report table as CSV, UTF-8 with a byte-order mark."""
+    """The report table as CSV, UTF-8 with a byte-order mark; the header is the stable
+    column keys (``flat_row``), for programs."""
     return report_table(report).to_csv(index=False).encode("utf-8-sig")
 
 
-def to_xlsx(report: dict[str, Any]) -> bytes:
+def to_xlsx(report: dict[str, Any], words: dict[str, str] | None = None) -> bytes:
     """The report as a workbook: ``report`` (areas, total, workers), ``weeks``, ``months``
-    and ``rankings`` sheets."""
+    and ``rankings`` sheets. On every sheet row 1 names the columns in the request's
+    language (``words``, default ``labels.localized_labels()``), row 2 (hidden) holds the
+    stable keys of the CSV (``pd.read_excel(..., header=1)`` reads by key), rows from 3 the
+    data; percentages show with up to two decimals."""
+    words = words or localized_labels()
     buffer = io.BytesIO()
+    ranks = [
+        {"ranking": name, **{k: _safe(v) for k, v in entry.items()}}
+        for name, entries in report["rankings"].items()
+        for entry in entries
+    ]
+    sheets = {
+        "report": report_table(report),
+        "weeks": _trend_table(report["trends"]["weeks"]),
+        "months": _trend_table(report["trends"]["months"]),
+        "rankings": pd.DataFrame(ranks),
+    }
     with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
-        report_table(report).to_excel(writer, sheet_name="report", index=False)
-        for unit in ("weeks", "months"):
-            _trend_table(report["trends"][unit]).to_excel(writer, sheet_name=unit, index=False)
-        ranks = [
-            {"ranking": name, **{k: _safe(v) for k, v in entry.items()}}
-            for name, entries in report["rankings"].items()
-            for entry in entries
-        ]
-        pd.DataFrame(ranks).to_excel(writer, sheet_name="rankings", index=False)
+        for sheet, table in sheets.items():
+            table.to_excel(writer, sheet_name=sheet, index=False, startrow=1)
+            _label_header(writer.sheets[sheet], list(table.columns), words)
     return buffer.getvalue()
+
+
+def _label_header(sheet: Any, keys: list[str], words: dict[str, str]) -> None:
+    """Row 1: the columns' labels; row 2 (written by pandas): the keys, hidden; percentage
+    columns in a number format that keeps 99.64 from reading 100."""
+    from openpyxl.styles import Font
+
+    for i, key in enumerate(keys, start=1):
+        cell = sheet.cell(row=1, column=i, value=column_label(key, words))
+        cell.font = Font(bold=True)
+        if key.endswith("_pct") or key in ("rate", "low", "high"):
+            fmt = "0.0#" if key.endswith("_pct") else "0.0##%"
+            for (data,) in sheet.iter_rows(min_row=3, min_col=i, max_col=i):
+                data.number_format = fmt
+    sheet.row_dimensions[2].hidden = True
+    sheet.freeze_panes = "A3"
+
+
+_TREND_COLUMNS = [
+    "start",
+    "whole",
+    "received",
+    "closed",
+    "closure_rate_pct",
+    "on_time_resolution_pct",
+    "on_time_resolution_n",
+]
 
 
 def _trend_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -124,16 +188,69 @@ def _trend_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
             }
             for r in rows
         ],
-        columns=[
-            "start",
-            "whole",
-            "received",
-            "closed",
-            "closure_rate_pct",
-            "on_time_resolution_pct",
-            "on_time_resolution_n",
-        ],
+        columns=_TREND_COLUMNS,
     )
+
+
+def column_label(key: str, words: dict[str, str]) -> str:
+    """The label of a report column ``key`` in the language of ``words``
+    (``labels.localized_labels()``); the key itself when it has none."""
+    w = words.get
+    stage = {s: w(f"stage_{s}", s) for s in ("dispatch", "arrival", "resolution")}
+    fixed = {
+        "kind": w("col_kind", key),
+        "id": "ID",
+        "code": w("code", key),
+        "name": w("name", key),
+        "worker_callsign": w("callsign", key),
+        "grid_id": f"{w('grid', 'grid')} ID",
+        "grid_code": w("grid", key),
+        "cancelled": w("col_cancelled", key),
+        "open": w("open", key),
+        "closure_rate_pct": f"{w('closure_rate', key)} (%)",
+        "closure_low_pct": f"{w('closure_rate', key)} {w('col_low', 'low')} (%)",
+        "closure_high_pct": f"{w('closure_rate', key)} {w('col_high', 'high')} (%)",
+        "escalated": w("col_escalated", key),
+        "resolved_in_grid_pct": f"{w('resolved_in_grid', key)} (%)",
+        "resolved_in_community_pct": f"{w('resolved_in_community', key)} (%)",
+        "disputes_mediated_pct": f"{w('mediated', key)} (%)",
+        "since": w("from", key),
+        "until": w("col_until", key),
+        "as_of": w("as_of", key),
+        "start": w("col_start", key),
+        "whole": w("col_whole", key),
+        "on_time_resolution_pct": f"{w('on_time_resolution', key)} (%)",
+        "on_time_resolution_n": f"{w('on_time_resolution', key)} n",
+        "ranking": w("col_ranking", key),
+        "rank": w("col_rank", key),
+        "rate": w("col_rate", key),
+        "low": w("col_low", key),
+        "high": w("col_high", key),
+        "denominator": "n",
+        "small_sample": w("small_sample", key),
+    }
+    if key in fixed:
+        return fixed[key]
+    if key in words:
+        return words[key]
+    parts = key.split("_")
+    if key.startswith("source_"):
+        return f"{w('source', 'source')}: {w(key[7:], key[7:])}"
+    if key.startswith("backlog_"):
+        return f"{w('backlog', 'backlog')} {key[8:]}"
+    if key.startswith("escalated_to_"):
+        return f"{w('col_escalated', 'escalated')}: {w('level_' + key[13:], key[13:])}"
+    if key.startswith("on_time_") and parts[2] in stage:
+        head = f"{w('on_time', 'on time')}: {stage[parts[2]]}"
+        if parts[3] == "n":
+            return f"{head} n"
+        if parts[3].startswith("p") and parts[3][1:].isdigit():
+            return f"{head} {parts[3].upper()} (%)"
+        return f"{head} (%)"
+    if parts[0] in stage and len(parts) == 3:
+        what = w("median", "median") if parts[1] == "median" else w("p90", "p90")
+        return f"{stage[parts[0]]}: {what} (min)"
+    return key
 
 
 def cjk_font(configured: str | None = None) -> Path:
@@ -175,12 +292,13 @@ def to_pdf(report: dict[str, Any], *, title: str, font: str | None = None) -> by
     esc = _escape
     words = localized_labels()
     total = report["total"]
+    tz = report["timezone"]
     story: list[Any] = [
         Paragraph(esc(title), heading),
         Paragraph(
             esc(
-                f"{words['period']}: {report['since'][:10]} – {report['until'][:10]} "
-                f"({report['timezone']}); {words['as_of']} {report['as_of'][:16]}"
+                f"{words['period']}: {period_text(report['since'], report['until'], tz)} "
+                f"({tz}); {words['as_of']} {local_stamp(report['as_of'], tz)}"
             ),
             body,
         ),
@@ -304,8 +422,13 @@ def to_pdf(report: dict[str, Any], *, title: str, font: str | None = None) -> by
             widths=[30 * mm, 34 * mm, 16 * mm, 14 * mm, 28 * mm, 28 * mm, 16 * mm, 14 * mm],
         )
     )
-    if report["workers"]:
+    workers, cut = pdf_workers(report)
+    if workers:
         story.append(Paragraph(esc(words["workers"]), sub))
+        if cut:
+            story.append(
+                Paragraph(esc(words["workers_cut"].format(n=len(report["workers"]), k=cut)), body)
+            )
         worker_rows = [
             [
                 words["callsign"],
@@ -317,7 +440,10 @@ def to_pdf(report: dict[str, Any], *, title: str, font: str | None = None) -> by
                 words["discovered"],
             ]
         ]
-        for w in report["workers"]:
+        for w in workers:
+            if w is None:  # between the best and the last
+                worker_rows.append(["…", "", "", "", "", "", ""])
+                continue
             worker_rows.append(
                 [
                     w["callsign"],
@@ -382,19 +508,35 @@ def _escape(value: Any) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+# A PDF lists every worker up to this many, else the best and the last WORKERS_SHOWN / 2
+# by the ranking on resolution on time (the CSV and XLSX keep every row).
+WORKERS_SHOWN = 20
+
+
+def pdf_workers(report: dict[str, Any]) -> tuple[list[dict[str, Any] | None], int]:
+    """The workers a PDF lists: all of them up to ``WORKERS_SHOWN``; beyond, the first and
+    the last ``WORKERS_SHOWN // 2`` by the ranking on resolution on time (``None`` marks the
+    gap), and how many of each end are shown (0: all)."""
+    workers = report["workers"]
+    if len(workers) <= WORKERS_SHOWN:
+        return list(workers), 0
+    by_id = {w["responder_id"]: w for w in workers}
+    order = [by_id[r["id"]] for r in report["rankings"]["workers_on_time_resolution"]]
+    k = WORKERS_SHOWN // 2
+    return [*order[:k], None, *order[-k:]], k
+
+
 def _pct_text(r: dict[str, Any]) -> str:
-    return "–" if r["rate"] is None else f"{100 * r['rate']:.0f}%"
+    return "–" if r["rate"] is None else percent_text(r["rate"])
 
 
 def _rate_text(r: dict[str, Any]) -> str:
-    """``85% (78–90%, n=120)``; a small denominator is marked ``*``."""
+    """``99.6% (99.5–99.6%, n=77344)``; a small denominator is marked ``*``."""
     if r["rate"] is None:
         return "–"
     mark = "*" if r["small_sample"] else ""
-    return (
-        f"{100 * r['rate']:.0f}%{mark} ({100 * r['low']:.0f}–{100 * r['high']:.0f}%, "
-        f"n={r['denominator']})"
-    )
+    low, high = percent_text(r["low"])[:-1], percent_text(r["high"])
+    return f"{percent_text(r['rate'])}{mark} ({low}–{high}, n={r['denominator']})"
 
 
 def _duration(seconds: float | None) -> str:

@@ -53,6 +53,27 @@ LABELS: dict[str, str] = {
     "from": N_("From"),
     "to": N_("To (excluded)"),
     "show": N_("Show"),
+    "to_included": N_("To (included)"),
+    "this_week": N_("This week"),
+    "last_week": N_("Last week"),
+    "this_month": N_("This month"),
+    "last_month": N_("Last month"),
+    "show_all": N_("Show all"),
+    "workers_cut": N_(
+        "{n} grid workers: the {k} best and the {k} last by resolution on time (all of "
+        "them in the CSV and XLSX)"
+    ),
+    "col_kind": N_("Row"),
+    "col_cancelled": N_("Cancelled"),
+    "col_low": N_("Lower bound (95%)"),
+    "col_high": N_("Upper bound (95%)"),
+    "col_escalated": N_("Escalated"),
+    "col_until": N_("Until (excluded)"),
+    "col_start": N_("Period start"),
+    "col_whole": N_("Whole period"),
+    "col_ranking": N_("Ranking"),
+    "col_rank": N_("Rank"),
+    "col_rate": N_("Rate"),
     "loading": N_("loading…"),
     "error": N_("error"),
     "pdf_note": N_(

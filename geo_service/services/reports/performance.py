@@ -251,7 +251,7 @@ def performance(
         "version_id": version,
         "since": since.isoformat(),
         "until": until.isoformat(),
-        "as_of": as_of.isoformat(),
+        "as_of": as_of.astimezone(ZoneInfo(tz)).isoformat(),  # local, with its offset
         "timezone": tz,
         "total": {
             **perf.figures(frame, stamp, INCIDENT_SOURCES),
@@ -366,6 +366,22 @@ def _period_starts(since: datetime, until: datetime, tz: str, unit: str) -> list
     while starts[-1] < last:
         starts.append(period_end(starts[-1], unit).isoformat())
     return starts
+
+
+def default_file_level(session: Session, scope: Scope, parent_id: int | None) -> str:
+    """The level a report file (PDF) shows when the request names none: the level below
+    ``parent_id``'s, else below the caller's jurisdiction (``district`` for a city-wide
+    caller), ``grid`` at the bottom. A page of rows per district reads on paper; 1,500 grids
+    do not."""
+    area_id = parent_id if parent_id is not None else scope.area_id
+    if area_id is None:
+        return AREA_LEVELS[0]
+    level = session.execute(
+        text("SELECT level FROM areas WHERE id = :i"), {"i": area_id}
+    ).scalar_one_or_none()
+    if level not in AREA_LEVELS:
+        return AREA_LEVELS[0]
+    return AREA_LEVELS[min(AREA_LEVELS.index(level) + 1, len(AREA_LEVELS) - 1)]
 
 
 def report_title(report: dict[str, Any]) -> str:

@@ -86,3 +86,48 @@ def period_end(start: str, unit: str) -> date:
     if unit == "week":
         return first + timedelta(days=7)
     return date(first.year + first.month // 12, first.month % 12 + 1, 1)
+
+
+def local_stamp(instant: str | datetime, tz: str) -> str:
+    """An instant as the deployment's wall-clock time with its UTC offset, to the minute
+    (what a person reads next to a local period; never UTC unmarked).
+
+    >>> local_stamp("2026-11-30T17:26:40+00:00", "Asia/Shanghai")
+    '2026-12-01 01:26 +08:00'
+    """
+    at = datetime.fromisoformat(instant) if isinstance(instant, str) else instant
+    local = at.astimezone(ZoneInfo(tz))
+    offset = local.strftime("%z")
+    return f"{local:%Y-%m-%d %H:%M} {offset[:3]}:{offset[3:]}"
+
+
+def period_text(since: str, until: str, tz: str) -> str:
+    """The window ``[since, until)`` as people read it: whole local days as first and last
+    day, both included (``2026-11-01 – 2026-11-30``); otherwise both instants with offsets.
+
+    >>> period_text("2026-11-01T00:00:00+08:00", "2026-12-01T00:00:00+08:00", "Asia/Shanghai")
+    '2026-11-01 – 2026-11-30'
+    >>> period_text("2026-11-01T00:00:00+08:00", "2026-11-01T12:00:00+08:00", "Asia/Shanghai")
+    '2026-11-01 00:00 +08:00 – 2026-11-01 12:00 +08:00'
+    """
+    zone = ZoneInfo(tz)
+    first = datetime.fromisoformat(since).astimezone(zone)
+    end = datetime.fromisoformat(until).astimezone(zone)
+    if first.time() == time(0) and end.time() == time(0):
+        return f"{first.date().isoformat()} – {(end.date() - timedelta(days=1)).isoformat()}"
+    return f"{local_stamp(first, tz)} – {local_stamp(end, tz)}"
+
+
+def percent_text(share: float) -> str:
+    """A share as a percentage with one decimal, or with as many more (up to three) as it
+    takes not to read 100% or 0% when it is neither.
+
+    >>> percent_text(77064 / 77344), percent_text(0.99996), percent_text(1.0), percent_text(0.0)
+    ('99.6%', '99.996%', '100.0%', '0.0%')
+    """
+    text = ""
+    for digits in (1, 2, 3):
+        text = f"{100 * share:.{digits}f}"
+        if (share >= 1 or float(text) < 100) and (share <= 0 or float(text) > 0):
+            break
+    return text + "%"

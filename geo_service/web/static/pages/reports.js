@@ -14,19 +14,65 @@ function chart(id) {
   return charts[id];
 }
 
-const pct = (r) => (r && r.rate !== null ? `${(100 * r.rate).toFixed(0)}%` : "–");
+// A share as a percentage with one decimal, or as many more (up to three) as it takes not to
+// read 100% or 0% when it is neither (77,064 of 77,344 is 99.6%): periods.percent_text.
+function percentText(share) {
+  let text = "";
+  for (const digits of [1, 2, 3]) {
+    text = (100 * share).toFixed(digits);
+    if ((share >= 1 || Number(text) < 100) && (share <= 0 || Number(text) > 0)) break;
+  }
+  return `${text}%`;
+}
+const pct = (r) => (r && r.rate !== null ? percentText(r.rate) : "–");
 const interval = (r) =>
-  r && r.rate !== null ? `${(100 * r.low).toFixed(0)}–${(100 * r.high).toFixed(0)}%, n=${r.denominator}` : "n=0";
+  r && r.rate !== null
+    ? `${percentText(r.low).slice(0, -1)}–${percentText(r.high)}, n=${r.denominator}`
+    : "n=0";
+const WORKERS_SHOWN = 20;  // beyond, the best and the last ten by the ranking (exports.pdf_workers)
+let showAllWorkers = false;
+
+// Local calendar days of the deployment's zone (GEO_TIMEZONE), as YYYY-MM-DD strings.
+function localToday() {
+  return new Intl.DateTimeFormat("en-CA", {timeZone: PAGE.timezone, year: "numeric", month: "2-digit", day: "2-digit"})
+    .format(new Date());
+}
+function addDays(day, n) {
+  const d = new Date(`${day}T00:00:00Z`);
+  d.setUTCDate(d.getUTCDate() + n);
+  return d.toISOString().slice(0, 10);
+}
+function monthStart(day, shift = 0) {
+  const d = new Date(`${day.slice(0, 7)}-01T00:00:00Z`);
+  d.setUTCMonth(d.getUTCMonth() + shift);
+  return d.toISOString().slice(0, 10);
+}
+// The quick choices: first and last day (both included) of this or last ISO week or month.
+function range(name) {
+  const today = localToday();
+  const monday = addDays(today, -((new Date(`${today}T00:00:00Z`).getUTCDay() + 6) % 7));
+  if (name === "this_week") return [monday, addDays(monday, 6)];
+  if (name === "last_week") return [addDays(monday, -7), addDays(monday, -1)];
+  if (name === "this_month") return [monthStart(today), addDays(monthStart(today, 1), -1)];
+  return [monthStart(today, -1), addDays(monthStart(today), -1)];
+}
+// an instant of the report (RFC 3339 with the zone's offset) as "2026-12-01 01:26 +08:00"
+function localStamp(iso) {
+  const m = /^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2})(?::[\d.]+)?(Z|[+-]\d{2}:\d{2})$/.exec(iso);
+  return m ? `${m[1]} ${m[2]} ${m[3] === "Z" ? "+00:00" : m[3]}` : iso;
+}
+// the window [since, until) as days, both included, when it is whole local days
+function periodText(since, until) {
+  const midnight = (iso) => iso.slice(11, 19) === "00:00:00";
+  if (midnight(since) && midnight(until)) return `${since.slice(0, 10)} – ${addDays(until.slice(0, 10), -1)}`;
+  return `${localStamp(since)} – ${localStamp(until)}`;
+}
 
 function duration(s) {
   if (s === null || s === undefined) return "–";
   if (s < 3600) return `${(s / 60).toFixed(0)} min`;
   if (s < 172800) return `${(s / 3600).toFixed(1)} h`;
   return `${(s / 86400).toFixed(1)} d`;
-}
-
-function isoDay(date) {
-  return date.toISOString().slice(0, 10);
 }
 
 async function loadParents() {
@@ -41,11 +87,47 @@ async function loadParents() {
   if ([...select.options].some((o) => o.value === keep)) select.value = keep;
 }
 
+// The view in the address bar (level, parent_id, from, to: the days shown, both included;
+// lang), so a report can be bookmarked and shared; read back on load.
+function viewParams() {
+  const params = new URLSearchParams({level: $("level").value});
+  if ($("parent").value) params.set("parent_id", $("parent").value);
+  if ($("since").value) params.set("from", $("since").value);
+  if ($("until").value) params.set("to", $("until").value);
+  return params;
+}
+function keepLanguageLinks(params) {
+  for (const a of document.querySelectorAll(".lang-switch a[hreflang]")) {
+    const keep = new URLSearchParams(params);
+    keep.set("lang", a.getAttribute("hreflang"));
+    a.href = `?${keep}`;
+  }
+}
+function writeUrl() {
+  const params = viewParams();
+  keepLanguageLinks(params);
+  params.set("lang", LANG);
+  history.replaceState(null, "", `${location.pathname}?${params}`);
+}
+function readUrl() {
+  const params = new URLSearchParams(location.search);
+  const level = params.get("level");
+  if (level && [...$("level").options].some((o) => o.value === level)) $("level").value = level;
+  const day = /^\d{4}-\d{2}-\d{2}$/;
+  if (day.test(params.get("from") || "")) $("since").value = params.get("from");
+  if (day.test(params.get("to") || "")) $("until").value = params.get("to");
+  const parent = params.get("parent_id");
+  if (parent && /^\d+$/.test(parent)) $("parent").replaceChildren(new Option("", parent));
+  keepLanguageLinks(viewParams());
+}
+
 function query(format) {
   const params = new URLSearchParams({level: $("level").value});
   if ($("parent").value) params.set("parent_id", $("parent").value);
   if ($("since").value) params.set("since", $("since").value);
-  if ($("until").value) params.set("until", $("until").value);
+  // the page's end day is included: the API's window is half-open, so send the next day
+  // (its local midnight)
+  if ($("until").value) params.set("until", addDays($("until").value, 1));
   if (format) params.set("format", format);
   return `/reports/performance?${params}`;
 }
@@ -72,7 +154,7 @@ function renderCards(total) {
     card(T("resolved_in_grid"), pct(total.resolved_in_grid), interval(total.resolved_in_grid)),
     card(T("resolved_in_community"), pct(total.resolved_in_community), interval(total.resolved_in_community)),
     card(T("disputes"), String(total.disputes.received), `${T("mediated")}: ${pct(total.disputes.mediated)}`),
-    card(T("reopened"), String(total.reopened), `${T("median")}: ${duration(res.times.median_s)}`),
+    card(T("reopened"), String(total.reopened), ""),
   );
 }
 
@@ -167,8 +249,8 @@ function renderAreas(report) {
       formatter: (p) => {
         const r = ranked[p.dataIndex];
         return tooltipRows(`${r.rank}. ${r.code} ${r.name ?? ""}`, [
-          [T("on_time"), r.rate === null ? "–" : `${(100 * r.rate).toFixed(0)}%`],
-          ["95%", r.rate === null ? "–" : `${(100 * r.low).toFixed(0)}–${(100 * r.high).toFixed(0)}%`],
+          [T("on_time"), pct(r)],
+          ["95%", r.rate === null ? "–" : `${percentText(r.low).slice(0, -1)}–${percentText(r.high)}`],
           ["n", r.denominator + (r.small_sample ? ` (${T("small_sample")})` : "")],
         ]);
       },
@@ -247,21 +329,45 @@ function renderTables(report) {
       rateCell(a.resolved_in_grid), String(a.disputes.received), String(a.reopened),
       String(Object.values(a.backlog).reduce((x, y) => x + y, 0)),
     ]));
+  renderWorkers(report);
+}
+
+// Every worker up to WORKERS_SHOWN; beyond, the ten best and the ten last by the ranking on
+// resolution on time with "show all" (the CSV and XLSX always hold every row).
+function renderWorkers(report) {
+  const all = report.workers;
+  let shown = all;
+  const cut = !showAllWorkers && all.length > WORKERS_SHOWN;
+  if (cut) {
+    const byId = new Map(all.map((w) => [w.responder_id, w]));
+    const order = report.rankings.workers_on_time_resolution.map((r) => byId.get(r.id));
+    const k = WORKERS_SHOWN / 2;
+    shown = [...order.slice(0, k), null, ...order.slice(-k)];
+  }
+  $("workers-cut").hidden = !cut;
+  $("workers-cut").textContent = cut
+    ? T("workers_cut").replace(/\{n\}/g, String(all.length)).replace(/\{k\}/g, String(WORKERS_SHOWN / 2))
+    : "";
+  $("workers-all").hidden = !cut;
   fillTable($("workers"),
     [T("callsign"), T("grid"), T("assigned"), T("closed"), T("on_time_resolution"), T("median"),
      T("discovered")],
-    report.workers.map((w) => [
+    shown.map((w) => (w === null ? ["…", "", "", "", "", "", ""] : [
       w.callsign, w.grid.code, String(w.received), String(w.closed),
       rateCell(w.on_time.resolution.all), duration(w.on_time.resolution.times.median_s),
       String(w.discovered_in_grid),
-    ]));
+    ])));
 }
+
+let lastReport = null;
 
 async function load() {
   $("status").textContent = T("loading");
+  showAllWorkers = false;
   for (const f of ["csv", "xlsx", "pdf"]) $(f).href = query(f);
   try {
     const report = await api(query());
+    lastReport = report;
     renderCards(report.total);
     renderWeeks(report.trends);
     renderSources(report.total);
@@ -273,8 +379,8 @@ async function load() {
     const wow = report.trends.week_over_week;
     const change = wow && wow.received_change_pct !== null ? `; ${T("week_over_week")} ${wow.received_change_pct > 0 ? "+" : ""}${wow.received_change_pct}%` : "";
     $("status").textContent =
-      `${T("period")}: ${report.since.slice(0, 10)} – ${report.until.slice(0, 10)} (${report.timezone}), ` +
-      `${T("as_of")} ${report.as_of.slice(0, 16)}; ${report.areas.length} ${T("areas")}${change}`;
+      `${T("period")}: ${periodText(report.since, report.until)} (${report.timezone}), ` +
+      `${T("as_of")} ${localStamp(report.as_of)}; ${report.areas.length} ${T("areas")}${change}`;
     $("status").dataset.ready = "1";
   } catch (err) {
     $("status").textContent = `${T("error")}: ${err.message}`;
@@ -283,8 +389,21 @@ async function load() {
 
 $("controls").addEventListener("submit", (event) => {
   event.preventDefault();
+  writeUrl();
   load();
+});
+for (const button of document.querySelectorAll("[data-range]")) {
+  button.addEventListener("click", () => {
+    [$("since").value, $("until").value] = range(button.dataset.range);
+    writeUrl();
+    load();
+  });
+}
+$("workers-all").addEventListener("click", () => {
+  showAllWorkers = true;
+  if (lastReport) renderWorkers(lastReport);
 });
 $("level").addEventListener("change", () => loadParents().catch((e) => ($("status").textContent = e.message)));
 window.addEventListener("resize", () => Object.values(charts).forEach((c) => c.resize()));
+readUrl();
 loadParents().then(load, (e) => ($("status").textContent = e.message));
