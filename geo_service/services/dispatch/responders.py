@@ -24,12 +24,15 @@ from geo_service.errors import (
     PermissionDeniedError,
 )
 from geo_service.geo.crs import to_wgs84
+from geo_service.i18n import format_message
 from geo_service.instants import localize_fields
 from geo_service.runtime import current
 from geo_service.services.access.audit import audited_change_sql, record_audit
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.areas import BBox
 from geo_service.vocabulary import OPEN_INCIDENT_STATUSES
+
+OFF_DUTY = "off_duty"
 
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 MAX_BATCH = 5000
@@ -80,6 +83,9 @@ class NearestQuery:
     kind: str | None = None
     skill: str | None = None
     max_distance_m: float | None = None
+    # several kinds at once (an incident's needs, ``vocabulary.responder_kinds_for``);
+    # None: any. ``kind`` narrows further.
+    kinds: tuple[str, ...] | None = None
 
 
 _KNOWN_RESPONDERS = text(
@@ -97,7 +103,10 @@ _STORE_POSITIONS = text(
                             AS t(id, lon, lat, at)),
         ok AS (SELECT NOT EXISTS (
                  SELECT 1 FROM t WHERE t.at > coalesce(CAST(:now AS timestamptz), now())
-                                              + CAST(:skew AS interval)) AS ok),
+                                              + CAST(:skew AS interval))
+               AND NOT EXISTS (
+                 SELECT 1 FROM responders o
+                 WHERE o.id = ANY(CAST(:ids AS int[])) AND o.status = :off_duty) AS ok),
         change AS (
             UPDATE responders r SET position = ST_SetSRID(ST_MakePoint(t.lon, t.lat), 4326),
                    position_at = t.at
@@ -125,9 +134,13 @@ async def record_positions(
     the audit row in one statement. Fixes of others first look the responders up (do they
     exist, are they in the caller's area).
 
+    A responder off duty shares no position (privacy: the phone of someone off shift is
+    nobody's business): the batch is refused whole.
+
     Returns ``{"received", "updated", "ignored"}``. Raises PermissionDeniedError (403) when
-    a grid worker reports another; InvalidInputError (422, one entry per bad position: more
-    than ``MAX_CLOCK_SKEW`` ahead of the clock, off the globe, unknown or
+    a grid worker reports another; ConflictError (409, ``off_duty``: their ids) when a
+    responder of the batch is off duty; InvalidInputError (422, one entry per bad position:
+    more than ``MAX_CLOCK_SKEW`` ahead of the clock, off the globe, unknown or
     outside the caller's area) and nothing is stored.
     """
     own = scope.principal.responder_id
@@ -160,6 +173,7 @@ async def record_positions(
             "ats": [latest[k][2] for k in keys],
             "now": clock.now(None) if clock.held else None,
             "skew": MAX_CLOCK_SKEW,
+            "off_duty": OFF_DUTY,
             "received": len(positions),
             "who": actor,
             "action": "positions",
@@ -168,11 +182,27 @@ async def record_positions(
         },
         optional=True,
     )
-    if stored is None:  # a fix ahead of the clock: nothing was written; say which
+    if stored is None:  # off duty, or a fix ahead of the clock: nothing was written; say which
+        off = await fetch_one(conn, _OFF_DUTY, {"ids": keys, "off_duty": OFF_DUTY})
+        if off[0]:
+            raise ConflictError(
+                format_message(
+                    "responder {ids} is off duty: a phone shares no position off duty; "
+                    "none were stored",
+                    ids=", ".join(str(i) for i in off[0]),
+                ),
+                off_duty=list(off[0]),
+            )
         errors = await _unknown_or_future(conn, positions, ids, scope)
         raise InvalidInputError("some positions are invalid; none were stored", errors=errors)
     updated = int(stored[0]["updated"])
     return {"received": len(positions), "updated": updated, "ignored": len(positions) - updated}
+
+
+_OFF_DUTY = text(
+    "SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM responders "
+    "WHERE id = ANY(CAST(:ids AS int[])) AND status = :off_duty"
+)
 
 
 async def _unknown_or_future(
@@ -204,6 +234,7 @@ def update_responder(
     scope: Scope,
     actor: str,
     fixed: bool | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Change a responder's status, skills and/or ``fixed`` (a station: never stale); a grid
     worker may change only their own status.
@@ -211,9 +242,19 @@ def update_responder(
     A responder outside the caller's area answers 404 like a missing one. One open incident
     per responder: while it holds one, it cannot become ``available`` (whatever its status
     now, so busy -> off_duty -> available cannot launder an assignment); 409 says why.
+    Going ``off_duty`` while holding open incidents (dispatched, accepted, on scene) is a 409
+    naming them (``incidents``): a dispatcher wants them handed over (reassign) or finished
+    first, not left with someone who has gone home. A dispatcher may ``force`` it (the
+    incidents stay assigned and show in the console; the audit row names them); a grid
+    worker may not (403).
     """
     if not scope.can("responders:write"):  # the role first: no lookup, nothing revealed
-        if scope.principal.responder_id != responder_id or skills is not None or fixed is not None:
+        if (
+            scope.principal.responder_id != responder_id
+            or skills is not None
+            or fixed is not None
+            or force
+        ):
             raise PermissionDeniedError("a grid worker may change only their own status")
     before = _row(session, responder_id, lock=True)
     if not scope.commands_responder(responder_id, before["home_grid_id"]):
@@ -224,6 +265,19 @@ def update_responder(
             f"responder {responder_id} is assigned to an open incident: it becomes available "
             "when the incident is resolved or cancelled",
             assigned=True,
+        )
+    held = (
+        _held(session, responder_id) if status == OFF_DUTY and before["status"] != OFF_DUTY else []
+    )
+    if held and not force:
+        raise ConflictError(
+            format_message(
+                "responder {id} holds open incidents ({incidents}): reassign or finish them "
+                "before going off duty, or send force",
+                id=responder_id,
+                incidents=", ".join(i["id"] for i in held),
+            ),
+            incidents=held,
         )
     session.execute(
         text(
@@ -243,6 +297,7 @@ def update_responder(
         diff={
             "before": {k: before[k] for k in ("status", "skills", "fixed")},
             "after": {k: after[k] for k in ("status", "skills", "fixed")},
+            **({"forced_off_duty_holding": [i["id"] for i in held]} if held else {}),
         },
     )
     session.commit()
@@ -255,6 +310,18 @@ def _assigned(session: Session, responder_id: int) -> Any:
         text("SELECT id FROM incidents WHERE responder_id = :r AND status = ANY(:open) LIMIT 1"),
         {"r": responder_id, "open": list(OPEN_INCIDENT_STATUSES)},
     ).scalar_one_or_none()
+
+
+def _held(session: Session, responder_id: int) -> list[dict[str, str]]:
+    """The open incidents the responder holds: ``[{id, status}]``, oldest report first."""
+    rows = session.execute(
+        text(
+            "SELECT CAST(id AS text) AS id, status FROM incidents "
+            "WHERE responder_id = :r AND status = ANY(:open) ORDER BY reported_at, id"
+        ),
+        {"r": responder_id, "open": list(OPEN_INCIDENT_STATUSES)},
+    ).mappings()
+    return [dict(r) for r in rows]
 
 
 _COLUMNS = """
@@ -354,6 +421,7 @@ _FILTERS = """
     r.status = 'available' AND r.position IS NOT NULL
     AND (r.fixed OR r.position_at >= CAST(:now AS timestamptz) - make_interval(secs => :stale))
     AND (CAST(:kind AS text) IS NULL OR r.kind = :kind)
+    AND (CAST(:kinds AS text[]) IS NULL OR r.kind = ANY(CAST(:kinds AS text[])))
     AND (CAST(:skill AS text) IS NULL OR :skill = ANY(r.skills))
     AND (CAST(:grids AS int[]) IS NULL OR r.home_grid_id = ANY(:grids))
     AND NOT r.id = ANY(:exclude)
@@ -401,6 +469,7 @@ def why_none(
                     AS too_far
                 FROM responders r
                 WHERE (CAST(:kind AS text) IS NULL OR r.kind = :kind)
+                  AND (CAST(:kinds AS text[]) IS NULL OR r.kind = ANY(CAST(:kinds AS text[])))
                   AND (CAST(:skill AS text) IS NULL OR :skill = ANY(r.skills))
                   AND (CAST(:grids AS int[]) IS NULL OR r.home_grid_id = ANY(:grids))
                 """
@@ -412,6 +481,7 @@ def why_none(
                 "stale": stale_s,
                 "radius": q.max_distance_m,
                 "kind": q.kind,
+                "kinds": list(q.kinds) if q.kinds is not None else None,
                 "skill": q.skill,
                 "grids": visible_grids(scope),
             },
@@ -473,6 +543,7 @@ def nearest(
         "k": k,
         "stale": stale_s,
         "kind": q.kind,
+        "kinds": list(q.kinds) if q.kinds is not None else None,
         "skill": q.skill,
         "grids": visible_grids(scope),
         "exclude": list(exclude),
