@@ -12,7 +12,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from geo_service.demo.city import DemoCity
-from tests.conftest import as_role, grid_point, problem
+from geo_service.geo.crs import from_wgs84
+from tests.browser import signed_in_page
+from tests.conftest import ARTIFACTS, as_role, grid_point, problem
 
 # ~111 m per 0.001 degree of latitude
 NEAR, FARTHER = 0.0005, 0.002
@@ -198,8 +200,6 @@ def test_crs_is_read_in_any_case(client: TestClient, loaded_city: DemoCity, name
     listed = client.get("/incidents", params={"crs": name, "limit": 1})
     assert listed.status_code == 200, listed.text
     assert client.get("/areas", params={"level": "district", "crs": name}).status_code == 200
-    from geo_service.geo.crs import from_wgs84
-
     (x,), (y,) = from_wgs84([lon], [lat], "gcj02")
     found = client.get("/areas/lookup", params={"lon": x, "lat": y, "crs": name})
     assert found.status_code == 200 and found.json()["grid"]["code"] == code
@@ -327,3 +327,51 @@ def test_a_grid_worker_following_the_redirects_reaches_the_phone_page(
     page = browser.post("/login", data={"api_key": role_keys["grid_worker"], "login_token": token})
     assert page.status_code == 200 and str(page.url).endswith("/app")
     assert 'rel="manifest"' in page.text
+
+
+# --- (2) the kinds of unit named in the console's language ------------------------------------
+
+KIND_NAMES = {
+    "zh-CN": ["调解员", "巡逻警力"],
+    "en": ["mediator", "police patrol"],
+}
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+@pytest.mark.parametrize(("device", "viewport"), [("desktop", (1400, 900)), ("phone", (390, 844))])
+def test_the_console_names_the_kinds_in_its_language_and_offers_only_fitting_ones(
+    live_server: str,
+    client: TestClient,
+    loaded_city: DemoCity,
+    role_keys: dict,
+    units_around: dict[str, int],
+    lang: str,
+    device: str,
+    viewport: tuple[int, int],
+) -> None:
+    dispute = _report(client, loaded_city, "disputes", priority=1, description="<b>noise</b>")
+    with signed_in_page(live_server, "/map/dispatch", role_keys["dispatcher"], viewport) as (
+        page,
+        errors,
+    ):
+        page.goto(f"{live_server}/map/dispatch?lang={lang}")
+        row = page.locator(f"tr.row[data-id='{dispute['id']}']")
+        row.wait_for()
+        row.click()
+        page.wait_for_selector("#detail .candidates .kind")
+        kinds = page.locator("#detail .candidates .kind").all_text_contents()
+        assert kinds == KIND_NAMES[lang], kinds
+        values = page.locator("#detail .candidates .kind").evaluate_all(
+            "nodes => nodes.map(n => n.dataset.kind)"
+        )
+        assert values == ["mediator", "patrol"]  # the API's values stay
+        offered = page.locator("#detail .candidates .kinds").text_content() or ""
+        assert KIND_NAMES[lang][0] in offered, offered
+        # what people typed shows as text, never as markup
+        assert "<b>noise</b>" in (page.locator("#detail").text_content() or "")
+        assert page.locator("#detail b").count() == 0
+        page.locator("#detail .candidates").scroll_into_view_if_needed()
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"console_kinds_{device}_{lang}.png"))
+        assert errors == []
