@@ -370,8 +370,37 @@ def test_the_console_names_the_kinds_in_its_language_and_offers_only_fitting_one
         assert KIND_NAMES[lang][0] in offered, offered
         # what people typed shows as text, never as markup
         assert "<b>noise</b>" in (page.locator("#detail").text_content() or "")
-        assert page.locator("#detail b").count() == 0
+        assert page.locator("#detail b", has_text="noise").count() == 0
         page.locator("#detail .candidates").scroll_into_view_if_needed()
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"console_kinds_{device}_{lang}.png"))
         assert errors == []
+
+
+def test_a_hotline_account_files_as_the_hotline_only(
+    client: TestClient, engine: Engine, loaded_city: DemoCity
+) -> None:
+    from sqlalchemy.orm import Session
+
+    from geo_service.services.access.auth import create_key, create_user
+
+    with Session(engine) as session:
+        user = create_user(
+            session,
+            name="test-hotline-desk",
+            role="dispatcher",
+            area_code=None,
+            channel="hotline",
+            actor="tests",
+        )
+        key = create_key(session, user, actor="tests")[1]
+        session.commit()
+    lon, lat, _ = grid_point(loaded_city)
+    body = {"category": "sanitation", "location": {"lon": lon, "lat": lat}}
+    made = client.post("/incidents", json=body, headers={"X-API-Key": key})
+    assert made.status_code == 201 and made.json()["source"] == "hotline"
+    refused = client.post(
+        "/incidents", json={**body, "source": "citizen"}, headers={"X-API-Key": key}
+    )
+    assert refused.status_code == 403
+    assert problem(refused)["allowed_sources"] == ["hotline"]
