@@ -225,6 +225,24 @@ def test_an_unknown_category_filter_is_a_422_naming_the_known(client: TestClient
 
 
 @pytest.mark.parametrize(
+    "path",
+    [
+        "/heatmap/h3",
+        "/heatmap/grids",
+        "/hotspots",
+        "/hotspots/emerging",
+        "/tiles/incidents.json",
+        "/tiles/incidents/12/3355/1681.mvt",
+    ],
+)
+def test_every_category_filter_refuses_an_unknown_code(client: TestClient, path: str) -> None:
+    bad = client.get(path, params={"category": "nonexistent"})
+    assert bad.status_code == 422, bad.text
+    assert "disputes" in problem(bad)["known_categories"]
+    assert client.get(path, params={"category": "disputes"}).status_code in (200, 204)
+
+
+@pytest.mark.parametrize(
     ("role", "source", "status"),
     [
         ("dispatcher", "import", 403),
