@@ -163,8 +163,8 @@ def patch_responder(
     session: SessionDep, scope: ScopeDep, actor: ActorDep, responder_id: int, body: ResponderPatch
 ) -> dict[str, Any]:
     """Change status, skills and/or ``fixed``. A grid worker may change only their own
-    status. Going off duty while holding open incidents is a 409 naming them, unless a
-    dispatcher sends ``force``."""
+    status. Going off duty while holding incidents it has accepted or is on scene of is a 409
+    naming them, unless a dispatcher sends ``force``."""
     if body.status is None and body.skills is None and body.fixed is None:
         raise InvalidInputError("nothing to change: send status, skills and/or fixed")
     if not (scope.can("responders:write") or scope.can("responders:self")):

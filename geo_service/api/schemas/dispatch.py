@@ -51,9 +51,9 @@ class ResponderPatch(BaseModel):
     )
     force: bool = Field(
         default=False,
-        description="with status off_duty: take the responder off duty although it holds open "
-        "incidents (dispatchers; the incidents stay with it until reassigned); without it that "
-        "is a 409 naming them",
+        description="with status off_duty: take the responder off duty although it has taken "
+        "incidents on (accepted, on scene; dispatchers only: the incidents stay with it until "
+        "reassigned); without it that is a 409 naming them",
     )
 
 

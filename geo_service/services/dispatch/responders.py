@@ -242,7 +242,7 @@ def update_responder(
     A responder outside the caller's area answers 404 like a missing one. One open incident
     per responder: while it holds one, it cannot become ``available`` (whatever its status
     now, so busy -> off_duty -> available cannot launder an assignment); 409 says why.
-    Going ``off_duty`` while holding open incidents (dispatched, accepted, on scene) is a 409
+    Going ``off_duty`` while holding incidents it has taken on (accepted, on scene) is a 409
     naming them (``incidents``): a dispatcher wants them handed over (reassign) or finished
     first, not left with someone who has gone home. A dispatcher may ``force`` it (the
     incidents stay assigned and show in the console; the audit row names them); a grid
@@ -272,8 +272,8 @@ def update_responder(
     if held and not force:
         raise ConflictError(
             format_message(
-                "responder {id} holds open incidents ({incidents}): reassign or finish them "
-                "before going off duty, or send force",
+                "responder {id} holds incidents it has taken on ({incidents}): reassign or "
+                "finish them before going off duty, or send force",
                 id=responder_id,
                 incidents=", ".join(i["id"] for i in held),
             ),
@@ -312,14 +312,21 @@ def _assigned(session: Session, responder_id: int) -> Any:
     ).scalar_one_or_none()
 
 
+# The stages in which a responder has taken an incident on (accepted it, or is on scene):
+# going off duty then leaves a job half done. A dispatched one not yet accepted may be left
+# (the dispatch target escalates it, and the console shows whom it waits for).
+TAKEN_ON_STATUSES = ("accepted", "on_scene")
+
+
 def _held(session: Session, responder_id: int) -> list[dict[str, str]]:
-    """The open incidents the responder holds: ``[{id, status}]``, oldest report first."""
+    """The incidents the responder has taken on (``TAKEN_ON_STATUSES``): ``[{id, status}]``,
+    oldest report first."""
     rows = session.execute(
         text(
             "SELECT CAST(id AS text) AS id, status FROM incidents "
-            "WHERE responder_id = :r AND status = ANY(:open) ORDER BY reported_at, id"
+            "WHERE responder_id = :r AND status = ANY(:taken) ORDER BY reported_at, id"
         ),
-        {"r": responder_id, "open": list(OPEN_INCIDENT_STATUSES)},
+        {"r": responder_id, "taken": list(TAKEN_ON_STATUSES)},
     ).mappings()
     return [dict(r) for r in rows]
 
