@@ -43,6 +43,39 @@ VISIT_OUTCOMES = ("met", "no_answer", "refused", "moved")
 # Dispatch.
 RESPONDER_KINDS = ("grid_worker", "patrol", "mediator", "fire", "medical")
 RESPONDER_STATUSES = ("available", "busy", "off_duty")
+# Who may be sent to what (issue 19's fresh user: a fire unit offered first for a neighbour
+# dispute). The kinds of unit an incident's candidates are drawn from, by the category's
+# code, else its group (``categories.group``), else every kind. The grid worker comes
+# first where a small matter stays in the grid; emergencies go to the services that carry
+# the kit. A dispatcher can still ask for another kind (``kind=``) on the candidates.
+GROUP_RESPONDER_KINDS: dict[str, tuple[str, ...]] = {
+    "mediation": ("mediator", "grid_worker", "patrol"),
+    "order": ("patrol", "grid_worker"),
+    "safety": ("fire", "patrol", "grid_worker"),
+    "environment": ("grid_worker",),
+    "welfare": ("grid_worker", "medical", "mediator"),
+    "fire": ("fire",),
+    "medical": ("medical",),
+}
+CATEGORY_RESPONDER_KINDS: dict[str, tuple[str, ...]] = {
+    "disputes": ("mediator", "grid_worker", "patrol"),
+    "safety_hazard": ("fire", "patrol", "grid_worker"),
+    "traffic": ("patrol", "grid_worker"),
+}
+
+
+def responder_kinds_for(category: str, group: str | None) -> tuple[str, ...] | None:
+    """The kinds of responder suited to a category (by code, else group), None: any kind.
+
+    >>> responder_kinds_for("disputes", "mediation")
+    ('mediator', 'grid_worker', 'patrol')
+    >>> responder_kinds_for("potholes", "environment")
+    ('grid_worker',)
+    >>> responder_kinds_for("other", "misc") is None
+    True
+    """
+    return CATEGORY_RESPONDER_KINDS.get(category) or GROUP_RESPONDER_KINDS.get(group or "")
+
 
 # Access: the roles a user may hold.
 ROLES = ("admin", "dispatcher", "planner", "analyst", "grid_worker")

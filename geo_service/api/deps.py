@@ -11,7 +11,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Annotated, Any, Literal, TypeVar, overload
 
 import jwt
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Query, Request, Security
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
@@ -33,6 +33,7 @@ from geo_service.services.access.web_sessions import (
     authenticate_session,
     check_csrf,
 )
+from geo_service.services.intake.incidents import require_known_category
 from geo_service.settings import Settings
 
 T = TypeVar("T")
@@ -329,3 +330,23 @@ async def limit_heavy_work(request: Request, principal: PrincipalDep) -> AsyncIt
 
 
 HEAVY = Depends(limit_heavy_work)
+
+
+async def known_category(
+    session: SessionDep,
+    category: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="one category code; an unknown one is a 422 naming the known ones",
+        ),
+    ] = None,
+) -> str | None:
+    """The ``category`` filter of a list or layer, refused when the taxonomy never had it (a
+    typo is a 422 naming the known codes, not an empty answer); no query without one."""
+    if category is not None:
+        await run_in_threadpool(require_known_category, session, category)
+    return category
+
+
+KnownCategory = Annotated[str | None, Depends(known_category)]

@@ -10,6 +10,7 @@ from fastapi import Query
 from pydantic import AfterValidator, BeforeValidator, Field
 
 from geo_service.errors import InvalidInputError
+from geo_service.geo.crs import crs_name
 from geo_service.instants import CALENDAR_RULE, MAX_YEAR, MIN_YEAR, parse_instant, within_calendar
 
 # RFC 3339 date-time with its offset: pydantic's own (compiled) parser reads it, a fix's time
@@ -54,11 +55,16 @@ Instant = Annotated[
 ]
 
 
+# A coordinate system a client names (``crs`` of every route and body): read as
+# ``geo.crs.crs_name`` reads it, so ``GCJ02``, ``GCJ-02`` and ``gcj02`` are one value; the
+# schema still lists the canonical names, and anything else is a 422.
+CrsName = Annotated[Literal["wgs84", "gcj02", "bd09"], BeforeValidator(crs_name)]
+
 # The coordinate system of a GeoJSON answer (issue 19): every GeoJSON endpoint takes it, and
 # converts every position on the way out (``geo.crs.geojson_from_wgs84``); anything else is
 # a 422 problem. Stored coordinates stay WGS84.
 OutputCrs = Annotated[
-    Literal["wgs84", "gcj02", "bd09"],
+    CrsName,
     Query(
         description="coordinate system of the answer's positions: wgs84 (RFC 7946, default), "
         "gcj02 (Amap/Gaode, Tencent base maps) or bd09 (Baidu); inputs such as bbox stay WGS84"

@@ -529,6 +529,20 @@ def _transform_geometries(geoms: ArrayLike, fn) -> NDArray[np.object_]:  # noqa:
     return shapely.transform(np.asarray(geoms, dtype=object), apply)
 
 
+def crs_name(value: object) -> object:
+    """The canonical name of a CRS a client wrote (``"GCJ02"``, ``"GCJ-02"``, ``"gcj_02"``
+    are ``"gcj02"``): case, ``-`` and ``_`` are ignored. Anything not in ``SUPPORTED`` (and
+    any non-string) comes back unchanged, for the caller's validation to refuse.
+
+    >>> crs_name("GCJ-02"), crs_name("WGS84"), crs_name("epsg:3857")
+    ('gcj02', 'wgs84', 'epsg:3857')
+    """
+    if not isinstance(value, str):
+        return value
+    name = value.lower().replace("-", "").replace("_", "")
+    return name if name in SUPPORTED else value
+
+
 def _check(crs: str) -> str:
     name = crs.lower().replace("-", "").replace("_", "")
     if name not in SUPPORTED:

@@ -466,8 +466,11 @@ class Simulation:
             fixes.append((unit.id, round(lon, 7), round(lat, 7), stamp))
             unit.next_fix = self.t + FIX_INTERVAL_S
         if fixes:
-            self.api.positions(fixes)
-            self.totals.counts["fixes"] += len(fixes)
+            # a unit someone else took off duty shares no position (the server refuses it)
+            off_duty = self.api.positions(fixes)
+            for rid in off_duty:
+                self.units[rid].status = "off_duty"
+            self.totals.counts["fixes"] += len(fixes) - len(off_duty)
 
     @staticmethod
     def _point_in(polygon: shapely.Polygon, rng: np.random.Generator) -> tuple[float, float]:

@@ -140,19 +140,31 @@ class Gateway:
             raise ApiError(f"{action}: {response.status_code} {response.text[:300]}")
         return response.status_code == 200
 
-    def positions(self, fixes: list[tuple[int, float, float, datetime]]) -> None:
-        """Report position fixes, in batches of at most ``MAX_POSITIONS``."""
+    def positions(self, fixes: list[tuple[int, float, float, datetime]]) -> set[int]:
+        """Report position fixes, in batches of at most ``MAX_POSITIONS``; return the ids the
+        server found off duty (a batch naming one is refused whole with a 409: it is sent
+        again without them, and the caller learns their status)."""
+        off_duty: set[int] = set()
         for start in range(0, len(fixes), MAX_POSITIONS):
             chunk = fixes[start : start + MAX_POSITIONS]
-            body = {
-                "positions": [
-                    {"id": rid, "lon": lon, "lat": lat, "at": at.isoformat()}
-                    for rid, lon, lat, at in chunk
-                ]
-            }
-            response = self._send("positions", "POST", "/responders/positions", json=body)
-            if response.status_code >= 500:
-                raise ApiError(f"positions: {response.status_code} {response.text[:300]}")
+            for _ in range(2):
+                body = {
+                    "positions": [
+                        {"id": rid, "lon": lon, "lat": lat, "at": at.isoformat()}
+                        for rid, lon, lat, at in chunk
+                    ]
+                }
+                response = self._send("positions", "POST", "/responders/positions", json=body)
+                if response.status_code >= 500:
+                    raise ApiError(f"positions: {response.status_code} {response.text[:300]}")
+                if response.status_code != 409:
+                    break
+                found = {int(i) for i in response.json().get("off_duty", ())}
+                off_duty |= found
+                chunk = [fix for fix in chunk if fix[0] not in found]
+                if not found or not chunk:
+                    break
+        return off_duty
 
     def set_status(self, responder_id: int, status: str) -> bool:
         """Set a responder's status (on or off duty); False when refused."""

@@ -262,7 +262,8 @@ def test_wuhan_published_polygons_come_back_on_their_gcj02_versions(
         "/tiles/grids/14/13394/6727.mvt",
     ],
 )
-@pytest.mark.parametrize("bad", ["epsg:3857", "GCJ02", "", "wgs84,gcj02"])
+# (upper case is a name, not a mistake: ``GCJ02`` is gcj02, tests/dispatch/test_dispatch_fixes.py)
+@pytest.mark.parametrize("bad", ["epsg:3857", "GCJ03", "", "wgs84,gcj02"])
 def test_unknown_crs_is_a_422_problem(
     client: TestClient, loaded_city: DemoCity, path: str, bad: str
 ) -> None:
@@ -321,3 +322,23 @@ def test_a_block_move_in_gcj02_moves_the_same_block_and_answers_in_gcj02(
         ours = shapely.get_coordinates(shapely.from_geojson(json.dumps(grid["geometry"])))
         # the answer's polygon has 7 decimals (~1 cm): the stored one converted, to that
         np.testing.assert_allclose(ours, expected, rtol=0, atol=2e-7)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/areas?level=district",
+        "/incidents?limit=5",
+        "/heatmap/grids",
+        "/households/aggregate?level=grid",
+    ],
+)
+@pytest.mark.parametrize("name", ["GCJ02", "GCJ-02", "Gcj_02"])
+def test_a_crs_named_in_another_case_answers_as_its_canonical_name(
+    client: TestClient, loaded_city: DemoCity, path: str, name: str
+) -> None:
+    separator = "&" if "?" in path else "?"
+    canonical = client.get(f"{path}{separator}crs=gcj02")
+    written = client.get(f"{path}{separator}crs={name}")
+    assert canonical.status_code == written.status_code == 200, written.text
+    assert written.json()["features"] == canonical.json()["features"]

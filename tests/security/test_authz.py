@@ -403,7 +403,7 @@ def test_candidates_hide_out_of_area_responders_as_nearest_does(
             _available(client, r["id"])
     # everyone fresh and around the incident, so distance alone would offer them all
     now = datetime.now(UTC).isoformat()
-    everyone = _responders(client)
+    everyone = [r for r in _responders(client) if r["status"] != "off_duty"]  # they share none
     fixes = [
         {"id": r["id"], "lon": incident["lon"] + 1e-4 * (i % 7), "lat": incident["lat"], "at": now}
         for i, r in enumerate(everyone)

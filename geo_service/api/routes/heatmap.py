@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from geo_service.api.deps import HEAVY, SessionDep, SettingsDep, heavy_slot, require
+from geo_service.api.deps import HEAVY, KnownCategory, SessionDep, SettingsDep, heavy_slot, require
 from geo_service.api.downloads import (
     DOWNLOAD_RESPONSES,
     FORMAT_HELP,
@@ -44,7 +44,7 @@ async def _query(
     res: Annotated[int, Query(ge=6, le=10, description="H3 resolution")] = 8,
     since: Instant | None = None,
     until: Instant | None = None,
-    category: Annotated[str | None, Query(max_length=64)] = None,
+    category: KnownCategory = None,
     priority: Annotated[int | None, Query(ge=1, le=4)] = None,
     bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy (WGS84)")] = None,
 ) -> HeatmapQuery:

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from geo_service.api.deps import HEAVY, SessionDep, require
+from geo_service.api.deps import HEAVY, KnownCategory, SessionDep, require
 from geo_service.api.downloads import (
     DOWNLOAD_RESPONSES,
     FORMAT_HELP,
@@ -37,7 +37,7 @@ def _query(
     res: Annotated[int, Query(ge=6, le=10, description="H3 resolution")] = 8,
     since: Instant | None = None,
     until: Instant | None = None,
-    category: Annotated[str | None, Query(max_length=64)] = None,
+    category: KnownCategory = None,
     k: Annotated[int, Query(ge=1, le=3, description="k-ring neighbourhood")] = 1,
     method: Literal["analytic", "permutation"] = "analytic",
     permutations: Annotated[int, Query(ge=99, le=9999)] = 999,
@@ -119,7 +119,7 @@ def read_emerging_hotspots(
     bin: CalendarBin = "month",  # noqa: A002
     since: EmergingSince = None,
     until: EmergingUntil = None,
-    category: Annotated[str | None, Query(max_length=64)] = None,
+    category: KnownCategory = None,
     k: Annotated[int, Query(ge=1, le=3)] = 1,
     crs: OutputCrs = "wgs84",
 ) -> DictJSONResponse:
@@ -178,7 +178,7 @@ def download_emerging_hotspots(
     bin: CalendarBin = "month",  # noqa: A002
     since: EmergingSince = None,
     until: EmergingUntil = None,
-    category: Annotated[str | None, Query(max_length=64)] = None,
+    category: KnownCategory = None,
     k: Annotated[int, Query(ge=1, le=3)] = 1,
     format: Annotated[LayerFormat, Query(description=FORMAT_HELP)] = "geojson",  # noqa: A002
     crs: OutputCrs = "wgs84",

@@ -65,7 +65,7 @@ def create_incident(
         priority=body.priority,
         description=body.description,
         reported_at=body.reported_at,
-        source=body.source,
+        source=incident_service.claimed_source(session, scope, body.source),
     )
     item, created = incident_service.create_incident(
         session,

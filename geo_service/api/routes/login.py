@@ -35,9 +35,26 @@ router = APIRouter(tags=["login"], include_in_schema=False)
 LOGIN_TOKEN_TTL_S = 3600
 
 
+# Where each role lands after signing in when no ``next`` asks for a page: its own page.
+ROLE_HOME = {
+    "grid_worker": "/app",
+    "dispatcher": "/map/dispatch",
+    "planner": "/map/planner",
+    "analyst": "/map/heatmap",
+    "admin": "/map",
+}
+
+
 def _safe_next(target: str) -> str:
+    """A local path to go to after signing in; "" (the role's own page) for none or another
+    site's."""
     ok = target.startswith("/") and not target.startswith("//") and "\\" not in target
-    return target if ok else "/map"
+    return target if ok else ""
+
+
+def home_page(role: str) -> str:
+    """The page a role starts on (``ROLE_HOME``; the city map for any other)."""
+    return ROLE_HOME.get(role, "/map")
 
 
 def _secure(request: Request, settings: Settings) -> bool:
@@ -59,7 +76,8 @@ def _form(
         error=error,
         next=target,
         login_token=token,
-        keep_query=urlencode({"next": target}) + "&",  # the language switch keeps the target
+        # the language switch keeps the target
+        keep_query=urlencode({"next": target}) + "&" if target else "",
     )
     response = HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
     response.set_cookie(
@@ -75,7 +93,7 @@ def _form(
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request, settings: SettingsDep, next: str = "/map") -> HTMLResponse:  # noqa: A002
+def login_page(request: Request, settings: SettingsDep, next: str = "") -> HTMLResponse:  # noqa: A002
     """The sign-in form (and the login token cookie its POST must echo)."""
     return _form(request, settings, next_page=next)
 
@@ -87,11 +105,13 @@ def login(
     session: SessionDep,
     settings: SettingsDep,
     api_key: Annotated[str, Form()],
-    next: Annotated[str, Form()] = "/map",  # noqa: A002
+    next: Annotated[str, Form()] = "",  # noqa: A002
     login_token: Annotated[str, Form()] = "",
 ) -> RedirectResponse | HTMLResponse:
     """Check the form came from this site and the key is valid, open a browser session, and
-    go back to the page that was asked for (403 problem for a cross-site post)."""
+    go back to the page that was asked for (``next``), else to the role's own page
+    (``ROLE_HOME``: a grid worker's phone page, the dispatcher's console, the planner's map,
+    the analyst's heatmap); 403 problem for a cross-site post."""
     check_login_request(
         cookie_token=request.cookies.get(LOGIN_CSRF_COOKIE),
         form_token=login_token,
@@ -106,7 +126,7 @@ def login(
             request, settings, next_page=next, error=_("That key is not valid."), status=401
         )
     session_id, _csrf = create_session(session, principal, ttl_s=settings.auth.session_ttl_s)
-    response = RedirectResponse(_safe_next(next), status_code=303)
+    response = RedirectResponse(_safe_next(next) or home_page(principal.role), status_code=303)
     response.set_cookie(
         COOKIE_NAME,
         session_id,

@@ -36,6 +36,7 @@ from geo_service.i18n import format_message, gettext
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.areas import BBox
 from geo_service.services.dispatch import responders as service
+from geo_service.services.dispatch.lifecycle import needed_kinds
 from geo_service.services.dispatch.routing import nearest_by_travel_time
 
 router = APIRouter(prefix="/responders", tags=["responders"])
@@ -51,7 +52,7 @@ async def post_positions(
     request: Request, principal: PrincipalDep, actor: ActorDep, body: PositionBatch
 ) -> dict[str, int]:
     """Store a batch of positions (all or nothing; a fix older than the stored one is
-    ignored). A grid worker may send only their own.
+    ignored). A grid worker may send only their own; a responder off duty shares none (409).
 
     The hottest write (every device every 30 s): it runs on the event loop, on the asyncio
     pool, and looks up the caller's area only for an area-bound dispatcher.
@@ -115,14 +116,29 @@ def read_nearest(
     by: RankedBy = "distance",
     max_distance_m: Annotated[float | None, Query(gt=0, le=500_000)] = None,
     crs: CrsParam = "wgs84",
+    category: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="offer only the kinds of responder this category needs (as an "
+            "incident's candidates do); 422 for an unknown category",
+        ),
+    ] = None,
 ) -> dict[str, Any]:
     """The k nearest available responders with a fresh position, ranked exactly by geodesic
     distance (``by=distance``) or by road travel time (``by=travel_time``). ``crs`` is the
     system of the point asked about and of the candidates' ``lon``/``lat`` answered (a
     GCJ-02 map SDK sends and draws GCJ-02); distances are measured in WGS84."""
     (x,), (y,) = to_wgs84([lon], [lat], crs)
+    needs = needed_kinds(session, category) if category is not None else None
     query = service.NearestQuery(
-        lon=float(x), lat=float(y), k=k, kind=kind, skill=skill, max_distance_m=max_distance_m
+        lon=float(x),
+        lat=float(y),
+        k=k,
+        kind=kind,
+        skill=skill,
+        max_distance_m=max_distance_m,
+        kinds=needs,
     )
     stale_s = settings.dispatch.stale_position_s
     if by == "travel_time":
@@ -150,7 +166,8 @@ def patch_responder(
     session: SessionDep, scope: ScopeDep, actor: ActorDep, responder_id: int, body: ResponderPatch
 ) -> dict[str, Any]:
     """Change status, skills and/or ``fixed``. A grid worker may change only their own
-    status."""
+    status. Going off duty while holding incidents it has accepted or is on scene of is a 409
+    naming them, unless a dispatcher sends ``force``."""
     if body.status is None and body.skills is None and body.fixed is None:
         raise InvalidInputError(gettext("nothing to change: send status, skills and/or fixed"))
     if not (scope.can("responders:write") or scope.can("responders:self")):
@@ -163,6 +180,7 @@ def patch_responder(
         status=body.status,
         skills=body.skills,
         fixed=body.fixed,
+        force=body.force,
         scope=scope,
         actor=actor,
     )

@@ -21,7 +21,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from geo_service.api.deps import SessionDep, require
+from geo_service.api.deps import KnownCategory, SessionDep, require
 from geo_service.api.http import none_match
 from geo_service.api.params import Instant, OutputCrs
 from geo_service.api.responses import DictJSONResponse
@@ -58,7 +58,7 @@ def read_tilejson(
     layer: str,
     since: Instant | None = None,
     until: Instant | None = None,
-    category: Annotated[str | None, Query(max_length=64)] = None,
+    category: KnownCategory = None,
     res: Annotated[int | None, Query(ge=6, le=10)] = None,
     crs: OutputCrs = "wgs84",
 ) -> DictJSONResponse:
@@ -102,7 +102,7 @@ async def read_tile(
     y: int,
     since: Instant | None = None,
     until: Instant | None = None,
-    category: Annotated[str | None, Query(max_length=64)] = None,
+    category: KnownCategory = None,
     res: Annotated[int | None, Query(ge=6, le=10)] = None,
     crs: OutputCrs = "wgs84",
 ) -> Response:

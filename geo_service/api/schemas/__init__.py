@@ -9,10 +9,10 @@ from typing import Annotated, Any, Literal
 from fastapi import Path, Query
 from pydantic import BaseModel, Field, model_validator
 
-from geo_service.api.params import Instant
+from geo_service.api.params import CrsName, Instant
 from geo_service.api.schemas.strict import Exact
 
-CrsParam = Literal["wgs84", "gcj02", "bd09"]
+CrsParam = CrsName  # case-insensitive (``api.params.CrsName``)
 INT32_MAX = 2_147_483_647
 INT64_MAX = 9_223_372_036_854_775_807
 # Row ids as the database stores them: ids outside these ranges are 422, not a 500.
@@ -72,7 +72,13 @@ class IncidentCreate(BaseModel):
     location: PointGeometry | LonLat
     crs: CrsParam = "wgs84"
     reported_at: Instant | None = None  # default now; naive: local time (GEO_TIMEZONE)
-    source: Literal["citizen", "grid_worker", "hotline", "sensor", "import"] = "citizen"
+    source: Literal["citizen", "grid_worker", "hotline", "sensor", "import"] | None = Field(
+        default=None,
+        description="where the report came from, among those the caller may claim (403 "
+        "otherwise): a dispatcher or admin citizen (the default), hotline, grid_worker or "
+        "sensor; a grid worker grid_worker (their default); an account of an intake channel "
+        "its channel; import only through the importer",
+    )
 
     @model_validator(mode="after")
     def _check_location(self) -> IncidentCreate:

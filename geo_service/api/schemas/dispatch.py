@@ -49,6 +49,12 @@ class ResponderPatch(BaseModel):
     fixed: bool | None = Field(
         default=None, description="a station: its position never goes stale (dispatchers)"
     )
+    force: bool = Field(
+        default=False,
+        description="with status off_duty: take the responder off duty although it has taken "
+        "incidents on (accepted, on scene; dispatchers only: the incidents stay with it until "
+        "reassigned); without it that is a 409 naming them",
+    )
 
 
 class ActionBody(BaseModel):
@@ -168,6 +174,11 @@ class CandidatesPublic(Exact):
     target_s: int = Field(description="the dispatch target of the incident's priority")
     by: RankedBy
     policy: str
+    kinds: list[ResponderKind] | None = Field(
+        default=None,
+        description="the kinds of responder offered: those the incident's category needs, or "
+        "the one asked for with kind (null: any kind)",
+    )
     candidates: list[Candidate]
 
 

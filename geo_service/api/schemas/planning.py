@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from geo_service.api.params import Instant
+from geo_service.api.params import CrsName, Instant
 from geo_service.api.schemas.geojson import Timestamp
 from geo_service.api.schemas.strict import Exact
 
@@ -145,7 +145,7 @@ class BlockMoveIn(BaseModel):
     lon: float = Field(ge=-180, le=180, description="longitude of a point in the block (crs)")
     lat: float = Field(ge=-90, le=90, description="latitude of a point in the block (crs)")
     to_grid: str = Field(min_length=1, max_length=100, description="code of the grid it joins")
-    crs: Literal["wgs84", "gcj02", "bd09"] = Field(
+    crs: CrsName = Field(
         default="wgs84", description="system of lon/lat and of the grids' polygons answered"
     )
 

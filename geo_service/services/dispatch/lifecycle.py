@@ -39,9 +39,14 @@ from geo_service.services.intake.incidents import (
     ESCALATION_LEVELS,
     STAGE_TARGET_S,
     get_incident,
+    require_known_category,
     visible_to,
 )
-from geo_service.vocabulary import INCIDENT_OUTCOMES, OPEN_INCIDENT_STATUSES
+from geo_service.vocabulary import (
+    INCIDENT_OUTCOMES,
+    OPEN_INCIDENT_STATUSES,
+    responder_kinds_for,
+)
 
 # action: (states it may leave, state it enters, timestamp it sets)
 TRANSITIONS: dict[str, tuple[frozenset[str], str, str]] = {
@@ -555,8 +560,13 @@ def candidates(
 ) -> dict[str, Any]:
     """Who to send: the incident grid's own worker first when they can make the response
     target ("small matters stay in the grid"), then the nearest others, by straight-line
-    distance or (``by="travel_time"``) road ETA. Only responders the caller may see are
-    offered: the same filter as ``/responders/nearest`` (``responders.visible_grids``).
+    distance or (``by="travel_time"``) road ETA. Only responders of the kinds the incident's
+    category needs are offered (``needed_kinds``; ``kind`` asks for one kind instead, the
+    dispatcher's override), and only those the caller may see: the same filter as
+    ``/responders/nearest`` (``responders.visible_grids``).
+
+    Returns ``{incident_id, priority, target_s, by, policy, kinds, candidates}``; ``kinds``
+    the kinds the candidates were drawn from (None: any).
     """
     incident = get_incident(session, incident_id, scope=scope)
     grid_id = incident["grid"]["id"] if incident["grid"] else None
@@ -564,7 +574,10 @@ def candidates(
         text("SELECT dispatch_s FROM response_targets WHERE priority = :p"),
         {"p": incident["priority"]},
     ).scalar_one()
-    query = NearestQuery(lon=incident["lon"], lat=incident["lat"], k=k, kind=kind, skill=skill)
+    needs = needed_kinds(session, incident["category"]) if kind is None else None
+    query = NearestQuery(
+        lon=incident["lon"], lat=incident["lat"], k=k, kind=kind, skill=skill, kinds=needs
+    )
 
     def rank(q: NearestQuery) -> list[dict[str, Any]]:
         if by == "travel_time":
@@ -587,11 +600,13 @@ def candidates(
     )
     own_ids = set(own)
     first: list[dict[str, Any]] = []
-    if own_ids and kind in (None, "grid_worker"):
+    if own_ids and kind in (None, "grid_worker") and (needs is None or "grid_worker" in needs):
         own_ranked = [c for c in ranked if c["id"] in own_ids]
         if not own_ranked:  # the own worker may be beyond the k nearest: rank them alone
             own_ranked = [
-                c for c in rank(replace(query, k=100, kind="grid_worker")) if c["id"] in own_ids
+                c
+                for c in rank(replace(query, k=100, kind="grid_worker", kinds=None))
+                if c["id"] in own_ids
             ][:1]
         first = [c for c in own_ranked if c["eta_s"] <= target_s][:1]
     rest = [c for c in ranked if not first or c["id"] != first[0]["id"]]
@@ -601,9 +616,28 @@ def candidates(
         "priority": incident["priority"],
         "target_s": target_s,
         "by": by,
-        "policy": "own grid worker first when within the target, then nearest",
+        "policy": "only the kinds the category needs; own grid worker first when within "
+        "the target, then nearest",
+        "kinds": list(needs) if needs is not None else ([kind] if kind else None),
         "candidates": out,
     }
+
+
+def needed_kinds(session: Session, category: str) -> tuple[str, ...] | None:
+    """The kinds of responder a category's incidents need (``vocabulary.responder_kinds_for``:
+    by code, else the category's group; None: any kind).
+
+    Raises
+    ------
+    InvalidInputError
+        An unknown category (422 naming the known ones).
+    """
+    group = session.execute(
+        text('SELECT "group" FROM categories WHERE code = :c'), {"c": category}
+    ).scalar_one_or_none()
+    if group is None:
+        require_known_category(session, category)
+    return responder_kinds_for(category, group)
 
 
 def response_targets(session: Session) -> dict[int, int]:

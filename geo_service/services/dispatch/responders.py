@@ -32,6 +32,8 @@ from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.areas import BBox
 from geo_service.vocabulary import OPEN_INCIDENT_STATUSES
 
+OFF_DUTY = "off_duty"
+
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 MAX_BATCH = 5000
 MAX_K = 100
@@ -81,6 +83,9 @@ class NearestQuery:
     kind: str | None = None
     skill: str | None = None
     max_distance_m: float | None = None
+    # several kinds at once (an incident's needs, ``vocabulary.responder_kinds_for``);
+    # None: any. ``kind`` narrows further.
+    kinds: tuple[str, ...] | None = None
 
 
 _KNOWN_RESPONDERS = text(
@@ -98,7 +103,10 @@ _STORE_POSITIONS = text(
                             AS t(id, lon, lat, at)),
         ok AS (SELECT NOT EXISTS (
                  SELECT 1 FROM t WHERE t.at > coalesce(CAST(:now AS timestamptz), now())
-                                              + CAST(:skew AS interval)) AS ok),
+                                              + CAST(:skew AS interval))
+               AND NOT EXISTS (
+                 SELECT 1 FROM responders o
+                 WHERE o.id = ANY(CAST(:ids AS int[])) AND o.status = :off_duty) AS ok),
         change AS (
             UPDATE responders r SET position = ST_SetSRID(ST_MakePoint(t.lon, t.lat), 4326),
                    position_at = t.at
@@ -126,9 +134,13 @@ async def record_positions(
     the audit row in one statement. Fixes of others first look the responders up (do they
     exist, are they in the caller's area).
 
+    A responder off duty shares no position (privacy: the phone of someone off shift is
+    nobody's business): the batch is refused whole.
+
     Returns ``{"received", "updated", "ignored"}``. Raises PermissionDeniedError (403) when
-    a grid worker reports another; InvalidInputError (422, one entry per bad position: more
-    than ``MAX_CLOCK_SKEW`` ahead of the clock, off the globe, unknown or
+    a grid worker reports another; ConflictError (409, ``off_duty``: their ids) when a
+    responder of the batch is off duty; InvalidInputError (422, one entry per bad position:
+    more than ``MAX_CLOCK_SKEW`` ahead of the clock, off the globe, unknown or
     outside the caller's area) and nothing is stored.
     """
     own = scope.principal.responder_id
@@ -163,6 +175,7 @@ async def record_positions(
             "ats": [latest[k][2] for k in keys],
             "now": clock.now(None) if clock.held else None,
             "skew": MAX_CLOCK_SKEW,
+            "off_duty": OFF_DUTY,
             "received": len(positions),
             "who": actor,
             "action": "positions",
@@ -171,13 +184,29 @@ async def record_positions(
         },
         optional=True,
     )
-    if stored is None:  # a fix ahead of the clock: nothing was written; say which
+    if stored is None:  # off duty, or a fix ahead of the clock: nothing was written; say which
+        off = await fetch_one(conn, _OFF_DUTY, {"ids": keys, "off_duty": OFF_DUTY})
+        if off[0]:
+            raise ConflictError(
+                format_message(
+                    "responder {ids} is off duty: a phone shares no position off duty; "
+                    "none were stored",
+                    ids=", ".join(str(i) for i in off[0]),
+                ),
+                off_duty=list(off[0]),
+            )
         errors = await _unknown_or_future(conn, positions, ids, scope)
         raise InvalidInputError(
             gettext("some positions are invalid; none were stored"), errors=errors
         )
     updated = int(stored[0]["updated"])
     return {"received": len(positions), "updated": updated, "ignored": len(positions) - updated}
+
+
+_OFF_DUTY = text(
+    "SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM responders "
+    "WHERE id = ANY(CAST(:ids AS int[])) AND status = :off_duty"
+)
 
 
 async def _unknown_or_future(
@@ -209,6 +238,7 @@ def update_responder(
     scope: Scope,
     actor: str,
     fixed: bool | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Change a responder's status, skills and/or ``fixed`` (a station: never stale); a grid
     worker may change only their own status.
@@ -216,9 +246,19 @@ def update_responder(
     A responder outside the caller's area answers 404 like a missing one. One open incident
     per responder: while it holds one, it cannot become ``available`` (whatever its status
     now, so busy -> off_duty -> available cannot launder an assignment); 409 says why.
+    Going ``off_duty`` while holding incidents it has taken on (accepted, on scene) is a 409
+    naming them (``incidents``): a dispatcher wants them handed over (reassign) or finished
+    first, not left with someone who has gone home. A dispatcher may ``force`` it (the
+    incidents stay assigned and show in the console; the audit row names them); a grid
+    worker may not (403).
     """
     if not scope.can("responders:write"):  # the role first: no lookup, nothing revealed
-        if scope.principal.responder_id != responder_id or skills is not None or fixed is not None:
+        if (
+            scope.principal.responder_id != responder_id
+            or skills is not None
+            or fixed is not None
+            or force
+        ):
             raise PermissionDeniedError(gettext("a grid worker may change only their own status"))
     before = _row(session, responder_id, lock=True)
     if not scope.commands_responder(responder_id, before["home_grid_id"]):
@@ -234,6 +274,19 @@ def update_responder(
                 responder_id=responder_id,
             ),
             assigned=True,
+        )
+    held = (
+        _held(session, responder_id) if status == OFF_DUTY and before["status"] != OFF_DUTY else []
+    )
+    if held and not force:
+        raise ConflictError(
+            format_message(
+                "responder {id} holds incidents it has taken on ({incidents}): reassign or "
+                "finish them before going off duty, or send force",
+                id=responder_id,
+                incidents=", ".join(i["id"] for i in held),
+            ),
+            incidents=held,
         )
     session.execute(
         text(
@@ -253,6 +306,7 @@ def update_responder(
         diff={
             "before": {k: before[k] for k in ("status", "skills", "fixed")},
             "after": {k: after[k] for k in ("status", "skills", "fixed")},
+            **({"forced_off_duty_holding": [i["id"] for i in held]} if held else {}),
         },
     )
     session.commit()
@@ -265,6 +319,25 @@ def _assigned(session: Session, responder_id: int) -> Any:
         text("SELECT id FROM incidents WHERE responder_id = :r AND status = ANY(:open) LIMIT 1"),
         {"r": responder_id, "open": list(OPEN_INCIDENT_STATUSES)},
     ).scalar_one_or_none()
+
+
+# The stages in which a responder has taken an incident on (accepted it, or is on scene):
+# going off duty then leaves a job half done. A dispatched one not yet accepted may be left
+# (the dispatch target escalates it, and the console shows whom it waits for).
+TAKEN_ON_STATUSES = ("accepted", "on_scene")
+
+
+def _held(session: Session, responder_id: int) -> list[dict[str, str]]:
+    """The incidents the responder has taken on (``TAKEN_ON_STATUSES``): ``[{id, status}]``,
+    oldest report first."""
+    rows = session.execute(
+        text(
+            "SELECT CAST(id AS text) AS id, status FROM incidents "
+            "WHERE responder_id = :r AND status = ANY(:taken) ORDER BY reported_at, id"
+        ),
+        {"r": responder_id, "taken": list(TAKEN_ON_STATUSES)},
+    ).mappings()
+    return [dict(r) for r in rows]
 
 
 _COLUMNS = """
@@ -366,6 +439,7 @@ _FILTERS = """
     r.status = 'available' AND r.position IS NOT NULL
     AND (r.fixed OR r.position_at >= CAST(:now AS timestamptz) - make_interval(secs => :stale))
     AND (CAST(:kind AS text) IS NULL OR r.kind = :kind)
+    AND (CAST(:kinds AS text[]) IS NULL OR r.kind = ANY(CAST(:kinds AS text[])))
     AND (CAST(:skill AS text) IS NULL OR :skill = ANY(r.skills))
     AND (CAST(:grids AS int[]) IS NULL OR r.home_grid_id = ANY(:grids))
     AND NOT r.id = ANY(:exclude)
@@ -413,6 +487,7 @@ def why_none(
                     AS too_far
                 FROM responders r
                 WHERE (CAST(:kind AS text) IS NULL OR r.kind = :kind)
+                  AND (CAST(:kinds AS text[]) IS NULL OR r.kind = ANY(CAST(:kinds AS text[])))
                   AND (CAST(:skill AS text) IS NULL OR :skill = ANY(r.skills))
                   AND (CAST(:grids AS int[]) IS NULL OR r.home_grid_id = ANY(:grids))
                 """
@@ -424,6 +499,7 @@ def why_none(
                 "stale": stale_s,
                 "radius": q.max_distance_m,
                 "kind": q.kind,
+                "kinds": list(q.kinds) if q.kinds is not None else None,
                 "skill": q.skill,
                 "grids": visible_grids(scope),
             },
@@ -485,6 +561,7 @@ def nearest(
         "k": k,
         "stale": stale_s,
         "kind": q.kind,
+        "kinds": list(q.kinds) if q.kinds is not None else None,
         "skill": q.skill,
         "grids": visible_grids(scope),
         "exclude": list(exclude),

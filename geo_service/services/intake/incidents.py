@@ -27,6 +27,7 @@ from geo_service.errors import (
     InvalidInputError,
     LocationOutsideCityError,
     NotFoundError,
+    PermissionDeniedError,
 )
 from geo_service.geo.crs import to_wgs84
 from geo_service.geo.h3cells import cell_to_str, cells_for_points, exact_cells
@@ -87,6 +88,81 @@ class NewIncident:
     description: str | None = None
     reported_at: datetime | None = None
     source: str = "citizen"
+
+
+# What a caller may say a report came from (``POST /incidents``'s ``source``): a dispatch desk
+# enters what reaches it by phone (citizens, the 12345 hotline), by radio (grid workers) and
+# from alarm panels (sensors); a grid worker's phone files their own finds; an account made
+# for one intake channel (``users.channel``) files only as that channel. ``import`` is the
+# importer's alone (``geo-service import``, ``POST /imports``), so no caller can inflate the
+# imported counts of the managers' reports.
+DESK_SOURCES = ("citizen", "hotline", "grid_worker", "sensor")
+ROLE_SOURCES: dict[str, tuple[str, ...]] = {
+    "admin": DESK_SOURCES,
+    "dispatcher": DESK_SOURCES,
+    "grid_worker": ("grid_worker",),
+}
+
+
+def require_known_category(session: Session, code: str) -> None:
+    """Refuse a category code the taxonomy has never had (retired ones are known: their
+    history stays readable).
+
+    Raises
+    ------
+    InvalidInputError
+        422 naming the known codes (``known_categories``), so a typo is not an empty answer.
+    """
+    if session.get(Category, code) is None:
+        raise unknown_category(session, code)
+
+
+def unknown_category(session: Session, code: str) -> InvalidInputError:
+    """The 422 for a category code the taxonomy does not have, naming the known ones."""
+    known = session.execute(select(Category.code).order_by(Category.code)).scalars().all()
+    return InvalidInputError(
+        format_message("unknown category {category!r}", category=code),
+        known_categories=list(known),
+    )
+
+
+def claimable_sources(session: Session, scope: Scope) -> tuple[str, ...]:
+    """The sources ``scope``'s caller may give a report (first: the default when none is
+    given): an account's channel (``users.channel``) alone, else ``ROLE_SOURCES`` of its role
+    (another role: ``citizen``). Never ``import``."""
+    if scope.principal.user_id is not None:
+        channel = session.execute(
+            text("SELECT channel FROM users WHERE id = :u"), {"u": scope.principal.user_id}
+        ).scalar_one_or_none()
+        if channel:
+            return (str(channel),)
+    return ROLE_SOURCES.get(scope.principal.role, ("citizen",))
+
+
+def claimed_source(session: Session, scope: Scope, source: str | None) -> str:
+    """The source of a report ``scope``'s caller files: ``source`` when they may claim it
+    (``claimable_sources``), their first claimable one when None.
+
+    Raises
+    ------
+    PermissionDeniedError
+        ``source`` is not one the caller may claim (403, with ``allowed_sources``); nothing
+        is written.
+    """
+    allowed = claimable_sources(session, scope)
+    if source is None:
+        return allowed[0]
+    if source not in allowed:
+        raise PermissionDeniedError(
+            format_message(
+                "role {role} may not file a report as {source}; allowed: {allowed}",
+                role=scope.principal.role,
+                source=source,
+                allowed=", ".join(allowed),
+            ),
+            allowed_sources=list(allowed),
+        )
+    return source
 
 
 @dataclass(frozen=True)
@@ -223,11 +299,7 @@ def create_incident(
         )
     category = session.get(Category, new.category)
     if category is None:
-        known = session.execute(select(Category.code).order_by(Category.code)).scalars().all()
-        raise InvalidInputError(
-            format_message("unknown category {category!r}", category=new.category),
-            known_categories=list(known),
-        )
+        raise unknown_category(session, new.category)
     if category.retired_at is not None:
         raise InvalidInputError(
             format_message("category {code} is retired", code=repr(category.code)),
@@ -407,6 +479,7 @@ def list_incidents(
     if flt.until is not None:
         query = query.where(Incident.reported_at < flt.until)
     if flt.category is not None:
+        require_known_category(session, flt.category)
         query = query.where(Incident.category == flt.category)
     if statuses:
         query = query.where(Incident.status.in_(statuses))

@@ -74,6 +74,10 @@ const STATES = {reported: t("reported"), dispatched: t("dispatched"), accepted: 
                 grid: t("grid"), community: t("community"), street: t("street"),
                 district: t("district")};
 const word = (value) => STATES[value] || value;
+// The kinds of responder (the API's values, vocabulary.RESPONDER_KINDS) as the page names them.
+const KINDS = {grid_worker: t("grid worker"), patrol: t("police patrol"), mediator: t("mediator"),
+               fire: t("fire and rescue"), medical: t("medical")};
+const kindName = (kind) => KINDS[kind] || kind;
 // A category's name in the page's language (the server's category_name), never its code.
 const categoryName = (inc) => inc.category_name || inc.category;
 
@@ -158,7 +162,7 @@ function drawResponder(r) {
   const marker = L.circleMarker([r.lat, r.lon], {
     radius: 4, color: "#333", weight: 1, fillColor: fill, fillOpacity: 1,
     className: `responder responder-${num(r.id)}`, pane: "responders",
-  }).bindTooltip(() => el("span", {}, `${r.callsign} (${r.kind}) · ${word(r.status)}` +
+  }).bindTooltip(() => el("span", {}, `${r.callsign} (${kindName(r.kind)}) · ${word(r.status)}` +
                                       (r.stale ? ` · ${t("stale position")}` : ""))).addTo(responderLayer);
   responders.set(r.id, {data: r, marker});
 }
@@ -268,7 +272,7 @@ async function loadCandidates(inc, action, box) {
   }
   if (selected !== inc.id) return;
   const rows = found.candidates.filter((c) => c.id !== inc.responder_id).map((c) => el("tr", {},
-    el("td", {}, c.callsign, c.own_grid_worker ? " ★" : "", el("div", {class: "muted"}, c.kind)),
+    el("td", {}, c.callsign, c.own_grid_worker ? " ★" : "", el("div", {class: "muted kind", "data-kind": c.kind}, kindName(c.kind))),
     el("td", {}, `${fmt.format(Math.round(c.distance_m))} m`,
        el("div", {class: "muted"}, t("ETA {time}", {time: mss(c.eta_s)}))),
     el("td", {}, el("button", {class: action, "data-responder": num(c.id),
@@ -277,6 +281,8 @@ async function loadCandidates(inc, action, box) {
         : reassign(inc.id, Number(c.id))}, action === "dispatch" ? t("dispatch") : t("send instead")))));
   box.replaceChildren(
     rows.length ? el("table", {}, ...rows) : el("div", {}, t("nobody available nearby")),
+    found.kinds ? el("div", {class: "muted kinds"}, t("for this incident: {kinds}",
+      {kinds: new Intl.ListFormat(LANG, {type: "disjunction"}).format(found.kinds.map(kindName))})) : "",
     el("div", {class: "muted"},
        t("target: dispatched within {time} of the report; ★ the grid's own worker", {time: mss(found.target_s)})));
 }
