@@ -426,3 +426,13 @@ def test_a_busy_history_holds_one_job_per_responder_and_stamps_every_stage() -> 
     # most of a grid's dispatched work is its grid worker's
     sent = inc[inc.responder_callsign.notna()]
     assert 0.5 < sent.responder_callsign.str.startswith("GW-").mean() < 0.9
+
+
+def test_a_fleet_budget_is_named_in_the_environment_and_must_be_positive(monkeypatch) -> None:  # noqa: ANN001
+    from pydantic import ValidationError
+
+    monkeypatch.setenv("GEO_LIMIT_USER_REQUESTS_PER_MINUTE", '{"demo-simulator": 6000}')
+    assert Settings().limits.user_requests_per_minute == {"demo-simulator": 6000}
+    monkeypatch.setenv("GEO_LIMIT_USER_REQUESTS_PER_MINUTE", '{"demo-simulator": 0}')
+    with pytest.raises(ValidationError):
+        Settings()
