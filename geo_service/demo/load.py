@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -514,10 +515,30 @@ def busiest_grid(conn: Connection | Session) -> tuple[str, str | None] | None:
     return None if row is None else (str(row.code), row.callsign)
 
 
+def _rebind(session: Session, user: Any, area_code: str, callsign: str | None) -> None:
+    """Bind the demo grid worker of an earlier start to today's busiest grid and its worker
+    (the history moved on), with an audit row."""
+    before = {"area_code": user.area_code, "responder_id": user.responder_id}
+    after_id = session.execute(
+        text("SELECT id FROM responders WHERE callsign = :c"), {"c": callsign}
+    ).scalar_one_or_none()
+    after = {"area_code": area_code, "responder_id": after_id}
+    user.area_code, user.responder_id = area_code, after_id
+    record_audit(
+        session,
+        who="demo",
+        action="rebind_demo_grid_worker",
+        entity="user",
+        entity_id=str(user.id),
+        diff={"before": before, "after": after},
+    )
+
+
 def issue_demo_keys(engine: Engine) -> list[dict[str, str | None]]:
     """A user per role and the simulator's (``DEMO_USERS``; the grid worker bound to the
-    busiest grid, ``busiest_grid``) with a fresh key each; earlier demo keys are revoked,
-    since keys are shown only once. Rows: ``role``, ``user``, ``area``, ``key``.
+    busiest grid, ``busiest_grid``, rebound to it on a later start) with a fresh key each;
+    earlier demo keys are revoked, since keys are shown only once. Rows: ``role``, ``user``,
+    ``area``, ``key``.
     """
     from geo_service.db.models import ApiKey, User
     from geo_service.services.access.auth import create_key, create_user
@@ -537,6 +558,8 @@ def issue_demo_keys(engine: Engine) -> list[dict[str, str | None]]:
                     actor="demo",
                     responder_callsign=busiest[1] if bound and busiest else None,
                 )
+            elif role == "grid_worker" and busiest is not None and user.area_code != busiest[0]:
+                _rebind(session, user, *busiest)
             for key in session.execute(
                 select(ApiKey).where(ApiKey.user_id == user.id, ApiKey.revoked_at.is_(None))
             ).scalars():

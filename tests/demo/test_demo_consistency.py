@@ -111,6 +111,16 @@ def test_most_grid_workers_have_closed_work_of_their_grid_in_the_managers_report
 def test_the_demo_grid_worker_is_bound_to_the_busiest_grid_of_the_last_30_days(
     engine: Engine, loaded_city: DemoCity
 ) -> None:
+    from sqlalchemy.orm import Session
+
+    from geo_service.services.access.auth import create_user
+
+    quiet = loaded_city.areas[loaded_city.areas.level == "grid"].code.sort_values().iloc[-1]
+    with Session(engine) as session:  # bound at an earlier start, when another was busiest
+        create_user(
+            session, name="demo-grid-worker", role="grid_worker", area_code=quiet, actor="tests"
+        )
+        session.commit()
     rows = {row["user"]: row for row in issue_demo_keys(engine)}
     incidents = loaded_city.incidents
     recent = incidents[incidents.reported_at > incidents.reported_at.max() - timedelta(days=30)]
@@ -131,6 +141,12 @@ def test_the_demo_grid_worker_is_bound_to_the_busiest_grid_of_the_last_30_days(
             )
         ).scalar_one()
     assert callsign == f"GW-{top}"
+    if quiet != top:
+        with engine.connect() as conn:
+            rebound = conn.execute(
+                text("SELECT diff FROM audit_log WHERE action = 'rebind_demo_grid_worker'")
+            ).scalar_one()
+        assert rebound["before"]["area_code"] == quiet and rebound["after"]["area_code"] == top
 
 
 def _copy_incident(
