@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, PositiveInt, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -277,6 +277,12 @@ class LimitSettings(BaseSettings):
     bbox_km2: float = 5_000.0
     requests_per_minute: int = 1200
     burst: int = 200
+    user_requests_per_minute: dict[str, PositiveInt] = Field(
+        default_factory=dict,
+        description="Request budgets of named users instead of requests_per_minute (JSON, "
+        'e.g. {"demo-simulator": 6000}): an account that stands for a device fleet; each may '
+        "spend a whole minute's budget at once (its burst).",
+    )
     auth_failures_per_minute: int = Field(
         default=10,
         description="Failed credential checks allowed per client address in a moving minute; "

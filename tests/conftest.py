@@ -193,6 +193,14 @@ def clean_writes(request: pytest.FixtureRequest) -> Iterator[None]:
         conn.execute(text("DELETE FROM audit_log WHERE at >= :t"), {"t": started})
     with eng.begin() as conn:
         conn.execute(text("DELETE FROM incidents WHERE created_at >= :t"), {"t": started})
+        # a responder a test sent to one of those is freed with it, as resolving would
+        conn.execute(
+            text(
+                "UPDATE responders r SET status = 'available' WHERE r.status = 'busy' "
+                "AND NOT EXISTS (SELECT 1 FROM incidents i WHERE i.responder_id = r.id "
+                "AND i.status IN ('dispatched', 'accepted', 'on_scene'))"
+            )
+        )
         for table, max_id in max_ids.items():
             conn.execute(text(f"DELETE FROM {table} WHERE id > :v"), {"v": max_id})
     # ... and what any runtime remembers of them: caches, credentials, request counts

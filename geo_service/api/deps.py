@@ -165,8 +165,11 @@ def _remembered_and_limited(
 
 
 def _limited(request: Request, principal: Principal) -> Principal:
-    """``principal``, or 429 when over its request budget."""
-    wait = request.app.state.runtime.rate_limiter.take(f"user:{principal.user_id}")
+    """``principal``, or 429 when over its request budget (its own when the settings name
+    one for it: ``limits.user_requests_per_minute``)."""
+    runtime = request.app.state.runtime
+    limiter = runtime.user_rate_limiters.get(principal.name, runtime.rate_limiter)
+    wait = limiter.take(f"user:{principal.user_id}")
     if wait > 0:
         seconds = retry_seconds(wait)  # the body says what the Retry-After header says
         raise RateLimitedError(

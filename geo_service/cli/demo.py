@@ -27,6 +27,12 @@ CITY_WORDS = (
     N_("categories"),
     N_("road segments"),
 )
+KEYS_FILE = "demo-keys.txt"  # under GEO_DATA_DIR: the keys printed at start, 0600
+SIMULATOR_USER = "demo-simulator"  # geo_service.demo.load.SIMULATOR_USER (no heavy import)
+# The simulator's budget: 1,500 phones (a grid worker each) reporting a fix every 30 s are
+# 3,000 requests a minute; the simulator batches fixes, and sends the rest (reports, lifecycle
+# actions, the shift's 1,500 status changes at 08:00 and 20:00) well under twice that.
+SIMULATOR_PER_MINUTE = 6000
 
 
 @app.callback(
@@ -51,6 +57,12 @@ def demo(
     speed: Annotated[
         float, typer.Option(min=0.1, max=1000, help=_("Simulated seconds per wall second."))
     ] = 1.0,
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            help=_("Log a line per request (off: only warnings and errors, so the keys stay).")
+        ),
+    ] = False,
 ) -> None:
     """Start the database, migrate, load the demo city if the database is empty, and serve
     (with the city simulated as it lives, unless --no-simulate)."""
@@ -59,6 +71,11 @@ def demo(
     # The demo city is a Chinese city: its pages, problems and messages default to Chinese
     # (a browser's switch or Accept-Language still chooses; GEO_LOCALE=en keeps English).
     os.environ.setdefault("GEO_LOCALE", "zh_CN")
+    # The simulator stands for the city's devices (a phone per grid worker, every unit): its
+    # account gets a fleet's request budget, not a person's (README: "The living city").
+    os.environ.setdefault(
+        "GEO_LIMIT_USER_REQUESTS_PER_MINUTE", f'{{"{SIMULATOR_USER}": {SIMULATOR_PER_MINUTE}}}'
+    )
     from geo_service.cli.serve import run_server
     from geo_service.db.engine import make_engine
     from geo_service.db.migrate import migrate_database
@@ -77,7 +94,7 @@ def demo(
     else:
         from geo_service.demo.load import STALE_BACKLOG_H, close_stale_backlog
 
-        _backfill(owner_url)
+        _backfill(owner_url)  # and repairs a history generated before it kept to its statuses
         closed = close_stale_backlog(engine)
         console.print(
             format_message(
@@ -89,11 +106,11 @@ def demo(
             if closed
             else _("database already holds a city; serving it")
         )
-    keys = _print_demo_keys(engine, f"http://{host}:{port}")
+    keys = _print_demo_keys(engine, f"http://{host}:{port}", Path(settings.database.data_dir))
     engine.dispose()
-    if simulate and "dispatcher" in keys:
-        _simulate_in_background(f"http://{host}:{port}", keys["dispatcher"], speed)
-    run_server(settings, host, port)
+    if simulate and SIMULATOR_USER in keys:
+        _simulate_in_background(f"http://{host}:{port}", keys[SIMULATOR_USER], speed)
+    run_server(settings, host, port, access_log=access_log)
 
 
 def _backfill(owner_url: str) -> None:
@@ -121,19 +138,24 @@ def _backfill(owner_url: str) -> None:
         )
 
 
-def _print_demo_keys(engine, base: str) -> dict[str, str]:  # noqa: ANN001
-    """Issue and print the demo keys; return them by role."""
+def _print_demo_keys(engine, base: str, data_dir: Path) -> dict[str, str]:  # noqa: ANN001
+    """Issue and print the demo keys, and write them to ``data_dir/KEYS_FILE`` (mode 0600);
+    return them by user name."""
     from geo_service.demo.load import issue_demo_keys
 
     # Plain lines, never a table: a key must survive any terminal width intact.
-    typer.echo(
-        "\n" + _("Demo API keys (new on every start; send as X-API-Key, or sign in at /login):")
-    )
+    lines: list[str] = []
     keys: dict[str, str] = {}
     for row in issue_demo_keys(engine):
         area = row["area"] or _("whole city")
-        typer.echo(f"  {row['role']:<12} {row['user']:<18} {area:<18} {row['key']}")
-        keys[str(row["role"])] = str(row["key"])
+        lines.append(f"  {row['role']:<12} {row['user']:<18} {area:<18} {row['key']}")
+        keys[str(row["user"])] = str(row["key"])
+    path = write_keys_file(data_dir, lines)
+    typer.echo(
+        "\n" + _("Demo API keys (new on every start; send as X-API-Key, or sign in at /login):")
+    )
+    typer.echo("\n".join(lines))
+    typer.echo(format_message("(also in {path}, readable by you only)", path=str(path)))
     typer.echo(
         "\n"
         + format_message(
@@ -143,6 +165,18 @@ def _print_demo_keys(engine, base: str) -> dict[str, str]:  # noqa: ANN001
         + "\n"
     )
     return keys
+
+
+def write_keys_file(data_dir: Path, lines: list[str]) -> Path:
+    """Write the demo keys' lines to ``data_dir/KEYS_FILE``, readable and writable by the
+    owner only (0600, set before a byte is written); return its path."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / KEYS_FILE
+    path.unlink(missing_ok=True)  # a file left by another umask or owner is not reused
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write("\n".join(lines) + "\n")
+    return path
 
 
 def _simulate_in_background(base: str, key: str, speed: float) -> None:

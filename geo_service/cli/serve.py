@@ -12,8 +12,11 @@ from geo_service.i18n import gettext as _
 from geo_service.settings import Settings
 
 
-def run_server(settings: Settings, host: str, port: int, workers: int = 1) -> None:
-    """Serve the API with uvicorn on ``host:port`` (several worker processes if asked)."""
+def run_server(
+    settings: Settings, host: str, port: int, workers: int = 1, *, access_log: bool = True
+) -> None:
+    """Serve the API with uvicorn on ``host:port`` (several worker processes if asked);
+    ``access_log=False`` leaves out uvicorn's line per request (warnings and errors stay)."""
     import uvicorn
 
     from geo_service.api.app import create_app
@@ -35,6 +38,7 @@ def run_server(settings: Settings, host: str, port: int, workers: int = 1) -> No
             port=port,
             workers=workers,
             log_level="warning",
+            access_log=access_log,
         )
         return
     console.print(
@@ -43,7 +47,7 @@ def run_server(settings: Settings, host: str, port: int, workers: int = 1) -> No
             base=f"http://{host}:{port}",
         )
     )
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=access_log)
 
 
 def serve(

@@ -32,7 +32,13 @@ from geo_service.demo.density import (
     sample_population,
 )
 from geo_service.demo.geography import LEVELS, as_coverage, build_hierarchy
-from geo_service.demo.incidents import PlantedHotspot, draw_incidents, plan_hotspots
+from geo_service.demo.incidents import (
+    PlantedHotspot,
+    assign_responders,
+    draw_incidents,
+    plan_hotspots,
+    responder_status,
+)
 from geo_service.demo.lanes import add_lanes, draw_lanes
 from geo_service.demo.people import draw_households, draw_rental_units, draw_responders
 from geo_service.demo.roads import (
@@ -173,6 +179,12 @@ def generate_city(
     events = draw_incidents(
         rng, incidents, days, start, end, households, hotspots, to_metric, to_wgs, index, grid_rows
     )
+    # who was sent: drawn last, from a stream of its own (the rest stays as it was)
+    community_of_grid = pd.Series(grid_rows.parent_code.values, index=grid_rows.code.values)
+    events = assign_responders(
+        np.random.default_rng(rng.integers(2**63)), events, community_of_grid
+    )
+    responders["status"] = responder_status(responders, events)
     progress("incidents", len(events))
     return DemoCity(
         seed,

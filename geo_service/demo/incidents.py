@@ -280,10 +280,14 @@ def draw_incidents(
 def lifecycles(rng: np.random.Generator, frame: pd.DataFrame, end: pd.Timestamp) -> pd.DataFrame:
     """The lifecycle stamps, escalation level and dispute outcome of generated incidents, as
     the service would have left them for their status: dispatched, accepted, arrived (one in
-    ten settled without a visit), resolved and closed in turn, each a log-normal delay after
-    the last (none after ``end``); a cancelled one was cancelled after 0-2 of those stages.
-    An incident climbs one escalation level per missed target (dispatch, resolution), as the
-    server's escalation does; a resolved dispute ended settled 85% of the time."""
+    ten resolved or closed ones settled without a visit), resolved and closed in turn, each a
+    log-normal delay after the last; a cancelled one was cancelled after 0-2 of those stages.
+
+    Every stamp its status implies is there and none after ``end``: an incident whose drawn
+    stages would run past ``end`` has them squeezed into its age (a report of ten minutes ago
+    already on scene got there fast). An incident climbs one escalation level per missed
+    target (dispatch, resolution), as the server's escalation does, and ``escalated_at`` is
+    when it missed the last of them; a resolved dispute ended settled 85% of the time."""
     n = len(frame)
     reach = frame.status.map(
         {"reported": 0, "dispatched": 1, "accepted": 2, "on_scene": 3, "resolved": 4, "closed": 5}
@@ -295,22 +299,38 @@ def lifecycles(rng: np.random.Generator, frame: pd.DataFrame, end: pd.Timestamp)
     resolution_s = frame.category.map(RESOLUTION_TARGET_MIN).to_numpy(float) * 60
     medians = (0.35 * dispatch_s, np.full(n, 30.0), np.full(n, 480.0), 0.25 * resolution_s,
                np.full(n, 7200.0))  # fmt: skip
+    # seconds from the report to each stage (stages, incidents)
+    elapsed = np.cumsum(
+        np.stack([median * np.exp(rng.normal(0.0, 0.8, n)) for median in medians]),
+        axis=0,
+    )
+    no_visit = rng.random(n) < 0.1
+    age = (end - frame.reported_at).dt.total_seconds().to_numpy()
+    cols = np.arange(n)
+    last = np.where(reach > 0, elapsed[np.clip(reach - 1, 0, len(STAMPS) - 1), cols], 0.0)
+    squeeze = np.where(last > age, age / np.maximum(last, 1e-9), 1.0)
+    elapsed = elapsed * squeeze
+    last = last * squeeze
     at = frame.reported_at.array
     out: dict[str, object] = {}
-    elapsed = np.zeros(n)
-    for i, (name, median) in enumerate(zip(STAMPS, medians, strict=True)):
-        elapsed = elapsed + median * np.exp(rng.normal(0.0, 0.8, n))
-        stamp = pd.Series(at + pd.to_timedelta(elapsed, unit="s"), index=frame.index)
-        keep = (reach > i) & (stamp <= end).to_numpy()
-        if name == "arrived_at":
-            keep &= rng.random(n) >= 0.1
+    for i, name in enumerate(STAMPS):
+        keep = reach > i
+        if name == "arrived_at":  # settled without a visit: only a resolved or closed one
+            keep &= ~(no_visit & (reach >= 4))
+        stamp = pd.Series(at + pd.to_timedelta(elapsed[i], unit="s"), index=frame.index)
         out[name] = stamp.where(keep)
-    gone = pd.Series(at + pd.to_timedelta(elapsed * rng.random(n), unit="s"), index=frame.index)
-    out["cancelled_at"] = gone.where(cancelled & (gone <= end).to_numpy())
+    gone_s = np.minimum(last + 1800.0 * rng.random(n), age)
+    gone = pd.Series(at + pd.to_timedelta(gone_s, unit="s"), index=frame.index)
+    out["cancelled_at"] = gone.where(cancelled)
     waited = lambda name: (out[name] - frame.reported_at).dt.total_seconds()  # noqa: E731
     late_dispatch = (waited("accepted_at") > dispatch_s).to_numpy()
     late_resolution = (waited("resolved_at") > resolution_s).to_numpy()
     out["escalation_level"] = (late_dispatch.astype(int) + late_resolution.astype(int)).clip(0, 3)
+    missed_s = np.where(late_resolution, resolution_s, np.where(late_dispatch, dispatch_s, np.nan))
+    escalated = pd.Series(
+        at + pd.to_timedelta(np.nan_to_num(missed_s), unit="s"), index=frame.index
+    )
+    out["escalated_at"] = escalated.where(late_dispatch | late_resolution)
     disputes = (frame.category == "disputes").to_numpy() & (reach >= 4)
     settled = rng.random(n) < 0.85
     outcome = pd.Series(None, index=frame.index, dtype=object)
@@ -318,3 +338,71 @@ def lifecycles(rng: np.random.Generator, frame: pd.DataFrame, end: pd.Timestamp)
     outcome[disputes & ~settled] = "unsettled"
     out["outcome"] = outcome
     return pd.DataFrame(out, index=frame.index)
+
+
+# The share of a grid's incidents its own grid worker handles, by category: the demo's
+# assumption after "small matters stay in the grid" (refuse, facilities, neighbours' disputes
+# and welfare visits are the grid worker's daily round; order, traffic and hazards need the
+# community's patrol more often). The rest go to the patrol of the grid's community.
+GRID_WORKER_SHARE = {
+    "disputes": 0.7,
+    "public_order": 0.45,
+    "safety_hazard": 0.35,
+    "sanitation": 0.85,
+    "facilities": 0.8,
+    "traffic": 0.4,
+    "social_assistance": 0.85,
+}
+IN_FLIGHT = ("dispatched", "accepted", "on_scene")  # a responder holds these (it is busy)
+
+
+def assign_responders(
+    rng: np.random.Generator, incidents: pd.DataFrame, community_of_grid: pd.Series
+) -> pd.DataFrame:
+    """``incidents`` with ``responder_callsign``: who was sent to each incident ever
+    dispatched (None for the rest). The grid's own worker takes ``GRID_WORKER_SHARE`` of its
+    incidents, the community's patrol (``PAT-<community>-1``) the others. A responder holds one
+    incident in flight at a time (the service's ``ux_incidents_open_responder``): one in
+    flight whose responder and the alternative already hold one waits as ``reported``
+    (``demote``). ``community_of_grid``: community code by grid code."""
+    frame = incidents.copy()
+    sent = frame.dispatched_at.notna().to_numpy()
+    own = rng.random(len(frame)) < frame.category.map(GRID_WORKER_SHARE).to_numpy(float)
+    worker = ("GW-" + frame.grid_code).to_numpy(object)
+    patrol = ("PAT-" + frame.grid_code.map(community_of_grid) + "-1").to_numpy(object)
+    first, second = np.where(own, worker, patrol), np.where(own, patrol, worker)
+    callsign = np.array(np.where(sent, first, None), dtype=object)
+    taken: set[str] = set()
+    waiting = np.zeros(len(frame), dtype=bool)
+    # in reported order; the history's last hours only: a few dozen a thousand grids
+    for i in np.flatnonzero(frame.status.isin(IN_FLIGHT).to_numpy()):
+        free = [c for c in (first[i], second[i]) if c not in taken]
+        if free:
+            taken.add(free[0])
+            callsign[i] = free[0]
+        else:
+            waiting[i] = True
+    frame["responder_callsign"] = callsign
+    return demote(frame, waiting)
+
+
+def demote(incidents: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
+    """``incidents`` with those under ``mask`` back to ``reported``: not sent, no stage
+    stamps, no responder (a report nobody was free to take)."""
+    frame = incidents.copy()
+    if not mask.any():
+        return frame
+    frame.loc[mask, "status"] = "reported"
+    for column in STAMPS:
+        frame.loc[mask, column] = pd.NaT
+    frame.loc[mask, "responder_callsign"] = None
+    return frame
+
+
+def responder_status(responders: pd.DataFrame, incidents: pd.DataFrame) -> pd.Series:
+    """The responders' status as the service keeps it: ``busy`` exactly while holding an
+    incident in flight (``IN_FLIGHT``); the others keep their drawn status, ``available``
+    where it was drawn busy."""
+    holding = incidents.responder_callsign[incidents.status.isin(IN_FLIGHT)]
+    status = responders.status.where(responders.status != "busy", "available")
+    return status.where(~responders.callsign.isin(set(holding)), "busy")

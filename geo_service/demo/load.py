@@ -6,10 +6,12 @@ import json
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy.orm import Session
 
 from geo_service.db.bulk import (
     copy_frame,
@@ -22,7 +24,7 @@ from geo_service.db.models import BoundaryVersion
 from geo_service.db.sql import sql
 from geo_service.demo.city import DemoCity, Progress, generate_city
 from geo_service.demo.geography import LEVELS
-from geo_service.demo.incidents import ARRIVAL_TARGET_S, STAMPS
+from geo_service.demo.incidents import ARRIVAL_TARGET_S, IN_FLIGHT, STAMPS, demote
 from geo_service.geo.h3cells import RESIDENT_RESOLUTIONS, cells_for_points, exact_cells
 from geo_service.geo.roads import line_lengths_m
 from geo_service.services.access.audit import record_audit
@@ -232,11 +234,12 @@ def load_city(engine: Engine, city: DemoCity, *, progress=None) -> dict[str, int
             ),
         )
         advance("responders", counts["responders"])
+        id_by_callsign = _responder_ids(conn)
 
         counts["incidents"] = copy_frame(
             conn,
             "incidents",
-            _incident_rows(city.incidents, id_by_code),
+            _incident_rows(city.incidents, id_by_code, id_by_callsign),
             progress=lambda n: advance("incidents", n),
         )
         counts["incident_escalations"] = record_generated_escalations(conn)
@@ -294,8 +297,16 @@ def set_arrival_targets(conn: Connection) -> None:
     )
 
 
-def _incident_rows(inc: pd.DataFrame, id_by_code: dict[str, int]) -> pd.DataFrame:
+def _responder_ids(conn: Connection) -> dict[str, int]:
+    """Responder ids by callsign."""
+    return {c: i for c, i in conn.execute(text("SELECT callsign, id FROM responders"))}
+
+
+def _incident_rows(
+    inc: pd.DataFrame, id_by_code: dict[str, int], id_by_callsign: dict[str, int]
+) -> pd.DataFrame:
     """The ``incidents`` table's columns for generated incidents."""
+    sent = inc["responder_callsign"] if "responder_callsign" in inc else pd.Series(index=inc.index)
     return pd.DataFrame(
         {
             "category": inc.category.values,
@@ -311,8 +322,85 @@ def _incident_rows(inc: pd.DataFrame, id_by_code: dict[str, int]) -> pd.DataFram
             # the lifecycle the generator drew (the managers' reports read it)
             **{column: inc[column].array for column in (*STAMPS, "cancelled_at") if column in inc},
             **{c: inc[c].values for c in ("escalation_level", "outcome") if c in inc},
+            **({"escalated_at": inc["escalated_at"].array} if "escalated_at" in inc else {}),
+            "responder_id": pd.array(sent.map(id_by_callsign).to_numpy(), dtype="Int64"),
         }
     )
+
+
+# What ``repair_history`` runs, in order: each statement bound, none built from values.
+_HOLDS = (
+    "EXISTS (SELECT 1 FROM incidents h WHERE h.responder_id = r.id "
+    "AND h.status IN ('dispatched', 'accepted', 'on_scene'))"
+)
+_REPAIRS = {
+    # in flight with nobody on it: the grid's worker when it holds no open incident ...
+    "assigned": "WITH orphan AS (SELECT DISTINCT ON (r.id) i.id AS incident_id, r.id AS rid "
+    "FROM incidents i JOIN responders r ON r.home_grid_id = i.grid_id "
+    "AND r.kind = 'grid_worker' "
+    "WHERE i.status IN ('dispatched', 'accepted', 'on_scene') AND i.responder_id IS NULL "
+    "AND NOT EXISTS (SELECT 1 FROM incidents o WHERE o.responder_id = r.id "
+    "AND o.status IN ('reported', 'dispatched', 'accepted', 'on_scene')) "
+    "ORDER BY r.id, i.reported_at) "
+    "UPDATE incidents i SET responder_id = orphan.rid, updated_at = now() "
+    "FROM orphan WHERE i.id = orphan.incident_id",
+    # ... else back to a report waiting for someone
+    "back_to_reported": "UPDATE incidents SET status = 'reported', dispatched_at = NULL, "
+    "accepted_at = NULL, arrived_at = NULL, updated_at = now() "
+    "WHERE status IN ('dispatched', 'accepted', 'on_scene') AND responder_id IS NULL",
+    # the stamps a status implies, where the history lacks them (at the last stamp it has)
+    "stamped": "UPDATE incidents SET "
+    "dispatched_at = CASE WHEN status IN ('dispatched', 'accepted', 'on_scene') "
+    "THEN coalesce(dispatched_at, reported_at) ELSE dispatched_at END, "
+    "accepted_at = CASE WHEN status IN ('accepted', 'on_scene') "
+    "THEN coalesce(accepted_at, dispatched_at, reported_at) ELSE accepted_at END, "
+    "arrived_at = CASE WHEN status = 'on_scene' "
+    "THEN coalesce(arrived_at, accepted_at, dispatched_at, reported_at) ELSE arrived_at END, "
+    "resolved_at = CASE WHEN status = 'resolved' THEN coalesce(resolved_at, "
+    "greatest(reported_at, dispatched_at, accepted_at, arrived_at)) ELSE resolved_at END, "
+    "closed_at = CASE WHEN status = 'closed' THEN coalesce(closed_at, "
+    "greatest(reported_at, dispatched_at, accepted_at, arrived_at, resolved_at)) "
+    "ELSE closed_at END, "
+    "cancelled_at = CASE WHEN status = 'cancelled' THEN coalesce(cancelled_at, "
+    "greatest(reported_at, dispatched_at, accepted_at)) ELSE cancelled_at END, "
+    "updated_at = now() "
+    "WHERE (status IN ('dispatched', 'accepted', 'on_scene') AND dispatched_at IS NULL) "
+    "OR (status IN ('accepted', 'on_scene') AND accepted_at IS NULL) "
+    "OR (status = 'on_scene' AND arrived_at IS NULL) "
+    "OR (status = 'resolved' AND resolved_at IS NULL) "
+    "OR (status = 'closed' AND closed_at IS NULL) "
+    "OR (status = 'cancelled' AND cancelled_at IS NULL)",
+    # an escalated incident says when: its last climb in the history, else its report
+    "escalated_at": "UPDATE incidents i SET escalated_at = coalesce((SELECT max(e.at) "
+    "FROM incident_escalations e WHERE e.incident_id = i.id), i.reported_at) "
+    "WHERE i.escalation_level > 0 AND i.escalated_at IS NULL",
+    # busy exactly while holding an incident in flight
+    "freed": f"UPDATE responders r SET status = 'available' WHERE r.status = 'busy' "
+    f"AND NOT {_HOLDS}",
+    "busied": f"UPDATE responders r SET status = 'busy' WHERE r.status <> 'busy' AND {_HOLDS}",
+}
+
+
+def repair_history(conn: Connection) -> dict[str, int]:
+    """Make a demo database's incidents agree with their status, as the service would have
+    left them (a history generated before the generator kept them so, or cut short): every
+    incident in flight (``IN_FLIGHT``) has a responder (the grid's worker when free, else it
+    goes back to ``reported``) and the stamps its status implies, an escalated one its
+    ``escalated_at``, and a responder is ``busy`` exactly while it holds one in flight.
+    Returns the rows changed per step (one audit row when any). Only ``geo-service demo``
+    calls this, never a deployment."""
+    changed = {step: int(conn.execute(text(statement)).rowcount or 0)
+               for step, statement in _REPAIRS.items()}  # fmt: skip
+    if any(changed.values()):
+        record_audit(
+            conn,
+            who="system",
+            action="repair_demo_history",
+            entity="incident",
+            entity_id="*",
+            diff=changed,
+        )
+    return changed
 
 
 BACKFILL_AFTER = timedelta(hours=1)  # a shorter gap is left for the simulator to fill
@@ -353,7 +441,9 @@ def backfill_history(
         ).first()
         if version is not None:  # the demo city, loaded before it had arrival targets too
             with engine.begin() as writing:
+                lift_statement_timeout(writing)
                 set_arrival_targets(writing)
+                repair_history(writing)  # and before its history kept to its statuses
         if version is None or newest is None or now - newest < BACKFILL_AFTER:
             return 0
         if version[2] != grids or not str(version[1] or "").endswith(f"--seed {seed}"):
@@ -374,9 +464,26 @@ def backfill_history(
     gap = city.incidents[city.incidents.reported_at > pd.Timestamp(newest)]
     with engine.begin() as conn:
         lift_statement_timeout(conn)
-        added = copy_frame(conn, "incidents", _incident_rows(gap, id_by_code)) if len(gap) else 0
+        id_by_callsign = _responder_ids(conn)
+        # a responder still on a job of the stored history takes no new one: that report waits
+        held = set(
+            conn.execute(
+                text(
+                    "SELECT r.callsign FROM responders r WHERE EXISTS (SELECT 1 FROM incidents "
+                    "i WHERE i.responder_id = r.id AND i.status = ANY(:open))"
+                ),
+                {"open": list(OPEN_INCIDENT_STATUSES)},
+            ).scalars()
+        )
+        gap = demote(
+            gap,
+            (gap.status.isin(IN_FLIGHT) & gap.responder_callsign.isin(held)).to_numpy(),
+        )
+        rows = _incident_rows(gap, id_by_code, id_by_callsign)
+        added = copy_frame(conn, "incidents", rows) if len(gap) else 0
         record_generated_escalations(conn)
         set_arrival_targets(conn)
+        repair_history(conn)  # the responders the gap's in-flight incidents hold are busy
         record_audit(
             conn,
             who="system",
@@ -397,41 +504,80 @@ def _as_multi(geom):  # noqa: ANN001, ANN202
 
 
 DEMO_ROLES = ("admin", "dispatcher", "planner", "analyst", "grid_worker")
+# The living city's own account (``geo-service demo`` runs the simulator with it): a
+# dispatcher's rights, named apart so that the audit log tells its doings from a person's and
+# its request budget (``GEO_LIMITS_USER_REQUESTS_PER_MINUTE``) is a device fleet's.
+SIMULATOR_USER = "demo-simulator"
+DEMO_USERS = (
+    *((f"demo-{role.replace('_', '-')}", role) for role in DEMO_ROLES),
+    (SIMULATOR_USER, "dispatcher"),
+)
+BUSIEST_WINDOW_DAYS = 30
+
+
+def busiest_grid(conn: Connection | Session) -> tuple[str, str | None] | None:
+    """The grid with the most incidents in the ``BUSIEST_WINDOW_DAYS`` days up to the newest
+    incident (the history's clock, not the wall's), with its grid worker's callsign; ties by
+    code. None without incidents."""
+    row = conn.execute(
+        text(
+            "SELECT a.code, (SELECT r.callsign FROM responders r WHERE r.home_grid_id = a.id "
+            "AND r.kind = 'grid_worker' ORDER BY r.id LIMIT 1) AS callsign "
+            "FROM incidents i JOIN areas a ON a.id = i.grid_id "
+            "WHERE i.reported_at > (SELECT max(reported_at) FROM incidents) "
+            "- make_interval(days => :days) "
+            "GROUP BY a.id, a.code ORDER BY count(*) DESC, a.code LIMIT 1"
+        ),
+        {"days": BUSIEST_WINDOW_DAYS},
+    ).first()
+    return None if row is None else (str(row.code), row.callsign)
+
+
+def _rebind(session: Session, user: Any, area_code: str, callsign: str | None) -> None:
+    """Bind the demo grid worker of an earlier start to today's busiest grid and its worker
+    (the history moved on), with an audit row."""
+    before = {"area_code": user.area_code, "responder_id": user.responder_id}
+    after_id = session.execute(
+        text("SELECT id FROM responders WHERE callsign = :c"), {"c": callsign}
+    ).scalar_one_or_none()
+    after = {"area_code": area_code, "responder_id": after_id}
+    user.area_code, user.responder_id = area_code, after_id
+    record_audit(
+        session,
+        who="demo",
+        action="rebind_demo_grid_worker",
+        entity="user",
+        entity_id=str(user.id),
+        diff={"before": before, "after": after},
+    )
 
 
 def issue_demo_keys(engine: Engine) -> list[dict[str, str | None]]:
-    """A user per role (the grid worker bound to the busiest grid) with a fresh key each;
-    earlier demo keys are revoked, since keys are shown only once.
+    """A user per role and the simulator's (``DEMO_USERS``; the grid worker bound to the
+    busiest grid, ``busiest_grid``, rebound to it on a later start) with a fresh key each;
+    earlier demo keys are revoked, since keys are shown only once. Rows: ``role``, ``user``,
+    ``area``, ``key``.
     """
-    from sqlalchemy.orm import Session
-
     from geo_service.db.models import ApiKey, User
     from geo_service.services.access.auth import create_key, create_user
 
     out: list[dict[str, str | None]] = []
     with Session(engine) as session:
-        busiest = session.execute(
-            text(
-                "SELECT a.code, r.callsign FROM areas a "
-                "JOIN households h ON h.grid_id = a.id "
-                "LEFT JOIN responders r ON r.home_grid_id = a.id AND r.kind = 'grid_worker' "
-                "GROUP BY a.code, r.callsign ORDER BY count(*) DESC LIMIT 1"
-            )
-        ).first()
-        for role in DEMO_ROLES:
-            name = f"demo-{role.replace('_', '-')}"
+        busiest = busiest_grid(session)
+        for name, role in DEMO_USERS:
             user = session.execute(select(User).where(User.name == name)).scalar_one_or_none()
             if user is None:
-                area = busiest.code if role == "grid_worker" and busiest else None
-                callsign = busiest.callsign if role == "grid_worker" and busiest else None
+                bound = role == "grid_worker" and busiest is not None
                 user = create_user(
                     session,
                     name=name,
                     role=role,
-                    area_code=area,
+                    area_code=busiest[0] if bound and busiest else None,
                     actor="demo",
-                    responder_callsign=callsign,
+                    responder_callsign=busiest[1] if bound and busiest else None,
                 )
+            elif role == "grid_worker" and busiest is not None and user.area_code != busiest[0]:
+                _rebind(session, user, *busiest)
             for key in session.execute(
                 select(ApiKey).where(ApiKey.user_id == user.id, ApiKey.revoked_at.is_(None))
             ).scalars():

@@ -127,6 +127,11 @@ class Runtime:
         self.caches = Caches()
         self.principals = PrincipalCache(settings.auth.principal_cache_s)
         self.rate_limiter = TokenBucket(settings.limits.requests_per_minute, settings.limits.burst)
+        # named accounts with a budget of their own (a device fleet's, the demo's simulator)
+        self.user_rate_limiters = {
+            name: TokenBucket(per_minute, per_minute)
+            for name, per_minute in settings.limits.user_requests_per_minute.items()
+        }
         self.auth_failures = FailedCredentialLimit(
             settings.limits.auth_failures_per_minute, settings.limits.auth_failure_storage
         )
@@ -205,6 +210,8 @@ class Runtime:
         self.caches.clear()
         self.principals.clear()
         self.rate_limiter.reset()
+        for limiter in self.user_rate_limiters.values():
+            limiter.reset()
         self.auth_failures.reset()
         self.heavy_work.reset()
         self.clock.release()

@@ -316,7 +316,13 @@ class Simulation:
             # on the responder's behalf after the rest of a handling time
             self.totals.counts["adopted"] += 1
             unit = self.units.get(item["responder_id"] or -1)
-            if unit is not None and unit.phase == "idle":
+            if unit is not None and unit.phase == "working" and unit.incident is None:
+                # busy when the simulation began: this is the job it is on (it is freed by
+                # resolving it, never by a status change that would leave the job held)
+                if item["status"] == "dispatched":
+                    self.api.act(item["id"], "accept")
+                unit.incident = item["id"]
+            elif unit is not None and unit.phase == "idle":
                 if item["status"] == "dispatched":  # sent, not yet accepted: it accepts now
                     self.api.act(item["id"], "accept")
                 unit.status, unit.phase, unit.incident = "busy", "working", item["id"]

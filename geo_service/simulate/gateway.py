@@ -6,7 +6,9 @@ Open311 service list). Any ``httpx.Client`` works: a real server's or FastAPI's 
 
 from __future__ import annotations
 
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,10 +24,13 @@ class Tally:
 
     calls: Counter[str] = field(default_factory=Counter)
     server_errors: list[str] = field(default_factory=list)
+    too_many: int = 0  # answers 429: the account's request budget was spent
+    waited_s: float = 0.0  # seconds waited as Retry-After asked
 
     def note(self, what: str, response: httpx.Response) -> None:
         """Count one response; keep the first lines of any 5xx."""
         self.calls[f"{what} {response.status_code // 100}xx"] += 1
+        self.too_many += response.status_code == 429
         if response.status_code >= 500 and len(self.server_errors) < 50:
             self.server_errors.append(f"{what}: {response.status_code} {response.text[:200]}")
 
@@ -34,16 +39,48 @@ class ApiError(RuntimeError):
     """An answer the simulator cannot go on from (a 5xx, or a 4xx it did not expect)."""
 
 
-class Gateway:
-    """The public API calls the simulator makes, each counted in ``tally``."""
+MAX_WAIT_S = 60.0  # the longest one Retry-After is honoured for
+MAX_RETRIES = 5  # 429s in a row on one request, then its 429 is the answer
 
-    def __init__(self, client: httpx.Client, tally: Tally | None = None) -> None:
+
+def retry_after_s(response: httpx.Response, default: float = 1.0) -> float:
+    """Seconds a 429 asks the client to wait (``Retry-After`` in delta-seconds,
+    RFC 9110 section 10.2.3; an HTTP-date or none: ``default``), at most ``MAX_WAIT_S``."""
+    try:
+        seconds = float(response.headers.get("Retry-After", default))
+    except ValueError:
+        seconds = default
+    return min(max(seconds, 0.0), MAX_WAIT_S)
+
+
+class Gateway:
+    """The public API calls the simulator makes, each counted in ``tally``.
+
+    A request answered 429 (over the account's request budget) is sent again after the wait
+    its ``Retry-After`` asks for, up to ``MAX_RETRIES`` times: the simulator never storms a
+    server that asked it to slow down. ``sleep`` is how it waits (``time.sleep``; tests pass
+    their own).
+    """
+
+    def __init__(
+        self,
+        client: httpx.Client,
+        tally: Tally | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.client = client
         self.tally = tally or Tally()
+        self.sleep = sleep
 
     def _send(self, what: str, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        response = self.client.request(method, url, **kwargs)
-        self.tally.note(what, response)
+        for attempt in range(MAX_RETRIES + 1):
+            response = self.client.request(method, url, **kwargs)
+            self.tally.note(what, response)
+            if response.status_code != 429 or attempt == MAX_RETRIES:
+                break
+            wait = retry_after_s(response)
+            self.tally.waited_s += wait
+            self.sleep(wait)
         return response
 
     def grids(self) -> list[dict[str, Any]]:

@@ -223,15 +223,17 @@ def test_backup_and_restore_round_trip(
     assert refused.exit_code == 1
 
 
-def test_demo_prints_whole_working_keys_for_every_role(engine, loaded_city, capsys) -> None:  # noqa: ANN001
+def test_demo_prints_whole_working_keys_for_every_role(
+    engine, loaded_city, capsys, tmp_path
+) -> None:  # noqa: ANN001, E501
     import re
 
     from sqlalchemy.orm import Session
 
-    from geo_service.cli.demo import _print_demo_keys
+    from geo_service.cli.demo import KEYS_FILE, _print_demo_keys
     from geo_service.services.access.auth import authenticate_key
 
-    _print_demo_keys(engine, "http://127.0.0.1:8123")
+    _print_demo_keys(engine, "http://127.0.0.1:8123", tmp_path)
     out = capsys.readouterr().out
     assert '"http://127.0.0.1:8123/areas/lookup?' in out  # the address actually served
     keys = re.findall(r"(\w+)\s+demo-\S+\s+.+?\s(gs_[0-9a-f]{12}_\S+)$", out, re.M)
@@ -241,7 +243,12 @@ def test_demo_prints_whole_working_keys_for_every_role(engine, loaded_city, caps
         "planner",
         "analyst",
         "grid_worker",
+        "dispatcher",  # demo-simulator: the living city's own account
     ]
+    # the same keys in the file, whose path is printed: off the screen, not lost
+    saved = (tmp_path / KEYS_FILE).read_text()
+    assert str(tmp_path / KEYS_FILE) in out.replace("\n", "")
+    assert all(key in saved for _, key in keys) and "demo-simulator" in saved
     with Session(engine) as session:
         for role, key in keys:
             assert authenticate_key(session, key).role == role

@@ -11,6 +11,7 @@ from sqlalchemy import Engine, text
 from geo_service.demo.city import DemoCity
 from geo_service.demo.load import backfill_history
 from geo_service.vocabulary import OPEN_INCIDENT_STATUSES
+from tests.demo.test_demo_consistency import broken_rules
 
 SIZES = {"seed": 7, "grids": 60, "incidents": 4000, "households_per_grid": 20}  # conftest's city
 
@@ -45,6 +46,8 @@ def test_a_restarted_demo_gets_the_history_of_the_days_it_was_off(
             },
         ).one()
         total = conn.execute(text("SELECT count(*) FROM incidents")).scalar_one()
+        # the added history agrees with itself too: its work in flight has its responders, busy
+        assert broken_rules(conn) == {}
         audited = conn.execute(
             text("SELECT diff FROM audit_log WHERE action = 'backfill_demo_history'")
         ).scalar_one()

@@ -70,6 +70,8 @@ EXTRA_SETS = {
 # What the assigned responder may do themselves; the rest needs incidents:write in the area.
 RESPONDER_ACTIONS = frozenset({"accept", "arrive", "resolve"})
 FREES_RESPONDER = frozenset({"resolve", "cancel"})
+# What only a responder can do: refused (409) on an incident with none assigned.
+NEEDS_RESPONDER = frozenset({"accept", "arrive"})
 TOP_LEVEL = len(ESCALATION_LEVELS) - 1
 
 
@@ -328,6 +330,17 @@ def transition(
             ),
             status_now=current["status"],
             allowed_actions=allowed_actions(current["status"]),
+        )
+    if action in NEEDS_RESPONDER and current["responder_id"] is None:
+        # accepted or on scene means someone is: a history without one cannot go on by itself
+        session.rollback()
+        raise ConflictError(
+            format_message(
+                "cannot {action} an incident nobody is assigned to; dispatch a responder first",
+                action=action,
+            ),
+            status_now=current["status"],
+            assigned=False,
         )
     try:
         session.execute(
