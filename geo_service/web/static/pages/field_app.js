@@ -229,6 +229,11 @@ async function deliver(item) {
   } catch (err) {
     return "later";  // no connection: the fetch itself failed
   }
+  if (item.kind === "duty" && response.ok) {
+    // what the server now holds (busy rather than available while holding an incident)
+    const now = await response.clone().json().catch(() => null);
+    if (now && now.status) serverStatus = now.status;
+  }
   return outcome(response);
 }
 async function outcome(response) {
@@ -277,6 +282,7 @@ async function flush() {
     flushing = false;
     waiting = await outboxAll();
     drawOutbox();
+    settleDuty();
   }
   if (sent) { loadTasks(); if (households) loadVisits(); }
 }
@@ -538,7 +544,27 @@ function connectStream() {
 }
 
 // --- on duty: a position every INTERVAL_S while on duty, never while off ---------------------
-let onDuty = Boolean(ME) && PAGE.status !== "" && PAGE.status !== "off_duty";
+// The switch shows the latest wish: a duty change waiting in the outbox (the phone's, newer
+// than anything the server knows), else the server's state. The page itself may be a copy
+// kept for use offline, so its data-status may be old: until the outbox has been read the
+// page shares nothing, and once a duty change is sent the server's answer is what it shows.
+let serverStatus = PAGE.status;  // as the page was served, then as the last duty change answered
+let onDuty = false;              // decided by settleDuty() once the outbox is read
+let dutyKnown = false;
+function wishedOnDuty() {
+  if (!ME) return false;
+  const changes = mineToSend(waiting).filter((item) => item.kind === "duty");
+  if (changes.length) return changes[changes.length - 1].body.status !== "off_duty";
+  return serverStatus !== "" && serverStatus !== "off_duty";
+}
+function settleDuty() {
+  dutyKnown = true;
+  const wished = wishedOnDuty();
+  const changed = wished !== onDuty;
+  onDuty = wished;
+  drawDuty();
+  if (changed || (onDuty && !positionTimer)) schedulePositions();
+}
 let positionTimer = null;
 let lastFix = null;
 function drawDuty() {
@@ -550,9 +576,9 @@ function drawDuty() {
     : onDuty ? say("sharing", INTERVAL_S) + (lastFix ? say("last_fix", lastFix) : "") : say("not_sharing");
 }
 function sharePosition() {
-  if (!onDuty || !navigator.geolocation) return;
+  if (!dutyKnown || !onDuty || !wishedOnDuty() || !navigator.geolocation) return;
   navigator.geolocation.getCurrentPosition((pos) => {
-    if (!onDuty) return;  // switched off while the fix was coming
+    if (!onDuty || !wishedOnDuty()) return;  // switched off while the fix was coming
     const fix = {id: ME, lon: pos.coords.longitude, lat: pos.coords.latitude,
                  at: new Date().toISOString()};  // the phone's own clock, as devices stamp fixes
     fetch("/responders/positions", {
@@ -567,17 +593,20 @@ function sharePosition() {
 function schedulePositions() {
   clearInterval(positionTimer);
   positionTimer = null;
-  if (onDuty) {
+  if (onDuty && dutyKnown) {
     sharePosition();
     positionTimer = setInterval(sharePosition, INTERVAL_S * 1000);
   }
 }
-$("duty-input").addEventListener("change", () => {
+$("duty-input").addEventListener("change", async () => {
   onDuty = $("duty-input").checked;
   drawDuty();
-  schedulePositions();
-  queue({kind: "duty", method: "PATCH", path: `/responders/${ME}`,
-         body: {status: onDuty ? "available" : "off_duty"}, label: onDuty ? say("on_duty") : say("off_duty")});
+  clearInterval(positionTimer);  // nothing more is shared until the wish is in the outbox
+  positionTimer = null;
+  await queue({kind: "duty", method: "PATCH", path: `/responders/${ME}`,
+               body: {status: onDuty ? "available" : "off_duty"},
+               label: onDuty ? say("on_duty") : say("off_duty")});
+  settleDuty();
 });
 
 // a map whose zoom buttons speak the page's language (Leaflet's own titles are English)
@@ -788,6 +817,11 @@ if ("serviceWorker" in navigator) {
 }
 drawNet();
 drawDuty();
-schedulePositions();
-outboxAll().then((items) => { waiting = items; drawOutbox(); drawTasks(); if (navigator.onLine) flush(); });
+outboxAll().then((items) => {
+  waiting = items;
+  drawOutbox();
+  drawTasks();
+  settleDuty();  // the switch and the positions only now: a queued off-duty wins over the page
+  if (navigator.onLine) flush();
+});
 loadTasks();
