@@ -24,7 +24,7 @@ const SHELL = [
 // reads kept for use without a connection: the page and the data it shows
 const KEPT_READS = [
   /^\/app$/, /^\/console\/incidents$/, /^\/areas\/\d+$/, /^\/households\/visits$/,
-  /^\/incidents\/[0-9a-f-]+\/photos(\/[0-9a-f-]+)?$/,
+  /^\/incidents\/[0-9a-f-]+\/photos(\/[0-9a-f-]+)?$/, /^\/incidents\/[0-9a-f-]+$/,
 ];
 
 self.addEventListener("install", (event) => {
