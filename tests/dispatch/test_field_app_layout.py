@@ -69,19 +69,19 @@ def overlaps(a: dict[str, Any], b: dict[str, Any]) -> bool:
     )
 
 
-def check_header(page: Any, what: str) -> None:
+def check_header(page: Any, what: str, width: int = PHONE["width"]) -> None:
     texts = page.evaluate(BOXES, HEADER_TEXTS)
     assert {t["sel"] for t in texts} >= {"#grid-name", "#grid-code", "#sign-out"}, what
     for box in texts:
         assert box["scrollWidth"] <= box["clientWidth"], (what, box)  # nothing cut
-        assert box["x"] >= 0 and box["x"] + box["w"] <= PHONE["width"] + 0.5, (what, box)
+        assert box["x"] >= 0 and box["x"] + box["w"] <= width + 0.5, (what, box)
     for box in page.evaluate(BOXES, HEADER_CONTROLS):
         assert box["h"] >= 44 and box["w"] >= 44, (what, box)
     parts = page.evaluate(BOXES, HEADER_PARTS)
     for i, a in enumerate(parts):
         for b in parts[i + 1 :]:
             assert not overlaps(a, b), (what, a, b)
-    assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= width
 
 
 def check_map_controls(page: Any, map_id: str, what: str) -> None:
@@ -177,6 +177,7 @@ def test_the_phone_page_fits_390_px_and_refuses_a_place_outside_the_grid_at_once
             page.screenshot(path=str(ARTIFACTS / f"field-app-layout-{tag}-offline.png"))
             phone.set_offline(False)
             page.locator("#net.online").wait_for()
+            page.wait_for_function("() => !fromCache")  # the tasks read anew, not as kept
 
             # the report map: the grid's outline, the menu at the top right
             page.locator('#tabs button[data-tab="report"]').tap()
@@ -217,6 +218,11 @@ def test_the_phone_page_fits_390_px_and_refuses_a_place_outside_the_grid_at_once
             page.locator("#v-map path.grid-outline").wait_for()
             check_map_controls(page, "v-map", "visits map")
             page.screenshot(path=str(ARTIFACTS / f"field-app-layout-{tag}-visits.png"))
+            # on a desktop or tablet the header holds together too
+            page.set_viewport_size({"width": 1280, "height": 800})
+            page.locator('#tabs button[data-tab="tasks"]').tap()
+            check_header(page, "desktop", width=1280)
+            page.screenshot(path=str(ARTIFACTS / f"field-app-layout-{tag}-desktop.png"))
             assert errors == [], errors
         finally:
             browser.close()

@@ -327,6 +327,7 @@ async function retry(item) {
   drawOutbox();
   drawTasks();
   if (households) drawVisits();
+  settleDuty();
   if (navigator.onLine) flush();
 }
 async function discard(item) {
@@ -334,6 +335,7 @@ async function discard(item) {
   await outboxDelete(item.seq);
   waiting = await outboxAll();
   drawOutbox();
+  settleDuty();  // a discarded duty change no longer says what the switch shows
 }
 $("outbox-toggle").addEventListener("click", () => $("outbox").classList.toggle("open"));
 
@@ -341,7 +343,8 @@ function drawNet() {
   $("net").textContent = navigator.onLine ? say("online") : say("offline");
   $("net").className = navigator.onLine ? "online" : "offline";
 }
-window.addEventListener("online", () => { drawNet(); flush(); connectStream(); });
+// back online: send what waits and read the tasks anew (they were shown as last loaded)
+window.addEventListener("online", () => { drawNet(); flush(); loadTasks(); });
 window.addEventListener("offline", drawNet);
 setInterval(() => { if (navigator.onLine && mineToSend(waiting).length) flush(); }, 15000);
 
@@ -392,7 +395,12 @@ async function loadTasks() {
     fromCache = true;
   }
   drawTasks();
+  // the phone says it is online but the read came from what it kept (the network was not
+  // up yet): read again shortly, so "shown as last loaded" does not stay
+  clearTimeout(tasksRetry);
+  if (fromCache && navigator.onLine) tasksRetry = setTimeout(loadTasks, 5000);
 }
+let tasksRetry = null;
 // the tasks' photos: thumbnails under each task, each a link to the photo
 const photos = new Map();  // incident id -> its photos
 async function loadPhotos() {
@@ -574,8 +582,13 @@ let onDuty = false;              // decided by settleDuty() once the outbox is r
 let dutyKnown = false;
 function wishedOnDuty() {
   if (!ME) return false;
-  const changes = mineToSend(waiting).filter((item) => item.kind === "duty");
-  if (changes.length) return changes[changes.length - 1].body.status !== "off_duty";
+  // a change the server refused still says what the worker wanted, and the server did not
+  // take it: nothing is shared on it until it is sent again or discarded
+  const changes = waiting.filter((item) => isMine(item) && item.kind === "duty");
+  if (changes.length) {
+    const latest = changes[changes.length - 1];
+    return !latest.refused && latest.body.status !== "off_duty";
+  }
   return serverStatus !== "" && serverStatus !== "off_duty";
 }
 function settleDuty() {
