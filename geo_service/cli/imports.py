@@ -238,6 +238,8 @@ def import_command(
     table.add_row(_("accepted"), f"{report.accepted:,}")
     table.add_row(_("inserted"), f"{report.inserted:,}")
     table.add_row(_("already present"), f"{report.already_present:,}")
+    if report.updated:  # households whose address the file filled or changed
+        table.add_row(_("updated (address)"), f"{report.updated:,}")
     table.add_row(_("rejected"), f"{report.rejected:,}")
     for reason, count in sorted(report.rejected_by_reason.items(), key=lambda kv: -kv[1]):
         table.add_row(f"  {_(reason)}", f"{count:,}")

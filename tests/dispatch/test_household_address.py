@@ -144,3 +144,78 @@ def test_the_phone_page_shows_the_address_as_text(
             assert errors == [], errors
         finally:
             browser.close()
+
+
+def _audited_imports(engine: Engine) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                text(
+                    "SELECT diff FROM audit_log WHERE action = 'import' AND entity = 'households' "
+                    "ORDER BY id"
+                )
+            ).scalars()
+        )
+
+
+def test_a_reimport_fills_or_changes_the_address_of_the_same_household(
+    client: TestClient, engine: Engine, loaded_city: DemoCity
+) -> None:
+    lon, lat, _ = grid_point(loaded_city, busiest_grid(loaded_city))
+    # by the source's id: first without addresses, then with them
+    first = [
+        {"id": "re-a", "household_size": 2, "lon": lon, "lat": lat},
+        {"id": "re-b", "household_size": 4, "lon": lon, "lat": lat},
+    ]
+    made = client.post("/imports/households", files=_upload(first)).json()
+    assert (made["inserted"], made["updated"]) == (2, 0)
+    before = {ref: _address_of(engine, ref).id for ref in ("re-a", "re-b")}
+    again = [
+        {"id": "re-a", "household_size": 2, "address": "锦绣小区 1栋101", "lon": lon, "lat": lat},
+        {"id": "re-b", "household_size": 4, "address": "", "lon": lon, "lat": lat},
+    ]
+    seen = _audited_imports(engine)
+    filled = client.post("/imports/households", files=_upload(again))
+    assert filled.status_code == 200, filled.text
+    body = filled.json()
+    assert (body["inserted"], body["already_present"], body["updated"]) == (0, 2, 1)
+    assert _address_of(engine, "re-a").address == "锦绣小区 1栋101"
+    assert _address_of(engine, "re-b").address is None  # a blank cell erases nothing
+    # the same rows (no new household), and the change audited with the import
+    assert {ref: _address_of(engine, ref).id for ref in ("re-a", "re-b")} == before
+    audited = _audited_imports(engine)[len(seen) :]
+    assert [(d["inserted"], d["updated"]) for d in audited] == [(0, 1)]
+    # a changed address is changed; the same file again changes nothing
+    again[0]["address"] = "锦绣小区 1栋102"
+    assert client.post("/imports/households", files=_upload(again)).json()["updated"] == 1
+    assert _address_of(engine, "re-a").address == "锦绣小区 1栋102"
+    assert client.post("/imports/households", files=_upload(again)).json()["updated"] == 0
+
+    # without ids: the content key (location, size, flags; not the address) finds the row
+    plain = [{"household_size": 7, "elderly_living_alone": "yes", "lon": lon, "lat": lat}]
+    assert client.post("/imports/households", files=_upload(plain)).json()["inserted"] == 1
+    with engine.connect() as conn:
+        count = conn.execute(text("SELECT count(*) FROM households")).scalar_one()
+    plain[0]["address"] = "幸福里 9号"
+    body = client.post("/imports/households", files=_upload(plain)).json()
+    assert (body["inserted"], body["updated"]) == (0, 1)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM households")).scalar_one() == count
+        assert (
+            conn.execute(
+                text("SELECT count(*) FROM households WHERE address = '幸福里 9号'")
+            ).scalar_one()
+            == 1
+        )
+
+
+def test_a_reimport_with_an_address_too_long_changes_nothing(
+    client: TestClient, engine: Engine, loaded_city: DemoCity
+) -> None:
+    lon, lat, _ = grid_point(loaded_city, busiest_grid(loaded_city))
+    rows = [{"id": "re-long", "household_size": 2, "address": "1栋", "lon": lon, "lat": lat}]
+    assert client.post("/imports/households", files=_upload(rows)).json()["inserted"] == 1
+    rows[0]["address"] = "x" * 201
+    refused = client.post("/imports/households", files=_upload(rows)).json()
+    assert (refused["rejected"], refused["updated"]) == (1, 0)  # the row refused, not used
+    assert _address_of(engine, "re-long").address == "1栋"

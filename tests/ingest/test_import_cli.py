@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -54,6 +55,24 @@ def test_import_households_prints_a_summary_and_writes_rejects(
     assert "inserted" in result.output and "household_size above 50" in result.output
     rejects = pd.read_csv(tmp_path / "hh.csv.rejects.csv")
     assert rejects.row.tolist() == [2]
+
+
+def test_import_households_again_with_addresses_says_how_many_it_updated(
+    env: DemoCity, tmp_path: Path
+) -> None:
+    pt = env.areas[env.areas.level == "grid"].geometry.representative_point().iloc[1]
+    path = tmp_path / "doors.csv"
+    rows = [{"id": f"door-{n}", "household_size": 2, "lon": pt.x, "lat": pt.y} for n in (1, 2)]
+    pd.DataFrame(rows).to_csv(path, index=False)
+    first = runner.invoke(app, ["import", "households", str(path)])
+    assert first.exit_code == 0, first.output
+    assert "updated (address)" not in first.output
+    rows[0]["address"] = "3栋1单元101"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    again = runner.invoke(app, ["import", "households", str(path)])
+    assert again.exit_code == 0, again.output
+    line = next(x for x in again.output.splitlines() if "updated (address)" in x)
+    assert re.search(r"updated \(address\)\D+1\D*$", line), line
 
 
 def test_import_bad_invocations_exit_non_zero_with_a_message(env: DemoCity, tmp_path: Path) -> None:

@@ -94,6 +94,16 @@ class IncidentCreate(BaseModel):
         return self.location.lon, self.location.lat
 
 
+class EscalationPublic(Exact):
+    """One climb of an incident up the hierarchy (grid > community > street > district)."""
+
+    from_level: str
+    to_level: str
+    at: datetime
+    by: str | None = Field(description="who escalated (a user, or the overdue sweep)")
+    reason: str | None = Field(description="why; null for roles that may not read it")
+
+
 class IncidentPublic(Exact):
     """An incident as the API returns it (every member, always present)."""
 
@@ -116,6 +126,13 @@ class IncidentPublic(Exact):
     possible_duplicate_of: str | None
     resolution_code: str | None = Field(
         description="how a resolve settled it: settled, referred, no_issue, duplicate, other"
+    )
+    resolution_note: str | None = Field(
+        description="what was done, as the resolver wrote it (resolve's note); null for roles "
+        "that may not read the description"
+    )
+    escalations: list[EscalationPublic] = Field(
+        description="the escalation history, oldest first (one row per level climbed)"
     )
     dispatched_at: datetime | None
     accepted_at: datetime | None

@@ -31,6 +31,11 @@ class ImportReportPublic(Exact):
     reject_file: None = Field(description="always null over HTTP (a server-side file)")
     ignored_columns: list[str]
     version_id: int | None = Field(description="boundaries: the draft version written")
+    updated: int = Field(
+        default=0,
+        description="rows already present that the file changed (households: an address "
+        "filled or changed by a re-import; a blank cell keeps the stored one)",
+    )
     merged_parts: int
     encoding: str | None = Field(
         default=None, description="the encoding a Shapefile's DBF or a text table was read in"

@@ -148,6 +148,8 @@ class Incident(Base):
     reopened_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # how a resolve settled it (migration 0033)
     resolution_code: Mapped[str | None] = mapped_column(String(16))
+    # what was done, in the resolver's words (migration 0038); shown as the description is
+    resolution_note: Mapped[str | None] = mapped_column(String(2000))
 
 
 class IncidentActionKey(Base):

@@ -62,10 +62,10 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str, str]] = {
 # starts its lifecycle again: counted (reports: ``reopened``), unassigned, its stage stamps
 # cleared so that its stages and targets run anew (the audit log keeps the first round).
 EXTRA_SETS = {
-    "resolve": ", outcome = :outcome",
+    "resolve": ", outcome = :outcome, resolution_note = :resolution_note",
     "reopen": ", reopened_count = reopened_count + 1, "
     "dispatched_at = NULL, accepted_at = NULL, arrived_at = NULL, resolved_at = NULL, "
-    "closed_at = NULL, outcome = NULL",
+    "closed_at = NULL, outcome = NULL, resolution_note = NULL",
 }
 # What the assigned responder may do themselves; the rest needs incidents:write in the area.
 RESPONDER_ACTIONS = frozenset({"accept", "arrive", "resolve"})
@@ -251,7 +251,8 @@ def transition(
 
     ``outcome`` (``resolve`` only; ``vocabulary.INCIDENT_OUTCOMES``) records how a dispute
     ended, for the managers' reports; ``reopen`` brings a resolved or closed incident back.
-    ``resolution_code`` (resolve only, else 422) is kept on the incident. With an
+    ``resolution_code`` (resolve only, else 422) is kept on the incident, and so is resolve's
+    ``note`` (``resolution_note``, cleared by ``reopen``). With an
     ``idempotency_key`` the same user sending the same action on the same incident again gets
     the incident as it is now and nothing is done or audited twice (the phone's offline queue,
     issue 20); the key on another incident or action is a 409.
@@ -358,7 +359,11 @@ def transition(
                 "unassign": action == "reopen",
                 "code": resolution_code,
                 "id": incident_id,
-                **({"outcome": outcome} if action == "resolve" else {}),
+                **(
+                    {"outcome": outcome, "resolution_note": note[:2000] if note else None}
+                    if action == "resolve"
+                    else {}
+                ),
             },
         )
     except IntegrityError as exc:

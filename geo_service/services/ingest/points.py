@@ -75,15 +75,17 @@ def import_points(
     location = point_ewkb_hex(rows.lon.to_numpy(), rows.lat.to_numpy())
     h3 = cells_for_points(rows.lon.to_numpy(), rows.lat.to_numpy())
     # Looked up on the module at call time, so a test can replace one writer.
+    counts: dict[str, int] = {}  # what a writer changed besides inserting (households)
     by_kind: dict[str, Callable[..., int]] = {
         "incidents": writers.write_incidents,
-        "households": writers.write_households,
+        "households": partial(writers.write_households, given=checked.given, counts=counts),
         "rental-units": writers.write_rental_units,
         "responders": partial(writers.write_responders, scope=scope, given=checked.given),
     }
     writer = by_kind[kind]
     inserted = writer(conn, rows, location, h3, grid, lambda n: step("write", n, len(rows)))
     report = build_report(kind, path, frame, checked, accepted=len(rows), inserted=inserted)
+    report.updated = counts.get("updated", 0)
     if snapped.any():
         report.assumptions["edge_snapped"] = int(snapped.sum())
         report.assumptions["edge_tolerance_m"] = float(edge_tolerance_m)

@@ -30,6 +30,8 @@ class ImportReport:
     reject_file: str | None
     ignored_columns: list[str]
     version_id: int | None = None
+    # rows already present whose fields the file changed (households: the address)
+    updated: int = 0
     merged_parts: int = 0
     encoding: str | None = None  # of a Shapefile's DBF text, as given or detected
     dimensions_dropped: list[str] = field(default_factory=list)  # "Z", "M": stored 2D

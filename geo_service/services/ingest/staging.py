@@ -42,7 +42,20 @@ def insert_new(
     the keys before they left the name out), from whichever file.
     """
     staging = stage(conn, table, frame, chunk)
-    if content_keys and frame[key].astype(str).str.startswith(CONTENT_KEY_PREFIX + "sha1-").any():
+    return insert_staged(conn, table, staging, list(frame.columns), key, content_keys=content_keys)
+
+
+def insert_staged(
+    conn: Connection,
+    table: str,
+    staging: str,
+    columns: list[str],
+    key: str,
+    *,
+    content_keys: bool = False,
+) -> int:
+    """Insert the staged rows whose ``key`` is not in ``table`` yet (as ``insert_new``)."""
+    if content_keys and _has_content_keys(conn, staging, key):
         conn.execute(
             text(
                 f"DELETE FROM {staging} s USING {table} t "
@@ -55,10 +68,59 @@ def insert_new(
                 "skip": len(CONTENT_KEY_PREFIX) + 1,
             },
         )
-    cols = ", ".join(frame.columns)
+    cols = ", ".join(columns)
     return conn.execute(
         text(
             f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {staging} "
             f"ON CONFLICT ({key}) DO NOTHING"
         )
     ).rowcount
+
+
+def _has_content_keys(conn: Connection, staging: str, key: str) -> bool:
+    return bool(
+        conn.execute(
+            text(f"SELECT EXISTS (SELECT 1 FROM {staging} WHERE {key} LIKE :content)"),
+            {"content": CONTENT_KEY_PREFIX + "sha1-%"},
+        ).scalar_one()
+    )
+
+
+def fill_known(
+    conn: Connection,
+    table: str,
+    staging: str,
+    key: str,
+    column: str,
+    *,
+    content_keys: bool = False,
+) -> int:
+    """Set ``column`` of the rows already in ``table`` from the staged rows of the same
+    ``key`` where the staged value is given (not NULL) and differs; return how many changed.
+
+    A value the file leaves blank keeps what is stored (a re-import never erases). With
+    ``content_keys`` a row stored under the older form of its content key is matched too
+    (as ``insert_staged`` does).
+    """
+    changed = conn.execute(
+        text(
+            f"UPDATE {table} t SET {column} = s.{column} FROM {staging} s "
+            f"WHERE t.{key} = s.{key} AND s.{column} IS NOT NULL "
+            f"AND t.{column} IS DISTINCT FROM s.{column}"
+        )
+    ).rowcount
+    if content_keys and _has_content_keys(conn, staging, key):
+        changed += conn.execute(
+            text(
+                f"UPDATE {table} t SET {column} = s.{column} FROM {staging} s "
+                f"WHERE s.{key} LIKE :content AND t.{key} NOT LIKE :content "
+                f"AND substring(t.{key} from CAST(:tail AS text)) = substr(s.{key}, :skip) "
+                f"AND s.{column} IS NOT NULL AND t.{column} IS DISTINCT FROM s.{column}"
+            ),
+            {
+                "content": CONTENT_KEY_PREFIX + "sha1-%",
+                "tail": CONTENT_KEY_TAIL,
+                "skip": len(CONTENT_KEY_PREFIX) + 1,
+            },
+        ).rowcount
+    return changed

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, text
 
 from geo_service.geo.h3cells import RESIDENT_RESOLUTIONS, exact_cells
 from geo_service.services.access.scope import Scope
-from geo_service.services.ingest.staging import insert_new, stage
+from geo_service.services.ingest.staging import fill_known, insert_new, insert_staged, stage
 
 Chunk = Callable[[int], None]
 
@@ -60,28 +60,37 @@ def write_households(
     h3: np.ndarray,
     grid: np.ndarray,
     chunk: Chunk,
+    *,
+    given: frozenset[str] = frozenset(),
+    counts: dict[str, int] | None = None,
 ) -> int:
-    """Insert households not imported before (keyed by ``external_ref``)."""
-    return insert_new(
-        conn,
-        "households",
-        pd.DataFrame(
-            {
-                "location": location,
-                "household_size": rows.household_size,
-                "grid_id": grid,
-                "h3": h3,
-                # own cells at res 5..10 (0025), not parents of h3
-                **exact_cells(rows.lon.to_numpy(), rows.lat.to_numpy(), RESIDENT_RESOLUTIONS),
-                "elderly_living_alone": rows.elderly_living_alone,
-                "needs_assistance": rows.needs_assistance,
-                "address": rows.address,
-                "external_ref": rows.external_ref,
-            }
-        ),
-        "external_ref",
-        chunk,
-        content_keys=True,
+    """Insert households not imported before (keyed by ``external_ref``: the source's id,
+    else the content key) and, when the file has an ``address`` column (``given``), fill or
+    change the address of those imported before (a blank cell keeps the stored one); how
+    many addresses changed goes into ``counts["updated"]``."""
+    frame = pd.DataFrame(
+        {
+            "location": location,
+            "household_size": rows.household_size,
+            "grid_id": grid,
+            "h3": h3,
+            # own cells at res 5..10 (0025), not parents of h3
+            **exact_cells(rows.lon.to_numpy(), rows.lat.to_numpy(), RESIDENT_RESOLUTIONS),
+            "elderly_living_alone": rows.elderly_living_alone,
+            "needs_assistance": rows.needs_assistance,
+            "address": rows.address,
+            "external_ref": rows.external_ref,
+        }
+    )
+    staging = stage(conn, "households", frame, chunk)
+    if "address" in given:
+        changed = fill_known(
+            conn, "households", staging, "external_ref", "address", content_keys=True
+        )
+        if counts is not None:
+            counts["updated"] = changed
+    return insert_staged(
+        conn, "households", staging, list(frame.columns), "external_ref", content_keys=True
     )
 
 

@@ -20,6 +20,7 @@ from geo_service.db.models import (
     Area,
     Category,
     Incident,
+    IncidentEscalation,
 )
 from geo_service.db.sql import sql
 from geo_service.errors import (
@@ -234,18 +235,51 @@ def _as_dict(row: Any) -> dict[str, Any]:
 
 
 def _read(session: Session, incident_id: uuid.UUID) -> dict[str, Any] | None:
+    """One incident as the single read gives it: the listing's members, the resolution note
+    and the escalation history (``incident_escalations``, oldest first)."""
     row = session.execute(
-        select(*_columns())
+        select(*_columns(), Incident.resolution_note)
         .outerjoin(Area, Area.id == Incident.grid_id)
         .where(Incident.id == incident_id)
     ).first()
-    return None if row is None else _as_dict(row)
+    if row is None:
+        return None
+    climbs = session.execute(
+        select(
+            IncidentEscalation.from_level,
+            IncidentEscalation.to_level,
+            IncidentEscalation.at,
+            IncidentEscalation.who,
+            IncidentEscalation.reason,
+        )
+        .where(IncidentEscalation.incident_id == incident_id)
+        .order_by(IncidentEscalation.at, IncidentEscalation.id)
+    ).all()
+    return {
+        **_as_dict(row),
+        "resolution_note": row._mapping["resolution_note"],
+        "escalations": [
+            {
+                "from_level": ESCALATION_LEVELS[c.from_level],
+                "to_level": ESCALATION_LEVELS[c.to_level],
+                "at": c.at.isoformat(),
+                "by": c.who,
+                "reason": c.reason,
+            }
+            for c in climbs
+        ],
+    }
 
 
 def _shown(item: dict[str, Any], scope: Scope | None) -> dict[str, Any]:
-    """Hide free-text descriptions from roles that only see incidents as data points."""
+    """Hide free text (the description, the resolution note, the escalations' reasons and
+    who escalated) from roles that only see incidents as data points."""
     if scope is not None and not scope.can("incidents:describe"):
-        return {**item, "description": None}
+        hidden = {**item, "description": None}
+        if "resolution_note" in item:
+            hidden["resolution_note"] = None
+            hidden["escalations"] = [{**e, "by": None, "reason": None} for e in item["escalations"]]
+        return hidden
     return item
 
 

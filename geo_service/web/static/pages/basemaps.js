@@ -150,8 +150,9 @@ const BasemapControl = L.Control.extend({
   },
 });
 
-// Called by common.js's baseLayer(map) right after L.map(): before the map has a view.
-function attachBaseMaps(map) {
+// Called by common.js's baseLayer(map, options) right after L.map(): before the map has a
+// view. options.position puts the menu where the page has room (the phone page: top right).
+function attachBaseMaps(map, options = {}) {
   if (!BASEMAPS) return;
   basemapState.maps.push(map);
   if (basemapState.id === null) {
@@ -162,6 +163,6 @@ function attachBaseMaps(map) {
   }
   showBasemap(map, basemapChoice(basemapState.id));
   // under the zoom buttons; on a phone the pages' own panels fill the top: at the bottom left
-  const position = map.getSize().x < 600 ? "bottomleft" : "topleft";
+  const position = options.position || (map.getSize().x < 600 ? "bottomleft" : "topleft");
   if (BASEMAPS.choices.length > 1) new BasemapControl({position}).addTo(map);
 }

@@ -19,8 +19,9 @@ function t(message, values = {}) {
     (whole, name) => (name in values ? String(values[name]) : whole));
 }
 
-function baseLayer(map) {
-  if (typeof attachBaseMaps === "function") return attachBaseMaps(map);  // basemaps.js
+// options: {position} of the base-map menu (basemaps.js; a Leaflet control position)
+function baseLayer(map, options = {}) {
+  if (typeof attachBaseMaps === "function") return attachBaseMaps(map, options);  // basemaps.js
   if (!PAGE.tiles) return;
   const tiles = JSON.parse(PAGE.tiles);
   L.tileLayer(tiles.url, {maxZoom: 19, attribution: esc(tiles.attribution)}).addTo(map);

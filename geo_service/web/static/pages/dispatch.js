@@ -241,11 +241,31 @@ function showDetail(inc, fresh = true) {
   actions.append(el("button", {class: "act act-map phone-only", onclick: () => showTab("map")},
                     t("show on map")));
   const photos = (mine && box.querySelector(".photos")) || el("div", {class: "photos"});
+  const history = (mine && box.querySelector(".history")) || el("ul", {class: "history"});
   box.dataset.id = inc.id;
-  box.replaceChildren(head, photos, actions, candidates, el("div", {id: "confirm-slot"}), result);
+  box.replaceChildren(head, history, photos, actions, candidates, el("div", {id: "confirm-slot"}), result);
   if (!mine) loadPhotos(inc.id, photos);
+  if (!mine || inc.escalation_level > history.children.length) loadHistory(inc.id, history);
   if (!mine && can("dispatch")) loadCandidates(inc, "dispatch", candidates);
   if (!can("dispatch") && !can("reassign")) candidates.replaceChildren();
+}
+// what was done and why it climbed (issue 20): the escalations' reasons and the resolution
+// note of the single read (GET /incidents/{id}); as text, like every value
+async function loadHistory(id, box) {
+  let found;
+  try {
+    found = await api(`/incidents/${encodeURIComponent(id)}`);
+  } catch (err) {
+    return;
+  }
+  if (selected !== id) return;
+  box.replaceChildren(
+    ...(found.escalations || []).map((step) => el("li", {class: "escalation"},
+      t("Escalated to the {level}: {reason}", {level: word(step.to_level),
+                                               reason: step.reason || t("no reason given")}),
+      step.by ? el("span", {class: "muted"}, ` · ${step.by}`) : "")),
+    found.resolution_note ? el("li", {class: "resolution-note"},
+      t("What was done: {note}", {note: found.resolution_note})) : "");
 }
 // the incident's photos (issue 20): thumbnails, each a link to the photo
 async function loadPhotos(id, box) {

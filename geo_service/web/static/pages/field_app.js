@@ -73,6 +73,10 @@ const TEXT = {
     escalate: t("escalate"), report: t("report"), duty: t("duty"), visit: t("visit"),
   },
   need_location: t("Set the location first: GPS or a tap on the map."),
+  outside_grid: (code) => t("This place is outside your grid {code}: a report there is not accepted. Put the point inside the blue outline.", {code}),
+  outside_tag: t("outside my grid"),
+  escalation: (level, reason) => t("Escalated to the {level}: {reason}", {level, reason}),
+  no_reason: t("no reason given"),
   gps_failed: t("No GPS fix"),
   where: (lon, lat, how) => t("{lat}, {lon} ({how})", {lat: lat.toFixed(5), lon: lon.toFixed(5), how}),
   gps: t("GPS"),
@@ -229,6 +233,11 @@ async function deliver(item) {
   } catch (err) {
     return "later";  // no connection: the fetch itself failed
   }
+  if (item.kind === "duty" && response.ok) {
+    // what the server now holds (busy rather than available while holding an incident)
+    const now = await response.clone().json().catch(() => null);
+    if (now && now.status) serverStatus = now.status;
+  }
   return outcome(response);
 }
 async function outcome(response) {
@@ -277,6 +286,7 @@ async function flush() {
     flushing = false;
     waiting = await outboxAll();
     drawOutbox();
+    settleDuty();
   }
   if (sent) { loadTasks(); if (households) loadVisits(); }
 }
@@ -317,6 +327,7 @@ async function retry(item) {
   drawOutbox();
   drawTasks();
   if (households) drawVisits();
+  settleDuty();
   if (navigator.onLine) flush();
 }
 async function discard(item) {
@@ -324,6 +335,7 @@ async function discard(item) {
   await outboxDelete(item.seq);
   waiting = await outboxAll();
   drawOutbox();
+  settleDuty();  // a discarded duty change no longer says what the switch shows
 }
 $("outbox-toggle").addEventListener("click", () => $("outbox").classList.toggle("open"));
 
@@ -331,7 +343,8 @@ function drawNet() {
   $("net").textContent = navigator.onLine ? say("online") : say("offline");
   $("net").className = navigator.onLine ? "online" : "offline";
 }
-window.addEventListener("online", () => { drawNet(); flush(); connectStream(); });
+// back online: send what waits and read the tasks anew (they were shown as last loaded)
+window.addEventListener("online", () => { drawNet(); flush(); loadTasks(); });
 window.addEventListener("offline", drawNet);
 setInterval(() => { if (navigator.onLine && mineToSend(waiting).length) flush(); }, 15000);
 
@@ -377,11 +390,17 @@ async function loadTasks() {
     eventId = page.event_id;
     connectStream();
     loadPhotos();
+    loadEscalations();
   } catch (err) {
     fromCache = true;
   }
   drawTasks();
+  // the phone says it is online but the read came from what it kept (the network was not
+  // up yet): read again shortly, so "shown as last loaded" does not stay
+  clearTimeout(tasksRetry);
+  if (fromCache && navigator.onLine) tasksRetry = setTimeout(loadTasks, 5000);
 }
+let tasksRetry = null;
 // the tasks' photos: thumbnails under each task, each a link to the photo
 const photos = new Map();  // incident id -> its photos
 async function loadPhotos() {
@@ -393,6 +412,19 @@ async function loadPhotos() {
     fetch(`/incidents/${encodeURIComponent(task.id)}/photos`, {credentials: "same-origin"})
       .then((r) => (r.ok ? r.json() : {data: []}))
       .then((found) => photos.set(task.id, found.data))
+      .catch(() => {})));
+  drawTasks();
+}
+// why a task climbed: its escalation history (GET /incidents/{id}: from, to, when, who, why),
+// asked for again when its level is higher than the history known
+const climbs = new Map();  // incident id -> its escalations
+async function loadEscalations() {
+  const missing = tasks.filter((task) => task.escalation_level > (climbs.get(task.id) || []).length);
+  if (!missing.length) return;
+  await Promise.all(missing.map((task) =>
+    fetch(`/incidents/${encodeURIComponent(task.id)}`, {credentials: "same-origin"})
+      .then((r) => (r.ok ? r.json() : null))
+      .then((found) => { if (found) climbs.set(task.id, found.escalations || []); })
       .catch(() => {})));
   drawTasks();
 }
@@ -459,6 +491,9 @@ function drawTasks() {
         el("strong", {}, categoryName(task)),
         el("span", {class: `left${left.late ? " late" : ""}`}, left.text)),
       task.description ? el("div", {class: "desc"}, task.description) : null,
+      (climbs.get(task.id) || []).length ? el("ul", {class: "escalations"},
+        ...climbs.get(task.id).map((step) => el("li", {class: "escalation"},
+          say("escalation", say("level")[step.to_level] || step.to_level, step.reason || say("no_reason"))))) : null,
       (photos.get(task.id) || []).length ? el("div", {class: "photos"},
         ...photos.get(task.id).map((p) => el("a", {href: p.url, target: "_blank", rel: "noopener"},
           el("img", {src: p.thumbnail_url, alt: say("photo_alt"), class: "thumb"})))) : null,
@@ -538,7 +573,32 @@ function connectStream() {
 }
 
 // --- on duty: a position every INTERVAL_S while on duty, never while off ---------------------
-let onDuty = Boolean(ME) && PAGE.status !== "" && PAGE.status !== "off_duty";
+// The switch shows the latest wish: a duty change waiting in the outbox (the phone's, newer
+// than anything the server knows), else the server's state. The page itself may be a copy
+// kept for use offline, so its data-status may be old: until the outbox has been read the
+// page shares nothing, and once a duty change is sent the server's answer is what it shows.
+let serverStatus = PAGE.status;  // as the page was served, then as the last duty change answered
+let onDuty = false;              // decided by settleDuty() once the outbox is read
+let dutyKnown = false;
+function wishedOnDuty() {
+  if (!ME) return false;
+  // a change the server refused still says what the worker wanted, and the server did not
+  // take it: nothing is shared on it until it is sent again or discarded
+  const changes = waiting.filter((item) => isMine(item) && item.kind === "duty");
+  if (changes.length) {
+    const latest = changes[changes.length - 1];
+    return !latest.refused && latest.body.status !== "off_duty";
+  }
+  return serverStatus !== "" && serverStatus !== "off_duty";
+}
+function settleDuty() {
+  dutyKnown = true;
+  const wished = wishedOnDuty();
+  const changed = wished !== onDuty;
+  onDuty = wished;
+  drawDuty();
+  if (changed || (onDuty && !positionTimer)) schedulePositions();
+}
 let positionTimer = null;
 let lastFix = null;
 function drawDuty() {
@@ -550,9 +610,9 @@ function drawDuty() {
     : onDuty ? say("sharing", INTERVAL_S) + (lastFix ? say("last_fix", lastFix) : "") : say("not_sharing");
 }
 function sharePosition() {
-  if (!onDuty || !navigator.geolocation) return;
+  if (!dutyKnown || !onDuty || !wishedOnDuty() || !navigator.geolocation) return;
   navigator.geolocation.getCurrentPosition((pos) => {
-    if (!onDuty) return;  // switched off while the fix was coming
+    if (!onDuty || !wishedOnDuty()) return;  // switched off while the fix was coming
     const fix = {id: ME, lon: pos.coords.longitude, lat: pos.coords.latitude,
                  at: new Date().toISOString()};  // the phone's own clock, as devices stamp fixes
     fetch("/responders/positions", {
@@ -567,17 +627,20 @@ function sharePosition() {
 function schedulePositions() {
   clearInterval(positionTimer);
   positionTimer = null;
-  if (onDuty) {
+  if (onDuty && dutyKnown) {
     sharePosition();
     positionTimer = setInterval(sharePosition, INTERVAL_S * 1000);
   }
 }
-$("duty-input").addEventListener("change", () => {
+$("duty-input").addEventListener("change", async () => {
   onDuty = $("duty-input").checked;
   drawDuty();
-  schedulePositions();
-  queue({kind: "duty", method: "PATCH", path: `/responders/${ME}`,
-         body: {status: onDuty ? "available" : "off_duty"}, label: onDuty ? say("on_duty") : say("off_duty")});
+  clearInterval(positionTimer);  // nothing more is shared until the wish is in the outbox
+  positionTimer = null;
+  await queue({kind: "duty", method: "PATCH", path: `/responders/${ME}`,
+               body: {status: onDuty ? "available" : "off_duty"},
+               label: onDuty ? say("on_duty") : say("off_duty")});
+  settleDuty();
 });
 
 // a map whose zoom buttons speak the page's language (Leaflet's own titles are English)
@@ -587,16 +650,66 @@ function newMap(id, options = {}) {
   return map;
 }
 
+// --- my grid: its outline on the maps, and whether a place lies inside it ------------------------
+// The grid as a GeoJSON Feature (GET /areas/{id}, WGS84; the service worker keeps it for use
+// offline), asked for once.
+let gridPromise = null;
+let gridFeature = null;
+function myGrid() {
+  if (!GRID_ID) return Promise.resolve(null);
+  if (!gridPromise) {
+    gridPromise = fetch(`/areas/${GRID_ID}`, {credentials: "same-origin"})
+      .then((r) => (r.ok ? r.json() : null)).catch(() => null)
+      .then((grid) => {
+        if (!grid) gridPromise = null;  // asked again next time
+        gridFeature = grid;
+        return grid;
+      });
+  }
+  return gridPromise;
+}
+// point in ring by the even-odd rule (a ray cast east from the point: W. R. Franklin, PNPOLY);
+// ring: [[lon, lat], ...] as GeoJSON gives it. Degrees are fine at a grid's size.
+function ringContains(ring, lon, lat) {
+  let inside = false;
+  for (let i = 0, j = ring.length - 1; i < ring.length; j = i++) {
+    const [xi, yi] = ring[i];
+    const [xj, yj] = ring[j];
+    if ((yi > lat) !== (yj > lat) && lon < ((xj - xi) * (lat - yi)) / (yj - yi) + xi) inside = !inside;
+  }
+  return inside;
+}
+// true / false, or null while the grid is not known (the server decides then, as always)
+function inMyGrid(lon, lat) {
+  const shape = gridFeature && gridFeature.geometry;
+  if (!shape) return null;
+  const polygons = shape.type === "Polygon" ? [shape.coordinates]
+    : shape.type === "MultiPolygon" ? shape.coordinates : null;
+  if (!polygons) return null;
+  return polygons.some(([outer, ...holes]) =>
+    ringContains(outer, lon, lat) && !holes.some((hole) => ringContains(hole, lon, lat)));
+}
+function gridOutline(map) {
+  return myGrid().then((grid) => (grid ? L.geoJSON(grid, {
+    style: {color: "#1f5f99", weight: 2, fillOpacity: 0.05, className: "grid-outline"},
+    interactive: false,
+  }).addTo(map) : null));
+}
+
 // --- report what I find -------------------------------------------------------------------------
 let where = null;
 let reportMap = null;
 let marker = null;
 function setWhere(lon, lat, how) {
   where = {lon, lat, how};
-  $("r-where").textContent = say("where", lon, lat, how === "gps" ? say("gps") : say("map"));
+  const outside = inMyGrid(lon, lat) === false;
+  $("r-where").replaceChildren(say("where", lon, lat, how === "gps" ? say("gps") : say("map")),
+    outside ? el("span", {class: "outside"}, say("outside_tag")) : "");
+  if (outside) toast(say("outside_grid", PAGE.gridCode || ""));
   if (reportMap) {
     if (!marker) marker = L.circleMarker([lat, lon], {radius: 9, color: "#d7191c"}).addTo(reportMap);
     marker.setLatLng([lat, lon]);
+    marker.setStyle({color: outside ? "#777" : "#d7191c", dashArray: outside ? "4 4" : null});
     reportMap.panTo([lat, lon]);
   }
 }
@@ -624,20 +737,16 @@ function drawTaskMarkers() {
 function ensureMap() {
   if (reportMap) { reportMap.invalidateSize(); return; }
   reportMap = newMap("r-map", {tap: true});
-  baseLayer(reportMap);
+  baseLayer(reportMap, {position: "topright"});  // the bottom left is the map's, for markers
   reportMap.setView([30.59, 114.30], 15);
   reportMap.on("click", (e) => setWhere(e.latlng.lng, e.latlng.lat, "map"));
   taskLayer = L.layerGroup().addTo(reportMap);
   drawTaskMarkers();
-  if (GRID_ID) {
-    fetch(`/areas/${GRID_ID}`, {credentials: "same-origin"}).then((r) => (r.ok ? r.json() : null))
-      .then((grid) => {
-        if (!grid) return;
-        const outline = L.geoJSON(grid, {style: {color: "#1f5f99", weight: 2, fillOpacity: 0.05},
-                                         interactive: false}).addTo(reportMap);
-        if (!where) reportMap.fitBounds(outline.getBounds(), {padding: [10, 10]});
-      }).catch(() => {});
-  }
+  gridOutline(reportMap).then((outline) => {
+    if (!outline) return;
+    if (!where) reportMap.fitBounds(outline.getBounds(), {padding: [10, 10]});
+    else setWhere(where.lon, where.lat, where.how);  // now known whether it is inside
+  });
   if (where) setWhere(where.lon, where.lat, where.how);
 }
 $("r-gps").addEventListener("click", locate);
@@ -649,6 +758,8 @@ $("r-category").dispatchEvent(new Event("change"));
 $("report-form").addEventListener("submit", (e) => {
   e.preventDefault();
   if (!where) { toast(say("need_location")); return; }
+  // the server refuses a report outside the worker's grid (403): say so now, keep nothing
+  if (inMyGrid(where.lon, where.lat) === false) { toast(say("outside_grid", PAGE.gridCode || "")); return; }
   const photo = $("r-photo").files[0] || null;
   if (photo && photo.size > 10 * 1024 * 1024) { toast(say("photo_too_big")); return; }
   const category = $("r-category").value;
@@ -691,7 +802,10 @@ function drawVisitMap(pending) {
   if ($("tab-visits").hidden) return;  // drawn when shown (a hidden map has no size)
   if (!visitMap) {
     visitMap = newMap("v-map");
-    baseLayer(visitMap);
+    baseLayer(visitMap, {position: "topright"});
+    gridOutline(visitMap).then((outline) => {  // the grid's outline under the homes
+      if (outline && !homesFitted) { visitMap.fitBounds(outline.getBounds(), {padding: [10, 10]}); homesFitted = true; }
+    });
     homeLayer = L.layerGroup().addTo(visitMap);
   }
   visitMap.invalidateSize();
@@ -788,6 +902,12 @@ if ("serviceWorker" in navigator) {
 }
 drawNet();
 drawDuty();
-schedulePositions();
-outboxAll().then((items) => { waiting = items; drawOutbox(); drawTasks(); if (navigator.onLine) flush(); });
+myGrid();  // the grid's outline, for the maps and the check before a report is kept
+outboxAll().then((items) => {
+  waiting = items;
+  drawOutbox();
+  drawTasks();
+  settleDuty();  // the switch and the positions only now: a queued off-duty wins over the page
+  if (navigator.onLine) flush();
+});
 loadTasks();

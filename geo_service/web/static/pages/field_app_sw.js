@@ -4,8 +4,9 @@
 // connection. Writes are never touched here: the page's outbox (IndexedDB) keeps them and
 // sends them with Idempotency-Keys when the connection returns.
 // v2: the base-map switcher's scripts (issue 19); v4: the pages' catalogues, refused items;
-// v5: base maps carry their 审图号 and logo (issue 19)
-const CACHE = "geo-service-field-v5";
+// v5: base maps carry their 审图号 and logo (issue 19); v6: the duty switch follows the
+// outbox, the grid checked before a report is kept, the phone's layout, escalation reasons
+const CACHE = "geo-service-field-v6";
 // Responses vary by language (Vary: Accept-Language, Cookie): the phone keeps one copy of each
 // and serves it offline whatever headers the request carries (ignoreVary), or nothing matches.
 const SHELL = [
@@ -23,7 +24,7 @@ const SHELL = [
 // reads kept for use without a connection: the page and the data it shows
 const KEPT_READS = [
   /^\/app$/, /^\/console\/incidents$/, /^\/areas\/\d+$/, /^\/households\/visits$/,
-  /^\/incidents\/[0-9a-f-]+\/photos(\/[0-9a-f-]+)?$/,
+  /^\/incidents\/[0-9a-f-]+\/photos(\/[0-9a-f-]+)?$/, /^\/incidents\/[0-9a-f-]+$/,
 ];
 
 self.addEventListener("install", (event) => {
