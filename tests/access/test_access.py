@@ -269,6 +269,7 @@ def test_household_rows_only_for_admin_and_the_grids_own_worker(
         "id",
         "lon",
         "lat",
+        "address",  # where the worker knocks (migration 0034); the grid's worker and admins
         "household_size",
         "elderly_living_alone",
         "needs_assistance",
