@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -113,6 +113,28 @@ def demo(
     run_server(settings, host, port, access_log=access_log)
 
 
+def _generate_visits(engine: Any, *, days: int | None = None) -> int:
+    """The grid workers' household visits up to today (local): the ``days`` before it, or
+    (``None``) since the newest visit stored (a demo served again)."""
+    from datetime import datetime, timedelta
+
+    from sqlalchemy import text
+
+    from geo_service.demo.load import record_generated_visits
+    from geo_service.instants import deployment_zone
+
+    today = datetime.now(deployment_zone()).date()
+    with engine.begin() as conn:
+        newest = conn.execute(text("SELECT max(visited_on) FROM household_visits")).scalar_one()
+        if days is not None:
+            first = today - timedelta(days=days - 1)
+        elif newest is None:
+            first = today - timedelta(days=364)
+        else:
+            first = newest + timedelta(days=1)
+        return record_generated_visits(conn, first=first, last=today)
+
+
 def _backfill(owner_url: str) -> None:
     """Give a demo served again later the history of the time it was off."""
     from datetime import UTC, datetime
@@ -129,7 +151,10 @@ def _backfill(owner_url: str) -> None:
             progress=lambda step, n: bar.advance(task, n),
         )
         bar.update(task, total=1, completed=1)
+    visits = _generate_visits(engine)
     engine.dispose()
+    if visits:
+        console.print(format_message("added {n} household visits", n=f"{visits:,}"))
     if added:
         console.print(
             format_message(
@@ -312,6 +337,7 @@ def _generate_and_load(
 
         engine = make_engine(url)
         counts = load_city(engine, city, progress=load_progress)
+        counts["household_visits"] = _generate_visits(engine, days=365)
         engine.dispose()
     console.print(
         _("loaded demo city:")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -283,6 +283,55 @@ def record_generated_escalations(conn: Connection) -> int:
     generator draws levels, not moments; incidents that have their rows are left alone.
     Returns the rows written."""
     return int(conn.execute(sql("escalations_from_levels")).rowcount or 0)
+
+
+_VISIT_EPOCH = date(2000, 1, 1)
+# Each household is visited every 30..179 days (its cycle), from a phase of its own, both
+# drawn from its id: a grid worker's round. One visit in twelve finds nobody at home.
+_GENERATED_VISITS = text(
+    """
+    INSERT INTO household_visits (household_id, visited_on, outcome)
+    SELECT h.id, CAST(:epoch AS date) + (p.phase + k * p.cycle),
+           CASE WHEN abs(hashtext('outcome:' || h.id || ':' || k)) % 12 = 0
+                THEN 'no_answer' ELSE 'met' END
+    FROM households h
+    CROSS JOIN LATERAL (SELECT 30 + abs(hashtext('cycle:' || h.id)) % 150 AS cycle,
+                               abs(hashtext('phase:' || h.id)) % 180 AS phase) p
+    CROSS JOIN LATERAL generate_series(
+        CAST(ceil((:first - p.phase)::numeric / p.cycle) AS int),
+        CAST(floor((:last - p.phase)::numeric / p.cycle) AS int)) AS k
+    """
+)
+
+
+def record_generated_visits(conn: Connection, *, first: date, last: date) -> int:
+    """The grid workers' household visits of the demo from local day ``first`` to ``last``
+    (both included): each household on a round of its own (every 30..179 days, drawn from
+    its id, so the same days whenever generated; one visit in twelve finds nobody), so the
+    visit coverage of the reports and ``/households/visits/coverage`` has a history. Only
+    ``geo-service demo`` calls this. Returns the visits written."""
+    if last < first:
+        return 0
+    n = int(
+        conn.execute(
+            _GENERATED_VISITS,
+            {
+                "epoch": _VISIT_EPOCH,
+                "first": (first - _VISIT_EPOCH).days,
+                "last": (last - _VISIT_EPOCH).days,
+            },
+        ).rowcount
+        or 0
+    )
+    record_audit(
+        conn,
+        who="system",
+        action="generate_visits",
+        entity="household_visit",
+        entity_id=None,
+        diff={"first": first.isoformat(), "last": last.isoformat(), "visits": n},
+    )
+    return n
 
 
 def set_arrival_targets(conn: Connection) -> None:

@@ -7,6 +7,7 @@ escalation, dispute and reopen is exercised. The clock is held: nothing reads th
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -389,7 +390,76 @@ def test_a_user_bound_to_an_area_sees_its_areas_only(
     problem(outside)
 
 
-def test_reports_show_no_household_figures(client: TestClient, loaded_city: DemoCity) -> None:
-    text_body = client.get("/reports/performance", params={"level": "grid"}).text
-    assert "household" not in text_body and "resident" not in text_body
-    assert '"description"' not in text_body  # nor what was reported
+def test_reports_show_no_household_rows_only_visit_coverage(
+    client: TestClient, loaded_city: DemoCity
+) -> None:
+    body = client.get("/reports/performance", params={"level": "grid"}).json()
+    text_body = json.dumps(body)
+    assert "resident" not in text_body and '"description"' not in text_body
+    for area in [*body["areas"], body["total"]]:
+        # the one household figure is the visit coverage aggregate (issue 20)
+        assert set(area["visits"]) == {"households", "visited", "coverage", "period_days", "exact"}
+        rest = json.dumps({k: v for k, v in area.items() if k != "visits"})
+        assert "household" not in rest
+
+
+def _visit(engine: Engine, household_ids: list[int], day: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO household_visits (household_id, visited_on, outcome) "
+                "SELECT unnest(CAST(:ids AS bigint[])), CAST(:d AS date), 'met'"
+            ),
+            {"ids": household_ids, "d": day},
+        )
+
+
+def test_visit_coverage_per_area_is_exact_for_admins_and_published_for_others(
+    client: TestClient, engine: Engine, loaded_city: DemoCity, role_keys: dict
+) -> None:
+    """Households visited within the period before as_of, per community: an admin reads the
+    independent count; an analyst reads both counts rounded to the base (multiples of it,
+    within base-1 of the truth), the coverage from those, never the exact small count."""
+    base = 5  # GEO_MIN_CELL_COUNT's default
+    with engine.connect() as conn:
+        homes = conn.execute(
+            text(
+                "SELECT h.id, g.parent_id AS community FROM households h "
+                "JOIN areas g ON g.id = h.grid_id ORDER BY h.id"
+            )
+        ).all()
+    by_community: dict[int, list[int]] = {}
+    for h in homes:
+        by_community.setdefault(h.community, []).append(h.id)
+    community, ids = max(by_community.items(), key=lambda kv: len(kv[1]))
+    _visit(engine, ids[:7], "2026-03-10")  # 7 visited within 90 days of 15 March
+    _visit(engine, ids[7:10], "2025-10-01")  # 3 visited long before: not counted
+    _visit(engine, ids[10:12], "2026-03-20")  # 2 visited after as_of: not counted
+    try:
+        params = {"level": "community", "since": "2026-03-01", "until": "2026-03-16"}
+        admin = client.get("/reports/performance", params=params).json()
+        analyst = client.get(
+            "/reports/performance", params=params, headers=as_role(role_keys, "analyst")
+        ).json()
+    finally:
+        with engine.begin() as conn:
+            conn.execute(
+                text("DELETE FROM household_visits WHERE household_id = ANY(:ids)"),
+                {"ids": ids[:12]},
+            )
+    mine = next(a for a in admin["areas"] if a["id"] == community)["visits"]
+    assert mine == {
+        "households": len(ids),
+        "visited": 7,
+        "coverage": round(7 / len(ids), 4),
+        "period_days": 90,
+        "exact": True,
+    }
+    assert all(a["visits"]["visited"] == 0 for a in admin["areas"] if a["id"] != community)
+    shown = next(a for a in analyst["areas"] if a["id"] == community)["visits"]
+    assert shown["exact"] is False
+    assert shown["visited"] in (5, 10) and shown["households"] % base == 0
+    assert abs(shown["households"] - len(ids)) < base
+    assert shown["coverage"] == round(shown["visited"] / shown["households"], 4)
+    total = analyst["total"]["visits"]
+    assert total["visited"] == sum(a["visits"]["visited"] or 0 for a in analyst["areas"])

@@ -66,7 +66,7 @@ def test_the_page_draws_the_report(
         assert page.locator("#areas td", has_text=HOSTILE).count() == 1
         assert page.locator("#areas img").count() == 0
         assert page.title() != "pwned"
-        assert page.locator("#cards .card").count() == 8
+        assert page.locator("#cards .card").count() == 9  # the eight figures and visit coverage
         assert page.get_attribute("#pdf", "href").startswith("/reports/performance?")
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"reports-{name}.png"), full_page=True)
@@ -103,6 +103,7 @@ def test_the_page_in_chinese(
         assert page.locator("#level option").all_text_contents() == ["区", "街道", "社区", "网格"]
         cards = page.locator("#cards .card").all_text_contents()
         assert any("结案率" in c for c in cards) and any("网格内解决" in c for c in cards)
+        assert any("入户走访覆盖率" in c and "天内" in c for c in cards)
         assert "统计期" in (page.text_content("#status") or "")
         assert "English" in (page.text_content(".lang-switch") or "")
         # the escalations chart names the levels in Chinese

@@ -104,6 +104,8 @@ def read_performance(
         parent_id=parent_id,
         since=None if since is None else parse_local_instant(since, tz, "since"),
         until=None if until is None else parse_local_instant(until, tz, "until"),
+        visit_period_days=settings.visits.period_days,
+        min_count=settings.auth.min_cell_count,
     )
     report = performance(session, request, scope=scope, tz=tz)
     if format == "json":

@@ -78,6 +78,20 @@ class Figures(Exact):
     backlog: dict[str, int] = Field(description="open at as_of, by how long they have waited")
 
 
+class VisitCoverage(Exact):
+    """Households visited within ``period_days`` before ``as_of`` (issue 20), an aggregate:
+    exact for a caller who may read every grid's household rows in the area (admins, the
+    grid's own worker), else both counts published by the disclosure module's fixed random
+    rounding (null when they round to 0) and ``coverage`` computed from the published counts.
+    The total sums the areas' published counts."""
+
+    households: int | None
+    visited: int | None
+    coverage: float | None = Field(description="visited / households, 0..1")
+    period_days: int
+    exact: bool
+
+
 class AreaFigures(Figures):
     """One area of the level asked for."""
 
@@ -85,6 +99,13 @@ class AreaFigures(Figures):
     code: str
     name: str
     parent_id: int | None
+    visits: VisitCoverage
+
+
+class TotalFigures(Figures):
+    """Every area of the report together."""
+
+    visits: VisitCoverage
 
 
 class GridRef(Exact):
@@ -178,7 +199,7 @@ class PerformancePublic(Exact):
     until: str
     as_of: str = Field(description="when open incidents are judged: min(until, now)")
     timezone: str
-    total: Figures
+    total: TotalFigures
     areas: list[AreaFigures]
     workers: list[WorkerFigures]
     trends: Trends

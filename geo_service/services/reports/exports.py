@@ -92,6 +92,10 @@ def flat_row(
     row["reopened"] = item["reopened"]
     for band, n in item["backlog"].items():
         row[f"backlog_{band}"] = n
+    visits = item.get("visits")  # areas and the total (published counts); not workers
+    row["visit_households"] = visits["households"] if visits else None
+    row["visit_visited"] = visits["visited"] if visits else None
+    row["visit_coverage_pct"] = _share(visits["coverage"]) if visits else None
     if report is not None:
         row |= {k: report[k] for k in ("since", "until", "as_of")}
     return {k: _safe(v) for k, v in row.items()}
@@ -102,7 +106,7 @@ def _minutes(seconds: float | None) -> float | None:
 
 
 # whole numbers that a missing value would turn into floats ("247.0") in pandas
-_INTEGER_COLUMNS = ("id", "grid_id")
+_INTEGER_COLUMNS = ("id", "grid_id", "visit_households", "visit_visited")
 
 
 def report_table(report: dict[str, Any]) -> pd.DataFrame:
@@ -214,6 +218,9 @@ def column_label(key: str, words: dict[str, str]) -> str:
         "resolved_in_grid_pct": f"{w('resolved_in_grid', key)} (%)",
         "resolved_in_community_pct": f"{w('resolved_in_community', key)} (%)",
         "disputes_mediated_pct": f"{w('mediated', key)} (%)",
+        "visit_households": w("visit_households", key),
+        "visit_visited": w("visit_visited", key),
+        "visit_coverage_pct": f"{w('visit_coverage', key)} (%)",
         "since": w("from", key),
         "until": w("col_until", key),
         "as_of": w("as_of", key),
@@ -326,6 +333,16 @@ def to_pdf(report: dict[str, Any], *, title: str, font: str | None = None) -> by
         ],
         [words["reopened"], total["reopened"], words["open"], total["open"]],
     ]
+    visits = total.get("visits")
+    if visits:  # published counts (issue 20): rounded unless the reader may see the rows
+        key_rows.append(
+            [
+                words["visit_coverage"],
+                "–" if visits["coverage"] is None else percent_text(visits["coverage"]),
+                words["visit_period"].format(days=visits["period_days"]),
+                f"{visits['visited']} / {visits['households']}",
+            ]
+        )
     for source, n in total["by_source"].items():
         key_rows.append([words["source"] + ": " + words.get(source, source), n, "", ""])
     story.append(_table(key_rows, name, header=False, widths=[45 * mm, 45 * mm, 45 * mm, 45 * mm]))

@@ -3,8 +3,10 @@ a period, for the managers of the grid offices.
 
 Loads the period's incidents (each in a grid of the version in force, as ``/workload``
 counts them), cuts them by area of one level and by grid worker, and hands each group to
-``analytics.performance`` (the definitions live there). Reports count incidents and work
-only: no household row or count is read, so nothing needs disclosure control.
+``analytics.performance`` (the definitions live there). Reports count incidents and work;
+the one figure about households is each area's visit coverage (issue 20: households visited
+within ``period_days`` before ``as_of``), an aggregate published by the disclosure module
+like every other household count (exact only for those who may read the area's rows).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from geo_service.analytics import performance as perf
 from geo_service.db.sql import sql
 from geo_service.errors import InvalidInputError, NotFoundError
 from geo_service.i18n import format_message, gettext, names_language
+from geo_service.services.access import disclosure
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.versions import version_in_force
 from geo_service.services.reports.labels import localized_labels
@@ -61,12 +64,28 @@ _WORKERS = text(
 @dataclass(frozen=True)
 class ReportRequest:
     """What a manager asks for: areas of ``level`` (under ``parent_id``) over
-    ``[since, until)`` (aware instants; defaults in ``resolve_window``)."""
+    ``[since, until)`` (aware instants; defaults in ``resolve_window``); visit coverage over
+    the ``visit_period_days`` before ``as_of``, counts published to base ``min_count``."""
 
     level: str = "grid"
     parent_id: int | None = None
     since: datetime | None = None
     until: datetime | None = None
+    visit_period_days: int = 90
+    min_count: int = 5
+    round_visits: bool = False  # publish rounded counts even to a caller who sees the rows
+
+
+# Households of each grid and those visited in (cutoff, as_of's day]: the visit coverage.
+_VISITS = text(
+    """
+    SELECT h.grid_id, count(*) AS households,
+           count(*) FILTER (WHERE EXISTS (
+               SELECT 1 FROM household_visits v WHERE v.household_id = h.id
+               AND v.visited_on > :cutoff AND v.visited_on <= :day)) AS visited
+    FROM households h WHERE h.grid_id = ANY(:grids) GROUP BY h.grid_id
+    """
+)
 
 
 def resolve_window(
@@ -244,6 +263,9 @@ def performance(
     workers = _workers(
         session, selection, everywhere, open_everywhere, stamp, empty_figures, empty_backlog
     )
+    visits = _visits(session, selection, scope, as_of.astimezone(ZoneInfo(tz)).date(), request)
+    for area in areas:
+        area["visits"] = visits[area["id"]]
     trends = _trends(frame, tz, since, until, as_of)
     return {
         "level": request.level,
@@ -256,6 +278,7 @@ def performance(
         "total": {
             **perf.figures(frame, stamp, INCIDENT_SOURCES),
             "backlog": perf.backlog(open_at["reported_at"], stamp),
+            "visits": _visit_total(list(visits.values()), request.visit_period_days),
         },
         "areas": areas,
         "workers": workers,
@@ -267,6 +290,74 @@ def performance(
                 workers, lambda w: w["on_time"]["resolution"]["all"], label="callsign"
             ),
         },
+    }
+
+
+def _visits(
+    session: Session, selection: _Selection, scope: Scope, day: date, request: ReportRequest
+) -> dict[int, dict[str, Any]]:
+    """Each shown area's visit coverage on local ``day``: ``households``, ``visited`` (within
+    the ``visit_period_days`` up to ``day``), ``coverage`` (visited / households) and
+    ``period_days``. Exact for a caller who may read every grid's rows in the area (admins,
+    a grid's own worker); else both counts published by fixed random rounding to base
+    ``min_count`` with the area's keys (``area:<id>`` as on every route, ``visited:area:<id>``
+    as ``/households/visits/coverage``), null when they round to 0, and the coverage computed
+    from the published counts (``disclosure``)."""
+    grids_of: dict[int, list[int]] = {}
+    for grid, area in selection.target_of_grid.items():
+        grids_of.setdefault(area, []).append(grid)
+    rows = session.execute(
+        _VISITS,
+        {
+            "grids": list(selection.target_of_grid),
+            "cutoff": day - timedelta(days=request.visit_period_days),
+            "day": day,
+        },
+    ).all()
+    counts = {int(r.grid_id): (int(r.households), int(r.visited)) for r in rows}
+    ids = [a["id"] for a in selection.areas]
+    keys = disclosure.identity_keys(
+        session,
+        [disclosure.area_identity(i) for i in ids] + [f"visited:area:{i}" for i in ids],
+    )
+    out = {}
+    for n, area_id in enumerate(ids):
+        grids = grids_of.get(area_id, [])
+        households = sum(counts.get(g, (0, 0))[0] for g in grids)
+        visited = sum(counts.get(g, (0, 0))[1] for g in grids)
+        exact = not request.round_visits and disclosure.sees_exact(scope, grids)
+        if not exact:
+            households = disclosure.round_count(
+                households, keys[n], "households", request.min_count
+            )
+            visited = disclosure.round_count(
+                visited, keys[len(ids) + n], "visited", request.min_count
+            )
+        shown_households = households if households or exact else None
+        shown_visited = visited if visited or exact else None
+        share = None
+        if shown_households:
+            share = round(min(1.0, disclosure.published_value(shown_visited) / households), 4)
+        out[area_id] = {
+            "households": shown_households,
+            "visited": shown_visited,
+            "coverage": share,
+            "period_days": request.visit_period_days,
+            "exact": exact,
+        }
+    return out
+
+
+def _visit_total(areas: list[dict[str, Any]], period_days: int) -> dict[str, Any]:
+    """The sum of the areas' published visit figures (nothing finer than what they show)."""
+    households = sum(disclosure.published_value(a["households"]) for a in areas)
+    visited = sum(disclosure.published_value(a["visited"]) for a in areas)
+    return {
+        "households": households,
+        "visited": visited,
+        "coverage": round(min(1.0, visited / households), 4) if households else None,
+        "period_days": period_days,
+        "exact": all(a["exact"] for a in areas),
     }
 
 

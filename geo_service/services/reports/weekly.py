@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from geo_service import runtime
 from geo_service.errors import InvalidInputError
 from geo_service.i18n import format_message, gettext
 from geo_service.services.access.audit import record_audit
@@ -69,7 +70,16 @@ def weekly_report(
         since, until = last_week(now, tz)
     report = performance(
         session,
-        ReportRequest(level=level, since=since, until=until),
+        # files leave the service for any manager: household counts are published, never
+        # exact, whatever the (system) caller could see
+        ReportRequest(
+            level=level,
+            since=since,
+            until=until,
+            visit_period_days=runtime.current().settings.visits.period_days,
+            min_count=runtime.current().settings.auth.min_cell_count,
+            round_visits=True,
+        ),
         scope=Scope(SYSTEM),
         tz=tz,
         now=now,

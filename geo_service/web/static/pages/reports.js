@@ -144,6 +144,11 @@ function card(label, value, detail) {
   return div;
 }
 
+// visit coverage (issue 20): published counts (rounded unless you may read the rows)
+const visitShare = (v) => (v && v.coverage !== null ? percentText(v.coverage) : "–");
+const visitDetail = (v) =>
+  v ? `${v.visited ?? "–"} / ${v.households ?? "–"}, ${T("visit_period").replace("{days}", v.period_days)}` : "";
+
 function renderCards(total) {
   const res = total.on_time.resolution;
   $("cards").replaceChildren(
@@ -155,6 +160,7 @@ function renderCards(total) {
     card(T("resolved_in_community"), pct(total.resolved_in_community), interval(total.resolved_in_community)),
     card(T("disputes"), String(total.disputes.received), `${T("mediated")}: ${pct(total.disputes.mediated)}`),
     card(T("reopened"), String(total.reopened), ""),
+    card(T("visit_coverage"), visitShare(total.visits), visitDetail(total.visits)),
   );
 }
 
@@ -321,13 +327,14 @@ function renderTables(report) {
   fillTable($("areas"),
     [T("code"), T("name"), T("received"), ...SOURCES.map(T), T("closed"), T("closure_rate"),
      ...STAGES.map((s) => `${T("on_time")}: ${T(`stage_${s}`)}`), T("median"), T("p90"),
-     T("resolved_in_grid"), T("disputes"), T("reopened"), T("backlog")],
+     T("resolved_in_grid"), T("disputes"), T("reopened"), T("backlog"), T("visit_coverage")],
     report.areas.map((a) => [
       a.code, a.name, String(a.received), ...SOURCES.map((s) => String(a.by_source[s] ?? 0)),
       String(a.closed), rateCell(a.closure_rate), ...STAGES.map((s) => rateCell(a.on_time[s].all)),
       duration(a.on_time.resolution.times.median_s), duration(a.on_time.resolution.times.p90_s),
       rateCell(a.resolved_in_grid), String(a.disputes.received), String(a.reopened),
       String(Object.values(a.backlog).reduce((x, y) => x + y, 0)),
+      {text: visitShare(a.visits), title: visitDetail(a.visits)},
     ]));
   renderWorkers(report);
 }
