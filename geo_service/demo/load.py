@@ -380,28 +380,28 @@ def _incident_rows(
 # What ``repair_history`` runs, in order: each statement bound, none built from values.
 _HOLDS = (
     "EXISTS (SELECT 1 FROM incidents h WHERE h.responder_id = r.id "
-    "AND h.status IN ('dispatched', 'accepted', 'on_scene'))"
+    "AND h.status = ANY(:in_flight))"
 )
 _REPAIRS = {
     # in flight with nobody on it: the grid's worker when it holds no open incident ...
     "assigned": "WITH orphan AS (SELECT DISTINCT ON (r.id) i.id AS incident_id, r.id AS rid "
     "FROM incidents i JOIN responders r ON r.home_grid_id = i.grid_id "
     "AND r.kind = 'grid_worker' "
-    "WHERE i.status IN ('dispatched', 'accepted', 'on_scene') AND i.responder_id IS NULL "
+    "WHERE i.status = ANY(:in_flight) AND i.responder_id IS NULL "
     "AND NOT EXISTS (SELECT 1 FROM incidents o WHERE o.responder_id = r.id "
-    "AND o.status IN ('reported', 'dispatched', 'accepted', 'on_scene')) "
+    "AND o.status = ANY(:open)) "
     "ORDER BY r.id, i.reported_at) "
     "UPDATE incidents i SET responder_id = orphan.rid, updated_at = now() "
     "FROM orphan WHERE i.id = orphan.incident_id",
     # ... else back to a report waiting for someone
     "back_to_reported": "UPDATE incidents SET status = 'reported', dispatched_at = NULL, "
     "accepted_at = NULL, arrived_at = NULL, updated_at = now() "
-    "WHERE status IN ('dispatched', 'accepted', 'on_scene') AND responder_id IS NULL",
+    "WHERE status = ANY(:in_flight) AND responder_id IS NULL",
     # the stamps a status implies, where the history lacks them (at the last stamp it has)
     "stamped": "UPDATE incidents SET "
-    "dispatched_at = CASE WHEN status IN ('dispatched', 'accepted', 'on_scene') "
+    "dispatched_at = CASE WHEN status = ANY(:in_flight) "
     "THEN coalesce(dispatched_at, reported_at) ELSE dispatched_at END, "
-    "accepted_at = CASE WHEN status IN ('accepted', 'on_scene') "
+    "accepted_at = CASE WHEN status = ANY(:taken) "
     "THEN coalesce(accepted_at, dispatched_at, reported_at) ELSE accepted_at END, "
     "arrived_at = CASE WHEN status = 'on_scene' "
     "THEN coalesce(arrived_at, accepted_at, dispatched_at, reported_at) ELSE arrived_at END, "
@@ -413,8 +413,8 @@ _REPAIRS = {
     "cancelled_at = CASE WHEN status = 'cancelled' THEN coalesce(cancelled_at, "
     "greatest(reported_at, dispatched_at, accepted_at)) ELSE cancelled_at END, "
     "updated_at = now() "
-    "WHERE (status IN ('dispatched', 'accepted', 'on_scene') AND dispatched_at IS NULL) "
-    "OR (status IN ('accepted', 'on_scene') AND accepted_at IS NULL) "
+    "WHERE (status = ANY(:in_flight) AND dispatched_at IS NULL) "
+    "OR (status = ANY(:taken) AND accepted_at IS NULL) "
     "OR (status = 'on_scene' AND arrived_at IS NULL) "
     "OR (status = 'resolved' AND resolved_at IS NULL) "
     "OR (status = 'closed' AND closed_at IS NULL) "
@@ -438,7 +438,12 @@ def repair_history(conn: Connection) -> dict[str, int]:
     ``escalated_at``, and a responder is ``busy`` exactly while it holds one in flight.
     Returns the rows changed per step (one audit row when any). Only ``geo-service demo``
     calls this, never a deployment."""
-    changed = {step: int(conn.execute(text(statement)).rowcount or 0)
+    params = {
+        "in_flight": list(IN_FLIGHT),
+        "taken": [s for s in IN_FLIGHT if s != "dispatched"],  # accepted, on scene
+        "open": list(OPEN_INCIDENT_STATUSES),
+    }
+    changed = {step: int(conn.execute(text(statement), params).rowcount or 0)
                for step, statement in _REPAIRS.items()}  # fmt: skip
     if any(changed.values()):
         record_audit(
