@@ -379,8 +379,7 @@ def _incident_rows(
 
 # What ``repair_history`` runs, in order: each statement bound, none built from values.
 _HOLDS = (
-    "EXISTS (SELECT 1 FROM incidents h WHERE h.responder_id = r.id "
-    "AND h.status = ANY(:in_flight))"
+    "EXISTS (SELECT 1 FROM incidents h WHERE h.responder_id = r.id AND h.status = ANY(:in_flight))"
 )
 _REPAIRS = {
     # in flight with nobody on it: the grid's worker when it holds no open incident ...

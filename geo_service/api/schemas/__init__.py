@@ -94,8 +94,10 @@ class IncidentCreate(BaseModel):
         return self.location.lon, self.location.lat
 
 
-class EscalationPublic(Exact):
-    """One climb of an incident up the hierarchy (grid > community > street > district)."""
+class IncidentEscalationPublic(Exact):
+    """One climb of an incident up the hierarchy (grid > community > street > district), as
+    ``GET /incidents/{id}`` embeds it (levels by name; ``GET /incidents/{id}/escalations``
+    lists the same rows with numeric levels and ``who``)."""
 
     from_level: str
     to_level: str
@@ -131,7 +133,7 @@ class IncidentPublic(Exact):
         description="what was done, as the resolver wrote it (resolve's note); null for roles "
         "that may not read the description"
     )
-    escalations: list[EscalationPublic] = Field(
+    escalations: list[IncidentEscalationPublic] = Field(
         description="the escalation history, oldest first (one row per level climbed)"
     )
     dispatched_at: datetime | None
