@@ -118,12 +118,13 @@ def test_second_export_writes_only_what_changed(
     again = export_dataset(engine, "incidents", tmp_path)
     assert again["written"] == 0 and again["unchanged"] == first["partitions"]
     with engine.begin() as conn:
-        changed = conn.execute(
+        changed, was = conn.execute(
             text(
-                "UPDATE incidents SET status = 'closed' WHERE id = (SELECT id FROM incidents "
-                "WHERE status <> 'closed' ORDER BY reported_at DESC LIMIT 1) RETURNING id"
+                "UPDATE incidents i SET status = 'closed' FROM (SELECT id, status FROM incidents "
+                "WHERE status <> 'closed' ORDER BY reported_at DESC LIMIT 1) o "
+                "WHERE i.id = o.id RETURNING i.id, o.status"
             )
-        ).scalar_one()
+        ).one()
     try:
         third = export_dataset(engine, "incidents", tmp_path)
         assert third["written"] == 1 and third["unchanged"] == first["partitions"] - 1
@@ -132,8 +133,8 @@ def test_second_export_writes_only_what_changed(
         assert row[0]["status"] == "closed"
     finally:
         with engine.begin() as conn:
-            conn.execute(
-                text("UPDATE incidents SET status = 'reported' WHERE id = :i"), {"i": changed}
+            conn.execute(  # as it was (a stage's stamps stay consistent with it)
+                text("UPDATE incidents SET status = :s WHERE id = :i"), {"i": changed, "s": was}
             )
 
 

@@ -678,3 +678,23 @@ def test_sweep_photos_command_deletes_the_files_of_deleted_incidents(
     swept = CliRunner().invoke(cli, ["sweep-photos"])
     assert swept.exit_code == 0 and "deleted 2 photo file(s)" in swept.output
     assert not list(photo_dir.glob("*/*.jpg"))
+
+
+def test_a_grid_worker_is_busy_only_while_holding_an_incident(
+    client: TestClient, engine: Engine, loaded_city: DemoCity, worker: dict
+) -> None:
+    """Busy with nothing in hand would hide an idle worker from dispatch (a fresh user set it
+    from the phone's API): a 409, nothing written; holding an incident, busy is theirs."""
+    path = f"/responders/{worker['id']}"
+    idle = client.patch(path, json={"status": "busy"}, headers=worker["headers"])
+    assert problem(idle)["status"] == 409 and problem(idle)["assigned"] is False
+    with engine.connect() as conn:
+        status = conn.execute(
+            text("SELECT status FROM responders WHERE id = :i"), {"i": worker["id"]}
+        ).scalar_one()
+    assert status == "available"
+    iid = new_incident(client, loaded_city, worker["code"])
+    sent = client.post(f"/incidents/{iid}/dispatch", json={"responder_id": worker["id"]})
+    assert sent.status_code == 200, sent.text
+    holding = client.patch(path, json={"status": "busy"}, headers=worker["headers"])
+    assert holding.status_code == 200 and holding.json()["status"] == "busy"

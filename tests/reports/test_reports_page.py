@@ -67,6 +67,13 @@ def test_the_page_draws_the_report(
         assert page.locator("#areas img").count() == 0
         assert page.title() != "pwned"
         assert page.locator("#cards .card").count() == 9  # the eight figures and visit coverage
+        # every chart's plot area holds its axis labels (12,000 was drawn as ".2,000")
+        contained = page.evaluate(
+            "[...document.querySelectorAll('[id^=chart-]')].map((el) => "
+            "echarts.getInstanceByDom(el)).filter(Boolean)"
+            ".map((c) => (c.getOption().grid || []).every((g) => g.containLabel))"
+        )
+        assert contained and all(contained)
         assert page.get_attribute("#pdf", "href").startswith("/reports/performance?")
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"reports-{name}.png"), full_page=True)

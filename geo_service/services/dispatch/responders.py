@@ -275,6 +275,20 @@ def update_responder(
             ),
             assigned=True,
         )
+    if (
+        status == "busy"
+        and not scope.can("responders:write")
+        and _assigned(session, responder_id) is None
+    ):
+        # busy means holding an open incident: a grid worker idle but on duty is available
+        # (busy with nothing would hide them from dispatch; a dispatcher may still set it)
+        raise ConflictError(
+            format_message(
+                "responder {responder_id} holds no open incident: on duty without one is available",
+                responder_id=responder_id,
+            ),
+            assigned=False,
+        )
     held = (
         _held(session, responder_id) if status == OFF_DUTY and before["status"] != OFF_DUTY else []
     )

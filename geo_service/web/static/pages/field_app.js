@@ -86,6 +86,7 @@ const TEXT = {
   report_queued: t("Report kept; it is sent when there is a connection."),
   queued: t("Kept; sent when there is a connection."),
   sent: t("Sent"),
+  earlier_refused: t("not sent: the action before it on this incident was refused"),
   refused: (what, why) => t("Not accepted: {what}: {why}", {what, why}),
   sign_in_again: t("Your sign-in has ended: sign in again to send what is waiting."),
   photo_too_big: t("The photo is larger than 10 MB."),
@@ -270,14 +271,22 @@ async function flush() {
   if (flushing) return;
   flushing = true;
   let sent = 0;
+  let dutySent = false;
+  const refusedIncidents = new Set();  // a refused take refuses the accept queued after it
   try {
     for (const item of mineToSend(await outboxAll())) {
+      if (item.kind === "action" && refusedIncidents.has(item.incident)) {
+        await outboxPut({...item, refused: say("earlier_refused"), refusedAt: new Date().toISOString()});
+        continue;
+      }
       const result = await deliver(item);
       if (result === "later") break;
       if (result === "sent") {
         await outboxDelete(item.seq);
         sent += 1;
+        if (item.kind === "duty") dutySent = true;
       } else {
+        if (item.kind === "action") refusedIncidents.add(item.incident);
         await outboxPut({...item, refused: result.refused, refusedAt: new Date().toISOString()});
         toast(say("refused", describe(item), result.refused));
       }
@@ -286,7 +295,11 @@ async function flush() {
     flushing = false;
     waiting = await outboxAll();
     drawOutbox();
+    drawTasks();  // refused actions no longer show as done
     settleDuty();
+    // on duty now on the server: the first position goes at once (it was held while the
+    // change waited, since the server refuses a fix from an off-duty responder)
+    if (dutySent && onDuty) schedulePositions();
   }
   if (sent) { loadTasks(); if (households) loadVisits(); }
 }
@@ -453,7 +466,8 @@ function actionsFor(task, state, busy) {
   const mine = ME !== null && state.responder === ME;
   const actions = [];
   // a responder holds one open incident at a time: take another when this one is done
-  if (state.status === "reported" && state.responder === null && ME !== null && !busy) actions.push("take");
+  // taking a report needs the worker on duty (the server refuses an off-duty responder)
+  if (state.status === "reported" && state.responder === null && ME !== null && !busy && onDuty) actions.push("take");
   if (mine && state.status === "dispatched") actions.push("accept");
   if (mine && state.status === "accepted") actions.push("arrive");
   if (mine && (state.status === "accepted" || state.status === "on_scene")) actions.push("resolve");
@@ -611,6 +625,8 @@ function drawDuty() {
 }
 function sharePosition() {
   if (!dutyKnown || !onDuty || !wishedOnDuty() || !navigator.geolocation) return;
+  // a duty change not yet sent: the server still holds the old status (off duty refuses fixes)
+  if (mineToSend(waiting).some((item) => item.kind === "duty")) return;
   navigator.geolocation.getCurrentPosition((pos) => {
     if (!onDuty || !wishedOnDuty()) return;  // switched off while the fix was coming
     const fix = {id: ME, lon: pos.coords.longitude, lat: pos.coords.latitude,
@@ -766,7 +782,8 @@ $("report-form").addEventListener("submit", (e) => {
   queue({kind: "report", method: "POST", path: "/incidents", label: $("r-category").selectedOptions[0].textContent,
          body: {category, priority: Number($("r-priority").value),
                 description: $("r-description").value.trim() || null,
-                location: {lon: where.lon, lat: where.lat}, source: "grid_worker"},
+                location: {lon: where.lon, lat: where.lat}, source: "grid_worker",
+                reported_at: new Date().toISOString()},  // when filed, even if sent hours later
          photo, photoName: photo ? photo.name : null});
   $("r-description").value = "";
   $("r-photo").value = "";

@@ -6,7 +6,7 @@
 // v2: the base-map switcher's scripts (issue 19); v4: the pages' catalogues, refused items;
 // v5: base maps carry their 审图号 and logo (issue 19); v6: the duty switch follows the
 // outbox, the grid checked before a report is kept, the phone's layout, escalation reasons
-const CACHE = "geo-service-field-v6";
+const CACHE = "geo-service-field-v7";
 // Responses vary by language (Vary: Accept-Language, Cookie): the phone keeps one copy of each
 // and serves it offline whatever headers the request carries (ignoreVary), or nothing matches.
 const SHELL = [

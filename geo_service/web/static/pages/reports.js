@@ -183,7 +183,7 @@ function renderWeeks(trends) {
       },
     },
     legend: {top: 22, data: [T("received"), T("closed"), T("closure_rate")]},
-    grid: {top: 60, left: 45, right: 45, bottom: 30},
+    grid: {top: 60, left: 20, right: 45, bottom: 30, containLabel: true},
     xAxis: {type: "category", data: weeks.map((w) => w.start.slice(5))},
     yAxis: [{type: "value"}, {type: "value", min: 0, max: 100, axisLabel: {formatter: "{value}%"}}],
     series: [
@@ -218,7 +218,7 @@ function renderStages(total) {
       },
     },
     legend: {top: 22, data: tiers.map((t) => `P${t}`)},
-    grid: {top: 60, left: 45, right: 20, bottom: 30},
+    grid: {top: 60, left: 20, right: 20, bottom: 30, containLabel: true},
     xAxis: {type: "category", data: STAGES.map((s) => T(`stage_${s}`))},
     yAxis: {type: "value", min: 0, max: 100, axisLabel: {formatter: "{value}%"}},
     series: tiers.map((t) => ({
@@ -236,7 +236,7 @@ function renderBacklog(total) {
   chart("chart-backlog").setOption({
     title: {text: T("backlog"), textStyle: {fontSize: 13}},
     tooltip: {trigger: "axis", formatter: (items) => tooltipRows(items[0].name, [[T("backlog"), items[0].value]])},
-    grid: {top: 40, left: 45, right: 20, bottom: 30},
+    grid: {top: 40, left: 20, right: 20, bottom: 30, containLabel: true},
     xAxis: {type: "category", data: bands},
     yAxis: {type: "value", minInterval: 1},
     series: [{type: "bar", data: bands.map((b) => total.backlog[b]), itemStyle: {color: "#ee6666"}}],
@@ -261,7 +261,7 @@ function renderAreas(report) {
         ]);
       },
     },
-    grid: {top: 35, left: 110, right: 20, bottom: 25},
+    grid: {top: 35, left: 10, right: 20, bottom: 25, containLabel: true},
     yAxis: {type: "category", inverse: true, data: names, axisLabel: {fontSize: 10}},
     xAxis: {type: "value", min: 0, max: 100, axisLabel: {formatter: "{value}%"}},
     series: [
@@ -291,7 +291,7 @@ function renderEscalations(total) {
   chart("chart-escalations").setOption({
     title: {text: T("escalations"), textStyle: {fontSize: 13}},
     tooltip: {trigger: "axis", formatter: (items) => tooltipRows(items[0].name, [["n", items[0].value]])},
-    grid: {top: 40, left: 45, right: 20, bottom: 30},
+    grid: {top: 40, left: 20, right: 20, bottom: 30, containLabel: true},
     xAxis: {type: "category", data: levels.map((l) => T(`level_${l}`))},
     yAxis: {type: "value", minInterval: 1},
     series: [{type: "bar", data: levels.map((l) => total.escalations.by_level[l]), itemStyle: {color: "#fac858"}}],
