@@ -162,7 +162,7 @@ class MissingFontError(GeoServiceError):
 
     status = 503
     code = "pdf-font-missing"
-    title = "PDF font missing"
+    title = N_("PDF font missing")
 
 
 class UnsupportedMediaError(GeoServiceError):
@@ -170,4 +170,4 @@ class UnsupportedMediaError(GeoServiceError):
 
     status = 415
     code = "unsupported-media-type"
-    title = "Unsupported media type"
+    title = N_("Unsupported media type")

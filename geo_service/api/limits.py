@@ -9,6 +9,8 @@ import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from geo_service import i18n
+
 UPLOAD_PREFIXES = ("/imports/",)
 PHOTO_UPLOAD = re.compile(r"^/incidents/[^/]+/photos$")
 
@@ -36,7 +38,7 @@ class BodySizeLimit:
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
         if length is not None and length.isascii() and length.isdigit() and int(length) > limit:
-            await _too_large(send, path, limit)
+            await _too_large(send, path, limit, _language(scope))
             return
         seen = 0
         answered = False
@@ -49,7 +51,7 @@ class BodySizeLimit:
                 if seen > limit and not answered:
                     # Answer now and tell the app the client is gone: it stops reading.
                     answered = True
-                    await _too_large(send, path, limit)
+                    await _too_large(send, path, limit, _language(scope))
                     return {"type": "http.disconnect"}
             return message
 
@@ -60,13 +62,27 @@ class BodySizeLimit:
         await self.app(scope, limited_receive, guarded_send)
 
 
-async def _too_large(send: Send, path: str, limit: int) -> None:
+def _language(scope: Scope) -> str:
+    """The request's language from its Accept-Language header (this guard answers before
+    the language middleware runs), else the deployment's."""
+    for name, value in scope.get("headers", []):
+        if name == b"accept-language":
+            found = i18n.accept_language(value.decode("latin-1"))
+            if found:
+                return found
+    return i18n.environment_language()
+
+
+async def _too_large(send: Send, path: str, limit: int, language: str = i18n.ENGLISH) -> None:
+    words = i18n.translations(language)
     body = json.dumps(
         {
             "type": "https://geo-service.dev/problems/body-too-large",
-            "title": "Body too large",
+            "title": words.gettext(i18n.N_("Body too large")),
             "status": 413,
-            "detail": f"request bodies to {path} may be at most {limit:,} bytes",
+            "detail": words.gettext(
+                i18n.N_("request bodies to {path} may be at most {limit} bytes")
+            ).format(path=path, limit=f"{limit:,}"),
             "code": "body-too-large",
             "instance": path,
         }

@@ -44,6 +44,13 @@ def test_oversized_bodies_are_413_before_any_work(
         "/incidents", content=json.dumps(huge), headers={"content-type": "application/json"}
     )
     assert problem(response)["status"] == 413
+    assert problem(response)["title"] == "Body too large"
+    chinese = client.post(
+        "/incidents",
+        content=json.dumps(huge),
+        headers={"content-type": "application/json", "Accept-Language": "zh-CN"},
+    )
+    assert problem(chinese)["title"] == "请求体过大" and "字节" in problem(chinese)["detail"]
     # Without a Content-Length (chunked), the limit holds while streaming.
     chunks = (b'{"category": "traffic", "description": "' + b"y" * 400_000 for _ in range(4))
     streamed = client.post(
