@@ -136,6 +136,17 @@ def test_the_receipt_speaks_the_clients_language(
     ).json()
     assert chinese["service_notice"].startswith("已受理") and "办理" in chinese["service_notice"]
     assert english["service_notice"].startswith("Received;")
+    # a request read back names its service and status in the reader's language
+    (read,) = client.get(
+        f"/open311/v2/requests/{chinese['service_request_id']}.json",
+        headers={"Accept-Language": "zh-CN"},
+    ).json()
+    assert read["service_name"] == "环境卫生与垃圾" and read["status_notes"] == "已上报"
+    (read_en,) = client.get(
+        f"/open311/v2/requests/{chinese['service_request_id']}.json",
+        headers={"Accept-Language": "en"},
+    ).json()
+    assert read_en["status_notes"] == "reported" and read_en["service_name"] != "环境卫生与垃圾"
 
 
 def test_bad_requests_answer_the_open311_error_list(

@@ -1,6 +1,7 @@
 -- Incidents as Open311 service requests, with their grid and community; callers add the
 -- WHERE clause (bound parameters only) and the order.
-SELECT i.id, i.category, c.name AS service_name, c.resolution_target_min, i.status,
+SELECT i.id, i.category, c.name AS service_name, c.names AS service_names,
+       c.resolution_target_min, i.status,
        i.description, i.reported_at, i.updated_at, i.escalation_level,
        ST_X(i.location) AS lon, ST_Y(i.location) AS lat,
        g.code AS grid_code, g.name AS grid_name, p.code AS community_code,
