@@ -205,6 +205,10 @@ def clean_writes(request: pytest.FixtureRequest) -> Iterator[None]:
             conn.execute(text(f"DELETE FROM {table} WHERE id > :v"), {"v": max_id})
     # ... and what any runtime remembers of them: caches, credentials, request counts
     reset_all()
+    # ... and what the shared client carries: a ?lang= switch sets a language cookie that
+    # outranks Accept-Language, and would make every later test's client speak that language
+    if "client" in request.fixturenames:
+        request.getfixturevalue("client").cookies.clear()
 
 
 @pytest.fixture(scope="session")

@@ -10,12 +10,13 @@ from itertools import combinations
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
 from geo_service.api.app import create_app
 from geo_service.demo.city import DemoCity
 from geo_service.settings import ApiSettings, MapSettings, Settings
 from tests.browser import signed_in_page
-from tests.conftest import ARTIFACTS, serving
+from tests.conftest import ARTIFACTS, grid_point, serving
 
 PHONE = (390, 844)
 THUMB_PX = 44  # the smallest comfortable touch target (Apple HIG, WCAG 2.5.5's 44 CSS px)
@@ -66,9 +67,20 @@ def _no_overlaps(page: Any, selectors: list[str]) -> None:
 @pytest.mark.browser
 @pytest.mark.parametrize("lang", ["zh-CN", "en"])
 def test_the_console_is_usable_with_one_thumb_on_a_phone(
-    with_base_maps: str, role_keys: dict[str, str], lang: str
+    with_base_maps: str,
+    role_keys: dict[str, str],
+    lang: str,
+    client: TestClient,
+    loaded_city: DemoCity,
 ) -> None:
     base = with_base_maps
+    # open incidents of its own (earlier tests may have closed the loaded city's backlog)
+    for category in ("traffic", "sanitation"):
+        lon, lat, _ = grid_point(loaded_city)
+        made = client.post(
+            "/incidents", json={"category": category, "location": {"lon": lon, "lat": lat}}
+        )
+        assert made.status_code == 201, made.text
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with signed_in_page(base, "/map/dispatch", role_keys["dispatcher"], PHONE) as (page, errors):
         page.route("https://**/*", lambda route: route.fulfill(status=204, body=b""))
