@@ -44,3 +44,33 @@ def signed_in_page(
             yield page, errors
         finally:
             browser.close()
+
+
+# --- layout checks by bounding boxes (phone pages: nothing cut, nothing covering another) ---
+
+
+def box_of(page: Any, selector: str) -> dict[str, float]:
+    """The first match's bounding box (CSS px); fails when it is not shown."""
+    box = page.locator(selector).first.bounding_box()
+    assert box is not None, f"{selector} is not shown"
+    return box
+
+
+def boxes_overlap(a: dict[str, float], b: dict[str, float]) -> bool:
+    """Whether two boxes share more than half a pixel each way."""
+    return not (
+        a["x"] + a["width"] <= b["x"] + 0.5
+        or b["x"] + b["width"] <= a["x"] + 0.5
+        or a["y"] + a["height"] <= b["y"] + 0.5
+        or b["y"] + b["height"] <= a["y"] + 0.5
+    )
+
+
+def box_inside(box: dict[str, float], size: tuple[int, int]) -> bool:
+    """Whether the box lies wholly inside a viewport of ``size`` (half a pixel of slack)."""
+    return (
+        box["x"] >= -0.5
+        and box["y"] >= -0.5
+        and box["x"] + box["width"] <= size[0] + 0.5
+        and box["y"] + box["height"] <= size[1] + 0.5
+    )

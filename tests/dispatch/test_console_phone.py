@@ -15,7 +15,9 @@ from fastapi.testclient import TestClient
 from geo_service.api.app import create_app
 from geo_service.demo.city import DemoCity
 from geo_service.settings import ApiSettings, MapSettings, Settings
-from tests.browser import signed_in_page
+from tests.browser import box_inside, signed_in_page
+from tests.browser import box_of as _box
+from tests.browser import boxes_overlap as _overlap
 from tests.conftest import ARTIFACTS, grid_point, serving
 
 PHONE = (390, 844)
@@ -32,34 +34,10 @@ def with_base_maps(settings: Settings, loaded_city: DemoCity) -> Iterator[str]:
         yield base
 
 
-def _box(page: Any, selector: str) -> dict[str, float]:
-    box = page.locator(selector).first.bounding_box()
-    assert box is not None, f"{selector} is not shown"
-    return box
-
-
-def _overlap(a: dict[str, float], b: dict[str, float]) -> bool:
-    return not (
-        a["x"] + a["width"] <= b["x"] + 0.5
-        or b["x"] + b["width"] <= a["x"] + 0.5
-        or a["y"] + a["height"] <= b["y"] + 0.5
-        or b["y"] + b["height"] <= a["y"] + 0.5
-    )
-
-
-def _on_screen(box: dict[str, float]) -> bool:
-    return (
-        box["x"] >= -0.5
-        and box["y"] >= -0.5
-        and box["x"] + box["width"] <= PHONE[0] + 0.5
-        and box["y"] + box["height"] <= PHONE[1] + 0.5
-    )
-
-
 def _no_overlaps(page: Any, selectors: list[str]) -> None:
     boxes = {s: _box(page, s) for s in selectors}
     for s, box in boxes.items():
-        assert _on_screen(box), (s, box)
+        assert box_inside(box, PHONE), (s, box)
     for (a, box_a), (b, box_b) in combinations(boxes.items(), 2):
         assert not _overlap(box_a, box_b), (a, box_a, b, box_b)
 
@@ -108,7 +86,7 @@ def test_the_console_is_usable_with_one_thumb_on_a_phone(
         cells = page.locator("#list tr.row").first.locator("td")
         for i in range(cells.count()):  # every column of a row whole on the screen
             cell = cells.nth(i).bounding_box()
-            assert cell is not None and _on_screen(cell), (i, cell)
+            assert cell is not None and box_inside(cell, PHONE), (i, cell)
             inner = cells.nth(i).evaluate("(td) => [td.scrollWidth, td.clientWidth]")
             assert inner[0] <= inner[1], (i, inner)
         page.screenshot(path=str(ARTIFACTS / f"console_phone_list_{lang}.png"))
@@ -121,7 +99,7 @@ def test_the_console_is_usable_with_one_thumb_on_a_phone(
         assert actions.count() >= 2  # at least one action on the incident, and "show on map"
         boxes = [actions.nth(i).bounding_box() for i in range(actions.count())]
         for box in boxes:
-            assert box is not None and _on_screen(box) and box["height"] >= THUMB_PX, box
+            assert box is not None and box_inside(box, PHONE) and box["height"] >= THUMB_PX, box
             assert box["y"] + box["height"] <= tabs["y"] + 0.5
             assert not _overlap(box, tabs)
         for a, b in combinations(boxes, 2):
@@ -146,7 +124,7 @@ def test_the_console_is_usable_with_one_thumb_on_a_phone(
             ],
         )
         selected = _box(page, "path.selected")  # the chosen incident, in view
-        assert _on_screen(selected) and selected["y"] + selected["height"] <= tabs["y"]
+        assert box_inside(selected, PHONE) and selected["y"] + selected["height"] <= tabs["y"]
         page.screenshot(path=str(ARTIFACTS / f"console_phone_map_{lang}.png"))
 
         # a tap on an incident on the map brings its detail back

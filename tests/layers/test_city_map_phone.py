@@ -7,13 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from itertools import combinations
-from typing import Any
 
 import pytest
 
 from geo_service.api.app import create_app
 from geo_service.demo.city import DemoCity
 from geo_service.settings import ApiSettings, MapSettings, Settings
+from tests.browser import box_inside as _inside
+from tests.browser import box_of as _box
+from tests.browser import boxes_overlap as _overlap
 from tests.browser import signed_in_page
 from tests.conftest import ARTIFACTS, serving
 
@@ -29,30 +31,6 @@ def with_base_maps(settings: Settings, loaded_city: DemoCity) -> Iterator[str]:
     )
     with serving(create_app(own)) as base:
         yield base
-
-
-def _box(page: Any, selector: str) -> dict[str, float]:
-    box = page.locator(selector).first.bounding_box()
-    assert box is not None, f"{selector} is not shown"
-    return box
-
-
-def _overlap(a: dict[str, float], b: dict[str, float]) -> bool:
-    return not (
-        a["x"] + a["width"] <= b["x"] + 0.5
-        or b["x"] + b["width"] <= a["x"] + 0.5
-        or a["y"] + a["height"] <= b["y"] + 0.5
-        or b["y"] + b["height"] <= a["y"] + 0.5
-    )
-
-
-def _inside(box: dict[str, float], size: tuple[int, int]) -> bool:
-    return (
-        box["x"] >= -0.5
-        and box["y"] >= -0.5
-        and box["x"] + box["width"] <= size[0] + 0.5
-        and box["y"] + box["height"] <= size[1] + 0.5
-    )
 
 
 CONTROLS = [
