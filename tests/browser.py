@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -74,3 +75,39 @@ def box_inside(box: dict[str, float], size: tuple[int, int]) -> bool:
         and box["x"] + box["width"] <= size[0] + 0.5
         and box["y"] + box["height"] <= size[1] + 0.5
     )
+
+
+# --- words on screen (a page in Chinese keeps no English word) ---
+
+# the words on screen, visible ones only (text nodes, labels of controls, alt texts)
+VISIBLE_WORDS = """() => {
+  const words = [];
+  const shown = (el) => el && el.checkVisibility() &&
+    !el.closest('script, style, .leaflet-control-attribution, .lang-switch');
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const node = walker.currentNode;
+    if (shown(node.parentElement) && node.textContent.trim()) words.push(node.textContent.trim());
+  }
+  for (const el of document.querySelectorAll('[aria-label], [title], img[alt], [placeholder]')) {
+    if (!shown(el)) continue;
+    for (const a of ['aria-label', 'title', 'alt', 'placeholder']) {
+      if (el.getAttribute(a)) words.push(el.getAttribute(a));
+    }
+  }
+  for (const option of document.querySelectorAll('select option')) {
+    if (shown(option.parentElement)) words.push(option.textContent.trim());
+  }
+  return words;
+}"""
+
+
+def english_left(texts: list[str], allowed: list[str]) -> list[str]:
+    """The texts that still hold a Latin word once the allowed values are taken out."""
+    left = []
+    for shown in texts:
+        for value in sorted(allowed, key=len, reverse=True):
+            shown = shown.replace(value, "")
+        if re.search(r"[A-Za-z]{2,}", shown):
+            left.append(shown)
+    return left

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from geo_service.demo.city import DemoCity
-from tests.browser import chromium
+from tests.browser import VISIBLE_WORDS, chromium, english_left
 from tests.conftest import ARTIFACTS, grid_point
 
 pytestmark = pytest.mark.browser
@@ -33,7 +33,12 @@ PAGES = {
     "dispatch": ("/map/dispatch", "#count-open", "未结事件"),
     "heatmap": ("/map/heatmap", "#legend div", "图层"),
     "planner": ("/map/planner", "#today path.leaflet-interactive", "工作量均衡"),
+    "reports": ("/reports", "#status[data-ready='1']", "绩效"),
 }
+# what may stay Latin on a Chinese page: names of standards, formats and products, units
+LATIN_ALLOWED = ["geo-service", "OpenStreetMap", "GCJ-02", "WGS84", "H3", "API", "PDF", "CSV"]
+LATIN_ALLOWED += ["XLSX", "Excel", "ECharts", "Leaflet", "km", "GeoJSON", "Gi*", "FDR"]
+LATIN_ALLOWED += ["Asia/Shanghai", "Wilson", "Polsby-Popper", "GET /workload"]
 
 
 @contextmanager
@@ -151,6 +156,13 @@ def test_each_page_in_chinese_by_accept_language(
             assert "热点" in (page.text_content("#legend") or "")
         shot(page, name)
         assert errors == []
+        codes = page.evaluate(
+            "() => [...document.body.innerText.matchAll("
+            "/[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)+-?|\\b[A-Z]{1,4}[0-9][0-9A-Z]*\\b/g)]"
+            ".map((m) => m[0])"
+        )  # area and incident codes are data
+        left = english_left(page.evaluate(VISIBLE_WORDS), LATIN_ALLOWED + codes)
+        assert left == [], f"English left on the Chinese {name} page: {left}"
     if name in FIELD_PAGES:  # what a grid worker opens on a phone in the street
         with browser_page(live_server, "zh-CN", PHONE) as (phone, phone_errors):
             sign_in(phone, live_server, path, role_keys[FIELD_PAGES[name]])

@@ -19,7 +19,7 @@ from sqlalchemy import Engine, text
 
 from geo_service import i18n
 from geo_service.demo.city import DemoCity
-from tests.browser import chromium
+from tests.browser import VISIBLE_WORDS, chromium, english_left
 from tests.conftest import ARTIFACTS
 from tests.dispatch.test_field_app import busiest_grid, make_worker, new_incident
 
@@ -86,40 +86,6 @@ def test_the_manifest_names_the_app_in_the_request_language(client: TestClient) 
     assert chinese.json()["lang"] == "zh-CN" and chinese.json()["start_url"] == "/app"
     english = client.get("/app/manifest.webmanifest", headers={"Accept-Language": "en"})
     assert english.json()["short_name"] == "My grid"
-
-
-# the words on screen, visible ones only (text nodes, labels of controls, alt texts)
-VISIBLE_WORDS = """() => {
-  const words = [];
-  const shown = (el) => el && el.checkVisibility() &&
-    !el.closest('script, style, .leaflet-control-attribution, .lang-switch');
-  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-  while (walker.nextNode()) {
-    const node = walker.currentNode;
-    if (shown(node.parentElement) && node.textContent.trim()) words.push(node.textContent.trim());
-  }
-  for (const el of document.querySelectorAll('[aria-label], [title], img[alt], [placeholder]')) {
-    if (!shown(el)) continue;
-    for (const a of ['aria-label', 'title', 'alt', 'placeholder']) {
-      if (el.getAttribute(a)) words.push(el.getAttribute(a));
-    }
-  }
-  for (const option of document.querySelectorAll('select option')) {
-    if (shown(option.parentElement)) words.push(option.textContent.trim());
-  }
-  return words;
-}"""
-
-
-def english_left(texts: list[str], allowed: list[str]) -> list[str]:
-    """The texts that still hold a Latin word once the allowed values are taken out."""
-    left = []
-    for shown in texts:
-        for value in sorted(allowed, key=len, reverse=True):
-            shown = shown.replace(value, "")
-        if re.search(r"[A-Za-z]{2,}", shown):
-            left.append(shown)
-    return left
 
 
 @pytest.mark.browser

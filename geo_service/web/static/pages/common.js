@@ -19,6 +19,21 @@ function t(message, values = {}) {
     (whole, name) => (name in values ? String(values[name]) : whole));
 }
 
+// An area's name in the page's language: its `names` (per language tag) when the answer
+// carries them, else its `name`.
+function areaName(props) {
+  const names = (props && props.names) || {};
+  return names[LANG] || names[LANG.split("-")[0]] || (props && props.name) || "";
+}
+
+// Leaflet's own control words in the page's language, and a metric scale bar (Chinese and
+// metric maps: Leaflet's default also shows miles), for every map the page makes after this.
+if (typeof L !== "undefined") {
+  L.Control.Zoom.prototype.options.zoomInTitle = t("Zoom in");
+  L.Control.Zoom.prototype.options.zoomOutTitle = t("Zoom out");
+  L.Control.Scale.prototype.options.imperial = false;
+}
+
 // options: {position} of the base-map menu (basemaps.js; a Leaflet control position)
 function baseLayer(map, options = {}) {
   if (typeof attachBaseMaps === "function") return attachBaseMaps(map, options);  // basemaps.js

@@ -31,6 +31,10 @@ const TEXT = {
   unavoidable: t("(the whole area redrawn: no plan holds more)"),
   boundsBroken: t("Bounds broken as proposed"),
   countsSet: t("Grid counts set by the bounds"),
+  maxMean: t("max / mean"),
+  lockedKept: t("locked: kept as it is"),
+  cv: t("CV"),
+  gini: t("Gini"),
 };
 const TERMS = ["incidents", "households", "rental_units", "travel"];
 const EXPORTS = [["gpkg", "GeoPackage"], ["shp", "Shapefile"], ["geojson", "GeoJSON"],
@@ -129,7 +133,7 @@ async function loadAreaLists() {
 function fillAreas(keepCode = null) {
   const areas = state.areas[$("level").value] || [];
   $("area").innerHTML = areas.map((a) =>
-    `<option value="${esc(a.properties.code)}">${esc(a.properties.code)} ${esc(a.properties.name)}</option>`).join("");
+    `<option value="${esc(a.properties.code)}">${esc(a.properties.code)} ${esc(areaName(a.properties))}</option>`).join("");
   if (keepCode && areas.some((a) => a.properties.code === keepCode)) $("area").value = keepCode;
 }
 function chosenArea() {
@@ -339,8 +343,8 @@ function paint(side, figs, marked) {
   });
   layers[side].eachLayer((l) => {
     const g = figs[l.feature.properties.code];
-    const text = `${esc(l.feature.properties.code)}: ${g ? fixed(g.index) : "–"} h` +
-      (g && g.ratio != null ? ` (${esc(Math.round(g.ratio * 100))}% of the mean)` : "");
+    const text = `${esc(l.feature.properties.code)}: ${esc(t("{hours} h", {hours: g ? fixed(g.index) : "–"}))}` +
+      (g && g.ratio != null ? ` ${esc(t("(share of the mean: {pct}%)", {pct: Math.round(g.ratio * 100)}))}` : "");
     if (l.getTooltip()) l.setTooltipContent(text); else l.bindTooltip(text, {sticky: true});
   });
 }
@@ -385,18 +389,18 @@ function renderBalance(today, d, live) {
   const liveMax = live ? Object.fromEntries(live.per.map((p) => [p.code, p.max])) : {};
   for (const code of codes) {
     const b = before[code], a = after[code];
-    const label = many ? `max / mean ${short(code) || code}` : "max / mean";
+    const label = many ? `${TEXT.maxMean} ${short(code) || code}` : TEXT.maxMean;
     const good = mayBeGood && !locks && a && b && a.max_over_mean < b.max_over_mean;
     html += row(label, cell(b, "max_over_mean", 3), d ? cell(a, "max_over_mean", 3) : undefined,
                 good, locks ? "" : tone(code));
     if (locks && code in liveMax) {  // the band the proposal kept: its redrawn grids
-      html += row(`${label}, redrawn grids`, "", fixed(liveMax[code], 3), false, tone(code));
+      html += row(t("{label}, redrawn grids", {label}), "", fixed(liveMax[code], 3), false, tone(code));
     }
   }
   const stat = (w, key) => (many ? w.overall?.[key] : w.parents[0]?.[key]);
-  for (const [label, key] of [["CV", "cv"], ["Gini", "gini"]]) {
+  for (const [label, key] of [[TEXT.cv, "cv"], [TEXT.gini, "gini"]]) {
     const b = stat(today.work, key), a = d ? stat(d.work, key) : undefined;
-    html += row(many ? `${label} (all grids)` : label, fixed(b, 3), d ? fixed(a, 3) : undefined,
+    html += row(many ? t("{label} (all grids)", {label}) : label, fixed(b, 3), d ? fixed(a, 3) : undefined,
                 mayBeGood && a < b);
   }
   $("balance").innerHTML = html;
@@ -407,18 +411,17 @@ function renderBalance(today, d, live) {
   }
   const m = d.metrics;
   const proposedMax = Math.max(...m.parents.map((p) => p.after?.max_over_mean ?? 0));
-  const locked = d.locked.size ? `, ${d.locked.size} locked grid(s) left out` : "";
+  const locked = d.locked.size ? t(", {n} locked grid(s) left out", {n: d.locked.size}) : "";
   // The proposal's own status decides whether publishing needs a reason; once edited by
   // hand, only GET /workload can say where the draft stands.
-  let said = `<div>Proposed: <span id="proposed-status" class="status-${esc(m.status)}">` +
-    `${esc(describe(m.status))}</span> <span class="muted">(max / mean ${esc(fixed(proposedMax, 3))}${esc(locked)})</span></div>`;
+  let said = `<div>${esc(t("Proposed:"))} <span id="proposed-status" class="status-${esc(m.status)}">` +
+    `${esc(describe(m.status))}</span> <span class="muted">(${esc(TEXT.maxMean)} ${esc(fixed(proposedMax, 3))}${esc(locked)})</span></div>`;
   if (d.edits) {
-    said += `<div>After ${esc(d.edits)} hand edit${d.edits > 1 ? "s" : ""}: <span id="live-status" ` +
+    said += `<div>${esc(t("After {n} hand edit(s):", {n: d.edits}))} <span id="live-status" ` +
       `class="status-${esc(live.status)}">${esc(describe(live.status))}</span> <span class="muted">` +
-      `(max / mean ${esc(fixed(live.max, 3))} by GET /workload${esc(locked)})</span></div>`;
+      `(${esc(t("max / mean {value} by GET /workload", {value: fixed(live.max, 3)}))}${esc(locked)})</span></div>`;
   } else if (Math.abs(live.max - proposedMax) >= 0.0005) {
-    said += `<div class="muted">GET /workload gives max / mean ${esc(fixed(live.max, 3))} for the same grids: ` +
-      "it rounds each grid's households as published, the proposal its blocks'.</div>";
+    said += `<div class="muted">${esc(t("GET /workload gives max / mean {value} for the same grids: it rounds each grid's households as published, the proposal its blocks'.", {value: fixed(live.max, 3)}))}</div>`;
   }
   $("verdict").innerHTML = said;
   const violations = m.constraints?.violations ?? [];
@@ -452,14 +455,15 @@ function renderMetrics(d) {
 function renderTodayGrids(figs) {
   const codes = Object.keys(figs).sort();
   $("today-grids").innerHTML =
-    `<tr><th title="${esc(TEXT.keep)}">${esc(TEXT.lock)}</th><th class="code" title="codes after ${esc(stem)}">${esc(TEXT.grid)}</th>` +
+    `<tr><th title="${esc(TEXT.keep)}">${esc(TEXT.lock)}</th><th class="code" title="${esc(t("codes after {stem}", {stem}))}">${esc(TEXT.grid)}</th>` +
     `<th title="${esc(TEXT.households)}">${esc(TEXT.homes)}</th><th title="${esc(TEXT.workloadHours)}">${esc(TEXT.workH)}</th>` +
     `<th title="${esc(TEXT.shareOfMean)}">${esc(TEXT.pctMean)}</th><th>${esc(TEXT.ha)}</th></tr>` +
     codes.map((code) => {
       const g = figs[code];
       const locked = state.locked.has(code);
+      const keepIt = t("keep {code} as it is", {code});
       return `<tr data-code="${esc(code)}" class="${locked ? "locked" : ""}">` +
-        `<td><input type="checkbox" class="lock" data-code="${esc(code)}" aria-label="lock ${esc(code)}"${locked ? " checked" : ""}></td>` +
+        `<td><input type="checkbox" class="lock" data-code="${esc(code)}" aria-label="${esc(keepIt)}"${locked ? " checked" : ""}></td>` +
         `<td class="code" title="${esc(code)}">${esc(short(code))}</td>` +
         `<td class="households">${esc(g.households ?? "–")}</td>` +
         `<td class="workload">${esc(fixed(g.index))}</td>` +
@@ -487,7 +491,7 @@ function renderDraft(d, figs, todayFigs) {
   const tol = tolerance();
   const bounds = d.metrics.constraints;
   const codes = Object.keys(figs).sort();
-  $("draft-note").textContent = stem ? `(codes after ${stem})` : "";
+  $("draft-note").textContent = stem ? `(${t("codes after {stem}", {stem})})` : "";
   $("proposal-grids").innerHTML =
     `<tr><th class="code">${esc(TEXT.grid)}</th><th title="${esc(TEXT.continues)}">${esc(TEXT.from)}</th>` +
     `<th title="${esc(TEXT.households)}">${esc(TEXT.homes)}</th><th title="${esc(TEXT.workloadHours)}">${esc(TEXT.workH)}</th>` +
@@ -501,9 +505,9 @@ function renderDraft(d, figs, todayFigs) {
       const band = g.ratio == null || g.kept ? "" : g.ratio > 1 + tol + 1e-9 ? "over" : g.ratio < 1 - tol - 1e-9 ? "under" : "";
       const bad = g.kept ? [] : broken(g, bounds);
       const cls = d.touched.has(code) ? "edited" : g.kept ? "locked" : "";
-      return `<tr data-code="${esc(code)}" class="${cls}"${g.kept ? " title=\"locked: kept as it is\"" : ""}>` +
+      return `<tr data-code="${esc(code)}" class="${cls}"${g.kept ? ` title="${esc(TEXT.lockedKept)}"` : ""}>` +
         `<td class="code" title="${esc(code)}">${esc(short(code))}</td>` +
-        `<td class="continues" data-continues="${esc(from ?? "")}">${from === null ? "new" : g.kept ? "locked" : from === code ? "same" : esc(short(from))}</td>` +
+        `<td class="continues" data-continues="${esc(from ?? "")}">${from === null ? esc(t("new")) : g.kept ? esc(t("locked")) : from === code ? esc(t("same")) : esc(short(from))}</td>` +
         `<td class="households ${bad.includes("households") ? "over" : ""}">${esc(g.households ?? "–")}</td>` +
         `<td class="workload ${band}">${esc(fixed(g.index))}</td>` +
         `<td class="${band}">${esc(g.ratio == null ? "–" : Math.round(g.ratio * 100))}</td>` +
@@ -658,7 +662,7 @@ async function publish() {
   }
 }
 function list(items) {
-  return items.length ? items.map((x) => esc(x)).join(", ") : "<span class=\"muted\">none</span>";
+  return items.length ? items.map((x) => esc(x)).join(", ") : `<span class="muted">${esc(t("none"))}</span>`;
 }
 function renderPublished(d) {
   const done = d.published;
@@ -674,22 +678,20 @@ function renderPublished(d) {
   const incidents = (work) => work.areas.reduce((n, a) => n + (a.incidents || 0), 0);
   const counted = incidents(d.inForce), all = incidents(d.work);
   $("published").innerHTML = `<div class="box" id="published-result">
-    <b>Published version ${esc(done.version_id)}</b>, in force from ${esc(new Date(done.effective_from).toLocaleString())}
-    <h3>Grid workers to settle</h3>
+    <b>${esc(t("Published version {id}", {id: done.version_id}))}</b>, ${esc(t("in force from {when}", {when: new Date(done.effective_from).toLocaleString(LANG)}))}
+    <h3>${esc(t("Grid workers to settle"))}</h3>
     <table id="rehoming">
-      <tr><td>vacant grids</td><td class="vacant wrap">${list(workers.vacant_grids)}</td></tr>
-      <tr><td>shared grids</td><td class="shared wrap">${list(workers.shared_grids.map((s) => `${s.code} (${s.workers.join(", ")})`))}</td></tr>
-      <tr><td>unhomed workers</td><td class="unhomed wrap">${list(workers.unhomed_workers || [])}</td></tr>
-      <tr><td>users re-bound</td><td>${esc(users.rebound.length)}</td></tr>
-      <tr><td>users left unbound</td><td>${esc(users.unbound.length)}</td></tr>
+      <tr><td>${esc(t("vacant grids"))}</td><td class="vacant wrap">${list(workers.vacant_grids)}</td></tr>
+      <tr><td>${esc(t("shared grids"))}</td><td class="shared wrap">${list(workers.shared_grids.map((s) => `${s.code} (${s.workers.join(", ")})`))}</td></tr>
+      <tr><td>${esc(t("unhomed workers"))}</td><td class="unhomed wrap">${list(workers.unhomed_workers || [])}</td></tr>
+      <tr><td>${esc(t("users re-bound"))}</td><td>${esc(users.rebound.length)}</td></tr>
+      <tr><td>${esc(t("users left unbound"))}</td><td>${esc(users.unbound.length)}</td></tr>
     </table>
-    <h3>Balance over the same ${esc(d.inForce.window_days)} days</h3>
-    <table id="in-force-balance"><tr><th>max / mean</th><th>old plan</th><th>draft</th><th>in force</th><th>CV</th></tr>${rows}</table>
-    <div class="muted wrap">in force: GET /workload of the version in force, records by the grid they are
-      filed under (${esc(num(counted))} incidents in the window); draft: the same grids measured before
-      publishing, records where they lie (${esc(num(all))} incidents).
-      ${counted < all ? "Incidents reported before the switch stay filed under the old grids, so the plan in force counts only those since." : ""}</div>
-    <div class="muted">Choose an area again to plan from the version in force.</div></div>`;
+    <h3>${esc(t("Balance over the same {days} days", {days: d.inForce.window_days}))}</h3>
+    <table id="in-force-balance"><tr><th>${esc(TEXT.maxMean)}</th><th>${esc(t("old plan"))}</th><th>${esc(TEXT.draft)}</th><th>${esc(t("in force"))}</th><th>${esc(TEXT.cv)}</th></tr>${rows}</table>
+    <div class="muted wrap">${esc(t("in force: GET /workload of the version in force, records by the grid they are filed under ({counted} incidents in the window); draft: the same grids measured before publishing, records where they lie ({all} incidents).", {counted: num(counted), all: num(all)}))}
+      ${counted < all ? esc(t("Incidents reported before the switch stay filed under the old grids, so the plan in force counts only those since.")) : ""}</div>
+    <div class="muted">${esc(t("Choose an area again to plan from the version in force."))}</div></div>`;
 }
 
 // --- wiring -----------------------------------------------------------------------------
