@@ -25,16 +25,23 @@ def chromium(pw: Any) -> Any:
 
 @contextmanager
 def signed_in_page(
-    base: str, path: str, api_key: str, viewport: tuple[int, int] = (1200, 900)
+    base: str,
+    path: str,
+    api_key: str,
+    viewport: tuple[int, int] = (1200, 900),
+    locale: str = "en-US",
 ) -> Iterator[tuple[Any, list[str]]]:
     """A page on ``path`` after the sign-in form (which a visit without a key must show),
-    and the list that collects the page's JavaScript errors."""
+    and the list that collects the page's JavaScript errors; the browser asks for
+    ``locale`` (Accept-Language)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
         browser = chromium(pw)
         try:
-            page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+            page = browser.new_page(
+                viewport={"width": viewport[0], "height": viewport[1]}, locale=locale
+            )
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.goto(f"{base}{path}")

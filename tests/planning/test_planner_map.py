@@ -20,7 +20,7 @@ from geo_service.demo.city import DemoCity
 from geo_service.demo.load import load_city
 from geo_service.services.access.auth import create_key, create_user
 from geo_service.settings import DatabaseSettings, Settings
-from tests.browser import signed_in_page
+from tests.browser import VISIBLE_WORDS, english_left, signed_in_page
 from tests.conftest import (
     ARTIFACTS,
     as_role,
@@ -110,6 +110,41 @@ def test_propose_from_the_page(
     slack = 2 * 4 * (0.25 + 0.5) / (sum(loads) / len(loads))
     assert after <= 1.05 + slack
     assert publish_enabled
+
+
+@pytest.mark.browser
+def test_a_proposal_on_the_chinese_page_keeps_no_english_word(
+    live_server: str, loaded_city: DemoCity, role_keys: dict
+) -> None:
+    """The planner in zh-CN with a draft on screen: balance, verdict, tables, legend and the
+    controls' titles all in Chinese (codes, numbers and names of methods aside)."""
+    community, n_today = _busiest_community(loaded_city)
+    with signed_in_page(
+        live_server, "/map/planner", role_keys["planner"], DESKTOP, locale="zh-CN"
+    ) as (page, errors):
+        page.wait_for_selector("#today path.leaflet-interactive")
+        page.select_option("#level", "community")
+        page.select_option("#area", community)
+        page.wait_for_function(
+            "(n) => document.querySelectorAll('#today-grids tr[data-code]').length === n",
+            arg=n_today,
+        )
+        page.click("#propose")
+        page.wait_for_function(
+            "() => document.querySelectorAll('#proposal-grids tr[data-code]').length > 0"
+            " && !document.getElementById('publish').disabled",
+            timeout=90_000,
+        )
+        words = page.evaluate(VISIBLE_WORDS)
+        codes = page.evaluate(
+            "() => [...document.querySelectorAll('tr[data-code]')].map((tr) => tr.dataset.code)"
+        )
+        page.screenshot(path=str(ARTIFACTS / "zh-CN_planner-draft.png"))
+    assert not errors, errors
+    allowed = [community, *codes, "GET /workload", "Polsby-Popper", "GeoPackage", "Shapefile"]
+    allowed += ["GeoJSON", "CSV", "lon/lat", "G0", "G1", "G2"]
+    assert "最大/平均" in " ".join(words) and "方案" in " ".join(words)
+    assert english_left(words, allowed) == []
 
 
 # --- a plan made, edited by hand and published from the page --------------------------------
