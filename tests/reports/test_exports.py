@@ -354,10 +354,65 @@ def test_a_pdf_lists_the_best_and_last_workers_when_there_are_many(
     assert cut == exports.WORKERS_SHOWN // 2
     assert [w["responder_id"] for w in shown if w] == ranked[:cut] + ranked[-cut:]
     words = _pdf_text(exports.to_pdf(body, title="district"), tmp_path)
-    assert f"{len(body['workers'])} grid workers: the 10 best and the 10 last" in words
+    assert f"{len(ranked)} grid workers: the 10 best and the 10 last" in words
     best = next(w for w in body["workers"] if w["responder_id"] == ranked[0])
     middle = next(w for w in body["workers"] if w["responder_id"] == ranked[len(ranked) // 2])
     assert best["callsign"] in words and middle["callsign"] not in words
     # the files keep every row
     csv = pd.read_csv(io.BytesIO(exports.to_csv(body)), encoding="utf-8-sig")
     assert len(csv[csv.kind == "worker"]) == len(body["workers"])
+
+
+# --- what a fresh user found (issue 19, the second look) ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("language", "units", "foreign", "heading", "levels"),
+    [
+        ("en", (" min", " h"), ("分钟", "小时"), "Escalations by level",
+         ("community", "street", "district")),
+        ("zh-CN", ("分钟", "小时"), (" min ", " h "), "各层级上报次数", ("社区", "街道", "区")),
+    ],
+)  # fmt: skip
+def test_the_pdf_has_the_escalations_by_level_and_time_units_in_its_language(
+    client: TestClient,
+    city_with_lifecycles: DemoCity,
+    window: dict,
+    tmp_path: Path,
+    language: str,
+    units: tuple,
+    foreign: tuple,
+    heading: str,
+    levels: tuple,
+) -> None:
+    """The escalations per level the page's chart and the API show, as a table; stage times
+    in the reader's units (分钟, 小时, 天 under zh-CN); the card's open count at as_of."""
+    params = {"level": "district", "since": window["since"].date().isoformat(),
+              "until": window["until"].date().isoformat()}  # fmt: skip
+    headers = {"Accept-Language": language}
+    body = client.get("/reports/performance", params=params, headers=headers).json()
+    answer = client.get("/reports/performance", params={**params, "format": "pdf"}, headers=headers)
+    assert answer.status_code == 200, answer.text
+    words = _pdf_text(answer.content, tmp_path)
+    by_level = body["total"]["escalations"]["by_level"]
+    assert all(by_level.values())
+    assert heading in words
+    lines = words.splitlines()
+    start = next(i for i, line in enumerate(lines) if heading in line)
+    table = "\n".join(lines[start : start + 12])
+    for level, name in zip(("community", "street", "district"), levels, strict=True):
+        row = next(line for line in table.splitlines() if line.split()[:1] == [name])
+        assert row.split()[-1] == str(by_level[level]), row
+    assert str(body["total"]["escalations"]["escalated"]) in table
+    assert all(unit in words for unit in units), units
+    assert not any(unit in words for unit in foreign), foreign
+    open_label = "Open at" if language == "en" else "时未结"
+    line = next(line for line in lines if open_label in line)
+    assert line.split()[-1] == str(body["total"]["open_at_as_of"])
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    pdf = tmp_path / "report.pdf"
+    pdf.write_bytes(answer.content)
+    subprocess.run(
+        ["pdftoppm", "-png", "-r", "60", str(pdf), str(ARTIFACTS / f"{language}_report-levels")],
+        check=True,
+    )

@@ -8,7 +8,7 @@ escalation, dispute and reopen is exercised. The clock is held: nothing reads th
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,6 +21,7 @@ from sqlalchemy import Engine, text
 
 from geo_service.api.schemas.reports import PerformancePublic
 from geo_service.demo.city import DemoCity
+from geo_service.services.reports.periods import period_end
 from tests.conftest import as_role, problem
 
 TZ = "Asia/Shanghai"
@@ -463,3 +464,101 @@ def test_visit_coverage_per_area_is_exact_for_admins_and_published_for_others(
     assert shown["coverage"] == round(shown["visited"] / shown["households"], 4)
     total = analyst["total"]["visits"]
     assert total["visited"] == sum(a["visits"]["visited"] or 0 for a in analyst["areas"])
+
+
+# --- what a fresh user found (issue 19, the second look) ---------------------------------------
+
+
+def test_open_at_as_of_is_the_backlog_then_by_an_independent_count(
+    client: TestClient, engine: Engine, city_with_lifecycles: DemoCity, window: dict
+) -> None:
+    """A window ending a week ago is judged at its end: ``open_at_as_of`` counts the
+    incidents open then (reported before it, not yet resolved, closed or cancelled), row by
+    row here, not those whose status is open now; it is the backlog's sum everywhere."""
+    until = window["until"] - timedelta(days=7)
+    params = {"level": "district", "since": window["since"].date().isoformat(),
+              "until": until.date().isoformat()}  # fmt: skip
+    body = client.get("/reports/performance", params=params).json()
+    PerformancePublic.model_validate(body)
+    as_of = pd.Timestamp(until)
+    assert pd.Timestamp(body["as_of"]) == as_of  # the window's end, not the clock's now
+    frame = _incidents(engine)
+    open_then = _open_at(frame, as_of)
+    total = body["total"]
+    assert total["open_at_as_of"] == len(open_then) == sum(total["backlog"].values())
+    # incidents closed since then were open at as_of: the count differs from "open now"
+    in_window = frame[(frame.reported_at >= window["since"]) & (frame.reported_at < as_of)]
+    assert total["open"] == int(in_window.status.isin(OPEN).sum())
+    assert total["open_at_as_of"] != total["open"]
+    for area in body["areas"]:
+        assert area["open_at_as_of"] == len(open_then[open_then.district_id == area["id"]])
+        assert area["open_at_as_of"] == sum(area["backlog"].values())
+    for worker in body["workers"]:
+        mine = open_then[open_then.responder_id == worker["responder_id"]]
+        assert worker["open_at_as_of"] == len(mine) == sum(worker["backlog"].values())
+
+
+def test_workers_without_cases_are_listed_apart_not_ranked_last(
+    client: TestClient, city_with_lifecycles: DemoCity, window: dict
+) -> None:
+    """Over two days some grid workers had no case to rate (n = 0): they are listed apart
+    (``workers_not_ranked``), so the last ten are workers who were judged."""
+    until = window["until"] - timedelta(days=7)
+    params = {"level": "district", "since": (until - timedelta(days=2)).date().isoformat(),
+              "until": until.date().isoformat()}  # fmt: skip
+    body = client.get("/reports/performance", params=params).json()
+    PerformancePublic.model_validate(body)
+    ranked = body["rankings"]["workers_on_time_resolution"]
+    apart = body["rankings"]["workers_not_ranked"]
+    by_id = {w["responder_id"]: w for w in body["workers"]}
+    assert ranked and apart  # both kinds exist in the demo city
+    # every worker once: ranked with a case to rate, or apart with none
+    assert sorted([r["id"] for r in ranked] + [u["id"] for u in apart]) == sorted(by_id)
+    for entry in ranked:
+        rate = by_id[entry["id"]]["on_time"]["resolution"]["all"]
+        assert entry["denominator"] == rate["denominator"] > 0
+        assert entry["small_sample"] == (entry["denominator"] < 30)  # still flagged
+    for entry in apart:
+        worker = by_id[entry["id"]]
+        assert worker["on_time"]["resolution"]["all"]["denominator"] == 0
+        assert (entry["code"], entry["received"]) == (worker["callsign"], worker["received"])
+    assert [r["rank"] for r in ranked] == list(range(1, len(ranked) + 1))
+    assert any(r["small_sample"] for r in ranked[-10:])  # the last ten: real, small samples
+    lows = [r["low"] for r in ranked]
+    assert lows == sorted(lows, reverse=True)
+
+
+def test_partial_first_and_last_weeks_are_marked_and_not_compared(
+    client: TestClient, city_with_lifecycles: DemoCity, window: dict
+) -> None:
+    """A window from a Wednesday to the window's end, judged two hours before that end: its
+    first week has 5 of 7 days, its last the days up to as_of; both are partial, every week
+    between is whole, and week over week compares the last two whole weeks."""
+    since = window["since"] + timedelta(days=2)  # a Wednesday, local midnight
+    assert since.weekday() == 2
+    params = {"level": "district", "since": since.date().isoformat(),
+              "until": window["until"].date().isoformat()}  # fmt: skip
+    body = client.get("/reports/performance", params=params).json()
+    PerformancePublic.model_validate(body)
+    weeks = body["trends"]["weeks"]
+    as_of = window["now"]
+    last_day = (window["until"] - timedelta(microseconds=1)).astimezone(ZONE).date()
+    last_monday = last_day - timedelta(days=last_day.weekday())
+    seen_last = (as_of - datetime.combine(last_monday, datetime.min.time(), ZONE)).total_seconds()
+    assert (weeks[0]["partial"], weeks[0]["days"], weeks[0]["period_days"]) == (True, 5.0, 7)
+    assert weeks[-1]["start"] == last_monday.isoformat()
+    assert weeks[-1]["partial"] is True
+    assert weeks[-1]["days"] == round(seen_last / 86400, 2) < 7
+    for week in weeks[1:-1]:
+        assert (week["partial"], week["whole"], week["days"]) == (False, True, 7.0)
+    wow = body["trends"]["week_over_week"]
+    assert (wow["current"], wow["previous"]) == (weeks[-2]["start"], weeks[-3]["start"])
+    assert wow["received"] == weeks[-2]["received"]
+    # months: the first one starts before the window (cut by it), it ends before as_of
+    first_month = body["trends"]["months"][0]
+    month_start = date.fromisoformat(first_month["start"])
+    month_end = period_end(first_month["start"], "month")
+    assert month_start < since.date() and month_end < as_of.astimezone(ZONE).date()
+    assert first_month["partial"] is True
+    assert first_month["days"] == float((month_end - since.date()).days)
+    assert first_month["period_days"] == (month_end - month_start).days

@@ -252,8 +252,13 @@ def test_many_workers_show_the_best_and_last_ten_and_all_on_demand(
         assert first_cells[:10] == [r["code"] for r in ranked[:10]]
         assert first_cells[11:] == [r["code"] for r in ranked[-10:]]
         assert f"{len(ranked)} grid workers" in page.text_content("#workers-cut")
+        unranked = len(body["rankings"]["workers_not_ranked"])
+        if unranked:  # listed apart, not among the last ten
+            assert page.text_content("#workers-unranked") == (
+                f"Grid workers not ranked (no cases to rate in the period): {unranked}"
+            )
         page.click("#workers-all")
-        assert rows.count() == 1 + len(ranked)
+        assert rows.count() == 1 + len(body["workers"])
         assert page.is_hidden("#workers-all")
     assert errors == []
 
@@ -289,4 +294,88 @@ def test_a_rate_near_100_percent_keeps_its_decimal_and_reopened_shows_no_median(
         assert high != "100.0%"
         reopened = page.locator("#cards .card").nth(7)
         assert reopened.locator(".detail").text_content() == ""
+    assert errors == []
+
+
+# --- what a fresh user found (issue 19, the second look) ---------------------------------------
+
+
+@pytest.mark.browser
+def test_the_date_boxes_show_the_period_reported_on_first_load(
+    live_server: str, role_keys: dict, loaded_city: DemoCity
+) -> None:
+    """Opened without dates, the page shows the API's default window in its boxes: the first
+    local day and the last one included (the day before ``until``'s local midnight)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    with signed_in_page(live_server, "/reports", role_keys["analyst"], DESKTOP) as (page, errors):
+        _wait_ready(page)
+        since, until, tz = page.evaluate("[lastReport.since, lastReport.until, PAGE.timezone]")
+        zone = ZoneInfo(tz)
+        first = datetime.fromisoformat(since).astimezone(zone).date()
+        last = (datetime.fromisoformat(until) - timedelta(microseconds=1)).astimezone(zone).date()
+        assert (page.input_value("#since"), page.input_value("#until")) == (
+            first.isoformat(),
+            last.isoformat(),
+        )
+        assert first.day == 1 and last >= first + timedelta(days=59)  # two months and this one
+        # the address bar is left as it was: a bookmark keeps following today
+        assert "from=" not in page.url
+    assert errors == []
+
+
+@pytest.mark.browser
+def test_the_open_card_counts_at_as_of_and_partial_weeks_are_marked(
+    live_server: str,
+    role_keys: dict,
+    client: TestClient,
+    city_with_lifecycles: DemoCity,
+    window: dict,
+) -> None:
+    """A window from a Wednesday to a week ago: the received card tells the incidents open at
+    the window's end (the API's open_at_as_of, the backlog chart's sum), and the first week,
+    5 of its 7 days inside the window, is drawn pale and hatched, marked * with the legend
+    and "partial week: 5 of 7 days" in its tooltip."""
+    first = window["since"].date() + timedelta(days=2)
+    last = window["until"].date() - timedelta(days=8)  # included: until is the next day
+    params = {"level": "district", "since": first.isoformat(),
+              "until": (last + timedelta(days=1)).isoformat()}  # fmt: skip
+    body = client.get("/reports/performance", params=params).json()
+    as_of = f"{last + timedelta(days=1)} 00:00 +08:00"
+    assert body["as_of"].startswith(f"{last + timedelta(days=1)}T00:00:00")
+    view = f"/reports?level=district&from={first}&to={last}&lang=en"
+    with signed_in_page(live_server, "/reports", role_keys["analyst"], DESKTOP) as (page, errors):
+        _wait_ready(page)
+        page.goto(f"{live_server}{view}")
+        _wait_ready(page)
+        received = page.locator("#cards .card").nth(0)
+        assert received.locator(".value").text_content() == str(body["total"]["received"])
+        assert received.locator(".detail").text_content() == (
+            f"Open at {as_of}: {body['total']['open_at_as_of']}"
+        )
+        backlog = page.evaluate(
+            "echarts.getInstanceByDom(document.getElementById('chart-backlog'))"
+            ".getOption().series[0].data"
+        )
+        assert sum(backlog) == body["total"]["open_at_as_of"] != body["total"]["open"]
+        option = page.evaluate(
+            "(() => { const o = echarts.getInstanceByDom(document.getElementById("
+            "'chart-weeks')).getOption(); return {labels: o.xAxis[0].data, "
+            "bars: o.series[0].data, subtext: o.title[0].subtext}; })()"
+        )
+        weeks = body["trends"]["weeks"]
+        assert [w["partial"] for w in weeks][:2] == [True, False]
+        assert option["labels"] == [w["start"][5:] + ("*" if w["partial"] else "") for w in weeks]
+        assert [bool(b["itemStyle"].get("decal")) for b in option["bars"]] == [
+            w["partial"] for w in weeks
+        ]
+        assert option["bars"][0]["itemStyle"]["opacity"] < 1
+        assert option["subtext"].startswith("hatched: a partial week")
+        page.evaluate(
+            "echarts.getInstanceByDom(document.getElementById('chart-weeks'))"
+            ".dispatchAction({type: 'showTip', seriesIndex: 0, dataIndex: 0})"
+        )
+        page.wait_for_selector("text=partial week: 5 of 7 days")
+        page.screenshot(path=str(ARTIFACTS / "reports-partial-weeks.png"), full_page=True)
     assert errors == []

@@ -67,7 +67,10 @@ class Figures(Exact):
     handled: int = Field(description="resolved or closed")
     closed: int
     cancelled: int
-    open: int
+    open: int = Field(
+        description="of the window's incidents, those whose status is open when the report "
+        "is made; the count open at as_of is open_at_as_of"
+    )
     closure_rate: Rate = Field(description="closed over received less cancelled")
     on_time: OnTime
     escalations: Escalations
@@ -76,6 +79,10 @@ class Figures(Exact):
     disputes: Disputes
     reopened: int
     backlog: dict[str, int] = Field(description="open at as_of, by how long they have waited")
+    open_at_as_of: int = Field(
+        description="incidents open at as_of (reported before it, not yet resolved, closed "
+        "or cancelled then): the backlog's sum"
+    )
 
 
 class VisitCoverage(Exact):
@@ -131,6 +138,13 @@ class PeriodFigures(Exact):
 
     start: str = Field(description="its first local day, YYYY-MM-DD")
     whole: bool = Field(description="the period lies wholly inside the window and is over")
+    partial: bool = Field(
+        description="not whole: the window cuts the period or as_of falls inside it"
+    )
+    days: float = Field(
+        description="the local days of the period inside [since, as_of), to two decimals"
+    )
+    period_days: int = Field(description="the period's length in days (7, or the month's)")
     received: int
     closed: int
     closure_rate: Rate
@@ -138,7 +152,8 @@ class PeriodFigures(Exact):
 
 
 class PeriodChange(Exact):
-    """The last whole period against the one before."""
+    """The last whole period against the whole one before (partial periods are never
+    compared)."""
 
     current: str
     previous: str
@@ -172,12 +187,25 @@ class RankEntry(Exact):
     small_sample: bool
 
 
+class UnrankedWorker(Exact):
+    """A grid worker with no case to rate in the period."""
+
+    id: int
+    code: str = Field(description="the worker's callsign")
+    received: int = Field(description="incidents assigned to them in the window")
+
+
 class Rankings(Exact):
     """Areas by closure rate and by resolution on time; workers by resolution on time."""
 
     closure_rate: list[RankEntry]
     on_time_resolution: list[RankEntry]
-    workers_on_time_resolution: list[RankEntry]
+    workers_on_time_resolution: list[RankEntry] = Field(
+        description="the workers with at least one case to rate (n > 0)"
+    )
+    workers_not_ranked: list[UnrankedWorker] = Field(
+        description="the workers with no case to rate in the period (n = 0): not ranked"
+    )
 
 
 class ParentRef(Exact):

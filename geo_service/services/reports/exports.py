@@ -96,6 +96,7 @@ def flat_row(
     row["visit_households"] = visits["households"] if visits else None
     row["visit_visited"] = visits["visited"] if visits else None
     row["visit_coverage_pct"] = _share(visits["coverage"]) if visits else None
+    row["open_at_as_of"] = item["open_at_as_of"]  # added late: earlier columns keep their places
     if report is not None:
         row |= {k: report[k] for k in ("since", "until", "as_of")}
     return {k: _safe(v) for k, v in row.items()}
@@ -175,6 +176,9 @@ _TREND_COLUMNS = [
     "closure_rate_pct",
     "on_time_resolution_pct",
     "on_time_resolution_n",
+    "partial",  # added last: earlier columns keep their places
+    "days",
+    "period_days",
 ]
 
 
@@ -189,6 +193,9 @@ def _trend_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
                 "closure_rate_pct": _pct(r["closure_rate"]),
                 "on_time_resolution_pct": _pct(r["on_time_resolution"]),
                 "on_time_resolution_n": r["on_time_resolution"]["denominator"],
+                "partial": r["partial"],
+                "days": r["days"],
+                "period_days": r["period_days"],
             }
             for r in rows
         ],
@@ -226,6 +233,9 @@ def column_label(key: str, words: dict[str, str]) -> str:
         "as_of": w("as_of", key),
         "start": w("col_start", key),
         "whole": w("col_whole", key),
+        "partial": w("col_partial", key),
+        "days": w("col_days", key),
+        "period_days": w("col_period_days", key),
         "on_time_resolution_pct": f"{w('on_time_resolution', key)} (%)",
         "on_time_resolution_n": f"{w('on_time_resolution', key)} n",
         "ranking": w("col_ranking", key),
@@ -256,7 +266,7 @@ def column_label(key: str, words: dict[str, str]) -> str:
         return f"{head} (%)"
     if parts[0] in stage and len(parts) == 3:
         what = w("median", "median") if parts[1] == "median" else w("p90", "p90")
-        return f"{stage[parts[0]]}: {what} (min)"
+        return f"{stage[parts[0]]}: {what} ({w('unit_min', 'min')})"
     return key
 
 
@@ -331,7 +341,12 @@ def to_pdf(report: dict[str, Any], *, title: str, font: str | None = None) -> by
             words["mediated"],
             _rate_text(total["disputes"]["mediated"]),
         ],
-        [words["reopened"], total["reopened"], words["open"], total["open"]],
+        [
+            words["reopened"],
+            total["reopened"],
+            words["open_at"].format(as_of=local_stamp(report["as_of"], tz)),
+            total["open_at_as_of"],
+        ],
     ]
     visits = total.get("visits")
     if visits:  # published counts (issue 20): rounded unless the reader may see the rows
@@ -365,11 +380,18 @@ def to_pdf(report: dict[str, Any], *, title: str, font: str | None = None) -> by
                 words[f"stage_{stage}"],
                 _rate_text(data["all"]),
                 *(_pct_text(data["tiers"][t]) for t in ("1", "2", "3", "4")),
-                _duration(data["times"]["median_s"]),
-                _duration(data["times"]["p90_s"]),
+                _duration(data["times"]["median_s"], words),
+                _duration(data["times"]["p90_s"], words),
             ]
         )
     story.append(_table(stage_rows, name))
+    # escalations by level, as the page's chart and the API's escalations.by_level
+    story.append(Paragraph(esc(words["escalations"]), sub))
+    escalation_rows = [[words["level"], words["col_escalations"]]]
+    for level, n in total["escalations"]["by_level"].items():
+        escalation_rows.append([words.get(f"level_{level}", level), n])
+    escalation_rows.append([words["escalated_incidents"], total["escalations"]["escalated"]])
+    story.append(_table(escalation_rows, name, widths=[60 * mm, 30 * mm]))
     # a dozen weeks read at a glance; a longer window by month
     unit = "weeks" if len(report["trends"]["weeks"]) <= 16 else "months"
     periods = report["trends"][unit]
@@ -381,8 +403,10 @@ def to_pdf(report: dict[str, Any], *, title: str, font: str | None = None) -> by
         chart = VerticalBarChart()
         chart.x, chart.y, chart.width, chart.height = 12 * mm, 8 * mm, 150 * mm, 42 * mm
         chart.data = [[p["received"] for p in periods], [p["closed"] for p in periods]]
+        # a partial period (cut by the window, or not over) is marked * and drawn pale
         chart.categoryAxis.categoryNames = [
-            p["start"][5:] if unit == "weeks" else p["start"][:7] for p in periods
+            (p["start"][5:] if unit == "weeks" else p["start"][:7]) + ("*" if p["partial"] else "")
+            for p in periods
         ]
         chart.categoryAxis.labels.fontName = name
         chart.categoryAxis.labels.fontSize = 6
@@ -393,6 +417,10 @@ def to_pdf(report: dict[str, Any], *, title: str, font: str | None = None) -> by
         chart.valueAxis.valueMin = 0
         chart.bars[0].fillColor = colors.HexColor("#5470c6")
         chart.bars[1].fillColor = colors.HexColor("#91cc75")
+        for i, p in enumerate(periods):
+            if p["partial"]:
+                chart.bars[(0, i)].fillColor = colors.HexColor("#c6d2ee")
+                chart.bars[(1, i)].fillColor = colors.HexColor("#d3ebc8")
         drawing.add(chart)
         for i, (key, colour) in enumerate((("received", "#5470c6"), ("closed", "#91cc75"))):
             drawing.add(
@@ -406,6 +434,8 @@ def to_pdf(report: dict[str, Any], *, title: str, font: str | None = None) -> by
                 )
             )
         story.append(drawing)
+        if any(p["partial"] for p in periods):
+            story.append(Paragraph(esc(words["partial_mark"]), body))
     story.append(Paragraph(esc(words["areas"]), sub))
     area_rows = [
         [
@@ -428,7 +458,7 @@ def to_pdf(report: dict[str, Any], *, title: str, font: str | None = None) -> by
                 a["closed"],
                 _rate_text(a["closure_rate"]),
                 _rate_text(a["on_time"]["resolution"]["all"]),
-                _duration(a["on_time"]["resolution"]["times"]["median_s"]),
+                _duration(a["on_time"]["resolution"]["times"]["median_s"], words),
                 sum(a["backlog"].values()),
             ]
         )
@@ -443,9 +473,11 @@ def to_pdf(report: dict[str, Any], *, title: str, font: str | None = None) -> by
     if workers:
         story.append(Paragraph(esc(words["workers"]), sub))
         if cut:
-            story.append(
-                Paragraph(esc(words["workers_cut"].format(n=len(report["workers"]), k=cut)), body)
-            )
+            ranked = len(report["rankings"]["workers_on_time_resolution"])
+            story.append(Paragraph(esc(words["workers_cut"].format(n=ranked, k=cut)), body))
+        unranked = report["rankings"].get("workers_not_ranked", [])
+        if unranked and len(report["workers"]) > WORKERS_SHOWN:
+            story.append(Paragraph(esc(words["not_ranked"].format(n=len(unranked))), body))
         worker_rows = [
             [
                 words["callsign"],
@@ -468,7 +500,7 @@ def to_pdf(report: dict[str, Any], *, title: str, font: str | None = None) -> by
                     w["received"],
                     w["closed"],
                     _rate_text(w["on_time"]["resolution"]["all"]),
-                    _duration(w["on_time"]["resolution"]["times"]["median_s"]),
+                    _duration(w["on_time"]["resolution"]["times"]["median_s"], words),
                     w["discovered_in_grid"],
                 ]
             )
@@ -531,14 +563,18 @@ WORKERS_SHOWN = 20
 
 
 def pdf_workers(report: dict[str, Any]) -> tuple[list[dict[str, Any] | None], int]:
-    """The workers a PDF lists: all of them up to ``WORKERS_SHOWN``; beyond, the first and
-    the last ``WORKERS_SHOWN // 2`` by the ranking on resolution on time (``None`` marks the
-    gap), and how many of each end are shown (0: all)."""
+    """The workers a PDF lists: all of them up to ``WORKERS_SHOWN``; beyond, the ranked ones
+    (workers with no case to rate are counted apart, never in the last ten): all of them up
+    to ``WORKERS_SHOWN``, else the first and the last ``WORKERS_SHOWN // 2`` by the ranking
+    on resolution on time (``None`` marks the gap), and how many of each end are shown (0:
+    all)."""
     workers = report["workers"]
     if len(workers) <= WORKERS_SHOWN:
         return list(workers), 0
     by_id = {w["responder_id"]: w for w in workers}
     order = [by_id[r["id"]] for r in report["rankings"]["workers_on_time_resolution"]]
+    if len(order) <= WORKERS_SHOWN:
+        return order, 0
     k = WORKERS_SHOWN // 2
     return [*order[:k], None, *order[-k:]], k
 
@@ -556,11 +592,16 @@ def _rate_text(r: dict[str, Any]) -> str:
     return f"{percent_text(r['rate'])}{mark} ({low}–{high}, n={r['denominator']})"
 
 
-def _duration(seconds: float | None) -> str:
+def _duration(seconds: float | None, words: dict[str, str]) -> str:
+    """A stage's time in minutes, hours or days, the unit in the language of ``words``.
+
+    >>> _duration(5400, {"duration_h": "{n} 小时"}), _duration(None, {})
+    ('1.5 小时', '–')
+    """
     if seconds is None:
         return "–"
     if seconds < 3600:
-        return f"{seconds / 60:.0f} min"
+        return words["duration_min"].format(n=f"{seconds / 60:.0f}")
     if seconds < 2 * 86400:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} d"
+        return words["duration_h"].format(n=f"{seconds / 3600:.1f}")
+    return words["duration_days"].format(n=f"{seconds / 86400:.1f}")

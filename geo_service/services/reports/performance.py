@@ -256,7 +256,7 @@ def performance(
         {
             **area,
             **by_area.get(area["id"], empty_figures),
-            "backlog": waiting_by_area.get(area["id"], empty_backlog),
+            **_backlog_figures(waiting_by_area.get(area["id"], empty_backlog)),
         }
         for area in selection.areas
     ]
@@ -267,6 +267,9 @@ def performance(
     for area in areas:
         area["visits"] = visits[area["id"]]
     trends = _trends(frame, tz, since, until, as_of)
+    # a worker with no case to rate in the period (n = 0) is listed apart, not ranked last:
+    # a bottom ten of idle workers says nothing about how anyone worked
+    rated_workers = [w for w in workers if w["on_time"]["resolution"]["all"]["denominator"]]
     return {
         "level": request.level,
         "parent": selection.parent,
@@ -277,7 +280,7 @@ def performance(
         "timezone": tz,
         "total": {
             **perf.figures(frame, stamp, INCIDENT_SOURCES),
-            "backlog": perf.backlog(open_at["reported_at"], stamp),
+            **_backlog_figures(perf.backlog(open_at["reported_at"], stamp)),
             "visits": _visit_total(list(visits.values()), request.visit_period_days),
         },
         "areas": areas,
@@ -287,10 +290,21 @@ def performance(
             "closure_rate": _rank(areas, lambda a: a["closure_rate"]),
             "on_time_resolution": _rank(areas, lambda a: a["on_time"]["resolution"]["all"]),
             "workers_on_time_resolution": _rank(
-                workers, lambda w: w["on_time"]["resolution"]["all"], label="callsign"
+                rated_workers, lambda w: w["on_time"]["resolution"]["all"], label="callsign"
             ),
+            "workers_not_ranked": [
+                {"id": w["responder_id"], "code": w["callsign"], "received": w["received"]}
+                for w in workers
+                if not w["on_time"]["resolution"]["all"]["denominator"]
+            ],
         },
     }
+
+
+def _backlog_figures(bands: dict[str, int]) -> dict[str, Any]:
+    """A group's backlog at ``as_of`` by age and in all (``open_at_as_of``: the one count of
+    open incidents the page's card, the chart and the files show)."""
+    return {"backlog": bands, "open_at_as_of": sum(bands.values())}
 
 
 def _visits(
@@ -400,7 +414,7 @@ def _workers(
             "grid": {"id": int(home), "code": codes[home]},
             "discovered_in_grid": int(own.get(home, 0)),
             **by_worker.get(responder_id, empty_figures),
-            "backlog": waiting_by_worker.get(responder_id, empty_backlog),
+            **_backlog_figures(waiting_by_worker.get(responder_id, empty_backlog)),
         }
         for responder_id, callsign, home in rows
     ]
@@ -427,9 +441,13 @@ def _rank(
 def _trends(
     frame: pd.DataFrame, tz: str, since: datetime, until: datetime, as_of: datetime
 ) -> dict[str, Any]:
-    """Per local week and month of the window (every period, empty ones too); week over
-    week and month over month between the last two whole periods: inside the window and
-    over by ``as_of``."""
+    """Per local week and month of the window (every period, empty ones too), each with how
+    much of it the report saw: ``days`` (of the period inside ``[since, as_of)``, local
+    wall-clock days to two decimals), ``period_days`` (7, or the month's), ``whole`` (inside
+    the window and over by ``as_of``) and ``partial`` (not whole: the window cuts it, or it
+    is not over). Week over week and month over month compare **whole periods only**: the
+    last two whole ones (a partial first or last week's count is not compared with a full
+    one's, nor scaled to a per-day rate); None with fewer than two."""
     out: dict[str, Any] = {}
     zone = ZoneInfo(tz)
     first, last = since.astimezone(zone), as_of.astimezone(zone)
@@ -441,10 +459,28 @@ def _trends(
             start = datetime.combine(date.fromisoformat(row["start"]), time(0), tzinfo=zone)
             end = datetime.combine(period_end(row["start"], unit), time(0), tzinfo=zone)
             row["whole"] = start >= first and end <= last
+            row["partial"] = not row["whole"]
+            row["days"] = _local_days(max(start, first), min(end, last), zone)
+            row["period_days"] = (end.date() - start.date()).days
         whole = [r for r in rows if r["whole"]]
         out[f"{unit}s"] = rows
         out[f"{unit}_over_{unit}"] = perf.change(whole[-1], whole[-2]) if len(whole) > 1 else None
     return out
+
+
+def _local_days(begin: datetime, end: datetime, zone: ZoneInfo) -> float:
+    """The local wall-clock days from ``begin`` to ``end`` (0 when ``end`` is not after it),
+    to two decimals: a day of a clock change counts as one day.
+
+    >>> z = ZoneInfo("Asia/Shanghai")
+    >>> _local_days(datetime(2026, 11, 23, tzinfo=z), datetime(2026, 11, 26, 12, tzinfo=z), z)
+    3.5
+    """
+    if end <= begin:
+        return 0.0
+    a = begin.astimezone(zone).replace(tzinfo=None)
+    b = end.astimezone(zone).replace(tzinfo=None)
+    return round((b - a).total_seconds() / 86400, 2)
 
 
 def _period_starts(since: datetime, until: datetime, tz: str, unit: str) -> list[str]:

@@ -68,11 +68,23 @@ function periodText(since, until) {
   return `${localStamp(since)} – ${localStamp(until)}`;
 }
 
+// a stage's time in the page's language (exports._duration)
 function duration(s) {
   if (s === null || s === undefined) return "–";
-  if (s < 3600) return `${(s / 60).toFixed(0)} min`;
-  if (s < 172800) return `${(s / 3600).toFixed(1)} h`;
-  return `${(s / 86400).toFixed(1)} d`;
+  if (s < 3600) return T("duration_min").replace("{n}", (s / 60).toFixed(0));
+  if (s < 172800) return T("duration_h").replace("{n}", (s / 3600).toFixed(1));
+  return T("duration_days").replace("{n}", (s / 86400).toFixed(1));
+}
+// a local day of the deployment's zone (YYYY-MM-DD) holding an instant
+function localDay(ms) {
+  return new Intl.DateTimeFormat("en-CA", {timeZone: PAGE.timezone, year: "numeric", month: "2-digit", day: "2-digit"})
+    .format(new Date(ms));
+}
+// The boxes show the period reported: its first local day and its last (included, as the
+// page reads the "to" box: the local day of the instant just before the API's until).
+function showReportedDays(report) {
+  $("since").value = localDay(Date.parse(report.since));
+  $("until").value = localDay(Date.parse(report.until) - 1);
 }
 
 async function loadParents() {
@@ -149,10 +161,13 @@ const visitShare = (v) => (v && v.coverage !== null ? percentText(v.coverage) : 
 const visitDetail = (v) =>
   v ? `${v.visited ?? "–"} / ${v.households ?? "–"}, ${T("visit_period").replace("{days}", v.period_days)}` : "";
 
-function renderCards(total) {
+function renderCards(report) {
+  const total = report.total;
   const res = total.on_time.resolution;
+  // open at the report's as_of (the backlog chart's count), not at the wall clock's now
+  const openAt = T("open_at").replace("{as_of}", localStamp(report.as_of));
   $("cards").replaceChildren(
-    card(T("received"), String(total.received), `${T("open")}: ${total.open}`),
+    card(T("received"), String(total.received), `${openAt}: ${total.open_at_as_of}`),
     card(T("closed"), String(total.closed), `${T("handled")}: ${total.handled}`),
     card(T("closure_rate"), pct(total.closure_rate), interval(total.closure_rate)),
     card(T("on_time_resolution"), pct(res.all), interval(res.all)),
@@ -167,28 +182,41 @@ function renderCards(total) {
 const tooltipRows = (title, rows) =>
   `<b>${esc(title)}</b><br>` + rows.map(([k, v]) => `${esc(k)}: ${esc(v)}`).join("<br>");
 
+// "partial week: 3 of 7 days" (days seen to one decimal, whole ones without)
+const partialText = (w) =>
+  T("partial_week").replace("{days}", String(+w.days.toFixed(1))).replace("{period_days}", String(w.period_days));
+// a partial week's bar (cut by the window, or not over) is drawn pale and hatched
+const HATCH = {symbol: "rect", dashArrayX: [1, 0], dashArrayY: [3, 3], rotation: Math.PI / 4, color: "rgba(255,255,255,0.75)"};
+const weekBar = (w, value, colour) =>
+  w.partial ? {value, itemStyle: {color: colour, opacity: 0.55, decal: HATCH}} : {value, itemStyle: {color: colour}};
+
 function renderWeeks(trends) {
   const weeks = trends.weeks;
+  const anyPartial = weeks.some((w) => w.partial);
   chart("chart-weeks").setOption({
-    title: {text: T("weekly_trend"), textStyle: {fontSize: 13}},
+    title: {text: T("weekly_trend"), textStyle: {fontSize: 13},
+            subtext: anyPartial ? T("partial_legend") : "", subtextStyle: {fontSize: 10}, itemGap: 2},
     tooltip: {
       trigger: "axis",
       formatter: (items) => {
         const w = weeks[items[0].dataIndex];
-        return tooltipRows(w.start, [
+        const rows = [
           [T("received"), w.received], [T("closed"), w.closed],
           [T("closure_rate"), `${pct(w.closure_rate)} (${interval(w.closure_rate)})`],
           [T("on_time_resolution"), `${pct(w.on_time_resolution)} (${interval(w.on_time_resolution)})`],
-        ]);
+        ];
+        return tooltipRows(w.start, rows) + (w.partial ? `<br><i>${esc(partialText(w))}</i>` : "");
       },
     },
-    legend: {top: 22, data: [T("received"), T("closed"), T("closure_rate")]},
-    grid: {top: 60, left: 20, right: 45, bottom: 30, containLabel: true},
-    xAxis: {type: "category", data: weeks.map((w) => w.start.slice(5))},
+    legend: {top: anyPartial ? 38 : 22, data: [T("received"), T("closed"), T("closure_rate")]},
+    grid: {top: anyPartial ? 72 : 60, left: 20, right: 45, bottom: 30, containLabel: true},
+    xAxis: {type: "category", data: weeks.map((w) => w.start.slice(5) + (w.partial ? "*" : ""))},
     yAxis: [{type: "value"}, {type: "value", min: 0, max: 100, axisLabel: {formatter: "{value}%"}}],
     series: [
-      {name: T("received"), type: "bar", data: weeks.map((w) => w.received)},
-      {name: T("closed"), type: "bar", data: weeks.map((w) => w.closed)},
+      {name: T("received"), type: "bar", itemStyle: {color: "#5470c6"},
+       data: weeks.map((w) => weekBar(w, w.received, "#5470c6"))},
+      {name: T("closed"), type: "bar", itemStyle: {color: "#91cc75"},
+       data: weeks.map((w) => weekBar(w, w.closed, "#91cc75"))},
       {name: T("closure_rate"), type: "line", yAxisIndex: 1,
        data: weeks.map((w) => (w.closure_rate.rate === null ? null : +(100 * w.closure_rate.rate).toFixed(1)))},
     ],
@@ -339,23 +367,28 @@ function renderTables(report) {
   renderWorkers(report);
 }
 
-// Every worker up to WORKERS_SHOWN; beyond, the ten best and the ten last by the ranking on
-// resolution on time with "show all" (the CSV and XLSX always hold every row).
+// Every worker up to WORKERS_SHOWN; beyond, the ranked ones (a worker with no case to rate in
+// the period is counted apart, never among the last ten): the ten best and the ten last by
+// the ranking on resolution on time, with "show all" (the CSV and XLSX always hold every row).
 function renderWorkers(report) {
   const all = report.workers;
+  const unranked = report.rankings.workers_not_ranked.length;
   let shown = all;
-  const cut = !showAllWorkers && all.length > WORKERS_SHOWN;
-  if (cut) {
-    const byId = new Map(all.map((w) => [w.responder_id, w]));
-    const order = report.rankings.workers_on_time_resolution.map((r) => byId.get(r.id));
+  const many = !showAllWorkers && all.length > WORKERS_SHOWN;
+  const byId = new Map(all.map((w) => [w.responder_id, w]));
+  const order = report.rankings.workers_on_time_resolution.map((r) => byId.get(r.id));
+  const cut = many && order.length > WORKERS_SHOWN;
+  if (many) {
     const k = WORKERS_SHOWN / 2;
-    shown = [...order.slice(0, k), null, ...order.slice(-k)];
+    shown = cut ? [...order.slice(0, k), null, ...order.slice(-k)] : order;
   }
   $("workers-cut").hidden = !cut;
   $("workers-cut").textContent = cut
-    ? T("workers_cut").replace(/\{n\}/g, String(all.length)).replace(/\{k\}/g, String(WORKERS_SHOWN / 2))
+    ? T("workers_cut").replace(/\{n\}/g, String(order.length)).replace(/\{k\}/g, String(WORKERS_SHOWN / 2))
     : "";
-  $("workers-all").hidden = !cut;
+  $("workers-unranked").hidden = unranked === 0;
+  $("workers-unranked").textContent = T("not_ranked").replace("{n}", String(unranked));
+  $("workers-all").hidden = !many;
   fillTable($("workers"),
     [T("callsign"), T("grid"), T("assigned"), T("closed"), T("on_time_resolution"), T("median"),
      T("discovered")],
@@ -375,7 +408,8 @@ async function load() {
   try {
     const report = await api(query());
     lastReport = report;
-    renderCards(report.total);
+    showReportedDays(report);
+    renderCards(report);
     renderWeeks(report.trends);
     renderSources(report.total);
     renderStages(report.total);
