@@ -154,6 +154,8 @@ def test_each_page_in_chinese_by_accept_language(
                 "document.getElementById('status').textContent.includes('显著单元')"
             )
             assert "热点" in (page.text_content("#legend") or "")
+        if name == "reports":  # the charts' entry animation over, for the eye (pass or fail alike)
+            page.wait_for_timeout(1500)
         shot(page, name)
         assert errors == []
         codes = page.evaluate(
