@@ -200,14 +200,14 @@ def aggregate(
         )
     restricted = scope is not None and not scope.unrestricted
     grids = sorted(scope.grid_ids or ()) if restricted and scope is not None else []
-    rows = session.execute(_BY_CELL[res], {"grids": grids, "all_grids": not restricted}).all()
-    if bbox is not None and rows:  # hexagons are tested in Python (no H3 in the database)
-        keep = cells_in_bbox([int(r.cell) for r in rows], bbox)
-        rows = [r for r, kept in zip(rows, keep, strict=True) if kept]
+    cells = list(session.execute(_BY_CELL[res], {"grids": grids, "all_grids": not restricted}))
+    if bbox is not None and cells:  # hexagons are tested in Python (no H3 in the database)
+        keep = cells_in_bbox([int(r.cell) for r in cells], bbox)
+        cells = [r for r, kept in zip(cells, keep, strict=True) if kept]
     # The cells hold the records of the caller's whole jurisdiction (or of the city).
     exact = disclosure.sees_exact(scope, None)
     features = []
-    for r in rows:
+    for r in cells:
         counts = {
             "households": int(r.households),
             "residents": int(r.residents),
