@@ -171,26 +171,49 @@ def _copy_incident(
     )
 
 
-def test_accept_on_an_incident_nobody_is_assigned_to_is_a_409_and_writes_nothing(
-    client: TestClient, engine: Engine, role_keys: dict[str, str]
+@pytest.mark.parametrize(
+    ("action", "status", "stamps"),
+    [
+        ("accept", "dispatched", ("dispatched_at",)),
+        ("arrive", "accepted", ("dispatched_at", "accepted_at")),
+    ],
+)
+def test_accept_or_arrive_on_an_incident_nobody_is_assigned_to_is_a_409_and_writes_nothing(
+    client: TestClient,
+    engine: Engine,
+    role_keys: dict[str, str],
+    action: str,
+    status: str,
+    stamps: tuple[str, ...],
 ) -> None:
+    """The 409 says why in fields a client reads without parsing the words (as the other
+    409s of the lifecycle carry ``status_now``): ``assigned: false`` and the status now."""
+    then = datetime.now(SHANGHAI) - timedelta(hours=1)
     with engine.begin() as conn:
-        incident = _copy_incident(conn, status="dispatched", dispatched_at=datetime.now(SHANGHAI))
+        incident = _copy_incident(conn, status=status, **dict.fromkeys(stamps, then))
     with engine.connect() as conn:
         audits = conn.execute(text("SELECT count(*) FROM audit_log")).scalar_one()
-    for action in ("accept",):
+    for lang in ("en", "zh-CN"):
         response = client.post(
-            f"/incidents/{incident}/{action}", headers=as_role(role_keys, "dispatcher")
+            f"/incidents/{incident}/{action}",
+            headers={**as_role(role_keys, "dispatcher"), "Accept-Language": lang},
         )
         assert response.status_code == 409, response.text
         body = problem(response)
-        assert "nobody is assigned" in body["detail"] and body["assigned"] is False, body
+        assert body["assigned"] is False and body["status_now"] == status, body
+        assert body["code"] == "conflict", body
+        assert body["type"] == "https://geo-service.dev/problems/conflict"
+        if lang == "en":
+            assert "nobody is assigned" in body["detail"], body
     with engine.connect() as conn:
-        status, accepted = conn.execute(
-            text("SELECT status, accepted_at FROM incidents WHERE id = :i"), {"i": incident}
+        row = conn.execute(
+            text("SELECT status, accepted_at, arrived_at FROM incidents WHERE id = :i"),
+            {"i": incident},
         ).one()
         audits_after = conn.execute(text("SELECT count(*) FROM audit_log")).scalar_one()
-    assert (status, accepted, audits_after) == ("dispatched", None, audits)
+    accepted = then if "accepted_at" in stamps else None
+    assert (row.status, row.accepted_at, row.arrived_at) == (status, accepted, None)
+    assert audits_after == audits
 
 
 def test_accept_after_a_dispatch_still_works(

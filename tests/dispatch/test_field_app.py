@@ -6,6 +6,7 @@ own worker only, and every write audited. The clock is held wherever a decision 
 
 from __future__ import annotations
 
+import hashlib
 import io
 import uuid
 from collections.abc import Iterator
@@ -354,6 +355,47 @@ def test_a_photo_is_stored_upright_without_exif_once(
     listed = client.get(f"/incidents/{iid}/photos", headers=worker["headers"]).json()
     assert listed["count"] == 1 and listed["data"][0]["id"] == photo["id"]
     assert audit_count(engine, "create", photo["id"], "incident_photo") == 1
+
+
+def test_the_same_photo_sent_twice_without_a_key_is_stored_once(
+    client: TestClient,
+    engine: Engine,
+    loaded_city: DemoCity,
+    worker: dict,
+    role_keys: dict,
+    photo_dir: Path,
+) -> None:
+    iid = new_incident(client, loaded_city, worker["code"])
+    original = photo_with_exif()
+    first = upload(client, iid, original, worker["headers"])
+    assert first.status_code == 201, first.text
+    photo = first.json()
+    again = upload(client, iid, original, worker["headers"])
+    assert again.status_code == 200, again.text
+    assert again.json() == photo
+    assert again.headers["Location"] == photo["url"] == first.headers["Location"]
+    # the same bytes from the dispatcher, under a key of their own: still the one photo
+    keyed = upload(client, iid, original, as_role(role_keys, "dispatcher"), f"k-{uuid.uuid4()}")
+    assert keyed.status_code == 200 and keyed.json()["id"] == photo["id"]
+    # other bytes are another photo; the same bytes on another incident are that incident's
+    other = upload(client, iid, photo_with_exif(size=(1000, 800)), worker["headers"])
+    assert other.status_code == 201 and other.json()["id"] != photo["id"]
+    iid2 = new_incident(client, loaded_city, worker["code"])
+    elsewhere = upload(client, iid2, original, worker["headers"])
+    assert elsewhere.status_code == 201 and elsewhere.json()["incident_id"] == iid2
+    listed = client.get(f"/incidents/{iid}/photos", headers=worker["headers"]).json()
+    assert [p["id"] for p in listed["data"]] == [photo["id"], other.json()["id"]]
+    assert len(list(photo_dir.glob(f"{iid}/*.jpg"))) == 4  # two photos and their thumbnails
+    assert audit_count(engine, "create", photo["id"], "incident_photo") == 1
+    with engine.connect() as conn:
+        audited = conn.execute(
+            text("SELECT count(*) FROM audit_log WHERE entity = 'incident_photo'")
+        ).scalar_one()
+        hashes = conn.execute(
+            text("SELECT content_sha256 FROM incident_photos WHERE id = :p"), {"p": photo["id"]}
+        ).scalar_one()
+    assert audited == 3  # the first, the other bytes, the other incident's
+    assert hashes == hashlib.sha256(original).hexdigest()
 
 
 def claims_pixels(width: int, height: int) -> bytes:

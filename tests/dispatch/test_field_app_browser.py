@@ -422,3 +422,77 @@ def test_a_role_that_may_not_open_a_page_sees_why_on_a_phone(
             page.wait_for_url("**/login")
         finally:
             browser.close()
+
+
+# what the page's JavaScript sees of one address without a connection
+FETCHED = """async (path) => {
+  try {
+    const r = await fetch(path);
+    return {ok: r.ok, type: r.headers.get("content-type"), size: (await r.clone().blob()).size,
+            body: path.endsWith(".webmanifest") ? await r.json() : null};
+  } catch (err) { return {ok: false, error: String(err)}; }
+}"""
+
+
+@pytest.mark.browser
+def test_the_manifest_and_its_icons_open_without_a_connection(
+    engine: Engine, loaded_city: DemoCity, live_server: str
+) -> None:
+    """The phone keeps the installable app's manifest and every icon it names (they were
+    fetched from the network only: an offline reload had no manifest and no PNG icon)."""
+    worker = make_worker(engine, busiest_grid(loaded_city), "field-manifest")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    from playwright.sync_api import sync_playwright
+
+    names = {"zh-CN": "geo-service：我的网格", "en": "geo-service: my grid"}
+    with sync_playwright() as pw:
+        browser = chromium(pw)
+        try:
+            for locale in ("zh-CN", "en-US"):
+                tag = "en" if locale == "en-US" else locale
+                phone = browser.new_context(
+                    viewport=PHONE,
+                    device_scale_factor=2,
+                    is_mobile=True,
+                    has_touch=True,
+                    locale=locale,
+                    timezone_id="Asia/Shanghai",
+                )
+                page = phone.new_page()
+                errors: list[str] = []
+                page.on("pageerror", lambda exc, errors=errors: errors.append(str(exc)))
+                sign_in(page, live_server, "/app", worker["headers"]["X-API-Key"])
+                page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+                assert page.evaluate("() => caches.keys()") == ["geo-service-field-v8"]
+                phone.set_offline(True)
+                page.reload()
+                page.locator("#net.offline").wait_for()
+                assert page.evaluate("() => document.documentElement.lang") == tag
+                manifest = page.evaluate(FETCHED, "/app/manifest.webmanifest")
+                assert manifest["ok"], manifest
+                assert manifest["type"].startswith("application/manifest+json")
+                assert manifest["body"]["name"] == names[tag]
+                assert manifest["body"]["start_url"] == "/app"
+                icons = manifest["body"]["icons"]
+                assert {i["type"] for i in icons} == {"image/svg+xml", "image/png"}
+                for icon in icons:
+                    got = page.evaluate(FETCHED, icon["src"])
+                    assert got["ok"] and got["type"].startswith(icon["type"]), (icon, got)
+                    assert got["size"] > 100, (icon, got)
+                # the icons drawn offline, to look at
+                page.evaluate(
+                    "(srcs) => { const bar = document.createElement('div');"
+                    " bar.id = 'offline-icons'; bar.style.cssText = 'display:flex;gap:8px';"
+                    " for (const src of srcs) { const img = new Image(64, 64); img.src = src;"
+                    " bar.append(img); } document.body.prepend(bar); }",
+                    [i["src"] for i in icons],
+                )
+                page.wait_for_function(
+                    "() => [...document.querySelectorAll('#offline-icons img')]"
+                    ".every((img) => img.complete && img.naturalWidth > 0)"
+                )
+                page.screenshot(path=str(ARTIFACTS / f"field-app-{tag}-offline-manifest.png"))
+                assert errors == [], errors
+                phone.close()
+        finally:
+            browser.close()

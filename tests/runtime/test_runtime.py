@@ -3,12 +3,16 @@ runs with its app's runtime, and one ``reset()`` forgets everything."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import dataclasses
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
+import cachetools
 import pytest
 from fastapi.testclient import TestClient
 
@@ -139,3 +143,52 @@ def test_the_session_client_forgets_what_it_cached_between_tests(client: TestCli
     assert runtime.principals.get(client.headers["X-API-Key"]) is not None
     runtime.reset()
     assert runtime.principals.get(client.headers["X-API-Key"]) is None
+
+
+# A memo without a bound is allowed only where its arguments come from a fixed, small set.
+# (module, function): why it cannot grow
+UNBOUNDED_MEMOS_ALLOWED = {
+    ("geo_service/i18n.py", "translations"): "language and domain are the served ones (2 x 2)",
+    ("geo_service/web/pages.py", "_environment"): "no arguments",
+    ("geo_service/db/sql/__init__.py", "sql_source"): "the names of the package's .sql files",
+    ("geo_service/db/sql/__init__.py", "sql"): "the names of the package's .sql files",
+    ("geo_service/geo/transformations.py", "_network_off"): "no arguments",
+    ("geo_service/ingest/readers.py", "_harden_gdal"): "no arguments",
+}
+
+
+def _memo_bound(decorator: ast.expr) -> str | None:
+    """'unbounded' for @cache / @lru_cache(maxsize=None), 'bounded' for another lru_cache,
+    None for a decorator that memoises nothing."""
+    call = decorator if isinstance(decorator, ast.Call) else None
+    target = call.func if call else decorator
+    name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", None)
+    if name == "cache":
+        return "unbounded"
+    if name != "lru_cache":
+        return None
+    if call is None:
+        return "bounded"  # @lru_cache: maxsize 128
+    sizes = [k.value for k in call.keywords if k.arg == "maxsize"] + list(call.args[:1])
+    unbounded = any(isinstance(s, ast.Constant) and s.value is None for s in sizes)
+    return "unbounded" if unbounded else "bounded"
+
+
+def test_every_cache_of_the_process_is_bounded() -> None:
+    """The demo server's memory (issue: 1.08 GB RSS): every cache the services keep is a
+    cachetools cache with a size cap, and every function memo is bounded unless its
+    arguments come from a fixed set (listed above with the reason)."""
+    caches = Runtime(Settings()).caches
+    for f in dataclasses.fields(caches):
+        cache = getattr(caches, f.name)._cache
+        assert isinstance(cache, cachetools.Cache), f.name
+        assert 0 < cache.maxsize <= 4096, (f.name, cache.maxsize)
+    package = Path(__file__).resolve().parents[2] / "geo_service"
+    unbounded = set()
+    for path in package.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                if any(_memo_bound(d) == "unbounded" for d in node.decorator_list):
+                    unbounded.add((str(path.relative_to(package.parent)), node.name))
+    assert unbounded == set(UNBOUNDED_MEMOS_ALLOWED), unbounded ^ set(UNBOUNDED_MEMOS_ALLOWED)

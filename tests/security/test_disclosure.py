@@ -39,7 +39,7 @@ from geo_service.services.access import disclosure
 from geo_service.services.batch.execute import BatchRequest, run_batch
 from geo_service.services.batch.export import export_dataset
 from geo_service.services.planning.workload import Weights
-from tests.conftest import TEST_DATABASE, as_role, make_database
+from tests.conftest import TEST_DATABASE, as_role, make_database, problem
 
 LEVELS = ("district", "street", "community", "grid")
 MEASURES = ("households", "residents", "rental_units")
@@ -535,6 +535,117 @@ def test_publish_rounds_a_count_to_one_of_its_two_neighbouring_multiples() -> No
     down = disclosure.publish({"households": 2, "residents": 30}, household_key=2**32 - 1, base=5)
     assert down["households"] is None and down["residents"] is None
     assert down["suppressed"] == ["households", "residents"]
+
+
+# --- a bbox on the aggregates -------------------------------------------------------------------
+
+
+def _box(*edges: float) -> str:
+    return ",".join(f"{e:.7f}" for e in edges)
+
+
+def _lone_home(city: DemoCity, half_deg: float) -> tuple[float, float, float]:
+    """A home alone on its parallel within ``half_deg`` east and west (no other home within
+    1e-6 degrees north or south there): its lon, lat and the strip's half-height."""
+    homes = city.households[["lon", "lat"]].to_numpy()
+    eps = 1e-6
+    for lon, lat in homes[np.argsort(homes[:, 1])][len(homes) // 3 :]:
+        near = (np.abs(homes[:, 0] - lon) <= half_deg) & (np.abs(homes[:, 1] - lat) <= eps)
+        if near.sum() == 1:
+            return float(lon), float(lat), eps
+    raise AssertionError("no home alone on its parallel")
+
+
+def test_a_bbox_lists_the_features_it_meets_with_their_whole_counts(
+    client: TestClient, role_keys: dict, loaded_city: DemoCity
+) -> None:
+    analyst = as_role(role_keys, "analyst")
+    code = busiest_grid_code(loaded_city)
+    home = loaded_city.households[loaded_city.households.grid_code == code].iloc[0]
+    lon, lat = float(home.lon), float(home.lat)
+    box = _box(lon - 0.002, lat - 0.002, lon + 0.002, lat + 0.002)
+    for params in ({"level": "grid"}, {"level": "community"}, {"res": 8}, {"res": 10}):
+        everything = {f["id"]: f for f in _features(client, params, analyst)}
+        inside = _features(client, {**params, "bbox": box}, analyst)
+        assert 0 < len(inside) < len(everything), params
+        for f in inside:  # the same feature, the same figures: all of its homes, its own key
+            assert f == everything[f["id"]], params
+    grids = _features(client, {"level": "grid", "bbox": box}, analyst)
+    assert code in {f["properties"]["code"] for f in grids}
+    # the admin's counts in the box are the grids' whole counts
+    exact = loaded_city.households.grid_code.value_counts()
+    for f in _features(client, {"level": "grid", "bbox": box}):
+        assert f["properties"]["households"] == exact.get(f["properties"]["code"], 0)
+    # a box off the city lists nothing; an H3 cell is listed when its hexagon meets the box
+    assert _features(client, {"level": "grid", "bbox": "10,10,10.1,10.1"}, analyst) == []
+    cell = h3.latlng_to_cell(lat, lon, 9)
+    corner_lat, corner_lon = h3.cell_to_boundary(cell)[0]
+    corner = _box(corner_lon - 1e-6, corner_lat - 1e-6, corner_lon + 1e-6, corner_lat + 1e-6)
+    listed = {f["properties"]["h3"] for f in _features(client, {"res": 9, "bbox": corner})}
+    assert listed <= set(h3.grid_disk(cell, 1)) and len(listed) <= 3
+
+
+def busiest_grid_code(city: DemoCity) -> str:
+    return str(city.households.grid_code.value_counts().index[0])
+
+
+def test_two_bboxes_differing_by_one_home_do_not_isolate_it(
+    client: TestClient, role_keys: dict, loaded_city: DemoCity, base: int
+) -> None:
+    """The differencing attempt: box A holds exactly one home more than box B (a strip around
+    it along its parallel). Counting the homes inside each box would publish 1 for the
+    difference; listing whole features with their own keys publishes only sums of published
+    cells, each the same figure as without a box."""
+    half = 0.01
+    lon, lat, eps = _lone_home(loaded_city, half)
+    a = (lon - half, lat - 0.01, lon + half, lat + eps)
+    b = (lon - half, lat - 0.01, lon + half, lat - eps)
+    homes = loaded_city.households
+    in_a = homes.lon.between(a[0], a[2]) & homes.lat.between(a[1], a[3])
+    in_b = homes.lon.between(b[0], b[2]) & homes.lat.between(b[1], b[3])
+    assert int(in_a.sum()) - int(in_b.sum()) == 1  # the strip holds the one home
+    for role in ("analyst", "dispatcher", "planner"):
+        headers = as_role(role_keys, role)
+        for params in ({"level": "grid"}, {"level": "community"}, {"res": 9}, {"res": 10}):
+            everything = {f["id"]: f for f in _features(client, params, headers)}
+            shown = {}
+            for name, box in (("a", a), ("b", b)):
+                listed = _features(client, {**params, "bbox": _box(*box)}, headers)
+                assert all(f == everything[f["id"]] for f in listed), (role, params)
+                shown[name] = {f["id"]: f["properties"] for f in listed}
+            assert set(shown["b"]) <= set(shown["a"])
+            for m in MEASURES:
+                total = {
+                    n: sum(disclosure.published_value(p[m]) for p in shown[n].values())
+                    for n in ("a", "b")
+                }
+                difference = total["a"] - total["b"]
+                assert difference % base == 0, (role, params, m, difference)
+                assert difference == sum(
+                    disclosure.published_value(shown["a"][i][m])
+                    for i in set(shown["a"]) - set(shown["b"])
+                )
+
+
+def test_a_bad_bbox_on_the_aggregates_is_a_422_problem(client: TestClient, role_keys: dict) -> None:
+    analyst = as_role(role_keys, "analyst")
+    for bad in (
+        "114.2,30.5,114.4",  # three numbers
+        "a,b,c,d",
+        "114.4,30.5,114.2,30.7",  # crosses the antimeridian (west > east)
+        "114.2,30.7,114.4,30.5",  # south > north
+        "114.2,30.5,114.2,30.7",  # empty
+        "114.2,95,114.4,96",  # off the globe
+        "nan,30.5,114.4,30.7",
+        "100,20,120,40",  # larger than GEO_LIMITS_BBOX_KM2
+    ):
+        for params in ({"level": "grid"}, {"res": 8}):
+            response = client.get(
+                "/households/aggregate", params={**params, "bbox": bad}, headers=analyst
+            )
+            body = problem(response)
+            assert body["status"] == 422 and body["code"] == "invalid-input", (bad, body)
+            assert "bbox" in body["detail"]
 
 
 # --- the batch run -----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from geo_service.api.params import OutputCrs
 from geo_service.api.responses import geojson_in_crs
 from geo_service.api.schemas import INT32_MAX, INT64_MAX
 from geo_service.api.schemas.residents import HouseholdAggregatePublic, HouseholdRowsPublic
+from geo_service.geo.bbox import BBox
 from geo_service.geo.crs import rows_from_wgs84
 from geo_service.services.residents import households as household_service
 
@@ -48,9 +49,18 @@ def read_household_aggregate(
     level: Literal["district", "street", "community", "grid"] | None = None,
     res: Annotated[int | None, Query(description="H3 resolution")] = None,
     crs: OutputCrs = "wgs84",
+    bbox: Annotated[
+        str | None,
+        Query(
+            description="minx,miny,maxx,maxy (WGS84): the areas or cells that meet the box, "
+            "each with its whole count (not only the homes inside the box)"
+        ),
+    ] = None,
 ) -> dict[str, Any]:
     """Households, residents and rental units per area or H3 cell, published by disclosure
-    control (random rounding to base ``min_cell_count``, consistent across every path)."""
+    control (random rounding to base ``min_cell_count``, consistent across every path); with
+    ``bbox``, only the features that meet it, each published as without it."""
+    box = BBox.parse(bbox, max_km2=settings.limits.bbox_km2) if bbox else None
     layer = household_service.aggregate(
         session,
         scope,
@@ -58,5 +68,6 @@ def read_household_aggregate(
         res=res,
         min_count=settings.auth.min_cell_count,
         public_max_res=settings.auth.public_max_h3_res,
+        bbox=box,
     )
     return geojson_in_crs(layer, crs)

@@ -37,7 +37,11 @@ StoreDep = Annotated[PhotoStore, Depends(get_photo_store)]
     response_model=PhotoPublic,
     response_description="the photo, stored without EXIF",
     responses={
-        200: {"model": PhotoPublic, "description": "replay of the same Idempotency-Key"},
+        200: {
+            "model": PhotoPublic,
+            "description": "replay of the same Idempotency-Key, or the same bytes already "
+            "stored on this incident: the stored photo",
+        },
         413: {"description": "over GEO_PHOTOS_MAX_BYTES or GEO_PHOTOS_MAX_PIXELS"},
         415: {"description": "not a JPEG, PNG or WebP image (judged by content)"},
     },
@@ -56,7 +60,8 @@ def create_photo(
 ) -> JSONResponse:
     """Attach a photo to an incident you see: re-encoded upright as a JPEG with no EXIF (GPS
     and device data removed), with a thumbnail; audited. The same user's Idempotency-Key
-    again answers the first photo (200) and stores nothing."""
+    again, or the same bytes (SHA-256) already stored on this incident, answers the stored
+    photo (200, its ``Location``) and stores and audits nothing."""
     limits = settings.photos
     data = file.file.read(limits.max_bytes + 1)
     photo, created = photo_service.add_photo(

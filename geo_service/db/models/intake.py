@@ -184,6 +184,14 @@ class IncidentPhoto(Base):
             unique=True,
             postgresql_where=text("request_key IS NOT NULL"),
         ),
+        # the same upload twice (an offline queue without an Idempotency-Key) is one photo
+        Index(
+            "ux_incident_photos_content",
+            "incident_id",
+            "content_sha256",
+            unique=True,
+            postgresql_where=text("content_sha256 IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(
@@ -200,6 +208,8 @@ class IncidentPhoto(Base):
     thumbnail_bytes: Mapped[int] = mapped_column(Integer)
     uploaded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     request_key: Mapped[str | None] = mapped_column(String(200))
+    # hex SHA-256 of the bytes as uploaded (migration 0039; photos stored before have none)
+    content_sha256: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 

@@ -16,7 +16,13 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo_service.errors import InvalidInputError, PermissionDeniedError
-from geo_service.geo.h3cells import RESIDENT_RESOLUTIONS, cell_feature, resident_cell_column
+from geo_service.geo.bbox import SRID, BBox
+from geo_service.geo.h3cells import (
+    RESIDENT_RESOLUTIONS,
+    cell_feature,
+    cells_in_bbox,
+    resident_cell_column,
+)
 from geo_service.i18n import format_message, gettext
 from geo_service.services.access import disclosure
 from geo_service.services.access.scope import Scope
@@ -79,6 +85,7 @@ _BY_AREA = text(
                FROM grids g JOIN rental_units ru ON ru.grid_id = g.id GROUP BY g.root) u
            ON u.root = r.id
     WHERE r.version_id = :v AND r.level = :level
+      AND (:whole_city OR ST_Intersects(r.geom, ST_MakeEnvelope(:minx, :miny, :maxx, :maxy, :srid)))
     ORDER BY r.id
     """
 )
@@ -116,8 +123,12 @@ def aggregate(
     res: int | None = None,
     min_count: int,
     public_max_res: int = 8,
+    bbox: BBox | None = None,
 ) -> dict[str, Any]:
     """Households, residents and rental units per area (``level``) or per H3 cell (``res``).
+
+    ``bbox`` keeps the features whose area or hexagon meets the box, each with its whole count
+    published as without the box (see the module's notes).
 
     ``scope`` None means an anonymous caller of the public layers: H3 only, at most
     ``public_max_res``, always published. Admins (and a grid's own worker, for features made of
@@ -134,7 +145,20 @@ def aggregate(
             raise InvalidInputError(
                 format_message("level must be one of {values}", values=", ".join(AREA_LEVELS))
             )
-        rows = session.execute(_BY_AREA, {"v": version_in_force(session), "level": level})
+        box = bbox or BBox(-180.0, -90.0, 180.0, 90.0)
+        rows = session.execute(
+            _BY_AREA,
+            {
+                "v": version_in_force(session),
+                "level": level,
+                "whole_city": bbox is None,
+                "minx": box.minx,
+                "miny": box.miny,
+                "maxx": box.maxx,
+                "maxy": box.maxy,
+                "srid": SRID,
+            },
+        )
         features = []
         for r in rows:
             if not scope.has_area(r.id):
@@ -176,11 +200,14 @@ def aggregate(
         )
     restricted = scope is not None and not scope.unrestricted
     grids = sorted(scope.grid_ids or ()) if restricted and scope is not None else []
-    rows = session.execute(_BY_CELL[res], {"grids": grids, "all_grids": not restricted})
+    cells = list(session.execute(_BY_CELL[res], {"grids": grids, "all_grids": not restricted}))
+    if bbox is not None and cells:  # hexagons are tested in Python (no H3 in the database)
+        keep = cells_in_bbox([int(r.cell) for r in cells], bbox)
+        cells = [r for r, kept in zip(cells, keep, strict=True) if kept]
     # The cells hold the records of the caller's whole jurisdiction (or of the city).
     exact = disclosure.sees_exact(scope, None)
     features = []
-    for r in rows:
+    for r in cells:
         counts = {
             "households": int(r.households),
             "residents": int(r.residents),

@@ -5,8 +5,9 @@
 // sends them with Idempotency-Keys when the connection returns.
 // v2: the base-map switcher's scripts (issue 19); v4: the pages' catalogues, refused items;
 // v5: base maps carry their 审图号 and logo (issue 19); v6: the duty switch follows the
-// outbox, the grid checked before a report is kept, the phone's layout, escalation reasons
-const CACHE = "geo-service-field-v7";
+// outbox, the grid checked before a report is kept, the phone's layout, escalation reasons;
+// v8: the manifest is answered from the cache without a connection, with every icon it names
+const CACHE = "geo-service-field-v8";
 // Responses vary by language (Vary: Accept-Language, Cookie): the phone keeps one copy of each
 // and serves it offline whatever headers the request carries (ignoreVary), or nothing matches.
 const SHELL = [
@@ -16,14 +17,18 @@ const SHELL = [
   "/static/pages/field_app.js",
   "/static/pages/field_app.css",
   "/static/pages/field_app_icon.svg",
+  "/static/pages/field_app_icon_192.png",
+  "/static/pages/field_app_icon_512.png",
   "/static/vendor/leaflet/leaflet.js",
   "/static/vendor/leaflet/leaflet.css",
   "/static/pages/basemaps.js",
   "/static/vendor/gcoord/gcoord.global.prod.js",
 ];
-// reads kept for use without a connection: the page and the data it shows
+// reads kept for use without a connection: the page, its manifest (in the phone's language,
+// so network first) and the data it shows
 const KEPT_READS = [
-  /^\/app$/, /^\/console\/incidents$/, /^\/areas\/\d+$/, /^\/households\/visits$/,
+  /^\/app$/, /^\/app\/manifest\.webmanifest$/, /^\/console\/incidents$/, /^\/areas\/\d+$/,
+  /^\/households\/visits$/,
   /^\/incidents\/[0-9a-f-]+\/photos(\/[0-9a-f-]+)?$/, /^\/incidents\/[0-9a-f-]+$/,
 ];
 
