@@ -40,6 +40,8 @@ def _simulation(client: TestClient) -> Simulation:
         human_grace_s=GRACE_S,
     )
     simulation.setup()
+    # its own reports only: the loaded backlog (which clean_writes does not undo) stays as it is
+    simulation.api.open_incidents = lambda pages=4: []  # type: ignore[method-assign]
     return simulation
 
 

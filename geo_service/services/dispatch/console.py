@@ -1,5 +1,7 @@
 """The dispatcher's console (``/map/dispatch``): open incidents urgency first with the
-server's counts, the deltas its event stream pushes, and reassigning a responder.
+server's counts, the resolved ones waiting to be closed (``view="resolved"``), one incident in
+any state (what the page reads again after a 409), the deltas its event stream pushes, and
+reassigning a responder.
 
 One clock decides: every read takes the service's clock once (``runtime.current().clock``:
 the database's ``now()`` unless a test or replay holds it; or a ``now`` handed in) and judges
