@@ -321,6 +321,21 @@ class DispatchSettings(BaseSettings):
     )
 
 
+class SimulateSettings(BaseSettings):
+    """The living city's simulator (``geo-service simulate``, ``geo-service demo``): a client of
+    the API, so not part of a server's ``Settings``."""
+
+    model_config = SettingsConfigDict(env_prefix="GEO_SIMULATE_", extra="ignore")
+
+    human_grace_s: float = Field(
+        default=60.0,
+        ge=0,
+        le=86_400,
+        description="Simulated seconds the simulator leaves a new or reopened report alone, so "
+        "that a person at the console can dispatch it first (0: at once).",
+    )
+
+
 class ReportSettings(BaseSettings):
     """The managers' reports: the PDF's font and the weekly report the server writes."""
 

@@ -28,6 +28,8 @@ INCIDENT_STATUSES = (
 )
 OPEN_INCIDENT_STATUSES = ("reported", "dispatched", "accepted", "on_scene")
 CLOSED_INCIDENT_STATUSES = tuple(s for s in INCIDENT_STATUSES if s not in OPEN_INCIDENT_STATUSES)
+# Done by the responder, not yet closed by a dispatcher (the console lists them to close).
+AWAITING_CLOSE_STATUSES = ("resolved",)
 INCIDENT_SOURCES = ("citizen", "grid_worker", "hotline", "sensor", "import")
 # How a resolved dispute ended (``incidents.outcome``, migration 0030).
 INCIDENT_OUTCOMES = ("settled", "unsettled")

@@ -12,7 +12,7 @@ import typer
 from geo_service.cli.common import console, database_url, progress_bar
 from geo_service.i18n import N_, format_message
 from geo_service.i18n import gettext as _
-from geo_service.settings import Settings
+from geo_service.settings import Settings, SimulateSettings
 
 app = typer.Typer(help=_("The demo city."), invoke_without_command=True)
 DEFAULT_OUT = Path("data/boundaries/demo_city")
@@ -227,7 +227,13 @@ def _simulate_in_background(base: str, key: str, speed: float) -> None:
                 except httpx.HTTPError:
                     pass
                 time.sleep(0.5)
-            simulation = Simulation(Gateway(client), start=now_utc(), seed=7)
+            # people at the console get a head start on each new report (a minute)
+            simulation = Simulation(
+                Gateway(client),
+                start=now_utc(),
+                seed=7,
+                human_grace_s=SimulateSettings().human_grace_s,
+            )
             try:
                 simulation.setup()
                 log.warning(

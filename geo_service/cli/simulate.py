@@ -20,6 +20,7 @@ COUNT_WORDS = (
     N_("dispatched"),
     N_("fixes"),
     N_("freed"),
+    N_("left to people"),
     N_("left waiting"),
     N_("off duty"),
     N_("on duty"),
@@ -27,6 +28,7 @@ COUNT_WORDS = (
     N_("report refused"),
     N_("reported"),
     N_("resolved"),
+    N_("taken by people"),
 )
 KEY_HELP = _("API key of a dispatcher or admin (the simulator dispatches, and reports positions).")
 
@@ -49,6 +51,18 @@ def simulate_command(
     tz: Annotated[
         str, typer.Option(help=_("The city's time zone (shifts, the hour of day)."))
     ] = "Asia/Shanghai",
+    human_grace: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            max=86_400,
+            envvar="GEO_SIMULATE_HUMAN_GRACE_S",
+            help=_(
+                "Simulated seconds a new report is left to the people at the console before "
+                "the simulator dispatches it."
+            ),
+        ),
+    ] = 60.0,
 ) -> None:
     """Reports arrive at a real city's rate (Wuhan: ~17,000 a day over ~16,000 grids) with the
     day's and the week's cycle; the best free responder is dispatched by road ETA, drives there,
@@ -71,7 +85,9 @@ def simulate_command(
         raise typer.Exit(2)
     client = httpx.Client(base_url=url.rstrip("/"), headers={"X-API-Key": key}, timeout=60)
     gateway = Gateway(client)
-    simulation = Simulation(gateway, start=now_utc(), seed=seed, tz=tz, grids=grids)
+    simulation = Simulation(
+        gateway, start=now_utc(), seed=seed, tz=tz, grids=grids, human_grace_s=human_grace
+    )
     try:
         simulation.setup()
     except (httpx.HTTPError, ApiError, ValueError) as exc:

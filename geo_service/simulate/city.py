@@ -58,6 +58,9 @@ ESCALATION_REASONS = (
 # A closed matter the resident calls back about: reopened after 30 minutes to 4 hours.
 REOPEN_SHARE = 0.02
 REOPEN_AFTER_S = (1800.0, 4 * 3600.0)
+# Who escalates on nobody's behalf (the server's scheduler, the CLI's cron run): an
+# escalation by anyone else is a person's (or the simulator's own responder's).
+AUTOMATIC_ESCALATORS = frozenset({"scheduler", "geo-service escalate"})
 
 
 @dataclass
@@ -96,6 +99,8 @@ class Waiting:
     category: str
     tries: int = 0
     next_try: float = 0.0
+    queued_at: float = 0.0  # when the simulator took it on (its state then was its own doing)
+    escalations_seen: int = 0  # escalations it had then (not by the scheduler)
 
 
 @dataclass
@@ -127,6 +132,12 @@ class Simulation:
     device_clock : callable, optional
         The time stamped on position fixes (default: the wall clock, UTC), which the server
         compares with its own clock.
+    human_grace_s : float
+        Simulated seconds a new, picked-up or reopened report is left alone before the
+        simulated dispatcher tries it, so that a person at the console can go first
+        (``GEO_SIMULATE_HUMAN_GRACE_S``; the demo's default is a minute). Whatever the grace,
+        an incident someone else has dispatched, accepted or escalated is theirs: the
+        simulator only moves it when it is one of its own responders' jobs.
     """
 
     def __init__(
@@ -138,6 +149,7 @@ class Simulation:
         tz: str = "Asia/Shanghai",
         grids: int | None = None,
         device_clock: Callable[[], datetime] | None = None,
+        human_grace_s: float = 0.0,
     ) -> None:
         if start.tzinfo is None:
             raise ValueError("start must be timezone-aware")
@@ -157,6 +169,10 @@ class Simulation:
         self.seed = seed
         self.want_grids = grids
         self.device_clock = device_clock or (lambda: datetime.now(UTC))
+        if human_grace_s < 0:
+            raise ValueError("human_grace_s must be 0 or more")
+        self.human_grace_s = human_grace_s
+        self._escalated: Counter[str] = Counter()  # escalations the simulator made, per incident
         self.t = 0.0
         self.units: dict[int, Unit] = {}
         self.waiting: list[Waiting] = []
@@ -289,13 +305,16 @@ class Simulation:
         self.totals.counts["reported"] += 1
         self.totals.counts[f"reported ({source})"] += 1
         self._known.add(made["id"])
-        self.waiting.append(Waiting(made["id"], lon, lat, category, next_try=self.t))
+        self.waiting.append(self._queued(made["id"], lon, lat, category))
 
     def _pick_up(self) -> None:
         """Take on reports the dispatcher did not make (the demo's backlog when it starts,
         Open311 reports, a colleague's): open, not yet sent, in the grids simulated."""
         if self.t < self._next_pick_up:
             return
+        # the first look finds the backlog the city began with; later ones may find what
+        # people are handling, which the simulator leaves to them
+        backlog = self._next_pick_up == 0.0
         self._next_pick_up = self.t + PICK_UP_S
         for item in self.api.open_incidents():
             if item["id"] in self._known or self._grid_index is None:
@@ -307,15 +326,19 @@ class Simulation:
             self._picked.add(item["id"])
             if item["status"] == "reported" and item["responder_id"] is None:
                 self.totals.counts["picked up"] += 1
-                self.waiting.append(
-                    Waiting(item["id"], item["lon"], item["lat"], item["category"], next_try=self.t)
-                )
+                queued = self._queued(item["id"], item["lon"], item["lat"], item["category"])
+                queued.escalations_seen = int(item.get("escalation_level") or 0)
+                self.waiting.append(queued)
                 continue
             # already under way (a backlog the city was generated with, another dispatcher's):
             # its responder, if simulated and free, works it to the end; else it is finished
             # on the responder's behalf after the rest of a handling time
-            self.totals.counts["adopted"] += 1
             unit = self.units.get(item["responder_id"] or -1)
+            if not backlog and (unit is None or unit.phase != "idle"):
+                # someone else's dispatch to a responder the simulator does not move: theirs
+                self.totals.counts["left to people"] += 1
+                continue
+            self.totals.counts["adopted"] += 1
             if unit is not None and unit.phase == "working" and unit.incident is None:
                 # busy when the simulation began: this is the job it is on (it is freed by
                 # resolving it, never by a status change that would leave the job held)
@@ -350,12 +373,35 @@ class Simulation:
                 self.totals.counts["closed (picked up)"] += 1
         self._finishing = still
 
+    def _queued(self, incident: str, lon: float, lat: float, category: str) -> Waiting:
+        """A report to dispatch, after the people's head start (``human_grace_s``)."""
+        return Waiting(
+            incident, lon, lat, category, next_try=self.t + self.human_grace_s, queued_at=self.t
+        )
+
+    @staticmethod
+    def _touched_by_others(found: dict[str, Any], item: Waiting) -> bool:
+        """Whether someone else moved an incident the simulator left reported: dispatched
+        (or further), or escalated it since (the scheduler's escalations are nobody's)."""
+        if found["status"] != "reported" or found.get("responder_id") is not None:
+            return True
+        by_people = [
+            e for e in found.get("escalations") or [] if e.get("by") not in AUTOMATIC_ESCALATORS
+        ]
+        return len(by_people) > item.escalations_seen
+
     def _dispatch(self) -> None:
         still: list[Waiting] = []
         for item in self.waiting:
             if item.next_try > self.t:
                 still.append(item)
                 continue
+            if self.t > item.queued_at:
+                # time has passed since it was taken on: read it again, someone may have it
+                found = self.api.incident(item.incident)
+                if found is None or self._touched_by_others(found, item):
+                    self._leave_to_others(item, found)
+                    continue
             if not self._send_someone(item):
                 item.tries += 1
                 item.next_try = self.t + RETRY_S
@@ -364,6 +410,34 @@ class Simulation:
                 else:
                     self.totals.counts["left waiting"] += 1
         self.waiting = still
+
+    def _leave_to_others(self, item: Waiting, found: dict[str, Any] | None) -> None:
+        """Drop a report someone else took on; if they sent one of the simulator's idle
+        responders, that responder does its job (accepts, drives there, works)."""
+        unit = None if found is None else self.units.get(found.get("responder_id") or -1)
+        if (
+            found is None
+            or unit is None
+            or unit.phase != "idle"
+            or found["status"] not in ("dispatched", "accepted")
+        ):
+            self.totals.counts["left to people"] += 1
+            return
+        if found["status"] == "dispatched" and not self.api.act(item.incident, "accept"):
+            self.totals.counts["left to people"] += 1
+            return
+        self.totals.counts["taken by people"] += 1
+        self._where[item.incident] = item
+        if item.category == DISPUTES:
+            self._disputes.add(item.incident)
+        self._drive(unit, item, MIN_TRIP_S)
+
+    def _drive(self, unit: Unit, item: Waiting, trip: float) -> None:
+        """Send ``unit`` on its way to ``item`` (``trip`` simulated seconds)."""
+        unit.status, unit.phase, unit.incident = "busy", "driving", item.incident
+        x, y = unit.at(self.t)
+        unit.lon, unit.lat = x, y
+        unit.leg = (x, y, self.t, item.lon, item.lat, self.t + trip)
 
     def _send_someone(self, item: Waiting) -> bool:
         for candidate in self.api.candidates(item.incident):
@@ -376,13 +450,9 @@ class Simulation:
             if item.category == DISPUTES:
                 self._disputes.add(item.incident)
             self._where[item.incident] = item
-            unit.status, unit.phase, unit.incident = "busy", "driving", item.incident
             if self.api.act(item.incident, "accept"):
                 self.totals.counts["accepted"] += 1
-            trip = max(MIN_TRIP_S, float(candidate.get("eta_s") or MIN_TRIP_S))
-            x, y = unit.at(self.t)
-            unit.lon, unit.lat = x, y
-            unit.leg = (x, y, self.t, item.lon, item.lat, self.t + trip)
+            self._drive(unit, item, max(MIN_TRIP_S, float(candidate.get("eta_s") or MIN_TRIP_S)))
             return True
         return False
 
@@ -427,6 +497,7 @@ class Simulation:
         for share, reason in zip(ESCALATION_SHARES, ESCALATION_REASONS, strict=True):
             if draw >= share or not self.api.act(incident, "escalate", note=reason):
                 return
+            self._escalated[incident] += 1
             self.totals.counts["escalated"] += 1
 
     def _reopen(self) -> None:
@@ -437,9 +508,9 @@ class Simulation:
                 still.append((item, due))
             elif self.api.act(item.incident, "reopen"):
                 self.totals.counts["reopened"] += 1
-                self.waiting.append(
-                    Waiting(item.incident, item.lon, item.lat, item.category, next_try=self.t)
-                )
+                queued = self._queued(item.incident, item.lon, item.lat, item.category)
+                queued.escalations_seen = self._escalated[item.incident]
+                self.waiting.append(queued)
         self._reopening = still
 
     def _outcome(self, incident: str) -> str | None:

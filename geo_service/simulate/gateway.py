@@ -147,6 +147,14 @@ class Gateway:
                 break
         return items
 
+    def incident(self, incident_id: str) -> dict[str, Any] | None:
+        """One incident as it is now (``GET /incidents/{id}``: status, responder, escalations
+        with who made them); None when it is gone or refused."""
+        response = self._send("incident", "GET", f"/incidents/{incident_id}")
+        if response.status_code >= 500:
+            raise ApiError(f"GET /incidents: {response.status_code} {response.text[:300]}")
+        return response.json() if response.status_code == 200 else None
+
     def candidates(self, incident_id: str) -> list[dict[str, Any]]:
         """Responders to send, best first, by road travel time."""
         response = self._send(

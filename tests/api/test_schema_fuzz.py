@@ -272,6 +272,8 @@ def _call_everything(call: Caller, engine: Engine, city: DemoCity, live_server: 
     # the dispatcher's console: counts, a page, and a reassignment between two free responders
     get("/console/summary")
     get("/console/incidents", query={"limit": 5})
+    get("/console/incidents", query={"limit": 5, "view": "resolved"})
+    get("/console/incidents/{incident_id}", path_parameters={"incident_id": new_id})
     with engine.connect() as conn:
         free = (
             conn.execute(

@@ -1,5 +1,6 @@
 """The dispatcher's console: ``GET /console/summary``, ``GET /console/incidents``,
-``GET /console/stream`` (server-sent events) and ``POST /console/incidents/{id}/reassign``."""
+``GET /console/incidents/{id}``, ``GET /console/stream`` (server-sent events) and
+``POST /console/incidents/{id}/reassign``."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import anyio
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -17,7 +18,12 @@ from starlette.concurrency import run_in_threadpool
 from geo_service.api.deps import ActorDep, SessionDep, SettingsDep, require
 from geo_service.api.params import OutputCrs
 from geo_service.api.schemas import IncidentPublic
-from geo_service.api.schemas.console import ConsolePage, ConsoleSummary, ReassignBody
+from geo_service.api.schemas.console import (
+    ConsoleIncident,
+    ConsolePage,
+    ConsoleSummary,
+    ReassignBody,
+)
 from geo_service.geo.crs import rows_from_wgs84
 from geo_service.services.access.scope import Scope
 from geo_service.services.dispatch import console as service
@@ -48,12 +54,34 @@ def read_console_incidents(
     limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 200,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     crs: OutputCrs = "wgs84",
+    view: Annotated[
+        Literal["open", "resolved"],
+        Query(description="open incidents, or resolved ones waiting to be closed"),
+    ] = "open",
 ) -> dict[str, Any]:
-    """Open incidents by priority, then most late first, with the counts of all of them and
-    the event id from which ``/console/stream`` sends what changed after this read; each
-    item's ``lon``/``lat`` in ``crs`` (degrees, WGS84 by default)."""
-    page = service.console_incidents(session, scope=scope, limit=limit, offset=offset)
+    """Open incidents by priority, then most late first (``view=resolved``: the resolved ones
+    not yet closed, the longest waiting first), with the counts of the open ones, how many
+    wait to be closed, and the event id from which ``/console/stream`` sends what changed
+    after this read; each item's ``lon``/``lat`` in ``crs`` (degrees, WGS84 by default)."""
+    page = service.console_incidents(session, scope=scope, limit=limit, offset=offset, view=view)
     return {**page, "items": rows_from_wgs84(page["items"], crs)}
+
+
+@router.get(
+    "/incidents/{incident_id}",
+    response_model=ConsoleIncident,
+    response_description="the incident as the console shows it",
+)
+def read_console_incident(
+    session: SessionDep,
+    scope: Annotated[Scope, Depends(require("incidents:read"))],
+    incident_id: uuid.UUID,
+    crs: OutputCrs = "wgs84",
+) -> dict[str, Any]:
+    """One incident as the console lists it, in any state, with the actions the caller may
+    take now (what the page reads again when someone else moved it first: a 409)."""
+    item = service.console_incident(session, incident_id, scope=scope)
+    return rows_from_wgs84([item], crs)[0]
 
 
 @router.post(
@@ -80,9 +108,17 @@ def _tick(request: Request, feed: service.ConsoleFeed, crs: str = "wgs84") -> by
     of changed incidents and responders in ``crs``."""
     with request.app.state.sessionmaker() as session:
         events = [
-            (name, {**data, "changed": rows_from_wgs84(data["changed"], crs)})
-            if isinstance(data.get("changed"), list)
-            else (name, data)
+            (
+                name,
+                {
+                    **data,
+                    **{
+                        key: rows_from_wgs84(data[key], crs)
+                        for key in ("changed", "resolved")
+                        if isinstance(data.get(key), list)
+                    },
+                },
+            )
             for name, data in feed.tick(session)
         ]
     resume = service.event_id(feed.cursor())
@@ -108,7 +144,8 @@ async def read_console_stream(
     crs: OutputCrs = "wgs84",
 ) -> StreamingResponse:
     """Server-sent events for the console, scoped like ``GET /incidents``: ``incidents``
-    (``changed`` open ones with ``new`` set on reports since the cursor, ``closed`` ones),
+    (``changed`` open ones with ``new`` set on reports since the cursor, ``closed`` ones:
+    no longer open, ``resolved``: those of them now waiting to be closed, as full items),
     ``responders`` (moves and status changes; all of them first) and ``summary`` (the counts,
     when they change). Each event's id resumes the stream (``Last-Event-ID``, or ``since`` on
     the first connection: the ``event_id`` of ``/console/incidents``). Positions in ``crs``."""

@@ -28,7 +28,7 @@ class ConsoleSummary(Exact):
 
 
 class ConsoleIncident(Exact):
-    """An open incident as the console lists it."""
+    """An incident as the console lists it: open, or resolved and waiting to be closed."""
 
     id: str
     category: str
@@ -45,6 +45,9 @@ class ConsoleIncident(Exact):
     grid_name: str | None
     reported_at: str
     updated_at: str
+    resolved_at: str | None = Field(
+        default=None, description="when it was resolved (None until then, and after a reopen)"
+    )
     responder_id: int | None
     responder_callsign: str | None
     escalation_level: int
@@ -54,16 +57,20 @@ class ConsoleIncident(Exact):
     )
     target_s: int | None = Field(description="the stage's target, seconds from the report")
     due_at: str | None = Field(description="reported_at + target_s")
-    late_s: float | None = Field(description="seconds past due_at at now (negative: not yet)")
+    late_s: float | None = Field(
+        description="seconds past due_at at now (negative: not yet; None once not open)"
+    )
     overdue: bool
     actions: list[str] = Field(description="what the caller may do with it from the console")
     new: bool | None = Field(default=None, description="stream only: reported since the cursor")
 
 
 class ConsolePage(ConsoleSummary):
-    """A page of open incidents, by priority and then most late first, with the counts of
-    all of them; ``event_id`` is where the console's stream resumes from."""
+    """A page of open incidents, by priority and then most late first (or, ``view=resolved``,
+    of resolved ones waiting to be closed, the longest waiting first), with the counts of the
+    open ones; ``event_id`` is where the console's stream resumes from."""
 
+    resolved: int = Field(description="resolved incidents the caller sees, not yet closed")
     offset: int
     next_offset: int | None
     event_id: str

@@ -1,5 +1,7 @@
 """The dispatcher's console (``/map/dispatch``): open incidents urgency first with the
-server's counts, the deltas its event stream pushes, and reassigning a responder.
+server's counts, the resolved ones waiting to be closed (``view="resolved"``), one incident in
+any state (what the page reads again after a 409), the deltas its event stream pushes, and
+reassigning a responder.
 
 One clock decides: every read takes the service's clock once (``runtime.current().clock``:
 the database's ``now()`` unless a test or replay holds it; or a ``now`` handed in) and judges
@@ -36,6 +38,7 @@ from geo_service.services.dispatch.lifecycle import (
     RESPONDER_ACTIONS,
     allowed_actions,
     may_assign,
+    word,
 )
 from geo_service.services.dispatch.responders import visible_grids
 from geo_service.services.intake.incidents import (
@@ -44,7 +47,11 @@ from geo_service.services.intake.incidents import (
     get_incident,
     visible_to,
 )
-from geo_service.vocabulary import OPEN_INCIDENT_STATUSES
+from geo_service.vocabulary import (
+    AWAITING_CLOSE_STATUSES,
+    INCIDENT_STATUSES,
+    OPEN_INCIDENT_STATUSES,
+)
 
 MAX_PAGE = 1000
 # States a responder can be swapped in: sent or on the way, not yet on scene.
@@ -61,12 +68,12 @@ MAX_EVENT_ID = 7_258_118_400_000_000  # 2200-01-01
 
 _OPEN = f"""
     SELECT i.id, i.category, i.priority, i.status, i.description, i.reported_at, i.updated_at,
-           i.responder_id, i.escalation_level, i.grid_id,
+           i.resolved_at, i.responder_id, i.escalation_level, i.grid_id,
            ST_X(i.location) AS lon, ST_Y(i.location) AS lat,
            CASE WHEN i.accepted_at IS NULL THEN 'dispatch' ELSE 'resolve' END AS stage,
            {STAGE_TARGET_S.format(i="i")} AS target_s
     FROM incidents i
-    WHERE i.status = ANY(:open)
+    WHERE i.status = ANY(:statuses)
       AND (CAST(:grids AS int[]) IS NULL OR i.grid_id = ANY(:grids))
       AND (CAST(:ids AS uuid[]) IS NULL OR i.id = ANY(:ids))
 """
@@ -81,7 +88,8 @@ _ITEMS = f"""
     LEFT JOIN categories c ON c.code = d.category
     LEFT JOIN areas g ON g.id = d.grid_id
     LEFT JOIN responders r ON r.id = d.responder_id
-    ORDER BY d.priority, d.due_at NULLS LAST, d.id
+    ORDER BY CASE WHEN :oldest_resolved_first THEN d.resolved_at END NULLS LAST,
+             d.priority, d.due_at NULLS LAST, d.id
     LIMIT :limit OFFSET :offset
 """
 _SUMMARY = f"""
@@ -91,6 +99,9 @@ _SUMMARY = f"""
                WHERE CAST(:now AS timestamptz) > o.reported_at + make_interval(secs => o.target_s)
            ) AS overdue
     FROM o GROUP BY o.priority ORDER BY o.priority
+"""
+_COUNT = f"""
+    WITH o AS ({_OPEN}) SELECT count(*) FROM o
 """
 _CHANGED = f"""
     SELECT i.id, i.status, i.updated_at, i.created_at FROM incidents i
@@ -125,12 +136,15 @@ def decision_now(session: Session) -> datetime:
     return current().clock.now(session)
 
 
-def _params(scope: Scope, now: datetime) -> dict[str, Any]:
+def _params(
+    scope: Scope, now: datetime, statuses: tuple[str, ...] = OPEN_INCIDENT_STATUSES
+) -> dict[str, Any]:
     return {
-        "open": list(OPEN_INCIDENT_STATUSES),
+        "statuses": list(statuses),
         "grids": visible_grids(scope),
         "now": now,
         "ids": None,
+        "oldest_resolved_first": statuses == AWAITING_CLOSE_STATUSES,
     }
 
 
@@ -156,7 +170,8 @@ def console_actions(scope: Scope, status: str, responder_id: int | None) -> list
 
 
 def _item(m: Any, scope: Scope, now: datetime) -> dict[str, Any]:
-    late = m["late_s"]
+    # only an open incident is late: a resolved or ended one has no target left to miss
+    late = m["late_s"] if m["status"] in OPEN_INCIDENT_STATUSES else None
     return {
         "id": str(m["id"]),
         "category": m["category"],
@@ -173,6 +188,7 @@ def _item(m: Any, scope: Scope, now: datetime) -> dict[str, Any]:
         "grid_name": m["grid_name"],
         "reported_at": m["reported_at"].isoformat(),
         "updated_at": m["updated_at"].isoformat(),
+        "resolved_at": None if m["resolved_at"] is None else m["resolved_at"].isoformat(),
         "responder_id": m["responder_id"],
         "responder_callsign": m["responder_callsign"],
         "escalation_level": m["escalation_level"],
@@ -201,6 +217,10 @@ def console_summary(session: Session, *, scope: Scope, now: datetime | None = No
     }
 
 
+# What a console page lists: the open incidents, or the resolved ones waiting to be closed.
+VIEWS = {"open": OPEN_INCIDENT_STATUSES, "resolved": AWAITING_CLOSE_STATUSES}
+
+
 def console_incidents(
     session: Session,
     *,
@@ -208,28 +228,59 @@ def console_incidents(
     limit: int,
     offset: int = 0,
     now: datetime | None = None,
+    view: str = "open",
 ) -> dict[str, Any]:
-    """A page of the open incidents the caller sees, by priority and then most late first,
-    with the counts of all of them at the same ``now`` and the event id a stream resumes from
-    (so nothing that changes while the pages load is missed)."""
+    """A page of the incidents the caller sees, with the counts of the open ones at the same
+    ``now``, how many resolved ones wait to be closed, and the event id a stream resumes from
+    (so nothing that changes while the pages load is missed). ``view="open"``: the open ones
+    by priority and then most late first; ``"resolved"``: the resolved ones, the longest
+    waiting first (a dispatcher closes or reopens them)."""
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidInputError(format_message("limit must be 1..{max_page}", max_page=MAX_PAGE))
     if offset < 0:
         raise InvalidInputError(gettext("offset must be 0 or more"))
+    if view not in VIEWS:
+        raise InvalidInputError(
+            format_message("view must be one of {values}", values=", ".join(VIEWS))
+        )
     cursor = database_now(session)
     now = now or decision_now(session)
-    params = {**_params(scope, now), "limit": limit, "offset": offset, "lang": names_language()}
+    statuses = VIEWS[view]
+    params = {
+        **_params(scope, now, statuses),
+        "limit": limit,
+        "offset": offset,
+        "lang": names_language(),
+    }
     rows = session.execute(text(_ITEMS), params).mappings().all()
     summary = console_summary(session, scope=scope, now=now)
+    resolved = session.execute(
+        text(_COUNT), _params(scope, now, AWAITING_CLOSE_STATUSES)
+    ).scalar_one()
     items = [_item(m, scope, now) for m in rows]
     following = offset + len(items)
+    total = summary["open"] if view == "open" else resolved
     return {
         **summary,
+        "resolved": resolved,
         "offset": offset,
-        "next_offset": following if following < summary["open"] and items else None,
+        "next_offset": following if following < total and items else None,
         "event_id": event_id(cursor),
         "items": items,
     }
+
+
+def console_incident(
+    session: Session, incident_id: uuid.UUID, *, scope: Scope, now: datetime | None = None
+) -> dict[str, Any]:
+    """One incident as the console shows it, whatever its state (what a page reads again when
+    an action was refused because someone else moved it first); 404 outside the caller's
+    area, as in the listing."""
+    now = now or decision_now(session)
+    found = _items_by_id(session, scope, now, [incident_id], INCIDENT_STATUSES)
+    if not found:
+        raise NotFoundError(format_message("incident {id} does not exist", id=incident_id))
+    return found[0]
 
 
 def event_id(at: datetime) -> str:
@@ -244,11 +295,17 @@ def parse_event_id(value: str) -> datetime:
     return EPOCH + timedelta(microseconds=int(value))
 
 
-def _items_by_id(session: Session, scope: Scope, now: datetime, ids: list[Any]) -> list[dict]:
+def _items_by_id(
+    session: Session,
+    scope: Scope,
+    now: datetime,
+    ids: list[Any],
+    statuses: tuple[str, ...] = OPEN_INCIDENT_STATUSES,
+) -> list[dict]:
     if not ids:
         return []
     params = {
-        **_params(scope, now),
+        **_params(scope, now, statuses),
         "ids": ids,
         "limit": len(ids),
         "offset": 0,
@@ -294,6 +351,19 @@ class ConsoleFeed:
             for r in fresh
             if r["status"] not in OPEN_INCIDENT_STATUSES
         ]
+        # a resolved one leaves the open list (in ``closed``) for the list of those to close
+        awaiting = [r["id"] for r in fresh if r["status"] in AWAITING_CLOSE_STATUSES]
+        resolved = [
+            item
+            for start in range(0, len(awaiting), MAX_PAGE)
+            for item in _items_by_id(
+                session,
+                self.scope,
+                now,
+                awaiting[start : start + MAX_PAGE],
+                AWAITING_CLOSE_STATUSES,
+            )
+        ]
         created = {str(r["id"]) for r in fresh if r["created_at"] >= since - OVERLAP}
         for item in changed:
             item["new"] = item["id"] in created and item["id"] not in self.sent_incidents
@@ -311,6 +381,7 @@ class ConsoleFeed:
                         "now": now.isoformat(),
                         "changed": changed[start : start + EVENT_BATCH],
                         "closed": closed[start : start + EVENT_BATCH],
+                        "resolved": resolved[start : start + EVENT_BATCH],
                     },
                 )
             )
@@ -457,7 +528,9 @@ def reassign(
     if current.status not in REASSIGNABLE:
         session.rollback()
         raise ConflictError(
-            format_message("cannot reassign an incident that is {status}", status=current.status),
+            format_message(
+                "cannot reassign an incident that is {status}", status=word(current.status)
+            ),
             status_now=current.status,
             allowed_actions=console_actions(scope, current.status, current.responder_id),
         )
@@ -467,7 +540,7 @@ def reassign(
             format_message(
                 "responder {responder_id} is {status}, not available",
                 responder_id=responder_id,
-                status=new.status,
+                status=word(new.status),
             ),
             responder_status=new.status,
         )

@@ -30,7 +30,7 @@ from geo_service.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from geo_service.i18n import format_message, gettext
+from geo_service.i18n import N_, format_message, gettext
 from geo_service.services.access.audit import record_audit
 from geo_service.services.access.scope import Scope
 from geo_service.services.dispatch.responders import NearestQuery, nearest
@@ -73,6 +73,35 @@ FREES_RESPONDER = frozenset({"resolve", "cancel"})
 # What only a responder can do: refused (409) on an incident with none assigned.
 NEEDS_RESPONDER = frozenset({"accept", "arrive"})
 TOP_LEVEL = len(ESCALATION_LEVELS) - 1
+
+
+# The states and actions as a refusal's detail names them, in the reader's language (the
+# codes themselves stay in the problem's members: ``status_now``, ``allowed_actions``).
+WORDS = {
+    "reported": N_("reported"),
+    "dispatched": N_("dispatched"),
+    "accepted": N_("accepted"),
+    "on_scene": N_("on scene"),
+    "resolved": N_("resolved"),
+    "closed": N_("closed"),
+    "cancelled": N_("cancelled"),
+    "available": N_("available"),
+    "busy": N_("busy"),
+    "off_duty": N_("off duty"),
+    "dispatch": N_("dispatch"),
+    "accept": N_("accept"),
+    "arrive": N_("arrive"),
+    "resolve": N_("resolve"),
+    "close": N_("close"),
+    "cancel": N_("cancel"),
+    "reopen": N_("reopen"),
+    "reassign": N_("reassign"),
+}
+
+
+def word(value: str) -> str:
+    """A state's or action's name in the request's language (unknown values as they are)."""
+    return gettext(WORDS[value]) if value in WORDS else value
 
 
 def allowed_actions(status: str) -> list[str]:
@@ -223,7 +252,7 @@ def _take_responder(session: Session, responder_id: int, scope: Scope) -> None:
             format_message(
                 "responder {responder_id} is {status}, not available",
                 responder_id=responder_id,
-                status=row.status,
+                status=word(row.status),
             )
             + (gettext(" (assigned to an open incident)") if assigned else ""),
             responder_status=row.status,
@@ -326,8 +355,8 @@ def transition(
         raise ConflictError(
             format_message(
                 "cannot {action} an incident that is {status}",
-                action=action,
-                status=current["status"],
+                action=word(action),
+                status=word(current["status"]),
             ),
             status_now=current["status"],
             allowed_actions=allowed_actions(current["status"]),

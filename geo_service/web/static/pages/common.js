@@ -48,6 +48,11 @@ async function api(path, options = {}) {
   if (!SAFE_METHODS.has(method)) headers["X-CSRF-Token"] = PAGE.csrf || "";
   const response = await fetch(path, {credentials: "same-origin", ...options, headers});
   const body = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(body.detail || t("HTTP {status}", {status: response.status}));
+  if (!response.ok) {
+    const err = new Error(body.detail || t("HTTP {status}", {status: response.status}));
+    err.status = response.status;  // a page may act on a 409 (read the thing again)
+    err.problem = body;
+    throw err;
+  }
   return body;
 }

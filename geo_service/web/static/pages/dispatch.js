@@ -1,8 +1,10 @@
 "use strict";
 // The dispatcher's console (/map/dispatch); loads after common.js.
 // One full load of the open incidents (/console/incidents, paged by the server, urgency
-// first), then the changes pushed over server-sent events (/console/stream). Counts are
-// the server's. Writes ride the session cookie with its CSRF token (common.js api()).
+// first) and of the resolved ones waiting to be closed (view=resolved), then the changes
+// pushed over server-sent events (/console/stream). Counts are the server's. The open detail
+// follows the stream (someone else may dispatch or accept it first); an action refused with
+// a 409 reads the incident again (/console/incidents/{id}) and says why. Writes ride the session cookie with its CSRF token (common.js api()).
 // Every value from the server goes into the page as text (el() below), never as HTML.
 const PAGE_SIZE = Number(PAGE.pageSize) || 50;
 const COLOURS = {1: "#d7191c", 2: "#f57c00", 3: "#c9a400", 4: "#2c7bb6"};
@@ -15,7 +17,10 @@ const grids = L.geoJSON(null, {style: {color: "#666", weight: 0.5, fill: false},
 map.createPane("responders").style.zIndex = 390;
 const responderLayer = L.layerGroup().addTo(map);
 const incidentLayer = L.layerGroup().addTo(map);
-const incidents = new Map();   // id -> the console's item
+const incidents = new Map();   // id -> the console's item (open)
+const resolvedIncidents = new Map();  // id -> the console's item (resolved, to close)
+const OPEN_STATES = ["reported", "dispatched", "accepted", "on_scene"];
+let view = "open";             // which list is shown: "open" or "resolved"
 const markers = new Map();     // id -> Leaflet marker
 const responders = new Map();  // id -> {data, marker}
 const pinned = new Set();      // new priority-1 incidents not yet looked at: on top
@@ -62,7 +67,10 @@ function lateness(seconds) {  // past or before a target: m:ss within the hour, 
   return h < 48 ? t("{h} h {m}", {h, m: String(m).padStart(2, "0")})
                 : t("{d} d {h} h", {d: Math.floor(h / 24), h: h % 24});
 }
-function lateS(inc) { return inc.due_at ? (serverNow() - Date.parse(inc.due_at)) / 1000 : null; }
+// only an open incident can be late (a resolved one waits to be closed, no target left)
+function lateS(inc) {
+  return inc.due_at && OPEN_STATES.includes(inc.status) ? (serverNow() - Date.parse(inc.due_at)) / 1000 : null;
+}
 function isOverdue(inc) { const l = lateS(inc); return l !== null && l > 0; }
 function pill(priority) { return el("span", {class: `pill p${num(priority)}`}, num(priority)); }
 const fmt = new Intl.NumberFormat(LANG);
@@ -83,6 +91,11 @@ const categoryName = (inc) => inc.category_name || inc.category;
 
 // --- the list, urgency first ----------------------------------------------------------------
 function sortIncidents() {
+  if (view === "resolved") {  // the longest waiting first, as the server orders them
+    ordered = [...resolvedIncidents.values()].sort((a, b) =>
+      (Date.parse(a.resolved_at || 0) - Date.parse(b.resolved_at || 0)) || a.id.localeCompare(b.id));
+    return;
+  }
   ordered = [...incidents.values()].sort((a, b) =>
     (pinned.has(b.id) - pinned.has(a.id)) || (a.priority - b.priority) ||
     ((a.due_at ? Date.parse(a.due_at) : Infinity) - (b.due_at ? Date.parse(b.due_at) : Infinity)) ||
@@ -103,12 +116,15 @@ function drawList() {
       el("td", {}, inc.grid_code || ""),
       el("td", {}, age(inc.reported_at)),
       el("td", {}, word(inc.status), inc.escalation_level ? ` ↑${word(inc.escalated_to)}` : ""),
-      el("td", {class: overdue ? "late" : "muted",
-                title: t("{stage} target {target}", {stage: word(inc.stage),
-                         target: inc.target_s === null ? t("none") : mss(inc.target_s)})},
-         late === null ? "" : overdue ? `+${lateness(late)}` : t("in {time}", {time: lateness(-late)})));
+      inc.status === "resolved"
+        ? el("td", {class: "muted"}, inc.resolved_at ? t("resolved {age} ago", {age: age(inc.resolved_at)}) : "")
+        : el("td", {class: overdue ? "late" : "muted",
+                    title: t("{stage} target {target}", {stage: word(inc.stage),
+                             target: inc.target_s === null ? t("none") : mss(inc.target_s)})},
+             late === null ? "" : overdue ? `+${lateness(late)}` : t("in {time}", {time: lateness(-late)})));
     return row;
   });
+  $("view-resolved-count").textContent = resolvedIncidents.size ? fmt.format(resolvedIncidents.size) : "";
   $("list").replaceChildren(...rows);
   const total = ordered.length;
   $("range").textContent = total ? t("{first}–{last} of {total}", {first: fmt.format(pageStart + 1),
@@ -118,10 +134,21 @@ function drawList() {
 }
 $("prev").addEventListener("click", () => { pageStart = Math.max(0, pageStart - PAGE_SIZE); drawList(); });
 $("next").addEventListener("click", () => { pageStart += PAGE_SIZE; drawList(); });
+function showView(name) {
+  view = name;
+  pageStart = 0;
+  $("view-open").setAttribute("aria-selected", String(name === "open"));
+  $("view-resolved").setAttribute("aria-selected", String(name === "resolved"));
+  document.body.dataset.view = name;
+  sortIncidents(); drawList();
+}
+$("view-open").addEventListener("click", () => showView("open"));
+$("view-resolved").addEventListener("click", () => showView("resolved"));
 
 function drawCounts(summary) {
   clockFrom(summary.now);
   $("tab-count").textContent = summary.open ? fmt.format(summary.open) : "";
+  $("view-open-count").textContent = fmt.format(summary.open);
   $("counts").replaceChildren(
     el("b", {id: "count-open"}, fmt.format(summary.open)), " ", t("open"), " ",
     el("span", {class: summary.overdue ? "late" : "muted"},
@@ -184,9 +211,11 @@ function select(id) {
   selected = id;
   pinned.delete(id);
   if (previous && incidents.has(previous)) drawMarker(incidents.get(previous));
-  const inc = incidents.get(id);
+  const inc = incidents.get(id) || resolvedIncidents.get(id);
   if (!inc) return;
-  drawMarker(inc);
+  if (incidents.has(id)) drawMarker(inc);  // a resolved one has no marker: it is done
+  const itsView = incidents.has(id) ? "open" : "resolved";
+  if (view !== itsView) showView(itsView);
   map.setView([inc.lat, inc.lon], Math.max(map.getZoom(), 15));
   sortIncidents();
   const index = ordered.findIndex((i) => i.id === id);
@@ -203,7 +232,8 @@ function actionButton(id, action, label) {
                        onclick: () => act(id, action, {})}, label);
 }
 const LABELS = {accept: t("accept (for the responder)"), arrive: t("arrived (for the responder)"),
-                resolve: t("resolve"), close: t("close"), escalate: t("escalate")};
+                resolve: t("resolve"), close: t("close"), escalate: t("escalate"),
+                reopen: t("reopen")};
 function showDetail(inc, fresh = true) {
   const box = $("detail");
   box.style.display = "block";
@@ -233,7 +263,9 @@ function showDetail(inc, fresh = true) {
   const can = (a) => (inc.actions || []).includes(a);
   const mine = !fresh && box.dataset.id === inc.id;
   const candidates = (mine && box.querySelector(".candidates")) || el("div", {class: "candidates muted"});
-  const result = (mine && box.querySelector("#result")) || el("div", {id: "result"});
+  // what was said about the incident as it was (a result, a refusal) goes when it moved on
+  const result = (mine && box.dataset.status === inc.status && box.querySelector("#result")) ||
+                 el("div", {id: "result"});
   if (can("reassign")) {
     actions.append(el("button", {class: "act act-reassign",
                                  onclick: () => loadCandidates(inc, "reassign", candidates)}, t("reassign…")));
@@ -243,11 +275,17 @@ function showDetail(inc, fresh = true) {
   const photos = (mine && box.querySelector(".photos")) || el("div", {class: "photos"});
   const history = (mine && box.querySelector(".history")) || el("ul", {class: "history"});
   box.dataset.id = inc.id;
+  box.dataset.status = inc.status;
   box.replaceChildren(head, history, photos, actions, candidates, el("div", {id: "confirm-slot"}), result);
   if (!mine) loadPhotos(inc.id, photos);
   if (!mine || inc.escalation_level > history.children.length) loadHistory(inc.id, history);
   if (!mine && can("dispatch")) loadCandidates(inc, "dispatch", candidates);
-  if (!can("dispatch") && !can("reassign")) candidates.replaceChildren();
+  // candidates offered for an action no longer allowed (someone else dispatched, accepted
+  // or ended it meanwhile) go: no button is left that the server would refuse
+  if (candidates.dataset.for && !can(candidates.dataset.for)) {
+    candidates.replaceChildren();
+    delete candidates.dataset.for;
+  }
 }
 // what was done and why it climbed (issue 20): the escalations' reasons and the resolution
 // note of the single read (GET /incidents/{id}); as text, like every value
@@ -281,6 +319,7 @@ async function loadPhotos(id, box) {
        el("img", {src: p.thumbnail_url, alt: "photo", class: "thumb"}))));
 }
 async function loadCandidates(inc, action, box) {
+  box.dataset.for = action;
   box.replaceChildren(action === "reassign" ? t("finding someone to send instead…") : t("finding responders…"));
   let found;
   try {
@@ -290,7 +329,7 @@ async function loadCandidates(inc, action, box) {
       box.replaceChildren(el("span", {class: "error"}, e.message)); return;
     }
   }
-  if (selected !== inc.id) return;
+  if (selected !== inc.id || box.dataset.for !== action) return;  // moved on meanwhile
   const rows = found.candidates.filter((c) => c.id !== inc.responder_id).map((c) => el("tr", {},
     el("td", {}, c.callsign, c.own_grid_worker ? " ★" : "", el("div", {class: "muted kind", "data-kind": c.kind}, kindName(c.kind))),
     el("td", {}, `${fmt.format(Math.round(c.distance_m))} m`,
@@ -320,14 +359,15 @@ function applyDone(id, done, action) {
     (done.escalation_level ? " " + t("(with the {level})", {level: word(done.escalated_to)}) : ""));
   const status = document.querySelector("#detail .status");
   if (status) status.textContent = word(done.status);
+  if ($("detail").dataset.id === id) $("detail").dataset.status = done.status;  // said: kept
   $("confirm-slot").replaceChildren();
   if (action === "dispatch" || action === "reassign" || action === "cancel") {
     const box = document.querySelector("#detail .candidates");
     if (box) box.replaceChildren();  // the candidate list is spent
   }
-  const inc = incidents.get(id);
+  const inc = incidents.get(id) || resolvedIncidents.get(id);
   if (!inc) return;
-  if (!["reported", "dispatched", "accepted", "on_scene"].includes(done.status)) {
+  if (!OPEN_STATES.includes(done.status)) {
     remove(id, done.status);
     return;
   }
@@ -335,9 +375,45 @@ function applyDone(id, done, action) {
   Object.assign(inc, {status: done.status, responder_id: done.responder_id,
                       escalation_level: done.escalation_level, escalated_to: done.escalated_to,
                       actions: []});
+  if (resolvedIncidents.delete(id)) incidents.set(id, inc);  // reopened: open again
   sortIncidents(); drawList(); drawMarker(inc);
   const actions = document.querySelector("#detail .actions");
   if (actions) actions.replaceChildren(el("span", {class: "muted"}, t("updating…")));
+}
+// A refused action: a 409 means someone else moved the incident first (or the responder was
+// taken): read it again, show it as it is now, and say why (the server's words, in the
+// page's language); any other refusal is said as it is.
+async function refused(id, err) {
+  if (err.status === 409) await refresh(id);
+  const result = $("result");
+  if (result && selected === id) result.replaceChildren(el("span", {class: "error refused"}, err.message));
+}
+async function refresh(id) {
+  let inc;
+  try {
+    inc = await api(`/console/incidents/${encodeURIComponent(id)}`);
+  } catch (err) {
+    return;  // gone from the caller's area: the error says enough
+  }
+  place(inc);
+  if (selected === id && $("detail").dataset.id === id) showDetail(inc, false);
+}
+// An item read or pushed goes to the list its state belongs in (open, to close, or none).
+function place(inc) {
+  if (OPEN_STATES.includes(inc.status)) {
+    resolvedIncidents.delete(inc.id);
+    incidents.set(inc.id, inc);
+    drawMarker(inc);
+  } else if (inc.status === "resolved") {
+    incidents.delete(inc.id);
+    pinned.delete(inc.id);
+    dropMarker(inc.id);
+    resolvedIncidents.set(inc.id, inc);
+  } else {
+    remove(inc.id, inc.status);
+    return;
+  }
+  sortIncidents(); drawList();
 }
 async function act(id, action, body) {
   try {
@@ -346,7 +422,7 @@ async function act(id, action, body) {
     });
     applyDone(id, done, action);
   } catch (err) {
-    $("result").replaceChildren(el("span", {class: "error"}, err.message));
+    await refused(id, err);
   }
 }
 async function reassign(id, responderId) {
@@ -357,19 +433,27 @@ async function reassign(id, responderId) {
     });
     applyDone(id, done, "reassign");
   } catch (err) {
-    $("result").replaceChildren(el("span", {class: "error"}, err.message));
+    await refused(id, err);
   }
 }
-function remove(id, status) {
+// ``keepResolved``: a stream's "no longer open" for one now waiting to be closed (its item
+// comes in the same or a later event's ``resolved``).
+function remove(id, status, keepResolved = false) {
   incidents.delete(id);
+  if (!keepResolved) resolvedIncidents.delete(id);
   pinned.delete(id);
   dropMarker(id);
   sortIncidents(); drawList();
-  if (selected === id) {
+  if (selected === id && !(keepResolved && resolvedIncidents.has(id))) {
     const s = document.querySelector("#detail .status");
     if (s) s.textContent = word(status);
     const actions = document.querySelector("#detail .actions");
-    if (actions) actions.replaceChildren(el("span", {class: "muted"}, t("{status}: no longer open", {status: word(status)})));
+    if (actions) {
+      actions.replaceChildren(el("span", {class: "muted"}, status === "resolved"
+        ? t("resolved: waiting to be closed") : t("{status}: no longer open", {status: word(status)})));
+    }
+    const box = document.querySelector("#detail .candidates");
+    if (box) { box.replaceChildren(); delete box.dataset.for; }
   }
 }
 
@@ -419,11 +503,18 @@ function onIncidents(data) {
     drawMarker(inc);
     if (inc.new && !known && inc.priority === 1) announceNew(inc);
   }
-  for (const gone of data.closed) if (incidents.has(gone.id)) remove(gone.id, gone.status);
-  sortIncidents(); drawList();
-  if (selected && incidents.has(selected) && data.changed.some((i) => i.id === selected)) {
-    showDetail(incidents.get(selected), false);
+  for (const gone of data.closed) {
+    if (incidents.has(gone.id) || resolvedIncidents.has(gone.id)) {
+      remove(gone.id, gone.status, gone.status === "resolved");
+    }
   }
+  for (const inc of data.resolved || []) place(inc);
+  // a changed item replaces the resolved one it was (reopened)
+  for (const inc of data.changed) resolvedIncidents.delete(inc.id);
+  sortIncidents(); drawList();
+  const mine = (list) => (list || []).find((i) => i.id === selected);
+  const now = selected && (mine(data.changed) || mine(data.resolved));
+  if (now && $("detail").dataset.id === selected) showDetail(now, false);
 }
 function connect() {
   if (source) source.close();
@@ -456,11 +547,21 @@ setInterval(() => {
   drawList();
 }, 5000);
 
+async function loadResolved() {
+  let page = await api(`/console/incidents?view=resolved&limit=1000&offset=0`);
+  for (;;) {
+    for (const inc of page.items) resolvedIncidents.set(inc.id, inc);
+    if (page.next_offset === null) break;
+    page = await api(`/console/incidents?view=resolved&limit=1000&offset=${page.next_offset}`);
+  }
+}
 async function loadAll() {
   let offset = 0;
   const first = await api(`/console/incidents?limit=1000&offset=0`);
   drawCounts(first);
   lastEventId = first.event_id;
+  // after the first page: the stream resumes from its event id, so a resolve meanwhile is sent
+  await loadResolved();
   let page = first;
   for (;;) {
     for (const inc of page.items) incidents.set(inc.id, inc);
