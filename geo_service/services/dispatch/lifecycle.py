@@ -626,8 +626,10 @@ def candidates(
         "priority": incident["priority"],
         "target_s": target_s,
         "by": by,
-        "policy": "only the kinds the category needs; own grid worker first when within "
-        "the target, then nearest",
+        "policy": gettext(
+            "only the kinds the category needs; own grid worker first when within the "
+            "target, then nearest"
+        ),
         "kinds": list(needs) if needs is not None else ([kind] if kind else None),
         "candidates": out,
     }
