@@ -164,13 +164,14 @@ RUNS = [
     (["reports", "weekly"], "请给出 --out DIR 或 --post URL"),
     (["categories", "--help"], "事件类别"),
     (["migrate", "--help"], "将数据库迁移到最新结构"),
-    (["escalate", "--help"], "把每个超时未办结的事件上提一级"),
+    (["escalate", "--help"], "把每个超时未办结的事件上交一级"),
     (["serve", "--help"], "提供 API 服务"),
 ]
 # what may stay Latin in a Chinese answer: names of things, not sentences
 LATIN_OK = re.compile(
-    # the words of the copy of Click inside Typer 0.27, which has no gettext (cli/framework.py)
-    r"Usage:|Show this message and exit\.|Invalid value(?: for [^:]*)?:|"
+    # the words of the copy of Click inside Typer 0.27, which has no gettext (cli/framework.py;
+    # its "Usage:" is translated there)
+    r"Show this message and exit\.|Invalid value(?: for [^:]*)?:|"
     r"(?:Install|Show) completion for the current shell[^│\n]*|"
     r"--?[\w-]+|GEO_\w+|[A-Z][A-Z0-9_]{1,}|python -m geo_service\.cli\.main[\w -]*|"
     r"geo-service[\w -]*|https?://\S+|tcp://\S+|[\w.-]+\.(?:csv|pdf|xlsx|json|shp|zip|kml|kmz|"
@@ -217,3 +218,21 @@ def test_commands_of_every_group_answer_in_chinese(args: list[str], chinese: str
 def test_the_sentence_finder_finds_english_left_in_chinese() -> None:
     assert _english_sentences("错误：cannot read the city from http://x: boom") != []
     assert _english_sentences("--role 必须是 app, owner, purge, admin 之一") == []
+
+
+def test_the_usage_line_is_in_the_command_language() -> None:
+    # Click's "Usage:" prefix (typer/_click has no gettext: cli/framework.py hands it one)
+    chinese = _run(["db", "--help"])
+    out = chinese.stdout + chinese.stderr
+    assert "用法： geo-service db" in out or "用法： python -m geo_service.cli.main db" in out, out
+    assert "Usage:" not in out, out
+    refused = _run(["boundaries", "publish"])  # a missing argument: the usage line on stderr
+    assert "用法： " in refused.stderr and "Usage:" not in refused.stderr, refused.stderr
+    english = subprocess.run(
+        [sys.executable, "-m", "geo_service.cli.main", "db", "--help"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "GEO_LOCALE": "en", "COLUMNS": "200", "TERMINAL_WIDTH": "200"},
+        timeout=120,
+    )
+    assert "Usage:" in english.stdout and "用法" not in english.stdout, english.stdout

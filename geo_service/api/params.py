@@ -11,7 +11,8 @@ from pydantic import AfterValidator, BeforeValidator, Field
 
 from geo_service.errors import InvalidInputError
 from geo_service.geo.crs import crs_name
-from geo_service.instants import CALENDAR_RULE, MAX_YEAR, MIN_YEAR, parse_instant, within_calendar
+from geo_service.i18n import format_message
+from geo_service.instants import MAX_YEAR, MIN_YEAR, parse_instant, within_calendar
 
 # RFC 3339 date-time with its offset: pydantic's own (compiled) parser reads it, a fix's time
 # on the hottest write included; everything else goes through ``instants.parse_instant``.
@@ -36,7 +37,9 @@ def _instant(value: Any) -> Any:
 
 def _on_the_calendar(value: datetime) -> datetime:
     if not within_calendar(value):
-        raise ValueError(CALENDAR_RULE)
+        raise ValueError(  # in the request's language (pydantic's 422 wraps it)
+            format_message("must lie in the years {first} to {last}", first=MIN_YEAR, last=MAX_YEAR)
+        )
     return value
 
 

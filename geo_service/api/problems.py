@@ -101,7 +101,26 @@ VALIDATION_MESSAGES = {
     "uuid_parsing": N_("Input should be a valid UUID"),
     "datetime_from_date_parsing": N_("Input should be a valid datetime"),
     "datetime_parsing": N_("Input should be a valid datetime"),
+    "datetime_type": N_("Input should be a valid datetime"),
+    "date_parsing": N_("Input should be a valid date"),
+    "date_from_datetime_parsing": N_("Input should be a valid date"),
+    "date_type": N_("Input should be a valid date"),
+    "int_type": N_("Input should be a valid integer"),
+    "float_type": N_("Input should be a valid number"),
+    "bool_type": N_("Input should be a valid boolean"),
+    "decimal_parsing": N_("Input should be a valid decimal"),
+    "finite_number": N_("Input should be a finite number"),
+    "multiple_of": N_("Input should be a multiple of {multiple_of}"),
+    "too_short": N_("Input should have at least {min_length} items, not {actual_length}"),
+    "too_long": N_("Input should have at most {max_length} items, not {actual_length}"),
+    "url_parsing": N_("Input should be a valid URL"),
+    "uuid_type": N_("Input should be a valid UUID"),
+    # our own validators raise ValueError with a message already in the request's language
+    "value_error": N_("Value error, {error}"),
+    "assertion_error": N_("Assertion failed, {error}"),
 }
+# ``expected`` of enum / literal_error is pydantic's English list ("'a', 'b' or 'c'")
+_CHOICES = ("enum", "literal_error")
 
 
 def _message(error: dict[str, Any]) -> str:
@@ -110,8 +129,13 @@ def _message(error: dict[str, Any]) -> str:
     template = VALIDATION_MESSAGES.get(str(error.get("type")))
     if template is None or current_language() == ENGLISH:
         return text
+    ctx = dict(error.get("ctx") or {})
+    if error.get("type") in _CHOICES and isinstance(ctx.get("expected"), str):
+        first, sep, last = ctx["expected"].rpartition(" or ")
+        if sep:
+            ctx["expected"] = format_message("{first} or {last}", first=first, last=last)
     try:
-        return format_message(template, **{k: v for k, v in (error.get("ctx") or {}).items()})
+        return format_message(template, **ctx)
     except (KeyError, IndexError, ValueError):
         return text
 

@@ -54,6 +54,92 @@ def test_validation_and_authentication_problems_in_chinese(client: TestClient) -
     assert body["detail"] == "请在 X-API-Key 中发送 API 密钥，或在 Authorization 中发送 Bearer 令牌"
 
 
+def _said(response) -> tuple[str, list[tuple[str, str, str]]]:  # noqa: ANN001
+    body = problem(response)
+    assert response.status_code == 422, response.text
+    return body["detail"], [
+        (".".join(map(str, e["loc"])), e["type"], e["msg"]) for e in body["errors"]
+    ]
+
+
+def test_pydantics_own_messages_in_chinese_and_english(
+    client: TestClient, loaded_city: DemoCity, engine: Engine
+) -> None:
+    lon, lat, _ = grid_point(loaded_city)
+    with engine.connect() as conn:
+        before = conn.execute(text("SELECT count(*) FROM incidents")).scalar_one()
+    # (request, its error in Chinese, the same in English: pydantic's own words)
+    cases = [
+        (
+            lambda h: client.get("/incidents?limit=many", headers=h),
+            ("query.limit", "int_parsing", "输入应为有效的整数"),
+            (
+                "query.limit",
+                "int_parsing",
+                "Input should be a valid integer, unable to parse string as an integer",
+            ),
+        ),
+        (
+            lambda h: client.get("/incidents?crs=mars", headers=h),
+            ("query.crs", "literal_error", "输入应为 'wgs84', 'gcj02' 或 'bd09'"),
+            ("query.crs", "literal_error", "Input should be 'wgs84', 'gcj02' or 'bd09'"),
+        ),
+        (
+            lambda h: client.get("/incidents?since=2500-01-01T00:00:00Z", headers=h),
+            ("query.since", "value_error", "值无效：必须在 1900 年到 2199 年之间"),
+            ("query.since", "value_error", "Value error, must lie in the years 1900 to 2199"),
+        ),
+        (
+            lambda h: client.post(
+                "/incidents",
+                json={"category": "traffic", "location": {"lon": lon, "lat": lat}, "colour": 1},
+                headers=h,
+            ),
+            ("body.colour", "extra_forbidden", "不允许额外的字段"),
+            ("body.colour", "extra_forbidden", "Extra inputs are not permitted"),
+        ),
+        (
+            lambda h: client.post(
+                "/incidents",
+                json={
+                    "category": "traffic",
+                    "location": {"type": "Point", "coordinates": [500, lat]},
+                },
+                headers=h,
+            ),
+            ("body", "value_error", "值无效：位置的经度须在 [-180, 180]、纬度须在 [-90, 90] 之内"),
+            (
+                "body",
+                "value_error",
+                "Value error, location must be lon in [-180, 180], lat in [-90, 90]",
+            ),
+        ),
+        (
+            lambda h: client.post(
+                "/incidents",
+                content=b'{"category": ',
+                headers={**h, "Content-Type": "application/json"},
+            ),
+            ("body.13", "json_invalid", "JSON 解析错误"),
+            ("body.13", "json_invalid", "JSON decode error"),
+        ),
+        (
+            lambda h: client.post(
+                f"/incidents/{uuid.uuid4()}/escalate", json={"note": "x" * 2001}, headers=h
+            ),
+            ("body.note", "string_too_long", "字符串最多只能有 2000 个字符"),
+            ("body.note", "string_too_long", "String should have at most 2000 characters"),
+        ),
+    ]
+    for ask, chinese, english in cases:
+        detail, errors = _said(ask(ZH))
+        assert errors == [chinese], errors
+        assert detail == f"{chinese[0]}: {chinese[2]}"
+        assert _said(ask(EN))[1] == [english]
+    with engine.connect() as conn:  # refused: nothing written
+        assert conn.execute(text("SELECT count(*) FROM incidents")).scalar_one() == before
+
+
 def test_a_forbidden_write_answers_in_chinese_and_writes_nothing(
     client: TestClient, role_keys: dict[str, str], engine: Engine
 ) -> None:

@@ -60,6 +60,11 @@ def test_full_lifecycle_and_illegal_moves(client: TestClient, loaded_city: DemoC
     targets = {1: 60, 2: 180, 3: 300, 4: 3600}  # the default rapid-response tiers
     assert cands["target_s"] == targets[incident["priority"]]
     assert 1 <= len(cands["candidates"]) <= 3
+    assert cands["policy"].startswith("only the kinds the category needs")
+    zh = client.get(
+        f"/incidents/{iid}/candidates", params={"k": 3}, headers={"Accept-Language": "zh-CN"}
+    ).json()
+    assert zh["policy"].startswith("只派该类别需要的处置力量类型")
     rid = _free_responder(client, loaded_city)
     assert problem(client.post(f"/incidents/{iid}/dispatch", json={}))["status"] == 422
     nobody = client.post(f"/incidents/{iid}/dispatch", json={"responder_id": 99_999_999})

@@ -55,15 +55,19 @@ def test_the_note_and_the_reasons_are_read_by_dispatcher_and_worker_not_analyst(
         body = seen.json()
         assert body["resolution_note"] == "handed to the property office"
         [step] = body["escalations"]
-        assert step["from_level"] == "grid" and step["to_level"] == "community"
+        # one shape with GET /incidents/{id}/escalations: levels by number and by name
+        assert (step["from_level"], step["to_level"]) == (0, 1)
+        assert (step["escalated_from"], step["escalated_to"]) == ("grid", "community")
         assert step["reason"] == "the property company <b>must</b> act"
-        assert step["by"] and step["at"]
+        assert step["reason_code"] is None  # a person's own words
+        assert step["by"] and step["by"] == step["who"] and step["at"]
 
     hidden = client.get(f"/incidents/{iid}", headers=as_role(role_keys, "analyst")).json()
     assert hidden["resolution_note"] is None and hidden["description"] is None
-    assert [(e["to_level"], e["reason"], e["by"]) for e in hidden["escalations"]] == [
-        ("community", None, None)
-    ]
+    assert [
+        (e["escalated_to"], e["reason"], e["reason_code"], e["by"], e["who"])
+        for e in hidden["escalations"]
+    ] == [("community", None, None, None, None)]
     # the single read only: not in the listing (nor, so, in what is built from it)
     listed = client.get("/incidents", params={"grid_id": worker["grid_id"], "status": "resolved"})
     [feature] = [f for f in listed.json()["features"] if f["id"] == iid]

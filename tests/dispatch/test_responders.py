@@ -200,6 +200,15 @@ def test_when_fewer_are_offered_the_answer_says_why(
         "too_far": 0,
     }
     assert why["offered"] == 1 and "1 busy" in why["message"] and "off duty" in why["message"]
+    zh = client.get(
+        "/responders/nearest",
+        params={"lon": lon, "lat": lat, "k": 5, "skill": "why-test"},
+        headers={"Accept-Language": "zh-CN"},
+    ).json()["not_offered"]
+    assert {k: zh[k] for k in why if k != "message"} == {k: why[k] for k in why if k != "message"}
+    head, stale = "4 支处置力量中：1 支忙碌、1 支下班、", zh["message"].split("、")[-1]
+    assert zh["message"].startswith(head), zh["message"]
+    assert stale.startswith("1 支位置超过 ") and stale.endswith(" 秒未更新"), zh["message"]
     near = client.get(
         "/responders/nearest",
         params={"lon": lon, "lat": lat, "k": 5, "skill": "why-test", "max_distance_m": 10},
@@ -210,6 +219,12 @@ def test_when_fewer_are_offered_the_answer_says_why(
     ).json()
     assert nobody["not_offered"]["matching"] == 0
     assert nobody["not_offered"]["message"] == "no responder of this kind and skill in your area"
+    nobody_zh = client.get(
+        "/responders/nearest",
+        params={"lon": lon, "lat": lat, "skill": "no-such-skill"},
+        headers={"Accept-Language": "zh-CN"},
+    ).json()
+    assert nobody_zh["not_offered"]["message"] == "您的辖区内没有这一类型和技能的处置力量"
     enough = client.get("/responders/nearest", params={"lon": lon, "lat": lat, "k": 1}).json()
     assert "not_offered" not in enough  # k were offered: nothing to explain
 

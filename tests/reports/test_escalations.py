@@ -154,3 +154,111 @@ def test_who_may_read_an_incidents_escalations(
             ).scalar_one()
             == 1
         )
+
+
+ZH = {"Accept-Language": "zh-CN"}
+EN = {"Accept-Language": "en"}
+
+
+def _climbs(client: TestClient, incident: str, headers: dict[str, str]) -> list[dict[str, Any]]:
+    """The incident's climbs from both reads, which must answer the very same objects."""
+    embedded = client.get(f"/incidents/{incident}", headers=headers).json()["escalations"]
+    listed = client.get(f"/incidents/{incident}/escalations", headers=headers).json()
+    assert listed["data"] == embedded and listed["count"] == len(embedded)
+    return embedded
+
+
+def test_the_services_own_reasons_read_in_the_readers_language(
+    client: TestClient, engine: Engine, loaded_city: DemoCity
+) -> None:
+    from sqlalchemy.orm import Session
+
+    incident = _report(client, loaded_city)
+    with engine.begin() as conn:  # reported an hour ago: past its dispatch target by now
+        target_s, late = conn.execute(
+            text(
+                "UPDATE incidents i SET reported_at = now() - interval '1 hour' "
+                "FROM response_targets t WHERE t.priority = i.priority "
+                "AND i.id = CAST(:i AS uuid) RETURNING t.dispatch_s, now()"
+            ),
+            {"i": incident},
+        ).one()
+    with Session(engine) as session:
+        done = escalate_overdue(session, now=late, actor="scheduler")
+    others = [d["id"] for d in done if d["id"] != incident]
+    with engine.begin() as conn:  # the loaded city's own open incidents stay as they were
+        conn.execute(
+            text(
+                "UPDATE incidents SET escalation_level = escalation_level - 1 "
+                "WHERE id = ANY(CAST(:ids AS uuid[]))"
+            ),
+            {"ids": others},
+        )
+        conn.execute(
+            text(
+                "DELETE FROM incident_escalations WHERE incident_id = ANY(CAST(:ids AS uuid[])) "
+                "AND at = :late"
+            ),
+            {"ids": others, "late": late},
+        )
+    # a person's words, and a climb by hand without any
+    assert client.post(f"/incidents/{incident}/escalate", json={"note": "居民再次投诉"}).is_success
+    assert client.post(f"/incidents/{incident}/escalate", json={}).is_success
+    # stored as the service wrote it (the audit log's words), English
+    assert [h["reason"] for h in _history(engine, incident)] == [
+        f"not accepted within {target_s} s",
+        "居民再次投诉",
+        "by hand",
+    ]
+    zh = _climbs(client, incident, ZH)
+    assert [(c["reason_code"], c["reason"]) for c in zh] == [
+        ("not_accepted_in_time", f"{target_s} 秒内未接单"),
+        (None, "居民再次投诉"),  # as typed
+        ("no_reason_given", "人工操作，未填写原因"),
+    ]
+    assert [(c["from_level"], c["to_level"], c["escalated_to"]) for c in zh] == [
+        (0, 1, "community"),
+        (1, 2, "street"),
+        (2, 3, "district"),
+    ]
+    assert zh[0]["who"] == zh[0]["by"] == "scheduler"
+    en = _climbs(client, incident, EN)
+    assert [c["reason"] for c in en] == [
+        f"not accepted within {target_s} s",
+        "居民再次投诉",
+        "by hand, no reason given",
+    ]
+
+
+def test_rows_written_before_read_in_chinese_too(
+    client: TestClient, engine: Engine, loaded_city: DemoCity
+) -> None:
+    # the forms older code and migration 0035 stored, and a person's English words
+    incident = _report(client, loaded_city)
+    stored = [
+        "backfilled from incidents.escalation_level",
+        "not resolved within 7200 s",
+        "recorded from incidents.escalation_level",
+    ]
+    with engine.begin() as conn:
+        for level, reason in enumerate(stored, start=1):
+            conn.execute(
+                text(
+                    "INSERT INTO incident_escalations "
+                    "(incident_id, from_level, to_level, at, who, reason) "
+                    "VALUES (CAST(:i AS uuid), :f, :t, now(), 'migration 0035', :r)"
+                ),
+                {"i": incident, "f": level - 1, "t": level, "r": reason},
+            )
+    zh = _climbs(client, incident, ZH)
+    assert [(c["reason_code"], c["reason"]) for c in zh] == [
+        ("recorded_from_level", "根据事件的上交层级补记（具体时间不详）"),
+        ("not_resolved_in_time", "7200 秒内未办结"),
+        ("recorded_from_level", "根据事件的上交层级补记（具体时间不详）"),
+    ]
+    en = _climbs(client, incident, EN)
+    assert [c["reason"] for c in en] == [
+        "recorded from the incident's escalation level (when is not known)",
+        "not resolved within 7200 s",
+        "recorded from the incident's escalation level (when is not known)",
+    ]

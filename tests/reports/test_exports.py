@@ -371,7 +371,7 @@ def test_a_pdf_lists_the_best_and_last_workers_when_there_are_many(
     [
         ("en", (" min", " h"), ("分钟", "小时"), "Escalations by level",
          ("community", "street", "district")),
-        ("zh-CN", ("分钟", "小时"), (" min ", " h "), "各层级上报次数", ("社区", "街道", "区")),
+        ("zh-CN", ("分钟", "小时"), (" min ", " h "), "各层级上交次数", ("社区", "街道", "区")),
     ],
 )  # fmt: skip
 def test_the_pdf_has_the_escalations_by_level_and_time_units_in_its_language(

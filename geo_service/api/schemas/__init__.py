@@ -10,7 +10,9 @@ from fastapi import Path, Query
 from pydantic import BaseModel, Field, model_validator
 
 from geo_service.api.params import CrsName, Instant
+from geo_service.api.schemas.geojson import Timestamp
 from geo_service.api.schemas.strict import Exact
+from geo_service.i18n import gettext
 
 CrsParam = CrsName  # case-insensitive (``api.params.CrsName``)
 INT32_MAX = 2_147_483_647
@@ -84,7 +86,7 @@ class IncidentCreate(BaseModel):
     def _check_location(self) -> IncidentCreate:
         lon, lat = self.lon_lat()
         if not (-180 <= lon <= 180 and -90 <= lat <= 90):
-            raise ValueError("location must be lon in [-180, 180], lat in [-90, 90]")
+            raise ValueError(gettext("location must be lon in [-180, 180], lat in [-90, 90]"))
         return self
 
     def lon_lat(self) -> tuple[float, float]:
@@ -94,16 +96,34 @@ class IncidentCreate(BaseModel):
         return self.location.lon, self.location.lat
 
 
-class IncidentEscalationPublic(Exact):
-    """One climb of an incident up the hierarchy (grid > community > street > district), as
-    ``GET /incidents/{id}`` embeds it (levels by name; ``GET /incidents/{id}/escalations``
-    lists the same rows with numeric levels and ``who``)."""
+class EscalationPublic(Exact):
+    """One climb of an incident up the hierarchy (grid > community > street > district): the
+    same object in ``GET /incidents/{id}`` (``escalations``) and in
+    ``GET /incidents/{id}/escalations`` (``services.intake.escalations`` builds it)."""
 
-    from_level: str
-    to_level: str
-    at: datetime
-    by: str | None = Field(description="who escalated (a user, or the overdue sweep)")
-    reason: str | None = Field(description="why; null for roles that may not read it")
+    from_level: int = Field(ge=0, le=2, description="0 grid, 1 community, 2 street, 3 district")
+    to_level: int = Field(ge=1, le=3)
+    escalated_from: str = Field(description="from_level's name: grid, community or street")
+    escalated_to: str = Field(description="to_level's name: community, street or district")
+    at: Timestamp
+    who: str | None = Field(
+        description="who escalated: the caller as the audit log names them, or the scheduler; "
+        "null for roles that may not read it"
+    )
+    by: str | None = Field(description="the same as who")
+    reason: str | None = Field(
+        description="why, in the reader's language when the service wrote it (reason_code "
+        "set), as typed when a person did; null for roles that may not read it"
+    )
+    reason_code: str | None = Field(
+        description="a stable code of a reason the service wrote: not_accepted_in_time, "
+        "not_resolved_in_time, no_reason_given, recorded_from_level; null for a person's "
+        "own words"
+    )
+
+
+# the name ``GET /incidents/{id}``'s climbs had before both reads shared one model
+IncidentEscalationPublic = EscalationPublic
 
 
 class IncidentPublic(Exact):
@@ -133,7 +153,7 @@ class IncidentPublic(Exact):
         description="what was done, as the resolver wrote it (resolve's note); null for roles "
         "that may not read the description"
     )
-    escalations: list[IncidentEscalationPublic] = Field(
+    escalations: list[EscalationPublic] = Field(
         description="the escalation history, oldest first (one row per level climbed)"
     )
     dispatched_at: datetime | None

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 
 from geo_service.api.params import Instant
-from geo_service.api.schemas import CrsParam
+from geo_service.api.schemas import CrsParam, EscalationPublic
 from geo_service.api.schemas.geojson import Feature, FeatureCollection, Point, Timestamp
 from geo_service.api.schemas.strict import Exact
 from geo_service.services.dispatch.responders import MAX_BATCH
@@ -180,17 +180,6 @@ class CandidatesPublic(Exact):
         "the one asked for with kind (null: any kind)",
     )
     candidates: list[Candidate]
-
-
-class EscalationPublic(Exact):
-    """One climb of an incident up the hierarchy (``incident_escalations``)."""
-
-    from_level: int = Field(description="0 grid, 1 community, 2 street, 3 district")
-    to_level: int
-    escalated_to: str = Field(description="the level's name: community, street or district")
-    at: Timestamp
-    who: str = Field(description="the caller as the audit log names them, or the scheduler")
-    reason: str | None
 
 
 class EscalationsPublic(Exact):

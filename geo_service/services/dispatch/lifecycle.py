@@ -35,6 +35,7 @@ from geo_service.services.access.audit import record_audit
 from geo_service.services.access.scope import Scope
 from geo_service.services.dispatch.responders import NearestQuery, nearest
 from geo_service.services.dispatch.routing import nearest_by_travel_time
+from geo_service.services.intake.escalations import NO_REASON, overdue_reason
 from geo_service.services.intake.incidents import (
     ESCALATION_LEVELS,
     STAGE_TARGET_S,
@@ -444,21 +445,12 @@ def _record_escalations(
 
 
 def escalation_history(session: Session, incident_id: uuid.UUID, *, scope: Scope) -> dict:
-    """The incident's escalations, oldest first (``data``, ``count``): ``from_level``,
-    ``to_level``, ``escalated_to``, ``at`` (RFC 3339), ``who``, ``reason``. Raises
-    NotFoundError for an incident that does not exist or that the caller may not see."""
-    get_incident(session, incident_id, scope=scope)  # 404 alike outside the caller's area
-    rows = session.execute(
-        text(
-            "SELECT from_level, to_level, at, who, reason FROM incident_escalations "
-            "WHERE incident_id = :i ORDER BY at, id"
-        ),
-        {"i": incident_id},
-    ).mappings()
-    data = [
-        {**r, "escalated_to": ESCALATION_LEVELS[r["to_level"]], "at": r["at"].isoformat()}
-        for r in rows
-    ]
+    """The incident's escalations, oldest first (``data``, ``count``): the very objects the
+    single read embeds (``intake.escalations.escalation_public``: levels by number and name,
+    ``at`` RFC 3339, ``who``/``by``, ``reason`` in the reader's language, ``reason_code``).
+    Raises NotFoundError for an incident that does not exist or that the caller may not see
+    (404 alike outside the caller's area)."""
+    data = get_incident(session, incident_id, scope=scope)["escalations"]
     return {"data": data, "count": len(data)}
 
 
@@ -505,7 +497,7 @@ def escalate_one(
     )
     if not _remember_key(session, scope, idempotency_key, incident_id, "escalate"):
         return _replay_after_race(session, scope, idempotency_key, incident_id, "escalate")
-    said = (reason or "by hand")[:2000]
+    said = (reason or NO_REASON)[:2000]
     _record_escalations(session, [{"id": incident_id, "to": level, "who": actor, "why": said}])
     _audit(
         session,
@@ -558,8 +550,8 @@ def escalate_overdue(session: Session, *, now: datetime | None = None, actor: st
         .all()
     )
     reasons = {
-        r["id"]: "not {}ed within {} s".format(
-            "accept" if r["status"] in ("reported", "dispatched") else "resolv", r["target_s"]
+        r["id"]: overdue_reason(
+            "accept" if r["status"] in ("reported", "dispatched") else "resolve", r["target_s"]
         )
         for r in rows
     }
@@ -663,8 +655,10 @@ def candidates(
         "priority": incident["priority"],
         "target_s": target_s,
         "by": by,
-        "policy": "only the kinds the category needs; own grid worker first when within "
-        "the target, then nearest",
+        "policy": gettext(
+            "only the kinds the category needs; own grid worker first when within the "
+            "target, then nearest"
+        ),
         "kinds": list(needs) if needs is not None else ([kind] if kind else None),
         "candidates": out,
     }

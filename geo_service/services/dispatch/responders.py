@@ -24,7 +24,7 @@ from geo_service.errors import (
     PermissionDeniedError,
 )
 from geo_service.geo.crs import to_wgs84
-from geo_service.i18n import format_message, gettext
+from geo_service.i18n import N_, format_message, gettext
 from geo_service.instants import localize_fields
 from geo_service.runtime import current
 from geo_service.services.access.audit import audited_change_sql, record_audit
@@ -461,6 +461,16 @@ _FILTERS = """
 _POINT = "CAST(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS geography)"
 
 
+# why responders were not offered, in the order a dispatcher checks (``why_none``)
+_NOT_OFFERED_PARTS = (
+    ("busy", N_("{n} busy")),
+    ("off_duty", N_("{n} off duty")),
+    ("no_position", N_("{n} without a position")),
+    ("stale", N_("{n} with a position older than {stale_s} s")),
+    ("too_far", N_("{n} farther than the distance limit")),
+)
+
+
 def why_none(
     session: Session,
     q: NearestQuery,
@@ -522,23 +532,25 @@ def why_none(
         .one()
     )
     counts = {k: int(v) for k, v in row.items()}
+    # one plain sentence in the caller's language (the counts are the stable part)
     parts = [
-        f"{counts[key]} {label}"
-        for key, label in (
-            ("busy", "busy"),
-            ("off_duty", "off duty"),
-            ("no_position", "without a position"),
-            ("stale", f"with a position older than {stale_s} s"),
-            ("too_far", "farther than the distance limit"),
-        )
+        format_message(label, n=counts[key], stale_s=stale_s)
+        for key, label in _NOT_OFFERED_PARTS
         if counts[key]
     ]
     if counts["matching"] == 0:
-        message = "no responder of this kind and skill in your area"
+        message = gettext("no responder of this kind and skill in your area")
     elif parts:
-        message = f"of {counts['matching']} responders, " + ", ".join(parts)
+        message = format_message(
+            "of {matching} responders, {reasons}",
+            matching=counts["matching"],
+            reasons=gettext(", ").join(parts),
+        )
     else:
-        message = f"all {counts['matching']} responders of this kind and skill are offered"
+        message = format_message(
+            "all {matching} responders of this kind and skill are offered",
+            matching=counts["matching"],
+        )
     return {**counts, "offered": found, "message": message}
 
 

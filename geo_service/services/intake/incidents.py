@@ -21,7 +21,6 @@ from geo_service.db.models import (
     Area,
     Category,
     Incident,
-    IncidentEscalation,
 )
 from geo_service.db.sql import sql
 from geo_service.errors import (
@@ -38,12 +37,16 @@ from geo_service.instants import local_instant, localize_fields
 from geo_service.services.access.audit import record_audit
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.areas import BBox
+from geo_service.services.intake.escalations import (
+    ESCALATION_LEVELS,
+    escalation_rows,
+    hidden_climb,
+)
 from geo_service.vocabulary import INCIDENT_SOURCES, INCIDENT_STATUSES, OPEN_INCIDENT_STATUSES
 
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 # Who holds an incident at each escalation level: small matters stay in the grid, big ones
 # climb to the community, the street, the district.
-ESCALATION_LEVELS = ("grid", "community", "street", "district")
 STAMPS = (
     "dispatched_at",
     "accepted_at",
@@ -245,30 +248,10 @@ def _read(session: Session, incident_id: uuid.UUID) -> dict[str, Any] | None:
     ).first()
     if row is None:
         return None
-    climbs = session.execute(
-        select(
-            IncidentEscalation.from_level,
-            IncidentEscalation.to_level,
-            IncidentEscalation.at,
-            IncidentEscalation.who,
-            IncidentEscalation.reason,
-        )
-        .where(IncidentEscalation.incident_id == incident_id)
-        .order_by(IncidentEscalation.at, IncidentEscalation.id)
-    ).all()
     return {
         **_as_dict(row),
         "resolution_note": row._mapping["resolution_note"],
-        "escalations": [
-            {
-                "from_level": ESCALATION_LEVELS[c.from_level],
-                "to_level": ESCALATION_LEVELS[c.to_level],
-                "at": c.at.isoformat(),
-                "by": c.who,
-                "reason": c.reason,
-            }
-            for c in climbs
-        ],
+        "escalations": escalation_rows(session, incident_id),
     }
 
 
@@ -279,7 +262,7 @@ def _shown(item: dict[str, Any], scope: Scope | None) -> dict[str, Any]:
         hidden = {**item, "description": None}
         if "resolution_note" in item:
             hidden["resolution_note"] = None
-            hidden["escalations"] = [{**e, "by": None, "reason": None} for e in item["escalations"]]
+            hidden["escalations"] = [hidden_climb(e) for e in item["escalations"]]
         return hidden
     return item
 

@@ -299,7 +299,7 @@ async function loadHistory(id, box) {
   if (selected !== id) return;
   box.replaceChildren(
     ...(found.escalations || []).map((step) => el("li", {class: "escalation"},
-      t("Escalated to the {level}: {reason}", {level: word(step.to_level),
+      t("Escalated to the {level}: {reason}", {level: word(step.escalated_to || step.to_level),
                                                reason: step.reason || t("no reason given")}),
       step.by ? el("span", {class: "muted"}, ` · ${step.by}`) : "")),
     found.resolution_note ? el("li", {class: "resolution-note"},

@@ -507,7 +507,7 @@ function drawTasks() {
       task.description ? el("div", {class: "desc"}, task.description) : null,
       (climbs.get(task.id) || []).length ? el("ul", {class: "escalations"},
         ...climbs.get(task.id).map((step) => el("li", {class: "escalation"},
-          say("escalation", say("level")[step.to_level] || step.to_level, step.reason || say("no_reason"))))) : null,
+          say("escalation", say("level")[step.escalated_to || step.to_level] || step.escalated_to || step.to_level, step.reason || say("no_reason"))))) : null,
       (photos.get(task.id) || []).length ? el("div", {class: "photos"},
         ...photos.get(task.id).map((p) => el("a", {href: p.url, target: "_blank", rel: "noopener"},
           el("img", {src: p.thumbnail_url, alt: say("photo_alt"), class: "thumb"})))) : null,
