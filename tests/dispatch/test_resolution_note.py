@@ -55,8 +55,8 @@ def test_the_note_and_the_reasons_are_read_by_dispatcher_and_worker_not_analyst(
         body = seen.json()
         assert body["resolution_note"] == "handed to the property office"
         [step] = body["escalations"]
-        # one shape with GET /incidents/{id}/escalations: levels by number and by name
-        assert (step["from_level"], step["to_level"]) == (0, 1)
+        # the fields of GET /incidents/{id}/escalations, the levels by name as first published
+        assert (step["from_level"], step["to_level"]) == ("grid", "community")
         assert (step["escalated_from"], step["escalated_to"]) == ("grid", "community")
         assert step["reason"] == "the property company <b>must</b> act"
         assert step["reason_code"] is None  # a person's own words

@@ -161,11 +161,17 @@ EN = {"Accept-Language": "en"}
 
 
 def _climbs(client: TestClient, incident: str, headers: dict[str, str]) -> list[dict[str, Any]]:
-    """The incident's climbs from both reads, which must answer the very same objects."""
+    """The incident's climbs from both reads, which must answer the same objects (the single
+    read names the levels where the list numbers them, as each first published them)."""
     embedded = client.get(f"/incidents/{incident}", headers=headers).json()["escalations"]
     listed = client.get(f"/incidents/{incident}/escalations", headers=headers).json()
-    assert listed["data"] == embedded and listed["count"] == len(embedded)
-    return embedded
+    named = [
+        {**c, "from_level": c["escalated_from"], "to_level": c["escalated_to"]}
+        for c in listed["data"]
+    ]
+    assert named == embedded and listed["count"] == len(embedded)
+    assert all(isinstance(c["from_level"], int) for c in listed["data"])
+    return listed["data"]
 
 
 def test_the_services_own_reasons_read_in_the_readers_language(

@@ -122,8 +122,13 @@ class EscalationPublic(Exact):
     )
 
 
-# the name ``GET /incidents/{id}``'s climbs had before both reads shared one model
-IncidentEscalationPublic = EscalationPublic
+class IncidentEscalationPublic(EscalationPublic):
+    """A climb as ``GET /incidents/{id}`` embeds it: every field of ``EscalationPublic``, but
+    ``from_level``/``to_level`` by name, as this read first published them (kept: a
+    contract); ``escalated_from``/``escalated_to`` carry the names in both reads."""
+
+    from_level: str = Field(description="grid, community or street")  # type: ignore[assignment]
+    to_level: str = Field(description="community, street or district")  # type: ignore[assignment]
 
 
 class IncidentPublic(Exact):
@@ -153,7 +158,7 @@ class IncidentPublic(Exact):
         description="what was done, as the resolver wrote it (resolve's note); null for roles "
         "that may not read the description"
     )
-    escalations: list[EscalationPublic] = Field(
+    escalations: list[IncidentEscalationPublic] = Field(
         description="the escalation history, oldest first (one row per level climbed)"
     )
     dispatched_at: datetime | None

@@ -35,7 +35,7 @@ from geo_service.services.access.audit import record_audit
 from geo_service.services.access.scope import Scope
 from geo_service.services.dispatch.responders import NearestQuery, nearest
 from geo_service.services.dispatch.routing import nearest_by_travel_time
-from geo_service.services.intake.escalations import NO_REASON, overdue_reason
+from geo_service.services.intake.escalations import NO_REASON, escalation_rows, overdue_reason
 from geo_service.services.intake.incidents import (
     ESCALATION_LEVELS,
     STAGE_TARGET_S,
@@ -445,12 +445,14 @@ def _record_escalations(
 
 
 def escalation_history(session: Session, incident_id: uuid.UUID, *, scope: Scope) -> dict:
-    """The incident's escalations, oldest first (``data``, ``count``): the very objects the
-    single read embeds (``intake.escalations.escalation_public``: levels by number and name,
-    ``at`` RFC 3339, ``who``/``by``, ``reason`` in the reader's language, ``reason_code``).
-    Raises NotFoundError for an incident that does not exist or that the caller may not see
-    (404 alike outside the caller's area)."""
-    data = get_incident(session, incident_id, scope=scope)["escalations"]
+    """The incident's escalations, oldest first (``data``, ``count``), each as
+    ``intake.escalations.escalation_public`` builds it: levels by number and name, ``at``
+    RFC 3339, ``who``/``by``, ``reason`` in the reader's language, ``reason_code`` (the single
+    read embeds the same objects with the levels by name). Raises NotFoundError for an
+    incident that does not exist or that the caller may not see (404 alike outside the
+    caller's area)."""
+    get_incident(session, incident_id, scope=scope)  # the scope's check: 404 outside it
+    data = escalation_rows(session, incident_id)
     return {"data": data, "count": len(data)}
 
 

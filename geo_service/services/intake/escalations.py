@@ -99,6 +99,13 @@ def escalation_public(
     }
 
 
+def embedded_climb(climb: dict[str, Any]) -> dict[str, Any]:
+    """A climb as ``GET /incidents/{id}`` embeds it: the same object, but ``from_level`` and
+    ``to_level`` by name, as that read first published them (a contract; the list read
+    has them by number, and both carry the names as ``escalated_from``/``escalated_to``)."""
+    return {**climb, "from_level": climb["escalated_from"], "to_level": climb["escalated_to"]}
+
+
 def hidden_climb(climb: dict[str, Any]) -> dict[str, Any]:
     """A climb for roles that may not read free text: who and why left out."""
     return {**climb, "who": None, "by": None, "reason": None, "reason_code": None}

@@ -39,6 +39,7 @@ from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.areas import BBox
 from geo_service.services.intake.escalations import (
     ESCALATION_LEVELS,
+    embedded_climb,
     escalation_rows,
     hidden_climb,
 )
@@ -251,7 +252,7 @@ def _read(session: Session, incident_id: uuid.UUID) -> dict[str, Any] | None:
     return {
         **_as_dict(row),
         "resolution_note": row._mapping["resolution_note"],
-        "escalations": escalation_rows(session, incident_id),
+        "escalations": [embedded_climb(c) for c in escalation_rows(session, incident_id)],
     }
 
 
