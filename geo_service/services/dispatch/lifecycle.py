@@ -14,6 +14,8 @@ open incident per responder (``ux_incidents_open_responder``, migration 0016).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -73,6 +75,25 @@ FREES_RESPONDER = frozenset({"resolve", "cancel"})
 # What only a responder can do: refused (409) on an incident with none assigned.
 NEEDS_RESPONDER = frozenset({"accept", "arrive"})
 TOP_LEVEL = len(ESCALATION_LEVELS) - 1
+
+
+@contextmanager
+def one_open_incident_per_responder(session: Session, responder_id: int | None) -> Iterator[None]:
+    """Write an assignment inside this: the database's one open incident per responder
+    (``ux_incidents_open_responder``) refusing it answers 409 (the session rolled back), never
+    500; any other integrity error goes on as it is."""
+    try:
+        yield
+    except IntegrityError as exc:
+        session.rollback()
+        if "ux_incidents_open_responder" in str(exc.orig):
+            raise ConflictError(
+                format_message(
+                    "responder {responder_id} is already assigned to an open incident",
+                    responder_id=responder_id,
+                )
+            ) from None
+        raise
 
 
 def allowed_actions(status: str) -> list[str]:
@@ -343,7 +364,7 @@ def transition(
             status_now=current["status"],
             assigned=False,
         )
-    try:
+    with one_open_incident_per_responder(session, responder_id):
         session.execute(
             text(
                 f"UPDATE incidents SET status = :target, {stamp} = now(), updated_at = now(), "
@@ -366,16 +387,6 @@ def transition(
                 ),
             },
         )
-    except IntegrityError as exc:
-        session.rollback()
-        if "ux_incidents_open_responder" in str(exc.orig):
-            raise ConflictError(
-                format_message(
-                    "responder {responder_id} is already assigned to an open incident",
-                    responder_id=responder_id,
-                )
-            ) from None
-        raise
     if action in FREES_RESPONDER and current["responder_id"] is not None:
         session.execute(
             text("UPDATE responders SET status = 'available' WHERE id = :r AND status = 'busy'"),
