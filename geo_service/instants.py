@@ -27,7 +27,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from geo_service.errors import InvalidInputError
-from geo_service.i18n import format_message
+from geo_service.i18n import format_message, gettext
 
 MIN_YEAR = 1900
 MAX_YEAR = 2199
@@ -226,3 +226,15 @@ def localize_fields(obj: object, *names: str) -> None:
         value = getattr(obj, name)
         if isinstance(value, datetime) and value.tzinfo is None:
             object.__setattr__(obj, name, local_instant(value, name))
+
+
+def check_window(since: datetime | None, until: datetime | None) -> None:
+    """Refuse a window whose ``since`` is not before its ``until`` (either end may be open).
+
+    >>> check_window(datetime(2026, 1, 2, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC))
+    Traceback (most recent call last):
+    ...
+    geo_service.errors.InvalidInputError: since must be before until
+    """
+    if since is not None and until is not None and since >= until:
+        raise InvalidInputError(gettext("since must be before until"))

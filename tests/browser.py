@@ -54,6 +54,63 @@ def signed_in_page(
             browser.close()
 
 
+# --- the grid worker's phone (/app): a touch phone in Shanghai, signed in with its key ---
+
+PHONE = {"width": 390, "height": 844}
+
+
+def new_phone(
+    browser: Any,
+    *,
+    locale: str = "en-US",
+    geolocation: dict[str, float] | None = None,
+    clock_at: Any = None,
+) -> tuple[Any, Any, list[str]]:
+    """A 390 x 844 touch phone (twice the pixels, Asia/Shanghai time) in ``browser``: its
+    context, a new page and the list that collects the page's JavaScript errors. With
+    ``geolocation`` ({"longitude", "latitude"[, "accuracy"]}) the phone may share that fix;
+    with ``clock_at`` the page's clock is installed at that instant (moved on by the test,
+    never waited for)."""
+    phone = browser.new_context(
+        viewport=PHONE,
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+        locale=locale,
+        timezone_id="Asia/Shanghai",
+        **({"geolocation": geolocation, "permissions": ["geolocation"]} if geolocation else {}),
+    )
+    if clock_at is not None:
+        phone.clock.install(time=clock_at)
+    page = phone.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    return phone, page, errors
+
+
+@contextmanager
+def phone_page(
+    *, locale: str = "en-US", geolocation: dict[str, float] | None = None, clock_at: Any = None
+) -> Iterator[tuple[Any, Any, list[str]]]:
+    """``new_phone`` in a headless Chromium of its own, closed on the way out."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = chromium(pw)
+        try:
+            yield new_phone(browser, locale=locale, geolocation=geolocation, clock_at=clock_at)
+        finally:
+            browser.close()
+
+
+def sign_in_on_phone(page: Any, base: str, api_key: str, path: str = "/app") -> None:
+    """Open ``path`` and sign in with ``api_key`` by a tap, as a grid worker does."""
+    page.goto(f"{base}{path}")
+    page.fill("input[name=api_key]", api_key)
+    page.locator("button[type=submit]").tap()
+    page.wait_for_url(f"{base}{path}")
+
+
 # --- layout checks by bounding boxes (phone pages: nothing cut, nothing covering another) ---
 
 

@@ -350,6 +350,23 @@ def grid_point(city: DemoCity, code: str | None = None) -> tuple[float, float, s
     return pt.x, pt.y, row.code
 
 
+def scalar(engine: Engine, sql: str, **params: Any) -> Any:
+    """The one value a statement (bound parameters) returns: a count, a status."""
+    with engine.connect() as conn:
+        return conn.execute(text(sql), params).scalar_one()
+
+
+def csv_upload(rows: list[dict[str, Any]], name: str = "upload.csv") -> dict[str, Any]:
+    """The multipart ``file`` part of an import: ``rows`` as a CSV file named ``name``."""
+    import io
+
+    import pandas as pd
+
+    buffer = io.StringIO()
+    pd.DataFrame(rows).to_csv(buffer, index=False)
+    return {"file": (name, buffer.getvalue().encode(), "text/csv")}
+
+
 def problem(response) -> dict:  # noqa: ANN001
     """Assert a response is RFC 9457 problem details and return its body."""
     assert response.headers["content-type"].startswith("application/problem+json"), (

@@ -15,44 +15,17 @@ from pathlib import Path
 import pytest
 
 from geo_service import i18n
+from tests.source_scan import TRANSLATORS, WORD, call_name, literal_texts
 
 CLI = Path(i18n.__file__).resolve().parent / "cli"
-TRANSLATORS = {"_", "gettext", "ngettext", "format_message", "N_"}
 # calls whose text reaches the person at the terminal
 SHOWN = {"print", "echo", "status", "update", "BadParameter", "confirm", "add_task", "add_row"}
 # calls that make a command or group: each must have a help= of its own (the docstring is
 # English source, not what Typer shows)
 MAKERS = {"command", "callback", "Typer"}
 MARKUP = re.compile(r"\[/?[a-z ]*\]")
-WORD = re.compile(r"[A-Za-z]{2,}")
 # literal text that is no sentence: commands, option names, units
 NOT_WORDS = {"geo-service boundaries validate", "m"}
-
-
-def _name(func: ast.expr) -> str:
-    if isinstance(func, ast.Name):
-        return func.id
-    if isinstance(func, ast.Attribute):
-        return func.attr
-    return ""
-
-
-def _texts(node: ast.expr) -> list[str]:
-    """The literal text an expression shows, skipping what a translator call takes."""
-    if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return [node.value]
-    if isinstance(node, ast.JoinedStr):
-        return [v.value for v in node.values if isinstance(v, ast.Constant)]
-    if isinstance(node, ast.BinOp):
-        return _texts(node.left) + _texts(node.right)
-    if isinstance(node, ast.IfExp):
-        return _texts(node.body) + _texts(node.orelse)
-    if isinstance(node, ast.Call):
-        if _name(node.func) in TRANSLATORS:
-            return [t for k in node.keywords for t in _texts(k.value)]
-        if _name(node.func) == "join" and isinstance(node.func, ast.Attribute):
-            return _texts(node.func.value)
-    return []
 
 
 def _english(text: str) -> bool:
@@ -69,7 +42,7 @@ def _translated_names(tree: ast.Module) -> set[str]:
         for node in tree.body
         if isinstance(node, ast.Assign)
         and isinstance(node.value, ast.Call)
-        and _name(node.value.func) in TRANSLATORS
+        and call_name(node.value.func) in TRANSLATORS
         for target in node.targets
         if isinstance(target, ast.Name)
     }
@@ -86,14 +59,14 @@ def _problems(path: Path) -> list[str]:
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
             continue
-        name = _name(node.func)
+        name = call_name(node.func)
         where = f"{path.name}:{node.lineno}"
         for keyword in node.keywords:
             if keyword.arg in ("help", "epilog", "title"):
                 value = keyword.value
                 ok = (
                     isinstance(value, ast.Call)
-                    and (_name(value.func) in TRANSLATORS or _name(value.func) == "join")
+                    and (call_name(value.func) in TRANSLATORS or call_name(value.func) == "join")
                 ) or (isinstance(value, ast.Name) and value.id in translated)
                 if not ok:
                     found.append(f"{where}: {keyword.arg}= not translated")
@@ -104,10 +77,14 @@ def _problems(path: Path) -> list[str]:
                 found.append(f"{where}: {name}() without help=")
         if name in SHOWN:
             for arg in [*node.args, *(k.value for k in node.keywords if k.arg != "style")]:
-                found += [f"{where}: {t!r}" for t in _texts(arg) if _english(t)]
+                found += [
+                    f"{where}: {t!r}" for t in literal_texts(arg, read_calls=True) if _english(t)
+                ]
         if isinstance(node.func, ast.Name) and node.func.id.endswith("Error"):
             for arg in node.args:  # a domain error the CLI raises itself
-                found += [f"{where}: {t!r}" for t in _texts(arg) if _english(t)]
+                found += [
+                    f"{where}: {t!r}" for t in literal_texts(arg, read_calls=True) if _english(t)
+                ]
     return found
 
 

@@ -7,41 +7,16 @@ tests/api/test_language.py."""
 from __future__ import annotations
 
 import ast
-import re
 from pathlib import Path
 
 import pytest
 
 from geo_service import i18n
+from tests.source_scan import WORD, call_name, literal_texts
 
 PACKAGE = Path(i18n.__file__).resolve().parent
-TRANSLATORS = {"_", "gettext", "ngettext", "format_message", "N_", "per_row"}
 # the variables a validation step keeps its per-row reasons in (ingest/rows.py, parsing.py)
 REASON_VARIABLES = {"reason", "why", "reasons"}
-WORD = re.compile(r"[A-Za-z]{2,}")
-
-
-def _name(func: ast.expr) -> str:
-    if isinstance(func, ast.Name):
-        return func.id
-    if isinstance(func, ast.Attribute):
-        return func.attr
-    return ""
-
-
-def _texts(node: ast.expr) -> list[str]:
-    """The literal text an expression makes, skipping what a translator call takes."""
-    if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return [node.value]
-    if isinstance(node, ast.JoinedStr):
-        return [v.value for v in node.values if isinstance(v, ast.Constant)]
-    if isinstance(node, ast.BinOp):
-        return _texts(node.left) + _texts(node.right)
-    if isinstance(node, ast.IfExp):
-        return _texts(node.body) + _texts(node.orelse)
-    if isinstance(node, ast.ListComp):
-        return _texts(node.elt)
-    return []
 
 
 def _domain_errors() -> set[str]:
@@ -50,7 +25,7 @@ def _domain_errors() -> set[str]:
     for path in PACKAGE.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ClassDef):
-                bases.setdefault(node.name, set()).update(_name(b) for b in node.bases)
+                bases.setdefault(node.name, set()).update(call_name(b) for b in node.bases)
     found = {"GeoServiceError"}
     while True:
         more = {name for name, parents in bases.items() if parents & found} - found
@@ -60,7 +35,7 @@ def _domain_errors() -> set[str]:
 
 
 def _english(node: ast.expr) -> list[str]:
-    return [t for t in _texts(node) if WORD.search(t)]
+    return [t for t in literal_texts(node) if WORD.search(t)]
 
 
 def _problems(path: Path, errors: set[str]) -> list[str]:
@@ -68,18 +43,18 @@ def _problems(path: Path, errors: set[str]) -> list[str]:
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         shown = path.relative_to(PACKAGE) if path.is_relative_to(PACKAGE) else path.name
         where = f"{shown}:{getattr(node, 'lineno', 0)}"
-        if isinstance(node, ast.Call) and _name(node.func) in errors and node.args:
+        if isinstance(node, ast.Call) and call_name(node.func) in errors and node.args:
             found += [f"{where}: detail {t!r}" for t in _english(node.args[0])]
         if (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Attribute)
             and node.func.attr == "add"
-            and _name(node.func.value) in REASON_VARIABLES
+            and call_name(node.func.value) in REASON_VARIABLES
             and len(node.args) == 2
         ):
             found += [f"{where}: reason {t!r}" for t in _english(node.args[1])]
         if isinstance(node, ast.Assign) and any(
-            isinstance(t, ast.Subscript) and _name(t.value) in REASON_VARIABLES
+            isinstance(t, ast.Subscript) and call_name(t.value) in REASON_VARIABLES
             for t in node.targets
         ):
             found += [f"{where}: reason {t!r}" for t in _english(node.value)]

@@ -96,6 +96,15 @@ NameOption = Annotated[
         "--name", help=_("LANGUAGE=NAME, e.g. --name en=Noise --name zh-CN=噪声扰民 (repeatable)")
     ),
 ]
+ResolutionOption = Annotated[
+    int | None, typer.Option("--resolution-min", help=_("Resolution target, minutes."))
+]
+ResponseOption = Annotated[
+    int | None,
+    typer.Option(
+        "--response-s", help=_("Arrival target: seconds from the report to a responder on scene.")
+    ),
+]
 
 
 @app.command("create", help=_("Create a category (an English name is required)."))
@@ -107,16 +116,8 @@ def create_command(
     effort: Annotated[
         int, typer.Option("--effort", help=_("Handling effort per incident, minutes."))
     ] = 30,
-    resolution: Annotated[
-        int | None, typer.Option("--resolution-min", help=_("Resolution target, minutes."))
-    ] = None,
-    response: Annotated[
-        int | None,
-        typer.Option(
-            "--response-s",
-            help=_("Arrival target: seconds from the report to a responder on scene."),
-        ),
-    ] = None,
+    resolution: ResolutionOption = None,
+    response: ResponseOption = None,
 ) -> None:
     """Create a category."""
     from geo_service.services.intake.categories import create_category
@@ -142,16 +143,8 @@ def set_command(
     effort: Annotated[
         int | None, typer.Option("--effort", help=_("Handling effort per incident, minutes."))
     ] = None,
-    resolution: Annotated[
-        int | None, typer.Option("--resolution-min", help=_("Resolution target, minutes."))
-    ] = None,
-    response: Annotated[
-        int | None,
-        typer.Option(
-            "--response-s",
-            help=_("Arrival target: seconds from the report to a responder on scene."),
-        ),
-    ] = None,
+    resolution: ResolutionOption = None,
+    response: ResponseOption = None,
 ) -> None:
     """Rename a category and set its targets and handling effort."""
     from geo_service.services.intake.categories import update_category

@@ -11,7 +11,7 @@ as the providers do.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, TypeGuard
 
 import numpy as np
@@ -101,8 +101,7 @@ def wgs84_to_gcj02(lon: ArrayLike, lat: ArrayLike) -> tuple[Array, Array]:
     lon = np.asarray(lon, dtype=float)
     lat = np.asarray(lat, dtype=float)
     dlon, dlat = _delta(lon, lat)
-    outside = out_of_china(lon, lat)
-    return np.where(outside, lon, lon + dlon), np.where(outside, lat, lat + dlat)
+    return _unchanged_outside_china(lon, lat, (lon + dlon, lat + dlat))
 
 
 def gcj02_to_wgs84(lon: ArrayLike, lat: ArrayLike) -> tuple[Array, Array]:
@@ -131,15 +130,8 @@ def gcj02_to_wgs84(lon: ArrayLike, lat: ArrayLike) -> tuple[Array, Array]:
     glon = np.asarray(lon, dtype=float)
     glat = np.asarray(lat, dtype=float)
     dlon, dlat = _delta(glon, glat)
-    wlon, wlat = glon - dlon, glat - dlat
-    for _ in range(_INVERSE_MAX_ITER):
-        flon, flat = wgs84_to_gcj02(wlon, wlat)
-        elon, elat = flon - glon, flat - glat
-        wlon, wlat = wlon - elon, wlat - elat
-        if np.all(np.abs(elon) < _INVERSE_TOL_DEG) and np.all(np.abs(elat) < _INVERSE_TOL_DEG):
-            break
-    outside = out_of_china(glon, glat)
-    return np.where(outside, glon, wlon), np.where(outside, glat, wlat)
+    wgs84 = _invert(wgs84_to_gcj02, glon, glat, start=(glon - dlon, glat - dlat))
+    return _unchanged_outside_china(glon, glat, wgs84)
 
 
 def gcj02_to_bd09(lon: ArrayLike, lat: ArrayLike) -> tuple[Array, Array]:
@@ -197,14 +189,36 @@ def bd09_to_gcj02(lon: ArrayLike, lat: ArrayLike) -> tuple[Array, Array]:
     y = blat - 0.006
     z = np.sqrt(x * x + y * y) - 0.00002 * np.sin(y * _X_PI)
     theta = np.arctan2(y, x) - 0.000003 * np.cos(x * _X_PI)
-    glon, glat = z * np.cos(theta), z * np.sin(theta)
+    return _invert(gcj02_to_bd09, blon, blat, start=(z * np.cos(theta), z * np.sin(theta)))
+
+
+def _invert(
+    forward: Callable[[Array, Array], tuple[Array, Array]],
+    lon: Array,
+    lat: Array,
+    *,
+    start: tuple[Array, Array],
+) -> tuple[Array, Array]:
+    """The point ``forward`` maps to (lon, lat), by fixed-point iteration from ``start``
+    (``x <- x - (forward(x) - target)``) until every residual is under 1e-12 degrees, at most
+    30 rounds: both offsets are small and smooth, so it converges in a few."""
+    xlon, xlat = start
     for _ in range(_INVERSE_MAX_ITER):
-        flon, flat = gcj02_to_bd09(glon, glat)
-        elon, elat = flon - blon, flat - blat
-        glon, glat = glon - elon, glat - elat
+        flon, flat = forward(xlon, xlat)
+        elon, elat = flon - lon, flat - lat
+        xlon, xlat = xlon - elon, xlat - elat
         if np.all(np.abs(elon) < _INVERSE_TOL_DEG) and np.all(np.abs(elat) < _INVERSE_TOL_DEG):
             break
-    return glon, glat
+    return xlon, xlat
+
+
+def _unchanged_outside_china(
+    lon: Array, lat: Array, converted: tuple[Array, Array]
+) -> tuple[Array, Array]:
+    """``converted`` where (lon, lat) is inside ``out_of_china``'s rectangle, (lon, lat)
+    outside it: the providers leave points outside China as they are."""
+    outside = out_of_china(lon, lat)
+    return np.where(outside, lon, converted[0]), np.where(outside, lat, converted[1])
 
 
 def to_wgs84(lon: ArrayLike, lat: ArrayLike, crs: str = "wgs84") -> tuple[Array, Array]:
@@ -243,9 +257,7 @@ def to_wgs84(lon: ArrayLike, lat: ArrayLike, crs: str = "wgs84") -> tuple[Array,
     if crs == "wgs84":
         return lon, lat
     if crs == "bd09":
-        glon, glat = bd09_to_gcj02(lon, lat)
-        outside = out_of_china(lon, lat)
-        lon, lat = np.where(outside, lon, glon), np.where(outside, lat, glat)
+        lon, lat = _unchanged_outside_china(lon, lat, bd09_to_gcj02(lon, lat))
     return gcj02_to_wgs84(lon, lat)
 
 
@@ -285,9 +297,7 @@ def from_wgs84(lon: ArrayLike, lat: ArrayLike, crs: str = "wgs84") -> tuple[Arra
     glon, glat = wgs84_to_gcj02(lon, lat)
     if crs == "gcj02":
         return glon, glat
-    blon, blat = gcj02_to_bd09(glon, glat)
-    outside = out_of_china(lon, lat)
-    return np.where(outside, lon, blon), np.where(outside, lat, blat)
+    return _unchanged_outside_china(lon, lat, gcj02_to_bd09(glon, glat))
 
 
 def geometry_to_wgs84(geoms: ArrayLike, crs: str) -> NDArray[np.object_]:
@@ -521,7 +531,9 @@ def _has_point_properties(props: Any) -> TypeGuard[dict[str, Any]]:
     )
 
 
-def _transform_geometries(geoms: ArrayLike, fn) -> NDArray[np.object_]:  # noqa: ANN001
+def _transform_geometries(
+    geoms: ArrayLike, fn: Callable[[Array, Array], tuple[Array, Array]]
+) -> NDArray[np.object_]:
     def apply(coords: Array) -> Array:
         lon, lat = fn(coords[:, 0], coords[:, 1])
         return np.column_stack([lon, lat])

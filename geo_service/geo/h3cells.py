@@ -10,6 +10,9 @@ import numpy as np
 import shapely
 from numpy.typing import ArrayLike, NDArray
 
+from geo_service.errors import InvalidInputError
+from geo_service.i18n import format_message
+
 if TYPE_CHECKING:
     from geo_service.geo.bbox import BBox
 
@@ -18,6 +21,26 @@ STORED_RESOLUTION = 11
 # nest exactly (a child's hexagon pokes out of its parent's), so each point stores its own
 # cell at each of them (``incidents.h3_6`` .. ``h3_10``), never a parent of the res-11 cell.
 EXACT_RESOLUTIONS = range(6, 11)
+
+
+def check_served_resolution(res: int) -> None:
+    """Refuse a resolution the layers do not serve (``EXACT_RESOLUTIONS``, 6..10).
+
+    >>> check_served_resolution(11)
+    Traceback (most recent call last):
+    ...
+    geo_service.errors.InvalidInputError: res must be 6..10
+    """
+    if res not in EXACT_RESOLUTIONS:
+        raise InvalidInputError(
+            format_message(
+                "res must be {start}..{value}",
+                start=EXACT_RESOLUTIONS.start,
+                value=EXACT_RESOLUTIONS.stop - 1,
+            )
+        )
+
+
 # Households and rental units store their own cells at these (``h3_5`` .. ``h3_10``, 0025):
 # the resolutions their aggregates serve (5..10) and planning atoms read (9, 10; 11 is ``h3``).
 RESIDENT_RESOLUTIONS = range(5, 11)

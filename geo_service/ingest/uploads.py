@@ -493,6 +493,25 @@ def _zip_entry_count(path: Path) -> int | None:
     return struct.unpack("<H", tail[at + 10 : at + 12])[0]
 
 
+@contextmanager
+def _damaged_zip_refused(name: str) -> Iterator[None]:
+    """Unpack inside this: what a damaged or encrypted zip raises becomes a refusal of
+    ``name`` (the library's own words only in the log)."""
+    try:
+        yield
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        RuntimeError,
+        NotImplementedError,
+        EOFError,
+        OSError,
+        zlib_error(),
+    ) as exc:
+        log.warning("zip %s unreadable: %s", name, exc)
+        raise _refuse(name, "a damaged or encrypted zip file") from None
+
+
 def extract_shapefile(
     path: Path, into: Path, *, layer: str | None, limits: ReadLimits, name: str
 ) -> Path:
@@ -503,7 +522,7 @@ def extract_shapefile(
         raise _refuse(name, "a damaged zip file")
     if entries >= min(MAX_ZIP_MEMBERS, 0xFFFF):
         raise _refuse(name, f"a zip with more than {MAX_ZIP_MEMBERS} members is not accepted")
-    try:
+    with _damaged_zip_refused(name):
         with zipfile.ZipFile(path) as archive:
             members = [m for m in archive.infolist() if not m.is_dir()]
             by_lower = {m.filename.lower(): m for m in members}
@@ -531,17 +550,6 @@ def extract_shapefile(
                         out.write(chunk)
                         check_unpacked(total, None, limits, name)
                         check_unpacked(written, member.compress_size, limits, name)
-    except (
-        zipfile.BadZipFile,
-        zipfile.LargeZipFile,
-        RuntimeError,
-        NotImplementedError,
-        EOFError,
-        OSError,
-        zlib_error(),
-    ) as exc:
-        log.warning("zip %s unreadable: %s", name, exc)
-        raise _refuse(name, "a damaged or encrypted zip file") from None
     shp = into / "layer.shp"
     check_shapefile(shp, name=name)
     return shp
@@ -723,7 +731,7 @@ def extract_kml(path: Path, into: Path, *, limits: ReadLimits, name: str) -> Pat
     ``doc.kml``, streamed with the byte and ratio caps; return its path. Other members
     (images, models, a second .kml) are never opened."""
     target = into / "doc.kml"
-    try:
+    with _damaged_zip_refused(name):
         with zipfile.ZipFile(path) as archive:
             kmls = _kml_members(archive)
             main = [m for m in kmls if PurePosixPath(m.filename).name.lower() == "doc.kml"]
@@ -740,15 +748,4 @@ def extract_kml(path: Path, into: Path, *, limits: ReadLimits, name: str) -> Pat
                     written += len(chunk)
                     out.write(chunk)
                     check_unpacked(written, member.compress_size, limits, name)
-    except (
-        zipfile.BadZipFile,
-        zipfile.LargeZipFile,
-        RuntimeError,
-        NotImplementedError,
-        EOFError,
-        OSError,
-        zlib_error(),
-    ) as exc:
-        log.warning("zip %s unreadable: %s", name, exc)
-        raise _refuse(name, "a damaged or encrypted zip file") from None
     return target

@@ -83,6 +83,24 @@ class Provider:
     logo: Logo | None = None
 
 
+def _tianditu(id: str, name: str, name_zh: str, base: str, annotation: str) -> Provider:
+    """A Tianditu base map: its WMTS base layer and annotation layer (``vec``/``cva``,
+    ``img``/``cia``), on the key, with Tianditu's logo and 审图号."""
+    return Provider(
+        id,
+        name,
+        name_zh,
+        "wgs84",
+        tuple(TileLayer(_TIANDITU % {"layer": layer}, "01234567") for layer in (base, annotation)),
+        TIANDITU_ATTRIBUTION,
+        "https://www.tianditu.gov.cn",
+        "https://*.tianditu.gov.cn",
+        needs_tianditu_key=True,
+        approval_setting="tianditu_approval",
+        logo=TIANDITU_LOGO,
+    )
+
+
 PROVIDERS: tuple[Provider, ...] = (
     Provider(
         "osm",
@@ -94,38 +112,8 @@ PROVIDERS: tuple[Provider, ...] = (
         "https://www.openstreetmap.org/copyright",
         "https://tile.openstreetmap.org",
     ),
-    Provider(
-        "tianditu-vec",
-        "Tianditu streets",
-        "天地图 矢量",
-        "wgs84",
-        (
-            TileLayer(_TIANDITU % {"layer": "vec"}, "01234567"),
-            TileLayer(_TIANDITU % {"layer": "cva"}, "01234567"),
-        ),
-        TIANDITU_ATTRIBUTION,
-        "https://www.tianditu.gov.cn",
-        "https://*.tianditu.gov.cn",
-        needs_tianditu_key=True,
-        approval_setting="tianditu_approval",
-        logo=TIANDITU_LOGO,
-    ),
-    Provider(
-        "tianditu-img",
-        "Tianditu imagery",
-        "天地图 影像",
-        "wgs84",
-        (
-            TileLayer(_TIANDITU % {"layer": "img"}, "01234567"),
-            TileLayer(_TIANDITU % {"layer": "cia"}, "01234567"),
-        ),
-        TIANDITU_ATTRIBUTION,
-        "https://www.tianditu.gov.cn",
-        "https://*.tianditu.gov.cn",
-        needs_tianditu_key=True,
-        approval_setting="tianditu_approval",
-        logo=TIANDITU_LOGO,
-    ),
+    _tianditu("tianditu-vec", "Tianditu streets", "天地图 矢量", "vec", "cva"),
+    _tianditu("tianditu-img", "Tianditu imagery", "天地图 影像", "img", "cia"),
     Provider(
         "amap",
         "Amap (GCJ-02)",
@@ -149,6 +137,8 @@ PROVIDERS: tuple[Provider, ...] = (
         approval_setting="tencent_approval",
     ),
 )
+# the plain background: no tiles, so no host and nothing to attribute
+NO_BASE_MAP = Provider("none", "No base map", "无底图", "wgs84", (), "", "", "")
 NEEDS_KEY = {
     "en": "needs a Tianditu key: set GEO_TIANDITU_KEY",
     "zh": "需要天地图密钥：请设置 GEO_TIANDITU_KEY",
@@ -208,32 +198,19 @@ def base_maps(maps: MapSettings, tiles_setting: str) -> dict[str, Any]:
     source = tile_source(tiles_setting)
     choices: dict[str, dict[str, Any]] = {}
     if source is not None and source["url"] != OSM_TILES:
-        choices["configured"] = {
-            "id": "configured",
-            "name": "Configured tiles",
-            "name_zh": "配置的底图",
-            "crs": maps.map_tiles_crs,
-            "layers": [{"url": source["url"], "subdomains": "abc", "max_native_zoom": 19}],
-            "attribution": source["attribution"],
-            "attribution_url": "",
-            "approval": "",
-            "logo": None,
-            "disabled": None,
-        }
-    for provider in PROVIDERS:
+        configured = Provider(
+            "configured",
+            "Configured tiles",
+            "配置的底图",
+            maps.map_tiles_crs,
+            (TileLayer(source["url"], "abc", max_native_zoom=19),),
+            source["attribution"],
+            "",
+            tile_origin(source["url"]) or "",
+        )
+        choices["configured"] = _choice(configured, maps)
+    for provider in (*PROVIDERS, NO_BASE_MAP):
         choices[provider.id] = _choice(provider, maps)
-    choices["none"] = {
-        "id": "none",
-        "name": "No base map",
-        "name_zh": "无底图",
-        "crs": "wgs84",
-        "layers": [],
-        "attribution": "",
-        "attribution_url": "",
-        "approval": "",
-        "logo": None,
-        "disabled": None,
-    }
     offered = [choices[i] for i in offered_ids(maps, tiles_setting) if i in choices]
     usable = [c["id"] for c in offered if c["disabled"] is None]
     default = next((i for i in (maps.map_basemap, *usable) if i in usable), "none")
@@ -243,9 +220,11 @@ def base_maps(maps: MapSettings, tiles_setting: str) -> dict[str, Any]:
 def _choice(provider: Provider, maps: MapSettings) -> dict[str, Any]:
     tianditu_key = maps.tianditu_key
     disabled = NEEDS_KEY if provider.needs_tianditu_key and not tianditu_key else None
+    key = quote(tianditu_key, safe="")
     layers = [
         {
-            "url": layer.url.replace("{tk}", quote(tianditu_key, safe="")),
+            # only a Tianditu URL holds the key (a configured URL is taken as it is written)
+            "url": layer.url.replace("{tk}", key) if provider.needs_tianditu_key else layer.url,
             "subdomains": layer.subdomains,
             "max_native_zoom": layer.max_native_zoom,
         }

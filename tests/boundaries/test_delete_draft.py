@@ -14,9 +14,8 @@ from sqlalchemy import Engine, text
 from geo_service.api.schemas.boundaries import DeletedVersionPublic
 from geo_service.demo.city import DemoCity
 from geo_service.services.access.audit import record_audit
+from tests.boundaries.drafts import new_draft
 from tests.conftest import as_role, bound_user, problem, version_in_force_id
-
-LEVELS = ("district", "street", "community", "grid")
 
 
 def _draft(
@@ -26,21 +25,7 @@ def _draft(
     lies under it), with a ``propose`` audit row naming ``proposed_by`` as a proposal leaves."""
     version = version_in_force_id(engine)
     with engine.begin() as conn:
-        draft = conn.execute(
-            text("INSERT INTO boundary_versions (name, status) VALUES (:n, 'draft') RETURNING id"),
-            {"n": name},
-        ).scalar_one()
-        for level in LEVELS:
-            conn.execute(
-                text(
-                    "INSERT INTO areas (version_id, level, code, name, parent_id, geom, area_m2) "
-                    "SELECT :d, a.level, a.code, a.name, (SELECT n.id FROM areas n JOIN areas p "
-                    "ON p.code = n.code WHERE n.version_id = :d AND p.id = a.parent_id), "
-                    "a.geom, a.area_m2 FROM areas a WHERE a.version_id = :v AND a.level = :lv "
-                    "AND (CAST(:only AS text) IS NULL OR a.code LIKE :only || '%') ORDER BY a.id"
-                ),
-                {"d": draft, "v": version, "lv": level, "only": only},
-            )
+        draft = new_draft(conn, version, name, only=only)
         if proposed_by is not None:
             record_audit(
                 conn,

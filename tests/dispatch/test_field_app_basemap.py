@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from geo_service.demo.city import DemoCity
-from tests.browser import chromium
+from tests.browser import PHONE, chromium, sign_in_on_phone
 from tests.conftest import ARTIFACTS
 from tests.dispatch.test_field_app import make_worker
 from tests.layers.test_base_maps import (  # noqa: F401 (fixtures)
@@ -35,7 +35,6 @@ from tests.layers.test_base_maps import (  # noqa: F401 (fixtures)
     gcj_server,
 )
 
-PHONE = {"width": 390, "height": 844}
 TASK_COLOUR = (0x2C, 0x7B, 0xB6)  # priority 4 (COLOURS of field_app.js)
 
 
@@ -91,10 +90,7 @@ def test_on_a_gcj02_base_map_tasks_lie_on_the_streets_and_a_tap_reports_the_wgs8
             page = phone.new_page()
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(f"{gcj_server}/app")
-            page.fill("input[name=api_key]", worker["headers"]["X-API-Key"])
-            page.locator("button[type=submit]").tap()
-            page.wait_for_url(f"{gcj_server}/app")
+            sign_in_on_phone(page, gcj_server, worker["headers"]["X-API-Key"])
             page.locator(f'li.task[data-id="{task}"]').wait_for()
             page.locator('#tabs button[data-tab="report"]').tap()
             page.locator(f"#r-map path.task-{task}").wait_for()

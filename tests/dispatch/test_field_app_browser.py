@@ -26,7 +26,7 @@ from geo_service.api.app import create_app
 from geo_service.demo.city import DemoCity
 from geo_service.services.intake.photo_store import LocalPhotoStore
 from geo_service.settings import Settings
-from tests.browser import chromium
+from tests.browser import PHONE, chromium, new_phone
 from tests.conftest import ARTIFACTS, grid_point, serving
 from tests.dispatch.test_console import db_now
 from tests.dispatch.test_field_app import (
@@ -37,7 +37,6 @@ from tests.dispatch.test_field_app import (
     visits_restored,  # noqa: F401 (a fixture)
 )
 
-PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1400, "height": 900}
 
 
@@ -106,20 +105,8 @@ def test_a_worker_goes_offline_and_nothing_is_lost_or_doubled(
         app.state.runtime.clock.set(now)
         browser = chromium(pw)
         try:
-            phone = browser.new_context(
-                viewport=PHONE,
-                device_scale_factor=2,
-                is_mobile=True,
-                has_touch=True,
-                geolocation={"longitude": lon, "latitude": lat, "accuracy": 10},
-                permissions=["geolocation"],
-                locale="en-US",
-                timezone_id="Asia/Shanghai",
-            )
-            phone.clock.install(time=now)
-            page = phone.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            where = {"longitude": lon, "latitude": lat, "accuracy": 10}
+            phone, page, errors = new_phone(browser, geolocation=where, clock_at=now)
             page.goto(f"{base}/app")
             assert "/login" in page.url, page.url
             # the sign-in page fits the phone: no sideways scrolling, a full-width field

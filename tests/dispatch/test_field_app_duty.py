@@ -14,12 +14,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from geo_service.demo.city import DemoCity
-from tests.browser import chromium
+from tests.browser import phone_page, sign_in_on_phone
 from tests.conftest import ARTIFACTS, grid_point
 from tests.dispatch.test_console import db_now
 from tests.dispatch.test_field_app import busiest_grid, make_worker
-
-PHONE = {"width": 390, "height": 844}
 
 
 def responder_status(engine: Engine, responder_id: int) -> str:
@@ -37,80 +35,58 @@ def test_a_queued_off_duty_wins_over_the_kept_page_and_no_position_is_sent(
     worker = make_worker(engine, code, "field-duty")
     lon, lat, _ = grid_point(loaded_city, code)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    from playwright.sync_api import sync_playwright
+    where = {"longitude": lon, "latitude": lat}
+    with phone_page(geolocation=where, clock_at=db_now(engine)) as (phone, page, errors):
+        posted: list[str] = []
+        phone.on(
+            "request",
+            lambda r: (
+                posted.append(r.url)
+                if r.method == "POST" and r.url.endswith("/responders/positions")
+                else None
+            ),
+        )
+        sign_in_on_phone(page, live_server, worker["headers"]["X-API-Key"])
+        page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+        # on duty: a fix at once; reloaded online, the phone keeps this page saying so
+        page.wait_for_function("() => document.querySelector('#duty-input').checked")
+        page.reload()
+        page.locator("#duty.on").wait_for()
+        assert page.locator("#duty-text").inner_text() == "On duty"
+        page.wait_for_function("() => lastFix !== null")  # a fix sent, answered
+        assert len(posted) >= 1
 
-    with sync_playwright() as pw:
-        browser = chromium(pw)
-        try:
-            phone = browser.new_context(
-                viewport=PHONE,
-                device_scale_factor=2,
-                is_mobile=True,
-                has_touch=True,
-                locale="en-US",
-                timezone_id="Asia/Shanghai",
-                geolocation={"longitude": lon, "latitude": lat},
-                permissions=["geolocation"],
-            )
-            phone.clock.install(time=db_now(engine))
-            page = phone.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            posted: list[str] = []
-            phone.on(
-                "request",
-                lambda r: (
-                    posted.append(r.url)
-                    if r.method == "POST" and r.url.endswith("/responders/positions")
-                    else None
-                ),
-            )
-            page.goto(f"{live_server}/app")
-            page.fill("input[name=api_key]", worker["headers"]["X-API-Key"])
-            page.locator("button[type=submit]").tap()
-            page.wait_for_url(f"{live_server}/app")
-            page.wait_for_function("() => navigator.serviceWorker.controller !== null")
-            # on duty: a fix at once; reloaded online, the phone keeps this page saying so
-            page.wait_for_function("() => document.querySelector('#duty-input').checked")
-            page.reload()
-            page.locator("#duty.on").wait_for()
-            assert page.locator("#duty-text").inner_text() == "On duty"
-            page.wait_for_function("() => lastFix !== null")  # a fix sent, answered
-            assert len(posted) >= 1
+        # offline, the worker switches off duty: the change waits in the outbox
+        phone.set_offline(True)
+        page.locator("#net.offline").wait_for()
+        page.locator("#duty").tap()
+        page.locator("#outbox-toggle").filter(has_text="1 waiting to send").wait_for()
+        assert page.locator("#duty-text").inner_text() == "Off duty"
+        after_tap = len(posted)
 
-            # offline, the worker switches off duty: the change waits in the outbox
-            phone.set_offline(True)
-            page.locator("#net.offline").wait_for()
-            page.locator("#duty").tap()
-            page.locator("#outbox-toggle").filter(has_text="1 waiting to send").wait_for()
-            assert page.locator("#duty-text").inner_text() == "Off duty"
-            after_tap = len(posted)
+        # reloaded offline: the kept page says on duty, the queued change says off
+        page.reload()
+        page.locator("#outbox-toggle").filter(has_text="1 waiting to send").wait_for()
+        page.locator("#duty-detail").filter(has_text="Not sharing my position").wait_for()
+        assert page.locator("#duty-text").inner_text() == "Off duty"
+        assert not page.locator("#duty-input").is_checked()
+        page.screenshot(path=str(ARTIFACTS / "field-app-duty-offline.png"))
+        page.clock.run_for("02:00")
+        assert len(posted) == after_tap
+        assert responder_status(engine, worker["id"]) == "available"
 
-            # reloaded offline: the kept page says on duty, the queued change says off
-            page.reload()
-            page.locator("#outbox-toggle").filter(has_text="1 waiting to send").wait_for()
-            page.locator("#duty-detail").filter(has_text="Not sharing my position").wait_for()
-            assert page.locator("#duty-text").inner_text() == "Off duty"
-            assert not page.locator("#duty-input").is_checked()
-            page.screenshot(path=str(ARTIFACTS / "field-app-duty-offline.png"))
-            page.clock.run_for("02:00")
-            assert len(posted) == after_tap
-            assert responder_status(engine, worker["id"]) == "available"
-
-            # online again: the change is sent and the page shows the server's state
-            phone.set_offline(False)
-            page.locator("#outbox").wait_for(state="hidden", timeout=30_000)
-            assert responder_status(engine, worker["id"]) == "off_duty"
-            page.clock.run_for("02:00")
-            assert page.locator("#duty-text").inner_text() == "Off duty"
-            assert page.locator("#duty-detail").inner_text() == "Not sharing my position"
-            assert len(posted) == after_tap, posted
-            # and so after another reload online (the page served fresh says off duty)
-            page.reload()
-            page.locator("#duty-detail").filter(has_text="Not sharing my position").wait_for()
-            page.clock.run_for("01:00")
-            assert len(posted) == after_tap, posted
-            page.screenshot(path=str(ARTIFACTS / "field-app-duty-online.png"))
-            assert errors == [], errors
-        finally:
-            browser.close()
+        # online again: the change is sent and the page shows the server's state
+        phone.set_offline(False)
+        page.locator("#outbox").wait_for(state="hidden", timeout=30_000)
+        assert responder_status(engine, worker["id"]) == "off_duty"
+        page.clock.run_for("02:00")
+        assert page.locator("#duty-text").inner_text() == "Off duty"
+        assert page.locator("#duty-detail").inner_text() == "Not sharing my position"
+        assert len(posted) == after_tap, posted
+        # and so after another reload online (the page served fresh says off duty)
+        page.reload()
+        page.locator("#duty-detail").filter(has_text="Not sharing my position").wait_for()
+        page.clock.run_for("01:00")
+        assert len(posted) == after_tap, posted
+        page.screenshot(path=str(ARTIFACTS / "field-app-duty-online.png"))
+        assert errors == [], errors

@@ -19,13 +19,12 @@ from sqlalchemy import Engine, text
 
 from geo_service import i18n
 from geo_service.demo.city import DemoCity
-from tests.browser import VISIBLE_WORDS, chromium, english_left
+from tests.browser import VISIBLE_WORDS, chromium, english_left, new_phone, sign_in_on_phone
 from tests.conftest import ARTIFACTS
 from tests.dispatch.test_field_app import busiest_grid, make_worker, new_incident
 
 PAGES = Path(i18n.__file__).resolve().parent / "web" / "static" / "pages"
 TEMPLATE = Path(i18n.__file__).resolve().parent / "web" / "templates" / "field_app.html"
-PHONE = {"width": 390, "height": 844}
 # a JavaScript string literal: "...", '...' or `...` (escapes allowed)
 LITERAL = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`(?:[^`\\]|\\.)*`')
 T_CALL = re.compile(r'\bt\(\s*("(?:[^"\\]|\\.)*")')
@@ -116,23 +115,9 @@ def test_the_phone_page_in_chinese_has_no_english_word_left(
                     f"/incidents/{task}/dispatch", json={"responder_id": worker["id"]}
                 )
                 assert sent.is_success, sent.text
-                phone = browser.new_context(
-                    viewport=PHONE,
-                    device_scale_factor=2,
-                    is_mobile=True,
-                    has_touch=True,
-                    locale=locale,
-                    timezone_id="Asia/Shanghai",
-                    permissions=["geolocation"],
-                    geolocation={"longitude": 114.3, "latitude": 30.59},
-                )
-                page = phone.new_page()
-                errors: list[str] = []
-                page.on("pageerror", lambda exc, errors=errors: errors.append(str(exc)))
-                page.goto(f"{live_server}/app")
-                page.fill("input[name=api_key]", worker["headers"]["X-API-Key"])
-                page.locator("button[type=submit]").tap()
-                page.wait_for_url(f"{live_server}/app")
+                where = {"longitude": 114.3, "latitude": 30.59}
+                phone, page, errors = new_phone(browser, locale=locale, geolocation=where)
+                sign_in_on_phone(page, live_server, worker["headers"]["X-API-Key"])
                 assert page.evaluate("() => document.documentElement.lang") == tag
                 page.locator(f'li.task[data-id="{task}"] .act-accept').wait_for()
                 page.locator(f'li.task[data-id="{other}"] .level').wait_for()

@@ -18,11 +18,10 @@ from sqlalchemy import Engine
 from geo_service.api.app import create_app
 from geo_service.demo.city import DemoCity
 from geo_service.settings import MapSettings, Settings
-from tests.browser import chromium
+from tests.browser import PHONE, phone_page, sign_in_on_phone
 from tests.conftest import ARTIFACTS, grid_point, serving
 from tests.dispatch.test_field_app import busiest_grid, make_worker, new_incident
 
-PHONE = {"width": 390, "height": 844}
 HEADER_TEXTS = ["#grid-name", "#grid-code", "#duty-text", "#duty-detail", "#net",
                 "#top .lang-switch a", "#sign-out"]  # fmt: skip
 HEADER_CONTROLS = ["#duty", "#top .lang-switch a", "#sign-out"]
@@ -129,100 +128,79 @@ def test_the_phone_page_fits_390_px_and_refuses_a_place_outside_the_grid_at_once
     climbed = client.post(f"/incidents/{task}/escalate", json={"note": "物业须处理 <i>now</i>"})
     assert climbed.status_code == 200, climbed.text
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    from playwright.sync_api import sync_playwright
+    where = {"longitude": lon, "latitude": lat}
+    with phone_page(locale=locale, geolocation=where) as (phone, page, errors):
+        reports: list[str] = []
+        phone.on(
+            "request",
+            lambda r: (
+                reports.append(r.url)
+                if r.method == "POST" and r.url.endswith("/incidents")
+                else None
+            ),
+        )
+        sign_in_on_phone(page, menu_server, worker["headers"]["X-API-Key"])
+        assert page.evaluate("() => BASEMAPS.choices.length") > 1  # the menu is offered
 
-    with sync_playwright() as pw:
-        browser = chromium(pw)
-        try:
-            phone = browser.new_context(
-                viewport=PHONE,
-                device_scale_factor=2,
-                is_mobile=True,
-                has_touch=True,
-                locale=locale,
-                timezone_id="Asia/Shanghai",
-                geolocation={"longitude": lon, "latitude": lat},
-                permissions=["geolocation"],
-            )
-            page = phone.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            reports: list[str] = []
-            phone.on(
-                "request",
-                lambda r: (
-                    reports.append(r.url)
-                    if r.method == "POST" and r.url.endswith("/incidents")
-                    else None
-                ),
-            )
-            page.goto(f"{menu_server}/app")
-            page.fill("input[name=api_key]", worker["headers"]["X-API-Key"])
-            page.locator("button[type=submit]").tap()
-            page.wait_for_url(f"{menu_server}/app")
-            assert page.evaluate("() => BASEMAPS.choices.length") > 1  # the menu is offered
+        # the task says why it climbed, as text
+        row = page.locator(f'li.task[data-id="{task}"]')
+        reason = row.locator("li.escalation")
+        reason.wait_for()
+        assert "物业须处理 <i>now</i>" in reason.inner_text()
+        assert row.locator("li.escalation i").count() == 0
+        check_header(page, "online")
+        page.screenshot(path=str(ARTIFACTS / f"field-app-layout-{tag}-tasks.png"))
+        page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+        phone.set_offline(True)
+        page.locator("#net.offline").wait_for()
+        check_header(page, "offline")
+        page.screenshot(path=str(ARTIFACTS / f"field-app-layout-{tag}-offline.png"))
+        phone.set_offline(False)
+        page.locator("#net.online").wait_for()
+        page.wait_for_function("() => !fromCache")  # the tasks read anew, not as kept
 
-            # the task says why it climbed, as text
-            row = page.locator(f'li.task[data-id="{task}"]')
-            reason = row.locator("li.escalation")
-            reason.wait_for()
-            assert "物业须处理 <i>now</i>" in reason.inner_text()
-            assert row.locator("li.escalation i").count() == 0
-            check_header(page, "online")
-            page.screenshot(path=str(ARTIFACTS / f"field-app-layout-{tag}-tasks.png"))
-            page.wait_for_function("() => navigator.serviceWorker.controller !== null")
-            phone.set_offline(True)
-            page.locator("#net.offline").wait_for()
-            check_header(page, "offline")
-            page.screenshot(path=str(ARTIFACTS / f"field-app-layout-{tag}-offline.png"))
-            phone.set_offline(False)
-            page.locator("#net.online").wait_for()
-            page.wait_for_function("() => !fromCache")  # the tasks read anew, not as kept
+        # the report map: the grid's outline, the menu at the top right
+        page.locator('#tabs button[data-tab="report"]').tap()
+        page.locator("#r-map path.leaflet-interactive, #r-map svg path").first.wait_for()
+        page.wait_for_function("() => gridFeature !== null")
+        page.locator("#r-where").filter(has_text=f"{lat:.5f}").wait_for()  # the GPS fix
+        assert page.locator("#r-where .outside").count() == 0  # the GPS fix is inside
+        check_map_controls(page, "r-map", "report map")
+        page.screenshot(path=str(ARTIFACTS / f"field-app-layout-{tag}-report.png"))
+        # a tap outside the grid: said at once, and the report is not kept
+        point = page.evaluate(OUTSIDE_POINT)
+        assert point is not None
+        page.locator("#r-map").tap(position=point)
+        page.locator("#r-where .outside").wait_for()
+        page.locator("#toast.on").wait_for()
+        page.screenshot(path=str(ARTIFACTS / f"field-app-layout-{tag}-outside.png"))
+        page.locator("#r-send").tap()
+        page.wait_for_timeout(300)  # the refusal is synchronous: a short look is enough
+        assert page.locator("#tab-report").is_visible()  # still on the form
+        assert page.evaluate("() => outboxAll().then((items) => items.length)") == 0
+        assert reports == []
+        # inside again: the mark goes
+        inside = page.evaluate(
+            "([lon, lat]) => { const p = reportMap.latLngToContainerPoint([lat, lon]);"
+            " return {x: p.x, y: p.y}; }",
+            [lon, lat],
+        )
+        page.locator("#r-map").tap(position=inside)
+        page.wait_for_function(
+            "(lon) => where && Math.abs(where.lon - lon) < 1e-3"
+            " && !document.querySelector('#r-where .outside')",
+            arg=lon,
+        )
 
-            # the report map: the grid's outline, the menu at the top right
-            page.locator('#tabs button[data-tab="report"]').tap()
-            page.locator("#r-map path.leaflet-interactive, #r-map svg path").first.wait_for()
-            page.wait_for_function("() => gridFeature !== null")
-            page.locator("#r-where").filter(has_text=f"{lat:.5f}").wait_for()  # the GPS fix
-            assert page.locator("#r-where .outside").count() == 0  # the GPS fix is inside
-            check_map_controls(page, "r-map", "report map")
-            page.screenshot(path=str(ARTIFACTS / f"field-app-layout-{tag}-report.png"))
-            # a tap outside the grid: said at once, and the report is not kept
-            point = page.evaluate(OUTSIDE_POINT)
-            assert point is not None
-            page.locator("#r-map").tap(position=point)
-            page.locator("#r-where .outside").wait_for()
-            page.locator("#toast.on").wait_for()
-            page.screenshot(path=str(ARTIFACTS / f"field-app-layout-{tag}-outside.png"))
-            page.locator("#r-send").tap()
-            page.wait_for_timeout(300)  # the refusal is synchronous: a short look is enough
-            assert page.locator("#tab-report").is_visible()  # still on the form
-            assert page.evaluate("() => outboxAll().then((items) => items.length)") == 0
-            assert reports == []
-            # inside again: the mark goes
-            inside = page.evaluate(
-                "([lon, lat]) => { const p = reportMap.latLngToContainerPoint([lat, lon]);"
-                " return {x: p.x, y: p.y}; }",
-                [lon, lat],
-            )
-            page.locator("#r-map").tap(position=inside)
-            page.wait_for_function(
-                "(lon) => where && Math.abs(where.lon - lon) < 1e-3"
-                " && !document.querySelector('#r-where .outside')",
-                arg=lon,
-            )
-
-            # the visits map: the grid's outline under the homes, the menu at the top right
-            page.locator('#tabs button[data-tab="visits"]').tap()
-            page.locator("#v-map path.home").first.wait_for()
-            page.locator("#v-map path.grid-outline").wait_for()
-            check_map_controls(page, "v-map", "visits map")
-            page.screenshot(path=str(ARTIFACTS / f"field-app-layout-{tag}-visits.png"))
-            # on a desktop or tablet the header holds together too
-            page.set_viewport_size({"width": 1280, "height": 800})
-            page.locator('#tabs button[data-tab="tasks"]').tap()
-            check_header(page, "desktop", width=1280)
-            page.screenshot(path=str(ARTIFACTS / f"field-app-layout-{tag}-desktop.png"))
-            assert errors == [], errors
-        finally:
-            browser.close()
+        # the visits map: the grid's outline under the homes, the menu at the top right
+        page.locator('#tabs button[data-tab="visits"]').tap()
+        page.locator("#v-map path.home").first.wait_for()
+        page.locator("#v-map path.grid-outline").wait_for()
+        check_map_controls(page, "v-map", "visits map")
+        page.screenshot(path=str(ARTIFACTS / f"field-app-layout-{tag}-visits.png"))
+        # on a desktop or tablet the header holds together too
+        page.set_viewport_size({"width": 1280, "height": 800})
+        page.locator('#tabs button[data-tab="tasks"]').tap()
+        check_header(page, "desktop", width=1280)
+        page.screenshot(path=str(ARTIFACTS / f"field-app-layout-{tag}-desktop.png"))
+        assert errors == [], errors

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from geo_service.demo.city import DemoCity
-from tests.browser import chromium
+from tests.browser import chromium, sign_in_on_phone
 from tests.conftest import ARTIFACTS, as_role, grid_point, problem
 from tests.dispatch.test_field_app import busiest_grid, make_worker
 
@@ -128,10 +128,7 @@ def test_the_phone_page_shows_the_address_as_text(
             ).new_page()
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(f"{live_server}/app")
-            page.fill("input[name=api_key]", worker["headers"]["X-API-Key"])
-            page.locator("button[type=submit]").tap()
-            page.wait_for_url(f"{live_server}/app")
+            sign_in_on_phone(page, live_server, worker["headers"]["X-API-Key"])
             page.locator('#tabs button[data-tab="visits"]').tap()
             row = page.locator(f'li.household[data-id="{home.id}"]')
             row.wait_for()

@@ -9,6 +9,8 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pyproj import Geod
 
 from geo_service.geo import crs
@@ -184,3 +186,64 @@ def test_geojson_of_published_wgs84_polygons_lands_on_their_gcj02_versions(city:
 def test_geojson_with_an_unknown_crs_is_refused() -> None:
     with pytest.raises(ValueError, match="unsupported crs"):
         crs.geojson_from_wgs84(_every_geometry_type(), "epsg:3857")
+
+
+# --- one converter for every shape: the vectorised paths agree with the point converters ------
+
+# around and across the rectangle of out_of_china (72.004..137.8347 E, 0.8293..55.8271 N)
+_LON = st.floats(60.0, 150.0, allow_nan=False)
+_LAT = st.floats(-5.0, 65.0, allow_nan=False)
+_POSITION = st.tuples(_LON, _LAT)
+
+
+_POINT = st.builds(shapely.Point, _POSITION)
+_LINE = st.builds(shapely.LineString, st.lists(_POSITION, min_size=2, max_size=12))
+_POLYGON = st.builds(
+    lambda centre, radius, n: shapely.Point(centre).buffer(radius, quad_segs=n),
+    _POSITION,
+    st.floats(1e-4, 0.5),
+    st.integers(1, 6),
+)
+_SIMPLE = st.one_of(_POINT, _LINE, _POLYGON)
+_GEOMETRY = st.one_of(
+    _SIMPLE,
+    st.builds(shapely.MultiPoint, st.lists(_POINT, min_size=1, max_size=5)),
+    st.builds(shapely.MultiLineString, st.lists(_LINE, min_size=1, max_size=4)),
+    st.builds(shapely.MultiPolygon, st.lists(_POLYGON, min_size=1, max_size=3)),
+    st.builds(shapely.GeometryCollection, st.lists(_SIMPLE, min_size=1, max_size=4)),
+)
+
+
+def _converted_point_by_point(coords: np.ndarray, convert, name: str) -> np.ndarray:  # noqa: ANN001
+    """Each vertex through the point converter on its own (a list of one point)."""
+    return np.array([[v[0] for v in convert([x], [y], name)] for x, y in coords]).reshape(-1, 2)
+
+
+@pytest.mark.parametrize("name", ["gcj02", "bd09"])
+@given(geoms=st.lists(_GEOMETRY, min_size=1, max_size=6))
+@settings(max_examples=60, deadline=None, derandomize=True)
+def test_random_geometries_convert_as_their_vertices_do_one_by_one(
+    name: str, geoms: list[shapely.Geometry]
+) -> None:
+    coords = shapely.get_coordinates(geoms)
+    # shapely geometries (file imports): types and vertex counts kept, each vertex as alone
+    converted = crs.geometry_to_wgs84(geoms, name)
+    assert list(shapely.get_type_id(converted)) == list(shapely.get_type_id(geoms))
+    assert list(shapely.get_num_coordinates(converted)) == list(shapely.get_num_coordinates(geoms))
+    alone = _converted_point_by_point(coords, crs.to_wgs84, name)
+    # the iterated inverse stops when a whole batch is within 1e-12 degrees: a batch and a
+    # single point may take different rounds, never more than that apart
+    np.testing.assert_allclose(shapely.get_coordinates(converted), alone, rtol=0, atol=1e-11)
+    # GeoJSON answers: every position of the document as the point converter makes it
+    document = {
+        "type": "FeatureCollection",
+        "features": [
+            {"type": "Feature", "id": i, "properties": {}, "geometry": shapely.geometry.mapping(g)}
+            for i, g in enumerate(geoms)
+        ],
+    }
+    out = crs.geojson_from_wgs84(document, name)
+    got = np.array(_all_positions(out)).reshape(-1, 2)
+    wgs = np.array(_all_positions(document)).reshape(-1, 2)
+    expected = _converted_point_by_point(wgs, crs.from_wgs84, name)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)

@@ -22,7 +22,7 @@ from geo_service.ingest.readers import ImportFileError
 from geo_service.services.ingest import boundaries as boundary_import
 from geo_service.services.ingest import writers
 from geo_service.services.ingest.imports import ImportOptions, import_file
-from tests.conftest import SHARED_DATA, make_database
+from tests.conftest import SHARED_DATA, make_database, scalar
 
 
 @pytest.fixture(scope="module")
@@ -34,11 +34,6 @@ def city_db(database_url: str) -> Iterator[tuple[Engine, DemoCity]]:
     load_city(engine, city)
     yield engine, city
     engine.dispose()
-
-
-def _count(engine: Engine, sql: str) -> int:
-    with engine.connect() as conn:
-        return conn.execute(text(sql)).scalar_one()
 
 
 def _inside(city: DemoCity, n: int = 1) -> list[tuple[float, float]]:
@@ -185,10 +180,10 @@ def test_projected_coordinates_read_as_lonlat_fail_the_file_and_write_nothing(
         for i, (x, y) in enumerate(zip(xs, ys, strict=True))
     ]
     path = _csv(tmp_path, "utm.csv", rows)
-    before = _count(engine, "SELECT count(*) FROM households")
+    before = scalar(engine, "SELECT count(*) FROM households")
     with pytest.raises(ImportFileError, match="looks projected"):
         _run(engine, "households", path, tmp_path)
-    assert _count(engine, "SELECT count(*) FROM households") == before
+    assert scalar(engine, "SELECT count(*) FROM households") == before
     report = _run(engine, "households", path, tmp_path, crs="EPSG:32650")
     assert report.inserted == 3
     with engine.connect() as conn:
@@ -423,7 +418,7 @@ def test_a_failure_half_way_leaves_nothing_written(
         for i in range(50)
     ]
     counts = {
-        t: _count(engine, f"SELECT count(*) FROM {t}")
+        t: scalar(engine, f"SELECT count(*) FROM {t}")
         for t in ("incidents", "audit_log", "boundary_versions", "areas")
     }
 
@@ -451,7 +446,7 @@ def test_a_failure_half_way_leaves_nothing_written(
         )
     monkeypatch.setattr(boundary_import, "find_parents", original)
     for table, before in counts.items():
-        assert _count(engine, f"SELECT count(*) FROM {table}") == before, table
+        assert scalar(engine, f"SELECT count(*) FROM {table}") == before, table
 
 
 def test_file_level_errors_are_clear(city_db, tmp_path: Path) -> None:  # noqa: ANN001

@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-import io
-
-import pandas as pd
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from geo_service.demo.city import DemoCity
-from tests.conftest import grid_point, problem
-
-
-def _count(engine: Engine, sql: str) -> int:
-    with engine.connect() as conn:
-        return conn.execute(text(sql)).scalar_one()
-
-
-def _upload(rows: list[dict], name: str = "upload.csv") -> dict:
-    buffer = io.StringIO()
-    pd.DataFrame(rows).to_csv(buffer, index=False)
-    return {"file": (name, buffer.getvalue().encode(), "text/csv")}
+from tests.conftest import csv_upload, grid_point, problem, scalar
 
 
 def test_upload_households_reports_accepted_and_rejected_rows(
@@ -32,10 +18,10 @@ def test_upload_households_reports_accepted_and_rejected_rows(
         {"ref": "b", "size": 0, "lon": lon, "lat": lat},
         {"ref": "c", "size": 2, "lon": "", "lat": ""},
     ]
-    before = _count(engine, "SELECT count(*) FROM households")
+    before = scalar(engine, "SELECT count(*) FROM households")
     response = client.post(
         "/imports/households",
-        files=_upload(rows, "hh.csv"),
+        files=csv_upload(rows, "hh.csv"),
         data={"map": ["ref=id", "size=household_size"]},
     )
     assert response.status_code == 200, response.text
@@ -45,9 +31,9 @@ def test_upload_households_reports_accepted_and_rejected_rows(
         {"row": 2, "reason": "household_size below 1"},
         {"row": 3, "reason": "missing coordinates"},
     ]
-    assert _count(engine, "SELECT count(*) FROM households") == before + 1
+    assert scalar(engine, "SELECT count(*) FROM households") == before + 1
     assert (
-        _count(
+        scalar(
             engine,
             "SELECT count(*) FROM audit_log WHERE action = 'import' AND entity = 'households'",
         )
@@ -55,7 +41,7 @@ def test_upload_households_reports_accepted_and_rejected_rows(
     )
     again = client.post(
         "/imports/households",
-        files=_upload(rows, "hh.csv"),
+        files=csv_upload(rows, "hh.csv"),
         data={"map": ["ref=id", "size=household_size"]},
     ).json()
     assert again["inserted"] == 0 and again["already_present"] == 1
@@ -68,14 +54,14 @@ def test_upload_incidents_with_a_category_map(client: TestClient, loaded_city: D
     ]
     body = client.post(
         "/imports/incidents",
-        files=_upload(rows),
+        files=csv_upload(rows),
         data={"map": ["kind=category", "when=reported_at"], "category_map": ["NOISE=public_order"]},
     ).json()
     assert body["inserted"] == 1, body
 
 
 def test_bad_uploads_are_problems_and_write_nothing(client: TestClient, engine: Engine) -> None:
-    before = _count(engine, "SELECT count(*) FROM households")
+    before = scalar(engine, "SELECT count(*) FROM households")
     rows = [{"lon": 114.3, "lat": 30.6, "household_size": 1}]
     cases = [
         ("/imports/people", {}, 422),
@@ -86,14 +72,14 @@ def test_bad_uploads_are_problems_and_write_nothing(client: TestClient, engine: 
         ("/imports/boundaries", {}, 422),
     ]
     for path, data, status in cases:
-        body = problem(client.post(path, files=_upload(rows), data=data))
+        body = problem(client.post(path, files=csv_upload(rows), data=data))
         assert body["status"] == status, (path, data, body)
     projected = [{"x": 236181.4, "y": 3388282.9, "household_size": 1}]
-    body = problem(client.post("/imports/households", files=_upload(projected)))
+    body = problem(client.post("/imports/households", files=csv_upload(projected)))
     assert body["code"] == "import-file-error" and "projected" in body["detail"]
     no_file = problem(client.post("/imports/households", data={"crs": "4326"}))
     assert no_file["status"] == 422
-    assert _count(engine, "SELECT count(*) FROM households") == before
+    assert scalar(engine, "SELECT count(*) FROM households") == before
 
 
 def test_versions_list_validation_and_refusals(client: TestClient, loaded_city: DemoCity) -> None:

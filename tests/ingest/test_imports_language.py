@@ -4,27 +4,13 @@ the stored rows are the same in either language."""
 
 from __future__ import annotations
 
-import io
-
-import pandas as pd
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from geo_service.demo.city import DemoCity
-from tests.conftest import grid_point, problem
+from tests.conftest import csv_upload, grid_point, problem, scalar
 
 CHINESE = {"Accept-Language": "zh-CN,zh;q=0.9"}
-
-
-def _count(engine: Engine, sql: str) -> int:
-    with engine.connect() as conn:
-        return conn.execute(text(sql)).scalar_one()
-
-
-def _upload(rows: list[dict], name: str = "upload.csv") -> dict:
-    buffer = io.StringIO()
-    pd.DataFrame(rows).to_csv(buffer, index=False)
-    return {"file": (name, buffer.getvalue().encode(), "text/csv")}
 
 
 def test_rejected_rows_of_an_import_carry_chinese_reasons(
@@ -57,9 +43,9 @@ def test_rejected_rows_of_an_import_carry_chinese_reasons(
         },
     ]
     form = {"map": ["kind=category", "when=reported_at"]}
-    before = _count(engine, "SELECT count(*) FROM incidents")
+    before = scalar(engine, "SELECT count(*) FROM incidents")
     response = client.post(
-        "/imports/incidents", files=_upload(rows, "zh.csv"), data=form, headers=CHINESE
+        "/imports/incidents", files=csv_upload(rows, "zh.csv"), data=form, headers=CHINESE
     )
     assert response.status_code == 200, response.text
     body = response.json()
@@ -76,11 +62,11 @@ def test_rejected_rows_of_an_import_carry_chinese_reasons(
     # grouped for the summary without the values, as in English
     assert body["rejected_by_reason"]["未知类别"] == 1
     assert body["rejected_by_reason"]["重复的 id"] == 1
-    assert _count(engine, "SELECT count(*) FROM incidents") == before + 1
+    assert scalar(engine, "SELECT count(*) FROM incidents") == before + 1
     # the same file in English: the same rows, English reasons
     english = client.post(
         "/imports/incidents",
-        files=_upload([{**r, "id": r["id"] + "-en"} for r in rows], "zh.csv"),
+        files=csv_upload([{**r, "id": r["id"] + "-en"} for r in rows], "zh.csv"),
         data=form,
         headers={"Accept-Language": "en"},
     ).json()
@@ -93,15 +79,15 @@ def test_rejected_rows_of_an_import_carry_chinese_reasons(
 def test_a_refused_file_says_why_in_chinese_and_writes_nothing(
     client: TestClient, engine: Engine
 ) -> None:
-    before = _count(engine, "SELECT count(*) FROM households")
+    before = scalar(engine, "SELECT count(*) FROM households")
     projected = [{"x": 236181.4, "y": 3388282.9, "household_size": 1}]
-    body = problem(client.post("/imports/households", files=_upload(projected), headers=CHINESE))
+    body = problem(client.post("/imports/households", files=csv_upload(projected), headers=CHINESE))
     assert body["status"] == 422 and body["code"] == "import-file-error"
     assert "文件似乎是投影坐标：请用 --crs EPSG:xxxx 给出坐标系" in body["detail"], body
     bad_map = problem(
         client.post(
             "/imports/households",
-            files=_upload([{"lon": 114.3, "lat": 30.6, "household_size": 1}]),
+            files=csv_upload([{"lon": 114.3, "lat": 30.6, "household_size": 1}]),
             data={"map": ["nope=household_size"]},
             headers=CHINESE,
         )
@@ -111,10 +97,10 @@ def test_a_refused_file_says_why_in_chinese_and_writes_nothing(
     zone = problem(
         client.post(
             "/imports/households",
-            files=_upload(projected),
+            files=csv_upload(projected),
             data={"tz": "Mars/Olympus"},
             headers=CHINESE,
         )
     )
     assert zone["detail"] == "未知的时区 'Mars/Olympus'", zone
-    assert _count(engine, "SELECT count(*) FROM households") == before
+    assert scalar(engine, "SELECT count(*) FROM households") == before

@@ -19,9 +19,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from geo_service.demo.city import DemoCity
+from tests.boundaries.drafts import new_draft
 from tests.conftest import as_role, bound_user, problem, version_in_force_id
 
-LEVELS = ("district", "street", "community", "grid")
 # A fixed window end an hour ahead (it holds any incident filed during the test).
 UNTIL = (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0)
 
@@ -35,27 +35,6 @@ class Drafts:
     merging: int
     merged: str  # code of the merged grid in ``merging``
     pair: tuple[str, str]  # the codes of today's grids it merges
-
-
-def _new_draft(conn, version: int, name: str, skip: tuple[str, ...] = ()) -> int:  # noqa: ANN001
-    """A draft copying every area of ``version`` but the grids ``skip``, in id order."""
-    draft = conn.execute(
-        text("INSERT INTO boundary_versions (name, status) VALUES (:n, 'draft') RETURNING id"),
-        {"n": name},
-    ).scalar_one()
-    for level in LEVELS:
-        conn.execute(
-            text(
-                "INSERT INTO areas (version_id, level, code, name, parent_id, geom, area_m2) "
-                "SELECT :d, a.level, a.code, a.name, "
-                "  (SELECT n.id FROM areas n JOIN areas p ON p.code = n.code "
-                "   WHERE n.version_id = :d AND p.id = a.parent_id), a.geom, a.area_m2 "
-                "FROM areas a WHERE a.version_id = :v AND a.level = :level "
-                "AND NOT a.code = ANY(:skip) ORDER BY a.id"
-            ),
-            {"d": draft, "v": version, "level": level, "skip": list(skip)},
-        )
-    return int(draft)
 
 
 @pytest.fixture
@@ -78,8 +57,8 @@ def drafts(client: TestClient, engine: Engine, loaded_city: DemoCity) -> Drafts:
             ),
             {"v": version},
         ).one()
-        copy = _new_draft(conn, version, "heatmap copy")
-        merging = _new_draft(conn, version, "heatmap merge", (a, b))
+        copy = new_draft(conn, version, "heatmap copy")
+        merging = new_draft(conn, version, "heatmap merge", skip=(a, b))
         merged = f"{parent}-M01"
         conn.execute(
             text(
@@ -278,7 +257,7 @@ def test_a_caller_bound_to_an_area_sees_its_areas_of_a_draft(
     assert above["features"] == [] and above["total"] == 0
     # a version with nothing in their area does not exist for them
     with engine.begin() as conn:
-        far = _new_draft(conn, drafts.in_force, "far away")
+        far = new_draft(conn, drafts.in_force, "far away")
         conn.execute(
             text("DELETE FROM areas WHERE version_id = :v AND code <> :c"),
             {"v": far, "c": elsewhere},

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pyproj
 import shapely
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 from geo_service.analytics.atoms import local_utm, street_blocks
 
@@ -22,6 +22,24 @@ def draft_grids(engine: Engine, version: int, parent: str) -> dict[str, shapely.
             {"v": version, "c": parent},
         ).all()
     return {code: shapely.from_wkb(bytes(wkb)) for code, wkb in rows}
+
+
+def street_blocks_of(conn: Connection, outline: shapely.Geometry) -> np.ndarray:
+    """The street blocks of ``outline`` (a WGS84 polygon) cut by the roads that meet it."""
+    roads = np.array(
+        [
+            shapely.from_wkb(bytes(r[0]))
+            for r in conn.execute(
+                text(
+                    "SELECT ST_AsBinary(geom) FROM road_segments "
+                    "WHERE ST_Intersects(geom, ST_GeomFromWKB(:a, 4326))"
+                ),
+                {"a": outline.wkb},
+            )
+        ],
+        dtype=object,
+    )
+    return street_blocks(outline, roads, local_utm(outline))
 
 
 def a_movable_block(
@@ -40,20 +58,7 @@ def a_movable_block(
                 ).scalar_one()
             )
         )
-        roads = np.array(
-            [
-                shapely.from_wkb(bytes(r[0]))
-                for r in conn.execute(
-                    text(
-                        "SELECT ST_AsBinary(geom) FROM road_segments "
-                        "WHERE ST_Intersects(geom, ST_GeomFromWKB(:a, 4326))"
-                    ),
-                    {"a": outline.wkb},
-                )
-            ],
-            dtype=object,
-        )
-    blocks = street_blocks(outline, roads, local_utm(outline))
+        blocks = street_blocks_of(conn, outline)
     for code, geom in sorted(grids.items()):
         for other, neighbour in sorted(grids.items()):
             if other == code or geom.boundary.intersection(neighbour.boundary).length < 1e-5:

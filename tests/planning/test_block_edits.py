@@ -4,17 +4,20 @@ with nothing written."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import shapely
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from geo_service.analytics.atoms import local_utm, street_blocks
 from geo_service.demo.city import DemoCity
 from geo_service.services.planning.proposals import ProposalRequest, propose
 from tests.conftest import as_role, problem, version_in_force_id
-from tests.planning.blocks import a_movable_block, continues_by_area, draft_grids
+from tests.planning.blocks import (
+    a_movable_block,
+    continues_by_area,
+    draft_grids,
+    street_blocks_of,
+)
 
 
 @pytest.fixture(scope="module")
@@ -170,20 +173,7 @@ def _a_draft_an_edit_tips(engine: Engine) -> dict:
             for code_z, parent_z, z, _ in grids:
                 if parent_z != parent or z.area < 3 * a.area or not _touch(a, z):
                     continue
-                roads = np.array(
-                    [
-                        shapely.from_wkb(bytes(r[0]))
-                        for r in conn.execute(
-                            text(
-                                "SELECT ST_AsBinary(geom) FROM road_segments "
-                                "WHERE ST_Intersects(geom, ST_GeomFromWKB(:a, 4326))"
-                            ),
-                            {"a": outline.wkb},
-                        )
-                    ],
-                    dtype=object,
-                )
-                blocks = street_blocks(outline, roads, local_utm(outline))
+                blocks = street_blocks_of(conn, outline)
 
                 def parts(grid: shapely.Geometry, blocks=blocks) -> list:  # noqa: ANN001
                     return [

@@ -27,9 +27,9 @@ from sqlalchemy import Engine, text
 from geo_service.demo.city import DemoCity
 from geo_service.geo.h3cells import RESIDENT_RESOLUTIONS, cells_for_points, exact_cells
 from geo_service.services.access import disclosure
+from tests.boundaries.drafts import LEVELS, copy_areas
 from tests.conftest import as_role, bound_user, problem
 
-LEVELS = ("district", "street", "community", "grid")
 MERGED_NAME = "合并网格"  # the export must carry Chinese text through every format
 # A fixed window end an hour ahead: it holds the incidents a test files now.
 UNTIL = (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0)
@@ -47,20 +47,6 @@ class Draft:
     east: str  # its halves' codes (east has the lower id)
     west: str
     on_split: list[tuple[float, float]]  # points on the cut, in both halves
-
-
-def _copy_level(conn, draft: int, version: int, level: str, skip: list[str]) -> None:  # noqa: ANN001
-    conn.execute(
-        text(
-            "INSERT INTO areas (version_id, level, code, name, parent_id, geom, area_m2) "
-            "SELECT :d, a.level, a.code, a.name, "
-            "  (SELECT n.id FROM areas n JOIN areas p ON p.code = n.code "
-            "   WHERE n.version_id = :d AND p.id = a.parent_id), a.geom, a.area_m2 "
-            "FROM areas a WHERE a.version_id = :v AND a.level = :level "
-            "AND NOT a.code = ANY(:skip) ORDER BY a.id"
-        ),
-        {"d": draft, "v": version, "level": level, "skip": skip},
-    )
 
 
 def _add_grid(conn, draft: int, code: str, name: str, parent_code: str, geom) -> None:  # noqa: ANN001
@@ -174,7 +160,7 @@ def draft(engine: Engine, loaded_city: DemoCity) -> Draft:
         ).scalar_one()
         for level in LEVELS:
             skip = [a.code, b.code, c.code] if level == "grid" else []
-            _copy_level(conn, draft_id, version, level, skip)
+            copy_areas(conn, draft_id, version, level, skip=skip)
         _add_grid(conn, draft_id, f"{c.code}-E", "East half", c.parent_code, east)
         _add_grid(conn, draft_id, f"{c.code}-W", "West half", c.parent_code, west)
         _add_grid(conn, draft_id, merged_code, MERGED_NAME, a.parent_code, a.geometry | b.geometry)
@@ -456,7 +442,7 @@ def test_a_planner_bound_to_an_area_measures_its_grids_only(
                 "RETURNING id"
             )
         ).scalar_one()
-        _copy_level(conn, far, draft.in_force, "district", [])
+        copy_areas(conn, far, draft.in_force, "district")
         conn.execute(
             text("DELETE FROM areas WHERE version_id = :v AND code <> :c"),
             {"v": far, "c": elsewhere},

@@ -24,7 +24,7 @@ import pyogrio.raw
 import pytest
 import shapely
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from geo_service.api.app import create_app
 from geo_service.api.routes import imports as imports_route
@@ -35,14 +35,9 @@ from geo_service.ingest.uploads import (
     upload_root,
 )
 from geo_service.settings import Settings
-from tests.conftest import as_role, grid_point, problem
+from tests.conftest import as_role, grid_point, problem, scalar
 
 SECRET = "jwt-secret-7f3a9c1e-do-not-leak"
-
-
-def _count(engine: Engine, sql: str) -> int:
-    with engine.connect() as conn:
-        return conn.execute(text(sql)).scalar_one()
 
 
 def _post(client: TestClient, name: str, content: bytes, kind: str = "households", **kw):  # noqa: ANN003, ANN202
@@ -123,7 +118,7 @@ def test_vrt_reading_a_server_file_is_refused_and_echoes_nothing(
     # The attack is real: GDAL itself, handed this file, reads the secret as a column name.
     meta, *_ = pyogrio.raw.read(vrt)
     assert SECRET in meta["fields"]
-    before = _count(engine, "SELECT count(*) FROM households")
+    before = scalar(engine, "SELECT count(*) FROM households")
     for name in ("evil.vrt", "evil.csv", "evil.geojson", "evil.gpkg", "evil"):
         response = _post(client, name, vrt.read_bytes(), headers=as_role(role_keys, "grid_worker"))
         body = problem(response)
@@ -131,7 +126,7 @@ def test_vrt_reading_a_server_file_is_refused_and_echoes_nothing(
         assert body["code"] == "unsupported-file"
         assert "XML" in body["detail"] or "content" in body["detail"]
         _assert_no_leak(response, SECRET, str(secret))
-    assert _count(engine, "SELECT count(*) FROM households") == before
+    assert scalar(engine, "SELECT count(*) FROM households") == before
     # The refusal is logged with who tried (4xx are otherwise not logged).
     refused = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
     assert any("import households by test-grid_worker" in m and "XML" in m for m in refused)
@@ -218,7 +213,7 @@ def test_kml_entities_network_links_and_kmz_bombs_are_held(
         assert response.status_code == 415 and "DOCTYPE" in body["detail"], (name, body)
         _assert_no_leak(response, SECRET, str(secret), url)
     # A NetworkLink (and a remote icon) is never followed: the placemarks beside it import.
-    before = _count(engine, "SELECT count(*) FROM households")
+    before = scalar(engine, "SELECT count(*) FROM households")
     linked = kml.format(
         f"<NetworkLink><name>more</name><Link><href>{url}</href></Link></NetworkLink>"
         + placemark.format("nl-1")
@@ -230,7 +225,7 @@ def test_kml_entities_network_links_and_kmz_bombs_are_held(
         )
         assert response.status_code == 200, (name, response.text)
         assert response.json()["assumptions"]["network_links_ignored"] == 1
-    assert _count(engine, "SELECT count(*) FROM households") == before + 1
+    assert scalar(engine, "SELECT count(*) FROM households") == before + 1
     import time
 
     time.sleep(1.0)
@@ -239,7 +234,7 @@ def test_kml_entities_network_links_and_kmz_bombs_are_held(
     bomb = kml.format("<!--" + " " * 50_000_000 + "-->" + placemark.format("b-1"))
     body = problem(_post(client, "bomb.kmz", _kmz(bomb), headers=headers))
     assert body["status"] == 413 and "decompression bomb" in body["detail"], body
-    assert _count(engine, "SELECT count(*) FROM households") == before + 1
+    assert scalar(engine, "SELECT count(*) FROM households") == before + 1
 
 
 def _kmz(document: str) -> bytes:
@@ -365,7 +360,7 @@ def test_decompression_bomb_is_refused_with_bounded_memory(
             out.write(block)
     data = bomb.read_bytes()
     assert len(data) < 60_000  # ~22 MB of CSV in a few tens of KB
-    before = _count(engine, "SELECT count(*) FROM households")
+    before = scalar(engine, "SELECT count(*) FROM households")
     Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to the current RSS
     baseline_kb = _status_kb("VmRSS")
     response = _post(client, "bomb.csv.gz", data, headers=as_role(role_keys, "grid_worker"))
@@ -378,7 +373,7 @@ def test_decompression_bomb_is_refused_with_bounded_memory(
     assert response.status_code == 413, body
     assert "expands more than 100 times" in body["detail"]
     assert growth_mb < 300
-    assert _count(engine, "SELECT count(*) FROM households") == before
+    assert scalar(engine, "SELECT count(*) FROM households") == before
     # The gauge itself works: 64 MB written after a reset shows up in the peak.
     Path("/proc/self/clear_refs").write_text("5")
     baseline_kb = _status_kb("VmRSS")
@@ -506,7 +501,7 @@ def test_hostile_upload_file_names_answer_422_not_500(
 ) -> None:
     lon, lat, _ = grid_point(loaded_city)
     csv = f"id,household_size,lon,lat\nn1,2,{lon},{lat}\n".encode()
-    before = _count(engine, "SELECT count(*) FROM households")
+    before = scalar(engine, "SELECT count(*) FROM households")
     for name in (".", "..", "a" * 300 + ".csv", "../../etc/passwd", "dir\\x.csv"):
         response = _post(client, name, csv)
         assert response.status_code == 422, (name, response.status_code, response.text)
@@ -526,7 +521,7 @@ def test_hostile_upload_file_names_answer_422_not_500(
             headers={"Content-Type": "multipart/form-data; boundary=B"},
         )
         assert response.status_code == 422, (name, response.status_code, response.text)
-    assert _count(engine, "SELECT count(*) FROM households") == before
+    assert scalar(engine, "SELECT count(*) FROM households") == before
     long_ok = "b" * 251 + ".csv"
     long_id = f"id,household_size,lon,lat\nn2,2,{lon},{lat}\n{'9' * 150},2,{lon},{lat}\n"
     response = _post(client, long_ok, long_id.encode())
@@ -556,7 +551,7 @@ def test_an_import_whose_every_row_is_rejected_creates_no_draft(
             for i in range(3)
         ],
     }
-    before = _count(engine, "SELECT count(*) FROM boundary_versions")
+    before = scalar(engine, "SELECT count(*) FROM boundary_versions")
     response = _post(
         client,
         "lines.geojson",
@@ -568,4 +563,4 @@ def test_an_import_whose_every_row_is_rejected_creates_no_draft(
     body = response.json()
     assert (body["read"], body["inserted"], body["rejected"]) == (3, 0, 3)
     assert body["version_id"] is None
-    assert _count(engine, "SELECT count(*) FROM boundary_versions") == before
+    assert scalar(engine, "SELECT count(*) FROM boundary_versions") == before

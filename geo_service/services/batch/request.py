@@ -11,10 +11,10 @@ from pathlib import Path
 
 from geo_service.errors import InvalidInputError
 from geo_service.geo.bbox import BBox
+from geo_service.geo.h3cells import check_served_resolution
 from geo_service.i18n import format_message, gettext
-from geo_service.instants import localize_fields
+from geo_service.instants import check_window, localize_fields
 from geo_service.services.layers.emerging import CALENDAR_BINS
-from geo_service.services.layers.hotspots import RESOLUTIONS
 from geo_service.services.planning.workload import Weights
 
 KINDS = ("heatmap", "hotspots", "emerging", "workload", "reattribute", "proposals")
@@ -51,14 +51,7 @@ class BatchRequest:
             raise InvalidInputError(
                 format_message("kind must be one of {values}", values=", ".join(KINDS))
             )
-        if self.res not in RESOLUTIONS:
-            raise InvalidInputError(
-                format_message(
-                    "res must be {start}..{value}",
-                    start=RESOLUTIONS.start,
-                    value=RESOLUTIONS.stop - 1,
-                )
-            )
+        check_served_resolution(self.res)
         if not 1 <= self.k <= 3:
             raise InvalidInputError(gettext("k must be 1, 2 or 3"))
         if self.bin not in CALENDAR_BINS:
@@ -67,8 +60,7 @@ class BatchRequest:
             )
         if not 1 <= self.window_days <= 3660:
             raise InvalidInputError(gettext("window_days must be 1..3660"))
-        if self.since and self.until and self.since >= self.until:
-            raise InvalidInputError(gettext("since must be before until"))
+        check_window(self.since, self.until)
         if self.kind == "reattribute" and self.version_id is None:
             raise InvalidInputError(gettext("reattribute needs --version (the boundary version)"))
         if self.kind == "proposals" and not self.scope:

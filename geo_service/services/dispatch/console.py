@@ -21,7 +21,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from geo_service.errors import (
@@ -38,6 +37,7 @@ from geo_service.services.dispatch.lifecycle import (
     RESPONDER_ACTIONS,
     allowed_actions,
     may_assign,
+    one_open_incident_per_responder,
     word,
 )
 from geo_service.services.dispatch.responders import visible_grids
@@ -544,7 +544,7 @@ def reassign(
             ),
             responder_status=new.status,
         )
-    try:
+    with one_open_incident_per_responder(session, responder_id):
         session.execute(
             text(
                 "UPDATE incidents SET responder_id = :r, status = 'dispatched', "
@@ -552,16 +552,6 @@ def reassign(
             ),
             {"r": responder_id, "id": incident_id},
         )
-    except IntegrityError as exc:
-        session.rollback()
-        if "ux_incidents_open_responder" in str(exc.orig):
-            raise ConflictError(
-                format_message(
-                    "responder {responder_id} is already assigned to an open incident",
-                    responder_id=responder_id,
-                )
-            ) from None
-        raise
     session.execute(
         text("UPDATE responders SET status = 'busy' WHERE id = :r"), {"r": responder_id}
     )

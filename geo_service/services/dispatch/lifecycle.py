@@ -14,6 +14,8 @@ open incident per responder (``ux_incidents_open_responder``, migration 0016).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -103,6 +105,25 @@ WORDS = {
 def word(value: str) -> str:
     """A state's or action's name in the request's language (unknown values as they are)."""
     return gettext(WORDS[value]) if value in WORDS else value
+
+
+@contextmanager
+def one_open_incident_per_responder(session: Session, responder_id: int | None) -> Iterator[None]:
+    """Write an assignment inside this: the database's one open incident per responder
+    (``ux_incidents_open_responder``) refusing it answers 409 (the session rolled back), never
+    500; any other integrity error goes on as it is."""
+    try:
+        yield
+    except IntegrityError as exc:
+        session.rollback()
+        if "ux_incidents_open_responder" in str(exc.orig):
+            raise ConflictError(
+                format_message(
+                    "responder {responder_id} is already assigned to an open incident",
+                    responder_id=responder_id,
+                )
+            ) from None
+        raise
 
 
 def allowed_actions(status: str) -> list[str]:
@@ -373,7 +394,7 @@ def transition(
             status_now=current["status"],
             assigned=False,
         )
-    try:
+    with one_open_incident_per_responder(session, responder_id):
         session.execute(
             text(
                 f"UPDATE incidents SET status = :target, {stamp} = now(), updated_at = now(), "
@@ -396,16 +417,6 @@ def transition(
                 ),
             },
         )
-    except IntegrityError as exc:
-        session.rollback()
-        if "ux_incidents_open_responder" in str(exc.orig):
-            raise ConflictError(
-                format_message(
-                    "responder {responder_id} is already assigned to an open incident",
-                    responder_id=responder_id,
-                )
-            ) from None
-        raise
     if action in FREES_RESPONDER and current["responder_id"] is not None:
         session.execute(
             text("UPDATE responders SET status = 'available' WHERE id = :r AND status = 'busy'"),

@@ -232,6 +232,19 @@ def _dissolve_by_code(frame: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, int]:
     return frame.drop(index=drop), len(drop)
 
 
+def _not_a_field(src: str, ours: str, kind: str) -> ImportFileError:
+    """The refusal of ``--map SRC=FIELD`` naming a field ``kind`` does not have."""
+    return ImportFileError(
+        format_message(
+            "--map {src}={ours}: {ours!r} is not a field of {kind} ({values})",
+            src=src,
+            ours=ours,
+            kind=kind,
+            values=", ".join(sorted(KIND_FIELDS[kind])),
+        )
+    )
+
+
 def _apply_mapping(frame: gpd.GeoDataFrame, options: ImportOptions, kind: str) -> gpd.GeoDataFrame:
     fields = set(KIND_FIELDS[kind]) | {"lon", "lat"}
     renames = {}
@@ -241,15 +254,7 @@ def _apply_mapping(frame: gpd.GeoDataFrame, options: ImportOptions, kind: str) -
             continue  # used when reading
         if src not in frame.columns and "+" in src:
             if ours not in fields:
-                raise ImportFileError(
-                    format_message(
-                        "--map {src}={ours}: {ours!r} is not a field of {kind} ({values})",
-                        src=src,
-                        ours=ours,
-                        kind=kind,
-                        values=", ".join(sorted(KIND_FIELDS[kind])),
-                    )
-                )
+                raise _not_a_field(src, ours, kind)
             combined[ours] = _combine_columns(frame, src, ours)
             continue
         if src not in frame.columns:
@@ -263,15 +268,7 @@ def _apply_mapping(frame: gpd.GeoDataFrame, options: ImportOptions, kind: str) -
                 )
             )
         if ours not in fields:
-            raise ImportFileError(
-                format_message(
-                    "--map {src}={ours}: {ours!r} is not a field of {kind} ({values})",
-                    src=src,
-                    ours=ours,
-                    kind=kind,
-                    values=", ".join(sorted(KIND_FIELDS[kind])),
-                )
-            )
+            raise _not_a_field(src, ours, kind)
         renames[src] = ours
     # A source column already named like one of our fields must not shadow the mapped one.
     clash = [c for c in frame.columns if c in renames.values() and c not in renames]

@@ -33,7 +33,7 @@ from geo_service.errors import (
 from geo_service.geo.crs import to_wgs84
 from geo_service.geo.h3cells import cell_to_str, cells_for_points, exact_cells
 from geo_service.i18n import format_message, gettext
-from geo_service.instants import local_instant, localize_fields
+from geo_service.instants import check_window, local_instant, localize_fields
 from geo_service.services.access.audit import record_audit
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.areas import BBox
@@ -490,8 +490,7 @@ def list_incidents(
                 values=", ".join(INCIDENT_STATUSES),
             )
         )
-    if flt.since and flt.until and flt.since >= flt.until:
-        raise InvalidInputError(gettext("since must be before until"))
+    check_window(flt.since, flt.until)
     query = select(*_columns()).outerjoin(Area, Area.id == Incident.grid_id)
     if flt.bbox is not None:
         query = query.where(ST_Intersects(Incident.location, flt.bbox.envelope()))

@@ -24,12 +24,12 @@ from sqlalchemy.orm import Session
 
 from geo_service import runtime
 from geo_service.errors import InvalidInputError, LimitExceededError
-from geo_service.geo.h3cells import cell_feature, exact_column
+from geo_service.geo.h3cells import cell_feature, check_served_resolution, exact_column
 from geo_service.i18n import format_message, gettext
 from geo_service.instants import local_instant, local_midnight
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.versions import version_in_force
-from geo_service.services.layers.hotspots import RESOLUTIONS, study_cells
+from geo_service.services.layers.hotspots import study_cells
 
 # The calendar bins of the API, shortest first.
 CALENDAR_BINS = ("day", "week", "month", "quarter", "year")
@@ -381,12 +381,7 @@ def emerging(
     from geo_service.analytics.emerging import emerging_hotspots
     from geo_service.analytics.hotspots import h3_ring_weights
 
-    if res not in RESOLUTIONS:
-        raise InvalidInputError(
-            format_message(
-                "res must be {start}..{value}", start=RESOLUTIONS.start, value=RESOLUTIONS.stop - 1
-            )
-        )
+    check_served_resolution(res)
     now = now or _clock()
     zone = ZoneInfo(runtime.current().settings.api.timezone)
     calendar = calendar_bins(bin, since=since, until=until, zone=zone, now=now)

@@ -39,15 +39,25 @@ from geo_service.db.rollups import raise_if_zone_mismatch
 from geo_service.db.sql import sql
 from geo_service.errors import InvalidInputError, NotFoundError
 from geo_service.geo.bbox import BBox
-from geo_service.geo.h3cells import cell_feature, cells_in_bbox, exact_column
+from geo_service.geo.h3cells import (
+    cell_feature,
+    cells_in_bbox,
+    check_served_resolution,
+    exact_column,
+)
 from geo_service.i18n import format_message, gettext
-from geo_service.instants import deployment_zone, local_day, local_midnight, localize_fields
+from geo_service.instants import (
+    check_window,
+    deployment_zone,
+    local_day,
+    local_midnight,
+    localize_fields,
+)
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries import jurisdiction
 from geo_service.services.boundaries.versions import version_in_force
 from geo_service.vocabulary import AREA_LEVELS
 
-RESOLUTIONS = range(6, 11)
 MONTHLY_MAX_RES = 8
 CUM_RES = 8  # the (exact) cells of incident_cum_year; res 6 and 7 read the totals
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
@@ -71,18 +81,10 @@ class HeatmapQuery:
 
     def check(self) -> None:
         """Refuse what makes no sense."""
-        if self.res not in RESOLUTIONS:
-            raise InvalidInputError(
-                format_message(
-                    "res must be {start}..{value}",
-                    start=RESOLUTIONS.start,
-                    value=RESOLUTIONS.stop - 1,
-                )
-            )
+        check_served_resolution(self.res)
         if self.priority is not None and not 1 <= self.priority <= 4:
             raise InvalidInputError(gettext("priority must be 1..4"))
-        if self.since and self.until and self.since >= self.until:
-            raise InvalidInputError(gettext("since must be before until"))
+        check_window(self.since, self.until)
 
 
 def prepare_years(engine: Engine, today: date | None = None) -> None:

@@ -19,14 +19,17 @@ from sqlalchemy.orm import Session
 
 from geo_service.db.engine import database_name
 from geo_service.errors import InvalidInputError
-from geo_service.geo.h3cells import cell_feature, exact_column
+from geo_service.geo.h3cells import (
+    cell_feature,
+    check_served_resolution,
+    exact_column,
+)
 from geo_service.i18n import format_message, gettext
-from geo_service.instants import localize_fields
+from geo_service.instants import check_window, localize_fields
 from geo_service.runtime import current
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.versions import version_in_force
 
-RESOLUTIONS = range(6, 11)
 METHODS = ("analytic", "permutation")
 
 
@@ -49,14 +52,7 @@ class HotspotQuery:
 
     def check(self) -> None:
         """Refuse what makes no sense, with the reason."""
-        if self.res not in RESOLUTIONS:
-            raise InvalidInputError(
-                format_message(
-                    "res must be {start}..{value}",
-                    start=RESOLUTIONS.start,
-                    value=RESOLUTIONS.stop - 1,
-                )
-            )
+        check_served_resolution(self.res)
         if not 1 <= self.k <= 3:
             raise InvalidInputError(gettext("k must be 1, 2 or 3"))
         if self.method not in METHODS:
@@ -65,8 +61,7 @@ class HotspotQuery:
             )
         if not 99 <= self.permutations <= 9999:
             raise InvalidInputError(gettext("permutations must be between 99 and 9999"))
-        if self.since and self.until and self.since >= self.until:
-            raise InvalidInputError(gettext("since must be before until"))
+        check_window(self.since, self.until)
 
 
 def _filters(q: HotspotQuery, scope: Scope | None) -> tuple[str, dict[str, Any]]:

@@ -29,9 +29,10 @@ from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Session
 
+from geo_service import instants
 from geo_service.db.engine import database_name
 from geo_service.errors import InvalidInputError, NotFoundError
-from geo_service.i18n import format_message, gettext
+from geo_service.i18n import format_message
 from geo_service.runtime import TILE_LAYER_TTL_S, current, expensive
 from geo_service.services.access.scope import Scope
 from geo_service.services.batch.runs import latest_run
@@ -150,8 +151,7 @@ class Tile:
 
 def check_window(q: TileQuery) -> None:
     """Refuse a window that ends before it starts (422), as the other layers do."""
-    if q.since is not None and q.until is not None and q.since >= q.until:
-        raise InvalidInputError(gettext("since must be before until"))
+    instants.check_window(q.since, q.until)
 
 
 def incidents_window(q: TileQuery, *, window_days: int) -> TileQuery:
