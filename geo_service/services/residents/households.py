@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from geo_service.errors import InvalidInputError, PermissionDeniedError
 from geo_service.geo.h3cells import RESIDENT_RESOLUTIONS, cell_feature, resident_cell_column
-from geo_service.i18n import format_message, gettext
+from geo_service.i18n import format_message, gettext, names_language
 from geo_service.services.access import disclosure
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.versions import version_in_force
@@ -64,7 +64,7 @@ _BY_AREA = text(
         UNION ALL
         SELECT t.root, a.id, a.level FROM areas a JOIN tree t ON a.parent_id = t.id
     ), grids AS (SELECT root, id FROM tree WHERE level = 'grid')
-    SELECT r.id, r.code, r.name,
+    SELECT r.id, r.code, coalesce(r.names ->> :lang, r.name) AS name,
            ST_AsGeoJSON(ST_SimplifyPreserveTopology(r.geom, 0.00002), 6) AS geometry,
            coalesce(h.households, 0) AS households, coalesce(h.residents, 0) AS residents,
            coalesce(u.rental_units, 0) AS rental_units,
@@ -134,7 +134,11 @@ def aggregate(
             raise InvalidInputError(
                 format_message("level must be one of {values}", values=", ".join(AREA_LEVELS))
             )
-        rows = session.execute(_BY_AREA, {"v": version_in_force(session), "level": level})
+        rows = session.execute(
+            _BY_AREA,
+            # area names in the request's language (areas.names)
+            {"v": version_in_force(session), "level": level, "lang": names_language()},
+        )
         features = []
         for r in rows:
             if not scope.has_area(r.id):

@@ -25,7 +25,7 @@ from geo_service.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from geo_service.i18n import format_message, gettext
+from geo_service.i18n import format_message, gettext, names_language
 from geo_service.runtime import current
 from geo_service.services.access import disclosure
 from geo_service.services.access.audit import record_audit
@@ -267,7 +267,7 @@ def coalesce(value: bool | None, default: bool | None) -> bool | None:
 
 _COVERAGE = text(
     """
-    SELECT a.id, a.code, a.name, count(h.id) AS households,
+    SELECT a.id, a.code, coalesce(a.names ->> :lang, a.name) AS name, count(h.id) AS households,
            count(h.id) FILTER (WHERE EXISTS (
                SELECT 1 FROM household_visits v
                WHERE v.household_id = h.id AND v.visited_on > :cutoff)) AS visited,
@@ -299,6 +299,7 @@ def coverage(
             "cutoff": cutoff,
             "all_grids": scope.grid_ids is None,
             "grids": list(scope.grid_ids or ()),
+            "lang": names_language(),  # grid names in the request's language (areas.names)
         },
     ).all()
     grids = []

@@ -129,7 +129,7 @@ async function loadAreaLists() {
 function fillAreas(keepCode = null) {
   const areas = state.areas[$("level").value] || [];
   $("area").innerHTML = areas.map((a) =>
-    `<option value="${esc(a.properties.code)}">${esc(a.properties.code)} ${esc(a.properties.name)}</option>`).join("");
+    `<option value="${esc(a.properties.code)}">${esc(a.properties.code)} ${esc(a.properties.display_name ?? a.properties.name)}</option>`).join("");
   if (keepCode && areas.some((a) => a.properties.code === keepCode)) $("area").value = keepCode;
 }
 function chosenArea() {
