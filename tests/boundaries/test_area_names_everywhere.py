@@ -190,6 +190,28 @@ def test_visit_coverage_and_household_aggregates_name_areas_in_the_request_langu
         assert props["name"] == grids[props["id"]]["names"]["zh-CN"], props
 
 
+# --- choropleths per area ----------------------------------------------------------------------
+
+
+def test_area_heatmap_and_grid_hot_spots_name_areas_in_the_request_language(
+    client: TestClient,
+) -> None:
+    grids = _grids(client)
+    heat = client.get("/heatmap/grids", params={"level": "grid"}, headers=ZH).json()
+    assert heat["features"]
+    for feature in heat["features"]:
+        props = feature["properties"]
+        assert props["name"] == grids[props["id"]]["names"]["zh-CN"], props
+    english = client.get("/heatmap/grids", params={"level": "grid"}, headers=EN).json()
+    for feature in english["features"]:
+        assert feature["properties"]["name"] == grids[feature["properties"]["id"]]["name"]
+    hot = client.get("/hotspots/grids", headers=ZH).json()["features"]
+    assert hot
+    for feature in hot:
+        props = feature["properties"]
+        assert props["name"] == grids[props["id"]]["names"]["zh-CN"], props
+
+
 # --- OGC API - Features -----------------------------------------------------------------------
 
 

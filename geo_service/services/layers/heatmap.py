@@ -40,7 +40,7 @@ from geo_service.db.sql import sql
 from geo_service.errors import InvalidInputError, NotFoundError
 from geo_service.geo.bbox import BBox
 from geo_service.geo.h3cells import cell_feature, cells_in_bbox, exact_column
-from geo_service.i18n import format_message, gettext
+from geo_service.i18n import format_message, gettext, names_language
 from geo_service.instants import deployment_zone, local_day, local_midnight, localize_fields
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries import jurisdiction
@@ -416,6 +416,7 @@ def area_heatmap(
         "until": q.until or datetime.now(UTC),
         "category": q.category,
         "priority": q.priority,
+        "lang": names_language(),  # area names in the request's language
     }
     if in_force:
         rows = [
