@@ -154,6 +154,19 @@ def test_an_unknown_grid_id_filter_is_a_404_and_another_level_a_422(
     assert body["status"] == 404 and body["detail"] == f"area {outside} does not exist", body
 
 
+def test_household_and_visit_lists_refuse_an_unknown_grid(
+    client: TestClient, engine: Engine
+) -> None:
+    with engine.connect() as conn:
+        unknown = conn.execute(text("SELECT max(id) + 1000 FROM areas")).scalar_one()
+        street = conn.execute(text("SELECT min(id) FROM areas WHERE level = 'street'")).scalar_one()
+    for path in ("/households", "/households/visits"):
+        body = problem(client.get(path, params={"grid_id": unknown}, headers=ZH))
+        assert body["status"] == 404 and body["detail"] == f"区域 {unknown} 不存在", body
+        body = problem(client.get(path, params={"grid_id": street}))
+        assert body["status"] == 422 and body["detail"] == f"area {street} is not a grid", body
+
+
 # --- the phone page, households and visits ----------------------------------------------------
 
 

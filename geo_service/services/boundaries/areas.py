@@ -84,6 +84,19 @@ def _feature_collection(query: Select) -> Select:
     ).select_from(sub)
 
 
+def require_grid_filter(session: Session, grid_id: int, scope: Scope | None) -> None:
+    """Refuse a ``grid_id`` filter that names no grid, rather than answer an empty page: 404
+    for an id that names no area (or one outside the caller's area, worded the same: no
+    probing), 422 for an area of another level; as ``parent_id`` on ``/areas``, ``/reports``
+    and ``/workload``."""
+    level = session.execute(select(Area.level).where(Area.id == grid_id)).scalar_one_or_none()
+    hidden = scope is not None and not (scope.has_area(grid_id) or scope.has_grid(grid_id))
+    if level is None or hidden:
+        raise NotFoundError(format_message("area {id} does not exist", id=grid_id))
+    if level != "grid":
+        raise InvalidInputError(format_message("area {id} is not a grid", id=grid_id))
+
+
 def list_areas_geojson(
     session: Session,
     *,

@@ -37,7 +37,7 @@ from geo_service.i18n import format_message, gettext
 from geo_service.instants import local_instant, localize_fields
 from geo_service.services.access.audit import record_audit
 from geo_service.services.access.scope import Scope
-from geo_service.services.boundaries.areas import BBox, localized_name
+from geo_service.services.boundaries.areas import BBox, localized_name, require_grid_filter
 from geo_service.vocabulary import INCIDENT_SOURCES, INCIDENT_STATUSES, OPEN_INCIDENT_STATUSES
 
 MAX_CLOCK_SKEW = timedelta(minutes=5)
@@ -299,18 +299,6 @@ def get_incident(
     return _shown(found, scope)
 
 
-def _require_grid_filter(session: Session, grid_id: int, scope: Scope | None) -> None:
-    """Refuse a ``grid_id`` filter naming no grid: 404 for an id that names no area (or one
-    outside the caller's area, worded the same: no probing), 422 for an area of another
-    level; as ``parent_id`` on ``/areas``, ``/reports`` and ``/workload``."""
-    level = session.execute(select(Area.level).where(Area.id == grid_id)).scalar_one_or_none()
-    hidden = scope is not None and not (scope.has_area(grid_id) or scope.has_grid(grid_id))
-    if level is None or hidden:
-        raise NotFoundError(format_message("area {id} does not exist", id=grid_id))
-    if level != "grid":
-        raise InvalidInputError(format_message("area {id} is not a grid", id=grid_id))
-
-
 def visible_to(scope: Scope, grid_id: int | None, responder_id: int | None) -> bool:
     """Whether the caller may see one incident: it lies in their area, or it is assigned to
     the responder their user is linked to (a unit sent across an area boundary)."""
@@ -533,7 +521,7 @@ def list_incidents(
     if statuses:
         query = query.where(Incident.status.in_(statuses))
     if flt.grid_id is not None:
-        _require_grid_filter(session, flt.grid_id, scope)
+        require_grid_filter(session, flt.grid_id, scope)
         query = query.where(Incident.grid_id == flt.grid_id)
     if flt.overdue is not None:
         now = flt.now or session.execute(select(func.now())).scalar_one()

@@ -20,6 +20,7 @@ from geo_service.geo.h3cells import RESIDENT_RESOLUTIONS, cell_feature, resident
 from geo_service.i18n import format_message, gettext, names_language
 from geo_service.services.access import disclosure
 from geo_service.services.access.scope import Scope
+from geo_service.services.boundaries.areas import require_grid_filter
 from geo_service.services.boundaries.versions import version_in_force
 from geo_service.vocabulary import AREA_LEVELS
 
@@ -37,6 +38,7 @@ def list_household_rows(
                 "/households/aggregate"
             )
         )
+    require_grid_filter(session, grid_id, scope)  # an unknown grid: 404, not an empty page
     rows = (
         session.execute(
             text(

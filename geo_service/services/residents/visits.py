@@ -30,6 +30,7 @@ from geo_service.runtime import current
 from geo_service.services.access import disclosure
 from geo_service.services.access.audit import record_audit
 from geo_service.services.access.scope import Scope
+from geo_service.services.boundaries.areas import require_grid_filter
 from geo_service.services.boundaries.versions import version_in_force
 from geo_service.vocabulary import VISIT_OUTCOMES
 
@@ -94,6 +95,7 @@ def list_visits(
                 "/households/visits/coverage"
             )
         )
+    require_grid_filter(session, grid_id, scope)  # an unknown grid: 404, not an empty page
     today = local_today(session, timezone)
     cutoff = today - timedelta(days=period_days)
     rows = (
