@@ -225,6 +225,29 @@ def test_area_heatmap_and_grid_hot_spots_name_areas_in_the_request_language(
         assert props["name"] == grids[props["id"]]["names"]["zh-CN"], props
 
 
+def test_grid_tiles_carry_display_name_in_the_request_language(
+    client: TestClient, loaded_city: DemoCity
+) -> None:
+    import mapbox_vector_tile
+
+    from tests.conftest import grid_point
+    from tests.layers.test_tiles import _tile_of
+
+    grids = _grids(client)
+    lon, lat, _ = grid_point(loaded_city, busiest_grid(loaded_city))
+    x, y = _tile_of(lon, lat, 13)
+    for headers, key in ((ZH, "zh-CN"), (EN, None)):
+        tile = client.get(f"/tiles/grids/13/{x}/{y}.mvt", headers=headers)
+        assert tile.status_code == 200, tile.text[:300]
+        features = mapbox_vector_tile.decode(tile.content)["grids"]["features"]
+        assert features
+        for feature in features:
+            props = feature["properties"]
+            area = grids[props["id"]]
+            assert props["name"] == area["name"]
+            assert props["display_name"] == (area["names"][key] if key else area["name"])
+
+
 # --- OGC API - Features -----------------------------------------------------------------------
 
 
