@@ -149,6 +149,21 @@ def names_language() -> str | None:
     return None if language == ENGLISH else language
 
 
+def area_name(names: Mapping[str, str] | None, name: str) -> str:
+    """An area's name in the current language from its ``names`` (``areas.names``), else
+    ``name``; in English ``name`` itself, as :func:`names_language` says.
+
+    >>> token = use_language("zh-CN")
+    >>> area_name({"zh-CN": "泰金社区"}, "Taijin")
+    '泰金社区'
+    >>> reset_language(token)
+    >>> area_name({"zh-CN": "泰金社区", "en": "Taijin Community"}, "Taijin")
+    'Taijin'
+    """
+    language = names_language()
+    return ((names or {}).get(language) or name) if language else name
+
+
 def use_language(language: str) -> Token[str | None]:
     """Speak ``language`` (a served tag) in this context until ``reset_language``."""
     return _current.set(supported(language) or ENGLISH)

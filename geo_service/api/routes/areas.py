@@ -40,7 +40,8 @@ def read_areas(
     ] = None,
     crs: OutputCrs = "wgs84",
 ) -> Response:
-    """Areas as a GeoJSON FeatureCollection (properties id, code, name, level, parent_id)."""
+    """Areas as a GeoJSON FeatureCollection (properties id, code, name, names, display_name:
+    the name in the request's language, level, parent_id); 404 for an unknown parent_id."""
     body = area_service.list_areas_geojson(
         session,
         level=level,

@@ -37,6 +37,9 @@ class AreaProperties(Exact):
         description='the name per language, BCP 47 tag -> name (`{"en": "Anhe Community", '
         '"zh-CN": "安和社区"}`); `name` is the name as imported',
     )
+    display_name: str = Field(
+        description="the name in the request's language (`names`), else `name`"
+    )
     level: AreaLevel
     parent_id: int | None
     version_id: int

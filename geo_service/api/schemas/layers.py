@@ -335,7 +335,8 @@ class Collection(Exact):
     """One collection's metadata."""
 
     id: str
-    title: str
+    title: str = Field(description="in the request's language")
+    description: str = Field(description="in the request's language")
     itemType: Literal["feature"]  # noqa: N815 - the OGC member name
     crs: list[str] = Field(description="CRSs offered by the crs parameter (Part 2)")
     storageCrs: str = Field(  # noqa: N815 - the OGC member name
@@ -356,7 +357,11 @@ class AreaItemProps(Exact):
     """An area as an OGC feature."""
 
     code: str
-    name: str
+    name: str = Field(description="the name as imported")
+    names: dict[str, str] = Field(
+        default_factory=dict, description="the name per language, BCP 47 tag -> name"
+    )
+    display_name: str = Field(description="the name in the request's language, else `name`")
     level: Level
     parent_id: int | None
     area_m2: float

@@ -6,7 +6,8 @@ WITH RECURSIVE tree AS (
     UNION ALL
     SELECT t.root, a.id, a.level FROM areas a JOIN tree t ON a.parent_id = t.id
 )
-SELECT r.id, r.code, r.name,
+-- the name in the request's language (:lang, areas.names), else as imported
+SELECT r.id, r.code, coalesce(r.names ->> :lang, r.name) AS name,
        ST_AsGeoJSON(ST_SimplifyPreserveTopology(r.geom, 0.00002), 6) AS geometry,
        coalesce(c.n, 0) AS n
 FROM areas r

@@ -31,7 +31,8 @@ WITH RECURSIVE tree AS (
     WHERE CAST(:shown AS integer[]) IS NULL OR grid_id = ANY(CAST(:shown AS integer[]))
     GROUP BY grid_id
 )
-SELECT r.id, r.code, r.name,
+-- the name in the request's language (:lang, areas.names), else as imported
+SELECT r.id, r.code, coalesce(r.names ->> :lang, r.name) AS name,
        ST_AsGeoJSON(ST_SimplifyPreserveTopology(r.geom, 0.00002), 6) AS geometry,
        coalesce(c.n, 0) AS n
 FROM areas r

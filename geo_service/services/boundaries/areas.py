@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from geoalchemy2.functions import ST_AsGeoJSON, ST_Intersects
-from sqlalchemy import JSON, Select, Text, and_, cast, func, select, text
+from sqlalchemy import JSON, Select, String, Text, and_, cast, func, literal, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Session, aliased
 
@@ -27,13 +27,19 @@ from geo_service.errors import (
 )
 from geo_service.geo.bbox import BBox  # noqa: F401 - the bbox type's old home, still imported
 from geo_service.geo.crs import to_wgs84
-from geo_service.i18n import format_message, gettext
+from geo_service.i18n import area_name, format_message, gettext, names_language
 from geo_service.services.access import disclosure
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.versions import version_in_force
 from geo_service.vocabulary import AREA_LEVELS, OPEN_INCIDENT_STATUSES
 
 GEOJSON_DECIMALS = 7  # ~1 cm
+
+
+def localized_name(table: Any = Area) -> Any:
+    """SQL for an area's name in the current language (``areas.names``), else ``name``: the
+    expression every answer and page that shows an area's name to a human selects."""
+    return func.coalesce(table.names.op("->>")(literal(names_language(), String)), table.name)
 
 
 def _feature_collection(query: Select) -> Select:
@@ -58,6 +64,8 @@ def _feature_collection(query: Select) -> Select:
             sub.c.name,
             "names",
             sub.c.names,
+            "display_name",
+            sub.c.display_name,
             "level",
             sub.c.level,
             "parent_id",
@@ -74,6 +82,19 @@ def _feature_collection(query: Select) -> Select:
             func.coalesce(func.json_agg(feature), text("'[]'::json")),
         ).cast(Text)
     ).select_from(sub)
+
+
+def require_grid_filter(session: Session, grid_id: int, scope: Scope | None) -> None:
+    """Refuse a ``grid_id`` filter that names no grid, rather than answer an empty page: 404
+    for an id that names no area (or one outside the caller's area, worded the same: no
+    probing), 422 for an area of another level; as ``parent_id`` on ``/areas``, ``/reports``
+    and ``/workload``."""
+    level = session.execute(select(Area.level).where(Area.id == grid_id)).scalar_one_or_none()
+    hidden = scope is not None and not (scope.has_area(grid_id) or scope.has_grid(grid_id))
+    if level is None or hidden:
+        raise NotFoundError(format_message("area {id} does not exist", id=grid_id))
+    if level != "grid":
+        raise InvalidInputError(format_message("area {id} is not a grid", id=grid_id))
 
 
 def list_areas_geojson(
@@ -99,6 +120,11 @@ def list_areas_geojson(
     restricted = scope is not None and not scope.unrestricted
     if restricted and version_id != current:
         raise PermissionDeniedError(gettext("users bound to an area see the current version only"))
+    if parent_id is not None and (
+        session.get(Area, parent_id) is None
+        or (restricted and scope and not scope.has_area(parent_id))
+    ):  # an unknown parent is a mistake, not an empty answer (as on /incidents, /reports)
+        raise NotFoundError(format_message("area {id} does not exist", id=parent_id))
     query = (
         select(
             Area.id,
@@ -106,6 +132,7 @@ def list_areas_geojson(
             Area.local_code,
             Area.name,
             Area.names,
+            localized_name().label("display_name"),
             Area.level,
             Area.parent_id,
             Area.version_id,
@@ -285,6 +312,8 @@ def get_area(
             "code": area.code,
             "local_code": area.local_code or area.code,
             "name": area.name,
+            "names": dict(area.names or {}),
+            "display_name": area_name(area.names, area.name),
             "level": area.level,
             "parent_id": area.parent_id,
             "version_id": area.version_id,

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from geo_service.i18n import localized
+from geo_service.i18n import localized, names_language
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries.versions import version_in_force
 
@@ -35,10 +35,11 @@ def field_page_context(session: Session, *, scope: Scope) -> dict[str, Any]:
     if principal.area_code is not None:
         grid = session.execute(
             text(
-                "SELECT id, code, name FROM areas "
+                "SELECT id, code, coalesce(names ->> :lang, name) AS name FROM areas "
                 "WHERE version_id = :v AND code = :c AND level = 'grid'"
             ),
-            {"v": version_in_force(session), "c": principal.area_code},
+            # the header shows the grid's name in the page's language (areas.names)
+            {"v": version_in_force(session), "c": principal.area_code, "lang": names_language()},
         ).first()
     categories = session.execute(
         text(

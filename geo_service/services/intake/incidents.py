@@ -36,7 +36,7 @@ from geo_service.i18n import format_message, gettext
 from geo_service.instants import check_window, local_instant, localize_fields
 from geo_service.services.access.audit import record_audit
 from geo_service.services.access.scope import Scope
-from geo_service.services.boundaries.areas import BBox
+from geo_service.services.boundaries.areas import BBox, localized_name, require_grid_filter
 from geo_service.services.intake.escalations import (
     ESCALATION_LEVELS,
     embedded_climb,
@@ -205,7 +205,7 @@ def _columns():  # noqa: ANN202
         ST_X(Incident.location).label("lon"),
         ST_Y(Incident.location).label("lat"),
         Area.code.label("grid_code"),
-        Area.name.label("grid_name"),
+        localized_name().label("grid_name"),  # in the request's language (areas.names)
         *DISPATCH_COLUMNS,
     )
 
@@ -504,6 +504,7 @@ def list_incidents(
     if statuses:
         query = query.where(Incident.status.in_(statuses))
     if flt.grid_id is not None:
+        require_grid_filter(session, flt.grid_id, scope)
         query = query.where(Incident.grid_id == flt.grid_id)
     if flt.overdue is not None:
         now = flt.now or session.execute(select(func.now())).scalar_one()

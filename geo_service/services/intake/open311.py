@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from geo_service.db.models import ServiceRequestDetail
 from geo_service.db.sql import sql_source
 from geo_service.errors import InvalidInputError, NotFoundError, PermissionDeniedError
-from geo_service.i18n import N_, format_message, gettext, localized
+from geo_service.i18n import N_, area_name, format_message, gettext, localized
 from geo_service.instants import local_instant
 from geo_service.services.access.scope import Scope
 from geo_service.services.intake.incidents import ESCALATION_LEVELS, NewIncident, create_incident
@@ -274,10 +274,13 @@ def _as_request(m: Any, scope: Scope | None) -> dict[str, Any]:
         # extensions
         "grid": None
         if m["grid_code"] is None
-        else {"code": m["grid_code"], "name": m["grid_name"]},
+        else {"code": m["grid_code"], "name": area_name(m["grid_names"], m["grid_name"])},
         "community": None
         if m["community_code"] is None
-        else {"code": m["community_code"], "name": m["community_name"]},
+        else {
+            "code": m["community_code"],
+            "name": area_name(m["community_names"], m["community_name"]),
+        },
         "extended_status": {"state": m["status"], "escalation_level": m["escalation_level"]},
     }
 

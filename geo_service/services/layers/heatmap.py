@@ -45,7 +45,7 @@ from geo_service.geo.h3cells import (
     check_served_resolution,
     exact_column,
 )
-from geo_service.i18n import format_message, gettext
+from geo_service.i18n import format_message, gettext, names_language
 from geo_service.instants import (
     check_window,
     deployment_zone,
@@ -418,6 +418,7 @@ def area_heatmap(
         "until": q.until or datetime.now(UTC),
         "category": q.category,
         "priority": q.priority,
+        "lang": names_language(),  # area names in the request's language
     }
     if in_force:
         rows = [

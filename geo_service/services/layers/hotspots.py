@@ -24,7 +24,7 @@ from geo_service.geo.h3cells import (
     check_served_resolution,
     exact_column,
 )
-from geo_service.i18n import format_message, gettext
+from geo_service.i18n import format_message, gettext, names_language
 from geo_service.instants import check_window, localize_fields
 from geo_service.runtime import current
 from geo_service.services.access.scope import Scope
@@ -150,7 +150,8 @@ def grid_hotspots(
     rows = session.execute(
         text(
             f"""
-        SELECT a.id, a.code, a.name, ST_AsBinary(a.geom) AS wkb,
+        SELECT a.id, a.code, coalesce(a.names ->> :lang, a.name) AS name,
+               ST_AsBinary(a.geom) AS wkb,
                ST_AsGeoJSON(ST_SimplifyPreserveTopology(a.geom, 0.00002), 6) AS geometry,
                coalesce(c.n, 0) AS n
         FROM areas a LEFT JOIN (SELECT grid_id, count(*) AS n FROM incidents
@@ -158,7 +159,8 @@ def grid_hotspots(
         WHERE a.version_id = :v AND a.level = 'grid' ORDER BY a.id
         """
         ),
-        {"v": version, **params},
+        # grid names in the request's language (areas.names)
+        {"v": version, "lang": names_language(), **params},
     ).all()
     if scope is not None and not scope.unrestricted:
         rows = [r for r in rows if scope.has_grid(r.id)]

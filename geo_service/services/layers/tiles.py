@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from geo_service import instants
 from geo_service.db.engine import database_name
 from geo_service.errors import InvalidInputError, NotFoundError
-from geo_service.i18n import format_message
+from geo_service.i18n import format_message, names_language
 from geo_service.runtime import TILE_LAYER_TTL_S, current, expensive
 from geo_service.services.access.scope import Scope
 from geo_service.services.batch.runs import latest_run
@@ -62,7 +62,13 @@ EDGE_UNITS = 64
 EARTH_CIRCUMFERENCE_M = 2 * math.pi * 6378137.0  # EPSG:3857's equator
 TTL_S = TILE_LAYER_TTL_S  # tiles may be this old: a changed incident shows within a minute
 FIELDS = {
-    "grids": {"id": "Number", "code": "String", "name": "String", "level": "String"},
+    "grids": {
+        "id": "Number",
+        "code": "String",
+        "name": "String",
+        "display_name": "String",
+        "level": "String",
+    },
     "incidents": {
         "id": "String",
         "category": "String",
@@ -309,7 +315,7 @@ _GRID_TILE = text(
     """
     WITH b AS (SELECT ST_TileEnvelope(:z, :x, :y) AS env),
     q AS (
-      SELECT a.id, a.code, a.name, a.level,
+      SELECT a.id, a.code, a.name, coalesce(a.names ->> :lang, a.name) AS display_name, a.level,
              ST_AsMVTGeom(ST_Transform(a.geom, 3857), b.env, 4096, 64, true) AS geom
       FROM areas a, b
       WHERE a.version_id = :v AND a.level = 'grid'
@@ -547,7 +553,14 @@ def render_tile(
             bytes(
                 session.execute(
                     _GRID_TILE,
-                    {"z": z, "x": x, "y": y, "ids": ids, "v": version_in_force(session)},
+                    {
+                        "z": z,
+                        "x": x,
+                        "y": y,
+                        "ids": ids,
+                        "v": version_in_force(session),
+                        "lang": names_language(),  # display_name: the request's language
+                    },
                 ).scalar_one()
                 or b""
             )

@@ -23,9 +23,10 @@ from geo_service.geo.h3cells import (
     cells_in_bbox,
     resident_cell_column,
 )
-from geo_service.i18n import format_message, gettext
+from geo_service.i18n import format_message, gettext, names_language
 from geo_service.services.access import disclosure
 from geo_service.services.access.scope import Scope
+from geo_service.services.boundaries.areas import require_grid_filter
 from geo_service.services.boundaries.versions import version_in_force
 from geo_service.vocabulary import AREA_LEVELS
 
@@ -43,6 +44,7 @@ def list_household_rows(
                 "/households/aggregate"
             )
         )
+    require_grid_filter(session, grid_id, scope)  # an unknown grid: 404, not an empty page
     rows = (
         session.execute(
             text(
@@ -70,7 +72,7 @@ _BY_AREA = text(
         UNION ALL
         SELECT t.root, a.id, a.level FROM areas a JOIN tree t ON a.parent_id = t.id
     ), grids AS (SELECT root, id FROM tree WHERE level = 'grid')
-    SELECT r.id, r.code, r.name,
+    SELECT r.id, r.code, coalesce(r.names ->> :lang, r.name) AS name,
            ST_AsGeoJSON(ST_SimplifyPreserveTopology(r.geom, 0.00002), 6) AS geometry,
            coalesce(h.households, 0) AS households, coalesce(h.residents, 0) AS residents,
            coalesce(u.rental_units, 0) AS rental_units,
@@ -157,6 +159,7 @@ def aggregate(
                 "maxx": box.maxx,
                 "maxy": box.maxy,
                 "srid": SRID,
+                "lang": names_language(),  # area names in the request's language (areas.names)
             },
         )
         features = []

@@ -25,11 +25,12 @@ from geo_service.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from geo_service.i18n import format_message, gettext
+from geo_service.i18n import format_message, gettext, names_language
 from geo_service.runtime import current
 from geo_service.services.access import disclosure
 from geo_service.services.access.audit import record_audit
 from geo_service.services.access.scope import Scope
+from geo_service.services.boundaries.areas import require_grid_filter
 from geo_service.services.boundaries.versions import version_in_force
 from geo_service.vocabulary import VISIT_OUTCOMES
 
@@ -94,6 +95,7 @@ def list_visits(
                 "/households/visits/coverage"
             )
         )
+    require_grid_filter(session, grid_id, scope)  # an unknown grid: 404, not an empty page
     today = local_today(session, timezone)
     cutoff = today - timedelta(days=period_days)
     rows = (
@@ -267,7 +269,7 @@ def coalesce(value: bool | None, default: bool | None) -> bool | None:
 
 _COVERAGE = text(
     """
-    SELECT a.id, a.code, a.name, count(h.id) AS households,
+    SELECT a.id, a.code, coalesce(a.names ->> :lang, a.name) AS name, count(h.id) AS households,
            count(h.id) FILTER (WHERE EXISTS (
                SELECT 1 FROM household_visits v
                WHERE v.household_id = h.id AND v.visited_on > :cutoff)) AS visited,
@@ -299,6 +301,7 @@ def coverage(
             "cutoff": cutoff,
             "all_grids": scope.grid_ids is None,
             "grids": list(scope.grid_ids or ()),
+            "lang": names_language(),  # grid names in the request's language (areas.names)
         },
     ).all()
     grids = []

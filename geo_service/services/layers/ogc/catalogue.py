@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo_service.errors import NotFoundError
-from geo_service.i18n import format_message
+from geo_service.i18n import N_, format_message, gettext
 from geo_service.services.access.scope import Scope
 from geo_service.services.batch.request import CELL_KINDS
 from geo_service.services.boundaries.versions import city_extent
@@ -36,13 +36,36 @@ AREA_COLLECTIONS = {
     "communities": "community",
     "grids": "grid",
 }
+# The titles and descriptions are marked for the catalogue and said in the request's language.
+AREA_TITLES = {
+    "districts": N_("District boundaries (current version)"),
+    "streets": N_("Street boundaries (current version)"),
+    "communities": N_("Community boundaries (current version)"),
+    "grids": N_("Grid boundaries (current version)"),
+}
+AREA_DESCRIPTION = N_(
+    "The areas of this level in the boundary version in force: code, name as imported, names "
+    "per language and display_name in the request's language, parent and size"
+)
 # Layers computed from incidents on request, paged from one cached result (``computed``).
 LAYER_COLLECTIONS = {
-    "heatmap-h3-res8": "Incident counts per H3 resolution-8 cell (filter time with datetime)",
-    "hotspots-h3-res8": "Getis-Ord Gi* hot spots per H3 resolution-8 cell, FDR-corrected",
-    "emerging-hotspots-h3-res8": "Emerging hot spot patterns per H3 resolution-8 cell, "
-    "calendar months (datetime: the window; default the 12 whole months before the month of "
-    "the latest incident)",
+    "heatmap-h3-res8": N_("Incident counts per H3 resolution-8 cell (filter time with datetime)"),
+    "hotspots-h3-res8": N_("Getis-Ord Gi* hot spots per H3 resolution-8 cell, FDR-corrected"),
+    "emerging-hotspots-h3-res8": N_(
+        "Emerging hot spot patterns per H3 resolution-8 cell, calendar months (datetime: the "
+        "window; default the 12 whole months before the month of the latest incident)"
+    ),
+}
+LAYER_DESCRIPTIONS = {
+    "heatmap-h3-res8": N_("How many incidents were reported in each cell"),
+    "hotspots-h3-res8": N_(
+        "Cells where incidents cluster (hot) or are rare (cold): z, p, p_fdr and class, with "
+        "class_label in the request's language"
+    ),
+    "emerging-hotspots-h3-res8": N_(
+        "How each cell's hot spot changes over calendar months: pattern, with pattern_label "
+        "in the request's language"
+    ),
 }
 INCIDENTS = "incidents"
 BATCH_COLLECTIONS = {f"batch-{k}": k for k in CELL_KINDS}
@@ -53,8 +76,11 @@ INCIDENTS_PERMISSION = "incidents:read"
 def landing(base: str) -> dict[str, Any]:
     """The landing page (/req/core/root-success): links to the API, conformance, data."""
     return {
+        # the product's name, the same in every language
         "title": "geo-service",
-        "description": "City grids, incidents, heatmaps and hot spot layers (OGC API - Features)",
+        "description": gettext(
+            "City grids, incidents, heatmaps and hot spot layers (OGC API - Features)"
+        ),
         "links": [
             {"rel": "self", "type": "application/json", "href": f"{base}/"},
             {
@@ -89,16 +115,28 @@ def kind_of(session: Session, cid: str, scope: Scope | None) -> str:
     raise NotFoundError(format_message("no collection {cid!r}", cid=cid))
 
 
-def _visible(session: Session, scope: Scope | None) -> list[tuple[str, str, str]]:
-    """(id, title, kind) of the collections the caller may see, in listing order."""
+def _visible(session: Session, scope: Scope | None) -> list[tuple[str, str, str, str]]:
+    """(id, title, description, kind) of the collections the caller may see, in listing
+    order, in the request's language."""
     out = [
-        (cid, f"{level.capitalize()} boundaries (current version)", "area")
-        for cid, level in AREA_COLLECTIONS.items()
+        (cid, gettext(AREA_TITLES[cid]), gettext(AREA_DESCRIPTION), "area")
+        for cid in AREA_COLLECTIONS
     ]
-    out += [(cid, title, "layer") for cid, title in LAYER_COLLECTIONS.items()]
+    out += [
+        (cid, gettext(title), gettext(LAYER_DESCRIPTIONS[cid]), "layer")
+        for cid, title in LAYER_COLLECTIONS.items()
+    ]
     if scope is None or scope.can(INCIDENTS_PERMISSION):
         out.append(
-            (INCIDENTS, "Incidents (points; no descriptions, addresses or people)", INCIDENTS)
+            (
+                INCIDENTS,
+                gettext("Incidents (points; no descriptions, addresses or people)"),
+                gettext(
+                    "Incidents as points: category, priority, status, source, when reported "
+                    "and grid"
+                ),
+                INCIDENTS,
+            )
         )
     if scope is None or scope.unrestricted:
         # batch layers (geo-service analytics run): listed once a run of the kind exists
@@ -106,7 +144,18 @@ def _visible(session: Session, scope: Scope | None) -> list[tuple[str, str, str]
             text("SELECT kind, max(id) FROM batch_runs WHERE kind = ANY(:k) GROUP BY kind"),
             {"k": list(BATCH_COLLECTIONS.values())},
         ).all():
-            out.append((f"batch-{kind}", f"Batch {kind} layer (newest run, {run_id})", "batch"))
+            out.append(
+                (
+                    f"batch-{kind}",
+                    format_message(
+                        "Batch {kind} layer (newest run, {run_id})", kind=kind, run_id=run_id
+                    ),
+                    format_message(
+                        "The cells of the newest analytics run of kind {kind}", kind=kind
+                    ),
+                    "batch",
+                )
+            )
     return out
 
 
@@ -148,12 +197,14 @@ def _collection(
     base: str,
     cid: str,
     title: str,
+    description: str,
     spatial: list[float] | None,
     interval: tuple[datetime, datetime] | tuple[None, None] | None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": cid,
         "title": title,
+        "description": description,
         "itemType": "feature",
         "crs": list(SUPPORTED_CRS),
         "storageCrs": CRS84,
@@ -185,8 +236,10 @@ def collections(session: Session, base: str, scope: Scope | None = None) -> dict
     spatial = spatial_extent(session, scope)
     timed = incident_time_range(session, scope)
     items = [
-        _collection(base, cid, title, spatial, timed if kind in ("layer", INCIDENTS) else None)
-        for cid, title, kind in _visible(session, scope)
+        _collection(
+            base, cid, title, description, spatial, timed if kind in ("layer", INCIDENTS) else None
+        )
+        for cid, title, description, kind in _visible(session, scope)
     ]
     return {
         "collections": items,

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from geo_service.errors import InvalidInputError, NotFoundError
 from geo_service.geo.bbox import BBox
-from geo_service.i18n import format_message, gettext
+from geo_service.i18n import format_message, gettext, names_language
 from geo_service.instants import check_instant
 from geo_service.runtime import current
 from geo_service.services.access.scope import Scope
@@ -295,7 +295,12 @@ def item(
 
 # --- areas ---------------------------------------------------------------------------------
 
-_AREA_COLUMNS = "id, code, name, level, parent_id, area_m2, ST_AsGeoJSON(geom, 7) AS g"
+# ``name`` as imported (a contract), ``names`` per language and ``display_name`` in the
+# request's language (else ``name``).
+_AREA_COLUMNS = (
+    "id, code, name, names, coalesce(names ->> :lang, name) AS display_name, level, parent_id, "
+    "area_m2, ST_AsGeoJSON(geom, 7) AS g"
+)
 
 
 def _area_feature(r: Any) -> dict[str, Any]:
@@ -306,6 +311,8 @@ def _area_feature(r: Any) -> dict[str, Any]:
         "properties": {
             "code": r.code,
             "name": r.name,
+            "names": dict(r.names or {}),
+            "display_name": r.display_name,
             "level": r.level,
             "parent_id": r.parent_id,
             "area_m2": r.area_m2,
@@ -321,6 +328,7 @@ def _area_items(
         "level": level,
         "limit": limit,
         "offset": offset,
+        "lang": names_language(),
     }
     where = "version_id = :v AND level = :level"
     if bbox is not None:
@@ -352,7 +360,7 @@ def _area_item(
             f"SELECT {_AREA_COLUMNS} FROM areas "
             "WHERE id = :i AND level = :level AND version_id = :v"
         ),
-        {"i": int(fid), "level": level, "v": version_in_force(session)},
+        {"i": int(fid), "level": level, "v": version_in_force(session), "lang": names_language()},
     ).first()
     if row is None or (scope is not None and not scope.has_area(row.id)):
         return None

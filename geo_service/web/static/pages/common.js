@@ -19,11 +19,12 @@ function t(message, values = {}) {
     (whole, name) => (name in values ? String(values[name]) : whole));
 }
 
-// An area's name in the page's language: its `names` (per language tag) when the answer
-// carries them, else its `name`.
+// An area's name in the page's language: the server's `display_name` (chosen by the
+// request's language), else its `names` for the page's language, else its `name`.
 function areaName(props) {
   const names = (props && props.names) || {};
-  return names[LANG] || names[LANG.split("-")[0]] || (props && props.name) || "";
+  return (props && props.display_name) || names[LANG] || names[LANG.split("-")[0]] ||
+    (props && props.name) || "";
 }
 
 // Leaflet's own control words in the page's language, and a metric scale bar (Chinese and

@@ -95,7 +95,8 @@ async function loadParents() {
   if (!level) return;
   const body = await api(`/areas?level=${encodeURIComponent(level)}`);
   const areas = body.features.map((f) => f.properties).sort((a, b) => String(a.code).localeCompare(String(b.code)));
-  for (const a of areas) select.append(new Option(`${a.code} ${a.name}`, String(a.id)));
+  // display_name: the area's name in the page's language (else the name as imported)
+  for (const a of areas) select.append(new Option(`${a.code} ${a.display_name ?? a.name}`, String(a.id)));
   if ([...select.options].some((o) => o.value === keep)) select.value = keep;
 }
 
