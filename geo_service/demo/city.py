@@ -161,7 +161,17 @@ def generate_city(
         return np.asarray(lon), np.asarray(lat), index.assign(lon, lat)
 
     n_households = households_per_grid * grids
-    households = draw_households(rng, outline, cx, cy, n_households, locate, grid_rows)
+    households = draw_households(
+        rng,
+        outline,
+        cx,
+        cy,
+        n_households,
+        locate,
+        grid_rows,
+        # the doors have a stream of their own: the rest of the city is as it was before
+        address_rng=np.random.default_rng(seed + 7919 * 3),
+    )
     progress("households", n_households)
     rentals = draw_rental_units(rng, outline, cx, cy, int(n_households * 0.085), locate, grid_rows)
     progress("rental units", len(rentals))

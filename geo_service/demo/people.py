@@ -17,12 +17,19 @@ TRANSIT_LINES = (
 )
 
 
-def draw_households(rng, outline, cx, cy, n, locate, grid_rows) -> pd.DataFrame:  # noqa: ANN001
+# The kinds of residential building a grid holds (entrances, floors): walk-ups of six
+# floors, mid-rises of eleven, towers of 18 to 33, four flats a floor (rooms 01-04).
+BUILDING_KINDS = ((1, 6), (2, 6), (3, 6), (2, 11), (3, 11), (2, 18), (4, 18), (3, 26), (4, 33))
+FLATS_PER_FLOOR = 4
+MAX_BUILDINGS_PER_GRID = 40  # a grid office's compound numbers its buildings 1..40
+
+
+def draw_households(rng, outline, cx, cy, n, locate, grid_rows, address_rng=None) -> pd.DataFrame:  # noqa: ANN001
     """n households (lon, lat, size, flags, address, grid_code), denser where people are.
 
-    The address is the door in its building (``12栋2单元301``: building, entrance, flat), four
-    flats a floor in two entrances' turn, from the household's place in its building: no draw
-    of ``rng``, so the rest of the city is what it was before addresses (0034)."""
+    The address is the door in its building (``12栋2单元301``, ``household_addresses``),
+    drawn from ``address_rng`` (a stream of its own, so the rest of the city is what it was
+    before addresses, 0034); default: a stream seeded from ``rng``'s seed sequence."""
     # Households live in buildings: draw buildings, then fill them, denser ones fuller.
     n_buildings = max(n // 12, 50)
     bx, by = draw_inside(rng, outline, cx, cy, n_buildings)
@@ -31,16 +38,6 @@ def draw_households(rng, outline, cx, cy, n, locate, grid_rows) -> pd.DataFrame:
     lon, lat, grid = locate(bx, by)
     size = np.minimum(1 + rng.poisson(1.6, n), 8)
     elderly_alone = (size == 1) & (rng.random(n) < 0.35)
-    nth = pd.Series(building).groupby(building).cumcount()  # 0, 1, ... within a building
-    address = (
-        (pd.Series(building) + 1).astype(str)
-        + "栋"
-        + (nth % 2 + 1).astype(str)
-        + "单元"
-        + (nth // 4 + 1).astype(str)
-        + "0"
-        + ((nth // 2) % 2 + 1).astype(str)
-    ).to_numpy()
     frame = pd.DataFrame(
         {
             "lon": lon[building],
@@ -49,12 +46,83 @@ def draw_households(rng, outline, cx, cy, n, locate, grid_rows) -> pd.DataFrame:
             "grid": grid[building],
             "elderly_living_alone": elderly_alone,
             "needs_assistance": rng.random(n) < 0.03,
-            "address": address,
+            "building": building,
         }
     )
     frame = frame[frame.grid != NO_GRID].reset_index(drop=True)
+    if address_rng is None:
+        address_rng = np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0])
+    frame["address"] = household_addresses(
+        address_rng, frame.grid.to_numpy(), frame.building.to_numpy()
+    )
     frame["grid_code"] = grid_rows.code.values[frame.grid.values]
-    return frame.drop(columns="grid")
+    return frame.drop(columns=["grid", "building"])
+
+
+def household_addresses(
+    rng: np.random.Generator, grid: np.ndarray, building: np.ndarray
+) -> np.ndarray:
+    """The door of each household (``12栋2单元301``: building, entrance, floor and flat),
+    unique within its grid.
+
+    A grid numbers its buildings 1..``MAX_BUILDINGS_PER_GRID`` (in the generator's order; a
+    grid with more buildings than that shares numbers between them, which then hold the flats
+    of both). Each numbered building is of a kind (``BUILDING_KINDS``) large enough for its
+    households, or up to three sizes larger; its households take distinct flats spread over its
+    entrances and floors.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> doors = household_addresses(rng, np.array([0, 0, 0, 1]), np.array([5, 5, 9, 2]))
+    >>> [d.split("栋")[0] for d in doors]
+    ['1', '1', '2', '1']
+    >>> len(set(doors[:3])) == 3
+    True
+    """
+    n = len(grid)
+    if n == 0:
+        return np.array([], dtype=object)
+    keys = pd.DataFrame({"grid": grid, "building": building})
+    # each grid's buildings in order, numbered from 1
+    firsts = keys.drop_duplicates().sort_values(["grid", "building"], kind="stable")
+    rank = firsts.groupby("grid").cumcount().to_numpy() % MAX_BUILDINGS_PER_GRID
+    number_of = pd.Series(rank + 1, index=pd.MultiIndex.from_frame(firsts))
+    number = number_of.reindex(pd.MultiIndex.from_frame(keys)).to_numpy()
+    # a numbered building of a grid: its households, in a random order
+    door = pd.DataFrame({"grid": grid, "number": number, "key": rng.random(n)})
+    door = door.sort_values(["grid", "number", "key"], kind="stable")
+    group = door.groupby(["grid", "number"], sort=False)
+    nth = group.cumcount().to_numpy()
+    count = group["key"].transform("size").to_numpy()
+    capacity = np.array([e * f * FLATS_PER_FLOOR for e, f in BUILDING_KINDS])
+    # the smallest kind that holds them or up to three sizes larger (the city has old
+    # walk-ups and new towers, not only buildings just as full as they can be)
+    smallest = np.searchsorted(capacity, count)
+    larger = rng.integers(0, 4, n)[nth == 0].repeat(count[nth == 0])
+    kind = np.minimum(smallest + larger, len(BUILDING_KINDS) - 1)
+    # households beyond the largest kind (not in a demo) would share flats: cap by capacity
+    flats = capacity[kind]
+    # the k-th household's flat lies in the k-th of ``count`` equal stretches of the flats
+    low = nth * flats // count
+    high = np.maximum((nth + 1) * flats // count, low + 1)
+    flat = low + (rng.random(n) * (high - low)).astype(np.int64)
+    floors = np.array([f for _, f in BUILDING_KINDS])[kind]
+    entrance = flat // (floors * FLATS_PER_FLOOR) + 1
+    floor = (flat // FLATS_PER_FLOOR) % floors + 1
+    room = flat % FLATS_PER_FLOOR + 1
+    text = (
+        pd.Series(door.number.to_numpy()).astype(str)
+        + "栋"
+        + pd.Series(entrance).astype(str)
+        + "单元"
+        + pd.Series(floor).astype(str)
+        + "0"
+        + pd.Series(room).astype(str)
+    ).to_numpy()
+    out = np.empty(n, dtype=object)
+    out[door.index.to_numpy()] = text
+    return out
 
 
 def draw_rental_units(rng, outline, cx, cy, n, locate, grid_rows) -> pd.DataFrame:  # noqa: ANN001
