@@ -56,43 +56,7 @@ ARRIVAL_TARGET_S = {
     "social_assistance": 3600,
 }
 STAMPS = ("dispatched_at", "accepted_at", "arrived_at", "resolved_at", "closed_at")
-DESCRIPTIONS = {
-    "disputes": [
-        "Neighbours arguing over shared corridor",
-        "Family dispute, asks for mediation",
-        "Dispute over parking space",
-    ],
-    "public_order": [
-        "Noise from late-night gathering",
-        "Street vendor blocking entrance",
-        "Loud construction outside permitted hours",
-    ],
-    "safety_hazard": [
-        "Smell of gas in stairwell",
-        "Loose facade tiles over footpath",
-        "Electric bikes charging in corridor",
-    ],
-    "sanitation": [
-        "Overflowing waste bins",
-        "Illegal dumping of furniture",
-        "Blocked drain with standing water",
-    ],
-    "facilities": [
-        "Broken street light",
-        "Damaged handrail in public stairs",
-        "Lift out of service",
-    ],
-    "traffic": [
-        "Cars parked on pedestrian crossing",
-        "Traffic light out of order",
-        "Illegally parked truck blocking lane",
-    ],
-    "social_assistance": [
-        "Elderly resident living alone not seen for days",
-        "Resident asks for help with benefits application",
-        "Welfare check requested by relative",
-    ],
-}
+# The descriptions are drawn in the demo's language by ``demo.descriptions``.
 
 
 @dataclass(frozen=True)
@@ -266,9 +230,6 @@ def draw_incidents(
             "grid": grid,
         }
     )
-    frame["description"] = [
-        DESCRIPTIONS[c][k] for c, k in zip(cat, rng.integers(0, 3, total), strict=True)
-    ]
     frame = frame[(frame.grid != NO_GRID) & (frame.reported_at < pd.Timestamp(end))]
     frame = frame.sort_values("reported_at", kind="stable").reset_index(drop=True)
     frame["grid_code"] = grid_rows.code.values[frame.grid.values]
