@@ -11,11 +11,14 @@ words).
 
 from __future__ import annotations
 
+from string import Formatter
+
 import numpy as np
 import pandas as pd
 
-# Per language and category, the templates; fields: {time} (the local hour, in words),
-# {community} (the grid's community), {building}, {entrance}, {gate}.
+# Per language and category, the templates; fields: {time} (the local hour, in words; {Time}
+# capitalized, where a sentence starts with it), {community} (the grid's community),
+# {building}, {entrance}, {gate}.
 TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
     "zh-CN": {
         "disputes": (
@@ -74,36 +77,36 @@ TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "en": {
         "disputes": (
-            "{time}: neighbours in building {building}, {community}, argue over a leak from "
+            "{Time}: neighbours in building {building}, {community}, argue over a leak from "
             "the flat above; they ask the community to mediate",
             "Residents of building {building}, entrance {entrance}, {community}, say the flat "
             "above is still renovating {time}; the two households quarrel",
-            "{time}: neighbours in building {building}, {community}, argue over the shared "
+            "{Time}: neighbours in building {building}, {community}, argue over the shared "
             "corridor",
             "Two drivers argue over a parking space near the {gate}, {community}; reported {time}",
-            "{time}: a family in building {building}, {community}, in dispute over caring for "
+            "{Time}: a family in building {building}, {community}, in dispute over caring for "
             "an elderly parent, asks for mediation",
             "Neighbours in building {building}, entrance {entrance}, {community}, in dispute "
             "over a noisy air-conditioner unit",
         ),
         "public_order": (
-            "{time}: a loud gathering below building {building}, {community}, disturbs residents",
-            "{time}: street vendors occupy the pavement outside the {gate}, {community}, "
+            "{Time}: a loud gathering below building {building}, {community}, disturbs residents",
+            "{Time}: street vendors occupy the pavement outside the {gate}, {community}, "
             "blocking pedestrians",
             "Construction site near the {gate}, {community}, still working {time}; noise complaint",
-            "{time}: square dancing music too loud in {community}; residents of building "
+            "{Time}: square dancing music too loud in {community}; residents of building "
             "{building} complain",
-            "{time}: barbecue stalls occupy the pavement outside the {gate}, {community}; "
+            "{Time}: barbecue stalls occupy the pavement outside the {gate}, {community}; "
             "smoke and noise",
-            "{time}: drunk people shouting below building {building}, {community}",
+            "{Time}: drunk people shouting below building {building}, {community}",
         ),
         "safety_hazard": (
             "Stairwell of building {building}, entrance {entrance}, {community}, blocked with "
             "clutter: fire escape obstructed",
-            "{time}: e-bikes charging in the stairwell of building {building}, entrance "
+            "{Time}: e-bikes charging in the stairwell of building {building}, entrance "
             "{entrance}, {community}: fire risk",
             "Loose facade tiles on building {building}, {community}, may fall",
-            "{time}: smell of gas in the stairwell of building {building}, entrance "
+            "{Time}: smell of gas in the stairwell of building {building}, entrance "
             "{entrance}, {community}",
             "A resident of building {building}, {community}, runs a charging cable from a window",
             "Cardboard and old furniture piled in the stairwell of building {building}, "
@@ -113,12 +116,12 @@ TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
             "Bins overflowing beside building {building}, {community}, still not emptied {time}",
             "Construction waste and old furniture dumped outside the {gate}, {community}",
             "Blocked drain in front of building {building}, {community}: standing water, bad smell",
-            "{time}: household rubbish piling up in the green belt beside building "
+            "{Time}: household rubbish piling up in the green belt beside building "
             "{building}, {community}",
             "Waste sorting point outside the {gate}, {community}, leaking and smelly",
         ),
         "facilities": (
-            "{time}: street light out in front of building {building}, {community}",
+            "{Time}: street light out in front of building {building}, {community}",
             "Manhole cover missing on the pavement outside the {gate}, {community}",
             "Lift out of service in building {building}, entrance {entrance}, {community}; "
             "elderly residents stuck",
@@ -126,14 +129,14 @@ TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
             "{community}",
             "Entrance door lock broken at building {building}, entrance {entrance}, "
             "{community}: the door stays open",
-            "{time}: a whole row of street lights out near the {gate}, {community}",
+            "{Time}: a whole row of street lights out near the {gate}, {community}",
         ),
         "traffic": (
-            "{time}: cars parked on the pavement outside the {gate}, {community}",
+            "{Time}: cars parked on the pavement outside the {gate}, {community}",
             "Traffic lights out of order at the junction outside the {gate}, {community}",
-            "{time}: truck illegally parked outside the {gate}, {community}, blocking the road",
+            "{Time}: truck illegally parked outside the {gate}, {community}, blocking the road",
             "Shared bikes parked across the path beside building {building}, {community}",
-            "{time}: cars blocking the fire lane outside the {gate}, {community}",
+            "{Time}: cars blocking the fire lane outside the {gate}, {community}",
         ),
         "social_assistance": (
             "Elderly resident living alone in building {building}, {community}, not seen for "
@@ -142,7 +145,7 @@ TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
             "with a minimum-income application",
             "Relatives ask the grid worker to visit an elderly resident of building "
             "{building}, {community}",
-            "{time}: resident of building {building}, {community}, with limited mobility asks "
+            "{Time}: resident of building {building}, {community}, with limited mobility asks "
             "for help getting to hospital",
             "Family in need in building {building}, entrance {entrance}, {community}, applies "
             "for temporary assistance",
@@ -198,24 +201,41 @@ def describe_incidents(
     building = rng.integers(1, 41, n)
     entrance = rng.integers(1, 5, n)
     gate = np.array(GATES[language], dtype=object)[rng.integers(0, 4, n)]
-    time = _hour_words(language, np.asarray(local_hour, dtype=np.int64))
+    hours = np.asarray(local_hour, dtype=np.int64)
+    time = _hour_words(language, hours)
+    at_start = [w[:1].upper() + w[1:] for w in _hour_words(language, np.arange(24))]
+    fields = {
+        "time": time,
+        "Time": np.array(at_start, dtype=object)[hours],
+        "community": np.asarray(community, dtype=object),
+        "building": _NUMBERS[building],
+        "entrance": _NUMBERS[entrance],
+        "gate": gate,
+    }
     out = np.empty(n, dtype=object)
     category = np.asarray(category)
     for code, choices in templates.items():
         rows = np.flatnonzero(category == code)
         which = (pick[rows] * len(choices)).astype(np.int64)
-        out[rows] = [
-            choices[k].format(time=t, community=c, building=b, entrance=e, gate=g)
-            for k, t, c, b, e, g in zip(
-                which,
-                time[rows],
-                community[rows],
-                building[rows],
-                entrance[rows],
-                gate[rows],
-                strict=True,
-            )
-        ]
+        for k, template in enumerate(choices):
+            chosen = rows[which == k]
+            out[chosen] = _fill(template, {name: f[chosen] for name, f in fields.items()})
+    return out
+
+
+_NUMBERS = np.array([str(i) for i in range(41)], dtype=object)
+
+
+def _fill(template: str, fields: dict[str, np.ndarray]) -> np.ndarray:
+    """``template`` filled row by row from ``fields`` (object arrays of str): its literal
+    pieces and fields added as object arrays, in C, not formatted one row at a time."""
+    n = len(next(iter(fields.values())))
+    out = np.full(n, "", dtype=object)
+    for literal, name, _, _ in Formatter().parse(template):
+        if literal:
+            out = out + literal
+        if name is not None:
+            out = out + fields[name]
     return out
 
 

@@ -83,46 +83,60 @@ def household_addresses(
     n = len(grid)
     if n == 0:
         return np.array([], dtype=object)
-    keys = pd.DataFrame({"grid": grid, "building": building})
-    # each grid's buildings in order, numbered from 1
-    firsts = keys.drop_duplicates().sort_values(["grid", "building"], kind="stable")
-    rank = firsts.groupby("grid").cumcount().to_numpy() % MAX_BUILDINGS_PER_GRID
-    number_of = pd.Series(rank + 1, index=pd.MultiIndex.from_frame(firsts))
-    number = number_of.reindex(pd.MultiIndex.from_frame(keys)).to_numpy()
-    # a numbered building of a grid: its households, in a random order
-    door = pd.DataFrame({"grid": grid, "number": number, "key": rng.random(n)})
-    door = door.sort_values(["grid", "number", "key"], kind="stable")
-    group = door.groupby(["grid", "number"], sort=False)
-    nth = group.cumcount().to_numpy()
-    count = group["key"].transform("size").to_numpy()
+    grid, building = np.asarray(grid, dtype=np.int64), np.asarray(building, dtype=np.int64)
+    # each grid's buildings in order (a building stands in one grid), numbered from 1
+    span = int(building.max()) + 1
+    pairs, which = np.unique(grid * span + building, return_inverse=True)
+    pair_grid = pairs // span
+    first = np.flatnonzero(np.r_[True, pair_grid[1:] != pair_grid[:-1]])
+    rank = np.arange(len(pairs)) - np.repeat(first, np.diff(np.r_[first, len(pairs)]))
+    number = (rank % MAX_BUILDINGS_PER_GRID + 1)[which]
+    # a numbered building of a grid: its households together, in a random order
+    order = np.lexsort((rng.random(n), number, grid))
+    g, num = grid[order], number[order]
+    starts = np.flatnonzero(np.r_[True, (g[1:] != g[:-1]) | (num[1:] != num[:-1])])
+    sizes = np.diff(np.r_[starts, n])
+    group = np.repeat(np.arange(len(starts)), sizes)
+    nth = np.arange(n) - starts[group]
+    count = sizes[group]
     capacity = np.array([e * f * FLATS_PER_FLOOR for e, f in BUILDING_KINDS])
     # the smallest kind that holds them or up to three sizes larger (the city has old
     # walk-ups and new towers, not only buildings just as full as they can be)
-    smallest = np.searchsorted(capacity, count)
-    larger = rng.integers(0, 4, n)[nth == 0].repeat(count[nth == 0])
-    kind = np.minimum(smallest + larger, len(BUILDING_KINDS) - 1)
-    # households beyond the largest kind (not in a demo) would share flats: cap by capacity
+    larger = rng.integers(0, 4, len(starts))[group]
+    kind = np.minimum(np.searchsorted(capacity, count) + larger, len(BUILDING_KINDS) - 1)
+    # households beyond the largest kind (not in a demo) would share flats
     flats = capacity[kind]
     # the k-th household's flat lies in the k-th of ``count`` equal stretches of the flats
     low = nth * flats // count
     high = np.maximum((nth + 1) * flats // count, low + 1)
-    flat = low + (rng.random(n) * (high - low)).astype(np.int64)
+    flat = np.minimum(low + (rng.random(n) * (high - low)).astype(np.int64), flats - 1)
     floors = np.array([f for _, f in BUILDING_KINDS])[kind]
-    entrance = flat // (floors * FLATS_PER_FLOOR) + 1
-    floor = (flat // FLATS_PER_FLOOR) % floors + 1
-    room = flat % FLATS_PER_FLOOR + 1
-    text = (
-        pd.Series(door.number.to_numpy()).astype(str)
-        + "栋"
-        + pd.Series(entrance).astype(str)
-        + "单元"
-        + pd.Series(floor).astype(str)
-        + "0"
-        + pd.Series(room).astype(str)
-    ).to_numpy()
+    entrance = flat // (floors * FLATS_PER_FLOOR)
+    floor = (flat // FLATS_PER_FLOOR) % floors
+    room = flat % FLATS_PER_FLOOR
+    # the words by lookup (object arrays added in C): half a million doors in a fraction of
+    # a second, where formatting each took seconds
     out = np.empty(n, dtype=object)
-    out[door.index.to_numpy()] = text
+    out[order] = (
+        _BUILDING_WORDS[num - 1]
+        + _ENTRANCE_WORDS[entrance]
+        + _FLAT_WORDS[floor * FLATS_PER_FLOOR + room]
+    )
     return out
+
+
+_BUILDING_WORDS = np.array([f"{b}栋" for b in range(1, MAX_BUILDINGS_PER_GRID + 1)], dtype=object)
+_ENTRANCE_WORDS = np.array(
+    [f"{e}单元" for e in range(1, max(e for e, _ in BUILDING_KINDS) + 1)], dtype=object
+)
+_FLAT_WORDS = np.array(
+    [
+        f"{floor}{room:02d}"
+        for floor in range(1, max(f for _, f in BUILDING_KINDS) + 1)
+        for room in range(1, FLATS_PER_FLOOR + 1)
+    ],
+    dtype=object,
+)
 
 
 def draw_rental_units(rng, outline, cx, cy, n, locate, grid_rows) -> pd.DataFrame:  # noqa: ANN001
