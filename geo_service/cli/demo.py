@@ -35,6 +35,14 @@ SIMULATOR_USER = "demo-simulator"  # geo_service.demo.load.SIMULATOR_USER (no he
 SIMULATOR_PER_MINUTE = 6000
 
 
+def demo_language() -> str:
+    """The language the demo city's residents write in (its incidents' descriptions): the
+    served language ``GEO_LOCALE`` names, Chinese when it names none (a Chinese city)."""
+    from geo_service.i18n import supported
+
+    return supported(os.environ.get("GEO_LOCALE") or "zh_CN") or "zh-CN"
+
+
 @app.callback(
     help=_(
         "Start the database, migrate, load the demo city if the database is empty, and "
@@ -147,6 +155,7 @@ def _backfill(owner_url: str) -> None:
         task = bar.add_task(_("history since the last run (regenerating the city)"), total=None)
         added = backfill_history(
             engine,
+            language=demo_language(),
             now=datetime.now(UTC).replace(second=0, microsecond=0),
             progress=lambda step, n: bar.advance(task, n),
         )
@@ -317,7 +326,12 @@ def _generate_and_load(
                 bar.advance(tasks[step], n)
 
         city = generate_city(
-            seed=seed, grids=grids, incidents=incidents, end_date=end_date, progress=gen_progress
+            seed=seed,
+            grids=grids,
+            incidents=incidents,
+            end_date=end_date,
+            progress=gen_progress,
+            language=demo_language(),
         )
         for task in tasks.values():
             bar.update(task, completed=bar.tasks[task].total or 1, total=bar.tasks[task].total or 1)

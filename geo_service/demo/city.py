@@ -31,6 +31,7 @@ from geo_service.demo.density import (
     city_outline,
     sample_population,
 )
+from geo_service.demo.descriptions import community_names, describe_incidents
 from geo_service.demo.geography import LEVELS, as_coverage, build_hierarchy
 from geo_service.demo.incidents import (
     PlantedHotspot,
@@ -97,6 +98,7 @@ def generate_city(
     days: int = 365,
     progress: Progress = _no_progress,
     end: datetime | None = None,
+    language: str = "zh-CN",
 ) -> DemoCity:
     """Generate the demo city.
 
@@ -107,6 +109,8 @@ def generate_city(
     incidents : number of incidents over ``days`` days ending at ``end`` (an instant), else
         at midnight (UTC) starting ``end_date``, else now (to the minute): the history of a
         demo ends when it starts, with the recent open backlog of a city that keeps up.
+    language : the language residents write the incidents' descriptions in (``zh-CN`` or
+        ``en``; the demo's ``GEO_LOCALE``).
 
     Examples
     --------
@@ -161,7 +165,17 @@ def generate_city(
         return np.asarray(lon), np.asarray(lat), index.assign(lon, lat)
 
     n_households = households_per_grid * grids
-    households = draw_households(rng, outline, cx, cy, n_households, locate, grid_rows)
+    households = draw_households(
+        rng,
+        outline,
+        cx,
+        cy,
+        n_households,
+        locate,
+        grid_rows,
+        # the doors have a stream of their own: the rest of the city is as it was before
+        address_rng=np.random.default_rng(seed + 7919 * 3),
+    )
     progress("households", n_households)
     rentals = draw_rental_units(rng, outline, cx, cy, int(n_households * 0.085), locate, grid_rows)
     progress("rental units", len(rentals))
@@ -183,6 +197,14 @@ def generate_city(
     community_of_grid = pd.Series(grid_rows.parent_code.values, index=grid_rows.code.values)
     events = assign_responders(
         np.random.default_rng(rng.integers(2**63)), events, community_of_grid
+    )
+    # the descriptions last, from a stream of their own, in the demo's language
+    events["description"] = describe_incidents(
+        np.random.default_rng(seed + 7919 * 4),
+        events.category.to_numpy(),
+        events.reported_at.dt.tz_convert("Asia/Shanghai").dt.hour.to_numpy(),
+        events.grid_code.map(community_names(areas, language)).to_numpy(),
+        language,
     )
     responders["status"] = responder_status(responders, events)
     progress("incidents", len(events))

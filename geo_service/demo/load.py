@@ -468,6 +468,7 @@ def backfill_history(
     incidents: int = 500_000,
     households_per_grid: int = 300,
     progress: Progress | None = None,
+    language: str = "zh-CN",
 ) -> int:
     """Fill the history of a demo served again later: the incidents its city would have had
     between the newest one stored and ``now``, so that "the last 30 days" stays full and the
@@ -478,7 +479,8 @@ def backfill_history(
     history ending at ``now``; the incidents reported after the newest stored one are
     added, with the statuses of a city that keeps up (the last hour mostly open, older ones
     closed), and one audit row. The demo taxonomy's categories get their arrival targets
-    where they have none. Only ``geo-service demo`` calls this, never a deployment.
+    where they have none; the new incidents are described in ``language``. Only
+    ``geo-service demo`` calls this, never a deployment.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
@@ -513,6 +515,7 @@ def backfill_history(
         households_per_grid=households_per_grid,
         end=now,
         progress=progress if progress is not None else (lambda step, n: None),
+        language=language,
     )
     gap = city.incidents[city.incidents.reported_at > pd.Timestamp(newest)]
     with engine.begin() as conn:
