@@ -34,17 +34,35 @@ def _domain_errors() -> set[str]:
         found |= more
 
 
+def _error_builders(errors: set[str]) -> set[str]:
+    """The package's functions that build a domain error from their arguments (annotated to
+    return one, as ``ingest.uploads._refuse``): what they are called with is a detail too."""
+    found = set()
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.FunctionDef)
+                and node.returns is not None
+                and call_name(node.returns) in errors
+            ):
+                found.add(node.name)
+    return found
+
+
 def _english(node: ast.expr) -> list[str]:
     return [t for t in literal_texts(node) if WORD.search(t)]
 
 
-def _problems(path: Path, errors: set[str]) -> list[str]:
+def _problems(path: Path, errors: set[str], builders: frozenset[str] = frozenset()) -> list[str]:
     found = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         shown = path.relative_to(PACKAGE) if path.is_relative_to(PACKAGE) else path.name
         where = f"{shown}:{getattr(node, 'lineno', 0)}"
         if isinstance(node, ast.Call) and call_name(node.func) in errors and node.args:
             found += [f"{where}: detail {t!r}" for t in _english(node.args[0])]
+        if isinstance(node, ast.Call) and call_name(node.func) in builders:
+            for arg in node.args:
+                found += [f"{where}: detail {t!r}" for t in _english(arg)]
         if (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Attribute)
@@ -68,16 +86,20 @@ def test_the_checker_finds_english_details_and_reasons(tmp_path: Path) -> None:
         "raise NotFoundError(format_message('incident {x} does not exist', x=x))\n"
         "reasons.add(mask, 'missing code')\n"
         "reasons.add(mask, per_row('unknown status {s!r}', index, s=s))\n"
-        "reason[blank] = f'missing {name}'\n",
+        "reason[blank] = f'missing {name}'\n"
+        "raise _refuse(name, 'a damaged zip file')\n"
+        "raise _refuse(name, gettext('a damaged zip file'))\n",
         encoding="utf-8",
     )
-    found = _problems(sample, _domain_errors())
+    found = _problems(sample, _domain_errors(), frozenset({"_refuse"}))
     assert sorted(found) == [
         "_i18n_sample.py:1: detail ' does not exist'",
         "_i18n_sample.py:1: detail 'incident '",
         "_i18n_sample.py:3: reason 'missing code'",
         "_i18n_sample.py:5: reason 'missing '",
+        "_i18n_sample.py:6: detail 'a damaged zip file'",
     ], found
+    assert "_refuse" in _error_builders(_domain_errors())
 
 
 MODULES = sorted(
@@ -89,7 +111,8 @@ MODULES = sorted(
 
 @pytest.mark.parametrize("module", MODULES)
 def test_every_detail_and_reject_reason_goes_through_the_catalogue(module: str) -> None:
-    assert _problems(PACKAGE / module, _DOMAIN_ERRORS) == []
+    assert _problems(PACKAGE / module, _DOMAIN_ERRORS, _BUILDERS) == []
 
 
 _DOMAIN_ERRORS = _domain_errors()
+_BUILDERS = frozenset(_error_builders(_DOMAIN_ERRORS))

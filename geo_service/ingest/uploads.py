@@ -36,7 +36,7 @@ from typing import IO, NoReturn
 from xml.parsers import expat
 
 from geo_service.errors import InvalidInputError, LimitExceededError
-from geo_service.i18n import format_message
+from geo_service.i18n import format_message, gettext
 
 log = logging.getLogger(__name__)
 
@@ -331,10 +331,12 @@ def sniff(path: Path, *, name: str) -> Sniffed:
     with path.open("rb") as fh:
         head = fh.read(SNIFF_BYTES)
     if not head:
-        raise _refuse(name, "the file is empty")
+        raise _refuse(name, gettext("the file is empty"))
     if head.startswith(b"SQLite format 3\x00"):
         if head[68:72] not in GPKG_APPLICATION_IDS:
-            raise _refuse(name, "an SQLite database that is not a GeoPackage is not accepted")
+            raise _refuse(
+                name, gettext("an SQLite database that is not a GeoPackage is not accepted")
+            )
         return Sniffed("gpkg")
     if head.startswith(b"PAR1"):
         return Sniffed("geoparquet")
@@ -350,29 +352,29 @@ def sniff(path: Path, *, name: str) -> Sniffed:
             with gzip.open(path, "rb") as fh:
                 head = fh.read(SNIFF_BYTES)
         except (OSError, EOFError, zlib_error()):
-            raise _refuse(name, "a damaged gzip file") from None
+            raise _refuse(name, gettext("a damaged gzip file")) from None
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         # UTF-16 text with its BOM: Excel's "Unicode Text" (a TSV), a UTF-16 CSV. Only a
         # table is read so (GDAL is never given UTF-16 GeoJSON or KML).
         start = head.decode("utf-16", errors="ignore").lstrip("\ufeff").lstrip()
         if start.startswith(("<", "{", "[")):
-            raise _refuse(name, "UTF-16 text other than a CSV/TSV table is not accepted")
+            raise _refuse(name, gettext("UTF-16 text other than a CSV/TSV table is not accepted"))
         return Sniffed("table", gzipped=gzipped)
     if b"\x00" in head:
-        raise _refuse(name, "binary content of an unknown kind is not accepted")
+        raise _refuse(name, gettext("binary content of an unknown kind is not accepted"))
     text = head.lstrip(UTF8_BOM).lstrip()
     if text.startswith(b"<"):
         if _is_kml(head, name):
             if gzipped:
-                raise _refuse(name, "gzipped KML is not accepted; send the .kml or a .kmz")
+                raise _refuse(name, gettext("gzipped KML is not accepted; send the .kml or a .kmz"))
             return Sniffed("kml")
-        raise _refuse(name, "XML other than KML (a GDAL VRT, GML, ...) is not accepted")
+        raise _refuse(name, gettext("XML other than KML (a GDAL VRT, GML, ...) is not accepted"))
     if text.startswith(b"{"):
         if gzipped:
-            raise _refuse(name, "gzipped GeoJSON is not accepted; send it unzipped")
+            raise _refuse(name, gettext("gzipped GeoJSON is not accepted; send it unzipped"))
         return Sniffed("geojson")
     if text.startswith(b"["):
-        raise _refuse(name, "a JSON array is not GeoJSON")
+        raise _refuse(name, gettext("a JSON array is not GeoJSON"))
     return Sniffed("table", gzipped=gzipped)
 
 
@@ -416,9 +418,11 @@ def check_geojson(path: Path, *, name: str) -> None:
         while chunk := fh.read(COPY_CHUNK):
             window = tail + chunk
             if GDAL_INDIRECTION.search(window):
-                raise _refuse(name, "the file names GDAL virtual file systems (/vsi...)")
+                raise _refuse(name, gettext("the file names GDAL virtual file systems (/vsi...)"))
             if ESCAPED_ASCII.search(window):
-                raise _refuse(name, "letters or '/' written as \\u escapes are not accepted")
+                raise _refuse(
+                    name, gettext("letters or '/' written as \\u escapes are not accepted")
+                )
             if CRS_KEY.search(window):
                 resume = fh.tell()
                 fh.seek(resume - len(window))
@@ -449,7 +453,9 @@ def _check_crs_members(data: bytes, name: str) -> None:
                 or not all(isinstance(k, str) and k.lower() in ("name", "epsg") for k in kinds)
             )
         ):
-            raise _refuse(name, "a GeoJSON 'crs' may only name a CRS; linked CRSs are not fetched")
+            raise _refuse(
+                name, gettext("a GeoJSON 'crs' may only name a CRS; linked CRSs are not fetched")
+            )
 
 
 def check_geopackage(path: Path, *, name: str) -> None:
@@ -463,22 +469,24 @@ def check_geopackage(path: Path, *, name: str) -> None:
         finally:
             db.close()
     except sqlite3.Error:
-        raise _refuse(name, "a damaged GeoPackage") from None
+        raise _refuse(name, gettext("a damaged GeoPackage")) from None
     for kind, _, sql in rows:
         sql = sql or ""
         if kind == "view":
-            raise _refuse(name, "a GeoPackage with views is not accepted")
+            raise _refuse(name, gettext("a GeoPackage with views is not accepted"))
         if VIRTUAL_TABLE.search(sql) and not RTREE.search(sql):
-            raise _refuse(name, "a GeoPackage with virtual tables is not accepted")
+            raise _refuse(name, gettext("a GeoPackage with virtual tables is not accepted"))
         if SQLITE_ESCAPES.search(sql):
-            raise _refuse(name, "a GeoPackage whose SQL calls external functions is not accepted")
+            raise _refuse(
+                name, gettext("a GeoPackage whose SQL calls external functions is not accepted")
+            )
 
 
 def check_shapefile(path: Path, *, name: str) -> None:
     """Refuse a .shp whose header is not a shapefile's."""
     with path.open("rb") as fh:
         if fh.read(4) != SHAPEFILE_MAGIC:
-            raise _refuse(name, "the .shp is not a shapefile")
+            raise _refuse(name, gettext("the .shp is not a shapefile"))
 
 
 def _zip_entry_count(path: Path) -> int | None:
@@ -509,7 +517,7 @@ def _damaged_zip_refused(name: str) -> Iterator[None]:
         zlib_error(),
     ) as exc:
         log.warning("zip %s unreadable: %s", name, exc)
-        raise _refuse(name, "a damaged or encrypted zip file") from None
+        raise _refuse(name, gettext("a damaged or encrypted zip file")) from None
 
 
 def extract_shapefile(
@@ -519,9 +527,14 @@ def extract_shapefile(
     the byte and ratio caps; return the path of its .shp. Other members are never opened."""
     entries = _zip_entry_count(path)
     if entries is None:
-        raise _refuse(name, "a damaged zip file")
+        raise _refuse(name, gettext("a damaged zip file"))
     if entries >= min(MAX_ZIP_MEMBERS, 0xFFFF):
-        raise _refuse(name, f"a zip with more than {MAX_ZIP_MEMBERS} members is not accepted")
+        raise _refuse(
+            name,
+            format_message(
+                "a zip with more than {limit} members is not accepted", limit=MAX_ZIP_MEMBERS
+            ),
+        )
     with _damaged_zip_refused(name):
         with zipfile.ZipFile(path) as archive:
             members = [m for m in archive.infolist() if not m.is_dir()]
@@ -531,10 +544,15 @@ def extract_shapefile(
                 shps = [m for m in shps if PurePosixPath(m.filename).stem == layer]
             if not shps:
                 raise _refuse(
-                    name, "the zip holds no shapefile" + (f" named {layer!r}" if layer else "")
+                    name,
+                    format_message("the zip holds no shapefile named {layer!r}", layer=layer)
+                    if layer
+                    else gettext("the zip holds no shapefile"),
                 )
             if len(shps) > 1:
-                raise _refuse(name, "the zip holds several shapefiles; name one with layer")
+                raise _refuse(
+                    name, gettext("the zip holds several shapefiles; name one with layer")
+                )
             stem = shps[0].filename[: -len(".shp")].lower()
             total = 0
             for suffix in SHAPEFILE_PARTS:
@@ -577,7 +595,7 @@ def _kml_parser(name: str) -> expat.XMLParserType:
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
 
     def no_doctype(*_: object) -> NoReturn:
-        raise _refuse(name, "XML with a DOCTYPE (a DTD or entities) is not accepted")
+        raise _refuse(name, gettext("XML with a DOCTYPE (a DTD or entities) is not accepted"))
 
     parser.StartDoctypeDeclHandler = no_doctype
     parser.EntityDeclHandler = no_doctype
@@ -675,7 +693,7 @@ def check_kml(path: Path, *, name: str) -> int:
         if not tags:
             tags.append(tag)
             if not _is_kml_root(tag):
-                raise _refuse(name, "XML other than KML is not accepted")
+                raise _refuse(name, gettext("XML other than KML is not accepted"))
         elif tag.endswith(" NetworkLink"):
             tags.append(tag)
 
@@ -739,7 +757,11 @@ def extract_kml(path: Path, into: Path, *, limits: ReadLimits, name: str) -> Pat
             if len(chosen) != 1:
                 listed = ", ".join(repr(m.filename) for m in kmls[:20])
                 raise _refuse(
-                    name, f"the KMZ holds several .kml files ({listed}) and no single doc.kml"
+                    name,
+                    format_message(
+                        "the KMZ holds several .kml files ({listed}) and no single doc.kml",
+                        listed=listed,
+                    ),
                 )
             member = chosen[0]
             with archive.open(member) as src, target.open("wb") as out:

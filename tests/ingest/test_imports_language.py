@@ -103,4 +103,19 @@ def test_a_refused_file_says_why_in_chinese_and_writes_nothing(
         )
     )
     assert zone["detail"] == "未知的时区 'Mars/Olympus'", zone
+    # a file refused by its first bytes (the sniffer's reasons) says why in Chinese too
+    for content, why in (
+        (b"", "文件为空"),
+        (b"PK\x03\x04 not really a zip", "zip 文件已损坏"),
+        (b"[1, 2, 3]", "JSON 数组不是 GeoJSON"),
+    ):
+        refused = problem(
+            client.post(
+                "/imports/households",
+                files={"file": ("upload.bin", content, "application/octet-stream")},
+                headers=CHINESE,
+            )
+        )
+        assert refused["status"] in (413, 415, 422) and why in refused["detail"], refused
+        assert not any(w in refused["detail"] for w in ("damaged", "empty", "array")), refused
     assert scalar(engine, "SELECT count(*) FROM households") == before
