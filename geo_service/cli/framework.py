@@ -13,9 +13,11 @@ marked below, as Typer 0.27 writes them (``typer/rich_utils.py``, ``typer/core.p
 The copy of Click that Typer 0.27 carries (``typer/_click``) has no gettext: its ``Usage:``
 prefix is translated here by giving ``HelpFormatter.write_usage`` the prefix it takes (Click's
 own hook for it), and Typer's highlighter is told the translated prefix so it is styled alike.
-What stays English: the rest of that copy's words (``--help``'s "Show this message and exit.",
-"Invalid value: …", "No such option") and the help of ``--install-completion`` /
-``--show-completion``, written there as plain text without gettext.
+Its refusals ("Missing argument 'X'.", "Invalid value for '--n': 'x' is not a valid integer.",
+"No such option: --x", extra arguments) are read back by their forms (``CLICK_FORMS``) and
+written again from the catalogue, and ``--help``'s own help ("Show this message and exit.") is
+set from it. What stays English: the help of ``--install-completion`` /
+``--show-completion`` and rarer refusals of that copy, written as plain text without gettext.
 """
 
 from __future__ import annotations
@@ -46,7 +48,54 @@ FRAMEWORK_WORDS = (
     N_("env var: {var}"),
     N_("required"),
     N_("Usage:"),
+    N_("Show this message and exit."),
 )
+
+# The refusals of Typer's copy of Click, by the forms it writes them in (typer/_click/
+# exceptions.py and types.py, Typer 0.27), each with the catalogue message that says the same
+# with the same named parts. Matched anywhere in the message, in this order; a message of
+# another form is left as it is. (Hand-made because that copy of Click has no gettext at all.)
+CLICK_FORMS = (
+    (r"^Missing argument(?P<hint>[^.]*)\.", N_("Missing argument{hint}.")),
+    (r"^Missing option(?P<hint>[^.]*)\.", N_("Missing option{hint}.")),
+    (r"^Missing parameter(?P<hint>[^.]*)\.", N_("Missing parameter{hint}.")),
+    (r"^Invalid value for (?P<hint>.+?): ", N_("Invalid value for {hint}: ")),
+    (r"^Invalid value: ", N_("Invalid value: ")),
+    (r"^No such option: (?P<name>\S+)", N_("No such option: {name}")),
+    (r"\(Possible options: (?P<options>[^)]*)\)", N_("(Possible options: {options})")),
+    (
+        r"Got unexpected extra argument(?:s|\(s\))? \((?P<args>.*)\)",
+        N_("Got unexpected extra argument(s) ({args})"),
+    ),
+    (
+        r"(?P<value>'[^']*'|\S+) is not a valid int(?:eger)?\.",
+        N_("{value} is not a valid integer."),
+    ),
+    (r"(?P<value>'[^']*'|\S+) is not a valid float\.", N_("{value} is not a valid number.")),
+    (r"(?P<value>'[^']*'|\S+) is not a valid boolean\.", N_("{value} is not a valid boolean.")),
+    (r"(?P<value>'[^']*'|\S+) is not a valid UUID\.", N_("{value} is not a valid UUID.")),
+    (
+        r"(?P<value>\S+) is not in the range (?P<range>\S+)\.",
+        N_("{value} is not in the range {range}."),
+    ),
+    (r"Recognized values: (?P<values>.*)$", N_("Recognized values: {values}")),
+    (r"(?P<option>\S+) option requires an argument\.", N_("{option} option requires an argument.")),
+)
+
+
+def click_words(message: str) -> str:
+    """``message`` from Typer's copy of Click in the command's language (``CLICK_FORMS``).
+
+    >>> click_words("Missing argument 'FILE'.")
+    "Missing argument 'FILE'."
+    """
+    for form, said in CLICK_FORMS:
+
+        def again(found: re.Match[str], said: str = said) -> str:
+            return gnu.gettext(said).format(**found.groupdict())
+
+        message = re.sub(form, again, message, count=1)
+    return message
 
 
 def speak_command_language() -> str:
@@ -60,6 +109,7 @@ def speak_command_language() -> str:
     os.environ["LANGUAGE"] = "zh_CN" if language == CHINESE else "en"
     gnu.bindtextdomain("messages", str(LOCALE_DIR))
     _translate_usage_prefix()
+    _translate_click_refusals()
     return language
 
 
@@ -87,3 +137,42 @@ def _translate_usage_prefix() -> None:
     if word != "Usage:":
         marker = rich_utils.OptionHighlighter
         marker.highlights = [*marker.highlights, rf"(?P<usage>{re.escape(word)} )"]
+
+
+def _translate_click_refusals() -> None:
+    """Say the refusals of Typer's copy of Click (its exceptions' ``format_message``) and the
+    help of ``--help`` in the command's language. Does nothing without that copy."""
+    try:
+        from typer._click import core, exceptions
+    except ImportError:  # pragma: no cover - a Typer without its copy of Click
+        return
+    for cls in (
+        exceptions.ClickException,
+        exceptions.BadParameter,
+        exceptions.MissingParameter,
+        exceptions.NoSuchOption,
+    ):
+        # ClickException inherits its own from Typer's base: wrap what it has
+        original = cls.__dict__.get("format_message") or (
+            cls.format_message if cls is exceptions.ClickException else None
+        )
+        if original is None or getattr(original, "_geo_translated", False):
+            continue
+
+        def format_message(self: Any, original: Any = original) -> str:
+            return click_words(original(self))
+
+        format_message._geo_translated = True  # type: ignore[attr-defined]
+        cls.format_message = format_message  # type: ignore[method-assign]
+    help_option = core.Command.get_help_option
+    if getattr(help_option, "_geo_translated", False):
+        return
+
+    def get_help_option(self: Any, ctx: Any) -> Any:
+        option = help_option(self, ctx)
+        if option is not None and option.help == "Show this message and exit.":
+            option.help = gnu.gettext("Show this message and exit.")
+        return option
+
+    get_help_option._geo_translated = True  # type: ignore[attr-defined]
+    core.Command.get_help_option = get_help_option  # type: ignore[method-assign]
