@@ -10,6 +10,14 @@ const PAGE_SIZE = Number(PAGE.pageSize) || 50;
 const COLOURS = {1: "#d7191c", 2: "#f57c00", 3: "#c9a400", 4: "#2c7bb6"};
 const ANNOUNCE_KEY = "geo-service.dispatch.announce";
 const map = L.map("map", {zoomSnap: 0.25});
+// Who escalated, when the service itself did (escalations' `by`): said in the page's words;
+// a person's name stays as the audit log writes it.
+const ACTORS = {
+  "scheduler": t("the overdue sweep"),
+  "geo-service escalate": t("the overdue sweep"),
+  "migration 0035": t("recorded from the history"),
+  "system": t("the system"),
+};
 baseLayer(map);
 const grids = L.geoJSON(null, {style: {color: "#666", weight: 0.5, fill: false},
                                interactive: false}).addTo(map);
@@ -301,7 +309,7 @@ async function loadHistory(id, box) {
     ...(found.escalations || []).map((step) => el("li", {class: "escalation"},
       t("Escalated to the {level}: {reason}", {level: word(step.escalated_to || step.to_level),
                                                reason: step.reason || t("no reason given")}),
-      step.by ? el("span", {class: "muted"}, ` · ${step.by}`) : "")),
+      step.by ? el("span", {class: "muted"}, ` · ${ACTORS[step.by] || step.by}`) : "")),
     found.resolution_note ? el("li", {class: "resolution-note"},
       t("What was done: {note}", {note: found.resolution_note})) : "");
 }
