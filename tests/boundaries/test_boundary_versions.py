@@ -241,7 +241,14 @@ def test_workload_and_heatmaps_count_the_history_of_redrawn_grids_where_it_lies(
             r.code: r.n
             for r in conn.execute(
                 sql("heatmap_by_area"),
-                {"v": version, "level": "grid", "category": None, "priority": None, **window},
+                {
+                    "v": version,
+                    "level": "grid",
+                    "category": None,
+                    "priority": None,
+                    "lang": "en",  # the language areas are named in (areas.names)
+                    **window,
+                },
             )
         }
         early = conn.execute(

@@ -70,6 +70,8 @@ def test_the_detail_follows_others_and_a_409_says_why(
     viewport: tuple[int, int],
 ) -> None:
     iid = report(client, loaded_city, 2, db_now(engine) - timedelta(minutes=1), east=0.001)
+    # one that stays open (earlier tests may have closed the loaded backlog)
+    still_open = report(client, loaded_city, 3, db_now(engine) - timedelta(minutes=2), east=0.002)
     shot = f"console-resolved-{lang}-{viewport[0]}"
     with signed_in_page(live_server, "/map/dispatch", role_keys["dispatcher"], viewport) as (
         page,
@@ -90,8 +92,15 @@ def test_the_detail_follows_others_and_a_409_says_why(
         head = page.locator("#detail .head").text_content() or ""
         assert str(rid) in head or any(c.isalpha() for c in head)
         # a button the page still had (a stream a second behind): the 409 reads it again
-        page.evaluate("(id) => act(id, 'dispatch', {responder_id: 1})", iid)
-        page.locator("#result .refused").filter(has_text=refusal).wait_for()
+        # (to a responder who is free, so the incident's state is what refuses it)
+        with engine.connect() as conn:
+            free = conn.execute(
+                text("SELECT id FROM responders WHERE status = 'available' ORDER BY id LIMIT 1")
+            ).scalar_one()
+        page.evaluate("([id, r]) => act(id, 'dispatch', {responder_id: r})", [iid, free])
+        page.locator("#result .refused").wait_for()
+        shown = page.locator("#result .refused").text_content() or ""
+        assert refusal in shown, shown
         assert page.locator("#detail button.dispatch").count() == 0
         # resolved by the responder: it leaves the open list for the list to close
         assert client.post(f"/incidents/{iid}/resolve", json={}).status_code == 200
@@ -112,5 +121,5 @@ def test_the_detail_follows_others_and_a_409_says_why(
         )
         assert _status(engine, iid) == "closed"
         page.locator("#view-open").click()
-        assert page.locator("tr.row").count() > 0
+        page.locator(f"tr.row[data-id='{still_open}']").wait_for()
     assert not errors, errors
