@@ -213,6 +213,25 @@ def format_message(message: str, /, **values: Any) -> str:
     return gettext(message).format(**values)
 
 
+def format_duration(seconds: float) -> str:
+    """A span of time as people say it, in the current language: whole hours and minutes
+    (``2 h``, ``1 h 30 min``, ``5 min``), seconds only under a minute or when not whole
+    minutes (``45 s``, ``90 s``). For targets and overdue reasons, not for measurements.
+
+    >>> format_duration(7200), format_duration(5400), format_duration(300), format_duration(90)
+    ('2 h', '1 h 30 min', '5 min', '90 s')
+    """
+    whole = int(round(seconds))
+    if whole < 60 or whole % 60:
+        return format_message("{n} s", n=whole)
+    hours, minutes = divmod(whole // 60, 60)
+    if hours and minutes:
+        return format_message("{h} h {m} min", h=hours, m=minutes)
+    if hours:
+        return format_message("{n} h", n=hours)
+    return format_message("{n} min", n=minutes)
+
+
 def page_catalogue(language: str) -> dict[str, str]:
     """Every translated string of the page scripts (the ``pages`` domain) for ``language``,
     ``{source: translation}``; empty for English."""

@@ -141,7 +141,7 @@ RUNS = [
     (["reports", "weekly"], "请给出 --out DIR 或 --post URL"),
     (["categories", "--help"], "事件类别"),
     (["migrate", "--help"], "将数据库迁移到最新结构"),
-    (["escalate", "--help"], "把每个超时未办结的事件上交一级"),
+    (["escalate", "--help"], "把每个超时未处置完成的事件上交一级"),
     (["serve", "--help"], "提供 API 服务"),
 ]
 # what may stay Latin in a Chinese answer: names of things, not sentences

@@ -72,9 +72,10 @@ def test_every_word_of_the_phone_page_has_a_chinese_translation() -> None:
         "我的任务",
         "接单",
         "到达",
-        "办结",
+        "处置完成",  # resolve; 办结 is close (a dispatcher's), as on the console and the API
         "上报",
     ]
+    assert (pages["Escalate"], pages["close"]) == ("上交", "办结")  # one word each, everywhere
     assert [pages[w] for w in ("Visits", "On duty", "Off duty")] == ["入户走访", "在岗", "离岗"]
 
 

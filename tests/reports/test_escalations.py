@@ -217,8 +217,9 @@ def test_the_services_own_reasons_read_in_the_readers_language(
         "by hand",
     ]
     zh = _climbs(client, incident, ZH)
+    assert target_s % 60 == 0 and target_s < 3600  # said in minutes
     assert [(c["reason_code"], c["reason"]) for c in zh] == [
-        ("not_accepted_in_time", f"{target_s} 秒内未接单"),
+        ("not_accepted_in_time", f"{target_s // 60} 分钟内未接单"),
         (None, "居民再次投诉"),  # as typed
         ("no_reason_given", "人工操作，未填写原因"),
     ]
@@ -230,7 +231,7 @@ def test_the_services_own_reasons_read_in_the_readers_language(
     assert zh[0]["who"] == zh[0]["by"] == "scheduler"
     en = _climbs(client, incident, EN)
     assert [c["reason"] for c in en] == [
-        f"not accepted within {target_s} s",
+        f"not accepted within {target_s // 60} min",
         "居民再次投诉",
         "by hand, no reason given",
     ]
@@ -259,12 +260,12 @@ def test_rows_written_before_read_in_chinese_too(
     zh = _climbs(client, incident, ZH)
     assert [(c["reason_code"], c["reason"]) for c in zh] == [
         ("recorded_from_level", "根据事件的上交层级补记（具体时间不详）"),
-        ("not_resolved_in_time", "7200 秒内未办结"),
+        ("not_resolved_in_time", "2 小时内未处置完成"),
         ("recorded_from_level", "根据事件的上交层级补记（具体时间不详）"),
     ]
     en = _climbs(client, incident, EN)
     assert [c["reason"] for c in en] == [
         "recorded from the incident's escalation level (when is not known)",
-        "not resolved within 7200 s",
+        "not resolved within 2 h",
         "recorded from the incident's escalation level (when is not known)",
     ]

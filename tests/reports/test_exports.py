@@ -152,7 +152,7 @@ def test_the_pdf_speaks_the_requests_language(
     words = subprocess.run(
         ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
     ).stdout
-    assert "绩效报告" in words and "结案率" in words and "按时办结" in words
+    assert "绩效报告" in words and "办结率" in words and "按时处置" in words
     assert "Closure rate" not in words
     subprocess.run(
         ["pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "1", str(pdf),
@@ -215,7 +215,7 @@ def test_xlsx_headers_are_labels_in_the_requests_language_over_hidden_keys(
     labels = [c.value for c in sheet[1]]
     keys = [c.value for c in sheet[2]]
     assert keys[:3] == ["kind", "id", "code"]
-    assert labels[keys.index("closure_rate_pct")] == "结案率 (%)"
+    assert labels[keys.index("closure_rate_pct")] == "办结率 (%)"
     assert labels[keys.index("worker_callsign")] == "网格员"
     assert labels[keys.index("source_hotline")] == "来源: 12345 热线"
     assert all(label for label in labels) and len(set(labels)) == len(labels)

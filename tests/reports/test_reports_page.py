@@ -109,7 +109,7 @@ def test_the_page_in_chinese(
         assert page.text_content("h1") == "绩效报告"
         assert page.locator("#level option").all_text_contents() == ["区", "街道", "社区", "网格"]
         cards = page.locator("#cards .card").all_text_contents()
-        assert any("结案率" in c for c in cards) and any("网格内解决" in c for c in cards)
+        assert any("办结率" in c for c in cards) and any("网格内解决" in c for c in cards)
         assert any("入户走访覆盖率" in c and "天内" in c for c in cards)
         assert "统计期" in (page.text_content("#status") or "")
         assert "English" in (page.text_content(".lang-switch") or "")

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from geo_service.db.models import IncidentEscalation
-from geo_service.i18n import N_, format_message
+from geo_service.i18n import N_, format_duration, format_message
 
 ESCALATION_LEVELS = ("grid", "community", "street", "district")
 
@@ -30,12 +30,12 @@ _SERVICE_REASONS: tuple[tuple[str, re.Pattern[str], str], ...] = (
     (
         "not_accepted_in_time",
         re.compile(r"not accepted within (?P<seconds>\d+) s"),
-        N_("not accepted within {seconds} s"),
+        N_("not accepted within {duration}"),
     ),
     (
         "not_resolved_in_time",
         re.compile(r"not resolved within (?P<seconds>\d+) s"),
-        N_("not resolved within {seconds} s"),
+        N_("not resolved within {duration}"),
     ),
     ("no_reason_given", re.compile(r"by hand"), N_("by hand, no reason given")),
     (
@@ -63,7 +63,7 @@ def reason_shown(stored: str | None) -> tuple[str | None, str | None]:
     code and its message in the current language; a person's own words ``(None, as typed)``.
 
     >>> reason_shown("not resolved within 7200 s")
-    ('not_resolved_in_time', 'not resolved within 7200 s')
+    ('not_resolved_in_time', 'not resolved within 2 h')
     >>> reason_shown("backfilled from incidents.escalation_level")[0]
     'recorded_from_level'
     >>> reason_shown("the property company must act")
@@ -75,7 +75,10 @@ def reason_shown(stored: str | None) -> tuple[str | None, str | None]:
     for code, form, message in _SERVICE_REASONS:
         found = form.fullmatch(text)
         if found:
-            return code, format_message(message, **found.groupdict())
+            parts: dict[str, Any] = found.groupdict()
+            if "seconds" in parts:  # a target as people say it: 1 h, not 3600 s
+                parts["duration"] = format_duration(int(parts.pop("seconds")))
+            return code, format_message(message, **parts)
     return None, stored
 
 

@@ -16,6 +16,7 @@ const ACTORS = {
   "scheduler": t("the overdue sweep"),
   "geo-service escalate": t("the overdue sweep"),
   "migration 0035": t("recorded from the history"),
+  "history": t("recorded from the history"),
   "system": t("the system"),
 };
 baseLayer(map);
