@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated
 
 import typer
 
 from geo_service.cli.common import console, database_url, fail
-from geo_service.i18n import format_message
+from geo_service.i18n import N_, format_message
 from geo_service.i18n import gettext as _
 from geo_service.settings import Settings
 
@@ -30,14 +31,55 @@ def versions() -> None:
     with fail():
         for v in list_versions(_engine()):
             console.print(
-                f"{v['id']:>4}  {_(v['status']):<9}  "
+                f"{v['id']:>4}  {_(VERSION_STATUS_WORDS.get(v['status'], v['status'])):<9}  "
                 + format_message(
                     "from {start} to {end}",
                     start=f"{v['effective_from'] or '-':<26}",
                     end=f"{v['effective_to'] or '-':<26}",
                 )
-                + f"  {v['name']}  {v['areas']}"
+                + f"  {version_name(v['name'])}  {area_counts(v['areas'])}"
             )
+
+
+# A version's status as the list names it (vocabulary.VERSION_STATUSES)
+VERSION_STATUS_WORDS = {
+    "draft": N_("draft"),
+    "scheduled": N_("scheduled"),
+    "published": N_("published"),
+    "retired": N_("retired"),
+}
+# The levels as the list of versions names them, from the top down
+LEVEL_WORDS = {
+    "district": N_("district"),
+    "street": N_("street"),
+    "community": N_("community"),
+    "grid": N_("grid"),
+}
+# The names the service gives a version it creates itself (demo/load.py, planning/drafts.py):
+# stored in English, shown in the command's language
+DEMO_NAME = N_("Demo city")
+PROPOSAL_NAME = re.compile(r"proposal for (?P<parents>.+)")
+
+
+def area_counts(counts: dict[str, int] | None) -> str:
+    """The areas of a version per level in words: ``district 2 · street 40 · grid 1,500``."""
+    counts = counts or {}
+    levels = [*LEVEL_WORDS, *sorted(set(counts) - set(LEVEL_WORDS))]
+    return " · ".join(
+        f"{_(LEVEL_WORDS.get(level, level))} {counts[level]:,}"
+        for level in levels
+        if level in counts
+    )
+
+
+def version_name(name: str) -> str:
+    """A version's name, in the command's language when the service wrote it."""
+    if name == DEMO_NAME:
+        return _(DEMO_NAME)
+    proposal = PROPOSAL_NAME.fullmatch(name)
+    if proposal:
+        return format_message("proposal for {parents}", parents=proposal["parents"])
+    return name
 
 
 @app.command(

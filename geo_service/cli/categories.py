@@ -54,7 +54,17 @@ def list_command(
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=1))
         return
-    table = Table(
+    console.print(_categories_table(rows, console.width))
+
+
+# Below this many columns the eight columns of the list cannot be read side by side: each
+# category is shown as a block of label / value lines instead
+WIDE_LIST_COLUMNS = 120
+
+
+def _categories_table(rows: list[dict[str, Any]], width: int) -> Table:
+    """The categories as a table: one row each when ``width`` allows, else one block each."""
+    labels = (
         _("code"),
         _("name"),
         _("names"),
@@ -64,8 +74,8 @@ def list_command(
         _("resolution target (min)"),
         _("retired"),
     )
-    for r in rows:
-        table.add_row(
+    cells = [
+        (
             r["code"],
             r["name"],
             ", ".join(f"{k}: {v}" for k, v in sorted(r["names"].items())),
@@ -75,7 +85,22 @@ def list_command(
             "-" if r["resolution_target_min"] is None else str(r["resolution_target_min"]),
             _("yes") if r["retired"] else "",
         )
-    console.print(table)
+        for r in rows
+    ]
+    if width >= WIDE_LIST_COLUMNS:
+        table = Table(*labels)
+        for column in table.columns:  # a long name wraps in its cell, never cut to "…"
+            column.overflow = "fold"
+        for row in cells:
+            table.add_row(*row)
+        return table
+    table = Table(show_header=False, show_lines=False)
+    table.add_column(no_wrap=True, style="bold")
+    table.add_column(overflow="fold")
+    for row in cells:
+        for i, (label, value) in enumerate(zip(labels, row, strict=True)):
+            table.add_row(label, value, end_section=i == len(labels) - 1)
+    return table
 
 
 def _names(values: list[str] | None) -> dict[str, str]:

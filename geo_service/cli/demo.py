@@ -229,7 +229,7 @@ def _simulate_in_background(base: str, key: str, speed: float) -> None:
         from geo_service.simulate.run import now_utc, run
 
         with httpx.Client(base_url=base, headers={"X-API-Key": key}, timeout=60) as client:
-            for _ in range(600):  # the server starts within a minute or two
+            for _attempt in range(600):  # the server starts within a minute or two
                 try:
                     if client.get("/health").status_code == 200:
                         break
@@ -246,14 +246,17 @@ def _simulate_in_background(base: str, key: str, speed: float) -> None:
             try:
                 simulation.setup()
                 log.warning(
-                    "simulating %d grids and %d responders at %gx (--no-simulate stops it)",
-                    len(simulation.grid_shapes),
-                    len(simulation.units),
-                    speed,
+                    format_message(
+                        "simulating {grids} grids and {responders} responders at {speed}x "
+                        "(--no-simulate stops it)",
+                        grids=f"{len(simulation.grid_shapes):,}",
+                        responders=f"{len(simulation.units):,}",
+                        speed=f"{speed:g}",
+                    )
                 )
                 run(simulation, speed=speed, seconds=None)
             except Exception:  # noqa: BLE001 - the demo keeps serving without the simulator
-                log.exception("the simulator stopped")
+                log.exception(_("the simulator stopped"))
 
     threading.Thread(target=live, name="simulate", daemon=True).start()
 
@@ -334,7 +337,10 @@ def _generate_and_load(
             language=demo_language(),
         )
         for task in tasks.values():
-            bar.update(task, completed=bar.tasks[task].total or 1, total=bar.tasks[task].total or 1)
+            # a step of unknown size (rental units) counted what it made: that is its total
+            shown = bar.tasks[task]
+            done = shown.total if shown.total is not None else shown.completed
+            bar.update(task, completed=done, total=done)
         paths = write_boundary_files(city, out)
         if url is None:
             console.print(format_message("wrote {n} files to {path}", n=len(paths), path=out))
@@ -362,5 +368,20 @@ def _generate_and_load(
     console.print(
         _("loaded demo city:")
         + " "
-        + ", ".join(f"{v:,} {_(k.replace('_', ' '))}" for k, v in counts.items())
+        + ", ".join(
+            f"{v:,} {_(LOADED_WORDS.get(k, k.replace('_', ' ')))}" for k, v in counts.items()
+        )
     )
+
+
+# What the loader counts (``load_city``'s keys and the visits), as the summary names them
+LOADED_WORDS = {
+    "areas": N_("areas"),
+    "households": N_("households"),
+    "rental_units": N_("rental units"),
+    "responders": N_("responders"),
+    "incidents": N_("incidents"),
+    "incident_escalations": N_("incident escalations"),
+    "road_segments": N_("road segments"),
+    "household_visits": N_("household visits"),
+}

@@ -29,6 +29,16 @@ KIND_HELP = _("boundaries | incidents | households | rental-units | responders |
 # The steps of an import, as the progress bars name them
 STEP_WORDS = (N_("read"), N_("validate"), N_("assign"), N_("write"))
 
+# The kinds of file, as the summary's title names them
+KIND_WORDS = {
+    "boundaries": N_("boundaries"),
+    "incidents": N_("incidents"),
+    "households": N_("households"),
+    "rental-units": N_("rental-units"),
+    "responders": N_("responders"),
+    "roads": N_("roads"),
+}
+
 # Exit codes a script can test (also in the README, "Files from the field").
 EXIT_ALL_IN = 0
 EXIT_UNEXPECTED = 1  # any other error (database, a draft that is not a draft, ...)
@@ -232,10 +242,14 @@ def import_command(
             report = import_file(engine, kind, file, options, actor="cli", progress=step)
         engine.dispose()
     table = Table(
-        title=format_message("import {kind}: {file}", kind=kind, file=file.name), show_header=False
+        title=format_message(
+            "import {kind}: {file}", kind=_(KIND_WORDS.get(kind, kind)), file=file.name
+        ),
+        show_header=False,
     )
     table.add_row(_("read"), f"{report.read:,}")
-    table.add_row(_("accepted"), f"{report.accepted:,}")
+    # rows the import took in, not incidents a responder accepted (the status "accepted")
+    table.add_row(_("rows accepted by the import"), f"{report.accepted:,}")
     table.add_row(_("inserted"), f"{report.inserted:,}")
     table.add_row(_("already present"), f"{report.already_present:,}")
     if report.updated:  # households whose address the file filled or changed
@@ -271,12 +285,38 @@ ASSUMPTION_LABELS = {
     "crs": N_("CRS"),
     "transformation_accuracy_m": N_("transformation accuracy"),
     "tz": N_("time zone of naive times"),
+    "transformation": N_("transformation"),
     "ambiguous_time": N_("repeated local times (DST)"),
     "truncated_columns": N_("columns matched by truncated names"),
     "date_formats": N_("date formats"),
     "edge_snapped": N_("snapped to the nearest grid"),
     "decimal_comma": N_("decimal comma read in"),
     "kmz_documents_not_read": N_("KMZ documents not read (only doc.kml)"),
+}
+
+
+# What the summary shows for the import's own values of an assumption (the report keeps
+# them as they are: they are codes and PROJ's or our descriptions)
+ASSUMPTION_VALUES = {
+    ("ambiguous_time", "reject"): N_("reject the row"),
+    ("ambiguous_time", "earliest"): N_("the earlier of the two"),
+    ("ambiguous_time", "latest"): N_("the later of the two"),
+    ("transformation", "none (the data is in WGS 84)"): N_("none (the data is in WGS 84)"),
+    ("transformation_accuracy_m", "unknown"): N_("unknown"),
+    ("crs", "GCJ-02 (the offset of WGS 84 that Amap/Gaode and Tencent maps publish)"): N_(
+        "GCJ-02 (the offset of WGS 84 that Amap/Gaode and Tencent maps publish)"
+    ),
+    ("crs", "BD-09 (Baidu's offset of GCJ-02)"): N_("BD-09 (Baidu's offset of GCJ-02)"),
+    (
+        "transformation",
+        "inverse of the public GCJ-02 formula, iterated (geo_service.geo.crs.gcj02_to_wgs84)",
+    ): N_("inverse of the public GCJ-02 formula, iterated (geo_service.geo.crs.gcj02_to_wgs84)"),
+    (
+        "transformation",
+        "inverse of Baidu's BD-09 formula, then of GCJ-02, iterated (geo_service.geo.crs.to_wgs84)",
+    ): N_(
+        "inverse of Baidu's BD-09 formula, then of GCJ-02, iterated (geo_service.geo.crs.to_wgs84)"
+    ),
 }
 
 
@@ -292,6 +332,8 @@ def _assumption_rows(assumptions: dict[str, object]) -> list[tuple[str, str]]:
             shown = ", ".join(map(str, value))
         elif isinstance(value, float):
             shown = f"{value:g}"
+        elif isinstance(value, str) and (key, value) in ASSUMPTION_VALUES:
+            shown = _(ASSUMPTION_VALUES[key, value])
         else:
             shown = str(value)
         if key.endswith("_m") and isinstance(value, int | float):

@@ -118,7 +118,7 @@ def escalate(
     from geo_service.db.engine import make_engine
     from geo_service.errors import InvalidInputError
     from geo_service.instants import parse_instant
-    from geo_service.services.dispatch.lifecycle import escalate_overdue
+    from geo_service.services.dispatch.lifecycle import WORDS, escalate_overdue
 
     # Parsed here, not by click's DateTime (its formats know no offset in some versions); a
     # time without an offset is local time of GEO_TIMEZONE, as everywhere.
@@ -135,7 +135,7 @@ def escalate(
             console.print(
                 f"{item['id']}  "
                 + format_message("level {level}", level=item["escalation_level"])
-                + f"  ({item['status']})"
+                + f"  ({_(WORDS.get(item['status'], item['status']))})"
             )
         console.print(format_message("escalated {n} incident(s)", n=len(done)))
         if once:

@@ -9,6 +9,7 @@ from alembic import command
 from alembic.config import Config
 
 from geo_service.db.rollups import Rebuild, ensure_rollup_zone
+from geo_service.i18n import format_message
 from geo_service.settings import ApiSettings, DatabaseSettings
 
 log = logging.getLogger(__name__)
@@ -41,10 +42,13 @@ def migrate_database(settings: DatabaseSettings, timezone: str | None = None) ->
     rebuilt = upgrade_to_head(url, timezone)
     if rebuilt is not None:
         log.warning(
-            "rebuilt the rollups of %d incidents from %s days to %s days in %.1f s",
-            rebuilt.incidents,
-            rebuilt.old_zone,
-            rebuilt.new_zone,
-            rebuilt.seconds,
+            format_message(
+                "rebuilt the rollups of {n} incidents from {old_zone} days to {new_zone} days "
+                "in {seconds} s",
+                n=f"{rebuilt.incidents:,}",
+                old_zone=rebuilt.old_zone,
+                new_zone=rebuilt.new_zone,
+                seconds=f"{rebuilt.seconds:.1f}",
+            )
         )
     return url
