@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from geo_service.errors import InvalidInputError
+from geo_service.i18n import N_, format_message
 from geo_service.ingest.validate import Checked
 
 
@@ -62,14 +63,24 @@ class RejectedShareExceededError(InvalidInputError):
     rejects were written to (the CLI shows it; never sent over HTTP)."""
 
     code = "rejected-share-exceeded"
-    title = "Too many rows rejected"
+    title = N_("Too many rows rejected")
 
-    def __init__(self, report: ImportReport, limit: float) -> None:
+    def __init__(
+        self, report: ImportReport, limit: float, option: str = "--max-rejected-share"
+    ) -> None:
         share = report.rejected_share
         super().__init__(
-            f"{report.file}: {report.rejected:,} of {report.read:,} rows rejected "
-            f"({share:.1%}), above the limit --max-rejected-share {limit:g} ({limit:.1%}); "
-            "nothing was written",
+            format_message(
+                "{file}: {rejected} of {read} rows rejected ({share}), above the limit "
+                "{option} {limit} ({limit_share}); nothing was written",
+                file=report.file,
+                rejected=f"{report.rejected:,}",
+                read=f"{report.read:,}",
+                share=f"{share:.1%}",
+                option=option,
+                limit=f"{limit:g}",
+                limit_share=f"{limit:.1%}",
+            ),
             read=report.read,
             rejected=report.rejected,
             rejected_share=share,
