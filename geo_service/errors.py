@@ -141,7 +141,7 @@ class RollupZoneMismatchError(GeoServiceError):
 
     status = 503
     code = "rollups-zone-mismatch"
-    title = "Rollups of another time zone"
+    title = N_("Rollups of another time zone")
 
 
 class ClusterError(GeoServiceError):

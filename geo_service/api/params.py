@@ -7,11 +7,11 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Query
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo
 
 from geo_service.errors import InvalidInputError
 from geo_service.geo.crs import crs_name
-from geo_service.i18n import format_message
+from geo_service.i18n import format_message, gettext
 from geo_service.instants import MAX_YEAR, MIN_YEAR, parse_instant, within_calendar
 
 # RFC 3339 date-time with its offset: pydantic's own (compiled) parser reads it, a fix's time
@@ -21,16 +21,18 @@ _WITH_OFFSET = re.compile(
 )
 
 
-def _instant(value: Any) -> Any:
+def _instant(value: Any, info: ValidationInfo) -> Any:
     """The one reading of client datetimes (``instants.parse_instant``): a date is local
     midnight of ``GEO_TIMEZONE``, a time without an offset local time, an offset kept;
-    another form (unix seconds, ISO weeks, the basic format) a 422."""
+    another form (unix seconds, ISO weeks, the basic format) a 422. The refusal names the
+    field (a body's ``reported_at``); a query parameter, which pydantic does not name here
+    (the problem's ``loc`` does), is "the value" in the request's language."""
     if isinstance(value, str) and _WITH_OFFSET.fullmatch(value):
         return value
     if not isinstance(value, str | datetime | date):
         return value  # pydantic refuses it as not a datetime
     try:
-        return parse_instant(value, name="value")
+        return parse_instant(value, name=info.field_name or gettext("the value"))
     except InvalidInputError as exc:
         raise ValueError(exc.detail) from None
 

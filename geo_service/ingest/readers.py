@@ -41,7 +41,7 @@ from geo_service.geo.transformations import (
     Transformation,
     transformation_to_wgs84,
 )
-from geo_service.i18n import format_message
+from geo_service.i18n import N_, format_message, gettext
 from geo_service.ingest.uploads import (
     SNIFF_BYTES,
     ImportFileError,
@@ -87,7 +87,8 @@ PART_ERROR = "__part_error__"  # why a field joined from several columns is inco
 PROJECTED_SHARE = 0.5
 # Fixed text for a CRS that names no place on Earth (the Moon, a unit sphere, a local
 # engineering frame, a zero unit): PROJ's own text is logged, never shown.
-NOT_EARTH_CRS = "is not an Earth CRS, or cannot be transformed to WGS84 (EPSG:4326)"
+# a placeholder's words: translated where they are worded in (gettext(NOT_EARTH_CRS))
+NOT_EARTH_CRS = N_("is not an Earth CRS, or cannot be transformed to WGS84 (EPSG:4326)")
 
 
 @dataclass(frozen=True)
@@ -120,8 +121,11 @@ class SourceCrs:
             ) from None
         check_earth_crs(
             crs,
-            f"the given CRS {NOT_EARTH_CRS}: give an EPSG code (e.g. 4326, EPSG:32650), "
-            "WKT, or gcj02 / bd09",
+            format_message(
+                "the given CRS {not_earth_crs}: give an EPSG code (e.g. 4326, EPSG:32650), "
+                "WKT, or gcj02 / bd09",
+                not_earth_crs=gettext(NOT_EARTH_CRS),
+            ),
         )
         return cls(crs=crs)
 
@@ -389,7 +393,9 @@ def _read_ogr(request: _Request, path: Path | None = None) -> gpd.GeoDataFrame:
         log.warning("upload %r: CRS refused: %s", request.name, exc)
         raise ImportFileError(
             format_message(
-                "{name}: its CRS {not_earth_crs}", name=request.name, not_earth_crs=NOT_EARTH_CRS
+                "{name}: its CRS {not_earth_crs}",
+                name=request.name,
+                not_earth_crs=gettext(NOT_EARTH_CRS),
             )
         ) from None
     frame = gpd.GeoDataFrame(
@@ -932,7 +938,11 @@ def _to_wgs84(
     elif frame.crs is None:
         frame = frame.set_crs(4326)
     else:
-        message = f"{name}: its CRS {NOT_EARTH_CRS}; give the file's CRS with --crs"
+        message = format_message(
+            "{name}: its CRS {not_earth_crs}; give the file's CRS with --crs",
+            name=name,
+            not_earth_crs=gettext(NOT_EARTH_CRS),
+        )
         check_earth_crs(frame.crs, message)
     geographic = frame.crs.is_geographic
     present = ~(frame.geometry.isna() | frame.geometry.is_empty).to_numpy()
@@ -952,7 +962,7 @@ def _to_wgs84(
         log.warning("upload %r: no transformation to WGS84: %s", name, exc)
         raise ImportFileError(
             format_message(
-                "{name}: its CRS {not_earth_crs}", name=name, not_earth_crs=NOT_EARTH_CRS
+                "{name}: its CRS {not_earth_crs}", name=name, not_earth_crs=gettext(NOT_EARTH_CRS)
             )
         ) from None
     if chosen.approximate and not accept_approximate:
@@ -978,7 +988,9 @@ def _to_wgs84(
             log.warning("upload %r: CRS transformation failed: %s", name, exc)
             raise ImportFileError(
                 format_message(
-                    "{name}: its CRS {not_earth_crs}", name=name, not_earth_crs=NOT_EARTH_CRS
+                    "{name}: its CRS {not_earth_crs}",
+                    name=name,
+                    not_earth_crs=gettext(NOT_EARTH_CRS),
                 )
             ) from None
         geoms[zero] = shapely.Point(0, 0)
@@ -1036,24 +1048,33 @@ def _area_lonlat(
 def _approximate_message(name: str, chosen: Transformation) -> str:
     """Why an approximate transformation is refused, and how to accept it."""
     accuracy = (
-        "PROJ gives it no accuracy (a ballpark shift: often tens of metres or more)"
+        gettext("PROJ gives it no accuracy (a ballpark shift: often tens of metres or more)")
         if chosen.accuracy_m is None
-        else f"accurate only to {chosen.accuracy_m:g} m "
-        f"(more than the {MAX_TRANSFORMATION_ERROR_M:g} m accepted)"
+        else format_message(
+            "accurate only to {accuracy_m} m (more than the {limit_m} m accepted)",
+            accuracy_m=f"{chosen.accuracy_m:g}",
+            limit_m=f"{MAX_TRANSFORMATION_ERROR_M:g}",
+        )
     )
     grids = ""
     if chosen.better and chosen.missing_grids:
-        grids = (
-            f" A more accurate operation, {chosen.better}, needs the PROJ grid file(s) "
-            f"{', '.join(chosen.missing_grids)}, which are not installed on this server "
-            "(an administrator can install them with projsync --file NAME)."
+        grids = format_message(
+            " A more accurate operation, {better}, needs the PROJ grid file(s) {grids}, which "
+            "are not installed on this server (an administrator can install them with "
+            "projsync --file NAME).",
+            better=chosen.better,
+            grids=", ".join(chosen.missing_grids),
         )
-    return (
-        f"{name}: its CRS {chosen.crs_label} reaches WGS 84 only by the transformation "
-        f"'{chosen.description}'; {accuracy}.{grids} To accept the approximation, import "
-        "again with --accept-approximate-transform (form field accept_approximate_transform"
-        "=true); or convert the file to WGS 84 or CGCS2000 with the parameters your survey "
-        "office gives"
+    return format_message(
+        "{name}: its CRS {crs} reaches WGS 84 only by the transformation '{description}'; "
+        "{accuracy}.{grids} To accept the approximation, import again with "
+        "--accept-approximate-transform (form field accept_approximate_transform=true); or "
+        "convert the file to WGS 84 or CGCS2000 with the parameters your survey office gives",
+        name=name,
+        crs=chosen.crs_label,
+        description=chosen.description,
+        accuracy=accuracy,
+        grids=grids,
     )
 
 

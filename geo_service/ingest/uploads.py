@@ -36,7 +36,7 @@ from typing import IO, NoReturn
 from xml.parsers import expat
 
 from geo_service.errors import InvalidInputError, LimitExceededError
-from geo_service.i18n import format_message, gettext
+from geo_service.i18n import N_, format_message, gettext
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class ImportFileError(InvalidInputError):
     """The file as a whole cannot be imported (format, CRS, missing columns)."""
 
     code = "import-file-error"
-    title = "File cannot be imported"
+    title = N_("File cannot be imported")
 
 
 class UnsupportedFileError(ImportFileError):
@@ -77,7 +77,7 @@ class UnsupportedFileError(ImportFileError):
 
     status = 415
     code = "unsupported-file"
-    title = "Unsupported file"
+    title = N_("Unsupported file")
 
 
 @dataclass(frozen=True)
@@ -194,7 +194,7 @@ def check_client_filename(name: str | None) -> str:
     Refuses empty names, ``.``/``..``, names over 255 characters, path separators and control
     characters (NUL included) with a 422.
     """
-    message = (
+    message = gettext(
         "the uploaded file's name must be 1 to 255 characters, not '.' or '..', "
         "without path separators or control characters"
     )

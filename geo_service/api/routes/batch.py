@@ -17,6 +17,7 @@ from geo_service.api.params import OutputCrs
 from geo_service.api.responses import DictJSONResponse, geojson_in_crs
 from geo_service.api.schemas import INT32_MAX
 from geo_service.api.schemas.batch import RunDetail, RunsPublic
+from geo_service.i18n import gettext
 from geo_service.services.access import disclosure
 from geo_service.services.access.scope import Scope
 from geo_service.services.batch import runs as batch
@@ -34,7 +35,7 @@ def read_runs(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> DictJSONResponse:
     """Batch runs, newest first: kind, engine, parameters, summary, partitions read, time."""
-    scope.require_unrestricted("batch runs")
+    scope.require_unrestricted(gettext("batch runs"))
     runs = batch.list_runs(session, kind, limit)
     if not disclosure.sees_exact(scope):
         # The listing carries no rows: summaries that count homes are left out of it.
@@ -65,7 +66,7 @@ async def read_run(
 def _run(
     session: Session, scope: Scope, run_id: int, limit: int, offset: int, min_count: int
 ) -> dict[str, Any]:
-    scope.require_unrestricted("batch runs")
+    scope.require_unrestricted(gettext("batch runs"))
     run = batch.get_run(session, run_id)
     if run["kind"] in batch.CELL_KINDS:
         features, matched = batch.run_features(session, run_id, limit=limit, offset=offset)

@@ -22,6 +22,7 @@ from geo_service.api.schemas.boundaries import (
     ValidationPublic,
     VersionsPublic,
 )
+from geo_service.i18n import gettext
 from geo_service.services.access import disclosure
 from geo_service.services.access.scope import Scope
 from geo_service.services.boundaries import crosswalk, jurisdiction, publish
@@ -88,7 +89,7 @@ async def publish_version(
     settings: SettingsDep,
 ) -> dict[str, Any]:
     """Make a draft current; households, rental units, responders and incidents follow."""
-    scope.require_unrestricted("publishing a boundary version")
+    scope.require_unrestricted(gettext("publishing a boundary version"))
     return await run_in_threadpool(
         publish.publish_version,
         request.app.state.engine,
@@ -114,7 +115,7 @@ async def unschedule_version(
     version_id: VersionIdPath,
 ) -> dict[str, Any]:
     """Take a version scheduled for a later moment back to a draft (409 unless scheduled)."""
-    scope.require_unrestricted("unscheduling a boundary version")
+    scope.require_unrestricted(gettext("unscheduling a boundary version"))
     return await run_in_threadpool(
         publish.unschedule_version, request.app.state.engine, version_id, actor=actor
     )

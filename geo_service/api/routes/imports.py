@@ -18,7 +18,7 @@ from geo_service.api.responses import DictJSONResponse
 from geo_service.api.schemas import Problem
 from geo_service.api.schemas.ingest import ImportReportPublic, RejectedShareProblem
 from geo_service.errors import InvalidInputError, LimitExceededError
-from geo_service.i18n import format_message
+from geo_service.i18n import format_message, gettext
 from geo_service.ingest.defaults import EDGE_TOLERANCE_M
 from geo_service.ingest.uploads import (
     UnsupportedFileError,
@@ -72,6 +72,11 @@ def _pairs(values: list[str] | None, name: str) -> dict[str, str]:
         left, right = value.split("=", 1)
         out[left.strip()] = right.strip()
     return out
+
+
+def _form_field(name: str) -> str:
+    """How an HTTP caller is told of an import option: the form field that sets it."""
+    return format_message("form field {name}", name=name)
 
 
 @router.post(
@@ -157,7 +162,7 @@ async def create_import(
     """
     scope.require(f"imports:{kind}")
     if kind == "boundaries":
-        scope.require_unrestricted("importing boundaries")
+        scope.require_unrestricted(gettext("importing boundaries"))
     # The client's name is only shown back (and names stable keys); the server's copy has a
     # fixed name in a private workspace, so '.', '..', 300 characters or a NUL cannot reach a
     # path.
@@ -193,6 +198,7 @@ async def create_import(
         max_uncompressed_bytes=limits.upload_uncompressed_bytes,
         max_compression_ratio=limits.upload_compression_ratio,
         file_name=filename,
+        option_name=_form_field,
     )
     # Copy, import and clean-up all run in the threadpool: none of it blocks the event loop.
     report = await run_in_threadpool(

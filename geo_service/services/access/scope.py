@@ -10,8 +10,8 @@ also sees the incidents that were filed under last year's grids of that street.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from geo_service.db.engine import database_name
 from geo_service.db.sql import sql
 from geo_service.errors import NotFoundError, PermissionDeniedError
-from geo_service.i18n import format_message
+from geo_service.i18n import area_name, format_message, gettext
 from geo_service.runtime import current
 from geo_service.services.access.auth import Principal
 from geo_service.services.boundaries.versions import version_in_force
@@ -103,6 +103,9 @@ class Scope:
     area_id: int | None = None  # the jurisdiction area in the current version
     area_ids: frozenset[int] | None = None  # it and everything below it, current version
     grid_ids: frozenset[int] | None = None  # its grids in every version
+    # the jurisdiction area's name and per-language names (areas.names), for refusals
+    area_name: str | None = field(default=None, compare=False)
+    area_names: Mapping[str, str] | None = field(default=None, compare=False)
 
     @property
     def unrestricted(self) -> bool:
@@ -135,16 +138,30 @@ class Scope:
         """Whether a grid lies inside the jurisdiction."""
         return self.grid_ids is None or (grid_id is not None and grid_id in self.grid_ids)
 
-    def require_grid(self, grid_id: int | None, what: str = "this") -> None:
-        """Raise 403 unless the grid lies inside the jurisdiction."""
-        if not self.has_grid(grid_id):
-            raise PermissionDeniedError(
-                format_message(
-                    "{what} lies outside your area ({area_code})",
-                    what=what,
-                    area_code=self.principal.area_code,
-                )
+    def require_grid(self, grid_id: int | None, what: str | None = None) -> None:
+        """Raise 403 unless the grid lies inside the jurisdiction.
+
+        ``what`` names the thing refused in the reader's language (the caller translates
+        it, e.g. ``gettext("this incident")``); the area is named by its name in that
+        language with its code in parentheses.
+        """
+        if self.has_grid(grid_id):
+            return
+        what = what if what is not None else gettext("this")
+        if self.area_name is None:
+            message = format_message(
+                "{what} lies outside your area ({area_code})",
+                what=what,
+                area_code=self.principal.area_code,
             )
+        else:
+            message = format_message(
+                "{what} lies outside your area {area_name} ({area_code})",
+                what=what,
+                area_name=area_name(self.area_names, self.area_name),
+                area_code=self.principal.area_code,
+            )
+        raise PermissionDeniedError(message)
 
     def require_visible_grid(self, grid_id: int | None, missing: str) -> None:
         """Raise 404 with the ``missing`` wording unless the grid lies inside the jurisdiction.
@@ -193,16 +210,25 @@ def scope_for(session: Session, principal: Principal) -> Scope:
     scopes = current().caches.scopes
     hit = scopes.get(key)
     if hit is not None:
-        return Scope(principal, hit.area_id, hit.area_ids, hit.grid_ids)
-    root = session.execute(
-        text("SELECT id FROM areas WHERE version_id = :v AND code = :c"),
+        return Scope(
+            principal, hit.area_id, hit.area_ids, hit.grid_ids, hit.area_name, hit.area_names
+        )
+    area = session.execute(
+        text("SELECT id, name, names FROM areas WHERE version_id = :v AND code = :c"),
         {"v": version, "c": principal.area_code},
-    ).scalar_one_or_none()
-    if root is None:
+    ).first()
+    if area is None:
         # The area is gone from the current version: the user sees nothing until rebound.
         scope = Scope(principal, None, frozenset(), frozenset())
     else:
-        row = session.execute(_JURISDICTION, {"root": root}).one()
-        scope = Scope(principal, root, frozenset(row.area_ids or ()), frozenset(row.grid_ids or ()))
+        row = session.execute(_JURISDICTION, {"root": area.id}).one()
+        scope = Scope(
+            principal,
+            area.id,
+            frozenset(row.area_ids or ()),
+            frozenset(row.grid_ids or ()),
+            area.name,
+            dict(area.names or {}),
+        )
     scopes.put(key, scope)
     return scope

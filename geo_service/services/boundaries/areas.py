@@ -241,7 +241,7 @@ def _looked_up(
             lat=lat,
         )
     if scope is not None:
-        scope.require_grid(grid, "that point")
+        scope.require_grid(grid, gettext("that point"))
     return dict(chain)
 
 

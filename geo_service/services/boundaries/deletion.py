@@ -41,7 +41,7 @@ def delete_draft(engine: Engine, version_id: int, *, actor: str, scope: Scope) -
     PermissionDeniedError (403) for a bound caller's draft someone else proposed (or an
     import); ConflictError (409) unless the version is a draft. Nothing is written on error.
     """
-    missing = f"boundary version {version_id} does not exist"
+    missing = format_message("boundary version {version_id} does not exist", version_id=version_id)
     with engine.begin() as conn:
         version = conn.execute(_LOCK, {"v": version_id}).mappings().first()
         if version is None:

@@ -476,7 +476,7 @@ def reassign(
                 role=scope.principal.role,
             )
         )
-    missing = f"incident {incident_id} does not exist"
+    missing = format_message("incident {id} does not exist", id=incident_id)
     seen = session.execute(
         text("SELECT responder_id, grid_id FROM incidents WHERE id = :id"), {"id": incident_id}
     ).first()
@@ -524,7 +524,7 @@ def reassign(
     if current is None or current.responder_id != old:
         session.rollback()
         raise ConflictError(gettext("the incident changed meanwhile: load it again"))
-    scope.require_grid(current.grid_id, "this incident")
+    scope.require_grid(current.grid_id, gettext("this incident"))
     if current.status not in REASSIGNABLE:
         session.rollback()
         raise ConflictError(

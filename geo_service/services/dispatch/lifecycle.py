@@ -133,7 +133,7 @@ def allowed_actions(status: str) -> list[str]:
 
 
 def _missing(incident_id: uuid.UUID) -> str:
-    return f"incident {incident_id} does not exist"
+    return format_message("incident {id} does not exist", id=incident_id)
 
 
 def _locked(session: Session, incident_id: uuid.UUID, scope: Scope) -> dict[str, Any]:
@@ -153,6 +153,17 @@ def _locked(session: Session, incident_id: uuid.UUID, scope: Scope) -> dict[str,
         session.rollback()
         raise NotFoundError(_missing(incident_id))
     return dict(row)
+
+
+def _require_visible(session: Session, incident_id: uuid.UUID, scope: Scope) -> None:
+    """404 unless the incident exists and the caller may see it, as ``_locked`` says, without
+    locking it (so a check before the responder's lock keeps the lock order)."""
+    row = session.execute(
+        text("SELECT grid_id, responder_id FROM incidents WHERE id = :id"), {"id": incident_id}
+    ).first()
+    if row is None or not visible_to(scope, row.grid_id, row.responder_id):
+        session.rollback()
+        raise NotFoundError(_missing(incident_id))
 
 
 def _audit(session: Session, actor: str, action: str, incident_id: Any, diff: dict) -> None:
@@ -259,7 +270,7 @@ def _take_responder(session: Session, responder_id: int, scope: Scope) -> None:
                 role=scope.principal.role,
             )
         )
-    missing = f"responder {responder_id} does not exist"
+    missing = format_message("responder {responder_id} does not exist", responder_id=responder_id)
     row = session.execute(
         text("SELECT status, home_grid_id FROM responders WHERE id = :r FOR UPDATE"),
         {"r": responder_id},
@@ -335,7 +346,10 @@ def transition(
         if responder_id is None:
             raise InvalidInputError(gettext("dispatch needs a responder_id"))
         scope.require("incidents:write")
-        # Lock order: responder first, then incident (every writer does the same).
+        # The incident is checked first (a 404 for an unknown one or one outside the area,
+        # whatever the responder), by a plain read that takes no lock...
+        _require_visible(session, incident_id, scope)
+        # ...then the lock order: responder first, then incident (every writer does the same).
         _take_responder(session, responder_id, scope)
     elif responder_id is not None:
         raise InvalidInputError(
@@ -349,7 +363,8 @@ def transition(
         pass  # the assigned responder acts on their own incident
     else:
         scope.require("incidents:write")
-        scope.require_grid(current["grid_id"], "this incident")  # seen as its responder only
+        # seen as its responder only
+        scope.require_grid(current["grid_id"], gettext("this incident"))
         if action in RESPONDER_ACTIONS and scope.principal.role == "grid_worker":
             raise PermissionDeniedError(
                 gettext("only the assigned responder or a dispatcher may do this")
@@ -483,7 +498,7 @@ def escalate_one(
     if replay is not None:
         return replay
     current = _locked(session, incident_id, scope)
-    scope.require_grid(current["grid_id"], "this incident")  # seen as its responder only
+    scope.require_grid(current["grid_id"], gettext("this incident"))  # seen as its responder only
     if current["status"] not in OPEN_INCIDENT_STATUSES:
         session.rollback()
         raise ConflictError(

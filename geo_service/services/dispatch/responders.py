@@ -151,7 +151,7 @@ async def record_positions(
     lons, lats = to_wgs84([p.lon for p in positions], [p.lat for p in positions], crs)
     for i, (lon, lat) in enumerate(zip(lons, lats, strict=True)):
         if not (-180 <= lon <= 180 and -90 <= lat <= 90):
-            errors.append({"index": i, "error": "lon/lat out of range"})
+            errors.append({"index": i, "error": gettext("lon/lat out of range")})
     ids = sorted({p.responder_id for p in positions})
     if ids != [own]:
         errors += await _unknown_or_future(conn, positions, ids, scope)
@@ -221,11 +221,18 @@ async def _unknown_or_future(
     errors = []
     for i, p in enumerate(positions):
         if p.at.tzinfo is not None and p.at > now + MAX_CLOCK_SKEW:
-            errors.append({"index": i, "error": "at lies in the future"})
+            errors.append({"index": i, "error": gettext("at lies in the future")})
         if p.responder_id not in home or not scope.commands_responder(
             p.responder_id, home[p.responder_id]
         ):
-            errors.append({"index": i, "error": f"no responder {p.responder_id}"})
+            errors.append(
+                {
+                    "index": i,
+                    "error": format_message(
+                        "no responder {responder_id}", responder_id=p.responder_id
+                    ),
+                }
+            )
     return errors
 
 

@@ -96,18 +96,28 @@ def import_file(
     if kind == "boundaries" and options.level not in AREA_LEVELS:
         raise InvalidInputError(
             format_message(
-                "boundaries need --level, one of {values}", values=", ".join(AREA_LEVELS)
+                "boundaries need {option}, one of {values}",
+                option=options.option_name("level"),
+                values=", ".join(AREA_LEVELS),
             )
         )
     if options.parent_level is not None:
         if options.parent_level not in AREA_LEVELS:
             raise InvalidInputError(
                 format_message(
-                    "--parent-level must be one of {values}", values=", ".join(AREA_LEVELS)
+                    "{option} must be one of {values}",
+                    option=options.option_name("parent_level"),
+                    values=", ".join(AREA_LEVELS),
                 )
             )
         if AREA_LEVELS.index(options.parent_level) >= AREA_LEVELS.index(options.level or ""):
-            raise InvalidInputError(gettext("--parent-level must be above --level"))
+            raise InvalidInputError(
+                format_message(
+                    "{parent_level} must be above {level}",
+                    parent_level=options.option_name("parent_level"),
+                    level=options.option_name("level"),
+                )
+            )
     if options.tz is None:  # naive times are local times of the deployment (issue 19)
         options = dataclasses.replace(options, tz=deployment_zone().key)
     try:
@@ -197,7 +207,9 @@ def import_file(
         if report.rejected_share > options.max_rejected_share:
             # Raised inside the transaction: it rolls back, so nothing of the file is written.
             _write_rejects(frame, report, options, shown)
-            raise RejectedShareExceededError(report, options.max_rejected_share)
+            raise RejectedShareExceededError(
+                report, options.max_rejected_share, options.option_name("max_rejected_share")
+            )
         record_audit(
             conn,
             who=actor,

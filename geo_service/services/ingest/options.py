@@ -21,6 +21,15 @@ SOURCE_NAME_CHARS = 100  # the key prefix; leaves 100 characters for the source'
 Progress = Callable[[str, int, int | None], None]
 
 
+def cli_option(name: str) -> str:
+    """How the CLI names the option of ``ImportOptions`` field ``name``: ``--parent-level``.
+
+    >>> cli_option("parent_level")
+    '--parent-level'
+    """
+    return "--" + name.replace("_", "-")
+
+
 @dataclass
 class ImportOptions:
     """How to read and interpret a file (the CLI's options and the HTTP form fields)."""
@@ -63,6 +72,9 @@ class ImportOptions:
     # What reports and messages call the file (an upload: the client's name, never the
     # server's copy); default: the file's own name.
     file_name: str | None = None
+    # How the caller names an option in its refusals (the field name -> the caller's words):
+    # the CLI's ``--level``, the HTTP form's "form field level" (api/routes/imports.py).
+    option_name: Callable[[str], str] = cli_option
 
 
 def read_mapping_csv(path: Path) -> dict[str, str]:

@@ -65,16 +65,19 @@ class RejectedShareExceededError(InvalidInputError):
     code = "rejected-share-exceeded"
     title = N_("Too many rows rejected")
 
-    def __init__(self, report: ImportReport, limit: float) -> None:
+    def __init__(
+        self, report: ImportReport, limit: float, option: str = "--max-rejected-share"
+    ) -> None:
         share = report.rejected_share
         super().__init__(
             format_message(
                 "{file}: {rejected} of {read} rows rejected ({share}), above the limit "
-                "--max-rejected-share {limit} ({limit_share}); nothing was written",
+                "{option} {limit} ({limit_share}); nothing was written",
                 file=report.file,
                 rejected=f"{report.rejected:,}",
                 read=f"{report.read:,}",
                 share=f"{share:.1%}",
+                option=option,
                 limit=f"{limit:g}",
                 limit_share=f"{limit:.1%}",
             ),

@@ -343,7 +343,7 @@ def create_incident(
             replay = _replay(session, existing, new, lon, lat)
             if scope is not None:
                 scope.require_grid(
-                    replay["grid"]["id"] if replay["grid"] else None, "this incident"
+                    replay["grid"]["id"] if replay["grid"] else None, gettext("this incident")
                 )
             return _shown(replay, scope), False
 
@@ -360,7 +360,7 @@ def create_incident(
             )
         )
     if scope is not None:
-        scope.require_grid(grid_id, "the incident location")
+        scope.require_grid(grid_id, gettext("the incident location"))
     values = {
         "possible_duplicate_of": _possible_duplicate(
             session, category.code, lon, lat, reported_at, radius_m, window_s

@@ -340,7 +340,10 @@ def get_request(session: Session, request_id: str, *, scope: Scope | None) -> li
         )
     if scope is None:
         return [_public(_as_request(row, None))]
-    scope.require_visible_grid(row["grid_id"], f"no service request {request_id!r}")
+    scope.require_visible_grid(
+        row["grid_id"],
+        format_message("no service request {request_id!r}", request_id=request_id),
+    )
     return [_as_request(row, scope)]
 
 

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from geo_service import instants
 from geo_service.db.engine import database_name
 from geo_service.errors import InvalidInputError, NotFoundError
-from geo_service.i18n import format_message, names_language
+from geo_service.i18n import format_message, gettext, names_language
 from geo_service.runtime import TILE_LAYER_TTL_S, current, expensive
 from geo_service.services.access.scope import Scope
 from geo_service.services.batch.runs import latest_run
@@ -536,7 +536,7 @@ def render_tile(
     restricted = scope is not None and not scope.unrestricted
     if layer.startswith("batch-"):  # a stored batch run: read straight from its table
         if restricted and scope:
-            scope.require_unrestricted("batch layers")
+            scope.require_unrestricted(gettext("batch layers"))
         run = latest_run(session, layer.removeprefix("batch-"))
         if z < layer_zooms(session, layer)[0]:
             return Tile(b"")
