@@ -58,6 +58,15 @@ def browser_page(
             page = context.new_page()
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
+            # the icon every page links (and /favicon.ico) is served: no console error for it
+            page.on(
+                "response",
+                lambda r: (
+                    errors.append(f"{r.status} {r.url}")
+                    if "icon" in r.url and r.status >= 400
+                    else None
+                ),
+            )
             yield page, errors
         finally:
             browser.close()
@@ -205,3 +214,10 @@ def test_english_browsers_get_english_pages(live_server: str, role_keys: dict[st
         assert page.get_attribute("html", "lang") == "en"
         assert page.text_content("#side h2") == "Open incidents"
         assert errors == []
+
+
+def test_favicon_is_the_pages_icon(client: TestClient) -> None:
+    answer = client.get("/favicon.ico")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == "image/png"
+    assert answer.content[:8] == b"\x89PNG\r\n\x1a\n"

@@ -450,7 +450,7 @@ def test_the_manifest_and_its_icons_open_without_a_connection(
                 page.on("pageerror", lambda exc, errors=errors: errors.append(str(exc)))
                 sign_in(page, live_server, "/app", worker["headers"]["X-API-Key"])
                 page.wait_for_function("() => navigator.serviceWorker.controller !== null")
-                assert page.evaluate("() => caches.keys()") == ["geo-service-field-v8"]
+                assert page.evaluate("() => caches.keys()") == ["geo-service-field-v9"]
                 phone.set_offline(True)
                 page.reload()
                 page.locator("#net.offline").wait_for()

@@ -467,3 +467,31 @@ def test_bins_the_data_cannot_fill_are_left_out_and_said(chicago) -> None:  # no
     refused = problem(client.get("/hotspots/emerging", params=before))
     assert refused["status"] == 422 and "at least 4" in refused["detail"]
     assert "2010-01-01" in refused["detail"] and "2019-12-3" in refused["detail"]
+
+
+@pytest.mark.skipif(not CHICAGO.is_dir(), reason="shared Chicago data not present")
+def test_the_data_span_reported_is_inside_the_window(chicago) -> None:  # noqa: ANN001
+    # The crimes run on after 2014: ``data.last`` names the last incident analysed, never one
+    # after ``until`` (the default window showed this morning's incident, after its midnight).
+    engine, client, _ = chicago
+    window = {"res": 8, "bin": "month", "since": "2012-01-01", "until": "2015-01-01"}
+    parameters = client.get("/hotspots/emerging", params=window).json()["parameters"]
+    assert (parameters["bins"], parameters["trimmed"]) == (36, None)
+    with engine.connect() as conn:
+        first, last = conn.execute(
+            text(
+                "SELECT min(reported_at), max(reported_at) FROM incidents "
+                "WHERE reported_at >= '2012-01-01T00:00-06:00' "
+                "AND reported_at < '2015-01-01T00:00-06:00'"
+            )
+        ).one()
+        after = conn.execute(
+            text("SELECT count(*) FROM incidents WHERE reported_at >= '2015-01-01T00:00-06:00'")
+        ).scalar_one()
+    assert after > 0  # the data does run on past the window
+    assert parameters["data"] == {
+        "first": first.astimezone(CENTRAL).isoformat(),
+        "last": last.astimezone(CENTRAL).isoformat(),
+    }
+    assert parameters["data"]["last"] < parameters["until"] == "2015-01-01T00:00:00-06:00"
+    assert parameters["data"]["first"] >= parameters["since"]

@@ -416,3 +416,34 @@ def test_the_pdf_has_the_escalations_by_level_and_time_units_in_its_language(
         ["pdftoppm", "-png", "-r", "60", str(pdf), str(ARTIFACTS / f"{language}_report-levels")],
         check=True,
     )
+
+
+def test_a_workers_grid_is_named_in_the_json_and_the_pdf(
+    client: TestClient, city_with_lifecycles: DemoCity, engine: Engine, tmp_path: Path
+) -> None:
+    # a fresh user's review: the worker table's grid column showed a code only
+    zh = {"Accept-Language": "zh-CN"}
+    workers = client.get("/reports/performance", params=PARAMS, headers=zh).json()["workers"]
+    assert workers
+    with engine.connect() as conn:
+        names = dict(
+            conn.execute(
+                text("SELECT id, coalesce(names ->> 'zh-CN', name) FROM areas WHERE id = ANY(:g)"),
+                {"g": sorted({w["grid"]["id"] for w in workers})},
+            ).all()
+        )
+    assert [w["grid"]["name"] for w in workers] == [names[w["grid"]["id"]] for w in workers]
+    assert any("网格" in w["grid"]["name"] for w in workers)
+    english = client.get("/reports/performance", params=PARAMS).json()["workers"]
+    assert all("网格" not in w["grid"]["name"] for w in english)  # names as given, in English
+    answer = client.get("/reports/performance", params={**PARAMS, "format": "pdf"}, headers=zh)
+    assert answer.status_code == 200, answer.text
+    pdf = tmp_path / "report.pdf"
+    pdf.write_bytes(answer.content)
+    words = subprocess.run(
+        ["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    joined = "".join(words.split())  # a cell wraps its text
+    # the PDF lists the best and the last workers: some of them, each grid named
+    named = [f"{w['grid']['name']}({w['grid']['code']})" in joined for w in workers]
+    assert any(named), joined[-600:]

@@ -116,10 +116,11 @@ class TotalFigures(Figures):
 
 
 class GridRef(Exact):
-    """A grid by id and code."""
+    """A grid by id and code, and its name in the request's language."""
 
     id: int
     code: str
+    name: str = Field(description="the grid's name in the request's language (areas.names)")
 
 
 class WorkerFigures(Figures):

@@ -386,15 +386,24 @@ def emerging(
     zone = ZoneInfo(runtime.current().settings.api.timezone)
     calendar = calendar_bins(bin, since=since, until=until, zone=zone, now=now)
     scoped = scope is not None and not scope.unrestricted
-    first, last = session.execute(
+    grids = {"grids": sorted(scope.grid_ids or ())} if scoped and scope else {}
+    # the data's whole span (to name it when the window misses it) and its span inside the
+    # window [since, until): an incident after ``until`` (today's, in the default window)
+    # neither keeps a bin nor counts as analysed
+    first, last, first_in, last_in = session.execute(
         text(
-            "SELECT min(reported_at), max(reported_at) FROM incidents "
+            "SELECT min(reported_at), max(reported_at), "
+            "min(reported_at) FILTER (WHERE reported_at >= :since AND reported_at < :until), "
+            "max(reported_at) FILTER (WHERE reported_at >= :since AND reported_at < :until) "
+            "FROM incidents "
             "WHERE (CAST(:category AS text) IS NULL OR category = :category) "
             + ("AND grid_id = ANY(:grids)" if scoped else "")
         ),
         {
             "category": category,
-            **({"grids": sorted(scope.grid_ids or ())} if scoped and scope else {}),
+            "since": calendar.since.astimezone(UTC),
+            "until": calendar.until.astimezone(UTC),
+            **grids,
         },
     ).one()
     if first is None:
@@ -403,6 +412,8 @@ def emerging(
             if category
             else gettext("no incidents to analyse")
         )
+    if first_in is not None:
+        first, last = first_in, last_in
     calendar = calendar.within_data(first, last, now)
     bins = calendar.count
     cells = (
@@ -429,8 +440,24 @@ def emerging(
             + ("AND grid_id = ANY(:grids) " if scoped else "")
             + "GROUP BY 1, 2"
         ),
-        {**params, **({"grids": sorted(scope.grid_ids or ())} if scoped and scope else {})},
+        {**params, **grids},
     ).all()
+    # the incidents analysed: those inside the bins kept
+    first, last = session.execute(
+        text(
+            "SELECT min(reported_at), max(reported_at) FROM incidents "
+            "WHERE reported_at >= :start AND reported_at < :end "
+            "AND (CAST(:category AS text) IS NULL OR category = :category) "
+            + ("AND grid_id = ANY(:grids)" if scoped else "")
+        ),
+        {**params, **grids},
+    ).one()
+    if first is None:  # the data surrounds the window but none falls in its bins
+        raise InvalidInputError(
+            format_message("no incidents of category {category!r} to analyse", category=category)
+            if category
+            else gettext("no incidents to analyse")
+        )
     cells = np.union1d(cells, np.array(sorted({int(r[0]) for r in rows}), dtype=np.int64))
     if len(cells) < 3:
         raise InvalidInputError(gettext("too few cells for emerging hot spot analysis"))

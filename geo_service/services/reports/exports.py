@@ -496,7 +496,7 @@ def to_pdf(report: dict[str, Any], *, title: str, font: str | None = None) -> by
             worker_rows.append(
                 [
                     w["callsign"],
-                    w["grid"]["code"],
+                    f"{w['grid']['name']} ({w['grid']['code']})",  # the name, and its code
                     w["received"],
                     w["closed"],
                     _rate_text(w["on_time"]["resolution"]["all"]),

@@ -396,10 +396,12 @@ def _workers(
     incidents of their home grid came from grid workers' own discovery."""
     grids = sorted(selection.target_of_grid)
     rows = session.execute(_WORKERS, {"grids": grids}).all()
-    codes: dict[int, str] = {
-        int(i): str(c)
-        for i, c in session.execute(
-            text("SELECT id, code FROM areas WHERE id = ANY(:g)"), {"g": grids}
+    # each home grid's code and its name in the report's language (areas.names)
+    homes: dict[int, dict[str, str]] = {
+        int(i): {"code": str(c), "name": str(n)}
+        for i, c, n in session.execute(
+            text("SELECT id, code, coalesce(names ->> :lang, name) FROM areas WHERE id = ANY(:g)"),
+            {"g": grids, "lang": names_language()},
         ).all()
     }
     assigned = frame[frame["responder_id"].notna()]
@@ -411,7 +413,7 @@ def _workers(
         {
             "responder_id": int(responder_id),
             "callsign": callsign,
-            "grid": {"id": int(home), "code": codes[home]},
+            "grid": {"id": int(home), **homes[home]},
             "discovered_in_grid": int(own.get(home, 0)),
             **by_worker.get(responder_id, empty_figures),
             **_backlog_figures(waiting_by_worker.get(responder_id, empty_backlog)),

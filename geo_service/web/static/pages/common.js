@@ -19,6 +19,20 @@ function t(message, values = {}) {
     (whole, name) => (name in values ? String(values[name]) : whole));
 }
 
+// A required field left empty says so in the page's language, not in the browser's own
+// ("Please fill out this field."); typing or choosing clears it.
+const FILL_IN = t("Please fill in this field.");
+document.addEventListener("invalid", (e) => {
+  const field = e.target;
+  if (field.validity && field.validity.valueMissing) field.setCustomValidity(FILL_IN);
+}, true);
+for (const type of ["input", "change"]) {
+  document.addEventListener(type, (e) => {
+    const field = e.target;
+    if (field.setCustomValidity && field.validationMessage === FILL_IN) field.setCustomValidity("");
+  }, true);
+}
+
 // An area's name in the page's language: the server's `display_name` (chosen by the
 // request's language), else its `names` for the page's language, else its `name`.
 function areaName(props) {

@@ -122,7 +122,8 @@ function drawList() {
     },
       el("td", {}, pill(inc.priority)),
       el("td", {}, categoryName(inc)),
-      el("td", {}, inc.grid_code || ""),
+      // the grid by its name, its code on hover
+      el("td", {class: "grid", title: inc.grid_code || ""}, inc.grid_name || inc.grid_code || ""),
       el("td", {}, age(inc.reported_at)),
       el("td", {}, word(inc.status), inc.escalation_level ? ` ↑${word(inc.escalated_to)}` : ""),
       inc.status === "resolved"
@@ -235,6 +236,8 @@ function select(id) {
   showDetail(inc, previous !== id || $("detail").dataset.id !== id);
   // on a phone the detail (its actions first) is what a chosen incident opens
   if (PHONE.matches) { showTab("list"); $("side").scrollTop = 0; }
+  // on a desktop the detail sits above the list: a row chosen far down brings it into view
+  else $("detail").scrollIntoView({block: "nearest"});
 }
 function actionButton(id, action, label) {
   return el("button", {class: `act act-${action}`, "data-action": action,
@@ -498,7 +501,7 @@ function announceNew(inc) {
   beep();
   if ("Notification" in window && Notification.permission === "granted") {
     const note = new Notification(t("New priority 1 incident"),
-                                  {body: `${categoryName(inc)} · ${inc.grid_code || ""}`, tag: inc.id});
+                                  {body: `${categoryName(inc)} · ${inc.grid_name || inc.grid_code || ""}`, tag: inc.id});
     note.onclick = () => { window.focus(); select(inc.id); };
   }
 }

@@ -73,7 +73,7 @@ const TEXT = {
     escalate: t("escalate"), report: t("report"), duty: t("duty"), visit: t("visit"),
   },
   need_location: t("Set the location first: GPS or a tap on the map."),
-  outside_grid: (code) => t("This place is outside your grid {code}: a report there is not accepted. Put the point inside the blue outline.", {code}),
+  outside_grid: (grid) => t("This place is outside your grid “{grid}”: a report there is not accepted. Put the point inside the blue outline.", {grid}),
   outside_tag: t("outside my grid"),
   escalation: (level, reason) => t("Escalated to the {level}: {reason}", {level, reason}),
   no_reason: t("no reason given"),
@@ -86,6 +86,7 @@ const TEXT = {
   report_queued: t("Report kept; it is sent when there is a connection."),
   queued: t("Kept; sent when there is a connection."),
   sent: t("Sent"),
+  kept_sent: t("What was kept on this phone has been sent."),
   earlier_refused: t("not sent: the action before it on this incident was refused"),
   refused: (what, why) => t("Not accepted: {what}: {why}", {what, why}),
   sign_in_again: t("Your sign-in has ended: sign in again to send what is waiting."),
@@ -128,6 +129,7 @@ const MOVES = {
 };
 
 const categoryName = (task) => task.category_name || task.category;
+const MY_GRID = PAGE.gridName || PAGE.gridCode || "";  // the worker's grid by its name
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -152,11 +154,19 @@ function mss(seconds) {
   return h ? `${h}:${String(m).padStart(2, "0")}:${r}` : `${m}:${r}`;
 }
 let toastTimer = null;
-function toast(message) {
+// what the toast is about: a tab's own warning goes when another tab is shown; a "kept,
+// sent later" goes when the outbox has sent it
+let toastAbout = null;
+function toast(message, about = null) {
   $("toast").textContent = message;
   $("toast").classList.add("on");
+  toastAbout = about;
   clearTimeout(toastTimer);
-  toastTimer = setTimeout(() => $("toast").classList.remove("on"), 4000);
+  toastTimer = setTimeout(hideToast, 4000);
+}
+function hideToast() {
+  $("toast").classList.remove("on");
+  toastAbout = null;
 }
 for (const node of document.querySelectorAll("[data-t]")) node.textContent = say(node.dataset.t);
 
@@ -207,7 +217,7 @@ async function queue(item) {
   drawTasks();
   if (households) drawVisits();
   if (navigator.onLine) flush();
-  else toast(item.kind === "report" ? say("report_queued") : item.kind === "visit" ? say("visit_queued") : say("queued"));
+  else toast(item.kind === "report" ? say("report_queued") : item.kind === "visit" ? say("visit_queued") : say("queued"), "queued");
 }
 
 function headersFor(item, extra = {}) {
@@ -301,6 +311,8 @@ async function flush() {
     // change waited, since the server refuses a fix from an off-duty responder)
     if (dutySent && onDuty) schedulePositions();
   }
+  // "kept, sent when there is a connection" is no longer true: say it went
+  if (sent && toastAbout === "queued" && !mineToSend(waiting).length) toast(say("kept_sent"));
   if (sent) { loadTasks(); if (households) loadVisits(); }
 }
 function describe(item) {
@@ -721,7 +733,7 @@ function setWhere(lon, lat, how) {
   const outside = inMyGrid(lon, lat) === false;
   $("r-where").replaceChildren(say("where", lon, lat, how === "gps" ? say("gps") : say("map")),
     outside ? el("span", {class: "outside"}, say("outside_tag")) : "");
-  if (outside) toast(say("outside_grid", PAGE.gridCode || ""));
+  if (outside) toast(say("outside_grid", MY_GRID), "tab-report");
   if (reportMap) {
     if (!marker) marker = L.circleMarker([lat, lon], {radius: 9, color: "#d7191c"}).addTo(reportMap);
     marker.setLatLng([lat, lon]);
@@ -775,7 +787,7 @@ $("report-form").addEventListener("submit", (e) => {
   e.preventDefault();
   if (!where) { toast(say("need_location")); return; }
   // the server refuses a report outside the worker's grid (403): say so now, keep nothing
-  if (inMyGrid(where.lon, where.lat) === false) { toast(say("outside_grid", PAGE.gridCode || "")); return; }
+  if (inMyGrid(where.lon, where.lat) === false) { toast(say("outside_grid", MY_GRID), "tab-report"); return; }
   const photo = $("r-photo").files[0] || null;
   if (photo && photo.size > 10 * 1024 * 1024) { toast(say("photo_too_big")); return; }
   const category = $("r-category").value;
@@ -904,6 +916,7 @@ function openVisitForm(li, h) {
 
 // --- tabs ------------------------------------------------------------------------------------------
 function showTab(name) {
+  if (toastAbout && toastAbout.startsWith("tab-") && toastAbout !== `tab-${name}`) hideToast();
   for (const section of document.querySelectorAll("main .tab")) section.hidden = section.id !== `tab-${name}`;
   for (const button of document.querySelectorAll("#tabs button")) button.classList.toggle("on", button.dataset.tab === name);
   if (name === "report") { ensureMap(); if (!where) locate(); }

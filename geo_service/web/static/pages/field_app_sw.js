@@ -6,8 +6,9 @@
 // v2: the base-map switcher's scripts (issue 19); v4: the pages' catalogues, refused items;
 // v5: base maps carry their 审图号 and logo (issue 19); v6: the duty switch follows the
 // outbox, the grid checked before a report is kept, the phone's layout, escalation reasons;
-// v8: the manifest is answered from the cache without a connection, with every icon it names
-const CACHE = "geo-service-field-v8";
+// v8: the manifest is answered from the cache without a connection, with every icon it names;
+// v9: the grid named in the out-of-grid warning, required fields in the page's language
+const CACHE = "geo-service-field-v9";
 // Responses vary by language (Vary: Accept-Language, Cookie): the phone keeps one copy of each
 // and serves it offline whatever headers the request carries (ignoreVary), or nothing matches.
 const SHELL = [

@@ -38,7 +38,7 @@ const TEXT = {
 };
 const TERMS = ["incidents", "households", "rental_units", "travel"];
 const EXPORTS = [["gpkg", "GeoPackage"], ["shp", "Shapefile"], ["geojson", "GeoJSON"],
-                 ["csv", "CSV"], ["csv-xy", "CSV (lon/lat)"]];
+                 ["csv", "CSV"], ["csv-xy", t("CSV (lon/lat)")]];
 const JSON_HEADERS = {"Content-Type": "application/json"};
 
 function makeMap(id) {
@@ -507,7 +507,7 @@ function renderDraft(d, figs, todayFigs) {
       const cls = d.touched.has(code) ? "edited" : g.kept ? "locked" : "";
       return `<tr data-code="${esc(code)}" class="${cls}"${g.kept ? ` title="${esc(TEXT.lockedKept)}"` : ""}>` +
         `<td class="code" title="${esc(code)}">${esc(short(code))}</td>` +
-        `<td class="continues" data-continues="${esc(from ?? "")}">${from === null ? esc(t("new")) : g.kept ? esc(t("locked")) : from === code ? esc(t("same")) : esc(short(from))}</td>` +
+        `<td class="continues" data-continues="${esc(from ?? "")}">${from === null ? esc(t("new")) : g.kept ? esc(t("locked")) : from === code ? esc(t("same code")) : esc(short(from))}</td>` +
         `<td class="households ${bad.includes("households") ? "over" : ""}">${esc(g.households ?? "–")}</td>` +
         `<td class="workload ${band}">${esc(fixed(g.index))}</td>` +
         `<td class="${band}">${esc(g.ratio == null ? "–" : Math.round(g.ratio * 100))}</td>` +

@@ -394,7 +394,7 @@ function renderWorkers(report) {
     [T("callsign"), T("grid"), T("assigned"), T("closed"), T("on_time_resolution"), T("median"),
      T("discovered")],
     shown.map((w) => (w === null ? ["…", "", "", "", "", "", ""] : [
-      w.callsign, w.grid.code, String(w.received), String(w.closed),
+      w.callsign, {text: w.grid.name || w.grid.code, title: w.grid.code}, String(w.received), String(w.closed),
       rateCell(w.on_time.resolution.all), duration(w.on_time.resolution.times.median_s),
       String(w.discovered_in_grid),
     ])));
