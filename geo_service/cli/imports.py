@@ -333,7 +333,9 @@ def _assumption_rows(assumptions: dict[str, object]) -> list[tuple[str, str]]:
         elif isinstance(value, float):
             shown = f"{value:g}"
         elif isinstance(value, str) and (key, value) in ASSUMPTION_VALUES:
-            shown = _(ASSUMPTION_VALUES[key, value])
+            # translated: its meaning; untranslated (English) the value as the option takes it
+            said = _(ASSUMPTION_VALUES[key, value])
+            shown = said if said != ASSUMPTION_VALUES[key, value] else value
         else:
             shown = str(value)
         if key.endswith("_m") and isinstance(value, int | float):
