@@ -8,6 +8,8 @@ their own frozen copies: a revision must not change meaning when this module doe
 
 from __future__ import annotations
 
+from geo_service.i18n import N_
+
 # Boundaries: the hierarchy, coarsest first, and a version's lifecycle.
 AREA_LEVELS = ("district", "street", "community", "grid")
 VERSION_STATUSES = ("draft", "scheduled", "published", "retired")
@@ -28,6 +30,16 @@ INCIDENT_STATUSES = (
 )
 OPEN_INCIDENT_STATUSES = ("reported", "dispatched", "accepted", "on_scene")
 CLOSED_INCIDENT_STATUSES = tuple(s for s in INCIDENT_STATUSES if s not in OPEN_INCIDENT_STATUSES)
+# Each status as people read it (``gettext`` it where shown: refusals, Open311 status_notes).
+INCIDENT_STATUS_WORDS = {
+    "reported": N_("reported"),
+    "dispatched": N_("dispatched"),
+    "accepted": N_("accepted"),
+    "on_scene": N_("on scene"),
+    "resolved": N_("resolved"),
+    "closed": N_("closed"),
+    "cancelled": N_("cancelled"),
+}
 # Done by the responder, not yet closed by a dispatcher (the console lists them to close).
 AWAITING_CLOSE_STATUSES = ("resolved",)
 INCIDENT_SOURCES = ("citizen", "grid_worker", "hotline", "sensor", "import")

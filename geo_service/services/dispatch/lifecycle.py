@@ -47,6 +47,7 @@ from geo_service.services.intake.incidents import (
 )
 from geo_service.vocabulary import (
     INCIDENT_OUTCOMES,
+    INCIDENT_STATUS_WORDS,
     OPEN_INCIDENT_STATUSES,
     responder_kinds_for,
 )
@@ -81,13 +82,7 @@ TOP_LEVEL = len(ESCALATION_LEVELS) - 1
 # The states and actions as a refusal's detail names them, in the reader's language (the
 # codes themselves stay in the problem's members: ``status_now``, ``allowed_actions``).
 WORDS = {
-    "reported": N_("reported"),
-    "dispatched": N_("dispatched"),
-    "accepted": N_("accepted"),
-    "on_scene": N_("on scene"),
-    "resolved": N_("resolved"),
-    "closed": N_("closed"),
-    "cancelled": N_("cancelled"),
+    **INCIDENT_STATUS_WORDS,
     "available": N_("available"),
     "busy": N_("busy"),
     "off_duty": N_("off duty"),

@@ -25,11 +25,11 @@ from sqlalchemy.orm import Session
 from geo_service.db.models import ServiceRequestDetail
 from geo_service.db.sql import sql_source
 from geo_service.errors import InvalidInputError, NotFoundError, PermissionDeniedError
-from geo_service.i18n import N_, area_name, format_message, gettext, localized
+from geo_service.i18n import area_name, format_message, gettext, localized
 from geo_service.instants import local_instant
 from geo_service.services.access.scope import Scope
 from geo_service.services.intake.incidents import ESCALATION_LEVELS, NewIncident, create_incident
-from geo_service.vocabulary import ACCOUNT_CHANNELS, OPEN_INCIDENT_STATUSES
+from geo_service.vocabulary import ACCOUNT_CHANNELS, INCIDENT_STATUS_WORDS, OPEN_INCIDENT_STATUSES
 
 SPEC = "http://wiki.open311.org/GeoReport_v2"
 MAX_REQUESTS = 1000
@@ -236,18 +236,6 @@ def _public(request: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-# ``status_notes``: the incident's own status in the request's language
-STATUS_NOTES = {
-    "reported": N_("reported"),
-    "dispatched": N_("dispatched"),
-    "accepted": N_("accepted"),
-    "on_scene": N_("on scene"),
-    "resolved": N_("resolved"),
-    "closed": N_("closed"),
-    "cancelled": N_("cancelled"),
-}
-
-
 def _as_request(m: Any, scope: Scope | None) -> dict[str, Any]:
     status = "open" if m["status"] in OPEN_INCIDENT_STATUSES else "closed"
     target = m["resolution_target_min"]
@@ -256,7 +244,9 @@ def _as_request(m: Any, scope: Scope | None) -> dict[str, Any]:
     return {
         "service_request_id": str(m["id"]),
         "status": status,
-        "status_notes": gettext(STATUS_NOTES.get(m["status"], m["status"].replace("_", " "))),
+        "status_notes": gettext(
+            INCIDENT_STATUS_WORDS.get(m["status"], m["status"].replace("_", " "))
+        ),
         "service_name": localized(m["service_names"], m["service_name"]),  # the request's language
         "service_code": m["category"],
         "description": m["description"] if describe else None,
